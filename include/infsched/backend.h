@@ -1,0 +1,101 @@
+/* The worker's backend interface: how an inference engine plugs into an
+ * infsched worker. The worker owns the connection to the scheduler; a
+ * backend only runs requests and reports their progress.
+ *
+ * Threading: every function here is called on the worker's libuv loop
+ * thread, and the host callbacks must be called on that thread too. A
+ * backend that computes on other threads hands results back with a
+ * uv_async_t on host->loop.
+ *
+ * A shared-library backend (--backend plugin:PATH.so) exports
+ *   const infs_backend_ops_t *infsched_backend_entry(void);
+ * returning a table whose abi equals INFS_BACKEND_ABI. */
+#ifndef INFSCHED_BACKEND_H
+#define INFSCHED_BACKEND_H
+
+#include "infsched/profile.h"
+#include "infsched/types.h"
+
+#include <uv.h>
+
+#define INFS_BACKEND_ABI 1
+
+/* One request, borrowed for the duration of submit: copy what you keep. */
+typedef struct infs_backend_request {
+  uint64_t id;              /* unique among the worker's open requests */
+  const char *model;
+  const char *prompt;       /* NUL-terminated; may be empty in simulations */
+  size_t prompt_len;
+  uint32_t prompt_tokens;
+  uint32_t max_tokens;
+  infs_class_t cls;
+  uint32_t ttft_ms;         /* the request's latency targets */
+  uint32_t tpot_ms;
+  const char *session;
+  const uint64_t *blocks;   /* hashes of the prompt's token blocks */
+  size_t n_blocks;
+} infs_backend_request_t;
+
+/* What a finished request used. Fields a backend cannot know stay 0. */
+typedef struct infs_backend_usage {
+  uint32_t prompt_tokens;
+  uint32_t cached_tokens;   /* prompt tokens served from a prefix cache */
+  uint32_t generated_tokens;
+  infs_time_t queue_us;     /* waiting before its prefill started */
+  infs_time_t ttft_us;      /* submit to first token */
+  double busy_s;            /* its share of accelerator busy time */
+  double usd;               /* billed cost, for per-token priced upstreams */
+} infs_backend_usage_t;
+
+/* The backend's load, for heartbeats and routing. */
+typedef struct infs_backend_load {
+  uint32_t queued;
+  uint32_t running;
+  uint64_t kv_used;
+  uint64_t kv_total;
+  uint64_t prefill_backlog_tokens;
+  double busy_s;            /* total busy time since start */
+  uint64_t generated_tokens;/* total since start */
+} infs_backend_load_t;
+
+/* Given by the worker to its backend; valid until destroy returns. */
+typedef struct infs_backend_host {
+  void *ctx;                /* pass back as the first argument */
+  uv_loop_t *loop;
+  const infs_profile_t *profile;
+  /* Streams n new tokens of request id (text may be NULL). */
+  void (*tokens)(void *ctx, uint64_t id, uint32_t n, const char *text,
+                 size_t len);
+  /* The request finished; no more callbacks for id. */
+  void (*done)(void *ctx, uint64_t id, const infs_backend_usage_t *usage);
+  /* The request failed (code: an Infsched__ErrorCode, e.g. 8 = backend);
+   * no more callbacks for id. */
+  void (*failed)(void *ctx, uint64_t id, int code, const char *message);
+} infs_backend_host_t;
+
+typedef struct infs_backend_ops {
+  uint32_t abi;             /* INFS_BACKEND_ABI */
+  const char *name;
+  /* Starts a backend. args is the text after "NAME:" on the command line
+   * (or NULL). Returns 0, or a negative code with a reason in err. */
+  int (*create)(const infs_backend_host_t *host, const char *args,
+                void **state, char *err, size_t errlen);
+  /* Takes a request. Returns 0, or a negative code when it refuses it at
+   * once (then it makes no callback for it). */
+  int (*submit)(void *state, const infs_backend_request_t *req);
+  /* Drops a request; no callback for it follows. Unknown ids are ignored. */
+  void (*cancel)(void *state, uint64_t id);
+  void (*load)(void *state, infs_backend_load_t *out);
+  /* Prefix-cache changes since the previous call, or NULL when the backend
+   * has no prefix cache it can describe. Arrays are borrowed until the next
+   * call into the backend. */
+  void (*cache_delta)(void *state, const uint64_t **added, size_t *n_added,
+                      const uint64_t **removed, size_t *n_removed);
+  /* Stops: cancels what is open without callbacks and closes its handles
+   * (memory may be released from their close callbacks). */
+  void (*destroy)(void *state);
+} infs_backend_ops_t;
+
+typedef const infs_backend_ops_t *(*infs_backend_entry_fn)(void);
+
+#endif

@@ -1,0 +1,64 @@
+/* Accelerator profiles: the timing and cost model of one worker class
+ * (DESIGN.md, "Worker profiles and the timing model"). */
+#ifndef INFSCHED_PROFILE_H
+#define INFSCHED_PROFILE_H
+
+#include "infsched/types.h"
+
+#define INFS_NAME_MAX 64
+
+/* prefill_chunk when a profile does not set one (the wire's Profile has no
+ * such field): small enough that a chunk riding along with a decode step
+ * stalls the running streams by tens of milliseconds, not hundreds. */
+#define INFS_PROFILE_DEFAULT_PREFILL_CHUNK 512u
+
+typedef struct infs_profile {
+  char name[INFS_NAME_MAX];
+  infs_worker_class_t cls;
+  double price_per_hour; /* USD per hour of the whole serving unit */
+  double power_idle_w;
+  double power_busy_w;
+  double prefill_tps; /* prompt tokens per second, one sequence */
+  /* Prefill stretch per 1k context tokens behind the new ones; 0: none. */
+  double prefill_attn_per_kctx;
+  /* Decode step: base_ms + per_seq_ms * b + per_kctx_ms * ctx_tokens / 1000. */
+  double base_ms;
+  double per_seq_ms;
+  double per_kctx_ms;
+  uint32_t max_batch;
+  uint32_t kv_tokens;   /* KV-cache capacity in tokens */
+  uint32_t max_context; /* prompt + output tokens of one sequence */
+  uint32_t prefix_cache_blocks;
+  uint32_t block_size;    /* tokens per prefix-cache block */
+  uint32_t prefill_chunk; /* tokens prefilled per step (chunked prefill) */
+  double usd_per_mtok_in; /* per-token billing of hosted APIs, else 0 */
+  double usd_per_mtok_out;
+} infs_profile_t;
+
+/* Decode step time in ms for a batch of b sequences holding ctx_tokens. */
+double profile_step_ms(const infs_profile_t *p, uint32_t b,
+                       uint64_t ctx_tokens);
+
+/* Prefill time in microseconds of n new tokens behind c cached ones. */
+infs_time_t profile_prefill_us(const infs_profile_t *p, uint64_t n, uint64_t c);
+
+/* Checks that a profile's values make sense (positive rates and sizes,
+ * max_context <= kv_tokens, ...). Returns 0, or INFS_ECONFIG with the
+ * offending field's name in *field and what is wrong with it in why. */
+int profile_validate(const infs_profile_t *p, const char **field, char *why,
+                     size_t whylen);
+
+typedef struct profile_set profile_set_t;
+
+/* Loads and validates a profiles file. On failure returns INFS_ECONFIG (or
+ * -errno when the file cannot be read) and writes
+ * "FILE:LINE: profile 'NAME': field 'x': what is wrong" into err. */
+int profile_set_load(const char *path, profile_set_t **out, char *err,
+                     size_t errlen);
+void profile_set_destroy(profile_set_t **set);
+const infs_profile_t *profile_set_find(const profile_set_t *set,
+                                       const char *name);
+size_t profile_set_count(const profile_set_t *set);
+const infs_profile_t *profile_set_at(const profile_set_t *set, size_t i);
+
+#endif

@@ -1,0 +1,34 @@
+/* Types shared by the scheduler, workers, tools and backends. */
+#ifndef INFSCHED_TYPES_H
+#define INFSCHED_TYPES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* All times inside infsched are microseconds on one monotonic clock. */
+typedef uint64_t infs_time_t;
+#define INFS_TIME_NEVER UINT64_MAX
+#define INFS_US_PER_MS 1000ull
+#define INFS_US_PER_S 1000000ull
+
+typedef enum infs_class {
+  INFS_CLASS_INTERACTIVE = 0,
+  INFS_CLASS_AGENT = 1,
+  INFS_CLASS_BATCH = 2,
+  INFS_CLASS_COUNT = 3
+} infs_class_t;
+
+typedef enum infs_worker_class {
+  INFS_WORKER_GPU = 0,
+  INFS_WORKER_SRAM = 1,
+  INFS_WORKER_TPU = 2,
+  INFS_WORKER_CLASS_COUNT = 3
+} infs_worker_class_t;
+
+/* Names as used in configs, reports and on the command line. */
+const char *infs_class_name(infs_class_t c);
+int infs_class_parse(const char *name, infs_class_t *out);
+const char *infs_worker_class_name(infs_worker_class_t c);
+int infs_worker_class_parse(const char *name, infs_worker_class_t *out);
+
+#endif

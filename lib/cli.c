@@ -1,0 +1,63 @@
+#include "lib/cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+static const char *s_program = "infsched";
+
+void cli_init(const char *program) { s_program = program; }
+
+int cli_usage_error(const char *fmt, ...) {
+  va_list ap;
+  fprintf(stderr, "%s: ", s_program);
+  va_start(ap, fmt);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fprintf(stderr, "\nTry '%s --help'.\n", s_program);
+  return -1;
+}
+
+int cli_u64(const char *flag, const char *val, uint64_t min, uint64_t max,
+            uint64_t *out) {
+  char *end;
+  errno = 0;
+  if (!val || *val == '\0' || *val == '-')
+    return cli_usage_error("%s: expected a whole number, got '%s'", flag,
+                           val ? val : "");
+  unsigned long long v = strtoull(val, &end, 10);
+  if (errno || *end != '\0')
+    return cli_usage_error("%s: expected a whole number, got '%s'", flag, val);
+  if (v < min || v > max)
+    return cli_usage_error("%s: %llu is out of range [%llu, %llu]", flag, v,
+                           (unsigned long long)min, (unsigned long long)max);
+  *out = v;
+  return 0;
+}
+
+int cli_u32(const char *flag, const char *val, uint32_t min, uint32_t max,
+            uint32_t *out) {
+  uint64_t v = 0;
+  if (cli_u64(flag, val, min, max, &v))
+    return -1;
+  *out = (uint32_t)v;
+  return 0;
+}
+
+int cli_double(const char *flag, const char *val, double min, double max,
+               double *out) {
+  char *end;
+  errno = 0;
+  if (!val || *val == '\0')
+    return cli_usage_error("%s: expected a number, got ''", flag);
+  double v = strtod(val, &end);
+  if (errno || *end != '\0' || !isfinite(v))
+    return cli_usage_error("%s: expected a number, got '%s'", flag, val);
+  if (v < min || v > max)
+    return cli_usage_error("%s: %g is out of range [%g, %g]", flag, v, min,
+                           max);
+  *out = v;
+  return 0;
+}

@@ -1,0 +1,21 @@
+/* Command-line value parsing shared by every program. Each parser prints
+ * "PROGRAM: --flag: why" on stderr and returns -1 on a bad value, so that
+ * main can exit with status 2. */
+#ifndef INFSCHED_CLI_H
+#define INFSCHED_CLI_H
+
+#include <stdint.h>
+
+#define CLI_EXIT_USAGE 2
+
+void cli_init(const char *program);
+int cli_u64(const char *flag, const char *val, uint64_t min, uint64_t max,
+            uint64_t *out);
+int cli_u32(const char *flag, const char *val, uint32_t min, uint32_t max,
+            uint32_t *out);
+int cli_double(const char *flag, const char *val, double min, double max,
+               double *out);
+/* Prints "PROGRAM: msg" plus a pointer to --help and returns -1. */
+int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif

@@ -1,0 +1,82 @@
+/* The timing model of DESIGN.md ("Worker profiles and the timing model"). */
+#include "infsched/profile.h"
+
+#include "infsched/errors.h"
+
+#include <math.h>
+#include <stdio.h>
+
+double profile_step_ms(const infs_profile_t *p, uint32_t b,
+                       uint64_t ctx_tokens) {
+  return p->base_ms + p->per_seq_ms * b +
+         p->per_kctx_ms * (double)ctx_tokens / 1000.0;
+}
+
+/* Each new token attends to the c cached tokens and, on average, to half of
+ * the n new ones, so the stretch uses c + n/2. That makes the time of a
+ * prompt prefilled in chunks equal (up to rounding) to the time of the same
+ * prompt prefilled at once: the sum over chunks of n_i * (c_i + n_i / 2) is
+ * N^2 / 2 whatever the split. */
+infs_time_t profile_prefill_us(const infs_profile_t *p, uint64_t n,
+                               uint64_t c) {
+  if (n == 0)
+    return 0;
+  double stretch =
+      1.0 + p->prefill_attn_per_kctx * ((double)c + (double)n / 2.0) / 1000.0;
+  double us = (double)n / p->prefill_tps * stretch * 1e6;
+  return (infs_time_t)llround(us);
+}
+
+static int bad(const char **field, const char *name, char *why, size_t whylen,
+               const char *fmt, double v) {
+  *field = name;
+  snprintf(why, whylen, fmt, v);
+  return INFS_ECONFIG;
+}
+
+/* isfinite rules out NaN and infinities, which strtod accepts. */
+#define CHECK_POS(f)                                                           \
+  if (!(isfinite(p->f) && p->f > 0))                                           \
+  return bad(field, #f, why, whylen,                                           \
+             "must be a number greater than 0, got %g", p->f)
+#define CHECK_NONNEG(f)                                                        \
+  if (!(isfinite(p->f) && p->f >= 0))                                          \
+  return bad(field, #f, why, whylen, "must be a number >= 0, got %g", p->f)
+#define CHECK_NONZERO(f)                                                       \
+  if (p->f == 0)                                                               \
+  return bad(field, #f, why, whylen, "must be at least 1, got %g", 0.0)
+
+int profile_validate(const infs_profile_t *p, const char **field, char *why,
+                     size_t whylen) {
+  if (p->name[0] == '\0') {
+    *field = "name";
+    snprintf(why, whylen, "must not be empty");
+    return INFS_ECONFIG;
+  }
+  if ((unsigned)p->cls >= INFS_WORKER_CLASS_COUNT)
+    return bad(field, "class", why, whylen, "unknown class %g", (double)p->cls);
+  CHECK_NONNEG(price_per_hour);
+  CHECK_NONNEG(power_idle_w);
+  CHECK_NONNEG(power_busy_w);
+  if (p->power_busy_w < p->power_idle_w)
+    return bad(field, "power_busy_w", why, whylen,
+               "must not be below power_idle_w (%g)", p->power_idle_w);
+  CHECK_POS(prefill_tps);
+  CHECK_NONNEG(prefill_attn_per_kctx);
+  CHECK_POS(base_ms);
+  CHECK_NONNEG(per_seq_ms);
+  CHECK_NONNEG(per_kctx_ms);
+  CHECK_NONZERO(max_batch);
+  CHECK_NONZERO(kv_tokens);
+  CHECK_NONZERO(max_context);
+  if (p->max_context > p->kv_tokens)
+    return bad(field, "max_context", why, whylen,
+               "must not exceed kv_tokens (%g): a sequence that long could "
+               "never run",
+               (double)p->kv_tokens);
+  CHECK_NONZERO(block_size);
+  CHECK_NONZERO(prefill_chunk);
+  CHECK_NONNEG(usd_per_mtok_in);
+  CHECK_NONNEG(usd_per_mtok_out);
+  return 0;
+}

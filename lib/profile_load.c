@@ -1,0 +1,363 @@
+/* Loads configs/profiles.yaml with libyaml's document API, which keeps each
+ * node's position so that every complaint names its line.
+ *
+ *   profiles:
+ *     gpu-h100:
+ *       class: gpu
+ *       price_per_hour: 10.68
+ *       ...
+ *
+ * Numbers must be plain (unquoted) scalars; every field below is required
+ * unless it has a default. */
+#include "infsched/profile.h"
+
+#include "infsched/errors.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+struct profile_set {
+  infs_profile_t *v;
+  size_t n;
+};
+
+typedef enum field_type { F_DOUBLE, F_U32, F_CLASS } field_type_t;
+
+typedef struct field {
+  const char *name;
+  field_type_t type;
+  size_t off;
+  int required;
+} field_t;
+
+#define FD(n, t, req)                                                          \
+  { #n, t, offsetof(infs_profile_t, n), req }
+static const field_t fields[] = {
+    {"class", F_CLASS, offsetof(infs_profile_t, cls), 1},
+    FD(price_per_hour, F_DOUBLE, 1),
+    FD(power_idle_w, F_DOUBLE, 1),
+    FD(power_busy_w, F_DOUBLE, 1),
+    FD(prefill_tps, F_DOUBLE, 1),
+    FD(prefill_attn_per_kctx, F_DOUBLE, 0),
+    FD(base_ms, F_DOUBLE, 1),
+    FD(per_seq_ms, F_DOUBLE, 1),
+    FD(per_kctx_ms, F_DOUBLE, 1),
+    FD(max_batch, F_U32, 1),
+    FD(kv_tokens, F_U32, 1),
+    FD(max_context, F_U32, 1),
+    FD(prefix_cache_blocks, F_U32, 1),
+    FD(block_size, F_U32, 1),
+    FD(prefill_chunk, F_U32, 0),
+    FD(usd_per_mtok_in, F_DOUBLE, 0),
+    FD(usd_per_mtok_out, F_DOUBLE, 0),
+};
+#undef FD
+#define N_FIELDS (sizeof fields / sizeof fields[0])
+
+/* Defaults of the optional fields; every other field is required. */
+static void profile_defaults(infs_profile_t *p) {
+  memset(p, 0, sizeof *p);
+  p->prefill_chunk = INFS_PROFILE_DEFAULT_PREFILL_CHUNK;
+  p->prefill_attn_per_kctx = 0;
+  p->usd_per_mtok_in = 0;
+  p->usd_per_mtok_out = 0;
+}
+
+typedef struct loader {
+  const char *path;
+  yaml_document_t *doc;
+  char *err;
+  size_t errlen;
+} loader_t;
+
+static size_t line_of(const yaml_node_t *n) {
+  return n->start_mark.line + 1;
+}
+
+/* Writes "FILE:LINE: [profile 'P': ][field 'F': ]why" and returns
+ * INFS_ECONFIG. */
+static int fail(loader_t *l, size_t line, const char *profile,
+                const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static int fail(loader_t *l, size_t line, const char *profile,
+                const char *field, const char *fmt, ...) {
+  int w = snprintf(l->err, l->errlen, "%s:%zu: ", l->path, line);
+  if (profile && w >= 0 && (size_t)w < l->errlen)
+    w += snprintf(l->err + w, l->errlen - w, "profile '%s': ", profile);
+  if (field && w >= 0 && (size_t)w < l->errlen)
+    w += snprintf(l->err + w, l->errlen - w, "field '%s': ", field);
+  if (w >= 0 && (size_t)w < l->errlen) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(l->err + w, l->errlen - w, fmt, ap);
+    va_end(ap);
+  }
+  return INFS_ECONFIG;
+}
+
+static const char *kind_name(const yaml_node_t *n) {
+  switch (n->type) {
+  case YAML_MAPPING_NODE:
+    return "a mapping";
+  case YAML_SEQUENCE_NODE:
+    return "a list";
+  default:
+    return "a scalar";
+  }
+}
+
+static const char *scalar(const yaml_node_t *n) {
+  return (const char *)n->data.scalar.value;
+}
+
+static int parse_value(loader_t *l, const char *pname, const field_t *f,
+                       const yaml_node_t *v, infs_profile_t *p) {
+  size_t line = line_of(v);
+  if (v->type != YAML_SCALAR_NODE)
+    return fail(l, line, pname, f->name, "expected %s, got %s",
+                f->type == F_CLASS ? "gpu, sram or tpu" : "a number",
+                kind_name(v));
+  const char *s = scalar(v);
+  void *dst = (char *)p + f->off;
+  int quoted = v->data.scalar.style != YAML_PLAIN_SCALAR_STYLE;
+
+  if (f->type == F_CLASS) {
+    infs_worker_class_t c;
+    if (infs_worker_class_parse(s, &c))
+      return fail(l, line, pname, f->name,
+                  "unknown class '%s' (expected gpu, sram or tpu)", s);
+    *(infs_worker_class_t *)dst = c;
+    return 0;
+  }
+
+  char *end;
+  errno = 0;
+  if (f->type == F_DOUBLE) {
+    double d = quoted || *s == '\0' ? NAN : strtod(s, &end);
+    if (quoted || *s == '\0' || errno || *end != '\0' || !isfinite(d))
+      return fail(l, line, pname, f->name, "expected a number, got %s'%s'",
+                  quoted ? "the string " : "", s);
+    *(double *)dst = d;
+    return 0;
+  }
+  /* strtoull accepts "-1" and wraps it; refuse any sign up front. */
+  unsigned long long u = 0;
+  int ok = !quoted && *s >= '0' && *s <= '9';
+  if (ok) {
+    u = strtoull(s, &end, 10);
+    ok = !errno && *end == '\0';
+  }
+  if (!ok)
+    return fail(l, line, pname, f->name,
+                "expected a whole number >= 0, got %s'%s'",
+                quoted ? "the string " : "", s);
+  if (u > UINT32_MAX)
+    return fail(l, line, pname, f->name, "%llu is too large (at most %u)", u,
+                (unsigned)UINT32_MAX);
+  *(uint32_t *)dst = (uint32_t)u;
+  return 0;
+}
+
+static int load_profile(loader_t *l, const yaml_node_t *key,
+                        const yaml_node_t *body, infs_profile_t *p) {
+  const char *pname = scalar(key);
+  size_t pline = line_of(key);
+  const yaml_node_t *seen[N_FIELDS] = {0};
+
+  profile_defaults(p);
+  if (*pname == '\0')
+    return fail(l, pline, NULL, NULL, "a profile name must not be empty");
+  if (strlen(pname) >= sizeof p->name)
+    return fail(l, pline, pname, NULL, "name longer than %zu characters",
+                sizeof p->name - 1);
+  memcpy(p->name, pname, strlen(pname) + 1);
+  if (body->type != YAML_MAPPING_NODE)
+    return fail(l, line_of(body), pname, NULL,
+                "expected a mapping of fields, got %s", kind_name(body));
+
+  for (yaml_node_pair_t *kv = body->data.mapping.pairs.start;
+       kv < body->data.mapping.pairs.top; kv++) {
+    const yaml_node_t *k = yaml_document_get_node(l->doc, kv->key);
+    const yaml_node_t *v = yaml_document_get_node(l->doc, kv->value);
+    if (k->type != YAML_SCALAR_NODE)
+      return fail(l, line_of(k), pname, NULL, "expected a field name, got %s",
+                  kind_name(k));
+    size_t i = 0;
+    while (i < N_FIELDS && strcmp(fields[i].name, scalar(k)) != 0)
+      i++;
+    if (i == N_FIELDS)
+      return fail(l, line_of(k), pname, scalar(k), "unknown field");
+    if (seen[i])
+      return fail(l, line_of(k), pname, fields[i].name,
+                  "given twice (first on line %zu)", line_of(seen[i]));
+    seen[i] = k;
+    int rc = parse_value(l, pname, &fields[i], v, p);
+    if (rc)
+      return rc;
+  }
+  for (size_t i = 0; i < N_FIELDS; i++)
+    if (fields[i].required && !seen[i])
+      return fail(l, pline, pname, fields[i].name, "missing");
+
+  const char *bad_field = NULL;
+  char why[160];
+  if (profile_validate(p, &bad_field, why, sizeof why)) {
+    size_t line = pline;
+    for (size_t i = 0; i < N_FIELDS; i++)
+      if (seen[i] && strcmp(fields[i].name, bad_field) == 0)
+        line = line_of(seen[i]);
+    return fail(l, line, pname, bad_field, "%s", why);
+  }
+  return 0;
+}
+
+static int load_document(loader_t *l, profile_set_t *set) {
+  const yaml_node_t *root = yaml_document_get_root_node(l->doc);
+  if (!root)
+    return fail(l, 1, NULL, NULL, "empty file (expected 'profiles:')");
+  if (root->type != YAML_MAPPING_NODE)
+    return fail(l, line_of(root), NULL, NULL,
+                "expected a mapping with 'profiles:', got %s", kind_name(root));
+
+  const yaml_node_t *list = NULL;
+  for (yaml_node_pair_t *kv = root->data.mapping.pairs.start;
+       kv < root->data.mapping.pairs.top; kv++) {
+    const yaml_node_t *k = yaml_document_get_node(l->doc, kv->key);
+    if (k->type != YAML_SCALAR_NODE || strcmp(scalar(k), "profiles") != 0)
+      return fail(l, line_of(k), NULL, NULL,
+                  "unknown top-level key (expected only 'profiles:')");
+    if (list)
+      return fail(l, line_of(k), NULL, NULL, "'profiles:' given twice");
+    list = yaml_document_get_node(l->doc, kv->value);
+  }
+  if (!list)
+    return fail(l, line_of(root), NULL, NULL, "no 'profiles:' mapping");
+  if (list->type != YAML_MAPPING_NODE)
+    return fail(l, line_of(list), NULL, NULL,
+                "'profiles:' must map names to profiles, got %s",
+                kind_name(list));
+
+  size_t n =
+      (size_t)(list->data.mapping.pairs.top - list->data.mapping.pairs.start);
+  if (n == 0)
+    return fail(l, line_of(list), NULL, NULL, "no profiles defined");
+  set->v = calloc(n, sizeof *set->v);
+  if (!set->v)
+    return -ENOMEM;
+
+  for (size_t i = 0; i < n; i++) {
+    yaml_node_pair_t *kv = &list->data.mapping.pairs.start[i];
+    const yaml_node_t *k = yaml_document_get_node(l->doc, kv->key);
+    const yaml_node_t *v = yaml_document_get_node(l->doc, kv->value);
+    if (k->type != YAML_SCALAR_NODE)
+      return fail(l, line_of(k), NULL, NULL, "expected a profile name, got %s",
+                  kind_name(k));
+    for (size_t j = 0; j < i; j++) {
+      yaml_node_pair_t *prev = &list->data.mapping.pairs.start[j];
+      const yaml_node_t *pk = yaml_document_get_node(l->doc, prev->key);
+      if (strcmp(scalar(pk), scalar(k)) == 0)
+        return fail(l, line_of(k), scalar(k), NULL,
+                    "defined twice (first on line %zu)", line_of(pk));
+    }
+    int rc = load_profile(l, k, v, &set->v[i]);
+    if (rc)
+      return rc;
+    set->n++;
+  }
+  return 0;
+}
+
+int profile_set_load(const char *path, profile_set_t **out, char *err,
+                     size_t errlen) {
+  yaml_parser_t parser;
+  yaml_document_t doc, extra;
+  int have_parser = 0, have_doc = 0;
+  profile_set_t *set = NULL;
+  loader_t l = {path, &doc, err, errlen};
+  int rc;
+
+  *out = NULL;
+  if (errlen)
+    err[0] = '\0';
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    rc = -errno;
+    snprintf(err, errlen, "%s: %s", path, strerror(-rc));
+    return rc;
+  }
+  set = calloc(1, sizeof *set);
+  if (!set || !yaml_parser_initialize(&parser)) {
+    rc = -ENOMEM;
+    goto out;
+  }
+  have_parser = 1;
+  yaml_parser_set_input_file(&parser, f);
+  if (!yaml_parser_load(&parser, &doc)) {
+    rc = fail(&l, parser.problem_mark.line + 1, NULL, NULL,
+              "not valid YAML: %s%s%s", parser.problem,
+              parser.context ? " " : "", parser.context ? parser.context : "");
+    goto out;
+  }
+  have_doc = 1;
+  rc = load_document(&l, set);
+  if (rc)
+    goto out;
+  /* A second document would be silently ignored otherwise. */
+  if (!yaml_parser_load(&parser, &extra)) {
+    rc = fail(&l, parser.problem_mark.line + 1, NULL, NULL,
+              "not valid YAML: %s", parser.problem);
+    goto out;
+  }
+  const yaml_node_t *more = yaml_document_get_root_node(&extra);
+  size_t more_line = more ? line_of(more) : 0;
+  yaml_document_delete(&extra);
+  if (more) {
+    rc = fail(&l, more_line, NULL, NULL,
+              "a second YAML document; put every profile under one "
+              "'profiles:'");
+    goto out;
+  }
+  *out = set;
+  set = NULL;
+
+out:
+  if (have_doc)
+    yaml_document_delete(&doc);
+  if (have_parser)
+    yaml_parser_delete(&parser);
+  fclose(f);
+  profile_set_destroy(&set);
+  if (rc == -ENOMEM)
+    snprintf(err, errlen, "%s: out of memory", path);
+  return rc;
+}
+
+void profile_set_destroy(profile_set_t **set) {
+  if (*set) {
+    free((*set)->v);
+    free(*set);
+    *set = NULL;
+  }
+}
+
+const infs_profile_t *profile_set_find(const profile_set_t *set,
+                                       const char *name) {
+  for (size_t i = 0; i < set->n; i++)
+    if (strcmp(set->v[i].name, name) == 0)
+      return &set->v[i];
+  return NULL;
+}
+
+size_t profile_set_count(const profile_set_t *set) {
+  return set->n;
+}
+
+const infs_profile_t *profile_set_at(const profile_set_t *set, size_t i) {
+  return i < set->n ? &set->v[i] : NULL;
+}

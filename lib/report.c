@@ -1,0 +1,478 @@
+#include "lib/report.h"
+
+#include "lib/hist.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct class_stats {
+  report_requests_t req;
+  uint64_t slo_met;
+  uint64_t prompt;
+  uint64_t cached;
+  uint64_t generated;
+  double cost_usd; /* sum of per-request marginal costs */
+  hist_t *ttft;
+  hist_t *tpot;
+  hist_t *e2e;
+} class_stats_t;
+
+typedef struct worker_stats {
+  char *id;
+  char *cls;
+  uint64_t requests; /* completed here */
+  uint64_t prompt;
+  uint64_t cached;
+  bool pool; /* pool-side figures were given */
+  double cost_usd;
+  double busy_s;
+  double up_s;
+} worker_stats_t;
+
+struct report {
+  char *policy;
+  infs_time_t window;
+  class_stats_t all;
+  class_stats_t by[INFS_CLASS_COUNT];
+  worker_stats_t *workers;
+  size_t n_workers;
+  size_t cap_workers;
+};
+
+static const char *const status_names[] = {"completed", "failed", "rejected",
+                                           "lost"};
+
+static void *xalloc(void *p) {
+  if (!p)
+    abort();
+  return p;
+}
+
+static void stats_init(class_stats_t *s) {
+  memset(s, 0, sizeof *s);
+  s->ttft = xalloc(hist_new());
+  s->tpot = xalloc(hist_new());
+  s->e2e = xalloc(hist_new());
+}
+
+static void stats_free(class_stats_t *s) {
+  hist_destroy(&s->ttft);
+  hist_destroy(&s->tpot);
+  hist_destroy(&s->e2e);
+}
+
+report_t *report_new(void) {
+  report_t *r = calloc(1, sizeof *r);
+  if (!r)
+    return NULL;
+  stats_init(&r->all);
+  for (int c = 0; c < INFS_CLASS_COUNT; c++)
+    stats_init(&r->by[c]);
+  return r;
+}
+
+void report_destroy(report_t **rp) {
+  if (!rp || !*rp)
+    return;
+  report_t *r = *rp;
+  stats_free(&r->all);
+  for (int c = 0; c < INFS_CLASS_COUNT; c++)
+    stats_free(&r->by[c]);
+  for (size_t i = 0; i < r->n_workers; i++) {
+    free(r->workers[i].id);
+    free(r->workers[i].cls);
+  }
+  free(r->workers);
+  free(r->policy);
+  free(r);
+  *rp = NULL;
+}
+
+void report_set_policy(report_t *r, const char *policy) {
+  free(r->policy);
+  r->policy = policy && *policy ? xalloc(strdup(policy)) : NULL;
+}
+
+void report_set_window(report_t *r, infs_time_t us) {
+  r->window = us;
+}
+
+static worker_stats_t *worker_get(report_t *r, const char *id,
+                                  const char *cls) {
+  for (size_t i = 0; i < r->n_workers; i++) {
+    if (strcmp(r->workers[i].id, id) == 0) {
+      worker_stats_t *w = &r->workers[i];
+      if (!*w->cls && cls && *cls) {
+        free(w->cls);
+        w->cls = xalloc(strdup(cls));
+      }
+      return w;
+    }
+  }
+  if (r->n_workers == r->cap_workers) {
+    r->cap_workers = r->cap_workers ? r->cap_workers * 2 : 8;
+    r->workers =
+        xalloc(realloc(r->workers, r->cap_workers * sizeof *r->workers));
+  }
+  worker_stats_t *w = &r->workers[r->n_workers++];
+  memset(w, 0, sizeof *w);
+  w->id = xalloc(strdup(id));
+  w->cls = xalloc(strdup(cls ? cls : ""));
+  return w;
+}
+
+static bool slo_met(const report_outcome_t *o, double tpot_us) {
+  if (o->status != REPORT_COMPLETED)
+    return false;
+  if (o->ttft_slo_ms && o->ttft > (infs_time_t)o->ttft_slo_ms * 1000)
+    return false;
+  if (o->tpot_slo_ms && tpot_us >= 0 && tpot_us > o->tpot_slo_ms * 1000.0)
+    return false;
+  return true;
+}
+
+static void stats_add(class_stats_t *s, const report_outcome_t *o,
+                      double tpot_us, bool met) {
+  s->req.sent++;
+  switch (o->status) {
+  case REPORT_COMPLETED:
+    s->req.completed++;
+    break;
+  case REPORT_FAILED:
+    s->req.failed++;
+    break;
+  case REPORT_REJECTED:
+    s->req.rejected++;
+    break;
+  case REPORT_LOST:
+    s->req.lost++;
+    break;
+  }
+  s->slo_met += met;
+  if (o->status != REPORT_COMPLETED)
+    return;
+  s->prompt += o->prompt_tokens;
+  s->cached += o->cached_tokens;
+  s->generated += o->generated_tokens;
+  s->cost_usd += o->cost_usd;
+  hist_record(s->ttft, o->ttft);
+  hist_record(s->e2e, o->e2e);
+  if (tpot_us >= 0)
+    hist_record(s->tpot, (uint64_t)(tpot_us + 0.5));
+}
+
+void report_add(report_t *r, const report_outcome_t *o) {
+  assert((unsigned)o->cls < INFS_CLASS_COUNT);
+  assert((unsigned)o->status <= REPORT_LOST);
+  /* TPOT is undefined for fewer than two tokens: there is no gap. */
+  double tpot_us = -1.0;
+  if (o->status == REPORT_COMPLETED && o->generated_tokens >= 2) {
+    infs_time_t decode = o->e2e > o->ttft ? o->e2e - o->ttft : 0;
+    tpot_us = (double)decode / (double)(o->generated_tokens - 1);
+  }
+  bool met = slo_met(o, tpot_us);
+  stats_add(&r->all, o, tpot_us, met);
+  stats_add(&r->by[o->cls], o, tpot_us, met);
+  if (o->status == REPORT_COMPLETED && o->worker_id && *o->worker_id) {
+    worker_stats_t *w = worker_get(r, o->worker_id, o->worker_class);
+    w->requests++;
+    w->prompt += o->prompt_tokens;
+    w->cached += o->cached_tokens;
+  }
+}
+
+void report_add_worker(report_t *r, const char *id, const char *cls,
+                       double cost_usd, double busy_s, double up_s) {
+  worker_stats_t *w = worker_get(r, id, cls);
+  w->pool = true;
+  w->cost_usd += cost_usd;
+  w->busy_s += busy_s;
+  w->up_s += up_s;
+}
+
+static const class_stats_t *stats_of(const report_t *r, int cls) {
+  assert(cls < INFS_CLASS_COUNT);
+  return cls < 0 ? &r->all : &r->by[cls];
+}
+
+void report_requests(const report_t *r, int cls, report_requests_t *out) {
+  *out = stats_of(r, cls)->req;
+}
+
+double report_slo_attainment(const report_t *r, int cls) {
+  const class_stats_t *s = stats_of(r, cls);
+  return s->req.sent ? (double)s->slo_met / (double)s->req.sent : 0.0;
+}
+
+/* Pool cost when any worker reported one, else the per-request sum. */
+static double total_cost(const report_t *r, bool *from_pool) {
+  double pool = 0;
+  *from_pool = false;
+  for (size_t i = 0; i < r->n_workers; i++) {
+    if (r->workers[i].pool) {
+      *from_pool = true;
+      pool += r->workers[i].cost_usd;
+    }
+  }
+  return *from_pool ? pool : r->all.cost_usd;
+}
+
+static double per_mtok(double usd, uint64_t tokens) {
+  return tokens ? usd / (double)tokens * 1e6 : 0.0;
+}
+
+static double ms(uint64_t us) {
+  return (double)us / 1000.0;
+}
+
+static int by_id(const void *a, const void *b) {
+  const worker_stats_t *const *x = a, *const *y = b;
+  return strcmp((*x)->id, (*y)->id);
+}
+
+/* Workers in id order, for output that does not depend on arrival order. */
+static const worker_stats_t **sorted_workers(const report_t *r) {
+  const worker_stats_t **v = xalloc(calloc(r->n_workers + 1, sizeof *v));
+  for (size_t i = 0; i < r->n_workers; i++)
+    v[i] = &r->workers[i];
+  qsort(v, r->n_workers, sizeof *v, by_id);
+  return v;
+}
+
+/* --- JSON --- */
+
+/* cJSON's add functions tolerate a NULL parent, so one check per object is
+ * enough to notice running out of memory. */
+static cJSON *obj(cJSON *parent, const char *key, bool *ok) {
+  cJSON *o = cJSON_AddObjectToObject(parent, key);
+  if (!o)
+    *ok = false;
+  return o;
+}
+
+static void num(cJSON *o, const char *key, double v, bool *ok) {
+  if (!cJSON_AddNumberToObject(o, key, v))
+    *ok = false;
+}
+
+static void add_requests(cJSON *parent, const report_requests_t *q, bool *ok) {
+  cJSON *o = obj(parent, "requests", ok);
+  num(o, "sent", (double)q->sent, ok);
+  num(o, "completed", (double)q->completed, ok);
+  num(o, "failed", (double)q->failed, ok);
+  num(o, "rejected", (double)q->rejected, ok);
+  num(o, "lost", (double)q->lost, ok);
+}
+
+static void add_quantiles(cJSON *parent, const char *key, const hist_t *h,
+                          bool *ok) {
+  cJSON *o = obj(parent, key, ok);
+  num(o, "p50", ms(hist_quantile(h, 0.50)), ok);
+  num(o, "p90", ms(hist_quantile(h, 0.90)), ok);
+  num(o, "p99", ms(hist_quantile(h, 0.99)), ok);
+  num(o, "mean", hist_mean(h) / 1000.0, ok);
+  num(o, "count", (double)hist_count(h), ok);
+}
+
+/* The fields every class shares with the whole run. */
+static void add_class_fields(cJSON *o, const class_stats_t *s, double usd,
+                             bool *ok) {
+  add_requests(o, &s->req, ok);
+  cJSON *lat = obj(o, "latency_ms", ok);
+  add_quantiles(lat, "ttft", s->ttft, ok);
+  add_quantiles(lat, "tpot", s->tpot, ok);
+  add_quantiles(lat, "e2e", s->e2e, ok);
+  num(o, "slo_attainment",
+      s->req.sent ? (double)s->slo_met / (double)s->req.sent : 0.0, ok);
+  cJSON *tok = obj(o, "tokens", ok);
+  num(tok, "prompt", (double)s->prompt, ok);
+  num(tok, "generated", (double)s->generated, ok);
+  num(tok, "cached", (double)s->cached, ok);
+  cJSON *cost = obj(o, "cost", ok);
+  num(cost, "usd_total", usd, ok);
+  num(cost, "usd_per_mtok", per_mtok(usd, s->prompt + s->generated), ok);
+}
+
+cJSON *report_to_json(const report_t *r) {
+  bool ok = true, from_pool;
+  cJSON *root = cJSON_CreateObject();
+  if (!root)
+    return NULL;
+  if (!cJSON_AddStringToObject(root, "policy",
+                               r->policy ? r->policy : "unknown"))
+    ok = false;
+  double usd = total_cost(r, &from_pool);
+  add_class_fields(root, &r->all, usd, &ok);
+  if (!cJSON_AddStringToObject(cJSON_GetObjectItem(root, "cost"), "source",
+                               from_pool ? "pool" : "requests"))
+    ok = false;
+
+  double secs = (double)r->window / 1e6;
+  uint64_t tokens = r->all.prompt + r->all.generated;
+  num(root, "window_s", secs, &ok);
+  cJSON *tp = obj(root, "throughput", &ok);
+  num(tp, "req_per_s", secs > 0 ? (double)r->all.req.completed / secs : 0.0,
+      &ok);
+  num(tp, "tok_per_s", secs > 0 ? (double)tokens / secs : 0.0, &ok);
+  num(tp, "generated_tok_per_s",
+      secs > 0 ? (double)r->all.generated / secs : 0.0, &ok);
+
+  cJSON *by = obj(root, "by_class", &ok);
+  for (int c = 0; c < INFS_CLASS_COUNT; c++) {
+    cJSON *o = obj(by, infs_class_name((infs_class_t)c), &ok);
+    add_class_fields(o, &r->by[c], r->by[c].cost_usd, &ok);
+  }
+
+  cJSON *arr = cJSON_AddArrayToObject(root, "workers");
+  if (!arr)
+    ok = false;
+  const worker_stats_t **ws = sorted_workers(r);
+  for (size_t i = 0; arr && i < r->n_workers; i++) {
+    const worker_stats_t *w = ws[i];
+    cJSON *o = cJSON_CreateObject();
+    if (!o || !cJSON_AddItemToArray(arr, o)) {
+      cJSON_Delete(o);
+      ok = false;
+      break;
+    }
+    if (!cJSON_AddStringToObject(o, "id", w->id) ||
+        !cJSON_AddStringToObject(o, "class", w->cls))
+      ok = false;
+    num(o, "requests", (double)w->requests, &ok);
+    if (w->pool && w->up_s > 0)
+      num(o, "utilization", w->busy_s / w->up_s, &ok);
+    else if (!cJSON_AddNullToObject(o, "utilization"))
+      ok = false;
+    num(o, "prefix_hit_rate",
+        w->prompt ? (double)w->cached / (double)w->prompt : 0.0, &ok);
+    if (w->pool)
+      num(o, "cost_usd", w->cost_usd, &ok);
+  }
+  free(ws);
+  if (!ok) {
+    cJSON_Delete(root);
+    return NULL;
+  }
+  return root;
+}
+
+int report_write_json(const report_t *r, const char *path) {
+  int rc = 0;
+  char *text = NULL;
+  FILE *f = NULL;
+  cJSON *root = report_to_json(r);
+  if (!root || !(text = cJSON_Print(root))) {
+    rc = -ENOMEM;
+    goto out;
+  }
+  f = fopen(path, "w");
+  if (!f) {
+    rc = -errno;
+    goto out;
+  }
+  if (fputs(text, f) == EOF || fputc('\n', f) == EOF)
+    rc = -errno;
+  if (fclose(f) != 0 && rc == 0)
+    rc = -errno;
+out:
+  cJSON_free(text);
+  cJSON_Delete(root);
+  return rc;
+}
+
+/* --- table --- */
+
+static void print_counts(FILE *out, const char *name, const class_stats_t *s) {
+  fprintf(out, "%-12s %8llu %9llu %7llu %8llu %6llu %8.2f%%\n", name,
+          (unsigned long long)s->req.sent, (unsigned long long)s->req.completed,
+          (unsigned long long)s->req.failed,
+          (unsigned long long)s->req.rejected, (unsigned long long)s->req.lost,
+          s->req.sent ? 100.0 * (double)s->slo_met / (double)s->req.sent : 0.0);
+}
+
+static void print_latency(FILE *out, const char *metric, const char *name,
+                          const hist_t *h) {
+  if (hist_count(h) == 0) {
+    fprintf(out, "%-6s %-12s %10s\n", metric, name, "-");
+    return;
+  }
+  fprintf(out, "%-6s %-12s %10.1f %10.1f %10.1f %10.1f\n", metric, name,
+          ms(hist_quantile(h, 0.50)), ms(hist_quantile(h, 0.90)),
+          ms(hist_quantile(h, 0.99)), hist_mean(h) / 1000.0);
+}
+
+void report_print(const report_t *r, FILE *out) {
+  bool from_pool;
+  double usd = total_cost(r, &from_pool);
+  double secs = (double)r->window / 1e6;
+  uint64_t tokens = r->all.prompt + r->all.generated;
+
+  fprintf(out, "policy %s, %.1f s\n\n", r->policy ? r->policy : "unknown",
+          secs);
+  fprintf(out, "%-12s %8s %9s %7s %8s %6s %9s\n", "class", "sent", "completed",
+          "failed", "rejected", "lost", "SLO met");
+  print_counts(out, "all", &r->all);
+  for (int c = 0; c < INFS_CLASS_COUNT; c++)
+    if (r->by[c].req.sent)
+      print_counts(out, infs_class_name((infs_class_t)c), &r->by[c]);
+
+  fprintf(out, "\n%-6s %-12s %10s %10s %10s %10s\n", "ms", "class", "p50",
+          "p90", "p99", "mean");
+  static const char *const metrics[] = {"ttft", "tpot", "e2e"};
+  for (int m = 0; m < 3; m++) {
+    const class_stats_t *s = &r->all;
+    const hist_t *h = m == 0 ? s->ttft : m == 1 ? s->tpot : s->e2e;
+    print_latency(out, metrics[m], "all", h);
+    for (int c = 0; c < INFS_CLASS_COUNT; c++) {
+      s = &r->by[c];
+      if (!s->req.completed)
+        continue;
+      h = m == 0 ? s->ttft : m == 1 ? s->tpot : s->e2e;
+      print_latency(out, "", infs_class_name((infs_class_t)c), h);
+    }
+  }
+
+  fprintf(out, "\ntokens      prompt %llu (%.1f%% cached), generated %llu\n",
+          (unsigned long long)r->all.prompt,
+          r->all.prompt ? 100.0 * (double)r->all.cached / (double)r->all.prompt
+                        : 0.0,
+          (unsigned long long)r->all.generated);
+  fprintf(out, "throughput  %.2f req/s, %.1f tok/s (%.1f generated)\n",
+          secs > 0 ? (double)r->all.req.completed / secs : 0.0,
+          secs > 0 ? (double)tokens / secs : 0.0,
+          secs > 0 ? (double)r->all.generated / secs : 0.0);
+  fprintf(out, "cost        $%.4f, $%.4f per M tokens (%s)\n", usd,
+          per_mtok(usd, tokens),
+          from_pool ? "pool, from worker heartbeats"
+                    : "sum of per-request costs");
+  for (int c = 0; c < INFS_CLASS_COUNT; c++) {
+    const class_stats_t *s = &r->by[c];
+    if (s->req.completed)
+      fprintf(out, "  %-12s $%.4f, $%.4f per M tokens (marginal)\n",
+              infs_class_name((infs_class_t)c), s->cost_usd,
+              per_mtok(s->cost_usd, s->prompt + s->generated));
+  }
+
+  if (r->n_workers) {
+    fprintf(out, "\n%-20s %-6s %9s %7s %11s\n", "worker", "class", "requests",
+            "util", "prefix hit");
+    const worker_stats_t **ws = sorted_workers(r);
+    for (size_t i = 0; i < r->n_workers; i++) {
+      const worker_stats_t *w = ws[i];
+      char util[16] = "-";
+      if (w->pool && w->up_s > 0)
+        snprintf(util, sizeof util, "%.1f%%", 100.0 * w->busy_s / w->up_s);
+      fprintf(out, "%-20s %-6s %9llu %7s %10.1f%%\n", w->id,
+              *w->cls ? w->cls : "-", (unsigned long long)w->requests, util,
+              w->prompt ? 100.0 * (double)w->cached / (double)w->prompt : 0.0);
+    }
+    free(ws);
+  }
+}
+
+const char *report_status_name(report_status_t s) {
+  return (unsigned)s <= REPORT_LOST ? status_names[s] : "unknown";
+}

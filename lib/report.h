@@ -1,0 +1,89 @@
+/* The run report shared by infsched-loadgen and infsched-sim: per-request
+ * outcomes in, a table on stdout and the JSON of DESIGN.md ("Reports") out.
+ * Pure: the caller measures, this module only counts and summarises.
+ *
+ * Definitions (also in the loadgen documentation):
+ * - Latencies are over completed requests, from the intended send time.
+ *   TPOT = (e2e - ttft) / (generated - 1), for requests with 2+ tokens.
+ * - A request meets its SLO when it completed, TTFT <= its TTFT target and
+ *   (with 2+ tokens) TPOT <= its TPOT target; a 0 target is not checked.
+ *   slo_attainment = requests meeting their SLO / requests sent, so failed,
+ *   rejected and lost requests count against it.
+ * - Tokens are those of completed requests (prompt and generated).
+ * - cost.usd_total is the pool's cost over the run (report_add_worker); when
+ *   no pool figures were given, the sum of per-request costs. usd_per_mtok =
+ *   usd_total / (prompt + generated tokens) * 1e6. By class, cost is the sum
+ *   of the requests' marginal costs. */
+#ifndef INFSCHED_REPORT_H
+#define INFSCHED_REPORT_H
+
+#include "infsched/types.h"
+
+#include <cjson/cJSON.h>
+#include <stdint.h>
+#include <stdio.h>
+
+typedef enum report_status {
+  REPORT_COMPLETED, /* Done */
+  REPORT_FAILED,    /* Error below 100, or a local send failure */
+  REPORT_REJECTED,  /* Error from 100: never run */
+  REPORT_LOST       /* no terminal answer */
+} report_status_t;
+
+/* One sent request's fate; borrowed for the call. */
+typedef struct report_outcome {
+  infs_class_t cls;
+  report_status_t status;
+  uint32_t prompt_tokens; /* completed: as served (Done usage) */
+  uint32_t cached_tokens; /* of those, from the prefix cache */
+  uint32_t generated_tokens;
+  infs_time_t ttft;     /* us from intended send to first token */
+  infs_time_t e2e;      /* us from intended send to Done */
+  uint32_t ttft_slo_ms; /* targets the request carried; 0: none */
+  uint32_t tpot_slo_ms;
+  double cost_usd;       /* marginal cost reported with Done */
+  const char *worker_id; /* NULL or "" when it never ran */
+  const char *worker_class;
+} report_outcome_t;
+
+/* "completed", "failed", "rejected", "lost". */
+const char *report_status_name(report_status_t s);
+
+typedef struct report_requests {
+  uint64_t sent;
+  uint64_t completed;
+  uint64_t failed;
+  uint64_t rejected;
+  uint64_t lost;
+} report_requests_t;
+
+typedef struct report report_t;
+
+report_t *report_new(void);
+void report_destroy(report_t **r);
+
+/* Copies the label; NULL or "" reports "unknown". */
+void report_set_policy(report_t *r, const char *policy);
+/* Length of the measured run, for throughput. */
+void report_set_window(report_t *r, infs_time_t us);
+void report_add(report_t *r, const report_outcome_t *o);
+/* Pool-side figures for one worker over the run (deltas between the start
+ * and the end); cost feeds usd_total, busy_s / up_s is its utilization.
+ * Calling it again for the same id adds. */
+void report_add_worker(report_t *r, const char *id, const char *cls,
+                       double cost_usd, double busy_s, double up_s);
+
+/* Request counts; cls < 0 for all classes. */
+void report_requests(const report_t *r, int cls, report_requests_t *out);
+/* SLO attainment as defined above; cls < 0 for all classes. */
+double report_slo_attainment(const report_t *r, int cls);
+
+/* The DESIGN.md JSON; the caller deletes it with cJSON_Delete. NULL when out
+ * of memory. */
+cJSON *report_to_json(const report_t *r);
+/* Writes the JSON to path. Returns 0 or -errno. */
+int report_write_json(const report_t *r, const char *path);
+/* The readable table. */
+void report_print(const report_t *r, FILE *out);
+
+#endif

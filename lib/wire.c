@@ -1,0 +1,157 @@
+#include "lib/wire.h"
+
+#include "infsched/errors.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void wire_buf_free(wire_buf_t *b) {
+  free(b->data);
+  b->data = NULL;
+  b->len = b->cap = 0;
+}
+
+void wire_pack(Infsched__Envelope *env, wire_buf_t *buf) {
+  env->version = WIRE_VERSION;
+  size_t n = infsched__envelope__get_packed_size(env);
+  if (n > buf->cap) {
+    size_t cap = buf->cap ? buf->cap : 256;
+    while (cap < n)
+      cap *= 2;
+    uint8_t *p = realloc(buf->data, cap);
+    if (!p)
+      abort();
+    buf->data = p;
+    buf->cap = cap;
+  }
+  buf->len = infsched__envelope__pack(env, buf->data);
+}
+
+int wire_unpack(const uint8_t *data, size_t len, Infsched__Envelope **out) {
+  *out = NULL;
+  Infsched__Envelope *env = infsched__envelope__unpack(NULL, len, data);
+  if (!env)
+    return INFS_EBADMSG;
+  if (env->version != WIRE_VERSION) {
+    infsched__envelope__free_unpacked(env, NULL);
+    return INFS_EVERSION;
+  }
+  if (env->body_case == INFSCHED__ENVELOPE__BODY__NOT_SET) {
+    infsched__envelope__free_unpacked(env, NULL);
+    return INFS_EBADMSG;
+  }
+  *out = env;
+  return 0;
+}
+
+void wire_free(Infsched__Envelope *env) {
+  if (env)
+    infsched__envelope__free_unpacked(env, NULL);
+}
+
+int wire_error_is_rejection(Infsched__ErrorCode code) { return code >= 100; }
+
+const char *wire_error_name(Infsched__ErrorCode code) {
+  const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(
+      &infsched__error_code__descriptor, (int)code);
+  return v ? v->name : "ERROR_UNKNOWN";
+}
+
+const char *wire_body_name(Infsched__Envelope__BodyCase c) {
+  const ProtobufCFieldDescriptor *f =
+      protobuf_c_message_descriptor_get_field(&infsched__envelope__descriptor,
+                                              (unsigned)c);
+  return f ? f->name : "none";
+}
+
+static Infsched__WorkerClass worker_class_to_msg(infs_worker_class_t c) {
+  switch (c) {
+  case INFS_WORKER_GPU:
+    return INFSCHED__WORKER_CLASS__WORKER_CLASS_GPU;
+  case INFS_WORKER_SRAM:
+    return INFSCHED__WORKER_CLASS__WORKER_CLASS_SRAM;
+  case INFS_WORKER_TPU:
+    return INFSCHED__WORKER_CLASS__WORKER_CLASS_TPU;
+  default:
+    return INFSCHED__WORKER_CLASS__WORKER_CLASS_UNSPECIFIED;
+  }
+}
+
+static infs_worker_class_t worker_class_from_msg(Infsched__WorkerClass c) {
+  switch (c) {
+  case INFSCHED__WORKER_CLASS__WORKER_CLASS_SRAM:
+    return INFS_WORKER_SRAM;
+  case INFSCHED__WORKER_CLASS__WORKER_CLASS_TPU:
+    return INFS_WORKER_TPU;
+  default:
+    return INFS_WORKER_GPU;
+  }
+}
+
+void wire_profile_to_msg(const infs_profile_t *p, Infsched__Profile *m) {
+  infsched__profile__init(m);
+  m->name = (char *)p->name;
+  m->worker_class = worker_class_to_msg(p->cls);
+  m->price_per_hour = p->price_per_hour;
+  m->power_idle_w = p->power_idle_w;
+  m->power_busy_w = p->power_busy_w;
+  m->prefill_tps = p->prefill_tps;
+  m->prefill_attn_per_kctx = p->prefill_attn_per_kctx;
+  m->base_ms = p->base_ms;
+  m->per_seq_ms = p->per_seq_ms;
+  m->per_kctx_ms = p->per_kctx_ms;
+  m->max_batch = p->max_batch;
+  m->kv_tokens = p->kv_tokens;
+  m->max_context = p->max_context;
+  m->prefix_cache_blocks = p->prefix_cache_blocks;
+  m->block_size = p->block_size;
+  m->usd_per_mtok_in = p->usd_per_mtok_in;
+  m->usd_per_mtok_out = p->usd_per_mtok_out;
+}
+
+void wire_profile_from_msg(const Infsched__Profile *m, infs_profile_t *p) {
+  memset(p, 0, sizeof *p);
+  snprintf(p->name, sizeof p->name, "%s", m->name ? m->name : "");
+  p->cls = worker_class_from_msg(m->worker_class);
+  p->price_per_hour = m->price_per_hour;
+  p->power_idle_w = m->power_idle_w;
+  p->power_busy_w = m->power_busy_w;
+  p->prefill_tps = m->prefill_tps;
+  p->prefill_attn_per_kctx = m->prefill_attn_per_kctx;
+  p->base_ms = m->base_ms;
+  p->per_seq_ms = m->per_seq_ms;
+  p->per_kctx_ms = m->per_kctx_ms;
+  p->max_batch = m->max_batch;
+  p->kv_tokens = m->kv_tokens;
+  p->max_context = m->max_context;
+  p->prefix_cache_blocks = m->prefix_cache_blocks;
+  p->block_size = m->block_size;
+  p->usd_per_mtok_in = m->usd_per_mtok_in;
+  p->usd_per_mtok_out = m->usd_per_mtok_out;
+}
+
+infs_class_t wire_class_from_msg(Infsched__RequestClass c) {
+  switch (c) {
+  case INFSCHED__REQUEST_CLASS__CLASS_INTERACTIVE:
+    return INFS_CLASS_INTERACTIVE;
+  case INFSCHED__REQUEST_CLASS__CLASS_UNSPECIFIED:
+  case INFSCHED__REQUEST_CLASS__CLASS_AGENT:
+    return INFS_CLASS_AGENT;
+  case INFSCHED__REQUEST_CLASS__CLASS_BATCH:
+    return INFS_CLASS_BATCH;
+  default:
+    return INFS_CLASS_COUNT;
+  }
+}
+
+Infsched__RequestClass wire_class_to_msg(infs_class_t c) {
+  switch (c) {
+  case INFS_CLASS_INTERACTIVE:
+    return INFSCHED__REQUEST_CLASS__CLASS_INTERACTIVE;
+  case INFS_CLASS_BATCH:
+    return INFSCHED__REQUEST_CLASS__CLASS_BATCH;
+  default:
+    return INFSCHED__REQUEST_CLASS__CLASS_AGENT;
+  }
+}

@@ -1,0 +1,533 @@
+#include "lib/workload_impl.h"
+
+#include "infsched/errors.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+/* Stream keys for the base's random streams; generators use their own. */
+enum { STREAM_CLASS = 1, STREAM_SIZE = 2, STREAM_ARRIVAL = 3 };
+
+/* Synthetic-token stream key of the prefix shared by all requests; each
+ * request's own stream is keyed by its id, which starts at 1. */
+#define SHARED_PREFIX_KEY 0
+
+int workload_errf(int code, char *err, size_t errlen, const char *fmt, ...) {
+  if (err && errlen) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+  }
+  return code;
+}
+
+/* --- random numbers --- */
+
+static uint64_t splitmix64(uint64_t *x) {
+  uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+static uint64_t mix64(uint64_t x) {
+  return splitmix64(&x);
+}
+
+static uint64_t rotl(uint64_t x, int k) {
+  return (x << k) | (x >> (64 - k));
+}
+
+void workload_rng_seed(workload_rng_t *r, uint64_t seed, uint64_t stream) {
+  uint64_t x = seed ^ mix64(stream ^ 0x5ca1ab1e5eedull);
+  for (int i = 0; i < 4; i++)
+    r->s[i] = splitmix64(&x);
+}
+
+uint64_t workload_rng_next(workload_rng_t *r) {
+  uint64_t *s = r->s;
+  uint64_t result = rotl(s[1] * 5, 7) * 9;
+  uint64_t t = s[1] << 17;
+  s[2] ^= s[0];
+  s[3] ^= s[1];
+  s[1] ^= s[2];
+  s[0] ^= s[3];
+  s[2] ^= t;
+  s[3] = rotl(s[3], 45);
+  return result;
+}
+
+double workload_rng_uniform(workload_rng_t *r) {
+  return (double)(workload_rng_next(r) >> 11) * 0x1.0p-53;
+}
+
+double workload_rng_exp(workload_rng_t *r, double mean) {
+  /* 1 - u is in (0, 1], so the log is finite. */
+  return -mean * log1p(-workload_rng_uniform(r));
+}
+
+double workload_rng_normal(workload_rng_t *r) {
+  /* Box-Muller, one value per call: simpler to reproduce than a cached
+   * second value whose presence depends on call history. */
+  double u1 = 1.0 - workload_rng_uniform(r);
+  double u2 = workload_rng_uniform(r);
+  return sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2);
+}
+
+uint32_t workload_dist_sample(const workload_dist_t *d, workload_rng_t *r) {
+  double v = d->median;
+  if (d->kind == WORKLOAD_DIST_LOGNORMAL)
+    v = exp(log(d->median) + d->sigma * workload_rng_normal(r));
+  v = nearbyint(v);
+  if (v < (double)d->min)
+    return d->min;
+  if (v > (double)d->max)
+    return d->max;
+  return (uint32_t)v;
+}
+
+/* --- block hashes --- */
+
+static uint64_t hash_block(const uint8_t *bytes, size_t len, uint64_t prev) {
+  return XXH3_64bits_withSeed(bytes, len, prev);
+}
+
+static void put_le32(uint8_t *p, uint32_t v) {
+  p[0] = (uint8_t)v;
+  p[1] = (uint8_t)(v >> 8);
+  p[2] = (uint8_t)(v >> 16);
+  p[3] = (uint8_t)(v >> 24);
+}
+
+size_t workload_hash_tokens(const uint32_t *tokens, size_t n,
+                            uint32_t block_size, uint64_t *out, size_t cap) {
+  uint8_t buf[4 * WORKLOAD_BLOCK_SIZE_MAX];
+  if (block_size == 0 || block_size > WORKLOAD_BLOCK_SIZE_MAX)
+    return 0;
+  size_t blocks = n / block_size;
+  uint64_t prev = 0;
+  for (size_t b = 0; b < blocks && b < cap; b++) {
+    for (uint32_t i = 0; i < block_size; i++)
+      put_le32(buf + 4 * i, tokens[b * block_size + i]);
+    prev = hash_block(buf, 4u * block_size, prev);
+    out[b] = prev;
+  }
+  return blocks;
+}
+
+static uint32_t synthetic_token(uint64_t stream, uint64_t pos) {
+  return (uint32_t)mix64(mix64(stream) + pos);
+}
+
+size_t workload_hash_segments(const workload_segment_t *segs, size_t nsegs,
+                              uint32_t block_size, uint64_t *out, size_t cap) {
+  uint8_t buf[4 * WORKLOAD_BLOCK_SIZE_MAX];
+  if (block_size == 0 || block_size > WORKLOAD_BLOCK_SIZE_MAX)
+    return 0;
+  uint64_t total = 0;
+  for (size_t s = 0; s < nsegs; s++)
+    total += segs[s].len;
+  size_t blocks = (size_t)(total / block_size);
+  size_t want = blocks < cap ? blocks : cap;
+  uint64_t prev = 0;
+  size_t seg = 0, b = 0;
+  uint64_t in_seg = 0; /* position inside segs[seg] */
+  uint32_t fill = 0;   /* tokens in buf */
+  while (b < want) {
+    while (in_seg == segs[seg].len) {
+      seg++;
+      in_seg = 0;
+    }
+    put_le32(buf + 4 * fill,
+             synthetic_token(segs[seg].stream, segs[seg].offset + in_seg));
+    in_seg++;
+    if (++fill == block_size) {
+      prev = hash_block(buf, 4u * block_size, prev);
+      out[b++] = prev;
+      fill = 0;
+    }
+  }
+  return blocks;
+}
+
+uint64_t workload_stream_id(uint64_t seed, uint64_t key) {
+  return mix64(seed ^ mix64(key + 0x7e57ab1e));
+}
+
+/* --- options --- */
+
+void workload_opts_default(workload_opts_t *o) {
+  memset(o, 0, sizeof *o);
+  o->seed = 1;
+  o->rate = 10.0;
+  o->speedup = 1.0;
+  o->class_mix[INFS_CLASS_INTERACTIVE] = 0.6;
+  o->class_mix[INFS_CLASS_AGENT] = 0.3;
+  o->class_mix[INFS_CLASS_BATCH] = 0.1;
+  /* Lognormals through the Azure 2023 code trace's medians, with sigma from
+   * mean/median = exp(sigma^2 / 2): prompt 1,469 and 2,048 give 0.815, output
+   * 13 and 28 give 1.239 (REFERENCE-NUMBERS.md). */
+  o->prompt =
+      (workload_dist_t){WORKLOAD_DIST_LOGNORMAL, 1469.0, 0.815, 1, 32768};
+  o->output = (workload_dist_t){WORKLOAD_DIST_LOGNORMAL, 13.0, 1.239, 1, 4096};
+  o->block_size = 64;
+  /* Interactive: MLPerf's interactive targets. Agent turns carry long
+   * contexts but need fast decode. Batch only needs to finish. */
+  o->ttft_ms[INFS_CLASS_INTERACTIVE] = 450;
+  o->tpot_ms[INFS_CLASS_INTERACTIVE] = 40;
+  o->ttft_ms[INFS_CLASS_AGENT] = 2000;
+  o->tpot_ms[INFS_CLASS_AGENT] = 25;
+  o->ttft_ms[INFS_CLASS_BATCH] = 30000;
+  o->tpot_ms[INFS_CLASS_BATCH] = 200;
+}
+
+static int check_dist(const char *what, const workload_dist_t *d, char *err,
+                      size_t errlen) {
+  if (!(d->median >= 1.0) || !isfinite(d->median))
+    return workload_errf(INFS_ECONFIG, err, errlen,
+                         "%s: median must be at least 1", what);
+  if (d->kind == WORKLOAD_DIST_LOGNORMAL &&
+      (!(d->sigma >= 0.0) || d->sigma > 10.0))
+    return workload_errf(INFS_ECONFIG, err, errlen,
+                         "%s: sigma must be in [0, 10]", what);
+  if (d->min < 1 || d->min > d->max)
+    return workload_errf(INFS_ECONFIG, err, errlen, "%s: need 1 <= min <= max",
+                         what);
+  return 0;
+}
+
+int workload_base_init(workload_t *w, const workload_ops_t *ops,
+                       const workload_opts_t *opts, char *err, size_t errlen) {
+  int rc;
+  w->ops = ops;
+  w->opts = *opts;
+  if (opts->block_size < 1 || opts->block_size > WORKLOAD_BLOCK_SIZE_MAX)
+    return workload_errf(INFS_ECONFIG, err, errlen,
+                         "block size must be in [1, %d]",
+                         WORKLOAD_BLOCK_SIZE_MAX);
+  if (!(opts->shared_prefix >= 0.0 && opts->shared_prefix <= 1.0))
+    return workload_errf(INFS_ECONFIG, err, errlen,
+                         "shared prefix must be a fraction in [0, 1]");
+  if (!(opts->duration_s >= 0.0) || !isfinite(opts->duration_s))
+    return workload_errf(INFS_ECONFIG, err, errlen,
+                         "duration must be >= 0 seconds");
+  if ((rc = check_dist("prompt", &opts->prompt, err, errlen)) ||
+      (rc = check_dist("output", &opts->output, err, errlen)))
+    return rc;
+  double total = 0;
+  for (int c = 0; c < INFS_CLASS_COUNT; c++) {
+    if (!(opts->class_mix[c] >= 0.0) || !isfinite(opts->class_mix[c]))
+      return workload_errf(INFS_ECONFIG, err, errlen,
+                           "class mix weights must be >= 0");
+    total += opts->class_mix[c];
+  }
+  if (!(total > 0.0))
+    return workload_errf(INFS_ECONFIG, err, errlen,
+                         "class mix needs a positive weight");
+  double cum = 0;
+  for (int c = 0; c < INFS_CLASS_COUNT; c++) {
+    cum += opts->class_mix[c] / total;
+    w->mix_cum[c] = cum;
+  }
+  w->mix_cum[INFS_CLASS_COUNT - 1] = 1.0;
+  workload_rng_seed(&w->rng_class, opts->seed, STREAM_CLASS);
+  workload_rng_seed(&w->rng_size, opts->seed, STREAM_SIZE);
+  workload_rng_seed(&w->rng_arrival, opts->seed, STREAM_ARRIVAL);
+  return 0;
+}
+
+infs_class_t workload_draw_class(workload_t *w) {
+  double u = workload_rng_uniform(&w->rng_class);
+  for (int c = 0; c < INFS_CLASS_COUNT; c++)
+    if (u < w->mix_cum[c] && w->opts.class_mix[c] > 0.0)
+      return (infs_class_t)c;
+  /* u landed in the rounding gap above the last cumulative weight. */
+  for (int c = INFS_CLASS_COUNT - 1; c > 0; c--)
+    if (w->opts.class_mix[c] > 0.0)
+      return (infs_class_t)c;
+  return (infs_class_t)0;
+}
+
+void workload_set_blocks(workload_t *w, workload_req_t *req,
+                         const workload_segment_t *segs, size_t nsegs) {
+  uint64_t total = 0;
+  for (size_t s = 0; s < nsegs; s++)
+    total += segs[s].len;
+  size_t need = (size_t)(total / w->opts.block_size);
+  if (need > w->blocks_cap) {
+    size_t cap = w->blocks_cap ? w->blocks_cap : 64;
+    while (cap < need)
+      cap *= 2;
+    uint64_t *p = realloc(w->blocks, cap * sizeof *p);
+    if (!p)
+      abort();
+    w->blocks = p;
+    w->blocks_cap = cap;
+  }
+  req->n_blocks = workload_hash_segments(segs, nsegs, w->opts.block_size,
+                                         w->blocks, w->blocks_cap);
+  req->blocks = w->blocks;
+}
+
+void workload_fill_request(workload_t *w, workload_req_t *req,
+                           infs_time_t arrival, infs_class_t cls,
+                           uint32_t prompt_tokens, uint32_t max_tokens) {
+  req->id = ++w->issued;
+  req->arrival = arrival;
+  req->cls = cls;
+  req->prompt_tokens = prompt_tokens;
+  req->max_tokens = max_tokens;
+  req->ttft_ms = w->opts.ttft_ms[cls];
+  req->tpot_ms = w->opts.tpot_ms[cls];
+  req->session[0] = '\0';
+  uint32_t bs = w->opts.block_size;
+  uint32_t shared = (uint32_t)(prompt_tokens * w->opts.shared_prefix / bs) * bs;
+  workload_segment_t segs[2] = {
+      {workload_stream_id(w->opts.seed, SHARED_PREFIX_KEY), 0, shared},
+      {workload_stream_id(w->opts.seed, req->id), 0, prompt_tokens - shared},
+  };
+  workload_set_blocks(w, req, segs, 2);
+}
+
+/* --- the driver interface --- */
+
+static bool capped(const workload_t *w) {
+  return w->opts.max_requests && w->issued >= w->opts.max_requests;
+}
+
+const char *workload_name(const workload_t *w) {
+  return w->ops->name;
+}
+
+infs_time_t workload_next_time(const workload_t *w) {
+  if (capped(w))
+    return INFS_TIME_NEVER;
+  return w->ops->next_time(w);
+}
+
+int workload_pop(workload_t *w, infs_time_t now, workload_req_t *req) {
+  infs_time_t t = workload_next_time(w);
+  if (t == INFS_TIME_NEVER || t > now)
+    return -EAGAIN;
+  memset(req, 0, sizeof *req);
+  return w->ops->pop(w, now, req);
+}
+
+void workload_on_done(workload_t *w, uint64_t id, infs_time_t now, bool ok,
+                      uint32_t generated_tokens) {
+  if (w->ops->on_done)
+    w->ops->on_done(w, id, now, ok, generated_tokens);
+}
+
+bool workload_finished(const workload_t *w) {
+  return capped(w) || w->ops->finished(w);
+}
+
+uint64_t workload_issued(const workload_t *w) {
+  return w->issued;
+}
+
+void workload_destroy(workload_t **w) {
+  if (w && *w) {
+    workload_t *self = *w;
+    free(self->blocks);
+    self->ops->destroy(self); /* frees self too */
+    *w = NULL;
+  }
+}
+
+int workload_new(const char *spec, const workload_opts_t *opts,
+                 workload_t **out, char *err, size_t errlen) {
+  *out = NULL;
+  if (strcmp(spec, "poisson") == 0)
+    return workload_poisson_new(opts, out, err, errlen);
+  if (strncmp(spec, "trace:", 6) == 0) {
+    if (spec[6] == '\0')
+      return workload_errf(INFS_ECONFIG, err, errlen,
+                           "trace: needs a file, as in trace:FILE");
+    return workload_trace_new(spec + 6, opts, out, err, errlen);
+  }
+  return workload_errf(INFS_EUNKNOWN, err, errlen,
+                       "unknown workload '%s' (poisson, trace:FILE)", spec);
+}
+
+/* --- flag values --- */
+
+static int parse_double(const char *s, const char **end, double *out) {
+  char *e;
+  errno = 0;
+  double v = strtod(s, &e);
+  if (e == s || errno || !isfinite(v))
+    return -1;
+  *end = e;
+  *out = v;
+  return 0;
+}
+
+static int parse_u32(const char *s, const char **end, uint32_t *out) {
+  char *e;
+  if (*s < '0' || *s > '9')
+    return -1;
+  errno = 0;
+  unsigned long long v = strtoull(s, &e, 10);
+  if (e == s || errno || v > UINT32_MAX)
+    return -1;
+  *end = e;
+  *out = (uint32_t)v;
+  return 0;
+}
+
+/* Splits "name=value" items separated by commas; calls item for each with
+ * the name copied out. */
+typedef int (*item_cb)(const char *name, const char *value, void *arg,
+                       char *err, size_t errlen);
+
+static int each_item(const char *s, item_cb cb, void *arg, char *err,
+                     size_t errlen) {
+  char name[32];
+  const char *p = s;
+  if (*p == '\0')
+    return workload_errf(INFS_ECONFIG, err, errlen, "empty list");
+  while (*p) {
+    const char *eq = strchr(p, '=');
+    const char *comma = strchr(p, ',');
+    if (!comma)
+      comma = p + strlen(p);
+    if (!eq || eq > comma || eq == p || (size_t)(eq - p) >= sizeof name)
+      return workload_errf(INFS_ECONFIG, err, errlen,
+                           "expected NAME=VALUE in '%.*s'", (int)(comma - p),
+                           p);
+    memcpy(name, p, (size_t)(eq - p));
+    name[eq - p] = '\0';
+    char value[64];
+    size_t vlen = (size_t)(comma - eq - 1);
+    if (vlen == 0 || vlen >= sizeof value)
+      return workload_errf(INFS_ECONFIG, err, errlen, "bad value for '%s'",
+                           name);
+    memcpy(value, eq + 1, vlen);
+    value[vlen] = '\0';
+    int rc = cb(name, value, arg, err, errlen);
+    if (rc)
+      return rc;
+    p = *comma ? comma + 1 : comma;
+  }
+  return 0;
+}
+
+static int class_of(const char *name, infs_class_t *c, char *err,
+                    size_t errlen) {
+  if (infs_class_parse(name, c))
+    return workload_errf(INFS_EUNKNOWN, err, errlen,
+                         "unknown class '%s' (interactive, agent, batch)",
+                         name);
+  return 0;
+}
+
+static int mix_item(const char *name, const char *value, void *arg, char *err,
+                    size_t errlen) {
+  double *mix = arg;
+  infs_class_t c;
+  int rc = class_of(name, &c, err, errlen);
+  if (rc)
+    return rc;
+  const char *end;
+  double v;
+  if (parse_double(value, &end, &v) || *end || v < 0)
+    return workload_errf(INFS_ECONFIG, err, errlen,
+                         "weight of %s: expected a number >= 0, got '%s'", name,
+                         value);
+  mix[c] = v;
+  return 0;
+}
+
+int workload_parse_class_mix(const char *s, double mix[INFS_CLASS_COUNT],
+                             char *err, size_t errlen) {
+  double m[INFS_CLASS_COUNT] = {0};
+  int rc = each_item(s, mix_item, m, err, errlen);
+  if (rc)
+    return rc;
+  double total = 0;
+  for (int c = 0; c < INFS_CLASS_COUNT; c++)
+    total += m[c];
+  if (!(total > 0))
+    return workload_errf(INFS_ECONFIG, err, errlen,
+                         "class mix needs a positive weight");
+  memcpy(mix, m, sizeof m);
+  return 0;
+}
+
+int workload_parse_dist(const char *s, workload_dist_t *d, char *err,
+                        size_t errlen) {
+  workload_dist_t r = {WORKLOAD_DIST_FIXED, 0, 0, 1, 1u << 20};
+  const char *p = s, *end;
+  if (strncmp(p, "fixed:", 6) == 0)
+    p += 6;
+  if (strncmp(p, "lognormal:", 10) == 0) {
+    p += 10;
+    r.kind = WORKLOAD_DIST_LOGNORMAL;
+    if (parse_double(p, &end, &r.median) || *end != ':' ||
+        parse_double(end + 1, &end, &r.sigma))
+      goto bad;
+    if (*end == ':') {
+      if (parse_u32(end + 1, &end, &r.min) || *end != ':' ||
+          parse_u32(end + 1, &end, &r.max))
+        goto bad;
+    }
+    if (*end)
+      goto bad;
+  } else {
+    uint32_t v;
+    if (parse_u32(p, &end, &v) || *end || v < 1)
+      goto bad;
+    r.median = v;
+    r.min = r.max = v;
+  }
+  int rc = check_dist(s, &r, err, errlen);
+  if (rc)
+    return rc;
+  *d = r;
+  return 0;
+bad:
+  return workload_errf(INFS_ECONFIG, err, errlen,
+                       "expected N, fixed:N or "
+                       "lognormal:MEDIAN:SIGMA[:MIN:MAX], got '%s'",
+                       s);
+}
+
+static int slo_item(const char *name, const char *value, void *arg, char *err,
+                    size_t errlen) {
+  uint32_t(*t)[INFS_CLASS_COUNT] = arg;
+  infs_class_t c;
+  int rc = class_of(name, &c, err, errlen);
+  if (rc)
+    return rc;
+  const char *end;
+  uint32_t ttft, tpot;
+  if (parse_u32(value, &end, &ttft) || *end != ':' ||
+      parse_u32(end + 1, &end, &tpot) || *end)
+    return workload_errf(INFS_ECONFIG, err, errlen,
+                         "SLO of %s: expected TTFT_MS:TPOT_MS, got '%s'", name,
+                         value);
+  t[0][c] = ttft;
+  t[1][c] = tpot;
+  return 0;
+}
+
+int workload_parse_slo(const char *s, workload_opts_t *o, char *err,
+                       size_t errlen) {
+  uint32_t t[2][INFS_CLASS_COUNT];
+  memcpy(t[0], o->ttft_ms, sizeof t[0]);
+  memcpy(t[1], o->tpot_ms, sizeof t[1]);
+  int rc = each_item(s, slo_item, t, err, errlen);
+  if (rc)
+    return rc;
+  memcpy(o->ttft_ms, t[0], sizeof t[0]);
+  memcpy(o->tpot_ms, t[1], sizeof t[1]);
+  return 0;
+}

@@ -1,0 +1,166 @@
+/* Workload generators: seeded, reproducible streams of request specs in
+ * virtual time, shared by infsched-loadgen (real time) and infsched-sim
+ * (virtual time). Pure: no clock, no I/O after construction.
+ *
+ * A driver asks workload_next_time for the next arrival, calls workload_pop
+ * for every request due at `now`, and reports each terminal answer with
+ * workload_on_done. Open-loop generators (poisson, trace) ignore the feedback;
+ * closed-loop ones (agent sessions) schedule the next turn from it, so their
+ * next time may be NEVER while they wait and move after an answer. */
+#ifndef INFSCHED_WORKLOAD_H
+#define INFSCHED_WORKLOAD_H
+
+#include "infsched/types.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define WORKLOAD_SESSION_MAX 64
+#define WORKLOAD_BLOCK_SIZE_MAX 4096
+
+/* One request as it should be submitted. */
+typedef struct workload_req {
+  uint64_t id;         /* unique within the workload, from 1 in pop order */
+  infs_time_t arrival; /* intended send time, us since the workload start */
+  infs_class_t cls;
+  uint32_t prompt_tokens;
+  uint32_t max_tokens;
+  uint32_t ttft_ms; /* SLO targets sent with the request */
+  uint32_t tpot_ms;
+  char session[WORKLOAD_SESSION_MAX]; /* "" outside sessions */
+  const uint64_t *blocks; /* chained block hashes; owned by the workload and
+                             valid until its next pop */
+  size_t n_blocks;
+} workload_req_t;
+
+typedef enum workload_dist_kind {
+  WORKLOAD_DIST_FIXED,
+  WORKLOAD_DIST_LOGNORMAL
+} workload_dist_kind_t;
+
+/* A token-count distribution. Lognormal draws are exp(N(ln median, sigma)),
+ * rounded and clamped to [min, max]. */
+typedef struct workload_dist {
+  workload_dist_kind_t kind;
+  double median; /* FIXED: the value itself */
+  double sigma;  /* LOGNORMAL: standard deviation of ln(x) */
+  uint32_t min;
+  uint32_t max;
+} workload_dist_t;
+
+typedef struct workload_opts {
+  uint64_t seed;
+  double rate;       /* poisson: arrivals per second (at the start) */
+  double rate_end;   /* poisson: rate at the end of a linear ramp; 0: flat */
+  double duration_s; /* no arrivals at or after this time; 0: no limit */
+  double speedup;    /* trace: the trace's gaps are divided by this */
+  uint64_t max_requests;              /* 0: no limit */
+  double class_mix[INFS_CLASS_COUNT]; /* relative weights, any scale */
+  workload_dist_t prompt;             /* poisson sizes */
+  workload_dist_t output;
+  uint32_t block_size;  /* tokens per hashed prompt block */
+  double shared_prefix; /* fraction of each prompt (whole blocks) taken from
+                           one prefix common to every request */
+  uint32_t ttft_ms[INFS_CLASS_COUNT]; /* SLO targets, by class */
+  uint32_t tpot_ms[INFS_CLASS_COUNT];
+} workload_opts_t;
+
+/* Defaults: seed 1, rate 10/s, sizes fitted to the Azure 2023 code trace
+ * (prompt median 1,469, sigma 0.815; output median 13, sigma 1.239), mix
+ * interactive 0.6 / agent 0.3 / batch 0.1, blocks of 16 tokens, no shared
+ * prefix, SLOs 450/40 ms, 2000/25 ms and 30000/200 ms (TTFT/TPOT). */
+void workload_opts_default(workload_opts_t *o);
+
+typedef struct workload workload_t;
+
+/* Builds a generator from a spec: "poisson" or "trace:FILE". On failure
+ * returns a negative code and writes a one-line reason (with FILE:LINE for
+ * trace rows) into err. */
+int workload_new(const char *spec, const workload_opts_t *opts,
+                 workload_t **out, char *err, size_t errlen);
+int workload_poisson_new(const workload_opts_t *opts, workload_t **out,
+                         char *err, size_t errlen);
+/* Loads the whole CSV (TIMESTAMP,ContextTokens,GeneratedTokens; header
+ * optional, columns found by name when present). Rows are replayed in time
+ * order, relative to the earliest, gaps divided by opts->speedup. */
+int workload_trace_new(const char *path, const workload_opts_t *opts,
+                       workload_t **out, char *err, size_t errlen);
+void workload_destroy(workload_t **w);
+
+const char *workload_name(const workload_t *w);
+
+/* Virtual time (us since start) of the next arrival, or INFS_TIME_NEVER when
+ * none is scheduled now. */
+infs_time_t workload_next_time(const workload_t *w);
+
+/* Fills req with the next request due at or before now. Returns 0, or
+ * -EAGAIN when none is due. req->blocks is valid until the next pop. */
+int workload_pop(workload_t *w, infs_time_t now, workload_req_t *req);
+
+/* Feedback: request id got its terminal answer at now; ok is false for
+ * failures, rejections and lost requests. */
+void workload_on_done(workload_t *w, uint64_t id, infs_time_t now, bool ok,
+                      uint32_t generated_tokens);
+
+/* True when the generator will never produce another request, whatever
+ * feedback it gets. */
+bool workload_finished(const workload_t *w);
+
+/* Requests popped so far. */
+uint64_t workload_issued(const workload_t *w);
+
+/* --- block hashes ---
+ * Block i's hash is XXH3_64bits over its block_size tokens (as uint32
+ * little-endian words) seeded with block i-1's hash (0 for the first), so
+ * equal prefixes give equal hashes and a block's hash names its whole
+ * prefix. Only whole blocks are hashed. */
+
+/* Hashes real token ids; writes at most cap hashes and returns how many
+ * whole blocks the tokens hold. */
+size_t workload_hash_tokens(const uint32_t *tokens, size_t n,
+                            uint32_t block_size, uint64_t *out, size_t cap);
+
+/* A run of synthetic tokens: tokens [offset, offset+len) of stream `stream`.
+ * The same stream and position always give the same token. */
+typedef struct workload_segment {
+  uint64_t stream;
+  uint64_t offset;
+  uint32_t len;
+} workload_segment_t;
+
+/* As workload_hash_tokens, over the concatenation of the segments. */
+size_t workload_hash_segments(const workload_segment_t *segs, size_t nsegs,
+                              uint32_t block_size, uint64_t *out, size_t cap);
+
+/* --- seeded random numbers (xoshiro256**, seeded through splitmix64) --- */
+typedef struct workload_rng {
+  uint64_t s[4];
+} workload_rng_t;
+
+/* Independent streams from one seed: the same (seed, stream) always gives the
+ * same sequence. */
+void workload_rng_seed(workload_rng_t *r, uint64_t seed, uint64_t stream);
+uint64_t workload_rng_next(workload_rng_t *r);
+/* Uniform in [0, 1). */
+double workload_rng_uniform(workload_rng_t *r);
+/* Exponential with the given mean. */
+double workload_rng_exp(workload_rng_t *r, double mean);
+/* Standard normal. */
+double workload_rng_normal(workload_rng_t *r);
+uint32_t workload_dist_sample(const workload_dist_t *d, workload_rng_t *r);
+
+/* --- flag values shared by the programs that take workloads --- */
+
+/* "interactive=0.6,agent=0.3,batch=0.1" (missing classes get 0). */
+int workload_parse_class_mix(const char *s, double mix[INFS_CLASS_COUNT],
+                             char *err, size_t errlen);
+/* "N" or "fixed:N", or "lognormal:MEDIAN:SIGMA[:MIN:MAX]". */
+int workload_parse_dist(const char *s, workload_dist_t *d, char *err,
+                        size_t errlen);
+/* "interactive=450:40,batch=30000:200": TTFT:TPOT ms for the named classes;
+ * the others keep their values. */
+int workload_parse_slo(const char *s, workload_opts_t *o, char *err,
+                       size_t errlen);
+
+#endif

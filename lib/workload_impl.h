@@ -1,0 +1,58 @@
+/* What a generator file (workload_<name>.c) builds on: the base struct every
+ * generator embeds first, its operations, and the helpers for the parts all
+ * generators share (class draws, SLO targets, prompt block hashes). Not for
+ * drivers: they use workload.h. */
+#ifndef INFSCHED_WORKLOAD_IMPL_H
+#define INFSCHED_WORKLOAD_IMPL_H
+
+#include "lib/workload.h"
+
+typedef struct workload_ops {
+  const char *name;
+  infs_time_t (*next_time)(const workload_t *w);
+  /* Called only when next_time <= now; fills req (zeroed by the caller)
+   * and returns 0, or -EAGAIN. */
+  int (*pop)(workload_t *w, infs_time_t now, workload_req_t *req);
+  void (*on_done)(workload_t *w, uint64_t id, infs_time_t now, bool ok,
+                  uint32_t generated_tokens); /* may be NULL */
+  bool (*finished)(const workload_t *w);
+  /* Frees the generator's fields and the struct itself; the base's block
+   * buffer is already gone. */
+  void (*destroy)(workload_t *w);
+} workload_ops_t;
+
+struct workload {
+  const workload_ops_t *ops;
+  workload_opts_t opts;
+  double mix_cum[INFS_CLASS_COUNT]; /* cumulative class weights, last is 1 */
+  workload_rng_t rng_class;         /* one stream per purpose, so that */
+  workload_rng_t rng_size;          /* changing the rate or the mix does */
+  workload_rng_t rng_arrival;       /* not change the sizes drawn */
+  uint64_t issued;
+  uint64_t *blocks; /* hashes of the request last popped */
+  size_t blocks_cap;
+};
+
+/* Sets up the base from validated opts. Returns 0 or INFS_ECONFIG with err
+ * written. */
+int workload_base_init(workload_t *w, const workload_ops_t *ops,
+                       const workload_opts_t *opts, char *err, size_t errlen);
+/* Draws a class from the mix. */
+infs_class_t workload_draw_class(workload_t *w);
+/* Completes a request: next id, class SLOs, and block hashes for a prompt of
+ * prompt_tokens whose first opts.shared_prefix (whole blocks) come from the
+ * prefix common to all requests and the rest from a stream of its own. */
+void workload_fill_request(workload_t *w, workload_req_t *req,
+                           infs_time_t arrival, infs_class_t cls,
+                           uint32_t prompt_tokens, uint32_t max_tokens);
+/* Hashes segments into the base's block buffer and points req at it. */
+void workload_set_blocks(workload_t *w, workload_req_t *req,
+                         const workload_segment_t *segs, size_t nsegs);
+/* A stream id for synthetic tokens, distinct per (seed, key). */
+uint64_t workload_stream_id(uint64_t seed, uint64_t key);
+
+/* snprintf into err when err is not NULL; returns code. */
+int workload_errf(int code, char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+#endif

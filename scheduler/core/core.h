@@ -1,0 +1,169 @@
+/* The scheduling core: every decision the scheduler makes, and nothing else.
+ * It does no I/O and reads no clock. The shell (or the simulator) feeds it
+ * events stamped with `now`; the core appends actions to an outbox that the
+ * caller sends and then clears. Pointers inside actions stay valid until
+ * core_actions_clear or the next event. */
+#ifndef INFSCHED_CORE_H
+#define INFSCHED_CORE_H
+
+#include "infsched/profile.h"
+#include "infsched/types.h"
+
+#include <stdbool.h>
+
+#define CORE_PEER_MAX 255
+
+/* A ZeroMQ routing id (or any opaque address the caller uses). */
+typedef struct core_peer {
+  uint8_t len;
+  uint8_t id[CORE_PEER_MAX];
+} core_peer_t;
+
+typedef struct core_config {
+  const char *policy;               /* policy name, see policy.h */
+  infs_time_t heartbeat_interval;   /* what workers are told to use */
+  uint32_t heartbeat_miss;          /* intervals of silence before loss */
+  uint32_t queue_limit[INFS_CLASS_COUNT];
+  infs_time_t queue_timeout;        /* longest wait for capacity */
+  uint32_t max_attempts;            /* dispatches of one request */
+  uint32_t ttft_ms[INFS_CLASS_COUNT]; /* default SLOs per class */
+  uint32_t tpot_ms[INFS_CLASS_COUNT];
+} core_config_t;
+
+void core_config_defaults(core_config_t *c);
+
+/* A request as submitted; borrowed for the call, the core copies it. */
+typedef struct core_request {
+  uint64_t id;
+  const char *model;
+  const char *prompt;
+  size_t prompt_len;
+  uint32_t prompt_tokens;
+  uint32_t max_tokens;
+  infs_class_t cls;
+  uint32_t ttft_ms;
+  uint32_t tpot_ms;
+  const char *session;
+  const uint64_t *blocks;
+  size_t n_blocks;
+} core_request_t;
+
+/* What a worker says about itself when it registers; borrowed. */
+typedef struct core_worker_info {
+  const char *worker_id;
+  const char *model;
+  const char *backend;
+  const infs_profile_t *profile;
+  uint32_t capacity;
+} core_worker_info_t;
+
+/* A worker's load as of its last heartbeat. */
+typedef struct core_load {
+  uint32_t queued;
+  uint32_t running;
+  uint64_t kv_used;
+  uint64_t kv_total;
+  uint64_t prefill_backlog_tokens;
+  double tokens_per_s;
+  double cost_usd;
+  double busy_s;
+  double up_s;
+} core_load_t;
+
+typedef enum core_action_kind {
+  CORE_ACT_ACCEPTED,     /* client: request accepted */
+  CORE_ACT_CHUNK,        /* client: forward the chunk being handled */
+  CORE_ACT_DONE,         /* client: forward the Done being handled */
+  CORE_ACT_ERROR,        /* client: failure or rejection (code >= 100) */
+  CORE_ACT_DISPATCH,     /* worker: run `request` */
+  CORE_ACT_CANCEL,       /* worker: stop request_id */
+  CORE_ACT_REGISTERED,   /* worker: registration accepted */
+  CORE_ACT_WORKER_ERROR  /* worker: code and message (e.g. unknown worker) */
+} core_action_kind_t;
+
+#define CORE_MESSAGE_MAX 192
+
+typedef struct core_action {
+  core_action_kind_t kind;
+  uint64_t request_id;       /* client's id to clients, the core's to workers */
+  int code;                  /* Infsched__ErrorCode for errors */
+  char message[CORE_MESSAGE_MAX]; /* errors: human-readable reason */
+  const core_request_t *request; /* DISPATCH: id is the core's id */
+  const void *passthrough;   /* CHUNK/DONE: the caller's message */
+  core_peer_t peer;          /* destination; last, so that only its used
+                                bytes are written */
+} core_action_t;
+
+typedef struct core_stats {
+  uint64_t submitted;
+  uint64_t dispatched;
+  uint64_t redispatched;
+  uint64_t completed;
+  uint64_t failed;
+  uint64_t rejected;
+  uint64_t cancelled;
+  uint64_t workers_lost;
+  uint64_t stale_messages;   /* chunks/dones for requests no longer open */
+  uint64_t unknown_worker_messages;
+} core_stats_t;
+
+typedef struct core core_t;
+
+/* Returns a core, or NULL with *err set (e.g. INFS_EUNKNOWN policy). */
+core_t *core_new(const core_config_t *cfg, infs_time_t now, int *err);
+void core_destroy(core_t **core);
+
+/* Client events. */
+void core_on_submit(core_t *c, infs_time_t now, const core_peer_t *client,
+                    const core_request_t *req);
+void core_on_cancel(core_t *c, infs_time_t now, const core_peer_t *client,
+                    uint64_t request_id);
+
+/* Worker events; request ids are the core's. passthrough is returned in the
+ * CHUNK/DONE action so the caller can forward its own message. */
+void core_on_register(core_t *c, infs_time_t now, const core_peer_t *worker,
+                      const core_worker_info_t *info);
+void core_on_heartbeat(core_t *c, infs_time_t now, const core_peer_t *worker,
+                       const core_load_t *load);
+void core_on_chunk(core_t *c, infs_time_t now, const core_peer_t *worker,
+                   uint64_t request_id, uint32_t tokens,
+                   const void *passthrough);
+void core_on_done(core_t *c, infs_time_t now, const core_peer_t *worker,
+                  uint64_t request_id, const void *passthrough);
+void core_on_worker_error(core_t *c, infs_time_t now,
+                          const core_peer_t *worker, uint64_t request_id,
+                          int code, const char *message);
+/* Any other message from a worker counts as a sign of life. */
+void core_on_worker_seen(core_t *c, infs_time_t now, const core_peer_t *worker);
+
+/* Timers: loss detection and queue timeouts. Call at or after the deadline. */
+void core_on_tick(core_t *c, infs_time_t now);
+infs_time_t core_next_deadline(const core_t *c);
+
+/* Ends every open request with a terminal answer (rejection for queued ones,
+ * an error plus a worker cancel for running ones). */
+void core_shutdown(core_t *c, infs_time_t now);
+
+const core_action_t *core_actions(const core_t *c, size_t *n);
+void core_actions_clear(core_t *c);
+
+/* Read-only views for status and metrics. */
+typedef struct core_worker_view {
+  const char *worker_id;
+  const char *model;
+  const infs_profile_t *profile;
+  uint32_t outstanding;
+  uint32_t capacity;
+  uint64_t requests;
+  const core_load_t *load;
+} core_worker_view_t;
+
+size_t core_worker_count(const core_t *c);
+/* Fills the view of the i-th live worker; 0, or -1 past the end. */
+int core_worker_at(const core_t *c, size_t i, core_worker_view_t *out);
+size_t core_queued(const core_t *c);
+size_t core_open_requests(const core_t *c);
+const core_stats_t *core_stats(const core_t *c);
+const char *core_policy_name(const core_t *c);
+
+#endif

@@ -1,0 +1,154 @@
+#include "scheduler/core/core_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+#define SLOT_BITS 32
+
+static void *xrealloc(void *p, size_t n) {
+  p = realloc(p, n);
+  if (!p)
+    abort();
+  return p;
+}
+
+void requests_init(req_table_t *t) {
+  memset(t, 0, sizeof *t);
+  u64map_init(&t->by_client);
+}
+
+void requests_free(req_table_t *t) {
+  for (size_t i = 0; i < t->cap; i++) {
+    if (t->slots[i])
+      free(t->slots[i]->store);
+    free(t->slots[i]);
+  }
+  free(t->slots);
+  free(t->generation);
+  free(t->free_slots);
+  u64map_free(&t->by_client);
+  memset(t, 0, sizeof *t);
+}
+
+static uint64_t client_key(const core_peer_t *client, uint64_t client_id) {
+  return XXH3_64bits_withSeed(client->id, client->len, client_id);
+}
+
+static void grow(req_table_t *t) {
+  size_t cap = t->cap ? t->cap * 2 : 256;
+  t->slots = xrealloc(t->slots, cap * sizeof *t->slots);
+  t->generation = xrealloc(t->generation, cap * sizeof *t->generation);
+  t->free_slots = xrealloc(t->free_slots, cap * sizeof *t->free_slots);
+  for (size_t i = t->cap; i < cap; i++) {
+    t->slots[i] = NULL;
+    t->generation[i] = 1;
+  }
+  /* Hand out low slots first so ids stay small in logs. */
+  for (size_t i = cap; i > t->cap; i--)
+    t->free_slots[t->n_free++] = (uint32_t)(i - 1);
+  t->cap = cap;
+}
+
+/* Lays the request's variable-size fields out in one buffer that is reused
+ * when the slot is, so a steady load does not allocate per request. */
+static void copy_spec(req_t *r, const core_request_t *s) {
+  size_t model_len = s->model ? strlen(s->model) : 0;
+  size_t session_len = s->session ? strlen(s->session) : 0;
+  size_t blocks_bytes = s->n_blocks * sizeof(uint64_t);
+  size_t need = blocks_bytes + model_len + 1 + session_len + 1 +
+                s->prompt_len + 1;
+  if (need > r->store_cap) {
+    r->store = xrealloc(r->store, need);
+    r->store_cap = need;
+  }
+  char *p = r->store;
+  r->spec = *s;
+  /* Blocks first: the buffer comes from malloc, so they are aligned. */
+  if (blocks_bytes)
+    memcpy(p, s->blocks, blocks_bytes);
+  r->spec.blocks = (const uint64_t *)p;
+  p += blocks_bytes;
+  if (model_len)
+    memcpy(p, s->model, model_len);
+  p[model_len] = '\0';
+  r->spec.model = p;
+  p += model_len + 1;
+  if (session_len)
+    memcpy(p, s->session, session_len);
+  p[session_len] = '\0';
+  r->spec.session = p;
+  p += session_len + 1;
+  if (s->prompt_len)
+    memcpy(p, s->prompt, s->prompt_len);
+  p[s->prompt_len] = '\0';
+  r->spec.prompt = p;
+}
+
+req_t *requests_add(req_table_t *t, const core_peer_t *client,
+                    const core_request_t *spec, infs_time_t now) {
+  uint64_t key = client_key(client, spec->id);
+  uint32_t existing;
+  if (u64map_get(&t->by_client, key, &existing))
+    return NULL;
+  if (t->n_free == 0)
+    grow(t);
+  uint32_t slot = t->free_slots[--t->n_free];
+  req_t *r = t->slots[slot];
+  if (!r) {
+    r = calloc(1, sizeof *r);
+    if (!r)
+      abort();
+    t->slots[slot] = r;
+  }
+  r->id = ((uint64_t)t->generation[slot] << SLOT_BITS) | slot;
+  r->client_key = key;
+  r->client_id = spec->id;
+  r->client.len = client->len;
+  memcpy(r->client.id, client->id, client->len);
+  copy_spec(r, spec);
+  r->spec.id = r->id;
+  r->state = REQ_QUEUED;
+  r->worker = -1;
+  r->attempts = 0;
+  r->tokens_out = 0;
+  r->arrived = now;
+  r->dispatched_at = 0;
+  list_init(&r->link);
+  u64map_put(&t->by_client, key, slot);
+  t->open++;
+  return r;
+}
+
+req_t *requests_get(const req_table_t *t, uint64_t id) {
+  uint64_t slot = id & 0xffffffffu;
+  if (slot >= t->cap)
+    return NULL;
+  req_t *r = t->slots[slot];
+  if (!r || r->state == REQ_FREE || r->id != id)
+    return NULL;
+  return r;
+}
+
+req_t *requests_by_client(const req_table_t *t, const core_peer_t *client,
+                          uint64_t client_id) {
+  uint32_t slot;
+  if (!u64map_get(&t->by_client, client_key(client, client_id), &slot))
+    return NULL;
+  req_t *r = t->slots[slot];
+  if (r->client_id != client_id || !peer_equal(&r->client, client))
+    return NULL;
+  return r;
+}
+
+void requests_remove(req_table_t *t, req_t *r) {
+  uint32_t slot = (uint32_t)(r->id & 0xffffffffu);
+  u64map_del(&t->by_client, r->client_key);
+  list_remove(&r->link);
+  r->state = REQ_FREE;
+  t->generation[slot]++;
+  if (t->generation[slot] == 0)
+    t->generation[slot] = 1;
+  t->free_slots[t->n_free++] = slot;
+  t->open--;
+}

@@ -1,0 +1,476 @@
+#include "scheduler/shell.h"
+
+#include "infsched/errors.h"
+#include "lib/log.h"
+#include "lib/wire.h"
+#include "lib/zwatch.h"
+#include "scheduler/status.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+/* Longest the final answers may take to leave on shutdown. */
+#define SHUTDOWN_LINGER_MS 1000
+#define SEND_HWM 100000
+
+struct shell {
+  uv_loop_t *loop;
+  void *zctx;
+  void *clients;
+  void *workers;
+  zwatch_t *clients_watch;
+  zwatch_t *workers_watch;
+  uv_timer_t timer;
+  core_t *core;
+  wire_buf_t out;
+  infs_time_t started;
+  uint32_t heartbeat_ms;
+  uint64_t bad_messages;
+  uint64_t send_failures;
+  log_limit_t bad_log;
+  log_limit_t send_log;
+  bool stopping;
+};
+
+static infs_time_t now_us(void) { return uv_hrtime() / 1000; }
+
+/* --- sending --- */
+
+static void send_to(shell_t *s, void *sock, const core_peer_t *peer,
+                    Infsched__Envelope *env) {
+  wire_pack(env, &s->out);
+  if (zmq_send(sock, peer->id, peer->len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+      zmq_send(sock, s->out.data, s->out.len, ZMQ_DONTWAIT) < 0) {
+    /* EHOSTUNREACH: the peer went away (ROUTER_MANDATORY tells us instead
+     * of dropping silently); EAGAIN: it stopped reading. */
+    s->send_failures++;
+    uint64_t n = log_limit_pass(&s->send_log, now_us(), INFS_US_PER_S);
+    if (n)
+      log_warn("send %s failed: %s (%llu such failures)",
+               wire_body_name(env->body_case), zmq_strerror(errno),
+               (unsigned long long)n);
+  }
+}
+
+static void send_error(shell_t *s, void *sock, const core_peer_t *peer,
+                       uint64_t request_id, int code, const char *message) {
+  Infsched__Envelope env = INFSCHED__ENVELOPE__INIT;
+  Infsched__Error err = INFSCHED__ERROR__INIT;
+  err.request_id = request_id;
+  err.code = code;
+  err.message = (char *)message;
+  env.body_case = INFSCHED__ENVELOPE__BODY_ERROR;
+  env.error = &err;
+  send_to(s, sock, peer, &env);
+}
+
+static void send_request(shell_t *s, const core_action_t *a) {
+  const core_request_t *q = a->request;
+  Infsched__Envelope env = INFSCHED__ENVELOPE__INIT;
+  Infsched__Dispatch d = INFSCHED__DISPATCH__INIT;
+  Infsched__Request m = INFSCHED__REQUEST__INIT;
+  m.request_id = q->id;
+  m.model = (char *)q->model;
+  m.prompt = (char *)q->prompt;
+  m.prompt_tokens = q->prompt_tokens;
+  m.max_tokens = q->max_tokens;
+  m.req_class = wire_class_to_msg(q->cls);
+  m.ttft_ms = q->ttft_ms;
+  m.tpot_ms = q->tpot_ms;
+  m.session_id = (char *)q->session;
+  m.n_block_hashes = q->n_blocks;
+  m.block_hashes = (uint64_t *)q->blocks;
+  d.request = &m;
+  env.body_case = INFSCHED__ENVELOPE__BODY_DISPATCH;
+  env.dispatch = &d;
+  send_to(s, s->workers, &a->peer, &env);
+}
+
+static void flush(shell_t *s) {
+  size_t n;
+  const core_action_t *acts = core_actions(s->core, &n);
+  for (size_t i = 0; i < n; i++) {
+    const core_action_t *a = &acts[i];
+    Infsched__Envelope env = INFSCHED__ENVELOPE__INIT;
+    switch (a->kind) {
+    case CORE_ACT_ACCEPTED: {
+      Infsched__Accepted m = INFSCHED__ACCEPTED__INIT;
+      m.request_id = a->request_id;
+      env.body_case = INFSCHED__ENVELOPE__BODY_ACCEPTED;
+      env.accepted = &m;
+      send_to(s, s->clients, &a->peer, &env);
+      break;
+    }
+    case CORE_ACT_CHUNK: {
+      Infsched__Chunk *m = (Infsched__Chunk *)a->passthrough;
+      m->request_id = a->request_id;
+      env.body_case = INFSCHED__ENVELOPE__BODY_CHUNK;
+      env.chunk = m;
+      send_to(s, s->clients, &a->peer, &env);
+      break;
+    }
+    case CORE_ACT_DONE: {
+      Infsched__Done *m = (Infsched__Done *)a->passthrough;
+      m->request_id = a->request_id;
+      env.body_case = INFSCHED__ENVELOPE__BODY_DONE;
+      env.done = m;
+      send_to(s, s->clients, &a->peer, &env);
+      break;
+    }
+    case CORE_ACT_ERROR:
+      send_error(s, s->clients, &a->peer, a->request_id, a->code, a->message);
+      break;
+    case CORE_ACT_WORKER_ERROR:
+      send_error(s, s->workers, &a->peer, a->request_id, a->code, a->message);
+      break;
+    case CORE_ACT_DISPATCH:
+      send_request(s, a);
+      break;
+    case CORE_ACT_CANCEL: {
+      Infsched__Cancel m = INFSCHED__CANCEL__INIT;
+      m.request_id = a->request_id;
+      env.body_case = INFSCHED__ENVELOPE__BODY_CANCEL;
+      env.cancel = &m;
+      send_to(s, s->workers, &a->peer, &env);
+      break;
+    }
+    case CORE_ACT_REGISTERED: {
+      Infsched__Registered m = INFSCHED__REGISTERED__INIT;
+      m.heartbeat_ms = s->heartbeat_ms;
+      env.body_case = INFSCHED__ENVELOPE__BODY_REGISTERED;
+      env.registered = &m;
+      send_to(s, s->workers, &a->peer, &env);
+      break;
+    }
+    }
+  }
+  core_actions_clear(s->core);
+}
+
+/* --- timer --- */
+
+static void on_timer(uv_timer_t *t);
+
+static void arm_timer(shell_t *s, infs_time_t now) {
+  infs_time_t at = core_next_deadline(s->core);
+  if (at == INFS_TIME_NEVER) {
+    uv_timer_stop(&s->timer);
+    return;
+  }
+  uint64_t ms = at > now ? (at - now + INFS_US_PER_MS - 1) / INFS_US_PER_MS
+                         : 0;
+  uv_timer_start(&s->timer, on_timer, ms, 0);
+}
+
+static void on_timer(uv_timer_t *t) {
+  shell_t *s = t->data;
+  infs_time_t now = now_us();
+  core_on_tick(s->core, now);
+  flush(s);
+  arm_timer(s, now);
+}
+
+/* --- receiving --- */
+
+/* Receives one routed message: [routing id][payload]. Returns 1 with both
+ * filled, 0 when the socket has nothing, -1 for a malformed frame set. */
+static int recv_routed(void *sock, core_peer_t *peer, zmq_msg_t *payload) {
+  zmq_msg_t id;
+  zmq_msg_init(&id);
+  if (zmq_msg_recv(&id, sock, ZMQ_DONTWAIT) < 0) {
+    zmq_msg_close(&id);
+    return 0;
+  }
+  peer->len = (uint8_t)zmq_msg_size(&id);
+  memcpy(peer->id, zmq_msg_data(&id), peer->len);
+  zmq_msg_close(&id);
+  int frames = 0;
+  /* Keep the last frame; a well-formed message has exactly one. */
+  while (zmq_msg_more(payload) || frames == 0) {
+    if (frames > 0)
+      zmq_msg_close(payload);
+    zmq_msg_init(payload);
+    if (zmq_msg_recv(payload, sock, 0) < 0)
+      return -1;
+    frames++;
+    if (!zmq_msg_more(payload))
+      break;
+  }
+  return frames == 1 ? 1 : -1;
+}
+
+static void bad_input(shell_t *s, void *sock, const core_peer_t *peer,
+                      int code, const char *what) {
+  s->bad_messages++;
+  uint64_t n = log_limit_pass(&s->bad_log, now_us(), INFS_US_PER_S);
+  if (n)
+    log_warn("bad message on %s socket: %s (%llu in this interval)",
+             sock == s->clients ? "client" : "worker", what,
+             (unsigned long long)n);
+  send_error(s, sock, peer, 0, code, what);
+}
+
+/* Decodes payload; answers and returns NULL when it cannot. */
+static Infsched__Envelope *decode(shell_t *s, void *sock,
+                                  const core_peer_t *peer, zmq_msg_t *msg) {
+  Infsched__Envelope *env;
+  int rc = wire_unpack(zmq_msg_data(msg), zmq_msg_size(msg), &env);
+  if (rc == INFS_EVERSION)
+    bad_input(s, sock, peer, INFSCHED__ERROR_CODE__ERROR_BAD_VERSION,
+              "unsupported protocol version (this scheduler speaks 1)");
+  else if (rc)
+    bad_input(s, sock, peer, INFSCHED__ERROR_CODE__ERROR_BAD_MESSAGE,
+              "frame is not an infsched Envelope");
+  return env;
+}
+
+static void submit(shell_t *s, infs_time_t now, const core_peer_t *peer,
+                   const Infsched__Request *m) {
+  core_request_t q = {
+      .id = m->request_id,
+      .model = m->model,
+      .prompt = m->prompt,
+      .prompt_len = m->prompt ? strlen(m->prompt) : 0,
+      .prompt_tokens = m->prompt_tokens,
+      .max_tokens = m->max_tokens,
+      .cls = wire_class_from_msg(m->req_class),
+      .ttft_ms = m->ttft_ms,
+      .tpot_ms = m->tpot_ms,
+      .session = m->session_id,
+      .blocks = m->block_hashes,
+      .n_blocks = m->n_block_hashes,
+  };
+  core_on_submit(s->core, now, peer, &q);
+}
+
+static void on_client_message(shell_t *s, infs_time_t now,
+                              const core_peer_t *peer,
+                              Infsched__Envelope *env) {
+  switch (env->body_case) {
+  case INFSCHED__ENVELOPE__BODY_SUBMIT:
+    if (!env->submit->request) {
+      bad_input(s, s->clients, peer, INFSCHED__ERROR_CODE__ERROR_BAD_REQUEST,
+                "submit without a request");
+      return;
+    }
+    submit(s, now, peer, env->submit->request);
+    break;
+  case INFSCHED__ENVELOPE__BODY_CANCEL:
+    core_on_cancel(s->core, now, peer, env->cancel->request_id);
+    break;
+  case INFSCHED__ENVELOPE__BODY_STATUS_QUERY: {
+    Infsched__Envelope *reply = status_build(s->core, now - s->started,
+                                             s->bad_messages);
+    send_to(s, s->clients, peer, reply);
+    status_free(reply);
+    break;
+  }
+  default: {
+    char what[96];
+    snprintf(what, sizeof what, "unexpected %s on the client socket",
+             wire_body_name(env->body_case));
+    bad_input(s, s->clients, peer, INFSCHED__ERROR_CODE__ERROR_BAD_REQUEST,
+              what);
+  }
+  }
+}
+
+static void on_register(shell_t *s, infs_time_t now, const core_peer_t *peer,
+                        const Infsched__Register *m) {
+  infs_profile_t profile;
+  if (!m->profile) {
+    bad_input(s, s->workers, peer, INFSCHED__ERROR_CODE__ERROR_BAD_REQUEST,
+              "register without a profile");
+    return;
+  }
+  wire_profile_from_msg(m->profile, &profile);
+  core_worker_info_t info = {
+      .worker_id = m->worker_id,
+      .model = m->model,
+      .backend = m->backend,
+      .profile = &profile,
+      .capacity = m->capacity,
+  };
+  core_on_register(s->core, now, peer, &info);
+  if (core_worker_count(s->core))
+    log_info("worker %s registered (%s, %s, capacity %u)", m->worker_id,
+             profile.name, infs_worker_class_name(profile.cls), m->capacity);
+}
+
+static void on_heartbeat(shell_t *s, infs_time_t now, const core_peer_t *peer,
+                         const Infsched__Heartbeat *m) {
+  core_load_t load = {
+      .queued = m->queued,
+      .running = m->running,
+      .kv_used = m->kv_used,
+      .kv_total = m->kv_total,
+      .prefill_backlog_tokens = m->prefill_backlog_tokens,
+      .tokens_per_s = m->tokens_per_s,
+      .cost_usd = m->cost_usd,
+      .busy_s = m->busy_s,
+      .up_s = m->up_s,
+  };
+  core_on_heartbeat(s->core, now, peer, &load);
+}
+
+static void on_worker_message(shell_t *s, infs_time_t now,
+                              const core_peer_t *peer,
+                              Infsched__Envelope *env) {
+  switch (env->body_case) {
+  case INFSCHED__ENVELOPE__BODY_REGISTER:
+    on_register(s, now, peer, env->register_);
+    break;
+  case INFSCHED__ENVELOPE__BODY_HEARTBEAT:
+    on_heartbeat(s, now, peer, env->heartbeat);
+    break;
+  case INFSCHED__ENVELOPE__BODY_CHUNK:
+    core_on_chunk(s->core, now, peer, env->chunk->request_id,
+                  env->chunk->tokens, env->chunk);
+    break;
+  case INFSCHED__ENVELOPE__BODY_DONE:
+    core_on_done(s->core, now, peer, env->done->request_id, env->done);
+    break;
+  case INFSCHED__ENVELOPE__BODY_ERROR:
+    core_on_worker_error(s->core, now, peer, env->error->request_id,
+                         env->error->code, env->error->message);
+    break;
+  case INFSCHED__ENVELOPE__BODY_ACCEPTED:
+    core_on_worker_seen(s->core, now, peer);
+    break;
+  default: {
+    char what[96];
+    snprintf(what, sizeof what, "unexpected %s on the worker socket",
+             wire_body_name(env->body_case));
+    bad_input(s, s->workers, peer, INFSCHED__ERROR_CODE__ERROR_BAD_REQUEST,
+              what);
+  }
+  }
+}
+
+/* Drains one socket; called by zwatch while it is readable. */
+static void on_readable(void *sock, void *arg) {
+  shell_t *s = arg;
+  infs_time_t now = now_us();
+  core_peer_t peer;
+  zmq_msg_t payload;
+  for (;;) {
+    zmq_msg_init(&payload);
+    int rc = recv_routed(sock, &peer, &payload);
+    if (rc == 0) {
+      zmq_msg_close(&payload);
+      break;
+    }
+    if (rc < 0) {
+      zmq_msg_close(&payload);
+      bad_input(s, sock, &peer, INFSCHED__ERROR_CODE__ERROR_BAD_MESSAGE,
+                "expected one frame after the routing id");
+      continue;
+    }
+    Infsched__Envelope *env = decode(s, sock, &peer, &payload);
+    zmq_msg_close(&payload);
+    if (!env)
+      continue;
+    if (sock == s->clients)
+      on_client_message(s, now, &peer, env);
+    else
+      on_worker_message(s, now, &peer, env);
+    /* Chunks and Dones are forwarded from env: flush before freeing it. */
+    flush(s);
+    wire_free(env);
+  }
+  arm_timer(s, now);
+}
+
+/* --- life cycle --- */
+
+static int open_router(shell_t *s, const char *addr, int64_t max_msg,
+                       void **out, char *err, size_t errlen) {
+  void *sock = zmq_socket(s->zctx, ZMQ_ROUTER);
+  int one = 1, hwm = SEND_HWM, linger = SHUTDOWN_LINGER_MS;
+  zmq_setsockopt(sock, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
+  zmq_setsockopt(sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
+  zmq_setsockopt(sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
+  zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
+  zmq_setsockopt(sock, ZMQ_MAXMSGSIZE, &max_msg, sizeof max_msg);
+  if (zmq_bind(sock, addr) != 0) {
+    int e = errno;
+    snprintf(err, errlen, "cannot bind %s: %s", addr, zmq_strerror(e));
+    zmq_close(sock);
+    return -e;
+  }
+  *out = sock;
+  return 0;
+}
+
+int shell_start(uv_loop_t *loop, const shell_config_t *cfg, shell_t **out,
+                char *err, size_t errlen) {
+  int rc;
+  shell_t *s = calloc(1, sizeof *s);
+  if (!s)
+    return -ENOMEM;
+  s->loop = loop;
+  s->started = now_us();
+  s->heartbeat_ms = (uint32_t)(cfg->core.heartbeat_interval / INFS_US_PER_MS);
+  s->core = core_new(&cfg->core, s->started, &rc);
+  if (!s->core) {
+    snprintf(err, errlen, "unknown policy '%s'", cfg->core.policy);
+    free(s);
+    return rc;
+  }
+  s->zctx = zmq_ctx_new();
+  rc = open_router(s, cfg->clients_addr, cfg->max_msg_bytes, &s->clients, err,
+                   errlen);
+  if (rc)
+    goto fail;
+  rc = open_router(s, cfg->workers_addr, cfg->max_msg_bytes, &s->workers, err,
+                   errlen);
+  if (rc)
+    goto fail;
+  uv_timer_init(loop, &s->timer);
+  s->timer.data = s;
+  rc = zwatch_start(loop, s->clients, on_readable, s, &s->clients_watch);
+  if (!rc)
+    rc = zwatch_start(loop, s->workers, on_readable, s, &s->workers_watch);
+  if (rc) {
+    snprintf(err, errlen, "cannot watch sockets: %s", uv_strerror(rc));
+    shell_stop(s);
+    *out = s; /* the caller runs the loop to close what was opened */
+    return rc;
+  }
+  *out = s;
+  return 0;
+fail:
+  if (s->clients)
+    zmq_close(s->clients);
+  zmq_ctx_term(s->zctx);
+  core_destroy(&s->core);
+  free(s);
+  return rc;
+}
+
+void shell_stop(shell_t *s) {
+  if (s->stopping)
+    return;
+  s->stopping = true;
+  core_shutdown(s->core, now_us());
+  flush(s);
+  zwatch_close(s->clients_watch);
+  zwatch_close(s->workers_watch);
+  uv_close((uv_handle_t *)&s->timer, NULL);
+}
+
+void shell_destroy(shell_t **ps) {
+  shell_t *s = *ps;
+  if (!s)
+    return;
+  zmq_close(s->clients);
+  zmq_close(s->workers);
+  zmq_ctx_term(s->zctx);
+  core_destroy(&s->core);
+  wire_buf_free(&s->out);
+  free(s);
+  *ps = NULL;
+}

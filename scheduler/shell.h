@@ -1,0 +1,29 @@
+/* The scheduler's I/O shell: two ZeroMQ ROUTER sockets on one libuv loop,
+ * turning messages into core events and core actions into messages. */
+#ifndef INFSCHED_SCHEDULER_SHELL_H
+#define INFSCHED_SCHEDULER_SHELL_H
+
+#include "scheduler/core/core.h"
+
+#include <uv.h>
+
+typedef struct shell_config {
+  const char *clients_addr;
+  const char *workers_addr;
+  int64_t max_msg_bytes;
+  core_config_t core;
+} shell_config_t;
+
+typedef struct shell shell_t;
+
+/* Binds both sockets and joins them to loop. Returns 0, or a negative code
+ * with a reason in err (e.g. the address is in use). */
+int shell_start(uv_loop_t *loop, const shell_config_t *cfg, shell_t **out,
+                char *err, size_t errlen);
+/* Answers every open request, stops watching, closes sockets; the loop then
+ * runs out of handles. */
+void shell_stop(shell_t *s);
+/* Frees the shell after its loop has finished. */
+void shell_destroy(shell_t **s);
+
+#endif

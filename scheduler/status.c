@@ -1,0 +1,84 @@
+#include "scheduler/status.h"
+
+#include <stdlib.h>
+
+/* Everything a Status holds, in one allocation freed by status_free. */
+typedef struct status_storage {
+  Infsched__Envelope env;
+  Infsched__Status status;
+  size_t n;
+  Infsched__WorkerStatus *workers;
+  Infsched__WorkerStatus **worker_ptrs;
+  Infsched__Heartbeat *beats;
+} status_storage_t;
+
+static void *xcalloc(size_t n, size_t size) {
+  void *p = calloc(n ? n : 1, size);
+  if (!p)
+    abort();
+  return p;
+}
+
+Infsched__Envelope *status_build(const core_t *core, infs_time_t uptime,
+                                 uint64_t bad_messages) {
+  status_storage_t *st = xcalloc(1, sizeof *st);
+  size_t n = core_worker_count(core);
+  st->n = n;
+  st->workers = xcalloc(n, sizeof *st->workers);
+  st->worker_ptrs = xcalloc(n, sizeof *st->worker_ptrs);
+  st->beats = xcalloc(n, sizeof *st->beats);
+  for (size_t i = 0; i < n; i++) {
+    core_worker_view_t v;
+    if (core_worker_at(core, i, &v))
+      break;
+    Infsched__WorkerStatus *w = &st->workers[i];
+    Infsched__Heartbeat *hb = &st->beats[i];
+    infsched__worker_status__init(w);
+    infsched__heartbeat__init(hb);
+    w->worker_id = (char *)v.worker_id;
+    w->worker_class = (char *)infs_worker_class_name(v.profile->cls);
+    w->profile = (char *)v.profile->name;
+    w->model = (char *)v.model;
+    w->outstanding = v.outstanding;
+    w->capacity = v.capacity;
+    w->requests = v.requests;
+    w->price_per_hour = v.profile->price_per_hour;
+    hb->worker_id = (char *)v.worker_id;
+    hb->queued = v.load->queued;
+    hb->running = v.load->running;
+    hb->kv_used = v.load->kv_used;
+    hb->kv_total = v.load->kv_total;
+    hb->prefill_backlog_tokens = v.load->prefill_backlog_tokens;
+    hb->tokens_per_s = v.load->tokens_per_s;
+    hb->cost_usd = v.load->cost_usd;
+    hb->busy_s = v.load->busy_s;
+    hb->up_s = v.load->up_s;
+    w->last_heartbeat = hb;
+    st->worker_ptrs[i] = w;
+  }
+  const core_stats_t *cs = core_stats(core);
+  infsched__status__init(&st->status);
+  st->status.n_workers = n;
+  st->status.workers = st->worker_ptrs;
+  st->status.queued = (uint32_t)core_queued(core);
+  st->status.submitted = cs->submitted;
+  st->status.completed = cs->completed;
+  st->status.failed = cs->failed;
+  st->status.rejected = cs->rejected;
+  st->status.bad_messages = bad_messages;
+  st->status.policy = (char *)core_policy_name(core);
+  st->status.uptime_ms = uptime / 1000;
+  infsched__envelope__init(&st->env);
+  st->env.body_case = INFSCHED__ENVELOPE__BODY_STATUS;
+  st->env.status = &st->status;
+  return &st->env;
+}
+
+void status_free(Infsched__Envelope *env) {
+  /* env is the first member of its storage. */
+  status_storage_t *st = (status_storage_t *)env;
+  free(st->workers);
+  free(st->worker_ptrs);
+  free(st->beats);
+  free(st);
+}

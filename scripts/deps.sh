@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs the Debian packages infsched builds and tests with, when missing.
+# Sourced by demo.sh and test.sh.
+INFSCHED_PACKAGES=(
+  cmake make gcc pkg-config
+  libuv1-dev libzmq3-dev libprotobuf-c-dev protobuf-c-compiler
+  libyaml-dev libcjson-dev libhttp-parser-dev libcurl4-openssl-dev
+  libxxhash-dev libcmocka-dev curl
+)
+
+infsched_install_deps() {
+  local missing=()
+  local p
+  for p in "${INFSCHED_PACKAGES[@]}" "$@"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then
+      missing+=("$p")
+    fi
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "installing: ${missing[*]}" >&2
+  local sudo=()
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || {
+      echo "error: missing packages (${missing[*]}) and not root" >&2
+      return 1
+    }
+    sudo=(sudo)
+  fi
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q >&2
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
+}
+
+# infsched_build DIR [cmake args...]: configures and builds into DIR.
+infsched_build() {
+  local dir=$1
+  shift
+  cmake -S . -B "$dir" "$@" >/dev/null
+  cmake --build "$dir" -j"$(nproc)"
+}

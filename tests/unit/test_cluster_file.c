@@ -1,0 +1,243 @@
+/* The launcher's pure parts: cluster file parsing and its error messages,
+ * restart back-off, and endpoint rewriting. */
+#include "tools/cluster/backoff.h"
+#include "tools/cluster/cluster_file.h"
+#include "tools/cluster/endpoint.h"
+
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+/* Writes text to a new temporary file whose path is returned in path. */
+static void write_temp(const char *text, char *path, size_t len) {
+  snprintf(path, len, "/tmp/infsched-cluster-file-XXXXXX");
+  int fd = mkstemp(path);
+  assert_true(fd >= 0);
+  size_t n = strlen(text);
+  assert_int_equal(write(fd, text, n), (ssize_t)n);
+  close(fd);
+}
+
+static cluster_spec_t *load_text(const char *text, char *err, size_t errlen,
+                                 int *rc) {
+  char path[64];
+  cluster_spec_t *spec = NULL;
+  write_temp(text, path, sizeof path);
+  *rc = cluster_file_load(path, &spec, err, errlen);
+  unlink(path);
+  return spec;
+}
+
+static void test_full_file(void **state) {
+  (void)state;
+  char err[512];
+  int rc;
+  cluster_spec_t *s =
+      load_text("profiles: ../configs/profiles.yaml\n"
+                "scheduler:\n"
+                "  clients: tcp://*:6000\n"
+                "  workers: tcp://127.0.0.1:6001\n"
+                "  policy: balanced\n"
+                "  heartbeat_ms: 250\n"
+                "  heartbeat_miss: 3\n"
+                "workers:\n"
+                "  - name: gpu\n"
+                "    profile: gpu-h100\n"
+                "    count: 2\n"
+                "    model: codex-70b\n"
+                "  - {name: sram, profile: sram-wse3, backend: openai}\n",
+                err, sizeof err, &rc);
+  assert_int_equal(rc, 0);
+  assert_non_null(s);
+  assert_string_equal(s->profiles_path, "/tmp/../configs/profiles.yaml");
+  assert_string_equal(s->clients, "tcp://*:6000");
+  assert_string_equal(s->workers_addr, "tcp://127.0.0.1:6001");
+  assert_string_equal(s->policy, "balanced");
+  assert_int_equal(s->heartbeat_ms, 250);
+  assert_int_equal(s->heartbeat_miss, 3);
+  assert_int_equal(s->nworkers, 2);
+  assert_string_equal(s->workers[0].name, "gpu");
+  assert_string_equal(s->workers[0].profile, "gpu-h100");
+  assert_string_equal(s->workers[0].backend, "sim");
+  assert_string_equal(s->workers[0].model, "codex-70b");
+  assert_int_equal(s->workers[0].count, 2);
+  assert_int_equal(s->workers[0].profile_line, 10);
+  assert_string_equal(s->workers[1].backend, "openai");
+  assert_string_equal(s->workers[1].model, "");
+  assert_int_equal(s->workers[1].count, 1);
+  assert_int_equal(cluster_spec_instances(s), 3);
+  char name[64];
+  cluster_instance_name(&s->workers[0], 1, name, sizeof name);
+  assert_string_equal(name, "gpu-1");
+  cluster_spec_destroy(&s);
+  assert_null(s);
+  cluster_spec_destroy(&s);
+}
+
+static void test_defaults(void **state) {
+  (void)state;
+  char err[512];
+  int rc;
+  cluster_spec_t *s = load_text("profiles: /etc/p.yaml\nscheduler: {}\n"
+                                "workers: []\n",
+                                err, sizeof err, &rc);
+  assert_int_equal(rc, 0);
+  assert_string_equal(s->profiles_path, "/etc/p.yaml");
+  assert_string_equal(s->clients, "tcp://127.0.0.1:5555");
+  assert_string_equal(s->workers_addr, "tcp://127.0.0.1:5556");
+  assert_string_equal(s->policy, "least_loaded");
+  assert_int_equal(s->heartbeat_ms, 200);
+  assert_int_equal(s->heartbeat_miss, 5);
+  assert_int_equal(s->nworkers, 0);
+  cluster_spec_destroy(&s);
+}
+
+typedef struct bad_case {
+  const char *text;
+  const char *expect; /* after "PATH:" */
+} bad_case_t;
+
+static const bad_case_t k_bad[] = {
+    {"", "1: empty cluster file"},
+    {"- a\n", "1: expected a mapping with profiles, scheduler and workers, "
+              "got a list"},
+    {"profiles: p\nscheduler: {}\nworkers: []\nextra: 1\n",
+     "4: cluster: unknown key 'extra' (expected profiles, scheduler, "
+     "workers)"},
+    {"profiles: p\nprofiles: q\nscheduler: {}\nworkers: []\n",
+     "2: cluster: key 'profiles' given twice (also on line 1)"},
+    {"scheduler: {}\nworkers: []\n", "1: cluster: 'profiles' is missing"},
+    {"profiles: p\nworkers: []\n", "1: cluster: 'scheduler' is missing"},
+    {"profiles: p\nscheduler: []\nworkers: []\n",
+     "2: scheduler: expected a mapping, got a list"},
+    {"profiles: p\nscheduler:\n  heartbeat_ms: fast\nworkers: []\n",
+     "3: scheduler.heartbeat_ms: expected a whole number, got 'fast'"},
+    {"profiles: p\nscheduler:\n  heartbeat_miss: -1\nworkers: []\n",
+     "3: scheduler.heartbeat_miss: expected a whole number, got '-1'"},
+    {"profiles: p\nscheduler:\n  heartbeat_ms: 5\nworkers: []\n",
+     "3: scheduler.heartbeat_ms: 5 is out of range [10, 600000]"},
+    {"profiles: p\nscheduler:\n  workers: localhost\nworkers: []\n",
+     "3: scheduler.workers: 'localhost' is not an endpoint"},
+    {"profiles: p\nscheduler:\n  clients: tcp://a:1\n  workers: tcp://a:1\n"
+     "workers: []\n",
+     "4: scheduler.workers: same endpoint as clients (tcp://a:1)"},
+    {"profiles: p\nscheduler: {}\nworkers: {}\n",
+     "3: workers: expected a list, got a mapping"},
+    {"profiles: p\nscheduler: {}\nworkers:\n  - gpu\n",
+     "4: workers[0]: expected a mapping, got a scalar"},
+    {"profiles: p\nscheduler: {}\nworkers:\n  - name: a b\n    profile: x\n",
+     "4: workers[0].name: 'a b' may only hold letters"},
+    {"profiles: p\nscheduler: {}\nworkers:\n  - name: a\n    profile: x\n"
+     "    count: 1025\n",
+     "6: workers[0].count: 1025 is out of range [1, 1024]"},
+    {"profiles: p\nscheduler: {}\nworkers:\n  - name: a\n    profile: x\n"
+     "    profiel: y\n",
+     "6: workers[0]: unknown key 'profiel'"},
+    {"profiles: p\nscheduler: {}\nworkers:\n  - name: a\n    profile: [x]\n",
+     "5: workers[0].profile: expected a string, got a list"},
+    {"profiles: p\nscheduler: {}\nworkers:\n  - name: a\n    profile: x\n"
+     "  - name: a\n    profile: y\n",
+     "6: workers[1].name: 'a' is also the name of the entry on line 4"},
+    {"profiles: p\nscheduler: {\nworkers: []\n",
+     "4: did not find expected ',' or '}' while parsing a flow mapping"},
+    {"profiles: p\nscheduler: {}\nworkers:\n  - name: "
+     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n"
+     "    profile: x\n",
+     "4: workers[0].name: longer than 58 characters"},
+};
+
+static void test_bad_files(void **state) {
+  (void)state;
+  for (size_t i = 0; i < sizeof k_bad / sizeof k_bad[0]; i++) {
+    char err[512], path[64];
+    cluster_spec_t *s = NULL;
+    write_temp(k_bad[i].text, path, sizeof path);
+    int rc = cluster_file_load(path, &s, err, sizeof err);
+    unlink(path);
+    if (rc == 0) {
+      cluster_spec_destroy(&s);
+      fail_msg("case %zu loaded; expected \"%s\"", i, k_bad[i].expect);
+    }
+    assert_null(s);
+    char want[600];
+    snprintf(want, sizeof want, "%s:%s", path, k_bad[i].expect);
+    if (strncmp(err, want, strlen(want)) != 0)
+      fail_msg("case %zu: got \"%s\", want \"%s...\"", i, err, want);
+  }
+}
+
+static void test_missing_file(void **state) {
+  (void)state;
+  char err[512];
+  cluster_spec_t *s = NULL;
+  assert_true(cluster_file_load("/nonexistent/c.yaml", &s, err, sizeof err) <
+              0);
+  assert_null(s);
+  assert_string_equal(err, "/nonexistent/c.yaml: No such file or directory");
+}
+
+static void test_backoff(void **state) {
+  (void)state;
+  /* ran_ms: how long the process ran; delay: what backoff_next returns. */
+  static const struct {
+    uint64_t ran_ms, delay;
+  } steps[] = {
+      {10, 250},    {10, 500},  {10, 1000},   {29999, 2000},
+      {0, 4000},    {0, 8000},  {0, 10000},   {0, 10000},
+      {30000, 250}, {100, 500}, {45000, 250}, {0, 500},
+  };
+  backoff_t b = {0};
+  for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++)
+    assert_int_equal(backoff_next(&b, steps[i].ran_ms), steps[i].delay);
+}
+
+static void test_connect_addr(void **state) {
+  (void)state;
+  static const char *const cases[][2] = {
+      {"tcp://*:5556", "tcp://127.0.0.1:5556"},
+      {"tcp://0.0.0.0:5556", "tcp://127.0.0.1:5556"},
+      {"tcp://[::]:5556", "tcp://[::1]:5556"},
+      {"tcp://10.0.0.7:5556", "tcp://10.0.0.7:5556"},
+      {"ipc:///tmp/s.sock", "ipc:///tmp/s.sock"},
+  };
+  char out[256];
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    assert_int_equal(endpoint_connect_addr(cases[i][0], out, sizeof out), 0);
+    assert_string_equal(out, cases[i][1]);
+  }
+  assert_int_equal(endpoint_connect_addr("tcp://*:5556", out, 8),
+                   -ENAMETOOLONG);
+}
+
+static void test_check_bindable(void **state) {
+  (void)state;
+  char err[256];
+  /* Transports and hosts that cannot be checked here pass. */
+  assert_int_equal(endpoint_check_bindable("ipc:///tmp/x", err, sizeof err), 0);
+  assert_int_equal(endpoint_check_bindable("tcp://eth9:1", err, sizeof err), 0);
+  assert_int_equal(
+      endpoint_check_bindable("tcp://127.0.0.1:*", err, sizeof err), 0);
+  assert_int_equal(
+      endpoint_check_bindable("tcp://127.0.0.1:0", err, sizeof err), 0);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_full_file),
+      cmocka_unit_test(test_defaults),
+      cmocka_unit_test(test_bad_files),
+      cmocka_unit_test(test_missing_file),
+      cmocka_unit_test(test_backoff),
+      cmocka_unit_test(test_connect_addr),
+      cmocka_unit_test(test_check_bindable),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

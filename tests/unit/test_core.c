@@ -1,0 +1,465 @@
+/* Unit tests of the scheduling core: pure, no sockets, explicit time. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "infsched.pb-c.h"
+#include "scheduler/core/core.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define MS INFS_US_PER_MS
+
+typedef struct fixture {
+  core_t *core;
+  infs_profile_t gpu;
+  infs_profile_t sram;
+  core_peer_t client;
+  core_peer_t w[4];
+} fixture_t;
+
+static core_peer_t peer(const char *name) {
+  core_peer_t p;
+  p.len = (uint8_t)strlen(name);
+  memcpy(p.id, name, p.len);
+  return p;
+}
+
+static infs_profile_t profile(const char *name, infs_worker_class_t cls,
+                              uint32_t max_context) {
+  infs_profile_t p;
+  memset(&p, 0, sizeof p);
+  snprintf(p.name, sizeof p.name, "%s", name);
+  p.cls = cls;
+  p.max_batch = 8;
+  p.max_context = max_context;
+  p.kv_tokens = max_context * 4;
+  p.prefill_tps = 10000;
+  p.base_ms = 17;
+  p.block_size = 16;
+  return p;
+}
+
+static core_t *new_core(const char *policy, uint32_t queue_limit) {
+  core_config_t cfg;
+  core_config_defaults(&cfg);
+  cfg.policy = policy;
+  cfg.heartbeat_interval = 100 * MS;
+  cfg.heartbeat_miss = 3;
+  cfg.queue_timeout = 1000 * MS;
+  cfg.max_attempts = 2;
+  for (int i = 0; i < INFS_CLASS_COUNT; i++)
+    cfg.queue_limit[i] = queue_limit;
+  int err;
+  core_t *c = core_new(&cfg, 0, &err);
+  assert_non_null(c);
+  return c;
+}
+
+static void add_worker(fixture_t *f, int i, const char *id,
+                       const infs_profile_t *p, uint32_t capacity,
+                       infs_time_t now) {
+  core_worker_info_t info = {
+      .worker_id = id, .model = "m", .backend = "sim", .profile = p,
+      .capacity = capacity};
+  core_on_register(f->core, now, &f->w[i], &info);
+}
+
+static int setup_policy(void **state, const char *policy, uint32_t capacity) {
+  static fixture_t f;
+  memset(&f, 0, sizeof f);
+  f.core = new_core(policy, 2);
+  f.gpu = profile("gpu", INFS_WORKER_GPU, 131072);
+  f.sram = profile("sram", INFS_WORKER_SRAM, 32768);
+  f.client = peer("client-a");
+  f.w[0] = peer("w0");
+  f.w[1] = peer("w1");
+  f.w[2] = peer("w2");
+  f.w[3] = peer("w3");
+  add_worker(&f, 0, "gpu-0", &f.gpu, capacity, 0);
+  add_worker(&f, 1, "gpu-1", &f.gpu, capacity, 0);
+  add_worker(&f, 2, "sram-0", &f.sram, capacity, 0);
+  core_actions_clear(f.core);
+  *state = &f;
+  return 0;
+}
+
+static int setup_ll(void **state) { return setup_policy(state, "least_loaded", 4); }
+static int setup_rr(void **state) { return setup_policy(state, "round_robin", 4); }
+static int setup_cap1(void **state) { return setup_policy(state, "least_loaded", 1); }
+
+static int teardown(void **state) {
+  fixture_t *f = *state;
+  core_destroy(&f->core);
+  return 0;
+}
+
+static void submit(fixture_t *f, infs_time_t now, uint64_t id,
+                   uint32_t prompt, const char *model) {
+  core_request_t r = {.id = id, .model = model, .prompt_tokens = prompt,
+                      .max_tokens = 10, .cls = INFS_CLASS_AGENT};
+  core_on_submit(f->core, now, &f->client, &r);
+}
+
+/* The n-th action of a kind in the outbox, or NULL. */
+static const core_action_t *find(const core_t *c, core_action_kind_t kind,
+                                 int nth) {
+  size_t n;
+  const core_action_t *a = core_actions(c, &n);
+  for (size_t i = 0; i < n; i++)
+    if (a[i].kind == kind && nth-- == 0)
+      return &a[i];
+  return NULL;
+}
+
+static size_t count(const core_t *c, core_action_kind_t kind) {
+  size_t n, k = 0;
+  const core_action_t *a = core_actions(c, &n);
+  for (size_t i = 0; i < n; i++)
+    k += a[i].kind == kind;
+  return k;
+}
+
+static int worker_index(const fixture_t *f, const core_action_t *a) {
+  for (int i = 0; i < 4; i++)
+    if (a->peer.len == f->w[i].len &&
+        memcmp(a->peer.id, f->w[i].id, a->peer.len) == 0)
+      return i;
+  return -1;
+}
+
+static void test_dispatch_stream_done(void **state) {
+  fixture_t *f = *state;
+  submit(f, 10 * MS, 7, 100, "");
+  const core_action_t *acc = find(f->core, CORE_ACT_ACCEPTED, 0);
+  const core_action_t *d = find(f->core, CORE_ACT_DISPATCH, 0);
+  assert_non_null(acc);
+  assert_int_equal(acc->request_id, 7);
+  assert_non_null(d);
+  assert_int_equal(d->request->prompt_tokens, 100);
+  assert_int_equal(d->request->ttft_ms, 2000); /* agent default */
+  uint64_t core_id = d->request_id;
+  int w = worker_index(f, d);
+  assert_true(w >= 0);
+  core_actions_clear(f->core);
+
+  int token = 1;
+  core_on_chunk(f->core, 20 * MS, &f->w[w], core_id, 3, &token);
+  const core_action_t *ch = find(f->core, CORE_ACT_CHUNK, 0);
+  assert_non_null(ch);
+  assert_int_equal(ch->request_id, 7);
+  assert_ptr_equal(ch->passthrough, &token);
+  assert_memory_equal(ch->peer.id, f->client.id, f->client.len);
+  core_actions_clear(f->core);
+
+  core_on_done(f->core, 30 * MS, &f->w[w], core_id, &token);
+  const core_action_t *done = find(f->core, CORE_ACT_DONE, 0);
+  assert_non_null(done);
+  assert_int_equal(done->request_id, 7);
+  assert_int_equal(core_open_requests(f->core), 0);
+  assert_int_equal(core_stats(f->core)->completed, 1);
+  core_actions_clear(f->core);
+
+  /* A late chunk for the finished request is dropped, not forwarded. */
+  core_on_chunk(f->core, 40 * MS, &f->w[w], core_id, 1, &token);
+  assert_null(find(f->core, CORE_ACT_CHUNK, 0));
+  assert_int_equal(core_stats(f->core)->stale_messages, 1);
+}
+
+static void test_round_robin_order(void **state) {
+  fixture_t *f = *state;
+  int expect[] = {0, 1, 2, 0, 1, 2};
+  for (int i = 0; i < 6; i++) {
+    submit(f, (infs_time_t)i * MS, (uint64_t)i + 1, 10, "");
+    const core_action_t *d = find(f->core, CORE_ACT_DISPATCH, 0);
+    assert_non_null(d);
+    assert_int_equal(worker_index(f, d), expect[i]);
+    core_actions_clear(f->core);
+  }
+}
+
+static void test_least_loaded_spreads_burst(void **state) {
+  fixture_t *f = *state;
+  int per_worker[3] = {0};
+  /* Six requests in the same instant, no heartbeat in between. */
+  for (int i = 0; i < 6; i++) {
+    submit(f, 5 * MS, (uint64_t)i + 1, 10, "");
+    const core_action_t *d = find(f->core, CORE_ACT_DISPATCH, 0);
+    assert_non_null(d);
+    per_worker[worker_index(f, d)]++;
+    core_actions_clear(f->core);
+  }
+  for (int i = 0; i < 3; i++)
+    assert_int_equal(per_worker[i], 2);
+}
+
+static void test_least_loaded_picks_idle(void **state) {
+  fixture_t *f = *state;
+  /* One request on each worker, then the one on gpu-1 finishes. */
+  uint64_t on[3] = {0};
+  for (uint64_t id = 1; id <= 3; id++) {
+    submit(f, 0, id, 10, "");
+    const core_action_t *d = find(f->core, CORE_ACT_DISPATCH, 0);
+    on[worker_index(f, d)] = d->request_id;
+    core_actions_clear(f->core);
+  }
+  for (int w = 0; w < 3; w++)
+    assert_int_not_equal(on[w], 0);
+  core_on_done(f->core, 1 * MS, &f->w[1], on[1], NULL);
+  core_actions_clear(f->core);
+  submit(f, 2 * MS, 4, 10, "");
+  assert_int_equal(worker_index(f, find(f->core, CORE_ACT_DISPATCH, 0)), 1);
+}
+
+static void test_context_never_exceeded(void **state) {
+  fixture_t *f = *state;
+  /* 80k prompt: only the GPUs (128k) may take it, never the 32k SRAM. */
+  for (int i = 0; i < 6; i++) {
+    submit(f, 0, (uint64_t)i + 1, 80000, "");
+    const core_action_t *d = find(f->core, CORE_ACT_DISPATCH, 0);
+    assert_non_null(d);
+    assert_int_not_equal(worker_index(f, d), 2);
+    core_actions_clear(f->core);
+  }
+  /* Past every worker's context: rejected with a reason, never queued. */
+  submit(f, 0, 99, 200000, "");
+  const core_action_t *e = find(f->core, CORE_ACT_ERROR, 0);
+  assert_non_null(e);
+  assert_int_equal(e->code, INFSCHED__ERROR_CODE__ERROR_REJECTED_CONTEXT);
+  assert_non_null(strstr(e->message, "max context"));
+  assert_null(find(f->core, CORE_ACT_ACCEPTED, 0));
+}
+
+static void test_unknown_model_rejected(void **state) {
+  fixture_t *f = *state;
+  submit(f, 0, 1, 10, "other-model");
+  const core_action_t *e = find(f->core, CORE_ACT_ERROR, 0);
+  assert_non_null(e);
+  assert_int_equal(e->code, INFSCHED__ERROR_CODE__ERROR_REJECTED_NO_WORKER);
+  assert_int_equal(core_stats(f->core)->rejected, 1);
+}
+
+static void test_bad_and_duplicate_requests(void **state) {
+  fixture_t *f = *state;
+  submit(f, 0, 1, 0, "");
+  assert_int_equal(find(f->core, CORE_ACT_ERROR, 0)->code,
+                   INFSCHED__ERROR_CODE__ERROR_BAD_REQUEST);
+  core_actions_clear(f->core);
+  submit(f, 0, 2, 10, "");
+  submit(f, 0, 2, 10, "");
+  assert_int_equal(count(f->core, CORE_ACT_DISPATCH), 1);
+  assert_int_equal(find(f->core, CORE_ACT_ERROR, 0)->code,
+                   INFSCHED__ERROR_CODE__ERROR_DUPLICATE);
+}
+
+static void test_queue_then_dispatch_on_done(void **state) {
+  fixture_t *f = *state; /* capacity 1 per worker, queue limit 2 */
+  for (uint64_t id = 1; id <= 3; id++)
+    submit(f, 0, id, 10, "");
+  assert_int_equal(count(f->core, CORE_ACT_DISPATCH), 3);
+  const core_action_t *first = find(f->core, CORE_ACT_DISPATCH, 0);
+  uint64_t first_id = first->request_id;
+  int w = worker_index(f, first);
+  core_actions_clear(f->core);
+
+  submit(f, 1 * MS, 4, 10, "");
+  submit(f, 1 * MS, 5, 10, "");
+  assert_int_equal(count(f->core, CORE_ACT_ACCEPTED), 2);
+  assert_int_equal(count(f->core, CORE_ACT_DISPATCH), 0);
+  assert_int_equal(core_queued(f->core), 2);
+  core_actions_clear(f->core);
+
+  /* The queue holds two: the third waiting request is rejected. */
+  submit(f, 1 * MS, 6, 10, "");
+  const core_action_t *e = find(f->core, CORE_ACT_ERROR, 0);
+  assert_non_null(e);
+  assert_int_equal(e->code, INFSCHED__ERROR_CODE__ERROR_REJECTED_QUEUE_FULL);
+  assert_null(find(f->core, CORE_ACT_ACCEPTED, 0));
+  core_actions_clear(f->core);
+
+  /* Capacity frees up: the oldest queued request goes out. */
+  core_on_done(f->core, 2 * MS, &f->w[w], first_id, NULL);
+  const core_action_t *d = find(f->core, CORE_ACT_DISPATCH, 0);
+  assert_non_null(d);
+  assert_int_equal(worker_index(f, d), w);
+  assert_int_equal(core_queued(f->core), 1);
+}
+
+static void test_queue_timeout(void **state) {
+  fixture_t *f = *state; /* capacity 1 */
+  for (uint64_t id = 1; id <= 4; id++)
+    submit(f, 0, id, 10, "");
+  core_actions_clear(f->core);
+  assert_int_equal(core_queued(f->core), 1);
+  assert_int_equal(core_next_deadline(f->core) <= 1000 * MS, 1);
+  /* Workers stay alive; the queued request times out at 1000 ms. */
+  static const struct {
+    infs_time_t now;
+    size_t errors;
+  } table[] = {{50 * MS, 0}, {999 * MS, 0}, {1000 * MS, 1}};
+  core_load_t load = {0};
+  for (size_t i = 0; i < sizeof table / sizeof *table; i++) {
+    for (int w = 0; w < 3; w++)
+      core_on_heartbeat(f->core, table[i].now, &f->w[w], &load);
+    core_on_tick(f->core, table[i].now);
+    assert_int_equal(count(f->core, CORE_ACT_ERROR), table[i].errors);
+  }
+  assert_int_equal(find(f->core, CORE_ACT_ERROR, 0)->code,
+                   INFSCHED__ERROR_CODE__ERROR_REJECTED_QUEUE_TIMEOUT);
+}
+
+static void test_worker_loss_redispatch_or_fail(void **state) {
+  fixture_t *f = *state;
+  /* Two requests on one worker (round robin from worker 0, every third). */
+  uint64_t ids[2];
+  int n = 0;
+  for (uint64_t id = 1; n < 2; id++) {
+    submit(f, 0, id, 10, "");
+    const core_action_t *d = find(f->core, CORE_ACT_DISPATCH, 0);
+    if (worker_index(f, d) == 0)
+      ids[n++] = d->request_id;
+    else
+      core_on_done(f->core, 0, &f->w[worker_index(f, d)], d->request_id,
+                   NULL);
+    core_actions_clear(f->core);
+  }
+  /* The second has streamed a token; the first has not. */
+  core_on_chunk(f->core, 10 * MS, &f->w[0], ids[1], 1, NULL);
+  core_actions_clear(f->core);
+
+  /* Workers 1 and 2 keep beating; worker 0 falls silent after 10 ms. */
+  core_load_t load = {0};
+  static const struct {
+    infs_time_t now;
+    int lost;
+  } table[] = {{100 * MS, 0}, {200 * MS, 0}, {300 * MS, 0}, {350 * MS, 1}};
+  for (size_t i = 0; i < sizeof table / sizeof *table; i++) {
+    core_on_heartbeat(f->core, table[i].now, &f->w[1], &load);
+    core_on_heartbeat(f->core, table[i].now, &f->w[2], &load);
+    core_on_tick(f->core, table[i].now);
+    assert_int_equal(core_stats(f->core)->workers_lost, table[i].lost);
+  }
+  assert_int_equal(core_worker_count(f->core), 2);
+  const core_action_t *d = find(f->core, CORE_ACT_DISPATCH, 0);
+  assert_non_null(d);
+  assert_int_equal(d->request_id, ids[0]);
+  assert_int_not_equal(worker_index(f, d), 0);
+  const core_action_t *e = find(f->core, CORE_ACT_ERROR, 0);
+  assert_non_null(e);
+  assert_int_equal(e->code, INFSCHED__ERROR_CODE__ERROR_WORKER_LOST);
+  assert_non_null(strstr(e->message, "gpu-0"));
+  assert_int_equal(count(f->core, CORE_ACT_ERROR), 1);
+  assert_int_equal(core_stats(f->core)->redispatched, 1);
+}
+
+static void test_reregistration_replaces_worker(void **state) {
+  fixture_t *f = *state;
+  submit(f, 0, 1, 10, "");
+  const core_action_t *d = find(f->core, CORE_ACT_DISPATCH, 0);
+  int w = worker_index(f, d);
+  core_actions_clear(f->core);
+  /* The same worker id comes back from a new connection (a restart). */
+  const char *ids[] = {"gpu-0", "gpu-1", "sram-0"};
+  add_worker(f, 3, ids[w], w == 2 ? &f->sram : &f->gpu, 4, 5 * MS);
+  assert_int_equal(core_worker_count(f->core), 3);
+  assert_non_null(find(f->core, CORE_ACT_REGISTERED, 0));
+  const core_action_t *again = find(f->core, CORE_ACT_DISPATCH, 0);
+  assert_non_null(again);
+  assert_int_not_equal(worker_index(f, again), w);
+}
+
+static void test_cancel(void **state) {
+  fixture_t *f = *state;
+  submit(f, 0, 1, 10, "");
+  const core_action_t *d = find(f->core, CORE_ACT_DISPATCH, 0);
+  int w = worker_index(f, d);
+  core_actions_clear(f->core);
+  core_on_cancel(f->core, 1 * MS, &f->client, 1);
+  const core_action_t *c = find(f->core, CORE_ACT_CANCEL, 0);
+  assert_non_null(c);
+  assert_int_equal(worker_index(f, c), w);
+  assert_int_equal(find(f->core, CORE_ACT_ERROR, 0)->code,
+                   INFSCHED__ERROR_CODE__ERROR_CANCELLED);
+  assert_int_equal(core_open_requests(f->core), 0);
+  core_actions_clear(f->core);
+  /* A second cancel gets no second terminal answer. */
+  core_on_cancel(f->core, 2 * MS, &f->client, 1);
+  size_t n;
+  core_actions(f->core, &n);
+  assert_int_equal(n, 0);
+}
+
+static void test_unknown_worker_told_to_register(void **state) {
+  fixture_t *f = *state;
+  core_peer_t stranger = peer("nobody");
+  core_load_t load = {0};
+  core_on_heartbeat(f->core, 0, &stranger, &load);
+  const core_action_t *e = find(f->core, CORE_ACT_WORKER_ERROR, 0);
+  assert_non_null(e);
+  assert_int_equal(e->code, INFSCHED__ERROR_CODE__ERROR_UNKNOWN_WORKER);
+}
+
+static void test_no_workers_yet_waits(void **state) {
+  (void)state;
+  core_t *c = new_core("least_loaded", 10);
+  core_peer_t client = peer("c"), w = peer("w");
+  core_request_t r = {.id = 1, .prompt_tokens = 5, .max_tokens = 5,
+                      .cls = INFS_CLASS_INTERACTIVE};
+  core_on_submit(c, 0, &client, &r);
+  assert_int_equal(core_queued(c), 1);
+  core_actions_clear(c);
+  infs_profile_t p = profile("gpu", INFS_WORKER_GPU, 1000);
+  core_worker_info_t info = {.worker_id = "late", .profile = &p,
+                             .capacity = 1};
+  core_on_register(c, 5 * MS, &w, &info);
+  assert_non_null(find(c, CORE_ACT_DISPATCH, 0));
+  core_destroy(&c);
+}
+
+static void test_shutdown_answers_everything(void **state) {
+  fixture_t *f = *state; /* capacity 1: three run, two wait */
+  for (uint64_t id = 1; id <= 5; id++)
+    submit(f, 0, id, 10, "");
+  core_actions_clear(f->core);
+  core_shutdown(f->core, 1 * MS);
+  assert_int_equal(count(f->core, CORE_ACT_ERROR), 5);
+  assert_int_equal(count(f->core, CORE_ACT_CANCEL), 3);
+  assert_int_equal(core_open_requests(f->core), 0);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_dispatch_stream_done, setup_ll,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_round_robin_order, setup_rr,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_least_loaded_spreads_burst,
+                                      setup_ll, teardown),
+      cmocka_unit_test_setup_teardown(test_least_loaded_picks_idle, setup_ll,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_context_never_exceeded, setup_ll,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_unknown_model_rejected, setup_ll,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_bad_and_duplicate_requests,
+                                      setup_ll, teardown),
+      cmocka_unit_test_setup_teardown(test_queue_then_dispatch_on_done,
+                                      setup_cap1, teardown),
+      cmocka_unit_test_setup_teardown(test_queue_timeout, setup_cap1,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_worker_loss_redispatch_or_fail,
+                                      setup_rr, teardown),
+      cmocka_unit_test_setup_teardown(test_reregistration_replaces_worker,
+                                      setup_ll, teardown),
+      cmocka_unit_test_setup_teardown(test_cancel, setup_ll, teardown),
+      cmocka_unit_test_setup_teardown(test_unknown_worker_told_to_register,
+                                      setup_ll, teardown),
+      cmocka_unit_test(test_no_workers_yet_waits),
+      cmocka_unit_test_setup_teardown(test_shutdown_answers_everything,
+                                      setup_cap1, teardown),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,712 @@
+/* The continuous-batching engine in virtual time, against closed-form
+ * answers from the rules at the top of worker/engine/engine.c. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+/* cmocka.h needs the four headers above first. */
+#include <cmocka.h>
+
+#include "infsched/errors.h"
+#include "worker/engine/engine.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Round numbers: 100 us per prompt token, decode step 10 ms + 1 ms per
+ * sequence, 512-token prefill chunks (51.2 ms), 16-token blocks. */
+static infs_profile_t test_profile(void) {
+  infs_profile_t p = {
+      .name = "test",
+      .cls = INFS_WORKER_GPU,
+      .price_per_hour = 1,
+      .power_idle_w = 100,
+      .power_busy_w = 200,
+      .prefill_tps = 10000,
+      .base_ms = 10,
+      .per_seq_ms = 1,
+      .per_kctx_ms = 0,
+      .max_batch = 8,
+      .kv_tokens = 100000,
+      .max_context = 50000,
+      .prefix_cache_blocks = 1000,
+      .block_size = 16,
+      .prefill_chunk = 512,
+  };
+  return p;
+}
+
+/* Every event an engine produced, in order. */
+typedef struct evlog {
+  engine_event_t *ev;
+  size_t n;
+  size_t cap;
+} evlog_t;
+
+static void evlog_free(evlog_t *l) {
+  free(l->ev);
+  memset(l, 0, sizeof *l);
+}
+
+static void collect(engine_t *e, evlog_t *l) {
+  size_t n;
+  const engine_event_t *ev = engine_events(e, &n);
+  if (l->n + n > l->cap) {
+    l->cap = (l->n + n) * 2;
+    l->ev = realloc(l->ev, l->cap * sizeof *l->ev);
+    assert_non_null(l->ev);
+  }
+  if (n)
+    memcpy(l->ev + l->n, ev, n * sizeof *ev);
+  l->n += n;
+  engine_events_clear(e);
+}
+
+/* Steps through every step completion up to `until` (INFS_TIME_NEVER: until
+ * idle), checking that KV never overflows. Returns the last step's end. */
+static infs_time_t run_until(engine_t *e, evlog_t *l, infs_time_t until) {
+  infs_time_t last = 0, next;
+  while ((next = engine_next_event(e)) != INFS_TIME_NEVER && next <= until) {
+    engine_advance(e, next);
+    collect(e, l);
+    engine_load_t load;
+    engine_load(e, next, &load);
+    assert_true(load.kv_used <= load.kv_total);
+    last = next;
+  }
+  return last;
+}
+
+static const engine_event_t *find_event(const evlog_t *l, uint64_t id,
+                                        engine_event_kind_t kind) {
+  for (size_t i = 0; i < l->n; i++)
+    if (l->ev[i].id == id && l->ev[i].kind == kind)
+      return &l->ev[i];
+  return NULL;
+}
+
+/* Output tokens reported for id, by FIRST_TOKEN and TOKENS events. */
+static uint32_t tokens_of(const evlog_t *l, uint64_t id) {
+  uint32_t n = 0;
+  for (size_t i = 0; i < l->n; i++)
+    if (l->ev[i].id == id && (l->ev[i].kind == ENGINE_EV_FIRST_TOKEN ||
+                              l->ev[i].kind == ENGINE_EV_TOKENS))
+      n += l->ev[i].tokens;
+  return n;
+}
+
+static size_t count_kind(const evlog_t *l, uint64_t id,
+                         engine_event_kind_t kind) {
+  size_t n = 0;
+  for (size_t i = 0; i < l->n; i++)
+    n += l->ev[i].id == id && l->ev[i].kind == kind;
+  return n;
+}
+
+static void submit(engine_t *e, infs_time_t now, uint64_t id, uint32_t prompt,
+                   uint32_t max_tokens, const uint64_t *blocks,
+                   size_t n_blocks) {
+  engine_request_t r = {id, prompt, max_tokens, blocks, n_blocks};
+  assert_int_equal(engine_submit(e, now, &r), 0);
+}
+
+/* ---- one request on an idle engine ------------------------------------- */
+
+static void test_single_request(void **state) {
+  (void)state;
+  static const struct {
+    uint32_t prompt, gen;
+    double per_kctx_ms, attn;
+  } rows[] = {
+      {100, 1, 0, 0},          {512, 10, 0, 0},      {1500, 20, 0, 0},
+      {4000, 64, 0, 0},        {1500, 20, 0.5, 0.1}, {8000, 100, 0.04, 0.019},
+      {49000, 3, 0.04, 0.019},
+  };
+  for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+    infs_profile_t p = test_profile();
+    p.per_kctx_ms = rows[i].per_kctx_ms;
+    p.prefill_attn_per_kctx = rows[i].attn;
+    uint32_t P = rows[i].prompt, G = rows[i].gen;
+
+    /* P / prefill_tps stretched by attention over c + n/2 = P/2 on average,
+     * then G - 1 decode steps at batch 1 over a growing context. */
+    double ttft = P / p.prefill_tps * (1 + p.prefill_attn_per_kctx * P / 2e3);
+    double done = ttft;
+    for (uint32_t k = 1; k < G; k++)
+      done += profile_step_ms(&p, 1, P + k) / 1e3;
+    double chunks = ceil((double)P / p.prefill_chunk);
+
+    engine_t *e = engine_new(&p, 0);
+    assert_non_null(e);
+    evlog_t l = {0};
+    submit(e, 0, 7, P, G, NULL, 0);
+    infs_time_t end = run_until(e, &l, INFS_TIME_NEVER);
+
+    const engine_event_t *first = find_event(&l, 7, ENGINE_EV_FIRST_TOKEN);
+    const engine_event_t *fin = find_event(&l, 7, ENGINE_EV_DONE);
+    assert_non_null(first);
+    assert_non_null(fin);
+    /* Rounding to whole microseconds, once per step. */
+    assert_true(fabs((double)first->at - ttft * 1e6) <= chunks);
+    assert_true(fabs((double)fin->at - done * 1e6) <= chunks + G);
+    /* Without context terms: within one step of P/tps + G * step(1). */
+    if (p.per_kctx_ms == 0 && p.prefill_attn_per_kctx == 0) {
+      double step = profile_step_ms(&p, 1, 0) / 1e3;
+      double loose = P / p.prefill_tps + G * step;
+      assert_true(fabs((double)fin->at / 1e6 - loose) <= step + 1e-6);
+    }
+    assert_int_equal(fin->at, end);
+    assert_int_equal(fin->ttft_us, first->at);
+    assert_int_equal(fin->queued_us, 0);
+    assert_int_equal(fin->generated, G);
+    assert_int_equal(fin->cached_tokens, 0);
+    assert_int_equal(fin->tokens, 0);
+    assert_int_equal(tokens_of(&l, 7), G);
+    assert_int_equal(count_kind(&l, 7, ENGINE_EV_FIRST_TOKEN), 1);
+    /* Alone in every step: its share is all the busy time. */
+    assert_true(fabs(fin->busy_share_s - (double)end / 1e6) < 1e-9);
+
+    engine_load_t load;
+    engine_load(e, end + 5000000, &load);
+    assert_int_equal(load.kv_used, 0);
+    assert_int_equal(load.running, 0);
+    assert_int_equal(load.queued, 0);
+    assert_int_equal(load.prefill_backlog_tokens, 0);
+    assert_int_equal(load.generated_tokens, G);
+    assert_true(fabs(load.busy_s - (double)end / 1e6) < 1e-9);
+    assert_int_equal(engine_next_event(e), INFS_TIME_NEVER);
+    evlog_free(&l);
+    engine_destroy(&e);
+    assert_null(e);
+  }
+}
+
+/* ---- B identical requests decode together at step_ms(B) --------------- */
+
+static void test_batch_decodes_together(void **state) {
+  (void)state;
+  static const uint32_t batch[] = {1, 2, 4, 8};
+  const uint32_t P = 64, G = 6;
+  for (size_t i = 0; i < sizeof batch / sizeof batch[0]; i++) {
+    uint32_t B = batch[i];
+    infs_profile_t p = test_profile();
+    engine_t *e = engine_new(&p, 0);
+    evlog_t l = {0};
+    for (uint32_t id = 0; id < B; id++)
+      submit(e, 0, id, P, G, NULL, 0);
+    infs_time_t end = run_until(e, &l, INFS_TIME_NEVER);
+
+    /* B * 64 <= 512: one prefill step for all, then G - 1 decode steps. */
+    infs_time_t prefill = (infs_time_t)B * P * 100;
+    infs_time_t step = (10 + B) * 1000;
+    assert_int_equal(end, prefill + (G - 1) * step);
+    for (uint32_t id = 0; id < B; id++) {
+      infs_time_t prev = 0;
+      uint32_t seen = 0;
+      for (size_t k = 0; k < l.n; k++) {
+        const engine_event_t *ev = &l.ev[k];
+        if (ev->id != id || ev->kind == ENGINE_EV_DONE)
+          continue;
+        if (seen++ == 0)
+          assert_int_equal(ev->at, prefill);
+        else
+          assert_int_equal(ev->at - prev, step);
+        prev = ev->at;
+      }
+      assert_int_equal(seen, G);
+      const engine_event_t *fin = find_event(&l, id, ENGINE_EV_DONE);
+      assert_true(fabs(fin->busy_share_s - (double)end / 1e6 / B) < 1e-9);
+    }
+    evlog_free(&l);
+    engine_destroy(&e);
+  }
+}
+
+/* ---- chunked prefill rides along with decode --------------------------- */
+
+static void test_chunked_prefill_mixes_with_decode(void **state) {
+  (void)state;
+  infs_profile_t p = test_profile();
+  engine_t *e = engine_new(&p, 0);
+  evlog_t l = {0};
+  engine_load_t load;
+
+  /* A: 100-token prompt, first token at 10 ms, then an 11 ms step each. */
+  submit(e, 0, 1, 100, 50, NULL, 0);
+  run_until(e, &l, 25000);
+  /* B arrives mid-step and joins at the boundary at 32 ms. */
+  submit(e, 25000, 2, 1024, 4, NULL, 0);
+  engine_load(e, 25000, &load);
+  assert_int_equal(load.queued, 1);
+  assert_int_equal(load.running, 1);
+  assert_int_equal(load.prefill_backlog_tokens, 1024);
+  assert_true(fabs(load.busy_s - 0.025) < 1e-9);
+  run_until(e, &l, 32000);
+  engine_load(e, 32000, &load);
+  assert_int_equal(load.queued, 0);
+  assert_int_equal(load.running, 2);
+  assert_int_equal(load.prefill_backlog_tokens, 1024);
+  assert_int_equal(load.kv_used, (100 + 3 + 1) + (1024 + 1));
+  run_until(e, &l, INFS_TIME_NEVER);
+
+  /* Steps carrying a chunk: decode step(1) + 512 * 100 us = 62.2 ms. */
+  static const struct {
+    uint64_t id;
+    engine_event_kind_t kind;
+    infs_time_t at;
+  } want[] = {
+      {1, ENGINE_EV_FIRST_TOKEN, 10000}, {1, ENGINE_EV_TOKENS, 21000},
+      {1, ENGINE_EV_TOKENS, 32000},      {1, ENGINE_EV_TOKENS, 94200},
+      {1, ENGINE_EV_TOKENS, 156400},     {2, ENGINE_EV_FIRST_TOKEN, 156400},
+      {1, ENGINE_EV_TOKENS, 168400},     {2, ENGINE_EV_TOKENS, 168400},
+  };
+  for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+    assert_int_equal(l.ev[i].id, want[i].id);
+    assert_int_equal(l.ev[i].kind, want[i].kind);
+    assert_int_equal(l.ev[i].at, want[i].at);
+  }
+  const engine_event_t *fin = find_event(&l, 2, ENGINE_EV_DONE);
+  assert_int_equal(fin->queued_us, 32000 - 25000);
+  assert_int_equal(fin->ttft_us, 156400 - 25000);
+  evlog_free(&l);
+  engine_destroy(&e);
+}
+
+/* ---- prefix cache ------------------------------------------------------ */
+
+static void make_blocks(uint64_t *b, size_t n, size_t shared, uint64_t salt) {
+  for (size_t i = 0; i < n; i++)
+    b[i] = i < shared ? 1000 + i : salt * 100000 + i;
+}
+
+static void test_prefix_cache_hits(void **state) {
+  (void)state;
+  infs_profile_t p = test_profile();
+  engine_t *e = engine_new(&p, 0);
+  evlog_t l = {0};
+  uint64_t a[64], b[64];
+  const uint32_t P = 1024; /* 64 blocks of 16 */
+
+  make_blocks(a, 64, 64, 0);
+  submit(e, 0, 1, P, 2, a, 64);
+  infs_time_t t = run_until(e, &l, INFS_TIME_NEVER);
+
+  const uint64_t *added, *removed;
+  size_t n_added, n_removed;
+  engine_cache_delta(e, &added, &n_added, &removed, &n_removed);
+  assert_int_equal(n_added, 64);
+  assert_int_equal(n_removed, 0);
+  engine_cache_delta_clear(e);
+
+  /* Only the longest cached prefix counts; a full hit still computes the
+   * last token. A partial tail block's hash is ignored. */
+  static const struct {
+    size_t shared; /* leading blocks equal to A's */
+    size_t n_blocks;
+    uint32_t prompt;
+    uint32_t cached;
+  } rows[] = {
+      {48, 64, 1024, 768}, {64, 64, 1024, 1023}, {0, 64, 1024, 0},
+      {1, 64, 1024, 16},   {64, 64, 1030, 1024}, {64, 64, 1020, 1008},
+      {10, 10, 160, 159},
+  };
+  for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+    uint64_t id = 100 + i;
+    make_blocks(b, rows[i].n_blocks, rows[i].shared, 1 + i);
+    if (i == 2)
+      b[10] = a[10]; /* a match after a miss does not count */
+    infs_time_t at = t + 1000000;
+    submit(e, at, id, rows[i].prompt, 2, b, rows[i].n_blocks);
+    t = run_until(e, &l, INFS_TIME_NEVER);
+    const engine_event_t *fin = find_event(&l, id, ENGINE_EV_DONE);
+    assert_non_null(fin);
+    assert_int_equal(fin->cached_tokens, rows[i].cached);
+    assert_int_equal(fin->ttft_us,
+                     (infs_time_t)(rows[i].prompt - rows[i].cached) * 100);
+  }
+  evlog_free(&l);
+  engine_destroy(&e);
+}
+
+/* Runs one request to completion on an idle engine at *t. */
+static const engine_event_t *run_one(engine_t *e, evlog_t *l, infs_time_t *t,
+                                     uint64_t id, const uint64_t *blocks,
+                                     size_t n) {
+  *t += 1000000;
+  submit(e, *t, id, (uint32_t)n * 16, 1, blocks, n);
+  *t = run_until(e, l, INFS_TIME_NEVER);
+  return find_event(l, id, ENGINE_EV_DONE);
+}
+
+static void assert_u64s(const uint64_t *got, size_t n_got, const uint64_t *want,
+                        size_t n_want) {
+  assert_int_equal(n_got, n_want);
+  for (size_t i = 0; i < n_want; i++)
+    assert_int_equal(got[i], want[i]);
+}
+
+static void assert_snapshot(engine_t *e, const uint64_t *want, size_t n) {
+  uint64_t got[16];
+  size_t k = engine_cache_snapshot(e, got, 16);
+  assert_u64s(got, k, want, n);
+}
+
+static void assert_delta(engine_t *e, const uint64_t *add, size_t n_add,
+                         const uint64_t *rm, size_t n_rm) {
+  const uint64_t *added, *removed;
+  size_t n_added, n_removed;
+  engine_cache_delta(e, &added, &n_added, &removed, &n_removed);
+  assert_u64s(added, n_added, add, n_add);
+  assert_u64s(removed, n_removed, rm, n_rm);
+  engine_cache_delta_clear(e);
+}
+
+enum { A1 = 11, A2, B1 = 21, B2, C1 = 31, C2, D1 = 41, D2 };
+
+static void test_prefix_cache_lru(void **state) {
+  (void)state;
+  infs_profile_t p = test_profile();
+  p.prefix_cache_blocks = 4;
+  engine_t *e = engine_new(&p, 0);
+  evlog_t l = {0};
+  infs_time_t t = 0;
+  const uint64_t a[] = {A1, A2}, b[] = {B1, B2}, c[] = {C1, C2}, d[] = {D1, D2};
+
+  /* Blocks are touched deepest first: a prefix's root is its most recent,
+   * so eviction trims prefixes from the tail. */
+  run_one(e, &l, &t, 1, a, 2);
+  assert_snapshot(e, (uint64_t[]){A2, A1}, 2);
+  run_one(e, &l, &t, 2, b, 2);
+  assert_snapshot(e, (uint64_t[]){A2, A1, B2, B1}, 4);
+  assert_delta(e, (uint64_t[]){A2, A1, B2, B1}, 4, NULL, 0);
+
+  const engine_event_t *fin = run_one(e, &l, &t, 3, a, 2);
+  assert_int_equal(fin->cached_tokens, 31);
+  assert_snapshot(e, (uint64_t[]){B2, B1, A2, A1}, 4);
+  assert_delta(e, NULL, 0, NULL, 0);
+
+  run_one(e, &l, &t, 4, c, 2);
+  assert_snapshot(e, (uint64_t[]){A2, A1, C2, C1}, 4);
+  assert_delta(e, (uint64_t[]){C2, C1}, 2, (uint64_t[]){B2, B1}, 2);
+
+  /* Net changes only: A's blocks leave and come back within one window. */
+  run_one(e, &l, &t, 5, d, 2);
+  fin = run_one(e, &l, &t, 6, a, 2);
+  assert_int_equal(fin->cached_tokens, 0);
+  assert_snapshot(e, (uint64_t[]){D2, D1, A2, A1}, 4);
+  assert_delta(e, (uint64_t[]){D2, D1}, 2, (uint64_t[]){C2, C1}, 2);
+  evlog_free(&l);
+  engine_destroy(&e);
+}
+
+/* A long run without reading the delta: the log is compacted to its net
+ * effect, which is what the cache holds now. */
+static void test_prefix_cache_delta_unread(void **state) {
+  (void)state;
+  infs_profile_t p = test_profile();
+  p.prefix_cache_blocks = 4;
+  engine_t *e = engine_new(&p, 0);
+  evlog_t l = {0};
+  infs_time_t t = 0;
+  for (uint64_t i = 0; i < 3000; i++) {
+    uint64_t blk[2] = {2 * i + 1000000, 2 * i + 1000001};
+    run_one(e, &l, &t, i, blk, 2);
+    l.n = 0;
+  }
+  uint64_t now[4];
+  assert_int_equal(engine_cache_snapshot(e, now, 4), 4);
+  const uint64_t *added, *removed;
+  size_t n_added, n_removed;
+  engine_cache_delta(e, &added, &n_added, &removed, &n_removed);
+  assert_int_equal(n_removed, 0);
+  assert_int_equal(n_added, 4);
+  for (size_t i = 0; i < 4; i++) {
+    size_t k = 0;
+    while (k < 4 && now[k] != added[i])
+      k++;
+    assert_true(k < 4);
+  }
+  evlog_free(&l);
+  engine_destroy(&e);
+}
+
+/* ---- KV capacity --------------------------------------------------------- */
+
+static infs_profile_t small_kv_profile(void) {
+  infs_profile_t p = test_profile();
+  p.kv_tokens = 1000;
+  p.max_context = 1000;
+  p.prefix_cache_blocks = 0;
+  return p;
+}
+
+static void run_kv_exhaustion(evlog_t *l, engine_load_t *load) {
+  infs_profile_t p = small_kv_profile();
+  engine_t *e = engine_new(&p, 0);
+  /* Each needs 201 tokens to start (804 in all) and 400 to finish. */
+  for (uint64_t id = 0; id < 4; id++)
+    submit(e, 0, id, 200, 200, NULL, 0);
+  infs_time_t end = run_until(e, l, INFS_TIME_NEVER);
+  engine_load(e, end, load);
+  engine_destroy(&e);
+}
+
+static void test_kv_exhaustion_preempts_latest(void **state) {
+  (void)state;
+  evlog_t l = {0};
+  engine_load_t load;
+  run_kv_exhaustion(&l, &load);
+
+  assert_true(load.preemptions >= 2);
+  assert_int_equal(load.kv_used, 0);
+  assert_int_equal(load.generated_tokens, 800);
+  double shares = 0;
+  size_t done_at[4];
+  for (uint64_t id = 0; id < 4; id++) {
+    const engine_event_t *fin = find_event(&l, id, ENGINE_EV_DONE);
+    assert_non_null(fin);
+    assert_int_equal(fin->generated, 200);
+    /* Recomputed tokens are not reported again. */
+    assert_int_equal(tokens_of(&l, id), 200);
+    assert_int_equal(count_kind(&l, id, ENGINE_EV_FIRST_TOKEN), 1);
+    assert_int_equal(count_kind(&l, id, ENGINE_EV_DONE), 1);
+    assert_int_equal(fin->queued_us, 0);
+    shares += fin->busy_share_s;
+    done_at[id] = (size_t)(fin - l.ev);
+  }
+  /* The most recently admitted go back to the queue: the first two
+   * admitted finish first, in order. */
+  assert_true(done_at[0] < done_at[2] && done_at[0] < done_at[3]);
+  assert_true(done_at[1] < done_at[2] && done_at[1] < done_at[3]);
+  assert_true(fabs(shares - load.busy_s) < 1e-9);
+  for (size_t i = 1; i < l.n; i++)
+    assert_true(l.ev[i].at >= l.ev[i - 1].at);
+
+  /* Same inputs, same events. */
+  evlog_t again = {0};
+  engine_load_t load2;
+  run_kv_exhaustion(&again, &load2);
+  assert_int_equal(again.n, l.n);
+  for (size_t i = 0; i < l.n; i++) {
+    assert_int_equal(again.ev[i].kind, l.ev[i].kind);
+    assert_int_equal(again.ev[i].id, l.ev[i].id);
+    assert_int_equal(again.ev[i].at, l.ev[i].at);
+    assert_int_equal(again.ev[i].tokens, l.ev[i].tokens);
+  }
+  evlog_free(&again);
+  evlog_free(&l);
+}
+
+static void test_admission_waits_for_kv(void **state) {
+  (void)state;
+  infs_profile_t p = small_kv_profile();
+  engine_t *e = engine_new(&p, 0);
+  evlog_t l = {0};
+  engine_load_t load;
+
+  submit(e, 0, 1, 900, 50, NULL, 0); /* holds 901..950 */
+  submit(e, 0, 2, 200, 10, NULL, 0); /* needs 201: waits */
+  engine_load(e, 0, &load);
+  assert_int_equal(load.queued, 2); /* nothing starts before advance */
+  assert_int_equal(engine_next_event(e), 0);
+  engine_advance(e, 0);
+  engine_load(e, 0, &load);
+  assert_int_equal(load.running, 1);
+  assert_int_equal(load.queued, 1);
+  assert_int_equal(load.prefill_backlog_tokens, 1100);
+  run_until(e, &l, INFS_TIME_NEVER);
+  const engine_event_t *a = find_event(&l, 1, ENGINE_EV_DONE);
+  const engine_event_t *b = find_event(&l, 2, ENGINE_EV_DONE);
+  assert_int_equal(b->queued_us, a->at);
+  assert_int_equal(b->ttft_us, a->at + 200 * 100);
+  evlog_free(&l);
+  engine_destroy(&e);
+}
+
+/* ---- refusals and cancel -------------------------------------------- */
+
+static void test_submit_refusals(void **state) {
+  (void)state;
+  infs_profile_t p = test_profile();
+  engine_t *e = engine_new(&p, 0);
+  static const struct {
+    uint64_t id;
+    uint32_t prompt, max_tokens;
+    int rc;
+  } rows[] = {
+      {1, 49000, 1001, INFS_ECONTEXT},
+      {2, 50001, 1, INFS_ECONTEXT},
+      {3, 49000, 1000, 0},
+      {3, 10, 10, INFS_EDUPLICATE},
+      {4, 0, 10, -EINVAL},
+      {5, 10, 0, -EINVAL},
+      {6, 10, 10, 0},
+  };
+  for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+    engine_request_t r = {rows[i].id, rows[i].prompt, rows[i].max_tokens, NULL,
+                          0};
+    assert_int_equal(engine_submit(e, 0, &r), rows[i].rc);
+  }
+  engine_load_t load;
+  engine_load(e, 0, &load);
+  assert_int_equal(load.running + load.queued, 2);
+
+  infs_profile_t bad = test_profile();
+  bad.max_batch = 0;
+  assert_null(engine_new(&bad, 0));
+  bad = test_profile();
+  bad.max_context = bad.kv_tokens + 1;
+  assert_null(engine_new(&bad, 0));
+  bad = test_profile();
+  bad.prefill_chunk = 0; /* the wire's profile has none: default */
+  engine_t *d = engine_new(&bad, 0);
+  assert_non_null(d);
+  engine_destroy(&d);
+  engine_destroy(&e);
+  engine_destroy(&e); /* idempotent */
+}
+
+static void test_cancel_frees_kv(void **state) {
+  (void)state;
+  infs_profile_t p = test_profile();
+  p.max_batch = 2;
+  engine_t *e = engine_new(&p, 0);
+  evlog_t l = {0};
+  engine_load_t load;
+
+  submit(e, 0, 1, 1000, 100, NULL, 0);
+  submit(e, 0, 2, 1000, 100, NULL, 0);
+  submit(e, 0, 3, 300, 5, NULL, 0); /* batch full: waits */
+  run_until(e, &l, 400000);
+  engine_load(e, 400000, &load);
+  assert_int_equal(load.running, 2);
+  assert_int_equal(load.queued, 1);
+  assert_int_equal(load.prefill_backlog_tokens, 300);
+  uint64_t kv = load.kv_used;
+
+  /* Cancel mid-step: the sequence's KV (prompt + generated + the token of
+   * the running step) is freed at once. */
+  uint32_t gen2 = tokens_of(&l, 2);
+  assert_int_equal(engine_cancel(e, 400000, 2), 0);
+  engine_load(e, 400000, &load);
+  assert_int_equal(load.kv_used, kv - (1000 + gen2 + 1));
+  assert_int_equal(load.running, 1);
+  assert_int_equal(engine_cancel(e, 400000, 2), -ENOENT);
+  assert_int_equal(engine_cancel(e, 400000, 99), -ENOENT);
+
+  assert_int_equal(engine_cancel(e, 400000, 3), 0);
+  engine_load(e, 400000, &load);
+  assert_int_equal(load.queued, 0);
+  assert_int_equal(load.prefill_backlog_tokens, 0);
+
+  size_t before = l.n;
+  run_until(e, &l, INFS_TIME_NEVER);
+  for (size_t i = before; i < l.n; i++)
+    assert_int_equal(l.ev[i].id, 1);
+  assert_non_null(find_event(&l, 1, ENGINE_EV_DONE));
+  infs_time_t later = find_event(&l, 1, ENGINE_EV_DONE)->at + 1000000;
+  engine_load(e, later, &load);
+  assert_int_equal(load.kv_used, 0);
+  /* A cancelled id can be used again; destroy frees what is still open. */
+  submit(e, later, 2, 10, 1, NULL, 0);
+  evlog_free(&l);
+  engine_destroy(&e);
+}
+
+/* ---- invariants under a random load ---------------------------------- */
+
+static uint64_t lcg(uint64_t *x) {
+  *x = *x * 6364136223846793005ull + 1442695040888963407ull;
+  return *x >> 33;
+}
+
+/* Random arrivals, sizes, shared prefixes and cancels on a small worker:
+ * KV never overflows (run_until checks), every request that is not
+ * cancelled finishes with each of its tokens reported once, and the engine
+ * ends empty. */
+static void test_random_load_invariants(void **state) {
+  (void)state;
+  enum { N = 400 };
+  infs_profile_t p = small_kv_profile();
+  p.kv_tokens = 4000;
+  p.max_context = 2000;
+  p.max_batch = 6;
+  p.prefix_cache_blocks = 40;
+  p.prefill_chunk = 300;
+  p.per_kctx_ms = 0.5;
+  p.prefill_attn_per_kctx = 0.05;
+  engine_t *e = engine_new(&p, 0);
+  evlog_t l = {0};
+  static uint32_t max_tokens[N];
+  static bool cancelled[N];
+  uint64_t seed = 42, blocks[125];
+  infs_time_t t = 0;
+
+  for (uint64_t id = 0; id < N; id++) {
+    t += lcg(&seed) % 40000;
+    run_until(e, &l, t);
+    uint32_t prompt = 1 + lcg(&seed) % 1500;
+    max_tokens[id] = 1 + lcg(&seed) % (p.max_context - prompt);
+    size_t n = prompt / 16, shared = lcg(&seed) % (n + 1);
+    for (size_t k = 0; k < n; k++)
+      blocks[k] = k < shared ? k + 1 : (id << 20) + k;
+    submit(e, t, id, prompt, max_tokens[id], blocks, n);
+    engine_advance(e, t);
+    collect(e, &l);
+    if (id >= 5 && lcg(&seed) % 10 == 0) {
+      uint64_t victim = id - lcg(&seed) % 5;
+      int rc = engine_cancel(e, t, victim);
+      if (rc == 0)
+        cancelled[victim] = true;
+      else
+        assert_int_equal(rc, -ENOENT);
+      collect(e, &l);
+    }
+  }
+  run_until(e, &l, INFS_TIME_NEVER);
+
+  size_t hits = 0, n_cancelled = 0;
+  for (uint64_t id = 0; id < N; id++) {
+    const engine_event_t *fin = find_event(&l, id, ENGINE_EV_DONE);
+    if (cancelled[id]) {
+      assert_null(fin);
+      n_cancelled++;
+      continue;
+    }
+    hits += fin && fin->cached_tokens > 0;
+    assert_non_null(fin);
+    assert_int_equal(fin->generated, max_tokens[id]);
+    assert_int_equal(tokens_of(&l, id), max_tokens[id]);
+    assert_int_equal(count_kind(&l, id, ENGINE_EV_FIRST_TOKEN), 1);
+  }
+  engine_load_t load;
+  engine_load(e, t, &load);
+  assert_int_equal(load.kv_used, 0);
+  assert_int_equal(load.running + load.queued, 0);
+  assert_int_equal(load.prefill_backlog_tokens, 0);
+  /* The load exercised what it is meant to. */
+  assert_true(load.preemptions > 0);
+  assert_true(hits > 0 && n_cancelled > 0);
+  evlog_free(&l);
+  engine_destroy(&e);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_single_request),
+      cmocka_unit_test(test_batch_decodes_together),
+      cmocka_unit_test(test_chunked_prefill_mixes_with_decode),
+      cmocka_unit_test(test_prefix_cache_hits),
+      cmocka_unit_test(test_prefix_cache_lru),
+      cmocka_unit_test(test_prefix_cache_delta_unread),
+      cmocka_unit_test(test_kv_exhaustion_preempts_latest),
+      cmocka_unit_test(test_admission_waits_for_kv),
+      cmocka_unit_test(test_submit_refusals),
+      cmocka_unit_test(test_cancel_frees_kv),
+      cmocka_unit_test(test_random_load_invariants),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,337 @@
+/* Profiles: the shipped file loads and has the shapes the scheduler relies
+ * on; the timing formulas; bad files fail with "FILE:LINE: ... field 'x'". */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+/* cmocka.h needs the four headers above first. */
+#include <cmocka.h>
+
+#include "infsched/errors.h"
+#include "infsched/profile.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifndef INFSCHED_SOURCE_DIR
+#error "INFSCHED_SOURCE_DIR must name the source tree"
+#endif
+
+static const char *shipped = INFSCHED_SOURCE_DIR "/configs/profiles.yaml";
+
+/* ---- the shipped profiles ------------------------------------------------ */
+
+static void test_shipped_profiles_load(void **state) {
+  (void)state;
+  profile_set_t *set = NULL;
+  char err[512];
+  int rc = profile_set_load(shipped, &set, err, sizeof err);
+  if (rc)
+    fail_msg("%s", err);
+  assert_true(profile_set_count(set) >= 3);
+  assert_null(profile_set_at(set, profile_set_count(set)));
+  assert_null(profile_set_find(set, "no-such-profile"));
+
+  const infs_profile_t *gpu = profile_set_find(set, "gpu-h100");
+  const infs_profile_t *sram = profile_set_find(set, "sram-wse3");
+  const infs_profile_t *tpu = profile_set_find(set, "tpu-v6e");
+  assert_non_null(gpu);
+  assert_non_null(sram);
+  assert_non_null(tpu);
+  assert_int_equal(gpu->cls, INFS_WORKER_GPU);
+  assert_int_equal(sram->cls, INFS_WORKER_SRAM);
+  assert_int_equal(tpu->cls, INFS_WORKER_TPU);
+
+  /* The scheduler's tests rely on these context limits. */
+  assert_int_equal(sram->max_context, 32768);
+  assert_true(gpu->max_context >= 131072);
+  assert_true(tpu->max_context >= 65536);
+
+  /* Shapes from REFERENCE-NUMBERS.md: per-stream decode speeds... */
+  double gpu_tps = 1000 / profile_step_ms(gpu, 1, 2000);
+  double sram_tps = 1000 / profile_step_ms(sram, 1, 2000);
+  double tpu_tps = 1000 / profile_step_ms(tpu, 1, 2000);
+  assert_true(gpu_tps > 40 && gpu_tps < 100);
+  assert_true(sram_tps > 1000);
+  assert_true(tpu_tps < gpu_tps);
+  /* ... the Oracle curve: ~15 tok/s per stream at 256 short sequences ... */
+  double gpu256 = 1000 / profile_step_ms(gpu, 256, 256 * 600);
+  assert_true(gpu256 > 13 && gpu256 < 18);
+  /* ... batch sizes and prices ... */
+  assert_true(gpu->max_batch >= 128 && tpu->max_batch >= gpu->max_batch);
+  assert_true(sram->max_batch < gpu->max_batch);
+  assert_true(sram->price_per_hour > 10 * gpu->price_per_hour);
+  /* ... and TTFT: a few thousand tokens well under a second on the GPU,
+   * faster on SRAM. */
+  assert_true(profile_prefill_us(gpu, 3000, 0) < 500000);
+  assert_true(profile_prefill_us(sram, 3000, 0) <
+              profile_prefill_us(gpu, 3000, 0));
+
+  for (size_t i = 0; i < profile_set_count(set); i++) {
+    const infs_profile_t *p = profile_set_at(set, i);
+    const char *field;
+    char why[160];
+    assert_int_equal(profile_validate(p, &field, why, sizeof why), 0);
+    /* Clients hash prompts once, for every worker. */
+    assert_int_equal(p->block_size, gpu->block_size);
+  }
+  profile_set_destroy(&set);
+  assert_null(set);
+  profile_set_destroy(&set);
+}
+
+/* ---- the timing model ---------------------------------------------------- */
+
+static void test_timing_formulas(void **state) {
+  (void)state;
+  infs_profile_t p = {.prefill_tps = 10000,
+                      .prefill_attn_per_kctx = 0.1,
+                      .base_ms = 17,
+                      .per_seq_ms = 0.19,
+                      .per_kctx_ms = 0.04};
+  static const struct {
+    uint32_t b;
+    uint64_t ctx;
+    double ms;
+  } steps[] = {
+      {1, 0, 17.19},
+      {32, 0, 23.08},
+      {256, 0, 65.64},
+      {1, 100000, 21.19},
+  };
+  for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++)
+    assert_true(fabs(profile_step_ms(&p, steps[i].b, steps[i].ctx) -
+                     steps[i].ms) < 1e-9);
+
+  /* n / tps * (1 + attn * (c + n/2) / 1000) */
+  static const struct {
+    uint64_t n, c;
+    infs_time_t us;
+  } fills[] = {
+      {0, 5000, 0},
+      {1000, 0, 105000},
+      {1000, 2000, 1000 * 100 * 1.25},
+      {8000, 0, 8000 * 100 * 1.4},
+  };
+  for (size_t i = 0; i < sizeof fills / sizeof fills[0]; i++)
+    assert_int_equal(profile_prefill_us(&p, fills[i].n, fills[i].c),
+                     fills[i].us);
+
+  /* Chunking does not change the total, up to rounding per chunk. */
+  infs_time_t sum = 0;
+  for (uint64_t c = 0; c < 8000; c += 512)
+    sum += profile_prefill_us(&p, c + 512 <= 8000 ? 512 : 8000 - c, c);
+  assert_true(
+      llabs((long long)sum - (long long)profile_prefill_us(&p, 8000, 0)) <= 16);
+}
+
+/* ---- bad files ------------------------------------------------------------
+ */
+
+static char tmpdir[64];
+
+static int setup_tmp(void **state) {
+  (void)state;
+  const char *base = getenv("TMPDIR");
+  snprintf(tmpdir, sizeof tmpdir, "%s/test_profiles.XXXXXX",
+           base && *base && strlen(base) < 32 ? base : "/tmp");
+  return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int teardown_tmp(void **state) {
+  (void)state;
+  return rmdir(tmpdir);
+}
+
+/* A valid profile, one field per line from line 3 on. */
+static const char *const base_lines[] = {
+    "profiles:",
+    "  p1:",
+    "    class: gpu",
+    "    price_per_hour: 10",
+    "    power_idle_w: 100",
+    "    power_busy_w: 500",
+    "    prefill_tps: 10000",
+    "    base_ms: 17",
+    "    per_seq_ms: 0.2",
+    "    per_kctx_ms: 0.04",
+    "    max_batch: 64",
+    "    kv_tokens: 100000",
+    "    max_context: 65536",
+    "    prefix_cache_blocks: 1000",
+    "    block_size: 64",
+};
+#define N_BASE (sizeof base_lines / sizeof base_lines[0])
+
+/* Writes the base profile with field `key` set to `value` (appended when the
+ * base has no such field, dropped when value is NULL). Returns the line the
+ * field is on (or would be). */
+static int write_variant(const char *path, const char *key, const char *value) {
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  int line = 0, found = 0;
+  char prefix[64] = "";
+  if (key)
+    snprintf(prefix, sizeof prefix, "    %s:", key);
+  for (size_t i = 0; i < N_BASE; i++) {
+    if (key && strncmp(base_lines[i], prefix, strlen(prefix)) == 0) {
+      found = 1;
+      line = (int)i + 1;
+      if (value)
+        fprintf(f, "%s %s\n", prefix, value);
+      continue;
+    }
+    fprintf(f, "%s\n", base_lines[i]);
+  }
+  if (key && !found) {
+    fprintf(f, "    %s: %s\n", key, value);
+    line = (int)N_BASE + 1;
+  }
+  fclose(f);
+  return line;
+}
+
+static void expect_error(const char *path, int want_rc, const char *prefix,
+                         const char *what) {
+  profile_set_t *set = NULL;
+  char err[512];
+  int rc = profile_set_load(path, &set, err, sizeof err);
+  assert_null(set);
+  assert_int_equal(rc, want_rc);
+  if (strncmp(err, prefix, strlen(prefix)) != 0 || !strstr(err, what))
+    fail_msg("got '%s', want '%s...%s'", err, prefix, what);
+}
+
+static void test_bad_fields(void **state) {
+  (void)state;
+  static const struct {
+    const char *field;
+    const char *value; /* NULL: the field is missing */
+    const char *what;
+  } rows[] = {
+      {"max_batch", "0", "at least 1"},
+      {"prefill_tps", "-5", "greater than 0"},
+      {"prefill_tps", "0", "greater than 0"},
+      {"base_ms", "0", "greater than 0"},
+      {"per_seq_ms", "-0.1", ">= 0"},
+      {"price_per_hour", "-1", ">= 0"},
+      {"class", "fpga", "unknown class 'fpga'"},
+      {"block_size", "0", "at least 1"},
+      {"prefill_chunk", "0", "at least 1"},
+      {"max_context", "200000", "must not exceed kv_tokens"},
+      {"power_busy_w", "50", "below power_idle_w"},
+      {"colour", "red", "unknown field"},
+      {"max_batch", "abc", "expected a whole number"},
+      {"max_batch", "2.5", "expected a whole number"},
+      {"max_batch", "-1", "expected a whole number"},
+      {"max_batch", "99999999999", "too large"},
+      {"base_ms", "[1, 2]", "expected a number, got a list"},
+      {"base_ms", "{a: 1}", "expected a number, got a mapping"},
+      {"base_ms", "nan", "expected a number"},
+      {"base_ms", "17ms", "expected a number"},
+      {"price_per_hour", "'3'", "the string '3'"},
+      {"class", "[gpu]", "got a list"},
+      {"kv_tokens", NULL, "missing"},
+      {"class", NULL, "missing"},
+  };
+  char path[128];
+  snprintf(path, sizeof path, "%s/bad.yaml", tmpdir);
+  for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+    int line = write_variant(path, rows[i].field, rows[i].value);
+    if (!rows[i].value)
+      line = 2; /* a missing field is reported at its profile */
+    char prefix[256];
+    snprintf(prefix, sizeof prefix, "%s:%d: profile 'p1': field '%s': ", path,
+             line, rows[i].field);
+    expect_error(path, INFS_ECONFIG, prefix, rows[i].what);
+  }
+  unlink(path);
+}
+
+static void test_bad_files(void **state) {
+  (void)state;
+  static const struct {
+    const char *text;
+    int line;
+    const char *where; /* after "FILE:LINE: " */
+  } rows[] = {
+      {"", 1, "empty file"},
+      {"- gpu\n", 1, "expected a mapping with 'profiles:', got a list"},
+      {"workers:\n  a: 1\n", 1, "unknown top-level key"},
+      {"profiles: []\n", 1, "'profiles:' must map names to profiles"},
+      {"profiles: {}\n", 1, "no profiles defined"},
+      {"profiles:\n  p1: [\n", 3, "not valid YAML"},
+      {"profiles:\n  p1:\n    class: gpu\n\tbase_ms: 1\n", 4, "not valid YAML"},
+      {"profiles:\n  p1: 3\n", 2, "profile 'p1': expected a mapping"},
+      {"profiles:\n  p1:\n    max_batch: 1\n    max_batch: 2\n", 4,
+       "profile 'p1': field 'max_batch': given twice (first on line 3)"},
+  };
+  char path[128];
+  snprintf(path, sizeof path, "%s/bad.yaml", tmpdir);
+  for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(rows[i].text, f);
+    fclose(f);
+    char prefix[256];
+    snprintf(prefix, sizeof prefix, "%s:%d: %s", path, rows[i].line,
+             rows[i].where);
+    expect_error(path, INFS_ECONFIG, prefix, "");
+  }
+
+  /* The same profile twice, and a second document. */
+  FILE *f = fopen(path, "w");
+  for (size_t i = 0; i < N_BASE; i++)
+    fprintf(f, "%s\n", base_lines[i]);
+  for (size_t i = 1; i < N_BASE; i++)
+    fprintf(f, "%s\n", base_lines[i]);
+  fclose(f);
+  char prefix[256];
+  snprintf(prefix, sizeof prefix,
+           "%s:%zu: profile 'p1': defined twice (first on line 2)", path,
+           N_BASE + 1);
+  expect_error(path, INFS_ECONFIG, prefix, "");
+
+  f = fopen(path, "w");
+  for (size_t i = 0; i < N_BASE; i++)
+    fprintf(f, "%s\n", base_lines[i]);
+  fprintf(f, "---\nprofiles: {}\n");
+  fclose(f);
+  snprintf(prefix, sizeof prefix, "%s:%zu: a second YAML document", path,
+           N_BASE + 2);
+  expect_error(path, INFS_ECONFIG, prefix, "");
+
+  /* The base itself loads, with the documented defaults. */
+  write_variant(path, NULL, NULL);
+  profile_set_t *set = NULL;
+  char err[512];
+  assert_int_equal(profile_set_load(path, &set, err, sizeof err), 0);
+  const infs_profile_t *p = profile_set_find(set, "p1");
+  assert_non_null(p);
+  assert_int_equal(p->prefill_chunk, INFS_PROFILE_DEFAULT_PREFILL_CHUNK);
+  assert_true(p->prefill_attn_per_kctx == 0);
+  assert_true(p->usd_per_mtok_in == 0 && p->usd_per_mtok_out == 0);
+  assert_int_equal(p->max_batch, 64);
+  assert_true(p->per_seq_ms == 0.2);
+  profile_set_destroy(&set);
+  unlink(path);
+
+  /* A file that cannot be read is -errno. */
+  snprintf(path, sizeof path, "%s/missing.yaml", tmpdir);
+  snprintf(prefix, sizeof prefix, "%s: ", path);
+  expect_error(path, -ENOENT, prefix, strerror(ENOENT));
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_shipped_profiles_load),
+      cmocka_unit_test(test_timing_formulas),
+      cmocka_unit_test(test_bad_fields),
+      cmocka_unit_test(test_bad_files),
+  };
+  return cmocka_run_group_tests(tests, setup_tmp, teardown_tmp);
+}

@@ -1,0 +1,355 @@
+/* lib/report: counts, percentiles, SLO attainment, cost definitions and the
+ * JSON layout of DESIGN.md, from hand-built outcomes. */
+#include "lib/report.h"
+
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#define MS 1000ull
+
+enum { I = INFS_CLASS_INTERACTIVE, A = INFS_CLASS_AGENT, B = INFS_CLASS_BATCH };
+
+/* One row per request. SLOs: interactive 450/40, agent 2000/25, batch
+ * 30000/200 ms. */
+static const struct {
+  int cls;
+  report_status_t status;
+  uint32_t prompt, cached, generated;
+  infs_time_t ttft, e2e;
+  double cost;
+  const char *worker;
+  const char *worker_class;
+  bool met; /* expected SLO verdict, for reading the table */
+} outcomes[] = {
+    /* TPOT (500-100)/4 = 100 ms > 40: missed on decode. */
+    {I, REPORT_COMPLETED, 1000, 0, 5, 100 * MS, 500 * MS, 0.001, "gpu-0", "gpu",
+     false},
+    /* TPOT (296-200)/4 = 24 ms: met. */
+    {I, REPORT_COMPLETED, 2000, 1000, 5, 200 * MS, 296 * MS, 0.002, "gpu-0",
+     "gpu", true},
+    /* TTFT 1.5 s, TPOT 20 ms: met. */
+    {A, REPORT_COMPLETED, 3000, 1500, 10, 1500 * MS, 1680 * MS, 0.003, "sram-0",
+     "sram", true},
+    /* One token: no TPOT, TTFT within 30 s: met. */
+    {B, REPORT_COMPLETED, 4000, 0, 1, 20000 * MS, 20000 * MS, 0.004, "gpu-0",
+     "gpu", true},
+    /* TTFT 31 s > 30 s: missed. */
+    {B, REPORT_COMPLETED, 100, 0, 2, 31000 * MS, 31100 * MS, 0.0005, "sram-0",
+     "sram", false},
+    {B, REPORT_REJECTED, 0, 0, 0, 0, 0, 0, NULL, NULL, false},
+    {I, REPORT_FAILED, 0, 0, 0, 0, 0, 0, NULL, NULL, false},
+    {A, REPORT_LOST, 0, 0, 0, 0, 0, 0, NULL, NULL, false},
+};
+#define N_OUTCOMES (sizeof outcomes / sizeof *outcomes)
+
+static const uint32_t ttft_slo[] = {450, 2000, 30000};
+static const uint32_t tpot_slo[] = {40, 25, 200};
+
+static report_t *build(void) {
+  report_t *r = report_new();
+  assert_non_null(r);
+  for (size_t i = 0; i < N_OUTCOMES; i++) {
+    report_outcome_t o = {
+        .cls = (infs_class_t)outcomes[i].cls,
+        .status = outcomes[i].status,
+        .prompt_tokens = outcomes[i].prompt,
+        .cached_tokens = outcomes[i].cached,
+        .generated_tokens = outcomes[i].generated,
+        .ttft = outcomes[i].ttft,
+        .e2e = outcomes[i].e2e,
+        .ttft_slo_ms = ttft_slo[outcomes[i].cls],
+        .tpot_slo_ms = tpot_slo[outcomes[i].cls],
+        .cost_usd = outcomes[i].cost,
+        .worker_id = outcomes[i].worker,
+        .worker_class = outcomes[i].worker_class,
+    };
+    report_add(r, &o);
+  }
+  report_set_window(r, 10 * 1000 * MS);
+  report_set_policy(r, "balanced");
+  return r;
+}
+
+static void test_counts_and_slo(void **state) {
+  (void)state;
+  report_t *r = build();
+  report_requests_t q;
+  report_requests(r, -1, &q);
+  assert_int_equal(q.sent, 8);
+  assert_int_equal(q.completed, 5);
+  assert_int_equal(q.failed, 1);
+  assert_int_equal(q.rejected, 1);
+  assert_int_equal(q.lost, 1);
+  size_t met = 0;
+  for (size_t i = 0; i < N_OUTCOMES; i++)
+    met += outcomes[i].met;
+  assert_true(report_slo_attainment(r, -1) == (double)met / N_OUTCOMES);
+  assert_true(report_slo_attainment(r, I) == 1.0 / 3);
+  assert_true(report_slo_attainment(r, A) == 1.0 / 2);
+  assert_true(report_slo_attainment(r, B) == 1.0 / 3);
+  report_requests(r, B, &q);
+  assert_int_equal(q.sent, 3);
+  assert_int_equal(q.completed, 2);
+  assert_int_equal(q.rejected, 1);
+  assert_string_equal(report_status_name(REPORT_LOST), "lost");
+  report_destroy(&r);
+  assert_null(r);
+}
+
+/* A target of 0 is not checked. */
+static void test_zero_targets(void **state) {
+  (void)state;
+  report_t *r = report_new();
+  report_outcome_t o = {.cls = INFS_CLASS_AGENT,
+                        .status = REPORT_COMPLETED,
+                        .generated_tokens = 3,
+                        .ttft = 99999 * MS,
+                        .e2e = 199999 * MS};
+  report_add(r, &o);
+  assert_true(report_slo_attainment(r, -1) == 1.0);
+  report_destroy(&r);
+}
+
+static double num_at(const cJSON *root, const char *path) {
+  char buf[128];
+  snprintf(buf, sizeof buf, "%s", path);
+  const cJSON *node = root;
+  for (char *save, *tok = strtok_r(buf, ".", &save); tok;
+       tok = strtok_r(NULL, ".", &save)) {
+    node = cJSON_GetObjectItemCaseSensitive(node, tok);
+    if (!node)
+      fail_msg("no key %s in %s", tok, path);
+  }
+  if (!cJSON_IsNumber(node))
+    fail_msg("%s is not a number", path);
+  return node->valuedouble;
+}
+
+static bool near(double a, double b) {
+  return fabs(a - b) <= 1e-9 * fmax(1.0, fabs(b));
+}
+
+static void test_percentiles(void **state) {
+  (void)state;
+  report_t *r = report_new();
+  /* TTFT i ms, 2 tokens, decode i/10 ms: p50 50, p90 90, p99 99 ms within
+   * the histogram's 0.4%. */
+  for (int i = 1; i <= 100; i++) {
+    report_outcome_t o = {.cls = INFS_CLASS_INTERACTIVE,
+                          .status = REPORT_COMPLETED,
+                          .prompt_tokens = 10,
+                          .generated_tokens = 2,
+                          .ttft = (infs_time_t)i * MS,
+                          .e2e = (infs_time_t)i * MS + (infs_time_t)i * 100};
+    report_add(r, &o);
+  }
+  cJSON *j = report_to_json(r);
+  assert_non_null(j);
+  static const struct {
+    const char *path;
+    double want;
+  } table[] = {
+      {"latency_ms.ttft.p50", 50},
+      {"latency_ms.ttft.p90", 90},
+      {"latency_ms.ttft.p99", 99},
+      {"latency_ms.tpot.p50", 5},
+      {"latency_ms.tpot.p99", 9.9},
+      {"latency_ms.e2e.p90", 99},
+      {"latency_ms.ttft.mean", 50.5},
+      {"by_class.interactive.latency_ms.ttft.p90", 90},
+  };
+  for (size_t i = 0; i < sizeof table / sizeof *table; i++) {
+    double got = num_at(j, table[i].path);
+    if (fabs(got - table[i].want) > 0.004 * table[i].want)
+      fail_msg("%s: %g, want %g", table[i].path, got, table[i].want);
+  }
+  /* Empty classes report zeros, not garbage. */
+  assert_true(num_at(j, "by_class.batch.latency_ms.e2e.p99") == 0);
+  assert_true(num_at(j, "by_class.batch.slo_attainment") == 0);
+  cJSON_Delete(j);
+  report_destroy(&r);
+}
+
+static void test_json_layout(void **state) {
+  (void)state;
+  report_t *r = build();
+  /* Pool figures over the run: 0.5 + 0.25 USD; gpu-0 busy half its time. */
+  report_add_worker(r, "gpu-0", "gpu", 0.5, 30, 60);
+  report_add_worker(r, "sram-0", "sram", 0.25, 6, 60);
+  cJSON *j = report_to_json(r);
+  assert_non_null(j);
+
+  const cJSON *policy = cJSON_GetObjectItemCaseSensitive(j, "policy");
+  assert_true(cJSON_IsString(policy));
+  assert_string_equal(policy->valuestring, "balanced");
+
+  uint64_t prompt = 1000 + 2000 + 3000 + 4000 + 100;
+  uint64_t generated = 5 + 5 + 10 + 1 + 2;
+  double usd = 0.75;
+  static const char *const shape[] = {
+      "requests.sent",       "requests.completed",   "requests.failed",
+      "requests.rejected",   "requests.lost",        "latency_ms.ttft.p50",
+      "latency_ms.ttft.p90", "latency_ms.ttft.p99",  "latency_ms.tpot.p50",
+      "latency_ms.tpot.p90", "latency_ms.tpot.p99",  "latency_ms.e2e.p50",
+      "latency_ms.e2e.p90",  "latency_ms.e2e.p99",   "slo_attainment",
+      "tokens.prompt",       "tokens.generated",     "cost.usd_total",
+      "cost.usd_per_mtok",   "throughput.req_per_s", "throughput.tok_per_s",
+  };
+  for (size_t i = 0; i < sizeof shape / sizeof *shape; i++)
+    (void)num_at(j, shape[i]);
+  static const char *const class_shape[] = {
+      "requests.sent",       "requests.completed", "requests.failed",
+      "requests.rejected",   "requests.lost",      "latency_ms.ttft.p50",
+      "latency_ms.tpot.p90", "latency_ms.e2e.p99", "slo_attainment",
+      "tokens.prompt",       "tokens.generated",   "cost.usd_total",
+      "cost.usd_per_mtok",
+  };
+  for (int c = 0; c < INFS_CLASS_COUNT; c++) {
+    for (size_t i = 0; i < sizeof class_shape / sizeof *class_shape; i++) {
+      char path[128];
+      snprintf(path, sizeof path, "by_class.%s.%s",
+               infs_class_name((infs_class_t)c), class_shape[i]);
+      (void)num_at(j, path);
+    }
+  }
+
+  const struct {
+    const char *path;
+    double want;
+  } table[] = {
+      {"requests.sent", 8},
+      {"requests.completed", 5},
+      {"requests.failed", 1},
+      {"requests.rejected", 1},
+      {"requests.lost", 1},
+      {"slo_attainment", 3.0 / 8},
+      {"tokens.prompt", (double)prompt},
+      {"tokens.generated", (double)generated},
+      {"cost.usd_total", usd},
+      {"cost.usd_per_mtok", usd / (double)(prompt + generated) * 1e6},
+      {"throughput.req_per_s", 0.5},
+      {"throughput.tok_per_s", (double)(prompt + generated) / 10},
+      {"by_class.interactive.requests.sent", 3},
+      {"by_class.interactive.requests.failed", 1},
+      {"by_class.interactive.slo_attainment", 1.0 / 3},
+      {"by_class.interactive.tokens.prompt", 3000},
+      {"by_class.interactive.cost.usd_total", 0.003},
+      {"by_class.interactive.cost.usd_per_mtok", 0.003 / 3010 * 1e6},
+      {"by_class.agent.requests.lost", 1},
+      {"by_class.agent.slo_attainment", 0.5},
+      {"by_class.agent.tokens.generated", 10},
+      {"by_class.batch.requests.rejected", 1},
+      {"by_class.batch.cost.usd_total", 0.0045},
+  };
+  for (size_t i = 0; i < sizeof table / sizeof *table; i++) {
+    double got = num_at(j, table[i].path);
+    if (!near(got, table[i].want))
+      fail_msg("%s: %.12g, want %.12g", table[i].path, got, table[i].want);
+  }
+  /* Agent TTFT is exact to the bucket: a single value is clamped to it. */
+  assert_true(num_at(j, "by_class.agent.latency_ms.ttft.p50") == 1500.0);
+  assert_true(num_at(j, "by_class.agent.latency_ms.tpot.p99") == 20.0);
+
+  const cJSON *workers = cJSON_GetObjectItemCaseSensitive(j, "workers");
+  assert_true(cJSON_IsArray(workers));
+  assert_int_equal(cJSON_GetArraySize(workers), 2);
+  const cJSON *w0 = cJSON_GetArrayItem(workers, 0);
+  const cJSON *w1 = cJSON_GetArrayItem(workers, 1);
+  assert_string_equal(cJSON_GetObjectItem(w0, "id")->valuestring, "gpu-0");
+  assert_string_equal(cJSON_GetObjectItem(w0, "class")->valuestring, "gpu");
+  assert_true(num_at(w0, "requests") == 3);
+  assert_true(near(num_at(w0, "utilization"), 0.5));
+  assert_true(near(num_at(w0, "prefix_hit_rate"), 1000.0 / 7000));
+  assert_string_equal(cJSON_GetObjectItem(w1, "id")->valuestring, "sram-0");
+  assert_true(num_at(w1, "requests") == 2);
+  assert_true(near(num_at(w1, "utilization"), 0.1));
+  assert_true(near(num_at(w1, "prefix_hit_rate"), 1500.0 / 3100));
+  cJSON_Delete(j);
+  report_destroy(&r);
+}
+
+/* Without pool figures the total falls back to the per-request sum, and a
+ * worker seen only in answers has no utilization. */
+static void test_cost_without_pool(void **state) {
+  (void)state;
+  report_t *r = build();
+  cJSON *j = report_to_json(r);
+  assert_true(near(num_at(j, "cost.usd_total"), 0.0105));
+  const cJSON *src =
+      cJSON_GetObjectItem(cJSON_GetObjectItem(j, "cost"), "source");
+  assert_string_equal(src->valuestring, "requests");
+  const cJSON *w0 = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "workers"), 0);
+  assert_true(cJSON_IsNull(cJSON_GetObjectItem(w0, "utilization")));
+  cJSON_Delete(j);
+  report_destroy(&r);
+}
+
+static void test_write_and_print(void **state) {
+  (void)state;
+  report_t *r = build();
+  report_add_worker(r, "gpu-0", "gpu", 0.5, 30, 60);
+  char path[] = "/tmp/test_report_XXXXXX";
+  int fd = mkstemp(path);
+  assert_true(fd >= 0);
+  close(fd);
+  assert_int_equal(report_write_json(r, path), 0);
+  FILE *f = fopen(path, "r");
+  char buf[16384];
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  buf[n] = '\0';
+  fclose(f);
+  unlink(path);
+  cJSON *j = cJSON_Parse(buf);
+  assert_non_null(j);
+  assert_true(num_at(j, "requests.lost") == 1);
+  cJSON_Delete(j);
+  assert_true(report_write_json(r, "/nonexistent/dir/r.json") < 0);
+
+  char *text = NULL;
+  size_t len = 0;
+  FILE *mem = open_memstream(&text, &len);
+  report_print(r, mem);
+  fclose(mem);
+  assert_non_null(strstr(text, "policy balanced"));
+  assert_non_null(strstr(text, "interactive"));
+  assert_non_null(strstr(text, "gpu-0"));
+  assert_non_null(strstr(text, "50.0%")); /* gpu-0 utilization */
+  free(text);
+
+  /* An empty report prints and serialises without dividing by zero. */
+  report_t *empty = report_new();
+  mem = open_memstream(&text, &len);
+  report_print(empty, mem);
+  fclose(mem);
+  assert_non_null(strstr(text, "policy unknown"));
+  free(text);
+  j = report_to_json(empty);
+  assert_true(num_at(j, "slo_attainment") == 0);
+  assert_true(num_at(j, "cost.usd_per_mtok") == 0);
+  assert_true(num_at(j, "throughput.req_per_s") == 0);
+  cJSON_Delete(j);
+  report_destroy(&empty);
+  report_destroy(&r);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_counts_and_slo),
+      cmocka_unit_test(test_zero_targets),
+      cmocka_unit_test(test_percentiles),
+      cmocka_unit_test(test_json_layout),
+      cmocka_unit_test(test_cost_without_pool),
+      cmocka_unit_test(test_write_and_print),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,56 @@
+/* Cluster files: which scheduler and which workers infsched-cluster starts.
+ * The format is documented at the top of configs/local.yaml. */
+#ifndef INFSCHED_CLUSTER_FILE_H
+#define INFSCHED_CLUSTER_FILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CLUSTER_NAME_MAX 64 /* instance names, profile, backend, model */
+#define CLUSTER_ADDR_MAX 256
+#define CLUSTER_MAX_COUNT 1024 /* instances of one worker entry */
+
+/* One entry under workers:, started as count instances NAME-0 ... */
+typedef struct cluster_worker {
+  char name[CLUSTER_NAME_MAX];
+  char profile[CLUSTER_NAME_MAX];
+  char backend[CLUSTER_NAME_MAX];
+  char model[CLUSTER_NAME_MAX]; /* empty: the worker's default */
+  uint32_t count;
+  int line;         /* line of the entry, for messages */
+  int profile_line; /* line of its profile: value */
+} cluster_worker_t;
+
+typedef struct cluster_spec {
+  char *path;          /* the cluster file, as given */
+  char *profiles_path; /* resolved against the cluster file's directory */
+  int profiles_line;
+  char clients[CLUSTER_ADDR_MAX];      /* scheduler's client endpoint (bind) */
+  char workers_addr[CLUSTER_ADDR_MAX]; /* scheduler's worker endpoint */
+  char policy[CLUSTER_NAME_MAX];
+  uint32_t heartbeat_ms;
+  uint32_t heartbeat_miss;
+  cluster_worker_t *workers;
+  size_t nworkers;
+} cluster_spec_t;
+
+/* Parses and validates the cluster file at path. Returns 0 and a spec the
+ * caller destroys, or a negative code with "FILE:LINE: what is wrong" in
+ * err. Profiles are not checked here: see cluster_spec_check_profiles. */
+int cluster_file_load(const char *path, cluster_spec_t **out, char *err,
+                      size_t errlen);
+void cluster_spec_destroy(cluster_spec_t **spec);
+
+/* Loads spec->profiles_path and checks that every worker's profile exists.
+ * Returns 0, or a negative code with "FILE:LINE: what is wrong" in err. */
+int cluster_spec_check_profiles(const cluster_spec_t *spec, char *err,
+                                size_t errlen);
+
+/* Total worker instances. */
+size_t cluster_spec_instances(const cluster_spec_t *spec);
+
+/* Name of instance i of w ("gpu-0"), written into buf. */
+void cluster_instance_name(const cluster_worker_t *w, uint32_t i, char *buf,
+                           size_t len);
+
+#endif

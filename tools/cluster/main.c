@@ -1,0 +1,538 @@
+/* infsched-cluster: starts a scheduler and its workers from a cluster file,
+ * keeps them running, and stops them all on SIGINT or SIGTERM. */
+#include "infsched/errors.h"
+#include "lib/cli.h"
+#include "lib/log.h"
+#include "tools/cluster/cluster_file.h"
+#include "tools/cluster/endpoint.h"
+#include "tools/cluster/probe.h"
+#include "tools/cluster/supervisor.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <uv.h>
+
+#define PROGRAM "infsched-cluster"
+#define SCHEDULER_NAME "scheduler"
+/* Children that stay up this long count as started for "cluster up". */
+#define STARTUP_GRACE_MS 500
+#define PROBE_EVERY_MS 200
+#define WAIT_REPORT_MS 5000
+#define DEFAULT_GRACE_MS 5000
+#define UPTIME_SLACK_MS 200.0
+
+typedef struct options {
+  const char *command;
+  const char *file;
+  const char *bin_dir;
+  const char *clients;
+  const char *workers;
+  const char *log_level;
+  uint64_t grace_ms;
+} options_t;
+
+/* A worker instance as the readiness check sees it. */
+typedef struct instance {
+  char name[CLUSTER_NAME_MAX];
+  uint64_t started_ms; /* uv_now() at its last spawn */
+  int running;         /* its process is up */
+} instance_t;
+
+typedef struct app {
+  uv_loop_t loop;
+  uv_signal_t sigint;
+  uv_signal_t sigterm;
+  uv_timer_t startup; /* "cluster up" once all have run STARTUP_GRACE_MS */
+  supervisor_t *sup;
+  probe_t *probe;
+  cluster_spec_t *spec;
+  instance_t *inst;
+  size_t ninst;
+  int ready;
+  int stopping;
+  int announced_up;
+  size_t running; /* children whose process is up */
+  uint64_t last_wait_report;
+  char clients_connect[CLUSTER_ADDR_MAX];
+} app_t;
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "Usage: " PROGRAM " up FILE [options]\n"
+          "       " PROGRAM " check FILE [options]\n"
+          "\n"
+          "up     starts the scheduler and the workers of cluster file FILE,\n"
+          "       prefixes their output with their names, restarts any that\n"
+          "       exit, and stops them all on SIGINT or SIGTERM. Prints\n"
+          "       \"cluster ready: N/N workers registered\" on stdout once\n"
+          "       the scheduler reports every worker registered.\n"
+          "check  validates FILE and its profiles, and exits.\n"
+          "\n"
+          "Options:\n"
+          "  --bin-dir DIR     where infsched-scheduler and infsched-worker\n"
+          "                    are (default: the directory of " PROGRAM ")\n"
+          "  --clients ADDR    scheduler endpoint for clients, overriding\n"
+          "                    scheduler.clients\n"
+          "  --workers ADDR    scheduler endpoint for workers, overriding\n"
+          "                    scheduler.workers\n"
+          "  --log-level L     debug, info, warn or error (default info);\n"
+          "                    passed on to every process\n"
+          "  --grace-ms N      time between SIGTERM and SIGKILL when\n"
+          "                    stopping (default 5000)\n"
+          "  -h, --help        this text\n"
+          "\n"
+          "Exit status: 0 after a clean stop, 1 when the cluster cannot\n"
+          "start or a process fails to start, 2 on usage errors.\n");
+}
+
+static int parse_args(int argc, char **argv, options_t *o) {
+  static const struct option longopts[] = {
+      {"bin-dir", required_argument, NULL, 'b'},
+      {"clients", required_argument, NULL, 'c'},
+      {"workers", required_argument, NULL, 'w'},
+      {"log-level", required_argument, NULL, 'l'},
+      {"grace-ms", required_argument, NULL, 'g'},
+      {"help", no_argument, NULL, 'h'},
+      {NULL, 0, NULL, 0}};
+  log_level_t level;
+  int opt;
+
+  o->log_level = "info";
+  o->grace_ms = DEFAULT_GRACE_MS;
+  opterr = 0;
+  while ((opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+    switch (opt) {
+    case 'b':
+      o->bin_dir = optarg;
+      break;
+    case 'c':
+      o->clients = optarg;
+      break;
+    case 'w':
+      o->workers = optarg;
+      break;
+    case 'l':
+      if (log_level_parse(optarg, &level) != 0)
+        return cli_usage_error("--log-level: expected debug, info, warn or "
+                               "error, got '%s'",
+                               optarg);
+      o->log_level = optarg;
+      break;
+    case 'g':
+      if (cli_u64("--grace-ms", optarg, 0, 3600000, &o->grace_ms))
+        return -1;
+      break;
+    case 'h':
+      usage(stdout);
+      exit(0);
+    case ':':
+      return cli_usage_error("%s: missing value", argv[optind - 1]);
+    default:
+      return cli_usage_error("unknown option '%s'", argv[optind - 1]);
+    }
+  }
+  if (optind >= argc)
+    return cli_usage_error("missing command (up or check)");
+  o->command = argv[optind++];
+  if (strcmp(o->command, "up") != 0 && strcmp(o->command, "check") != 0)
+    return cli_usage_error("unknown command '%s' (expected up or check)",
+                           o->command);
+  if (optind >= argc)
+    return cli_usage_error("%s: missing cluster FILE", o->command);
+  o->file = argv[optind++];
+  if (optind < argc)
+    return cli_usage_error("unexpected argument '%s'", argv[optind]);
+  if (o->bin_dir && !*o->bin_dir)
+    return cli_usage_error("--bin-dir: must not be empty");
+  const char *addrs[2] = {o->clients, o->workers};
+  const char *flags[2] = {"--clients", "--workers"};
+  for (int i = 0; i < 2; i++) {
+    const char *sep = addrs[i] ? strstr(addrs[i], "://") : NULL;
+    if (addrs[i] && (!sep || sep == addrs[i] || !sep[3] ||
+                     strlen(addrs[i]) >= CLUSTER_ADDR_MAX))
+      return cli_usage_error("%s: '%s' is not an endpoint (expected e.g. "
+                             "tcp://127.0.0.1:5555)",
+                             flags[i], addrs[i]);
+  }
+  return 0;
+}
+
+/* Prints a line scripts wait on: stdout, whole, at once. */
+static void announce(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+static void announce(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vfprintf(stdout, fmt, ap);
+  va_end(ap);
+  fputc('\n', stdout);
+  fflush(stdout);
+}
+
+static instance_t *find_instance(app_t *a, const char *name) {
+  for (size_t i = 0; i < a->ninst; i++)
+    if (strcmp(a->inst[i].name, name) == 0)
+      return &a->inst[i];
+  return NULL;
+}
+
+/* A restarted worker re-registers under the same id, and until then (or
+ * until its heartbeats are missed) the scheduler still lists the old
+ * registration. A heartbeat claiming more uptime than the current process
+ * has had belongs to the old one; the slack covers uv_now()'s caching. */
+static int is_current(const instance_t *in, const Infsched__WorkerStatus *ws,
+                      uint64_t now) {
+  const Infsched__Heartbeat *hb = ws->last_heartbeat;
+  if (!in->running)
+    return 0;
+  if (!hb || hb->up_s <= 0)
+    return 1;
+  double up_ms = (double)(now - in->started_ms);
+  return hb->up_s * 1000.0 <= up_ms + UPTIME_SLACK_MS;
+}
+
+static void on_status(void *arg, const Infsched__Status *st) {
+  app_t *a = arg;
+  uint64_t now = uv_now(&a->loop);
+  size_t n = 0;
+  if (a->stopping)
+    return;
+  for (size_t i = 0; i < st->n_workers; i++) {
+    const Infsched__WorkerStatus *ws = st->workers[i];
+    instance_t *in = ws->worker_id ? find_instance(a, ws->worker_id) : NULL;
+    if (in && is_current(in, ws, now))
+      n++;
+  }
+  if (n == a->ninst) {
+    if (!a->ready) {
+      a->ready = 1;
+      announce("cluster ready: %zu/%zu workers registered", n, a->ninst);
+    }
+    return;
+  }
+  if (a->ready) {
+    a->ready = 0;
+    a->last_wait_report = now;
+    log_warn("cluster degraded: %zu/%zu workers registered", n, a->ninst);
+  } else if (now - a->last_wait_report >= WAIT_REPORT_MS) {
+    a->last_wait_report = now;
+    log_info("waiting for workers: %zu/%zu registered", n, a->ninst);
+  }
+}
+
+static void on_closed_quietly(uv_handle_t *h) {
+  (void)h;
+}
+
+static void on_startup(uv_timer_t *t) {
+  app_t *a = t->data;
+  a->announced_up = 1;
+  announce("cluster up: scheduler at %s, %zu workers", a->spec->clients,
+           a->ninst);
+}
+
+static void on_supervisor(void *arg, supervisor_event_t ev, const char *name) {
+  app_t *a = arg;
+  instance_t *in;
+  switch (ev) {
+  case SUPERVISOR_STARTED:
+    if ((in = find_instance(a, name))) {
+      in->started_ms = uv_now(&a->loop);
+      in->running = 1;
+    }
+    /* The scheduler and every worker, each up for the whole grace. */
+    if (++a->running == a->ninst + 1 && !a->announced_up && !a->stopping)
+      uv_timer_start(&a->startup, on_startup, STARTUP_GRACE_MS, 0);
+    break;
+  case SUPERVISOR_EXITED:
+    if ((in = find_instance(a, name)))
+      in->running = 0;
+    a->running--;
+    uv_timer_stop(&a->startup);
+    if (a->ready && !a->stopping) {
+      a->ready = 0;
+      a->last_wait_report = uv_now(&a->loop);
+      log_warn("cluster degraded: %s exited", name);
+    }
+    break;
+  case SUPERVISOR_STOPPED:
+    /* Everything is down: close the remaining handles so uv_run returns. */
+    a->stopping = 1;
+    probe_close(&a->probe);
+    uv_close((uv_handle_t *)&a->sigint, on_closed_quietly);
+    uv_close((uv_handle_t *)&a->sigterm, on_closed_quietly);
+    uv_close((uv_handle_t *)&a->startup, on_closed_quietly);
+    break;
+  }
+}
+
+static void on_signal(uv_signal_t *h, int sig) {
+  app_t *a = h->data;
+  log_info("%s received, stopping the cluster%s", strsignal(sig),
+           a->stopping ? " now" : "");
+  a->stopping = 1;
+  uv_timer_stop(&a->startup);
+  supervisor_stop(a->sup, 0);
+}
+
+/* argv holder: a fixed array of strings built with push(). */
+typedef struct args {
+  char *v[32];
+  char buf[32][PATH_MAX];
+  int n;
+} args_t;
+
+static void push(args_t *a, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void push(args_t *a, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(a->buf[a->n], sizeof a->buf[a->n], fmt, ap);
+  va_end(ap);
+  a->v[a->n] = a->buf[a->n];
+  a->v[++a->n] = NULL;
+}
+
+static int add_children(app_t *a, const options_t *o, const char *bin_dir) {
+  const cluster_spec_t *s = a->spec;
+  char workers_connect[CLUSTER_ADDR_MAX], profiles[PATH_MAX];
+  args_t *args = malloc(sizeof *args);
+  int rc = -ENOMEM;
+  if (!args)
+    return rc;
+  if ((rc = endpoint_connect_addr(s->workers_addr, workers_connect,
+                                  sizeof workers_connect)))
+    goto out;
+  /* Children share our working directory, but an absolute path reads
+   * better in their logs and survives a chdir. */
+  if (!realpath(s->profiles_path, profiles))
+    snprintf(profiles, sizeof profiles, "%s", s->profiles_path);
+
+  args->n = 0;
+  push(args, "%s/infsched-scheduler", bin_dir);
+  push(args, "--clients");
+  push(args, "%s", s->clients);
+  push(args, "--workers");
+  push(args, "%s", s->workers_addr);
+  push(args, "--policy");
+  push(args, "%s", s->policy);
+  push(args, "--heartbeat-ms");
+  push(args, "%u", s->heartbeat_ms);
+  push(args, "--heartbeat-miss");
+  push(args, "%u", s->heartbeat_miss);
+  push(args, "--log-level");
+  push(args, "%s", o->log_level);
+  if ((rc = supervisor_add(a->sup, SCHEDULER_NAME, args->v)))
+    goto out;
+
+  size_t k = 0;
+  for (size_t i = 0; i < s->nworkers; i++) {
+    const cluster_worker_t *w = &s->workers[i];
+    for (uint32_t j = 0; j < w->count; j++, k++) {
+      instance_t *in = &a->inst[k];
+      cluster_instance_name(w, j, in->name, sizeof in->name);
+      args->n = 0;
+      push(args, "%s/infsched-worker", bin_dir);
+      push(args, "--scheduler");
+      push(args, "%s", workers_connect);
+      push(args, "--id");
+      push(args, "%s", in->name);
+      push(args, "--profile");
+      push(args, "%s", w->profile);
+      push(args, "--profiles");
+      push(args, "%s", profiles);
+      push(args, "--backend");
+      push(args, "%s", w->backend);
+      if (w->model[0]) {
+        push(args, "--model");
+        push(args, "%s", w->model);
+      }
+      push(args, "--heartbeat-ms");
+      push(args, "%u", s->heartbeat_ms);
+      push(args, "--log-level");
+      push(args, "%s", o->log_level);
+      if ((rc = supervisor_add(a->sup, in->name, args->v)))
+        goto out;
+    }
+  }
+  rc = 0;
+out:
+  free(args);
+  return rc;
+}
+
+/* Everything that can be checked before a process is started, so that a
+ * bad file or a busy port starts nothing. Returns 0 or prints why not. */
+static int preflight(app_t *a, const options_t *o, const char *bin_dir) {
+  char err[1024];
+  static const char *const progs[] = {"infsched-scheduler", "infsched-worker"};
+  for (size_t i = 0; i < 2; i++) {
+    char path[PATH_MAX];
+    int n = snprintf(path, sizeof path, "%s/%s", bin_dir, progs[i]);
+    if (n < 0 || (size_t)n >= sizeof path) {
+      log_error("--bin-dir: path too long");
+      return -1;
+    }
+    if (access(path, X_OK) != 0) {
+      log_error("cannot start %s: %s: %s%s", progs[i], path, strerror(errno),
+                o->bin_dir ? "" : " (use --bin-dir)");
+      return -1;
+    }
+  }
+  const char *addrs[2] = {a->spec->clients, a->spec->workers_addr};
+  for (size_t i = 0; i < 2; i++) {
+    if (endpoint_check_bindable(addrs[i], err, sizeof err)) {
+      log_error("cannot start the scheduler: %s (is another cluster "
+                "running?)",
+                err);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+static int load(app_t *a, const options_t *o) {
+  char err[1024];
+  if (cluster_file_load(o->file, &a->spec, err, sizeof err)) {
+    log_error("%s", err);
+    return -1;
+  }
+  if (o->clients)
+    snprintf(a->spec->clients, sizeof a->spec->clients, "%s", o->clients);
+  if (o->workers)
+    snprintf(a->spec->workers_addr, sizeof a->spec->workers_addr, "%s",
+             o->workers);
+  if (strcmp(a->spec->clients, a->spec->workers_addr) == 0) {
+    log_error("the scheduler's clients and workers endpoints are the same "
+              "(%s)",
+              a->spec->clients);
+    return -1;
+  }
+  if (cluster_spec_check_profiles(a->spec, err, sizeof err)) {
+    log_error("%s", err);
+    return -1;
+  }
+  a->ninst = cluster_spec_instances(a->spec);
+  a->inst = calloc(a->ninst ? a->ninst : 1, sizeof *a->inst);
+  if (!a->inst) {
+    log_error("out of memory");
+    return -1;
+  }
+  return 0;
+}
+
+static int run(app_t *a, const options_t *o, const char *bin_dir) {
+  int rc;
+  if (preflight(a, o, bin_dir))
+    return 1;
+  if ((rc = uv_loop_init(&a->loop))) {
+    log_error("uv_loop_init: %s", uv_strerror(rc));
+    return 1;
+  }
+  a->sup = supervisor_new(&a->loop, o->grace_ms, on_supervisor, a);
+  rc = a->sup ? add_children(a, o, bin_dir) : -ENOMEM;
+  if (rc) {
+    /* Nothing runs yet; only the supervisor's handles need closing. */
+    log_error("cannot prepare the cluster: %s", infs_strerror(rc));
+    supervisor_close(&a->sup);
+    uv_run(&a->loop, UV_RUN_DEFAULT);
+    uv_loop_close(&a->loop);
+    return 1;
+  }
+  uv_signal_init(&a->loop, &a->sigint);
+  uv_signal_init(&a->loop, &a->sigterm);
+  a->sigint.data = a->sigterm.data = a;
+  uv_signal_start(&a->sigint, on_signal, SIGINT);
+  uv_signal_start(&a->sigterm, on_signal, SIGTERM);
+  uv_timer_init(&a->loop, &a->startup);
+  a->startup.data = a;
+
+  if (endpoint_connect_addr(a->spec->clients, a->clients_connect,
+                            sizeof a->clients_connect) == 0 &&
+      (rc = probe_start(&a->loop, a->clients_connect, PROBE_EVERY_MS, on_status,
+                        a, &a->probe)))
+    log_warn("cannot ask %s for status (%s); \"cluster ready\" will not be "
+             "reported",
+             a->clients_connect, infs_strerror(rc));
+
+  a->last_wait_report = uv_now(&a->loop);
+  if (supervisor_start(a->sup) == 0) {
+    char wc[CLUSTER_ADDR_MAX];
+    endpoint_connect_addr(a->spec->workers_addr, wc, sizeof wc);
+    log_info("%zu workers, scheduler at %s (workers connect to %s)", a->ninst,
+             a->spec->clients, wc);
+  } else {
+    supervisor_stop(a->sup, 1);
+  }
+
+  uv_run(&a->loop, UV_RUN_DEFAULT);
+  int code = supervisor_exit_code(a->sup);
+  const char *why = supervisor_failure(a->sup);
+  if (why)
+    log_error("%s", why);
+  supervisor_close(&a->sup);
+  uv_run(&a->loop, UV_RUN_DEFAULT);
+  if ((rc = uv_loop_close(&a->loop))) {
+    log_error("uv_loop_close: %s", uv_strerror(rc));
+    return 1;
+  }
+  if (code == 0)
+    log_info("cluster stopped");
+  return code;
+}
+
+static void default_bin_dir(char *buf, size_t len) {
+  char self[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n <= 0) {
+    snprintf(buf, len, ".");
+    return;
+  }
+  self[n] = '\0';
+  snprintf(buf, len, "%s", dirname(self));
+}
+
+int main(int argc, char **argv) {
+  options_t o;
+  app_t a;
+  char bin_dir[PATH_MAX];
+  log_level_t level = LOG_LEVEL_INFO;
+  int code = 1;
+
+  memset(&o, 0, sizeof o);
+  memset(&a, 0, sizeof a);
+  cli_init(PROGRAM);
+  if (parse_args(argc, argv, &o))
+    return CLI_EXIT_USAGE;
+  log_level_parse(o.log_level, &level);
+  log_init(PROGRAM, level);
+  /* A closed stdout must not kill the launcher and orphan its children. */
+  signal(SIGPIPE, SIG_IGN);
+
+  if (o.bin_dir)
+    snprintf(bin_dir, sizeof bin_dir, "%s", o.bin_dir);
+  else
+    default_bin_dir(bin_dir, sizeof bin_dir);
+
+  if (load(&a, &o))
+    goto out;
+  if (strcmp(o.command, "check") == 0) {
+    printf("%s: ok: scheduler at %s, %zu workers\n", o.file, a.spec->clients,
+           a.ninst);
+    code = 0;
+    goto out;
+  }
+  code = run(&a, &o, bin_dir);
+out:
+  free(a.inst);
+  cluster_spec_destroy(&a.spec);
+  return code;
+}

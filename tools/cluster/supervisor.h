@@ -1,0 +1,60 @@
+/* Runs named child processes on a libuv loop and keeps them running: every
+ * line they print is prefixed with "[name] ", a process that exits or
+ * crashes is restarted with back-off (backoff.h), and a process that exits
+ * with status 2 or 3 (usage error, cannot start) stops the whole set.
+ *
+ * The children stay in the launcher's process group, so a terminal's Ctrl-C
+ * or a test harness that kills the group reaches them too. */
+#ifndef INFSCHED_CLUSTER_SUPERVISOR_H
+#define INFSCHED_CLUSTER_SUPERVISOR_H
+
+#include <stdint.h>
+#include <sys/types.h>
+#include <uv.h>
+
+typedef struct supervisor supervisor_t;
+
+typedef enum supervisor_event {
+  SUPERVISOR_STARTED, /* a child was spawned (again) */
+  SUPERVISOR_EXITED,  /* a child exited; it may be restarted */
+  SUPERVISOR_STOPPED  /* after supervisor_stop: every child is gone */
+} supervisor_event_t;
+
+/* name is the child's, or NULL for SUPERVISOR_STOPPED. */
+typedef void (*supervisor_event_cb)(void *arg, supervisor_event_t ev,
+                                    const char *name);
+
+/* A supervisor on loop (borrowed) that waits grace_ms between SIGTERM and
+ * SIGKILL when stopping. Returns NULL when out of memory. */
+supervisor_t *supervisor_new(uv_loop_t *loop, uint64_t grace_ms,
+                             supervisor_event_cb cb, void *arg);
+
+/* Adds a child; name and argv (argv[0] a path) are copied. Returns 0 or a
+ * negative code. */
+int supervisor_add(supervisor_t *s, const char *name, char *const argv[]);
+
+/* Spawns every child. On the first spawn failure, logs it and returns its
+ * libuv code; the caller then stops the supervisor. */
+int supervisor_start(supervisor_t *s);
+
+/* Stops every child: SIGTERM, then SIGKILL after the grace period, and
+ * reports SUPERVISOR_STOPPED once all are gone. exit_code is what
+ * supervisor_exit_code returns unless a failure came first. Calling it again
+ * while stopping sends SIGKILL at once. */
+void supervisor_stop(supervisor_t *s, int exit_code);
+
+/* 0 after a clean stop; 1 after a failure (see supervisor_failure). */
+int supervisor_exit_code(const supervisor_t *s);
+
+/* Why the supervisor stopped on its own ("gpu-0 could not start (exit
+ * status 3); last line: ..."), or NULL. Valid until supervisor_close. */
+const char *supervisor_failure(supervisor_t *s);
+
+/* Pid of a running child, or 0. */
+pid_t supervisor_pid(const supervisor_t *s, const char *name);
+
+/* Closes every handle; memory is released from the close callbacks, so the
+ * loop must run afterwards. Sets *s to NULL. */
+void supervisor_close(supervisor_t **s);
+
+#endif

@@ -1,0 +1,28 @@
+/* One load-generation run: waits for the pool, sends a workload open-loop on
+ * its schedule, drains the answers, accounts for every request and reports. */
+#ifndef INFSCHED_LOADGEN_H
+#define INFSCHED_LOADGEN_H
+
+#include "lib/workload.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct loadgen_config {
+  const char *scheduler;    /* client endpoint */
+  const char *model;        /* NULL: any */
+  double drain_s;           /* wait for answers after the last send */
+  const char *report_json;  /* NULL: no JSON */
+  const char *policy_label; /* NULL: the scheduler's policy from Status */
+  uint32_t wait_workers;    /* start once this many workers registered */
+  double wait_timeout_s;
+  double status_timeout_s; /* wait for the start and end pool snapshots */
+  bool progress;           /* a progress line on stderr every second */
+} loadgen_config_t;
+
+/* Runs the workload (borrowed) against the scheduler and prints the report
+ * on stdout. Returns the exit status: 0, or 1 when requests were lost or the
+ * run could not be made or reported. */
+int loadgen_run(const loadgen_config_t *cfg, workload_t *w);
+
+#endif

@@ -1,0 +1,264 @@
+/* The sim backend: the continuous-batching engine stepped in real time on
+ * the worker's loop, streaming tokens as the engine produces them. */
+#include "worker/backends/builtin.h"
+
+#include "infsched/errors.h"
+#include "infsched.pb-c.h"
+#include "lib/u64map.h"
+#include "worker/engine/engine.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct pending {
+  uint64_t id;
+  uint32_t tokens;
+} pending_t;
+
+typedef struct sim {
+  infs_backend_host_t host;
+  engine_t *engine;
+  uv_timer_t timer;
+  /* Tokens of one advance, coalesced per request into one chunk. */
+  pending_t *pending;
+  size_t n_pending;
+  size_t pending_cap;
+  u64map_t pending_index;
+  char *text;
+  size_t text_cap;
+  uint64_t *added;
+  size_t added_cap;
+  uint64_t *removed;
+  size_t removed_cap;
+} sim_t;
+
+static infs_time_t now_us(void) { return uv_hrtime() / 1000; }
+
+/* Generated text: the sim has no model, so each token is a filler word. */
+static const char *filler(sim_t *s, uint32_t n, size_t *len) {
+  static const char word[] = " tok";
+  size_t need = (size_t)n * (sizeof word - 1) + 1;
+  if (need > s->text_cap) {
+    s->text = realloc(s->text, need);
+    if (!s->text)
+      abort();
+    s->text_cap = need;
+  }
+  for (uint32_t i = 0; i < n; i++)
+    memcpy(s->text + (size_t)i * (sizeof word - 1), word, sizeof word - 1);
+  *len = need - 1;
+  s->text[*len] = '\0';
+  return s->text;
+}
+
+static void add_pending(sim_t *s, uint64_t id, uint32_t tokens) {
+  uint32_t idx;
+  if (u64map_get(&s->pending_index, id, &idx)) {
+    s->pending[idx].tokens += tokens;
+    return;
+  }
+  if (s->n_pending == s->pending_cap) {
+    s->pending_cap = s->pending_cap ? s->pending_cap * 2 : 64;
+    s->pending = realloc(s->pending, s->pending_cap * sizeof *s->pending);
+    if (!s->pending)
+      abort();
+  }
+  u64map_put(&s->pending_index, id, (uint32_t)s->n_pending);
+  s->pending[s->n_pending++] = (pending_t){id, tokens};
+}
+
+static void flush_one(sim_t *s, uint64_t id) {
+  uint32_t idx;
+  if (!u64map_get(&s->pending_index, id, &idx) || !s->pending[idx].tokens)
+    return;
+  size_t len;
+  const char *text = filler(s, s->pending[idx].tokens, &len);
+  s->host.tokens(s->host.ctx, id, s->pending[idx].tokens, text, len);
+  s->pending[idx].tokens = 0;
+}
+
+static void flush_all(sim_t *s) {
+  for (size_t i = 0; i < s->n_pending; i++)
+    if (s->pending[i].tokens)
+      flush_one(s, s->pending[i].id);
+  for (size_t i = 0; i < s->n_pending; i++)
+    u64map_del(&s->pending_index, s->pending[i].id);
+  s->n_pending = 0;
+}
+
+static void on_timer(uv_timer_t *t);
+
+static void arm(sim_t *s, infs_time_t now) {
+  infs_time_t next = engine_next_event(s->engine);
+  if (next == INFS_TIME_NEVER) {
+    uv_timer_stop(&s->timer);
+    return;
+  }
+  uint64_t ms = next > now ? (next - now + 999) / 1000 : 0;
+  uv_timer_start(&s->timer, on_timer, ms, 0);
+}
+
+static void deliver(sim_t *s) {
+  size_t n;
+  const engine_event_t *ev = engine_events(s->engine, &n);
+  for (size_t i = 0; i < n; i++) {
+    const engine_event_t *e = &ev[i];
+    switch (e->kind) {
+    case ENGINE_EV_FIRST_TOKEN: {
+      /* The first token goes out at once: it is what TTFT measures. */
+      size_t len;
+      const char *text = filler(s, e->tokens, &len);
+      s->host.tokens(s->host.ctx, e->id, e->tokens, text, len);
+      break;
+    }
+    case ENGINE_EV_TOKENS:
+      add_pending(s, e->id, e->tokens);
+      break;
+    case ENGINE_EV_DONE: {
+      flush_one(s, e->id);
+      infs_backend_usage_t u = {
+          .cached_tokens = e->cached_tokens,
+          .generated_tokens = e->generated,
+          .queue_us = e->queued_us,
+          .ttft_us = e->ttft_us,
+          .busy_s = e->busy_share_s,
+      };
+      s->host.done(s->host.ctx, e->id, &u);
+      break;
+    }
+    case ENGINE_EV_FAILED:
+      flush_one(s, e->id);
+      s->host.failed(s->host.ctx, e->id, INFSCHED__ERROR_CODE__ERROR_BACKEND,
+                     infs_strerror(e->code));
+      break;
+    }
+  }
+  engine_events_clear(s->engine);
+  flush_all(s);
+}
+
+static void on_timer(uv_timer_t *t) {
+  sim_t *s = t->data;
+  infs_time_t now = now_us();
+  engine_advance(s->engine, now);
+  deliver(s);
+  arm(s, now);
+}
+
+static int sim_create(const infs_backend_host_t *host, const char *args,
+                      void **state, char *err, size_t errlen) {
+  if (args && *args) {
+    snprintf(err, errlen, "sim backend takes no arguments (got '%s')", args);
+    return INFS_ECONFIG;
+  }
+  sim_t *s = calloc(1, sizeof *s);
+  if (!s)
+    abort();
+  s->host = *host;
+  s->engine = engine_new(host->profile, now_us());
+  if (!s->engine) {
+    snprintf(err, errlen, "profile '%s' cannot drive the engine",
+             host->profile->name);
+    free(s);
+    return INFS_ECONFIG;
+  }
+  u64map_init(&s->pending_index);
+  uv_timer_init(host->loop, &s->timer);
+  s->timer.data = s;
+  *state = s;
+  return 0;
+}
+
+static int sim_submit(void *state, const infs_backend_request_t *r) {
+  sim_t *s = state;
+  infs_time_t now = now_us();
+  /* Catch the engine up first, so the new request joins at the right time. */
+  engine_advance(s->engine, now);
+  engine_request_t er = {
+      .id = r->id,
+      .prompt_tokens = r->prompt_tokens,
+      .max_tokens = r->max_tokens,
+      .blocks = r->blocks,
+      .n_blocks = r->n_blocks,
+  };
+  int rc = engine_submit(s->engine, now, &er);
+  deliver(s);
+  arm(s, now);
+  return rc;
+}
+
+static void sim_cancel(void *state, uint64_t id) {
+  sim_t *s = state;
+  infs_time_t now = now_us();
+  engine_advance(s->engine, now);
+  deliver(s);
+  engine_cancel(s->engine, now, id);
+  arm(s, now);
+}
+
+static void sim_load(void *state, infs_backend_load_t *out) {
+  sim_t *s = state;
+  engine_load_t l;
+  engine_load(s->engine, now_us(), &l);
+  out->queued = l.queued;
+  out->running = l.running;
+  out->kv_used = l.kv_used;
+  out->kv_total = l.kv_total;
+  out->prefill_backlog_tokens = l.prefill_backlog_tokens;
+  out->busy_s = l.busy_s;
+  out->generated_tokens = l.generated_tokens;
+}
+
+static void copy_hashes(uint64_t **dst, size_t *cap, const uint64_t *src,
+                        size_t n) {
+  if (n > *cap) {
+    *dst = realloc(*dst, n * sizeof **dst);
+    if (!*dst)
+      abort();
+    *cap = n;
+  }
+  if (n)
+    memcpy(*dst, src, n * sizeof *src);
+}
+
+static void sim_cache_delta(void *state, const uint64_t **added,
+                            size_t *n_added, const uint64_t **removed,
+                            size_t *n_removed) {
+  sim_t *s = state;
+  const uint64_t *a, *r;
+  engine_cache_delta(s->engine, &a, n_added, &r, n_removed);
+  /* Copied out so the engine can start the next delta right away. */
+  copy_hashes(&s->added, &s->added_cap, a, *n_added);
+  copy_hashes(&s->removed, &s->removed_cap, r, *n_removed);
+  engine_cache_delta_clear(s->engine);
+  *added = s->added;
+  *removed = s->removed;
+}
+
+static void on_closed(uv_handle_t *h) {
+  sim_t *s = h->data;
+  free(s->pending);
+  free(s->text);
+  free(s->added);
+  free(s->removed);
+  u64map_free(&s->pending_index);
+  free(s);
+}
+
+static void sim_destroy(void *state) {
+  sim_t *s = state;
+  engine_destroy(&s->engine);
+  uv_close((uv_handle_t *)&s->timer, on_closed);
+}
+
+const infs_backend_ops_t backend_sim = {
+    .abi = INFS_BACKEND_ABI,
+    .name = "sim",
+    .create = sim_create,
+    .submit = sim_submit,
+    .cancel = sim_cancel,
+    .load = sim_load,
+    .cache_delta = sim_cache_delta,
+    .destroy = sim_destroy,
+};

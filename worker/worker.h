@@ -1,0 +1,33 @@
+/* The worker's I/O shell: a DEALER connection to the scheduler that
+ * registers, heartbeats, and runs dispatched requests on a backend. */
+#ifndef INFSCHED_WORKER_H
+#define INFSCHED_WORKER_H
+
+#include "infsched/backend.h"
+
+typedef struct worker_config {
+  const char *scheduler_addr;
+  const char *worker_id;
+  const char *model;
+  const char *backend_name;          /* for Register */
+  const infs_backend_ops_t *backend;
+  const char *backend_args;
+  const infs_profile_t *profile;
+  uint32_t capacity;                 /* requests accepted at once */
+  uint32_t heartbeat_ms;             /* until the scheduler says otherwise */
+  double kwh_usd;
+  int64_t max_msg_bytes;
+} worker_config_t;
+
+typedef struct worker worker_t;
+
+/* Connects and starts the backend. Returns 0, or a negative code with a
+ * reason in err. */
+int worker_start(uv_loop_t *loop, const worker_config_t *cfg, worker_t **out,
+                 char *err, size_t errlen);
+/* Stops the backend and closes handles; the loop then runs out. */
+void worker_stop(worker_t *w);
+/* Frees the worker after its loop has finished. */
+void worker_destroy(worker_t **w);
+
+#endif
