@@ -32,7 +32,15 @@ typedef struct worker_stats {
   double up_s;
 } worker_stats_t;
 
+/* Failures and rejections counted by error name, so a report says why. */
+typedef struct error_count {
+  char *name;
+  uint64_t count;
+} error_count_t;
+
 struct report {
+  error_count_t *errors;
+  size_t n_errors;
   char *policy;
   infs_time_t window;
   class_stats_t all;
@@ -86,6 +94,9 @@ void report_destroy(report_t **rp) {
     free(r->workers[i].cls);
   }
   free(r->workers);
+  for (size_t i = 0; i < r->n_errors; i++)
+    free(r->errors[i].name);
+  free(r->errors);
   free(r->policy);
   free(r);
   *rp = NULL;
@@ -164,6 +175,16 @@ static void stats_add(class_stats_t *s, const report_outcome_t *o,
     hist_record(s->tpot, (uint64_t)(tpot_us + 0.5));
 }
 
+static void count_error(report_t *r, const char *name) {
+  for (size_t i = 0; i < r->n_errors; i++)
+    if (strcmp(r->errors[i].name, name) == 0) {
+      r->errors[i].count++;
+      return;
+    }
+  r->errors = xalloc(realloc(r->errors, (r->n_errors + 1) * sizeof *r->errors));
+  r->errors[r->n_errors++] = (error_count_t){xalloc(strdup(name)), 1};
+}
+
 void report_add(report_t *r, const report_outcome_t *o) {
   assert((unsigned)o->cls < INFS_CLASS_COUNT);
   assert((unsigned)o->status <= REPORT_LOST);
@@ -174,6 +195,8 @@ void report_add(report_t *r, const report_outcome_t *o) {
     tpot_us = (double)decode / (double)(o->generated_tokens - 1);
   }
   bool met = slo_met(o, tpot_us);
+  if (o->status == REPORT_FAILED || o->status == REPORT_REJECTED)
+    count_error(r, o->error && *o->error ? o->error : "unspecified");
   stats_add(&r->all, o, tpot_us, met);
   stats_add(&r->by[o->cls], o, tpot_us, met);
   if (o->status == REPORT_COMPLETED && o->worker_id && *o->worker_id) {
@@ -319,6 +342,10 @@ cJSON *report_to_json(const report_t *r) {
   num(tp, "tok_per_s", secs > 0 ? (double)tokens / secs : 0.0, &ok);
   num(tp, "generated_tok_per_s",
       secs > 0 ? (double)r->all.generated / secs : 0.0, &ok);
+
+  cJSON *errors = obj(root, "errors", &ok);
+  for (size_t i = 0; errors && i < r->n_errors; i++)
+    num(errors, r->errors[i].name, (double)r->errors[i].count, &ok);
 
   cJSON *by = obj(root, "by_class", &ok);
   for (int c = 0; c < INFS_CLASS_COUNT; c++) {

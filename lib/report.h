@@ -44,6 +44,7 @@ typedef struct report_outcome {
   double cost_usd;       /* marginal cost reported with Done */
   const char *worker_id; /* NULL or "" when it never ran */
   const char *worker_class;
+  const char *error;     /* failed/rejected: the error's code name */
 } report_outcome_t;
 
 /* "completed", "failed", "rejected", "lost". */

@@ -160,6 +160,8 @@ int main(int argc, char **argv) {
   int rc = shell_start(&app.loop, &cfg, &app.shell, err, sizeof err);
   if (rc) {
     log_error("%s", err);
+    uv_run(&app.loop, UV_RUN_DEFAULT); /* let closed handles finish */
+    uv_loop_close(&app.loop);
     return EXIT_STARTUP;
   }
   uv_signal_init(&app.loop, &app.sigint);

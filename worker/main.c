@@ -231,6 +231,8 @@ int main(int argc, char **argv) {
   int rc = worker_start(&app.loop, &o.cfg, &app.worker, err, sizeof err);
   if (rc) {
     log_error("%s", err);
+    uv_run(&app.loop, UV_RUN_DEFAULT); /* let closed handles finish */
+    uv_loop_close(&app.loop);
     profile_set_destroy(&profiles);
     return EXIT_STARTUP;
   }

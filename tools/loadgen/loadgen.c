@@ -226,6 +226,7 @@ static void on_error(void *arg, const Infsched__Error *e) {
       .status = rejected ? REPORT_REJECTED : REPORT_FAILED,
       .ttft_slo_ms = t->ttft_ms,
       .tpot_slo_ms = t->tpot_ms,
+      .error = wire_error_name(e->code),
   };
   if (rejected)
     g->rejected++;
@@ -296,7 +297,8 @@ static void send_one(loadgen_t *g, const workload_req_t *r, uint64_t now_ns) {
     report_outcome_t o = {.cls = r->cls,
                           .status = REPORT_FAILED,
                           .ttft_slo_ms = r->ttft_ms,
-                          .tpot_slo_ms = r->tpot_ms};
+                          .tpot_slo_ms = r->tpot_ms,
+                          .error = "send_failed"};
     g->failed++;
     track_end(g, t, &o, now_ns);
   }

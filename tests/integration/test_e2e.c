@@ -1,0 +1,325 @@
+/* The foundation end to end with real processes on free loopback ports: a
+ * scheduler, workers of three classes and loadgen; a worker killed in the
+ * middle of a run; a scheduler restarted under its workers; bad input. */
+#include "tests/integration/harness.h"
+#include "tests/integration/zclient.h"
+
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include <cmocka.h>
+
+#define START_TIMEOUT_MS 15000
+
+typedef struct fixture {
+  char *dir;
+  char clients[64];
+  char workers[64];
+  char sched_log[512];
+  harness_proc_t *scheduler;
+} fixture_t;
+
+static int setup(void **state) {
+  fixture_t *f = calloc(1, sizeof *f);
+  f->dir = harness_tmpdir();
+  int a = harness_free_port(), b;
+  do
+    b = harness_free_port();
+  while (b == a);
+  snprintf(f->clients, sizeof f->clients, "tcp://127.0.0.1:%d", a);
+  snprintf(f->workers, sizeof f->workers, "tcp://127.0.0.1:%d", b);
+  snprintf(f->sched_log, sizeof f->sched_log, "%s/scheduler.log", f->dir);
+  *state = f;
+  return 0;
+}
+
+static int teardown(void **state) {
+  fixture_t *f = *state;
+  harness_stop_all();
+  harness_rmtree(f->dir);
+  free(f->dir);
+  free(f);
+  return 0;
+}
+
+static harness_proc_t *start_scheduler(fixture_t *f, const char *extra) {
+  char *argv[] = {(char *)harness_bin("infsched-scheduler"),
+                  "--clients", f->clients, "--workers", f->workers,
+                  "--heartbeat-ms", "100", "--heartbeat-miss", "3",
+                  (char *)extra, NULL};
+  harness_proc_t *p = harness_spawn(f->sched_log, argv);
+  assert_non_null(p);
+  return p;
+}
+
+static harness_proc_t *start_worker(fixture_t *f, const char *id,
+                                    const char *profile) {
+  char log[600];
+  snprintf(log, sizeof log, "%s/%s.log", f->dir, id);
+  char *argv[] = {(char *)harness_bin("infsched-worker"),
+                  "--scheduler", f->workers, "--id", (char *)id,
+                  "--profile", (char *)profile, "--profiles",
+                  (char *)harness_source("configs/profiles.yaml"), NULL};
+  harness_proc_t *p = harness_spawn(log, argv);
+  assert_non_null(p);
+  return p;
+}
+
+static bool has_n_workers(const Infsched__Status *s, void *arg) {
+  return s->n_workers == *(size_t *)arg;
+}
+
+typedef struct busy_arg {
+  const char *id;
+} busy_arg_t;
+
+static bool worker_busy(const Infsched__Status *s, void *arg) {
+  busy_arg_t *b = arg;
+  for (size_t i = 0; i < s->n_workers; i++)
+    if (strcmp(s->workers[i]->worker_id, b->id) == 0)
+      return s->workers[i]->outstanding >= 2;
+  return false;
+}
+
+static double num(const cJSON *o, const char *path) {
+  char buf[128];
+  snprintf(buf, sizeof buf, "%s", path);
+  const cJSON *cur = o;
+  for (char *save, *k = strtok_r(buf, ".", &save); k && cur;
+       k = strtok_r(NULL, ".", &save))
+    cur = cJSON_GetObjectItemCaseSensitive(cur, k);
+  assert_non_null(cur);
+  return cur->valuedouble;
+}
+
+static void test_worker_killed_mid_run(void **state) {
+  fixture_t *f = *state;
+  f->scheduler = start_scheduler(f, NULL);
+  start_worker(f, "gpu-0", "gpu-h100");
+  start_worker(f, "sram-0", "sram-wse3");
+  start_worker(f, "tpu-0", "tpu-v6e");
+  harness_proc_t *victim = start_worker(f, "gpu-1", "gpu-h100");
+  size_t four = 4;
+  assert_true(zclient_wait_status(f->clients, has_n_workers, &four,
+                                  START_TIMEOUT_MS));
+
+  char report[600], log[600];
+  snprintf(report, sizeof report, "%s/report.json", f->dir);
+  snprintf(log, sizeof log, "%s/loadgen.log", f->dir);
+  /* Long outputs keep requests streaming on the GPU when it dies. */
+  char *argv[] = {(char *)harness_bin("infsched-loadgen"),
+                  "--scheduler", f->clients, "--rate", "40", "--duration",
+                  "5", "--seed", "7", "--output-tokens", "lognormal:60:0.5:8:400",
+                  "--drain", "30", "--report-json", report, NULL};
+  harness_proc_t *loadgen = harness_spawn(log, argv);
+  assert_non_null(loadgen);
+
+  /* Kill it once it holds work, so some requests are re-dispatched and
+   * those already streaming fail with a reason. */
+  busy_arg_t busy = {"gpu-1"};
+  assert_true(zclient_wait_status(f->clients, worker_busy, &busy,
+                                  START_TIMEOUT_MS));
+  harness_kill(victim, SIGKILL);
+
+  int status;
+  assert_int_equal(harness_wait(loadgen, 90000, &status), 0);
+  assert_true(WIFEXITED(status));
+  assert_int_equal(WEXITSTATUS(status), 0);
+
+  cJSON *j = harness_read_json(report);
+  assert_non_null(j);
+  double sent = num(j, "requests.sent");
+  double completed = num(j, "requests.completed");
+  double failed = num(j, "requests.failed");
+  double rejected = num(j, "requests.rejected");
+  assert_true(sent > 50);
+  assert_int_equal((int)num(j, "requests.lost"), 0);
+  assert_true(completed > 0);
+  assert_int_equal((int)(completed + failed + rejected), (int)sent);
+  /* Every failure carries its reason: here only a lost worker. */
+  const cJSON *errors = cJSON_GetObjectItemCaseSensitive(j, "errors");
+  assert_non_null(errors);
+  double explained = 0;
+  const cJSON *e;
+  cJSON_ArrayForEach(e, errors) {
+    assert_string_equal(e->string, "ERROR_WORKER_LOST");
+    explained += e->valuedouble;
+  }
+  assert_int_equal((int)explained, (int)(failed + rejected));
+  cJSON_Delete(j);
+
+  /* The scheduler noticed the loss and kept serving the other three. */
+  size_t three = 3;
+  assert_true(zclient_wait_status(f->clients, has_n_workers, &three, 5000));
+  harness_kill(f->scheduler, SIGTERM);
+  assert_int_equal(harness_wait(f->scheduler, 10000, &status), 0);
+  assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+static void test_scheduler_restart(void **state) {
+  fixture_t *f = *state;
+  f->scheduler = start_scheduler(f, NULL);
+  start_worker(f, "tpu-0", "tpu-v6e");
+  size_t one = 1;
+  assert_true(zclient_wait_status(f->clients, has_n_workers, &one,
+                                  START_TIMEOUT_MS));
+  harness_kill(f->scheduler, SIGKILL);
+  int status;
+  assert_int_equal(harness_wait(f->scheduler, 5000, &status), 0);
+  /* A new scheduler on the same endpoints: the worker rejoins on its own. */
+  f->scheduler = start_scheduler(f, NULL);
+  assert_true(zclient_wait_status(f->clients, has_n_workers, &one,
+                                  START_TIMEOUT_MS));
+}
+
+static Infsched__Envelope *expect_error(zclient_t *c, Infsched__ErrorCode code) {
+  Infsched__Envelope *env = zclient_recv(c, 5000);
+  assert_non_null(env);
+  assert_int_equal(env->body_case, INFSCHED__ENVELOPE__BODY_ERROR);
+  assert_int_equal(env->error->code, code);
+  assert_true(strlen(env->error->message) > 0);
+  return env;
+}
+
+static void test_bad_input_answered(void **state) {
+  fixture_t *f = *state;
+  f->scheduler = start_scheduler(f, "--max-msg-bytes=4096");
+  zclient_t *c = zclient_new(f->clients);
+  assert_non_null(c);
+
+  zclient_send_raw(c, "\xff\xff garbage", 10);
+  infsched__envelope__free_unpacked(
+      expect_error(c, INFSCHED__ERROR_CODE__ERROR_BAD_MESSAGE), NULL);
+
+  Infsched__Envelope env = INFSCHED__ENVELOPE__INIT;
+  Infsched__Cancel cancel = INFSCHED__CANCEL__INIT;
+  env.body_case = INFSCHED__ENVELOPE__BODY_CANCEL;
+  env.cancel = &cancel;
+  zclient_send(c, &env, 99);
+  infsched__envelope__free_unpacked(
+      expect_error(c, INFSCHED__ERROR_CODE__ERROR_BAD_VERSION), NULL);
+
+  Infsched__Envelope reg = INFSCHED__ENVELOPE__INIT;
+  Infsched__Register r = INFSCHED__REGISTER__INIT;
+  reg.body_case = INFSCHED__ENVELOPE__BODY_REGISTER;
+  reg.register_ = &r;
+  zclient_send(c, &reg, 0);
+  infsched__envelope__free_unpacked(
+      expect_error(c, INFSCHED__ERROR_CODE__ERROR_BAD_REQUEST), NULL);
+
+  /* A submit with no worker anywhere is accepted and waits, and a request
+   * without max_tokens is refused with a reason. */
+  Infsched__Envelope sub = INFSCHED__ENVELOPE__INIT;
+  Infsched__Submit s = INFSCHED__SUBMIT__INIT;
+  Infsched__Request q = INFSCHED__REQUEST__INIT;
+  q.request_id = 5;
+  q.prompt_tokens = 10;
+  s.request = &q;
+  sub.body_case = INFSCHED__ENVELOPE__BODY_SUBMIT;
+  sub.submit = &s;
+  zclient_send(c, &sub, 0);
+  infsched__envelope__free_unpacked(
+      expect_error(c, INFSCHED__ERROR_CODE__ERROR_BAD_REQUEST), NULL);
+
+  /* Oversize: ZeroMQ drops that connection; the scheduler lives on. */
+  char *big = calloc(1, 10000);
+  zclient_send_raw(c, big, 10000);
+  free(big);
+  zclient_destroy(&c);
+
+  /* The worker socket: a heartbeat from a stranger is told to register. */
+  zclient_t *w = zclient_new(f->workers);
+  Infsched__Envelope hb = INFSCHED__ENVELOPE__INIT;
+  Infsched__Heartbeat h = INFSCHED__HEARTBEAT__INIT;
+  hb.body_case = INFSCHED__ENVELOPE__BODY_HEARTBEAT;
+  hb.heartbeat = &h;
+  zclient_send(w, &hb, 0);
+  infsched__envelope__free_unpacked(
+      expect_error(w, INFSCHED__ERROR_CODE__ERROR_UNKNOWN_WORKER), NULL);
+  zclient_destroy(&w);
+
+  size_t zero = 0;
+  assert_true(zclient_wait_status(f->clients, has_n_workers, &zero, 5000));
+  int status;
+  harness_kill(f->scheduler, SIGTERM);
+  assert_int_equal(harness_wait(f->scheduler, 10000, &status), 0);
+  assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+/* Runs a program and returns its exit status; its output goes to log. */
+static int run(fixture_t *f, char *const argv[]) {
+  char log[600];
+  snprintf(log, sizeof log, "%s/cli.log", f->dir);
+  harness_proc_t *p = harness_spawn(log, argv);
+  assert_non_null(p);
+  int status;
+  assert_int_equal(harness_wait(p, 10000, &status), 0);
+  harness_stop(&p);
+  assert_true(WIFEXITED(status));
+  return WEXITSTATUS(status);
+}
+
+static void test_cli_help_and_usage_errors(void **state) {
+  fixture_t *f = *state;
+  static const char *const programs[] = {"infsched-scheduler",
+                                         "infsched-worker", "infsched-loadgen",
+                                         "infsched-cluster"};
+  static const char *const bad_values[][2] = {
+      {"--heartbeat-ms", "soon"},
+      {"--capacity", "0"},
+      {"--rate", "-3"},
+      {"up", ""},
+  };
+  for (size_t i = 0; i < sizeof programs / sizeof *programs; i++) {
+    char *bin = (char *)harness_bin(programs[i]);
+    char *help[] = {bin, "--help", NULL};
+    assert_int_equal(run(f, help), 0);
+    char *unknown[] = {bin, "--no-such-flag", NULL};
+    assert_int_equal(run(f, unknown), 2);
+    char *bad[] = {bin, (char *)bad_values[i][0],
+                   bad_values[i][1][0] ? (char *)bad_values[i][1] : NULL,
+                   NULL};
+    assert_int_equal(run(f, bad), 2);
+  }
+  char log[600];
+  snprintf(log, sizeof log, "%s/cli.log", f->dir);
+  assert_true(harness_count_log(log, "Usage") >= 4);
+  assert_true(harness_count_log(log, "--no-such-flag") >= 4);
+}
+
+static void test_worker_unknown_profile_exits_3(void **state) {
+  fixture_t *f = *state;
+  char *argv[] = {(char *)harness_bin("infsched-worker"), "--profile",
+                  "no-such-chip", "--profiles",
+                  (char *)harness_source("configs/profiles.yaml"), NULL};
+  assert_int_equal(run(f, argv), 3);
+  f->scheduler = start_scheduler(f, NULL);
+  assert_int_equal(harness_wait_log(f->sched_log, "listening", 5000), 0);
+  /* Same endpoints again: the second scheduler cannot bind. */
+  char *again[] = {(char *)harness_bin("infsched-scheduler"), "--clients",
+                   f->clients, "--workers", f->workers, NULL};
+  assert_int_equal(run(f, again), 3);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_cli_help_and_usage_errors, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_worker_unknown_profile_exits_3,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(test_bad_input_answered, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_scheduler_restart, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_worker_killed_mid_run, setup,
+                                      teardown),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

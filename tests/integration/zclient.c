@@ -1,0 +1,107 @@
+#include "tests/integration/zclient.h"
+
+#include "lib/wire.h"
+
+#include <stdlib.h>
+#include <time.h>
+#include <zmq.h>
+
+struct zclient {
+  void *ctx;
+  void *sock;
+};
+
+zclient_t *zclient_new(const char *endpoint) {
+  zclient_t *c = calloc(1, sizeof *c);
+  if (!c)
+    return NULL;
+  c->ctx = zmq_ctx_new();
+  c->sock = zmq_socket(c->ctx, ZMQ_DEALER);
+  int linger = 0;
+  zmq_setsockopt(c->sock, ZMQ_LINGER, &linger, sizeof linger);
+  if (zmq_connect(c->sock, endpoint) != 0) {
+    zclient_destroy(&c);
+    return NULL;
+  }
+  return c;
+}
+
+void zclient_destroy(zclient_t **pc) {
+  zclient_t *c = *pc;
+  if (!c)
+    return;
+  zmq_close(c->sock);
+  zmq_ctx_term(c->ctx);
+  free(c);
+  *pc = NULL;
+}
+
+int zclient_send_raw(zclient_t *c, const void *data, size_t len) {
+  return zmq_send(c->sock, data, len, 0) < 0 ? -1 : 0;
+}
+
+int zclient_send(zclient_t *c, Infsched__Envelope *env, unsigned version) {
+  wire_buf_t buf = {0};
+  wire_pack(env, &buf);
+  if (version) {
+    /* Re-pack with a foreign version to test refusal. */
+    env->version = version;
+    buf.len = infsched__envelope__pack(env, buf.data);
+  }
+  int rc = zclient_send_raw(c, buf.data, buf.len);
+  wire_buf_free(&buf);
+  return rc;
+}
+
+Infsched__Envelope *zclient_recv(zclient_t *c, int timeout_ms) {
+  zmq_pollitem_t item = {c->sock, 0, ZMQ_POLLIN, 0};
+  if (zmq_poll(&item, 1, timeout_ms) <= 0)
+    return NULL;
+  zmq_msg_t msg;
+  zmq_msg_init(&msg);
+  if (zmq_msg_recv(&msg, c->sock, 0) < 0) {
+    zmq_msg_close(&msg);
+    return NULL;
+  }
+  Infsched__Envelope *env =
+      infsched__envelope__unpack(NULL, zmq_msg_size(&msg), zmq_msg_data(&msg));
+  zmq_msg_close(&msg);
+  return env;
+}
+
+static long long now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+bool zclient_wait_status(const char *endpoint,
+                         bool (*pred)(const Infsched__Status *, void *),
+                         void *arg, int timeout_ms) {
+  zclient_t *c = zclient_new(endpoint);
+  if (!c)
+    return false;
+  long long deadline = now_ms() + timeout_ms;
+  bool held = false;
+  while (!held && now_ms() < deadline) {
+    Infsched__Envelope q = INFSCHED__ENVELOPE__INIT;
+    Infsched__StatusQuery sq = INFSCHED__STATUS_QUERY__INIT;
+    q.body_case = INFSCHED__ENVELOPE__BODY_STATUS_QUERY;
+    q.status_query = &sq;
+    zclient_send(c, &q, 0);
+    /* The reply (or its absence within 50 ms) paces the polling. */
+    Infsched__Envelope *env = zclient_recv(c, 50);
+    while (env) {
+      if (env->body_case == INFSCHED__ENVELOPE__BODY_STATUS)
+        held = pred(env->status, arg);
+      infsched__envelope__free_unpacked(env, NULL);
+      env = held ? NULL : zclient_recv(c, 0);
+    }
+    if (!held) {
+      zmq_pollitem_t none = {NULL, -1, 0, 0};
+      zmq_poll(&none, 0, 50);
+    }
+  }
+  zclient_destroy(&c);
+  return held;
+}

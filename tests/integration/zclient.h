@@ -1,0 +1,29 @@
+/* A blocking ZeroMQ client for integration tests: raw frames and envelopes
+ * to a scheduler endpoint, and status polling. */
+#ifndef INFSCHED_TESTS_ZCLIENT_H
+#define INFSCHED_TESTS_ZCLIENT_H
+
+#include "infsched.pb-c.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct zclient zclient_t;
+
+zclient_t *zclient_new(const char *endpoint);
+void zclient_destroy(zclient_t **c);
+/* Sends raw bytes as one frame, or an envelope (version set by the caller
+ * when version is not 0, else the current one). Returns 0 or -1. */
+int zclient_send_raw(zclient_t *c, const void *data, size_t len);
+int zclient_send(zclient_t *c, Infsched__Envelope *env, unsigned version);
+/* Waits up to timeout_ms for one envelope; NULL on timeout or bad frame.
+ * The caller frees it with infsched__envelope__free_unpacked. */
+Infsched__Envelope *zclient_recv(zclient_t *c, int timeout_ms);
+
+/* Asks for Status every 50 ms until pred(status, arg) holds or timeout_ms
+ * passes. Returns true when it held. */
+bool zclient_wait_status(const char *endpoint,
+                         bool (*pred)(const Infsched__Status *, void *),
+                         void *arg, int timeout_ms);
+
+#endif
