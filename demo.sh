@@ -2,7 +2,7 @@
 # Builds infsched, starts the local cluster of configs/local.yaml (one
 # scheduler, two GPU-, two SRAM- and two TPU-class simulated workers), drives
 # a short Codex-style load through it, prints the report and stops it all.
-#   DEMO_DURATION=30 DEMO_RATE=40 ./demo.sh   for a longer or heavier run.
+#   DEMO_DURATION=30 DEMO_SESSIONS=16 ./demo.sh   for a longer or heavier run.
 set -euo pipefail
 cd "$(dirname "$0")"
 . scripts/deps.sh
@@ -41,14 +41,15 @@ done
 grep -q "cluster ready" "$log" || { echo "cluster not ready after 30 s" >&2; exit 1; }
 grep "cluster ready" "$log"
 
-echo "== driving ${DEMO_DURATION:-10} s of load at ${DEMO_RATE:-20} req/s"
+echo "== driving ${DEMO_DURATION:-10} s of ${DEMO_SESSIONS:-8} coding-agent sessions"
 status=0
 "$bin/infsched-loadgen" --scheduler tcp://127.0.0.1:5555 \
-  --workload poisson --rate "${DEMO_RATE:-20}" --duration "${DEMO_DURATION:-10}" \
-  --shared-prefix 0.6 --seed 1 --drain 30 \
-  --report-json "$out/report.json" || status=$?
+  --workload codex:configs/workloads/codex-demo.yaml \
+  --sessions "${DEMO_SESSIONS:-8}" --duration "${DEMO_DURATION:-10}" \
+  --seed 1 --drain 60 --report-json "$out/report.json" \
+  --report-html "$out/report.html" || status=$?
 
 echo "== stopping the cluster"
 stop_cluster
-echo "report: $out/report.json"
+echo "report: $out/report.json, $out/report.html"
 exit "$status"

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 . scripts/deps.sh
-infsched_install_deps
+infsched_install_deps test
 
 args=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DINFSCHED_WERROR=ON)
 dir=build

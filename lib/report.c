@@ -26,7 +26,8 @@ typedef struct worker_stats {
   uint64_t requests; /* completed here */
   uint64_t prompt;
   uint64_t cached;
-  bool pool; /* pool-side figures were given */
+  double request_usd; /* sum of its requests' marginal costs */
+  bool pool;          /* pool-side figures were given */
   double cost_usd;
   double busy_s;
   double up_s;
@@ -48,7 +49,17 @@ struct report {
   worker_stats_t *workers;
   size_t n_workers;
   size_t cap_workers;
+  report_sample_t *samples;
+  size_t n_samples;
+  size_t cap_samples;
+  report_second_t *timeline;
+  size_t n_seconds;
+  size_t cap_seconds;
 };
+
+/* A done_at beyond this (115 days) is taken for garbage rather than grown
+ * into. */
+#define TIMELINE_MAX_S 10000000
 
 static const char *const status_names[] = {"completed", "failed", "rejected",
                                            "lost"};
@@ -97,6 +108,8 @@ void report_destroy(report_t **rp) {
   for (size_t i = 0; i < r->n_errors; i++)
     free(r->errors[i].name);
   free(r->errors);
+  free(r->samples);
+  free(r->timeline);
   free(r->policy);
   free(r);
   *rp = NULL;
@@ -185,6 +198,31 @@ static void count_error(report_t *r, const char *name) {
   r->errors[r->n_errors++] = (error_count_t){xalloc(strdup(name)), 1};
 }
 
+static void timeline_add(report_t *r, const report_outcome_t *o) {
+  uint64_t sec = o->done_at / INFS_US_PER_S;
+  if (sec >= TIMELINE_MAX_S)
+    return;
+  if (sec >= r->cap_seconds) {
+    size_t cap = r->cap_seconds ? r->cap_seconds : 64;
+    while (cap <= sec)
+      cap *= 2;
+    r->timeline = xalloc(realloc(r->timeline, cap * sizeof *r->timeline));
+    memset(r->timeline + r->cap_seconds, 0,
+           (cap - r->cap_seconds) * sizeof *r->timeline);
+    r->cap_seconds = cap;
+  }
+  if (sec >= r->n_seconds)
+    r->n_seconds = sec + 1;
+  report_second_t *s = &r->timeline[sec];
+  if (o->status == REPORT_COMPLETED) {
+    s->completed[o->cls]++;
+    s->prompt_tokens += o->prompt_tokens;
+    s->generated_tokens += o->generated_tokens;
+  } else {
+    s->errors++;
+  }
+}
+
 void report_add(report_t *r, const report_outcome_t *o) {
   assert((unsigned)o->cls < INFS_CLASS_COUNT);
   assert((unsigned)o->status <= REPORT_LOST);
@@ -204,7 +242,10 @@ void report_add(report_t *r, const report_outcome_t *o) {
     w->requests++;
     w->prompt += o->prompt_tokens;
     w->cached += o->cached_tokens;
+    w->request_usd += o->cost_usd;
   }
+  if (o->done_at && o->status != REPORT_LOST)
+    timeline_add(r, o);
 }
 
 void report_add_worker(report_t *r, const char *id, const char *cls,
@@ -216,9 +257,33 @@ void report_add_worker(report_t *r, const char *id, const char *cls,
   w->up_s += up_s;
 }
 
+void report_add_sample(report_t *r, const report_sample_t *s) {
+  if (r->n_samples == r->cap_samples) {
+    r->cap_samples = r->cap_samples ? 2 * r->cap_samples : 256;
+    r->samples =
+        xalloc(realloc(r->samples, r->cap_samples * sizeof *r->samples));
+  }
+  r->samples[r->n_samples++] = *s;
+}
+
+size_t report_samples(const report_t *r, const report_sample_t **out) {
+  *out = r->samples;
+  return r->n_samples;
+}
+
+size_t report_timeline(const report_t *r, const report_second_t **out) {
+  *out = r->timeline;
+  return r->n_seconds;
+}
+
 static const class_stats_t *stats_of(const report_t *r, int cls) {
   assert(cls < INFS_CLASS_COUNT);
   return cls < 0 ? &r->all : &r->by[cls];
+}
+
+const hist_t *report_latency(const report_t *r, int cls, report_metric_t m) {
+  const class_stats_t *s = stats_of(r, cls);
+  return m == REPORT_TTFT ? s->ttft : m == REPORT_TPOT ? s->tpot : s->e2e;
 }
 
 void report_requests(const report_t *r, int cls, report_requests_t *out) {
@@ -377,6 +442,7 @@ cJSON *report_to_json(const report_t *r) {
         w->prompt ? (double)w->cached / (double)w->prompt : 0.0, &ok);
     if (w->pool)
       num(o, "cost_usd", w->cost_usd, &ok);
+    num(o, "request_cost_usd", w->request_usd, &ok);
   }
   free(ws);
   if (!ok) {

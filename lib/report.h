@@ -18,8 +18,10 @@
 #define INFSCHED_REPORT_H
 
 #include "infsched/types.h"
+#include "lib/hist.h"
 
 #include <cjson/cJSON.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -44,7 +46,9 @@ typedef struct report_outcome {
   double cost_usd;       /* marginal cost reported with Done */
   const char *worker_id; /* NULL or "" when it never ran */
   const char *worker_class;
-  const char *error;     /* failed/rejected: the error's code name */
+  const char *error;   /* failed/rejected: the error's code name */
+  infs_time_t done_at; /* us from the start of the run to the terminal
+                          answer, for throughput over time; 0: not known */
 } report_outcome_t;
 
 /* "completed", "failed", "rejected", "lost". */
@@ -78,6 +82,45 @@ void report_add_worker(report_t *r, const char *id, const char *cls,
 void report_requests(const report_t *r, int cls, report_requests_t *out);
 /* SLO attainment as defined above; cls < 0 for all classes. */
 double report_slo_attainment(const report_t *r, int cls);
+
+/* --- over time (for the HTML page) --- */
+
+/* The pool's state at one moment, e.g. from a Status poll. */
+typedef struct report_sample {
+  infs_time_t t;          /* us from the start of the run */
+  uint32_t queued;        /* waiting in the scheduler's admission queues */
+  uint32_t worker_queued; /* waiting in the workers' own queues */
+  uint32_t running;       /* running on the workers */
+  uint32_t open;          /* sent and not answered yet, as the client sees */
+} report_sample_t;
+
+/* Appends a sample; samples are kept in the order given. */
+void report_add_sample(report_t *r, const report_sample_t *s);
+/* The samples so far; *out is valid until the next report_add_sample. */
+size_t report_samples(const report_t *r, const report_sample_t **out);
+
+/* Terminal answers in one second of the run, by their done_at. */
+typedef struct report_second {
+  uint32_t completed[INFS_CLASS_COUNT];
+  uint32_t errors; /* failed and rejected */
+  uint64_t prompt_tokens;
+  uint64_t generated_tokens;
+} report_second_t;
+
+/* Second i of the run is (*out)[i], up to the last second with an answer;
+ * outcomes without done_at are not in it. *out is valid until the next
+ * report_add. */
+size_t report_timeline(const report_t *r, const report_second_t **out);
+
+typedef enum report_metric {
+  REPORT_TTFT,
+  REPORT_TPOT,
+  REPORT_E2E
+} report_metric_t;
+
+/* The latency histogram (us) behind the percentiles; cls < 0 for all
+ * classes. Borrowed from the report. */
+const hist_t *report_latency(const report_t *r, int cls, report_metric_t m);
 
 /* The DESIGN.md JSON; the caller deletes it with cJSON_Delete. NULL when out
  * of memory. */

@@ -121,38 +121,80 @@ size_t workload_hash_tokens(const uint32_t *tokens, size_t n,
   return blocks;
 }
 
-static uint32_t synthetic_token(uint64_t stream, uint64_t pos) {
-  return (uint32_t)mix64(mix64(stream) + pos);
+static void put_le64(uint8_t *p, uint64_t v) {
+  put_le32(p, (uint32_t)v);
+  put_le32(p + 4, (uint32_t)(v >> 32));
+}
+
+/* Chains one run of a synthetic block onto seed: (stream, pos, len). */
+static uint64_t hash_run(uint64_t stream, uint64_t pos, uint64_t len,
+                         uint64_t seed) {
+  uint8_t b[24];
+  put_le64(b, stream);
+  put_le64(b + 8, pos);
+  put_le64(b + 16, len);
+  return XXH3_64bits_withSeed(b, sizeof b, seed);
+}
+
+/* Synthetic tokens are never materialised: a block is hashed from the
+ * maximal runs of one stream it holds, so the cost is per block, not per
+ * token, and a long prompt costs no more than its new blocks. */
+void workload_hash_range(const workload_segment_t *segs, size_t nsegs,
+                         uint32_t block_size, uint64_t *out, size_t from,
+                         size_t to) {
+  if (from >= to)
+    return;
+  /* Find the segment and offset of the first token of block `from`. */
+  uint64_t skip = (uint64_t)from * block_size;
+  size_t seg = 0;
+  while (seg < nsegs && skip >= segs[seg].len) {
+    skip -= segs[seg].len;
+    seg++;
+  }
+  uint64_t h = from ? out[from - 1] : 0;
+  uint64_t in_seg = skip; /* position inside segs[seg] */
+  uint32_t fill = 0;      /* tokens of the current block seen */
+  uint64_t run_stream = 0, run_pos = 0, run_len = 0;
+  size_t b = from;
+  while (b < to) {
+    while (in_seg == segs[seg].len) {
+      seg++;
+      in_seg = 0;
+    }
+    uint64_t take = segs[seg].len - in_seg;
+    if (take > block_size - fill)
+      take = block_size - fill;
+    uint64_t pos = segs[seg].offset + in_seg;
+    if (run_len && run_stream == segs[seg].stream && run_pos + run_len == pos) {
+      run_len += take; /* the same stream goes on across segments */
+    } else {
+      if (run_len)
+        h = hash_run(run_stream, run_pos, run_len, h);
+      run_stream = segs[seg].stream;
+      run_pos = pos;
+      run_len = take;
+    }
+    fill += (uint32_t)take;
+    in_seg += take;
+    if (fill == block_size) {
+      h = hash_run(run_stream, run_pos, run_len, h);
+      out[b++] = h;
+      run_len = 0;
+      fill = 0;
+    }
+  }
 }
 
 size_t workload_hash_segments(const workload_segment_t *segs, size_t nsegs,
                               uint32_t block_size, uint64_t *out, size_t cap) {
-  uint8_t buf[4 * WORKLOAD_BLOCK_SIZE_MAX];
   if (block_size == 0 || block_size > WORKLOAD_BLOCK_SIZE_MAX)
     return 0;
   uint64_t total = 0;
   for (size_t s = 0; s < nsegs; s++)
     total += segs[s].len;
   size_t blocks = (size_t)(total / block_size);
-  size_t want = blocks < cap ? blocks : cap;
-  uint64_t prev = 0;
-  size_t seg = 0, b = 0;
-  uint64_t in_seg = 0; /* position inside segs[seg] */
-  uint32_t fill = 0;   /* tokens in buf */
-  while (b < want) {
-    while (in_seg == segs[seg].len) {
-      seg++;
-      in_seg = 0;
-    }
-    put_le32(buf + 4 * fill,
-             synthetic_token(segs[seg].stream, segs[seg].offset + in_seg));
-    in_seg++;
-    if (++fill == block_size) {
-      prev = hash_block(buf, 4u * block_size, prev);
-      out[b++] = prev;
-      fill = 0;
-    }
-  }
+  workload_hash_range(segs, nsegs, block_size, out, 0,
+                      blocks < cap ? blocks : cap);
   return blocks;
 }
 
@@ -275,9 +317,9 @@ void workload_set_blocks(workload_t *w, workload_req_t *req,
   req->blocks = w->blocks;
 }
 
-void workload_fill_request(workload_t *w, workload_req_t *req,
-                           infs_time_t arrival, infs_class_t cls,
-                           uint32_t prompt_tokens, uint32_t max_tokens) {
+void workload_begin_request(workload_t *w, workload_req_t *req,
+                            infs_time_t arrival, infs_class_t cls,
+                            uint32_t prompt_tokens, uint32_t max_tokens) {
   req->id = ++w->issued;
   req->arrival = arrival;
   req->cls = cls;
@@ -286,6 +328,12 @@ void workload_fill_request(workload_t *w, workload_req_t *req,
   req->ttft_ms = w->opts.ttft_ms[cls];
   req->tpot_ms = w->opts.tpot_ms[cls];
   req->session[0] = '\0';
+}
+
+void workload_fill_request(workload_t *w, workload_req_t *req,
+                           infs_time_t arrival, infs_class_t cls,
+                           uint32_t prompt_tokens, uint32_t max_tokens) {
+  workload_begin_request(w, req, arrival, cls, prompt_tokens, max_tokens);
   uint32_t bs = w->opts.block_size;
   uint32_t shared = (uint32_t)(prompt_tokens * w->opts.shared_prefix / bs) * bs;
   workload_segment_t segs[2] = {
@@ -333,6 +381,12 @@ uint64_t workload_issued(const workload_t *w) {
   return w->issued;
 }
 
+infs_time_t workload_end_time(const workload_t *w) {
+  if (!(w->opts.duration_s > 0.0))
+    return INFS_TIME_NEVER;
+  return (infs_time_t)llround(w->opts.duration_s * 1e6);
+}
+
 void workload_destroy(workload_t **w) {
   if (w && *w) {
     workload_t *self = *w;
@@ -353,8 +407,23 @@ int workload_new(const char *spec, const workload_opts_t *opts,
                            "trace: needs a file, as in trace:FILE");
     return workload_trace_new(spec + 6, opts, out, err, errlen);
   }
+  if (strcmp(spec, "codex") == 0 || strncmp(spec, "codex:", 6) == 0) {
+    workload_codex_config_t cfg;
+    workload_codex_config_default(&cfg);
+    if (spec[5] == ':') {
+      if (spec[6] == '\0')
+        return workload_errf(INFS_ECONFIG, err, errlen,
+                             "codex: needs a file, as in codex:FILE");
+      int rc = workload_codex_config_load(&cfg, spec + 6, err, errlen);
+      if (rc)
+        return rc;
+    }
+    return workload_codex_new(opts, &cfg, out, err, errlen);
+  }
   return workload_errf(INFS_EUNKNOWN, err, errlen,
-                       "unknown workload '%s' (poisson, trace:FILE)", spec);
+                       "unknown workload '%s' (poisson, trace:FILE, codex, "
+                       "codex:FILE)",
+                       spec);
 }
 
 /* --- flag values --- */
@@ -529,5 +598,25 @@ int workload_parse_slo(const char *s, workload_opts_t *o, char *err,
     return rc;
   memcpy(o->ttft_ms, t[0], sizeof t[0]);
   memcpy(o->tpot_ms, t[1], sizeof t[1]);
+  return 0;
+}
+
+int workload_parse_burst(const char *s, workload_burst_t *b, char *err,
+                         size_t errlen) {
+  workload_burst_t r;
+  const char *end;
+  if (parse_double(s, &end, &r.at_s) || *end != ':' ||
+      parse_double(end + 1, &end, &r.duration_s) || *end != ':' ||
+      parse_double(end + 1, &end, &r.factor) || *end)
+    return workload_errf(INFS_ECONFIG, err, errlen,
+                         "expected AT:DURATION:FACTOR (seconds, seconds, "
+                         "rate multiplier), got '%s'",
+                         s);
+  if (r.at_s < 0 || !(r.duration_s > 0) || !(r.factor > 0))
+    return workload_errf(INFS_ECONFIG, err, errlen,
+                         "burst '%s': need AT >= 0, DURATION > 0 and "
+                         "FACTOR > 0",
+                         s);
+  *b = r;
   return 0;
 }

@@ -18,6 +18,7 @@
 
 #define WORKLOAD_SESSION_MAX 64
 #define WORKLOAD_BLOCK_SIZE_MAX 4096
+#define WORKLOAD_BURST_MAX 16
 
 /* One request as it should be submitted. */
 typedef struct workload_req {
@@ -49,6 +50,14 @@ typedef struct workload_dist {
   uint32_t max;
 } workload_dist_t;
 
+/* A burst: from at_s for duration_s seconds the Poisson rate is multiplied by
+ * factor (below 1 for a lull). Overlapping bursts multiply. */
+typedef struct workload_burst {
+  double at_s;
+  double duration_s;
+  double factor;
+} workload_burst_t;
+
 typedef struct workload_opts {
   uint64_t seed;
   double rate;       /* poisson: arrivals per second (at the start) */
@@ -64,6 +73,8 @@ typedef struct workload_opts {
                            one prefix common to every request */
   uint32_t ttft_ms[INFS_CLASS_COUNT]; /* SLO targets, by class */
   uint32_t tpot_ms[INFS_CLASS_COUNT];
+  workload_burst_t bursts[WORKLOAD_BURST_MAX]; /* poisson only */
+  size_t n_bursts;
 } workload_opts_t;
 
 /* Defaults: seed 1, rate 10/s, sizes fitted to the Azure 2023 code trace
@@ -74,9 +85,11 @@ void workload_opts_default(workload_opts_t *o);
 
 typedef struct workload workload_t;
 
-/* Builds a generator from a spec: "poisson" or "trace:FILE". On failure
- * returns a negative code and writes a one-line reason (with FILE:LINE for
- * trace rows) into err. */
+/* Builds a generator from a spec: "poisson", "trace:FILE", "codex" (the
+ * built-in defaults of workload_codex_config_default) or "codex:FILE" (a
+ * workload file, see workload_codex_config_load). On failure returns a
+ * negative code and writes a one-line reason (with FILE:LINE for trace rows
+ * and workload files) into err. */
 int workload_new(const char *spec, const workload_opts_t *opts,
                  workload_t **out, char *err, size_t errlen);
 int workload_poisson_new(const workload_opts_t *opts, workload_t **out,
@@ -110,6 +123,74 @@ bool workload_finished(const workload_t *w);
 /* Requests popped so far. */
 uint64_t workload_issued(const workload_t *w);
 
+/* Time (us since start) from which no request arrives, from
+ * opts.duration_s; INFS_TIME_NEVER without a duration. A closed-loop
+ * generator may still wait for answers then: a driver stops sending there
+ * and drains. */
+infs_time_t workload_end_time(const workload_t *w);
+
+/* --- codex: agent sessions ---
+ * Every session's prompt is a system prefix common to all sessions, then its
+ * repository context, then its conversation, which grows by the user's
+ * message, each answer and each tool output. Each user turn is one of:
+ *   agent        `steps` calls, each waiting for the previous answer plus a
+ *                tool run (tool_ms) before it is sent (closed loop);
+ *   interactive  one short question on the context, short answer;
+ *   batch        a review/refactor job over the context: an instruction
+ *                branched off the conversation, long output; the session
+ *                does not wait for it.
+ * Turns are separated by the human's think time (think_ms). When a prompt
+ * would not fit in max_context the conversation is compacted to
+ * summary_tokens, as coding agents do. Sizes are token counts, times are
+ * milliseconds; every distribution is a workload_dist_t. */
+typedef struct workload_codex_config {
+  uint32_t sessions;     /* fixed population: a session that ends is replaced
+                            by a new one after a think time */
+  double session_rate;   /* extra one-off sessions arriving per second, open
+                            loop (Poisson); 0: none */
+  double start_spread_s; /* the population starts uniformly over this */
+  double mix[INFS_CLASS_COUNT];  /* kind of each user turn, by class */
+  workload_dist_t turns;         /* user turns per session */
+  workload_dist_t steps;         /* model calls per agent turn */
+  uint32_t system_tokens;        /* prefix shared by every session */
+  workload_dist_t repo_tokens;   /* repository context, per session */
+  workload_dist_t user_tokens;   /* the user's message opening an agent turn */
+  workload_dist_t tool_tokens;   /* tool output appended before each step */
+  workload_dist_t answer_tokens; /* output of an agent step */
+  workload_dist_t question_tokens;   /* an interactive question */
+  workload_dist_t completion_tokens; /* its answer */
+  workload_dist_t job_tokens;        /* a batch job's instruction */
+  workload_dist_t job_output_tokens; /* a batch job's output */
+  workload_dist_t tool_ms;           /* answer to next step: the tool runs */
+  workload_dist_t think_ms;          /* end of a turn to the next: the human */
+  uint32_t max_context;              /* prompt + output never exceed this */
+  uint32_t summary_tokens;           /* conversation after a compaction */
+} workload_codex_config_t;
+
+/* The defaults (configs/workloads/codex.yaml holds the same values, with
+ * their sources). */
+void workload_codex_config_default(workload_codex_config_t *c);
+/* Sets one knob by its workload-file name ("sessions", "tool_ms", ...) from
+ * its text form: a number, a distribution as in workload_parse_dist, or for
+ * "mix" a class list as in workload_parse_class_mix. Returns 0, or
+ * INFS_EUNKNOWN / INFS_ECONFIG with the reason in err. */
+int workload_codex_config_set(workload_codex_config_t *c, const char *key,
+                              const char *value, char *err, size_t errlen);
+/* Checks the knobs against each other. Returns 0, or INFS_ECONFIG with the
+ * reason in err and the name of the knob at fault in *key (may be NULL). */
+int workload_codex_config_check(const workload_codex_config_t *c,
+                                const char **key, char *err, size_t errlen);
+/* Applies a YAML workload file (a mapping of knob names to values) over c.
+ * Errors read "FILE:LINE: key 'K': why". Returns 0 or a negative code. */
+int workload_codex_config_load(workload_codex_config_t *c, const char *path,
+                               char *err, size_t errlen);
+/* Builds the generator; cfg is copied. Needs opts->duration_s or
+ * opts->max_requests. Block size, seed, duration, request cap and SLOs come
+ * from opts; its class mix and sizes are not used. */
+int workload_codex_new(const workload_opts_t *opts,
+                       const workload_codex_config_t *cfg, workload_t **out,
+                       char *err, size_t errlen);
+
 /* --- block hashes ---
  * Block i's hash is XXH3_64bits over its block_size tokens (as uint32
  * little-endian words) seeded with block i-1's hash (0 for the first), so
@@ -122,14 +203,19 @@ size_t workload_hash_tokens(const uint32_t *tokens, size_t n,
                             uint32_t block_size, uint64_t *out, size_t cap);
 
 /* A run of synthetic tokens: tokens [offset, offset+len) of stream `stream`.
- * The same stream and position always give the same token. */
+ * The same stream and position always stand for the same token. */
 typedef struct workload_segment {
   uint64_t stream;
   uint64_t offset;
   uint32_t len;
 } workload_segment_t;
 
-/* As workload_hash_tokens, over the concatenation of the segments. */
+/* Block hashes of the concatenation of the segments, chained as above.
+ * Synthetic tokens have no ids, so a block is hashed from what it holds: the
+ * (stream, offset, length) of each maximal run of one stream in it, in
+ * order. Equal contents give equal hashes however they are cut into
+ * segments, and the cost is per block, not per token. Writes at most cap
+ * hashes and returns how many whole blocks the segments hold. */
 size_t workload_hash_segments(const workload_segment_t *segs, size_t nsegs,
                               uint32_t block_size, uint64_t *out, size_t cap);
 
@@ -162,5 +248,9 @@ int workload_parse_dist(const char *s, workload_dist_t *d, char *err,
  * the others keep their values. */
 int workload_parse_slo(const char *s, workload_opts_t *o, char *err,
                        size_t errlen);
+/* "AT:DURATION:FACTOR" in seconds, e.g. "30:10:4": four times the rate from
+ * 30 s to 40 s. */
+int workload_parse_burst(const char *s, workload_burst_t *b, char *err,
+                         size_t errlen);
 
 #endif

@@ -39,6 +39,11 @@ int workload_base_init(workload_t *w, const workload_ops_t *ops,
                        const workload_opts_t *opts, char *err, size_t errlen);
 /* Draws a class from the mix. */
 infs_class_t workload_draw_class(workload_t *w);
+/* Fills everything but the block hashes: next id, arrival, class, sizes and
+ * the class's SLO targets; no session. */
+void workload_begin_request(workload_t *w, workload_req_t *req,
+                            infs_time_t arrival, infs_class_t cls,
+                            uint32_t prompt_tokens, uint32_t max_tokens);
 /* Completes a request: next id, class SLOs, and block hashes for a prompt of
  * prompt_tokens whose first opts.shared_prefix (whole blocks) come from the
  * prefix common to all requests and the rest from a stream of its own. */
@@ -48,6 +53,13 @@ void workload_fill_request(workload_t *w, workload_req_t *req,
 /* Hashes segments into the base's block buffer and points req at it. */
 void workload_set_blocks(workload_t *w, workload_req_t *req,
                          const workload_segment_t *segs, size_t nsegs);
+/* Hashes blocks [from, to) of the concatenation of the segments into
+ * out[from..to), chaining on out[from - 1] (0 when from is 0), so a prompt
+ * that grows only needs its new blocks hashed. The segments must hold at
+ * least to * block_size tokens. */
+void workload_hash_range(const workload_segment_t *segs, size_t nsegs,
+                         uint32_t block_size, uint64_t *out, size_t from,
+                         size_t to);
 /* A stream id for synthetic tokens, distinct per (seed, key). */
 uint64_t workload_stream_id(uint64_t seed, uint64_t key);
 

@@ -1,6 +1,7 @@
 /* Open-loop Poisson arrivals at a flat rate, or along a linear ramp from
- * opts.rate to opts.rate_end over opts.duration_s (drawn by thinning), with
- * sizes from opts.prompt and opts.output. */
+ * opts.rate to opts.rate_end over opts.duration_s, times the factors of the
+ * bursts under way (both drawn by thinning), with sizes from opts.prompt and
+ * opts.output. */
 #include "lib/workload_impl.h"
 
 #include "infsched/errors.h"
@@ -16,21 +17,31 @@ typedef struct poisson {
   double rate0;
   double rate1;
   bool ramp;
+  double peak; /* an upper bound of the rate, for thinning */
 } poisson_t;
 
 static double rate_at(const poisson_t *p, double t) {
-  return p->rate0 + (p->rate1 - p->rate0) * (t / p->end_s);
+  double rate = p->rate0;
+  if (p->ramp)
+    rate += (p->rate1 - p->rate0) * (t / p->end_s);
+  const workload_opts_t *o = &p->base.opts;
+  for (size_t i = 0; i < o->n_bursts; i++) {
+    const workload_burst_t *b = &o->bursts[i];
+    if (t >= b->at_s && t < b->at_s + b->duration_s)
+      rate *= b->factor;
+  }
+  return rate;
 }
 
 static void advance(poisson_t *p) {
   workload_rng_t *r = &p->base.rng_arrival;
-  if (!p->ramp) {
+  if (!p->ramp && p->base.opts.n_bursts == 0) {
     p->next_s += workload_rng_exp(r, 1.0 / p->rate0);
     return;
   }
   /* Thinning (Lewis and Shedler): candidates at the peak rate, each kept
    * with probability rate(t) / peak. */
-  double peak = fmax(p->rate0, p->rate1);
+  double peak = p->peak;
   for (;;) {
     p->next_s += workload_rng_exp(r, 1.0 / peak);
     if (p->next_s >= p->end_s)
@@ -94,6 +105,20 @@ int workload_poisson_new(const workload_opts_t *opts, workload_t **out,
   if (ramp && opts->duration_s <= 0.0)
     return workload_errf(INFS_ECONFIG, err, errlen,
                          "poisson: a ramp needs a duration");
+  if (opts->n_bursts > WORKLOAD_BURST_MAX)
+    return workload_errf(INFS_ECONFIG, err, errlen,
+                         "poisson: at most %d bursts", WORKLOAD_BURST_MAX);
+  double boost = 1.0;
+  for (size_t i = 0; i < opts->n_bursts; i++) {
+    const workload_burst_t *b = &opts->bursts[i];
+    if (!(b->at_s >= 0.0) || !(b->duration_s > 0.0) || !(b->factor > 0.0) ||
+        !isfinite(b->at_s + b->duration_s + b->factor))
+      return workload_errf(INFS_ECONFIG, err, errlen,
+                           "poisson: burst %zu needs AT >= 0, DURATION > 0 "
+                           "and FACTOR > 0",
+                           i + 1);
+    boost *= fmax(1.0, b->factor);
+  }
   poisson_t *p = calloc(1, sizeof *p);
   if (!p)
     return -ENOMEM;
@@ -106,6 +131,7 @@ int workload_poisson_new(const workload_opts_t *opts, workload_t **out,
   p->rate1 = ramp ? opts->rate_end : opts->rate;
   p->ramp = ramp;
   p->end_s = opts->duration_s > 0.0 ? opts->duration_s : INFINITY;
+  p->peak = fmax(p->rate0, p->rate1) * boost;
   p->next_s = 0.0;
   advance(p);
   *out = &p->base;

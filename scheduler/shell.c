@@ -4,6 +4,7 @@
 #include "lib/log.h"
 #include "lib/wire.h"
 #include "lib/zwatch.h"
+#include "scheduler/http/metrics.h"
 #include "scheduler/status.h"
 
 #include <errno.h>
@@ -25,6 +26,8 @@ struct shell {
   zwatch_t *workers_watch;
   uv_timer_t timer;
   core_t *core;
+  frontdoor_t *http; /* NULL without an HTTP listener */
+  metrics_t *metrics;
   wire_buf_t out;
   infs_time_t started;
   uint32_t heartbeat_ms;
@@ -89,11 +92,39 @@ static void send_request(shell_t *s, const core_action_t *a) {
   send_to(s, s->workers, &a->peer, &env);
 }
 
+/* One debug line per placement decision, with the scores compared. */
+static void log_decisions(shell_t *s) {
+  size_t n;
+  const core_decision_t *d = core_decisions(s->core, &n);
+  char line[1024];
+  for (size_t i = 0; i < n; i++) {
+    core_decision_format(&d[i], line, sizeof line);
+    log_debug("decision %s", line);
+  }
+}
+
+/* Counts an action to a client, and hands those for HTTP peers to the
+ * front door. Returns true when the action has been dealt with. */
+static bool to_front_door(shell_t *s, infs_time_t now, const core_action_t *a) {
+  if (a->kind != CORE_ACT_ACCEPTED && a->kind != CORE_ACT_CHUNK &&
+      a->kind != CORE_ACT_DONE && a->kind != CORE_ACT_ERROR)
+    return false;
+  metrics_on_action(s->metrics, now, a);
+  if (!frontdoor_owns_peer(&a->peer))
+    return false;
+  frontdoor_on_action(s->http, a);
+  return true;
+}
+
 static void flush(shell_t *s) {
   size_t n;
+  infs_time_t now = now_us();
+  log_decisions(s);
   const core_action_t *acts = core_actions(s->core, &n);
   for (size_t i = 0; i < n; i++) {
     const core_action_t *a = &acts[i];
+    if (to_front_door(s, now, a))
+      continue;
     Infsched__Envelope env = INFSCHED__ENVELOPE__INIT;
     switch (a->kind) {
     case CORE_ACT_ACCEPTED: {
@@ -243,6 +274,7 @@ static void submit(shell_t *s, infs_time_t now, const core_peer_t *peer,
       .blocks = m->block_hashes,
       .n_blocks = m->n_block_hashes,
   };
+  metrics_on_submit(s->metrics, now, peer, q.id, q.cls);
   core_on_submit(s->core, now, peer, &q);
 }
 
@@ -312,6 +344,11 @@ static void on_heartbeat(shell_t *s, infs_time_t now, const core_peer_t *peer,
       .cost_usd = m->cost_usd,
       .busy_s = m->busy_s,
       .up_s = m->up_s,
+      .cache_reset = m->cache_reset,
+      .cache_added = m->cache_added,
+      .n_cache_added = m->n_cache_added,
+      .cache_removed = m->cache_removed,
+      .n_cache_removed = m->n_cache_removed,
   };
   core_on_heartbeat(s->core, now, peer, &load);
 }
@@ -405,6 +442,44 @@ static int open_router(shell_t *s, const char *addr, int64_t max_msg,
   return 0;
 }
 
+/* --- the HTTP front door: another client of the core --- */
+
+static void on_http_submit(void *ctx, const core_peer_t *peer,
+                           const core_request_t *q) {
+  shell_t *s = ctx;
+  infs_time_t now = now_us();
+  metrics_on_submit(s->metrics, now, peer, q->id, q->cls);
+  core_on_submit(s->core, now, peer, q);
+  flush(s);
+  arm_timer(s, now);
+}
+
+static void on_http_cancel(void *ctx, const core_peer_t *peer, uint64_t id) {
+  shell_t *s = ctx;
+  infs_time_t now = now_us();
+  if (s->stopping)
+    return;
+  core_on_cancel(s->core, now, peer, id);
+  flush(s);
+  arm_timer(s, now);
+}
+
+static int start_http(shell_t *s, const shell_config_t *cfg, char *err,
+                      size_t errlen) {
+  s->metrics = metrics_new(s->started);
+  if (!cfg->http.addr)
+    return 0;
+  frontdoor_hooks_t hooks = {s, on_http_submit, on_http_cancel};
+  frontdoor_config_t http = cfg->http;
+  http.max_msg_bytes = (size_t)cfg->max_msg_bytes;
+  return frontdoor_start(s->loop, &http, s->core, s->metrics, &hooks,
+                         &s->http, err, errlen);
+}
+
+const char *shell_http_address(const shell_t *s) {
+  return s->http ? frontdoor_address(s->http) : NULL;
+}
+
 int shell_start(uv_loop_t *loop, const shell_config_t *cfg, shell_t **out,
                 char *err, size_t errlen) {
   int rc;
@@ -429,6 +504,9 @@ int shell_start(uv_loop_t *loop, const shell_config_t *cfg, shell_t **out,
                    errlen);
   if (rc)
     goto fail;
+  rc = start_http(s, cfg, err, errlen);
+  if (rc)
+    goto fail;
   uv_timer_init(loop, &s->timer);
   s->timer.data = s;
   rc = zwatch_start(loop, s->clients, on_readable, s, &s->clients_watch);
@@ -445,6 +523,9 @@ int shell_start(uv_loop_t *loop, const shell_config_t *cfg, shell_t **out,
 fail:
   if (s->clients)
     zmq_close(s->clients);
+  if (s->workers)
+    zmq_close(s->workers);
+  metrics_destroy(&s->metrics);
   zmq_ctx_term(s->zctx);
   core_destroy(&s->core);
   free(s);
@@ -457,6 +538,7 @@ void shell_stop(shell_t *s) {
   s->stopping = true;
   core_shutdown(s->core, now_us());
   flush(s);
+  frontdoor_stop(s->http);
   zwatch_close(s->clients_watch);
   zwatch_close(s->workers_watch);
   uv_close((uv_handle_t *)&s->timer, NULL);
@@ -470,6 +552,8 @@ void shell_destroy(shell_t **ps) {
   zmq_close(s->workers);
   zmq_ctx_term(s->zctx);
   core_destroy(&s->core);
+  frontdoor_destroy(&s->http);
+  metrics_destroy(&s->metrics);
   wire_buf_free(&s->out);
   free(s);
   *ps = NULL;

@@ -4,6 +4,7 @@
 #define INFSCHED_SCHEDULER_SHELL_H
 
 #include "scheduler/core/core.h"
+#include "scheduler/http/frontdoor.h"
 
 #include <uv.h>
 
@@ -12,6 +13,7 @@ typedef struct shell_config {
   const char *workers_addr;
   int64_t max_msg_bytes;
   core_config_t core;
+  frontdoor_config_t http; /* http.addr NULL: no HTTP listener */
 } shell_config_t;
 
 typedef struct shell shell_t;
@@ -25,5 +27,7 @@ int shell_start(uv_loop_t *loop, const shell_config_t *cfg, shell_t **out,
 void shell_stop(shell_t *s);
 /* Frees the shell after its loop has finished. */
 void shell_destroy(shell_t **s);
+/* The HTTP listener's bound address, or NULL without one. */
+const char *shell_http_address(const shell_t *s);
 
 #endif

@@ -1,6 +1,30 @@
 #include "scheduler/status.h"
 
+#include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
+
+/* Core counters sent as Status.counters, besides the outcomes. */
+static const struct {
+  const char *name;
+  size_t offset;
+} counters[] = {
+    {"dispatched", offsetof(core_stats_t, dispatched)},
+    {"redispatched", offsetof(core_stats_t, redispatched)},
+    {"cancelled", offsetof(core_stats_t, cancelled)},
+    {"workers_lost", offsetof(core_stats_t, workers_lost)},
+    {"rejected.queue_full", offsetof(core_stats_t, rejected_queue_full)},
+    {"rejected.no_worker", offsetof(core_stats_t, rejected_no_worker)},
+    {"rejected.context", offsetof(core_stats_t, rejected_context)},
+    {"rejected.queue_timeout", offsetof(core_stats_t, rejected_queue_timeout)},
+    {"prefix.blocks_routed", offsetof(core_stats_t, blocks_routed)},
+    {"prefix.cached_blocks_routed",
+     offsetof(core_stats_t, cached_blocks_routed)},
+    {"prefix.adds_dropped", offsetof(core_stats_t, cache_adds_dropped)},
+    {"session.kept", offsetof(core_stats_t, session_kept)},
+    {"session.moved", offsetof(core_stats_t, session_moved)},
+};
+#define N_COUNTERS (sizeof counters / sizeof *counters + CORE_OUTCOME_COUNT)
 
 /* Everything a Status holds, in one allocation freed by status_free. */
 typedef struct status_storage {
@@ -10,6 +34,9 @@ typedef struct status_storage {
   Infsched__WorkerStatus *workers;
   Infsched__WorkerStatus **worker_ptrs;
   Infsched__Heartbeat *beats;
+  Infsched__Counter counters[N_COUNTERS];
+  Infsched__Counter *counter_ptrs[N_COUNTERS];
+  char outcome_names[CORE_OUTCOME_COUNT][40];
 } status_storage_t;
 
 static void *xcalloc(size_t n, size_t size) {
@@ -58,6 +85,24 @@ Infsched__Envelope *status_build(const core_t *core, infs_time_t uptime,
   }
   const core_stats_t *cs = core_stats(core);
   infsched__status__init(&st->status);
+  size_t k = 0;
+  for (int o = 0; o < CORE_OUTCOME_COUNT; o++, k++) {
+    snprintf(st->outcome_names[o], sizeof st->outcome_names[o], "outcome.%s",
+             core_outcome_name((core_outcome_t)o));
+    infsched__counter__init(&st->counters[k]);
+    st->counters[k].name = st->outcome_names[o];
+    st->counters[k].value = cs->outcomes[o];
+  }
+  for (size_t i = 0; i < sizeof counters / sizeof *counters; i++, k++) {
+    infsched__counter__init(&st->counters[k]);
+    st->counters[k].name = (char *)counters[i].name;
+    st->counters[k].value =
+        *(const uint64_t *)((const char *)cs + counters[i].offset);
+  }
+  for (size_t i = 0; i < k; i++)
+    st->counter_ptrs[i] = &st->counters[i];
+  st->status.n_counters = k;
+  st->status.counters = st->counter_ptrs;
   st->status.n_workers = n;
   st->status.workers = st->worker_ptrs;
   st->status.queued = (uint32_t)core_queued(core);

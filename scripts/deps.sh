@@ -1,21 +1,33 @@
 #!/usr/bin/env bash
 # Installs the Debian packages infsched builds and tests with, when missing.
-# Sourced by demo.sh and test.sh.
+# Sourced by demo.sh (build packages) and test.sh (build and test packages).
 INFSCHED_PACKAGES=(
   cmake make gcc pkg-config
   libuv1-dev libzmq3-dev libprotobuf-c-dev protobuf-c-compiler
   libyaml-dev libcjson-dev libhttp-parser-dev libcurl4-openssl-dev
-  libxxhash-dev libcmocka-dev curl
+  libxxhash-dev libcmocka-dev libpng-dev curl
 )
+# Only the test suite runs these: promtool checks /metrics, headless
+# Chromium renders the HTML report.
+INFSCHED_TEST_PACKAGES=(prometheus chromium)
 
+# infsched_install_deps [test]: installs the build packages, and with
+# "test" the test suite's tools too.
 infsched_install_deps() {
+  local wanted=("${INFSCHED_PACKAGES[@]}")
+  [ "${1:-}" = test ] && wanted+=("${INFSCHED_TEST_PACKAGES[@]}")
   local missing=()
   local p
-  for p in "${INFSCHED_PACKAGES[@]}" "$@"; do
+  for p in "${wanted[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then
       missing+=("$p")
     fi
   done
+  # The HTTP tests run the openai npm client. Node.js may come from
+  # elsewhere than Debian (with npm inside it): only the commands matter.
+  if [ "${1:-}" = test ] && { ! command -v node >/dev/null || ! command -v npm >/dev/null; }; then
+    missing+=(nodejs npm)
+  fi
   [ ${#missing[@]} -eq 0 ] && return 0
   echo "installing: ${missing[*]}" >&2
   local sudo=()

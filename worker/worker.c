@@ -5,7 +5,7 @@
 #include "lib/u64map.h"
 #include "lib/wire.h"
 #include "lib/zwatch.h"
-#include "worker/cost.h"
+#include "worker/accounting.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -36,14 +36,11 @@ struct worker {
   void *backend;
   bool registered;
   bool stopping;
-  infs_time_t started;
   infs_time_t last_register;
-  infs_time_t last_beat;
-  uint64_t last_generated;
   uint64_t beat_seq;
   bool cache_reset;
-  double token_usd;         /* per-token charges billed so far */
-  inflight_t *inflight;     /* slots; u64map maps id -> slot */
+  accounting_t acct;    /* heartbeat figures and per-request costs */
+  inflight_t *inflight; /* slots; u64map maps id -> slot */
   uint32_t *free_slots;
   size_t n_free;
   size_t cap;
@@ -132,8 +129,8 @@ static void send_register(worker_t *w, infs_time_t now) {
 static void send_heartbeat(worker_t *w, infs_time_t now) {
   infs_backend_load_t load = {0};
   w->cfg.backend->load(w->backend, &load);
-  double up_s = (double)(now - w->started) / 1e6;
-  double dt = (double)(now - w->last_beat) / 1e6;
+  accounting_beat_t beat;
+  accounting_beat(&w->acct, now, load.busy_s, load.generated_tokens, &beat);
   Infsched__Envelope env = INFSCHED__ENVELOPE__INIT;
   Infsched__Heartbeat hb = INFSCHED__HEARTBEAT__INIT;
   hb.worker_id = (char *)w->cfg.worker_id;
@@ -143,13 +140,10 @@ static void send_heartbeat(worker_t *w, infs_time_t now) {
   hb.kv_used = load.kv_used;
   hb.kv_total = load.kv_total;
   hb.prefill_backlog_tokens = load.prefill_backlog_tokens;
-  hb.tokens_per_s =
-      dt > 0 ? (double)(load.generated_tokens - w->last_generated) / dt : 0;
-  hb.busy_s = load.busy_s;
-  hb.up_s = up_s;
-  hb.cost_usd = cost_worker_usd(&w->profile, up_s, load.busy_s,
-                                w->cfg.kwh_usd) +
-                w->token_usd;
+  hb.tokens_per_s = beat.tokens_per_s;
+  hb.busy_s = beat.busy_s;
+  hb.up_s = beat.up_s;
+  hb.cost_usd = beat.cost_usd;
   hb.seq = ++w->beat_seq;
   hb.cache_reset = w->cache_reset;
   if (w->cfg.backend->cache_delta) {
@@ -160,8 +154,6 @@ static void send_heartbeat(worker_t *w, infs_time_t now) {
     hb.cache_removed = (uint64_t *)removed;
   }
   w->cache_reset = false;
-  w->last_generated = load.generated_tokens;
-  w->last_beat = now;
   env.body_case = INFSCHED__ENVELOPE__BODY_HEARTBEAT;
   env.heartbeat = &hb;
   send_env(w, &env);
@@ -204,12 +196,8 @@ static void on_done(void *ctx, uint64_t id, const infs_backend_usage_t *u) {
   d.e2e_us = now_us() - f->started;
   d.worker_id = (char *)w->cfg.worker_id;
   d.worker_class = (char *)infs_worker_class_name(w->profile.cls);
-  d.cost_usd = cost_request_usd(&w->profile, u->busy_s, prompt,
-                                u->generated_tokens, w->cfg.kwh_usd) +
-               u->usd;
-  w->token_usd += w->profile.usd_per_mtok_in * prompt / 1e6 +
-                  w->profile.usd_per_mtok_out * u->generated_tokens / 1e6 +
-                  u->usd;
+  d.cost_usd =
+      accounting_done(&w->acct, prompt, u->generated_tokens, u->busy_s, u->usd);
   env.body_case = INFSCHED__ENVELOPE__BODY_DONE;
   env.done = &d;
   send_env(w, &env);
@@ -370,7 +358,7 @@ int worker_start(uv_loop_t *loop, const worker_config_t *cfg, worker_t **out,
   w->cfg = *cfg;
   w->profile = *cfg->profile;
   w->loop = loop;
-  w->started = w->last_beat = now_us();
+  accounting_init(&w->acct, &w->profile, cfg->kwh_usd, now_us());
   u64map_init(&w->by_id);
   w->host = (infs_backend_host_t){
       .ctx = w,
@@ -408,7 +396,7 @@ int worker_start(uv_loop_t *loop, const worker_config_t *cfg, worker_t **out,
   }
   uv_timer_init(loop, &w->timer);
   w->timer.data = w;
-  send_register(w, w->started);
+  send_register(w, w->acct.started);
   uv_timer_start(&w->timer, on_timer, cfg->heartbeat_ms, cfg->heartbeat_ms);
   *out = w;
   return 0;

@@ -1,15 +1,68 @@
 /* The worker's backend interface: how an inference engine plugs into an
- * infsched worker. The worker owns the connection to the scheduler; a
- * backend only runs requests and reports their progress.
+ * infsched worker. The worker owns the connection to the scheduler
+ * (registration, heartbeats, cost accounting, cancellation on its behalf);
+ * a backend only runs requests and reports their progress.
+ *
+ * Built in: sim (the timing model), null, openai (any OpenAI-compatible
+ * server). A shared-library backend (--backend plugin:PATH.so[:ARGS])
+ * exports
+ *   const infs_backend_ops_t *infsched_backend_entry(void);
+ * returning a table whose abi equals INFS_BACKEND_ABI; ARGS reach create.
+ *
+ * The contract:
+ * - create() gets the host: the worker's libuv loop, its profile, and the
+ *   three callbacks below. The host outlives the backend.
+ * - submit() takes a request (copy what you keep); afterwards the backend
+ *   calls host->tokens() any number of times, then exactly one of
+ *   host->done() or host->failed(). Returning non-zero from submit refuses
+ *   the request at once, with no callback.
+ * - cancel() ends a request early: no callback for it follows.
+ * - load() is read for every heartbeat: what is queued and running, KV
+ *   use, busy time and tokens generated so far.
+ * - destroy() drops every open request without callbacks and closes the
+ *   backend's handles; memory may be freed from their close callbacks.
  *
  * Threading: every function here is called on the worker's libuv loop
  * thread, and the host callbacks must be called on that thread too. A
  * backend that computes on other threads hands results back with a
  * uv_async_t on host->loop.
  *
- * A shared-library backend (--backend plugin:PATH.so) exports
- *   const infs_backend_ops_t *infsched_backend_entry(void);
- * returning a table whose abi equals INFS_BACKEND_ABI. */
+ * A minimal backend that answers every request with max_tokens " hi"s:
+ *
+ *   typedef struct { infs_backend_host_t host; uint64_t made; } hi_t;
+ *
+ *   static int hi_create(const infs_backend_host_t *host, const char *args,
+ *                        void **state, char *err, size_t errlen) {
+ *     hi_t *b = calloc(1, sizeof *b);
+ *     if (!b) return -1;
+ *     b->host = *host;
+ *     *state = b;
+ *     return 0;
+ *   }
+ *   static int hi_submit(void *state, const infs_backend_request_t *req) {
+ *     hi_t *b = state;
+ *     for (uint32_t i = 0; i < req->max_tokens; i++)
+ *       b->host.tokens(b->host.ctx, req->id, 1, " hi", 3);
+ *     b->made += req->max_tokens;
+ *     infs_backend_usage_t u = {.prompt_tokens = req->prompt_tokens,
+ *                               .generated_tokens = req->max_tokens};
+ *     b->host.done(b->host.ctx, req->id, &u);
+ *     return 0;
+ *   }
+ *   static void hi_cancel(void *state, uint64_t id) {}
+ *   static void hi_load(void *state, infs_backend_load_t *out) {
+ *     *out = (infs_backend_load_t){.generated_tokens = ((hi_t *)state)->made};
+ *   }
+ *   static void hi_destroy(void *state) { free(state); }
+ *
+ *   static const infs_backend_ops_t ops = {
+ *       .abi = INFS_BACKEND_ABI, .name = "hi", .create = hi_create,
+ *       .submit = hi_submit, .cancel = hi_cancel, .load = hi_load,
+ *       .destroy = hi_destroy};
+ *   const infs_backend_ops_t *infsched_backend_entry(void) { return &ops; }
+ *
+ * Build it with cc -shared -fPIC -I include $(pkg-config --cflags libuv).
+ * tests/plugins/echo_backend.c streams from a timer and cancels. */
 #ifndef INFSCHED_BACKEND_H
 #define INFSCHED_BACKEND_H
 

@@ -6,7 +6,9 @@
 #include "infsched.pb-c.h"
 #include "infsched/errors.h"
 #include "scheduler/core/policy.h"
+#include "scheduler/core/prefix.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,30 +22,20 @@ struct core {
   registry_t reg;
   list_node_t queue[INFS_CLASS_COUNT]; /* admission queues, FIFO per class */
   size_t queued[INFS_CLASS_COUNT];
-  core_worker_t **cands;               /* scratch for policy picks */
+  uint32_t *cands;   /* scratch for policy picks: registry indices */
+  uint64_t *scratch; /* and for the picks themselves */
   size_t cands_cap;
+  prefix_index_t prefix; /* who caches which prompt blocks */
+  session_table_t sessions;
   core_action_t *acts;
   size_t n_acts;
   size_t acts_cap;
+  core_decision_t *decisions; /* with cfg.explain */
+  size_t n_decisions;
+  size_t decisions_cap;
   core_stats_t stats;
-  infs_time_t next_check;              /* next loss check */
+  infs_time_t next_check; /* next loss check */
 };
-
-void core_config_defaults(core_config_t *c) {
-  static const uint32_t ttft[INFS_CLASS_COUNT] = {450, 2000, 30000};
-  static const uint32_t tpot[INFS_CLASS_COUNT] = {40, 25, 200};
-  memset(c, 0, sizeof *c);
-  c->policy = "least_loaded";
-  c->heartbeat_interval = 200 * INFS_US_PER_MS;
-  c->heartbeat_miss = 5;
-  c->queue_timeout = 30 * INFS_US_PER_S;
-  c->max_attempts = 3;
-  for (int i = 0; i < INFS_CLASS_COUNT; i++) {
-    c->queue_limit[i] = 10000;
-    c->ttft_ms[i] = ttft[i];
-    c->tpot_ms[i] = tpot[i];
-  }
-}
 
 core_t *core_new(const core_config_t *cfg, infs_time_t now, int *err) {
   const policy_ops_t *policy = policy_find(cfg->policy);
@@ -64,6 +56,7 @@ core_t *core_new(const core_config_t *cfg, infs_time_t now, int *err) {
   c->cfg.policy = policy->name;
   requests_init(&c->reqs);
   registry_init(&c->reg);
+  prefix_init(&c->prefix);
   for (int i = 0; i < INFS_CLASS_COUNT; i++)
     list_init(&c->queue[i]);
   c->next_check = now + c->cfg.heartbeat_interval;
@@ -79,8 +72,12 @@ void core_destroy(core_t **pc) {
     c->policy->destroy(c->policy_state);
   requests_free(&c->reqs);
   registry_free(&c->reg);
+  prefix_free(&c->prefix);
+  sessions_free(&c->sessions);
   free(c->cands);
+  free(c->scratch);
   free(c->acts);
+  free(c->decisions);
   free(c);
   *pc = NULL;
 }
@@ -130,7 +127,15 @@ const core_action_t *core_actions(const core_t *c, size_t *n) {
   return c->acts;
 }
 
-void core_actions_clear(core_t *c) { c->n_acts = 0; }
+void core_actions_clear(core_t *c) {
+  c->n_acts = 0;
+  c->n_decisions = 0;
+}
+
+const core_decision_t *core_decisions(const core_t *c, size_t *n) {
+  *n = c->n_decisions;
+  return c->decisions;
+}
 
 /* --- request lifecycle --- */
 
@@ -138,11 +143,26 @@ static core_worker_t *worker_of(const core_t *c, const req_t *r) {
   return r->worker >= 0 ? c->reg.workers[r->worker] : NULL;
 }
 
+/* Takes r's share out of its worker's load. */
+static void unassign(core_t *c, core_worker_t *w, const req_t *r) {
+  const core_request_t *s = &r->spec;
+  uint64_t left =
+      s->max_tokens > r->tokens_out ? s->max_tokens - r->tokens_out : 0;
+  registry_hot(&c->reg, w)->outstanding--;
+  w->n_cls[s->cls]--;
+  w->remaining_tokens -=
+      left < w->remaining_tokens ? left : w->remaining_tokens;
+  if (r->state == REQ_DISPATCHED)
+    w->since.prefill_tokens -= r->uncached;
+  w->since.requests--;
+  w->since.kv_tokens -= (int64_t)s->prompt_tokens + r->tokens_out + 1;
+}
+
 /* Releases a request after its terminal answer has been emitted. */
 static void finish(core_t *c, req_t *r) {
   core_worker_t *w = worker_of(c, r);
   if (w)
-    w->outstanding--;
+    unassign(c, w, r);
   else if (r->state == REQ_QUEUED && !list_empty(&r->link))
     c->queued[r->spec.cls]--;
   requests_remove(&c->reqs, r);
@@ -154,30 +174,122 @@ static void fail(core_t *c, req_t *r, int code, const char *why) {
     c->stats.rejected++;
   else
     c->stats.failed++;
+  if (code == INFSCHED__ERROR_CODE__ERROR_REJECTED_QUEUE_FULL)
+    c->stats.rejected_queue_full++;
+  else if (code == INFSCHED__ERROR_CODE__ERROR_REJECTED_QUEUE_TIMEOUT)
+    c->stats.rejected_queue_timeout++;
   finish(c, r);
 }
 
-static bool serves(const core_worker_t *w, const core_request_t *s) {
-  if (s->model[0] && w->model[0] && strcmp(s->model, w->model) != 0)
-    return false;
-  return (uint64_t)s->prompt_tokens + s->max_tokens <= w->profile.max_context;
-}
-
-static void dispatch(core_t *c, req_t *r, core_worker_t *w, infs_time_t now) {
+/* cached_blocks: of r's prompt, predicted to be in w's prefix cache. */
+static void dispatch(core_t *c, req_t *r, core_worker_t *w, infs_time_t now,
+                     uint32_t cached_blocks) {
   if (r->state == REQ_QUEUED && !list_empty(&r->link)) {
     list_remove(&r->link);
     c->queued[r->spec.cls]--;
   }
+  const core_request_t *s = &r->spec;
+  uint64_t cached = (uint64_t)cached_blocks * w->profile.block_size;
+  if (cached >= s->prompt_tokens)
+    cached = s->prompt_tokens - 1;
   r->state = REQ_DISPATCHED;
   r->worker = (int32_t)w->index;
   r->attempts++;
   r->dispatched_at = now;
+  r->uncached = s->prompt_tokens - (uint32_t)cached;
   list_push_back(&w->reqs, &r->link);
-  w->outstanding++;
+  registry_hot(&c->reg, w)->outstanding++;
+  w->n_cls[s->cls]++;
   w->requests++;
+  w->remaining_tokens +=
+      s->max_tokens > r->tokens_out ? s->max_tokens - r->tokens_out : 0;
+  w->since.requests++;
+  w->since.prefill_tokens += r->uncached;
+  predictor_rate_add(&w->prefill_rate, &w->prefill_rate_at, now, r->uncached);
+  w->since.kv_tokens += (int64_t)s->prompt_tokens + r->tokens_out + 1;
   c->stats.dispatched++;
+  c->stats.blocks_routed += s->n_blocks;
+  c->stats.cached_blocks_routed += cached_blocks;
   core_action_t *a = emit(c, CORE_ACT_DISPATCH, &w->peer, r->id);
   a->request = &r->spec;
+}
+
+/* The worker that served r's session, when it is still the same
+ * registration, and how many of r's leading blocks that session sent it. */
+static core_worker_t *session_worker(const core_t *c, const req_t *r,
+                                     uint64_t key, uint32_t *blocks) {
+  const session_entry_t *e = sessions_find(&c->sessions, key);
+  *blocks = 0;
+  if (!e || e->worker >= c->reg.len)
+    return NULL;
+  core_worker_t *w = c->reg.workers[e->worker];
+  if (!w->live || w->epoch != e->epoch)
+    return NULL;
+  const core_request_t *s = &r->spec;
+  if (e->n_blocks && e->n_blocks <= s->n_blocks &&
+      s->blocks[e->n_blocks - 1] == e->last_block)
+    *blocks = e->n_blocks;
+  return w;
+}
+
+/* Appends the explanation of a decision; chosen is a candidate index or -1. */
+static void record(core_t *c, policy_ctx_t *x, long chosen) {
+  if (c->n_decisions == c->decisions_cap) {
+    size_t cap = c->decisions_cap ? c->decisions_cap * 2 : 16;
+    core_decision_t *d = realloc(c->decisions, cap * sizeof *d);
+    if (!d)
+      abort();
+    c->decisions = d;
+    c->decisions_cap = cap;
+  }
+  core_decision_t *d = &c->decisions[c->n_decisions++];
+  const core_request_t *s = &x->r->spec;
+  d->request_id = x->r->client_id;
+  d->cls = s->cls;
+  d->outcome = x->outcome;
+  d->placed = chosen >= 0;
+  d->ttft_ms = s->ttft_ms;
+  d->tpot_ms = s->tpot_ms;
+  d->blocks = (uint32_t)s->n_blocks;
+  d->candidates = x->n;
+  /* The chosen worker first, then the policy's best offers. */
+  policy_offer_t list[CORE_EXPLAIN_TOP];
+  size_t n = 0;
+  if (chosen >= 0) {
+    /* NAN: the policy kept better offers than the one it chose. */
+    list[n++] = (policy_offer_t){(uint32_t)chosen, NAN, true};
+    for (size_t i = 0; i < x->n_offers; i++)
+      if (x->offers[i].cand == (uint32_t)chosen)
+        list[0] = x->offers[i];
+  }
+  for (size_t i = 0; i < x->n_offers && n < CORE_EXPLAIN_TOP; i++)
+    if (chosen < 0 || x->offers[i].cand != (uint32_t)chosen)
+      list[n++] = x->offers[i];
+  d->n_scores = n;
+  for (size_t i = 0; i < n; i++) {
+    const core_worker_t *w = c->reg.workers[x->cands[list[i].cand]];
+    core_score_t *sc = &d->scores[i];
+    prediction_t p;
+    policy_predict(x, list[i].cand, &p);
+    snprintf(sc->worker_id, sizeof sc->worker_id, "%s", w->id);
+    sc->score = list[i].score;
+    sc->ok = list[i].ok;
+    sc->cached_blocks = policy_cached_blocks(x, list[i].cand);
+    sc->outstanding = registry_hot(&c->reg, w)->outstanding;
+    sc->ttft_ms = p.ttft_ms;
+    sc->tpot_ms = p.tpot_ms;
+    sc->cost_usd = p.cost_usd;
+  }
+}
+
+/* Counts (once per request) and explains why r stays queued. */
+static void note_waiting(core_t *c, req_t *r, policy_ctx_t *x) {
+  if (r->counted_waiting)
+    return;
+  r->counted_waiting = true;
+  c->stats.outcomes[x->outcome]++;
+  if (c->cfg.explain)
+    record(c, x, -1);
 }
 
 /* Asks the policy for a worker with room; false leaves r where it is. */
@@ -185,21 +297,59 @@ static bool place(core_t *c, req_t *r, infs_time_t now) {
   if (c->cands_cap < c->reg.len) {
     c->cands_cap = c->reg.cap;
     c->cands = realloc(c->cands, c->cands_cap * sizeof *c->cands);
-    if (!c->cands)
+    c->scratch = realloc(c->scratch, c->cands_cap * sizeof *c->scratch);
+    if (!c->cands || !c->scratch)
       abort();
   }
-  size_t n = 0;
-  for (size_t i = 0; i < c->reg.len; i++) {
-    core_worker_t *w = c->reg.workers[i];
-    if (w->live && w->outstanding < w->capacity && serves(w, &r->spec))
-      c->cands[n++] = w;
+  policy_ctx_t x = {
+      .cfg = &c->cfg,
+      .r = r,
+      .workers = c->reg.workers,
+      .hot = c->reg.hot,
+      .group_live = c->reg.group_live,
+      .n_groups = c->reg.n_groups,
+      .cands = c->cands,
+      .scratch = c->scratch,
+      .now = now,
+      .prefix = &c->prefix,
+      .session_worker = -1,
+      .outcome = CORE_OUTCOME_NO_ROOM,
+      .explain = c->cfg.explain,
+  };
+  uint16_t model = registry_model_id(&c->reg, r->spec.model);
+  uint64_t context = (uint64_t)r->spec.prompt_tokens + r->spec.max_tokens;
+  const worker_hot_t *hot = c->reg.hot;
+  for (size_t i = 0; i < c->reg.len; i++)
+    if (hot[i].outstanding < hot[i].capacity &&
+        hot_serves(&hot[i], model, context))
+      c->cands[x.n++] = (uint32_t)i;
+  if (x.n == 0) {
+    note_waiting(c, r, &x);
+    return false;
   }
-  if (n == 0)
+  prefix_match(&c->prefix, r->spec.blocks, r->spec.n_blocks);
+  uint64_t key = sessions_key(r->spec.session);
+  core_worker_t *sw = session_worker(c, r, key, &x.session_blocks);
+  if (sw)
+    x.session_worker = sw->index;
+  int pick = c->policy->pick(c->policy_state, &x);
+  if (pick < 0 || (size_t)pick >= x.n) {
+    note_waiting(c, r, &x);
     return false;
-  int pick = c->policy->pick(c->policy_state, r, c->cands, n, now);
-  if (pick < 0 || (size_t)pick >= n)
-    return false;
-  dispatch(c, r, c->cands[pick], now);
+  }
+  core_worker_t *w = c->reg.workers[c->cands[pick]];
+  c->stats.outcomes[x.outcome]++;
+  if (key && sessions_find(&c->sessions, key)) {
+    if (w == sw)
+      c->stats.session_kept++;
+    else
+      c->stats.session_moved++;
+  }
+  if (c->cfg.explain)
+    record(c, &x, pick);
+  uint32_t cached = policy_cached_blocks(&x, (size_t)pick);
+  dispatch(c, r, w, now, cached);
+  sessions_note(&c->sessions, key, w, &r->spec);
   return true;
 }
 
@@ -239,17 +389,17 @@ static int unservable(const core_t *c, const core_request_t *s, char *why,
     return 0;
   bool model_seen = false;
   uint32_t largest = 0;
+  uint16_t model = registry_model_id(&c->reg, s->model);
+  uint64_t context = (uint64_t)s->prompt_tokens + s->max_tokens;
   for (size_t i = 0; i < c->reg.len; i++) {
-    const core_worker_t *w = c->reg.workers[i];
-    if (!w->live)
+    const worker_hot_t *h = &c->reg.hot[i];
+    if (!h->capacity || !hot_serves(h, model, 0))
       continue;
-    if (serves(w, s))
+    if (context <= h->max_context)
       return 0;
-    if (!s->model[0] || !w->model[0] || strcmp(s->model, w->model) == 0) {
-      model_seen = true;
-      if (w->profile.max_context > largest)
-        largest = w->profile.max_context;
-    }
+    model_seen = true;
+    if (h->max_context > largest)
+      largest = h->max_context;
   }
   if (!model_seen) {
     snprintf(why, len, "no registered worker serves model '%s'", s->model);
@@ -290,6 +440,10 @@ void core_on_submit(core_t *c, infs_time_t now, const core_peer_t *client,
   if (code) {
     emit_error(c, CORE_ACT_ERROR, client, s.id, code, "%s", why);
     c->stats.rejected++;
+    if (code == INFSCHED__ERROR_CODE__ERROR_REJECTED_NO_WORKER)
+      c->stats.rejected_no_worker++;
+    else
+      c->stats.rejected_context++;
     return;
   }
   if (!s.ttft_ms)
@@ -341,18 +495,19 @@ static void lose_worker(core_t *c, core_worker_t *w, const char *why) {
   while (!list_empty(&w->reqs)) {
     req_t *r = list_entry(w->reqs.prev, req_t, link);
     list_remove(&r->link);
-    w->outstanding--;
+    registry_hot(&c->reg, w)->outstanding--;
     r->worker = -1;
     if (r->state == REQ_DISPATCHED && r->attempts < c->cfg.max_attempts) {
       enqueue(c, r, true);
       c->stats.redispatched++;
       continue;
     }
-    snprintf(msg, sizeof msg, "worker %s lost (%s) after %u tokens", w->id,
-             why, r->tokens_out);
+    snprintf(msg, sizeof msg, "worker %s lost (%s) after %u tokens", w->id, why,
+             r->tokens_out);
     r->state = REQ_STREAMING;
     fail(c, r, INFSCHED__ERROR_CODE__ERROR_WORKER_LOST, msg);
   }
+  prefix_clear(&c->prefix, &w->cached, w->index);
   registry_remove(&c->reg, w);
   c->stats.workers_lost++;
 }
@@ -364,8 +519,7 @@ static int valid_info(const core_worker_info_t *in, char *why, size_t len) {
   else if (strlen(in->worker_id) >= INFS_NAME_MAX)
     snprintf(why, len, "register: worker_id longer than %d bytes",
              INFS_NAME_MAX - 1);
-  else if (!p || in->capacity == 0 || p->max_batch == 0 ||
-           p->max_context == 0)
+  else if (!p || in->capacity == 0 || p->max_batch == 0 || p->max_context == 0)
     snprintf(why, len,
              "register: capacity, max_batch and max_context must be > 0");
   else
@@ -388,6 +542,13 @@ void core_on_register(core_t *c, infs_time_t now, const core_peer_t *peer,
   if (old)
     lose_worker(c, old, "replaced by a new registration");
   core_worker_t *w = registry_add(&c->reg, peer, info, now);
+  if (!w) {
+    emit_error(c, CORE_ACT_WORKER_ERROR, peer, 0,
+               INFSCHED__ERROR_CODE__ERROR_BAD_REQUEST,
+               "register: too many distinct model names");
+    return;
+  }
+  prefix_reserve_workers(&c->prefix, c->reg.cap);
   emit(c, CORE_ACT_REGISTERED, &w->peer, 0);
   drain_queues(c, now);
 }
@@ -406,12 +567,30 @@ static core_worker_t *known_worker(core_t *c, infs_time_t now,
   return w;
 }
 
+/* Applies the worker's prefix-cache changes to the index. */
+static void update_cache(core_t *c, core_worker_t *w, const core_load_t *l) {
+  if (l->cache_reset)
+    prefix_clear(&c->prefix, &w->cached, w->index);
+  for (size_t i = 0; i < l->n_cache_removed; i++)
+    prefix_remove(&c->prefix, &w->cached, w->index, l->cache_removed[i]);
+  for (size_t i = 0; i < l->n_cache_added; i++)
+    if (prefix_add(&c->prefix, &w->cached, w->index, l->cache_added[i],
+                   w->profile.prefix_cache_blocks) < 0)
+      c->stats.cache_adds_dropped++;
+}
+
 void core_on_heartbeat(core_t *c, infs_time_t now, const core_peer_t *peer,
                        const core_load_t *load) {
   core_worker_t *w = known_worker(c, now, peer);
   if (!w)
     return;
+  update_cache(c, w, load);
   w->load = *load;
+  w->load.cache_added = w->load.cache_removed = NULL;
+  w->load.n_cache_added = w->load.n_cache_removed = 0;
+  w->load.cache_reset = false;
+  /* The heartbeat now covers what was dispatched before it. */
+  w->since = (predictor_since_t){0, 0, 0};
   drain_queues(c, now);
 }
 
@@ -436,7 +615,16 @@ void core_on_chunk(core_t *c, infs_time_t now, const core_peer_t *peer,
   req_t *r = w ? running_on(c, w, request_id) : NULL;
   if (!r)
     return;
+  if (r->state == REQ_DISPATCHED)
+    w->since.prefill_tokens -= r->uncached;
   r->state = REQ_STREAMING;
+  uint32_t left = r->spec.max_tokens > r->tokens_out
+                      ? r->spec.max_tokens - r->tokens_out
+                      : 0;
+  uint32_t owed = tokens < left ? tokens : left;
+  w->remaining_tokens -=
+      owed < w->remaining_tokens ? owed : w->remaining_tokens;
+  w->since.kv_tokens += tokens;
   r->tokens_out += tokens;
   core_action_t *a = emit(c, CORE_ACT_CHUNK, &r->client, r->client_id);
   a->passthrough = passthrough;
@@ -526,7 +714,9 @@ void core_shutdown(core_t *c, infs_time_t now) {
 
 /* --- views --- */
 
-size_t core_worker_count(const core_t *c) { return c->reg.live; }
+size_t core_worker_count(const core_t *c) {
+  return c->reg.live;
+}
 
 int core_worker_at(const core_t *c, size_t i, core_worker_view_t *out) {
   for (size_t k = 0; k < c->reg.len; k++) {
@@ -536,10 +726,11 @@ int core_worker_at(const core_t *c, size_t i, core_worker_view_t *out) {
     out->worker_id = w->id;
     out->model = w->model;
     out->profile = &w->profile;
-    out->outstanding = w->outstanding;
-    out->capacity = w->capacity;
+    out->outstanding = registry_hot(&c->reg, w)->outstanding;
+    out->capacity = registry_hot(&c->reg, w)->capacity;
     out->requests = w->requests;
     out->load = &w->load;
+    out->cached_blocks = (uint32_t)w->cached.len;
     return 0;
   }
   return -1;
@@ -549,6 +740,12 @@ size_t core_queued(const core_t *c) {
   return c->queued[0] + c->queued[1] + c->queued[2];
 }
 
-size_t core_open_requests(const core_t *c) { return c->reqs.open; }
-const core_stats_t *core_stats(const core_t *c) { return &c->stats; }
-const char *core_policy_name(const core_t *c) { return c->policy->name; }
+size_t core_open_requests(const core_t *c) {
+  return c->reqs.open;
+}
+const core_stats_t *core_stats(const core_t *c) {
+  return &c->stats;
+}
+const char *core_policy_name(const core_t *c) {
+  return c->policy->name;
+}

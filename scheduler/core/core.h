@@ -20,17 +20,37 @@ typedef struct core_peer {
 } core_peer_t;
 
 typedef struct core_config {
-  const char *policy;               /* policy name, see policy.h */
-  infs_time_t heartbeat_interval;   /* what workers are told to use */
-  uint32_t heartbeat_miss;          /* intervals of silence before loss */
+  const char *policy;             /* policy name, see policy.h */
+  infs_time_t heartbeat_interval; /* what workers are told to use */
+  uint32_t heartbeat_miss;        /* intervals of silence before loss */
   uint32_t queue_limit[INFS_CLASS_COUNT];
-  infs_time_t queue_timeout;        /* longest wait for capacity */
-  uint32_t max_attempts;            /* dispatches of one request */
+  infs_time_t queue_timeout;          /* longest wait for capacity */
+  uint32_t max_attempts;              /* dispatches of one request */
   uint32_t ttft_ms[INFS_CLASS_COUNT]; /* default SLOs per class */
   uint32_t tpot_ms[INFS_CLASS_COUNT];
+  /* balanced: how much latency weighs against cost, per class. A worker's
+   * score is its marginal cost times (1 + weight * the share of the SLO its
+   * predicted latency uses); 0 takes the cheapest worker meeting the SLO. */
+  double latency_weight[INFS_CLASS_COUNT];
+  /* cache_affinity and session affinity: the worker with the best prefix
+   * match is too loaded, and the request spills to the least loaded one,
+   * when it has more than cache_balance_abs outstanding requests beyond the
+   * least loaded and more than cache_balance_rel times as many. */
+  uint32_t cache_balance_abs;
+  double cache_balance_rel;
+  double kwh_usd; /* energy price in predicted marginal costs */
+  bool explain;   /* record every decision for core_decisions() */
 } core_config_t;
 
 void core_config_defaults(core_config_t *c);
+/* Sets default SLOs from "interactive=450:40,agent=2000:25,batch=30000:200"
+ * (TTFT_MS:TPOT_MS, both >= 1; classes not named keep theirs). Returns 0,
+ * or INFS_ECONFIG with the reason in err and c unchanged. */
+int core_config_set_slo(core_config_t *c, const char *list, char *err,
+                        size_t errlen);
+/* Sets latency_weight from "interactive=2,agent=1,batch=0" (each >= 0). */
+int core_config_set_latency_weight(core_config_t *c, const char *list,
+                                   char *err, size_t errlen);
 
 /* A request as submitted; borrowed for the call, the core copies it. */
 typedef struct core_request {
@@ -57,7 +77,10 @@ typedef struct core_worker_info {
   uint32_t capacity;
 } core_worker_info_t;
 
-/* A worker's load as of its last heartbeat. */
+/* A worker's load as of its last heartbeat. The cache arrays are borrowed
+ * for the call: the hashes of prefix-cache blocks the worker inserted and
+ * evicted since its previous heartbeat, or with cache_reset its whole cache
+ * in cache_added. */
 typedef struct core_load {
   uint32_t queued;
   uint32_t running;
@@ -68,31 +91,55 @@ typedef struct core_load {
   double cost_usd;
   double busy_s;
   double up_s;
+  bool cache_reset;
+  const uint64_t *cache_added;
+  size_t n_cache_added;
+  const uint64_t *cache_removed;
+  size_t n_cache_removed;
 } core_load_t;
 
 typedef enum core_action_kind {
-  CORE_ACT_ACCEPTED,     /* client: request accepted */
-  CORE_ACT_CHUNK,        /* client: forward the chunk being handled */
-  CORE_ACT_DONE,         /* client: forward the Done being handled */
-  CORE_ACT_ERROR,        /* client: failure or rejection (code >= 100) */
-  CORE_ACT_DISPATCH,     /* worker: run `request` */
-  CORE_ACT_CANCEL,       /* worker: stop request_id */
-  CORE_ACT_REGISTERED,   /* worker: registration accepted */
-  CORE_ACT_WORKER_ERROR  /* worker: code and message (e.g. unknown worker) */
+  CORE_ACT_ACCEPTED,    /* client: request accepted */
+  CORE_ACT_CHUNK,       /* client: forward the chunk being handled */
+  CORE_ACT_DONE,        /* client: forward the Done being handled */
+  CORE_ACT_ERROR,       /* client: failure or rejection (code >= 100) */
+  CORE_ACT_DISPATCH,    /* worker: run `request` */
+  CORE_ACT_CANCEL,      /* worker: stop request_id */
+  CORE_ACT_REGISTERED,  /* worker: registration accepted */
+  CORE_ACT_WORKER_ERROR /* worker: code and message (e.g. unknown worker) */
 } core_action_kind_t;
 
 #define CORE_MESSAGE_MAX 192
 
 typedef struct core_action {
   core_action_kind_t kind;
-  uint64_t request_id;       /* client's id to clients, the core's to workers */
-  int code;                  /* Infsched__ErrorCode for errors */
+  uint64_t request_id; /* client's id to clients, the core's to workers */
+  int code;            /* Infsched__ErrorCode for errors */
   char message[CORE_MESSAGE_MAX]; /* errors: human-readable reason */
-  const core_request_t *request; /* DISPATCH: id is the core's id */
-  const void *passthrough;   /* CHUNK/DONE: the caller's message */
-  core_peer_t peer;          /* destination; last, so that only its used
-                                bytes are written */
+  const core_request_t *request;  /* DISPATCH: id is the core's id */
+  const void *passthrough;        /* CHUNK/DONE: the caller's message */
+  core_peer_t peer;               /* destination; last, so that only its used
+                                     bytes are written */
 } core_action_t;
+
+/* What a placement decided, counted in core_stats_t.outcomes. */
+typedef enum core_outcome {
+  CORE_OUTCOME_TURN,         /* round_robin: the next worker in turn */
+  CORE_OUTCOME_LEAST_LOADED, /* least_loaded: fewest outstanding */
+  CORE_OUTCOME_CACHE_HIT,    /* cache_affinity: most cached prefix blocks */
+  CORE_OUTCOME_CACHE_MISS,   /* cache_affinity: no hit, least loaded */
+  CORE_OUTCOME_CACHE_SPILL,  /* cache_affinity: best match too loaded */
+  CORE_OUTCOME_CHEAPEST,     /* cheapest: lowest predicted cost */
+  CORE_OUTCOME_SLO_MET,      /* balanced: best score among those meeting
+                                the SLO */
+  CORE_OUTCOME_SLO_MISSED,   /* balanced: none meets it, the fastest */
+  CORE_OUTCOME_DEFERRED,     /* balanced: queued rather than slow down
+                                requests of its class or a more urgent one */
+  CORE_OUTCOME_NO_ROOM,      /* no worker had room: queued */
+  CORE_OUTCOME_COUNT
+} core_outcome_t;
+
+const char *core_outcome_name(core_outcome_t o);
 
 typedef struct core_stats {
   uint64_t submitted;
@@ -103,8 +150,20 @@ typedef struct core_stats {
   uint64_t rejected;
   uint64_t cancelled;
   uint64_t workers_lost;
-  uint64_t stale_messages;   /* chunks/dones for requests no longer open */
+  uint64_t stale_messages; /* chunks/dones for requests no longer open */
   uint64_t unknown_worker_messages;
+  /* Placements by outcome; DEFERRED and NO_ROOM count requests, once. */
+  uint64_t outcomes[CORE_OUTCOME_COUNT];
+  uint64_t rejected_queue_full;
+  uint64_t rejected_no_worker; /* no worker serves the model */
+  uint64_t rejected_context;   /* longer than every worker's context */
+  uint64_t rejected_queue_timeout;
+  uint64_t blocks_routed;        /* prompt blocks of dispatched requests */
+  uint64_t cached_blocks_routed; /* of which predicted cached there */
+  uint64_t session_kept;         /* went to the worker holding the session */
+  uint64_t session_moved;        /* went elsewhere (load, SLO or lost) */
+  uint64_t cache_adds_dropped;   /* reported blocks beyond a worker's
+                                    prefix_cache_blocks */
 } core_stats_t;
 
 typedef struct core core_t;
@@ -130,9 +189,8 @@ void core_on_chunk(core_t *c, infs_time_t now, const core_peer_t *worker,
                    const void *passthrough);
 void core_on_done(core_t *c, infs_time_t now, const core_peer_t *worker,
                   uint64_t request_id, const void *passthrough);
-void core_on_worker_error(core_t *c, infs_time_t now,
-                          const core_peer_t *worker, uint64_t request_id,
-                          int code, const char *message);
+void core_on_worker_error(core_t *c, infs_time_t now, const core_peer_t *worker,
+                          uint64_t request_id, int code, const char *message);
 /* Any other message from a worker counts as a sign of life. */
 void core_on_worker_seen(core_t *c, infs_time_t now, const core_peer_t *worker);
 
@@ -145,7 +203,44 @@ infs_time_t core_next_deadline(const core_t *c);
 void core_shutdown(core_t *c, infs_time_t now);
 
 const core_action_t *core_actions(const core_t *c, size_t *n);
+/* Clears the outbox and the decisions. */
 void core_actions_clear(core_t *c);
+
+/* With cfg.explain, every placement decision since the last
+ * core_actions_clear, for a debug log: the best-scored candidates, chosen
+ * first, with what the predictor said about each. */
+#define CORE_EXPLAIN_TOP 4
+
+typedef struct core_score {
+  char worker_id[INFS_NAME_MAX];
+  double score; /* the policy's own, lower wins; NAN when the policy
+                   kept none for the chosen worker */
+  bool ok;      /* balanced: meets the SLO without hurting others;
+                   cache_affinity: not too loaded */
+  uint32_t cached_blocks;
+  uint32_t outstanding;
+  double ttft_ms; /* predicted */
+  double tpot_ms;
+  double cost_usd;
+} core_score_t;
+
+typedef struct core_decision {
+  uint64_t request_id; /* the client's */
+  infs_class_t cls;
+  core_outcome_t outcome;
+  bool placed;      /* scores[0] is the chosen worker */
+  uint32_t ttft_ms; /* the request's SLO */
+  uint32_t tpot_ms;
+  uint32_t blocks;   /* prompt blocks */
+  size_t candidates; /* workers that passed the hard constraints */
+  size_t n_scores;
+  core_score_t scores[CORE_EXPLAIN_TOP];
+} core_decision_t;
+
+const core_decision_t *core_decisions(const core_t *c, size_t *n);
+/* One line, e.g. "req 7 interactive -> sram-0 slo_met (3 candidates):
+ * sram-0 score=... | gpu-0 ...". Returns what snprintf returns. */
+int core_decision_format(const core_decision_t *d, char *buf, size_t len);
 
 /* Read-only views for status and metrics. */
 typedef struct core_worker_view {
@@ -155,7 +250,8 @@ typedef struct core_worker_view {
   uint32_t outstanding;
   uint32_t capacity;
   uint64_t requests;
-  const core_load_t *load;
+  const core_load_t *load; /* cache arrays are NULL here */
+  uint32_t cached_blocks;  /* prefix-cache blocks the core knows of */
 } core_worker_view_t;
 
 size_t core_worker_count(const core_t *c);

@@ -3,9 +3,10 @@
 #ifndef INFSCHED_CORE_INTERNAL_H
 #define INFSCHED_CORE_INTERNAL_H
 
-#include "scheduler/core/core.h"
 #include "lib/list.h"
 #include "lib/u64map.h"
+#include "scheduler/core/core.h"
+#include "scheduler/core/predictor.h"
 
 typedef enum req_state {
   REQ_FREE,
@@ -16,55 +17,100 @@ typedef enum req_state {
 
 typedef struct req {
   req_state_t state;
-  uint64_t id;             /* the core's id: generation << 32 | slot */
-  uint64_t client_key;     /* hash of (client peer, client id) */
+  uint64_t id;         /* the core's id: generation << 32 | slot */
+  uint64_t client_key; /* hash of (client peer, client id) */
   uint64_t client_id;
   core_peer_t client;
-  core_request_t spec;     /* pointers into store; spec.id = id */
-  char *store;             /* owned copies of strings and block hashes */
+  core_request_t spec; /* pointers into store; spec.id = id */
+  char *store;         /* owned copies of strings and block hashes */
   size_t store_cap;
-  int32_t worker;          /* registry index while dispatched, else -1 */
+  int32_t worker; /* registry index while dispatched, else -1 */
   uint32_t attempts;
   uint32_t tokens_out;
+  uint32_t uncached;    /* prompt tokens predicted to prefill there */
+  bool counted_waiting; /* NO_ROOM or DEFERRED already counted */
   infs_time_t arrived;
   infs_time_t dispatched_at;
-  list_node_t link;        /* admission queue or its worker's list */
+  list_node_t link; /* admission queue or its worker's list */
 } req_t;
 
 typedef struct req_table {
-  req_t **slots;           /* stable pointers; slots are reused */
+  req_t **slots; /* stable pointers; slots are reused */
   uint32_t *generation;
   uint32_t *free_slots;
   size_t n_free;
   size_t cap;
   size_t open;
-  u64map_t by_client;      /* client_key -> slot */
+  u64map_t by_client; /* client_key -> slot */
 } req_table_t;
 
+/* What every placement reads of every worker, packed in one array by
+ * registry index so that scanning a pool of thousands stays in cache. */
+typedef struct worker_hot {
+  uint32_t outstanding; /* requests dispatched there and not finished */
+  uint32_t capacity;    /* 0: the slot is dead */
+  uint32_t max_context;
+  uint16_t model; /* interned model name; 0: serves any model */
+  uint16_t group; /* interned profile, the strata of sampling */
+} worker_hot_t;
+
+#define REGISTRY_GROUPS 32           /* distinct profiles told apart */
+#define REGISTRY_NO_MODEL UINT16_MAX /* a model no worker names */
+
 typedef struct core_worker {
+  /* What predictions read comes first, to share cache lines. */
   bool live;
   uint32_t index;
-  core_peer_t peer;
+  uint32_t n_cls[INFS_CLASS_COUNT]; /* outstanding by request class */
+  uint64_t remaining_tokens;        /* output tokens its requests still owe */
+  predictor_since_t since;          /* changes since its last heartbeat */
+  double prefill_rate;              /* see predictor_rate_add */
+  infs_time_t prefill_rate_at;
+  core_load_t load; /* last heartbeat, cache arrays NULL */
+  char model[INFS_NAME_MAX];
+  infs_profile_t profile;
+  /* The rest is read on events only. */
+  uint64_t epoch; /* registration number, for session entries */
+  uint64_t requests;
+  infs_time_t last_seen;
+  u64map_t cached;  /* prefix-cache block hashes it reported */
+  list_node_t reqs; /* requests dispatched to it */
   uint64_t peer_key;
   char id[INFS_NAME_MAX];
-  char model[INFS_NAME_MAX];
   char backend[32];
-  infs_profile_t profile;
-  uint32_t capacity;
-  uint32_t outstanding;
-  uint64_t requests;
-  core_load_t load;
-  infs_time_t last_seen;
-  list_node_t reqs;        /* requests dispatched to it */
+  core_peer_t peer;
 } core_worker_t;
 
 typedef struct registry {
   core_worker_t **workers; /* by index; dead slots are reused */
+  worker_hot_t *hot;       /* by index, cap long */
   size_t len;
   size_t cap;
   size_t live;
-  u64map_t by_peer;        /* peer_key -> index */
+  uint64_t epochs;               /* registrations so far */
+  u64map_t by_peer;              /* peer_key -> index */
+  char (*models)[INFS_NAME_MAX]; /* interned model names; [0] is "" */
+  size_t n_models;
+  infs_profile_t groups[REGISTRY_GROUPS]; /* interned profiles */
+  uint32_t group_live[REGISTRY_GROUPS];   /* live workers of each */
+  size_t n_groups;
 } registry_t;
+
+/* Which worker last served each session, and how much of its prompt: a
+ * direct-mapped table, so it stays bounded and never allocates after its
+ * creation; two sessions sharing a slot only lose their affinity. */
+typedef struct session_entry {
+  uint64_t key;        /* hash of the session id; 0: empty */
+  uint64_t epoch;      /* the worker's registration */
+  uint64_t last_block; /* hash of the last prompt block it was sent */
+  uint32_t worker;
+  uint32_t n_blocks;
+} session_entry_t;
+
+typedef struct session_table {
+  session_entry_t *slots;
+  size_t cap; /* power of two, 0 until the first session */
+} session_table_t;
 
 /* --- request table (requests.c) --- */
 void requests_init(req_table_t *t);
@@ -87,6 +133,30 @@ core_worker_t *registry_add(registry_t *g, const core_peer_t *p,
                             const core_worker_info_t *info, infs_time_t now);
 /* Marks the worker dead; the caller has already moved its requests. */
 void registry_remove(registry_t *g, core_worker_t *w);
+/* The interned id of a requested model: 0 for any, REGISTRY_NO_MODEL when
+ * no worker ever named it. */
+uint16_t registry_model_id(const registry_t *g, const char *model);
+
+static inline worker_hot_t *registry_hot(const registry_t *g,
+                                         const core_worker_t *w) {
+  return &g->hot[w->index];
+}
+
+/* Whether a worker with room and these hot fields may take a request of
+ * this model id and context: the hard constraints. */
+static inline bool hot_serves(const worker_hot_t *h, uint16_t model,
+                              uint64_t context) {
+  return (model == 0 || h->model == 0 || h->model == model) &&
+         context <= h->max_context;
+}
+
+/* --- sessions (sessions.c) --- */
+void sessions_free(session_table_t *t);
+/* 0 for an empty session id. */
+uint64_t sessions_key(const char *session);
+const session_entry_t *sessions_find(const session_table_t *t, uint64_t key);
+void sessions_note(session_table_t *t, uint64_t key, const core_worker_t *w,
+                   const core_request_t *spec);
 
 uint64_t peer_hash(const core_peer_t *p);
 bool peer_equal(const core_peer_t *a, const core_peer_t *b);

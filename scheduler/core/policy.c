@@ -3,9 +3,8 @@
 #include <string.h>
 
 static const policy_ops_t *const all[] = {
-    &policy_round_robin,
-    &policy_least_loaded,
-    NULL,
+    &policy_round_robin, &policy_least_loaded, &policy_cache_affinity,
+    &policy_cheapest,    &policy_balanced,     NULL,
 };
 
 const policy_ops_t *policy_find(const char *name) {
@@ -15,4 +14,140 @@ const policy_ops_t *policy_find(const char *name) {
   return NULL;
 }
 
-const policy_ops_t *const *policy_all(void) { return all; }
+const policy_ops_t *const *policy_all(void) {
+  return all;
+}
+
+void policy_predict(const policy_ctx_t *x, size_t cand, prediction_t *out) {
+  const core_worker_t *w = x->workers[x->cands[cand]];
+  predictor_worker_t pw = {
+      .profile = &w->profile,
+      .load = &w->load,
+      .since = w->since,
+      .outstanding = policy_hot(x, cand)->outstanding,
+      .remaining_tokens = w->remaining_tokens,
+      .prefill_load = predictor_prefill_load(&w->profile, w->prefill_rate,
+                                             w->prefill_rate_at, x->now),
+  };
+  predictor_request_t pr = {
+      .prompt_tokens = x->r->spec.prompt_tokens,
+      .max_tokens = x->r->spec.max_tokens,
+      .cached_blocks = policy_cached_blocks(x, cand),
+  };
+  predictor_estimate(&pw, &pr, x->cfg->kwh_usd, out);
+}
+
+/* xorshift64*: cheap enough to draw once per candidate of a large pool. */
+static uint32_t draw(uint64_t *s, uint32_t bound) {
+  *s ^= *s >> 12;
+  *s ^= *s << 25;
+  *s ^= *s >> 27;
+  uint32_t r = (uint32_t)((*s * 0x2545f4914f6cdd1dull) >> 32);
+  return (uint32_t)(((uint64_t)r * bound) >> 32);
+}
+
+/* D ordinals of a group of size members, ascending, into t; how many. */
+static uint32_t draw_ordinals(uint64_t *rng, uint32_t size, uint32_t *t) {
+  enum { D = POLICY_SAMPLE_PER_GROUP };
+  if (size <= D) {
+    for (uint32_t i = 0; i < size; i++)
+      t[i] = i;
+    return size;
+  }
+  for (uint32_t i = 0; i < D; i++) {
+    uint32_t v = draw(rng, size), k = i;
+    for (; k > 0 && t[k - 1] > v; k--)
+      t[k] = t[k - 1];
+    t[k] = v;
+  }
+  return D;
+}
+
+size_t policy_sample(policy_ctx_t *x, uint64_t *rng, uint32_t *out) {
+  if (x->n <= POLICY_SAMPLE_MIN) {
+    for (size_t i = 0; i < x->n; i++)
+      out[i] = (uint32_t)i;
+    return x->n;
+  }
+  enum { TOP = 4, D = POLICY_SAMPLE_PER_GROUP };
+  /* Each group's sample is drawn as ordinals among its live workers and
+   * picked up as the scan passes them: one draw per sampled worker rather
+   * than one per candidate. */
+  uint32_t ord[REGISTRY_GROUPS][D], n_ord[REGISTRY_GROUPS];
+  uint32_t next[REGISTRY_GROUPS], seen[REGISTRY_GROUPS];
+  uint32_t first[REGISTRY_GROUPS];
+  for (size_t g = 0; g < x->n_groups; g++) {
+    n_ord[g] = draw_ordinals(rng, x->group_live[g], ord[g]);
+    next[g] = 0;
+    seen[g] = 0;
+  }
+  uint32_t top[TOP], top_depth[TOP] = {0};
+  size_t least = 0, n = 0;
+  long session = -1;
+  for (size_t i = 0; i < x->n; i++) {
+    uint32_t idx = x->cands[i];
+    const worker_hot_t *h = &x->hot[idx];
+    uint32_t g = h->group, k = seen[g]++;
+    if (k == 0)
+      first[g] = (uint32_t)i;
+    if (next[g] < n_ord[g] && ord[g][next[g]] <= k) {
+      out[n++] = (uint32_t)i;
+      while (next[g] < n_ord[g] && ord[g][next[g]] <= k)
+        next[g]++;
+    }
+    uint32_t d = prefix_depth(x->prefix, idx);
+    if (d > top_depth[TOP - 1]) {
+      size_t t = TOP - 1;
+      for (; t > 0 && d > top_depth[t - 1]; t--) {
+        top[t] = top[t - 1];
+        top_depth[t] = top_depth[t - 1];
+      }
+      top[t] = (uint32_t)i;
+      top_depth[t] = d;
+    }
+    if (h->outstanding < x->hot[x->cands[least]].outstanding)
+      least = i;
+    if (x->session_worker == (int64_t)idx)
+      session = (long)i;
+  }
+  /* A group whose drawn ordinals all fell on workers without room still
+   * gets its first candidate. */
+  for (size_t g = 0; g < x->n_groups; g++)
+    if (seen[g] && next[g] == 0)
+      out[n++] = first[g];
+  for (size_t t = 0; t < TOP && top_depth[t]; t++)
+    out[n++] = top[t];
+  if (session >= 0)
+    out[n++] = (uint32_t)session;
+  out[n++] = (uint32_t)least;
+  return n;
+}
+
+static bool offer_before(const policy_offer_t *a, const policy_offer_t *b) {
+  if (a->ok != b->ok)
+    return a->ok;
+  return a->score < b->score;
+}
+
+void policy_offer(policy_ctx_t *x, size_t cand, double score, bool ok) {
+  if (!x->explain)
+    return;
+  for (size_t i = 0; i < x->n_offers; i++)
+    if (x->offers[i].cand == cand)
+      return; /* sampled twice */
+  policy_offer_t o = {(uint32_t)cand, score, ok};
+  size_t i = x->n_offers;
+  if (i == CORE_EXPLAIN_TOP) {
+    if (!offer_before(&o, &x->offers[i - 1]))
+      return;
+    i--;
+  } else {
+    x->n_offers++;
+  }
+  /* Insertion into a sorted array of at most CORE_EXPLAIN_TOP. */
+  while (i > 0 && offer_before(&o, &x->offers[i - 1])) {
+    x->offers[i] = x->offers[i - 1];
+    i--;
+  }
+  x->offers[i] = o;
+}

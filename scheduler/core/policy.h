@@ -1,11 +1,42 @@
 /* Routing policies. A policy picks one worker among candidates that already
  * meet the hard constraints (live, serves the model, fits the context, has
  * room). Policies plug in as a table of functions, like nginx's
- * peer.get/peer.free: a new policy is a new file plus one line in policy.c. */
+ * peer.get/peer.free: a new policy is a new file plus one line in policy.c.
+ * A pick must not allocate: it runs for every request. */
 #ifndef INFSCHED_POLICY_H
 #define INFSCHED_POLICY_H
 
 #include "scheduler/core/core_internal.h"
+#include "scheduler/core/prefix.h"
+
+/* One candidate as a policy scored it, kept for explanations. */
+typedef struct policy_offer {
+  uint32_t cand;
+  double score; /* lower wins */
+  bool ok;      /* ok offers sort before the others */
+} policy_offer_t;
+
+/* Everything a pick may read, and what it reports back. A candidate is a
+ * position in cands, which holds registry indices in registry order. */
+typedef struct policy_ctx {
+  const core_config_t *cfg;
+  const req_t *r;
+  core_worker_t *const *workers; /* the registry, by index */
+  const worker_hot_t *hot;       /* by index */
+  const uint32_t *group_live;    /* live workers per profile group */
+  size_t n_groups;
+  const uint32_t *cands;
+  size_t n;          /* >= 1 */
+  uint64_t *scratch; /* n free words for the pick */
+  infs_time_t now;
+  const prefix_index_t *prefix; /* matched against r's blocks */
+  int64_t session_worker;       /* registry index holding r's session, -1 */
+  uint32_t session_blocks;      /* r's leading blocks the session put there */
+  core_outcome_t outcome;       /* set by pick */
+  bool explain;                 /* keep offers */
+  size_t n_offers;
+  policy_offer_t offers[CORE_EXPLAIN_TOP]; /* best first */
+} policy_ctx_t;
 
 typedef struct policy_ops {
   const char *name;
@@ -13,17 +44,74 @@ typedef struct policy_ops {
   /* Allocates per-core state (may leave *state NULL); 0 or negative. */
   int (*create)(void **state);
   void (*destroy)(void *state);
-  /* Returns the index in cands of the chosen worker, or -1 to leave the
-   * request queued. n >= 1. */
-  int (*pick)(void *state, const req_t *r, core_worker_t *const *cands,
-              size_t n, infs_time_t now);
+  /* Returns the index in x->cands of the chosen worker and sets
+   * x->outcome, or returns -1 to leave the request queued. */
+  int (*pick)(void *state, policy_ctx_t *x);
 } policy_ops_t;
 
 const policy_ops_t *policy_find(const char *name);
 /* NULL-terminated list of every policy, for --help and validation. */
 const policy_ops_t *const *policy_all(void);
 
+/* --- helpers for picks (policy.c); a, b, cand are positions --- */
+
+static inline const worker_hot_t *policy_hot(const policy_ctx_t *x,
+                                             size_t cand) {
+  return &x->hot[x->cands[cand]];
+}
+
+/* Leading blocks of the request cached on the candidate: the index's
+ * match, or what the request's session left there when that is more. */
+static inline uint32_t policy_cached_blocks(const policy_ctx_t *x,
+                                            size_t cand) {
+  uint32_t idx = x->cands[cand];
+  uint32_t b = prefix_depth(x->prefix, idx);
+  if (x->session_worker == (int64_t)idx && x->session_blocks > b)
+    b = x->session_blocks;
+  return b;
+}
+
+/* Fewer outstanding requests; at equal counts, the lower share of
+ * capacity. */
+static inline bool policy_less_loaded(const policy_ctx_t *x, size_t a,
+                                      size_t b) {
+  const worker_hot_t *ha = policy_hot(x, a), *hb = policy_hot(x, b);
+  if (ha->outstanding != hb->outstanding)
+    return ha->outstanding < hb->outstanding;
+  return (uint64_t)ha->outstanding * hb->capacity <
+         (uint64_t)hb->outstanding * ha->capacity;
+}
+
+/* The cache_balance rule: cand is too loaded next to the least loaded. */
+static inline bool policy_too_loaded(const policy_ctx_t *x, size_t cand,
+                                     size_t least) {
+  uint32_t w = policy_hot(x, cand)->outstanding;
+  uint32_t l = policy_hot(x, least)->outstanding;
+  return w > l + x->cfg->cache_balance_abs && w > x->cfg->cache_balance_rel * l;
+}
+
+void policy_predict(const policy_ctx_t *x, size_t cand, prediction_t *out);
+
+/* Pools up to this many candidates are evaluated whole. */
+#define POLICY_SAMPLE_MIN 64
+/* Above, per profile group, this many drawn at random. */
+#define POLICY_SAMPLE_PER_GROUP 8
+#define POLICY_SAMPLE_MAX (6 + POLICY_SAMPLE_PER_GROUP * REGISTRY_GROUPS)
+
+/* The candidates worth a prediction, into out (POLICY_SAMPLE_MAX long):
+ * all of them in a small pool; in a large one the four with the longest
+ * prefix match, the session's worker, the least loaded, and a uniform
+ * sample of each profile group (at least one of each), so that a rare
+ * class of worker is never left out. Returns how many; a candidate may
+ * appear twice. */
+size_t policy_sample(policy_ctx_t *x, uint64_t *rng, uint32_t *out);
+/* Records a scored candidate when explaining; cheap no-op otherwise. */
+void policy_offer(policy_ctx_t *x, size_t cand, double score, bool ok);
+
 extern const policy_ops_t policy_round_robin;
 extern const policy_ops_t policy_least_loaded;
+extern const policy_ops_t policy_cache_affinity;
+extern const policy_ops_t policy_cheapest;
+extern const policy_ops_t policy_balanced;
 
 #endif

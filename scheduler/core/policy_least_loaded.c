@@ -30,33 +30,29 @@ static int ll_create(void **state) {
   return 0;
 }
 
-static void ll_destroy(void *state) { free(state); }
-
-/* Lower outstanding wins; at equal counts, the lower share of capacity. */
-static bool less_loaded(const core_worker_t *a, const core_worker_t *b) {
-  if (a->outstanding != b->outstanding)
-    return a->outstanding < b->outstanding;
-  return (uint64_t)a->outstanding * b->capacity <
-         (uint64_t)b->outstanding * a->capacity;
+static void ll_destroy(void *state) {
+  free(state);
 }
 
-static int ll_pick(void *state, const req_t *r, core_worker_t *const *cands,
-                   size_t n, infs_time_t now) {
-  (void)r;
-  (void)now;
+static int ll_pick(void *state, policy_ctx_t *x) {
   ll_state_t *s = state;
+  size_t n = x->n;
+  x->outcome = CORE_OUTCOME_LEAST_LOADED;
   if (n >= P2C_MIN) {
     size_t a = next_random(&s->rng) % n;
     size_t b = next_random(&s->rng) % (n - 1);
     if (b >= a)
       b++;
-    return (int)(less_loaded(cands[b], cands[a]) ? b : a);
+    policy_offer(x, a, policy_hot(x, a)->outstanding, true);
+    policy_offer(x, b, policy_hot(x, b)->outstanding, true);
+    return (int)(policy_less_loaded(x, b, a) ? b : a);
   }
   size_t start = s->rotate++ % n;
   size_t best = start;
-  for (size_t k = 1; k < n; k++) {
+  for (size_t k = 0; k < n; k++) {
     size_t i = (start + k) % n;
-    if (less_loaded(cands[i], cands[best]))
+    policy_offer(x, i, policy_hot(x, i)->outstanding, true);
+    if (k > 0 && policy_less_loaded(x, i, best))
       best = i;
   }
   return (int)best;

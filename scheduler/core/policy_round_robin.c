@@ -14,23 +14,26 @@ static int rr_create(void **state) {
   return *state ? 0 : -1;
 }
 
-static void rr_destroy(void *state) { free(state); }
+static void rr_destroy(void *state) {
+  free(state);
+}
 
-static int rr_pick(void *state, const req_t *r, core_worker_t *const *cands,
-                   size_t n, infs_time_t now) {
-  (void)r;
-  (void)now;
+static int rr_pick(void *state, policy_ctx_t *x) {
   rr_state_t *s = state;
+  const uint32_t *cands = x->cands;
+  size_t n = x->n;
   size_t pick = 0;
   /* Candidates come in registry order: take the first past the last pick. */
   if (s->started)
     for (size_t i = 0; i < n; i++)
-      if (cands[i]->index > s->last) {
+      if (cands[i] > s->last) {
         pick = i;
         break;
       }
-  s->last = cands[pick]->index;
+  s->last = cands[pick];
   s->started = true;
+  x->outcome = CORE_OUTCOME_TURN;
+  policy_offer(x, pick, 0, true);
   return (int)pick;
 }
 

@@ -5,7 +5,9 @@
 #include <string.h>
 #include <xxhash.h>
 
-uint64_t peer_hash(const core_peer_t *p) { return XXH3_64bits(p->id, p->len); }
+uint64_t peer_hash(const core_peer_t *p) {
+  return XXH3_64bits(p->id, p->len);
+}
 
 bool peer_equal(const core_peer_t *a, const core_peer_t *b) {
   return a->len == b->len && memcmp(a->id, b->id, a->len) == 0;
@@ -17,9 +19,14 @@ void registry_init(registry_t *g) {
 }
 
 void registry_free(registry_t *g) {
-  for (size_t i = 0; i < g->len; i++)
+  for (size_t i = 0; i < g->len; i++) {
+    if (g->workers[i]->live)
+      u64map_free(&g->workers[i]->cached);
     free(g->workers[i]);
+  }
   free(g->workers);
+  free(g->hot);
+  free(g->models);
   u64map_free(&g->by_peer);
   memset(g, 0, sizeof *g);
 }
@@ -41,8 +48,69 @@ core_worker_t *registry_find_id(const registry_t *g, const char *id) {
   return NULL;
 }
 
+uint16_t registry_model_id(const registry_t *g, const char *model) {
+  if (!model || !model[0])
+    return 0;
+  for (size_t i = 1; i < g->n_models; i++)
+    if (strcmp(g->models[i], model) == 0)
+      return (uint16_t)i;
+  return REGISTRY_NO_MODEL;
+}
+
+/* Interns a worker's model name; REGISTRY_NO_MODEL when the table is full. */
+static uint16_t intern_model(registry_t *g, const char *model) {
+  uint16_t id = registry_model_id(g, model);
+  if (id != REGISTRY_NO_MODEL)
+    return id;
+  if (g->n_models == 0) {
+    g->models = calloc(16, sizeof *g->models);
+    if (!g->models)
+      abort();
+    g->n_models = 1; /* [0] is "" */
+  }
+  if (g->n_models >= REGISTRY_NO_MODEL)
+    return REGISTRY_NO_MODEL;
+  if ((g->n_models & (g->n_models - 1)) == 0 && g->n_models >= 16) {
+    g->models = realloc(g->models, g->n_models * 2 * sizeof *g->models);
+    if (!g->models)
+      abort();
+  }
+  snprintf(g->models[g->n_models], sizeof g->models[0], "%s", model);
+  return (uint16_t)g->n_models++;
+}
+
+/* Profiles equal in name and in every figure that predictions read. */
+static bool same_profile(const infs_profile_t *a, const infs_profile_t *b) {
+  return strcmp(a->name, b->name) == 0 && a->cls == b->cls &&
+         a->price_per_hour == b->price_per_hour &&
+         a->prefill_tps == b->prefill_tps && a->base_ms == b->base_ms &&
+         a->per_seq_ms == b->per_seq_ms && a->per_kctx_ms == b->per_kctx_ms &&
+         a->max_batch == b->max_batch && a->kv_tokens == b->kv_tokens &&
+         a->max_context == b->max_context;
+}
+
+/* Workers of one profile form a group; past REGISTRY_GROUPS profiles the
+ * last group takes the rest. */
+static uint16_t intern_group(registry_t *g, const infs_profile_t *p) {
+  for (size_t i = 0; i < g->n_groups; i++)
+    if (same_profile(&g->groups[i], p))
+      return (uint16_t)i;
+  if (g->n_groups == REGISTRY_GROUPS)
+    return REGISTRY_GROUPS - 1;
+  g->groups[g->n_groups] = *p;
+  return (uint16_t)g->n_groups++;
+}
+
 core_worker_t *registry_add(registry_t *g, const core_peer_t *p,
                             const core_worker_info_t *info, infs_time_t now) {
+  uint16_t model = 0;
+  if (info->model && info->model[0]) {
+    char name[INFS_NAME_MAX];
+    snprintf(name, sizeof name, "%s", info->model);
+    model = intern_model(g, name);
+    if (model == REGISTRY_NO_MODEL)
+      return NULL;
+  }
   core_worker_t *w = NULL;
   for (size_t i = 0; i < g->len && !w; i++)
     if (!g->workers[i]->live)
@@ -51,9 +119,11 @@ core_worker_t *registry_add(registry_t *g, const core_peer_t *p,
     if (g->len == g->cap) {
       size_t cap = g->cap ? g->cap * 2 : 16;
       core_worker_t **ws = realloc(g->workers, cap * sizeof *ws);
-      if (!ws)
+      worker_hot_t *hot = realloc(g->hot, cap * sizeof *hot);
+      if (!ws || !hot)
         abort();
       g->workers = ws;
+      g->hot = hot;
       g->cap = cap;
     }
     w = calloc(1, sizeof *w);
@@ -66,6 +136,8 @@ core_worker_t *registry_add(registry_t *g, const core_peer_t *p,
   memset(w, 0, sizeof *w);
   w->index = index;
   w->live = true;
+  w->epoch = ++g->epochs;
+  u64map_init(&w->cached);
   w->peer.len = p->len;
   memcpy(w->peer.id, p->id, p->len);
   w->peer_key = peer_hash(p);
@@ -74,8 +146,14 @@ core_worker_t *registry_add(registry_t *g, const core_peer_t *p,
   snprintf(w->backend, sizeof w->backend, "%s",
            info->backend ? info->backend : "");
   w->profile = *info->profile;
-  w->capacity = info->capacity;
   w->last_seen = now;
+  g->hot[index] = (worker_hot_t){
+      .capacity = info->capacity,
+      .max_context = info->profile->max_context,
+      .model = model,
+      .group = intern_group(g, info->profile),
+  };
+  g->group_live[g->hot[index].group]++;
   list_init(&w->reqs);
   u64map_put(&g->by_peer, w->peer_key, w->index);
   g->live++;
@@ -86,6 +164,9 @@ void registry_remove(registry_t *g, core_worker_t *w) {
   uint32_t idx;
   if (u64map_get(&g->by_peer, w->peer_key, &idx) && idx == w->index)
     u64map_del(&g->by_peer, w->peer_key);
+  u64map_free(&w->cached);
   w->live = false;
+  g->group_live[g->hot[w->index].group]--;
+  g->hot[w->index] = (worker_hot_t){0};
   g->live--;
 }

@@ -56,8 +56,8 @@ static void copy_spec(req_t *r, const core_request_t *s) {
   size_t model_len = s->model ? strlen(s->model) : 0;
   size_t session_len = s->session ? strlen(s->session) : 0;
   size_t blocks_bytes = s->n_blocks * sizeof(uint64_t);
-  size_t need = blocks_bytes + model_len + 1 + session_len + 1 +
-                s->prompt_len + 1;
+  size_t need =
+      blocks_bytes + model_len + 1 + session_len + 1 + s->prompt_len + 1;
   if (need > r->store_cap) {
     r->store = xrealloc(r->store, need);
     r->store_cap = need;
@@ -112,6 +112,8 @@ req_t *requests_add(req_table_t *t, const core_peer_t *client,
   r->worker = -1;
   r->attempts = 0;
   r->tokens_out = 0;
+  r->uncached = 0;
+  r->counted_waiting = false;
   r->arrived = now;
   r->dispatched_at = 0;
   list_init(&r->link);

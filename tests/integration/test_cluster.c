@@ -122,6 +122,8 @@ static harness_proc_t *start_cluster(fixture_t *f, const char *bin_dir,
   argv[n++] = f->clients;
   argv[n++] = "--workers";
   argv[n++] = f->workers;
+  argv[n++] = "--http";
+  argv[n++] = "off";
   if (x1)
     argv[n++] = (char *)x1;
   if (x2)

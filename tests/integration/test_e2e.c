@@ -52,6 +52,7 @@ static int teardown(void **state) {
 static harness_proc_t *start_scheduler(fixture_t *f, const char *extra) {
   char *argv[] = {(char *)harness_bin("infsched-scheduler"),
                   "--clients", f->clients, "--workers", f->workers,
+                  "--http", "off",
                   "--heartbeat-ms", "100", "--heartbeat-miss", "3",
                   (char *)extra, NULL};
   harness_proc_t *p = harness_spawn(f->sched_log, argv);
@@ -304,7 +305,8 @@ static void test_worker_unknown_profile_exits_3(void **state) {
   assert_int_equal(harness_wait_log(f->sched_log, "listening", 5000), 0);
   /* Same endpoints again: the second scheduler cannot bind. */
   char *again[] = {(char *)harness_bin("infsched-scheduler"), "--clients",
-                   f->clients, "--workers", f->workers, NULL};
+                   f->clients, "--workers", f->workers, "--http", "off",
+                   NULL};
   assert_int_equal(run(f, again), 3);
 }
 

@@ -342,8 +342,75 @@ static void test_write_and_print(void **state) {
   report_destroy(&r);
 }
 
+/* What the HTML page plots: answers per second by done_at, samples as
+ * given, the latency histograms, and each worker's request costs. */
+static void test_timeline_and_samples(void **state) {
+  (void)state;
+  report_t *r = report_new();
+  static const struct {
+    int cls;
+    report_status_t status;
+    infs_time_t done_at;
+    uint32_t prompt, generated;
+  } rows[] = {
+      {I, REPORT_COMPLETED, 500 * MS, 100, 10},
+      {A, REPORT_COMPLETED, 999 * MS, 200, 20},
+      {A, REPORT_COMPLETED, 1000 * MS, 300, 30},
+      {B, REPORT_REJECTED, 2500 * MS, 0, 0},
+      {I, REPORT_FAILED, 4100 * MS, 0, 0},
+      {A, REPORT_COMPLETED, 0, 400, 40}, /* done_at unknown */
+      {A, REPORT_LOST, 0, 0, 0},
+  };
+  for (size_t i = 0; i < sizeof rows / sizeof *rows; i++) {
+    report_outcome_t o = {.cls = (infs_class_t)rows[i].cls,
+                          .status = rows[i].status,
+                          .prompt_tokens = rows[i].prompt,
+                          .generated_tokens = rows[i].generated,
+                          .ttft = 10 * MS * (i + 1),
+                          .e2e = 20 * MS * (i + 1),
+                          .cost_usd = 0.25,
+                          .worker_id = "gpu-0",
+                          .worker_class = "gpu",
+                          .done_at = rows[i].done_at};
+    report_add(r, &o);
+  }
+  const report_second_t *tl;
+  assert_int_equal(report_timeline(r, &tl), 5);
+  assert_int_equal(tl[0].completed[I], 1);
+  assert_int_equal(tl[0].completed[A], 1);
+  assert_int_equal(tl[0].generated_tokens, 30);
+  assert_int_equal(tl[0].prompt_tokens, 300);
+  assert_int_equal(tl[1].completed[A], 1);
+  assert_int_equal(tl[1].generated_tokens, 30);
+  assert_int_equal(tl[2].errors, 1);
+  assert_int_equal(tl[3].errors + tl[3].completed[A], 0);
+  assert_int_equal(tl[4].errors, 1);
+
+  const report_sample_t *sm;
+  assert_int_equal(report_samples(r, &sm), 0);
+  for (uint32_t i = 0; i < 300; i++) {
+    report_sample_t x = {i * 1000 * MS, i, 2 * i, 3 * i, 4 * i};
+    report_add_sample(r, &x);
+  }
+  assert_int_equal(report_samples(r, &sm), 300);
+  assert_int_equal(sm[299].t, 299000 * MS);
+  assert_int_equal(sm[7].worker_queued, 14);
+  assert_int_equal(sm[7].open, 28);
+
+  assert_int_equal(hist_count(report_latency(r, -1, REPORT_TTFT)), 4);
+  assert_int_equal(hist_count(report_latency(r, A, REPORT_E2E)), 3);
+  assert_int_equal(hist_min(report_latency(r, I, REPORT_TTFT)), 10 * MS);
+
+  cJSON *j = report_to_json(r);
+  const cJSON *w0 = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "workers"), 0);
+  assert_true(near(num_at(w0, "request_cost_usd"), 4 * 0.25));
+  cJSON_Delete(j);
+  report_destroy(&r);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_timeline_and_samples),
       cmocka_unit_test(test_counts_and_slo),
       cmocka_unit_test(test_zero_targets),
       cmocka_unit_test(test_percentiles),

@@ -1,6 +1,7 @@
 /* lib/workload: reproducibility, Poisson statistics, trace replay, bad rows,
  * block hashes and flag values. */
 #include "lib/workload.h"
+#include "lib/workload_impl.h"
 
 #include "infsched/errors.h"
 
@@ -209,6 +210,59 @@ static void test_poisson_ramp(void **state) {
   assert_true(s.monotonic);
 }
 
+/* Counts arrivals per 10 s window. */
+typedef struct windows {
+  uint64_t n[40];
+} windows_t;
+
+static void count_window(const workload_req_t *r, void *arg) {
+  windows_t *w = arg;
+  w->n[r->arrival / (10 * INFS_US_PER_S)]++;
+}
+
+static void test_poisson_bursts(void **state) {
+  (void)state;
+  workload_opts_t o;
+  workload_opts_default(&o);
+  o.rate = 20;
+  o.duration_s = 400;
+  char err[256];
+  /* Five times the rate for 20 s from 100 s; a lull at a fifth of it for
+   * 20 s from 300 s. */
+  assert_int_equal(
+      workload_parse_burst("100:20:5", &o.bursts[0], err, sizeof err), 0);
+  assert_int_equal(
+      workload_parse_burst("300:20:0.2", &o.bursts[1], err, sizeof err), 0);
+  o.n_bursts = 2;
+  windows_t win = {0};
+  workload_t *w = poisson(&o);
+  drain_all(w, count_window, &win);
+  workload_destroy(&w);
+  /* 200 per window outside (sd 14), 1,000 in the burst (sd 32), 40 in the
+   * lull (sd 6). */
+  for (int i = 0; i < 40; i++) {
+    double want = i == 10 || i == 11 ? 1000 : i == 30 || i == 31 ? 40 : 200;
+    if (fabs((double)win.n[i] - want) > 5 * sqrt(want))
+      fail_msg("window %d: %llu arrivals, want about %.0f", i,
+               (unsigned long long)win.n[i], want);
+  }
+  /* The same seed, the same arrivals. */
+  windows_t again = {0};
+  w = poisson(&o);
+  drain_all(w, count_window, &again);
+  workload_destroy(&w);
+  assert_memory_equal(&win, &again, sizeof win);
+
+  static const char *const bad[] = {"10:5",   "a:1:2",  "-1:5:2",
+                                    "10:0:2", "10:5:0", "10:5:2:1"};
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+    if (workload_parse_burst(bad[i], &o.bursts[0], err, sizeof err) == 0)
+      fail_msg("'%s' accepted", bad[i]);
+  o.bursts[0].factor = -1;
+  assert_int_equal(workload_poisson_new(&o, &w, err, sizeof err), INFS_ECONFIG);
+  assert_non_null(strstr(err, "burst 1"));
+}
+
 static void test_poisson_timing_and_caps(void **state) {
   (void)state;
   workload_opts_t o;
@@ -303,6 +357,35 @@ static void test_hash_segments(void **state) {
   workload_hash_segments(diverge, 2, 16, other, 5);
   assert_true(other[0] == one[0] && other[1] == one[1]);
   assert_true(other[2] != one[2] && other[4] != one[4]);
+}
+
+/* A prompt that grows only needs its new blocks hashed: hashing a range at
+ * a time, with the segments cut anywhere, gives the hashes of one pass. */
+static void test_hash_range_incremental(void **state) {
+  (void)state;
+  workload_segment_t segs[] = {
+      {11, 0, 100}, {12, 5, 37}, {12, 42, 200}, {13, 0, 0}, {11, 100, 90}};
+  uint64_t whole[26], parts[26];
+  size_t n = workload_hash_segments(segs, 5, 16, whole, 26);
+  assert_int_equal(n, 427 / 16);
+  static const size_t cuts[] = {0, 1, 6, 7, 15, 26};
+  for (size_t i = 0; i + 1 < sizeof cuts / sizeof *cuts; i++)
+    workload_hash_range(segs, 5, 16, parts, cuts[i], cuts[i + 1]);
+  assert_memory_equal(whole, parts, n * sizeof *whole);
+  /* The same content cut differently hashes the same; the second segment of
+   * stream 12 continues the first, so they form one run. */
+  workload_segment_t recut[] = {
+      {11, 0, 60}, {11, 60, 40}, {12, 5, 237}, {11, 100, 90}};
+  uint64_t again[26];
+  assert_int_equal(workload_hash_segments(recut, 4, 16, again, 26), n);
+  assert_memory_equal(whole, again, n * sizeof *whole);
+  /* One token of another stream changes its block and every later one. */
+  workload_segment_t other[] = {
+      {11, 0, 100}, {14, 0, 1}, {12, 6, 236}, {11, 100, 90}};
+  workload_hash_segments(other, 4, 16, again, 26);
+  assert_memory_equal(whole, again, 6 * sizeof *whole);
+  for (size_t i = 6; i < n; i++)
+    assert_true(again[i] != whole[i]);
 }
 
 typedef struct prefix_check {
@@ -636,10 +719,12 @@ int main(void) {
       cmocka_unit_test(test_sizes_independent_of_rate),
       cmocka_unit_test(test_poisson_rate_and_sizes),
       cmocka_unit_test(test_poisson_ramp),
+      cmocka_unit_test(test_poisson_bursts),
       cmocka_unit_test(test_poisson_timing_and_caps),
       cmocka_unit_test(test_class_slo_targets),
       cmocka_unit_test(test_hash_tokens_chained),
       cmocka_unit_test(test_hash_segments),
+      cmocka_unit_test(test_hash_range_incremental),
       cmocka_unit_test(test_shared_prefix),
       cmocka_unit_test(test_trace_azure_replay),
       cmocka_unit_test(test_trace_small_csv),

@@ -2,6 +2,7 @@
 
 #include "infsched/errors.h"
 #include "infsched/profile.h"
+#include "lib/workload.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -172,16 +173,37 @@ static int valid_name(const char *s) {
   return 1;
 }
 
+/* scheduler.slo: "interactive=450:40,..." as the scheduler's --slo. */
+static int get_slo(parse_t *ps, yaml_node_t *n, cluster_spec_t *s) {
+  int line = 0, rc;
+  if ((rc = get_string(ps, n, "scheduler", "slo", 0, s->slo, sizeof s->slo,
+                       &line)) ||
+      !s->slo[0])
+    return rc;
+  workload_opts_t o = {0};
+  char why[160];
+  for (int c = 0; c < INFS_CLASS_COUNT; c++)
+    o.ttft_ms[c] = o.tpot_ms[c] = 1; /* classes not named stay valid */
+  if (workload_parse_slo(s->slo, &o, why, sizeof why))
+    return fail(ps, line, "scheduler.slo: %s", why);
+  for (int c = 0; c < INFS_CLASS_COUNT; c++)
+    if (!o.ttft_ms[c] || !o.tpot_ms[c])
+      return fail(ps, line, "scheduler.slo: targets must be at least 1 ms");
+  return 0;
+}
+
 static int parse_scheduler(parse_t *ps, yaml_node_t *n, cluster_spec_t *s) {
-  static const char *const keys[] = {"clients",      "workers",        "policy",
-                                     "heartbeat_ms", "heartbeat_miss", NULL};
+  static const char *const keys[] = {"clients",        "workers",
+                                     "policy",         "heartbeat_ms",
+                                     "heartbeat_miss", "http",
+                                     "slo",            NULL};
   int rc, line = line_of(n);
   if (n->type != YAML_MAPPING_NODE)
     return fail(ps, line_of(n), "scheduler: expected a mapping, got %s",
                 node_kind(n));
   if ((rc = check_keys(ps, n, "scheduler", keys)))
     return rc;
-  int cl = line, wl = line;
+  int cl = line, wl = line, hl = line;
   if ((rc = get_string(ps, n, "scheduler", "clients", 0, s->clients,
                        sizeof s->clients, &cl)) ||
       (rc = get_string(ps, n, "scheduler", "workers", 0, s->workers_addr,
@@ -191,8 +213,16 @@ static int parse_scheduler(parse_t *ps, yaml_node_t *n, cluster_spec_t *s) {
       (rc = get_u32(ps, n, "scheduler", "heartbeat_ms", 10, 600000,
                     &s->heartbeat_ms)) ||
       (rc = get_u32(ps, n, "scheduler", "heartbeat_miss", 1, 1000,
-                    &s->heartbeat_miss)))
+                    &s->heartbeat_miss)) ||
+      (rc = get_string(ps, n, "scheduler", "http", 0, s->http, sizeof s->http,
+                       &hl)) ||
+      (rc = get_slo(ps, n, s)))
     return rc;
+  if (strcmp(s->http, "off") != 0 && !strchr(s->http, ':'))
+    return fail(ps, hl,
+                "scheduler.http: '%s' is not HOST:PORT (e.g. "
+                "127.0.0.1:8080) or off",
+                s->http);
   if ((rc = check_endpoint(ps, cl, "scheduler.clients", s->clients)) ||
       (rc = check_endpoint(ps, wl, "scheduler.workers", s->workers_addr)))
     return rc;
@@ -334,6 +364,7 @@ int cluster_file_load(const char *path, cluster_spec_t **out, char *err,
   snprintf(s->clients, sizeof s->clients, "tcp://127.0.0.1:5555");
   snprintf(s->workers_addr, sizeof s->workers_addr, "tcp://127.0.0.1:5556");
   snprintf(s->policy, sizeof s->policy, "least_loaded");
+  snprintf(s->http, sizeof s->http, "127.0.0.1:8080");
   s->heartbeat_ms = 200;
   s->heartbeat_miss = 5;
 

@@ -27,7 +27,9 @@ typedef struct cluster_spec {
   int profiles_line;
   char clients[CLUSTER_ADDR_MAX];      /* scheduler's client endpoint (bind) */
   char workers_addr[CLUSTER_ADDR_MAX]; /* scheduler's worker endpoint */
+  char http[CLUSTER_ADDR_MAX];         /* HTTP listener HOST:PORT, or off */
   char policy[CLUSTER_NAME_MAX];
+  char slo[CLUSTER_ADDR_MAX]; /* scheduler --slo class list, or "" */
   uint32_t heartbeat_ms;
   uint32_t heartbeat_miss;
   cluster_worker_t *workers;

@@ -35,6 +35,7 @@ typedef struct options {
   const char *bin_dir;
   const char *clients;
   const char *workers;
+  const char *http;
   const char *log_level;
   uint64_t grace_ms;
 } options_t;
@@ -83,6 +84,8 @@ static void usage(FILE *f) {
           "                    scheduler.clients\n"
           "  --workers ADDR    scheduler endpoint for workers, overriding\n"
           "                    scheduler.workers\n"
+          "  --http ADDR       scheduler's HTTP API HOST:PORT or off,\n"
+          "                    overriding scheduler.http\n"
           "  --log-level L     debug, info, warn or error (default info);\n"
           "                    passed on to every process\n"
           "  --grace-ms N      time between SIGTERM and SIGKILL when\n"
@@ -98,6 +101,7 @@ static int parse_args(int argc, char **argv, options_t *o) {
       {"bin-dir", required_argument, NULL, 'b'},
       {"clients", required_argument, NULL, 'c'},
       {"workers", required_argument, NULL, 'w'},
+      {"http", required_argument, NULL, 'H'},
       {"log-level", required_argument, NULL, 'l'},
       {"grace-ms", required_argument, NULL, 'g'},
       {"help", no_argument, NULL, 'h'},
@@ -118,6 +122,13 @@ static int parse_args(int argc, char **argv, options_t *o) {
       break;
     case 'w':
       o->workers = optarg;
+      break;
+    case 'H':
+      if (!*optarg || strlen(optarg) >= CLUSTER_ADDR_MAX ||
+          (strcmp(optarg, "off") != 0 && !strchr(optarg, ':')))
+        return cli_usage_error("--http: expected HOST:PORT or off, got '%s'",
+                               optarg);
+      o->http = optarg;
       break;
     case 'l':
       if (log_level_parse(optarg, &level) != 0)
@@ -328,6 +339,12 @@ static int add_children(app_t *a, const options_t *o, const char *bin_dir) {
   push(args, "%u", s->heartbeat_ms);
   push(args, "--heartbeat-miss");
   push(args, "%u", s->heartbeat_miss);
+  push(args, "--http");
+  push(args, "%s", s->http);
+  if (s->slo[0]) {
+    push(args, "--slo");
+    push(args, "%s", s->slo);
+  }
   push(args, "--log-level");
   push(args, "%s", o->log_level);
   if ((rc = supervisor_add(a->sup, SCHEDULER_NAME, args->v)))
@@ -387,12 +404,17 @@ static int preflight(app_t *a, const options_t *o, const char *bin_dir) {
       return -1;
     }
   }
-  const char *addrs[2] = {a->spec->clients, a->spec->workers_addr};
-  for (size_t i = 0; i < 2; i++) {
-    if (endpoint_check_bindable(addrs[i], err, sizeof err)) {
-      log_error("cannot start the scheduler: %s (is another cluster "
-                "running?)",
-                err);
+  char http[CLUSTER_ADDR_MAX + 8] = "";
+  if (strcmp(a->spec->http, "off") != 0)
+    snprintf(http, sizeof http, "tcp://%s", a->spec->http);
+  const char *addrs[3] = {a->spec->clients, a->spec->workers_addr, http};
+  for (size_t i = 0; i < 3; i++) {
+    if (addrs[i][0] && endpoint_check_bindable(addrs[i], err, sizeof err)) {
+      log_error("cannot start the scheduler: %s%s (is another cluster "
+                "running?%s)",
+                i == 2 ? "HTTP API " : "", err,
+                i == 2 ? " choose another with --http ADDR, or --http off"
+                       : "");
       return -1;
     }
   }
@@ -410,6 +432,8 @@ static int load(app_t *a, const options_t *o) {
   if (o->workers)
     snprintf(a->spec->workers_addr, sizeof a->spec->workers_addr, "%s",
              o->workers);
+  if (o->http)
+    snprintf(a->spec->http, sizeof a->spec->http, "%s", o->http);
   if (strcmp(a->spec->clients, a->spec->workers_addr) == 0) {
     log_error("the scheduler's clients and workers endpoints are the same "
               "(%s)",

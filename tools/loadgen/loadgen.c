@@ -4,6 +4,7 @@
 #include "infsched/errors.h"
 #include "lib/log.h"
 #include "lib/report.h"
+#include "lib/report_html.h"
 #include "lib/wire.h"
 
 #include <errno.h>
@@ -56,7 +57,8 @@ typedef struct loadgen {
   client_t *client;
   uv_timer_t arrivals;
   uv_timer_t status;   /* Status polls */
-  uv_timer_t deadline; /* the current phase's time limit */
+  uv_timer_t deadline; /* the current phase's time limit; in RUN, the
+                          workload's end time */
   uv_timer_t finish;   /* runs finish() outside the socket's callbacks */
   uv_timer_t progress;
   uv_signal_t sigint;
@@ -209,6 +211,7 @@ static void on_done(void *arg, const Infsched__Done *d) {
       .cost_usd = d->cost_usd,
       .worker_id = d->worker_id,
       .worker_class = d->worker_class,
+      .done_at = (now - g->start_ns) / 1000,
   };
   g->completed++;
   track_end(g, t, &o, now);
@@ -227,6 +230,7 @@ static void on_error(void *arg, const Infsched__Error *e) {
       .ttft_slo_ms = t->ttft_ms,
       .tpot_slo_ms = t->tpot_ms,
       .error = wire_error_name(e->code),
+      .done_at = (now - g->start_ns) / 1000,
   };
   if (rejected)
     g->rejected++;
@@ -242,10 +246,29 @@ static void on_error(void *arg, const Infsched__Error *e) {
   track_end(g, t, &o, now);
 }
 
+/* One point of the queue-depth series, while requests are in play. */
+static void sample_pool(loadgen_t *g, const Infsched__Status *st) {
+  report_sample_t s = {
+      .t = (uv_hrtime() - g->start_ns) / 1000,
+      .queued = st->queued,
+      .open = (uint32_t)g->outstanding,
+  };
+  for (size_t i = 0; i < st->n_workers; i++) {
+    const Infsched__Heartbeat *hb = st->workers[i]->last_heartbeat;
+    if (hb) {
+      s.worker_queued += hb->queued;
+      s.running += hb->running;
+    }
+  }
+  report_add_sample(g->report, &s);
+}
+
 static void on_status(void *arg, const Infsched__Status *st) {
   loadgen_t *g = arg;
   if (g->phase == PHASE_DONE)
     return;
+  if (g->phase != PHASE_WAIT)
+    sample_pool(g, st);
   g->pool_size = (uint32_t)st->n_workers;
   if (!g->policy && st->policy && *st->policy)
     g->policy = xalloc(strdup(st->policy));
@@ -298,7 +321,8 @@ static void send_one(loadgen_t *g, const workload_req_t *r, uint64_t now_ns) {
                           .status = REPORT_FAILED,
                           .ttft_slo_ms = r->ttft_ms,
                           .tpot_slo_ms = r->tpot_ms,
-                          .error = "send_failed"};
+                          .error = "send_failed",
+                          .done_at = (now_ns - g->start_ns) / 1000};
     g->failed++;
     track_end(g, t, &o, now_ns);
   }
@@ -364,8 +388,13 @@ static void on_deadline(uv_timer_t *h) {
       begin_run(g);
     }
     break;
+  case PHASE_RUN:
+    /* A closed loop may still wait for answers when its time is up. */
+    log_debug("workload end time reached; draining");
+    begin_drain(g);
+    break;
   case PHASE_DRAIN:
-    log_warn("drain: %llu requests without an answer after %.0f s",
+    log_warn("drain: %llu requests without an answer after %g s",
              (unsigned long long)g->outstanding, g->cfg->drain_s);
     begin_snapshot(g);
     break;
@@ -394,6 +423,9 @@ static void begin_run(loadgen_t *g) {
   /* Polling through the run keeps the last figures of a worker that leaves
    * before the end. */
   uv_timer_start(&g->status, on_status_poll, 1000, 1000);
+  infs_time_t end = workload_end_time(g->w);
+  if (end != INFS_TIME_NEVER)
+    uv_timer_start(&g->deadline, on_deadline, (end + 999) / 1000 + 2, 0);
   uv_timer_start(&g->arrivals, on_arrivals, 0, 0);
 }
 
@@ -596,6 +628,13 @@ int loadgen_run(const loadgen_config_t *cfg, workload_t *w) {
       int wrc = report_write_json(g.report, cfg->report_json);
       if (wrc) {
         log_error("%s: %s", cfg->report_json, infs_strerror(wrc));
+        g.exit_code = 1;
+      }
+    }
+    if (cfg->report_html) {
+      int wrc = report_html_write(g.report, cfg->title, cfg->report_html);
+      if (wrc) {
+        log_error("%s: %s", cfg->report_html, infs_strerror(wrc));
         g.exit_code = 1;
       }
     }

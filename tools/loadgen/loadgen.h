@@ -1,5 +1,7 @@
-/* One load-generation run: waits for the pool, sends a workload open-loop on
- * its schedule, drains the answers, accounts for every request and reports. */
+/* One load-generation run: waits for the pool, sends a workload on its
+ * schedule (open loop; closed-loop generators such as codex sessions get
+ * every answer back), drains the answers, accounts for every request and
+ * reports. */
 #ifndef INFSCHED_LOADGEN_H
 #define INFSCHED_LOADGEN_H
 
@@ -13,6 +15,8 @@ typedef struct loadgen_config {
   const char *model;        /* NULL: any */
   double drain_s;           /* wait for answers after the last send */
   const char *report_json;  /* NULL: no JSON */
+  const char *report_html;  /* NULL: no HTML page */
+  const char *title;        /* heads the HTML page, e.g. the workload */
   const char *policy_label; /* NULL: the scheduler's policy from Status */
   uint32_t wait_workers;    /* start once this many workers registered */
   double wait_timeout_s;

@@ -4,8 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
-static const infs_backend_ops_t *const builtins[] = {&backend_sim,
-                                                     &backend_null, NULL};
+static const infs_backend_ops_t *const builtins[] = {
+    &backend_sim, &backend_null, &backend_openai, NULL};
 
 /* Plugins stay loaded for the life of the process: their code may still be
  * referenced by handles closing at exit. */
@@ -38,8 +38,21 @@ static const infs_backend_ops_t *load_plugin(const char *path, char *err,
 const infs_backend_ops_t *backend_resolve(const char *spec, const char **args,
                                           char *err, size_t errlen) {
   *args = NULL;
-  if (strncmp(spec, "plugin:", 7) == 0)
-    return load_plugin(spec + 7, err, errlen);
+  if (strncmp(spec, "plugin:", 7) == 0) {
+    /* The path ends at ".so"; what follows a ':' there is the plugin's. */
+    char path[4096];
+    const char *rest = spec + 7, *so = strstr(rest, ".so:");
+    size_t len = so ? (size_t)(so - rest) + 3 : strlen(rest);
+    if (len == 0 || len >= sizeof path) {
+      snprintf(err, errlen, "plugin: expected plugin:PATH.so[:ARGS]");
+      return NULL;
+    }
+    memcpy(path, rest, len);
+    path[len] = '\0';
+    if (so)
+      *args = so + 4;
+    return load_plugin(path, err, errlen);
+  }
   const char *colon = strchr(spec, ':');
   size_t len = colon ? (size_t)(colon - spec) : strlen(spec);
   for (size_t i = 0; builtins[i]; i++) {
@@ -49,7 +62,8 @@ const infs_backend_ops_t *backend_resolve(const char *spec, const char **args,
       return builtins[i];
     }
   }
-  snprintf(err, errlen, "unknown backend '%s' (sim, null or plugin:PATH.so)",
+  snprintf(err, errlen,
+           "unknown backend '%s' (sim, null, openai:URL or plugin:PATH.so)",
            spec);
   return NULL;
 }

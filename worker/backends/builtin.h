@@ -6,10 +6,12 @@
 
 extern const infs_backend_ops_t backend_sim;
 extern const infs_backend_ops_t backend_null;
+extern const infs_backend_ops_t backend_openai;
 
-/* Resolves "sim", "null" or "plugin:PATH.so". On success *args points at
- * the backend's own arguments (text after the first ':' for built-ins, or
- * NULL). Returns NULL with a reason in err. */
+/* Resolves "sim", "null", "openai:URL[,OPTIONS]" or "plugin:PATH.so[:ARGS]".
+ * On success *args points at the backend's own arguments (the text after
+ * the first ':' for built-ins, after "PATH.so:" for plugins), or NULL.
+ * Returns NULL with a reason in err. */
 const infs_backend_ops_t *backend_resolve(const char *spec, const char **args,
                                           char *err, size_t errlen);
 

@@ -1,0 +1,498 @@
+#include "lib/report_html.h"
+
+#include "lib/plot_svg.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* One color per request class and per worker class, the same on every
+ * chart. */
+static const char *const class_color[INFS_CLASS_COUNT] = {"#1f77b4", "#ff7f0e",
+                                                          "#2ca02c"};
+#define ALL_COLOR "#222222"
+static const char *const worker_color[INFS_WORKER_CLASS_COUNT] = {
+    "#9467bd", "#d62728", "#17becf"};
+
+/* Points per CDF and bins per rate chart: enough to read, small enough to
+ * keep an hour-long simulation's page light. */
+#define CDF_POINTS 240
+#define MAX_BINS 300
+#define MAX_SAMPLES 1200
+
+static const char *const style =
+    "body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;"
+    "margin:24px auto;max-width:1360px;padding:0 12px;color:#222;"
+    "background:#fafafa}"
+    "h1{font-size:24px;margin:0 0 4px}h2{font-size:18px;margin:28px 0 8px}"
+    ".sub{color:#555;margin:0 0 16px}"
+    ".cards{display:flex;flex-wrap:wrap;gap:10px;margin:0;padding:0}"
+    ".card{background:#fff;border:1px solid #ddd;border-radius:6px;"
+    "padding:8px 14px;min-width:120px}"
+    ".card dt{font-size:12px;color:#666}.card dd{margin:2px 0 0;"
+    "font-size:20px;font-weight:600}.card dd.bad{color:#c62828}"
+    ".plots{display:grid;grid-template-columns:repeat(auto-fill,660px);"
+    "gap:16px}"
+    "figure{margin:0;background:#fff;border:1px solid #ddd;border-radius:6px;"
+    "padding:8px}figcaption{font-size:13px;color:#444;padding:4px 6px 2px;"
+    "max-width:630px}"
+    "pre{background:#fff;border:1px solid #ddd;border-radius:6px;"
+    "padding:12px;overflow-x:auto;font-size:13px}";
+
+/* --- reading the JSON --- */
+
+static double jnum(const cJSON *o, const char *path) {
+  char key[64];
+  const char *p = path;
+  while (o && *p) {
+    const char *dot = strchr(p, '.');
+    size_t len = dot ? (size_t)(dot - p) : strlen(p);
+    if (len >= sizeof key)
+      return NAN;
+    memcpy(key, p, len);
+    key[len] = '\0';
+    o = cJSON_GetObjectItemCaseSensitive(o, key);
+    p += len + (dot ? 1 : 0);
+  }
+  return cJSON_IsNumber(o) ? o->valuedouble : NAN;
+}
+
+/* --- the header --- */
+
+static void card(FILE *out, const char *name, const char *value, bool bad) {
+  fprintf(out, "<div class=\"card\"><dt>%s</dt><dd%s>%s</dd></div>\n", name,
+          bad ? " class=\"bad\"" : "", value);
+}
+
+static void cards(FILE *out, const cJSON *j) {
+  char v[64];
+  fputs("<dl class=\"cards\">\n", out);
+  snprintf(v, sizeof v, "%.0f", jnum(j, "requests.sent"));
+  card(out, "sent", v, false);
+  snprintf(v, sizeof v, "%.0f", jnum(j, "requests.completed"));
+  card(out, "completed", v, false);
+  double errors = jnum(j, "requests.failed") + jnum(j, "requests.rejected");
+  snprintf(v, sizeof v, "%.0f", errors);
+  card(out, "failed + rejected", v, errors > 0);
+  double lost = jnum(j, "requests.lost");
+  snprintf(v, sizeof v, "%.0f", lost);
+  card(out, "lost", v, lost > 0);
+  snprintf(v, sizeof v, "%.1f%%", 100 * jnum(j, "slo_attainment"));
+  card(out, "SLO met", v, false);
+  snprintf(v, sizeof v, "%.0f / %.0f ms", jnum(j, "latency_ms.ttft.p50"),
+           jnum(j, "latency_ms.ttft.p99"));
+  card(out, "TTFT p50 / p99", v, false);
+  snprintf(v, sizeof v, "%.0f / %.0f ms", jnum(j, "latency_ms.e2e.p50"),
+           jnum(j, "latency_ms.e2e.p99"));
+  card(out, "end to end p50 / p99", v, false);
+  snprintf(v, sizeof v, "%.2f req/s", jnum(j, "throughput.req_per_s"));
+  card(out, "throughput", v, false);
+  snprintf(v, sizeof v, "%.0f tok/s", jnum(j, "throughput.tok_per_s"));
+  card(out, "tokens served", v, false);
+  double prompt = jnum(j, "tokens.prompt");
+  snprintf(v, sizeof v, "%.1f%%",
+           prompt > 0 ? 100 * jnum(j, "tokens.cached") / prompt : 0.0);
+  card(out, "prompt cached", v, false);
+  snprintf(v, sizeof v, "$%.4f", jnum(j, "cost.usd_total"));
+  card(out, "cost", v, false);
+  snprintf(v, sizeof v, "$%.4f", jnum(j, "cost.usd_per_mtok"));
+  card(out, "per M tokens", v, false);
+  fputs("</dl>\n", out);
+}
+
+/* --- charts --- */
+
+/* Series of a class, or of all of them for cls < 0. */
+static const char *series_name(int cls) {
+  return cls < 0 ? "all" : infs_class_name((infs_class_t)cls);
+}
+
+static const char *series_color(int cls) {
+  return cls < 0 ? ALL_COLOR : class_color[cls];
+}
+
+static void figure_open(FILE *out) {
+  fputs("<figure>\n", out);
+}
+
+static void figure_close(FILE *out, const char *caption) {
+  fprintf(out, "<figcaption>%s</figcaption>\n</figure>\n", caption);
+}
+
+typedef struct buf {
+  double *x;
+  double *y;
+} buf_t;
+
+static int buf_alloc(buf_t *b, size_t n) {
+  b->x = calloc(n ? n : 1, sizeof *b->x);
+  b->y = calloc(n ? n : 1, sizeof *b->y);
+  return b->x && b->y ? 0 : -ENOMEM;
+}
+
+static void buf_free(buf_t *b) {
+  free(b->x);
+  free(b->y);
+}
+
+/* A latency CDF per class and for all, from the histograms' quantiles. */
+static int cdf_chart(FILE *out, const report_t *r, report_metric_t m,
+                     const char *id, const char *title) {
+  buf_t b[INFS_CLASS_COUNT + 1] = {{0}};
+  plot_series_t s[INFS_CLASS_COUNT + 1];
+  int rc = 0;
+  /* The classes first, the total last and dashed so that it shows over the
+   * class that makes most of it. */
+  for (int c = 0; c <= INFS_CLASS_COUNT; c++) {
+    int cls = c < INFS_CLASS_COUNT ? c : -1;
+    buf_t *bb = &b[c];
+    if ((rc = buf_alloc(bb, CDF_POINTS + 1)))
+      goto out;
+    const hist_t *h = report_latency(r, cls, m);
+    size_t n = 0;
+    if (hist_count(h)) {
+      for (int i = 0; i <= CDF_POINTS; i++) {
+        double q = (double)i / CDF_POINTS;
+        uint64_t us = i == 0 ? hist_min(h) : hist_quantile(h, q);
+        bb->x[n] = fmax((double)us / 1000.0, 0.001);
+        bb->y[n++] = q;
+      }
+    }
+    s[c] = (plot_series_t){.name = series_name(cls),
+                           .color = series_color(cls),
+                           .x = bb->x,
+                           .y = bb->y,
+                           .n = n,
+                           .dashed = cls < 0};
+  }
+  plot_lines_t p = {.id = id,
+                    .title = title,
+                    .x_label = "latency (log scale)",
+                    .y_label = "fraction of completed requests",
+                    .x_unit = PLOT_UNIT_MS,
+                    .log_x = true,
+                    .y_from_0 = true,
+                    .y_fixed_max = 1};
+  plot_svg_lines(out, &p, s, INFS_CLASS_COUNT + 1);
+out:
+  for (int i = 0; i <= INFS_CLASS_COUNT; i++)
+    buf_free(&b[i]);
+  return rc;
+}
+
+/* Seconds per bin so that a long run still has at most MAX_BINS bins. */
+static size_t bin_width(size_t seconds) {
+  return seconds <= MAX_BINS ? 1 : (seconds + MAX_BINS - 1) / MAX_BINS;
+}
+
+static int rate_chart(FILE *out, const report_t *r) {
+  const report_second_t *tl;
+  size_t secs = report_timeline(r, &tl);
+  size_t w = bin_width(secs), bins = (secs + w - 1) / w;
+  buf_t b[INFS_CLASS_COUNT + 1] = {{0}};
+  plot_series_t s[INFS_CLASS_COUNT + 1];
+  int rc = 0;
+  for (int k = 0; k <= INFS_CLASS_COUNT; k++) {
+    int c = k < INFS_CLASS_COUNT ? k : -1; /* the total last, as above */
+    buf_t *bb = &b[k];
+    if ((rc = buf_alloc(bb, bins)))
+      goto out;
+    uint64_t any = 0;
+    for (size_t i = 0; i < bins; i++) {
+      uint64_t n = 0;
+      for (size_t k = i * w; k < (i + 1) * w && k < secs; k++)
+        for (int cc = 0; cc < INFS_CLASS_COUNT; cc++)
+          if (c < 0 || c == cc)
+            n += tl[k].completed[cc];
+      bb->x[i] = (double)(i * w);
+      bb->y[i] = (double)n / (double)w;
+      any += n;
+    }
+    s[k] = (plot_series_t){.name = series_name(c),
+                           .color = series_color(c),
+                           .x = bb->x,
+                           .y = bb->y,
+                           .n = c >= 0 && any == 0 ? 0 : bins,
+                           .dashed = c < 0};
+  }
+  plot_lines_t p = {.id = "plot-throughput",
+                    .title = "Completed requests per second",
+                    .x_label = "time since the start (s)",
+                    .y_label = "requests/s",
+                    .y_from_0 = true,
+                    .step = true};
+  plot_svg_lines(out, &p, s, INFS_CLASS_COUNT + 1);
+out:
+  for (int i = 0; i <= INFS_CLASS_COUNT; i++)
+    buf_free(&b[i]);
+  return rc;
+}
+
+static int token_chart(FILE *out, const report_t *r) {
+  const report_second_t *tl;
+  size_t secs = report_timeline(r, &tl);
+  size_t w = bin_width(secs), bins = (secs + w - 1) / w;
+  buf_t b;
+  int rc = buf_alloc(&b, bins);
+  if (rc == 0) {
+    for (size_t i = 0; i < bins; i++) {
+      uint64_t n = 0;
+      for (size_t k = i * w; k < (i + 1) * w && k < secs; k++)
+        n += tl[k].generated_tokens;
+      b.x[i] = (double)(i * w);
+      b.y[i] = (double)n / (double)w;
+    }
+    plot_series_t s = {"generated", ALL_COLOR, b.x, b.y, bins, false};
+    plot_lines_t p = {.id = "plot-tokens",
+                      .title = "Generated tokens per second",
+                      .x_label = "time since the start (s)",
+                      .y_label = "tokens/s",
+                      .y_from_0 = true,
+                      .step = true};
+    plot_svg_lines(out, &p, &s, 1);
+  }
+  buf_free(&b);
+  return rc;
+}
+
+static int queue_chart(FILE *out, const report_t *r) {
+  const report_sample_t *sm;
+  size_t n = report_samples(r, &sm);
+  size_t stride = n <= MAX_SAMPLES ? 1 : (n + MAX_SAMPLES - 1) / MAX_SAMPLES;
+  size_t m = (n + stride - 1) / stride;
+  static const char *const names[] = {"scheduler queue", "worker queues",
+                                      "running", "open (client)"};
+  static const char *const colors[] = {"#d62728", "#9467bd", "#2ca02c",
+                                       "#1f77b4"};
+  buf_t b[4] = {{0}};
+  plot_series_t s[4];
+  int rc = 0;
+  for (int k = 0; k < 4; k++) {
+    if ((rc = buf_alloc(&b[k], m)))
+      goto out;
+    for (size_t i = 0; i < m; i++) {
+      const report_sample_t *x = &sm[i * stride];
+      uint32_t v = k == 0   ? x->queued
+                   : k == 1 ? x->worker_queued
+                   : k == 2 ? x->running
+                            : x->open;
+      b[k].x[i] = (double)x->t / 1e6;
+      b[k].y[i] = v;
+    }
+    s[k] = (plot_series_t){names[k], colors[k], b[k].x, b[k].y, m, false};
+  }
+  plot_lines_t p = {.id = "plot-queue",
+                    .title = "Queue depth and requests in flight",
+                    .x_label = "time since the start (s)",
+                    .y_label = "requests",
+                    .y_from_0 = true,
+                    .step = true};
+  plot_svg_lines(out, &p, s, 4);
+out:
+  for (int k = 0; k < 4; k++)
+    buf_free(&b[k]);
+  return rc;
+}
+
+static void class_cost_chart(FILE *out, const cJSON *j) {
+  plot_bar_t bars[INFS_CLASS_COUNT];
+  char notes[INFS_CLASS_COUNT][48];
+  size_t n = 0;
+  const cJSON *by = cJSON_GetObjectItemCaseSensitive(j, "by_class");
+  for (int c = 0; c < INFS_CLASS_COUNT; c++) {
+    const char *name = infs_class_name((infs_class_t)c);
+    const cJSON *o = cJSON_GetObjectItemCaseSensitive(by, name);
+    if (!(jnum(o, "requests.completed") > 0))
+      continue;
+    snprintf(notes[n], sizeof notes[n], "$%.4f per M tokens",
+             jnum(o, "cost.usd_per_mtok"));
+    bars[n] =
+        (plot_bar_t){name, class_color[c], jnum(o, "cost.usd_total"), notes[n]};
+    n++;
+  }
+  plot_svg_bars(out, "plot-cost-class",
+                "Cost by request class (marginal, from Done)", "USD",
+                PLOT_UNIT_USD, bars, n);
+}
+
+static void worker_cost_chart(FILE *out, const cJSON *j) {
+  double pool[INFS_WORKER_CLASS_COUNT] = {0},
+         req[INFS_WORKER_CLASS_COUNT] = {0};
+  double busy[INFS_WORKER_CLASS_COUNT] = {0};
+  int count[INFS_WORKER_CLASS_COUNT] = {0},
+      util_n[INFS_WORKER_CLASS_COUNT] = {0};
+  bool any_pool = false;
+  const cJSON *w;
+  cJSON_ArrayForEach(w, cJSON_GetObjectItemCaseSensitive(j, "workers")) {
+    const cJSON *cls = cJSON_GetObjectItemCaseSensitive(w, "class");
+    infs_worker_class_t c;
+    if (!cJSON_IsString(cls) || infs_worker_class_parse(cls->valuestring, &c))
+      continue;
+    count[c]++;
+    double cost = jnum(w, "cost_usd");
+    if (isfinite(cost)) {
+      pool[c] += cost;
+      any_pool = true;
+    }
+    double rc = jnum(w, "request_cost_usd");
+    if (isfinite(rc))
+      req[c] += rc;
+    double u = jnum(w, "utilization");
+    if (isfinite(u)) {
+      busy[c] += u;
+      util_n[c]++;
+    }
+  }
+  plot_bar_t bars[INFS_WORKER_CLASS_COUNT];
+  char notes[INFS_WORKER_CLASS_COUNT][48];
+  size_t n = 0;
+  for (int c = 0; c < INFS_WORKER_CLASS_COUNT; c++) {
+    if (!count[c])
+      continue;
+    if (util_n[c])
+      snprintf(notes[n], sizeof notes[n], "%d worker%s, %.0f%% busy", count[c],
+               count[c] == 1 ? "" : "s", 100 * busy[c] / util_n[c]);
+    else
+      snprintf(notes[n], sizeof notes[n], "%d worker%s", count[c],
+               count[c] == 1 ? "" : "s");
+    bars[n] =
+        (plot_bar_t){infs_worker_class_name((infs_worker_class_t)c),
+                     worker_color[c], any_pool ? pool[c] : req[c], notes[n]};
+    n++;
+  }
+  plot_svg_bars(out, "plot-cost-worker",
+                any_pool ? "Cost by worker class (pool, from heartbeats)"
+                         : "Cost by worker class (sum of request costs)",
+                "USD", PLOT_UNIT_USD, bars, n);
+}
+
+/* --- the page --- */
+
+/* The JSON inside <script type="application/json">: "</" must not appear. */
+static void json_block(FILE *out, const char *text) {
+  for (const char *p = text; *p; p++) {
+    if (*p == '<')
+      fputs("\\u003c", out);
+    else
+      fputc(*p, out);
+  }
+}
+
+static int table(FILE *out, const report_t *r) {
+  char *text = NULL;
+  size_t len = 0;
+  FILE *mem = open_memstream(&text, &len);
+  if (!mem)
+    return -ENOMEM;
+  report_print(r, mem);
+  if (fclose(mem) != 0) {
+    free(text);
+    return -ENOMEM;
+  }
+  fputs("<pre class=\"table\">", out);
+  plot_html_escape(out, text);
+  fputs("</pre>\n", out);
+  free(text);
+  return 0;
+}
+
+int report_html_print(const report_t *r, const char *title, FILE *out) {
+  int rc = 0;
+  char *json_text = NULL;
+  cJSON *j = report_to_json(r);
+  if (!j || !(json_text = cJSON_PrintUnformatted(j))) {
+    rc = -ENOMEM;
+    goto out;
+  }
+  const cJSON *policy = cJSON_GetObjectItemCaseSensitive(j, "policy");
+  fputs("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta "
+        "charset=\"utf-8\">\n<title>infsched report",
+        out);
+  if (title && *title) {
+    fputs(": ", out);
+    plot_html_escape(out, title);
+  }
+  fprintf(out, "</title>\n<style>%s</style>\n</head>\n<body>\n", style);
+  fputs("<h1>infsched report</h1>\n<p class=\"sub\">", out);
+  if (title && *title) {
+    plot_html_escape(out, title);
+    fputs(" &middot; ", out);
+  }
+  fputs("policy ", out);
+  plot_html_escape(out, cJSON_IsString(policy) ? policy->valuestring : "?");
+  fprintf(out, " &middot; %.1f s</p>\n", jnum(j, "window_s"));
+  cards(out, j);
+
+  fputs("<h2>Latency</h2>\n<div class=\"plots\">\n", out);
+  figure_open(out);
+  if ((rc = cdf_chart(out, r, REPORT_TTFT, "plot-ttft-cdf",
+                      "Time to first token, CDF")))
+    goto out;
+  figure_close(out, "For each class, the fraction of completed requests "
+                    "whose first token came within the time on the x axis, "
+                    "from the intended send time. A curve further left is "
+                    "faster; its height at the SLO target is the share that "
+                    "met it.");
+  figure_open(out);
+  if ((rc = cdf_chart(out, r, REPORT_E2E, "plot-e2e-cdf",
+                      "End-to-end latency, CDF")))
+    goto out;
+  figure_close(out, "The same for the whole request, from the intended send "
+                    "time to Done: queueing, prefill and every output "
+                    "token.");
+  fputs("</div>\n<h2>Over time</h2>\n<div class=\"plots\">\n", out);
+  figure_open(out);
+  if ((rc = rate_chart(out, r)))
+    goto out;
+  figure_close(out, "Requests completed in each second of the run, by "
+                    "class (averaged over wider bins on long runs).");
+  figure_open(out);
+  if ((rc = token_chart(out, r)))
+    goto out;
+  figure_close(out, "Output tokens of the requests completed in each "
+                    "second.");
+  figure_open(out);
+  if ((rc = queue_chart(out, r)))
+    goto out;
+  figure_close(out, "Sampled about once a second: requests waiting in the "
+                    "scheduler's admission queues, waiting in the workers' "
+                    "own queues, running on workers (from heartbeats), and "
+                    "sent by the client but not answered yet.");
+  fputs("</div>\n<h2>Cost</h2>\n<div class=\"plots\">\n", out);
+  figure_open(out);
+  class_cost_chart(out, j);
+  figure_close(out, "What each request class cost: the sum of its requests' "
+                    "marginal costs (their share of worker time, from Done), "
+                    "and that per million tokens served. Idle time belongs "
+                    "to no class.");
+  figure_open(out);
+  worker_cost_chart(out, j);
+  figure_close(out, "What each worker class cost over the run: the change "
+                    "of its workers' cost counters (price per hour for the "
+                    "time up, plus energy), idle time included, with their "
+                    "mean busy share.");
+  fputs("</div>\n<h2>Table</h2>\n", out);
+  if ((rc = table(out, r)))
+    goto out;
+  fputs("<script type=\"application/json\" id=\"report-data\">", out);
+  json_block(out, json_text);
+  fputs("</script>\n</body>\n</html>\n", out);
+out:
+  cJSON_free(json_text);
+  cJSON_Delete(j);
+  return rc;
+}
+
+int report_html_write(const report_t *r, const char *title, const char *path) {
+  FILE *f = fopen(path, "w");
+  if (!f)
+    return -errno;
+  int rc = report_html_print(r, title, f);
+  if (ferror(f) && rc == 0)
+    rc = -EIO;
+  if (fclose(f) != 0 && rc == 0)
+    rc = -errno;
+  return rc;
+}

@@ -1,0 +1,106 @@
+/* The core's configuration: defaults and the class-list setters shared by
+ * the scheduler's flags, cluster files and the simulator. */
+#include "scheduler/core/core.h"
+
+#include "infsched/errors.h"
+#include "lib/workload.h"
+#include "worker/cost.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void core_config_defaults(core_config_t *c) {
+  static const uint32_t ttft[INFS_CLASS_COUNT] = {450, 2000, 30000};
+  static const uint32_t tpot[INFS_CLASS_COUNT] = {40, 25, 200};
+  static const double weight[INFS_CLASS_COUNT] = {2.0, 1.0, 0.0};
+  memset(c, 0, sizeof *c);
+  c->policy = "least_loaded";
+  c->heartbeat_interval = 200 * INFS_US_PER_MS;
+  c->heartbeat_miss = 5;
+  c->queue_timeout = 30 * INFS_US_PER_S;
+  c->max_attempts = 3;
+  for (int i = 0; i < INFS_CLASS_COUNT; i++) {
+    c->queue_limit[i] = 10000;
+    c->ttft_ms[i] = ttft[i];
+    c->tpot_ms[i] = tpot[i];
+    c->latency_weight[i] = weight[i];
+  }
+  c->cache_balance_abs = 16;
+  c->cache_balance_rel = 1.5;
+  c->kwh_usd = COST_DEFAULT_KWH_USD;
+}
+
+int core_config_set_slo(core_config_t *c, const char *list, char *err,
+                        size_t errlen) {
+  workload_opts_t o;
+  memset(&o, 0, sizeof o);
+  memcpy(o.ttft_ms, c->ttft_ms, sizeof o.ttft_ms);
+  memcpy(o.tpot_ms, c->tpot_ms, sizeof o.tpot_ms);
+  if (workload_parse_slo(list, &o, err, errlen))
+    return INFS_ECONFIG;
+  for (int i = 0; i < INFS_CLASS_COUNT; i++)
+    if (o.ttft_ms[i] == 0 || o.tpot_ms[i] == 0) {
+      snprintf(err, errlen, "SLO of %s: targets must be at least 1 ms",
+               infs_class_name((infs_class_t)i));
+      return INFS_ECONFIG;
+    }
+  memcpy(c->ttft_ms, o.ttft_ms, sizeof o.ttft_ms);
+  memcpy(c->tpot_ms, o.tpot_ms, sizeof o.tpot_ms);
+  return 0;
+}
+
+int core_config_set_latency_weight(core_config_t *c, const char *list,
+                                   char *err, size_t errlen) {
+  double w[INFS_CLASS_COUNT];
+  memcpy(w, c->latency_weight, sizeof w);
+  const char *p = list;
+  if (!*p) {
+    snprintf(err, errlen, "empty list");
+    return INFS_ECONFIG;
+  }
+  while (*p) {
+    size_t len = strcspn(p, ",");
+    char item[64];
+    if (len == 0 || len >= sizeof item) {
+      snprintf(err, errlen, "expected CLASS=WEIGHT in '%.*s'", (int)len, p);
+      return INFS_ECONFIG;
+    }
+    memcpy(item, p, len);
+    item[len] = '\0';
+    char *eq = strchr(item, '=');
+    infs_class_t cls;
+    if (!eq) {
+      snprintf(err, errlen, "expected CLASS=WEIGHT in '%s'", item);
+      return INFS_ECONFIG;
+    }
+    *eq = '\0';
+    if (infs_class_parse(item, &cls)) {
+      snprintf(err, errlen, "unknown class '%s' (interactive, agent or batch)",
+               item);
+      return INFS_ECONFIG;
+    }
+    char *end;
+    double v = strtod(eq + 1, &end);
+    if (end == eq + 1 || *end || !isfinite(v) || v < 0) {
+      snprintf(err, errlen, "weight of %s: expected a number >= 0, got '%s'",
+               item, eq + 1);
+      return INFS_ECONFIG;
+    }
+    w[cls] = v;
+    p += len;
+    if (*p == ',')
+      p++;
+  }
+  memcpy(c->latency_weight, w, sizeof w);
+  return 0;
+}
+
+const char *core_outcome_name(core_outcome_t o) {
+  static const char *const names[CORE_OUTCOME_COUNT] = {
+      "turn",     "least_loaded", "cache_hit",  "cache_miss", "cache_spill",
+      "cheapest", "slo_met",      "slo_missed", "deferred",   "no_room",
+  };
+  return (unsigned)o < CORE_OUTCOME_COUNT ? names[o] : "unknown";
+}

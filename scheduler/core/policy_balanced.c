@@ -1,0 +1,105 @@
+/* balanced: the cheapest worker predicted to meet the request's SLO, with a
+ * per-class weight of latency against cost (DESIGN.md, "Policies").
+ *
+ * For each candidate the predictor gives TTFT, TPOT and marginal cost, and
+ *   use   = max(ttft / ttft_slo, tpot / tpot_slo)   (<= 1: SLO met)
+ *   score = cost * (1 + latency_weight[class] * use)
+ * A candidate is ok when it meets the SLO and the decode step it leads to
+ * stays within the TPOT target of every class already running there that
+ * is as urgent as the request or more (a request never waits for the sake
+ * of less urgent ones). Then:
+ *   1. the ok candidate with the lowest score (SLO_MET);
+ *   2. else, when some candidate would meet the SLO only by slowing the
+ *      others down, and less than half the request's TTFT budget has gone
+ *      on waiting and that candidate's TTFT, the request stays queued and is
+ *      tried again as capacity frees (DEFERRED);
+ *   3. else the fastest, lowest use (SLO_MISSED, or SLO_MET when it meets
+ *      the SLO at the others' expense).
+ * Large pools are sampled (policy_sample): the best prefix matches, the
+ * session's worker, the least loaded and a few of each profile. */
+#include "scheduler/core/policy.h"
+
+#include <stdlib.h>
+
+typedef struct bal_state {
+  uint64_t rng;
+} bal_state_t;
+
+static int bal_create(void **state) {
+  bal_state_t *s = calloc(1, sizeof *s);
+  if (!s)
+    return -1;
+  s->rng = 0xba1a9ced5eedull;
+  *state = s;
+  return 0;
+}
+
+static void bal_destroy(void *state) {
+  free(state);
+}
+
+/* The tightest TPOT target among the classes at w as urgent as cls. */
+static uint32_t tightest_tpot(const core_config_t *cfg, const core_worker_t *w,
+                              infs_class_t cls) {
+  uint32_t t = UINT32_MAX;
+  for (int k = 0; k <= (int)cls; k++)
+    if (w->n_cls[k] && cfg->tpot_ms[k] < t)
+      t = cfg->tpot_ms[k];
+  return t;
+}
+
+static int bal_pick(void *state, policy_ctx_t *x) {
+  bal_state_t *st = state;
+  uint32_t pool[POLICY_SAMPLE_MAX];
+  size_t n = policy_sample(x, &st->rng, pool);
+  const core_request_t *s = &x->r->spec;
+  double weight = x->cfg->latency_weight[s->cls];
+  long best = -1, fastest = -1, patient = -1;
+  double best_score = 0, fastest_use = 0, patient_ttft = 0;
+  for (size_t k = 0; k < n; k++) {
+    size_t i = pool[k];
+    const core_worker_t *w = x->workers[x->cands[i]];
+    prediction_t p;
+    policy_predict(x, i, &p);
+    double use = predictor_slo_use(&p, s->ttft_ms, s->tpot_ms);
+    double score = p.cost_usd * (1 + weight * use);
+    bool meets = p.ttft_ms <= s->ttft_ms && p.tpot_ms <= s->tpot_ms;
+    bool harms = p.tpot_ms > tightest_tpot(x->cfg, w, s->cls);
+    policy_offer(x, i, score, meets && !harms);
+    if (meets && !harms && (best < 0 || score < best_score)) {
+      best = (long)i;
+      best_score = score;
+    }
+    if (meets && harms && (patient < 0 || p.ttft_ms < patient_ttft)) {
+      patient = (long)i;
+      patient_ttft = p.ttft_ms;
+    }
+    if (fastest < 0 || use < fastest_use) {
+      fastest = (long)i;
+      fastest_use = use;
+    }
+  }
+  if (best >= 0) {
+    x->outcome = CORE_OUTCOME_SLO_MET;
+    return (int)best;
+  }
+  if (patient >= 0) {
+    double waited_ms = (double)(x->now - x->r->arrived) / INFS_US_PER_MS;
+    if (waited_ms + patient_ttft < s->ttft_ms / 2.0) {
+      x->outcome = CORE_OUTCOME_DEFERRED;
+      return -1;
+    }
+  }
+  x->outcome =
+      fastest_use <= 1 ? CORE_OUTCOME_SLO_MET : CORE_OUTCOME_SLO_MISSED;
+  return (int)fastest;
+}
+
+const policy_ops_t policy_balanced = {
+    .name = "balanced",
+    .summary = "cheapest worker predicted to meet the SLO, latency weighed "
+               "per class",
+    .create = bal_create,
+    .destroy = bal_destroy,
+    .pick = bal_pick,
+};

@@ -1,0 +1,118 @@
+/* The predictor, over the engine's rules (worker/engine/engine.c): FIFO
+ * admission up to max_batch sequences and the KV capacity, chunked prefill
+ * of prefill_chunk tokens riding along with each decode step, one token per
+ * running sequence per step. From the heartbeat and the changes since:
+ *
+ *   n        = heartbeat running + queued + dispatched since - finished
+ *   kv       = heartbeat kv_used + KV dispatched since - KV freed since
+ *   backlog  = heartbeat prefill backlog + uncached prompt tokens
+ *              dispatched since - those of requests that have started
+ *   running  = min(n, max_batch)
+ *   step     = step_ms(running, kv), or 0 when idle
+ *   slot     = when n >= max_batch or the prompt does not fit in KV:
+ *              ahead * (remaining / n) * step_ms(b, kv) / b, the time for
+ *              `ahead` sequences to finish when b run and each has the
+ *              average remaining output of the core's requests there left;
+ *              else 0
+ *   queue    = slot + step / 2 (the next step boundary)
+ *              + prefill(backlog) + ceil(backlog / chunk) * step
+ *   ttft     = queue + prefill(fresh behind cached) + ceil(fresh / chunk)
+ *              * step
+ *   step'    = step_ms(b' = min(n + 1, max_batch), kv + prompt + max / 2)
+ *   tpot     = step' / (1 - min(prefill_load, 0.9)): prompts arriving after
+ *              it are prefilled in chunks riding along with its steps
+ *   busy     = prefill(fresh behind cached) + (max_tokens - 1) * step' / b'
+ *   cost     = cost_request_usd(busy, prompt, max_tokens)
+ *
+ * where prefill() is profile_prefill_us, cached = cached_blocks *
+ * block_size (at most prompt - 1: the last token is always computed) and
+ * fresh = prompt - cached. It errs towards the pessimistic: it ignores the
+ * prefill progress made since the heartbeat until a first token shows it. */
+#include "scheduler/core/predictor.h"
+
+#include "worker/cost.h"
+
+#include <math.h>
+
+static uint64_t clamp_i64(int64_t v, uint64_t hi) {
+  if (v < 0)
+    return 0;
+  return (uint64_t)v > hi ? hi : (uint64_t)v;
+}
+
+static uint64_t div_up(uint64_t a, uint64_t b) {
+  return (a + b - 1) / b;
+}
+
+void predictor_estimate(const predictor_worker_t *w,
+                        const predictor_request_t *r, double kwh_usd,
+                        prediction_t *out) {
+  const infs_profile_t *p = w->profile;
+  const core_load_t *l = w->load;
+  uint64_t kv_total = l->kv_total ? l->kv_total : p->kv_tokens;
+  uint64_t kv = clamp_i64((int64_t)l->kv_used + w->since.kv_tokens, kv_total);
+  uint64_t backlog = clamp_i64(
+      (int64_t)l->prefill_backlog_tokens + w->since.prefill_tokens, UINT32_MAX);
+  uint32_t n = (uint32_t)clamp_i64(
+      (int64_t)l->running + l->queued + w->since.requests, UINT32_MAX);
+  uint32_t running = n < p->max_batch ? n : p->max_batch;
+  uint64_t chunk =
+      p->prefill_chunk ? p->prefill_chunk : INFS_PROFILE_DEFAULT_PREFILL_CHUNK;
+
+  uint64_t prompt = r->prompt_tokens;
+  uint64_t cached = (uint64_t)r->cached_blocks * p->block_size;
+  if (cached >= prompt)
+    cached = prompt ? prompt - 1 : 0;
+  uint64_t fresh = prompt - cached;
+
+  double step = running ? profile_step_ms(p, running, kv) : 0;
+  double slot = 0;
+  if (n >= p->max_batch || kv + prompt + 1 > kv_total) {
+    uint32_t ahead = n >= p->max_batch ? n - p->max_batch + 1 : 1;
+    uint32_t b = running ? running : 1;
+    double left = w->outstanding ? (double)w->remaining_tokens / w->outstanding
+                                 : r->max_tokens;
+    slot = ahead * left * profile_step_ms(p, b, kv) / b;
+  }
+  double own_prefill_ms = (double)profile_prefill_us(p, fresh, cached) / 1e3;
+  out->queue_ms = slot + step / 2 +
+                  (double)profile_prefill_us(p, backlog, 0) / 1e3 +
+                  (double)div_up(backlog, chunk) * step;
+  out->ttft_ms =
+      out->queue_ms + own_prefill_ms + (double)div_up(fresh, chunk) * step;
+
+  uint32_t b1 = n + 1 < p->max_batch ? n + 1 : p->max_batch;
+  double step1 = profile_step_ms(p, b1, kv + prompt + r->max_tokens / 2);
+  double load = w->prefill_load < 0.9 ? w->prefill_load : 0.9;
+  out->tpot_ms = step1 / (1 - (load > 0 ? load : 0));
+  uint32_t decode_steps = r->max_tokens ? r->max_tokens - 1 : 0;
+  out->busy_s = own_prefill_ms / 1e3 + decode_steps * step1 / b1 / 1e3;
+  out->cost_usd = cost_request_usd(p, out->busy_s, r->prompt_tokens,
+                                   r->max_tokens, kwh_usd);
+  out->cached_tokens = (uint32_t)cached;
+  out->batch = b1;
+}
+
+void predictor_rate_add(double *rate, infs_time_t *at, infs_time_t now,
+                        double tokens) {
+  double dt = now > *at ? (double)(now - *at) / 1e6 : 0;
+  *rate =
+      *rate * exp(-dt / PREDICTOR_RATE_TAU_S) + tokens / PREDICTOR_RATE_TAU_S;
+  if (now > *at)
+    *at = now;
+}
+
+double predictor_prefill_load(const infs_profile_t *p, double rate,
+                              infs_time_t at, infs_time_t now) {
+  if (rate <= 0)
+    return 0;
+  double dt = now > at ? (double)(now - at) / 1e6 : 0;
+  return rate * exp(-dt / PREDICTOR_RATE_TAU_S) / p->prefill_tps;
+}
+
+double predictor_slo_use(const prediction_t *p, uint32_t ttft_ms,
+                         uint32_t tpot_ms) {
+  double a = ttft_ms ? p->ttft_ms / ttft_ms : 0;
+  double b = tpot_ms ? p->tpot_ms / tpot_ms : 0;
+  return a > b ? a : b;
+}

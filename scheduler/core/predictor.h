@@ -1,0 +1,71 @@
+/* What a request would see on a worker: its time to first token, its time
+ * per output token and its marginal cost there, from the worker's profile
+ * (the timing model of lib/profile.c), its last heartbeat, and what the core
+ * dispatched to it and saw finish since, so that a burst between two
+ * heartbeats sees the load it adds. Pure arithmetic, no clock. The formulas
+ * are in predictor.c and docs-fragments/policies.md. */
+#ifndef INFSCHED_PREDICTOR_H
+#define INFSCHED_PREDICTOR_H
+
+#include "scheduler/core/core.h"
+
+/* Net changes since the heartbeat, as the core saw them. */
+typedef struct predictor_since {
+  int64_t requests;       /* dispatched, less those that finished */
+  int64_t prefill_tokens; /* uncached prompt tokens dispatched, less those of
+                             requests whose first token came back */
+  int64_t kv_tokens;      /* KV tokens dispatched (prompts, tokens made),
+                             less those of requests that finished */
+} predictor_since_t;
+
+typedef struct predictor_worker {
+  const infs_profile_t *profile;
+  const core_load_t *load; /* last heartbeat; all zero before the first */
+  predictor_since_t since;
+  uint32_t outstanding;      /* requests the core has there (for the
+                                average of remaining_tokens) */
+  uint64_t remaining_tokens; /* output tokens those still have to make */
+  /* Share of its time the worker spends prefilling prompts that keep
+   * arriving (0..1): their chunks ride along with decode steps and stretch
+   * them. predictor_prefill_load estimates it. */
+  double prefill_load;
+} predictor_worker_t;
+
+typedef struct predictor_request {
+  uint32_t prompt_tokens;
+  uint32_t max_tokens;
+  uint32_t cached_blocks; /* leading prompt blocks in the worker's cache */
+} predictor_request_t;
+
+typedef struct prediction {
+  double ttft_ms;  /* queue_ms + prefill of the uncached tokens */
+  double queue_ms; /* waiting for a batch slot and for earlier prefills */
+  double tpot_ms;  /* decode step with the request in the batch: what it
+                      and every request already running there will see */
+  double busy_s;   /* worker time it takes: prefill + its share of steps */
+  double cost_usd; /* busy_s valued at the worker's price (and energy) */
+  uint32_t cached_tokens;
+  uint32_t batch; /* running sequences once it has joined */
+} prediction_t;
+
+void predictor_estimate(const predictor_worker_t *w,
+                        const predictor_request_t *r, double kwh_usd,
+                        prediction_t *out);
+
+/* The largest share of an SLO a prediction uses: max(ttft / ttft_ms,
+ * tpot / tpot_ms); at most 1 when the SLO is met. */
+double predictor_slo_use(const prediction_t *p, uint32_t ttft_ms,
+                         uint32_t tpot_ms);
+
+/* Uncached prompt tokens per second sent to a worker, as a decaying
+ * average with this time constant. */
+#define PREDICTOR_RATE_TAU_S 5.0
+
+/* Adds tokens sent at now to a rate last updated at *at. */
+void predictor_rate_add(double *rate, infs_time_t *at, infs_time_t now,
+                        double tokens);
+/* The rate decayed to now, as a share of the profile's prefill speed. */
+double predictor_prefill_load(const infs_profile_t *p, double rate,
+                              infs_time_t at, infs_time_t now);
+
+#endif

@@ -1,0 +1,43 @@
+/* The scheduler's Prometheus metrics: requests by class and outcome, TTFT
+ * and end-to-end latency histograms, tokens and cost (from every client,
+ * ZeroMQ and HTTP alike, measured in the shell as actions leave the core),
+ * HTTP responses by route and status, and gauges read from the core's
+ * views at scrape time (per-worker load, queue depth). Work per request
+ * event is O(1). */
+#ifndef INFSCHED_HTTP_METRICS_H
+#define INFSCHED_HTTP_METRICS_H
+
+#include "scheduler/core/core.h"
+#include "scheduler/http/hbuf.h"
+
+typedef struct metrics metrics_t;
+
+typedef enum metrics_route {
+  METRICS_ROUTE_COMPLETIONS,
+  METRICS_ROUTE_CHAT,
+  METRICS_ROUTE_MODELS,
+  METRICS_ROUTE_HEALTHZ,
+  METRICS_ROUTE_METRICS,
+  METRICS_ROUTE_OTHER,
+  METRICS_ROUTE_COUNT
+} metrics_route_t;
+
+metrics_t *metrics_new(infs_time_t now);
+void metrics_destroy(metrics_t **m);
+
+/* A client submitted request client_id; call before core_on_submit. */
+void metrics_on_submit(metrics_t *m, infs_time_t now, const core_peer_t *peer,
+                       uint64_t client_id, infs_class_t cls);
+/* An action leaving the core; only those to clients are counted. */
+void metrics_on_action(metrics_t *m, infs_time_t now, const core_action_t *a);
+
+/* An HTTP response was sent with status. */
+void metrics_on_http_status(metrics_t *m, metrics_route_t route, int status);
+/* An HTTP client went away before its answer was complete. */
+void metrics_on_http_abort(metrics_t *m);
+
+/* Appends the exposition (Prometheus text format 0.0.4) to out. */
+void metrics_render(const metrics_t *m, const core_t *core, infs_time_t now,
+                    size_t http_connections, hbuf_t *out);
+
+#endif

@@ -1,0 +1,318 @@
+#include "scheduler/http/oai.h"
+
+#include "scheduler/http/hbuf.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void *xstrdup(const char *s) {
+  char *p = strdup(s);
+  if (!p)
+    abort();
+  return p;
+}
+
+static int bad(char *msg, size_t msglen, const char **param, const char *field,
+               const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static int bad(char *msg, size_t msglen, const char **param, const char *field,
+               const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, msglen, fmt, ap);
+  va_end(ap);
+  *param = field;
+  return -1;
+}
+
+/* A JSON number that is a whole number in [lo, hi]. */
+static bool whole_in(const cJSON *v, double lo, double hi) {
+  if (!cJSON_IsNumber(v))
+    return false;
+  double d = v->valuedouble;
+  return d >= lo && d <= hi && floor(d) == d;
+}
+
+/* Appends one message's content: a string, null, or a list of parts of
+ * which only text parts are supported. */
+static int append_content(hbuf_t *out, const cJSON *content, char *msg,
+                          size_t msglen, const char **param) {
+  if (!content || cJSON_IsNull(content))
+    return 0;
+  if (cJSON_IsString(content)) {
+    hbuf_puts(out, content->valuestring);
+    return 0;
+  }
+  if (!cJSON_IsArray(content))
+    return bad(msg, msglen, param, "messages",
+               "message content must be a string or a list of parts");
+  const cJSON *part;
+  cJSON_ArrayForEach(part, content) {
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(part, "type");
+    const cJSON *text = cJSON_GetObjectItemCaseSensitive(part, "text");
+    if (!cJSON_IsString(type) || strcmp(type->valuestring, "text") != 0 ||
+        !cJSON_IsString(text))
+      return bad(msg, msglen, param, "messages",
+                 "only text content parts are supported");
+    hbuf_puts(out, text->valuestring);
+  }
+  return 0;
+}
+
+static int render_messages(const cJSON *messages, hbuf_t *out, char *msg,
+                           size_t msglen, const char **param) {
+  if (!cJSON_IsArray(messages) || cJSON_GetArraySize(messages) == 0)
+    return bad(msg, msglen, param, "messages",
+               "'messages' must be a non-empty array");
+  const cJSON *m;
+  cJSON_ArrayForEach(m, messages) {
+    const cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role");
+    if (!cJSON_IsObject(m) || !cJSON_IsString(role) || !role->valuestring[0])
+      return bad(msg, msglen, param, "messages",
+                 "each message needs a string 'role'");
+    hbuf_puts(out, role->valuestring);
+    hbuf_puts(out, ": ");
+    if (append_content(out, cJSON_GetObjectItemCaseSensitive(m, "content"), msg,
+                       msglen, param))
+      return -1;
+    hbuf_puts(out, "\n");
+  }
+  return 0;
+}
+
+static int parse_prompt(const cJSON *prompt, hbuf_t *out, char *msg,
+                        size_t msglen, const char **param) {
+  if (cJSON_IsArray(prompt) && cJSON_GetArraySize(prompt) == 1 &&
+      cJSON_IsString(cJSON_GetArrayItem(prompt, 0)))
+    prompt = cJSON_GetArrayItem(prompt, 0);
+  else if (cJSON_IsArray(prompt))
+    return bad(msg, msglen, param, "prompt",
+               "'prompt' must be a string or a list of one string (batched "
+               "and token prompts are not supported)");
+  if (!cJSON_IsString(prompt))
+    return bad(msg, msglen, param, "prompt",
+               prompt ? "'prompt' must be a string"
+                      : "you must provide a 'prompt'");
+  hbuf_puts(out, prompt->valuestring);
+  return 0;
+}
+
+static int parse_fields(oai_kind_t kind, const cJSON *root, oai_request_t *r,
+                        hbuf_t *prompt, char *msg, size_t msglen,
+                        const char **param) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "model");
+  if (!cJSON_IsString(v) || !v->valuestring[0])
+    return bad(msg, msglen, param, "model",
+               "you must provide a 'model' (a non-empty string)");
+  r->model = xstrdup(v->valuestring);
+
+  if (kind == OAI_CHAT) {
+    if (render_messages(cJSON_GetObjectItemCaseSensitive(root, "messages"),
+                        prompt, msg, msglen, param))
+      return -1;
+  } else if (parse_prompt(cJSON_GetObjectItemCaseSensitive(root, "prompt"),
+                          prompt, msg, msglen, param)) {
+    return -1;
+  }
+
+  const char *mt_name = "max_tokens";
+  v = cJSON_GetObjectItemCaseSensitive(root, "max_tokens");
+  if (kind == OAI_CHAT && (!v || cJSON_IsNull(v))) {
+    mt_name = "max_completion_tokens";
+    v = cJSON_GetObjectItemCaseSensitive(root, mt_name);
+  }
+  r->max_tokens = kind == OAI_CHAT ? OAI_DEFAULT_MAX_TOKENS_CHAT
+                                   : OAI_DEFAULT_MAX_TOKENS_COMPLETIONS;
+  if (v && !cJSON_IsNull(v)) {
+    if (!whole_in(v, 1, OAI_MAX_TOKENS_LIMIT))
+      return bad(msg, msglen, param, mt_name,
+                 "'%s' must be an integer from 1 to %u", mt_name,
+                 OAI_MAX_TOKENS_LIMIT);
+    r->max_tokens = (uint32_t)v->valuedouble;
+  }
+
+  v = cJSON_GetObjectItemCaseSensitive(root, "n");
+  if (v && !cJSON_IsNull(v) && !whole_in(v, 1, 1))
+    return bad(msg, msglen, param, "n", "only n = 1 is supported");
+
+  v = cJSON_GetObjectItemCaseSensitive(root, "stream");
+  if (v && !cJSON_IsNull(v) && !cJSON_IsBool(v))
+    return bad(msg, msglen, param, "stream", "'stream' must be a boolean");
+  r->stream = cJSON_IsTrue(v);
+  v = cJSON_GetObjectItemCaseSensitive(root, "stream_options");
+  if (v && !cJSON_IsNull(v)) {
+    const cJSON *iu = cJSON_GetObjectItemCaseSensitive(v, "include_usage");
+    if (!cJSON_IsObject(v) || (iu && !cJSON_IsBool(iu)))
+      return bad(msg, msglen, param, "stream_options",
+                 "'stream_options' must be an object with a boolean "
+                 "'include_usage'");
+    r->include_usage = cJSON_IsTrue(iu);
+  }
+
+  v = cJSON_GetObjectItemCaseSensitive(root, "infsched_class");
+  if (v && !cJSON_IsNull(v)) {
+    if (!cJSON_IsString(v) || infs_class_parse(v->valuestring, &r->cls))
+      return bad(msg, msglen, param, "infsched_class",
+                 "'infsched_class' must be interactive, agent or batch");
+    r->has_class = true;
+  }
+  v = cJSON_GetObjectItemCaseSensitive(root, "infsched_session");
+  if (v && !cJSON_IsNull(v)) {
+    if (!cJSON_IsString(v))
+      return bad(msg, msglen, param, "infsched_session",
+                 "'infsched_session' must be a string");
+    r->session = xstrdup(v->valuestring);
+  }
+  return 0;
+}
+
+int oai_parse_request(oai_kind_t kind, const char *body, size_t len,
+                      oai_request_t *out, char *msg, size_t msglen,
+                      const char **param) {
+  memset(out, 0, sizeof *out);
+  out->kind = kind;
+  *param = NULL;
+  cJSON *root = cJSON_ParseWithLength(body, len);
+  if (!root)
+    return bad(msg, msglen, param, NULL, "the request body is not valid JSON");
+  hbuf_t prompt = {0};
+  int rc = -1;
+  if (!cJSON_IsObject(root))
+    bad(msg, msglen, param, NULL, "the request body must be a JSON object");
+  else
+    rc = parse_fields(kind, root, out, &prompt, msg, msglen, param);
+  cJSON_Delete(root);
+  if (rc) {
+    hbuf_free(&prompt);
+    oai_request_free(out);
+    return -1;
+  }
+  out->prompt_len = prompt.len;
+  out->prompt = prompt.data ? prompt.data : xstrdup("");
+  return 0;
+}
+
+void oai_request_free(oai_request_t *r) {
+  free(r->model);
+  free(r->prompt);
+  free(r->session);
+  r->model = r->prompt = r->session = NULL;
+}
+
+/* --- rendering --- */
+
+static cJSON *new_envelope(const oai_meta_t *m, const char *object) {
+  cJSON *o = cJSON_CreateObject();
+  cJSON_AddStringToObject(o, "id", m->id);
+  cJSON_AddStringToObject(o, "object", object);
+  cJSON_AddNumberToObject(o, "created", (double)m->created);
+  cJSON_AddStringToObject(o, "model", m->model);
+  return o;
+}
+
+static cJSON *usage_json(const oai_usage_t *u) {
+  cJSON *o = cJSON_CreateObject();
+  cJSON_AddNumberToObject(o, "prompt_tokens", u->prompt_tokens);
+  cJSON_AddNumberToObject(o, "completion_tokens", u->completion_tokens);
+  cJSON_AddNumberToObject(o, "total_tokens",
+                          (double)u->prompt_tokens + u->completion_tokens);
+  cJSON *details = cJSON_AddObjectToObject(o, "prompt_tokens_details");
+  cJSON_AddNumberToObject(details, "cached_tokens", u->cached_tokens);
+  return o;
+}
+
+static void add_finish(cJSON *choice, const char *finish_reason) {
+  if (finish_reason)
+    cJSON_AddStringToObject(choice, "finish_reason", finish_reason);
+  else
+    cJSON_AddNullToObject(choice, "finish_reason");
+}
+
+static char *print(cJSON *o) {
+  char *s = cJSON_PrintUnformatted(o);
+  cJSON_Delete(o);
+  if (!s)
+    abort();
+  return s;
+}
+
+char *oai_render_response(const oai_meta_t *m, const char *text,
+                          const char *finish_reason, const oai_usage_t *u,
+                          const oai_extra_t *extra) {
+  bool chat = m->kind == OAI_CHAT;
+  cJSON *o = new_envelope(m, chat ? "chat.completion" : "text_completion");
+  cJSON *choices = cJSON_AddArrayToObject(o, "choices");
+  cJSON *c = cJSON_CreateObject();
+  cJSON_AddItemToArray(choices, c);
+  cJSON_AddNumberToObject(c, "index", 0);
+  if (chat) {
+    cJSON *msg = cJSON_AddObjectToObject(c, "message");
+    cJSON_AddStringToObject(msg, "role", "assistant");
+    cJSON_AddStringToObject(msg, "content", text);
+  } else {
+    cJSON_AddStringToObject(c, "text", text);
+  }
+  cJSON_AddNullToObject(c, "logprobs");
+  add_finish(c, finish_reason);
+  cJSON_AddItemToObject(o, "usage", usage_json(u));
+  if (extra) {
+    cJSON *x = cJSON_AddObjectToObject(o, "infsched");
+    cJSON_AddStringToObject(x, "worker", extra->worker ? extra->worker : "");
+    cJSON_AddStringToObject(x, "worker_class",
+                            extra->worker_class ? extra->worker_class : "");
+    cJSON_AddNumberToObject(x, "cost_usd", extra->cost_usd);
+  }
+  return print(o);
+}
+
+char *oai_render_chunk(const oai_meta_t *m, const char *text, bool role,
+                       const char *finish_reason) {
+  bool chat = m->kind == OAI_CHAT;
+  cJSON *o =
+      new_envelope(m, chat ? "chat.completion.chunk" : "text_completion");
+  cJSON *choices = cJSON_AddArrayToObject(o, "choices");
+  cJSON *c = cJSON_CreateObject();
+  cJSON_AddItemToArray(choices, c);
+  cJSON_AddNumberToObject(c, "index", 0);
+  if (chat) {
+    cJSON *delta = cJSON_AddObjectToObject(c, "delta");
+    if (role)
+      cJSON_AddStringToObject(delta, "role", "assistant");
+    if (text)
+      cJSON_AddStringToObject(delta, "content", text);
+  } else {
+    cJSON_AddStringToObject(c, "text", text ? text : "");
+  }
+  cJSON_AddNullToObject(c, "logprobs");
+  add_finish(c, finish_reason);
+  return print(o);
+}
+
+char *oai_render_usage_chunk(const oai_meta_t *m, const oai_usage_t *u) {
+  cJSON *o = new_envelope(m, m->kind == OAI_CHAT ? "chat.completion.chunk"
+                                                 : "text_completion");
+  cJSON_AddArrayToObject(o, "choices");
+  cJSON_AddItemToObject(o, "usage", usage_json(u));
+  return print(o);
+}
+
+char *oai_render_error(const char *message, const char *type, const char *param,
+                       const char *code) {
+  cJSON *o = cJSON_CreateObject();
+  cJSON *e = cJSON_AddObjectToObject(o, "error");
+  cJSON_AddStringToObject(e, "message", message);
+  cJSON_AddStringToObject(e, "type", type);
+  if (param)
+    cJSON_AddStringToObject(e, "param", param);
+  else
+    cJSON_AddNullToObject(e, "param");
+  if (code)
+    cJSON_AddStringToObject(e, "code", code);
+  else
+    cJSON_AddNullToObject(e, "code");
+  return print(o);
+}

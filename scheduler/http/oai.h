@@ -1,0 +1,77 @@
+/* OpenAI's completions and chat completions schema: request bodies parsed
+ * into what the scheduler needs, and responses, stream chunks and errors
+ * rendered as OpenAI's clients expect them. Pure: no I/O. */
+#ifndef INFSCHED_HTTP_OAI_H
+#define INFSCHED_HTTP_OAI_H
+
+#include "infsched/types.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* max_tokens when the request has none: OpenAI's documented default for
+ * completions; chat has no finite default there, so one is chosen. */
+#define OAI_DEFAULT_MAX_TOKENS_COMPLETIONS 16
+#define OAI_DEFAULT_MAX_TOKENS_CHAT 256
+#define OAI_MAX_TOKENS_LIMIT 1000000u
+
+typedef enum oai_kind { OAI_COMPLETIONS, OAI_CHAT } oai_kind_t;
+
+typedef struct oai_request {
+  oai_kind_t kind;
+  char *model;
+  char *prompt; /* chat: messages rendered as "role: content" lines */
+  size_t prompt_len;
+  uint32_t max_tokens;
+  bool stream;
+  bool include_usage; /* stream_options.include_usage */
+  bool has_class;     /* infsched_class given in the body */
+  infs_class_t cls;
+  char *session; /* infsched_session, or NULL */
+} oai_request_t;
+
+/* Parses a request body. Returns 0 and fills out (free with
+ * oai_request_free), or -1 with a message for the client in msg and the
+ * offending field in *param (a static string, NULL for the whole body). */
+int oai_parse_request(oai_kind_t kind, const char *body, size_t len,
+                      oai_request_t *out, char *msg, size_t msglen,
+                      const char **param);
+void oai_request_free(oai_request_t *r);
+
+typedef struct oai_meta {
+  oai_kind_t kind;
+  const char *id; /* "cmpl-..." or "chatcmpl-..." */
+  const char *model;
+  int64_t created; /* Unix seconds */
+} oai_meta_t;
+
+typedef struct oai_usage {
+  uint32_t prompt_tokens;
+  uint32_t completion_tokens;
+  uint32_t cached_tokens;
+} oai_usage_t;
+
+/* What the scheduler adds to a non-streamed answer under "infsched". */
+typedef struct oai_extra {
+  const char *worker;
+  const char *worker_class;
+  double cost_usd;
+} oai_extra_t;
+
+/* Each renderer returns a NUL-terminated JSON text the caller frees. */
+char *oai_render_response(const oai_meta_t *m, const char *text,
+                          const char *finish_reason, const oai_usage_t *u,
+                          const oai_extra_t *extra);
+/* One stream chunk: text (may be NULL for none), with the assistant role
+ * for chat's first chunk, and a finish reason on the last (or NULL). */
+char *oai_render_chunk(const oai_meta_t *m, const char *text, bool role,
+                       const char *finish_reason);
+/* The extra last chunk of stream_options.include_usage: no choices. */
+char *oai_render_usage_chunk(const oai_meta_t *m, const oai_usage_t *u);
+/* {"error": {"message", "type", "param", "code"}}; param and code may be
+ * NULL. */
+char *oai_render_error(const char *message, const char *type, const char *param,
+                       const char *code);
+
+#endif

@@ -1,0 +1,108 @@
+/* The official openai npm client (installed by the npm_install_openai
+ * fixture) against the scheduler's HTTP API: completions and chat,
+ * streamed and not, the model list, and errors raised as the client's own
+ * error classes. */
+#include "tests/integration/test_http_common.h"
+
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#ifndef OPENAI_CLIENT
+#error "OPENAI_CLIENT must name openai_client.mjs in the build tree"
+#endif
+
+#define MODEL "codex-70b"
+
+static void test_openai_node_client(void **state) {
+  (void)state;
+  char *dir = harness_tmpdir();
+  hc_sched_t s;
+  hc_sched_init(&s, dir, "scheduler");
+  hc_sched_start(&s, NULL);
+  hc_worker_start(&s, dir, "sram-0", "sram-wse3", NULL, NULL);
+  hc_wait_registered(&s, 1);
+
+  char base[160], out[600], log[600];
+  snprintf(base, sizeof base, "%s/v1", s.base);
+  snprintf(out, sizeof out, "%s/node.json", dir);
+  snprintf(log, sizeof log, "%s/node.log", dir);
+  char *argv[] = {"node", OPENAI_CLIENT, base, MODEL, out, NULL};
+  harness_proc_t *p = harness_spawn(log, argv);
+  assert_non_null(p);
+  int status;
+  assert_int_equal(harness_wait(p, 60000, &status), 0);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    char *text = harness_read_file(log);
+    fail_msg("node failed: %s", text ? text : "");
+  }
+  harness_stop(&p);
+
+  cJSON *j = harness_read_json(out);
+  assert_non_null(j);
+  assert_string_equal(hc_at(j, "completion.object")->valuestring,
+                      "text_completion");
+  assert_string_equal(hc_at(j, "completion.text")->valuestring,
+                      " tok tok tok tok");
+  assert_string_equal(hc_at(j, "completion.finish")->valuestring, "length");
+  assert_int_equal(hc_at(j, "completion.usage.completion_tokens")->valueint, 4);
+  assert_string_equal(hc_at(j, "completion.model")->valuestring, MODEL);
+
+  assert_string_equal(hc_at(j, "completion_stream.text")->valuestring,
+                      " tok tok tok tok tok");
+  assert_string_equal(hc_at(j, "completion_stream.finish")->valuestring,
+                      "length");
+  assert_true(hc_at(j, "completion_stream.chunks")->valueint >= 2);
+
+  assert_string_equal(hc_at(j, "chat.object")->valuestring, "chat.completion");
+  assert_string_equal(hc_at(j, "chat.role")->valuestring, "assistant");
+  assert_string_equal(hc_at(j, "chat.content")->valuestring, " tok tok tok");
+  assert_int_equal(hc_at(j, "chat.usage.total_tokens")->valueint,
+                   hc_at(j, "chat.usage.prompt_tokens")->valueint + 3);
+
+  assert_string_equal(hc_at(j, "chat_stream.role")->valuestring, "assistant");
+  assert_string_equal(hc_at(j, "chat_stream.text")->valuestring,
+                      " tok tok tok tok");
+  assert_string_equal(hc_at(j, "chat_stream.finish")->valuestring, "length");
+  assert_int_equal(hc_at(j, "chat_stream.usage.completion_tokens")->valueint,
+                   4);
+
+  assert_string_equal(hc_at(j, "models.0")->valuestring, MODEL);
+  assert_null(hc_at(j, "models.1"));
+
+  assert_int_equal(hc_at(j, "not_found.status")->valueint, 404);
+  assert_string_equal(hc_at(j, "not_found.name")->valuestring, "NotFoundError");
+  assert_string_equal(hc_at(j, "not_found.code")->valuestring,
+                      "model_not_found");
+  assert_int_equal(hc_at(j, "bad_request.status")->valueint, 400);
+  assert_string_equal(hc_at(j, "bad_request.name")->valuestring,
+                      "BadRequestError");
+  cJSON_Delete(j);
+
+  /* The class header given through the client reached the core. */
+  assert_true(hc_wait_metric(dir, s.base,
+                             "infsched_requests_total{class=\"interactive\","
+                             "outcome=\"completed\"}",
+                             1) == 1);
+  harness_stop_all();
+  assert_int_equal(hc_check_logs(dir), 0);
+  harness_rmtree(dir);
+  free(dir);
+}
+
+int main(void) {
+  signal(SIGPIPE, SIG_IGN);
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_openai_node_client),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,284 @@
+/* The openai worker backend against a real upstream: scheduler B's workers
+ * forward to scheduler A's HTTP API, whose sim workers answer. End to end
+ * streamed and not, both upstream APIs, upstream errors and timeouts as
+ * clear errors, and a client that leaves B cancelling the work on A. */
+#include "tests/integration/test_http_common.h"
+
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#define MODEL "codex-70b"
+#define A_RUNNING                                                              \
+  "infsched_worker_running{worker=\"sram-0\",class=\"sram\",profile=\"sram-"   \
+  "wse3\",model=\"codex-70b\"}"
+
+typedef struct fixture {
+  char *dir;
+  hc_sched_t a; /* upstream, with a sim worker */
+  hc_sched_t b; /* front, with openai workers pointed at a */
+  char upstream[160];
+  char url[160];
+} fixture_t;
+
+static int setup(void **state) {
+  fixture_t *f = calloc(1, sizeof *f);
+  f->dir = harness_tmpdir();
+  hc_sched_init(&f->a, f->dir, "upstream");
+  hc_sched_init(&f->b, f->dir, "front");
+  hc_sched_start(&f->a, NULL);
+  hc_worker_start(&f->a, f->dir, "sram-0", "sram-wse3", NULL, NULL);
+  hc_wait_registered(&f->a, 1);
+  hc_sched_start(&f->b, NULL);
+  snprintf(f->upstream, sizeof f->upstream, "openai:%s/v1", f->a.base);
+  snprintf(f->url, sizeof f->url, "%s/v1/completions", f->b.base);
+  *state = f;
+  return 0;
+}
+
+static int teardown(void **state) {
+  fixture_t *f = *state;
+  harness_stop_all();
+  int rc = hc_check_logs(f->dir);
+  if (getenv("INFSCHED_KEEP_TEST_DIR"))
+    fprintf(stderr, "kept %s\n", f->dir);
+  else
+    harness_rmtree(f->dir);
+  free(f->dir);
+  free(f);
+  return rc;
+}
+
+/* Starts an openai worker on b serving model, with backend options. */
+static void start_forwarder(fixture_t *f, const char *id, const char *model,
+                            const char *options) {
+  char spec[512];
+  snprintf(spec, sizeof spec, "%s%s", f->upstream, options ? options : "");
+  const char *extra[] = {"--model", model, NULL};
+  hc_worker_start(&f->b, f->dir, id, "gpu-h100", spec, extra);
+}
+
+static void test_chain_end_to_end(void **state) {
+  fixture_t *f = *state;
+  start_forwarder(f, "oa-0", MODEL, NULL);
+  /* Same upstream through its chat API, under another model name here. */
+  start_forwarder(f, "oa-chat", "chat-here", ",api=chat,model=" MODEL);
+  hc_wait_registered(&f->b, 2);
+
+  hc_response_t r;
+  char buf[64];
+  const char *interactive[] = {"x-infsched-class: interactive", NULL};
+  hc_post(f->dir, f->url,
+          "{\"model\":\"" MODEL "\",\"prompt\":\"hello\",\"max_tokens\":6}",
+          interactive, &r);
+  assert_int_equal(r.status, 200);
+  assert_string_equal(hc_header(&r, "x-infsched-worker", buf, sizeof buf),
+                      "oa-0");
+  cJSON *j = hc_json(r.body);
+  assert_non_null(j);
+  assert_string_equal(hc_at(j, "choices.0.text")->valuestring,
+                      " tok tok tok tok tok tok");
+  assert_int_equal(hc_at(j, "usage.completion_tokens")->valueint, 6);
+  /* The upstream's own count of the prompt ("hello": 5 bytes). */
+  assert_int_equal(hc_at(j, "usage.prompt_tokens")->valueint, 1);
+  assert_string_equal(hc_at(j, "choices.0.finish_reason")->valuestring,
+                      "length");
+  cJSON_Delete(j);
+  hc_response_free(&r);
+
+  const char *stream[] = {"-N", NULL};
+  hc_post(f->dir, f->url,
+          "{\"model\":\"" MODEL "\",\"prompt\":\"hello\",\"max_tokens\":4,"
+          "\"stream\":true,\"stream_options\":{\"include_usage\":true}}",
+          stream, &r);
+  assert_int_equal(r.status, 200);
+  assert_non_null(strstr(r.body, "\"text\":\" tok\""));
+  assert_non_null(strstr(r.body, "\"completion_tokens\":4"));
+  assert_non_null(strstr(r.body, "data: [DONE]\n\n"));
+  hc_response_free(&r);
+
+  char chat_url[160];
+  snprintf(chat_url, sizeof chat_url, "%s/v1/chat/completions", f->b.base);
+  hc_post(f->dir, chat_url,
+          "{\"model\":\"chat-here\",\"messages\":[{\"role\":\"user\","
+          "\"content\":\"hi\"}],\"max_tokens\":3}",
+          NULL, &r);
+  assert_int_equal(r.status, 200);
+  assert_string_equal(hc_header(&r, "x-infsched-worker", buf, sizeof buf),
+                      "oa-chat");
+  j = hc_json(r.body);
+  assert_string_equal(hc_at(j, "choices.0.message.content")->valuestring,
+                      " tok tok tok");
+  assert_string_equal(hc_at(j, "model")->valuestring, "chat-here");
+  cJSON_Delete(j);
+  hc_response_free(&r);
+
+  /* The upstream saw HTTP clients of the class asked for at the front. */
+  assert_true(hc_wait_metric(f->dir, f->a.base,
+                             "infsched_requests_total{class=\"interactive\","
+                             "outcome=\"completed\"}",
+                             1) == 1);
+  assert_true(hc_wait_metric(f->dir, f->a.base,
+                             "infsched_http_responses_total{route=\"/v1/chat"
+                             "/completions\",code=\"200\"}",
+                             1) == 1);
+}
+
+static void assert_error(const hc_response_t *r, int status, const char *code,
+                         const char *needle) {
+  if (r->status != status)
+    fail_msg("status %d, not %d: %s", r->status, status, r->body);
+  cJSON *j = hc_json(r->body);
+  assert_non_null(j);
+  assert_string_equal(hc_at(j, "error.code")->valuestring, code);
+  const char *msg = hc_at(j, "error.message")->valuestring;
+  if (!strstr(msg, needle))
+    fail_msg("'%s' not in '%s'", needle, msg);
+  cJSON_Delete(j);
+}
+
+static void test_upstream_errors_are_clear(void **state) {
+  fixture_t *f = *state;
+  int dead = harness_free_port();
+  char spec[160];
+  snprintf(spec, sizeof spec, "openai:http://127.0.0.1:%d/v1", dead);
+  const char *extra[] = {"--model", "dead", NULL};
+  hc_worker_start(&f->b, f->dir, "oa-dead", "gpu-h100", spec, extra);
+  start_forwarder(f, "oa-missing", "missing", ",model=no-such-model");
+  start_forwarder(f, "oa-slow", "slow", ",timeout_ms=300,model=" MODEL);
+  hc_wait_registered(&f->b, 3);
+
+  hc_response_t r;
+  hc_post(f->dir, f->url,
+          "{\"model\":\"dead\",\"prompt\":\"x\",\"max_tokens\":2}", NULL, &r);
+  assert_error(&r, 502, "backend_error", "Couldn't connect");
+  assert_non_null(strstr(r.body, "oa-dead"));
+  hc_response_free(&r);
+
+  hc_post(f->dir, f->url,
+          "{\"model\":\"missing\",\"prompt\":\"x\",\"max_tokens\":2}", NULL,
+          &r);
+  assert_error(&r, 502, "backend_error", "upstream HTTP 404");
+  assert_non_null(strstr(r.body, "no-such-model"));
+  hc_response_free(&r);
+
+  /* Streamed: the error arrives as the stream's last event. */
+  const char *stream[] = {"-N", NULL};
+  hc_post(f->dir, f->url,
+          "{\"model\":\"missing\",\"prompt\":\"x\",\"max_tokens\":2,"
+          "\"stream\":true}",
+          stream, &r);
+  assert_true(r.status == 502 || r.status == 200);
+  assert_non_null(strstr(r.body, "upstream HTTP 404"));
+  hc_response_free(&r);
+
+  hc_post(f->dir, f->url,
+          "{\"model\":\"slow\",\"prompt\":\"x\",\"max_tokens\":30000}", NULL,
+          &r);
+  assert_error(&r, 504, "upstream_timeout", "timed out");
+  hc_response_free(&r);
+  /* The upstream request was abandoned, and cancelled there. */
+  assert_true(hc_wait_metric(f->dir, f->a.base,
+                             "infsched_scheduler_cancelled_total", 1) == 1);
+  assert_true(hc_wait_metric(f->dir, f->a.base, A_RUNNING, 0) == 0);
+}
+
+/* A client leaving the front mid-stream: the forwarder aborts its upstream
+ * transfer, and the upstream cancels the work on its own worker. */
+static void test_cancel_reaches_the_upstream_worker(void **state) {
+  fixture_t *f = *state;
+  start_forwarder(f, "oa-0", MODEL, NULL);
+  hc_wait_registered(&f->b, 1);
+  int fd = hc_connect(f->b.http_port);
+  assert_true(fd >= 0);
+  const char *body = "{\"model\":\"" MODEL "\",\"prompt\":\"x\","
+                     "\"max_tokens\":30000,\"stream\":true}";
+  char req[512];
+  snprintf(req, sizeof req,
+           "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: "
+           "%zu\r\n\r\n%s",
+           strlen(body), body);
+  assert_int_equal(hc_send(fd, req), 0);
+  char *in = NULL;
+  size_t in_len = 0;
+  assert_int_equal(hc_read_until(fd, &in, &in_len, "\"text\":\" tok\"", 10000),
+                   0);
+  assert_true(hc_wait_metric(f->dir, f->a.base, A_RUNNING, 1) == 1);
+  close(fd);
+  free(in);
+  assert_true(hc_wait_metric(f->dir, f->b.base,
+                             "infsched_scheduler_cancelled_total", 1) == 1);
+  assert_true(hc_wait_metric(f->dir, f->a.base,
+                             "infsched_requests_total{class=\"agent\","
+                             "outcome=\"cancelled\"}",
+                             1) == 1);
+  assert_true(hc_wait_metric(f->dir, f->a.base, A_RUNNING, 0) == 0);
+  assert_true(hc_wait_metric(f->dir, f->b.base,
+                             "infsched_worker_running{worker=\"oa-0\",class="
+                             "\"gpu\",profile=\"gpu-h100\",model=\"codex-70b"
+                             "\"}",
+                             0) == 0);
+}
+
+static void expect_start_failure(fixture_t *f, const char *spec,
+                                 const char *needle) {
+  char log[600];
+  snprintf(log, sizeof log, "%s/bad.log", f->dir);
+  char *argv[] = {(char *)harness_bin("infsched-worker"),
+                  "--scheduler",
+                  f->b.workers,
+                  "--profiles",
+                  (char *)harness_source("configs/profiles.yaml"),
+                  "--backend",
+                  (char *)spec,
+                  NULL};
+  harness_proc_t *p = harness_spawn(log, argv);
+  assert_non_null(p);
+  int status;
+  assert_int_equal(harness_wait(p, 10000, &status), 0);
+  assert_true(WIFEXITED(status));
+  assert_int_equal(WEXITSTATUS(status), 3);
+  if (harness_wait_log(log, needle, 0) != 0) {
+    char *text = harness_read_file(log);
+    fail_msg("'%s' not in: %s", needle, text ? text : "");
+  }
+  harness_stop(&p);
+}
+
+static void test_bad_backend_options(void **state) {
+  fixture_t *f = *state;
+  expect_start_failure(f, "openai", "needs the server's URL");
+  expect_start_failure(f, "openai:ftp://host/v1", "not an http");
+  expect_start_failure(f, "openai:http://127.0.0.1:1/v1,colour=blue",
+                       "unknown option 'colour'");
+  expect_start_failure(f, "openai:http://127.0.0.1:1/v1,timeout_ms=soon",
+                       "bad value for timeout_ms");
+  expect_start_failure(f,
+                       "openai:http://127.0.0.1:1/v1,api_key_env="
+                       "INFSCHED_TEST_UNSET_KEY",
+                       "INFSCHED_TEST_UNSET_KEY is not set");
+}
+
+int main(void) {
+  signal(SIGPIPE, SIG_IGN);
+  unsetenv("INFSCHED_TEST_UNSET_KEY");
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_chain_end_to_end, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_upstream_errors_are_clear, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_cancel_reaches_the_upstream_worker,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(test_bad_backend_options, setup,
+                                      teardown),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,162 @@
+/* A backend loaded from a shared library (tests/plugins/echo_backend.c):
+ * served end to end over HTTP, cancelled when its client leaves, and clear
+ * start-up failures for a missing file, a library that is not a backend
+ * and bad plugin arguments. */
+#include "tests/integration/test_http_common.h"
+
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#ifndef ECHO_PLUGIN
+#error "ECHO_PLUGIN must name the built example plugin"
+#endif
+
+#define RUNNING                                                                \
+  "infsched_worker_running{worker=\"echo-0\",class=\"gpu\",profile=\"gpu-"     \
+  "h100\",model=\"echo\"}"
+
+typedef struct fixture {
+  char *dir;
+  hc_sched_t s;
+} fixture_t;
+
+static int setup(void **state) {
+  fixture_t *f = calloc(1, sizeof *f);
+  f->dir = harness_tmpdir();
+  hc_sched_init(&f->s, f->dir, "scheduler");
+  *state = f;
+  return 0;
+}
+
+static int teardown(void **state) {
+  fixture_t *f = *state;
+  harness_stop_all();
+  int rc = hc_check_logs(f->dir);
+  harness_rmtree(f->dir);
+  free(f->dir);
+  free(f);
+  return rc;
+}
+
+static void test_plugin_serves_and_cancels(void **state) {
+  fixture_t *f = *state;
+  hc_sched_start(&f->s, NULL);
+  const char *extra[] = {"--model", "echo", NULL};
+  hc_worker_start(&f->s, f->dir, "echo-0", "gpu-h100",
+                  "plugin:" ECHO_PLUGIN ":delay_ms=2", extra);
+  hc_wait_registered(&f->s, 1);
+
+  char url[160];
+  snprintf(url, sizeof url, "%s/v1/completions", f->s.base);
+  hc_response_t r;
+  hc_post(f->dir, url,
+          "{\"model\":\"echo\",\"prompt\":\"the quick brown fox\","
+          "\"max_tokens\":3}",
+          NULL, &r);
+  assert_int_equal(r.status, 200);
+  cJSON *j = hc_json(r.body);
+  assert_non_null(j);
+  assert_string_equal(hc_at(j, "choices.0.text")->valuestring,
+                      " the quick brown");
+  assert_int_equal(hc_at(j, "usage.completion_tokens")->valueint, 3);
+  cJSON_Delete(j);
+  hc_response_free(&r);
+
+  const char *stream[] = {"-N", NULL};
+  hc_post(f->dir, url,
+          "{\"model\":\"echo\",\"prompt\":\"a b\",\"max_tokens\":4,"
+          "\"stream\":true}",
+          stream, &r);
+  assert_int_equal(r.status, 200);
+  assert_non_null(strstr(r.body, "\"text\":\" a\""));
+  assert_non_null(strstr(r.body, "\"text\":\" echo\""));
+  assert_non_null(strstr(r.body, "data: [DONE]"));
+  hc_response_free(&r);
+
+  /* A client that leaves mid-stream: the plugin's cancel runs. */
+  int fd = hc_connect(f->s.http_port);
+  const char *body = "{\"model\":\"echo\",\"prompt\":\"x\","
+                     "\"max_tokens\":100000,\"stream\":true}";
+  char req[512];
+  snprintf(req, sizeof req,
+           "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: "
+           "%zu\r\n\r\n%s",
+           strlen(body), body);
+  assert_int_equal(hc_send(fd, req), 0);
+  char *in = NULL;
+  size_t in_len = 0;
+  assert_int_equal(hc_read_until(fd, &in, &in_len, "\"text\":\" x\"", 10000),
+                   0);
+  assert_true(hc_wait_metric(f->dir, f->s.base, RUNNING, 1) == 1);
+  close(fd);
+  free(in);
+  assert_true(hc_wait_metric(f->dir, f->s.base, RUNNING, 0) == 0);
+}
+
+static void expect_start_failure(fixture_t *f, const char *spec,
+                                 const char *needle) {
+  char log[600];
+  snprintf(log, sizeof log, "%s/bad.log", f->dir);
+  char *argv[] = {(char *)harness_bin("infsched-worker"),
+                  "--scheduler",
+                  f->s.workers,
+                  "--profiles",
+                  (char *)harness_source("configs/profiles.yaml"),
+                  "--backend",
+                  (char *)spec,
+                  NULL};
+  harness_proc_t *p = harness_spawn(log, argv);
+  assert_non_null(p);
+  int status;
+  assert_int_equal(harness_wait(p, 10000, &status), 0);
+  assert_true(WIFEXITED(status));
+  assert_int_equal(WEXITSTATUS(status), 3);
+  if (harness_wait_log(log, needle, 0) != 0) {
+    char *text = harness_read_file(log);
+    fail_msg("'%s' not in: %s", needle, text ? text : "");
+  }
+  harness_stop(&p);
+}
+
+static void test_plugin_start_failures(void **state) {
+  fixture_t *f = *state;
+  char spec[700], notplugin[600];
+  snprintf(spec, sizeof spec, "plugin:%s/missing.so", f->dir);
+  expect_start_failure(f, spec, "cannot load plugin");
+  /* A real shared library that exports no backend. */
+  snprintf(notplugin, sizeof notplugin, "%s/libnot.so", f->dir);
+  char *cc[] = {"cc", "-shared", "-fPIC",     "-x", "c",
+                "-o", notplugin, "/dev/null", NULL};
+  char log[600];
+  snprintf(log, sizeof log, "%s/cc.log", f->dir);
+  harness_proc_t *p = harness_spawn(log, cc);
+  int status;
+  assert_int_equal(harness_wait(p, 30000, &status), 0);
+  assert_int_equal(WEXITSTATUS(status), 0);
+  harness_stop(&p);
+  snprintf(spec, sizeof spec, "plugin:%s", notplugin);
+  expect_start_failure(f, spec, "does not export infsched_backend_entry");
+  expect_start_failure(f, "plugin:" ECHO_PLUGIN ":delay_ms=fast",
+                       "echo: expected delay_ms=N");
+}
+
+int main(void) {
+  signal(SIGPIPE, SIG_IGN);
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_plugin_serves_and_cancels, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_plugin_start_failures, setup,
+                                      teardown),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

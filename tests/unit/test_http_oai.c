@@ -1,0 +1,267 @@
+/* The front door's pure parts: OpenAI request parsing and rendering, text
+ * block hashes, SSE framing, and the metrics exposition. */
+#include "scheduler/http/hbuf.h"
+#include "scheduler/http/metrics.h"
+#include "scheduler/http/oai.h"
+#include "scheduler/http/prompt_hash.h"
+#include "scheduler/http/sse.h"
+
+#include "infsched.pb-c.h"
+
+#include <cjson/cJSON.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+static int parse(oai_kind_t kind, const char *body, oai_request_t *r, char *msg,
+                 const char **param) {
+  return oai_parse_request(kind, body, strlen(body), r, msg, 256, param);
+}
+
+static void test_parse_completion(void **state) {
+  (void)state;
+  oai_request_t r;
+  char msg[256];
+  const char *param;
+  assert_int_equal(parse(OAI_COMPLETIONS,
+                         "{\"model\":\"m\",\"prompt\":\"abc\",\"max_tokens\":9,"
+                         "\"stream\":true,\"stream_options\":{\"include_usage\""
+                         ":true},\"infsched_class\":\"batch\","
+                         "\"infsched_session\":\"s\",\"temperature\":0.2}",
+                         &r, msg, &param),
+                   0);
+  assert_string_equal(r.model, "m");
+  assert_string_equal(r.prompt, "abc");
+  assert_int_equal(r.prompt_len, 3);
+  assert_int_equal(r.max_tokens, 9);
+  assert_true(r.stream);
+  assert_true(r.include_usage);
+  assert_true(r.has_class);
+  assert_int_equal(r.cls, INFS_CLASS_BATCH);
+  assert_string_equal(r.session, "s");
+  oai_request_free(&r);
+
+  assert_int_equal(parse(OAI_COMPLETIONS,
+                         "{\"model\":\"m\",\"prompt\":[\"one\"]}", &r, msg,
+                         &param),
+                   0);
+  assert_string_equal(r.prompt, "one");
+  assert_int_equal(r.max_tokens, OAI_DEFAULT_MAX_TOKENS_COMPLETIONS);
+  assert_false(r.stream);
+  oai_request_free(&r);
+}
+
+static void test_parse_chat(void **state) {
+  (void)state;
+  oai_request_t r;
+  char msg[256];
+  const char *param;
+  assert_int_equal(
+      parse(OAI_CHAT,
+            "{\"model\":\"m\",\"messages\":[{\"role\":\"system\",\"content\":"
+            "\"be brief\"},{\"role\":\"user\",\"content\":[{\"type\":\"text\","
+            "\"text\":\"a\"},{\"type\":\"text\",\"text\":\"b\"}]},{\"role\":"
+            "\"assistant\",\"content\":null}],\"max_completion_tokens\":5}",
+            &r, msg, &param),
+      0);
+  assert_string_equal(r.prompt, "system: be brief\nuser: ab\nassistant: \n");
+  assert_int_equal(r.max_tokens, 5);
+  oai_request_free(&r);
+  assert_int_equal(parse(OAI_CHAT,
+                         "{\"model\":\"m\",\"messages\":[{\"role\":\"user\","
+                         "\"content\":\"x\"}]}",
+                         &r, msg, &param),
+                   0);
+  assert_int_equal(r.max_tokens, OAI_DEFAULT_MAX_TOKENS_CHAT);
+  oai_request_free(&r);
+}
+
+static void test_parse_errors(void **state) {
+  (void)state;
+  static const struct {
+    oai_kind_t kind;
+    const char *body;
+    const char *param;
+  } cases[] = {
+      {OAI_COMPLETIONS, "{\"model\":", NULL},
+      {OAI_COMPLETIONS, "[]", NULL},
+      {OAI_COMPLETIONS, "{\"prompt\":\"x\"}", "model"},
+      {OAI_COMPLETIONS, "{\"model\":\"\",\"prompt\":\"x\"}", "model"},
+      {OAI_COMPLETIONS, "{\"model\":\"m\"}", "prompt"},
+      {OAI_COMPLETIONS, "{\"model\":\"m\",\"prompt\":[\"a\",\"b\"]}", "prompt"},
+      {OAI_COMPLETIONS, "{\"model\":\"m\",\"prompt\":[1,2]}", "prompt"},
+      {OAI_COMPLETIONS, "{\"model\":\"m\",\"prompt\":\"x\",\"max_tokens\":0}",
+       "max_tokens"},
+      {OAI_COMPLETIONS, "{\"model\":\"m\",\"prompt\":\"x\",\"max_tokens\":1.5}",
+       "max_tokens"},
+      {OAI_COMPLETIONS,
+       "{\"model\":\"m\",\"prompt\":\"x\",\"max_tokens\":\"9\"}", "max_tokens"},
+      {OAI_COMPLETIONS, "{\"model\":\"m\",\"prompt\":\"x\",\"n\":2}", "n"},
+      {OAI_COMPLETIONS, "{\"model\":\"m\",\"prompt\":\"x\",\"stream\":1}",
+       "stream"},
+      {OAI_COMPLETIONS,
+       "{\"model\":\"m\",\"prompt\":\"x\",\"infsched_class\":\"vip\"}",
+       "infsched_class"},
+      {OAI_CHAT, "{\"model\":\"m\",\"messages\":[]}", "messages"},
+      {OAI_CHAT, "{\"model\":\"m\",\"messages\":[{\"content\":\"x\"}]}",
+       "messages"},
+      {OAI_CHAT,
+       "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":[{"
+       "\"type\":\"image_url\"}]}]}",
+       "messages"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    oai_request_t r;
+    char msg[256] = "";
+    const char *param = "unset";
+    assert_int_equal(parse(cases[i].kind, cases[i].body, &r, msg, &param), -1);
+    assert_true(strlen(msg) > 0);
+    if (cases[i].param)
+      assert_string_equal(param, cases[i].param);
+    else
+      assert_null(param);
+    assert_null(r.model);
+  }
+}
+
+static void test_render(void **state) {
+  (void)state;
+  oai_meta_t m = {OAI_CHAT, "chatcmpl-1", "m", 1700000000};
+  oai_usage_t u = {3, 2, 1};
+  oai_extra_t x = {"w-0", "gpu", 0.5};
+  char *s = oai_render_response(&m, "hi \"there\"", "stop", &u, &x);
+  cJSON *j = cJSON_Parse(s);
+  assert_non_null(j);
+  assert_string_equal(cJSON_GetObjectItem(j, "object")->valuestring,
+                      "chat.completion");
+  cJSON *c = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "choices"), 0);
+  assert_string_equal(
+      cJSON_GetObjectItem(cJSON_GetObjectItem(c, "message"), "content")
+          ->valuestring,
+      "hi \"there\"");
+  cJSON *usage = cJSON_GetObjectItem(j, "usage");
+  assert_int_equal(cJSON_GetObjectItem(usage, "total_tokens")->valueint, 5);
+  cJSON_Delete(j);
+  free(s);
+
+  s = oai_render_chunk(&m, NULL, true, NULL);
+  assert_non_null(strstr(s, "\"delta\":{\"role\":\"assistant\"}"));
+  assert_non_null(strstr(s, "\"finish_reason\":null"));
+  free(s);
+  m.kind = OAI_COMPLETIONS;
+  s = oai_render_chunk(&m, "x", false, "length");
+  assert_non_null(strstr(s, "\"object\":\"text_completion\""));
+  assert_non_null(strstr(s, "\"text\":\"x\""));
+  assert_non_null(strstr(s, "\"finish_reason\":\"length\""));
+  free(s);
+  s = oai_render_usage_chunk(&m, &u);
+  assert_non_null(strstr(s, "\"choices\":[]"));
+  free(s);
+  s = oai_render_error("bad\nthing", "invalid_request_error", "prompt", NULL);
+  assert_string_equal(s, "{\"error\":{\"message\":\"bad\\nthing\",\"type\":"
+                         "\"invalid_request_error\",\"param\":\"prompt\","
+                         "\"code\":null}}");
+  free(s);
+}
+
+static void test_prompt_hash(void **state) {
+  (void)state;
+  char a[1024], b[1024];
+  memset(a, 'a', sizeof a);
+  memcpy(b, a, sizeof b);
+  b[700] = 'b'; /* third chunk of 256 differs */
+  uint64_t ha[4], hb[4];
+  assert_int_equal(prompt_hash_chunk_bytes(64), 256);
+  assert_int_equal(prompt_hash_blocks(a, sizeof a, 256, ha, 4), 4);
+  assert_int_equal(prompt_hash_blocks(b, sizeof b, 256, hb, 4), 4);
+  assert_true(ha[0] == hb[0] && ha[1] == hb[1]);
+  assert_true(ha[2] != hb[2] && ha[3] != hb[3]);
+  /* Chained: equal chunks at different positions hash differently. */
+  assert_true(ha[0] != ha[1]);
+  assert_int_equal(prompt_hash_blocks(a, 255, 256, ha, 4), 0);
+  assert_int_equal(prompt_hash_blocks(a, 1000, 256, ha, 2), 3);
+  assert_int_equal(prompt_hash_estimate_tokens(0), 1);
+  assert_int_equal(prompt_hash_estimate_tokens(4096), 1024);
+}
+
+static void test_sse(void **state) {
+  (void)state;
+  hbuf_t b = {0};
+  sse_append_event(&b, "{\"a\":1}");
+  sse_append_event(&b, "one\ntwo");
+  sse_append_done(&b);
+  assert_string_equal(b.data, "data: {\"a\":1}\n\ndata: one\ndata: two\n\n"
+                              "data: [DONE]\n\n");
+  hbuf_free(&b);
+}
+
+static void test_metrics(void **state) {
+  (void)state;
+  core_config_t cfg;
+  core_config_defaults(&cfg);
+  int err;
+  core_t *core = core_new(&cfg, 0, &err);
+  assert_non_null(core);
+  metrics_t *m = metrics_new(0);
+  core_peer_t peer = {.len = 2, .id = {0, 'H'}};
+  metrics_on_submit(m, 1000, &peer, 7, INFS_CLASS_INTERACTIVE);
+  core_action_t a = {.kind = CORE_ACT_CHUNK, .request_id = 7, .peer = peer};
+  metrics_on_action(m, 21000, &a); /* ttft 20 ms */
+  Infsched__Usage usage = INFSCHED__USAGE__INIT;
+  usage.prompt_tokens = 10;
+  usage.generated_tokens = 4;
+  Infsched__Done done = INFSCHED__DONE__INIT;
+  done.usage = &usage;
+  done.cost_usd = 0.25;
+  a.kind = CORE_ACT_DONE;
+  a.passthrough = &done;
+  metrics_on_action(m, 301000, &a); /* e2e 300 ms */
+  metrics_on_submit(m, 0, &peer, 8, INFS_CLASS_BATCH);
+  a = (core_action_t){
+      .kind = CORE_ACT_ERROR, .request_id = 8, .peer = peer, .code = 100};
+  metrics_on_action(m, 5, &a);
+  metrics_on_http_status(m, METRICS_ROUTE_COMPLETIONS, 429);
+  hbuf_t out = {0};
+  metrics_render(m, core, 2000000, 3, &out);
+  const char *want[] = {
+      "infsched_requests_total{class=\"interactive\",outcome=\"completed\"} "
+      "1\n",
+      "infsched_requests_total{class=\"batch\",outcome=\"rejected\"} 1\n",
+      "infsched_ttft_seconds_bucket{class=\"interactive\",le=\"0.01\"} 0\n",
+      "infsched_ttft_seconds_bucket{class=\"interactive\",le=\"0.025\"} 1\n",
+      "infsched_e2e_seconds_bucket{class=\"interactive\",le=\"0.25\"} 0\n",
+      "infsched_e2e_seconds_bucket{class=\"interactive\",le=\"0.5\"} 1\n",
+      "infsched_e2e_seconds_count{class=\"interactive\"} 1\n",
+      "infsched_tokens_total{class=\"interactive\",kind=\"generated\"} 4\n",
+      "infsched_request_cost_usd_total{class=\"interactive\"} 0.25\n",
+      "infsched_http_responses_total{route=\"/v1/completions\",code=\"429\"} "
+      "1\n",
+      "infsched_http_connections 3\n",
+      "infsched_uptime_seconds 2.000\n",
+      "# TYPE infsched_ttft_seconds histogram\n",
+  };
+  for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+    if (!strstr(out.data, want[i]))
+      fail_msg("missing: %s", want[i]);
+  hbuf_free(&out);
+  metrics_destroy(&m);
+  core_destroy(&core);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_parse_completion),
+      cmocka_unit_test(test_parse_chat),
+      cmocka_unit_test(test_parse_errors),
+      cmocka_unit_test(test_render),
+      cmocka_unit_test(test_prompt_hash),
+      cmocka_unit_test(test_sse),
+      cmocka_unit_test(test_metrics),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,1041 @@
+/* Unit tests of the routing policies, admission and session affinity, on
+ * hand-built pools: workers registered with the profiles of
+ * configs/profiles.yaml, loads and prefix caches set by heartbeats, and
+ * requests whose right worker can be worked out by hand. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+/* cmocka needs the headers above first. */
+#include <cmocka.h>
+
+#include "infsched.pb-c.h"
+#include "infsched/errors.h"
+#include "scheduler/core/core.h"
+#include "scheduler/core/prefix.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define MS INFS_US_PER_MS
+#define MAX_WORKERS 8
+
+/* --- profiles: the figures of configs/profiles.yaml --- */
+
+static infs_profile_t gpu_h100(void) {
+  infs_profile_t p = {.cls = INFS_WORKER_GPU,
+                      .price_per_hour = 10.68,
+                      .power_idle_w = 800,
+                      .power_busy_w = 3200,
+                      .prefill_tps = 11000,
+                      .prefill_attn_per_kctx = 0.019,
+                      .base_ms = 17,
+                      .per_seq_ms = 0.17,
+                      .per_kctx_ms = 0.04,
+                      .max_batch = 256,
+                      .kv_tokens = 450000,
+                      .max_context = 131072,
+                      .prefix_cache_blocks = 7000,
+                      .block_size = 64,
+                      .prefill_chunk = 512};
+  strcpy(p.name, "gpu-h100");
+  return p;
+}
+
+static infs_profile_t sram_wse3(void) {
+  infs_profile_t p = {.cls = INFS_WORKER_SRAM,
+                      .price_per_hour = 381,
+                      .power_idle_w = 48000,
+                      .power_busy_w = 92000,
+                      .prefill_tps = 140000,
+                      .prefill_attn_per_kctx = 0.019,
+                      .base_ms = 0.44,
+                      .per_seq_ms = 0.01,
+                      .per_kctx_ms = 0.002,
+                      .max_batch = 48,
+                      .kv_tokens = 94000,
+                      .max_context = 32768,
+                      .prefix_cache_blocks = 1450,
+                      .block_size = 64,
+                      .prefill_chunk = 512};
+  strcpy(p.name, "sram-wse3");
+  return p;
+}
+
+static infs_profile_t tpu_v6e(void) {
+  infs_profile_t p = {.cls = INFS_WORKER_TPU,
+                      .price_per_hour = 9.76,
+                      .power_idle_w = 1100,
+                      .power_busy_w = 3000,
+                      .prefill_tps = 20000,
+                      .prefill_attn_per_kctx = 0.019,
+                      .base_ms = 24,
+                      .per_seq_ms = 0.06,
+                      .per_kctx_ms = 0.02,
+                      .max_batch = 320,
+                      .kv_tokens = 580000,
+                      .max_context = 65536,
+                      .prefix_cache_blocks = 9000,
+                      .block_size = 64,
+                      .prefill_chunk = 512};
+  strcpy(p.name, "tpu-v6e");
+  return p;
+}
+
+/* --- a pool driven through core.h --- */
+
+typedef struct pool {
+  core_t *core;
+  core_config_t cfg;
+  core_peer_t client;
+  core_peer_t peer[MAX_WORKERS];
+  infs_profile_t prof[MAX_WORKERS];
+  int n;
+  uint64_t next_id;
+} pool_t;
+
+static core_peer_t peer(const char *name) {
+  core_peer_t p;
+  p.len = (uint8_t)strlen(name);
+  memcpy(p.id, name, p.len);
+  return p;
+}
+
+static void pool_config(pool_t *p, const char *policy) {
+  memset(p, 0, sizeof *p);
+  core_config_defaults(&p->cfg);
+  p->cfg.policy = policy;
+  p->cfg.heartbeat_interval = 100 * MS;
+  p->cfg.heartbeat_miss = 1000;
+  p->cfg.queue_timeout = 60 * INFS_US_PER_S;
+  p->client = peer("client");
+  p->next_id = 1;
+}
+
+static void pool_start(pool_t *p) {
+  int err;
+  p->core = core_new(&p->cfg, 0, &err);
+  assert_non_null(p->core);
+}
+
+static void pool_init(pool_t *p, const char *policy) {
+  pool_config(p, policy);
+  pool_start(p);
+}
+
+static int pool_add_model(pool_t *p, const char *id, infs_profile_t prof,
+                          uint32_t capacity, const char *model) {
+  int i = p->n++;
+  char name[32];
+  snprintf(name, sizeof name, "peer-%s", id);
+  p->peer[i] = peer(name);
+  p->prof[i] = prof;
+  core_worker_info_t info = {.worker_id = id,
+                             .model = model,
+                             .backend = "sim",
+                             .profile = &p->prof[i],
+                             .capacity = capacity};
+  core_on_register(p->core, 0, &p->peer[i], &info);
+  core_actions_clear(p->core);
+  return i;
+}
+
+static int pool_add(pool_t *p, const char *id, infs_profile_t prof,
+                    uint32_t capacity) {
+  return pool_add_model(p, id, prof, capacity, "m");
+}
+
+/* The standard pool: gpu-0, sram-0, tpu-0. */
+static void pool_three(pool_t *p) {
+  pool_add(p, "gpu-0", gpu_h100(), 512);
+  pool_add(p, "sram-0", sram_wse3(), 96);
+  pool_add(p, "tpu-0", tpu_v6e(), 640);
+}
+
+static void pool_free(pool_t *p) {
+  core_destroy(&p->core);
+}
+
+static void beat(pool_t *p, int w, infs_time_t now, const core_load_t *load) {
+  core_on_heartbeat(p->core, now, &p->peer[w], load);
+}
+
+/* Reports blocks[0..n) as w's whole prefix cache. */
+static void beat_cache(pool_t *p, int w, infs_time_t now,
+                       const uint64_t *blocks, size_t n) {
+  core_load_t l = {
+      .cache_reset = true, .cache_added = blocks, .n_cache_added = n};
+  beat(p, w, now, &l);
+}
+
+typedef struct req_spec {
+  infs_class_t cls;
+  uint32_t prompt;
+  uint32_t max_tokens;
+  uint32_t ttft_ms;
+  uint32_t tpot_ms;
+  const uint64_t *blocks;
+  size_t n_blocks;
+  const char *session;
+} req_spec_t;
+
+static int worker_of_action(const pool_t *p, const core_action_t *a) {
+  for (int i = 0; i < p->n; i++)
+    if (a->peer.len == p->peer[i].len &&
+        memcmp(a->peer.id, p->peer[i].id, a->peer.len) == 0)
+      return i;
+  return -1;
+}
+
+/* The worker the last DISPATCH in the outbox went to, or -1. */
+static int dispatched_to(const pool_t *p, uint64_t *core_id) {
+  size_t n;
+  const core_action_t *a = core_actions(p->core, &n);
+  for (size_t i = n; i-- > 0;)
+    if (a[i].kind == CORE_ACT_DISPATCH) {
+      if (core_id)
+        *core_id = a[i].request_id;
+      return worker_of_action(p, &a[i]);
+    }
+  return -1;
+}
+
+static const core_action_t *find_error(const pool_t *p) {
+  size_t n;
+  const core_action_t *a = core_actions(p->core, &n);
+  for (size_t i = 0; i < n; i++)
+    if (a[i].kind == CORE_ACT_ERROR)
+      return &a[i];
+  return NULL;
+}
+
+/* Submits and returns the worker index it went to (-1: not dispatched);
+ * the outbox is cleared afterwards. */
+static int submit_at(pool_t *p, infs_time_t now, const req_spec_t *s,
+                     uint64_t *core_id) {
+  core_request_t r = {.id = p->next_id++,
+                      .model = "m",
+                      .prompt_tokens = s->prompt,
+                      .max_tokens = s->max_tokens ? s->max_tokens : 16,
+                      .cls = s->cls,
+                      .ttft_ms = s->ttft_ms,
+                      .tpot_ms = s->tpot_ms,
+                      .session = s->session,
+                      .blocks = s->blocks,
+                      .n_blocks = s->n_blocks};
+  core_on_submit(p->core, now, &p->client, &r);
+  int w = dispatched_to(p, core_id);
+  core_actions_clear(p->core);
+  return w;
+}
+
+static int submit(pool_t *p, const req_spec_t *s) {
+  return submit_at(p, 0, s, NULL);
+}
+
+/* Chained block hashes of a prompt: block i depends on every block before
+ * it, as clients hash them. */
+static void chain(uint64_t seed, uint64_t *out, size_t n) {
+  uint64_t h = seed;
+  for (size_t i = 0; i < n; i++) {
+    h = h * 0x9e3779b97f4a7c15ull + i + 1;
+    h ^= h >> 29;
+    out[i] = h | 1;
+  }
+}
+
+static uint64_t outcome(const pool_t *p, core_outcome_t o) {
+  return core_stats(p->core)->outcomes[o];
+}
+
+/* --- balanced: latency where it is needed, cost where it is not --- */
+
+/* 4,000 tokens within 200 ms: the GPU needs 370 ms and the TPU 208 ms to
+ * prefill them; only the SRAM-class worker (29 ms) meets the target. */
+static void test_tight_ttft_goes_to_sram(void **unused) {
+  (void)unused;
+  pool_t p;
+  pool_init(&p, "balanced");
+  pool_three(&p);
+  req_spec_t r = {.cls = INFS_CLASS_INTERACTIVE,
+                  .prompt = 4000,
+                  .max_tokens = 50,
+                  .ttft_ms = 200};
+  for (int i = 0; i < 3; i++)
+    assert_int_equal(submit(&p, &r), 1);
+  assert_int_equal(outcome(&p, CORE_OUTCOME_SLO_MET), 3);
+  pool_free(&p);
+}
+
+/* A busy TPU shares its decode steps among 200 sequences, which makes it
+ * by far the cheapest place for a batch job (about $4e-4 against $1.9e-3
+ * on the GPU and $3.8e-3 on the SRAM worker); batch's SLO is loose enough
+ * for all three. */
+static void test_batch_goes_to_cheapest(void **unused) {
+  (void)unused;
+  const char *policies[] = {"balanced", "cheapest"};
+  for (int k = 0; k < 2; k++) {
+    pool_t p;
+    pool_init(&p, policies[k]);
+    pool_three(&p);
+    core_load_t gpu = {.running = 8, .kv_used = 16000};
+    core_load_t sram = {.running = 4, .kv_used = 8000};
+    core_load_t tpu = {.running = 200, .kv_used = 400000};
+    beat(&p, 0, 0, &gpu);
+    beat(&p, 1, 0, &sram);
+    beat(&p, 2, 0, &tpu);
+    req_spec_t r = {.cls = INFS_CLASS_BATCH, .prompt = 2000, .max_tokens = 200};
+    assert_int_equal(submit(&p, &r), 2);
+    assert_int_equal(
+        outcome(&p, k ? CORE_OUTCOME_CHEAPEST : CORE_OUTCOME_SLO_MET), 1);
+    pool_free(&p);
+  }
+}
+
+/* On idle workers an interactive completion costs about the same on the
+ * TPU and the GPU ($1.1e-3) and 1.6 times that on SRAM, which answers 30
+ * times faster. The default weight (2) pays for that; weight 0 does not. */
+static void test_latency_weight(void **unused) {
+  (void)unused;
+  req_spec_t r = {
+      .cls = INFS_CLASS_INTERACTIVE, .prompt = 1469, .max_tokens = 13};
+  pool_t p;
+  pool_init(&p, "balanced");
+  pool_three(&p);
+  assert_int_equal(submit(&p, &r), 1);
+  pool_free(&p);
+
+  char err[128];
+  pool_config(&p, "balanced");
+  assert_int_equal(
+      core_config_set_latency_weight(&p.cfg, "interactive=0", err, sizeof err),
+      0);
+  pool_start(&p);
+  pool_three(&p);
+  assert_int_not_equal(submit(&p, &r), 1);
+  pool_free(&p);
+}
+
+/* A request's own SLO replaces its class default. */
+static void test_request_slo_override(void **unused) {
+  (void)unused;
+  pool_t p;
+  pool_init(&p, "balanced");
+  pool_three(&p);
+  req_spec_t r = {.cls = INFS_CLASS_BATCH, .prompt = 2000, .max_tokens = 20};
+  assert_int_not_equal(submit(&p, &r), 1); /* cheap: GPU or TPU */
+  r.ttft_ms = 50;                          /* only SRAM prefills in time */
+  assert_int_equal(submit(&p, &r), 1);
+  pool_free(&p);
+}
+
+/* Nobody can answer 8,000 tokens within 10 ms: the fastest gets it. */
+static void test_none_meets_slo_takes_fastest(void **unused) {
+  (void)unused;
+  pool_t p;
+  pool_init(&p, "balanced");
+  pool_three(&p);
+  req_spec_t r = {.cls = INFS_CLASS_INTERACTIVE, .prompt = 8000, .ttft_ms = 10};
+  assert_int_equal(submit(&p, &r), 1);
+  assert_int_equal(outcome(&p, CORE_OUTCOME_SLO_MISSED), 1);
+  pool_free(&p);
+}
+
+/* --- hard constraints --- */
+
+/* An 80k-token prompt fits only the GPU's 128k context (SRAM 32k, TPU 64k),
+ * whatever the policy and however attractive the others look. */
+static void test_context_limit_every_policy(void **unused) {
+  (void)unused;
+  const char *policies[] = {"round_robin", "least_loaded", "cache_affinity",
+                            "cheapest", "balanced"};
+  uint64_t blocks[1250];
+  chain(7, blocks, 1250);
+  for (size_t k = 0; k < sizeof policies / sizeof *policies; k++) {
+    pool_t p;
+    pool_init(&p, policies[k]);
+    pool_three(&p);
+    /* The SRAM worker even holds the prompt's first blocks. */
+    beat_cache(&p, 1, 0, blocks, 400);
+    req_spec_t r = {.cls = INFS_CLASS_INTERACTIVE,
+                    .prompt = 80000,
+                    .max_tokens = 100,
+                    .ttft_ms = 100,
+                    .blocks = blocks,
+                    .n_blocks = 1250};
+    for (int i = 0; i < 5; i++)
+      assert_int_equal(submit(&p, &r), 0);
+    /* 40k tokens: GPU or TPU, never SRAM. */
+    r.prompt = 40000;
+    r.n_blocks = 625;
+    for (int i = 0; i < 5; i++)
+      assert_int_not_equal(submit(&p, &r), 1);
+    pool_free(&p);
+  }
+}
+
+static void test_model_is_a_hard_constraint(void **unused) {
+  (void)unused;
+  pool_t p;
+  pool_init(&p, "balanced");
+  pool_three(&p);
+  pool_add_model(&p, "sram-other", sram_wse3(), 96, "other");
+  /* Model "m" is served by the first three only, even when the SRAM worker
+   * of model "other" is the only one fast enough. */
+  core_load_t busy = {.running = 48, .queued = 40, .kv_used = 90000};
+  beat(&p, 1, 0, &busy);
+  req_spec_t r = {
+      .cls = INFS_CLASS_INTERACTIVE, .prompt = 4000, .ttft_ms = 200};
+  for (int i = 0; i < 3; i++) {
+    int w = submit(&p, &r);
+    assert_true(w >= 0 && w < 3);
+  }
+  pool_free(&p);
+}
+
+/* --- cache_affinity --- */
+
+/* gpu-1 holds the prompt's 10 blocks. With cache_balance 2 / 1.5 it keeps
+ * winning while it has at most 2 requests more than the least loaded (or at
+ * most 1.5 times as many); past that the request spills to the least
+ * loaded, and comes back once the others have caught up. */
+static void test_cache_hit_until_overloaded(void **unused) {
+  (void)unused;
+  pool_t p;
+  pool_config(&p, "cache_affinity");
+  p.cfg.cache_balance_abs = 2;
+  p.cfg.cache_balance_rel = 1.5;
+  pool_start(&p);
+  for (int i = 0; i < 3; i++) {
+    char id[16];
+    snprintf(id, sizeof id, "gpu-%d", i);
+    pool_add(&p, id, gpu_h100(), 512);
+  }
+  uint64_t blocks[12];
+  chain(1, blocks, 12);
+  beat_cache(&p, 1, 0, blocks, 10);
+  req_spec_t r = {.cls = INFS_CLASS_AGENT,
+                  .prompt = 12 * 64,
+                  .blocks = blocks,
+                  .n_blocks = 12};
+  /* Loads of gpu-0/1/2 before each: 0/0/0 hit, 0/1/0 hit, 0/2/0 hit,
+   * 0/3/0 spill (3 > 0 + 2), 1/3/0 spill, 1/3/1 hit (3 = 1 + 2). */
+  int expect[] = {1, 1, 1, 0, 2, 1};
+  for (int i = 0; i < 6; i++)
+    assert_int_equal(submit(&p, &r), expect[i]);
+  assert_int_equal(outcome(&p, CORE_OUTCOME_CACHE_HIT), 4);
+  assert_int_equal(outcome(&p, CORE_OUTCOME_CACHE_SPILL), 2);
+  /* 10 of 12 blocks cached on each hit. */
+  assert_int_equal(core_stats(p.core)->cached_blocks_routed, 40);
+  assert_int_equal(core_stats(p.core)->blocks_routed, 72);
+  /* Without blocks: the least loaded (1/4/1, the first of equals). */
+  req_spec_t plain = {.cls = INFS_CLASS_AGENT, .prompt = 100};
+  assert_int_equal(submit(&p, &plain), 0);
+  assert_int_equal(outcome(&p, CORE_OUTCOME_CACHE_MISS), 1);
+  pool_free(&p);
+}
+
+/* When the best match is too loaded, the next best match beats a worker
+ * with nothing cached. */
+static void test_cache_spill_to_next_best_match(void **unused) {
+  (void)unused;
+  pool_t p;
+  pool_config(&p, "cache_affinity");
+  p.cfg.cache_balance_abs = 0;
+  p.cfg.cache_balance_rel = 1;
+  pool_start(&p);
+  for (int i = 0; i < 3; i++) {
+    char id[16];
+    snprintf(id, sizeof id, "gpu-%d", i);
+    pool_add(&p, id, gpu_h100(), 512);
+  }
+  uint64_t blocks[10];
+  chain(2, blocks, 10);
+  beat_cache(&p, 0, 0, blocks, 10); /* the whole prompt */
+  beat_cache(&p, 1, 0, blocks, 4);  /* its first 4 blocks */
+  req_spec_t r = {
+      .cls = INFS_CLASS_AGENT, .prompt = 640, .blocks = blocks, .n_blocks = 10};
+  assert_int_equal(submit(&p, &r), 0);
+  /* gpu-0 has 1 more than gpu-2: too loaded at threshold 0. */
+  assert_int_equal(submit(&p, &r), 1);
+  assert_int_equal(outcome(&p, CORE_OUTCOME_CACHE_SPILL), 1);
+  pool_free(&p);
+}
+
+/* --- the prefix index, as heartbeats update it --- */
+
+static uint32_t cached_on(const pool_t *p, int w) {
+  core_worker_view_t v;
+  for (size_t i = 0; core_worker_at(p->core, i, &v) == 0; i++)
+    if ((int)i == w)
+      return v.cached_blocks;
+  return UINT32_MAX;
+}
+
+static void test_cache_index_follows_heartbeats(void **unused) {
+  (void)unused;
+  pool_t p;
+  pool_config(&p, "cache_affinity");
+  pool_start(&p);
+  infs_profile_t small = gpu_h100();
+  small.prefix_cache_blocks = 8;
+  pool_add(&p, "gpu-0", gpu_h100(), 512);
+  pool_add(&p, "gpu-1", small, 512);
+  uint64_t blocks[12];
+  chain(3, blocks, 12);
+  req_spec_t r = {.cls = INFS_CLASS_AGENT,
+                  .prompt = 12 * 64,
+                  .blocks = blocks,
+                  .n_blocks = 12};
+
+  /* Deltas: gpu-1 adds 6 blocks, then 6 more of which only 2 fit. */
+  core_load_t l = {.cache_added = blocks, .n_cache_added = 6};
+  beat(&p, 1, 0, &l);
+  assert_int_equal(cached_on(&p, 1), 6);
+  l.cache_added = blocks + 6;
+  beat(&p, 1, 0, &l);
+  assert_int_equal(cached_on(&p, 1), 8);
+  assert_int_equal(core_stats(p.core)->cache_adds_dropped, 4);
+  assert_int_equal(submit(&p, &r), 1);
+
+  /* gpu-0 reports all 12: it now has the longer match. */
+  beat_cache(&p, 0, 0, blocks, 12);
+  assert_int_equal(submit(&p, &r), 0);
+
+  /* It evicts the tail from block 3 on: gpu-1's 8 now win. */
+  l = (core_load_t){.cache_removed = blocks + 3, .n_cache_removed = 9};
+  beat(&p, 0, 0, &l);
+  assert_int_equal(cached_on(&p, 0), 3);
+  assert_int_equal(submit(&p, &r), 1);
+
+  /* A reset replaces the whole set. */
+  beat_cache(&p, 1, 0, blocks, 2);
+  assert_int_equal(cached_on(&p, 1), 2);
+  assert_int_equal(submit(&p, &r), 0);
+  pool_free(&p);
+}
+
+static void test_prefix_index_match(void **unused) {
+  (void)unused;
+  prefix_index_t x;
+  prefix_init(&x);
+  prefix_reserve_workers(&x, 4);
+  u64map_t set[4];
+  uint64_t b[40];
+  chain(4, b, 40);
+  /* Worker w holds the first held[w] blocks. */
+  uint32_t held[4] = {0, 40, 7, 20};
+  for (uint32_t w = 0; w < 4; w++) {
+    u64map_init(&set[w]);
+    for (uint32_t i = 0; i < held[w]; i++)
+      assert_int_equal(prefix_add(&x, &set[w], w, b[i], 1000), 1);
+  }
+  assert_int_equal(prefix_add(&x, &set[2], 2, b[0], 1000), 0);
+  for (size_t n = 0; n <= 40; n++) {
+    uint32_t deepest = prefix_match(&x, b, n);
+    uint32_t want_deepest = 0;
+    for (uint32_t w = 0; w < 4; w++) {
+      uint32_t want = held[w] < n ? held[w] : (uint32_t)n;
+      assert_int_equal(prefix_depth(&x, w), want);
+      if (want > want_deepest)
+        want_deepest = want;
+    }
+    assert_int_equal(deepest, want_deepest);
+  }
+  /* Another prompt sharing the first 5 blocks only. */
+  uint64_t other[10];
+  chain(5, other, 10);
+  memcpy(other, b, 5 * sizeof *b);
+  prefix_match(&x, other, 10);
+  assert_int_equal(prefix_depth(&x, 1), 5);
+  assert_int_equal(prefix_depth(&x, 2), 5);
+  assert_int_equal(prefix_depth(&x, 0), 0);
+  /* Forgetting a worker removes it from every block. */
+  assert_int_equal(prefix_holders(&x, b[0]), 3);
+  prefix_clear(&x, &set[1], 1);
+  assert_int_equal(prefix_holders(&x, b[0]), 2);
+  assert_int_equal(prefix_holders(&x, b[30]), 0);
+  prefix_match(&x, b, 40);
+  assert_int_equal(prefix_depth(&x, 1), 0);
+  assert_int_equal(prefix_depth(&x, 3), 20);
+  for (int w = 0; w < 4; w++)
+    u64map_free(&set[w]);
+  prefix_free(&x);
+}
+
+static void test_lost_worker_leaves_the_index(void **unused) {
+  (void)unused;
+  pool_t p;
+  pool_config(&p, "cache_affinity");
+  p.cfg.heartbeat_miss = 2;
+  pool_start(&p);
+  pool_add(&p, "gpu-0", gpu_h100(), 512);
+  pool_add(&p, "gpu-1", gpu_h100(), 512);
+  uint64_t blocks[4];
+  chain(6, blocks, 4);
+  beat_cache(&p, 1, 0, blocks, 4);
+  req_spec_t r = {
+      .cls = INFS_CLASS_AGENT, .prompt = 256, .blocks = blocks, .n_blocks = 4};
+  assert_int_equal(submit(&p, &r), 1);
+  /* gpu-1 falls silent and is lost; a new worker takes its slot. */
+  core_load_t idle = {0};
+  beat(&p, 0, 300 * MS, &idle);
+  core_on_tick(p.core, 300 * MS);
+  core_actions_clear(p.core);
+  assert_int_equal(core_stats(p.core)->workers_lost, 1);
+  pool_add(&p, "gpu-2", gpu_h100(), 512);
+  /* gpu-2 took gpu-1's slot in the registry but none of its blocks. */
+  assert_int_equal(cached_on(&p, 1), 0);
+  assert_true(submit_at(&p, 300 * MS, &r, NULL) >= 0);
+  /* The lost worker's request went out again, and the new one: misses. */
+  assert_int_equal(outcome(&p, CORE_OUTCOME_CACHE_HIT), 1);
+  assert_int_equal(outcome(&p, CORE_OUTCOME_CACHE_MISS), 2);
+  pool_free(&p);
+}
+
+/* --- bursts between heartbeats --- */
+
+/* Nine interactive completions in one instant, no heartbeat in between, on
+ * three identical GPUs: each dispatch adds its prefill to the worker's
+ * predicted queue, so they spread three by three (a fourth on one worker
+ * would wait past 450 ms). */
+static void test_burst_spreads_balanced(void **unused) {
+  (void)unused;
+  pool_t p;
+  pool_init(&p, "balanced");
+  for (int i = 0; i < 3; i++) {
+    char id[16];
+    snprintf(id, sizeof id, "gpu-%d", i);
+    pool_add(&p, id, gpu_h100(), 512);
+  }
+  int per[3] = {0};
+  req_spec_t r = {
+      .cls = INFS_CLASS_INTERACTIVE, .prompt = 1000, .max_tokens = 20};
+  for (int i = 0; i < 9; i++) {
+    int w = submit(&p, &r);
+    assert_true(w >= 0);
+    per[w]++;
+  }
+  for (int i = 0; i < 3; i++)
+    assert_int_equal(per[i], 3);
+  assert_int_equal(outcome(&p, CORE_OUTCOME_SLO_MET), 9);
+  pool_free(&p);
+}
+
+/* The same burst sharing one cached prefix: cache_affinity holds it on the
+ * worker with the prefix only up to the balance threshold. */
+static void test_burst_spreads_cache_affinity(void **unused) {
+  (void)unused;
+  pool_t p;
+  pool_config(&p, "cache_affinity");
+  p.cfg.cache_balance_abs = 3;
+  p.cfg.cache_balance_rel = 2;
+  pool_start(&p);
+  for (int i = 0; i < 3; i++) {
+    char id[16];
+    snprintf(id, sizeof id, "gpu-%d", i);
+    pool_add(&p, id, gpu_h100(), 512);
+  }
+  uint64_t blocks[8];
+  chain(8, blocks, 8);
+  beat_cache(&p, 0, 0, blocks, 8);
+  int per[3] = {0};
+  req_spec_t r = {.cls = INFS_CLASS_INTERACTIVE,
+                  .prompt = 512,
+                  .blocks = blocks,
+                  .n_blocks = 8};
+  for (int i = 0; i < 30; i++)
+    per[submit(&p, &r)]++;
+  /* gpu-0 gets more than the others, but never more than 3 beyond the
+   * least loaded or twice as many, plus the one that crossed the line. */
+  int least = per[1] < per[2] ? per[1] : per[2];
+  int bound = least + 3 > 2 * least ? least + 3 : 2 * least;
+  assert_true(per[0] > per[1] && per[0] > per[2]);
+  assert_true(per[0] <= bound + 1);
+  assert_true(per[1] >= 5 && per[2] >= 5);
+  pool_free(&p);
+}
+
+/* --- session affinity --- */
+
+/* An agent session's second turn arrives before any heartbeat could report
+ * the first turn's blocks: the session table still sends it to the worker
+ * holding the session's prefix, until that worker is too loaded. */
+static void test_session_affinity_cache_affinity(void **unused) {
+  (void)unused;
+  pool_t p;
+  pool_config(&p, "cache_affinity");
+  p.cfg.cache_balance_abs = 1;
+  p.cfg.cache_balance_rel = 1;
+  pool_start(&p);
+  for (int i = 0; i < 3; i++) {
+    char id[16];
+    snprintf(id, sizeof id, "gpu-%d", i);
+    pool_add(&p, id, gpu_h100(), 512);
+  }
+  uint64_t turn[40];
+  chain(9, turn, 40);
+  /* Someone else's request makes gpu-0 the busiest. */
+  req_spec_t other = {.cls = INFS_CLASS_AGENT, .prompt = 100};
+  assert_int_equal(submit(&p, &other), 0);
+  req_spec_t t1 = {.cls = INFS_CLASS_AGENT,
+                   .prompt = 20 * 64,
+                   .blocks = turn,
+                   .n_blocks = 20,
+                   .session = "s1"};
+  int w = submit(&p, &t1);
+  assert_int_equal(w, 1); /* a miss: least loaded */
+  /* Turns 2 and 3 grow the prompt: they follow the session. */
+  req_spec_t t2 = t1;
+  t2.n_blocks = 30;
+  t2.prompt = 30 * 64;
+  assert_int_equal(submit(&p, &t2), 1);
+  assert_int_equal(core_stats(p.core)->session_kept, 1);
+  /* gpu-1 now has 2, gpu-2 none: 2 > 0 + 1, too loaded; the turn moves. */
+  req_spec_t t3 = t2;
+  t3.n_blocks = 40;
+  t3.prompt = 40 * 64;
+  assert_int_equal(submit(&p, &t3), 2);
+  assert_int_equal(core_stats(p.core)->session_moved, 1);
+  /* A turn that does not extend the session's last prompt gets no credit
+   * from it; another session gets none either. */
+  req_spec_t fresh = {.cls = INFS_CLASS_AGENT,
+                      .prompt = 640,
+                      .blocks = turn + 30,
+                      .n_blocks = 10,
+                      .session = "s2"};
+  assert_int_equal(submit(&p, &fresh), 0);
+  assert_int_equal(outcome(&p, CORE_OUTCOME_CACHE_MISS), 3);
+  pool_free(&p);
+}
+
+/* balanced: the session's 20k-token context is cached on gpu-0, so its next
+ * turn prefills 1,300 tokens there instead of 21,300 on the idle gpu-1
+ * (about 2 s, past the agent TTFT of 2 s). */
+static void test_session_affinity_balanced(void **unused) {
+  (void)unused;
+  pool_t p;
+  pool_init(&p, "balanced");
+  pool_add(&p, "gpu-0", gpu_h100(), 512);
+  pool_add(&p, "gpu-1", gpu_h100(), 512);
+  uint64_t turn[333];
+  chain(10, turn, 333);
+  req_spec_t t1 = {.cls = INFS_CLASS_AGENT,
+                   .prompt = 20000,
+                   .max_tokens = 200,
+                   .blocks = turn,
+                   .n_blocks = 312,
+                   .session = "agent-7"};
+  uint64_t id1;
+  assert_int_equal(submit_at(&p, 0, &t1, &id1), 0);
+  /* gpu-0 has prefilled turn 1 (first token out), gpu-1 is idle. */
+  core_on_chunk(p.core, 2000 * MS, &p.peer[0], id1, 1, NULL);
+  core_actions_clear(p.core);
+  req_spec_t t2 = t1;
+  t2.prompt = 21300;
+  t2.n_blocks = 332;
+  assert_int_equal(submit_at(&p, 2100 * MS, &t2, NULL), 0);
+  assert_int_equal(core_stats(p.core)->session_kept, 1);
+  pool_free(&p);
+}
+
+/* --- admission: balanced defers a batch job rather than slow others --- */
+
+/* A small worker whose decode step grows 4 ms per sequence: five
+ * interactive streams run at 39 ms per token, a sixth would take all six to
+ * 43 ms, past the interactive limit of 40. */
+static infs_profile_t tight_profile(void) {
+  infs_profile_t p = gpu_h100();
+  strcpy(p.name, "tight");
+  p.base_ms = 19;
+  p.per_seq_ms = 4;
+  p.per_kctx_ms = 0;
+  p.max_batch = 16;
+  return p;
+}
+
+static void test_balanced_defers_batch(void **unused) {
+  (void)unused;
+  pool_t p;
+  pool_init(&p, "balanced");
+  pool_add(&p, "tight-0", tight_profile(), 32);
+  req_spec_t inter = {
+      .cls = INFS_CLASS_INTERACTIVE, .prompt = 100, .max_tokens = 50};
+  uint64_t ids[5];
+  for (int i = 0; i < 5; i++)
+    assert_int_equal(submit_at(&p, 0, &inter, &ids[i]), 0);
+  /* A sixth sequence would make the step 43 ms: the batch job waits. */
+  req_spec_t job = {.cls = INFS_CLASS_BATCH, .prompt = 100, .max_tokens = 50};
+  assert_int_equal(submit_at(&p, 1 * MS, &job, NULL), -1);
+  assert_int_equal(core_queued(p.core), 1);
+  assert_int_equal(outcome(&p, CORE_OUTCOME_DEFERRED), 1);
+  /* Trying again on each event counts it once. */
+  core_on_tick(p.core, 2 * MS);
+  core_actions_clear(p.core);
+  assert_int_equal(outcome(&p, CORE_OUTCOME_DEFERRED), 1);
+  /* One stream ends: the job fits without hurting the others. */
+  core_on_done(p.core, 3 * MS, &p.peer[0], ids[0], NULL);
+  assert_int_equal(dispatched_to(&p, NULL), 0);
+  core_actions_clear(p.core);
+  assert_int_equal(core_queued(p.core), 0);
+
+  /* An interactive request is never held back for a batch job's sake:
+   * the interactive streams are what the limit protects. */
+  assert_int_equal(submit_at(&p, 4 * MS, &inter, NULL), 0);
+  pool_free(&p);
+}
+
+/* A deferred job goes anyway once half its TTFT budget is spent waiting. */
+static void test_deferral_runs_out_of_patience(void **unused) {
+  (void)unused;
+  pool_t p;
+  pool_init(&p, "balanced");
+  pool_add(&p, "tight-0", tight_profile(), 32);
+  req_spec_t inter = {
+      .cls = INFS_CLASS_INTERACTIVE, .prompt = 100, .max_tokens = 50};
+  for (int i = 0; i < 5; i++)
+    assert_int_equal(submit(&p, &inter), 0);
+  req_spec_t job = {.cls = INFS_CLASS_BATCH,
+                    .prompt = 100,
+                    .max_tokens = 50,
+                    .ttft_ms = 10000};
+  assert_int_equal(submit_at(&p, 0, &job, NULL), -1);
+  static const struct {
+    infs_time_t now;
+    int dispatched;
+  } table[] = {{1000 * MS, 0}, {4000 * MS, 0}, {5000 * MS, 1}};
+  for (size_t i = 0; i < sizeof table / sizeof *table; i++) {
+    core_on_tick(p.core, table[i].now);
+    assert_int_equal(dispatched_to(&p, NULL) == 0, table[i].dispatched);
+    core_actions_clear(p.core);
+  }
+  pool_free(&p);
+}
+
+/* --- admission: bounded queues, rejections with reasons --- */
+
+static void test_rejections_have_reasons(void **unused) {
+  (void)unused;
+  pool_t p;
+  pool_config(&p, "balanced");
+  for (int i = 0; i < INFS_CLASS_COUNT; i++)
+    p.cfg.queue_limit[i] = 1;
+  pool_start(&p);
+  pool_add(&p, "sram-0", sram_wse3(), 1);
+  req_spec_t r = {.cls = INFS_CLASS_AGENT, .prompt = 100};
+  assert_int_equal(submit(&p, &r), 0);
+  assert_int_equal(submit(&p, &r), -1); /* queued: no room */
+  assert_int_equal(outcome(&p, CORE_OUTCOME_NO_ROOM), 1);
+  core_request_t q = {.id = 77,
+                      .model = "m",
+                      .prompt_tokens = 100,
+                      .max_tokens = 10,
+                      .cls = INFS_CLASS_AGENT};
+  core_on_submit(p.core, 0, &p.client, &q);
+  const core_action_t *e = find_error(&p);
+  assert_non_null(e);
+  assert_int_equal(e->code, INFSCHED__ERROR_CODE__ERROR_REJECTED_QUEUE_FULL);
+  assert_non_null(strstr(e->message, "agent queue is full"));
+  core_actions_clear(p.core);
+  q.id = 78;
+  q.prompt_tokens = 40000;
+  core_on_submit(p.core, 0, &p.client, &q);
+  e = find_error(&p);
+  assert_int_equal(e->code, INFSCHED__ERROR_CODE__ERROR_REJECTED_CONTEXT);
+  core_actions_clear(p.core);
+  q.id = 79;
+  q.prompt_tokens = 10;
+  q.model = "unknown";
+  core_on_submit(p.core, 0, &p.client, &q);
+  e = find_error(&p);
+  assert_int_equal(e->code, INFSCHED__ERROR_CODE__ERROR_REJECTED_NO_WORKER);
+  core_actions_clear(p.core);
+  const core_stats_t *s = core_stats(p.core);
+  assert_int_equal(s->rejected_queue_full, 1);
+  assert_int_equal(s->rejected_context, 1);
+  assert_int_equal(s->rejected_no_worker, 1);
+  assert_int_equal(s->rejected, 3);
+  /* The queued one times out with a reason of its own. */
+  core_on_tick(p.core, 61 * INFS_US_PER_S);
+  e = find_error(&p);
+  assert_non_null(e);
+  assert_int_equal(e->code, INFSCHED__ERROR_CODE__ERROR_REJECTED_QUEUE_TIMEOUT);
+  assert_int_equal(core_stats(p.core)->rejected_queue_timeout, 1);
+  pool_free(&p);
+}
+
+/* Interactive requests leave the queue first. */
+static void test_interactive_served_first(void **unused) {
+  (void)unused;
+  pool_t p;
+  pool_init(&p, "least_loaded");
+  pool_add(&p, "gpu-0", gpu_h100(), 1);
+  uint64_t first;
+  req_spec_t r = {.cls = INFS_CLASS_BATCH, .prompt = 100};
+  assert_int_equal(submit_at(&p, 0, &r, &first), 0);
+  r.cls = INFS_CLASS_BATCH;
+  assert_int_equal(submit(&p, &r), -1);
+  r.cls = INFS_CLASS_AGENT;
+  assert_int_equal(submit(&p, &r), -1);
+  r.cls = INFS_CLASS_INTERACTIVE;
+  assert_int_equal(submit(&p, &r), -1);
+  core_on_done(p.core, 1 * MS, &p.peer[0], first, NULL);
+  size_t n;
+  const core_action_t *a = core_actions(p.core, &n);
+  for (size_t i = 0; i < n; i++)
+    if (a[i].kind == CORE_ACT_DISPATCH)
+      assert_int_equal(a[i].request->cls, INFS_CLASS_INTERACTIVE);
+  assert_int_equal(dispatched_to(&p, NULL), 0);
+  core_actions_clear(p.core);
+  pool_free(&p);
+}
+
+/* --- explanations and counters --- */
+
+static void test_decisions_explain_themselves(void **unused) {
+  (void)unused;
+  pool_t p;
+  pool_config(&p, "balanced");
+  p.cfg.explain = true;
+  pool_start(&p);
+  pool_three(&p);
+  core_request_t q = {.id = 42,
+                      .model = "m",
+                      .prompt_tokens = 4000,
+                      .max_tokens = 50,
+                      .cls = INFS_CLASS_INTERACTIVE,
+                      .ttft_ms = 200};
+  core_on_submit(p.core, 0, &p.client, &q);
+  size_t n;
+  const core_decision_t *d = core_decisions(p.core, &n);
+  assert_int_equal(n, 1);
+  assert_int_equal(d->request_id, 42);
+  assert_true(d->placed);
+  assert_int_equal(d->outcome, CORE_OUTCOME_SLO_MET);
+  assert_int_equal(d->candidates, 3);
+  assert_int_equal(d->n_scores, 3);
+  assert_string_equal(d->scores[0].worker_id, "sram-0");
+  assert_true(d->scores[0].ok);
+  assert_true(d->scores[0].ttft_ms < 200);
+  for (size_t i = 1; i < 3; i++) {
+    assert_false(d->scores[i].ok);
+    assert_true(d->scores[i].ttft_ms > 200);
+  }
+  char line[1024];
+  core_decision_format(d, line, sizeof line);
+  assert_non_null(strstr(line, "req 42 interactive"));
+  assert_non_null(strstr(line, "-> sram-0 slo_met"));
+  assert_non_null(strstr(line, "gpu-0"));
+  assert_non_null(strstr(line, "tpu-0"));
+  /* A short buffer still gets a terminated prefix. */
+  char tiny[16];
+  assert_true(core_decision_format(d, tiny, sizeof tiny) > 16);
+  assert_int_equal(strlen(tiny), 15);
+  core_actions_clear(p.core);
+  core_decisions(p.core, &n);
+  assert_int_equal(n, 0);
+  pool_free(&p);
+
+  /* Without explain nothing is recorded. */
+  pool_init(&p, "balanced");
+  pool_three(&p);
+  core_on_submit(p.core, 0, &p.client, &q);
+  core_decisions(p.core, &n);
+  assert_int_equal(n, 0);
+  pool_free(&p);
+}
+
+static void test_outcome_counters_per_policy(void **unused) {
+  (void)unused;
+  static const struct {
+    const char *policy;
+    core_outcome_t outcome;
+  } table[] = {
+      {"round_robin", CORE_OUTCOME_TURN},
+      {"least_loaded", CORE_OUTCOME_LEAST_LOADED},
+      {"cache_affinity", CORE_OUTCOME_CACHE_MISS},
+      {"cheapest", CORE_OUTCOME_CHEAPEST},
+      {"balanced", CORE_OUTCOME_SLO_MET},
+  };
+  for (size_t k = 0; k < sizeof table / sizeof *table; k++) {
+    pool_t p;
+    pool_init(&p, table[k].policy);
+    pool_three(&p);
+    req_spec_t r = {.cls = INFS_CLASS_AGENT, .prompt = 500};
+    for (int i = 0; i < 4; i++)
+      assert_true(submit(&p, &r) >= 0);
+    assert_int_equal(outcome(&p, table[k].outcome), 4);
+    assert_string_equal(core_policy_name(p.core), table[k].policy);
+    pool_free(&p);
+  }
+  assert_string_equal(core_outcome_name(CORE_OUTCOME_CACHE_SPILL),
+                      "cache_spill");
+  assert_string_equal(core_outcome_name(CORE_OUTCOME_COUNT), "unknown");
+}
+
+static void test_config_setters(void **unused) {
+  (void)unused;
+  core_config_t c;
+  char err[160];
+  core_config_defaults(&c);
+  assert_int_equal(c.ttft_ms[INFS_CLASS_INTERACTIVE], 450);
+  assert_int_equal(c.tpot_ms[INFS_CLASS_BATCH], 200);
+  assert_int_equal(
+      core_config_set_slo(&c, "interactive=300:30,batch=9:8", err, sizeof err),
+      0);
+  assert_int_equal(c.ttft_ms[INFS_CLASS_INTERACTIVE], 300);
+  assert_int_equal(c.tpot_ms[INFS_CLASS_INTERACTIVE], 30);
+  assert_int_equal(c.ttft_ms[INFS_CLASS_AGENT], 2000);
+  assert_int_equal(c.ttft_ms[INFS_CLASS_BATCH], 9);
+  static const char *bad_slo[] = {"interactive=300", "nobody=1:2", "agent=0:5",
+                                  "agent=5:x", ""};
+  for (size_t i = 0; i < sizeof bad_slo / sizeof *bad_slo; i++) {
+    assert_int_equal(core_config_set_slo(&c, bad_slo[i], err, sizeof err),
+                     INFS_ECONFIG);
+    assert_true(strlen(err) > 0);
+  }
+  assert_int_equal(c.ttft_ms[INFS_CLASS_INTERACTIVE], 300); /* unchanged */
+  assert_int_equal(
+      core_config_set_latency_weight(&c, "batch=0.5,agent=3", err, sizeof err),
+      0);
+  assert_float_equal(c.latency_weight[INFS_CLASS_BATCH], 0.5, 1e-12);
+  assert_float_equal(c.latency_weight[INFS_CLASS_AGENT], 3, 1e-12);
+  assert_float_equal(c.latency_weight[INFS_CLASS_INTERACTIVE], 2, 1e-12);
+  static const char *bad_w[] = {"batch=-1",        "batch=", "x=1",
+                                "batch",           "",       "agent=nan",
+                                "batch=1,,agent=2"};
+  for (size_t i = 0; i < sizeof bad_w / sizeof *bad_w; i++)
+    assert_int_equal(
+        core_config_set_latency_weight(&c, bad_w[i], err, sizeof err),
+        INFS_ECONFIG);
+  assert_float_equal(c.latency_weight[INFS_CLASS_BATCH], 0.5, 1e-12);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_tight_ttft_goes_to_sram),
+      cmocka_unit_test(test_batch_goes_to_cheapest),
+      cmocka_unit_test(test_latency_weight),
+      cmocka_unit_test(test_request_slo_override),
+      cmocka_unit_test(test_none_meets_slo_takes_fastest),
+      cmocka_unit_test(test_context_limit_every_policy),
+      cmocka_unit_test(test_model_is_a_hard_constraint),
+      cmocka_unit_test(test_cache_hit_until_overloaded),
+      cmocka_unit_test(test_cache_spill_to_next_best_match),
+      cmocka_unit_test(test_cache_index_follows_heartbeats),
+      cmocka_unit_test(test_prefix_index_match),
+      cmocka_unit_test(test_lost_worker_leaves_the_index),
+      cmocka_unit_test(test_burst_spreads_balanced),
+      cmocka_unit_test(test_burst_spreads_cache_affinity),
+      cmocka_unit_test(test_session_affinity_cache_affinity),
+      cmocka_unit_test(test_session_affinity_balanced),
+      cmocka_unit_test(test_balanced_defers_batch),
+      cmocka_unit_test(test_deferral_runs_out_of_patience),
+      cmocka_unit_test(test_rejections_have_reasons),
+      cmocka_unit_test(test_interactive_served_first),
+      cmocka_unit_test(test_decisions_explain_themselves),
+      cmocka_unit_test(test_outcome_counters_per_policy),
+      cmocka_unit_test(test_config_setters),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,278 @@
+/* Unit tests of the predictor: hand-built worker states on a profile with
+ * round numbers, so every expected figure can be worked out on paper. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+/* cmocka needs the headers above first. */
+#include <cmocka.h>
+
+#include "scheduler/core/predictor.h"
+
+#include <string.h>
+
+#define EPS 1e-9
+
+/* 1,000 prompt tokens/s, steps of 10 ms + 1 ms per sequence, chunks of 100
+ * tokens, $36/h = $0.01 per busy second, no energy, no attention term. */
+static infs_profile_t round_profile(void) {
+  infs_profile_t p;
+  memset(&p, 0, sizeof p);
+  strcpy(p.name, "round");
+  p.price_per_hour = 36;
+  p.prefill_tps = 1000;
+  p.base_ms = 10;
+  p.per_seq_ms = 1;
+  p.max_batch = 4;
+  p.kv_tokens = 10000;
+  p.max_context = 8000;
+  p.prefix_cache_blocks = 100;
+  p.block_size = 10;
+  p.prefill_chunk = 100;
+  return p;
+}
+
+typedef struct state {
+  infs_profile_t p;
+  core_load_t load;
+  predictor_worker_t w;
+} state_t;
+
+static void init(state_t *s) {
+  memset(s, 0, sizeof *s);
+  s->p = round_profile();
+  s->w.profile = &s->p;
+  s->w.load = &s->load;
+}
+
+static prediction_t predict(const state_t *s, uint32_t prompt,
+                            uint32_t max_tokens, uint32_t cached_blocks) {
+  predictor_request_t r = {prompt, max_tokens, cached_blocks};
+  prediction_t out;
+  predictor_estimate(&s->w, &r, 0, &out);
+  return out;
+}
+
+static void test_idle_worker(void **unused) {
+  (void)unused;
+  state_t s;
+  init(&s);
+  prediction_t p = predict(&s, 250, 11, 0);
+  /* No queue: 250 tokens at 1,000/s, nothing decoding alongside. */
+  assert_float_equal(p.queue_ms, 0, EPS);
+  assert_float_equal(p.ttft_ms, 250, EPS);
+  /* Alone in the batch: 10 + 1 ms. */
+  assert_float_equal(p.tpot_ms, 11, EPS);
+  assert_int_equal(p.batch, 1);
+  /* 0.25 s of prefill + 10 decode steps of 11 ms, at $0.01/s. */
+  assert_float_equal(p.busy_s, 0.36, EPS);
+  assert_float_equal(p.cost_usd, 0.0036, EPS);
+}
+
+static void test_cached_prefix(void **unused) {
+  (void)unused;
+  state_t s;
+  init(&s);
+  /* 10 blocks of 10 tokens cached: 150 tokens left to prefill. */
+  prediction_t p = predict(&s, 250, 11, 10);
+  assert_int_equal(p.cached_tokens, 100);
+  assert_float_equal(p.ttft_ms, 150, EPS);
+  assert_float_equal(p.cost_usd, 0.0026, EPS);
+  /* A fully cached prompt still computes its last token. */
+  p = predict(&s, 250, 11, 100);
+  assert_int_equal(p.cached_tokens, 249);
+  assert_float_equal(p.ttft_ms, 1, EPS);
+}
+
+static void test_heartbeat_backlog(void **unused) {
+  (void)unused;
+  state_t s;
+  init(&s);
+  s.load.running = 1;
+  s.load.prefill_backlog_tokens = 200;
+  s.load.kv_used = 1000;
+  s.w.outstanding = 1;
+  s.w.remaining_tokens = 50;
+  prediction_t p = predict(&s, 250, 11, 0);
+  /* One sequence decoding: steps of 11 ms. Half a step to the boundary,
+   * 200 backlog tokens (200 ms) in 2 chunks riding on 2 steps. */
+  assert_float_equal(p.queue_ms, 5.5 + 200 + 2 * 11, EPS);
+  /* Then its own 250 tokens in 3 chunks. */
+  assert_float_equal(p.ttft_ms, 227.5 + 250 + 3 * 11, EPS);
+  assert_float_equal(p.tpot_ms, 12, EPS);
+  assert_int_equal(p.batch, 2);
+  /* Decode steps shared by two: 10 * 12 / 2 ms. */
+  assert_float_equal(p.busy_s, 0.25 + 0.06, EPS);
+}
+
+/* What was dispatched since the heartbeat counts like what it reported, so
+ * a burst between two heartbeats sees its own load. */
+static void test_dispatched_since_counts(void **unused) {
+  (void)unused;
+  state_t a, b;
+  init(&a);
+  a.load.running = 1;
+  a.load.prefill_backlog_tokens = 200;
+  a.load.kv_used = 1000;
+  a.w.outstanding = 1;
+  a.w.remaining_tokens = 50;
+  init(&b);
+  b.w.since.requests = 1;
+  b.w.since.prefill_tokens = 200;
+  b.w.since.kv_tokens = 1000;
+  b.w.outstanding = 1;
+  b.w.remaining_tokens = 50;
+  prediction_t pa = predict(&a, 250, 11, 0);
+  prediction_t pb = predict(&b, 250, 11, 0);
+  assert_float_equal(pa.ttft_ms, pb.ttft_ms, EPS);
+  assert_float_equal(pa.tpot_ms, pb.tpot_ms, EPS);
+  assert_float_equal(pa.cost_usd, pb.cost_usd, EPS);
+  /* And finishing since takes load away again, never below zero. */
+  b.w.since.requests = -3;
+  b.w.since.prefill_tokens = -500;
+  b.w.since.kv_tokens = -5000;
+  prediction_t idle = predict(&b, 250, 11, 0);
+  assert_float_equal(idle.ttft_ms, 250, EPS);
+  assert_float_equal(idle.tpot_ms, 11, EPS);
+}
+
+static void test_full_batch_waits_for_a_slot(void **unused) {
+  (void)unused;
+  state_t s;
+  init(&s);
+  s.load.running = 4;
+  s.load.queued = 2;
+  s.w.outstanding = 6;
+  s.w.remaining_tokens = 600; /* 100 tokens left each, on average */
+  prediction_t p = predict(&s, 250, 11, 0);
+  /* Three sequences must finish first (two queued ahead, then one slot):
+   * 3 * 100 steps of 14 ms shared by 4 running. */
+  double slot = 3 * 100 * 14.0 / 4;
+  assert_float_equal(p.queue_ms, slot + 7, EPS);
+  assert_float_equal(p.ttft_ms, slot + 7 + 250 + 3 * 14, EPS);
+  assert_float_equal(p.tpot_ms, 14, EPS);
+  assert_int_equal(p.batch, 4);
+}
+
+static void test_kv_full_waits_for_a_slot(void **unused) {
+  (void)unused;
+  state_t s;
+  init(&s);
+  s.load.running = 1;
+  s.load.kv_used = 9900;
+  s.w.outstanding = 1;
+  s.w.remaining_tokens = 100;
+  prediction_t p = predict(&s, 250, 11, 0);
+  /* 250 tokens do not fit in the 100 left: wait for the running one. */
+  assert_float_equal(p.queue_ms, 100 * 11.0 + 5.5, EPS);
+}
+
+static void test_tpot_grows_with_batch_and_context(void **unused) {
+  (void)unused;
+  state_t s;
+  init(&s);
+  s.p.per_kctx_ms = 2;
+  double last = 0;
+  for (uint32_t running = 0; running < 4; running++) {
+    s.load.running = running;
+    s.load.kv_used = running * 1000;
+    prediction_t p = predict(&s, 1000, 100, 0);
+    /* 10 + (running + 1) + 2 * (kv + 1000 + 50) / 1000 */
+    double expect = 10 + (running + 1) + 2 * (running * 1000 + 1050) / 1000.0;
+    assert_float_equal(p.tpot_ms, expect, EPS);
+    assert_true(p.tpot_ms > last);
+    last = p.tpot_ms;
+  }
+}
+
+/* A busy worker shares its decode steps among more sequences: each pays
+ * less of them (DESIGN.md, "Cost"). */
+static void test_cost_share_falls_with_batch(void **unused) {
+  (void)unused;
+  state_t s;
+  init(&s);
+  prediction_t alone = predict(&s, 100, 101, 0);
+  s.load.running = 3;
+  s.w.outstanding = 3;
+  s.w.remaining_tokens = 300;
+  prediction_t shared = predict(&s, 100, 101, 0);
+  /* alone: 0.1 s + 100 * 11 ms; shared: 0.1 s + 100 * 14 / 4 ms. */
+  assert_float_equal(alone.busy_s, 0.1 + 1.1, EPS);
+  assert_float_equal(shared.busy_s, 0.1 + 0.35, EPS);
+  assert_true(shared.cost_usd < alone.cost_usd);
+}
+
+static void test_cost_energy_and_tokens(void **unused) {
+  (void)unused;
+  state_t s;
+  init(&s);
+  s.p.power_busy_w = 3600;
+  s.p.usd_per_mtok_in = 1;
+  s.p.usd_per_mtok_out = 2;
+  predictor_request_t r = {250, 11, 0};
+  prediction_t p;
+  predictor_estimate(&s.w, &r, 0.1, &p);
+  /* 0.36 busy s: $0.0036 of hardware, 3.6 kW for 0.36 s at $0.1/kWh,
+   * 250 input and 11 output tokens billed per million. */
+  double energy = 3600 * 0.36 / 3.6e6 * 0.1;
+  assert_float_equal(p.cost_usd, 0.0036 + energy + 250e-6 + 22e-6, EPS);
+}
+
+/* Prompts keep arriving at half the worker's prefill speed: their chunks
+ * take half of its time, so each decode step takes twice as long. */
+static void test_prefill_load_stretches_tpot(void **unused) {
+  (void)unused;
+  state_t s;
+  init(&s);
+  s.w.prefill_load = 0.5;
+  prediction_t p = predict(&s, 250, 11, 0);
+  assert_float_equal(p.tpot_ms, 22, EPS);
+  /* The request's own worker time is its share of undisturbed steps. */
+  assert_float_equal(p.busy_s, 0.36, EPS);
+  s.w.prefill_load = 5; /* overloaded: capped at 90% */
+  p = predict(&s, 250, 11, 0);
+  assert_float_equal(p.tpot_ms, 110, 1e-6);
+}
+
+static void test_prefill_rate_decays(void **unused) {
+  (void)unused;
+  infs_profile_t p = round_profile();
+  double rate = 0;
+  infs_time_t at = 0;
+  /* 5,000 tokens at once: 1,000 tokens/s over the 5 s time constant. */
+  predictor_rate_add(&rate, &at, 1000000, 5000);
+  assert_float_equal(predictor_prefill_load(&p, rate, at, 1000000), 1.0, EPS);
+  /* One time constant later it has fallen to 1/e. */
+  assert_float_equal(predictor_prefill_load(&p, rate, at, 6000000),
+                     0.36787944117144233, 1e-12);
+  predictor_rate_add(&rate, &at, 6000000, 5000);
+  assert_float_equal(predictor_prefill_load(&p, rate, at, 6000000),
+                     1.36787944117144233, 1e-12);
+  assert_int_equal(at, 6000000);
+}
+
+static void test_slo_use(void **unused) {
+  (void)unused;
+  prediction_t p = {.ttft_ms = 250, .tpot_ms = 11};
+  assert_float_equal(predictor_slo_use(&p, 500, 10), 1.1, EPS);
+  assert_float_equal(predictor_slo_use(&p, 1000, 44), 0.25, EPS);
+  assert_float_equal(predictor_slo_use(&p, 0, 22), 0.5, EPS);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_idle_worker),
+      cmocka_unit_test(test_cached_prefix),
+      cmocka_unit_test(test_heartbeat_backlog),
+      cmocka_unit_test(test_dispatched_since_counts),
+      cmocka_unit_test(test_full_batch_waits_for_a_slot),
+      cmocka_unit_test(test_kv_full_waits_for_a_slot),
+      cmocka_unit_test(test_tpot_grows_with_batch_and_context),
+      cmocka_unit_test(test_cost_share_falls_with_batch),
+      cmocka_unit_test(test_cost_energy_and_tokens),
+      cmocka_unit_test(test_prefill_load_stretches_tpot),
+      cmocka_unit_test(test_prefill_rate_decays),
+      cmocka_unit_test(test_slo_use),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

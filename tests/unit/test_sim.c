@@ -1,0 +1,469 @@
+/* tools/sim: the event loop's timing and cost against hand-computed figures,
+ * determinism (one seed, one report, byte for byte), the drivers (compare,
+ * sweep, capacity) and pool mixes. */
+#include "scheduler/core/policy.h"
+#include "tools/sim/capacity.h"
+#include "tools/sim/compare.h"
+#include "tools/sim/drive.h"
+#include "tools/sim/pool.h"
+#include "tools/sim/sim.h"
+#include "tools/sim/sweep.h"
+#include "worker/cost.h"
+
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#ifndef INFSCHED_SOURCE_DIR
+#error "INFSCHED_SOURCE_DIR must name the source tree"
+#endif
+
+static const char *profiles_path = INFSCHED_SOURCE_DIR "/configs/profiles.yaml";
+
+/* A worker whose figures are easy to add up: 10,000 prompt tokens/s, a
+ * 10 ms decode step whatever the batch, prompts prefilled in one step. */
+static infs_profile_t simple_profile(void) {
+  infs_profile_t p = {
+      .name = "simple",
+      .cls = INFS_WORKER_GPU,
+      .price_per_hour = 36.0,
+      .power_idle_w = 1000,
+      .power_busy_w = 3000,
+      .prefill_tps = 10000,
+      .base_ms = 10,
+      .max_batch = 8,
+      .kv_tokens = 100000,
+      .max_context = 8192,
+      .prefix_cache_blocks = 100,
+      .block_size = 64,
+      .prefill_chunk = 4096,
+  };
+  return p;
+}
+
+static workload_dist_t fixed(uint32_t n) {
+  workload_dist_t d = {
+      .kind = WORKLOAD_DIST_FIXED, .median = n, .min = n, .max = n};
+  return d;
+}
+
+static double json_num(const cJSON *o, const char *path) {
+  char buf[128];
+  snprintf(buf, sizeof buf, "%s", path);
+  const cJSON *cur = o;
+  char *save = NULL;
+  for (char *k = strtok_r(buf, ".", &save); k && cur;
+       k = strtok_r(NULL, ".", &save))
+    cur = cJSON_GetObjectItemCaseSensitive(cur, k);
+  assert_non_null(cur);
+  assert_true(cJSON_IsNumber(cur));
+  return cur->valuedouble;
+}
+
+/* --- a poisson source for the drivers --- */
+
+static int make_poisson(void *ctx, double scale, workload_t **out, char *err,
+                        size_t errlen) {
+  workload_opts_t o = *(const workload_opts_t *)ctx;
+  o.rate *= scale;
+  return workload_poisson_new(&o, out, err, errlen);
+}
+
+static void describe_poisson(void *ctx, double scale, char *buf, size_t len) {
+  snprintf(buf, len, "%.3g req/s",
+           ((const workload_opts_t *)ctx)->rate * scale);
+}
+
+static char *run_json(const sim_config_t *cfg, const workload_opts_t *wo,
+                      sim_stats_t *st) {
+  char err[256] = "";
+  workload_t *w = NULL;
+  report_t *r = report_new();
+  assert_int_equal(workload_poisson_new(wo, &w, err, sizeof err), 0);
+  int rc = sim_run(cfg, w, r, st, err, sizeof err);
+  if (rc)
+    fail_msg("sim_run: %s", err);
+  cJSON *j = report_to_json(r);
+  char *text = cJSON_Print(j);
+  assert_non_null(text);
+  cJSON_Delete(j);
+  report_destroy(&r);
+  workload_destroy(&w);
+  return text;
+}
+
+/* --- one request, every microsecond accounted for --- */
+
+static void test_one_request_timeline(void **state) {
+  (void)state;
+  sim_worker_spec_t wk = {.id = "w-0", .profile = simple_profile()};
+  sim_config_t cfg;
+  sim_config_defaults(&cfg);
+  cfg.workers = &wk;
+  cfg.n_workers = 1;
+  cfg.delay_us = 250;
+  workload_opts_t wo;
+  workload_opts_default(&wo);
+  wo.max_requests = 1;
+  wo.prompt = fixed(1000);
+  wo.output = fixed(5);
+
+  sim_stats_t st;
+  char *text = run_json(&cfg, &wo, &st);
+  cJSON *j = cJSON_Parse(text);
+  assert_non_null(j);
+  assert_int_equal(json_num(j, "requests.completed"), 1);
+  assert_int_equal(json_num(j, "requests.lost"), 0);
+  /* Client -> scheduler -> worker, 100 ms of prefill, worker -> scheduler
+   * -> client: four delays. Four more tokens at one 10 ms step each. */
+  assert_float_equal(json_num(j, "latency_ms.ttft.mean"), 100.0 + 4 * 0.25,
+                     1e-9);
+  assert_float_equal(json_num(j, "latency_ms.e2e.mean"), 140.0 + 4 * 0.25,
+                     1e-9);
+  assert_float_equal(json_num(j, "latency_ms.tpot.mean"), 10.0, 1e-9);
+  /* The pool paid the whole window: 140 ms busy, the rest idle. */
+  double window = json_num(j, "window_s");
+  double expect = cost_worker_usd(&wk.profile, window, 0.140, cfg.kwh_usd);
+  assert_float_equal(json_num(j, "cost.usd_total"), expect, 1e-12);
+  assert_float_equal(st.pool_usd, expect, 1e-12);
+  assert_int_equal(st.requests, 1);
+  assert_int_equal(st.slo_tokens, 1005);
+  cJSON_Delete(j);
+  free(text);
+}
+
+/* --- determinism: one seed, one report, byte for byte --- */
+
+static sim_worker_spec_t *shipped_pool(size_t *n) {
+  char err[256];
+  profile_set_t *set = NULL;
+  assert_int_equal(profile_set_load(profiles_path, &set, err, sizeof err), 0);
+  static const char *const names[] = {"gpu-h100", "gpu-h100", "sram-wse3",
+                                      "tpu-v6e"};
+  *n = sizeof names / sizeof *names;
+  sim_worker_spec_t *v = calloc(*n, sizeof *v);
+  for (size_t i = 0; i < *n; i++) {
+    const infs_profile_t *p = profile_set_find(set, names[i]);
+    assert_non_null(p);
+    v[i].profile = *p;
+    snprintf(v[i].id, sizeof v[i].id, "w-%zu", i);
+  }
+  profile_set_destroy(&set);
+  return v;
+}
+
+static void test_same_seed_same_report(void **state) {
+  (void)state;
+  size_t n;
+  sim_worker_spec_t *ws = shipped_pool(&n);
+  sim_config_t cfg;
+  sim_config_defaults(&cfg);
+  cfg.workers = ws;
+  cfg.n_workers = n;
+  workload_opts_t wo;
+  workload_opts_default(&wo);
+  wo.rate = 40;
+  wo.duration_s = 20;
+  wo.shared_prefix = 0.5;
+  wo.seed = 42;
+
+  /* Every policy of the core: none may bring in a clock or an order that
+   * depends on addresses. */
+  for (const policy_ops_t *const *p = policy_all(); *p; p++) {
+    cfg.core.policy = (*p)->name;
+    sim_stats_t a, b;
+    char *one = run_json(&cfg, &wo, &a);
+    char *two = run_json(&cfg, &wo, &b);
+    if (strcmp(one, two) != 0)
+      fail_msg("policy %s: two runs, two reports", (*p)->name);
+    assert_int_equal(a.events, b.events);
+    assert_true(a.requests > 600);
+    /* The check can fail: another seed gives another report. */
+    wo.seed = 43;
+    char *three = run_json(&cfg, &wo, &b);
+    wo.seed = 42;
+    assert_string_not_equal(one, three);
+    free(one);
+    free(two);
+    free(three);
+  }
+  free(ws);
+}
+
+/* --- drain: what is still open when it ends is lost --- */
+
+static void test_drain_loses_open_requests(void **state) {
+  (void)state;
+  sim_worker_spec_t wk = {.id = "w-0", .profile = simple_profile()};
+  sim_config_t cfg;
+  sim_config_defaults(&cfg);
+  cfg.workers = &wk;
+  cfg.n_workers = 1;
+  cfg.drain_s = 0;
+  workload_opts_t wo;
+  workload_opts_default(&wo);
+  wo.rate = 50; /* 5 s of work per second for one worker */
+  wo.duration_s = 2;
+  wo.prompt = fixed(1000);
+  wo.output = fixed(20);
+  sim_stats_t st;
+  char *text = run_json(&cfg, &wo, &st);
+  cJSON *j = cJSON_Parse(text);
+  double sent = json_num(j, "requests.sent");
+  double lost = json_num(j, "requests.lost");
+  assert_true(lost > 0);
+  assert_float_equal(sent,
+                     json_num(j, "requests.completed") +
+                         json_num(j, "requests.failed") +
+                         json_num(j, "requests.rejected") + lost,
+                     0);
+  assert_int_equal(sent, st.requests);
+  cJSON_Delete(j);
+  free(text);
+}
+
+/* --- compare --- */
+
+static void test_compare_runs_each_policy(void **state) {
+  (void)state;
+  size_t n;
+  sim_worker_spec_t *ws = shipped_pool(&n);
+  sim_config_t cfg;
+  sim_config_defaults(&cfg);
+  cfg.workers = ws;
+  cfg.n_workers = n;
+  workload_opts_t wo;
+  workload_opts_default(&wo);
+  wo.rate = 20;
+  wo.duration_s = 10;
+  sim_source_t src = {make_poisson, describe_poisson, &wo};
+  char err[256] = "";
+  const char **policies =
+      drive_policies("round_robin,least_loaded", err, sizeof err);
+  assert_non_null(policies);
+  summary_t sums[2];
+  cJSON *reports = cJSON_CreateArray();
+  assert_int_equal(
+      compare_run(&cfg, policies, &src, sums, reports, err, sizeof err), 0);
+  assert_int_equal(cJSON_GetArraySize(reports), 2);
+  assert_string_equal(sums[0].policy, "round_robin");
+  assert_string_equal(sums[1].policy, "least_loaded");
+  /* Load for load: the same requests went to both. */
+  assert_int_equal(sums[0].sent, sums[1].sent);
+  assert_true(sums[0].sent > 100);
+  assert_float_equal(json_num(cJSON_GetArrayItem(reports, 1), "requests.sent"),
+                     (double)sums[1].sent, 0);
+  for (int i = 0; i < 2; i++) {
+    assert_true(sums[i].usd_per_mtok > 0);
+    assert_true(sums[i].ttft_p99_ms >= sums[i].ttft_p50_ms);
+  }
+  cJSON_Delete(reports);
+  free(policies);
+
+  assert_null(drive_policies("round_robin,nope", err, sizeof err));
+  assert_non_null(strstr(err, "nope"));
+  policies = drive_policies("all", err, sizeof err);
+  assert_non_null(policies);
+  assert_non_null(policies[0]);
+  free(policies);
+  free(ws);
+}
+
+/* --- pools --- */
+
+typedef struct pool_fixture {
+  cluster_spec_t spec;
+  cluster_worker_t workers[2];
+  profile_set_t *set;
+} pool_fixture_t;
+
+static void pool_fixture_init(pool_fixture_t *f) {
+  char err[256];
+  memset(f, 0, sizeof *f);
+  assert_int_equal(profile_set_load(profiles_path, &f->set, err, sizeof err),
+                   0);
+  f->spec.path = "test.yaml";
+  f->spec.profiles_path = (char *)profiles_path;
+  f->spec.workers = f->workers;
+  f->spec.nworkers = 2;
+  f->workers[0] = (cluster_worker_t){.name = "big",
+                                     .profile = "gpu-h100",
+                                     .backend = "sim",
+                                     .model = "m",
+                                     .count = 2};
+  f->workers[1] = (cluster_worker_t){
+      .name = "fast", .profile = "sram-wse3", .backend = "sim", .count = 1};
+}
+
+static void test_pool_mixes(void **state) {
+  (void)state;
+  pool_fixture_t f;
+  pool_fixture_init(&f);
+  char err[256], desc[128];
+  pool_t p;
+  assert_int_equal(pool_from_cluster(&f.spec, f.set, &p, err, sizeof err), 0);
+  assert_int_equal(pool_instances(&p), 3);
+  size_t n;
+  sim_worker_spec_t *ws = pool_expand(&p, &n);
+  assert_int_equal(n, 3);
+  assert_string_equal(ws[1].id, "big-1");
+  assert_string_equal(ws[1].model, "m");
+  assert_string_equal(ws[2].id, "fast-0");
+  assert_string_equal(ws[2].model, POOL_DEFAULT_MODEL);
+  free(ws);
+
+  /* A class finds the cluster's entry; a class the cluster lacks finds a
+   * profile of the file; a profile name works too. */
+  assert_int_equal(pool_apply_mix(&p, &f.spec, f.set, "gpu=4,tpu=1,sram=0", 0,
+                                  err, sizeof err),
+                   0);
+  pool_describe(&p, desc, sizeof desc);
+  assert_string_equal(desc, "big=4,tpu=1,fast=0");
+  assert_int_equal(p.v[1].profile.cls, INFS_WORKER_TPU);
+  assert_int_equal(
+      pool_apply_mix(&p, &f.spec, f.set, "sram-wse3=2", 0, err, sizeof err), 0);
+  pool_describe(&p, desc, sizeof desc);
+  assert_string_equal(desc, "fast=2");
+
+  static const char *const bad[] = {"xpu=1", "gpu=abc",  "gpu=1,big=2", "gpu",
+                                    "",      "gpu=5000", "gpu=2:1"};
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    err[0] = '\0';
+    assert_int_not_equal(
+        pool_apply_mix(&p, &f.spec, f.set, bad[i], 0, err, sizeof err), 0);
+    assert_true(strlen(err) > 0);
+  }
+  pool_describe(&p, desc, sizeof desc);
+  assert_string_equal(desc, "fast=2"); /* unchanged by the failures */
+
+  /* A grid: big 0..2 (N is 0:N), tpu 1..2: 3 x 2 mixes. */
+  assert_int_equal(
+      pool_apply_mix(&p, &f.spec, f.set, "gpu=2,tpu=1:2", 1, err, sizeof err),
+      0);
+  size_t mixes = 0;
+  pool_grid_first(&p);
+  do
+    mixes++;
+  while (pool_grid_next(&p));
+  assert_int_equal(mixes, 6);
+  pool_free(&p);
+  profile_set_destroy(&f.set);
+}
+
+/* --- sweep and capacity --- */
+
+static void test_sweep_pareto_front(void **state) {
+  (void)state;
+  pool_fixture_t f;
+  pool_fixture_init(&f);
+  char err[256] = "";
+  pool_t grid;
+  assert_int_equal(pool_from_cluster(&f.spec, f.set, &grid, err, sizeof err),
+                   0);
+  assert_int_equal(pool_apply_mix(&grid, &f.spec, f.set, "gpu=0:2,tpu=0:2", 1,
+                                  err, sizeof err),
+                   0);
+  sim_config_t cfg;
+  sim_config_defaults(&cfg);
+  workload_opts_t wo;
+  workload_opts_default(&wo);
+  wo.rate = 8;
+  wo.duration_s = 10;
+  sim_source_t src = {make_poisson, describe_poisson, &wo};
+  sweep_result_t r;
+  assert_int_equal(sweep_run(&cfg, &grid, &src, 0.5, &r, err, sizeof err), 0);
+  assert_int_equal(r.n, 8); /* 3 x 3 less the empty pool */
+  size_t front = 0;
+  for (size_t i = 0; i < r.n; i++) {
+    const sweep_point_t *a = &r.v[i];
+    front += a->pareto;
+    bool dominated = false;
+    for (size_t k = 0; k < r.n; k++) {
+      const sweep_point_t *b = &r.v[k];
+      if (k != i && b->sum.usd_per_hour <= a->sum.usd_per_hour &&
+          b->sum.slo >= a->sum.slo &&
+          (b->sum.usd_per_hour < a->sum.usd_per_hour ||
+           b->sum.slo > a->sum.slo))
+        dominated = true;
+    }
+    assert_int_equal(a->pareto, !dominated);
+  }
+  assert_true(front >= 1);
+  /* The cheapest meeting the target meets it, and nothing cheaper does. */
+  assert_true(r.cheapest >= 0);
+  const sweep_point_t *c = &r.v[r.cheapest];
+  assert_true(c->sum.slo >= 0.5);
+  for (size_t i = 0; i < r.n; i++)
+    if (r.v[i].sum.usd_per_hour < c->sum.usd_per_hour)
+      assert_true(r.v[i].sum.slo < 0.5);
+  cJSON *j = sweep_to_json(&r);
+  assert_non_null(j);
+  assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(j, "runs")), 8);
+  cJSON_Delete(j);
+  sweep_result_free(&r);
+  pool_free(&grid);
+  profile_set_destroy(&f.set);
+}
+
+static void test_capacity_brackets_the_target(void **state) {
+  (void)state;
+  sim_worker_spec_t wk = {.id = "w-0", .profile = simple_profile()};
+  sim_config_t cfg;
+  sim_config_defaults(&cfg);
+  cfg.workers = &wk;
+  cfg.n_workers = 1;
+  workload_opts_t wo;
+  workload_opts_default(&wo);
+  wo.rate = 1;
+  wo.duration_s = 30;
+  wo.prompt = fixed(1000);
+  wo.output = fixed(10);
+  wo.class_mix[INFS_CLASS_INTERACTIVE] = 1;
+  wo.class_mix[INFS_CLASS_AGENT] = 0;
+  wo.class_mix[INFS_CLASS_BATCH] = 0;
+  sim_source_t src = {make_poisson, describe_poisson, &wo};
+  capacity_opts_t co;
+  capacity_opts_default(&co);
+  co.target = 0.95;
+  co.tolerance = 0.05;
+  capacity_point_t pt;
+  cJSON *report = NULL;
+  char err[256] = "";
+  assert_int_equal(
+      capacity_search(&cfg, &src, &co, &pt, &report, err, sizeof err), 0);
+  assert_true(pt.found);
+  assert_false(pt.capped);
+  assert_true(pt.sum.slo >= co.target);
+  assert_true(pt.sum.usd_per_mtok_slo >= pt.sum.usd_per_mtok);
+  assert_non_null(report);
+  assert_float_equal(json_num(report, "slo_attainment"), pt.sum.slo, 1e-12);
+  /* Just past the answer, the target is missed (the search's bracket). */
+  summary_t above;
+  assert_int_equal(drive_once(&cfg, &src, pt.scale * (1 + co.tolerance) * 1.5,
+                              &above, NULL, err, sizeof err),
+                   0);
+  assert_true(above.slo < co.target);
+  assert_true(pt.runs >= 3);
+  cJSON_Delete(report);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_one_request_timeline),
+      cmocka_unit_test(test_same_seed_same_report),
+      cmocka_unit_test(test_drain_loses_open_requests),
+      cmocka_unit_test(test_compare_runs_each_policy),
+      cmocka_unit_test(test_pool_mixes),
+      cmocka_unit_test(test_sweep_pareto_front),
+      cmocka_unit_test(test_capacity_brackets_the_target),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,176 @@
+/* lib/workload_cli: the workload flags shared by loadgen and the simulator,
+ * parsed from argv tables, checked against the workload kind, and built
+ * into identical (or scaled) generators. */
+#include "lib/workload_cli.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#ifndef INFSCHED_DATA_DIR
+#error "INFSCHED_DATA_DIR must name the shared data directory"
+#endif
+
+/* Parses argv (NULL-terminated, program name first) with the workload
+ * options only; returns 0, or -1 on the first rejected flag. */
+static int parse(workload_cli_t *c, const char *const *args) {
+  char *argv[32];
+  int argc = 0;
+  for (; args[argc]; argc++)
+    argv[argc] = (char *)args[argc];
+  argv[argc] = NULL;
+  workload_cli_init(c);
+  optind = 0;
+  opterr = 0;
+  int opt;
+  while ((opt = getopt_long(argc, argv, ":", workload_cli_options, NULL)) !=
+         -1) {
+    if (opt == '?' || opt == ':')
+      return -1;
+    if (workload_cli_parse(c, opt, optarg) != 0)
+      return -1;
+  }
+  return workload_cli_check(c);
+}
+
+/* The arrival times and sizes of the first n requests. */
+static void first_requests(const workload_cli_t *c, double scale, size_t n,
+                           workload_req_t *out) {
+  char err[256] = "";
+  workload_t *w = NULL;
+  if (workload_cli_build(c, scale, &w, err, sizeof err))
+    fail_msg("build: %s", err);
+  for (size_t i = 0; i < n; i++) {
+    infs_time_t t = workload_next_time(w);
+    assert_int_not_equal(t, INFS_TIME_NEVER);
+    assert_int_equal(workload_pop(w, t, &out[i]), 0);
+    out[i].blocks = NULL;
+  }
+  workload_destroy(&w);
+}
+
+static void test_poisson_flags_and_scale(void **state) {
+  (void)state;
+  workload_cli_t c;
+  const char *args[] = {"p",      "--rate", "20",
+                        "--seed", "5",      "--prompt-tokens",
+                        "100",    "--slo",  "interactive=300:30",
+                        NULL};
+  assert_int_equal(parse(&c, args), 0);
+  assert_int_equal(workload_cli_kind(&c), WORKLOAD_CLI_POISSON);
+  assert_float_equal(c.opts.rate, 20, 0);
+  assert_int_equal(c.opts.seed, 5);
+  assert_float_equal(c.opts.duration_s, 60, 0); /* the default duration */
+  assert_int_equal(c.opts.ttft_ms[INFS_CLASS_INTERACTIVE], 300);
+
+  workload_req_t a[20], b[20], twice[20];
+  first_requests(&c, 1.0, 20, a);
+  first_requests(&c, 1.0, 20, b);
+  first_requests(&c, 2.0, 20, twice);
+  for (size_t i = 0; i < 20; i++) {
+    assert_int_equal(a[i].arrival, b[i].arrival);
+    assert_int_equal(a[i].prompt_tokens, 100);
+    /* Twice the rate: the same draws, half the gaps. */
+    assert_true(
+        llabs((long long)twice[i].arrival * 2 - (long long)a[i].arrival) <= 2);
+    assert_int_equal(twice[i].cls, a[i].cls);
+  }
+  char buf[64];
+  workload_cli_describe(&c, 1.5, buf, sizeof buf);
+  assert_string_equal(buf, "30 req/s");
+}
+
+static void test_trace_scale_is_speedup(void **state) {
+  (void)state;
+  workload_cli_t c;
+  const char *args[] = {"p",
+                        "--workload",
+                        "trace:" INFSCHED_DATA_DIR "/azure_llm_code_2023.csv",
+                        "--speedup",
+                        "2",
+                        NULL};
+  assert_int_equal(parse(&c, args), 0);
+  assert_int_equal(workload_cli_kind(&c), WORKLOAD_CLI_TRACE);
+  assert_float_equal(c.opts.duration_s, 0, 0); /* the whole file */
+  workload_req_t a[10], b[10];
+  first_requests(&c, 1.0, 10, a);
+  first_requests(&c, 4.0, 10, b);
+  for (size_t i = 0; i < 10; i++) {
+    assert_int_equal(a[i].prompt_tokens, b[i].prompt_tokens);
+    assert_true(llabs((long long)b[i].arrival * 4 - (long long)a[i].arrival) <=
+                4);
+  }
+  char buf[64];
+  workload_cli_describe(&c, 4.0, buf, sizeof buf);
+  assert_string_equal(buf, "speed-up 8x");
+}
+
+static void test_codex_knobs_and_scale(void **state) {
+  (void)state;
+  workload_cli_t c;
+  const char *args[] = {"p",  "--workload", "codex",         "--sessions",
+                        "4",  "--set",      "think_ms=5000", "--max-requests",
+                        "50", NULL};
+  assert_int_equal(parse(&c, args), 0);
+  assert_int_equal(workload_cli_kind(&c), WORKLOAD_CLI_CODEX);
+  assert_int_equal(c.n_knobs, 2);
+  char buf[64];
+  workload_cli_describe(&c, 2.0, buf, sizeof buf);
+  assert_string_equal(buf, "8 sessions");
+  workload_cli_describe(&c, 0.01, buf, sizeof buf);
+  assert_string_equal(buf, "1 session");
+  /* Each session's first call (later ones wait for answers). */
+  workload_req_t a[4];
+  first_requests(&c, 1.0, 4, a);
+  assert_true(a[0].prompt_tokens > 1000);
+
+  /* A bad knob value is reported when the generator is built. */
+  const char *bad[] = {"p", "--workload", "codex", "--set", "turns=x", NULL};
+  assert_int_equal(parse(&c, bad), 0);
+  char err[256] = "";
+  workload_t *w = NULL;
+  assert_int_not_equal(workload_cli_build(&c, 1.0, &w, err, sizeof err), 0);
+  assert_non_null(strstr(err, "--set turns"));
+  assert_null(w);
+}
+
+/* Flags the chosen workload does not read are refused. */
+static void test_flags_that_do_not_apply(void **state) {
+  (void)state;
+  const char *const *cases[] = {
+      (const char *[]){"p", "--speedup", "2", NULL},
+      (const char *[]){"p", "--workload", "trace:x.csv", "--rate", "3", NULL},
+      (const char *[]){"p", "--workload", "trace:x.csv", "--prompt-tokens", "5",
+                       NULL},
+      (const char *[]){"p", "--workload", "codex", "--burst", "1:1:2", NULL},
+      (const char *[]){"p", "--workload", "codex", "--shared-prefix", "0.5",
+                       NULL},
+      (const char *[]){"p", "--sessions", "4", NULL},
+      (const char *[]){"p", "--rate", "-1", NULL},
+      (const char *[]){"p", "--set", "novalue", NULL},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    workload_cli_t c;
+    assert_int_equal(parse(&c, cases[i]), -1);
+  }
+  /* Not a workload flag: left to the program. */
+  workload_cli_t c;
+  workload_cli_init(&c);
+  assert_int_equal(workload_cli_parse(&c, 'h', NULL), 1);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_poisson_flags_and_scale),
+      cmocka_unit_test(test_trace_scale_is_speedup),
+      cmocka_unit_test(test_codex_knobs_and_scale),
+      cmocka_unit_test(test_flags_that_do_not_apply),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

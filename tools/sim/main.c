@@ -1,0 +1,591 @@
+/* infsched-sim: command line, files and output around the pure simulator. */
+#include "infsched/errors.h"
+#include "lib/cli.h"
+#include "lib/log.h"
+#include "lib/report.h"
+#include "lib/report_html.h"
+#include "lib/workload.h"
+#include "lib/workload_cli.h"
+#include "scheduler/core/policy.h"
+#include "tools/cluster/cluster_file.h"
+#include "tools/sim/capacity.h"
+#include "tools/sim/compare.h"
+#include "tools/sim/drive.h"
+#include "tools/sim/pool.h"
+#include "tools/sim/sim.h"
+#include "tools/sim/sweep.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define PROGRAM "infsched-sim"
+
+static void usage(FILE *out) {
+  fprintf(
+      out,
+      "Usage: " PROGRAM " --cluster FILE [OPTION]...\n"
+      "Runs the scheduler's core and the workers' engines in virtual time on\n"
+      "a workload, and prints the same report as infsched-loadgen.\n"
+      "\n"
+      "Pool and scheduler:\n"
+      "  --cluster FILE        cluster file: profiles, policy, heartbeats, "
+      "workers\n"
+      "  --pool LIST           replace the cluster's workers, e.g. "
+      "gpu=4,sram=1,tpu=2\n"
+      "                        (keys: a worker entry, a class or a profile)\n"
+      "  --policy NAME         routing policy (default: the cluster file's)\n"
+      "  --heartbeat-ms N      heartbeat interval (default: the cluster "
+      "file's)\n"
+      "  --queue-limit N       admission queue bound per class (10000)\n"
+      "  --queue-timeout-ms N  longest wait for capacity (30000)\n"
+      "  --max-attempts N      dispatches of one request (3)\n"
+      "  --latency-weight LIST balanced: latency against cost by class, e.g.\n"
+      "                        interactive=2,agent=1,batch=0\n"
+      "  --delay-us N          one-way delay of every message (100)\n"
+      "  --kwh-price USD       energy price per kWh (0.10)\n"
+      "  --model NAME          model to ask for (default: any)\n"
+      "  --drain S             wait S seconds for answers after the last "
+      "arrival (30)\n"
+      "\n");
+  workload_cli_usage(out);
+  fprintf(
+      out,
+      "\n"
+      "What to run (default: one run with --policy):\n"
+      "  --compare LIST        each policy (comma list, or all) on the same "
+      "workload\n"
+      "  --sweep               a grid of pool mixes: Pareto front of cost "
+      "against SLO\n"
+      "  --sweep-grid LIST     the grid, e.g. gpu=0:4,sram=0:2,tpu=4 (N is "
+      "0:N;\n"
+      "                        default: each worker entry from 0 to twice its "
+      "count)\n"
+      "  --capacity            highest load meeting --target, per policy\n"
+      "  --target F            SLO attainment to meet (0.99)\n"
+      "\n"
+      "Output:\n"
+      "  --report-json FILE    write the report(s) as JSON\n"
+      "  --report-html FILE    one run: also write the report as an HTML "
+      "page\n"
+      "  --log-level LEVEL     debug, info, warn, error (info)\n"
+      "  -h, --help            show this help\n"
+      "\n"
+      "Policies:\n");
+  for (const policy_ops_t *const *p = policy_all(); *p; p++)
+    fprintf(out, "  %-20s %s\n", (*p)->name, (*p)->summary);
+  fprintf(out, "\nExit status: 0 on success, 1 when a run lost requests or "
+               "output failed,\n2 on a usage error (bad flag, unreadable or "
+               "invalid file).\n");
+}
+
+enum {
+  OPT_CLUSTER = 256,
+  OPT_POOL,
+  OPT_POLICY,
+  OPT_HEARTBEAT_MS,
+  OPT_QUEUE_LIMIT,
+  OPT_QUEUE_TIMEOUT,
+  OPT_MAX_ATTEMPTS,
+  OPT_LATENCY_WEIGHT,
+  OPT_DELAY_US,
+  OPT_KWH,
+  OPT_MODEL,
+  OPT_DRAIN,
+  OPT_COMPARE,
+  OPT_SWEEP,
+  OPT_SWEEP_GRID,
+  OPT_CAPACITY,
+  OPT_TARGET,
+  OPT_REPORT_JSON,
+  OPT_REPORT_HTML,
+  OPT_LOG_LEVEL,
+};
+
+static const struct option own_options[] = {
+    {"cluster", required_argument, NULL, OPT_CLUSTER},
+    {"pool", required_argument, NULL, OPT_POOL},
+    {"policy", required_argument, NULL, OPT_POLICY},
+    {"heartbeat-ms", required_argument, NULL, OPT_HEARTBEAT_MS},
+    {"queue-limit", required_argument, NULL, OPT_QUEUE_LIMIT},
+    {"queue-timeout-ms", required_argument, NULL, OPT_QUEUE_TIMEOUT},
+    {"max-attempts", required_argument, NULL, OPT_MAX_ATTEMPTS},
+    {"latency-weight", required_argument, NULL, OPT_LATENCY_WEIGHT},
+    {"delay-us", required_argument, NULL, OPT_DELAY_US},
+    {"kwh-price", required_argument, NULL, OPT_KWH},
+    {"model", required_argument, NULL, OPT_MODEL},
+    {"drain", required_argument, NULL, OPT_DRAIN},
+    {"compare", required_argument, NULL, OPT_COMPARE},
+    {"sweep", no_argument, NULL, OPT_SWEEP},
+    {"sweep-grid", required_argument, NULL, OPT_SWEEP_GRID},
+    {"capacity", no_argument, NULL, OPT_CAPACITY},
+    {"target", required_argument, NULL, OPT_TARGET},
+    {"report-json", required_argument, NULL, OPT_REPORT_JSON},
+    {"report-html", required_argument, NULL, OPT_REPORT_HTML},
+    {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+    {"help", no_argument, NULL, 'h'},
+};
+
+typedef struct opts {
+  const char *cluster;
+  const char *pool;
+  const char *policy;
+  const char *compare;
+  const char *sweep_grid;
+  const char *report_json;
+  const char *report_html;
+  bool sweep;
+  bool capacity;
+  double target;
+  uint64_t heartbeat_ms;
+  sim_config_t sim;
+  workload_cli_t wl;
+  log_level_t level;
+} opts_t;
+
+/* This program's options followed by the workload flags, for getopt_long. */
+static struct option *all_options(void) {
+  size_t own = sizeof own_options / sizeof *own_options;
+  size_t wl = workload_cli_option_count();
+  struct option *v = calloc(own + wl + 1, sizeof *v);
+  if (!v)
+    abort();
+  memcpy(v, own_options, sizeof own_options);
+  memcpy(v + own, workload_cli_options, wl * sizeof *v);
+  return v;
+}
+
+static int parse_one(opts_t *o, int c, const char *name) {
+  char err[256];
+  uint64_t v;
+  uint32_t u;
+  int rc = 0;
+  switch (c) {
+  case 'h':
+    usage(stdout);
+    exit(0);
+  case OPT_CLUSTER:
+    o->cluster = optarg;
+    break;
+  case OPT_POOL:
+    o->pool = optarg;
+    break;
+  case OPT_POLICY:
+    if (!policy_find(optarg))
+      rc =
+          cli_usage_error("--policy: unknown policy '%s' (see --help)", optarg);
+    o->policy = optarg;
+    break;
+  case OPT_HEARTBEAT_MS:
+    rc = cli_u64("--heartbeat-ms", optarg, 10, 60000, &o->heartbeat_ms);
+    break;
+  case OPT_QUEUE_LIMIT:
+    rc = cli_u32("--queue-limit", optarg, 0, 10000000, &u);
+    for (int i = 0; i < INFS_CLASS_COUNT; i++)
+      o->sim.core.queue_limit[i] = u;
+    break;
+  case OPT_QUEUE_TIMEOUT:
+    rc = cli_u64("--queue-timeout-ms", optarg, 1, 86400000, &v);
+    o->sim.core.queue_timeout = v * INFS_US_PER_MS;
+    break;
+  case OPT_MAX_ATTEMPTS:
+    rc = cli_u32("--max-attempts", optarg, 1, 100, &o->sim.core.max_attempts);
+    break;
+  case OPT_LATENCY_WEIGHT:
+    if (core_config_set_latency_weight(&o->sim.core, optarg, err, sizeof err))
+      rc = cli_usage_error("--latency-weight: %s", err);
+    break;
+  case OPT_DELAY_US:
+    rc = cli_u64("--delay-us", optarg, 0, 60 * INFS_US_PER_S, &o->sim.delay_us);
+    break;
+  case OPT_KWH:
+    rc = cli_double("--kwh-price", optarg, 0, 100, &o->sim.kwh_usd);
+    o->sim.core.kwh_usd = o->sim.kwh_usd;
+    break;
+  case OPT_MODEL:
+    o->sim.model = optarg;
+    break;
+  case OPT_DRAIN:
+    rc = cli_double("--drain", optarg, 0, 86400, &o->sim.drain_s);
+    break;
+  case OPT_COMPARE:
+    o->compare = optarg;
+    break;
+  case OPT_SWEEP:
+    o->sweep = true;
+    break;
+  case OPT_SWEEP_GRID:
+    o->sweep_grid = optarg;
+    o->sweep = true;
+    break;
+  case OPT_CAPACITY:
+    o->capacity = true;
+    break;
+  case OPT_TARGET:
+    rc = cli_double("--target", optarg, 0.0, 1.0, &o->target);
+    break;
+  case OPT_REPORT_JSON:
+    o->report_json = optarg;
+    break;
+  case OPT_REPORT_HTML:
+    o->report_html = optarg;
+    break;
+  case OPT_LOG_LEVEL:
+    if (log_level_parse(optarg, &o->level))
+      rc = cli_usage_error("--log-level: unknown level '%s'", optarg);
+    break;
+  case ':':
+    rc = cli_usage_error("%s: needs a value", name);
+    break;
+  default:
+    rc = workload_cli_parse(&o->wl, c, optarg);
+    if (rc == 1)
+      rc = cli_usage_error("unknown option '%s'", name);
+    break;
+  }
+  return rc ? -1 : 0;
+}
+
+static int parse_args(int argc, char **argv, opts_t *o) {
+  struct option *options = all_options();
+  int c, rc = 0;
+  opterr = 0;
+  while (rc == 0 && (c = getopt_long(argc, argv, ":h", options, NULL)) != -1)
+    rc = parse_one(o, c, optind > 0 ? argv[optind - 1] : "");
+  free(options);
+  if (rc)
+    return -1;
+  if (optind < argc)
+    return cli_usage_error("unexpected argument '%s'", argv[optind]);
+  if (!o->cluster)
+    return cli_usage_error("--cluster FILE is required");
+  if (o->sweep && o->capacity)
+    return cli_usage_error("--sweep and --capacity are separate runs; give "
+                           "one of them");
+  if (o->report_html && (o->sweep || o->capacity || o->compare))
+    return cli_usage_error("--report-html writes one run's report; use "
+                           "--report-json with --compare, --sweep or "
+                           "--capacity");
+  return workload_cli_check(&o->wl);
+}
+
+/* --- the workload source: a fresh, seeded workload per run --- */
+
+static int make_workload(void *arg, double scale, workload_t **out, char *err,
+                         size_t errlen) {
+  return workload_cli_build(arg, scale, out, err, errlen);
+}
+
+static void describe_load(void *arg, double scale, char *buf, size_t len) {
+  workload_cli_describe(arg, scale, buf, len);
+}
+
+/* --- output --- */
+
+static int write_json(const char *path, cJSON *root) {
+  int rc = 0;
+  char *text = cJSON_Print(root);
+  FILE *f = text ? fopen(path, "w") : NULL;
+  if (!text)
+    rc = -ENOMEM;
+  else if (!f)
+    rc = -errno;
+  else if (fputs(text, f) == EOF || fputc('\n', f) == EOF)
+    rc = -errno;
+  if (f && fclose(f) != 0 && rc == 0)
+    rc = -errno;
+  cJSON_free(text);
+  if (rc)
+    log_error("%s: %s", path, infs_strerror(rc));
+  return rc;
+}
+
+static double wall_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* --- modes --- */
+
+static int run_single(const opts_t *o, const sim_config_t *cfg,
+                      const sim_source_t *src) {
+  char err[512];
+  workload_t *w = NULL;
+  report_t *r = report_new();
+  sim_stats_t st;
+  int status = 1;
+  if (!r)
+    return 1;
+  if (src->make(src->ctx, 1.0, &w, err, sizeof err)) {
+    log_error("%s", err);
+    goto out;
+  }
+  double t = wall_s();
+  if (sim_run(cfg, w, r, &st, err, sizeof err)) {
+    log_error("%s", err);
+    goto out;
+  }
+  t = wall_s() - t;
+  report_print(r, stdout);
+  fflush(stdout);
+  log_info("simulated %llu requests, %.1f s of virtual time, %llu events, "
+           "in %.3f s (%.0f requests/s)",
+           (unsigned long long)st.requests, (double)st.end_us / 1e6,
+           (unsigned long long)st.events, t,
+           t > 0 ? (double)st.requests / t : 0.0);
+  status = 0;
+  if (o->report_json) {
+    int rc = report_write_json(r, o->report_json);
+    if (rc) {
+      log_error("%s: %s", o->report_json, infs_strerror(rc));
+      status = 1;
+    }
+  }
+  if (o->report_html) {
+    int rc = report_html_write(r, o->wl.spec, o->report_html);
+    if (rc) {
+      log_error("%s: %s", o->report_html, infs_strerror(rc));
+      status = 1;
+    }
+  }
+  report_requests_t q;
+  report_requests(r, -1, &q);
+  if (q.lost) {
+    log_error("%llu of %llu requests lost (no answer within --drain)",
+              (unsigned long long)q.lost, (unsigned long long)q.sent);
+    status = 1;
+  }
+out:
+  workload_destroy(&w);
+  report_destroy(&r);
+  return status;
+}
+
+static int run_compare(const opts_t *o, const sim_config_t *cfg,
+                       const sim_source_t *src, const char **policies) {
+  char err[512];
+  size_t n = 0;
+  while (policies[n])
+    n++;
+  summary_t *sums = calloc(n + 1, sizeof *sums);
+  cJSON *root = cJSON_CreateObject();
+  cJSON *reports = cJSON_AddArrayToObject(root, "reports");
+  int status = 1;
+  if (!sums || !reports)
+    goto out;
+  if (compare_run(cfg, policies, src, sums, reports, err, sizeof err)) {
+    log_error("%s", err);
+    goto out;
+  }
+  compare_print(sums, n, stdout);
+  fflush(stdout);
+  status = o->report_json && write_json(o->report_json, root) ? 1 : 0;
+out:
+  cJSON_Delete(root);
+  free(sums);
+  return status;
+}
+
+static int run_sweep(const opts_t *o, const sim_config_t *cfg,
+                     const sim_source_t *src, const char **policies,
+                     const pool_t *grid) {
+  char err[512];
+  cJSON *root = cJSON_CreateObject();
+  cJSON *sweeps = cJSON_AddArrayToObject(root, "sweeps");
+  int status = 1;
+  if (!sweeps)
+    goto out;
+  for (size_t i = 0; policies[i]; i++) {
+    sim_config_t c = *cfg;
+    sweep_result_t res;
+    c.core.policy = policies[i];
+    if (sweep_run(&c, grid, src, o->target, &res, err, sizeof err)) {
+      log_error("%s", err);
+      goto out;
+    }
+    if (i)
+      printf("\n");
+    sweep_print(&res, stdout);
+    cJSON *j = sweep_to_json(&res);
+    sweep_result_free(&res);
+    if (!j || !cJSON_AddItemToArray(sweeps, j)) {
+      cJSON_Delete(j);
+      goto out;
+    }
+  }
+  fflush(stdout);
+  status = o->report_json && write_json(o->report_json, root) ? 1 : 0;
+out:
+  cJSON_Delete(root);
+  return status;
+}
+
+static int run_capacity(const opts_t *o, const sim_config_t *cfg,
+                        const sim_source_t *src, const char **policies) {
+  char err[512];
+  size_t n = 0;
+  while (policies[n])
+    n++;
+  capacity_point_t *pts = calloc(n + 1, sizeof *pts);
+  cJSON *root = cJSON_CreateObject();
+  cJSON *arr = cJSON_AddArrayToObject(root, "policies");
+  capacity_opts_t co;
+  int status = 1;
+  capacity_opts_default(&co);
+  co.target = o->target;
+  if (!pts || !arr || !cJSON_AddNumberToObject(root, "target", co.target))
+    goto out;
+  for (size_t i = 0; i < n; i++) {
+    sim_config_t c = *cfg;
+    cJSON *report = NULL;
+    c.core.policy = policies[i];
+    if (capacity_search(&c, src, &co, &pts[i], &report, err, sizeof err)) {
+      log_error("%s", err);
+      goto out;
+    }
+    const capacity_point_t *p = &pts[i];
+    cJSON *e = cJSON_CreateObject();
+    if (!e || !cJSON_AddItemToArray(arr, e)) {
+      cJSON_Delete(e);
+      cJSON_Delete(report);
+      goto out;
+    }
+    bool ok = cJSON_AddStringToObject(e, "policy", p->policy) &&
+              cJSON_AddBoolToObject(e, "found", p->found) &&
+              cJSON_AddBoolToObject(e, "capped", p->capped) &&
+              cJSON_AddNumberToObject(e, "scale", p->scale) &&
+              cJSON_AddStringToObject(e, "load", p->rate) &&
+              cJSON_AddNumberToObject(e, "slo_attainment", p->sum.slo) &&
+              cJSON_AddNumberToObject(e, "usd_per_mtok_slo",
+                                      p->sum.usd_per_mtok_slo) &&
+              cJSON_AddNumberToObject(e, "runs", p->runs);
+    if (report && !cJSON_AddItemToObject(e, "report", report)) {
+      cJSON_Delete(report);
+      ok = false;
+    }
+    if (!ok)
+      goto out;
+  }
+  capacity_print(pts, n, co.target, stdout);
+  fflush(stdout);
+  status = o->report_json && write_json(o->report_json, root) ? 1 : 0;
+out:
+  cJSON_Delete(root);
+  free(pts);
+  return status;
+}
+
+/* --- files --- */
+
+typedef struct setup {
+  cluster_spec_t *spec;
+  profile_set_t *profiles;
+  pool_t pool;
+  pool_t grid;
+  sim_worker_spec_t *workers;
+} setup_t;
+
+static void setup_free(setup_t *s) {
+  cluster_spec_destroy(&s->spec);
+  profile_set_destroy(&s->profiles);
+  pool_free(&s->pool);
+  pool_free(&s->grid);
+  free(s->workers);
+}
+
+/* Loads what the flags name; every failure is a usage error (status 2). */
+static int load(opts_t *o, setup_t *s) {
+  char err[512];
+  int rc = cluster_file_load(o->cluster, &s->spec, err, sizeof err);
+  if (!rc)
+    rc = cluster_spec_check_profiles(s->spec, err, sizeof err);
+  if (!rc)
+    rc =
+        profile_set_load(s->spec->profiles_path, &s->profiles, err, sizeof err);
+  if (!rc)
+    rc = pool_from_cluster(s->spec, s->profiles, &s->pool, err, sizeof err);
+  if (rc)
+    return cli_usage_error("--cluster: %s", err);
+  for (size_t i = 0; i < s->spec->nworkers; i++)
+    if (strcmp(s->spec->workers[i].backend, "sim") != 0)
+      log_warn("%s: workers '%s' use backend '%s'; the simulator models "
+               "every worker with the sim backend's engine",
+               o->cluster, s->spec->workers[i].name,
+               s->spec->workers[i].backend);
+  if (o->pool && pool_apply_mix(&s->pool, s->spec, s->profiles, o->pool, 0, err,
+                                sizeof err))
+    return cli_usage_error("--pool: %s", err);
+  s->grid.v = calloc(s->pool.n + 1, sizeof *s->grid.v);
+  if (!s->grid.v)
+    abort();
+  memcpy(s->grid.v, s->pool.v, s->pool.n * sizeof *s->pool.v);
+  s->grid.n = s->pool.n;
+  if (o->sweep_grid && pool_apply_mix(&s->grid, s->spec, s->profiles,
+                                      o->sweep_grid, 1, err, sizeof err))
+    return cli_usage_error("--sweep-grid: %s", err);
+  if (!o->sweep && pool_instances(&s->pool) == 0)
+    return cli_usage_error("the pool has no workers");
+
+  o->sim.core.policy = o->policy ? o->policy : s->spec->policy;
+  if (!policy_find(o->sim.core.policy))
+    return cli_usage_error("%s: unknown policy '%s' (see --help)", o->cluster,
+                           o->sim.core.policy);
+  o->sim.core.heartbeat_interval =
+      (o->heartbeat_ms ? o->heartbeat_ms : s->spec->heartbeat_ms) *
+      INFS_US_PER_MS;
+  o->sim.core.heartbeat_miss = s->spec->heartbeat_miss;
+  size_t n;
+  s->workers = pool_expand(&s->pool, &n);
+  o->sim.workers = s->workers;
+  o->sim.n_workers = n;
+
+  /* Build the workload once now, so that a bad trace or workload file is a
+   * usage error before anything runs. */
+  workload_t *w = NULL;
+  rc = workload_cli_build(&o->wl, 1.0, &w, err, sizeof err);
+  workload_destroy(&w);
+  if (rc)
+    return cli_usage_error("--workload: %s", err);
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  opts_t o = {.target = 0.99, .level = LOG_LEVEL_INFO};
+  setup_t s = {0};
+  int status = CLI_EXIT_USAGE;
+  sim_config_defaults(&o.sim);
+  workload_cli_init(&o.wl);
+  cli_init(PROGRAM);
+  if (parse_args(argc, argv, &o))
+    return CLI_EXIT_USAGE;
+  log_init(PROGRAM, o.level);
+  const char **policies = NULL;
+  if (load(&o, &s))
+    goto out;
+  char err[512];
+  const char *list = o.compare ? o.compare : o.sim.core.policy;
+  policies = drive_policies(list, err, sizeof err);
+  if (!policies) {
+    cli_usage_error("--compare: %s", err);
+    goto out;
+  }
+  sim_source_t src = {make_workload, describe_load, &o.wl};
+  if (o.sweep)
+    status = run_sweep(&o, &o.sim, &src, policies, &s.grid);
+  else if (o.capacity)
+    status = run_capacity(&o, &o.sim, &src, policies);
+  else if (o.compare)
+    status = run_compare(&o, &o.sim, &src, policies);
+  else
+    status = run_single(&o, &o.sim, &src);
+out:
+  free(policies);
+  setup_free(&s);
+  return status;
+}

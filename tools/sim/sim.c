@@ -1,0 +1,493 @@
+/* The event loop of infsched-sim. Three parties exchange messages through
+ * the timeline, each delivered delay_us after it was sent:
+ *
+ * - the client sends each request at its arrival time and measures it as
+ *   infsched-loadgen does: TTFT when the first token reaches it, e2e when
+ *   Done does, both from the intended send time;
+ * - the scheduler is the core itself, fed the messages that reach it and
+ *   flushed after every event, as scheduler/shell.c does;
+ * - each worker mirrors worker/worker.c around the sim backend's engine:
+ *   register, heartbeat every heartbeat interval (load, cost, prefix-cache
+ *   changes), step the engine at its next boundary, answer with chunks,
+ *   Done (costed by worker/accounting.h) or errors.
+ *
+ * Streaming. A worker sends a request's first token at once, as the sim
+ * backend does, and the rest of its tokens in one chunk just before Done.
+ * The client measures only the first token and the Done, and the core only
+ * counts tokens; a chunk per decode step would multiply the events by the
+ * output length and change no figure.
+ *
+ * Cost. The pool's cost is every worker's cost_worker_usd (through
+ * accounting_cost_usd) between the start of the workload and the end of the
+ * run: the last answer, or the end of the drain when requests were lost, as
+ * loadgen's start and final Status snapshots. Idle time is included. */
+#include "tools/sim/sim_internal.h"
+
+#include "infsched.pb-c.h"
+#include "infsched/errors.h"
+#include "lib/wire.h"
+#include "worker/cost.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* loadgen polls the scheduler's Status once a second. */
+#define SAMPLE_US INFS_US_PER_S
+
+void *sim_xalloc(void *p) {
+  if (!p)
+    abort();
+  return p;
+}
+
+void sim_vec_push(u32vec_t *a, uint32_t x) {
+  if (a->n == a->cap) {
+    a->cap = a->cap ? a->cap * 2 : 64;
+    a->v = sim_xalloc(realloc(a->v, a->cap * sizeof *a->v));
+  }
+  a->v[a->n++] = x;
+}
+
+void sim_config_defaults(sim_config_t *c) {
+  memset(c, 0, sizeof *c);
+  core_config_defaults(&c->core);
+  c->delay_us = 100;
+  c->kwh_usd = COST_DEFAULT_KWH_USD;
+  c->drain_s = 30.0;
+}
+
+/* --- messages --- */
+
+msg_t *sim_msg_new(sim_t *s, msg_kind_t kind, uint32_t *slot) {
+  if (s->n_free_msgs == 0) {
+    size_t cap = s->n_msgs ? s->n_msgs * 2 : 256;
+    s->msgs = sim_xalloc(realloc(s->msgs, cap * sizeof *s->msgs));
+    s->free_msgs =
+        sim_xalloc(realloc(s->free_msgs, cap * sizeof *s->free_msgs));
+    for (size_t i = cap; i > s->n_msgs; i--) {
+      s->msgs[i - 1] = sim_xalloc(calloc(1, sizeof **s->msgs));
+      s->free_msgs[s->n_free_msgs++] = (uint32_t)(i - 1);
+    }
+    s->n_msgs = cap;
+  }
+  *slot = s->free_msgs[--s->n_free_msgs];
+  msg_t *m = s->msgs[*slot];
+  m->kind = kind;
+  m->n_blocks = 0;
+  m->n_removed = 0;
+  m->tokens = 0;
+  m->code = 0;
+  return m;
+}
+
+void sim_msg_send(sim_t *s, infs_time_t now, uint32_t slot) {
+  timeline_push(&s->tl, now + s->cfg->delay_us, EV_DELIVER, slot);
+}
+
+void sim_msg_free(sim_t *s, uint32_t slot) {
+  s->free_msgs[s->n_free_msgs++] = slot;
+}
+
+void sim_copy_hashes(uint64_t **dst, size_t *n, size_t *cap,
+                     const uint64_t *src, size_t len) {
+  if (len > *cap) {
+    *dst = sim_xalloc(realloc(*dst, len * sizeof **dst));
+    *cap = len;
+  }
+  if (len)
+    memcpy(*dst, src, len * sizeof *src);
+  *n = len;
+}
+
+void sim_msg_set_blocks(msg_t *m, const uint64_t *blocks, size_t n) {
+  sim_copy_hashes(&m->blocks, &m->n_blocks, &m->blocks_cap, blocks, n);
+}
+
+/* A message from worker wi to the scheduler. */
+msg_t *sim_worker_msg(sim_t *s, uint32_t wi, msg_kind_t kind, uint64_t id,
+                      uint32_t *slot) {
+  msg_t *m = sim_msg_new(s, kind, slot);
+  m->worker = wi;
+  m->id = id;
+  return m;
+}
+
+/* --- peers: "W" + worker index, "C" for the client --- */
+
+static void peer_of_worker(uint32_t i, core_peer_t *p) {
+  p->len = 5;
+  p->id[0] = 'W';
+  memcpy(&p->id[1], &i, sizeof i);
+}
+
+static uint32_t worker_of_peer(const core_peer_t *p) {
+  uint32_t i;
+  memcpy(&i, &p->id[1], sizeof i);
+  return i;
+}
+
+/* --- the scheduler --- */
+
+static void arm_core(sim_t *s) {
+  infs_time_t at = core_next_deadline(s->core);
+  if (at != s->core_armed && at != INFS_TIME_NEVER)
+    timeline_push(&s->tl, at, EV_TICK, 0);
+  s->core_armed = at;
+}
+
+/* Sends the core's actions, as scheduler/shell.c's flush does. */
+void sim_sched_flush(sim_t *s, infs_time_t now) {
+  size_t n;
+  const core_action_t *acts = core_actions(s->core, &n);
+  for (size_t i = 0; i < n; i++) {
+    const core_action_t *a = &acts[i];
+    uint32_t slot;
+    msg_t *m;
+    switch (a->kind) {
+    case CORE_ACT_ACCEPTED:
+      /* Nothing the client measures depends on Accepted. */
+      continue;
+    case CORE_ACT_CHUNK: {
+      const msg_t *in = a->passthrough;
+      m = sim_msg_new(s, MSG_CLIENT_CHUNK, &slot);
+      m->tokens = in->tokens;
+      break;
+    }
+    case CORE_ACT_DONE: {
+      const msg_t *in = a->passthrough;
+      m = sim_msg_new(s, MSG_CLIENT_DONE, &slot);
+      m->done = in->done;
+      break;
+    }
+    case CORE_ACT_ERROR:
+      m = sim_msg_new(s, MSG_CLIENT_ERROR, &slot);
+      m->code = a->code;
+      break;
+    case CORE_ACT_DISPATCH: {
+      const core_request_t *q = a->request;
+      m = sim_msg_new(s, MSG_DISPATCH, &slot);
+      m->prompt_tokens = q->prompt_tokens;
+      m->max_tokens = q->max_tokens;
+      m->cls = q->cls;
+      sim_msg_set_blocks(m, q->blocks, q->n_blocks);
+      break;
+    }
+    case CORE_ACT_CANCEL:
+      m = sim_msg_new(s, MSG_CANCEL, &slot);
+      break;
+    case CORE_ACT_REGISTERED:
+      m = sim_msg_new(s, MSG_REGISTERED, &slot);
+      break;
+    case CORE_ACT_WORKER_ERROR:
+      m = sim_msg_new(s, MSG_SCHED_ERROR, &slot);
+      m->code = a->code;
+      break;
+    default:
+      continue;
+    }
+    m->id = a->request_id;
+    if (a->peer.len && a->peer.id[0] == 'W')
+      m->worker = worker_of_peer(&a->peer);
+    sim_msg_send(s, now, slot);
+  }
+  core_actions_clear(s->core);
+  arm_core(s);
+}
+
+/* Hands one message to the core, without sending its actions yet. */
+void sim_sched_feed(sim_t *s, infs_time_t now, msg_t *m) {
+  core_peer_t peer;
+  if (m->kind != MSG_SUBMIT)
+    peer_of_worker(m->worker, &peer);
+  switch (m->kind) {
+  case MSG_SUBMIT: {
+    core_request_t q = {
+        .id = m->id,
+        .model = s->cfg->model ? s->cfg->model : "",
+        .prompt_tokens = m->prompt_tokens,
+        .max_tokens = m->max_tokens,
+        .cls = m->cls,
+        .ttft_ms = m->ttft_ms,
+        .tpot_ms = m->tpot_ms,
+        .session = m->session,
+        .blocks = m->blocks,
+        .n_blocks = m->n_blocks,
+    };
+    core_on_submit(s->core, now, &s->client, &q);
+    break;
+  }
+  case MSG_REGISTER: {
+    const sim_worker_spec_t *spec = s->workers[m->worker].spec;
+    core_worker_info_t info = {
+        .worker_id = spec->id,
+        .model = spec->model,
+        .backend = "sim",
+        .profile = &spec->profile,
+        .capacity =
+            spec->capacity ? spec->capacity : 2 * spec->profile.max_batch,
+    };
+    core_on_register(s->core, now, &peer, &info);
+    break;
+  }
+  case MSG_HEARTBEAT:
+    m->load.cache_added = m->blocks;
+    m->load.n_cache_added = m->n_blocks;
+    m->load.cache_removed = m->removed;
+    m->load.n_cache_removed = m->n_removed;
+    core_on_heartbeat(s->core, now, &peer, &m->load);
+    break;
+  case MSG_CHUNK:
+    core_on_chunk(s->core, now, &peer, m->id, m->tokens, m);
+    break;
+  case MSG_DONE:
+    core_on_done(s->core, now, &peer, m->id, m);
+    break;
+  case MSG_WORKER_ERROR:
+    core_on_worker_error(s->core, now, &peer, m->id, m->code,
+                         wire_error_name(m->code));
+    break;
+  default:
+    break;
+  }
+}
+
+void sim_sched_receive(sim_t *s, infs_time_t now, msg_t *m) {
+  sim_sched_feed(s, now, m);
+  sim_sched_flush(s, now);
+}
+
+/* --- the loop --- */
+
+/* The pool as loadgen sees it in a Status: the scheduler's queues and the
+ * workers' last heartbeats. */
+static void sample(sim_t *s, infs_time_t now) {
+  report_sample_t r = {
+      .t = now - s->t0,
+      .queued = (uint32_t)core_queued(s->core),
+      .open = (uint32_t)s->open,
+  };
+  core_worker_view_t v;
+  for (size_t i = 0; core_worker_at(s->core, i, &v) == 0; i++) {
+    r.worker_queued += v.load->queued;
+    r.running += v.load->running;
+  }
+  report_add_sample(s->report, &r);
+}
+
+static void handle(sim_t *s, const timeline_event_t *e) {
+  infs_time_t now = e->at;
+  switch (e->kind) {
+  case EV_START:
+    for (size_t i = 0; i < s->n_workers; i++) {
+      sworker_t *w = &s->workers[i];
+      engine_load_t l;
+      engine_load(w->engine, now, &l);
+      w->start_busy_s = l.busy_s;
+      w->start_cost_usd = accounting_cost_usd(&w->acct, now, l.busy_s);
+    }
+    break;
+  case EV_DELIVER: {
+    msg_t *m = s->msgs[e->arg];
+    if (m->kind <= MSG_WORKER_ERROR)
+      sim_sched_receive(s, now, m);
+    else if (m->kind <= MSG_SCHED_ERROR)
+      sim_worker_receive(s, now, m);
+    else
+      sim_client_receive(s, now, m);
+    sim_msg_free(s, e->arg);
+    break;
+  }
+  case EV_ENGINE:
+    if (s->workers[e->arg].armed == now)
+      sim_worker_step(s, e->arg, now);
+    break;
+  case EV_BEAT:
+    sim_workers_timer(s, now);
+    break;
+  case EV_BEATS:
+    sim_beats_arrive(s, now);
+    break;
+  case EV_TICK:
+    if (s->core_armed == now) {
+      s->core_armed = INFS_TIME_NEVER;
+      core_on_tick(s->core, now);
+      sim_sched_flush(s, now);
+    }
+    break;
+  case EV_SAMPLE:
+    sample(s, now);
+    timeline_push(&s->tl, now + SAMPLE_US, EV_SAMPLE, 0);
+    break;
+  }
+}
+
+/* Sends every request due at now (virtual). */
+static void send_due(sim_t *s, infs_time_t now) {
+  workload_req_t r;
+  while (workload_pop(s->w, now - s->t0, &r) == 0)
+    sim_client_send(s, now, &r);
+  s->arrivals_changed = true;
+}
+
+static void run(sim_t *s) {
+  infs_time_t end = workload_end_time(s->w);
+  infs_time_t stop = end == INFS_TIME_NEVER ? INFS_TIME_NEVER : s->t0 + end;
+  infs_time_t drain = (infs_time_t)(s->cfg->drain_s * 1e6);
+  infs_time_t now = s->t0, ta = INFS_TIME_NEVER, drain_end = INFS_TIME_NEVER;
+  bool sending = true;
+  s->arrivals_changed = true;
+  for (;;) {
+    if (sending && s->arrivals_changed) {
+      s->arrivals_changed = false;
+      infs_time_t next = workload_next_time(s->w);
+      ta = next == INFS_TIME_NEVER ? next : s->t0 + next;
+      /* A closed loop with nothing due and nothing open cannot move. */
+      if (workload_finished(s->w) ||
+          (next == INFS_TIME_NEVER && s->open == 0)) {
+        sending = false;
+        ta = INFS_TIME_NEVER;
+        drain_end = now + drain;
+      }
+    }
+    if (!sending && s->open == 0)
+      break;
+    infs_time_t th = timeline_next(&s->tl);
+    infs_time_t t = ta < th ? ta : th;
+    if (sending && t > stop) {
+      /* The workload's time is up; a closed loop may still wait for
+       * answers (loadgen's deadline does the same). */
+      sending = false;
+      ta = INFS_TIME_NEVER;
+      drain_end = stop + drain;
+      continue;
+    }
+    if (t == INFS_TIME_NEVER || (!sending && t > drain_end)) {
+      s->st.end_us = drain_end;
+      return;
+    }
+    now = t;
+    if (ta < th) {
+      send_due(s, ta);
+      continue;
+    }
+    timeline_event_t e;
+    timeline_pop(&s->tl, &e);
+    handle(s, &e);
+    s->st.events++;
+  }
+  s->st.end_us = s->last_event;
+}
+
+/* Requests still open are lost; every worker's pool figures go in. */
+static void finish(sim_t *s) {
+  for (size_t i = 0; i < s->n_tracks; i++) {
+    track_t *t = &s->tracks[i];
+    if (!t->open)
+      continue;
+    report_outcome_t o = {.cls = t->cls,
+                          .status = REPORT_LOST,
+                          .ttft_slo_ms = t->ttft_ms,
+                          .tpot_slo_ms = t->tpot_ms};
+    report_add(s->report, &o);
+    t->open = false;
+  }
+  infs_time_t end = s->st.end_us > s->t0 ? s->st.end_us : s->t0;
+  for (size_t i = 0; i < s->n_workers; i++) {
+    sworker_t *w = &s->workers[i];
+    engine_load_t l;
+    engine_load(w->engine, end, &l);
+    double usd =
+        accounting_cost_usd(&w->acct, end, l.busy_s) - w->start_cost_usd;
+    s->st.pool_usd += usd;
+    report_add_worker(s->report, w->spec->id,
+                      infs_worker_class_name(w->spec->profile.cls), usd,
+                      l.busy_s - w->start_busy_s, (double)(end - s->t0) / 1e6);
+  }
+  if (end > s->t0)
+    s->st.pool_usd_per_hour = s->st.pool_usd / ((double)(end - s->t0) / 3.6e9);
+  s->st.window_us = s->last_event > s->t0 ? s->last_event - s->t0 : 0;
+  report_set_window(s->report, s->st.window_us);
+  report_set_policy(s->report, core_policy_name(s->core));
+}
+
+static int setup(sim_t *s, char *err, size_t errlen) {
+  const sim_config_t *cfg = s->cfg;
+  int rc;
+  if (cfg->n_workers == 0) {
+    snprintf(err, errlen, "the pool has no workers");
+    return -EINVAL;
+  }
+  s->core = core_new(&cfg->core, 0, &rc);
+  if (!s->core) {
+    snprintf(err, errlen, "unknown policy '%s'", cfg->core.policy);
+    return rc ? rc : INFS_EUNKNOWN;
+  }
+  s->core_armed = INFS_TIME_NEVER;
+  s->client.len = 1;
+  s->client.id[0] = 'C';
+  s->n_workers = cfg->n_workers;
+  s->workers = sim_xalloc(calloc(cfg->n_workers, sizeof *s->workers));
+  for (uint32_t i = 0; i < cfg->n_workers; i++) {
+    sworker_t *w = &s->workers[i];
+    w->spec = &cfg->workers[i];
+    w->armed = INFS_TIME_NEVER;
+    u64map_init(&w->by_id);
+    w->engine = engine_new(&w->spec->profile, 0);
+    if (!w->engine) {
+      snprintf(err, errlen, "worker %s: profile '%s' cannot drive the engine",
+               w->spec->id, w->spec->profile.name);
+      return INFS_ECONFIG;
+    }
+    accounting_init(&w->acct, &w->spec->profile, cfg->kwh_usd, 0);
+    peer_of_worker(i, &w->peer);
+    /* worker_start: register at once, then a timer every interval. */
+    sim_worker_register(s, i, 0);
+  }
+  timeline_push(&s->tl, cfg->core.heartbeat_interval, EV_BEAT, 0);
+  /* Workers are registered and have heartbeaten once when traffic starts,
+   * as when loadgen waits for the pool. */
+  s->t0 = cfg->core.heartbeat_interval + 2 * cfg->delay_us;
+  timeline_push(&s->tl, s->t0, EV_START, 0);
+  timeline_push(&s->tl, s->t0 + SAMPLE_US, EV_SAMPLE, 0);
+  return 0;
+}
+
+static void teardown(sim_t *s) {
+  for (size_t i = 0; i < s->n_workers; i++) {
+    sworker_t *w = &s->workers[i];
+    engine_destroy(&w->engine);
+    u64map_free(&w->by_id);
+    free(w->inflight);
+    free(w->free_slots);
+  }
+  free(s->workers);
+  for (size_t i = 0; i < s->n_msgs; i++) {
+    free(s->msgs[i]->blocks);
+    free(s->msgs[i]->removed);
+    free(s->msgs[i]);
+  }
+  free(s->msgs);
+  free(s->free_msgs);
+  free(s->tracks);
+  free(s->free_tracks);
+  free(s->beats.v);
+  timeline_free(&s->tl);
+  core_destroy(&s->core);
+}
+
+int sim_run(const sim_config_t *cfg, workload_t *w, report_t *report,
+            sim_stats_t *stats, char *err, size_t errlen) {
+  sim_t s = {.cfg = cfg, .w = w, .report = report};
+  timeline_init(&s.tl);
+  int rc = setup(&s, err, errlen);
+  if (rc == 0) {
+    run(&s);
+    finish(&s);
+    if (stats)
+      *stats = s.st;
+  }
+  teardown(&s);
+  return rc;
+}

@@ -1,0 +1,129 @@
+/* The simulated client: sends each request at its arrival time and
+ * measures it as infsched-loadgen does (TTFT when the first token reaches
+ * it, e2e when Done does, both from the intended send time). */
+#include "tools/sim/sim_internal.h"
+
+#include "lib/wire.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static bool meets_slo(const report_outcome_t *o) {
+  /* lib/report.h's definition, for the tokens that met their SLO. */
+  if (o->status != REPORT_COMPLETED)
+    return false;
+  if (o->ttft_slo_ms && o->ttft > (infs_time_t)o->ttft_slo_ms * 1000)
+    return false;
+  if (o->tpot_slo_ms && o->generated_tokens >= 2) {
+    infs_time_t decode = o->e2e > o->ttft ? o->e2e - o->ttft : 0;
+    double tpot_us = (double)decode / (double)(o->generated_tokens - 1);
+    if (tpot_us > o->tpot_slo_ms * 1000.0)
+      return false;
+  }
+  return true;
+}
+
+static track_t *track_of(sim_t *s, uint64_t id) {
+  if (id == 0 || id > s->n_tracks || !s->tracks[id - 1].open)
+    return NULL;
+  return &s->tracks[id - 1];
+}
+
+static void track_end(sim_t *s, track_t *t, infs_time_t now,
+                      const report_outcome_t *o) {
+  report_add(s->report, o);
+  if (meets_slo(o))
+    s->st.slo_tokens += (uint64_t)o->prompt_tokens + o->generated_tokens;
+  t->open = false;
+  s->free_tracks[s->n_free_tracks++] = (uint32_t)(t - s->tracks);
+  s->open--;
+  s->last_event = now;
+  s->arrivals_changed = true;
+  workload_on_done(s->w, t->workload_id, now - s->t0,
+                   o->status == REPORT_COMPLETED, o->generated_tokens);
+}
+
+void sim_client_receive(sim_t *s, infs_time_t now, const msg_t *m) {
+  track_t *t = track_of(s, m->id);
+  if (!t)
+    return;
+  switch (m->kind) {
+  case MSG_CLIENT_CHUNK:
+    if (m->tokens > 0 && t->first == 0)
+      t->first = now;
+    break;
+  case MSG_CLIENT_DONE: {
+    const sworker_t *w = &s->workers[m->done.worker];
+    report_outcome_t o = {
+        .cls = t->cls,
+        .status = REPORT_COMPLETED,
+        .prompt_tokens = m->done.prompt ? m->done.prompt : t->prompt_tokens,
+        .cached_tokens = m->done.cached,
+        .generated_tokens = m->done.generated,
+        .ttft = (t->first ? t->first : now) - t->arrival,
+        .e2e = now - t->arrival,
+        .ttft_slo_ms = t->ttft_ms,
+        .tpot_slo_ms = t->tpot_ms,
+        .cost_usd = m->done.cost_usd,
+        .worker_id = w->spec->id,
+        .worker_class = infs_worker_class_name(w->spec->profile.cls),
+        .done_at = now - s->t0,
+    };
+    track_end(s, t, now, &o);
+    break;
+  }
+  case MSG_CLIENT_ERROR: {
+    report_outcome_t o = {
+        .cls = t->cls,
+        .status =
+            wire_error_is_rejection(m->code) ? REPORT_REJECTED : REPORT_FAILED,
+        .ttft_slo_ms = t->ttft_ms,
+        .tpot_slo_ms = t->tpot_ms,
+        .error = wire_error_name(m->code),
+        .done_at = now - s->t0,
+    };
+    track_end(s, t, now, &o);
+    break;
+  }
+  default:
+    break;
+  }
+}
+
+void sim_client_send(sim_t *s, infs_time_t now, const workload_req_t *r) {
+  if (s->n_free_tracks == 0) {
+    size_t cap = s->n_tracks ? s->n_tracks * 2 : 1024;
+    s->tracks = sim_xalloc(realloc(s->tracks, cap * sizeof *s->tracks));
+    s->free_tracks =
+        sim_xalloc(realloc(s->free_tracks, cap * sizeof *s->free_tracks));
+    for (size_t i = cap; i > s->n_tracks; i--) {
+      s->tracks[i - 1].open = false;
+      s->free_tracks[s->n_free_tracks++] = (uint32_t)(i - 1);
+    }
+    s->n_tracks = cap;
+  }
+  uint32_t ti = s->free_tracks[--s->n_free_tracks];
+  s->tracks[ti] = (track_t){
+      .workload_id = r->id,
+      .arrival = now,
+      .prompt_tokens = r->prompt_tokens,
+      .ttft_ms = r->ttft_ms,
+      .tpot_ms = r->tpot_ms,
+      .cls = r->cls,
+      .open = true,
+  };
+  uint32_t slot;
+  msg_t *m = sim_msg_new(s, MSG_SUBMIT, &slot);
+  m->id = (uint64_t)ti + 1;
+  m->cls = r->cls;
+  m->prompt_tokens = r->prompt_tokens;
+  m->max_tokens = r->max_tokens;
+  m->ttft_ms = r->ttft_ms;
+  m->tpot_ms = r->tpot_ms;
+  memcpy(m->session, r->session, sizeof m->session);
+  sim_msg_set_blocks(m, r->blocks, r->n_blocks);
+  sim_msg_send(s, now, slot);
+  s->open++;
+  s->st.requests++;
+  s->last_event = now;
+}

@@ -1,0 +1,190 @@
+/* Shared by the simulator's event loop and scheduler (sim.c), its workers
+ * (sim_worker.c) and its client (sim_client.c). Not for use outside
+ * tools/sim. */
+#ifndef INFSCHED_SIM_INTERNAL_H
+#define INFSCHED_SIM_INTERNAL_H
+
+#include "lib/u64map.h"
+#include "tools/sim/sim.h"
+#include "tools/sim/timeline.h"
+#include "worker/accounting.h"
+#include "worker/engine/engine.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum ev_kind {
+  EV_START,   /* the workload starts: pool figures are taken from here */
+  EV_DELIVER, /* arg: message slot */
+  EV_ENGINE,  /* arg: worker; its engine's next step boundary */
+  EV_BEAT,    /* every worker's heartbeat timer (they tick together) */
+  EV_BEATS,   /* the heartbeats sent at one EV_BEAT reach the scheduler */
+  EV_TICK,    /* the core's deadline */
+  EV_SAMPLE   /* once a second: queue depths for the report */
+};
+
+typedef enum msg_kind {
+  /* client -> scheduler */
+  MSG_SUBMIT,
+  /* worker -> scheduler */
+  MSG_REGISTER,
+  MSG_HEARTBEAT,
+  MSG_CHUNK,
+  MSG_DONE,
+  MSG_WORKER_ERROR,
+  /* scheduler -> worker */
+  MSG_DISPATCH,
+  MSG_CANCEL,
+  MSG_REGISTERED,
+  MSG_SCHED_ERROR,
+  /* scheduler -> client */
+  MSG_CLIENT_CHUNK,
+  MSG_CLIENT_DONE,
+  MSG_CLIENT_ERROR
+} msg_kind_t;
+
+/* What Done carries. */
+typedef struct done_info {
+  uint32_t prompt;
+  uint32_t cached;
+  uint32_t generated;
+  uint32_t worker;
+  double cost_usd;
+} done_info_t;
+
+typedef struct msg {
+  msg_kind_t kind;
+  uint32_t worker; /* sender or destination */
+  uint64_t id;     /* request id: the client's or the core's */
+  uint32_t tokens; /* chunks */
+  int code;        /* errors */
+  done_info_t done;
+  core_load_t load;
+  /* SUBMIT and DISPATCH: the request. */
+  infs_class_t cls;
+  uint32_t prompt_tokens;
+  uint32_t max_tokens;
+  uint32_t ttft_ms;
+  uint32_t tpot_ms;
+  char session[WORKLOAD_SESSION_MAX];
+  uint64_t *blocks; /* owned, kept when the slot is reused; heartbeats:
+                       the prefix-cache blocks added */
+  size_t n_blocks;
+  size_t blocks_cap;
+  uint64_t *removed; /* heartbeats: prefix-cache blocks evicted */
+  size_t n_removed;
+  size_t removed_cap;
+} msg_t;
+
+/* A request the client is waiting on; its client id is its slot + 1. */
+typedef struct track {
+  uint64_t workload_id;
+  infs_time_t arrival; /* intended send time, virtual */
+  infs_time_t first;   /* first token reached the client; 0: not yet */
+  uint32_t prompt_tokens;
+  uint32_t ttft_ms;
+  uint32_t tpot_ms;
+  infs_class_t cls;
+  bool open;
+} track_t;
+
+/* A request running on a simulated worker. */
+typedef struct inflight {
+  uint64_t id;
+  uint32_t prompt_tokens;
+  uint32_t sent; /* tokens forwarded so far */
+} inflight_t;
+
+typedef struct sworker {
+  const sim_worker_spec_t *spec;
+  engine_t *engine;
+  accounting_t acct;
+  core_peer_t peer;
+  bool registered;
+  bool cache_reset; /* the next heartbeat sends the whole prefix cache */
+  infs_time_t last_register;
+  infs_time_t armed; /* time of the EV_ENGINE that counts; NEVER: none */
+  double start_busy_s;
+  double start_cost_usd;
+  inflight_t *inflight; /* slots; by_id maps a core id to its slot */
+  uint32_t *free_slots;
+  size_t n_free;
+  size_t cap;
+  u64map_t by_id;
+} sworker_t;
+
+typedef struct u32vec {
+  uint32_t *v;
+  size_t n;
+  size_t cap;
+} u32vec_t;
+
+typedef struct sim {
+  const sim_config_t *cfg;
+  workload_t *w;
+  report_t *report;
+  sim_stats_t st;
+  core_t *core;
+  timeline_t tl;
+  infs_time_t core_armed;
+  infs_time_t t0; /* virtual time of the workload's time 0 */
+  sworker_t *workers;
+  size_t n_workers;
+  core_peer_t client;
+  msg_t **msgs; /* stable addresses: core actions point into them */
+  uint32_t *free_msgs;
+  size_t n_free_msgs;
+  size_t n_msgs;
+  track_t *tracks;
+  uint32_t *free_tracks;
+  size_t n_free_tracks;
+  size_t n_tracks;
+  uint64_t open;
+  u32vec_t beats;         /* heartbeats in flight: [n, slot x n] per EV_BEAT */
+  size_t beats_head;      /* the next batch to arrive */
+  bool arrivals_changed;  /* a pop or an answer may have moved the next
+                             arrival */
+  infs_time_t last_event; /* last send or answer */
+} sim_t;
+
+/* --- helpers and messages (sim.c) --- */
+
+/* Running out of memory is not an expected state: abort (STYLE.md). */
+void *sim_xalloc(void *p);
+void sim_vec_push(u32vec_t *a, uint32_t x);
+/* A message from the pool (reused; blocks buffers kept); *slot names it. */
+msg_t *sim_msg_new(sim_t *s, msg_kind_t kind, uint32_t *slot);
+/* A message from worker wi to the scheduler about request id. */
+msg_t *sim_worker_msg(sim_t *s, uint32_t wi, msg_kind_t kind, uint64_t id,
+                      uint32_t *slot);
+/* Delivers the message delay_us after now; it is freed after delivery. */
+void sim_msg_send(sim_t *s, infs_time_t now, uint32_t slot);
+void sim_msg_free(sim_t *s, uint32_t slot);
+void sim_copy_hashes(uint64_t **dst, size_t *n, size_t *cap,
+                     const uint64_t *src, size_t len);
+void sim_msg_set_blocks(msg_t *m, const uint64_t *blocks, size_t n);
+
+/* --- the scheduler (sim.c) --- */
+
+/* Hands one message to the core, without sending its actions yet. */
+void sim_sched_feed(sim_t *s, infs_time_t now, msg_t *m);
+/* Sends the core's actions and re-arms its deadline. */
+void sim_sched_flush(sim_t *s, infs_time_t now);
+void sim_sched_receive(sim_t *s, infs_time_t now, msg_t *m);
+
+/* --- the workers (sim_worker.c) --- */
+
+void sim_worker_register(sim_t *s, uint32_t wi, infs_time_t now);
+void sim_worker_receive(sim_t *s, infs_time_t now, const msg_t *m);
+/* The worker's engine reached its step boundary at now. */
+void sim_worker_step(sim_t *s, uint32_t wi, infs_time_t now);
+void sim_workers_timer(sim_t *s, infs_time_t now);
+void sim_beats_arrive(sim_t *s, infs_time_t now);
+
+/* --- the client (sim_client.c) --- */
+
+void sim_client_receive(sim_t *s, infs_time_t now, const msg_t *m);
+void sim_client_send(sim_t *s, infs_time_t now, const workload_req_t *r);
+
+#endif

@@ -1,0 +1,663 @@
+/* The openai backend: forwards each request to an OpenAI-compatible server
+ * (vLLM, SGLang, llama.cpp's server, Ollama, another infsched scheduler)
+ * as a streamed completion, through libcurl's multi interface driven by
+ * the worker's libuv loop (curl's multi-uv.c pattern: curl says which
+ * sockets to watch and when to wake it, uv_poll and uv_timer do so).
+ * Tokens go back as they arrive; the load is what is in flight. */
+#include "worker/backends/builtin.h"
+
+#include "infsched.pb-c.h"
+#include "infsched/errors.h"
+#include "lib/list.h"
+#include "lib/u64map.h"
+#include "worker/backends/openai_opts.h"
+#include "worker/backends/openai_sse.h"
+
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Bytes of an error or non-streamed body kept for parsing. */
+#define RAW_MAX (1u << 20)
+
+typedef struct openai openai_t;
+
+/* A socket curl asked us to watch. */
+typedef struct watched {
+  uv_poll_t poll;
+  curl_socket_t fd;
+  openai_t *b;
+  list_node_t link;
+} watched_t;
+
+/* One request in flight. */
+typedef struct xfer {
+  openai_t *b;
+  uint64_t id;
+  uint32_t slot;
+  CURL *easy;
+  struct curl_slist *headers;
+  char *body;
+  openai_sse_t sse;
+  char *raw; /* error or non-streamed body */
+  size_t raw_len;
+  long status;
+  bool checked; /* status and content type read */
+  bool is_sse;
+  bool terminal; /* done or failed already reported (or cancelled) */
+  bool saw_done;
+  bool saw_finish;
+  bool have_usage;
+  uint32_t tokens;
+  uint32_t usage_prompt;
+  uint32_t usage_completion;
+  uint32_t usage_cached;
+  infs_time_t started;
+  infs_time_t first_token;
+  char errbuf[CURL_ERROR_SIZE];
+} xfer_t;
+
+struct openai {
+  infs_backend_host_t host;
+  openai_opts_t opts;
+  char endpoint[OPENAI_URL_MAX + 32];
+  char *auth; /* "Authorization: Bearer ..." or NULL */
+  CURLM *multi;
+  uv_timer_t timer;
+  list_node_t watched;
+  xfer_t **slots;
+  uint32_t *free_slots;
+  size_t n_free;
+  size_t cap;
+  u64map_t by_id;
+  size_t inflight;
+  uint64_t generated;
+  double busy_s;
+  infs_time_t busy_since;
+  bool destroying;
+};
+
+static int curl_users;
+
+static infs_time_t now_us(void) {
+  return uv_hrtime() / 1000;
+}
+
+static uint64_t mix(uint64_t x) {
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdull;
+  x ^= x >> 33;
+  return x;
+}
+
+/* --- in-flight table and busy time --- */
+
+static void table_add(openai_t *b, xfer_t *x) {
+  if (b->n_free == 0) {
+    size_t cap = b->cap ? b->cap * 2 : 32;
+    b->slots = realloc(b->slots, cap * sizeof *b->slots);
+    b->free_slots = realloc(b->free_slots, cap * sizeof *b->free_slots);
+    if (!b->slots || !b->free_slots)
+      abort();
+    for (size_t i = cap; i > b->cap; i--) {
+      b->slots[i - 1] = NULL;
+      b->free_slots[b->n_free++] = (uint32_t)(i - 1);
+    }
+    b->cap = cap;
+  }
+  x->slot = b->free_slots[--b->n_free];
+  b->slots[x->slot] = x;
+  u64map_put(&b->by_id, mix(x->id), x->slot);
+  if (b->inflight++ == 0)
+    b->busy_since = now_us();
+}
+
+static xfer_t *table_get(openai_t *b, uint64_t id) {
+  uint32_t slot;
+  if (!u64map_get(&b->by_id, mix(id), &slot) || b->slots[slot]->id != id)
+    return NULL;
+  return b->slots[slot];
+}
+
+static void table_remove(openai_t *b, xfer_t *x) {
+  u64map_del(&b->by_id, mix(x->id));
+  b->slots[x->slot] = NULL;
+  b->free_slots[b->n_free++] = x->slot;
+  if (--b->inflight == 0)
+    b->busy_s += (double)(now_us() - b->busy_since) / 1e6;
+}
+
+/* Ends a transfer: no callbacks follow. */
+static void xfer_free(xfer_t *x) {
+  openai_t *b = x->b;
+  table_remove(b, x);
+  curl_multi_remove_handle(b->multi, x->easy);
+  curl_easy_cleanup(x->easy);
+  curl_slist_free_all(x->headers);
+  openai_sse_free(&x->sse);
+  free(x->body);
+  free(x->raw);
+  free(x);
+}
+
+/* --- reporting --- */
+
+static void fail(xfer_t *x, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void fail(xfer_t *x, int code, const char *fmt, ...) {
+  if (x->terminal)
+    return;
+  x->terminal = true;
+  char msg[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  x->b->host.failed(x->b->host.ctx, x->id, code, msg);
+}
+
+static void succeed(xfer_t *x) {
+  if (x->terminal)
+    return;
+  x->terminal = true;
+  infs_time_t now = now_us();
+  infs_backend_usage_t u = {
+      .prompt_tokens = x->have_usage ? x->usage_prompt : 0,
+      .cached_tokens = x->have_usage ? x->usage_cached : 0,
+      .generated_tokens = x->have_usage && x->usage_completion
+                              ? x->usage_completion
+                              : x->tokens,
+      .ttft_us = (x->first_token ? x->first_token : now) - x->started,
+  };
+  x->b->generated += u.generated_tokens;
+  x->b->host.done(x->b->host.ctx, x->id, &u);
+}
+
+static void emit_text(xfer_t *x, const char *text) {
+  if (!text || !*text)
+    return;
+  if (!x->first_token)
+    x->first_token = now_us();
+  x->tokens++;
+  x->b->host.tokens(x->b->host.ctx, x->id, 1, text, strlen(text));
+}
+
+/* --- reading answers --- */
+
+static void read_usage(xfer_t *x, const cJSON *usage) {
+  if (!cJSON_IsObject(usage))
+    return;
+  const cJSON *p = cJSON_GetObjectItemCaseSensitive(usage, "prompt_tokens");
+  const cJSON *c = cJSON_GetObjectItemCaseSensitive(usage, "completion_tokens");
+  const cJSON *d =
+      cJSON_GetObjectItemCaseSensitive(usage, "prompt_tokens_details");
+  const cJSON *cached = cJSON_GetObjectItemCaseSensitive(d, "cached_tokens");
+  x->have_usage = true;
+  if (cJSON_IsNumber(p) && p->valuedouble >= 0)
+    x->usage_prompt = (uint32_t)p->valuedouble;
+  if (cJSON_IsNumber(c) && c->valuedouble >= 0)
+    x->usage_completion = (uint32_t)c->valuedouble;
+  if (cJSON_IsNumber(cached) && cached->valuedouble >= 0)
+    x->usage_cached = (uint32_t)cached->valuedouble;
+}
+
+/* The message of an OpenAI-style {"error": {...}} object, or NULL. */
+static const char *error_message(const cJSON *root) {
+  const cJSON *e = cJSON_GetObjectItemCaseSensitive(root, "error");
+  if (cJSON_IsString(e))
+    return e->valuestring;
+  const cJSON *m = cJSON_GetObjectItemCaseSensitive(e, "message");
+  return cJSON_IsString(m) ? m->valuestring : NULL;
+}
+
+/* The text of choices[0]: "text", or delta.content / message.content. */
+static const char *choice_text(const cJSON *choice) {
+  const cJSON *t = cJSON_GetObjectItemCaseSensitive(choice, "text");
+  if (cJSON_IsString(t))
+    return t->valuestring;
+  const cJSON *m = cJSON_GetObjectItemCaseSensitive(choice, "delta");
+  if (!m)
+    m = cJSON_GetObjectItemCaseSensitive(choice, "message");
+  t = cJSON_GetObjectItemCaseSensitive(m, "content");
+  return cJSON_IsString(t) ? t->valuestring : NULL;
+}
+
+static int on_event(void *arg, const char *data, size_t len) {
+  xfer_t *x = arg;
+  if (strcmp(data, "[DONE]") == 0) {
+    x->saw_done = true;
+    return 0;
+  }
+  cJSON *root = cJSON_ParseWithLength(data, len);
+  if (!root) {
+    fail(x, INFSCHED__ERROR_CODE__ERROR_BACKEND,
+         "upstream %s sent an event that is not JSON", x->b->endpoint);
+    return 1;
+  }
+  const char *err = error_message(root);
+  if (err) {
+    fail(x, INFSCHED__ERROR_CODE__ERROR_BACKEND, "upstream error: %s", err);
+    cJSON_Delete(root);
+    return 1;
+  }
+  const cJSON *choices = cJSON_GetObjectItemCaseSensitive(root, "choices");
+  const cJSON *choice = cJSON_GetArrayItem(choices, 0);
+  if (choice) {
+    emit_text(x, choice_text(choice));
+    const cJSON *fr = cJSON_GetObjectItemCaseSensitive(choice, "finish_reason");
+    if (cJSON_IsString(fr))
+      x->saw_finish = true;
+  }
+  read_usage(x, cJSON_GetObjectItemCaseSensitive(root, "usage"));
+  cJSON_Delete(root);
+  return 0;
+}
+
+static void keep_raw(xfer_t *x, const char *data, size_t n) {
+  if (x->raw_len + n > RAW_MAX)
+    n = RAW_MAX - x->raw_len;
+  if (!n)
+    return;
+  char *p = realloc(x->raw, x->raw_len + n + 1);
+  if (!p)
+    abort();
+  memcpy(p + x->raw_len, data, n);
+  x->raw = p;
+  x->raw_len += n;
+  x->raw[x->raw_len] = '\0';
+}
+
+static size_t on_write(char *data, size_t size, size_t nmemb, void *arg) {
+  xfer_t *x = arg;
+  size_t n = size * nmemb;
+  if (x->terminal)
+    return 0; /* aborts the transfer */
+  if (!x->checked) {
+    char *ctype = NULL;
+    curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &x->status);
+    curl_easy_getinfo(x->easy, CURLINFO_CONTENT_TYPE, &ctype);
+    x->is_sse = ctype && strncmp(ctype, "text/event-stream", 17) == 0;
+    x->checked = true;
+  }
+  if (x->status >= 400 || !x->is_sse) {
+    keep_raw(x, data, n);
+    return n;
+  }
+  int rc = openai_sse_feed(&x->sse, data, n, on_event, x);
+  if (rc < 0)
+    fail(x, INFSCHED__ERROR_CODE__ERROR_BACKEND,
+         "upstream %s sent an event larger than %u bytes", x->b->endpoint,
+         OPENAI_SSE_MAX);
+  return rc ? 0 : n;
+}
+
+/* An answer that was not streamed (a server that ignores "stream"). */
+static void finish_plain(xfer_t *x) {
+  cJSON *root = x->raw ? cJSON_Parse(x->raw) : NULL;
+  const cJSON *choice =
+      cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(root, "choices"), 0);
+  const char *text = choice ? choice_text(choice) : NULL;
+  if (!text) {
+    fail(x, INFSCHED__ERROR_CODE__ERROR_BACKEND,
+         "upstream %s answered HTTP %ld without a completion", x->b->endpoint,
+         x->status);
+  } else {
+    read_usage(x, cJSON_GetObjectItemCaseSensitive(root, "usage"));
+    emit_text(x, text);
+    succeed(x);
+  }
+  cJSON_Delete(root);
+}
+
+static void finish(xfer_t *x, CURLcode res) {
+  openai_t *b = x->b;
+  if (x->terminal)
+    return;
+  if (res == CURLE_OPERATION_TIMEDOUT) {
+    fail(x, INFSCHED__ERROR_CODE__ERROR_UPSTREAM_TIMEOUT,
+         "upstream %s timed out: %s", b->endpoint,
+         x->errbuf[0] ? x->errbuf : curl_easy_strerror(res));
+    return;
+  }
+  if (res != CURLE_OK) {
+    fail(x, INFSCHED__ERROR_CODE__ERROR_BACKEND, "upstream %s: %s%s%s",
+         b->endpoint, curl_easy_strerror(res), x->errbuf[0] ? ": " : "",
+         x->errbuf);
+    return;
+  }
+  if (!x->checked)
+    curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &x->status);
+  if (x->status >= 400 || x->status < 200) {
+    cJSON *root = x->raw ? cJSON_Parse(x->raw) : NULL;
+    const char *msg = root ? error_message(root) : NULL;
+    fail(x, INFSCHED__ERROR_CODE__ERROR_BACKEND, "upstream HTTP %ld: %.300s",
+         x->status, msg ? msg : (x->raw ? x->raw : "(no body)"));
+    cJSON_Delete(root);
+    return;
+  }
+  if (!x->is_sse) {
+    finish_plain(x);
+    return;
+  }
+  if (x->saw_done || x->saw_finish)
+    succeed(x);
+  else
+    fail(x, INFSCHED__ERROR_CODE__ERROR_BACKEND,
+         "upstream %s ended the stream before it finished", b->endpoint);
+}
+
+/* --- libcurl on libuv --- */
+
+static void check_done(openai_t *b) {
+  CURLMsg *msg;
+  int left;
+  while ((msg = curl_multi_info_read(b->multi, &left))) {
+    if (msg->msg != CURLMSG_DONE)
+      continue;
+    xfer_t *x = NULL;
+    curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+    CURLcode res = msg->data.result;
+    finish(x, res);
+    xfer_free(x);
+  }
+}
+
+static void on_poll(uv_poll_t *h, int status, int events) {
+  watched_t *w = h->data;
+  openai_t *b = w->b;
+  int flags = 0;
+  if (status < 0)
+    flags = CURL_CSELECT_ERR;
+  if (events & UV_READABLE)
+    flags |= CURL_CSELECT_IN;
+  if (events & UV_WRITABLE)
+    flags |= CURL_CSELECT_OUT;
+  int running;
+  curl_multi_socket_action(b->multi, w->fd, flags, &running);
+  check_done(b);
+}
+
+static void on_timeout(uv_timer_t *t) {
+  openai_t *b = t->data;
+  int running;
+  curl_multi_socket_action(b->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+  check_done(b);
+}
+
+static void on_watched_closed(uv_handle_t *h) {
+  free(h->data);
+}
+
+static void unwatch(watched_t *w) {
+  list_remove(&w->link);
+  uv_close((uv_handle_t *)&w->poll, on_watched_closed);
+}
+
+static int on_socket(CURL *easy, curl_socket_t fd, int what, void *arg,
+                     void *sockp) {
+  openai_t *b = arg;
+  watched_t *w = sockp;
+  (void)easy;
+  if (what == CURL_POLL_REMOVE) {
+    if (w) {
+      curl_multi_assign(b->multi, fd, NULL);
+      unwatch(w);
+    }
+    return 0;
+  }
+  if (b->destroying)
+    return 0;
+  if (!w) {
+    w = calloc(1, sizeof *w);
+    if (!w)
+      abort();
+    if (uv_poll_init_socket(b->host.loop, &w->poll, fd) != 0) {
+      free(w);
+      return -1;
+    }
+    w->fd = fd;
+    w->b = b;
+    w->poll.data = w;
+    list_push_back(&b->watched, &w->link);
+    curl_multi_assign(b->multi, fd, w);
+  }
+  int events = 0;
+  if (what & CURL_POLL_IN)
+    events |= UV_READABLE;
+  if (what & CURL_POLL_OUT)
+    events |= UV_WRITABLE;
+  uv_poll_start(&w->poll, events, on_poll);
+  return 0;
+}
+
+static int on_curl_timer(CURLM *multi, long timeout_ms, void *arg) {
+  openai_t *b = arg;
+  (void)multi;
+  if (b->destroying)
+    return 0;
+  if (timeout_ms < 0)
+    uv_timer_stop(&b->timer);
+  else /* 0 runs on the next loop turn: curl must not be re-entered here */
+    uv_timer_start(&b->timer, on_timeout, (uint64_t)timeout_ms, 0);
+  return 0;
+}
+
+/* --- requests --- */
+
+static char *request_body(const openai_t *b, const infs_backend_request_t *r) {
+  cJSON *o = cJSON_CreateObject();
+  cJSON_AddStringToObject(o, "model",
+                          b->opts.model[0] ? b->opts.model
+                                           : (r->model ? r->model : ""));
+  const char *prompt = r->prompt ? r->prompt : "";
+  if (b->opts.chat) {
+    cJSON *msgs = cJSON_AddArrayToObject(o, "messages");
+    cJSON *m = cJSON_CreateObject();
+    cJSON_AddStringToObject(m, "role", "user");
+    cJSON_AddStringToObject(m, "content", prompt);
+    cJSON_AddItemToArray(msgs, m);
+  } else {
+    cJSON_AddStringToObject(o, "prompt", prompt);
+  }
+  cJSON_AddNumberToObject(o, "max_tokens", r->max_tokens);
+  cJSON_AddTrueToObject(o, "stream");
+  cJSON *so = cJSON_AddObjectToObject(o, "stream_options");
+  cJSON_AddTrueToObject(so, "include_usage");
+  char *s = cJSON_PrintUnformatted(o);
+  cJSON_Delete(o);
+  return s;
+}
+
+/* Whether s can go in a header line as it is. */
+static bool header_safe(const char *s) {
+  for (; *s; s++)
+    if ((unsigned char)*s < 0x20 || *s == 0x7f)
+      return false;
+  return true;
+}
+
+static struct curl_slist *request_headers(const openai_t *b,
+                                          const infs_backend_request_t *r) {
+  char line[INFS_NAME_MAX + 64];
+  struct curl_slist *h = NULL;
+  h = curl_slist_append(h, "Content-Type: application/json");
+  h = curl_slist_append(h, "Accept: text/event-stream");
+  h = curl_slist_append(h, "Expect:"); /* no 100-continue round trip */
+  if (b->auth)
+    h = curl_slist_append(h, b->auth);
+  /* Another infsched scheduler upstream keeps the class and session. */
+  if ((unsigned)r->cls < INFS_CLASS_COUNT) {
+    snprintf(line, sizeof line, "x-infsched-class: %s",
+             infs_class_name(r->cls));
+    h = curl_slist_append(h, line);
+  }
+  if (r->session && r->session[0] && strlen(r->session) < INFS_NAME_MAX &&
+      header_safe(r->session)) {
+    snprintf(line, sizeof line, "x-infsched-session: %s", r->session);
+    h = curl_slist_append(h, line);
+  }
+  return h;
+}
+
+static int openai_submit(void *state, const infs_backend_request_t *r) {
+  openai_t *b = state;
+  if (b->destroying || table_get(b, r->id))
+    return INFS_EDUPLICATE;
+  xfer_t *x = calloc(1, sizeof *x);
+  if (!x)
+    abort();
+  x->b = b;
+  x->id = r->id;
+  x->started = now_us();
+  openai_sse_init(&x->sse);
+  x->body = request_body(b, r);
+  x->headers = request_headers(b, r);
+  x->easy = curl_easy_init();
+  if (!x->easy || !x->body || !x->headers) {
+    curl_easy_cleanup(x->easy);
+    curl_slist_free_all(x->headers);
+    free(x->body);
+    free(x);
+    return -12; /* -ENOMEM */
+  }
+  CURL *e = x->easy;
+  curl_easy_setopt(e, CURLOPT_URL, b->endpoint);
+  curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(e, CURLOPT_POSTFIELDS, x->body);
+  curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)strlen(x->body));
+  curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->headers);
+  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
+  curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
+  curl_easy_setopt(e, CURLOPT_PRIVATE, x);
+  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
+  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)b->opts.timeout_ms);
+  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
+                   (long)b->opts.connect_timeout_ms);
+  table_add(b, x);
+  CURLMcode mc = curl_multi_add_handle(b->multi, e);
+  if (mc != CURLM_OK) {
+    x->terminal = true;
+    xfer_free(x);
+    return INFS_EBUSY;
+  }
+  return 0;
+}
+
+static void openai_cancel(void *state, uint64_t id) {
+  openai_t *b = state;
+  xfer_t *x = table_get(b, id);
+  if (!x)
+    return;
+  /* Removing the handle closes the upstream connection, which an infsched
+   * upstream takes as a cancellation too. */
+  x->terminal = true;
+  xfer_free(x);
+}
+
+static void openai_load(void *state, infs_backend_load_t *out) {
+  openai_t *b = state;
+  double busy = b->busy_s;
+  if (b->inflight)
+    busy += (double)(now_us() - b->busy_since) / 1e6;
+  *out = (infs_backend_load_t){
+      .queued = 0,
+      .running = (uint32_t)b->inflight,
+      .busy_s = busy,
+      .generated_tokens = b->generated,
+  };
+}
+
+/* --- life cycle --- */
+
+static int openai_create(const infs_backend_host_t *host, const char *args,
+                         void **state, char *err, size_t errlen) {
+  openai_t *b = calloc(1, sizeof *b);
+  if (!b)
+    abort();
+  if (openai_opts_parse(args, &b->opts, err, errlen)) {
+    free(b);
+    return INFS_ECONFIG;
+  }
+  if (b->opts.api_key_env[0]) {
+    const char *key = getenv(b->opts.api_key_env);
+    if (!key || !*key || !header_safe(key)) {
+      snprintf(err, errlen, "openai: environment variable %s is %s",
+               b->opts.api_key_env,
+               key && *key ? "not a valid key" : "not set");
+      free(b);
+      return INFS_ECONFIG;
+    }
+    size_t n = strlen(key) + 32;
+    b->auth = malloc(n);
+    if (!b->auth)
+      abort();
+    snprintf(b->auth, n, "Authorization: Bearer %s", key);
+  }
+  /* A TLS library below curl may write to a socket the server has closed:
+   * that must be an error for the transfer, not the end of the worker. */
+  signal(SIGPIPE, SIG_IGN);
+  if (curl_users++ == 0 && curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
+    curl_users--;
+    snprintf(err, errlen, "openai: libcurl failed to initialise");
+    free(b->auth);
+    free(b);
+    return INFS_ECONFIG;
+  }
+  b->host = *host;
+  openai_opts_endpoint(&b->opts, b->endpoint, sizeof b->endpoint);
+  list_init(&b->watched);
+  u64map_init(&b->by_id);
+  b->multi = curl_multi_init();
+  curl_multi_setopt(b->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+  curl_multi_setopt(b->multi, CURLMOPT_SOCKETDATA, b);
+  curl_multi_setopt(b->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
+  curl_multi_setopt(b->multi, CURLMOPT_TIMERDATA, b);
+  uv_timer_init(host->loop, &b->timer);
+  b->timer.data = b;
+  *state = b;
+  return 0;
+}
+
+static void on_timer_closed(uv_handle_t *h) {
+  openai_t *b = h->data;
+  u64map_free(&b->by_id);
+  free(b->slots);
+  free(b->free_slots);
+  free(b->auth);
+  free(b);
+}
+
+static void openai_destroy(void *state) {
+  openai_t *b = state;
+  b->destroying = true;
+  for (size_t i = 0; i < b->cap; i++)
+    if (b->slots[i]) {
+      b->slots[i]->terminal = true;
+      xfer_free(b->slots[i]);
+    }
+  curl_multi_cleanup(b->multi);
+  b->multi = NULL;
+  /* Sockets of connections curl kept for reuse. */
+  while (!list_empty(&b->watched))
+    unwatch(list_entry(b->watched.next, watched_t, link));
+  if (--curl_users == 0)
+    curl_global_cleanup();
+  uv_close((uv_handle_t *)&b->timer, on_timer_closed);
+}
+
+const infs_backend_ops_t backend_openai = {
+    .abi = INFS_BACKEND_ABI,
+    .name = "openai",
+    .create = openai_create,
+    .submit = openai_submit,
+    .cancel = openai_cancel,
+    .load = openai_load,
+    .cache_delta = NULL,
+    .destroy = openai_destroy,
+};
