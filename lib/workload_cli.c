@@ -3,6 +3,7 @@
 #include "lib/cli.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 enum {
@@ -359,4 +360,16 @@ void workload_cli_describe(const workload_cli_t *c, double scale, char *buf,
     snprintf(buf, len, "%.3g req/s", c->opts.rate * scale);
     return;
   }
+}
+
+const struct option *workload_cli_merge(const struct option *own,
+                                        size_t n_own) {
+  static struct option merged[128];
+  size_t wl = workload_cli_option_count();
+  if (n_own + wl + 1 > sizeof merged / sizeof *merged)
+    abort();
+  memcpy(merged, own, n_own * sizeof *own);
+  memcpy(merged + n_own, workload_cli_options, wl * sizeof *merged);
+  memset(&merged[n_own + wl], 0, sizeof *merged);
+  return merged;
 }

@@ -45,6 +45,10 @@ typedef struct workload_cli {
 /* The options, ending with an all-zero entry; count excludes it. */
 extern const struct option workload_cli_options[];
 size_t workload_cli_option_count(void);
+/* A getopt_long table of own (n_own entries, no terminator) followed by the
+ * workload options and the terminator, in storage that lives until exit. */
+const struct option *workload_cli_merge(const struct option *own,
+                                        size_t n_own);
 
 /* The flags' --help text. */
 void workload_cli_usage(FILE *out);

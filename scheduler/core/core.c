@@ -217,9 +217,8 @@ static void dispatch(core_t *c, req_t *r, core_worker_t *w, infs_time_t now,
 /* The worker that served r's session, when it is still the same
  * registration, and how many of r's leading blocks that session sent it. */
 static core_worker_t *session_worker(const core_t *c, const req_t *r,
-                                     uint64_t key, uint32_t *blocks) {
+                                     uint64_t key, policy_ctx_t *x) {
   const session_entry_t *e = sessions_find(&c->sessions, key);
-  *blocks = 0;
   if (!e || e->worker >= c->reg.len)
     return NULL;
   core_worker_t *w = c->reg.workers[e->worker];
@@ -228,7 +227,12 @@ static core_worker_t *session_worker(const core_t *c, const req_t *r,
   const core_request_t *s = &r->spec;
   if (e->n_blocks && e->n_blocks <= s->n_blocks &&
       s->blocks[e->n_blocks - 1] == e->last_block)
-    *blocks = e->n_blocks;
+    x->session_blocks = e->n_blocks;
+  /* What its last request added to the worker's rate, decayed since. */
+  if (w->prefill_rate_at >= e->at)
+    x->session_rate =
+        e->uncached / PREDICTOR_RATE_TAU_S *
+        exp(-(double)(w->prefill_rate_at - e->at) / 1e6 / PREDICTOR_RATE_TAU_S);
   return w;
 }
 
@@ -329,7 +333,7 @@ static bool place(core_t *c, req_t *r, infs_time_t now) {
   }
   prefix_match(&c->prefix, r->spec.blocks, r->spec.n_blocks);
   uint64_t key = sessions_key(r->spec.session);
-  core_worker_t *sw = session_worker(c, r, key, &x.session_blocks);
+  core_worker_t *sw = session_worker(c, r, key, &x);
   if (sw)
     x.session_worker = sw->index;
   int pick = c->policy->pick(c->policy_state, &x);
@@ -349,7 +353,7 @@ static bool place(core_t *c, req_t *r, infs_time_t now) {
     record(c, &x, pick);
   uint32_t cached = policy_cached_blocks(&x, (size_t)pick);
   dispatch(c, r, w, now, cached);
-  sessions_note(&c->sessions, key, w, &r->spec);
+  sessions_note(&c->sessions, key, w, r, now);
   return true;
 }
 
@@ -591,6 +595,7 @@ void core_on_heartbeat(core_t *c, infs_time_t now, const core_peer_t *peer,
   w->load.cache_reset = false;
   /* The heartbeat now covers what was dispatched before it. */
   w->since = (predictor_since_t){0, 0, 0};
+  predictor_rate_add(&w->prefill_rate, &w->prefill_rate_at, now, 0);
   drain_queues(c, now);
 }
 

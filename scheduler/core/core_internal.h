@@ -105,6 +105,8 @@ typedef struct session_entry {
   uint64_t last_block; /* hash of the last prompt block it was sent */
   uint32_t worker;
   uint32_t n_blocks;
+  uint32_t uncached; /* prompt tokens it was predicted to prefill */
+  infs_time_t at;    /* when it was sent */
 } session_entry_t;
 
 typedef struct session_table {
@@ -156,7 +158,7 @@ void sessions_free(session_table_t *t);
 uint64_t sessions_key(const char *session);
 const session_entry_t *sessions_find(const session_table_t *t, uint64_t key);
 void sessions_note(session_table_t *t, uint64_t key, const core_worker_t *w,
-                   const core_request_t *spec);
+                   const req_t *r, infs_time_t now);
 
 uint64_t peer_hash(const core_peer_t *p);
 bool peer_equal(const core_peer_t *a, const core_peer_t *b);

@@ -19,15 +19,18 @@ const policy_ops_t *const *policy_all(void) {
 }
 
 void policy_predict(const policy_ctx_t *x, size_t cand, prediction_t *out) {
-  const core_worker_t *w = x->workers[x->cands[cand]];
+  uint32_t idx = x->cands[cand];
+  const core_worker_t *w = x->workers[idx];
+  double rate = w->prefill_rate;
+  if (x->session_worker == (int64_t)idx)
+    rate = rate > x->session_rate ? rate - x->session_rate : 0;
   predictor_worker_t pw = {
       .profile = &w->profile,
       .load = &w->load,
       .since = w->since,
       .outstanding = policy_hot(x, cand)->outstanding,
       .remaining_tokens = w->remaining_tokens,
-      .prefill_load = predictor_prefill_load(&w->profile, w->prefill_rate,
-                                             w->prefill_rate_at, x->now),
+      .prefill_load = predictor_prefill_load(&w->profile, rate),
   };
   predictor_request_t pr = {
       .prompt_tokens = x->r->spec.prompt_tokens,
@@ -37,7 +40,8 @@ void policy_predict(const policy_ctx_t *x, size_t cand, prediction_t *out) {
   predictor_estimate(&pw, &pr, x->cfg->kwh_usd, out);
 }
 
-/* xorshift64*: cheap enough to draw once per candidate of a large pool. */
+/* xorshift64*, mapped onto [0, bound) by a multiply: deterministic and
+ * cheap. */
 static uint32_t draw(uint64_t *s, uint32_t bound) {
   *s ^= *s >> 12;
   *s ^= *s << 25;

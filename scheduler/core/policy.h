@@ -32,6 +32,9 @@ typedef struct policy_ctx {
   const prefix_index_t *prefix; /* matched against r's blocks */
   int64_t session_worker;       /* registry index holding r's session, -1 */
   uint32_t session_blocks;      /* r's leading blocks the session put there */
+  double session_rate;          /* the session's own share of that worker's
+                                   prefill_rate: its turns run one after another, so
+                                   their prefills never slow its own decode */
   core_outcome_t outcome;       /* set by pick */
   bool explain;                 /* keep offers */
   size_t n_offers;
@@ -95,7 +98,7 @@ void policy_predict(const policy_ctx_t *x, size_t cand, prediction_t *out);
 /* Pools up to this many candidates are evaluated whole. */
 #define POLICY_SAMPLE_MIN 64
 /* Above, per profile group, this many drawn at random. */
-#define POLICY_SAMPLE_PER_GROUP 8
+#define POLICY_SAMPLE_PER_GROUP 6
 #define POLICY_SAMPLE_MAX (6 + POLICY_SAMPLE_PER_GROUP * REGISTRY_GROUPS)
 
 /* The candidates worth a prediction, into out (POLICY_SAMPLE_MAX long):

@@ -24,7 +24,9 @@
  *   busy     = prefill(fresh behind cached) + (max_tokens - 1) * step' / b'
  *   cost     = cost_request_usd(busy, prompt, max_tokens)
  *
- * where prefill() is profile_prefill_us, cached = cached_blocks *
+ * where prefill() is profile_prefill_us, prefill_load the uncached prompt
+ * tokens per second sent to the worker lately over its prefill speed,
+ * cached = cached_blocks *
  * block_size (at most prompt - 1: the last token is always computed) and
  * fresh = prompt - cached. It errs towards the pessimistic: it ignores the
  * prefill progress made since the heartbeat until a first token shows it. */
@@ -102,12 +104,8 @@ void predictor_rate_add(double *rate, infs_time_t *at, infs_time_t now,
     *at = now;
 }
 
-double predictor_prefill_load(const infs_profile_t *p, double rate,
-                              infs_time_t at, infs_time_t now) {
-  if (rate <= 0)
-    return 0;
-  double dt = now > at ? (double)(now - at) / 1e6 : 0;
-  return rate * exp(-dt / PREDICTOR_RATE_TAU_S) / p->prefill_tps;
+double predictor_prefill_load(const infs_profile_t *p, double rate) {
+  return rate > 0 ? rate / p->prefill_tps : 0;
 }
 
 double predictor_slo_use(const prediction_t *p, uint32_t ttft_ms,

@@ -61,11 +61,12 @@ double predictor_slo_use(const prediction_t *p, uint32_t ttft_ms,
  * average with this time constant. */
 #define PREDICTOR_RATE_TAU_S 5.0
 
-/* Adds tokens sent at now to a rate last updated at *at. */
+/* Decays a rate last updated at *at to now and adds tokens sent at now.
+ * The core calls it on every dispatch and heartbeat, so that reading the
+ * rate costs no exponential. */
 void predictor_rate_add(double *rate, infs_time_t *at, infs_time_t now,
                         double tokens);
-/* The rate decayed to now, as a share of the profile's prefill speed. */
-double predictor_prefill_load(const infs_profile_t *p, double rate,
-                              infs_time_t at, infs_time_t now);
+/* A rate as a share of the profile's prefill speed: prefill_load. */
+double predictor_prefill_load(const infs_profile_t *p, double rate);
 
 #endif

@@ -28,7 +28,8 @@ const session_entry_t *sessions_find(const session_table_t *t, uint64_t key) {
 }
 
 void sessions_note(session_table_t *t, uint64_t key, const core_worker_t *w,
-                   const core_request_t *spec) {
+                   const req_t *r, infs_time_t now) {
+  const core_request_t *spec = &r->spec;
   if (!key)
     return;
   if (!t->cap) {
@@ -43,4 +44,6 @@ void sessions_note(session_table_t *t, uint64_t key, const core_worker_t *w,
   e->worker = w->index;
   e->n_blocks = (uint32_t)spec->n_blocks;
   e->last_block = spec->n_blocks ? spec->blocks[spec->n_blocks - 1] : 0;
+  e->uncached = r->uncached;
+  e->at = now;
 }

@@ -271,12 +271,13 @@ static void test_cli_help_and_usage_errors(void **state) {
   fixture_t *f = *state;
   static const char *const programs[] = {"infsched-scheduler",
                                          "infsched-worker", "infsched-loadgen",
-                                         "infsched-cluster"};
+                                         "infsched-cluster", "infsched-sim"};
   static const char *const bad_values[][2] = {
       {"--heartbeat-ms", "soon"},
       {"--capacity", "0"},
       {"--rate", "-3"},
       {"up", ""},
+      {"--pool", "gpu=x"},
   };
   for (size_t i = 0; i < sizeof programs / sizeof *programs; i++) {
     char *bin = (char *)harness_bin(programs[i]);
@@ -291,8 +292,8 @@ static void test_cli_help_and_usage_errors(void **state) {
   }
   char log[600];
   snprintf(log, sizeof log, "%s/cli.log", f->dir);
-  assert_true(harness_count_log(log, "Usage") >= 4);
-  assert_true(harness_count_log(log, "--no-such-flag") >= 4);
+  assert_true(harness_count_log(log, "Usage") >= 5);
+  assert_true(harness_count_log(log, "--no-such-flag") >= 5);
 }
 
 static void test_worker_unknown_profile_exits_3(void **state) {

@@ -711,7 +711,9 @@ static void test_session_affinity_cache_affinity(void **unused) {
 
 /* balanced: the session's 20k-token context is cached on gpu-0, so its next
  * turn prefills 1,300 tokens there instead of 21,300 on the idle gpu-1
- * (about 2 s, past the agent TTFT of 2 s). */
+ * (about 2 s, past the agent TTFT of 2 s). The first turn's own prefill
+ * does not count as load that would slow the second turn's decode: a
+ * session's turns run one after another. */
 static void test_session_affinity_balanced(void **unused) {
   (void)unused;
   pool_t p;

@@ -70,18 +70,6 @@ static const struct option own_options[] = {
     {"help", no_argument, NULL, 'h'},
 };
 
-/* This program's options followed by the workload flags, for getopt_long. */
-static struct option *all_options(void) {
-  size_t own = sizeof own_options / sizeof *own_options;
-  size_t wl = workload_cli_option_count();
-  struct option *v = calloc(own + wl + 1, sizeof *v);
-  if (!v)
-    abort();
-  memcpy(v, own_options, sizeof own_options);
-  memcpy(v + own, workload_cli_options, wl * sizeof *v);
-  return v;
-}
-
 static int parse_one(loadgen_config_t *cfg, workload_cli_t *wl,
                      log_level_t *level, int c, const char *name) {
   int rc = 0;
@@ -132,12 +120,12 @@ static int parse_one(loadgen_config_t *cfg, workload_cli_t *wl,
 
 static int parse_args(int argc, char **argv, loadgen_config_t *cfg,
                       workload_cli_t *wl, log_level_t *level) {
-  struct option *options = all_options();
+  const struct option *options = workload_cli_merge(
+      own_options, sizeof own_options / sizeof *own_options);
   int c, rc = 0;
   opterr = 0;
   while (rc == 0 && (c = getopt_long(argc, argv, ":h", options, NULL)) != -1)
     rc = parse_one(cfg, wl, level, c, optind > 0 ? argv[optind - 1] : "");
-  free(options);
   if (rc)
     return -1;
   if (optind < argc)

@@ -148,18 +148,6 @@ typedef struct opts {
   log_level_t level;
 } opts_t;
 
-/* This program's options followed by the workload flags, for getopt_long. */
-static struct option *all_options(void) {
-  size_t own = sizeof own_options / sizeof *own_options;
-  size_t wl = workload_cli_option_count();
-  struct option *v = calloc(own + wl + 1, sizeof *v);
-  if (!v)
-    abort();
-  memcpy(v, own_options, sizeof own_options);
-  memcpy(v + own, workload_cli_options, wl * sizeof *v);
-  return v;
-}
-
 static int parse_one(opts_t *o, int c, const char *name) {
   char err[256];
   uint64_t v;
@@ -252,12 +240,12 @@ static int parse_one(opts_t *o, int c, const char *name) {
 }
 
 static int parse_args(int argc, char **argv, opts_t *o) {
-  struct option *options = all_options();
+  const struct option *options = workload_cli_merge(
+      own_options, sizeof own_options / sizeof *own_options);
   int c, rc = 0;
   opterr = 0;
   while (rc == 0 && (c = getopt_long(argc, argv, ":h", options, NULL)) != -1)
     rc = parse_one(o, c, optind > 0 ? argv[optind - 1] : "");
-  free(options);
   if (rc)
     return -1;
   if (optind < argc)
