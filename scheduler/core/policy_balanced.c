@@ -1,20 +1,29 @@
 /* balanced: the cheapest worker predicted to meet the request's SLO, with a
  * per-class weight of latency against cost (DESIGN.md, "Policies").
  *
- * For each candidate the predictor gives TTFT, TPOT and marginal cost, and
+ * For each candidate the predictor gives TTFT, TPOT and opportunity cost
+ * (the worker time it takes at the worker's price, scaled by the share of
+ * the worker in use, see predictor.h: on a fixed pool idle capacity is paid
+ * for whatever the policy, so only time that other requests could have
+ * used costs anything), and
  *   use   = max(ttft / ttft_slo, tpot / tpot_slo)   (<= 1: SLO met)
- *   score = cost * (1 + latency_weight[class] * use)
- * A candidate is ok when it meets the SLO and the decode step it leads to
- * stays within the TPOT target of every class already running there that
- * is as urgent as the request or more (a request never waits for the sake
- * of less urgent ones). Then:
+ *   score = opportunity cost * (1 + latency_weight[class] * use)
+ * A candidate is ok when it meets the SLO and the decode steps of those
+ * already decoding there, stretched by this request's prefill, stay within
+ * the TPOT target of every class running there that is as urgent as the
+ * request or more (a request never waits for the sake of less urgent ones).
+ * Then:
  *   1. the ok candidate with the lowest score (SLO_MET);
  *   2. else, when some candidate would meet the SLO only by slowing the
  *      others down, and less than half the request's TTFT budget has gone
  *      on waiting and that candidate's TTFT, the request stays queued and is
  *      tried again as capacity frees (DEFERRED);
- *   3. else the fastest, lowest use (SLO_MISSED, or SLO_MET when it meets
- *      the SLO at the others' expense).
+ *   3. else the fastest, lowest use, among the candidates that meet the
+ *      TPOT target without slowing the others, and the fastest of all when
+ *      none does (SLO_MISSED, or SLO_MET when it meets the SLO at the
+ *      others' expense). A TTFT missed for want of a cached prefix is missed
+ *      once, a TPOT missed on a worker too slow to decode at that rate is
+ *      missed again by every later turn of the session that follows it.
  * Large pools are sampled (policy_sample): the best prefix matches, the
  * session's worker, the least loaded and a few of each profile. */
 #include "scheduler/core/policy.h"
@@ -54,17 +63,17 @@ static int bal_pick(void *state, policy_ctx_t *x) {
   size_t n = policy_sample(x, &st->rng, pool);
   const core_request_t *s = &x->r->spec;
   double weight = x->cfg->latency_weight[s->cls];
-  long best = -1, fastest = -1, patient = -1;
-  double best_score = 0, fastest_use = 0, patient_ttft = 0;
+  long best = -1, fastest = -1, patient = -1, steady = -1;
+  double best_score = 0, fastest_use = 0, patient_ttft = 0, steady_use = 0;
   for (size_t k = 0; k < n; k++) {
     size_t i = pool[k];
     const core_worker_t *w = x->workers[x->cands[i]];
     prediction_t p;
     policy_predict(x, i, &p);
     double use = predictor_slo_use(&p, s->ttft_ms, s->tpot_ms);
-    double score = p.cost_usd * (1 + weight * use);
+    double score = p.opportunity_usd * (1 + weight * use);
     bool meets = p.ttft_ms <= s->ttft_ms && p.tpot_ms <= s->tpot_ms;
-    bool harms = p.tpot_ms > tightest_tpot(x->cfg, w, s->cls);
+    bool harms = p.others_tpot_ms > tightest_tpot(x->cfg, w, s->cls);
     policy_offer(x, i, score, meets && !harms);
     if (meets && !harms && (best < 0 || score < best_score)) {
       best = (long)i;
@@ -73,6 +82,10 @@ static int bal_pick(void *state, policy_ctx_t *x) {
     if (meets && harms && (patient < 0 || p.ttft_ms < patient_ttft)) {
       patient = (long)i;
       patient_ttft = p.ttft_ms;
+    }
+    if (p.tpot_ms <= s->tpot_ms && !harms && (steady < 0 || use < steady_use)) {
+      steady = (long)i;
+      steady_use = use;
     }
     if (fastest < 0 || use < fastest_use) {
       fastest = (long)i;
@@ -90,9 +103,10 @@ static int bal_pick(void *state, policy_ctx_t *x) {
       return -1;
     }
   }
-  x->outcome =
-      fastest_use <= 1 ? CORE_OUTCOME_SLO_MET : CORE_OUTCOME_SLO_MISSED;
-  return (int)fastest;
+  long pick = steady >= 0 ? steady : fastest;
+  double pick_use = steady >= 0 ? steady_use : fastest_use;
+  x->outcome = pick_use <= 1 ? CORE_OUTCOME_SLO_MET : CORE_OUTCOME_SLO_MISSED;
+  return (int)pick;
 }
 
 const policy_ops_t policy_balanced = {

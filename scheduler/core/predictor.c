@@ -21,8 +21,16 @@
  *   step'    = step_ms(b' = min(n + 1, max_batch), kv + prompt + max / 2)
  *   tpot     = step' / (1 - min(prefill_load, 0.9)): prompts arriving after
  *              it are prefilled in chunks riding along with its steps
+ *   others   = tpot + (n > 0 ? prefill(fresh behind cached) / (remaining
+ *              / outstanding) : 0): its prefill chunks stretch the steps of
+ *              those decoding over what they have left to make
  *   busy     = prefill(fresh behind cached) + (max_tokens - 1) * step' / b'
  *   cost     = cost_request_usd(busy, prompt, max_tokens)
+ *   util     = max(running / max_batch, (kv + prompt) / kv_total,
+ *              prefill_load), within [PREDICTOR_UTIL_FLOOR, 1]: the share
+ *              of the worker in use, its own prompt's KV included (a 30k
+ *              prompt holds a third of an SRAM worker's KV all its life)
+ *   opportunity = cost * util
  *
  * where prefill() is profile_prefill_us, prefill_load the uncached prompt
  * tokens per second sent to the worker lately over its prefill speed,
@@ -87,10 +95,28 @@ void predictor_estimate(const predictor_worker_t *w,
   double step1 = profile_step_ms(p, b1, kv + prompt + r->max_tokens / 2);
   double load = w->prefill_load < 0.9 ? w->prefill_load : 0.9;
   out->tpot_ms = step1 / (1 - (load > 0 ? load : 0));
+  /* Its prefill stretches the steps of those decoding: all of it lands
+   * within their remaining output when that is shorter than the prompt's
+   * chunks take, as for the short answers of a code trace. */
+  out->others_tpot_ms = out->tpot_ms;
+  if (running) {
+    double left = w->outstanding ? (double)w->remaining_tokens / w->outstanding
+                                 : r->max_tokens;
+    out->others_tpot_ms += own_prefill_ms / (left > 1 ? left : 1);
+  }
   uint32_t decode_steps = r->max_tokens ? r->max_tokens - 1 : 0;
   out->busy_s = own_prefill_ms / 1e3 + decode_steps * step1 / b1 / 1e3;
   out->cost_usd = cost_request_usd(p, out->busy_s, r->prompt_tokens,
                                    r->max_tokens, kwh_usd);
+  /* Its own decode share is in busy_s; the KV its prompt holds is not. */
+  double u = (double)running / p->max_batch;
+  double u_kv = (double)(kv + prompt) / (double)kv_total;
+  if (u_kv > u)
+    u = u_kv;
+  if (load > u)
+    u = load;
+  out->util = u < PREDICTOR_UTIL_FLOOR ? PREDICTOR_UTIL_FLOOR : u < 1 ? u : 1;
+  out->opportunity_usd = out->cost_usd * out->util;
   out->cached_tokens = (uint32_t)cached;
   out->batch = b1;
 }

@@ -38,15 +38,29 @@ typedef struct predictor_request {
 } predictor_request_t;
 
 typedef struct prediction {
-  double ttft_ms;  /* queue_ms + prefill of the uncached tokens */
-  double queue_ms; /* waiting for a batch slot and for earlier prefills */
-  double tpot_ms;  /* decode step with the request in the batch: what it
-                      and every request already running there will see */
+  double ttft_ms;        /* queue_ms + prefill of the uncached tokens */
+  double queue_ms;       /* waiting for a batch slot and for earlier prefills */
+  double tpot_ms;        /* decode step with the request in the batch: what it
+                            and every request already running there will see */
+  double others_tpot_ms; /* what the sequences already decoding there see
+                            per token over the rest of their output: tpot,
+                            plus this request's prefill chunks riding
+                            along with their steps */
   double busy_s;   /* worker time it takes: prefill + its share of steps */
   double cost_usd; /* busy_s valued at the worker's price (and energy) */
+  double util;     /* share of the worker in use: the largest of batch
+                      slots taken by others, KV with its own prompt and
+                      prefill time, at least PREDICTOR_UTIL_FLOOR */
+  double opportunity_usd; /* cost_usd * util: on a fixed pool idle capacity
+                             is paid for anyway, so only worker time others
+                             could have used is a real cost */
   uint32_t cached_tokens;
   uint32_t batch; /* running sequences once it has joined */
 } prediction_t;
+
+/* The least utilisation an opportunity cost is scaled by, so that among
+ * idle workers the list price still decides. */
+#define PREDICTOR_UTIL_FLOOR 0.02
 
 void predictor_estimate(const predictor_worker_t *w,
                         const predictor_request_t *r, double kwh_usd,

@@ -268,8 +268,10 @@ static void test_tight_ttft_goes_to_sram(void **unused) {
 }
 
 /* A busy TPU shares its decode steps among 200 sequences, which makes it
- * by far the cheapest place for a batch job (about $4e-4 against $1.9e-3
- * on the GPU and $3.8e-3 on the SRAM worker); batch's SLO is loose enough
+ * by far the cheapest place for a batch job: about $4e-4 against $7.6e-4
+ * on the GPU and $2.1e-3 on the SRAM worker, which are as busy, so that
+ * balanced's opportunity cost (that times the share of the worker in use:
+ * 0.69, 0.89, 0.87) ranks them the same way; batch's SLO is loose enough
  * for all three. */
 static void test_batch_goes_to_cheapest(void **unused) {
   (void)unused;
@@ -278,8 +280,8 @@ static void test_batch_goes_to_cheapest(void **unused) {
     pool_t p;
     pool_init(&p, policies[k]);
     pool_three(&p);
-    core_load_t gpu = {.running = 8, .kv_used = 16000};
-    core_load_t sram = {.running = 4, .kv_used = 8000};
+    core_load_t gpu = {.running = 200, .kv_used = 400000};
+    core_load_t sram = {.running = 40, .kv_used = 80000};
     core_load_t tpu = {.running = 200, .kv_used = 400000};
     beat(&p, 0, 0, &gpu);
     beat(&p, 1, 0, &sram);
@@ -316,6 +318,29 @@ static void test_latency_weight(void **unused) {
   pool_free(&p);
 }
 
+/* On a fixed pool idle capacity is paid for anyway: an agent turn goes to
+ * the idle SRAM worker, although its worker time at list price ($3.0e-3)
+ * is 4.5 times what a share of the steps of a GPU decoding 20 streams
+ * costs ($6.5e-4), where 22 ms per token leaves little margin under 25.
+ * Once the SRAM worker is busier than the GPU, its price counts again and
+ * the GPU gets the next turn. */
+static void test_idle_capacity_is_cheap(void **unused) {
+  (void)unused;
+  pool_t p;
+  pool_init(&p, "balanced");
+  pool_add(&p, "gpu-0", gpu_h100(), 512);
+  pool_add(&p, "sram-0", sram_wse3(), 96);
+  core_load_t gpu = {.running = 20, .kv_used = 40000};
+  beat(&p, 0, 0, &gpu);
+  req_spec_t r = {.cls = INFS_CLASS_AGENT, .prompt = 2000, .max_tokens = 30};
+  assert_int_equal(submit(&p, &r), 1);
+  core_load_t sram = {.running = 44, .kv_used = 88000};
+  beat(&p, 1, 0, &sram);
+  assert_int_equal(submit(&p, &r), 0);
+  assert_int_equal(outcome(&p, CORE_OUTCOME_SLO_MET), 2);
+  pool_free(&p);
+}
+
 /* A request's own SLO replaces its class default. */
 static void test_request_slo_override(void **unused) {
   (void)unused;
@@ -338,6 +363,35 @@ static void test_none_meets_slo_takes_fastest(void **unused) {
   req_spec_t r = {.cls = INFS_CLASS_INTERACTIVE, .prompt = 8000, .ttft_ms = 10};
   assert_int_equal(submit(&p, &r), 1);
   assert_int_equal(outcome(&p, CORE_OUTCOME_SLO_MISSED), 1);
+  pool_free(&p);
+}
+
+/* An agent turn of 50,000 tokens: the TPU holds its prefix and would
+ * answer at once, but decodes that context at 25.06 ms per token, past the
+ * agent target of 25, as it would every later turn of the session; the GPU
+ * must prefill it all (4.5 s, past the 2 s TTFT) but then decodes at 19 ms.
+ * Nobody meets the SLO: the one that misses it only this once wins over the
+ * fastest. */
+static void test_none_meets_slo_keeps_tpot(void **unused) {
+  (void)unused;
+  pool_t p;
+  pool_init(&p, "balanced");
+  pool_add(&p, "gpu-0", gpu_h100(), 512);
+  pool_add(&p, "tpu-0", tpu_v6e(), 640);
+  static uint64_t blocks[782];
+  chain(11, blocks, 782);
+  beat_cache(&p, 1, 0, blocks, 780);
+  req_spec_t r = {.cls = INFS_CLASS_AGENT,
+                  .prompt = 50000,
+                  .max_tokens = 200,
+                  .blocks = blocks,
+                  .n_blocks = 782};
+  assert_int_equal(submit(&p, &r), 0);
+  assert_int_equal(outcome(&p, CORE_OUTCOME_SLO_MISSED), 1);
+  /* With a TPOT target the TPU meets, its cached prefix wins. */
+  r.tpot_ms = 30;
+  assert_int_equal(submit(&p, &r), 1);
+  assert_int_equal(outcome(&p, CORE_OUTCOME_SLO_MET), 1);
   pool_free(&p);
 }
 
@@ -1018,8 +1072,10 @@ int main(void) {
       cmocka_unit_test(test_tight_ttft_goes_to_sram),
       cmocka_unit_test(test_batch_goes_to_cheapest),
       cmocka_unit_test(test_latency_weight),
+      cmocka_unit_test(test_idle_capacity_is_cheap),
       cmocka_unit_test(test_request_slo_override),
       cmocka_unit_test(test_none_meets_slo_takes_fastest),
+      cmocka_unit_test(test_none_meets_slo_keeps_tpot),
       cmocka_unit_test(test_context_limit_every_policy),
       cmocka_unit_test(test_model_is_a_hard_constraint),
       cmocka_unit_test(test_cache_hit_until_overloaded),

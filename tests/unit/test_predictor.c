@@ -202,6 +202,55 @@ static void test_cost_share_falls_with_batch(void **unused) {
   assert_true(shared.cost_usd < alone.cost_usd);
 }
 
+/* The opportunity cost scales the cost by the share of the worker in use:
+ * batch slots taken by others, KV with its own prompt, or prefill time,
+ * whichever is the largest, and never less than the floor, so that idle
+ * workers compare at list price. */
+static void test_opportunity_cost_follows_utilisation(void **unused) {
+  (void)unused;
+  state_t s;
+  init(&s);
+  prediction_t p = predict(&s, 100, 11, 0); /* 1% of the KV */
+  assert_float_equal(p.util, PREDICTOR_UTIL_FLOOR, EPS);
+  assert_float_equal(p.opportunity_usd, p.cost_usd * PREDICTOR_UTIL_FLOOR, EPS);
+  p = predict(&s, 2500, 11, 0); /* its prompt takes a quarter of the KV */
+  assert_float_equal(p.util, 0.25, EPS);
+  s.load.running = 1; /* one of 4 slots */
+  s.load.kv_used = 1000;
+  p = predict(&s, 250, 11, 0);
+  assert_float_equal(p.util, 0.25, EPS);
+  s.load.kv_used = 5000; /* half the KV, and its prompt */
+  p = predict(&s, 250, 11, 0);
+  assert_float_equal(p.util, 0.525, EPS);
+  s.w.prefill_load = 0.75;
+  p = predict(&s, 250, 11, 0);
+  assert_float_equal(p.util, 0.75, EPS);
+  assert_float_equal(p.opportunity_usd, p.cost_usd * 0.75, EPS);
+  s.load.running = 9; /* full batch and a queue: all of it */
+  p = predict(&s, 250, 11, 0);
+  assert_float_equal(p.util, 1, EPS);
+  assert_float_equal(p.opportunity_usd, p.cost_usd, EPS);
+}
+
+/* Its prefill chunks ride along with the steps of those decoding: 250 ms
+ * of prefill spread over the 50 tokens the running request has left. */
+static void test_prefill_slows_the_others(void **unused) {
+  (void)unused;
+  state_t s;
+  init(&s);
+  prediction_t p = predict(&s, 250, 11, 0);
+  assert_float_equal(p.others_tpot_ms, p.tpot_ms, EPS);
+  s.load.running = 1;
+  s.w.outstanding = 1;
+  s.w.remaining_tokens = 50;
+  p = predict(&s, 250, 11, 0);
+  assert_float_equal(p.tpot_ms, 12, EPS);
+  assert_float_equal(p.others_tpot_ms, 12 + 250.0 / 50, EPS);
+  /* Half of it cached: half the prefill. */
+  p = predict(&s, 250, 11, 12);
+  assert_float_equal(p.others_tpot_ms, 12 + 130.0 / 50, EPS);
+}
+
 static void test_cost_energy_and_tokens(void **unused) {
   (void)unused;
   state_t s;
@@ -274,6 +323,8 @@ int main(void) {
       cmocka_unit_test(test_kv_full_waits_for_a_slot),
       cmocka_unit_test(test_tpot_grows_with_batch_and_context),
       cmocka_unit_test(test_cost_share_falls_with_batch),
+      cmocka_unit_test(test_opportunity_cost_follows_utilisation),
+      cmocka_unit_test(test_prefill_slows_the_others),
       cmocka_unit_test(test_cost_energy_and_tokens),
       cmocka_unit_test(test_prefill_load_stretches_tpot),
       cmocka_unit_test(test_prefill_rate_decays),

@@ -66,6 +66,7 @@
 #include "lib/list.h"
 #include "lib/u64map.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <math.h>
 #include <stdbool.h>
@@ -95,25 +96,30 @@ typedef struct seq {
   infs_time_t admitted_at;
   infs_time_t first_token_at;
   double busy_share_s;
+  /* The cache's LRU generation right after this sequence's lookup, and the
+   * block its run of hits starts with (NULL without hits): while the
+   * generation is unchanged that run is the LRU's tail, in touch order. */
+  uint64_t lru_gen;
+  struct cache_block *run_head;
+  uint32_t run_len;
   list_node_t queue; /* in engine.waiting while SEQ_WAITING */
 } seq_t;
 
 typedef struct cache_block {
   uint64_t hash;
-  list_node_t lru; /* in engine.lru, or in engine.free_blocks when unused */
+  uint64_t touched; /* engine.lru_gen its latest cache_touch gave it */
+  list_node_t lru;  /* in engine.lru, or in engine.free_blocks when unused */
 } cache_block_t;
 
-/* One insertion or eviction, in order; reduced to the net change on read. */
+/* One net change since the last clear, in the order it happened. Per hash
+ * the cache's ops alternate (insert only when absent, evict only when
+ * present), so a second op on a hash with a pending change undoes it: the
+ * pending op is marked dead and the new one is not logged. */
 typedef struct delta_op {
   uint64_t hash;
-  uint32_t add;
-  uint32_t keep;
+  bool add;
+  bool dead;
 } delta_op_t;
-
-typedef struct delta_key {
-  uint64_t hash;
-  size_t idx;
-} delta_key_t;
 
 /* Growable arrays, kept across clears so that steady state allocates
  * nothing. */
@@ -160,15 +166,21 @@ struct engine {
   u64map_t cache;          /* block hash -> index in pool */
   list_node_t lru;         /* cached blocks, least recently used first */
   list_node_t free_blocks; /* pool nodes not in use */
+  uint64_t lru_gen;        /* bumped by every change to the LRU order */
+
+  VEC(cache_block_t *) hits; /* scratch for cache_lookup */
 
   VEC(engine_event_t) events;
   VEC(delta_op_t) delta_log;
-  VEC(delta_key_t) delta_keys; /* scratch for reducing the log */
+  u64map_t delta_live; /* hash -> index in delta_log of its pending change */
   VEC(uint64_t) added;
   VEC(uint64_t) removed;
   size_t delta_compact_at;
 };
 
+/* Dead ops are squeezed out when the log reaches twice its size after the
+ * last squeeze (and at least this many ops), so an unread log stays within
+ * about twice the net change. */
 #define DELTA_COMPACT_MIN 4096
 
 /* Running out of memory is not an expected state: abort (STYLE.md). */
@@ -217,87 +229,89 @@ static cache_block_t *cache_find(const engine_t *e, uint64_t hash) {
 static void cache_touch(engine_t *e, cache_block_t *b) {
   list_remove(&b->lru);
   list_push_back(&e->lru, &b->lru);
+  b->touched = ++e->lru_gen;
 }
 
-static int cmp_delta_key(const void *a, const void *b) {
-  const delta_key_t *x = a, *y = b;
-  if (x->hash != y->hash)
-    return x->hash < y->hash ? -1 : 1;
-  return x->idx < y->idx ? -1 : x->idx > y->idx;
-}
-
-/* Reduces the log to its net effect, in place and in order: per hash the ops
- * alternate (insert only when absent, evict only when present), so a hash
- * changed iff its first and last ops agree, and its last op says how. */
-static void delta_reduce(engine_t *e) {
-  size_t n = e->delta_log.n;
-  delta_op_t *log = e->delta_log.v;
-
-  e->added.n = 0;
-  e->removed.n = 0;
-  if (n == 0)
-    return;
-  VEC_RESERVE(e->delta_keys, n);
-  delta_key_t *keys = e->delta_keys.v;
-  for (size_t i = 0; i < n; i++)
-    keys[i] = (delta_key_t){log[i].hash, i};
-  qsort(keys, n, sizeof *keys, cmp_delta_key);
-  for (size_t g = 0; g < n;) {
-    size_t end = g + 1;
-    while (end < n && keys[end].hash == keys[g].hash)
-      end++;
-    delta_op_t *last = &log[keys[end - 1].idx];
-    last->keep = log[keys[g].idx].add == last->add;
-    g = end;
-  }
+/* Drops dead ops from the log, keeping the order, and re-points the map. */
+static void delta_compact(engine_t *e) {
   size_t w = 0;
-  for (size_t i = 0; i < n; i++) {
-    delta_op_t op = log[i];
-    if (!op.keep)
+  for (size_t i = 0; i < e->delta_log.n; i++) {
+    delta_op_t op = e->delta_log.v[i];
+    if (op.dead)
       continue;
-    op.keep = 0;
-    log[w++] = op;
-    if (op.add)
-      VEC_PUSH(e->added, op.hash);
-    else
-      VEC_PUSH(e->removed, op.hash);
+    if (w != i)
+      u64map_put(&e->delta_live, op.hash, (uint32_t)w);
+    e->delta_log.v[w++] = op;
   }
   e->delta_log.n = w;
 }
 
 static void delta_push(engine_t *e, uint64_t hash, bool add) {
-  delta_op_t op = {hash, add, 0};
-  VEC_PUSH(e->delta_log, op);
-  /* Bound the log by its net size when nobody reads it for a while. */
+  uint32_t i;
+  if (u64map_get(&e->delta_live, hash, &i)) {
+    /* The opposite of the pending change: together they change nothing. */
+    e->delta_log.v[i].dead = true;
+    u64map_del(&e->delta_live, hash);
+    return;
+  }
   if (e->delta_log.n >= e->delta_compact_at) {
-    delta_reduce(e);
+    delta_compact(e);
     size_t twice = 2 * e->delta_log.n;
     e->delta_compact_at = twice > DELTA_COMPACT_MIN ? twice : DELTA_COMPACT_MIN;
   }
+  u64map_put(&e->delta_live, hash, (uint32_t)e->delta_log.n);
+  delta_op_t op = {hash, add, false};
+  VEC_PUSH(e->delta_log, op);
 }
 
 /* Cached tokens at the head of s's prompt; touches the blocks it uses. */
 static uint32_t cache_lookup(engine_t *e, seq_t *s) {
   uint32_t k = 0;
-  while (k < s->n_blocks && cache_find(e, s->blocks[k]))
+  cache_block_t *b;
+  e->hits.n = 0;
+  while (k < s->n_blocks && (b = cache_find(e, s->blocks[k]))) {
+    VEC_PUSH(e->hits, b);
     k++;
+  }
   for (uint32_t j = k; j-- > 0;)
-    cache_touch(e, cache_find(e, s->blocks[j]));
+    cache_touch(e, e->hits.v[j]);
+  s->lru_gen = e->lru_gen;
+  s->run_head = k ? e->hits.v[k - 1] : NULL;
+  s->run_len = k;
   uint64_t tokens = (uint64_t)k * e->p.block_size;
   return tokens < s->target ? (uint32_t)tokens : s->target - 1;
 }
 
+/* Touches s's blocks deepest first, inserting the missing ones. Usually
+ * nothing has touched the cache since s's lookup, so the blocks it hit are
+ * still the LRU's tail in the order this would touch them again: then only
+ * the blocks behind them need work, each placed in front of that run, which
+ * leaves the same order. Evictions cannot reach the run when the prompt fits
+ * in the cache, as each eviction takes an older block. */
 static void cache_insert(engine_t *e, const seq_t *s) {
   if (!e->pool)
     return;
-  for (uint32_t j = s->n_blocks; j-- > 0;) {
+  list_node_t *at = &e->lru; /* blocks go in front of it */
+  uint32_t done = 0;         /* leading blocks already in place */
+  if (s->run_head && s->lru_gen == e->lru_gen &&
+      s->n_blocks <= e->p.prefix_cache_blocks) {
+    at = &s->run_head->lru;
+    done = s->run_len;
+  }
+  for (uint32_t j = s->n_blocks; j-- > done;) {
     cache_block_t *b = cache_find(e, s->blocks[j]);
     if (b) {
-      cache_touch(e, b);
+      /* A hash repeated within the prompt can name a block of the run,
+       * which its later touch would leave where it is. */
+      if (done && b->touched > s->lru_gen - done)
+        continue;
+      list_remove(&b->lru);
+      list_push_back(at, &b->lru);
       continue;
     }
     if (list_empty(&e->free_blocks)) {
       cache_block_t *old = list_entry(e->lru.next, cache_block_t, lru);
+      assert(&old->lru != at);
       list_remove(&old->lru);
       u64map_del(&e->cache, old->hash);
       delta_push(e, old->hash, false);
@@ -307,9 +321,10 @@ static void cache_insert(engine_t *e, const seq_t *s) {
     list_remove(&b->lru);
     b->hash = s->blocks[j];
     u64map_put(&e->cache, b->hash, (uint32_t)(b - e->pool));
-    list_push_back(&e->lru, &b->lru);
+    list_push_back(at, &b->lru);
     delta_push(e, b->hash, true);
   }
+  e->lru_gen++;
 }
 
 /* ---- sequences --------------------------------------------------------- */
@@ -497,6 +512,7 @@ engine_t *engine_new(const infs_profile_t *p, infs_time_t now) {
     for (uint32_t i = 0; i < copy.prefix_cache_blocks; i++)
       list_push_back(&e->free_blocks, &e->pool[i].lru);
   }
+  u64map_init(&e->delta_live);
   e->delta_compact_at = DELTA_COMPACT_MIN;
   return e;
 }
@@ -517,8 +533,9 @@ void engine_destroy(engine_t **ep) {
   u64map_free(&e->cache);
   free(e->pool);
   free(e->events.v);
+  free(e->hits.v);
   free(e->delta_log.v);
-  free(e->delta_keys.v);
+  u64map_free(&e->delta_live);
   free(e->added.v);
   free(e->removed.v);
   free(e);
@@ -649,7 +666,17 @@ void engine_load(const engine_t *e, infs_time_t now, engine_load_t *out) {
 
 void engine_cache_delta(engine_t *e, const uint64_t **added, size_t *n_added,
                         const uint64_t **removed, size_t *n_removed) {
-  delta_reduce(e);
+  e->added.n = 0;
+  e->removed.n = 0;
+  for (size_t i = 0; i < e->delta_log.n; i++) {
+    const delta_op_t *op = &e->delta_log.v[i];
+    if (op->dead)
+      continue;
+    if (op->add)
+      VEC_PUSH(e->added, op->hash);
+    else
+      VEC_PUSH(e->removed, op->hash);
+  }
   *added = e->added.v;
   *n_added = e->added.n;
   *removed = e->removed.v;
@@ -657,6 +684,9 @@ void engine_cache_delta(engine_t *e, const uint64_t **added, size_t *n_added,
 }
 
 void engine_cache_delta_clear(engine_t *e) {
+  for (size_t i = 0; i < e->delta_log.n; i++)
+    if (!e->delta_log.v[i].dead)
+      u64map_del(&e->delta_live, e->delta_log.v[i].hash);
   e->delta_log.n = 0;
   e->added.n = 0;
   e->removed.n = 0;
