@@ -375,3 +375,28 @@ int hc_check_logs(const char *dir) {
   closedir(d);
   return bad ? -1 : 0;
 }
+
+void hc_expect_worker_start_failure(const hc_sched_t *s, const char *dir,
+                                    const char *spec, const char *needle) {
+  char log[600];
+  snprintf(log, sizeof log, "%s/bad.log", dir);
+  char *argv[] = {(char *)harness_bin("infsched-worker"),
+                  "--scheduler",
+                  (char *)s->workers,
+                  "--profiles",
+                  (char *)harness_source("configs/profiles.yaml"),
+                  "--backend",
+                  (char *)spec,
+                  NULL};
+  harness_proc_t *p = harness_spawn(log, argv);
+  assert_non_null(p);
+  int status;
+  assert_int_equal(harness_wait(p, 10000, &status), 0);
+  assert_true(WIFEXITED(status));
+  assert_int_equal(WEXITSTATUS(status), 3);
+  if (harness_wait_log(log, needle, 0) != 0) {
+    char *text = harness_read_file(log);
+    fail_msg("'%s' not in: %s", needle, text ? text : "");
+  }
+  harness_stop(&p);
+}

@@ -231,27 +231,7 @@ static void test_cancel_reaches_the_upstream_worker(void **state) {
 
 static void expect_start_failure(fixture_t *f, const char *spec,
                                  const char *needle) {
-  char log[600];
-  snprintf(log, sizeof log, "%s/bad.log", f->dir);
-  char *argv[] = {(char *)harness_bin("infsched-worker"),
-                  "--scheduler",
-                  f->b.workers,
-                  "--profiles",
-                  (char *)harness_source("configs/profiles.yaml"),
-                  "--backend",
-                  (char *)spec,
-                  NULL};
-  harness_proc_t *p = harness_spawn(log, argv);
-  assert_non_null(p);
-  int status;
-  assert_int_equal(harness_wait(p, 10000, &status), 0);
-  assert_true(WIFEXITED(status));
-  assert_int_equal(WEXITSTATUS(status), 3);
-  if (harness_wait_log(log, needle, 0) != 0) {
-    char *text = harness_read_file(log);
-    fail_msg("'%s' not in: %s", needle, text ? text : "");
-  }
-  harness_stop(&p);
+  hc_expect_worker_start_failure(&f->b, f->dir, spec, needle);
 }
 
 static void test_bad_backend_options(void **state) {
