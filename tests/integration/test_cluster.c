@@ -74,8 +74,9 @@ static void write_stand_ins(fixture_t *f, const char *worker_body) {
            "echo scheduler >> '%s'\n"
            "echo \"scheduler args: $*\"\n"
            "trap 'echo scheduler stopping; exit 0' TERM INT\n"
+           "touch '%s.ready'\n"
            "while :; do sleep 0.05; done\n",
-           f->spawned);
+           f->spawned, f->spawned);
   assert_int_equal(harness_write_file(path, text, 0755), 0);
   snprintf(path, sizeof path, "%s/infsched-worker", f->bin);
   snprintf(text, sizeof text, "#!/bin/sh\necho worker >> '%s'\n%s\n",
@@ -280,8 +281,15 @@ static void test_usage_errors(void **state) {
 
 static void test_startup_failure_stops_everything(void **state) {
   fixture_t *f = *state;
-  write_stand_ins(f, "echo \"error infsched-worker: unknown profile\" >&2\n"
-                     "exit 3");
+  /* The worker fails only once the scheduler can answer SIGTERM, so the
+   * test sees the launcher stop a running scheduler. */
+  char body[1024];
+  snprintf(body, sizeof body,
+           "while [ ! -e '%s.ready' ]; do sleep 0.01; done\n"
+           "echo \"error infsched-worker: unknown profile\" >&2\n"
+           "exit 3",
+           f->spawned);
+  write_stand_ins(f, body);
   write_cluster(f, k_two_workers);
   harness_proc_t *p = start_cluster(f, f->bin, NULL, NULL);
   assert_int_equal(exit_code(p), 1);
