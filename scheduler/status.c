@@ -70,6 +70,7 @@ Infsched__Envelope *status_build(const core_t *core, infs_time_t uptime,
     w->capacity = v.capacity;
     w->requests = v.requests;
     w->price_per_hour = v.profile->price_per_hour;
+    w->cached_blocks = v.cached_blocks;
     hb->worker_id = (char *)v.worker_id;
     hb->queued = v.load->queued;
     hb->running = v.load->running;

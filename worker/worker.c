@@ -153,6 +153,14 @@ static void send_heartbeat(worker_t *w, infs_time_t now) {
     hb.cache_added = (uint64_t *)added;
     hb.cache_removed = (uint64_t *)removed;
   }
+  /* After (re)registering, the whole cache: the scheduler knows none of it,
+   * and the delta just read is contained in it. */
+  if (w->cache_reset && w->cfg.backend->cache_snapshot) {
+    const uint64_t *all;
+    w->cfg.backend->cache_snapshot(w->backend, &all, &hb.n_cache_added);
+    hb.cache_added = (uint64_t *)all;
+    hb.n_cache_removed = 0;
+  }
   w->cache_reset = false;
   env.body_case = INFSCHED__ENVELOPE__BODY_HEARTBEAT;
   env.heartbeat = &hb;

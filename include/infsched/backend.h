@@ -71,7 +71,7 @@
 
 #include <uv.h>
 
-#define INFS_BACKEND_ABI 1
+#define INFS_BACKEND_ABI 2
 
 /* One request, borrowed for the duration of submit: copy what you keep. */
 typedef struct infs_backend_request {
@@ -144,6 +144,10 @@ typedef struct infs_backend_ops {
    * call into the backend. */
   void (*cache_delta)(void *state, const uint64_t **added, size_t *n_added,
                       const uint64_t **removed, size_t *n_removed);
+  /* Every block hash in the prefix cache, so that a scheduler that has just
+   * (re)registered the worker learns all of it, not only what changes next;
+   * NULL like cache_delta. The array is borrowed until the next call. */
+  void (*cache_snapshot)(void *state, const uint64_t **hashes, size_t *n);
   /* Stops: cancels what is open without callbacks and closes its handles
    * (memory may be released from their close callbacks). */
   void (*destroy)(void *state);

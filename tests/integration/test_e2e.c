@@ -164,6 +164,49 @@ static void test_worker_killed_mid_run(void **state) {
   assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
+typedef struct cached_arg {
+  uint32_t at_least;
+  uint32_t seen;
+} cached_arg_t;
+
+static bool one_worker_caching(const Infsched__Status *s, void *arg) {
+  cached_arg_t *c = arg;
+  if (s->n_workers != 1)
+    return false;
+  c->seen = s->workers[0]->cached_blocks;
+  return c->seen >= c->at_least;
+}
+
+/* Runs one request whose prompt is n_blocks hashed blocks, to its Done. */
+static void run_cached_prompt(const char *clients, uint64_t id,
+                              uint64_t first_hash, size_t n_blocks) {
+  uint64_t hashes[16];
+  for (size_t i = 0; i < n_blocks; i++)
+    hashes[i] = first_hash + i;
+  Infsched__Envelope env = INFSCHED__ENVELOPE__INIT;
+  Infsched__Submit sub = INFSCHED__SUBMIT__INIT;
+  Infsched__Request q = INFSCHED__REQUEST__INIT;
+  q.request_id = id;
+  q.prompt_tokens = (uint32_t)(n_blocks * 64);
+  q.max_tokens = 2;
+  q.block_hashes = hashes;
+  q.n_block_hashes = n_blocks;
+  sub.request = &q;
+  env.body_case = INFSCHED__ENVELOPE__BODY_SUBMIT;
+  env.submit = &sub;
+  zclient_t *c = zclient_new(clients);
+  assert_non_null(c);
+  assert_int_equal(zclient_send(c, &env, 0), 0);
+  bool done = false;
+  for (Infsched__Envelope *m; !done && (m = zclient_recv(c, 10000));) {
+    assert_int_not_equal(m->body_case, INFSCHED__ENVELOPE__BODY_ERROR);
+    done = m->body_case == INFSCHED__ENVELOPE__BODY_DONE;
+    infsched__envelope__free_unpacked(m, NULL);
+  }
+  assert_true(done);
+  zclient_destroy(&c);
+}
+
 static void test_scheduler_restart(void **state) {
   fixture_t *f = *state;
   f->scheduler = start_scheduler(f, NULL);
@@ -171,13 +214,22 @@ static void test_scheduler_restart(void **state) {
   size_t one = 1;
   assert_true(zclient_wait_status(f->clients, has_n_workers, &one,
                                   START_TIMEOUT_MS));
+  run_cached_prompt(f->clients, 1, 1000, 8);
+  run_cached_prompt(f->clients, 2, 5000, 8);
+  cached_arg_t before = {16, 0};
+  assert_true(zclient_wait_status(f->clients, one_worker_caching, &before,
+                                  START_TIMEOUT_MS));
+
   harness_kill(f->scheduler, SIGKILL);
   int status;
   assert_int_equal(harness_wait(f->scheduler, 5000, &status), 0);
-  /* A new scheduler on the same endpoints: the worker rejoins on its own. */
+  /* A new scheduler on the same endpoints: the worker rejoins on its own
+   * and tells it everything its prefix cache holds. */
   f->scheduler = start_scheduler(f, NULL);
-  assert_true(zclient_wait_status(f->clients, has_n_workers, &one,
+  cached_arg_t after = {before.seen, 0};
+  assert_true(zclient_wait_status(f->clients, one_worker_caching, &after,
                                   START_TIMEOUT_MS));
+  assert_int_equal(after.seen, before.seen);
 }
 
 static Infsched__Envelope *expect_error(zclient_t *c, Infsched__ErrorCode code) {

@@ -180,6 +180,7 @@ static const infs_backend_ops_t echo_ops = {
     .cancel = echo_cancel,
     .load = echo_load,
     .cache_delta = NULL,
+    .cache_snapshot = NULL,
     .destroy = echo_destroy,
 };
 

@@ -659,5 +659,6 @@ const infs_backend_ops_t backend_openai = {
     .cancel = openai_cancel,
     .load = openai_load,
     .cache_delta = NULL,
+    .cache_snapshot = NULL,
     .destroy = openai_destroy,
 };

@@ -2,8 +2,8 @@
  * the worker's loop, streaming tokens as the engine produces them. */
 #include "worker/backends/builtin.h"
 
-#include "infsched/errors.h"
 #include "infsched.pb-c.h"
+#include "infsched/errors.h"
 #include "lib/u64map.h"
 #include "worker/engine/engine.h"
 
@@ -31,9 +31,13 @@ typedef struct sim {
   size_t added_cap;
   uint64_t *removed;
   size_t removed_cap;
+  uint64_t *snapshot;
+  size_t snapshot_cap;
 } sim_t;
 
-static infs_time_t now_us(void) { return uv_hrtime() / 1000; }
+static infs_time_t now_us(void) {
+  return uv_hrtime() / 1000;
+}
 
 /* Generated text: the sim has no model, so each token is a filler word. */
 static const char *filler(sim_t *s, uint32_t n, size_t *len) {
@@ -236,12 +240,29 @@ static void sim_cache_delta(void *state, const uint64_t **added,
   *removed = s->removed;
 }
 
+static void sim_cache_snapshot(void *state, const uint64_t **hashes,
+                               size_t *n) {
+  sim_t *s = state;
+  size_t cached =
+      engine_cache_snapshot(s->engine, s->snapshot, s->snapshot_cap);
+  if (cached > s->snapshot_cap) {
+    s->snapshot = realloc(s->snapshot, cached * sizeof *s->snapshot);
+    if (!s->snapshot)
+      abort();
+    s->snapshot_cap = cached;
+    cached = engine_cache_snapshot(s->engine, s->snapshot, s->snapshot_cap);
+  }
+  *hashes = s->snapshot;
+  *n = cached;
+}
+
 static void on_closed(uv_handle_t *h) {
   sim_t *s = h->data;
   free(s->pending);
   free(s->text);
   free(s->added);
   free(s->removed);
+  free(s->snapshot);
   u64map_free(&s->pending_index);
   free(s);
 }
@@ -260,5 +281,6 @@ const infs_backend_ops_t backend_sim = {
     .cancel = sim_cancel,
     .load = sim_load,
     .cache_delta = sim_cache_delta,
+    .cache_snapshot = sim_cache_snapshot,
     .destroy = sim_destroy,
 };
