@@ -116,9 +116,10 @@ static bool to_front_door(shell_t *s, infs_time_t now, const core_action_t *a) {
   return true;
 }
 
-static void flush(shell_t *s) {
+/* Sends the core's actions; now is the time the core was called with, so
+ * one wake-up sees one time. */
+static void flush(shell_t *s, infs_time_t now) {
   size_t n;
-  infs_time_t now = now_us();
   log_decisions(s);
   const core_action_t *acts = core_actions(s->core, &n);
   for (size_t i = 0; i < n; i++) {
@@ -200,7 +201,7 @@ static void on_timer(uv_timer_t *t) {
   shell_t *s = t->data;
   infs_time_t now = now_us();
   core_on_tick(s->core, now);
-  flush(s);
+  flush(s, now);
   arm_timer(s, now);
 }
 
@@ -415,7 +416,7 @@ static void on_readable(void *sock, void *arg) {
     else
       on_worker_message(s, now, &peer, env);
     /* Chunks and Dones are forwarded from env: flush before freeing it. */
-    flush(s);
+    flush(s, now);
     wire_free(env);
   }
   arm_timer(s, now);
@@ -450,7 +451,7 @@ static void on_http_submit(void *ctx, const core_peer_t *peer,
   infs_time_t now = now_us();
   metrics_on_submit(s->metrics, now, peer, q->id, q->cls);
   core_on_submit(s->core, now, peer, q);
-  flush(s);
+  flush(s, now);
   arm_timer(s, now);
 }
 
@@ -460,7 +461,7 @@ static void on_http_cancel(void *ctx, const core_peer_t *peer, uint64_t id) {
   if (s->stopping)
     return;
   core_on_cancel(s->core, now, peer, id);
-  flush(s);
+  flush(s, now);
   arm_timer(s, now);
 }
 
@@ -536,8 +537,9 @@ void shell_stop(shell_t *s) {
   if (s->stopping)
     return;
   s->stopping = true;
-  core_shutdown(s->core, now_us());
-  flush(s);
+  infs_time_t now = now_us();
+  core_shutdown(s->core, now);
+  flush(s, now);
   frontdoor_stop(s->http);
   zwatch_close(s->clients_watch);
   zwatch_close(s->workers_watch);
