@@ -2,6 +2,7 @@
 
 #include "lib/hist.h"
 #include "lib/wire.h"
+#include "lib/wire_arena.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -40,6 +41,7 @@ struct tclient {
   Infsched__Submit submit;
   Infsched__Request req;
   wire_buf_t buf;
+  wire_arena_t *arena; /* answers are decoded as the scheduler does */
   slot_t *ring;
   hist_t *rtt; /* nanoseconds */
   uint64_t next_id;
@@ -104,7 +106,8 @@ tclient_t *tclient_new(const char *endpoint, tclient_peer_t peer, uint32_t size,
   c->prompt = malloc((size_t)size + 1);
   c->ring = calloc(RING_SIZE, sizeof *c->ring);
   c->rtt = hist_new();
-  if (!c->prompt || !c->ring || !c->rtt)
+  c->arena = wire_arena_new();
+  if (!c->prompt || !c->ring || !c->rtt || !c->arena)
     abort();
   memset(c->prompt, 'x', size);
   c->prompt[size] = '\0';
@@ -137,6 +140,7 @@ void tclient_destroy(tclient_t **pc) {
   if (c->ctx)
     zmq_ctx_term(c->ctx);
   wire_buf_free(&c->buf);
+  wire_arena_destroy(&c->arena);
   hist_destroy(&c->rtt);
   free(c->ring);
   free(c->prompt);
@@ -187,8 +191,10 @@ static void complete(tclient_t *c, uint64_t id, bool ok, int64_t t) {
 static void on_answer(tclient_t *c, const uint8_t *data, size_t len,
                       int64_t t) {
   Infsched__Envelope *env;
-  if (wire_unpack(data, len, &env) != 0)
+  if (wire_unpack_in(c->arena, data, len, &env) != 0) {
+    wire_arena_reset(c->arena);
     return;
+  }
   c->answers++;
   switch (env->body_case) {
   case INFSCHED__ENVELOPE__BODY_SUBMIT:
@@ -205,7 +211,7 @@ static void on_answer(tclient_t *c, const uint8_t *data, size_t len,
   default: /* Accepted and Chunk: the round trip ends at Done. */
     break;
   }
-  wire_free(env);
+  wire_arena_reset(c->arena);
 }
 
 /* Receives everything queued; returns how many messages came. */

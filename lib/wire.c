@@ -28,21 +28,27 @@ void wire_pack(Infsched__Envelope *env, wire_buf_t *buf) {
   buf->len = infsched__envelope__pack(env, buf->data);
 }
 
-int wire_unpack(const uint8_t *data, size_t len, Infsched__Envelope **out) {
+int wire_unpack_with(ProtobufCAllocator *allocator, const uint8_t *data,
+                     size_t len, Infsched__Envelope **out) {
   *out = NULL;
-  Infsched__Envelope *env = infsched__envelope__unpack(NULL, len, data);
+  Infsched__Envelope *env = infsched__envelope__unpack(allocator, len, data);
   if (!env)
     return INFS_EBADMSG;
-  if (env->version != WIRE_VERSION) {
-    infsched__envelope__free_unpacked(env, NULL);
-    return INFS_EVERSION;
-  }
-  if (env->body_case == INFSCHED__ENVELOPE__BODY__NOT_SET) {
-    infsched__envelope__free_unpacked(env, NULL);
-    return INFS_EBADMSG;
+  int rc = 0;
+  if (env->version != WIRE_VERSION)
+    rc = INFS_EVERSION;
+  else if (env->body_case == INFSCHED__ENVELOPE__BODY__NOT_SET)
+    rc = INFS_EBADMSG;
+  if (rc) {
+    infsched__envelope__free_unpacked(env, allocator);
+    return rc;
   }
   *out = env;
   return 0;
+}
+
+int wire_unpack(const uint8_t *data, size_t len, Infsched__Envelope **out) {
+  return wire_unpack_with(NULL, data, len, out);
 }
 
 void wire_free(Infsched__Envelope *env) {

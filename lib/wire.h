@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define WIRE_VERSION 1
+#define WIRE_VERSION 2
 #define WIRE_DEFAULT_MAX_MSG (16u << 20)
 
 /* A growable byte buffer reused across messages, so packing does not
@@ -28,6 +28,10 @@ void wire_pack(Infsched__Envelope *env, wire_buf_t *buf);
  * wire_free, or INFS_EBADMSG / INFS_EVERSION (the envelope is then NULL). */
 int wire_unpack(const uint8_t *data, size_t len, Infsched__Envelope **out);
 void wire_free(Infsched__Envelope *env);
+/* wire_unpack with protobuf-c's allocator (NULL: malloc); see
+ * lib/wire_arena.h for the one the hot path uses. */
+int wire_unpack_with(ProtobufCAllocator *allocator, const uint8_t *data,
+                     size_t len, Infsched__Envelope **out);
 
 /* Error codes from 100 are rejections: the request was never run. */
 int wire_error_is_rejection(Infsched__ErrorCode code);

@@ -3,6 +3,7 @@
 #include "infsched/errors.h"
 #include "lib/log.h"
 #include "lib/wire.h"
+#include "lib/wire_arena.h"
 #include "lib/zwatch.h"
 #include "scheduler/http/metrics.h"
 #include "scheduler/status.h"
@@ -29,6 +30,12 @@ struct shell {
   frontdoor_t *http; /* NULL without an HTTP listener */
   metrics_t *metrics;
   wire_buf_t out;
+  wire_arena_t *arena; /* what on_readable decodes, until its flush */
+  /* The worker's Chunk or Done being handled, and its frame, which goes to
+   * the client as it came when the core forwards that very message. */
+  const void *in_body;
+  const uint8_t *in_frame;
+  size_t in_frame_len;
   infs_time_t started;
   uint32_t heartbeat_ms;
   uint64_t bad_messages;
@@ -42,20 +49,39 @@ static infs_time_t now_us(void) { return uv_hrtime() / 1000; }
 
 /* --- sending --- */
 
-static void send_to(shell_t *s, void *sock, const core_peer_t *peer,
-                    Infsched__Envelope *env) {
-  wire_pack(env, &s->out);
+static void send_frame(shell_t *s, void *sock, const core_peer_t *peer,
+                       const uint8_t *data, size_t len,
+                       Infsched__Envelope__BodyCase what) {
   if (zmq_send(sock, peer->id, peer->len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
-      zmq_send(sock, s->out.data, s->out.len, ZMQ_DONTWAIT) < 0) {
+      zmq_send(sock, data, len, ZMQ_DONTWAIT) < 0) {
     /* EHOSTUNREACH: the peer went away (ROUTER_MANDATORY tells us instead
      * of dropping silently); EAGAIN: it stopped reading. */
     s->send_failures++;
     uint64_t n = log_limit_pass(&s->send_log, now_us(), INFS_US_PER_S);
     if (n)
-      log_warn("send %s failed: %s (%llu such failures)",
-               wire_body_name(env->body_case), zmq_strerror(errno),
-               (unsigned long long)n);
+      log_warn("send %s failed: %s (%llu such failures)", wire_body_name(what),
+               zmq_strerror(errno), (unsigned long long)n);
   }
+}
+
+static void send_to(shell_t *s, void *sock, const core_peer_t *peer,
+                    Infsched__Envelope *env) {
+  wire_pack(env, &s->out);
+  send_frame(s, sock, peer, s->out.data, s->out.len, env->body_case);
+}
+
+/* Sends a worker's Chunk or Done on to the client. The frame as it came
+ * serves when it is the message being handled and already names the
+ * client's id; otherwise it is encoded again with that id. */
+static void forward(shell_t *s, const core_action_t *a, uint64_t *request_id,
+                    Infsched__Envelope *env) {
+  if (a->passthrough == s->in_body && *request_id == a->request_id) {
+    send_frame(s, s->clients, &a->peer, s->in_frame, s->in_frame_len,
+               env->body_case);
+    return;
+  }
+  *request_id = a->request_id;
+  send_to(s, s->clients, &a->peer, env);
 }
 
 static void send_error(shell_t *s, void *sock, const core_peer_t *peer,
@@ -87,6 +113,7 @@ static void send_request(shell_t *s, const core_action_t *a) {
   m.n_block_hashes = q->n_blocks;
   m.block_hashes = (uint64_t *)q->blocks;
   d.request = &m;
+  d.client_request_id = a->client_request_id;
   env.body_case = INFSCHED__ENVELOPE__BODY_DISPATCH;
   env.dispatch = &d;
   send_to(s, s->workers, &a->peer, &env);
@@ -138,18 +165,16 @@ static void flush(shell_t *s, infs_time_t now) {
     }
     case CORE_ACT_CHUNK: {
       Infsched__Chunk *m = (Infsched__Chunk *)a->passthrough;
-      m->request_id = a->request_id;
       env.body_case = INFSCHED__ENVELOPE__BODY_CHUNK;
       env.chunk = m;
-      send_to(s, s->clients, &a->peer, &env);
+      forward(s, a, &m->request_id, &env);
       break;
     }
     case CORE_ACT_DONE: {
       Infsched__Done *m = (Infsched__Done *)a->passthrough;
-      m->request_id = a->request_id;
       env.body_case = INFSCHED__ENVELOPE__BODY_DONE;
       env.done = m;
-      send_to(s, s->clients, &a->peer, &env);
+      forward(s, a, &m->request_id, &env);
       break;
     }
     case CORE_ACT_ERROR:
@@ -249,13 +274,18 @@ static void bad_input(shell_t *s, void *sock, const core_peer_t *peer,
 static Infsched__Envelope *decode(shell_t *s, void *sock,
                                   const core_peer_t *peer, zmq_msg_t *msg) {
   Infsched__Envelope *env;
-  int rc = wire_unpack(zmq_msg_data(msg), zmq_msg_size(msg), &env);
-  if (rc == INFS_EVERSION)
-    bad_input(s, sock, peer, INFSCHED__ERROR_CODE__ERROR_BAD_VERSION,
-              "unsupported protocol version (this scheduler speaks 1)");
-  else if (rc)
+  int rc = wire_unpack_in(s->arena, zmq_msg_data(msg), zmq_msg_size(msg),
+                          &env);
+  if (rc == INFS_EVERSION) {
+    char what[64];
+    snprintf(what, sizeof what,
+             "unsupported protocol version (this scheduler speaks %d)",
+             WIRE_VERSION);
+    bad_input(s, sock, peer, INFSCHED__ERROR_CODE__ERROR_BAD_VERSION, what);
+  } else if (rc) {
     bad_input(s, sock, peer, INFSCHED__ERROR_CODE__ERROR_BAD_MESSAGE,
               "frame is not an infsched Envelope");
+  }
   return env;
 }
 
@@ -365,11 +395,13 @@ static void on_worker_message(shell_t *s, infs_time_t now,
     on_heartbeat(s, now, peer, env->heartbeat);
     break;
   case INFSCHED__ENVELOPE__BODY_CHUNK:
-    core_on_chunk(s->core, now, peer, env->chunk->request_id,
+    s->in_body = env->chunk;
+    core_on_chunk(s->core, now, peer, env->chunk->dispatch_id,
                   env->chunk->tokens, env->chunk);
     break;
   case INFSCHED__ENVELOPE__BODY_DONE:
-    core_on_done(s->core, now, peer, env->done->request_id, env->done);
+    s->in_body = env->done;
+    core_on_done(s->core, now, peer, env->done->dispatch_id, env->done);
     break;
   case INFSCHED__ENVELOPE__BODY_ERROR:
     core_on_worker_error(s->core, now, peer, env->error->request_id,
@@ -408,16 +440,20 @@ static void on_readable(void *sock, void *arg) {
       continue;
     }
     Infsched__Envelope *env = decode(s, sock, &peer, &payload);
+    if (env) {
+      s->in_frame = zmq_msg_data(&payload);
+      s->in_frame_len = zmq_msg_size(&payload);
+      if (sock == s->clients)
+        on_client_message(s, now, &peer, env);
+      else
+        on_worker_message(s, now, &peer, env);
+      /* Chunks and Dones are forwarded from env and its frame: flush
+       * before letting go of them. */
+      flush(s, now);
+      s->in_body = NULL;
+    }
+    wire_arena_reset(s->arena);
     zmq_msg_close(&payload);
-    if (!env)
-      continue;
-    if (sock == s->clients)
-      on_client_message(s, now, &peer, env);
-    else
-      on_worker_message(s, now, &peer, env);
-    /* Chunks and Dones are forwarded from env: flush before freeing it. */
-    flush(s, now);
-    wire_free(env);
   }
   arm_timer(s, now);
 }
@@ -490,9 +526,15 @@ int shell_start(uv_loop_t *loop, const shell_config_t *cfg, shell_t **out,
   s->loop = loop;
   s->started = now_us();
   s->heartbeat_ms = (uint32_t)(cfg->core.heartbeat_interval / INFS_US_PER_MS);
+  s->arena = wire_arena_new();
+  if (!s->arena) {
+    free(s);
+    return -ENOMEM;
+  }
   s->core = core_new(&cfg->core, s->started, &rc);
   if (!s->core) {
     snprintf(err, errlen, "unknown policy '%s'", cfg->core.policy);
+    wire_arena_destroy(&s->arena);
     free(s);
     return rc;
   }
@@ -529,6 +571,7 @@ fail:
   metrics_destroy(&s->metrics);
   zmq_ctx_term(s->zctx);
   core_destroy(&s->core);
+  wire_arena_destroy(&s->arena);
   free(s);
   return rc;
 }
@@ -557,6 +600,7 @@ void shell_destroy(shell_t **ps) {
   frontdoor_destroy(&s->http);
   metrics_destroy(&s->metrics);
   wire_buf_free(&s->out);
+  wire_arena_destroy(&s->arena);
   free(s);
   *ps = NULL;
 }

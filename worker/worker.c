@@ -4,6 +4,7 @@
 #include "lib/log.h"
 #include "lib/u64map.h"
 #include "lib/wire.h"
+#include "lib/wire_arena.h"
 #include "lib/zwatch.h"
 #include "worker/accounting.h"
 
@@ -19,7 +20,8 @@
 #define LINGER_MS 500
 
 typedef struct inflight {
-  uint64_t id;
+  uint64_t id;        /* the scheduler's */
+  uint64_t client_id; /* goes back in Chunk and Done */
   uint32_t prompt_tokens;
   infs_time_t started;
 } inflight_t;
@@ -39,6 +41,7 @@ struct worker {
   infs_time_t last_register;
   uint64_t beat_seq;
   bool cache_reset;
+  wire_arena_t *arena;  /* what on_readable decodes, one message at a time */
   accounting_t acct;    /* heartbeat figures and per-request costs */
   inflight_t *inflight; /* slots; u64map maps id -> slot */
   uint32_t *free_slots;
@@ -173,11 +176,13 @@ static void on_tokens(void *ctx, uint64_t id, uint32_t n, const char *text,
                       size_t len) {
   worker_t *w = ctx;
   (void)len;
-  if (!inflight_get(w, id))
+  inflight_t *f = inflight_get(w, id);
+  if (!f)
     return;
   Infsched__Envelope env = INFSCHED__ENVELOPE__INIT;
   Infsched__Chunk c = INFSCHED__CHUNK__INIT;
-  c.request_id = id;
+  c.request_id = f->client_id;
+  c.dispatch_id = id;
   c.tokens = n;
   c.text = (char *)(text ? text : "");
   env.body_case = INFSCHED__ENVELOPE__BODY_CHUNK;
@@ -197,7 +202,8 @@ static void on_done(void *ctx, uint64_t id, const infs_backend_usage_t *u) {
   usage.prompt_tokens = prompt;
   usage.cached_tokens = u->cached_tokens;
   usage.generated_tokens = u->generated_tokens;
-  d.request_id = id;
+  d.request_id = f->client_id;
+  d.dispatch_id = id;
   d.usage = &usage;
   d.queue_us = u->queue_us;
   d.ttft_us = u->ttft_us;
@@ -245,7 +251,8 @@ static int status_code_of(int rc) {
                              : INFSCHED__ERROR_CODE__ERROR_BACKEND;
 }
 
-static void on_dispatch(worker_t *w, const Infsched__Request *m) {
+static void on_dispatch(worker_t *w, const Infsched__Dispatch *d) {
+  const Infsched__Request *m = d->request;
   if (!m) {
     send_error(w, 0, INFSCHED__ERROR_CODE__ERROR_BAD_REQUEST,
                "dispatch without a request");
@@ -257,6 +264,7 @@ static void on_dispatch(worker_t *w, const Infsched__Request *m) {
     return;
   }
   inflight_t *f = inflight_add(w, m->request_id);
+  f->client_id = d->client_request_id;
   f->prompt_tokens = m->prompt_tokens;
   f->started = now_us();
   infs_backend_request_t r = {
@@ -292,7 +300,7 @@ static void on_message(worker_t *w, infs_time_t now, Infsched__Envelope *env) {
       w->cfg.heartbeat_ms = env->registered->heartbeat_ms;
     break;
   case INFSCHED__ENVELOPE__BODY_DISPATCH:
-    on_dispatch(w, env->dispatch->request);
+    on_dispatch(w, env->dispatch);
     break;
   case INFSCHED__ENVELOPE__BODY_CANCEL:
     if (inflight_get(w, env->cancel->request_id)) {
@@ -331,16 +339,17 @@ static void on_readable(void *sock, void *arg) {
       return;
     }
     Infsched__Envelope *env;
-    int rc = wire_unpack(zmq_msg_data(&msg), zmq_msg_size(&msg), &env);
+    int rc = wire_unpack_in(w->arena, zmq_msg_data(&msg), zmq_msg_size(&msg),
+                            &env);
     zmq_msg_close(&msg);
     if (rc) {
       if (log_limit_pass(&w->bad_log, now, INFS_US_PER_S))
         log_warn("undecodable message from the scheduler: %s",
                  infs_strerror(rc));
-      continue;
+    } else {
+      on_message(w, now, env);
     }
-    on_message(w, now, env);
-    wire_free(env);
+    wire_arena_reset(w->arena);
   }
 }
 
@@ -366,6 +375,11 @@ int worker_start(uv_loop_t *loop, const worker_config_t *cfg, worker_t **out,
   w->cfg = *cfg;
   w->profile = *cfg->profile;
   w->loop = loop;
+  w->arena = wire_arena_new();
+  if (!w->arena) {
+    free(w);
+    return -ENOMEM;
+  }
   accounting_init(&w->acct, &w->profile, cfg->kwh_usd, now_us());
   u64map_init(&w->by_id);
   w->host = (infs_backend_host_t){
@@ -380,6 +394,7 @@ int worker_start(uv_loop_t *loop, const worker_config_t *cfg, worker_t **out,
                                 errlen);
   if (rc) {
     u64map_free(&w->by_id);
+    wire_arena_destroy(&w->arena);
     free(w);
     return rc;
   }
@@ -413,6 +428,7 @@ fail:
   zmq_close(w->sock);
   zmq_ctx_term(w->zctx);
   u64map_free(&w->by_id);
+  wire_arena_destroy(&w->arena);
   free(w);
   return rc;
 }
@@ -437,6 +453,7 @@ void worker_destroy(worker_t **pw) {
   free(w->inflight);
   free(w->free_slots);
   wire_buf_free(&w->out);
+  wire_arena_destroy(&w->arena);
   free(w);
   *pw = NULL;
 }

@@ -34,7 +34,8 @@ struct core {
   size_t n_decisions;
   size_t decisions_cap;
   core_stats_t stats;
-  infs_time_t next_check; /* next loss check */
+  infs_time_t next_check;       /* next loss check */
+  predictor_decay_t beat_decay; /* prefill rates' decay between heartbeats */
 };
 
 core_t *core_new(const core_config_t *cfg, infs_time_t now, int *err) {
@@ -100,6 +101,7 @@ static core_action_t *emit(core_t *c, core_action_kind_t kind,
   a->code = 0;
   a->message[0] = '\0';
   a->request = NULL;
+  a->client_request_id = 0;
   a->passthrough = NULL;
   a->peer.len = to->len;
   memcpy(a->peer.id, to->id, to->len);
@@ -205,13 +207,15 @@ static void dispatch(core_t *c, req_t *r, core_worker_t *w, infs_time_t now,
       s->max_tokens > r->tokens_out ? s->max_tokens - r->tokens_out : 0;
   w->since.requests++;
   w->since.prefill_tokens += r->uncached;
-  predictor_rate_add(&w->prefill_rate, &w->prefill_rate_at, now, r->uncached);
+  predictor_rate_add(NULL, &w->prefill_rate, &w->prefill_rate_at, now,
+                     r->uncached);
   w->since.kv_tokens += (int64_t)s->prompt_tokens + r->tokens_out + 1;
   c->stats.dispatched++;
   c->stats.blocks_routed += s->n_blocks;
   c->stats.cached_blocks_routed += cached_blocks;
   core_action_t *a = emit(c, CORE_ACT_DISPATCH, &w->peer, r->id);
   a->request = &r->spec;
+  a->client_request_id = r->client_id;
 }
 
 /* The worker that served r's session, when it is still the same
@@ -511,7 +515,7 @@ static void lose_worker(core_t *c, core_worker_t *w, const char *why) {
     r->state = REQ_STREAMING;
     fail(c, r, INFSCHED__ERROR_CODE__ERROR_WORKER_LOST, msg);
   }
-  prefix_clear(&c->prefix, &w->cached, w->index);
+  prefix_clear(&c->prefix, w->index);
   registry_remove(&c->reg, w);
   c->stats.workers_lost++;
 }
@@ -571,16 +575,30 @@ static core_worker_t *known_worker(core_t *c, infs_time_t now,
   return w;
 }
 
+/* How many hashes ahead update_cache fetches their index slots. */
+#define CACHE_AHEAD 8
+
 /* Applies the worker's prefix-cache changes to the index. */
 static void update_cache(core_t *c, core_worker_t *w, const core_load_t *l) {
   if (l->cache_reset)
-    prefix_clear(&c->prefix, &w->cached, w->index);
-  for (size_t i = 0; i < l->n_cache_removed; i++)
-    prefix_remove(&c->prefix, &w->cached, w->index, l->cache_removed[i]);
-  for (size_t i = 0; i < l->n_cache_added; i++)
-    if (prefix_add(&c->prefix, &w->cached, w->index, l->cache_added[i],
+    prefix_clear(&c->prefix, w->index);
+  const uint64_t *rm = l->cache_removed, *add = l->cache_added;
+  size_t n_rm = l->n_cache_removed, n_add = l->n_cache_added;
+  for (size_t i = 0; i < n_rm + n_add && i < CACHE_AHEAD; i++)
+    prefix_prefetch(&c->prefix, i < n_rm ? rm[i] : add[i - n_rm]);
+  for (size_t i = 0; i < n_rm; i++) {
+    size_t ahead = i + CACHE_AHEAD;
+    if (ahead < n_rm + n_add)
+      prefix_prefetch(&c->prefix, ahead < n_rm ? rm[ahead] : add[ahead - n_rm]);
+    prefix_remove(&c->prefix, w->index, rm[i]);
+  }
+  for (size_t i = 0; i < n_add; i++) {
+    if (i + CACHE_AHEAD < n_add)
+      prefix_prefetch(&c->prefix, add[i + CACHE_AHEAD]);
+    if (prefix_add(&c->prefix, w->index, add[i],
                    w->profile.prefix_cache_blocks) < 0)
       c->stats.cache_adds_dropped++;
+  }
 }
 
 void core_on_heartbeat(core_t *c, infs_time_t now, const core_peer_t *peer,
@@ -595,7 +613,8 @@ void core_on_heartbeat(core_t *c, infs_time_t now, const core_peer_t *peer,
   w->load.cache_reset = false;
   /* The heartbeat now covers what was dispatched before it. */
   w->since = (predictor_since_t){0, 0, 0};
-  predictor_rate_add(&w->prefill_rate, &w->prefill_rate_at, now, 0);
+  predictor_rate_add(&c->beat_decay, &w->prefill_rate, &w->prefill_rate_at, now,
+                     0);
   drain_queues(c, now);
 }
 
@@ -735,7 +754,7 @@ int core_worker_at(const core_t *c, size_t i, core_worker_view_t *out) {
     out->capacity = registry_hot(&c->reg, w)->capacity;
     out->requests = w->requests;
     out->load = &w->load;
-    out->cached_blocks = (uint32_t)w->cached.len;
+    out->cached_blocks = prefix_count(&c->prefix, w->index);
     return 0;
   }
   return -1;

@@ -117,6 +117,8 @@ typedef struct core_action {
   int code;            /* Infsched__ErrorCode for errors */
   char message[CORE_MESSAGE_MAX]; /* errors: human-readable reason */
   const core_request_t *request;  /* DISPATCH: id is the core's id */
+  uint64_t client_request_id;     /* DISPATCH: the client's id, which the
+                                     worker puts in its Chunk and Done */
   const void *passthrough;        /* CHUNK/DONE: the caller's message */
   core_peer_t peer;               /* destination; last, so that only its used
                                      bytes are written */

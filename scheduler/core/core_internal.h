@@ -73,7 +73,6 @@ typedef struct core_worker {
   uint64_t epoch; /* registration number, for session entries */
   uint64_t requests;
   infs_time_t last_seen;
-  u64map_t cached;  /* prefix-cache block hashes it reported */
   list_node_t reqs; /* requests dispatched to it */
   uint64_t peer_key;
   char id[INFS_NAME_MAX];
@@ -161,6 +160,15 @@ void sessions_note(session_table_t *t, uint64_t key, const core_worker_t *w,
                    const req_t *r, infs_time_t now);
 
 uint64_t peer_hash(const core_peer_t *p);
-bool peer_equal(const core_peer_t *a, const core_peer_t *b);
+
+/* Routing ids are a few bytes: a loop beats a call to memcmp. */
+static inline bool peer_equal(const core_peer_t *a, const core_peer_t *b) {
+  if (a->len != b->len)
+    return false;
+  for (size_t i = 0; i < a->len; i++)
+    if (a->id[i] != b->id[i])
+      return false;
+  return true;
+}
 
 #endif

@@ -121,11 +121,23 @@ void predictor_estimate(const predictor_worker_t *w,
   out->batch = b1;
 }
 
-void predictor_rate_add(double *rate, infs_time_t *at, infs_time_t now,
-                        double tokens) {
-  double dt = now > *at ? (double)(now - *at) / 1e6 : 0;
-  *rate =
-      *rate * exp(-dt / PREDICTOR_RATE_TAU_S) + tokens / PREDICTOR_RATE_TAU_S;
+static double decay(infs_time_t dt_us) {
+  double dt = (double)dt_us / 1e6;
+  return exp(-dt / PREDICTOR_RATE_TAU_S);
+}
+
+void predictor_rate_add(predictor_decay_t *memo, double *rate, infs_time_t *at,
+                        infs_time_t now, double tokens) {
+  infs_time_t dt = now > *at ? now - *at : 0;
+  double factor;
+  if (!memo) {
+    factor = decay(dt);
+  } else {
+    if (!memo->set || memo->dt != dt)
+      *memo = (predictor_decay_t){true, dt, decay(dt)};
+    factor = memo->factor;
+  }
+  *rate = *rate * factor + tokens / PREDICTOR_RATE_TAU_S;
   if (now > *at)
     *at = now;
 }

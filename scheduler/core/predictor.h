@@ -75,11 +75,20 @@ double predictor_slo_use(const prediction_t *p, uint32_t ttft_ms,
  * average with this time constant. */
 #define PREDICTOR_RATE_TAU_S 5.0
 
+/* The decay factor of the latest interval. Heartbeats come one interval
+ * apart, so most decays repeat it and skip the exponential. */
+typedef struct predictor_decay {
+  bool set;
+  infs_time_t dt;
+  double factor;
+} predictor_decay_t;
+
 /* Decays a rate last updated at *at to now and adds tokens sent at now.
  * The core calls it on every dispatch and heartbeat, so that reading the
- * rate costs no exponential. */
-void predictor_rate_add(double *rate, infs_time_t *at, infs_time_t now,
-                        double tokens);
+ * rate costs no exponential. memo (NULL for none) keeps the last factor;
+ * the result is the same with or without it. */
+void predictor_rate_add(predictor_decay_t *memo, double *rate, infs_time_t *at,
+                        infs_time_t now, double tokens);
 /* A rate as a share of the profile's prefill speed: prefill_load. */
 double predictor_prefill_load(const infs_profile_t *p, double rate);
 

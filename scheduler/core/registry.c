@@ -5,12 +5,16 @@
 #include <string.h>
 #include <xxhash.h>
 
+/* Routing ids of up to 7 bytes (ZeroMQ's own are 5) are packed with their
+ * length into one word and mixed by an odd multiplier, a bijection: no two
+ * such ids share a key. Longer ones take XXH3. */
 uint64_t peer_hash(const core_peer_t *p) {
-  return XXH3_64bits(p->id, p->len);
-}
-
-bool peer_equal(const core_peer_t *a, const core_peer_t *b) {
-  return a->len == b->len && memcmp(a->id, b->id, a->len) == 0;
+  if (p->len >= 8)
+    return XXH3_64bits(p->id, p->len);
+  uint64_t v = (uint64_t)p->len << 56;
+  for (size_t i = 0; i < p->len; i++)
+    v |= (uint64_t)p->id[i] << (8 * i);
+  return v * 0x9e3779b97f4a7c15ull;
 }
 
 void registry_init(registry_t *g) {
@@ -19,11 +23,8 @@ void registry_init(registry_t *g) {
 }
 
 void registry_free(registry_t *g) {
-  for (size_t i = 0; i < g->len; i++) {
-    if (g->workers[i]->live)
-      u64map_free(&g->workers[i]->cached);
+  for (size_t i = 0; i < g->len; i++)
     free(g->workers[i]);
-  }
   free(g->workers);
   free(g->hot);
   free(g->models);
@@ -137,7 +138,6 @@ core_worker_t *registry_add(registry_t *g, const core_peer_t *p,
   w->index = index;
   w->live = true;
   w->epoch = ++g->epochs;
-  u64map_init(&w->cached);
   w->peer.len = p->len;
   memcpy(w->peer.id, p->id, p->len);
   w->peer_key = peer_hash(p);
@@ -164,7 +164,6 @@ void registry_remove(registry_t *g, core_worker_t *w) {
   uint32_t idx;
   if (u64map_get(&g->by_peer, w->peer_key, &idx) && idx == w->index)
     u64map_del(&g->by_peer, w->peer_key);
-  u64map_free(&w->cached);
   w->live = false;
   g->group_live[g->hot[w->index].group]--;
   g->hot[w->index] = (worker_hot_t){0};

@@ -306,6 +306,108 @@ static void test_bad_input_answered(void **state) {
   assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
+static Infsched__Envelope *expect(zclient_t *c,
+                                  Infsched__Envelope__BodyCase body) {
+  Infsched__Envelope *env = zclient_recv(c, 5000);
+  assert_non_null(env);
+  assert_int_equal(env->body_case, body);
+  return env;
+}
+
+static void worker_send_chunk(zclient_t *w, uint64_t request_id,
+                              uint64_t dispatch_id, const char *text) {
+  Infsched__Envelope env = INFSCHED__ENVELOPE__INIT;
+  Infsched__Chunk m = INFSCHED__CHUNK__INIT;
+  m.request_id = request_id;
+  m.dispatch_id = dispatch_id;
+  m.tokens = 1;
+  m.text = (char *)text;
+  env.body_case = INFSCHED__ENVELOPE__BODY_CHUNK;
+  env.chunk = &m;
+  assert_int_equal(zclient_send(w, &env, 0), 0);
+}
+
+static void expect_chunk(zclient_t *c, uint64_t request_id, const char *text) {
+  Infsched__Envelope *env = expect(c, INFSCHED__ENVELOPE__BODY_CHUNK);
+  assert_int_equal(env->chunk->request_id, request_id);
+  assert_string_equal(env->chunk->text, text);
+  infsched__envelope__free_unpacked(env, NULL);
+}
+
+/* A worker answers with the client's request id (from Dispatch) and the
+ * scheduler's in dispatch_id, so the scheduler forwards its frames as they
+ * came; a worker that gets the client's id wrong is corrected, not
+ * believed. */
+static void test_worker_answers_forwarded(void **state) {
+  fixture_t *f = *state;
+  f->scheduler = start_scheduler(f, "--heartbeat-miss=100");
+  zclient_t *w = zclient_new(f->workers);
+  Infsched__Envelope reg = INFSCHED__ENVELOPE__INIT;
+  Infsched__Register r = INFSCHED__REGISTER__INIT;
+  Infsched__Profile prof = INFSCHED__PROFILE__INIT;
+  prof.name = "fake";
+  prof.worker_class = INFSCHED__WORKER_CLASS__WORKER_CLASS_GPU;
+  prof.price_per_hour = 1;
+  prof.prefill_tps = 10000;
+  prof.base_ms = 10;
+  prof.max_batch = 8;
+  prof.kv_tokens = 100000;
+  prof.max_context = 4096;
+  prof.block_size = 16;
+  r.worker_id = "fake-worker";
+  r.profile = &prof;
+  r.capacity = 8;
+  reg.body_case = INFSCHED__ENVELOPE__BODY_REGISTER;
+  reg.register_ = &r;
+  assert_int_equal(zclient_send(w, &reg, 0), 0);
+  infsched__envelope__free_unpacked(
+      expect(w, INFSCHED__ENVELOPE__BODY_REGISTERED), NULL);
+
+  zclient_t *c = zclient_new(f->clients);
+  Infsched__Envelope sub = INFSCHED__ENVELOPE__INIT;
+  Infsched__Submit s = INFSCHED__SUBMIT__INIT;
+  Infsched__Request q = INFSCHED__REQUEST__INIT;
+  q.request_id = 77;
+  q.prompt_tokens = 10;
+  q.max_tokens = 3;
+  s.request = &q;
+  sub.body_case = INFSCHED__ENVELOPE__BODY_SUBMIT;
+  sub.submit = &s;
+  assert_int_equal(zclient_send(c, &sub, 0), 0);
+  Infsched__Envelope *env = expect(c, INFSCHED__ENVELOPE__BODY_ACCEPTED);
+  assert_int_equal(env->accepted->request_id, 77);
+  infsched__envelope__free_unpacked(env, NULL);
+
+  env = expect(w, INFSCHED__ENVELOPE__BODY_DISPATCH);
+  assert_int_equal(env->dispatch->client_request_id, 77);
+  uint64_t id = env->dispatch->request->request_id;
+  infsched__envelope__free_unpacked(env, NULL);
+
+  worker_send_chunk(w, 77, id, "as sent");
+  expect_chunk(c, 77, "as sent");
+  worker_send_chunk(w, 12345, id, "wrong id");
+  expect_chunk(c, 77, "wrong id");
+  /* Addressed by the client's id alone, the chunk is not the worker's to
+   * send: dropped. */
+  worker_send_chunk(w, 77, 0, "no dispatch id");
+
+  Infsched__Envelope done = INFSCHED__ENVELOPE__INIT;
+  Infsched__Done d = INFSCHED__DONE__INIT;
+  d.request_id = 77;
+  d.dispatch_id = id;
+  d.worker_id = "fake-worker";
+  done.body_case = INFSCHED__ENVELOPE__BODY_DONE;
+  done.done = &d;
+  assert_int_equal(zclient_send(w, &done, 0), 0);
+  env = expect(c, INFSCHED__ENVELOPE__BODY_DONE);
+  assert_int_equal(env->done->request_id, 77);
+  assert_string_equal(env->done->worker_id, "fake-worker");
+  infsched__envelope__free_unpacked(env, NULL);
+
+  zclient_destroy(&c);
+  zclient_destroy(&w);
+}
+
 /* Runs a program and returns its exit status; its output goes to log. */
 static int run(fixture_t *f, char *const argv[]) {
   char log[600];
@@ -369,6 +471,8 @@ int main(void) {
                                       teardown),
       cmocka_unit_test_setup_teardown(test_worker_unknown_profile_exits_3,
                                       setup, teardown),
+      cmocka_unit_test_setup_teardown(test_worker_answers_forwarded, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_bad_input_answered, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_scheduler_restart, setup,

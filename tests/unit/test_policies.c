@@ -574,17 +574,18 @@ static void test_prefix_index_match(void **unused) {
   prefix_index_t x;
   prefix_init(&x);
   prefix_reserve_workers(&x, 4);
-  u64map_t set[4];
   uint64_t b[40];
   chain(4, b, 40);
   /* Worker w holds the first held[w] blocks. */
   uint32_t held[4] = {0, 40, 7, 20};
-  for (uint32_t w = 0; w < 4; w++) {
-    u64map_init(&set[w]);
+  for (uint32_t w = 0; w < 4; w++)
     for (uint32_t i = 0; i < held[w]; i++)
-      assert_int_equal(prefix_add(&x, &set[w], w, b[i], 1000), 1);
-  }
-  assert_int_equal(prefix_add(&x, &set[2], 2, b[0], 1000), 0);
+      assert_int_equal(prefix_add(&x, w, b[i], 1000), 1);
+  assert_int_equal(prefix_add(&x, 2, b[0], 1000), 0);
+  assert_int_equal(prefix_count(&x, 2), 7);
+  /* The limit counts the worker's blocks. */
+  assert_int_equal(prefix_add(&x, 2, b[7], 7), -1);
+  assert_int_equal(prefix_holders(&x, b[7]), 2);
   for (size_t n = 0; n <= 40; n++) {
     uint32_t deepest = prefix_match(&x, b, n);
     uint32_t want_deepest = 0;
@@ -606,14 +607,67 @@ static void test_prefix_index_match(void **unused) {
   assert_int_equal(prefix_depth(&x, 0), 0);
   /* Forgetting a worker removes it from every block. */
   assert_int_equal(prefix_holders(&x, b[0]), 3);
-  prefix_clear(&x, &set[1], 1);
+  prefix_clear(&x, 1);
+  assert_int_equal(prefix_count(&x, 1), 0);
+  assert_int_equal(prefix_count(&x, 3), 20);
   assert_int_equal(prefix_holders(&x, b[0]), 2);
   assert_int_equal(prefix_holders(&x, b[30]), 0);
   prefix_match(&x, b, 40);
   assert_int_equal(prefix_depth(&x, 1), 0);
   assert_int_equal(prefix_depth(&x, 3), 20);
-  for (int w = 0; w < 4; w++)
-    u64map_free(&set[w]);
+  prefix_free(&x);
+}
+
+/* Random adds, removes and clears against a plain table of who holds what.
+ * The hashes all start their probe runs in the table's last slots, so runs
+ * wrap around its end and deletions shift members across it. */
+static void test_prefix_index_against_model(void **unused) {
+  (void)unused;
+  enum { W = 5, H = 300, LIMIT = 120 };
+  static bool held[W][H];
+  uint64_t hash[H];
+  for (uint64_t k = 0; k < H; k++)
+    hash[k] = (k + 1) << 42 | (1016 + k % 8);
+  memset(held, 0, sizeof held);
+  prefix_index_t x;
+  prefix_init(&x);
+  uint64_t rng = 88172645463325252ull;
+  for (int step = 0; step < 40000; step++) {
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    uint32_t w = (uint32_t)(rng % W), k = (uint32_t)(rng >> 8) % H;
+    uint32_t op = (uint32_t)(rng >> 40) % 1000;
+    uint32_t n = 0;
+    for (int j = 0; j < H; j++)
+      n += held[w][j];
+    if (op < 3) {
+      prefix_clear(&x, w);
+      memset(held[w], 0, sizeof held[w]);
+    } else if (op < 450) {
+      prefix_remove(&x, w, hash[k]);
+      held[w][k] = false;
+    } else {
+      int want = held[w][k] ? 0 : n >= LIMIT ? -1 : 1;
+      assert_int_equal(prefix_add(&x, w, hash[k], LIMIT), want);
+      if (want == 1)
+        held[w][k] = true;
+    }
+    if (step % 97 && op >= 3)
+      continue;
+    for (int j = 0; j < H; j++) {
+      uint32_t holders = 0;
+      for (int v = 0; v < W; v++)
+        holders += held[v][j];
+      assert_int_equal(prefix_holders(&x, hash[j]), holders);
+    }
+    for (uint32_t v = 0; v < W; v++) {
+      uint32_t count = 0;
+      for (int j = 0; j < H; j++)
+        count += held[v][j];
+      assert_int_equal(prefix_count(&x, v), count);
+    }
+  }
   prefix_free(&x);
 }
 
@@ -1082,6 +1136,7 @@ int main(void) {
       cmocka_unit_test(test_cache_spill_to_next_best_match),
       cmocka_unit_test(test_cache_index_follows_heartbeats),
       cmocka_unit_test(test_prefix_index_match),
+      cmocka_unit_test(test_prefix_index_against_model),
       cmocka_unit_test(test_lost_worker_leaves_the_index),
       cmocka_unit_test(test_burst_spreads_balanced),
       cmocka_unit_test(test_burst_spreads_cache_affinity),

@@ -289,20 +289,44 @@ static void test_prefill_rate_decays(void **unused) {
   double rate = 0;
   infs_time_t at = 0;
   /* 5,000 tokens at once: 1,000 tokens/s over the 5 s time constant. */
-  predictor_rate_add(&rate, &at, 1000000, 5000);
+  predictor_rate_add(NULL, &rate, &at, 1000000, 5000);
   assert_float_equal(predictor_prefill_load(&p, rate), 1.0, EPS);
   /* One time constant later it has fallen to 1/e. */
-  predictor_rate_add(&rate, &at, 6000000, 0);
+  predictor_rate_add(NULL, &rate, &at, 6000000, 0);
   assert_float_equal(predictor_prefill_load(&p, rate), 0.36787944117144233,
                      1e-12);
-  predictor_rate_add(&rate, &at, 6000000, 5000);
+  predictor_rate_add(NULL, &rate, &at, 6000000, 5000);
   assert_float_equal(predictor_prefill_load(&p, rate), 1.36787944117144233,
                      1e-12);
   assert_int_equal(at, 6000000);
   /* A clock that goes backwards does not grow it. */
-  predictor_rate_add(&rate, &at, 5000000, 0);
+  predictor_rate_add(NULL, &rate, &at, 5000000, 0);
   assert_float_equal(predictor_prefill_load(&p, rate), 1.36787944117144233,
                      1e-12);
+}
+
+/* The memo only saves exponentials: the same rates to the bit. */
+static void test_prefill_rate_memo_is_exact(void **unused) {
+  (void)unused;
+  static const infs_time_t steps[] = {200000, 200000,  0,      137,    200000,
+                                      200000, 5000000, 200000, 200000, 1};
+  predictor_decay_t memo = {0};
+  double a = 0, b = 0;
+  infs_time_t at_a = 0, at_b = 0, now = 0;
+  for (int round = 0; round < 3; round++) {
+    for (size_t i = 0; i < sizeof steps / sizeof *steps; i++) {
+      now += steps[i];
+      double tokens = (double)(i % 3) * 1234.5;
+      predictor_rate_add(NULL, &a, &at_a, now, tokens);
+      predictor_rate_add(&memo, &b, &at_b, now, tokens);
+      assert_memory_equal(&a, &b, sizeof a);
+      assert_int_equal(at_a, at_b);
+    }
+  }
+  /* A clock that goes backwards decays by nothing either way. */
+  predictor_rate_add(NULL, &a, &at_a, now - 10, 0);
+  predictor_rate_add(&memo, &b, &at_b, now - 10, 0);
+  assert_memory_equal(&a, &b, sizeof a);
 }
 
 static void test_slo_use(void **unused) {
@@ -328,6 +352,7 @@ int main(void) {
       cmocka_unit_test(test_cost_energy_and_tokens),
       cmocka_unit_test(test_prefill_load_stretches_tpot),
       cmocka_unit_test(test_prefill_rate_decays),
+      cmocka_unit_test(test_prefill_rate_memo_is_exact),
       cmocka_unit_test(test_slo_use),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -178,6 +178,10 @@ struct engine {
   size_t delta_compact_at;
 };
 
+/* How many blocks ahead the cache's loops fetch their table slots and
+ * nodes: a prompt's blocks are hundreds of cache misses otherwise. */
+#define CACHE_AHEAD 8
+
 /* Dead ops are squeezed out when the log reaches twice its size after the
  * last squeeze (and at least this many ops), so an unread log stays within
  * about twice the net change. */
@@ -266,15 +270,24 @@ static void delta_push(engine_t *e, uint64_t hash, bool add) {
 
 /* Cached tokens at the head of s's prompt; touches the blocks it uses. */
 static uint32_t cache_lookup(engine_t *e, seq_t *s) {
-  uint32_t k = 0;
+  uint32_t k = 0, n = s->n_blocks;
   cache_block_t *b;
   e->hits.n = 0;
-  while (k < s->n_blocks && (b = cache_find(e, s->blocks[k]))) {
+  for (uint32_t j = 0; j < n && j < CACHE_AHEAD; j++)
+    u64map_prefetch(&e->cache, s->blocks[j]);
+  while (k < n) {
+    if (k + CACHE_AHEAD < n)
+      u64map_prefetch(&e->cache, s->blocks[k + CACHE_AHEAD]);
+    if (!(b = cache_find(e, s->blocks[k])))
+      break;
     VEC_PUSH(e->hits, b);
     k++;
   }
-  for (uint32_t j = k; j-- > 0;)
+  for (uint32_t j = k; j-- > 0;) {
+    if (j >= CACHE_AHEAD)
+      __builtin_prefetch(e->hits.v[j - CACHE_AHEAD], 1);
     cache_touch(e, e->hits.v[j]);
+  }
   s->lru_gen = e->lru_gen;
   s->run_head = k ? e->hits.v[k - 1] : NULL;
   s->run_len = k;
@@ -299,6 +312,10 @@ static void cache_insert(engine_t *e, const seq_t *s) {
     done = s->run_len;
   }
   for (uint32_t j = s->n_blocks; j-- > done;) {
+    if (j >= done + CACHE_AHEAD) {
+      u64map_prefetch(&e->cache, s->blocks[j - CACHE_AHEAD]);
+      u64map_prefetch(&e->delta_live, s->blocks[j - CACHE_AHEAD]);
+    }
     cache_block_t *b = cache_find(e, s->blocks[j]);
     if (b) {
       /* A hash repeated within the prompt can name a block of the run,
@@ -312,6 +329,15 @@ static void cache_insert(engine_t *e, const seq_t *s) {
     if (list_empty(&e->free_blocks)) {
       cache_block_t *old = list_entry(e->lru.next, cache_block_t, lru);
       assert(&old->lru != at);
+      /* Evictions come in LRU order: fetch the node after the next victim,
+       * and the next victim's table slots. */
+      list_node_t *next = old->lru.next;
+      if (next != &e->lru) {
+        const cache_block_t *nb = list_entry(next, cache_block_t, lru);
+        __builtin_prefetch(next->next, 1);
+        u64map_prefetch(&e->cache, nb->hash);
+        u64map_prefetch(&e->delta_live, nb->hash);
+      }
       list_remove(&old->lru);
       u64map_del(&e->cache, old->hash);
       delta_push(e, old->hash, false);
@@ -372,8 +398,8 @@ static void preempt_last(engine_t *e) {
 }
 
 /* Adds one token to s; returns true when that was its last. */
-static bool produce(engine_t *e, seq_t *s, infs_time_t t,
-                    engine_event_kind_t kind) {
+static inline bool produce(engine_t *e, seq_t *s, infs_time_t t,
+                           engine_event_kind_t kind) {
   s->generated++;
   e->generated++;
   engine_event_t ev = {.kind = kind, .id = s->id, .at = t, .tokens = 1};
@@ -398,6 +424,16 @@ static void finish(engine_t *e, seq_t *s, infs_time_t t) {
 }
 
 /* ---- steps ------------------------------------------------------------- */
+
+/* llround(x) for the durations below without the library call: for
+ * 0 <= x < 2^52 the fraction x - trunc(x) is exact, so this rounds the
+ * same, halves away from zero. */
+static infs_time_t round_us(double x) {
+  if (!(x >= 0 && x < 4503599627370496.0))
+    return (infs_time_t)llround(x);
+  int64_t t = (int64_t)x; /* signed: one instruction each way */
+  return (infs_time_t)(t + (x - (double)t >= 0.5));
+}
 
 /* Starts the next step at t, or leaves the engine idle when nothing runs. */
 static void step_plan(engine_t *e, infs_time_t t) {
@@ -440,7 +476,7 @@ static void step_plan(engine_t *e, infs_time_t t) {
     return;
   double decode_us =
       decoders ? 1000.0 * profile_step_ms(&e->p, decoders, ctx) : 0.0;
-  infs_time_t dur = (infs_time_t)llround(decode_us) + prefill_us;
+  infs_time_t dur = round_us(decode_us) + prefill_us;
   e->step_start = t;
   e->step_end = t + (dur ? dur : 1);
   e->step_members = members;
@@ -449,7 +485,10 @@ static void step_plan(engine_t *e, infs_time_t t) {
 static void step_finish(engine_t *e) {
   infs_time_t t = e->step_end;
   infs_time_t dur = t - e->step_start;
-  double share = (double)dur / 1e6 / e->step_members;
+  /* Most steps have one member, and x / 1 is x: skip that division. */
+  double share = (double)dur / 1e6;
+  if (e->step_members != 1)
+    share /= e->step_members;
   uint32_t w = 0;
 
   e->busy_us += dur;
@@ -508,7 +547,12 @@ engine_t *engine_new(const infs_profile_t *p, infs_time_t now) {
   list_init(&e->lru);
   list_init(&e->free_blocks);
   if (copy.prefix_cache_blocks) {
-    e->pool = xcalloc(copy.prefix_cache_blocks, sizeof *e->pool);
+    /* Line-aligned, so that no node straddles two cache lines. */
+    size_t size = copy.prefix_cache_blocks * sizeof *e->pool;
+    e->pool = aligned_alloc(64, (size + 63) / 64 * 64);
+    if (!e->pool)
+      abort();
+    memset(e->pool, 0, size);
     for (uint32_t i = 0; i < copy.prefix_cache_blocks; i++)
       list_push_back(&e->free_blocks, &e->pool[i].lru);
   }
@@ -684,9 +728,14 @@ void engine_cache_delta(engine_t *e, const uint64_t **added, size_t *n_added,
 }
 
 void engine_cache_delta_clear(engine_t *e) {
-  for (size_t i = 0; i < e->delta_log.n; i++)
-    if (!e->delta_log.v[i].dead)
-      u64map_del(&e->delta_live, e->delta_log.v[i].hash);
+  /* Every pending change is in the map: empty it at once when that costs
+   * less than a deletion each. */
+  if (e->delta_live.len * 16 >= e->delta_live.cap)
+    u64map_clear(&e->delta_live);
+  else
+    for (size_t i = 0; i < e->delta_log.n; i++)
+      if (!e->delta_log.v[i].dead)
+        u64map_del(&e->delta_live, e->delta_log.v[i].hash);
   e->delta_log.n = 0;
   e->added.n = 0;
   e->removed.n = 0;

@@ -1,0 +1,106 @@
+#include "lib/wire_arena.h"
+
+#include "lib/wire.h"
+
+#include <stdalign.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#define ARENA_INITIAL (8u << 10)
+/* Beyond this the arena does not keep its size for the next message: one
+ * huge prompt must not pin megabytes for the life of the process. */
+#define ARENA_KEEP_MAX (1u << 20)
+#define ALIGN alignof(max_align_t)
+
+/* An allocation that did not fit; freed at the next reset. */
+typedef struct spill {
+  struct spill *next;
+  alignas(max_align_t) unsigned char data[];
+} spill_t;
+
+struct wire_arena {
+  ProtobufCAllocator allocator;
+  unsigned char *block;
+  size_t used;
+  size_t cap;
+  spill_t *spills;
+  size_t spilled; /* bytes in spills since the last reset */
+};
+
+static void *arena_alloc(void *data, size_t size) {
+  wire_arena_t *a = data;
+  size_t need = (size + ALIGN - 1) & ~(ALIGN - 1);
+  if (need <= a->cap - a->used) {
+    void *p = a->block + a->used;
+    a->used += need;
+    return p;
+  }
+  spill_t *s = malloc(sizeof *s + need);
+  if (!s)
+    return NULL;
+  s->next = a->spills;
+  a->spills = s;
+  a->spilled += need;
+  return s->data;
+}
+
+/* Nothing is freed one piece at a time; protobuf-c calls this when it gives
+ * up on a message half decoded, and the reset takes care of it. */
+static void arena_free(void *data, void *p) {
+  (void)data;
+  (void)p;
+}
+
+wire_arena_t *wire_arena_new(void) {
+  wire_arena_t *a = calloc(1, sizeof *a);
+  if (!a)
+    return NULL;
+  a->block = malloc(ARENA_INITIAL);
+  if (!a->block) {
+    free(a);
+    return NULL;
+  }
+  a->cap = ARENA_INITIAL;
+  a->allocator.alloc = arena_alloc;
+  a->allocator.free = arena_free;
+  a->allocator.allocator_data = a;
+  return a;
+}
+
+static void free_spills(wire_arena_t *a) {
+  while (a->spills) {
+    spill_t *next = a->spills->next;
+    free(a->spills);
+    a->spills = next;
+  }
+  a->spilled = 0;
+}
+
+void wire_arena_destroy(wire_arena_t **pa) {
+  wire_arena_t *a = *pa;
+  if (!a)
+    return;
+  free_spills(a);
+  free(a->block);
+  free(a);
+  *pa = NULL;
+}
+
+void wire_arena_reset(wire_arena_t *a) {
+  size_t want = a->used + a->spilled;
+  free_spills(a);
+  a->used = 0;
+  if (want <= a->cap || want > ARENA_KEEP_MAX)
+    return;
+  unsigned char *bigger = malloc(want);
+  if (!bigger)
+    return; /* spilling still works */
+  free(a->block);
+  a->block = bigger;
+  a->cap = want;
+}
+
+int wire_unpack_in(wire_arena_t *a, const uint8_t *data, size_t len,
+                   Infsched__Envelope **out) {
+  return wire_unpack_with(&a->allocator, data, len, out);
+}

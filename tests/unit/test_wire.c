@@ -1,0 +1,125 @@
+/* lib/wire and lib/wire_arena: round trips, the failures decoding reports,
+ * and an arena that takes messages larger than itself, keeps their size
+ * for the next one up to its limit, and frees everything at reset. */
+#include "infsched/errors.h"
+#include "lib/wire.h"
+#include "lib/wire_arena.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+/* A Submit with a prompt of n bytes, packed. */
+static void pack_submit(size_t n, uint64_t id, wire_buf_t *out) {
+  char *prompt = malloc(n + 1);
+  assert_non_null(prompt);
+  memset(prompt, 'p', n);
+  prompt[n] = '\0';
+  uint64_t blocks[3] = {1, 2, 3};
+  Infsched__Envelope env = INFSCHED__ENVELOPE__INIT;
+  Infsched__Submit s = INFSCHED__SUBMIT__INIT;
+  Infsched__Request q = INFSCHED__REQUEST__INIT;
+  q.request_id = id;
+  q.prompt = prompt;
+  q.prompt_tokens = (uint32_t)n / 4 + 1;
+  q.max_tokens = 8;
+  q.block_hashes = blocks;
+  q.n_block_hashes = 3;
+  s.request = &q;
+  env.body_case = INFSCHED__ENVELOPE__BODY_SUBMIT;
+  env.submit = &s;
+  wire_pack(&env, out);
+  free(prompt);
+}
+
+static void assert_submit(const Infsched__Envelope *env, size_t n,
+                          uint64_t id) {
+  assert_int_equal(env->body_case, INFSCHED__ENVELOPE__BODY_SUBMIT);
+  const Infsched__Request *q = env->submit->request;
+  assert_int_equal(q->request_id, id);
+  assert_int_equal(strlen(q->prompt), n);
+  assert_int_equal(q->n_block_hashes, 3);
+  assert_int_equal(q->block_hashes[2], 3);
+}
+
+static void test_round_trip_and_failures(void **state) {
+  (void)state;
+  wire_buf_t buf = {0};
+  pack_submit(100, 7, &buf);
+  Infsched__Envelope *env;
+  assert_int_equal(wire_unpack(buf.data, buf.len, &env), 0);
+  assert_int_equal(env->version, WIRE_VERSION);
+  assert_submit(env, 100, 7);
+  wire_free(env);
+
+  assert_int_equal(wire_unpack((const uint8_t *)"\xff\xff", 2, &env),
+                   INFS_EBADMSG);
+  assert_null(env);
+
+  Infsched__Envelope old = INFSCHED__ENVELOPE__INIT;
+  Infsched__Cancel cancel = INFSCHED__CANCEL__INIT;
+  old.body_case = INFSCHED__ENVELOPE__BODY_CANCEL;
+  old.cancel = &cancel;
+  old.version = WIRE_VERSION - 1;
+  uint8_t raw[64];
+  size_t n = infsched__envelope__pack(&old, raw);
+  assert_int_equal(wire_unpack(raw, n, &env), INFS_EVERSION);
+  assert_null(env);
+
+  Infsched__Envelope empty = INFSCHED__ENVELOPE__INIT;
+  empty.version = WIRE_VERSION;
+  n = infsched__envelope__pack(&empty, raw);
+  assert_int_equal(wire_unpack(raw, n, &env), INFS_EBADMSG);
+  wire_buf_free(&buf);
+}
+
+static void test_arena_sizes(void **state) {
+  (void)state;
+  wire_arena_t *a = wire_arena_new();
+  assert_non_null(a);
+  wire_buf_t buf = {0};
+  /* Small, larger than the arena's first block, larger than it keeps:
+   * each decodes whole, twice, and a reset in between frees the last. */
+  size_t sizes[] = {100, 100 << 10, 3 << 20, 10};
+  for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+    for (uint64_t round = 0; round < 2; round++) {
+      pack_submit(sizes[i], i * 10 + round, &buf);
+      Infsched__Envelope *env;
+      assert_int_equal(wire_unpack_in(a, buf.data, buf.len, &env), 0);
+      assert_submit(env, sizes[i], i * 10 + round);
+      wire_arena_reset(a);
+    }
+  }
+  /* Several envelopes live at once until the reset. */
+  Infsched__Envelope *live[20];
+  for (uint64_t i = 0; i < 20; i++) {
+    pack_submit(1000, i, &buf);
+    assert_int_equal(wire_unpack_in(a, buf.data, buf.len, &live[i]), 0);
+  }
+  for (uint64_t i = 0; i < 20; i++)
+    assert_submit(live[i], 1000, i);
+  wire_arena_reset(a);
+
+  Infsched__Envelope *env;
+  assert_int_equal(wire_unpack_in(a, (const uint8_t *)"\x0a\xff", 2, &env),
+                   INFS_EBADMSG);
+  assert_null(env);
+  wire_arena_reset(a);
+  wire_buf_free(&buf);
+  wire_arena_destroy(&a);
+  assert_null(a);
+  wire_arena_destroy(&a);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_round_trip_and_failures),
+      cmocka_unit_test(test_arena_sizes),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
