@@ -23,6 +23,7 @@ static const struct {
     {"prefix.adds_dropped", offsetof(core_stats_t, cache_adds_dropped)},
     {"session.kept", offsetof(core_stats_t, session_kept)},
     {"session.moved", offsetof(core_stats_t, session_moved)},
+    {"placement_attempts", offsetof(core_stats_t, placement_attempts)},
 };
 #define N_COUNTERS (sizeof counters / sizeof *counters + CORE_OUTCOME_COUNT)
 

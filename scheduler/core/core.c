@@ -35,6 +35,18 @@ struct core {
   size_t decisions_cap;
   core_stats_t stats;
   infs_time_t next_check;       /* next loss check */
+  /* A queue's head that found no worker with room finds none again until
+   * a request ends or a worker registers: retrying it is skipped until
+   * room_events moves past what no_room_events noted for that head. */
+  uint64_t room_events;
+  uint64_t no_room_head[INFS_CLASS_COUNT];   /* request id; 0: none */
+  uint64_t no_room_events[INFS_CLASS_COUNT];
+  /* Heartbeats retry queued requests at most BEAT_RETRIES times per
+   * heartbeat interval: a pool of thousands of workers must not evaluate
+   * every deferred request against all of them on every heartbeat. */
+  infs_time_t beat_credit;
+  infs_time_t beat_credit_at;
+  bool place_found_no_room; /* why the last place() failed */
   predictor_decay_t beat_decay; /* prefill rates' decay between heartbeats */
 };
 
@@ -61,6 +73,8 @@ core_t *core_new(const core_config_t *cfg, infs_time_t now, int *err) {
   for (int i = 0; i < INFS_CLASS_COUNT; i++)
     list_init(&c->queue[i]);
   c->next_check = now + c->cfg.heartbeat_interval;
+  c->beat_credit = c->cfg.heartbeat_interval;
+  c->beat_credit_at = now;
   *err = 0;
   return c;
 }
@@ -151,6 +165,7 @@ static void unassign(core_t *c, core_worker_t *w, const req_t *r) {
   uint64_t left =
       s->max_tokens > r->tokens_out ? s->max_tokens - r->tokens_out : 0;
   registry_hot(&c->reg, w)->outstanding--;
+  c->room_events++;
   w->n_cls[s->cls]--;
   w->remaining_tokens -=
       left < w->remaining_tokens ? left : w->remaining_tokens;
@@ -302,6 +317,7 @@ static void note_waiting(core_t *c, req_t *r, policy_ctx_t *x) {
 
 /* Asks the policy for a worker with room; false leaves r where it is. */
 static bool place(core_t *c, req_t *r, infs_time_t now) {
+  c->stats.placement_attempts++;
   if (c->cands_cap < c->reg.len) {
     c->cands_cap = c->reg.cap;
     c->cands = realloc(c->cands, c->cands_cap * sizeof *c->cands);
@@ -331,6 +347,7 @@ static bool place(core_t *c, req_t *r, infs_time_t now) {
     if (hot[i].outstanding < hot[i].capacity &&
         hot_serves(&hot[i], model, context))
       c->cands[x.n++] = (uint32_t)i;
+  c->place_found_no_room = x.n == 0;
   if (x.n == 0) {
     note_waiting(c, r, &x);
     return false;
@@ -376,10 +393,32 @@ static void drain_queues(core_t *c, infs_time_t now) {
   for (int cls = 0; cls < INFS_CLASS_COUNT; cls++) {
     while (!list_empty(&c->queue[cls])) {
       req_t *r = list_entry(c->queue[cls].next, req_t, link);
-      if (!place(c, r, now))
+      if (c->no_room_head[cls] == r->id &&
+          c->no_room_events[cls] == c->room_events)
         break;
+      if (place(c, r, now))
+        continue;
+      c->no_room_head[cls] = c->place_found_no_room ? r->id : 0;
+      c->no_room_events[cls] = c->room_events;
+      break;
     }
   }
+}
+
+#define BEAT_RETRIES 64
+
+/* Spends one of the heartbeats' retries, if one is left. */
+static bool beat_retry(core_t *c, infs_time_t now) {
+  infs_time_t cost = c->cfg.heartbeat_interval / BEAT_RETRIES;
+  if (now > c->beat_credit_at)
+    c->beat_credit += now - c->beat_credit_at;
+  c->beat_credit_at = now;
+  if (c->beat_credit > c->cfg.heartbeat_interval)
+    c->beat_credit = c->cfg.heartbeat_interval;
+  if (c->beat_credit < cost)
+    return false;
+  c->beat_credit -= cost;
+  return true;
 }
 
 static bool queued_ahead(const core_t *c, infs_class_t cls) {
@@ -557,6 +596,7 @@ void core_on_register(core_t *c, infs_time_t now, const core_peer_t *peer,
     return;
   }
   prefix_reserve_workers(&c->prefix, c->reg.cap);
+  c->room_events++;
   emit(c, CORE_ACT_REGISTERED, &w->peer, 0);
   drain_queues(c, now);
 }
@@ -615,7 +655,8 @@ void core_on_heartbeat(core_t *c, infs_time_t now, const core_peer_t *peer,
   w->since = (predictor_since_t){0, 0, 0};
   predictor_rate_add(&c->beat_decay, &w->prefill_rate, &w->prefill_rate_at, now,
                      0);
-  drain_queues(c, now);
+  if (beat_retry(c, now))
+    drain_queues(c, now);
 }
 
 void core_on_worker_seen(core_t *c, infs_time_t now, const core_peer_t *peer) {

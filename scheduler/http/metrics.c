@@ -327,6 +327,9 @@ static void render_core(const core_t *core, hbuf_t *o) {
       {"infsched_scheduler_stale_messages_total",
        "Worker messages about requests no longer open.",
        offsetof(core_stats_t, stale_messages)},
+      {"infsched_scheduler_placement_attempts_total",
+       "Requests put to the routing policy, placed or not.",
+       offsetof(core_stats_t, placement_attempts)},
   };
   for (size_t i = 0; i < sizeof counters / sizeof counters[0]; i++) {
     family(o, counters[i].name, "counter", counters[i].help);

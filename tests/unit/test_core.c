@@ -311,6 +311,29 @@ static void test_queue_timeout(void **state) {
                    INFSCHED__ERROR_CODE__ERROR_REJECTED_QUEUE_TIMEOUT);
 }
 
+/* A request waiting for room is not put to the policy again on heartbeats,
+ * which cannot make room; a finished request can. */
+static void test_no_room_not_retried_on_heartbeats(void **state) {
+  fixture_t *f = *state; /* capacity 1 */
+  for (uint64_t id = 1; id <= 4; id++)
+    submit(f, 0, id, 10, "");
+  const core_action_t *first = find(f->core, CORE_ACT_DISPATCH, 0);
+  uint64_t first_id = first->request_id;
+  int w = worker_index(f, first);
+  core_actions_clear(f->core);
+  assert_int_equal(core_queued(f->core), 1);
+  uint64_t before = core_stats(f->core)->placement_attempts;
+  core_load_t load = {.running = 1};
+  for (int i = 1; i <= 30; i++)
+    for (int k = 0; k < 3; k++)
+      core_on_heartbeat(f->core, (infs_time_t)i * 10 * MS, &f->w[k], &load);
+  assert_int_equal(core_stats(f->core)->placement_attempts, before);
+  core_on_done(f->core, 400 * MS, &f->w[w], first_id, NULL);
+  assert_int_equal(core_stats(f->core)->placement_attempts, before + 1);
+  assert_int_equal(count(f->core, CORE_ACT_DISPATCH), 1);
+  assert_int_equal(core_queued(f->core), 0);
+}
+
 static void test_worker_loss_redispatch_or_fail(void **state) {
   fixture_t *f = *state;
   /* Two requests on one worker (round robin from worker 0, every third). */
@@ -447,6 +470,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_bad_and_duplicate_requests,
                                       setup_ll, teardown),
       cmocka_unit_test_setup_teardown(test_queue_then_dispatch_on_done,
+                                      setup_cap1, teardown),
+      cmocka_unit_test_setup_teardown(test_no_room_not_retried_on_heartbeats,
                                       setup_cap1, teardown),
       cmocka_unit_test_setup_teardown(test_queue_timeout, setup_cap1,
                                       teardown),

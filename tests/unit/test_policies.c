@@ -895,6 +895,30 @@ static void test_balanced_defers_batch(void **unused) {
   pool_free(&p);
 }
 
+/* A thousand heartbeats within one interval retry the deferred job at most
+ * 64 times per interval (plus the 64 the core starts with), not each. */
+static void test_heartbeats_retry_deferred_sparingly(void **unused) {
+  (void)unused;
+  pool_t p;
+  pool_init(&p, "balanced");
+  pool_add(&p, "tight-0", tight_profile(), 32);
+  req_spec_t inter = {
+      .cls = INFS_CLASS_INTERACTIVE, .prompt = 100, .max_tokens = 50};
+  for (int i = 0; i < 5; i++)
+    assert_int_equal(submit_at(&p, 0, &inter, NULL), 0);
+  req_spec_t job = {.cls = INFS_CLASS_BATCH, .prompt = 100, .max_tokens = 50};
+  assert_int_equal(submit_at(&p, 1 * MS, &job, NULL), -1);
+  uint64_t before = core_stats(p.core)->placement_attempts;
+  core_load_t five = {.running = 5};
+  for (int i = 1; i <= 1000; i++)
+    beat(&p, 0, 1 * MS + (infs_time_t)i * 100, &five);
+  uint64_t retries = core_stats(p.core)->placement_attempts - before;
+  assert_true(retries >= 64);
+  assert_true(retries <= 64 + 64 + 1);
+  assert_int_equal(core_queued(p.core), 1);
+  pool_free(&p);
+}
+
 /* A deferred job goes anyway once half its TTFT budget is spent waiting. */
 static void test_deferral_runs_out_of_patience(void **unused) {
   (void)unused;
@@ -1144,6 +1168,7 @@ int main(void) {
       cmocka_unit_test(test_session_affinity_balanced),
       cmocka_unit_test(test_balanced_defers_batch),
       cmocka_unit_test(test_deferral_runs_out_of_patience),
+      cmocka_unit_test(test_heartbeats_retry_deferred_sparingly),
       cmocka_unit_test(test_rejections_have_reasons),
       cmocka_unit_test(test_interactive_served_first),
       cmocka_unit_test(test_decisions_explain_themselves),
