@@ -864,16 +864,22 @@ static infs_profile_t tight_profile(void) {
   return p;
 }
 
+static const req_spec_t interactive_100 = {
+    .cls = INFS_CLASS_INTERACTIVE, .prompt = 100, .max_tokens = 50};
+
+/* A balanced pool of one tight worker running five interactive streams. */
+static void tight_pool(pool_t *p, uint64_t ids[5]) {
+  pool_init(p, "balanced");
+  pool_add(p, "tight-0", tight_profile(), 32);
+  for (int i = 0; i < 5; i++)
+    assert_int_equal(submit_at(p, 0, &interactive_100, &ids[i]), 0);
+}
+
 static void test_balanced_defers_batch(void **unused) {
   (void)unused;
   pool_t p;
-  pool_init(&p, "balanced");
-  pool_add(&p, "tight-0", tight_profile(), 32);
-  req_spec_t inter = {
-      .cls = INFS_CLASS_INTERACTIVE, .prompt = 100, .max_tokens = 50};
   uint64_t ids[5];
-  for (int i = 0; i < 5; i++)
-    assert_int_equal(submit_at(&p, 0, &inter, &ids[i]), 0);
+  tight_pool(&p, ids);
   /* A sixth sequence would make the step 43 ms: the batch job waits. */
   req_spec_t job = {.cls = INFS_CLASS_BATCH, .prompt = 100, .max_tokens = 50};
   assert_int_equal(submit_at(&p, 1 * MS, &job, NULL), -1);
@@ -891,7 +897,7 @@ static void test_balanced_defers_batch(void **unused) {
 
   /* An interactive request is never held back for a batch job's sake:
    * the interactive streams are what the limit protects. */
-  assert_int_equal(submit_at(&p, 4 * MS, &inter, NULL), 0);
+  assert_int_equal(submit_at(&p, 4 * MS, &interactive_100, NULL), 0);
   pool_free(&p);
 }
 
@@ -900,12 +906,8 @@ static void test_balanced_defers_batch(void **unused) {
 static void test_heartbeats_retry_deferred_sparingly(void **unused) {
   (void)unused;
   pool_t p;
-  pool_init(&p, "balanced");
-  pool_add(&p, "tight-0", tight_profile(), 32);
-  req_spec_t inter = {
-      .cls = INFS_CLASS_INTERACTIVE, .prompt = 100, .max_tokens = 50};
-  for (int i = 0; i < 5; i++)
-    assert_int_equal(submit_at(&p, 0, &inter, NULL), 0);
+  uint64_t ids[5];
+  tight_pool(&p, ids);
   req_spec_t job = {.cls = INFS_CLASS_BATCH, .prompt = 100, .max_tokens = 50};
   assert_int_equal(submit_at(&p, 1 * MS, &job, NULL), -1);
   uint64_t before = core_stats(p.core)->placement_attempts;
@@ -923,12 +925,8 @@ static void test_heartbeats_retry_deferred_sparingly(void **unused) {
 static void test_deferral_runs_out_of_patience(void **unused) {
   (void)unused;
   pool_t p;
-  pool_init(&p, "balanced");
-  pool_add(&p, "tight-0", tight_profile(), 32);
-  req_spec_t inter = {
-      .cls = INFS_CLASS_INTERACTIVE, .prompt = 100, .max_tokens = 50};
-  for (int i = 0; i < 5; i++)
-    assert_int_equal(submit(&p, &inter), 0);
+  uint64_t ids[5];
+  tight_pool(&p, ids);
   req_spec_t job = {.cls = INFS_CLASS_BATCH,
                     .prompt = 100,
                     .max_tokens = 50,
