@@ -45,7 +45,9 @@ struct shell {
   bool stopping;
 };
 
-static infs_time_t now_us(void) { return uv_hrtime() / 1000; }
+static infs_time_t now_us(void) {
+  return uv_hrtime() / 1000;
+}
 
 /* --- sending --- */
 
@@ -143,67 +145,78 @@ static bool to_front_door(shell_t *s, infs_time_t now, const core_action_t *a) {
   return true;
 }
 
+static void send_action(shell_t *s, infs_time_t now, const core_action_t *a) {
+  if (to_front_door(s, now, a))
+    return;
+  Infsched__Envelope env = INFSCHED__ENVELOPE__INIT;
+  switch (a->kind) {
+  case CORE_ACT_ACCEPTED: {
+    Infsched__Accepted m = INFSCHED__ACCEPTED__INIT;
+    m.request_id = a->request_id;
+    env.body_case = INFSCHED__ENVELOPE__BODY_ACCEPTED;
+    env.accepted = &m;
+    send_to(s, s->clients, &a->peer, &env);
+    break;
+  }
+  case CORE_ACT_CHUNK: {
+    Infsched__Chunk *m = (Infsched__Chunk *)a->passthrough;
+    env.body_case = INFSCHED__ENVELOPE__BODY_CHUNK;
+    env.chunk = m;
+    forward(s, a, &m->request_id, &env);
+    break;
+  }
+  case CORE_ACT_DONE: {
+    Infsched__Done *m = (Infsched__Done *)a->passthrough;
+    env.body_case = INFSCHED__ENVELOPE__BODY_DONE;
+    env.done = m;
+    forward(s, a, &m->request_id, &env);
+    break;
+  }
+  case CORE_ACT_ERROR:
+    send_error(s, s->clients, &a->peer, a->request_id, a->code, a->message);
+    break;
+  case CORE_ACT_WORKER_ERROR:
+    send_error(s, s->workers, &a->peer, a->request_id, a->code, a->message);
+    break;
+  case CORE_ACT_DISPATCH:
+    send_request(s, a);
+    break;
+  case CORE_ACT_CANCEL: {
+    Infsched__Cancel m = INFSCHED__CANCEL__INIT;
+    m.request_id = a->request_id;
+    env.body_case = INFSCHED__ENVELOPE__BODY_CANCEL;
+    env.cancel = &m;
+    send_to(s, s->workers, &a->peer, &env);
+    break;
+  }
+  case CORE_ACT_REGISTERED: {
+    Infsched__Registered m = INFSCHED__REGISTERED__INIT;
+    m.heartbeat_ms = s->heartbeat_ms;
+    env.body_case = INFSCHED__ENVELOPE__BODY_REGISTERED;
+    env.registered = &m;
+    send_to(s, s->workers, &a->peer, &env);
+    break;
+  }
+  }
+}
+
+static bool to_worker(core_action_kind_t kind) {
+  return kind == CORE_ACT_DISPATCH || kind == CORE_ACT_CANCEL ||
+         kind == CORE_ACT_REGISTERED || kind == CORE_ACT_WORKER_ERROR;
+}
+
 /* Sends the core's actions; now is the time the core was called with, so
- * one wake-up sees one time. */
+ * one wake-up sees one time. Workers' messages go first: a Dispatch is on
+ * the request's critical path, its Accepted is not. Each socket still sees
+ * the core's order. */
 static void flush(shell_t *s, infs_time_t now) {
   size_t n;
   log_decisions(s);
   const core_action_t *acts = core_actions(s->core, &n);
-  for (size_t i = 0; i < n; i++) {
-    const core_action_t *a = &acts[i];
-    if (to_front_door(s, now, a))
-      continue;
-    Infsched__Envelope env = INFSCHED__ENVELOPE__INIT;
-    switch (a->kind) {
-    case CORE_ACT_ACCEPTED: {
-      Infsched__Accepted m = INFSCHED__ACCEPTED__INIT;
-      m.request_id = a->request_id;
-      env.body_case = INFSCHED__ENVELOPE__BODY_ACCEPTED;
-      env.accepted = &m;
-      send_to(s, s->clients, &a->peer, &env);
-      break;
-    }
-    case CORE_ACT_CHUNK: {
-      Infsched__Chunk *m = (Infsched__Chunk *)a->passthrough;
-      env.body_case = INFSCHED__ENVELOPE__BODY_CHUNK;
-      env.chunk = m;
-      forward(s, a, &m->request_id, &env);
-      break;
-    }
-    case CORE_ACT_DONE: {
-      Infsched__Done *m = (Infsched__Done *)a->passthrough;
-      env.body_case = INFSCHED__ENVELOPE__BODY_DONE;
-      env.done = m;
-      forward(s, a, &m->request_id, &env);
-      break;
-    }
-    case CORE_ACT_ERROR:
-      send_error(s, s->clients, &a->peer, a->request_id, a->code, a->message);
-      break;
-    case CORE_ACT_WORKER_ERROR:
-      send_error(s, s->workers, &a->peer, a->request_id, a->code, a->message);
-      break;
-    case CORE_ACT_DISPATCH:
-      send_request(s, a);
-      break;
-    case CORE_ACT_CANCEL: {
-      Infsched__Cancel m = INFSCHED__CANCEL__INIT;
-      m.request_id = a->request_id;
-      env.body_case = INFSCHED__ENVELOPE__BODY_CANCEL;
-      env.cancel = &m;
-      send_to(s, s->workers, &a->peer, &env);
-      break;
-    }
-    case CORE_ACT_REGISTERED: {
-      Infsched__Registered m = INFSCHED__REGISTERED__INIT;
-      m.heartbeat_ms = s->heartbeat_ms;
-      env.body_case = INFSCHED__ENVELOPE__BODY_REGISTERED;
-      env.registered = &m;
-      send_to(s, s->workers, &a->peer, &env);
-      break;
-    }
-    }
-  }
+  for (int pass = 0; pass < 2; pass++)
+    for (size_t i = 0; i < n; i++)
+      if (to_worker(acts[i].kind) == (pass == 0))
+        send_action(s, now, &acts[i]);
   core_actions_clear(s->core);
 }
 
@@ -217,8 +230,7 @@ static void arm_timer(shell_t *s, infs_time_t now) {
     uv_timer_stop(&s->timer);
     return;
   }
-  uint64_t ms = at > now ? (at - now + INFS_US_PER_MS - 1) / INFS_US_PER_MS
-                         : 0;
+  uint64_t ms = at > now ? (at - now + INFS_US_PER_MS - 1) / INFS_US_PER_MS : 0;
   uv_timer_start(&s->timer, on_timer, ms, 0);
 }
 
@@ -259,8 +271,8 @@ static int recv_routed(void *sock, core_peer_t *peer, zmq_msg_t *payload) {
   return frames == 1 ? 1 : -1;
 }
 
-static void bad_input(shell_t *s, void *sock, const core_peer_t *peer,
-                      int code, const char *what) {
+static void bad_input(shell_t *s, void *sock, const core_peer_t *peer, int code,
+                      const char *what) {
   s->bad_messages++;
   uint64_t n = log_limit_pass(&s->bad_log, now_us(), INFS_US_PER_S);
   if (n)
@@ -274,8 +286,7 @@ static void bad_input(shell_t *s, void *sock, const core_peer_t *peer,
 static Infsched__Envelope *decode(shell_t *s, void *sock,
                                   const core_peer_t *peer, zmq_msg_t *msg) {
   Infsched__Envelope *env;
-  int rc = wire_unpack_in(s->arena, zmq_msg_data(msg), zmq_msg_size(msg),
-                          &env);
+  int rc = wire_unpack_in(s->arena, zmq_msg_data(msg), zmq_msg_size(msg), &env);
   if (rc == INFS_EVERSION) {
     char what[64];
     snprintf(what, sizeof what,
@@ -325,8 +336,8 @@ static void on_client_message(shell_t *s, infs_time_t now,
     core_on_cancel(s->core, now, peer, env->cancel->request_id);
     break;
   case INFSCHED__ENVELOPE__BODY_STATUS_QUERY: {
-    Infsched__Envelope *reply = status_build(s->core, now - s->started,
-                                             s->bad_messages);
+    Infsched__Envelope *reply =
+        status_build(s->core, now - s->started, s->bad_messages);
     send_to(s, s->clients, peer, reply);
     status_free(reply);
     break;
@@ -509,8 +520,8 @@ static int start_http(shell_t *s, const shell_config_t *cfg, char *err,
   frontdoor_hooks_t hooks = {s, on_http_submit, on_http_cancel};
   frontdoor_config_t http = cfg->http;
   http.max_msg_bytes = (size_t)cfg->max_msg_bytes;
-  return frontdoor_start(s->loop, &http, s->core, s->metrics, &hooks,
-                         &s->http, err, errlen);
+  return frontdoor_start(s->loop, &http, s->core, s->metrics, &hooks, &s->http,
+                         err, errlen);
 }
 
 const char *shell_http_address(const shell_t *s) {
