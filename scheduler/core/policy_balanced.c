@@ -111,8 +111,7 @@ static int bal_pick(void *state, policy_ctx_t *x) {
 
 const policy_ops_t policy_balanced = {
     .name = "balanced",
-    .summary = "cheapest worker predicted to meet the SLO, latency weighed "
-               "per class",
+    .summary = "cheapest predicted to meet the SLO, latency weighed",
     .create = bal_create,
     .destroy = bal_destroy,
     .pick = bal_pick,

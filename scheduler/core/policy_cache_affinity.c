@@ -60,7 +60,6 @@ static int ca_pick(void *state, policy_ctx_t *x) {
 
 const policy_ops_t policy_cache_affinity = {
     .name = "cache_affinity",
-    .summary = "most cached prefix blocks, spilling when that worker is too "
-               "loaded",
+    .summary = "most cached prefix blocks; spills off overloaded workers",
     .pick = ca_pick,
 };

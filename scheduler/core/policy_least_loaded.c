@@ -60,7 +60,7 @@ static int ll_pick(void *state, policy_ctx_t *x) {
 
 const policy_ops_t policy_least_loaded = {
     .name = "least_loaded",
-    .summary = "fewest outstanding requests (power of two choices when large)",
+    .summary = "fewest outstanding (power of two choices when large)",
     .create = ll_create,
     .destroy = ll_destroy,
     .pick = ll_pick,
