@@ -10,6 +10,13 @@
 /* Beyond this the arena does not keep its size for the next message: one
  * huge prompt must not pin megabytes for the life of the process. */
 #define ARENA_KEEP_MAX (1u << 20)
+/* What one message may allocate in all, as a multiple of its size plus a
+ * constant. Our messages need about their size (strings, arrays of hashes)
+ * plus their structs; a frame repeating a submessage makes protobuf-c merge
+ * the copies, allocating anew for each, which without a bound turns a
+ * frame of a few hundred KiB into gigabytes. */
+#define BUDGET_PER_BYTE 8
+#define BUDGET_BASE (64u << 10)
 #define ALIGN alignof(max_align_t)
 
 /* An allocation that did not fit; freed at the next reset. */
@@ -25,11 +32,16 @@ struct wire_arena {
   size_t cap;
   spill_t *spills;
   size_t spilled; /* bytes in spills since the last reset */
+  size_t charged; /* bytes allocated for the message being decoded */
+  size_t budget;  /* and what it may allocate */
 };
 
 static void *arena_alloc(void *data, size_t size) {
   wire_arena_t *a = data;
   size_t need = (size + ALIGN - 1) & ~(ALIGN - 1);
+  if (need < size || need > a->budget - a->charged)
+    return NULL; /* protobuf-c then fails the decode */
+  a->charged += need;
   if (need <= a->cap - a->used) {
     void *p = a->block + a->used;
     a->used += need;
@@ -44,8 +56,9 @@ static void *arena_alloc(void *data, size_t size) {
   return s->data;
 }
 
-/* Nothing is freed one piece at a time; protobuf-c calls this when it gives
- * up on a message half decoded, and the reset takes care of it. */
+/* Nothing is freed one piece at a time (protobuf-c frees when it merges
+ * repeated copies of a field and when it gives up on a message); the reset
+ * frees it all, and the budget bounds what a message can pile up. */
 static void arena_free(void *data, void *p) {
   (void)data;
   (void)p;
@@ -102,5 +115,9 @@ void wire_arena_reset(wire_arena_t *a) {
 
 int wire_unpack_in(wire_arena_t *a, const uint8_t *data, size_t len,
                    Infsched__Envelope **out) {
+  a->charged = 0;
+  a->budget = len <= (SIZE_MAX - BUDGET_BASE) / BUDGET_PER_BYTE
+                  ? len * BUDGET_PER_BYTE + BUDGET_BASE
+                  : SIZE_MAX;
   return wire_unpack_with(&a->allocator, data, len, out);
 }

@@ -15,7 +15,9 @@ wire_arena_t *wire_arena_new(void);
 void wire_arena_destroy(wire_arena_t **a);
 
 /* As wire_unpack, but the envelope lives in the arena: do not wire_free
- * it. */
+ * it. A frame whose decoding would allocate more than 8 times its size
+ * (plus 64 KiB) fails with INFS_EBADMSG: only a frame that repeats a
+ * submessage to make protobuf-c merge the copies comes near. */
 int wire_unpack_in(wire_arena_t *a, const uint8_t *data, size_t len,
                    Infsched__Envelope **out);
 

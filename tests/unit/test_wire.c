@@ -116,10 +116,73 @@ static void test_arena_sizes(void **state) {
   wire_arena_destroy(&a);
 }
 
+static size_t put_varint(uint8_t *p, uint64_t v) {
+  size_t n = 0;
+  do {
+    p[n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+    v >>= 7;
+  } while (v);
+  return n;
+}
+
+/* A frame whose Submit repeats its request n times: protobuf-c merges the
+ * copies, so the request ends with n x 100 block hashes, each merge
+ * allocating them all again. */
+static uint8_t *repeated_request(size_t n, size_t *len) {
+  uint64_t blocks[100];
+  for (size_t i = 0; i < 100; i++)
+    blocks[i] = i + 1;
+  Infsched__Request q = INFSCHED__REQUEST__INIT;
+  q.request_id = 1;
+  q.block_hashes = blocks;
+  q.n_block_hashes = 100;
+  uint8_t req[1024];
+  size_t req_len = infsched__request__pack(&q, req);
+  uint8_t head[16];
+  size_t field = 1 + put_varint(head, req_len) + req_len; /* Submit.request */
+  uint8_t *frame = malloc(32 + n * field);
+  assert_non_null(frame);
+  size_t k = 0;
+  frame[k++] = 0x08; /* Envelope.version */
+  k += put_varint(frame + k, WIRE_VERSION);
+  frame[k++] = 0x52; /* Envelope.submit, field 10, length-delimited */
+  k += put_varint(frame + k, n * field);
+  for (size_t i = 0; i < n; i++) {
+    frame[k++] = 0x0a; /* Submit.request, field 1 */
+    k += put_varint(frame + k, req_len);
+    memcpy(frame + k, req, req_len);
+    k += req_len;
+  }
+  *len = k;
+  return frame;
+}
+
+/* Merging a few copies is protobuf and decodes; a frame of thousands,
+ * which would allocate gigabytes, fails within the arena's budget. */
+static void test_arena_budget(void **state) {
+  (void)state;
+  wire_arena_t *a = wire_arena_new();
+  size_t len;
+  uint8_t *few = repeated_request(3, &len);
+  Infsched__Envelope *env;
+  assert_int_equal(wire_unpack_in(a, few, len, &env), 0);
+  assert_int_equal(env->submit->request->n_block_hashes, 300);
+  wire_arena_reset(a);
+  free(few);
+
+  uint8_t *many = repeated_request(2000, &len);
+  assert_int_equal(wire_unpack_in(a, many, len, &env), INFS_EBADMSG);
+  assert_null(env);
+  wire_arena_reset(a);
+  free(many);
+  wire_arena_destroy(&a);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_round_trip_and_failures),
       cmocka_unit_test(test_arena_sizes),
+      cmocka_unit_test(test_arena_budget),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
