@@ -73,15 +73,15 @@ static void send_to(shell_t *s, void *sock, const core_peer_t *peer,
 }
 
 /* Sends a worker's Chunk or Done on to the client. The frame as it came
- * serves when it is the message being handled, already names the client's
- * id, and is in protobuf-c's own encoding: a frame with repeated or
- * padded fields could read differently to another protobuf library than
- * what was checked here. Otherwise it is encoded again with that id. */
+ * serves when it is the message being handled and already names the
+ * client's id, unless that id is 0: a frame repeating its chunk or done is
+ * read by protobuf-c as the last copy and by other protobuf libraries as
+ * the copies merged, and a merge keeps the last copy's id only when it is
+ * not the default. Otherwise the message is encoded again with that id. */
 static void forward(shell_t *s, const core_action_t *a, uint64_t *request_id,
                     Infsched__Envelope *env) {
-  env->version = WIRE_VERSION;
   if (a->passthrough == s->in_body && *request_id == a->request_id &&
-      infsched__envelope__get_packed_size(env) == s->in_frame_len) {
+      a->request_id != 0) {
     send_frame(s, s->clients, &a->peer, s->in_frame, s->in_frame_len,
                env->body_case);
     return;
