@@ -41,11 +41,13 @@ struct core {
   uint64_t room_events;
   uint64_t no_room_head[INFS_CLASS_COUNT];   /* request id; 0: none */
   uint64_t no_room_events[INFS_CLASS_COUNT];
-  /* Heartbeats retry queued requests at most BEAT_RETRIES times per
-   * heartbeat interval: a pool of thousands of workers must not evaluate
-   * every deferred request against all of them on every heartbeat. */
-  infs_time_t beat_credit;
-  infs_time_t beat_credit_at;
+  /* A head the policy deferred is retried on messages (heartbeats, ends of
+   * requests, submits) at most RETRIES times per heartbeat interval: a pool
+   * of thousands of workers must not weigh it against all of them on
+   * every message. */
+  uint64_t deferred_head[INFS_CLASS_COUNT];
+  infs_time_t retry_credit;
+  infs_time_t retry_credit_at;
   bool place_found_no_room; /* why the last place() failed */
   predictor_decay_t beat_decay; /* prefill rates' decay between heartbeats */
 };
@@ -73,8 +75,8 @@ core_t *core_new(const core_config_t *cfg, infs_time_t now, int *err) {
   for (int i = 0; i < INFS_CLASS_COUNT; i++)
     list_init(&c->queue[i]);
   c->next_check = now + c->cfg.heartbeat_interval;
-  c->beat_credit = c->cfg.heartbeat_interval;
-  c->beat_credit_at = now;
+  c->retry_credit = c->cfg.heartbeat_interval;
+  c->retry_credit_at = now;
   *err = 0;
   return c;
 }
@@ -388,37 +390,44 @@ static void enqueue(core_t *c, req_t *r, bool front) {
   c->queued[r->spec.cls]++;
 }
 
-/* Dispatches queued requests while workers have room, interactive first. */
-static void drain_queues(core_t *c, infs_time_t now) {
+#define RETRIES 64
+
+/* Spends one of the rationed retries, if one is left. */
+static bool retry_ration(core_t *c, infs_time_t now) {
+  infs_time_t cost = c->cfg.heartbeat_interval / RETRIES;
+  if (now > c->retry_credit_at)
+    c->retry_credit += now - c->retry_credit_at;
+  c->retry_credit_at = now;
+  if (c->retry_credit > c->cfg.heartbeat_interval)
+    c->retry_credit = c->cfg.heartbeat_interval;
+  if (c->retry_credit < cost)
+    return false;
+  c->retry_credit -= cost;
+  return true;
+}
+
+/* Dispatches queued requests while workers have room, interactive first.
+ * rationed: a message's opportunistic retry, which spends the ration on
+ * deferred heads (the loss-check tick and registrations do not). */
+static void drain_queues(core_t *c, infs_time_t now, bool rationed) {
   for (int cls = 0; cls < INFS_CLASS_COUNT; cls++) {
     while (!list_empty(&c->queue[cls])) {
       req_t *r = list_entry(c->queue[cls].next, req_t, link);
       if (c->no_room_head[cls] == r->id &&
           c->no_room_events[cls] == c->room_events)
         break;
+      if (rationed && c->deferred_head[cls] == r->id &&
+          !retry_ration(c, now))
+        break;
       if (place(c, r, now))
         continue;
-      c->no_room_head[cls] = c->place_found_no_room ? r->id : 0;
+      bool no_room = c->place_found_no_room;
+      c->no_room_head[cls] = no_room ? r->id : 0;
       c->no_room_events[cls] = c->room_events;
+      c->deferred_head[cls] = no_room ? 0 : r->id;
       break;
     }
   }
-}
-
-#define BEAT_RETRIES 64
-
-/* Spends one of the heartbeats' retries, if one is left. */
-static bool beat_retry(core_t *c, infs_time_t now) {
-  infs_time_t cost = c->cfg.heartbeat_interval / BEAT_RETRIES;
-  if (now > c->beat_credit_at)
-    c->beat_credit += now - c->beat_credit_at;
-  c->beat_credit_at = now;
-  if (c->beat_credit > c->cfg.heartbeat_interval)
-    c->beat_credit = c->cfg.heartbeat_interval;
-  if (c->beat_credit < cost)
-    return false;
-  c->beat_credit -= cost;
-  return true;
 }
 
 static bool queued_ahead(const core_t *c, infs_class_t cls) {
@@ -513,7 +522,7 @@ void core_on_submit(core_t *c, infs_time_t now, const core_peer_t *client,
   }
   emit(c, CORE_ACT_ACCEPTED, client, s.id);
   enqueue(c, r, false);
-  drain_queues(c, now);
+  drain_queues(c, now, true);
 }
 
 void core_on_cancel(core_t *c, infs_time_t now, const core_peer_t *client,
@@ -531,7 +540,7 @@ void core_on_cancel(core_t *c, infs_time_t now, const core_peer_t *client,
   c->stats.cancelled++;
   finish(c, r);
   if (w)
-    drain_queues(c, now);
+    drain_queues(c, now, true);
 }
 
 /* --- worker events --- */
@@ -598,7 +607,7 @@ void core_on_register(core_t *c, infs_time_t now, const core_peer_t *peer,
   prefix_reserve_workers(&c->prefix, c->reg.cap);
   c->room_events++;
   emit(c, CORE_ACT_REGISTERED, &w->peer, 0);
-  drain_queues(c, now);
+  drain_queues(c, now, false);
 }
 
 static core_worker_t *known_worker(core_t *c, infs_time_t now,
@@ -655,8 +664,7 @@ void core_on_heartbeat(core_t *c, infs_time_t now, const core_peer_t *peer,
   w->since = (predictor_since_t){0, 0, 0};
   predictor_rate_add(&c->beat_decay, &w->prefill_rate, &w->prefill_rate_at, now,
                      0);
-  if (beat_retry(c, now))
-    drain_queues(c, now);
+  drain_queues(c, now, true);
 }
 
 void core_on_worker_seen(core_t *c, infs_time_t now, const core_peer_t *peer) {
@@ -705,7 +713,7 @@ void core_on_done(core_t *c, infs_time_t now, const core_peer_t *peer,
   a->passthrough = passthrough;
   c->stats.completed++;
   finish(c, r);
-  drain_queues(c, now);
+  drain_queues(c, now, true);
 }
 
 void core_on_worker_error(core_t *c, infs_time_t now, const core_peer_t *peer,
@@ -718,7 +726,7 @@ void core_on_worker_error(core_t *c, infs_time_t now, const core_peer_t *peer,
   snprintf(why, sizeof why, "worker %s: %s", w->id,
            message && message[0] ? message : "request failed");
   fail(c, r, code ? code : INFSCHED__ERROR_CODE__ERROR_BACKEND, why);
-  drain_queues(c, now);
+  drain_queues(c, now, true);
 }
 
 /* --- timers --- */
@@ -744,7 +752,7 @@ void core_on_tick(core_t *c, infs_time_t now) {
       fail(c, r, INFSCHED__ERROR_CODE__ERROR_REJECTED_QUEUE_TIMEOUT, why);
     }
   }
-  drain_queues(c, now);
+  drain_queues(c, now, false);
 }
 
 infs_time_t core_next_deadline(const core_t *c) {

@@ -167,8 +167,9 @@ typedef struct core_stats {
   uint64_t cache_adds_dropped;   /* reported blocks beyond a worker's
                                     prefix_cache_blocks */
   /* Requests put to the placement step, placed or not: a queued request
-   * is tried again when a request ends, a worker registers, or (at most
-   * 64 times per heartbeat interval) a heartbeat comes. */
+   * is tried again when a request ends or a worker registers, and one the
+   * policy deferred also on other messages, at most 64 times per
+   * heartbeat interval. */
   uint64_t placement_attempts;
 } core_stats_t;
 

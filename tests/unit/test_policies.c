@@ -901,8 +901,9 @@ static void test_balanced_defers_batch(void **unused) {
   pool_free(&p);
 }
 
-/* A thousand heartbeats within one interval retry the deferred job at most
- * 64 times per interval (plus the 64 the core starts with), not each. */
+/* A thousand heartbeats and submits within one interval retry the deferred
+ * job at most 64 times per interval (plus the 64 the core starts with),
+ * not on each. */
 static void test_heartbeats_retry_deferred_sparingly(void **unused) {
   (void)unused;
   pool_t p;
@@ -912,12 +913,15 @@ static void test_heartbeats_retry_deferred_sparingly(void **unused) {
   assert_int_equal(submit_at(&p, 1 * MS, &job, NULL), -1);
   uint64_t before = core_stats(p.core)->placement_attempts;
   core_load_t five = {.running = 5};
-  for (int i = 1; i <= 1000; i++)
-    beat(&p, 0, 1 * MS + (infs_time_t)i * 100, &five);
+  for (int i = 1; i <= 1000; i++) {
+    infs_time_t now = 1 * MS + (infs_time_t)i * 100;
+    beat(&p, 0, now, &five);
+    assert_int_equal(submit_at(&p, now, &job, NULL), -1);
+  }
   uint64_t retries = core_stats(p.core)->placement_attempts - before;
   assert_true(retries >= 64);
   assert_true(retries <= 64 + 64 + 1);
-  assert_int_equal(core_queued(p.core), 1);
+  assert_int_equal(core_queued(p.core), 1001);
   pool_free(&p);
 }
 
