@@ -137,6 +137,38 @@ void wire_profile_from_msg(const Infsched__Profile *m, infs_profile_t *p) {
   p->usd_per_mtok_out = m->usd_per_mtok_out;
 }
 
+void wire_request_from_msg(const Infsched__Request *m, infs_request_t *q) {
+  *q = (infs_request_t){
+      .id = m->request_id,
+      .model = m->model,
+      .prompt = m->prompt,
+      .prompt_len = m->prompt ? strlen(m->prompt) : 0,
+      .prompt_tokens = m->prompt_tokens,
+      .max_tokens = m->max_tokens,
+      .cls = wire_class_from_msg(m->req_class),
+      .ttft_ms = m->ttft_ms,
+      .tpot_ms = m->tpot_ms,
+      .session = m->session_id,
+      .blocks = m->block_hashes,
+      .n_blocks = m->n_block_hashes,
+  };
+}
+
+void wire_request_to_msg(const infs_request_t *q, Infsched__Request *m) {
+  infsched__request__init(m);
+  m->request_id = q->id;
+  m->model = (char *)q->model;
+  m->prompt = (char *)q->prompt;
+  m->prompt_tokens = q->prompt_tokens;
+  m->max_tokens = q->max_tokens;
+  m->req_class = wire_class_to_msg(q->cls);
+  m->ttft_ms = q->ttft_ms;
+  m->tpot_ms = q->tpot_ms;
+  m->session_id = (char *)q->session;
+  m->n_block_hashes = q->n_blocks;
+  m->block_hashes = (uint64_t *)q->blocks;
+}
+
 infs_class_t wire_class_from_msg(Infsched__RequestClass c) {
   switch (c) {
   case INFSCHED__REQUEST_CLASS__CLASS_INTERACTIVE:

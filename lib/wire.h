@@ -44,6 +44,9 @@ const char *wire_body_name(Infsched__Envelope__BodyCase c);
 
 void wire_profile_to_msg(const infs_profile_t *p, Infsched__Profile *m);
 void wire_profile_from_msg(const Infsched__Profile *m, infs_profile_t *p);
+/* The request borrows m's strings and hashes. */
+void wire_request_from_msg(const Infsched__Request *m, infs_request_t *q);
+void wire_request_to_msg(const infs_request_t *q, Infsched__Request *m);
 /* Maps CLASS_UNSPECIFIED to agent; an unknown value to INFS_CLASS_COUNT. */
 infs_class_t wire_class_from_msg(Infsched__RequestClass c);
 Infsched__RequestClass wire_class_to_msg(infs_class_t c);

@@ -103,21 +103,10 @@ static void send_error(shell_t *s, void *sock, const core_peer_t *peer,
 }
 
 static void send_request(shell_t *s, const core_action_t *a) {
-  const core_request_t *q = a->request;
   Infsched__Envelope env = INFSCHED__ENVELOPE__INIT;
   Infsched__Dispatch d = INFSCHED__DISPATCH__INIT;
-  Infsched__Request m = INFSCHED__REQUEST__INIT;
-  m.request_id = q->id;
-  m.model = (char *)q->model;
-  m.prompt = (char *)q->prompt;
-  m.prompt_tokens = q->prompt_tokens;
-  m.max_tokens = q->max_tokens;
-  m.req_class = wire_class_to_msg(q->cls);
-  m.ttft_ms = q->ttft_ms;
-  m.tpot_ms = q->tpot_ms;
-  m.session_id = (char *)q->session;
-  m.n_block_hashes = q->n_blocks;
-  m.block_hashes = (uint64_t *)q->blocks;
+  Infsched__Request m;
+  wire_request_to_msg(a->request, &m);
   d.request = &m;
   d.client_request_id = a->client_request_id;
   env.body_case = INFSCHED__ENVELOPE__BODY_DISPATCH;
@@ -306,20 +295,8 @@ static Infsched__Envelope *decode(shell_t *s, void *sock,
 
 static void submit(shell_t *s, infs_time_t now, const core_peer_t *peer,
                    const Infsched__Request *m) {
-  core_request_t q = {
-      .id = m->request_id,
-      .model = m->model,
-      .prompt = m->prompt,
-      .prompt_len = m->prompt ? strlen(m->prompt) : 0,
-      .prompt_tokens = m->prompt_tokens,
-      .max_tokens = m->max_tokens,
-      .cls = wire_class_from_msg(m->req_class),
-      .ttft_ms = m->ttft_ms,
-      .tpot_ms = m->tpot_ms,
-      .session = m->session_id,
-      .blocks = m->block_hashes,
-      .n_blocks = m->n_block_hashes,
-  };
+  core_request_t q;
+  wire_request_from_msg(m, &q);
   metrics_on_submit(s->metrics, now, peer, q.id, q.cls);
   core_on_submit(s->core, now, peer, &q);
 }

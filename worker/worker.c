@@ -267,20 +267,8 @@ static void on_dispatch(worker_t *w, const Infsched__Dispatch *d) {
   f->client_id = d->client_request_id;
   f->prompt_tokens = m->prompt_tokens;
   f->started = now_us();
-  infs_backend_request_t r = {
-      .id = m->request_id,
-      .model = m->model,
-      .prompt = m->prompt,
-      .prompt_len = m->prompt ? strlen(m->prompt) : 0,
-      .prompt_tokens = m->prompt_tokens,
-      .max_tokens = m->max_tokens,
-      .cls = wire_class_from_msg(m->req_class),
-      .ttft_ms = m->ttft_ms,
-      .tpot_ms = m->tpot_ms,
-      .session = m->session_id,
-      .blocks = m->block_hashes,
-      .n_blocks = m->n_block_hashes,
-  };
+  infs_backend_request_t r;
+  wire_request_from_msg(m, &r);
   int rc = w->cfg.backend->submit(w->backend, &r);
   if (rc && inflight_get(w, m->request_id)) {
     send_error(w, m->request_id, status_code_of(rc), infs_strerror(rc));

@@ -73,21 +73,10 @@
 
 #define INFS_BACKEND_ABI 2
 
-/* One request, borrowed for the duration of submit: copy what you keep. */
-typedef struct infs_backend_request {
-  uint64_t id;              /* unique among the worker's open requests */
-  const char *model;
-  const char *prompt;       /* NUL-terminated; may be empty in simulations */
-  size_t prompt_len;
-  uint32_t prompt_tokens;
-  uint32_t max_tokens;
-  infs_class_t cls;
-  uint32_t ttft_ms;         /* the request's latency targets */
-  uint32_t tpot_ms;
-  const char *session;
-  const uint64_t *blocks;   /* hashes of the prompt's token blocks */
-  size_t n_blocks;
-} infs_backend_request_t;
+/* One request (infsched/types.h), borrowed for the duration of submit:
+ * copy what you keep. Its id is unique among the worker's open requests,
+ * and its latency targets are set. */
+typedef infs_request_t infs_backend_request_t;
 
 /* What a finished request used. Fields a backend cannot know stay 0. */
 typedef struct infs_backend_usage {

@@ -25,6 +25,23 @@ typedef enum infs_worker_class {
   INFS_WORKER_CLASS_COUNT = 3
 } infs_worker_class_t;
 
+/* One request as the scheduler's core and workers' backends see it, with
+ * its strings and block hashes borrowed from whoever decoded it. */
+typedef struct infs_request {
+  uint64_t id;        /* unique among its sender's open requests */
+  const char *model;  /* "" for any model */
+  const char *prompt; /* NUL-terminated; may be empty in simulations */
+  size_t prompt_len;
+  uint32_t prompt_tokens;
+  uint32_t max_tokens;
+  infs_class_t cls;
+  uint32_t ttft_ms; /* latency targets; 0 before the scheduler sets them */
+  uint32_t tpot_ms;
+  const char *session;
+  const uint64_t *blocks; /* hashes of the prompt's token blocks */
+  size_t n_blocks;
+} infs_request_t;
+
 /* Names as used in configs, reports and on the command line. */
 const char *infs_class_name(infs_class_t c);
 int infs_class_parse(const char *name, infs_class_t *out);

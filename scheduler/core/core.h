@@ -53,20 +53,7 @@ int core_config_set_latency_weight(core_config_t *c, const char *list,
                                    char *err, size_t errlen);
 
 /* A request as submitted; borrowed for the call, the core copies it. */
-typedef struct core_request {
-  uint64_t id;
-  const char *model;
-  const char *prompt;
-  size_t prompt_len;
-  uint32_t prompt_tokens;
-  uint32_t max_tokens;
-  infs_class_t cls;
-  uint32_t ttft_ms;
-  uint32_t tpot_ms;
-  const char *session;
-  const uint64_t *blocks;
-  size_t n_blocks;
-} core_request_t;
+typedef infs_request_t core_request_t;
 
 /* What a worker says about itself when it registers; borrowed. */
 typedef struct core_worker_info {
