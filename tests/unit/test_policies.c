@@ -152,6 +152,24 @@ static void pool_three(pool_t *p) {
   pool_add(p, "tpu-0", tpu_v6e(), 640);
 }
 
+/* Workers gpu-0 .. gpu-(n-1), all H100s. */
+static void pool_gpus(pool_t *p, int n) {
+  for (int i = 0; i < n; i++) {
+    char id[16];
+    snprintf(id, sizeof id, "gpu-%d", i);
+    pool_add(p, id, gpu_h100(), 512);
+  }
+}
+
+/* cache_affinity with these balance thresholds over three H100s. */
+static void pool_cache_affinity(pool_t *p, uint32_t abs, double rel) {
+  pool_config(p, "cache_affinity");
+  p->cfg.cache_balance_abs = abs;
+  p->cfg.cache_balance_rel = rel;
+  pool_start(p);
+  pool_gpus(p, 3);
+}
+
 static void pool_free(pool_t *p) {
   core_destroy(&p->core);
 }
@@ -456,15 +474,7 @@ static void test_model_is_a_hard_constraint(void **unused) {
 static void test_cache_hit_until_overloaded(void **unused) {
   (void)unused;
   pool_t p;
-  pool_config(&p, "cache_affinity");
-  p.cfg.cache_balance_abs = 2;
-  p.cfg.cache_balance_rel = 1.5;
-  pool_start(&p);
-  for (int i = 0; i < 3; i++) {
-    char id[16];
-    snprintf(id, sizeof id, "gpu-%d", i);
-    pool_add(&p, id, gpu_h100(), 512);
-  }
+  pool_cache_affinity(&p, 2, 1.5);
   uint64_t blocks[12];
   chain(1, blocks, 12);
   beat_cache(&p, 1, 0, blocks, 10);
@@ -494,15 +504,7 @@ static void test_cache_hit_until_overloaded(void **unused) {
 static void test_cache_spill_to_next_best_match(void **unused) {
   (void)unused;
   pool_t p;
-  pool_config(&p, "cache_affinity");
-  p.cfg.cache_balance_abs = 0;
-  p.cfg.cache_balance_rel = 1;
-  pool_start(&p);
-  for (int i = 0; i < 3; i++) {
-    char id[16];
-    snprintf(id, sizeof id, "gpu-%d", i);
-    pool_add(&p, id, gpu_h100(), 512);
-  }
+  pool_cache_affinity(&p, 0, 1);
   uint64_t blocks[10];
   chain(2, blocks, 10);
   beat_cache(&p, 0, 0, blocks, 10); /* the whole prompt */
@@ -711,11 +713,7 @@ static void test_burst_spreads_balanced(void **unused) {
   (void)unused;
   pool_t p;
   pool_init(&p, "balanced");
-  for (int i = 0; i < 3; i++) {
-    char id[16];
-    snprintf(id, sizeof id, "gpu-%d", i);
-    pool_add(&p, id, gpu_h100(), 512);
-  }
+  pool_gpus(&p, 3);
   int per[3] = {0};
   req_spec_t r = {
       .cls = INFS_CLASS_INTERACTIVE, .prompt = 1000, .max_tokens = 20};
@@ -735,15 +733,7 @@ static void test_burst_spreads_balanced(void **unused) {
 static void test_burst_spreads_cache_affinity(void **unused) {
   (void)unused;
   pool_t p;
-  pool_config(&p, "cache_affinity");
-  p.cfg.cache_balance_abs = 3;
-  p.cfg.cache_balance_rel = 2;
-  pool_start(&p);
-  for (int i = 0; i < 3; i++) {
-    char id[16];
-    snprintf(id, sizeof id, "gpu-%d", i);
-    pool_add(&p, id, gpu_h100(), 512);
-  }
+  pool_cache_affinity(&p, 3, 2);
   uint64_t blocks[8];
   chain(8, blocks, 8);
   beat_cache(&p, 0, 0, blocks, 8);
@@ -772,15 +762,7 @@ static void test_burst_spreads_cache_affinity(void **unused) {
 static void test_session_affinity_cache_affinity(void **unused) {
   (void)unused;
   pool_t p;
-  pool_config(&p, "cache_affinity");
-  p.cfg.cache_balance_abs = 1;
-  p.cfg.cache_balance_rel = 1;
-  pool_start(&p);
-  for (int i = 0; i < 3; i++) {
-    char id[16];
-    snprintf(id, sizeof id, "gpu-%d", i);
-    pool_add(&p, id, gpu_h100(), 512);
-  }
+  pool_cache_affinity(&p, 1, 1);
   uint64_t turn[40];
   chain(9, turn, 40);
   /* Someone else's request makes gpu-0 the busiest. */

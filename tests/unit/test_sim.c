@@ -160,16 +160,23 @@ static sim_worker_spec_t *shipped_pool(size_t *n) {
   return v;
 }
 
-static void test_same_seed_same_report(void **state) {
-  (void)state;
+/* Defaults on the shipped pool; the caller frees the workers returned. */
+static sim_worker_spec_t *shipped_setup(sim_config_t *cfg,
+                                        workload_opts_t *wo) {
   size_t n;
   sim_worker_spec_t *ws = shipped_pool(&n);
+  sim_config_defaults(cfg);
+  cfg->workers = ws;
+  cfg->n_workers = n;
+  workload_opts_default(wo);
+  return ws;
+}
+
+static void test_same_seed_same_report(void **state) {
+  (void)state;
   sim_config_t cfg;
-  sim_config_defaults(&cfg);
-  cfg.workers = ws;
-  cfg.n_workers = n;
   workload_opts_t wo;
-  workload_opts_default(&wo);
+  sim_worker_spec_t *ws = shipped_setup(&cfg, &wo);
   wo.rate = 40;
   wo.duration_s = 20;
   wo.shared_prefix = 0.5;
@@ -234,14 +241,9 @@ static void test_drain_loses_open_requests(void **state) {
 
 static void test_compare_runs_each_policy(void **state) {
   (void)state;
-  size_t n;
-  sim_worker_spec_t *ws = shipped_pool(&n);
   sim_config_t cfg;
-  sim_config_defaults(&cfg);
-  cfg.workers = ws;
-  cfg.n_workers = n;
   workload_opts_t wo;
-  workload_opts_default(&wo);
+  sim_worker_spec_t *ws = shipped_setup(&cfg, &wo);
   wo.rate = 20;
   wo.duration_s = 10;
   sim_source_t src = {make_poisson, describe_poisson, &wo};
