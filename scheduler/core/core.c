@@ -406,6 +406,14 @@ static bool retry_ration(core_t *c, infs_time_t now) {
   return true;
 }
 
+/* Remembers why the head r of queue cls could not be placed just now. */
+static void note_head_failed(core_t *c, int cls, const req_t *r) {
+  bool no_room = c->place_found_no_room;
+  c->no_room_head[cls] = no_room ? r->id : 0;
+  c->no_room_events[cls] = c->room_events;
+  c->deferred_head[cls] = no_room ? 0 : r->id;
+}
+
 /* Dispatches queued requests while workers have room, interactive first.
  * rationed: a message's opportunistic retry, which spends the ration on
  * deferred heads (the loss-check tick and registrations do not). */
@@ -421,10 +429,7 @@ static void drain_queues(core_t *c, infs_time_t now, bool rationed) {
         break;
       if (place(c, r, now))
         continue;
-      bool no_room = c->place_found_no_room;
-      c->no_room_head[cls] = no_room ? r->id : 0;
-      c->no_room_events[cls] = c->room_events;
-      c->deferred_head[cls] = no_room ? 0 : r->id;
+      note_head_failed(c, cls, r);
       break;
     }
   }
@@ -486,12 +491,6 @@ void core_on_submit(core_t *c, infs_time_t now, const core_peer_t *client,
     c->stats.rejected++;
     return;
   }
-  if (requests_by_client(&c->reqs, client, s.id)) {
-    emit_error(c, CORE_ACT_ERROR, client, s.id,
-               INFSCHED__ERROR_CODE__ERROR_DUPLICATE,
-               "request id %llu is already open", (unsigned long long)s.id);
-    return;
-  }
   int code = unservable(c, &s, why, sizeof why);
   if (code) {
     emit_error(c, CORE_ACT_ERROR, client, s.id, code, "%s", why);
@@ -507,8 +506,18 @@ void core_on_submit(core_t *c, infs_time_t now, const core_peer_t *client,
   if (!s.tpot_ms)
     s.tpot_ms = c->cfg.tpot_ms[s.cls];
   req_t *r = requests_add(&c->reqs, client, &s, now);
+  if (!r) {
+    emit_error(c, CORE_ACT_ERROR, client, s.id,
+               INFSCHED__ERROR_CODE__ERROR_DUPLICATE,
+               "request id %llu is already open", (unsigned long long)s.id);
+    return;
+  }
   c->stats.submitted++;
-  if (!queued_ahead(c, s.cls) && place(c, r, now)) {
+  /* With nothing queued ahead, r is tried now and, failing, heads its
+   * queue with the reason noted; nothing else has changed, so the other
+   * queues need no retry. */
+  bool tried = !queued_ahead(c, s.cls);
+  if (tried && place(c, r, now)) {
     /* The client hears Accepted before any chunk: chunks come from the
      * worker, after this outbox is flushed. */
     emit(c, CORE_ACT_ACCEPTED, client, s.id);
@@ -522,7 +531,10 @@ void core_on_submit(core_t *c, infs_time_t now, const core_peer_t *client,
   }
   emit(c, CORE_ACT_ACCEPTED, client, s.id);
   enqueue(c, r, false);
-  drain_queues(c, now, true);
+  if (tried)
+    note_head_failed(c, s.cls, r);
+  else
+    drain_queues(c, now, true);
 }
 
 void core_on_cancel(core_t *c, infs_time_t now, const core_peer_t *client,

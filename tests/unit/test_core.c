@@ -311,12 +311,17 @@ static void test_queue_timeout(void **state) {
                    INFSCHED__ERROR_CODE__ERROR_REJECTED_QUEUE_TIMEOUT);
 }
 
-/* A request waiting for room is not put to the policy again on heartbeats,
- * which cannot make room; a finished request can. */
+/* A request waiting for room is put to the policy once on its submit and
+ * not again on heartbeats, which cannot make room; a finished request
+ * can. */
 static void test_no_room_not_retried_on_heartbeats(void **state) {
   fixture_t *f = *state; /* capacity 1 */
-  for (uint64_t id = 1; id <= 4; id++)
+  for (uint64_t id = 1; id <= 3; id++)
     submit(f, 0, id, 10, "");
+  /* The fourth is put to the policy once, not again as its queue's head. */
+  uint64_t filled = core_stats(f->core)->placement_attempts;
+  submit(f, 0, 4, 10, "");
+  assert_int_equal(core_stats(f->core)->placement_attempts, filled + 1);
   const core_action_t *first = find(f->core, CORE_ACT_DISPATCH, 0);
   uint64_t first_id = first->request_id;
   int w = worker_index(f, first);
