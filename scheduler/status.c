@@ -55,9 +55,10 @@ Infsched__Envelope *status_build(const core_t *core, infs_time_t uptime,
   st->workers = xcalloc(n, sizeof *st->workers);
   st->worker_ptrs = xcalloc(n, sizeof *st->worker_ptrs);
   st->beats = xcalloc(n, sizeof *st->beats);
+  size_t cursor = 0;
   for (size_t i = 0; i < n; i++) {
     core_worker_view_t v;
-    if (core_worker_at(core, i, &v))
+    if (core_worker_next(core, &cursor, &v))
       break;
     Infsched__WorkerStatus *w = &st->workers[i];
     Infsched__Heartbeat *hb = &st->beats[i];

@@ -34,12 +34,12 @@ struct core {
   size_t n_decisions;
   size_t decisions_cap;
   core_stats_t stats;
-  infs_time_t next_check;       /* next loss check */
+  infs_time_t next_check; /* next loss check */
   /* A queue's head that found no worker with room finds none again until
    * a request ends or a worker registers: retrying it is skipped until
    * room_events moves past what no_room_events noted for that head. */
   uint64_t room_events;
-  uint64_t no_room_head[INFS_CLASS_COUNT];   /* request id; 0: none */
+  uint64_t no_room_head[INFS_CLASS_COUNT]; /* request id; 0: none */
   uint64_t no_room_events[INFS_CLASS_COUNT];
   /* A head the policy deferred is retried on messages (heartbeats, ends of
    * requests, submits) at most RETRIES times per heartbeat interval: a pool
@@ -48,7 +48,7 @@ struct core {
   uint64_t deferred_head[INFS_CLASS_COUNT];
   infs_time_t retry_credit;
   infs_time_t retry_credit_at;
-  bool place_found_no_room; /* why the last place() failed */
+  bool place_found_no_room;     /* why the last place() failed */
   predictor_decay_t beat_decay; /* prefill rates' decay between heartbeats */
 };
 
@@ -424,8 +424,7 @@ static void drain_queues(core_t *c, infs_time_t now, bool rationed) {
       if (c->no_room_head[cls] == r->id &&
           c->no_room_events[cls] == c->room_events)
         break;
-      if (rationed && c->deferred_head[cls] == r->id &&
-          !retry_ration(c, now))
+      if (rationed && c->deferred_head[cls] == r->id && !retry_ration(c, now))
         break;
       if (place(c, r, now))
         continue;
@@ -803,11 +802,12 @@ size_t core_worker_count(const core_t *c) {
   return c->reg.live;
 }
 
-int core_worker_at(const core_t *c, size_t i, core_worker_view_t *out) {
-  for (size_t k = 0; k < c->reg.len; k++) {
+int core_worker_next(const core_t *c, size_t *cursor, core_worker_view_t *out) {
+  for (size_t k = *cursor; k < c->reg.len; k++) {
     const core_worker_t *w = c->reg.workers[k];
-    if (!w->live || i--)
+    if (!w->live)
       continue;
+    *cursor = k + 1;
     out->worker_id = w->id;
     out->model = w->model;
     out->profile = &w->profile;

@@ -249,8 +249,9 @@ typedef struct core_worker_view {
 } core_worker_view_t;
 
 size_t core_worker_count(const core_t *c);
-/* Fills the view of the i-th live worker; 0, or -1 past the end. */
-int core_worker_at(const core_t *c, size_t i, core_worker_view_t *out);
+/* Fills the view of the first live worker at or after *cursor (start it at
+ * 0) and moves the cursor past it; 0, or -1 when there is none. */
+int core_worker_next(const core_t *c, size_t *cursor, core_worker_view_t *out);
 size_t core_queued(const core_t *c);
 size_t core_open_requests(const core_t *c);
 const core_stats_t *core_stats(const core_t *c);

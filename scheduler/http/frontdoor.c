@@ -392,15 +392,15 @@ static void handle_models(frontdoor_t *f, http_exchange_t *x) {
   cJSON *o = cJSON_CreateObject();
   cJSON_AddStringToObject(o, "object", "list");
   cJSON *data = cJSON_AddArrayToObject(o, "data");
-  size_t n = core_worker_count(f->core);
   core_worker_view_t v, w;
-  for (size_t i = 0; i < n && core_worker_at(f->core, i, &v) == 0; i++) {
+  for (size_t i = 0; core_worker_next(f->core, &i, &v) == 0;) {
     if (!v.model || !v.model[0])
       continue;
+    /* Listed once, at its first worker: j stops short of v's cursor. */
     bool seen = false;
-    for (size_t j = 0; j < i && !seen; j++)
-      seen =
-          core_worker_at(f->core, j, &w) == 0 && strcmp(w.model, v.model) == 0;
+    for (size_t j = 0;
+         !seen && core_worker_next(f->core, &j, &w) == 0 && j < i;)
+      seen = strcmp(w.model, v.model) == 0;
     if (seen)
       continue;
     cJSON *m = cJSON_CreateObject();

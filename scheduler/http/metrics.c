@@ -444,12 +444,11 @@ static double wvalue(const core_worker_view_t *v, wfield_t f) {
 }
 
 static void render_workers(const core_t *core, hbuf_t *o) {
-  size_t n = core_worker_count(core);
   double pool_cost = 0;
   for (int f = 0; f < W_COUNT; f++) {
     family(o, wfields[f].name, wfields[f].type, wfields[f].help);
     core_worker_view_t v;
-    for (size_t i = 0; i < n && core_worker_at(core, i, &v) == 0; i++) {
+    for (size_t i = 0; core_worker_next(core, &i, &v) == 0;) {
       hbuf_printf(o, "%s{", wfields[f].name);
       put_label(o, "worker", v.worker_id);
       hbuf_puts(o, ",");

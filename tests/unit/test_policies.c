@@ -522,8 +522,9 @@ static void test_cache_spill_to_next_best_match(void **unused) {
 
 static uint32_t cached_on(const pool_t *p, int w) {
   core_worker_view_t v;
-  for (size_t i = 0; core_worker_at(p->core, i, &v) == 0; i++)
-    if ((int)i == w)
+  size_t cursor = 0;
+  for (int i = 0; core_worker_next(p->core, &cursor, &v) == 0; i++)
+    if (i == w)
       return v.cached_blocks;
   return UINT32_MAX;
 }

@@ -269,7 +269,7 @@ static void sample(sim_t *s, infs_time_t now) {
       .open = (uint32_t)s->open,
   };
   core_worker_view_t v;
-  for (size_t i = 0; core_worker_at(s->core, i, &v) == 0; i++) {
+  for (size_t i = 0; core_worker_next(s->core, &i, &v) == 0;) {
     r.worker_queued += v.load->queued;
     r.running += v.load->running;
   }
