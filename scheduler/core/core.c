@@ -236,10 +236,12 @@ static void dispatch(core_t *c, req_t *r, core_worker_t *w, infs_time_t now,
 }
 
 /* The worker that served r's session, when it is still the same
- * registration, and how many of r's leading blocks that session sent it. */
+ * registration, and how many of r's leading blocks that session sent it;
+ * *known tells whether the session has an entry at all. */
 static core_worker_t *session_worker(const core_t *c, const req_t *r,
-                                     uint64_t key, policy_ctx_t *x) {
-  const session_entry_t *e = sessions_find(&c->sessions, key);
+                                     policy_ctx_t *x, bool *known) {
+  const session_entry_t *e = sessions_find(&c->sessions, r->session_key);
+  *known = e != NULL;
   if (!e || e->worker >= c->reg.len)
     return NULL;
   core_worker_t *w = c->reg.workers[e->worker];
@@ -355,8 +357,8 @@ static bool place(core_t *c, req_t *r, infs_time_t now) {
     return false;
   }
   prefix_match(&c->prefix, r->spec.blocks, r->spec.n_blocks);
-  uint64_t key = sessions_key(r->spec.session);
-  core_worker_t *sw = session_worker(c, r, key, &x);
+  bool known;
+  core_worker_t *sw = session_worker(c, r, &x, &known);
   if (sw)
     x.session_worker = sw->index;
   int pick = c->policy->pick(c->policy_state, &x);
@@ -366,7 +368,7 @@ static bool place(core_t *c, req_t *r, infs_time_t now) {
   }
   core_worker_t *w = c->reg.workers[c->cands[pick]];
   c->stats.outcomes[x.outcome]++;
-  if (key && sessions_find(&c->sessions, key)) {
+  if (known) {
     if (w == sw)
       c->stats.session_kept++;
     else
@@ -376,7 +378,7 @@ static bool place(core_t *c, req_t *r, infs_time_t now) {
     record(c, &x, pick);
   uint32_t cached = policy_cached_blocks(&x, (size_t)pick);
   dispatch(c, r, w, now, cached);
-  sessions_note(&c->sessions, key, w, r, now);
+  sessions_note(&c->sessions, r->session_key, w, r, now);
   return true;
 }
 

@@ -20,6 +20,7 @@ typedef struct req {
   uint64_t id;         /* the core's id: generation << 32 | slot */
   uint64_t client_key; /* hash of (client peer, client id) */
   uint64_t client_id;
+  uint64_t session_key; /* sessions_key(spec.session), 0 outside sessions */
   core_peer_t client;
   core_request_t spec; /* pointers into store; spec.id = id */
   char *store;         /* owned copies of strings and block hashes */

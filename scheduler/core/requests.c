@@ -104,6 +104,7 @@ req_t *requests_add(req_table_t *t, const core_peer_t *client,
   r->id = ((uint64_t)t->generation[slot] << SLOT_BITS) | slot;
   r->client_key = key;
   r->client_id = spec->id;
+  r->session_key = sessions_key(spec->session);
   r->client.len = client->len;
   memcpy(r->client.id, client->id, client->len);
   copy_spec(r, spec);
