@@ -297,7 +297,6 @@ static void submit(shell_t *s, infs_time_t now, const core_peer_t *peer,
                    const Infsched__Request *m) {
   core_request_t q;
   wire_request_from_msg(m, &q);
-  metrics_on_submit(s->metrics, now, peer, q.id, q.cls);
   core_on_submit(s->core, now, peer, &q);
 }
 
@@ -477,7 +476,6 @@ static void on_http_submit(void *ctx, const core_peer_t *peer,
                            const core_request_t *q) {
   shell_t *s = ctx;
   infs_time_t now = now_us();
-  metrics_on_submit(s->metrics, now, peer, q->id, q->cls);
   core_on_submit(s->core, now, peer, q);
   flush(s, now);
   arm_timer(s, now);

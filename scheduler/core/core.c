@@ -119,25 +119,29 @@ static core_action_t *emit(core_t *c, core_action_kind_t kind,
   a->request = NULL;
   a->client_request_id = 0;
   a->passthrough = NULL;
+  a->cls = INFS_CLASS_COUNT;
+  a->arrived = 0;
+  a->streamed = false;
   a->peer.len = to->len;
   memcpy(a->peer.id, to->id, to->len);
   return a;
 }
 
-static void emit_error(core_t *c, core_action_kind_t kind,
-                       const core_peer_t *to, uint64_t request_id, int code,
-                       const char *fmt, ...)
+static core_action_t *emit_error(core_t *c, core_action_kind_t kind,
+                                 const core_peer_t *to, uint64_t request_id,
+                                 int code, const char *fmt, ...)
     __attribute__((format(printf, 6, 7)));
 
-static void emit_error(core_t *c, core_action_kind_t kind,
-                       const core_peer_t *to, uint64_t request_id, int code,
-                       const char *fmt, ...) {
+static core_action_t *emit_error(core_t *c, core_action_kind_t kind,
+                                 const core_peer_t *to, uint64_t request_id,
+                                 int code, const char *fmt, ...) {
   core_action_t *a = emit(c, kind, to, request_id);
   a->code = code;
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(a->message, sizeof a->message, fmt, ap);
   va_end(ap);
+  return a;
 }
 
 const core_action_t *core_actions(const core_t *c, size_t *n) {
@@ -187,8 +191,17 @@ static void finish(core_t *c, req_t *r) {
   requests_remove(&c->reqs, r);
 }
 
+/* Stamps a client action with what metrics need of its request. */
+static void about(core_action_t *a, const req_t *r) {
+  a->cls = r->spec.cls;
+  a->arrived = r->arrived;
+  a->streamed = r->state == REQ_STREAMING;
+}
+
 static void fail(core_t *c, req_t *r, int code, const char *why) {
-  emit_error(c, CORE_ACT_ERROR, &r->client, r->client_id, code, "%s", why);
+  about(emit_error(c, CORE_ACT_ERROR, &r->client, r->client_id, code, "%s",
+                   why),
+        r);
   if (code >= INFSCHED__ERROR_CODE__ERROR_REJECTED_QUEUE_FULL)
     c->stats.rejected++;
   else
@@ -486,15 +499,21 @@ void core_on_submit(core_t *c, infs_time_t now, const core_peer_t *client,
     s.prompt_tokens = (uint32_t)(s.prompt_len / 4 + 1);
   if (s.prompt_tokens == 0 || s.max_tokens == 0 ||
       (unsigned)s.cls >= INFS_CLASS_COUNT) {
-    emit_error(c, CORE_ACT_ERROR, client, s.id,
-               INFSCHED__ERROR_CODE__ERROR_BAD_REQUEST,
-               "request needs a prompt, max_tokens >= 1 and a valid class");
+    core_action_t *a =
+        emit_error(c, CORE_ACT_ERROR, client, s.id,
+                   INFSCHED__ERROR_CODE__ERROR_BAD_REQUEST,
+                   "request needs a prompt, max_tokens >= 1 and a valid class");
+    a->cls = (unsigned)s.cls < INFS_CLASS_COUNT ? s.cls : INFS_CLASS_COUNT;
+    a->arrived = now;
     c->stats.rejected++;
     return;
   }
   int code = unservable(c, &s, why, sizeof why);
   if (code) {
-    emit_error(c, CORE_ACT_ERROR, client, s.id, code, "%s", why);
+    core_action_t *a =
+        emit_error(c, CORE_ACT_ERROR, client, s.id, code, "%s", why);
+    a->cls = s.cls;
+    a->arrived = now;
     c->stats.rejected++;
     if (code == INFSCHED__ERROR_CODE__ERROR_REJECTED_NO_WORKER)
       c->stats.rejected_no_worker++;
@@ -548,8 +567,10 @@ void core_on_cancel(core_t *c, infs_time_t now, const core_peer_t *client,
   core_worker_t *w = worker_of(c, r);
   if (w)
     emit(c, CORE_ACT_CANCEL, &w->peer, r->id);
-  emit_error(c, CORE_ACT_ERROR, client, request_id,
-             INFSCHED__ERROR_CODE__ERROR_CANCELLED, "cancelled by client");
+  about(emit_error(c, CORE_ACT_ERROR, client, request_id,
+                   INFSCHED__ERROR_CODE__ERROR_CANCELLED,
+                   "cancelled by client"),
+        r);
   c->stats.cancelled++;
   finish(c, r);
   if (w)
@@ -701,7 +722,8 @@ void core_on_chunk(core_t *c, infs_time_t now, const core_peer_t *peer,
   req_t *r = w ? running_on(c, w, request_id) : NULL;
   if (!r)
     return;
-  if (r->state == REQ_DISPATCHED)
+  bool first = r->state == REQ_DISPATCHED;
+  if (first)
     w->since.prefill_tokens -= r->uncached;
   r->state = REQ_STREAMING;
   uint32_t left = r->spec.max_tokens > r->tokens_out
@@ -713,6 +735,8 @@ void core_on_chunk(core_t *c, infs_time_t now, const core_peer_t *peer,
   w->since.kv_tokens += tokens;
   r->tokens_out += tokens;
   core_action_t *a = emit(c, CORE_ACT_CHUNK, &r->client, r->client_id);
+  about(a, r);
+  a->streamed = !first;
   a->passthrough = passthrough;
 }
 
@@ -723,6 +747,7 @@ void core_on_done(core_t *c, infs_time_t now, const core_peer_t *peer,
   if (!r)
     return;
   core_action_t *a = emit(c, CORE_ACT_DONE, &r->client, r->client_id);
+  about(a, r);
   a->passthrough = passthrough;
   c->stats.completed++;
   finish(c, r);

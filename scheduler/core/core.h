@@ -107,6 +107,13 @@ typedef struct core_action {
   uint64_t client_request_id;     /* DISPATCH: the client's id, which the
                                      worker puts in its Chunk and Done */
   const void *passthrough;        /* CHUNK/DONE: the caller's message */
+  /* CHUNK/DONE/ERROR to a client, for per-class metrics: the request's
+   * class (INFS_CLASS_COUNT when it had no valid one), when the core got
+   * it, and whether a token had gone out before this action (CHUNK: not
+   * this one). */
+  infs_class_t cls;
+  infs_time_t arrived;
+  bool streamed;
   core_peer_t peer;               /* destination; last, so that only its used
                                      bytes are written */
 } core_action_t;

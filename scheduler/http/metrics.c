@@ -1,13 +1,11 @@
 #include "scheduler/http/metrics.h"
 
 #include "infsched.pb-c.h"
-#include "lib/u64map.h"
 
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <xxhash.h>
 
 /* Request classes plus one label for invalid ones (rejected by the core). */
 #define CLASSES (INFS_CLASS_COUNT + 1)
@@ -42,13 +40,6 @@ static const int statuses[] = {200, 400, 404, 405, 408, 413,
                                429, 431, 500, 502, 503, 504};
 #define STATUSES (sizeof statuses / sizeof statuses[0])
 
-typedef struct open_req {
-  uint64_t key;
-  infs_time_t submitted;
-  uint8_t cls;
-  bool first_token;
-} open_req_t;
-
 struct metrics {
   infs_time_t started;
   uint64_t requests[CLASSES][OUT_COUNT];
@@ -60,12 +51,6 @@ struct metrics {
   double cost_usd[CLASSES];
   uint64_t http[METRICS_ROUTE_COUNT][STATUSES + 1]; /* last: other codes */
   uint64_t http_aborts;
-  /* Open requests: slots, a free list, and key -> slot. */
-  open_req_t *open;
-  uint32_t *free_slots;
-  size_t n_free;
-  size_t cap;
-  u64map_t by_key;
 };
 
 static const char *class_label(size_t c) {
@@ -77,7 +62,6 @@ metrics_t *metrics_new(infs_time_t now) {
   if (!m)
     abort();
   m->started = now;
-  u64map_init(&m->by_key);
   return m;
 }
 
@@ -85,15 +69,8 @@ void metrics_destroy(metrics_t **pm) {
   metrics_t *m = *pm;
   if (!m)
     return;
-  u64map_free(&m->by_key);
-  free(m->open);
-  free(m->free_slots);
   free(m);
   *pm = NULL;
-}
-
-static uint64_t key_of(const core_peer_t *peer, uint64_t client_id) {
-  return XXH3_64bits_withSeed(peer->id, peer->len, client_id);
 }
 
 static void observe(histogram_t *h, infs_time_t us) {
@@ -106,41 +83,6 @@ static void observe(histogram_t *h, infs_time_t us) {
   h->sum += s;
 }
 
-void metrics_on_submit(metrics_t *m, infs_time_t now, const core_peer_t *peer,
-                       uint64_t client_id, infs_class_t cls) {
-  uint64_t key = key_of(peer, client_id);
-  uint32_t slot;
-  /* A duplicate id: the core refuses it and the open request keeps its
-   * entry. */
-  if (u64map_get(&m->by_key, key, &slot))
-    return;
-  if (m->n_free == 0) {
-    size_t cap = m->cap ? m->cap * 2 : 256;
-    m->open = realloc(m->open, cap * sizeof *m->open);
-    m->free_slots = realloc(m->free_slots, cap * sizeof *m->free_slots);
-    if (!m->open || !m->free_slots)
-      abort();
-    for (size_t i = cap; i > m->cap; i--)
-      m->free_slots[m->n_free++] = (uint32_t)(i - 1);
-    m->cap = cap;
-  }
-  slot = m->free_slots[--m->n_free];
-  u64map_put(&m->by_key, key, slot);
-  m->open[slot] = (open_req_t){
-      .key = key,
-      .submitted = now,
-      .cls =
-          (uint8_t)((unsigned)cls < INFS_CLASS_COUNT ? cls : INFS_CLASS_COUNT),
-  };
-}
-
-static void finish(metrics_t *m, uint32_t slot, outcome_t out) {
-  open_req_t *r = &m->open[slot];
-  m->requests[r->cls][out]++;
-  u64map_del(&m->by_key, r->key);
-  m->free_slots[m->n_free++] = slot;
-}
-
 static outcome_t outcome_of(int code) {
   if (code >= INFSCHED__ERROR_CODE__ERROR_REJECTED_QUEUE_FULL)
     return OUT_REJECTED;
@@ -149,43 +91,42 @@ static outcome_t outcome_of(int code) {
   return OUT_FAILED;
 }
 
+/* The core stamps every answer to a client with its request's class, its
+ * arrival and whether tokens went out before, so that nothing here has to
+ * remember open requests. */
 void metrics_on_action(metrics_t *m, infs_time_t now, const core_action_t *a) {
   if (a->kind != CORE_ACT_CHUNK && a->kind != CORE_ACT_DONE &&
       a->kind != CORE_ACT_ERROR)
     return;
+  /* Refused as a duplicate: the open request with that id is counted. */
   if (a->kind == CORE_ACT_ERROR &&
       a->code == INFSCHED__ERROR_CODE__ERROR_DUPLICATE)
     return;
-  uint32_t slot;
-  if (!u64map_get(&m->by_key, key_of(&a->peer, a->request_id), &slot))
-    return;
-  open_req_t *r = &m->open[slot];
-  infs_time_t elapsed = now > r->submitted ? now - r->submitted : 0;
+  size_t cls = (unsigned)a->cls < INFS_CLASS_COUNT ? a->cls : INFS_CLASS_COUNT;
+  infs_time_t elapsed = now > a->arrived ? now - a->arrived : 0;
   switch (a->kind) {
   case CORE_ACT_CHUNK:
-    if (!r->first_token) {
-      r->first_token = true;
-      observe(&m->ttft[r->cls], elapsed);
-    }
+    if (!a->streamed)
+      observe(&m->ttft[cls], elapsed);
     break;
   case CORE_ACT_DONE: {
     const Infsched__Done *d = a->passthrough;
-    if (!r->first_token)
-      observe(&m->ttft[r->cls], elapsed);
-    observe(&m->e2e[r->cls], elapsed);
+    if (!a->streamed)
+      observe(&m->ttft[cls], elapsed);
+    observe(&m->e2e[cls], elapsed);
     if (d) {
       if (d->usage) {
-        m->prompt_tokens[r->cls] += d->usage->prompt_tokens;
-        m->cached_tokens[r->cls] += d->usage->cached_tokens;
-        m->generated_tokens[r->cls] += d->usage->generated_tokens;
+        m->prompt_tokens[cls] += d->usage->prompt_tokens;
+        m->cached_tokens[cls] += d->usage->cached_tokens;
+        m->generated_tokens[cls] += d->usage->generated_tokens;
       }
-      m->cost_usd[r->cls] += d->cost_usd;
+      m->cost_usd[cls] += d->cost_usd;
     }
-    finish(m, slot, OUT_COMPLETED);
+    m->requests[cls][OUT_COMPLETED]++;
     break;
   }
   default:
-    finish(m, slot, outcome_of(a->code));
+    m->requests[cls][outcome_of(a->code)]++;
   }
 }
 

@@ -25,9 +25,6 @@ typedef enum metrics_route {
 metrics_t *metrics_new(infs_time_t now);
 void metrics_destroy(metrics_t **m);
 
-/* A client submitted request client_id; call before core_on_submit. */
-void metrics_on_submit(metrics_t *m, infs_time_t now, const core_peer_t *peer,
-                       uint64_t client_id, infs_class_t cls);
 /* An action leaving the core; only those to clients are counted. */
 void metrics_on_action(metrics_t *m, infs_time_t now, const core_action_t *a);
 

@@ -209,9 +209,14 @@ static void test_metrics(void **state) {
   assert_non_null(core);
   metrics_t *m = metrics_new(0);
   core_peer_t peer = {.len = 2, .id = {0, 'H'}};
-  metrics_on_submit(m, 1000, &peer, 7, INFS_CLASS_INTERACTIVE);
-  core_action_t a = {.kind = CORE_ACT_CHUNK, .request_id = 7, .peer = peer};
+  core_action_t a = {.kind = CORE_ACT_CHUNK,
+                     .request_id = 7,
+                     .peer = peer,
+                     .cls = INFS_CLASS_INTERACTIVE,
+                     .arrived = 1000};
   metrics_on_action(m, 21000, &a); /* ttft 20 ms */
+  a.streamed = true;
+  metrics_on_action(m, 41000, &a); /* a later chunk: no second ttft */
   Infsched__Usage usage = INFSCHED__USAGE__INIT;
   usage.prompt_tokens = 10;
   usage.generated_tokens = 4;
@@ -221,9 +226,11 @@ static void test_metrics(void **state) {
   a.kind = CORE_ACT_DONE;
   a.passthrough = &done;
   metrics_on_action(m, 301000, &a); /* e2e 300 ms */
-  metrics_on_submit(m, 0, &peer, 8, INFS_CLASS_BATCH);
-  a = (core_action_t){
-      .kind = CORE_ACT_ERROR, .request_id = 8, .peer = peer, .code = 100};
+  a = (core_action_t){.kind = CORE_ACT_ERROR,
+                      .request_id = 8,
+                      .peer = peer,
+                      .code = 100,
+                      .cls = INFS_CLASS_BATCH};
   metrics_on_action(m, 5, &a);
   metrics_on_http_status(m, METRICS_ROUTE_COMPLETIONS, 429);
   hbuf_t out = {0};
@@ -234,6 +241,7 @@ static void test_metrics(void **state) {
       "infsched_requests_total{class=\"batch\",outcome=\"rejected\"} 1\n",
       "infsched_ttft_seconds_bucket{class=\"interactive\",le=\"0.01\"} 0\n",
       "infsched_ttft_seconds_bucket{class=\"interactive\",le=\"0.025\"} 1\n",
+      "infsched_ttft_seconds_count{class=\"interactive\"} 1\n",
       "infsched_e2e_seconds_bucket{class=\"interactive\",le=\"0.25\"} 0\n",
       "infsched_e2e_seconds_bucket{class=\"interactive\",le=\"0.5\"} 1\n",
       "infsched_e2e_seconds_count{class=\"interactive\"} 1\n",
