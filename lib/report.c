@@ -452,26 +452,27 @@ cJSON *report_to_json(const report_t *r) {
   return root;
 }
 
-int report_write_json(const report_t *r, const char *path) {
+int report_write_json_file(const cJSON *root, const char *path) {
   int rc = 0;
-  char *text = NULL;
-  FILE *f = NULL;
-  cJSON *root = report_to_json(r);
-  if (!root || !(text = cJSON_Print(root))) {
+  char *text = cJSON_Print(root);
+  FILE *f = text ? fopen(path, "w") : NULL;
+  if (!text)
     rc = -ENOMEM;
-    goto out;
-  }
-  f = fopen(path, "w");
-  if (!f) {
+  else if (!f)
     rc = -errno;
-    goto out;
-  }
-  if (fputs(text, f) == EOF || fputc('\n', f) == EOF)
+  else if (fputs(text, f) == EOF || fputc('\n', f) == EOF)
     rc = -errno;
-  if (fclose(f) != 0 && rc == 0)
+  if (f && fclose(f) != 0 && rc == 0)
     rc = -errno;
-out:
   cJSON_free(text);
+  return rc;
+}
+
+int report_write_json(const report_t *r, const char *path) {
+  cJSON *root = report_to_json(r);
+  if (!root)
+    return -ENOMEM;
+  int rc = report_write_json_file(root, path);
   cJSON_Delete(root);
   return rc;
 }

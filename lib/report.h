@@ -127,6 +127,9 @@ const hist_t *report_latency(const report_t *r, int cls, report_metric_t m);
 cJSON *report_to_json(const report_t *r);
 /* Writes the JSON to path. Returns 0 or -errno. */
 int report_write_json(const report_t *r, const char *path);
+/* Writes any JSON document to path, indented, with a final newline.
+ * Returns 0 or -errno. */
+int report_write_json_file(const cJSON *root, const char *path);
 /* The readable table. */
 void report_print(const report_t *r, FILE *out);
 

@@ -85,14 +85,6 @@ static inline bool policy_less_loaded(const policy_ctx_t *x, size_t a,
          (uint64_t)hb->outstanding * ha->capacity;
 }
 
-/* The cache_balance rule: cand is too loaded next to the least loaded. */
-static inline bool policy_too_loaded(const policy_ctx_t *x, size_t cand,
-                                     size_t least) {
-  uint32_t w = policy_hot(x, cand)->outstanding;
-  uint32_t l = policy_hot(x, least)->outstanding;
-  return w > l + x->cfg->cache_balance_abs && w > x->cfg->cache_balance_rel * l;
-}
-
 void policy_predict(const policy_ctx_t *x, size_t cand, prediction_t *out);
 
 /* Pools up to this many candidates are evaluated whole. */

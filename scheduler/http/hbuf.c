@@ -56,12 +56,3 @@ void hbuf_printf(hbuf_t *b, const char *fmt, ...) {
   b->len += (size_t)n;
 }
 
-void hbuf_consume(hbuf_t *b, size_t n) {
-  if (n >= b->len) {
-    hbuf_reset(b);
-    return;
-  }
-  memmove(b->data, b->data + n, b->len - n);
-  b->len -= n;
-  b->data[b->len] = '\0';
-}

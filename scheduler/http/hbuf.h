@@ -19,7 +19,5 @@ void hbuf_append(hbuf_t *b, const void *data, size_t len);
 void hbuf_puts(hbuf_t *b, const char *s);
 void hbuf_printf(hbuf_t *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-/* Drops the first n bytes. */
-void hbuf_consume(hbuf_t *b, size_t n);
 
 #endif

@@ -499,13 +499,6 @@ const char *supervisor_failure(supervisor_t *s) {
   return s->failure[0] ? s->failure : NULL;
 }
 
-pid_t supervisor_pid(const supervisor_t *s, const char *name) {
-  for (child_t *c = s->children; c; c = c->next)
-    if (strcmp(c->name, name) == 0)
-      return c->run ? c->run->proc.pid : 0;
-  return 0;
-}
-
 static void on_child_timer_closed(uv_handle_t *h) {
   child_t *c = h->data;
   if (--c->refs == 0)

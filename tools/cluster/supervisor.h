@@ -50,9 +50,6 @@ int supervisor_exit_code(const supervisor_t *s);
  * status 3); last line: ..."), or NULL. Valid until supervisor_close. */
 const char *supervisor_failure(supervisor_t *s);
 
-/* Pid of a running child, or 0. */
-pid_t supervisor_pid(const supervisor_t *s, const char *name);
-
 /* Closes every handle; memory is released from the close callbacks, so the
  * loop must run afterwards. Sets *s to NULL. */
 void supervisor_close(supervisor_t **s);

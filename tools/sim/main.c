@@ -276,18 +276,7 @@ static void describe_load(void *arg, double scale, char *buf, size_t len) {
 /* --- output --- */
 
 static int write_json(const char *path, cJSON *root) {
-  int rc = 0;
-  char *text = cJSON_Print(root);
-  FILE *f = text ? fopen(path, "w") : NULL;
-  if (!text)
-    rc = -ENOMEM;
-  else if (!f)
-    rc = -errno;
-  else if (fputs(text, f) == EOF || fputc('\n', f) == EOF)
-    rc = -errno;
-  if (f && fclose(f) != 0 && rc == 0)
-    rc = -errno;
-  cJSON_free(text);
+  int rc = report_write_json_file(root, path);
   if (rc)
     log_error("%s: %s", path, infs_strerror(rc));
   return rc;
