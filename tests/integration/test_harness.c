@@ -115,6 +115,7 @@ static void test_stop_escalates_to_group_kill(void **state) {
   char *argv[] = {"/bin/sh", "-c", script, NULL};
   harness_proc_t *p = harness_spawn(f->log, argv);
   assert_non_null(p);
+  pid_t pid = harness_pid(p);
   assert_int_equal(harness_wait_log(f->log, "ready", 10000), 0);
   char *text = harness_read_file(pidfile);
   assert_non_null(text);
@@ -123,6 +124,8 @@ static void test_stop_escalates_to_group_kill(void **state) {
   assert_true(grandchild > 0);
   harness_stop(&p);
   assert_true(gone_within(grandchild, 5000));
+  /* The shell itself was killed and reaped, not left a zombie. */
+  assert_true(gone_within(pid, 0));
 }
 
 static void test_spawn_missing_program(void **state) {

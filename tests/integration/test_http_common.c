@@ -317,9 +317,14 @@ double hc_metric(const char *text, const char *series) {
 
 double hc_wait_metric(const char *dir, const char *base, const char *series,
                       double want) {
+  return hc_wait_metric_within(dir, base, series, want, 15000);
+}
+
+double hc_wait_metric_within(const char *dir, const char *base,
+                             const char *series, double want, int timeout_ms) {
   char url[160];
   snprintf(url, sizeof url, "%s/metrics", base);
-  long long end = now_ms() + 15000;
+  long long end = now_ms() + timeout_ms;
   double v = -1;
   for (;;) {
     hc_response_t r;

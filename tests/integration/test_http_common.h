@@ -84,6 +84,13 @@ double hc_metric(const char *text, const char *series);
  * the last value seen. */
 double hc_wait_metric(const char *dir, const char *base, const char *series,
                       double want);
+/* The same within timeout_ms: for a change that must come from an event
+ * sooner than it would come on its own. */
+/* A cancelled 30,000-token stream stops within this; run to its end, it
+ * takes some 14 s. */
+#define CANCEL_WITHIN_MS 5000
+double hc_wait_metric_within(const char *dir, const char *base,
+                             const char *series, double want, int timeout_ms);
 
 /* Scans the *.log files in dir for sanitizer reports (ASan, LSan, UBSan)
  * and prints any. Returns 0 when there is none, -1 otherwise; call after

@@ -189,7 +189,8 @@ static void test_upstream_errors_are_clear(void **state) {
   /* The upstream request was abandoned, and cancelled there. */
   assert_true(hc_wait_metric(f->dir, f->a.base,
                              "infsched_scheduler_cancelled_total", 1) == 1);
-  assert_true(hc_wait_metric(f->dir, f->a.base, A_RUNNING, 0) == 0);
+  assert_true(hc_wait_metric_within(f->dir, f->a.base, A_RUNNING, 0,
+                                    CANCEL_WITHIN_MS) == 0);
 }
 
 /* A client leaving the front mid-stream: the forwarder aborts its upstream
@@ -221,7 +222,8 @@ static void test_cancel_reaches_the_upstream_worker(void **state) {
                              "infsched_requests_total{class=\"agent\","
                              "outcome=\"cancelled\"}",
                              1) == 1);
-  assert_true(hc_wait_metric(f->dir, f->a.base, A_RUNNING, 0) == 0);
+  assert_true(hc_wait_metric_within(f->dir, f->a.base, A_RUNNING, 0,
+                                    CANCEL_WITHIN_MS) == 0);
   assert_true(hc_wait_metric(f->dir, f->b.base,
                              "infsched_worker_running{worker=\"oa-0\",class="
                              "\"gpu\",profile=\"gpu-h100\",model=\"codex-70b"
