@@ -1,4 +1,5 @@
-/* The timing model of DESIGN.md ("Worker profiles and the timing model"). */
+/* The timing model of docs/architecture.md ("Worker profiles and the timing
+ * model"). */
 #include "infsched/profile.h"
 
 #include "infsched/errors.h"
