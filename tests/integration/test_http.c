@@ -265,6 +265,27 @@ static void assert_error(const hc_response_t *r, int status, const char *type,
   cJSON_Delete(j);
 }
 
+/* Opens a connection streaming a long completion and returns it once its
+ * first token has arrived: the stream holds a slot until it is closed. */
+static int hold_stream(fixture_t *f) {
+  int fd = hc_connect(f->s.http_port);
+  assert_true(fd >= 0);
+  const char *hold =
+      "{\"model\":\"" MODEL "\",\"prompt\":\"x\",\"max_tokens\":30000,"
+      "\"stream\":true}";
+  char req[512];
+  snprintf(req, sizeof req,
+           "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: "
+           "application/json\r\nContent-Length: %zu\r\n\r\n%s",
+           strlen(hold), hold);
+  assert_int_equal(hc_send(fd, req), 0);
+  char *in = NULL;
+  size_t in_len = 0;
+  assert_int_equal(hc_read_until(fd, &in, &in_len, "data: ", 10000), 0);
+  free(in);
+  return fd;
+}
+
 static void test_error_statuses(void **state) {
   fixture_t *f = *state;
   const char *sched_extra[] = {"--http-max-body", "2048", "--queue-limit", "0",
@@ -355,26 +376,12 @@ static void test_error_statuses(void **state) {
   hc_response_free(&r);
 
   /* 429: the only slot is taken and the queue holds nothing. */
-  int fd = hc_connect(f->s.http_port);
-  assert_true(fd >= 0);
-  const char *hold =
-      "{\"model\":\"" MODEL "\",\"prompt\":\"x\",\"max_tokens\":30000,"
-      "\"stream\":true}";
-  char req[512];
-  snprintf(req, sizeof req,
-           "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: "
-           "application/json\r\nContent-Length: %zu\r\n\r\n%s",
-           strlen(hold), hold);
-  assert_int_equal(hc_send(fd, req), 0);
-  char *in = NULL;
-  size_t in_len = 0;
-  assert_int_equal(hc_read_until(fd, &in, &in_len, "data: ", 10000), 0);
+  int fd = hold_stream(f);
   hc_post(f->dir, f->url_cmpl, ok, NULL, &r);
   assert_error(&r, 429, "rate_limit_error", "queue_full");
   assert_string_equal(hc_header(&r, "retry-after", buf, sizeof buf), "1");
   hc_response_free(&r);
   close(fd);
-  free(in);
 
   /* Every status is counted. */
   double v = hc_wait_metric(
@@ -392,20 +399,7 @@ static void test_stream_failing_before_a_token_gets_its_status(void **state) {
   const char *sched_extra[] = {"--queue-timeout-ms", "300", NULL};
   const char *one[] = {"--capacity", "1", NULL};
   start_pool(f, sched_extra, one);
-  int fd = hc_connect(f->s.http_port);
-  assert_true(fd >= 0);
-  const char *hold =
-      "{\"model\":\"" MODEL "\",\"prompt\":\"x\",\"max_tokens\":30000,"
-      "\"stream\":true}";
-  char req[512];
-  snprintf(req, sizeof req,
-           "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: "
-           "application/json\r\nContent-Length: %zu\r\n\r\n%s",
-           strlen(hold), hold);
-  assert_int_equal(hc_send(fd, req), 0);
-  char *in = NULL;
-  size_t in_len = 0;
-  assert_int_equal(hc_read_until(fd, &in, &in_len, "data: ", 10000), 0);
+  int fd = hold_stream(f);
 
   /* Queued behind the held slot until the queue timeout refuses it. */
   const char *stream[] = {"-N", NULL};
@@ -422,7 +416,6 @@ static void test_stream_failing_before_a_token_gets_its_status(void **state) {
   assert_null(strstr(r.body, "data: "));
   hc_response_free(&r);
   close(fd);
-  free(in);
 }
 
 /* Two requests one after the other, then two pipelined in one write, on
@@ -491,7 +484,6 @@ static void test_disconnect_cancels_on_worker(void **state) {
                              "codex-70b\"}",
                              1) == 1);
   close(fd);
-  free(in);
   assert_true(hc_wait_metric(f->dir, f->s.base,
                              "infsched_requests_total{class=\"batch\","
                              "outcome=\"cancelled\"}",
