@@ -93,16 +93,7 @@ static void on_tokens(void *ctx, uint64_t id, uint32_t n, const char *text,
 
 static void on_done(void *ctx, uint64_t id, const infs_backend_usage_t *u) {
   worker_t *w = ctx;
-  wcore_usage_t usage = {
-      .prompt_tokens = u->prompt_tokens,
-      .cached_tokens = u->cached_tokens,
-      .generated_tokens = u->generated_tokens,
-      .queue_us = u->queue_us,
-      .ttft_us = u->ttft_us,
-      .busy_s = u->busy_s,
-      .usd = u->usd,
-  };
-  wcore_on_done(w->core, now_us(), id, &usage);
+  wcore_on_done(w->core, now_us(), id, u);
   flush(w);
 }
 
@@ -213,17 +204,8 @@ static void on_readable(void *sock, void *arg) {
 static void on_timer(uv_timer_t *t) {
   worker_t *w = t->data;
   infs_time_t now = now_us();
-  infs_backend_load_t l = {0};
-  w->cfg.backend->load(w->backend, &l);
-  wcore_load_t load = {
-      .queued = l.queued,
-      .running = l.running,
-      .kv_used = l.kv_used,
-      .kv_total = l.kv_total,
-      .prefill_backlog_tokens = l.prefill_backlog_tokens,
-      .busy_s = l.busy_s,
-      .generated_tokens = l.generated_tokens,
-  };
+  infs_backend_load_t load = {0};
+  w->cfg.backend->load(w->backend, &load);
   wcore_on_timer(w->core, now, &load);
   flush(w);
   arm_timer(w, now);

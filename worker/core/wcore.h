@@ -35,27 +35,10 @@ typedef struct wcore_config {
   double kwh_usd;
 } wcore_config_t;
 
-/* The backend's load at a timer tick (infs_backend_load_t's figures). */
-typedef struct wcore_load {
-  uint32_t queued;
-  uint32_t running;
-  uint64_t kv_used;
-  uint64_t kv_total;
-  uint64_t prefill_backlog_tokens;
-  double busy_s;             /* total busy time since start */
-  uint64_t generated_tokens; /* total since start */
-} wcore_load_t;
-
-/* What a finished request used (infs_backend_usage_t's figures). */
-typedef struct wcore_usage {
-  uint32_t prompt_tokens; /* 0: the dispatched prompt's */
-  uint32_t cached_tokens;
-  uint32_t generated_tokens;
-  infs_time_t queue_us;
-  infs_time_t ttft_us;
-  double busy_s; /* its share of busy time */
-  double usd;    /* billed by an upstream */
-} wcore_usage_t;
+/* The backend's load at a timer tick, and what a finished request used
+ * (a prompt_tokens of 0: the dispatched prompt's). */
+typedef infs_backend_load_t wcore_load_t;
+typedef infs_backend_usage_t wcore_usage_t;
 
 typedef enum wcore_action_kind {
   WCORE_ACT_REGISTER,  /* scheduler: register this worker */
