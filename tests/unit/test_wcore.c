@@ -9,7 +9,7 @@
 #include "infsched/errors.h"
 #include "worker/core/wcore.h"
 #include "worker/core/wcore_wire.h"
-#include "worker/cost.h"
+#include "model/cost.h"
 
 #include <string.h>
 

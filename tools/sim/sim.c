@@ -6,10 +6,10 @@
  *   Done does, both from the intended send time;
  * - the scheduler is the core itself, fed the messages that reach it and
  *   flushed after every event, as scheduler/shell.c does;
- * - each worker mirrors worker/worker.c around the sim backend's engine:
- *   register, heartbeat every heartbeat interval (load, cost, prefix-cache
- *   changes), step the engine at its next boundary, answer with chunks,
- *   Done (costed by worker/accounting.h) or errors.
+ * - each worker is the worker daemon's core (worker/core/wcore.h) around
+ *   an engine: it registers, heartbeats every heartbeat interval (load,
+ *   cost, prefix-cache changes), steps the engine at its next boundary and
+ *   answers with chunks, Done (costed by model/accounting.h) or errors.
  *
  * Streaming. A worker sends a request's first token at once, as the sim
  * backend does, and the rest of its tokens in one chunk just before Done.
@@ -26,7 +26,7 @@
 #include "infsched.pb-c.h"
 #include "infsched/errors.h"
 #include "lib/wire.h"
-#include "worker/cost.h"
+#include "model/cost.h"
 
 #include <errno.h>
 #include <stdio.h>

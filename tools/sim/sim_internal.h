@@ -4,10 +4,10 @@
 #ifndef INFSCHED_SIM_INTERNAL_H
 #define INFSCHED_SIM_INTERNAL_H
 
+#include "model/engine.h"
 #include "tools/sim/sim.h"
 #include "tools/sim/timeline.h"
 #include "worker/core/wcore.h"
-#include "worker/engine/engine.h"
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -15,7 +15,7 @@
 
 #include "infsched/profile.h"
 #include "infsched/types.h"
-#include "worker/accounting.h"
+#include "model/accounting.h"
 
 #include <stdbool.h>
 #include <stddef.h>
