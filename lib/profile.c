@@ -22,6 +22,12 @@ static int bad(const char **field, const char *name, char *why, size_t whylen,
 #define CHECK_NONNEG(f)                                                        \
   if (!(isfinite(p->f) && p->f >= 0))                                          \
   return bad(field, #f, why, whylen, "must be a number >= 0, got %g", p->f)
+/* Shares of a peak: above 0, at most 1. */
+#define CHECK_SHARE(f)                                                         \
+  if (!(isfinite(p->f) && p->f > 0 && p->f <= 1))                              \
+  return bad(field, #f, why, whylen,                                           \
+             "must be a share of the peak, above 0 and at most 1, got %g",     \
+             p->f)
 #define CHECK_NONZERO(f)                                                       \
   if (p->f == 0)                                                               \
   return bad(field, #f, why, whylen, "must be at least 1, got %g", 0.0)
@@ -41,11 +47,16 @@ int profile_validate(const infs_profile_t *p, const char **field, char *why,
   if (p->power_busy_w < p->power_idle_w)
     return bad(field, "power_busy_w", why, whylen,
                "must not be below power_idle_w (%g)", p->power_idle_w);
-  CHECK_POS(prefill_tps);
-  CHECK_NONNEG(prefill_attn_per_kctx);
-  CHECK_POS(base_ms);
+  CHECK_POS(weights_gb);
+  CHECK_POS(params_b);
+  CHECK_NONNEG(kv_kb_per_token);
+  CHECK_NONNEG(attn_mflop_per_ctx);
+  CHECK_POS(mem_bw_gbs);
+  CHECK_SHARE(mem_eff);
+  CHECK_POS(peak_tflops);
+  CHECK_SHARE(mfu);
+  CHECK_NONNEG(step_overhead_ms);
   CHECK_NONNEG(per_seq_ms);
-  CHECK_NONNEG(per_kctx_ms);
   CHECK_NONZERO(max_batch);
   CHECK_NONZERO(kv_tokens);
   CHECK_NONZERO(max_context);

@@ -7,6 +7,7 @@
 
 #include "infsched.pb-c.h"
 #include "scheduler/core/core.h"
+#include "tests/unit/profile_fixture.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -37,8 +38,7 @@ static infs_profile_t profile(const char *name, infs_worker_class_t cls,
   p.max_batch = 8;
   p.max_context = max_context;
   p.kv_tokens = max_context * 4;
-  p.prefill_tps = 10000;
-  p.base_ms = 17;
+  fixture_roofline(&p, 17, 0.1, 0, 0);
   p.block_size = 16;
   return p;
 }
