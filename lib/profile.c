@@ -1,5 +1,5 @@
-/* Validation of accelerator profiles (DESIGN.md, "Worker profiles and the
- * timing model"); the step-time model itself is model/step.c. */
+/* Validation of accelerator profiles (docs/architecture.md, "Worker profiles
+ * and the timing model"); the step-time model itself is model/step.c. */
 #include "infsched/profile.h"
 
 #include "infsched/errors.h"

@@ -1,5 +1,5 @@
 /* Accelerator profiles: the timing and cost model of one worker class
- * (DESIGN.md, "Worker profiles and the timing model"). */
+ * (docs/architecture.md, "Worker profiles and the timing model"). */
 #ifndef INFSCHED_PROFILE_H
 #define INFSCHED_PROFILE_H
 
