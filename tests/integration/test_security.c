@@ -18,28 +18,7 @@
 
 #define MODEL "codex-70b"
 
-typedef struct fixture {
-  char *dir;
-  hc_sched_t s;
-} fixture_t;
-
-static int setup(void **state) {
-  fixture_t *f = calloc(1, sizeof *f);
-  f->dir = harness_tmpdir();
-  hc_sched_init(&f->s, f->dir, "scheduler");
-  *state = f;
-  return 0;
-}
-
-static int teardown(void **state) {
-  fixture_t *f = *state;
-  harness_stop_all();
-  int rc = hc_check_logs(f->dir);
-  harness_rmtree(f->dir);
-  free(f->dir);
-  free(f);
-  return rc;
-}
+typedef hc_fixture_t fixture_t;
 
 static uint64_t counter(const Infsched__Status *s, const char *name) {
   for (size_t i = 0; i < s->n_counters; i++)
@@ -75,16 +54,9 @@ static void test_forged_routing_id_cannot_cancel(void **state) {
   hc_worker_start(&f->s, f->dir, "sram-0", "sram-wse3", NULL, NULL);
   hc_wait_registered(&f->s, 1);
 
-  int fd = hc_connect(f->s.http_port);
-  assert_true(fd >= 0);
-  const char *body = "{\"model\":\"" MODEL "\",\"prompt\":\"x\","
-                     "\"max_tokens\":4000,\"stream\":true}";
-  char req[512];
-  snprintf(req, sizeof req,
-           "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: "
-           "application/json\r\nContent-Length: %zu\r\n\r\n%s",
-           strlen(body), body);
-  assert_int_equal(hc_send(fd, req), 0);
+  int fd = hc_post_completion(f->s.http_port,
+                              "{\"model\":\"" MODEL "\",\"prompt\":\"x\","
+                              "\"max_tokens\":4000,\"stream\":true}");
   char *in = NULL;
   size_t in_len = 0;
   assert_int_equal(hc_read_until(fd, &in, &in_len, "data: ", 10000), 0);
@@ -139,7 +111,7 @@ static void test_forged_routing_id_cannot_cancel(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_forged_routing_id_cannot_cancel,
-                                      setup, teardown),
+                                      hc_setup, hc_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
