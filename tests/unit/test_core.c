@@ -7,6 +7,7 @@
 
 #include "infsched.pb-c.h"
 #include "scheduler/core/core.h"
+#include "tests/unit/profile_fixture.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -39,8 +40,7 @@ static infs_profile_t profile(const char *name, infs_worker_class_t cls,
   p.max_batch = 8;
   p.max_context = max_context;
   p.kv_tokens = max_context * 4;
-  p.prefill_tps = 10000;
-  p.base_ms = 17;
+  fixture_roofline(&p, 17, 0.1, 0, 0);
   p.block_size = 16;
   return p;
 }
@@ -496,9 +496,9 @@ typedef struct bad_register {
   void (*spoil)(infs_profile_t *p, core_worker_info_t *info);
 } bad_register_t;
 
-static void nan_prefill(infs_profile_t *p, core_worker_info_t *i) {
+static void nan_compute(infs_profile_t *p, core_worker_info_t *i) {
   (void)i;
-  p->prefill_tps = NAN;
+  p->peak_tflops = NAN;
 }
 static void inf_price(infs_profile_t *p, core_worker_info_t *i) {
   (void)i;
@@ -508,13 +508,17 @@ static void neg_step(infs_profile_t *p, core_worker_info_t *i) {
   (void)i;
   p->per_seq_ms = -1;
 }
-static void neg_inf_base(infs_profile_t *p, core_worker_info_t *i) {
+static void neg_inf_weights(infs_profile_t *p, core_worker_info_t *i) {
   (void)i;
-  p->base_ms = -INFINITY;
+  p->weights_gb = -INFINITY;
 }
-static void absurd_prefill(infs_profile_t *p, core_worker_info_t *i) {
+static void absurd_compute(infs_profile_t *p, core_worker_info_t *i) {
   (void)i;
-  p->prefill_tps = 1e12;
+  p->peak_tflops = 1e12;
+}
+static void tiny_bandwidth(infs_profile_t *p, core_worker_info_t *i) {
+  (void)i;
+  p->mem_bw_gbs = 1e-300;
 }
 static void absurd_capacity(infs_profile_t *p, core_worker_info_t *i) {
   (void)p;
@@ -544,11 +548,12 @@ static void control_profile_name(infs_profile_t *p, core_worker_info_t *i) {
 static void test_register_refuses_absurd_figures(void **state) {
   (void)state;
   static const bad_register_t rows[] = {
-      {"NaN prefill_tps", nan_prefill},
+      {"NaN peak_tflops", nan_compute},
       {"infinite price", inf_price},
       {"negative per_seq_ms", neg_step},
-      {"-inf base_ms", neg_inf_base},
-      {"1e12 prefill tokens/s", absurd_prefill},
+      {"-inf weights_gb", neg_inf_weights},
+      {"1e12 peak TFLOP/s", absurd_compute},
+      {"1e-300 GB/s", tiny_bandwidth},
       {"capacity 4e9", absurd_capacity},
       {"capacity 0", zero_capacity},
       {"max_context beyond kv_tokens", context_beyond_kv},
