@@ -2,9 +2,8 @@
 #include "infsched/errors.h"
 #include "lib/cli.h"
 #include "lib/log.h"
-#include "lib/wire.h"
+#include "lib/settings.h"
 #include "worker/backends/builtin.h"
-#include "worker/cost.h"
 #include "worker/worker.h"
 
 #include <getopt.h>
@@ -33,116 +32,88 @@ typedef struct app {
 } app_t;
 
 static void usage(FILE *f) {
-  fprintf(f,
-          "Usage: infsched-worker [OPTIONS]\n"
-          "Registers with a scheduler and serves its requests on a backend.\n\n"
-          "  --scheduler ADDR      scheduler endpoint "
-          "(default tcp://127.0.0.1:5556)\n"
-          "  --id NAME             worker id (default HOSTNAME-PID)\n"
-          "  --profile NAME        accelerator profile (default gpu-h100)\n"
-          "  --profiles FILE       profiles file (default configs/profiles.yaml,\n"
-          "                        then the one beside the installed binary)\n"
-          "  --backend SPEC        sim, null, openai:URL[,OPTIONS] or\n"
-          "                        plugin:PATH.so[:ARGS] (default sim)\n"
-          "  --model NAME          model served (default codex-70b)\n"
-          "  --capacity N          requests accepted at once "
-          "(default 2 x max_batch)\n"
-          "  --heartbeat-ms N      interval until the scheduler sets one "
-          "(default 200)\n"
-          "  --kwh-price USD       energy price per kWh (default %.2f)\n"
-          "  --max-msg-bytes N     largest accepted message (default %u)\n"
-          "  --log-level LEVEL     debug, info, warn or error (default info)\n"
-          "  -h, --help            show this help\n\n"
-          "Exit status: 0 after SIGINT/SIGTERM, 2 on bad usage, 3 when it "
-          "cannot start.\n",
-          COST_DEFAULT_KWH_USD, WIRE_DEFAULT_MAX_MSG);
+  fprintf(f, "Usage: infsched-worker [OPTIONS]\n"
+             "Registers with a scheduler and serves its requests on a "
+             "backend.\n\n");
+  settings_usage(f, SETTING_WORKER);
+  fprintf(f, "  -h, --help            show this help\n"
+             "  --version             print the version and exit\n\n"
+             "Exit status: 0 after SIGINT/SIGTERM, 2 on bad usage, 3 when it "
+             "cannot start.\n");
 }
 
+static void apply(options_t *o, const setting_t *s, const setting_value_t *v) {
+  switch (s->id) {
+  case SET_SCHEDULER:
+    o->cfg.scheduler_addr = v->s;
+    break;
+  case SET_ID:
+    o->cfg.worker_id = v->s;
+    break;
+  case SET_PROFILE:
+    o->profile_name = v->s;
+    break;
+  case SET_PROFILES:
+    o->profiles_path = v->s;
+    break;
+  case SET_BACKEND:
+    o->backend_spec = v->s;
+    break;
+  case SET_MODEL:
+    o->cfg.model = v->s;
+    break;
+  case SET_CAPACITY:
+    o->cfg.capacity = (uint32_t)v->u;
+    break;
+  case SET_HEARTBEAT_MS:
+    o->cfg.heartbeat_ms = (uint32_t)v->u;
+    break;
+  case SET_KWH_PRICE:
+    o->cfg.kwh_usd = v->d;
+    break;
+  case SET_MAX_MSG_BYTES:
+    o->cfg.max_msg_bytes = (int64_t)v->u;
+    break;
+  case SET_LOG_LEVEL:
+    log_level_parse(v->s, &o->level);
+    break;
+  default:
+    break;
+  }
+}
+
+/* Defaults first, from the settings table, then the flags. */
 static int parse_args(int argc, char **argv, options_t *o) {
-  enum {
-    OPT_SCHED = 256,
-    OPT_ID,
-    OPT_PROFILE,
-    OPT_PROFILES,
-    OPT_BACKEND,
-    OPT_MODEL,
-    OPT_CAPACITY,
-    OPT_HB,
-    OPT_KWH,
-    OPT_MAXMSG,
-    OPT_LOG
-  };
-  static const struct option opts[] = {
-      {"scheduler", required_argument, NULL, OPT_SCHED},
-      {"id", required_argument, NULL, OPT_ID},
-      {"profile", required_argument, NULL, OPT_PROFILE},
-      {"profiles", required_argument, NULL, OPT_PROFILES},
-      {"backend", required_argument, NULL, OPT_BACKEND},
-      {"model", required_argument, NULL, OPT_MODEL},
-      {"capacity", required_argument, NULL, OPT_CAPACITY},
-      {"heartbeat-ms", required_argument, NULL, OPT_HB},
-      {"kwh-price", required_argument, NULL, OPT_KWH},
-      {"max-msg-bytes", required_argument, NULL, OPT_MAXMSG},
-      {"log-level", required_argument, NULL, OPT_LOG},
-      {"help", no_argument, NULL, 'h'},
-      {NULL, 0, NULL, 0},
-  };
-  uint64_t v;
+  struct option opts[SET_COUNT + 3];
+  size_t n = settings_options(SETTING_WORKER, opts);
+  opts[n++] = (struct option){"help", no_argument, NULL, 'h'};
+  opts[n++] = (struct option){"version", no_argument, NULL, 'V'};
+  opts[n] = (struct option){NULL, 0, NULL, 0};
+  setting_value_t v;
+  for (setting_id_t id = 0; id < SET_COUNT; id++) {
+    const setting_t *s = settings_get(id);
+    if ((s->who & SETTING_WORKER) && s->def) {
+      if (settings_parse_flag(s, s->def, &v))
+        return -1;
+      apply(o, s, &v);
+    }
+  }
   int c;
   opterr = 0;
   while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-    switch (c) {
-    case 'h':
+    const setting_t *s = settings_from_opt(c);
+    if (c == 'h') {
       usage(stdout);
       exit(0);
-    case OPT_SCHED:
-      o->cfg.scheduler_addr = optarg;
-      break;
-    case OPT_ID:
-      if (!*optarg || strlen(optarg) >= INFS_NAME_MAX)
-        return cli_usage_error("--id: must be 1 to %d bytes",
-                               INFS_NAME_MAX - 1);
-      o->cfg.worker_id = optarg;
-      break;
-    case OPT_PROFILE:
-      o->profile_name = optarg;
-      break;
-    case OPT_PROFILES:
-      o->profiles_path = optarg;
-      break;
-    case OPT_BACKEND:
-      o->backend_spec = optarg;
-      break;
-    case OPT_MODEL:
-      if (strlen(optarg) >= INFS_NAME_MAX)
-        return cli_usage_error("--model: longer than %d bytes",
-                               INFS_NAME_MAX - 1);
-      o->cfg.model = optarg;
-      break;
-    case OPT_CAPACITY:
-      if (cli_u32("--capacity", optarg, 1, 1000000, &o->cfg.capacity))
-        return -1;
-      break;
-    case OPT_HB:
-      if (cli_u32("--heartbeat-ms", optarg, 10, 60000, &o->cfg.heartbeat_ms))
-        return -1;
-      break;
-    case OPT_KWH:
-      if (cli_double("--kwh-price", optarg, 0, 100, &o->cfg.kwh_usd))
-        return -1;
-      break;
-    case OPT_MAXMSG:
-      if (cli_u64("--max-msg-bytes", optarg, 1024, 1u << 30, &v))
-        return -1;
-      o->cfg.max_msg_bytes = (int64_t)v;
-      break;
-    case OPT_LOG:
-      if (log_level_parse(optarg, &o->level))
-        return cli_usage_error("--log-level: unknown level '%s'", optarg);
-      break;
-    default:
+    } else if (c == 'V') {
+      cli_version();
+      exit(0);
+    } else if (!s) {
       return cli_usage_error("unknown option '%s'", argv[optind - 1]);
+    } else if (settings_parse_flag(s, optarg, &v)) {
+      return -1;
     }
+    apply(o, s, &v);
   }
   if (optind < argc)
     return cli_usage_error("unexpected argument '%s'", argv[optind]);
@@ -177,19 +148,7 @@ static void on_signal(uv_signal_t *h, int signum) {
 
 int main(int argc, char **argv) {
   char default_id[INFS_NAME_MAX], exe[PATH_MAX], err[512];
-  options_t o = {
-      .cfg =
-          {
-              .scheduler_addr = "tcp://127.0.0.1:5556",
-              .model = "codex-70b",
-              .heartbeat_ms = 200,
-              .kwh_usd = COST_DEFAULT_KWH_USD,
-              .max_msg_bytes = WIRE_DEFAULT_MAX_MSG,
-          },
-      .profile_name = "gpu-h100",
-      .backend_spec = "sim",
-      .level = LOG_LEVEL_INFO,
-  };
+  options_t o = {.level = LOG_LEVEL_INFO};
   cli_init("infsched-worker");
   if (parse_args(argc, argv, &o))
     return CLI_EXIT_USAGE;
@@ -218,8 +177,8 @@ int main(int argc, char **argv) {
   o.cfg.profile = profile;
   if (!o.cfg.capacity)
     o.cfg.capacity = 2 * profile->max_batch;
-  o.cfg.backend = backend_resolve(o.backend_spec, &o.cfg.backend_args, err,
-                                  sizeof err);
+  o.cfg.backend =
+      backend_resolve(o.backend_spec, &o.cfg.backend_args, err, sizeof err);
   if (!o.cfg.backend) {
     log_error("%s", err);
     profile_set_destroy(&profiles);
@@ -243,9 +202,8 @@ int main(int argc, char **argv) {
   uv_signal_start(&app.sigint, on_signal, SIGINT);
   uv_signal_start(&app.sigterm, on_signal, SIGTERM);
   log_info("worker %s: profile %s (%s), backend %s, scheduler %s",
-           o.cfg.worker_id, profile->name,
-           infs_worker_class_name(profile->cls), o.cfg.backend->name,
-           o.cfg.scheduler_addr);
+           o.cfg.worker_id, profile->name, infs_worker_class_name(profile->cls),
+           o.cfg.backend->name, o.cfg.scheduler_addr);
 
   uv_run(&app.loop, UV_RUN_DEFAULT);
   worker_destroy(&app.worker);
