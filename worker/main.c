@@ -120,19 +120,23 @@ static int parse_args(int argc, char **argv, options_t *o) {
   return 0;
 }
 
-/* The default profiles file: ./configs/profiles.yaml, else the repository's
- * configs/ seen from build/bin/. */
+/* The default profiles file: ./configs/profiles.yaml, else the one
+ * installed beside the program (PREFIX/bin/../share/infsched), else the
+ * repository's configs/ seen from build/bin/. */
 static const char *default_profiles(char *buf, size_t len) {
+  static const char *const beside[] = {
+      "../" INFSCHED_INSTALL_DATADIR "/profiles.yaml",
+      "../../configs/profiles.yaml"};
   if (access("configs/profiles.yaml", R_OK) == 0)
     return "configs/profiles.yaml";
   size_t n = len;
   if (uv_exepath(buf, &n) == 0) {
-    char *dir = dirname(buf);
-    char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/../../configs/profiles.yaml", dir);
-    if (access(path, R_OK) == 0) {
-      snprintf(buf, len, "%s", path);
-      return buf;
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", dirname(buf));
+    for (size_t i = 0; i < sizeof beside / sizeof beside[0]; i++) {
+      int w = snprintf(buf, len, "%s/%s", dir, beside[i]);
+      if (w > 0 && (size_t)w < len && access(buf, R_OK) == 0)
+        return buf;
     }
   }
   return "configs/profiles.yaml";
@@ -201,9 +205,9 @@ int main(int argc, char **argv) {
   app.sigint.data = app.sigterm.data = &app;
   uv_signal_start(&app.sigint, on_signal, SIGINT);
   uv_signal_start(&app.sigterm, on_signal, SIGTERM);
-  log_info("worker %s: profile %s (%s), backend %s, scheduler %s",
+  log_info("worker %s: profile %s (%s) from %s, backend %s, scheduler %s",
            o.cfg.worker_id, profile->name, infs_worker_class_name(profile->cls),
-           o.cfg.backend->name, o.cfg.scheduler_addr);
+           o.profiles_path, o.cfg.backend->name, o.cfg.scheduler_addr);
 
   uv_run(&app.loop, UV_RUN_DEFAULT);
   worker_destroy(&app.worker);
