@@ -6,6 +6,7 @@
  * decision is a core_on_submit (which dispatches at once) plus the
  * core_on_done that ends it, so the pool's state does not drift. */
 #include "infsched/profile.h"
+#include "model/step.h"
 #include "lib/cli.h"
 #include "scheduler/core/core.h"
 #include "scheduler/core/policy.h"
@@ -217,7 +218,7 @@ static void heartbeat(core_t *c, infs_time_t now, const core_peer_t *peer,
   uint64_t kv_used = (uint64_t)running * uniform(rng, 500, 3000);
   if (kv_used > p->kv_tokens)
     kv_used = p->kv_tokens;
-  double step_ms = profile_step_ms(p, running, kv_used);
+  double step_ms = step_decode_ms(p, running, kv_used);
   core_load_t load = {
       .queued = uniform(rng, 0, 4),
       .running = running,

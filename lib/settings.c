@@ -127,84 +127,81 @@ static int check_log_level(const char *t, char *err, size_t errlen) {
 static const setting_t table[SET_COUNT] = {
     {SET_CLIENTS, "clients", "clients", S, S, SETTING_TEXT, TEXT_LEN,
      "tcp://127.0.0.1:5555", "ADDR",
-     "ZeroMQ endpoint the scheduler binds for clients.", check_bind, NULL},
+     "ZeroMQ endpoint the scheduler binds for clients", check_bind, NULL},
     {SET_WORKERS, "workers", "workers", S, S, SETTING_TEXT, TEXT_LEN,
      "tcp://127.0.0.1:5556", "ADDR",
-     "ZeroMQ endpoint the scheduler binds for workers.", check_bind, NULL},
+     "ZeroMQ endpoint the scheduler binds for workers", check_bind, NULL},
     {SET_SCHEDULER, "scheduler", "scheduler", W, 0, SETTING_TEXT, TEXT_LEN,
      "tcp://127.0.0.1:5556", "ADDR",
-     "The scheduler's worker endpoint, which the worker connects to.",
+     "the scheduler's worker endpoint, which the worker connects to",
      check_connect, NULL},
     {SET_ID, "id", "id", W, 0, SETTING_TEXT, NAME_LEN, NULL, "NAME",
-     "Worker id (default HOSTNAME-PID).", NULL, NULL},
+     "worker id (default HOSTNAME-PID)", NULL, NULL},
     {SET_PROFILE, "profile", "profile", W, W, SETTING_TEXT, NAME_LEN,
-     "gpu-h100", "NAME", "Accelerator profile, from the profiles file.", NULL,
+     "gpu-h100", "NAME", "accelerator profile, from the profiles file", NULL,
      NULL},
     {SET_PROFILES, "profiles", "profiles", W, 0, SETTING_TEXT, TEXT_LEN, NULL,
      "FILE",
-     "Profiles file (default configs/profiles.yaml, then the one installed "
-     "with the worker).",
+     "profiles file (default configs/profiles.yaml, else the one installed "
+     "with the worker)",
      NULL, NULL},
     {SET_BACKEND, "backend", "backend", W, W, SETTING_TEXT, TEXT_LEN, "sim",
-     "SPEC", "sim, null, openai:URL[,OPTIONS] or plugin:PATH.so[:ARGS].",
+     "SPEC", "sim, null, openai:URL[,OPTIONS] or plugin:PATH.so[:ARGS]",
      backend_spec_check, backend_spec_ready},
     {SET_MODEL, "model", "model", W, W, SETTING_TEXT, NAME_LEN, "codex-70b",
-     "NAME", "Model served.", NULL, NULL},
+     "NAME", "model served", NULL, NULL},
     {SET_CAPACITY, "capacity", "capacity", W, W, SETTING_UINT, 1, 1000000, NULL,
-     "N",
-     "Requests accepted at once (default 2 x the profile's "
-     "max_batch).",
+     "N", "requests accepted at once (default 2 x the profile's max_batch)",
      NULL, NULL},
     {SET_POLICY, "policy", "policy", S, S, SETTING_TEXT, NAME_LEN,
-     "least_loaded", "NAME",
-     "Routing policy; the scheduler's --help lists them.", check_policy, NULL},
+     "least_loaded", "NAME", "routing policy", check_policy, NULL},
     {SET_HEARTBEAT_MS, "heartbeat_ms", "heartbeat-ms", S | W, S, SETTING_UINT,
      10, 60000, "200", "N",
-     "Heartbeat interval in ms; the scheduler tells its workers its own.", NULL,
+     "heartbeat interval in ms; the scheduler tells its workers its own", NULL,
      NULL},
     {SET_HEARTBEAT_MISS, "heartbeat_miss", "heartbeat-miss", S, S, SETTING_UINT,
      2, 1000, "5", "N",
-     "Silent heartbeat intervals before a worker counts as lost.", NULL, NULL},
+     "silent heartbeat intervals before a worker counts as lost", NULL, NULL},
     {SET_QUEUE_LIMIT, "queue_limit", "queue-limit", S, S, SETTING_UINT, 0,
-     10000000, "10000", "N", "Admission queue bound per class.", NULL, NULL},
+     10000000, "10000", "N", "admission queue bound per class", NULL, NULL},
     {SET_QUEUE_TIMEOUT_MS, "queue_timeout_ms", "queue-timeout-ms", S, S,
      SETTING_UINT, 1, 86400000, "30000", "N",
-     "Longest wait for capacity, in ms.", NULL, NULL},
+     "longest wait for capacity, in ms", NULL, NULL},
     {SET_MAX_ATTEMPTS, "max_attempts", "max-attempts", S, S, SETTING_UINT, 1,
-     100, "3", "N", "Dispatches of one request when workers are lost.", NULL,
+     100, "3", "N", "dispatches of one request when workers are lost", NULL,
      NULL},
     {SET_SLO, "slo", "slo", S, S, SETTING_TEXT, TEXT_LEN,
      "interactive=450:40,agent=2000:25,batch=30000:200", "LIST",
-     "Default SLOs by class, TTFT_MS:TPOT_MS; classes not named keep "
-     "theirs.",
+     "default SLOs by class, TTFT_MS:TPOT_MS; classes not named keep "
+     "theirs",
      check_slo, NULL},
     {SET_LATENCY_WEIGHT, "latency_weight", "latency-weight", S, S, SETTING_TEXT,
      TEXT_LEN, "interactive=2,agent=1,batch=0", "LIST",
-     "balanced: weight of latency against cost, by class.",
-     check_latency_weight, NULL},
+     "balanced: weight of latency against cost, by class", check_latency_weight,
+     NULL},
     {SET_CACHE_BALANCE_ABS, "cache_balance_abs", "cache-balance-abs", S, S,
      SETTING_UINT, 0, 1000000, "16", "N",
      "cache_affinity: a match is too loaded with more than N outstanding "
-     "requests beyond the least loaded worker...",
+     "requests beyond the least loaded worker ...",
      NULL, NULL},
     {SET_CACHE_BALANCE_REL, "cache_balance_rel", "cache-balance-rel", S, S,
-     SETTING_REAL, 0, 1000, "1.5", "X", "... and more than X times as many.",
+     SETTING_REAL, 0, 1000, "1.5", "X", "... and more than X times as many",
      NULL, NULL},
     {SET_KWH_PRICE, "kwh_price", "kwh-price", S | W, S | W, SETTING_REAL, 0,
-     100, "0.10", "USD", "Energy price per kWh in costs.", NULL, NULL},
+     100, "0.10", "USD", "energy price per kWh in costs", NULL, NULL},
     {SET_HTTP, "http", "http", S, S, SETTING_TEXT, TEXT_LEN, "127.0.0.1:8080",
      "ADDR",
      "HOST:PORT of the OpenAI-compatible HTTP API, /metrics and /healthz, "
-     "or off.",
+     "or off",
      check_http, NULL},
     {SET_HTTP_MAX_BODY, "http_max_body", "http-max-body", S, S, SETTING_UINT,
-     1024, 1 << 30, "8388608", "N", "Largest HTTP request body, in bytes.",
-     NULL, NULL},
+     1024, 1 << 30, "8388608", "N", "largest HTTP request body, in bytes", NULL,
+     NULL},
     {SET_MAX_MSG_BYTES, "max_msg_bytes", "max-msg-bytes", S | W, S | W,
      SETTING_UINT, 1024, 1 << 30, "16777216", "N",
-     "Largest accepted message, in bytes.", NULL, NULL},
+     "largest accepted message, in bytes", NULL, NULL},
     {SET_LOG_LEVEL, "log_level", "log-level", S | W, 0, SETTING_TEXT, 1, 16,
-     "info", "LEVEL", "debug, info, warn or error.", check_log_level, NULL},
+     "info", "LEVEL", "debug, info, warn or error", check_log_level, NULL},
 };
 
 #undef S
@@ -305,6 +302,44 @@ const setting_t *settings_from_opt(int val) {
   return settings_get((setting_id_t)(val - SETTING_OPT_BASE));
 }
 
+int settings_parse_args(int argc, char **argv, unsigned who,
+                        void (*usage)(FILE *f), settings_apply_cb apply,
+                        void *ctx) {
+  struct option opts[SET_COUNT + 3];
+  size_t n = settings_options(who, opts);
+  opts[n++] = (struct option){"help", no_argument, NULL, 'h'};
+  opts[n++] = (struct option){"version", no_argument, NULL, 'V'};
+  opts[n] = (struct option){NULL, 0, NULL, 0};
+  setting_value_t v;
+  for (size_t i = 0; i < SET_COUNT; i++) {
+    if ((table[i].who & who) && table[i].def) {
+      if (settings_parse_flag(&table[i], table[i].def, &v))
+        return -1;
+      apply(ctx, &table[i], &v);
+    }
+  }
+  int c;
+  opterr = 0;
+  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    const setting_t *s = settings_from_opt(c);
+    if (c == 'h') {
+      usage(stdout);
+      exit(0);
+    } else if (c == 'V') {
+      cli_version();
+      exit(0);
+    } else if (!s) {
+      return cli_usage_error("unknown option '%s'", argv[optind - 1]);
+    } else if (settings_parse_flag(s, optarg, &v)) {
+      return -1;
+    }
+    apply(ctx, s, &v);
+  }
+  if (optind < argc)
+    return cli_usage_error("unexpected argument '%s'", argv[optind]);
+  return 0;
+}
+
 /* Prints text from column `col` on, wrapped before column 80 and indented
  * by `indent` on the lines it continues onto. */
 static void wrap(FILE *f, const char *text, int col, int indent) {
@@ -340,13 +375,8 @@ void settings_usage(FILE *f, unsigned who) {
     } else {
       fprintf(f, "%*s", 24 - col, "");
     }
-    /* "Help (default X)." reads better than "Help. (default X)". */
-    size_t len = strlen(s->help);
-    if (s->def && len && s->help[len - 1] == '.')
-      len--;
     if (s->def)
-      snprintf(text, sizeof text, "%.*s (default %s).", (int)len, s->help,
-               s->def);
+      snprintf(text, sizeof text, "%s (default %s)", s->help, s->def);
     else
       snprintf(text, sizeof text, "%s", s->help);
     wrap(f, text, 24, 24);

@@ -107,6 +107,17 @@ size_t settings_options(unsigned who, struct option *opts);
 /* The setting a getopt_long value stands for, or NULL. */
 const setting_t *settings_from_opt(int val);
 
+/* Applies one parsed value to a program's configuration (ctx). */
+typedef void (*settings_apply_cb)(void *ctx, const setting_t *s,
+                                  const setting_value_t *v);
+
+/* A daemon's command line: who's defaults from the table, then argv's
+ * flags, each applied through apply. -h/--help prints usage and exits 0,
+ * --version the version. Returns 0, or -1 after printing why (lib/cli.h). */
+int settings_parse_args(int argc, char **argv, unsigned who,
+                        void (*usage)(FILE *f), settings_apply_cb apply,
+                        void *ctx);
+
 /* Prints the --help lines of who's settings, with defaults. */
 void settings_usage(FILE *f, unsigned who);
 

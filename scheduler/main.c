@@ -5,7 +5,6 @@
 #include "scheduler/core/policy.h"
 #include "scheduler/shell.h"
 
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,8 +33,14 @@ static void usage(FILE *f) {
              "it cannot start.\n");
 }
 
-static void apply(shell_config_t *cfg, log_level_t *level, const setting_t *s,
-                  const setting_value_t *v) {
+typedef struct options {
+  shell_config_t *cfg;
+  log_level_t *level;
+} options_t;
+
+static void apply(void *ctx, const setting_t *s, const setting_value_t *v) {
+  options_t *o = ctx;
+  shell_config_t *cfg = o->cfg;
   if (settings_apply_core(&cfg->core, s, v) == 0)
     return;
   switch (s->id) {
@@ -55,51 +60,11 @@ static void apply(shell_config_t *cfg, log_level_t *level, const setting_t *s,
     cfg->max_msg_bytes = (int64_t)v->u;
     break;
   case SET_LOG_LEVEL:
-    log_level_parse(v->s, level);
+    log_level_parse(v->s, o->level);
     break;
   default:
     break;
   }
-}
-
-/* Defaults first, from the settings table, then the flags. */
-static int parse_args(int argc, char **argv, shell_config_t *cfg,
-                      log_level_t *level) {
-  struct option opts[SET_COUNT + 3];
-  size_t n = settings_options(SETTING_SCHEDULER, opts);
-  opts[n++] = (struct option){"help", no_argument, NULL, 'h'};
-  opts[n++] = (struct option){"version", no_argument, NULL, 'V'};
-  opts[n] = (struct option){NULL, 0, NULL, 0};
-  setting_value_t v;
-  core_config_defaults(&cfg->core);
-  for (setting_id_t id = 0; id < SET_COUNT; id++) {
-    const setting_t *s = settings_get(id);
-    if ((s->who & SETTING_SCHEDULER) && s->def) {
-      if (settings_parse_flag(s, s->def, &v))
-        return -1;
-      apply(cfg, level, s, &v);
-    }
-  }
-  int c;
-  opterr = 0;
-  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-    const setting_t *s = settings_from_opt(c);
-    if (c == 'h') {
-      usage(stdout);
-      exit(0);
-    } else if (c == 'V') {
-      cli_version();
-      exit(0);
-    } else if (!s) {
-      return cli_usage_error("unknown option '%s'", argv[optind - 1]);
-    } else if (settings_parse_flag(s, optarg, &v)) {
-      return -1;
-    }
-    apply(cfg, level, s, &v);
-  }
-  if (optind < argc)
-    return cli_usage_error("unexpected argument '%s'", argv[optind]);
-  return 0;
 }
 
 static void on_signal(uv_signal_t *h, int signum) {
@@ -113,8 +78,10 @@ static void on_signal(uv_signal_t *h, int signum) {
 int main(int argc, char **argv) {
   shell_config_t cfg = {0};
   log_level_t level = LOG_LEVEL_INFO;
+  options_t o = {&cfg, &level};
   cli_init("infsched-scheduler");
-  if (parse_args(argc, argv, &cfg, &level))
+  core_config_defaults(&cfg.core);
+  if (settings_parse_args(argc, argv, SETTING_SCHEDULER, usage, apply, &o))
     return CLI_EXIT_USAGE;
   log_init("scheduler", level);
   /* A write to an HTTP client that has gone must fail with EPIPE, not end

@@ -6,7 +6,6 @@
 #include "worker/backends/builtin.h"
 #include "worker/worker.h"
 
-#include <getopt.h>
 #include <libgen.h>
 #include <limits.h>
 #include <stdio.h>
@@ -42,7 +41,8 @@ static void usage(FILE *f) {
              "cannot start.\n");
 }
 
-static void apply(options_t *o, const setting_t *s, const setting_value_t *v) {
+static void apply(void *ctx, const setting_t *s, const setting_value_t *v) {
+  options_t *o = ctx;
   switch (s->id) {
   case SET_SCHEDULER:
     o->cfg.scheduler_addr = v->s;
@@ -82,51 +82,13 @@ static void apply(options_t *o, const setting_t *s, const setting_value_t *v) {
   }
 }
 
-/* Defaults first, from the settings table, then the flags. */
-static int parse_args(int argc, char **argv, options_t *o) {
-  struct option opts[SET_COUNT + 3];
-  size_t n = settings_options(SETTING_WORKER, opts);
-  opts[n++] = (struct option){"help", no_argument, NULL, 'h'};
-  opts[n++] = (struct option){"version", no_argument, NULL, 'V'};
-  opts[n] = (struct option){NULL, 0, NULL, 0};
-  setting_value_t v;
-  for (setting_id_t id = 0; id < SET_COUNT; id++) {
-    const setting_t *s = settings_get(id);
-    if ((s->who & SETTING_WORKER) && s->def) {
-      if (settings_parse_flag(s, s->def, &v))
-        return -1;
-      apply(o, s, &v);
-    }
-  }
-  int c;
-  opterr = 0;
-  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-    const setting_t *s = settings_from_opt(c);
-    if (c == 'h') {
-      usage(stdout);
-      exit(0);
-    } else if (c == 'V') {
-      cli_version();
-      exit(0);
-    } else if (!s) {
-      return cli_usage_error("unknown option '%s'", argv[optind - 1]);
-    } else if (settings_parse_flag(s, optarg, &v)) {
-      return -1;
-    }
-    apply(o, s, &v);
-  }
-  if (optind < argc)
-    return cli_usage_error("unexpected argument '%s'", argv[optind]);
-  return 0;
-}
-
 /* The default profiles file: ./configs/profiles.yaml, else the one
  * installed beside the program (PREFIX/bin/../share/infsched), else the
  * repository's configs/ seen from build/bin/. */
 static const char *default_profiles(char *buf, size_t len) {
-  static const char *const beside[] = {
-      "../" INFSCHED_INSTALL_DATADIR "/profiles.yaml",
-      "../../configs/profiles.yaml"};
+  static const char *const beside[] = {"../" INFSCHED_INSTALL_DATADIR
+                                       "/profiles.yaml",
+                                       "../../configs/profiles.yaml"};
   if (access("configs/profiles.yaml", R_OK) == 0)
     return "configs/profiles.yaml";
   size_t n = len;
@@ -154,7 +116,7 @@ int main(int argc, char **argv) {
   char default_id[INFS_NAME_MAX], exe[PATH_MAX], err[512];
   options_t o = {.level = LOG_LEVEL_INFO};
   cli_init("infsched-worker");
-  if (parse_args(argc, argv, &o))
+  if (settings_parse_args(argc, argv, SETTING_WORKER, usage, apply, &o))
     return CLI_EXIT_USAGE;
   if (!o.cfg.worker_id) {
     char host[32] = "worker";

@@ -1,5 +1,5 @@
 /* Accelerator profiles: the timing and cost model of one worker class
- * (DESIGN.md, "Worker profiles and the timing model"). */
+ * (docs/architecture.md, "Worker profiles and the timing model"). */
 #ifndef INFSCHED_PROFILE_H
 #define INFSCHED_PROFILE_H
 
@@ -18,13 +18,20 @@ typedef struct infs_profile {
   double price_per_hour; /* USD per hour of the whole serving unit */
   double power_idle_w;
   double power_busy_w;
-  double prefill_tps; /* prompt tokens per second, one sequence */
-  /* Prefill stretch per 1k context tokens behind the new ones; 0: none. */
-  double prefill_attn_per_kctx;
-  /* Decode step: base_ms + per_seq_ms * b + per_kctx_ms * ctx_tokens / 1000. */
-  double base_ms;
-  double per_seq_ms;
-  double per_kctx_ms;
+  /* The roofline of one forward pass (model/step.h): the figures a step's
+   * time comes from. */
+  double weights_gb;         /* weight bytes read once per step, GB */
+  double params_b;           /* parameters, billions: 2 FLOP each per token */
+  double kv_kb_per_token;    /* KV bytes of one token, KB */
+  double attn_mflop_per_ctx; /* attention FLOP per token per context token,
+                                millions (4 x layers x d_model) */
+  double mem_bw_gbs;         /* HBM or SRAM bandwidth of the unit, GB/s */
+  double mem_eff;            /* share of mem_bw_gbs a step achieves, (0, 1] */
+  double peak_tflops;        /* dense peak of the unit at the weights' type */
+  double mfu;                /* share of peak_tflops a step achieves, (0, 1] */
+  double step_overhead_ms;   /* fixed cost of every step (launch, sync) */
+  double per_seq_ms;         /* cost of every sequence in a step (sampling,
+                                scheduling, small kernels) */
   uint32_t max_batch;
   uint32_t kv_tokens;   /* KV-cache capacity in tokens */
   uint32_t max_context; /* prompt + output tokens of one sequence */
@@ -34,13 +41,6 @@ typedef struct infs_profile {
   double usd_per_mtok_in; /* per-token billing of hosted APIs, else 0 */
   double usd_per_mtok_out;
 } infs_profile_t;
-
-/* Decode step time in ms for a batch of b sequences holding ctx_tokens. */
-double profile_step_ms(const infs_profile_t *p, uint32_t b,
-                       uint64_t ctx_tokens);
-
-/* Prefill time in microseconds of n new tokens behind c cached ones. */
-infs_time_t profile_prefill_us(const infs_profile_t *p, uint64_t n, uint64_t c);
 
 /* Checks that a profile's values make sense (positive rates and sizes,
  * max_context <= kv_tokens, ...). Returns 0, or INFS_ECONFIG with the

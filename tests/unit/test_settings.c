@@ -6,7 +6,7 @@
 #include "infsched/errors.h"
 #include "lib/wire.h"
 #include "scheduler/http/frontdoor.h"
-#include "worker/cost.h"
+#include "model/cost.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -67,6 +67,11 @@ static void test_defaults_agree(void **state) {
   }
   assert_string_equal(got.policy, want.policy);
   got.policy = want.policy;
+  /* Not settings: a limit kept out of the flags, and a debugging switch
+   * the scheduler derives from --log-level. A field added to core_config_t
+   * fails here until it is one or the other. */
+  got.max_open_bytes = want.max_open_bytes;
+  got.explain = want.explain;
   assert_memory_equal(&got, &want, sizeof got);
 
   assert_int_equal(
@@ -170,7 +175,7 @@ static void test_usage(void **state) {
   settings_usage(f, SETTING_WORKER);
   fclose(f);
   assert_non_null(strstr(text, "  --backend SPEC "));
-  assert_non_null(strstr(text, "(default sim)."));
+  assert_non_null(strstr(text, "(default sim)\n"));
   assert_null(strstr(text, "--policy"));
   for (char *line = text; *line;) {
     char *nl = strchr(line, '\n');
