@@ -128,6 +128,7 @@ static void run(sim_t *s, uint32_t wi, infs_time_t now,
       .max_tokens = q->max_tokens,
       .blocks = q->blocks,
       .n_blocks = q->n_blocks,
+      .tpot_target_ms = q->tpot_ms,
   };
   int rc = engine_submit(w->engine, now, &er);
   deliver(s, wi, now);
