@@ -32,6 +32,9 @@ static void usage(FILE *f) {
           "  --queue-limit N       admission queue bound per class (default 10000)\n"
           "  --queue-timeout-ms N  longest wait for capacity (default 30000)\n"
           "  --max-attempts N      dispatches of one request on worker loss (default 3)\n"
+          "  --progress-timeout-ms N  shortest wait for a dispatched request's next\n"
+          "                        token before it is taken back; 4x its predicted\n"
+          "                        TTFT when longer (default 10000)\n"
           "  --slo LIST            default SLOs by class, TTFT_MS:TPOT_MS (default\n"
           "                        interactive=450:40,agent=2000:25,batch=30000:200)\n"
           "  --latency-weight LIST balanced: weight of latency against cost by class\n"
@@ -67,6 +70,7 @@ static int parse_args(int argc, char **argv, shell_config_t *cfg,
     OPT_QLIMIT,
     OPT_QTIMEOUT,
     OPT_ATTEMPTS,
+    OPT_PROGRESS,
     OPT_MAXMSG,
     OPT_LOG,
     OPT_HTTP,
@@ -86,6 +90,7 @@ static int parse_args(int argc, char **argv, shell_config_t *cfg,
       {"queue-limit", required_argument, NULL, OPT_QLIMIT},
       {"queue-timeout-ms", required_argument, NULL, OPT_QTIMEOUT},
       {"max-attempts", required_argument, NULL, OPT_ATTEMPTS},
+      {"progress-timeout-ms", required_argument, NULL, OPT_PROGRESS},
       {"max-msg-bytes", required_argument, NULL, OPT_MAXMSG},
       {"log-level", required_argument, NULL, OPT_LOG},
       {"http", required_argument, NULL, OPT_HTTP},
@@ -143,6 +148,11 @@ static int parse_args(int argc, char **argv, shell_config_t *cfg,
     case OPT_ATTEMPTS:
       if (cli_u32("--max-attempts", optarg, 1, 100, &cfg->core.max_attempts))
         return -1;
+      break;
+    case OPT_PROGRESS:
+      if (cli_u64("--progress-timeout-ms", optarg, 1, 86400000, &v))
+        return -1;
+      cfg->core.progress_timeout = v * INFS_US_PER_MS;
       break;
     case OPT_MAXMSG:
       if (cli_u64("--max-msg-bytes", optarg, 1024, 1u << 30, &v))
