@@ -209,8 +209,9 @@ static void silent_step(silent_t *w) {
  * worker, and the run loses none and fails none. */
 static void test_silent_worker_requests_served_elsewhere(void **state) {
   fixture_t *f = *state;
-  const char *extra[] = {"--policy", "round_robin", "--heartbeat-ms", "100",
-                         "--progress-timeout-ms", "500", NULL};
+  const char *extra[] = {"--policy", "round_robin",           "--heartbeat-ms",
+                         "100",      "--progress-timeout-ms", "500",
+                         NULL};
   hc_sched_start(&f->s, extra);
   hc_worker_start(&f->s, f->dir, "sram-0", "sram-wse3", NULL, NULL);
   hc_wait_registered(&f->s, 1);
@@ -221,11 +222,23 @@ static void test_silent_worker_requests_served_elsewhere(void **state) {
   snprintf(report, sizeof report, "%s/report.json", f->dir);
   snprintf(log, sizeof log, "%s/loadgen.log", f->dir);
   char *argv[] = {(char *)harness_bin("infsched-loadgen"),
-                  "--scheduler", f->s.clients, "--rate", "20",
-                  "--duration", "2", "--seed", "3",
-                  "--prompt-tokens", "lognormal:500:0.5:16:2000",
-                  "--output-tokens", "lognormal:8:0.5:2:32",
-                  "--drain", "20", "--report-json", report, NULL};
+                  "--scheduler",
+                  f->s.clients,
+                  "--rate",
+                  "20",
+                  "--duration",
+                  "2",
+                  "--seed",
+                  "3",
+                  "--prompt-tokens",
+                  "lognormal:500:0.5:16:2000",
+                  "--output-tokens",
+                  "lognormal:8:0.5:2:32",
+                  "--drain",
+                  "20",
+                  "--report-json",
+                  report,
+                  NULL};
   harness_proc_t *loadgen = harness_spawn(log, argv);
   assert_non_null(loadgen);
   int status;
