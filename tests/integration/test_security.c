@@ -138,28 +138,7 @@ typedef struct silent {
 static void silent_register(silent_t *w, const char *endpoint) {
   w->z = zclient_new(endpoint);
   assert_non_null(w->z);
-  Infsched__Envelope env = INFSCHED__ENVELOPE__INIT;
-  Infsched__Register r = INFSCHED__REGISTER__INIT;
-  Infsched__Profile p = INFSCHED__PROFILE__INIT;
-  p.name = "gpu-h100";
-  p.worker_class = INFSCHED__WORKER_CLASS__WORKER_CLASS_GPU;
-  p.price_per_hour = 4;
-  p.weights_gb = 10; /* 10 ms a step at 1 TB/s */
-  p.mem_bw_gbs = 1000;
-  p.mem_eff = 1;
-  p.params_b = 0.5; /* 0.1 ms a token at 10 TFLOP/s */
-  p.peak_tflops = 10;
-  p.mfu = 1;
-  p.max_batch = 64;
-  p.kv_tokens = 1000000;
-  p.max_context = 131072;
-  p.block_size = 64;
-  r.worker_id = "silent-0";
-  r.profile = &p;
-  r.capacity = 64;
-  env.body_case = INFSCHED__ENVELOPE__BODY_REGISTER;
-  env.register_ = &r;
-  assert_int_equal(zclient_send(w->z, &env, 0), 0);
+  assert_int_equal(zclient_register(w->z, "silent-0", 64), 0);
   Infsched__Envelope *a = zclient_recv(w->z, 10000);
   assert_non_null(a);
   assert_int_equal(a->body_case, INFSCHED__ENVELOPE__BODY_REGISTERED);
