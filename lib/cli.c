@@ -1,5 +1,7 @@
 #include "lib/cli.h"
 
+#include "infsched/errors.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -8,7 +10,21 @@
 
 static const char *s_program = "infsched";
 
-void cli_init(const char *program) { s_program = program; }
+void cli_init(const char *program) {
+  s_program = program;
+}
+
+int cli_start_status(int rc) {
+  switch (rc) {
+  case INFS_ECONFIG:
+  case INFS_EUNKNOWN:
+  case -EINVAL:
+  case -EPROTONOSUPPORT:
+    return CLI_EXIT_USAGE;
+  default:
+    return CLI_EXIT_STARTUP;
+  }
+}
 
 int cli_usage_error(const char *fmt, ...) {
   va_list ap;

@@ -348,8 +348,9 @@ static void on_register(shell_t *s, infs_time_t now, const core_peer_t *peer,
       .profile = &profile,
       .capacity = m->capacity,
   };
+  uint64_t before = core_stats(s->core)->registrations;
   core_on_register(s->core, now, peer, &info);
-  if (core_worker_count(s->core))
+  if (core_stats(s->core)->registrations != before)
     log_info("worker %s registered (%s, %s, capacity %u)", m->worker_id,
              profile.name, infs_worker_class_name(profile.cls), m->capacity);
 }

@@ -238,7 +238,8 @@ static void test_cancel_reaches_the_upstream_worker(void **state) {
 
 static void expect_start_failure(fixture_t *f, const char *spec,
                                  const char *needle) {
-  hc_expect_worker_start_failure(&f->b, f->dir, spec, needle);
+  /* Each is a bad --backend value: a usage error. */
+  hc_expect_worker_start_failure(&f->b, f->dir, spec, 2, needle);
 }
 
 static void test_bad_backend_options(void **state) {

@@ -105,7 +105,8 @@ static void test_plugin_serves_and_cancels(void **state) {
 
 static void expect_start_failure(fixture_t *f, const char *spec,
                                  const char *needle) {
-  hc_expect_worker_start_failure(&f->s, f->dir, spec, needle);
+  /* Each is a bad --backend value: a usage error. */
+  hc_expect_worker_start_failure(&f->s, f->dir, spec, 2, needle);
 }
 
 static void test_plugin_start_failures(void **state) {
