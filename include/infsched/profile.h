@@ -1,16 +1,18 @@
 /* Accelerator profiles: the timing and cost model of one worker class
- * (DESIGN.md, "Worker profiles and the timing model"). */
+ * (docs/architecture.md, "Worker profiles and the timing model"). */
 #ifndef INFSCHED_PROFILE_H
 #define INFSCHED_PROFILE_H
 
 #include "infsched/types.h"
 
+#include <stdbool.h>
+
 #define INFS_NAME_MAX 64
 
-/* prefill_chunk when a profile does not set one (the wire's Profile has no
- * such field): small enough that a chunk riding along with a decode step
- * stalls the running streams by tens of milliseconds, not hundreds. */
-#define INFS_PROFILE_DEFAULT_PREFILL_CHUNK 512u
+/* max_num_batched_tokens when a profile does not set one: vLLM's own
+ * default (SchedulerConfig.DEFAULT_MAX_NUM_BATCHED_TOKENS), which it keeps
+ * for hardware it has no figure for. */
+#define INFS_PROFILE_DEFAULT_BATCHED_TOKENS 2048u
 
 typedef struct infs_profile {
   char name[INFS_NAME_MAX];
@@ -18,19 +20,31 @@ typedef struct infs_profile {
   double price_per_hour; /* USD per hour of the whole serving unit */
   double power_idle_w;
   double power_busy_w;
-  double prefill_tps; /* prompt tokens per second, one sequence */
-  /* Prefill stretch per 1k context tokens behind the new ones; 0: none. */
-  double prefill_attn_per_kctx;
-  /* Decode step: base_ms + per_seq_ms * b + per_kctx_ms * ctx_tokens / 1000. */
-  double base_ms;
-  double per_seq_ms;
-  double per_kctx_ms;
+  /* The roofline of one forward pass (model/step.h): the figures a step's
+   * time comes from. */
+  double weights_gb;         /* weight bytes read once per step, GB */
+  double params_b;           /* parameters, billions: 2 FLOP each per token */
+  double kv_kb_per_token;    /* KV bytes of one token, KB */
+  double attn_mflop_per_ctx; /* attention FLOP per token per context token,
+                                millions (4 x layers x d_model) */
+  double mem_bw_gbs;         /* HBM or SRAM bandwidth of the unit, GB/s */
+  double mem_eff;            /* share of mem_bw_gbs a step achieves, (0, 1] */
+  double peak_tflops;        /* dense peak of the unit at the weights' type */
+  double mfu;                /* share of peak_tflops a step achieves, (0, 1] */
+  double step_overhead_ms;   /* fixed cost of every step (launch, sync) */
+  double per_seq_ms;         /* cost of every sequence in a step (sampling,
+                                scheduling, small kernels) */
   uint32_t max_batch;
   uint32_t kv_tokens;   /* KV-cache capacity in tokens */
   uint32_t max_context; /* prompt + output tokens of one sequence */
   uint32_t prefix_cache_blocks;
   uint32_t block_size;    /* tokens per prefix-cache block */
-  uint32_t prefill_chunk; /* tokens prefilled per step (chunked prefill) */
+  /* Tokens one step computes, decode tokens and prefill chunks together
+   * (vLLM's max_num_batched_tokens); at least max_batch. */
+  uint32_t max_num_batched_tokens;
+  /* Sarathi-Serve-like: a step carries no more prefill tokens than keep it
+   * within the tightest TPOT target of the sequences decoding in it. */
+  bool slo_aware_prefill;
   double usd_per_mtok_in; /* per-token billing of hosted APIs, else 0 */
   double usd_per_mtok_out;
 } infs_profile_t;

@@ -13,8 +13,17 @@
 
 #define CORE_PEER_MAX 255
 
+/* Which front door a client came in by. Each door is its own namespace:
+ * a peer of one never equals a peer of another, whatever their bytes, so
+ * a ZeroMQ client cannot name an HTTP caller's requests. */
+typedef enum core_door {
+  CORE_DOOR_ZMQ = 0, /* also workers, and the simulator's peers */
+  CORE_DOOR_HTTP = 1
+} core_door_t;
+
 /* A ZeroMQ routing id (or any opaque address the caller uses). */
 typedef struct core_peer {
+  uint8_t door; /* core_door_t */
   uint8_t len;
   uint8_t id[CORE_PEER_MAX];
 } core_peer_t;
@@ -39,6 +48,9 @@ typedef struct core_config {
   uint32_t cache_balance_abs;
   double cache_balance_rel;
   double kwh_usd; /* energy price in predicted marginal costs */
+  /* Prompts, session ids and block hashes all open requests may hold;
+   * past it a submit is rejected as if its queue were full. */
+  size_t max_open_bytes;
   bool explain;   /* record every decision for core_decisions() */
 } core_config_t;
 
@@ -51,6 +63,20 @@ int core_config_set_slo(core_config_t *c, const char *list, char *err,
 /* Sets latency_weight from "interactive=2,agent=1,batch=0" (each >= 0). */
 int core_config_set_latency_weight(core_config_t *c, const char *list,
                                    char *err, size_t errlen);
+
+/* Bounds on what a message may ask of the core; past them it is refused
+ * with ERROR_BAD_REQUEST (docs/security.md). Message sizes are bounded
+ * before decoding, by the shell. */
+#define CORE_CAPACITY_MAX (1u << 20) /* requests one worker holds at once */
+/* Prompt block hashes of one request: a prompt of 4M tokens at 64 tokens a
+ * block. A request may also carry no more than its prompt's tokens fill
+ * (see core_on_submit). */
+#define CORE_BLOCKS_MAX 65536u
+#define CORE_PROMPT_BYTES_MAX (8u << 20)
+#define CORE_SESSION_MAX 256 /* bytes of a session id */
+/* Heartbeat figures: counts of requests, and tokens. */
+#define CORE_LOAD_COUNT_MAX (1u << 24)
+#define CORE_LOAD_TOKENS_MAX (1ull << 40)
 
 /* A request as submitted; borrowed for the call, the core copies it. */
 typedef infs_request_t core_request_t;
@@ -174,7 +200,15 @@ typedef struct core core_t;
 core_t *core_new(const core_config_t *cfg, infs_time_t now, int *err);
 void core_destroy(core_t **core);
 
-/* Client events. */
+/* Client events, the same for every front door (ZeroMQ and HTTP).
+ *
+ * Admission: a request is rejected at once when it is malformed, when
+ * registered workers exist and none could ever serve it (its model, or
+ * prompt plus output beyond every one's context), or when it finds no
+ * worker with room and its class's queue is full. Otherwise it is placed,
+ * or waits in its class's queue until a worker has room or queue_timeout
+ * passes. With no worker registered at all, it waits too: workers that are
+ * starting (or rejoining a restarted scheduler) take it when they come. */
 void core_on_submit(core_t *c, infs_time_t now, const core_peer_t *client,
                     const core_request_t *req);
 void core_on_cancel(core_t *c, infs_time_t now, const core_peer_t *client,

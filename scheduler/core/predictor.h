@@ -3,7 +3,7 @@
  * (the timing model of lib/profile.c), its last heartbeat, and what the core
  * dispatched to it and saw finish since, so that a burst between two
  * heartbeats sees the load it adds. Pure arithmetic, no clock. The formulas
- * are in predictor.c and docs-fragments/policies.md. */
+ * are in predictor.c and docs/scheduling.md ("The predictor"). */
 #ifndef INFSCHED_PREDICTOR_H
 #define INFSCHED_PREDICTOR_H
 
@@ -29,6 +29,10 @@ typedef struct predictor_worker {
    * arriving (0..1): their chunks ride along with decode steps and stretch
    * them. predictor_prefill_load estimates it. */
   double prefill_load;
+  /* The TPOT target the worker's steps keep when its profile caps prefill
+   * chunks to the running streams' targets (slo_aware_prefill): the
+   * tightest among the classes it runs; 0 for none. */
+  double tpot_cap_ms;
 } predictor_worker_t;
 
 typedef struct predictor_request {

@@ -32,7 +32,8 @@ void requests_free(req_table_t *t) {
 }
 
 static uint64_t client_key(const core_peer_t *client, uint64_t client_id) {
-  return XXH3_64bits_withSeed(client->id, client->len, client_id);
+  return XXH3_64bits_withSeed(client->id, client->len,
+                              client_id ^ (uint64_t)client->door << 63);
 }
 
 static void grow(req_table_t *t) {
@@ -52,12 +53,19 @@ static void grow(req_table_t *t) {
 
 /* Lays the request's variable-size fields out in one buffer that is reused
  * when the slot is, so a steady load does not allocate per request. */
+size_t requests_size(const core_request_t *s) {
+  size_t model_len = s->model ? strlen(s->model) : 0;
+  size_t session_len = s->session ? strlen(s->session) : 0;
+  return s->n_blocks * sizeof(uint64_t) + model_len + 1 + session_len + 1 +
+         s->prompt_len + 1;
+}
+
 static void copy_spec(req_t *r, const core_request_t *s) {
   size_t model_len = s->model ? strlen(s->model) : 0;
   size_t session_len = s->session ? strlen(s->session) : 0;
   size_t blocks_bytes = s->n_blocks * sizeof(uint64_t);
-  size_t need =
-      blocks_bytes + model_len + 1 + session_len + 1 + s->prompt_len + 1;
+  size_t need = requests_size(s);
+  r->bytes = need;
   if (need > r->store_cap) {
     r->store = xrealloc(r->store, need);
     r->store_cap = need;
@@ -105,6 +113,7 @@ req_t *requests_add(req_table_t *t, const core_peer_t *client,
   r->client_key = key;
   r->client_id = spec->id;
   r->session_key = sessions_key(spec->session);
+  r->client.door = client->door;
   r->client.len = client->len;
   memcpy(r->client.id, client->id, client->len);
   copy_spec(r, spec);
@@ -120,6 +129,7 @@ req_t *requests_add(req_table_t *t, const core_peer_t *client,
   list_init(&r->link);
   u64map_put(&t->by_client, key, slot);
   t->open++;
+  t->bytes += r->bytes;
   return r;
 }
 
@@ -154,4 +164,5 @@ void requests_remove(req_table_t *t, req_t *r) {
     t->generation[slot] = 1;
   t->free_slots[t->n_free++] = slot;
   t->open--;
+  t->bytes -= r->bytes;
 }
