@@ -149,8 +149,8 @@ static void xfer_free(xfer_t *x) {
 
 /* Fails x with a message for the caller, which names no address: the
  * endpoint and libcurl's detail (hosts, ports) go to this worker's log. */
-static void fail(xfer_t *x, int code, const char *detail, const char *fmt,
-                 ...) __attribute__((format(printf, 4, 5)));
+static void fail(xfer_t *x, int code, const char *detail, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 static void fail(xfer_t *x, int code, const char *detail, const char *fmt,
                  ...) {
@@ -339,8 +339,8 @@ static void finish(xfer_t *x, CURLcode res) {
     cJSON *root = x->raw ? cJSON_Parse(x->raw) : NULL;
     const char *msg = root ? error_message(root) : NULL;
     fail(x, INFSCHED__ERROR_CODE__ERROR_BACKEND, NULL,
-         "upstream HTTP %ld: %.300s",
-         x->status, msg ? msg : (x->raw ? x->raw : "(no body)"));
+         "upstream HTTP %ld: %.300s", x->status,
+         msg ? msg : (x->raw ? x->raw : "(no body)"));
     cJSON_Delete(root);
     return;
   }
