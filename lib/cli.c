@@ -1,6 +1,7 @@
 #include "lib/cli.h"
 
 #include "infsched/errors.h"
+#include "infsched/version.h"
 
 #include <errno.h>
 #include <math.h>
@@ -10,9 +11,7 @@
 
 static const char *s_program = "infsched";
 
-void cli_init(const char *program) {
-  s_program = program;
-}
+void cli_init(const char *program) { s_program = program; }
 
 int cli_start_status(int rc) {
   switch (rc) {
@@ -25,6 +24,8 @@ int cli_start_status(int rc) {
     return CLI_EXIT_STARTUP;
   }
 }
+
+void cli_version(void) { printf("%s %s\n", s_program, INFSCHED_VERSION); }
 
 int cli_usage_error(const char *fmt, ...) {
   va_list ap;

@@ -16,6 +16,7 @@
 
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -595,7 +596,8 @@ static int openai_create(const infs_backend_host_t *host, const char *args,
                b->opts.api_key_env,
                key && *key ? "not a valid key" : "not set");
       free(b);
-      return INFS_ECONFIG;
+      /* The environment, not the flags: the worker cannot start. */
+      return -ENOKEY;
     }
     size_t n = strlen(key) + 32;
     b->auth = malloc(n);
@@ -611,7 +613,7 @@ static int openai_create(const infs_backend_host_t *host, const char *args,
     snprintf(err, errlen, "openai: libcurl failed to initialise");
     free(b->auth);
     free(b);
-    return INFS_ECONFIG;
+    return -EIO;
   }
   b->host = *host;
   openai_opts_endpoint(&b->opts, b->endpoint, sizeof b->endpoint);
