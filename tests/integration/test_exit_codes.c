@@ -202,7 +202,8 @@ static size_t help_flags(fixture_t *f, const char *prog, char flags[][40],
     bool dup = false;
     for (size_t i = 0; i < n; i++)
       dup = dup || strcmp(flags[i], flags[n]) == 0;
-    n += !dup && strcmp(flags[n], "--help") != 0;
+    n += !dup && strcmp(flags[n], "--help") != 0 &&
+         strcmp(flags[n], "--version") != 0;
   }
   free(text);
   return n;
