@@ -51,6 +51,7 @@ static const flag_case_t k_scheduler[] = {
     {"--queue-limit", "-1"},
     {"--queue-timeout-ms", "0"},
     {"--max-attempts", "0"},
+    {"--progress-timeout-ms", "x"},
     {"--slo", "interactive=x"},
     {"--latency-weight", "x"},
     {"--cache-balance-abs", "x"},
