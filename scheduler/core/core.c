@@ -794,7 +794,7 @@ static void update_cache(core_t *c, core_worker_t *w, const core_load_t *l) {
     if (i + CACHE_AHEAD < n_add)
       prefix_prefetch(&c->prefix, add[i + CACHE_AHEAD]);
     if (prefix_add(&c->prefix, w->index, add[i],
-                   w->profile.prefix_cache_blocks) < 0)
+                   profile_kv_blocks(&w->profile)) < 0)
       c->stats.cache_adds_dropped++;
   }
 }

@@ -194,7 +194,7 @@ typedef struct core_stats {
   uint64_t session_kept;         /* went to the worker holding the session */
   uint64_t session_moved;        /* went elsewhere (load, SLO or lost) */
   uint64_t cache_adds_dropped;   /* reported blocks beyond a worker's
-                                    prefix_cache_blocks */
+                                    KV pool (kv_tokens / block_size) */
   /* Requests put to the placement step, placed or not: a queued request
    * is tried again when a request ends or a worker registers, and one the
    * policy deferred also on other messages, at most 64 times per

@@ -568,7 +568,8 @@ static void context_beyond_kv(infs_profile_t *p, core_worker_info_t *i) {
 }
 static void absurd_cache(infs_profile_t *p, core_worker_info_t *i) {
   (void)i;
-  p->prefix_cache_blocks = UINT32_MAX;
+  p->kv_tokens = UINT32_MAX;
+  p->block_size = 1;
 }
 static void newline_id(infs_profile_t *p, core_worker_info_t *i) {
   (void)p;
@@ -591,7 +592,7 @@ static void test_register_refuses_absurd_figures(void **state) {
       {"capacity 4e9", absurd_capacity},
       {"capacity 0", zero_capacity},
       {"max_context beyond kv_tokens", context_beyond_kv},
-      {"2^32-1 cache blocks", absurd_cache},
+      {"2^32-1 KV blocks", absurd_cache},
       {"newline in worker_id", newline_id},
       {"control byte in profile name", control_profile_name},
   };
