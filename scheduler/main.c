@@ -32,8 +32,10 @@ static void usage(FILE *f) {
           "  --queue-limit N       admission queue bound per class (default 10000)\n"
           "  --queue-timeout-ms N  longest wait for capacity (default 30000)\n"
           "  --max-attempts N      dispatches of one request on worker loss (default 3)\n"
-          "  --slo LIST            default SLOs by class, TTFT_MS:TPOT_MS (default\n"
-          "                        interactive=450:40,agent=2000:25,batch=30000:200)\n"
+          "  --slo LIST            default SLOs by class, TTFT_MS[+MS_PER_1K]:TPOT_MS,\n"
+          "                        the TTFT target growing by MS_PER_1K per 1,000\n"
+          "                        uncached prompt tokens (default interactive=\n"
+          "                        450+250:40,agent=2000+250:40,batch=30000+250:200)\n"
           "  --latency-weight LIST balanced: weight of latency against cost by class\n"
           "                        (default interactive=2,agent=1,batch=0)\n"
           "  --cache-balance-abs N cache_affinity: a match is too loaded with more than\n"
@@ -154,7 +156,7 @@ static int parse_args(int argc, char **argv, shell_config_t *cfg,
         return cli_usage_error("--log-level: unknown level '%s'", optarg);
       break;
     case OPT_SLO:
-      if (core_config_set_slo(&cfg->core, optarg, err, sizeof err))
+      if (slo_parse(optarg, cfg->core.slo, err, sizeof err))
         return cli_usage_error("--slo: %s", err);
       break;
     case OPT_LATENCY_WEIGHT:

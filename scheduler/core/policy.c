@@ -40,6 +40,15 @@ void policy_predict(const policy_ctx_t *x, size_t cand, prediction_t *out) {
   predictor_estimate(&pw, &pr, x->cfg->kwh_usd, out);
 }
 
+slo_targets_t policy_targets(const policy_ctx_t *x, const prediction_t *p) {
+  const core_request_t *s = &x->r->spec;
+  slo_t slo = slo_of_request(s);
+  uint32_t uncached = s->prompt_tokens > p->cached_tokens
+                          ? s->prompt_tokens - p->cached_tokens
+                          : 0;
+  return slo_targets(&slo, uncached);
+}
+
 /* xorshift64*, mapped onto [0, bound) by a multiply: deterministic and
  * cheap. */
 static uint32_t draw(uint64_t *s, uint32_t bound) {

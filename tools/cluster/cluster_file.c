@@ -2,7 +2,7 @@
 
 #include "infsched/errors.h"
 #include "infsched/profile.h"
-#include "lib/workload.h"
+#include "model/slo_check.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -173,22 +173,16 @@ static int valid_name(const char *s) {
   return 1;
 }
 
-/* scheduler.slo: "interactive=450:40,..." as the scheduler's --slo. */
+/* scheduler.slo: "interactive=450+250:40,..." as the scheduler's --slo. */
 static int get_slo(parse_t *ps, yaml_node_t *n, cluster_spec_t *s) {
-  int line = 0, rc;
+  int rc;
   if ((rc = get_string(ps, n, "scheduler", "slo", 0, s->slo, sizeof s->slo,
-                       &line)) ||
+                       &s->slo_line)) ||
       !s->slo[0])
     return rc;
-  workload_opts_t o = {0};
-  char why[160];
-  for (int c = 0; c < INFS_CLASS_COUNT; c++)
-    o.ttft_ms[c] = o.tpot_ms[c] = 1; /* classes not named stay valid */
-  if (workload_parse_slo(s->slo, &o, why, sizeof why))
-    return fail(ps, line, "scheduler.slo: %s", why);
-  for (int c = 0; c < INFS_CLASS_COUNT; c++)
-    if (!o.ttft_ms[c] || !o.tpot_ms[c])
-      return fail(ps, line, "scheduler.slo: targets must be at least 1 ms");
+  char why[200];
+  if (slo_parse(s->slo, s->slo_targets, why, sizeof why))
+    return fail(ps, s->slo_line, "scheduler.slo: %s", why);
   return 0;
 }
 
@@ -367,6 +361,7 @@ int cluster_file_load(const char *path, cluster_spec_t **out, char *err,
   snprintf(s->http, sizeof s->http, "127.0.0.1:8080");
   s->heartbeat_ms = 200;
   s->heartbeat_miss = 5;
+  slo_defaults(s->slo_targets);
 
   if (!yaml_parser_initialize(&parser)) {
     rc = -ENOMEM;
@@ -443,6 +438,19 @@ int cluster_spec_check_profiles(const cluster_spec_t *spec, char *err,
              n ? known : "none");
     rc = INFS_EUNKNOWN;
     break;
+  }
+  for (size_t i = 0; rc == 0 && i < spec->nworkers; i++) {
+    const cluster_worker_t *w = &spec->workers[i];
+    if (slo_check_profile(spec->slo_targets, profile_set_find(set, w->profile),
+                          why, sizeof why) == 0)
+      continue;
+    if (spec->slo[0])
+      snprintf(err, errlen, "%s:%d: scheduler.slo: %s (workers[%zu])",
+               spec->path, spec->slo_line, why, i);
+    else
+      snprintf(err, errlen, "%s:%d: workers[%zu]: the default %s",
+               spec->path, w->profile_line, i, why);
+    rc = INFS_ECONFIG;
   }
   profile_set_destroy(&set);
   return rc;

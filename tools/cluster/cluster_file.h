@@ -3,6 +3,8 @@
 #ifndef INFSCHED_CLUSTER_FILE_H
 #define INFSCHED_CLUSTER_FILE_H
 
+#include "lib/slo.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -30,6 +32,8 @@ typedef struct cluster_spec {
   char http[CLUSTER_ADDR_MAX];         /* HTTP listener HOST:PORT, or off */
   char policy[CLUSTER_NAME_MAX];
   char slo[CLUSTER_ADDR_MAX]; /* scheduler --slo class list, or "" */
+  int slo_line;
+  slo_t slo_targets[INFS_CLASS_COUNT]; /* the defaults with slo applied */
   uint32_t heartbeat_ms;
   uint32_t heartbeat_miss;
   cluster_worker_t *workers;
@@ -43,8 +47,10 @@ int cluster_file_load(const char *path, cluster_spec_t **out, char *err,
                       size_t errlen);
 void cluster_spec_destroy(cluster_spec_t **spec);
 
-/* Loads spec->profiles_path and checks that every worker's profile exists.
- * Returns 0, or a negative code with "FILE:LINE: what is wrong" in err. */
+/* Loads spec->profiles_path and checks that every worker's profile exists
+ * and that no class's SLO is out of reach of an idle worker of it
+ * (slo_check_profile). Returns 0, or a negative code with "FILE:LINE: what
+ * is wrong" in err. */
 int cluster_spec_check_profiles(const cluster_spec_t *spec, char *err,
                                 size_t errlen);
 

@@ -6,6 +6,7 @@
 #include "lib/report_html.h"
 #include "lib/workload.h"
 #include "lib/workload_cli.h"
+#include "model/slo_check.h"
 #include "scheduler/core/policy.h"
 #include "tools/cluster/cluster_file.h"
 #include "tools/sim/capacity.h"
@@ -526,6 +527,18 @@ static int load(opts_t *o, setup_t *s) {
       (o->heartbeat_ms ? o->heartbeat_ms : s->spec->heartbeat_ms) *
       INFS_US_PER_MS;
   o->sim.core.heartbeat_miss = s->spec->heartbeat_miss;
+  /* The requests carry the workload's targets: the cluster's scheduler.slo
+   * unless --slo names others, and the core's class defaults (which
+   * balanced also reads) are the same. */
+  if (!o->wl.seen_slo)
+    memcpy(o->wl.opts.slo, s->spec->slo_targets, sizeof o->wl.opts.slo);
+  memcpy(o->sim.core.slo, o->wl.opts.slo, sizeof o->sim.core.slo);
+  const pool_t *pool = o->sweep ? &s->grid : &s->pool;
+  for (size_t i = 0; i < pool->n; i++)
+    if ((o->sweep ? pool->v[i].max : pool->v[i].count) &&
+        slo_check_profile(o->wl.opts.slo, &pool->v[i].profile, err,
+                          sizeof err))
+      return cli_usage_error("%s%s", o->wl.seen_slo ? "--slo: " : "", err);
   size_t n;
   s->workers = pool_expand(&s->pool, &n);
   o->sim.workers = s->workers;

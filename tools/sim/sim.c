@@ -209,8 +209,9 @@ void sim_sched_feed(sim_t *s, infs_time_t now, msg_t *m) {
         .prompt_tokens = m->prompt_tokens,
         .max_tokens = m->max_tokens,
         .cls = m->cls,
-        .ttft_ms = m->ttft_ms,
-        .tpot_ms = m->tpot_ms,
+        .ttft_ms = m->slo.ttft_ms,
+        .ttft_ms_per_ktok = m->slo.ttft_ms_per_ktok,
+        .tpot_ms = m->slo.tpot_ms,
         .session = m->session,
         .blocks = m->blocks,
         .n_blocks = m->n_blocks,
@@ -388,8 +389,7 @@ static void finish(sim_t *s) {
       continue;
     report_outcome_t o = {.cls = t->cls,
                           .status = REPORT_LOST,
-                          .ttft_slo_ms = t->ttft_ms,
-                          .tpot_slo_ms = t->tpot_ms};
+                          .slo = t->slo};
     report_add(s->report, &o);
     t->open = false;
   }

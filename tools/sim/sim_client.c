@@ -8,21 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static bool meets_slo(const report_outcome_t *o) {
-  /* lib/report.h's definition, for the tokens that met their SLO. */
-  if (o->status != REPORT_COMPLETED)
-    return false;
-  if (o->ttft_slo_ms && o->ttft > (infs_time_t)o->ttft_slo_ms * 1000)
-    return false;
-  if (o->tpot_slo_ms && o->generated_tokens >= 2) {
-    infs_time_t decode = o->e2e > o->ttft ? o->e2e - o->ttft : 0;
-    double tpot_us = (double)decode / (double)(o->generated_tokens - 1);
-    if (tpot_us > o->tpot_slo_ms * 1000.0)
-      return false;
-  }
-  return true;
-}
-
 static track_t *track_of(sim_t *s, uint64_t id) {
   if (id == 0 || id > s->n_tracks || !s->tracks[id - 1].open)
     return NULL;
@@ -32,7 +17,7 @@ static track_t *track_of(sim_t *s, uint64_t id) {
 static void track_end(sim_t *s, track_t *t, infs_time_t now,
                       const report_outcome_t *o) {
   report_add(s->report, o);
-  if (meets_slo(o))
+  if (report_outcome_met(o))
     s->st.slo_tokens += (uint64_t)o->prompt_tokens + o->generated_tokens;
   t->open = false;
   s->free_tracks[s->n_free_tracks++] = (uint32_t)(t - s->tracks);
@@ -62,8 +47,7 @@ void sim_client_receive(sim_t *s, infs_time_t now, const msg_t *m) {
         .generated_tokens = m->done.generated,
         .ttft = (t->first ? t->first : now) - t->arrival,
         .e2e = now - t->arrival,
-        .ttft_slo_ms = t->ttft_ms,
-        .tpot_slo_ms = t->tpot_ms,
+        .slo = t->slo,
         .cost_usd = m->done.cost_usd,
         .worker_id = w->spec->id,
         .worker_class = infs_worker_class_name(w->spec->profile.cls),
@@ -77,8 +61,7 @@ void sim_client_receive(sim_t *s, infs_time_t now, const msg_t *m) {
         .cls = t->cls,
         .status =
             wire_error_is_rejection(m->code) ? REPORT_REJECTED : REPORT_FAILED,
-        .ttft_slo_ms = t->ttft_ms,
-        .tpot_slo_ms = t->tpot_ms,
+        .slo = t->slo,
         .error = wire_error_name(m->code),
         .done_at = now - s->t0,
     };
@@ -107,8 +90,7 @@ void sim_client_send(sim_t *s, infs_time_t now, const workload_req_t *r) {
       .workload_id = r->id,
       .arrival = now,
       .prompt_tokens = r->prompt_tokens,
-      .ttft_ms = r->ttft_ms,
-      .tpot_ms = r->tpot_ms,
+      .slo = r->slo,
       .cls = r->cls,
       .open = true,
   };
@@ -118,8 +100,7 @@ void sim_client_send(sim_t *s, infs_time_t now, const workload_req_t *r) {
   m->cls = r->cls;
   m->prompt_tokens = r->prompt_tokens;
   m->max_tokens = r->max_tokens;
-  m->ttft_ms = r->ttft_ms;
-  m->tpot_ms = r->tpot_ms;
+  m->slo = r->slo;
   memcpy(m->session, r->session, sizeof m->session);
   sim_msg_set_blocks(m, r->blocks, r->n_blocks);
   sim_msg_send(s, now, slot);
