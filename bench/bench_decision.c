@@ -218,7 +218,7 @@ static void heartbeat(core_t *c, infs_time_t now, const core_peer_t *peer,
   uint64_t kv_used = (uint64_t)running * uniform(rng, 500, 3000);
   if (kv_used > p->kv_tokens)
     kv_used = p->kv_tokens;
-  double step_ms = profile_step_ms(p, running, kv_used);
+  double step_ms = step_decode_ms(p, running, kv_used);
   core_load_t load = {
       .queued = uniform(rng, 0, 4),
       .running = running,

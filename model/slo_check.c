@@ -8,18 +8,11 @@
 double slo_check_idle_ttft_ms(const infs_profile_t *p, uint32_t n) {
   uint32_t chunk =
       p->prefill_chunk ? p->prefill_chunk : INFS_PROFILE_DEFAULT_PREFILL_CHUNK;
-  infs_time_t us = 0;
-  for (uint32_t done = 0; done < n;) {
-    uint32_t k = n - done < chunk ? n - done : chunk;
-    infs_time_t step = profile_prefill_us(p, k, done);
-    us += step ? step : 1; /* the engine's shortest step */
-    done += k;
-  }
-  return (double)us / 1000.0;
+  return step_prefill_ms(p, n, 0, chunk, 0, 0);
 }
 
 double slo_check_idle_tpot_ms(const infs_profile_t *p, uint32_t ctx) {
-  return profile_step_ms(p, 1, ctx);
+  return step_decode_ms(p, 1, ctx);
 }
 
 int slo_check_profile(const slo_t slo[INFS_CLASS_COUNT],

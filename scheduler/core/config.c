@@ -26,6 +26,7 @@ void core_config_defaults(core_config_t *c) {
   c->cache_balance_abs = 16;
   c->cache_balance_rel = 1.5;
   c->kwh_usd = COST_DEFAULT_KWH_USD;
+  c->max_open_bytes = (size_t)1 << 30;
 }
 
 int core_config_set_latency_weight(core_config_t *c, const char *list,

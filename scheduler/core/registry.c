@@ -84,8 +84,13 @@ static uint16_t intern_model(registry_t *g, const char *model) {
 static bool same_profile(const infs_profile_t *a, const infs_profile_t *b) {
   return strcmp(a->name, b->name) == 0 && a->cls == b->cls &&
          a->price_per_hour == b->price_per_hour &&
-         a->prefill_tps == b->prefill_tps && a->base_ms == b->base_ms &&
-         a->per_seq_ms == b->per_seq_ms && a->per_kctx_ms == b->per_kctx_ms &&
+         a->weights_gb == b->weights_gb && a->params_b == b->params_b &&
+         a->kv_kb_per_token == b->kv_kb_per_token &&
+         a->attn_mflop_per_ctx == b->attn_mflop_per_ctx &&
+         a->mem_bw_gbs == b->mem_bw_gbs && a->mem_eff == b->mem_eff &&
+         a->peak_tflops == b->peak_tflops && a->mfu == b->mfu &&
+         a->step_overhead_ms == b->step_overhead_ms &&
+         a->per_seq_ms == b->per_seq_ms && a->prefill_chunk == b->prefill_chunk &&
          a->max_batch == b->max_batch && a->kv_tokens == b->kv_tokens &&
          a->max_context == b->max_context;
 }
@@ -146,6 +151,8 @@ core_worker_t *registry_add(registry_t *g, const core_peer_t *p,
   snprintf(w->backend, sizeof w->backend, "%s",
            info->backend ? info->backend : "");
   w->profile = *info->profile;
+  if (!g->min_block_size || info->profile->block_size < g->min_block_size)
+    g->min_block_size = info->profile->block_size;
   w->last_seen = now;
   g->hot[index] = (worker_hot_t){
       .capacity = info->capacity,

@@ -213,7 +213,7 @@ static void test_slo_checked_against_profiles(void **state) {
   assert_int_equal(cluster_spec_check_profiles(s, err, sizeof err), 0);
   cluster_spec_destroy(&s);
 
-  /* The TPU's bare decode step at 64K of context is 25.4 ms. */
+  /* The TPU's bare decode step at 64K of context is 25.8 ms. */
   snprintf(text, sizeof text, head, "agent=2000+250:25");
   s = load_text(text, err, sizeof err, &rc);
   assert_int_equal(rc, 0);
@@ -222,7 +222,7 @@ static void test_slo_checked_against_profiles(void **state) {
   assert_non_null(strstr(err, ":3: scheduler.slo: SLO of agent: TPOT target "
                               "25 ms is below what an idle tpu worker "
                               "(profile tpu-v6e) takes per output token at "
-                              "65536 tokens of context, 25.4 ms "
+                              "65536 tokens of context, 25.8 ms "
                               "(workers[1])"));
   cluster_spec_destroy(&s);
 

@@ -102,13 +102,19 @@ static void test_parse(void **unused) {
   }
 }
 
-/* A profile with round figures: 0.1 ms per prompt token (no attention
- * term), a 24 ms step plus 0.02 ms per 1K tokens of context. */
+/* A profile with round figures: a step reads 24 GB of weights at 1 TB/s
+ * (24 ms) and 20 KB of KV per context token, and computes 0.1 ms per token
+ * (1B parameters at 20 TFLOP/s), no attention term and no overheads. A
+ * 512-token prefill chunk is compute bound: 51.2 ms. */
 static infs_profile_t toy(void) {
   infs_profile_t p = {.cls = INFS_WORKER_TPU,
-                      .prefill_tps = 10000,
-                      .base_ms = 24,
-                      .per_kctx_ms = 0.02,
+                      .weights_gb = 24,
+                      .params_b = 1,
+                      .kv_kb_per_token = 20,
+                      .mem_bw_gbs = 1000,
+                      .mem_eff = 1,
+                      .peak_tflops = 20,
+                      .mfu = 1,
                       .max_batch = 8,
                       .kv_tokens = 65536,
                       .max_context = 65536,
@@ -121,8 +127,8 @@ static infs_profile_t toy(void) {
 static void test_idle_figures(void **unused) {
   (void)unused;
   infs_profile_t p = toy();
-  assert_float_equal(slo_check_idle_ttft_ms(&p, 1000), 100, 1e-3);
-  assert_float_equal(slo_check_idle_ttft_ms(&p, 1), 0.1, 1e-3);
+  assert_float_equal(slo_check_idle_ttft_ms(&p, 1000), 51.2 + 48.8, 1e-9);
+  assert_float_equal(slo_check_idle_ttft_ms(&p, 1), 24, 1e-9); /* memory */
   assert_float_equal(slo_check_idle_tpot_ms(&p, 65536), 25.31072, 1e-6);
 }
 
@@ -132,7 +138,8 @@ static void test_infeasible_target_is_named(void **unused) {
   slo_t slo[INFS_CLASS_COUNT] = {
       {450, 100, 40}, {2000, 100, 40}, {30000, 100, 200}};
   char err[400];
-  /* 0.1 ms per token against an allowance of 0.1 ms per token: met. */
+  /* At most 0.1 ms per token (24 ms for one) against 450 ms and an
+   * allowance of 0.1 ms per token: met. */
   assert_int_equal(slo_check_profile(slo, &p, err, sizeof err), 0);
 
   /* Agent decode at 25 ms: an idle step at 64K of context takes 25.3. */
@@ -143,14 +150,16 @@ static void test_infeasible_target_is_named(void **unused) {
                            "token at 65536 tokens of context, 25.3 ms");
   slo[INFS_CLASS_AGENT].tpot_ms = 40;
 
-  /* A fixed 450 ms: prompts of 4,096 tokens take 410 ms, 8,192 take 819. */
+  /* A fixed 450 ms: prompts of 4,096 tokens take 8 chunks, 410 ms; 8,192
+   * take 819 ms. */
   slo[INFS_CLASS_INTERACTIVE].ttft_ms_per_ktok = 0;
   assert_int_equal(slo_check_profile(slo, &p, err, sizeof err), INFS_ECONFIG);
   assert_string_equal(err, "SLO of interactive: TTFT target 450 ms + 0 ms "
                            "per 1K uncached tokens (450 ms for a 8192-token "
                            "prompt) is below what an idle tpu worker "
                            "(profile toy) takes to its first token, 819 ms");
-  /* Too small an allowance fails only on the longest prompt. */
+  /* Too small an allowance fails only on the longest prompt: 65,535
+   * tokens take 6,554 ms, against 450 + 90 x 65.5 = 6,348. */
   slo[INFS_CLASS_INTERACTIVE].ttft_ms_per_ktok = 90;
   assert_int_equal(slo_check_profile(slo, &p, err, sizeof err), INFS_ECONFIG);
   assert_non_null(strstr(err, "for a 65535-token prompt"));
