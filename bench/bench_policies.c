@@ -67,7 +67,7 @@ static infs_profile_t profile(int k) {
 }
 
 static core_peer_t peer_of(size_t i) {
-  core_peer_t p;
+  core_peer_t p = {.door = CORE_DOOR_ZMQ};
   p.len = (uint8_t)snprintf((char *)p.id, sizeof p.id, "w%zu", i);
   return p;
 }

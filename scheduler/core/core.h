@@ -14,8 +14,17 @@
 
 #define CORE_PEER_MAX 255
 
+/* Which front door a client came in by. Each door is its own namespace:
+ * a peer of one never equals a peer of another, whatever their bytes, so
+ * a ZeroMQ client cannot name an HTTP caller's requests. */
+typedef enum core_door {
+  CORE_DOOR_ZMQ = 0, /* also workers, and the simulator's peers */
+  CORE_DOOR_HTTP = 1
+} core_door_t;
+
 /* A ZeroMQ routing id (or any opaque address the caller uses). */
 typedef struct core_peer {
+  uint8_t door; /* core_door_t */
   uint8_t len;
   uint8_t id[CORE_PEER_MAX];
 } core_peer_t;

@@ -6,12 +6,12 @@
 #include <xxhash.h>
 
 /* Routing ids of up to 7 bytes (ZeroMQ's own are 5) are packed with their
- * length into one word and mixed by an odd multiplier, a bijection: no two
+ * length and door into one word and mixed by an odd multiplier, a bijection: no two
  * such ids share a key. Longer ones take XXH3. */
 uint64_t peer_hash(const core_peer_t *p) {
   if (p->len >= 8)
-    return XXH3_64bits(p->id, p->len);
-  uint64_t v = (uint64_t)p->len << 56;
+    return XXH3_64bits_withSeed(p->id, p->len, p->door);
+  uint64_t v = (uint64_t)p->len << 56 | (uint64_t)p->door << 59;
   for (size_t i = 0; i < p->len; i++)
     v |= (uint64_t)p->id[i] << (8 * i);
   return v * 0x9e3779b97f4a7c15ull;
@@ -143,6 +143,7 @@ core_worker_t *registry_add(registry_t *g, const core_peer_t *p,
   w->index = index;
   w->live = true;
   w->epoch = ++g->epochs;
+  w->peer.door = p->door;
   w->peer.len = p->len;
   memcpy(w->peer.id, p->id, p->len);
   w->peer_key = peer_hash(p);

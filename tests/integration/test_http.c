@@ -268,17 +268,9 @@ static void assert_error(const hc_response_t *r, int status, const char *type,
 /* Opens a connection streaming a long completion and returns it once its
  * first token has arrived: the stream holds a slot until it is closed. */
 static int hold_stream(fixture_t *f) {
-  int fd = hc_connect(f->s.http_port);
-  assert_true(fd >= 0);
-  const char *hold =
-      "{\"model\":\"" MODEL "\",\"prompt\":\"x\",\"max_tokens\":30000,"
-      "\"stream\":true}";
-  char req[512];
-  snprintf(req, sizeof req,
-           "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: "
-           "application/json\r\nContent-Length: %zu\r\n\r\n%s",
-           strlen(hold), hold);
-  assert_int_equal(hc_send(fd, req), 0);
+  int fd = hc_post_completion(
+      f->s.http_port, "{\"model\":\"" MODEL "\",\"prompt\":\"x\","
+                      "\"max_tokens\":30000,\"stream\":true}");
   char *in = NULL;
   size_t in_len = 0;
   assert_int_equal(hc_read_until(fd, &in, &in_len, "data: ", 10000), 0);

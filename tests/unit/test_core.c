@@ -25,7 +25,7 @@ typedef struct fixture {
 } fixture_t;
 
 static core_peer_t peer(const char *name) {
-  core_peer_t p;
+  core_peer_t p = {.door = CORE_DOOR_ZMQ};
   p.len = (uint8_t)strlen(name);
   memcpy(p.id, name, p.len);
   return p;
@@ -422,6 +422,35 @@ static void test_cancel(void **state) {
   assert_int_equal(n, 0);
 }
 
+/* Peers of the two doors live apart: a ZeroMQ client with the very bytes
+ * of an HTTP caller's peer neither cancels its request nor collides with
+ * its id. */
+static void test_doors_are_namespaces(void **state) {
+  fixture_t *f = *state;
+  core_peer_t http = {.door = CORE_DOOR_HTTP, .len = 8, .id = {1}};
+  core_peer_t forged = http;
+  forged.door = CORE_DOOR_ZMQ;
+  core_request_t r = {.id = 1, .prompt_tokens = 10, .max_tokens = 10,
+                      .cls = INFS_CLASS_AGENT};
+  core_on_submit(f->core, 0, &http, &r);
+  assert_non_null(find(f->core, CORE_ACT_DISPATCH, 0));
+  core_actions_clear(f->core);
+  core_on_cancel(f->core, 1 * MS, &forged, 1);
+  size_t n;
+  core_actions(f->core, &n);
+  assert_int_equal(n, 0);
+  core_on_submit(f->core, 1 * MS, &forged, &r);
+  assert_non_null(find(f->core, CORE_ACT_DISPATCH, 0));
+  assert_null(find(f->core, CORE_ACT_ERROR, 0));
+  assert_int_equal(core_open_requests(f->core), 2);
+  core_actions_clear(f->core);
+  core_on_cancel(f->core, 2 * MS, &http, 1);
+  const core_action_t *e = find(f->core, CORE_ACT_ERROR, 0);
+  assert_non_null(e);
+  assert_int_equal(e->peer.door, CORE_DOOR_HTTP);
+  assert_int_equal(core_open_requests(f->core), 1);
+}
+
 static void test_unknown_worker_told_to_register(void **state) {
   fixture_t *f = *state;
   core_peer_t stranger = peer("nobody");
@@ -657,6 +686,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_reregistration_replaces_worker,
                                       setup_ll, teardown),
       cmocka_unit_test_setup_teardown(test_cancel, setup_ll, teardown),
+      cmocka_unit_test_setup_teardown(test_doors_are_namespaces, setup_ll,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_unknown_worker_told_to_register,
                                       setup_ll, teardown),
       cmocka_unit_test(test_no_workers_yet_waits),

@@ -109,7 +109,7 @@ typedef struct pool {
 } pool_t;
 
 static core_peer_t peer(const char *name) {
-  core_peer_t p;
+  core_peer_t p = {.door = CORE_DOOR_ZMQ};
   p.len = (uint8_t)strlen(name);
   memcpy(p.id, name, p.len);
   return p;
