@@ -194,7 +194,15 @@ typedef struct core core_t;
 core_t *core_new(const core_config_t *cfg, infs_time_t now, int *err);
 void core_destroy(core_t **core);
 
-/* Client events. */
+/* Client events, the same for every front door (ZeroMQ and HTTP).
+ *
+ * Admission: a request is rejected at once when it is malformed, when
+ * registered workers exist and none could ever serve it (its model, or
+ * prompt plus output beyond every one's context), or when it finds no
+ * worker with room and its class's queue is full. Otherwise it is placed,
+ * or waits in its class's queue until a worker has room or queue_timeout
+ * passes. With no worker registered at all, it waits too: workers that are
+ * starting (or rejoining a restarted scheduler) take it when they come. */
 void core_on_submit(core_t *c, infs_time_t now, const core_peer_t *client,
                     const core_request_t *req);
 void core_on_cancel(core_t *c, infs_time_t now, const core_peer_t *client,

@@ -395,9 +395,6 @@ static void handle_inference(frontdoor_t *f, http_exchange_t *x,
   } else if (f->stopping) {
     respond_error(x, 503, "server_error", "unavailable", NULL,
                   "the scheduler is shutting down");
-  } else if (core_worker_count(f->core) == 0) {
-    respond_error(x, 503, "server_error", "no_worker", NULL,
-                  "no worker is registered with the scheduler");
   } else {
     submit(f, x, &q, cls, session ? session : q.session, ttft_ms, tpot_ms);
   }
