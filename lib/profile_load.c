@@ -27,7 +27,7 @@ struct profile_set {
   size_t n;
 };
 
-typedef enum field_type { F_DOUBLE, F_U32, F_CLASS } field_type_t;
+typedef enum field_type { F_DOUBLE, F_U32, F_BOOL, F_CLASS } field_type_t;
 
 typedef struct field {
   const char *name;
@@ -58,7 +58,8 @@ static const field_t fields[] = {
     FD(max_context, F_U32, 1),
     FD(prefix_cache_blocks, F_U32, 1),
     FD(block_size, F_U32, 1),
-    FD(prefill_chunk, F_U32, 0),
+    FD(max_num_batched_tokens, F_U32, 0),
+    FD(slo_aware_prefill, F_BOOL, 0),
     FD(usd_per_mtok_in, F_DOUBLE, 0),
     FD(usd_per_mtok_out, F_DOUBLE, 0),
 };
@@ -74,7 +75,7 @@ static const char *const removed_fields[] = {
 /* Defaults of the optional fields; every other field is required. */
 static void profile_defaults(infs_profile_t *p) {
   memset(p, 0, sizeof *p);
-  p->prefill_chunk = INFS_PROFILE_DEFAULT_PREFILL_CHUNK;
+  p->max_num_batched_tokens = INFS_PROFILE_DEFAULT_BATCHED_TOKENS;
   p->attn_mflop_per_ctx = 0;
   p->step_overhead_ms = 0;
   p->usd_per_mtok_in = 0;
@@ -133,12 +134,24 @@ static int parse_value(loader_t *l, const char *pname, const field_t *f,
   size_t line = line_of(v);
   if (v->type != YAML_SCALAR_NODE)
     return fail(l, line, pname, f->name, "expected %s, got %s",
-                f->type == F_CLASS ? "gpu, sram or tpu" : "a number",
+                f->type == F_CLASS  ? "gpu, sram or tpu"
+                : f->type == F_BOOL ? "true or false"
+                                    : "a number",
                 kind_name(v));
   const char *s = scalar(v);
   void *dst = (char *)p + f->off;
   int quoted = v->data.scalar.style != YAML_PLAIN_SCALAR_STYLE;
 
+  if (f->type == F_BOOL) {
+    if (!quoted && strcmp(s, "true") == 0)
+      *(bool *)dst = true;
+    else if (!quoted && strcmp(s, "false") == 0)
+      *(bool *)dst = false;
+    else
+      return fail(l, line, pname, f->name, "expected true or false, got %s'%s'",
+                  quoted ? "the string " : "", s);
+    return 0;
+  }
   if (f->type == F_CLASS) {
     infs_worker_class_t c;
     if (infs_worker_class_parse(s, &c))
@@ -211,6 +224,11 @@ static int load_profile(loader_t *l, const yaml_node_t *key,
                       "no longer used: step times come from the roofline "
                       "fields (weights_gb, mem_bw_gbs, peak_tflops, ...; "
                       "see docs/serving-model.md)");
+      if (strcmp(scalar(k), "prefill_chunk") == 0)
+        return fail(l, line_of(k), pname, scalar(k),
+                    "no longer used: max_num_batched_tokens is the step's "
+                    "token budget, shared by decode tokens and prefill "
+                    "chunks");
       return fail(l, line_of(k), pname, scalar(k), "unknown field");
     }
     if (seen[i])

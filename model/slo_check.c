@@ -6,9 +6,7 @@
 #include <stdio.h>
 
 double slo_check_idle_ttft_ms(const infs_profile_t *p, uint32_t n) {
-  uint32_t chunk =
-      p->prefill_chunk ? p->prefill_chunk : INFS_PROFILE_DEFAULT_PREFILL_CHUNK;
-  return step_prefill_ms(p, n, 0, chunk, 0, 0);
+  return step_prefill_ms(p, n, 0, 0, 0, 0, NULL);
 }
 
 double slo_check_idle_tpot_ms(const infs_profile_t *p, uint32_t ctx) {

@@ -12,7 +12,8 @@
 #include <stddef.h>
 
 /* ms from submit to the first token of a prompt of n uncached tokens on an
- * idle worker: its prefill chunks one step each, as the engine runs them. */
+ * idle worker: its steps, each as much of the prompt as the token budget
+ * holds, as the engine runs them. */
 double slo_check_idle_ttft_ms(const infs_profile_t *p, uint32_t n);
 /* ms per output token of one sequence alone on the worker, holding ctx
  * tokens of KV. */

@@ -90,6 +90,11 @@ void policy_predict(const policy_ctx_t *x, size_t cand, prediction_t *out);
  * target counts only the prompt tokens not cached there. */
 slo_targets_t policy_targets(const policy_ctx_t *x, const prediction_t *p);
 
+/* The tightest TPOT target among the classes with requests at w that are
+ * as urgent as cls or more; UINT32_MAX when there are none. */
+uint32_t policy_tightest_tpot(const core_config_t *cfg, const core_worker_t *w,
+                              infs_class_t cls);
+
 /* Pools up to this many candidates are evaluated whole. */
 #define POLICY_SAMPLE_MIN 64
 /* Above, per profile group, this many drawn at random. */

@@ -50,16 +50,6 @@ static void bal_destroy(void *state) {
   free(state);
 }
 
-/* The tightest TPOT target among the classes at w as urgent as cls. */
-static uint32_t tightest_tpot(const core_config_t *cfg, const core_worker_t *w,
-                              infs_class_t cls) {
-  uint32_t t = UINT32_MAX;
-  for (int k = 0; k <= (int)cls; k++)
-    if (w->n_cls[k] && cfg->slo[k].tpot_ms < t)
-      t = cfg->slo[k].tpot_ms;
-  return t;
-}
-
 static int bal_pick(void *state, policy_ctx_t *x) {
   bal_state_t *st = state;
   uint32_t pool[POLICY_SAMPLE_MAX];
@@ -79,7 +69,7 @@ static int bal_pick(void *state, policy_ctx_t *x) {
     double score = p.opportunity_usd * (1 + weight * use);
     bool meets = (!t.ttft_ms || p.ttft_ms <= t.ttft_ms) &&
                  (!t.tpot_ms || p.tpot_ms <= t.tpot_ms);
-    bool harms = p.others_tpot_ms > tightest_tpot(x->cfg, w, s->cls);
+    bool harms = p.others_tpot_ms > policy_tightest_tpot(x->cfg, w, s->cls);
     policy_offer(x, i, score, meets && !harms);
     if (meets && !harms && (best < 0 || score < best_score)) {
       best = (long)i;

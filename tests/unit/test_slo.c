@@ -105,7 +105,7 @@ static void test_parse(void **unused) {
 /* A profile with round figures: a step reads 24 GB of weights at 1 TB/s
  * (24 ms) and 20 KB of KV per context token, and computes 0.1 ms per token
  * (1B parameters at 20 TFLOP/s), no attention term and no overheads. A
- * 512-token prefill chunk is compute bound: 51.2 ms. */
+ * step holds 512 tokens: a full prefill chunk is compute bound, 51.2 ms. */
 static infs_profile_t toy(void) {
   infs_profile_t p = {.cls = INFS_WORKER_TPU,
                       .weights_gb = 24,
@@ -119,7 +119,7 @@ static infs_profile_t toy(void) {
                       .kv_tokens = 65536,
                       .max_context = 65536,
                       .block_size = 64,
-                      .prefill_chunk = 512};
+                      .max_num_batched_tokens = 512};
   strcpy(p.name, "toy");
   return p;
 }

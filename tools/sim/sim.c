@@ -173,6 +173,7 @@ void sim_sched_flush(sim_t *s, infs_time_t now) {
       m->prompt_tokens = q->prompt_tokens;
       m->max_tokens = q->max_tokens;
       m->cls = q->cls;
+      m->slo = slo_of_request(q);
       sim_msg_set_blocks(m, q->blocks, q->n_blocks);
       break;
     }
