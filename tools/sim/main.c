@@ -4,6 +4,7 @@
 #include "lib/log.h"
 #include "lib/report.h"
 #include "lib/report_html.h"
+#include "lib/settings.h"
 #include "lib/workload.h"
 #include "lib/workload_cli.h"
 #include "model/slo_check.h"
@@ -76,6 +77,7 @@ static void usage(FILE *out) {
       "page\n"
       "  --log-level LEVEL     debug, info, warn, error (info)\n"
       "  -h, --help            show this help\n"
+      "  --version             print the version and exit\n"
       "\n"
       "Policies:\n");
   for (const policy_ops_t *const *p = policy_all(); *p; p++)
@@ -130,12 +132,12 @@ static const struct option own_options[] = {
     {"report-html", required_argument, NULL, OPT_REPORT_HTML},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
     {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},
 };
 
 typedef struct opts {
   const char *cluster;
   const char *pool;
-  const char *policy;
   const char *compare;
   const char *sweep_grid;
   const char *report_json;
@@ -143,20 +145,31 @@ typedef struct opts {
   bool sweep;
   bool capacity;
   double target;
-  uint64_t heartbeat_ms;
+  /* Scheduler settings given as flags, over the cluster file's. */
+  const char *set[SET_COUNT];
   sim_config_t sim;
   workload_cli_t wl;
   log_level_t level;
 } opts_t;
 
+/* A scheduler setting's flag, checked by the settings table and applied
+ * over the cluster file's value once that is loaded. */
+static int flag_setting(opts_t *o, setting_id_t id, const char *text) {
+  setting_value_t v;
+  if (settings_parse_flag(settings_get(id), text, &v))
+    return -1;
+  o->set[id] = text;
+  return 0;
+}
+
 static int parse_one(opts_t *o, int c, const char *name) {
-  char err[256];
-  uint64_t v;
-  uint32_t u;
   int rc = 0;
   switch (c) {
   case 'h':
     usage(stdout);
+    exit(0);
+  case 'V':
+    cli_version();
     exit(0);
   case OPT_CLUSTER:
     o->cluster = optarg;
@@ -165,36 +178,31 @@ static int parse_one(opts_t *o, int c, const char *name) {
     o->pool = optarg;
     break;
   case OPT_POLICY:
-    if (!policy_find(optarg))
-      rc =
-          cli_usage_error("--policy: unknown policy '%s' (see --help)", optarg);
-    o->policy = optarg;
+    rc = flag_setting(o, SET_POLICY, optarg);
     break;
   case OPT_HEARTBEAT_MS:
-    rc = cli_u64("--heartbeat-ms", optarg, 10, 60000, &o->heartbeat_ms);
+    rc = flag_setting(o, SET_HEARTBEAT_MS, optarg);
     break;
   case OPT_QUEUE_LIMIT:
-    rc = cli_u32("--queue-limit", optarg, 0, 10000000, &u);
-    for (int i = 0; i < INFS_CLASS_COUNT; i++)
-      o->sim.core.queue_limit[i] = u;
+    rc = flag_setting(o, SET_QUEUE_LIMIT, optarg);
     break;
   case OPT_QUEUE_TIMEOUT:
-    rc = cli_u64("--queue-timeout-ms", optarg, 1, 86400000, &v);
-    o->sim.core.queue_timeout = v * INFS_US_PER_MS;
+    rc = flag_setting(o, SET_QUEUE_TIMEOUT_MS, optarg);
     break;
   case OPT_MAX_ATTEMPTS:
-    rc = cli_u32("--max-attempts", optarg, 1, 100, &o->sim.core.max_attempts);
+    rc = flag_setting(o, SET_MAX_ATTEMPTS, optarg);
     break;
   case OPT_LATENCY_WEIGHT:
-    if (core_config_set_latency_weight(&o->sim.core, optarg, err, sizeof err))
-      rc = cli_usage_error("--latency-weight: %s", err);
+    rc = flag_setting(o, SET_LATENCY_WEIGHT, optarg);
     break;
   case OPT_DELAY_US:
     rc = cli_u64("--delay-us", optarg, 0, 60 * INFS_US_PER_S, &o->sim.delay_us);
     break;
   case OPT_KWH:
-    rc = cli_double("--kwh-price", optarg, 0, 100, &o->sim.kwh_usd);
-    o->sim.core.kwh_usd = o->sim.kwh_usd;
+    /* The workers' price as well as the scheduler's. */
+    rc = flag_setting(o, SET_KWH_PRICE, optarg);
+    if (rc == 0)
+      o->sim.kwh_usd = strtod(optarg, NULL);
     break;
   case OPT_MODEL:
     o->sim.model = optarg;
@@ -519,20 +527,21 @@ static int load(opts_t *o, setup_t *s) {
   if (!o->sweep && pool_instances(&s->pool) == 0)
     return cli_usage_error("the pool has no workers");
 
-  o->sim.core.policy = o->policy ? o->policy : s->spec->policy;
-  if (!policy_find(o->sim.core.policy))
-    return cli_usage_error("%s: unknown policy '%s' (see --help)", o->cluster,
-                           o->sim.core.policy);
-  o->sim.core.heartbeat_interval =
-      (o->heartbeat_ms ? o->heartbeat_ms : s->spec->heartbeat_ms) *
-      INFS_US_PER_MS;
-  o->sim.core.heartbeat_miss = s->spec->heartbeat_miss;
+  /* The scheduler's settings as the daemon would take them: the cluster
+   * file's, then the flags'. Both were checked when read. */
+  for (setting_id_t id = 0; id < SET_COUNT; id++) {
+    const char *text = o->set[id] ? o->set[id] : s->spec->set[id];
+    setting_value_t v;
+    if (text && settings_parse(settings_get(id), text, &v, err, sizeof err) == 0)
+      settings_apply_core(&o->sim.core, settings_get(id), &v);
+  }
   /* The requests carry the workload's targets: the cluster's scheduler.slo
-   * unless --slo names others, and the core's class defaults (which
-   * balanced also reads) are the same. */
-  if (!o->wl.seen_slo)
-    memcpy(o->wl.opts.slo, s->spec->slo_targets, sizeof o->wl.opts.slo);
-  memcpy(o->sim.core.slo, o->wl.opts.slo, sizeof o->sim.core.slo);
+   * (now the core's class defaults) unless --slo names others, and the
+   * core's defaults, which balanced also reads, are the same. */
+  if (o->wl.seen_slo)
+    memcpy(o->sim.core.slo, o->wl.opts.slo, sizeof o->sim.core.slo);
+  else
+    memcpy(o->wl.opts.slo, o->sim.core.slo, sizeof o->wl.opts.slo);
   const pool_t *pool = o->sweep ? &s->grid : &s->pool;
   for (size_t i = 0; i < pool->n; i++)
     if ((o->sweep ? pool->v[i].max : pool->v[i].count) &&
