@@ -36,7 +36,11 @@ typedef struct core_config {
   uint32_t queue_limit[INFS_CLASS_COUNT];
   infs_time_t queue_timeout;          /* longest wait for capacity */
   uint32_t max_attempts;              /* dispatches of one request */
-  slo_t slo[INFS_CLASS_COUNT];        /* for requests that carry none */
+  /* A dispatched request that brings no token for PROGRESS_FACTOR times
+   * its predicted TTFT, and at least progress_timeout, is taken back:
+   * dispatched elsewhere before its first token, failed after. */
+  infs_time_t progress_timeout;
+  slo_t slo[INFS_CLASS_COUNT]; /* for requests that carry none */
   /* balanced: how much latency weighs against cost, per class. A worker's
    * score is its marginal cost times (1 + weight * the share of the SLO its
    * predicted latency uses); 0 takes the cheapest worker meeting the SLO. */
@@ -72,6 +76,9 @@ int core_config_set_latency_weight(core_config_t *c, const char *list,
 /* Heartbeat figures: counts of requests, and tokens. */
 #define CORE_LOAD_COUNT_MAX (1u << 24)
 #define CORE_LOAD_TOKENS_MAX (1ull << 40)
+
+/* See core_config_t.progress_timeout. */
+#define CORE_PROGRESS_FACTOR 4
 
 /* A request as submitted; borrowed for the call, the core copies it. */
 typedef infs_request_t core_request_t;
@@ -167,6 +174,7 @@ typedef struct core_stats {
   uint64_t rejected;
   uint64_t cancelled;
   uint64_t workers_lost;
+  uint64_t progress_timeouts; /* requests taken back for want of progress */
   uint64_t stale_messages; /* chunks/dones for requests no longer open */
   uint64_t unknown_worker_messages;
   /* Placements by outcome; DEFERRED and NO_ROOM count requests, once. */
@@ -180,7 +188,7 @@ typedef struct core_stats {
   uint64_t session_kept;         /* went to the worker holding the session */
   uint64_t session_moved;        /* went elsewhere (load, SLO or lost) */
   uint64_t cache_adds_dropped;   /* reported blocks beyond a worker's
-                                    prefix_cache_blocks */
+                                    KV pool (kv_tokens / block_size) */
   /* Requests put to the placement step, placed or not: a queued request
    * is tried again when a request ends or a worker registers, and one the
    * policy deferred also on other messages, at most 64 times per
