@@ -179,6 +179,7 @@ typedef struct core_stats {
   uint64_t rejected;
   uint64_t cancelled;
   uint64_t workers_lost;
+  uint64_t registrations;     /* accepted, not counting repeats */
   uint64_t progress_timeouts; /* requests taken back for want of progress */
   uint64_t stale_messages; /* chunks/dones for requests no longer open */
   uint64_t unknown_worker_messages;
