@@ -117,7 +117,6 @@ void wire_profile_to_msg(const infs_profile_t *p, Infsched__Profile *m) {
   m->max_batch = p->max_batch;
   m->kv_tokens = p->kv_tokens;
   m->max_context = p->max_context;
-  m->prefix_cache_blocks = p->prefix_cache_blocks;
   m->block_size = p->block_size;
   m->usd_per_mtok_in = p->usd_per_mtok_in;
   m->usd_per_mtok_out = p->usd_per_mtok_out;
@@ -145,7 +144,6 @@ void wire_profile_from_msg(const Infsched__Profile *m, infs_profile_t *p) {
   p->max_batch = m->max_batch;
   p->kv_tokens = m->kv_tokens;
   p->max_context = m->max_context;
-  p->prefix_cache_blocks = m->prefix_cache_blocks;
   p->block_size = m->block_size;
   p->usd_per_mtok_in = m->usd_per_mtok_in;
   p->usd_per_mtok_out = m->usd_per_mtok_out;

@@ -242,16 +242,20 @@ static void on_client_message(shell_t *s, infs_time_t now,
 }
 
 /* A flood of registrations must not flood the log: a pool's start passes,
- * the rest is counted. */
+ * the rest is counted. A repeated Register (registrations did not move from
+ * before) is answered and not news. */
 static void log_register(shell_t *s, infs_time_t now,
-                         const Infsched__Register *m) {
+                         const Infsched__Register *m, uint64_t before) {
+  size_t n_acts;
+  const core_action_t *a = core_actions(s->core, &n_acts);
+  bool refused = n_acts && a[n_acts - 1].kind == CORE_ACT_WORKER_ERROR;
+  if (!refused && core_stats(s->core)->registrations == before)
+    return;
   uint64_t n = log_limit_burst(&s->register_log, now, INFS_US_PER_S, 64);
   if (!n)
     return;
-  size_t n_acts;
-  const core_action_t *a = core_actions(s->core, &n_acts);
   const char *held = n > 1 ? " after more registrations not logged" : "";
-  if (n_acts && a[n_acts - 1].kind == CORE_ACT_WORKER_ERROR) {
+  if (refused) {
     log_warn("worker %s refused: %s%s", m->worker_id ? m->worker_id : "",
              a[n_acts - 1].message, held);
     return;
@@ -271,12 +275,13 @@ static void on_worker_message(shell_t *s, infs_time_t now,
   else if (env->body_case == INFSCHED__ENVELOPE__BODY_DONE)
     s->in_body = env->done;
   char why[96];
+  uint64_t registrations = core_stats(s->core)->registrations;
   int rc = core_wire_feed_worker(s->core, now, peer, env, why, sizeof why);
   if (rc == CORE_WIRE_BAD)
     bad_input(s, s->workers, peer, INFSCHED__ERROR_CODE__ERROR_BAD_REQUEST,
               why);
   else if (env->body_case == INFSCHED__ENVELOPE__BODY_REGISTER)
-    log_register(s, now, env->register_);
+    log_register(s, now, env->register_, registrations);
 }
 
 /* Drains one socket; called by zwatch while it is readable. */

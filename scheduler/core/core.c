@@ -715,6 +715,15 @@ static int valid_info(const core_worker_info_t *in, char *why, size_t len) {
   return -1;
 }
 
+/* Whether info describes w as it registered. */
+static bool same_registration(const core_t *c, const core_worker_t *w,
+                              const core_worker_info_t *info) {
+  return strcmp(w->id, info->worker_id) == 0 &&
+         strcmp(w->model, info->model ? info->model : "") == 0 &&
+         strcmp(w->profile.name, info->profile->name) == 0 &&
+         registry_hot(&c->reg, w)->capacity == info->capacity;
+}
+
 void core_on_register(core_t *c, infs_time_t now, const core_peer_t *peer,
                       const core_worker_info_t *info) {
   char why[CORE_MESSAGE_MAX];
@@ -724,6 +733,13 @@ void core_on_register(core_t *c, infs_time_t now, const core_peer_t *peer,
     return;
   }
   core_worker_t *old = registry_find_peer(&c->reg, peer);
+  if (old && same_registration(c, old, info)) {
+    /* A Register repeated before the first was answered: a worker started
+     * before its scheduler has queued one a second, and they all arrive
+     * at once. Answer it again; the worker and its requests stay. */
+    emit(c, CORE_ACT_REGISTERED, &old->peer, 0);
+    return;
+  }
   if (old)
     lose_worker(c, old, "registered again");
   old = registry_find_id(&c->reg, info->worker_id);
@@ -738,6 +754,7 @@ void core_on_register(core_t *c, infs_time_t now, const core_peer_t *peer,
   }
   prefix_reserve_workers(&c->prefix, c->reg.cap);
   c->room_events++;
+  c->stats.registrations++;
   emit(c, CORE_ACT_REGISTERED, &w->peer, 0);
   drain_queues(c, now, false);
 }
@@ -777,7 +794,7 @@ static void update_cache(core_t *c, core_worker_t *w, const core_load_t *l) {
     if (i + CACHE_AHEAD < n_add)
       prefix_prefetch(&c->prefix, add[i + CACHE_AHEAD]);
     if (prefix_add(&c->prefix, w->index, add[i],
-                   w->profile.prefix_cache_blocks) < 0)
+                   profile_kv_blocks(&w->profile)) < 0)
       c->stats.cache_adds_dropped++;
   }
 }

@@ -179,6 +179,7 @@ typedef struct core_stats {
   uint64_t rejected;
   uint64_t cancelled;
   uint64_t workers_lost;
+  uint64_t registrations;     /* accepted, not counting repeats */
   uint64_t progress_timeouts; /* requests taken back for want of progress */
   uint64_t stale_messages; /* chunks/dones for requests no longer open */
   uint64_t unknown_worker_messages;
@@ -193,7 +194,7 @@ typedef struct core_stats {
   uint64_t session_kept;         /* went to the worker holding the session */
   uint64_t session_moved;        /* went elsewhere (load, SLO or lost) */
   uint64_t cache_adds_dropped;   /* reported blocks beyond a worker's
-                                    prefix_cache_blocks */
+                                    KV pool (kv_tokens / block_size) */
   /* Requests put to the placement step, placed or not: a queued request
    * is tried again when a request ends or a worker registers, and one the
    * policy deferred also on other messages, at most 64 times per

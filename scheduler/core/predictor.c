@@ -39,13 +39,14 @@
  *
  * where prefill_load is the uncached prompt tokens per second sent to the
  * worker lately over its compute-bound prefill rate (step_prefill_tps),
- * cached = cached_blocks * block_size (at most prompt - 1: the last token is
- * always computed) and fresh = prompt - cached. It errs towards the
+ * cached = engine_hit_tokens(prompt, cached_blocks) (whole blocks before the
+ * last token, which is always computed) and fresh = prompt - cached. It errs towards the
  * pessimistic: it ignores the prefill progress made since the heartbeat
  * until a first token shows it. */
 #include "scheduler/core/predictor.h"
 
 #include "model/cost.h"
+#include "model/engine.h"
 #include "model/step.h"
 
 #include <math.h>
@@ -70,9 +71,8 @@ void predictor_estimate(const predictor_worker_t *w,
   uint32_t running = n < p->max_batch ? n : p->max_batch;
 
   uint64_t prompt = r->prompt_tokens;
-  uint64_t cached = (uint64_t)r->cached_blocks * p->block_size;
-  if (cached >= prompt)
-    cached = prompt ? prompt - 1 : 0;
+  uint64_t cached =
+      engine_hit_tokens(r->prompt_tokens, r->cached_blocks, p->block_size);
   uint64_t fresh = prompt - cached;
 
   double step = running ? step_decode_ms(p, running, kv) : 0;

@@ -40,7 +40,6 @@ static infs_profile_t gpu_h100(void) {
                       .max_batch = 256,
                       .kv_tokens = 450000,
                       .max_context = 131072,
-                      .prefix_cache_blocks = 7000,
                       .block_size = 64,
                       .max_num_batched_tokens = 512};
   strcpy(p.name, "gpu-h100");
@@ -65,7 +64,6 @@ static infs_profile_t sram_wse3(void) {
                       .max_batch = 48,
                       .kv_tokens = 94000,
                       .max_context = 32768,
-                      .prefix_cache_blocks = 1450,
                       .block_size = 64,
                       .max_num_batched_tokens = 512};
   strcpy(p.name, "sram-wse3");
@@ -89,7 +87,6 @@ static infs_profile_t tpu_v6e(void) {
                       .max_batch = 320,
                       .kv_tokens = 580000,
                       .max_context = 65536,
-                      .prefix_cache_blocks = 9000,
                       .block_size = 64,
                       .max_num_batched_tokens = 512};
   strcpy(p.name, "tpu-v6e");
@@ -555,31 +552,35 @@ static void test_cache_index_follows_heartbeats(void **unused) {
   pool_config(&p, "cache_affinity");
   pool_start(&p);
   infs_profile_t small = gpu_h100();
-  small.prefix_cache_blocks = 8;
+  small.kv_tokens = 16 * 64; /* a pool of 16 blocks: the index's bound */
+  small.max_context = 16 * 64;
   pool_add(&p, "gpu-0", gpu_h100(), 512);
   pool_add(&p, "gpu-1", small, 512);
-  uint64_t blocks[12];
+  uint64_t blocks[12], other[6];
   chain(3, blocks, 12);
+  chain(9, other, 6);
   req_spec_t r = {.cls = INFS_CLASS_AGENT,
                   .prompt = 12 * 64,
                   .blocks = blocks,
                   .n_blocks = 12};
 
-  /* Deltas: gpu-1 adds 6 blocks, then 6 more of which only 2 fit. */
-  core_load_t l = {.cache_added = blocks, .n_cache_added = 6};
+  /* Deltas: gpu-1 adds 6 blocks of another prompt, then r's 12, of which
+   * only 10 fit. */
+  core_load_t l = {.cache_added = other, .n_cache_added = 6};
   beat(&p, 1, 0, &l);
   assert_int_equal(cached_on(&p, 1), 6);
-  l.cache_added = blocks + 6;
+  l.cache_added = blocks;
+  l.n_cache_added = 12;
   beat(&p, 1, 0, &l);
-  assert_int_equal(cached_on(&p, 1), 8);
-  assert_int_equal(core_stats(p.core)->cache_adds_dropped, 4);
+  assert_int_equal(cached_on(&p, 1), 16);
+  assert_int_equal(core_stats(p.core)->cache_adds_dropped, 2);
   assert_int_equal(submit(&p, &r), 1);
 
   /* gpu-0 reports all 12: it now has the longer match. */
   beat_cache(&p, 0, 0, blocks, 12);
   assert_int_equal(submit(&p, &r), 0);
 
-  /* It evicts the tail from block 3 on: gpu-1's 8 now win. */
+  /* It evicts the tail from block 3 on: gpu-1's 10 now win. */
   l = (core_load_t){.cache_removed = blocks + 3, .n_cache_removed = 9};
   beat(&p, 0, 0, &l);
   assert_int_equal(cached_on(&p, 0), 3);

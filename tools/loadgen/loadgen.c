@@ -2,6 +2,7 @@
 
 #include "infsched/client.h"
 #include "infsched/errors.h"
+#include "lib/cli.h"
 #include "lib/log.h"
 #include "lib/report.h"
 #include "lib/report_html.h"
@@ -77,6 +78,7 @@ typedef struct loadgen {
   uint64_t progress_sent;
   uint64_t max_lag_ns; /* worst lateness of a send against its schedule */
   uint32_t pool_size;  /* workers in the last Status */
+  bool answered;       /* a Status came back: the scheduler is there */
   char *policy;
   pool_worker_t *pool;
   size_t n_pool;
@@ -270,6 +272,7 @@ static void on_status(void *arg, const Infsched__Status *st) {
   if (g->phase != PHASE_WAIT)
     sample_pool(g, st);
   g->pool_size = (uint32_t)st->n_workers;
+  g->answered = true;
   if (!g->policy && st->policy && *st->policy)
     g->policy = xalloc(strdup(st->policy));
   pool_update(g, st);
@@ -376,17 +379,19 @@ static void on_deadline(uv_timer_t *h) {
   loadgen_t *g = h->data;
   switch (g->phase) {
   case PHASE_WAIT:
-    if (g->cfg->wait_workers) {
-      log_error("%u of %u workers registered after %.0f s", g->pool_size,
-                g->cfg->wait_workers, g->cfg->wait_timeout_s);
-      g->exit_code = 1;
-      schedule_finish(g);
-    } else {
-      log_warn("no Status from %s after %.1f s; cost will be the sum of "
-               "per-request costs",
-               g->cfg->scheduler, g->cfg->status_timeout_s);
-      begin_run(g);
-    }
+    /* Nothing has been sent: a run against nobody would only report every
+     * request lost. */
+    if (!g->answered)
+      log_error("the scheduler at %s is unreachable: no answer to a status "
+                "query in %.1f s; nothing was sent",
+                g->cfg->scheduler,
+                g->cfg->wait_workers ? g->cfg->wait_timeout_s
+                                     : g->cfg->status_timeout_s);
+    else
+      log_error("%u of %u workers registered after %.0f s; nothing was sent",
+                g->pool_size, g->cfg->wait_workers, g->cfg->wait_timeout_s);
+    g->exit_code = CLI_EXIT_STARTUP;
+    schedule_finish(g);
     break;
   case PHASE_RUN:
     /* A closed loop may still wait for answers when its time is up. */
@@ -610,7 +615,7 @@ int loadgen_run(const loadgen_config_t *cfg, workload_t *w) {
   int rc = open_client(&g);
   if (rc) {
     /* Close the handles so the loop closes cleanly. */
-    g.exit_code = 1;
+    g.exit_code = cli_start_status(rc);
     on_finish(&g.finish);
   } else {
     start(&g);
