@@ -85,9 +85,6 @@ int main(int argc, char **argv) {
   if (settings_parse_args(argc, argv, SETTING_SCHEDULER, usage, apply, &o))
     return CLI_EXIT_USAGE;
   log_init("scheduler", level);
-  /* A write to an HTTP client that has gone must fail with EPIPE, not end
-   * the process. */
-  signal(SIGPIPE, SIG_IGN);
   /* Decisions explain themselves only where someone reads them. */
   cfg.core.explain = level == LOG_LEVEL_DEBUG;
 
