@@ -34,8 +34,8 @@ typedef struct core_config {
   infs_time_t heartbeat_interval; /* what workers are told to use */
   uint32_t heartbeat_miss;        /* intervals of silence before loss */
   uint32_t queue_limit[INFS_CLASS_COUNT];
-  infs_time_t queue_timeout;          /* longest wait for capacity */
-  uint32_t max_attempts;              /* dispatches of one request */
+  infs_time_t queue_timeout; /* longest wait for capacity */
+  uint32_t max_attempts;     /* dispatches of one request */
   /* A dispatched request that brings no token for PROGRESS_FACTOR times
    * its predicted TTFT, and at least progress_timeout, is taken back:
    * dispatched elsewhere before its first token, failed after. */
@@ -55,7 +55,7 @@ typedef struct core_config {
   /* Prompts, session ids and block hashes all open requests may hold;
    * past it a submit is rejected as if its queue were full. */
   size_t max_open_bytes;
-  bool explain;   /* record every decision for core_decisions() */
+  bool explain; /* record every decision for core_decisions() */
 } core_config_t;
 
 void core_config_defaults(core_config_t *c);
@@ -134,7 +134,12 @@ typedef struct core_action {
   const core_request_t *request;  /* DISPATCH: id is the core's id */
   uint64_t client_request_id;     /* DISPATCH: the client's id, which the
                                      worker puts in its Chunk and Done */
-  const void *passthrough;        /* CHUNK/DONE: the caller's message */
+  /* DISPATCH of a migrated request: the tokens its client already has and
+   * their text, which the worker continues from (borrowed like request). */
+  uint32_t resume_tokens;
+  const char *resume_text;
+  size_t resume_len;
+  const void *passthrough; /* CHUNK/DONE: the caller's message */
   /* CHUNK/DONE/ERROR to a client, for per-class metrics: the request's
    * class (INFS_CLASS_COUNT when it had no valid one), when the core got
    * it, and whether a token had gone out before this action (CHUNK: not
@@ -142,8 +147,8 @@ typedef struct core_action {
   infs_class_t cls;
   infs_time_t arrived;
   bool streamed;
-  core_peer_t peer;               /* destination; last, so that only its used
-                                     bytes are written */
+  core_peer_t peer; /* destination; last, so that only its used
+                       bytes are written */
 } core_action_t;
 
 /* What a placement decided, counted in core_stats_t.outcomes. */
@@ -169,6 +174,7 @@ typedef struct core_stats {
   uint64_t submitted;
   uint64_t dispatched;
   uint64_t redispatched;
+  uint64_t migrated; /* of those, dispatched again after tokens went out */
   uint64_t completed;
   uint64_t failed;
   uint64_t rejected;
@@ -176,7 +182,7 @@ typedef struct core_stats {
   uint64_t workers_lost;
   uint64_t registrations;     /* accepted, not counting repeats */
   uint64_t progress_timeouts; /* requests taken back for want of progress */
-  uint64_t stale_messages; /* chunks/dones for requests no longer open */
+  uint64_t stale_messages;    /* chunks/dones for requests no longer open */
   uint64_t unknown_worker_messages;
   /* Placements by outcome; DEFERRED and NO_ROOM count requests, once. */
   uint64_t outcomes[CORE_OUTCOME_COUNT];
@@ -218,14 +224,19 @@ void core_on_cancel(core_t *c, infs_time_t now, const core_peer_t *client,
                     uint64_t request_id);
 
 /* Worker events; request ids are the core's. passthrough is returned in the
- * CHUNK/DONE action so the caller can forward its own message. */
+ * CHUNK/DONE action so the caller can forward its own message.
+ *
+ * A chunk's text (borrowed, may be NULL) is kept with its request: when its
+ * worker is lost, or lets its progress deadline pass, after tokens went out,
+ * the request is dispatched again (within max_attempts) to another worker,
+ * which continues the same stream from that text (a migration). */
 void core_on_register(core_t *c, infs_time_t now, const core_peer_t *worker,
                       const core_worker_info_t *info);
 void core_on_heartbeat(core_t *c, infs_time_t now, const core_peer_t *worker,
                        const core_load_t *load);
 void core_on_chunk(core_t *c, infs_time_t now, const core_peer_t *worker,
-                   uint64_t request_id, uint32_t tokens,
-                   const void *passthrough);
+                   uint64_t request_id, uint32_t tokens, const char *text,
+                   size_t text_len, const void *passthrough);
 void core_on_done(core_t *c, infs_time_t now, const core_peer_t *worker,
                   uint64_t request_id, const void *passthrough);
 void core_on_worker_error(core_t *c, infs_time_t now, const core_peer_t *worker,
@@ -269,7 +280,7 @@ typedef struct core_decision {
   uint64_t request_id; /* the client's */
   infs_class_t cls;
   core_outcome_t outcome;
-  bool placed;      /* scores[0] is the chosen worker */
+  bool placed;       /* scores[0] is the chosen worker */
   slo_t slo;         /* the request's */
   uint32_t blocks;   /* prompt blocks */
   size_t candidates; /* workers that passed the hard constraints */

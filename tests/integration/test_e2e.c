@@ -17,6 +17,9 @@
 #include <cmocka.h>
 
 #define START_TIMEOUT_MS 15000
+/* Requests streaming on a worker when it is killed, and their length. */
+#define MIGRANTS 4
+#define MIGRANT_TOKENS 400
 
 typedef struct fixture {
   char *dir;
@@ -51,10 +54,18 @@ static int teardown(void **state) {
 
 static harness_proc_t *start_scheduler(fixture_t *f, const char *extra) {
   char *argv[] = {(char *)harness_bin("infsched-scheduler"),
-                  "--clients", f->clients, "--workers", f->workers,
-                  "--http", "off",
-                  "--heartbeat-ms", "100", "--heartbeat-miss", "3",
-                  (char *)extra, NULL};
+                  "--clients",
+                  f->clients,
+                  "--workers",
+                  f->workers,
+                  "--http",
+                  "off",
+                  "--heartbeat-ms",
+                  "100",
+                  "--heartbeat-miss",
+                  "3",
+                  (char *)extra,
+                  NULL};
   harness_proc_t *p = harness_spawn(f->sched_log, argv);
   assert_non_null(p);
   return p;
@@ -65,9 +76,15 @@ static harness_proc_t *start_worker(fixture_t *f, const char *id,
   char log[600];
   snprintf(log, sizeof log, "%s/%s.log", f->dir, id);
   char *argv[] = {(char *)harness_bin("infsched-worker"),
-                  "--scheduler", f->workers, "--id", (char *)id,
-                  "--profile", (char *)profile, "--profiles",
-                  (char *)harness_source("configs/profiles.yaml"), NULL};
+                  "--scheduler",
+                  f->workers,
+                  "--id",
+                  (char *)id,
+                  "--profile",
+                  (char *)profile,
+                  "--profiles",
+                  (char *)harness_source("configs/profiles.yaml"),
+                  NULL};
   harness_proc_t *p = harness_spawn(log, argv);
   assert_non_null(p);
   return p;
@@ -104,6 +121,11 @@ static bool lost_one_with_work(const Infsched__Status *s, void *arg) {
          counter(s, "redispatched") + s->failed >= 1;
 }
 
+static bool migrated_all(const Infsched__Status *s, void *arg) {
+  (void)arg;
+  return counter(s, "migrated") == MIGRANTS && s->failed == 0;
+}
+
 static double num(const cJSON *o, const char *path) {
   char buf[128];
   snprintf(buf, sizeof buf, "%s", path);
@@ -123,25 +145,37 @@ static void test_worker_killed_mid_run(void **state) {
   start_worker(f, "tpu-0", "tpu-v6e");
   harness_proc_t *victim = start_worker(f, "gpu-1", "gpu-h100");
   size_t four = 4;
-  assert_true(zclient_wait_status(f->clients, has_n_workers, &four,
-                                  START_TIMEOUT_MS));
+  assert_true(
+      zclient_wait_status(f->clients, has_n_workers, &four, START_TIMEOUT_MS));
 
   char report[600], log[600];
   snprintf(report, sizeof report, "%s/report.json", f->dir);
   snprintf(log, sizeof log, "%s/loadgen.log", f->dir);
   /* Long outputs keep requests streaming on the GPU when it dies. */
   char *argv[] = {(char *)harness_bin("infsched-loadgen"),
-                  "--scheduler", f->clients, "--rate", "40", "--duration",
-                  "5", "--seed", "7", "--output-tokens", "lognormal:60:0.5:8:400",
-                  "--drain", "30", "--report-json", report, NULL};
+                  "--scheduler",
+                  f->clients,
+                  "--rate",
+                  "40",
+                  "--duration",
+                  "5",
+                  "--seed",
+                  "7",
+                  "--output-tokens",
+                  "lognormal:60:0.5:8:400",
+                  "--drain",
+                  "30",
+                  "--report-json",
+                  report,
+                  NULL};
   harness_proc_t *loadgen = harness_spawn(log, argv);
   assert_non_null(loadgen);
 
   /* Kill it once it holds work, so some requests are re-dispatched and
    * those already streaming fail with a reason. */
   busy_arg_t busy = {"gpu-1"};
-  assert_true(zclient_wait_status(f->clients, worker_busy, &busy,
-                                  START_TIMEOUT_MS));
+  assert_true(
+      zclient_wait_status(f->clients, worker_busy, &busy, START_TIMEOUT_MS));
   harness_kill(victim, SIGKILL);
 
   int status;
@@ -174,8 +208,7 @@ static void test_worker_killed_mid_run(void **state) {
   /* The scheduler noticed the loss and kept serving the other three. */
   size_t three = 3;
   assert_true(zclient_wait_status(f->clients, has_n_workers, &three, 5000));
-  assert_true(
-      zclient_wait_status(f->clients, lost_one_with_work, NULL, 5000));
+  assert_true(zclient_wait_status(f->clients, lost_one_with_work, NULL, 5000));
   harness_kill(f->scheduler, SIGTERM);
   assert_int_equal(harness_wait(f->scheduler, 10000, &status), 0);
   assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
@@ -229,8 +262,8 @@ static void test_scheduler_restart(void **state) {
   f->scheduler = start_scheduler(f, NULL);
   start_worker(f, "tpu-0", "tpu-v6e");
   size_t one = 1;
-  assert_true(zclient_wait_status(f->clients, has_n_workers, &one,
-                                  START_TIMEOUT_MS));
+  assert_true(
+      zclient_wait_status(f->clients, has_n_workers, &one, START_TIMEOUT_MS));
   run_cached_prompt(f->clients, 1, 1000, 8);
   run_cached_prompt(f->clients, 2, 5000, 8);
   cached_arg_t before = {16, 0};
@@ -249,7 +282,8 @@ static void test_scheduler_restart(void **state) {
   assert_int_equal(after.seen, before.seen);
 }
 
-static Infsched__Envelope *expect_error(zclient_t *c, Infsched__ErrorCode code) {
+static Infsched__Envelope *expect_error(zclient_t *c,
+                                        Infsched__ErrorCode code) {
   Infsched__Envelope *env = zclient_recv(c, 5000);
   assert_non_null(env);
   assert_int_equal(env->body_case, INFSCHED__ENVELOPE__BODY_ERROR);
@@ -411,6 +445,115 @@ static void test_worker_answers_forwarded(void **state) {
   zclient_destroy(&w);
 }
 
+/* What one client saw of one request's stream. */
+typedef struct stream_seen {
+  uint32_t tokens; /* in chunks */
+  size_t text_len;
+  uint32_t chunks;
+  int done;           /* Dones */
+  int error;          /* Errors */
+  uint32_t generated; /* the Done's usage */
+  char worker[32];    /* the Done's */
+} stream_seen_t;
+
+/* Receives one message for requests 1..MIGRANTS and notes it; false on a
+ * receive timeout. */
+static bool see(zclient_t *c, stream_seen_t *seen) {
+  Infsched__Envelope *env = zclient_recv(c, 20000);
+  if (!env)
+    return false;
+  switch (env->body_case) {
+  case INFSCHED__ENVELOPE__BODY_CHUNK: {
+    stream_seen_t *s = &seen[env->chunk->request_id - 1];
+    s->tokens += env->chunk->tokens;
+    s->text_len += strlen(env->chunk->text);
+    s->chunks++;
+    break;
+  }
+  case INFSCHED__ENVELOPE__BODY_DONE: {
+    stream_seen_t *s = &seen[env->done->request_id - 1];
+    s->done++;
+    s->generated = env->done->usage ? env->done->usage->generated_tokens : 0;
+    snprintf(s->worker, sizeof s->worker, "%s", env->done->worker_id);
+    break;
+  }
+  case INFSCHED__ENVELOPE__BODY_ERROR:
+    seen[env->error->request_id - 1].error++;
+    print_message("request %llu: %s\n",
+                  (unsigned long long)env->error->request_id,
+                  env->error->message);
+    break;
+  default:
+    break;
+  }
+  infsched__envelope__free_unpacked(env, NULL);
+  return true;
+}
+
+/* A worker killed while its requests stream: they go on on another
+ * worker, from where they stopped, and each client stream has every token
+ * exactly once. */
+static void test_streams_migrate_when_worker_killed(void **state) {
+  fixture_t *f = *state;
+  stream_seen_t seen[MIGRANTS];
+  memset(seen, 0, sizeof seen);
+  f->scheduler = start_scheduler(f, NULL);
+  harness_proc_t *victim = start_worker(f, "tpu-0", "tpu-v6e");
+  size_t one = 1, two = 2;
+  assert_true(
+      zclient_wait_status(f->clients, has_n_workers, &one, START_TIMEOUT_MS));
+
+  zclient_t *c = zclient_new(f->clients);
+  for (uint64_t id = 1; id <= MIGRANTS; id++) {
+    Infsched__Envelope env = INFSCHED__ENVELOPE__INIT;
+    Infsched__Submit s = INFSCHED__SUBMIT__INIT;
+    Infsched__Request q = INFSCHED__REQUEST__INIT;
+    q.request_id = id;
+    q.prompt_tokens = 300;
+    q.max_tokens = MIGRANT_TOKENS;
+    s.request = &q;
+    env.body_case = INFSCHED__ENVELOPE__BODY_SUBMIT;
+    env.submit = &s;
+    assert_int_equal(zclient_send(c, &env, 0), 0);
+  }
+  /* Every stream has started, on the only worker. */
+  for (;;) {
+    int started = 0;
+    for (int i = 0; i < MIGRANTS; i++)
+      started += seen[i].tokens > 0;
+    if (started == MIGRANTS)
+      break;
+    assert_true(see(c, seen));
+  }
+  start_worker(f, "gpu-0", "gpu-h100");
+  assert_true(
+      zclient_wait_status(f->clients, has_n_workers, &two, START_TIMEOUT_MS));
+  harness_kill(victim, SIGKILL);
+  for (int i = 0; i < MIGRANTS; i++)
+    assert_int_equal(seen[i].done + seen[i].error, 0);
+
+  for (int ended = 0; ended < MIGRANTS;) {
+    assert_true(see(c, seen));
+    ended = 0;
+    for (int i = 0; i < MIGRANTS; i++)
+      ended += seen[i].done + seen[i].error;
+  }
+  for (int i = 0; i < MIGRANTS; i++) {
+    assert_int_equal(seen[i].error, 0);
+    assert_int_equal(seen[i].done, 1);
+    assert_string_equal(seen[i].worker, "gpu-0");
+    assert_int_equal(seen[i].tokens, MIGRANT_TOKENS);
+    assert_int_equal(seen[i].generated, MIGRANT_TOKENS);
+    /* The sim's text is one word a token: none repeated, none missing. */
+    assert_int_equal(seen[i].text_len, MIGRANT_TOKENS * strlen(" tok"));
+  }
+  /* Nothing more: no late chunk of the dead worker's, no second answer. */
+  Infsched__Envelope *late = zclient_recv(c, 300);
+  assert_null(late);
+  zclient_destroy(&c);
+  assert_true(zclient_wait_status(f->clients, migrated_all, NULL, 5000));
+}
+
 /* Runs a program and returns its exit status; its output goes to log. */
 static int run(fixture_t *f, char *const argv[]) {
   char log[600];
@@ -430,10 +573,8 @@ static void test_cli_help_and_usage_errors(void **state) {
                                          "infsched-worker", "infsched-loadgen",
                                          "infsched-cluster", "infsched-sim"};
   static const char *const bad_values[][2] = {
-      {"--heartbeat-ms", "soon"},
-      {"--capacity", "0"},
-      {"--rate", "-3"},
-      {"up", ""},
+      {"--heartbeat-ms", "soon"}, {"--capacity", "0"},
+      {"--rate", "-3"},           {"up", ""},
       {"--pool", "gpu=x"},
   };
   for (size_t i = 0; i < sizeof programs / sizeof *programs; i++) {
@@ -443,8 +584,7 @@ static void test_cli_help_and_usage_errors(void **state) {
     char *unknown[] = {bin, "--no-such-flag", NULL};
     assert_int_equal(run(f, unknown), 2);
     char *bad[] = {bin, (char *)bad_values[i][0],
-                   bad_values[i][1][0] ? (char *)bad_values[i][1] : NULL,
-                   NULL};
+                   bad_values[i][1][0] ? (char *)bad_values[i][1] : NULL, NULL};
     assert_int_equal(run(f, bad), 2);
   }
   char log[600];
@@ -461,12 +601,27 @@ static void test_sim_lost_requests_exit_1(void **state) {
   char *cluster = (char *)harness_source("configs/local.yaml");
   for (int drain = 0; drain < 2; drain++) {
     char *secs = drain ? "30" : "0";
-    char *single[] = {(char *)harness_bin("infsched-sim"), "--cluster",
-                      cluster, "--rate", "20", "--duration", "2", "--drain",
-                      secs, NULL};
-    char *compare[] = {(char *)harness_bin("infsched-sim"), "--cluster",
-                       cluster, "--compare", "least_loaded,round_robin",
-                       "--rate", "20", "--duration", "2", "--drain", secs,
+    char *single[] = {(char *)harness_bin("infsched-sim"),
+                      "--cluster",
+                      cluster,
+                      "--rate",
+                      "20",
+                      "--duration",
+                      "2",
+                      "--drain",
+                      secs,
+                      NULL};
+    char *compare[] = {(char *)harness_bin("infsched-sim"),
+                       "--cluster",
+                       cluster,
+                       "--compare",
+                       "least_loaded,round_robin",
+                       "--rate",
+                       "20",
+                       "--duration",
+                       "2",
+                       "--drain",
+                       secs,
                        NULL};
     assert_int_equal(run(f, single), drain ? 0 : 1);
     assert_int_equal(run(f, compare), drain ? 0 : 1);
@@ -480,15 +635,23 @@ static void test_sim_lost_requests_exit_1(void **state) {
 /* An unknown profile is a bad value (2); a busy endpoint cannot start (3). */
 static void test_bad_profile_and_busy_endpoint(void **state) {
   fixture_t *f = *state;
-  char *argv[] = {(char *)harness_bin("infsched-worker"), "--profile",
-                  "no-such-chip", "--profiles",
-                  (char *)harness_source("configs/profiles.yaml"), NULL};
+  char *argv[] = {(char *)harness_bin("infsched-worker"),
+                  "--profile",
+                  "no-such-chip",
+                  "--profiles",
+                  (char *)harness_source("configs/profiles.yaml"),
+                  NULL};
   assert_int_equal(run(f, argv), 2);
   f->scheduler = start_scheduler(f, NULL);
   assert_int_equal(harness_wait_log(f->sched_log, "listening", 5000), 0);
   /* Same endpoints again: the second scheduler cannot bind. */
-  char *again[] = {(char *)harness_bin("infsched-scheduler"), "--clients",
-                   f->clients, "--workers", f->workers, "--http", "off",
+  char *again[] = {(char *)harness_bin("infsched-scheduler"),
+                   "--clients",
+                   f->clients,
+                   "--workers",
+                   f->workers,
+                   "--http",
+                   "off",
                    NULL};
   assert_int_equal(run(f, again), 3);
 }
@@ -499,14 +662,14 @@ int main(void) {
                                       teardown),
       cmocka_unit_test_setup_teardown(test_sim_lost_requests_exit_1, setup,
                                       teardown),
-      cmocka_unit_test_setup_teardown(test_bad_profile_and_busy_endpoint,
-                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(test_bad_profile_and_busy_endpoint, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_worker_answers_forwarded, setup,
                                       teardown),
-      cmocka_unit_test_setup_teardown(test_bad_input_answered, setup,
-                                      teardown),
-      cmocka_unit_test_setup_teardown(test_scheduler_restart, setup,
-                                      teardown),
+      cmocka_unit_test_setup_teardown(test_bad_input_answered, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_scheduler_restart, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_streams_migrate_when_worker_killed,
+                                      setup, teardown),
       cmocka_unit_test_setup_teardown(test_worker_killed_mid_run, setup,
                                       teardown),
   };

@@ -1,9 +1,9 @@
 /* Unit tests of the scheduling core: pure, no sockets, explicit time. */
+#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <cmocka.h>
 
 #include "infsched.pb-c.h"
 #include "scheduler/core/core.h"
@@ -64,9 +64,11 @@ static core_t *new_core(const char *policy, uint32_t queue_limit) {
 static void add_worker(fixture_t *f, int i, const char *id,
                        const infs_profile_t *p, uint32_t capacity,
                        infs_time_t now) {
-  core_worker_info_t info = {
-      .worker_id = id, .model = "m", .backend = "sim", .profile = p,
-      .capacity = capacity};
+  core_worker_info_t info = {.worker_id = id,
+                             .model = "m",
+                             .backend = "sim",
+                             .profile = p,
+                             .capacity = capacity};
   core_on_register(f->core, now, &f->w[i], &info);
 }
 
@@ -89,9 +91,15 @@ static int setup_policy(void **state, const char *policy, uint32_t capacity) {
   return 0;
 }
 
-static int setup_ll(void **state) { return setup_policy(state, "least_loaded", 4); }
-static int setup_rr(void **state) { return setup_policy(state, "round_robin", 4); }
-static int setup_cap1(void **state) { return setup_policy(state, "least_loaded", 1); }
+static int setup_ll(void **state) {
+  return setup_policy(state, "least_loaded", 4);
+}
+static int setup_rr(void **state) {
+  return setup_policy(state, "round_robin", 4);
+}
+static int setup_cap1(void **state) {
+  return setup_policy(state, "least_loaded", 1);
+}
 
 static int teardown(void **state) {
   fixture_t *f = *state;
@@ -99,10 +107,13 @@ static int teardown(void **state) {
   return 0;
 }
 
-static void submit(fixture_t *f, infs_time_t now, uint64_t id,
-                   uint32_t prompt, const char *model) {
-  core_request_t r = {.id = id, .model = model, .prompt_tokens = prompt,
-                      .max_tokens = 10, .cls = INFS_CLASS_AGENT};
+static void submit(fixture_t *f, infs_time_t now, uint64_t id, uint32_t prompt,
+                   const char *model) {
+  core_request_t r = {.id = id,
+                      .model = model,
+                      .prompt_tokens = prompt,
+                      .max_tokens = 10,
+                      .cls = INFS_CLASS_AGENT};
   core_on_submit(f->core, now, &f->client, &r);
 }
 
@@ -149,7 +160,7 @@ static void test_dispatch_stream_done(void **state) {
   core_actions_clear(f->core);
 
   int token = 1;
-  core_on_chunk(f->core, 20 * MS, &f->w[w], core_id, 3, &token);
+  core_on_chunk(f->core, 20 * MS, &f->w[w], core_id, 3, NULL, 0, &token);
   const core_action_t *ch = find(f->core, CORE_ACT_CHUNK, 0);
   assert_non_null(ch);
   assert_int_equal(ch->request_id, 7);
@@ -166,7 +177,7 @@ static void test_dispatch_stream_done(void **state) {
   core_actions_clear(f->core);
 
   /* A late chunk for the finished request is dropped, not forwarded. */
-  core_on_chunk(f->core, 40 * MS, &f->w[w], core_id, 1, &token);
+  core_on_chunk(f->core, 40 * MS, &f->w[w], core_id, 1, NULL, 0, &token);
   assert_null(find(f->core, CORE_ACT_CHUNK, 0));
   assert_int_equal(core_stats(f->core)->stale_messages, 1);
 }
@@ -341,7 +352,19 @@ static void test_no_room_not_retried_on_heartbeats(void **state) {
   assert_int_equal(core_queued(f->core), 0);
 }
 
-static void test_worker_loss_redispatch_or_fail(void **state) {
+/* The action of a kind whose request id (the client's, to clients; the
+ * core's, to workers) is id, or NULL. */
+static const core_action_t *find_id(const core_t *c, core_action_kind_t kind,
+                                    uint64_t id) {
+  size_t n;
+  const core_action_t *a = core_actions(c, &n);
+  for (size_t i = 0; i < n; i++)
+    if (a[i].kind == kind && a[i].request_id == id)
+      return &a[i];
+  return NULL;
+}
+
+static void test_worker_loss_redispatch_or_migrate(void **state) {
   fixture_t *f = *state;
   /* Two requests on one worker (round robin from worker 0, every third). */
   uint64_t ids[2];
@@ -352,12 +375,11 @@ static void test_worker_loss_redispatch_or_fail(void **state) {
     if (worker_index(f, d) == 0)
       ids[n++] = d->request_id;
     else
-      core_on_done(f->core, 0, &f->w[worker_index(f, d)], d->request_id,
-                   NULL);
+      core_on_done(f->core, 0, &f->w[worker_index(f, d)], d->request_id, NULL);
     core_actions_clear(f->core);
   }
-  /* The second has streamed a token; the first has not. */
-  core_on_chunk(f->core, 10 * MS, &f->w[0], ids[1], 1, NULL);
+  /* The second has streamed two tokens; the first has not. */
+  core_on_chunk(f->core, 10 * MS, &f->w[0], ids[1], 2, "ab cd ", 6, NULL);
   core_actions_clear(f->core);
 
   /* Workers 1 and 2 keep beating; worker 0 falls silent after 10 ms. */
@@ -373,16 +395,45 @@ static void test_worker_loss_redispatch_or_fail(void **state) {
     assert_int_equal(core_stats(f->core)->workers_lost, table[i].lost);
   }
   assert_int_equal(core_worker_count(f->core), 2);
-  const core_action_t *d = find(f->core, CORE_ACT_DISPATCH, 0);
+  /* Both run again elsewhere, the streamed one from where it stopped. */
+  assert_int_equal(count(f->core, CORE_ACT_DISPATCH), 2);
+  assert_int_equal(count(f->core, CORE_ACT_ERROR), 0);
+  const core_action_t *d = find_id(f->core, CORE_ACT_DISPATCH, ids[0]);
   assert_non_null(d);
-  assert_int_equal(d->request_id, ids[0]);
   assert_int_not_equal(worker_index(f, d), 0);
-  const core_action_t *e = find(f->core, CORE_ACT_ERROR, 0);
+  assert_int_equal(d->resume_tokens, 0);
+  d = find_id(f->core, CORE_ACT_DISPATCH, ids[1]);
+  assert_non_null(d);
+  int k = worker_index(f, d);
+  assert_int_not_equal(k, 0);
+  assert_int_equal(d->resume_tokens, 2);
+  assert_int_equal(d->resume_len, 6);
+  assert_memory_equal(d->resume_text, "ab cd ", 6);
+  uint64_t client_id = d->client_request_id;
+  assert_int_equal(core_stats(f->core)->redispatched, 2);
+  assert_int_equal(core_stats(f->core)->migrated, 1);
+  core_actions_clear(f->core);
+
+  /* The stream goes on: a token from the new worker is not a first. */
+  core_on_chunk(f->core, 400 * MS, &f->w[k], ids[1], 1, "ef ", 3, NULL);
+  const core_action_t *ch = find(f->core, CORE_ACT_CHUNK, 0);
+  assert_non_null(ch);
+  assert_int_equal(ch->request_id, client_id);
+  assert_true(ch->streamed);
+  core_actions_clear(f->core);
+
+  /* Its second worker falls silent too: attempts (2) are used up, and
+   * the request fails with what went out. */
+  int other = k == 1 ? 2 : 1;
+  for (infs_time_t now = 500 * MS; now <= 800 * MS; now += 100 * MS) {
+    core_on_heartbeat(f->core, now, &f->w[other], &load);
+    core_on_tick(f->core, now);
+  }
+  const core_action_t *e = find_id(f->core, CORE_ACT_ERROR, client_id);
   assert_non_null(e);
   assert_int_equal(e->code, INFSCHED__ERROR_CODE__ERROR_WORKER_LOST);
-  assert_non_null(strstr(e->message, "gpu-0"));
-  assert_int_equal(count(f->core, CORE_ACT_ERROR), 1);
-  assert_int_equal(core_stats(f->core)->redispatched, 1);
+  assert_non_null(strstr(e->message, "after 3 tokens"));
+  assert_true(e->streamed);
 }
 
 static void test_reregistration_replaces_worker(void **state) {
@@ -430,8 +481,8 @@ static void test_doors_are_namespaces(void **state) {
   core_peer_t http = {.door = CORE_DOOR_HTTP, .len = 8, .id = {1}};
   core_peer_t forged = http;
   forged.door = CORE_DOOR_ZMQ;
-  core_request_t r = {.id = 1, .prompt_tokens = 10, .max_tokens = 10,
-                      .cls = INFS_CLASS_AGENT};
+  core_request_t r = {
+      .id = 1, .prompt_tokens = 10, .max_tokens = 10, .cls = INFS_CLASS_AGENT};
   core_on_submit(f->core, 0, &http, &r);
   assert_non_null(find(f->core, CORE_ACT_DISPATCH, 0));
   core_actions_clear(f->core);
@@ -465,14 +516,15 @@ static void test_no_workers_yet_waits(void **state) {
   (void)state;
   core_t *c = new_core("least_loaded", 10);
   core_peer_t client = peer("c"), w = peer("w");
-  core_request_t r = {.id = 1, .prompt_tokens = 5, .max_tokens = 5,
+  core_request_t r = {.id = 1,
+                      .prompt_tokens = 5,
+                      .max_tokens = 5,
                       .cls = INFS_CLASS_INTERACTIVE};
   core_on_submit(c, 0, &client, &r);
   assert_int_equal(core_queued(c), 1);
   core_actions_clear(c);
   infs_profile_t p = profile("gpu", INFS_WORKER_GPU, 1000);
-  core_worker_info_t info = {.worker_id = "late", .profile = &p,
-                             .capacity = 1};
+  core_worker_info_t info = {.worker_id = "late", .profile = &p, .capacity = 1};
   core_on_register(c, 5 * MS, &w, &info);
   assert_non_null(find(c, CORE_ACT_DISPATCH, 0));
   core_destroy(&c);
@@ -600,8 +652,7 @@ static void test_register_refuses_absurd_figures(void **state) {
   for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
     core_t *c = new_core("balanced", 10);
     infs_profile_t p = profile("gpu", INFS_WORKER_GPU, 1000);
-    core_worker_info_t info = {.worker_id = "w", .profile = &p,
-                               .capacity = 4};
+    core_worker_info_t info = {.worker_id = "w", .profile = &p, .capacity = 4};
     core_on_register(c, 0, &w, &info);
     assert_int_equal(core_worker_count(c), 1); /* the row's base is valid */
     core_destroy(&c);
@@ -648,8 +699,11 @@ static void test_block_hashes_bounded(void **state) {
   assert_non_null(hashes);
   for (size_t i = 0; i < million; i++)
     hashes[i] = i + 1;
-  core_request_t r = {.id = 1, .prompt_tokens = 1000, .max_tokens = 10,
-                      .cls = INFS_CLASS_AGENT, .blocks = hashes,
+  core_request_t r = {.id = 1,
+                      .prompt_tokens = 1000,
+                      .max_tokens = 10,
+                      .cls = INFS_CLASS_AGENT,
+                      .blocks = hashes,
                       .n_blocks = million};
   core_on_submit(f->core, 0, &f->client, &r);
   const core_action_t *e = find(f->core, CORE_ACT_ERROR, 0);
@@ -682,8 +736,10 @@ static void test_open_bytes_bounded(void **state) {
   char prompt[4001];
   memset(prompt, 'x', sizeof prompt - 1);
   prompt[sizeof prompt - 1] = '\0';
-  core_request_t r = {.prompt = prompt, .prompt_len = sizeof prompt - 1,
-                      .max_tokens = 10, .cls = INFS_CLASS_AGENT};
+  core_request_t r = {.prompt = prompt,
+                      .prompt_len = sizeof prompt - 1,
+                      .max_tokens = 10,
+                      .cls = INFS_CLASS_AGENT};
   for (r.id = 1; r.id <= 3; r.id++)
     core_on_submit(c, 0, &client, &r);
   assert_int_equal(core_open_requests(c), 2); /* no worker: both wait */
@@ -722,7 +778,7 @@ static void test_silent_worker_requests_taken_back(void **state) {
   uint64_t on_good = find(c, CORE_ACT_DISPATCH, 1 - first)->request_id;
   assert_int_equal(worker_index(&f, find(c, CORE_ACT_DISPATCH, first)), 0);
   core_actions_clear(c);
-  core_on_chunk(c, 500 * MS, &f.w[1], on_good, 1, NULL);
+  core_on_chunk(c, 500 * MS, &f.w[1], on_good, 1, NULL, 0, NULL);
   core_actions_clear(c);
 
   /* A tick before the deadline takes nothing back. */
@@ -742,21 +798,26 @@ static void test_silent_worker_requests_taken_back(void **state) {
   assert_int_equal(core_stats(c)->redispatched, 1);
   core_actions_clear(c);
   /* The silent worker's late chunk is stale: nothing reaches the client. */
-  core_on_chunk(c, 1200 * MS, &f.w[0], on_silent, 1, NULL);
+  core_on_chunk(c, 1200 * MS, &f.w[0], on_silent, 1, NULL, 0, NULL);
   assert_null(find(c, CORE_ACT_CHUNK, 0));
 
   /* The good worker's stream (one token at 500 ms) stalls: past its
-   * deadline the request fails, with a cancel to the worker. */
+   * deadline the request is cancelled there and migrates, from its one
+   * token, to the only other worker. */
   core_on_tick(c, 1400 * MS);
-  assert_null(find(c, CORE_ACT_ERROR, 0));
+  assert_null(find(c, CORE_ACT_CANCEL, 0));
   core_on_tick(c, 1600 * MS);
-  const core_action_t *e = find(c, CORE_ACT_ERROR, 0);
-  assert_non_null(e);
-  assert_int_equal(e->request_id, 2);
-  assert_int_equal(e->code, INFSCHED__ERROR_CODE__ERROR_WORKER_LOST);
-  assert_non_null(strstr(e->message, "no progress"));
-  assert_non_null(find(c, CORE_ACT_CANCEL, 0));
-  assert_int_equal(core_open_requests(c), 1);
+  assert_null(find(c, CORE_ACT_ERROR, 0));
+  cancel = find(c, CORE_ACT_CANCEL, 0);
+  assert_non_null(cancel);
+  assert_int_equal(worker_index(&f, cancel), 1);
+  d = find(c, CORE_ACT_DISPATCH, 0);
+  assert_non_null(d);
+  assert_int_equal(worker_index(&f, d), 0);
+  assert_int_equal(d->client_request_id, 2);
+  assert_int_equal(d->resume_tokens, 1);
+  assert_int_equal(core_stats(c)->migrated, 1);
+  assert_int_equal(core_open_requests(c), 2);
   core_destroy(&c);
 }
 
@@ -766,23 +827,22 @@ int main(void) {
                                       teardown),
       cmocka_unit_test_setup_teardown(test_round_robin_order, setup_rr,
                                       teardown),
-      cmocka_unit_test_setup_teardown(test_least_loaded_spreads_burst,
-                                      setup_ll, teardown),
+      cmocka_unit_test_setup_teardown(test_least_loaded_spreads_burst, setup_ll,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_least_loaded_picks_idle, setup_ll,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_context_never_exceeded, setup_ll,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_unknown_model_rejected, setup_ll,
                                       teardown),
-      cmocka_unit_test_setup_teardown(test_bad_and_duplicate_requests,
-                                      setup_ll, teardown),
+      cmocka_unit_test_setup_teardown(test_bad_and_duplicate_requests, setup_ll,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_queue_then_dispatch_on_done,
                                       setup_cap1, teardown),
       cmocka_unit_test_setup_teardown(test_no_room_not_retried_on_heartbeats,
                                       setup_cap1, teardown),
-      cmocka_unit_test_setup_teardown(test_queue_timeout, setup_cap1,
-                                      teardown),
-      cmocka_unit_test_setup_teardown(test_worker_loss_redispatch_or_fail,
+      cmocka_unit_test_setup_teardown(test_queue_timeout, setup_cap1, teardown),
+      cmocka_unit_test_setup_teardown(test_worker_loss_redispatch_or_migrate,
                                       setup_rr, teardown),
       cmocka_unit_test_setup_teardown(test_reregistration_replaces_worker,
                                       setup_ll, teardown),

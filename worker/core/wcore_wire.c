@@ -2,6 +2,8 @@
 
 #include "lib/wire.h"
 
+#include <string.h>
+
 static void heartbeat(const wcore_t *w, const wcore_heartbeat_t *h,
                       const wcore_cache_t *cache, wcore_msg_t *m) {
   Infsched__Heartbeat *hb = &m->u.hb;
@@ -90,13 +92,12 @@ Infsched__Envelope *wcore_wire_message(const wcore_t *w,
   return &m->env;
 }
 
-void wcore_wire_feed(wcore_t *w, infs_time_t now,
-                     const Infsched__Envelope *env, wcore_order_t *out) {
+void wcore_wire_feed(wcore_t *w, infs_time_t now, const Infsched__Envelope *env,
+                     wcore_order_t *out) {
   *out = (wcore_order_t){.kind = WCORE_ORDER_NONE};
   switch (env->body_case) {
   case INFSCHED__ENVELOPE__BODY_REGISTERED:
-    wcore_on_registered(w, now,
-                        env->registered->heartbeat_ms * INFS_US_PER_MS);
+    wcore_on_registered(w, now, env->registered->heartbeat_ms * INFS_US_PER_MS);
     break;
   case INFSCHED__ENVELOPE__BODY_DISPATCH: {
     const Infsched__Dispatch *d = env->dispatch;
@@ -104,11 +105,25 @@ void wcore_wire_feed(wcore_t *w, infs_time_t now,
       wcore_on_bad_dispatch(w, now);
       break;
     }
-    if (wcore_on_dispatch(w, now, d->request->request_id,
-                          d->client_request_id, d->request->prompt_tokens))
+    /* A migration: the backend continues the stream, so it prefills what
+     * went out too and generates the rest. */
+    uint32_t resumed = d->resume_tokens < d->request->max_tokens
+                           ? d->resume_tokens
+                           : d->request->max_tokens;
+    if (wcore_on_dispatch(w, now, d->request->request_id, d->client_request_id,
+                          d->request->prompt_tokens + resumed, resumed))
       break;
     out->kind = WCORE_ORDER_RUN;
     wire_request_from_msg(d->request, &out->request);
+    if (resumed) {
+      infs_request_t *q = &out->request;
+      size_t said = d->resume_text ? strlen(d->resume_text) : 0;
+      q->prompt = wcore_resumed_prompt(w, q->prompt, q->prompt_len,
+                                       d->resume_text, said);
+      q->prompt_len += said;
+      q->prompt_tokens += resumed;
+      q->max_tokens -= resumed;
+    }
     break;
   }
   case INFSCHED__ENVELOPE__BODY_CANCEL:
