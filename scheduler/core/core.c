@@ -203,9 +203,9 @@ static void about(core_action_t *a, const req_t *r) {
 }
 
 static void fail(core_t *c, req_t *r, int code, const char *why) {
-  about(
-      emit_error(c, CORE_ACT_ERROR, &r->client, r->client_id, code, "%s", why),
-      r);
+  about(emit_error(c, CORE_ACT_ERROR, &r->client, r->client_id, code, "%s",
+                   why),
+        r);
   if (code >= INFSCHED__ERROR_CODE__ERROR_REJECTED_QUEUE_FULL)
     c->stats.rejected++;
   else
@@ -594,11 +594,11 @@ void core_on_submit(core_t *c, infs_time_t now, const core_peer_t *client,
   if (!s.tpot_ms)
     s.tpot_ms = c->cfg.slo[s.cls].tpot_ms;
   if (c->reqs.bytes + requests_size(&s) > c->cfg.max_open_bytes) {
-    core_action_t *a =
-        emit_error(c, CORE_ACT_ERROR, client, s.id,
-                   INFSCHED__ERROR_CODE__ERROR_REJECTED_QUEUE_FULL,
-                   "open requests hold %zu MiB of prompts (at most %zu MiB)",
-                   c->reqs.bytes >> 20, c->cfg.max_open_bytes >> 20);
+    core_action_t *a = emit_error(
+        c, CORE_ACT_ERROR, client, s.id,
+        INFSCHED__ERROR_CODE__ERROR_REJECTED_QUEUE_FULL,
+        "open requests hold %zu MiB of prompts (at most %zu MiB)",
+        c->reqs.bytes >> 20, c->cfg.max_open_bytes >> 20);
     a->cls = s.cls;
     a->arrived = now;
     c->stats.rejected++;
@@ -964,12 +964,12 @@ static void take_back(core_t *c, core_worker_t *w, req_t *r, infs_time_t now) {
     requeue(c, r);
     return;
   }
-  snprintf(
-      why, sizeof why, "worker %s made no progress in %llu ms after %u tokens",
-      w->id,
-      (unsigned long long)((now - r->progress_deadline + r->progress_window) /
-                           INFS_US_PER_MS),
-      r->tokens_out);
+  snprintf(why, sizeof why,
+           "worker %s made no progress in %llu ms after %u tokens", w->id,
+           (unsigned long long)((now - r->progress_deadline +
+                                 r->progress_window) /
+                                INFS_US_PER_MS),
+           r->tokens_out);
   fail(c, r, INFSCHED__ERROR_CODE__ERROR_WORKER_LOST, why);
 }
 
@@ -982,8 +982,7 @@ void core_on_tick(core_t *c, infs_time_t now) {
         lose_worker(c, w, "no heartbeat");
       /* Requests are checked at this cadence too: a deadline is seconds
        * long, half a heartbeat interval late is close enough. */
-      for (list_node_t *n = w->live ? w->reqs.next : NULL;
-           n && n != &w->reqs;) {
+      for (list_node_t *n = w->live ? w->reqs.next : NULL; n && n != &w->reqs;) {
         req_t *r = list_entry(n, req_t, link);
         n = n->next;
         if (now > r->progress_deadline)

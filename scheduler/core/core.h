@@ -34,8 +34,8 @@ typedef struct core_config {
   infs_time_t heartbeat_interval; /* what workers are told to use */
   uint32_t heartbeat_miss;        /* intervals of silence before loss */
   uint32_t queue_limit[INFS_CLASS_COUNT];
-  infs_time_t queue_timeout; /* longest wait for capacity */
-  uint32_t max_attempts;     /* dispatches of one request */
+  infs_time_t queue_timeout;          /* longest wait for capacity */
+  uint32_t max_attempts;              /* dispatches of one request */
   /* A dispatched request that brings no token for PROGRESS_FACTOR times
    * its predicted TTFT, and at least progress_timeout, is taken back:
    * dispatched elsewhere before its first token, failed after. */
@@ -55,7 +55,7 @@ typedef struct core_config {
   /* Prompts, session ids and block hashes all open requests may hold;
    * past it a submit is rejected as if its queue were full. */
   size_t max_open_bytes;
-  bool explain; /* record every decision for core_decisions() */
+  bool explain;   /* record every decision for core_decisions() */
 } core_config_t;
 
 void core_config_defaults(core_config_t *c);
@@ -147,8 +147,8 @@ typedef struct core_action {
   infs_class_t cls;
   infs_time_t arrived;
   bool streamed;
-  core_peer_t peer; /* destination; last, so that only its used
-                       bytes are written */
+  core_peer_t peer;               /* destination; last, so that only its used
+                                     bytes are written */
 } core_action_t;
 
 /* What a placement decided, counted in core_stats_t.outcomes. */
@@ -182,7 +182,7 @@ typedef struct core_stats {
   uint64_t workers_lost;
   uint64_t registrations;     /* accepted, not counting repeats */
   uint64_t progress_timeouts; /* requests taken back for want of progress */
-  uint64_t stale_messages;    /* chunks/dones for requests no longer open */
+  uint64_t stale_messages; /* chunks/dones for requests no longer open */
   uint64_t unknown_worker_messages;
   /* Placements by outcome; DEFERRED and NO_ROOM count requests, once. */
   uint64_t outcomes[CORE_OUTCOME_COUNT];
@@ -280,7 +280,7 @@ typedef struct core_decision {
   uint64_t request_id; /* the client's */
   infs_class_t cls;
   core_outcome_t outcome;
-  bool placed;       /* scores[0] is the chosen worker */
+  bool placed;      /* scores[0] is the chosen worker */
   slo_t slo;         /* the request's */
   uint32_t blocks;   /* prompt blocks */
   size_t candidates; /* workers that passed the hard constraints */

@@ -25,7 +25,7 @@ typedef struct req {
   core_request_t spec; /* pointers into store; spec.id = id */
   char *store;         /* owned copies of strings and block hashes */
   size_t store_cap;
-  size_t bytes;   /* of store in use, counted in req_table_t.bytes */
+  size_t bytes; /* of store in use, counted in req_table_t.bytes */
   int32_t worker; /* registry index while dispatched, else -1 */
   uint32_t attempts;
   uint32_t tokens_out;

@@ -94,8 +94,8 @@ int core_wire_feed_worker(core_t *c, infs_time_t now, const core_peer_t *peer,
     core_on_done(c, now, peer, env->done->dispatch_id, env->done);
     return CORE_WIRE_FED;
   case INFSCHED__ENVELOPE__BODY_ERROR:
-    core_on_worker_error(c, now, peer, env->error->request_id, env->error->code,
-                         env->error->message);
+    core_on_worker_error(c, now, peer, env->error->request_id,
+                         env->error->code, env->error->message);
     return CORE_WIRE_FED;
   case INFSCHED__ENVELOPE__BODY_ACCEPTED:
     core_on_worker_seen(c, now, peer);

@@ -54,18 +54,10 @@ static int teardown(void **state) {
 
 static harness_proc_t *start_scheduler(fixture_t *f, const char *extra) {
   char *argv[] = {(char *)harness_bin("infsched-scheduler"),
-                  "--clients",
-                  f->clients,
-                  "--workers",
-                  f->workers,
-                  "--http",
-                  "off",
-                  "--heartbeat-ms",
-                  "100",
-                  "--heartbeat-miss",
-                  "3",
-                  (char *)extra,
-                  NULL};
+                  "--clients", f->clients, "--workers", f->workers,
+                  "--http", "off",
+                  "--heartbeat-ms", "100", "--heartbeat-miss", "3",
+                  (char *)extra, NULL};
   harness_proc_t *p = harness_spawn(f->sched_log, argv);
   assert_non_null(p);
   return p;
@@ -76,15 +68,9 @@ static harness_proc_t *start_worker(fixture_t *f, const char *id,
   char log[600];
   snprintf(log, sizeof log, "%s/%s.log", f->dir, id);
   char *argv[] = {(char *)harness_bin("infsched-worker"),
-                  "--scheduler",
-                  f->workers,
-                  "--id",
-                  (char *)id,
-                  "--profile",
-                  (char *)profile,
-                  "--profiles",
-                  (char *)harness_source("configs/profiles.yaml"),
-                  NULL};
+                  "--scheduler", f->workers, "--id", (char *)id,
+                  "--profile", (char *)profile, "--profiles",
+                  (char *)harness_source("configs/profiles.yaml"), NULL};
   harness_proc_t *p = harness_spawn(log, argv);
   assert_non_null(p);
   return p;
@@ -145,37 +131,25 @@ static void test_worker_killed_mid_run(void **state) {
   start_worker(f, "tpu-0", "tpu-v6e");
   harness_proc_t *victim = start_worker(f, "gpu-1", "gpu-h100");
   size_t four = 4;
-  assert_true(
-      zclient_wait_status(f->clients, has_n_workers, &four, START_TIMEOUT_MS));
+  assert_true(zclient_wait_status(f->clients, has_n_workers, &four,
+                                  START_TIMEOUT_MS));
 
   char report[600], log[600];
   snprintf(report, sizeof report, "%s/report.json", f->dir);
   snprintf(log, sizeof log, "%s/loadgen.log", f->dir);
   /* Long outputs keep requests streaming on the GPU when it dies. */
   char *argv[] = {(char *)harness_bin("infsched-loadgen"),
-                  "--scheduler",
-                  f->clients,
-                  "--rate",
-                  "40",
-                  "--duration",
-                  "5",
-                  "--seed",
-                  "7",
-                  "--output-tokens",
-                  "lognormal:60:0.5:8:400",
-                  "--drain",
-                  "30",
-                  "--report-json",
-                  report,
-                  NULL};
+                  "--scheduler", f->clients, "--rate", "40", "--duration",
+                  "5", "--seed", "7", "--output-tokens", "lognormal:60:0.5:8:400",
+                  "--drain", "30", "--report-json", report, NULL};
   harness_proc_t *loadgen = harness_spawn(log, argv);
   assert_non_null(loadgen);
 
   /* Kill it once it holds work, so some requests are re-dispatched and
    * those already streaming fail with a reason. */
   busy_arg_t busy = {"gpu-1"};
-  assert_true(
-      zclient_wait_status(f->clients, worker_busy, &busy, START_TIMEOUT_MS));
+  assert_true(zclient_wait_status(f->clients, worker_busy, &busy,
+                                  START_TIMEOUT_MS));
   harness_kill(victim, SIGKILL);
 
   int status;
@@ -208,7 +182,8 @@ static void test_worker_killed_mid_run(void **state) {
   /* The scheduler noticed the loss and kept serving the other three. */
   size_t three = 3;
   assert_true(zclient_wait_status(f->clients, has_n_workers, &three, 5000));
-  assert_true(zclient_wait_status(f->clients, lost_one_with_work, NULL, 5000));
+  assert_true(
+      zclient_wait_status(f->clients, lost_one_with_work, NULL, 5000));
   harness_kill(f->scheduler, SIGTERM);
   assert_int_equal(harness_wait(f->scheduler, 10000, &status), 0);
   assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
@@ -262,8 +237,8 @@ static void test_scheduler_restart(void **state) {
   f->scheduler = start_scheduler(f, NULL);
   start_worker(f, "tpu-0", "tpu-v6e");
   size_t one = 1;
-  assert_true(
-      zclient_wait_status(f->clients, has_n_workers, &one, START_TIMEOUT_MS));
+  assert_true(zclient_wait_status(f->clients, has_n_workers, &one,
+                                  START_TIMEOUT_MS));
   run_cached_prompt(f->clients, 1, 1000, 8);
   run_cached_prompt(f->clients, 2, 5000, 8);
   cached_arg_t before = {16, 0};
@@ -282,8 +257,7 @@ static void test_scheduler_restart(void **state) {
   assert_int_equal(after.seen, before.seen);
 }
 
-static Infsched__Envelope *expect_error(zclient_t *c,
-                                        Infsched__ErrorCode code) {
+static Infsched__Envelope *expect_error(zclient_t *c, Infsched__ErrorCode code) {
   Infsched__Envelope *env = zclient_recv(c, 5000);
   assert_non_null(env);
   assert_int_equal(env->body_case, INFSCHED__ENVELOPE__BODY_ERROR);
@@ -573,8 +547,10 @@ static void test_cli_help_and_usage_errors(void **state) {
                                          "infsched-worker", "infsched-loadgen",
                                          "infsched-cluster", "infsched-sim"};
   static const char *const bad_values[][2] = {
-      {"--heartbeat-ms", "soon"}, {"--capacity", "0"},
-      {"--rate", "-3"},           {"up", ""},
+      {"--heartbeat-ms", "soon"},
+      {"--capacity", "0"},
+      {"--rate", "-3"},
+      {"up", ""},
       {"--pool", "gpu=x"},
   };
   for (size_t i = 0; i < sizeof programs / sizeof *programs; i++) {
@@ -584,7 +560,8 @@ static void test_cli_help_and_usage_errors(void **state) {
     char *unknown[] = {bin, "--no-such-flag", NULL};
     assert_int_equal(run(f, unknown), 2);
     char *bad[] = {bin, (char *)bad_values[i][0],
-                   bad_values[i][1][0] ? (char *)bad_values[i][1] : NULL, NULL};
+                   bad_values[i][1][0] ? (char *)bad_values[i][1] : NULL,
+                   NULL};
     assert_int_equal(run(f, bad), 2);
   }
   char log[600];
@@ -601,27 +578,12 @@ static void test_sim_lost_requests_exit_1(void **state) {
   char *cluster = (char *)harness_source("configs/local.yaml");
   for (int drain = 0; drain < 2; drain++) {
     char *secs = drain ? "30" : "0";
-    char *single[] = {(char *)harness_bin("infsched-sim"),
-                      "--cluster",
-                      cluster,
-                      "--rate",
-                      "20",
-                      "--duration",
-                      "2",
-                      "--drain",
-                      secs,
-                      NULL};
-    char *compare[] = {(char *)harness_bin("infsched-sim"),
-                       "--cluster",
-                       cluster,
-                       "--compare",
-                       "least_loaded,round_robin",
-                       "--rate",
-                       "20",
-                       "--duration",
-                       "2",
-                       "--drain",
-                       secs,
+    char *single[] = {(char *)harness_bin("infsched-sim"), "--cluster",
+                      cluster, "--rate", "20", "--duration", "2", "--drain",
+                      secs, NULL};
+    char *compare[] = {(char *)harness_bin("infsched-sim"), "--cluster",
+                       cluster, "--compare", "least_loaded,round_robin",
+                       "--rate", "20", "--duration", "2", "--drain", secs,
                        NULL};
     assert_int_equal(run(f, single), drain ? 0 : 1);
     assert_int_equal(run(f, compare), drain ? 0 : 1);
@@ -635,23 +597,15 @@ static void test_sim_lost_requests_exit_1(void **state) {
 /* An unknown profile is a bad value (2); a busy endpoint cannot start (3). */
 static void test_bad_profile_and_busy_endpoint(void **state) {
   fixture_t *f = *state;
-  char *argv[] = {(char *)harness_bin("infsched-worker"),
-                  "--profile",
-                  "no-such-chip",
-                  "--profiles",
-                  (char *)harness_source("configs/profiles.yaml"),
-                  NULL};
+  char *argv[] = {(char *)harness_bin("infsched-worker"), "--profile",
+                  "no-such-chip", "--profiles",
+                  (char *)harness_source("configs/profiles.yaml"), NULL};
   assert_int_equal(run(f, argv), 2);
   f->scheduler = start_scheduler(f, NULL);
   assert_int_equal(harness_wait_log(f->sched_log, "listening", 5000), 0);
   /* Same endpoints again: the second scheduler cannot bind. */
-  char *again[] = {(char *)harness_bin("infsched-scheduler"),
-                   "--clients",
-                   f->clients,
-                   "--workers",
-                   f->workers,
-                   "--http",
-                   "off",
+  char *again[] = {(char *)harness_bin("infsched-scheduler"), "--clients",
+                   f->clients, "--workers", f->workers, "--http", "off",
                    NULL};
   assert_int_equal(run(f, again), 3);
 }
@@ -662,8 +616,8 @@ int main(void) {
                                       teardown),
       cmocka_unit_test_setup_teardown(test_sim_lost_requests_exit_1, setup,
                                       teardown),
-      cmocka_unit_test_setup_teardown(test_bad_profile_and_busy_endpoint, setup,
-                                      teardown),
+      cmocka_unit_test_setup_teardown(test_bad_profile_and_busy_endpoint,
+                                      setup, teardown),
       cmocka_unit_test_setup_teardown(test_worker_answers_forwarded, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_bad_input_answered, setup, teardown),

@@ -1,9 +1,9 @@
 /* Unit tests of the scheduling core: pure, no sockets, explicit time. */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <cmocka.h>
 
 #include "infsched.pb-c.h"
 #include "scheduler/core/core.h"
@@ -64,11 +64,9 @@ static core_t *new_core(const char *policy, uint32_t queue_limit) {
 static void add_worker(fixture_t *f, int i, const char *id,
                        const infs_profile_t *p, uint32_t capacity,
                        infs_time_t now) {
-  core_worker_info_t info = {.worker_id = id,
-                             .model = "m",
-                             .backend = "sim",
-                             .profile = p,
-                             .capacity = capacity};
+  core_worker_info_t info = {
+      .worker_id = id, .model = "m", .backend = "sim", .profile = p,
+      .capacity = capacity};
   core_on_register(f->core, now, &f->w[i], &info);
 }
 
@@ -91,15 +89,9 @@ static int setup_policy(void **state, const char *policy, uint32_t capacity) {
   return 0;
 }
 
-static int setup_ll(void **state) {
-  return setup_policy(state, "least_loaded", 4);
-}
-static int setup_rr(void **state) {
-  return setup_policy(state, "round_robin", 4);
-}
-static int setup_cap1(void **state) {
-  return setup_policy(state, "least_loaded", 1);
-}
+static int setup_ll(void **state) { return setup_policy(state, "least_loaded", 4); }
+static int setup_rr(void **state) { return setup_policy(state, "round_robin", 4); }
+static int setup_cap1(void **state) { return setup_policy(state, "least_loaded", 1); }
 
 static int teardown(void **state) {
   fixture_t *f = *state;
@@ -107,13 +99,10 @@ static int teardown(void **state) {
   return 0;
 }
 
-static void submit(fixture_t *f, infs_time_t now, uint64_t id, uint32_t prompt,
-                   const char *model) {
-  core_request_t r = {.id = id,
-                      .model = model,
-                      .prompt_tokens = prompt,
-                      .max_tokens = 10,
-                      .cls = INFS_CLASS_AGENT};
+static void submit(fixture_t *f, infs_time_t now, uint64_t id,
+                   uint32_t prompt, const char *model) {
+  core_request_t r = {.id = id, .model = model, .prompt_tokens = prompt,
+                      .max_tokens = 10, .cls = INFS_CLASS_AGENT};
   core_on_submit(f->core, now, &f->client, &r);
 }
 
@@ -375,7 +364,8 @@ static void test_worker_loss_redispatch_or_migrate(void **state) {
     if (worker_index(f, d) == 0)
       ids[n++] = d->request_id;
     else
-      core_on_done(f->core, 0, &f->w[worker_index(f, d)], d->request_id, NULL);
+      core_on_done(f->core, 0, &f->w[worker_index(f, d)], d->request_id,
+                   NULL);
     core_actions_clear(f->core);
   }
   /* The second has streamed two tokens; the first has not. */
@@ -481,8 +471,8 @@ static void test_doors_are_namespaces(void **state) {
   core_peer_t http = {.door = CORE_DOOR_HTTP, .len = 8, .id = {1}};
   core_peer_t forged = http;
   forged.door = CORE_DOOR_ZMQ;
-  core_request_t r = {
-      .id = 1, .prompt_tokens = 10, .max_tokens = 10, .cls = INFS_CLASS_AGENT};
+  core_request_t r = {.id = 1, .prompt_tokens = 10, .max_tokens = 10,
+                      .cls = INFS_CLASS_AGENT};
   core_on_submit(f->core, 0, &http, &r);
   assert_non_null(find(f->core, CORE_ACT_DISPATCH, 0));
   core_actions_clear(f->core);
@@ -516,15 +506,14 @@ static void test_no_workers_yet_waits(void **state) {
   (void)state;
   core_t *c = new_core("least_loaded", 10);
   core_peer_t client = peer("c"), w = peer("w");
-  core_request_t r = {.id = 1,
-                      .prompt_tokens = 5,
-                      .max_tokens = 5,
+  core_request_t r = {.id = 1, .prompt_tokens = 5, .max_tokens = 5,
                       .cls = INFS_CLASS_INTERACTIVE};
   core_on_submit(c, 0, &client, &r);
   assert_int_equal(core_queued(c), 1);
   core_actions_clear(c);
   infs_profile_t p = profile("gpu", INFS_WORKER_GPU, 1000);
-  core_worker_info_t info = {.worker_id = "late", .profile = &p, .capacity = 1};
+  core_worker_info_t info = {.worker_id = "late", .profile = &p,
+                             .capacity = 1};
   core_on_register(c, 5 * MS, &w, &info);
   assert_non_null(find(c, CORE_ACT_DISPATCH, 0));
   core_destroy(&c);
@@ -652,7 +641,8 @@ static void test_register_refuses_absurd_figures(void **state) {
   for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
     core_t *c = new_core("balanced", 10);
     infs_profile_t p = profile("gpu", INFS_WORKER_GPU, 1000);
-    core_worker_info_t info = {.worker_id = "w", .profile = &p, .capacity = 4};
+    core_worker_info_t info = {.worker_id = "w", .profile = &p,
+                               .capacity = 4};
     core_on_register(c, 0, &w, &info);
     assert_int_equal(core_worker_count(c), 1); /* the row's base is valid */
     core_destroy(&c);
@@ -699,11 +689,8 @@ static void test_block_hashes_bounded(void **state) {
   assert_non_null(hashes);
   for (size_t i = 0; i < million; i++)
     hashes[i] = i + 1;
-  core_request_t r = {.id = 1,
-                      .prompt_tokens = 1000,
-                      .max_tokens = 10,
-                      .cls = INFS_CLASS_AGENT,
-                      .blocks = hashes,
+  core_request_t r = {.id = 1, .prompt_tokens = 1000, .max_tokens = 10,
+                      .cls = INFS_CLASS_AGENT, .blocks = hashes,
                       .n_blocks = million};
   core_on_submit(f->core, 0, &f->client, &r);
   const core_action_t *e = find(f->core, CORE_ACT_ERROR, 0);
@@ -736,10 +723,8 @@ static void test_open_bytes_bounded(void **state) {
   char prompt[4001];
   memset(prompt, 'x', sizeof prompt - 1);
   prompt[sizeof prompt - 1] = '\0';
-  core_request_t r = {.prompt = prompt,
-                      .prompt_len = sizeof prompt - 1,
-                      .max_tokens = 10,
-                      .cls = INFS_CLASS_AGENT};
+  core_request_t r = {.prompt = prompt, .prompt_len = sizeof prompt - 1,
+                      .max_tokens = 10, .cls = INFS_CLASS_AGENT};
   for (r.id = 1; r.id <= 3; r.id++)
     core_on_submit(c, 0, &client, &r);
   assert_int_equal(core_open_requests(c), 2); /* no worker: both wait */
@@ -827,21 +812,22 @@ int main(void) {
                                       teardown),
       cmocka_unit_test_setup_teardown(test_round_robin_order, setup_rr,
                                       teardown),
-      cmocka_unit_test_setup_teardown(test_least_loaded_spreads_burst, setup_ll,
-                                      teardown),
+      cmocka_unit_test_setup_teardown(test_least_loaded_spreads_burst,
+                                      setup_ll, teardown),
       cmocka_unit_test_setup_teardown(test_least_loaded_picks_idle, setup_ll,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_context_never_exceeded, setup_ll,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_unknown_model_rejected, setup_ll,
                                       teardown),
-      cmocka_unit_test_setup_teardown(test_bad_and_duplicate_requests, setup_ll,
-                                      teardown),
+      cmocka_unit_test_setup_teardown(test_bad_and_duplicate_requests,
+                                      setup_ll, teardown),
       cmocka_unit_test_setup_teardown(test_queue_then_dispatch_on_done,
                                       setup_cap1, teardown),
       cmocka_unit_test_setup_teardown(test_no_room_not_retried_on_heartbeats,
                                       setup_cap1, teardown),
-      cmocka_unit_test_setup_teardown(test_queue_timeout, setup_cap1, teardown),
+      cmocka_unit_test_setup_teardown(test_queue_timeout, setup_cap1,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_worker_loss_redispatch_or_migrate,
                                       setup_rr, teardown),
       cmocka_unit_test_setup_teardown(test_reregistration_replaces_worker,

@@ -1,15 +1,15 @@
 /* Unit tests of the worker core: pure, no sockets, pretended times. */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <cmocka.h>
 
 #include "infsched.pb-c.h"
 #include "infsched/errors.h"
-#include "model/cost.h"
 #include "worker/core/wcore.h"
 #include "worker/core/wcore_wire.h"
+#include "model/cost.h"
 
 #include <string.h>
 
@@ -80,8 +80,8 @@ static void test_registration_retry(void **state) {
     infs_time_t now;
     bool registers;
   } ticks[] = {
-      {200 * MS, false},  {400 * MS, false}, {600 * MS, false},
-      {800 * MS, false},  {1000 * MS, true}, {1200 * MS, false},
+      {200 * MS, false}, {400 * MS, false},  {600 * MS, false},
+      {800 * MS, false}, {1000 * MS, true},  {1200 * MS, false},
       {1900 * MS, false}, {2100 * MS, true}, {2300 * MS, false},
   };
   wcore_t *w = new_worker();
@@ -112,13 +112,9 @@ static void test_heartbeats(void **state) {
   (void)state;
   wcore_t *w = registered_worker();
   wcore_on_registered(w, 1 * MS, 500 * MS);
-  wcore_load_t load = {.queued = 2,
-                       .running = 3,
-                       .kv_used = 100,
-                       .kv_total = 1000,
-                       .prefill_backlog_tokens = 50,
-                       .busy_s = 0.1,
-                       .generated_tokens = 40};
+  wcore_load_t load = {.queued = 2, .running = 3, .kv_used = 100,
+                       .kv_total = 1000, .prefill_backlog_tokens = 50,
+                       .busy_s = 0.1, .generated_tokens = 40};
   static const struct {
     infs_time_t now;
     uint64_t generated;

@@ -86,7 +86,8 @@ static void inflight_remove(wcore_t *w, uint64_t id) {
 
 /* --- the outbox --- */
 
-static wcore_action_t *push(wcore_t *w, wcore_action_kind_t kind, uint64_t id) {
+static wcore_action_t *push(wcore_t *w, wcore_action_kind_t kind,
+                            uint64_t id) {
   if (w->n_acts == w->acts_cap) {
     w->acts_cap = w->acts_cap ? w->acts_cap * 2 : 16;
     w->acts = grow(w->acts, w->acts_cap, sizeof *w->acts);
@@ -96,7 +97,8 @@ static wcore_action_t *push(wcore_t *w, wcore_action_kind_t kind, uint64_t id) {
   return a;
 }
 
-static void push_error(wcore_t *w, uint64_t id, int code, const char *message) {
+static void push_error(wcore_t *w, uint64_t id, int code,
+                       const char *message) {
   wcore_action_t *a = push(w, WCORE_ACT_ERROR, id);
   a->code = code;
   snprintf(a->message, sizeof a->message, "%s", message ? message : "");
@@ -147,7 +149,8 @@ void wcore_on_registered(wcore_t *w, infs_time_t now,
     w->interval = heartbeat_interval;
 }
 
-size_t wcore_on_unknown(wcore_t *w, infs_time_t now, const uint64_t **dropped) {
+size_t wcore_on_unknown(wcore_t *w, infs_time_t now,
+                        const uint64_t **dropped) {
   *dropped = w->dropped;
   if (!w->registered)
     return 0;

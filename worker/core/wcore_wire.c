@@ -92,12 +92,13 @@ Infsched__Envelope *wcore_wire_message(const wcore_t *w,
   return &m->env;
 }
 
-void wcore_wire_feed(wcore_t *w, infs_time_t now, const Infsched__Envelope *env,
-                     wcore_order_t *out) {
+void wcore_wire_feed(wcore_t *w, infs_time_t now,
+                     const Infsched__Envelope *env, wcore_order_t *out) {
   *out = (wcore_order_t){.kind = WCORE_ORDER_NONE};
   switch (env->body_case) {
   case INFSCHED__ENVELOPE__BODY_REGISTERED:
-    wcore_on_registered(w, now, env->registered->heartbeat_ms * INFS_US_PER_MS);
+    wcore_on_registered(w, now,
+                        env->registered->heartbeat_ms * INFS_US_PER_MS);
     break;
   case INFSCHED__ENVELOPE__BODY_DISPATCH: {
     const Infsched__Dispatch *d = env->dispatch;
