@@ -14,7 +14,7 @@
 #include <cmocka.h>
 
 #ifndef INFSCHED_DATA_DIR
-#error "INFSCHED_DATA_DIR must name the shared data directory"
+#error "INFSCHED_DATA_DIR must name tests/data"
 #endif
 
 /* Parses argv (NULL-terminated, program name first) with the workload
@@ -91,7 +91,7 @@ static void test_trace_scale_is_speedup(void **state) {
   workload_cli_t c;
   const char *args[] = {"p",
                         "--workload",
-                        "trace:" INFSCHED_DATA_DIR "/azure_llm_code_2023.csv",
+                        "trace:" INFSCHED_DATA_DIR "/azure_llm_code_2023_excerpt.csv",
                         "--speedup",
                         "2",
                         NULL};
