@@ -10,8 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define EXIT_STARTUP 3
-
 typedef struct app {
   uv_loop_t loop;
   uv_signal_t sigint;
@@ -84,9 +82,6 @@ int main(int argc, char **argv) {
   if (settings_parse_args(argc, argv, SETTING_SCHEDULER, usage, apply, &o))
     return CLI_EXIT_USAGE;
   log_init("scheduler", level);
-  /* A write to an HTTP client that has gone must fail with EPIPE, not end
-   * the process. */
-  signal(SIGPIPE, SIG_IGN);
   /* Decisions explain themselves only where someone reads them. */
   cfg.core.explain = level == LOG_LEVEL_DEBUG;
 
@@ -98,7 +93,7 @@ int main(int argc, char **argv) {
     log_error("%s", err);
     uv_run(&app.loop, UV_RUN_DEFAULT); /* let closed handles finish */
     uv_loop_close(&app.loop);
-    return EXIT_STARTUP;
+    return cli_start_status(rc);
   }
   uv_signal_init(&app.loop, &app.sigint);
   uv_signal_init(&app.loop, &app.sigterm);

@@ -1,9 +1,11 @@
 /* The predictor, over the engine's rules (model/engine.c) and its step-time
- * model (model/step.h, the same functions the engine times its steps with):
- * FIFO admission up to max_batch sequences and the KV capacity, chunked
- * prefill of max_num_batched_tokens tokens riding along with each decode step in one
- * forward pass, one token per running sequence per step. From the heartbeat
- * and the changes since:
+ * model (model/step.h: the same functions the engine times its steps with,
+ * so that tests/unit/test_model_agreement.c can hold one against the
+ * other): FIFO admission up to max_batch sequences and the KV capacity, one
+ * token per running sequence per step, prefill chunks riding along in the
+ * same forward pass with what the step's token budget leaves them (and, on a
+ * profile with slo_aware_prefill, no more than keeps the tightest TPOT
+ * target there). From the heartbeat and the changes since:
  *
  *   n        = heartbeat running + queued + dispatched since - finished
  *   kv       = heartbeat kv_used + KV dispatched since - KV freed since
@@ -16,11 +18,11 @@
  *              for `ahead` sequences to finish when b run and each has the
  *              average remaining output of the core's requests there left;
  *              else 0
- *   fill(x, c) = step_prefill_ms(x behind c, in chunks, each one pass with
- *              the running decodes)
+ *   fill(x, c) = step_prefill_ms(x behind c, with the running decodes and
+ *              the worker's TPOT cap): x in chunks, each one pass with them
  *   queue    = slot + step / 2 (the next step boundary) + fill(backlog, 0)
  *   ttft     = queue + fill(fresh, cached)
- *   extra    = fill(fresh, cached) - ceil(fresh / chunk) * step: what its
+ *   extra    = fill(fresh, cached) - (its chunks' steps) * step: what its
  *              chunks add to the steps they ride along with
  *   step'    = step_decode_ms(b' = min(n + 1, max_batch),
  *              kv + prompt + max / 2)
@@ -39,13 +41,14 @@
  *
  * where prefill_load is the uncached prompt tokens per second sent to the
  * worker lately over its compute-bound prefill rate (step_prefill_tps),
- * cached = cached_blocks * block_size (at most prompt - 1: the last token is
- * always computed) and fresh = prompt - cached. It errs towards the
+ * cached = engine_hit_tokens(prompt, cached_blocks) (whole blocks before the
+ * last token, which is always computed) and fresh = prompt - cached. It errs towards the
  * pessimistic: it ignores the prefill progress made since the heartbeat
  * until a first token shows it. */
 #include "scheduler/core/predictor.h"
 
 #include "model/cost.h"
+#include "model/engine.h"
 #include "model/step.h"
 
 #include <math.h>
@@ -70,9 +73,8 @@ void predictor_estimate(const predictor_worker_t *w,
   uint32_t running = n < p->max_batch ? n : p->max_batch;
 
   uint64_t prompt = r->prompt_tokens;
-  uint64_t cached = (uint64_t)r->cached_blocks * p->block_size;
-  if (cached >= prompt)
-    cached = prompt ? prompt - 1 : 0;
+  uint64_t cached =
+      engine_hit_tokens(r->prompt_tokens, r->cached_blocks, p->block_size);
   uint64_t fresh = prompt - cached;
 
   double step = running ? step_decode_ms(p, running, kv) : 0;
@@ -154,9 +156,8 @@ double predictor_prefill_load(const infs_profile_t *p, double rate) {
   return rate > 0 ? rate / step_prefill_tps(p) : 0;
 }
 
-double predictor_slo_use(const prediction_t *p, uint32_t ttft_ms,
-                         uint32_t tpot_ms) {
-  double a = ttft_ms ? p->ttft_ms / ttft_ms : 0;
-  double b = tpot_ms ? p->tpot_ms / tpot_ms : 0;
+double predictor_slo_use(const prediction_t *p, const slo_targets_t *t) {
+  double a = t->ttft_ms > 0 ? p->ttft_ms / t->ttft_ms : 0;
+  double b = t->tpot_ms > 0 ? p->tpot_ms / t->tpot_ms : 0;
   return a > b ? a : b;
 }
