@@ -54,6 +54,9 @@ static void apply(void *ctx, const setting_t *s, const setting_value_t *v) {
   case SET_HTTP_MAX_BODY:
     cfg->http.max_body = (size_t)v->u;
     break;
+  case SET_HTTP_MAX_CONNS:
+    cfg->http.max_conns = (size_t)v->u;
+    break;
   case SET_MAX_MSG_BYTES:
     cfg->max_msg_bytes = (int64_t)v->u;
     break;
