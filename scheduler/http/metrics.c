@@ -250,6 +250,14 @@ static void put_histogram(hbuf_t *o, const char *name, const histogram_t *h,
               (unsigned long long)h->count);
 }
 
+/* A histogram family with one histogram per valid class. */
+static void put_family(hbuf_t *o, const char *name, const char *help,
+                       const histogram_t h[CLASSES], const buckets_t *b) {
+  family(o, name, "histogram", help);
+  for (size_t c = 0; c < INFS_CLASS_COUNT; c++)
+    put_histogram(o, name, &h[c], b, class_label(c));
+}
+
 static void render_requests(const metrics_t *m, hbuf_t *o) {
   family(o, "infsched_requests_total", "counter",
          "Requests from every client that ended, by class and outcome.");
@@ -260,29 +268,22 @@ static void render_requests(const metrics_t *m, hbuf_t *o) {
                   "%llu\n",
                   class_label(c), outcome_names[k],
                   (unsigned long long)m->requests[c][k]);
-  family(o, "infsched_ttft_seconds", "histogram",
-         "Time from submission to the first token, as the scheduler sees "
-         "it.");
-  for (size_t c = 0; c < INFS_CLASS_COUNT; c++)
-    put_histogram(o, "infsched_ttft_seconds", &m->ttft[c], &latency_buckets,
-                  class_label(c));
-  family(o, "infsched_e2e_seconds", "histogram",
-         "Time from submission to the terminal Done of completed requests.");
-  for (size_t c = 0; c < INFS_CLASS_COUNT; c++)
-    put_histogram(o, "infsched_e2e_seconds", &m->e2e[c], &latency_buckets,
-                  class_label(c));
-  family(o, "infsched_tpot_seconds", "histogram",
-         "Time per output token of completed requests of two or more "
-         "tokens: (end - first token) / (tokens - 1).");
-  for (size_t c = 0; c < INFS_CLASS_COUNT; c++)
-    put_histogram(o, "infsched_tpot_seconds", &m->tpot[c], &token_buckets,
-                  class_label(c));
-  family(o, "infsched_inter_token_seconds", "histogram",
-         "Time between consecutive tokens as they reach the scheduler (a "
-         "chunk of n tokens counts n gaps of its delay / n).");
-  for (size_t c = 0; c < INFS_CLASS_COUNT; c++)
-    put_histogram(o, "infsched_inter_token_seconds", &m->itl[c],
-                  &token_buckets, class_label(c));
+  put_family(o, "infsched_ttft_seconds",
+             "Time from submission to the first token, as the scheduler "
+             "sees it.",
+             m->ttft, &latency_buckets);
+  put_family(o, "infsched_e2e_seconds",
+             "Time from submission to the terminal Done of completed "
+             "requests.",
+             m->e2e, &latency_buckets);
+  put_family(o, "infsched_tpot_seconds",
+             "Time per output token of completed requests of two or more "
+             "tokens: (end - first token) / (tokens - 1).",
+             m->tpot, &token_buckets);
+  put_family(o, "infsched_inter_token_seconds",
+             "Time between consecutive tokens as they reach the scheduler (a "
+             "chunk of n tokens counts n gaps of its delay / n).",
+             m->itl, &token_buckets);
   family(o, "infsched_slo_met_total", "counter",
          "Completed requests that met their TTFT and TPOT targets, by "
          "class.");
