@@ -159,6 +159,7 @@ void wire_request_from_msg(const Infsched__Request *m, infs_request_t *q) {
       .max_tokens = m->max_tokens,
       .cls = wire_class_from_msg(m->req_class),
       .ttft_ms = m->ttft_ms,
+      .ttft_ms_per_ktok = m->ttft_ms_per_ktok,
       .tpot_ms = m->tpot_ms,
       .session = m->session_id,
       .blocks = m->block_hashes,
@@ -175,6 +176,7 @@ void wire_request_to_msg(const infs_request_t *q, Infsched__Request *m) {
   m->max_tokens = q->max_tokens;
   m->req_class = wire_class_to_msg(q->cls);
   m->ttft_ms = q->ttft_ms;
+  m->ttft_ms_per_ktok = q->ttft_ms_per_ktok;
   m->tpot_ms = q->tpot_ms;
   m->session_id = (char *)q->session;
   m->n_block_hashes = q->n_blocks;

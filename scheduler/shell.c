@@ -5,6 +5,7 @@
 #include "lib/wire.h"
 #include "lib/wire_arena.h"
 #include "lib/zwatch.h"
+#include "model/slo_check.h"
 #include "scheduler/core/core_wire.h"
 #include "scheduler/http/metrics.h"
 #include "scheduler/status.h"
@@ -41,6 +42,7 @@ struct shell {
   size_t in_frame_len;
   infs_time_t started;
   uint32_t heartbeat_ms;
+  slo_t slo[INFS_CLASS_COUNT]; /* class defaults, checked on registration */
   uint64_t bad_messages;
   uint64_t send_failures;
   log_limit_t bad_log;
@@ -265,6 +267,10 @@ static void log_register(shell_t *s, infs_time_t now,
   log_info("worker %s registered (%s, %s, capacity %u)%s", m->worker_id,
            profile.name, infs_worker_class_name(profile.cls), m->capacity,
            held);
+  /* The worker still serves; its requests of that class will miss. */
+  char why[400];
+  if (slo_check_profile(s->slo, &profile, why, sizeof why))
+    log_warn("worker %s: --slo: %s", m->worker_id ? m->worker_id : "", why);
 }
 
 static void on_worker_message(shell_t *s, infs_time_t now,
@@ -389,6 +395,7 @@ int shell_start(uv_loop_t *loop, const shell_config_t *cfg, shell_t **out,
   s->loop = loop;
   s->started = now_us();
   s->heartbeat_ms = (uint32_t)(cfg->core.heartbeat_interval / INFS_US_PER_MS);
+  memcpy(s->slo, cfg->core.slo, sizeof s->slo);
   s->arena = wire_arena_new();
   if (!s->arena) {
     free(s);

@@ -308,8 +308,7 @@ static void record(core_t *c, policy_ctx_t *x, long chosen) {
   d->cls = s->cls;
   d->outcome = x->outcome;
   d->placed = chosen >= 0;
-  d->ttft_ms = s->ttft_ms;
-  d->tpot_ms = s->tpot_ms;
+  d->slo = slo_of_request(s);
   d->blocks = (uint32_t)s->n_blocks;
   d->candidates = x->n;
   /* The chosen worker first, then the policy's best offers. */
@@ -338,6 +337,7 @@ static void record(core_t *c, policy_ctx_t *x, long chosen) {
     sc->outstanding = registry_hot(&c->reg, w)->outstanding;
     sc->ttft_ms = p.ttft_ms;
     sc->tpot_ms = p.tpot_ms;
+    sc->ttft_target_ms = policy_targets(x, &p).ttft_ms;
     sc->cost_usd = p.cost_usd;
   }
 }
@@ -586,10 +586,14 @@ void core_on_submit(core_t *c, infs_time_t now, const core_peer_t *client,
       c->stats.rejected_context++;
     return;
   }
-  if (!s.ttft_ms)
-    s.ttft_ms = c->cfg.ttft_ms[s.cls];
+  /* A TTFT target of the request's own is absolute unless it brings an
+   * allowance too. */
+  if (!s.ttft_ms) {
+    s.ttft_ms = c->cfg.slo[s.cls].ttft_ms;
+    s.ttft_ms_per_ktok = c->cfg.slo[s.cls].ttft_ms_per_ktok;
+  }
   if (!s.tpot_ms)
-    s.tpot_ms = c->cfg.tpot_ms[s.cls];
+    s.tpot_ms = c->cfg.slo[s.cls].tpot_ms;
   if (c->reqs.bytes + requests_size(&s) > c->cfg.max_open_bytes) {
     core_action_t *a = emit_error(
         c, CORE_ACT_ERROR, client, s.id,

@@ -154,9 +154,8 @@ double predictor_prefill_load(const infs_profile_t *p, double rate) {
   return rate > 0 ? rate / step_prefill_tps(p) : 0;
 }
 
-double predictor_slo_use(const prediction_t *p, uint32_t ttft_ms,
-                         uint32_t tpot_ms) {
-  double a = ttft_ms ? p->ttft_ms / ttft_ms : 0;
-  double b = tpot_ms ? p->tpot_ms / tpot_ms : 0;
+double predictor_slo_use(const prediction_t *p, const slo_targets_t *t) {
+  double a = t->ttft_ms > 0 ? p->ttft_ms / t->ttft_ms : 0;
+  double b = t->tpot_ms > 0 ? p->tpot_ms / t->tpot_ms : 0;
   return a > b ? a : b;
 }

@@ -77,7 +77,7 @@ static int text_values(const setting_t *s, const char *dir, values_t *good,
     add(bad, "fastest");
     return 0;
   case SET_SLO:
-    add(good, "interactive=100:10");
+    add(good, "interactive=300+250:30");
     add(good, "%s", s->def);
     add(bad, "interactive=0:10");
     add(bad, "gold=1:1");

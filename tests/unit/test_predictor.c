@@ -361,9 +361,11 @@ static void test_prefill_rate_memo_is_exact(void **unused) {
 static void test_slo_use(void **unused) {
   (void)unused;
   prediction_t p = {.ttft_ms = 250, .tpot_ms = 11};
-  assert_float_equal(predictor_slo_use(&p, 500, 10), 1.1, EPS);
-  assert_float_equal(predictor_slo_use(&p, 1000, 44), 0.25, EPS);
-  assert_float_equal(predictor_slo_use(&p, 0, 22), 0.5, EPS);
+  assert_float_equal(predictor_slo_use(&p, &(slo_targets_t){500, 10}), 1.1,
+                     EPS);
+  assert_float_equal(predictor_slo_use(&p, &(slo_targets_t){1000, 44}), 0.25,
+                     EPS);
+  assert_float_equal(predictor_slo_use(&p, &(slo_targets_t){0, 22}), 0.5, EPS);
 }
 
 int main(void) {

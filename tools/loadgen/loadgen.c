@@ -31,8 +31,7 @@ typedef struct track {
   uint64_t first_ns;    /* first token; 0 before */
   uint32_t prompt_tokens;
   uint32_t chunk_tokens; /* tokens counted from chunks */
-  uint32_t ttft_ms;
-  uint32_t tpot_ms;
+  slo_t slo;
   uint8_t cls;
   uint8_t state;
 } track_t;
@@ -208,8 +207,7 @@ static void on_done(void *arg, const Infsched__Done *d) {
           u && u->generated_tokens ? u->generated_tokens : t->chunk_tokens,
       .ttft = ((t->first_ns ? t->first_ns : now) - t->intended_ns) / 1000,
       .e2e = (now - t->intended_ns) / 1000,
-      .ttft_slo_ms = t->ttft_ms,
-      .tpot_slo_ms = t->tpot_ms,
+      .slo = t->slo,
       .cost_usd = d->cost_usd,
       .worker_id = d->worker_id,
       .worker_class = d->worker_class,
@@ -229,8 +227,7 @@ static void on_error(void *arg, const Infsched__Error *e) {
   report_outcome_t o = {
       .cls = (infs_class_t)t->cls,
       .status = rejected ? REPORT_REJECTED : REPORT_FAILED,
-      .ttft_slo_ms = t->ttft_ms,
-      .tpot_slo_ms = t->tpot_ms,
+      .slo = t->slo,
       .error = wire_error_name(e->code),
       .done_at = (now - g->start_ns) / 1000,
   };
@@ -294,8 +291,7 @@ static void send_one(loadgen_t *g, const workload_req_t *r, uint64_t now_ns) {
       .workload_id = r->id,
       .intended_ns = g->start_ns + r->arrival * 1000,
       .prompt_tokens = r->prompt_tokens,
-      .ttft_ms = r->ttft_ms,
-      .tpot_ms = r->tpot_ms,
+      .slo = r->slo,
       .cls = (uint8_t)r->cls,
       .state = TRACK_SENT,
   };
@@ -307,8 +303,9 @@ static void send_one(loadgen_t *g, const workload_req_t *r, uint64_t now_ns) {
       .prompt_tokens = r->prompt_tokens,
       .max_tokens = r->max_tokens,
       .cls = r->cls,
-      .ttft_ms = r->ttft_ms,
-      .tpot_ms = r->tpot_ms,
+      .ttft_ms = r->slo.ttft_ms,
+      .ttft_ms_per_ktok = r->slo.ttft_ms_per_ktok,
+      .tpot_ms = r->slo.tpot_ms,
       .session = r->session,
       .blocks = r->blocks,
       .n_blocks = r->n_blocks,
@@ -322,8 +319,7 @@ static void send_one(loadgen_t *g, const workload_req_t *r, uint64_t now_ns) {
               infs_strerror(rc));
     report_outcome_t o = {.cls = r->cls,
                           .status = REPORT_FAILED,
-                          .ttft_slo_ms = r->ttft_ms,
-                          .tpot_slo_ms = r->tpot_ms,
+                          .slo = r->slo,
                           .error = "send_failed",
                           .done_at = (now_ns - g->start_ns) / 1000};
     g->failed++;
@@ -481,8 +477,7 @@ static void on_finish(uv_timer_t *h) {
       continue;
     report_outcome_t o = {.cls = (infs_class_t)t->cls,
                           .status = REPORT_LOST,
-                          .ttft_slo_ms = t->ttft_ms,
-                          .tpot_slo_ms = t->tpot_ms};
+                          .slo = t->slo};
     report_add(g->report, &o);
     t->state = TRACK_ENDED;
     /* Best effort: frees the scheduler from work nobody waits for. */
