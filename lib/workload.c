@@ -209,6 +209,7 @@ void workload_opts_default(workload_opts_t *o) {
   o->seed = 1;
   o->rate = 10.0;
   o->speedup = 1.0;
+  o->copies = 1.0;
   o->class_mix[INFS_CLASS_INTERACTIVE] = 0.6;
   o->class_mix[INFS_CLASS_AGENT] = 0.3;
   o->class_mix[INFS_CLASS_BATCH] = 0.1;

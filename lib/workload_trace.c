@@ -1,6 +1,14 @@
 /* Replay of a CSV in the Azure LLM inference trace format
  * (TIMESTAMP,ContextTokens,GeneratedTokens). The file is read whole at
- * construction so that a bad row fails before any traffic is sent. */
+ * construction so that a bad row fails before any traffic is sent.
+ *
+ * More load from the same trace (opts.copies = c): floor(c) copies of it,
+ * the first as written and each other shifted by its own random offset
+ * within the trace's period (its span plus one mean gap) and wrapped
+ * around, plus a copy keeping each row with probability c - floor(c); below
+ * 1, the trace thinned alike. Each copy keeps the trace's gaps, so its
+ * bursts keep their shape and height where a speed-up would compress them;
+ * the rate is c times the trace's, over the trace's own length. */
 #include "lib/workload_impl.h"
 
 #include "infsched/errors.h"
@@ -31,6 +39,7 @@ typedef struct trace {
   trace_row_t *rows;
   size_t n;
   size_t next;
+  int64_t t0;   /* the trace's first arrival, replayed at 0 */
   double end_s; /* replayed time at which arrivals stop; INFINITY: none */
 } trace_t;
 
@@ -278,13 +287,55 @@ out:
   return rc;
 }
 
+/* --- overlaid copies --- */
+
+/* Keeps a row with probability keep (1: every row). */
+static bool kept(workload_rng_t *rng, double keep) {
+  return keep >= 1.0 || workload_rng_uniform(rng) < keep;
+}
+
+/* Replaces t's rows with the overlay of opts.copies copies (see the top of
+ * the file). Rows keep their file line, so ties sort as the file has them. */
+static int overlay(trace_t *t, const workload_opts_t *o) {
+  size_t whole = (size_t)floor(o->copies);
+  double part = o->copies - (double)whole;
+  int64_t span = t->rows[t->n - 1].t_us - t->t0;
+  int64_t period = span + (t->n > 1 ? span / (int64_t)(t->n - 1) : 1);
+  if (period <= 0)
+    period = 1;
+  size_t copies = whole + (part > 0 ? 1 : 0);
+  trace_row_t *v = calloc(copies * t->n + 1, sizeof *v);
+  if (!v)
+    return -ENOMEM;
+  workload_rng_t rng;
+  workload_rng_seed(&rng, o->seed, 0x6f7665726c6179ull /* "overlay" */);
+  size_t n = 0;
+  for (size_t k = 0; k < copies; k++) {
+    int64_t shift =
+        k == 0 ? 0 : (int64_t)(workload_rng_uniform(&rng) * (double)period);
+    double keep = k < whole ? 1.0 : part;
+    for (size_t i = 0; i < t->n; i++) {
+      if (!kept(&rng, keep))
+        continue;
+      trace_row_t r = t->rows[i];
+      r.t_us = t->t0 + (r.t_us - t->t0 + shift) % period;
+      v[n++] = r;
+    }
+  }
+  free(t->rows);
+  t->rows = v;
+  t->n = n;
+  qsort(t->rows, t->n, sizeof *t->rows, row_cmp);
+  return 0;
+}
+
 /* --- the generator --- */
 
 static infs_time_t trace_next_time(const workload_t *w) {
   const trace_t *t = (const trace_t *)w;
   if (t->next >= t->n)
     return INFS_TIME_NEVER;
-  double gap_s = (double)(t->rows[t->next].t_us - t->rows[0].t_us) / 1e6;
+  double gap_s = (double)(t->rows[t->next].t_us - t->t0) / 1e6;
   double at = gap_s / w->opts.speedup;
   if (at >= t->end_s)
     return INFS_TIME_NEVER;
@@ -331,6 +382,10 @@ int workload_trace_new(const char *path, const workload_opts_t *opts,
   if (!(opts->speedup > 0.0) || !isfinite(opts->speedup))
     return workload_errf(INFS_ECONFIG, err, errlen,
                          "trace: speed-up must be > 0");
+  if (!(opts->copies > 0.0) || !(opts->copies <= WORKLOAD_COPIES_MAX))
+    return workload_errf(INFS_ECONFIG, err, errlen,
+                         "trace: copies must be > 0 and at most %d",
+                         WORKLOAD_COPIES_MAX);
   trace_t *t = calloc(1, sizeof *t);
   if (!t)
     return -ENOMEM;
@@ -339,6 +394,9 @@ int workload_trace_new(const char *path, const workload_opts_t *opts,
     goto fail;
   rc = load(t, path, err, errlen);
   if (rc)
+    goto fail;
+  t->t0 = t->rows[0].t_us;
+  if (opts->copies != 1.0 && (rc = overlay(t, opts)))
     goto fail;
   t->end_s = opts->duration_s > 0.0 ? opts->duration_s : INFINITY;
   *out = &t->base;
