@@ -851,7 +851,7 @@ static void test_session_affinity_balanced(void **unused) {
   uint64_t id1;
   assert_int_equal(submit_at(&p, 0, &t1, &id1), 0);
   /* gpu-0 has prefilled turn 1 (first token out), gpu-1 is idle. */
-  core_on_chunk(p.core, 2000 * MS, &p.peer[0], id1, 1, NULL);
+  core_on_chunk(p.core, 2000 * MS, &p.peer[0], id1, 1, NULL, 0, NULL);
   core_actions_clear(p.core);
   req_spec_t t2 = t1;
   t2.prompt = 21300;
