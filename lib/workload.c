@@ -405,7 +405,15 @@ int workload_new(const char *spec, const workload_opts_t *opts,
     if (spec[6] == '\0')
       return workload_errf(INFS_ECONFIG, err, errlen,
                            "trace: needs a file, as in trace:FILE");
+    if (workload_trace_is_mooncake(spec + 6))
+      return workload_mooncake_new(spec + 6, opts, out, err, errlen);
     return workload_trace_new(spec + 6, opts, out, err, errlen);
+  }
+  if (strncmp(spec, "mooncake:", 9) == 0) {
+    if (spec[9] == '\0')
+      return workload_errf(INFS_ECONFIG, err, errlen,
+                           "mooncake: needs a file, as in mooncake:FILE");
+    return workload_mooncake_new(spec + 9, opts, out, err, errlen);
   }
   if (strcmp(spec, "codex") == 0 || strncmp(spec, "codex:", 6) == 0) {
     workload_codex_config_t cfg;
@@ -421,8 +429,8 @@ int workload_new(const char *spec, const workload_opts_t *opts,
     return workload_codex_new(opts, &cfg, out, err, errlen);
   }
   return workload_errf(INFS_EUNKNOWN, err, errlen,
-                       "unknown workload '%s' (poisson, trace:FILE, codex, "
-                       "codex:FILE)",
+                       "unknown workload '%s' (poisson, trace:FILE, "
+                       "mooncake:FILE, codex, codex:FILE)",
                        spec);
 }
 

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -203,6 +204,64 @@ static void test_same_seed_same_report(void **state) {
     free(three);
   }
   free(ws);
+}
+
+/* --- Mooncake traces: shared block ids are cache hits --- */
+
+/* One worker, requests a second apart (none overlaps another, nothing is
+ * evicted from a 100-block cache): each hits exactly the 64-token blocks its
+ * leading ids share with an earlier row, 8 per 512-token id. Row 2 shares 2
+ * ids (16 blocks), row 3 one (8), row 4 repeats row 1 (2 ids and the one
+ * whole block of its 76-token last id: 17), row 5 shares nothing as its
+ * first id differs, row 6 extends row 1 (17). */
+static void test_mooncake_shared_ids_hit(void **state) {
+  (void)state;
+  static const char text[] =
+      "{\"timestamp\": 0, \"input_length\": 1100, \"output_length\": 4, "
+      "\"hash_ids\": [1, 2, 3]}\n"
+      "{\"timestamp\": 1000, \"input_length\": 1536, \"output_length\": 4, "
+      "\"hash_ids\": [1, 2, 4]}\n"
+      "{\"timestamp\": 2000, \"input_length\": 700, \"output_length\": 4, "
+      "\"hash_ids\": [1, 5]}\n"
+      "{\"timestamp\": 3000, \"input_length\": 1100, \"output_length\": 4, "
+      "\"hash_ids\": [1, 2, 3]}\n"
+      "{\"timestamp\": 4000, \"input_length\": 1500, \"output_length\": 4, "
+      "\"hash_ids\": [6, 2, 3]}\n"
+      "{\"timestamp\": 5000, \"input_length\": 2000, \"output_length\": 4, "
+      "\"hash_ids\": [1, 2, 3, 7]}\n";
+  char path[] = "/tmp/test_sim_mooncake_XXXXXX";
+  int fd = mkstemp(path);
+  assert_true(fd >= 0);
+  FILE *f = fdopen(fd, "w");
+  assert_non_null(f);
+  fputs(text, f);
+  fclose(f);
+  char spec[64];
+  snprintf(spec, sizeof spec, "mooncake:%s", path);
+
+  sim_worker_spec_t wk = {.id = "w-0", .profile = simple_profile()};
+  sim_config_t cfg;
+  sim_config_defaults(&cfg);
+  cfg.workers = &wk;
+  cfg.n_workers = 1;
+  workload_opts_t wo;
+  workload_opts_default(&wo);
+  char err[256] = "";
+  workload_t *w = NULL;
+  if (workload_new(spec, &wo, &w, err, sizeof err))
+    fail_msg("%s", err);
+  report_t *r = report_new();
+  if (sim_run(&cfg, w, r, NULL, err, sizeof err))
+    fail_msg("sim_run: %s", err);
+  cJSON *j = report_to_json(r);
+  assert_int_equal(json_num(j, "requests.completed"), 6);
+  assert_int_equal(json_num(j, "tokens.prompt"),
+                   1100 + 1536 + 700 + 1100 + 1500 + 2000);
+  assert_int_equal(json_num(j, "tokens.cached"), (16 + 8 + 17 + 0 + 17) * 64);
+  cJSON_Delete(j);
+  report_destroy(&r);
+  workload_destroy(&w);
+  unlink(path);
 }
 
 /* --- drain: what is still open when it ends is lost --- */
@@ -461,6 +520,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_one_request_timeline),
       cmocka_unit_test(test_same_seed_same_report),
+      cmocka_unit_test(test_mooncake_shared_ids_hit),
       cmocka_unit_test(test_drain_loses_open_requests),
       cmocka_unit_test(test_compare_runs_each_policy),
       cmocka_unit_test(test_pool_mixes),

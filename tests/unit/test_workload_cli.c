@@ -111,6 +111,32 @@ static void test_trace_scale_is_speedup(void **state) {
   assert_string_equal(buf, "speed-up 8x");
 }
 
+/* A Mooncake trace is a trace: --speedup scales it, and --record names the
+ * file a run is written to. */
+static void test_mooncake_trace_and_record(void **state) {
+  (void)state;
+  workload_cli_t c;
+  const char *args[] = {"p",
+                        "--workload",
+                        "mooncake:" INFSCHED_DATA_DIR
+                        "/mooncake_synthetic_trace.jsonl",
+                        "--record",
+                        "run.jsonl",
+                        NULL};
+  assert_int_equal(parse(&c, args), 0);
+  assert_int_equal(workload_cli_kind(&c), WORKLOAD_CLI_TRACE);
+  assert_string_equal(c.record, "run.jsonl");
+  workload_req_t a[10], b[10];
+  first_requests(&c, 1.0, 10, a);
+  first_requests(&c, 2.0, 10, b);
+  assert_int_equal(a[0].prompt_tokens, 40160);
+  for (size_t i = 0; i < 10; i++) {
+    assert_int_equal(a[i].prompt_tokens, b[i].prompt_tokens);
+    assert_true(llabs((long long)b[i].arrival * 2 - (long long)a[i].arrival) <=
+                2);
+  }
+}
+
 static void test_codex_knobs_and_scale(void **state) {
   (void)state;
   workload_cli_t c;
@@ -154,6 +180,10 @@ static void test_flags_that_do_not_apply(void **state) {
       (const char *[]){"p", "--sessions", "4", NULL},
       (const char *[]){"p", "--rate", "-1", NULL},
       (const char *[]){"p", "--set", "novalue", NULL},
+      (const char *[]){"p", "--workload", "mooncake:x.jsonl", "--rate", "3",
+                       NULL},
+      (const char *[]){"p", "--record", "r.jsonl", "--block-size", "48",
+                       NULL},
   };
   for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
     workload_cli_t c;
@@ -169,6 +199,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_poisson_flags_and_scale),
       cmocka_unit_test(test_trace_scale_is_speedup),
+      cmocka_unit_test(test_mooncake_trace_and_record),
       cmocka_unit_test(test_codex_knobs_and_scale),
       cmocka_unit_test(test_flags_that_do_not_apply),
   };

@@ -255,6 +255,9 @@ static int parse_args(int argc, char **argv, opts_t *o) {
   if (o->sweep && o->capacity)
     return cli_usage_error("--sweep and --capacity are separate runs; give "
                            "one of them");
+  if (o->wl.record && (o->sweep || o->capacity || o->compare))
+    return cli_usage_error("--record writes one run's requests; give it "
+                           "without --compare, --sweep or --capacity");
   if (o->report_html && (o->sweep || o->capacity || o->compare))
     return cli_usage_error("--report-html writes one run's report; use "
                            "--report-json with --compare, --sweep or "
@@ -299,12 +302,18 @@ static int run_single(const opts_t *o, const sim_config_t *cfg,
   int status = 1;
   if (!r)
     return 1;
+  sim_config_t c = *cfg;
   if (src->make(src->ctx, 1.0, &w, err, sizeof err)) {
     log_error("%s", err);
     goto out;
   }
+  if (o->wl.record && workload_recorder_new(o->wl.opts.block_size, &c.record,
+                                            err, sizeof err)) {
+    log_error("--record: %s", err);
+    goto out;
+  }
   double t = wall_s();
-  if (sim_run(cfg, w, r, &st, err, sizeof err)) {
+  if (sim_run(&c, w, r, &st, err, sizeof err)) {
     log_error("%s", err);
     goto out;
   }
@@ -331,6 +340,11 @@ static int run_single(const opts_t *o, const sim_config_t *cfg,
       status = 1;
     }
   }
+  if (c.record &&
+      workload_recorder_write(c.record, o->wl.record, err, sizeof err)) {
+    log_error("--record: %s", err);
+    status = 1;
+  }
   report_requests_t q;
   report_requests(r, -1, &q);
   if (q.lost) {
@@ -339,6 +353,7 @@ static int run_single(const opts_t *o, const sim_config_t *cfg,
     status = 1;
   }
 out:
+  workload_recorder_destroy(&c.record);
   workload_destroy(&w);
   report_destroy(&r);
   return status;
