@@ -6,6 +6,7 @@
  * decision is a core_on_submit (which dispatches at once) plus the
  * core_on_done that ends it, so the pool's state does not drift. */
 #include "infsched/profile.h"
+#include "model/step.h"
 #include "lib/cli.h"
 #include "scheduler/core/core.h"
 #include "scheduler/core/policy.h"

@@ -4,7 +4,7 @@
 #include "infsched/errors.h"
 #include "infsched/profile.h"
 #include "lib/cli.h"
-#include "worker/engine/engine.h"
+#include "model/engine.h"
 
 #include <getopt.h>
 #include <stdio.h>

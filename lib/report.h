@@ -1,5 +1,6 @@
 /* The run report shared by infsched-loadgen and infsched-sim: per-request
- * outcomes in, a table on stdout and the JSON of DESIGN.md ("Reports") out.
+ * outcomes in, a table on stdout and the JSON of docs/architecture.md
+ * ("Reports") out.
  * Pure: the caller measures, this module only counts and summarises.
  *
  * Definitions (also in the loadgen documentation):
@@ -122,8 +123,8 @@ typedef enum report_metric {
  * classes. Borrowed from the report. */
 const hist_t *report_latency(const report_t *r, int cls, report_metric_t m);
 
-/* The DESIGN.md JSON; the caller deletes it with cJSON_Delete. NULL when out
- * of memory. */
+/* The JSON of docs/architecture.md ("Reports"); the caller deletes it with
+ * cJSON_Delete. NULL when out of memory. */
 cJSON *report_to_json(const report_t *r);
 /* Writes the JSON to path. Returns 0 or -errno. */
 int report_write_json(const report_t *r, const char *path);

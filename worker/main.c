@@ -4,7 +4,7 @@
 #include "lib/log.h"
 #include "lib/wire.h"
 #include "worker/backends/builtin.h"
-#include "worker/cost.h"
+#include "model/cost.h"
 #include "worker/worker.h"
 
 #include <getopt.h>

@@ -6,7 +6,7 @@
 #include "lib/wire.h"
 #include "lib/wire_arena.h"
 #include "lib/zwatch.h"
-#include "worker/accounting.h"
+#include "model/accounting.h"
 
 #include <errno.h>
 #include <stdbool.h>

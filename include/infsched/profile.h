@@ -1,5 +1,5 @@
 /* Accelerator profiles: the timing and cost model of one worker class
- * (DESIGN.md, "Worker profiles and the timing model"). */
+ * (docs/architecture.md, "Worker profiles and the timing model"). */
 #ifndef INFSCHED_PROFILE_H
 #define INFSCHED_PROFILE_H
 
@@ -34,13 +34,6 @@ typedef struct infs_profile {
   double usd_per_mtok_in; /* per-token billing of hosted APIs, else 0 */
   double usd_per_mtok_out;
 } infs_profile_t;
-
-/* Decode step time in ms for a batch of b sequences holding ctx_tokens. */
-double profile_step_ms(const infs_profile_t *p, uint32_t b,
-                       uint64_t ctx_tokens);
-
-/* Prefill time in microseconds of n new tokens behind c cached ones. */
-infs_time_t profile_prefill_us(const infs_profile_t *p, uint64_t n, uint64_t c);
 
 /* Checks that a profile's values make sense (positive rates and sizes,
  * max_context <= kv_tokens, ...). Returns 0, or INFS_ECONFIG with the

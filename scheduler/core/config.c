@@ -4,7 +4,7 @@
 
 #include "infsched/errors.h"
 #include "lib/workload.h"
-#include "worker/cost.h"
+#include "model/cost.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -1,5 +1,6 @@
 /* balanced: the cheapest worker predicted to meet the request's SLO, with a
- * per-class weight of latency against cost (DESIGN.md, "Policies").
+ * per-class weight of latency against cost (docs/architecture.md,
+ * "Policies"; docs/scheduling.md, "The policies").
  *
  * For each candidate the predictor gives TTFT, TPOT and opportunity cost
  * (the worker time it takes at the worker's price, scaled by the share of

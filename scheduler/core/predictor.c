@@ -1,4 +1,4 @@
-/* The predictor, over the engine's rules (worker/engine/engine.c): FIFO
+/* The predictor, over the engine's rules (model/engine.c): FIFO
  * admission up to max_batch sequences and the KV capacity, chunked prefill
  * of prefill_chunk tokens riding along with each decode step, one token per
  * running sequence per step. From the heartbeat and the changes since:
@@ -40,7 +40,8 @@
  * prefill progress made since the heartbeat until a first token shows it. */
 #include "scheduler/core/predictor.h"
 
-#include "worker/cost.h"
+#include "model/cost.h"
+#include "model/step.h"
 
 #include <math.h>
 

@@ -3,7 +3,7 @@
  * (the timing model of lib/profile.c), its last heartbeat, and what the core
  * dispatched to it and saw finish since, so that a burst between two
  * heartbeats sees the load it adds. Pure arithmetic, no clock. The formulas
- * are in predictor.c and docs-fragments/policies.md. */
+ * are in predictor.c and docs/scheduling.md ("The predictor"). */
 #ifndef INFSCHED_PREDICTOR_H
 #define INFSCHED_PREDICTOR_H
 

@@ -19,6 +19,10 @@
 #define PEER_LEN 10
 #define JSON "application/json"
 #define SLO_MS_MAX 3600000u
+/* Seconds a refused client is told to wait (429, 503): a full queue drains
+ * and a restarted worker registers within about that; OpenAI's clients
+ * back off further on their own after repeated refusals. */
+#define RETRY_AFTER_S 1
 
 /* One HTTP inference request between its submission and its answer. */
 typedef struct fd_req {
@@ -27,7 +31,7 @@ typedef struct fd_req {
   oai_kind_t kind;
   bool stream;
   bool include_usage;
-  bool started; /* stream headers sent */
+  bool started; /* stream headers sent: after the first token or the end */
   uint32_t max_tokens;
   uint32_t tokens; /* generated so far */
   int64_t created;
@@ -119,11 +123,25 @@ static void respond_json(http_exchange_t *x, int status, const char *extra,
   http_respond(x, status, JSON, extra, body, strlen(body));
 }
 
+/* Allow on 405; Retry-After on the refusals a client may retry. */
+static const char *error_headers(int status, const char *allow, char *buf,
+                                 size_t len) {
+  if (status == 405)
+    snprintf(buf, len, "Allow: %s\r\n", allow);
+  else if (status == 429 || status == 503)
+    snprintf(buf, len, "Retry-After: %d\r\n", RETRY_AFTER_S);
+  else
+    return NULL;
+  return buf;
+}
+
 static void respond_error(http_exchange_t *x, int status, const char *type,
                           const char *code, const char *param,
                           const char *message) {
   char *body = oai_render_error(message, type, param, code);
-  respond_json(x, status, status == 405 ? "Allow: POST\r\n" : NULL, body);
+  char extra[64];
+  respond_json(x, status, error_headers(status, "POST", extra, sizeof extra),
+               body);
   free(body);
 }
 
@@ -173,8 +191,10 @@ static void send_event(frontdoor_t *f, fd_req_t *r, char *json) {
   http_stream_write(r->x, f->out.data, f->out.len);
 }
 
-static void on_accepted(frontdoor_t *f, fd_req_t *r) {
-  if (!r->stream || r->started)
+/* Sends a stream's headers once there is something to stream: until then
+ * a failure can still be answered with its own status. */
+static void start_stream(frontdoor_t *f, fd_req_t *r) {
+  if (r->started)
     return;
   r->started = true;
   http_stream_begin(r->x, 200, "text/event-stream", NULL);
@@ -193,7 +213,7 @@ static void on_chunk(frontdoor_t *f, fd_req_t *r, const Infsched__Chunk *c) {
   }
   if (!*text)
     return;
-  on_accepted(f, r);
+  start_stream(f, r);
   oai_meta_t m = meta_of(r);
   send_event(f, r, oai_render_chunk(&m, text, false, NULL));
 }
@@ -220,7 +240,7 @@ static void on_done(frontdoor_t *f, fd_req_t *r, const Infsched__Done *d) {
   const char *finish = u.completion_tokens >= r->max_tokens ? "length" : "stop";
   oai_meta_t m = meta_of(r);
   if (r->stream) {
-    on_accepted(f, r);
+    start_stream(f, r);
     send_event(
         f, r,
         oai_render_chunk(&m, r->kind == OAI_CHAT ? NULL : "", false, finish));
@@ -265,9 +285,6 @@ void frontdoor_on_action(frontdoor_t *f, const core_action_t *a) {
   if (!r || !r->x)
     return;
   switch (a->kind) {
-  case CORE_ACT_ACCEPTED:
-    on_accepted(f, r);
-    return;
   case CORE_ACT_CHUNK:
     on_chunk(f, r, a->passthrough);
     return;
@@ -477,7 +494,8 @@ static void on_request(void *arg, http_exchange_t *x) {
              http_exchange_method(x));
     char *body = oai_render_error(msg, "invalid_request_error", NULL,
                                   "method_not_allowed");
-    respond_json(x, 405, "Allow: GET\r\n", body);
+    char extra[64];
+    respond_json(x, 405, error_headers(405, "GET", extra, sizeof extra), body);
     free(body);
     return;
   }

@@ -470,6 +470,30 @@ static void test_cli_help_and_usage_errors(void **state) {
   assert_true(harness_count_log(log, "--no-such-flag") >= 5);
 }
 
+/* A run that loses requests (no drain: what is open at the last arrival
+ * is lost) exits 1, alone or as one policy of --compare; with time to
+ * drain, the same runs exit 0. */
+static void test_sim_lost_requests_exit_1(void **state) {
+  fixture_t *f = *state;
+  char *cluster = (char *)harness_source("configs/local.yaml");
+  for (int drain = 0; drain < 2; drain++) {
+    char *secs = drain ? "30" : "0";
+    char *single[] = {(char *)harness_bin("infsched-sim"), "--cluster",
+                      cluster, "--rate", "20", "--duration", "2", "--drain",
+                      secs, NULL};
+    char *compare[] = {(char *)harness_bin("infsched-sim"), "--cluster",
+                       cluster, "--compare", "least_loaded,round_robin",
+                       "--rate", "20", "--duration", "2", "--drain", secs,
+                       NULL};
+    assert_int_equal(run(f, single), drain ? 0 : 1);
+    assert_int_equal(run(f, compare), drain ? 0 : 1);
+  }
+  char log[600];
+  snprintf(log, sizeof log, "%s/cli.log", f->dir);
+  assert_int_equal(harness_count_log(log, "least_loaded: "), 1);
+  assert_int_equal(harness_count_log(log, "round_robin: "), 1);
+}
+
 static void test_worker_unknown_profile_exits_3(void **state) {
   fixture_t *f = *state;
   char *argv[] = {(char *)harness_bin("infsched-worker"), "--profile",
@@ -488,6 +512,8 @@ static void test_worker_unknown_profile_exits_3(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_cli_help_and_usage_errors, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_sim_lost_requests_exit_1, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_worker_unknown_profile_exits_3,
                                       setup, teardown),

@@ -265,6 +265,27 @@ static void assert_error(const hc_response_t *r, int status, const char *type,
   cJSON_Delete(j);
 }
 
+/* Opens a connection streaming a long completion and returns it once its
+ * first token has arrived: the stream holds a slot until it is closed. */
+static int hold_stream(fixture_t *f) {
+  int fd = hc_connect(f->s.http_port);
+  assert_true(fd >= 0);
+  const char *hold =
+      "{\"model\":\"" MODEL "\",\"prompt\":\"x\",\"max_tokens\":30000,"
+      "\"stream\":true}";
+  char req[512];
+  snprintf(req, sizeof req,
+           "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: "
+           "application/json\r\nContent-Length: %zu\r\n\r\n%s",
+           strlen(hold), hold);
+  assert_int_equal(hc_send(fd, req), 0);
+  char *in = NULL;
+  size_t in_len = 0;
+  assert_int_equal(hc_read_until(fd, &in, &in_len, "data: ", 10000), 0);
+  free(in);
+  return fd;
+}
+
 static void test_error_statuses(void **state) {
   fixture_t *f = *state;
   const char *sched_extra[] = {"--http-max-body", "2048", "--queue-limit", "0",
@@ -274,9 +295,11 @@ static void test_error_statuses(void **state) {
   const char *ok = "{\"model\":\"" MODEL "\",\"prompt\":\"hi\","
                    "\"max_tokens\":2}";
 
-  /* 503 before any worker has registered. */
+  /* 503 before any worker has registered, with a time to come back. */
+  char buf[64];
   hc_post(f->dir, f->url_cmpl, ok, NULL, &r);
   assert_error(&r, 503, "server_error", "no_worker");
+  assert_string_equal(hc_header(&r, "retry-after", buf, sizeof buf), "1");
   hc_response_free(&r);
 
   const char *one[] = {"--capacity", "1", NULL};
@@ -329,7 +352,6 @@ static void test_error_statuses(void **state) {
   hc_response_free(&r);
 
   /* 405, with Allow. */
-  char buf[64];
   hc_get(f->dir, f->url_cmpl, &r);
   assert_error(&r, 405, "invalid_request_error", "method_not_allowed");
   assert_string_equal(hc_header(&r, "allow", buf, sizeof buf), "POST");
@@ -354,25 +376,12 @@ static void test_error_statuses(void **state) {
   hc_response_free(&r);
 
   /* 429: the only slot is taken and the queue holds nothing. */
-  int fd = hc_connect(f->s.http_port);
-  assert_true(fd >= 0);
-  const char *hold =
-      "{\"model\":\"" MODEL "\",\"prompt\":\"x\",\"max_tokens\":30000,"
-      "\"stream\":true}";
-  char req[512];
-  snprintf(req, sizeof req,
-           "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: "
-           "application/json\r\nContent-Length: %zu\r\n\r\n%s",
-           strlen(hold), hold);
-  assert_int_equal(hc_send(fd, req), 0);
-  char *in = NULL;
-  size_t in_len = 0;
-  assert_int_equal(hc_read_until(fd, &in, &in_len, "data: ", 10000), 0);
+  int fd = hold_stream(f);
   hc_post(f->dir, f->url_cmpl, ok, NULL, &r);
   assert_error(&r, 429, "rate_limit_error", "queue_full");
+  assert_string_equal(hc_header(&r, "retry-after", buf, sizeof buf), "1");
   hc_response_free(&r);
   close(fd);
-  free(in);
 
   /* Every status is counted. */
   double v = hc_wait_metric(
@@ -380,6 +389,33 @@ static void test_error_statuses(void **state) {
       "infsched_http_responses_total{route=\"/v1/completions\",code=\"429\"}",
       1);
   assert_true(v == 1);
+}
+
+/* A stream that fails before its first token is answered with the
+ * failure's own status, not 200 and an error event: its headers wait for
+ * the first token. */
+static void test_stream_failing_before_a_token_gets_its_status(void **state) {
+  fixture_t *f = *state;
+  const char *sched_extra[] = {"--queue-timeout-ms", "300", NULL};
+  const char *one[] = {"--capacity", "1", NULL};
+  start_pool(f, sched_extra, one);
+  int fd = hold_stream(f);
+
+  /* Queued behind the held slot until the queue timeout refuses it. */
+  const char *stream[] = {"-N", NULL};
+  hc_response_t r;
+  char buf[64];
+  hc_post(f->dir, f->url_chat,
+          "{\"model\":\"" MODEL "\",\"messages\":[{\"role\":\"user\","
+          "\"content\":\"hi\"}],\"max_tokens\":4,\"stream\":true}",
+          stream, &r);
+  assert_error(&r, 503, "server_error", "queue_timeout");
+  assert_string_equal(hc_header(&r, "content-type", buf, sizeof buf),
+                      "application/json");
+  assert_string_equal(hc_header(&r, "retry-after", buf, sizeof buf), "1");
+  assert_null(strstr(r.body, "data: "));
+  hc_response_free(&r);
+  close(fd);
 }
 
 /* Two requests one after the other, then two pipelined in one write, on
@@ -448,7 +484,6 @@ static void test_disconnect_cancels_on_worker(void **state) {
                              "codex-70b\"}",
                              1) == 1);
   close(fd);
-  free(in);
   assert_true(hc_wait_metric(f->dir, f->s.base,
                              "infsched_requests_total{class=\"batch\","
                              "outcome=\"cancelled\"}",
@@ -662,6 +697,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_prompt_blocks_reach_the_cache, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_error_statuses, setup, teardown),
+      cmocka_unit_test_setup_teardown(
+          test_stream_failing_before_a_token_gets_its_status, setup, teardown),
       cmocka_unit_test_setup_teardown(test_keep_alive_and_pipelining, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_disconnect_cancels_on_worker, setup,

@@ -1,7 +1,7 @@
-/* worker/accounting: the heartbeat figures and per-request costs that the
+/* model/accounting: the heartbeat figures and per-request costs that the
  * worker daemon and the simulator both report. */
-#include "worker/accounting.h"
-#include "worker/cost.h"
+#include "model/accounting.h"
+#include "model/cost.h"
 
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,5 +1,5 @@
 /* The continuous-batching engine in virtual time, against closed-form
- * answers from the rules at the top of worker/engine/engine.c. */
+ * answers from the rules at the top of model/engine.c. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,7 +8,8 @@
 #include <cmocka.h>
 
 #include "infsched/errors.h"
-#include "worker/engine/engine.h"
+#include "model/engine.h"
+#include "model/step.h"
 
 #include <errno.h>
 #include <math.h>

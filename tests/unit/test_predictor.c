@@ -186,7 +186,7 @@ static void test_tpot_grows_with_batch_and_context(void **unused) {
 }
 
 /* A busy worker shares its decode steps among more sequences: each pays
- * less of them (DESIGN.md, "Cost"). */
+ * less of them (docs/architecture.md, "Cost"). */
 static void test_cost_share_falls_with_batch(void **unused) {
   (void)unused;
   state_t s;

@@ -1,5 +1,6 @@
 /* lib/report: counts, percentiles, SLO attainment, cost definitions and the
- * JSON layout of DESIGN.md, from hand-built outcomes. */
+ * JSON layout of docs/architecture.md ("Reports"), from hand-built outcomes.
+ */
 #include "lib/report.h"
 
 #include <math.h>

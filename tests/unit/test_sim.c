@@ -8,7 +8,7 @@
 #include "tools/sim/pool.h"
 #include "tools/sim/sim.h"
 #include "tools/sim/sweep.h"
-#include "worker/cost.h"
+#include "model/cost.h"
 
 #include <math.h>
 #include <setjmp.h>

@@ -79,9 +79,9 @@ static void usage(FILE *out) {
       "Policies:\n");
   for (const policy_ops_t *const *p = policy_all(); *p; p++)
     fprintf(out, "  %-20s %s\n", (*p)->name, (*p)->summary);
-  fprintf(out, "\nExit status: 0 on success, 1 when a run lost requests or "
-               "output failed,\n2 on a usage error (bad flag, unreadable or "
-               "invalid file).\n");
+  fprintf(out, "\nExit status: 0 on success, 1 when a run (with --compare, "
+               "any policy's) lost\nrequests or output failed, 2 on a usage "
+               "error (bad flag, unreadable or\ninvalid file).\n");
 }
 
 enum {
@@ -378,6 +378,15 @@ static int run_compare(const opts_t *o, const sim_config_t *cfg,
   compare_print(sums, n, stdout);
   fflush(stdout);
   status = o->report_json && write_json(o->report_json, root) ? 1 : 0;
+  /* As a single run: a policy that lost requests is a failed run, even
+   * when the others did not. */
+  for (size_t i = 0; i < n; i++)
+    if (sums[i].lost) {
+      log_error("%s: %llu of %llu requests lost (no answer within --drain)",
+                sums[i].policy, (unsigned long long)sums[i].lost,
+                (unsigned long long)sums[i].sent);
+      status = 1;
+    }
 out:
   cJSON_Delete(root);
   free(sums);

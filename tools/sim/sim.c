@@ -9,7 +9,7 @@
  * - each worker mirrors worker/worker.c around the sim backend's engine:
  *   register, heartbeat every heartbeat interval (load, cost, prefix-cache
  *   changes), step the engine at its next boundary, answer with chunks,
- *   Done (costed by worker/accounting.h) or errors.
+ *   Done (costed by model/accounting.h) or errors.
  *
  * Streaming. A worker sends a request's first token at once, as the sim
  * backend does, and the rest of its tokens in one chunk just before Done.
@@ -26,7 +26,7 @@
 #include "infsched.pb-c.h"
 #include "infsched/errors.h"
 #include "lib/wire.h"
-#include "worker/cost.h"
+#include "model/cost.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -7,8 +7,8 @@
 #include "lib/u64map.h"
 #include "tools/sim/sim.h"
 #include "tools/sim/timeline.h"
-#include "worker/accounting.h"
-#include "worker/engine/engine.h"
+#include "model/accounting.h"
+#include "model/engine.h"
 
 #include <stdbool.h>
 #include <stddef.h>

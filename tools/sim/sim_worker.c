@@ -2,7 +2,7 @@
  * backend (worker/backends/sim.c), in virtual time. A worker registers at
  * start, heartbeats its load, cost and prefix-cache changes, runs
  * dispatched requests on its engine and answers with chunks, Done (costed
- * by worker/accounting.h) or errors. */
+ * by model/accounting.h) or errors. */
 #include "tools/sim/sim_internal.h"
 
 #include "infsched.pb-c.h"

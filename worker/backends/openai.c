@@ -9,6 +9,7 @@
 #include "infsched.pb-c.h"
 #include "infsched/errors.h"
 #include "lib/list.h"
+#include "lib/log.h"
 #include "lib/u64map.h"
 #include "worker/backends/openai_opts.h"
 #include "worker/backends/openai_sse.h"
@@ -146,10 +147,13 @@ static void xfer_free(xfer_t *x) {
 
 /* --- reporting --- */
 
-static void fail(xfer_t *x, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+/* Fails x with a message for the caller, which names no address: the
+ * endpoint and libcurl's detail (hosts, ports) go to this worker's log. */
+static void fail(xfer_t *x, int code, const char *detail, const char *fmt,
+                 ...) __attribute__((format(printf, 4, 5)));
 
-static void fail(xfer_t *x, int code, const char *fmt, ...) {
+static void fail(xfer_t *x, int code, const char *detail, const char *fmt,
+                 ...) {
   if (x->terminal)
     return;
   x->terminal = true;
@@ -158,6 +162,9 @@ static void fail(xfer_t *x, int code, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
+  log_warn("openai: request %016llx to %s: %s%s%s", (unsigned long long)x->id,
+           x->b->endpoint, msg, detail && *detail ? ": " : "",
+           detail ? detail : "");
   x->b->host.failed(x->b->host.ctx, x->id, code, msg);
 }
 
@@ -235,13 +242,14 @@ static int on_event(void *arg, const char *data, size_t len) {
   }
   cJSON *root = cJSON_ParseWithLength(data, len);
   if (!root) {
-    fail(x, INFSCHED__ERROR_CODE__ERROR_BACKEND,
-         "upstream %s sent an event that is not JSON", x->b->endpoint);
+    fail(x, INFSCHED__ERROR_CODE__ERROR_BACKEND, NULL,
+         "the upstream sent an event that is not JSON");
     return 1;
   }
   const char *err = error_message(root);
   if (err) {
-    fail(x, INFSCHED__ERROR_CODE__ERROR_BACKEND, "upstream error: %s", err);
+    fail(x, INFSCHED__ERROR_CODE__ERROR_BACKEND, NULL, "upstream error: %s",
+         err);
     cJSON_Delete(root);
     return 1;
   }
@@ -290,9 +298,8 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *arg) {
   }
   int rc = openai_sse_feed(&x->sse, data, n, on_event, x);
   if (rc < 0)
-    fail(x, INFSCHED__ERROR_CODE__ERROR_BACKEND,
-         "upstream %s sent an event larger than %u bytes", x->b->endpoint,
-         OPENAI_SSE_MAX);
+    fail(x, INFSCHED__ERROR_CODE__ERROR_BACKEND, NULL,
+         "the upstream sent an event larger than %u bytes", OPENAI_SSE_MAX);
   return rc ? 0 : n;
 }
 
@@ -303,9 +310,8 @@ static void finish_plain(xfer_t *x) {
       cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(root, "choices"), 0);
   const char *text = choice ? choice_text(choice) : NULL;
   if (!text) {
-    fail(x, INFSCHED__ERROR_CODE__ERROR_BACKEND,
-         "upstream %s answered HTTP %ld without a completion", x->b->endpoint,
-         x->status);
+    fail(x, INFSCHED__ERROR_CODE__ERROR_BACKEND, NULL,
+         "the upstream answered HTTP %ld without a completion", x->status);
   } else {
     read_usage(x, cJSON_GetObjectItemCaseSensitive(root, "usage"));
     emit_text(x, text);
@@ -315,19 +321,16 @@ static void finish_plain(xfer_t *x) {
 }
 
 static void finish(xfer_t *x, CURLcode res) {
-  openai_t *b = x->b;
   if (x->terminal)
     return;
   if (res == CURLE_OPERATION_TIMEDOUT) {
-    fail(x, INFSCHED__ERROR_CODE__ERROR_UPSTREAM_TIMEOUT,
-         "upstream %s timed out: %s", b->endpoint,
-         x->errbuf[0] ? x->errbuf : curl_easy_strerror(res));
+    fail(x, INFSCHED__ERROR_CODE__ERROR_UPSTREAM_TIMEOUT, x->errbuf,
+         "the upstream timed out (%s)", curl_easy_strerror(res));
     return;
   }
   if (res != CURLE_OK) {
-    fail(x, INFSCHED__ERROR_CODE__ERROR_BACKEND, "upstream %s: %s%s%s",
-         b->endpoint, curl_easy_strerror(res), x->errbuf[0] ? ": " : "",
-         x->errbuf);
+    fail(x, INFSCHED__ERROR_CODE__ERROR_BACKEND, x->errbuf, "upstream: %s",
+         curl_easy_strerror(res));
     return;
   }
   if (!x->checked)
@@ -335,7 +338,8 @@ static void finish(xfer_t *x, CURLcode res) {
   if (x->status >= 400 || x->status < 200) {
     cJSON *root = x->raw ? cJSON_Parse(x->raw) : NULL;
     const char *msg = root ? error_message(root) : NULL;
-    fail(x, INFSCHED__ERROR_CODE__ERROR_BACKEND, "upstream HTTP %ld: %.300s",
+    fail(x, INFSCHED__ERROR_CODE__ERROR_BACKEND, NULL,
+         "upstream HTTP %ld: %.300s",
          x->status, msg ? msg : (x->raw ? x->raw : "(no body)"));
     cJSON_Delete(root);
     return;
@@ -347,8 +351,8 @@ static void finish(xfer_t *x, CURLcode res) {
   if (x->saw_done || x->saw_finish)
     succeed(x);
   else
-    fail(x, INFSCHED__ERROR_CODE__ERROR_BACKEND,
-         "upstream %s ended the stream before it finished", b->endpoint);
+    fail(x, INFSCHED__ERROR_CODE__ERROR_BACKEND, NULL,
+         "the upstream ended the stream before it finished");
 }
 
 /* --- libcurl on libuv --- */

@@ -5,7 +5,7 @@
 #include "infsched.pb-c.h"
 #include "infsched/errors.h"
 #include "lib/u64map.h"
-#include "worker/engine/engine.h"
+#include "model/engine.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -60,11 +60,12 @@
  * first token. A cancelled sequence leaves at once and frees its KV, but the
  * running step keeps its planned length (the hardware is busy with it).
  */
-#include "worker/engine/engine.h"
+#include "model/engine.h"
 
 #include "infsched/errors.h"
 #include "lib/list.h"
 #include "lib/u64map.h"
+#include "model/step.h"
 
 #include <assert.h>
 #include <errno.h>

@@ -1,6 +1,6 @@
-/* Cost accounting of one worker (DESIGN.md, "Cost"): its price per hour for
- * the time it is up, energy at a price per kWh from idle and busy power, and
- * per-token charges of upstreams billed that way. */
+/* Cost accounting of one worker (docs/architecture.md, "Cost"): its price
+ * per hour for the time it is up, energy at a price per kWh from idle and
+ * busy power, and per-token charges of upstreams billed that way. */
 #ifndef INFSCHED_COST_H
 #define INFSCHED_COST_H
 
