@@ -27,6 +27,38 @@ int workload_errf(int code, char *err, size_t errlen, const char *fmt, ...) {
   return code;
 }
 
+int workload_read_lines(const char *path, workload_line_fn fn, void *arg,
+                        char *err, size_t errlen) {
+  int rc = 0;
+  char *line = NULL;
+  size_t cap = 0;
+  unsigned lineno = 0;
+  FILE *f = fopen(path, "r");
+  if (!f) {
+    rc = -errno;
+    return workload_errf(rc, err, errlen, "%s: %s", path, strerror(errno));
+  }
+  ssize_t len;
+  while ((len = getline(&line, &cap, f)) >= 0) {
+    lineno++;
+    if ((size_t)len != strlen(line)) {
+      rc = workload_errf(INFS_ECONFIG, err, errlen, "%s:%u: NUL byte in line",
+                         path, lineno);
+      goto out;
+    }
+    if (strspn(line, " \t\r\n") == (size_t)len)
+      continue;
+    if ((rc = fn(arg, lineno, line, (size_t)len, err, errlen)))
+      goto out;
+  }
+  if (ferror(f))
+    rc = workload_errf(-EIO, err, errlen, "%s: read error", path);
+out:
+  free(line);
+  fclose(f);
+  return rc;
+}
+
 /* --- random numbers --- */
 
 static uint64_t splitmix64(uint64_t *x) {

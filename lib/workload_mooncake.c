@@ -193,13 +193,6 @@ out:
   return rc;
 }
 
-static bool blank(const char *s, size_t n) {
-  for (size_t i = 0; i < n; i++)
-    if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r' && s[i] != '\n')
-      return false;
-  return true;
-}
-
 static int row_cmp(const void *a, const void *b) {
   const mc_row_t *x = a, *y = b;
   if (x->t_us != y->t_us)
@@ -207,38 +200,27 @@ static int row_cmp(const void *a, const void *b) {
   return x->line < y->line ? -1 : x->line > y->line;
 }
 
+typedef struct mc_load {
+  mooncake_t *m;
+  const char *path;
+} mc_load_t;
+
+static int load_line(void *arg, unsigned lineno, char *line, size_t len,
+                     char *err, size_t errlen) {
+  mc_load_t *l = arg;
+  return parse_line(l->m, l->path, lineno, line, len, err, errlen);
+}
+
 static int load(mooncake_t *m, const char *path, char *err, size_t errlen) {
-  int rc = 0;
-  char *line = NULL;
-  size_t linecap = 0;
-  unsigned lineno = 0;
-  FILE *f = fopen(path, "r");
-  if (!f) {
-    rc = -errno;
-    return workload_errf(rc, err, errlen, "%s: %s", path, strerror(errno));
-  }
-  ssize_t len;
-  while ((len = getline(&line, &linecap, f)) >= 0) {
-    lineno++;
-    if (blank(line, (size_t)len))
-      continue;
-    if ((rc = parse_line(m, path, lineno, line, (size_t)len, err, errlen)))
-      goto out;
-  }
-  if (ferror(f)) {
-    rc = workload_errf(-EIO, err, errlen, "%s: read error", path);
-    goto out;
-  }
-  if (m->n == 0) {
-    rc = workload_errf(INFS_ECONFIG, err, errlen, "%s: no requests in trace",
-                       path);
-    goto out;
-  }
+  mc_load_t l = {m, path};
+  int rc = workload_read_lines(path, load_line, &l, err, errlen);
+  if (rc)
+    return rc;
+  if (m->n == 0)
+    return workload_errf(INFS_ECONFIG, err, errlen, "%s: no requests in trace",
+                         path);
   qsort(m->rows, m->n, sizeof *m->rows, row_cmp);
-out:
-  free(line);
-  fclose(f);
-  return rc;
+  return 0;
 }
 
 /* --- the generator --- */

@@ -145,13 +145,6 @@ static size_t split(char *line, char **fields) {
   }
 }
 
-static bool blank(const char *s) {
-  for (; *s; s++)
-    if (!isspace((unsigned char)*s))
-      return false;
-  return true;
-}
-
 /* A header is a first line none of whose fields reads as a value; a first
  * row with one bad field is then reported as a bad row, not a bad header. */
 static bool looks_like_header(char **fields, size_t n) {
@@ -216,66 +209,51 @@ static int row_cmp(const void *a, const void *b) {
   return x->line < y->line ? -1 : x->line > y->line;
 }
 
-static int load(trace_t *t, const char *path, char *err, size_t errlen) {
-  int rc = 0;
-  char *line = NULL;
-  size_t linecap = 0, cap = 0;
-  unsigned lineno = 0;
-  bool first = true;
-  size_t col[COL_COUNT] = {0, 1, 2};
+/* What load needs across lines. */
+typedef struct trace_load {
+  trace_t *t;
+  const char *path;
+  size_t cap;
+  bool first;
+  size_t col[COL_COUNT];
+} trace_load_t;
+
+static int load_line(void *arg, unsigned lineno, char *line, size_t len,
+                     char *err, size_t errlen) {
+  (void)len;
+  trace_load_t *l = arg;
+  trace_t *t = l->t;
   char *fields[MAX_FIELDS];
-  FILE *f = fopen(path, "r");
-  if (!f) {
-    rc = -errno;
-    return workload_errf(rc, err, errlen, "%s: %s", path, strerror(errno));
+  size_t n = split(line, fields);
+  if (l->first) {
+    l->first = false;
+    if (looks_like_header(fields, n))
+      return map_header(l->path, lineno, fields, n, l->col, err, errlen);
   }
-  ssize_t len;
-  while ((len = getline(&line, &linecap, f)) >= 0) {
-    lineno++;
-    if ((size_t)len != strlen(line)) {
-      rc = workload_errf(INFS_ECONFIG, err, errlen, "%s:%u: NUL byte in line",
-                         path, lineno);
-      goto out;
-    }
-    if (blank(line))
-      continue;
-    size_t n = split(line, fields);
-    if (first) {
-      first = false;
-      if (looks_like_header(fields, n)) {
-        if ((rc = map_header(path, lineno, fields, n, col, err, errlen)))
-          goto out;
-        continue;
-      }
-    }
-    if (t->n == cap) {
-      cap = cap ? cap * 2 : 1024;
-      trace_row_t *p = realloc(t->rows, cap * sizeof *p);
-      if (!p) {
-        rc = -ENOMEM;
-        goto out;
-      }
-      t->rows = p;
-    }
-    rc = parse_row(path, lineno, fields, n, col, &t->rows[t->n], err, errlen);
-    if (rc)
-      goto out;
+  if (t->n == l->cap) {
+    l->cap = l->cap ? l->cap * 2 : 1024;
+    trace_row_t *p = realloc(t->rows, l->cap * sizeof *p);
+    if (!p)
+      return -ENOMEM;
+    t->rows = p;
+  }
+  int rc = parse_row(l->path, lineno, fields, n, l->col, &t->rows[t->n], err,
+                     errlen);
+  if (!rc)
     t->n++;
-  }
-  if (ferror(f)) {
-    rc = workload_errf(-EIO, err, errlen, "%s: read error", path);
-    goto out;
-  }
-  if (t->n == 0) {
-    rc = workload_errf(INFS_ECONFIG, err, errlen, "%s: no requests in trace",
-                       path);
-    goto out;
-  }
-  qsort(t->rows, t->n, sizeof *t->rows, row_cmp);
-out:
-  free(line);
-  fclose(f);
   return rc;
+}
+
+static int load(trace_t *t, const char *path, char *err, size_t errlen) {
+  trace_load_t l = {.t = t, .path = path, .first = true, .col = {0, 1, 2}};
+  int rc = workload_read_lines(path, load_line, &l, err, errlen);
+  if (rc)
+    return rc;
+  if (t->n == 0)
+    return workload_errf(INFS_ECONFIG, err, errlen, "%s: no requests in trace",
+                         path);
+  qsort(t->rows, t->n, sizeof *t->rows, row_cmp);
+  return 0;
 }
 
 /* --- the generator --- */

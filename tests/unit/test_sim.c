@@ -19,7 +19,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -48,6 +47,14 @@ static infs_profile_t simple_profile(void) {
       .prefill_chunk = 4096,
   };
   return p;
+}
+
+/* The defaults on one worker of simple_profile (wk is borrowed by cfg). */
+static void one_simple_worker(sim_worker_spec_t *wk, sim_config_t *cfg) {
+  *wk = (sim_worker_spec_t){.id = "w-0", .profile = simple_profile()};
+  sim_config_defaults(cfg);
+  cfg->workers = wk;
+  cfg->n_workers = 1;
 }
 
 static workload_dist_t fixed(uint32_t n) {
@@ -105,11 +112,9 @@ static char *run_json(const sim_config_t *cfg, const workload_opts_t *wo,
 
 static void test_one_request_timeline(void **state) {
   (void)state;
-  sim_worker_spec_t wk = {.id = "w-0", .profile = simple_profile()};
+  sim_worker_spec_t wk;
   sim_config_t cfg;
-  sim_config_defaults(&cfg);
-  cfg.workers = &wk;
-  cfg.n_workers = 1;
+  one_simple_worker(&wk, &cfg);
   cfg.delay_us = 250;
   workload_opts_t wo;
   workload_opts_default(&wo);
@@ -208,42 +213,20 @@ static void test_same_seed_same_report(void **state) {
 
 /* --- Mooncake traces: shared block ids are cache hits --- */
 
-/* One worker, requests a second apart (none overlaps another, nothing is
- * evicted from a 100-block cache): each hits exactly the 64-token blocks its
- * leading ids share with an earlier row, 8 per 512-token id. Row 2 shares 2
+/* tests/data/mooncake_shared.jsonl on one worker, requests a second apart
+ * (none overlaps another, nothing is evicted from a 100-block cache): each
+ * hits exactly the 64-token blocks its leading ids share with an earlier
+ * row, 8 per 512-token id. Row 2 shares 2
  * ids (16 blocks), row 3 one (8), row 4 repeats row 1 (2 ids and the one
  * whole block of its 76-token last id: 17), row 5 shares nothing as its
  * first id differs, row 6 extends row 1 (17). */
 static void test_mooncake_shared_ids_hit(void **state) {
   (void)state;
-  static const char text[] =
-      "{\"timestamp\": 0, \"input_length\": 1100, \"output_length\": 4, "
-      "\"hash_ids\": [1, 2, 3]}\n"
-      "{\"timestamp\": 1000, \"input_length\": 1536, \"output_length\": 4, "
-      "\"hash_ids\": [1, 2, 4]}\n"
-      "{\"timestamp\": 2000, \"input_length\": 700, \"output_length\": 4, "
-      "\"hash_ids\": [1, 5]}\n"
-      "{\"timestamp\": 3000, \"input_length\": 1100, \"output_length\": 4, "
-      "\"hash_ids\": [1, 2, 3]}\n"
-      "{\"timestamp\": 4000, \"input_length\": 1500, \"output_length\": 4, "
-      "\"hash_ids\": [6, 2, 3]}\n"
-      "{\"timestamp\": 5000, \"input_length\": 2000, \"output_length\": 4, "
-      "\"hash_ids\": [1, 2, 3, 7]}\n";
-  char path[] = "/tmp/test_sim_mooncake_XXXXXX";
-  int fd = mkstemp(path);
-  assert_true(fd >= 0);
-  FILE *f = fdopen(fd, "w");
-  assert_non_null(f);
-  fputs(text, f);
-  fclose(f);
-  char spec[64];
-  snprintf(spec, sizeof spec, "mooncake:%s", path);
-
-  sim_worker_spec_t wk = {.id = "w-0", .profile = simple_profile()};
+  const char *spec =
+      "mooncake:" INFSCHED_SOURCE_DIR "/tests/data/mooncake_shared.jsonl";
+  sim_worker_spec_t wk;
   sim_config_t cfg;
-  sim_config_defaults(&cfg);
-  cfg.workers = &wk;
-  cfg.n_workers = 1;
+  one_simple_worker(&wk, &cfg);
   workload_opts_t wo;
   workload_opts_default(&wo);
   char err[256] = "";
@@ -261,18 +244,15 @@ static void test_mooncake_shared_ids_hit(void **state) {
   cJSON_Delete(j);
   report_destroy(&r);
   workload_destroy(&w);
-  unlink(path);
 }
 
 /* --- drain: what is still open when it ends is lost --- */
 
 static void test_drain_loses_open_requests(void **state) {
   (void)state;
-  sim_worker_spec_t wk = {.id = "w-0", .profile = simple_profile()};
+  sim_worker_spec_t wk;
   sim_config_t cfg;
-  sim_config_defaults(&cfg);
-  cfg.workers = &wk;
-  cfg.n_workers = 1;
+  one_simple_worker(&wk, &cfg);
   cfg.drain_s = 0;
   workload_opts_t wo;
   workload_opts_default(&wo);
@@ -476,11 +456,9 @@ static void test_sweep_pareto_front(void **state) {
 
 static void test_capacity_brackets_the_target(void **state) {
   (void)state;
-  sim_worker_spec_t wk = {.id = "w-0", .profile = simple_profile()};
+  sim_worker_spec_t wk;
   sim_config_t cfg;
-  sim_config_defaults(&cfg);
-  cfg.workers = &wk;
-  cfg.n_workers = 1;
+  one_simple_worker(&wk, &cfg);
   workload_opts_t wo;
   workload_opts_default(&wo);
   wo.rate = 1;

@@ -22,6 +22,8 @@
 #endif
 /* The first 60 lines of the FAST'25 synthetic trace. */
 #define EXCERPT INFSCHED_SOURCE_DIR "/tests/data/mooncake_synthetic_head60.jsonl"
+/* Six rows with known shared ids (test_sim replays it on one worker). */
+#define SHARED INFSCHED_SOURCE_DIR "/tests/data/mooncake_shared.jsonl"
 
 static char *write_tmp(const char *text) {
   char *path = strdup("/tmp/test_mooncake_XXXXXX");
@@ -88,26 +90,9 @@ static bool any_block_shared_after(const got_t *a, const got_t *b, size_t k) {
  * no other block, even where later ids are equal again; the last id stands
  * for the tokens left (1100 = 2 * 512 + 76: one whole block), which are the
  * first tokens of that id's full block. */
-static const char *const shared_trace =
-    "{\"timestamp\": 0, \"input_length\": 1100, \"output_length\": 4, "
-    "\"hash_ids\": [1, 2, 3]}\n"
-    "{\"timestamp\": 1000, \"input_length\": 1536, \"output_length\": 4, "
-    "\"hash_ids\": [1, 2, 4]}\n"
-    "\n"
-    "{\"timestamp\": 2000, \"input_length\": 700, \"output_length\": 4, "
-    "\"hash_ids\": [1, 5]}\n"
-    "{\"timestamp\": 3000, \"input_length\": 1100, \"output_length\": 4, "
-    "\"hash_ids\": [1, 2, 3]}\n"
-    "{\"timestamp\": 4000, \"input_length\": 1500, \"output_length\": 4, "
-    "\"hash_ids\": [6, 2, 3]}\n"
-    "{\"timestamp\": 5000, \"input_length\": 2000, \"output_length\": 4, "
-    "\"hash_ids\": [1, 2, 3, 7]}\n";
-
 static void test_shared_ids_share_whole_blocks(void **state) {
   (void)state;
-  char *path = write_tmp(shared_trace);
-  char spec[256];
-  snprintf(spec, sizeof spec, "mooncake:%s", path);
+  const char *spec = "mooncake:" SHARED;
   workload_opts_t o;
   workload_opts_default(&o);
   got_t *g = calloc(8, sizeof *g);
@@ -130,7 +115,6 @@ static void test_shared_ids_share_whole_blocks(void **state) {
   assert_int_equal(common_blocks(&g[0], &g[5]), 17);
   assert_int_equal(common_blocks(&g[3], &g[5]), 17);
   free(g);
-  drop_tmp(path);
 }
 
 /* The hashes depend on the ids alone: not on the seed, the file or the
