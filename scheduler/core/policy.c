@@ -3,8 +3,9 @@
 #include <string.h>
 
 static const policy_ops_t *const all[] = {
-    &policy_round_robin, &policy_least_loaded, &policy_cache_affinity,
-    &policy_cheapest,    &policy_balanced,     NULL,
+    &policy_round_robin, &policy_least_loaded,    &policy_cache_affinity,
+    &policy_kv_cost,     &policy_weighted_score, &policy_cheapest,
+    &policy_balanced,    NULL,
 };
 
 const policy_ops_t *policy_find(const char *name) {

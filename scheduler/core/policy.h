@@ -106,6 +106,8 @@ void policy_offer(policy_ctx_t *x, size_t cand, double score, bool ok);
 extern const policy_ops_t policy_round_robin;
 extern const policy_ops_t policy_least_loaded;
 extern const policy_ops_t policy_cache_affinity;
+extern const policy_ops_t policy_kv_cost;
+extern const policy_ops_t policy_weighted_score;
 extern const policy_ops_t policy_cheapest;
 extern const policy_ops_t policy_balanced;
 

@@ -60,7 +60,8 @@ static size_t load_all(const char *spec, const workload_opts_t *o, got_t *out,
     assert_true(n < cap);
     assert_true(r.n_blocks <= 4096);
     out[n].r = r;
-    memcpy(out[n].blocks, r.blocks, r.n_blocks * sizeof *r.blocks);
+    if (r.n_blocks)
+      memcpy(out[n].blocks, r.blocks, r.n_blocks * sizeof *r.blocks);
     out[n].r.blocks = out[n].blocks;
     n++;
   }
@@ -298,7 +299,8 @@ static void test_recorded_run_replays_to_same_requests(void **state) {
     while (workload_pop(w, now, &r) == 0) {
       assert_true(r.n_blocks <= 4096);
       orig[n].r = r;
-      memcpy(orig[n].blocks, r.blocks, r.n_blocks * sizeof *r.blocks);
+      if (r.n_blocks)
+        memcpy(orig[n].blocks, r.blocks, r.n_blocks * sizeof *r.blocks);
       orig[n].r.blocks = orig[n].blocks;
       n++;
       workload_on_done(w, r.id, now + 2000000, true, r.max_tokens);
