@@ -39,13 +39,23 @@ void log_write(log_level_t level, const char *fmt, ...) {
   int n = snprintf(line, sizeof line, "%02d:%02d:%02d.%03ld %-5s %s: ",
                    tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000,
                    level_names[level], s_program);
+  char msg[sizeof line];
   va_list ap;
   va_start(ap, fmt);
-  if (n > 0 && (size_t)n < sizeof line)
-    vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
+  vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
+  /* Messages quote what peers sent (worker ids, reasons): control bytes
+   * are escaped so that no peer can end a line and forge the next. */
+  size_t len = n > 0 && (size_t)n < sizeof line ? (size_t)n : 0;
+  for (const char *p = msg; *p && len + 5 < sizeof line; p++) {
+    unsigned char ch = (unsigned char)*p;
+    if (ch >= 0x20 && ch != 0x7f)
+      line[len++] = (char)ch;
+    else
+      len += (size_t)snprintf(line + len, 5, "\\x%02x", ch);
+  }
+  line[len] = '\0';
   /* One fputs per line keeps lines whole when several processes share a pipe. */
-  size_t len = strlen(line);
   if (len + 1 < sizeof line) {
     line[len] = '\n';
     line[len + 1] = '\0';
@@ -55,12 +65,21 @@ void log_write(log_level_t level, const char *fmt, ...) {
 }
 
 uint64_t log_limit_pass(log_limit_t *l, infs_time_t now, infs_time_t every) {
-  if (now < l->next) {
+  return log_limit_burst(l, now, every, 1);
+}
+
+uint64_t log_limit_burst(log_limit_t *l, infs_time_t now, infs_time_t every,
+                         uint32_t burst) {
+  if (now >= l->next) {
+    l->next = now + every;
+    l->sent = 0;
+  }
+  if (l->sent >= burst) {
     l->held++;
     return 0;
   }
+  l->sent++;
   uint64_t n = l->held + 1;
   l->held = 0;
-  l->next = now + every;
   return n;
 }

@@ -1,4 +1,5 @@
-/* Line-oriented logging to stderr: "LEVEL name: message". */
+/* Line-oriented logging to stderr: "LEVEL name: message", with control
+ * bytes in the message escaped (\x0a), so one call is one line. */
 #ifndef INFSCHED_LOG_H
 #define INFSCHED_LOG_H
 
@@ -30,9 +31,14 @@ void log_write(log_level_t level, const char *fmt, ...)
  * a misbehaving peer cannot flood the log. Returns how many were suppressed
  * since the last line let through plus one, or 0 when this one is held. */
 typedef struct log_limit {
-  infs_time_t next;
+  infs_time_t next; /* end of the current interval */
   uint64_t held;
+  uint32_t sent; /* lines let through in this interval */
 } log_limit_t;
 uint64_t log_limit_pass(log_limit_t *l, infs_time_t now, infs_time_t every);
+/* The same with up to burst lines per interval, for events that come in
+ * bursts when all is well (a pool's workers registering at start). */
+uint64_t log_limit_burst(log_limit_t *l, infs_time_t now, infs_time_t every,
+                         uint32_t burst);
 
 #endif

@@ -25,6 +25,11 @@ static int bad(const char **field, const char *name, char *why, size_t whylen,
 #define CHECK_NONZERO(f)                                                       \
   if (p->f == 0)                                                               \
   return bad(field, #f, why, whylen, "must be at least 1, got %g", 0.0)
+/* Far beyond any accelerator, and low enough that no product of two
+ * figures overflows a prediction. */
+#define CHECK_MAX(f, max)                                                      \
+  if (p->f > (max))                                                            \
+  return bad(field, #f, why, whylen, "must be at most %g", (double)(max))
 
 int profile_validate(const infs_profile_t *p, const char **field, char *why,
                      size_t whylen) {
@@ -58,5 +63,17 @@ int profile_validate(const infs_profile_t *p, const char **field, char *why,
   CHECK_NONZERO(prefill_chunk);
   CHECK_NONNEG(usd_per_mtok_in);
   CHECK_NONNEG(usd_per_mtok_out);
+  CHECK_MAX(price_per_hour, 1e6);
+  CHECK_MAX(power_busy_w, 1e8);
+  CHECK_MAX(prefill_tps, 1e9);
+  CHECK_MAX(prefill_attn_per_kctx, 1e3);
+  CHECK_MAX(base_ms, 1e6);
+  CHECK_MAX(per_seq_ms, 1e6);
+  CHECK_MAX(per_kctx_ms, 1e6);
+  CHECK_MAX(max_batch, 1u << 20);
+  CHECK_MAX(prefix_cache_blocks, 1u << 26);
+  CHECK_MAX(block_size, 1u << 20);
+  CHECK_MAX(usd_per_mtok_in, 1e6);
+  CHECK_MAX(usd_per_mtok_out, 1e6);
   return 0;
 }

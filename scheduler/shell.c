@@ -42,6 +42,7 @@ struct shell {
   uint64_t send_failures;
   log_limit_t bad_log;
   log_limit_t send_log;
+  log_limit_t register_log;
   bool stopping;
 };
 
@@ -349,9 +350,21 @@ static void on_register(shell_t *s, infs_time_t now, const core_peer_t *peer,
       .capacity = m->capacity,
   };
   core_on_register(s->core, now, peer, &info);
-  if (core_worker_count(s->core))
-    log_info("worker %s registered (%s, %s, capacity %u)", m->worker_id,
-             profile.name, infs_worker_class_name(profile.cls), m->capacity);
+  /* A flood of registrations must not flood the log: a pool's start
+   * passes, the rest is counted. */
+  uint64_t n = log_limit_burst(&s->register_log, now, INFS_US_PER_S, 64);
+  if (!n)
+    return;
+  size_t n_acts;
+  const core_action_t *a = core_actions(s->core, &n_acts);
+  const char *held = n > 1 ? " after more registrations not logged" : "";
+  if (n_acts && a[n_acts - 1].kind == CORE_ACT_WORKER_ERROR)
+    log_warn("worker %s refused: %s%s", m->worker_id ? m->worker_id : "",
+             a[n_acts - 1].message, held);
+  else
+    log_info("worker %s registered (%s, %s, capacity %u)%s", m->worker_id,
+             profile.name, infs_worker_class_name(profile.cls), m->capacity,
+             held);
 }
 
 static void on_heartbeat(shell_t *s, infs_time_t now, const core_peer_t *peer,

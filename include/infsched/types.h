@@ -42,6 +42,29 @@ typedef struct infs_request {
   size_t n_blocks;
 } infs_request_t;
 
+/* What a finished request used, as a backend reports it (backend.h).
+ * Fields a backend cannot know stay 0. */
+typedef struct infs_backend_usage {
+  uint32_t prompt_tokens;
+  uint32_t cached_tokens;   /* prompt tokens served from a prefix cache */
+  uint32_t generated_tokens;
+  infs_time_t queue_us;     /* waiting before its prefill started */
+  infs_time_t ttft_us;      /* submit to first token */
+  double busy_s;            /* its share of accelerator busy time */
+  double usd;               /* billed cost, for per-token priced upstreams */
+} infs_backend_usage_t;
+
+/* The backend's load, for heartbeats and routing. */
+typedef struct infs_backend_load {
+  uint32_t queued;
+  uint32_t running;
+  uint64_t kv_used;
+  uint64_t kv_total;
+  uint64_t prefill_backlog_tokens;
+  double busy_s;            /* total busy time since start */
+  uint64_t generated_tokens;/* total since start */
+} infs_backend_load_t;
+
 /* Names as used in configs, reports and on the command line. */
 const char *infs_class_name(infs_class_t c);
 int infs_class_parse(const char *name, infs_class_t *out);

@@ -45,6 +45,7 @@ void core_config_defaults(core_config_t *c) {
   c->score_kv_weight = 2.0;
   c->score_prefix_weight = 3.0;
   c->kwh_usd = COST_DEFAULT_KWH_USD;
+  c->max_open_bytes = (size_t)1 << 30;
 }
 
 int core_config_set_slo(core_config_t *c, const char *list, char *err,

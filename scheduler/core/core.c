@@ -489,6 +489,36 @@ static int unservable(const core_t *c, const core_request_t *s, char *why,
 
 /* --- client events --- */
 
+/* Whether s is well formed and within the core's bounds; the reason in why
+ * when it is not. A block covers at least the smallest block size of the
+ * profiles registered so far (one token before any), so a prompt of T
+ * tokens needs at most T / that + 1 hashes. */
+static bool valid_request(const core_t *c, const core_request_t *s, char *why,
+                          size_t len) {
+  uint32_t block = c->reg.min_block_size ? c->reg.min_block_size : 1;
+  uint64_t blocks = s->prompt_tokens / block + 1;
+  if (blocks > CORE_BLOCKS_MAX)
+    blocks = CORE_BLOCKS_MAX;
+  if (s->prompt_tokens == 0 || s->max_tokens == 0 ||
+      (unsigned)s->cls >= INFS_CLASS_COUNT)
+    snprintf(why, len,
+             "request needs a prompt, max_tokens >= 1 and a valid class");
+  else if (s->n_blocks > blocks)
+    snprintf(why, len,
+             "%zu block hashes for a prompt of %u tokens (at most %llu)",
+             s->n_blocks, s->prompt_tokens, (unsigned long long)blocks);
+  else if (s->prompt_len > CORE_PROMPT_BYTES_MAX)
+    snprintf(why, len, "prompt of %zu bytes (at most %u)", s->prompt_len,
+             CORE_PROMPT_BYTES_MAX);
+  else if (strlen(s->model) >= INFS_NAME_MAX)
+    snprintf(why, len, "model name longer than %d bytes", INFS_NAME_MAX - 1);
+  else if (s->session && strlen(s->session) > CORE_SESSION_MAX)
+    snprintf(why, len, "session id longer than %d bytes", CORE_SESSION_MAX);
+  else
+    return true;
+  return false;
+}
+
 void core_on_submit(core_t *c, infs_time_t now, const core_peer_t *client,
                     const core_request_t *in) {
   core_request_t s = *in;
@@ -497,12 +527,10 @@ void core_on_submit(core_t *c, infs_time_t now, const core_peer_t *client,
     s.model = "";
   if (s.prompt_tokens == 0 && s.prompt_len > 0)
     s.prompt_tokens = (uint32_t)(s.prompt_len / 4 + 1);
-  if (s.prompt_tokens == 0 || s.max_tokens == 0 ||
-      (unsigned)s.cls >= INFS_CLASS_COUNT) {
+  if (!valid_request(c, &s, why, sizeof why)) {
     core_action_t *a =
         emit_error(c, CORE_ACT_ERROR, client, s.id,
-                   INFSCHED__ERROR_CODE__ERROR_BAD_REQUEST,
-                   "request needs a prompt, max_tokens >= 1 and a valid class");
+                   INFSCHED__ERROR_CODE__ERROR_BAD_REQUEST, "%s", why);
     a->cls = (unsigned)s.cls < INFS_CLASS_COUNT ? s.cls : INFS_CLASS_COUNT;
     a->arrived = now;
     c->stats.rejected++;
@@ -525,6 +553,18 @@ void core_on_submit(core_t *c, infs_time_t now, const core_peer_t *client,
     s.ttft_ms = c->cfg.ttft_ms[s.cls];
   if (!s.tpot_ms)
     s.tpot_ms = c->cfg.tpot_ms[s.cls];
+  if (c->reqs.bytes + requests_size(&s) > c->cfg.max_open_bytes) {
+    core_action_t *a = emit_error(
+        c, CORE_ACT_ERROR, client, s.id,
+        INFSCHED__ERROR_CODE__ERROR_REJECTED_QUEUE_FULL,
+        "open requests hold %zu MiB of prompts (at most %zu MiB)",
+        c->reqs.bytes >> 20, c->cfg.max_open_bytes >> 20);
+    a->cls = s.cls;
+    a->arrived = now;
+    c->stats.rejected++;
+    c->stats.rejected_queue_full++;
+    return;
+  }
   req_t *r = requests_add(&c->reqs, client, &s, now);
   if (!r) {
     emit_error(c, CORE_ACT_ERROR, client, s.id,
@@ -602,16 +642,44 @@ static void lose_worker(core_t *c, core_worker_t *w, const char *why) {
   c->stats.workers_lost++;
 }
 
+/* Names go into logs and answers: printable ASCII only, so that none can
+ * forge a log line or a header. */
+static bool printable(const char *s) {
+  for (; *s; s++)
+    if ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e)
+      return false;
+  return true;
+}
+
 static int valid_info(const core_worker_info_t *in, char *why, size_t len) {
   const infs_profile_t *p = in->profile;
+  const char *field;
+  char bad[96];
+  /* The wire's Profile has no prefill_chunk: the predictor's default. */
+  infs_profile_t checked = p ? *p : (infs_profile_t){0};
+  if (!checked.prefill_chunk)
+    checked.prefill_chunk = INFS_PROFILE_DEFAULT_PREFILL_CHUNK;
   if (!in->worker_id || !in->worker_id[0])
     snprintf(why, len, "register: worker_id is empty");
   else if (strlen(in->worker_id) >= INFS_NAME_MAX)
     snprintf(why, len, "register: worker_id longer than %d bytes",
              INFS_NAME_MAX - 1);
-  else if (!p || in->capacity == 0 || p->max_batch == 0 || p->max_context == 0)
+  else if (!printable(in->worker_id) || (in->model && !printable(in->model)) ||
+           (in->backend && !printable(in->backend)))
     snprintf(why, len,
-             "register: capacity, max_batch and max_context must be > 0");
+             "register: worker_id, model and backend must be printable ASCII");
+  else if (in->model && strlen(in->model) >= INFS_NAME_MAX)
+    snprintf(why, len, "register: model longer than %d bytes",
+             INFS_NAME_MAX - 1);
+  else if (in->capacity == 0 || in->capacity > CORE_CAPACITY_MAX)
+    snprintf(why, len, "register: capacity must be 1 to %u, got %u",
+             CORE_CAPACITY_MAX, in->capacity);
+  else if (!p)
+    snprintf(why, len, "register: no profile");
+  else if (!printable(p->name))
+    snprintf(why, len, "register: profile name must be printable ASCII");
+  else if (profile_validate(&checked, &field, bad, sizeof bad))
+    snprintf(why, len, "register: profile '%s': %s %s", p->name, field, bad);
   else
     return 0;
   return -1;
@@ -684,11 +752,39 @@ static void update_cache(core_t *c, core_worker_t *w, const core_load_t *l) {
   }
 }
 
+static bool valid_load(const core_load_t *l, char *why, size_t len) {
+  if (!(isfinite(l->tokens_per_s) && l->tokens_per_s >= 0 &&
+        isfinite(l->cost_usd) && l->cost_usd >= 0 && isfinite(l->busy_s) &&
+        l->busy_s >= 0 && isfinite(l->up_s) && l->up_s >= 0))
+    snprintf(why, len,
+             "heartbeat: tokens_per_s, cost_usd, busy_s and up_s must be "
+             "finite and >= 0");
+  else if (l->queued > CORE_LOAD_COUNT_MAX || l->running > CORE_LOAD_COUNT_MAX)
+    snprintf(why, len, "heartbeat: queued and running must be at most %u",
+             CORE_LOAD_COUNT_MAX);
+  else if (l->kv_total > CORE_LOAD_TOKENS_MAX ||
+           l->kv_used > CORE_LOAD_TOKENS_MAX ||
+           l->prefill_backlog_tokens > CORE_LOAD_TOKENS_MAX)
+    snprintf(why, len,
+             "heartbeat: kv_used, kv_total and prefill_backlog_tokens must "
+             "be at most %llu",
+             (unsigned long long)CORE_LOAD_TOKENS_MAX);
+  else
+    return true;
+  return false;
+}
+
 void core_on_heartbeat(core_t *c, infs_time_t now, const core_peer_t *peer,
                        const core_load_t *load) {
   core_worker_t *w = known_worker(c, now, peer);
   if (!w)
     return;
+  char why[CORE_MESSAGE_MAX];
+  if (!valid_load(load, why, sizeof why)) {
+    emit_error(c, CORE_ACT_WORKER_ERROR, peer, 0,
+               INFSCHED__ERROR_CODE__ERROR_BAD_REQUEST, "%s", why);
+    return;
+  }
   update_cache(c, w, load);
   w->load = *load;
   w->load.cache_added = w->load.cache_removed = NULL;
@@ -763,7 +859,13 @@ void core_on_worker_error(core_t *c, infs_time_t now, const core_peer_t *peer,
   char why[CORE_MESSAGE_MAX];
   snprintf(why, sizeof why, "worker %s: %s", w->id,
            message && message[0] ? message : "request failed");
-  fail(c, r, code ? code : INFSCHED__ERROR_CODE__ERROR_BACKEND, why);
+  /* A worker speaks only for its backend: codes that mean something else
+   * to the client (a cancel, a duplicate, the scheduler's rejections) are
+   * not its to give. */
+  if (code != INFSCHED__ERROR_CODE__ERROR_UPSTREAM_TIMEOUT &&
+      code != INFSCHED__ERROR_CODE__ERROR_REJECTED_CONTEXT)
+    code = INFSCHED__ERROR_CODE__ERROR_BACKEND;
+  fail(c, r, code, why);
   drain_queues(c, now, true);
 }
 

@@ -54,6 +54,9 @@ typedef struct core_config {
   double score_kv_weight;
   double score_prefix_weight;
   double kwh_usd; /* energy price in predicted marginal costs */
+  /* Prompts, session ids and block hashes all open requests may hold;
+   * past it a submit is rejected as if its queue were full. */
+  size_t max_open_bytes;
   bool explain;   /* record every decision for core_decisions() */
 } core_config_t;
 
@@ -66,6 +69,20 @@ int core_config_set_slo(core_config_t *c, const char *list, char *err,
 /* Sets latency_weight from "interactive=2,agent=1,batch=0" (each >= 0). */
 int core_config_set_latency_weight(core_config_t *c, const char *list,
                                    char *err, size_t errlen);
+
+/* Bounds on what a message may ask of the core; past them it is refused
+ * with ERROR_BAD_REQUEST (docs/security.md). Message sizes are bounded
+ * before decoding, by the shell. */
+#define CORE_CAPACITY_MAX (1u << 20) /* requests one worker holds at once */
+/* Prompt block hashes of one request: a prompt of 4M tokens at 64 tokens a
+ * block. A request may also carry no more than its prompt's tokens fill
+ * (see core_on_submit). */
+#define CORE_BLOCKS_MAX 65536u
+#define CORE_PROMPT_BYTES_MAX (8u << 20)
+#define CORE_SESSION_MAX 256 /* bytes of a session id */
+/* Heartbeat figures: counts of requests, and tokens. */
+#define CORE_LOAD_COUNT_MAX (1u << 24)
+#define CORE_LOAD_TOKENS_MAX (1ull << 40)
 
 /* A request as submitted; borrowed for the call, the core copies it. */
 typedef infs_request_t core_request_t;

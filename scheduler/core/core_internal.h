@@ -25,6 +25,7 @@ typedef struct req {
   core_request_t spec; /* pointers into store; spec.id = id */
   char *store;         /* owned copies of strings and block hashes */
   size_t store_cap;
+  size_t bytes; /* of store in use, counted in req_table_t.bytes */
   int32_t worker; /* registry index while dispatched, else -1 */
   uint32_t attempts;
   uint32_t tokens_out;
@@ -42,6 +43,7 @@ typedef struct req_table {
   size_t n_free;
   size_t cap;
   size_t open;
+  size_t bytes;       /* strings and hashes held by open requests */
   u64map_t by_client; /* client_key -> slot */
 } req_table_t;
 
@@ -94,6 +96,7 @@ typedef struct registry {
   infs_profile_t groups[REGISTRY_GROUPS]; /* interned profiles */
   uint32_t group_live[REGISTRY_GROUPS];   /* live workers of each */
   size_t n_groups;
+  uint32_t min_block_size; /* smallest of all profiles; 0 before any */
 } registry_t;
 
 /* Which worker last served each session, and how much of its prompt: a
@@ -121,6 +124,8 @@ void requests_free(req_table_t *t);
  * the (client, id) pair is already open. */
 req_t *requests_add(req_table_t *t, const core_peer_t *client,
                     const core_request_t *spec, infs_time_t now);
+/* Bytes of strings and hashes the table holds for spec once added. */
+size_t requests_size(const core_request_t *spec);
 req_t *requests_get(const req_table_t *t, uint64_t id);
 req_t *requests_by_client(const req_table_t *t, const core_peer_t *client,
                           uint64_t client_id);

@@ -52,12 +52,19 @@ static void grow(req_table_t *t) {
 
 /* Lays the request's variable-size fields out in one buffer that is reused
  * when the slot is, so a steady load does not allocate per request. */
+size_t requests_size(const core_request_t *s) {
+  size_t model_len = s->model ? strlen(s->model) : 0;
+  size_t session_len = s->session ? strlen(s->session) : 0;
+  return s->n_blocks * sizeof(uint64_t) + model_len + 1 + session_len + 1 +
+         s->prompt_len + 1;
+}
+
 static void copy_spec(req_t *r, const core_request_t *s) {
   size_t model_len = s->model ? strlen(s->model) : 0;
   size_t session_len = s->session ? strlen(s->session) : 0;
   size_t blocks_bytes = s->n_blocks * sizeof(uint64_t);
-  size_t need =
-      blocks_bytes + model_len + 1 + session_len + 1 + s->prompt_len + 1;
+  size_t need = requests_size(s);
+  r->bytes = need;
   if (need > r->store_cap) {
     r->store = xrealloc(r->store, need);
     r->store_cap = need;
@@ -120,6 +127,7 @@ req_t *requests_add(req_table_t *t, const core_peer_t *client,
   list_init(&r->link);
   u64map_put(&t->by_client, key, slot);
   t->open++;
+  t->bytes += r->bytes;
   return r;
 }
 
@@ -154,4 +162,5 @@ void requests_remove(req_table_t *t, req_t *r) {
     t->generation[slot] = 1;
   t->free_slots[t->n_free++] = slot;
   t->open--;
+  t->bytes -= r->bytes;
 }

@@ -774,8 +774,11 @@ const char *http_exchange_path(const http_exchange_t *x) {
 }
 
 const char *http_exchange_header(const http_exchange_t *x, const char *name) {
+  /* A request without headers has no buffer: NULL + 0 is undefined. */
+  if (!x->headers.data)
+    return NULL;
   const char *p = x->headers.data, *end = p + x->headers.len;
-  while (p && p < end) {
+  while (p < end) {
     const char *value = p + strlen(p) + 1;
     if (value >= end)
       break;

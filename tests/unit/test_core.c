@@ -8,7 +8,9 @@
 #include "infsched.pb-c.h"
 #include "scheduler/core/core.h"
 
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define MS INFS_US_PER_MS
@@ -458,6 +460,171 @@ static void test_shutdown_answers_everything(void **state) {
   assert_int_equal(core_open_requests(f->core), 0);
 }
 
+/* Figures from the wire that no worker has: each row spoils one field of a
+ * valid registration, which must be refused with nothing registered. */
+typedef struct bad_register {
+  const char *what;
+  void (*spoil)(infs_profile_t *p, core_worker_info_t *info);
+} bad_register_t;
+
+static void nan_prefill(infs_profile_t *p, core_worker_info_t *i) {
+  (void)i;
+  p->prefill_tps = NAN;
+}
+static void inf_price(infs_profile_t *p, core_worker_info_t *i) {
+  (void)i;
+  p->price_per_hour = INFINITY;
+}
+static void neg_step(infs_profile_t *p, core_worker_info_t *i) {
+  (void)i;
+  p->per_seq_ms = -1;
+}
+static void neg_inf_base(infs_profile_t *p, core_worker_info_t *i) {
+  (void)i;
+  p->base_ms = -INFINITY;
+}
+static void absurd_prefill(infs_profile_t *p, core_worker_info_t *i) {
+  (void)i;
+  p->prefill_tps = 1e12;
+}
+static void absurd_capacity(infs_profile_t *p, core_worker_info_t *i) {
+  (void)p;
+  i->capacity = 4000000000u;
+}
+static void zero_capacity(infs_profile_t *p, core_worker_info_t *i) {
+  (void)p;
+  i->capacity = 0;
+}
+static void context_beyond_kv(infs_profile_t *p, core_worker_info_t *i) {
+  (void)i;
+  p->max_context = p->kv_tokens + 1;
+}
+static void absurd_cache(infs_profile_t *p, core_worker_info_t *i) {
+  (void)i;
+  p->prefix_cache_blocks = UINT32_MAX;
+}
+static void newline_id(infs_profile_t *p, core_worker_info_t *i) {
+  (void)p;
+  i->worker_id = "w\ninfo scheduler: forged";
+}
+static void control_profile_name(infs_profile_t *p, core_worker_info_t *i) {
+  (void)i;
+  p->name[0] = '\x1b';
+}
+
+static void test_register_refuses_absurd_figures(void **state) {
+  (void)state;
+  static const bad_register_t rows[] = {
+      {"NaN prefill_tps", nan_prefill},
+      {"infinite price", inf_price},
+      {"negative per_seq_ms", neg_step},
+      {"-inf base_ms", neg_inf_base},
+      {"1e12 prefill tokens/s", absurd_prefill},
+      {"capacity 4e9", absurd_capacity},
+      {"capacity 0", zero_capacity},
+      {"max_context beyond kv_tokens", context_beyond_kv},
+      {"2^32-1 cache blocks", absurd_cache},
+      {"newline in worker_id", newline_id},
+      {"control byte in profile name", control_profile_name},
+  };
+  core_peer_t w = peer("w");
+  for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+    core_t *c = new_core("balanced", 10);
+    infs_profile_t p = profile("gpu", INFS_WORKER_GPU, 1000);
+    core_worker_info_t info = {.worker_id = "w", .profile = &p,
+                               .capacity = 4};
+    core_on_register(c, 0, &w, &info);
+    assert_int_equal(core_worker_count(c), 1); /* the row's base is valid */
+    core_destroy(&c);
+    c = new_core("balanced", 10);
+    rows[i].spoil(&p, &info);
+    core_on_register(c, 0, &w, &info);
+    const core_action_t *e = find(c, CORE_ACT_WORKER_ERROR, 0);
+    if (!e || core_worker_count(c) != 0)
+      fail_msg("%s was accepted", rows[i].what);
+    assert_int_equal(e->code, INFSCHED__ERROR_CODE__ERROR_BAD_REQUEST);
+    core_destroy(&c);
+  }
+}
+
+static void test_heartbeat_refuses_absurd_figures(void **state) {
+  fixture_t *f = *state;
+  core_load_t loads[] = {
+      {.kv_used = UINT64_MAX, .kv_total = UINT64_MAX},
+      {.tokens_per_s = NAN},
+      {.cost_usd = -1},
+      {.up_s = INFINITY},
+      {.queued = UINT32_MAX},
+      {.prefill_backlog_tokens = UINT64_MAX},
+  };
+  for (size_t i = 0; i < sizeof loads / sizeof loads[0]; i++) {
+    core_on_heartbeat(f->core, 1 * MS, &f->w[0], &loads[i]);
+    const core_action_t *e = find(f->core, CORE_ACT_WORKER_ERROR, 0);
+    if (!e)
+      fail_msg("heartbeat %zu was accepted", i);
+    assert_int_equal(e->code, INFSCHED__ERROR_CODE__ERROR_BAD_REQUEST);
+    core_actions_clear(f->core);
+  }
+  core_load_t fine = {.running = 3, .kv_used = 1000, .kv_total = 4000};
+  core_on_heartbeat(f->core, 1 * MS, &f->w[0], &fine);
+  assert_null(find(f->core, CORE_ACT_WORKER_ERROR, 0));
+}
+
+/* Block hashes cost the scheduler memory per queued request: no more than
+ * the prompt's tokens fill (16-token blocks here) are taken. */
+static void test_block_hashes_bounded(void **state) {
+  fixture_t *f = *state;
+  size_t million = 1000000;
+  uint64_t *hashes = calloc(million, sizeof *hashes);
+  assert_non_null(hashes);
+  for (size_t i = 0; i < million; i++)
+    hashes[i] = i + 1;
+  core_request_t r = {.id = 1, .prompt_tokens = 1000, .max_tokens = 10,
+                      .cls = INFS_CLASS_AGENT, .blocks = hashes,
+                      .n_blocks = million};
+  core_on_submit(f->core, 0, &f->client, &r);
+  const core_action_t *e = find(f->core, CORE_ACT_ERROR, 0);
+  assert_non_null(e);
+  assert_int_equal(e->code, INFSCHED__ERROR_CODE__ERROR_BAD_REQUEST);
+  assert_int_equal(core_open_requests(f->core), 0);
+  core_actions_clear(f->core);
+  r.prompt_tokens = 100000; /* within the gpu's context, 6251 blocks */
+  core_on_submit(f->core, 0, &f->client, &r);
+  assert_non_null(find(f->core, CORE_ACT_ERROR, 0));
+  core_actions_clear(f->core);
+  r.prompt_tokens = 1000;
+  r.n_blocks = 1000 / 16;
+  core_on_submit(f->core, 0, &f->client, &r);
+  assert_non_null(find(f->core, CORE_ACT_DISPATCH, 0));
+  free(hashes);
+}
+
+/* What open requests hold is bounded in all: past it, a submit is turned
+ * away as a full queue would turn it. */
+static void test_open_bytes_bounded(void **state) {
+  (void)state;
+  core_config_t cfg;
+  core_config_defaults(&cfg);
+  cfg.max_open_bytes = 10000;
+  int err;
+  core_t *c = core_new(&cfg, 0, &err);
+  assert_non_null(c);
+  core_peer_t client = peer("c");
+  char prompt[4001];
+  memset(prompt, 'x', sizeof prompt - 1);
+  prompt[sizeof prompt - 1] = '\0';
+  core_request_t r = {.prompt = prompt, .prompt_len = sizeof prompt - 1,
+                      .max_tokens = 10, .cls = INFS_CLASS_AGENT};
+  for (r.id = 1; r.id <= 3; r.id++)
+    core_on_submit(c, 0, &client, &r);
+  assert_int_equal(core_open_requests(c), 2); /* no worker: both wait */
+  const core_action_t *e = find(c, CORE_ACT_ERROR, 0);
+  assert_non_null(e);
+  assert_int_equal(e->request_id, 3);
+  assert_int_equal(e->code, INFSCHED__ERROR_CODE__ERROR_REJECTED_QUEUE_FULL);
+  core_destroy(&c);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_dispatch_stream_done, setup_ll,
@@ -490,6 +657,12 @@ int main(void) {
       cmocka_unit_test(test_no_workers_yet_waits),
       cmocka_unit_test_setup_teardown(test_shutdown_answers_everything,
                                       setup_cap1, teardown),
+      cmocka_unit_test(test_register_refuses_absurd_figures),
+      cmocka_unit_test_setup_teardown(test_heartbeat_refuses_absurd_figures,
+                                      setup_ll, teardown),
+      cmocka_unit_test_setup_teardown(test_block_hashes_bounded, setup_ll,
+                                      teardown),
+      cmocka_unit_test(test_open_bytes_bounded),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

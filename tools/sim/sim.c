@@ -6,10 +6,10 @@
  *   Done does, both from the intended send time;
  * - the scheduler is the core itself, fed the messages that reach it and
  *   flushed after every event, as scheduler/shell.c does;
- * - each worker mirrors worker/worker.c around the sim backend's engine:
- *   register, heartbeat every heartbeat interval (load, cost, prefix-cache
- *   changes), step the engine at its next boundary, answer with chunks,
- *   Done (costed by model/accounting.h) or errors.
+ * - each worker is the worker daemon's core (worker/core/wcore.h) around
+ *   an engine: it registers, heartbeats every heartbeat interval (load,
+ *   cost, prefix-cache changes), steps the engine at its next boundary and
+ *   answers with chunks, Done (costed by model/accounting.h) or errors.
  *
  * Streaming. A worker sends a request's first token at once, as the sim
  * backend does, and the rest of its tokens in one chunk just before Done.
@@ -168,6 +168,7 @@ void sim_sched_flush(sim_t *s, infs_time_t now) {
     case CORE_ACT_DISPATCH: {
       const core_request_t *q = a->request;
       m = sim_msg_new(s, MSG_DISPATCH, &slot);
+      m->client_id = a->client_request_id;
       m->prompt_tokens = q->prompt_tokens;
       m->max_tokens = q->max_tokens;
       m->cls = q->cls;
@@ -285,7 +286,7 @@ static void handle(sim_t *s, const timeline_event_t *e) {
       engine_load_t l;
       engine_load(w->engine, now, &l);
       w->start_busy_s = l.busy_s;
-      w->start_cost_usd = accounting_cost_usd(&w->acct, now, l.busy_s);
+      w->start_cost_usd = wcore_cost_usd(w->core, now, l.busy_s);
     }
     break;
   case EV_DELIVER: {
@@ -398,8 +399,7 @@ static void finish(sim_t *s) {
     sworker_t *w = &s->workers[i];
     engine_load_t l;
     engine_load(w->engine, end, &l);
-    double usd =
-        accounting_cost_usd(&w->acct, end, l.busy_s) - w->start_cost_usd;
+    double usd = wcore_cost_usd(w->core, end, l.busy_s) - w->start_cost_usd;
     s->st.pool_usd += usd;
     report_add_worker(s->report, w->spec->id,
                       infs_worker_class_name(w->spec->profile.cls), usd,
@@ -433,17 +433,24 @@ static int setup(sim_t *s, char *err, size_t errlen) {
     sworker_t *w = &s->workers[i];
     w->spec = &cfg->workers[i];
     w->armed = INFS_TIME_NEVER;
-    u64map_init(&w->by_id);
     w->engine = engine_new(&w->spec->profile, 0);
     if (!w->engine) {
       snprintf(err, errlen, "worker %s: profile '%s' cannot drive the engine",
                w->spec->id, w->spec->profile.name);
       return INFS_ECONFIG;
     }
-    accounting_init(&w->acct, &w->spec->profile, cfg->kwh_usd, 0);
     peer_of_worker(i, &w->peer);
-    /* worker_start: register at once, then a timer every interval. */
-    sim_worker_register(s, i, 0);
+    wcore_config_t wc = {
+        .worker_id = w->spec->id,
+        .model = w->spec->model,
+        .backend = "sim",
+        .profile = &w->spec->profile,
+        .capacity =
+            w->spec->capacity ? w->spec->capacity : 2 * w->spec->profile.max_batch,
+        .heartbeat_interval = cfg->core.heartbeat_interval,
+        .kwh_usd = cfg->kwh_usd,
+    };
+    sim_worker_start(s, i, &wc, 0);
   }
   timeline_push(&s->tl, cfg->core.heartbeat_interval, EV_BEAT, 0);
   /* Workers are registered and have heartbeaten once when traffic starts,
@@ -458,9 +465,7 @@ static void teardown(sim_t *s) {
   for (size_t i = 0; i < s->n_workers; i++) {
     sworker_t *w = &s->workers[i];
     engine_destroy(&w->engine);
-    u64map_free(&w->by_id);
-    free(w->inflight);
-    free(w->free_slots);
+    wcore_destroy(&w->core);
   }
   free(s->workers);
   for (size_t i = 0; i < s->n_msgs; i++) {

@@ -4,11 +4,10 @@
 #ifndef INFSCHED_SIM_INTERNAL_H
 #define INFSCHED_SIM_INTERNAL_H
 
-#include "lib/u64map.h"
+#include "model/engine.h"
 #include "tools/sim/sim.h"
 #include "tools/sim/timeline.h"
-#include "model/accounting.h"
-#include "model/engine.h"
+#include "worker/core/wcore.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -57,6 +56,7 @@ typedef struct msg {
   msg_kind_t kind;
   uint32_t worker; /* sender or destination */
   uint64_t id;     /* request id: the client's or the core's */
+  uint64_t client_id; /* DISPATCH: the client's id */
   uint32_t tokens; /* chunks */
   int code;        /* errors */
   done_info_t done;
@@ -89,29 +89,14 @@ typedef struct track {
   bool open;
 } track_t;
 
-/* A request running on a simulated worker. */
-typedef struct inflight {
-  uint64_t id;
-  uint32_t prompt_tokens;
-  uint32_t sent; /* tokens forwarded so far */
-} inflight_t;
-
 typedef struct sworker {
   const sim_worker_spec_t *spec;
   engine_t *engine;
-  accounting_t acct;
+  wcore_t *core;
   core_peer_t peer;
-  bool registered;
-  bool cache_reset; /* the next heartbeat sends the whole prefix cache */
-  infs_time_t last_register;
   infs_time_t armed; /* time of the EV_ENGINE that counts; NEVER: none */
   double start_busy_s;
   double start_cost_usd;
-  inflight_t *inflight; /* slots; by_id maps a core id to its slot */
-  uint32_t *free_slots;
-  size_t n_free;
-  size_t cap;
-  u64map_t by_id;
 } sworker_t;
 
 typedef struct u32vec {
@@ -143,6 +128,7 @@ typedef struct sim {
   uint64_t open;
   u32vec_t beats;         /* heartbeats in flight: [n, slot x n] per EV_BEAT */
   size_t beats_head;      /* the next batch to arrive */
+  size_t beats_at;        /* the batch being collected */
   bool arrivals_changed;  /* a pop or an answer may have moved the next
                              arrival */
   infs_time_t last_event; /* last send or answer */
@@ -175,7 +161,9 @@ void sim_sched_receive(sim_t *s, infs_time_t now, msg_t *m);
 
 /* --- the workers (sim_worker.c) --- */
 
-void sim_worker_register(sim_t *s, uint32_t wi, infs_time_t now);
+/* Starts worker wi's core at now; its Register goes out. */
+void sim_worker_start(sim_t *s, uint32_t wi, const wcore_config_t *cfg,
+                      infs_time_t now);
 void sim_worker_receive(sim_t *s, infs_time_t now, const msg_t *m);
 /* The worker's engine reached its step boundary at now. */
 void sim_worker_step(sim_t *s, uint32_t wi, infs_time_t now);

@@ -1,8 +1,8 @@
-/* The simulated workers: what worker/worker.c does around the sim
- * backend (worker/backends/sim.c), in virtual time. A worker registers at
- * start, heartbeats its load, cost and prefix-cache changes, runs
- * dispatched requests on its engine and answers with chunks, Done (costed
- * by model/accounting.h) or errors. */
+/* The simulated workers: the worker core (worker/core/wcore.h) around the
+ * engine, in virtual time, as worker/worker.c runs it around the sim
+ * backend (worker/backends/sim.c). The core registers, heartbeats, keeps
+ * the requests in flight and accounts for cost; this file turns the
+ * engine's events into the core's, and the core's actions into messages. */
 #include "tools/sim/sim_internal.h"
 
 #include "infsched.pb-c.h"
@@ -11,158 +11,124 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* worker/worker.c: a worker that is not registered asks again this often. */
-#define REGISTER_RETRY_US (1000 * INFS_US_PER_MS)
-
-/* u64map wants well-mixed keys; the core's ids are generation << 32 | slot.
- * Multiplying by an odd constant keeps distinct ids distinct. */
-static uint64_t id_key(uint64_t id) {
-  return id * 0x9e3779b97f4a7c15ull;
-}
-
-static inflight_t *inflight_get(sworker_t *w, uint64_t id) {
-  uint32_t slot;
-  return u64map_get(&w->by_id, id_key(id), &slot) ? &w->inflight[slot] : NULL;
-}
-
-static inflight_t *inflight_add(sworker_t *w, uint64_t id) {
-  if (w->n_free == 0) {
-    size_t cap = w->cap ? w->cap * 2 : 64;
-    w->inflight = sim_xalloc(realloc(w->inflight, cap * sizeof *w->inflight));
-    w->free_slots =
-        sim_xalloc(realloc(w->free_slots, cap * sizeof *w->free_slots));
-    for (size_t i = cap; i > w->cap; i--)
-      w->free_slots[w->n_free++] = (uint32_t)(i - 1);
-    w->cap = cap;
-  }
-  uint32_t slot = w->free_slots[--w->n_free];
-  u64map_put(&w->by_id, id_key(id), slot);
-  w->inflight[slot] = (inflight_t){.id = id};
-  return &w->inflight[slot];
-}
-
-static void inflight_remove(sworker_t *w, uint64_t id) {
-  uint32_t slot;
-  if (!u64map_get(&w->by_id, id_key(id), &slot))
-    return;
-  u64map_del(&w->by_id, id_key(id));
-  w->free_slots[w->n_free++] = slot;
-}
-
-void sim_worker_register(sim_t *s, uint32_t wi, infs_time_t now) {
-  uint32_t slot;
-  sim_worker_msg(s, wi, MSG_REGISTER, 0, &slot);
-  sim_msg_send(s, now, slot);
-  s->workers[wi].last_register = now;
-}
-
-/* Builds worker wi's heartbeat at now; returns its message slot. */
-static uint32_t send_heartbeat(sim_t *s, uint32_t wi, infs_time_t now) {
+/* Sends worker wi's actions. Heartbeats join the batch sim_workers_timer
+ * is collecting. */
+static void flush(sim_t *s, uint32_t wi, infs_time_t now) {
   sworker_t *w = &s->workers[wi];
-  engine_load_t l;
-  accounting_beat_t beat;
-  engine_load(w->engine, now, &l);
-  accounting_beat(&w->acct, now, l.busy_s, l.generated_tokens, &beat);
-  uint32_t slot;
-  msg_t *m = sim_worker_msg(s, wi, MSG_HEARTBEAT, 0, &slot);
-  m->load = (core_load_t){
-      .queued = l.queued,
-      .running = l.running,
-      .kv_used = l.kv_used,
-      .kv_total = l.kv_total,
-      .prefill_backlog_tokens = l.prefill_backlog_tokens,
-      .tokens_per_s = beat.tokens_per_s,
-      .cost_usd = beat.cost_usd,
-      .busy_s = beat.busy_s,
-      .up_s = beat.up_s,
-  };
-  m->load.cache_reset = w->cache_reset;
-  if (w->cache_reset) {
-    /* Registered anew: the scheduler starts from the whole cache. */
-    size_t n = engine_cache_snapshot(w->engine, NULL, 0);
-    if (n > m->blocks_cap) {
-      m->blocks = sim_xalloc(realloc(m->blocks, n * sizeof *m->blocks));
-      m->blocks_cap = n;
+  size_t n;
+  const wcore_action_t *acts = wcore_actions(w->core, &n);
+  for (size_t i = 0; i < n; i++) {
+    const wcore_action_t *a = &acts[i];
+    uint32_t slot;
+    msg_t *m;
+    switch (a->kind) {
+    case WCORE_ACT_REGISTER:
+      sim_worker_msg(s, wi, MSG_REGISTER, 0, &slot);
+      break;
+    case WCORE_ACT_HEARTBEAT: {
+      const wcore_heartbeat_t *h = &a->heartbeat;
+      m = sim_worker_msg(s, wi, MSG_HEARTBEAT, 0, &slot);
+      m->load = (core_load_t){
+          .queued = h->load.queued,
+          .running = h->load.running,
+          .kv_used = h->load.kv_used,
+          .kv_total = h->load.kv_total,
+          .prefill_backlog_tokens = h->load.prefill_backlog_tokens,
+          .tokens_per_s = h->beat.tokens_per_s,
+          .cost_usd = h->beat.cost_usd,
+          .busy_s = h->beat.busy_s,
+          .up_s = h->beat.up_s,
+          .cache_reset = h->cache_reset,
+      };
+      if (h->cache_reset) {
+        size_t k = engine_cache_snapshot(w->engine, NULL, 0);
+        if (k > m->blocks_cap) {
+          m->blocks = sim_xalloc(realloc(m->blocks, k * sizeof *m->blocks));
+          m->blocks_cap = k;
+        }
+        m->n_blocks = engine_cache_snapshot(w->engine, m->blocks, k);
+      } else {
+        const uint64_t *added, *removed;
+        size_t n_added, n_removed;
+        engine_cache_delta(w->engine, &added, &n_added, &removed, &n_removed);
+        sim_msg_set_blocks(m, added, n_added);
+        sim_copy_hashes(&m->removed, &m->n_removed, &m->removed_cap, removed,
+                        n_removed);
+      }
+      engine_cache_delta_clear(w->engine);
+      sim_vec_push(&s->beats, slot);
+      s->beats.v[s->beats_at]++;
+      continue;
     }
-    m->n_blocks = engine_cache_snapshot(w->engine, m->blocks, n);
-  } else {
-    const uint64_t *added, *removed;
-    size_t n_added, n_removed;
-    engine_cache_delta(w->engine, &added, &n_added, &removed, &n_removed);
-    sim_msg_set_blocks(m, added, n_added);
-    sim_copy_hashes(&m->removed, &m->n_removed, &m->removed_cap, removed,
-                    n_removed);
+    case WCORE_ACT_CHUNK:
+      m = sim_worker_msg(s, wi, MSG_CHUNK, a->request_id, &slot);
+      m->tokens = a->tokens;
+      break;
+    case WCORE_ACT_DONE:
+      m = sim_worker_msg(s, wi, MSG_DONE, a->request_id, &slot);
+      m->done = (done_info_t){
+          .prompt = a->done.prompt_tokens,
+          .cached = a->done.cached_tokens,
+          .generated = a->done.generated_tokens,
+          .worker = wi,
+          .cost_usd = a->done.cost_usd,
+      };
+      break;
+    case WCORE_ACT_ERROR:
+      m = sim_worker_msg(s, wi, MSG_WORKER_ERROR, a->request_id, &slot);
+      m->code = a->code;
+      break;
+    default:
+      continue;
+    }
+    sim_msg_send(s, now, slot);
   }
-  engine_cache_delta_clear(w->engine);
-  w->cache_reset = false;
-  return slot;
+  wcore_actions_clear(w->core);
 }
 
-static int status_code_of(int rc) {
-  return rc == INFS_ECONTEXT ? INFSCHED__ERROR_CODE__ERROR_REJECTED_CONTEXT
-                             : INFSCHED__ERROR_CODE__ERROR_BACKEND;
+void sim_worker_start(sim_t *s, uint32_t wi, const wcore_config_t *cfg,
+                      infs_time_t now) {
+  s->workers[wi].core = wcore_new(cfg, now);
+  flush(s, wi, now);
 }
 
-static void send_error(sim_t *s, uint32_t wi, infs_time_t now, uint64_t id,
-                       int code) {
-  uint32_t slot;
-  msg_t *m = sim_worker_msg(s, wi, MSG_WORKER_ERROR, id, &slot);
-  m->code = code;
-  sim_msg_send(s, now, slot);
-}
-
-static void send_chunk(sim_t *s, uint32_t wi, infs_time_t now, inflight_t *f,
-                       uint32_t tokens) {
-  uint32_t slot;
-  msg_t *m = sim_worker_msg(s, wi, MSG_CHUNK, f->id, &slot);
-  m->tokens = tokens;
-  f->sent += tokens;
-  sim_msg_send(s, now, slot);
-}
-
-/* Turns the engine's events into messages (the sim backend's deliver plus
- * the worker's on_tokens/on_done/on_failed). */
+/* Turns the engine's events into the core's, as the sim backend's deliver
+ * does, except that the tokens after the first go in one chunk just before
+ * the Done (see the top of sim.c). */
 static void deliver(sim_t *s, uint32_t wi, infs_time_t now) {
   sworker_t *w = &s->workers[wi];
   size_t n;
   const engine_event_t *ev = engine_events(w->engine, &n);
   for (size_t i = 0; i < n; i++) {
     const engine_event_t *e = &ev[i];
-    if (e->kind == ENGINE_EV_TOKENS)
-      continue; /* sent with the Done; see the top of this file */
-    inflight_t *f = inflight_get(w, e->id);
-    if (!f)
-      continue;
     switch (e->kind) {
     case ENGINE_EV_FIRST_TOKEN:
-      send_chunk(s, wi, now, f, e->tokens);
+      wcore_on_tokens(w->core, now, e->id, e->tokens, NULL, 0);
+      break;
+    case ENGINE_EV_TOKENS:
       break;
     case ENGINE_EV_DONE: {
-      if (e->generated > f->sent)
-        send_chunk(s, wi, now, f, e->generated - f->sent);
-      uint32_t slot;
-      msg_t *m = sim_worker_msg(s, wi, MSG_DONE, e->id, &slot);
-      m->done = (done_info_t){
-          .prompt = f->prompt_tokens,
-          .cached = e->cached_tokens,
-          .generated = e->generated,
-          .worker = wi,
-          .cost_usd = accounting_done(&w->acct, f->prompt_tokens, e->generated,
-                                      e->busy_share_s, 0),
+      uint32_t sent;
+      if (wcore_streamed(w->core, e->id, &sent) == 0 && e->generated > sent)
+        wcore_on_tokens(w->core, now, e->id, e->generated - sent, NULL, 0);
+      wcore_usage_t u = {
+          .cached_tokens = e->cached_tokens,
+          .generated_tokens = e->generated,
+          .queue_us = e->queued_us,
+          .ttft_us = e->ttft_us,
+          .busy_s = e->busy_share_s,
       };
-      sim_msg_send(s, now, slot);
-      inflight_remove(w, e->id);
+      wcore_on_done(w->core, now, e->id, &u);
       break;
     }
     case ENGINE_EV_FAILED:
-      send_error(s, wi, now, e->id, INFSCHED__ERROR_CODE__ERROR_BACKEND);
-      inflight_remove(w, e->id);
-      break;
-    default:
+      wcore_on_failed(w->core, now, e->id, INFSCHED__ERROR_CODE__ERROR_BACKEND,
+                      infs_strerror(e->code));
       break;
     }
   }
   engine_events_clear(w->engine);
+  flush(s, wi, now);
 }
 
 static void arm_engine(sim_t *s, uint32_t wi) {
@@ -176,11 +142,10 @@ static void arm_engine(sim_t *s, uint32_t wi) {
 static void worker_dispatch(sim_t *s, uint32_t wi, infs_time_t now,
                             const msg_t *m) {
   sworker_t *w = &s->workers[wi];
-  if (inflight_get(w, m->id)) {
-    send_error(s, wi, now, m->id, INFSCHED__ERROR_CODE__ERROR_DUPLICATE);
+  if (wcore_on_dispatch(w->core, now, m->id, m->client_id, m->prompt_tokens)) {
+    flush(s, wi, now);
     return;
   }
-  inflight_add(w, m->id)->prompt_tokens = m->prompt_tokens;
   /* Catch the engine up first, so the request joins at the right time. */
   engine_advance(w->engine, now);
   engine_request_t er = {
@@ -193,45 +158,40 @@ static void worker_dispatch(sim_t *s, uint32_t wi, infs_time_t now,
   int rc = engine_submit(w->engine, now, &er);
   deliver(s, wi, now);
   arm_engine(s, wi);
-  if (rc && inflight_get(w, m->id)) {
-    send_error(s, wi, now, m->id, status_code_of(rc));
-    inflight_remove(w, m->id);
+  if (rc) {
+    wcore_on_refused(w->core, now, m->id, rc);
+    flush(s, wi, now);
   }
 }
 
 static void worker_cancel(sim_t *s, uint32_t wi, infs_time_t now, uint64_t id) {
   sworker_t *w = &s->workers[wi];
-  if (!inflight_get(w, id))
+  uint32_t sent;
+  if (wcore_streamed(w->core, id, &sent))
     return;
   engine_advance(w->engine, now);
   deliver(s, wi, now);
-  engine_cancel(w->engine, now, id);
+  if (wcore_on_cancel(w->core, now, id))
+    engine_cancel(w->engine, now, id);
   arm_engine(s, wi);
-  inflight_remove(w, id);
 }
 
 /* The scheduler forgot this worker: what it runs has no client now. */
-static void worker_reset(sim_t *s, uint32_t wi, infs_time_t now) {
+static void worker_unknown(sim_t *s, uint32_t wi, infs_time_t now) {
   sworker_t *w = &s->workers[wi];
-  for (size_t i = 0; i < w->cap && w->by_id.len; i++) {
-    uint32_t slot;
-    uint64_t id = w->inflight[i].id;
-    if (u64map_get(&w->by_id, id_key(id), &slot) && slot == i) {
-      engine_cancel(w->engine, now, id);
-      inflight_remove(w, id);
-    }
-  }
+  const uint64_t *ids;
+  size_t n = wcore_on_unknown(w->core, now, &ids);
+  for (size_t i = 0; i < n; i++)
+    engine_cancel(w->engine, now, ids[i]);
   arm_engine(s, wi);
-  w->registered = false;
-  sim_worker_register(s, wi, now);
+  flush(s, wi, now);
 }
 
 void sim_worker_receive(sim_t *s, infs_time_t now, const msg_t *m) {
   sworker_t *w = &s->workers[m->worker];
   switch (m->kind) {
   case MSG_REGISTERED:
-    w->registered = true;
-    w->cache_reset = true;
+    wcore_on_registered(w->core, now, s->cfg->core.heartbeat_interval);
     break;
   case MSG_DISPATCH:
     worker_dispatch(s, m->worker, now, m);
@@ -240,8 +200,8 @@ void sim_worker_receive(sim_t *s, infs_time_t now, const msg_t *m) {
     worker_cancel(s, m->worker, now, m->id);
     break;
   case MSG_SCHED_ERROR:
-    if (m->code == INFSCHED__ERROR_CODE__ERROR_UNKNOWN_WORKER && w->registered)
-      worker_reset(s, m->worker, now);
+    if (m->code == INFSCHED__ERROR_CODE__ERROR_UNKNOWN_WORKER)
+      worker_unknown(s, m->worker, now);
     break;
   default:
     break;
@@ -260,19 +220,29 @@ void sim_worker_step(sim_t *s, uint32_t wi, infs_time_t now) {
  * (the scheduler's), so they tick together and one event serves them all,
  * and one more delivers their heartbeats (queued in beats, in order). */
 void sim_workers_timer(sim_t *s, infs_time_t now) {
-  size_t at = s->beats.n;
+  s->beats_at = s->beats.n;
   sim_vec_push(&s->beats, 0);
+  infs_time_t next = INFS_TIME_NEVER;
   for (uint32_t wi = 0; wi < s->n_workers; wi++) {
     sworker_t *w = &s->workers[wi];
-    if (w->registered) {
-      sim_vec_push(&s->beats, send_heartbeat(s, wi, now));
-      s->beats.v[at]++;
-    } else if (now - w->last_register >= REGISTER_RETRY_US) {
-      sim_worker_register(s, wi, now);
-    }
+    engine_load_t l;
+    engine_load(w->engine, now, &l);
+    wcore_load_t load = {
+        .queued = l.queued,
+        .running = l.running,
+        .kv_used = l.kv_used,
+        .kv_total = l.kv_total,
+        .prefill_backlog_tokens = l.prefill_backlog_tokens,
+        .busy_s = l.busy_s,
+        .generated_tokens = l.generated_tokens,
+    };
+    wcore_on_timer(w->core, now, &load);
+    flush(s, wi, now);
+    infs_time_t at = wcore_next_deadline(w->core);
+    next = at < next ? at : next;
   }
   timeline_push(&s->tl, now + s->cfg->delay_us, EV_BEATS, 0);
-  timeline_push(&s->tl, now + s->cfg->core.heartbeat_interval, EV_BEAT, 0);
+  timeline_push(&s->tl, next, EV_BEAT, 0);
 }
 
 /* Heartbeats reach the scheduler in the order the workers sent them. Their

@@ -1,0 +1,334 @@
+/* Unit tests of the worker core: pure, no sockets, pretended times. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "infsched.pb-c.h"
+#include "infsched/errors.h"
+#include "worker/core/wcore.h"
+#include "worker/core/wcore_wire.h"
+#include "model/cost.h"
+
+#include <string.h>
+
+#define MS INFS_US_PER_MS
+#define S INFS_US_PER_S
+
+static infs_profile_t profile(void) {
+  infs_profile_t p;
+  memset(&p, 0, sizeof p);
+  strcpy(p.name, "gpu-test");
+  p.cls = INFS_WORKER_GPU;
+  p.price_per_hour = 3.6; /* a dollar per 1,000 s */
+  p.power_idle_w = 1000;
+  p.power_busy_w = 2000;
+  p.usd_per_mtok_in = 2.0;
+  p.usd_per_mtok_out = 10.0;
+  p.max_batch = 8;
+  return p;
+}
+
+static infs_profile_t prof;
+
+/* A worker up at t = 0 with 200 ms heartbeats. */
+static wcore_t *new_worker(void) {
+  prof = profile();
+  wcore_config_t cfg = {
+      .worker_id = "w0",
+      .model = "m",
+      .backend = "sim",
+      .profile = &prof,
+      .capacity = 16,
+      .heartbeat_interval = 200 * MS,
+      .kwh_usd = 0.36,
+  };
+  return wcore_new(&cfg, 0);
+}
+
+/* The one action in the outbox, which is then cleared. */
+static wcore_action_t take_one(wcore_t *w) {
+  size_t n;
+  const wcore_action_t *a = wcore_actions(w, &n);
+  assert_int_equal(n, 1);
+  wcore_action_t copy = *a;
+  wcore_actions_clear(w);
+  return copy;
+}
+
+static void assert_no_action(wcore_t *w) {
+  size_t n;
+  wcore_actions(w, &n);
+  assert_int_equal(n, 0);
+}
+
+static const wcore_load_t idle = {0};
+
+static wcore_t *registered_worker(void) {
+  wcore_t *w = new_worker();
+  assert_int_equal(take_one(w).kind, WCORE_ACT_REGISTER);
+  wcore_on_registered(w, 1 * MS, 0);
+  return w;
+}
+
+/* Unregistered, the worker asks again at the first tick a retry interval
+ * after its last Register, and only then. */
+static void test_registration_retry(void **state) {
+  (void)state;
+  static const struct {
+    infs_time_t now;
+    bool registers;
+  } ticks[] = {
+      {200 * MS, false}, {400 * MS, false},  {600 * MS, false},
+      {800 * MS, false}, {1000 * MS, true},  {1200 * MS, false},
+      {1900 * MS, false}, {2100 * MS, true}, {2300 * MS, false},
+  };
+  wcore_t *w = new_worker();
+  wcore_action_t a = take_one(w);
+  assert_int_equal(a.kind, WCORE_ACT_REGISTER);
+  assert_int_equal(wcore_next_deadline(w), 200 * MS);
+  for (size_t i = 0; i < sizeof ticks / sizeof ticks[0]; i++) {
+    wcore_on_timer(w, ticks[i].now, &idle);
+    size_t n;
+    const wcore_action_t *acts = wcore_actions(w, &n);
+    assert_int_equal(n, ticks[i].registers ? 1 : 0);
+    if (n)
+      assert_int_equal(acts[0].kind, WCORE_ACT_REGISTER);
+    wcore_actions_clear(w);
+    assert_int_equal(wcore_next_deadline(w), ticks[i].now + 200 * MS);
+  }
+  /* A tick before the deadline does nothing. */
+  wcore_on_timer(w, 2400 * MS, &idle);
+  assert_no_action(w);
+  assert_false(wcore_registered(w));
+  wcore_destroy(&w);
+  assert_null(w);
+}
+
+/* Registered: a heartbeat per tick, numbered, the first with the whole
+ * cache; the scheduler's interval applies from the next tick on. */
+static void test_heartbeats(void **state) {
+  (void)state;
+  wcore_t *w = registered_worker();
+  wcore_on_registered(w, 1 * MS, 500 * MS);
+  wcore_load_t load = {.queued = 2, .running = 3, .kv_used = 100,
+                       .kv_total = 1000, .prefill_backlog_tokens = 50,
+                       .busy_s = 0.1, .generated_tokens = 40};
+  static const struct {
+    infs_time_t now;
+    uint64_t generated;
+    uint64_t seq;
+    bool cache_reset;
+    double tokens_per_s;
+    infs_time_t next;
+  } ticks[] = {
+      {200 * MS, 40, 1, true, 200.0, 700 * MS},
+      {700 * MS, 140, 2, false, 200.0, 1200 * MS},
+      {1200 * MS, 140, 3, false, 0.0, 1700 * MS},
+  };
+  for (size_t i = 0; i < sizeof ticks / sizeof ticks[0]; i++) {
+    load.generated_tokens = ticks[i].generated;
+    wcore_on_timer(w, ticks[i].now, &load);
+    wcore_action_t a = take_one(w);
+    assert_int_equal(a.kind, WCORE_ACT_HEARTBEAT);
+    assert_int_equal(a.heartbeat.seq, ticks[i].seq);
+    assert_int_equal(a.heartbeat.cache_reset, ticks[i].cache_reset);
+    assert_int_equal(a.heartbeat.load.running, 3);
+    assert_float_equal(a.heartbeat.beat.tokens_per_s, ticks[i].tokens_per_s,
+                       1e-9);
+    assert_float_equal(a.heartbeat.beat.up_s, (double)ticks[i].now / S, 1e-12);
+    assert_int_equal(wcore_next_deadline(w), ticks[i].next);
+  }
+  /* Registering again (after a reset) sends the whole cache again. */
+  wcore_on_registered(w, 1300 * MS, 0);
+  wcore_on_timer(w, 1700 * MS, &load);
+  assert_true(take_one(w).heartbeat.cache_reset);
+  wcore_destroy(&w);
+}
+
+/* Unknown worker: a registered worker drops what it runs (in slot order)
+ * and registers again; an unregistered one ignores it, since the error
+ * answers a heartbeat sent before its Register. */
+static void test_reset_on_unknown_worker(void **state) {
+  (void)state;
+  wcore_t *w = registered_worker();
+  for (uint64_t id = 1; id <= 3; id++)
+    assert_int_equal(wcore_on_dispatch(w, 10 * MS, id << 32 | id, 100 + id, 10),
+                     0);
+  assert_int_equal(wcore_inflight(w), 3);
+  const uint64_t *ids;
+  size_t n = wcore_on_unknown(w, 20 * MS, &ids);
+  assert_int_equal(n, 3);
+  for (uint64_t i = 0; i < 3; i++)
+    assert_int_equal(ids[i], (i + 1) << 32 | (i + 1));
+  assert_int_equal(take_one(w).kind, WCORE_ACT_REGISTER);
+  assert_false(wcore_registered(w));
+  assert_int_equal(wcore_inflight(w), 0);
+  /* The backend's late answers for them go nowhere. */
+  wcore_on_tokens(w, 21 * MS, 1ull << 32 | 1, 5, "x", 1);
+  wcore_usage_t u = {.generated_tokens = 5};
+  wcore_on_done(w, 21 * MS, 2ull << 32 | 2, &u);
+  assert_no_action(w);
+  /* Unregistered: ignored, no second Register. */
+  assert_int_equal(wcore_on_unknown(w, 30 * MS, &ids), 0);
+  assert_no_action(w);
+  /* The retry counts from the reset's Register. */
+  wcore_on_timer(w, 1000 * MS, &idle);
+  assert_no_action(w);
+  wcore_on_timer(w, 1200 * MS, &idle);
+  assert_int_equal(take_one(w).kind, WCORE_ACT_REGISTER);
+  wcore_destroy(&w);
+}
+
+static void test_cancel(void **state) {
+  (void)state;
+  wcore_t *w = registered_worker();
+  assert_int_equal(wcore_on_dispatch(w, 10 * MS, 7, 70, 100), 0);
+  wcore_on_tokens(w, 15 * MS, 7, 1, "a", 1);
+  wcore_action_t a = take_one(w);
+  assert_int_equal(a.kind, WCORE_ACT_CHUNK);
+  assert_int_equal(a.request_id, 7);
+  assert_int_equal(a.client_request_id, 70);
+  uint32_t sent;
+  assert_int_equal(wcore_streamed(w, 7, &sent), 0);
+  assert_int_equal(sent, 1);
+  /* Cancelled: the caller stops it, and nothing more goes out for it. */
+  assert_true(wcore_on_cancel(w, 20 * MS, 7));
+  assert_no_action(w);
+  assert_int_equal(wcore_streamed(w, 7, &sent), -1);
+  wcore_on_tokens(w, 21 * MS, 7, 3, "bcd", 3);
+  wcore_on_failed(w, 21 * MS, 7, INFSCHED__ERROR_CODE__ERROR_BACKEND, "x");
+  assert_no_action(w);
+  assert_false(wcore_on_cancel(w, 22 * MS, 7));
+  assert_false(wcore_on_cancel(w, 22 * MS, 8));
+  /* The id may come back in a new dispatch. */
+  assert_int_equal(wcore_on_dispatch(w, 30 * MS, 7, 71, 100), 0);
+  assert_int_equal(wcore_inflight(w), 1);
+  wcore_destroy(&w);
+}
+
+/* Errors: a duplicate id, a request without body, and the status of a
+ * backend's refusal (too long for the context is a rejection). */
+static void test_errors(void **state) {
+  (void)state;
+  static const struct {
+    int rc;
+    int code;
+  } refusals[] = {
+      {INFS_ECONTEXT, INFSCHED__ERROR_CODE__ERROR_REJECTED_CONTEXT},
+      {INFS_EBUSY, INFSCHED__ERROR_CODE__ERROR_BACKEND},
+      {-12, INFSCHED__ERROR_CODE__ERROR_BACKEND},
+  };
+  wcore_t *w = registered_worker();
+  assert_int_equal(wcore_on_dispatch(w, 10 * MS, 5, 50, 10), 0);
+  assert_int_equal(wcore_on_dispatch(w, 11 * MS, 5, 51, 10), -1);
+  wcore_action_t a = take_one(w);
+  assert_int_equal(a.kind, WCORE_ACT_ERROR);
+  assert_int_equal(a.code, INFSCHED__ERROR_CODE__ERROR_DUPLICATE);
+  assert_int_equal(wcore_inflight(w), 1);
+  wcore_on_bad_dispatch(w, 12 * MS);
+  a = take_one(w);
+  assert_int_equal(a.code, INFSCHED__ERROR_CODE__ERROR_BAD_REQUEST);
+  for (size_t i = 0; i < sizeof refusals / sizeof refusals[0]; i++) {
+    uint64_t id = 100 + i;
+    assert_int_equal(wcore_on_dispatch(w, 20 * MS, id, id, 10), 0);
+    wcore_on_refused(w, 20 * MS, id, refusals[i].rc);
+    a = take_one(w);
+    assert_int_equal(a.kind, WCORE_ACT_ERROR);
+    assert_int_equal(a.request_id, id);
+    assert_int_equal(a.code, refusals[i].code);
+    assert_string_equal(a.message, infs_strerror(refusals[i].rc));
+  }
+  assert_int_equal(wcore_inflight(w), 1);
+  wcore_destroy(&w);
+}
+
+/* Done carries the request's marginal cost, and its per-token charges join
+ * the pool cost the heartbeats report. */
+static void test_accounting(void **state) {
+  (void)state;
+  wcore_t *w = registered_worker();
+  assert_int_equal(wcore_on_dispatch(w, 100 * MS, 9, 90, 1000), 0);
+  wcore_usage_t u = {.cached_tokens = 200, .generated_tokens = 100,
+                     .busy_s = 0.5, .usd = 0.25};
+  wcore_on_done(w, 1100 * MS, 9, &u);
+  wcore_action_t a = take_one(w);
+  assert_int_equal(a.kind, WCORE_ACT_DONE);
+  assert_int_equal(a.client_request_id, 90);
+  assert_int_equal(a.done.prompt_tokens, 1000); /* the dispatched prompt */
+  assert_int_equal(a.done.generated_tokens, 100);
+  assert_int_equal(a.done.e2e_us, 1000 * MS);
+  double tokens_usd = 2.0 * 1000 / 1e6 + 10.0 * 100 / 1e6;
+  assert_float_equal(a.done.cost_usd,
+                     cost_request_usd(&prof, 0.5, 1000, 100, 0.36) + 0.25,
+                     1e-15);
+  assert_int_equal(wcore_inflight(w), 0);
+  wcore_load_t load = {.busy_s = 0.5, .generated_tokens = 100};
+  wcore_on_timer(w, 2000 * MS, &load);
+  a = take_one(w);
+  double pool = cost_worker_usd(&prof, 2.0, 0.5, 0.36) + tokens_usd + 0.25;
+  assert_float_equal(a.heartbeat.beat.cost_usd, pool, 1e-12);
+  assert_float_equal(wcore_cost_usd(w, 2000 * MS, 0.5), pool, 1e-12);
+  wcore_destroy(&w);
+}
+
+/* The wire messages of the actions. */
+static void test_wire_messages(void **state) {
+  (void)state;
+  wcore_t *w = new_worker();
+  wcore_msg_t m;
+  wcore_action_t a = take_one(w);
+  Infsched__Envelope *env = wcore_wire_message(w, &a, NULL, &m);
+  assert_int_equal(env->body_case, INFSCHED__ENVELOPE__BODY_REGISTER);
+  assert_string_equal(env->register_->worker_id, "w0");
+  assert_string_equal(env->register_->backend, "sim");
+  assert_string_equal(env->register_->profile->name, "gpu-test");
+  assert_int_equal(env->register_->capacity, 16);
+
+  wcore_on_registered(w, 1 * MS, 0);
+  wcore_load_t load = {.running = 4};
+  wcore_on_timer(w, 200 * MS, &load);
+  a = take_one(w);
+  static const uint64_t added[] = {11, 12}, removed[] = {13};
+  wcore_cache_t cache = {added, 2, removed, 1};
+  env = wcore_wire_message(w, &a, &cache, &m);
+  assert_int_equal(env->body_case, INFSCHED__ENVELOPE__BODY_HEARTBEAT);
+  assert_int_equal(env->heartbeat->seq, 1);
+  assert_true(env->heartbeat->cache_reset);
+  assert_int_equal(env->heartbeat->batch_size, 4);
+  assert_int_equal(env->heartbeat->n_cache_added, 2);
+  assert_int_equal(env->heartbeat->cache_removed[0], 13);
+
+  assert_int_equal(wcore_on_dispatch(w, 300 * MS, 3, 30, 10), 0);
+  wcore_on_tokens(w, 310 * MS, 3, 2, "hi", 2);
+  wcore_usage_t u = {.generated_tokens = 2};
+  wcore_on_done(w, 320 * MS, 3, &u);
+  size_t n;
+  const wcore_action_t *acts = wcore_actions(w, &n);
+  assert_int_equal(n, 2);
+  env = wcore_wire_message(w, &acts[0], NULL, &m);
+  assert_int_equal(env->chunk->request_id, 30);
+  assert_int_equal(env->chunk->dispatch_id, 3);
+  assert_string_equal(env->chunk->text, "hi");
+  env = wcore_wire_message(w, &acts[1], NULL, &m);
+  assert_int_equal(env->body_case, INFSCHED__ENVELOPE__BODY_DONE);
+  assert_int_equal(env->done->request_id, 30);
+  assert_int_equal(env->done->usage->prompt_tokens, 10);
+  assert_int_equal(env->done->e2e_us, 20 * MS);
+  assert_string_equal(env->done->worker_class, "gpu");
+  wcore_destroy(&w);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_registration_retry),
+      cmocka_unit_test(test_heartbeats),
+      cmocka_unit_test(test_reset_on_unknown_worker),
+      cmocka_unit_test(test_cancel),
+      cmocka_unit_test(test_errors),
+      cmocka_unit_test(test_accounting),
+      cmocka_unit_test(test_wire_messages),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

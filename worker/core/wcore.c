@@ -1,0 +1,319 @@
+#include "worker/core/wcore.h"
+
+#include "infsched.pb-c.h"
+#include "infsched/errors.h"
+#include "lib/u64map.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct inflight {
+  uint64_t id;        /* the scheduler's */
+  uint64_t client_id; /* goes back in Chunk and Done */
+  uint32_t prompt_tokens;
+  uint32_t streamed; /* tokens sent in chunks */
+  infs_time_t started;
+} inflight_t;
+
+struct wcore {
+  wcore_config_t cfg;
+  accounting_t acct;
+  bool registered;
+  bool cache_reset; /* the next heartbeat sends the whole cache */
+  infs_time_t interval;
+  infs_time_t next_tick;
+  infs_time_t last_register;
+  uint64_t beat_seq;
+  inflight_t *inflight; /* slots; by_id maps a mixed id to its slot */
+  uint32_t *free_slots;
+  size_t n_free;
+  size_t cap;
+  u64map_t by_id;
+  uint64_t *dropped; /* wcore_on_unknown's answer */
+  size_t dropped_cap;
+  wcore_action_t *acts;
+  size_t n_acts;
+  size_t acts_cap;
+};
+
+/* Running out of memory is not an expected state (STYLE.md). */
+static void *grow(void *p, size_t n, size_t size) {
+  p = realloc(p, n * size);
+  if (!p)
+    abort();
+  return p;
+}
+
+/* --- the in-flight table --- */
+
+/* u64map wants well-mixed keys; the scheduler's ids are generation << 32 |
+ * slot. Multiplying by an odd constant keeps distinct ids distinct. */
+static uint64_t id_key(uint64_t id) {
+  return id * 0x9e3779b97f4a7c15ull;
+}
+
+static inflight_t *inflight_get(const wcore_t *w, uint64_t id) {
+  uint32_t slot;
+  return u64map_get(&w->by_id, id_key(id), &slot) ? &w->inflight[slot] : NULL;
+}
+
+static inflight_t *inflight_add(wcore_t *w, uint64_t id) {
+  if (w->n_free == 0) {
+    size_t cap = w->cap ? w->cap * 2 : 64;
+    w->inflight = grow(w->inflight, cap, sizeof *w->inflight);
+    w->free_slots = grow(w->free_slots, cap, sizeof *w->free_slots);
+    for (size_t i = cap; i > w->cap; i--)
+      w->free_slots[w->n_free++] = (uint32_t)(i - 1);
+    w->cap = cap;
+  }
+  uint32_t slot = w->free_slots[--w->n_free];
+  u64map_put(&w->by_id, id_key(id), slot);
+  w->inflight[slot] = (inflight_t){.id = id};
+  return &w->inflight[slot];
+}
+
+static void inflight_remove(wcore_t *w, uint64_t id) {
+  uint32_t slot;
+  if (!u64map_get(&w->by_id, id_key(id), &slot))
+    return;
+  u64map_del(&w->by_id, id_key(id));
+  w->free_slots[w->n_free++] = slot;
+}
+
+/* --- the outbox --- */
+
+static wcore_action_t *push(wcore_t *w, wcore_action_kind_t kind,
+                            uint64_t id) {
+  if (w->n_acts == w->acts_cap) {
+    w->acts_cap = w->acts_cap ? w->acts_cap * 2 : 16;
+    w->acts = grow(w->acts, w->acts_cap, sizeof *w->acts);
+  }
+  wcore_action_t *a = &w->acts[w->n_acts++];
+  *a = (wcore_action_t){.kind = kind, .request_id = id};
+  return a;
+}
+
+static void push_error(wcore_t *w, uint64_t id, int code,
+                       const char *message) {
+  wcore_action_t *a = push(w, WCORE_ACT_ERROR, id);
+  a->code = code;
+  snprintf(a->message, sizeof a->message, "%s", message ? message : "");
+}
+
+static void push_register(wcore_t *w, infs_time_t now) {
+  push(w, WCORE_ACT_REGISTER, 0);
+  w->last_register = now;
+}
+
+/* --- life cycle --- */
+
+wcore_t *wcore_new(const wcore_config_t *cfg, infs_time_t now) {
+  wcore_t *w = calloc(1, sizeof *w);
+  if (!w)
+    abort();
+  w->cfg = *cfg;
+  w->interval = cfg->heartbeat_interval;
+  w->next_tick = now + w->interval;
+  accounting_init(&w->acct, cfg->profile, cfg->kwh_usd, now);
+  u64map_init(&w->by_id);
+  push_register(w, now);
+  return w;
+}
+
+void wcore_destroy(wcore_t **pw) {
+  wcore_t *w = *pw;
+  if (!w)
+    return;
+  u64map_free(&w->by_id);
+  free(w->inflight);
+  free(w->free_slots);
+  free(w->dropped);
+  free(w->acts);
+  free(w);
+  *pw = NULL;
+}
+
+/* --- the scheduler's messages --- */
+
+void wcore_on_registered(wcore_t *w, infs_time_t now,
+                         infs_time_t heartbeat_interval) {
+  (void)now;
+  w->registered = true;
+  w->cache_reset = true;
+  if (heartbeat_interval)
+    w->interval = heartbeat_interval;
+}
+
+size_t wcore_on_unknown(wcore_t *w, infs_time_t now,
+                        const uint64_t **dropped) {
+  *dropped = w->dropped;
+  if (!w->registered)
+    return 0;
+  size_t n = 0;
+  if (w->by_id.len > w->dropped_cap) {
+    w->dropped_cap = w->by_id.len;
+    w->dropped = grow(w->dropped, w->dropped_cap, sizeof *w->dropped);
+  }
+  /* In slot order, so a run is a function of its inputs alone. */
+  for (size_t i = 0; i < w->cap && w->by_id.len; i++) {
+    uint32_t slot;
+    uint64_t id = w->inflight[i].id;
+    if (u64map_get(&w->by_id, id_key(id), &slot) && slot == i) {
+      w->dropped[n++] = id;
+      inflight_remove(w, id);
+    }
+  }
+  w->registered = false;
+  push_register(w, now);
+  *dropped = w->dropped;
+  return n;
+}
+
+int wcore_on_dispatch(wcore_t *w, infs_time_t now, uint64_t id,
+                      uint64_t client_request_id, uint32_t prompt_tokens) {
+  if (inflight_get(w, id)) {
+    push_error(w, id, INFSCHED__ERROR_CODE__ERROR_DUPLICATE,
+               "request id already running here");
+    return -1;
+  }
+  inflight_t *f = inflight_add(w, id);
+  f->client_id = client_request_id;
+  f->prompt_tokens = prompt_tokens;
+  f->started = now;
+  return 0;
+}
+
+void wcore_on_bad_dispatch(wcore_t *w, infs_time_t now) {
+  (void)now;
+  push_error(w, 0, INFSCHED__ERROR_CODE__ERROR_BAD_REQUEST,
+             "dispatch without a request");
+}
+
+bool wcore_on_cancel(wcore_t *w, infs_time_t now, uint64_t id) {
+  (void)now;
+  if (!inflight_get(w, id))
+    return false;
+  inflight_remove(w, id);
+  return true;
+}
+
+/* --- the backend's progress --- */
+
+/* A request the backend cannot take is the client's fault when it does not
+ * fit the context; anything else is the backend's. */
+static int status_code_of(int rc) {
+  return rc == INFS_ECONTEXT ? INFSCHED__ERROR_CODE__ERROR_REJECTED_CONTEXT
+                             : INFSCHED__ERROR_CODE__ERROR_BACKEND;
+}
+
+void wcore_on_refused(wcore_t *w, infs_time_t now, uint64_t id, int rc) {
+  (void)now;
+  if (!inflight_get(w, id))
+    return;
+  push_error(w, id, status_code_of(rc), infs_strerror(rc));
+  inflight_remove(w, id);
+}
+
+void wcore_on_tokens(wcore_t *w, infs_time_t now, uint64_t id, uint32_t n,
+                     const char *text, size_t len) {
+  (void)now;
+  inflight_t *f = inflight_get(w, id);
+  if (!f)
+    return;
+  f->streamed += n;
+  wcore_action_t *a = push(w, WCORE_ACT_CHUNK, id);
+  a->client_request_id = f->client_id;
+  a->tokens = n;
+  a->text = text;
+  a->text_len = len;
+}
+
+void wcore_on_done(wcore_t *w, infs_time_t now, uint64_t id,
+                   const wcore_usage_t *u) {
+  inflight_t *f = inflight_get(w, id);
+  if (!f)
+    return;
+  uint32_t prompt = u->prompt_tokens ? u->prompt_tokens : f->prompt_tokens;
+  wcore_action_t *a = push(w, WCORE_ACT_DONE, id);
+  a->client_request_id = f->client_id;
+  a->done = (wcore_done_t){
+      .prompt_tokens = prompt,
+      .cached_tokens = u->cached_tokens,
+      .generated_tokens = u->generated_tokens,
+      .queue_us = u->queue_us,
+      .ttft_us = u->ttft_us,
+      .e2e_us = now - f->started,
+      .cost_usd = accounting_done(&w->acct, prompt, u->generated_tokens,
+                                  u->busy_s, u->usd),
+  };
+  inflight_remove(w, id);
+}
+
+void wcore_on_failed(wcore_t *w, infs_time_t now, uint64_t id, int code,
+                     const char *message) {
+  (void)now;
+  if (!inflight_get(w, id))
+    return;
+  push_error(w, id, code, message);
+  inflight_remove(w, id);
+}
+
+/* --- time --- */
+
+void wcore_on_timer(wcore_t *w, infs_time_t now, const wcore_load_t *load) {
+  if (now < w->next_tick)
+    return;
+  w->next_tick = now + w->interval;
+  if (!w->registered) {
+    if (now - w->last_register >= WCORE_REGISTER_RETRY_US)
+      push_register(w, now);
+    return;
+  }
+  wcore_action_t *a = push(w, WCORE_ACT_HEARTBEAT, 0);
+  a->heartbeat.load = *load;
+  a->heartbeat.seq = ++w->beat_seq;
+  a->heartbeat.cache_reset = w->cache_reset;
+  accounting_beat(&w->acct, now, load->busy_s, load->generated_tokens,
+                  &a->heartbeat.beat);
+  w->cache_reset = false;
+}
+
+infs_time_t wcore_next_deadline(const wcore_t *w) {
+  return w->next_tick;
+}
+
+const wcore_action_t *wcore_actions(const wcore_t *w, size_t *n) {
+  *n = w->n_acts;
+  return w->acts;
+}
+
+void wcore_actions_clear(wcore_t *w) {
+  w->n_acts = 0;
+}
+
+/* --- views --- */
+
+const wcore_config_t *wcore_config(const wcore_t *w) {
+  return &w->cfg;
+}
+
+bool wcore_registered(const wcore_t *w) {
+  return w->registered;
+}
+
+size_t wcore_inflight(const wcore_t *w) {
+  return w->by_id.len;
+}
+
+int wcore_streamed(const wcore_t *w, uint64_t id, uint32_t *tokens) {
+  const inflight_t *f = inflight_get(w, id);
+  if (!f)
+    return -1;
+  *tokens = f->streamed;
+  return 0;
+}
+
+double wcore_cost_usd(const wcore_t *w, infs_time_t now, double busy_s) {
+  return accounting_cost_usd(&w->acct, now, busy_s);
+}

@@ -1,0 +1,150 @@
+/* The worker's core: every decision a worker makes about its scheduler and
+ * its requests, and nothing else. It does no I/O and reads no clock, like
+ * the scheduler's core (scheduler/core/core.h). The worker daemon
+ * (worker/worker.c) and infsched-sim feed it events stamped with `now` and
+ * send the actions it appends to its outbox; worker/core/wcore_wire.h turns
+ * them into wire messages for both.
+ *
+ * It owns the table of requests in flight (the scheduler's id, the client's
+ * id, when it started, tokens streamed), registration and its retry, the
+ * heartbeat timer, cost accounting (accounting.h) and the reset when the
+ * scheduler has forgotten the worker. The caller owns the backend: the core
+ * tells it, by return values, which requests to run or stop. */
+#ifndef INFSCHED_WCORE_H
+#define INFSCHED_WCORE_H
+
+#include "infsched/profile.h"
+#include "infsched/types.h"
+#include "model/accounting.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* A worker that is not registered asks again this often (at its timer). */
+#define WCORE_REGISTER_RETRY_US (1000 * INFS_US_PER_MS)
+#define WCORE_MESSAGE_MAX 192
+
+typedef struct wcore_config {
+  const char *worker_id; /* borrowed for the core's life, as are the next */
+  const char *model;
+  const char *backend; /* the backend's name, for Register */
+  const infs_profile_t *profile;
+  uint32_t capacity;              /* requests accepted at once */
+  infs_time_t heartbeat_interval; /* until the scheduler says otherwise */
+  double kwh_usd;
+} wcore_config_t;
+
+/* The backend's load at a timer tick, and what a finished request used
+ * (a prompt_tokens of 0: the dispatched prompt's). */
+typedef infs_backend_load_t wcore_load_t;
+typedef infs_backend_usage_t wcore_usage_t;
+
+typedef enum wcore_action_kind {
+  WCORE_ACT_REGISTER,  /* scheduler: register this worker */
+  WCORE_ACT_HEARTBEAT, /* scheduler: load, cost, and the prefix cache:
+                          all of it with cache_reset, else its changes */
+  WCORE_ACT_CHUNK,     /* scheduler: tokens of a request */
+  WCORE_ACT_DONE,      /* scheduler: a request finished */
+  WCORE_ACT_ERROR      /* scheduler: a request failed or was refused */
+} wcore_action_kind_t;
+
+typedef struct wcore_heartbeat {
+  wcore_load_t load;
+  accounting_beat_t beat;
+  uint64_t seq;
+  bool cache_reset; /* first beat since (re)registering */
+} wcore_heartbeat_t;
+
+typedef struct wcore_done {
+  uint32_t prompt_tokens;
+  uint32_t cached_tokens;
+  uint32_t generated_tokens;
+  infs_time_t queue_us;
+  infs_time_t ttft_us;
+  infs_time_t e2e_us; /* dispatch to done, on this worker */
+  double cost_usd;    /* marginal cost (accounting_done) */
+} wcore_done_t;
+
+typedef struct wcore_action {
+  wcore_action_kind_t kind;
+  uint64_t request_id;        /* the scheduler's (dispatch) id */
+  uint64_t client_request_id; /* CHUNK/DONE: the client's */
+  uint32_t tokens;            /* CHUNK */
+  const char *text;           /* CHUNK: borrowed from the event; NULL: none */
+  size_t text_len;
+  int code; /* ERROR: an Infsched__ErrorCode */
+  char message[WCORE_MESSAGE_MAX];
+  wcore_heartbeat_t heartbeat; /* HEARTBEAT */
+  wcore_done_t done;           /* DONE */
+} wcore_action_t;
+
+typedef struct wcore wcore_t;
+
+/* A worker that came up at now; its first action is a REGISTER. The
+ * config's strings and profile are borrowed for the core's life. */
+wcore_t *wcore_new(const wcore_config_t *cfg, infs_time_t now);
+void wcore_destroy(wcore_t **w);
+
+/* --- the scheduler's messages --- */
+
+/* Registration accepted; heartbeats every heartbeat_interval from the next
+ * tick on (0 keeps the current one). The next heartbeat carries the whole
+ * prefix cache: the scheduler knows none of it. */
+void wcore_on_registered(wcore_t *w, infs_time_t now,
+                         infs_time_t heartbeat_interval);
+/* The scheduler does not know this worker (it restarted or gave it up).
+ * A registered worker drops every request, which has no client now, and
+ * registers again; *dropped (valid until the next call) lists them for the
+ * caller to stop on its backend. Returns how many; 0 when unregistered,
+ * since then the error answers a heartbeat sent before a Register. */
+size_t wcore_on_unknown(wcore_t *w, infs_time_t now, const uint64_t **dropped);
+
+/* A dispatched request. Returns 0 when the caller is to submit it to the
+ * backend (and report a refusal with wcore_on_refused), or -1 when the core
+ * answered it with an error (its id is already running here). */
+int wcore_on_dispatch(wcore_t *w, infs_time_t now, uint64_t id,
+                      uint64_t client_request_id, uint32_t prompt_tokens);
+/* A dispatch without a request: answered with an error. */
+void wcore_on_bad_dispatch(wcore_t *w, infs_time_t now);
+/* The scheduler cancels id. Returns true when it was running here: the
+ * caller stops it on the backend, and nothing more is sent for it. */
+bool wcore_on_cancel(wcore_t *w, infs_time_t now, uint64_t id);
+
+/* --- the backend's progress; unknown ids are ignored --- */
+
+/* The backend refused id at submit with status rc (an INFS_E* code). */
+void wcore_on_refused(wcore_t *w, infs_time_t now, uint64_t id, int rc);
+/* n tokens of id; text (may be NULL) is borrowed until the outbox is
+ * cleared. */
+void wcore_on_tokens(wcore_t *w, infs_time_t now, uint64_t id, uint32_t n,
+                     const char *text, size_t len);
+void wcore_on_done(wcore_t *w, infs_time_t now, uint64_t id,
+                   const wcore_usage_t *u);
+/* code: an Infsched__ErrorCode. */
+void wcore_on_failed(wcore_t *w, infs_time_t now, uint64_t id, int code,
+                     const char *message);
+
+/* --- time --- */
+
+/* The timer, at or after wcore_next_deadline: a heartbeat with load when
+ * registered, else a Register when the last one is a retry interval old. */
+void wcore_on_timer(wcore_t *w, infs_time_t now, const wcore_load_t *load);
+infs_time_t wcore_next_deadline(const wcore_t *w);
+
+/* The outbox, in order. Pointers stay valid until wcore_actions_clear or
+ * the next event. */
+const wcore_action_t *wcore_actions(const wcore_t *w, size_t *n);
+void wcore_actions_clear(wcore_t *w);
+
+/* --- views --- */
+
+const wcore_config_t *wcore_config(const wcore_t *w);
+bool wcore_registered(const wcore_t *w);
+size_t wcore_inflight(const wcore_t *w);
+/* Tokens sent for id so far; -1 when id is not in flight. */
+int wcore_streamed(const wcore_t *w, uint64_t id, uint32_t *tokens);
+/* The worker's pool cost from its start to now (accounting_cost_usd). */
+double wcore_cost_usd(const wcore_t *w, infs_time_t now, double busy_s);
+
+#endif

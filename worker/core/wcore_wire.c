@@ -1,0 +1,96 @@
+#include "worker/core/wcore_wire.h"
+
+#include "lib/wire.h"
+
+static void heartbeat(const wcore_t *w, const wcore_heartbeat_t *h,
+                      const wcore_cache_t *cache, wcore_msg_t *m) {
+  Infsched__Heartbeat *hb = &m->u.hb;
+  infsched__heartbeat__init(hb);
+  hb->worker_id = (char *)wcore_config(w)->worker_id;
+  hb->queued = h->load.queued;
+  hb->running = h->load.running;
+  hb->batch_size = h->load.running;
+  hb->kv_used = h->load.kv_used;
+  hb->kv_total = h->load.kv_total;
+  hb->prefill_backlog_tokens = h->load.prefill_backlog_tokens;
+  hb->tokens_per_s = h->beat.tokens_per_s;
+  hb->busy_s = h->beat.busy_s;
+  hb->up_s = h->beat.up_s;
+  hb->cost_usd = h->beat.cost_usd;
+  hb->seq = h->seq;
+  hb->cache_reset = h->cache_reset;
+  if (cache) {
+    hb->cache_added = (uint64_t *)cache->added;
+    hb->n_cache_added = cache->n_added;
+    hb->cache_removed = (uint64_t *)cache->removed;
+    hb->n_cache_removed = cache->n_removed;
+  }
+  m->env.body_case = INFSCHED__ENVELOPE__BODY_HEARTBEAT;
+  m->env.heartbeat = hb;
+}
+
+static void done(const wcore_t *w, const wcore_action_t *a, wcore_msg_t *m) {
+  const wcore_config_t *cfg = wcore_config(w);
+  Infsched__Done *d = &m->u.done;
+  infsched__done__init(d);
+  infsched__usage__init(&m->usage);
+  m->usage.prompt_tokens = a->done.prompt_tokens;
+  m->usage.cached_tokens = a->done.cached_tokens;
+  m->usage.generated_tokens = a->done.generated_tokens;
+  d->request_id = a->client_request_id;
+  d->dispatch_id = a->request_id;
+  d->usage = &m->usage;
+  d->queue_us = a->done.queue_us;
+  d->ttft_us = a->done.ttft_us;
+  d->e2e_us = a->done.e2e_us;
+  d->worker_id = (char *)cfg->worker_id;
+  d->worker_class = (char *)infs_worker_class_name(cfg->profile->cls);
+  d->cost_usd = a->done.cost_usd;
+  m->env.body_case = INFSCHED__ENVELOPE__BODY_DONE;
+  m->env.done = d;
+}
+
+Infsched__Envelope *wcore_wire_message(const wcore_t *w,
+                                       const wcore_action_t *a,
+                                       const wcore_cache_t *cache,
+                                       wcore_msg_t *m) {
+  const wcore_config_t *cfg = wcore_config(w);
+  infsched__envelope__init(&m->env);
+  switch (a->kind) {
+  case WCORE_ACT_REGISTER:
+    infsched__register__init(&m->u.reg);
+    wire_profile_to_msg(cfg->profile, &m->profile);
+    m->u.reg.worker_id = (char *)cfg->worker_id;
+    m->u.reg.model = (char *)cfg->model;
+    m->u.reg.profile = &m->profile;
+    m->u.reg.capacity = cfg->capacity;
+    m->u.reg.backend = (char *)cfg->backend;
+    m->env.body_case = INFSCHED__ENVELOPE__BODY_REGISTER;
+    m->env.register_ = &m->u.reg;
+    break;
+  case WCORE_ACT_HEARTBEAT:
+    heartbeat(w, &a->heartbeat, cache, m);
+    break;
+  case WCORE_ACT_CHUNK:
+    infsched__chunk__init(&m->u.chunk);
+    m->u.chunk.request_id = a->client_request_id;
+    m->u.chunk.dispatch_id = a->request_id;
+    m->u.chunk.tokens = a->tokens;
+    m->u.chunk.text = (char *)(a->text ? a->text : "");
+    m->env.body_case = INFSCHED__ENVELOPE__BODY_CHUNK;
+    m->env.chunk = &m->u.chunk;
+    break;
+  case WCORE_ACT_DONE:
+    done(w, a, m);
+    break;
+  case WCORE_ACT_ERROR:
+    infsched__error__init(&m->u.error);
+    m->u.error.request_id = a->request_id;
+    m->u.error.code = a->code;
+    m->u.error.message = (char *)a->message;
+    m->env.body_case = INFSCHED__ENVELOPE__BODY_ERROR;
+    m->env.error = &m->u.error;
+    break;
+  }
+  return &m->env;
+}
