@@ -5,6 +5,7 @@
 #include "tools/sim/capacity.h"
 #include "tools/sim/compare.h"
 #include "tools/sim/drive.h"
+#include "tools/sim/matrix.h"
 #include "tools/sim/pool.h"
 #include "tools/sim/sim.h"
 #include "tools/sim/sweep.h"
@@ -494,6 +495,72 @@ static void test_capacity_brackets_the_target(void **state) {
   cJSON_Delete(report);
 }
 
+/* --- the matrix: policies x workloads x pools --- */
+
+/* Two policies, two workloads (the Poisson one at two rates) and two pools
+ * (one simple worker, two): eight cells, each with its run at load and its
+ * capacity searches, the 95% capacity never below the 99% one, and the
+ * table and JSON carrying every cell and the command. */
+static void test_matrix_cells(void **state) {
+  (void)state;
+  sim_worker_spec_t one[1], two[2];
+  sim_config_t cfg;
+  one_simple_worker(&one[0], &cfg);
+  two[0] = one[0];
+  two[1] = one[0];
+  snprintf(two[1].id, sizeof two[1].id, "w-1");
+  workload_opts_t slow, fast;
+  workload_opts_default(&slow);
+  slow.rate = 2;
+  slow.duration_s = 10;
+  slow.prompt = fixed(1000);
+  slow.output = fixed(10);
+  fast = slow;
+  fast.rate = 8;
+  matrix_workload_t wl[2] = {
+      {"slow", {make_poisson, describe_poisson, &slow}},
+      {"fast", {make_poisson, describe_poisson, &fast}},
+  };
+  matrix_pool_t pools[2] = {{"one", "w=1", one, 1}, {"two", "w=2", two, 2}};
+  const char *policies[] = {"least_loaded", "kv_cost", NULL};
+  matrix_t m = {.workloads = wl,
+                .n_workloads = 2,
+                .pools = pools,
+                .n_pools = 2,
+                .policies = policies};
+  char err[256] = "";
+  if (matrix_run(&m, &cfg, NULL, err, sizeof err))
+    fail_msg("matrix_run: %s", err);
+  assert_int_equal(m.n_cells, 8);
+  for (size_t k = 0; k < m.n_cells; k++) {
+    const matrix_cell_t *c = &m.cells[k];
+    assert_int_equal(c->workload, k / 4);
+    assert_int_equal(c->pool, k / 2 % 2);
+    assert_string_equal(c->policy, policies[k % 2]);
+    assert_true(c->at_load.sent > 0);
+    assert_true(c->cap99.found && c->cap95.found);
+    assert_true(c->cap95.scale >= c->cap99.scale);
+  }
+  /* Four times the rate on the same pool: a quarter of the scale. */
+  assert_float_equal(m.cells[4].cap99.scale * 4, m.cells[0].cap99.scale,
+                     m.cells[0].cap99.scale * 0.1);
+  char *text = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&text, &len);
+  matrix_markdown(&m, "infsched-sim --matrix", f);
+  fclose(f);
+  assert_non_null(strstr(text, "infsched-sim --matrix"));
+  assert_non_null(strstr(text, "**fast** on **two** (w=2)"));
+  assert_non_null(strstr(text, "| `kv_cost` |"));
+  free(text);
+  cJSON *j = matrix_to_json(&m, "cmd");
+  assert_non_null(j);
+  assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(j, "cells")), 8);
+  assert_string_equal(cJSON_GetObjectItem(j, "command")->valuestring, "cmd");
+  cJSON_Delete(j);
+  matrix_free(&m);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_one_request_timeline),
@@ -504,6 +571,7 @@ int main(void) {
       cmocka_unit_test(test_pool_mixes),
       cmocka_unit_test(test_sweep_pareto_front),
       cmocka_unit_test(test_capacity_brackets_the_target),
+      cmocka_unit_test(test_matrix_cells),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
