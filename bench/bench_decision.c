@@ -180,6 +180,7 @@ static uint64_t block_hash(uint32_t family, uint32_t i) {
 static void set_peer(core_peer_t *p, const char *fmt, uint32_t i) {
   char buf[32];
   int n = snprintf(buf, sizeof buf, fmt, i);
+  p->door = CORE_DOOR_ZMQ;
   p->len = (uint8_t)n;
   memcpy(p->id, buf, (size_t)n);
 }
@@ -218,7 +219,7 @@ static void heartbeat(core_t *c, infs_time_t now, const core_peer_t *peer,
   uint64_t kv_used = (uint64_t)running * uniform(rng, 500, 3000);
   if (kv_used > p->kv_tokens)
     kv_used = p->kv_tokens;
-  double step_ms = profile_step_ms(p, running, kv_used);
+  double step_ms = step_decode_ms(p, running, kv_used);
   core_load_t load = {
       .queued = uniform(rng, 0, 4),
       .running = running,
@@ -272,6 +273,7 @@ static bool find_dispatch(const core_t *c, core_peer_t *peer, uint64_t *id) {
   const core_action_t *a = core_actions(c, &n);
   for (size_t i = 0; i < n; i++) {
     if (a[i].kind == CORE_ACT_DISPATCH) {
+      peer->door = a[i].peer.door;
       peer->len = a[i].peer.len;
       memcpy(peer->id, a[i].peer.id, a[i].peer.len);
       *id = a[i].request_id;

@@ -40,17 +40,23 @@ static infs_profile_t profile(int k) {
   static const char *names[] = {"gpu-h100", "sram-wse3", "tpu-v6e"};
   snprintf(p.name, sizeof p.name, "%s", names[k]);
   p.cls = (infs_worker_class_t)k;
-  double price[] = {10.68, 381, 9.76}, tps[] = {11000, 140000, 20000};
-  double base[] = {17, 0.44, 24}, seq[] = {0.17, 0.01, 0.06};
-  double kctx[] = {0.04, 0.002, 0.02};
+  double price[] = {10.68, 381, 9.76}, seq[] = {0.16, 0.01, 0.06};
+  double kv_kb[] = {320, 320, 160}, bw[] = {13400, 84e6, 13104};
+  double eff[] = {0.63, 0.5, 0.45}, tflops[] = {3956, 500000, 7344};
+  double mfu[] = {0.40, 0.04, 0.40}, overhead[] = {0, 0.44, 0};
   uint32_t batch[] = {256, 48, 320}, kv[] = {450000, 94000, 580000};
   uint32_t ctx[] = {131072, 32768, 65536}, blocks[] = {7000, 1450, 9000};
   p.price_per_hour = price[k];
-  p.prefill_tps = tps[k];
-  p.prefill_attn_per_kctx = 0.019;
-  p.base_ms = base[k];
+  p.weights_gb = 141.2;
+  p.params_b = 70.6;
+  p.attn_mflop_per_ctx = 2.62;
+  p.kv_kb_per_token = kv_kb[k];
+  p.mem_bw_gbs = bw[k];
+  p.mem_eff = eff[k];
+  p.peak_tflops = tflops[k];
+  p.mfu = mfu[k];
+  p.step_overhead_ms = overhead[k];
   p.per_seq_ms = seq[k];
-  p.per_kctx_ms = kctx[k];
   p.max_batch = batch[k];
   p.kv_tokens = kv[k];
   p.max_context = ctx[k];
@@ -61,7 +67,7 @@ static infs_profile_t profile(int k) {
 }
 
 static core_peer_t peer_of(size_t i) {
-  core_peer_t p;
+  core_peer_t p = {.door = CORE_DOOR_ZMQ};
   p.len = (uint8_t)snprintf((char *)p.id, sizeof p.id, "w%zu", i);
   return p;
 }

@@ -49,8 +49,16 @@ static void dispatch(client_t *c, const Infsched__Envelope *env) {
       ev->on_done(c->arg, env->done);
     break;
   case INFSCHED__ENVELOPE__BODY_ERROR:
-    if (ev->on_error)
-      ev->on_error(c->arg, env->error);
+    if (env->error->code != INFSCHED__ERROR_CODE__ERROR_DUPLICATE) {
+      if (ev->on_error)
+        ev->on_error(c->arg, env->error);
+    } else if (ev->on_refused) {
+      ev->on_refused(c->arg, env->error);
+    } else {
+      log_warn("submit of request %llu refused: %s",
+               (unsigned long long)env->error->request_id,
+               env->error->message ? env->error->message : "");
+    }
     break;
   case INFSCHED__ENVELOPE__BODY_STATUS:
     if (ev->on_status)

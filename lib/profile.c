@@ -22,6 +22,12 @@ static int bad(const char **field, const char *name, char *why, size_t whylen,
 #define CHECK_NONNEG(f)                                                        \
   if (!(isfinite(p->f) && p->f >= 0))                                          \
   return bad(field, #f, why, whylen, "must be a number >= 0, got %g", p->f)
+/* Shares of a peak: above 0, at most 1. */
+#define CHECK_SHARE(f)                                                         \
+  if (!(isfinite(p->f) && p->f > 0 && p->f <= 1))                              \
+  return bad(field, #f, why, whylen,                                           \
+             "must be a share of the peak, above 0 and at most 1, got %g",     \
+             p->f)
 #define CHECK_NONZERO(f)                                                       \
   if (p->f == 0)                                                               \
   return bad(field, #f, why, whylen, "must be at least 1, got %g", 0.0)
@@ -30,6 +36,10 @@ static int bad(const char **field, const char *name, char *why, size_t whylen,
 #define CHECK_MAX(f, max)                                                      \
   if (p->f > (max))                                                            \
   return bad(field, #f, why, whylen, "must be at most %g", (double)(max))
+/* Rates so low that a step would take longer than any run. */
+#define CHECK_MIN(f, min)                                                      \
+  if (p->f < (min))                                                            \
+  return bad(field, #f, why, whylen, "must be at least %g", (double)(min))
 
 int profile_validate(const infs_profile_t *p, const char **field, char *why,
                      size_t whylen) {
@@ -46,11 +56,16 @@ int profile_validate(const infs_profile_t *p, const char **field, char *why,
   if (p->power_busy_w < p->power_idle_w)
     return bad(field, "power_busy_w", why, whylen,
                "must not be below power_idle_w (%g)", p->power_idle_w);
-  CHECK_POS(prefill_tps);
-  CHECK_NONNEG(prefill_attn_per_kctx);
-  CHECK_POS(base_ms);
+  CHECK_POS(weights_gb);
+  CHECK_POS(params_b);
+  CHECK_NONNEG(kv_kb_per_token);
+  CHECK_NONNEG(attn_mflop_per_ctx);
+  CHECK_POS(mem_bw_gbs);
+  CHECK_SHARE(mem_eff);
+  CHECK_POS(peak_tflops);
+  CHECK_SHARE(mfu);
+  CHECK_NONNEG(step_overhead_ms);
   CHECK_NONNEG(per_seq_ms);
-  CHECK_NONNEG(per_kctx_ms);
   CHECK_NONZERO(max_batch);
   CHECK_NONZERO(kv_tokens);
   CHECK_NONZERO(max_context);
@@ -65,11 +80,18 @@ int profile_validate(const infs_profile_t *p, const char **field, char *why,
   CHECK_NONNEG(usd_per_mtok_out);
   CHECK_MAX(price_per_hour, 1e6);
   CHECK_MAX(power_busy_w, 1e8);
-  CHECK_MAX(prefill_tps, 1e9);
-  CHECK_MAX(prefill_attn_per_kctx, 1e3);
-  CHECK_MAX(base_ms, 1e6);
+  CHECK_MAX(weights_gb, 1e6);
+  CHECK_MAX(params_b, 1e6);
+  CHECK_MAX(kv_kb_per_token, 1e6);
+  CHECK_MAX(attn_mflop_per_ctx, 1e6);
+  CHECK_MAX(mem_bw_gbs, 1e12);
+  CHECK_MAX(peak_tflops, 1e9);
+  CHECK_MIN(mem_bw_gbs, 1e-3);
+  CHECK_MIN(peak_tflops, 1e-6);
+  CHECK_MIN(mem_eff, 1e-6);
+  CHECK_MIN(mfu, 1e-6);
+  CHECK_MAX(step_overhead_ms, 1e6);
   CHECK_MAX(per_seq_ms, 1e6);
-  CHECK_MAX(per_kctx_ms, 1e6);
   CHECK_MAX(max_batch, 1u << 20);
   CHECK_MAX(prefix_cache_blocks, 1u << 26);
   CHECK_MAX(block_size, 1u << 20);

@@ -43,11 +43,16 @@ static const field_t fields[] = {
     FD(price_per_hour, F_DOUBLE, 1),
     FD(power_idle_w, F_DOUBLE, 1),
     FD(power_busy_w, F_DOUBLE, 1),
-    FD(prefill_tps, F_DOUBLE, 1),
-    FD(prefill_attn_per_kctx, F_DOUBLE, 0),
-    FD(base_ms, F_DOUBLE, 1),
+    FD(weights_gb, F_DOUBLE, 1),
+    FD(params_b, F_DOUBLE, 1),
+    FD(kv_kb_per_token, F_DOUBLE, 1),
+    FD(attn_mflop_per_ctx, F_DOUBLE, 0),
+    FD(mem_bw_gbs, F_DOUBLE, 1),
+    FD(mem_eff, F_DOUBLE, 1),
+    FD(peak_tflops, F_DOUBLE, 1),
+    FD(mfu, F_DOUBLE, 1),
+    FD(step_overhead_ms, F_DOUBLE, 0),
     FD(per_seq_ms, F_DOUBLE, 1),
-    FD(per_kctx_ms, F_DOUBLE, 1),
     FD(max_batch, F_U32, 1),
     FD(kv_tokens, F_U32, 1),
     FD(max_context, F_U32, 1),
@@ -60,11 +65,18 @@ static const field_t fields[] = {
 #undef FD
 #define N_FIELDS (sizeof fields / sizeof fields[0])
 
+/* Fields of the first timing model (a fitted line for decode steps and a
+ * prefill rate), which the roofline replaced: a file that still has them
+ * was written for it, and its figures would be silently dropped. */
+static const char *const removed_fields[] = {
+    "prefill_tps", "prefill_attn_per_kctx", "base_ms", "per_kctx_ms"};
+
 /* Defaults of the optional fields; every other field is required. */
 static void profile_defaults(infs_profile_t *p) {
   memset(p, 0, sizeof *p);
   p->prefill_chunk = INFS_PROFILE_DEFAULT_PREFILL_CHUNK;
-  p->prefill_attn_per_kctx = 0;
+  p->attn_mflop_per_ctx = 0;
+  p->step_overhead_ms = 0;
   p->usd_per_mtok_in = 0;
   p->usd_per_mtok_out = 0;
 }
@@ -191,8 +203,16 @@ static int load_profile(loader_t *l, const yaml_node_t *key,
     size_t i = 0;
     while (i < N_FIELDS && strcmp(fields[i].name, scalar(k)) != 0)
       i++;
-    if (i == N_FIELDS)
+    if (i == N_FIELDS) {
+      for (size_t j = 0;
+           j < sizeof removed_fields / sizeof removed_fields[0]; j++)
+        if (strcmp(removed_fields[j], scalar(k)) == 0)
+          return fail(l, line_of(k), pname, scalar(k),
+                      "no longer used: step times come from the roofline "
+                      "fields (weights_gb, mem_bw_gbs, peak_tflops, ...; "
+                      "see docs/serving-model.md)");
       return fail(l, line_of(k), pname, scalar(k), "unknown field");
+    }
     if (seen[i])
       return fail(l, line_of(k), pname, fields[i].name,
                   "given twice (first on line %zu)", line_of(seen[i]));

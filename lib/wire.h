@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define WIRE_VERSION 2
+#define WIRE_VERSION 3
 #define WIRE_DEFAULT_MAX_MSG (16u << 20)
 
 /* A growable byte buffer reused across messages, so packing does not

@@ -20,17 +20,17 @@
  * A step (chunked prefill riding along with decode, as in vLLM and Sarathi):
  * every running sequence past its prefill decodes one token; sequences still
  * prefilling share a budget of prefill_chunk prompt tokens, taken in admission
- * order. With d decoding sequences holding ctx tokens at the start, and
- * prefill pieces of n_i tokens behind c_i tokens already in KV:
+ * order. The step is one forward pass over all of them, timed by the
+ * roofline of model/step.h: each decode adds one token behind its context,
+ * each prefill piece n_i tokens behind the c_i already in KV, and
  *
- *   step_us = (d > 0 ? 1000 * profile_step_ms(d, ctx) : 0)
- *           + sum_i profile_prefill_us(n_i, c_i)
+ *   step_us = 1000 * step_ms(decodes + pieces)
  *
  * rounded to microseconds and at least 1. The step that completes a prefill
  * produces that sequence's first token (FIRST_TOKEN); it decodes from the
  * next step on. So one request of P uncached prompt tokens and G output
- * tokens on an idle engine takes P / prefill_tps (stretched by the attention
- * term, if any) plus G - 1 decode steps at batch 1.
+ * tokens on an idle engine takes ceil(P / prefill_chunk) prefill steps plus
+ * G - 1 decode steps at batch 1.
  *
  * Preemption (vLLM's recompute mode). When a step's decode tokens do not fit
  * in KV, the most recently admitted sequence is sent back to the head of the
@@ -451,33 +451,28 @@ static void step_plan(engine_t *e, infs_time_t t) {
          e->kv_used + growth + head->target + 1 <= e->p.kv_tokens)
     admit(e, head, t);
 
-  uint32_t decoders = 0, members = 0, budget = e->p.prefill_chunk;
-  uint64_t ctx = 0;
-  infs_time_t prefill_us = 0;
+  uint32_t budget = e->p.prefill_chunk;
+  step_work_t work = {0};
   for (uint32_t i = 0; i < e->n_run; i++) {
     seq_t *s = e->run[i];
     if (s->state == SEQ_DECODE) {
-      ctx += s->kv;
+      step_add_decode(&work, s->kv);
       s->kv++;
       e->kv_used++;
       s->step_decode = true;
-      decoders++;
-      members++;
     } else if (budget > 0) {
       uint32_t n = s->target - s->filled;
       n = n < budget ? n : budget;
-      prefill_us += profile_prefill_us(&e->p, n, s->filled);
+      step_add_prefill(&work, n, s->filled);
       s->step_fill = n;
       budget -= n;
-      members++;
     }
   }
+  uint32_t members = work.seqs;
   e->stepping = members > 0;
   if (!e->stepping)
     return;
-  double decode_us =
-      decoders ? 1000.0 * profile_step_ms(&e->p, decoders, ctx) : 0.0;
-  infs_time_t dur = round_us(decode_us) + prefill_us;
+  infs_time_t dur = round_us(1000.0 * step_ms(&e->p, &work));
   e->step_start = t;
   e->step_end = t + (dur ? dur : 1);
   e->step_members = members;

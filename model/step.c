@@ -1,26 +1,60 @@
-/* The step-time model of docs/architecture.md ("Worker profiles and the
- * timing model"): what one engine step costs on a profile. */
+/* The step-time model (model/step.h). */
 #include "model/step.h"
 
-#include <math.h>
-
-double profile_step_ms(const infs_profile_t *p, uint32_t b,
-                       uint64_t ctx_tokens) {
-  return p->base_ms + p->per_seq_ms * b +
-         p->per_kctx_ms * (double)ctx_tokens / 1000.0;
+double step_mem_ms(const infs_profile_t *p, const step_work_t *w) {
+  double bytes = p->weights_gb * 1e9 + (double)w->kv_read *
+                                           p->kv_kb_per_token * 1e3;
+  return bytes / (p->mem_bw_gbs * 1e9 * p->mem_eff) * 1e3;
 }
 
-/* Each new token attends to the c cached tokens and, on average, to half of
- * the n new ones, so the stretch uses c + n/2. That makes the time of a
- * prompt prefilled in chunks equal (up to rounding) to the time of the same
- * prompt prefilled at once: the sum over chunks of n_i * (c_i + n_i / 2) is
- * N^2 / 2 whatever the split. */
-infs_time_t profile_prefill_us(const infs_profile_t *p, uint64_t n,
-                               uint64_t c) {
-  if (n == 0)
+double step_compute_ms(const infs_profile_t *p, const step_work_t *w) {
+  double flop = 2.0 * p->params_b * 1e9 * (double)w->tokens +
+                p->attn_mflop_per_ctx * 1e6 * w->attn_pairs;
+  return flop / (p->peak_tflops * 1e12 * p->mfu) * 1e3;
+}
+
+double step_ms(const infs_profile_t *p, const step_work_t *w) {
+  if (w->seqs == 0)
     return 0;
-  double stretch =
-      1.0 + p->prefill_attn_per_kctx * ((double)c + (double)n / 2.0) / 1000.0;
-  double us = (double)n / p->prefill_tps * stretch * 1e6;
-  return (infs_time_t)llround(us);
+  double mem = step_mem_ms(p, w), compute = step_compute_ms(p, w);
+  return (mem > compute ? mem : compute) + p->step_overhead_ms +
+         p->per_seq_ms * w->seqs;
+}
+
+/* b decodes holding ctx tokens in all: the same sums as b step_add_decode
+ * calls, without the loop. */
+static step_work_t decodes(uint32_t b, uint64_t ctx) {
+  return (step_work_t){
+      .seqs = b, .tokens = b, .kv_read = ctx, .attn_pairs = (double)ctx};
+}
+
+double step_decode_ms(const infs_profile_t *p, uint32_t b,
+                      uint64_t ctx_tokens) {
+  step_work_t w = decodes(b, ctx_tokens);
+  return step_ms(p, &w);
+}
+
+double step_mixed_ms(const infs_profile_t *p, uint32_t b, uint64_t ctx_tokens,
+                     uint64_t n, uint64_t c) {
+  step_work_t w = decodes(b, ctx_tokens);
+  step_add_prefill(&w, n, c);
+  return step_ms(p, &w);
+}
+
+double step_prefill_ms(const infs_profile_t *p, uint64_t n, uint64_t c,
+                       uint64_t chunk, uint32_t b, uint64_t ctx_tokens) {
+  double ms = 0;
+  if (chunk == 0)
+    chunk = n;
+  while (n > 0) {
+    uint64_t k = n < chunk ? n : chunk;
+    ms += step_mixed_ms(p, b, ctx_tokens, k, c);
+    c += k;
+    n -= k;
+  }
+  return ms;
+}
+
+double step_prefill_tps(const infs_profile_t *p) {
+  return p->peak_tflops * 1e12 * p->mfu / (2.0 * p->params_b * 1e9);
 }

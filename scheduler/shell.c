@@ -247,6 +247,7 @@ static int recv_routed(void *sock, core_peer_t *peer, zmq_msg_t *payload) {
     zmq_msg_close(&id);
     return 0;
   }
+  peer->door = CORE_DOOR_ZMQ;
   peer->len = (uint8_t)zmq_msg_size(&id);
   memcpy(peer->id, zmq_msg_data(&id), peer->len);
   zmq_msg_close(&id);

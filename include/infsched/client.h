@@ -33,7 +33,12 @@ typedef struct client_events {
   void (*on_accepted)(void *arg, uint64_t request_id);
   void (*on_chunk)(void *arg, const Infsched__Chunk *chunk);
   void (*on_done)(void *arg, const Infsched__Done *done);
+  /* A failure or rejection: the request's one terminal answer. */
   void (*on_error)(void *arg, const Infsched__Error *error);
+  /* A Submit refused because its id was already open (ERROR_DUPLICATE).
+   * Not an answer about the open request of that id, which goes on: it
+   * never reaches on_error. NULL: such refusals are logged. */
+  void (*on_refused)(void *arg, const Infsched__Error *error);
   void (*on_status)(void *arg, const Infsched__Status *status);
 } client_events_t;
 

@@ -18,13 +18,20 @@ typedef struct infs_profile {
   double price_per_hour; /* USD per hour of the whole serving unit */
   double power_idle_w;
   double power_busy_w;
-  double prefill_tps; /* prompt tokens per second, one sequence */
-  /* Prefill stretch per 1k context tokens behind the new ones; 0: none. */
-  double prefill_attn_per_kctx;
-  /* Decode step: base_ms + per_seq_ms * b + per_kctx_ms * ctx_tokens / 1000. */
-  double base_ms;
-  double per_seq_ms;
-  double per_kctx_ms;
+  /* The roofline of one forward pass (model/step.h): the figures a step's
+   * time comes from. */
+  double weights_gb;         /* weight bytes read once per step, GB */
+  double params_b;           /* parameters, billions: 2 FLOP each per token */
+  double kv_kb_per_token;    /* KV bytes of one token, KB */
+  double attn_mflop_per_ctx; /* attention FLOP per token per context token,
+                                millions (4 x layers x d_model) */
+  double mem_bw_gbs;         /* HBM or SRAM bandwidth of the unit, GB/s */
+  double mem_eff;            /* share of mem_bw_gbs a step achieves, (0, 1] */
+  double peak_tflops;        /* dense peak of the unit at the weights' type */
+  double mfu;                /* share of peak_tflops a step achieves, (0, 1] */
+  double step_overhead_ms;   /* fixed cost of every step (launch, sync) */
+  double per_seq_ms;         /* cost of every sequence in a step (sampling,
+                                scheduling, small kernels) */
   uint32_t max_batch;
   uint32_t kv_tokens;   /* KV-cache capacity in tokens */
   uint32_t max_context; /* prompt + output tokens of one sequence */

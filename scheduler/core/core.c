@@ -122,6 +122,7 @@ static core_action_t *emit(core_t *c, core_action_kind_t kind,
   a->cls = INFS_CLASS_COUNT;
   a->arrived = 0;
   a->streamed = false;
+  a->peer.door = to->door;
   a->peer.len = to->len;
   memcpy(a->peer.id, to->id, to->len);
   return a;

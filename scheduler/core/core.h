@@ -13,8 +13,17 @@
 
 #define CORE_PEER_MAX 255
 
+/* Which front door a client came in by. Each door is its own namespace:
+ * a peer of one never equals a peer of another, whatever their bytes, so
+ * a ZeroMQ client cannot name an HTTP caller's requests. */
+typedef enum core_door {
+  CORE_DOOR_ZMQ = 0, /* also workers, and the simulator's peers */
+  CORE_DOOR_HTTP = 1
+} core_door_t;
+
 /* A ZeroMQ routing id (or any opaque address the caller uses). */
 typedef struct core_peer {
+  uint8_t door; /* core_door_t */
   uint8_t len;
   uint8_t id[CORE_PEER_MAX];
 } core_peer_t;
@@ -207,7 +216,15 @@ typedef struct core core_t;
 core_t *core_new(const core_config_t *cfg, infs_time_t now, int *err);
 void core_destroy(core_t **core);
 
-/* Client events. */
+/* Client events, the same for every front door (ZeroMQ and HTTP).
+ *
+ * Admission: a request is rejected at once when it is malformed, when
+ * registered workers exist and none could ever serve it (its model, or
+ * prompt plus output beyond every one's context), or when it finds no
+ * worker with room and its class's queue is full. Otherwise it is placed,
+ * or waits in its class's queue until a worker has room or queue_timeout
+ * passes. With no worker registered at all, it waits too: workers that are
+ * starting (or rejoining a restarted scheduler) take it when they come. */
 void core_on_submit(core_t *c, infs_time_t now, const core_peer_t *client,
                     const core_request_t *req);
 void core_on_cancel(core_t *c, infs_time_t now, const core_peer_t *client,

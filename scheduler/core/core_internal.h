@@ -169,7 +169,7 @@ uint64_t peer_hash(const core_peer_t *p);
 
 /* Routing ids are a few bytes: a loop beats a call to memcmp. */
 static inline bool peer_equal(const core_peer_t *a, const core_peer_t *b) {
-  if (a->len != b->len)
+  if (a->len != b->len || a->door != b->door)
     return false;
   for (size_t i = 0; i < a->len; i++)
     if (a->id[i] != b->id[i])

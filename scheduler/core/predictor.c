@@ -1,30 +1,35 @@
-/* The predictor, over the engine's rules (model/engine.c): FIFO
- * admission up to max_batch sequences and the KV capacity, chunked prefill
- * of prefill_chunk tokens riding along with each decode step, one token per
- * running sequence per step. From the heartbeat and the changes since:
+/* The predictor, over the engine's rules (model/engine.c) and its step-time
+ * model (model/step.h, the same functions the engine times its steps with):
+ * FIFO admission up to max_batch sequences and the KV capacity, chunked
+ * prefill of prefill_chunk tokens riding along with each decode step in one
+ * forward pass, one token per running sequence per step. From the heartbeat
+ * and the changes since:
  *
  *   n        = heartbeat running + queued + dispatched since - finished
  *   kv       = heartbeat kv_used + KV dispatched since - KV freed since
  *   backlog  = heartbeat prefill backlog + uncached prompt tokens
  *              dispatched since - those of requests that have started
  *   running  = min(n, max_batch)
- *   step     = step_ms(running, kv), or 0 when idle
+ *   step     = step_decode_ms(running, kv), or 0 when idle
  *   slot     = when n >= max_batch or the prompt does not fit in KV:
- *              ahead * (remaining / n) * step_ms(b, kv) / b, the time for
- *              `ahead` sequences to finish when b run and each has the
+ *              ahead * (remaining / n) * step_decode_ms(b, kv) / b, the time
+ *              for `ahead` sequences to finish when b run and each has the
  *              average remaining output of the core's requests there left;
  *              else 0
- *   queue    = slot + step / 2 (the next step boundary)
- *              + prefill(backlog) + ceil(backlog / chunk) * step
- *   ttft     = queue + prefill(fresh behind cached) + ceil(fresh / chunk)
- *              * step
- *   step'    = step_ms(b' = min(n + 1, max_batch), kv + prompt + max / 2)
+ *   fill(x, c) = step_prefill_ms(x behind c, in chunks, each one pass with
+ *              the running decodes)
+ *   queue    = slot + step / 2 (the next step boundary) + fill(backlog, 0)
+ *   ttft     = queue + fill(fresh, cached)
+ *   extra    = fill(fresh, cached) - ceil(fresh / chunk) * step: what its
+ *              chunks add to the steps they ride along with
+ *   step'    = step_decode_ms(b' = min(n + 1, max_batch),
+ *              kv + prompt + max / 2)
  *   tpot     = step' / (1 - min(prefill_load, 0.9)): prompts arriving after
  *              it are prefilled in chunks riding along with its steps
- *   others   = tpot + (n > 0 ? prefill(fresh behind cached) / (remaining
- *              / outstanding) : 0): its prefill chunks stretch the steps of
- *              those decoding over what they have left to make
- *   busy     = prefill(fresh behind cached) + (max_tokens - 1) * step' / b'
+ *   others   = tpot + (n > 0 ? extra / (remaining / outstanding) : 0): its
+ *              chunks stretch the steps of those decoding over what they
+ *              have left to make
+ *   busy     = extra + (max_tokens - 1) * step' / b'
  *   cost     = cost_request_usd(busy, prompt, max_tokens)
  *   util     = max(running / max_batch, (kv + prompt) / kv_total,
  *              prefill_load), within [PREDICTOR_UTIL_FLOOR, 1]: the share
@@ -32,12 +37,12 @@
  *              prompt holds a third of an SRAM worker's KV all its life)
  *   opportunity = cost * util
  *
- * where prefill() is profile_prefill_us, prefill_load the uncached prompt
- * tokens per second sent to the worker lately over its prefill speed,
- * cached = cached_blocks *
- * block_size (at most prompt - 1: the last token is always computed) and
- * fresh = prompt - cached. It errs towards the pessimistic: it ignores the
- * prefill progress made since the heartbeat until a first token shows it. */
+ * where prefill_load is the uncached prompt tokens per second sent to the
+ * worker lately over its compute-bound prefill rate (step_prefill_tps),
+ * cached = cached_blocks * block_size (at most prompt - 1: the last token is
+ * always computed) and fresh = prompt - cached. It errs towards the
+ * pessimistic: it ignores the prefill progress made since the heartbeat
+ * until a first token shows it. */
 #include "scheduler/core/predictor.h"
 
 #include "model/cost.h"
@@ -83,37 +88,42 @@ void predictor_estimate(const predictor_worker_t *w,
     cached = prompt ? prompt - 1 : 0;
   uint64_t fresh = prompt - cached;
 
-  double step = running ? profile_step_ms(p, running, kv) : 0;
+  double step = running ? step_decode_ms(p, running, kv) : 0;
   double slot = 0;
   if (n >= p->max_batch || kv + prompt + 1 > kv_total) {
     uint32_t ahead = n >= p->max_batch ? n - p->max_batch + 1 : 1;
     uint32_t b = running ? running : 1;
     double left = w->outstanding ? (double)w->remaining_tokens / w->outstanding
                                  : r->max_tokens;
-    slot = ahead * left * profile_step_ms(p, b, kv) / b;
+    slot = ahead * left * step_decode_ms(p, b, kv) / b;
   }
-  double own_prefill_ms = (double)profile_prefill_us(p, fresh, cached) / 1e3;
-  out->queue_ms = slot + step / 2 +
-                  (double)profile_prefill_us(p, backlog, 0) / 1e3 +
-                  (double)div_up(backlog, chunk) * step;
-  out->ttft_ms =
-      out->queue_ms + own_prefill_ms + (double)div_up(fresh, chunk) * step;
+  /* Prefills run in chunks, each one pass with the running decodes. */
+  double own_prefill_ms = step_prefill_ms(p, fresh, cached, chunk, running, kv);
+  out->queue_ms =
+      slot + step / 2 + step_prefill_ms(p, backlog, 0, chunk, running, kv);
+  out->ttft_ms = out->queue_ms + own_prefill_ms;
+  /* What its chunks add to the steps they ride along with: its own worker
+   * time for the prefill. */
+  double extra = own_prefill_ms - (double)div_up(fresh, chunk) * step;
+  if (extra < 0)
+    extra = 0;
 
   uint32_t b1 = n + 1 < p->max_batch ? n + 1 : p->max_batch;
-  double step1 = profile_step_ms(p, b1, kv + prompt + r->max_tokens / 2);
+  double step1 = step_decode_ms(p, b1, kv + prompt + r->max_tokens / 2);
   double load = w->prefill_load < 0.9 ? w->prefill_load : 0.9;
   out->tpot_ms = step1 / (1 - (load > 0 ? load : 0));
-  /* Its prefill stretches the steps of those decoding: all of it lands
-   * within their remaining output when that is shorter than the prompt's
-   * chunks take, as for the short answers of a code trace. */
+  /* Its chunks stretch the steps of those decoding, by what they add to a
+   * decode-only step: all of it lands within their remaining output when
+   * that is shorter than the prompt's chunks take, as for the short answers
+   * of a code trace. */
   out->others_tpot_ms = out->tpot_ms;
   if (running) {
     double left = w->outstanding ? (double)w->remaining_tokens / w->outstanding
                                  : r->max_tokens;
-    out->others_tpot_ms += own_prefill_ms / (left > 1 ? left : 1);
+    out->others_tpot_ms += extra / (left > 1 ? left : 1);
   }
   uint32_t decode_steps = r->max_tokens ? r->max_tokens - 1 : 0;
-  out->busy_s = own_prefill_ms / 1e3 + decode_steps * step1 / b1 / 1e3;
+  out->busy_s = extra / 1e3 + decode_steps * step1 / b1 / 1e3;
   out->cost_usd = cost_request_usd(p, out->busy_s, r->prompt_tokens,
                                    r->max_tokens, kwh_usd);
   /* Its own decode share is in busy_s; the KV its prompt holds is not. */
@@ -151,7 +161,7 @@ void predictor_rate_add(predictor_decay_t *memo, double *rate, infs_time_t *at,
 }
 
 double predictor_prefill_load(const infs_profile_t *p, double rate) {
-  return rate > 0 ? rate / p->prefill_tps : 0;
+  return rate > 0 ? rate / step_prefill_tps(p) : 0;
 }
 
 double predictor_slo_use(const prediction_t *p, uint32_t ttft_ms,

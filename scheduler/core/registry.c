@@ -6,12 +6,12 @@
 #include <xxhash.h>
 
 /* Routing ids of up to 7 bytes (ZeroMQ's own are 5) are packed with their
- * length into one word and mixed by an odd multiplier, a bijection: no two
+ * length and door into one word and mixed by an odd multiplier, a bijection: no two
  * such ids share a key. Longer ones take XXH3. */
 uint64_t peer_hash(const core_peer_t *p) {
   if (p->len >= 8)
-    return XXH3_64bits(p->id, p->len);
-  uint64_t v = (uint64_t)p->len << 56;
+    return XXH3_64bits_withSeed(p->id, p->len, p->door);
+  uint64_t v = (uint64_t)p->len << 56 | (uint64_t)p->door << 59;
   for (size_t i = 0; i < p->len; i++)
     v |= (uint64_t)p->id[i] << (8 * i);
   return v * 0x9e3779b97f4a7c15ull;
@@ -84,8 +84,13 @@ static uint16_t intern_model(registry_t *g, const char *model) {
 static bool same_profile(const infs_profile_t *a, const infs_profile_t *b) {
   return strcmp(a->name, b->name) == 0 && a->cls == b->cls &&
          a->price_per_hour == b->price_per_hour &&
-         a->prefill_tps == b->prefill_tps && a->base_ms == b->base_ms &&
-         a->per_seq_ms == b->per_seq_ms && a->per_kctx_ms == b->per_kctx_ms &&
+         a->weights_gb == b->weights_gb && a->params_b == b->params_b &&
+         a->kv_kb_per_token == b->kv_kb_per_token &&
+         a->attn_mflop_per_ctx == b->attn_mflop_per_ctx &&
+         a->mem_bw_gbs == b->mem_bw_gbs && a->mem_eff == b->mem_eff &&
+         a->peak_tflops == b->peak_tflops && a->mfu == b->mfu &&
+         a->step_overhead_ms == b->step_overhead_ms &&
+         a->per_seq_ms == b->per_seq_ms && a->prefill_chunk == b->prefill_chunk &&
          a->max_batch == b->max_batch && a->kv_tokens == b->kv_tokens &&
          a->max_context == b->max_context;
 }
@@ -138,6 +143,7 @@ core_worker_t *registry_add(registry_t *g, const core_peer_t *p,
   w->index = index;
   w->live = true;
   w->epoch = ++g->epochs;
+  w->peer.door = p->door;
   w->peer.len = p->len;
   memcpy(w->peer.id, p->id, p->len);
   w->peer_key = peer_hash(p);

@@ -32,7 +32,8 @@ void requests_free(req_table_t *t) {
 }
 
 static uint64_t client_key(const core_peer_t *client, uint64_t client_id) {
-  return XXH3_64bits_withSeed(client->id, client->len, client_id);
+  return XXH3_64bits_withSeed(client->id, client->len,
+                              client_id ^ (uint64_t)client->door << 63);
 }
 
 static void grow(req_table_t *t) {
@@ -112,6 +113,7 @@ req_t *requests_add(req_table_t *t, const core_peer_t *client,
   r->client_key = key;
   r->client_id = spec->id;
   r->session_key = sessions_key(spec->session);
+  r->client.door = client->door;
   r->client.len = client->len;
   memcpy(r->client.id, client->id, client->len);
   copy_spec(r, spec);

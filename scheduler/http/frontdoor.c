@@ -16,7 +16,7 @@
 #include <strings.h>
 #include <time.h>
 
-#define PEER_LEN 10
+#define PEER_LEN 8
 #define JSON "application/json"
 #define SLO_MS_MAX 3600000u
 /* Seconds a refused client is told to wait (429, 503): a full queue drains
@@ -66,15 +66,14 @@ static void put_le32(uint8_t *p, uint32_t v) {
 }
 
 static void peer_of(uint64_t id, core_peer_t *peer) {
+  peer->door = CORE_DOOR_HTTP;
   peer->len = PEER_LEN;
-  peer->id[0] = 0;
-  peer->id[1] = 'H';
-  put_le32(peer->id + 2, (uint32_t)id);
-  put_le32(peer->id + 6, (uint32_t)(id >> 32));
+  put_le32(peer->id, (uint32_t)id);
+  put_le32(peer->id + 4, (uint32_t)(id >> 32));
 }
 
 bool frontdoor_owns_peer(const core_peer_t *peer) {
-  return peer->len == PEER_LEN && peer->id[0] == 0 && peer->id[1] == 'H';
+  return peer->door == CORE_DOOR_HTTP;
 }
 
 static fd_req_t *req_add(frontdoor_t *f) {
@@ -396,9 +395,6 @@ static void handle_inference(frontdoor_t *f, http_exchange_t *x,
   } else if (f->stopping) {
     respond_error(x, 503, "server_error", "unavailable", NULL,
                   "the scheduler is shutting down");
-  } else if (core_worker_count(f->core) == 0) {
-    respond_error(x, 503, "server_error", "no_worker", NULL,
-                  "no worker is registered with the scheduler");
   } else {
     submit(f, x, &q, cls, session ? session : q.session, ttft_ms, tpot_ms);
   }

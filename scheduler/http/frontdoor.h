@@ -1,8 +1,7 @@
 /* The OpenAI-compatible HTTP front door: another client of the core.
- * Each HTTP request is submitted to the core under a peer id of its own
- * that no ZeroMQ routing id can equal (a 0 byte, 'H', then 8 bytes of
- * slot and generation; libzmq's generated ids are 5 bytes and ids set by
- * peers may not start with 0), and the shell hands the core's actions for
+ * Each HTTP request is submitted to the core under a peer of its own, in
+ * the core's HTTP namespace (CORE_DOOR_HTTP), which no ZeroMQ routing id
+ * can reach whatever its bytes; the shell hands the core's actions for
  * such peers to frontdoor_on_action instead of the client socket.
  *
  * Routes: POST /v1/completions, POST /v1/chat/completions (streamed as

@@ -368,8 +368,12 @@ static void test_worker_answers_forwarded(void **state) {
   prof.name = "fake";
   prof.worker_class = INFSCHED__WORKER_CLASS__WORKER_CLASS_GPU;
   prof.price_per_hour = 1;
-  prof.prefill_tps = 10000;
-  prof.base_ms = 10;
+  prof.weights_gb = 10; /* 10 ms at 1 TB/s */
+  prof.mem_bw_gbs = 1000;
+  prof.mem_eff = 1;
+  prof.params_b = 0.5; /* 0.1 ms per token at 10 TFLOP/s */
+  prof.peak_tflops = 10;
+  prof.mfu = 1;
   prof.max_batch = 8;
   prof.kv_tokens = 100000;
   prof.max_context = 4096;

@@ -2,8 +2,10 @@
  * curl drives completions and chat, streamed and not; every error status;
  * keep-alive and pipelining; a client that vanishes mid-stream has its
  * request cancelled on the worker; slow clients stall nothing; /metrics
- * passes promtool's strict check. */
+ * passes promtool's strict check; with no worker registered, ZeroMQ and
+ * HTTP requests alike wait for one. */
 #include "tests/integration/test_http_common.h"
+#include "tests/integration/zclient.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -268,17 +270,9 @@ static void assert_error(const hc_response_t *r, int status, const char *type,
 /* Opens a connection streaming a long completion and returns it once its
  * first token has arrived: the stream holds a slot until it is closed. */
 static int hold_stream(fixture_t *f) {
-  int fd = hc_connect(f->s.http_port);
-  assert_true(fd >= 0);
-  const char *hold =
-      "{\"model\":\"" MODEL "\",\"prompt\":\"x\",\"max_tokens\":30000,"
-      "\"stream\":true}";
-  char req[512];
-  snprintf(req, sizeof req,
-           "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: "
-           "application/json\r\nContent-Length: %zu\r\n\r\n%s",
-           strlen(hold), hold);
-  assert_int_equal(hc_send(fd, req), 0);
+  int fd = hc_post_completion(
+      f->s.http_port, "{\"model\":\"" MODEL "\",\"prompt\":\"x\","
+                      "\"max_tokens\":30000,\"stream\":true}");
   char *in = NULL;
   size_t in_len = 0;
   assert_int_equal(hc_read_until(fd, &in, &in_len, "data: ", 10000), 0);
@@ -295,13 +289,7 @@ static void test_error_statuses(void **state) {
   const char *ok = "{\"model\":\"" MODEL "\",\"prompt\":\"hi\","
                    "\"max_tokens\":2}";
 
-  /* 503 before any worker has registered, with a time to come back. */
   char buf[64];
-  hc_post(f->dir, f->url_cmpl, ok, NULL, &r);
-  assert_error(&r, 503, "server_error", "no_worker");
-  assert_string_equal(hc_header(&r, "retry-after", buf, sizeof buf), "1");
-  hc_response_free(&r);
-
   const char *one[] = {"--capacity", "1", NULL};
   hc_worker_start(&f->s, f->dir, "sram-0", "sram-wse3", NULL, one);
   hc_wait_registered(&f->s, 1);
@@ -689,6 +677,102 @@ static void test_shutdown_answers_http_clients(void **state) {
   close(fd);
 }
 
+/* Submits one request over ZeroMQ; the client is the caller's. */
+static zclient_t *zmq_submit(const fixture_t *f, uint64_t id) {
+  Infsched__Envelope env = INFSCHED__ENVELOPE__INIT;
+  Infsched__Submit sub = INFSCHED__SUBMIT__INIT;
+  Infsched__Request q = INFSCHED__REQUEST__INIT;
+  q.request_id = id;
+  q.model = MODEL;
+  q.prompt_tokens = 16;
+  q.max_tokens = 2;
+  sub.request = &q;
+  env.body_case = INFSCHED__ENVELOPE__BODY_SUBMIT;
+  env.submit = &sub;
+  zclient_t *c = zclient_new(f->s.clients);
+  assert_non_null(c);
+  assert_int_equal(zclient_send(c, &env, 0), 0);
+  return c;
+}
+
+/* The ZeroMQ client's terminal answer after its Accepted: the Error's code,
+ * or 0 for a Done. */
+static int zmq_outcome(zclient_t *c) {
+  Infsched__Envelope *m = zclient_recv(c, 15000);
+  assert_non_null(m);
+  assert_int_equal(m->body_case, INFSCHED__ENVELOPE__BODY_ACCEPTED);
+  infsched__envelope__free_unpacked(m, NULL);
+  for (;;) {
+    m = zclient_recv(c, 15000);
+    assert_non_null(m);
+    int code = -1;
+    if (m->body_case == INFSCHED__ENVELOPE__BODY_DONE)
+      code = 0;
+    else if (m->body_case == INFSCHED__ENVELOPE__BODY_ERROR)
+      code = m->error->code;
+    infsched__envelope__free_unpacked(m, NULL);
+    if (code >= 0)
+      return code;
+  }
+}
+
+/* Starts a completion on a connection of its own; the caller reads it. */
+static int http_submit(const fixture_t *f) {
+  const char *body = "{\"model\":\"" MODEL "\",\"prompt\":\"hi\","
+                     "\"max_tokens\":2}";
+  char req[512];
+  snprintf(req, sizeof req,
+           "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: "
+           "%zu\r\n\r\n%s",
+           strlen(body), body);
+  int fd = hc_connect(f->s.http_port);
+  assert_true(fd >= 0);
+  assert_int_equal(hc_send(fd, req), 0);
+  return fd;
+}
+
+/* Admission is the core's, one rule for both front doors: with no worker
+ * registered, a ZeroMQ and an HTTP request both wait in the queue, and
+ * both run when a worker registers. */
+static void test_no_worker_both_doors_wait(void **state) {
+  fixture_t *f = *state;
+  start_scheduler(f, NULL);
+  zclient_t *c = zmq_submit(f, 1);
+  int fd = http_submit(f);
+  assert_int_equal(
+      hc_wait_metric(f->dir, f->s.base, "infsched_queue_depth", 2), 2);
+  hc_worker_start(&f->s, f->dir, "sram-0", "sram-wse3", NULL, NULL);
+  assert_int_equal(zmq_outcome(c), 0);
+  char *rest = NULL, *resp = NULL;
+  size_t rest_len = 0;
+  assert_int_equal(hc_read_response(fd, &rest, &rest_len, &resp, 15000), 200);
+  assert_non_null(strstr(resp, "text_completion"));
+  free(resp);
+  free(rest);
+  close(fd);
+  zclient_destroy(&c);
+}
+
+/* And when none registers within the queue timeout, both are rejected the
+ * same way: ERROR_REJECTED_QUEUE_TIMEOUT, which HTTP says as 503. */
+static void test_no_worker_both_doors_time_out(void **state) {
+  fixture_t *f = *state;
+  const char *extra[] = {"--queue-timeout-ms", "300", NULL};
+  start_scheduler(f, extra);
+  zclient_t *c = zmq_submit(f, 1);
+  hc_response_t r;
+  hc_post(f->dir, f->url_cmpl,
+          "{\"model\":\"" MODEL "\",\"prompt\":\"hi\",\"max_tokens\":2}",
+          NULL, &r);
+  assert_error(&r, 503, "server_error", "queue_timeout");
+  char buf[64];
+  assert_string_equal(hc_header(&r, "retry-after", buf, sizeof buf), "1");
+  hc_response_free(&r);
+  assert_int_equal(zmq_outcome(c),
+                   INFSCHED__ERROR_CODE__ERROR_REJECTED_QUEUE_TIMEOUT);
+  zclient_destroy(&c);
+}
+
 int main(void) {
   signal(SIGPIPE, SIG_IGN);
   const struct CMUnitTest tests[] = {
@@ -697,6 +781,10 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_prompt_blocks_reach_the_cache, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_error_statuses, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_no_worker_both_doors_wait, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_no_worker_both_doors_time_out,
+                                      setup, teardown),
       cmocka_unit_test_setup_teardown(
           test_stream_failing_before_a_token_gets_its_status, setup, teardown),
       cmocka_unit_test_setup_teardown(test_keep_alive_and_pipelining, setup,

@@ -229,6 +229,38 @@ int hc_connect(int port) {
   return fd;
 }
 
+int hc_setup(void **state) {
+  hc_fixture_t *f = calloc(1, sizeof *f);
+  assert_non_null(f);
+  f->dir = harness_tmpdir();
+  hc_sched_init(&f->s, f->dir, "scheduler");
+  *state = f;
+  return 0;
+}
+
+int hc_teardown(void **state) {
+  hc_fixture_t *f = *state;
+  harness_stop_all();
+  int rc = hc_check_logs(f->dir);
+  harness_rmtree(f->dir);
+  free(f->dir);
+  free(f);
+  return rc;
+}
+
+int hc_post_completion(int port, const char *json) {
+  int fd = hc_connect(port);
+  assert_true(fd >= 0);
+  char head[256];
+  snprintf(head, sizeof head,
+           "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: "
+           "application/json\r\nContent-Length: %zu\r\n\r\n",
+           strlen(json));
+  assert_int_equal(hc_send(fd, head), 0);
+  assert_int_equal(hc_send(fd, json), 0);
+  return fd;
+}
+
 int hc_send(int fd, const char *s) {
   size_t len = strlen(s);
   while (len) {

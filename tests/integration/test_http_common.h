@@ -23,6 +23,16 @@ typedef struct hc_sched {
   harness_proc_t *proc;
 } hc_sched_t;
 
+/* The fixture of tests needing one scheduler and a scratch directory:
+ * hc_setup names the scheduler "scheduler"; hc_teardown stops every
+ * process and fails on sanitizer reports in the logs. */
+typedef struct hc_fixture {
+  char *dir;
+  hc_sched_t s;
+} hc_fixture_t;
+int hc_setup(void **state);
+int hc_teardown(void **state);
+
 /* Picks free ports for a scheduler named name whose files go in dir. */
 void hc_sched_init(hc_sched_t *s, const char *dir, const char *name);
 /* Starts it with extra arguments (a NULL-terminated list, or NULL) and
@@ -66,6 +76,9 @@ const char *hc_header(const hc_response_t *r, const char *name, char *buf,
 int hc_connect(int port);
 /* Sends all of s; 0 or -1. */
 int hc_send(int fd, const char *s);
+/* Connects to 127.0.0.1:port and POSTs json to /v1/completions, failing
+ * the test if it cannot. Returns the connection, for hc_read_until. */
+int hc_post_completion(int port, const char *json);
 /* Reads into a growing buffer until needle is in it, the peer closes or
  * timeout_ms pass. Returns 0 when needle was seen. *buf is the caller's. */
 int hc_read_until(int fd, char **buf, size_t *len, const char *needle,

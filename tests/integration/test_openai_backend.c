@@ -204,16 +204,9 @@ static void test_cancel_reaches_the_upstream_worker(void **state) {
   fixture_t *f = *state;
   start_forwarder(f, "oa-0", MODEL, NULL);
   hc_wait_registered(&f->b, 1);
-  int fd = hc_connect(f->b.http_port);
-  assert_true(fd >= 0);
-  const char *body = "{\"model\":\"" MODEL "\",\"prompt\":\"x\","
-                     "\"max_tokens\":30000,\"stream\":true}";
-  char req[512];
-  snprintf(req, sizeof req,
-           "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: "
-           "%zu\r\n\r\n%s",
-           strlen(body), body);
-  assert_int_equal(hc_send(fd, req), 0);
+  int fd = hc_post_completion(
+      f->b.http_port, "{\"model\":\"" MODEL "\",\"prompt\":\"x\","
+                      "\"max_tokens\":30000,\"stream\":true}");
   char *in = NULL;
   size_t in_len = 0;
   assert_int_equal(hc_read_until(fd, &in, &in_len, "\"text\":\" tok\"", 10000),

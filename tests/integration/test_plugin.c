@@ -25,28 +25,7 @@
   "infsched_worker_running{worker=\"echo-0\",class=\"gpu\",profile=\"gpu-"     \
   "h100\",model=\"echo\"}"
 
-typedef struct fixture {
-  char *dir;
-  hc_sched_t s;
-} fixture_t;
-
-static int setup(void **state) {
-  fixture_t *f = calloc(1, sizeof *f);
-  f->dir = harness_tmpdir();
-  hc_sched_init(&f->s, f->dir, "scheduler");
-  *state = f;
-  return 0;
-}
-
-static int teardown(void **state) {
-  fixture_t *f = *state;
-  harness_stop_all();
-  int rc = hc_check_logs(f->dir);
-  harness_rmtree(f->dir);
-  free(f->dir);
-  free(f);
-  return rc;
-}
+typedef hc_fixture_t fixture_t;
 
 static void test_plugin_serves_and_cancels(void **state) {
   fixture_t *f = *state;
@@ -84,15 +63,9 @@ static void test_plugin_serves_and_cancels(void **state) {
   hc_response_free(&r);
 
   /* A client that leaves mid-stream: the plugin's cancel runs. */
-  int fd = hc_connect(f->s.http_port);
-  const char *body = "{\"model\":\"echo\",\"prompt\":\"x\","
-                     "\"max_tokens\":100000,\"stream\":true}";
-  char req[512];
-  snprintf(req, sizeof req,
-           "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: "
-           "%zu\r\n\r\n%s",
-           strlen(body), body);
-  assert_int_equal(hc_send(fd, req), 0);
+  int fd = hc_post_completion(f->s.http_port,
+                              "{\"model\":\"echo\",\"prompt\":\"x\","
+                              "\"max_tokens\":100000,\"stream\":true}");
   char *in = NULL;
   size_t in_len = 0;
   assert_int_equal(hc_read_until(fd, &in, &in_len, "\"text\":\" x\"", 10000),
@@ -133,10 +106,10 @@ static void test_plugin_start_failures(void **state) {
 int main(void) {
   signal(SIGPIPE, SIG_IGN);
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup_teardown(test_plugin_serves_and_cancels, setup,
-                                      teardown),
-      cmocka_unit_test_setup_teardown(test_plugin_start_failures, setup,
-                                      teardown),
+      cmocka_unit_test_setup_teardown(test_plugin_serves_and_cancels, hc_setup,
+                                      hc_teardown),
+      cmocka_unit_test_setup_teardown(test_plugin_start_failures, hc_setup,
+                                      hc_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

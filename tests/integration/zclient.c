@@ -12,6 +12,10 @@ struct zclient {
 };
 
 zclient_t *zclient_new(const char *endpoint) {
+  return zclient_new_as(endpoint, NULL, 0);
+}
+
+zclient_t *zclient_new_as(const char *endpoint, const void *id, size_t len) {
   zclient_t *c = calloc(1, sizeof *c);
   if (!c)
     return NULL;
@@ -19,6 +23,8 @@ zclient_t *zclient_new(const char *endpoint) {
   c->sock = zmq_socket(c->ctx, ZMQ_DEALER);
   int linger = 0;
   zmq_setsockopt(c->sock, ZMQ_LINGER, &linger, sizeof linger);
+  if (len)
+    zmq_setsockopt(c->sock, ZMQ_ROUTING_ID, id, len);
   if (zmq_connect(c->sock, endpoint) != 0) {
     zclient_destroy(&c);
     return NULL;

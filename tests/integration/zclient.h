@@ -11,6 +11,8 @@
 typedef struct zclient zclient_t;
 
 zclient_t *zclient_new(const char *endpoint);
+/* The same with a routing id of the caller's choosing (len bytes). */
+zclient_t *zclient_new_as(const char *endpoint, const void *id, size_t len);
 void zclient_destroy(zclient_t **c);
 /* Sends raw bytes as one frame, or an envelope (version set by the caller
  * when version is not 0, else the current one). Returns 0 or -1. */

@@ -7,6 +7,7 @@
 
 #include "infsched.pb-c.h"
 #include "scheduler/core/core.h"
+#include "tests/unit/profile_fixture.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -24,7 +25,7 @@ typedef struct fixture {
 } fixture_t;
 
 static core_peer_t peer(const char *name) {
-  core_peer_t p;
+  core_peer_t p = {.door = CORE_DOOR_ZMQ};
   p.len = (uint8_t)strlen(name);
   memcpy(p.id, name, p.len);
   return p;
@@ -39,8 +40,7 @@ static infs_profile_t profile(const char *name, infs_worker_class_t cls,
   p.max_batch = 8;
   p.max_context = max_context;
   p.kv_tokens = max_context * 4;
-  p.prefill_tps = 10000;
-  p.base_ms = 17;
+  fixture_roofline(&p, 17, 0.1, 0, 0);
   p.block_size = 16;
   return p;
 }
@@ -422,6 +422,35 @@ static void test_cancel(void **state) {
   assert_int_equal(n, 0);
 }
 
+/* Peers of the two doors live apart: a ZeroMQ client with the very bytes
+ * of an HTTP caller's peer neither cancels its request nor collides with
+ * its id. */
+static void test_doors_are_namespaces(void **state) {
+  fixture_t *f = *state;
+  core_peer_t http = {.door = CORE_DOOR_HTTP, .len = 8, .id = {1}};
+  core_peer_t forged = http;
+  forged.door = CORE_DOOR_ZMQ;
+  core_request_t r = {.id = 1, .prompt_tokens = 10, .max_tokens = 10,
+                      .cls = INFS_CLASS_AGENT};
+  core_on_submit(f->core, 0, &http, &r);
+  assert_non_null(find(f->core, CORE_ACT_DISPATCH, 0));
+  core_actions_clear(f->core);
+  core_on_cancel(f->core, 1 * MS, &forged, 1);
+  size_t n;
+  core_actions(f->core, &n);
+  assert_int_equal(n, 0);
+  core_on_submit(f->core, 1 * MS, &forged, &r);
+  assert_non_null(find(f->core, CORE_ACT_DISPATCH, 0));
+  assert_null(find(f->core, CORE_ACT_ERROR, 0));
+  assert_int_equal(core_open_requests(f->core), 2);
+  core_actions_clear(f->core);
+  core_on_cancel(f->core, 2 * MS, &http, 1);
+  const core_action_t *e = find(f->core, CORE_ACT_ERROR, 0);
+  assert_non_null(e);
+  assert_int_equal(e->peer.door, CORE_DOOR_HTTP);
+  assert_int_equal(core_open_requests(f->core), 1);
+}
+
 static void test_unknown_worker_told_to_register(void **state) {
   fixture_t *f = *state;
   core_peer_t stranger = peer("nobody");
@@ -467,9 +496,9 @@ typedef struct bad_register {
   void (*spoil)(infs_profile_t *p, core_worker_info_t *info);
 } bad_register_t;
 
-static void nan_prefill(infs_profile_t *p, core_worker_info_t *i) {
+static void nan_compute(infs_profile_t *p, core_worker_info_t *i) {
   (void)i;
-  p->prefill_tps = NAN;
+  p->peak_tflops = NAN;
 }
 static void inf_price(infs_profile_t *p, core_worker_info_t *i) {
   (void)i;
@@ -479,13 +508,17 @@ static void neg_step(infs_profile_t *p, core_worker_info_t *i) {
   (void)i;
   p->per_seq_ms = -1;
 }
-static void neg_inf_base(infs_profile_t *p, core_worker_info_t *i) {
+static void neg_inf_weights(infs_profile_t *p, core_worker_info_t *i) {
   (void)i;
-  p->base_ms = -INFINITY;
+  p->weights_gb = -INFINITY;
 }
-static void absurd_prefill(infs_profile_t *p, core_worker_info_t *i) {
+static void absurd_compute(infs_profile_t *p, core_worker_info_t *i) {
   (void)i;
-  p->prefill_tps = 1e12;
+  p->peak_tflops = 1e12;
+}
+static void tiny_bandwidth(infs_profile_t *p, core_worker_info_t *i) {
+  (void)i;
+  p->mem_bw_gbs = 1e-300;
 }
 static void absurd_capacity(infs_profile_t *p, core_worker_info_t *i) {
   (void)p;
@@ -515,11 +548,12 @@ static void control_profile_name(infs_profile_t *p, core_worker_info_t *i) {
 static void test_register_refuses_absurd_figures(void **state) {
   (void)state;
   static const bad_register_t rows[] = {
-      {"NaN prefill_tps", nan_prefill},
+      {"NaN peak_tflops", nan_compute},
       {"infinite price", inf_price},
       {"negative per_seq_ms", neg_step},
-      {"-inf base_ms", neg_inf_base},
-      {"1e12 prefill tokens/s", absurd_prefill},
+      {"-inf weights_gb", neg_inf_weights},
+      {"1e12 peak TFLOP/s", absurd_compute},
+      {"1e-300 GB/s", tiny_bandwidth},
       {"capacity 4e9", absurd_capacity},
       {"capacity 0", zero_capacity},
       {"max_context beyond kv_tokens", context_beyond_kv},
@@ -652,6 +686,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_reregistration_replaces_worker,
                                       setup_ll, teardown),
       cmocka_unit_test_setup_teardown(test_cancel, setup_ll, teardown),
+      cmocka_unit_test_setup_teardown(test_doors_are_namespaces, setup_ll,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_unknown_worker_told_to_register,
                                       setup_ll, teardown),
       cmocka_unit_test(test_no_workers_yet_waits),

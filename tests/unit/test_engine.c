@@ -10,6 +10,7 @@
 #include "infsched/errors.h"
 #include "model/engine.h"
 #include "model/step.h"
+#include "tests/unit/profile_fixture.h"
 
 #include <errno.h>
 #include <math.h>
@@ -17,8 +18,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Round numbers: 100 us per prompt token, decode step 10 ms + 1 ms per
- * sequence, 512-token prefill chunks (51.2 ms), 16-token blocks. */
+/* Round numbers: the weights take 10 ms to read, each token 0.1 ms to
+ * compute, 1 ms per sequence; so a decode step of b is 10 + b ms (memory
+ * bound below 100 tokens), a step carrying a 512-token chunk and b decodes
+ * 0.1 * (512 + b) + (b + 1) ms (compute bound); 16-token blocks. */
 static infs_profile_t test_profile(void) {
   infs_profile_t p = {
       .name = "test",
@@ -26,10 +29,6 @@ static infs_profile_t test_profile(void) {
       .price_per_hour = 1,
       .power_idle_w = 100,
       .power_busy_w = 200,
-      .prefill_tps = 10000,
-      .base_ms = 10,
-      .per_seq_ms = 1,
-      .per_kctx_ms = 0,
       .max_batch = 8,
       .kv_tokens = 100000,
       .max_context = 50000,
@@ -37,7 +36,28 @@ static infs_profile_t test_profile(void) {
       .block_size = 16,
       .prefill_chunk = 512,
   };
+  fixture_roofline(&p, 10, 0.1, 0, 1);
   return p;
+}
+
+/* The roofline written out for the test profile with a KV term of kctx ms
+ * per 1,000 tokens read and attention of attn ms per 1,000 token pairs: a
+ * step of b decodes holding ctx and one chunk of n behind c, in ms. */
+static double hand_step_ms(double kctx, double attn, uint32_t b, double ctx,
+                           double n, double c) {
+  double mem = 10 + kctx * (ctx + (n ? c : 0)) / 1000;
+  double pairs = ctx + n * (c + n / 2);
+  double compute = 0.1 * (b + n) + attn * pairs / 1000;
+  return (mem > compute ? mem : compute) + (b + (n > 0));
+}
+
+/* Prefill of a prompt of P tokens, c of them cached, alone on the test
+ * profile: 512-token chunks, in us. */
+static infs_time_t hand_prefill_us(uint32_t P, uint32_t c) {
+  double ms = 0;
+  for (; c < P; c += 512)
+    ms += hand_step_ms(0, 0, 0, 0, P - c < 512 ? P - c : 512, c);
+  return (infs_time_t)llround(ms * 1000);
 }
 
 /* Every event an engine produced, in order. */
@@ -120,25 +140,31 @@ static void test_single_request(void **state) {
   (void)state;
   static const struct {
     uint32_t prompt, gen;
-    double per_kctx_ms, attn;
+    double kctx_ms, attn_ms; /* per 1,000 tokens read, per 1,000 pairs */
   } rows[] = {
-      {100, 1, 0, 0},          {512, 10, 0, 0},      {1500, 20, 0, 0},
-      {4000, 64, 0, 0},        {1500, 20, 0.5, 0.1}, {8000, 100, 0.04, 0.019},
-      {49000, 3, 0.04, 0.019},
+      {100, 1, 0, 0},          {512, 10, 0, 0},         {1500, 20, 0, 0},
+      {4000, 64, 0, 0},        {1500, 20, 0.5, 0.001},  {8000, 100, 0.04, 0},
+      {49000, 3, 0.04, 0.0002},
   };
   for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
     infs_profile_t p = test_profile();
-    p.per_kctx_ms = rows[i].per_kctx_ms;
-    p.prefill_attn_per_kctx = rows[i].attn;
+    p.kv_kb_per_token = rows[i].kctx_ms * 1000;
+    /* attn ms per 1,000 pairs at 10 TFLOP/s: 10 * attn MFLOP per pair */
+    p.attn_mflop_per_ctx = rows[i].attn_ms * 10;
     uint32_t P = rows[i].prompt, G = rows[i].gen;
 
-    /* P / prefill_tps stretched by attention over c + n/2 = P/2 on average,
-     * then G - 1 decode steps at batch 1 over a growing context. */
-    double ttft = P / p.prefill_tps * (1 + p.prefill_attn_per_kctx * P / 2e3);
+    /* ceil(P / 512) prefill steps, each one pass over its chunk, then
+     * G - 1 decode steps at batch 1 over a growing context. */
+    double ttft = 0;
+    double chunks = ceil((double)P / p.prefill_chunk);
+    for (uint32_t c = 0; c < P; c += p.prefill_chunk) {
+      uint32_t n = P - c < p.prefill_chunk ? P - c : p.prefill_chunk;
+      ttft += hand_step_ms(rows[i].kctx_ms, rows[i].attn_ms, 0, 0, n, c) / 1e3;
+    }
     double done = ttft;
     for (uint32_t k = 1; k < G; k++)
-      done += profile_step_ms(&p, 1, P + k) / 1e3;
-    double chunks = ceil((double)P / p.prefill_chunk);
+      done += hand_step_ms(rows[i].kctx_ms, rows[i].attn_ms, 1, P + k, 0, 0) /
+              1e3;
 
     engine_t *e = engine_new(&p, 0);
     assert_non_null(e);
@@ -153,11 +179,11 @@ static void test_single_request(void **state) {
     /* Rounding to whole microseconds, once per step. */
     assert_true(fabs((double)first->at - ttft * 1e6) <= chunks);
     assert_true(fabs((double)fin->at - done * 1e6) <= chunks + G);
-    /* Without context terms: within one step of P/tps + G * step(1). */
-    if (p.per_kctx_ms == 0 && p.prefill_attn_per_kctx == 0) {
-      double step = profile_step_ms(&p, 1, 0) / 1e3;
-      double loose = P / p.prefill_tps + G * step;
-      assert_true(fabs((double)fin->at / 1e6 - loose) <= step + 1e-6);
+    /* Without context terms, chunks of 512 take 52.2 ms each and a decode
+     * step 11 ms. */
+    if (rows[i].kctx_ms == 0 && rows[i].attn_ms == 0 && P % 512 == 0) {
+      infs_time_t want = (infs_time_t)(P / 512) * 52200 + (G - 1) * 11000;
+      assert_int_equal(fin->at, want);
     }
     assert_int_equal(fin->at, end);
     assert_int_equal(fin->ttft_us, first->at);
@@ -200,8 +226,11 @@ static void test_batch_decodes_together(void **state) {
       submit(e, 0, id, P, G, NULL, 0);
     infs_time_t end = run_until(e, &l, INFS_TIME_NEVER);
 
-    /* B * 64 <= 512: one prefill step for all, then G - 1 decode steps. */
-    infs_time_t prefill = (infs_time_t)B * P * 100;
+    /* B * 64 <= 512: one prefill step for all, B chunks of 64 in one pass:
+     * max(10, 0.1 * 64B) + B ms; then G - 1 decode steps of 10 + B ms. */
+    double compute = 0.1 * 64 * B;
+    infs_time_t prefill = (infs_time_t)llround(
+        ((compute > 10 ? compute : 10) + B) * 1000);
     infs_time_t step = (10 + B) * 1000;
     assert_int_equal(end, prefill + (G - 1) * step);
     for (uint32_t id = 0; id < B; id++) {
@@ -235,34 +264,36 @@ static void test_chunked_prefill_mixes_with_decode(void **state) {
   evlog_t l = {0};
   engine_load_t load;
 
-  /* A: 100-token prompt, first token at 10 ms, then an 11 ms step each. */
+  /* A: 100-token prompt, first token at max(10, 0.1 * 100) + 1 = 11 ms,
+   * then a 10 + 1 ms step each. */
   submit(e, 0, 1, 100, 50, NULL, 0);
   run_until(e, &l, 25000);
-  /* B arrives mid-step and joins at the boundary at 32 ms. */
+  /* B arrives mid-step and joins at the boundary at 33 ms. */
   submit(e, 25000, 2, 1024, 4, NULL, 0);
   engine_load(e, 25000, &load);
   assert_int_equal(load.queued, 1);
   assert_int_equal(load.running, 1);
   assert_int_equal(load.prefill_backlog_tokens, 1024);
   assert_true(fabs(load.busy_s - 0.025) < 1e-9);
-  run_until(e, &l, 32000);
-  engine_load(e, 32000, &load);
+  run_until(e, &l, 33000);
+  engine_load(e, 33000, &load);
   assert_int_equal(load.queued, 0);
   assert_int_equal(load.running, 2);
   assert_int_equal(load.prefill_backlog_tokens, 1024);
   assert_int_equal(load.kv_used, (100 + 3 + 1) + (1024 + 1));
   run_until(e, &l, INFS_TIME_NEVER);
 
-  /* Steps carrying a chunk: decode step(1) + 512 * 100 us = 62.2 ms. */
+  /* A step carrying A's decode and a 512-token chunk of B is one pass:
+   * max(10, 0.1 * 513) + 2 = 53.3 ms, not 11 + 52.2. */
   static const struct {
     uint64_t id;
     engine_event_kind_t kind;
     infs_time_t at;
   } want[] = {
-      {1, ENGINE_EV_FIRST_TOKEN, 10000}, {1, ENGINE_EV_TOKENS, 21000},
-      {1, ENGINE_EV_TOKENS, 32000},      {1, ENGINE_EV_TOKENS, 94200},
-      {1, ENGINE_EV_TOKENS, 156400},     {2, ENGINE_EV_FIRST_TOKEN, 156400},
-      {1, ENGINE_EV_TOKENS, 168400},     {2, ENGINE_EV_TOKENS, 168400},
+      {1, ENGINE_EV_FIRST_TOKEN, 11000}, {1, ENGINE_EV_TOKENS, 22000},
+      {1, ENGINE_EV_TOKENS, 33000},      {1, ENGINE_EV_TOKENS, 86300},
+      {1, ENGINE_EV_TOKENS, 139600},     {2, ENGINE_EV_FIRST_TOKEN, 139600},
+      {1, ENGINE_EV_TOKENS, 151600},     {2, ENGINE_EV_TOKENS, 151600},
   };
   for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
     assert_int_equal(l.ev[i].id, want[i].id);
@@ -270,8 +301,8 @@ static void test_chunked_prefill_mixes_with_decode(void **state) {
     assert_int_equal(l.ev[i].at, want[i].at);
   }
   const engine_event_t *fin = find_event(&l, 2, ENGINE_EV_DONE);
-  assert_int_equal(fin->queued_us, 32000 - 25000);
-  assert_int_equal(fin->ttft_us, 156400 - 25000);
+  assert_int_equal(fin->queued_us, 33000 - 25000);
+  assert_int_equal(fin->ttft_us, 139600 - 25000);
   evlog_free(&l);
   engine_destroy(&e);
 }
@@ -326,7 +357,7 @@ static void test_prefix_cache_hits(void **state) {
     assert_non_null(fin);
     assert_int_equal(fin->cached_tokens, rows[i].cached);
     assert_int_equal(fin->ttft_us,
-                     (infs_time_t)(rows[i].prompt - rows[i].cached) * 100);
+                     hand_prefill_us(rows[i].prompt, rows[i].cached));
   }
   evlog_free(&l);
   engine_destroy(&e);
@@ -522,7 +553,8 @@ static void test_admission_waits_for_kv(void **state) {
   const engine_event_t *a = find_event(&l, 1, ENGINE_EV_DONE);
   const engine_event_t *b = find_event(&l, 2, ENGINE_EV_DONE);
   assert_int_equal(b->queued_us, a->at);
-  assert_int_equal(b->ttft_us, a->at + 200 * 100);
+  /* 200 tokens alone: max(10, 0.1 * 200) + 1 = 21 ms. */
+  assert_int_equal(b->ttft_us, a->at + 21000);
   evlog_free(&l);
   engine_destroy(&e);
 }
@@ -637,8 +669,8 @@ static void test_random_load_invariants(void **state) {
   p.max_batch = 6;
   p.prefix_cache_blocks = 40;
   p.prefill_chunk = 300;
-  p.per_kctx_ms = 0.5;
-  p.prefill_attn_per_kctx = 0.05;
+  p.kv_kb_per_token = 500;   /* 0.5 ms per 1,000 tokens read */
+  p.attn_mflop_per_ctx = 0.5; /* 0.05 ms per 1,000 token pairs */
   engine_t *e = engine_new(&p, 0);
   evlog_t l = {0};
   static uint32_t max_tokens[N];

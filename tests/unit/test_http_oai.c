@@ -208,7 +208,7 @@ static void test_metrics(void **state) {
   core_t *core = core_new(&cfg, 0, &err);
   assert_non_null(core);
   metrics_t *m = metrics_new(0);
-  core_peer_t peer = {.len = 2, .id = {0, 'H'}};
+  core_peer_t peer = {.door = CORE_DOOR_HTTP, .len = 8};
   core_action_t a = {.kind = CORE_ACT_CHUNK,
                      .request_id = 7,
                      .peer = peer,

@@ -13,6 +13,7 @@
 #include "infsched/errors.h"
 #include "scheduler/core/core.h"
 #include "scheduler/core/prefix.h"
+#include "tests/unit/profile_fixture.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -27,11 +28,15 @@ static infs_profile_t gpu_h100(void) {
                       .price_per_hour = 10.68,
                       .power_idle_w = 800,
                       .power_busy_w = 3200,
-                      .prefill_tps = 11000,
-                      .prefill_attn_per_kctx = 0.019,
-                      .base_ms = 17,
-                      .per_seq_ms = 0.17,
-                      .per_kctx_ms = 0.04,
+                      .weights_gb = 141.2,
+                      .params_b = 70.6,
+                      .kv_kb_per_token = 320,
+                      .attn_mflop_per_ctx = 2.62,
+                      .mem_bw_gbs = 13400,
+                      .mem_eff = 0.63,
+                      .peak_tflops = 3956,
+                      .mfu = 0.40,
+                      .per_seq_ms = 0.16,
                       .max_batch = 256,
                       .kv_tokens = 450000,
                       .max_context = 131072,
@@ -47,11 +52,16 @@ static infs_profile_t sram_wse3(void) {
                       .price_per_hour = 381,
                       .power_idle_w = 48000,
                       .power_busy_w = 92000,
-                      .prefill_tps = 140000,
-                      .prefill_attn_per_kctx = 0.019,
-                      .base_ms = 0.44,
+                      .weights_gb = 141.2,
+                      .params_b = 70.6,
+                      .kv_kb_per_token = 320,
+                      .attn_mflop_per_ctx = 2.62,
+                      .mem_bw_gbs = 84000000,
+                      .mem_eff = 0.5,
+                      .peak_tflops = 500000,
+                      .mfu = 0.04,
+                      .step_overhead_ms = 0.44,
                       .per_seq_ms = 0.01,
-                      .per_kctx_ms = 0.002,
                       .max_batch = 48,
                       .kv_tokens = 94000,
                       .max_context = 32768,
@@ -67,11 +77,15 @@ static infs_profile_t tpu_v6e(void) {
                       .price_per_hour = 9.76,
                       .power_idle_w = 1100,
                       .power_busy_w = 3000,
-                      .prefill_tps = 20000,
-                      .prefill_attn_per_kctx = 0.019,
-                      .base_ms = 24,
+                      .weights_gb = 141.2,
+                      .params_b = 70.6,
+                      .kv_kb_per_token = 160,
+                      .attn_mflop_per_ctx = 2.62,
+                      .mem_bw_gbs = 13104,
+                      .mem_eff = 0.45,
+                      .peak_tflops = 7344,
+                      .mfu = 0.40,
                       .per_seq_ms = 0.06,
-                      .per_kctx_ms = 0.02,
                       .max_batch = 320,
                       .kv_tokens = 580000,
                       .max_context = 65536,
@@ -95,7 +109,7 @@ typedef struct pool {
 } pool_t;
 
 static core_peer_t peer(const char *name) {
-  core_peer_t p;
+  core_peer_t p = {.door = CORE_DOOR_ZMQ};
   p.len = (uint8_t)strlen(name);
   memcpy(p.id, name, p.len);
   return p;
@@ -313,19 +327,25 @@ static void test_batch_goes_to_cheapest(void **unused) {
 }
 
 /* On idle workers an interactive completion costs about the same on the
- * TPU and the GPU ($1.1e-3) and 1.6 times that on SRAM, which answers 30
- * times faster. The default weight (2) pays for that; weight 0 does not. */
+ * TPU and the GPU ($1.0e-3) and 1.8 times that on SRAM, which answers 10
+ * times faster and uses 3% of the SLO against the GPU's 42% (its 17 ms per
+ * token against 40). Weight 4 pays for that (1.8 * 1.1 < 1 + 4 * 0.42);
+ * weight 0 does not. */
 static void test_latency_weight(void **unused) {
   (void)unused;
   req_spec_t r = {
       .cls = INFS_CLASS_INTERACTIVE, .prompt = 1469, .max_tokens = 13};
   pool_t p;
-  pool_init(&p, "balanced");
+  char err[128];
+  pool_config(&p, "balanced");
+  assert_int_equal(
+      core_config_set_latency_weight(&p.cfg, "interactive=4", err, sizeof err),
+      0);
+  pool_start(&p);
   pool_three(&p);
   assert_int_equal(submit(&p, &r), 1);
   pool_free(&p);
 
-  char err[128];
   pool_config(&p, "balanced");
   assert_int_equal(
       core_config_set_latency_weight(&p.cfg, "interactive=0", err, sizeof err),
@@ -1063,9 +1083,8 @@ static void test_session_affinity_balanced(void **unused) {
 static infs_profile_t tight_profile(void) {
   infs_profile_t p = gpu_h100();
   strcpy(p.name, "tight");
-  p.base_ms = 19;
-  p.per_seq_ms = 4;
-  p.per_kctx_ms = 0;
+  /* 19 ms for the weights, the GPU's 0.089 ms of compute per token. */
+  fixture_roofline(&p, 19, 0.0892, 0, 4);
   p.max_batch = 16;
   return p;
 }

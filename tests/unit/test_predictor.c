@@ -8,21 +8,22 @@
 #include <cmocka.h>
 
 #include "scheduler/core/predictor.h"
+#include "tests/unit/profile_fixture.h"
 
 #include <string.h>
 
 #define EPS 1e-9
 
-/* 1,000 prompt tokens/s, steps of 10 ms + 1 ms per sequence, chunks of 100
- * tokens, $36/h = $0.01 per busy second, no energy, no attention term. */
+/* Weights read in 10 ms, 1 ms of compute per token (1,000 prompt tokens/s),
+ * 1 ms per sequence: a decode step of b is 10 + b ms, a step carrying a
+ * 100-token chunk and b decodes 100 + b + (b + 1) ms. Chunks of 100 tokens,
+ * $36/h = $0.01 per busy second, no energy, no attention term. */
 static infs_profile_t round_profile(void) {
   infs_profile_t p;
   memset(&p, 0, sizeof p);
   strcpy(p.name, "round");
   p.price_per_hour = 36;
-  p.prefill_tps = 1000;
-  p.base_ms = 10;
-  p.per_seq_ms = 1;
+  fixture_roofline(&p, 10, 1, 0, 1);
   p.max_batch = 4;
   p.kv_tokens = 10000;
   p.max_context = 8000;
@@ -58,15 +59,16 @@ static void test_idle_worker(void **unused) {
   state_t s;
   init(&s);
   prediction_t p = predict(&s, 250, 11, 0);
-  /* No queue: 250 tokens at 1,000/s, nothing decoding alongside. */
+  /* No queue: 250 tokens in chunks of 100, 100 and 50, each a pass of its
+   * compute plus 1 ms, nothing decoding alongside. */
   assert_float_equal(p.queue_ms, 0, EPS);
-  assert_float_equal(p.ttft_ms, 250, EPS);
+  assert_float_equal(p.ttft_ms, 101 + 101 + 51, EPS);
   /* Alone in the batch: 10 + 1 ms. */
   assert_float_equal(p.tpot_ms, 11, EPS);
   assert_int_equal(p.batch, 1);
-  /* 0.25 s of prefill + 10 decode steps of 11 ms, at $0.01/s. */
-  assert_float_equal(p.busy_s, 0.36, EPS);
-  assert_float_equal(p.cost_usd, 0.0036, EPS);
+  /* 0.253 s of prefill + 10 decode steps of 11 ms, at $0.01/s. */
+  assert_float_equal(p.busy_s, 0.363, EPS);
+  assert_float_equal(p.cost_usd, 0.00363, EPS);
 }
 
 static void test_cached_prefix(void **unused) {
@@ -76,12 +78,12 @@ static void test_cached_prefix(void **unused) {
   /* 10 blocks of 10 tokens cached: 150 tokens left to prefill. */
   prediction_t p = predict(&s, 250, 11, 10);
   assert_int_equal(p.cached_tokens, 100);
-  assert_float_equal(p.ttft_ms, 150, EPS);
-  assert_float_equal(p.cost_usd, 0.0026, EPS);
+  assert_float_equal(p.ttft_ms, 101 + 51, EPS);
+  assert_float_equal(p.cost_usd, 0.00262, EPS);
   /* A fully cached prompt still computes its last token. */
   p = predict(&s, 250, 11, 100);
   assert_int_equal(p.cached_tokens, 249);
-  assert_float_equal(p.ttft_ms, 1, EPS);
+  assert_float_equal(p.ttft_ms, 10 + 1, EPS);
 }
 
 static void test_heartbeat_backlog(void **unused) {
@@ -95,14 +97,16 @@ static void test_heartbeat_backlog(void **unused) {
   s.w.remaining_tokens = 50;
   prediction_t p = predict(&s, 250, 11, 0);
   /* One sequence decoding: steps of 11 ms. Half a step to the boundary,
-   * 200 backlog tokens (200 ms) in 2 chunks riding on 2 steps. */
-  assert_float_equal(p.queue_ms, 5.5 + 200 + 2 * 11, EPS);
-  /* Then its own 250 tokens in 3 chunks. */
-  assert_float_equal(p.ttft_ms, 227.5 + 250 + 3 * 11, EPS);
+   * 200 backlog tokens in 2 chunks, each one pass with the decode: 101 ms
+   * of compute + 2 sequences. */
+  assert_float_equal(p.queue_ms, 5.5 + 2 * 103, EPS);
+  /* Then its own 250 tokens in 3 chunks (the last 51 + 2). */
+  assert_float_equal(p.ttft_ms, 211.5 + 103 + 103 + 53, EPS);
   assert_float_equal(p.tpot_ms, 12, EPS);
   assert_int_equal(p.batch, 2);
-  /* Decode steps shared by two: 10 * 12 / 2 ms. */
-  assert_float_equal(p.busy_s, 0.25 + 0.06, EPS);
+  /* Its chunks add 259 - 3 * 11 ms to the steps they ride on; decode steps
+   * shared by two: 10 * 12 / 2 ms. */
+  assert_float_equal(p.busy_s, 0.226 + 0.06, EPS);
 }
 
 /* What was dispatched since the heartbeat counts like what it reported, so
@@ -132,7 +136,7 @@ static void test_dispatched_since_counts(void **unused) {
   b.w.since.prefill_tokens = -500;
   b.w.since.kv_tokens = -5000;
   prediction_t idle = predict(&b, 250, 11, 0);
-  assert_float_equal(idle.ttft_ms, 250, EPS);
+  assert_float_equal(idle.ttft_ms, 253, EPS);
   assert_float_equal(idle.tpot_ms, 11, EPS);
 }
 
@@ -149,7 +153,8 @@ static void test_full_batch_waits_for_a_slot(void **unused) {
    * 3 * 100 steps of 14 ms shared by 4 running. */
   double slot = 3 * 100 * 14.0 / 4;
   assert_float_equal(p.queue_ms, slot + 7, EPS);
-  assert_float_equal(p.ttft_ms, slot + 7 + 250 + 3 * 14, EPS);
+  /* Chunks with 4 decodes: 104 + 5, 104 + 5, 54 + 5. */
+  assert_float_equal(p.ttft_ms, slot + 7 + 109 + 109 + 59, EPS);
   assert_float_equal(p.tpot_ms, 14, EPS);
   assert_int_equal(p.batch, 4);
 }
@@ -171,13 +176,13 @@ static void test_tpot_grows_with_batch_and_context(void **unused) {
   (void)unused;
   state_t s;
   init(&s);
-  s.p.per_kctx_ms = 2;
+  s.p.kv_kb_per_token = 2000; /* 2 ms per 1,000 tokens read */
   double last = 0;
   for (uint32_t running = 0; running < 4; running++) {
     s.load.running = running;
     s.load.kv_used = running * 1000;
     prediction_t p = predict(&s, 1000, 100, 0);
-    /* 10 + (running + 1) + 2 * (kv + 1000 + 50) / 1000 */
+    /* 10 + 2 * (kv + 1000 + 50) / 1000 (memory bound) + (running + 1) */
     double expect = 10 + (running + 1) + 2 * (running * 1000 + 1050) / 1000.0;
     assert_float_equal(p.tpot_ms, expect, EPS);
     assert_true(p.tpot_ms > last);
@@ -196,9 +201,10 @@ static void test_cost_share_falls_with_batch(void **unused) {
   s.w.outstanding = 3;
   s.w.remaining_tokens = 300;
   prediction_t shared = predict(&s, 100, 101, 0);
-  /* alone: 0.1 s + 100 * 11 ms; shared: 0.1 s + 100 * 14 / 4 ms. */
-  assert_float_equal(alone.busy_s, 0.1 + 1.1, EPS);
-  assert_float_equal(shared.busy_s, 0.1 + 0.35, EPS);
+  /* alone: a 101 ms prefill + 100 * 11 ms; shared: its chunk turns a
+   * 13 ms step into 103 + 4, then 100 * 14 / 4 ms. */
+  assert_float_equal(alone.busy_s, 0.101 + 1.1, EPS);
+  assert_float_equal(shared.busy_s, 0.094 + 0.35, EPS);
   assert_true(shared.cost_usd < alone.cost_usd);
 }
 
@@ -232,8 +238,9 @@ static void test_opportunity_cost_follows_utilisation(void **unused) {
   assert_float_equal(p.opportunity_usd, p.cost_usd, EPS);
 }
 
-/* Its prefill chunks ride along with the steps of those decoding: 250 ms
- * of prefill spread over the 50 tokens the running request has left. */
+/* Its prefill chunks ride along with the steps of those decoding: what they
+ * add to those steps, spread over the 50 tokens the running request has
+ * left. */
 static void test_prefill_slows_the_others(void **unused) {
   (void)unused;
   state_t s;
@@ -245,10 +252,13 @@ static void test_prefill_slows_the_others(void **unused) {
   s.w.remaining_tokens = 50;
   p = predict(&s, 250, 11, 0);
   assert_float_equal(p.tpot_ms, 12, EPS);
-  assert_float_equal(p.others_tpot_ms, 12 + 250.0 / 50, EPS);
-  /* Half of it cached: half the prefill. */
+  /* Chunks of 100, 100, 50 with the decode: 103 + 103 + 53 ms, where 3
+   * decode-only steps would take 33. */
+  assert_float_equal(p.others_tpot_ms, 12 + 226.0 / 50, EPS);
+  /* 120 tokens cached: chunks of 100 and 30 (max(10, 31) + 2), where 2
+   * decode-only steps would take 22. */
   p = predict(&s, 250, 11, 12);
-  assert_float_equal(p.others_tpot_ms, 12 + 130.0 / 50, EPS);
+  assert_float_equal(p.others_tpot_ms, 12 + (103 + 33 - 22.0) / 50, EPS);
 }
 
 static void test_cost_energy_and_tokens(void **unused) {
@@ -261,10 +271,10 @@ static void test_cost_energy_and_tokens(void **unused) {
   predictor_request_t r = {250, 11, 0};
   prediction_t p;
   predictor_estimate(&s.w, &r, 0.1, &p);
-  /* 0.36 busy s: $0.0036 of hardware, 3.6 kW for 0.36 s at $0.1/kWh,
+  /* 0.363 busy s: $0.00363 of hardware, 3.6 kW for 0.363 s at $0.1/kWh,
    * 250 input and 11 output tokens billed per million. */
-  double energy = 3600 * 0.36 / 3.6e6 * 0.1;
-  assert_float_equal(p.cost_usd, 0.0036 + energy + 250e-6 + 22e-6, EPS);
+  double energy = 3600 * 0.363 / 3.6e6 * 0.1;
+  assert_float_equal(p.cost_usd, 0.00363 + energy + 250e-6 + 22e-6, EPS);
 }
 
 /* Prompts keep arriving at half the worker's prefill speed: their chunks
@@ -277,7 +287,7 @@ static void test_prefill_load_stretches_tpot(void **unused) {
   prediction_t p = predict(&s, 250, 11, 0);
   assert_float_equal(p.tpot_ms, 22, EPS);
   /* The request's own worker time is its share of undisturbed steps. */
-  assert_float_equal(p.busy_s, 0.36, EPS);
+  assert_float_equal(p.busy_s, 0.363, EPS);
   s.w.prefill_load = 5; /* overloaded: capped at 90% */
   p = predict(&s, 250, 11, 0);
   assert_float_equal(p.tpot_ms, 110, 1e-6);

@@ -52,25 +52,38 @@ static void test_shipped_profiles_load(void **state) {
   assert_true(gpu->max_context >= 131072);
   assert_true(tpu->max_context >= 65536);
 
-  /* Shapes from REFERENCE-NUMBERS.md: per-stream decode speeds... */
-  double gpu_tps = 1000 / profile_step_ms(gpu, 1, 2000);
-  double sram_tps = 1000 / profile_step_ms(sram, 1, 2000);
-  double tpu_tps = 1000 / profile_step_ms(tpu, 1, 2000);
-  assert_true(gpu_tps > 40 && gpu_tps < 100);
-  assert_true(sram_tps > 1000);
+  /* The public measurements the profiles rest on (REFERENCE-NUMBERS.md),
+   * within 6%: Oracle's Llama 3.3 70B on 4 x H100 at 1/32/128/256 streams
+   * of ~600 tokens of context; bench_profiles prints the ratios. */
+  static const struct {
+    uint32_t streams;
+    double tok_s;
+  } oracle[] = {{1, 58.6}, {32, 44.3}, {128, 25.6}, {256, 15.3}};
+  for (size_t i = 0; i < sizeof oracle / sizeof oracle[0]; i++) {
+    uint32_t b = oracle[i].streams;
+    double tps = 1000 / step_decode_ms(gpu, b, (uint64_t)b * 600);
+    if (fabs(tps / oracle[i].tok_s - 1) > 0.06)
+      fail_msg("gpu-h100 at %u streams: %.1f tok/s, measured %.1f", b, tps,
+               oracle[i].tok_s);
+  }
+  /* Cerebras's 2,148 tok/s per stream. */
+  double sram_tps = 1000 / step_decode_ms(sram, 1, 1000);
+  assert_true(fabs(sram_tps / 2148 - 1) < 0.06);
+  /* The TPU's decode is bound by its bandwidth: slower than the GPU. */
+  double gpu_tps = 1000 / step_decode_ms(gpu, 1, 2000);
+  double tpu_tps = 1000 / step_decode_ms(tpu, 1, 2000);
   assert_true(tpu_tps < gpu_tps);
-  /* ... the Oracle curve: ~15 tok/s per stream at 256 short sequences ... */
-  double gpu256 = 1000 / profile_step_ms(gpu, 256, 256 * 600);
-  assert_true(gpu256 > 13 && gpu256 < 18);
   /* ... batch sizes and prices ... */
   assert_true(gpu->max_batch >= 128 && tpu->max_batch >= gpu->max_batch);
   assert_true(sram->max_batch < gpu->max_batch);
   assert_true(sram->price_per_hour > 10 * gpu->price_per_hour);
-  /* ... and TTFT: a few thousand tokens well under a second on the GPU,
-   * faster on SRAM. */
-  assert_true(profile_prefill_us(gpu, 3000, 0) < 500000);
-  assert_true(profile_prefill_us(sram, 3000, 0) <
-              profile_prefill_us(gpu, 3000, 0));
+  /* ... and TTFT: 480 tokens in about Oracle's 0.05 s on the GPU, a few
+   * thousand well under a second, faster on SRAM. */
+  double ttft480 = step_prefill_ms(gpu, 480, 0, gpu->prefill_chunk, 0, 0);
+  assert_true(ttft480 > 35 && ttft480 < 55);
+  assert_true(step_prefill_ms(gpu, 3000, 0, gpu->prefill_chunk, 0, 0) < 500);
+  assert_true(step_prefill_ms(sram, 3000, 0, sram->prefill_chunk, 0, 0) <
+              step_prefill_ms(gpu, 3000, 0, gpu->prefill_chunk, 0, 0));
 
   for (size_t i = 0; i < profile_set_count(set); i++) {
     const infs_profile_t *p = profile_set_at(set, i);
@@ -83,51 +96,6 @@ static void test_shipped_profiles_load(void **state) {
   profile_set_destroy(&set);
   assert_null(set);
   profile_set_destroy(&set);
-}
-
-/* ---- the timing model ---------------------------------------------------- */
-
-static void test_timing_formulas(void **state) {
-  (void)state;
-  infs_profile_t p = {.prefill_tps = 10000,
-                      .prefill_attn_per_kctx = 0.1,
-                      .base_ms = 17,
-                      .per_seq_ms = 0.19,
-                      .per_kctx_ms = 0.04};
-  static const struct {
-    uint32_t b;
-    uint64_t ctx;
-    double ms;
-  } steps[] = {
-      {1, 0, 17.19},
-      {32, 0, 23.08},
-      {256, 0, 65.64},
-      {1, 100000, 21.19},
-  };
-  for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++)
-    assert_true(fabs(profile_step_ms(&p, steps[i].b, steps[i].ctx) -
-                     steps[i].ms) < 1e-9);
-
-  /* n / tps * (1 + attn * (c + n/2) / 1000) */
-  static const struct {
-    uint64_t n, c;
-    infs_time_t us;
-  } fills[] = {
-      {0, 5000, 0},
-      {1000, 0, 105000},
-      {1000, 2000, 1000 * 100 * 1.25},
-      {8000, 0, 8000 * 100 * 1.4},
-  };
-  for (size_t i = 0; i < sizeof fills / sizeof fills[0]; i++)
-    assert_int_equal(profile_prefill_us(&p, fills[i].n, fills[i].c),
-                     fills[i].us);
-
-  /* Chunking does not change the total, up to rounding per chunk. */
-  infs_time_t sum = 0;
-  for (uint64_t c = 0; c < 8000; c += 512)
-    sum += profile_prefill_us(&p, c + 512 <= 8000 ? 512 : 8000 - c, c);
-  assert_true(
-      llabs((long long)sum - (long long)profile_prefill_us(&p, 8000, 0)) <= 16);
 }
 
 /* ---- bad files ------------------------------------------------------------
@@ -156,10 +124,14 @@ static const char *const base_lines[] = {
     "    price_per_hour: 10",
     "    power_idle_w: 100",
     "    power_busy_w: 500",
-    "    prefill_tps: 10000",
-    "    base_ms: 17",
+    "    weights_gb: 141",
+    "    params_b: 70",
+    "    kv_kb_per_token: 320",
+    "    mem_bw_gbs: 13400",
+    "    mem_eff: 0.6",
+    "    peak_tflops: 3956",
+    "    mfu: 0.4",
     "    per_seq_ms: 0.2",
-    "    per_kctx_ms: 0.04",
     "    max_batch: 64",
     "    kv_tokens: 100000",
     "    max_context: 65536",
@@ -215,9 +187,19 @@ static void test_bad_fields(void **state) {
     const char *what;
   } rows[] = {
       {"max_batch", "0", "at least 1"},
-      {"prefill_tps", "-5", "greater than 0"},
-      {"prefill_tps", "0", "greater than 0"},
-      {"base_ms", "0", "greater than 0"},
+      {"weights_gb", "-5", "greater than 0"},
+      {"params_b", "0", "greater than 0"},
+      {"kv_kb_per_token", "-1", ">= 0"},
+      {"mem_bw_gbs", "0", "greater than 0"},
+      {"peak_tflops", "-1", "greater than 0"},
+      {"mem_eff", "1.5", "above 0 and at most 1"},
+      {"mfu", "0", "above 0 and at most 1"},
+      {"attn_mflop_per_ctx", "-1", ">= 0"},
+      {"step_overhead_ms", "-1", ">= 0"},
+      {"base_ms", "17", "no longer used: step times come from the roofline"},
+      {"prefill_tps", "9000", "no longer used"},
+      {"per_kctx_ms", "0.04", "no longer used"},
+      {"prefill_attn_per_kctx", "0.019", "no longer used"},
       {"per_seq_ms", "-0.1", ">= 0"},
       {"price_per_hour", "-1", ">= 0"},
       {"class", "fpga", "unknown class 'fpga'"},
@@ -230,14 +212,15 @@ static void test_bad_fields(void **state) {
       {"max_batch", "2.5", "expected a whole number"},
       {"max_batch", "-1", "expected a whole number"},
       {"max_batch", "99999999999", "too large"},
-      {"base_ms", "[1, 2]", "expected a number, got a list"},
-      {"base_ms", "{a: 1}", "expected a number, got a mapping"},
-      {"base_ms", "nan", "expected a number"},
-      {"base_ms", "17ms", "expected a number"},
+      {"weights_gb", "[1, 2]", "expected a number, got a list"},
+      {"weights_gb", "{a: 1}", "expected a number, got a mapping"},
+      {"mfu", "nan", "expected a number"},
+      {"per_seq_ms", "17ms", "expected a number"},
       {"price_per_hour", "'3'", "the string '3'"},
       {"class", "[gpu]", "got a list"},
       {"kv_tokens", NULL, "missing"},
       {"class", NULL, "missing"},
+      {"mfu", NULL, "missing"},
   };
   char path[128];
   snprintf(path, sizeof path, "%s/bad.yaml", tmpdir);
@@ -266,7 +249,7 @@ static void test_bad_files(void **state) {
       {"profiles: []\n", 1, "'profiles:' must map names to profiles"},
       {"profiles: {}\n", 1, "no profiles defined"},
       {"profiles:\n  p1: [\n", 3, "not valid YAML"},
-      {"profiles:\n  p1:\n    class: gpu\n\tbase_ms: 1\n", 4, "not valid YAML"},
+      {"profiles:\n  p1:\n    class: gpu\n\tmfu: 1\n", 4, "not valid YAML"},
       {"profiles:\n  p1: 3\n", 2, "profile 'p1': expected a mapping"},
       {"profiles:\n  p1:\n    max_batch: 1\n    max_batch: 2\n", 4,
        "profile 'p1': field 'max_batch': given twice (first on line 3)"},
@@ -314,7 +297,7 @@ static void test_bad_files(void **state) {
   const infs_profile_t *p = profile_set_find(set, "p1");
   assert_non_null(p);
   assert_int_equal(p->prefill_chunk, INFS_PROFILE_DEFAULT_PREFILL_CHUNK);
-  assert_true(p->prefill_attn_per_kctx == 0);
+  assert_true(p->attn_mflop_per_ctx == 0 && p->step_overhead_ms == 0);
   assert_true(p->usd_per_mtok_in == 0 && p->usd_per_mtok_out == 0);
   assert_int_equal(p->max_batch, 64);
   assert_true(p->per_seq_ms == 0.2);
@@ -330,7 +313,6 @@ static void test_bad_files(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_shipped_profiles_load),
-      cmocka_unit_test(test_timing_formulas),
       cmocka_unit_test(test_bad_fields),
       cmocka_unit_test(test_bad_files),
   };

@@ -10,6 +10,7 @@
 #include "tools/sim/sim.h"
 #include "tools/sim/sweep.h"
 #include "model/cost.h"
+#include "tests/unit/profile_fixture.h"
 
 #include <math.h>
 #include <setjmp.h>
@@ -38,8 +39,6 @@ static infs_profile_t simple_profile(void) {
       .price_per_hour = 36.0,
       .power_idle_w = 1000,
       .power_busy_w = 3000,
-      .prefill_tps = 10000,
-      .base_ms = 10,
       .max_batch = 8,
       .kv_tokens = 100000,
       .max_context = 8192,
@@ -47,6 +46,9 @@ static infs_profile_t simple_profile(void) {
       .block_size = 64,
       .prefill_chunk = 4096,
   };
+  /* 10 ms for the weights, 0.1 ms per prompt token: a decode step of up to
+   * 100 sequences takes 10 ms, a prompt of P >= 100 tokens P / 10 ms. */
+  fixture_roofline(&p, 10, 0.1, 0, 0);
   return p;
 }
 

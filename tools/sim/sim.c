@@ -117,6 +117,7 @@ msg_t *sim_worker_msg(sim_t *s, uint32_t wi, msg_kind_t kind, uint64_t id,
 /* --- peers: "W" + worker index, "C" for the client --- */
 
 static void peer_of_worker(uint32_t i, core_peer_t *p) {
+  p->door = CORE_DOOR_ZMQ;
   p->len = 5;
   p->id[0] = 'W';
   memcpy(&p->id[1], &i, sizeof i);
