@@ -38,7 +38,7 @@ static void usage(FILE *f) {
           "                        (default interactive=2,agent=1,batch=0)\n"
           "  --cache-balance-abs N cache_affinity: a match is too loaded with more than\n"
           "                        N outstanding requests beyond the least loaded\n"
-          "                        (default 16) ...\n"
+          "                        (default 64) ...\n"
           "  --cache-balance-rel X ... and more than X times as many (default 1.5)\n"
           "  --kwh-price USD       energy price in predicted costs (default 0.10)\n"
           "  --http ADDR           HOST:PORT of the OpenAI-compatible HTTP API,\n"
