@@ -62,7 +62,7 @@ static infs_profile_t profile(int k) {
   p.max_context = ctx[k];
   p.prefix_cache_blocks = blocks[k];
   p.block_size = 64;
-  p.prefill_chunk = 512;
+  p.max_num_batched_tokens = 512;
   return p;
 }
 

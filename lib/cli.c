@@ -1,5 +1,7 @@
 #include "lib/cli.h"
 
+#include "infsched/version.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -9,6 +11,8 @@
 static const char *s_program = "infsched";
 
 void cli_init(const char *program) { s_program = program; }
+
+void cli_version(void) { printf("%s %s\n", s_program, INFSCHED_VERSION); }
 
 int cli_usage_error(const char *fmt, ...) {
   va_list ap;

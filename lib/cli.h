@@ -15,6 +15,8 @@ int cli_u32(const char *flag, const char *val, uint32_t min, uint32_t max,
             uint32_t *out);
 int cli_double(const char *flag, const char *val, double min, double max,
                double *out);
+/* Prints "PROGRAM VERSION" on stdout, for --version. */
+void cli_version(void);
 /* Prints "PROGRAM: msg" plus a pointer to --help and returns -1. */
 int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -75,7 +75,12 @@ int profile_validate(const infs_profile_t *p, const char **field, char *why,
                "never run",
                (double)p->kv_tokens);
   CHECK_NONZERO(block_size);
-  CHECK_NONZERO(prefill_chunk);
+  CHECK_NONZERO(max_num_batched_tokens);
+  if (p->max_num_batched_tokens < p->max_batch)
+    return bad(field, "max_num_batched_tokens", why, whylen,
+               "must be at least max_batch (%g): every running sequence "
+               "decodes a token in each step",
+               (double)p->max_batch);
   CHECK_NONNEG(usd_per_mtok_in);
   CHECK_NONNEG(usd_per_mtok_out);
   CHECK_MAX(price_per_hour, 1e6);

@@ -12,6 +12,7 @@
 #include "infsched/profile.h"
 
 #include "infsched/errors.h"
+#include "lib/ydoc.h"
 
 #include <errno.h>
 #include <math.h>
@@ -20,14 +21,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <yaml.h>
 
 struct profile_set {
   infs_profile_t *v;
   size_t n;
 };
 
-typedef enum field_type { F_DOUBLE, F_U32, F_CLASS } field_type_t;
+typedef enum field_type { F_DOUBLE, F_U32, F_BOOL, F_CLASS } field_type_t;
 
 typedef struct field {
   const char *name;
@@ -58,7 +58,8 @@ static const field_t fields[] = {
     FD(max_context, F_U32, 1),
     FD(prefix_cache_blocks, F_U32, 1),
     FD(block_size, F_U32, 1),
-    FD(prefill_chunk, F_U32, 0),
+    FD(max_num_batched_tokens, F_U32, 0),
+    FD(slo_aware_prefill, F_BOOL, 0),
     FD(usd_per_mtok_in, F_DOUBLE, 0),
     FD(usd_per_mtok_out, F_DOUBLE, 0),
 };
@@ -74,7 +75,7 @@ static const char *const removed_fields[] = {
 /* Defaults of the optional fields; every other field is required. */
 static void profile_defaults(infs_profile_t *p) {
   memset(p, 0, sizeof *p);
-  p->prefill_chunk = INFS_PROFILE_DEFAULT_PREFILL_CHUNK;
+  p->max_num_batched_tokens = INFS_PROFILE_DEFAULT_BATCHED_TOKENS;
   p->attn_mflop_per_ctx = 0;
   p->step_overhead_ms = 0;
   p->usd_per_mtok_in = 0;
@@ -82,63 +83,49 @@ static void profile_defaults(infs_profile_t *p) {
 }
 
 typedef struct loader {
-  const char *path;
-  yaml_document_t *doc;
-  char *err;
-  size_t errlen;
+  ydoc_t *d;
 } loader_t;
-
-static size_t line_of(const yaml_node_t *n) {
-  return n->start_mark.line + 1;
-}
 
 /* Writes "FILE:LINE: [profile 'P': ][field 'F': ]why" and returns
  * INFS_ECONFIG. */
-static int fail(loader_t *l, size_t line, const char *profile,
-                const char *field, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
-static int fail(loader_t *l, size_t line, const char *profile,
-                const char *field, const char *fmt, ...) {
-  int w = snprintf(l->err, l->errlen, "%s:%zu: ", l->path, line);
-  if (profile && w >= 0 && (size_t)w < l->errlen)
-    w += snprintf(l->err + w, l->errlen - w, "profile '%s': ", profile);
-  if (field && w >= 0 && (size_t)w < l->errlen)
-    w += snprintf(l->err + w, l->errlen - w, "field '%s': ", field);
-  if (w >= 0 && (size_t)w < l->errlen) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(l->err + w, l->errlen - w, fmt, ap);
-    va_end(ap);
-  }
-  return INFS_ECONFIG;
-}
-
-static const char *kind_name(const yaml_node_t *n) {
-  switch (n->type) {
-  case YAML_MAPPING_NODE:
-    return "a mapping";
-  case YAML_SEQUENCE_NODE:
-    return "a list";
-  default:
-    return "a scalar";
-  }
-}
-
-static const char *scalar(const yaml_node_t *n) {
-  return (const char *)n->data.scalar.value;
+static int fail(loader_t *l, int line, const char *profile, const char *field,
+                const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static int fail(loader_t *l, int line, const char *profile, const char *field,
+                const char *fmt, ...) {
+  char why[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(why, sizeof why, fmt, ap);
+  va_end(ap);
+  return ydoc_fail(l->d, line, "%s%s%s%s%s%s%s", profile ? "profile '" : "",
+                   profile ? profile : "", profile ? "': " : "",
+                   field ? "field '" : "", field ? field : "",
+                   field ? "': " : "", why);
 }
 
 static int parse_value(loader_t *l, const char *pname, const field_t *f,
                        const yaml_node_t *v, infs_profile_t *p) {
-  size_t line = line_of(v);
+  int line = ydoc_line(v);
   if (v->type != YAML_SCALAR_NODE)
     return fail(l, line, pname, f->name, "expected %s, got %s",
-                f->type == F_CLASS ? "gpu, sram or tpu" : "a number",
-                kind_name(v));
-  const char *s = scalar(v);
+                f->type == F_CLASS  ? "gpu, sram or tpu"
+                : f->type == F_BOOL ? "true or false"
+                                    : "a number",
+                ydoc_kind(v));
+  const char *s = ydoc_scalar(v);
   void *dst = (char *)p + f->off;
   int quoted = v->data.scalar.style != YAML_PLAIN_SCALAR_STYLE;
 
+  if (f->type == F_BOOL) {
+    if (!quoted && strcmp(s, "true") == 0)
+      *(bool *)dst = true;
+    else if (!quoted && strcmp(s, "false") == 0)
+      *(bool *)dst = false;
+    else
+      return fail(l, line, pname, f->name, "expected true or false, got %s'%s'",
+                  quoted ? "the string " : "", s);
+    return 0;
+  }
   if (f->type == F_CLASS) {
     infs_worker_class_t c;
     if (infs_worker_class_parse(s, &c))
@@ -178,8 +165,8 @@ static int parse_value(loader_t *l, const char *pname, const field_t *f,
 
 static int load_profile(loader_t *l, const yaml_node_t *key,
                         const yaml_node_t *body, infs_profile_t *p) {
-  const char *pname = scalar(key);
-  size_t pline = line_of(key);
+  const char *pname = ydoc_scalar(key);
+  int pline = ydoc_line(key);
   const yaml_node_t *seen[N_FIELDS] = {0};
 
   profile_defaults(p);
@@ -190,32 +177,37 @@ static int load_profile(loader_t *l, const yaml_node_t *key,
                 sizeof p->name - 1);
   memcpy(p->name, pname, strlen(pname) + 1);
   if (body->type != YAML_MAPPING_NODE)
-    return fail(l, line_of(body), pname, NULL,
-                "expected a mapping of fields, got %s", kind_name(body));
+    return fail(l, ydoc_line(body), pname, NULL,
+                "expected a mapping of fields, got %s", ydoc_kind(body));
 
   for (yaml_node_pair_t *kv = body->data.mapping.pairs.start;
        kv < body->data.mapping.pairs.top; kv++) {
-    const yaml_node_t *k = yaml_document_get_node(l->doc, kv->key);
-    const yaml_node_t *v = yaml_document_get_node(l->doc, kv->value);
+    const yaml_node_t *k = ydoc_node(l->d, kv->key);
+    const yaml_node_t *v = ydoc_node(l->d, kv->value);
     if (k->type != YAML_SCALAR_NODE)
-      return fail(l, line_of(k), pname, NULL, "expected a field name, got %s",
-                  kind_name(k));
+      return fail(l, ydoc_line(k), pname, NULL, "expected a field name, got %s",
+                  ydoc_kind(k));
     size_t i = 0;
-    while (i < N_FIELDS && strcmp(fields[i].name, scalar(k)) != 0)
+    while (i < N_FIELDS && strcmp(fields[i].name, ydoc_scalar(k)) != 0)
       i++;
     if (i == N_FIELDS) {
-      for (size_t j = 0;
-           j < sizeof removed_fields / sizeof removed_fields[0]; j++)
-        if (strcmp(removed_fields[j], scalar(k)) == 0)
-          return fail(l, line_of(k), pname, scalar(k),
+      for (size_t j = 0; j < sizeof removed_fields / sizeof removed_fields[0];
+           j++)
+        if (strcmp(removed_fields[j], ydoc_scalar(k)) == 0)
+          return fail(l, ydoc_line(k), pname, ydoc_scalar(k),
                       "no longer used: step times come from the roofline "
                       "fields (weights_gb, mem_bw_gbs, peak_tflops, ...; "
                       "see docs/serving-model.md)");
-      return fail(l, line_of(k), pname, scalar(k), "unknown field");
+      if (strcmp(ydoc_scalar(k), "prefill_chunk") == 0)
+        return fail(l, ydoc_line(k), pname, ydoc_scalar(k),
+                    "no longer used: max_num_batched_tokens is the step's "
+                    "token budget, shared by decode tokens and prefill "
+                    "chunks");
+      return fail(l, ydoc_line(k), pname, ydoc_scalar(k), "unknown field");
     }
     if (seen[i])
-      return fail(l, line_of(k), pname, fields[i].name,
-                  "given twice (first on line %zu)", line_of(seen[i]));
+      return fail(l, ydoc_line(k), pname, fields[i].name,
+                  "given twice (first on line %d)", ydoc_line(seen[i]));
     seen[i] = k;
     int rc = parse_value(l, pname, &fields[i], v, p);
     if (rc)
@@ -228,62 +220,62 @@ static int load_profile(loader_t *l, const yaml_node_t *key,
   const char *bad_field = NULL;
   char why[160];
   if (profile_validate(p, &bad_field, why, sizeof why)) {
-    size_t line = pline;
+    int line = pline;
     for (size_t i = 0; i < N_FIELDS; i++)
       if (seen[i] && strcmp(fields[i].name, bad_field) == 0)
-        line = line_of(seen[i]);
+        line = ydoc_line(seen[i]);
     return fail(l, line, pname, bad_field, "%s", why);
   }
   return 0;
 }
 
 static int load_document(loader_t *l, profile_set_t *set) {
-  const yaml_node_t *root = yaml_document_get_root_node(l->doc);
+  const yaml_node_t *root = ydoc_root(l->d);
   if (!root)
     return fail(l, 1, NULL, NULL, "empty file (expected 'profiles:')");
   if (root->type != YAML_MAPPING_NODE)
-    return fail(l, line_of(root), NULL, NULL,
-                "expected a mapping with 'profiles:', got %s", kind_name(root));
+    return fail(l, ydoc_line(root), NULL, NULL,
+                "expected a mapping with 'profiles:', got %s", ydoc_kind(root));
 
   const yaml_node_t *list = NULL;
   for (yaml_node_pair_t *kv = root->data.mapping.pairs.start;
        kv < root->data.mapping.pairs.top; kv++) {
-    const yaml_node_t *k = yaml_document_get_node(l->doc, kv->key);
-    if (k->type != YAML_SCALAR_NODE || strcmp(scalar(k), "profiles") != 0)
-      return fail(l, line_of(k), NULL, NULL,
+    const yaml_node_t *k = ydoc_node(l->d, kv->key);
+    if (k->type != YAML_SCALAR_NODE || strcmp(ydoc_scalar(k), "profiles") != 0)
+      return fail(l, ydoc_line(k), NULL, NULL,
                   "unknown top-level key (expected only 'profiles:')");
     if (list)
-      return fail(l, line_of(k), NULL, NULL, "'profiles:' given twice");
-    list = yaml_document_get_node(l->doc, kv->value);
+      return fail(l, ydoc_line(k), NULL, NULL, "'profiles:' given twice");
+    list = ydoc_node(l->d, kv->value);
   }
   if (!list)
-    return fail(l, line_of(root), NULL, NULL, "no 'profiles:' mapping");
+    return fail(l, ydoc_line(root), NULL, NULL, "no 'profiles:' mapping");
   if (list->type != YAML_MAPPING_NODE)
-    return fail(l, line_of(list), NULL, NULL,
+    return fail(l, ydoc_line(list), NULL, NULL,
                 "'profiles:' must map names to profiles, got %s",
-                kind_name(list));
+                ydoc_kind(list));
 
   size_t n =
       (size_t)(list->data.mapping.pairs.top - list->data.mapping.pairs.start);
   if (n == 0)
-    return fail(l, line_of(list), NULL, NULL, "no profiles defined");
+    return fail(l, ydoc_line(list), NULL, NULL, "no profiles defined");
   set->v = calloc(n, sizeof *set->v);
   if (!set->v)
     return -ENOMEM;
 
   for (size_t i = 0; i < n; i++) {
     yaml_node_pair_t *kv = &list->data.mapping.pairs.start[i];
-    const yaml_node_t *k = yaml_document_get_node(l->doc, kv->key);
-    const yaml_node_t *v = yaml_document_get_node(l->doc, kv->value);
+    const yaml_node_t *k = ydoc_node(l->d, kv->key);
+    const yaml_node_t *v = ydoc_node(l->d, kv->value);
     if (k->type != YAML_SCALAR_NODE)
-      return fail(l, line_of(k), NULL, NULL, "expected a profile name, got %s",
-                  kind_name(k));
+      return fail(l, ydoc_line(k), NULL, NULL,
+                  "expected a profile name, got %s", ydoc_kind(k));
     for (size_t j = 0; j < i; j++) {
       yaml_node_pair_t *prev = &list->data.mapping.pairs.start[j];
-      const yaml_node_t *pk = yaml_document_get_node(l->doc, prev->key);
-      if (strcmp(scalar(pk), scalar(k)) == 0)
-        return fail(l, line_of(k), scalar(k), NULL,
-                    "defined twice (first on line %zu)", line_of(pk));
+      const yaml_node_t *pk = ydoc_node(l->d, prev->key);
+      if (strcmp(ydoc_scalar(pk), ydoc_scalar(k)) == 0)
+        return fail(l, ydoc_line(k), ydoc_scalar(k), NULL,
+                    "defined twice (first on line %d)", ydoc_line(pk));
     }
     int rc = load_profile(l, k, v, &set->v[i]);
     if (rc)
@@ -295,63 +287,19 @@ static int load_document(loader_t *l, profile_set_t *set) {
 
 int profile_set_load(const char *path, profile_set_t **out, char *err,
                      size_t errlen) {
-  yaml_parser_t parser;
-  yaml_document_t doc, extra;
-  int have_parser = 0, have_doc = 0;
-  profile_set_t *set = NULL;
-  loader_t l = {path, &doc, err, errlen};
-  int rc;
-
+  ydoc_t d;
+  loader_t l = {&d};
   *out = NULL;
-  if (errlen)
-    err[0] = '\0';
-  FILE *f = fopen(path, "rb");
-  if (!f) {
-    rc = -errno;
-    snprintf(err, errlen, "%s: %s", path, strerror(-rc));
-    return rc;
-  }
-  set = calloc(1, sizeof *set);
-  if (!set || !yaml_parser_initialize(&parser)) {
-    rc = -ENOMEM;
-    goto out;
-  }
-  have_parser = 1;
-  yaml_parser_set_input_file(&parser, f);
-  if (!yaml_parser_load(&parser, &doc)) {
-    rc = fail(&l, parser.problem_mark.line + 1, NULL, NULL,
-              "not valid YAML: %s%s%s", parser.problem,
-              parser.context ? " " : "", parser.context ? parser.context : "");
-    goto out;
-  }
-  have_doc = 1;
-  rc = load_document(&l, set);
+  int rc = ydoc_load(&d, path, err, errlen);
   if (rc)
-    goto out;
-  /* A second document would be silently ignored otherwise. */
-  if (!yaml_parser_load(&parser, &extra)) {
-    rc = fail(&l, parser.problem_mark.line + 1, NULL, NULL,
-              "not valid YAML: %s", parser.problem);
-    goto out;
+    return rc;
+  profile_set_t *set = calloc(1, sizeof *set);
+  rc = set ? load_document(&l, set) : -ENOMEM;
+  if (rc == 0) {
+    *out = set;
+    set = NULL;
   }
-  const yaml_node_t *more = yaml_document_get_root_node(&extra);
-  size_t more_line = more ? line_of(more) : 0;
-  yaml_document_delete(&extra);
-  if (more) {
-    rc = fail(&l, more_line, NULL, NULL,
-              "a second YAML document; put every profile under one "
-              "'profiles:'");
-    goto out;
-  }
-  *out = set;
-  set = NULL;
-
-out:
-  if (have_doc)
-    yaml_document_delete(&doc);
-  if (have_parser)
-    yaml_parser_delete(&parser);
-  fclose(f);
+  ydoc_free(&d);
   profile_set_destroy(&set);
   if (rc == -ENOMEM)
     snprintf(err, errlen, "%s: out of memory", path);

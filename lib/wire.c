@@ -111,6 +111,8 @@ void wire_profile_to_msg(const infs_profile_t *p, Infsched__Profile *m) {
   m->peak_tflops = p->peak_tflops;
   m->mfu = p->mfu;
   m->step_overhead_ms = p->step_overhead_ms;
+  m->max_num_batched_tokens = p->max_num_batched_tokens;
+  m->slo_aware_prefill = p->slo_aware_prefill;
   m->per_seq_ms = p->per_seq_ms;
   m->max_batch = p->max_batch;
   m->kv_tokens = p->kv_tokens;
@@ -137,6 +139,8 @@ void wire_profile_from_msg(const Infsched__Profile *m, infs_profile_t *p) {
   p->peak_tflops = m->peak_tflops;
   p->mfu = m->mfu;
   p->step_overhead_ms = m->step_overhead_ms;
+  p->max_num_batched_tokens = m->max_num_batched_tokens;
+  p->slo_aware_prefill = m->slo_aware_prefill;
   p->per_seq_ms = m->per_seq_ms;
   p->max_batch = m->max_batch;
   p->kv_tokens = m->kv_tokens;

@@ -5,6 +5,7 @@
 #include "lib/workload_impl.h"
 
 #include "infsched/errors.h"
+#include "lib/ydoc.h"
 
 #include <errno.h>
 #include <math.h>
@@ -13,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <yaml.h>
 
 typedef enum knob_type { K_U32, K_DOUBLE, K_DIST, K_MIX } knob_type_t;
 
@@ -204,35 +204,20 @@ int workload_codex_config_check(const workload_codex_config_t *c,
 /* --- the workload file --- */
 
 typedef struct loader {
-  const char *path;
-  yaml_document_t *doc;
-  char *err;
-  size_t errlen;
+  ydoc_t *d;
 } loader_t;
 
-static size_t line_of(const yaml_node_t *n) {
-  return n->start_mark.line + 1;
-}
-
-static const char *scalar(const yaml_node_t *n) {
-  return (const char *)n->data.scalar.value;
-}
-
 /* Writes "FILE:LINE: [key 'K': ]why" and returns INFS_ECONFIG. */
-static int fail(loader_t *l, size_t line, const char *key, const char *fmt, ...)
+static int fail(loader_t *l, int line, const char *key, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-static int fail(loader_t *l, size_t line, const char *key, const char *fmt,
-                ...) {
-  int w = snprintf(l->err, l->errlen, "%s:%zu: ", l->path, line);
-  if (key && w >= 0 && (size_t)w < l->errlen)
-    w += snprintf(l->err + w, l->errlen - w, "key '%s': ", key);
-  if (w >= 0 && (size_t)w < l->errlen) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(l->err + w, l->errlen - w, fmt, ap);
-    va_end(ap);
-  }
-  return INFS_ECONFIG;
+static int fail(loader_t *l, int line, const char *key, const char *fmt, ...) {
+  char why[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(why, sizeof why, fmt, ap);
+  va_end(ap);
+  return ydoc_fail(l->d, line, "%s%s%s%s", key ? "key '" : "", key ? key : "",
+                   key ? "': " : "", why);
 }
 
 /* The mix may also be written as a mapping, {interactive: 0.3, ...}: it is
@@ -242,23 +227,23 @@ static int mix_text(loader_t *l, const yaml_node_t *v, char *buf, size_t len) {
   buf[0] = '\0';
   for (yaml_node_pair_t *kv = v->data.mapping.pairs.start;
        kv < v->data.mapping.pairs.top; kv++) {
-    const yaml_node_t *k = yaml_document_get_node(l->doc, kv->key);
-    const yaml_node_t *x = yaml_document_get_node(l->doc, kv->value);
+    const yaml_node_t *k = ydoc_node(l->d, kv->key);
+    const yaml_node_t *x = ydoc_node(l->d, kv->value);
     if (k->type != YAML_SCALAR_NODE || x->type != YAML_SCALAR_NODE)
-      return fail(l, line_of(k), "mix", "expected CLASS: WEIGHT pairs");
-    int n = snprintf(buf + w, len - w, "%s%s=%s", w ? "," : "", scalar(k),
-                     scalar(x));
+      return fail(l, ydoc_line(k), "mix", "expected CLASS: WEIGHT pairs");
+    int n = snprintf(buf + w, len - w, "%s%s=%s", w ? "," : "", ydoc_scalar(k),
+                     ydoc_scalar(x));
     if (n < 0 || (size_t)n >= len - w)
-      return fail(l, line_of(k), "mix", "too long");
+      return fail(l, ydoc_line(k), "mix", "too long");
     w += (size_t)n;
   }
   if (w == 0)
-    return fail(l, line_of(v), "mix", "empty mapping");
+    return fail(l, ydoc_line(v), "mix", "empty mapping");
   return 0;
 }
 
 static int load_document(loader_t *l, workload_codex_config_t *c) {
-  const yaml_node_t *root = yaml_document_get_root_node(l->doc);
+  const yaml_node_t *root = ydoc_root(l->d);
   const yaml_node_t *seen[N_KNOBS] = {0};
   char why[512];
   if (!root)
@@ -266,44 +251,44 @@ static int load_document(loader_t *l, workload_codex_config_t *c) {
                 "empty file (expected a mapping of knobs; {} for "
                 "all defaults)");
   if (root->type != YAML_MAPPING_NODE)
-    return fail(l, line_of(root), NULL, "expected a mapping of knobs");
+    return fail(l, ydoc_line(root), NULL, "expected a mapping of knobs");
   for (yaml_node_pair_t *kv = root->data.mapping.pairs.start;
        kv < root->data.mapping.pairs.top; kv++) {
-    const yaml_node_t *k = yaml_document_get_node(l->doc, kv->key);
-    const yaml_node_t *v = yaml_document_get_node(l->doc, kv->value);
+    const yaml_node_t *k = ydoc_node(l->d, kv->key);
+    const yaml_node_t *v = ydoc_node(l->d, kv->value);
     if (k->type != YAML_SCALAR_NODE)
-      return fail(l, line_of(k), NULL, "expected a knob name");
-    const knob_t *kn = knob_find(scalar(k));
+      return fail(l, ydoc_line(k), NULL, "expected a knob name");
+    const knob_t *kn = knob_find(ydoc_scalar(k));
     if (!kn) {
-      workload_codex_config_set(c, scalar(k), "", why, sizeof why);
-      return fail(l, line_of(k), NULL, "%s", why);
+      workload_codex_config_set(c, ydoc_scalar(k), "", why, sizeof why);
+      return fail(l, ydoc_line(k), NULL, "%s", why);
     }
     size_t i = (size_t)(kn - knobs);
     if (seen[i])
-      return fail(l, line_of(k), kn->name, "given twice (first on line %zu)",
-                  line_of(seen[i]));
+      return fail(l, ydoc_line(k), kn->name, "given twice (first on line %d)",
+                  ydoc_line(seen[i]));
     seen[i] = k;
     char text[512];
     const char *value;
     if (v->type == YAML_SCALAR_NODE) {
-      value = scalar(v);
+      value = ydoc_scalar(v);
     } else if (v->type == YAML_MAPPING_NODE && kn->type == K_MIX) {
       int rc = mix_text(l, v, text, sizeof text);
       if (rc)
         return rc;
       value = text;
     } else {
-      return fail(l, line_of(v), kn->name, "expected a single value");
+      return fail(l, ydoc_line(v), kn->name, "expected a single value");
     }
     if (workload_codex_config_set(c, kn->name, value, why, sizeof why))
-      return fail(l, line_of(v), kn->name, "%s", why);
+      return fail(l, ydoc_line(v), kn->name, "%s", why);
   }
   const char *key;
   if (workload_codex_config_check(c, &key, why, sizeof why)) {
-    size_t line = line_of(root);
+    int line = ydoc_line(root);
     const knob_t *kn = key ? knob_find(key) : NULL;
     if (kn && seen[kn - knobs])
-      line = line_of(seen[kn - knobs]);
+      line = ydoc_line(seen[kn - knobs]);
     return fail(l, line, key, "%s", why);
   }
   return 0;
@@ -311,53 +296,15 @@ static int load_document(loader_t *l, workload_codex_config_t *c) {
 
 int workload_codex_config_load(workload_codex_config_t *c, const char *path,
                                char *err, size_t errlen) {
-  yaml_parser_t parser;
-  yaml_document_t doc, extra;
-  bool have_parser = false, have_doc = false;
+  ydoc_t d;
+  loader_t l = {&d};
   workload_codex_config_t work = *c;
-  loader_t l = {path, &doc, err, errlen};
-  int rc = 0;
-
-  FILE *f = fopen(path, "rb");
-  if (!f) {
-    rc = -errno;
-    return workload_errf(rc, err, errlen, "%s: %s", path, strerror(-rc));
-  }
-  if (!yaml_parser_initialize(&parser)) {
-    rc = workload_errf(-ENOMEM, err, errlen, "%s: out of memory", path);
-    goto out;
-  }
-  have_parser = true;
-  yaml_parser_set_input_file(&parser, f);
-  if (!yaml_parser_load(&parser, &doc)) {
-    rc = fail(&l, parser.problem_mark.line + 1, NULL, "not valid YAML: %s",
-              parser.problem ? parser.problem : "?");
-    goto out;
-  }
-  have_doc = true;
-  rc = load_document(&l, &work);
+  int rc = ydoc_load(&d, path, err, errlen);
   if (rc)
-    goto out;
-  /* A second document would be silently ignored otherwise. */
-  if (!yaml_parser_load(&parser, &extra)) {
-    rc = fail(&l, parser.problem_mark.line + 1, NULL, "not valid YAML: %s",
-              parser.problem ? parser.problem : "?");
-    goto out;
-  }
-  const yaml_node_t *more = yaml_document_get_root_node(&extra);
-  size_t more_line = more ? line_of(more) : 0;
-  yaml_document_delete(&extra);
-  if (more) {
-    rc = fail(&l, more_line, NULL, "a second YAML document");
-    goto out;
-  }
-  *c = work;
-
-out:
-  if (have_doc)
-    yaml_document_delete(&doc);
-  if (have_parser)
-    yaml_parser_delete(&parser);
-  fclose(f);
+    return rc;
+  rc = load_document(&l, &work);
+  if (rc == 0)
+    *c = work;
+  ydoc_free(&d);
   return rc;
 }

@@ -19,7 +19,7 @@
  *
  * A step (chunked prefill riding along with decode, as in vLLM and Sarathi):
  * every running sequence past its prefill decodes one token; sequences still
- * prefilling share a budget of prefill_chunk prompt tokens, taken in admission
+ * prefilling share a budget of max_num_batched_tokens prompt tokens, taken in admission
  * order. The step is one forward pass over all of them, timed by the
  * roofline of model/step.h: each decode adds one token behind its context,
  * each prefill piece n_i tokens behind the c_i already in KV, and
@@ -29,7 +29,7 @@
  * rounded to microseconds and at least 1. The step that completes a prefill
  * produces that sequence's first token (FIRST_TOKEN); it decodes from the
  * next step on. So one request of P uncached prompt tokens and G output
- * tokens on an idle engine takes ceil(P / prefill_chunk) prefill steps plus
+ * tokens on an idle engine takes ceil(P / max_num_batched_tokens) prefill steps plus
  * G - 1 decode steps at batch 1.
  *
  * Preemption (vLLM's recompute mode). When a step's decode tokens do not fit
@@ -81,6 +81,7 @@ typedef struct seq {
   uint32_t slot; /* index in engine.seqs */
   uint32_t prompt;
   uint32_t max_tokens;
+  uint32_t tpot_target_ms; /* 0: none */
   uint64_t *blocks; /* owned copy of the full blocks' hashes */
   uint32_t n_blocks;
   seq_state_t state;
@@ -451,22 +452,40 @@ static void step_plan(engine_t *e, infs_time_t t) {
          e->kv_used + growth + head->target + 1 <= e->p.kv_tokens)
     admit(e, head, t);
 
-  uint32_t budget = e->p.prefill_chunk;
+  /* Decode tokens first, then prefill chunks in admission order, all from
+   * one budget (vLLM's scheduler). */
+  uint32_t budget = e->p.max_num_batched_tokens;
   step_work_t work = {0};
+  double cap_ms = 0; /* the tightest TPOT target decoding, in SLO mode */
   for (uint32_t i = 0; i < e->n_run; i++) {
     seq_t *s = e->run[i];
-    if (s->state == SEQ_DECODE) {
-      step_add_decode(&work, s->kv);
-      s->kv++;
-      e->kv_used++;
-      s->step_decode = true;
-    } else if (budget > 0) {
-      uint32_t n = s->target - s->filled;
-      n = n < budget ? n : budget;
-      step_add_prefill(&work, n, s->filled);
-      s->step_fill = n;
-      budget -= n;
-    }
+    if (s->state != SEQ_DECODE || budget == 0)
+      continue;
+    step_add_decode(&work, s->kv);
+    s->kv++;
+    e->kv_used++;
+    s->step_decode = true;
+    budget--;
+    if (e->p.slo_aware_prefill && s->tpot_target_ms &&
+        (cap_ms == 0 || s->tpot_target_ms < cap_ms))
+      cap_ms = s->tpot_target_ms;
+  }
+  bool chunked = false;
+  for (uint32_t i = 0; i < e->n_run && budget > 0; i++) {
+    seq_t *s = e->run[i];
+    if (s->state != SEQ_PREFILL)
+      continue;
+    /* The first chunk of a step gets at least a block, so that prefills
+     * progress even under a target no step could meet. */
+    uint64_t n = step_prefill_room(&e->p, &work, s->target - s->filled,
+                                   s->filled, budget, cap_ms,
+                                   chunked ? 0 : e->p.block_size);
+    if (n == 0)
+      break;
+    chunked = true;
+    step_add_prefill(&work, n, s->filled);
+    s->step_fill = (uint32_t)n;
+    budget -= (uint32_t)n;
   }
   uint32_t members = work.seqs;
   e->stepping = members > 0;
@@ -528,8 +547,8 @@ engine_t *engine_new(const infs_profile_t *p, infs_time_t now) {
   const char *field;
   char why[160];
 
-  if (copy.prefill_chunk == 0)
-    copy.prefill_chunk = INFS_PROFILE_DEFAULT_PREFILL_CHUNK;
+  if (copy.max_num_batched_tokens == 0)
+    copy.max_num_batched_tokens = INFS_PROFILE_DEFAULT_BATCHED_TOKENS;
   if (profile_validate(&copy, &field, why, sizeof why))
     return NULL;
 
@@ -624,6 +643,7 @@ int engine_submit(engine_t *e, infs_time_t now, const engine_request_t *r) {
   s->id = r->id;
   s->prompt = r->prompt_tokens;
   s->max_tokens = r->max_tokens;
+  s->tpot_target_ms = r->tpot_target_ms;
   /* Only full blocks can be shared; a hash for a partial tail is ignored. */
   size_t full = r->prompt_tokens / e->p.block_size;
   s->n_blocks = (uint32_t)(r->n_blocks < full ? r->n_blocks : full);

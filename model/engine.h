@@ -19,6 +19,10 @@ typedef struct engine_request {
                              block_size tokens, each covering the whole
                              prefix up to it; borrowed for the call */
   size_t n_blocks;
+  /* Its time-per-output-token target (0: none): with the profile's
+   * slo_aware_prefill, steps it decodes in carry no more prefill than keep
+   * them within it. */
+  uint32_t tpot_target_ms;
 } engine_request_t;
 
 /* Every output token is reported once, by a FIRST_TOKEN or a TOKENS event;

@@ -63,10 +63,26 @@ double step_decode_ms(const infs_profile_t *p, uint32_t b,
 double step_mixed_ms(const infs_profile_t *p, uint32_t b, uint64_t ctx_tokens,
                      uint64_t n, uint64_t c);
 
-/* Time in ms to prefill n tokens behind c in chunks of at most chunk tokens,
- * each riding along with b decodes holding ctx_tokens (b = 0: alone). */
+/* The step's token budget: max_num_batched_tokens, or the default when a
+ * profile from the wire leaves it 0. */
+uint32_t step_budget(const infs_profile_t *p);
+
+/* How many of the n prompt tokens left to a sequence (c already in KV) a
+ * step already holding w can carry: at most budget and, when cap_ms > 0
+ * (the SLO-aware mode), no more than keep the step within cap_ms; but at
+ * least min(floor, n, budget), so that prefills always progress. */
+uint64_t step_prefill_room(const infs_profile_t *p, const step_work_t *w,
+                           uint64_t n, uint64_t c, uint64_t budget,
+                           double cap_ms, uint64_t floor);
+
+/* Time in ms to prefill n tokens behind c when each step also decodes b
+ * sequences holding ctx_tokens (b = 0: alone): the chunk of each step is
+ * what step_prefill_room leaves it after the b decode tokens, with cap_ms
+ * as the engine takes it (0 for none) and a floor of one block. The number
+ * of steps it takes goes to *steps unless steps is NULL. */
 double step_prefill_ms(const infs_profile_t *p, uint64_t n, uint64_t c,
-                       uint64_t chunk, uint32_t b, uint64_t ctx_tokens);
+                       uint32_t b, uint64_t ctx_tokens, double cap_ms,
+                       uint64_t *steps);
 
 /* Prompt tokens per second when compute bound: the rate that prefills,
  * without attention, run at. */

@@ -38,8 +38,8 @@ trap 'rm -rf "$tmp"' EXIT INT TERM
 # An option line starts with spaces and a dash; its flag is the dashed
 # words and the argument words after them (no lower-case letters), its
 # meaning the rest plus the deeper-indented lines that follow. A line
-# ending in ':' at the left margin titles the next options; sections
-# titled "Internal" are left out.
+# ending in ':' at the left margin titles the options right below it;
+# sections titled "Internal" are left out.
 options_table() {
   prog=$1
   shift
@@ -121,7 +121,11 @@ options_table() {
       text = (text == "" ? line : text " " line)
       next
     }
-    { flush() }
+    {
+      # an indented line that is no option: the title introduced prose
+      flush()
+      title = ""
+    }
     END {
       flush()
       bad = 0

@@ -5,12 +5,14 @@
 
 #include "infsched/types.h"
 
+#include <stdbool.h>
+
 #define INFS_NAME_MAX 64
 
-/* prefill_chunk when a profile does not set one (the wire's Profile has no
- * such field): small enough that a chunk riding along with a decode step
- * stalls the running streams by tens of milliseconds, not hundreds. */
-#define INFS_PROFILE_DEFAULT_PREFILL_CHUNK 512u
+/* max_num_batched_tokens when a profile does not set one: vLLM's own
+ * default (SchedulerConfig.DEFAULT_MAX_NUM_BATCHED_TOKENS), which it keeps
+ * for hardware it has no figure for. */
+#define INFS_PROFILE_DEFAULT_BATCHED_TOKENS 2048u
 
 typedef struct infs_profile {
   char name[INFS_NAME_MAX];
@@ -37,7 +39,12 @@ typedef struct infs_profile {
   uint32_t max_context; /* prompt + output tokens of one sequence */
   uint32_t prefix_cache_blocks;
   uint32_t block_size;    /* tokens per prefix-cache block */
-  uint32_t prefill_chunk; /* tokens prefilled per step (chunked prefill) */
+  /* Tokens one step computes, decode tokens and prefill chunks together
+   * (vLLM's max_num_batched_tokens); at least max_batch. */
+  uint32_t max_num_batched_tokens;
+  /* Sarathi-Serve-like: a step carries no more prefill tokens than keep it
+   * within the tightest TPOT target of the sequences decoding in it. */
+  bool slo_aware_prefill;
   double usd_per_mtok_in; /* per-token billing of hosted APIs, else 0 */
   double usd_per_mtok_out;
 } infs_profile_t;

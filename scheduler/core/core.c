@@ -656,10 +656,11 @@ static int valid_info(const core_worker_info_t *in, char *why, size_t len) {
   const infs_profile_t *p = in->profile;
   const char *field;
   char bad[96];
-  /* The wire's Profile has no prefill_chunk: the predictor's default. */
+  /* A Profile from the wire may leave max_num_batched_tokens 0: the
+   * default, as the predictor takes it. */
   infs_profile_t checked = p ? *p : (infs_profile_t){0};
-  if (!checked.prefill_chunk)
-    checked.prefill_chunk = INFS_PROFILE_DEFAULT_PREFILL_CHUNK;
+  if (!checked.max_num_batched_tokens)
+    checked.max_num_batched_tokens = INFS_PROFILE_DEFAULT_BATCHED_TOKENS;
   if (!in->worker_id || !in->worker_id[0])
     snprintf(why, len, "register: worker_id is empty");
   else if (strlen(in->worker_id) >= INFS_NAME_MAX)

@@ -19,6 +19,15 @@ const policy_ops_t *const *policy_all(void) {
   return all;
 }
 
+uint32_t policy_tightest_tpot(const core_config_t *cfg, const core_worker_t *w,
+                              infs_class_t cls) {
+  uint32_t t = UINT32_MAX;
+  for (int k = 0; k <= (int)cls; k++)
+    if (w->n_cls[k] && cfg->tpot_ms[k] < t)
+      t = cfg->tpot_ms[k];
+  return t;
+}
+
 void policy_predict(const policy_ctx_t *x, size_t cand, prediction_t *out) {
   uint32_t idx = x->cands[cand];
   const core_worker_t *w = x->workers[idx];
@@ -33,6 +42,10 @@ void policy_predict(const policy_ctx_t *x, size_t cand, prediction_t *out) {
       .remaining_tokens = w->remaining_tokens,
       .prefill_load = predictor_prefill_load(&w->profile, rate),
   };
+  if (w->profile.slo_aware_prefill) {
+    uint32_t cap = policy_tightest_tpot(x->cfg, w, INFS_CLASS_COUNT - 1);
+    pw.tpot_cap_ms = cap == UINT32_MAX ? 0 : cap;
+  }
   predictor_request_t pr = {
       .prompt_tokens = x->r->spec.prompt_tokens,
       .max_tokens = x->r->spec.max_tokens,

@@ -87,6 +87,11 @@ static inline bool policy_less_loaded(const policy_ctx_t *x, size_t a,
 
 void policy_predict(const policy_ctx_t *x, size_t cand, prediction_t *out);
 
+/* The tightest TPOT target among the classes with requests at w that are
+ * as urgent as cls or more; UINT32_MAX when there are none. */
+uint32_t policy_tightest_tpot(const core_config_t *cfg, const core_worker_t *w,
+                              infs_class_t cls);
+
 /* Pools up to this many candidates are evaluated whole. */
 #define POLICY_SAMPLE_MIN 64
 /* Above, per profile group, this many drawn at random. */

@@ -48,16 +48,6 @@ static void bal_destroy(void *state) {
   free(state);
 }
 
-/* The tightest TPOT target among the classes at w as urgent as cls. */
-static uint32_t tightest_tpot(const core_config_t *cfg, const core_worker_t *w,
-                              infs_class_t cls) {
-  uint32_t t = UINT32_MAX;
-  for (int k = 0; k <= (int)cls; k++)
-    if (w->n_cls[k] && cfg->tpot_ms[k] < t)
-      t = cfg->tpot_ms[k];
-  return t;
-}
-
 static int bal_pick(void *state, policy_ctx_t *x) {
   bal_state_t *st = state;
   uint32_t pool[POLICY_SAMPLE_MAX];
@@ -74,7 +64,7 @@ static int bal_pick(void *state, policy_ctx_t *x) {
     double use = predictor_slo_use(&p, s->ttft_ms, s->tpot_ms);
     double score = p.opportunity_usd * (1 + weight * use);
     bool meets = p.ttft_ms <= s->ttft_ms && p.tpot_ms <= s->tpot_ms;
-    bool harms = p.others_tpot_ms > tightest_tpot(x->cfg, w, s->cls);
+    bool harms = p.others_tpot_ms > policy_tightest_tpot(x->cfg, w, s->cls);
     policy_offer(x, i, score, meets && !harms);
     if (meets && !harms && (best < 0 || score < best_score)) {
       best = (long)i;

@@ -1,7 +1,7 @@
 /* The predictor, over the engine's rules (model/engine.c) and its step-time
  * model (model/step.h, the same functions the engine times its steps with):
  * FIFO admission up to max_batch sequences and the KV capacity, chunked
- * prefill of prefill_chunk tokens riding along with each decode step in one
+ * prefill of max_num_batched_tokens tokens riding along with each decode step in one
  * forward pass, one token per running sequence per step. From the heartbeat
  * and the changes since:
  *
@@ -56,10 +56,6 @@ static uint64_t clamp_i64(int64_t v, uint64_t hi) {
   return (uint64_t)v > hi ? hi : (uint64_t)v;
 }
 
-static uint64_t div_up(uint64_t a, uint64_t b) {
-  return (a + b - 1) / b;
-}
-
 void predictor_now(const infs_profile_t *p, const core_load_t *l,
                    const predictor_since_t *since, predictor_now_t *out) {
   out->kv_total = l->kv_total ? l->kv_total : p->kv_tokens;
@@ -79,8 +75,6 @@ void predictor_estimate(const predictor_worker_t *w,
   predictor_now(p, w->load, &w->since, &now);
   uint64_t kv_total = now.kv_total, kv = now.kv, backlog = now.backlog;
   uint32_t n = now.requests, running = now.running;
-  uint64_t chunk =
-      p->prefill_chunk ? p->prefill_chunk : INFS_PROFILE_DEFAULT_PREFILL_CHUNK;
 
   uint64_t prompt = r->prompt_tokens;
   uint64_t cached = (uint64_t)r->cached_blocks * p->block_size;
@@ -98,13 +92,16 @@ void predictor_estimate(const predictor_worker_t *w,
     slot = ahead * left * step_decode_ms(p, b, kv) / b;
   }
   /* Prefills run in chunks, each one pass with the running decodes. */
-  double own_prefill_ms = step_prefill_ms(p, fresh, cached, chunk, running, kv);
+  double cap = w->tpot_cap_ms;
+  uint64_t own_steps;
+  double own_prefill_ms =
+      step_prefill_ms(p, fresh, cached, running, kv, cap, &own_steps);
   out->queue_ms =
-      slot + step / 2 + step_prefill_ms(p, backlog, 0, chunk, running, kv);
+      slot + step / 2 + step_prefill_ms(p, backlog, 0, running, kv, cap, NULL);
   out->ttft_ms = out->queue_ms + own_prefill_ms;
   /* What its chunks add to the steps they ride along with: its own worker
    * time for the prefill. */
-  double extra = own_prefill_ms - (double)div_up(fresh, chunk) * step;
+  double extra = own_prefill_ms - (double)own_steps * step;
   if (extra < 0)
     extra = 0;
 

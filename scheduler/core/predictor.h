@@ -29,6 +29,10 @@ typedef struct predictor_worker {
    * arriving (0..1): their chunks ride along with decode steps and stretch
    * them. predictor_prefill_load estimates it. */
   double prefill_load;
+  /* The TPOT target the worker's steps keep when its profile caps prefill
+   * chunks to the running streams' targets (slo_aware_prefill): the
+   * tightest among the classes it runs; 0 for none. */
+  double tpot_cap_ms;
 } predictor_worker_t;
 
 /* What a worker holds now, from its last heartbeat and what the core sent

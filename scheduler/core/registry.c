@@ -90,7 +90,8 @@ static bool same_profile(const infs_profile_t *a, const infs_profile_t *b) {
          a->mem_bw_gbs == b->mem_bw_gbs && a->mem_eff == b->mem_eff &&
          a->peak_tflops == b->peak_tflops && a->mfu == b->mfu &&
          a->step_overhead_ms == b->step_overhead_ms &&
-         a->per_seq_ms == b->per_seq_ms && a->prefill_chunk == b->prefill_chunk &&
+         a->per_seq_ms == b->per_seq_ms && a->max_num_batched_tokens == b->max_num_batched_tokens &&
+         a->slo_aware_prefill == b->slo_aware_prefill &&
          a->max_batch == b->max_batch && a->kv_tokens == b->kv_tokens &&
          a->max_context == b->max_context;
 }

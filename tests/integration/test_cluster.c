@@ -267,7 +267,8 @@ static void test_usage_errors(void **state) {
     harness_stop(&p);
   }
   assert_log_has(f, "unknown option '--frobnicate'");
-  assert_log_has(f, "--log-level: expected debug, info, warn or error");
+  assert_log_has(f, "--log-level: unknown level 'loud' (debug, info, warn "
+                    "or error)");
 
   char *help[] = {(char *)harness_bin("infsched-cluster"), "--help", NULL};
   harness_proc_t *p = harness_spawn(f->log, help);

@@ -414,7 +414,8 @@ int hc_check_logs(const char *dir) {
 }
 
 void hc_expect_worker_start_failure(const hc_sched_t *s, const char *dir,
-                                    const char *spec, const char *needle) {
+                                    const char *spec, int want,
+                                    const char *needle) {
   char log[600];
   snprintf(log, sizeof log, "%s/bad.log", dir);
   char *argv[] = {(char *)harness_bin("infsched-worker"),
@@ -430,7 +431,7 @@ void hc_expect_worker_start_failure(const hc_sched_t *s, const char *dir,
   int status;
   assert_int_equal(harness_wait(p, 10000, &status), 0);
   assert_true(WIFEXITED(status));
-  assert_int_equal(WEXITSTATUS(status), 3);
+  assert_int_equal(WEXITSTATUS(status), want);
   if (harness_wait_log(log, needle, 0) != 0) {
     char *text = harness_read_file(log);
     fail_msg("'%s' not in: %s", needle, text ? text : "");

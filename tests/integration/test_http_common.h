@@ -45,10 +45,12 @@ harness_proc_t *hc_worker_start(const hc_sched_t *s, const char *dir,
                                 const char *backend, const char *const *extra);
 /* Waits until s's log reports n worker registrations in all. */
 void hc_wait_registered(const hc_sched_t *s, int n);
-/* Starts a worker of s with --backend spec and checks that it cannot start:
- * exit status 3 and needle in its log (written under dir). */
+/* Starts a worker of s with --backend spec and checks that it refuses it:
+ * exit status `status` (2: refused with the flags, 3: cannot start) and
+ * needle in its log (written under dir). */
 void hc_expect_worker_start_failure(const hc_sched_t *s, const char *dir,
-                                    const char *spec, const char *needle);
+                                    const char *spec, int status,
+                                    const char *needle);
 
 typedef struct hc_response {
   int status;    /* HTTP status, 0 when curl got no answer */

@@ -229,23 +229,26 @@ static void test_cancel_reaches_the_upstream_worker(void **state) {
                              0) == 0);
 }
 
-static void expect_start_failure(fixture_t *f, const char *spec,
+static void expect_start_failure(fixture_t *f, const char *spec, int status,
                                  const char *needle) {
-  hc_expect_worker_start_failure(&f->b, f->dir, spec, needle);
+  hc_expect_worker_start_failure(&f->b, f->dir, spec, status, needle);
 }
 
+/* Malformed options are refused with the flags (status 2, as
+ * infsched-cluster check refuses them); an unset key variable only as the
+ * worker starts (status 3). */
 static void test_bad_backend_options(void **state) {
   fixture_t *f = *state;
-  expect_start_failure(f, "openai", "needs the server's URL");
-  expect_start_failure(f, "openai:ftp://host/v1", "not an http");
-  expect_start_failure(f, "openai:http://127.0.0.1:1/v1,colour=blue",
+  expect_start_failure(f, "openai", 2, "needs the server's URL");
+  expect_start_failure(f, "openai:ftp://host/v1", 2, "not an http");
+  expect_start_failure(f, "openai:http://127.0.0.1:1/v1,colour=blue", 2,
                        "unknown option 'colour'");
-  expect_start_failure(f, "openai:http://127.0.0.1:1/v1,timeout_ms=soon",
+  expect_start_failure(f, "openai:http://127.0.0.1:1/v1,timeout_ms=soon", 2,
                        "bad value for timeout_ms");
   expect_start_failure(f,
                        "openai:http://127.0.0.1:1/v1,api_key_env="
                        "INFSCHED_TEST_UNSET_KEY",
-                       "INFSCHED_TEST_UNSET_KEY is not set");
+                       3, "INFSCHED_TEST_UNSET_KEY is not set");
 }
 
 int main(void) {

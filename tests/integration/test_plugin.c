@@ -76,16 +76,16 @@ static void test_plugin_serves_and_cancels(void **state) {
   assert_true(hc_wait_metric(f->dir, f->s.base, RUNNING, 0) == 0);
 }
 
-static void expect_start_failure(fixture_t *f, const char *spec,
+static void expect_start_failure(fixture_t *f, const char *spec, int status,
                                  const char *needle) {
-  hc_expect_worker_start_failure(&f->s, f->dir, spec, needle);
+  hc_expect_worker_start_failure(&f->s, f->dir, spec, status, needle);
 }
 
 static void test_plugin_start_failures(void **state) {
   fixture_t *f = *state;
   char spec[700], notplugin[600];
   snprintf(spec, sizeof spec, "plugin:%s/missing.so", f->dir);
-  expect_start_failure(f, spec, "cannot load plugin");
+  expect_start_failure(f, spec, 3, "cannot load plugin");
   /* A real shared library that exports no backend. */
   snprintf(notplugin, sizeof notplugin, "%s/libnot.so", f->dir);
   char *cc[] = {"cc", "-shared", "-fPIC",     "-x", "c",
@@ -98,8 +98,8 @@ static void test_plugin_start_failures(void **state) {
   assert_int_equal(WEXITSTATUS(status), 0);
   harness_stop(&p);
   snprintf(spec, sizeof spec, "plugin:%s", notplugin);
-  expect_start_failure(f, spec, "does not export infsched_backend_entry");
-  expect_start_failure(f, "plugin:" ECHO_PLUGIN ":delay_ms=fast",
+  expect_start_failure(f, spec, 3, "does not export infsched_backend_entry");
+  expect_start_failure(f, "plugin:" ECHO_PLUGIN ":delay_ms=fast", 3,
                        "echo: expected delay_ms=N");
 }
 

@@ -6,7 +6,7 @@
  * and memory released from close callbacks.
  *
  *   cc -shared -fPIC -o libecho_backend.so echo_backend.c \
- *      -I/path/to/infsched/include $(pkg-config --cflags libuv)
+ *      $(pkg-config --cflags --libs infsched-backend)
  *   infsched-worker --backend plugin:./libecho_backend.so:delay_ms=20 ...
  */
 #include <infsched/backend.h>

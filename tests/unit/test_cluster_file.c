@@ -53,7 +53,8 @@ static void test_full_file(void **state) {
                 "    profile: gpu-h100\n"
                 "    count: 2\n"
                 "    model: codex-70b\n"
-                "  - {name: sram, profile: sram-wse3, backend: openai}\n",
+                "  - {name: sram, profile: sram-wse3, "
+                "backend: 'openai:http://127.0.0.1:1/v1'}\n",
                 err, sizeof err, &rc);
   assert_int_equal(rc, 0);
   assert_non_null(s);
@@ -70,7 +71,11 @@ static void test_full_file(void **state) {
   assert_string_equal(s->workers[0].model, "codex-70b");
   assert_int_equal(s->workers[0].count, 2);
   assert_int_equal(s->workers[0].profile_line, 10);
-  assert_string_equal(s->workers[1].backend, "openai");
+  assert_string_equal(s->workers[1].backend, "openai:http://127.0.0.1:1/v1");
+  assert_string_equal(s->set[SET_POLICY], "balanced");
+  assert_null(s->set[SET_SLO]);
+  assert_string_equal(s->workers[0].set[SET_MODEL], "codex-70b");
+  assert_null(s->workers[0].set[SET_BACKEND]);
   assert_string_equal(s->workers[1].model, "");
   assert_int_equal(s->workers[1].count, 1);
   assert_int_equal(cluster_spec_instances(s), 3);
@@ -123,7 +128,29 @@ static const bad_case_t k_bad[] = {
     {"profiles: p\nscheduler:\n  heartbeat_miss: -1\nworkers: []\n",
      "3: scheduler.heartbeat_miss: expected a whole number, got '-1'"},
     {"profiles: p\nscheduler:\n  heartbeat_ms: 5\nworkers: []\n",
-     "3: scheduler.heartbeat_ms: 5 is out of range [10, 600000]"},
+     "3: scheduler.heartbeat_ms: 5 is out of range [10, 60000]"},
+    /* What the daemons refuse, the file refuses too (lib/settings.c). */
+    {"profiles: p\nscheduler:\n  heartbeat_ms: 600000\nworkers: []\n",
+     "3: scheduler.heartbeat_ms: 600000 is out of range [10, 60000]"},
+    {"profiles: p\nscheduler:\n  heartbeat_miss: 1\nworkers: []\n",
+     "3: scheduler.heartbeat_miss: 1 is out of range [2, 1000]"},
+    {"profiles: p\nscheduler:\n  policy: fastest\nworkers: []\n",
+     "3: scheduler.policy: unknown policy 'fastest' (round_robin, "},
+    {"profiles: p\nscheduler:\n  http: 127.0.0.1:99999\nworkers: []\n",
+     "3: scheduler.http: '127.0.0.1:99999' is not HOST:PORT with PORT 0 to "
+     "65535"},
+    {"profiles: p\nscheduler:\n  queue_limit: lots\nworkers: []\n",
+     "3: scheduler.queue_limit: expected a whole number, got 'lots'"},
+    {"profiles: p\nscheduler:\n  log_level: debug\nworkers: []\n",
+     "3: scheduler: unknown key 'log_level' (expected clients, workers, "},
+    {"profiles: p\nscheduler: {}\nworkers:\n  - name: a\n    profile: x\n"
+     "    backend: simm\n",
+     "6: workers[0].backend: unknown backend 'simm'"},
+    {"profiles: p\nscheduler: {}\nworkers:\n  - name: a\n    profile: x\n"
+     "    capacity: 0\n",
+     "6: workers[0].capacity: 0 is out of range [1, 1000000]"},
+    {"profiles: p\nscheduler: {}\nworkers: []\n---\nprofiles: q\n",
+     "5: a second YAML document"},
     {"profiles: p\nscheduler:\n  workers: localhost\nworkers: []\n",
      "3: scheduler.workers: 'localhost' is not an endpoint"},
     {"profiles: p\nscheduler:\n  clients: tcp://a:1\n  workers: tcp://a:1\n"
@@ -147,7 +174,8 @@ static const bad_case_t k_bad[] = {
      "  - name: a\n    profile: y\n",
      "6: workers[1].name: 'a' is also the name of the entry on line 4"},
     {"profiles: p\nscheduler: {\nworkers: []\n",
-     "4: did not find expected ',' or '}' while parsing a flow mapping"},
+     "4: not valid YAML: did not find expected ',' or '}' while parsing a "
+     "flow mapping"},
     {"profiles: p\nscheduler: {}\nworkers:\n  - name: "
      "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n"
      "    profile: x\n",

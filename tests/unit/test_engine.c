@@ -34,7 +34,7 @@ static infs_profile_t test_profile(void) {
       .max_context = 50000,
       .prefix_cache_blocks = 1000,
       .block_size = 16,
-      .prefill_chunk = 512,
+      .max_num_batched_tokens = 512,
   };
   fixture_roofline(&p, 10, 0.1, 0, 1);
   return p;
@@ -130,7 +130,7 @@ static size_t count_kind(const evlog_t *l, uint64_t id,
 static void submit(engine_t *e, infs_time_t now, uint64_t id, uint32_t prompt,
                    uint32_t max_tokens, const uint64_t *blocks,
                    size_t n_blocks) {
-  engine_request_t r = {id, prompt, max_tokens, blocks, n_blocks};
+  engine_request_t r = {id, prompt, max_tokens, blocks, n_blocks, 0};
   assert_int_equal(engine_submit(e, now, &r), 0);
 }
 
@@ -156,9 +156,9 @@ static void test_single_request(void **state) {
     /* ceil(P / 512) prefill steps, each one pass over its chunk, then
      * G - 1 decode steps at batch 1 over a growing context. */
     double ttft = 0;
-    double chunks = ceil((double)P / p.prefill_chunk);
-    for (uint32_t c = 0; c < P; c += p.prefill_chunk) {
-      uint32_t n = P - c < p.prefill_chunk ? P - c : p.prefill_chunk;
+    double chunks = ceil((double)P / p.max_num_batched_tokens);
+    for (uint32_t c = 0; c < P; c += p.max_num_batched_tokens) {
+      uint32_t n = P - c < p.max_num_batched_tokens ? P - c : p.max_num_batched_tokens;
       ttft += hand_step_ms(rows[i].kctx_ms, rows[i].attn_ms, 0, 0, n, c) / 1e3;
     }
     double done = ttft;
@@ -283,17 +283,20 @@ static void test_chunked_prefill_mixes_with_decode(void **state) {
   assert_int_equal(load.kv_used, (100 + 3 + 1) + (1024 + 1));
   run_until(e, &l, INFS_TIME_NEVER);
 
-  /* A step carrying A's decode and a 512-token chunk of B is one pass:
-   * max(10, 0.1 * 513) + 2 = 53.3 ms, not 11 + 52.2. */
+  /* A's decode token and B's chunk share the budget of 512 tokens, so the
+   * chunk is 511; the step is one pass: max(10, 0.1 * 512) + 2 = 53.2 ms,
+   * not 11 + 52.1. Two such steps, then B's last 2 tokens with A's decode:
+   * max(10, 0.3) + 2 = 12 ms. */
   static const struct {
     uint64_t id;
     engine_event_kind_t kind;
     infs_time_t at;
   } want[] = {
       {1, ENGINE_EV_FIRST_TOKEN, 11000}, {1, ENGINE_EV_TOKENS, 22000},
-      {1, ENGINE_EV_TOKENS, 33000},      {1, ENGINE_EV_TOKENS, 86300},
-      {1, ENGINE_EV_TOKENS, 139600},     {2, ENGINE_EV_FIRST_TOKEN, 139600},
-      {1, ENGINE_EV_TOKENS, 151600},     {2, ENGINE_EV_TOKENS, 151600},
+      {1, ENGINE_EV_TOKENS, 33000},      {1, ENGINE_EV_TOKENS, 86200},
+      {1, ENGINE_EV_TOKENS, 139400},     {1, ENGINE_EV_TOKENS, 151400},
+      {2, ENGINE_EV_FIRST_TOKEN, 151400}, {1, ENGINE_EV_TOKENS, 163400},
+      {2, ENGINE_EV_TOKENS, 163400},
   };
   for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
     assert_int_equal(l.ev[i].id, want[i].id);
@@ -302,7 +305,52 @@ static void test_chunked_prefill_mixes_with_decode(void **state) {
   }
   const engine_event_t *fin = find_event(&l, 2, ENGINE_EV_DONE);
   assert_int_equal(fin->queued_us, 33000 - 25000);
-  assert_int_equal(fin->ttft_us, 139600 - 25000);
+  assert_int_equal(fin->ttft_us, 151400 - 25000);
+  evlog_free(&l);
+  engine_destroy(&e);
+}
+
+/* ---- SLO-aware prefill (Sarathi-Serve) --------------------------------- */
+
+/* A decodes with a TPOT target of 30 ms; B's prompt arrives. Each step
+ * then carries the largest chunk that keeps it within 30 ms: max(10, 0.1 *
+ * (1 + k)) + 2 <= 30 gives k = 279, so B's 1,024 tokens take chunks of 279,
+ * 279, 279 (30 ms steps) and 187 (0.1 * 188 + 2 = 20.8 ms). */
+static void test_slo_aware_prefill_keeps_tpot(void **state) {
+  (void)state;
+  infs_profile_t p = test_profile();
+  p.slo_aware_prefill = true;
+  engine_t *e = engine_new(&p, 0);
+  evlog_t l = {0};
+  engine_request_t a = {1, 100, 50, NULL, 0, 30};
+  assert_int_equal(engine_submit(e, 0, &a), 0);
+  run_until(e, &l, 25000);
+  submit(e, 25000, 2, 1024, 4, NULL, 0);
+  run_until(e, &l, INFS_TIME_NEVER);
+
+  static const infs_time_t a_at[] = {11000,  22000,  33000, 63000,
+                                     93000,  123000, 143800, 155800};
+  size_t k = 0;
+  for (size_t i = 0; i < l.n && k < sizeof a_at / sizeof a_at[0]; i++)
+    if (l.ev[i].id == 1 && l.ev[i].kind != ENGINE_EV_DONE)
+      assert_int_equal(l.ev[i].at, a_at[k++]);
+  assert_int_equal(k, sizeof a_at / sizeof a_at[0]);
+  const engine_event_t *first = find_event(&l, 2, ENGINE_EV_FIRST_TOKEN);
+  assert_int_equal(first->at, 143800);
+  evlog_free(&l);
+  engine_destroy(&e);
+
+  /* A target no step can meet (below the 11 ms decode step) still lets a
+   * block of 16 through per step: max(10, 1.7) + 2 = 12 ms each. */
+  e = engine_new(&p, 0);
+  l = (evlog_t){0};
+  a.tpot_target_ms = 5;
+  assert_int_equal(engine_submit(e, 0, &a), 0);
+  run_until(e, &l, 25000);
+  submit(e, 25000, 2, 64, 1, NULL, 0);
+  run_until(e, &l, INFS_TIME_NEVER);
+  first = find_event(&l, 2, ENGINE_EV_FIRST_TOKEN);
+  assert_int_equal(first->at, 33000 + 4 * 12000);
   evlog_free(&l);
   engine_destroy(&e);
 }
@@ -580,7 +628,7 @@ static void test_submit_refusals(void **state) {
   };
   for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
     engine_request_t r = {rows[i].id, rows[i].prompt, rows[i].max_tokens, NULL,
-                          0};
+                          0, 0};
     assert_int_equal(engine_submit(e, 0, &r), rows[i].rc);
   }
   engine_load_t load;
@@ -594,7 +642,7 @@ static void test_submit_refusals(void **state) {
   bad.max_context = bad.kv_tokens + 1;
   assert_null(engine_new(&bad, 0));
   bad = test_profile();
-  bad.prefill_chunk = 0; /* the wire's profile has none: default */
+  bad.max_num_batched_tokens = 0; /* the wire's profile has none: default */
   engine_t *d = engine_new(&bad, 0);
   assert_non_null(d);
   engine_destroy(&d);
@@ -668,7 +716,7 @@ static void test_random_load_invariants(void **state) {
   p.max_context = 2000;
   p.max_batch = 6;
   p.prefix_cache_blocks = 40;
-  p.prefill_chunk = 300;
+  p.max_num_batched_tokens = 300;
   p.kv_kb_per_token = 500;   /* 0.5 ms per 1,000 tokens read */
   p.attn_mflop_per_ctx = 0.5; /* 0.05 ms per 1,000 token pairs */
   engine_t *e = engine_new(&p, 0);
@@ -732,6 +780,7 @@ int main(void) {
       cmocka_unit_test(test_single_request),
       cmocka_unit_test(test_batch_decodes_together),
       cmocka_unit_test(test_chunked_prefill_mixes_with_decode),
+      cmocka_unit_test(test_slo_aware_prefill_keeps_tpot),
       cmocka_unit_test(test_prefix_cache_hits),
       cmocka_unit_test(test_prefix_cache_lru),
       cmocka_unit_test(test_prefix_cache_delta_unread),

@@ -42,7 +42,7 @@ static infs_profile_t gpu_h100(void) {
                       .max_context = 131072,
                       .prefix_cache_blocks = 7000,
                       .block_size = 64,
-                      .prefill_chunk = 512};
+                      .max_num_batched_tokens = 512};
   strcpy(p.name, "gpu-h100");
   return p;
 }
@@ -67,7 +67,7 @@ static infs_profile_t sram_wse3(void) {
                       .max_context = 32768,
                       .prefix_cache_blocks = 1450,
                       .block_size = 64,
-                      .prefill_chunk = 512};
+                      .max_num_batched_tokens = 512};
   strcpy(p.name, "sram-wse3");
   return p;
 }
@@ -91,7 +91,7 @@ static infs_profile_t tpu_v6e(void) {
                       .max_context = 65536,
                       .prefix_cache_blocks = 9000,
                       .block_size = 64,
-                      .prefill_chunk = 512};
+                      .max_num_batched_tokens = 512};
   strcpy(p.name, "tpu-v6e");
   return p;
 }

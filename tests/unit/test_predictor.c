@@ -16,8 +16,9 @@
 
 /* Weights read in 10 ms, 1 ms of compute per token (1,000 prompt tokens/s),
  * 1 ms per sequence: a decode step of b is 10 + b ms, a step carrying a
- * 100-token chunk and b decodes 100 + b + (b + 1) ms. Chunks of 100 tokens,
- * $36/h = $0.01 per busy second, no energy, no attention term. */
+ * k-token chunk and b decodes max(10, k + b) + (b + 1) ms. A budget of 100
+ * tokens a step, decode tokens first; $36/h = $0.01 per busy second, no
+ * energy, no attention term. */
 static infs_profile_t round_profile(void) {
   infs_profile_t p;
   memset(&p, 0, sizeof p);
@@ -29,7 +30,7 @@ static infs_profile_t round_profile(void) {
   p.max_context = 8000;
   p.prefix_cache_blocks = 100;
   p.block_size = 10;
-  p.prefill_chunk = 100;
+  p.max_num_batched_tokens = 100;
   return p;
 }
 
@@ -97,11 +98,12 @@ static void test_heartbeat_backlog(void **unused) {
   s.w.remaining_tokens = 50;
   prediction_t p = predict(&s, 250, 11, 0);
   /* One sequence decoding: steps of 11 ms. Half a step to the boundary,
-   * 200 backlog tokens in 2 chunks, each one pass with the decode: 101 ms
-   * of compute + 2 sequences. */
-  assert_float_equal(p.queue_ms, 5.5 + 2 * 103, EPS);
-  /* Then its own 250 tokens in 3 chunks (the last 51 + 2). */
-  assert_float_equal(p.ttft_ms, 211.5 + 103 + 103 + 53, EPS);
+   * then 200 backlog tokens in chunks of 99, 99 and 2 (the decode takes a
+   * token of the budget), each one pass with the decode: 100 + 2, 100 + 2,
+   * 10 + 2 ms. */
+  assert_float_equal(p.queue_ms, 5.5 + 102 + 102 + 12, EPS);
+  /* Then its own 250 tokens in chunks of 99, 99, 52. */
+  assert_float_equal(p.ttft_ms, 221.5 + 102 + 102 + 55, EPS);
   assert_float_equal(p.tpot_ms, 12, EPS);
   assert_int_equal(p.batch, 2);
   /* Its chunks add 259 - 3 * 11 ms to the steps they ride on; decode steps
@@ -153,8 +155,8 @@ static void test_full_batch_waits_for_a_slot(void **unused) {
    * 3 * 100 steps of 14 ms shared by 4 running. */
   double slot = 3 * 100 * 14.0 / 4;
   assert_float_equal(p.queue_ms, slot + 7, EPS);
-  /* Chunks with 4 decodes: 104 + 5, 104 + 5, 54 + 5. */
-  assert_float_equal(p.ttft_ms, slot + 7 + 109 + 109 + 59, EPS);
+  /* Chunks of 96, 96, 58 with 4 decodes: 100 + 5, 100 + 5, 62 + 5. */
+  assert_float_equal(p.ttft_ms, slot + 7 + 105 + 105 + 67, EPS);
   assert_float_equal(p.tpot_ms, 14, EPS);
   assert_int_equal(p.batch, 4);
 }
@@ -201,10 +203,10 @@ static void test_cost_share_falls_with_batch(void **unused) {
   s.w.outstanding = 3;
   s.w.remaining_tokens = 300;
   prediction_t shared = predict(&s, 100, 101, 0);
-  /* alone: a 101 ms prefill + 100 * 11 ms; shared: its chunk turns a
-   * 13 ms step into 103 + 4, then 100 * 14 / 4 ms. */
+  /* alone: a 101 ms prefill + 100 * 11 ms; shared: its chunks of 97 and 3
+   * turn two 13 ms steps into 100 + 4 and 10 + 4, then 100 * 14 / 4 ms. */
   assert_float_equal(alone.busy_s, 0.101 + 1.1, EPS);
-  assert_float_equal(shared.busy_s, 0.094 + 0.35, EPS);
+  assert_float_equal(shared.busy_s, 0.092 + 0.35, EPS);
   assert_true(shared.cost_usd < alone.cost_usd);
 }
 
@@ -252,13 +254,31 @@ static void test_prefill_slows_the_others(void **unused) {
   s.w.remaining_tokens = 50;
   p = predict(&s, 250, 11, 0);
   assert_float_equal(p.tpot_ms, 12, EPS);
-  /* Chunks of 100, 100, 50 with the decode: 103 + 103 + 53 ms, where 3
+  /* Chunks of 99, 99, 52 with the decode: 102 + 102 + 55 ms, where 3
    * decode-only steps would take 33. */
   assert_float_equal(p.others_tpot_ms, 12 + 226.0 / 50, EPS);
-  /* 120 tokens cached: chunks of 100 and 30 (max(10, 31) + 2), where 2
+  /* 120 tokens cached: chunks of 99 and 31 (max(10, 32) + 2), where 2
    * decode-only steps would take 22. */
   p = predict(&s, 250, 11, 12);
-  assert_float_equal(p.others_tpot_ms, 12 + (103 + 33 - 22.0) / 50, EPS);
+  assert_float_equal(p.others_tpot_ms, 12 + (102 + 34 - 22.0) / 50, EPS);
+}
+
+/* A worker that caps prefill chunks to the running streams' TPOT target
+ * (slo_aware_prefill) prefills more slowly while others decode: with a
+ * 30 ms cap and one decode, max(10, 1 + k) + 2 <= 30 leaves chunks of 27,
+ * so 250 tokens take nine 30 ms steps and one of 7 (10 + 2 ms). */
+static void test_tpot_cap_slows_prefill(void **unused) {
+  (void)unused;
+  state_t s;
+  init(&s);
+  s.load.running = 1;
+  s.w.outstanding = 1;
+  s.w.remaining_tokens = 50;
+  s.w.tpot_cap_ms = 30;
+  prediction_t p = predict(&s, 250, 11, 0);
+  assert_float_equal(p.ttft_ms, 5.5 + 9 * 30 + 12, EPS);
+  /* Its chunks keep the others' steps at 30 ms: 282 - 10 * 11 added. */
+  assert_float_equal(p.others_tpot_ms, 12 + 172.0 / 50, EPS);
 }
 
 static void test_cost_energy_and_tokens(void **unused) {
@@ -359,6 +379,7 @@ int main(void) {
       cmocka_unit_test(test_cost_share_falls_with_batch),
       cmocka_unit_test(test_opportunity_cost_follows_utilisation),
       cmocka_unit_test(test_prefill_slows_the_others),
+      cmocka_unit_test(test_tpot_cap_slows_prefill),
       cmocka_unit_test(test_cost_energy_and_tokens),
       cmocka_unit_test(test_prefill_load_stretches_tpot),
       cmocka_unit_test(test_prefill_rate_decays),

@@ -79,11 +79,14 @@ static void test_shipped_profiles_load(void **state) {
   assert_true(sram->price_per_hour > 10 * gpu->price_per_hour);
   /* ... and TTFT: 480 tokens in about Oracle's 0.05 s on the GPU, a few
    * thousand well under a second, faster on SRAM. */
-  double ttft480 = step_prefill_ms(gpu, 480, 0, gpu->prefill_chunk, 0, 0);
+  double ttft480 = step_prefill_ms(gpu, 480, 0, 0, 0, 0, NULL);
   assert_true(ttft480 > 35 && ttft480 < 55);
-  assert_true(step_prefill_ms(gpu, 3000, 0, gpu->prefill_chunk, 0, 0) < 500);
-  assert_true(step_prefill_ms(sram, 3000, 0, sram->prefill_chunk, 0, 0) <
-              step_prefill_ms(gpu, 3000, 0, gpu->prefill_chunk, 0, 0));
+  double gpu3k = step_prefill_ms(gpu, 3000, 0, 0, 0, 0, NULL);
+  assert_true(gpu3k < 500);
+  assert_true(step_prefill_ms(sram, 3000, 0, 0, 0, 0, NULL) < gpu3k);
+  /* vLLM's budgets: 8,192 on the H100, 1,024 on the TPU v6e. */
+  assert_int_equal(gpu->max_num_batched_tokens, 8192);
+  assert_int_equal(tpu->max_num_batched_tokens, 1024);
 
   for (size_t i = 0; i < profile_set_count(set); i++) {
     const infs_profile_t *p = profile_set_at(set, i);
@@ -204,7 +207,11 @@ static void test_bad_fields(void **state) {
       {"price_per_hour", "-1", ">= 0"},
       {"class", "fpga", "unknown class 'fpga'"},
       {"block_size", "0", "at least 1"},
-      {"prefill_chunk", "0", "at least 1"},
+      {"max_num_batched_tokens", "0", "at least 1"},
+      {"max_num_batched_tokens", "32", "must be at least max_batch (64)"},
+      {"prefill_chunk", "512", "no longer used: max_num_batched_tokens"},
+      {"slo_aware_prefill", "yes", "expected true or false, got 'yes'"},
+      {"slo_aware_prefill", "[true]", "expected true or false, got a list"},
       {"max_context", "200000", "must not exceed kv_tokens"},
       {"power_busy_w", "50", "below power_idle_w"},
       {"colour", "red", "unknown field"},
@@ -296,7 +303,8 @@ static void test_bad_files(void **state) {
   assert_int_equal(profile_set_load(path, &set, err, sizeof err), 0);
   const infs_profile_t *p = profile_set_find(set, "p1");
   assert_non_null(p);
-  assert_int_equal(p->prefill_chunk, INFS_PROFILE_DEFAULT_PREFILL_CHUNK);
+  assert_int_equal(p->max_num_batched_tokens, INFS_PROFILE_DEFAULT_BATCHED_TOKENS);
+  assert_false(p->slo_aware_prefill);
   assert_true(p->attn_mflop_per_ctx == 0 && p->step_overhead_ms == 0);
   assert_true(p->usd_per_mtok_in == 0 && p->usd_per_mtok_out == 0);
   assert_int_equal(p->max_batch, 64);

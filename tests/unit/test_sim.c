@@ -44,7 +44,7 @@ static infs_profile_t simple_profile(void) {
       .max_context = 8192,
       .prefix_cache_blocks = 100,
       .block_size = 64,
-      .prefill_chunk = 4096,
+      .max_num_batched_tokens = 4096,
   };
   /* 10 ms for the weights, 0.1 ms per prompt token: a decode step of up to
    * 100 sequences takes 10 ms, a prompt of P >= 100 tokens P / 10 ms. */

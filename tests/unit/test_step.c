@@ -18,6 +18,8 @@
 static infs_profile_t round_profile(void) {
   infs_profile_t p = {0};
   fixture_roofline(&p, 10, 0.1, 0.5, 1);
+  p.max_num_batched_tokens = 516;
+  p.block_size = 64;
   return p;
 }
 
@@ -71,16 +73,54 @@ static void test_mixed_step(void **state) {
 static void test_prefill_in_chunks(void **state) {
   (void)state;
   infs_profile_t p = round_profile();
-  /* 1,100 tokens in chunks of 512, 512, 76, with 4 decodes holding 2,000
-   * tokens: compute 0.1 * 516 = 51.6, 51.6, memory 10 + 0.5 * (2 + 1.024)
-   * = 11.512 over compute 8.0; 5 sequences each. */
-  NEAR(step_prefill_ms(&p, 1100, 0, 512, 4, 2000),
+  /* 1,100 tokens with 4 decodes holding 2,000 tokens: the budget of 516
+   * leaves chunks of 512, 512, 76; compute 0.1 * 516 = 51.6, 51.6, then
+   * memory 10 + 0.5 * (2 + 1.024) = 11.512 over compute 8.0; 5 sequences
+   * each. */
+  uint64_t steps = 0;
+  NEAR(step_prefill_ms(&p, 1100, 0, 4, 2000, 0, &steps),
        (51.6 + 5) + (51.6 + 5) + (11.512 + 5));
-  /* Alone, in one piece. */
-  NEAR(step_prefill_ms(&p, 1100, 0, 0, 0, 0), 110 + 1);
-  NEAR(step_prefill_ms(&p, 0, 0, 512, 4, 2000), 0);
+  assert_int_equal(steps, 3);
+  NEAR(step_prefill_ms(&p, 0, 0, 4, 2000, 0, &steps), 0);
+  assert_int_equal(steps, 0);
+  /* Alone with a budget of 2,000: one piece. */
+  p.max_num_batched_tokens = 2000;
+  NEAR(step_prefill_ms(&p, 1100, 0, 0, 0, 0, NULL), 110 + 1);
   /* Compute bound rate: 1 GFLOP per token at 10 TFLOP/s. */
   NEAR(step_prefill_tps(&p), 10000);
+}
+
+/* The SLO-aware cap: the largest chunk that keeps the step within a
+ * target, at least the floor. */
+static void test_prefill_room_under_a_cap(void **state) {
+  (void)state;
+  infs_profile_t p = round_profile();
+  step_work_t w = {0};
+  for (int i = 0; i < 8; i++)
+    step_add_decode(&w, 1000); /* 22 ms alone */
+  /* No cap: the budget or what is left. */
+  assert_int_equal(step_prefill_room(&p, &w, 1000, 0, 508, 0, 64), 508);
+  assert_int_equal(step_prefill_room(&p, &w, 100, 0, 508, 0, 64), 100);
+  /* 40 ms: 31 ms left after 9 sequences, 0.8 of it the decodes' compute,
+   * 30.2 / 0.1 = 302 tokens. */
+  uint64_t k = step_prefill_room(&p, &w, 1000, 0, 508, 40, 64);
+  assert_int_equal(k, 302);
+  step_work_t with = w;
+  step_add_prefill(&with, k, 0);
+  assert_true(step_ms(&p, &with) <= 40 + 1e-9);
+  with = w;
+  step_add_prefill(&with, k + 1, 0);
+  assert_true(step_ms(&p, &with) > 40);
+  /* Below the decode-only step: the floor, within n and the budget. */
+  assert_int_equal(step_prefill_room(&p, &w, 1000, 0, 508, 20, 64), 64);
+  assert_int_equal(step_prefill_room(&p, &w, 10, 0, 508, 20, 64), 10);
+  assert_int_equal(step_prefill_room(&p, &w, 1000, 0, 508, 20, 0), 0);
+
+  /* With attention (1 us per pair), alone, a cap of 50 ms: 49 ms for
+   * 0.1 k + 0.001 k^2 / 2, so k = 228 (49.79 ms; 229 would take 50.12). */
+  p.attn_mflop_per_ctx = 10;
+  step_work_t none = {0};
+  assert_int_equal(step_prefill_room(&p, &none, 1000, 0, 508, 50, 0), 228);
 }
 
 int main(void) {
@@ -88,6 +128,7 @@ int main(void) {
       cmocka_unit_test(test_decode_steps),
       cmocka_unit_test(test_mixed_step),
       cmocka_unit_test(test_prefill_in_chunks),
+      cmocka_unit_test(test_prefill_room_under_a_cap),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

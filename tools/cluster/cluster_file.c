@@ -2,168 +2,17 @@
 
 #include "infsched/errors.h"
 #include "infsched/profile.h"
-#include "lib/workload.h"
+#include "lib/ydoc.h"
 
 #include <errno.h>
-#include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <yaml.h>
 
 /* Instance names get "-N" (up to 4 digits) appended and must still fit the
  * scheduler's worker id limit. */
 #define NAME_BASE_MAX (INFS_NAME_MAX - 1 - 5)
-
-typedef struct parse {
-  yaml_document_t *doc;
-  const char *path;
-  char *err;
-  size_t errlen;
-} parse_t;
-
-static int fail(parse_t *ps, int line, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(parse_t *ps, int line, const char *fmt, ...) {
-  int n = snprintf(ps->err, ps->errlen, "%s:%d: ", ps->path, line);
-  if (n >= 0 && (size_t)n < ps->errlen) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(ps->err + n, ps->errlen - (size_t)n, fmt, ap);
-    va_end(ap);
-  }
-  return INFS_ECONFIG;
-}
-
-static int line_of(const yaml_node_t *n) {
-  return (int)n->start_mark.line + 1;
-}
-
-static const char *node_kind(const yaml_node_t *n) {
-  switch (n->type) {
-  case YAML_SCALAR_NODE:
-    return "a scalar";
-  case YAML_SEQUENCE_NODE:
-    return "a list";
-  case YAML_MAPPING_NODE:
-    return "a mapping";
-  default:
-    return "nothing";
-  }
-}
-
-static const char *scalar(const yaml_node_t *n) {
-  return (const char *)n->data.scalar.value;
-}
-
-/* A mapping's keys must be plain strings from an allowed set, each once;
- * this catches typos such as "heartbeat-ms" that would otherwise be
- * silently ignored. */
-static int check_keys(parse_t *ps, yaml_node_t *map, const char *where,
-                      const char *const *allowed) {
-  yaml_node_pair_t *a, *b;
-  for (a = map->data.mapping.pairs.start; a < map->data.mapping.pairs.top;
-       a++) {
-    yaml_node_t *k = yaml_document_get_node(ps->doc, a->key);
-    if (k->type != YAML_SCALAR_NODE)
-      return fail(ps, line_of(k), "%s: keys must be names, not %s", where,
-                  node_kind(k));
-    size_t i;
-    for (i = 0; allowed[i]; i++)
-      if (strcmp(allowed[i], scalar(k)) == 0)
-        break;
-    if (!allowed[i]) {
-      char list[256] = "";
-      for (i = 0; allowed[i]; i++) {
-        size_t len = strlen(list);
-        snprintf(list + len, sizeof list - len, "%s%s", i ? ", " : "",
-                 allowed[i]);
-      }
-      return fail(ps, line_of(k), "%s: unknown key '%s' (expected %s)", where,
-                  scalar(k), list);
-    }
-    for (b = map->data.mapping.pairs.start; b < a; b++) {
-      yaml_node_t *prev = yaml_document_get_node(ps->doc, b->key);
-      if (prev->type == YAML_SCALAR_NODE &&
-          strcmp(scalar(prev), scalar(k)) == 0)
-        return fail(ps, line_of(k),
-                    "%s: key '%s' given twice (also on line %d)", where,
-                    scalar(k), line_of(prev));
-    }
-  }
-  return 0;
-}
-
-static yaml_node_t *get(parse_t *ps, yaml_node_t *map, const char *key) {
-  yaml_node_pair_t *p;
-  for (p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
-       p++) {
-    yaml_node_t *k = yaml_document_get_node(ps->doc, p->key);
-    if (k->type == YAML_SCALAR_NODE && strcmp(scalar(k), key) == 0)
-      return yaml_document_get_node(ps->doc, p->value);
-  }
-  return NULL;
-}
-
-/* Copies a string field into buf. A missing field keeps buf (its default)
- * unless required. */
-static int get_string(parse_t *ps, yaml_node_t *map, const char *where,
-                      const char *key, int required, char *buf, size_t len,
-                      int *line) {
-  yaml_node_t *v = get(ps, map, key);
-  if (!v) {
-    if (required)
-      return fail(ps, line_of(map), "%s: '%s' is missing", where, key);
-    return 0;
-  }
-  if (v->type != YAML_SCALAR_NODE)
-    return fail(ps, line_of(v), "%s.%s: expected a string, got %s", where, key,
-                node_kind(v));
-  if (v->data.scalar.length == 0)
-    return fail(ps, line_of(v), "%s.%s: must not be empty", where, key);
-  if (v->data.scalar.length >= len)
-    return fail(ps, line_of(v), "%s.%s: longer than %zu characters", where, key,
-                len - 1);
-  memcpy(buf, scalar(v), v->data.scalar.length + 1);
-  if (line)
-    *line = line_of(v);
-  return 0;
-}
-
-static int get_u32(parse_t *ps, yaml_node_t *map, const char *where,
-                   const char *key, uint32_t min, uint32_t max, uint32_t *out) {
-  yaml_node_t *v = get(ps, map, key);
-  if (!v)
-    return 0;
-  if (v->type != YAML_SCALAR_NODE)
-    return fail(ps, line_of(v), "%s.%s: expected a whole number, got %s", where,
-                key, node_kind(v));
-  const char *s = scalar(v);
-  char *end;
-  errno = 0;
-  unsigned long long n = strtoull(s, &end, 10);
-  if (!*s || *s == '-' || *s == '+' || *end || errno)
-    return fail(ps, line_of(v), "%s.%s: expected a whole number, got '%s'",
-                where, key, s);
-  if (n < min || n > max)
-    return fail(ps, line_of(v), "%s.%s: %llu is out of range [%u, %u]", where,
-                key, n, min, max);
-  *out = (uint32_t)n;
-  return 0;
-}
-
-/* ZeroMQ endpoints: a transport, "://", and something after it. */
-static int check_endpoint(parse_t *ps, int line, const char *what,
-                          const char *addr) {
-  const char *sep = strstr(addr, "://");
-  if (!sep || sep == addr || !sep[3])
-    return fail(ps, line,
-                "%s: '%s' is not an endpoint (expected e.g. "
-                "tcp://127.0.0.1:5555)",
-                what, addr);
-  return 0;
-}
 
 static int valid_name(const char *s) {
   for (; *s; s++)
@@ -173,108 +22,210 @@ static int valid_name(const char *s) {
   return 1;
 }
 
-/* scheduler.slo: "interactive=450:40,..." as the scheduler's --slo. */
-static int get_slo(parse_t *ps, yaml_node_t *n, cluster_spec_t *s) {
-  int line = 0, rc;
-  if ((rc = get_string(ps, n, "scheduler", "slo", 0, s->slo, sizeof s->slo,
-                       &line)) ||
-      !s->slo[0])
-    return rc;
-  workload_opts_t o = {0};
-  char why[160];
-  for (int c = 0; c < INFS_CLASS_COUNT; c++)
-    o.ttft_ms[c] = o.tpot_ms[c] = 1; /* classes not named stay valid */
-  if (workload_parse_slo(s->slo, &o, why, sizeof why))
-    return fail(ps, line, "scheduler.slo: %s", why);
-  for (int c = 0; c < INFS_CLASS_COUNT; c++)
-    if (!o.ttft_ms[c] || !o.tpot_ms[c])
-      return fail(ps, line, "scheduler.slo: targets must be at least 1 ms");
+/* Keys a mapping allows: its own (fixed, a NULL-terminated list) and the
+ * settings given at `where` in a cluster file (see setting_t.cluster). */
+typedef struct keys {
+  const char *const *own;
+  unsigned settings;
+} keys_t;
+
+static bool key_allowed(const keys_t *k, const char *key) {
+  for (size_t i = 0; k->own[i]; i++)
+    if (strcmp(k->own[i], key) == 0)
+      return true;
+  const setting_t *s = settings_find(key);
+  return s && (s->cluster & k->settings);
+}
+
+/* A mapping's keys must be plain strings from the allowed set, each once;
+ * this catches typos such as "heartbeat-ms" that would otherwise be
+ * silently ignored. */
+static int check_keys(ydoc_t *d, yaml_node_t *map, const char *where,
+                      const keys_t *allowed) {
+  yaml_node_pair_t *a, *b;
+  for (a = map->data.mapping.pairs.start; a < map->data.mapping.pairs.top;
+       a++) {
+    yaml_node_t *k = ydoc_node(d, a->key);
+    if (k->type != YAML_SCALAR_NODE)
+      return ydoc_fail(d, ydoc_line(k), "%s: keys must be names, not %s", where,
+                       ydoc_kind(k));
+    if (!key_allowed(allowed, ydoc_scalar(k))) {
+      char list[1024] = "";
+      size_t len = 0;
+      for (size_t i = 0; allowed->own[i]; i++)
+        len += (size_t)snprintf(list + len, sizeof list - len, "%s%s",
+                                len ? ", " : "", allowed->own[i]);
+      for (setting_id_t id = 0; id < SET_COUNT && len < sizeof list; id++)
+        if (settings_get(id)->cluster & allowed->settings)
+          len += (size_t)snprintf(list + len, sizeof list - len, "%s%s",
+                                  len ? ", " : "", settings_get(id)->name);
+      return ydoc_fail(d, ydoc_line(k), "%s: unknown key '%s' (expected %s)",
+                       where, ydoc_scalar(k), list);
+    }
+    for (b = map->data.mapping.pairs.start; b < a; b++) {
+      yaml_node_t *prev = ydoc_node(d, b->key);
+      if (prev->type == YAML_SCALAR_NODE &&
+          strcmp(ydoc_scalar(prev), ydoc_scalar(k)) == 0)
+        return ydoc_fail(d, ydoc_line(k),
+                         "%s: key '%s' given twice (also on line %d)", where,
+                         ydoc_scalar(k), ydoc_line(prev));
+    }
+  }
   return 0;
 }
 
-static int parse_scheduler(parse_t *ps, yaml_node_t *n, cluster_spec_t *s) {
-  static const char *const keys[] = {"clients",        "workers",
-                                     "policy",         "heartbeat_ms",
-                                     "heartbeat_miss", "http",
-                                     "slo",            NULL};
-  int rc, line = line_of(n);
+/* Copies a string field into buf. A missing field keeps buf (its default)
+ * unless required. */
+static int get_string(ydoc_t *d, yaml_node_t *map, const char *where,
+                      const char *key, int required, char *buf, size_t len,
+                      int *line) {
+  yaml_node_t *v = ydoc_get(d, map, key);
+  if (!v) {
+    if (required)
+      return ydoc_fail(d, ydoc_line(map), "%s: '%s' is missing", where, key);
+    return 0;
+  }
+  if (v->type != YAML_SCALAR_NODE)
+    return ydoc_fail(d, ydoc_line(v), "%s.%s: expected a string, got %s", where,
+                     key, ydoc_kind(v));
+  if (v->data.scalar.length == 0)
+    return ydoc_fail(d, ydoc_line(v), "%s.%s: must not be empty", where, key);
+  if (v->data.scalar.length >= len)
+    return ydoc_fail(d, ydoc_line(v), "%s.%s: longer than %zu characters",
+                     where, key, len - 1);
+  memcpy(buf, ydoc_scalar(v), v->data.scalar.length + 1);
+  if (line)
+    *line = ydoc_line(v);
+  return 0;
+}
+
+/* The settings of map allowed at `who`, each checked as the daemon checks
+ * its flag and kept as written in set[]. */
+static int get_settings(ydoc_t *d, yaml_node_t *map, const char *where,
+                        unsigned who, char **set, int *lines) {
+  for (yaml_node_pair_t *p = map->data.mapping.pairs.start;
+       p < map->data.mapping.pairs.top; p++) {
+    yaml_node_t *k = ydoc_node(d, p->key), *v = ydoc_node(d, p->value);
+    const setting_t *s = settings_find(ydoc_scalar(k));
+    if (!s || !(s->cluster & who))
+      continue;
+    if (v->type != YAML_SCALAR_NODE)
+      return ydoc_fail(d, ydoc_line(v), "%s.%s: expected %s, got %s", where,
+                       s->name,
+                       s->type == SETTING_TEXT   ? "a string"
+                       : s->type == SETTING_UINT ? "a whole number"
+                                                 : "a number",
+                       ydoc_kind(v));
+    setting_value_t val;
+    char why[512];
+    if (settings_parse(s, ydoc_scalar(v), &val, why, sizeof why))
+      return ydoc_fail(d, ydoc_line(v), "%s.%s: %s", where, s->name, why);
+    if (!(set[s->id] = strdup(ydoc_scalar(v))))
+      return -ENOMEM;
+    lines[s->id] = ydoc_line(v);
+  }
+  return 0;
+}
+
+/* The value in effect of a scheduler setting: given, or the default. */
+static const char *sched_value(const cluster_spec_t *s, setting_id_t id) {
+  return s->set[id] ? s->set[id] : settings_get(id)->def;
+}
+
+static int parse_scheduler(ydoc_t *d, yaml_node_t *n, cluster_spec_t *s) {
+  static const char *const own[] = {NULL};
+  const keys_t keys = {own, SETTING_SCHEDULER};
+  int rc;
   if (n->type != YAML_MAPPING_NODE)
-    return fail(ps, line_of(n), "scheduler: expected a mapping, got %s",
-                node_kind(n));
-  if ((rc = check_keys(ps, n, "scheduler", keys)))
+    return ydoc_fail(d, ydoc_line(n), "scheduler: expected a mapping, got %s",
+                     ydoc_kind(n));
+  if ((rc = check_keys(d, n, "scheduler", &keys)) ||
+      (rc = get_settings(d, n, "scheduler", SETTING_SCHEDULER, s->set,
+                         s->set_line)))
     return rc;
-  int cl = line, wl = line, hl = line;
-  if ((rc = get_string(ps, n, "scheduler", "clients", 0, s->clients,
-                       sizeof s->clients, &cl)) ||
-      (rc = get_string(ps, n, "scheduler", "workers", 0, s->workers_addr,
-                       sizeof s->workers_addr, &wl)) ||
-      (rc = get_string(ps, n, "scheduler", "policy", 0, s->policy,
-                       sizeof s->policy, NULL)) ||
-      (rc = get_u32(ps, n, "scheduler", "heartbeat_ms", 10, 600000,
-                    &s->heartbeat_ms)) ||
-      (rc = get_u32(ps, n, "scheduler", "heartbeat_miss", 1, 1000,
-                    &s->heartbeat_miss)) ||
-      (rc = get_string(ps, n, "scheduler", "http", 0, s->http, sizeof s->http,
-                       &hl)) ||
-      (rc = get_slo(ps, n, s)))
-    return rc;
-  if (strcmp(s->http, "off") != 0 && !strchr(s->http, ':'))
-    return fail(ps, hl,
-                "scheduler.http: '%s' is not HOST:PORT (e.g. "
-                "127.0.0.1:8080) or off",
-                s->http);
-  if ((rc = check_endpoint(ps, cl, "scheduler.clients", s->clients)) ||
-      (rc = check_endpoint(ps, wl, "scheduler.workers", s->workers_addr)))
-    return rc;
+  setting_value_t v;
+  char why[256];
+  snprintf(s->clients, sizeof s->clients, "%s", sched_value(s, SET_CLIENTS));
+  snprintf(s->workers_addr, sizeof s->workers_addr, "%s",
+           sched_value(s, SET_WORKERS));
+  snprintf(s->http, sizeof s->http, "%s", sched_value(s, SET_HTTP));
+  snprintf(s->policy, sizeof s->policy, "%s", sched_value(s, SET_POLICY));
+  settings_parse(settings_get(SET_HEARTBEAT_MS),
+                 sched_value(s, SET_HEARTBEAT_MS), &v, why, sizeof why);
+  s->heartbeat_ms = (uint32_t)v.u;
+  settings_parse(settings_get(SET_HEARTBEAT_MISS),
+                 sched_value(s, SET_HEARTBEAT_MISS), &v, why, sizeof why);
+  s->heartbeat_miss = (uint32_t)v.u;
   if (strcmp(s->clients, s->workers_addr) == 0)
-    return fail(ps, wl, "scheduler.workers: same endpoint as clients (%s)",
-                s->clients);
+    return ydoc_fail(
+        d, s->set_line[SET_WORKERS] ? s->set_line[SET_WORKERS] : ydoc_line(n),
+        "scheduler.workers: same endpoint as clients (%s)", s->clients);
   return 0;
 }
 
-static int parse_worker(parse_t *ps, yaml_node_t *n, size_t i,
+static int parse_worker(ydoc_t *d, yaml_node_t *n, size_t i,
                         cluster_worker_t *w) {
-  static const char *const keys[] = {"name",    "profile", "count",
-                                     "backend", "model",   NULL};
+  static const char *const own[] = {"name", "count", NULL};
+  const keys_t keys = {own, SETTING_WORKER};
   char where[48];
   int rc;
   snprintf(where, sizeof where, "workers[%zu]", i);
   if (n->type != YAML_MAPPING_NODE)
-    return fail(ps, line_of(n), "%s: expected a mapping, got %s", where,
-                node_kind(n));
-  w->line = line_of(n);
+    return ydoc_fail(d, ydoc_line(n), "%s: expected a mapping, got %s", where,
+                     ydoc_kind(n));
+  w->line = ydoc_line(n);
   w->count = 1;
-  snprintf(w->backend, sizeof w->backend, "sim");
   int name_line = w->line;
-  if ((rc = check_keys(ps, n, where, keys)) ||
-      (rc = get_string(ps, n, where, "name", 1, w->name, NAME_BASE_MAX + 1,
+  if ((rc = check_keys(d, n, where, &keys)) ||
+      (rc = get_string(d, n, where, "name", 1, w->name, NAME_BASE_MAX + 1,
                        &name_line)) ||
-      (rc = get_string(ps, n, where, "profile", 1, w->profile,
-                       sizeof w->profile, &w->profile_line)) ||
-      (rc = get_u32(ps, n, where, "count", 1, CLUSTER_MAX_COUNT, &w->count)) ||
-      (rc = get_string(ps, n, where, "backend", 0, w->backend,
-                       sizeof w->backend, NULL)) ||
-      (rc = get_string(ps, n, where, "model", 0, w->model, sizeof w->model,
-                       NULL)))
+      (rc = get_settings(d, n, where, SETTING_WORKER, w->set, w->set_line)))
     return rc;
+  if (!w->set[SET_PROFILE])
+    return ydoc_fail(d, w->line, "%s: 'profile' is missing", where);
+  w->profile_line = ydoc_line(ydoc_get(d, n, "profile"));
+  yaml_node_t *count = ydoc_get(d, n, "count");
+  if (count) {
+    uint64_t c = 0;
+    const char *t = count->type == YAML_SCALAR_NODE ? ydoc_scalar(count) : "";
+    char *end;
+    errno = 0;
+    if (t[0] >= '0' && t[0] <= '9')
+      c = strtoull(t, &end, 10);
+    if (!(t[0] >= '0' && t[0] <= '9') || errno || *end)
+      return ydoc_fail(d, ydoc_line(count),
+                       "%s.count: expected a whole number, got '%s'", where, t);
+    if (c < 1 || c > CLUSTER_MAX_COUNT)
+      return ydoc_fail(d, ydoc_line(count),
+                       "%s.count: %llu is out of range [1, %d]", where,
+                       (unsigned long long)c, CLUSTER_MAX_COUNT);
+    w->count = (uint32_t)c;
+  }
+  snprintf(w->profile, sizeof w->profile, "%s", w->set[SET_PROFILE]);
+  snprintf(w->backend, sizeof w->backend, "%s",
+           w->set[SET_BACKEND] ? w->set[SET_BACKEND]
+                               : settings_get(SET_BACKEND)->def);
+  if (w->set[SET_MODEL])
+    snprintf(w->model, sizeof w->model, "%s", w->set[SET_MODEL]);
   if (!valid_name(w->name))
-    return fail(ps, name_line,
-                "%s.name: '%s' may only hold letters, digits, '-', '_' "
-                "and '.'",
-                where, w->name);
+    return ydoc_fail(d, name_line,
+                     "%s.name: '%s' may only hold letters, digits, '-', '_' "
+                     "and '.'",
+                     where, w->name);
   return 0;
 }
 
 /* Instance names are NAME-i and i holds no '-', so they are unique exactly
  * when the entries' names are. */
-static int check_unique(parse_t *ps, cluster_spec_t *s) {
+static int check_unique(ydoc_t *d, cluster_spec_t *s) {
   for (size_t i = 0; i < s->nworkers; i++)
     for (size_t j = 0; j < i; j++)
       if (strcmp(s->workers[i].name, s->workers[j].name) == 0)
-        return fail(ps, s->workers[i].line,
-                    "workers[%zu].name: '%s' is also the name of the entry "
-                    "on line %d",
-                    i, s->workers[i].name, s->workers[j].line);
+        return ydoc_fail(
+            d, s->workers[i].line,
+            "workers[%zu].name: '%s' is also the name of the entry "
+            "on line %d",
+            i, s->workers[i].name, s->workers[j].line);
   return 0;
 }
 
@@ -294,112 +245,72 @@ static char *resolve(const char *base_file, const char *rel) {
   return out;
 }
 
-static int parse_root(parse_t *ps, yaml_node_t *root, cluster_spec_t *s) {
-  static const char *const keys[] = {"profiles", "scheduler", "workers", NULL};
+static int parse_root(ydoc_t *d, yaml_node_t *root, cluster_spec_t *s) {
+  static const char *const own[] = {"profiles", "scheduler", "workers", NULL};
+  const keys_t keys = {own, 0};
   char profiles[4096];
   int rc;
+  if (!root)
+    return ydoc_fail(d, 1, "empty cluster file");
   if (root->type != YAML_MAPPING_NODE)
-    return fail(ps, line_of(root),
-                "expected a mapping with profiles, scheduler and workers, "
-                "got %s",
-                node_kind(root));
-  if ((rc = check_keys(ps, root, "cluster", keys)) ||
-      (rc = get_string(ps, root, "cluster", "profiles", 1, profiles,
+    return ydoc_fail(d, ydoc_line(root),
+                     "expected a mapping with profiles, scheduler and workers, "
+                     "got %s",
+                     ydoc_kind(root));
+  if ((rc = check_keys(d, root, "cluster", &keys)) ||
+      (rc = get_string(d, root, "cluster", "profiles", 1, profiles,
                        sizeof profiles, &s->profiles_line)))
     return rc;
-  s->profiles_path = resolve(ps->path, profiles);
+  s->profiles_path = resolve(d->path, profiles);
   if (!s->profiles_path)
     return -ENOMEM;
 
-  yaml_node_t *sched = get(ps, root, "scheduler");
+  yaml_node_t *sched = ydoc_get(d, root, "scheduler");
   if (!sched)
-    return fail(ps, line_of(root), "cluster: 'scheduler' is missing");
-  if ((rc = parse_scheduler(ps, sched, s)))
+    return ydoc_fail(d, ydoc_line(root), "cluster: 'scheduler' is missing");
+  if ((rc = parse_scheduler(d, sched, s)))
     return rc;
 
-  yaml_node_t *workers = get(ps, root, "workers");
+  yaml_node_t *workers = ydoc_get(d, root, "workers");
   if (!workers)
-    return fail(ps, line_of(root), "cluster: 'workers' is missing");
+    return ydoc_fail(d, ydoc_line(root), "cluster: 'workers' is missing");
   if (workers->type != YAML_SEQUENCE_NODE)
-    return fail(ps, line_of(workers), "workers: expected a list, got %s",
-                node_kind(workers));
+    return ydoc_fail(d, ydoc_line(workers), "workers: expected a list, got %s",
+                     ydoc_kind(workers));
   size_t n = (size_t)(workers->data.sequence.items.top -
                       workers->data.sequence.items.start);
   s->workers = calloc(n ? n : 1, sizeof *s->workers);
   if (!s->workers)
     return -ENOMEM;
   for (size_t i = 0; i < n; i++) {
-    yaml_node_t *item =
-        yaml_document_get_node(ps->doc, workers->data.sequence.items.start[i]);
-    if ((rc = parse_worker(ps, item, i, &s->workers[i])))
-      return rc;
+    yaml_node_t *item = ydoc_node(d, workers->data.sequence.items.start[i]);
+    /* Counted first, so that a failed entry's settings are freed too. */
     s->nworkers++;
+    if ((rc = parse_worker(d, item, i, &s->workers[i])))
+      return rc;
   }
-  return check_unique(ps, s);
+  return check_unique(d, s);
 }
 
 int cluster_file_load(const char *path, cluster_spec_t **out, char *err,
                       size_t errlen) {
-  yaml_parser_t parser;
-  yaml_document_t doc;
-  int have_parser = 0, have_doc = 0, rc;
-  parse_t ps = {&doc, path, err, errlen};
-  cluster_spec_t *s = NULL;
-  FILE *f = NULL;
-
+  ydoc_t doc;
   *out = NULL;
-  if (errlen)
-    err[0] = '\0';
-  f = fopen(path, "rb");
-  if (!f) {
-    rc = -errno;
-    snprintf(err, errlen, "%s: %s", path, strerror(errno));
-    goto out;
-  }
-  s = calloc(1, sizeof *s);
-  if (!s || !(s->path = strdup(path))) {
+  int rc = ydoc_load(&doc, path, err, errlen);
+  if (rc)
+    return rc;
+  cluster_spec_t *s = calloc(1, sizeof *s);
+  if (!s || !(s->path = strdup(path)))
     rc = -ENOMEM;
-    goto out;
-  }
-  snprintf(s->clients, sizeof s->clients, "tcp://127.0.0.1:5555");
-  snprintf(s->workers_addr, sizeof s->workers_addr, "tcp://127.0.0.1:5556");
-  snprintf(s->policy, sizeof s->policy, "least_loaded");
-  snprintf(s->http, sizeof s->http, "127.0.0.1:8080");
-  s->heartbeat_ms = 200;
-  s->heartbeat_miss = 5;
-
-  if (!yaml_parser_initialize(&parser)) {
-    rc = -ENOMEM;
-    goto out;
-  }
-  have_parser = 1;
-  yaml_parser_set_input_file(&parser, f);
-  if (!yaml_parser_load(&parser, &doc)) {
-    rc = fail(&ps, (int)parser.problem_mark.line + 1, "%s%s%s",
-              parser.problem ? parser.problem : "YAML error",
-              parser.context ? " " : "", parser.context ? parser.context : "");
-    goto out;
-  }
-  have_doc = 1;
-  yaml_node_t *root = yaml_document_get_root_node(&doc);
-  if (!root) {
-    rc = fail(&ps, 1, "empty cluster file");
-    goto out;
-  }
-  rc = parse_root(&ps, root, s);
+  else
+    rc = parse_root(&doc, ydoc_root(&doc), s);
   if (rc == 0) {
     *out = s;
     s = NULL;
   }
-out:
   if (rc == -ENOMEM)
     snprintf(err, errlen, "%s: out of memory", path);
-  if (have_doc)
-    yaml_document_delete(&doc);
-  if (have_parser)
-    yaml_parser_delete(&parser);
-  if (f)
-    fclose(f);
+  ydoc_free(&doc);
   cluster_spec_destroy(&s);
   return rc;
 }
@@ -408,6 +319,11 @@ void cluster_spec_destroy(cluster_spec_t **spec) {
   cluster_spec_t *s = *spec;
   if (!s)
     return;
+  for (size_t i = 0; i < SET_COUNT; i++)
+    free(s->set[i]);
+  for (size_t i = 0; i < s->nworkers; i++)
+    for (size_t j = 0; j < SET_COUNT; j++)
+      free(s->workers[i].set[j]);
   free(s->path);
   free(s->profiles_path);
   free(s->workers);
@@ -446,6 +362,28 @@ int cluster_spec_check_profiles(const cluster_spec_t *spec, char *err,
   }
   profile_set_destroy(&set);
   return rc;
+}
+
+int cluster_spec_check_ready(const cluster_spec_t *spec, char *err,
+                             size_t errlen) {
+  char why[512];
+  for (setting_id_t id = 0; id < SET_COUNT; id++) {
+    const setting_t *st = settings_get(id);
+    if (spec->set[id] && settings_ready(st, spec->set[id], why, sizeof why)) {
+      snprintf(err, errlen, "%s:%d: scheduler.%s: %s", spec->path,
+               spec->set_line[id], st->name, why);
+      return INFS_ECONFIG;
+    }
+    for (size_t i = 0; i < spec->nworkers; i++) {
+      const cluster_worker_t *w = &spec->workers[i];
+      if (w->set[id] && settings_ready(st, w->set[id], why, sizeof why)) {
+        snprintf(err, errlen, "%s:%d: workers[%zu].%s: %s", spec->path,
+                 w->set_line[id], i, st->name, why);
+        return INFS_ECONFIG;
+      }
+    }
+  }
+  return 0;
 }
 
 size_t cluster_spec_instances(const cluster_spec_t *spec) {

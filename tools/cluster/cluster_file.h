@@ -3,6 +3,8 @@
 #ifndef INFSCHED_CLUSTER_FILE_H
 #define INFSCHED_CLUSTER_FILE_H
 
+#include "lib/settings.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -19,6 +21,10 @@ typedef struct cluster_worker {
   uint32_t count;
   int line;         /* line of the entry, for messages */
   int profile_line; /* line of its profile: value */
+  /* Worker settings given in the entry (lib/settings.h), as written, each
+   * passed on as its flag; NULL where not given. */
+  char *set[SET_COUNT];
+  int set_line[SET_COUNT];
 } cluster_worker_t;
 
 typedef struct cluster_spec {
@@ -29,14 +35,19 @@ typedef struct cluster_spec {
   char workers_addr[CLUSTER_ADDR_MAX]; /* scheduler's worker endpoint */
   char http[CLUSTER_ADDR_MAX];         /* HTTP listener HOST:PORT, or off */
   char policy[CLUSTER_NAME_MAX];
-  char slo[CLUSTER_ADDR_MAX]; /* scheduler --slo class list, or "" */
   uint32_t heartbeat_ms;
   uint32_t heartbeat_miss;
+  /* Scheduler settings given under scheduler:, as written, each passed on
+   * as its flag; NULL where not given. The fields above hold the values in
+   * effect, given or default. */
+  char *set[SET_COUNT];
+  int set_line[SET_COUNT];
   cluster_worker_t *workers;
   size_t nworkers;
 } cluster_spec_t;
 
-/* Parses and validates the cluster file at path. Returns 0 and a spec the
+/* Parses and validates the cluster file at path: every setting as the
+ * daemons check their flags (lib/settings.h). Returns 0 and a spec the
  * caller destroys, or a negative code with "FILE:LINE: what is wrong" in
  * err. Profiles are not checked here: see cluster_spec_check_profiles. */
 int cluster_file_load(const char *path, cluster_spec_t **out, char *err,
@@ -47,6 +58,12 @@ void cluster_spec_destroy(cluster_spec_t **spec);
  * Returns 0, or a negative code with "FILE:LINE: what is wrong" in err. */
 int cluster_spec_check_profiles(const cluster_spec_t *spec, char *err,
                                 size_t errlen);
+
+/* Checks what the daemons would refuse only as they start, here and now
+ * (lib/settings.h's ready checks: a backend plugin that does not load).
+ * Returns 0, or INFS_ECONFIG with "FILE:LINE: what is wrong" in err. */
+int cluster_spec_check_ready(const cluster_spec_t *spec, char *err,
+                             size_t errlen);
 
 /* Total worker instances. */
 size_t cluster_spec_instances(const cluster_spec_t *spec);

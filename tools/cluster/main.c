@@ -3,6 +3,7 @@
 #include "infsched/errors.h"
 #include "lib/cli.h"
 #include "lib/log.h"
+#include "lib/settings.h"
 #include "tools/cluster/cluster_file.h"
 #include "tools/cluster/endpoint.h"
 #include "tools/cluster/probe.h"
@@ -69,13 +70,18 @@ static void usage(FILE *f) {
   fprintf(f,
           "Usage: " PROGRAM " up FILE [options]\n"
           "       " PROGRAM " check FILE [options]\n"
+          "       " PROGRAM " settings\n"
           "\n"
           "up     starts the scheduler and the workers of cluster file FILE,\n"
           "       prefixes their output with their names, restarts any that\n"
           "       exit, and stops them all on SIGINT or SIGTERM. Prints\n"
           "       \"cluster ready: N/N workers registered\" on stdout once\n"
           "       the scheduler reports every worker registered.\n"
-          "check  validates FILE and its profiles, and exits.\n"
+          "check  validates FILE and its profiles as the scheduler and the\n"
+          "       workers would, and exits: what they would refuse, check\n"
+          "       refuses first.\n"
+          "settings  prints the settings a cluster file may give, with\n"
+          "       their ranges and defaults, as a Markdown table.\n"
           "\n"
           "Options:\n"
           "  --bin-dir DIR     where infsched-scheduler and infsched-worker\n"
@@ -91,6 +97,7 @@ static void usage(FILE *f) {
           "  --grace-ms N      time between SIGTERM and SIGKILL when\n"
           "                    stopping (default 5000)\n"
           "  -h, --help        this text\n"
+          "  --version         print the version and exit\n"
           "\n"
           "Exit status: 0 after a clean stop, 1 when the cluster cannot\n"
           "start or a process fails to start, 2 on usage errors.\n");
@@ -105,8 +112,9 @@ static int parse_args(int argc, char **argv, options_t *o) {
       {"log-level", required_argument, NULL, 'l'},
       {"grace-ms", required_argument, NULL, 'g'},
       {"help", no_argument, NULL, 'h'},
+      {"version", no_argument, NULL, 'V'},
       {NULL, 0, NULL, 0}};
-  log_level_t level;
+  setting_value_t v;
   int opt;
 
   o->log_level = "info";
@@ -118,23 +126,22 @@ static int parse_args(int argc, char **argv, options_t *o) {
       o->bin_dir = optarg;
       break;
     case 'c':
-      o->clients = optarg;
-      break;
     case 'w':
-      o->workers = optarg;
+    case 'H': {
+      const setting_t *st = settings_get(
+          opt == 'c' ? SET_CLIENTS : opt == 'w' ? SET_WORKERS : SET_HTTP);
+      if (settings_parse_flag(st, optarg, &v))
+        return -1;
+      if (strlen(optarg) >= CLUSTER_ADDR_MAX)
+        return cli_usage_error("--%s: longer than %d characters", st->flag,
+                               CLUSTER_ADDR_MAX - 1);
+      *(opt == 'c' ? &o->clients : opt == 'w' ? &o->workers : &o->http) =
+          optarg;
       break;
-    case 'H':
-      if (!*optarg || strlen(optarg) >= CLUSTER_ADDR_MAX ||
-          (strcmp(optarg, "off") != 0 && !strchr(optarg, ':')))
-        return cli_usage_error("--http: expected HOST:PORT or off, got '%s'",
-                               optarg);
-      o->http = optarg;
-      break;
+    }
     case 'l':
-      if (log_level_parse(optarg, &level) != 0)
-        return cli_usage_error("--log-level: expected debug, info, warn or "
-                               "error, got '%s'",
-                               optarg);
+      if (settings_parse_flag(settings_get(SET_LOG_LEVEL), optarg, &v))
+        return -1;
       o->log_level = optarg;
       break;
     case 'g':
@@ -144,6 +151,9 @@ static int parse_args(int argc, char **argv, options_t *o) {
     case 'h':
       usage(stdout);
       exit(0);
+    case 'V':
+      cli_version();
+      exit(0);
     case ':':
       return cli_usage_error("%s: missing value", argv[optind - 1]);
     default:
@@ -151,10 +161,16 @@ static int parse_args(int argc, char **argv, options_t *o) {
     }
   }
   if (optind >= argc)
-    return cli_usage_error("missing command (up or check)");
+    return cli_usage_error("missing command (up, check or settings)");
   o->command = argv[optind++];
+  if (strcmp(o->command, "settings") == 0) {
+    if (optind < argc)
+      return cli_usage_error("unexpected argument '%s'", argv[optind]);
+    return 0;
+  }
   if (strcmp(o->command, "up") != 0 && strcmp(o->command, "check") != 0)
-    return cli_usage_error("unknown command '%s' (expected up or check)",
+    return cli_usage_error("unknown command '%s' (expected up, check or "
+                           "settings)",
                            o->command);
   if (optind >= argc)
     return cli_usage_error("%s: missing cluster FILE", o->command);
@@ -163,16 +179,6 @@ static int parse_args(int argc, char **argv, options_t *o) {
     return cli_usage_error("unexpected argument '%s'", argv[optind]);
   if (o->bin_dir && !*o->bin_dir)
     return cli_usage_error("--bin-dir: must not be empty");
-  const char *addrs[2] = {o->clients, o->workers};
-  const char *flags[2] = {"--clients", "--workers"};
-  for (int i = 0; i < 2; i++) {
-    const char *sep = addrs[i] ? strstr(addrs[i], "://") : NULL;
-    if (addrs[i] && (!sep || sep == addrs[i] || !sep[3] ||
-                     strlen(addrs[i]) >= CLUSTER_ADDR_MAX))
-      return cli_usage_error("%s: '%s' is not an endpoint (expected e.g. "
-                             "tcp://127.0.0.1:5555)",
-                             flags[i], addrs[i]);
-  }
   return 0;
 }
 
@@ -296,8 +302,8 @@ static void on_signal(uv_signal_t *h, int sig) {
 
 /* argv holder: a fixed array of strings built with push(). */
 typedef struct args {
-  char *v[32];
-  char buf[32][PATH_MAX];
+  char *v[2 * SET_COUNT + 16];
+  char buf[2 * SET_COUNT + 16][PATH_MAX];
   int n;
 } args_t;
 
@@ -310,6 +316,18 @@ static void push(args_t *a, const char *fmt, ...) {
   va_end(ap);
   a->v[a->n] = a->buf[a->n];
   a->v[++a->n] = NULL;
+}
+
+/* The settings a cluster file gave, as the program's flags; the
+ * endpoints, the HTTP address and the worker's own are pushed apart, since
+ * the launcher's flags or instance may override them. */
+static void push_settings(args_t *args, char *const *set) {
+  for (setting_id_t id = 0; id < SET_COUNT; id++) {
+    if (!set[id] || id == SET_CLIENTS || id == SET_WORKERS || id == SET_HTTP)
+      continue;
+    push(args, "--%s", settings_get(id)->flag);
+    push(args, "%s", set[id]);
+  }
 }
 
 static int add_children(app_t *a, const options_t *o, const char *bin_dir) {
@@ -333,18 +351,9 @@ static int add_children(app_t *a, const options_t *o, const char *bin_dir) {
   push(args, "%s", s->clients);
   push(args, "--workers");
   push(args, "%s", s->workers_addr);
-  push(args, "--policy");
-  push(args, "%s", s->policy);
-  push(args, "--heartbeat-ms");
-  push(args, "%u", s->heartbeat_ms);
-  push(args, "--heartbeat-miss");
-  push(args, "%u", s->heartbeat_miss);
   push(args, "--http");
   push(args, "%s", s->http);
-  if (s->slo[0]) {
-    push(args, "--slo");
-    push(args, "%s", s->slo);
-  }
+  push_settings(args, s->set);
   push(args, "--log-level");
   push(args, "%s", o->log_level);
   if ((rc = supervisor_add(a->sup, SCHEDULER_NAME, args->v)))
@@ -362,16 +371,9 @@ static int add_children(app_t *a, const options_t *o, const char *bin_dir) {
       push(args, "%s", workers_connect);
       push(args, "--id");
       push(args, "%s", in->name);
-      push(args, "--profile");
-      push(args, "%s", w->profile);
       push(args, "--profiles");
       push(args, "%s", profiles);
-      push(args, "--backend");
-      push(args, "%s", w->backend);
-      if (w->model[0]) {
-        push(args, "--model");
-        push(args, "%s", w->model);
-      }
+      push_settings(args, w->set);
       push(args, "--heartbeat-ms");
       push(args, "%u", s->heartbeat_ms);
       push(args, "--log-level");
@@ -440,7 +442,8 @@ static int load(app_t *a, const options_t *o) {
               a->spec->clients);
     return -1;
   }
-  if (cluster_spec_check_profiles(a->spec, err, sizeof err)) {
+  if (cluster_spec_check_profiles(a->spec, err, sizeof err) ||
+      cluster_spec_check_ready(a->spec, err, sizeof err)) {
     log_error("%s", err);
     return -1;
   }
@@ -536,6 +539,10 @@ int main(int argc, char **argv) {
   cli_init(PROGRAM);
   if (parse_args(argc, argv, &o))
     return CLI_EXIT_USAGE;
+  if (strcmp(o.command, "settings") == 0) {
+    settings_markdown(stdout);
+    return 0;
+  }
   log_level_parse(o.log_level, &level);
   log_init(PROGRAM, level);
   /* A closed stdout must not kill the launcher and orphan its children. */

@@ -40,6 +40,7 @@ static void usage(FILE *out) {
           "Status)\n"
           "  --log-level LEVEL     debug, info, warn, error (info)\n"
           "  -h, --help            show this help\n"
+          "  --version             print the version and exit\n"
           "\n"
           "Exit status: 0 when every request got an answer, 1 when some were "
           "lost\nor the run failed, 2 on a usage error.\n");
@@ -68,6 +69,7 @@ static const struct option own_options[] = {
     {"policy-label", required_argument, NULL, OPT_POLICY_LABEL},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
     {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},
 };
 
 static int parse_one(loadgen_config_t *cfg, workload_cli_t *wl,
@@ -76,6 +78,9 @@ static int parse_one(loadgen_config_t *cfg, workload_cli_t *wl,
   switch (c) {
   case 'h':
     usage(stdout);
+    exit(0);
+  case 'V':
+    cli_version();
     exit(0);
   case OPT_SCHEDULER:
     cfg->scheduler = optarg;

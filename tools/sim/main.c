@@ -4,6 +4,7 @@
 #include "lib/log.h"
 #include "lib/report.h"
 #include "lib/report_html.h"
+#include "lib/settings.h"
 #include "lib/workload.h"
 #include "lib/workload_cli.h"
 #include "scheduler/core/policy.h"
@@ -27,6 +28,17 @@
 
 #define PROGRAM "infsched-sim"
 
+/* The policies' own settings, read as the scheduler reads them; their
+ * getopt values are OPT_POLICY_SETTING + the setting's id. */
+static const setting_id_t policy_settings[] = {
+    SET_CACHE_MATCH_THRESHOLD, SET_CACHE_BALANCE_ABS,  SET_CACHE_BALANCE_REL,
+    SET_KV_PREFILL_SCALE,      SET_KV_OVERLAP_CREDIT,  SET_KV_REQUEST_WEIGHT,
+    SET_KV_TEMPERATURE,        SET_SCORE_QUEUE_WEIGHT, SET_SCORE_KV_WEIGHT,
+    SET_SCORE_PREFIX_WEIGHT,
+};
+#define N_POLICY_SETTINGS (sizeof policy_settings / sizeof *policy_settings)
+#define OPT_POLICY_SETTING 0x3000
+
 static void usage(FILE *out) {
   fprintf(
       out,
@@ -47,7 +59,11 @@ static void usage(FILE *out) {
       "  --queue-timeout-ms N  longest wait for capacity (30000)\n"
       "  --max-attempts N      dispatches of one request (3)\n"
       "  --latency-weight LIST balanced: latency against cost by class, e.g.\n"
-      "                        interactive=2,agent=1,batch=0\n"
+      "                        interactive=2,agent=1,batch=0\n");
+  for (size_t i = 0; i < N_POLICY_SETTINGS; i++)
+    settings_usage_one(out, settings_get(policy_settings[i]));
+  fprintf(
+      out,
       "  --delay-us N          one-way delay of every message (100)\n"
       "  --kwh-price USD       energy price per kWh (0.10)\n"
       "  --model NAME          model to ask for (default: any)\n"
@@ -87,6 +103,7 @@ static void usage(FILE *out) {
       "page\n"
       "  --log-level LEVEL     debug, info, warn, error (info)\n"
       "  -h, --help            show this help\n"
+      "  --version             print the version and exit\n"
       "\n"
       "Policies:\n");
   for (const policy_ops_t *const *p = policy_all(); *p; p++)
@@ -149,6 +166,7 @@ static const struct option own_options[] = {
     {"report-html", required_argument, NULL, OPT_REPORT_HTML},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
     {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},
 };
 
 #define MATRIX_MAX 16
@@ -162,7 +180,6 @@ typedef struct opts {
   size_t n_matrix_pools;
   const char *matrix_md;
   const char *pool;
-  const char *policy;
   const char *compare;
   const char *sweep_grid;
   const char *report_json;
@@ -170,7 +187,8 @@ typedef struct opts {
   bool sweep;
   bool capacity;
   double target;
-  uint64_t heartbeat_ms;
+  /* Scheduler settings given as flags, over the cluster file's. */
+  const char *set[SET_COUNT];
   sim_config_t sim;
   workload_cli_t wl;
   workload_cli_t wl_flags; /* wl before workload_cli_check: the matrix's
@@ -178,14 +196,24 @@ typedef struct opts {
   log_level_t level;
 } opts_t;
 
+/* A scheduler setting's flag, checked by the settings table and applied
+ * over the cluster file's value once that is loaded. */
+static int flag_setting(opts_t *o, setting_id_t id, const char *text) {
+  setting_value_t v;
+  if (settings_parse_flag(settings_get(id), text, &v))
+    return -1;
+  o->set[id] = text;
+  return 0;
+}
+
 static int parse_one(opts_t *o, int c, const char *name) {
-  char err[256];
-  uint64_t v;
-  uint32_t u;
   int rc = 0;
   switch (c) {
   case 'h':
     usage(stdout);
+    exit(0);
+  case 'V':
+    cli_version();
     exit(0);
   case OPT_CLUSTER:
     o->cluster = optarg;
@@ -194,36 +222,31 @@ static int parse_one(opts_t *o, int c, const char *name) {
     o->pool = optarg;
     break;
   case OPT_POLICY:
-    if (!policy_find(optarg))
-      rc =
-          cli_usage_error("--policy: unknown policy '%s' (see --help)", optarg);
-    o->policy = optarg;
+    rc = flag_setting(o, SET_POLICY, optarg);
     break;
   case OPT_HEARTBEAT_MS:
-    rc = cli_u64("--heartbeat-ms", optarg, 10, 60000, &o->heartbeat_ms);
+    rc = flag_setting(o, SET_HEARTBEAT_MS, optarg);
     break;
   case OPT_QUEUE_LIMIT:
-    rc = cli_u32("--queue-limit", optarg, 0, 10000000, &u);
-    for (int i = 0; i < INFS_CLASS_COUNT; i++)
-      o->sim.core.queue_limit[i] = u;
+    rc = flag_setting(o, SET_QUEUE_LIMIT, optarg);
     break;
   case OPT_QUEUE_TIMEOUT:
-    rc = cli_u64("--queue-timeout-ms", optarg, 1, 86400000, &v);
-    o->sim.core.queue_timeout = v * INFS_US_PER_MS;
+    rc = flag_setting(o, SET_QUEUE_TIMEOUT_MS, optarg);
     break;
   case OPT_MAX_ATTEMPTS:
-    rc = cli_u32("--max-attempts", optarg, 1, 100, &o->sim.core.max_attempts);
+    rc = flag_setting(o, SET_MAX_ATTEMPTS, optarg);
     break;
   case OPT_LATENCY_WEIGHT:
-    if (core_config_set_latency_weight(&o->sim.core, optarg, err, sizeof err))
-      rc = cli_usage_error("--latency-weight: %s", err);
+    rc = flag_setting(o, SET_LATENCY_WEIGHT, optarg);
     break;
   case OPT_DELAY_US:
     rc = cli_u64("--delay-us", optarg, 0, 60 * INFS_US_PER_S, &o->sim.delay_us);
     break;
   case OPT_KWH:
-    rc = cli_double("--kwh-price", optarg, 0, 100, &o->sim.kwh_usd);
-    o->sim.core.kwh_usd = o->sim.kwh_usd;
+    /* The workers' price as well as the scheduler's. */
+    rc = flag_setting(o, SET_KWH_PRICE, optarg);
+    if (rc == 0)
+      o->sim.kwh_usd = strtod(optarg, NULL);
     break;
   case OPT_MODEL:
     o->sim.model = optarg;
@@ -286,6 +309,10 @@ static int parse_one(opts_t *o, int c, const char *name) {
     rc = cli_usage_error("%s: needs a value", name);
     break;
   default:
+    if (c >= OPT_POLICY_SETTING && c < OPT_POLICY_SETTING + SET_COUNT) {
+      rc = flag_setting(o, (setting_id_t)(c - OPT_POLICY_SETTING), optarg);
+      break;
+    }
     rc = workload_cli_parse(&o->wl, c, optarg);
     if (rc == 1)
       rc = cli_usage_error("unknown option '%s'", name);
@@ -295,8 +322,15 @@ static int parse_one(opts_t *o, int c, const char *name) {
 }
 
 static int parse_args(int argc, char **argv, opts_t *o) {
-  const struct option *options = workload_cli_merge(
-      own_options, sizeof own_options / sizeof *own_options);
+  enum { N_OWN = sizeof own_options / sizeof *own_options };
+  struct option own[N_OWN + N_POLICY_SETTINGS];
+  memcpy(own, own_options, sizeof own_options);
+  for (size_t i = 0; i < N_POLICY_SETTINGS; i++)
+    own[N_OWN + i] = (struct option){
+        settings_get(policy_settings[i])->flag, required_argument, NULL,
+        OPT_POLICY_SETTING + (int)policy_settings[i]};
+  const struct option *options =
+      workload_cli_merge(own, N_OWN + N_POLICY_SETTINGS);
   int c, rc = 0;
   opterr = 0;
   while (rc == 0 && (c = getopt_long(argc, argv, ":h", options, NULL)) != -1)
@@ -590,14 +624,14 @@ static int load(opts_t *o, setup_t *s) {
   if (!o->sweep && pool_instances(&s->pool) == 0)
     return cli_usage_error("the pool has no workers");
 
-  o->sim.core.policy = o->policy ? o->policy : s->spec->policy;
-  if (!policy_find(o->sim.core.policy))
-    return cli_usage_error("%s: unknown policy '%s' (see --help)", o->cluster,
-                           o->sim.core.policy);
-  o->sim.core.heartbeat_interval =
-      (o->heartbeat_ms ? o->heartbeat_ms : s->spec->heartbeat_ms) *
-      INFS_US_PER_MS;
-  o->sim.core.heartbeat_miss = s->spec->heartbeat_miss;
+  /* The scheduler's settings as the daemon would take them: the cluster
+   * file's, then the flags'. Both were checked when read. */
+  for (setting_id_t id = 0; id < SET_COUNT; id++) {
+    const char *text = o->set[id] ? o->set[id] : s->spec->set[id];
+    setting_value_t v;
+    if (text && settings_parse(settings_get(id), text, &v, err, sizeof err) == 0)
+      settings_apply_core(&o->sim.core, settings_get(id), &v);
+  }
   size_t n;
   s->workers = pool_expand(&s->pool, &n);
   o->sim.workers = s->workers;

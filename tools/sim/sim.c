@@ -173,6 +173,8 @@ void sim_sched_flush(sim_t *s, infs_time_t now) {
       m->prompt_tokens = q->prompt_tokens;
       m->max_tokens = q->max_tokens;
       m->cls = q->cls;
+      m->ttft_ms = q->ttft_ms;
+      m->tpot_ms = q->tpot_ms;
       sim_msg_set_blocks(m, q->blocks, q->n_blocks);
       break;
     }

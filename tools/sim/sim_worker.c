@@ -154,6 +154,7 @@ static void worker_dispatch(sim_t *s, uint32_t wi, infs_time_t now,
       .max_tokens = m->max_tokens,
       .blocks = m->blocks,
       .n_blocks = m->n_blocks,
+      .tpot_target_ms = m->tpot_ms,
   };
   int rc = engine_submit(w->engine, now, &er);
   deliver(s, wi, now);

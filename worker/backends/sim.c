@@ -185,6 +185,7 @@ static int sim_submit(void *state, const infs_backend_request_t *r) {
       .max_tokens = r->max_tokens,
       .blocks = r->blocks,
       .n_blocks = r->n_blocks,
+      .tpot_target_ms = r->tpot_ms,
   };
   int rc = engine_submit(s->engine, now, &er);
   deliver(s);
