@@ -170,6 +170,11 @@ static const setting_t table[SET_COUNT] = {
     {SET_MAX_ATTEMPTS, "max_attempts", "max-attempts", S, S, SETTING_UINT, 1,
      100, "3", "N", "dispatches of one request when workers are lost", NULL,
      NULL},
+    {SET_PROGRESS_TIMEOUT_MS, "progress_timeout_ms", "progress-timeout-ms", S,
+     S, SETTING_UINT, 1, 86400000, "10000", "N",
+     "shortest wait in ms for a dispatched request's next token before it "
+     "is taken back; 4x its predicted TTFT when longer",
+     NULL, NULL},
     {SET_SLO, "slo", "slo", S, S, SETTING_TEXT, TEXT_LEN,
      "interactive=450:40,agent=2000:25,batch=30000:200", "LIST",
      "default SLOs by class, TTFT_MS:TPOT_MS; classes not named keep "
@@ -470,6 +475,9 @@ int settings_apply_core(core_config_t *c, const setting_t *s,
     return 0;
   case SET_MAX_ATTEMPTS:
     c->max_attempts = (uint32_t)v->u;
+    return 0;
+  case SET_PROGRESS_TIMEOUT_MS:
+    c->progress_timeout = (infs_time_t)v->u * INFS_US_PER_MS;
     return 0;
   /* settings_parse has checked both lists with these very setters. */
   case SET_SLO:

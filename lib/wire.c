@@ -207,3 +207,15 @@ Infsched__RequestClass wire_class_to_msg(infs_class_t c) {
     return INFSCHED__REQUEST_CLASS__CLASS_AGENT;
   }
 }
+
+Infsched__Envelope *wire_error_msg(Infsched__Envelope *env, Infsched__Error *e,
+                                   uint64_t request_id, int code,
+                                   const char *message) {
+  infsched__error__init(e);
+  e->request_id = request_id;
+  e->code = code;
+  e->message = (char *)message;
+  env->body_case = INFSCHED__ENVELOPE__BODY_ERROR;
+  env->error = e;
+  return env;
+}

@@ -33,6 +33,12 @@ void wire_free(Infsched__Envelope *env);
 int wire_unpack_with(ProtobufCAllocator *allocator, const uint8_t *data,
                      size_t len, Infsched__Envelope **out);
 
+/* Makes env (initialised) carry e, an Error about request_id; message is
+ * borrowed. Returns env. */
+Infsched__Envelope *wire_error_msg(Infsched__Envelope *env, Infsched__Error *e,
+                                   uint64_t request_id, int code,
+                                   const char *message);
+
 /* Error codes from 100 are rejections: the request was never run. */
 int wire_error_is_rejection(Infsched__ErrorCode code);
 const char *wire_error_name(Infsched__ErrorCode code);

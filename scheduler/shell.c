@@ -5,6 +5,7 @@
 #include "lib/wire.h"
 #include "lib/wire_arena.h"
 #include "lib/zwatch.h"
+#include "scheduler/core/core_wire.h"
 #include "scheduler/http/metrics.h"
 #include "scheduler/status.h"
 
@@ -30,6 +31,8 @@ struct shell {
   frontdoor_t *http; /* NULL without an HTTP listener */
   metrics_t *metrics;
   wire_buf_t out;
+  core_wire_msg_t msg; /* what a flush sends, one action at a time */
+  infs_time_t flush_now;
   wire_arena_t *arena; /* what on_readable decodes, until its flush */
   /* The worker's Chunk or Done being handled, and its frame, which goes to
    * the client as it came when the core forwards that very message. */
@@ -73,46 +76,25 @@ static void send_to(shell_t *s, void *sock, const core_peer_t *peer,
   send_frame(s, sock, peer, s->out.data, s->out.len, env->body_case);
 }
 
-/* Sends a worker's Chunk or Done on to the client. The frame as it came
- * serves when it is the message being handled and already names the
- * client's id, unless that id is 0: a frame repeating its chunk or done is
+/* Whether a worker's Chunk or Done can go on to the client as the frame it
+ * came in: when it is the message being handled and already names the
+ * client's id, unless that id is 0 (a frame repeating its chunk or done is
  * read by protobuf-c as the last copy and by other protobuf libraries as
  * the copies merged, and a merge keeps the last copy's id only when it is
- * not the default. Otherwise the message is encoded again with that id. */
-static void forward(shell_t *s, const core_action_t *a, uint64_t *request_id,
-                    Infsched__Envelope *env) {
-  if (a->passthrough == s->in_body && *request_id == a->request_id &&
-      a->request_id != 0) {
-    send_frame(s, s->clients, &a->peer, s->in_frame, s->in_frame_len,
-               env->body_case);
-    return;
-  }
-  *request_id = a->request_id;
-  send_to(s, s->clients, &a->peer, env);
+ * not the default). Otherwise it is encoded again with that id. */
+static bool forward_raw(const shell_t *s, const core_action_t *a) {
+  uint64_t id = a->kind == CORE_ACT_CHUNK
+                    ? ((const Infsched__Chunk *)a->passthrough)->request_id
+                    : ((const Infsched__Done *)a->passthrough)->request_id;
+  return a->passthrough == s->in_body && id == a->request_id &&
+         a->request_id != 0;
 }
 
 static void send_error(shell_t *s, void *sock, const core_peer_t *peer,
                        uint64_t request_id, int code, const char *message) {
   Infsched__Envelope env = INFSCHED__ENVELOPE__INIT;
-  Infsched__Error err = INFSCHED__ERROR__INIT;
-  err.request_id = request_id;
-  err.code = code;
-  err.message = (char *)message;
-  env.body_case = INFSCHED__ENVELOPE__BODY_ERROR;
-  env.error = &err;
-  send_to(s, sock, peer, &env);
-}
-
-static void send_request(shell_t *s, const core_action_t *a) {
-  Infsched__Envelope env = INFSCHED__ENVELOPE__INIT;
-  Infsched__Dispatch d = INFSCHED__DISPATCH__INIT;
-  Infsched__Request m;
-  wire_request_to_msg(a->request, &m);
-  d.request = &m;
-  d.client_request_id = a->client_request_id;
-  env.body_case = INFSCHED__ENVELOPE__BODY_DISPATCH;
-  env.dispatch = &d;
-  send_to(s, s->workers, &a->peer, &env);
+  Infsched__Error err;
+  send_to(s, sock, peer, wire_error_msg(&env, &err, request_id, code, message));
 }
 
 /* One debug line per placement decision, with the scores compared. */
@@ -139,79 +121,27 @@ static bool to_front_door(shell_t *s, infs_time_t now, const core_action_t *a) {
   return true;
 }
 
-static void send_action(shell_t *s, infs_time_t now, const core_action_t *a) {
-  if (to_front_door(s, now, a))
+static void send_action(void *ctx, const core_action_t *a) {
+  shell_t *s = ctx;
+  if (to_front_door(s, s->flush_now, a))
     return;
-  Infsched__Envelope env = INFSCHED__ENVELOPE__INIT;
-  switch (a->kind) {
-  case CORE_ACT_ACCEPTED: {
-    Infsched__Accepted m = INFSCHED__ACCEPTED__INIT;
-    m.request_id = a->request_id;
-    env.body_case = INFSCHED__ENVELOPE__BODY_ACCEPTED;
-    env.accepted = &m;
-    send_to(s, s->clients, &a->peer, &env);
-    break;
+  void *sock = core_wire_to_worker(a->kind) ? s->workers : s->clients;
+  if ((a->kind == CORE_ACT_CHUNK || a->kind == CORE_ACT_DONE) &&
+      forward_raw(s, a)) {
+    send_frame(s, sock, &a->peer, s->in_frame, s->in_frame_len,
+               a->kind == CORE_ACT_CHUNK ? INFSCHED__ENVELOPE__BODY_CHUNK
+                                         : INFSCHED__ENVELOPE__BODY_DONE);
+    return;
   }
-  case CORE_ACT_CHUNK: {
-    Infsched__Chunk *m = (Infsched__Chunk *)a->passthrough;
-    env.body_case = INFSCHED__ENVELOPE__BODY_CHUNK;
-    env.chunk = m;
-    forward(s, a, &m->request_id, &env);
-    break;
-  }
-  case CORE_ACT_DONE: {
-    Infsched__Done *m = (Infsched__Done *)a->passthrough;
-    env.body_case = INFSCHED__ENVELOPE__BODY_DONE;
-    env.done = m;
-    forward(s, a, &m->request_id, &env);
-    break;
-  }
-  case CORE_ACT_ERROR:
-    send_error(s, s->clients, &a->peer, a->request_id, a->code, a->message);
-    break;
-  case CORE_ACT_WORKER_ERROR:
-    send_error(s, s->workers, &a->peer, a->request_id, a->code, a->message);
-    break;
-  case CORE_ACT_DISPATCH:
-    send_request(s, a);
-    break;
-  case CORE_ACT_CANCEL: {
-    Infsched__Cancel m = INFSCHED__CANCEL__INIT;
-    m.request_id = a->request_id;
-    env.body_case = INFSCHED__ENVELOPE__BODY_CANCEL;
-    env.cancel = &m;
-    send_to(s, s->workers, &a->peer, &env);
-    break;
-  }
-  case CORE_ACT_REGISTERED: {
-    Infsched__Registered m = INFSCHED__REGISTERED__INIT;
-    m.heartbeat_ms = s->heartbeat_ms;
-    env.body_case = INFSCHED__ENVELOPE__BODY_REGISTERED;
-    env.registered = &m;
-    send_to(s, s->workers, &a->peer, &env);
-    break;
-  }
-  }
+  send_to(s, sock, &a->peer, core_wire_message(a, s->heartbeat_ms, &s->msg));
 }
 
-static bool to_worker(core_action_kind_t kind) {
-  return kind == CORE_ACT_DISPATCH || kind == CORE_ACT_CANCEL ||
-         kind == CORE_ACT_REGISTERED || kind == CORE_ACT_WORKER_ERROR;
-}
-
-/* Sends the core's actions; now is the time the core was called with, so
- * one wake-up sees one time. Workers' messages go first: a Dispatch is on
- * the request's critical path, its Accepted is not. Each socket still sees
- * the core's order. */
+/* Sends the core's actions (workers' first, core_wire_flush); now is the
+ * time the core was called with, so one wake-up sees one time. */
 static void flush(shell_t *s, infs_time_t now) {
-  size_t n;
   log_decisions(s);
-  const core_action_t *acts = core_actions(s->core, &n);
-  for (int pass = 0; pass < 2; pass++)
-    for (size_t i = 0; i < n; i++)
-      if (to_worker(acts[i].kind) == (pass == 0))
-        send_action(s, now, &acts[i]);
-  core_actions_clear(s->core);
+  s->flush_now = now;
+  core_wire_flush(s->core, send_action, s);
 }
 
 /* --- timer --- */
@@ -295,134 +225,58 @@ static Infsched__Envelope *decode(shell_t *s, void *sock,
   return env;
 }
 
-static void submit(shell_t *s, infs_time_t now, const core_peer_t *peer,
-                   const Infsched__Request *m) {
-  core_request_t q;
-  wire_request_from_msg(m, &q);
-  core_on_submit(s->core, now, peer, &q);
-}
-
 static void on_client_message(shell_t *s, infs_time_t now,
                               const core_peer_t *peer,
                               Infsched__Envelope *env) {
-  switch (env->body_case) {
-  case INFSCHED__ENVELOPE__BODY_SUBMIT:
-    if (!env->submit->request) {
-      bad_input(s, s->clients, peer, INFSCHED__ERROR_CODE__ERROR_BAD_REQUEST,
-                "submit without a request");
-      return;
-    }
-    submit(s, now, peer, env->submit->request);
-    break;
-  case INFSCHED__ENVELOPE__BODY_CANCEL:
-    core_on_cancel(s->core, now, peer, env->cancel->request_id);
-    break;
-  case INFSCHED__ENVELOPE__BODY_STATUS_QUERY: {
+  char why[96];
+  int rc = core_wire_feed_client(s->core, now, peer, env, why, sizeof why);
+  if (rc == CORE_WIRE_STATUS) {
     Infsched__Envelope *reply =
         status_build(s->core, now - s->started, s->bad_messages);
     send_to(s, s->clients, peer, reply);
     status_free(reply);
-    break;
-  }
-  default: {
-    char what[96];
-    snprintf(what, sizeof what, "unexpected %s on the client socket",
-             wire_body_name(env->body_case));
+  } else if (rc == CORE_WIRE_BAD) {
     bad_input(s, s->clients, peer, INFSCHED__ERROR_CODE__ERROR_BAD_REQUEST,
-              what);
-  }
+              why);
   }
 }
 
-static void on_register(shell_t *s, infs_time_t now, const core_peer_t *peer,
-                        const Infsched__Register *m) {
-  infs_profile_t profile;
-  if (!m->profile) {
-    bad_input(s, s->workers, peer, INFSCHED__ERROR_CODE__ERROR_BAD_REQUEST,
-              "register without a profile");
-    return;
-  }
-  wire_profile_from_msg(m->profile, &profile);
-  core_worker_info_t info = {
-      .worker_id = m->worker_id,
-      .model = m->model,
-      .backend = m->backend,
-      .profile = &profile,
-      .capacity = m->capacity,
-  };
-  core_on_register(s->core, now, peer, &info);
-  /* A flood of registrations must not flood the log: a pool's start
-   * passes, the rest is counted. */
+/* A flood of registrations must not flood the log: a pool's start passes,
+ * the rest is counted. */
+static void log_register(shell_t *s, infs_time_t now,
+                         const Infsched__Register *m) {
   uint64_t n = log_limit_burst(&s->register_log, now, INFS_US_PER_S, 64);
   if (!n)
     return;
   size_t n_acts;
   const core_action_t *a = core_actions(s->core, &n_acts);
   const char *held = n > 1 ? " after more registrations not logged" : "";
-  if (n_acts && a[n_acts - 1].kind == CORE_ACT_WORKER_ERROR)
+  if (n_acts && a[n_acts - 1].kind == CORE_ACT_WORKER_ERROR) {
     log_warn("worker %s refused: %s%s", m->worker_id ? m->worker_id : "",
              a[n_acts - 1].message, held);
-  else
-    log_info("worker %s registered (%s, %s, capacity %u)%s", m->worker_id,
-             profile.name, infs_worker_class_name(profile.cls), m->capacity,
-             held);
-}
-
-static void on_heartbeat(shell_t *s, infs_time_t now, const core_peer_t *peer,
-                         const Infsched__Heartbeat *m) {
-  core_load_t load = {
-      .queued = m->queued,
-      .running = m->running,
-      .kv_used = m->kv_used,
-      .kv_total = m->kv_total,
-      .prefill_backlog_tokens = m->prefill_backlog_tokens,
-      .tokens_per_s = m->tokens_per_s,
-      .cost_usd = m->cost_usd,
-      .busy_s = m->busy_s,
-      .up_s = m->up_s,
-      .cache_reset = m->cache_reset,
-      .cache_added = m->cache_added,
-      .n_cache_added = m->n_cache_added,
-      .cache_removed = m->cache_removed,
-      .n_cache_removed = m->n_cache_removed,
-  };
-  core_on_heartbeat(s->core, now, peer, &load);
+    return;
+  }
+  infs_profile_t profile;
+  wire_profile_from_msg(m->profile, &profile);
+  log_info("worker %s registered (%s, %s, capacity %u)%s", m->worker_id,
+           profile.name, infs_worker_class_name(profile.cls), m->capacity,
+           held);
 }
 
 static void on_worker_message(shell_t *s, infs_time_t now,
                               const core_peer_t *peer,
                               Infsched__Envelope *env) {
-  switch (env->body_case) {
-  case INFSCHED__ENVELOPE__BODY_REGISTER:
-    on_register(s, now, peer, env->register_);
-    break;
-  case INFSCHED__ENVELOPE__BODY_HEARTBEAT:
-    on_heartbeat(s, now, peer, env->heartbeat);
-    break;
-  case INFSCHED__ENVELOPE__BODY_CHUNK:
+  if (env->body_case == INFSCHED__ENVELOPE__BODY_CHUNK)
     s->in_body = env->chunk;
-    core_on_chunk(s->core, now, peer, env->chunk->dispatch_id,
-                  env->chunk->tokens, env->chunk);
-    break;
-  case INFSCHED__ENVELOPE__BODY_DONE:
+  else if (env->body_case == INFSCHED__ENVELOPE__BODY_DONE)
     s->in_body = env->done;
-    core_on_done(s->core, now, peer, env->done->dispatch_id, env->done);
-    break;
-  case INFSCHED__ENVELOPE__BODY_ERROR:
-    core_on_worker_error(s->core, now, peer, env->error->request_id,
-                         env->error->code, env->error->message);
-    break;
-  case INFSCHED__ENVELOPE__BODY_ACCEPTED:
-    core_on_worker_seen(s->core, now, peer);
-    break;
-  default: {
-    char what[96];
-    snprintf(what, sizeof what, "unexpected %s on the worker socket",
-             wire_body_name(env->body_case));
+  char why[96];
+  int rc = core_wire_feed_worker(s->core, now, peer, env, why, sizeof why);
+  if (rc == CORE_WIRE_BAD)
     bad_input(s, s->workers, peer, INFSCHED__ERROR_CODE__ERROR_BAD_REQUEST,
-              what);
-  }
-  }
+              why);
+  else if (env->body_case == INFSCHED__ENVELOPE__BODY_REGISTER)
+    log_register(s, now, env->register_);
 }
 
 /* Drains one socket; called by zwatch while it is readable. */

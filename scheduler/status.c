@@ -13,6 +13,7 @@ static const struct {
     {"redispatched", offsetof(core_stats_t, redispatched)},
     {"cancelled", offsetof(core_stats_t, cancelled)},
     {"workers_lost", offsetof(core_stats_t, workers_lost)},
+    {"progress_timeouts", offsetof(core_stats_t, progress_timeouts)},
     {"rejected.queue_full", offsetof(core_stats_t, rejected_queue_full)},
     {"rejected.no_worker", offsetof(core_stats_t, rejected_no_worker)},
     {"rejected.context", offsetof(core_stats_t, rejected_context)},

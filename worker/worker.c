@@ -105,65 +105,41 @@ static void on_failed(void *ctx, uint64_t id, int code, const char *msg) {
 
 /* --- receiving --- */
 
-static void on_dispatch(worker_t *w, infs_time_t now,
-                        const Infsched__Dispatch *d) {
-  const Infsched__Request *m = d->request;
-  if (!m) {
-    wcore_on_bad_dispatch(w->core, now);
-    return;
-  }
-  if (wcore_on_dispatch(w->core, now, m->request_id, d->client_request_id,
-                        m->prompt_tokens))
-    return;
-  infs_backend_request_t r;
-  wire_request_from_msg(m, &r);
-  int rc = w->cfg.backend->submit(w->backend, &r);
-  if (rc)
-    wcore_on_refused(w->core, now, m->request_id, rc);
-}
-
-/* The scheduler forgot us (it restarted): what we run has no client now. */
-static void on_unknown(worker_t *w, infs_time_t now) {
-  const uint64_t *ids;
-  bool was = wcore_registered(w->core);
-  size_t n = wcore_on_unknown(w->core, now, &ids);
-  for (size_t i = 0; i < n; i++)
-    w->cfg.backend->cancel(w->backend, ids[i]);
-  if (was)
-    log_warn("scheduler does not know this worker; registering again "
-             "(%zu requests dropped)",
-             n);
-}
-
 static void on_message(worker_t *w, infs_time_t now, Infsched__Envelope *env) {
-  switch (env->body_case) {
-  case INFSCHED__ENVELOPE__BODY_REGISTERED:
-    if (!wcore_registered(w->core))
+  bool registered = wcore_registered(w->core);
+  wcore_order_t o;
+  wcore_wire_feed(w->core, now, env, &o);
+  switch (o.kind) {
+  case WCORE_ORDER_NONE:
+    if (!registered && wcore_registered(w->core))
       log_info("registered with %s as %s (%s)", w->cfg.scheduler_addr,
                w->cfg.worker_id, w->profile.name);
-    wcore_on_registered(w->core, now,
-                        env->registered->heartbeat_ms * INFS_US_PER_MS);
     break;
-  case INFSCHED__ENVELOPE__BODY_DISPATCH:
-    on_dispatch(w, now, env->dispatch);
+  case WCORE_ORDER_RUN: {
+    int rc = w->cfg.backend->submit(w->backend, &o.request);
+    if (rc)
+      wcore_on_refused(w->core, now, o.request.id, rc);
     break;
-  case INFSCHED__ENVELOPE__BODY_CANCEL:
-    if (wcore_on_cancel(w->core, now, env->cancel->request_id))
-      w->cfg.backend->cancel(w->backend, env->cancel->request_id);
+  }
+  case WCORE_ORDER_STOP:
+    w->cfg.backend->cancel(w->backend, o.id);
     break;
-  case INFSCHED__ENVELOPE__BODY_ERROR:
-    if (env->error->code == INFSCHED__ERROR_CODE__ERROR_UNKNOWN_WORKER)
-      on_unknown(w, now);
-    else
-      log_warn("scheduler: %s: %s", wire_error_name(env->error->code),
-               env->error->message);
+  case WCORE_ORDER_STOP_ALL:
+    /* The scheduler forgot us (it restarted): what we run has no client. */
+    for (size_t i = 0; i < o.n_ids; i++)
+      w->cfg.backend->cancel(w->backend, o.ids[i]);
+    log_warn("scheduler does not know this worker; registering again "
+             "(%zu requests dropped)",
+             o.n_ids);
     break;
-  case INFSCHED__ENVELOPE__BODY_DRAIN:
+  case WCORE_ORDER_NOTE:
+    log_warn("scheduler: %s: %s", wire_error_name(o.code), o.message);
     break;
-  default:
+  case WCORE_ORDER_UNEXPECTED:
     if (log_limit_pass(&w->bad_log, now, INFS_US_PER_S))
       log_warn("unexpected %s from the scheduler",
                wire_body_name(env->body_case));
+    break;
   }
   flush(w);
 }

@@ -21,6 +21,7 @@ void core_config_defaults(core_config_t *c) {
   c->heartbeat_miss = 5;
   c->queue_timeout = 30 * INFS_US_PER_S;
   c->max_attempts = 3;
+  c->progress_timeout = 10 * INFS_US_PER_S;
   for (int i = 0; i < INFS_CLASS_COUNT; i++) {
     c->queue_limit[i] = 10000;
     c->ttft_ms[i] = ttft[i];

@@ -214,9 +214,18 @@ static void fail(core_t *c, req_t *r, int code, const char *why) {
   finish(c, r);
 }
 
-/* cached_blocks: of r's prompt, predicted to be in w's prefix cache. */
+/* How long w may take to show progress on r: CORE_PROGRESS_FACTOR times
+ * the predicted TTFT, at least the configured floor. */
+static infs_time_t progress_window(const core_t *c, double ttft_ms) {
+  double us = ttft_ms * CORE_PROGRESS_FACTOR * (double)INFS_US_PER_MS;
+  infs_time_t floor = c->cfg.progress_timeout;
+  return isfinite(us) && us > (double)floor ? (infs_time_t)us : floor;
+}
+
+/* cached_blocks: of r's prompt, predicted to be in w's prefix cache;
+ * ttft_ms: r's predicted TTFT there. */
 static void dispatch(core_t *c, req_t *r, core_worker_t *w, infs_time_t now,
-                     uint32_t cached_blocks) {
+                     uint32_t cached_blocks, double ttft_ms) {
   if (r->state == REQ_QUEUED && !list_empty(&r->link)) {
     list_remove(&r->link);
     c->queued[r->spec.cls]--;
@@ -229,6 +238,8 @@ static void dispatch(core_t *c, req_t *r, core_worker_t *w, infs_time_t now,
   r->worker = (int32_t)w->index;
   r->attempts++;
   r->dispatched_at = now;
+  r->progress_window = progress_window(c, ttft_ms);
+  r->progress_deadline = now + r->progress_window;
   r->uncached = s->prompt_tokens - (uint32_t)cached;
   list_push_back(&w->reqs, &r->link);
   registry_hot(&c->reg, w)->outstanding++;
@@ -333,6 +344,19 @@ static void note_waiting(core_t *c, req_t *r, policy_ctx_t *x) {
     record(c, x, -1);
 }
 
+/* Takes out of the n candidates the worker r timed out on, while it is
+ * the same registration. */
+static void drop_shunned(const core_t *c, const req_t *r, size_t *n) {
+  const core_worker_t *w = c->reg.workers[r->shunned];
+  if (!w->live || w->epoch != r->shunned_epoch)
+    return;
+  for (size_t i = 0; i < *n; i++)
+    if (c->cands[i] == (uint32_t)r->shunned) {
+      c->cands[i] = c->cands[--*n];
+      return;
+    }
+}
+
 /* Asks the policy for a worker with room; false leaves r where it is. */
 static bool place(core_t *c, req_t *r, infs_time_t now) {
   c->stats.placement_attempts++;
@@ -365,6 +389,8 @@ static bool place(core_t *c, req_t *r, infs_time_t now) {
     if (hot[i].outstanding < hot[i].capacity &&
         hot_serves(&hot[i], model, context))
       c->cands[x.n++] = (uint32_t)i;
+  if (r->shunned >= 0)
+    drop_shunned(c, r, &x.n);
   c->place_found_no_room = x.n == 0;
   if (x.n == 0) {
     note_waiting(c, r, &x);
@@ -391,7 +417,9 @@ static bool place(core_t *c, req_t *r, infs_time_t now) {
   if (c->cfg.explain)
     record(c, &x, pick);
   uint32_t cached = policy_cached_blocks(&x, (size_t)pick);
-  dispatch(c, r, w, now, cached);
+  prediction_t p;
+  policy_predict(&x, (size_t)pick, &p);
+  dispatch(c, r, w, now, cached, p.ttft_ms);
   sessions_note(&c->sessions, r->session_key, w, r, now);
   return true;
 }
@@ -824,6 +852,7 @@ void core_on_chunk(core_t *c, infs_time_t now, const core_peer_t *peer,
   if (first)
     w->since.prefill_tokens -= r->uncached;
   r->state = REQ_STREAMING;
+  r->progress_deadline = now + r->progress_window;
   uint32_t left = r->spec.max_tokens > r->tokens_out
                       ? r->spec.max_tokens - r->tokens_out
                       : 0;
@@ -873,6 +902,31 @@ void core_on_worker_error(core_t *c, infs_time_t now, const core_peer_t *peer,
 
 /* --- timers --- */
 
+/* Takes r back from w, which let its progress deadline pass: a cancel to
+ * w, then r is dispatched again (never to w) if no token went out and
+ * attempts are left, else failed. */
+static void take_back(core_t *c, core_worker_t *w, req_t *r, infs_time_t now) {
+  char why[CORE_MESSAGE_MAX];
+  c->stats.progress_timeouts++;
+  emit(c, CORE_ACT_CANCEL, &w->peer, r->id);
+  if (r->state == REQ_DISPATCHED && r->attempts < c->cfg.max_attempts) {
+    unassign(c, w, r);
+    list_remove(&r->link);
+    r->shunned = (int32_t)w->index;
+    r->shunned_epoch = w->epoch;
+    enqueue(c, r, true);
+    c->stats.redispatched++;
+    return;
+  }
+  snprintf(why, sizeof why,
+           "worker %s made no progress in %llu ms after %u tokens", w->id,
+           (unsigned long long)((now - r->progress_deadline +
+                                 r->progress_window) /
+                                INFS_US_PER_MS),
+           r->tokens_out);
+  fail(c, r, INFSCHED__ERROR_CODE__ERROR_WORKER_LOST, why);
+}
+
 void core_on_tick(core_t *c, infs_time_t now) {
   if (now >= c->next_check) {
     infs_time_t silence = c->cfg.heartbeat_interval * c->cfg.heartbeat_miss;
@@ -880,6 +934,14 @@ void core_on_tick(core_t *c, infs_time_t now) {
       core_worker_t *w = c->reg.workers[i];
       if (w->live && now - w->last_seen > silence)
         lose_worker(c, w, "no heartbeat");
+      /* Requests are checked at this cadence too: a deadline is seconds
+       * long, half a heartbeat interval late is close enough. */
+      for (list_node_t *n = w->live ? w->reqs.next : NULL; n && n != &w->reqs;) {
+        req_t *r = list_entry(n, req_t, link);
+        n = n->next;
+        if (now > r->progress_deadline)
+          take_back(c, w, r, now);
+      }
     }
     c->next_check = now + c->cfg.heartbeat_interval / 2;
   }

@@ -35,6 +35,10 @@ typedef struct core_config {
   uint32_t queue_limit[INFS_CLASS_COUNT];
   infs_time_t queue_timeout;          /* longest wait for capacity */
   uint32_t max_attempts;              /* dispatches of one request */
+  /* A dispatched request that brings no token for PROGRESS_FACTOR times
+   * its predicted TTFT, and at least progress_timeout, is taken back:
+   * dispatched elsewhere before its first token, failed after. */
+  infs_time_t progress_timeout;
   uint32_t ttft_ms[INFS_CLASS_COUNT]; /* default SLOs per class */
   uint32_t tpot_ms[INFS_CLASS_COUNT];
   /* balanced: how much latency weighs against cost, per class. A worker's
@@ -92,6 +96,9 @@ int core_config_set_latency_weight(core_config_t *c, const char *list,
 /* Heartbeat figures: counts of requests, and tokens. */
 #define CORE_LOAD_COUNT_MAX (1u << 24)
 #define CORE_LOAD_TOKENS_MAX (1ull << 40)
+
+/* See core_config_t.progress_timeout. */
+#define CORE_PROGRESS_FACTOR 4
 
 /* A request as submitted; borrowed for the call, the core copies it. */
 typedef infs_request_t core_request_t;
@@ -189,6 +196,7 @@ typedef struct core_stats {
   uint64_t rejected;
   uint64_t cancelled;
   uint64_t workers_lost;
+  uint64_t progress_timeouts; /* requests taken back for want of progress */
   uint64_t stale_messages; /* chunks/dones for requests no longer open */
   uint64_t unknown_worker_messages;
   /* Placements by outcome; DEFERRED and NO_ROOM count requests, once. */

@@ -33,6 +33,13 @@ typedef struct req {
   bool counted_waiting; /* NO_ROOM or DEFERRED already counted */
   infs_time_t arrived;
   infs_time_t dispatched_at;
+  /* Its worker has until then to send a token (see progress_timeout). */
+  infs_time_t progress_deadline;
+  infs_time_t progress_window; /* the deadline's distance from progress */
+  /* A worker that let it time out, not to be given it again: registry
+   * index and registration, or -1. */
+  int32_t shunned;
+  uint64_t shunned_epoch;
   list_node_t link; /* admission queue or its worker's list */
 } req_t;
 

@@ -362,28 +362,7 @@ static void test_worker_answers_forwarded(void **state) {
   fixture_t *f = *state;
   f->scheduler = start_scheduler(f, "--heartbeat-miss=100");
   zclient_t *w = zclient_new(f->workers);
-  Infsched__Envelope reg = INFSCHED__ENVELOPE__INIT;
-  Infsched__Register r = INFSCHED__REGISTER__INIT;
-  Infsched__Profile prof = INFSCHED__PROFILE__INIT;
-  prof.name = "fake";
-  prof.worker_class = INFSCHED__WORKER_CLASS__WORKER_CLASS_GPU;
-  prof.price_per_hour = 1;
-  prof.weights_gb = 10; /* 10 ms at 1 TB/s */
-  prof.mem_bw_gbs = 1000;
-  prof.mem_eff = 1;
-  prof.params_b = 0.5; /* 0.1 ms per token at 10 TFLOP/s */
-  prof.peak_tflops = 10;
-  prof.mfu = 1;
-  prof.max_batch = 8;
-  prof.kv_tokens = 100000;
-  prof.max_context = 4096;
-  prof.block_size = 16;
-  r.worker_id = "fake-worker";
-  r.profile = &prof;
-  r.capacity = 8;
-  reg.body_case = INFSCHED__ENVELOPE__BODY_REGISTER;
-  reg.register_ = &r;
-  assert_int_equal(zclient_send(w, &reg, 0), 0);
+  assert_int_equal(zclient_register(w, "fake-worker", 8), 0);
   infsched__envelope__free_unpacked(
       expect(w, INFSCHED__ENVELOPE__BODY_REGISTERED), NULL);
 

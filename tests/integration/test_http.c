@@ -472,6 +472,7 @@ static void test_disconnect_cancels_on_worker(void **state) {
                              "codex-70b\"}",
                              1) == 1);
   close(fd);
+  free(in);
   assert_true(hc_wait_metric(f->dir, f->s.base,
                              "infsched_requests_total{class=\"batch\","
                              "outcome=\"cancelled\"}",

@@ -1,6 +1,7 @@
 /* Attacks on a running scheduler with the project's own protocol, by real
  * processes on loopback ports: a ZeroMQ client forging the routing id of
- * an HTTP caller to cancel its stream. */
+ * an HTTP caller to cancel its stream; a worker that takes requests and
+ * never answers. */
 #include "tests/integration/test_http_common.h"
 #include "tests/integration/zclient.h"
 
@@ -12,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -108,10 +111,146 @@ static void test_forged_routing_id_cannot_cancel(void **state) {
   assert_int_equal(forged, 24);
 }
 
+static long long now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+static double report_num(const cJSON *j, const char *path) {
+  const cJSON *v = hc_at(j, path);
+  assert_non_null(v);
+  return v->valuedouble;
+}
+
+#define SILENT_MAX 256
+
+/* A worker that registers, heartbeats and accepts, and never answers. */
+typedef struct silent {
+  zclient_t *z;
+  uint64_t ids[SILENT_MAX];
+  long long at[SILENT_MAX]; /* when each dispatch came */
+  size_t n;
+  size_t cancelled;
+  long long slowest_cancel; /* ms from a dispatch to its cancel */
+} silent_t;
+
+static void silent_register(silent_t *w, const char *endpoint) {
+  w->z = zclient_new(endpoint);
+  assert_non_null(w->z);
+  assert_int_equal(zclient_register(w->z, "silent-0", 64), 0);
+  Infsched__Envelope *a = zclient_recv(w->z, 10000);
+  assert_non_null(a);
+  assert_int_equal(a->body_case, INFSCHED__ENVELOPE__BODY_REGISTERED);
+  infsched__envelope__free_unpacked(a, NULL);
+}
+
+/* One heartbeat, then what came within 100 ms. */
+static void silent_step(silent_t *w) {
+  Infsched__Envelope env = INFSCHED__ENVELOPE__INIT;
+  Infsched__Heartbeat hb = INFSCHED__HEARTBEAT__INIT;
+  hb.worker_id = "silent-0";
+  hb.queued = (uint32_t)(w->n - w->cancelled);
+  env.body_case = INFSCHED__ENVELOPE__BODY_HEARTBEAT;
+  env.heartbeat = &hb;
+  assert_int_equal(zclient_send(w->z, &env, 0), 0);
+  long long until = now_ms() + 100;
+  for (long long left; (left = until - now_ms()) > 0;) {
+    Infsched__Envelope *m = zclient_recv(w->z, (int)left);
+    if (!m)
+      break;
+    if (m->body_case == INFSCHED__ENVELOPE__BODY_DISPATCH) {
+      assert_true(w->n < SILENT_MAX);
+      w->ids[w->n] = m->dispatch->request->request_id;
+      w->at[w->n++] = now_ms();
+      Infsched__Envelope acc = INFSCHED__ENVELOPE__INIT;
+      Infsched__Accepted a = INFSCHED__ACCEPTED__INIT;
+      a.request_id = m->dispatch->request->request_id;
+      acc.body_case = INFSCHED__ENVELOPE__BODY_ACCEPTED;
+      acc.accepted = &a;
+      assert_int_equal(zclient_send(w->z, &acc, 0), 0);
+    } else if (m->body_case == INFSCHED__ENVELOPE__BODY_CANCEL) {
+      for (size_t i = 0; i < w->n; i++)
+        if (w->ids[i] == m->cancel->request_id) {
+          long long took = now_ms() - w->at[i];
+          if (took > w->slowest_cancel)
+            w->slowest_cancel = took;
+          w->cancelled++;
+        }
+    }
+    infsched__envelope__free_unpacked(m, NULL);
+  }
+}
+
+/* Half the pool takes requests and never answers: every request it got is
+ * taken back within its deadline (at most 4x its predicted TTFT, here
+ * well under a second, or the 500 ms floor) and served by the other
+ * worker, and the run loses none and fails none. */
+static void test_silent_worker_requests_served_elsewhere(void **state) {
+  fixture_t *f = *state;
+  const char *extra[] = {"--policy", "round_robin",           "--heartbeat-ms",
+                         "100",      "--progress-timeout-ms", "500",
+                         NULL};
+  hc_sched_start(&f->s, extra);
+  hc_worker_start(&f->s, f->dir, "sram-0", "sram-wse3", NULL, NULL);
+  hc_wait_registered(&f->s, 1);
+  silent_t w = {0};
+  silent_register(&w, f->s.workers);
+
+  char report[600], log[600];
+  snprintf(report, sizeof report, "%s/report.json", f->dir);
+  snprintf(log, sizeof log, "%s/loadgen.log", f->dir);
+  char *argv[] = {(char *)harness_bin("infsched-loadgen"),
+                  "--scheduler",
+                  f->s.clients,
+                  "--rate",
+                  "20",
+                  "--duration",
+                  "2",
+                  "--seed",
+                  "3",
+                  "--prompt-tokens",
+                  "lognormal:500:0.5:16:2000",
+                  "--output-tokens",
+                  "lognormal:8:0.5:2:32",
+                  "--drain",
+                  "20",
+                  "--report-json",
+                  report,
+                  NULL};
+  harness_proc_t *loadgen = harness_spawn(log, argv);
+  assert_non_null(loadgen);
+  int status;
+  long long deadline = now_ms() + 60000;
+  while (harness_wait(loadgen, 0, &status) != 0) {
+    assert_true(now_ms() < deadline);
+    silent_step(&w);
+  }
+  assert_true(WIFEXITED(status));
+  assert_int_equal(WEXITSTATUS(status), 0);
+
+  cJSON *j = harness_read_json(report);
+  assert_non_null(j);
+  double sent = report_num(j, "requests.sent");
+  assert_true(sent >= 20);
+  assert_int_equal((int)report_num(j, "requests.lost"), 0);
+  assert_int_equal((int)report_num(j, "requests.completed"), (int)sent);
+  cJSON_Delete(j);
+  print_message("silent worker: %zu dispatched, %zu taken back, the "
+                "slowest after %lld ms\n",
+                w.n, w.cancelled, w.slowest_cancel);
+  assert_true(w.n >= 5);
+  assert_int_equal(w.cancelled, w.n);
+  assert_true(w.slowest_cancel < 2000);
+  zclient_destroy(&w.z);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_forged_routing_id_cannot_cancel,
                                       hc_setup, hc_teardown),
+      cmocka_unit_test_setup_teardown(
+          test_silent_worker_requests_served_elsewhere, hc_setup, hc_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

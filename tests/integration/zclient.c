@@ -59,6 +59,31 @@ int zclient_send(zclient_t *c, Infsched__Envelope *env, unsigned version) {
   return rc;
 }
 
+int zclient_register(zclient_t *c, const char *worker_id, uint32_t capacity) {
+  Infsched__Envelope reg = INFSCHED__ENVELOPE__INIT;
+  Infsched__Register r = INFSCHED__REGISTER__INIT;
+  Infsched__Profile prof = INFSCHED__PROFILE__INIT;
+  prof.name = "fake";
+  prof.worker_class = INFSCHED__WORKER_CLASS__WORKER_CLASS_GPU;
+  prof.price_per_hour = 1;
+  prof.weights_gb = 10; /* 10 ms at 1 TB/s */
+  prof.mem_bw_gbs = 1000;
+  prof.mem_eff = 1;
+  prof.params_b = 0.5; /* 0.1 ms per token at 10 TFLOP/s */
+  prof.peak_tflops = 10;
+  prof.mfu = 1;
+  prof.max_batch = capacity;
+  prof.kv_tokens = 100000;
+  prof.max_context = 4096;
+  prof.block_size = 16;
+  r.worker_id = (char *)worker_id;
+  r.profile = &prof;
+  r.capacity = capacity;
+  reg.body_case = INFSCHED__ENVELOPE__BODY_REGISTER;
+  reg.register_ = &r;
+  return zclient_send(c, &reg, 0);
+}
+
 Infsched__Envelope *zclient_recv(zclient_t *c, int timeout_ms) {
   zmq_pollitem_t item = {c->sock, 0, ZMQ_POLLIN, 0};
   if (zmq_poll(&item, 1, timeout_ms) <= 0)

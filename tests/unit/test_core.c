@@ -659,6 +659,72 @@ static void test_open_bytes_bounded(void **state) {
   core_destroy(&c);
 }
 
+/* A worker that takes requests and never answers, while it heartbeats: a
+ * request with no token by its deadline goes elsewhere, never back to it;
+ * one that streamed and then stalls fails with the reason. */
+static void test_silent_worker_requests_taken_back(void **state) {
+  (void)state;
+  core_config_t cfg;
+  core_config_defaults(&cfg);
+  cfg.heartbeat_interval = 100 * MS;
+  cfg.heartbeat_miss = 1000; /* its heartbeats keep it registered */
+  cfg.progress_timeout = 1000 * MS;
+  int err;
+  core_t *c = core_new(&cfg, 0, &err);
+  assert_non_null(c);
+  fixture_t f = {.core = c, .client = peer("c")};
+  f.w[0] = peer("silent");
+  f.w[1] = peer("good");
+  f.gpu = profile("gpu", INFS_WORKER_GPU, 4096);
+  add_worker(&f, 0, "silent", &f.gpu, 4, 0);
+  add_worker(&f, 1, "good", &f.gpu, 4, 0);
+  core_actions_clear(c);
+  submit(&f, 0, 1, 100, "");
+  submit(&f, 0, 2, 100, "");
+  const core_action_t *d = find(c, CORE_ACT_DISPATCH, 0);
+  int first = worker_index(&f, d) == 0 ? 0 : 1;
+  uint64_t on_silent = find(c, CORE_ACT_DISPATCH, first)->request_id;
+  uint64_t on_good = find(c, CORE_ACT_DISPATCH, 1 - first)->request_id;
+  assert_int_equal(worker_index(&f, find(c, CORE_ACT_DISPATCH, first)), 0);
+  core_actions_clear(c);
+  core_on_chunk(c, 500 * MS, &f.w[1], on_good, 1, NULL);
+  core_actions_clear(c);
+
+  /* A tick before the deadline takes nothing back. */
+  core_on_tick(c, 900 * MS);
+  assert_null(find(c, CORE_ACT_CANCEL, 0));
+  core_on_tick(c, 1100 * MS);
+  const core_action_t *cancel = find(c, CORE_ACT_CANCEL, 0);
+  assert_non_null(cancel);
+  assert_int_equal(worker_index(&f, cancel), 0);
+  assert_int_equal(cancel->request_id, on_silent);
+  d = find(c, CORE_ACT_DISPATCH, 0);
+  assert_non_null(d);
+  assert_int_equal(worker_index(&f, d), 1);
+  assert_int_equal(d->client_request_id, 1);
+  assert_null(find(c, CORE_ACT_ERROR, 0));
+  assert_int_equal(core_stats(c)->progress_timeouts, 1);
+  assert_int_equal(core_stats(c)->redispatched, 1);
+  core_actions_clear(c);
+  /* The silent worker's late chunk is stale: nothing reaches the client. */
+  core_on_chunk(c, 1200 * MS, &f.w[0], on_silent, 1, NULL);
+  assert_null(find(c, CORE_ACT_CHUNK, 0));
+
+  /* The good worker's stream (one token at 500 ms) stalls: past its
+   * deadline the request fails, with a cancel to the worker. */
+  core_on_tick(c, 1400 * MS);
+  assert_null(find(c, CORE_ACT_ERROR, 0));
+  core_on_tick(c, 1600 * MS);
+  const core_action_t *e = find(c, CORE_ACT_ERROR, 0);
+  assert_non_null(e);
+  assert_int_equal(e->request_id, 2);
+  assert_int_equal(e->code, INFSCHED__ERROR_CODE__ERROR_WORKER_LOST);
+  assert_non_null(strstr(e->message, "no progress"));
+  assert_non_null(find(c, CORE_ACT_CANCEL, 0));
+  assert_int_equal(core_open_requests(c), 1);
+  core_destroy(&c);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_dispatch_stream_done, setup_ll,
@@ -699,6 +765,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_block_hashes_bounded, setup_ll,
                                       teardown),
       cmocka_unit_test(test_open_bytes_bounded),
+      cmocka_unit_test(test_silent_worker_requests_taken_back),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -320,6 +320,90 @@ static void test_wire_messages(void **state) {
   wcore_destroy(&w);
 }
 
+/* The scheduler's messages, as the daemon and the simulator feed them. */
+static void test_wire_feed(void **state) {
+  (void)state;
+  wcore_t *w = new_worker();
+  wcore_actions_clear(w);
+  wcore_order_t o;
+  Infsched__Envelope env = INFSCHED__ENVELOPE__INIT;
+  Infsched__Registered reg = INFSCHED__REGISTERED__INIT;
+  reg.heartbeat_ms = 500;
+  env.body_case = INFSCHED__ENVELOPE__BODY_REGISTERED;
+  env.registered = &reg;
+  wcore_wire_feed(w, 1 * MS, &env, &o);
+  assert_int_equal(o.kind, WCORE_ORDER_NONE);
+  assert_true(wcore_registered(w));
+  wcore_on_timer(w, 200 * MS, &idle);
+  wcore_actions_clear(w);
+  assert_int_equal(wcore_next_deadline(w), 700 * MS);
+
+  uint64_t hashes[] = {5, 6, 7};
+  Infsched__Request q = INFSCHED__REQUEST__INIT;
+  q.request_id = 9;
+  q.prompt_tokens = 48;
+  q.max_tokens = 3;
+  q.block_hashes = hashes;
+  q.n_block_hashes = 3;
+  Infsched__Dispatch d = INFSCHED__DISPATCH__INIT;
+  d.request = &q;
+  d.client_request_id = 90;
+  env.body_case = INFSCHED__ENVELOPE__BODY_DISPATCH;
+  env.dispatch = &d;
+  wcore_wire_feed(w, 300 * MS, &env, &o);
+  assert_int_equal(o.kind, WCORE_ORDER_RUN);
+  assert_int_equal(o.request.id, 9);
+  assert_int_equal(o.request.prompt_tokens, 48);
+  assert_int_equal(o.request.n_blocks, 3);
+  assert_no_action(w);
+  /* The same id again is answered here, not run. */
+  wcore_wire_feed(w, 301 * MS, &env, &o);
+  assert_int_equal(o.kind, WCORE_ORDER_NONE);
+  assert_int_equal(take_one(w).code, INFSCHED__ERROR_CODE__ERROR_DUPLICATE);
+  d.request = NULL;
+  wcore_wire_feed(w, 302 * MS, &env, &o);
+  assert_int_equal(take_one(w).code, INFSCHED__ERROR_CODE__ERROR_BAD_REQUEST);
+
+  Infsched__Cancel cancel = INFSCHED__CANCEL__INIT;
+  cancel.request_id = 9;
+  env.body_case = INFSCHED__ENVELOPE__BODY_CANCEL;
+  env.cancel = &cancel;
+  wcore_wire_feed(w, 310 * MS, &env, &o);
+  assert_int_equal(o.kind, WCORE_ORDER_STOP);
+  assert_int_equal(o.id, 9);
+  wcore_wire_feed(w, 311 * MS, &env, &o);
+  assert_int_equal(o.kind, WCORE_ORDER_NONE);
+
+  d.request = &q;
+  env.body_case = INFSCHED__ENVELOPE__BODY_DISPATCH;
+  env.dispatch = &d;
+  wcore_wire_feed(w, 320 * MS, &env, &o);
+  Infsched__Error e = INFSCHED__ERROR__INIT;
+  e.code = INFSCHED__ERROR_CODE__ERROR_BAD_REQUEST;
+  e.message = "nope";
+  env.body_case = INFSCHED__ENVELOPE__BODY_ERROR;
+  env.error = &e;
+  wcore_wire_feed(w, 330 * MS, &env, &o);
+  assert_int_equal(o.kind, WCORE_ORDER_NOTE);
+  assert_string_equal(o.message, "nope");
+  e.code = INFSCHED__ERROR_CODE__ERROR_UNKNOWN_WORKER;
+  wcore_wire_feed(w, 340 * MS, &env, &o);
+  assert_int_equal(o.kind, WCORE_ORDER_STOP_ALL);
+  assert_int_equal(o.n_ids, 1);
+  assert_int_equal(o.ids[0], 9);
+  assert_int_equal(take_one(w).kind, WCORE_ACT_REGISTER);
+  wcore_wire_feed(w, 341 * MS, &env, &o);
+  assert_int_equal(o.kind, WCORE_ORDER_NONE);
+  assert_no_action(w);
+
+  Infsched__Submit sub = INFSCHED__SUBMIT__INIT;
+  env.body_case = INFSCHED__ENVELOPE__BODY_SUBMIT;
+  env.submit = &sub;
+  wcore_wire_feed(w, 350 * MS, &env, &o);
+  assert_int_equal(o.kind, WCORE_ORDER_UNEXPECTED);
+  wcore_destroy(&w);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_registration_retry),
@@ -329,6 +413,7 @@ int main(void) {
       cmocka_unit_test(test_errors),
       cmocka_unit_test(test_accounting),
       cmocka_unit_test(test_wire_messages),
+      cmocka_unit_test(test_wire_feed),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -5,11 +5,15 @@
  *   infsched-loadgen does: TTFT when the first token reaches it, e2e when
  *   Done does, both from the intended send time;
  * - the scheduler is the core itself, fed the messages that reach it and
- *   flushed after every event, as scheduler/shell.c does;
+ *   flushed after every event through scheduler/core/core_wire.h, as
+ *   scheduler/shell.c is;
  * - each worker is the worker daemon's core (worker/core/wcore.h) around
  *   an engine: it registers, heartbeats every heartbeat interval (load,
  *   cost, prefix-cache changes), steps the engine at its next boundary and
  *   answers with chunks, Done (costed by model/accounting.h) or errors.
+ *
+ * Messages are the wire envelopes the daemons would send, built by the
+ * same functions (core_wire.h, wcore_wire.h) and handed over unpacked.
  *
  * Streaming. A worker sends a request's first token at once, as the sim
  * backend does, and the rest of its tokens in one chunk just before Done.
@@ -60,7 +64,7 @@ void sim_config_defaults(sim_config_t *c) {
 
 /* --- messages --- */
 
-msg_t *sim_msg_new(sim_t *s, msg_kind_t kind, uint32_t *slot) {
+msg_t *sim_msg_new(sim_t *s, msg_dest_t dest, uint32_t *slot) {
   if (s->n_free_msgs == 0) {
     size_t cap = s->n_msgs ? s->n_msgs * 2 : 256;
     s->msgs = sim_xalloc(realloc(s->msgs, cap * sizeof *s->msgs));
@@ -74,11 +78,7 @@ msg_t *sim_msg_new(sim_t *s, msg_kind_t kind, uint32_t *slot) {
   }
   *slot = s->free_msgs[--s->n_free_msgs];
   msg_t *m = s->msgs[*slot];
-  m->kind = kind;
-  m->n_blocks = 0;
-  m->n_removed = 0;
-  m->tokens = 0;
-  m->code = 0;
+  m->dest = dest;
   return m;
 }
 
@@ -90,28 +90,15 @@ void sim_msg_free(sim_t *s, uint32_t slot) {
   s->free_msgs[s->n_free_msgs++] = slot;
 }
 
-void sim_copy_hashes(uint64_t **dst, size_t *n, size_t *cap,
-                     const uint64_t *src, size_t len) {
-  if (len > *cap) {
-    *dst = sim_xalloc(realloc(*dst, len * sizeof **dst));
-    *cap = len;
+uint64_t *sim_copy_hashes(uint64_t **dst, size_t *cap, const uint64_t *src,
+                          size_t n) {
+  if (n > *cap) {
+    *dst = sim_xalloc(realloc(*dst, n * sizeof **dst));
+    *cap = n;
   }
-  if (len)
-    memcpy(*dst, src, len * sizeof *src);
-  *n = len;
-}
-
-void sim_msg_set_blocks(msg_t *m, const uint64_t *blocks, size_t n) {
-  sim_copy_hashes(&m->blocks, &m->n_blocks, &m->blocks_cap, blocks, n);
-}
-
-/* A message from worker wi to the scheduler. */
-msg_t *sim_worker_msg(sim_t *s, uint32_t wi, msg_kind_t kind, uint64_t id,
-                      uint32_t *slot) {
-  msg_t *m = sim_msg_new(s, kind, slot);
-  m->worker = wi;
-  m->id = id;
-  return m;
+  if (n)
+    memcpy(*dst, src, n * sizeof *src);
+  return *dst;
 }
 
 /* --- peers: "W" + worker index, "C" for the client --- */
@@ -138,126 +125,81 @@ static void arm_core(sim_t *s) {
   s->core_armed = at;
 }
 
-/* Sends the core's actions, as scheduler/shell.c's flush does. */
-void sim_sched_flush(sim_t *s, infs_time_t now) {
-  size_t n;
-  const core_action_t *acts = core_actions(s->core, &n);
-  for (size_t i = 0; i < n; i++) {
-    const core_action_t *a = &acts[i];
-    uint32_t slot;
-    msg_t *m;
-    switch (a->kind) {
-    case CORE_ACT_ACCEPTED:
-      /* Nothing the client measures depends on Accepted. */
-      continue;
-    case CORE_ACT_CHUNK: {
-      const msg_t *in = a->passthrough;
-      m = sim_msg_new(s, MSG_CLIENT_CHUNK, &slot);
-      m->tokens = in->tokens;
-      break;
+/* Makes m own what the envelope core_wire_message filled borrows from the
+ * core's action and from the message being handled. */
+static void own_sched_message(msg_t *m) {
+  Infsched__Envelope *env = m->env;
+  switch (env->body_case) {
+  case INFSCHED__ENVELOPE__BODY_CHUNK:
+    m->chunk = *env->chunk;
+    env->chunk = &m->chunk;
+    break;
+  case INFSCHED__ENVELOPE__BODY_DONE:
+    m->done = *env->done;
+    env->done = &m->done;
+    if (m->done.usage) {
+      m->usage = *m->done.usage;
+      m->done.usage = &m->usage;
     }
-    case CORE_ACT_DONE: {
-      const msg_t *in = a->passthrough;
-      m = sim_msg_new(s, MSG_CLIENT_DONE, &slot);
-      m->done = in->done;
-      break;
-    }
-    case CORE_ACT_ERROR:
-      m = sim_msg_new(s, MSG_CLIENT_ERROR, &slot);
-      m->code = a->code;
-      break;
-    case CORE_ACT_DISPATCH: {
-      const core_request_t *q = a->request;
-      m = sim_msg_new(s, MSG_DISPATCH, &slot);
-      m->client_id = a->client_request_id;
-      m->prompt_tokens = q->prompt_tokens;
-      m->max_tokens = q->max_tokens;
-      m->cls = q->cls;
-      m->ttft_ms = q->ttft_ms;
-      m->tpot_ms = q->tpot_ms;
-      sim_msg_set_blocks(m, q->blocks, q->n_blocks);
-      break;
-    }
-    case CORE_ACT_CANCEL:
-      m = sim_msg_new(s, MSG_CANCEL, &slot);
-      break;
-    case CORE_ACT_REGISTERED:
-      m = sim_msg_new(s, MSG_REGISTERED, &slot);
-      break;
-    case CORE_ACT_WORKER_ERROR:
-      m = sim_msg_new(s, MSG_SCHED_ERROR, &slot);
-      m->code = a->code;
-      break;
-    default:
-      continue;
-    }
-    m->id = a->request_id;
-    if (a->peer.len && a->peer.id[0] == 'W')
-      m->worker = worker_of_peer(&a->peer);
-    sim_msg_send(s, now, slot);
-  }
-  core_actions_clear(s->core);
-  arm_core(s);
-}
-
-/* Hands one message to the core, without sending its actions yet. */
-void sim_sched_feed(sim_t *s, infs_time_t now, msg_t *m) {
-  core_peer_t peer;
-  if (m->kind != MSG_SUBMIT)
-    peer_of_worker(m->worker, &peer);
-  switch (m->kind) {
-  case MSG_SUBMIT: {
-    core_request_t q = {
-        .id = m->id,
-        .model = s->cfg->model ? s->cfg->model : "",
-        .prompt_tokens = m->prompt_tokens,
-        .max_tokens = m->max_tokens,
-        .cls = m->cls,
-        .ttft_ms = m->ttft_ms,
-        .tpot_ms = m->tpot_ms,
-        .session = m->session,
-        .blocks = m->blocks,
-        .n_blocks = m->n_blocks,
-    };
-    core_on_submit(s->core, now, &s->client, &q);
+    break;
+  case INFSCHED__ENVELOPE__BODY_ERROR:
+    snprintf(m->text, sizeof m->text, "%s", env->error->message);
+    env->error->message = m->text;
+    break;
+  case INFSCHED__ENVELOPE__BODY_DISPATCH: {
+    Infsched__Request *q = env->dispatch->request;
+    snprintf(m->model, sizeof m->model, "%s", q->model ? q->model : "");
+    snprintf(m->session, sizeof m->session, "%s",
+             q->session_id ? q->session_id : "");
+    q->model = m->model;
+    q->session_id = m->session;
+    q->prompt = (char *)"";
+    q->block_hashes = sim_copy_hashes(&m->blocks, &m->blocks_cap,
+                                      q->block_hashes, q->n_block_hashes);
     break;
   }
-  case MSG_REGISTER: {
-    const sim_worker_spec_t *spec = s->workers[m->worker].spec;
-    core_worker_info_t info = {
-        .worker_id = spec->id,
-        .model = spec->model,
-        .backend = "sim",
-        .profile = &spec->profile,
-        .capacity =
-            spec->capacity ? spec->capacity : 2 * spec->profile.max_batch,
-    };
-    core_on_register(s->core, now, &peer, &info);
-    break;
-  }
-  case MSG_HEARTBEAT:
-    m->load.cache_added = m->blocks;
-    m->load.n_cache_added = m->n_blocks;
-    m->load.cache_removed = m->removed;
-    m->load.n_cache_removed = m->n_removed;
-    core_on_heartbeat(s->core, now, &peer, &m->load);
-    break;
-  case MSG_CHUNK:
-    core_on_chunk(s->core, now, &peer, m->id, m->tokens, m);
-    break;
-  case MSG_DONE:
-    core_on_done(s->core, now, &peer, m->id, m);
-    break;
-  case MSG_WORKER_ERROR:
-    core_on_worker_error(s->core, now, &peer, m->id, m->code,
-                         wire_error_name(m->code));
-    break;
   default:
     break;
   }
 }
 
-void sim_sched_receive(sim_t *s, infs_time_t now, msg_t *m) {
+/* Sends one action as scheduler/shell.c does, through the same mapping. */
+static void send_action(void *ctx, const core_action_t *a) {
+  sim_t *s = ctx;
+  /* Nothing the client measures depends on Accepted. */
+  if (a->kind == CORE_ACT_ACCEPTED)
+    return;
+  uint32_t slot;
+  bool to_worker = core_wire_to_worker(a->kind);
+  msg_t *m = sim_msg_new(s, to_worker ? TO_WORKER : TO_CLIENT, &slot);
+  m->env = core_wire_message(a, s->heartbeat_ms, &m->u.sched);
+  own_sched_message(m);
+  if (to_worker)
+    m->worker = worker_of_peer(&a->peer);
+  sim_msg_send(s, s->flush_now, slot);
+}
+
+/* Sends the core's actions, in scheduler/shell.c's order. */
+void sim_sched_flush(sim_t *s, infs_time_t now) {
+  s->flush_now = now;
+  core_wire_flush(s->core, send_action, s);
+  arm_core(s);
+}
+
+/* Hands one message to the core, without sending its actions yet. The
+ * simulator's parties send nothing a feed refuses. */
+void sim_sched_feed(sim_t *s, infs_time_t now, const msg_t *m) {
+  char why[96];
+  if (m->dest == TO_SCHED_FROM_CLIENT) {
+    core_wire_feed_client(s->core, now, &s->client, m->env, why, sizeof why);
+  } else {
+    core_peer_t peer;
+    peer_of_worker(m->worker, &peer);
+    core_wire_feed_worker(s->core, now, &peer, m->env, why, sizeof why);
+  }
+}
+
+void sim_sched_receive(sim_t *s, infs_time_t now, const msg_t *m) {
   sim_sched_feed(s, now, m);
   sim_sched_flush(s, now);
 }
@@ -293,10 +235,10 @@ static void handle(sim_t *s, const timeline_event_t *e) {
     }
     break;
   case EV_DELIVER: {
-    msg_t *m = s->msgs[e->arg];
-    if (m->kind <= MSG_WORKER_ERROR)
+    const msg_t *m = s->msgs[e->arg];
+    if (m->dest == TO_SCHED_FROM_CLIENT || m->dest == TO_SCHED_FROM_WORKER)
       sim_sched_receive(s, now, m);
-    else if (m->kind <= MSG_SCHED_ERROR)
+    else if (m->dest == TO_WORKER)
       sim_worker_receive(s, now, m);
     else
       sim_client_receive(s, now, m);
@@ -428,6 +370,7 @@ static int setup(sim_t *s, char *err, size_t errlen) {
     return rc ? rc : INFS_EUNKNOWN;
   }
   s->core_armed = INFS_TIME_NEVER;
+  s->heartbeat_ms = (uint32_t)(cfg->core.heartbeat_interval / INFS_US_PER_MS);
   s->client.len = 1;
   s->client.id[0] = 'C';
   s->n_workers = cfg->n_workers;

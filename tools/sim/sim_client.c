@@ -44,42 +44,51 @@ static void track_end(sim_t *s, track_t *t, infs_time_t now,
 }
 
 void sim_client_receive(sim_t *s, infs_time_t now, const msg_t *m) {
-  track_t *t = track_of(s, m->id);
-  if (!t)
-    return;
-  switch (m->kind) {
-  case MSG_CLIENT_CHUNK:
-    if (m->tokens > 0 && t->first == 0)
+  const Infsched__Envelope *env = m->env;
+  switch (env->body_case) {
+  case INFSCHED__ENVELOPE__BODY_CHUNK: {
+    track_t *t = track_of(s, env->chunk->request_id);
+    if (t && env->chunk->tokens > 0 && t->first == 0)
       t->first = now;
     break;
-  case MSG_CLIENT_DONE: {
-    const sworker_t *w = &s->workers[m->done.worker];
+  }
+  case INFSCHED__ENVELOPE__BODY_DONE: {
+    const Infsched__Done *d = env->done;
+    track_t *t = track_of(s, d->request_id);
+    if (!t)
+      break;
+    const Infsched__Usage *u = d->usage;
+    uint32_t prompt = u ? u->prompt_tokens : 0;
     report_outcome_t o = {
         .cls = t->cls,
         .status = REPORT_COMPLETED,
-        .prompt_tokens = m->done.prompt ? m->done.prompt : t->prompt_tokens,
-        .cached_tokens = m->done.cached,
-        .generated_tokens = m->done.generated,
+        .prompt_tokens = prompt ? prompt : t->prompt_tokens,
+        .cached_tokens = u ? u->cached_tokens : 0,
+        .generated_tokens = u ? u->generated_tokens : 0,
         .ttft = (t->first ? t->first : now) - t->arrival,
         .e2e = now - t->arrival,
         .ttft_slo_ms = t->ttft_ms,
         .tpot_slo_ms = t->tpot_ms,
-        .cost_usd = m->done.cost_usd,
-        .worker_id = w->spec->id,
-        .worker_class = infs_worker_class_name(w->spec->profile.cls),
+        .cost_usd = d->cost_usd,
+        .worker_id = d->worker_id,
+        .worker_class = d->worker_class,
         .done_at = now - s->t0,
     };
     track_end(s, t, now, &o);
     break;
   }
-  case MSG_CLIENT_ERROR: {
+  case INFSCHED__ENVELOPE__BODY_ERROR: {
+    const Infsched__Error *e = env->error;
+    track_t *t = track_of(s, e->request_id);
+    if (!t)
+      break;
     report_outcome_t o = {
         .cls = t->cls,
         .status =
-            wire_error_is_rejection(m->code) ? REPORT_REJECTED : REPORT_FAILED,
+            wire_error_is_rejection(e->code) ? REPORT_REJECTED : REPORT_FAILED,
         .ttft_slo_ms = t->ttft_ms,
         .tpot_slo_ms = t->tpot_ms,
-        .error = wire_error_name(m->code),
+        .error = wire_error_name(e->code),
         .done_at = now - s->t0,
     };
     track_end(s, t, now, &o);
@@ -115,15 +124,29 @@ void sim_client_send(sim_t *s, infs_time_t now, const workload_req_t *r) {
       .open = true,
   };
   uint32_t slot;
-  msg_t *m = sim_msg_new(s, MSG_SUBMIT, &slot);
-  m->id = (uint64_t)ti + 1;
-  m->cls = r->cls;
-  m->prompt_tokens = r->prompt_tokens;
-  m->max_tokens = r->max_tokens;
-  m->ttft_ms = r->ttft_ms;
-  m->tpot_ms = r->tpot_ms;
+  msg_t *m = sim_msg_new(s, TO_SCHED_FROM_CLIENT, &slot);
   memcpy(m->session, r->session, sizeof m->session);
-  sim_msg_set_blocks(m, r->blocks, r->n_blocks);
+  infs_request_t q = {
+      .id = (uint64_t)ti + 1,
+      .model = s->cfg->model ? s->cfg->model : "",
+      .prompt = "",
+      .prompt_tokens = r->prompt_tokens,
+      .max_tokens = r->max_tokens,
+      .cls = r->cls,
+      .ttft_ms = r->ttft_ms,
+      .tpot_ms = r->tpot_ms,
+      .session = m->session,
+      .blocks = sim_copy_hashes(&m->blocks, &m->blocks_cap, r->blocks,
+                                r->n_blocks),
+      .n_blocks = r->n_blocks,
+  };
+  infsched__envelope__init(&m->u.client.env);
+  infsched__submit__init(&m->u.client.submit);
+  wire_request_to_msg(&q, &m->u.client.request);
+  m->u.client.submit.request = &m->u.client.request;
+  m->u.client.env.body_case = INFSCHED__ENVELOPE__BODY_SUBMIT;
+  m->u.client.env.submit = &m->u.client.submit;
+  m->env = &m->u.client.env;
   sim_msg_send(s, now, slot);
   s->open++;
   s->st.requests++;

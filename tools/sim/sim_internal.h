@@ -5,9 +5,10 @@
 #define INFSCHED_SIM_INTERNAL_H
 
 #include "model/engine.h"
+#include "scheduler/core/core_wire.h"
 #include "tools/sim/sim.h"
 #include "tools/sim/timeline.h"
-#include "worker/core/wcore.h"
+#include "worker/core/wcore_wire.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -23,57 +24,41 @@ enum ev_kind {
   EV_SAMPLE   /* once a second: queue depths for the report */
 };
 
-typedef enum msg_kind {
-  /* client -> scheduler */
-  MSG_SUBMIT,
-  /* worker -> scheduler */
-  MSG_REGISTER,
-  MSG_HEARTBEAT,
-  MSG_CHUNK,
-  MSG_DONE,
-  MSG_WORKER_ERROR,
-  /* scheduler -> worker */
-  MSG_DISPATCH,
-  MSG_CANCEL,
-  MSG_REGISTERED,
-  MSG_SCHED_ERROR,
-  /* scheduler -> client */
-  MSG_CLIENT_CHUNK,
-  MSG_CLIENT_DONE,
-  MSG_CLIENT_ERROR
-} msg_kind_t;
+/* Where a message goes. */
+typedef enum msg_dest {
+  TO_SCHED_FROM_CLIENT,
+  TO_SCHED_FROM_WORKER,
+  TO_WORKER,
+  TO_CLIENT
+} msg_dest_t;
 
-/* What Done carries. */
-typedef struct done_info {
-  uint32_t prompt;
-  uint32_t cached;
-  uint32_t generated;
-  uint32_t worker;
-  double cost_usd;
-} done_info_t;
-
+/* One wire message in flight: the envelope each side would send, built by
+ * the same functions as the daemons' (core_wire.h, wcore_wire.h), with
+ * copies of what it borrowed so that it outlives its sender's next step.
+ * It is never packed: the simulator hands the envelope over as decoded. */
 typedef struct msg {
-  msg_kind_t kind;
+  msg_dest_t dest;
   uint32_t worker; /* sender or destination */
-  uint64_t id;     /* request id: the client's or the core's */
-  uint64_t client_id; /* DISPATCH: the client's id */
-  uint32_t tokens; /* chunks */
-  int code;        /* errors */
-  done_info_t done;
-  core_load_t load;
-  /* SUBMIT and DISPATCH: the request. */
-  infs_class_t cls;
-  uint32_t prompt_tokens;
-  uint32_t max_tokens;
-  uint32_t ttft_ms;
-  uint32_t tpot_ms;
+  Infsched__Envelope *env;
+  union {
+    wcore_msg_t worker; /* a worker's */
+    core_wire_msg_t sched; /* the scheduler's */
+    struct {
+      Infsched__Envelope env;
+      Infsched__Submit submit;
+      Infsched__Request request;
+    } client;
+  } u;
+  Infsched__Chunk chunk; /* a worker's Chunk or Done forwarded to the client */
+  Infsched__Done done;
+  Infsched__Usage usage;
+  char text[CORE_MESSAGE_MAX]; /* errors' messages */
+  char model[INFS_NAME_MAX];
   char session[WORKLOAD_SESSION_MAX];
-  uint64_t *blocks; /* owned, kept when the slot is reused; heartbeats:
-                       the prefix-cache blocks added */
-  size_t n_blocks;
+  uint64_t *blocks; /* owned, kept when the slot is reused: a request's
+                       block hashes, or a heartbeat's cache blocks added */
   size_t blocks_cap;
   uint64_t *removed; /* heartbeats: prefix-cache blocks evicted */
-  size_t n_removed;
   size_t removed_cap;
 } msg_t;
 
@@ -117,6 +102,8 @@ typedef struct sim {
   sworker_t *workers;
   size_t n_workers;
   core_peer_t client;
+  uint32_t heartbeat_ms;  /* what Registered tells workers */
+  infs_time_t flush_now;  /* the time of the flush under way */
   msg_t **msgs; /* stable addresses: core actions point into them */
   uint32_t *free_msgs;
   size_t n_free_msgs;
@@ -139,25 +126,22 @@ typedef struct sim {
 /* Running out of memory is not an expected state: abort (STYLE.md). */
 void *sim_xalloc(void *p);
 void sim_vec_push(u32vec_t *a, uint32_t x);
-/* A message from the pool (reused; blocks buffers kept); *slot names it. */
-msg_t *sim_msg_new(sim_t *s, msg_kind_t kind, uint32_t *slot);
-/* A message from worker wi to the scheduler about request id. */
-msg_t *sim_worker_msg(sim_t *s, uint32_t wi, msg_kind_t kind, uint64_t id,
-                      uint32_t *slot);
+/* A message from the pool (reused; its buffers kept); *slot names it. */
+msg_t *sim_msg_new(sim_t *s, msg_dest_t dest, uint32_t *slot);
 /* Delivers the message delay_us after now; it is freed after delivery. */
 void sim_msg_send(sim_t *s, infs_time_t now, uint32_t slot);
 void sim_msg_free(sim_t *s, uint32_t slot);
-void sim_copy_hashes(uint64_t **dst, size_t *n, size_t *cap,
-                     const uint64_t *src, size_t len);
-void sim_msg_set_blocks(msg_t *m, const uint64_t *blocks, size_t n);
+/* Copies n hashes into *dst (growing it to *cap) and returns *dst. */
+uint64_t *sim_copy_hashes(uint64_t **dst, size_t *cap, const uint64_t *src,
+                          size_t n);
 
 /* --- the scheduler (sim.c) --- */
 
 /* Hands one message to the core, without sending its actions yet. */
-void sim_sched_feed(sim_t *s, infs_time_t now, msg_t *m);
+void sim_sched_feed(sim_t *s, infs_time_t now, const msg_t *m);
 /* Sends the core's actions and re-arms its deadline. */
 void sim_sched_flush(sim_t *s, infs_time_t now);
-void sim_sched_receive(sim_t *s, infs_time_t now, msg_t *m);
+void sim_sched_receive(sim_t *s, infs_time_t now, const msg_t *m);
 
 /* --- the workers (sim_worker.c) --- */
 

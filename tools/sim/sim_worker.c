@@ -11,8 +11,31 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Sends worker wi's actions. Heartbeats join the batch sim_workers_timer
- * is collecting. */
+/* The prefix-cache part of a heartbeat, copied into m from the engine: the
+ * whole cache after (re)registering, else its changes. */
+static void read_cache(sworker_t *w, bool all, msg_t *m, wcore_cache_t *c) {
+  *c = (wcore_cache_t){0};
+  if (all) {
+    size_t k = engine_cache_snapshot(w->engine, NULL, 0);
+    if (k > m->blocks_cap) {
+      m->blocks = sim_xalloc(realloc(m->blocks, k * sizeof *m->blocks));
+      m->blocks_cap = k;
+    }
+    c->n_added = engine_cache_snapshot(w->engine, m->blocks, k);
+    c->added = m->blocks;
+  } else {
+    const uint64_t *added, *removed;
+    engine_cache_delta(w->engine, &added, &c->n_added, &removed,
+                       &c->n_removed);
+    c->added = sim_copy_hashes(&m->blocks, &m->blocks_cap, added, c->n_added);
+    c->removed =
+        sim_copy_hashes(&m->removed, &m->removed_cap, removed, c->n_removed);
+  }
+  engine_cache_delta_clear(w->engine);
+}
+
+/* Sends worker wi's actions, through the daemon's mapping (wcore_wire.h).
+ * Heartbeats join the batch sim_workers_timer is collecting. */
 static void flush(sim_t *s, uint32_t wi, infs_time_t now) {
   sworker_t *w = &s->workers[wi];
   size_t n;
@@ -20,68 +43,22 @@ static void flush(sim_t *s, uint32_t wi, infs_time_t now) {
   for (size_t i = 0; i < n; i++) {
     const wcore_action_t *a = &acts[i];
     uint32_t slot;
-    msg_t *m;
-    switch (a->kind) {
-    case WCORE_ACT_REGISTER:
-      sim_worker_msg(s, wi, MSG_REGISTER, 0, &slot);
-      break;
-    case WCORE_ACT_HEARTBEAT: {
-      const wcore_heartbeat_t *h = &a->heartbeat;
-      m = sim_worker_msg(s, wi, MSG_HEARTBEAT, 0, &slot);
-      m->load = (core_load_t){
-          .queued = h->load.queued,
-          .running = h->load.running,
-          .kv_used = h->load.kv_used,
-          .kv_total = h->load.kv_total,
-          .prefill_backlog_tokens = h->load.prefill_backlog_tokens,
-          .tokens_per_s = h->beat.tokens_per_s,
-          .cost_usd = h->beat.cost_usd,
-          .busy_s = h->beat.busy_s,
-          .up_s = h->beat.up_s,
-          .cache_reset = h->cache_reset,
-      };
-      if (h->cache_reset) {
-        size_t k = engine_cache_snapshot(w->engine, NULL, 0);
-        if (k > m->blocks_cap) {
-          m->blocks = sim_xalloc(realloc(m->blocks, k * sizeof *m->blocks));
-          m->blocks_cap = k;
-        }
-        m->n_blocks = engine_cache_snapshot(w->engine, m->blocks, k);
-      } else {
-        const uint64_t *added, *removed;
-        size_t n_added, n_removed;
-        engine_cache_delta(w->engine, &added, &n_added, &removed, &n_removed);
-        sim_msg_set_blocks(m, added, n_added);
-        sim_copy_hashes(&m->removed, &m->n_removed, &m->removed_cap, removed,
-                        n_removed);
-      }
-      engine_cache_delta_clear(w->engine);
+    msg_t *m = sim_msg_new(s, TO_SCHED_FROM_WORKER, &slot);
+    m->worker = wi;
+    wcore_cache_t cache;
+    if (a->kind == WCORE_ACT_HEARTBEAT)
+      read_cache(w, a->heartbeat.cache_reset, m, &cache);
+    m->env = wcore_wire_message(w->core, a, &cache, &m->u.worker);
+    if (a->kind == WCORE_ACT_ERROR) {
+      snprintf(m->text, sizeof m->text, "%s", a->message);
+      m->env->error->message = m->text;
+    }
+    if (a->kind == WCORE_ACT_HEARTBEAT) {
       sim_vec_push(&s->beats, slot);
       s->beats.v[s->beats_at]++;
-      continue;
+    } else {
+      sim_msg_send(s, now, slot);
     }
-    case WCORE_ACT_CHUNK:
-      m = sim_worker_msg(s, wi, MSG_CHUNK, a->request_id, &slot);
-      m->tokens = a->tokens;
-      break;
-    case WCORE_ACT_DONE:
-      m = sim_worker_msg(s, wi, MSG_DONE, a->request_id, &slot);
-      m->done = (done_info_t){
-          .prompt = a->done.prompt_tokens,
-          .cached = a->done.cached_tokens,
-          .generated = a->done.generated_tokens,
-          .worker = wi,
-          .cost_usd = a->done.cost_usd,
-      };
-      break;
-    case WCORE_ACT_ERROR:
-      m = sim_worker_msg(s, wi, MSG_WORKER_ERROR, a->request_id, &slot);
-      m->code = a->code;
-      break;
-    default:
-      continue;
-    }
-    sim_msg_send(s, now, slot);
   }
   wcore_actions_clear(w->core);
 }
@@ -139,74 +116,56 @@ static void arm_engine(sim_t *s, uint32_t wi) {
   w->armed = at;
 }
 
-static void worker_dispatch(sim_t *s, uint32_t wi, infs_time_t now,
-                            const msg_t *m) {
+/* Runs a dispatched request on the engine, as the sim backend's submit. */
+static void run(sim_t *s, uint32_t wi, infs_time_t now,
+                const infs_request_t *q) {
   sworker_t *w = &s->workers[wi];
-  if (wcore_on_dispatch(w->core, now, m->id, m->client_id, m->prompt_tokens)) {
-    flush(s, wi, now);
-    return;
-  }
   /* Catch the engine up first, so the request joins at the right time. */
   engine_advance(w->engine, now);
   engine_request_t er = {
-      .id = m->id,
-      .prompt_tokens = m->prompt_tokens,
-      .max_tokens = m->max_tokens,
-      .blocks = m->blocks,
-      .n_blocks = m->n_blocks,
-      .tpot_target_ms = m->tpot_ms,
+      .id = q->id,
+      .prompt_tokens = q->prompt_tokens,
+      .max_tokens = q->max_tokens,
+      .blocks = q->blocks,
+      .n_blocks = q->n_blocks,
+      .tpot_target_ms = q->tpot_ms,
   };
   int rc = engine_submit(w->engine, now, &er);
   deliver(s, wi, now);
   arm_engine(s, wi);
-  if (rc) {
-    wcore_on_refused(w->core, now, m->id, rc);
-    flush(s, wi, now);
-  }
+  if (rc)
+    wcore_on_refused(w->core, now, q->id, rc);
 }
 
-static void worker_cancel(sim_t *s, uint32_t wi, infs_time_t now, uint64_t id) {
+/* Stops a request on the engine, as the sim backend's cancel. */
+static void stop(sim_t *s, uint32_t wi, infs_time_t now, uint64_t id) {
   sworker_t *w = &s->workers[wi];
-  uint32_t sent;
-  if (wcore_streamed(w->core, id, &sent))
-    return;
   engine_advance(w->engine, now);
   deliver(s, wi, now);
-  if (wcore_on_cancel(w->core, now, id))
-    engine_cancel(w->engine, now, id);
+  engine_cancel(w->engine, now, id);
   arm_engine(s, wi);
 }
 
-/* The scheduler forgot this worker: what it runs has no client now. */
-static void worker_unknown(sim_t *s, uint32_t wi, infs_time_t now) {
-  sworker_t *w = &s->workers[wi];
-  const uint64_t *ids;
-  size_t n = wcore_on_unknown(w->core, now, &ids);
-  for (size_t i = 0; i < n; i++)
-    engine_cancel(w->engine, now, ids[i]);
-  arm_engine(s, wi);
-  flush(s, wi, now);
-}
-
+/* A message from the scheduler, fed to the core as the daemon feeds it. */
 void sim_worker_receive(sim_t *s, infs_time_t now, const msg_t *m) {
-  sworker_t *w = &s->workers[m->worker];
-  switch (m->kind) {
-  case MSG_REGISTERED:
-    wcore_on_registered(w->core, now, s->cfg->core.heartbeat_interval);
+  uint32_t wi = m->worker;
+  wcore_order_t o;
+  wcore_wire_feed(s->workers[wi].core, now, m->env, &o);
+  switch (o.kind) {
+  case WCORE_ORDER_RUN:
+    run(s, wi, now, &o.request);
     break;
-  case MSG_DISPATCH:
-    worker_dispatch(s, m->worker, now, m);
+  case WCORE_ORDER_STOP:
+    stop(s, wi, now, o.id);
     break;
-  case MSG_CANCEL:
-    worker_cancel(s, m->worker, now, m->id);
-    break;
-  case MSG_SCHED_ERROR:
-    if (m->code == INFSCHED__ERROR_CODE__ERROR_UNKNOWN_WORKER)
-      worker_unknown(s, m->worker, now);
+  case WCORE_ORDER_STOP_ALL:
+    for (size_t i = 0; i < o.n_ids; i++)
+      stop(s, wi, now, o.ids[i]);
     break;
   default:
     break;
   }
+  flush(s, wi, now);
 }
 
 void sim_worker_step(sim_t *s, uint32_t wi, infs_time_t now) {

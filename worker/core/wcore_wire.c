@@ -84,13 +84,54 @@ Infsched__Envelope *wcore_wire_message(const wcore_t *w,
     done(w, a, m);
     break;
   case WCORE_ACT_ERROR:
-    infsched__error__init(&m->u.error);
-    m->u.error.request_id = a->request_id;
-    m->u.error.code = a->code;
-    m->u.error.message = (char *)a->message;
-    m->env.body_case = INFSCHED__ENVELOPE__BODY_ERROR;
-    m->env.error = &m->u.error;
+    wire_error_msg(&m->env, &m->u.error, a->request_id, a->code, a->message);
     break;
   }
   return &m->env;
+}
+
+void wcore_wire_feed(wcore_t *w, infs_time_t now,
+                     const Infsched__Envelope *env, wcore_order_t *out) {
+  *out = (wcore_order_t){.kind = WCORE_ORDER_NONE};
+  switch (env->body_case) {
+  case INFSCHED__ENVELOPE__BODY_REGISTERED:
+    wcore_on_registered(w, now,
+                        env->registered->heartbeat_ms * INFS_US_PER_MS);
+    break;
+  case INFSCHED__ENVELOPE__BODY_DISPATCH: {
+    const Infsched__Dispatch *d = env->dispatch;
+    if (!d->request) {
+      wcore_on_bad_dispatch(w, now);
+      break;
+    }
+    if (wcore_on_dispatch(w, now, d->request->request_id,
+                          d->client_request_id, d->request->prompt_tokens))
+      break;
+    out->kind = WCORE_ORDER_RUN;
+    wire_request_from_msg(d->request, &out->request);
+    break;
+  }
+  case INFSCHED__ENVELOPE__BODY_CANCEL:
+    if (wcore_on_cancel(w, now, env->cancel->request_id)) {
+      out->kind = WCORE_ORDER_STOP;
+      out->id = env->cancel->request_id;
+    }
+    break;
+  case INFSCHED__ENVELOPE__BODY_ERROR:
+    if (env->error->code == INFSCHED__ERROR_CODE__ERROR_UNKNOWN_WORKER) {
+      bool was = wcore_registered(w);
+      out->n_ids = wcore_on_unknown(w, now, &out->ids);
+      if (was)
+        out->kind = WCORE_ORDER_STOP_ALL;
+    } else {
+      out->kind = WCORE_ORDER_NOTE;
+      out->code = env->error->code;
+      out->message = env->error->message;
+    }
+    break;
+  case INFSCHED__ENVELOPE__BODY_DRAIN:
+    break;
+  default:
+    out->kind = WCORE_ORDER_UNEXPECTED;
+  }
 }

@@ -1,12 +1,38 @@
-/* The worker core's actions as wire messages: the one mapping the worker
- * daemon and infsched-sim both use, so that what the simulator's workers
- * say is what the daemon's would. Pure: it fills protobuf-c structs and
- * neither packs nor sends them. */
+/* The worker core's wire glue: the scheduler's messages as core events, and
+ * the core's actions as messages. The one mapping the worker daemon and
+ * infsched-sim both use, so that the simulator's workers hear and say what
+ * the daemon's would. Pure: it neither decodes, packs nor sends. */
 #ifndef INFSCHED_WCORE_WIRE_H
 #define INFSCHED_WCORE_WIRE_H
 
 #include "infsched.pb-c.h"
 #include "worker/core/wcore.h"
+
+/* What the caller does with its backend after a scheduler's message. */
+typedef enum wcore_order_kind {
+  WCORE_ORDER_NONE,
+  WCORE_ORDER_RUN,      /* submit request; report a refusal with
+                           wcore_on_refused */
+  WCORE_ORDER_STOP,     /* cancel id */
+  WCORE_ORDER_STOP_ALL, /* the scheduler forgot this worker: cancel ids */
+  WCORE_ORDER_NOTE,     /* the scheduler reports error code (message) */
+  WCORE_ORDER_UNEXPECTED /* not a message for a worker */
+} wcore_order_kind_t;
+
+typedef struct wcore_order {
+  wcore_order_kind_t kind;
+  infs_request_t request; /* RUN: borrows the message's strings */
+  uint64_t id;            /* STOP */
+  const uint64_t *ids;    /* STOP_ALL: valid until the next call */
+  size_t n_ids;
+  int code;            /* NOTE */
+  const char *message; /* NOTE: borrowed from the message */
+} wcore_order_t;
+
+/* Feeds one message from the scheduler to w and says what the backend is
+ * to do in *out. */
+void wcore_wire_feed(wcore_t *w, infs_time_t now,
+                     const Infsched__Envelope *env, wcore_order_t *out);
 
 /* Room for one message: the envelope and whichever body it carries. */
 typedef struct wcore_msg {

@@ -1,0 +1,170 @@
+#include "scheduler/core/core_wire.h"
+
+#include "lib/wire.h"
+
+#include <stdio.h>
+
+static void unexpected(const Infsched__Envelope *env, const char *socket,
+                       char *why, size_t len) {
+  snprintf(why, len, "unexpected %s on the %s socket",
+           wire_body_name(env->body_case), socket);
+}
+
+int core_wire_feed_client(core_t *c, infs_time_t now, const core_peer_t *peer,
+                          const Infsched__Envelope *env, char *why,
+                          size_t len) {
+  switch (env->body_case) {
+  case INFSCHED__ENVELOPE__BODY_SUBMIT: {
+    if (!env->submit->request) {
+      snprintf(why, len, "submit without a request");
+      return CORE_WIRE_BAD;
+    }
+    core_request_t q;
+    wire_request_from_msg(env->submit->request, &q);
+    core_on_submit(c, now, peer, &q);
+    return CORE_WIRE_FED;
+  }
+  case INFSCHED__ENVELOPE__BODY_CANCEL:
+    core_on_cancel(c, now, peer, env->cancel->request_id);
+    return CORE_WIRE_FED;
+  case INFSCHED__ENVELOPE__BODY_STATUS_QUERY:
+    return CORE_WIRE_STATUS;
+  default:
+    unexpected(env, "client", why, len);
+    return CORE_WIRE_BAD;
+  }
+}
+
+static int feed_register(core_t *c, infs_time_t now, const core_peer_t *peer,
+                         const Infsched__Register *m, char *why, size_t len) {
+  if (!m->profile) {
+    snprintf(why, len, "register without a profile");
+    return CORE_WIRE_BAD;
+  }
+  infs_profile_t profile;
+  wire_profile_from_msg(m->profile, &profile);
+  core_worker_info_t info = {
+      .worker_id = m->worker_id,
+      .model = m->model,
+      .backend = m->backend,
+      .profile = &profile,
+      .capacity = m->capacity,
+  };
+  core_on_register(c, now, peer, &info);
+  return CORE_WIRE_FED;
+}
+
+static void feed_heartbeat(core_t *c, infs_time_t now, const core_peer_t *peer,
+                           const Infsched__Heartbeat *m) {
+  core_load_t load = {
+      .queued = m->queued,
+      .running = m->running,
+      .kv_used = m->kv_used,
+      .kv_total = m->kv_total,
+      .prefill_backlog_tokens = m->prefill_backlog_tokens,
+      .tokens_per_s = m->tokens_per_s,
+      .cost_usd = m->cost_usd,
+      .busy_s = m->busy_s,
+      .up_s = m->up_s,
+      .cache_reset = m->cache_reset,
+      .cache_added = m->cache_added,
+      .n_cache_added = m->n_cache_added,
+      .cache_removed = m->cache_removed,
+      .n_cache_removed = m->n_cache_removed,
+  };
+  core_on_heartbeat(c, now, peer, &load);
+}
+
+int core_wire_feed_worker(core_t *c, infs_time_t now, const core_peer_t *peer,
+                          const Infsched__Envelope *env, char *why,
+                          size_t len) {
+  switch (env->body_case) {
+  case INFSCHED__ENVELOPE__BODY_REGISTER:
+    return feed_register(c, now, peer, env->register_, why, len);
+  case INFSCHED__ENVELOPE__BODY_HEARTBEAT:
+    feed_heartbeat(c, now, peer, env->heartbeat);
+    return CORE_WIRE_FED;
+  case INFSCHED__ENVELOPE__BODY_CHUNK:
+    core_on_chunk(c, now, peer, env->chunk->dispatch_id, env->chunk->tokens,
+                  env->chunk);
+    return CORE_WIRE_FED;
+  case INFSCHED__ENVELOPE__BODY_DONE:
+    core_on_done(c, now, peer, env->done->dispatch_id, env->done);
+    return CORE_WIRE_FED;
+  case INFSCHED__ENVELOPE__BODY_ERROR:
+    core_on_worker_error(c, now, peer, env->error->request_id,
+                         env->error->code, env->error->message);
+    return CORE_WIRE_FED;
+  case INFSCHED__ENVELOPE__BODY_ACCEPTED:
+    core_on_worker_seen(c, now, peer);
+    return CORE_WIRE_FED;
+  default:
+    unexpected(env, "worker", why, len);
+    return CORE_WIRE_BAD;
+  }
+}
+
+Infsched__Envelope *core_wire_message(const core_action_t *a,
+                                      uint32_t heartbeat_ms,
+                                      core_wire_msg_t *m) {
+  infsched__envelope__init(&m->env);
+  switch (a->kind) {
+  case CORE_ACT_ACCEPTED:
+    infsched__accepted__init(&m->u.accepted);
+    m->u.accepted.request_id = a->request_id;
+    m->env.body_case = INFSCHED__ENVELOPE__BODY_ACCEPTED;
+    m->env.accepted = &m->u.accepted;
+    break;
+  case CORE_ACT_CHUNK:
+    m->env.body_case = INFSCHED__ENVELOPE__BODY_CHUNK;
+    m->env.chunk = (Infsched__Chunk *)a->passthrough;
+    m->env.chunk->request_id = a->request_id;
+    break;
+  case CORE_ACT_DONE:
+    m->env.body_case = INFSCHED__ENVELOPE__BODY_DONE;
+    m->env.done = (Infsched__Done *)a->passthrough;
+    m->env.done->request_id = a->request_id;
+    break;
+  case CORE_ACT_ERROR:
+  case CORE_ACT_WORKER_ERROR:
+    wire_error_msg(&m->env, &m->u.error, a->request_id, a->code, a->message);
+    break;
+  case CORE_ACT_DISPATCH:
+    infsched__dispatch__init(&m->u.dispatch);
+    wire_request_to_msg(a->request, &m->request);
+    m->u.dispatch.request = &m->request;
+    m->u.dispatch.client_request_id = a->client_request_id;
+    m->env.body_case = INFSCHED__ENVELOPE__BODY_DISPATCH;
+    m->env.dispatch = &m->u.dispatch;
+    break;
+  case CORE_ACT_CANCEL:
+    infsched__cancel__init(&m->u.cancel);
+    m->u.cancel.request_id = a->request_id;
+    m->env.body_case = INFSCHED__ENVELOPE__BODY_CANCEL;
+    m->env.cancel = &m->u.cancel;
+    break;
+  case CORE_ACT_REGISTERED:
+    infsched__registered__init(&m->u.registered);
+    m->u.registered.heartbeat_ms = heartbeat_ms;
+    m->env.body_case = INFSCHED__ENVELOPE__BODY_REGISTERED;
+    m->env.registered = &m->u.registered;
+    break;
+  }
+  return &m->env;
+}
+
+bool core_wire_to_worker(core_action_kind_t kind) {
+  return kind == CORE_ACT_DISPATCH || kind == CORE_ACT_CANCEL ||
+         kind == CORE_ACT_REGISTERED || kind == CORE_ACT_WORKER_ERROR;
+}
+
+void core_wire_flush(core_t *c, void (*send)(void *ctx, const core_action_t *a),
+                     void *ctx) {
+  size_t n;
+  const core_action_t *acts = core_actions(c, &n);
+  for (int pass = 0; pass < 2; pass++)
+    for (size_t i = 0; i < n; i++)
+      if (core_wire_to_worker(acts[i].kind) == (pass == 0))
+        send(ctx, &acts[i]);
+  core_actions_clear(c);
+}
