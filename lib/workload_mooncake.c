@@ -23,11 +23,11 @@ typedef struct mc_row {
   int64_t t_us;
   uint32_t input;
   uint32_t output;
-  uint32_t line;     /* keeps the sort stable and errors precise */
-  int cls;           /* -1: drawn from the class mix */
-  size_t first_id;   /* into ids */
+  uint32_t line;   /* keeps the sort stable and errors precise */
+  int cls;         /* -1: drawn from the class mix */
+  size_t first_id; /* into ids */
   uint32_t n_ids;
-  size_t session;    /* into sessions; SIZE_MAX: none */
+  size_t session; /* into sessions; SIZE_MAX: none */
 } mc_row_t;
 
 typedef struct mooncake {
@@ -47,7 +47,7 @@ typedef struct mooncake {
 /* Namespaces of the synthetic token streams: one per block id, so that the
  * same id gives the same hashes whatever the seed, the run or the machine;
  * and one per line for a prompt without ids, which shares nothing. */
-#define MC_ID_NS 0x6d6f6f6e63616b65ull     /* "mooncake" */
+#define MC_ID_NS 0x6d6f6f6e63616b65ull       /* "mooncake" */
 #define MC_UNSHARED_NS 0x756e736861726564ull /* "unshared" */
 
 static void *grow(void *p, size_t *cap, size_t need, size_t size) {
@@ -77,8 +77,7 @@ static bool whole(const cJSON *v, double min, double max, double *out) {
 
 static int bad(const char *path, unsigned line, char *err, size_t errlen,
                const char *why) {
-  return workload_errf(INFS_ECONFIG, err, errlen, "%s:%u: %s", path, line,
-                       why);
+  return workload_errf(INFS_ECONFIG, err, errlen, "%s:%u: %s", path, line, why);
 }
 
 static int parse_line(mooncake_t *m, const char *path, unsigned line,
@@ -99,13 +98,13 @@ static int parse_line(mooncake_t *m, const char *path, unsigned line,
   }
   m->rows = grow(m->rows, &m->cap, m->n + 1, sizeof *m->rows);
   mc_row_t *r = &m->rows[m->n];
-  *r = (mc_row_t){.line = line, .cls = -1, .first_id = m->n_ids,
-                  .session = SIZE_MAX};
+  *r = (mc_row_t){
+      .line = line, .cls = -1, .first_id = m->n_ids, .session = SIZE_MAX};
   double d;
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, "timestamp");
   /* Milliseconds, whole or not; 1e12 ms is over 30 years. */
-  if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) ||
-      v->valuedouble < 0 || v->valuedouble > 1e12) {
+  if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || v->valuedouble < 0 ||
+      v->valuedouble > 1e12) {
     rc = bad(path, line, err, errlen,
              v ? "timestamp: expected milliseconds >= 0"
                : "no timestamp (milliseconds since the start)");
@@ -139,8 +138,8 @@ static int parse_line(mooncake_t *m, const char *path, unsigned line,
   size_t k = 0;
   cJSON_ArrayForEach(id, v) {
     if (!whole(id, 0, 9007199254740992.0, &d)) {
-      snprintf(why, sizeof why,
-               "hash_ids[%zu]: expected a whole number >= 0", k);
+      snprintf(why, sizeof why, "hash_ids[%zu]: expected a whole number >= 0",
+               k);
       rc = bad(path, line, err, errlen, why);
       goto out;
     }
@@ -180,8 +179,8 @@ static int parse_line(mooncake_t *m, const char *path, unsigned line,
       rc = bad(path, line, err, errlen, why);
       goto out;
     }
-    m->sessions = grow(m->sessions, &m->sessions_cap,
-                       m->sessions_len + sl + 1, 1);
+    m->sessions =
+        grow(m->sessions, &m->sessions_cap, m->sessions_len + sl + 1, 1);
     memcpy(m->sessions + m->sessions_len, v->valuestring, sl + 1);
     r->session = m->sessions_len;
     m->sessions_len += sl + 1;
@@ -246,14 +245,14 @@ static int mc_pop(workload_t *w, infs_time_t now, workload_req_t *req) {
   if (arrival == INFS_TIME_NEVER)
     return -EAGAIN;
   const mc_row_t *r = &m->rows[m->next++];
-  infs_class_t cls = r->cls >= 0 ? (infs_class_t)r->cls : workload_draw_class(w);
+  infs_class_t cls =
+      r->cls >= 0 ? (infs_class_t)r->cls : workload_draw_class(w);
   /* A zero would be an empty request, which no scheduler can serve. */
   uint32_t prompt = r->input ? r->input : 1;
   uint32_t output = r->output ? r->output : 1;
   workload_begin_request(w, req, arrival, cls, prompt, output);
   if (r->session != SIZE_MAX)
-    snprintf(req->session, sizeof req->session, "%s",
-             m->sessions + r->session);
+    snprintf(req->session, sizeof req->session, "%s", m->sessions + r->session);
   size_t n = r->n_ids ? r->n_ids : 1;
   m->segs = grow(m->segs, &m->segs_cap, n, sizeof *m->segs);
   if (r->n_ids == 0) {
@@ -261,9 +260,8 @@ static int mc_pop(workload_t *w, infs_time_t now, workload_req_t *req) {
         workload_stream_id(MC_UNSHARED_NS, r->line), 0, prompt};
   } else {
     for (size_t i = 0; i < n; i++)
-      m->segs[i] = (workload_segment_t){
-          id_stream(m->ids[r->first_id + i]), 0,
-          WORKLOAD_MOONCAKE_BLOCK};
+      m->segs[i] = (workload_segment_t){id_stream(m->ids[r->first_id + i]), 0,
+                                        WORKLOAD_MOONCAKE_BLOCK};
     m->segs[n - 1].len = prompt - (uint32_t)(n - 1) * WORKLOAD_MOONCAKE_BLOCK;
   }
   workload_set_blocks(w, req, m->segs, n);

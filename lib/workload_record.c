@@ -83,8 +83,7 @@ void workload_recorder_add(workload_recorder_t *r, const workload_req_t *req) {
     size_t end = (g + 1) * per;
     if (end > req->n_blocks)
       end = req->n_blocks;
-    uint32_t id = end > g * per ? id_of(r, req->blocks[end - 1])
-                                : r->next_id++;
+    uint32_t id = end > g * per ? id_of(r, req->blocks[end - 1]) : r->next_id++;
     cJSON_AddItemToArray(ids, cJSON_CreateNumber(id));
   }
   cJSON_AddStringToObject(j, "class", infs_class_name(req->cls));
@@ -107,8 +106,7 @@ int workload_recorder_write(const workload_recorder_t *r, const char *path,
                             char *err, size_t errlen) {
   FILE *f = fopen(path, "w");
   if (!f)
-    return workload_errf(-errno, err, errlen, "%s: %s", path,
-                         strerror(errno));
+    return workload_errf(-errno, err, errlen, "%s: %s", path, strerror(errno));
   size_t n = r->len ? fwrite(r->buf, 1, r->len, f) : 0;
   int bad = n != r->len || ferror(f);
   int e = errno;

@@ -57,14 +57,6 @@ static double kv_cost(const policy_ctx_t *x, size_t i) {
          c->kv_request_weight * policy_hot(x, i)->outstanding;
 }
 
-/* Uniform in [0, 1) from xorshift64*. */
-static double uniform(uint64_t *s) {
-  *s ^= *s >> 12;
-  *s ^= *s << 25;
-  *s ^= *s >> 27;
-  return (double)((*s * 0x2545f4914f6cdd1dull) >> 11) * 0x1.0p-53;
-}
-
 static int kv_pick(void *state, policy_ctx_t *x) {
   kv_state_t *st = state;
   size_t n = x->n, start = st->rotate++ % n, best = start;
@@ -88,7 +80,7 @@ static int kv_pick(void *state, policy_ctx_t *x) {
   double scale = 1.0 / ((hi - lo) * t), sum = 0;
   for (size_t i = 0; i < n; i++)
     sum += exp(-(cost[i] - lo) * scale);
-  double u = uniform(&st->rng) * sum;
+  double u = (double)(policy_random(&st->rng) >> 11) * 0x1.0p-53 * sum;
   for (size_t i = 0; i < n; i++) {
     u -= exp(-(cost[i] - lo) * scale);
     if (u < 0)

@@ -37,14 +37,6 @@ static void ws_destroy(void *state) {
   free(state);
 }
 
-/* Draws in [0, bound) from xorshift64*. */
-static uint64_t draw(uint64_t *s, uint64_t bound) {
-  *s ^= *s >> 12;
-  *s ^= *s << 25;
-  *s ^= *s >> 27;
-  return ((*s * 0x2545f4914f6cdd1dull) >> 32) % bound;
-}
-
 static int ws_pick(void *state, policy_ctx_t *x) {
   ws_state_t *st = state;
   const core_config_t *c = x->cfg;
@@ -66,7 +58,7 @@ static int ws_pick(void *state, policy_ctx_t *x) {
   size_t n_blocks = x->r->spec.n_blocks;
   long best = -1;
   double best_score = 0;
-  uint64_t ties = 0;
+  uint32_t ties = 0;
   for (size_t i = 0; i < x->n; i++) {
     uint32_t waiting = (uint32_t)(packed[i] >> 32);
     double util = (double)(uint32_t)packed[i] / (1 << 20);
@@ -84,7 +76,7 @@ static int ws_pick(void *state, policy_ctx_t *x) {
       best = (long)i;
       best_score = score;
       ties = 1;
-    } else if (score == best_score && draw(&st->rng, ++ties) == 0) {
+    } else if (score == best_score && policy_draw(&st->rng, ++ties) == 0) {
       best = (long)i; /* each of k ties kept with probability 1/k */
     }
   }

@@ -21,7 +21,8 @@
 #error "INFSCHED_SOURCE_DIR must name the source tree"
 #endif
 /* The first 60 lines of the FAST'25 synthetic trace. */
-#define EXCERPT INFSCHED_SOURCE_DIR "/tests/data/mooncake_synthetic_head60.jsonl"
+#define EXCERPT                                                                \
+  INFSCHED_SOURCE_DIR "/tests/data/mooncake_synthetic_head60.jsonl"
 /* Six rows with known shared ids (test_sim replays it on one worker). */
 #define SHARED INFSCHED_SOURCE_DIR "/tests/data/mooncake_shared.jsonl"
 
@@ -46,6 +47,15 @@ typedef struct got {
   uint64_t blocks[4096];
 } got_t;
 
+/* Copies r, blocks and all, into g. */
+static void keep(got_t *g, const workload_req_t *r) {
+  assert_true(r->n_blocks <= 4096);
+  g->r = *r;
+  if (r->n_blocks)
+    memcpy(g->blocks, r->blocks, r->n_blocks * sizeof *r->blocks);
+  g->r.blocks = g->blocks;
+}
+
 /* Loads spec and pops every request into out (at most cap); returns how
  * many. */
 static size_t load_all(const char *spec, const workload_opts_t *o, got_t *out,
@@ -58,12 +68,7 @@ static size_t load_all(const char *spec, const workload_opts_t *o, got_t *out,
   workload_req_t r;
   while (workload_pop(w, INFS_TIME_NEVER - 1, &r) == 0) {
     assert_true(n < cap);
-    assert_true(r.n_blocks <= 4096);
-    out[n].r = r;
-    if (r.n_blocks)
-      memcpy(out[n].blocks, r.blocks, r.n_blocks * sizeof *r.blocks);
-    out[n].r.blocks = out[n].blocks;
-    n++;
+    keep(&out[n++], &r);
   }
   assert_true(workload_finished(w));
   workload_destroy(&w);
@@ -249,8 +254,7 @@ static void record_all(const got_t *g, size_t n, uint32_t block_size,
                        const char *path) {
   char err[256] = "";
   workload_recorder_t *rec = NULL;
-  assert_int_equal(workload_recorder_new(block_size, &rec, err, sizeof err),
-                   0);
+  assert_int_equal(workload_recorder_new(block_size, &rec, err, sizeof err), 0);
   for (size_t i = 0; i < n; i++)
     workload_recorder_add(rec, &g[i].r);
   assert_int_equal(workload_recorder_count(rec), n);
@@ -297,12 +301,7 @@ static void test_recorded_run_replays_to_same_requests(void **state) {
       break;
     now = t > now ? t : now;
     while (workload_pop(w, now, &r) == 0) {
-      assert_true(r.n_blocks <= 4096);
-      orig[n].r = r;
-      if (r.n_blocks)
-        memcpy(orig[n].blocks, r.blocks, r.n_blocks * sizeof *r.blocks);
-      orig[n].r.blocks = orig[n].blocks;
-      n++;
+      keep(&orig[n++], &r);
       workload_on_done(w, r.id, now + 2000000, true, r.max_tokens);
       if (n == 200)
         break;

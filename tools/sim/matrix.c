@@ -105,14 +105,14 @@ static cJSON *capacity_json(const capacity_point_t *c) {
   cJSON *o = cJSON_CreateObject();
   if (!o)
     return NULL;
-  bool ok = cJSON_AddBoolToObject(o, "found", c->found) &&
-            cJSON_AddBoolToObject(o, "capped", c->capped) &&
-            cJSON_AddNumberToObject(o, "scale", c->found ? c->scale : 0) &&
-            cJSON_AddStringToObject(o, "load", c->found ? c->rate : "") &&
-            cJSON_AddNumberToObject(o, "slo_attainment", c->sum.slo) &&
-            cJSON_AddNumberToObject(o, "usd_per_mtok_slo",
-                                    c->sum.usd_per_mtok_slo) &&
-            cJSON_AddNumberToObject(o, "runs", c->runs);
+  bool ok =
+      cJSON_AddBoolToObject(o, "found", c->found) &&
+      cJSON_AddBoolToObject(o, "capped", c->capped) &&
+      cJSON_AddNumberToObject(o, "scale", c->found ? c->scale : 0) &&
+      cJSON_AddStringToObject(o, "load", c->found ? c->rate : "") &&
+      cJSON_AddNumberToObject(o, "slo_attainment", c->sum.slo) &&
+      cJSON_AddNumberToObject(o, "usd_per_mtok_slo", c->sum.usd_per_mtok_slo) &&
+      cJSON_AddNumberToObject(o, "runs", c->runs);
   if (!ok) {
     cJSON_Delete(o);
     return NULL;

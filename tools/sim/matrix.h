@@ -20,7 +20,7 @@ typedef struct matrix_workload {
 
 typedef struct matrix_pool {
   const char *label;
-  const char *mix; /* as described, e.g. "gpu=6" */
+  const char *mix;                  /* as described, e.g. "gpu=6" */
   const sim_worker_spec_t *workers; /* borrowed */
   size_t n_workers;
 } matrix_pool_t;
@@ -48,8 +48,8 @@ typedef struct matrix {
  * told of each cell as it starts (the matrix takes minutes). Returns 0, or
  * a negative code with a reason in err; m->cells is then freed. */
 int matrix_run(matrix_t *m, const sim_config_t *base,
-               void (*progress)(const matrix_t *m, size_t cell),
-               char *err, size_t errlen);
+               void (*progress)(const matrix_t *m, size_t cell), char *err,
+               size_t errlen);
 void matrix_free(matrix_t *m);
 
 /* The table as Markdown, headed by the command line (argv joined). */
