@@ -212,7 +212,7 @@ static void heartbeat(core_t *c, infs_time_t now, const core_peer_t *peer,
   for (int f = 0; f < CACHED_FAMILIES; f++) {
     uint32_t family = uniform(rng, 0, FAMILIES - 1);
     uint32_t depth = uniform(rng, 8, FAMILY_BLOCKS);
-    for (uint32_t i = 0; i < depth && n_cache < p->prefix_cache_blocks; i++)
+    for (uint32_t i = 0; i < depth && n_cache < profile_kv_blocks(p); i++)
       cache[n_cache++] = block_hash(family, i);
   }
   uint32_t running = uniform(rng, 0, p->max_batch / 2);

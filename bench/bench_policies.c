@@ -45,7 +45,7 @@ static infs_profile_t profile(int k) {
   double eff[] = {0.63, 0.5, 0.45}, tflops[] = {3956, 500000, 7344};
   double mfu[] = {0.40, 0.04, 0.40}, overhead[] = {0, 0.44, 0};
   uint32_t batch[] = {256, 48, 320}, kv[] = {450000, 94000, 580000};
-  uint32_t ctx[] = {131072, 32768, 65536}, blocks[] = {7000, 1450, 9000};
+  uint32_t ctx[] = {131072, 32768, 65536};
   p.price_per_hour = price[k];
   p.weights_gb = 141.2;
   p.params_b = 70.6;
@@ -60,7 +60,6 @@ static infs_profile_t profile(int k) {
   p.max_batch = batch[k];
   p.kv_tokens = kv[k];
   p.max_context = ctx[k];
-  p.prefix_cache_blocks = blocks[k];
   p.block_size = 64;
   p.max_num_batched_tokens = 512;
   return p;

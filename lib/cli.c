@@ -1,5 +1,6 @@
 #include "lib/cli.h"
 
+#include "infsched/errors.h"
 #include "infsched/version.h"
 
 #include <errno.h>
@@ -11,6 +12,18 @@
 static const char *s_program = "infsched";
 
 void cli_init(const char *program) { s_program = program; }
+
+int cli_start_status(int rc) {
+  switch (rc) {
+  case INFS_ECONFIG:
+  case INFS_EUNKNOWN:
+  case -EINVAL:
+  case -EPROTONOSUPPORT:
+    return CLI_EXIT_USAGE;
+  default:
+    return CLI_EXIT_STARTUP;
+  }
+}
 
 void cli_version(void) { printf("%s %s\n", s_program, INFSCHED_VERSION); }
 

@@ -172,6 +172,7 @@ int client_submit(client_t *c, const client_request_t *r) {
   /* The wire enum keeps 0 for "unspecified"; infs_class_t starts at 0. */
   req.req_class = (Infsched__RequestClass)(r->cls + 1);
   req.ttft_ms = r->ttft_ms;
+  req.ttft_ms_per_ktok = r->ttft_ms_per_ktok;
   req.tpot_ms = r->tpot_ms;
   req.session_id = (char *)(r->session ? r->session : "");
   req.n_block_hashes = r->n_blocks;

@@ -75,6 +75,15 @@ int profile_validate(const infs_profile_t *p, const char **field, char *why,
                "never run",
                (double)p->kv_tokens);
   CHECK_NONZERO(block_size);
+  if ((uint64_t)profile_kv_blocks(p) * p->block_size < p->max_context)
+    return bad(field, "max_context", why, whylen,
+               "must fit in the KV pool's whole blocks (%g tokens): a "
+               "sequence that long could never run",
+               (double)profile_kv_blocks(p) * p->block_size);
+  if (profile_kv_blocks(p) > (1u << 26))
+    return bad(field, "kv_tokens", why, whylen,
+               "must be at most 2^26 blocks of block_size (%g tokens)",
+               (double)(1u << 26) * p->block_size);
   CHECK_NONZERO(max_num_batched_tokens);
   if (p->max_num_batched_tokens < p->max_batch)
     return bad(field, "max_num_batched_tokens", why, whylen,
@@ -98,7 +107,6 @@ int profile_validate(const infs_profile_t *p, const char **field, char *why,
   CHECK_MAX(step_overhead_ms, 1e6);
   CHECK_MAX(per_seq_ms, 1e6);
   CHECK_MAX(max_batch, 1u << 20);
-  CHECK_MAX(prefix_cache_blocks, 1u << 26);
   CHECK_MAX(block_size, 1u << 20);
   CHECK_MAX(usd_per_mtok_in, 1e6);
   CHECK_MAX(usd_per_mtok_out, 1e6);

@@ -56,7 +56,6 @@ static const field_t fields[] = {
     FD(max_batch, F_U32, 1),
     FD(kv_tokens, F_U32, 1),
     FD(max_context, F_U32, 1),
-    FD(prefix_cache_blocks, F_U32, 1),
     FD(block_size, F_U32, 1),
     FD(max_num_batched_tokens, F_U32, 0),
     FD(slo_aware_prefill, F_BOOL, 0),
@@ -198,6 +197,10 @@ static int load_profile(loader_t *l, const yaml_node_t *key,
                       "no longer used: step times come from the roofline "
                       "fields (weights_gb, mem_bw_gbs, peak_tflops, ...; "
                       "see docs/serving-model.md)");
+      if (strcmp(ydoc_scalar(k), "prefix_cache_blocks") == 0)
+        return fail(l, ydoc_line(k), pname, ydoc_scalar(k),
+                    "no longer used: cached prefixes live in the free "
+                    "blocks of the KV pool (kv_tokens / block_size)");
       if (strcmp(ydoc_scalar(k), "prefill_chunk") == 0)
         return fail(l, ydoc_line(k), pname, ydoc_scalar(k),
                     "no longer used: max_num_batched_tokens is the step's "

@@ -11,6 +11,7 @@
 typedef struct class_stats {
   report_requests_t req;
   uint64_t slo_met;
+  uint64_t missed[SLO_MISS_BOTH + 1]; /* completed, by the part missed */
   uint64_t prompt;
   uint64_t cached;
   uint64_t generated;
@@ -33,6 +34,13 @@ typedef struct worker_stats {
   double up_s;
 } worker_stats_t;
 
+/* Completed requests by the worker class that served them. */
+typedef struct wclass_stats {
+  char *name;
+  report_slo_counts_t all;
+  report_slo_counts_t by[INFS_CLASS_COUNT];
+} wclass_stats_t;
+
 /* Failures and rejections counted by error name, so a report says why. */
 typedef struct error_count {
   char *name;
@@ -48,6 +56,8 @@ struct report {
   class_stats_t by[INFS_CLASS_COUNT];
   worker_stats_t *workers;
   size_t n_workers;
+  wclass_stats_t *wclasses;
+  size_t n_wclasses;
   size_t cap_workers;
   report_sample_t *samples;
   size_t n_samples;
@@ -105,6 +115,9 @@ void report_destroy(report_t **rp) {
     free(r->workers[i].cls);
   }
   free(r->workers);
+  for (size_t i = 0; i < r->n_wclasses; i++)
+    free(r->wclasses[i].name);
+  free(r->wclasses);
   for (size_t i = 0; i < r->n_errors; i++)
     free(r->errors[i].name);
   free(r->errors);
@@ -148,18 +161,56 @@ static worker_stats_t *worker_get(report_t *r, const char *id,
   return w;
 }
 
-static bool slo_met(const report_outcome_t *o, double tpot_us) {
-  if (o->status != REPORT_COMPLETED)
-    return false;
-  if (o->ttft_slo_ms && o->ttft > (infs_time_t)o->ttft_slo_ms * 1000)
-    return false;
-  if (o->tpot_slo_ms && tpot_us >= 0 && tpot_us > o->tpot_slo_ms * 1000.0)
-    return false;
-  return true;
+/* TPOT in us; -1 when undefined: fewer than two tokens have no gap. */
+static double tpot_us_of(const report_outcome_t *o) {
+  if (o->status != REPORT_COMPLETED || o->generated_tokens < 2)
+    return -1.0;
+  infs_time_t decode = o->e2e > o->ttft ? o->e2e - o->ttft : 0;
+  return (double)decode / (double)(o->generated_tokens - 1);
+}
+
+/* The part of its SLO a completed request missed. */
+static slo_miss_t miss_of(const report_outcome_t *o, double tpot_us) {
+  uint32_t uncached = o->prompt_tokens > o->cached_tokens
+                          ? o->prompt_tokens - o->cached_tokens
+                          : 0;
+  return slo_judge(&o->slo, uncached, (double)o->ttft / 1000.0,
+                   tpot_us < 0 ? -1.0 : tpot_us / 1000.0);
+}
+
+bool report_outcome_met(const report_outcome_t *o) {
+  return o->status == REPORT_COMPLETED &&
+         miss_of(o, tpot_us_of(o)) == SLO_MISS_NONE;
+}
+
+static void counts_add(report_slo_counts_t *c, slo_miss_t miss) {
+  c->completed++;
+  if (miss == SLO_MISS_NONE)
+    c->met++;
+  else
+    c->missed[miss]++;
+}
+
+static void wclass_add(report_t *r, const char *name, infs_class_t cls,
+                       slo_miss_t miss) {
+  wclass_stats_t *w = NULL;
+  for (size_t i = 0; i < r->n_wclasses && !w; i++)
+    if (strcmp(r->wclasses[i].name, name) == 0)
+      w = &r->wclasses[i];
+  if (!w) {
+    r->wclasses = xalloc(
+        realloc(r->wclasses, (r->n_wclasses + 1) * sizeof *r->wclasses));
+    w = &r->wclasses[r->n_wclasses++];
+    memset(w, 0, sizeof *w);
+    w->name = xalloc(strdup(name));
+  }
+  counts_add(&w->all, miss);
+  counts_add(&w->by[cls], miss);
 }
 
 static void stats_add(class_stats_t *s, const report_outcome_t *o,
-                      double tpot_us, bool met) {
+                      double tpot_us, slo_miss_t miss) {
+  bool met = o->status == REPORT_COMPLETED && miss == SLO_MISS_NONE;
   s->req.sent++;
   switch (o->status) {
   case REPORT_COMPLETED:
@@ -178,6 +229,8 @@ static void stats_add(class_stats_t *s, const report_outcome_t *o,
   s->slo_met += met;
   if (o->status != REPORT_COMPLETED)
     return;
+  if (!met)
+    s->missed[miss]++;
   s->prompt += o->prompt_tokens;
   s->cached += o->cached_tokens;
   s->generated += o->generated_tokens;
@@ -226,17 +279,18 @@ static void timeline_add(report_t *r, const report_outcome_t *o) {
 void report_add(report_t *r, const report_outcome_t *o) {
   assert((unsigned)o->cls < INFS_CLASS_COUNT);
   assert((unsigned)o->status <= REPORT_LOST);
-  /* TPOT is undefined for fewer than two tokens: there is no gap. */
-  double tpot_us = -1.0;
-  if (o->status == REPORT_COMPLETED && o->generated_tokens >= 2) {
-    infs_time_t decode = o->e2e > o->ttft ? o->e2e - o->ttft : 0;
-    tpot_us = (double)decode / (double)(o->generated_tokens - 1);
-  }
-  bool met = slo_met(o, tpot_us);
+  double tpot_us = tpot_us_of(o);
+  slo_miss_t miss =
+      o->status == REPORT_COMPLETED ? miss_of(o, tpot_us) : SLO_MISS_NONE;
   if (o->status == REPORT_FAILED || o->status == REPORT_REJECTED)
     count_error(r, o->error && *o->error ? o->error : "unspecified");
-  stats_add(&r->all, o, tpot_us, met);
-  stats_add(&r->by[o->cls], o, tpot_us, met);
+  stats_add(&r->all, o, tpot_us, miss);
+  stats_add(&r->by[o->cls], o, tpot_us, miss);
+  if (o->status == REPORT_COMPLETED)
+    wclass_add(r,
+               o->worker_class && *o->worker_class ? o->worker_class
+                                                   : "unknown",
+               o->cls, miss);
   if (o->status == REPORT_COMPLETED && o->worker_id && *o->worker_id) {
     worker_stats_t *w = worker_get(r, o->worker_id, o->worker_class);
     w->requests++;
@@ -293,6 +347,21 @@ void report_requests(const report_t *r, int cls, report_requests_t *out) {
 double report_slo_attainment(const report_t *r, int cls) {
   const class_stats_t *s = stats_of(r, cls);
   return s->req.sent ? (double)s->slo_met / (double)s->req.sent : 0.0;
+}
+
+void report_slo_counts(const report_t *r, int cls, const char *worker_class,
+                       report_slo_counts_t *out) {
+  memset(out, 0, sizeof *out);
+  if (!worker_class) {
+    const class_stats_t *s = stats_of(r, cls);
+    out->completed = s->req.completed;
+    out->met = s->slo_met;
+    memcpy(out->missed, s->missed, sizeof out->missed);
+    return;
+  }
+  for (size_t i = 0; i < r->n_wclasses; i++)
+    if (strcmp(r->wclasses[i].name, worker_class) == 0)
+      *out = cls < 0 ? r->wclasses[i].all : r->wclasses[i].by[cls];
 }
 
 /* Pool cost when any worker reported one, else the per-request sum. */
@@ -365,6 +434,47 @@ static void add_quantiles(cJSON *parent, const char *key, const hist_t *h,
   num(o, "count", (double)hist_count(h), ok);
 }
 
+static void add_missed(cJSON *parent, const uint64_t *missed, bool *ok) {
+  cJSON *o = obj(parent, "slo_missed", ok);
+  for (int m = SLO_MISS_TTFT; m <= SLO_MISS_BOTH; m++)
+    num(o, slo_miss_name((slo_miss_t)m), (double)missed[m], ok);
+}
+
+static void add_counts(cJSON *o, const report_slo_counts_t *c, bool *ok) {
+  num(o, "completed", (double)c->completed, ok);
+  num(o, "slo_met", (double)c->met, ok);
+  add_missed(o, c->missed, ok);
+}
+
+static int by_name(const void *a, const void *b) {
+  const wclass_stats_t *x = a, *y = b;
+  return strcmp(x->name, y->name);
+}
+
+/* Worker classes in name order (shallow copies). */
+static wclass_stats_t *sorted_wclasses(const report_t *r) {
+  wclass_stats_t *v = xalloc(calloc(r->n_wclasses + 1, sizeof *v));
+  memcpy(v, r->wclasses, r->n_wclasses * sizeof *v);
+  qsort(v, r->n_wclasses, sizeof *v, by_name);
+  return v;
+}
+
+/* {"gpu": {"completed", "slo_met", "slo_missed", "by_class": {...}}}. */
+static void add_worker_classes(cJSON *root, const report_t *r, bool *ok) {
+  cJSON *all = obj(root, "by_worker_class", ok);
+  wclass_stats_t *v = sorted_wclasses(r);
+  for (size_t i = 0; i < r->n_wclasses; i++) {
+    cJSON *o = obj(all, v[i].name, ok);
+    add_counts(o, &v[i].all, ok);
+    cJSON *by = obj(o, "by_class", ok);
+    for (int c = 0; c < INFS_CLASS_COUNT; c++)
+      if (v[i].by[c].completed)
+        add_counts(obj(by, infs_class_name((infs_class_t)c), ok), &v[i].by[c],
+                   ok);
+  }
+  free(v);
+}
+
 /* The fields every class shares with the whole run. */
 static void add_class_fields(cJSON *o, const class_stats_t *s, double usd,
                              bool *ok) {
@@ -375,6 +485,7 @@ static void add_class_fields(cJSON *o, const class_stats_t *s, double usd,
   add_quantiles(lat, "e2e", s->e2e, ok);
   num(o, "slo_attainment",
       s->req.sent ? (double)s->slo_met / (double)s->req.sent : 0.0, ok);
+  add_missed(o, s->missed, ok);
   cJSON *tok = obj(o, "tokens", ok);
   num(tok, "prompt", (double)s->prompt, ok);
   num(tok, "generated", (double)s->generated, ok);
@@ -417,6 +528,8 @@ cJSON *report_to_json(const report_t *r) {
     cJSON *o = obj(by, infs_class_name((infs_class_t)c), &ok);
     add_class_fields(o, &r->by[c], r->by[c].cost_usd, &ok);
   }
+
+  add_worker_classes(root, r, &ok);
 
   cJSON *arr = cJSON_AddArrayToObject(root, "workers");
   if (!arr)
@@ -498,6 +611,44 @@ static void print_latency(FILE *out, const char *metric, const char *name,
           ms(hist_quantile(h, 0.99)), hist_mean(h) / 1000.0);
 }
 
+static void print_miss_row(FILE *out, const char *name,
+                           const report_slo_counts_t *c) {
+  fprintf(out, "%-20s %9llu %8llu %8llu %8llu %8llu\n", name,
+          (unsigned long long)c->completed, (unsigned long long)c->met,
+          (unsigned long long)c->missed[SLO_MISS_TTFT],
+          (unsigned long long)c->missed[SLO_MISS_TPOT],
+          (unsigned long long)c->missed[SLO_MISS_BOTH]);
+}
+
+/* Which part of the SLO the completed requests missed, by class and by
+ * worker class (and class within it). */
+static void print_misses(const report_t *r, FILE *out) {
+  if (!r->all.req.completed)
+    return;
+  fprintf(out, "\n%-20s %9s %8s %8s %8s %8s\n", "SLO of completed",
+          "completed", "met", "TTFT", "TPOT", "both");
+  report_slo_counts_t c;
+  for (int k = -1; k < INFS_CLASS_COUNT; k++) {
+    report_slo_counts(r, k, NULL, &c);
+    if (c.completed)
+      print_miss_row(out, k < 0 ? "all" : infs_class_name((infs_class_t)k),
+                     &c);
+  }
+  wclass_stats_t *v = sorted_wclasses(r);
+  for (size_t i = 0; i < r->n_wclasses; i++) {
+    char name[64];
+    snprintf(name, sizeof name, "on %s", v[i].name);
+    print_miss_row(out, name, &v[i].all);
+    for (int k = 0; k < INFS_CLASS_COUNT; k++) {
+      if (!v[i].by[k].completed)
+        continue;
+      snprintf(name, sizeof name, "  %s", infs_class_name((infs_class_t)k));
+      print_miss_row(out, name, &v[i].by[k]);
+    }
+  }
+  free(v);
+}
+
 void report_print(const report_t *r, FILE *out) {
   bool from_pool;
   double usd = total_cost(r, &from_pool);
@@ -512,6 +663,8 @@ void report_print(const report_t *r, FILE *out) {
   for (int c = 0; c < INFS_CLASS_COUNT; c++)
     if (r->by[c].req.sent)
       print_counts(out, infs_class_name((infs_class_t)c), &r->by[c]);
+
+  print_misses(r, out);
 
   fprintf(out, "\n%-6s %-12s %10s %10s %10s %10s\n", "ms", "class", "p50",
           "p90", "p99", "mean");

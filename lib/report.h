@@ -8,8 +8,11 @@
  *   TPOT = (e2e - ttft) / (generated - 1), for requests with 2+ tokens.
  * - A request meets its SLO when it completed, TTFT <= its TTFT target and
  *   (with 2+ tokens) TPOT <= its TPOT target; a 0 target is not checked.
- *   slo_attainment = requests meeting their SLO / requests sent, so failed,
- *   rejected and lost requests count against it.
+ *   The TTFT target is slo_targets' for the request's uncached prompt tokens
+ *   (prompt - cached, as served). slo_attainment = requests meeting their
+ *   SLO / requests sent, so failed, rejected and lost requests count against
+ *   it. slo_missed counts the completed requests that missed, by the part
+ *   they broke (ttft, tpot or both), by class and by worker class.
  * - Tokens are those of completed requests (prompt and generated).
  * - cost.usd_total is the pool's cost over the run (report_add_worker); when
  *   no pool figures were given, the sum of per-request costs. usd_per_mtok =
@@ -20,8 +23,10 @@
 
 #include "infsched/types.h"
 #include "lib/hist.h"
+#include "lib/slo.h"
 
 #include <cjson/cJSON.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -42,8 +47,7 @@ typedef struct report_outcome {
   uint32_t generated_tokens;
   infs_time_t ttft;     /* us from intended send to first token */
   infs_time_t e2e;      /* us from intended send to Done */
-  uint32_t ttft_slo_ms; /* targets the request carried; 0: none */
-  uint32_t tpot_slo_ms;
+  slo_t slo;            /* targets the request carried (lib/slo.h) */
   double cost_usd;       /* marginal cost reported with Done */
   const char *worker_id; /* NULL or "" when it never ran */
   const char *worker_class;
@@ -83,6 +87,21 @@ void report_add_worker(report_t *r, const char *id, const char *cls,
 void report_requests(const report_t *r, int cls, report_requests_t *out);
 /* SLO attainment as defined above; cls < 0 for all classes. */
 double report_slo_attainment(const report_t *r, int cls);
+/* Whether o met its SLO, as defined above. */
+bool report_outcome_met(const report_outcome_t *o);
+
+/* Completed requests and how they fared against their SLO. */
+typedef struct report_slo_counts {
+  uint64_t completed;
+  uint64_t met;
+  uint64_t missed[SLO_MISS_BOTH + 1]; /* by slo_miss_t; [SLO_MISS_NONE] 0 */
+} report_slo_counts_t;
+
+/* SLO counts of completed requests: cls < 0 for all classes; worker_class
+ * NULL for every worker class, else one by name (zeros when none ran
+ * there). */
+void report_slo_counts(const report_t *r, int cls, const char *worker_class,
+                       report_slo_counts_t *out);
 
 /* --- over time (for the HTML page) --- */
 

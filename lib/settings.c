@@ -98,9 +98,9 @@ static int check_policy(const char *t, char *err, size_t errlen) {
 }
 
 static int check_slo(const char *t, char *err, size_t errlen) {
-  core_config_t c;
-  core_config_defaults(&c);
-  return core_config_set_slo(&c, t, err, errlen);
+  slo_t slo[INFS_CLASS_COUNT];
+  slo_defaults(slo);
+  return slo_parse(t, slo, err, errlen);
 }
 
 static int check_latency_weight(const char *t, char *err, size_t errlen) {
@@ -176,9 +176,10 @@ static const setting_t table[SET_COUNT] = {
      "is taken back; 4x its predicted TTFT when longer",
      NULL, NULL},
     {SET_SLO, "slo", "slo", S, S, SETTING_TEXT, TEXT_LEN,
-     "interactive=450:40,agent=2000:25,batch=30000:200", "LIST",
-     "default SLOs by class, TTFT_MS:TPOT_MS; classes not named keep "
-     "theirs",
+     "interactive=450+250:40,agent=2000+250:40,batch=30000+250:200", "LIST",
+     "default SLOs by class, TTFT_MS[+MS_PER_1K]:TPOT_MS, the TTFT target "
+     "growing by MS_PER_1K per 1,000 uncached prompt tokens; classes not "
+     "named keep theirs",
      check_slo, NULL},
     {SET_LATENCY_WEIGHT, "latency_weight", "latency-weight", S, S, SETTING_TEXT,
      TEXT_LEN, "interactive=2,agent=1,batch=0", "LIST",
@@ -481,7 +482,7 @@ int settings_apply_core(core_config_t *c, const setting_t *s,
     return 0;
   /* settings_parse has checked both lists with these very setters. */
   case SET_SLO:
-    (void)core_config_set_slo(c, v->s, err, sizeof err);
+    (void)slo_parse(v->s, c->slo, err, sizeof err);
     return 0;
   case SET_LATENCY_WEIGHT:
     (void)core_config_set_latency_weight(c, v->s, err, sizeof err);

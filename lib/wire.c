@@ -117,7 +117,6 @@ void wire_profile_to_msg(const infs_profile_t *p, Infsched__Profile *m) {
   m->max_batch = p->max_batch;
   m->kv_tokens = p->kv_tokens;
   m->max_context = p->max_context;
-  m->prefix_cache_blocks = p->prefix_cache_blocks;
   m->block_size = p->block_size;
   m->usd_per_mtok_in = p->usd_per_mtok_in;
   m->usd_per_mtok_out = p->usd_per_mtok_out;
@@ -145,7 +144,6 @@ void wire_profile_from_msg(const Infsched__Profile *m, infs_profile_t *p) {
   p->max_batch = m->max_batch;
   p->kv_tokens = m->kv_tokens;
   p->max_context = m->max_context;
-  p->prefix_cache_blocks = m->prefix_cache_blocks;
   p->block_size = m->block_size;
   p->usd_per_mtok_in = m->usd_per_mtok_in;
   p->usd_per_mtok_out = m->usd_per_mtok_out;
@@ -161,6 +159,7 @@ void wire_request_from_msg(const Infsched__Request *m, infs_request_t *q) {
       .max_tokens = m->max_tokens,
       .cls = wire_class_from_msg(m->req_class),
       .ttft_ms = m->ttft_ms,
+      .ttft_ms_per_ktok = m->ttft_ms_per_ktok,
       .tpot_ms = m->tpot_ms,
       .session = m->session_id,
       .blocks = m->block_hashes,
@@ -177,6 +176,7 @@ void wire_request_to_msg(const infs_request_t *q, Infsched__Request *m) {
   m->max_tokens = q->max_tokens;
   m->req_class = wire_class_to_msg(q->cls);
   m->ttft_ms = q->ttft_ms;
+  m->ttft_ms_per_ktok = q->ttft_ms_per_ktok;
   m->tpot_ms = q->tpot_ms;
   m->session_id = (char *)q->session;
   m->n_block_hashes = q->n_blocks;

@@ -251,14 +251,7 @@ void workload_opts_default(workload_opts_t *o) {
       (workload_dist_t){WORKLOAD_DIST_LOGNORMAL, 1469.0, 0.815, 1, 32768};
   o->output = (workload_dist_t){WORKLOAD_DIST_LOGNORMAL, 13.0, 1.239, 1, 4096};
   o->block_size = 64;
-  /* Interactive: MLPerf's interactive targets. Agent turns carry long
-   * contexts but need fast decode. Batch only needs to finish. */
-  o->ttft_ms[INFS_CLASS_INTERACTIVE] = 450;
-  o->tpot_ms[INFS_CLASS_INTERACTIVE] = 40;
-  o->ttft_ms[INFS_CLASS_AGENT] = 2000;
-  o->tpot_ms[INFS_CLASS_AGENT] = 25;
-  o->ttft_ms[INFS_CLASS_BATCH] = 30000;
-  o->tpot_ms[INFS_CLASS_BATCH] = 200;
+  slo_defaults(o->slo);
 }
 
 static int check_dist(const char *what, const workload_dist_t *d, char *err,
@@ -357,8 +350,7 @@ void workload_begin_request(workload_t *w, workload_req_t *req,
   req->cls = cls;
   req->prompt_tokens = prompt_tokens;
   req->max_tokens = max_tokens;
-  req->ttft_ms = w->opts.ttft_ms[cls];
-  req->tpot_ms = w->opts.tpot_ms[cls];
+  req->slo = w->opts.slo[cls];
   req->session[0] = '\0';
 }
 
@@ -607,38 +599,6 @@ bad:
                        "expected N, fixed:N or "
                        "lognormal:MEDIAN:SIGMA[:MIN:MAX], got '%s'",
                        s);
-}
-
-static int slo_item(const char *name, const char *value, void *arg, char *err,
-                    size_t errlen) {
-  uint32_t(*t)[INFS_CLASS_COUNT] = arg;
-  infs_class_t c;
-  int rc = class_of(name, &c, err, errlen);
-  if (rc)
-    return rc;
-  const char *end;
-  uint32_t ttft, tpot;
-  if (parse_u32(value, &end, &ttft) || *end != ':' ||
-      parse_u32(end + 1, &end, &tpot) || *end)
-    return workload_errf(INFS_ECONFIG, err, errlen,
-                         "SLO of %s: expected TTFT_MS:TPOT_MS, got '%s'", name,
-                         value);
-  t[0][c] = ttft;
-  t[1][c] = tpot;
-  return 0;
-}
-
-int workload_parse_slo(const char *s, workload_opts_t *o, char *err,
-                       size_t errlen) {
-  uint32_t t[2][INFS_CLASS_COUNT];
-  memcpy(t[0], o->ttft_ms, sizeof t[0]);
-  memcpy(t[1], o->tpot_ms, sizeof t[1]);
-  int rc = each_item(s, slo_item, t, err, errlen);
-  if (rc)
-    return rc;
-  memcpy(o->ttft_ms, t[0], sizeof t[0]);
-  memcpy(o->tpot_ms, t[1], sizeof t[1]);
-  return 0;
 }
 
 int workload_parse_burst(const char *s, workload_burst_t *b, char *err,

@@ -11,6 +11,7 @@
 #define INFSCHED_WORKLOAD_H
 
 #include "infsched/types.h"
+#include "lib/slo.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -29,8 +30,7 @@ typedef struct workload_req {
   infs_class_t cls;
   uint32_t prompt_tokens;
   uint32_t max_tokens;
-  uint32_t ttft_ms; /* SLO targets sent with the request */
-  uint32_t tpot_ms;
+  slo_t slo; /* targets sent with the request */
   char session[WORKLOAD_SESSION_MAX]; /* "" outside sessions */
   const uint64_t *blocks; /* chained block hashes; owned by the workload and
                              valid until its next pop */
@@ -73,8 +73,7 @@ typedef struct workload_opts {
   uint32_t block_size;  /* tokens per hashed prompt block */
   double shared_prefix; /* fraction of each prompt (whole blocks) taken from
                            one prefix common to every request */
-  uint32_t ttft_ms[INFS_CLASS_COUNT]; /* SLO targets, by class */
-  uint32_t tpot_ms[INFS_CLASS_COUNT];
+  slo_t slo[INFS_CLASS_COUNT]; /* targets by class */
   workload_burst_t bursts[WORKLOAD_BURST_MAX]; /* poisson only */
   size_t n_bursts;
 } workload_opts_t;
@@ -284,10 +283,6 @@ int workload_parse_class_mix(const char *s, double mix[INFS_CLASS_COUNT],
 /* "N" or "fixed:N", or "lognormal:MEDIAN:SIGMA[:MIN:MAX]". */
 int workload_parse_dist(const char *s, workload_dist_t *d, char *err,
                         size_t errlen);
-/* "interactive=450:40,batch=30000:200": TTFT:TPOT ms for the named classes;
- * the others keep their values. */
-int workload_parse_slo(const char *s, workload_opts_t *o, char *err,
-                       size_t errlen);
 /* "AT:DURATION:FACTOR" in seconds, e.g. "30:10:4": four times the rate from
  * 30 s to 40 s. */
 int workload_parse_burst(const char *s, workload_burst_t *b, char *err,

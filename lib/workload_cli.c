@@ -92,9 +92,11 @@ void workload_cli_usage(FILE *out) {
       "  --block-size N        tokens per prompt block hash (64)\n"
       "  --shared-prefix F     fraction of each prompt shared by all "
       "requests (0)\n"
-      "  --slo LIST            TTFT:TPOT ms targets by class, e.g.\n"
-      "                        interactive=450:40,agent=2000:25,"
-      "batch=30000:200\n"
+      "  --slo LIST            targets by class, TTFT_MS[+MS_PER_1K]:TPOT_MS,\n"
+      "                        the TTFT target growing by MS_PER_1K per 1,000\n"
+      "                        uncached prompt tokens\n"
+      "                        (interactive=450+250:40,agent=2000+250:40,\n"
+      "                        batch=30000+250:200)\n"
       "  --record FILE         write the requests sent as a Mooncake trace,\n"
       "                        replayable with --workload mooncake:FILE\n"
       "\n"
@@ -208,8 +210,9 @@ int workload_cli_parse(workload_cli_t *c, int opt, const char *arg) {
     c->seen_prefix = true;
     break;
   case OPT_SLO:
-    if (workload_parse_slo(arg, wo, err, sizeof err))
+    if (slo_parse(arg, wo->slo, err, sizeof err))
       rc = cli_usage_error("--slo: %s", err);
+    c->seen_slo = true;
     break;
   case OPT_SESSIONS:
     rc = knob_flag(c, "--sessions", "sessions", arg);

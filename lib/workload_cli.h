@@ -39,6 +39,7 @@ typedef struct workload_cli {
   const char *mix; /* --class-mix as given: codex's turn mix */
   const char *record; /* --record: write the requests sent as a trace */
   bool seen_rate, seen_speedup, seen_sizes, seen_duration, seen_prefix;
+  bool seen_slo;
   workload_cli_knob_t knobs[WORKLOAD_CLI_KNOBS_MAX];
   size_t n_knobs;
 } workload_cli_t;

@@ -1,5 +1,6 @@
-/* A continuous-batching engine over the profile timing model (vLLM-style),
- * stepped by the caller's clock. The rules:
+/* A continuous-batching engine over the step-time model of model/step.h
+ * (vLLM's V1 scheduler and KV cache manager, in outline), stepped by the
+ * caller's clock. The rules:
  *
  * Steps. The engine runs one step at a time. A step's members and duration
  * are fixed when it starts; what it produces is reported at its end, and
@@ -7,49 +8,58 @@
  * engine starts a step when engine_advance reaches the first new arrival, so
  * requests submitted at the same instant start together.
  *
+ * Token budget. A step computes at most max_num_batched_tokens tokens:
+ * first one for every running sequence past its prefill (decode), then
+ * prefill chunks of the running sequences still prefilling, in admission
+ * order, then chunks of waiting requests admitted into the batch. The step
+ * is one forward pass over all of them, timed by the roofline of
+ * model/step.h (step_ms), rounded to microseconds and at least 1.
+ *
+ * SLO-aware prefill (profile slo_aware_prefill, after Sarathi-Serve). The
+ * step's prefill chunks are cut to what keeps it within the tightest
+ * tpot_target_ms of the sequences decoding in it (step_prefill_room); the
+ * first chunk of a step still gets one block, so prefills always progress.
+ *
  * Admission. Waiting requests join the running batch strictly in FIFO order
- * at step boundaries. The head is admitted when the batch has fewer than
- * max_batch sequences and KV has room for everything it must prefill plus
- * the token that prefill produces; otherwise nobody behind it is admitted
- * either, so a long prompt cannot be starved by short ones.
+ * at step boundaries, while the batch has fewer than max_batch sequences,
+ * budget is left and KV has the blocks for the head's first chunk;
+ * otherwise nobody behind it is admitted either, so a long prompt cannot be
+ * starved by short ones. Nobody is admitted in a step that preempted.
  *
- * KV. A running sequence holds KV for its context, prompt + tokens generated
- * so far. Room for the token a step will produce is taken when the step
- * starts (at admission for the prefill's token) and freed on completion.
+ * KV (paged). The pool holds kv_tokens / block_size blocks of block_size
+ * tokens. A sequence holds the blocks its computed tokens fill, allocated as
+ * the tokens are scheduled: a chunk's at the start of its step, a decode's
+ * token when it starts a new block. (A token is in KV once a step has fed
+ * it: the prompt, then each generated token but the last.) A block that
+ * fills is cached under its hash: the client's hash of that prompt block
+ * (each covers the whole prefix up to it), or, past the client's hashes and
+ * for generated tokens, a hash chained from the previous block's and the
+ * request's id, which only this request can hit again (after a
+ * preemption). Cached blocks are reference-counted: a prefix shared by many
+ * sequences is stored once. A block nobody uses goes to the free list,
+ * keeping its contents and hash, least recently freed first; a sequence's
+ * blocks are freed deepest first, so eviction trims prefixes from their
+ * tails. Taking a block from the free list evicts whatever it cached.
  *
- * A step (chunked prefill riding along with decode, as in vLLM and Sarathi):
- * every running sequence past its prefill decodes one token; sequences still
- * prefilling share a budget of max_num_batched_tokens prompt tokens, taken in admission
- * order. The step is one forward pass over all of them, timed by the
- * roofline of model/step.h: each decode adds one token behind its context,
- * each prefill piece n_i tokens behind the c_i already in KV, and
+ * Prefix hits. At admission the longest run of leading full blocks found in
+ * the cache is used as is (the free ones leave the free list), limited to
+ * the blocks before the last token, which is always computed to produce
+ * logits.
  *
- *   step_us = 1000 * step_ms(decodes + pieces)
+ * Preemption (vLLM's recompute mode). When a running sequence needs a block
+ * and the free list is empty, the most recently admitted running sequence
+ * is sent back to the head of the queue and its blocks freed, repeatedly,
+ * until the block is there (or the one that needed it is itself sent
+ * back). On readmission it prefills its prompt and the tokens it already
+ * generated again, as far as the cache does not hold them; the step that
+ * completes that prefill produces its next token, reported as TOKENS since
+ * the client has its first one. Tokens are never reported twice. The
+ * oldest sequence always fits alone (prompt + max_tokens <= max_context,
+ * which fits in the pool's whole blocks), so every admitted request
+ * finishes.
  *
- * rounded to microseconds and at least 1. The step that completes a prefill
- * produces that sequence's first token (FIRST_TOKEN); it decodes from the
- * next step on. So one request of P uncached prompt tokens and G output
- * tokens on an idle engine takes ceil(P / max_num_batched_tokens) prefill steps plus
- * G - 1 decode steps at batch 1.
- *
- * Preemption (vLLM's recompute mode). When a step's decode tokens do not fit
- * in KV, the most recently admitted sequence is sent back to the head of the
- * queue and its KV freed, repeatedly, until they fit. On readmission it
- * prefills its prompt and the tokens it already generated again (the prefix
- * cache may cover part of the prompt); the step that completes that prefill
- * produces its next token, reported as TOKENS since the client has its first
- * one. Tokens are never reported twice. The oldest sequence always fits
- * alone (prompt + max_tokens <= max_context <= kv_tokens), so every admitted
- * request finishes.
- *
- * Prefix cache. An LRU set of prompt block hashes, prefix_cache_blocks large.
- * At admission the longest run of the prompt's leading blocks found in the
- * cache is served from it (at most prompt - 1 tokens: the last one is always
- * computed to produce logits). A request's blocks are inserted when its
- * prefill completes. A prompt's blocks are touched deepest first, so its
- * first block becomes the most recently used and eviction trims prefixes
- * from their tails, as a radix-tree cache does. The cache models blocks kept
- * after their requests leave; it is separate from the KV accounting above.
+ * The step that completes a prefill produces that sequence's first token
+ * (FIRST_TOKEN); it decodes from the next step on.
  *
  * Events: FIRST_TOKEN or TOKENS with tokens = 1 for each sequence in each
  * step that produced a token (no coalescing), then DONE for a finished
@@ -57,8 +67,8 @@
  * in, the step's duration divided by its number of members (decoding and
  * prefilling sequences). queued_us runs from submit to the first admission;
  * cached_tokens counts the cache hits of the admission whose prefill gave the
- * first token. A cancelled sequence leaves at once and frees its KV, but the
- * running step keeps its planned length (the hardware is busy with it).
+ * first token. A cancelled sequence leaves at once and frees its blocks, but
+ * the running step keeps its planned length (the hardware is busy with it).
  */
 #include "model/engine.h"
 
@@ -82,14 +92,19 @@ typedef struct seq {
   uint32_t prompt;
   uint32_t max_tokens;
   uint32_t tpot_target_ms; /* 0: none */
-  uint64_t *blocks; /* owned copy of the full blocks' hashes */
-  uint32_t n_blocks;
+  /* Hashes of the sequence's full blocks: the client's first n_client,
+   * then chained ones, extended as blocks fill (or are looked up). */
+  uint64_t *hashes;
+  uint32_t n_hashes, hashes_cap, n_client;
+  uint32_t *table; /* KV blocks held, in token order */
+  uint32_t n_table, table_cap;
+  uint32_t n_sealed; /* leading blocks whose fill has been handled */
+  uint32_t tokens;   /* tokens in KV */
   seq_state_t state;
   uint32_t generated;
   uint32_t target; /* tokens to prefill: prompt, + generated after preemption */
   uint32_t filled; /* of target, in KV (cache hits included) */
   uint32_t cached; /* cache hits of the prefill that gave the first token */
-  uint32_t kv;     /* KV tokens held, including the current step's token */
   uint32_t step_fill; /* prompt tokens prefilled in the running step */
   bool step_decode;   /* decodes in the running step */
   bool admitted;      /* has been admitted at least once */
@@ -98,20 +113,15 @@ typedef struct seq {
   infs_time_t admitted_at;
   infs_time_t first_token_at;
   double busy_share_s;
-  /* The cache's LRU generation right after this sequence's lookup, and the
-   * block its run of hits starts with (NULL without hits): while the
-   * generation is unchanged that run is the LRU's tail, in touch order. */
-  uint64_t lru_gen;
-  struct cache_block *run_head;
-  uint32_t run_len;
   list_node_t queue; /* in engine.waiting while SEQ_WAITING */
 } seq_t;
 
-typedef struct cache_block {
+typedef struct kv_block {
   uint64_t hash;
-  uint64_t touched; /* engine.lru_gen its latest cache_touch gave it */
-  list_node_t lru;  /* in engine.lru, or in engine.free_blocks when unused */
-} cache_block_t;
+  uint32_t ref;     /* sequences holding it */
+  bool cached;      /* its hash is in engine.cache, pointing at it */
+  list_node_t free; /* in engine.free_list while ref == 0 */
+} kv_block_t;
 
 /* One net change since the last clear, in the order it happened. Per hash
  * the cache's ops alternate (insert only when absent, evict only when
@@ -152,8 +162,13 @@ struct engine {
   uint32_t n_waiting;
   seq_t **run; /* running batch in admission order, max_batch slots */
   uint32_t n_run;
-  uint64_t kv_used;
   uint64_t backlog; /* prompt tokens still to prefill, queue included */
+
+  kv_block_t *blocks; /* the KV pool */
+  uint32_t n_blocks;
+  uint32_t n_free;       /* blocks with ref == 0 */
+  list_node_t free_list; /* those, least recently freed first */
+  u64map_t cache;        /* block hash -> index in blocks */
 
   bool stepping;
   infs_time_t step_start;
@@ -164,14 +179,6 @@ struct engine {
   uint64_t generated;
   uint64_t preemptions;
 
-  cache_block_t *pool;     /* prefix_cache_blocks nodes, allocated once */
-  u64map_t cache;          /* block hash -> index in pool */
-  list_node_t lru;         /* cached blocks, least recently used first */
-  list_node_t free_blocks; /* pool nodes not in use */
-  uint64_t lru_gen;        /* bumped by every change to the LRU order */
-
-  VEC(cache_block_t *) hits; /* scratch for cache_lookup */
-
   VEC(engine_event_t) events;
   VEC(delta_op_t) delta_log;
   u64map_t delta_live; /* hash -> index in delta_log of its pending change */
@@ -179,10 +186,6 @@ struct engine {
   VEC(uint64_t) removed;
   size_t delta_compact_at;
 };
-
-/* How many blocks ahead the cache's loops fetch their table slots and
- * nodes: a prompt's blocks are hundreds of cache misses otherwise. */
-#define CACHE_AHEAD 8
 
 /* Dead ops are squeezed out when the log reaches twice its size after the
  * last squeeze (and at least this many ops), so an unread log stays within
@@ -208,6 +211,14 @@ static void *grow(void *v, size_t *cap, size_t need, size_t size) {
   return v;
 }
 
+/* grow() for a uint32_t-counted array. */
+static void *grow32(void *v, uint32_t *cap, size_t need, size_t size) {
+  size_t c = *cap;
+  v = grow(v, &c, need, size);
+  *cap = (uint32_t)c;
+  return v;
+}
+
 /* u64map wants well-mixed keys and callers' ids are often sequential.
  * Multiplying by an odd constant is a bijection: distinct ids stay
  * distinct. */
@@ -225,18 +236,7 @@ static seq_t *queue_head(const engine_t *e) {
                                  : list_entry(e->waiting.next, seq_t, queue);
 }
 
-/* ---- prefix cache ---------------------------------------------------- */
-
-static cache_block_t *cache_find(const engine_t *e, uint64_t hash) {
-  uint32_t i;
-  return u64map_get(&e->cache, hash, &i) ? &e->pool[i] : NULL;
-}
-
-static void cache_touch(engine_t *e, cache_block_t *b) {
-  list_remove(&b->lru);
-  list_push_back(&e->lru, &b->lru);
-  b->touched = ++e->lru_gen;
-}
+/* ---- cache delta ------------------------------------------------------- */
 
 /* Drops dead ops from the log, keeping the order, and re-points the map. */
 static void delta_compact(engine_t *e) {
@@ -270,89 +270,135 @@ static void delta_push(engine_t *e, uint64_t hash, bool add) {
   VEC_PUSH(e->delta_log, op);
 }
 
-/* Cached tokens at the head of s's prompt; touches the blocks it uses. */
-static uint32_t cache_lookup(engine_t *e, seq_t *s) {
-  uint32_t k = 0, n = s->n_blocks;
-  cache_block_t *b;
-  e->hits.n = 0;
-  for (uint32_t j = 0; j < n && j < CACHE_AHEAD; j++)
-    u64map_prefetch(&e->cache, s->blocks[j]);
-  while (k < n) {
-    if (k + CACHE_AHEAD < n)
-      u64map_prefetch(&e->cache, s->blocks[k + CACHE_AHEAD]);
-    if (!(b = cache_find(e, s->blocks[k])))
-      break;
-    VEC_PUSH(e->hits, b);
-    k++;
-  }
-  for (uint32_t j = k; j-- > 0;) {
-    if (j >= CACHE_AHEAD)
-      __builtin_prefetch(e->hits.v[j - CACHE_AHEAD], 1);
-    cache_touch(e, e->hits.v[j]);
-  }
-  s->lru_gen = e->lru_gen;
-  s->run_head = k ? e->hits.v[k - 1] : NULL;
-  s->run_len = k;
-  uint64_t tokens = (uint64_t)k * e->p.block_size;
-  return tokens < s->target ? (uint32_t)tokens : s->target - 1;
+/* ---- KV blocks ----------------------------------------------------------- */
+
+static uint32_t blocks_for(const engine_t *e, uint64_t tokens) {
+  return (uint32_t)((tokens + e->p.block_size - 1) / e->p.block_size);
 }
 
-/* Touches s's blocks deepest first, inserting the missing ones. Usually
- * nothing has touched the cache since s's lookup, so the blocks it hit are
- * still the LRU's tail in the order this would touch them again: then only
- * the blocks behind them need work, each placed in front of that run, which
- * leaves the same order. Evictions cannot reach the run when the prompt fits
- * in the cache, as each eviction takes an older block. */
-static void cache_insert(engine_t *e, const seq_t *s) {
-  if (!e->pool)
+/* splitmix64's finaliser: well mixed, for the hashes no client gave. */
+static uint64_t mix(uint64_t x) {
+  x ^= x >> 30;
+  x *= 0xbf58476d1ce4e5b9ull;
+  x ^= x >> 27;
+  x *= 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+/* The hash of s's block j. Past the client's hashes each chains the
+ * previous one with the request's id and the block's place, so that only
+ * this request can hit it again. */
+static uint64_t seq_hash(seq_t *s, uint32_t j) {
+  while (s->n_hashes <= j) {
+    uint32_t k = s->n_hashes;
+    uint64_t prev = k ? s->hashes[k - 1] : 0;
+    if (k == s->hashes_cap)
+      s->hashes = grow32(s->hashes, &s->hashes_cap, k + 1, sizeof *s->hashes);
+    s->hashes[k] = mix(prev ^ mix(s->id ^ mix(k + 1)));
+    s->n_hashes++;
+  }
+  return s->hashes[j];
+}
+
+/* Takes the block at the head of the free list, evicting what it cached. */
+static uint32_t block_take(engine_t *e) {
+  assert(e->n_free > 0);
+  kv_block_t *b = list_entry(e->free_list.next, kv_block_t, free);
+  list_remove(&b->free);
+  e->n_free--;
+  if (b->cached) {
+    u64map_del(&e->cache, b->hash);
+    delta_push(e, b->hash, false);
+    b->cached = false;
+  }
+  b->ref = 1;
+  return (uint32_t)(b - e->blocks);
+}
+
+/* One more holder of a cached block, which leaves the free list if it was
+ * there. */
+static void block_hold(engine_t *e, uint32_t i) {
+  kv_block_t *b = &e->blocks[i];
+  if (b->ref++ == 0) {
+    list_remove(&b->free);
+    e->n_free--;
+  }
+}
+
+/* One holder less. A block nobody holds goes to the free list: behind the
+ * others when it caches something (least recently freed is evicted first),
+ * in front when it does not, since reusing it loses nothing. */
+static void block_release(engine_t *e, uint32_t i) {
+  kv_block_t *b = &e->blocks[i];
+  assert(b->ref > 0);
+  if (--b->ref)
     return;
-  list_node_t *at = &e->lru; /* blocks go in front of it */
-  uint32_t done = 0;         /* leading blocks already in place */
-  if (s->run_head && s->lru_gen == e->lru_gen &&
-      s->n_blocks <= e->p.prefix_cache_blocks) {
-    at = &s->run_head->lru;
-    done = s->run_len;
-  }
-  for (uint32_t j = s->n_blocks; j-- > done;) {
-    if (j >= done + CACHE_AHEAD) {
-      u64map_prefetch(&e->cache, s->blocks[j - CACHE_AHEAD]);
-      u64map_prefetch(&e->delta_live, s->blocks[j - CACHE_AHEAD]);
-    }
-    cache_block_t *b = cache_find(e, s->blocks[j]);
-    if (b) {
-      /* A hash repeated within the prompt can name a block of the run,
-       * which its later touch would leave where it is. */
-      if (done && b->touched > s->lru_gen - done)
-        continue;
-      list_remove(&b->lru);
-      list_push_back(at, &b->lru);
+  if (b->cached)
+    list_push_back(&e->free_list, &b->free);
+  else
+    list_push_front(&e->free_list, &b->free);
+  e->n_free++;
+}
+
+/* Frees s's blocks, deepest first, so that eviction trims its prefix from
+ * the tail. */
+static void seq_release(engine_t *e, seq_t *s) {
+  for (uint32_t j = s->n_table; j-- > 0;)
+    block_release(e, s->table[j]);
+  s->n_table = 0;
+  s->n_sealed = 0;
+  s->tokens = 0;
+}
+
+static void table_push(seq_t *s, uint32_t block) {
+  if (s->n_table == s->table_cap)
+    s->table = grow32(s->table, &s->table_cap, s->n_table + 1, sizeof *s->table);
+  s->table[s->n_table++] = block;
+}
+
+/* Blocks s lacks to hold `tokens` tokens. */
+static uint32_t blocks_short(const engine_t *e, const seq_t *s,
+                             uint64_t tokens) {
+  uint32_t need = blocks_for(e, tokens);
+  return need > s->n_table ? need - s->n_table : 0;
+}
+
+static void seq_grow(engine_t *e, seq_t *s, uint64_t tokens) {
+  for (uint32_t k = blocks_short(e, s, tokens); k > 0; k--)
+    table_push(s, block_take(e));
+}
+
+/* Caches the blocks that s's tokens have filled since the last call. A
+ * hash another block already caches leaves this one uncached. */
+static void seq_seal(engine_t *e, seq_t *s) {
+  uint32_t full = s->tokens / e->p.block_size, other;
+  for (; s->n_sealed < full; s->n_sealed++) {
+    uint32_t i = s->table[s->n_sealed];
+    kv_block_t *b = &e->blocks[i];
+    if (b->cached)
+      continue; /* a prefix hit */
+    uint64_t h = seq_hash(s, s->n_sealed);
+    if (u64map_get(&e->cache, h, &other))
       continue;
-    }
-    if (list_empty(&e->free_blocks)) {
-      cache_block_t *old = list_entry(e->lru.next, cache_block_t, lru);
-      assert(&old->lru != at);
-      /* Evictions come in LRU order: fetch the node after the next victim,
-       * and the next victim's table slots. */
-      list_node_t *next = old->lru.next;
-      if (next != &e->lru) {
-        const cache_block_t *nb = list_entry(next, cache_block_t, lru);
-        __builtin_prefetch(next->next, 1);
-        u64map_prefetch(&e->cache, nb->hash);
-        u64map_prefetch(&e->delta_live, nb->hash);
-      }
-      list_remove(&old->lru);
-      u64map_del(&e->cache, old->hash);
-      delta_push(e, old->hash, false);
-      list_push_back(&e->free_blocks, &old->lru);
-    }
-    b = list_entry(e->free_blocks.next, cache_block_t, lru);
-    list_remove(&b->lru);
-    b->hash = s->blocks[j];
-    u64map_put(&e->cache, b->hash, (uint32_t)(b - e->pool));
-    list_push_back(at, &b->lru);
-    delta_push(e, b->hash, true);
+    b->hash = h;
+    b->cached = true;
+    u64map_put(&e->cache, h, i);
+    delta_push(e, h, true);
   }
-  e->lru_gen++;
+}
+
+/* Leading blocks of s's target in the cache, at most those before its
+ * last token (engine_hit_tokens); *free_hits counts the ones nobody
+ * holds. */
+static uint32_t cache_hits(engine_t *e, seq_t *s, uint32_t *free_hits) {
+  uint32_t bs = e->p.block_size, k = 0, i;
+  uint32_t most = engine_hit_tokens(s->target, UINT32_MAX, bs) / bs;
+  *free_hits = 0;
+  while (k < most && u64map_get(&e->cache, seq_hash(s, k), &i)) {
+    *free_hits += e->blocks[i].ref == 0;
+    k++;
+  }
+  return k;
 }
 
 /* ---- sequences --------------------------------------------------------- */
@@ -361,35 +407,18 @@ static void seq_free(engine_t *e, seq_t *s) {
   u64map_del(&e->by_id, id_key(s->id));
   e->seqs.v[s->slot] = NULL;
   VEC_PUSH(e->free, s->slot);
-  free(s->blocks);
+  free(s->hashes);
+  free(s->table);
   free(s);
 }
 
-static void admit(engine_t *e, seq_t *s, infs_time_t t) {
-  list_remove(&s->queue);
-  e->n_waiting--;
-  uint32_t cached = cache_lookup(e, s);
-  s->filled = cached;
-  e->backlog -= cached;
-  if (!s->first_sent)
-    s->cached = cached;
-  if (!s->admitted) {
-    s->admitted = true;
-    s->admitted_at = t;
-  }
-  s->kv = s->target + 1;
-  e->kv_used += s->kv;
-  s->state = SEQ_PREFILL;
-  e->run[e->n_run++] = s;
-}
-
-/* Sends the most recently admitted sequence back to the head of the queue. */
+/* Sends the most recently admitted sequence back to the head of the queue,
+ * its blocks freed (what they cache stays until evicted). */
 static void preempt_last(engine_t *e) {
   seq_t *s = e->run[--e->n_run];
-  e->kv_used -= s->kv;
-  s->kv = 0;
   if (s->state == SEQ_PREFILL)
     e->backlog -= s->target - s->filled;
+  seq_release(e, s);
   s->target = s->prompt + s->generated;
   s->filled = 0;
   e->backlog += s->target;
@@ -397,6 +426,23 @@ static void preempt_last(engine_t *e) {
   list_push_front(&e->waiting, &s->queue);
   e->n_waiting++;
   e->preemptions++;
+}
+
+/* Gives s the blocks to hold `tokens`, preempting from the tail of the
+ * batch while the free list is short. Returns false when s itself was
+ * preempted. */
+static bool grow_or_preempt(engine_t *e, seq_t *s, uint64_t tokens,
+                            bool *preempted) {
+  uint32_t short_of = blocks_short(e, s, tokens);
+  while (e->n_free < short_of) {
+    seq_t *victim = e->run[e->n_run - 1];
+    preempt_last(e);
+    *preempted = true;
+    if (victim == s)
+      return false;
+  }
+  seq_grow(e, s, tokens);
+  return true;
 }
 
 /* Adds one token to s; returns true when that was its last. */
@@ -421,7 +467,7 @@ static void finish(engine_t *e, seq_t *s, infs_time_t t) {
       .busy_share_s = s->busy_share_s,
   };
   VEC_PUSH(e->events, ev);
-  e->kv_used -= s->kv;
+  seq_release(e, s);
   seq_free(e, s);
 }
 
@@ -437,61 +483,111 @@ static infs_time_t round_us(double x) {
   return (infs_time_t)(t + (x - (double)t >= 0.5));
 }
 
-/* Starts the next step at t, or leaves the engine idle when nothing runs. */
-static void step_plan(engine_t *e, infs_time_t t) {
-  uint64_t growth = 0;
-  for (uint32_t i = 0; i < e->n_run; i++)
-    growth += e->run[i]->state == SEQ_DECODE;
-  while (e->kv_used + growth > e->p.kv_tokens) {
-    if (e->run[e->n_run - 1]->state == SEQ_DECODE)
-      growth--;
-    preempt_last(e);
-  }
-  seq_t *head;
-  while ((head = queue_head(e)) && e->n_run < e->p.max_batch &&
-         e->kv_used + growth + head->target + 1 <= e->p.kv_tokens)
-    admit(e, head, t);
+/* What a step is being planned with: its work so far, the token budget
+ * left for prefill chunks and the SLO cap on them. */
+typedef struct plan {
+  step_work_t work;
+  uint64_t budget;
+  double cap_ms;
+  bool chunked; /* a chunk is in the step already */
+} plan_t;
 
-  /* Decode tokens first, then prefill chunks in admission order, all from
-   * one budget (vLLM's scheduler). */
-  uint32_t budget = e->p.max_num_batched_tokens;
-  step_work_t work = {0};
-  double cap_ms = 0; /* the tightest TPOT target decoding, in SLO mode */
+/* The chunk s could add to the step: the first of a step gets at least a
+ * block, so that prefills progress under a target no step could meet. */
+static uint64_t chunk_room(const engine_t *e, const plan_t *pl, uint64_t n,
+                           uint64_t c) {
+  return step_prefill_room(&e->p, &pl->work, n, c, pl->budget, pl->cap_ms,
+                           pl->chunked ? 0 : e->p.block_size);
+}
+
+static void plan_chunk(plan_t *pl, seq_t *s, uint64_t n) {
+  step_add_prefill(&pl->work, n, s->filled);
+  s->step_fill = (uint32_t)n;
+  pl->budget -= n;
+  pl->chunked = true;
+}
+
+/* Admits the queue's head when its first chunk fits the step and KV;
+ * returns false when it does not (and nobody behind it may go first). */
+static bool admit_head(engine_t *e, plan_t *pl, infs_time_t t) {
+  seq_t *s = queue_head(e);
+  if (!s || e->n_run == e->p.max_batch || pl->budget == 0)
+    return false;
+  uint32_t free_hits, hits = cache_hits(e, s, &free_hits);
+  uint32_t hit_tokens = hits * e->p.block_size;
+  uint64_t n = chunk_room(e, pl, s->target - hit_tokens, hit_tokens);
+  if (n == 0 || blocks_for(e, hit_tokens + n) - hits > e->n_free - free_hits)
+    return false;
+
+  list_remove(&s->queue);
+  e->n_waiting--;
+  for (uint32_t j = 0; j < hits; j++) {
+    uint32_t i = 0;
+    int found = u64map_get(&e->cache, s->hashes[j], &i);
+    assert(found);
+    (void)found;
+    block_hold(e, i);
+    table_push(s, i);
+  }
+  s->n_sealed = hits;
+  s->tokens = s->filled = hit_tokens;
+  e->backlog -= hit_tokens;
+  if (!s->first_sent)
+    s->cached = hit_tokens;
+  if (!s->admitted) {
+    s->admitted = true;
+    s->admitted_at = t;
+  }
+  seq_grow(e, s, hit_tokens + n);
+  s->state = SEQ_PREFILL;
+  e->run[e->n_run++] = s;
+  plan_chunk(pl, s, n);
+  return true;
+}
+
+/* Starts the next step at t, or leaves the engine idle when nothing runs.
+ * Decode tokens come first in the budget; then chunks of the running
+ * sequences still prefilling, in admission order; then admissions. */
+static void step_plan(engine_t *e, infs_time_t t) {
+  plan_t pl = {.budget = e->p.max_num_batched_tokens};
   for (uint32_t i = 0; i < e->n_run; i++) {
     seq_t *s = e->run[i];
-    if (s->state != SEQ_DECODE || budget == 0)
+    if (s->state != SEQ_DECODE)
       continue;
-    step_add_decode(&work, s->kv);
-    s->kv++;
-    e->kv_used++;
-    s->step_decode = true;
-    budget--;
+    pl.budget--;
     if (e->p.slo_aware_prefill && s->tpot_target_ms &&
-        (cap_ms == 0 || s->tpot_target_ms < cap_ms))
-      cap_ms = s->tpot_target_ms;
+        (pl.cap_ms == 0 || s->tpot_target_ms < pl.cap_ms))
+      pl.cap_ms = s->tpot_target_ms;
   }
-  bool chunked = false;
-  for (uint32_t i = 0; i < e->n_run && budget > 0; i++) {
+  /* In admission order, so that whoever is preempted for room has not been
+   * planned yet. */
+  bool preempted = false;
+  for (uint32_t i = 0; i < e->n_run; i++) {
     seq_t *s = e->run[i];
-    if (s->state != SEQ_PREFILL)
+    if (s->state == SEQ_DECODE) {
+      if (!grow_or_preempt(e, s, s->tokens + 1, &preempted))
+        break;
+      step_add_decode(&pl.work, s->tokens);
+      s->step_decode = true;
       continue;
-    /* The first chunk of a step gets at least a block, so that prefills
-     * progress even under a target no step could meet. */
-    uint64_t n = step_prefill_room(&e->p, &work, s->target - s->filled,
-                                   s->filled, budget, cap_ms,
-                                   chunked ? 0 : e->p.block_size);
+    }
+    uint64_t n = pl.budget ? chunk_room(e, &pl, s->target - s->filled,
+                                        s->filled)
+                           : 0;
     if (n == 0)
+      continue;
+    if (!grow_or_preempt(e, s, s->filled + n, &preempted))
       break;
-    chunked = true;
-    step_add_prefill(&work, n, s->filled);
-    s->step_fill = (uint32_t)n;
-    budget -= (uint32_t)n;
+    plan_chunk(&pl, s, n);
   }
-  uint32_t members = work.seqs;
+  while (!preempted && admit_head(e, &pl, t))
+    ;
+
+  uint32_t members = pl.work.seqs;
   e->stepping = members > 0;
   if (!e->stepping)
     return;
-  infs_time_t dur = round_us(1000.0 * step_ms(&e->p, &work));
+  infs_time_t dur = round_us(1000.0 * step_ms(&e->p, &pl.work));
   e->step_start = t;
   e->step_end = t + (dur ? dur : 1);
   e->step_members = members;
@@ -514,12 +610,16 @@ static void step_finish(engine_t *e) {
     if (s->step_decode) {
       s->step_decode = false;
       s->busy_share_s += share;
+      s->tokens++;
+      seq_seal(e, s);
       last = produce(e, s, t, ENGINE_EV_TOKENS);
     } else if (s->step_fill) {
       s->busy_share_s += share;
       s->filled += s->step_fill;
+      s->tokens = s->filled;
       e->backlog -= s->step_fill;
       s->step_fill = 0;
+      seq_seal(e, s);
       if (s->filled == s->target) {
         engine_event_kind_t kind = ENGINE_EV_TOKENS;
         if (!s->first_sent) {
@@ -527,7 +627,6 @@ static void step_finish(engine_t *e) {
           s->first_token_at = t;
           kind = ENGINE_EV_FIRST_TOKEN;
         }
-        cache_insert(e, s);
         s->state = SEQ_DECODE;
         last = produce(e, s, t, kind);
       }
@@ -559,18 +658,12 @@ engine_t *engine_new(const infs_profile_t *p, infs_time_t now) {
   list_init(&e->waiting);
   e->run = xcalloc(copy.max_batch, sizeof *e->run);
   u64map_init(&e->cache);
-  list_init(&e->lru);
-  list_init(&e->free_blocks);
-  if (copy.prefix_cache_blocks) {
-    /* Line-aligned, so that no node straddles two cache lines. */
-    size_t size = copy.prefix_cache_blocks * sizeof *e->pool;
-    e->pool = aligned_alloc(64, (size + 63) / 64 * 64);
-    if (!e->pool)
-      abort();
-    memset(e->pool, 0, size);
-    for (uint32_t i = 0; i < copy.prefix_cache_blocks; i++)
-      list_push_back(&e->free_blocks, &e->pool[i].lru);
-  }
+  list_init(&e->free_list);
+  e->n_blocks = profile_kv_blocks(&copy);
+  e->blocks = xcalloc(e->n_blocks, sizeof *e->blocks);
+  for (uint32_t i = 0; i < e->n_blocks; i++)
+    list_push_back(&e->free_list, &e->blocks[i].free);
+  e->n_free = e->n_blocks;
   u64map_init(&e->delta_live);
   e->delta_compact_at = DELTA_COMPACT_MIN;
   return e;
@@ -582,7 +675,8 @@ void engine_destroy(engine_t **ep) {
     return;
   for (size_t i = 0; i < e->seqs.n; i++)
     if (e->seqs.v[i]) {
-      free(e->seqs.v[i]->blocks);
+      free(e->seqs.v[i]->hashes);
+      free(e->seqs.v[i]->table);
       free(e->seqs.v[i]);
     }
   free(e->seqs.v);
@@ -590,9 +684,8 @@ void engine_destroy(engine_t **ep) {
   u64map_free(&e->by_id);
   free(e->run);
   u64map_free(&e->cache);
-  free(e->pool);
+  free(e->blocks);
   free(e->events.v);
-  free(e->hits.v);
   free(e->delta_log.v);
   u64map_free(&e->delta_live);
   free(e->added.v);
@@ -646,10 +739,11 @@ int engine_submit(engine_t *e, infs_time_t now, const engine_request_t *r) {
   s->tpot_target_ms = r->tpot_target_ms;
   /* Only full blocks can be shared; a hash for a partial tail is ignored. */
   size_t full = r->prompt_tokens / e->p.block_size;
-  s->n_blocks = (uint32_t)(r->n_blocks < full ? r->n_blocks : full);
-  if (s->n_blocks) {
-    s->blocks = xcalloc(s->n_blocks, sizeof *s->blocks);
-    memcpy(s->blocks, r->blocks, s->n_blocks * sizeof *s->blocks);
+  s->n_client = (uint32_t)(r->n_blocks < full ? r->n_blocks : full);
+  if (s->n_client) {
+    s->hashes = grow32(NULL, &s->hashes_cap, s->n_client, sizeof *s->hashes);
+    memcpy(s->hashes, r->blocks, s->n_client * sizeof *s->hashes);
+    s->n_hashes = s->n_client;
   }
   s->state = SEQ_WAITING;
   s->target = s->prompt;
@@ -687,7 +781,7 @@ int engine_cancel(engine_t *e, infs_time_t now, uint64_t id) {
       i++;
     memmove(&e->run[i], &e->run[i + 1], (e->n_run - i - 1) * sizeof *e->run);
     e->n_run--;
-    e->kv_used -= s->kv;
+    seq_release(e, s);
     if (s->state == SEQ_PREFILL)
       e->backlog -= s->target - s->filled;
   }
@@ -715,8 +809,8 @@ void engine_load(const engine_t *e, infs_time_t now, engine_load_t *out) {
   *out = (engine_load_t){
       .queued = e->n_waiting,
       .running = e->n_run,
-      .kv_used = e->kv_used,
-      .kv_total = e->p.kv_tokens,
+      .kv_used = (uint64_t)(e->n_blocks - e->n_free) * e->p.block_size,
+      .kv_total = (uint64_t)e->n_blocks * e->p.block_size,
       .prefill_backlog_tokens = e->backlog,
       .busy_s = (double)busy / 1e6,
       .generated_tokens = e->generated,
@@ -760,8 +854,22 @@ void engine_cache_delta_clear(engine_t *e) {
 
 size_t engine_cache_snapshot(const engine_t *e, uint64_t *out, size_t cap) {
   size_t i = 0;
-  for (const list_node_t *n = e->lru.next; n != &e->lru; n = n->next, i++)
+  for (const list_node_t *n = e->free_list.next; n != &e->free_list;
+       n = n->next) {
+    const kv_block_t *b = list_entry(n, const kv_block_t, free);
+    if (!b->cached)
+      continue;
     if (i < cap)
-      out[i] = list_entry(n, const cache_block_t, lru)->hash;
+      out[i] = b->hash;
+    i++;
+  }
+  for (uint32_t k = 0; k < e->n_blocks; k++) {
+    const kv_block_t *b = &e->blocks[k];
+    if (!b->cached || b->ref == 0)
+      continue;
+    if (i < cap)
+      out[i] = b->hash;
+    i++;
+  }
   return i;
 }

@@ -1,8 +1,9 @@
-/* A continuous-batching inference engine over the profile timing model.
+/* A continuous-batching inference engine over the step-time model of
+ * model/step.h, with paged KV and a prefix cache in its free blocks.
  * Pure: no I/O and no clock; every call takes the current time. The sim
  * backend steps it in real time, the simulator in virtual time. The rules
- * (admission, chunked prefill, preemption, prefix cache) are at the top of
- * engine.c. */
+ * (token budget, admission, KV blocks, preemption, prefix cache) are at the
+ * top of engine.c. */
 #ifndef INFSCHED_ENGINE_H
 #define INFSCHED_ENGINE_H
 
@@ -50,13 +51,23 @@ typedef struct engine_event {
 typedef struct engine_load {
   uint32_t queued;
   uint32_t running;
-  uint64_t kv_used;
-  uint64_t kv_total;
+  uint64_t kv_used;  /* tokens in the blocks sequences hold (a shared
+                        prefix once) */
+  uint64_t kv_total; /* tokens in the pool's whole blocks */
   uint64_t prefill_backlog_tokens;
   double busy_s; /* total time with work, since creation */
   uint64_t generated_tokens;
   uint64_t preemptions; /* sequences sent back to the queue, since creation */
 } engine_load_t;
+
+/* Prompt tokens a prefix hit of `blocks` leading blocks serves: the whole
+ * blocks before the prompt's last token, which is always computed to give
+ * logits. The engine and the core's predictor both count hits so. */
+static inline uint32_t engine_hit_tokens(uint32_t prompt, uint32_t blocks,
+                                         uint32_t block_size) {
+  uint32_t most = prompt ? (prompt - 1) / block_size : 0;
+  return (blocks < most ? blocks : most) * block_size;
+}
 
 /* Returns an engine over a copy of the profile, or NULL on bad profile. */
 engine_t *engine_new(const infs_profile_t *p, infs_time_t now);
@@ -88,7 +99,8 @@ void engine_events_clear(engine_t *e);
 /* Current load; busy_s counts the running step up to now. */
 void engine_load(const engine_t *e, infs_time_t now, engine_load_t *out);
 
-/* Prefix-cache changes since the last clear (hashes inserted and evicted),
+/* Prefix-cache changes since the last clear (hashes of blocks cached as
+ * they filled, and of cached blocks evicted for reuse),
  * net: a hash inserted and evicted again in between is in neither list.
  * Arrays are borrowed until the next call into the engine. Clear after each
  * read, or the changes pile up (bounded by the net change). */
@@ -96,8 +108,9 @@ void engine_cache_delta(engine_t *e, const uint64_t **added, size_t *n_added,
                         const uint64_t **removed, size_t *n_removed);
 void engine_cache_delta_clear(engine_t *e);
 
-/* Copies up to cap cached hashes, least recently used first, into out (a
- * full summary, e.g. after registering again). Returns how many are cached. */
+/* Copies up to cap cached hashes into out (a full summary, e.g. after
+ * registering again): the free blocks' in eviction order, then those in use.
+ * Returns how many are cached. */
 size_t engine_cache_snapshot(const engine_t *e, uint64_t *out, size_t cap);
 
 #endif

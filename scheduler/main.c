@@ -10,8 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define EXIT_STARTUP 3
-
 typedef struct app {
   uv_loop_t loop;
   uv_signal_t sigint;
@@ -98,7 +96,7 @@ int main(int argc, char **argv) {
     log_error("%s", err);
     uv_run(&app.loop, UV_RUN_DEFAULT); /* let closed handles finish */
     uv_loop_close(&app.loop);
-    return EXIT_STARTUP;
+    return cli_start_status(rc);
   }
   uv_signal_init(&app.loop, &app.sigint);
   uv_signal_init(&app.loop, &app.sigterm);

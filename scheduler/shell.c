@@ -5,6 +5,7 @@
 #include "lib/wire.h"
 #include "lib/wire_arena.h"
 #include "lib/zwatch.h"
+#include "model/slo_check.h"
 #include "scheduler/core/core_wire.h"
 #include "scheduler/http/metrics.h"
 #include "scheduler/status.h"
@@ -41,6 +42,7 @@ struct shell {
   size_t in_frame_len;
   infs_time_t started;
   uint32_t heartbeat_ms;
+  slo_t slo[INFS_CLASS_COUNT]; /* class defaults, checked on registration */
   uint64_t bad_messages;
   uint64_t send_failures;
   log_limit_t bad_log;
@@ -242,16 +244,20 @@ static void on_client_message(shell_t *s, infs_time_t now,
 }
 
 /* A flood of registrations must not flood the log: a pool's start passes,
- * the rest is counted. */
+ * the rest is counted. A repeated Register (registrations did not move from
+ * before) is answered and not news. */
 static void log_register(shell_t *s, infs_time_t now,
-                         const Infsched__Register *m) {
+                         const Infsched__Register *m, uint64_t before) {
+  size_t n_acts;
+  const core_action_t *a = core_actions(s->core, &n_acts);
+  bool refused = n_acts && a[n_acts - 1].kind == CORE_ACT_WORKER_ERROR;
+  if (!refused && core_stats(s->core)->registrations == before)
+    return;
   uint64_t n = log_limit_burst(&s->register_log, now, INFS_US_PER_S, 64);
   if (!n)
     return;
-  size_t n_acts;
-  const core_action_t *a = core_actions(s->core, &n_acts);
   const char *held = n > 1 ? " after more registrations not logged" : "";
-  if (n_acts && a[n_acts - 1].kind == CORE_ACT_WORKER_ERROR) {
+  if (refused) {
     log_warn("worker %s refused: %s%s", m->worker_id ? m->worker_id : "",
              a[n_acts - 1].message, held);
     return;
@@ -261,6 +267,10 @@ static void log_register(shell_t *s, infs_time_t now,
   log_info("worker %s registered (%s, %s, capacity %u)%s", m->worker_id,
            profile.name, infs_worker_class_name(profile.cls), m->capacity,
            held);
+  /* The worker still serves; its requests of that class will miss. */
+  char why[400];
+  if (slo_check_profile(s->slo, &profile, why, sizeof why))
+    log_warn("worker %s: --slo: %s", m->worker_id ? m->worker_id : "", why);
 }
 
 static void on_worker_message(shell_t *s, infs_time_t now,
@@ -271,12 +281,13 @@ static void on_worker_message(shell_t *s, infs_time_t now,
   else if (env->body_case == INFSCHED__ENVELOPE__BODY_DONE)
     s->in_body = env->done;
   char why[96];
+  uint64_t registrations = core_stats(s->core)->registrations;
   int rc = core_wire_feed_worker(s->core, now, peer, env, why, sizeof why);
   if (rc == CORE_WIRE_BAD)
     bad_input(s, s->workers, peer, INFSCHED__ERROR_CODE__ERROR_BAD_REQUEST,
               why);
   else if (env->body_case == INFSCHED__ENVELOPE__BODY_REGISTER)
-    log_register(s, now, env->register_);
+    log_register(s, now, env->register_, registrations);
 }
 
 /* Drains one socket; called by zwatch while it is readable. */
@@ -384,6 +395,7 @@ int shell_start(uv_loop_t *loop, const shell_config_t *cfg, shell_t **out,
   s->loop = loop;
   s->started = now_us();
   s->heartbeat_ms = (uint32_t)(cfg->core.heartbeat_interval / INFS_US_PER_MS);
+  memcpy(s->slo, cfg->core.slo, sizeof s->slo);
   s->arena = wire_arena_new();
   if (!s->arena) {
     free(s);

@@ -13,8 +13,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define EXIT_STARTUP 3
-
 typedef struct options {
   worker_config_t cfg;
   const char *profile_name;
@@ -132,13 +130,13 @@ int main(int argc, char **argv) {
   profile_set_t *profiles = NULL;
   if (profile_set_load(o.profiles_path, &profiles, err, sizeof err)) {
     log_error("%s", err);
-    return EXIT_STARTUP;
+    return CLI_EXIT_USAGE;
   }
   const infs_profile_t *profile = profile_set_find(profiles, o.profile_name);
   if (!profile) {
     log_error("unknown profile '%s' in %s", o.profile_name, o.profiles_path);
     profile_set_destroy(&profiles);
-    return EXIT_STARTUP;
+    return CLI_EXIT_USAGE;
   }
   o.cfg.profile = profile;
   if (!o.cfg.capacity)
@@ -148,7 +146,7 @@ int main(int argc, char **argv) {
   if (!o.cfg.backend) {
     log_error("%s", err);
     profile_set_destroy(&profiles);
-    return EXIT_STARTUP;
+    return CLI_EXIT_USAGE;
   }
   o.cfg.backend_name = o.cfg.backend->name;
 
@@ -160,7 +158,7 @@ int main(int argc, char **argv) {
     uv_run(&app.loop, UV_RUN_DEFAULT); /* let closed handles finish */
     uv_loop_close(&app.loop);
     profile_set_destroy(&profiles);
-    return EXIT_STARTUP;
+    return cli_start_status(rc);
   }
   uv_signal_init(&app.loop, &app.sigint);
   uv_signal_init(&app.loop, &app.sigterm);

@@ -101,7 +101,9 @@ typedef struct infs_backend_ops {
   uint32_t abi;             /* INFS_BACKEND_ABI */
   const char *name;
   /* Starts a backend. args is the text after "NAME:" on the command line
-   * (or NULL). Returns 0, or a negative code with a reason in err. */
+   * (or NULL). Returns 0, or a negative code with a reason in err:
+   * INFS_ECONFIG when args are wrong (the worker exits 2, a usage error),
+   * any other when it cannot start (exit 3). */
   int (*create)(const infs_backend_host_t *host, const char *args,
                 void **state, char *err, size_t errlen);
   /* Takes a request. Returns 0, or a negative code when it refuses it at

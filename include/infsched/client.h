@@ -20,7 +20,8 @@ typedef struct client_request {
   uint32_t prompt_tokens;
   uint32_t max_tokens;
   infs_class_t cls;
-  uint32_t ttft_ms; /* 0: the scheduler's class default */
+  uint32_t ttft_ms; /* 0: the scheduler's class default (lib/slo.h) */
+  uint32_t ttft_ms_per_ktok;
   uint32_t tpot_ms;
   const char *session;    /* NULL or "" outside sessions */
   const uint64_t *blocks; /* prompt block hashes */

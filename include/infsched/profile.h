@@ -35,10 +35,11 @@ typedef struct infs_profile {
   double per_seq_ms;         /* cost of every sequence in a step (sampling,
                                 scheduling, small kernels) */
   uint32_t max_batch;
-  uint32_t kv_tokens;   /* KV-cache capacity in tokens */
+  uint32_t kv_tokens;   /* KV-cache capacity in tokens; the pool is
+                           kv_tokens / block_size whole blocks, which also
+                           hold the prefix cache */
   uint32_t max_context; /* prompt + output tokens of one sequence */
-  uint32_t prefix_cache_blocks;
-  uint32_t block_size;    /* tokens per prefix-cache block */
+  uint32_t block_size;  /* tokens per KV block (and per prompt hash) */
   /* Tokens one step computes, decode tokens and prefill chunks together
    * (vLLM's max_num_batched_tokens); at least max_batch. */
   uint32_t max_num_batched_tokens;
@@ -48,6 +49,11 @@ typedef struct infs_profile {
   double usd_per_mtok_in; /* per-token billing of hosted APIs, else 0 */
   double usd_per_mtok_out;
 } infs_profile_t;
+
+/* Blocks in the KV pool: cached prefixes live in its free part. */
+static inline uint32_t profile_kv_blocks(const infs_profile_t *p) {
+  return p->block_size ? p->kv_tokens / p->block_size : 0;
+}
 
 /* Checks that a profile's values make sense (positive rates and sizes,
  * max_context <= kv_tokens, ...). Returns 0, or INFS_ECONFIG with the

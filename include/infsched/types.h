@@ -35,7 +35,9 @@ typedef struct infs_request {
   uint32_t prompt_tokens;
   uint32_t max_tokens;
   infs_class_t cls;
-  uint32_t ttft_ms; /* latency targets; 0 before the scheduler sets them */
+  uint32_t ttft_ms; /* latency targets (lib/slo.h); 0 before the scheduler
+                       sets them */
+  uint32_t ttft_ms_per_ktok; /* TTFT allowance per 1,000 uncached tokens */
   uint32_t tpot_ms;
   const char *session;
   const uint64_t *blocks; /* hashes of the prompt's token blocks */

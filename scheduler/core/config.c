@@ -3,7 +3,6 @@
 #include "scheduler/core/core.h"
 
 #include "infsched/errors.h"
-#include "lib/workload.h"
 #include "model/cost.h"
 
 #include <math.h>
@@ -12,8 +11,6 @@
 #include <string.h>
 
 void core_config_defaults(core_config_t *c) {
-  static const uint32_t ttft[INFS_CLASS_COUNT] = {450, 2000, 30000};
-  static const uint32_t tpot[INFS_CLASS_COUNT] = {40, 25, 200};
   static const double weight[INFS_CLASS_COUNT] = {2.0, 1.0, 0.0};
   memset(c, 0, sizeof *c);
   c->policy = "least_loaded";
@@ -24,10 +21,9 @@ void core_config_defaults(core_config_t *c) {
   c->progress_timeout = 10 * INFS_US_PER_S;
   for (int i = 0; i < INFS_CLASS_COUNT; i++) {
     c->queue_limit[i] = 10000;
-    c->ttft_ms[i] = ttft[i];
-    c->tpot_ms[i] = tpot[i];
     c->latency_weight[i] = weight[i];
   }
+  slo_defaults(c->slo);
   /* SGLang's cache-aware router (sgl-model-gateway's cache_threshold,
    * balance_abs_threshold, balance_rel_threshold). */
   c->cache_match_threshold = 0.3;
@@ -47,25 +43,6 @@ void core_config_defaults(core_config_t *c) {
   c->score_prefix_weight = 3.0;
   c->kwh_usd = COST_DEFAULT_KWH_USD;
   c->max_open_bytes = (size_t)1 << 30;
-}
-
-int core_config_set_slo(core_config_t *c, const char *list, char *err,
-                        size_t errlen) {
-  workload_opts_t o;
-  memset(&o, 0, sizeof o);
-  memcpy(o.ttft_ms, c->ttft_ms, sizeof o.ttft_ms);
-  memcpy(o.tpot_ms, c->tpot_ms, sizeof o.tpot_ms);
-  if (workload_parse_slo(list, &o, err, errlen))
-    return INFS_ECONFIG;
-  for (int i = 0; i < INFS_CLASS_COUNT; i++)
-    if (o.ttft_ms[i] == 0 || o.tpot_ms[i] == 0) {
-      snprintf(err, errlen, "SLO of %s: targets must be at least 1 ms",
-               infs_class_name((infs_class_t)i));
-      return INFS_ECONFIG;
-    }
-  memcpy(c->ttft_ms, o.ttft_ms, sizeof o.ttft_ms);
-  memcpy(c->tpot_ms, o.tpot_ms, sizeof o.tpot_ms);
-  return 0;
 }
 
 int core_config_set_latency_weight(core_config_t *c, const char *list,

@@ -300,8 +300,7 @@ static void record(core_t *c, policy_ctx_t *x, long chosen) {
   d->cls = s->cls;
   d->outcome = x->outcome;
   d->placed = chosen >= 0;
-  d->ttft_ms = s->ttft_ms;
-  d->tpot_ms = s->tpot_ms;
+  d->slo = slo_of_request(s);
   d->blocks = (uint32_t)s->n_blocks;
   d->candidates = x->n;
   /* The chosen worker first, then the policy's best offers. */
@@ -330,6 +329,7 @@ static void record(core_t *c, policy_ctx_t *x, long chosen) {
     sc->outstanding = registry_hot(&c->reg, w)->outstanding;
     sc->ttft_ms = p.ttft_ms;
     sc->tpot_ms = p.tpot_ms;
+    sc->ttft_target_ms = policy_targets(x, &p).ttft_ms;
     sc->cost_usd = p.cost_usd;
   }
 }
@@ -578,10 +578,14 @@ void core_on_submit(core_t *c, infs_time_t now, const core_peer_t *client,
       c->stats.rejected_context++;
     return;
   }
-  if (!s.ttft_ms)
-    s.ttft_ms = c->cfg.ttft_ms[s.cls];
+  /* A TTFT target of the request's own is absolute unless it brings an
+   * allowance too. */
+  if (!s.ttft_ms) {
+    s.ttft_ms = c->cfg.slo[s.cls].ttft_ms;
+    s.ttft_ms_per_ktok = c->cfg.slo[s.cls].ttft_ms_per_ktok;
+  }
   if (!s.tpot_ms)
-    s.tpot_ms = c->cfg.tpot_ms[s.cls];
+    s.tpot_ms = c->cfg.slo[s.cls].tpot_ms;
   if (c->reqs.bytes + requests_size(&s) > c->cfg.max_open_bytes) {
     core_action_t *a = emit_error(
         c, CORE_ACT_ERROR, client, s.id,
@@ -715,6 +719,15 @@ static int valid_info(const core_worker_info_t *in, char *why, size_t len) {
   return -1;
 }
 
+/* Whether info describes w as it registered. */
+static bool same_registration(const core_t *c, const core_worker_t *w,
+                              const core_worker_info_t *info) {
+  return strcmp(w->id, info->worker_id) == 0 &&
+         strcmp(w->model, info->model ? info->model : "") == 0 &&
+         strcmp(w->profile.name, info->profile->name) == 0 &&
+         registry_hot(&c->reg, w)->capacity == info->capacity;
+}
+
 void core_on_register(core_t *c, infs_time_t now, const core_peer_t *peer,
                       const core_worker_info_t *info) {
   char why[CORE_MESSAGE_MAX];
@@ -724,6 +737,13 @@ void core_on_register(core_t *c, infs_time_t now, const core_peer_t *peer,
     return;
   }
   core_worker_t *old = registry_find_peer(&c->reg, peer);
+  if (old && same_registration(c, old, info)) {
+    /* A Register repeated before the first was answered: a worker started
+     * before its scheduler has queued one a second, and they all arrive
+     * at once. Answer it again; the worker and its requests stay. */
+    emit(c, CORE_ACT_REGISTERED, &old->peer, 0);
+    return;
+  }
   if (old)
     lose_worker(c, old, "registered again");
   old = registry_find_id(&c->reg, info->worker_id);
@@ -738,6 +758,7 @@ void core_on_register(core_t *c, infs_time_t now, const core_peer_t *peer,
   }
   prefix_reserve_workers(&c->prefix, c->reg.cap);
   c->room_events++;
+  c->stats.registrations++;
   emit(c, CORE_ACT_REGISTERED, &w->peer, 0);
   drain_queues(c, now, false);
 }
@@ -777,7 +798,7 @@ static void update_cache(core_t *c, core_worker_t *w, const core_load_t *l) {
     if (i + CACHE_AHEAD < n_add)
       prefix_prefetch(&c->prefix, add[i + CACHE_AHEAD]);
     if (prefix_add(&c->prefix, w->index, add[i],
-                   w->profile.prefix_cache_blocks) < 0)
+                   profile_kv_blocks(&w->profile)) < 0)
       c->stats.cache_adds_dropped++;
   }
 }

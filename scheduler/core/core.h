@@ -8,6 +8,7 @@
 
 #include "infsched/profile.h"
 #include "infsched/types.h"
+#include "lib/slo.h"
 
 #include <stdbool.h>
 
@@ -39,8 +40,7 @@ typedef struct core_config {
    * its predicted TTFT, and at least progress_timeout, is taken back:
    * dispatched elsewhere before its first token, failed after. */
   infs_time_t progress_timeout;
-  uint32_t ttft_ms[INFS_CLASS_COUNT]; /* default SLOs per class */
-  uint32_t tpot_ms[INFS_CLASS_COUNT];
+  slo_t slo[INFS_CLASS_COUNT]; /* for requests that carry none */
   /* balanced: how much latency weighs against cost, per class. A worker's
    * score is its marginal cost times (1 + weight * the share of the SLO its
    * predicted latency uses); 0 takes the cheapest worker meeting the SLO. */
@@ -74,11 +74,6 @@ typedef struct core_config {
 } core_config_t;
 
 void core_config_defaults(core_config_t *c);
-/* Sets default SLOs from "interactive=450:40,agent=2000:25,batch=30000:200"
- * (TTFT_MS:TPOT_MS, both >= 1; classes not named keep theirs). Returns 0,
- * or INFS_ECONFIG with the reason in err and c unchanged. */
-int core_config_set_slo(core_config_t *c, const char *list, char *err,
-                        size_t errlen);
 /* Sets latency_weight from "interactive=2,agent=1,batch=0" (each >= 0). */
 int core_config_set_latency_weight(core_config_t *c, const char *list,
                                    char *err, size_t errlen);
@@ -196,6 +191,7 @@ typedef struct core_stats {
   uint64_t rejected;
   uint64_t cancelled;
   uint64_t workers_lost;
+  uint64_t registrations;     /* accepted, not counting repeats */
   uint64_t progress_timeouts; /* requests taken back for want of progress */
   uint64_t stale_messages; /* chunks/dones for requests no longer open */
   uint64_t unknown_worker_messages;
@@ -210,7 +206,7 @@ typedef struct core_stats {
   uint64_t session_kept;         /* went to the worker holding the session */
   uint64_t session_moved;        /* went elsewhere (load, SLO or lost) */
   uint64_t cache_adds_dropped;   /* reported blocks beyond a worker's
-                                    prefix_cache_blocks */
+                                    KV pool (kv_tokens / block_size) */
   /* Requests put to the placement step, placed or not: a queued request
    * is tried again when a request ends or a worker registers, and one the
    * policy deferred also on other messages, at most 64 times per
@@ -281,6 +277,8 @@ typedef struct core_score {
   uint32_t outstanding;
   double ttft_ms; /* predicted */
   double tpot_ms;
+  double ttft_target_ms; /* the request's TTFT target there (its uncached
+                            tokens depend on the worker's cache) */
   double cost_usd;
 } core_score_t;
 
@@ -289,8 +287,7 @@ typedef struct core_decision {
   infs_class_t cls;
   core_outcome_t outcome;
   bool placed;      /* scores[0] is the chosen worker */
-  uint32_t ttft_ms; /* the request's SLO */
-  uint32_t tpot_ms;
+  slo_t slo;         /* the request's */
   uint32_t blocks;   /* prompt blocks */
   size_t candidates; /* workers that passed the hard constraints */
   size_t n_scores;

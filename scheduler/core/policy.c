@@ -23,8 +23,8 @@ uint32_t policy_tightest_tpot(const core_config_t *cfg, const core_worker_t *w,
                               infs_class_t cls) {
   uint32_t t = UINT32_MAX;
   for (int k = 0; k <= (int)cls; k++)
-    if (w->n_cls[k] && cfg->tpot_ms[k] < t)
-      t = cfg->tpot_ms[k];
+    if (w->n_cls[k] && cfg->slo[k].tpot_ms < t)
+      t = cfg->slo[k].tpot_ms;
   return t;
 }
 
@@ -52,6 +52,15 @@ void policy_predict(const policy_ctx_t *x, size_t cand, prediction_t *out) {
       .cached_blocks = policy_cached_blocks(x, cand),
   };
   predictor_estimate(&pw, &pr, x->cfg->kwh_usd, out);
+}
+
+slo_targets_t policy_targets(const policy_ctx_t *x, const prediction_t *p) {
+  const core_request_t *s = &x->r->spec;
+  slo_t slo = slo_of_request(s);
+  uint32_t uncached = s->prompt_tokens > p->cached_tokens
+                          ? s->prompt_tokens - p->cached_tokens
+                          : 0;
+  return slo_targets(&slo, uncached);
 }
 
 uint64_t policy_random(uint64_t *s) {

@@ -86,6 +86,9 @@ static inline bool policy_less_loaded(const policy_ctx_t *x, size_t a,
 }
 
 void policy_predict(const policy_ctx_t *x, size_t cand, prediction_t *out);
+/* The request's targets on the candidate p was predicted for: its TTFT
+ * target counts only the prompt tokens not cached there. */
+slo_targets_t policy_targets(const policy_ctx_t *x, const prediction_t *p);
 
 /* The tightest TPOT target among the classes with requests at w that are
  * as urgent as cls or more; UINT32_MAX when there are none. */

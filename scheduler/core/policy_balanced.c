@@ -8,6 +8,8 @@
  * for whatever the policy, so only time that other requests could have
  * used costs anything), and
  *   use   = max(ttft / ttft_slo, tpot / tpot_slo)   (<= 1: SLO met)
+ * where ttft_slo is the request's target for the prompt tokens not cached
+ * on that candidate (slo_targets), so a cache hit also buys a tighter one.
  *   score = opportunity cost * (1 + latency_weight[class] * use)
  * A candidate is ok when it meets the SLO and the decode steps of those
  * already decoding there, stretched by this request's prefill, stay within
@@ -56,14 +58,17 @@ static int bal_pick(void *state, policy_ctx_t *x) {
   double weight = x->cfg->latency_weight[s->cls];
   long best = -1, fastest = -1, patient = -1, steady = -1;
   double best_score = 0, fastest_use = 0, patient_ttft = 0, steady_use = 0;
+  double patient_target = 0;
   for (size_t k = 0; k < n; k++) {
     size_t i = pool[k];
     const core_worker_t *w = x->workers[x->cands[i]];
     prediction_t p;
     policy_predict(x, i, &p);
-    double use = predictor_slo_use(&p, s->ttft_ms, s->tpot_ms);
+    slo_targets_t t = policy_targets(x, &p);
+    double use = predictor_slo_use(&p, &t);
     double score = p.opportunity_usd * (1 + weight * use);
-    bool meets = p.ttft_ms <= s->ttft_ms && p.tpot_ms <= s->tpot_ms;
+    bool meets = (!t.ttft_ms || p.ttft_ms <= t.ttft_ms) &&
+                 (!t.tpot_ms || p.tpot_ms <= t.tpot_ms);
     bool harms = p.others_tpot_ms > policy_tightest_tpot(x->cfg, w, s->cls);
     policy_offer(x, i, score, meets && !harms);
     if (meets && !harms && (best < 0 || score < best_score)) {
@@ -73,8 +78,9 @@ static int bal_pick(void *state, policy_ctx_t *x) {
     if (meets && harms && (patient < 0 || p.ttft_ms < patient_ttft)) {
       patient = (long)i;
       patient_ttft = p.ttft_ms;
+      patient_target = t.ttft_ms;
     }
-    if (p.tpot_ms <= s->tpot_ms && !harms && (steady < 0 || use < steady_use)) {
+    if ((!t.tpot_ms || p.tpot_ms <= t.tpot_ms) && !harms && (steady < 0 || use < steady_use)) {
       steady = (long)i;
       steady_use = use;
     }
@@ -89,7 +95,7 @@ static int bal_pick(void *state, policy_ctx_t *x) {
   }
   if (patient >= 0) {
     double waited_ms = (double)(x->now - x->r->arrived) / INFS_US_PER_MS;
-    if (waited_ms + patient_ttft < s->ttft_ms / 2.0) {
+    if (waited_ms + patient_ttft < patient_target / 2.0) {
       x->outcome = CORE_OUTCOME_DEFERRED;
       return -1;
     }

@@ -39,13 +39,14 @@
  *
  * where prefill_load is the uncached prompt tokens per second sent to the
  * worker lately over its compute-bound prefill rate (step_prefill_tps),
- * cached = cached_blocks * block_size (at most prompt - 1: the last token is
- * always computed) and fresh = prompt - cached. It errs towards the
+ * cached = engine_hit_tokens(prompt, cached_blocks) (whole blocks before the
+ * last token, which is always computed) and fresh = prompt - cached. It errs towards the
  * pessimistic: it ignores the prefill progress made since the heartbeat
  * until a first token shows it. */
 #include "scheduler/core/predictor.h"
 
 #include "model/cost.h"
+#include "model/engine.h"
 #include "model/step.h"
 
 #include <math.h>
@@ -77,9 +78,8 @@ void predictor_estimate(const predictor_worker_t *w,
   uint32_t n = now.requests, running = now.running;
 
   uint64_t prompt = r->prompt_tokens;
-  uint64_t cached = (uint64_t)r->cached_blocks * p->block_size;
-  if (cached >= prompt)
-    cached = prompt ? prompt - 1 : 0;
+  uint64_t cached =
+      engine_hit_tokens(r->prompt_tokens, r->cached_blocks, p->block_size);
   uint64_t fresh = prompt - cached;
 
   double step = running ? step_decode_ms(p, running, kv) : 0;
@@ -161,9 +161,8 @@ double predictor_prefill_load(const infs_profile_t *p, double rate) {
   return rate > 0 ? rate / step_prefill_tps(p) : 0;
 }
 
-double predictor_slo_use(const prediction_t *p, uint32_t ttft_ms,
-                         uint32_t tpot_ms) {
-  double a = ttft_ms ? p->ttft_ms / ttft_ms : 0;
-  double b = tpot_ms ? p->tpot_ms / tpot_ms : 0;
+double predictor_slo_use(const prediction_t *p, const slo_targets_t *t) {
+  double a = t->ttft_ms > 0 ? p->ttft_ms / t->ttft_ms : 0;
+  double b = t->tpot_ms > 0 ? p->tpot_ms / t->tpot_ms : 0;
   return a > b ? a : b;
 }

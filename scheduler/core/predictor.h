@@ -83,10 +83,9 @@ void predictor_estimate(const predictor_worker_t *w,
                         const predictor_request_t *r, double kwh_usd,
                         prediction_t *out);
 
-/* The largest share of an SLO a prediction uses: max(ttft / ttft_ms,
- * tpot / tpot_ms); at most 1 when the SLO is met. */
-double predictor_slo_use(const prediction_t *p, uint32_t ttft_ms,
-                         uint32_t tpot_ms);
+/* The largest share of its targets a prediction uses: max(ttft / ttft_ms,
+ * tpot / tpot_ms), a 0 target left out; at most 1 when both are met. */
+double predictor_slo_use(const prediction_t *p, const slo_targets_t *t);
 
 /* Uncached prompt tokens per second sent to a worker, as a decaying
  * average with this time constant. */

@@ -1,6 +1,7 @@
 /* Which workers hold which prefix-cache blocks, as their heartbeats report
  * them: one hash map from block hash to the workers holding it, and a count
- * of blocks per worker (bounded by its profile's prefix_cache_blocks).
+ * of blocks per worker (bounded by its KV pool's blocks, which hold the
+ * cached prefixes).
  * Membership lives in the holder lists only, so that a heartbeat's changes
  * cost one table probe each; forgetting a worker (rare: it is lost or sends
  * its whole cache again) scans the table instead.

@@ -601,9 +601,13 @@ static int split_addr(const char *addr, char *host, size_t hostlen, char *port,
   memcpy(host, h, hl);
   host[hl] = '\0';
   strcpy(port, colon + 1);
-  for (const char *d = port; *d; d++)
+  long n = 0;
+  for (const char *d = port; *d; d++) {
     if (*d < '0' || *d > '9')
       return -1;
+    if ((n = n * 10 + (*d - '0')) > 65535)
+      return -1;
+  }
   if (strcmp(host, "*") == 0)
     host[0] = '\0';
   return 0;
@@ -615,7 +619,9 @@ static int open_listener(const char *addr, char *bound, size_t boundlen,
                          char *err, size_t errlen) {
   char host[256], port[16];
   if (split_addr(addr, host, sizeof host, port, sizeof port)) {
-    snprintf(err, errlen, "--http: '%s' is not HOST:PORT (e.g. 127.0.0.1:8080)",
+    snprintf(err, errlen,
+             "--http: '%s' is not HOST:PORT with PORT 0 to 65535 (e.g. "
+             "127.0.0.1:8080)",
              addr);
     return -EINVAL;
   }

@@ -211,7 +211,7 @@ static void test_bad_file_starts_nothing(void **state) {
     assert_int_equal(harness_write_file(f->file, text, 0644), 0);
     unlink(f->log);
     harness_proc_t *p = start_cluster(f, f->bin, NULL, NULL);
-    assert_int_equal(exit_code(p), 1);
+    assert_int_equal(exit_code(p), 2);
     harness_stop(&p);
     assert_log_has(f, cases[i].expect);
     assert_int_equal(access(f->spawned, F_OK), -1);
@@ -225,7 +225,7 @@ static void test_missing_binary(void **state) {
   assert_int_equal(mkdir(empty, 0755), 0);
   write_cluster(f, k_two_workers);
   harness_proc_t *p = start_cluster(f, empty, NULL, NULL);
-  assert_int_equal(exit_code(p), 1);
+  assert_int_equal(exit_code(p), 3);
   harness_stop(&p);
   assert_log_has(f, "infsched-scheduler: No such file or directory");
 }
@@ -250,7 +250,7 @@ static void test_address_in_use(void **state) {
   harness_proc_t *p = start_cluster(f, f->bin, NULL, NULL);
   int code = exit_code(p);
   close(fd);
-  assert_int_equal(code, 1);
+  assert_int_equal(code, 3);
   harness_stop(&p);
   assert_log_has(f, "Address already in use");
   assert_int_equal(access(f->spawned, F_OK), -1);
@@ -293,7 +293,7 @@ static void test_startup_failure_stops_everything(void **state) {
   write_stand_ins(f, body);
   write_cluster(f, k_two_workers);
   harness_proc_t *p = start_cluster(f, f->bin, NULL, NULL);
-  assert_int_equal(exit_code(p), 1);
+  assert_int_equal(exit_code(p), 3);
   harness_stop(&p);
   assert_log_has(f, "could not start (exit status 3); its last line: "
                     "error infsched-worker: unknown profile");
@@ -375,6 +375,15 @@ static void test_real_cluster(void **state) {
                                     "cluster ready: 4/4 workers registered",
                                     EVENT_TIMEOUT_MS),
                    0);
+  /* In the order it happened: up, then ready; each worker registered once
+   * even if it started before the scheduler listened. */
+  char *text = harness_read_file(f->log);
+  assert_non_null(text);
+  const char *up = strstr(text, "cluster up: ");
+  assert_non_null(up);
+  assert_true(up < strstr(text, "cluster ready: "));
+  free(text);
+  assert_int_equal(harness_count_log(f->log, "worker gpu-0 registered"), 1);
 
   assert_int_equal(logged_pids(f, "gpu-0", pids, MAX_PIDS), 1);
   assert_int_equal(kill(pids[0], SIGKILL), 0);

@@ -294,7 +294,7 @@ static void test_loadgen_codex_report(void **state) {
                      "--set",
                      "job_output_tokens=lognormal:300:0.5:32:400",
                      "--duration",
-                     "8",
+                     "10",
                      "--drain",
                      "60",
                      "--seed",

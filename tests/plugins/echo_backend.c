@@ -10,6 +10,7 @@
  *   infsched-worker --backend plugin:./libecho_backend.so:delay_ms=20 ...
  */
 #include <infsched/backend.h>
+#include <infsched/errors.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,7 +53,7 @@ static int echo_create(const infs_backend_host_t *host, const char *args,
        delay > 60000)) {
     snprintf(err, errlen, "echo: expected delay_ms=N (1..60000), got '%s'",
              args);
-    return -1;
+    return INFS_ECONFIG;
   }
   echo_t *e = calloc(1, sizeof *e);
   if (!e)

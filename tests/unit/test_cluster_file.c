@@ -1,5 +1,6 @@
 /* The launcher's pure parts: cluster file parsing and its error messages,
  * restart back-off, and endpoint rewriting. */
+#include "infsched/errors.h"
 #include "tools/cluster/backoff.h"
 #include "tools/cluster/cluster_file.h"
 #include "tools/cluster/endpoint.h"
@@ -212,6 +213,47 @@ static void test_missing_file(void **state) {
   assert_string_equal(err, "/nonexistent/c.yaml: No such file or directory");
 }
 
+/* scheduler.slo is parsed when the file loads, and checked against an idle
+ * worker of each listed profile, by the model, with the profiles. */
+static void test_slo_checked_against_profiles(void **state) {
+  (void)state;
+  char err[512];
+  int rc;
+  static const char *const head =
+      "profiles: " INFSCHED_SOURCE_DIR "/configs/profiles.yaml\n"
+      "scheduler:\n"
+      "  slo: %s\n"
+      "workers:\n"
+      "  - {name: gpu, profile: gpu-h100}\n"
+      "  - {name: tpu, profile: tpu-v6e}\n";
+  char text[512];
+  snprintf(text, sizeof text, head, "interactive=300+250:30");
+  cluster_spec_t *s = load_text(text, err, sizeof err, &rc);
+  assert_int_equal(rc, 0);
+  assert_string_equal(s->set[SET_SLO], "interactive=300+250:30");
+  assert_int_equal(cluster_spec_check_profiles(s, err, sizeof err), 0);
+  cluster_spec_destroy(&s);
+
+  /* The TPU's bare decode step at 64K of context is 25.8 ms. */
+  snprintf(text, sizeof text, head, "agent=2000+250:25");
+  s = load_text(text, err, sizeof err, &rc);
+  assert_int_equal(rc, 0);
+  assert_int_equal(cluster_spec_check_profiles(s, err, sizeof err),
+                   INFS_ECONFIG);
+  assert_non_null(strstr(err, ":3: scheduler.slo: SLO of agent: TPOT target "
+                              "25 ms is below what an idle tpu worker "
+                              "(profile tpu-v6e) takes per output token at "
+                              "65536 tokens of context, 25.8 ms "
+                              "(workers[1])"));
+  cluster_spec_destroy(&s);
+
+  snprintf(text, sizeof text, head, "interactive=450");
+  s = load_text(text, err, sizeof err, &rc);
+  assert_null(s);
+  assert_non_null(strstr(err, ":3: scheduler.slo: SLO of interactive: "
+                              "expected TTFT_MS[+MS_PER_1K_UNCACHED]:TPOT_MS"));
+}
+
 static void test_backoff(void **state) {
   (void)state;
   /* ran_ms: how long the process ran; delay: what backoff_next returns. */
@@ -263,6 +305,7 @@ int main(void) {
       cmocka_unit_test(test_defaults),
       cmocka_unit_test(test_bad_files),
       cmocka_unit_test(test_missing_file),
+      cmocka_unit_test(test_slo_checked_against_profiles),
       cmocka_unit_test(test_backoff),
       cmocka_unit_test(test_connect_addr),
       cmocka_unit_test(test_check_bindable),

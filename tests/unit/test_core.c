@@ -478,6 +478,40 @@ static void test_no_workers_yet_waits(void **state) {
   core_destroy(&c);
 }
 
+/* Registers repeated by a worker started before its scheduler arrive at
+ * once: each is answered, the worker is registered once and loses
+ * nothing. Another registration from the same peer replaces it. */
+static void test_repeated_register_is_one_registration(void **state) {
+  (void)state;
+  core_t *c = new_core("least_loaded", 10);
+  core_peer_t client = peer("c"), w = peer("w");
+  infs_profile_t p = profile("gpu", INFS_WORKER_GPU, 1000);
+  core_worker_info_t info = {
+      .worker_id = "early", .model = "m", .profile = &p, .capacity = 2};
+  core_on_register(c, 0, &w, &info);
+  core_request_t r = {.id = 1,
+                      .model = "m",
+                      .prompt_tokens = 5,
+                      .max_tokens = 5,
+                      .cls = INFS_CLASS_AGENT};
+  core_on_submit(c, 1 * MS, &client, &r);
+  assert_non_null(find(c, CORE_ACT_DISPATCH, 0));
+  core_actions_clear(c);
+  for (int i = 0; i < 3; i++)
+    core_on_register(c, 2 * MS, &w, &info);
+  assert_int_equal(count(c, CORE_ACT_REGISTERED), 3);
+  assert_int_equal(count(c, CORE_ACT_ERROR), 0);
+  assert_int_equal(core_stats(c)->registrations, 1);
+  assert_int_equal(core_stats(c)->workers_lost, 0);
+  assert_int_equal(core_open_requests(c), 1);
+
+  info.capacity = 4;
+  core_on_register(c, 3 * MS, &w, &info);
+  assert_int_equal(core_stats(c)->registrations, 2);
+  assert_int_equal(core_stats(c)->workers_lost, 1);
+  core_destroy(&c);
+}
+
 static void test_shutdown_answers_everything(void **state) {
   fixture_t *f = *state; /* capacity 1: three run, two wait */
   for (uint64_t id = 1; id <= 5; id++)
@@ -534,7 +568,8 @@ static void context_beyond_kv(infs_profile_t *p, core_worker_info_t *i) {
 }
 static void absurd_cache(infs_profile_t *p, core_worker_info_t *i) {
   (void)i;
-  p->prefix_cache_blocks = UINT32_MAX;
+  p->kv_tokens = UINT32_MAX;
+  p->block_size = 1;
 }
 static void newline_id(infs_profile_t *p, core_worker_info_t *i) {
   (void)p;
@@ -557,7 +592,7 @@ static void test_register_refuses_absurd_figures(void **state) {
       {"capacity 4e9", absurd_capacity},
       {"capacity 0", zero_capacity},
       {"max_context beyond kv_tokens", context_beyond_kv},
-      {"2^32-1 cache blocks", absurd_cache},
+      {"2^32-1 KV blocks", absurd_cache},
       {"newline in worker_id", newline_id},
       {"control byte in profile name", control_profile_name},
   };
@@ -757,6 +792,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_unknown_worker_told_to_register,
                                       setup_ll, teardown),
       cmocka_unit_test(test_no_workers_yet_waits),
+      cmocka_unit_test(test_repeated_register_is_one_registration),
       cmocka_unit_test_setup_teardown(test_shutdown_answers_everything,
                                       setup_cap1, teardown),
       cmocka_unit_test(test_register_refuses_absurd_figures),

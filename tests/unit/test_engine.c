@@ -30,9 +30,8 @@ static infs_profile_t test_profile(void) {
       .power_idle_w = 100,
       .power_busy_w = 200,
       .max_batch = 8,
-      .kv_tokens = 100000,
+      .kv_tokens = 100000, /* 6,250 blocks of 16 */
       .max_context = 50000,
-      .prefix_cache_blocks = 1000,
       .block_size = 16,
       .max_num_batched_tokens = 512,
   };
@@ -280,7 +279,9 @@ static void test_chunked_prefill_mixes_with_decode(void **state) {
   assert_int_equal(load.queued, 0);
   assert_int_equal(load.running, 2);
   assert_int_equal(load.prefill_backlog_tokens, 1024);
-  assert_int_equal(load.kv_used, (100 + 3 + 1) + (1024 + 1));
+  /* A holds 103 tokens once this step feeds its third: 7 blocks of 16; B
+   * the 32 blocks of its first chunk of 511 (below). */
+  assert_int_equal(load.kv_used, (7 + 32) * 16);
   run_until(e, &l, INFS_TIME_NEVER);
 
   /* A's decode token and B's chunk share the budget of 512 tokens, so the
@@ -381,17 +382,18 @@ static void test_prefix_cache_hits(void **state) {
   assert_int_equal(n_removed, 0);
   engine_cache_delta_clear(e);
 
-  /* Only the longest cached prefix counts; a full hit still computes the
-   * last token. A partial tail block's hash is ignored. */
+  /* Only the longest cached prefix counts, in whole blocks before the last
+   * token, which is always computed. A partial tail block's hash is
+   * ignored. */
   static const struct {
     size_t shared; /* leading blocks equal to A's */
     size_t n_blocks;
     uint32_t prompt;
     uint32_t cached;
   } rows[] = {
-      {48, 64, 1024, 768}, {64, 64, 1024, 1023}, {0, 64, 1024, 0},
+      {48, 64, 1024, 768}, {64, 64, 1024, 1008}, {0, 64, 1024, 0},
       {1, 64, 1024, 16},   {64, 64, 1030, 1024}, {64, 64, 1020, 1008},
-      {10, 10, 160, 159},
+      {10, 10, 160, 144},
   };
   for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
     uint64_t id = 100 + i;
@@ -446,38 +448,129 @@ static void assert_delta(engine_t *e, const uint64_t *add, size_t n_add,
 
 enum { A1 = 11, A2, B1 = 21, B2, C1 = 31, C2, D1 = 41, D2 };
 
+/* A pool of 4 blocks; each request a 2-block prompt and one token. */
+static infs_profile_t four_block_profile(void) {
+  infs_profile_t p = test_profile();
+  p.kv_tokens = 4 * 16;
+  p.max_context = 4 * 16;
+  return p;
+}
+
 static void test_prefix_cache_lru(void **state) {
   (void)state;
-  infs_profile_t p = test_profile();
-  p.prefix_cache_blocks = 4;
+  infs_profile_t p = four_block_profile();
   engine_t *e = engine_new(&p, 0);
   evlog_t l = {0};
   infs_time_t t = 0;
   const uint64_t a[] = {A1, A2}, b[] = {B1, B2}, c[] = {C1, C2}, d[] = {D1, D2};
 
-  /* Blocks are touched deepest first: a prefix's root is its most recent,
-   * so eviction trims prefixes from the tail. */
+  /* A request's blocks are freed deepest first, behind the free list's
+   * unused blocks: eviction trims prefixes from the tail. */
   run_one(e, &l, &t, 1, a, 2);
   assert_snapshot(e, (uint64_t[]){A2, A1}, 2);
   run_one(e, &l, &t, 2, b, 2);
   assert_snapshot(e, (uint64_t[]){A2, A1, B2, B1}, 4);
-  assert_delta(e, (uint64_t[]){A2, A1, B2, B1}, 4, NULL, 0);
+  assert_delta(e, (uint64_t[]){A1, A2, B1, B2}, 4, NULL, 0);
 
+  /* A again: A1 hits (A2 holds the last token, computed anyway); its
+   * second block is the free list's head, A2's own block, evicted and
+   * cached again: no net change. */
   const engine_event_t *fin = run_one(e, &l, &t, 3, a, 2);
-  assert_int_equal(fin->cached_tokens, 31);
+  assert_int_equal(fin->cached_tokens, 16);
   assert_snapshot(e, (uint64_t[]){B2, B1, A2, A1}, 4);
   assert_delta(e, NULL, 0, NULL, 0);
 
   run_one(e, &l, &t, 4, c, 2);
   assert_snapshot(e, (uint64_t[]){A2, A1, C2, C1}, 4);
-  assert_delta(e, (uint64_t[]){C2, C1}, 2, (uint64_t[]){B2, B1}, 2);
+  assert_delta(e, (uint64_t[]){C1, C2}, 2, (uint64_t[]){B2, B1}, 2);
 
   /* Net changes only: A's blocks leave and come back within one window. */
   run_one(e, &l, &t, 5, d, 2);
   fin = run_one(e, &l, &t, 6, a, 2);
   assert_int_equal(fin->cached_tokens, 0);
   assert_snapshot(e, (uint64_t[]){D2, D1, A2, A1}, 4);
-  assert_delta(e, (uint64_t[]){D2, D1}, 2, (uint64_t[]){C2, C1}, 2);
+  assert_delta(e, (uint64_t[]){D1, D2}, 2, (uint64_t[]){C2, C1}, 2);
+  evlog_free(&l);
+  engine_destroy(&e);
+}
+
+/* Two sequences sharing a 10-block prefix hold it once: 10 blocks, not
+ * 20. Both prompts are those 10 blocks (160 tokens) and 8 tokens of their
+ * own. */
+static void test_shared_prefix_stored_once(void **state) {
+  (void)state;
+  infs_profile_t p = test_profile();
+  engine_t *e = engine_new(&p, 0);
+  evlog_t l = {0};
+  uint64_t prefix[10];
+  make_blocks(prefix, 10, 10, 0);
+  /* A alone: 168 tokens in one step of max(10, 16.8) + 1 ms; it holds 11
+   * blocks, the last part full. */
+  submit(e, 0, 1, 168, 4, prefix, 10);
+  run_until(e, &l, 17799);
+  engine_load_t load;
+  engine_load(e, 17799, &load);
+  assert_int_equal(load.kv_used, 11 * 16);
+  /* B joins the step at 17.8 ms: the 10 blocks hit, one block of its own
+   * for its 8 tokens; A's decode stays within its 11th block. */
+  submit(e, 17800, 2, 168, 4, prefix, 10);
+  engine_advance(e, 17800);
+  collect(e, &l);
+  engine_load(e, 17800, &load);
+  assert_int_equal(load.kv_used, (10 + 1 + 1) * 16);
+  run_until(e, &l, INFS_TIME_NEVER);
+  assert_int_equal(find_event(&l, 2, ENGINE_EV_DONE)->cached_tokens, 160);
+  /* Everything freed; the 10 shared blocks still cached, once. */
+  engine_load(e, 10000000, &load);
+  assert_int_equal(load.kv_used, 0);
+  uint64_t snap[32];
+  assert_int_equal(engine_cache_snapshot(e, snap, 32), 10);
+  evlog_free(&l);
+  engine_destroy(&e);
+}
+
+/* Cached blocks live in the free part of the pool: a running sequence that
+ * needs room takes the unused blocks first, then evicts cached ones, least
+ * recently freed first. */
+static void test_eviction_under_pressure(void **state) {
+  (void)state;
+  infs_profile_t p = test_profile();
+  p.kv_tokens = 8 * 16; /* 8 blocks */
+  p.max_context = 8 * 16;
+  engine_t *e = engine_new(&p, 0);
+  evlog_t l = {0};
+  infs_time_t t = 0;
+  const uint64_t a[] = {A1, A2, B1, B2}; /* a 4-block prompt */
+  submit(e, t, 1, 64, 1, a, 4);
+  t = run_until(e, &l, INFS_TIME_NEVER);
+  /* Freed deepest first behind the 4 unused blocks. */
+  assert_snapshot(e, (uint64_t[]){B2, B1, A2, A1}, 4);
+  assert_delta(e, (uint64_t[]){A1, A2, B1, B2}, 4, NULL, 0);
+
+  /* A 96-token prompt (6 blocks) takes the 4 unused blocks, then evicts B2
+   * and B1; A's first two blocks stay cached. */
+  submit(e, t + 1000, 2, 96, 20, NULL, 0);
+  run_until(e, &l, t + 1000);
+  uint64_t snap[8];
+  engine_cache_snapshot(e, snap, 8);
+  assert_int_equal(snap[0], A2);
+  assert_int_equal(snap[1], A1);
+  assert_delta(e, NULL, 0, (uint64_t[]){B2, B1}, 2);
+  /* Decoding, it fills a 7th block at token 97 and an 8th at 113: A2 and
+   * A1 go too. */
+  t = run_until(e, &l, INFS_TIME_NEVER);
+  const uint64_t *added, *removed;
+  size_t n_added, n_removed;
+  engine_cache_delta(e, &added, &n_added, &removed, &n_removed);
+  assert_u64s(removed, n_removed, (uint64_t[]){A2, A1}, 2);
+  engine_cache_delta_clear(e);
+  engine_load_t load;
+  engine_load(e, t, &load);
+  assert_int_equal(load.preemptions, 0);
+  /* So the first prompt finds nothing cached. */
+  submit(e, t + 1000, 3, 64, 1, a, 4);
+  run_until(e, &l, INFS_TIME_NEVER);
+  assert_int_equal(find_event(&l, 3, ENGINE_EV_DONE)->cached_tokens, 0);
   evlog_free(&l);
   engine_destroy(&e);
 }
@@ -486,8 +579,7 @@ static void test_prefix_cache_lru(void **state) {
  * effect, which is what the cache holds now. */
 static void test_prefix_cache_delta_unread(void **state) {
   (void)state;
-  infs_profile_t p = test_profile();
-  p.prefix_cache_blocks = 4;
+  infs_profile_t p = four_block_profile();
   engine_t *e = engine_new(&p, 0);
   evlog_t l = {0};
   infs_time_t t = 0;
@@ -515,18 +607,19 @@ static void test_prefix_cache_delta_unread(void **state) {
 
 /* ---- KV capacity --------------------------------------------------------- */
 
+/* A pool of 64 blocks (1,024 tokens). */
 static infs_profile_t small_kv_profile(void) {
   infs_profile_t p = test_profile();
-  p.kv_tokens = 1000;
-  p.max_context = 1000;
-  p.prefix_cache_blocks = 0;
+  p.kv_tokens = 1024;
+  p.max_context = 1024;
   return p;
 }
 
 static void run_kv_exhaustion(evlog_t *l, engine_load_t *load) {
   infs_profile_t p = small_kv_profile();
   engine_t *e = engine_new(&p, 0);
-  /* Each needs 201 tokens to start (804 in all) and 400 to finish. */
+  /* Each needs 13 blocks for its prompt (52 of the 64 in all) and 25 to
+   * finish (399 tokens in KV). */
   for (uint64_t id = 0; id < 4; id++)
     submit(e, 0, id, 200, 200, NULL, 0);
   infs_time_t end = run_until(e, l, INFS_TIME_NEVER);
@@ -553,7 +646,9 @@ static void test_kv_exhaustion_preempts_latest(void **state) {
     assert_int_equal(tokens_of(&l, id), 200);
     assert_int_equal(count_kind(&l, id, ENGINE_EV_FIRST_TOKEN), 1);
     assert_int_equal(count_kind(&l, id, ENGINE_EV_DONE), 1);
-    assert_int_equal(fin->queued_us, 0);
+    /* The first step's budget of 512 takes 200 + 200 + 112 prompt tokens
+     * (max(10, 51.2) + 3 = 54.2 ms): the fourth joins the next one. */
+    assert_int_equal(fin->queued_us, id < 3 ? 0 : 54200);
     shares += fin->busy_share_s;
     done_at[id] = (size_t)(fin - l.ev);
   }
@@ -587,8 +682,10 @@ static void test_admission_waits_for_kv(void **state) {
   evlog_t l = {0};
   engine_load_t load;
 
-  submit(e, 0, 1, 900, 50, NULL, 0); /* holds 901..950 */
-  submit(e, 0, 2, 200, 10, NULL, 0); /* needs 201: waits */
+  /* 1 holds 57 to 60 of the 64 blocks once prefilled (900 to 949 tokens);
+   * 2 needs 13 for its prompt: it waits for 1 to finish. */
+  submit(e, 0, 1, 900, 50, NULL, 0);
+  submit(e, 0, 2, 200, 10, NULL, 0);
   engine_load(e, 0, &load);
   assert_int_equal(load.queued, 2); /* nothing starts before advance */
   assert_int_equal(engine_next_event(e), 0);
@@ -668,12 +765,12 @@ static void test_cancel_frees_kv(void **state) {
   assert_int_equal(load.prefill_backlog_tokens, 300);
   uint64_t kv = load.kv_used;
 
-  /* Cancel mid-step: the sequence's KV (prompt + generated + the token of
-   * the running step) is freed at once. */
+  /* Cancel mid-step: the sequence's blocks (its prompt and the tokens it
+   * has fed, the running step's included: 1000 + gen2) are freed at once. */
   uint32_t gen2 = tokens_of(&l, 2);
   assert_int_equal(engine_cancel(e, 400000, 2), 0);
   engine_load(e, 400000, &load);
-  assert_int_equal(load.kv_used, kv - (1000 + gen2 + 1));
+  assert_int_equal(load.kv_used, kv - (1000 + gen2 + 15) / 16 * 16);
   assert_int_equal(load.running, 1);
   assert_int_equal(engine_cancel(e, 400000, 2), -ENOENT);
   assert_int_equal(engine_cancel(e, 400000, 99), -ENOENT);
@@ -712,10 +809,9 @@ static void test_random_load_invariants(void **state) {
   (void)state;
   enum { N = 400 };
   infs_profile_t p = small_kv_profile();
-  p.kv_tokens = 4000;
+  p.kv_tokens = 4000; /* 250 blocks */
   p.max_context = 2000;
   p.max_batch = 6;
-  p.prefix_cache_blocks = 40;
   p.max_num_batched_tokens = 300;
   p.kv_kb_per_token = 500;   /* 0.5 ms per 1,000 tokens read */
   p.attn_mflop_per_ctx = 0.5; /* 0.05 ms per 1,000 token pairs */
@@ -783,6 +879,8 @@ int main(void) {
       cmocka_unit_test(test_slo_aware_prefill_keeps_tpot),
       cmocka_unit_test(test_prefix_cache_hits),
       cmocka_unit_test(test_prefix_cache_lru),
+      cmocka_unit_test(test_shared_prefix_stored_once),
+      cmocka_unit_test(test_eviction_under_pressure),
       cmocka_unit_test(test_prefix_cache_delta_unread),
       cmocka_unit_test(test_kv_exhaustion_preempts_latest),
       cmocka_unit_test(test_admission_waits_for_kv),

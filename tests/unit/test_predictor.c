@@ -28,7 +28,6 @@ static infs_profile_t round_profile(void) {
   p.max_batch = 4;
   p.kv_tokens = 10000;
   p.max_context = 8000;
-  p.prefix_cache_blocks = 100;
   p.block_size = 10;
   p.max_num_batched_tokens = 100;
   return p;
@@ -83,7 +82,7 @@ static void test_cached_prefix(void **unused) {
   assert_float_equal(p.cost_usd, 0.00262, EPS);
   /* A fully cached prompt still computes its last token. */
   p = predict(&s, 250, 11, 100);
-  assert_int_equal(p.cached_tokens, 249);
+  assert_int_equal(p.cached_tokens, 240);
   assert_float_equal(p.ttft_ms, 10 + 1, EPS);
 }
 
@@ -362,9 +361,11 @@ static void test_prefill_rate_memo_is_exact(void **unused) {
 static void test_slo_use(void **unused) {
   (void)unused;
   prediction_t p = {.ttft_ms = 250, .tpot_ms = 11};
-  assert_float_equal(predictor_slo_use(&p, 500, 10), 1.1, EPS);
-  assert_float_equal(predictor_slo_use(&p, 1000, 44), 0.25, EPS);
-  assert_float_equal(predictor_slo_use(&p, 0, 22), 0.5, EPS);
+  assert_float_equal(predictor_slo_use(&p, &(slo_targets_t){500, 10}), 1.1,
+                     EPS);
+  assert_float_equal(predictor_slo_use(&p, &(slo_targets_t){1000, 44}), 0.25,
+                     EPS);
+  assert_float_equal(predictor_slo_use(&p, &(slo_targets_t){0, 22}), 0.5, EPS);
 }
 
 int main(void) {

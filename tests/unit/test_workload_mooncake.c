@@ -331,8 +331,7 @@ static void test_recorded_run_replays_to_same_requests(void **state) {
     assert_int_equal(b->prompt_tokens, a->prompt_tokens);
     assert_int_equal(b->max_tokens, a->max_tokens);
     assert_int_equal(b->cls, a->cls);
-    assert_int_equal(b->ttft_ms, a->ttft_ms);
-    assert_int_equal(b->tpot_ms, a->tpot_ms);
+    assert_memory_equal(&b->slo, &a->slo, sizeof a->slo);
     assert_string_equal(b->session, a->session);
     assert_int_equal(b->n_blocks, a->n_blocks);
   }

@@ -3,6 +3,7 @@
 #include "infsched/errors.h"
 #include "infsched/profile.h"
 #include "lib/ydoc.h"
+#include "model/slo_check.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -359,6 +360,24 @@ int cluster_spec_check_profiles(const cluster_spec_t *spec, char *err,
              n ? known : "none");
     rc = INFS_EUNKNOWN;
     break;
+  }
+  /* scheduler.slo was checked when the file was read. */
+  slo_t slo[INFS_CLASS_COUNT];
+  slo_defaults(slo);
+  if (spec->set[SET_SLO])
+    (void)slo_parse(spec->set[SET_SLO], slo, why, sizeof why);
+  for (size_t i = 0; rc == 0 && i < spec->nworkers; i++) {
+    const cluster_worker_t *w = &spec->workers[i];
+    if (slo_check_profile(slo, profile_set_find(set, w->profile), why,
+                          sizeof why) == 0)
+      continue;
+    if (spec->set[SET_SLO])
+      snprintf(err, errlen, "%s:%d: scheduler.slo: %s (workers[%zu])",
+               spec->path, spec->set_line[SET_SLO], why, i);
+    else
+      snprintf(err, errlen, "%s:%d: workers[%zu]: the default %s",
+               spec->path, w->profile_line, i, why);
+    rc = INFS_ECONFIG;
   }
   profile_set_destroy(&set);
   return rc;

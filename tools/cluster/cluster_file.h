@@ -54,8 +54,10 @@ int cluster_file_load(const char *path, cluster_spec_t **out, char *err,
                       size_t errlen);
 void cluster_spec_destroy(cluster_spec_t **spec);
 
-/* Loads spec->profiles_path and checks that every worker's profile exists.
- * Returns 0, or a negative code with "FILE:LINE: what is wrong" in err. */
+/* Loads spec->profiles_path and checks that every worker's profile exists
+ * and that no class's SLO is out of reach of an idle worker of it
+ * (slo_check_profile). Returns 0, or a negative code with "FILE:LINE: what
+ * is wrong" in err. */
 int cluster_spec_check_profiles(const cluster_spec_t *spec, char *err,
                                 size_t errlen);
 

@@ -99,8 +99,10 @@ static void usage(FILE *f) {
           "  -h, --help        this text\n"
           "  --version         print the version and exit\n"
           "\n"
-          "Exit status: 0 after a clean stop, 1 when the cluster cannot\n"
-          "start or a process fails to start, 2 on usage errors.\n");
+          "Exit status: 0 after a clean stop, 1 when a process failed,\n"
+          "2 on usage errors (bad flags or cluster file, or a process that\n"
+          "exits 2), 3 when the cluster cannot start (a port is taken, a\n"
+          "program is missing, a process that exits 3).\n");
 }
 
 static int parse_args(int argc, char **argv, options_t *o) {
@@ -216,6 +218,13 @@ static int is_current(const instance_t *in, const Infsched__WorkerStatus *ws,
   return hb->up_s * 1000.0 <= up_ms + UPTIME_SLACK_MS;
 }
 
+static void on_startup(uv_timer_t *t) {
+  app_t *a = t->data;
+  a->announced_up = 1;
+  announce("cluster up: scheduler at %s, %zu workers", a->spec->clients,
+           a->ninst);
+}
+
 static void on_status(void *arg, const Infsched__Status *st) {
   app_t *a = arg;
   uint64_t now = uv_now(&a->loop);
@@ -229,6 +238,11 @@ static void on_status(void *arg, const Infsched__Status *st) {
       n++;
   }
   if (n == a->ninst) {
+    /* Every worker registered has been started: up comes first. */
+    if (!a->announced_up) {
+      uv_timer_stop(&a->startup);
+      on_startup(&a->startup);
+    }
     if (!a->ready) {
       a->ready = 1;
       announce("cluster ready: %zu/%zu workers registered", n, a->ninst);
@@ -247,13 +261,6 @@ static void on_status(void *arg, const Infsched__Status *st) {
 
 static void on_closed_quietly(uv_handle_t *h) {
   (void)h;
-}
-
-static void on_startup(uv_timer_t *t) {
-  app_t *a = t->data;
-  a->announced_up = 1;
-  announce("cluster up: scheduler at %s, %zu workers", a->spec->clients,
-           a->ninst);
 }
 
 static void on_supervisor(void *arg, supervisor_event_t ev, const char *name) {
@@ -459,10 +466,10 @@ static int load(app_t *a, const options_t *o) {
 static int run(app_t *a, const options_t *o, const char *bin_dir) {
   int rc;
   if (preflight(a, o, bin_dir))
-    return 1;
+    return CLI_EXIT_STARTUP;
   if ((rc = uv_loop_init(&a->loop))) {
     log_error("uv_loop_init: %s", uv_strerror(rc));
-    return 1;
+    return CLI_EXIT_STARTUP;
   }
   a->sup = supervisor_new(&a->loop, o->grace_ms, on_supervisor, a);
   rc = a->sup ? add_children(a, o, bin_dir) : -ENOMEM;
@@ -472,7 +479,7 @@ static int run(app_t *a, const options_t *o, const char *bin_dir) {
     supervisor_close(&a->sup);
     uv_run(&a->loop, UV_RUN_DEFAULT);
     uv_loop_close(&a->loop);
-    return 1;
+    return CLI_EXIT_STARTUP;
   }
   uv_signal_init(&a->loop, &a->sigint);
   uv_signal_init(&a->loop, &a->sigterm);
@@ -497,7 +504,7 @@ static int run(app_t *a, const options_t *o, const char *bin_dir) {
     log_info("%zu workers, scheduler at %s (workers connect to %s)", a->ninst,
              a->spec->clients, wc);
   } else {
-    supervisor_stop(a->sup, 1);
+    supervisor_stop(a->sup, CLI_EXIT_STARTUP);
   }
 
   uv_run(&a->loop, UV_RUN_DEFAULT);
@@ -553,8 +560,10 @@ int main(int argc, char **argv) {
   else
     default_bin_dir(bin_dir, sizeof bin_dir);
 
-  if (load(&a, &o))
+  if (load(&a, &o)) {
+    code = CLI_EXIT_USAGE;
     goto out;
+  }
   if (strcmp(o.command, "check") == 0) {
     printf("%s: ok: scheduler at %s, %zu workers\n", o.file, a.spec->clients,
            a.ninst);

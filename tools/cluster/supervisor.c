@@ -1,5 +1,6 @@
 #include "tools/cluster/supervisor.h"
 
+#include "lib/cli.h"
 #include "lib/log.h"
 #include "tools/cluster/backoff.h"
 
@@ -250,13 +251,13 @@ static void on_process_exit(uv_process_t *p, int64_t status, int sig) {
   }
   if (s->cb)
     s->cb(s->arg, SUPERVISOR_EXITED, c->name);
-  /* By the daemons' convention 2 is a usage error and 3 "cannot start":
-   * restarting would only fail again, so the cluster cannot come up. */
-  if (!sig && (status == 2 || status == 3)) {
+  /* A usage error or "cannot start" (lib/cli.h's rule): restarting would
+   * only fail again, so the cluster cannot come up, and says why alike. */
+  if (!sig && (status == CLI_EXIT_USAGE || status == CLI_EXIT_STARTUP)) {
     log_error("%s %s: it cannot start, stopping the cluster", c->name, how);
     s->failed = c;
     s->failed_status = (int)status;
-    supervisor_stop(s, 1);
+    supervisor_stop(s, (int)status);
     return;
   }
   uint64_t ran = uv_now(s->loop) - c->started_ms;
@@ -426,7 +427,7 @@ int supervisor_start(supervisor_t *s) {
                 uv_strerror(rc));
       snprintf(s->failure, sizeof s->failure, "cannot start %s: %s: %s",
                c->name, c->argv[0], uv_strerror(rc));
-      s->exit_code = 1;
+      s->exit_code = CLI_EXIT_STARTUP;
       return rc;
     }
   }

@@ -2,6 +2,7 @@
 
 #include "infsched/client.h"
 #include "infsched/errors.h"
+#include "lib/cli.h"
 #include "lib/log.h"
 #include "lib/report.h"
 #include "lib/report_html.h"
@@ -30,8 +31,7 @@ typedef struct track {
   uint64_t first_ns;    /* first token; 0 before */
   uint32_t prompt_tokens;
   uint32_t chunk_tokens; /* tokens counted from chunks */
-  uint32_t ttft_ms;
-  uint32_t tpot_ms;
+  slo_t slo;
   uint8_t cls;
   uint8_t state;
 } track_t;
@@ -77,6 +77,7 @@ typedef struct loadgen {
   uint64_t progress_sent;
   uint64_t max_lag_ns; /* worst lateness of a send against its schedule */
   uint32_t pool_size;  /* workers in the last Status */
+  bool answered;       /* a Status came back: the scheduler is there */
   char *policy;
   pool_worker_t *pool;
   size_t n_pool;
@@ -206,8 +207,7 @@ static void on_done(void *arg, const Infsched__Done *d) {
           u && u->generated_tokens ? u->generated_tokens : t->chunk_tokens,
       .ttft = ((t->first_ns ? t->first_ns : now) - t->intended_ns) / 1000,
       .e2e = (now - t->intended_ns) / 1000,
-      .ttft_slo_ms = t->ttft_ms,
-      .tpot_slo_ms = t->tpot_ms,
+      .slo = t->slo,
       .cost_usd = d->cost_usd,
       .worker_id = d->worker_id,
       .worker_class = d->worker_class,
@@ -227,8 +227,7 @@ static void on_error(void *arg, const Infsched__Error *e) {
   report_outcome_t o = {
       .cls = (infs_class_t)t->cls,
       .status = rejected ? REPORT_REJECTED : REPORT_FAILED,
-      .ttft_slo_ms = t->ttft_ms,
-      .tpot_slo_ms = t->tpot_ms,
+      .slo = t->slo,
       .error = wire_error_name(e->code),
       .done_at = (now - g->start_ns) / 1000,
   };
@@ -270,6 +269,7 @@ static void on_status(void *arg, const Infsched__Status *st) {
   if (g->phase != PHASE_WAIT)
     sample_pool(g, st);
   g->pool_size = (uint32_t)st->n_workers;
+  g->answered = true;
   if (!g->policy && st->policy && *st->policy)
     g->policy = xalloc(strdup(st->policy));
   pool_update(g, st);
@@ -291,8 +291,7 @@ static void send_one(loadgen_t *g, const workload_req_t *r, uint64_t now_ns) {
       .workload_id = r->id,
       .intended_ns = g->start_ns + r->arrival * 1000,
       .prompt_tokens = r->prompt_tokens,
-      .ttft_ms = r->ttft_ms,
-      .tpot_ms = r->tpot_ms,
+      .slo = r->slo,
       .cls = (uint8_t)r->cls,
       .state = TRACK_SENT,
   };
@@ -304,8 +303,9 @@ static void send_one(loadgen_t *g, const workload_req_t *r, uint64_t now_ns) {
       .prompt_tokens = r->prompt_tokens,
       .max_tokens = r->max_tokens,
       .cls = r->cls,
-      .ttft_ms = r->ttft_ms,
-      .tpot_ms = r->tpot_ms,
+      .ttft_ms = r->slo.ttft_ms,
+      .ttft_ms_per_ktok = r->slo.ttft_ms_per_ktok,
+      .tpot_ms = r->slo.tpot_ms,
       .session = r->session,
       .blocks = r->blocks,
       .n_blocks = r->n_blocks,
@@ -321,8 +321,7 @@ static void send_one(loadgen_t *g, const workload_req_t *r, uint64_t now_ns) {
               infs_strerror(rc));
     report_outcome_t o = {.cls = r->cls,
                           .status = REPORT_FAILED,
-                          .ttft_slo_ms = r->ttft_ms,
-                          .tpot_slo_ms = r->tpot_ms,
+                          .slo = r->slo,
                           .error = "send_failed",
                           .done_at = (now_ns - g->start_ns) / 1000};
     g->failed++;
@@ -378,17 +377,19 @@ static void on_deadline(uv_timer_t *h) {
   loadgen_t *g = h->data;
   switch (g->phase) {
   case PHASE_WAIT:
-    if (g->cfg->wait_workers) {
-      log_error("%u of %u workers registered after %.0f s", g->pool_size,
-                g->cfg->wait_workers, g->cfg->wait_timeout_s);
-      g->exit_code = 1;
-      schedule_finish(g);
-    } else {
-      log_warn("no Status from %s after %.1f s; cost will be the sum of "
-               "per-request costs",
-               g->cfg->scheduler, g->cfg->status_timeout_s);
-      begin_run(g);
-    }
+    /* Nothing has been sent: a run against nobody would only report every
+     * request lost. */
+    if (!g->answered)
+      log_error("the scheduler at %s is unreachable: no answer to a status "
+                "query in %.1f s; nothing was sent",
+                g->cfg->scheduler,
+                g->cfg->wait_workers ? g->cfg->wait_timeout_s
+                                     : g->cfg->status_timeout_s);
+    else
+      log_error("%u of %u workers registered after %.0f s; nothing was sent",
+                g->pool_size, g->cfg->wait_workers, g->cfg->wait_timeout_s);
+    g->exit_code = CLI_EXIT_STARTUP;
+    schedule_finish(g);
     break;
   case PHASE_RUN:
     /* A closed loop may still wait for answers when its time is up. */
@@ -478,8 +479,7 @@ static void on_finish(uv_timer_t *h) {
       continue;
     report_outcome_t o = {.cls = (infs_class_t)t->cls,
                           .status = REPORT_LOST,
-                          .ttft_slo_ms = t->ttft_ms,
-                          .tpot_slo_ms = t->tpot_ms};
+                          .slo = t->slo};
     report_add(g->report, &o);
     t->state = TRACK_ENDED;
     /* Best effort: frees the scheduler from work nobody waits for. */
@@ -612,7 +612,7 @@ int loadgen_run(const loadgen_config_t *cfg, workload_t *w) {
   int rc = open_client(&g);
   if (rc) {
     /* Close the handles so the loop closes cleanly. */
-    g.exit_code = 1;
+    g.exit_code = cli_start_status(rc);
     on_finish(&g.finish);
   } else {
     start(&g);

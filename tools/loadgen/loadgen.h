@@ -26,8 +26,10 @@ typedef struct loadgen_config {
 } loadgen_config_t;
 
 /* Runs the workload (borrowed) against the scheduler and prints the report
- * on stdout. Returns the exit status: 0, or 1 when requests were lost or the
- * run could not be made or reported. */
+ * on stdout. Returns the exit status (lib/cli.h): 0; 1 when requests were
+ * lost or the report could not be written; 2 for a malformed endpoint; 3
+ * when the scheduler does not answer a status query in time, or too few
+ * workers register, before anything is sent. */
 int loadgen_run(const loadgen_config_t *cfg, workload_t *w);
 
 #endif

@@ -43,7 +43,9 @@ static void usage(FILE *out) {
           "  --version             print the version and exit\n"
           "\n"
           "Exit status: 0 when every request got an answer, 1 when some were "
-          "lost\nor the run failed, 2 on a usage error.\n");
+          "lost\nor the report failed, 2 on a usage error, 3 when the "
+          "scheduler does not\nanswer (or too few workers register) before "
+          "anything is sent.\n");
 }
 
 enum {

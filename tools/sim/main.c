@@ -7,6 +7,7 @@
 #include "lib/settings.h"
 #include "lib/workload.h"
 #include "lib/workload_cli.h"
+#include "model/slo_check.h"
 #include "scheduler/core/policy.h"
 #include "tools/cluster/cluster_file.h"
 #include "tools/sim/capacity.h"
@@ -90,8 +91,9 @@ static void usage(FILE *out) {
       "                        tokens and cache hits, as Markdown (stdout) and\n"
       "                        JSON (--report-json); policies from --compare\n"
       "                        (all)\n"
-      "  --matrix-workload SPEC  a workload of the matrix (repeatable; default\n"
-      "                        --workload); the workload flags apply to each\n"
+      "  --matrix-workload SPEC  a workload of the matrix (repeatable; default:\n"
+      "                        the one of --workload); the workload flags\n"
+      "                        apply to each\n"
       "  --matrix-pool NAME=MIX  a pool of the matrix, e.g. gpu-only=gpu=6\n"
       "                        (repeatable; NAME= alone: the cluster's pool;\n"
       "                        default: the cluster's pool as \"cluster\")\n"
@@ -632,6 +634,19 @@ static int load(opts_t *o, setup_t *s) {
     if (text && settings_parse(settings_get(id), text, &v, err, sizeof err) == 0)
       settings_apply_core(&o->sim.core, settings_get(id), &v);
   }
+  /* The requests carry the workload's targets: the cluster's scheduler.slo
+   * (now the core's class defaults) unless --slo names others, and the
+   * core's defaults, which balanced also reads, are the same. */
+  if (o->wl.seen_slo)
+    memcpy(o->sim.core.slo, o->wl.opts.slo, sizeof o->sim.core.slo);
+  else
+    memcpy(o->wl.opts.slo, o->sim.core.slo, sizeof o->wl.opts.slo);
+  const pool_t *pool = o->sweep ? &s->grid : &s->pool;
+  for (size_t i = 0; i < pool->n; i++)
+    if ((o->sweep ? pool->v[i].max : pool->v[i].count) &&
+        slo_check_profile(o->wl.opts.slo, &pool->v[i].profile, err,
+                          sizeof err))
+      return cli_usage_error("%s%s", o->wl.seen_slo ? "--slo: " : "", err);
   size_t n;
   s->workers = pool_expand(&s->pool, &n);
   o->sim.workers = s->workers;

@@ -334,8 +334,7 @@ static void finish(sim_t *s) {
       continue;
     report_outcome_t o = {.cls = t->cls,
                           .status = REPORT_LOST,
-                          .ttft_slo_ms = t->ttft_ms,
-                          .tpot_slo_ms = t->tpot_ms};
+                          .slo = t->slo};
     report_add(s->report, &o);
     t->open = false;
   }

@@ -8,21 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static bool meets_slo(const report_outcome_t *o) {
-  /* lib/report.h's definition, for the tokens that met their SLO. */
-  if (o->status != REPORT_COMPLETED)
-    return false;
-  if (o->ttft_slo_ms && o->ttft > (infs_time_t)o->ttft_slo_ms * 1000)
-    return false;
-  if (o->tpot_slo_ms && o->generated_tokens >= 2) {
-    infs_time_t decode = o->e2e > o->ttft ? o->e2e - o->ttft : 0;
-    double tpot_us = (double)decode / (double)(o->generated_tokens - 1);
-    if (tpot_us > o->tpot_slo_ms * 1000.0)
-      return false;
-  }
-  return true;
-}
-
 static track_t *track_of(sim_t *s, uint64_t id) {
   if (id == 0 || id > s->n_tracks || !s->tracks[id - 1].open)
     return NULL;
@@ -32,7 +17,7 @@ static track_t *track_of(sim_t *s, uint64_t id) {
 static void track_end(sim_t *s, track_t *t, infs_time_t now,
                       const report_outcome_t *o) {
   report_add(s->report, o);
-  if (meets_slo(o))
+  if (report_outcome_met(o))
     s->st.slo_tokens += (uint64_t)o->prompt_tokens + o->generated_tokens;
   t->open = false;
   s->free_tracks[s->n_free_tracks++] = (uint32_t)(t - s->tracks);
@@ -67,8 +52,7 @@ void sim_client_receive(sim_t *s, infs_time_t now, const msg_t *m) {
         .generated_tokens = u ? u->generated_tokens : 0,
         .ttft = (t->first ? t->first : now) - t->arrival,
         .e2e = now - t->arrival,
-        .ttft_slo_ms = t->ttft_ms,
-        .tpot_slo_ms = t->tpot_ms,
+        .slo = t->slo,
         .cost_usd = d->cost_usd,
         .worker_id = d->worker_id,
         .worker_class = d->worker_class,
@@ -86,8 +70,7 @@ void sim_client_receive(sim_t *s, infs_time_t now, const msg_t *m) {
         .cls = t->cls,
         .status =
             wire_error_is_rejection(e->code) ? REPORT_REJECTED : REPORT_FAILED,
-        .ttft_slo_ms = t->ttft_ms,
-        .tpot_slo_ms = t->tpot_ms,
+        .slo = t->slo,
         .error = wire_error_name(e->code),
         .done_at = now - s->t0,
     };
@@ -118,8 +101,7 @@ void sim_client_send(sim_t *s, infs_time_t now, const workload_req_t *r) {
       .workload_id = r->id,
       .arrival = now,
       .prompt_tokens = r->prompt_tokens,
-      .ttft_ms = r->ttft_ms,
-      .tpot_ms = r->tpot_ms,
+      .slo = r->slo,
       .cls = r->cls,
       .open = true,
   };
@@ -133,8 +115,9 @@ void sim_client_send(sim_t *s, infs_time_t now, const workload_req_t *r) {
       .prompt_tokens = r->prompt_tokens,
       .max_tokens = r->max_tokens,
       .cls = r->cls,
-      .ttft_ms = r->ttft_ms,
-      .tpot_ms = r->tpot_ms,
+      .ttft_ms = r->slo.ttft_ms,
+      .ttft_ms_per_ktok = r->slo.ttft_ms_per_ktok,
+      .tpot_ms = r->slo.tpot_ms,
       .session = m->session,
       .blocks = sim_copy_hashes(&m->blocks, &m->blocks_cap, r->blocks,
                                 r->n_blocks),

@@ -68,8 +68,7 @@ typedef struct track {
   infs_time_t arrival; /* intended send time, virtual */
   infs_time_t first;   /* first token reached the client; 0: not yet */
   uint32_t prompt_tokens;
-  uint32_t ttft_ms;
-  uint32_t tpot_ms;
+  slo_t slo;
   infs_class_t cls;
   bool open;
 } track_t;

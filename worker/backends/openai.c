@@ -16,6 +16,7 @@
 
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -149,8 +150,8 @@ static void xfer_free(xfer_t *x) {
 
 /* Fails x with a message for the caller, which names no address: the
  * endpoint and libcurl's detail (hosts, ports) go to this worker's log. */
-static void fail(xfer_t *x, int code, const char *detail, const char *fmt,
-                 ...) __attribute__((format(printf, 4, 5)));
+static void fail(xfer_t *x, int code, const char *detail, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 static void fail(xfer_t *x, int code, const char *detail, const char *fmt,
                  ...) {
@@ -339,8 +340,8 @@ static void finish(xfer_t *x, CURLcode res) {
     cJSON *root = x->raw ? cJSON_Parse(x->raw) : NULL;
     const char *msg = root ? error_message(root) : NULL;
     fail(x, INFSCHED__ERROR_CODE__ERROR_BACKEND, NULL,
-         "upstream HTTP %ld: %.300s",
-         x->status, msg ? msg : (x->raw ? x->raw : "(no body)"));
+         "upstream HTTP %ld: %.300s", x->status,
+         msg ? msg : (x->raw ? x->raw : "(no body)"));
     cJSON_Delete(root);
     return;
   }
@@ -595,7 +596,8 @@ static int openai_create(const infs_backend_host_t *host, const char *args,
                b->opts.api_key_env,
                key && *key ? "not a valid key" : "not set");
       free(b);
-      return INFS_ECONFIG;
+      /* The environment, not the flags: the worker cannot start. */
+      return -ENOKEY;
     }
     size_t n = strlen(key) + 32;
     b->auth = malloc(n);
@@ -611,7 +613,7 @@ static int openai_create(const infs_backend_host_t *host, const char *args,
     snprintf(err, errlen, "openai: libcurl failed to initialise");
     free(b->auth);
     free(b);
-    return INFS_ECONFIG;
+    return -EIO;
   }
   b->host = *host;
   openai_opts_endpoint(&b->opts, b->endpoint, sizeof b->endpoint);

@@ -1,32 +1,51 @@
 #!/bin/sh
-# Regenerates the option tables of the docs from the programs' --help, so
-# that a flag is described in one place: its program.
+# Regenerates what the docs take from the programs, so that it is written
+# in one place: the option tables (from each program's --help) and, with
+# --figures, the output the pages quote from virtual-time runs.
 #
-#   scripts/doc-options.sh [--check] BIN_DIR [PAGE...]
+#   scripts/doc-gen.sh [--check] [--figures] BIN_DIR [PAGE...]
 #
-# A page asks for a table with a pair of marker lines:
+# A page asks for an option table with a pair of marker lines:
 #
 #   <!-- options: PROGRAM [FLAG...] -->
 #   <!-- end options -->
 #
 # Everything between them is replaced by PROGRAM's options (only the FLAGs
-# named, when some are), one table per section of its --help. With --check
-# nothing is written: the pages whose tables differ from --help are named,
-# with the difference, and the status is 1. PAGEs default to README.md and
+# named, when some are), one table per section of its --help.
+#
+# A page quotes a command's output with:
+#
+#   <!-- output: build/bin/PROGRAM ARGS... -->
+#   <!-- end output -->
+#
+# With --figures, everything between them is replaced by a code block of
+# "$ COMMAND" and the command's standard output (run from the repository
+# root, with build/bin standing for BIN_DIR); without, they are left as
+# they are. Only quote output that does not depend on the machine:
+# virtual-time runs (infsched-sim, bench_profiles), not wall-clock
+# benchmarks; they take tens of seconds, hence the flag.
+#
+# With --check nothing is written: the pages that differ are named, with
+# the difference, and the status is 1. PAGEs default to README.md and
 # docs/*.md.
 set -eu
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 check=0
-if [ "${1:-}" = --check ]; then
-  check=1
+figures=0
+while [ $# -gt 0 ]; do
+  case $1 in
+  --check) check=1 ;;
+  --figures) figures=1 ;;
+  *) break ;;
+  esac
   shift
-fi
+done
 if [ $# -lt 1 ] || [ "$1" = --help ] || [ "$1" = -h ]; then
-  echo "usage: scripts/doc-options.sh [--check] BIN_DIR [PAGE...]" >&2
+  echo "usage: scripts/doc-gen.sh [--check] [--figures] BIN_DIR [PAGE...]" >&2
   exit 2
 fi
-bin=$1
+bin=$(cd "$1" && pwd)
 shift
 cd "$root"
 [ $# -gt 0 ] || set -- README.md docs/*.md
@@ -36,19 +55,19 @@ trap 'rm -rf "$tmp"' EXIT INT TERM
 
 # options_table PROGRAM [FLAG...]: the markdown tables of PROGRAM --help.
 # An option line starts with spaces and a dash; its flag is the dashed
-# words and the argument words after them (no lower-case letters), its
-# meaning the rest plus the deeper-indented lines that follow. A line
+# words and the argument words after them (in capitals), its meaning the
+# rest plus the deeper-indented lines that follow. A line
 # ending in ':' at the left margin titles the options right below it;
 # sections titled "Internal" are left out.
 options_table() {
   prog=$1
   shift
   if [ ! -x "$bin/$prog" ]; then
-    echo "doc-options: no program $bin/$prog" >&2
+    echo "doc-gen: no program $bin/$prog" >&2
     return 1
   fi
   "$bin/$prog" --help >"$tmp/help" 2>&1 || {
-    echo "doc-options: $prog --help failed" >&2
+    echo "doc-gen: $prog --help failed" >&2
     return 1
   }
   awk -v root="$root/" -v want="$*" -v prog="$prog" '
@@ -131,11 +150,11 @@ options_table() {
       bad = 0
       for (f in wanted)
         if (!wanted[f]) {
-          print "doc-options: " prog " --help has no " f > "/dev/stderr"
+          print "doc-gen: " prog " --help has no " f > "/dev/stderr"
           bad = 1
         }
       if (rows == 0) {
-        print "doc-options: no options found in " prog " --help" > "/dev/stderr"
+        print "doc-gen: no options found in " prog " --help" > "/dev/stderr"
         bad = 1
       }
       exit bad
@@ -143,58 +162,92 @@ options_table() {
   ' "$tmp/help"
 }
 
+# run_quoted COMMAND: the code block quoting COMMAND and its output.
+run_quoted() {
+  cmd=$1
+  case $cmd in
+  build/bin/*) ;;
+  *)
+    echo "doc-gen: '$cmd' does not start with build/bin/" >&2
+    return 1
+    ;;
+  esac
+  # The status is not checked: a comparison that loses requests in one
+  # policy exits 1 and still prints its table.
+  (sh -c "$bin/${cmd#build/bin/}" 2>/dev/null || true) >"$tmp/out"
+  if [ ! -s "$tmp/out" ]; then
+    echo "doc-gen: '$cmd' printed nothing" >&2
+    return 1
+  fi
+  echo '```'
+  printf '$ %s\n' "$cmd"
+  # paths under the checkout as the reader's
+  awk -v root="$root/" '{
+    while ((i = index($0, root)) > 0)
+      $0 = substr($0, 1, i - 1) substr($0, i + length(root))
+    print
+  }' "$tmp/out"
+  echo '```'
+}
+
 status=0
 for page in "$@"; do
   out="$tmp/page"
   : >"$out"
-  inside=0
+  inside=   # the kind of marker we are between: options, output or none
   lineno=0
   failed=0
   while IFS= read -r line || [ -n "$line" ]; do
     lineno=$((lineno + 1))
     case $line in
-    '<!-- options: '*' -->')
-      if [ $inside = 1 ]; then
-        echo "$page:$lineno: options marker inside another" >&2
+    '<!-- options: '*' -->' | '<!-- output: '*' -->')
+      if [ -n "$inside" ]; then
+        echo "$page:$lineno: marker inside another" >&2
         failed=1
       fi
       printf '%s\n' "$line" >>"$out"
-      spec=${line#'<!-- options: '}
+      spec=${line#'<!-- '}
       spec=${spec%' -->'}
-      # shellcheck disable=SC2086 # the words are the program and flags
-      if ! options_table $spec >>"$out"; then
-        echo "$page:$lineno: cannot make the table of '$spec'" >&2
-        failed=1
+      inside=${spec%%:*}
+      spec=${spec#*: }
+      if [ "$inside" = options ]; then
+        # shellcheck disable=SC2086 # the words are the program and flags
+        options_table $spec >>"$out" || failed=1
+      elif [ $figures = 1 ]; then
+        echo "$page:$lineno: $spec" >&2
+        run_quoted "$spec" >>"$out" || failed=1
+      else
+        inside=keep
       fi
-      inside=1
+      [ $failed = 0 ] || echo "$page:$lineno: cannot make '$spec'" >&2
       ;;
-    '<!-- end options -->')
-      if [ $inside = 0 ]; then
-        echo "$page:$lineno: end of options without a start" >&2
+    '<!-- end options -->' | '<!-- end output -->')
+      kind=${line#'<!-- end '}
+      kind=${kind%' -->'}
+      if [ "$inside" != "$kind" ] && ! [ "$inside" = keep ] ; then
+        echo "$page:$lineno: end of $kind without its start" >&2
         failed=1
       fi
       printf '%s\n' "$line" >>"$out"
-      inside=0
+      inside=
       ;;
     *)
-      [ $inside = 1 ] || printf '%s\n' "$line" >>"$out"
+      case $inside in '' | keep) printf '%s\n' "$line" >>"$out" ;; esac
       ;;
     esac
   done <"$page"
-  if [ $inside = 1 ]; then
-    echo "$page: options marker without an end" >&2
+  if [ -n "$inside" ]; then
+    echo "$page: $inside marker without an end" >&2
     failed=1
   fi
   if [ $failed = 1 ]; then
     status=1
     continue
   fi
-  if cmp -s "$page" "$out"; then
-    continue
-  fi
+  cmp -s "$page" "$out" && continue
   if [ $check = 1 ]; then
-    echo "$page: option tables differ from --help" \
-      "(run scripts/doc-options.sh $bin):" >&2
+    echo "$page: differs from what the programs say" \
+      "(run scripts/doc-gen.sh $([ $figures = 0 ] || echo '--figures ')$bin):" >&2
     diff -u "$page" "$out" >&2 || true
     status=1
   else
