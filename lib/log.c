@@ -2,6 +2,7 @@
 
 #include "infsched/errors.h"
 
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -14,6 +15,7 @@ static const char *const level_names[] = {"debug", "info", "warn", "error"};
 void log_init(const char *program, log_level_t level) {
   s_program = program;
   s_level = level;
+  signal(SIGPIPE, SIG_IGN);
 }
 
 int log_level_parse(const char *name, log_level_t *out) {

@@ -12,6 +12,10 @@ typedef enum log_level {
   LOG_LEVEL_ERROR
 } log_level_t;
 
+/* Names the program in every line and sets the level. Also ignores SIGPIPE
+ * for the whole process: a daemon whose stderr reader has gone (its
+ * supervisor died) loses its log lines, not its life, and a write to a
+ * peer that has gone (an HTTP client) fails with EPIPE. */
 void log_init(const char *program, log_level_t level);
 int log_level_parse(const char *name, log_level_t *out);
 int log_enabled(log_level_t level);

@@ -239,6 +239,11 @@ static const setting_t table[SET_COUNT] = {
     {SET_HTTP_MAX_BODY, "http_max_body", "http-max-body", S, S, SETTING_UINT,
      1024, 1 << 30, "8388608", "N", "largest HTTP request body, in bytes", NULL,
      NULL},
+    {SET_HTTP_MAX_CONNS, "http_max_conns", "http-max-conns", S, S,
+     SETTING_UINT, 0, 1 << 20, "0", "N",
+     "HTTP connections at once, 503 beyond; 0: the descriptor limit less a "
+     "quarter, kept for workers and clients",
+     NULL, NULL},
     {SET_MAX_MSG_BYTES, "max_msg_bytes", "max-msg-bytes", S | W, S | W,
      SETTING_UINT, 1024, 1 << 30, "16777216", "N",
      "largest accepted message, in bytes", NULL, NULL},

@@ -44,6 +44,7 @@ typedef enum setting_id {
   SET_KWH_PRICE,
   SET_HTTP,
   SET_HTTP_MAX_BODY,
+  SET_HTTP_MAX_CONNS,
   SET_MAX_MSG_BYTES,
   SET_LOG_LEVEL,
   SET_COUNT

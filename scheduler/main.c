@@ -54,6 +54,9 @@ static void apply(void *ctx, const setting_t *s, const setting_value_t *v) {
   case SET_HTTP_MAX_BODY:
     cfg->http.max_body = (size_t)v->u;
     break;
+  case SET_HTTP_MAX_CONNS:
+    cfg->http.max_conns = (size_t)v->u;
+    break;
   case SET_MAX_MSG_BYTES:
     cfg->max_msg_bytes = (int64_t)v->u;
     break;
@@ -82,9 +85,6 @@ int main(int argc, char **argv) {
   if (settings_parse_args(argc, argv, SETTING_SCHEDULER, usage, apply, &o))
     return CLI_EXIT_USAGE;
   log_init("scheduler", level);
-  /* A write to an HTTP client that has gone must fail with EPIPE, not end
-   * the process. */
-  signal(SIGPIPE, SIG_IGN);
   /* Decisions explain themselves only where someone reads them. */
   cfg.core.explain = level == LOG_LEVEL_DEBUG;
 

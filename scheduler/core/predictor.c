@@ -1,9 +1,11 @@
 /* The predictor, over the engine's rules (model/engine.c) and its step-time
- * model (model/step.h, the same functions the engine times its steps with):
- * FIFO admission up to max_batch sequences and the KV capacity, chunked
- * prefill of max_num_batched_tokens tokens riding along with each decode step in one
- * forward pass, one token per running sequence per step. From the heartbeat
- * and the changes since:
+ * model (model/step.h: the same functions the engine times its steps with,
+ * so that tests/unit/test_model_agreement.c can hold one against the
+ * other): FIFO admission up to max_batch sequences and the KV capacity, one
+ * token per running sequence per step, prefill chunks riding along in the
+ * same forward pass with what the step's token budget leaves them (and, on a
+ * profile with slo_aware_prefill, no more than keeps the tightest TPOT
+ * target there). From the heartbeat and the changes since:
  *
  *   n        = heartbeat running + queued + dispatched since - finished
  *   kv       = heartbeat kv_used + KV dispatched since - KV freed since
@@ -16,11 +18,11 @@
  *              for `ahead` sequences to finish when b run and each has the
  *              average remaining output of the core's requests there left;
  *              else 0
- *   fill(x, c) = step_prefill_ms(x behind c, in chunks, each one pass with
- *              the running decodes)
+ *   fill(x, c) = step_prefill_ms(x behind c, with the running decodes and
+ *              the worker's TPOT cap): x in chunks, each one pass with them
  *   queue    = slot + step / 2 (the next step boundary) + fill(backlog, 0)
  *   ttft     = queue + fill(fresh, cached)
- *   extra    = fill(fresh, cached) - ceil(fresh / chunk) * step: what its
+ *   extra    = fill(fresh, cached) - (its chunks' steps) * step: what its
  *              chunks add to the steps they ride along with
  *   step'    = step_decode_ms(b' = min(n + 1, max_batch),
  *              kv + prompt + max / 2)

@@ -546,6 +546,7 @@ int frontdoor_start(uv_loop_t *loop, const frontdoor_config_t *cfg,
   http_server_config_t scfg = {
       .addr = cfg->addr,
       .max_body = cfg->max_body ? cfg->max_body : FRONTDOOR_DEFAULT_MAX_BODY,
+      .max_conns = cfg->max_conns,
   };
   http_handler_t h = {
       .arg = f,

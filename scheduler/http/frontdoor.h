@@ -38,6 +38,7 @@ typedef struct frontdoor_config {
   /* The largest message to a worker: a prompt that would not fit in a
    * dispatch is refused with 413 too. 0: no limit. */
   size_t max_msg_bytes;
+  size_t max_conns; /* HTTP connections at once; 0: http_server's default */
 } frontdoor_config_t;
 
 /* Starts listening. core and metrics are borrowed for the front door's

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -574,7 +575,32 @@ static void on_connection(uv_stream_t *listener, int status) {
   http_parser_init(&c->parser, HTTP_REQUEST);
   c->parser.data = c;
   uv_timer_start(&c->timer, on_timeout, s->cfg.request_timeout_ms, 0);
+  if (s->n_conns > s->cfg.max_conns) {
+    /* Answered before reading: idle connections cannot take the
+     * descriptors workers and clients need. */
+    static const char body[] =
+        "{\"error\":{\"message\":\"too many connections\",\"type\":"
+        "\"server_error\",\"param\":null,\"code\":\"unavailable\"}}";
+    c->x.keep_alive = false;
+    c->x.state = X_HANDLING;
+    http_respond(&c->x, 503, "application/json", "Retry-After: 1\r\n", body,
+                 sizeof body - 1);
+    return;
+  }
   start_reading(c);
+}
+
+/* The cap when none is configured: the descriptor limit less a reserve. */
+static size_t default_max_conns(void) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY ||
+      rl.rlim_cur > (1u << 20))
+    return 1u << 20;
+  size_t limit = (size_t)rl.rlim_cur;
+  size_t reserve = limit / HTTP_FD_RESERVE_SHARE;
+  if (reserve < HTTP_FD_RESERVE_MIN)
+    reserve = HTTP_FD_RESERVE_MIN;
+  return limit > 2 * reserve ? limit - reserve : limit / 2;
 }
 
 /* Splits HOST:PORT or [HOST]:PORT; an empty host or "*" means any. */
@@ -696,6 +722,8 @@ int http_server_start(uv_loop_t *loop, const http_server_config_t *cfg,
     s->cfg.request_timeout_ms = HTTP_DEFAULT_REQUEST_TIMEOUT_MS;
   if (!s->cfg.max_output)
     s->cfg.max_output = HTTP_DEFAULT_MAX_OUTPUT;
+  if (!s->cfg.max_conns)
+    s->cfg.max_conns = default_max_conns();
   s->h = *handler;
   list_init(&s->conns);
   s->settings = (http_parser_settings){
@@ -731,6 +759,10 @@ int http_server_start(uv_loop_t *loop, const http_server_config_t *cfg,
 
 const char *http_server_address(const http_server_t *s) {
   return s->addr;
+}
+
+size_t http_server_max_connections(const http_server_t *s) {
+  return s->cfg.max_conns;
 }
 
 size_t http_server_connections(const http_server_t *s) {

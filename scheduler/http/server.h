@@ -35,7 +35,14 @@ typedef struct http_server_config {
   size_t max_body;             /* bytes; larger request bodies get 413 */
   uint32_t request_timeout_ms; /* idle or incomplete request: disconnect */
   size_t max_output;           /* bytes queued for one client */
+  /* Connections open at once; past them a new one is answered 503 and
+   * closed. 0: the descriptor limit less HTTP_FD_RESERVE_SHARE of it, kept
+   * for the process's other sockets (workers and ZeroMQ clients). */
+  size_t max_conns;
 } http_server_config_t;
+
+#define HTTP_FD_RESERVE_SHARE 4 /* a quarter */
+#define HTTP_FD_RESERVE_MIN 64
 
 #define HTTP_DEFAULT_REQUEST_TIMEOUT_MS 60000
 #define HTTP_DEFAULT_MAX_OUTPUT (16u << 20)
@@ -48,6 +55,8 @@ int http_server_start(uv_loop_t *loop, const http_server_config_t *cfg,
 /* The bound address as HOST:PORT. */
 const char *http_server_address(const http_server_t *s);
 size_t http_server_connections(const http_server_t *s);
+/* The connection cap in force (max_conns, or the one derived). */
+size_t http_server_max_connections(const http_server_t *s);
 /* Stops accepting, lets responses being written finish for up to a second,
  * then closes every connection (aborting unanswered exchanges). */
 void http_server_stop(http_server_t *s);

@@ -316,6 +316,50 @@ int harness_wait_log(const char *log_path, const char *needle, int timeout_ms) {
   return harness_wait_log_count(log_path, needle, 1, timeout_ms);
 }
 
+int harness_wait_until(int (*cond)(void *arg), void *arg, int timeout_ms) {
+  long long deadline = now_ms() + timeout_ms;
+  for (;;) {
+    if (cond(arg))
+      return 0;
+    if (now_ms() >= deadline)
+      return -ETIMEDOUT;
+    sleep_ms(POLL_MS);
+  }
+}
+
+int harness_pid_gone(pid_t pid) {
+  char path[64], buf[256];
+  errno = 0;
+  if (kill(pid, 0) != 0 && errno == ESRCH)
+    return 1;
+  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+  FILE *f = fopen(path, "r");
+  if (!f)
+    return 1;
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = '\0';
+  /* "pid (comm) S ...": comm may hold spaces and parentheses. */
+  const char *state = strrchr(buf, ')');
+  return state && state[1] == ' ' && (state[2] == 'Z' || state[2] == 'X');
+}
+
+int harness_port_free(int port) {
+  int one = 1, ok;
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0)
+    return 0;
+  struct sockaddr_in sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  sa.sin_port = htons((uint16_t)port);
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  ok = bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+  close(fd);
+  return ok;
+}
+
 char *harness_read_file(const char *path) {
   char *buf = NULL;
   size_t len = 0, cap = 0;

@@ -61,6 +61,18 @@ int harness_wait_log_count(const char *log_path, const char *needle, int count,
 /* Counts the occurrences of needle in the file at path (0 if unreadable). */
 int harness_count_log(const char *path, const char *needle);
 
+/* Polls cond(arg) every few milliseconds until it returns nonzero or
+ * timeout_ms have passed. Returns 0 when it did, -ETIMEDOUT otherwise. */
+int harness_wait_until(int (*cond)(void *arg), void *arg, int timeout_ms);
+
+/* Whether process pid has ended: it does not exist, or it is a zombie
+ * (an orphan that its new parent has not reaped yet). */
+int harness_pid_gone(pid_t pid);
+
+/* Whether a listener could bind 127.0.0.1:port now, with SO_REUSEADDR as
+ * ZeroMQ and libuv bind. */
+int harness_port_free(int port);
+
 /* Whole file as a NUL-terminated string the caller frees, or NULL. */
 char *harness_read_file(const char *path);
 

@@ -4,9 +4,12 @@
 #include "tests/integration/harness.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <setjmp.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -23,6 +26,10 @@
 #define EXIT_TIMEOUT_MS 20000
 #define EVENT_TIMEOUT_MS 20000
 #define MAX_PIDS 64
+/* How long the launcher's children may outlive it, and hold its ports. */
+#define ORPHAN_DEADLINE_MS 5000
+
+extern char **environ;
 
 typedef struct fixture {
   char *dir;
@@ -403,6 +410,167 @@ static void test_real_cluster(void **state) {
   assert_all_gone(f);
 }
 
+/* The ports of a cluster and the pids its launcher started. */
+typedef struct remains {
+  int ports[3];
+  pid_t pids[MAX_PIDS];
+  int npids;
+} remains_t;
+
+static int nothing_left(void *arg) {
+  const remains_t *r = arg;
+  for (int i = 0; i < r->npids; i++)
+    if (!harness_pid_gone(r->pids[i]))
+      return 0;
+  for (int i = 0; i < 3; i++)
+    if (!harness_port_free(r->ports[i]))
+      return 0;
+  return 1;
+}
+
+static int port_of(const char *endpoint) {
+  return atoi(strrchr(endpoint, ':') + 1);
+}
+
+static void test_sigkill_of_launcher_leaves_nothing(void **state) {
+  fixture_t *f = *state;
+  remains_t r;
+  const char *sched = harness_bin("infsched-scheduler");
+  if (access(sched, X_OK) != 0)
+    skip();
+  char bin_dir[600], http[64];
+  snprintf(bin_dir, sizeof bin_dir, "%s", sched);
+  *strrchr(bin_dir, '/') = '\0';
+  r.ports[0] = port_of(f->clients);
+  r.ports[1] = port_of(f->workers);
+  do
+    r.ports[2] = harness_free_port();
+  while (r.ports[2] == r.ports[0] || r.ports[2] == r.ports[1]);
+  snprintf(http, sizeof http, "127.0.0.1:%d", r.ports[2]);
+
+  write_cluster(f, "  - name: gpu\n    profile: gpu-h100\n    count: 2\n");
+  harness_proc_t *p = start_cluster(f, bin_dir, "--http", http);
+  assert_int_equal(harness_wait_log(f->log,
+                                    "cluster ready: 2/2 workers registered",
+                                    EVENT_TIMEOUT_MS),
+                   0);
+  r.npids = logged_pids(f, NULL, r.pids, MAX_PIDS);
+  assert_int_equal(r.npids, 3);
+  assert_false(nothing_left(&r));
+
+  harness_kill(p, SIGKILL);
+  int status;
+  assert_int_equal(harness_wait(p, EXIT_TIMEOUT_MS, &status), 0);
+  assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+  /* Not harness_stop yet: it would kill the launcher's process group,
+   * where the children are. */
+  int left = harness_wait_until(nothing_left, &r, ORPHAN_DEADLINE_MS);
+  harness_stop(&p);
+  if (left)
+    fail_msg("a child or a port outlived the launcher by %d ms",
+             ORPHAN_DEADLINE_MS);
+
+  /* A launcher started again on the same file and ports comes up. */
+  p = start_cluster(f, bin_dir, "--http", http);
+  assert_int_equal(harness_wait_log_count(f->log, "cluster ready: 2/2", 2,
+                                          EVENT_TIMEOUT_MS),
+                   0);
+  harness_kill(p, SIGTERM);
+  assert_int_equal(exit_code(p), 0);
+  harness_stop(&p);
+}
+
+/* A daemon whose stderr is a pipe: the test reads it until it can close
+ * it. */
+typedef struct piped {
+  pid_t pid;
+  int fd; /* the read end */
+} piped_t;
+
+static piped_t spawn_piped(char *const argv[]) {
+  piped_t d = {-1, -1};
+  int fds[2];
+  posix_spawn_file_actions_t fa;
+  assert_int_equal(pipe(fds), 0);
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_adddup2(&fa, fds[1], 2);
+  posix_spawn_file_actions_addclose(&fa, fds[0]);
+  assert_int_equal(posix_spawn(&d.pid, argv[0], &fa, NULL, argv, environ), 0);
+  posix_spawn_file_actions_destroy(&fa);
+  close(fds[1]);
+  d.fd = fds[0];
+  return d;
+}
+
+/* Reads d's stderr until it has printed needle; 0 or -ETIMEDOUT. */
+static int read_until(piped_t *d, const char *needle) {
+  static char seen[1 << 16];
+  size_t len = 0;
+  int waited = 0;
+  while (waited < EVENT_TIMEOUT_MS) {
+    struct pollfd p = {d->fd, POLLIN, 0};
+    if (poll(&p, 1, 100) <= 0) {
+      waited += 100;
+      continue;
+    }
+    if (len + 1 >= sizeof seen)
+      len = 0;
+    ssize_t n = read(d->fd, seen + len, sizeof seen - 1 - len);
+    if (n <= 0)
+      return -EPIPE;
+    len += (size_t)n;
+    seen[len] = '\0';
+    if (strstr(seen, needle))
+      return 0;
+  }
+  return -ETIMEDOUT;
+}
+
+static int exit_status_of(pid_t pid) {
+  int status;
+  for (int waited = 0; waitpid(pid, &status, WNOHANG) == 0; waited += 10) {
+    if (waited >= EXIT_TIMEOUT_MS) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      fail_msg("pid %d did not stop", (int)pid);
+    }
+    usleep(10000);
+  }
+  return status;
+}
+
+/* What an orphan meets: the reader of its stderr is gone. Its next log
+ * line (the one its SIGTERM prints) must not kill it. */
+static void test_daemons_outlive_closed_stderr(void **state) {
+  fixture_t *f = *state;
+  const char *sched = harness_bin("infsched-scheduler");
+  const char *worker = harness_bin("infsched-worker");
+  if (access(sched, X_OK) != 0 || access(worker, X_OK) != 0)
+    skip();
+  char *sargv[] = {(char *)sched, "--clients", f->clients,
+                   "--workers", f->workers, "--http", "off", NULL};
+  char *wargv[] = {(char *)worker, "--scheduler", f->workers, "--id", "w-0",
+                   "--profiles", (char *)harness_source("configs/profiles.yaml"),
+                   NULL};
+  piped_t s = spawn_piped(sargv);
+  assert_int_equal(read_until(&s, "listening: clients"), 0);
+  piped_t w = spawn_piped(wargv);
+  assert_int_equal(read_until(&w, "registered with"), 0);
+  close(w.fd);
+  close(s.fd);
+
+  kill(w.pid, SIGTERM);
+  int status = exit_status_of(w.pid);
+  assert_true(WIFEXITED(status));
+  assert_int_equal(WEXITSTATUS(status), 0);
+  kill(s.pid, SIGTERM);
+  status = exit_status_of(s.pid);
+  assert_true(WIFEXITED(status));
+  assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 int main(void) {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
   const struct CMUnitTest tests[] = {
@@ -414,6 +582,8 @@ int main(void) {
       T(test_restart_and_clean_stop),
       T(test_stop_escalates_to_sigkill),
       T(test_real_cluster),
+      T(test_sigkill_of_launcher_leaves_nothing),
+      T(test_daemons_outlive_closed_stderr),
   };
 #undef T
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -67,6 +67,7 @@ static const flag_case_t k_scheduler[] = {
     {"--kwh-price", "x"},
     {"--http", "localhost:9080x"},
     {"--http-max-body", "1"},
+    {"--http-max-conns", "-1"},
     {"--max-msg-bytes", "1"},
     {"--log-level", "loud"},
     {NULL, NULL},

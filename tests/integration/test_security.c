@@ -1,7 +1,7 @@
 /* Attacks on a running scheduler with the project's own protocol, by real
  * processes on loopback ports: a ZeroMQ client forging the routing id of
  * an HTTP caller to cancel its stream; a worker that takes requests and
- * never answers. */
+ * never answers; idle HTTP connections past the descriptor limit. */
 #include "tests/integration/test_http_common.h"
 #include "tests/integration/zclient.h"
 
@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -245,12 +246,67 @@ static void test_silent_worker_requests_served_elsewhere(void **state) {
   zclient_destroy(&w.z);
 }
 
+static bool has_workers(const Infsched__Status *s, void *arg) {
+  return s->n_workers == *(size_t *)arg;
+}
+
+/* A scheduler allowed 128 descriptors keeps a quarter of them, at least
+ * 64, for its ZeroMQ peers: of 200 idle HTTP connections it holds 64 and
+ * answers the rest 503 at once; a worker still registers, a ZeroMQ client
+ * still gets answers, and a held connection is still served. */
+static void test_http_connection_cap(void **state) {
+  fixture_t *f = *state;
+  struct rlimit saved, low;
+  assert_int_equal(getrlimit(RLIMIT_NOFILE, &saved), 0);
+  low = saved;
+  low.rlim_cur = 128;
+  assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+  hc_sched_start(&f->s, NULL); /* inherits the limit */
+  assert_int_equal(setrlimit(RLIMIT_NOFILE, &saved), 0);
+  hc_worker_start(&f->s, f->dir, "sram-0", "sram-wse3", NULL, NULL);
+  hc_wait_registered(&f->s, 1);
+
+  enum { HELD = 64, OPENED = 200 };
+  int fds[OPENED];
+  for (int i = 0; i < OPENED; i++) {
+    fds[i] = hc_connect(f->s.http_port);
+    assert_true(fds[i] >= 0);
+    if (i < HELD)
+      continue;
+    char *in = NULL;
+    size_t len = 0;
+    assert_int_equal(hc_read_until(fds[i], &in, &len, "\r\n\r\n", 5000), 0);
+    assert_non_null(strstr(in, "HTTP/1.1 503 "));
+    assert_non_null(strstr(in, "Retry-After: 1"));
+    free(in);
+    close(fds[i]);
+  }
+
+  hc_worker_start(&f->s, f->dir, "sram-1", "sram-wse3", NULL, NULL);
+  hc_wait_registered(&f->s, 2);
+  size_t two = 2;
+  assert_true(zclient_wait_status(f->s.clients, has_workers, &two, 10000));
+
+  char *rest = NULL, *body = NULL;
+  size_t rest_len = 0;
+  assert_int_equal(hc_send(fds[0], "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"),
+                   0);
+  assert_int_equal(hc_read_response(fds[0], &rest, &rest_len, &body, 5000),
+                   200);
+  free(rest);
+  free(body);
+  for (int i = 0; i < HELD; i++)
+    close(fds[i]);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_forged_routing_id_cannot_cancel,
                                       hc_setup, hc_teardown),
       cmocka_unit_test_setup_teardown(
           test_silent_worker_requests_served_elsewhere, hc_setup, hc_teardown),
+      cmocka_unit_test_setup_teardown(test_http_connection_cap, hc_setup,
+                                      hc_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -83,6 +83,12 @@ static void usage(FILE *f) {
           "settings  prints the settings a cluster file may give, with\n"
           "       their ranges and defaults, as a Markdown table.\n"
           "\n"
+          "Every process up starts dies with the launcher, however the\n"
+          "launcher dies: the scheduler by SIGTERM (it answers its open\n"
+          "requests), a worker by SIGKILL. They are started through\n"
+          "\"" PROGRAM " " SUPERVISOR_EXEC_COMMAND " PID SIGNAL PROGRAM [ARG...]\",\n"
+          "which is not meant to be run by hand.\n"
+          "\n"
           "Options:\n"
           "  --bin-dir DIR     where infsched-scheduler and infsched-worker\n"
           "                    are (default: the directory of " PROGRAM ")\n"
@@ -363,7 +369,9 @@ static int add_children(app_t *a, const options_t *o, const char *bin_dir) {
   push_settings(args, s->set);
   push(args, "--log-level");
   push(args, "%s", o->log_level);
-  if ((rc = supervisor_add(a->sup, SCHEDULER_NAME, args->v)))
+  /* When the launcher dies the scheduler answers its open requests and
+   * exits (its SIGTERM); a worker has nothing to finish without it. */
+  if ((rc = supervisor_add(a->sup, SCHEDULER_NAME, args->v, SIGTERM)))
     goto out;
 
   size_t k = 0;
@@ -385,7 +393,7 @@ static int add_children(app_t *a, const options_t *o, const char *bin_dir) {
       push(args, "%u", s->heartbeat_ms);
       push(args, "--log-level");
       push(args, "%s", o->log_level);
-      if ((rc = supervisor_add(a->sup, in->name, args->v)))
+      if ((rc = supervisor_add(a->sup, in->name, args->v, SIGKILL)))
         goto out;
     }
   }
@@ -541,6 +549,8 @@ int main(int argc, char **argv) {
   log_level_t level = LOG_LEVEL_INFO;
   int code = 1;
 
+  if (argc > 1 && strcmp(argv[1], SUPERVISOR_EXEC_COMMAND) == 0)
+    return supervisor_exec(argc - 2, argv + 2);
   memset(&o, 0, sizeof o);
   memset(&a, 0, sizeof a);
   cli_init(PROGRAM);
@@ -552,8 +562,6 @@ int main(int argc, char **argv) {
   }
   log_level_parse(o.log_level, &level);
   log_init(PROGRAM, level);
-  /* A closed stdout must not kill the launcher and orphan its children. */
-  signal(SIGPIPE, SIG_IGN);
 
   if (o.bin_dir)
     snprintf(bin_dir, sizeof bin_dir, "%s", o.bin_dir);

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -50,7 +51,9 @@ struct child {
   supervisor_t *sup;
   child_t *next;
   char *name;
-  char **argv;
+  char **argv; /* the program's own */
+  char **run_argv; /* through the launcher: SUPERVISOR_EXEC_COMMAND, argv */
+  int death_sig;
   uv_timer_t restart;
   run_t *run; /* the run whose process is alive, or NULL */
   backoff_t backoff;
@@ -69,6 +72,7 @@ typedef enum phase {
 
 struct supervisor {
   uv_loop_t *loop;
+  char launcher[4096]; /* this program's path, which runs the exec step */
   uv_timer_t timer; /* grace and drain deadlines while stopping */
   child_t *children;
   child_t **tail;
@@ -158,6 +162,9 @@ static void free_child(child_t *c) {
   for (char **a = c->argv; *a; a++)
     free(*a);
   free(c->argv);
+  for (int i = 0; i < 4 && c->run_argv[i]; i++)
+    free(c->run_argv[i]);
+  free(c->run_argv);
   free(c);
   if (--s->refs == 0)
     free(s);
@@ -285,6 +292,10 @@ static int spawn(child_t *c) {
   uv_stdio_container_t stdio[3];
   int rc;
 
+  /* The exec step would only report a missing program as an exit status;
+   * this keeps it a spawn failure, which is retried (a rebuild). */
+  if (access(c->argv[0], X_OK) != 0)
+    return -errno;
   run_t *r = calloc(1, sizeof *r);
   if (!r)
     return UV_ENOMEM;
@@ -303,8 +314,8 @@ static int spawn(child_t *c) {
   stdio[1].data.stream = (uv_stream_t *)&r->out.pipe;
   stdio[2].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
   stdio[2].data.stream = (uv_stream_t *)&r->err.pipe;
-  opts.file = c->argv[0];
-  opts.args = c->argv;
+  opts.file = s->launcher;
+  opts.args = c->run_argv;
   opts.exit_cb = on_process_exit;
   opts.stdio = stdio;
   opts.stdio_count = 3;
@@ -377,6 +388,11 @@ supervisor_t *supervisor_new(uv_loop_t *loop, uint64_t grace_ms,
   supervisor_t *s = calloc(1, sizeof *s);
   if (!s)
     return NULL;
+  size_t n = sizeof s->launcher;
+  if (uv_exepath(s->launcher, &n) != 0) {
+    free(s);
+    return NULL;
+  }
   s->loop = loop;
   s->tail = &s->children;
   s->grace_ms = grace_ms;
@@ -388,7 +404,8 @@ supervisor_t *supervisor_new(uv_loop_t *loop, uint64_t grace_ms,
   return s;
 }
 
-int supervisor_add(supervisor_t *s, const char *name, char *const argv[]) {
+int supervisor_add(supervisor_t *s, const char *name, char *const argv[],
+                   int death_sig) {
   size_t n = 0;
   while (argv[n])
     n++;
@@ -396,13 +413,25 @@ int supervisor_add(supervisor_t *s, const char *name, char *const argv[]) {
   if (!c)
     return UV_ENOMEM;
   c->sup = s;
+  c->death_sig = death_sig;
   c->name = strdup(name);
   c->argv = calloc(n + 1, sizeof *c->argv);
-  if (!c->name || !c->argv)
+  c->run_argv = calloc(n + 5, sizeof *c->run_argv);
+  if (!c->name || !c->argv || !c->run_argv)
     goto fail;
   for (size_t i = 0; i < n; i++)
     if (!(c->argv[i] = strdup(argv[i])))
       goto fail;
+  char pid[24], sig[24];
+  snprintf(pid, sizeof pid, "%ld", (long)getpid());
+  snprintf(sig, sizeof sig, "%d", death_sig);
+  const char *head[4] = {s->launcher, SUPERVISOR_EXEC_COMMAND, pid, sig};
+  for (size_t i = 0; i < 4; i++)
+    if (!(c->run_argv[i] = strdup(head[i])))
+      goto fail;
+  /* The program's arguments are borrowed from argv: freed once, there. */
+  for (size_t i = 0; i < n; i++)
+    c->run_argv[4 + i] = c->argv[i];
   uv_timer_init(s->loop, &c->restart);
   c->restart.data = c;
   c->refs = 1;
@@ -414,6 +443,9 @@ fail:
   for (size_t i = 0; c->argv && i < n; i++)
     free(c->argv[i]);
   free(c->argv);
+  for (size_t i = 0; c->run_argv && i < 4; i++)
+    free(c->run_argv[i]);
+  free(c->run_argv);
   free(c->name);
   free(c);
   return UV_ENOMEM;
@@ -534,4 +566,32 @@ void supervisor_close(supervisor_t **sp) {
     uv_close((uv_handle_t *)&c->restart, on_child_timer_closed);
   }
   uv_close((uv_handle_t *)&s->timer, on_timer_closed);
+}
+
+int supervisor_exec(int argc, char **argv) {
+  char *end;
+  if (argc < 3) {
+    fprintf(stderr, "%s: usage: PID SIGNAL PROGRAM [ARG...]\n",
+            SUPERVISOR_EXEC_COMMAND);
+    return 2;
+  }
+  long parent = strtol(argv[0], &end, 10);
+  long sig = *end ? -1 : strtol(argv[1], &end, 10);
+  if (parent <= 1 || *end || sig <= 0 || sig >= NSIG) {
+    fprintf(stderr, "%s: bad PID or SIGNAL\n", SUPERVISOR_EXEC_COMMAND);
+    return 2;
+  }
+  if (prctl(PR_SET_PDEATHSIG, (unsigned long)sig) != 0) {
+    fprintf(stderr, "%s: prctl: %s\n", SUPERVISOR_EXEC_COMMAND,
+            strerror(errno));
+    return 3;
+  }
+  /* The supervisor may have died between fork and prctl, and then no
+   * signal is coming: the program must not start an orphan. */
+  if (getppid() != (pid_t)parent)
+    return 1;
+  execv(argv[2], argv + 2);
+  fprintf(stderr, "%s: cannot run %s: %s\n", SUPERVISOR_EXEC_COMMAND, argv[2],
+          strerror(errno));
+  return 127;
 }

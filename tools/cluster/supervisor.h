@@ -4,7 +4,10 @@
  * with status 2 or 3 (usage error, cannot start) stops the whole set.
  *
  * The children stay in the launcher's process group, so a terminal's Ctrl-C
- * or a test harness that kills the group reaches them too. */
+ * or a test harness that kills the group reaches them too. They never
+ * outlive the launcher: each is started through the launcher's own
+ * program (supervisor_exec), which asks the kernel for a signal when the
+ * launcher dies, however it dies. */
 #ifndef INFSCHED_CLUSTER_SUPERVISOR_H
 #define INFSCHED_CLUSTER_SUPERVISOR_H
 
@@ -24,14 +27,20 @@ typedef enum supervisor_event {
 typedef void (*supervisor_event_cb)(void *arg, supervisor_event_t ev,
                                     const char *name);
 
+/* The first argument with which this program runs supervisor_exec. */
+#define SUPERVISOR_EXEC_COMMAND "exec-child"
+
 /* A supervisor on loop (borrowed) that waits grace_ms between SIGTERM and
- * SIGKILL when stopping. Returns NULL when out of memory. */
+ * SIGKILL when stopping. Returns NULL when out of memory or when this
+ * program's own path cannot be read. */
 supervisor_t *supervisor_new(uv_loop_t *loop, uint64_t grace_ms,
                              supervisor_event_cb cb, void *arg);
 
-/* Adds a child; name and argv (argv[0] a path) are copied. Returns 0 or a
- * negative code. */
-int supervisor_add(supervisor_t *s, const char *name, char *const argv[]);
+/* Adds a child; name and argv (argv[0] a path) are copied. death_sig is
+ * what the child gets when this process dies. Returns 0 or a negative
+ * code. */
+int supervisor_add(supervisor_t *s, const char *name, char *const argv[],
+                   int death_sig);
 
 /* Spawns every child. On the first spawn failure, logs it and returns its
  * libuv code; the caller then stops the supervisor. */
@@ -53,5 +62,12 @@ const char *supervisor_failure(supervisor_t *s);
 /* Closes every handle; memory is released from the close callbacks, so the
  * loop must run afterwards. Sets *s to NULL. */
 void supervisor_close(supervisor_t **s);
+
+/* The exec step, in a freshly spawned child, with the arguments after
+ * SUPERVISOR_EXEC_COMMAND: PID SIGNAL PROGRAM [ARG...]. Asks for SIGNAL
+ * when the parent dies, checks that the parent is still PID, and runs
+ * PROGRAM. Returns only when it cannot: the exit status (1 when the
+ * parent is already gone). */
+int supervisor_exec(int argc, char **argv);
 
 #endif

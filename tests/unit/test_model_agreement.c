@@ -1,0 +1,190 @@
+/* One model, used twice: the core's predictor and the engine call the same
+ * step-time functions, so what the predictor says a request will see on a
+ * worker is what the engine then does. A sweep of prompt length, batch and
+ * context on each shipped profile: a worker is loaded with B requests of C
+ * context tokens that are all decoding, then a new request arrives halfway
+ * through a step; the predictor, given the engine's load as a heartbeat
+ * reports it, is held against the engine's TTFT and TPOT for it.
+ *
+ * Tolerance: 5% of the engine's figure, plus, for TTFT, half a decode step.
+ * The predictor knows neither where in a step the request arrives (it
+ * takes half a step, and the test arrives at half a step: the rest is
+ * rounding) nor the other sequences' exact contexts (it takes the KV in use,
+ * whole blocks, for the context every step reads, and for the request's own
+ * decode its mean context, prompt + max_tokens / 2), and the decoding
+ * sequences' contexts grow while the request runs. Those errors are below
+ * 1% at these sizes; 5% leaves room for them without letting a second
+ * weight read or a missing chunk through (either is 10% or more of a step
+ * here). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+/* cmocka.h needs the four headers above first. */
+#include <cmocka.h>
+
+#include "model/engine.h"
+#include "model/step.h"
+#include "scheduler/core/predictor.h"
+
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+
+#ifndef INFSCHED_SOURCE_DIR
+#error "INFSCHED_SOURCE_DIR must name the source tree"
+#endif
+
+#define TOLERANCE 0.05
+#define OTHERS_OUTPUT 600 /* the loaded batch's outputs: it outlasts the
+                             new request */
+#define NEW_ID 1000000
+
+typedef struct outcome {
+  double ttft_ms;
+  double tpot_ms;
+} outcome_t;
+
+/* Runs e until id's first token (and, with done, until its last). */
+static void run_for(engine_t *e, uint64_t id, infs_time_t submitted,
+                    uint32_t max_tokens, outcome_t *o) {
+  infs_time_t first = 0, last = 0, t;
+  while ((t = engine_next_event(e)) != INFS_TIME_NEVER && !last) {
+    engine_advance(e, t);
+    size_t n;
+    const engine_event_t *ev = engine_events(e, &n);
+    for (size_t i = 0; i < n; i++) {
+      if (ev[i].id != id)
+        continue;
+      if (ev[i].kind == ENGINE_EV_FIRST_TOKEN)
+        first = ev[i].at;
+      if (ev[i].kind == ENGINE_EV_DONE)
+        last = ev[i].at;
+      assert_true(ev[i].kind != ENGINE_EV_FAILED);
+    }
+    engine_events_clear(e);
+  }
+  assert_true(first && last);
+  o->ttft_ms = (double)(first - submitted) / 1e3;
+  o->tpot_ms = (double)(last - first) / 1e3 / (max_tokens - 1);
+}
+
+/* Loads an engine with b requests of ctx prompt tokens (TPOT target
+ * tpot_ms, 0 for none) until all decode; returns the time halfway through
+ * the next step. */
+static infs_time_t load_engine(engine_t *e, uint32_t b, uint32_t ctx,
+                               uint32_t tpot_ms) {
+  for (uint32_t i = 0; i < b; i++) {
+    engine_request_t r = {i, ctx, OTHERS_OUTPUT, NULL, 0, tpot_ms};
+    assert_int_equal(engine_submit(e, 0, &r), 0);
+  }
+  infs_time_t t = 0;
+  engine_load_t l;
+  for (;;) {
+    engine_load(e, t, &l);
+    if (l.queued == 0 && l.prefill_backlog_tokens == 0)
+      break;
+    t = engine_next_event(e);
+    assert_true(t != INFS_TIME_NEVER);
+    engine_advance(e, t);
+    engine_events_clear(e);
+  }
+  infs_time_t next = engine_next_event(e);
+  if (next == INFS_TIME_NEVER)
+    return t + 1000000; /* idle: arrive any time */
+  /* Step boundaries so far: t starts the step ending at next. */
+  return t + (next - t) / 2;
+}
+
+/* With slo, the profile caps prefill chunks (slo_aware_prefill) and the
+ * loaded batch's TPOT target is twice its decode-only step, rounded up to
+ * whole ms: tight enough to cut most chunks. */
+static void check_profile(const infs_profile_t *shipped, bool slo) {
+  infs_profile_t copy = *shipped;
+  copy.slo_aware_prefill = slo;
+  const infs_profile_t *p = &copy;
+  static const uint32_t prompts[] = {100, 1000, 4000, 16000};
+  static const uint32_t batches[] = {0, 1, 8, 32, 128};
+  static const uint32_t contexts[] = {500, 2000};
+  const uint32_t G = 64;
+  double worst_ttft = 0, worst_tpot = 0;
+  for (size_t bi = 0; bi < sizeof batches / sizeof *batches; bi++)
+    for (size_t ci = 0; ci < sizeof contexts / sizeof *contexts; ci++)
+      for (size_t pi = 0; pi < sizeof prompts / sizeof *prompts; pi++) {
+        uint32_t b = batches[bi], ctx = contexts[ci], P = prompts[pi];
+        if (b > p->max_batch - 1 || P + G > p->max_context ||
+            (uint64_t)b * (ctx + OTHERS_OUTPUT) + P + G >
+                (uint64_t)p->kv_tokens * 9 / 10)
+          continue;
+        uint32_t cap = 0;
+        if (slo && b)
+          cap = (uint32_t)ceil(2 * step_decode_ms(p, b, (uint64_t)b * ctx));
+        engine_t *e = engine_new(p, 0);
+        assert_non_null(e);
+        infs_time_t at = load_engine(e, b, ctx, cap);
+
+        engine_load_t l;
+        engine_load(e, at, &l);
+        core_load_t heartbeat = {
+            .queued = l.queued,
+            .running = l.running,
+            .kv_used = l.kv_used,
+            .kv_total = l.kv_total,
+            .prefill_backlog_tokens = l.prefill_backlog_tokens,
+        };
+        predictor_worker_t w = {
+            .profile = p,
+            .load = &heartbeat,
+            .outstanding = b,
+            .remaining_tokens =
+                (uint64_t)b * OTHERS_OUTPUT - (l.generated_tokens),
+            .tpot_cap_ms = cap,
+        };
+        predictor_request_t r = {P, G, 0};
+        prediction_t want;
+        predictor_estimate(&w, &r, 0.1, &want);
+
+        engine_request_t er = {NEW_ID, P, G, NULL, 0, 0};
+        assert_int_equal(engine_submit(e, at, &er), 0);
+        outcome_t got;
+        run_for(e, NEW_ID, at, G, &got);
+        engine_destroy(&e);
+
+        double step = b ? step_decode_ms(p, b, l.kv_used) : 0;
+        double ttft_err = fabs(want.ttft_ms - got.ttft_ms);
+        double tpot_err = fabs(want.tpot_ms - got.tpot_ms);
+        if (ttft_err > TOLERANCE * got.ttft_ms + step / 2 ||
+            tpot_err > TOLERANCE * got.tpot_ms)
+          fail_msg("%s: prompt %u, batch %u of %u tokens: predicted TTFT "
+                   "%.2f ms, TPOT %.3f ms; the engine %.2f, %.3f",
+                   p->name, P, b, ctx, want.ttft_ms, want.tpot_ms,
+                   got.ttft_ms, got.tpot_ms);
+        double rt = ttft_err / got.ttft_ms, rp = tpot_err / got.tpot_ms;
+        worst_ttft = rt > worst_ttft ? rt : worst_ttft;
+        worst_tpot = rp > worst_tpot ? rp : worst_tpot;
+      }
+  printf("# %s%s: worst TTFT error %.2f%%, TPOT %.2f%%\n", p->name,
+         slo ? " (SLO-aware prefill)" : "", 100 * worst_ttft,
+         100 * worst_tpot);
+}
+
+static void test_predictor_matches_engine(void **state) {
+  (void)state;
+  profile_set_t *set = NULL;
+  char err[512];
+  if (profile_set_load(INFSCHED_SOURCE_DIR "/configs/profiles.yaml", &set,
+                       err, sizeof err))
+    fail_msg("%s", err);
+  for (size_t i = 0; i < profile_set_count(set); i++) {
+    check_profile(profile_set_at(set, i), false);
+    check_profile(profile_set_at(set, i), true);
+  }
+  profile_set_destroy(&set);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_predictor_matches_engine),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
