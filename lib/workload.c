@@ -59,6 +59,58 @@ out:
   return rc;
 }
 
+/* Keeps a row with probability keep (1: every row). */
+static bool kept(workload_rng_t *rng, double keep) {
+  return keep >= 1.0 || workload_rng_uniform(rng) < keep;
+}
+
+static int64_t time_at(const uint8_t *row, size_t t_off) {
+  int64_t t;
+  memcpy(&t, row + t_off, sizeof t);
+  return t;
+}
+
+int workload_overlay(const workload_opts_t *o, void **rows, size_t *n,
+                     size_t size, size_t t_off, size_t copy_off) {
+  const uint8_t *in = *rows;
+  size_t rows_n = *n;
+  size_t whole = (size_t)floor(o->copies);
+  double part = o->copies - (double)whole;
+  int64_t t0 = time_at(in, t_off);
+  int64_t span = time_at(in + (rows_n - 1) * size, t_off) - t0;
+  int64_t period = span + (rows_n > 1 ? span / (int64_t)(rows_n - 1) : 1);
+  if (period <= 0)
+    period = 1;
+  size_t copies = whole + (part > 0 ? 1 : 0);
+  uint8_t *v = calloc(copies * rows_n + 1, size);
+  if (!v)
+    return -ENOMEM;
+  workload_rng_t rng;
+  workload_rng_seed(&rng, o->seed, 0x6f7665726c6179ull /* "overlay" */);
+  size_t out = 0;
+  for (size_t k = 0; k < copies; k++) {
+    int64_t shift =
+        k == 0 ? 0 : (int64_t)(workload_rng_uniform(&rng) * (double)period);
+    double keep = k < whole ? 1.0 : part;
+    for (size_t i = 0; i < rows_n; i++) {
+      if (!kept(&rng, keep))
+        continue;
+      uint8_t *r = v + out++ * size;
+      memcpy(r, in + i * size, size);
+      int64_t t = t0 + (time_at(r, t_off) - t0 + shift) % period;
+      memcpy(r + t_off, &t, sizeof t);
+      if (copy_off != SIZE_MAX) {
+        uint32_t c = (uint32_t)k;
+        memcpy(r + copy_off, &c, sizeof c);
+      }
+    }
+  }
+  free(*rows);
+  *rows = v;
+  *n = out;
+  return 0;
+}
+
 /* --- random numbers --- */
 
 static uint64_t splitmix64(uint64_t *x) {
@@ -241,6 +293,7 @@ void workload_opts_default(workload_opts_t *o) {
   o->seed = 1;
   o->rate = 10.0;
   o->speedup = 1.0;
+  o->copies = 1.0;
   o->class_mix[INFS_CLASS_INTERACTIVE] = 0.6;
   o->class_mix[INFS_CLASS_AGENT] = 0.3;
   o->class_mix[INFS_CLASS_BATCH] = 0.1;

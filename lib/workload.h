@@ -20,6 +20,7 @@
 #define WORKLOAD_SESSION_MAX 64
 #define WORKLOAD_BLOCK_SIZE_MAX 4096
 #define WORKLOAD_BURST_MAX 16
+#define WORKLOAD_COPIES_MAX 4096
 /* Tokens per block id in a Mooncake trace (FAST25-release/README.md). */
 #define WORKLOAD_MOONCAKE_BLOCK 512
 
@@ -66,6 +67,8 @@ typedef struct workload_opts {
   double rate_end;   /* poisson: rate at the end of a linear ramp; 0: flat */
   double duration_s; /* no arrivals at or after this time; 0: no limit */
   double speedup;    /* trace: the trace's gaps are divided by this */
+  double copies;     /* trace: time-shifted copies overlaid (workload_trace.c;
+                        1: the trace as is) */
   uint64_t max_requests;              /* 0: no limit */
   double class_mix[INFS_CLASS_COUNT]; /* relative weights, any scale */
   workload_dist_t prompt;             /* poisson sizes */

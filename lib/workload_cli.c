@@ -13,6 +13,7 @@ enum {
   OPT_BURST,
   OPT_DURATION,
   OPT_SPEEDUP,
+  OPT_COPIES,
   OPT_MAX_REQUESTS,
   OPT_SEED,
   OPT_CLASS_MIX,
@@ -39,6 +40,7 @@ const struct option workload_cli_options[] = {
     {"burst", required_argument, NULL, OPT_BURST},
     {"duration", required_argument, NULL, OPT_DURATION},
     {"speedup", required_argument, NULL, OPT_SPEEDUP},
+    {"copies", required_argument, NULL, OPT_COPIES},
     {"max-requests", required_argument, NULL, OPT_MAX_REQUESTS},
     {"seed", required_argument, NULL, OPT_SEED},
     {"class-mix", required_argument, NULL, OPT_CLASS_MIX},
@@ -81,6 +83,9 @@ void workload_cli_usage(FILE *out) {
       "codex:\n"
       "                        60; trace: the whole file)\n"
       "  --speedup X           trace: replay X times faster (1)\n"
+      "  --copies X            trace: overlay X time-shifted copies, each "
+      "keeping\n"
+      "                        the trace's gaps (X below 1 thins it) (1)\n"
       "  --max-requests N      stop after N requests\n"
       "  --seed N              random seed; same seed, same requests (1)\n"
       "  --class-mix LIST      e.g. interactive=0.6,agent=0.3,batch=0.1\n"
@@ -180,6 +185,10 @@ int workload_cli_parse(workload_cli_t *c, int opt, const char *arg) {
     rc = cli_double("--speedup", arg, 1e-6, 1e9, &wo->speedup);
     c->seen_speedup = true;
     break;
+  case OPT_COPIES:
+    rc = cli_double("--copies", arg, 0.001, WORKLOAD_COPIES_MAX, &wo->copies);
+    c->seen_speedup = true;
+    break;
   case OPT_MAX_REQUESTS:
     rc = cli_u64("--max-requests", arg, 1, UINT64_MAX, &wo->max_requests);
     break;
@@ -271,7 +280,7 @@ int workload_cli_check(workload_cli_t *c) {
                                    "--session-rate"
                                  : "");
   if (!trace && c->seen_speedup)
-    return cli_usage_error("--speedup applies to trace workloads");
+    return cli_usage_error("--speedup and --copies apply to trace workloads");
   if (!poisson && c->seen_sizes)
     return cli_usage_error("--prompt-tokens and --output-tokens apply to "
                            "poisson%s",
@@ -333,7 +342,10 @@ int workload_cli_build(const workload_cli_t *c, double scale, workload_t **out,
   workload_opts_t wo = c->opts;
   switch (workload_cli_kind(c)) {
   case WORKLOAD_CLI_TRACE:
-    wo.speedup *= scale;
+    if (c->scale_by == WORKLOAD_SCALE_COMPRESS)
+      wo.speedup *= scale;
+    else
+      wo.copies *= scale;
     break;
   case WORKLOAD_CLI_CODEX: {
     workload_codex_config_t cfg;
@@ -356,7 +368,12 @@ void workload_cli_describe(const workload_cli_t *c, double scale, char *buf,
                            size_t len) {
   switch (workload_cli_kind(c)) {
   case WORKLOAD_CLI_TRACE:
-    snprintf(buf, len, "speed-up %.3gx", c->opts.speedup * scale);
+    if (c->scale_by == WORKLOAD_SCALE_COMPRESS)
+      snprintf(buf, len, "speed-up %.3gx", c->opts.speedup * scale);
+    else
+      snprintf(buf, len, "%.3g %s%s", c->opts.copies * scale,
+               c->opts.copies * scale == 1 ? "copy" : "copies",
+               c->opts.speedup != 1.0 ? " sped up" : "");
     return;
   case WORKLOAD_CLI_CODEX: {
     workload_codex_config_t cfg;

@@ -33,6 +33,14 @@ typedef enum workload_cli_kind {
   WORKLOAD_CLI_CODEX
 } workload_cli_kind_t;
 
+/* How workload_cli_build scales a trace: more time-shifted copies of it
+ * (its bursts keep their shape) or its gaps divided (its bursts grow as
+ * dense as the scale). Poisson and codex scale their rate and sessions. */
+typedef enum workload_scale_by {
+  WORKLOAD_SCALE_OVERLAY,
+  WORKLOAD_SCALE_COMPRESS
+} workload_scale_by_t;
+
 typedef struct workload_cli {
   const char *spec; /* --workload; "poisson" by default */
   workload_opts_t opts;
@@ -40,6 +48,7 @@ typedef struct workload_cli {
   const char *record; /* --record: write the requests sent as a trace */
   bool seen_rate, seen_speedup, seen_sizes, seen_duration, seen_prefix;
   bool seen_slo;
+  workload_scale_by_t scale_by; /* set by the program, not a flag */
   workload_cli_knob_t knobs[WORKLOAD_CLI_KNOBS_MAX];
   size_t n_knobs;
 } workload_cli_t;
@@ -72,8 +81,8 @@ int workload_cli_check(workload_cli_t *c);
 workload_cli_kind_t workload_cli_kind(const workload_cli_t *c);
 
 /* A fresh generator for the flags, its arrival rate multiplied by scale:
- * poisson's rate (and ramp end), a trace's speed-up, codex's sessions and
- * session rate. The same flags and scale always give the same requests.
+ * poisson's rate (and ramp end), a trace's copies or speed-up (scale_by),
+ * codex's sessions and session rate. The same flags and scale always give the same requests.
  * Returns 0, or a negative code with a reason (FILE:LINE for files) in
  * err. */
 int workload_cli_build(const workload_cli_t *c, double scale, workload_t **out,

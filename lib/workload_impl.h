@@ -73,6 +73,18 @@ typedef int (*workload_line_fn)(void *arg, unsigned lineno, char *line,
 int workload_read_lines(const char *path, workload_line_fn line, void *arg,
                         char *err, size_t errlen);
 
+/* More load from one trace (opts->copies = c, see workload_trace.c):
+ * replaces *rows (n rows of size bytes, in time order, each with its
+ * arrival as an int64_t of microseconds at byte t_off) by floor(c) copies,
+ * the first as it is and each other shifted by its own random offset within
+ * the trace's period (its span plus one mean gap) and wrapped around, plus
+ * a copy keeping each row with probability c - floor(c). When copy_off is
+ * not SIZE_MAX, each row's uint32_t at copy_off gets its copy's number.
+ * The rows come out in copy order: the caller sorts them. Returns 0 or
+ * -ENOMEM (the rows are then left as they were). */
+int workload_overlay(const workload_opts_t *opts, void **rows, size_t *n,
+                     size_t size, size_t t_off, size_t copy_off);
+
 /* snprintf into err when err is not NULL; returns code. */
 int workload_errf(int code, char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

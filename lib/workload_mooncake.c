@@ -15,6 +15,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,7 @@ typedef struct mc_row {
   size_t first_id; /* into ids */
   uint32_t n_ids;
   size_t session; /* into sessions; SIZE_MAX: none */
+  uint32_t copy;  /* overlaid copy (workload_overlay); 0: the file's */
 } mc_row_t;
 
 typedef struct mooncake {
@@ -234,8 +236,10 @@ static infs_time_t mc_next_time(const workload_t *w) {
   return (infs_time_t)llround(at * 1e6);
 }
 
-static uint64_t id_stream(uint64_t id) {
-  return workload_stream_id(MC_ID_NS, id);
+/* Each overlaid copy stands for other users: its ids are streams of its
+ * own, so that copies share prefixes among their own rows only. */
+static uint64_t id_stream(uint64_t id, uint32_t copy) {
+  return workload_stream_id(MC_ID_NS + copy, id);
 }
 
 static int mc_pop(workload_t *w, infs_time_t now, workload_req_t *req) {
@@ -251,17 +255,22 @@ static int mc_pop(workload_t *w, infs_time_t now, workload_req_t *req) {
   uint32_t prompt = r->input ? r->input : 1;
   uint32_t output = r->output ? r->output : 1;
   workload_begin_request(w, req, arrival, cls, prompt, output);
-  if (r->session != SIZE_MAX)
+  if (r->session != SIZE_MAX && r->copy == 0)
     snprintf(req->session, sizeof req->session, "%s", m->sessions + r->session);
+  else if (r->session != SIZE_MAX)
+    snprintf(req->session, sizeof req->session, "%.*s/%u",
+             WORKLOAD_SESSION_MAX - 12, m->sessions + r->session, r->copy);
   size_t n = r->n_ids ? r->n_ids : 1;
   m->segs = grow(m->segs, &m->segs_cap, n, sizeof *m->segs);
   if (r->n_ids == 0) {
     m->segs[0] = (workload_segment_t){
-        workload_stream_id(MC_UNSHARED_NS, r->line), 0, prompt};
+        workload_stream_id(MC_UNSHARED_NS, (uint64_t)r->copy << 32 | r->line),
+        0, prompt};
   } else {
     for (size_t i = 0; i < n; i++)
-      m->segs[i] = (workload_segment_t){id_stream(m->ids[r->first_id + i]), 0,
-                                        WORKLOAD_MOONCAKE_BLOCK};
+      m->segs[i] =
+          (workload_segment_t){id_stream(m->ids[r->first_id + i], r->copy), 0,
+                               WORKLOAD_MOONCAKE_BLOCK};
     m->segs[n - 1].len = prompt - (uint32_t)(n - 1) * WORKLOAD_MOONCAKE_BLOCK;
   }
   workload_set_blocks(w, req, m->segs, n);
@@ -296,6 +305,10 @@ int workload_mooncake_new(const char *path, const workload_opts_t *opts,
   if (!(opts->speedup > 0.0) || !isfinite(opts->speedup))
     return workload_errf(INFS_ECONFIG, err, errlen,
                          "trace: speed-up must be > 0");
+  if (!(opts->copies > 0.0) || !(opts->copies <= WORKLOAD_COPIES_MAX))
+    return workload_errf(INFS_ECONFIG, err, errlen,
+                         "trace: copies must be > 0 and at most %d",
+                         WORKLOAD_COPIES_MAX);
   if (opts->shared_prefix > 0.0)
     return workload_errf(INFS_ECONFIG, err, errlen,
                          "%s: a Mooncake trace brings its own shared "
@@ -308,6 +321,14 @@ int workload_mooncake_new(const char *path, const workload_opts_t *opts,
   int rc = workload_base_init(&m->base, &mooncake_ops, opts, err, errlen);
   if (!rc)
     rc = load(m, path, err, errlen);
+  if (!rc && opts->copies != 1.0) {
+    void *rows = m->rows;
+    rc = workload_overlay(opts, &rows, &m->n, sizeof *m->rows,
+                          offsetof(mc_row_t, t_us), offsetof(mc_row_t, copy));
+    m->rows = rows;
+    if (!rc)
+      qsort(m->rows, m->n, sizeof *m->rows, row_cmp);
+  }
   if (rc) {
     mc_destroy(&m->base);
     return rc;

@@ -1,6 +1,14 @@
 /* Replay of a CSV in the Azure LLM inference trace format
  * (TIMESTAMP,ContextTokens,GeneratedTokens). The file is read whole at
- * construction so that a bad row fails before any traffic is sent. */
+ * construction so that a bad row fails before any traffic is sent.
+ *
+ * More load from the same trace (opts.copies = c): floor(c) copies of it,
+ * the first as written and each other shifted by its own random offset
+ * within the trace's period (its span plus one mean gap) and wrapped
+ * around, plus a copy keeping each row with probability c - floor(c); below
+ * 1, the trace thinned alike. Each copy keeps the trace's gaps, so its
+ * bursts keep their shape and height where a speed-up would compress them;
+ * the rate is c times the trace's, over the trace's own length. */
 #include "lib/workload_impl.h"
 
 #include "infsched/errors.h"
@@ -8,6 +16,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +40,7 @@ typedef struct trace {
   trace_row_t *rows;
   size_t n;
   size_t next;
+  int64_t t0;   /* the trace's first arrival, replayed at 0 */
   double end_s; /* replayed time at which arrivals stop; INFINITY: none */
 } trace_t;
 
@@ -262,7 +272,7 @@ static infs_time_t trace_next_time(const workload_t *w) {
   const trace_t *t = (const trace_t *)w;
   if (t->next >= t->n)
     return INFS_TIME_NEVER;
-  double gap_s = (double)(t->rows[t->next].t_us - t->rows[0].t_us) / 1e6;
+  double gap_s = (double)(t->rows[t->next].t_us - t->t0) / 1e6;
   double at = gap_s / w->opts.speedup;
   if (at >= t->end_s)
     return INFS_TIME_NEVER;
@@ -309,6 +319,10 @@ int workload_trace_new(const char *path, const workload_opts_t *opts,
   if (!(opts->speedup > 0.0) || !isfinite(opts->speedup))
     return workload_errf(INFS_ECONFIG, err, errlen,
                          "trace: speed-up must be > 0");
+  if (!(opts->copies > 0.0) || !(opts->copies <= WORKLOAD_COPIES_MAX))
+    return workload_errf(INFS_ECONFIG, err, errlen,
+                         "trace: copies must be > 0 and at most %d",
+                         WORKLOAD_COPIES_MAX);
   trace_t *t = calloc(1, sizeof *t);
   if (!t)
     return -ENOMEM;
@@ -318,6 +332,16 @@ int workload_trace_new(const char *path, const workload_opts_t *opts,
   rc = load(t, path, err, errlen);
   if (rc)
     goto fail;
+  t->t0 = t->rows[0].t_us;
+  if (opts->copies != 1.0) {
+    void *rows = t->rows;
+    rc = workload_overlay(opts, &rows, &t->n, sizeof *t->rows,
+                          offsetof(trace_row_t, t_us), SIZE_MAX);
+    t->rows = rows;
+    if (rc)
+      goto fail;
+    qsort(t->rows, t->n, sizeof *t->rows, row_cmp);
+  }
   t->end_s = opts->duration_s > 0.0 ? opts->duration_s : INFINITY;
   *out = &t->base;
   return 0;

@@ -35,6 +35,7 @@ typedef struct flag_case {
 #define WORKLOAD_FLAGS                                                       \
   {"--workload", "nope"}, {"--rate", "x"}, {"--rate-end", "-1"},             \
       {"--burst", "1:2"}, {"--duration", "x"}, {"--speedup", "0"},           \
+      {"--copies", "0"},                                                     \
       {"--max-requests", "x"}, {"--seed", "x"}, {"--class-mix", "urgent=1"}, \
       {"--prompt-tokens", "lognormal:x"}, {"--output-tokens", "0"},          \
       {"--block-size", "0"}, {"--shared-prefix", "2"}, {"--slo", "x"},       \
@@ -141,6 +142,9 @@ static const flag_case_t k_sim[] = {
     {"--sweep-grid", "gpu=x"},
     {"--capacity", NULL},
     {"--target", "2"},
+    {"--seeds", "0"},
+    {"--min-requests", "x"},
+    {"--scale-by", "stretch"},
     {"--matrix", NULL},
     {"--matrix-workload", "nope"},
     {"--matrix-pool", "x"},

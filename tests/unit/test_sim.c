@@ -80,10 +80,11 @@ static double json_num(const cJSON *o, const char *path) {
 
 /* --- a poisson source for the drivers --- */
 
-static int make_poisson(void *ctx, double scale, workload_t **out, char *err,
-                        size_t errlen) {
+static int make_poisson(void *ctx, double scale, unsigned seed,
+                        workload_t **out, char *err, size_t errlen) {
   workload_opts_t o = *(const workload_opts_t *)ctx;
   o.rate *= scale;
+  o.seed += seed;
   return workload_poisson_new(&o, out, err, errlen);
 }
 
@@ -422,7 +423,8 @@ static void test_sweep_pareto_front(void **state) {
   wo.duration_s = 10;
   sim_source_t src = {make_poisson, describe_poisson, &wo};
   sweep_result_t r;
-  assert_int_equal(sweep_run(&cfg, &grid, &src, 0.5, &r, err, sizeof err), 0);
+  sweep_opts_t so = {.target = 0.5, .seeds = 2, .min_requests = 50};
+  assert_int_equal(sweep_run(&cfg, &grid, &src, &so, &r, err, sizeof err), 0);
   assert_int_equal(r.n, 8); /* 3 x 3 less the empty pool */
   size_t front = 0;
   for (size_t i = 0; i < r.n; i++) {
@@ -432,25 +434,45 @@ static void test_sweep_pareto_front(void **state) {
     for (size_t k = 0; k < r.n; k++) {
       const sweep_point_t *b = &r.v[k];
       if (k != i && b->sum.usd_per_hour <= a->sum.usd_per_hour &&
-          b->sum.slo >= a->sum.slo &&
+          b->slo_mean >= a->slo_mean &&
           (b->sum.usd_per_hour < a->sum.usd_per_hour ||
-           b->sum.slo > a->sum.slo))
+           b->slo_mean > a->slo_mean))
         dominated = true;
     }
     assert_int_equal(a->pareto, !dominated);
   }
   assert_true(front >= 1);
-  /* The cheapest meeting the target meets it, and nothing cheaper does. */
+  /* The cheapest meeting the target meets it on every seed, and nothing
+   * cheaper does; the same among single-class mixes. */
   assert_true(r.cheapest >= 0);
+  assert_true(r.cheapest_single >= 0);
   const sweep_point_t *c = &r.v[r.cheapest];
-  assert_true(c->sum.slo >= 0.5);
-  for (size_t i = 0; i < r.n; i++)
-    if (r.v[i].sum.usd_per_hour < c->sum.usd_per_hour)
-      assert_true(r.v[i].sum.slo < 0.5);
+  const sweep_point_t *one = &r.v[r.cheapest_single];
+  assert_true(c->slo_min >= 0.5 && c->meets);
+  assert_true(one->slo_min >= 0.5 && one->kinds == 1);
+  assert_true(one->sum.usd_per_hour >= c->sum.usd_per_hour);
+  for (size_t i = 0; i < r.n; i++) {
+    const sweep_point_t *p = &r.v[i];
+    assert_true(p->slo_min <= p->slo_mean && p->slo_mean <= p->slo_max);
+    assert_true(p->requests >= 50);
+    assert_int_equal(p->kinds, strchr(p->pool, '0') ? 1 : 2);
+    if (p->sum.usd_per_hour < c->sum.usd_per_hour)
+      assert_true(p->slo_min < 0.5);
+    if (p->kinds == 1 && p->sum.usd_per_hour < one->sum.usd_per_hour)
+      assert_true(p->slo_min < 0.5);
+  }
   cJSON *j = sweep_to_json(&r);
   assert_non_null(j);
   assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(j, "runs")), 8);
+  assert_true(cJSON_IsString(cJSON_GetObjectItem(j, "cheapest_single_class")));
   cJSON_Delete(j);
+  sweep_result_free(&r);
+
+  /* Runs of ~80 requests cannot show a target met when 1,000 are needed. */
+  so.min_requests = 1000;
+  assert_int_equal(sweep_run(&cfg, &grid, &src, &so, &r, err, sizeof err), 0);
+  assert_int_equal(r.cheapest, -1);
+  assert_int_equal(r.cheapest_single, -1);
   sweep_result_free(&r);
   pool_free(&grid);
   profile_set_destroy(&f.set);
@@ -475,6 +497,8 @@ static void test_capacity_brackets_the_target(void **state) {
   capacity_opts_default(&co);
   co.target = 0.95;
   co.tolerance = 0.05;
+  co.seeds = 1;
+  co.min_requests = 10;
   capacity_point_t pt;
   cJSON *report = NULL;
   char err[256] = "";
@@ -489,11 +513,54 @@ static void test_capacity_brackets_the_target(void **state) {
   /* Just past the answer, the target is missed (the search's bracket). */
   summary_t above;
   assert_int_equal(drive_once(&cfg, &src, pt.scale * (1 + co.tolerance) * 1.5,
-                              &above, NULL, err, sizeof err),
+                              0, &above, NULL, err, sizeof err),
                    0);
   assert_true(above.slo < co.target);
   assert_true(pt.runs >= 3);
+  assert_int_equal(pt.n_probes, pt.runs);
   cJSON_Delete(report);
+  capacity_point_free(&pt);
+
+  /* Three seeds: one search each, the median and its spread. */
+  co.seeds = 3;
+  assert_int_equal(
+      capacity_search(&cfg, &src, &co, &pt, NULL, err, sizeof err), 0);
+  assert_true(pt.found);
+  assert_int_equal(pt.seeds, 3);
+  assert_true(pt.scale_min <= pt.scale && pt.scale <= pt.scale_max);
+  unsigned seen[3] = {0};
+  for (size_t i = 0; i < pt.n_probes; i++) {
+    assert_true(pt.probes[i].seed < 3);
+    seen[pt.probes[i].seed]++;
+  }
+  assert_true(seen[0] >= 3 && seen[1] >= 3 && seen[2] >= 3);
+  capacity_point_free(&pt);
+
+  /* At scale 1 the workload sends ~30 requests: with 1,000 needed, the
+   * search stops at its first probe and concludes nothing. */
+  co.seeds = 1;
+  co.min_requests = 1000;
+  assert_int_equal(
+      capacity_search(&cfg, &src, &co, &pt, &report, err, sizeof err), 0);
+  assert_false(pt.found);
+  assert_true(pt.too_few);
+  assert_null(report);
+  assert_int_equal(pt.n_probes, 1);
+  assert_true(pt.probes[0].too_few);
+  assert_false(pt.probes[0].met);
+  assert_true(pt.probes[0].requests > 10 && pt.probes[0].requests < 60);
+  char *text = NULL;
+  size_t len = 0;
+  FILE *mem = open_memstream(&text, &len);
+  capacity_print(&pt, 1, &co, &src, mem);
+  fclose(mem);
+  assert_non_null(strstr(text, "too few requests to tell"));
+  char line[128];
+  snprintf(line, sizeof line, "%9llu",
+           (unsigned long long)pt.probes[0].requests);
+  assert_non_null(strstr(text, line)); /* each probe's request count */
+  free(text);
+  capacity_point_free(&pt);
 }
 
 /* --- the matrix: policies x workloads x pools --- */

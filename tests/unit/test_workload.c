@@ -582,6 +582,79 @@ static void test_trace_small_csv(void **state) {
   free(path);
 }
 
+/* Overlaid copies: N times the requests over the trace's own period, each
+ * copy keeping the trace's gaps (wrapped around the period); a speed-up
+ * instead divides the gaps. Rows 0..4 at 0, 1, 3, 6 and 10 s, told apart
+ * by their prompt sizes; the period is the 10 s span plus a 2.5 s mean
+ * gap. */
+static void test_trace_overlaid_copies(void **state) {
+  (void)state;
+  enum { ROWS = 5, COPIES = 4 };
+  static const int64_t at_us[ROWS] = {0, 1000000, 3000000, 6000000,
+                                      10000000};
+  const int64_t period = 12500000;
+  char *path = write_temp("0,100,1\n1,101,1\n3,102,1\n6,103,1\n10,104,1\n");
+  workload_opts_t o;
+  workload_opts_default(&o);
+  o.copies = COPIES;
+  char err[256] = "";
+  workload_t *w = NULL;
+  assert_int_equal(workload_trace_new(path, &o, &w, err, sizeof err), 0);
+  int64_t seen[ROWS][COPIES];
+  size_t n[ROWS] = {0}, total = 0;
+  workload_req_t r;
+  while (workload_next_time(w) != INFS_TIME_NEVER) {
+    infs_time_t t = workload_next_time(w);
+    assert_int_equal(workload_pop(w, t, &r), 0);
+    assert_true((int64_t)t < period);
+    size_t row = r.prompt_tokens - 100;
+    assert_true(row < ROWS && n[row] < COPIES);
+    seen[row][n[row]++] = (int64_t)t;
+    total++;
+  }
+  assert_int_equal(total, ROWS * COPIES);
+  /* Each copy is placed by its row 0: its row i comes at_us[i] later,
+   * modulo the period, so every gap of the trace is there. */
+  for (size_t k = 0; k < COPIES; k++)
+    for (size_t i = 1; i < ROWS; i++) {
+      int64_t want = (seen[0][k] + at_us[i]) % period;
+      bool found = false;
+      for (size_t j = 0; j < COPIES; j++)
+        found = found || seen[i][j] == want;
+      if (!found)
+        fail_msg("copy at %lld: no row %zu at %lld", (long long)seen[0][k], i,
+                 (long long)want);
+    }
+  workload_destroy(&w);
+
+  /* A speed-up of 4 gives as many requests per second, but each gap is a
+   * quarter: the trace's 10 s of arrivals in 2.5 s. */
+  o.copies = 1;
+  o.speedup = COPIES;
+  assert_int_equal(workload_trace_new(path, &o, &w, err, sizeof err), 0);
+  for (size_t i = 0; i < ROWS; i++) {
+    assert_int_equal(workload_next_time(w), at_us[i] / COPIES);
+    assert_int_equal(workload_pop(w, INFS_TIME_NEVER - 1, &r), 0);
+  }
+  workload_destroy(&w);
+
+  /* Fractions thin a copy: 2.5 copies of 1,000 rows is ~2,500 requests. */
+  FILE *f = fopen(path, "w");
+  for (int i = 0; i < 1000; i++)
+    fprintf(f, "%d,%d,1\n", i, 100 + i);
+  fclose(f);
+  o.speedup = 1;
+  o.copies = 2.5;
+  assert_int_equal(workload_trace_new(path, &o, &w, err, sizeof err), 0);
+  size_t got = drain_all(w, NULL, NULL);
+  workload_destroy(&w);
+  assert_true(got > 2400 && got < 2600); /* +-6 sigma: 1,000 draws at 1/2 */
+  o.copies = 0;
+  assert_true(workload_trace_new(path, &o, &w, err, sizeof err) < 0);
+  unlink(path);
+  free(path);
+}
+
 static void test_trace_bad_rows(void **state) {
   (void)state;
   static const struct {
@@ -718,6 +791,7 @@ int main(void) {
       cmocka_unit_test(test_shared_prefix),
       cmocka_unit_test(test_trace_azure_replay),
       cmocka_unit_test(test_trace_small_csv),
+      cmocka_unit_test(test_trace_overlaid_copies),
       cmocka_unit_test(test_trace_bad_rows),
       cmocka_unit_test(test_parse_flags),
       cmocka_unit_test(test_rng_streams),

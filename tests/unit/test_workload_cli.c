@@ -86,7 +86,8 @@ static void test_poisson_flags_and_scale(void **state) {
   assert_string_equal(buf, "30 req/s");
 }
 
-static void test_trace_scale_is_speedup(void **state) {
+/* A trace scales by overlaid copies unless told to compress it. */
+static void test_trace_scale(void **state) {
   (void)state;
   workload_cli_t c;
   const char *args[] = {"p",
@@ -99,6 +100,8 @@ static void test_trace_scale_is_speedup(void **state) {
   assert_int_equal(workload_cli_kind(&c), WORKLOAD_CLI_TRACE);
   assert_float_equal(c.opts.duration_s, 0, 0); /* the whole file */
   workload_req_t a[10], b[10];
+  char buf[64];
+  c.scale_by = WORKLOAD_SCALE_COMPRESS;
   first_requests(&c, 1.0, 10, a);
   first_requests(&c, 4.0, 10, b);
   for (size_t i = 0; i < 10; i++) {
@@ -106,9 +109,23 @@ static void test_trace_scale_is_speedup(void **state) {
     assert_true(llabs((long long)b[i].arrival * 4 - (long long)a[i].arrival) <=
                 4);
   }
-  char buf[64];
   workload_cli_describe(&c, 4.0, buf, sizeof buf);
   assert_string_equal(buf, "speed-up 8x");
+
+  c.scale_by = WORKLOAD_SCALE_OVERLAY;
+  workload_t *w = NULL;
+  char err[256];
+  assert_int_equal(workload_cli_build(&c, 3.0, &w, err, sizeof err), 0);
+  size_t n = 0;
+  workload_req_t r;
+  while (workload_pop(w, INFS_TIME_NEVER - 1, &r) == 0)
+    n++;
+  workload_destroy(&w);
+  assert_int_equal(n, 3 * 8819); /* the trace three times over */
+  workload_cli_describe(&c, 3.0, buf, sizeof buf);
+  assert_string_equal(buf, "3 copies sped up");
+  workload_cli_describe(&c, 1.0, buf, sizeof buf);
+  assert_string_equal(buf, "1 copy sped up");
 }
 
 /* A Mooncake trace is a trace: --speedup scales it, and --record names the
@@ -198,7 +215,7 @@ static void test_flags_that_do_not_apply(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_poisson_flags_and_scale),
-      cmocka_unit_test(test_trace_scale_is_speedup),
+      cmocka_unit_test(test_trace_scale),
       cmocka_unit_test(test_mooncake_trace_and_record),
       cmocka_unit_test(test_codex_knobs_and_scale),
       cmocka_unit_test(test_flags_that_do_not_apply),

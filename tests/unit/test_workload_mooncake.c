@@ -182,6 +182,36 @@ static void test_excerpt(void **state) {
   free(g);
 }
 
+/* More load from the same trace (--copies, as capacity searches scale a
+ * trace): each overlaid copy's ids are its own, so the copies share
+ * prefixes among their own rows exactly as the file does and never with
+ * each other. */
+static size_t rows_sharing(const got_t *g, size_t n) {
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++)
+    for (size_t j = 0; j < n; j++)
+      if (i != j && common_blocks(&g[i], &g[j]) > 0) {
+        k++;
+        break;
+      }
+  return k;
+}
+
+static void test_copies_share_within_themselves(void **state) {
+  (void)state;
+  workload_opts_t o;
+  workload_opts_default(&o);
+  got_t *one = calloc(64, sizeof *one), *two = calloc(128, sizeof *two);
+  assert_int_equal(load_all("mooncake:" EXCERPT, &o, one, 64), 60);
+  o.copies = 2;
+  assert_int_equal(load_all("mooncake:" EXCERPT, &o, two, 128), 120);
+  size_t shared = rows_sharing(one, 60);
+  assert_true(shared >= 4); /* rows 50 and 59 and what they continue */
+  assert_int_equal(rows_sharing(two, 120), 2 * shared);
+  free(one);
+  free(two);
+}
+
 /* --- bad lines --- */
 
 static void expect_error(const char *text, const char *want) {
@@ -403,6 +433,7 @@ int main(void) {
       cmocka_unit_test(test_shared_ids_share_whole_blocks),
       cmocka_unit_test(test_block_mapping_is_stable),
       cmocka_unit_test(test_excerpt),
+      cmocka_unit_test(test_copies_share_within_themselves),
       cmocka_unit_test(test_bad_lines),
       cmocka_unit_test(test_shared_prefix_flag_refused),
       cmocka_unit_test(test_recorded_run_replays_to_same_requests),

@@ -11,8 +11,8 @@ int compare_run(const sim_config_t *base, const char *const *policies,
     sim_config_t cfg = *base;
     cfg.core.policy = policies[i];
     cJSON *json = NULL;
-    int rc = drive_once(&cfg, src, 1.0, &sums[i], reports ? &json : NULL, err,
-                        errlen);
+    int rc = drive_once(&cfg, src, 1.0, 0, &sums[i], reports ? &json : NULL,
+                        err, errlen);
     if (rc)
       return rc;
     if (json && !cJSON_AddItemToArray(reports, json)) {

@@ -9,14 +9,15 @@
 #include <string.h>
 
 int drive_once(const sim_config_t *cfg, const sim_source_t *src, double scale,
-               summary_t *sum, cJSON **json, char *err, size_t errlen) {
+               unsigned seed, summary_t *sum, cJSON **json, char *err,
+               size_t errlen) {
   workload_t *w = NULL;
   report_t *r = report_new();
   sim_stats_t st;
   int rc;
   if (!r)
     return -ENOMEM;
-  rc = src->make(src->ctx, scale, &w, err, errlen);
+  rc = src->make(src->ctx, scale, seed, &w, err, errlen);
   if (rc)
     goto out;
   rc = sim_run(cfg, w, r, &st, err, errlen);

@@ -9,11 +9,13 @@
 
 #include <cjson/cJSON.h>
 
-/* Runs cfg on the source's workload at scale. Fills sum, and *json (when
- * json is not NULL) with the report's JSON, which the caller deletes.
- * Returns 0, or a negative code with a reason in err. */
+/* Runs cfg on the source's workload at scale, with the source's seed plus
+ * seed. Fills sum, and *json (when json is not NULL) with the report's
+ * JSON, which the caller deletes. Returns 0, or a negative code with a
+ * reason in err. */
 int drive_once(const sim_config_t *cfg, const sim_source_t *src, double scale,
-               summary_t *sum, cJSON **json, char *err, size_t errlen);
+               unsigned seed, summary_t *sum, cJSON **json, char *err,
+               size_t errlen);
 
 /* The policy names to run: "all" is every policy of the core, otherwise a
  * comma-separated list, each checked against the core's. Returns a

@@ -86,6 +86,17 @@ static void usage(FILE *out) {
       "count)\n"
       "  --capacity            highest load meeting --target, per policy\n"
       "  --target F            SLO attainment to meet (0.99)\n"
+      "  --seeds N             --sweep and --capacity: run on N seeds (--seed "
+      "and\n"
+      "                        the ones after it) and report the spread (3)\n"
+      "  --min-requests N      --sweep and --capacity: a run with fewer "
+      "requests\n"
+      "                        decides nothing (1000)\n"
+      "  --scale-by HOW        --capacity on a trace: overlay (more "
+      "time-shifted\n"
+      "                        copies, bursts keep their shape) or compress "
+      "(a\n"
+      "                        speed-up, bursts grow as dense) (overlay)\n"
       "  --matrix              policies x workloads x pools: SLO met, capacity\n"
       "                        at 99%% and 95%%, $ per million SLO-meeting\n"
       "                        tokens and cache hits, as Markdown (stdout) and\n"
@@ -133,6 +144,9 @@ enum {
   OPT_SWEEP_GRID,
   OPT_CAPACITY,
   OPT_TARGET,
+  OPT_SEEDS,
+  OPT_MIN_REQUESTS,
+  OPT_SCALE_BY,
   OPT_MATRIX,
   OPT_MATRIX_WORKLOAD,
   OPT_MATRIX_POOL,
@@ -160,6 +174,9 @@ static const struct option own_options[] = {
     {"sweep-grid", required_argument, NULL, OPT_SWEEP_GRID},
     {"capacity", no_argument, NULL, OPT_CAPACITY},
     {"target", required_argument, NULL, OPT_TARGET},
+    {"seeds", required_argument, NULL, OPT_SEEDS},
+    {"min-requests", required_argument, NULL, OPT_MIN_REQUESTS},
+    {"scale-by", required_argument, NULL, OPT_SCALE_BY},
     {"matrix", no_argument, NULL, OPT_MATRIX},
     {"matrix-workload", required_argument, NULL, OPT_MATRIX_WORKLOAD},
     {"matrix-pool", required_argument, NULL, OPT_MATRIX_POOL},
@@ -188,7 +205,10 @@ typedef struct opts {
   const char *report_html;
   bool sweep;
   bool capacity;
+  bool seen_seeds; /* --seeds, --min-requests or --scale-by */
   double target;
+  uint32_t seeds;
+  uint64_t min_requests;
   /* Scheduler settings given as flags, over the cluster file's. */
   const char *set[SET_COUNT];
   sim_config_t sim;
@@ -268,6 +288,25 @@ static int parse_one(opts_t *o, int c, const char *name) {
     break;
   case OPT_CAPACITY:
     o->capacity = true;
+    break;
+  case OPT_SEEDS:
+    rc = cli_u32("--seeds", optarg, 1, 1000, &o->seeds);
+    o->seen_seeds = true;
+    break;
+  case OPT_MIN_REQUESTS:
+    rc = cli_u64("--min-requests", optarg, 1, UINT64_MAX, &o->min_requests);
+    o->seen_seeds = true;
+    break;
+  case OPT_SCALE_BY:
+    if (strcmp(optarg, "overlay") == 0)
+      o->wl.scale_by = WORKLOAD_SCALE_OVERLAY;
+    else if (strcmp(optarg, "compress") == 0)
+      o->wl.scale_by = WORKLOAD_SCALE_COMPRESS;
+    else
+      rc = cli_usage_error("--scale-by: expected overlay or compress, got "
+                           "'%s'",
+                           optarg);
+    o->seen_seeds = true;
     break;
   case OPT_TARGET:
     rc = cli_double("--target", optarg, 0.0, 1.0, &o->target);
@@ -350,6 +389,9 @@ static int parse_args(int argc, char **argv, opts_t *o) {
     return cli_usage_error("--record writes one run's requests; give it "
                            "without --compare, --sweep, --capacity or "
                            "--matrix");
+  if (o->seen_seeds && !o->sweep && !o->capacity && !o->matrix)
+    return cli_usage_error("--seeds, --min-requests and --scale-by apply to "
+                           "--sweep, --capacity and --matrix");
   if (o->report_html && (o->sweep || o->capacity || o->compare || o->matrix))
     return cli_usage_error("--report-html writes one run's report; use "
                            "--report-json with --compare, --sweep or "
@@ -360,9 +402,11 @@ static int parse_args(int argc, char **argv, opts_t *o) {
 
 /* --- the workload source: a fresh, seeded workload per run --- */
 
-static int make_workload(void *arg, double scale, workload_t **out, char *err,
-                         size_t errlen) {
-  return workload_cli_build(arg, scale, out, err, errlen);
+static int make_workload(void *arg, double scale, unsigned seed,
+                         workload_t **out, char *err, size_t errlen) {
+  workload_cli_t c = *(const workload_cli_t *)arg;
+  c.opts.seed += seed;
+  return workload_cli_build(&c, scale, out, err, errlen);
 }
 
 static void describe_load(void *arg, double scale, char *buf, size_t len) {
@@ -396,7 +440,7 @@ static int run_single(const opts_t *o, const sim_config_t *cfg,
   if (!r)
     return 1;
   sim_config_t c = *cfg;
-  if (src->make(src->ctx, 1.0, &w, err, sizeof err)) {
+  if (src->make(src->ctx, 1.0, 0, &w, err, sizeof err)) {
     log_error("%s", err);
     goto out;
   }
@@ -499,7 +543,8 @@ static int run_sweep(const opts_t *o, const sim_config_t *cfg,
     sim_config_t c = *cfg;
     sweep_result_t res;
     c.core.policy = policies[i];
-    if (sweep_run(&c, grid, src, o->target, &res, err, sizeof err)) {
+    sweep_opts_t so = {o->target, o->seeds, o->min_requests};
+    if (sweep_run(&c, grid, src, &so, &res, err, sizeof err)) {
       log_error("%s", err);
       goto out;
     }
@@ -533,6 +578,8 @@ static int run_capacity(const opts_t *o, const sim_config_t *cfg,
   int status = 1;
   capacity_opts_default(&co);
   co.target = o->target;
+  co.seeds = o->seeds;
+  co.min_requests = o->min_requests;
   if (!pts || !arr || !cJSON_AddNumberToObject(root, "target", co.target))
     goto out;
   for (size_t i = 0; i < n; i++) {
@@ -553,7 +600,11 @@ static int run_capacity(const opts_t *o, const sim_config_t *cfg,
     bool ok = cJSON_AddStringToObject(e, "policy", p->policy) &&
               cJSON_AddBoolToObject(e, "found", p->found) &&
               cJSON_AddBoolToObject(e, "capped", p->capped) &&
+              cJSON_AddBoolToObject(e, "too_few_requests", p->too_few) &&
+              cJSON_AddNumberToObject(e, "seeds", p->seeds) &&
               cJSON_AddNumberToObject(e, "scale", p->scale) &&
+              cJSON_AddNumberToObject(e, "scale_min", p->scale_min) &&
+              cJSON_AddNumberToObject(e, "scale_max", p->scale_max) &&
               cJSON_AddStringToObject(e, "load", p->rate) &&
               cJSON_AddNumberToObject(e, "slo_attainment", p->sum.slo) &&
               cJSON_AddNumberToObject(e, "usd_per_mtok_slo",
@@ -563,14 +614,21 @@ static int run_capacity(const opts_t *o, const sim_config_t *cfg,
       cJSON_Delete(report);
       ok = false;
     }
+    cJSON *probes = capacity_probes_json(p);
+    if (!probes || !cJSON_AddItemToObject(e, "probes", probes)) {
+      cJSON_Delete(probes);
+      ok = false;
+    }
     if (!ok)
       goto out;
   }
-  capacity_print(pts, n, co.target, stdout);
+  capacity_print(pts, n, &co, src, stdout);
   fflush(stdout);
   status = o->report_json && write_json(o->report_json, root) ? 1 : 0;
 out:
   cJSON_Delete(root);
+  for (size_t i = 0; pts && i < n; i++)
+    capacity_point_free(&pts[i]);
   free(pts);
   return status;
 }
@@ -768,6 +826,9 @@ static int run_matrix(const opts_t *o, const setup_t *s, const char **policies,
                 .pools = ms.pools,
                 .n_pools = np,
                 .policies = policies};
+  capacity_opts_default(&m.cap);
+  m.cap.seeds = o->seeds;
+  m.cap.min_requests = o->min_requests;
   double t = wall_s();
   if (matrix_run(&m, &o->sim, matrix_progress, err, sizeof err)) {
     log_error("%s", err);
@@ -800,7 +861,10 @@ out:
 }
 
 int main(int argc, char **argv) {
-  opts_t o = {.target = 0.99, .level = LOG_LEVEL_INFO};
+  opts_t o = {.target = 0.99,
+              .seeds = 3,
+              .min_requests = CAPACITY_MIN_REQUESTS,
+              .level = LOG_LEVEL_INFO};
   setup_t s = {0};
   int status = CLI_EXIT_USAGE;
   sim_config_defaults(&o.sim);

@@ -7,16 +7,19 @@
 #include <string.h>
 
 void matrix_free(matrix_t *m) {
+  for (size_t k = 0; m->cells && k < m->n_cells; k++) {
+    capacity_point_free(&m->cells[k].cap99);
+    capacity_point_free(&m->cells[k].cap95);
+  }
   free(m->cells);
   m->cells = NULL;
   m->n_cells = 0;
 }
 
-static int search(const sim_config_t *cfg, const sim_source_t *src,
-                  double target, capacity_point_t *out, char *err,
-                  size_t errlen) {
-  capacity_opts_t o;
-  capacity_opts_default(&o);
+static int search(const matrix_t *m, const sim_config_t *cfg,
+                  const sim_source_t *src, double target,
+                  capacity_point_t *out, char *err, size_t errlen) {
+  capacity_opts_t o = m->cap;
   o.target = target;
   return capacity_search(cfg, src, &o, out, NULL, err, errlen);
 }
@@ -48,11 +51,12 @@ int matrix_run(matrix_t *m, const sim_config_t *base,
         cfg.workers = m->pools[p].workers;
         cfg.n_workers = m->pools[p].n_workers;
         const sim_source_t *src = &m->workloads[w].src;
-        int rc = drive_once(&cfg, src, 1.0, &c->at_load, NULL, err, errlen);
+        int rc =
+            drive_once(&cfg, src, 1.0, 0, &c->at_load, NULL, err, errlen);
         if (!rc)
-          rc = search(&cfg, src, 0.99, &c->cap99, err, errlen);
+          rc = search(m, &cfg, src, 0.99, &c->cap99, err, errlen);
         if (!rc)
-          rc = search(&cfg, src, 0.95, &c->cap95, err, errlen);
+          rc = search(m, &cfg, src, 0.95, &c->cap95, err, errlen);
         if (rc) {
           matrix_free(m);
           return rc;
@@ -61,13 +65,19 @@ int matrix_run(matrix_t *m, const sim_config_t *base,
   return 0;
 }
 
-/* "speed-up 2.5x (x2.5)", "> speed-up 1024x" when capped, "-" when even
- * the smallest load missed the target. */
+/* The load found (the median over seeds, with their spread when they
+ * differ), "> " before it when the largest load tried still met the
+ * target, "-" when some seed's search found none; "*" after it when a
+ * search stopped at a probe with too few requests. */
 static void capacity_text(const capacity_point_t *c, char *buf, size_t len) {
   if (!c->found)
-    snprintf(buf, len, "-");
+    snprintf(buf, len, "-%s", c->too_few ? "*" : "");
+  else if (c->scale_max > c->scale_min * 1.001)
+    snprintf(buf, len, "%s%s (x%.3g to x%.3g)%s", c->capped ? "> " : "",
+             c->rate, c->scale_min, c->scale_max, c->too_few ? "*" : "");
   else
-    snprintf(buf, len, "%s%s", c->capped ? "> " : "", c->rate);
+    snprintf(buf, len, "%s%s%s", c->capped ? "> " : "", c->rate,
+             c->too_few ? "*" : "");
 }
 
 void matrix_markdown(const matrix_t *m, const char *command, FILE *out) {
@@ -98,7 +108,10 @@ void matrix_markdown(const matrix_t *m, const char *command, FILE *out) {
   fprintf(out, "\nSLO met, $ per million SLO-meeting tokens (pool cost over "
                "the run) and cache hit (cached share of prompt tokens) at "
                "the workload's own load; capacity: the highest load meeting "
-               "the target (\"-\": not even 1/64 of it).\n");
+               "the target, the median over %u seeds (\"-\": not even 1/64 "
+               "of the load on some seed; \"*\": a search stopped at a run "
+               "of fewer than %llu requests).\n",
+          m->cap.seeds, (unsigned long long)m->cap.min_requests);
 }
 
 static cJSON *capacity_json(const capacity_point_t *c) {

@@ -39,6 +39,8 @@ typedef struct matrix {
   const matrix_pool_t *pools;
   size_t n_pools;
   const char *const *policies; /* NULL-terminated */
+  capacity_opts_t cap;         /* the searches' seeds and fewest requests;
+                                  the targets are 0.99 and 0.95 */
   size_t n_policies;
   matrix_cell_t *cells; /* workload-major, then pool, then policy */
   size_t n_cells;

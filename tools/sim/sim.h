@@ -60,11 +60,12 @@ int sim_run(const sim_config_t *cfg, workload_t *w, report_t *report,
             sim_stats_t *stats, char *err, size_t errlen);
 
 /* Makes a fresh workload for one run, its arrival rate multiplied by scale
- * (poisson's rate, a trace's speed-up): the drivers (compare, sweep,
- * capacity) run the same seeded workload many times. Returns 0, or a
- * negative code with a reason in err. */
-typedef int (*sim_workload_fn)(void *ctx, double scale, workload_t **out,
-                               char *err, size_t errlen);
+ * (poisson's rate, a trace's copies or speed-up) and its seed the source's
+ * plus seed: the drivers (compare, sweep, capacity) run the same seeded
+ * workload many times, and sweep and capacity repeat it on other seeds.
+ * Returns 0, or a negative code with a reason in err. */
+typedef int (*sim_workload_fn)(void *ctx, double scale, unsigned seed,
+                               workload_t **out, char *err, size_t errlen);
 
 typedef struct sim_source {
   sim_workload_fn make;

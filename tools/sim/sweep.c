@@ -12,8 +12,8 @@ static int by_cost(const void *a, const void *b) {
   const sweep_point_t *y = *(sweep_point_t *const *)b;
   if (x->sum.usd_per_hour != y->sum.usd_per_hour)
     return x->sum.usd_per_hour < y->sum.usd_per_hour ? -1 : 1;
-  if (x->sum.slo != y->sum.slo)
-    return x->sum.slo > y->sum.slo ? -1 : 1;
+  if (x->slo_mean != y->slo_mean)
+    return x->slo_mean > y->slo_mean ? -1 : 1;
   return strcmp(x->pool, y->pool);
 }
 
@@ -28,25 +28,58 @@ static sweep_point_t **sorted(const sweep_result_t *r) {
 static void mark(sweep_result_t *r) {
   sweep_point_t **v = sorted(r);
   double best = -1.0;
-  r->cheapest = -1;
+  r->cheapest = r->cheapest_single = -1;
   for (size_t i = 0; i < r->n; i++) {
-    v[i]->pareto = v[i]->sum.slo > best;
+    v[i]->pareto = v[i]->slo_mean > best;
     if (v[i]->pareto)
-      best = v[i]->sum.slo;
-    if (r->cheapest < 0 && v[i]->sum.slo >= r->target)
+      best = v[i]->slo_mean;
+    if (!v[i]->meets)
+      continue;
+    if (r->cheapest < 0)
       r->cheapest = (int)(v[i] - r->v);
+    if (r->cheapest_single < 0 && v[i]->kinds == 1)
+      r->cheapest_single = (int)(v[i] - r->v);
   }
   free(v);
 }
 
+/* Runs one mix on every seed. */
+static int run_point(const sim_config_t *cfg, const sim_source_t *src,
+                     const sweep_opts_t *o, sweep_point_t *pt, char *err,
+                     size_t errlen) {
+  unsigned n = o->seeds ? o->seeds : 1;
+  double total = 0;
+  pt->meets = true;
+  for (unsigned seed = 0; seed < n; seed++) {
+    summary_t sum;
+    int rc = drive_once(cfg, src, 1.0, seed, &sum, NULL, err, errlen);
+    if (rc)
+      return rc;
+    if (seed == 0) {
+      pt->sum = sum;
+      pt->slo_min = pt->slo_max = sum.slo;
+      pt->requests = sum.sent;
+    }
+    total += sum.slo;
+    pt->slo_min = sum.slo < pt->slo_min ? sum.slo : pt->slo_min;
+    pt->slo_max = sum.slo > pt->slo_max ? sum.slo : pt->slo_max;
+    pt->requests = sum.sent < pt->requests ? sum.sent : pt->requests;
+    pt->meets = pt->meets && sum.slo >= o->target &&
+                sum.sent >= o->min_requests;
+  }
+  pt->slo_mean = total / n;
+  return 0;
+}
+
 int sweep_run(const sim_config_t *base, const pool_t *grid,
-              const sim_source_t *src, double target, sweep_result_t *out,
-              char *err, size_t errlen) {
+              const sim_source_t *src, const sweep_opts_t *o,
+              sweep_result_t *out, char *err, size_t errlen) {
   pool_t p = {sim_xalloc(calloc(grid->n + 1, sizeof *p.v)), grid->n};
   memcpy(p.v, grid->v, grid->n * sizeof *p.v);
   size_t cap = 16;
   int rc = 0;
-  *out = (sweep_result_t){sim_xalloc(calloc(cap, sizeof *out->v)), 0, target, -1};
+  *out = (sweep_result_t){sim_xalloc(calloc(cap, sizeof *out->v)), 0, *o,
+                          -1, -1};
   pool_grid_first(&p);
   do {
     size_t n;
@@ -64,7 +97,9 @@ int sweep_run(const sim_config_t *base, const pool_t *grid,
     memset(pt, 0, sizeof *pt);
     pool_describe(&p, pt->pool, sizeof pt->pool);
     pt->workers = (uint32_t)n;
-    rc = drive_once(&cfg, src, 1.0, &pt->sum, NULL, err, errlen);
+    for (size_t i = 0; i < p.n; i++)
+      pt->kinds += p.v[i].count > 0;
+    rc = run_point(&cfg, src, o, pt, err, errlen);
     free(ws);
     if (rc)
       break;
@@ -86,31 +121,55 @@ void sweep_result_free(sweep_result_t *r) {
 }
 
 static void print_point(const sweep_point_t *p, FILE *out) {
-  fprintf(out, "%-28s %7u %10.2f %10.4f %8.2f%% %9.1f %8.2f\n", p->pool,
-          p->workers, p->sum.usd_per_hour, p->sum.usd_per_mtok,
-          100.0 * p->sum.slo, p->sum.ttft_p99_ms, p->sum.req_per_s);
+  fprintf(out, "%-28s %7u %10.2f %10.4f %8.2f%% %8.2f%% %8.2f%% %9llu %9.1f\n",
+          p->pool, p->workers, p->sum.usd_per_hour, p->sum.usd_per_mtok,
+          100.0 * p->slo_mean, 100.0 * p->slo_min, 100.0 * p->slo_max,
+          (unsigned long long)p->requests, p->sum.ttft_p99_ms);
+}
+
+static void print_cheapest(const sweep_result_t *r, int i, const char *what,
+                           FILE *out) {
+  if (i < 0) {
+    fprintf(out, "no %s in the grid meets %.2f%% SLO attainment\n", what,
+            100.0 * r->opts.target);
+    return;
+  }
+  const sweep_point_t *p = &r->v[i];
+  fprintf(out,
+          "cheapest %s meeting %.2f%%: %s at $%.2f/hour (%.2f%% mean, "
+          "%.2f-%.2f%% over %u seeds, %llu requests per run)\n",
+          what, 100.0 * r->opts.target, p->pool, p->sum.usd_per_hour,
+          100.0 * p->slo_mean, 100.0 * p->slo_min, 100.0 * p->slo_max,
+          r->opts.seeds ? r->opts.seeds : 1,
+          (unsigned long long)p->requests);
 }
 
 void sweep_print(const sweep_result_t *r, FILE *out) {
   const char *policy = r->n ? r->v[0].sum.policy : "?";
   fprintf(out,
-          "%zu pool mixes, policy %s; Pareto front of cost against SLO "
-          "attainment:\n\n",
-          r->n, policy);
-  fprintf(out, "%-28s %7s %10s %10s %9s %9s %8s\n", "pool", "workers", "$/hour",
-          "$/M tok", "SLO met", "TTFT p99", "req/s");
+          "%zu pool mixes, policy %s, %u seeds each; Pareto front of cost "
+          "against mean SLO attainment (a mix meets the target when every "
+          "seed does, on at least %llu requests):\n\n",
+          r->n, policy, r->opts.seeds ? r->opts.seeds : 1,
+          (unsigned long long)r->opts.min_requests);
+  fprintf(out, "%-28s %7s %10s %10s %9s %9s %9s %9s %9s\n", "pool",
+          "workers", "$/hour", "$/M tok", "SLO mean", "min", "max",
+          "requests", "TTFT p99");
   sweep_point_t **v = sorted(r);
   for (size_t i = 0; i < r->n; i++)
     if (v[i]->pareto)
       print_point(v[i], out);
   free(v);
-  if (r->cheapest >= 0)
-    fprintf(out, "\ncheapest pool meeting %.2f%%: %s at $%.2f/hour\n",
-            100.0 * r->target, r->v[r->cheapest].pool,
-            r->v[r->cheapest].sum.usd_per_hour);
-  else
-    fprintf(out, "\nno pool in the grid meets %.2f%% SLO attainment\n",
-            100.0 * r->target);
+  fprintf(out, "\n");
+  print_cheapest(r, r->cheapest, "pool", out);
+  print_cheapest(r, r->cheapest_single, "single-class pool", out);
+}
+
+/* key: the pool of r->v[i], or null when i < 0. */
+static bool add_pool(cJSON *o, const char *key, const sweep_result_t *r,
+                     int i) {
+  return i >= 0 ? cJSON_AddStringToObject(o, key, r->v[i].pool) != NULL
+                : cJSON_AddNullToObject(o, key) != NULL;
 }
 
 cJSON *sweep_to_json(const sweep_result_t *r) {
@@ -119,11 +178,13 @@ cJSON *sweep_to_json(const sweep_result_t *r) {
   bool ok = root && runs;
   ok = ok &&
        cJSON_AddStringToObject(root, "policy", r->n ? r->v[0].sum.policy : "");
-  ok = ok && cJSON_AddNumberToObject(root, "target", r->target);
-  ok = ok && (r->cheapest >= 0
-                  ? cJSON_AddStringToObject(root, "cheapest",
-                                            r->v[r->cheapest].pool) != NULL
-                  : cJSON_AddNullToObject(root, "cheapest") != NULL);
+  ok = ok && cJSON_AddNumberToObject(root, "target", r->opts.target);
+  ok = ok && cJSON_AddNumberToObject(root, "seeds",
+                                     r->opts.seeds ? r->opts.seeds : 1);
+  ok = ok && cJSON_AddNumberToObject(root, "min_requests",
+                                     (double)r->opts.min_requests);
+  ok = ok && add_pool(root, "cheapest", r, r->cheapest);
+  ok = ok && add_pool(root, "cheapest_single_class", r, r->cheapest_single);
   for (size_t i = 0; ok && i < r->n; i++) {
     const sweep_point_t *p = &r->v[i];
     cJSON *o = cJSON_CreateObject();
@@ -137,7 +198,11 @@ cJSON *sweep_to_json(const sweep_result_t *r) {
          cJSON_AddNumberToObject(o, "usd_per_hour", p->sum.usd_per_hour) &&
          cJSON_AddNumberToObject(o, "usd_total", p->sum.usd_total) &&
          cJSON_AddNumberToObject(o, "usd_per_mtok", p->sum.usd_per_mtok) &&
-         cJSON_AddNumberToObject(o, "slo_attainment", p->sum.slo) &&
+         cJSON_AddNumberToObject(o, "slo_attainment", p->slo_mean) &&
+         cJSON_AddNumberToObject(o, "slo_min", p->slo_min) &&
+         cJSON_AddNumberToObject(o, "slo_max", p->slo_max) &&
+         cJSON_AddNumberToObject(o, "requests", (double)p->requests) &&
+         cJSON_AddBoolToObject(o, "meets", p->meets) &&
          cJSON_AddNumberToObject(o, "ttft_p99_ms", p->sum.ttft_p99_ms) &&
          cJSON_AddBoolToObject(o, "pareto", p->pareto);
   }
