@@ -596,6 +596,9 @@ static void test_matrix_cells(void **state) {
                 .pools = pools,
                 .n_pools = 2,
                 .policies = policies};
+  capacity_opts_default(&m.cap);
+  m.cap.seeds = 1;
+  m.cap.min_requests = 1; /* runs of tens of requests, for speed */
   char err[256] = "";
   if (matrix_run(&m, &cfg, NULL, err, sizeof err))
     fail_msg("matrix_run: %s", err);

@@ -128,8 +128,8 @@ static void test_trace_scale(void **state) {
   assert_string_equal(buf, "1 copy sped up");
 }
 
-/* A Mooncake trace is a trace: --speedup scales it, and --record names the
- * file a run is written to. */
+/* A Mooncake trace is a trace: a speed-up or overlaid copies scale it, and
+ * --record names the file a run is written to. */
 static void test_mooncake_trace_and_record(void **state) {
   (void)state;
   workload_cli_t c;
@@ -144,6 +144,7 @@ static void test_mooncake_trace_and_record(void **state) {
   assert_int_equal(workload_cli_kind(&c), WORKLOAD_CLI_TRACE);
   assert_string_equal(c.record, "run.jsonl");
   workload_req_t a[10], b[10];
+  c.scale_by = WORKLOAD_SCALE_COMPRESS;
   first_requests(&c, 1.0, 10, a);
   first_requests(&c, 2.0, 10, b);
   assert_int_equal(a[0].prompt_tokens, 40160);
@@ -152,6 +153,20 @@ static void test_mooncake_trace_and_record(void **state) {
     assert_true(llabs((long long)b[i].arrival * 2 - (long long)a[i].arrival) <=
                 2);
   }
+  c.scale_by = WORKLOAD_SCALE_OVERLAY;
+  char err[256];
+  uint64_t count[2];
+  for (int k = 0; k < 2; k++) {
+    workload_t *w = NULL;
+    assert_int_equal(workload_cli_build(&c, k + 1.0, &w, err, sizeof err), 0);
+    workload_req_t r;
+    count[k] = 0;
+    while (workload_pop(w, INFS_TIME_NEVER - 1, &r) == 0)
+      count[k]++;
+    workload_destroy(&w);
+  }
+  assert_int_equal(count[0], 3993);
+  assert_int_equal(count[1], 2 * 3993);
 }
 
 static void test_codex_knobs_and_scale(void **state) {
