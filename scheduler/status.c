@@ -11,6 +11,7 @@ static const struct {
 } counters[] = {
     {"dispatched", offsetof(core_stats_t, dispatched)},
     {"redispatched", offsetof(core_stats_t, redispatched)},
+    {"migrated", offsetof(core_stats_t, migrated)},
     {"cancelled", offsetof(core_stats_t, cancelled)},
     {"workers_lost", offsetof(core_stats_t, workers_lost)},
     {"progress_timeouts", offsetof(core_stats_t, progress_timeouts)},

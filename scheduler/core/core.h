@@ -149,7 +149,12 @@ typedef struct core_action {
   const core_request_t *request;  /* DISPATCH: id is the core's id */
   uint64_t client_request_id;     /* DISPATCH: the client's id, which the
                                      worker puts in its Chunk and Done */
-  const void *passthrough;        /* CHUNK/DONE: the caller's message */
+  /* DISPATCH of a migrated request: the tokens its client already has and
+   * their text, which the worker continues from (borrowed like request). */
+  uint32_t resume_tokens;
+  const char *resume_text;
+  size_t resume_len;
+  const void *passthrough; /* CHUNK/DONE: the caller's message */
   /* CHUNK/DONE/ERROR to a client, for per-class metrics: the request's
    * class (INFS_CLASS_COUNT when it had no valid one), when the core got
    * it, and whether a token had gone out before this action (CHUNK: not
@@ -186,6 +191,7 @@ typedef struct core_stats {
   uint64_t submitted;
   uint64_t dispatched;
   uint64_t redispatched;
+  uint64_t migrated; /* of those, dispatched again after tokens went out */
   uint64_t completed;
   uint64_t failed;
   uint64_t rejected;
@@ -235,14 +241,19 @@ void core_on_cancel(core_t *c, infs_time_t now, const core_peer_t *client,
                     uint64_t request_id);
 
 /* Worker events; request ids are the core's. passthrough is returned in the
- * CHUNK/DONE action so the caller can forward its own message. */
+ * CHUNK/DONE action so the caller can forward its own message.
+ *
+ * A chunk's text (borrowed, may be NULL) is kept with its request: when its
+ * worker is lost, or lets its progress deadline pass, after tokens went out,
+ * the request is dispatched again (within max_attempts) to another worker,
+ * which continues the same stream from that text (a migration). */
 void core_on_register(core_t *c, infs_time_t now, const core_peer_t *worker,
                       const core_worker_info_t *info);
 void core_on_heartbeat(core_t *c, infs_time_t now, const core_peer_t *worker,
                        const core_load_t *load);
 void core_on_chunk(core_t *c, infs_time_t now, const core_peer_t *worker,
-                   uint64_t request_id, uint32_t tokens,
-                   const void *passthrough);
+                   uint64_t request_id, uint32_t tokens, const char *text,
+                   size_t text_len, const void *passthrough);
 void core_on_done(core_t *c, infs_time_t now, const core_peer_t *worker,
                   uint64_t request_id, const void *passthrough);
 void core_on_worker_error(core_t *c, infs_time_t now, const core_peer_t *worker,

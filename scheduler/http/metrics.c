@@ -260,6 +260,10 @@ static void render_core(const core_t *core, hbuf_t *o) {
       {"infsched_scheduler_redispatches_total",
        "Requests queued again after their worker was lost.",
        offsetof(core_stats_t, redispatched)},
+      {"infsched_scheduler_migrations_total",
+       "Requests dispatched again after tokens went out, to continue their "
+       "stream.",
+       offsetof(core_stats_t, migrated)},
       {"infsched_scheduler_cancelled_total",
        "Requests cancelled by their clients (and cancelled on their worker).",
        offsetof(core_stats_t, cancelled)},

@@ -774,8 +774,15 @@ static void test_no_worker_both_doors_time_out(void **state) {
   zclient_destroy(&c);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN);
+  /* ctest runs the promtool check apart (tests/CMakeLists.txt). */
+  if (argc == 3 && strcmp(argv[1], "--only") == 0)
+    cmocka_set_test_filter(argv[2]);
+  else if (argc == 3 && strcmp(argv[1], "--skip") == 0)
+    cmocka_set_skip_filter(argv[2]);
+  else if (argc != 1)
+    return fprintf(stderr, "usage: test_http [--only|--skip TEST]\n"), 2;
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_completions_and_chat, setup,
                                       teardown),
