@@ -162,6 +162,14 @@ typedef struct core_action {
   infs_class_t cls;
   infs_time_t arrived;
   bool streamed;
+  /* CHUNK/DONE to a client, for latency metrics: when its first token and
+   * the chunk before this one went out (0: none yet), the tokens out so
+   * far (CHUNK: this chunk's), and its SLO targets in ms (0: unchecked). */
+  infs_time_t first_token;
+  infs_time_t last_token;
+  uint32_t tokens;
+  double ttft_target_ms;
+  double tpot_target_ms;
   core_peer_t peer;               /* destination; last, so that only its used
                                      bytes are written */
 } core_action_t;
@@ -319,6 +327,7 @@ typedef struct core_worker_view {
   uint32_t capacity;
   uint64_t requests;
   const core_load_t *load; /* cache arrays are NULL here */
+  infs_time_t last_seen;   /* its latest message (a heartbeat at least) */
   uint32_t cached_blocks;  /* prefix-cache blocks the core knows of */
 } core_worker_view_t;
 
@@ -327,6 +336,8 @@ size_t core_worker_count(const core_t *c);
  * 0) and moves the cursor past it; 0, or -1 when there is none. */
 int core_worker_next(const core_t *c, size_t *cursor, core_worker_view_t *out);
 size_t core_queued(const core_t *c);
+/* The heartbeat interval told to workers. */
+infs_time_t core_heartbeat_interval(const core_t *c);
 size_t core_open_requests(const core_t *c);
 const core_stats_t *core_stats(const core_t *c);
 const char *core_policy_name(const core_t *c);

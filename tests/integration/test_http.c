@@ -552,6 +552,8 @@ static void test_metrics_pass_promtool(void **state) {
           NULL, &r);
   assert_int_equal(r.status, 200);
   hc_response_free(&r);
+  /* Scraped loaded: a stream open on the worker. */
+  int fd = hold_stream(f);
   char url[160], path[600];
   snprintf(url, sizeof url, "%s/metrics", f->s.base);
   hc_get(f->dir, url, &r);
@@ -573,6 +575,34 @@ static void test_metrics_pass_promtool(void **state) {
                                 "kind=\"generated\"}") == 6);
   assert_true(hc_metric(r.body, "infsched_request_cost_usd_total{class="
                                 "\"interactive\"}") > 0);
+  assert_true(hc_metric(r.body, "infsched_open_requests") == 1);
+  /* Two tokens each: three TPOTs, three SLO verdicts. */
+  assert_true(hc_metric(r.body, "infsched_tpot_seconds_count{class="
+                                "\"interactive\"}") == 3);
+  double met =
+      hc_metric(r.body, "infsched_slo_met_total{class=\"interactive\"}");
+  double missed = 0;
+  static const char *const parts[] = {"ttft", "tpot", "both"};
+  for (int i = 0; i < 3; i++) {
+    char series[96];
+    snprintf(series, sizeof series,
+             "infsched_slo_missed_total{class=\"interactive\",part=\"%s\"}",
+             parts[i]);
+    double v = hc_metric(r.body, series);
+    assert_true(v >= 0);
+    missed += v;
+  }
+  assert_true(met >= 0 && met + missed == 3);
+  /* The held stream's tokens arrive in chunks after its first. */
+  assert_true(hc_metric(r.body, "infsched_inter_token_seconds_count{class="
+                                "\"agent\"}") > 0);
+#define SRAM_0 "{worker=\"sram-0\",class=\"sram\",profile=\"sram-wse3\"," \
+               "model=\"" MODEL "\"}"
+  double age = hc_metric(r.body, "infsched_worker_heartbeat_age_seconds" SRAM_0);
+  assert_true(age >= 0 && age < 5);
+  assert_true(hc_metric(r.body, "infsched_worker_healthy" SRAM_0) == 1);
+#undef SRAM_0
+  close(fd);
   snprintf(path, sizeof path, "%s/metrics.txt", f->dir);
   assert_int_equal(harness_write_file(path, r.body, 0644), 0);
   hc_response_free(&r);
