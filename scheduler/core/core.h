@@ -164,12 +164,13 @@ typedef struct core_action {
   bool streamed;
   /* CHUNK/DONE to a client, for latency metrics: when its first token and
    * the chunk before this one went out (0: none yet), the tokens out so
-   * far (CHUNK: this chunk's), and its SLO targets in ms (0: unchecked). */
+   * far (CHUNK: this chunk's), and what slo_judge needs: its SLO and the
+   * prompt tokens its worker was predicted to prefill. */
   infs_time_t first_token;
   infs_time_t last_token;
   uint32_t tokens;
-  double ttft_target_ms;
-  double tpot_target_ms;
+  slo_t slo;
+  uint32_t uncached;
   core_peer_t peer;               /* destination; last, so that only its used
                                      bytes are written */
 } core_action_t;
@@ -338,6 +339,8 @@ int core_worker_next(const core_t *c, size_t *cursor, core_worker_view_t *out);
 size_t core_queued(const core_t *c);
 /* The heartbeat interval told to workers. */
 infs_time_t core_heartbeat_interval(const core_t *c);
+/* The SLO of a class's requests that carry none. */
+const slo_t *core_class_slo(const core_t *c, infs_class_t cls);
 size_t core_open_requests(const core_t *c);
 const core_stats_t *core_stats(const core_t *c);
 const char *core_policy_name(const core_t *c);
