@@ -184,6 +184,15 @@ typedef struct core_action {
   infs_class_t cls;
   infs_time_t arrived;
   bool streamed;
+  /* CHUNK/DONE to a client, for latency metrics: when its first token and
+   * the chunk before this one went out (0: none yet), the tokens out so
+   * far (CHUNK: this chunk's), and what slo_judge needs: its SLO and the
+   * prompt tokens its worker was predicted to prefill. */
+  infs_time_t first_token;
+  infs_time_t last_token;
+  uint32_t tokens;
+  slo_t slo;
+  uint32_t uncached;
   core_peer_t peer;               /* destination; last, so that only its used
                                      bytes are written */
 } core_action_t;
@@ -363,6 +372,7 @@ typedef struct core_worker_view {
   uint32_t capacity;
   uint64_t requests;
   const core_load_t *load; /* cache arrays are NULL here */
+  infs_time_t last_seen;   /* its latest message (a heartbeat at least) */
   uint32_t cached_blocks;  /* prefix-cache blocks the core knows of */
 } core_worker_view_t;
 
@@ -371,6 +381,10 @@ size_t core_worker_count(const core_t *c);
  * 0) and moves the cursor past it; 0, or -1 when there is none. */
 int core_worker_next(const core_t *c, size_t *cursor, core_worker_view_t *out);
 size_t core_queued(const core_t *c);
+/* The heartbeat interval told to workers. */
+infs_time_t core_heartbeat_interval(const core_t *c);
+/* The SLO of a class's requests that carry none. */
+const slo_t *core_class_slo(const core_t *c, infs_class_t cls);
 size_t core_open_requests(const core_t *c);
 const core_stats_t *core_stats(const core_t *c);
 const char *core_policy_name(const core_t *c);

@@ -18,6 +18,19 @@ const policy_ops_t *const *policy_all(void) {
   return all;
 }
 
+bool policy_harms(const core_worker_t *w, const prediction_t *p,
+                  infs_class_t cls) {
+  for (const list_node_t *n = w->reqs.next; n != &w->reqs; n = n->next) {
+    const req_t *r = list_entry(n, const req_t, link);
+    const core_request_t *s = &r->spec;
+    if (s->cls > cls || s->max_tokens < 2 || !s->tpot_ms)
+      continue;
+    if (p->tpot_ms + p->extra_ms / (s->max_tokens - 1) > s->tpot_ms)
+      return true;
+  }
+  return false;
+}
+
 uint32_t policy_tightest_tpot(const core_config_t *cfg, const core_worker_t *w,
                               infs_class_t cls) {
   uint32_t t = UINT32_MAX;

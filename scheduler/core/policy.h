@@ -90,6 +90,13 @@ void policy_predict(const policy_ctx_t *x, size_t cand, prediction_t *out);
  * target counts only the prompt tokens not cached there. */
 slo_targets_t policy_targets(const policy_ctx_t *x, const prediction_t *p);
 
+/* Whether a request predicted as p on w would push a request there that is
+ * as urgent as cls or more past its TPOT target: all decode steps there
+ * take p->tpot_ms, and its prefill chunks add p->extra_ms to those of the
+ * ones running, which a request of n output tokens spreads over n - 1. */
+bool policy_harms(const core_worker_t *w, const prediction_t *p,
+                  infs_class_t cls);
+
 /* The tightest TPOT target among the classes with requests at w that are
  * as urgent as cls or more; UINT32_MAX when there are none. */
 uint32_t policy_tightest_tpot(const core_config_t *cfg, const core_worker_t *w,

@@ -28,9 +28,9 @@
  *              kv + prompt + max / 2)
  *   tpot     = step' / (1 - min(prefill_load, 0.9)): prompts arriving after
  *              it are prefilled in chunks riding along with its steps
- *   others   = tpot + (n > 0 ? extra / (remaining / outstanding) : 0): its
- *              chunks stretch the steps of those decoding over what they
- *              have left to make
+ *   extra'   = extra when others run there, else 0: what the steps of
+ *              those decoding gain (policy_harms spreads it over their
+ *              outputs)
  *   busy     = extra + (max_tokens - 1) * step' / b'
  *   cost     = cost_request_usd(busy, prompt, max_tokens)
  *   util     = max(running / max_batch, (kv + prompt) / kv_total,
@@ -104,16 +104,7 @@ void predictor_estimate(const predictor_worker_t *w,
   double step1 = step_decode_ms(p, b1, kv + prompt + r->max_tokens / 2);
   double load = w->prefill_load < 0.9 ? w->prefill_load : 0.9;
   out->tpot_ms = step1 / (1 - (load > 0 ? load : 0));
-  /* Its chunks stretch the steps of those decoding, by what they add to a
-   * decode-only step: all of it lands within their remaining output when
-   * that is shorter than the prompt's chunks take, as for the short answers
-   * of a code trace. */
-  out->others_tpot_ms = out->tpot_ms;
-  if (running) {
-    double left = w->outstanding ? (double)w->remaining_tokens / w->outstanding
-                                 : r->max_tokens;
-    out->others_tpot_ms += extra / (left > 1 ? left : 1);
-  }
+  out->extra_ms = running ? extra : 0;
   uint32_t decode_steps = r->max_tokens ? r->max_tokens - 1 : 0;
   out->busy_s = extra / 1e3 + decode_steps * step1 / b1 / 1e3;
   out->cost_usd = cost_request_usd(p, out->busy_s, r->prompt_tokens,

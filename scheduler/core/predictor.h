@@ -46,10 +46,10 @@ typedef struct prediction {
   double queue_ms;       /* waiting for a batch slot and for earlier prefills */
   double tpot_ms;        /* decode step with the request in the batch: what it
                             and every request already running there will see */
-  double others_tpot_ms; /* what the sequences already decoding there see
-                            per token over the rest of their output: tpot,
-                            plus this request's prefill chunks riding
-                            along with their steps */
+  double extra_ms; /* what its prefill chunks add to the steps of the
+                      sequences running there (0 when none): a stream of
+                      n output tokens sees its mean TPOT grow by
+                      extra_ms / (n - 1) */
   double busy_s;   /* worker time it takes: prefill + its share of steps */
   double cost_usd; /* busy_s valued at the worker's price (and energy) */
   double util;     /* share of the worker in use: the largest of batch
