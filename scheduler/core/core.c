@@ -125,6 +125,10 @@ static core_action_t *emit(core_t *c, core_action_kind_t kind,
   a->cls = INFS_CLASS_COUNT;
   a->arrived = 0;
   a->streamed = false;
+  a->first_token = a->last_token = 0;
+  a->tokens = 0;
+  a->slo = (slo_t){0};
+  a->uncached = 0;
   a->peer.door = to->door;
   a->peer.len = to->len;
   memcpy(a->peer.id, to->id, to->len);
@@ -200,6 +204,11 @@ static void about(core_action_t *a, const req_t *r) {
   a->cls = r->spec.cls;
   a->arrived = r->arrived;
   a->streamed = r->state == REQ_STREAMING || r->tokens_out > 0;
+  a->first_token = r->first_token_at;
+  a->last_token = r->last_token_at;
+  a->tokens = r->tokens_out;
+  a->slo = slo_of_request(&r->spec);
+  a->uncached = r->uncached;
 }
 
 static void fail(core_t *c, req_t *r, int code, const char *why) {
@@ -932,7 +941,11 @@ void core_on_chunk(core_t *c, infs_time_t now, const core_peer_t *peer,
   core_action_t *a = emit(c, CORE_ACT_CHUNK, &r->client, r->client_id);
   about(a, r);
   a->streamed = streamed;
+  a->tokens = tokens;
   a->passthrough = passthrough;
+  if (!r->first_token_at)
+    r->first_token_at = now;
+  r->last_token_at = now;
 }
 
 void core_on_done(core_t *c, infs_time_t now, const core_peer_t *peer,
@@ -1075,6 +1088,7 @@ int core_worker_next(const core_t *c, size_t *cursor, core_worker_view_t *out) {
     out->capacity = registry_hot(&c->reg, w)->capacity;
     out->requests = w->requests;
     out->load = &w->load;
+    out->last_seen = w->last_seen;
     out->cached_blocks = prefix_count(&c->prefix, w->index);
     return 0;
   }
@@ -1083,6 +1097,14 @@ int core_worker_next(const core_t *c, size_t *cursor, core_worker_view_t *out) {
 
 size_t core_queued(const core_t *c) {
   return c->queued[0] + c->queued[1] + c->queued[2];
+}
+
+infs_time_t core_heartbeat_interval(const core_t *c) {
+  return c->cfg.heartbeat_interval;
+}
+
+const slo_t *core_class_slo(const core_t *c, infs_class_t cls) {
+  return &c->cfg.slo[cls];
 }
 
 size_t core_open_requests(const core_t *c) {

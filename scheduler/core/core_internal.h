@@ -37,6 +37,8 @@ typedef struct req {
   bool counted_waiting; /* NO_ROOM or DEFERRED already counted */
   infs_time_t arrived;
   infs_time_t dispatched_at;
+  infs_time_t first_token_at; /* 0 until a token has gone out */
+  infs_time_t last_token_at;  /* of the latest chunk */
   /* Its worker has until then to send a token (see progress_timeout). */
   infs_time_t progress_deadline;
   infs_time_t progress_window; /* the deadline's distance from progress */

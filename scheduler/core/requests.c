@@ -129,6 +129,7 @@ req_t *requests_add(req_table_t *t, const core_peer_t *client,
   r->counted_waiting = false;
   r->arrived = now;
   r->dispatched_at = 0;
+  r->first_token_at = r->last_token_at = 0;
   r->shunned = -1;
   list_init(&r->link);
   u64map_put(&t->by_client, key, slot);
