@@ -127,7 +127,8 @@ static core_action_t *emit(core_t *c, core_action_kind_t kind,
   a->streamed = false;
   a->first_token = a->last_token = 0;
   a->tokens = 0;
-  a->ttft_target_ms = a->tpot_target_ms = 0;
+  a->slo = (slo_t){0};
+  a->uncached = 0;
   a->peer.door = to->door;
   a->peer.len = to->len;
   memcpy(a->peer.id, to->id, to->len);
@@ -206,8 +207,8 @@ static void about(core_action_t *a, const req_t *r) {
   a->first_token = r->first_token_at;
   a->last_token = r->last_token_at;
   a->tokens = r->tokens_out;
-  a->ttft_target_ms = r->spec.ttft_ms;
-  a->tpot_target_ms = r->spec.tpot_ms;
+  a->slo = slo_of_request(&r->spec);
+  a->uncached = r->uncached;
 }
 
 static void fail(core_t *c, req_t *r, int code, const char *why) {
@@ -767,6 +768,21 @@ void core_on_register(core_t *c, infs_time_t now, const core_peer_t *peer,
                INFSCHED__ERROR_CODE__ERROR_BAD_REQUEST, "%s", why);
     return;
   }
+  core_worker_info_t trusted = *info;
+  bool differs = false;
+  if (c->cfg.profiles) {
+    trusted.profile = profile_set_find(c->cfg.profiles, info->profile->name);
+    if (!trusted.profile) {
+      emit_error(c, CORE_ACT_WORKER_ERROR, peer, 0,
+                 INFSCHED__ERROR_CODE__ERROR_BAD_REQUEST,
+                 "register: profile '%s' is not in the scheduler's profiles "
+                 "file",
+                 info->profile->name);
+      return;
+    }
+    differs = !profile_equal(trusted.profile, info->profile);
+  }
+  info = &trusted;
   core_worker_t *old = registry_find_peer(&c->reg, peer);
   if (old && same_registration(c, old, info)) {
     /* A Register repeated before the first was answered: a worker started
@@ -790,7 +806,13 @@ void core_on_register(core_t *c, infs_time_t now, const core_peer_t *peer,
   prefix_reserve_workers(&c->prefix, c->reg.cap);
   c->room_events++;
   c->stats.registrations++;
-  emit(c, CORE_ACT_REGISTERED, &w->peer, 0);
+  c->stats.profile_mismatches += differs;
+  core_action_t *a = emit(c, CORE_ACT_REGISTERED, &w->peer, 0);
+  if (differs)
+    snprintf(a->message, sizeof a->message,
+             "its figures of profile '%s' differ from the scheduler's, "
+             "which are used",
+             info->profile->name);
   drain_queues(c, now, false);
 }
 
@@ -1079,6 +1101,10 @@ size_t core_queued(const core_t *c) {
 
 infs_time_t core_heartbeat_interval(const core_t *c) {
   return c->cfg.heartbeat_interval;
+}
+
+const slo_t *core_class_slo(const core_t *c, infs_class_t cls) {
+  return &c->cfg.slo[cls];
 }
 
 size_t core_open_requests(const core_t *c) {
