@@ -45,6 +45,7 @@ typedef struct workload_cli {
   const char *spec; /* --workload; "poisson" by default */
   workload_opts_t opts;
   const char *mix; /* --class-mix as given: codex's turn mix */
+  const char *record; /* --record: write the requests sent as a trace */
   bool seen_rate, seen_speedup, seen_sizes, seen_duration, seen_prefix;
   bool seen_slo;
   workload_scale_by_t scale_by; /* set by the program, not a flag */
@@ -78,6 +79,11 @@ int workload_cli_parse(workload_cli_t *c, int opt, const char *arg);
 int workload_cli_check(workload_cli_t *c);
 
 workload_cli_kind_t workload_cli_kind(const workload_cli_t *c);
+
+/* Forgets the flags c's workload does not read, those workload_cli_check
+ * would refuse, so that one command line can serve several workloads (the
+ * simulator's --matrix). Call before workload_cli_check. */
+void workload_cli_drop_others(workload_cli_t *c);
 
 /* A fresh generator for the flags, its arrival rate multiplied by scale:
  * poisson's rate (and ramp end), a trace's copies or speed-up (scale_by),

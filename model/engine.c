@@ -450,7 +450,11 @@ static inline bool produce(engine_t *e, seq_t *s, infs_time_t t,
                            engine_event_kind_t kind) {
   s->generated++;
   e->generated++;
-  engine_event_t ev = {.kind = kind, .id = s->id, .at = t, .tokens = 1};
+  engine_event_t ev = {.kind = kind,
+                       .id = s->id,
+                       .at = t,
+                       .tokens = 1,
+                       .generated = s->generated};
   VEC_PUSH(e->events, ev);
   return s->generated == s->max_tokens;
 }

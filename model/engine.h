@@ -41,7 +41,7 @@ typedef struct engine_event {
   infs_time_t at; /* when it happened (<= the advance's now) */
   uint32_t tokens;
   uint32_t cached_tokens; /* DONE: prompt tokens served from prefix cache */
-  uint32_t generated;     /* DONE: total output tokens */
+  uint32_t generated;     /* output tokens so far (DONE: in all) */
   infs_time_t queued_us;  /* DONE: time waiting before prefill started */
   infs_time_t ttft_us;    /* DONE: submit to first token */
   double busy_share_s;    /* DONE: this request's share of busy time */

@@ -8,8 +8,8 @@ INFSCHED_PACKAGES=(
   libxxhash-dev libcmocka-dev libpng-dev curl
 )
 # Only the test suite runs these: promtool checks /metrics, headless
-# Chromium renders the HTML report.
-INFSCHED_TEST_PACKAGES=(prometheus chromium)
+# Chromium renders the HTML report, clang and its libFuzzer build fuzz/.
+INFSCHED_TEST_PACKAGES=(prometheus chromium clang libclang-rt-14-dev)
 
 # infsched_install_deps [test]: installs the build packages, and with
 # "test" the test suite's tools too.

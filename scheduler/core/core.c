@@ -118,10 +118,17 @@ static core_action_t *emit(core_t *c, core_action_kind_t kind,
   a->message[0] = '\0';
   a->request = NULL;
   a->client_request_id = 0;
+  a->resume_tokens = 0;
+  a->resume_text = NULL;
+  a->resume_len = 0;
   a->passthrough = NULL;
   a->cls = INFS_CLASS_COUNT;
   a->arrived = 0;
   a->streamed = false;
+  a->first_token = a->last_token = 0;
+  a->tokens = 0;
+  a->slo = (slo_t){0};
+  a->uncached = 0;
   a->peer.door = to->door;
   a->peer.len = to->len;
   memcpy(a->peer.id, to->id, to->len);
@@ -196,7 +203,12 @@ static void finish(core_t *c, req_t *r) {
 static void about(core_action_t *a, const req_t *r) {
   a->cls = r->spec.cls;
   a->arrived = r->arrived;
-  a->streamed = r->state == REQ_STREAMING;
+  a->streamed = r->state == REQ_STREAMING || r->tokens_out > 0;
+  a->first_token = r->first_token_at;
+  a->last_token = r->last_token_at;
+  a->tokens = r->tokens_out;
+  a->slo = slo_of_request(&r->spec);
+  a->uncached = r->uncached;
 }
 
 static void fail(core_t *c, req_t *r, int code, const char *why) {
@@ -240,7 +252,8 @@ static void dispatch(core_t *c, req_t *r, core_worker_t *w, infs_time_t now,
   r->dispatched_at = now;
   r->progress_window = progress_window(c, ttft_ms);
   r->progress_deadline = now + r->progress_window;
-  r->uncached = s->prompt_tokens - (uint32_t)cached;
+  /* A migrated request prefills what it already streamed, too. */
+  r->uncached = s->prompt_tokens + r->tokens_out - (uint32_t)cached;
   list_push_back(&w->reqs, &r->link);
   registry_hot(&c->reg, w)->outstanding++;
   w->n_cls[s->cls]++;
@@ -258,6 +271,9 @@ static void dispatch(core_t *c, req_t *r, core_worker_t *w, infs_time_t now,
   core_action_t *a = emit(c, CORE_ACT_DISPATCH, &w->peer, r->id);
   a->request = &r->spec;
   a->client_request_id = r->client_id;
+  a->resume_tokens = r->tokens_out;
+  a->resume_text = r->said;
+  a->resume_len = r->said_len;
 }
 
 /* The worker that served r's session, when it is still the same
@@ -652,6 +668,23 @@ void core_on_cancel(core_t *c, infs_time_t now, const core_peer_t *client,
 
 /* --- worker events --- */
 
+/* Whether r, taken from its worker, may run again: attempts are left and
+ * a token is still owed (with every token out only the Done was missing,
+ * and no worker makes one without generating). */
+static bool may_run_again(const core_t *c, const req_t *r) {
+  return r->attempts < c->cfg.max_attempts &&
+         r->tokens_out < r->spec.max_tokens;
+}
+
+/* Queues r at the front to run again: before its first token as a new
+ * dispatch, after it as a migration that continues its stream. */
+static void requeue(core_t *c, req_t *r) {
+  if (r->tokens_out > 0)
+    c->stats.migrated++;
+  enqueue(c, r, true);
+  c->stats.redispatched++;
+}
+
 static void lose_worker(core_t *c, core_worker_t *w, const char *why) {
   char msg[CORE_MESSAGE_MAX];
   /* Walk backwards so re-queued requests keep their order at the front. */
@@ -660,9 +693,8 @@ static void lose_worker(core_t *c, core_worker_t *w, const char *why) {
     list_remove(&r->link);
     registry_hot(&c->reg, w)->outstanding--;
     r->worker = -1;
-    if (r->state == REQ_DISPATCHED && r->attempts < c->cfg.max_attempts) {
-      enqueue(c, r, true);
-      c->stats.redispatched++;
+    if (may_run_again(c, r)) {
+      requeue(c, r);
       continue;
     }
     snprintf(msg, sizeof msg, "worker %s lost (%s) after %u tokens", w->id, why,
@@ -736,6 +768,21 @@ void core_on_register(core_t *c, infs_time_t now, const core_peer_t *peer,
                INFSCHED__ERROR_CODE__ERROR_BAD_REQUEST, "%s", why);
     return;
   }
+  core_worker_info_t trusted = *info;
+  bool differs = false;
+  if (c->cfg.profiles) {
+    trusted.profile = profile_set_find(c->cfg.profiles, info->profile->name);
+    if (!trusted.profile) {
+      emit_error(c, CORE_ACT_WORKER_ERROR, peer, 0,
+                 INFSCHED__ERROR_CODE__ERROR_BAD_REQUEST,
+                 "register: profile '%s' is not in the scheduler's profiles "
+                 "file",
+                 info->profile->name);
+      return;
+    }
+    differs = !profile_equal(trusted.profile, info->profile);
+  }
+  info = &trusted;
   core_worker_t *old = registry_find_peer(&c->reg, peer);
   if (old && same_registration(c, old, info)) {
     /* A Register repeated before the first was answered: a worker started
@@ -759,7 +806,13 @@ void core_on_register(core_t *c, infs_time_t now, const core_peer_t *peer,
   prefix_reserve_workers(&c->prefix, c->reg.cap);
   c->room_events++;
   c->stats.registrations++;
-  emit(c, CORE_ACT_REGISTERED, &w->peer, 0);
+  c->stats.profile_mismatches += differs;
+  core_action_t *a = emit(c, CORE_ACT_REGISTERED, &w->peer, 0);
+  if (differs)
+    snprintf(a->message, sizeof a->message,
+             "its figures of profile '%s' differ from the scheduler's, "
+             "which are used",
+             info->profile->name);
   drain_queues(c, now, false);
 }
 
@@ -863,8 +916,8 @@ static req_t *running_on(core_t *c, const core_worker_t *w, uint64_t id) {
 }
 
 void core_on_chunk(core_t *c, infs_time_t now, const core_peer_t *peer,
-                   uint64_t request_id, uint32_t tokens,
-                   const void *passthrough) {
+                   uint64_t request_id, uint32_t tokens, const char *text,
+                   size_t text_len, const void *passthrough) {
   core_worker_t *w = known_worker(c, now, peer);
   req_t *r = w ? running_on(c, w, request_id) : NULL;
   if (!r)
@@ -881,11 +934,18 @@ void core_on_chunk(core_t *c, infs_time_t now, const core_peer_t *peer,
   w->remaining_tokens -=
       owed < w->remaining_tokens ? owed : w->remaining_tokens;
   w->since.kv_tokens += tokens;
+  bool streamed = r->tokens_out > 0;
   r->tokens_out += tokens;
+  if (text)
+    requests_said(&c->reqs, r, text, text_len);
   core_action_t *a = emit(c, CORE_ACT_CHUNK, &r->client, r->client_id);
   about(a, r);
-  a->streamed = !first;
+  a->streamed = streamed;
+  a->tokens = tokens;
   a->passthrough = passthrough;
+  if (!r->first_token_at)
+    r->first_token_at = now;
+  r->last_token_at = now;
 }
 
 void core_on_done(core_t *c, infs_time_t now, const core_peer_t *peer,
@@ -924,19 +984,18 @@ void core_on_worker_error(core_t *c, infs_time_t now, const core_peer_t *peer,
 /* --- timers --- */
 
 /* Takes r back from w, which let its progress deadline pass: a cancel to
- * w, then r is dispatched again (never to w) if no token went out and
- * attempts are left, else failed. */
+ * w, then r is dispatched again (never to w) if attempts are left, from
+ * where its stream stopped, else failed. */
 static void take_back(core_t *c, core_worker_t *w, req_t *r, infs_time_t now) {
   char why[CORE_MESSAGE_MAX];
   c->stats.progress_timeouts++;
   emit(c, CORE_ACT_CANCEL, &w->peer, r->id);
-  if (r->state == REQ_DISPATCHED && r->attempts < c->cfg.max_attempts) {
+  if (may_run_again(c, r)) {
     unassign(c, w, r);
     list_remove(&r->link);
     r->shunned = (int32_t)w->index;
     r->shunned_epoch = w->epoch;
-    enqueue(c, r, true);
-    c->stats.redispatched++;
+    requeue(c, r);
     return;
   }
   snprintf(why, sizeof why,
@@ -1029,6 +1088,7 @@ int core_worker_next(const core_t *c, size_t *cursor, core_worker_view_t *out) {
     out->capacity = registry_hot(&c->reg, w)->capacity;
     out->requests = w->requests;
     out->load = &w->load;
+    out->last_seen = w->last_seen;
     out->cached_blocks = prefix_count(&c->prefix, w->index);
     return 0;
   }
@@ -1037,6 +1097,14 @@ int core_worker_next(const core_t *c, size_t *cursor, core_worker_view_t *out) {
 
 size_t core_queued(const core_t *c) {
   return c->queued[0] + c->queued[1] + c->queued[2];
+}
+
+infs_time_t core_heartbeat_interval(const core_t *c) {
+  return c->cfg.heartbeat_interval;
+}
+
+const slo_t *core_class_slo(const core_t *c, infs_class_t cls) {
+  return &c->cfg.slo[cls];
 }
 
 size_t core_open_requests(const core_t *c) {

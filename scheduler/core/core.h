@@ -45,13 +45,33 @@ typedef struct core_config {
    * score is its marginal cost times (1 + weight * the share of the SLO its
    * predicted latency uses); 0 takes the cheapest worker meeting the SLO. */
   double latency_weight[INFS_CLASS_COUNT];
-  /* cache_affinity and session affinity: the worker with the best prefix
+  /* cache_affinity: a worker's match counts when it holds more than
+   * cache_match_threshold of the request's blocks; the worker with the best
    * match is too loaded, and the request spills to the least loaded one,
    * when it has more than cache_balance_abs outstanding requests beyond the
-   * least loaded and more than cache_balance_rel times as many. */
+   * least loaded and more than cache_balance_rel times as many. Defaults:
+   * SGLang's cache-aware router (0.3, 64, 1.5). */
+  double cache_match_threshold;
   uint32_t cache_balance_abs;
   double cache_balance_rel;
+  /* kv_cost, after Dynamo's KV router (policy_kv_cost.c): weight of the
+   * prefill load, credit per cached block, weight of each outstanding
+   * request, and the softmax temperature (0: the lowest cost). */
+  double kv_prefill_scale;
+  double kv_overlap_credit;
+  double kv_request_weight;
+  double kv_temperature;
+  /* weighted_score, after llm-d's scheduler (policy_weighted_score.c):
+   * weights of the queue, KV-utilisation and prefix-match scores. */
+  double score_queue_weight;
+  double score_kv_weight;
+  double score_prefix_weight;
   double kwh_usd; /* energy price in predicted marginal costs */
+  /* The scheduler's own profiles (borrowed, or NULL to believe workers):
+   * a worker names its profile and is refused when the name is not here;
+   * when its figures differ, these are used and the REGISTERED action
+   * says so in its message. */
+  const profile_set_t *profiles;
   /* Prompts, session ids and block hashes all open requests may hold;
    * past it a submit is rejected as if its queue were full. */
   size_t max_open_bytes;
@@ -134,7 +154,12 @@ typedef struct core_action {
   const core_request_t *request;  /* DISPATCH: id is the core's id */
   uint64_t client_request_id;     /* DISPATCH: the client's id, which the
                                      worker puts in its Chunk and Done */
-  const void *passthrough;        /* CHUNK/DONE: the caller's message */
+  /* DISPATCH of a migrated request: the tokens its client already has and
+   * their text, which the worker continues from (borrowed like request). */
+  uint32_t resume_tokens;
+  const char *resume_text;
+  size_t resume_len;
+  const void *passthrough; /* CHUNK/DONE: the caller's message */
   /* CHUNK/DONE/ERROR to a client, for per-class metrics: the request's
    * class (INFS_CLASS_COUNT when it had no valid one), when the core got
    * it, and whether a token had gone out before this action (CHUNK: not
@@ -142,6 +167,15 @@ typedef struct core_action {
   infs_class_t cls;
   infs_time_t arrived;
   bool streamed;
+  /* CHUNK/DONE to a client, for latency metrics: when its first token and
+   * the chunk before this one went out (0: none yet), the tokens out so
+   * far (CHUNK: this chunk's), and what slo_judge needs: its SLO and the
+   * prompt tokens its worker was predicted to prefill. */
+  infs_time_t first_token;
+  infs_time_t last_token;
+  uint32_t tokens;
+  slo_t slo;
+  uint32_t uncached;
   core_peer_t peer;               /* destination; last, so that only its used
                                      bytes are written */
 } core_action_t;
@@ -159,6 +193,8 @@ typedef enum core_outcome {
   CORE_OUTCOME_SLO_MISSED,   /* balanced: none meets it, the fastest */
   CORE_OUTCOME_DEFERRED,     /* balanced: queued rather than slow down
                                 requests of its class or a more urgent one */
+  CORE_OUTCOME_LOWEST_COST,  /* kv_cost: lowest KV cost */
+  CORE_OUTCOME_BEST_SCORE,   /* weighted_score: highest weighted score */
   CORE_OUTCOME_NO_ROOM,      /* no worker had room: queued */
   CORE_OUTCOME_COUNT
 } core_outcome_t;
@@ -169,6 +205,7 @@ typedef struct core_stats {
   uint64_t submitted;
   uint64_t dispatched;
   uint64_t redispatched;
+  uint64_t migrated; /* of those, dispatched again after tokens went out */
   uint64_t completed;
   uint64_t failed;
   uint64_t rejected;
@@ -176,6 +213,8 @@ typedef struct core_stats {
   uint64_t workers_lost;
   uint64_t registrations;     /* accepted, not counting repeats */
   uint64_t progress_timeouts; /* requests taken back for want of progress */
+  uint64_t profile_mismatches; /* registrations whose figures were not the
+                                  scheduler's */
   uint64_t stale_messages; /* chunks/dones for requests no longer open */
   uint64_t unknown_worker_messages;
   /* Placements by outcome; DEFERRED and NO_ROOM count requests, once. */
@@ -218,14 +257,19 @@ void core_on_cancel(core_t *c, infs_time_t now, const core_peer_t *client,
                     uint64_t request_id);
 
 /* Worker events; request ids are the core's. passthrough is returned in the
- * CHUNK/DONE action so the caller can forward its own message. */
+ * CHUNK/DONE action so the caller can forward its own message.
+ *
+ * A chunk's text (borrowed, may be NULL) is kept with its request: when its
+ * worker is lost, or lets its progress deadline pass, after tokens went out,
+ * the request is dispatched again (within max_attempts) to another worker,
+ * which continues the same stream from that text (a migration). */
 void core_on_register(core_t *c, infs_time_t now, const core_peer_t *worker,
                       const core_worker_info_t *info);
 void core_on_heartbeat(core_t *c, infs_time_t now, const core_peer_t *worker,
                        const core_load_t *load);
 void core_on_chunk(core_t *c, infs_time_t now, const core_peer_t *worker,
-                   uint64_t request_id, uint32_t tokens,
-                   const void *passthrough);
+                   uint64_t request_id, uint32_t tokens, const char *text,
+                   size_t text_len, const void *passthrough);
 void core_on_done(core_t *c, infs_time_t now, const core_peer_t *worker,
                   uint64_t request_id, const void *passthrough);
 void core_on_worker_error(core_t *c, infs_time_t now, const core_peer_t *worker,
@@ -291,6 +335,7 @@ typedef struct core_worker_view {
   uint32_t capacity;
   uint64_t requests;
   const core_load_t *load; /* cache arrays are NULL here */
+  infs_time_t last_seen;   /* its latest message (a heartbeat at least) */
   uint32_t cached_blocks;  /* prefix-cache blocks the core knows of */
 } core_worker_view_t;
 
@@ -299,6 +344,10 @@ size_t core_worker_count(const core_t *c);
  * 0) and moves the cursor past it; 0, or -1 when there is none. */
 int core_worker_next(const core_t *c, size_t *cursor, core_worker_view_t *out);
 size_t core_queued(const core_t *c);
+/* The heartbeat interval told to workers. */
+infs_time_t core_heartbeat_interval(const core_t *c);
+/* The SLO of a class's requests that carry none. */
+const slo_t *core_class_slo(const core_t *c, infs_class_t cls);
 size_t core_open_requests(const core_t *c);
 const core_stats_t *core_stats(const core_t *c);
 const char *core_policy_name(const core_t *c);

@@ -29,10 +29,16 @@ typedef struct req {
   int32_t worker; /* registry index while dispatched, else -1 */
   uint32_t attempts;
   uint32_t tokens_out;
+  /* The text of those tokens, for a migration (see core_on_chunk). */
+  char *said;
+  size_t said_len;
+  size_t said_cap;
   uint32_t uncached;    /* prompt tokens predicted to prefill there */
   bool counted_waiting; /* NO_ROOM or DEFERRED already counted */
   infs_time_t arrived;
   infs_time_t dispatched_at;
+  infs_time_t first_token_at; /* 0 until a token has gone out */
+  infs_time_t last_token_at;  /* of the latest chunk */
   /* Its worker has until then to send a token (see progress_timeout). */
   infs_time_t progress_deadline;
   infs_time_t progress_window; /* the deadline's distance from progress */
@@ -137,6 +143,8 @@ req_t *requests_get(const req_table_t *t, uint64_t id);
 req_t *requests_by_client(const req_table_t *t, const core_peer_t *client,
                           uint64_t client_id);
 void requests_remove(req_table_t *t, req_t *r);
+/* Appends text to what r has streamed, counted in the table's bytes. */
+void requests_said(req_table_t *t, req_t *r, const char *text, size_t len);
 
 /* --- worker registry (registry.c) --- */
 void registry_init(registry_t *g);

@@ -3,6 +3,7 @@
 #include "lib/wire.h"
 
 #include <stdio.h>
+#include <string.h>
 
 static void unexpected(const Infsched__Envelope *env, const char *socket,
                        char *why, size_t len) {
@@ -86,7 +87,8 @@ int core_wire_feed_worker(core_t *c, infs_time_t now, const core_peer_t *peer,
     return CORE_WIRE_FED;
   case INFSCHED__ENVELOPE__BODY_CHUNK:
     core_on_chunk(c, now, peer, env->chunk->dispatch_id, env->chunk->tokens,
-                  env->chunk);
+                  env->chunk->text,
+                  env->chunk->text ? strlen(env->chunk->text) : 0, env->chunk);
     return CORE_WIRE_FED;
   case INFSCHED__ENVELOPE__BODY_DONE:
     core_on_done(c, now, peer, env->done->dispatch_id, env->done);
@@ -134,6 +136,8 @@ Infsched__Envelope *core_wire_message(const core_action_t *a,
     wire_request_to_msg(a->request, &m->request);
     m->u.dispatch.request = &m->request;
     m->u.dispatch.client_request_id = a->client_request_id;
+    m->u.dispatch.resume_tokens = a->resume_tokens;
+    m->u.dispatch.resume_text = (char *)(a->resume_text ? a->resume_text : "");
     m->env.body_case = INFSCHED__ENVELOPE__BODY_DISPATCH;
     m->env.dispatch = &m->u.dispatch;
     break;

@@ -3,8 +3,9 @@
 #include <string.h>
 
 static const policy_ops_t *const all[] = {
-    &policy_round_robin, &policy_least_loaded, &policy_cache_affinity,
-    &policy_cheapest,    &policy_balanced,     NULL,
+    &policy_round_robin, &policy_least_loaded,    &policy_cache_affinity,
+    &policy_kv_cost,     &policy_weighted_score, &policy_cheapest,
+    &policy_balanced,    NULL,
 };
 
 const policy_ops_t *policy_find(const char *name) {
@@ -16,6 +17,19 @@ const policy_ops_t *policy_find(const char *name) {
 
 const policy_ops_t *const *policy_all(void) {
   return all;
+}
+
+bool policy_harms(const core_worker_t *w, const prediction_t *p,
+                  infs_class_t cls) {
+  for (const list_node_t *n = w->reqs.next; n != &w->reqs; n = n->next) {
+    const req_t *r = list_entry(n, const req_t, link);
+    const core_request_t *s = &r->spec;
+    if (s->cls > cls || s->max_tokens < 2 || !s->tpot_ms)
+      continue;
+    if (p->tpot_ms + p->extra_ms / (s->max_tokens - 1) > s->tpot_ms)
+      return true;
+  }
+  return false;
 }
 
 uint32_t policy_tightest_tpot(const core_config_t *cfg, const core_worker_t *w,
@@ -62,13 +76,15 @@ slo_targets_t policy_targets(const policy_ctx_t *x, const prediction_t *p) {
   return slo_targets(&slo, uncached);
 }
 
-/* xorshift64*, mapped onto [0, bound) by a multiply: deterministic and
- * cheap. */
-static uint32_t draw(uint64_t *s, uint32_t bound) {
+uint64_t policy_random(uint64_t *s) {
   *s ^= *s >> 12;
   *s ^= *s << 25;
   *s ^= *s >> 27;
-  uint32_t r = (uint32_t)((*s * 0x2545f4914f6cdd1dull) >> 32);
+  return *s * 0x2545f4914f6cdd1dull;
+}
+
+uint32_t policy_draw(uint64_t *s, uint32_t bound) {
+  uint32_t r = (uint32_t)(policy_random(s) >> 32);
   return (uint32_t)(((uint64_t)r * bound) >> 32);
 }
 
@@ -81,7 +97,7 @@ static uint32_t draw_ordinals(uint64_t *rng, uint32_t size, uint32_t *t) {
     return size;
   }
   for (uint32_t i = 0; i < D; i++) {
-    uint32_t v = draw(rng, size), k = i;
+    uint32_t v = policy_draw(rng, size), k = i;
     for (; k > 0 && t[k - 1] > v; k--)
       t[k] = t[k - 1];
     t[k] = v;

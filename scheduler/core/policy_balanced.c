@@ -11,12 +11,15 @@
  * where ttft_slo is the request's target for the prompt tokens not cached
  * on that candidate (slo_targets), so a cache hit also buys a tighter one.
  *   score = opportunity cost * (1 + latency_weight[class] * use)
- * A candidate is ok when it meets the SLO and the decode steps of those
- * already decoding there, stretched by this request's prefill, stay within
- * the TPOT target of every class running there that is as urgent as the
- * request or more (a request never waits for the sake of less urgent ones).
- * Then:
- *   1. the ok candidate with the lowest score (SLO_MET);
+ * A candidate is ok when it meets the SLO and no request there that is as
+ * urgent as this one or more is pushed past its TPOT target (a request
+ * never waits for the sake of less urgent ones): each sees the decode step
+ * with this request in the batch plus what this request's prefill chunks
+ * add to its steps, spread over its own output (policy_harms; a short
+ * answer sharing a step with a long prefill is hurt most). Then:
+ *   1. the ok candidate with the lowest score among those that harm no
+ *      request at all, and only when there is none, among the ok ones
+ *      (SLO_MET);
  *   2. else, when some candidate would meet the SLO only by slowing the
  *      others down, and less than half the request's TTFT budget has gone
  *      on waiting and that candidate's TTFT, the request stays queued and is
@@ -56,8 +59,9 @@ static int bal_pick(void *state, policy_ctx_t *x) {
   size_t n = policy_sample(x, &st->rng, pool);
   const core_request_t *s = &x->r->spec;
   double weight = x->cfg->latency_weight[s->cls];
-  long best = -1, fastest = -1, patient = -1, steady = -1;
+  long best = -1, fastest = -1, patient = -1, steady = -1, bold = -1;
   double best_score = 0, fastest_use = 0, patient_ttft = 0, steady_use = 0;
+  double bold_score = 0;
   double patient_target = 0;
   for (size_t k = 0; k < n; k++) {
     size_t i = pool[k];
@@ -69,11 +73,16 @@ static int bal_pick(void *state, policy_ctx_t *x) {
     double score = p.opportunity_usd * (1 + weight * use);
     bool meets = (!t.ttft_ms || p.ttft_ms <= t.ttft_ms) &&
                  (!t.tpot_ms || p.tpot_ms <= t.tpot_ms);
-    bool harms = p.others_tpot_ms > policy_tightest_tpot(x->cfg, w, s->cls);
+    bool harms = policy_harms(w, &p, s->cls);
+    bool harms_any = harms || policy_harms(w, &p, INFS_CLASS_BATCH);
     policy_offer(x, i, score, meets && !harms);
-    if (meets && !harms && (best < 0 || score < best_score)) {
+    if (meets && !harms_any && (best < 0 || score < best_score)) {
       best = (long)i;
       best_score = score;
+    }
+    if (meets && !harms && (bold < 0 || score < bold_score)) {
+      bold = (long)i;
+      bold_score = score;
     }
     if (meets && harms && (patient < 0 || p.ttft_ms < patient_ttft)) {
       patient = (long)i;
@@ -89,6 +98,8 @@ static int bal_pick(void *state, policy_ctx_t *x) {
       fastest_use = use;
     }
   }
+  if (best < 0)
+    best = bold;
   if (best >= 0) {
     x->outcome = CORE_OUTCOME_SLO_MET;
     return (int)best;

@@ -28,9 +28,9 @@
  *              kv + prompt + max / 2)
  *   tpot     = step' / (1 - min(prefill_load, 0.9)): prompts arriving after
  *              it are prefilled in chunks riding along with its steps
- *   others   = tpot + (n > 0 ? extra / (remaining / outstanding) : 0): its
- *              chunks stretch the steps of those decoding over what they
- *              have left to make
+ *   extra'   = extra when others run there, else 0: what the steps of
+ *              those decoding gain (policy_harms spreads it over their
+ *              outputs)
  *   busy     = extra + (max_tokens - 1) * step' / b'
  *   cost     = cost_request_usd(busy, prompt, max_tokens)
  *   util     = max(running / max_batch, (kv + prompt) / kv_total,
@@ -59,18 +59,25 @@ static uint64_t clamp_i64(int64_t v, uint64_t hi) {
   return (uint64_t)v > hi ? hi : (uint64_t)v;
 }
 
+void predictor_now(const infs_profile_t *p, const core_load_t *l,
+                   const predictor_since_t *since, predictor_now_t *out) {
+  out->kv_total = l->kv_total ? l->kv_total : p->kv_tokens;
+  out->kv = clamp_i64((int64_t)l->kv_used + since->kv_tokens, out->kv_total);
+  out->backlog = clamp_i64(
+      (int64_t)l->prefill_backlog_tokens + since->prefill_tokens, UINT32_MAX);
+  out->requests = (uint32_t)clamp_i64(
+      (int64_t)l->running + l->queued + since->requests, UINT32_MAX);
+  out->running = out->requests < p->max_batch ? out->requests : p->max_batch;
+}
+
 void predictor_estimate(const predictor_worker_t *w,
                         const predictor_request_t *r, double kwh_usd,
                         prediction_t *out) {
   const infs_profile_t *p = w->profile;
-  const core_load_t *l = w->load;
-  uint64_t kv_total = l->kv_total ? l->kv_total : p->kv_tokens;
-  uint64_t kv = clamp_i64((int64_t)l->kv_used + w->since.kv_tokens, kv_total);
-  uint64_t backlog = clamp_i64(
-      (int64_t)l->prefill_backlog_tokens + w->since.prefill_tokens, UINT32_MAX);
-  uint32_t n = (uint32_t)clamp_i64(
-      (int64_t)l->running + l->queued + w->since.requests, UINT32_MAX);
-  uint32_t running = n < p->max_batch ? n : p->max_batch;
+  predictor_now_t now;
+  predictor_now(p, w->load, &w->since, &now);
+  uint64_t kv_total = now.kv_total, kv = now.kv, backlog = now.backlog;
+  uint32_t n = now.requests, running = now.running;
 
   uint64_t prompt = r->prompt_tokens;
   uint64_t cached =
@@ -104,16 +111,7 @@ void predictor_estimate(const predictor_worker_t *w,
   double step1 = step_decode_ms(p, b1, kv + prompt + r->max_tokens / 2);
   double load = w->prefill_load < 0.9 ? w->prefill_load : 0.9;
   out->tpot_ms = step1 / (1 - (load > 0 ? load : 0));
-  /* Its chunks stretch the steps of those decoding, by what they add to a
-   * decode-only step: all of it lands within their remaining output when
-   * that is shorter than the prompt's chunks take, as for the short answers
-   * of a code trace. */
-  out->others_tpot_ms = out->tpot_ms;
-  if (running) {
-    double left = w->outstanding ? (double)w->remaining_tokens / w->outstanding
-                                 : r->max_tokens;
-    out->others_tpot_ms += extra / (left > 1 ? left : 1);
-  }
+  out->extra_ms = running ? extra : 0;
   uint32_t decode_steps = r->max_tokens ? r->max_tokens - 1 : 0;
   out->busy_s = extra / 1e3 + decode_steps * step1 / b1 / 1e3;
   out->cost_usd = cost_request_usd(p, out->busy_s, r->prompt_tokens,

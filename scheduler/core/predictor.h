@@ -35,6 +35,19 @@ typedef struct predictor_worker {
   double tpot_cap_ms;
 } predictor_worker_t;
 
+/* What a worker holds now, from its last heartbeat and what the core sent
+ * it and heard back since. */
+typedef struct predictor_now {
+  uint64_t kv;       /* KV tokens in use, at most kv_total */
+  uint64_t kv_total; /* the heartbeat's, else the profile's */
+  uint64_t backlog;  /* prompt tokens waiting for prefill */
+  uint32_t requests; /* running or queued */
+  uint32_t running;  /* of those, in the batch (at most max_batch) */
+} predictor_now_t;
+
+void predictor_now(const infs_profile_t *p, const core_load_t *l,
+                   const predictor_since_t *since, predictor_now_t *out);
+
 typedef struct predictor_request {
   uint32_t prompt_tokens;
   uint32_t max_tokens;
@@ -46,10 +59,10 @@ typedef struct prediction {
   double queue_ms;       /* waiting for a batch slot and for earlier prefills */
   double tpot_ms;        /* decode step with the request in the batch: what it
                             and every request already running there will see */
-  double others_tpot_ms; /* what the sequences already decoding there see
-                            per token over the rest of their output: tpot,
-                            plus this request's prefill chunks riding
-                            along with their steps */
+  double extra_ms; /* what its prefill chunks add to the steps of the
+                      sequences running there (0 when none): a stream of
+                      n output tokens sees its mean TPOT grow by
+                      extra_ms / (n - 1) */
   double busy_s;   /* worker time it takes: prefill + its share of steps */
   double cost_usd; /* busy_s valued at the worker's price (and energy) */
   double util;     /* share of the worker in use: the largest of batch

@@ -20,8 +20,10 @@ void requests_init(req_table_t *t) {
 
 void requests_free(req_table_t *t) {
   for (size_t i = 0; i < t->cap; i++) {
-    if (t->slots[i])
+    if (t->slots[i]) {
       free(t->slots[i]->store);
+      free(t->slots[i]->said);
+    }
     free(t->slots[i]);
   }
   free(t->slots);
@@ -122,10 +124,12 @@ req_t *requests_add(req_table_t *t, const core_peer_t *client,
   r->worker = -1;
   r->attempts = 0;
   r->tokens_out = 0;
+  r->said_len = 0;
   r->uncached = 0;
   r->counted_waiting = false;
   r->arrived = now;
   r->dispatched_at = 0;
+  r->first_token_at = r->last_token_at = 0;
   r->shunned = -1;
   list_init(&r->link);
   u64map_put(&t->by_client, key, slot);
@@ -166,4 +170,21 @@ void requests_remove(req_table_t *t, req_t *r) {
   t->free_slots[t->n_free++] = slot;
   t->open--;
   t->bytes -= r->bytes;
+}
+
+void requests_said(req_table_t *t, req_t *r, const char *text, size_t len) {
+  if (!len)
+    return;
+  if (r->said_len + len + 1 > r->said_cap) {
+    size_t cap = r->said_cap ? r->said_cap : 256;
+    while (cap < r->said_len + len + 1)
+      cap *= 2;
+    r->said = xrealloc(r->said, cap);
+    r->said_cap = cap;
+  }
+  memcpy(r->said + r->said_len, text, len);
+  r->said_len += len;
+  r->said[r->said_len] = '\0';
+  r->bytes += len;
+  t->bytes += len;
 }

@@ -10,15 +10,34 @@
 /* Request classes plus one label for invalid ones (rejected by the core). */
 #define CLASSES (INFS_CLASS_COUNT + 1)
 
-static const double bounds[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
-                                2.5,   5,    10,    30,   60,  120,  300};
-#define BUCKETS (sizeof bounds / sizeof bounds[0])
+/* Seconds: time to first token and end to end. */
+static const double latency_bounds[] = {0.005, 0.01, 0.025, 0.05, 0.1,
+                                        0.25,  0.5,  1,     2.5,  5,
+                                        10,    30,   60,    120,  300};
+/* Seconds per token, with the class SLO targets (25, 40, 200 ms) among the
+ * bounds so attainment reads off a bucket. */
+static const double token_bounds[] = {0.001, 0.0025, 0.005, 0.01, 0.015,
+                                      0.02,  0.025,  0.03,  0.04, 0.05,
+                                      0.075, 0.1,    0.15,  0.2,  0.3,
+                                      0.5,   1,      2.5};
+#define MAX_BUCKETS 18
+
+typedef struct buckets {
+  const double *bounds;
+  size_t n;
+} buckets_t;
+
+static const buckets_t latency_buckets = {
+    latency_bounds, sizeof latency_bounds / sizeof latency_bounds[0]};
+static const buckets_t token_buckets = {
+    token_bounds, sizeof token_bounds / sizeof token_bounds[0]};
 
 typedef struct histogram {
-  uint64_t counts[BUCKETS + 1]; /* per bucket; the last is +Inf */
+  uint64_t counts[MAX_BUCKETS + 1]; /* per bucket; the last is +Inf */
   uint64_t count;
   double sum;
 } histogram_t;
+
 
 typedef enum outcome {
   OUT_COMPLETED,
@@ -45,6 +64,9 @@ struct metrics {
   uint64_t requests[CLASSES][OUT_COUNT];
   histogram_t ttft[CLASSES];
   histogram_t e2e[CLASSES];
+  histogram_t tpot[CLASSES];
+  histogram_t itl[CLASSES]; /* inter-token */
+  uint64_t slo[CLASSES][SLO_MISS_BOTH + 1]; /* by slo_miss_t */
   uint64_t prompt_tokens[CLASSES];
   uint64_t cached_tokens[CLASSES];
   uint64_t generated_tokens[CLASSES];
@@ -73,14 +95,35 @@ void metrics_destroy(metrics_t **pm) {
   *pm = NULL;
 }
 
-static void observe(histogram_t *h, infs_time_t us) {
-  double s = (double)us / 1e6;
+/* n observations of s seconds each. */
+static void observe_n(histogram_t *h, const buckets_t *b, double s,
+                      uint64_t n) {
   size_t i = 0;
-  while (i < BUCKETS && s > bounds[i])
+  while (i < b->n && s > b->bounds[i])
     i++;
-  h->counts[i]++;
-  h->count++;
-  h->sum += s;
+  h->counts[i] += n;
+  h->count += n;
+  h->sum += s * (double)n;
+}
+
+static void observe(histogram_t *h, infs_time_t us) {
+  observe_n(h, &latency_buckets, (double)us / 1e6, 1);
+}
+
+/* A completed request's TPOT and SLO verdict (slo_judge's, as the reports
+ * judge). TPOT is (end - first token) / (tokens - 1), vLLM's and the
+ * reports' definition; a request of fewer than two tokens has none, and is
+ * judged on TTFT alone. */
+static void judge(metrics_t *m, size_t cls, infs_time_t now,
+                  const core_action_t *a, uint32_t generated) {
+  infs_time_t first = a->first_token ? a->first_token : now;
+  double ttft_ms = (double)(first - a->arrived) / 1e3;
+  double tpot_ms = -1;
+  if (generated >= 2 && a->first_token) {
+    tpot_ms = (double)(now - a->first_token) / 1e3 / (generated - 1);
+    observe_n(&m->tpot[cls], &token_buckets, tpot_ms / 1e3, 1);
+  }
+  m->slo[cls][slo_judge(&a->slo, a->uncached, ttft_ms, tpot_ms)]++;
 }
 
 static outcome_t outcome_of(int code) {
@@ -108,12 +151,22 @@ void metrics_on_action(metrics_t *m, infs_time_t now, const core_action_t *a) {
   case CORE_ACT_CHUNK:
     if (!a->streamed)
       observe(&m->ttft[cls], elapsed);
+    /* A chunk of n tokens counts n gaps of its delay / n: the tokens of
+     * one chunk reached the scheduler together. */
+    else if (a->last_token && a->tokens && now >= a->last_token)
+      observe_n(&m->itl[cls], &token_buckets,
+                (double)(now - a->last_token) / 1e6 / a->tokens, a->tokens);
     break;
   case CORE_ACT_DONE: {
     const Infsched__Done *d = a->passthrough;
     if (!a->streamed)
       observe(&m->ttft[cls], elapsed);
     observe(&m->e2e[cls], elapsed);
+    uint32_t generated = a->tokens;
+    if (d && d->usage && d->usage->generated_tokens)
+      generated = d->usage->generated_tokens;
+    if (cls < INFS_CLASS_COUNT)
+      judge(m, cls, now, a, generated);
     if (d) {
       if (d->usage) {
         m->prompt_tokens[cls] += d->usage->prompt_tokens;
@@ -167,13 +220,13 @@ static void put_label(hbuf_t *o, const char *name, const char *value) {
 }
 
 static void put_histogram(hbuf_t *o, const char *name, const histogram_t *h,
-                          const char *cls) {
+                          const buckets_t *b, const char *cls) {
   uint64_t cum = 0;
-  for (size_t i = 0; i <= BUCKETS; i++) {
+  for (size_t i = 0; i <= b->n; i++) {
     cum += h->counts[i];
-    if (i < BUCKETS)
+    if (i < b->n)
       hbuf_printf(o, "%s_bucket{class=\"%s\",le=\"%g\"} %llu\n", name, cls,
-                  bounds[i], (unsigned long long)cum);
+                  b->bounds[i], (unsigned long long)cum);
     else
       hbuf_printf(o, "%s_bucket{class=\"%s\",le=\"+Inf\"} %llu\n", name, cls,
                   (unsigned long long)cum);
@@ -181,6 +234,14 @@ static void put_histogram(hbuf_t *o, const char *name, const histogram_t *h,
   hbuf_printf(o, "%s_sum{class=\"%s\"} %.9g\n", name, cls, h->sum);
   hbuf_printf(o, "%s_count{class=\"%s\"} %llu\n", name, cls,
               (unsigned long long)h->count);
+}
+
+/* A histogram family with one histogram per valid class. */
+static void put_family(hbuf_t *o, const char *name, const char *help,
+                       const histogram_t h[CLASSES], const buckets_t *b) {
+  family(o, name, "histogram", help);
+  for (size_t c = 0; c < INFS_CLASS_COUNT; c++)
+    put_histogram(o, name, &h[c], b, class_label(c));
 }
 
 static void render_requests(const metrics_t *m, hbuf_t *o) {
@@ -193,15 +254,39 @@ static void render_requests(const metrics_t *m, hbuf_t *o) {
                   "%llu\n",
                   class_label(c), outcome_names[k],
                   (unsigned long long)m->requests[c][k]);
-  family(o, "infsched_ttft_seconds", "histogram",
-         "Time from submission to the first token, as the scheduler sees "
-         "it.");
+  put_family(o, "infsched_ttft_seconds",
+             "Time from submission to the first token, as the scheduler "
+             "sees it.",
+             m->ttft, &latency_buckets);
+  put_family(o, "infsched_e2e_seconds",
+             "Time from submission to the terminal Done of completed "
+             "requests.",
+             m->e2e, &latency_buckets);
+  put_family(o, "infsched_tpot_seconds",
+             "Time per output token of completed requests of two or more "
+             "tokens: (end - first token) / (tokens - 1).",
+             m->tpot, &token_buckets);
+  put_family(o, "infsched_inter_token_seconds",
+             "Time between consecutive tokens as they reach the scheduler (a "
+             "chunk of n tokens counts n gaps of its delay / n).",
+             m->itl, &token_buckets);
+  family(o, "infsched_slo_met_total", "counter",
+         "Completed requests that met their TTFT and TPOT targets, by "
+         "class.");
   for (size_t c = 0; c < INFS_CLASS_COUNT; c++)
-    put_histogram(o, "infsched_ttft_seconds", &m->ttft[c], class_label(c));
-  family(o, "infsched_e2e_seconds", "histogram",
-         "Time from submission to the terminal Done of completed requests.");
+    hbuf_printf(o, "infsched_slo_met_total{class=\"%s\"} %llu\n",
+                class_label(c),
+                (unsigned long long)m->slo[c][SLO_MISS_NONE]);
+  family(o, "infsched_slo_missed_total", "counter",
+         "Completed requests that missed their SLO, by class and by the part "
+         "missed (ttft, tpot or both).");
   for (size_t c = 0; c < INFS_CLASS_COUNT; c++)
-    put_histogram(o, "infsched_e2e_seconds", &m->e2e[c], class_label(c));
+    for (int k = SLO_MISS_TTFT; k <= SLO_MISS_BOTH; k++)
+      hbuf_printf(o,
+                  "infsched_slo_missed_total{class=\"%s\",part=\"%s\"} "
+                  "%llu\n",
+                  class_label(c), slo_miss_name((slo_miss_t)k),
+                  (unsigned long long)m->slo[c][k]);
   family(o, "infsched_tokens_total", "counter",
          "Tokens of completed requests, by class and kind.");
   for (size_t c = 0; c < INFS_CLASS_COUNT; c++) {
@@ -260,6 +345,10 @@ static void render_core(const core_t *core, hbuf_t *o) {
       {"infsched_scheduler_redispatches_total",
        "Requests queued again after their worker was lost.",
        offsetof(core_stats_t, redispatched)},
+      {"infsched_scheduler_migrations_total",
+       "Requests dispatched again after tokens went out, to continue their "
+       "stream.",
+       offsetof(core_stats_t, migrated)},
       {"infsched_scheduler_cancelled_total",
        "Requests cancelled by their clients (and cancelled on their worker).",
        offsetof(core_stats_t, cancelled)},
@@ -295,6 +384,27 @@ static void render_core(const core_t *core, hbuf_t *o) {
               "infsched_scheduler_prefix_blocks_total{kind=\"cached\"} "
               "%llu\n",
               (unsigned long long)s->cached_blocks_routed);
+  family(o, "infsched_slo_ttft_target_seconds", "gauge",
+         "A class's TTFT target for a request with no uncached prompt tokens "
+         "(requests may carry their own).");
+  for (int c = 0; c < INFS_CLASS_COUNT; c++)
+    hbuf_printf(o, "infsched_slo_ttft_target_seconds{class=\"%s\"} %g\n",
+                class_label((size_t)c),
+                core_class_slo(core, (infs_class_t)c)->ttft_ms / 1e3);
+  family(o, "infsched_slo_ttft_target_per_uncached_token_seconds", "gauge",
+         "What a class's TTFT target grows by per uncached prompt token.");
+  for (int c = 0; c < INFS_CLASS_COUNT; c++)
+    hbuf_printf(o,
+                "infsched_slo_ttft_target_per_uncached_token_seconds{class="
+                "\"%s\"} %g\n",
+                class_label((size_t)c),
+                core_class_slo(core, (infs_class_t)c)->ttft_ms_per_ktok / 1e6);
+  family(o, "infsched_slo_tpot_target_seconds", "gauge",
+         "A class's TPOT target (requests may carry their own).");
+  for (int c = 0; c < INFS_CLASS_COUNT; c++)
+    hbuf_printf(o, "infsched_slo_tpot_target_seconds{class=\"%s\"} %g\n",
+                class_label((size_t)c),
+                core_class_slo(core, (infs_class_t)c)->tpot_ms / 1e3);
   family(o, "infsched_queue_depth", "gauge",
          "Requests waiting in the admission queues.");
   hbuf_printf(o, "infsched_queue_depth %zu\n", core_queued(core));
@@ -319,6 +429,8 @@ typedef enum wfield {
   W_UP,
   W_COST,
   W_PRICE,
+  W_HEARTBEAT_AGE,
+  W_HEALTHY,
   W_COUNT
 } wfield_t;
 
@@ -349,9 +461,19 @@ static const struct {
      "Cost of the worker since it started (hours, energy, tokens)."},
     {"infsched_worker_price_usd_per_hour", "gauge",
      "Price of the worker's accelerator."},
+    {"infsched_worker_heartbeat_age_seconds", "gauge",
+     "Time since the worker's last heartbeat (or other message)."},
+    {"infsched_worker_healthy", "gauge",
+     "1 while the worker's heartbeats arrive on time (age at most two "
+     "intervals), 0 while they are late and it is not yet lost."},
 };
 
-static double wvalue(const core_worker_view_t *v, wfield_t f) {
+/* A heartbeat older than this many intervals is late. */
+#define LATE_INTERVALS 2
+
+static double wvalue(const core_worker_view_t *v, wfield_t f,
+                     infs_time_t now, infs_time_t interval) {
+  infs_time_t age = now > v->last_seen ? now - v->last_seen : 0;
   switch (f) {
   case W_OUTSTANDING:
     return v->outstanding;
@@ -379,12 +501,17 @@ static double wvalue(const core_worker_view_t *v, wfield_t f) {
     return v->load->cost_usd;
   case W_PRICE:
     return v->profile->price_per_hour;
+  case W_HEARTBEAT_AGE:
+    return (double)age / 1e6;
+  case W_HEALTHY:
+    return age <= LATE_INTERVALS * interval;
   default:
     return 0;
   }
 }
 
-static void render_workers(const core_t *core, hbuf_t *o) {
+static void render_workers(const core_t *core, infs_time_t now, hbuf_t *o) {
+  infs_time_t interval = core_heartbeat_interval(core);
   double pool_cost = 0;
   for (int f = 0; f < W_COUNT; f++) {
     family(o, wfields[f].name, wfields[f].type, wfields[f].help);
@@ -398,7 +525,7 @@ static void render_workers(const core_t *core, hbuf_t *o) {
       put_label(o, "profile", v.profile->name);
       hbuf_puts(o, ",");
       put_label(o, "model", v.model);
-      hbuf_printf(o, "} %.10g\n", wvalue(&v, (wfield_t)f));
+      hbuf_printf(o, "} %.10g\n", wvalue(&v, (wfield_t)f, now, interval));
       if (f == W_COST)
         pool_cost += v.load->cost_usd;
     }
@@ -416,6 +543,6 @@ void metrics_render(const metrics_t *m, const core_t *core, infs_time_t now,
               (double)(now - m->started) / 1e6);
   render_requests(m, out);
   render_core(core, out);
-  render_workers(core, out);
+  render_workers(core, now, out);
   render_http(m, http_connections, out);
 }

@@ -17,6 +17,9 @@
 #include <cmocka.h>
 
 #define START_TIMEOUT_MS 15000
+/* Requests streaming on a worker when it is killed, and their length. */
+#define MIGRANTS 4
+#define MIGRANT_TOKENS 400
 
 typedef struct fixture {
   char *dir;
@@ -102,6 +105,11 @@ static bool lost_one_with_work(const Infsched__Status *s, void *arg) {
   (void)arg;
   return counter(s, "workers_lost") == 1 &&
          counter(s, "redispatched") + s->failed >= 1;
+}
+
+static bool migrated_all(const Infsched__Status *s, void *arg) {
+  (void)arg;
+  return counter(s, "migrated") == MIGRANTS && s->failed == 0;
 }
 
 static double num(const cJSON *o, const char *path) {
@@ -411,6 +419,115 @@ static void test_worker_answers_forwarded(void **state) {
   zclient_destroy(&w);
 }
 
+/* What one client saw of one request's stream. */
+typedef struct stream_seen {
+  uint32_t tokens; /* in chunks */
+  size_t text_len;
+  uint32_t chunks;
+  int done;           /* Dones */
+  int error;          /* Errors */
+  uint32_t generated; /* the Done's usage */
+  char worker[32];    /* the Done's */
+} stream_seen_t;
+
+/* Receives one message for requests 1..MIGRANTS and notes it; false on a
+ * receive timeout. */
+static bool see(zclient_t *c, stream_seen_t *seen) {
+  Infsched__Envelope *env = zclient_recv(c, 20000);
+  if (!env)
+    return false;
+  switch (env->body_case) {
+  case INFSCHED__ENVELOPE__BODY_CHUNK: {
+    stream_seen_t *s = &seen[env->chunk->request_id - 1];
+    s->tokens += env->chunk->tokens;
+    s->text_len += strlen(env->chunk->text);
+    s->chunks++;
+    break;
+  }
+  case INFSCHED__ENVELOPE__BODY_DONE: {
+    stream_seen_t *s = &seen[env->done->request_id - 1];
+    s->done++;
+    s->generated = env->done->usage ? env->done->usage->generated_tokens : 0;
+    snprintf(s->worker, sizeof s->worker, "%s", env->done->worker_id);
+    break;
+  }
+  case INFSCHED__ENVELOPE__BODY_ERROR:
+    seen[env->error->request_id - 1].error++;
+    print_message("request %llu: %s\n",
+                  (unsigned long long)env->error->request_id,
+                  env->error->message);
+    break;
+  default:
+    break;
+  }
+  infsched__envelope__free_unpacked(env, NULL);
+  return true;
+}
+
+/* A worker killed while its requests stream: they go on on another
+ * worker, from where they stopped, and each client stream has every token
+ * exactly once. */
+static void test_streams_migrate_when_worker_killed(void **state) {
+  fixture_t *f = *state;
+  stream_seen_t seen[MIGRANTS];
+  memset(seen, 0, sizeof seen);
+  f->scheduler = start_scheduler(f, NULL);
+  harness_proc_t *victim = start_worker(f, "tpu-0", "tpu-v6e");
+  size_t one = 1, two = 2;
+  assert_true(
+      zclient_wait_status(f->clients, has_n_workers, &one, START_TIMEOUT_MS));
+
+  zclient_t *c = zclient_new(f->clients);
+  for (uint64_t id = 1; id <= MIGRANTS; id++) {
+    Infsched__Envelope env = INFSCHED__ENVELOPE__INIT;
+    Infsched__Submit s = INFSCHED__SUBMIT__INIT;
+    Infsched__Request q = INFSCHED__REQUEST__INIT;
+    q.request_id = id;
+    q.prompt_tokens = 300;
+    q.max_tokens = MIGRANT_TOKENS;
+    s.request = &q;
+    env.body_case = INFSCHED__ENVELOPE__BODY_SUBMIT;
+    env.submit = &s;
+    assert_int_equal(zclient_send(c, &env, 0), 0);
+  }
+  /* Every stream has started, on the only worker. */
+  for (;;) {
+    int started = 0;
+    for (int i = 0; i < MIGRANTS; i++)
+      started += seen[i].tokens > 0;
+    if (started == MIGRANTS)
+      break;
+    assert_true(see(c, seen));
+  }
+  start_worker(f, "gpu-0", "gpu-h100");
+  assert_true(
+      zclient_wait_status(f->clients, has_n_workers, &two, START_TIMEOUT_MS));
+  harness_kill(victim, SIGKILL);
+  for (int i = 0; i < MIGRANTS; i++)
+    assert_int_equal(seen[i].done + seen[i].error, 0);
+
+  for (int ended = 0; ended < MIGRANTS;) {
+    assert_true(see(c, seen));
+    ended = 0;
+    for (int i = 0; i < MIGRANTS; i++)
+      ended += seen[i].done + seen[i].error;
+  }
+  for (int i = 0; i < MIGRANTS; i++) {
+    assert_int_equal(seen[i].error, 0);
+    assert_int_equal(seen[i].done, 1);
+    assert_string_equal(seen[i].worker, "gpu-0");
+    assert_int_equal(seen[i].tokens, MIGRANT_TOKENS);
+    assert_int_equal(seen[i].generated, MIGRANT_TOKENS);
+    /* The sim's text is one word a token: none repeated, none missing. */
+    assert_int_equal(seen[i].text_len, MIGRANT_TOKENS * strlen(" tok"));
+  }
+  /* Nothing more: no late chunk of the dead worker's, no second answer. */
+  Infsched__Envelope *late = zclient_recv(c, 300);
+  assert_null(late);
+  zclient_destroy(&c);
+  assert_true(zclient_wait_status(f->clients, migrated_all, NULL, 5000));
+}
+
 /* Runs a program and returns its exit status; its output goes to log. */
 static int run(fixture_t *f, char *const argv[]) {
   char log[600];
@@ -503,10 +620,10 @@ int main(void) {
                                       setup, teardown),
       cmocka_unit_test_setup_teardown(test_worker_answers_forwarded, setup,
                                       teardown),
-      cmocka_unit_test_setup_teardown(test_bad_input_answered, setup,
-                                      teardown),
-      cmocka_unit_test_setup_teardown(test_scheduler_restart, setup,
-                                      teardown),
+      cmocka_unit_test_setup_teardown(test_bad_input_answered, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_scheduler_restart, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_streams_migrate_when_worker_killed,
+                                      setup, teardown),
       cmocka_unit_test_setup_teardown(test_worker_killed_mid_run, setup,
                                       teardown),
   };

@@ -552,6 +552,8 @@ static void test_metrics_pass_promtool(void **state) {
           NULL, &r);
   assert_int_equal(r.status, 200);
   hc_response_free(&r);
+  /* Scraped loaded: a stream open on the worker. */
+  int fd = hold_stream(f);
   char url[160], path[600];
   snprintf(url, sizeof url, "%s/metrics", f->s.base);
   hc_get(f->dir, url, &r);
@@ -573,6 +575,34 @@ static void test_metrics_pass_promtool(void **state) {
                                 "kind=\"generated\"}") == 6);
   assert_true(hc_metric(r.body, "infsched_request_cost_usd_total{class="
                                 "\"interactive\"}") > 0);
+  assert_true(hc_metric(r.body, "infsched_open_requests") == 1);
+  /* Two tokens each: three TPOTs, three SLO verdicts. */
+  assert_true(hc_metric(r.body, "infsched_tpot_seconds_count{class="
+                                "\"interactive\"}") == 3);
+  double met =
+      hc_metric(r.body, "infsched_slo_met_total{class=\"interactive\"}");
+  double missed = 0;
+  static const char *const parts[] = {"ttft", "tpot", "both"};
+  for (int i = 0; i < 3; i++) {
+    char series[96];
+    snprintf(series, sizeof series,
+             "infsched_slo_missed_total{class=\"interactive\",part=\"%s\"}",
+             parts[i]);
+    double v = hc_metric(r.body, series);
+    assert_true(v >= 0);
+    missed += v;
+  }
+  assert_true(met >= 0 && met + missed == 3);
+  /* The held stream's tokens arrive in chunks after its first. */
+  assert_true(hc_metric(r.body, "infsched_inter_token_seconds_count{class="
+                                "\"agent\"}") > 0);
+#define SRAM_0 "{worker=\"sram-0\",class=\"sram\",profile=\"sram-wse3\"," \
+               "model=\"" MODEL "\"}"
+  double age = hc_metric(r.body, "infsched_worker_heartbeat_age_seconds" SRAM_0);
+  assert_true(age >= 0 && age < 5);
+  assert_true(hc_metric(r.body, "infsched_worker_healthy" SRAM_0) == 1);
+#undef SRAM_0
+  close(fd);
   snprintf(path, sizeof path, "%s/metrics.txt", f->dir);
   assert_int_equal(harness_write_file(path, r.body, 0644), 0);
   hc_response_free(&r);
@@ -592,6 +622,64 @@ static void test_metrics_pass_promtool(void **state) {
   assert_true(WIFEXITED(status));
   assert_int_equal(WEXITSTATUS(status), 0);
   harness_stop(&p);
+}
+
+/* Every series dashboards/infsched.json queries exists in /metrics of a
+ * running scheduler with a worker: each "infsched_..." name in a panel's
+ * expression is a sample name there. */
+static void test_dashboard_queries_exist(void **state) {
+  fixture_t *f = *state;
+  start_pool(f, NULL, NULL);
+  hc_response_t r;
+  hc_post(f->dir, f->url_cmpl,
+          "{\"model\":\"" MODEL "\",\"prompt\":\"x\",\"max_tokens\":2}",
+          NULL, &r);
+  assert_int_equal(r.status, 200);
+  hc_response_free(&r);
+  char url[160];
+  snprintf(url, sizeof url, "%s/metrics", f->s.base);
+  hc_get(f->dir, url, &r);
+  assert_int_equal(r.status, 200);
+
+  cJSON *dash = harness_read_json(harness_source("dashboards/infsched.json"));
+  assert_non_null(dash);
+  int queries = 0, names = 0;
+  const cJSON *panel;
+  cJSON_ArrayForEach(panel, cJSON_GetObjectItemCaseSensitive(dash, "panels")) {
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(panel, "type");
+    const cJSON *targets = cJSON_GetObjectItemCaseSensitive(panel, "targets");
+    if (cJSON_IsString(type) && strcmp(type->valuestring, "row") == 0)
+      continue;
+    assert_true(cJSON_GetArraySize(targets) > 0);
+    const cJSON *t;
+    cJSON_ArrayForEach(t, targets) {
+      const cJSON *expr = cJSON_GetObjectItemCaseSensitive(t, "expr");
+      assert_true(cJSON_IsString(expr));
+      queries++;
+      for (const char *p = strstr(expr->valuestring, "infsched_"); p;
+           p = strstr(p, "infsched_")) {
+        char name[128], sample[132];
+        size_t n = strspn(p, "abcdefghijklmnopqrstuvwxyz0123456789_:");
+        assert_true(n < sizeof name);
+        memcpy(name, p, n);
+        name[n] = '\0';
+        p += n;
+        names++;
+        /* A sample line starts with the name, then labels or the value. */
+        bool found = false;
+        for (const char *end = " {"; *end && !found; end++) {
+          snprintf(sample, sizeof sample, "\n%s%c", name, *end);
+          found = strstr(r.body, sample) != NULL;
+        }
+        if (!found)
+          fail_msg("the dashboard queries %s, which /metrics does not have",
+                   name);
+      }
+    }
+  }
+  assert_true(queries >= 20 && names >= queries);
+  cJSON_Delete(dash);
+  hc_response_free(&r);
 }
 
 /* A taken port makes the scheduler exit 3 with a clear message; --http off
@@ -774,8 +862,15 @@ static void test_no_worker_both_doors_time_out(void **state) {
   zclient_destroy(&c);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN);
+  /* ctest runs the promtool check apart (tests/CMakeLists.txt). */
+  if (argc == 3 && strcmp(argv[1], "--only") == 0)
+    cmocka_set_test_filter(argv[2]);
+  else if (argc == 3 && strcmp(argv[1], "--skip") == 0)
+    cmocka_set_skip_filter(argv[2]);
+  else if (argc != 1)
+    return fprintf(stderr, "usage: test_http [--only|--skip TEST]\n"), 2;
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_completions_and_chat, setup,
                                       teardown),
@@ -795,6 +890,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_slow_clients_stall_nothing, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_metrics_pass_promtool, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_dashboard_queries_exist, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_bind_failure_and_off, setup,
                                       teardown),

@@ -149,7 +149,7 @@ static void test_dispatch_stream_done(void **state) {
   core_actions_clear(f->core);
 
   int token = 1;
-  core_on_chunk(f->core, 20 * MS, &f->w[w], core_id, 3, &token);
+  core_on_chunk(f->core, 20 * MS, &f->w[w], core_id, 3, NULL, 0, &token);
   const core_action_t *ch = find(f->core, CORE_ACT_CHUNK, 0);
   assert_non_null(ch);
   assert_int_equal(ch->request_id, 7);
@@ -166,7 +166,7 @@ static void test_dispatch_stream_done(void **state) {
   core_actions_clear(f->core);
 
   /* A late chunk for the finished request is dropped, not forwarded. */
-  core_on_chunk(f->core, 40 * MS, &f->w[w], core_id, 1, &token);
+  core_on_chunk(f->core, 40 * MS, &f->w[w], core_id, 1, NULL, 0, &token);
   assert_null(find(f->core, CORE_ACT_CHUNK, 0));
   assert_int_equal(core_stats(f->core)->stale_messages, 1);
 }
@@ -341,7 +341,19 @@ static void test_no_room_not_retried_on_heartbeats(void **state) {
   assert_int_equal(core_queued(f->core), 0);
 }
 
-static void test_worker_loss_redispatch_or_fail(void **state) {
+/* The action of a kind whose request id (the client's, to clients; the
+ * core's, to workers) is id, or NULL. */
+static const core_action_t *find_id(const core_t *c, core_action_kind_t kind,
+                                    uint64_t id) {
+  size_t n;
+  const core_action_t *a = core_actions(c, &n);
+  for (size_t i = 0; i < n; i++)
+    if (a[i].kind == kind && a[i].request_id == id)
+      return &a[i];
+  return NULL;
+}
+
+static void test_worker_loss_redispatch_or_migrate(void **state) {
   fixture_t *f = *state;
   /* Two requests on one worker (round robin from worker 0, every third). */
   uint64_t ids[2];
@@ -356,8 +368,8 @@ static void test_worker_loss_redispatch_or_fail(void **state) {
                    NULL);
     core_actions_clear(f->core);
   }
-  /* The second has streamed a token; the first has not. */
-  core_on_chunk(f->core, 10 * MS, &f->w[0], ids[1], 1, NULL);
+  /* The second has streamed two tokens; the first has not. */
+  core_on_chunk(f->core, 10 * MS, &f->w[0], ids[1], 2, "ab cd ", 6, NULL);
   core_actions_clear(f->core);
 
   /* Workers 1 and 2 keep beating; worker 0 falls silent after 10 ms. */
@@ -373,16 +385,45 @@ static void test_worker_loss_redispatch_or_fail(void **state) {
     assert_int_equal(core_stats(f->core)->workers_lost, table[i].lost);
   }
   assert_int_equal(core_worker_count(f->core), 2);
-  const core_action_t *d = find(f->core, CORE_ACT_DISPATCH, 0);
+  /* Both run again elsewhere, the streamed one from where it stopped. */
+  assert_int_equal(count(f->core, CORE_ACT_DISPATCH), 2);
+  assert_int_equal(count(f->core, CORE_ACT_ERROR), 0);
+  const core_action_t *d = find_id(f->core, CORE_ACT_DISPATCH, ids[0]);
   assert_non_null(d);
-  assert_int_equal(d->request_id, ids[0]);
   assert_int_not_equal(worker_index(f, d), 0);
-  const core_action_t *e = find(f->core, CORE_ACT_ERROR, 0);
+  assert_int_equal(d->resume_tokens, 0);
+  d = find_id(f->core, CORE_ACT_DISPATCH, ids[1]);
+  assert_non_null(d);
+  int k = worker_index(f, d);
+  assert_int_not_equal(k, 0);
+  assert_int_equal(d->resume_tokens, 2);
+  assert_int_equal(d->resume_len, 6);
+  assert_memory_equal(d->resume_text, "ab cd ", 6);
+  uint64_t client_id = d->client_request_id;
+  assert_int_equal(core_stats(f->core)->redispatched, 2);
+  assert_int_equal(core_stats(f->core)->migrated, 1);
+  core_actions_clear(f->core);
+
+  /* The stream goes on: a token from the new worker is not a first. */
+  core_on_chunk(f->core, 400 * MS, &f->w[k], ids[1], 1, "ef ", 3, NULL);
+  const core_action_t *ch = find(f->core, CORE_ACT_CHUNK, 0);
+  assert_non_null(ch);
+  assert_int_equal(ch->request_id, client_id);
+  assert_true(ch->streamed);
+  core_actions_clear(f->core);
+
+  /* Its second worker falls silent too: attempts (2) are used up, and
+   * the request fails with what went out. */
+  int other = k == 1 ? 2 : 1;
+  for (infs_time_t now = 500 * MS; now <= 800 * MS; now += 100 * MS) {
+    core_on_heartbeat(f->core, now, &f->w[other], &load);
+    core_on_tick(f->core, now);
+  }
+  const core_action_t *e = find_id(f->core, CORE_ACT_ERROR, client_id);
   assert_non_null(e);
   assert_int_equal(e->code, INFSCHED__ERROR_CODE__ERROR_WORKER_LOST);
-  assert_non_null(strstr(e->message, "gpu-0"));
-  assert_int_equal(count(f->core, CORE_ACT_ERROR), 1);
-  assert_int_equal(core_stats(f->core)->redispatched, 1);
+  assert_non_null(strstr(e->message, "after 3 tokens"));
+  assert_true(e->streamed);
 }
 
 static void test_reregistration_replaces_worker(void **state) {
@@ -722,7 +763,7 @@ static void test_silent_worker_requests_taken_back(void **state) {
   uint64_t on_good = find(c, CORE_ACT_DISPATCH, 1 - first)->request_id;
   assert_int_equal(worker_index(&f, find(c, CORE_ACT_DISPATCH, first)), 0);
   core_actions_clear(c);
-  core_on_chunk(c, 500 * MS, &f.w[1], on_good, 1, NULL);
+  core_on_chunk(c, 500 * MS, &f.w[1], on_good, 1, NULL, 0, NULL);
   core_actions_clear(c);
 
   /* A tick before the deadline takes nothing back. */
@@ -742,22 +783,84 @@ static void test_silent_worker_requests_taken_back(void **state) {
   assert_int_equal(core_stats(c)->redispatched, 1);
   core_actions_clear(c);
   /* The silent worker's late chunk is stale: nothing reaches the client. */
-  core_on_chunk(c, 1200 * MS, &f.w[0], on_silent, 1, NULL);
+  core_on_chunk(c, 1200 * MS, &f.w[0], on_silent, 1, NULL, 0, NULL);
   assert_null(find(c, CORE_ACT_CHUNK, 0));
 
   /* The good worker's stream (one token at 500 ms) stalls: past its
-   * deadline the request fails, with a cancel to the worker. */
+   * deadline the request is cancelled there and migrates, from its one
+   * token, to the only other worker. */
   core_on_tick(c, 1400 * MS);
-  assert_null(find(c, CORE_ACT_ERROR, 0));
+  assert_null(find(c, CORE_ACT_CANCEL, 0));
   core_on_tick(c, 1600 * MS);
-  const core_action_t *e = find(c, CORE_ACT_ERROR, 0);
-  assert_non_null(e);
-  assert_int_equal(e->request_id, 2);
-  assert_int_equal(e->code, INFSCHED__ERROR_CODE__ERROR_WORKER_LOST);
-  assert_non_null(strstr(e->message, "no progress"));
-  assert_non_null(find(c, CORE_ACT_CANCEL, 0));
-  assert_int_equal(core_open_requests(c), 1);
+  assert_null(find(c, CORE_ACT_ERROR, 0));
+  cancel = find(c, CORE_ACT_CANCEL, 0);
+  assert_non_null(cancel);
+  assert_int_equal(worker_index(&f, cancel), 1);
+  d = find(c, CORE_ACT_DISPATCH, 0);
+  assert_non_null(d);
+  assert_int_equal(worker_index(&f, d), 0);
+  assert_int_equal(d->client_request_id, 2);
+  assert_int_equal(d->resume_tokens, 1);
+  assert_int_equal(core_stats(c)->migrated, 1);
+  assert_int_equal(core_open_requests(c), 2);
   core_destroy(&c);
+}
+
+/* With its profiles file the scheduler believes a worker's profile name,
+ * not its figures: an unknown name is refused, made-up figures under a
+ * known name are replaced by the file's (and the registration says so). */
+static void test_scheduler_trusts_its_profiles(void **state) {
+  (void)state;
+  profile_set_t *set = NULL;
+  char err[512];
+  assert_int_equal(profile_set_load(INFSCHED_SOURCE_DIR
+                                    "/configs/profiles.yaml",
+                                    &set, err, sizeof err),
+                   0);
+  const infs_profile_t *own = profile_set_find(set, "gpu-h100");
+  assert_non_null(own);
+  core_config_t cfg;
+  core_config_defaults(&cfg);
+  cfg.profiles = set;
+  int rc;
+  core_t *c = core_new(&cfg, 0, &rc);
+  assert_non_null(c);
+  core_peer_t w = peer("w");
+  infs_profile_t said = *own;
+  core_worker_info_t info = {.worker_id = "w", .profile = &said,
+                             .capacity = 4};
+
+  snprintf(said.name, sizeof said.name, "made-up");
+  core_on_register(c, 0, &w, &info);
+  assert_non_null(find(c, CORE_ACT_WORKER_ERROR, 0));
+  assert_int_equal(core_worker_count(c), 0);
+  core_actions_clear(c);
+
+  said = *own;
+  said.price_per_hour = 0.0001;
+  said.peak_tflops = 1e6;
+  core_on_register(c, 0, &w, &info);
+  const core_action_t *a = find(c, CORE_ACT_REGISTERED, 0);
+  assert_non_null(a);
+  assert_non_null(strstr(a->message, "differ"));
+  size_t cursor = 0;
+  core_worker_view_t v;
+  assert_int_equal(core_worker_next(c, &cursor, &v), 0);
+  assert_true(v.profile->price_per_hour == own->price_per_hour);
+  assert_true(v.profile->peak_tflops == own->peak_tflops);
+  assert_int_equal(core_stats(c)->profile_mismatches, 1);
+  core_actions_clear(c);
+
+  core_peer_t w2 = peer("w2");
+  info.worker_id = "w2";
+  said = *own;
+  core_on_register(c, 0, &w2, &info);
+  a = find(c, CORE_ACT_REGISTERED, 0);
+  assert_non_null(a);
+  assert_string_equal(a->message, "");
+  assert_int_equal(core_stats(c)->profile_mismatches, 1);
+  core_destroy(&c);
+  profile_set_destroy(&set);
 }
 
 int main(void) {
@@ -782,7 +885,7 @@ int main(void) {
                                       setup_cap1, teardown),
       cmocka_unit_test_setup_teardown(test_queue_timeout, setup_cap1,
                                       teardown),
-      cmocka_unit_test_setup_teardown(test_worker_loss_redispatch_or_fail,
+      cmocka_unit_test_setup_teardown(test_worker_loss_redispatch_or_migrate,
                                       setup_rr, teardown),
       cmocka_unit_test_setup_teardown(test_reregistration_replaces_worker,
                                       setup_ll, teardown),
@@ -802,6 +905,7 @@ int main(void) {
                                       teardown),
       cmocka_unit_test(test_open_bytes_bounded),
       cmocka_unit_test(test_silent_worker_requests_taken_back),
+      cmocka_unit_test(test_scheduler_trusts_its_profiles),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

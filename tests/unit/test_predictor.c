@@ -240,14 +240,13 @@ static void test_opportunity_cost_follows_utilisation(void **unused) {
 }
 
 /* Its prefill chunks ride along with the steps of those decoding: what they
- * add to those steps, spread over the 50 tokens the running request has
- * left. */
+ * add to those steps (policy_harms spreads it over each one's output). */
 static void test_prefill_slows_the_others(void **unused) {
   (void)unused;
   state_t s;
   init(&s);
   prediction_t p = predict(&s, 250, 11, 0);
-  assert_float_equal(p.others_tpot_ms, p.tpot_ms, EPS);
+  assert_float_equal(p.extra_ms, 0, EPS); /* nobody to slow down */
   s.load.running = 1;
   s.w.outstanding = 1;
   s.w.remaining_tokens = 50;
@@ -255,11 +254,11 @@ static void test_prefill_slows_the_others(void **unused) {
   assert_float_equal(p.tpot_ms, 12, EPS);
   /* Chunks of 99, 99, 52 with the decode: 102 + 102 + 55 ms, where 3
    * decode-only steps would take 33. */
-  assert_float_equal(p.others_tpot_ms, 12 + 226.0 / 50, EPS);
+  assert_float_equal(p.extra_ms, 226, EPS);
   /* 120 tokens cached: chunks of 99 and 31 (max(10, 32) + 2), where 2
    * decode-only steps would take 22. */
   p = predict(&s, 250, 11, 12);
-  assert_float_equal(p.others_tpot_ms, 12 + (102 + 34 - 22.0) / 50, EPS);
+  assert_float_equal(p.extra_ms, 102 + 34 - 22, EPS);
 }
 
 /* A worker that caps prefill chunks to the running streams' TPOT target
@@ -277,7 +276,7 @@ static void test_tpot_cap_slows_prefill(void **unused) {
   prediction_t p = predict(&s, 250, 11, 0);
   assert_float_equal(p.ttft_ms, 5.5 + 9 * 30 + 12, EPS);
   /* Its chunks keep the others' steps at 30 ms: 282 - 10 * 11 added. */
-  assert_float_equal(p.others_tpot_ms, 12 + 172.0 / 50, EPS);
+  assert_float_equal(p.extra_ms, 172, EPS);
 }
 
 static void test_cost_energy_and_tokens(void **unused) {

@@ -154,8 +154,8 @@ static void test_reset_on_unknown_worker(void **state) {
   (void)state;
   wcore_t *w = registered_worker();
   for (uint64_t id = 1; id <= 3; id++)
-    assert_int_equal(wcore_on_dispatch(w, 10 * MS, id << 32 | id, 100 + id, 10),
-                     0);
+    assert_int_equal(
+        wcore_on_dispatch(w, 10 * MS, id << 32 | id, 100 + id, 10, 0), 0);
   assert_int_equal(wcore_inflight(w), 3);
   const uint64_t *ids;
   size_t n = wcore_on_unknown(w, 20 * MS, &ids);
@@ -184,7 +184,7 @@ static void test_reset_on_unknown_worker(void **state) {
 static void test_cancel(void **state) {
   (void)state;
   wcore_t *w = registered_worker();
-  assert_int_equal(wcore_on_dispatch(w, 10 * MS, 7, 70, 100), 0);
+  assert_int_equal(wcore_on_dispatch(w, 10 * MS, 7, 70, 100, 0), 0);
   wcore_on_tokens(w, 15 * MS, 7, 1, "a", 1);
   wcore_action_t a = take_one(w);
   assert_int_equal(a.kind, WCORE_ACT_CHUNK);
@@ -203,8 +203,49 @@ static void test_cancel(void **state) {
   assert_false(wcore_on_cancel(w, 22 * MS, 7));
   assert_false(wcore_on_cancel(w, 22 * MS, 8));
   /* The id may come back in a new dispatch. */
-  assert_int_equal(wcore_on_dispatch(w, 30 * MS, 7, 71, 100), 0);
+  assert_int_equal(wcore_on_dispatch(w, 30 * MS, 7, 71, 100, 0), 0);
   assert_int_equal(wcore_inflight(w), 1);
+  wcore_destroy(&w);
+}
+
+/* A migrated request: the backend prefills the prompt and what the client
+ * already has, generates the rest, and the Done counts it the client's
+ * way. */
+static void test_resumed_dispatch(void **state) {
+  (void)state;
+  wcore_t *w = registered_worker();
+  Infsched__Request q = INFSCHED__REQUEST__INIT;
+  q.request_id = 9;
+  q.prompt = "fix this:";
+  q.prompt_tokens = 100;
+  q.max_tokens = 20;
+  Infsched__Dispatch d = INFSCHED__DISPATCH__INIT;
+  d.request = &q;
+  d.client_request_id = 90;
+  d.resume_tokens = 5;
+  d.resume_text = " a b c d e";
+  Infsched__Envelope env = INFSCHED__ENVELOPE__INIT;
+  env.body_case = INFSCHED__ENVELOPE__BODY_DISPATCH;
+  env.dispatch = &d;
+  wcore_order_t o;
+  wcore_wire_feed(w, 10 * MS, &env, &o);
+  assert_int_equal(o.kind, WCORE_ORDER_RUN);
+  assert_int_equal(o.request.prompt_tokens, 105);
+  assert_int_equal(o.request.max_tokens, 15);
+  assert_string_equal(o.request.prompt, "fix this: a b c d e");
+  assert_int_equal(o.request.prompt_len, strlen("fix this: a b c d e"));
+
+  wcore_on_tokens(w, 20 * MS, 9, 15, "x", 1);
+  assert_int_equal(take_one(w).kind, WCORE_ACT_CHUNK);
+  wcore_usage_t u = {
+      .prompt_tokens = 105, .cached_tokens = 104, .generated_tokens = 15};
+  wcore_on_done(w, 30 * MS, 9, &u);
+  wcore_action_t a = take_one(w);
+  assert_int_equal(a.kind, WCORE_ACT_DONE);
+  assert_int_equal(a.client_request_id, 90);
+  assert_int_equal(a.done.prompt_tokens, 100);
+  assert_int_equal(a.done.cached_tokens, 100);
+  assert_int_equal(a.done.generated_tokens, 20);
   wcore_destroy(&w);
 }
 
@@ -221,8 +262,8 @@ static void test_errors(void **state) {
       {-12, INFSCHED__ERROR_CODE__ERROR_BACKEND},
   };
   wcore_t *w = registered_worker();
-  assert_int_equal(wcore_on_dispatch(w, 10 * MS, 5, 50, 10), 0);
-  assert_int_equal(wcore_on_dispatch(w, 11 * MS, 5, 51, 10), -1);
+  assert_int_equal(wcore_on_dispatch(w, 10 * MS, 5, 50, 10, 0), 0);
+  assert_int_equal(wcore_on_dispatch(w, 11 * MS, 5, 51, 10, 0), -1);
   wcore_action_t a = take_one(w);
   assert_int_equal(a.kind, WCORE_ACT_ERROR);
   assert_int_equal(a.code, INFSCHED__ERROR_CODE__ERROR_DUPLICATE);
@@ -232,7 +273,7 @@ static void test_errors(void **state) {
   assert_int_equal(a.code, INFSCHED__ERROR_CODE__ERROR_BAD_REQUEST);
   for (size_t i = 0; i < sizeof refusals / sizeof refusals[0]; i++) {
     uint64_t id = 100 + i;
-    assert_int_equal(wcore_on_dispatch(w, 20 * MS, id, id, 10), 0);
+    assert_int_equal(wcore_on_dispatch(w, 20 * MS, id, id, 10, 0), 0);
     wcore_on_refused(w, 20 * MS, id, refusals[i].rc);
     a = take_one(w);
     assert_int_equal(a.kind, WCORE_ACT_ERROR);
@@ -249,9 +290,11 @@ static void test_errors(void **state) {
 static void test_accounting(void **state) {
   (void)state;
   wcore_t *w = registered_worker();
-  assert_int_equal(wcore_on_dispatch(w, 100 * MS, 9, 90, 1000), 0);
-  wcore_usage_t u = {.cached_tokens = 200, .generated_tokens = 100,
-                     .busy_s = 0.5, .usd = 0.25};
+  assert_int_equal(wcore_on_dispatch(w, 100 * MS, 9, 90, 1000, 0), 0);
+  wcore_usage_t u = {.cached_tokens = 200,
+                     .generated_tokens = 100,
+                     .busy_s = 0.5,
+                     .usd = 0.25};
   wcore_on_done(w, 1100 * MS, 9, &u);
   wcore_action_t a = take_one(w);
   assert_int_equal(a.kind, WCORE_ACT_DONE);
@@ -300,7 +343,7 @@ static void test_wire_messages(void **state) {
   assert_int_equal(env->heartbeat->n_cache_added, 2);
   assert_int_equal(env->heartbeat->cache_removed[0], 13);
 
-  assert_int_equal(wcore_on_dispatch(w, 300 * MS, 3, 30, 10), 0);
+  assert_int_equal(wcore_on_dispatch(w, 300 * MS, 3, 30, 10, 0), 0);
   wcore_on_tokens(w, 310 * MS, 3, 2, "hi", 2);
   wcore_usage_t u = {.generated_tokens = 2};
   wcore_on_done(w, 320 * MS, 3, &u);
@@ -408,6 +451,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_registration_retry),
       cmocka_unit_test(test_heartbeats),
+      cmocka_unit_test(test_resumed_dispatch),
       cmocka_unit_test(test_reset_on_unknown_worker),
       cmocka_unit_test(test_cancel),
       cmocka_unit_test(test_errors),

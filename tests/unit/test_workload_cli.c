@@ -14,7 +14,7 @@
 #include <cmocka.h>
 
 #ifndef INFSCHED_DATA_DIR
-#error "INFSCHED_DATA_DIR must name the shared data directory"
+#error "INFSCHED_DATA_DIR must name tests/data"
 #endif
 
 /* Parses argv (NULL-terminated, program name first) with the workload
@@ -92,7 +92,8 @@ static void test_trace_scale(void **state) {
   workload_cli_t c;
   const char *args[] = {"p",
                         "--workload",
-                        "trace:" INFSCHED_DATA_DIR "/azure_llm_code_2023.csv",
+                        "trace:" INFSCHED_DATA_DIR
+                        "/azure_llm_code_2023_excerpt.csv",
                         "--speedup",
                         "2",
                         NULL};
@@ -121,11 +122,52 @@ static void test_trace_scale(void **state) {
   while (workload_pop(w, INFS_TIME_NEVER - 1, &r) == 0)
     n++;
   workload_destroy(&w);
-  assert_int_equal(n, 3 * 8819); /* the trace three times over */
+  assert_int_equal(n, 3 * 600); /* the excerpt three times over */
   workload_cli_describe(&c, 3.0, buf, sizeof buf);
   assert_string_equal(buf, "3 copies sped up");
   workload_cli_describe(&c, 1.0, buf, sizeof buf);
   assert_string_equal(buf, "1 copy sped up");
+}
+
+/* A Mooncake trace is a trace: a speed-up or overlaid copies scale it, and
+ * --record names the file a run is written to. */
+static void test_mooncake_trace_and_record(void **state) {
+  (void)state;
+  workload_cli_t c;
+  const char *args[] = {"p",
+                        "--workload",
+                        "mooncake:" INFSCHED_DATA_DIR
+                        "/mooncake_synthetic_head60.jsonl",
+                        "--record",
+                        "run.jsonl",
+                        NULL};
+  assert_int_equal(parse(&c, args), 0);
+  assert_int_equal(workload_cli_kind(&c), WORKLOAD_CLI_TRACE);
+  assert_string_equal(c.record, "run.jsonl");
+  workload_req_t a[10], b[10];
+  c.scale_by = WORKLOAD_SCALE_COMPRESS;
+  first_requests(&c, 1.0, 10, a);
+  first_requests(&c, 2.0, 10, b);
+  assert_int_equal(a[0].prompt_tokens, 40160);
+  for (size_t i = 0; i < 10; i++) {
+    assert_int_equal(a[i].prompt_tokens, b[i].prompt_tokens);
+    assert_true(llabs((long long)b[i].arrival * 2 - (long long)a[i].arrival) <=
+                2);
+  }
+  c.scale_by = WORKLOAD_SCALE_OVERLAY;
+  char err[256];
+  uint64_t count[2];
+  for (int k = 0; k < 2; k++) {
+    workload_t *w = NULL;
+    assert_int_equal(workload_cli_build(&c, k + 1.0, &w, err, sizeof err), 0);
+    workload_req_t r;
+    count[k] = 0;
+    while (workload_pop(w, INFS_TIME_NEVER - 1, &r) == 0)
+      count[k]++;
+    workload_destroy(&w);
+  }
+  assert_int_equal(count[0], 60);
+  assert_int_equal(count[1], 2 * 60);
 }
 
 static void test_codex_knobs_and_scale(void **state) {
@@ -171,6 +213,9 @@ static void test_flags_that_do_not_apply(void **state) {
       (const char *[]){"p", "--sessions", "4", NULL},
       (const char *[]){"p", "--rate", "-1", NULL},
       (const char *[]){"p", "--set", "novalue", NULL},
+      (const char *[]){"p", "--workload", "mooncake:x.jsonl", "--rate", "3",
+                       NULL},
+      (const char *[]){"p", "--record", "r.jsonl", "--block-size", "48", NULL},
   };
   for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
     workload_cli_t c;
@@ -182,10 +227,48 @@ static void test_flags_that_do_not_apply(void **state) {
   assert_int_equal(workload_cli_parse(&c, 'h', NULL), 1);
 }
 
+/* One command line for several workloads (the simulator's --matrix): each
+ * keeps the flags that apply to it and passes the check. */
+static void test_drop_others(void **state) {
+  (void)state;
+  workload_cli_t all;
+  const char *args[] = {"p",      "--sessions", "32",         "--copies", "2",
+                        "--rate", "5",          "--duration", "100",      NULL};
+  char *argv[16];
+  int argc = 0;
+  for (; args[argc]; argc++)
+    argv[argc] = (char *)args[argc];
+  argv[argc] = NULL;
+  workload_cli_init(&all);
+  optind = 0;
+  opterr = 0;
+  int opt;
+  while ((opt = getopt_long(argc, argv, ":", workload_cli_options, NULL)) != -1)
+    assert_int_equal(workload_cli_parse(&all, opt, optarg), 0);
+  static const char *const specs[] = {"poisson", "codex",
+                                      "mooncake:" INFSCHED_DATA_DIR
+                                      "/mooncake_synthetic_head60.jsonl"};
+  for (size_t i = 0; i < 3; i++) {
+    workload_cli_t c = all;
+    c.spec = specs[i];
+    assert_int_equal(workload_cli_check(&c), -1);
+    c = all;
+    c.spec = specs[i];
+    workload_cli_drop_others(&c);
+    assert_int_equal(workload_cli_check(&c), 0);
+    assert_float_equal(c.opts.duration_s, 100, 0);
+    assert_float_equal(c.opts.copies, i == 2 ? 2 : 1, 0);
+    assert_float_equal(c.opts.rate, i == 0 ? 5 : 10, 0);
+    assert_int_equal(c.n_knobs, i == 1 ? 1 : 0);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_poisson_flags_and_scale),
       cmocka_unit_test(test_trace_scale),
+      cmocka_unit_test(test_mooncake_trace_and_record),
+      cmocka_unit_test(test_drop_others),
       cmocka_unit_test(test_codex_knobs_and_scale),
       cmocka_unit_test(test_flags_that_do_not_apply),
   };

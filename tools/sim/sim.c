@@ -16,9 +16,11 @@
  * same functions (core_wire.h, wcore_wire.h) and handed over unpacked.
  *
  * Streaming. A worker sends a request's first token at once, as the sim
- * backend does, and the rest of its tokens in one chunk just before Done.
- * The client measures only the first token and the Done, and the core only
- * counts tokens; a chunk per decode step would multiply the events by the
+ * backend does, then a chunk every SIM_CHUNK_TOKENS tokens and the rest
+ * just before Done. The client measures only the first token and the Done;
+ * the core counts tokens and needs to see progress before a request's
+ * progress deadline (10 s at least), which a long answer would pass
+ * otherwise. A chunk per decode step would multiply the events by the
  * output length and change no figure.
  *
  * Cost. The pool's cost is every worker's cost_worker_usd (through

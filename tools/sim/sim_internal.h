@@ -14,6 +14,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* A worker streams a request's tokens after the first in chunks of this
+ * many: 64 decode steps are a few seconds on the slowest profile at full
+ * batch, well within the core's progress deadline (10 s at least). */
+#define SIM_CHUNK_TOKENS 64
+
 enum ev_kind {
   EV_START,   /* the workload starts: pool figures are taken from here */
   EV_DELIVER, /* arg: message slot */

@@ -70,8 +70,8 @@ void sim_worker_start(sim_t *s, uint32_t wi, const wcore_config_t *cfg,
 }
 
 /* Turns the engine's events into the core's, as the sim backend's deliver
- * does, except that the tokens after the first go in one chunk just before
- * the Done (see the top of sim.c). */
+ * does, except that the tokens after the first go in chunks of
+ * SIM_CHUNK_TOKENS and one just before the Done (see the top of sim.c). */
 static void deliver(sim_t *s, uint32_t wi, infs_time_t now) {
   sworker_t *w = &s->workers[wi];
   size_t n;
@@ -82,8 +82,15 @@ static void deliver(sim_t *s, uint32_t wi, infs_time_t now) {
     case ENGINE_EV_FIRST_TOKEN:
       wcore_on_tokens(w->core, now, e->id, e->tokens, NULL, 0);
       break;
-    case ENGINE_EV_TOKENS:
+    case ENGINE_EV_TOKENS: {
+      /* Every SIM_CHUNK_TOKENS tokens, so that a long answer shows the
+       * core progress before its deadline. */
+      uint32_t sent;
+      if (e->generated % SIM_CHUNK_TOKENS == 0 &&
+          wcore_streamed(w->core, e->id, &sent) == 0 && e->generated > sent)
+        wcore_on_tokens(w->core, now, e->id, e->generated - sent, NULL, 0);
       break;
+    }
     case ENGINE_EV_DONE: {
       uint32_t sent;
       if (wcore_streamed(w->core, e->id, &sent) == 0 && e->generated > sent)

@@ -9,10 +9,11 @@
 #include <string.h>
 
 typedef struct inflight {
-  uint64_t id;        /* the scheduler's */
-  uint64_t client_id; /* goes back in Chunk and Done */
-  uint32_t prompt_tokens;
-  uint32_t streamed; /* tokens sent in chunks */
+  uint64_t id;            /* the scheduler's */
+  uint64_t client_id;     /* goes back in Chunk and Done */
+  uint32_t prompt_tokens; /* as the backend runs it: resumed ones too */
+  uint32_t resumed;       /* of those, tokens a lost worker streamed */
+  uint32_t streamed;      /* tokens sent in chunks */
   infs_time_t started;
 } inflight_t;
 
@@ -32,6 +33,8 @@ struct wcore {
   u64map_t by_id;
   uint64_t *dropped; /* wcore_on_unknown's answer */
   size_t dropped_cap;
+  char *joined; /* wcore_resumed_prompt's answer */
+  size_t joined_cap;
   wcore_action_t *acts;
   size_t n_acts;
   size_t acts_cap;
@@ -129,6 +132,7 @@ void wcore_destroy(wcore_t **pw) {
   free(w->inflight);
   free(w->free_slots);
   free(w->dropped);
+  free(w->joined);
   free(w->acts);
   free(w);
   *pw = NULL;
@@ -171,7 +175,8 @@ size_t wcore_on_unknown(wcore_t *w, infs_time_t now,
 }
 
 int wcore_on_dispatch(wcore_t *w, infs_time_t now, uint64_t id,
-                      uint64_t client_request_id, uint32_t prompt_tokens) {
+                      uint64_t client_request_id, uint32_t prompt_tokens,
+                      uint32_t resumed) {
   if (inflight_get(w, id)) {
     push_error(w, id, INFSCHED__ERROR_CODE__ERROR_DUPLICATE,
                "request id already running here");
@@ -180,8 +185,25 @@ int wcore_on_dispatch(wcore_t *w, infs_time_t now, uint64_t id,
   inflight_t *f = inflight_add(w, id);
   f->client_id = client_request_id;
   f->prompt_tokens = prompt_tokens;
+  f->resumed = resumed < prompt_tokens ? resumed : prompt_tokens;
   f->started = now;
   return 0;
+}
+
+const char *wcore_resumed_prompt(wcore_t *w, const char *prompt,
+                                 size_t prompt_len, const char *said,
+                                 size_t said_len) {
+  size_t need = prompt_len + said_len + 1;
+  if (need > w->joined_cap) {
+    w->joined = grow(w->joined, need, 1);
+    w->joined_cap = need;
+  }
+  if (prompt_len)
+    memcpy(w->joined, prompt, prompt_len);
+  if (said_len)
+    memcpy(w->joined + prompt_len, said, said_len);
+  w->joined[prompt_len + said_len] = '\0';
+  return w->joined;
 }
 
 void wcore_on_bad_dispatch(wcore_t *w, infs_time_t now) {
@@ -235,12 +257,17 @@ void wcore_on_done(wcore_t *w, infs_time_t now, uint64_t id,
   if (!f)
     return;
   uint32_t prompt = u->prompt_tokens ? u->prompt_tokens : f->prompt_tokens;
+  /* The client's request: what a lost worker streamed was generated, even
+   * though this backend prefilled it. */
+  uint32_t resumed = f->resumed < prompt ? f->resumed : prompt;
+  uint32_t cached =
+      u->cached_tokens < prompt - resumed ? u->cached_tokens : prompt - resumed;
   wcore_action_t *a = push(w, WCORE_ACT_DONE, id);
   a->client_request_id = f->client_id;
   a->done = (wcore_done_t){
-      .prompt_tokens = prompt,
-      .cached_tokens = u->cached_tokens,
-      .generated_tokens = u->generated_tokens,
+      .prompt_tokens = prompt - resumed,
+      .cached_tokens = cached,
+      .generated_tokens = u->generated_tokens + resumed,
       .queue_us = u->queue_us,
       .ttft_us = u->ttft_us,
       .e2e_us = now - f->started,

@@ -100,11 +100,20 @@ void wcore_on_registered(wcore_t *w, infs_time_t now,
  * since then the error answers a heartbeat sent before a Register. */
 size_t wcore_on_unknown(wcore_t *w, infs_time_t now, const uint64_t **dropped);
 
-/* A dispatched request. Returns 0 when the caller is to submit it to the
- * backend (and report a refusal with wcore_on_refused), or -1 when the core
- * answered it with an error (its id is already running here). */
+/* A dispatched request of prompt_tokens as the backend runs it; resumed of
+ * them are tokens its client already has from a lost worker (a migration),
+ * which its Done counts as generated. Returns 0 when the caller is to
+ * submit it to the backend (and report a refusal with wcore_on_refused),
+ * or -1 when the core answered it with an error (its id is already running
+ * here). */
 int wcore_on_dispatch(wcore_t *w, infs_time_t now, uint64_t id,
-                      uint64_t client_request_id, uint32_t prompt_tokens);
+                      uint64_t client_request_id, uint32_t prompt_tokens,
+                      uint32_t resumed);
+/* The prompt of a migrated request: prompt followed by what its client
+ * already has. Owned by w, valid until the next call. */
+const char *wcore_resumed_prompt(wcore_t *w, const char *prompt,
+                                 size_t prompt_len, const char *said,
+                                 size_t said_len);
 /* A dispatch without a request: answered with an error. */
 void wcore_on_bad_dispatch(wcore_t *w, infs_time_t now);
 /* The scheduler cancels id. Returns true when it was running here: the

@@ -2,6 +2,8 @@
 
 #include "lib/wire.h"
 
+#include <string.h>
+
 static void heartbeat(const wcore_t *w, const wcore_heartbeat_t *h,
                       const wcore_cache_t *cache, wcore_msg_t *m) {
   Infsched__Heartbeat *hb = &m->u.hb;
@@ -104,11 +106,25 @@ void wcore_wire_feed(wcore_t *w, infs_time_t now,
       wcore_on_bad_dispatch(w, now);
       break;
     }
-    if (wcore_on_dispatch(w, now, d->request->request_id,
-                          d->client_request_id, d->request->prompt_tokens))
+    /* A migration: the backend continues the stream, so it prefills what
+     * went out too and generates the rest. */
+    uint32_t resumed = d->resume_tokens < d->request->max_tokens
+                           ? d->resume_tokens
+                           : d->request->max_tokens;
+    if (wcore_on_dispatch(w, now, d->request->request_id, d->client_request_id,
+                          d->request->prompt_tokens + resumed, resumed))
       break;
     out->kind = WCORE_ORDER_RUN;
     wire_request_from_msg(d->request, &out->request);
+    if (resumed) {
+      infs_request_t *q = &out->request;
+      size_t said = d->resume_text ? strlen(d->resume_text) : 0;
+      q->prompt = wcore_resumed_prompt(w, q->prompt, q->prompt_len,
+                                       d->resume_text, said);
+      q->prompt_len += said;
+      q->prompt_tokens += resumed;
+      q->max_tokens -= resumed;
+    }
     break;
   }
   case INFSCHED__ENVELOPE__BODY_CANCEL:
