@@ -127,7 +127,8 @@ static core_action_t *emit(core_t *c, core_action_kind_t kind,
   a->streamed = false;
   a->first_token = a->last_token = 0;
   a->tokens = 0;
-  a->ttft_target_ms = a->tpot_target_ms = 0;
+  a->slo = (slo_t){0};
+  a->uncached = 0;
   a->peer.door = to->door;
   a->peer.len = to->len;
   memcpy(a->peer.id, to->id, to->len);
@@ -206,8 +207,8 @@ static void about(core_action_t *a, const req_t *r) {
   a->first_token = r->first_token_at;
   a->last_token = r->last_token_at;
   a->tokens = r->tokens_out;
-  a->ttft_target_ms = r->spec.ttft_ms;
-  a->tpot_target_ms = r->spec.tpot_ms;
+  a->slo = slo_of_request(&r->spec);
+  a->uncached = r->uncached;
 }
 
 static void fail(core_t *c, req_t *r, int code, const char *why) {
@@ -1079,6 +1080,10 @@ size_t core_queued(const core_t *c) {
 
 infs_time_t core_heartbeat_interval(const core_t *c) {
   return c->cfg.heartbeat_interval;
+}
+
+const slo_t *core_class_slo(const core_t *c, infs_class_t cls) {
+  return &c->cfg.slo[cls];
 }
 
 size_t core_open_requests(const core_t *c) {

@@ -38,10 +38,6 @@ typedef struct histogram {
   double sum;
 } histogram_t;
 
-/* Which part of its SLO a completed request missed. */
-typedef enum miss { MISS_TTFT, MISS_TPOT, MISS_BOTH, MISS_COUNT } miss_t;
-
-static const char *const miss_names[MISS_COUNT] = {"ttft", "tpot", "both"};
 
 typedef enum outcome {
   OUT_COMPLETED,
@@ -70,8 +66,7 @@ struct metrics {
   histogram_t e2e[CLASSES];
   histogram_t tpot[CLASSES];
   histogram_t itl[CLASSES]; /* inter-token */
-  uint64_t slo_met[CLASSES];
-  uint64_t slo_missed[CLASSES][MISS_COUNT];
+  uint64_t slo[CLASSES][SLO_MISS_BOTH + 1]; /* by slo_miss_t */
   uint64_t prompt_tokens[CLASSES];
   uint64_t cached_tokens[CLASSES];
   uint64_t generated_tokens[CLASSES];
@@ -115,9 +110,10 @@ static void observe(histogram_t *h, infs_time_t us) {
   observe_n(h, &latency_buckets, (double)us / 1e6, 1);
 }
 
-/* A completed request's TPOT and SLO verdict. TPOT is (end - first token)
- * / (tokens - 1), vLLM's and the reports' definition; a request of fewer
- * than two tokens has none, and is judged on TTFT alone. */
+/* A completed request's TPOT and SLO verdict (slo_judge's, as the reports
+ * judge). TPOT is (end - first token) / (tokens - 1), vLLM's and the
+ * reports' definition; a request of fewer than two tokens has none, and is
+ * judged on TTFT alone. */
 static void judge(metrics_t *m, size_t cls, infs_time_t now,
                   const core_action_t *a, uint32_t generated) {
   infs_time_t first = a->first_token ? a->first_token : now;
@@ -127,17 +123,7 @@ static void judge(metrics_t *m, size_t cls, infs_time_t now,
     tpot_ms = (double)(now - a->first_token) / 1e3 / (generated - 1);
     observe_n(&m->tpot[cls], &token_buckets, tpot_ms / 1e3, 1);
   }
-  bool ttft_miss = a->ttft_target_ms > 0 && ttft_ms > a->ttft_target_ms;
-  bool tpot_miss =
-      a->tpot_target_ms > 0 && tpot_ms >= 0 && tpot_ms > a->tpot_target_ms;
-  if (ttft_miss && tpot_miss)
-    m->slo_missed[cls][MISS_BOTH]++;
-  else if (ttft_miss)
-    m->slo_missed[cls][MISS_TTFT]++;
-  else if (tpot_miss)
-    m->slo_missed[cls][MISS_TPOT]++;
-  else
-    m->slo_met[cls]++;
+  m->slo[cls][slo_judge(&a->slo, a->uncached, ttft_ms, tpot_ms)]++;
 }
 
 static outcome_t outcome_of(int code) {
@@ -289,17 +275,18 @@ static void render_requests(const metrics_t *m, hbuf_t *o) {
          "class.");
   for (size_t c = 0; c < INFS_CLASS_COUNT; c++)
     hbuf_printf(o, "infsched_slo_met_total{class=\"%s\"} %llu\n",
-                class_label(c), (unsigned long long)m->slo_met[c]);
+                class_label(c),
+                (unsigned long long)m->slo[c][SLO_MISS_NONE]);
   family(o, "infsched_slo_missed_total", "counter",
          "Completed requests that missed their SLO, by class and by the part "
          "missed (ttft, tpot or both).");
   for (size_t c = 0; c < INFS_CLASS_COUNT; c++)
-    for (int k = 0; k < MISS_COUNT; k++)
+    for (int k = SLO_MISS_TTFT; k <= SLO_MISS_BOTH; k++)
       hbuf_printf(o,
                   "infsched_slo_missed_total{class=\"%s\",part=\"%s\"} "
                   "%llu\n",
-                  class_label(c), miss_names[k],
-                  (unsigned long long)m->slo_missed[c][k]);
+                  class_label(c), slo_miss_name((slo_miss_t)k),
+                  (unsigned long long)m->slo[c][k]);
   family(o, "infsched_tokens_total", "counter",
          "Tokens of completed requests, by class and kind.");
   for (size_t c = 0; c < INFS_CLASS_COUNT; c++) {
@@ -397,6 +384,27 @@ static void render_core(const core_t *core, hbuf_t *o) {
               "infsched_scheduler_prefix_blocks_total{kind=\"cached\"} "
               "%llu\n",
               (unsigned long long)s->cached_blocks_routed);
+  family(o, "infsched_slo_ttft_target_seconds", "gauge",
+         "A class's TTFT target for a request with no uncached prompt tokens "
+         "(requests may carry their own).");
+  for (int c = 0; c < INFS_CLASS_COUNT; c++)
+    hbuf_printf(o, "infsched_slo_ttft_target_seconds{class=\"%s\"} %g\n",
+                class_label((size_t)c),
+                core_class_slo(core, (infs_class_t)c)->ttft_ms / 1e3);
+  family(o, "infsched_slo_ttft_target_per_uncached_token_seconds", "gauge",
+         "What a class's TTFT target grows by per uncached prompt token.");
+  for (int c = 0; c < INFS_CLASS_COUNT; c++)
+    hbuf_printf(o,
+                "infsched_slo_ttft_target_per_uncached_token_seconds{class="
+                "\"%s\"} %g\n",
+                class_label((size_t)c),
+                core_class_slo(core, (infs_class_t)c)->ttft_ms_per_ktok / 1e6);
+  family(o, "infsched_slo_tpot_target_seconds", "gauge",
+         "A class's TPOT target (requests may carry their own).");
+  for (int c = 0; c < INFS_CLASS_COUNT; c++)
+    hbuf_printf(o, "infsched_slo_tpot_target_seconds{class=\"%s\"} %g\n",
+                class_label((size_t)c),
+                core_class_slo(core, (infs_class_t)c)->tpot_ms / 1e3);
   family(o, "infsched_queue_depth", "gauge",
          "Requests waiting in the admission queues.");
   hbuf_printf(o, "infsched_queue_depth %zu\n", core_queued(core));

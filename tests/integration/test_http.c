@@ -624,6 +624,64 @@ static void test_metrics_pass_promtool(void **state) {
   harness_stop(&p);
 }
 
+/* Every series dashboards/infsched.json queries exists in /metrics of a
+ * running scheduler with a worker: each "infsched_..." name in a panel's
+ * expression is a sample name there. */
+static void test_dashboard_queries_exist(void **state) {
+  fixture_t *f = *state;
+  start_pool(f, NULL, NULL);
+  hc_response_t r;
+  hc_post(f->dir, f->url_cmpl,
+          "{\"model\":\"" MODEL "\",\"prompt\":\"x\",\"max_tokens\":2}",
+          NULL, &r);
+  assert_int_equal(r.status, 200);
+  hc_response_free(&r);
+  char url[160];
+  snprintf(url, sizeof url, "%s/metrics", f->s.base);
+  hc_get(f->dir, url, &r);
+  assert_int_equal(r.status, 200);
+
+  cJSON *dash = harness_read_json(harness_source("dashboards/infsched.json"));
+  assert_non_null(dash);
+  int queries = 0, names = 0;
+  const cJSON *panel;
+  cJSON_ArrayForEach(panel, cJSON_GetObjectItemCaseSensitive(dash, "panels")) {
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(panel, "type");
+    const cJSON *targets = cJSON_GetObjectItemCaseSensitive(panel, "targets");
+    if (cJSON_IsString(type) && strcmp(type->valuestring, "row") == 0)
+      continue;
+    assert_true(cJSON_GetArraySize(targets) > 0);
+    const cJSON *t;
+    cJSON_ArrayForEach(t, targets) {
+      const cJSON *expr = cJSON_GetObjectItemCaseSensitive(t, "expr");
+      assert_true(cJSON_IsString(expr));
+      queries++;
+      for (const char *p = strstr(expr->valuestring, "infsched_"); p;
+           p = strstr(p, "infsched_")) {
+        char name[128], sample[132];
+        size_t n = strspn(p, "abcdefghijklmnopqrstuvwxyz0123456789_:");
+        assert_true(n < sizeof name);
+        memcpy(name, p, n);
+        name[n] = '\0';
+        p += n;
+        names++;
+        /* A sample line starts with the name, then labels or the value. */
+        bool found = false;
+        for (const char *end = " {"; *end && !found; end++) {
+          snprintf(sample, sizeof sample, "\n%s%c", name, *end);
+          found = strstr(r.body, sample) != NULL;
+        }
+        if (!found)
+          fail_msg("the dashboard queries %s, which /metrics does not have",
+                   name);
+      }
+    }
+  }
+  assert_true(queries >= 20 && names >= queries);
+  cJSON_Delete(dash);
+  hc_response_free(&r);
+}
+
 /* A taken port makes the scheduler exit 3 with a clear message; --http off
  * starts no listener. */
 static void test_bind_failure_and_off(void **state) {
@@ -832,6 +890,8 @@ int main(int argc, char **argv) {
       cmocka_unit_test_setup_teardown(test_slow_clients_stall_nothing, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_metrics_pass_promtool, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_dashboard_queries_exist, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_bind_failure_and_off, setup,
                                       teardown),
