@@ -356,6 +356,15 @@ static int run_single(const opts_t *o, const sim_config_t *cfg,
     log_error("%s", err);
     goto out;
   }
+  workload_cli_report_settings(&o->wl, r);
+  report_set_setting(r, "cluster", o->cluster);
+  const char **profiles = calloc(cfg->n_workers + 1, sizeof *profiles);
+  if (!profiles)
+    goto out;
+  for (size_t i = 0; i < cfg->n_workers; i++)
+    profiles[i] = cfg->workers[i].profile.name;
+  report_set_count_setting(r, "pool", profiles, cfg->n_workers);
+  free(profiles);
   double t = wall_s();
   if (sim_run(cfg, w, r, &st, err, sizeof err)) {
     log_error("%s", err);
