@@ -590,8 +590,10 @@ static int by_name(const void *a, const void *b) {
 /* Worker classes in name order (shallow copies). */
 static wclass_stats_t *sorted_wclasses(const report_t *r) {
   wclass_stats_t *v = xalloc(calloc(r->n_wclasses + 1, sizeof *v));
-  memcpy(v, r->wclasses, r->n_wclasses * sizeof *v);
-  qsort(v, r->n_wclasses, sizeof *v, by_name);
+  if (r->n_wclasses) { /* an empty report has no array to copy */
+    memcpy(v, r->wclasses, r->n_wclasses * sizeof *v);
+    qsort(v, r->n_wclasses, sizeof *v, by_name);
+  }
   return v;
 }
 

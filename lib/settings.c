@@ -185,14 +185,50 @@ static const setting_t table[SET_COUNT] = {
      TEXT_LEN, "interactive=2,agent=1,batch=0", "LIST",
      "balanced: weight of latency against cost, by class", check_latency_weight,
      NULL},
+    /* cache_affinity's defaults are SGLang's cache-aware router's. */
+    {SET_CACHE_MATCH_THRESHOLD, "cache_match_threshold",
+     "cache-match-threshold", S, S, SETTING_REAL, 0, 1, "0.3", "F",
+     "cache_affinity: a match counts when it holds more than F of the "
+     "request's blocks",
+     NULL, NULL},
     {SET_CACHE_BALANCE_ABS, "cache_balance_abs", "cache-balance-abs", S, S,
-     SETTING_UINT, 0, 1000000, "16", "N",
+     SETTING_UINT, 0, 1000000, "64", "N",
      "cache_affinity: a match is too loaded with more than N outstanding "
      "requests beyond the least loaded worker ...",
      NULL, NULL},
     {SET_CACHE_BALANCE_REL, "cache_balance_rel", "cache-balance-rel", S, S,
      SETTING_REAL, 0, 1000, "1.5", "X", "... and more than X times as many",
      NULL, NULL},
+    /* kv_cost's defaults are Dynamo's KvRouterConfig's. */
+    {SET_KV_PREFILL_SCALE, "kv_prefill_scale", "kv-prefill-scale", S, S,
+     SETTING_REAL, 0, 1000, "1", "X",
+     "kv_cost: weight of the prefill blocks (Dynamo's prefill_load_scale)",
+     NULL, NULL},
+    {SET_KV_OVERLAP_CREDIT, "kv_overlap_credit", "kv-overlap-credit", S, S,
+     SETTING_REAL, 0, 1, "1", "X",
+     "kv_cost: prefill blocks saved per cached block "
+     "(overlap_score_credit)",
+     NULL, NULL},
+    {SET_KV_REQUEST_WEIGHT, "kv_request_weight", "kv-request-weight", S, S,
+     SETTING_REAL, 0, 1000000, "0", "X",
+     "kv_cost: cost of each outstanding request, in blocks "
+     "(decode_active_request_weight)",
+     NULL, NULL},
+    {SET_KV_TEMPERATURE, "kv_temperature", "kv-temperature", S, S,
+     SETTING_REAL, 0, 1000, "0", "T",
+     "kv_cost: softmax temperature; 0 takes the lowest cost "
+     "(router_temperature)",
+     NULL, NULL},
+    /* weighted_score's defaults are llm-d's default scheduling profile's. */
+    {SET_SCORE_QUEUE_WEIGHT, "score_queue_weight", "score-queue-weight", S, S,
+     SETTING_REAL, 0, 1000, "2", "W", "weighted_score: weight of the queue score",
+     NULL, NULL},
+    {SET_SCORE_KV_WEIGHT, "score_kv_weight", "score-kv-weight", S, S,
+     SETTING_REAL, 0, 1000, "2", "W",
+     "weighted_score: weight of the KV-utilisation score", NULL, NULL},
+    {SET_SCORE_PREFIX_WEIGHT, "score_prefix_weight", "score-prefix-weight", S,
+     S, SETTING_REAL, 0, 1000, "3", "W",
+     "weighted_score: weight of the prefix-match score", NULL, NULL},
     {SET_KWH_PRICE, "kwh_price", "kwh-price", S | W, S | W, SETTING_REAL, 0,
      100, "0.10", "USD", "energy price per kWh in costs", NULL, NULL},
     {SET_HTTP, "http", "http", S, S, SETTING_TEXT, TEXT_LEN, "127.0.0.1:8080",
@@ -374,24 +410,25 @@ static void wrap(FILE *f, const char *text, int col, int indent) {
 }
 
 void settings_usage(FILE *f, unsigned who) {
-  for (size_t i = 0; i < SET_COUNT; i++) {
-    const setting_t *s = &table[i];
-    if (!(s->who & who))
-      continue;
-    char head[64], text[512];
-    int col = snprintf(head, sizeof head, "  --%s %s", s->flag, s->metavar);
-    fputs(head, f);
-    if (col > 22) {
-      fprintf(f, "\n%24s", "");
-    } else {
-      fprintf(f, "%*s", 24 - col, "");
-    }
-    if (s->def)
-      snprintf(text, sizeof text, "%s (default %s)", s->help, s->def);
-    else
-      snprintf(text, sizeof text, "%s", s->help);
-    wrap(f, text, 24, 24);
+  for (size_t i = 0; i < SET_COUNT; i++)
+    if (table[i].who & who)
+      settings_usage_one(f, &table[i]);
+}
+
+void settings_usage_one(FILE *f, const setting_t *s) {
+  char head[64], text[512];
+  int col = snprintf(head, sizeof head, "  --%s %s", s->flag, s->metavar);
+  fputs(head, f);
+  if (col > 22) {
+    fprintf(f, "\n%24s", "");
+  } else {
+    fprintf(f, "%*s", 24 - col, "");
   }
+  if (s->def)
+    snprintf(text, sizeof text, "%s (default %s)", s->help, s->def);
+  else
+    snprintf(text, sizeof text, "%s", s->help);
+  wrap(f, text, 24, 24);
 }
 
 void settings_markdown(FILE *f) {
@@ -455,11 +492,35 @@ int settings_apply_core(core_config_t *c, const setting_t *s,
   case SET_LATENCY_WEIGHT:
     (void)core_config_set_latency_weight(c, v->s, err, sizeof err);
     return 0;
+  case SET_CACHE_MATCH_THRESHOLD:
+    c->cache_match_threshold = v->d;
+    return 0;
   case SET_CACHE_BALANCE_ABS:
     c->cache_balance_abs = (uint32_t)v->u;
     return 0;
   case SET_CACHE_BALANCE_REL:
     c->cache_balance_rel = v->d;
+    return 0;
+  case SET_KV_PREFILL_SCALE:
+    c->kv_prefill_scale = v->d;
+    return 0;
+  case SET_KV_OVERLAP_CREDIT:
+    c->kv_overlap_credit = v->d;
+    return 0;
+  case SET_KV_REQUEST_WEIGHT:
+    c->kv_request_weight = v->d;
+    return 0;
+  case SET_KV_TEMPERATURE:
+    c->kv_temperature = v->d;
+    return 0;
+  case SET_SCORE_QUEUE_WEIGHT:
+    c->score_queue_weight = v->d;
+    return 0;
+  case SET_SCORE_KV_WEIGHT:
+    c->score_kv_weight = v->d;
+    return 0;
+  case SET_SCORE_PREFIX_WEIGHT:
+    c->score_prefix_weight = v->d;
     return 0;
   case SET_KWH_PRICE:
     c->kwh_usd = v->d;

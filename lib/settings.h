@@ -31,8 +31,16 @@ typedef enum setting_id {
   SET_PROGRESS_TIMEOUT_MS,
   SET_SLO,
   SET_LATENCY_WEIGHT,
+  SET_CACHE_MATCH_THRESHOLD,
   SET_CACHE_BALANCE_ABS,
   SET_CACHE_BALANCE_REL,
+  SET_KV_PREFILL_SCALE,
+  SET_KV_OVERLAP_CREDIT,
+  SET_KV_REQUEST_WEIGHT,
+  SET_KV_TEMPERATURE,
+  SET_SCORE_QUEUE_WEIGHT,
+  SET_SCORE_KV_WEIGHT,
+  SET_SCORE_PREFIX_WEIGHT,
   SET_KWH_PRICE,
   SET_HTTP,
   SET_HTTP_MAX_BODY,
@@ -122,6 +130,8 @@ int settings_parse_args(int argc, char **argv, unsigned who,
 
 /* Prints the --help lines of who's settings, with defaults. */
 void settings_usage(FILE *f, unsigned who);
+/* Prints one setting's --help line. */
+void settings_usage_one(FILE *f, const setting_t *s);
 
 /* Prints the table as Markdown, for docs/cluster.md. */
 void settings_markdown(FILE *f);

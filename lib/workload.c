@@ -27,6 +27,90 @@ int workload_errf(int code, char *err, size_t errlen, const char *fmt, ...) {
   return code;
 }
 
+int workload_read_lines(const char *path, workload_line_fn fn, void *arg,
+                        char *err, size_t errlen) {
+  int rc = 0;
+  char *line = NULL;
+  size_t cap = 0;
+  unsigned lineno = 0;
+  FILE *f = fopen(path, "r");
+  if (!f) {
+    rc = -errno;
+    return workload_errf(rc, err, errlen, "%s: %s", path, strerror(errno));
+  }
+  ssize_t len;
+  while ((len = getline(&line, &cap, f)) >= 0) {
+    lineno++;
+    if ((size_t)len != strlen(line)) {
+      rc = workload_errf(INFS_ECONFIG, err, errlen, "%s:%u: NUL byte in line",
+                         path, lineno);
+      goto out;
+    }
+    if (strspn(line, " \t\r\n") == (size_t)len)
+      continue;
+    if ((rc = fn(arg, lineno, line, (size_t)len, err, errlen)))
+      goto out;
+  }
+  if (ferror(f))
+    rc = workload_errf(-EIO, err, errlen, "%s: read error", path);
+out:
+  free(line);
+  fclose(f);
+  return rc;
+}
+
+/* Keeps a row with probability keep (1: every row). */
+static bool kept(workload_rng_t *rng, double keep) {
+  return keep >= 1.0 || workload_rng_uniform(rng) < keep;
+}
+
+static int64_t time_at(const uint8_t *row, size_t t_off) {
+  int64_t t;
+  memcpy(&t, row + t_off, sizeof t);
+  return t;
+}
+
+int workload_overlay(const workload_opts_t *o, void **rows, size_t *n,
+                     size_t size, size_t t_off, size_t copy_off) {
+  const uint8_t *in = *rows;
+  size_t rows_n = *n;
+  size_t whole = (size_t)floor(o->copies);
+  double part = o->copies - (double)whole;
+  int64_t t0 = time_at(in, t_off);
+  int64_t span = time_at(in + (rows_n - 1) * size, t_off) - t0;
+  int64_t period = span + (rows_n > 1 ? span / (int64_t)(rows_n - 1) : 1);
+  if (period <= 0)
+    period = 1;
+  size_t copies = whole + (part > 0 ? 1 : 0);
+  uint8_t *v = calloc(copies * rows_n + 1, size);
+  if (!v)
+    return -ENOMEM;
+  workload_rng_t rng;
+  workload_rng_seed(&rng, o->seed, 0x6f7665726c6179ull /* "overlay" */);
+  size_t out = 0;
+  for (size_t k = 0; k < copies; k++) {
+    int64_t shift =
+        k == 0 ? 0 : (int64_t)(workload_rng_uniform(&rng) * (double)period);
+    double keep = k < whole ? 1.0 : part;
+    for (size_t i = 0; i < rows_n; i++) {
+      if (!kept(&rng, keep))
+        continue;
+      uint8_t *r = v + out++ * size;
+      memcpy(r, in + i * size, size);
+      int64_t t = t0 + (time_at(r, t_off) - t0 + shift) % period;
+      memcpy(r + t_off, &t, sizeof t);
+      if (copy_off != SIZE_MAX) {
+        uint32_t c = (uint32_t)k;
+        memcpy(r + copy_off, &c, sizeof c);
+      }
+    }
+  }
+  free(*rows);
+  *rows = v;
+  *n = out;
+  return 0;
+}
+
 /* --- random numbers --- */
 
 static uint64_t splitmix64(uint64_t *x) {
@@ -398,7 +482,15 @@ int workload_new(const char *spec, const workload_opts_t *opts,
     if (spec[6] == '\0')
       return workload_errf(INFS_ECONFIG, err, errlen,
                            "trace: needs a file, as in trace:FILE");
+    if (workload_trace_is_mooncake(spec + 6))
+      return workload_mooncake_new(spec + 6, opts, out, err, errlen);
     return workload_trace_new(spec + 6, opts, out, err, errlen);
+  }
+  if (strncmp(spec, "mooncake:", 9) == 0) {
+    if (spec[9] == '\0')
+      return workload_errf(INFS_ECONFIG, err, errlen,
+                           "mooncake: needs a file, as in mooncake:FILE");
+    return workload_mooncake_new(spec + 9, opts, out, err, errlen);
   }
   if (strcmp(spec, "codex") == 0 || strncmp(spec, "codex:", 6) == 0) {
     workload_codex_config_t cfg;
@@ -414,8 +506,8 @@ int workload_new(const char *spec, const workload_opts_t *opts,
     return workload_codex_new(opts, &cfg, out, err, errlen);
   }
   return workload_errf(INFS_EUNKNOWN, err, errlen,
-                       "unknown workload '%s' (poisson, trace:FILE, codex, "
-                       "codex:FILE)",
+                       "unknown workload '%s' (poisson, trace:FILE, "
+                       "mooncake:FILE, codex, codex:FILE)",
                        spec);
 }
 

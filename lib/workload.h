@@ -21,6 +21,8 @@
 #define WORKLOAD_BLOCK_SIZE_MAX 4096
 #define WORKLOAD_BURST_MAX 16
 #define WORKLOAD_COPIES_MAX 4096
+/* Tokens per block id in a Mooncake trace (FAST25-release/README.md). */
+#define WORKLOAD_MOONCAKE_BLOCK 512
 
 /* One request as it should be submitted. */
 typedef struct workload_req {
@@ -87,9 +89,10 @@ void workload_opts_default(workload_opts_t *o);
 
 typedef struct workload workload_t;
 
-/* Builds a generator from a spec: "poisson", "trace:FILE", "codex" (the
- * built-in defaults of workload_codex_config_default) or "codex:FILE" (a
- * workload file, see workload_codex_config_load). On failure returns a
+/* Builds a generator from a spec: "poisson", "trace:FILE" (an Azure CSV, or
+ * a Mooncake trace when the file starts with '{'), "mooncake:FILE", "codex"
+ * (the built-in defaults of workload_codex_config_default) or "codex:FILE"
+ * (a workload file, see workload_codex_config_load). On failure returns a
  * negative code and writes a one-line reason (with FILE:LINE for trace rows
  * and workload files) into err. */
 int workload_new(const char *spec, const workload_opts_t *opts,
@@ -101,6 +104,19 @@ int workload_poisson_new(const workload_opts_t *opts, workload_t **out,
  * order, relative to the earliest, gaps divided by opts->speedup. */
 int workload_trace_new(const char *path, const workload_opts_t *opts,
                        workload_t **out, char *err, size_t errlen);
+/* Loads a Mooncake trace (JSON lines of timestamp in ms, input_length,
+ * output_length, hash_ids of 512-token blocks; optional session_id and
+ * class). Rows are replayed at their timestamps, gaps divided by
+ * opts->speedup. Each id stands for 512 tokens of a stream of its own
+ * (the last id for what remains of input_length), hashed into the
+ * workload's blocks as any synthetic prompt is: two requests whose lists
+ * share their first N ids share their first N * 512 / block_size blocks and
+ * no more, whatever the seed or machine. Requests without a class take one
+ * from opts->class_mix. */
+int workload_mooncake_new(const char *path, const workload_opts_t *opts,
+                          workload_t **out, char *err, size_t errlen);
+/* True when the file's first non-blank byte is '{': a Mooncake trace. */
+bool workload_trace_is_mooncake(const char *path);
 void workload_destroy(workload_t **w);
 
 const char *workload_name(const workload_t *w);
@@ -220,6 +236,30 @@ typedef struct workload_segment {
  * hashes and returns how many whole blocks the segments hold. */
 size_t workload_hash_segments(const workload_segment_t *segs, size_t nsegs,
                               uint32_t block_size, uint64_t *out, size_t cap);
+
+/* --- recording a run as a Mooncake trace ---
+ * A recorder keeps the requests a driver sent, in memory, and writes them
+ * as a Mooncake trace that workload_mooncake_new replays to the same
+ * arrivals (to the millisecond), sizes, classes, sessions and shared
+ * prefixes. Ids are numbered from 0 in order of first use; a 512-token
+ * block's id stands for the hash of its last whole block, which names the
+ * whole prefix, so equal prefixes get equal ids. A last block holding no
+ * whole block of block_size tokens gets an id of its own. */
+typedef struct workload_recorder workload_recorder_t;
+
+/* block_size must divide 512. Returns 0, or INFS_ECONFIG with the reason in
+ * err. */
+int workload_recorder_new(uint32_t block_size, workload_recorder_t **out,
+                          char *err, size_t errlen);
+void workload_recorder_add(workload_recorder_t *rec,
+                           const workload_req_t *req);
+/* Requests added so far. */
+uint64_t workload_recorder_count(const workload_recorder_t *rec);
+/* Writes the trace to path. Returns 0 or a negative code with the reason in
+ * err. */
+int workload_recorder_write(const workload_recorder_t *rec, const char *path,
+                            char *err, size_t errlen);
+void workload_recorder_destroy(workload_recorder_t **rec);
 
 /* --- seeded random numbers (xoshiro256**, seeded through splitmix64) --- */
 typedef struct workload_rng {

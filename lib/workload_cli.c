@@ -32,6 +32,7 @@ enum {
   OPT_TOOL_TIME,
   OPT_MAX_CONTEXT,
   OPT_SET,
+  OPT_RECORD,
 };
 
 const struct option workload_cli_options[] = {
@@ -58,6 +59,7 @@ const struct option workload_cli_options[] = {
     {"tool-time", required_argument, NULL, OPT_TOOL_TIME},
     {"max-context", required_argument, NULL, OPT_MAX_CONTEXT},
     {"set", required_argument, NULL, OPT_SET},
+    {"record", required_argument, NULL, OPT_RECORD},
     {NULL, 0, NULL, 0},
 };
 
@@ -68,8 +70,10 @@ size_t workload_cli_option_count(void) {
 void workload_cli_usage(FILE *out) {
   fputs(
       "Workload:\n"
-      "  --workload SPEC       poisson, trace:FILE (Azure CSV), codex (agent\n"
-      "                        sessions) or codex:FILE (a workload file, e.g.\n"
+      "  --workload SPEC       poisson, trace:FILE (an Azure CSV, or a Mooncake\n"
+      "                        JSONL trace, told apart by content),\n"
+      "                        mooncake:FILE, codex (agent sessions) or\n"
+      "                        codex:FILE (a workload file, e.g.\n"
       "                        configs/workloads/codex.yaml) (poisson)\n"
       "  --rate R              poisson: requests per second (10)\n"
       "  --rate-end R          poisson: ramp linearly to R over the "
@@ -100,6 +104,8 @@ void workload_cli_usage(FILE *out) {
       "                        uncached prompt tokens\n"
       "                        (interactive=450+250:40,agent=2000+250:40,\n"
       "                        batch=30000+250:200)\n"
+      "  --record FILE         write the requests sent as a Mooncake trace,\n"
+      "                        replayable with --workload mooncake:FILE\n"
       "\n"
       "Codex sessions (defaults: configs/workloads/codex.yaml; these override\n"
       "a workload file; sizes in tokens, times in ms, DIST as above):\n"
@@ -240,6 +246,9 @@ int workload_cli_parse(workload_cli_t *c, int opt, const char *arg) {
   case OPT_MAX_CONTEXT:
     rc = knob_flag(c, "--max-context", "max_context", arg);
     break;
+  case OPT_RECORD:
+    c->record = arg;
+    break;
   case OPT_SET: {
     const char *eq = strchr(arg, '=');
     if (!eq)
@@ -255,7 +264,8 @@ int workload_cli_parse(workload_cli_t *c, int opt, const char *arg) {
 }
 
 workload_cli_kind_t workload_cli_kind(const workload_cli_t *c) {
-  if (strncmp(c->spec, "trace:", 6) == 0)
+  if (strncmp(c->spec, "trace:", 6) == 0 ||
+      strncmp(c->spec, "mooncake:", 9) == 0)
     return WORKLOAD_CLI_TRACE;
   if (strcmp(c->spec, "codex") == 0 || strncmp(c->spec, "codex:", 6) == 0)
     return WORKLOAD_CLI_CODEX;
@@ -289,6 +299,10 @@ int workload_cli_check(workload_cli_t *c) {
     return cli_usage_error("%s applies to codex workloads", c->knobs[0].flag);
   if ((poisson || codex) && !c->seen_duration && c->opts.max_requests == 0)
     c->opts.duration_s = 60.0;
+  if (c->record && WORKLOAD_MOONCAKE_BLOCK % c->opts.block_size)
+    return cli_usage_error("--record: a Mooncake trace has blocks of %d "
+                           "tokens; --block-size must divide it",
+                           WORKLOAD_MOONCAKE_BLOCK);
   return 0;
 }
 

@@ -45,6 +45,7 @@ typedef struct workload_cli {
   const char *spec; /* --workload; "poisson" by default */
   workload_opts_t opts;
   const char *mix; /* --class-mix as given: codex's turn mix */
+  const char *record; /* --record: write the requests sent as a trace */
   bool seen_rate, seen_speedup, seen_sizes, seen_duration, seen_prefix;
   bool seen_slo;
   workload_scale_by_t scale_by; /* set by the program, not a flag */

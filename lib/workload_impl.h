@@ -63,6 +63,28 @@ void workload_hash_range(const workload_segment_t *segs, size_t nsegs,
 /* A stream id for synthetic tokens, distinct per (seed, key). */
 uint64_t workload_stream_id(uint64_t seed, uint64_t key);
 
+/* Calls line for each line of path that is not blank, with its number
+ * (from 1) and its text (NUL-terminated, newline kept), until it returns
+ * non-zero. Returns 0, the callback's value, or a negative code with err
+ * written ("FILE: why", "FILE:LINE: NUL byte in line"). Trace readers load
+ * whole files this way, so that a bad line fails before any traffic. */
+typedef int (*workload_line_fn)(void *arg, unsigned lineno, char *line,
+                                size_t len, char *err, size_t errlen);
+int workload_read_lines(const char *path, workload_line_fn line, void *arg,
+                        char *err, size_t errlen);
+
+/* More load from one trace (opts->copies = c, see workload_trace.c):
+ * replaces *rows (n rows of size bytes, in time order, each with its
+ * arrival as an int64_t of microseconds at byte t_off) by floor(c) copies,
+ * the first as it is and each other shifted by its own random offset within
+ * the trace's period (its span plus one mean gap) and wrapped around, plus
+ * a copy keeping each row with probability c - floor(c). When copy_off is
+ * not SIZE_MAX, each row's uint32_t at copy_off gets its copy's number.
+ * The rows come out in copy order: the caller sorts them. Returns 0 or
+ * -ENOMEM (the rows are then left as they were). */
+int workload_overlay(const workload_opts_t *opts, void **rows, size_t *n,
+                     size_t size, size_t t_off, size_t copy_off);
+
 /* snprintf into err when err is not NULL; returns code. */
 int workload_errf(int code, char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

@@ -16,6 +16,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -154,13 +155,6 @@ static size_t split(char *line, char **fields) {
   }
 }
 
-static bool blank(const char *s) {
-  for (; *s; s++)
-    if (!isspace((unsigned char)*s))
-      return false;
-  return true;
-}
-
 /* A header is a first line none of whose fields reads as a value; a first
  * row with one bad field is then reported as a bad row, not a bad header. */
 static bool looks_like_header(char **fields, size_t n) {
@@ -225,106 +219,49 @@ static int row_cmp(const void *a, const void *b) {
   return x->line < y->line ? -1 : x->line > y->line;
 }
 
-static int load(trace_t *t, const char *path, char *err, size_t errlen) {
-  int rc = 0;
-  char *line = NULL;
-  size_t linecap = 0, cap = 0;
-  unsigned lineno = 0;
-  bool first = true;
-  size_t col[COL_COUNT] = {0, 1, 2};
+/* What load needs across lines. */
+typedef struct trace_load {
+  trace_t *t;
+  const char *path;
+  size_t cap;
+  bool first;
+  size_t col[COL_COUNT];
+} trace_load_t;
+
+static int load_line(void *arg, unsigned lineno, char *line, size_t len,
+                     char *err, size_t errlen) {
+  (void)len;
+  trace_load_t *l = arg;
+  trace_t *t = l->t;
   char *fields[MAX_FIELDS];
-  FILE *f = fopen(path, "r");
-  if (!f) {
-    rc = -errno;
-    return workload_errf(rc, err, errlen, "%s: %s", path, strerror(errno));
+  size_t n = split(line, fields);
+  if (l->first) {
+    l->first = false;
+    if (looks_like_header(fields, n))
+      return map_header(l->path, lineno, fields, n, l->col, err, errlen);
   }
-  ssize_t len;
-  while ((len = getline(&line, &linecap, f)) >= 0) {
-    lineno++;
-    if ((size_t)len != strlen(line)) {
-      rc = workload_errf(INFS_ECONFIG, err, errlen, "%s:%u: NUL byte in line",
-                         path, lineno);
-      goto out;
-    }
-    if (blank(line))
-      continue;
-    size_t n = split(line, fields);
-    if (first) {
-      first = false;
-      if (looks_like_header(fields, n)) {
-        if ((rc = map_header(path, lineno, fields, n, col, err, errlen)))
-          goto out;
-        continue;
-      }
-    }
-    if (t->n == cap) {
-      cap = cap ? cap * 2 : 1024;
-      trace_row_t *p = realloc(t->rows, cap * sizeof *p);
-      if (!p) {
-        rc = -ENOMEM;
-        goto out;
-      }
-      t->rows = p;
-    }
-    rc = parse_row(path, lineno, fields, n, col, &t->rows[t->n], err, errlen);
-    if (rc)
-      goto out;
+  if (t->n == l->cap) {
+    l->cap = l->cap ? l->cap * 2 : 1024;
+    trace_row_t *p = realloc(t->rows, l->cap * sizeof *p);
+    if (!p)
+      return -ENOMEM;
+    t->rows = p;
+  }
+  int rc = parse_row(l->path, lineno, fields, n, l->col, &t->rows[t->n], err,
+                     errlen);
+  if (!rc)
     t->n++;
-  }
-  if (ferror(f)) {
-    rc = workload_errf(-EIO, err, errlen, "%s: read error", path);
-    goto out;
-  }
-  if (t->n == 0) {
-    rc = workload_errf(INFS_ECONFIG, err, errlen, "%s: no requests in trace",
-                       path);
-    goto out;
-  }
-  qsort(t->rows, t->n, sizeof *t->rows, row_cmp);
-out:
-  free(line);
-  fclose(f);
   return rc;
 }
 
-/* --- overlaid copies --- */
-
-/* Keeps a row with probability keep (1: every row). */
-static bool kept(workload_rng_t *rng, double keep) {
-  return keep >= 1.0 || workload_rng_uniform(rng) < keep;
-}
-
-/* Replaces t's rows with the overlay of opts.copies copies (see the top of
- * the file). Rows keep their file line, so ties sort as the file has them. */
-static int overlay(trace_t *t, const workload_opts_t *o) {
-  size_t whole = (size_t)floor(o->copies);
-  double part = o->copies - (double)whole;
-  int64_t span = t->rows[t->n - 1].t_us - t->t0;
-  int64_t period = span + (t->n > 1 ? span / (int64_t)(t->n - 1) : 1);
-  if (period <= 0)
-    period = 1;
-  size_t copies = whole + (part > 0 ? 1 : 0);
-  trace_row_t *v = calloc(copies * t->n + 1, sizeof *v);
-  if (!v)
-    return -ENOMEM;
-  workload_rng_t rng;
-  workload_rng_seed(&rng, o->seed, 0x6f7665726c6179ull /* "overlay" */);
-  size_t n = 0;
-  for (size_t k = 0; k < copies; k++) {
-    int64_t shift =
-        k == 0 ? 0 : (int64_t)(workload_rng_uniform(&rng) * (double)period);
-    double keep = k < whole ? 1.0 : part;
-    for (size_t i = 0; i < t->n; i++) {
-      if (!kept(&rng, keep))
-        continue;
-      trace_row_t r = t->rows[i];
-      r.t_us = t->t0 + (r.t_us - t->t0 + shift) % period;
-      v[n++] = r;
-    }
-  }
-  free(t->rows);
-  t->rows = v;
-  t->n = n;
+static int load(trace_t *t, const char *path, char *err, size_t errlen) {
+  trace_load_t l = {.t = t, .path = path, .first = true, .col = {0, 1, 2}};
+  int rc = workload_read_lines(path, load_line, &l, err, errlen);
+  if (rc)
+    return rc;
+  if (t->n == 0)
+    return workload_errf(INFS_ECONFIG, err, errlen, "%s: no requests in trace",
+                         path);
   qsort(t->rows, t->n, sizeof *t->rows, row_cmp);
   return 0;
 }
@@ -396,8 +333,15 @@ int workload_trace_new(const char *path, const workload_opts_t *opts,
   if (rc)
     goto fail;
   t->t0 = t->rows[0].t_us;
-  if (opts->copies != 1.0 && (rc = overlay(t, opts)))
-    goto fail;
+  if (opts->copies != 1.0) {
+    void *rows = t->rows;
+    rc = workload_overlay(opts, &rows, &t->n, sizeof *t->rows,
+                          offsetof(trace_row_t, t_us), SIZE_MAX);
+    t->rows = rows;
+    if (rc)
+      goto fail;
+    qsort(t->rows, t->n, sizeof *t->rows, row_cmp);
+  }
   t->end_s = opts->duration_s > 0.0 ? opts->duration_s : INFINITY;
   *out = &t->base;
   return 0;

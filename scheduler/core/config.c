@@ -24,8 +24,23 @@ void core_config_defaults(core_config_t *c) {
     c->latency_weight[i] = weight[i];
   }
   slo_defaults(c->slo);
-  c->cache_balance_abs = 16;
+  /* SGLang's cache-aware router (sgl-model-gateway's cache_threshold,
+   * balance_abs_threshold, balance_rel_threshold). */
+  c->cache_match_threshold = 0.3;
+  c->cache_balance_abs = 64;
   c->cache_balance_rel = 1.5;
+  /* Dynamo's KvRouterConfig defaults (prefill_load_scale,
+   * overlap_score_credit, decode_active_request_weight,
+   * router_temperature). */
+  c->kv_prefill_scale = 1.0;
+  c->kv_overlap_credit = 1.0;
+  c->kv_request_weight = 0.0;
+  c->kv_temperature = 0.0;
+  /* llm-d's default scheduling profile: queue-scorer 2,
+   * kv-cache-utilization-scorer 2, prefix-cache-scorer 3. */
+  c->score_queue_weight = 2.0;
+  c->score_kv_weight = 2.0;
+  c->score_prefix_weight = 3.0;
   c->kwh_usd = COST_DEFAULT_KWH_USD;
   c->max_open_bytes = (size_t)1 << 30;
 }
@@ -79,7 +94,8 @@ int core_config_set_latency_weight(core_config_t *c, const char *list,
 const char *core_outcome_name(core_outcome_t o) {
   static const char *const names[CORE_OUTCOME_COUNT] = {
       "turn",     "least_loaded", "cache_hit",  "cache_miss", "cache_spill",
-      "cheapest", "slo_met",      "slo_missed", "deferred",   "no_room",
+      "cheapest", "slo_met",      "slo_missed", "deferred",   "lowest_cost",
+      "best_score", "no_room",
   };
   return (unsigned)o < CORE_OUTCOME_COUNT ? names[o] : "unknown";
 }

@@ -45,12 +45,27 @@ typedef struct core_config {
    * score is its marginal cost times (1 + weight * the share of the SLO its
    * predicted latency uses); 0 takes the cheapest worker meeting the SLO. */
   double latency_weight[INFS_CLASS_COUNT];
-  /* cache_affinity and session affinity: the worker with the best prefix
+  /* cache_affinity: a worker's match counts when it holds more than
+   * cache_match_threshold of the request's blocks; the worker with the best
    * match is too loaded, and the request spills to the least loaded one,
    * when it has more than cache_balance_abs outstanding requests beyond the
-   * least loaded and more than cache_balance_rel times as many. */
+   * least loaded and more than cache_balance_rel times as many. Defaults:
+   * SGLang's cache-aware router (0.3, 64, 1.5). */
+  double cache_match_threshold;
   uint32_t cache_balance_abs;
   double cache_balance_rel;
+  /* kv_cost, after Dynamo's KV router (policy_kv_cost.c): weight of the
+   * prefill load, credit per cached block, weight of each outstanding
+   * request, and the softmax temperature (0: the lowest cost). */
+  double kv_prefill_scale;
+  double kv_overlap_credit;
+  double kv_request_weight;
+  double kv_temperature;
+  /* weighted_score, after llm-d's scheduler (policy_weighted_score.c):
+   * weights of the queue, KV-utilisation and prefix-match scores. */
+  double score_queue_weight;
+  double score_kv_weight;
+  double score_prefix_weight;
   double kwh_usd; /* energy price in predicted marginal costs */
   /* Prompts, session ids and block hashes all open requests may hold;
    * past it a submit is rejected as if its queue were full. */
@@ -173,6 +188,8 @@ typedef enum core_outcome {
   CORE_OUTCOME_SLO_MISSED,   /* balanced: none meets it, the fastest */
   CORE_OUTCOME_DEFERRED,     /* balanced: queued rather than slow down
                                 requests of its class or a more urgent one */
+  CORE_OUTCOME_LOWEST_COST,  /* kv_cost: lowest KV cost */
+  CORE_OUTCOME_BEST_SCORE,   /* weighted_score: highest weighted score */
   CORE_OUTCOME_NO_ROOM,      /* no worker had room: queued */
   CORE_OUTCOME_COUNT
 } core_outcome_t;

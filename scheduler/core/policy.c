@@ -3,8 +3,9 @@
 #include <string.h>
 
 static const policy_ops_t *const all[] = {
-    &policy_round_robin, &policy_least_loaded, &policy_cache_affinity,
-    &policy_cheapest,    &policy_balanced,     NULL,
+    &policy_round_robin, &policy_least_loaded,    &policy_cache_affinity,
+    &policy_kv_cost,     &policy_weighted_score, &policy_cheapest,
+    &policy_balanced,    NULL,
 };
 
 const policy_ops_t *policy_find(const char *name) {
@@ -75,13 +76,15 @@ slo_targets_t policy_targets(const policy_ctx_t *x, const prediction_t *p) {
   return slo_targets(&slo, uncached);
 }
 
-/* xorshift64*, mapped onto [0, bound) by a multiply: deterministic and
- * cheap. */
-static uint32_t draw(uint64_t *s, uint32_t bound) {
+uint64_t policy_random(uint64_t *s) {
   *s ^= *s >> 12;
   *s ^= *s << 25;
   *s ^= *s >> 27;
-  uint32_t r = (uint32_t)((*s * 0x2545f4914f6cdd1dull) >> 32);
+  return *s * 0x2545f4914f6cdd1dull;
+}
+
+uint32_t policy_draw(uint64_t *s, uint32_t bound) {
+  uint32_t r = (uint32_t)(policy_random(s) >> 32);
   return (uint32_t)(((uint64_t)r * bound) >> 32);
 }
 
@@ -94,7 +97,7 @@ static uint32_t draw_ordinals(uint64_t *rng, uint32_t size, uint32_t *t) {
     return size;
   }
   for (uint32_t i = 0; i < D; i++) {
-    uint32_t v = draw(rng, size), k = i;
+    uint32_t v = policy_draw(rng, size), k = i;
     for (; k > 0 && t[k - 1] > v; k--)
       t[k] = t[k - 1];
     t[k] = v;

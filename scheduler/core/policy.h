@@ -115,12 +115,19 @@ uint32_t policy_tightest_tpot(const core_config_t *cfg, const core_worker_t *w,
  * class of worker is never left out. Returns how many; a candidate may
  * appear twice. */
 size_t policy_sample(policy_ctx_t *x, uint64_t *rng, uint32_t *out);
+/* xorshift64*: deterministic and cheap, for picks that draw; state must
+ * not be 0. policy_draw maps it onto [0, bound) by a multiply. */
+uint64_t policy_random(uint64_t *state);
+uint32_t policy_draw(uint64_t *state, uint32_t bound);
+
 /* Records a scored candidate when explaining; cheap no-op otherwise. */
 void policy_offer(policy_ctx_t *x, size_t cand, double score, bool ok);
 
 extern const policy_ops_t policy_round_robin;
 extern const policy_ops_t policy_least_loaded;
 extern const policy_ops_t policy_cache_affinity;
+extern const policy_ops_t policy_kv_cost;
+extern const policy_ops_t policy_weighted_score;
 extern const policy_ops_t policy_cheapest;
 extern const policy_ops_t policy_balanced;
 

@@ -1,11 +1,20 @@
 /* cache_affinity: the worker holding most of the request's prefix blocks
  * (from heartbeats, or left there by the request's session), so that the
- * prefix is not prefilled again. A match is held back when its worker is
- * too loaded next to the least loaded one (cache_balance_abs/_rel, the
- * SGLang router's balance thresholds); the request then takes the best
- * match among the others, or the least loaded worker when none has a hit,
- * as the SGLang and Dynamo KV routers do. One pass over the pool reading
- * packed loads and prefix depths; no prediction. */
+ * prefix is not prefilled again, after SGLang's cache-aware router
+ * (sgl-model-gateway, policies/cache_aware.rs). A match counts when it
+ * holds more than cache_match_threshold of the request's blocks (SGLang's
+ * cache_threshold, 0.3). A match is held back when its worker is too loaded
+ * next to the least loaded one: more than cache_balance_abs outstanding
+ * requests beyond it and more than cache_balance_rel times as many
+ * (SGLang's balance_abs_threshold 64 and balance_rel_threshold 1.5); the
+ * request then takes the best match among the others, or the least loaded
+ * worker when none has a hit. SGLang tests the imbalance of the whole pool
+ * (its busiest worker against its idlest) and, below the threshold, sends
+ * the request to the worker with the smallest cache tree; here only the
+ * matched worker's own load holds it back, and a request with no match
+ * goes to the least loaded, as Dynamo's and llm-d's load terms would have
+ * it. One pass over the pool reading packed loads and prefix depths; no
+ * prediction. */
 #include "scheduler/core/policy.h"
 
 static int ca_pick(void *state, policy_ctx_t *x) {
@@ -16,10 +25,14 @@ static int ca_pick(void *state, policy_ctx_t *x) {
   uint64_t *packed = x->scratch;
   size_t least = 0;
   uint32_t top = 0; /* the best match whatever the load */
+  /* Blocks a match must hold more than; none without hashes. */
+  double need = x->cfg->cache_match_threshold * (double)x->r->spec.n_blocks;
   for (size_t i = 0; i < x->n; i++) {
     if (i > 0 && policy_less_loaded(x, i, least))
       least = i;
     uint32_t b = policy_cached_blocks(x, i);
+    if (!((double)b > need))
+      b = 0;
     if (b > top)
       top = b;
     packed[i] = (uint64_t)b << 32 | policy_hot(x, i)->outstanding;

@@ -59,18 +59,25 @@ static uint64_t clamp_i64(int64_t v, uint64_t hi) {
   return (uint64_t)v > hi ? hi : (uint64_t)v;
 }
 
+void predictor_now(const infs_profile_t *p, const core_load_t *l,
+                   const predictor_since_t *since, predictor_now_t *out) {
+  out->kv_total = l->kv_total ? l->kv_total : p->kv_tokens;
+  out->kv = clamp_i64((int64_t)l->kv_used + since->kv_tokens, out->kv_total);
+  out->backlog = clamp_i64(
+      (int64_t)l->prefill_backlog_tokens + since->prefill_tokens, UINT32_MAX);
+  out->requests = (uint32_t)clamp_i64(
+      (int64_t)l->running + l->queued + since->requests, UINT32_MAX);
+  out->running = out->requests < p->max_batch ? out->requests : p->max_batch;
+}
+
 void predictor_estimate(const predictor_worker_t *w,
                         const predictor_request_t *r, double kwh_usd,
                         prediction_t *out) {
   const infs_profile_t *p = w->profile;
-  const core_load_t *l = w->load;
-  uint64_t kv_total = l->kv_total ? l->kv_total : p->kv_tokens;
-  uint64_t kv = clamp_i64((int64_t)l->kv_used + w->since.kv_tokens, kv_total);
-  uint64_t backlog = clamp_i64(
-      (int64_t)l->prefill_backlog_tokens + w->since.prefill_tokens, UINT32_MAX);
-  uint32_t n = (uint32_t)clamp_i64(
-      (int64_t)l->running + l->queued + w->since.requests, UINT32_MAX);
-  uint32_t running = n < p->max_batch ? n : p->max_batch;
+  predictor_now_t now;
+  predictor_now(p, w->load, &w->since, &now);
+  uint64_t kv_total = now.kv_total, kv = now.kv, backlog = now.backlog;
+  uint32_t n = now.requests, running = now.running;
 
   uint64_t prompt = r->prompt_tokens;
   uint64_t cached =

@@ -35,6 +35,19 @@ typedef struct predictor_worker {
   double tpot_cap_ms;
 } predictor_worker_t;
 
+/* What a worker holds now, from its last heartbeat and what the core sent
+ * it and heard back since. */
+typedef struct predictor_now {
+  uint64_t kv;       /* KV tokens in use, at most kv_total */
+  uint64_t kv_total; /* the heartbeat's, else the profile's */
+  uint64_t backlog;  /* prompt tokens waiting for prefill */
+  uint32_t requests; /* running or queued */
+  uint32_t running;  /* of those, in the batch (at most max_batch) */
+} predictor_now_t;
+
+void predictor_now(const infs_profile_t *p, const core_load_t *l,
+                   const predictor_since_t *since, predictor_now_t *out);
+
 typedef struct predictor_request {
   uint32_t prompt_tokens;
   uint32_t max_tokens;

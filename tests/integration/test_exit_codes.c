@@ -41,7 +41,7 @@ typedef struct flag_case {
       {"--block-size", "0"}, {"--shared-prefix", "2"}, {"--slo", "x"},       \
       {"--sessions", "x"}, {"--session-rate", "-1"}, {"--turns", "x"},       \
       {"--steps", "x"}, {"--think-time", "x"}, {"--tool-time", "x"},         \
-      {"--max-context", "x"}, {"--set", "nokey"}
+      {"--max-context", "x"}, {"--set", "nokey"}, {"--record", NULL}
 
 static const flag_case_t k_scheduler[] = {
     {"--clients", "bogus"},
@@ -57,6 +57,14 @@ static const flag_case_t k_scheduler[] = {
     {"--latency-weight", "x"},
     {"--cache-balance-abs", "x"},
     {"--cache-balance-rel", "-1"},
+    {"--cache-match-threshold", "2"},
+    {"--kv-prefill-scale", "x"},
+    {"--kv-overlap-credit", "1.5"},
+    {"--kv-request-weight", "-1"},
+    {"--kv-temperature", "x"},
+    {"--score-queue-weight", "x"},
+    {"--score-kv-weight", "-1"},
+    {"--score-prefix-weight", "x"},
     {"--kwh-price", "x"},
     {"--http", "localhost:9080x"},
     {"--http-max-body", "1"},
@@ -114,6 +122,16 @@ static const flag_case_t k_sim[] = {
     {"--queue-timeout-ms", "x"},
     {"--max-attempts", "x"},
     {"--latency-weight", "x"},
+    {"--cache-balance-abs", "x"},
+    {"--cache-balance-rel", "-1"},
+    {"--cache-match-threshold", "2"},
+    {"--kv-prefill-scale", "x"},
+    {"--kv-overlap-credit", "1.5"},
+    {"--kv-request-weight", "-1"},
+    {"--kv-temperature", "x"},
+    {"--score-queue-weight", "x"},
+    {"--score-kv-weight", "-1"},
+    {"--score-prefix-weight", "x"},
     {"--delay-us", "x"},
     {"--kwh-price", "x"},
     {"--model", NULL},
@@ -127,6 +145,10 @@ static const flag_case_t k_sim[] = {
     {"--seeds", "0"},
     {"--min-requests", "x"},
     {"--scale-by", "stretch"},
+    {"--matrix", NULL},
+    {"--matrix-workload", "nope"},
+    {"--matrix-pool", "x"},
+    {"--matrix-md", NULL},
     {"--report-json", NULL},
     {"--report-html", NULL},
     {"--log-level", "loud"},

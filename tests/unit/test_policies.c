@@ -567,6 +567,229 @@ static void test_cache_spill_to_next_best_match(void **unused) {
   pool_free(&p);
 }
 
+/* SGLang's cache_threshold (0.3 by default): a worker holding 3 of the
+ * prompt's 10 blocks has no match and the request goes to the least loaded
+ * (gpu-0, the first of equals); 4 of 10 is a match. */
+static void test_cache_match_threshold(void **unused) {
+  (void)unused;
+  core_config_t d;
+  core_config_defaults(&d);
+  assert_float_equal(d.cache_match_threshold, 0.3, 0);
+  assert_int_equal(d.cache_balance_abs, 64);
+  assert_float_equal(d.cache_balance_rel, 1.5, 0);
+  uint64_t blocks[10];
+  chain(3, blocks, 10);
+  req_spec_t r = {
+      .cls = INFS_CLASS_AGENT, .prompt = 640, .blocks = blocks, .n_blocks = 10};
+  static const struct {
+    double threshold;
+    size_t cached;
+    int expect;
+    core_outcome_t outcome;
+  } cases[] = {
+      {0.3, 3, 0, CORE_OUTCOME_CACHE_MISS},
+      {0.3, 4, 1, CORE_OUTCOME_CACHE_HIT},
+      {0.0, 3, 1, CORE_OUTCOME_CACHE_HIT},
+      {0.5, 5, 0, CORE_OUTCOME_CACHE_MISS},
+  };
+  for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+    pool_t p;
+    pool_config(&p, "cache_affinity");
+    p.cfg.cache_match_threshold = cases[k].threshold;
+    pool_start(&p);
+    pool_gpus(&p, 3);
+    beat_cache(&p, 1, 0, blocks, cases[k].cached);
+    assert_int_equal(submit(&p, &r), cases[k].expect);
+    assert_int_equal(outcome(&p, cases[k].outcome), 1);
+    pool_free(&p);
+  }
+}
+
+/* One heartbeat: KV tokens in use, prompt tokens waiting for prefill, and
+ * the first `cached` of blocks as the whole prefix cache. */
+static void beat_kv(pool_t *p, int w, uint64_t kv, uint64_t backlog,
+                    const uint64_t *blocks, size_t cached) {
+  core_load_t l = {.kv_used = kv,
+                   .prefill_backlog_tokens = backlog,
+                   .cache_reset = true,
+                   .cache_added = blocks,
+                   .n_cache_added = cached};
+  beat(p, w, 0, &l);
+}
+
+/* kv_cost on three H100s (64-token blocks) and a 20-block prompt, by
+ * Dynamo's formula: scale * max(prefill - cached, 0) + decode, where
+ * prefill is the backlog plus the prompt and decode the KV in use plus the
+ * prompt, in blocks.
+ *   defaults:  gpu-0 (16 cached, 100 KV blocks) 4 + 120 = 124,
+ *              gpu-1 (nothing) 20 + 20 = 40,
+ *              gpu-2 (8 cached, 20 KV blocks) 12 + 40 = 52: gpu-1;
+ *   scale 4:   136, 100, 88: gpu-2, the prefill it saves now weighs more;
+ *   backlog:   gpu-0 (all 20 cached, 50 blocks waiting) 50 + 20 = 70,
+ *              gpu-1 (50 KV blocks) 20 + 70 = 90,
+ *              gpu-2 (10 blocks waiting) 30 + 20 = 50: gpu-2. */
+static void test_kv_cost_formula(void **unused) {
+  (void)unused;
+  uint64_t blocks[20];
+  chain(4, blocks, 20);
+  req_spec_t r = {.cls = INFS_CLASS_AGENT,
+                  .prompt = 20 * 64,
+                  .blocks = blocks,
+                  .n_blocks = 20};
+  static const struct {
+    double scale;
+    uint64_t kv[3], backlog[3];
+    size_t cached[3];
+    int expect;
+  } cases[] = {
+      {1, {6400, 0, 1280}, {0, 0, 0}, {16, 0, 8}, 1},
+      {4, {6400, 0, 1280}, {0, 0, 0}, {16, 0, 8}, 2},
+      {1, {0, 3200, 0}, {3200, 0, 640}, {20, 0, 0}, 2},
+  };
+  for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+    pool_t p;
+    pool_config(&p, "kv_cost");
+    p.cfg.kv_prefill_scale = cases[k].scale;
+    pool_start(&p);
+    pool_gpus(&p, 3);
+    for (int w = 0; w < 3; w++)
+      beat_kv(&p, w, cases[k].kv[w], cases[k].backlog[w], blocks,
+              cases[k].cached[w]);
+    assert_int_equal(submit(&p, &r), cases[k].expect);
+    assert_int_equal(outcome(&p, CORE_OUTCOME_LOWEST_COST), 1);
+    pool_free(&p);
+  }
+}
+
+/* Two H100s, one holding the whole 20-block prompt: costs 20 and 40. At
+ * temperature 0 the lower always wins; at 1 Dynamo's softmax over the
+ * costs rescaled to their spread gives the other e^-1 / (1 + e^-1) = 0.269
+ * of the picks (108 of 400; the bounds are four standard deviations). A
+ * heartbeat before each pick keeps the loads as they were. */
+static void test_kv_cost_temperature(void **unused) {
+  (void)unused;
+  uint64_t blocks[20];
+  chain(5, blocks, 20);
+  req_spec_t r = {.cls = INFS_CLASS_AGENT,
+                  .prompt = 20 * 64,
+                  .blocks = blocks,
+                  .n_blocks = 20};
+  for (int t = 0; t < 2; t++) {
+    pool_t p;
+    pool_config(&p, "kv_cost");
+    p.cfg.kv_temperature = t;
+    pool_start(&p);
+    pool_gpus(&p, 2);
+    int other = 0;
+    for (int i = 0; i < 400; i++) {
+      beat_kv(&p, 0, 0, 0, blocks, 20);
+      beat_kv(&p, 1, 0, 0, blocks, 0);
+      other += submit(&p, &r) == 1;
+    }
+    if (t == 0) {
+      assert_int_equal(other, 0);
+    } else {
+      assert_in_range(other, 108 - 36, 108 + 36);
+    }
+    pool_free(&p);
+  }
+}
+
+/* Outstanding requests weigh in with kv_request_weight: gpu-0 holds the
+ * prompt (cost 20 against 40) but has 25 requests; at weight 1 that is 45
+ * against 40 and gpu-1 wins. */
+static void test_kv_cost_request_weight(void **unused) {
+  (void)unused;
+  uint64_t blocks[20];
+  chain(6, blocks, 20);
+  req_spec_t r = {.cls = INFS_CLASS_AGENT,
+                  .prompt = 20 * 64,
+                  .blocks = blocks,
+                  .n_blocks = 20};
+  for (int weight = 0; weight < 2; weight++) {
+    pool_t p;
+    pool_config(&p, "kv_cost");
+    p.cfg.kv_request_weight = weight;
+    pool_start(&p);
+    pool_gpus(&p, 2);
+    /* 25 requests onto gpu-0 while gpu-1 is full of KV; then a heartbeat
+     * of each forgets the KV they took: only their count stays. */
+    for (int i = 0; i < 25; i++) {
+      beat_kv(&p, 0, 0, 0, blocks, 20);
+      beat_kv(&p, 1, 400000, 0, blocks, 0);
+      assert_int_equal(submit(&p, &r), 0);
+    }
+    beat_kv(&p, 0, 0, 0, blocks, 20);
+    beat_kv(&p, 1, 0, 0, blocks, 0);
+    assert_int_equal(submit(&p, &r), weight ? 1 : 0);
+    pool_free(&p);
+  }
+}
+
+/* weighted_score on three H100s (batch 256, 450,000 KV tokens) and a
+ * 10-block prompt, by llm-d's scorers:
+ *   waiting 10 / 0 / 4     queue score  0 / 1 / 0.6
+ *   KV use 0.5 / 0.8 / 0.2 KV score   0.5 / 0.2 / 0.8
+ *   cached 10 / 0 / 5      prefix score 1 / 0 / 0.5
+ * weights 2, 2, 3: 4.0 / 2.4 / 4.3, gpu-2; prefix weight 6: 7.0 / 2.4 /
+ * 5.8, gpu-0. */
+static void test_weighted_score_formula(void **unused) {
+  (void)unused;
+  uint64_t blocks[10];
+  chain(7, blocks, 10);
+  req_spec_t r = {.cls = INFS_CLASS_AGENT,
+                  .prompt = 10 * 64,
+                  .blocks = blocks,
+                  .n_blocks = 10};
+  static const struct {
+    uint32_t running, queued;
+    uint64_t kv;
+    size_t cached;
+  } w[3] = {{256, 10, 225000, 10}, {100, 0, 360000, 0}, {256, 4, 90000, 5}};
+  for (int k = 0; k < 2; k++) {
+    pool_t p;
+    pool_config(&p, "weighted_score");
+    if (k)
+      p.cfg.score_prefix_weight = 6;
+    pool_start(&p);
+    pool_gpus(&p, 3);
+    for (int i = 0; i < 3; i++) {
+      core_load_t l = {.running = w[i].running,
+                       .queued = w[i].queued,
+                       .kv_used = w[i].kv,
+                       .cache_reset = true,
+                       .cache_added = blocks,
+                       .n_cache_added = w[i].cached};
+      beat(&p, i, 0, &l);
+    }
+    assert_int_equal(submit(&p, &r), k ? 0 : 2);
+    assert_int_equal(outcome(&p, CORE_OUTCOME_BEST_SCORE), 1);
+    pool_free(&p);
+  }
+}
+
+/* On idle workers every score is 2 + 2 + 0: the max-score picker draws
+ * among equals, so each of three workers gets about a third. */
+static void test_weighted_score_ties_drawn(void **unused) {
+  (void)unused;
+  pool_t p;
+  pool_init(&p, "weighted_score");
+  pool_gpus(&p, 3);
+  int count[3] = {0};
+  req_spec_t r = {.cls = INFS_CLASS_AGENT, .prompt = 500};
+  core_load_t idle = {0};
+  for (int i = 0; i < 300; i++) {
+    for (int w = 0; w < 3; w++)
+      beat(&p, w, 0, &idle);
+    int w = submit(&p, &r);
+    assert_in_range(w, 0, 2);
+    count[w]++;
+  }
+  for (int w = 0; w < 3; w++)
+    assert_in_range(count[w], 60, 140);
+  pool_free(&p);
+}
+
 /* --- the prefix index, as heartbeats update it --- */
 
 static uint32_t cached_on(const pool_t *p, int w) {
@@ -1128,6 +1351,8 @@ static void test_outcome_counters_per_policy(void **unused) {
       {"round_robin", CORE_OUTCOME_TURN},
       {"least_loaded", CORE_OUTCOME_LEAST_LOADED},
       {"cache_affinity", CORE_OUTCOME_CACHE_MISS},
+      {"kv_cost", CORE_OUTCOME_LOWEST_COST},
+      {"weighted_score", CORE_OUTCOME_BEST_SCORE},
       {"cheapest", CORE_OUTCOME_CHEAPEST},
       {"balanced", CORE_OUTCOME_SLO_MET},
   };
@@ -1185,6 +1410,12 @@ int main(void) {
       cmocka_unit_test(test_model_is_a_hard_constraint),
       cmocka_unit_test(test_cache_hit_until_overloaded),
       cmocka_unit_test(test_cache_spill_to_next_best_match),
+      cmocka_unit_test(test_cache_match_threshold),
+      cmocka_unit_test(test_kv_cost_formula),
+      cmocka_unit_test(test_kv_cost_temperature),
+      cmocka_unit_test(test_kv_cost_request_weight),
+      cmocka_unit_test(test_weighted_score_formula),
+      cmocka_unit_test(test_weighted_score_ties_drawn),
       cmocka_unit_test(test_cache_index_follows_heartbeats),
       cmocka_unit_test(test_prefix_index_match),
       cmocka_unit_test(test_prefix_index_against_model),

@@ -5,6 +5,7 @@
 #include "tools/sim/capacity.h"
 #include "tools/sim/compare.h"
 #include "tools/sim/drive.h"
+#include "tools/sim/matrix.h"
 #include "tools/sim/pool.h"
 #include "tools/sim/sim.h"
 #include "tools/sim/sweep.h"
@@ -48,6 +49,14 @@ static infs_profile_t simple_profile(void) {
    * 100 sequences takes 10 ms, a prompt of P >= 100 tokens P / 10 ms. */
   fixture_roofline(&p, 10, 0.1, 0, 0);
   return p;
+}
+
+/* The defaults on one worker of simple_profile (wk is borrowed by cfg). */
+static void one_simple_worker(sim_worker_spec_t *wk, sim_config_t *cfg) {
+  *wk = (sim_worker_spec_t){.id = "w-0", .profile = simple_profile()};
+  sim_config_defaults(cfg);
+  cfg->workers = wk;
+  cfg->n_workers = 1;
 }
 
 static workload_dist_t fixed(uint32_t n) {
@@ -106,11 +115,9 @@ static char *run_json(const sim_config_t *cfg, const workload_opts_t *wo,
 
 static void test_one_request_timeline(void **state) {
   (void)state;
-  sim_worker_spec_t wk = {.id = "w-0", .profile = simple_profile()};
+  sim_worker_spec_t wk;
   sim_config_t cfg;
-  sim_config_defaults(&cfg);
-  cfg.workers = &wk;
-  cfg.n_workers = 1;
+  one_simple_worker(&wk, &cfg);
   cfg.delay_us = 250;
   workload_opts_t wo;
   workload_opts_default(&wo);
@@ -207,15 +214,48 @@ static void test_same_seed_same_report(void **state) {
   free(ws);
 }
 
+/* --- Mooncake traces: shared block ids are cache hits --- */
+
+/* tests/data/mooncake_shared.jsonl on one worker, requests a second apart
+ * (none overlaps another, nothing is evicted from a 100-block cache): each
+ * hits exactly the 64-token blocks its leading ids share with an earlier
+ * row, 8 per 512-token id. Row 2 shares 2
+ * ids (16 blocks), row 3 one (8), row 4 repeats row 1 (2 ids and the one
+ * whole block of its 76-token last id: 17), row 5 shares nothing as its
+ * first id differs, row 6 extends row 1 (17). */
+static void test_mooncake_shared_ids_hit(void **state) {
+  (void)state;
+  const char *spec =
+      "mooncake:" INFSCHED_SOURCE_DIR "/tests/data/mooncake_shared.jsonl";
+  sim_worker_spec_t wk;
+  sim_config_t cfg;
+  one_simple_worker(&wk, &cfg);
+  workload_opts_t wo;
+  workload_opts_default(&wo);
+  char err[256] = "";
+  workload_t *w = NULL;
+  if (workload_new(spec, &wo, &w, err, sizeof err))
+    fail_msg("%s", err);
+  report_t *r = report_new();
+  if (sim_run(&cfg, w, r, NULL, err, sizeof err))
+    fail_msg("sim_run: %s", err);
+  cJSON *j = report_to_json(r);
+  assert_int_equal(json_num(j, "requests.completed"), 6);
+  assert_int_equal(json_num(j, "tokens.prompt"),
+                   1100 + 1536 + 700 + 1100 + 1500 + 2000);
+  assert_int_equal(json_num(j, "tokens.cached"), (16 + 8 + 17 + 0 + 17) * 64);
+  cJSON_Delete(j);
+  report_destroy(&r);
+  workload_destroy(&w);
+}
+
 /* --- drain: what is still open when it ends is lost --- */
 
 static void test_drain_loses_open_requests(void **state) {
   (void)state;
-  sim_worker_spec_t wk = {.id = "w-0", .profile = simple_profile()};
+  sim_worker_spec_t wk;
   sim_config_t cfg;
-  sim_config_defaults(&cfg);
-  cfg.workers = &wk;
-  cfg.n_workers = 1;
+  one_simple_worker(&wk, &cfg);
   cfg.drain_s = 0;
   workload_opts_t wo;
   workload_opts_default(&wo);
@@ -440,11 +480,9 @@ static void test_sweep_pareto_front(void **state) {
 
 static void test_capacity_brackets_the_target(void **state) {
   (void)state;
-  sim_worker_spec_t wk = {.id = "w-0", .profile = simple_profile()};
+  sim_worker_spec_t wk;
   sim_config_t cfg;
-  sim_config_defaults(&cfg);
-  cfg.workers = &wk;
-  cfg.n_workers = 1;
+  one_simple_worker(&wk, &cfg);
   workload_opts_t wo;
   workload_opts_default(&wo);
   wo.rate = 1;
@@ -525,15 +563,86 @@ static void test_capacity_brackets_the_target(void **state) {
   capacity_point_free(&pt);
 }
 
+/* --- the matrix: policies x workloads x pools --- */
+
+/* Two policies, two workloads (the Poisson one at two rates) and two pools
+ * (one simple worker, two): eight cells, each with its run at load and its
+ * capacity searches, the 95% capacity never below the 99% one, and the
+ * table and JSON carrying every cell and the command. */
+static void test_matrix_cells(void **state) {
+  (void)state;
+  sim_worker_spec_t one[1], two[2];
+  sim_config_t cfg;
+  one_simple_worker(&one[0], &cfg);
+  two[0] = one[0];
+  two[1] = one[0];
+  snprintf(two[1].id, sizeof two[1].id, "w-1");
+  workload_opts_t slow, fast;
+  workload_opts_default(&slow);
+  slow.rate = 2;
+  slow.duration_s = 10;
+  slow.prompt = fixed(1000);
+  slow.output = fixed(10);
+  fast = slow;
+  fast.rate = 8;
+  matrix_workload_t wl[2] = {
+      {"slow", {make_poisson, describe_poisson, &slow}},
+      {"fast", {make_poisson, describe_poisson, &fast}},
+  };
+  matrix_pool_t pools[2] = {{"one", "w=1", one, 1}, {"two", "w=2", two, 2}};
+  const char *policies[] = {"least_loaded", "kv_cost", NULL};
+  matrix_t m = {.workloads = wl,
+                .n_workloads = 2,
+                .pools = pools,
+                .n_pools = 2,
+                .policies = policies};
+  capacity_opts_default(&m.cap);
+  m.cap.seeds = 1;
+  m.cap.min_requests = 1; /* runs of tens of requests, for speed */
+  char err[256] = "";
+  if (matrix_run(&m, &cfg, NULL, err, sizeof err))
+    fail_msg("matrix_run: %s", err);
+  assert_int_equal(m.n_cells, 8);
+  for (size_t k = 0; k < m.n_cells; k++) {
+    const matrix_cell_t *c = &m.cells[k];
+    assert_int_equal(c->workload, k / 4);
+    assert_int_equal(c->pool, k / 2 % 2);
+    assert_string_equal(c->policy, policies[k % 2]);
+    assert_true(c->at_load.sent > 0);
+    assert_true(c->cap99.found && c->cap95.found);
+    assert_true(c->cap95.scale >= c->cap99.scale);
+  }
+  /* Four times the rate on the same pool: a quarter of the scale. */
+  assert_float_equal(m.cells[4].cap99.scale * 4, m.cells[0].cap99.scale,
+                     m.cells[0].cap99.scale * 0.1);
+  char *text = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&text, &len);
+  matrix_markdown(&m, "infsched-sim --matrix", f);
+  fclose(f);
+  assert_non_null(strstr(text, "infsched-sim --matrix"));
+  assert_non_null(strstr(text, "**fast** on **two** (w=2)"));
+  assert_non_null(strstr(text, "| `kv_cost` |"));
+  free(text);
+  cJSON *j = matrix_to_json(&m, "cmd");
+  assert_non_null(j);
+  assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(j, "cells")), 8);
+  assert_string_equal(cJSON_GetObjectItem(j, "command")->valuestring, "cmd");
+  cJSON_Delete(j);
+  matrix_free(&m);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_one_request_timeline),
       cmocka_unit_test(test_same_seed_same_report),
+      cmocka_unit_test(test_mooncake_shared_ids_hit),
       cmocka_unit_test(test_drain_loses_open_requests),
       cmocka_unit_test(test_compare_runs_each_policy),
       cmocka_unit_test(test_pool_mixes),
       cmocka_unit_test(test_sweep_pareto_front),
       cmocka_unit_test(test_capacity_brackets_the_target),
+      cmocka_unit_test(test_matrix_cells),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -128,6 +128,47 @@ static void test_trace_scale(void **state) {
   assert_string_equal(buf, "1 copy sped up");
 }
 
+/* A Mooncake trace is a trace: a speed-up or overlaid copies scale it, and
+ * --record names the file a run is written to. */
+static void test_mooncake_trace_and_record(void **state) {
+  (void)state;
+  workload_cli_t c;
+  const char *args[] = {"p",
+                        "--workload",
+                        "mooncake:" INFSCHED_DATA_DIR
+                        "/mooncake_synthetic_head60.jsonl",
+                        "--record",
+                        "run.jsonl",
+                        NULL};
+  assert_int_equal(parse(&c, args), 0);
+  assert_int_equal(workload_cli_kind(&c), WORKLOAD_CLI_TRACE);
+  assert_string_equal(c.record, "run.jsonl");
+  workload_req_t a[10], b[10];
+  c.scale_by = WORKLOAD_SCALE_COMPRESS;
+  first_requests(&c, 1.0, 10, a);
+  first_requests(&c, 2.0, 10, b);
+  assert_int_equal(a[0].prompt_tokens, 40160);
+  for (size_t i = 0; i < 10; i++) {
+    assert_int_equal(a[i].prompt_tokens, b[i].prompt_tokens);
+    assert_true(llabs((long long)b[i].arrival * 2 - (long long)a[i].arrival) <=
+                2);
+  }
+  c.scale_by = WORKLOAD_SCALE_OVERLAY;
+  char err[256];
+  uint64_t count[2];
+  for (int k = 0; k < 2; k++) {
+    workload_t *w = NULL;
+    assert_int_equal(workload_cli_build(&c, k + 1.0, &w, err, sizeof err), 0);
+    workload_req_t r;
+    count[k] = 0;
+    while (workload_pop(w, INFS_TIME_NEVER - 1, &r) == 0)
+      count[k]++;
+    workload_destroy(&w);
+  }
+  assert_int_equal(count[0], 60);
+  assert_int_equal(count[1], 2 * 60);
+}
+
 static void test_codex_knobs_and_scale(void **state) {
   (void)state;
   workload_cli_t c;
@@ -171,6 +212,10 @@ static void test_flags_that_do_not_apply(void **state) {
       (const char *[]){"p", "--sessions", "4", NULL},
       (const char *[]){"p", "--rate", "-1", NULL},
       (const char *[]){"p", "--set", "novalue", NULL},
+      (const char *[]){"p", "--workload", "mooncake:x.jsonl", "--rate", "3",
+                       NULL},
+      (const char *[]){"p", "--record", "r.jsonl", "--block-size", "48",
+                       NULL},
   };
   for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
     workload_cli_t c;
@@ -186,6 +231,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_poisson_flags_and_scale),
       cmocka_unit_test(test_trace_scale),
+      cmocka_unit_test(test_mooncake_trace_and_record),
       cmocka_unit_test(test_codex_knobs_and_scale),
       cmocka_unit_test(test_flags_that_do_not_apply),
   };

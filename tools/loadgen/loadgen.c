@@ -336,6 +336,8 @@ static void send_one(loadgen_t *g, const workload_req_t *r, uint64_t now_ns) {
   };
   g->outstanding++;
   g->last_event_ns = now_ns;
+  if (g->cfg->record)
+    workload_recorder_add(g->cfg->record, r);
   int rc = client_submit(g->client, &req);
   if (rc) {
     /* Counted as a failure so the books still balance. */

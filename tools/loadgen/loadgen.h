@@ -25,6 +25,7 @@ typedef struct loadgen_config {
   double wait_timeout_s;
   double status_timeout_s; /* wait for the start and end pool snapshots */
   bool progress;           /* a progress line on stderr every second */
+  workload_recorder_t *record; /* NULL, or gets every request sent */
 } loadgen_config_t;
 
 /* Runs the workload (borrowed) against the scheduler and prints the report

@@ -165,7 +165,20 @@ int main(int argc, char **argv) {
     cli_usage_error("--workload: %s", err);
     return CLI_EXIT_USAGE;
   }
+  if (wl.record &&
+      workload_recorder_new(wl.opts.block_size, &cfg.record, err,
+                            sizeof err)) {
+    workload_destroy(&w);
+    cli_usage_error("--record: %s", err);
+    return CLI_EXIT_USAGE;
+  }
   int status = loadgen_run(&cfg, w);
+  if (cfg.record &&
+      workload_recorder_write(cfg.record, wl.record, err, sizeof err)) {
+    log_error("--record: %s", err);
+    status = 1;
+  }
+  workload_recorder_destroy(&cfg.record);
   workload_destroy(&w);
   return status;
 }

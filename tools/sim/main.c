@@ -13,6 +13,7 @@
 #include "tools/sim/capacity.h"
 #include "tools/sim/compare.h"
 #include "tools/sim/drive.h"
+#include "tools/sim/matrix.h"
 #include "tools/sim/pool.h"
 #include "tools/sim/sim.h"
 #include "tools/sim/sweep.h"
@@ -27,6 +28,17 @@
 #include <time.h>
 
 #define PROGRAM "infsched-sim"
+
+/* The policies' own settings, read as the scheduler reads them; their
+ * getopt values are OPT_POLICY_SETTING + the setting's id. */
+static const setting_id_t policy_settings[] = {
+    SET_CACHE_MATCH_THRESHOLD, SET_CACHE_BALANCE_ABS,  SET_CACHE_BALANCE_REL,
+    SET_KV_PREFILL_SCALE,      SET_KV_OVERLAP_CREDIT,  SET_KV_REQUEST_WEIGHT,
+    SET_KV_TEMPERATURE,        SET_SCORE_QUEUE_WEIGHT, SET_SCORE_KV_WEIGHT,
+    SET_SCORE_PREFIX_WEIGHT,
+};
+#define N_POLICY_SETTINGS (sizeof policy_settings / sizeof *policy_settings)
+#define OPT_POLICY_SETTING 0x3000
 
 static void usage(FILE *out) {
   fprintf(
@@ -48,7 +60,11 @@ static void usage(FILE *out) {
       "  --queue-timeout-ms N  longest wait for capacity (30000)\n"
       "  --max-attempts N      dispatches of one request (3)\n"
       "  --latency-weight LIST balanced: latency against cost by class, e.g.\n"
-      "                        interactive=2,agent=1,batch=0\n"
+      "                        interactive=2,agent=1,batch=0\n");
+  for (size_t i = 0; i < N_POLICY_SETTINGS; i++)
+    settings_usage_one(out, settings_get(policy_settings[i]));
+  fprintf(
+      out,
       "  --delay-us N          one-way delay of every message (100)\n"
       "  --kwh-price USD       energy price per kWh (0.10)\n"
       "  --model NAME          model to ask for (default: any)\n"
@@ -81,6 +97,18 @@ static void usage(FILE *out) {
       "                        copies, bursts keep their shape) or compress "
       "(a\n"
       "                        speed-up, bursts grow as dense) (overlay)\n"
+      "  --matrix              policies x workloads x pools: SLO met, capacity\n"
+      "                        at 99%% and 95%%, $ per million SLO-meeting\n"
+      "                        tokens and cache hits, as Markdown (stdout) and\n"
+      "                        JSON (--report-json); policies from --compare\n"
+      "                        (all)\n"
+      "  --matrix-workload SPEC  a workload of the matrix (repeatable; default:\n"
+      "                        the one of --workload); the workload flags\n"
+      "                        apply to each\n"
+      "  --matrix-pool NAME=MIX  a pool of the matrix, e.g. gpu-only=gpu=6\n"
+      "                        (repeatable; NAME= alone: the cluster's pool;\n"
+      "                        default: the cluster's pool as \"cluster\")\n"
+      "  --matrix-md FILE      also write the matrix's Markdown to FILE\n"
       "\n"
       "Output:\n"
       "  --report-json FILE    write the report(s) as JSON\n"
@@ -119,6 +147,10 @@ enum {
   OPT_SEEDS,
   OPT_MIN_REQUESTS,
   OPT_SCALE_BY,
+  OPT_MATRIX,
+  OPT_MATRIX_WORKLOAD,
+  OPT_MATRIX_POOL,
+  OPT_MATRIX_MD,
   OPT_REPORT_JSON,
   OPT_REPORT_HTML,
   OPT_LOG_LEVEL,
@@ -145,6 +177,10 @@ static const struct option own_options[] = {
     {"seeds", required_argument, NULL, OPT_SEEDS},
     {"min-requests", required_argument, NULL, OPT_MIN_REQUESTS},
     {"scale-by", required_argument, NULL, OPT_SCALE_BY},
+    {"matrix", no_argument, NULL, OPT_MATRIX},
+    {"matrix-workload", required_argument, NULL, OPT_MATRIX_WORKLOAD},
+    {"matrix-pool", required_argument, NULL, OPT_MATRIX_POOL},
+    {"matrix-md", required_argument, NULL, OPT_MATRIX_MD},
     {"report-json", required_argument, NULL, OPT_REPORT_JSON},
     {"report-html", required_argument, NULL, OPT_REPORT_HTML},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
@@ -152,8 +188,16 @@ static const struct option own_options[] = {
     {"version", no_argument, NULL, 'V'},
 };
 
+#define MATRIX_MAX 16
+
 typedef struct opts {
   const char *cluster;
+  bool matrix;
+  const char *matrix_workloads[MATRIX_MAX];
+  size_t n_matrix_workloads;
+  const char *matrix_pools[MATRIX_MAX];
+  size_t n_matrix_pools;
+  const char *matrix_md;
   const char *pool;
   const char *compare;
   const char *sweep_grid;
@@ -169,6 +213,8 @@ typedef struct opts {
   const char *set[SET_COUNT];
   sim_config_t sim;
   workload_cli_t wl;
+  workload_cli_t wl_flags; /* wl before workload_cli_check: the matrix's
+                              workloads start from it */
   log_level_t level;
 } opts_t;
 
@@ -265,6 +311,31 @@ static int parse_one(opts_t *o, int c, const char *name) {
   case OPT_TARGET:
     rc = cli_double("--target", optarg, 0.0, 1.0, &o->target);
     break;
+  case OPT_MATRIX:
+    o->matrix = true;
+    break;
+  case OPT_MATRIX_WORKLOAD:
+    if (o->n_matrix_workloads == MATRIX_MAX)
+      rc = cli_usage_error("--matrix-workload: at most %d", MATRIX_MAX);
+    else
+      o->matrix_workloads[o->n_matrix_workloads++] = optarg;
+    o->matrix = true;
+    break;
+  case OPT_MATRIX_POOL:
+    if (o->n_matrix_pools == MATRIX_MAX)
+      rc = cli_usage_error("--matrix-pool: at most %d", MATRIX_MAX);
+    else if (!strchr(optarg, '=') || optarg[0] == '=')
+      rc = cli_usage_error("--matrix-pool: expected NAME=MIX (NAME= for the "
+                           "cluster's pool), got '%s'",
+                           optarg);
+    else
+      o->matrix_pools[o->n_matrix_pools++] = optarg;
+    o->matrix = true;
+    break;
+  case OPT_MATRIX_MD:
+    o->matrix_md = optarg;
+    o->matrix = true;
+    break;
   case OPT_REPORT_JSON:
     o->report_json = optarg;
     break;
@@ -279,6 +350,10 @@ static int parse_one(opts_t *o, int c, const char *name) {
     rc = cli_usage_error("%s: needs a value", name);
     break;
   default:
+    if (c >= OPT_POLICY_SETTING && c < OPT_POLICY_SETTING + SET_COUNT) {
+      rc = flag_setting(o, (setting_id_t)(c - OPT_POLICY_SETTING), optarg);
+      break;
+    }
     rc = workload_cli_parse(&o->wl, c, optarg);
     if (rc == 1)
       rc = cli_usage_error("unknown option '%s'", name);
@@ -288,8 +363,15 @@ static int parse_one(opts_t *o, int c, const char *name) {
 }
 
 static int parse_args(int argc, char **argv, opts_t *o) {
-  const struct option *options = workload_cli_merge(
-      own_options, sizeof own_options / sizeof *own_options);
+  enum { N_OWN = sizeof own_options / sizeof *own_options };
+  struct option own[N_OWN + N_POLICY_SETTINGS];
+  memcpy(own, own_options, sizeof own_options);
+  for (size_t i = 0; i < N_POLICY_SETTINGS; i++)
+    own[N_OWN + i] = (struct option){
+        settings_get(policy_settings[i])->flag, required_argument, NULL,
+        OPT_POLICY_SETTING + (int)policy_settings[i]};
+  const struct option *options =
+      workload_cli_merge(own, N_OWN + N_POLICY_SETTINGS);
   int c, rc = 0;
   opterr = 0;
   while (rc == 0 && (c = getopt_long(argc, argv, ":h", options, NULL)) != -1)
@@ -300,16 +382,21 @@ static int parse_args(int argc, char **argv, opts_t *o) {
     return cli_usage_error("unexpected argument '%s'", argv[optind]);
   if (!o->cluster)
     return cli_usage_error("--cluster FILE is required");
-  if (o->sweep && o->capacity)
-    return cli_usage_error("--sweep and --capacity are separate runs; give "
-                           "one of them");
-  if (o->seen_seeds && !o->sweep && !o->capacity)
+  if (o->sweep + o->capacity + o->matrix > 1)
+    return cli_usage_error("--sweep, --capacity and --matrix are separate "
+                           "runs; give one of them");
+  if (o->wl.record && (o->sweep || o->capacity || o->compare || o->matrix))
+    return cli_usage_error("--record writes one run's requests; give it "
+                           "without --compare, --sweep, --capacity or "
+                           "--matrix");
+  if (o->seen_seeds && !o->sweep && !o->capacity && !o->matrix)
     return cli_usage_error("--seeds, --min-requests and --scale-by apply to "
-                           "--sweep and --capacity");
-  if (o->report_html && (o->sweep || o->capacity || o->compare))
+                           "--sweep, --capacity and --matrix");
+  if (o->report_html && (o->sweep || o->capacity || o->compare || o->matrix))
     return cli_usage_error("--report-html writes one run's report; use "
                            "--report-json with --compare, --sweep or "
                            "--capacity");
+  o->wl_flags = o->wl;
   return workload_cli_check(&o->wl);
 }
 
@@ -352,6 +439,7 @@ static int run_single(const opts_t *o, const sim_config_t *cfg,
   int status = 1;
   if (!r)
     return 1;
+  sim_config_t c = *cfg;
   if (src->make(src->ctx, 1.0, 0, &w, err, sizeof err)) {
     log_error("%s", err);
     goto out;
@@ -365,8 +453,13 @@ static int run_single(const opts_t *o, const sim_config_t *cfg,
     profiles[i] = cfg->workers[i].profile.name;
   report_set_count_setting(r, "pool", profiles, cfg->n_workers);
   free(profiles);
+  if (o->wl.record && workload_recorder_new(o->wl.opts.block_size, &c.record,
+                                            err, sizeof err)) {
+    log_error("--record: %s", err);
+    goto out;
+  }
   double t = wall_s();
-  if (sim_run(cfg, w, r, &st, err, sizeof err)) {
+  if (sim_run(&c, w, r, &st, err, sizeof err)) {
     log_error("%s", err);
     goto out;
   }
@@ -393,6 +486,11 @@ static int run_single(const opts_t *o, const sim_config_t *cfg,
       status = 1;
     }
   }
+  if (c.record &&
+      workload_recorder_write(c.record, o->wl.record, err, sizeof err)) {
+    log_error("--record: %s", err);
+    status = 1;
+  }
   report_requests_t q;
   report_requests(r, -1, &q);
   if (q.lost) {
@@ -401,6 +499,7 @@ static int run_single(const opts_t *o, const sim_config_t *cfg,
     status = 1;
   }
 out:
+  workload_recorder_destroy(&c.record);
   workload_destroy(&w);
   report_destroy(&r);
   return status;
@@ -630,6 +729,146 @@ static int load(opts_t *o, setup_t *s) {
   return 0;
 }
 
+/* --- the matrix --- */
+
+/* argv as one shell line, quoting what the shell would split or expand. */
+static char *command_line(int argc, char **argv) {
+  size_t len = 1;
+  for (int i = 0; i < argc; i++)
+    len += 3 + 4 * strlen(argv[i]);
+  char *buf = malloc(len), *p = buf;
+  if (!buf)
+    abort();
+  for (int i = 0; i < argc; i++) {
+    const char *a = argv[i];
+    bool plain = *a && strspn(a, "abcdefghijklmnopqrstuvwxyz"
+                                 "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+                                 "-_./:=,+@%") == strlen(a);
+    if (i)
+      *p++ = ' ';
+    if (plain) {
+      p += sprintf(p, "%s", a);
+      continue;
+    }
+    *p++ = '\'';
+    for (; *a; a++)
+      p += *a == '\'' ? sprintf(p, "'\\''") : sprintf(p, "%c", *a);
+    *p++ = '\'';
+  }
+  *p = '\0';
+  return buf;
+}
+
+static void matrix_progress(const matrix_t *m, size_t k) {
+  const matrix_cell_t *c = &m->cells[k];
+  log_info("matrix %zu/%zu: %s on %s, %s", k + 1, m->n_cells,
+           m->workloads[c->workload].label, m->pools[c->pool].label,
+           c->policy);
+}
+
+typedef struct matrix_setup {
+  workload_cli_t wl[MATRIX_MAX];
+  matrix_workload_t workloads[MATRIX_MAX];
+  matrix_pool_t pools[MATRIX_MAX];
+  char labels[MATRIX_MAX][64];
+  char mixes[MATRIX_MAX][256];
+  sim_worker_spec_t *workers[MATRIX_MAX];
+} matrix_setup_t;
+
+/* The matrix's workloads and pools from the flags; usage errors print. */
+static int matrix_setup(const opts_t *o, const setup_t *s, matrix_setup_t *m,
+                        size_t *nw, size_t *np) {
+  char err[512];
+  *nw = o->n_matrix_workloads ? o->n_matrix_workloads : 1;
+  for (size_t i = 0; i < *nw; i++) {
+    workload_cli_t *c = &m->wl[i];
+    *c = o->wl_flags;
+    if (o->n_matrix_workloads)
+      c->spec = o->matrix_workloads[i];
+    if (workload_cli_check(c))
+      return -1;
+    workload_t *w = NULL;
+    int rc = workload_cli_build(c, 1.0, &w, err, sizeof err);
+    workload_destroy(&w);
+    if (rc)
+      return cli_usage_error("--matrix-workload %s: %s", c->spec, err);
+    m->workloads[i] = (matrix_workload_t){
+        c->spec, {make_workload, describe_load, c}};
+  }
+  *np = o->n_matrix_pools ? o->n_matrix_pools : 1;
+  for (size_t i = 0; i < *np; i++) {
+    const char *arg = o->n_matrix_pools ? o->matrix_pools[i] : "cluster=";
+    const char *eq = strchr(arg, '=');
+    snprintf(m->labels[i], sizeof m->labels[i], "%.*s", (int)(eq - arg), arg);
+    pool_t pool = {0};
+    int rc = pool_from_cluster(s->spec, s->profiles, &pool, err, sizeof err);
+    if (!rc && eq[1])
+      rc = pool_apply_mix(&pool, s->spec, s->profiles, eq + 1, 0, err,
+                          sizeof err);
+    if (!rc && pool_instances(&pool) == 0)
+      rc = snprintf(err, sizeof err, "no workers") < 0 ? -1 : INFS_ECONFIG;
+    if (rc) {
+      pool_free(&pool);
+      return cli_usage_error("--matrix-pool %s: %s", arg, err);
+    }
+    pool_describe(&pool, m->mixes[i], sizeof m->mixes[i]);
+    size_t n;
+    m->workers[i] = pool_expand(&pool, &n);
+    pool_free(&pool);
+    m->pools[i] = (matrix_pool_t){m->labels[i], m->mixes[i], m->workers[i], n};
+  }
+  return 0;
+}
+
+static int run_matrix(const opts_t *o, const setup_t *s, const char **policies,
+                      const char *command) {
+  char err[512];
+  static matrix_setup_t ms;
+  size_t nw = 0, np = 0;
+  int status = CLI_EXIT_USAGE;
+  memset(&ms, 0, sizeof ms);
+  if (matrix_setup(o, s, &ms, &nw, &np))
+    goto out;
+  status = 1;
+  matrix_t m = {.workloads = ms.workloads,
+                .n_workloads = nw,
+                .pools = ms.pools,
+                .n_pools = np,
+                .policies = policies};
+  capacity_opts_default(&m.cap);
+  m.cap.seeds = o->seeds;
+  m.cap.min_requests = o->min_requests;
+  double t = wall_s();
+  if (matrix_run(&m, &o->sim, matrix_progress, err, sizeof err)) {
+    log_error("%s", err);
+    goto out;
+  }
+  log_info("matrix: %zu cells in %.1f s", m.n_cells, wall_s() - t);
+  matrix_markdown(&m, command, stdout);
+  fflush(stdout);
+  status = 0;
+  if (o->matrix_md) {
+    FILE *f = fopen(o->matrix_md, "w");
+    if (f)
+      matrix_markdown(&m, command, f);
+    if (!f || fclose(f) != 0) {
+      log_error("%s: %s", o->matrix_md, strerror(errno));
+      status = 1;
+    }
+  }
+  if (o->report_json) {
+    cJSON *j = matrix_to_json(&m, command);
+    if (!j || write_json(o->report_json, j))
+      status = 1;
+    cJSON_Delete(j);
+  }
+  matrix_free(&m);
+out:
+  for (size_t i = 0; i < MATRIX_MAX; i++)
+    free(ms.workers[i]);
+  return status;
+}
+
 int main(int argc, char **argv) {
   opts_t o = {.target = 0.99,
               .seeds = 3,
@@ -647,14 +886,19 @@ int main(int argc, char **argv) {
   if (load(&o, &s))
     goto out;
   char err[512];
-  const char *list = o.compare ? o.compare : o.sim.core.policy;
+  const char *list =
+      o.compare ? o.compare : o.matrix ? "all" : o.sim.core.policy;
   policies = drive_policies(list, err, sizeof err);
   if (!policies) {
     cli_usage_error("--compare: %s", err);
     goto out;
   }
   sim_source_t src = {make_workload, describe_load, &o.wl};
-  if (o.sweep)
+  if (o.matrix) {
+    char *command = command_line(argc, argv);
+    status = run_matrix(&o, &s, policies, command);
+    free(command);
+  } else if (o.sweep)
     status = run_sweep(&o, &o.sim, &src, policies, &s.grid);
   else if (o.capacity)
     status = run_capacity(&o, &o.sim, &src, policies);

@@ -33,6 +33,7 @@ typedef struct sim_config {
                            answers; requests still open then are lost
                            (loadgen's --drain) */
   const char *model;    /* model the client asks for; NULL or "": any */
+  workload_recorder_t *record; /* NULL, or gets every request sent */
 } sim_config_t;
 
 /* Defaults: the scheduler's (least_loaded, 200 ms heartbeats), 100 us

@@ -94,6 +94,8 @@ void sim_client_send(sim_t *s, infs_time_t now, const workload_req_t *r) {
     }
     s->n_tracks = cap;
   }
+  if (s->cfg->record)
+    workload_recorder_add(s->cfg->record, r);
   uint32_t ti = s->free_tracks[--s->n_free_tracks];
   s->tracks[ti] = (track_t){
       .workload_id = r->id,

@@ -48,6 +48,8 @@ int summary_from_report(const report_t *r, const sim_stats_t *st,
   out->req_per_s = num_at(j, "throughput", "req_per_s", NULL);
   out->tok_per_s = num_at(j, "throughput", "tok_per_s", NULL);
   out->window_s = num_at(j, "window_s", NULL, NULL);
+  double prompt = num_at(j, "tokens", "prompt", NULL);
+  out->cache_hit = prompt > 0 ? num_at(j, "tokens", "cached", NULL) / prompt : 0;
   out->usd_per_hour = st ? st->pool_usd_per_hour : 0.0;
   cJSON_Delete(j);
   return 0;

@@ -26,6 +26,7 @@ typedef struct summary {
   double req_per_s;
   double tok_per_s;
   double window_s;
+  double cache_hit; /* cached share of prompt tokens served */
 } summary_t;
 
 /* Fills out from a finished run. Returns 0, or -ENOMEM. */
