@@ -267,6 +267,9 @@ static void log_register(shell_t *s, infs_time_t now,
   log_info("worker %s registered (%s, %s, capacity %u)%s", m->worker_id,
            profile.name, infs_worker_class_name(profile.cls), m->capacity,
            held);
+  for (size_t i = 0; i < n_acts; i++)
+    if (a[i].kind == CORE_ACT_REGISTERED && a[i].message[0])
+      log_warn("worker %s: %s", m->worker_id, a[i].message);
   /* The worker still serves; its requests of that class will miss. */
   char why[400];
   if (slo_check_profile(s->slo, &profile, why, sizeof why))

@@ -15,6 +15,7 @@ static const struct {
     {"cancelled", offsetof(core_stats_t, cancelled)},
     {"workers_lost", offsetof(core_stats_t, workers_lost)},
     {"progress_timeouts", offsetof(core_stats_t, progress_timeouts)},
+    {"profile_mismatches", offsetof(core_stats_t, profile_mismatches)},
     {"rejected.queue_full", offsetof(core_stats_t, rejected_queue_full)},
     {"rejected.no_worker", offsetof(core_stats_t, rejected_no_worker)},
     {"rejected.context", offsetof(core_stats_t, rejected_context)},

@@ -768,6 +768,21 @@ void core_on_register(core_t *c, infs_time_t now, const core_peer_t *peer,
                INFSCHED__ERROR_CODE__ERROR_BAD_REQUEST, "%s", why);
     return;
   }
+  core_worker_info_t trusted = *info;
+  bool differs = false;
+  if (c->cfg.profiles) {
+    trusted.profile = profile_set_find(c->cfg.profiles, info->profile->name);
+    if (!trusted.profile) {
+      emit_error(c, CORE_ACT_WORKER_ERROR, peer, 0,
+                 INFSCHED__ERROR_CODE__ERROR_BAD_REQUEST,
+                 "register: profile '%s' is not in the scheduler's profiles "
+                 "file",
+                 info->profile->name);
+      return;
+    }
+    differs = !profile_equal(trusted.profile, info->profile);
+  }
+  info = &trusted;
   core_worker_t *old = registry_find_peer(&c->reg, peer);
   if (old && same_registration(c, old, info)) {
     /* A Register repeated before the first was answered: a worker started
@@ -791,7 +806,13 @@ void core_on_register(core_t *c, infs_time_t now, const core_peer_t *peer,
   prefix_reserve_workers(&c->prefix, c->reg.cap);
   c->room_events++;
   c->stats.registrations++;
-  emit(c, CORE_ACT_REGISTERED, &w->peer, 0);
+  c->stats.profile_mismatches += differs;
+  core_action_t *a = emit(c, CORE_ACT_REGISTERED, &w->peer, 0);
+  if (differs)
+    snprintf(a->message, sizeof a->message,
+             "its figures of profile '%s' differ from the scheduler's, "
+             "which are used",
+             info->profile->name);
   drain_queues(c, now, false);
 }
 

@@ -67,6 +67,11 @@ typedef struct core_config {
   double score_kv_weight;
   double score_prefix_weight;
   double kwh_usd; /* energy price in predicted marginal costs */
+  /* The scheduler's own profiles (borrowed, or NULL to believe workers):
+   * a worker names its profile and is refused when the name is not here;
+   * when its figures differ, these are used and the REGISTERED action
+   * says so in its message. */
+  const profile_set_t *profiles;
   /* Prompts, session ids and block hashes all open requests may hold;
    * past it a submit is rejected as if its queue were full. */
   size_t max_open_bytes;
@@ -208,6 +213,8 @@ typedef struct core_stats {
   uint64_t workers_lost;
   uint64_t registrations;     /* accepted, not counting repeats */
   uint64_t progress_timeouts; /* requests taken back for want of progress */
+  uint64_t profile_mismatches; /* registrations whose figures were not the
+                                  scheduler's */
   uint64_t stale_messages; /* chunks/dones for requests no longer open */
   uint64_t unknown_worker_messages;
   /* Placements by outcome; DEFERRED and NO_ROOM count requests, once. */

@@ -806,6 +806,63 @@ static void test_silent_worker_requests_taken_back(void **state) {
   core_destroy(&c);
 }
 
+/* With its profiles file the scheduler believes a worker's profile name,
+ * not its figures: an unknown name is refused, made-up figures under a
+ * known name are replaced by the file's (and the registration says so). */
+static void test_scheduler_trusts_its_profiles(void **state) {
+  (void)state;
+  profile_set_t *set = NULL;
+  char err[512];
+  assert_int_equal(profile_set_load(INFSCHED_SOURCE_DIR
+                                    "/configs/profiles.yaml",
+                                    &set, err, sizeof err),
+                   0);
+  const infs_profile_t *own = profile_set_find(set, "gpu-h100");
+  assert_non_null(own);
+  core_config_t cfg;
+  core_config_defaults(&cfg);
+  cfg.profiles = set;
+  int rc;
+  core_t *c = core_new(&cfg, 0, &rc);
+  assert_non_null(c);
+  core_peer_t w = peer("w");
+  infs_profile_t said = *own;
+  core_worker_info_t info = {.worker_id = "w", .profile = &said,
+                             .capacity = 4};
+
+  snprintf(said.name, sizeof said.name, "made-up");
+  core_on_register(c, 0, &w, &info);
+  assert_non_null(find(c, CORE_ACT_WORKER_ERROR, 0));
+  assert_int_equal(core_worker_count(c), 0);
+  core_actions_clear(c);
+
+  said = *own;
+  said.price_per_hour = 0.0001;
+  said.peak_tflops = 1e6;
+  core_on_register(c, 0, &w, &info);
+  const core_action_t *a = find(c, CORE_ACT_REGISTERED, 0);
+  assert_non_null(a);
+  assert_non_null(strstr(a->message, "differ"));
+  size_t cursor = 0;
+  core_worker_view_t v;
+  assert_int_equal(core_worker_next(c, &cursor, &v), 0);
+  assert_true(v.profile->price_per_hour == own->price_per_hour);
+  assert_true(v.profile->peak_tflops == own->peak_tflops);
+  assert_int_equal(core_stats(c)->profile_mismatches, 1);
+  core_actions_clear(c);
+
+  core_peer_t w2 = peer("w2");
+  info.worker_id = "w2";
+  said = *own;
+  core_on_register(c, 0, &w2, &info);
+  a = find(c, CORE_ACT_REGISTERED, 0);
+  assert_non_null(a);
+  assert_string_equal(a->message, "");
+  assert_int_equal(core_stats(c)->profile_mismatches, 1);
+  core_destroy(&c);
+  profile_set_destroy(&set);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_dispatch_stream_done, setup_ll,
@@ -848,6 +905,7 @@ int main(void) {
                                       teardown),
       cmocka_unit_test(test_open_bytes_bounded),
       cmocka_unit_test(test_silent_worker_requests_taken_back),
+      cmocka_unit_test(test_scheduler_trusts_its_profiles),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
