@@ -306,6 +306,31 @@ int workload_cli_check(workload_cli_t *c) {
   return 0;
 }
 
+void workload_cli_drop_others(workload_cli_t *c) {
+  workload_cli_kind_t k = workload_cli_kind(c);
+  workload_opts_t d;
+  workload_opts_default(&d);
+  if (k != WORKLOAD_CLI_POISSON) {
+    c->opts.rate = d.rate;
+    c->opts.rate_end = d.rate_end;
+    c->opts.prompt = d.prompt;
+    c->opts.output = d.output;
+    c->opts.n_bursts = 0;
+    c->seen_rate = c->seen_sizes = false;
+  }
+  if (k != WORKLOAD_CLI_TRACE) {
+    c->opts.speedup = d.speedup;
+    c->opts.copies = d.copies;
+    c->seen_speedup = false;
+  }
+  if (k == WORKLOAD_CLI_CODEX) {
+    c->opts.shared_prefix = d.shared_prefix;
+    c->seen_prefix = false;
+  } else {
+    c->n_knobs = 0;
+  }
+}
+
 /* Defaults, the workload file when one is named, then the flags. */
 static int codex_config(const workload_cli_t *c, workload_codex_config_t *cfg,
                         char *err, size_t errlen) {

@@ -103,8 +103,8 @@ static void usage(FILE *out) {
       "                        JSON (--report-json); policies from --compare\n"
       "                        (all)\n"
       "  --matrix-workload SPEC  a workload of the matrix (repeatable; default:\n"
-      "                        the one of --workload); the workload flags\n"
-      "                        apply to each\n"
+      "                        the one of --workload); each takes the\n"
+      "                        workload flags that apply to it\n"
       "  --matrix-pool NAME=MIX  a pool of the matrix, e.g. gpu-only=gpu=6\n"
       "                        (repeatable; NAME= alone: the cluster's pool;\n"
       "                        default: the cluster's pool as \"cluster\")\n"
@@ -785,6 +785,7 @@ static int matrix_setup(const opts_t *o, const setup_t *s, matrix_setup_t *m,
     *c = o->wl_flags;
     if (o->n_matrix_workloads)
       c->spec = o->matrix_workloads[i];
+    workload_cli_drop_others(c);
     if (workload_cli_check(c))
       return -1;
     workload_t *w = NULL;
