@@ -4,6 +4,9 @@
 #include "infsched/version.h"
 
 #include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <unistd.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -77,4 +80,24 @@ int cli_double(const char *flag, const char *val, double min, double max,
                            max);
   *out = v;
   return 0;
+}
+
+const char *cli_default_profiles(char *buf, size_t len) {
+  static const char *const beside[] = {"../" INFSCHED_INSTALL_DATADIR
+                                       "/profiles.yaml",
+                                       "../../configs/profiles.yaml"};
+  if (access("configs/profiles.yaml", R_OK) == 0)
+    return "configs/profiles.yaml";
+  char exe[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (n > 0) {
+    exe[n] = '\0';
+    char *dir = dirname(exe);
+    for (size_t i = 0; i < sizeof beside / sizeof beside[0]; i++) {
+      int w = snprintf(buf, len, "%s/%s", dir, beside[i]);
+      if (w > 0 && (size_t)w < len && access(buf, R_OK) == 0)
+        return buf;
+    }
+  }
+  return "configs/profiles.yaml";
 }

@@ -10,6 +10,7 @@
 #ifndef INFSCHED_CLI_H
 #define INFSCHED_CLI_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define CLI_EXIT_FAILED 1
@@ -25,6 +26,11 @@ int cli_double(const char *flag, const char *val, double min, double max,
                double *out);
 /* Prints "PROGRAM VERSION" on stdout, for --version. */
 void cli_version(void);
+/* The default profiles file: ./configs/profiles.yaml, else the one
+ * installed beside the program (PREFIX/bin/../share/infsched), else the
+ * repository's configs/ seen from build/bin/. Returns buf or a static
+ * string. */
+const char *cli_default_profiles(char *buf, size_t len);
 /* Prints "PROGRAM: msg" plus a pointer to --help and returns -1. */
 int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

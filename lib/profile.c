@@ -6,6 +6,26 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <string.h>
+
+bool profile_equal(const infs_profile_t *a, const infs_profile_t *b) {
+  return strcmp(a->name, b->name) == 0 && a->cls == b->cls &&
+         a->price_per_hour == b->price_per_hour &&
+         a->power_idle_w == b->power_idle_w &&
+         a->power_busy_w == b->power_busy_w && a->weights_gb == b->weights_gb &&
+         a->params_b == b->params_b && a->kv_kb_per_token == b->kv_kb_per_token &&
+         a->attn_mflop_per_ctx == b->attn_mflop_per_ctx &&
+         a->mem_bw_gbs == b->mem_bw_gbs && a->mem_eff == b->mem_eff &&
+         a->peak_tflops == b->peak_tflops && a->mfu == b->mfu &&
+         a->step_overhead_ms == b->step_overhead_ms &&
+         a->per_seq_ms == b->per_seq_ms && a->max_batch == b->max_batch &&
+         a->kv_tokens == b->kv_tokens && a->max_context == b->max_context &&
+         a->block_size == b->block_size &&
+         a->max_num_batched_tokens == b->max_num_batched_tokens &&
+         a->slo_aware_prefill == b->slo_aware_prefill &&
+         a->usd_per_mtok_in == b->usd_per_mtok_in &&
+         a->usd_per_mtok_out == b->usd_per_mtok_out;
+}
 
 static int bad(const char **field, const char *name, char *why, size_t whylen,
                const char *fmt, double v) {

@@ -140,10 +140,10 @@ static const setting_t table[SET_COUNT] = {
     {SET_PROFILE, "profile", "profile", W, W, SETTING_TEXT, NAME_LEN,
      "gpu-h100", "NAME", "accelerator profile, from the profiles file", NULL,
      NULL},
-    {SET_PROFILES, "profiles", "profiles", W, 0, SETTING_TEXT, TEXT_LEN, NULL,
-     "FILE",
-     "profiles file (default configs/profiles.yaml, else the one installed "
-     "with the worker)",
+    {SET_PROFILES, "profiles", "profiles", S | W, 0, SETTING_TEXT, TEXT_LEN,
+     NULL, "FILE",
+     "profiles file; the scheduler's is the model it predicts with (default "
+     "configs/profiles.yaml, else the one installed with the program)",
      NULL, NULL},
     {SET_BACKEND, "backend", "backend", W, W, SETTING_TEXT, TEXT_LEN, "sim",
      "SPEC", "sim, null, openai:URL[,OPTIONS] or plugin:PATH.so[:ARGS]",

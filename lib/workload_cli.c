@@ -1,5 +1,7 @@
 #include "lib/workload_cli.h"
 
+#include "lib/report.h"
+
 #include "lib/cli.h"
 
 #include <math.h>
@@ -304,6 +306,31 @@ int workload_cli_check(workload_cli_t *c) {
   return 0;
 }
 
+void workload_cli_drop_others(workload_cli_t *c) {
+  workload_cli_kind_t k = workload_cli_kind(c);
+  workload_opts_t d;
+  workload_opts_default(&d);
+  if (k != WORKLOAD_CLI_POISSON) {
+    c->opts.rate = d.rate;
+    c->opts.rate_end = d.rate_end;
+    c->opts.prompt = d.prompt;
+    c->opts.output = d.output;
+    c->opts.n_bursts = 0;
+    c->seen_rate = c->seen_sizes = false;
+  }
+  if (k != WORKLOAD_CLI_TRACE) {
+    c->opts.speedup = d.speedup;
+    c->opts.copies = d.copies;
+    c->seen_speedup = false;
+  }
+  if (k == WORKLOAD_CLI_CODEX) {
+    c->opts.shared_prefix = d.shared_prefix;
+    c->seen_prefix = false;
+  } else {
+    c->n_knobs = 0;
+  }
+}
+
 /* Defaults, the workload file when one is named, then the flags. */
 static int codex_config(const workload_cli_t *c, workload_codex_config_t *cfg,
                         char *err, size_t errlen) {
@@ -362,6 +389,23 @@ int workload_cli_build(const workload_cli_t *c, double scale, workload_t **out,
     break;
   }
   return workload_new(c->spec, &wo, out, err, errlen);
+}
+
+void workload_cli_report_settings(const workload_cli_t *c, report_t *r) {
+  char what[128], text[512], v[64];
+  workload_cli_describe(c, 1.0, what, sizeof what);
+  int n = snprintf(text, sizeof text, "%s, %s", c->spec, what);
+  if (c->opts.duration_s > 0 && n > 0 && (size_t)n < sizeof text)
+    n += snprintf(text + n, sizeof text - (size_t)n, ", %g s",
+                  c->opts.duration_s);
+  if (c->opts.max_requests && n > 0 && (size_t)n < sizeof text)
+    n += snprintf(text + n, sizeof text - (size_t)n, ", at most %llu requests",
+                  (unsigned long long)c->opts.max_requests);
+  if (c->mix && n > 0 && (size_t)n < sizeof text)
+    snprintf(text + n, sizeof text - (size_t)n, ", class mix %s", c->mix);
+  report_set_setting(r, "workload", text);
+  snprintf(v, sizeof v, "%llu", (unsigned long long)c->opts.seed);
+  report_set_setting(r, "seed", v);
 }
 
 void workload_cli_describe(const workload_cli_t *c, double scale, char *buf,

@@ -80,6 +80,11 @@ int workload_cli_check(workload_cli_t *c);
 
 workload_cli_kind_t workload_cli_kind(const workload_cli_t *c);
 
+/* Forgets the flags c's workload does not read, those workload_cli_check
+ * would refuse, so that one command line can serve several workloads (the
+ * simulator's --matrix). Call before workload_cli_check. */
+void workload_cli_drop_others(workload_cli_t *c);
+
 /* A fresh generator for the flags, its arrival rate multiplied by scale:
  * poisson's rate (and ramp end), a trace's copies or speed-up (scale_by),
  * codex's sessions and session rate. The same flags and scale always give the same requests.
@@ -92,5 +97,12 @@ int workload_cli_build(const workload_cli_t *c, double scale, workload_t **out,
  * "32 sessions". */
 void workload_cli_describe(const workload_cli_t *c, double scale, char *buf,
                            size_t len);
+
+/* Records the workload and its seed as settings of report r: the spec, what
+ * scale 1 means, the duration or request cap, and the class mix when
+ * given. */
+struct report;
+void workload_cli_report_settings(const workload_cli_t *c,
+                                  struct report *r);
 
 #endif

@@ -5,6 +5,7 @@
 #include "scheduler/core/policy.h"
 #include "scheduler/shell.h"
 
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +35,7 @@ static void usage(FILE *f) {
 typedef struct options {
   shell_config_t *cfg;
   log_level_t *level;
+  const char *profiles_path;
 } options_t;
 
 static void apply(void *ctx, const setting_t *s, const setting_value_t *v) {
@@ -44,6 +46,9 @@ static void apply(void *ctx, const setting_t *s, const setting_value_t *v) {
   switch (s->id) {
   case SET_CLIENTS:
     cfg->clients_addr = v->s;
+    break;
+  case SET_PROFILES:
+    o->profiles_path = v->s;
     break;
   case SET_WORKERS:
     cfg->workers_addr = v->s;
@@ -79,23 +84,33 @@ static void on_signal(uv_signal_t *h, int signum) {
 int main(int argc, char **argv) {
   shell_config_t cfg = {0};
   log_level_t level = LOG_LEVEL_INFO;
-  options_t o = {&cfg, &level};
+  options_t o = {&cfg, &level, NULL};
   cli_init("infsched-scheduler");
   core_config_defaults(&cfg.core);
   if (settings_parse_args(argc, argv, SETTING_SCHEDULER, usage, apply, &o))
     return CLI_EXIT_USAGE;
   log_init("scheduler", level);
+  /* Workers name their profiles; the figures predicted with are these. */
+  char path[PATH_MAX], err[512];
+  if (!o.profiles_path)
+    o.profiles_path = cli_default_profiles(path, sizeof path);
+  profile_set_t *profiles = NULL;
+  if (profile_set_load(o.profiles_path, &profiles, err, sizeof err)) {
+    log_error("%s", err);
+    return CLI_EXIT_USAGE;
+  }
+  cfg.core.profiles = profiles;
   /* Decisions explain themselves only where someone reads them. */
   cfg.core.explain = level == LOG_LEVEL_DEBUG;
 
   app_t app;
-  char err[256];
   uv_loop_init(&app.loop);
   int rc = shell_start(&app.loop, &cfg, &app.shell, err, sizeof err);
   if (rc) {
     log_error("%s", err);
     uv_run(&app.loop, UV_RUN_DEFAULT); /* let closed handles finish */
     uv_loop_close(&app.loop);
+    profile_set_destroy(&profiles);
     return cli_start_status(rc);
   }
   uv_signal_init(&app.loop, &app.sigint);
@@ -110,6 +125,7 @@ int main(int argc, char **argv) {
 
   uv_run(&app.loop, UV_RUN_DEFAULT);
   shell_destroy(&app.shell);
+  profile_set_destroy(&profiles);
   rc = uv_loop_close(&app.loop);
   if (rc) {
     log_error("loop closed with open handles: %s", uv_strerror(rc));

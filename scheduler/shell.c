@@ -85,6 +85,8 @@ static void send_to(shell_t *s, void *sock, const core_peer_t *peer,
  * the copies merged, and a merge keeps the last copy's id only when it is
  * not the default). Otherwise it is encoded again with that id. */
 static bool forward_raw(const shell_t *s, const core_action_t *a) {
+  if (!a->passthrough)
+    return false; /* made by the core: what a resubmitting client missed */
   uint64_t id = a->kind == CORE_ACT_CHUNK
                     ? ((const Infsched__Chunk *)a->passthrough)->request_id
                     : ((const Infsched__Done *)a->passthrough)->request_id;
@@ -267,6 +269,9 @@ static void log_register(shell_t *s, infs_time_t now,
   log_info("worker %s registered (%s, %s, capacity %u)%s", m->worker_id,
            profile.name, infs_worker_class_name(profile.cls), m->capacity,
            held);
+  for (size_t i = 0; i < n_acts; i++)
+    if (a[i].kind == CORE_ACT_REGISTERED && a[i].message[0])
+      log_warn("worker %s: %s", m->worker_id, a[i].message);
   /* The worker still serves; its requests of that class will miss. */
   char why[400];
   if (slo_check_profile(s->slo, &profile, why, sizeof why))

@@ -6,7 +6,6 @@
 #include "worker/backends/builtin.h"
 #include "worker/worker.h"
 
-#include <libgen.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,28 +79,6 @@ static void apply(void *ctx, const setting_t *s, const setting_value_t *v) {
   }
 }
 
-/* The default profiles file: ./configs/profiles.yaml, else the one
- * installed beside the program (PREFIX/bin/../share/infsched), else the
- * repository's configs/ seen from build/bin/. */
-static const char *default_profiles(char *buf, size_t len) {
-  static const char *const beside[] = {"../" INFSCHED_INSTALL_DATADIR
-                                       "/profiles.yaml",
-                                       "../../configs/profiles.yaml"};
-  if (access("configs/profiles.yaml", R_OK) == 0)
-    return "configs/profiles.yaml";
-  size_t n = len;
-  if (uv_exepath(buf, &n) == 0) {
-    char dir[PATH_MAX];
-    snprintf(dir, sizeof dir, "%s", dirname(buf));
-    for (size_t i = 0; i < sizeof beside / sizeof beside[0]; i++) {
-      int w = snprintf(buf, len, "%s/%s", dir, beside[i]);
-      if (w > 0 && (size_t)w < len && access(buf, R_OK) == 0)
-        return buf;
-    }
-  }
-  return "configs/profiles.yaml";
-}
-
 static void on_signal(uv_signal_t *h, int signum) {
   app_t *app = h->data;
   log_info("signal %d: stopping", signum);
@@ -125,7 +102,7 @@ int main(int argc, char **argv) {
   }
   log_init(o.cfg.worker_id, o.level);
   if (!o.profiles_path)
-    o.profiles_path = default_profiles(exe, sizeof exe);
+    o.profiles_path = cli_default_profiles(exe, sizeof exe);
 
   profile_set_t *profiles = NULL;
   if (profile_set_load(o.profiles_path, &profiles, err, sizeof err)) {

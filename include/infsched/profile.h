@@ -61,6 +61,9 @@ static inline uint32_t profile_kv_blocks(const infs_profile_t *p) {
 int profile_validate(const infs_profile_t *p, const char **field, char *why,
                      size_t whylen);
 
+/* Whether a and b are the same profile: name and every figure. */
+bool profile_equal(const infs_profile_t *a, const infs_profile_t *b);
+
 typedef struct profile_set profile_set_t;
 
 /* Loads and validates a profiles file. On failure returns INFS_ECONFIG (or

@@ -80,27 +80,11 @@ static uint16_t intern_model(registry_t *g, const char *model) {
   return (uint16_t)g->n_models++;
 }
 
-/* Profiles equal in name and in every figure that predictions read. */
-static bool same_profile(const infs_profile_t *a, const infs_profile_t *b) {
-  return strcmp(a->name, b->name) == 0 && a->cls == b->cls &&
-         a->price_per_hour == b->price_per_hour &&
-         a->weights_gb == b->weights_gb && a->params_b == b->params_b &&
-         a->kv_kb_per_token == b->kv_kb_per_token &&
-         a->attn_mflop_per_ctx == b->attn_mflop_per_ctx &&
-         a->mem_bw_gbs == b->mem_bw_gbs && a->mem_eff == b->mem_eff &&
-         a->peak_tflops == b->peak_tflops && a->mfu == b->mfu &&
-         a->step_overhead_ms == b->step_overhead_ms &&
-         a->per_seq_ms == b->per_seq_ms && a->max_num_batched_tokens == b->max_num_batched_tokens &&
-         a->slo_aware_prefill == b->slo_aware_prefill &&
-         a->max_batch == b->max_batch && a->kv_tokens == b->kv_tokens &&
-         a->max_context == b->max_context;
-}
-
 /* Workers of one profile form a group; past REGISTRY_GROUPS profiles the
  * last group takes the rest. */
 static uint16_t intern_group(registry_t *g, const infs_profile_t *p) {
   for (size_t i = 0; i < g->n_groups; i++)
-    if (same_profile(&g->groups[i], p))
+    if (profile_equal(&g->groups[i], p))
       return (uint16_t)i;
   if (g->n_groups == REGISTRY_GROUPS)
     return REGISTRY_GROUPS - 1;

@@ -63,7 +63,7 @@ int zclient_register(zclient_t *c, const char *worker_id, uint32_t capacity) {
   Infsched__Envelope reg = INFSCHED__ENVELOPE__INIT;
   Infsched__Register r = INFSCHED__REGISTER__INIT;
   Infsched__Profile prof = INFSCHED__PROFILE__INIT;
-  prof.name = "fake";
+  prof.name = "gpu-h100"; /* the scheduler predicts with its own figures */
   prof.worker_class = INFSCHED__WORKER_CLASS__WORKER_CLASS_GPU;
   prof.price_per_hour = 1;
   prof.weights_gb = 10; /* 10 ms at 1 TB/s */

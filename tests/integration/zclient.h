@@ -19,8 +19,9 @@ void zclient_destroy(zclient_t **c);
 int zclient_send_raw(zclient_t *c, const void *data, size_t len);
 int zclient_send(zclient_t *c, Infsched__Envelope *env, unsigned version);
 /* Sends a worker's Register for worker_id with capacity (and max_batch) and
- * a small made-up GPU profile "fake": 10 ms a step, 0.1 ms a token,
- * contexts up to 4096 tokens in blocks of 16. Returns 0 or -1. */
+ * figures of its own under the name gpu-h100 (10 ms a step, 0.1 ms a
+ * token, contexts up to 4096 tokens in blocks of 16), which a scheduler
+ * with its profiles file replaces by its own. Returns 0 or -1. */
 int zclient_register(zclient_t *c, const char *worker_id, uint32_t capacity);
 /* Waits up to timeout_ms for one envelope; NULL on timeout or bad frame.
  * The caller frees it with infsched__envelope__free_unpacked. */

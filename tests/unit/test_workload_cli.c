@@ -92,7 +92,8 @@ static void test_trace_scale(void **state) {
   workload_cli_t c;
   const char *args[] = {"p",
                         "--workload",
-                        "trace:" INFSCHED_DATA_DIR "/azure_llm_code_2023_excerpt.csv",
+                        "trace:" INFSCHED_DATA_DIR
+                        "/azure_llm_code_2023_excerpt.csv",
                         "--speedup",
                         "2",
                         NULL};
@@ -214,8 +215,7 @@ static void test_flags_that_do_not_apply(void **state) {
       (const char *[]){"p", "--set", "novalue", NULL},
       (const char *[]){"p", "--workload", "mooncake:x.jsonl", "--rate", "3",
                        NULL},
-      (const char *[]){"p", "--record", "r.jsonl", "--block-size", "48",
-                       NULL},
+      (const char *[]){"p", "--record", "r.jsonl", "--block-size", "48", NULL},
   };
   for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
     workload_cli_t c;
@@ -227,11 +227,48 @@ static void test_flags_that_do_not_apply(void **state) {
   assert_int_equal(workload_cli_parse(&c, 'h', NULL), 1);
 }
 
+/* One command line for several workloads (the simulator's --matrix): each
+ * keeps the flags that apply to it and passes the check. */
+static void test_drop_others(void **state) {
+  (void)state;
+  workload_cli_t all;
+  const char *args[] = {"p",      "--sessions", "32",         "--copies", "2",
+                        "--rate", "5",          "--duration", "100",      NULL};
+  char *argv[16];
+  int argc = 0;
+  for (; args[argc]; argc++)
+    argv[argc] = (char *)args[argc];
+  argv[argc] = NULL;
+  workload_cli_init(&all);
+  optind = 0;
+  opterr = 0;
+  int opt;
+  while ((opt = getopt_long(argc, argv, ":", workload_cli_options, NULL)) != -1)
+    assert_int_equal(workload_cli_parse(&all, opt, optarg), 0);
+  static const char *const specs[] = {"poisson", "codex",
+                                      "mooncake:" INFSCHED_DATA_DIR
+                                      "/mooncake_synthetic_head60.jsonl"};
+  for (size_t i = 0; i < 3; i++) {
+    workload_cli_t c = all;
+    c.spec = specs[i];
+    assert_int_equal(workload_cli_check(&c), -1);
+    c = all;
+    c.spec = specs[i];
+    workload_cli_drop_others(&c);
+    assert_int_equal(workload_cli_check(&c), 0);
+    assert_float_equal(c.opts.duration_s, 100, 0);
+    assert_float_equal(c.opts.copies, i == 2 ? 2 : 1, 0);
+    assert_float_equal(c.opts.rate, i == 0 ? 5 : 10, 0);
+    assert_int_equal(c.n_knobs, i == 1 ? 1 : 0);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_poisson_flags_and_scale),
       cmocka_unit_test(test_trace_scale),
       cmocka_unit_test(test_mooncake_trace_and_record),
+      cmocka_unit_test(test_drop_others),
       cmocka_unit_test(test_codex_knobs_and_scale),
       cmocka_unit_test(test_flags_that_do_not_apply),
   };

@@ -366,6 +366,8 @@ static int add_children(app_t *a, const options_t *o, const char *bin_dir) {
   push(args, "%s", s->workers_addr);
   push(args, "--http");
   push(args, "%s", s->http);
+  push(args, "--profiles");
+  push(args, "%s", profiles);
   push_settings(args, s->set);
   push(args, "--log-level");
   push(args, "%s", o->log_level);

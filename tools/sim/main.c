@@ -103,8 +103,8 @@ static void usage(FILE *out) {
       "                        JSON (--report-json); policies from --compare\n"
       "                        (all)\n"
       "  --matrix-workload SPEC  a workload of the matrix (repeatable; default:\n"
-      "                        the one of --workload); the workload flags\n"
-      "                        apply to each\n"
+      "                        the one of --workload); each takes the\n"
+      "                        workload flags that apply to it\n"
       "  --matrix-pool NAME=MIX  a pool of the matrix, e.g. gpu-only=gpu=6\n"
       "                        (repeatable; NAME= alone: the cluster's pool;\n"
       "                        default: the cluster's pool as \"cluster\")\n"
@@ -444,6 +444,15 @@ static int run_single(const opts_t *o, const sim_config_t *cfg,
     log_error("%s", err);
     goto out;
   }
+  workload_cli_report_settings(&o->wl, r);
+  report_set_setting(r, "cluster", o->cluster);
+  const char **profiles = calloc(cfg->n_workers + 1, sizeof *profiles);
+  if (!profiles)
+    goto out;
+  for (size_t i = 0; i < cfg->n_workers; i++)
+    profiles[i] = cfg->workers[i].profile.name;
+  report_set_count_setting(r, "pool", profiles, cfg->n_workers);
+  free(profiles);
   if (o->wl.record && workload_recorder_new(o->wl.opts.block_size, &c.record,
                                             err, sizeof err)) {
     log_error("--record: %s", err);
@@ -776,6 +785,7 @@ static int matrix_setup(const opts_t *o, const setup_t *s, matrix_setup_t *m,
     *c = o->wl_flags;
     if (o->n_matrix_workloads)
       c->spec = o->matrix_workloads[i];
+    workload_cli_drop_others(c);
     if (workload_cli_check(c))
       return -1;
     workload_t *w = NULL;
