@@ -156,6 +156,8 @@ static void own_sched_message(msg_t *m) {
     q->model = m->model;
     q->session_id = m->session;
     q->prompt = (char *)"";
+    /* The simulated engine reads sizes only; the text stays behind. */
+    env->dispatch->resume_text = (char *)"";
     q->block_hashes = sim_copy_hashes(&m->blocks, &m->blocks_cap,
                                       q->block_hashes, q->n_block_hashes);
     break;
