@@ -24,20 +24,16 @@
 
 #define MODEL "codex-70b"
 
-static void test_openai_node_client(void **state) {
-  (void)state;
-  char *dir = harness_tmpdir();
-  hc_sched_t s;
-  hc_sched_init(&s, dir, "scheduler");
-  hc_sched_start(&s, NULL);
-  hc_worker_start(&s, dir, "sram-0", "sram-wse3", NULL, NULL);
-  hc_wait_registered(&s, 1);
-
-  char base[160], out[600], log[600];
-  snprintf(base, sizeof base, "%s/v1", s.base);
+/* Runs a node script whose argv ends in a NULL slot for the JSON file it
+ * writes, then a NULL; returns what it wrote. */
+static cJSON *run_node(const char *dir, char **argv) {
+  char out[600], log[600];
   snprintf(out, sizeof out, "%s/node.json", dir);
   snprintf(log, sizeof log, "%s/node.log", dir);
-  char *argv[] = {"node", OPENAI_CLIENT, base, MODEL, out, NULL};
+  size_t n = 0;
+  while (argv[n])
+    n++;
+  argv[n] = out;
   harness_proc_t *p = harness_spawn(log, argv);
   assert_non_null(p);
   int status;
@@ -47,8 +43,22 @@ static void test_openai_node_client(void **state) {
     fail_msg("node failed: %s", text ? text : "");
   }
   harness_stop(&p);
+  return harness_read_json(out);
+}
 
-  cJSON *j = harness_read_json(out);
+static void test_openai_node_client(void **state) {
+  (void)state;
+  char *dir = harness_tmpdir();
+  hc_sched_t s;
+  hc_sched_init(&s, dir, "scheduler");
+  hc_sched_start(&s, NULL);
+  hc_worker_start(&s, dir, "sram-0", "sram-wse3", NULL, NULL);
+  hc_wait_registered(&s, 1);
+
+  char base[160];
+  snprintf(base, sizeof base, "%s/v1", s.base);
+  char *argv[] = {"node", OPENAI_CLIENT, base, MODEL, NULL, NULL};
+  cJSON *j = run_node(dir, argv);
   assert_non_null(j);
   assert_string_equal(hc_at(j, "completion.object")->valuestring,
                       "text_completion");
@@ -124,23 +134,11 @@ static void test_request_reaches_upstream(void **state) {
   hc_worker_start(&s, dir, "sram-0", "sram-wse3", NULL, NULL);
   hc_wait_registered(&s, 2);
 
-  char base[160], out[600], log[600];
+  char base[160];
   snprintf(base, sizeof base, "%s/v1", s.base);
-  snprintf(out, sizeof out, "%s/passthrough.json", dir);
-  snprintf(log, sizeof log, "%s/passthrough.log", dir);
   char *argv[] = {"node", OPENAI_PASSTHROUGH, base, port_s, "up-model", MODEL,
-                  out, NULL};
-  harness_proc_t *p = harness_spawn(log, argv);
-  assert_non_null(p);
-  int status;
-  assert_int_equal(harness_wait(p, 60000, &status), 0);
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    char *text = harness_read_file(log);
-    fail_msg("node failed: %s", text ? text : "");
-  }
-  harness_stop(&p);
-
-  cJSON *j = harness_read_json(out);
+                  NULL, NULL};
+  cJSON *j = run_node(dir, argv);
   assert_non_null(j);
   const cJSON *sent = cJSON_GetObjectItem(j, "sent");
   const cJSON *received = cJSON_GetObjectItem(j, "received");

@@ -1,5 +1,7 @@
 #include "worker/backends/honour.h"
 
+#include "infsched.pb-c.h"
+
 #include <cjson/cJSON.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -90,5 +92,14 @@ uint32_t honour_tokens(const infs_backend_request_t *r, const char *backend,
     return 0;
   if (stop && n > 1)
     n = 1 + (uint32_t)(mix(r->has_seed ? (uint64_t)r->seed : r->id) % n);
+  return n;
+}
+
+uint32_t honour_or_refuse(const infs_backend_host_t *host,
+                          const infs_backend_request_t *r, const char *backend) {
+  char why[256];
+  uint32_t n = honour_tokens(r, backend, why, sizeof why);
+  if (!n)
+    host->failed(host->ctx, r->id, INFSCHED__ERROR_CODE__ERROR_BAD_REQUEST, why);
   return n;
 }

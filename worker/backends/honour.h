@@ -17,4 +17,9 @@
 uint32_t honour_tokens(const infs_backend_request_t *r, const char *backend,
                        char *msg, size_t msglen);
 
+/* honour_tokens, failing r through host with ERROR_BAD_REQUEST when it
+ * returns 0. */
+uint32_t honour_or_refuse(const infs_backend_host_t *host,
+                          const infs_backend_request_t *r, const char *backend);
+
 #endif

@@ -3,7 +3,6 @@
  * no model time at all (bench/). */
 #include "worker/backends/builtin.h"
 
-#include "infsched.pb-c.h"
 #include "infsched/errors.h"
 #include "worker/backends/honour.h"
 
@@ -31,13 +30,9 @@ static int null_create(const infs_backend_host_t *host, const char *args,
 
 static int null_submit(void *state, const infs_backend_request_t *r) {
   null_backend_t *b = state;
-  char why[256];
-  uint32_t n = honour_tokens(r, "null", why, sizeof why);
-  if (!n) {
-    b->host.failed(b->host.ctx, r->id, INFSCHED__ERROR_CODE__ERROR_BAD_REQUEST,
-                   why);
+  uint32_t n = honour_or_refuse(&b->host, r, "null");
+  if (!n)
     return 0;
-  }
   infs_backend_usage_t u = {.generated_tokens = n};
   b->generated += n;
   b->host.tokens(b->host.ctx, r->id, n, "", 0);

@@ -177,13 +177,9 @@ static int sim_create(const infs_backend_host_t *host, const char *args,
 
 static int sim_submit(void *state, const infs_backend_request_t *r) {
   sim_t *s = state;
-  char why[256];
-  uint32_t n = honour_tokens(r, "sim", why, sizeof why);
-  if (!n) {
-    s->host.failed(s->host.ctx, r->id, INFSCHED__ERROR_CODE__ERROR_BAD_REQUEST,
-                   why);
+  uint32_t n = honour_or_refuse(&s->host, r, "sim");
+  if (!n)
     return 0;
-  }
   infs_time_t now = now_us();
   /* Catch the engine up first, so the new request joins at the right time. */
   engine_advance(s->engine, now);
