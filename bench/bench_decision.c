@@ -305,7 +305,7 @@ static bool decide(core_t *c, infs_time_t now, const core_peer_t *client,
   core_on_submit(c, now, client, &s->req);
   bool placed = find_dispatch(c, &peer, &core_id);
   if (placed)
-    core_on_done(c, now, &peer, core_id, &done_msg);
+    core_on_done(c, now, &peer, core_id, NULL, &done_msg);
   else
     core_on_cancel(c, now, client, id);
   core_actions_clear(c);

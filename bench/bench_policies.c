@@ -166,7 +166,7 @@ static void run(const char *policy, size_t workers, size_t requests) {
       open_req_t *o = &open[head];
       head = (head + 1) % window;
       n_open--;
-      core_on_done(c, now, &peers[o->worker], o->core_id, NULL);
+      core_on_done(c, now, &peers[o->worker], o->core_id, NULL, NULL);
       at[o->worker]--;
       uint32_t b = prof[o->worker % 3].max_batch;
       core_load_t l = {.running = at[o->worker] < b ? at[o->worker] : b,

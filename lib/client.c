@@ -5,15 +5,41 @@
 #include "lib/wire.h"
 #include "lib/zwatch.h"
 
+#include "lib/u64map.h"
+
 #include <assert.h>
 #include <errno.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <zmq.h>
+
+#define ROUTING_ID_BYTES 16
+
+/* An open request: what a resubmit needs. */
+typedef struct open_req {
+  uint64_t id;
+  uint8_t *packed; /* the Request as first sent */
+  size_t packed_len;
+  uint32_t tokens; /* received in chunks */
+  char *text;      /* their text */
+  size_t text_len;
+  size_t text_cap;
+} open_req_t;
 
 struct client {
   void *sock;
   zwatch_t *watch;
+  void *monitor; /* PAIR receiving the socket's connection events */
+  zwatch_t *monitor_watch;
+  bool lost;     /* the connection went down since the last resubmit */
+  open_req_t *open; /* slots; by_id maps a request id to one */
+  uint32_t *free_slots;
+  size_t n_free;
+  size_t cap;
+  u64map_t by_id;
+  uint64_t resubmits;
   uv_loop_t *loop;
   client_events_t ev;
   void *arg;
@@ -33,6 +59,72 @@ static void count_bad(client_t *c, const char *why) {
              (unsigned long long)n);
 }
 
+static void *xalloc(void *p) {
+  if (!p)
+    abort();
+  return p;
+}
+
+/* u64map wants well-mixed keys. */
+static uint64_t id_key(uint64_t id) {
+  return id * 0x9e3779b97f4a7c15ull;
+}
+
+static open_req_t *open_get(client_t *c, uint64_t id) {
+  uint32_t slot;
+  return u64map_get(&c->by_id, id_key(id), &slot) ? &c->open[slot] : NULL;
+}
+
+static void open_remove(client_t *c, uint64_t id) {
+  uint32_t slot;
+  if (!u64map_get(&c->by_id, id_key(id), &slot))
+    return;
+  u64map_del(&c->by_id, id_key(id));
+  free(c->open[slot].packed);
+  free(c->open[slot].text);
+  memset(&c->open[slot], 0, sizeof c->open[slot]);
+  c->free_slots[c->n_free++] = slot;
+}
+
+/* Keeps a submitted request until its terminal answer. */
+static void open_add(client_t *c, const Infsched__Request *req) {
+  open_remove(c, req->request_id);
+  if (c->n_free == 0) {
+    size_t cap = c->cap ? c->cap * 2 : 64;
+    c->open = xalloc(realloc(c->open, cap * sizeof *c->open));
+    c->free_slots = xalloc(realloc(c->free_slots, cap * sizeof *c->free_slots));
+    memset(c->open + c->cap, 0, (cap - c->cap) * sizeof *c->open);
+    for (size_t i = cap; i > c->cap; i--)
+      c->free_slots[c->n_free++] = (uint32_t)(i - 1);
+    c->cap = cap;
+  }
+  uint32_t slot = c->free_slots[--c->n_free];
+  open_req_t *o = &c->open[slot];
+  o->id = req->request_id;
+  o->packed_len = infsched__request__get_packed_size(req);
+  o->packed = xalloc(malloc(o->packed_len ? o->packed_len : 1));
+  infsched__request__pack(req, o->packed);
+  u64map_put(&c->by_id, id_key(o->id), slot);
+}
+
+static void note_chunk(client_t *c, const Infsched__Chunk *ch) {
+  open_req_t *o = open_get(c, ch->request_id);
+  size_t len = ch->text ? strlen(ch->text) : 0;
+  if (!o)
+    return;
+  o->tokens += ch->tokens;
+  if (o->text_len + len + 1 > o->text_cap) {
+    size_t cap = o->text_cap ? o->text_cap : 256;
+    while (cap < o->text_len + len + 1)
+      cap *= 2;
+    o->text = xalloc(realloc(o->text, cap));
+    o->text_cap = cap;
+  }
+  memcpy(o->text + o->text_len, ch->text ? ch->text : "", len);
+  o->text_len += len;
+  o->text[o->text_len] = '\0';
+}
+
 static void dispatch(client_t *c, const Infsched__Envelope *env) {
   const client_events_t *ev = &c->ev;
   switch (env->body_case) {
@@ -41,14 +133,18 @@ static void dispatch(client_t *c, const Infsched__Envelope *env) {
       ev->on_accepted(c->arg, env->accepted->request_id);
     break;
   case INFSCHED__ENVELOPE__BODY_CHUNK:
+    note_chunk(c, env->chunk);
     if (ev->on_chunk)
       ev->on_chunk(c->arg, env->chunk);
     break;
   case INFSCHED__ENVELOPE__BODY_DONE:
+    open_remove(c, env->done->request_id);
     if (ev->on_done)
       ev->on_done(c->arg, env->done);
     break;
   case INFSCHED__ENVELOPE__BODY_ERROR:
+    if (env->error->code != INFSCHED__ERROR_CODE__ERROR_DUPLICATE)
+      open_remove(c, env->error->request_id);
     if (env->error->code != INFSCHED__ERROR_CODE__ERROR_DUPLICATE) {
       if (ev->on_error)
         ev->on_error(c->arg, env->error);
@@ -102,6 +198,90 @@ static void on_readable(void *zsock, void *arg) {
   c->in_callback = false;
 }
 
+static int send_env(client_t *c, Infsched__Envelope *env);
+
+/* Submits every open request again, with what has been received of it. */
+static void resubmit_all(client_t *c) {
+  size_t n = 0;
+  for (size_t i = 0; i < c->cap; i++) {
+    open_req_t *o = &c->open[i];
+    uint32_t slot;
+    if (!o->packed || !u64map_get(&c->by_id, id_key(o->id), &slot) ||
+        slot != i)
+      continue;
+    Infsched__Request *req =
+        infsched__request__unpack(NULL, o->packed_len, o->packed);
+    if (!req)
+      continue;
+    Infsched__Submit submit = INFSCHED__SUBMIT__INIT;
+    submit.request = req;
+    submit.resubmit = true;
+    submit.resume_tokens = o->tokens;
+    submit.resume_text = o->text ? o->text : (char *)"";
+    Infsched__Envelope env = INFSCHED__ENVELOPE__INIT;
+    env.body_case = INFSCHED__ENVELOPE__BODY_SUBMIT;
+    env.submit = &submit;
+    if (send_env(c, &env) == 0)
+      n++;
+    infsched__request__free_unpacked(req, NULL);
+  }
+  c->resubmits += n;
+  if (n)
+    log_warn("scheduler connection back: %zu open requests submitted again",
+             n);
+}
+
+/* The socket's connection events: a connection after a loss is a new
+ * scheduler, or the same one after a cut, and either way it may not know
+ * (all of) what is open. */
+static void on_monitor(void *zsock, void *arg) {
+  client_t *c = arg;
+  zmq_msg_t msg;
+  for (;;) {
+    zmq_msg_init(&msg);
+    if (zmq_msg_recv(&msg, zsock, ZMQ_DONTWAIT) < 0) {
+      zmq_msg_close(&msg);
+      break;
+    }
+    uint16_t event = 0;
+    if (zmq_msg_size(&msg) >= sizeof event)
+      memcpy(&event, zmq_msg_data(&msg), sizeof event);
+    /* The second frame names the endpoint. */
+    while (zmq_msg_more(&msg) && zmq_msg_recv(&msg, zsock, 0) >= 0)
+      ;
+    zmq_msg_close(&msg);
+    if (event == ZMQ_EVENT_DISCONNECTED) {
+      c->lost = true;
+    } else if (event == ZMQ_EVENT_CONNECTED && c->lost) {
+      c->lost = false;
+      resubmit_all(c);
+    }
+  }
+}
+
+/* A routing id of the client's own, so that a restarted scheduler knows it
+ * as the last one did. */
+static int set_routing_id(void *sock) {
+  uint8_t id[ROUTING_ID_BYTES];
+  int rc = uv_random(NULL, NULL, id, sizeof id, 0, NULL);
+  if (rc)
+    return rc;
+  id[0] |= 1; /* ids starting with a zero byte are ZeroMQ's own */
+  return zmq_setsockopt(sock, ZMQ_ROUTING_ID, id, sizeof id) ? -errno : 0;
+}
+
+static int start_monitor(client_t *c, void *zctx) {
+  char addr[64];
+  snprintf(addr, sizeof addr, "inproc://infsched-client-%p", (void *)c);
+  if (zmq_socket_monitor(c->sock, addr,
+                         ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED))
+    return -errno;
+  c->monitor = zmq_socket(zctx, ZMQ_PAIR);
+  if (!c->monitor || zmq_connect(c->monitor, addr))
+    return -errno;
+  return zwatch_start(c->loop, c->monitor, on_monitor, c, &c->monitor_watch);
+}
+
 int client_new(uv_loop_t *loop, void *zctx, const char *endpoint,
                const client_events_t *ev, void *arg, client_t **out) {
   int rc = 0;
@@ -112,11 +292,14 @@ int client_new(uv_loop_t *loop, void *zctx, const char *endpoint,
   c->loop = loop;
   c->ev = *ev;
   c->arg = arg;
+  u64map_init(&c->by_id);
   c->sock = zmq_socket(zctx, ZMQ_DEALER);
   if (!c->sock) {
     rc = -errno;
     goto fail;
   }
+  if ((rc = set_routing_id(c->sock)) || (rc = start_monitor(c, zctx)))
+    goto fail;
   /* An open-loop client must never block or drop: requests leave on
    * schedule, and its accounting assumes every submit was queued. */
   int zero = 0;
@@ -134,10 +317,17 @@ int client_new(uv_loop_t *loop, void *zctx, const char *endpoint,
   *out = c;
   return 0;
 fail:
+  if (c->monitor_watch)
+    zwatch_close(c->monitor_watch);
+  if (c->monitor) {
+    zmq_setsockopt(c->monitor, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_close(c->monitor);
+  }
   if (c->sock) {
     zmq_setsockopt(c->sock, ZMQ_LINGER, &zero, sizeof zero);
     zmq_close(c->sock);
   }
+  u64map_free(&c->by_id);
   free(c);
   return rc;
 }
@@ -148,9 +338,21 @@ void client_destroy(client_t **cp, int linger_ms) {
   client_t *c = *cp;
   assert(!c->in_callback);
   zwatch_close(c->watch);
+  zwatch_close(c->monitor_watch);
+  zmq_socket_monitor(c->sock, NULL, 0);
+  int zero = 0;
+  zmq_setsockopt(c->monitor, ZMQ_LINGER, &zero, sizeof zero);
+  zmq_close(c->monitor);
   zmq_setsockopt(c->sock, ZMQ_LINGER, &linger_ms, sizeof linger_ms);
   zmq_close(c->sock);
   wire_buf_free(&c->buf);
+  for (size_t i = 0; i < c->cap; i++) {
+    free(c->open[i].packed);
+    free(c->open[i].text);
+  }
+  free(c->open);
+  free(c->free_slots);
+  u64map_free(&c->by_id);
   free(c);
   *cp = NULL;
 }
@@ -182,7 +384,10 @@ int client_submit(client_t *c, const client_request_t *r) {
   Infsched__Envelope env = INFSCHED__ENVELOPE__INIT;
   env.body_case = INFSCHED__ENVELOPE__BODY_SUBMIT;
   env.submit = &submit;
-  return send_env(c, &env);
+  int rc = send_env(c, &env);
+  if (rc == 0)
+    open_add(c, &req);
+  return rc;
 }
 
 int client_cancel(client_t *c, uint64_t request_id) {
@@ -200,6 +405,10 @@ int client_query_status(client_t *c) {
   env.body_case = INFSCHED__ENVELOPE__BODY_STATUS_QUERY;
   env.status_query = &q;
   return send_env(c, &env);
+}
+
+uint64_t client_resubmits(const client_t *c) {
+  return c->resubmits;
 }
 
 uint64_t client_bad_messages(const client_t *c) {

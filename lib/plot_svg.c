@@ -249,6 +249,32 @@ static void legend(FILE *out, const plot_series_t *s, size_t n) {
   }
 }
 
+/* Dashed vertical lines, each labelled at its top; labels of markers close
+ * together step down so they do not overlap. */
+static void markers(FILE *out, const plot_lines_t *p, const axis_t *x) {
+  double last_px = -1e9;
+  int row = 0;
+  for (size_t i = 0; i < p->n_markers; i++) {
+    const plot_marker_t *m = &p->markers[i];
+    if (!usable(p, m->x, 0))
+      continue;
+    double px = to_px(x, m->x);
+    row = fabs(px - last_px) < 90 ? row + 1 : 0;
+    last_px = px;
+    fputs("<line class=\"marker\" data-label=\"", out);
+    plot_html_escape(out, m->label);
+    fprintf(out,
+            "\" x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"%s\" "
+            "stroke-width=\"1.5\" stroke-dasharray=\"3 3\"/>\n"
+            "<text class=\"marker-label\" x=\"%.1f\" y=\"%d\" "
+            "font-size=\"10\" fill=\"%s\">",
+            px, TOP, px, BOTTOM, m->color, px + 3, TOP + 10 + 11 * row,
+            m->color);
+    plot_html_escape(out, m->label);
+    fputs("</text>\n", out);
+  }
+}
+
 void plot_svg_lines(FILE *out, const plot_lines_t *p, const plot_series_t *s,
                     size_t n) {
   double xmin = INFINITY, xmax = -INFINITY, ymin = INFINITY, ymax = -INFINITY;
@@ -268,6 +294,12 @@ void plot_svg_lines(FILE *out, const plot_lines_t *p, const plot_series_t *s,
     no_data(out);
     fputs("</svg>\n", out);
     return;
+  }
+  for (size_t i = 0; i < p->n_markers; i++) {
+    if (!usable(p, p->markers[i].x, 0))
+      continue;
+    xmin = fmin(xmin, p->markers[i].x);
+    xmax = fmax(xmax, p->markers[i].x);
   }
 
   axis_t x, y = {.px0 = BOTTOM, .px1 = TOP};
@@ -309,6 +341,7 @@ void plot_svg_lines(FILE *out, const plot_lines_t *p, const plot_series_t *s,
             "stroke-linejoin=\"round\"%s/>\n",
             s[i].color, s[i].dashed ? " stroke-dasharray=\"6 4\"" : "");
   }
+  markers(out, p, &x);
   legend(out, s, n);
   fputs("</svg>\n", out);
 }

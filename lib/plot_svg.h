@@ -4,8 +4,8 @@
  *
  * Elements carry classes a reader or a test can find: the chart is
  * svg.plot, each line path.series (data-series = its name), each bar
- * rect.bar (data-label = its label); a chart without data says so in
- * text.no-data. */
+ * rect.bar (data-label = its label), each marker line.marker (data-label =
+ * its label); a chart without data says so in text.no-data. */
 #ifndef INFSCHED_PLOT_SVG_H
 #define INFSCHED_PLOT_SVG_H
 
@@ -21,6 +21,13 @@ typedef struct plot_series {
   size_t n;
   bool dashed; /* e.g. a total drawn over its parts */
 } plot_series_t;
+
+/* A vertical reference line across a line chart, e.g. an SLO target. */
+typedef struct plot_marker {
+  double x;
+  const char *color;
+  const char *label; /* drawn at its top and in data-label */
+} plot_marker_t;
 
 typedef enum plot_unit {
   PLOT_UNIT_NONE, /* plain numbers */
@@ -38,6 +45,8 @@ typedef struct plot_lines {
   bool y_from_0;      /* the y axis starts at 0 */
   double y_fixed_max; /* > 0: the y axis ends there (e.g. 1 for a CDF) */
   bool step;          /* draw as steps (counts over time) */
+  const plot_marker_t *markers; /* borrowed; the x range takes them in */
+  size_t n_markers;
 } plot_lines_t;
 
 /* Writes a line chart of n series to out. Series without points are left

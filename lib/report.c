@@ -16,6 +16,8 @@ typedef struct class_stats {
   uint64_t cached;
   uint64_t generated;
   double cost_usd; /* sum of per-request marginal costs */
+  bool has_slo;
+  slo_t slo; /* of its first completed request */
   hist_t *ttft;
   hist_t *tpot;
   hist_t *e2e;
@@ -65,6 +67,13 @@ struct report {
   report_second_t *timeline;
   size_t n_seconds;
   size_t cap_seconds;
+  report_wsample_t *wsamples;
+  size_t n_wsamples;
+  size_t cap_wsamples;
+  size_t wsample_hint; /* index of the worker expected next */
+  char **setting_names;
+  char **setting_values;
+  size_t n_settings;
 };
 
 /* A done_at beyond this (115 days) is taken for garbage rather than grown
@@ -123,6 +132,13 @@ void report_destroy(report_t **rp) {
   free(r->errors);
   free(r->samples);
   free(r->timeline);
+  free(r->wsamples);
+  for (size_t i = 0; i < r->n_settings; i++) {
+    free(r->setting_names[i]);
+    free(r->setting_values[i]);
+  }
+  free(r->setting_names);
+  free(r->setting_values);
   free(r->policy);
   free(r);
   *rp = NULL;
@@ -251,10 +267,8 @@ static void count_error(report_t *r, const char *name) {
   r->errors[r->n_errors++] = (error_count_t){xalloc(strdup(name)), 1};
 }
 
-static void timeline_add(report_t *r, const report_outcome_t *o) {
-  uint64_t sec = o->done_at / INFS_US_PER_S;
-  if (sec >= TIMELINE_MAX_S)
-    return;
+/* Makes second sec of the timeline exist. */
+static void timeline_reach(report_t *r, uint64_t sec) {
   if (sec >= r->cap_seconds) {
     size_t cap = r->cap_seconds ? r->cap_seconds : 64;
     while (cap <= sec)
@@ -266,11 +280,40 @@ static void timeline_add(report_t *r, const report_outcome_t *o) {
   }
   if (sec >= r->n_seconds)
     r->n_seconds = sec + 1;
+}
+
+/* Spreads n tokens evenly over [from, to) us of the run. */
+static void spread_tokens(report_t *r, infs_time_t from, infs_time_t to,
+                          double n) {
+  if (to <= from) {
+    r->timeline[to / INFS_US_PER_S].produced_tokens += n;
+    return;
+  }
+  double per_us = n / (double)(to - from);
+  for (infs_time_t t = from; t < to;) {
+    infs_time_t next = (t / INFS_US_PER_S + 1) * INFS_US_PER_S;
+    if (next > to)
+      next = to;
+    r->timeline[t / INFS_US_PER_S].produced_tokens +=
+        per_us * (double)(next - t);
+    t = next;
+  }
+}
+
+static void timeline_add(report_t *r, const report_outcome_t *o) {
+  uint64_t sec = o->done_at / INFS_US_PER_S;
+  if (sec >= TIMELINE_MAX_S)
+    return;
+  timeline_reach(r, sec);
   report_second_t *s = &r->timeline[sec];
   if (o->status == REPORT_COMPLETED) {
     s->completed[o->cls]++;
     s->prompt_tokens += o->prompt_tokens;
     s->generated_tokens += o->generated_tokens;
+    /* Tokens flow from the first token to Done, not all at the end. */
+    infs_time_t decode = o->e2e > o->ttft ? o->e2e - o->ttft : 0;
+    infs_time_t first = o->done_at > decode ? o->done_at - decode : 0;
+    spread_tokens(r, first, o->done_at, o->generated_tokens);
   } else {
     s->errors++;
   }
@@ -286,6 +329,10 @@ void report_add(report_t *r, const report_outcome_t *o) {
     count_error(r, o->error && *o->error ? o->error : "unspecified");
   stats_add(&r->all, o, tpot_us, miss);
   stats_add(&r->by[o->cls], o, tpot_us, miss);
+  if (o->status == REPORT_COMPLETED && !r->by[o->cls].has_slo) {
+    r->by[o->cls].has_slo = true;
+    r->by[o->cls].slo = o->slo;
+  }
   if (o->status == REPORT_COMPLETED)
     wclass_add(r,
                o->worker_class && *o->worker_class ? o->worker_class
@@ -300,6 +347,95 @@ void report_add(report_t *r, const report_outcome_t *o) {
   }
   if (o->done_at && o->status != REPORT_LOST)
     timeline_add(r, o);
+}
+
+bool report_class_slo(const report_t *r, int cls, slo_t *out) {
+  if ((unsigned)cls >= INFS_CLASS_COUNT || !r->by[cls].has_slo)
+    return false;
+  *out = r->by[cls].slo;
+  return true;
+}
+
+void report_set_setting(report_t *r, const char *name, const char *value) {
+  for (size_t i = 0; i < r->n_settings; i++) {
+    if (strcmp(r->setting_names[i], name) == 0) {
+      free(r->setting_values[i]);
+      r->setting_values[i] = xalloc(strdup(value ? value : ""));
+      return;
+    }
+  }
+  size_t n = r->n_settings + 1;
+  r->setting_names = xalloc(realloc(r->setting_names, n * sizeof(char *)));
+  r->setting_values = xalloc(realloc(r->setting_values, n * sizeof(char *)));
+  r->setting_names[r->n_settings] = xalloc(strdup(name));
+  r->setting_values[r->n_settings] = xalloc(strdup(value ? value : ""));
+  r->n_settings = n;
+}
+
+void report_set_count_setting(report_t *r, const char *name,
+                              const char *const *items, size_t n) {
+  char *text = NULL;
+  size_t len = 0;
+  FILE *f = xalloc(open_memstream(&text, &len));
+  for (size_t i = 0; i < n; i++) {
+    bool seen = false;
+    for (size_t k = 0; k < i && !seen; k++)
+      seen = strcmp(items[k], items[i]) == 0;
+    if (seen)
+      continue;
+    size_t count = 0;
+    for (size_t k = i; k < n; k++)
+      count += strcmp(items[k], items[i]) == 0;
+    fprintf(f, "%s%zu %s", ftell(f) ? ", " : "", count, items[i]);
+  }
+  if (fclose(f) != 0)
+    abort();
+  report_set_setting(r, name, text);
+  free(text);
+}
+
+size_t report_settings(const report_t *r, const char *const **names,
+                       const char *const **values) {
+  *names = (const char *const *)r->setting_names;
+  *values = (const char *const *)r->setting_values;
+  return r->n_settings;
+}
+
+void report_add_worker_sample(report_t *r, const report_worker_sample_t *s) {
+  /* A poll lists the workers in the same order each time: try the one
+   * after the last first, so a large pool is not searched per sample. */
+  size_t h = r->wsample_hint;
+  worker_stats_t *w = h < r->n_workers && strcmp(r->workers[h].id, s->id) == 0
+                          ? &r->workers[h]
+                          : worker_get(r, s->id, s->cls);
+  r->wsample_hint = (size_t)(w - r->workers) + 1;
+  if (r->n_wsamples == r->cap_wsamples) {
+    r->cap_wsamples = r->cap_wsamples ? 2 * r->cap_wsamples : 256;
+    r->wsamples = xalloc(
+        realloc(r->wsamples, r->cap_wsamples * sizeof *r->wsamples));
+  }
+  r->wsamples[r->n_wsamples++] = (report_wsample_t){
+      .t = s->t,
+      .worker = (uint32_t)(w - r->workers),
+      .outstanding = s->outstanding,
+      .busy_s = s->busy_s,
+      .cost_usd = s->cost_usd,
+  };
+}
+
+size_t report_worker_samples(const report_t *r, const report_wsample_t **out) {
+  *out = r->wsamples;
+  return r->n_wsamples;
+}
+
+size_t report_worker_count(const report_t *r) {
+  return r->n_workers;
+}
+
+void report_worker_name(const report_t *r, size_t i, const char **id,
+                        const char **cls) {
+  *id = r->workers[i].id;
+  *cls = *r->workers[i].cls ? r->workers[i].cls : "unknown";
 }
 
 void report_add_worker(report_t *r, const char *id, const char *cls,
@@ -520,6 +656,21 @@ cJSON *report_to_json(const report_t *r) {
   num(tp, "tok_per_s", secs > 0 ? (double)tokens / secs : 0.0, &ok);
   num(tp, "generated_tok_per_s",
       secs > 0 ? (double)r->all.generated / secs : 0.0, &ok);
+
+  cJSON *settings = obj(root, "settings", &ok);
+  for (size_t i = 0; settings && i < r->n_settings; i++)
+    if (!cJSON_AddStringToObject(settings, r->setting_names[i],
+                                 r->setting_values[i]))
+      ok = false;
+  cJSON *slo = obj(root, "slo", &ok);
+  for (int c = 0; slo && c < INFS_CLASS_COUNT; c++) {
+    char text[64];
+    if (!r->by[c].has_slo)
+      continue;
+    slo_format(&r->by[c].slo, text, sizeof text);
+    if (!cJSON_AddStringToObject(slo, infs_class_name((infs_class_t)c), text))
+      ok = false;
+  }
 
   cJSON *errors = obj(root, "errors", &ok);
   for (size_t i = 0; errors && i < r->n_errors; i++)

@@ -74,6 +74,22 @@ void report_destroy(report_t **r);
 
 /* Copies the label; NULL or "" reports "unknown". */
 void report_set_policy(report_t *r, const char *policy);
+/* Records one setting of the run ("seed", "workload", "pool", ...), shown
+ * with the report and in its JSON's "settings"; both strings are copied and
+ * a name set again is replaced. */
+void report_set_setting(report_t *r, const char *name, const char *value);
+/* Sets name to a count of each distinct item, in order of first
+ * appearance: "2 gpu-h100, 1 sram-wse3". */
+void report_set_count_setting(report_t *r, const char *name,
+                              const char *const *items, size_t n);
+/* The settings in the order first set; *names and *values are valid until
+ * the next report_set_setting. */
+size_t report_settings(const report_t *r, const char *const **names,
+                       const char *const **values);
+/* The SLO the first completed request of class cls carried (requests of a
+ * class carry their class's unless a client set its own). Returns false
+ * when none of the class completed. */
+bool report_class_slo(const report_t *r, int cls, slo_t *out);
 /* Length of the measured run, for throughput. */
 void report_set_window(report_t *r, infs_time_t us);
 void report_add(report_t *r, const report_outcome_t *o);
@@ -119,12 +135,43 @@ void report_add_sample(report_t *r, const report_sample_t *s);
 /* The samples so far; *out is valid until the next report_add_sample. */
 size_t report_samples(const report_t *r, const report_sample_t **out);
 
+/* One worker at one moment, e.g. from a Status poll's heartbeat figures. */
+typedef struct report_worker_sample {
+  infs_time_t t;        /* us from the start of the run */
+  const char *id;       /* borrowed for the call */
+  const char *cls;      /* worker class name; borrowed */
+  uint32_t outstanding; /* requests dispatched to it and not finished */
+  double busy_s;        /* its busy-time counter */
+  double cost_usd;      /* its cost counter */
+} report_worker_sample_t;
+
+/* The stored form: worker is an index for report_worker_name. */
+typedef struct report_wsample {
+  infs_time_t t;
+  uint32_t worker;
+  uint32_t outstanding;
+  double busy_s;
+  double cost_usd;
+} report_wsample_t;
+
+void report_add_worker_sample(report_t *r, const report_worker_sample_t *s);
+/* The worker samples in the order given; valid until the next add. */
+size_t report_worker_samples(const report_t *r, const report_wsample_t **out);
+/* Workers known to the report (from outcomes, pool figures or samples), and
+ * the id and class of the i-th. */
+size_t report_worker_count(const report_t *r);
+void report_worker_name(const report_t *r, size_t i, const char **id,
+                        const char **cls);
+
 /* Terminal answers in one second of the run, by their done_at. */
 typedef struct report_second {
   uint32_t completed[INFS_CLASS_COUNT];
   uint32_t errors; /* failed and rejected */
   uint64_t prompt_tokens;
-  uint64_t generated_tokens;
+  uint64_t generated_tokens; /* of the requests completed in that second */
+  /* Generated tokens by when they were made: each completed request's
+   * spread evenly from its first token to its Done. */
+  double produced_tokens;
 } report_second_t;
 
 /* Second i of the run is (*out)[i], up to the last second with an answer;

@@ -38,6 +38,11 @@ static const char *const style =
     "figure{margin:0;background:#fff;border:1px solid #ddd;border-radius:6px;"
     "padding:8px}figcaption{font-size:13px;color:#444;padding:4px 6px 2px;"
     "max-width:630px}"
+    ".settings{display:grid;grid-template-columns:repeat(auto-fill,"
+    "minmax(300px,1fr));gap:6px 16px;background:#fff;border:1px solid #ddd;"
+    "border-radius:6px;padding:10px 14px;margin:0}"
+    ".settings dt{font-size:12px;color:#666}.settings dd{margin:0;"
+    "font-family:ui-monospace,monospace;font-size:13px;overflow-wrap:anywhere}"
     "pre{background:#fff;border:1px solid #ddd;border-radius:6px;"
     "padding:12px;overflow-x:auto;font-size:13px}";
 
@@ -89,12 +94,18 @@ static void cards(FILE *out, const cJSON *j) {
   card(out, "end to end p50 / p99", v, false);
   snprintf(v, sizeof v, "%.2f req/s", jnum(j, "throughput.req_per_s"));
   card(out, "throughput", v, false);
-  snprintf(v, sizeof v, "%.0f tok/s", jnum(j, "throughput.tok_per_s"));
-  card(out, "tokens served", v, false);
-  double prompt = jnum(j, "tokens.prompt");
-  snprintf(v, sizeof v, "%.1f%%",
-           prompt > 0 ? 100 * jnum(j, "tokens.cached") / prompt : 0.0);
-  card(out, "prompt cached", v, false);
+  /* Prompt tokens dwarf generated ones in agent traffic: each is its own
+   * figure, and cached prompt tokens are not work done. */
+  double secs = jnum(j, "window_s");
+  double prompt = jnum(j, "tokens.prompt"), cached = jnum(j, "tokens.cached");
+  snprintf(v, sizeof v, "%.0f tok/s", secs > 0 ? prompt / secs : 0.0);
+  card(out, "prompt", v, false);
+  snprintf(v, sizeof v, "%.0f tok/s (%.1f%%)", secs > 0 ? cached / secs : 0.0,
+           prompt > 0 ? 100 * cached / prompt : 0.0);
+  card(out, "of which cached", v, false);
+  snprintf(v, sizeof v, "%.0f tok/s",
+           jnum(j, "throughput.generated_tok_per_s"));
+  card(out, "generated", v, false);
   snprintf(v, sizeof v, "$%.4f", jnum(j, "cost.usd_total"));
   card(out, "cost", v, false);
   snprintf(v, sizeof v, "$%.4f", jnum(j, "cost.usd_per_mtok"));
@@ -137,12 +148,31 @@ static void buf_free(buf_t *b) {
   free(b->y);
 }
 
-/* A latency CDF per class and for all, from the histograms' quantiles. */
+/* A latency CDF per class and for all, from the histograms' quantiles;
+ * TTFT and TPOT carry each class's target as a marker (TTFT's for a prompt
+ * with nothing to prefill: a request's own grows with its uncached
+ * tokens). */
 static int cdf_chart(FILE *out, const report_t *r, report_metric_t m,
                      const char *id, const char *title) {
   buf_t b[INFS_CLASS_COUNT + 1] = {{0}};
   plot_series_t s[INFS_CLASS_COUNT + 1];
+  plot_marker_t marks[INFS_CLASS_COUNT];
+  char labels[INFS_CLASS_COUNT][48];
+  size_t n_marks = 0;
   int rc = 0;
+  for (int c = 0; c < INFS_CLASS_COUNT && m != REPORT_E2E; c++) {
+    slo_t slo;
+    if (!report_class_slo(r, c, &slo))
+      continue;
+    slo_targets_t t = slo_targets(&slo, 0);
+    double target = m == REPORT_TTFT ? t.ttft_ms : t.tpot_ms;
+    if (!(target > 0))
+      continue;
+    snprintf(labels[n_marks], sizeof labels[n_marks], "%s SLO %g ms",
+             infs_class_name((infs_class_t)c), target);
+    marks[n_marks] = (plot_marker_t){target, class_color[c], labels[n_marks]};
+    n_marks++;
+  }
   /* The classes first, the total last and dashed so that it shows over the
    * class that makes most of it. */
   for (int c = 0; c <= INFS_CLASS_COUNT; c++) {
@@ -174,7 +204,9 @@ static int cdf_chart(FILE *out, const report_t *r, report_metric_t m,
                     .x_unit = PLOT_UNIT_MS,
                     .log_x = true,
                     .y_from_0 = true,
-                    .y_fixed_max = 1};
+                    .y_fixed_max = 1,
+                    .markers = marks,
+                    .n_markers = n_marks};
   plot_svg_lines(out, &p, s, INFS_CLASS_COUNT + 1);
 out:
   for (int i = 0; i <= INFS_CLASS_COUNT; i++)
@@ -238,11 +270,11 @@ static int token_chart(FILE *out, const report_t *r) {
   int rc = buf_alloc(&b, bins);
   if (rc == 0) {
     for (size_t i = 0; i < bins; i++) {
-      uint64_t n = 0;
+      double n = 0;
       for (size_t k = i * w; k < (i + 1) * w && k < secs; k++)
-        n += tl[k].generated_tokens;
+        n += tl[k].produced_tokens;
       b.x[i] = (double)(i * w);
-      b.y[i] = (double)n / (double)w;
+      b.y[i] = n / (double)w;
     }
     plot_series_t s = {"generated", ALL_COLOR, b.x, b.y, bins, false};
     plot_lines_t p = {.id = "plot-tokens",
@@ -317,6 +349,30 @@ static void class_cost_chart(FILE *out, const cJSON *j) {
                 PLOT_UNIT_USD, bars, n);
 }
 
+/* SLO attainment by class, with the JSON's miss breakdown (slo_missed) in
+ * each bar's note. */
+static void slo_chart(FILE *out, const cJSON *j) {
+  plot_bar_t bars[INFS_CLASS_COUNT];
+  char notes[INFS_CLASS_COUNT][64];
+  size_t n = 0;
+  const cJSON *by = cJSON_GetObjectItemCaseSensitive(j, "by_class");
+  for (int c = 0; c < INFS_CLASS_COUNT; c++) {
+    const char *name = infs_class_name((infs_class_t)c);
+    const cJSON *o = cJSON_GetObjectItemCaseSensitive(by, name);
+    if (!(jnum(o, "requests.sent") > 0))
+      continue;
+    snprintf(notes[n], sizeof notes[n],
+             "missed: %.0f TTFT, %.0f TPOT, %.0f both",
+             jnum(o, "slo_missed.ttft"), jnum(o, "slo_missed.tpot"),
+             jnum(o, "slo_missed.both"));
+    bars[n] = (plot_bar_t){name, class_color[c],
+                           100 * jnum(o, "slo_attainment"), notes[n]};
+    n++;
+  }
+  plot_svg_bars(out, "plot-slo-class", "SLO attainment by request class",
+                "% of requests sent", PLOT_UNIT_NONE, bars, n);
+}
+
 static void worker_cost_chart(FILE *out, const cJSON *j) {
   double pool[INFS_WORKER_CLASS_COUNT] = {0},
          req[INFS_WORKER_CLASS_COUNT] = {0};
@@ -366,6 +422,210 @@ static void worker_cost_chart(FILE *out, const cJSON *j) {
                 any_pool ? "Cost by worker class (pool, from heartbeats)"
                          : "Cost by worker class (sum of request costs)",
                 "USD", PLOT_UNIT_USD, bars, n);
+}
+
+/* --- per worker, over time --- */
+
+/* Each worker's samples, in order: idx[i][k] is the k-th sample of worker
+ * i in report_worker_samples. */
+typedef struct by_worker {
+  size_t workers;
+  size_t *n;
+  size_t **idx;
+} by_worker_t;
+
+static int by_worker_split(const report_t *r, by_worker_t *bw) {
+  const report_wsample_t *ws;
+  size_t n = report_worker_samples(r, &ws);
+  bw->workers = report_worker_count(r);
+  bw->n = calloc(bw->workers ? bw->workers : 1, sizeof *bw->n);
+  bw->idx = calloc(bw->workers ? bw->workers : 1, sizeof *bw->idx);
+  if (!bw->n || !bw->idx)
+    return -ENOMEM;
+  for (size_t k = 0; k < n; k++)
+    bw->n[ws[k].worker]++;
+  for (size_t i = 0; i < bw->workers; i++) {
+    if (!(bw->idx[i] = calloc(bw->n[i] ? bw->n[i] : 1, sizeof **bw->idx)))
+      return -ENOMEM;
+    bw->n[i] = 0;
+  }
+  for (size_t k = 0; k < n; k++)
+    bw->idx[ws[k].worker][bw->n[ws[k].worker]++] = k;
+  return 0;
+}
+
+static void by_worker_free(by_worker_t *bw) {
+  for (size_t i = 0; bw->idx && i < bw->workers; i++)
+    free(bw->idx[i]);
+  free(bw->idx);
+  free(bw->n);
+}
+
+static const char *wclass_color(const char *cls) {
+  infs_worker_class_t c;
+  return infs_worker_class_parse(cls, &c) ? ALL_COLOR : worker_color[c];
+}
+
+typedef enum wchart { WCHART_BUSY, WCHART_OUTSTANDING } wchart_t;
+
+/* One line per worker in its class's color: its busy share between
+ * consecutive samples, or its requests in flight. */
+static int worker_chart(FILE *out, const report_t *r, wchart_t what) {
+  const report_wsample_t *ws;
+  report_worker_samples(r, &ws);
+  by_worker_t bw = {0};
+  int rc = by_worker_split(r, &bw);
+  buf_t *b = calloc(bw.workers ? bw.workers : 1, sizeof *b);
+  plot_series_t *s = calloc(bw.workers ? bw.workers : 1, sizeof *s);
+  if (rc || !b || !s) {
+    rc = -ENOMEM;
+    goto out;
+  }
+  for (size_t i = 0; i < bw.workers; i++) {
+    size_t n = bw.n[i];
+    size_t stride = n <= MAX_SAMPLES ? 1 : (n + MAX_SAMPLES - 1) / MAX_SAMPLES;
+    if ((rc = buf_alloc(&b[i], n / stride + 1)))
+      goto out;
+    size_t m = 0;
+    for (size_t k = what == WCHART_BUSY ? stride : 0; k < n; k += stride) {
+      const report_wsample_t *x = &ws[bw.idx[i][k]];
+      double y = x->outstanding;
+      if (what == WCHART_BUSY) {
+        const report_wsample_t *p = &ws[bw.idx[i][k - stride]];
+        double dt = (double)(x->t - p->t) / 1e6;
+        if (!(dt > 0))
+          continue;
+        y = fmin(1, fmax(0, (x->busy_s - p->busy_s) / dt));
+      }
+      b[i].x[m] = (double)x->t / 1e6;
+      b[i].y[m++] = y;
+    }
+    const char *id, *cls;
+    report_worker_name(r, i, &id, &cls);
+    s[i] = (plot_series_t){id, wclass_color(cls), b[i].x, b[i].y, m, false};
+  }
+  plot_lines_t p = {
+      .id = what == WCHART_BUSY ? "plot-worker-busy" : "plot-worker-requests",
+      .title = what == WCHART_BUSY ? "Utilisation per worker"
+                                   : "Requests in flight per worker",
+      .x_label = "time since the start (s)",
+      .y_label = what == WCHART_BUSY ? "busy share" : "requests",
+      .y_from_0 = true,
+      .y_fixed_max = what == WCHART_BUSY ? 1 : 0,
+      .step = what == WCHART_OUTSTANDING};
+  plot_svg_lines(out, &p, s, bw.workers);
+out:
+  for (size_t i = 0; b && i < bw.workers; i++)
+    buf_free(&b[i]);
+  free(b);
+  free(s);
+  by_worker_free(&bw);
+  return rc;
+}
+
+/* Cumulative cost by worker class: at each poll, the sum over its workers
+ * of what their cost counters gained since each was first seen. */
+static int cost_time_chart(FILE *out, const report_t *r) {
+  const report_wsample_t *ws;
+  size_t n = report_worker_samples(r, &ws), workers = report_worker_count(r);
+  double *base = calloc(workers ? workers : 1, sizeof *base);
+  double *last = calloc(workers ? workers : 1, sizeof *last);
+  int *wcls = calloc(workers ? workers : 1, sizeof *wcls);
+  buf_t b[INFS_WORKER_CLASS_COUNT] = {{0}};
+  size_t m[INFS_WORKER_CLASS_COUNT] = {0};
+  bool seen_cls[INFS_WORKER_CLASS_COUNT] = {false};
+  int rc = base && last && wcls ? 0 : -ENOMEM;
+  for (int c = 0; rc == 0 && c < INFS_WORKER_CLASS_COUNT; c++)
+    rc = buf_alloc(&b[c], n);
+  if (rc)
+    goto out;
+  for (size_t i = 0; i < workers; i++) {
+    const char *id, *cls;
+    infs_worker_class_t c;
+    report_worker_name(r, i, &id, &cls);
+    wcls[i] = infs_worker_class_parse(cls, &c) ? -1 : (int)c;
+    base[i] = NAN;
+  }
+  for (size_t k = 0; k < n; k++) {
+    const report_wsample_t *x = &ws[k];
+    if (isnan(base[x->worker]))
+      base[x->worker] = x->cost_usd;
+    last[x->worker] = x->cost_usd;
+    if (wcls[x->worker] >= 0)
+      seen_cls[wcls[x->worker]] = true;
+    /* A poll's samples share their t: sum once it is complete. */
+    if (k + 1 < n && ws[k + 1].t == x->t)
+      continue;
+    double sum[INFS_WORKER_CLASS_COUNT] = {0};
+    for (size_t i = 0; i < workers; i++)
+      if (wcls[i] >= 0 && !isnan(base[i]))
+        sum[wcls[i]] += last[i] - base[i];
+    for (int c = 0; c < INFS_WORKER_CLASS_COUNT; c++) {
+      if (!seen_cls[c])
+        continue;
+      b[c].x[m[c]] = (double)x->t / 1e6;
+      b[c].y[m[c]++] = sum[c];
+    }
+  }
+  plot_series_t s[INFS_WORKER_CLASS_COUNT];
+  for (int c = 0; c < INFS_WORKER_CLASS_COUNT; c++)
+    s[c] = (plot_series_t){infs_worker_class_name((infs_worker_class_t)c),
+                           worker_color[c],
+                           b[c].x,
+                           b[c].y,
+                           m[c],
+                           false};
+  plot_lines_t p = {.id = "plot-cost-time",
+                    .title = "Cost over time by worker class",
+                    .x_label = "time since the start (s)",
+                    .y_label = "USD since the start",
+                    .y_from_0 = true};
+  plot_svg_lines(out, &p, s, INFS_WORKER_CLASS_COUNT);
+out:
+  for (int c = 0; c < INFS_WORKER_CLASS_COUNT; c++)
+    buf_free(&b[c]);
+  free(base);
+  free(last);
+  free(wcls);
+  return rc;
+}
+
+/* --- settings --- */
+
+static void setting(FILE *out, const char *name, const char *value) {
+  fputs("<div><dt>", out);
+  plot_html_escape(out, name);
+  fputs("</dt><dd>", out);
+  plot_html_escape(out, value);
+  fputs("</dd></div>\n", out);
+}
+
+/* What the run was: its policy, SLOs and the settings its program gave. */
+static void settings(FILE *out, const report_t *r, const cJSON *j) {
+  const cJSON *policy = cJSON_GetObjectItemCaseSensitive(j, "policy");
+  char v[96];
+  fputs("<section id=\"settings\">\n<h2>Settings</h2>\n"
+        "<dl class=\"settings\">\n",
+        out);
+  setting(out, "policy",
+          cJSON_IsString(policy) ? policy->valuestring : "unknown");
+  const char *const *names, *const *values;
+  size_t n = report_settings(r, &names, &values);
+  for (size_t i = 0; i < n; i++)
+    setting(out, names[i], values[i]);
+  for (int c = 0; c < INFS_CLASS_COUNT; c++) {
+    slo_t slo;
+    char name[48];
+    if (!report_class_slo(r, c, &slo))
+      continue;
+    snprintf(name, sizeof name, "SLO %s (TTFT[+per 1k uncached]:TPOT ms)",
+             infs_class_name((infs_class_t)c));
+    slo_format(&slo, v, sizeof v);
+    setting(out, name, v);
+  }
+  snprintf(v, sizeof v, "%.1f s", jnum(j, "window_s"));
+  setting(out, "measured window", v);
+  fputs("</dl>\n</section>\n", out);
 }
 
 /* --- the page --- */
@@ -433,8 +693,18 @@ int report_html_print(const report_t *r, const char *title, FILE *out) {
   figure_close(out, "For each class, the fraction of completed requests "
                     "whose first token came within the time on the x axis, "
                     "from the intended send time. A curve further left is "
-                    "faster; its height at the SLO target is the share that "
-                    "met it.");
+                    "faster; its height at its class's SLO target (dashed, "
+                    "for a prompt with nothing to prefill: a request's own "
+                    "target grows with its uncached prompt tokens) is about "
+                    "the share that met it.");
+  figure_open(out);
+  if ((rc = cdf_chart(out, r, REPORT_TPOT, "plot-tpot-cdf",
+                      "Time per output token, CDF")))
+    goto out;
+  figure_close(out, "Time per output token of completed requests of two or "
+                    "more tokens, (end to end - TTFT) / (tokens - 1), with "
+                    "each class's TPOT target dashed: the curve's height "
+                    "there is the share that met it.");
   figure_open(out);
   if ((rc = cdf_chart(out, r, REPORT_E2E, "plot-e2e-cdf",
                       "End-to-end latency, CDF")))
@@ -442,6 +712,12 @@ int report_html_print(const report_t *r, const char *title, FILE *out) {
   figure_close(out, "The same for the whole request, from the intended send "
                     "time to Done: queueing, prefill and every output "
                     "token.");
+  figure_open(out);
+  slo_chart(out, j);
+  figure_close(out, "The share of each class's requests sent that completed "
+                    "within their TTFT and TPOT targets (failed, rejected and "
+                    "lost requests count against it), and how many completed "
+                    "requests missed by TTFT, by TPOT or by both.");
   fputs("</div>\n<h2>Over time</h2>\n<div class=\"plots\">\n", out);
   figure_open(out);
   if ((rc = rate_chart(out, r)))
@@ -451,8 +727,10 @@ int report_html_print(const report_t *r, const char *title, FILE *out) {
   figure_open(out);
   if ((rc = token_chart(out, r)))
     goto out;
-  figure_close(out, "Output tokens of the requests completed in each "
-                    "second.");
+  figure_close(out, "Output tokens made in each second: each completed "
+                    "request's tokens spread evenly from its first token to "
+                    "its Done, so a long answer counts where it was "
+                    "generated, not in the second it ended.");
   figure_open(out);
   if ((rc = queue_chart(out, r)))
     goto out;
@@ -460,7 +738,26 @@ int report_html_print(const report_t *r, const char *title, FILE *out) {
                     "scheduler's admission queues, waiting in the workers' "
                     "own queues, running on workers (from heartbeats), and "
                     "sent by the client but not answered yet.");
+  fputs("</div>\n<h2>Workers</h2>\n<div class=\"plots\">\n", out);
+  figure_open(out);
+  if ((rc = worker_chart(out, r, WCHART_BUSY)))
+    goto out;
+  figure_close(out, "Each worker's busy share of the time between two "
+                    "samples (about a second apart), from its heartbeats' "
+                    "busy-time counter; one line per worker in its class's "
+                    "color.");
+  figure_open(out);
+  if ((rc = worker_chart(out, r, WCHART_OUTSTANDING)))
+    goto out;
+  figure_close(out, "Requests dispatched to each worker and not finished, "
+                    "as the scheduler counted them at each sample.");
   fputs("</div>\n<h2>Cost</h2>\n<div class=\"plots\">\n", out);
+  figure_open(out);
+  if ((rc = cost_time_chart(out, r)))
+    goto out;
+  figure_close(out, "What each worker class has cost since the start: the "
+                    "gain of its workers' cost counters (price per hour for "
+                    "the time up, plus energy), idle time included.");
   figure_open(out);
   class_cost_chart(out, j);
   figure_close(out, "What each request class cost: the sum of its requests' "
@@ -473,7 +770,9 @@ int report_html_print(const report_t *r, const char *title, FILE *out) {
                     "of its workers' cost counters (price per hour for the "
                     "time up, plus energy), idle time included, with their "
                     "mean busy share.");
-  fputs("</div>\n<h2>Table</h2>\n", out);
+  fputs("</div>\n", out);
+  settings(out, r, j);
+  fputs("<h2>Table</h2>\n", out);
   if ((rc = table(out, r)))
     goto out;
   fputs("<script type=\"application/json\" id=\"report-data\">", out);

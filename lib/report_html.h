@@ -1,13 +1,17 @@
 /* The report as one self-contained HTML page, for infsched-loadgen and
- * infsched-sim: the key figures, latency CDFs (TTFT and end to end, by
- * class), completed requests and generated tokens per second, queue depth
- * over time, cost by request class and by worker class, the text table and
- * the JSON. Charts are inline SVG drawn here; the page loads nothing and runs
+ * infsched-sim: the key figures (prompt, cached and generated tokens apart),
+ * latency CDFs (TTFT, TPOT and end to end, by class; TTFT and TPOT with each
+ * class's SLO target), completed requests per second and generated tokens
+ * per second by when they were made, queue depth, each worker's utilisation
+ * and requests in flight, cost over time by worker class, cost by request
+ * class and by worker class, the run's settings, the text table and the
+ * JSON. Charts are inline SVG drawn here; the page loads nothing and runs
  * no script.
  *
  * It uses what the report collects: outcomes (with done_at for the rates
- * over time), report_add_worker figures, and report_add_sample samples for
- * the queue depth; a chart without its data says "no data". */
+ * over time), report_add_worker figures, report_add_sample and
+ * report_add_worker_sample samples, and report_set_setting settings; a
+ * chart without its data says "no data". */
 #ifndef INFSCHED_REPORT_HTML_H
 #define INFSCHED_REPORT_HTML_H
 

@@ -1,5 +1,7 @@
 #include "lib/workload_cli.h"
 
+#include "lib/report.h"
+
 #include "lib/cli.h"
 
 #include <math.h>
@@ -387,6 +389,23 @@ int workload_cli_build(const workload_cli_t *c, double scale, workload_t **out,
     break;
   }
   return workload_new(c->spec, &wo, out, err, errlen);
+}
+
+void workload_cli_report_settings(const workload_cli_t *c, report_t *r) {
+  char what[128], text[512], v[64];
+  workload_cli_describe(c, 1.0, what, sizeof what);
+  int n = snprintf(text, sizeof text, "%s, %s", c->spec, what);
+  if (c->opts.duration_s > 0 && n > 0 && (size_t)n < sizeof text)
+    n += snprintf(text + n, sizeof text - (size_t)n, ", %g s",
+                  c->opts.duration_s);
+  if (c->opts.max_requests && n > 0 && (size_t)n < sizeof text)
+    n += snprintf(text + n, sizeof text - (size_t)n, ", at most %llu requests",
+                  (unsigned long long)c->opts.max_requests);
+  if (c->mix && n > 0 && (size_t)n < sizeof text)
+    snprintf(text + n, sizeof text - (size_t)n, ", class mix %s", c->mix);
+  report_set_setting(r, "workload", text);
+  snprintf(v, sizeof v, "%llu", (unsigned long long)c->opts.seed);
+  report_set_setting(r, "seed", v);
 }
 
 void workload_cli_describe(const workload_cli_t *c, double scale, char *buf,

@@ -98,4 +98,11 @@ int workload_cli_build(const workload_cli_t *c, double scale, workload_t **out,
 void workload_cli_describe(const workload_cli_t *c, double scale, char *buf,
                            size_t len);
 
+/* Records the workload and its seed as settings of report r: the spec, what
+ * scale 1 means, the duration or request cap, and the class mix when
+ * given. */
+struct report;
+void workload_cli_report_settings(const workload_cli_t *c,
+                                  struct report *r);
+
 #endif

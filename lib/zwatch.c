@@ -6,7 +6,7 @@
 
 struct zwatch {
   uv_poll_t poll;
-  uv_check_t check;
+  uv_prepare_t prepare;
   void *sock;
   zwatch_cb cb;
   void *arg;
@@ -31,7 +31,7 @@ static void on_poll(uv_poll_t *h, int status, int events) {
   drain(h->data);
 }
 
-static void on_check(uv_check_t *h) { drain(h->data); }
+static void on_prepare(uv_prepare_t *h) { drain(h->data); }
 
 int zwatch_start(uv_loop_t *loop, void *zsock, zwatch_cb cb, void *arg,
                  zwatch_t **out) {
@@ -50,11 +50,11 @@ int zwatch_start(uv_loop_t *loop, void *zsock, zwatch_cb cb, void *arg,
     free(w);
     return rc;
   }
-  uv_check_init(loop, &w->check);
-  w->poll.data = w->check.data = w;
+  uv_prepare_init(loop, &w->prepare);
+  w->poll.data = w->prepare.data = w;
   w->open_handles = 2;
   uv_poll_start(&w->poll, UV_READABLE, on_poll);
-  uv_check_start(&w->check, on_check);
+  uv_prepare_start(&w->prepare, on_prepare);
   *out = w;
   return 0;
 }
@@ -69,5 +69,5 @@ void zwatch_close(zwatch_t *w) {
   if (!w)
     return;
   uv_close((uv_handle_t *)&w->poll, on_closed);
-  uv_close((uv_handle_t *)&w->check, on_closed);
+  uv_close((uv_handle_t *)&w->prepare, on_closed);
 }

@@ -1,7 +1,9 @@
-/* Joins a ZeroMQ socket to a libuv loop. ZMQ_FD is edge-triggered and a send
- * can make the socket readable without a new edge, so the callback runs both
- * on a poll wake-up and after every loop iteration in which ZMQ_EVENTS says
- * readable. The callback must receive with ZMQ_DONTWAIT until EAGAIN. */
+/* Joins a ZeroMQ socket to a libuv loop. ZMQ_FD is edge-triggered: after a
+ * send (from any callback, or before the loop runs) it signals again only
+ * once ZMQ_EVENTS has been read. So the callback runs on a poll wake-up and
+ * before every wait of the loop in which ZMQ_EVENTS says readable, and that
+ * read comes before the loop blocks. The callback must receive with
+ * ZMQ_DONTWAIT until EAGAIN. */
 #ifndef INFSCHED_ZWATCH_H
 #define INFSCHED_ZWATCH_H
 

@@ -85,6 +85,8 @@ static void send_to(shell_t *s, void *sock, const core_peer_t *peer,
  * the copies merged, and a merge keeps the last copy's id only when it is
  * not the default). Otherwise it is encoded again with that id. */
 static bool forward_raw(const shell_t *s, const core_action_t *a) {
+  if (!a->passthrough)
+    return false; /* made by the core: what a resubmitting client missed */
   uint64_t id = a->kind == CORE_ACT_CHUNK
                     ? ((const Infsched__Chunk *)a->passthrough)->request_id
                     : ((const Infsched__Done *)a->passthrough)->request_id;

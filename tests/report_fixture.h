@@ -1,7 +1,8 @@
 /* A report with something in every chart, for the HTML tests: a minute of
  * traffic in three classes on six workers of three classes, with failures,
- * rejections, pool figures and a queue-depth sample every second. The same
- * every time (a fixed linear congruential sequence). */
+ * rejections, pool figures, a queue-depth and a per-worker sample every
+ * second, and the run's settings. The same every time (a fixed linear
+ * congruential sequence). */
 #ifndef INFSCHED_TESTS_REPORT_FIXTURE_H
 #define INFSCHED_TESTS_REPORT_FIXTURE_H
 
@@ -79,6 +80,29 @@ static report_t *fixture_report(void) {
     report_add_sample(r, &smp);
   }
   static const double price_per_s[] = {10.68 / 3600, 381.0 / 3600, 9.76 / 3600};
+  /* Each worker busier in the middle of the minute, its counters rising. */
+  double busy[6] = {0}, cost[6] = {0};
+  for (int s = 0; s <= 60; s++) {
+    double load = exp(-pow((s - 30) / 8.0, 2));
+    for (int w = 0; w < 6; w++) {
+      busy[w] += fmin(1, 0.2 + 0.1 * w + 0.5 * load);
+      cost[w] += price_per_s[w / 2];
+      report_worker_sample_t ws = {
+          .t = (infs_time_t)s * 1000000,
+          .id = workers[w][0],
+          .cls = workers[w][1],
+          .outstanding = (uint32_t)(2 + w + 10 * load),
+          .busy_s = busy[w],
+          .cost_usd = cost[w],
+      };
+      report_add_worker_sample(r, &ws);
+    }
+  }
+  report_set_setting(r, "workload", "codex, 8 sessions, 60 s");
+  report_set_setting(r, "seed", "42");
+  static const char *const profiles[] = {"gpu-h100",  "gpu-h100", "sram-wse3",
+                                         "sram-wse3", "tpu-v6e",  "tpu-v6e"};
+  report_set_count_setting(r, "pool", profiles, 6);
   for (int w = 0; w < 6; w++)
     report_add_worker(r, workers[w][0], workers[w][1], price_per_s[w / 2] * 62,
                       62 * (0.2 + 0.1 * w), 62);

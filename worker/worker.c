@@ -125,11 +125,16 @@ static void on_message(worker_t *w, infs_time_t now, Infsched__Envelope *env) {
     w->cfg.backend->cancel(w->backend, o.id);
     break;
   case WCORE_ORDER_STOP_ALL:
-    /* The scheduler forgot us (it restarted): what we run has no client. */
+    /* Held requests the new scheduler did not take: nobody waits for
+     * them. */
     for (size_t i = 0; i < o.n_ids; i++)
       w->cfg.backend->cancel(w->backend, o.ids[i]);
-    log_warn("scheduler does not know this worker; registering again "
-             "(%zu requests dropped)",
+    log_warn("%zu held requests not adopted by the scheduler; stopped",
+             o.n_ids);
+    break;
+  case WCORE_ORDER_REJOIN:
+    log_warn("scheduler does not know this worker; registering again, "
+             "holding %zu requests",
              o.n_ids);
     break;
   case WCORE_ORDER_NOTE:

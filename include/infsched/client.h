@@ -1,7 +1,14 @@
 /* A client of the scheduler's client endpoint: one ZeroMQ DEALER socket joined
  * to a libuv loop, sending one packed Envelope per message and turning the
- * answers into callbacks. It keeps no per-request state: matching answers to
- * requests is the caller's business. */
+ * answers into callbacks; matching answers to requests is the caller's
+ * business.
+ *
+ * It survives a scheduler's restart: the socket has a routing id of its own
+ * (random, kept across reconnections), and the client keeps each open
+ * request with what it has received of it. When the connection comes back
+ * after a loss, it submits every open request again (a resubmit, with the
+ * tokens it has), and the new scheduler continues each from there
+ * (docs/fault-tolerance.md): the caller sees one stream. */
 #ifndef INFSCHED_CLIENT_H
 #define INFSCHED_CLIENT_H
 
@@ -59,6 +66,9 @@ int client_submit(client_t *c, const client_request_t *req);
 int client_cancel(client_t *c, uint64_t request_id);
 /* The answer arrives through on_status. */
 int client_query_status(client_t *c);
+
+/* Requests submitted again after the connection came back. */
+uint64_t client_resubmits(const client_t *c);
 
 /* Frames that did not decode or carried a body a client does not expect. */
 uint64_t client_bad_messages(const client_t *c);

@@ -21,6 +21,12 @@ struct core {
   req_table_t reqs;
   registry_t reg;
   list_node_t queue[INFS_CLASS_COUNT]; /* admission queues, FIFO per class */
+  /* Adopted requests whose Done came before their client claimed them. */
+  list_node_t parked;
+  uint64_t *adopted_from; /* the last REGISTERED's adoptions */
+  uint64_t *adopted_as;
+  size_t n_adopted;
+  size_t adopted_cap;
   size_t queued[INFS_CLASS_COUNT];
   uint32_t *cands;   /* scratch for policy picks: registry indices */
   uint64_t *scratch; /* and for the picks themselves */
@@ -74,6 +80,7 @@ core_t *core_new(const core_config_t *cfg, infs_time_t now, int *err) {
   prefix_init(&c->prefix);
   for (int i = 0; i < INFS_CLASS_COUNT; i++)
     list_init(&c->queue[i]);
+  list_init(&c->parked);
   c->next_check = now + c->cfg.heartbeat_interval;
   c->retry_credit = c->cfg.heartbeat_interval;
   c->retry_credit_at = now;
@@ -95,6 +102,8 @@ void core_destroy(core_t **pc) {
   free(c->scratch);
   free(c->acts);
   free(c->decisions);
+  free(c->adopted_from);
+  free(c->adopted_as);
   free(c);
   *pc = NULL;
 }
@@ -121,6 +130,13 @@ static core_action_t *emit(core_t *c, core_action_kind_t kind,
   a->resume_tokens = 0;
   a->resume_text = NULL;
   a->resume_len = 0;
+  a->client = NULL;
+  a->done = NULL;
+  a->worker_id = NULL;
+  a->worker_class = NULL;
+  a->adopted_from = NULL;
+  a->adopted_as = NULL;
+  a->n_adopted = 0;
   a->passthrough = NULL;
   a->cls = INFS_CLASS_COUNT;
   a->arrived = 0;
@@ -234,18 +250,10 @@ static infs_time_t progress_window(const core_t *c, double ttft_ms) {
   return isfinite(us) && us > (double)floor ? (infs_time_t)us : floor;
 }
 
-/* cached_blocks: of r's prompt, predicted to be in w's prefix cache;
- * ttft_ms: r's predicted TTFT there. */
-static void dispatch(core_t *c, req_t *r, core_worker_t *w, infs_time_t now,
-                     uint32_t cached_blocks, double ttft_ms) {
-  if (r->state == REQ_QUEUED && !list_empty(&r->link)) {
-    list_remove(&r->link);
-    c->queued[r->spec.cls]--;
-  }
+/* Puts r on w and counts it in w's load. */
+static void assign(core_t *c, req_t *r, core_worker_t *w, infs_time_t now,
+                   uint64_t cached, double ttft_ms) {
   const core_request_t *s = &r->spec;
-  uint64_t cached = (uint64_t)cached_blocks * w->profile.block_size;
-  if (cached >= s->prompt_tokens)
-    cached = s->prompt_tokens - 1;
   r->state = REQ_DISPATCHED;
   r->worker = (int32_t)w->index;
   r->attempts++;
@@ -265,6 +273,21 @@ static void dispatch(core_t *c, req_t *r, core_worker_t *w, infs_time_t now,
   predictor_rate_add(NULL, &w->prefill_rate, &w->prefill_rate_at, now,
                      r->uncached);
   w->since.kv_tokens += (int64_t)s->prompt_tokens + r->tokens_out + 1;
+}
+
+/* cached_blocks: of r's prompt, predicted to be in w's prefix cache;
+ * ttft_ms: r's predicted TTFT there. */
+static void dispatch(core_t *c, req_t *r, core_worker_t *w, infs_time_t now,
+                     uint32_t cached_blocks, double ttft_ms) {
+  if (r->state == REQ_QUEUED && !list_empty(&r->link)) {
+    list_remove(&r->link);
+    c->queued[r->spec.cls]--;
+  }
+  const core_request_t *s = &r->spec;
+  uint64_t cached = (uint64_t)cached_blocks * w->profile.block_size;
+  if (cached >= s->prompt_tokens)
+    cached = s->prompt_tokens - 1;
+  assign(c, r, w, now, cached, ttft_ms);
   c->stats.dispatched++;
   c->stats.blocks_routed += s->n_blocks;
   c->stats.cached_blocks_routed += cached_blocks;
@@ -274,6 +297,7 @@ static void dispatch(core_t *c, req_t *r, core_worker_t *w, infs_time_t now,
   a->resume_tokens = r->tokens_out;
   a->resume_text = r->said;
   a->resume_len = r->said_len;
+  a->client = &r->client;
 }
 
 /* The worker that served r's session, when it is still the same
@@ -564,8 +588,47 @@ static bool valid_request(const core_t *c, const core_request_t *s, char *why,
   return false;
 }
 
-void core_on_submit(core_t *c, infs_time_t now, const core_peer_t *client,
-                    const core_request_t *in) {
+/* Sends r's client the tokens it is missing: it has `have` tokens, have_len
+ * bytes of their text. */
+static void send_missed(core_t *c, req_t *r, uint32_t have, size_t have_len) {
+  if (r->tokens_out <= have)
+    return;
+  core_action_t *a = emit(c, CORE_ACT_CHUNK, &r->client, r->client_id);
+  about(a, r);
+  a->streamed = have > 0;
+  a->resume_tokens = r->tokens_out - have;
+  if (have_len < r->said_len) {
+    a->resume_text = r->said + have_len;
+    a->resume_len = r->said_len - have_len;
+  } else {
+    a->resume_text = "";
+  }
+}
+
+/* Answers r with the Done the core kept, and releases it. */
+static void send_kept_done(core_t *c, req_t *r) {
+  core_action_t *a = emit(c, CORE_ACT_DONE, &r->client, r->client_id);
+  about(a, r);
+  a->done = &r->done;
+  a->worker_id = r->done_worker;
+  a->worker_class = r->done_class;
+  c->stats.completed++;
+  finish(c, r);
+}
+
+/* A resubmit of a request the core holds. */
+static void resume(core_t *c, req_t *r, uint32_t have, size_t have_len) {
+  r->unclaimed = false;
+  send_missed(c, r, have, have_len);
+  if (r->done_kept)
+    send_kept_done(c, r);
+}
+
+/* Admission of a submit, or of a resubmit the core did not know, whose
+ * client has resume tokens (resume_text) of it. */
+static void admit(core_t *c, infs_time_t now, const core_peer_t *client,
+                  const core_request_t *in, uint32_t resume,
+                  const char *resume_text, size_t resume_len) {
   core_request_t s = *in;
   char why[CORE_MESSAGE_MAX];
   if (!s.model)
@@ -622,6 +685,18 @@ void core_on_submit(core_t *c, infs_time_t now, const core_peer_t *client,
     return;
   }
   c->stats.submitted++;
+  if (resume) {
+    r->tokens_out = resume;
+    requests_said(&c->reqs, r, resume_text, resume_len);
+    c->stats.resubmitted++;
+    if (resume >= s.max_tokens) {
+      /* It has every token; only the Done was lost with the scheduler. */
+      r->done = (core_done_t){.prompt_tokens = s.prompt_tokens,
+                              .generated_tokens = resume};
+      send_kept_done(c, r);
+      return;
+    }
+  }
   /* With nothing queued ahead, r is tried now and, failing, heads its
    * queue with the reason noted; nothing else has changed, so the other
    * queues need no retry. */
@@ -644,6 +719,22 @@ void core_on_submit(core_t *c, infs_time_t now, const core_peer_t *client,
     note_head_failed(c, s.cls, r);
   else
     drain_queues(c, now, true);
+}
+
+void core_on_submit(core_t *c, infs_time_t now, const core_peer_t *client,
+                    const core_request_t *in) {
+  admit(c, now, client, in, 0, NULL, 0);
+}
+
+void core_on_resubmit(core_t *c, infs_time_t now, const core_peer_t *client,
+                      const core_request_t *in, uint32_t resume_tokens,
+                      const char *resume_text, size_t resume_len) {
+  req_t *r = requests_by_client(&c->reqs, client, in->id);
+  if (r) {
+    resume(c, r, resume_tokens, resume_len);
+    return;
+  }
+  admit(c, now, client, in, resume_tokens, resume_text, resume_len);
 }
 
 void core_on_cancel(core_t *c, infs_time_t now, const core_peer_t *client,
@@ -751,6 +842,50 @@ static int valid_info(const core_worker_info_t *in, char *why, size_t len) {
   return -1;
 }
 
+/* Takes over the requests w kept running without a scheduler (see
+ * core_on_register), noting the adoptions for the REGISTERED action and
+ * cancelling on w those the core knows already or cannot take. */
+static void adopt(core_t *c, infs_time_t now, core_worker_t *w,
+                  const core_held_t *held, size_t n) {
+  char why[CORE_MESSAGE_MAX];
+  c->n_adopted = 0;
+  if (n > c->adopted_cap) {
+    c->adopted_from = realloc(c->adopted_from, n * sizeof *c->adopted_from);
+    c->adopted_as = realloc(c->adopted_as, n * sizeof *c->adopted_as);
+    if (!c->adopted_from || !c->adopted_as)
+      abort();
+    c->adopted_cap = n;
+  }
+  for (size_t i = 0; i < n; i++) {
+    const core_held_t *h = &held[i];
+    core_request_t s = h->spec;
+    req_t *r = NULL;
+    if (!s.model)
+      s.model = "";
+    if (!requests_by_client(&c->reqs, &h->client, s.id) &&
+        valid_request(c, &s, why, sizeof why) &&
+        h->tokens <= s.max_tokens &&
+        registry_hot(&c->reg, w)->outstanding <
+            registry_hot(&c->reg, w)->capacity)
+      r = requests_add(&c->reqs, &h->client, &s, now);
+    if (!r) {
+      emit(c, CORE_ACT_CANCEL, &w->peer, h->id);
+      continue;
+    }
+    r->tokens_out = h->tokens;
+    requests_said(&c->reqs, r, h->text, h->text_len);
+    r->unclaimed = true;
+    r->claim_deadline = now + c->cfg.queue_timeout;
+    assign(c, r, w, now, (uint64_t)s.prompt_tokens + h->tokens, NAN);
+    if (h->tokens > 0)
+      r->state = REQ_STREAMING;
+    c->adopted_from[c->n_adopted] = h->id;
+    c->adopted_as[c->n_adopted++] = r->id;
+    c->stats.submitted++;
+    c->stats.adopted++;
+  }
+}
+
 /* Whether info describes w as it registered. */
 static bool same_registration(const core_t *c, const core_worker_t *w,
                               const core_worker_info_t *info) {
@@ -807,7 +942,11 @@ void core_on_register(core_t *c, infs_time_t now, const core_peer_t *peer,
   c->room_events++;
   c->stats.registrations++;
   c->stats.profile_mismatches += differs;
+  adopt(c, now, w, info->held, info->n_held);
   core_action_t *a = emit(c, CORE_ACT_REGISTERED, &w->peer, 0);
+  a->adopted_from = c->adopted_from;
+  a->adopted_as = c->adopted_as;
+  a->n_adopted = c->n_adopted;
   if (differs)
     snprintf(a->message, sizeof a->message,
              "its figures of profile '%s' differ from the scheduler's, "
@@ -938,6 +1077,8 @@ void core_on_chunk(core_t *c, infs_time_t now, const core_peer_t *peer,
   r->tokens_out += tokens;
   if (text)
     requests_said(&c->reqs, r, text, text_len);
+  if (r->unclaimed)
+    return; /* kept in said; its client is sent it when it claims r */
   core_action_t *a = emit(c, CORE_ACT_CHUNK, &r->client, r->client_id);
   about(a, r);
   a->streamed = streamed;
@@ -949,11 +1090,26 @@ void core_on_chunk(core_t *c, infs_time_t now, const core_peer_t *peer,
 }
 
 void core_on_done(core_t *c, infs_time_t now, const core_peer_t *peer,
-                  uint64_t request_id, const void *passthrough) {
+                  uint64_t request_id, const core_done_t *figures,
+                  const void *passthrough) {
   core_worker_t *w = known_worker(c, now, peer);
   req_t *r = w ? running_on(c, w, request_id) : NULL;
   if (!r)
     return;
+  if (r->unclaimed) {
+    /* Kept until its client claims it, off the worker. */
+    r->done = figures ? *figures : (core_done_t){0};
+    snprintf(r->done_worker, sizeof r->done_worker, "%s", w->id);
+    snprintf(r->done_class, sizeof r->done_class, "%s",
+             infs_worker_class_name(w->profile.cls));
+    r->done_kept = true;
+    unassign(c, w, r);
+    list_remove(&r->link);
+    r->worker = -1;
+    list_push_back(&c->parked, &r->link);
+    drain_queues(c, now, true);
+    return;
+  }
   core_action_t *a = emit(c, CORE_ACT_DONE, &r->client, r->client_id);
   about(a, r);
   a->passthrough = passthrough;
@@ -982,6 +1138,16 @@ void core_on_worker_error(core_t *c, infs_time_t now, const core_peer_t *peer,
 }
 
 /* --- timers --- */
+
+/* Drops an adopted request no client claimed: its client is gone (an HTTP
+ * caller, or one that did not come back), and nobody is there to answer. */
+static void abandon(core_t *c, req_t *r) {
+  core_worker_t *w = worker_of(c, r);
+  if (w)
+    emit(c, CORE_ACT_CANCEL, &w->peer, r->id);
+  c->stats.abandoned++;
+  finish(c, r);
+}
 
 /* Takes r back from w, which let its progress deadline pass: a cancel to
  * w, then r is dispatched again (never to w) if attempts are left, from
@@ -1019,9 +1185,17 @@ void core_on_tick(core_t *c, infs_time_t now) {
       for (list_node_t *n = w->live ? w->reqs.next : NULL; n && n != &w->reqs;) {
         req_t *r = list_entry(n, req_t, link);
         n = n->next;
-        if (now > r->progress_deadline)
+        if (r->unclaimed && now > r->claim_deadline)
+          abandon(c, r);
+        else if (now > r->progress_deadline)
           take_back(c, w, r, now);
       }
+    }
+    for (list_node_t *n = c->parked.next; n != &c->parked;) {
+      req_t *r = list_entry(n, req_t, link);
+      n = n->next;
+      if (now > r->claim_deadline)
+        abandon(c, r);
     }
     c->next_check = now + c->cfg.heartbeat_interval / 2;
   }
@@ -1040,7 +1214,8 @@ void core_on_tick(core_t *c, infs_time_t now) {
 }
 
 infs_time_t core_next_deadline(const core_t *c) {
-  infs_time_t t = c->reg.live ? c->next_check : INFS_TIME_NEVER;
+  infs_time_t t = c->reg.live || !list_empty(&c->parked) ? c->next_check
+                                                         : INFS_TIME_NEVER;
   for (int cls = 0; cls < INFS_CLASS_COUNT; cls++) {
     if (list_empty(&c->queue[cls]))
       continue;
@@ -1053,6 +1228,9 @@ infs_time_t core_next_deadline(const core_t *c) {
 
 void core_shutdown(core_t *c, infs_time_t now) {
   (void)now;
+  while (!list_empty(&c->parked))
+    fail(c, list_entry(c->parked.next, req_t, link),
+         INFSCHED__ERROR_CODE__ERROR_CANCELLED, "scheduler is shutting down");
   for (int cls = 0; cls < INFS_CLASS_COUNT; cls++)
     while (!list_empty(&c->queue[cls]))
       fail(c, list_entry(c->queue[cls].next, req_t, link),

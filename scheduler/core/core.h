@@ -103,6 +103,29 @@ int core_config_set_latency_weight(core_config_t *c, const char *list,
 /* A request as submitted; borrowed for the call, the core copies it. */
 typedef infs_request_t core_request_t;
 
+/* A Done's figures, which the core keeps when it cannot forward the Done
+ * yet (see core_on_register). */
+typedef struct core_done {
+  uint32_t prompt_tokens;
+  uint32_t cached_tokens;
+  uint32_t generated_tokens;
+  uint64_t queue_us;
+  uint64_t ttft_us;
+  uint64_t e2e_us;
+  double cost_usd;
+} core_done_t;
+
+/* A request a worker kept running while it had no scheduler; borrowed. */
+typedef struct core_held {
+  uint64_t id;          /* the id the worker knows it by */
+  core_peer_t client;   /* its client's routing id */
+  core_request_t spec;  /* as the client sent it; spec.id is the client's */
+  uint32_t tokens;      /* generated so far, resumed ones included */
+  const char *text;     /* their text */
+  size_t text_len;
+  bool done;            /* the worker holds its Done */
+} core_held_t;
+
 /* What a worker says about itself when it registers; borrowed. */
 typedef struct core_worker_info {
   const char *worker_id;
@@ -110,6 +133,8 @@ typedef struct core_worker_info {
   const char *backend;
   const infs_profile_t *profile;
   uint32_t capacity;
+  const core_held_t *held; /* requests it kept running, see core_on_register */
+  size_t n_held;
 } core_worker_info_t;
 
 /* A worker's load as of its last heartbeat. The cache arrays are borrowed
@@ -155,10 +180,22 @@ typedef struct core_action {
   uint64_t client_request_id;     /* DISPATCH: the client's id, which the
                                      worker puts in its Chunk and Done */
   /* DISPATCH of a migrated request: the tokens its client already has and
-   * their text, which the worker continues from (borrowed like request). */
+   * their text, which the worker continues from (borrowed like request).
+   * CHUNK without passthrough, made by the core: its tokens and text. */
   uint32_t resume_tokens;
   const char *resume_text;
   size_t resume_len;
+  const core_peer_t *client; /* DISPATCH: the request's client (borrowed) */
+  /* DONE without passthrough, made by the core from what it kept: the
+   * figures and the worker's id and class (borrowed). */
+  const core_done_t *done;
+  const char *worker_id;
+  const char *worker_class;
+  /* REGISTERED: the held requests adopted, by the worker's id and the
+   * core's (borrowed; see core_on_register). */
+  const uint64_t *adopted_from;
+  const uint64_t *adopted_as;
+  size_t n_adopted;
   const void *passthrough; /* CHUNK/DONE: the caller's message */
   /* CHUNK/DONE/ERROR to a client, for per-class metrics: the request's
    * class (INFS_CLASS_COUNT when it had no valid one), when the core got
@@ -206,6 +243,9 @@ typedef struct core_stats {
   uint64_t dispatched;
   uint64_t redispatched;
   uint64_t migrated; /* of those, dispatched again after tokens went out */
+  uint64_t adopted;  /* held requests taken over from re-registering workers */
+  uint64_t resubmitted; /* resubmits of requests the core did not know */
+  uint64_t abandoned;   /* adopted requests no client claimed in time */
   uint64_t completed;
   uint64_t failed;
   uint64_t rejected;
@@ -255,6 +295,15 @@ void core_on_submit(core_t *c, infs_time_t now, const core_peer_t *client,
                     const core_request_t *req);
 void core_on_cancel(core_t *c, infs_time_t now, const core_peer_t *client,
                     uint64_t request_id);
+/* A client that lost its scheduler submits an open request again, with
+ * the resume_tokens tokens (resume_text) it has received. A request the
+ * core holds goes on: the client is sent what it missed, and an adopted
+ * one is claimed (its chunks reach the client from now on). A request the
+ * core does not know is admitted as a migration from there. Never a
+ * duplicate. */
+void core_on_resubmit(core_t *c, infs_time_t now, const core_peer_t *client,
+                      const core_request_t *req, uint32_t resume_tokens,
+                      const char *resume_text, size_t resume_len);
 
 /* Worker events; request ids are the core's. passthrough is returned in the
  * CHUNK/DONE action so the caller can forward its own message.
@@ -263,6 +312,15 @@ void core_on_cancel(core_t *c, infs_time_t now, const core_peer_t *client,
  * worker is lost, or lets its progress deadline pass, after tokens went out,
  * the request is dispatched again (within max_attempts) to another worker,
  * which continues the same stream from that text (a migration). */
+/* A worker that kept requests running while it had no scheduler (this
+ * one restarted) lists them in info->held. Each the core does not know is
+ * adopted: open again, on that worker, under a new id that the REGISTERED
+ * action tells the worker; it streams on, but its chunks are kept rather
+ * than sent until its client resubmits it (core_on_resubmit), which proves
+ * the client is connected and says what it has; a Done before then is kept
+ * too. One no client claims within queue_timeout is cancelled. Each the
+ * core already knows (its client resubmitted first) is cancelled on the
+ * worker. */
 void core_on_register(core_t *c, infs_time_t now, const core_peer_t *worker,
                       const core_worker_info_t *info);
 void core_on_heartbeat(core_t *c, infs_time_t now, const core_peer_t *worker,
@@ -270,8 +328,11 @@ void core_on_heartbeat(core_t *c, infs_time_t now, const core_peer_t *worker,
 void core_on_chunk(core_t *c, infs_time_t now, const core_peer_t *worker,
                    uint64_t request_id, uint32_t tokens, const char *text,
                    size_t text_len, const void *passthrough);
+/* figures: the Done's, kept when the Done cannot be forwarded yet (NULL:
+ * zeros). */
 void core_on_done(core_t *c, infs_time_t now, const core_peer_t *worker,
-                  uint64_t request_id, const void *passthrough);
+                  uint64_t request_id, const core_done_t *figures,
+                  const void *passthrough);
 void core_on_worker_error(core_t *c, infs_time_t now, const core_peer_t *worker,
                           uint64_t request_id, int code, const char *message);
 /* Any other message from a worker counts as a sign of life. */

@@ -33,6 +33,14 @@ typedef struct req {
   char *said;
   size_t said_len;
   size_t said_cap;
+  /* Adopted from a re-registering worker and not yet claimed by its
+   * client: nothing is sent to the client until then. */
+  bool unclaimed;
+  infs_time_t claim_deadline;
+  bool done_kept; /* its Done came first: kept, on the parked list */
+  core_done_t done;
+  char done_worker[INFS_NAME_MAX];
+  char done_class[16];
   uint32_t uncached;    /* prompt tokens predicted to prefill there */
   bool counted_waiting; /* NO_ROOM or DEFERRED already counted */
   infs_time_t arrived;

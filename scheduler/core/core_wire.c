@@ -3,6 +3,7 @@
 #include "lib/wire.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void unexpected(const Infsched__Envelope *env, const char *socket,
@@ -20,9 +21,14 @@ int core_wire_feed_client(core_t *c, infs_time_t now, const core_peer_t *peer,
       snprintf(why, len, "submit without a request");
       return CORE_WIRE_BAD;
     }
+    const Infsched__Submit *s = env->submit;
     core_request_t q;
-    wire_request_from_msg(env->submit->request, &q);
-    core_on_submit(c, now, peer, &q);
+    wire_request_from_msg(s->request, &q);
+    if (s->resubmit)
+      core_on_resubmit(c, now, peer, &q, s->resume_tokens, s->resume_text,
+                       s->resume_text ? strlen(s->resume_text) : 0);
+    else
+      core_on_submit(c, now, peer, &q);
     return CORE_WIRE_FED;
   }
   case INFSCHED__ENVELOPE__BODY_CANCEL:
@@ -44,14 +50,42 @@ static int feed_register(core_t *c, infs_time_t now, const core_peer_t *peer,
   }
   infs_profile_t profile;
   wire_profile_from_msg(m->profile, &profile);
+  core_held_t *held = NULL;
+  size_t n = 0;
+  if (m->n_held) {
+    held = calloc(m->n_held, sizeof *held);
+    if (!held)
+      abort();
+  }
+  for (size_t i = 0; i < m->n_held; i++) {
+    const Infsched__Held *h = m->held[i];
+    core_held_t *o = &held[n];
+    /* The client's routing id is its door, then its bytes. */
+    if (!h->request || h->client.len < 1 || h->client.len > 1 + CORE_PEER_MAX)
+      continue;
+    wire_request_from_msg(h->request, &o->spec);
+    o->id = h->request->request_id;
+    o->spec.id = h->client_request_id;
+    o->client.door = h->client.data[0];
+    o->client.len = (uint8_t)(h->client.len - 1);
+    memcpy(o->client.id, h->client.data + 1, o->client.len);
+    o->tokens = h->tokens;
+    o->text = h->text ? h->text : "";
+    o->text_len = strlen(o->text);
+    o->done = h->done;
+    n++;
+  }
   core_worker_info_t info = {
       .worker_id = m->worker_id,
       .model = m->model,
       .backend = m->backend,
       .profile = &profile,
       .capacity = m->capacity,
+      .held = held,
+      .n_held = n,
   };
   core_on_register(c, now, peer, &info);
+  free(held);
   return CORE_WIRE_FED;
 }
 
@@ -91,7 +125,19 @@ int core_wire_feed_worker(core_t *c, infs_time_t now, const core_peer_t *peer,
                   env->chunk->text ? strlen(env->chunk->text) : 0, env->chunk);
     return CORE_WIRE_FED;
   case INFSCHED__ENVELOPE__BODY_DONE:
-    core_on_done(c, now, peer, env->done->dispatch_id, env->done);
+  {
+    const Infsched__Done *d = env->done;
+    core_done_t figures = {
+        .prompt_tokens = d->usage ? d->usage->prompt_tokens : 0,
+        .cached_tokens = d->usage ? d->usage->cached_tokens : 0,
+        .generated_tokens = d->usage ? d->usage->generated_tokens : 0,
+        .queue_us = d->queue_us,
+        .ttft_us = d->ttft_us,
+        .e2e_us = d->e2e_us,
+        .cost_usd = d->cost_usd,
+    };
+    core_on_done(c, now, peer, d->dispatch_id, &figures, env->done);
+  }
     return CORE_WIRE_FED;
   case INFSCHED__ENVELOPE__BODY_ERROR:
     core_on_worker_error(c, now, peer, env->error->request_id,
@@ -120,11 +166,32 @@ Infsched__Envelope *core_wire_message(const core_action_t *a,
   case CORE_ACT_CHUNK:
     m->env.body_case = INFSCHED__ENVELOPE__BODY_CHUNK;
     m->env.chunk = (Infsched__Chunk *)a->passthrough;
+    if (!m->env.chunk) {
+      m->env.chunk = &m->u.chunk;
+      infsched__chunk__init(m->env.chunk);
+      m->env.chunk->tokens = a->resume_tokens;
+      m->env.chunk->text = (char *)(a->resume_text ? a->resume_text : "");
+    }
     m->env.chunk->request_id = a->request_id;
     break;
   case CORE_ACT_DONE:
     m->env.body_case = INFSCHED__ENVELOPE__BODY_DONE;
     m->env.done = (Infsched__Done *)a->passthrough;
+    if (!m->env.done) {
+      Infsched__Done *d = m->env.done = &m->u.done;
+      infsched__done__init(d);
+      infsched__usage__init(&m->usage);
+      m->usage.prompt_tokens = a->done->prompt_tokens;
+      m->usage.cached_tokens = a->done->cached_tokens;
+      m->usage.generated_tokens = a->done->generated_tokens;
+      d->usage = &m->usage;
+      d->queue_us = a->done->queue_us;
+      d->ttft_us = a->done->ttft_us;
+      d->e2e_us = a->done->e2e_us;
+      d->cost_usd = a->done->cost_usd;
+      d->worker_id = (char *)(a->worker_id ? a->worker_id : "");
+      d->worker_class = (char *)(a->worker_class ? a->worker_class : "");
+    }
     m->env.done->request_id = a->request_id;
     break;
   case CORE_ACT_ERROR:
@@ -138,6 +205,12 @@ Infsched__Envelope *core_wire_message(const core_action_t *a,
     m->u.dispatch.client_request_id = a->client_request_id;
     m->u.dispatch.resume_tokens = a->resume_tokens;
     m->u.dispatch.resume_text = (char *)(a->resume_text ? a->resume_text : "");
+    if (a->client) {
+      m->client[0] = a->client->door;
+      memcpy(m->client + 1, a->client->id, a->client->len);
+      m->u.dispatch.client.data = m->client;
+      m->u.dispatch.client.len = 1 + (size_t)a->client->len;
+    }
     m->env.body_case = INFSCHED__ENVELOPE__BODY_DISPATCH;
     m->env.dispatch = &m->u.dispatch;
     break;
@@ -150,6 +223,10 @@ Infsched__Envelope *core_wire_message(const core_action_t *a,
   case CORE_ACT_REGISTERED:
     infsched__registered__init(&m->u.registered);
     m->u.registered.heartbeat_ms = heartbeat_ms;
+    m->u.registered.adopted_from = (uint64_t *)a->adopted_from;
+    m->u.registered.n_adopted_from = a->n_adopted;
+    m->u.registered.adopted_as = (uint64_t *)a->adopted_as;
+    m->u.registered.n_adopted_as = a->n_adopted;
     m->env.body_case = INFSCHED__ENVELOPE__BODY_REGISTERED;
     m->env.registered = &m->u.registered;
     break;

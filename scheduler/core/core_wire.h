@@ -37,13 +37,18 @@ typedef struct core_wire_msg {
     Infsched__Dispatch dispatch;
     Infsched__Cancel cancel;
     Infsched__Registered registered;
+    Infsched__Chunk chunk;
+    Infsched__Done done;
   } u;
   Infsched__Request request;
+  Infsched__Usage usage;
+  uint8_t client[1 + CORE_PEER_MAX]; /* a Dispatch's client: door, id */
 } core_wire_msg_t;
 
 /* Fills m with the message of action a and returns its envelope; strings
  * and hashes are borrowed from a. A CHUNK's or DONE's body is the worker's
- * message (a->passthrough), its request_id set to the client's.
+ * message (a->passthrough), its request_id set to the client's, or one made
+ * from a when the core made it.
  * heartbeat_ms goes in Registered. */
 Infsched__Envelope *core_wire_message(const core_action_t *a,
                                       uint32_t heartbeat_ms,

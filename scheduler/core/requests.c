@@ -125,6 +125,8 @@ req_t *requests_add(req_table_t *t, const core_peer_t *client,
   r->attempts = 0;
   r->tokens_out = 0;
   r->said_len = 0;
+  r->unclaimed = false;
+  r->done_kept = false;
   r->uncached = 0;
   r->counted_waiting = false;
   r->arrived = now;

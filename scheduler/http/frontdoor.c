@@ -285,7 +285,9 @@ void frontdoor_on_action(frontdoor_t *f, const core_action_t *a) {
     return;
   switch (a->kind) {
   case CORE_ACT_CHUNK:
-    on_chunk(f, r, a->passthrough);
+    /* Chunks the core makes answer ZeroMQ resubmits only. */
+    if (a->passthrough)
+      on_chunk(f, r, a->passthrough);
     return;
   case CORE_ACT_DONE:
     on_done(f, r, a->passthrough);

@@ -349,6 +349,17 @@ static void render_core(const core_t *core, hbuf_t *o) {
        "Requests dispatched again after tokens went out, to continue their "
        "stream.",
        offsetof(core_stats_t, migrated)},
+      {"infsched_scheduler_adopted_total",
+       "Requests taken over from workers that kept them through a "
+       "scheduler restart.",
+       offsetof(core_stats_t, adopted)},
+      {"infsched_scheduler_resubmits_total",
+       "Resubmits of requests this scheduler did not know, admitted from "
+       "where their client's stream stopped.",
+       offsetof(core_stats_t, resubmitted)},
+      {"infsched_scheduler_abandoned_total",
+       "Adopted requests no client claimed within the queue timeout.",
+       offsetof(core_stats_t, abandoned)},
       {"infsched_scheduler_cancelled_total",
        "Requests cancelled by their clients (and cancelled on their worker).",
        offsetof(core_stats_t, cancelled)},

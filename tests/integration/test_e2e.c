@@ -52,11 +52,15 @@ static int teardown(void **state) {
   return 0;
 }
 
+/* A worker is lost after a second without heartbeats: quick enough for the
+ * tests' 5 s waits, and slow enough that a live worker starved of CPU on a
+ * loaded machine (two sanitizer builds testing at once) is not taken for a
+ * dead one, which would add losses the tests count. */
 static harness_proc_t *start_scheduler(fixture_t *f, const char *extra) {
   char *argv[] = {(char *)harness_bin("infsched-scheduler"),
                   "--clients", f->clients, "--workers", f->workers,
                   "--http", "off",
-                  "--heartbeat-ms", "100", "--heartbeat-miss", "3",
+                  "--heartbeat-ms", "100", "--heartbeat-miss", "10",
                   (char *)extra, NULL};
   harness_proc_t *p = harness_spawn(f->sched_log, argv);
   assert_non_null(p);
@@ -528,6 +532,81 @@ static void test_streams_migrate_when_worker_killed(void **state) {
   assert_true(zclient_wait_status(f->clients, migrated_all, NULL, 5000));
 }
 
+static bool at_least_open(const Infsched__Status *s, void *arg) {
+  uint32_t open = s->queued;
+  for (size_t i = 0; i < s->n_workers; i++)
+    open += s->workers[i]->outstanding;
+  return open >= *(uint32_t *)arg;
+}
+
+/* The scheduler killed under a codex load with many requests open and
+ * started again: the workers keep running their requests and hand them
+ * over, the clients reconnect and resubmit, and every request gets exactly
+ * one answer. */
+static void test_scheduler_killed_mid_load(void **state) {
+  fixture_t *f = *state;
+  f->scheduler = start_scheduler(f, NULL);
+  start_worker(f, "gpu-0", "gpu-h100");
+  start_worker(f, "gpu-1", "gpu-h100");
+  start_worker(f, "sram-0", "sram-wse3");
+  size_t three = 3;
+  assert_true(zclient_wait_status(f->clients, has_n_workers, &three,
+                                  START_TIMEOUT_MS));
+
+  char report[600], log[600], spec[700];
+  snprintf(report, sizeof report, "%s/report.json", f->dir);
+  snprintf(log, sizeof log, "%s/loadgen.log", f->dir);
+  snprintf(spec, sizeof spec, "codex:%s",
+           harness_source("configs/workloads/codex.yaml"));
+  char *argv[] = {(char *)harness_bin("infsched-loadgen"),
+                  "--scheduler", f->clients,
+                  "--workload", spec,
+                  "--sessions", "40",
+                  "--think-time", "lognormal:300:0.5:50:1000",
+                  "--tool-time", "lognormal:100:1:10:500",
+                  "--max-context", "32768",
+                  "--set", "answer_tokens=lognormal:184:1.27:8:400",
+                  "--set", "job_output_tokens=lognormal:300:0.5:32:400",
+                  "--duration", "8",
+                  "--drain", "60",
+                  "--seed", "5",
+                  "--report-json", report,
+                  NULL};
+  harness_proc_t *loadgen = harness_spawn(log, argv);
+  assert_non_null(loadgen);
+
+  uint32_t twenty = 20;
+  assert_true(zclient_wait_status(f->clients, at_least_open, &twenty,
+                                  START_TIMEOUT_MS));
+  harness_kill(f->scheduler, SIGKILL);
+  int status;
+  assert_int_equal(harness_wait(f->scheduler, 5000, &status), 0);
+  harness_stop(&f->scheduler);
+  f->scheduler = start_scheduler(f, NULL);
+
+  assert_int_equal(harness_wait(loadgen, 120000, &status), 0);
+  assert_true(WIFEXITED(status));
+  assert_int_equal(WEXITSTATUS(status), 0);
+  cJSON *j = harness_read_json(report);
+  assert_non_null(j);
+  double sent = num(j, "requests.sent");
+  double completed = num(j, "requests.completed");
+  double failed = num(j, "requests.failed");
+  double rejected = num(j, "requests.rejected");
+  print_message("scheduler killed: %.0f sent, %.0f completed, %.0f failed, "
+                "%.0f rejected\n",
+                sent, completed, failed, rejected);
+  assert_true(sent >= 20);
+  assert_int_equal((int)num(j, "requests.lost"), 0);
+  assert_int_equal((int)(completed + failed + rejected), (int)sent);
+  assert_true(completed >= 0.95 * sent);
+  cJSON_Delete(j);
+  /* Exactly one answer each: none for a request already ended. */
+  assert_int_equal(harness_count_log(log, "answers for unknown or finished"),
+                   0);
+  assert_true(harness_count_log(log, "open requests submitted again") > 0);
+}
+
 /* Runs a program and returns its exit status; its output goes to log. */
 static int run(fixture_t *f, char *const argv[]) {
   char log[600];
@@ -624,6 +703,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_scheduler_restart, setup, teardown),
       cmocka_unit_test_setup_teardown(test_streams_migrate_when_worker_killed,
                                       setup, teardown),
+      cmocka_unit_test_setup_teardown(test_scheduler_killed_mid_load, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_worker_killed_mid_run, setup,
                                       teardown),
   };

@@ -1,5 +1,7 @@
 /* The HTML report in a real browser (headless Chromium): its charts are in
- * the DOM with drawn paths, and the screenshot shows them in their colors.
+ * the DOM with drawn paths, the SLO targets on the TTFT and TPOT CDFs, the
+ * TPOT chart and the settings block are there, and the screenshot shows
+ * them in their colors.
  * Then end to end: the local cluster under a short codex load through
  * infsched-loadgen --report-html, every request answered and the page drawn.
  * Skipped only when no chromium is installed (test.sh installs it). */
@@ -111,14 +113,22 @@ static int count(const char *hay, const char *needle) {
   return n;
 }
 
-/* Drawn paths in the dumped DOM: "series" paths whose d has 2+ points. */
-static int drawn_paths(const char *dom, const char *chart_id) {
+/* The chart with this id in the dumped DOM: its start, and its end in
+ * *end (NULL when unterminated); NULL when it is not there. */
+static const char *find_chart(const char *dom, const char *chart_id,
+                              const char **end) {
   char key[64];
   snprintf(key, sizeof key, "id=\"%s\"", chart_id);
   const char *start = strstr(dom, key);
+  *end = start ? strstr(start, "</svg>") : NULL;
+  return start;
+}
+
+/* Drawn paths in the dumped DOM: "series" paths whose d has 2+ points. */
+static int drawn_paths(const char *dom, const char *chart_id) {
+  const char *end, *start = find_chart(dom, chart_id, &end);
   if (!start)
     return -1;
-  const char *end = strstr(start, "</svg>");
   int n = 0;
   for (const char *p = strstr(start, "class=\"series\"");
        p && (!end || p < end); p = strstr(p + 1, "class=\"series\"")) {
@@ -163,6 +173,27 @@ static void count_colors(const char *png, swatch_t *s, size_t n,
   png_image_free(&img);
 }
 
+/* Marker lines in a chart of the dumped DOM. */
+static int markers_in(const char *dom, const char *chart_id) {
+  const char *end, *start = find_chart(dom, chart_id, &end);
+  if (!start)
+    return -1;
+  int n = 0;
+  for (const char *p = strstr(start, "class=\"marker\"");
+       p && (!end || p < end); p = strstr(p + 1, "class=\"marker\""))
+    n++;
+  return n;
+}
+
+/* The settings block as the browser built it, copied out. */
+static char *settings_block(const char *dom) {
+  const char *start = strstr(dom, "<section id=\"settings\">");
+  if (!start)
+    return NULL;
+  const char *end = strstr(start, "</section>");
+  return end ? strndup(start, (size_t)(end - start)) : NULL;
+}
+
 static void test_fixture_renders(void **state) {
   fixture_t *f = *state;
   if (!f->chromium[0])
@@ -181,13 +212,27 @@ static void test_fixture_renders(void **state) {
   assert_int_equal(browse(f, page, "--dump-dom", dom), 0);
   char *text = harness_read_file(dom);
   assert_non_null(text);
-  assert_int_equal(count(text, "<svg class=\"plot\""), 7);
+  assert_int_equal(count(text, "<svg class=\"plot\""), 12);
   assert_int_equal(drawn_paths(text, "plot-ttft-cdf"), 4);
+  assert_int_equal(drawn_paths(text, "plot-tpot-cdf"), 4);
   assert_int_equal(drawn_paths(text, "plot-e2e-cdf"), 4);
+  /* Each class's SLO target on the TTFT and TPOT CDFs. */
+  assert_int_equal(markers_in(text, "plot-ttft-cdf"), 3);
+  assert_int_equal(markers_in(text, "plot-tpot-cdf"), 3);
+  assert_non_null(strstr(text, "data-label=\"batch SLO 200 ms\""));
+  assert_int_equal(drawn_paths(text, "plot-worker-busy"), 6);
+  assert_int_equal(drawn_paths(text, "plot-worker-requests"), 6);
+  assert_int_equal(drawn_paths(text, "plot-cost-time"), 3);
+  char *set = settings_block(text);
+  assert_non_null(set);
+  assert_non_null(strstr(set, "seed"));
+  assert_non_null(strstr(set, "2 gpu-h100, 2 sram-wse3, 2 tpu-v6e"));
+  assert_non_null(strstr(set, "30000:200"));
+  free(set);
   assert_int_equal(drawn_paths(text, "plot-throughput"), 4);
   assert_int_equal(drawn_paths(text, "plot-tokens"), 1);
   assert_int_equal(drawn_paths(text, "plot-queue"), 4);
-  assert_int_equal(count(text, "class=\"bar\""), 6);
+  assert_int_equal(count(text, "class=\"bar\""), 9);
   assert_int_equal(count(text, "no-data"), 0);
   free(text);
 
@@ -339,8 +384,19 @@ static void test_loadgen_codex_report(void **state) {
   assert_int_equal(browse(f, html, "--dump-dom", dom), 0);
   char *text = harness_read_file(dom);
   assert_non_null(text);
-  assert_int_equal(count(text, "<svg class=\"plot\""), 7);
+  assert_int_equal(count(text, "<svg class=\"plot\""), 12);
   assert_true(drawn_paths(text, "plot-ttft-cdf") >= 2);
+  assert_true(drawn_paths(text, "plot-tpot-cdf") >= 2);
+  assert_true(markers_in(text, "plot-ttft-cdf") >= 1);
+  assert_true(markers_in(text, "plot-tpot-cdf") >= 1);
+  assert_int_equal(drawn_paths(text, "plot-worker-busy"), 6);
+  assert_true(drawn_paths(text, "plot-cost-time") >= 3);
+  char *set = settings_block(text);
+  assert_non_null(set);
+  assert_non_null(strstr(set, "<dd>3</dd>")); /* --seed 3 */
+  assert_non_null(strstr(set, "2 gpu-h100"));
+  assert_non_null(strstr(set, "codex:"));
+  free(set);
   assert_true(drawn_paths(text, "plot-throughput") >= 2);
   assert_int_equal(drawn_paths(text, "plot-queue"), 4);
   assert_true(count(text, "class=\"bar\"") >= 4);

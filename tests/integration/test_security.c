@@ -2,6 +2,7 @@
  * processes on loopback ports: a ZeroMQ client forging the routing id of
  * an HTTP caller to cancel its stream; a worker that takes requests and
  * never answers; idle HTTP connections past the descriptor limit. */
+#include "infsched/client.h"
 #include "tests/integration/test_http_common.h"
 #include "tests/integration/zclient.h"
 
@@ -19,6 +20,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <zmq.h>
 
 #define MODEL "codex-70b"
 
@@ -57,6 +59,9 @@ static void test_forged_routing_id_cannot_cancel(void **state) {
   hc_sched_start(&f->s, NULL);
   hc_worker_start(&f->s, f->dir, "sram-0", "sram-wse3", NULL, NULL);
   hc_wait_registered(&f->s, 1);
+  /* On loopback, no warning that the ports are open to others. */
+  assert_int_equal(harness_count_log(f->s.log, "reachable from other hosts"),
+                   0);
 
   int fd = hc_post_completion(f->s.http_port,
                               "{\"model\":\"" MODEL "\",\"prompt\":\"x\","
@@ -299,6 +304,88 @@ static void test_http_connection_cap(void **state) {
     close(fds[i]);
 }
 
+/* What the client library told of request 5, submitted twice. */
+typedef struct dup_seen {
+  uv_loop_t *loop;
+  client_t *client;
+  int refused;
+  int errors;
+  int done;
+} dup_seen_t;
+
+static void dup_on_refused(void *arg, const Infsched__Error *e) {
+  dup_seen_t *d = arg;
+  assert_int_equal(e->request_id, 5);
+  assert_int_equal(e->code, INFSCHED__ERROR_CODE__ERROR_DUPLICATE);
+  d->refused++;
+}
+
+static void dup_on_error(void *arg, const Infsched__Error *e) {
+  (void)e;
+  ((dup_seen_t *)arg)->errors++;
+}
+
+static void dup_on_done(void *arg, const Infsched__Done *done) {
+  dup_seen_t *d = arg;
+  assert_int_equal(done->request_id, 5);
+  d->done++;
+  uv_stop(d->loop);
+}
+
+static void dup_on_timeout(uv_timer_t *t) {
+  uv_stop(t->loop);
+}
+
+/* A second Submit of an open id is refused in a way the client library
+ * tells apart: on_refused, not on_error; the first request still ends in
+ * exactly one answer, its Done. */
+static void test_duplicate_id_told_apart(void **state) {
+  fixture_t *f = *state;
+  hc_sched_start(&f->s, NULL);
+  hc_worker_start(&f->s, f->dir, "sram-0", "sram-wse3", NULL, NULL);
+  hc_wait_registered(&f->s, 1);
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  void *zctx = zmq_ctx_new();
+  dup_seen_t d = {.loop = &loop};
+  client_events_t ev = {.on_done = dup_on_done,
+                        .on_error = dup_on_error,
+                        .on_refused = dup_on_refused};
+  assert_int_equal(client_new(&loop, zctx, f->s.clients, &ev, &d, &d.client),
+                   0);
+  client_request_t q = {.id = 5,
+                        .prompt_tokens = 100,
+                        .max_tokens = 500,
+                        .cls = INFS_CLASS_AGENT};
+  assert_int_equal(client_submit(d.client, &q), 0);
+  assert_int_equal(client_submit(d.client, &q), 0);
+  uv_timer_t timer;
+  uv_timer_init(&loop, &timer);
+  uv_timer_start(&timer, dup_on_timeout, 20000, 0);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  assert_int_equal(d.refused, 1);
+  assert_int_equal(d.errors, 0);
+  assert_int_equal(d.done, 1);
+  client_destroy(&d.client, 0);
+  uv_close((uv_handle_t *)&timer, NULL);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  assert_int_equal(uv_loop_close(&loop), 0);
+  zmq_ctx_term(zctx);
+}
+
+/* Bound where other hosts can reach it, the scheduler says loudly that
+ * nothing authenticates its peers; on loopback it keeps quiet. */
+static void test_open_address_warned(void **state) {
+  fixture_t *f = *state;
+  char http[64];
+  snprintf(http, sizeof http, "0.0.0.0:%d", f->s.http_port);
+  const char *extra[] = {"--http", http, NULL};
+  hc_sched_start(&f->s, extra);
+  assert_int_equal(harness_wait_log(f->s.log, "http 0.0.0.0:", 5000), 0);
+  assert_int_equal(harness_count_log(f->s.log, "reachable from other hosts"),
+                   1);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_forged_routing_id_cannot_cancel,
@@ -306,6 +393,10 @@ int main(void) {
       cmocka_unit_test_setup_teardown(
           test_silent_worker_requests_served_elsewhere, hc_setup, hc_teardown),
       cmocka_unit_test_setup_teardown(test_http_connection_cap, hc_setup,
+                                      hc_teardown),
+      cmocka_unit_test_setup_teardown(test_duplicate_id_told_apart, hc_setup,
+                                      hc_teardown),
+      cmocka_unit_test_setup_teardown(test_open_address_warned, hc_setup,
                                       hc_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -157,7 +157,7 @@ static void test_dispatch_stream_done(void **state) {
   assert_memory_equal(ch->peer.id, f->client.id, f->client.len);
   core_actions_clear(f->core);
 
-  core_on_done(f->core, 30 * MS, &f->w[w], core_id, &token);
+  core_on_done(f->core, 30 * MS, &f->w[w], core_id, NULL, &token);
   const core_action_t *done = find(f->core, CORE_ACT_DONE, 0);
   assert_non_null(done);
   assert_int_equal(done->request_id, 7);
@@ -210,7 +210,7 @@ static void test_least_loaded_picks_idle(void **state) {
   }
   for (int w = 0; w < 3; w++)
     assert_int_not_equal(on[w], 0);
-  core_on_done(f->core, 1 * MS, &f->w[1], on[1], NULL);
+  core_on_done(f->core, 1 * MS, &f->w[1], on[1], NULL, NULL);
   core_actions_clear(f->core);
   submit(f, 2 * MS, 4, 10, "");
   assert_int_equal(worker_index(f, find(f->core, CORE_ACT_DISPATCH, 0)), 1);
@@ -283,7 +283,7 @@ static void test_queue_then_dispatch_on_done(void **state) {
   core_actions_clear(f->core);
 
   /* Capacity frees up: the oldest queued request goes out. */
-  core_on_done(f->core, 2 * MS, &f->w[w], first_id, NULL);
+  core_on_done(f->core, 2 * MS, &f->w[w], first_id, NULL, NULL);
   const core_action_t *d = find(f->core, CORE_ACT_DISPATCH, 0);
   assert_non_null(d);
   assert_int_equal(worker_index(f, d), w);
@@ -335,7 +335,7 @@ static void test_no_room_not_retried_on_heartbeats(void **state) {
     for (int k = 0; k < 3; k++)
       core_on_heartbeat(f->core, (infs_time_t)i * 10 * MS, &f->w[k], &load);
   assert_int_equal(core_stats(f->core)->placement_attempts, before);
-  core_on_done(f->core, 400 * MS, &f->w[w], first_id, NULL);
+  core_on_done(f->core, 400 * MS, &f->w[w], first_id, NULL, NULL);
   assert_int_equal(core_stats(f->core)->placement_attempts, before + 1);
   assert_int_equal(count(f->core, CORE_ACT_DISPATCH), 1);
   assert_int_equal(core_queued(f->core), 0);
@@ -365,7 +365,7 @@ static void test_worker_loss_redispatch_or_migrate(void **state) {
       ids[n++] = d->request_id;
     else
       core_on_done(f->core, 0, &f->w[worker_index(f, d)], d->request_id,
-                   NULL);
+                   NULL, NULL);
     core_actions_clear(f->core);
   }
   /* The second has streamed two tokens; the first has not. */
@@ -424,6 +424,121 @@ static void test_worker_loss_redispatch_or_migrate(void **state) {
   assert_int_equal(e->code, INFSCHED__ERROR_CODE__ERROR_WORKER_LOST);
   assert_non_null(strstr(e->message, "after 3 tokens"));
   assert_true(e->streamed);
+}
+
+/* A worker that kept two requests through a scheduler's restart registers
+ * holding them; a third it holds is open already (its client resubmitted
+ * first). */
+static void register_holding(fixture_t *f, infs_time_t now) {
+  core_request_t spec = {.prompt_tokens = 10, .max_tokens = 10,
+                         .cls = INFS_CLASS_AGENT, .model = "m"};
+  core_held_t held[3] = {
+      {.id = 901, .client = f->client, .spec = spec, .tokens = 3,
+       .text = "a b c", .text_len = 5},
+      {.id = 902, .client = f->client, .spec = spec, .tokens = 4,
+       .text = "wxyz", .text_len = 4, .done = true},
+      {.id = 903, .client = f->client, .spec = spec, .tokens = 1,
+       .text = "q", .text_len = 1},
+  };
+  held[0].spec.id = 5;
+  held[1].spec.id = 6;
+  held[2].spec.id = 7;
+  core_worker_info_t info = {.worker_id = "gpu-9", .model = "m",
+                             .backend = "sim", .profile = &f->gpu,
+                             .capacity = 4, .held = held, .n_held = 3};
+  core_on_register(f->core, now, &f->w[3], &info);
+}
+
+static void resubmit(fixture_t *f, infs_time_t now, uint64_t id,
+                     uint32_t have, const char *text) {
+  core_request_t r = {.id = id, .model = "m", .prompt_tokens = 10,
+                      .max_tokens = 10, .cls = INFS_CLASS_AGENT};
+  core_on_resubmit(f->core, now, &f->client, &r, have, text, strlen(text));
+}
+
+static void test_adoption_after_scheduler_restart(void **state) {
+  fixture_t *f = *state;
+  /* Request 7's client came back first: it runs again from its 1 token. */
+  resubmit(f, 0, 7, 1, "q");
+  const core_action_t *d = find(f->core, CORE_ACT_DISPATCH, 0);
+  assert_non_null(d);
+  assert_int_equal(d->resume_tokens, 1);
+  assert_int_equal(core_stats(f->core)->resubmitted, 1);
+  core_actions_clear(f->core);
+
+  register_holding(f, 1 * MS);
+  const core_action_t *reg = find(f->core, CORE_ACT_REGISTERED, 0);
+  assert_non_null(reg);
+  assert_int_equal(reg->n_adopted, 2);
+  assert_int_equal(reg->adopted_from[0], 901);
+  assert_int_equal(reg->adopted_from[1], 902);
+  uint64_t as5 = reg->adopted_as[0], as6 = reg->adopted_as[1];
+  const core_action_t *cancel = find(f->core, CORE_ACT_CANCEL, 0);
+  assert_non_null(cancel);
+  assert_int_equal(cancel->request_id, 903);
+  assert_int_equal(core_stats(f->core)->adopted, 2);
+  core_actions_clear(f->core);
+
+  /* Unclaimed: its tokens and its Done are kept, not sent. */
+  core_on_chunk(f->core, 2 * MS, &f->w[3], as5, 1, " d", 2, NULL);
+  core_done_t figures = {.prompt_tokens = 10, .generated_tokens = 4};
+  int token = 1;
+  core_on_done(f->core, 2 * MS, &f->w[3], as6, &figures, &token);
+  assert_int_equal(count(f->core, CORE_ACT_CHUNK), 0);
+  assert_int_equal(count(f->core, CORE_ACT_DONE), 0);
+  core_actions_clear(f->core);
+
+  /* The client claims 5 with 2 tokens: it gets the 2 it missed. */
+  resubmit(f, 3 * MS, 5, 2, "a b");
+  const core_action_t *ch = find(f->core, CORE_ACT_CHUNK, 0);
+  assert_non_null(ch);
+  assert_null(ch->passthrough);
+  assert_int_equal(ch->request_id, 5);
+  assert_int_equal(ch->resume_tokens, 2);
+  assert_int_equal(ch->resume_len, 4);
+  assert_memory_equal(ch->resume_text, " c d", 4);
+  core_actions_clear(f->core);
+  /* From then on its stream is forwarded; a second resubmit with all of
+   * it sends nothing. */
+  core_on_chunk(f->core, 4 * MS, &f->w[3], as5, 1, " e", 2, &token);
+  assert_non_null(find(f->core, CORE_ACT_CHUNK, 0));
+  core_actions_clear(f->core);
+  resubmit(f, 5 * MS, 5, 5, "a b c d e");
+  assert_int_equal(count(f->core, CORE_ACT_CHUNK), 0);
+  assert_int_equal(count(f->core, CORE_ACT_ERROR), 0);
+
+  /* 6 finished before its client came: the rest and the kept Done. */
+  resubmit(f, 6 * MS, 6, 0, "");
+  ch = find(f->core, CORE_ACT_CHUNK, 0);
+  assert_non_null(ch);
+  assert_int_equal(ch->resume_tokens, 4);
+  const core_action_t *done = find(f->core, CORE_ACT_DONE, 0);
+  assert_non_null(done);
+  assert_null(done->passthrough);
+  assert_int_equal(done->request_id, 6);
+  assert_int_equal(done->done->generated_tokens, 4);
+  assert_string_equal(done->worker_id, "gpu-9");
+  assert_int_equal(count(f->core, CORE_ACT_ERROR), 0);
+}
+
+/* An adopted request nobody claims is dropped after queue_timeout, with a
+ * cancel to its worker and no answer to anyone. */
+static void test_unclaimed_adoption_abandoned(void **state) {
+  fixture_t *f = *state;
+  register_holding(f, 0);
+  core_actions_clear(f->core);
+  core_load_t load = {0};
+  for (infs_time_t now = 100 * MS; now <= 1200 * MS; now += 100 * MS) {
+    for (int k = 0; k < 4; k++)
+      core_on_heartbeat(f->core, now, &f->w[k], &load);
+    core_on_tick(f->core, now);
+  }
+  assert_int_equal(core_stats(f->core)->abandoned, 3);
+  assert_int_equal(count(f->core, CORE_ACT_CANCEL), 3);
+  assert_int_equal(count(f->core, CORE_ACT_ERROR), 0);
+  assert_int_equal(count(f->core, CORE_ACT_CHUNK), 0);
+  assert_int_equal(count(f->core, CORE_ACT_DONE), 0);
+  assert_int_equal(core_open_requests(f->core), 0);
 }
 
 static void test_reregistration_replaces_worker(void **state) {
@@ -885,6 +1000,10 @@ int main(void) {
                                       setup_cap1, teardown),
       cmocka_unit_test_setup_teardown(test_queue_timeout, setup_cap1,
                                       teardown),
+      cmocka_unit_test_setup_teardown(test_adoption_after_scheduler_restart,
+                                      setup_rr, teardown),
+      cmocka_unit_test_setup_teardown(test_unclaimed_adoption_abandoned,
+                                      setup_rr, teardown),
       cmocka_unit_test_setup_teardown(test_worker_loss_redispatch_or_migrate,
                                       setup_rr, teardown),
       cmocka_unit_test_setup_teardown(test_reregistration_replaces_worker,

@@ -1148,7 +1148,7 @@ static void test_balanced_defers_batch(void **unused) {
   core_actions_clear(p.core);
   assert_int_equal(outcome(&p, CORE_OUTCOME_DEFERRED), 1);
   /* One stream ends: the job fits without hurting the others. */
-  core_on_done(p.core, 3 * MS, &p.peer[0], ids[0], NULL);
+  core_on_done(p.core, 3 * MS, &p.peer[0], ids[0], NULL, NULL);
   assert_int_equal(dispatched_to(&p, NULL), 0);
   core_actions_clear(p.core);
   assert_int_equal(core_queued(p.core), 0);
@@ -1276,7 +1276,7 @@ static void test_interactive_served_first(void **unused) {
   assert_int_equal(submit(&p, &r), -1);
   r.cls = INFS_CLASS_INTERACTIVE;
   assert_int_equal(submit(&p, &r), -1);
-  core_on_done(p.core, 1 * MS, &p.peer[0], first, NULL);
+  core_on_done(p.core, 1 * MS, &p.peer[0], first, NULL, NULL);
   size_t n;
   const core_action_t *a = core_actions(p.core, &n);
   for (size_t i = 0; i < n; i++)

@@ -435,6 +435,74 @@ static void test_slo_misses(void **state) {
   report_destroy(&r);
 }
 
+/* A long answer's tokens over the seconds it took; the run's settings and
+ * class SLOs; per-worker samples under the workers' names. */
+static void test_tokens_when_made_settings_and_workers(void **state) {
+  (void)state;
+  report_t *r = report_new();
+  report_outcome_t o = {.cls = (infs_class_t)A,
+                        .status = REPORT_COMPLETED,
+                        .prompt_tokens = 10,
+                        .generated_tokens = 400,
+                        .ttft = 500 * MS,
+                        .e2e = 4500 * MS,
+                        .slo = {2000, 250, 25},
+                        .done_at = 5000 * MS};
+  report_add(r, &o);
+  const report_second_t *tl;
+  assert_int_equal(report_timeline(r, &tl), 6);
+  assert_true(near(tl[0].produced_tokens, 0));
+  for (int s = 1; s <= 4; s++)
+    assert_true(near(tl[s].produced_tokens, 100));
+  assert_int_equal(tl[5].generated_tokens, 400);
+
+  slo_t slo;
+  assert_false(report_class_slo(r, I, &slo));
+  assert_true(report_class_slo(r, A, &slo));
+  assert_int_equal(slo.ttft_ms_per_ktok, 250);
+
+  report_set_setting(r, "seed", "1");
+  report_set_setting(r, "workload", "poisson");
+  report_set_setting(r, "seed", "7");
+  const char *pool[] = {"gpu-h100", "tpu-v6e", "gpu-h100"};
+  report_set_count_setting(r, "pool", pool, 3);
+  const char *const *names, *const *values;
+  assert_int_equal(report_settings(r, &names, &values), 3);
+  assert_string_equal(names[0], "seed");
+  assert_string_equal(values[0], "7");
+  assert_string_equal(values[2], "2 gpu-h100, 1 tpu-v6e");
+
+  for (int t = 0; t < 3; t++)
+    for (int w = 0; w < 2; w++) {
+      report_worker_sample_t s = {.t = t * 1000 * MS,
+                                  .id = w ? "tpu-0" : "gpu-0",
+                                  .cls = w ? "tpu" : "gpu",
+                                  .outstanding = (uint32_t)(t + w),
+                                  .busy_s = 0.5 * t,
+                                  .cost_usd = 0.01 * t};
+      report_add_worker_sample(r, &s);
+    }
+  const report_wsample_t *ws;
+  assert_int_equal(report_worker_samples(r, &ws), 6);
+  assert_int_equal(report_worker_count(r), 2);
+  const char *id, *cls;
+  report_worker_name(r, ws[5].worker, &id, &cls);
+  assert_string_equal(id, "tpu-0");
+  assert_string_equal(cls, "tpu");
+  assert_int_equal(ws[5].outstanding, 3);
+
+  cJSON *j = report_to_json(r);
+  assert_string_equal(
+      cJSON_GetObjectItem(cJSON_GetObjectItem(j, "settings"), "seed")
+          ->valuestring,
+      "7");
+  assert_string_equal(
+      cJSON_GetObjectItem(cJSON_GetObjectItem(j, "slo"), "agent")->valuestring,
+      "2000+250:25");
+  cJSON_Delete(j);
+  report_destroy(&r);
+}
+
 /* What the HTML page plots: answers per second by done_at, samples as
  * given, the latency histograms, and each worker's request costs. */
 static void test_timeline_and_samples(void **state) {
@@ -478,6 +546,10 @@ static void test_timeline_and_samples(void **state) {
   assert_int_equal(tl[2].errors, 1);
   assert_int_equal(tl[3].errors + tl[3].completed[A], 0);
   assert_int_equal(tl[4].errors, 1);
+  /* Made from first token to Done: the request done at 1.000 s made its
+   * tokens in second 0. */
+  assert_true(near(tl[0].produced_tokens, 60));
+  assert_true(near(tl[1].produced_tokens, 0));
 
   const report_sample_t *sm;
   assert_int_equal(report_samples(r, &sm), 0);
@@ -504,6 +576,7 @@ static void test_timeline_and_samples(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_timeline_and_samples),
+      cmocka_unit_test(test_tokens_when_made_settings_and_workers),
       cmocka_unit_test(test_counts_and_slo),
       cmocka_unit_test(test_slo_misses),
       cmocka_unit_test(test_zero_targets),

@@ -79,19 +79,21 @@ static void test_every_chart_drawn(void **state) {
   assert_non_null(r);
   char *page = render(r, "codex <demo> & co");
   assert_true(strncmp(page, "<!DOCTYPE html>", 15) == 0);
-  assert_int_equal(count(page, "<svg class=\"plot\""), 7);
+  assert_int_equal(count(page, "<svg class=\"plot\""), 12);
   assert_int_equal(count(page, "class=\"no-data\""), 0);
   assert_finite_numbers(page);
 
-  static const char *const cdfs[] = {"plot-ttft-cdf", "plot-e2e-cdf"};
-  for (int i = 0; i < 2; i++) {
+  static const char *const cdfs[] = {"plot-ttft-cdf", "plot-e2e-cdf",
+                                     "plot-tpot-cdf"};
+  for (int i = 0; i < 3; i++) {
     char *svg = chart(page, cdfs[i]);
     static const char *const names[] = {"all", "interactive", "agent", "batch"};
     for (int k = 0; k < 4; k++)
       assert_true(series_points(svg, names[k]) > 200);
     /* A log axis of milliseconds. */
     assert_non_null(strstr(svg, ">100 ms<"));
-    assert_non_null(strstr(svg, ">1 s<"));
+    if (i < 2)
+      assert_non_null(strstr(svg, ">1 s<"));
     free(svg);
   }
   char *svg = chart(page, "plot-throughput");
@@ -104,6 +106,48 @@ static void test_every_chart_drawn(void **state) {
   svg = chart(page, "plot-queue");
   assert_true(series_points(svg, "scheduler queue") >= 61);
   assert_true(series_points(svg, "open (client)") >= 61);
+  free(svg);
+  /* Each class's SLO target on the TTFT and TPOT CDFs, none on e2e. */
+  svg = chart(page, "plot-ttft-cdf");
+  assert_int_equal(count(svg, "class=\"marker\""), 3);
+  assert_non_null(strstr(svg, "data-label=\"interactive SLO 450 ms\""));
+  free(svg);
+  svg = chart(page, "plot-tpot-cdf");
+  assert_int_equal(count(svg, "class=\"marker\""), 3);
+  assert_non_null(strstr(svg, "data-label=\"agent SLO 25 ms\""));
+  free(svg);
+  svg = chart(page, "plot-e2e-cdf");
+  assert_int_equal(count(svg, "class=\"marker\""), 0);
+  free(svg);
+
+  /* A line per worker, over the minute. */
+  static const char *const per_worker[] = {"plot-worker-busy",
+                                           "plot-worker-requests"};
+  for (size_t i = 0; i < 2; i++) {
+    svg = chart(page, per_worker[i]);
+    assert_int_equal(count(svg, "class=\"series\""), 6);
+    assert_true(series_points(svg, "sram-1") >= 60);
+    free(svg);
+  }
+  svg = chart(page, "plot-cost-time");
+  assert_int_equal(count(svg, "class=\"series\""), 3);
+  assert_true(series_points(svg, "sram") == 61);
+  free(svg);
+
+  /* The settings, and the headlines that keep token kinds apart. */
+  const char *set = strstr(page, "<section id=\"settings\">");
+  assert_non_null(set);
+  assert_non_null(strstr(set, "<dt>seed</dt><dd>42</dd>"));
+  assert_non_null(strstr(set, "<dd>2 gpu-h100, 2 sram-wse3, 2 tpu-v6e</dd>"));
+  assert_non_null(strstr(set, "<dd>balanced</dd>"));
+  assert_non_null(strstr(set, "<dd>450:40</dd>"));
+  assert_non_null(strstr(page, "<dt>prompt</dt>"));
+  assert_non_null(strstr(page, "<dt>of which cached</dt>"));
+  assert_non_null(strstr(page, "<dt>generated</dt>"));
+
+  svg = chart(page, "plot-slo-class");
+  assert_int_equal(count(svg, "class=\"bar\""), 3);
+  assert_non_null(strstr(svg, "missed: "));
   free(svg);
   svg = chart(page, "plot-cost-class");
   assert_int_equal(count(svg, "class=\"bar\""), 3);
@@ -181,8 +225,8 @@ static void test_empty_report(void **state) {
   (void)state;
   report_t *r = report_new();
   char *page = render(r, NULL);
-  assert_int_equal(count(page, "<svg class=\"plot\""), 7);
-  assert_int_equal(count(page, "class=\"no-data\""), 7);
+  assert_int_equal(count(page, "<svg class=\"plot\""), 12);
+  assert_int_equal(count(page, "class=\"no-data\""), 12);
   assert_int_equal(count(page, "class=\"series\""), 0);
   assert_finite_numbers(page);
   free(page);

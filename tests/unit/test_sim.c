@@ -345,6 +345,8 @@ static void pool_fixture_init(pool_fixture_t *f) {
                                      .count = 2};
   f->workers[1] = (cluster_worker_t){
       .name = "fast", .profile = "sram-wse3", .backend = "sim", .count = 1};
+  /* As a cluster file's "capacity: 3" leaves it. */
+  f->workers[1].set[SET_CAPACITY] = "3";
 }
 
 static void test_pool_mixes(void **state) {
@@ -362,6 +364,11 @@ static void test_pool_mixes(void **state) {
   assert_string_equal(ws[1].model, "m");
   assert_string_equal(ws[2].id, "fast-0");
   assert_string_equal(ws[2].model, POOL_DEFAULT_MODEL);
+  assert_string_equal(ws[2].model, "codex-70b");
+  /* Each simulated worker takes its entry's capacity setting, as the
+   * daemon takes --capacity; 0 is the daemon's default, 2 x max_batch. */
+  assert_int_equal(ws[1].capacity, 0);
+  assert_int_equal(ws[2].capacity, 3);
   free(ws);
 
   /* A class finds the cluster's entry; a class the cluster lacks finds a

@@ -147,37 +147,72 @@ static void test_heartbeats(void **state) {
   wcore_destroy(&w);
 }
 
-/* Unknown worker: a registered worker drops what it runs (in slot order)
- * and registers again; an unregistered one ignores it, since the error
+/* Unknown worker: a registered worker keeps what it runs, holding its
+ * output, and registers again listing it (in slot order); the new
+ * scheduler's adoptions rename what it takes, a kept Done goes out, the
+ * rest is dropped. An unregistered worker ignores the error, since it
  * answers a heartbeat sent before its Register. */
 static void test_reset_on_unknown_worker(void **state) {
   (void)state;
   wcore_t *w = registered_worker();
-  for (uint64_t id = 1; id <= 3; id++)
+  static const uint8_t client[] = {0, 'c', '1'};
+  Infsched__Request spec = INFSCHED__REQUEST__INIT;
+  spec.prompt = "p";
+  spec.prompt_tokens = 10;
+  spec.max_tokens = 50;
+  for (uint64_t id = 1; id <= 3; id++) {
     assert_int_equal(
         wcore_on_dispatch(w, 10 * MS, id << 32 | id, 100 + id, 10, 0), 0);
+    wcore_keep(w, id << 32 | id, &spec, client, sizeof client, NULL, 0);
+  }
+  wcore_on_tokens(w, 15 * MS, 1ull << 32 | 1, 2, "ab", 2);
+  assert_int_equal(take_one(w).kind, WCORE_ACT_CHUNK);
   assert_int_equal(wcore_inflight(w), 3);
-  const uint64_t *ids;
-  size_t n = wcore_on_unknown(w, 20 * MS, &ids);
-  assert_int_equal(n, 3);
-  for (uint64_t i = 0; i < 3; i++)
-    assert_int_equal(ids[i], (i + 1) << 32 | (i + 1));
+  assert_int_equal(wcore_on_unknown(w, 20 * MS), 3);
   assert_int_equal(take_one(w).kind, WCORE_ACT_REGISTER);
   assert_false(wcore_registered(w));
-  assert_int_equal(wcore_inflight(w), 0);
-  /* The backend's late answers for them go nowhere. */
-  wcore_on_tokens(w, 21 * MS, 1ull << 32 | 1, 5, "x", 1);
+  assert_int_equal(wcore_inflight(w), 3);
+  /* Without a scheduler the output is kept, not sent. */
+  wcore_on_tokens(w, 21 * MS, 1ull << 32 | 1, 1, "c", 1);
   wcore_usage_t u = {.generated_tokens = 5};
   wcore_on_done(w, 21 * MS, 2ull << 32 | 2, &u);
   assert_no_action(w);
+  Infsched__Held **held;
+  assert_int_equal(wcore_held(w, &held), 3);
+  assert_int_equal(held[0]->request->request_id, 1ull << 32 | 1);
+  assert_int_equal(held[0]->client_request_id, 101);
+  assert_int_equal(held[0]->tokens, 3);
+  assert_string_equal(held[0]->text, "abc");
+  assert_int_equal(held[0]->client.len, sizeof client);
+  assert_int_equal(held[0]->request->max_tokens, 50);
+  assert_false(held[0]->done);
+  assert_true(held[1]->done);
   /* Unregistered: ignored, no second Register. */
-  assert_int_equal(wcore_on_unknown(w, 30 * MS, &ids), 0);
+  assert_int_equal(wcore_on_unknown(w, 30 * MS), 0);
   assert_no_action(w);
   /* The retry counts from the reset's Register. */
   wcore_on_timer(w, 1000 * MS, &idle);
   assert_no_action(w);
   wcore_on_timer(w, 1200 * MS, &idle);
   assert_int_equal(take_one(w).kind, WCORE_ACT_REGISTER);
+
+  /* The new scheduler takes the first two, as 7 and 8. */
+  wcore_on_registered(w, 1300 * MS, 0);
+  const uint64_t from[] = {1ull << 32 | 1, 2ull << 32 | 2}, as[] = {7, 8};
+  const uint64_t *dropped;
+  assert_int_equal(wcore_on_adopted(w, 1300 * MS, from, as, 2, &dropped), 1);
+  assert_int_equal(dropped[0], 3ull << 32 | 3);
+  wcore_action_t a = take_one(w);
+  assert_int_equal(a.kind, WCORE_ACT_DONE);
+  assert_int_equal(a.request_id, 8);
+  assert_int_equal(a.client_request_id, 102);
+  assert_int_equal(a.done.generated_tokens, 5);
+  assert_int_equal(wcore_inflight(w), 1);
+  wcore_on_tokens(w, 1310 * MS, 7, 1, "d", 1);
+  a = take_one(w);
+  assert_int_equal(a.kind, WCORE_ACT_CHUNK);
+  assert_int_equal(a.request_id, 7);
+  assert_int_equal(a.client_request_id, 101);
   wcore_destroy(&w);
 }
 
@@ -431,13 +466,20 @@ static void test_wire_feed(void **state) {
   assert_string_equal(o.message, "nope");
   e.code = INFSCHED__ERROR_CODE__ERROR_UNKNOWN_WORKER;
   wcore_wire_feed(w, 340 * MS, &env, &o);
-  assert_int_equal(o.kind, WCORE_ORDER_STOP_ALL);
+  assert_int_equal(o.kind, WCORE_ORDER_REJOIN);
   assert_int_equal(o.n_ids, 1);
-  assert_int_equal(o.ids[0], 9);
   assert_int_equal(take_one(w).kind, WCORE_ACT_REGISTER);
   wcore_wire_feed(w, 341 * MS, &env, &o);
   assert_int_equal(o.kind, WCORE_ORDER_NONE);
   assert_no_action(w);
+  /* The new scheduler adopts nothing: the held request is stopped. */
+  Infsched__Registered again = INFSCHED__REGISTERED__INIT;
+  env.body_case = INFSCHED__ENVELOPE__BODY_REGISTERED;
+  env.registered = &again;
+  wcore_wire_feed(w, 350 * MS, &env, &o);
+  assert_int_equal(o.kind, WCORE_ORDER_STOP_ALL);
+  assert_int_equal(o.n_ids, 1);
+  assert_int_equal(o.ids[0], 9);
 
   Infsched__Submit sub = INFSCHED__SUBMIT__INIT;
   env.body_case = INFSCHED__ENVELOPE__BODY_SUBMIT;

@@ -260,6 +260,28 @@ static void sample_pool(loadgen_t *g, const Infsched__Status *st) {
     }
   }
   report_add_sample(g->report, &s);
+  for (size_t i = 0; i < st->n_workers; i++) {
+    const Infsched__WorkerStatus *ws = st->workers[i];
+    const Infsched__Heartbeat *hb = ws->last_heartbeat;
+    report_worker_sample_t w = {
+        .t = s.t,
+        .id = ws->worker_id,
+        .cls = ws->worker_class,
+        .outstanding = ws->outstanding,
+        .busy_s = hb ? hb->busy_s : 0,
+        .cost_usd = hb ? hb->cost_usd : 0,
+    };
+    report_add_worker_sample(g->report, &w);
+  }
+}
+
+/* The pool the run starts on, by profile, for the report's settings. */
+static void record_pool(loadgen_t *g, const Infsched__Status *st) {
+  const char **profiles = xalloc(calloc(st->n_workers + 1, sizeof *profiles));
+  for (size_t i = 0; i < st->n_workers; i++)
+    profiles[i] = st->workers[i]->profile ? st->workers[i]->profile : "?";
+  report_set_count_setting(g->report, "pool", profiles, st->n_workers);
+  free(profiles);
 }
 
 static void on_status(void *arg, const Infsched__Status *st) {
@@ -273,8 +295,10 @@ static void on_status(void *arg, const Infsched__Status *st) {
   if (!g->policy && st->policy && *st->policy)
     g->policy = xalloc(strdup(st->policy));
   pool_update(g, st);
-  if (g->phase == PHASE_WAIT && g->pool_size >= g->cfg->wait_workers)
+  if (g->phase == PHASE_WAIT && g->pool_size >= g->cfg->wait_workers) {
+    record_pool(g, st);
     begin_run(g);
+  }
   else if (g->phase == PHASE_SNAPSHOT)
     schedule_finish(g);
 }
@@ -497,6 +521,9 @@ static void on_finish(uv_timer_t *h) {
     report_set_window(g->report, (g->last_event_ns - g->start_ns) / 1000);
   report_set_policy(g->report,
                     g->cfg->policy_label ? g->cfg->policy_label : g->policy);
+  report_set_setting(g->report, "scheduler", g->cfg->scheduler);
+  if (g->cfg->flags)
+    workload_cli_report_settings(g->cfg->flags, g->report);
 
   close_handle((uv_handle_t *)&g->arrivals);
   close_handle((uv_handle_t *)&g->status);

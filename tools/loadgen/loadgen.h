@@ -6,6 +6,7 @@
 #define INFSCHED_LOADGEN_H
 
 #include "lib/workload.h"
+#include "lib/workload_cli.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -18,6 +19,8 @@ typedef struct loadgen_config {
   const char *report_html;  /* NULL: no HTML page */
   const char *title;        /* heads the HTML page, e.g. the workload */
   const char *policy_label; /* NULL: the scheduler's policy from Status */
+  const workload_cli_t *flags; /* NULL, or the workload flags, recorded in
+                                  the report's settings */
   uint32_t wait_workers;    /* start once this many workers registered */
   double wait_timeout_s;
   double status_timeout_s; /* wait for the start and end pool snapshots */

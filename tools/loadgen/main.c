@@ -157,6 +157,7 @@ int main(int argc, char **argv) {
   log_init(PROGRAM, level);
   cfg.progress = isatty(STDERR_FILENO);
   cfg.title = wl.spec;
+  cfg.flags = &wl;
 
   char err[512];
   workload_t *w = NULL;

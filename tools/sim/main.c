@@ -447,6 +447,15 @@ static int run_single(const opts_t *o, const sim_config_t *cfg,
     log_error("%s", err);
     goto out;
   }
+  workload_cli_report_settings(&o->wl, r);
+  report_set_setting(r, "cluster", o->cluster);
+  const char **profiles = calloc(cfg->n_workers + 1, sizeof *profiles);
+  if (!profiles)
+    goto out;
+  for (size_t i = 0; i < cfg->n_workers; i++)
+    profiles[i] = cfg->workers[i].profile.name;
+  report_set_count_setting(r, "pool", profiles, cfg->n_workers);
+  free(profiles);
   if (o->wl.record && workload_recorder_new(o->wl.opts.block_size, &c.record,
                                             err, sizeof err)) {
     log_error("--record: %s", err);

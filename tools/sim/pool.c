@@ -11,12 +11,21 @@
  * cluster files. */
 #define NAME_BASE_MAX (INFS_NAME_MAX - 1 - 5)
 
-static void entry_set(pool_entry_t *e, const char *name, const char *model,
-                      const infs_profile_t *p, uint32_t count) {
+/* A kind of worker named name, from cluster entry w when there is one: its
+ * model and capacity settings, as the worker daemon would take them. */
+static void entry_set(pool_entry_t *e, const char *name,
+                      const cluster_worker_t *w, const infs_profile_t *p,
+                      uint32_t count) {
   memset(e, 0, sizeof *e);
   snprintf(e->name, sizeof e->name, "%s", name);
   snprintf(e->model, sizeof e->model, "%s",
-           model && *model ? model : POOL_DEFAULT_MODEL);
+           w && w->model[0] ? w->model : POOL_DEFAULT_MODEL);
+  setting_value_t v;
+  char why[128];
+  if (w && w->set[SET_CAPACITY] &&
+      settings_parse(settings_get(SET_CAPACITY), w->set[SET_CAPACITY], &v,
+                     why, sizeof why) == 0)
+    e->capacity = (uint32_t)v.u;
   e->profile = *p;
   e->count = count;
   e->max = 2 * count;
@@ -35,7 +44,7 @@ int pool_from_cluster(const cluster_spec_t *spec, const profile_set_t *set,
       pool_free(out);
       return INFS_ECONFIG;
     }
-    entry_set(&out->v[out->n++], w->name, w->model, p, w->count);
+    entry_set(&out->v[out->n++], w->name, w, p, w->count);
   }
   return 0;
 }
@@ -54,7 +63,7 @@ static int resolve(const cluster_spec_t *spec, const profile_set_t *set,
     const cluster_worker_t *w = &spec->workers[i];
     const infs_profile_t *p = profile_set_find(set, w->profile);
     if (p && strcmp(w->name, key) == 0) {
-      entry_set(e, w->name, w->model, p, 0);
+      entry_set(e, w->name, w, p, 0);
       return 0;
     }
   }
@@ -64,7 +73,7 @@ static int resolve(const cluster_spec_t *spec, const profile_set_t *set,
       const cluster_worker_t *w = &spec->workers[i];
       const infs_profile_t *p = profile_set_find(set, w->profile);
       if (p && p->cls == cls) {
-        entry_set(e, w->name, w->model, p, 0);
+        entry_set(e, w->name, w, p, 0);
         return 0;
       }
     }
@@ -83,7 +92,7 @@ static int resolve(const cluster_spec_t *spec, const profile_set_t *set,
   for (size_t i = 0; i < spec->nworkers; i++) {
     const cluster_worker_t *w = &spec->workers[i];
     if (strcmp(w->profile, key) == 0) {
-      entry_set(e, w->name, w->model, p, 0);
+      entry_set(e, w->name, w, p, 0);
       return 0;
     }
   }
@@ -205,6 +214,7 @@ sim_worker_spec_t *pool_expand(const pool_t *p, size_t *n) {
           (int)sizeof v[k].id)
         abort();
       snprintf(v[k].model, sizeof v[k].model, "%s", e->model);
+      v[k].capacity = e->capacity;
       v[k].profile = e->profile;
     }
   }

@@ -18,6 +18,7 @@ typedef struct pool_entry {
   char name[CLUSTER_NAME_MAX];
   char model[INFS_NAME_MAX];
   infs_profile_t profile;
+  uint32_t capacity; /* the entry's capacity setting; 0: 2 x max_batch */
   uint32_t count;
   uint32_t max; /* sweeps: largest count tried */
   uint32_t min; /* sweeps: smallest count tried */
@@ -29,8 +30,8 @@ typedef struct pool {
 } pool_t;
 
 /* Model a worker serves when its cluster entry names none (the worker
- * daemon's --model default). */
-#define POOL_DEFAULT_MODEL "codex-70b"
+ * daemon's --model default, from the settings table). */
+#define POOL_DEFAULT_MODEL (settings_get(SET_MODEL)->def)
 
 /* The cluster file's workers, with their profiles from profiles. Returns 0,
  * or INFS_ECONFIG with a reason in err (a profile that is not there). */

@@ -156,6 +156,8 @@ static void own_sched_message(msg_t *m) {
     q->model = m->model;
     q->session_id = m->session;
     q->prompt = (char *)"";
+    /* The simulated engine reads sizes only; the text stays behind. */
+    env->dispatch->resume_text = (char *)"";
     q->block_hashes = sim_copy_hashes(&m->blocks, &m->blocks_cap,
                                       q->block_hashes, q->n_block_hashes);
     break;
@@ -220,6 +222,15 @@ static void sample(sim_t *s, infs_time_t now) {
   for (size_t i = 0; core_worker_next(s->core, &i, &v) == 0;) {
     r.worker_queued += v.load->queued;
     r.running += v.load->running;
+    report_worker_sample_t w = {
+        .t = r.t,
+        .id = v.worker_id,
+        .cls = infs_worker_class_name(v.profile->cls),
+        .outstanding = v.outstanding,
+        .busy_s = v.load->busy_s,
+        .cost_usd = v.load->cost_usd,
+    };
+    report_add_worker_sample(s->report, &w);
   }
   report_add_sample(s->report, &r);
 }

@@ -15,6 +15,17 @@ typedef struct inflight {
   uint32_t resumed;       /* of those, tokens a lost worker streamed */
   uint32_t streamed;      /* tokens sent in chunks */
   infs_time_t started;
+  /* What a new scheduler needs to adopt it (wcore_keep). */
+  Infsched__Request *spec; /* a copy of the dispatched request */
+  uint8_t client[1 + 255];  /* its client's door and routing id */
+  size_t client_len;
+  char *said; /* every token's text, resumed ones first */
+  size_t said_len;
+  size_t said_cap;
+  bool orphan;     /* its scheduler was lost; not adopted yet */
+  bool finished;   /* done while unregistered: its Done waits in done */
+  wcore_done_t done;
+  Infsched__Held held; /* its entry in a Register */
 } inflight_t;
 
 struct wcore {
@@ -35,6 +46,8 @@ struct wcore {
   size_t dropped_cap;
   char *joined; /* wcore_resumed_prompt's answer */
   size_t joined_cap;
+  Infsched__Held **held; /* wcore_held's answer */
+  size_t held_cap;
   wcore_action_t *acts;
   size_t n_acts;
   size_t acts_cap;
@@ -65,6 +78,7 @@ static inflight_t *inflight_add(wcore_t *w, uint64_t id) {
   if (w->n_free == 0) {
     size_t cap = w->cap ? w->cap * 2 : 64;
     w->inflight = grow(w->inflight, cap, sizeof *w->inflight);
+    memset(w->inflight + w->cap, 0, (cap - w->cap) * sizeof *w->inflight);
     w->free_slots = grow(w->free_slots, cap, sizeof *w->free_slots);
     for (size_t i = cap; i > w->cap; i--)
       w->free_slots[w->n_free++] = (uint32_t)(i - 1);
@@ -81,7 +95,39 @@ static void inflight_remove(wcore_t *w, uint64_t id) {
   if (!u64map_get(&w->by_id, id_key(id), &slot))
     return;
   u64map_del(&w->by_id, id_key(id));
+  inflight_t *f = &w->inflight[slot];
+  if (f->spec)
+    infsched__request__free_unpacked(f->spec, NULL);
+  free(f->said);
+  f->spec = NULL;
+  f->said = NULL;
   w->free_slots[w->n_free++] = slot;
+}
+
+/* Calls fn on every request in flight, in slot order (so that a run is a
+ * function of its inputs alone); fn may remove the one it is given. */
+static void inflight_each(wcore_t *w, void (*fn)(wcore_t *, inflight_t *, void *),
+                          void *arg) {
+  for (size_t i = 0; i < w->cap && w->by_id.len; i++) {
+    uint32_t slot;
+    if (u64map_get(&w->by_id, id_key(w->inflight[i].id), &slot) && slot == i)
+      fn(w, &w->inflight[i], arg);
+  }
+}
+
+static void said_append(inflight_t *f, const char *text, size_t len) {
+  if (!text || !len)
+    return;
+  if (f->said_len + len + 1 > f->said_cap) {
+    size_t cap = f->said_cap ? f->said_cap : 256;
+    while (cap < f->said_len + len + 1)
+      cap *= 2;
+    f->said = grow(f->said, cap, 1);
+    f->said_cap = cap;
+  }
+  memcpy(f->said + f->said_len, text, len);
+  f->said_len += len;
+  f->said[f->said_len] = '\0';
 }
 
 /* --- the outbox --- */
@@ -128,8 +174,14 @@ void wcore_destroy(wcore_t **pw) {
   wcore_t *w = *pw;
   if (!w)
     return;
+  for (size_t i = 0; i < w->cap; i++) {
+    if (w->inflight[i].spec)
+      infsched__request__free_unpacked(w->inflight[i].spec, NULL);
+    free(w->inflight[i].said);
+  }
   u64map_free(&w->by_id);
   free(w->inflight);
+  free(w->held);
   free(w->free_slots);
   free(w->dropped);
   free(w->joined);
@@ -149,28 +201,122 @@ void wcore_on_registered(wcore_t *w, infs_time_t now,
     w->interval = heartbeat_interval;
 }
 
-size_t wcore_on_unknown(wcore_t *w, infs_time_t now,
-                        const uint64_t **dropped) {
-  *dropped = w->dropped;
+static void mark_orphan(wcore_t *w, inflight_t *f, void *arg) {
+  (void)w;
+  (void)arg;
+  f->orphan = true;
+}
+
+size_t wcore_on_unknown(wcore_t *w, infs_time_t now) {
   if (!w->registered)
     return 0;
-  size_t n = 0;
+  inflight_each(w, mark_orphan, NULL);
+  w->registered = false;
+  push_register(w, now);
+  return w->by_id.len;
+}
+
+typedef struct adoption {
+  const uint64_t *from;
+  const uint64_t *as;
+  size_t n;
+  size_t n_dropped;
+} adoption_t;
+
+static void drop_orphan(wcore_t *w, inflight_t *f, void *arg) {
+  adoption_t *ad = arg;
+  if (!f->orphan)
+    return;
+  if (!f->finished)
+    w->dropped[ad->n_dropped++] = f->id;
+  inflight_remove(w, f->id);
+}
+
+size_t wcore_on_adopted(wcore_t *w, infs_time_t now, const uint64_t *from,
+                        const uint64_t *as, size_t n,
+                        const uint64_t **dropped) {
+  (void)now;
+  adoption_t ad = {from, as, n, 0};
+  uint32_t *slots = n ? grow(NULL, n, sizeof *slots) : NULL;
+  size_t k = 0;
+  /* Old ids out first: a new id may equal an old one of another request. */
+  for (size_t i = 0; i < n; i++) {
+    uint32_t slot;
+    if (!u64map_get(&w->by_id, id_key(from[i]), &slot) ||
+        !w->inflight[slot].orphan)
+      continue;
+    u64map_del(&w->by_id, id_key(from[i]));
+    w->inflight[slot].orphan = false;
+    w->inflight[slot].id = as[i];
+    slots[k++] = slot;
+  }
   if (w->by_id.len > w->dropped_cap) {
     w->dropped_cap = w->by_id.len;
     w->dropped = grow(w->dropped, w->dropped_cap, sizeof *w->dropped);
   }
-  /* In slot order, so a run is a function of its inputs alone. */
-  for (size_t i = 0; i < w->cap && w->by_id.len; i++) {
-    uint32_t slot;
-    uint64_t id = w->inflight[i].id;
-    if (u64map_get(&w->by_id, id_key(id), &slot) && slot == i) {
-      w->dropped[n++] = id;
-      inflight_remove(w, id);
+  inflight_each(w, drop_orphan, &ad);
+  for (size_t i = 0; i < k; i++) {
+    inflight_t *f = &w->inflight[slots[i]];
+    u64map_put(&w->by_id, id_key(f->id), slots[i]);
+    if (f->finished) {
+      wcore_action_t *a = push(w, WCORE_ACT_DONE, f->id);
+      a->client_request_id = f->client_id;
+      a->done = f->done;
+      inflight_remove(w, f->id);
     }
   }
-  w->registered = false;
-  push_register(w, now);
+  free(slots);
   *dropped = w->dropped;
+  return ad.n_dropped;
+}
+
+void wcore_keep(wcore_t *w, uint64_t id, const Infsched__Request *spec,
+                const void *client, size_t client_len, const char *resumed,
+                size_t resumed_len) {
+  inflight_t *f = inflight_get(w, id);
+  if (!f || !spec)
+    return;
+  /* A deep copy through the wire format: the message is freed after the
+   * call. */
+  size_t len = infsched__request__get_packed_size(spec);
+  uint8_t *buf = grow(NULL, len ? len : 1, 1);
+  infsched__request__pack(spec, buf);
+  f->spec = infsched__request__unpack(NULL, len, buf);
+  free(buf);
+  if (client_len > sizeof f->client)
+    client_len = 0;
+  if (client_len)
+    memcpy(f->client, client, client_len);
+  f->client_len = client_len;
+  said_append(f, resumed, resumed_len);
+}
+
+static void list_held(wcore_t *w, inflight_t *f, void *arg) {
+  size_t *n = arg;
+  if (!f->orphan || !f->spec)
+    return;
+  Infsched__Held *h = &f->held;
+  infsched__held__init(h);
+  h->request = f->spec;
+  h->request->request_id = f->id;
+  h->client_request_id = f->client_id;
+  h->client.data = f->client;
+  h->client.len = f->client_len;
+  h->tokens = f->resumed + f->streamed;
+  h->text = f->said ? f->said : (char *)"";
+  h->resumed = f->resumed;
+  h->done = f->finished;
+  w->held[(*n)++] = h;
+}
+
+size_t wcore_held(wcore_t *w, Infsched__Held ***out) {
+  if (w->by_id.len > w->held_cap) {
+    w->held_cap = w->by_id.len;
+    w->held = grow(w->held, w->held_cap, sizeof *w->held);
+  }
+  size_t n = 0;
+  inflight_each(w, list_held, &n);
+  *out = w->held;
   return n;
 }
 
@@ -244,6 +390,10 @@ void wcore_on_tokens(wcore_t *w, infs_time_t now, uint64_t id, uint32_t n,
   if (!f)
     return;
   f->streamed += n;
+  said_append(f, text, len);
+  /* Without a scheduler the text waits in said for the next one. */
+  if (!w->registered)
+    return;
   wcore_action_t *a = push(w, WCORE_ACT_CHUNK, id);
   a->client_request_id = f->client_id;
   a->tokens = n;
@@ -262,9 +412,7 @@ void wcore_on_done(wcore_t *w, infs_time_t now, uint64_t id,
   uint32_t resumed = f->resumed < prompt ? f->resumed : prompt;
   uint32_t cached =
       u->cached_tokens < prompt - resumed ? u->cached_tokens : prompt - resumed;
-  wcore_action_t *a = push(w, WCORE_ACT_DONE, id);
-  a->client_request_id = f->client_id;
-  a->done = (wcore_done_t){
+  wcore_done_t done = {
       .prompt_tokens = prompt - resumed,
       .cached_tokens = cached,
       .generated_tokens = u->generated_tokens + resumed,
@@ -274,6 +422,15 @@ void wcore_on_done(wcore_t *w, infs_time_t now, uint64_t id,
       .cost_usd = accounting_done(&w->acct, prompt, u->generated_tokens,
                                   u->busy_s, u->usd),
   };
+  if (!w->registered) {
+    /* Kept for the next scheduler, which adopts it (wcore_on_adopted). */
+    f->finished = true;
+    f->done = done;
+    return;
+  }
+  wcore_action_t *a = push(w, WCORE_ACT_DONE, id);
+  a->client_request_id = f->client_id;
+  a->done = done;
   inflight_remove(w, id);
 }
 

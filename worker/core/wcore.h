@@ -13,6 +13,7 @@
 #ifndef INFSCHED_WCORE_H
 #define INFSCHED_WCORE_H
 
+#include "infsched.pb-c.h"
 #include "infsched/profile.h"
 #include "infsched/types.h"
 #include "model/accounting.h"
@@ -93,12 +94,29 @@ void wcore_destroy(wcore_t **w);
  * prefix cache: the scheduler knows none of it. */
 void wcore_on_registered(wcore_t *w, infs_time_t now,
                          infs_time_t heartbeat_interval);
-/* The scheduler does not know this worker (it restarted or gave it up).
- * A registered worker drops every request, which has no client now, and
- * registers again; *dropped (valid until the next call) lists them for the
- * caller to stop on its backend. Returns how many; 0 when unregistered,
- * since then the error answers a heartbeat sent before a Register. */
-size_t wcore_on_unknown(wcore_t *w, infs_time_t now, const uint64_t **dropped);
+/* The scheduler does not know this worker (it restarted or gave it up). A
+ * registered worker registers again, listing every request it runs as
+ * held (wcore_held): they go on, their text and a Done kept for the next
+ * scheduler, which adopts them or cancels them. Returns how many it holds;
+ * 0 when unregistered, since then the error answers a heartbeat sent
+ * before a Register. */
+size_t wcore_on_unknown(wcore_t *w, infs_time_t now);
+/* The new scheduler's answer about the held requests (with Registered):
+ * from[i] goes on as as[i]; a kept Done goes out now. Held requests it did
+ * not adopt (nor cancel) are dropped: *dropped (valid until the next call)
+ * lists those still running, for the caller to stop. Returns how many. */
+size_t wcore_on_adopted(wcore_t *w, infs_time_t now, const uint64_t *from,
+                        const uint64_t *as, size_t n,
+                        const uint64_t **dropped);
+/* Keeps what a new scheduler would need to adopt dispatched request id: a
+ * copy of spec (as the client sent it), its client's routing id and the
+ * text its client already has from a lost worker. */
+void wcore_keep(wcore_t *w, uint64_t id, const Infsched__Request *spec,
+                const void *client, size_t client_len, const char *resumed,
+                size_t resumed_len);
+/* The held requests, for a Register: *out (owned by w, valid until the
+ * next call) points at n entries. */
+size_t wcore_held(wcore_t *w, Infsched__Held ***out);
 
 /* A dispatched request of prompt_tokens as the backend runs it; resumed of
  * them are tokens its client already has from a lost worker (a migration),

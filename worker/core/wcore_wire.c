@@ -52,7 +52,7 @@ static void done(const wcore_t *w, const wcore_action_t *a, wcore_msg_t *m) {
   m->env.done = d;
 }
 
-Infsched__Envelope *wcore_wire_message(const wcore_t *w,
+Infsched__Envelope *wcore_wire_message(wcore_t *w,
                                        const wcore_action_t *a,
                                        const wcore_cache_t *cache,
                                        wcore_msg_t *m) {
@@ -67,6 +67,7 @@ Infsched__Envelope *wcore_wire_message(const wcore_t *w,
     m->u.reg.profile = &m->profile;
     m->u.reg.capacity = cfg->capacity;
     m->u.reg.backend = (char *)cfg->backend;
+    m->u.reg.n_held = wcore_held(w, &m->u.reg.held);
     m->env.body_case = INFSCHED__ENVELOPE__BODY_REGISTER;
     m->env.register_ = &m->u.reg;
     break;
@@ -97,9 +98,17 @@ void wcore_wire_feed(wcore_t *w, infs_time_t now,
   *out = (wcore_order_t){.kind = WCORE_ORDER_NONE};
   switch (env->body_case) {
   case INFSCHED__ENVELOPE__BODY_REGISTERED:
-    wcore_on_registered(w, now,
-                        env->registered->heartbeat_ms * INFS_US_PER_MS);
+  {
+    const Infsched__Registered *r = env->registered;
+    wcore_on_registered(w, now, r->heartbeat_ms * INFS_US_PER_MS);
+    size_t n = r->n_adopted_from < r->n_adopted_as ? r->n_adopted_from
+                                                   : r->n_adopted_as;
+    out->n_ids =
+        wcore_on_adopted(w, now, r->adopted_from, r->adopted_as, n, &out->ids);
+    if (out->n_ids)
+      out->kind = WCORE_ORDER_STOP_ALL;
     break;
+  }
   case INFSCHED__ENVELOPE__BODY_DISPATCH: {
     const Infsched__Dispatch *d = env->dispatch;
     if (!d->request) {
@@ -114,6 +123,9 @@ void wcore_wire_feed(wcore_t *w, infs_time_t now,
     if (wcore_on_dispatch(w, now, d->request->request_id, d->client_request_id,
                           d->request->prompt_tokens + resumed, resumed))
       break;
+    wcore_keep(w, d->request->request_id, d->request, d->client.data,
+               d->client.len, d->resume_text,
+               d->resume_text ? strlen(d->resume_text) : 0);
     out->kind = WCORE_ORDER_RUN;
     wire_request_from_msg(d->request, &out->request);
     if (resumed) {
@@ -135,10 +147,10 @@ void wcore_wire_feed(wcore_t *w, infs_time_t now,
     break;
   case INFSCHED__ENVELOPE__BODY_ERROR:
     if (env->error->code == INFSCHED__ERROR_CODE__ERROR_UNKNOWN_WORKER) {
-      bool was = wcore_registered(w);
-      out->n_ids = wcore_on_unknown(w, now, &out->ids);
-      if (was)
-        out->kind = WCORE_ORDER_STOP_ALL;
+      if (wcore_registered(w)) {
+        out->kind = WCORE_ORDER_REJOIN;
+        out->n_ids = wcore_on_unknown(w, now);
+      }
     } else {
       out->kind = WCORE_ORDER_NOTE;
       out->code = env->error->code;

@@ -14,7 +14,10 @@ typedef enum wcore_order_kind {
   WCORE_ORDER_RUN,      /* submit request; report a refusal with
                            wcore_on_refused */
   WCORE_ORDER_STOP,     /* cancel id */
-  WCORE_ORDER_STOP_ALL, /* the scheduler forgot this worker: cancel ids */
+  WCORE_ORDER_STOP_ALL, /* cancel ids: held requests a new scheduler
+                           did not adopt */
+  WCORE_ORDER_REJOIN,   /* the scheduler forgot this worker: it registers
+                           again, holding its n_ids requests */
   WCORE_ORDER_NOTE,     /* the scheduler reports error code (message) */
   WCORE_ORDER_UNEXPECTED /* not a message for a worker */
 } wcore_order_kind_t;
@@ -61,7 +64,7 @@ typedef struct wcore_cache {
  * envelope. Strings and arrays are borrowed from w's configuration, from a
  * and from cache (heartbeats; NULL: none), so m lives no longer than they
  * do. */
-Infsched__Envelope *wcore_wire_message(const wcore_t *w,
+Infsched__Envelope *wcore_wire_message(wcore_t *w,
                                        const wcore_action_t *a,
                                        const wcore_cache_t *cache,
                                        wcore_msg_t *m);
