@@ -6,8 +6,8 @@
 #include "scheduler/shell.h"
 
 #include <limits.h>
-#include <stdbool.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
