@@ -5,6 +5,7 @@
 #include "tests/integration/harness.h"
 #include "tests/integration/zclient.h"
 
+#include <errno.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -337,6 +338,49 @@ static void test_bad_input_answered(void **state) {
   harness_kill(f->scheduler, SIGTERM);
   assert_int_equal(harness_wait(f->scheduler, 10000, &status), 0);
   assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+/* Options and messages come from any ZeroMQ client as text: a worker
+ * without a model answers JSON of the wrong shape as a bad request, and
+ * lives on to serve the next one. */
+static void test_misshapen_options_refused_by_worker(void **state) {
+  fixture_t *f = *state;
+  f->scheduler = start_scheduler(f, NULL);
+  harness_proc_t *w = start_worker(f, "gpu-0", "gpu-h100");
+  size_t one = 1;
+  assert_true(zclient_wait_status(f->clients, has_n_workers, &one,
+                                  START_TIMEOUT_MS));
+  zclient_t *c = zclient_new(f->clients);
+  assert_non_null(c);
+  static const char *const bad[][2] = {
+      {"", "[1]"}, {"", "{\"stop\""}, {"[[{\"type\":\"image\"}]]", ""},
+      {"[{\"content\":[[{\"type\":\"image\"}]]}]", "{\"max\":1}"}};
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    Infsched__Envelope env = INFSCHED__ENVELOPE__INIT;
+    Infsched__Submit sub = INFSCHED__SUBMIT__INIT;
+    Infsched__Request q = INFSCHED__REQUEST__INIT;
+    q.request_id = 10 + i;
+    q.prompt_tokens = 16;
+    q.max_tokens = 4;
+    q.messages_json = (char *)bad[i][0];
+    q.options_json = (char *)bad[i][1];
+    sub.request = &q;
+    env.body_case = INFSCHED__ENVELOPE__BODY_SUBMIT;
+    env.submit = &sub;
+    assert_int_equal(zclient_send(c, &env, 0), 0);
+    Infsched__Envelope *m;
+    while ((m = zclient_recv(c, 10000)) &&
+           m->body_case != INFSCHED__ENVELOPE__BODY_ERROR &&
+           m->body_case != INFSCHED__ENVELOPE__BODY_DONE)
+      infsched__envelope__free_unpacked(m, NULL);
+    assert_non_null(m);
+    assert_int_equal(m->body_case, INFSCHED__ENVELOPE__BODY_ERROR);
+    assert_int_equal(m->error->code, INFSCHED__ERROR_CODE__ERROR_BAD_REQUEST);
+    infsched__envelope__free_unpacked(m, NULL);
+  }
+  zclient_destroy(&c);
+  run_cached_prompt(f->clients, 20, 7000, 2);
+  assert_int_equal(harness_wait(w, 0, NULL), -ETIMEDOUT); /* still running */
 }
 
 static Infsched__Envelope *expect(zclient_t *c,
@@ -746,6 +790,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_worker_answers_forwarded, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_bad_input_answered, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_misshapen_options_refused_by_worker,
+                                      setup, teardown),
       cmocka_unit_test_setup_teardown(test_scheduler_restart, setup, teardown),
       cmocka_unit_test_setup_teardown(test_streams_migrate_when_worker_killed,
                                       setup, teardown),

@@ -31,6 +31,16 @@ static bool has_stop(const cJSON *stop) {
   return false;
 }
 
+/* Messages arrive from any client as text: only a list of objects is read
+ * (a list's items have no names, which the lookups below would need). */
+static bool list_of_objects(const cJSON *messages) {
+  if (!cJSON_IsArray(messages))
+    return false;
+  const cJSON *m;
+  cJSON_ArrayForEach(m, messages) if (!cJSON_IsObject(m)) return false;
+  return true;
+}
+
 /* The first content part that is not text, or NULL. */
 static const char *other_part(const cJSON *messages) {
   const cJSON *m, *part;
@@ -39,7 +49,9 @@ static const char *other_part(const cJSON *messages) {
     if (!cJSON_IsArray(content))
       continue;
     cJSON_ArrayForEach(part, content) {
-      const cJSON *type = cJSON_GetObjectItemCaseSensitive(part, "type");
+      const cJSON *type = cJSON_IsObject(part)
+                              ? cJSON_GetObjectItemCaseSensitive(part, "type")
+                              : NULL;
       if (cJSON_IsString(type) && strcmp(type->valuestring, "text") != 0)
         return type->valuestring;
     }
@@ -62,6 +74,11 @@ uint32_t honour_tokens(const infs_backend_request_t *r, const char *backend,
   const char *refused = NULL;
   if (r->messages && r->messages[0]) {
     cJSON *messages = cJSON_Parse(r->messages);
+    if (!list_of_objects(messages)) {
+      snprintf(msg, msglen, "messages: expected a JSON array of objects");
+      cJSON_Delete(messages);
+      return 0;
+    }
     const char *part = other_part(messages);
     if (part)
       snprintf(msg, msglen,
@@ -73,6 +90,11 @@ uint32_t honour_tokens(const infs_backend_request_t *r, const char *backend,
       return 0;
   }
   cJSON *options = r->options && r->options[0] ? cJSON_Parse(r->options) : NULL;
+  if (r->options && r->options[0] && !cJSON_IsObject(options)) {
+    snprintf(msg, msglen, "options: expected a JSON object");
+    cJSON_Delete(options);
+    return 0;
+  }
   const cJSON *item;
   cJSON_ArrayForEach(item, options) {
     if (!is_harmless(item)) {
