@@ -279,7 +279,7 @@ static int start_monitor(client_t *c, void *zctx) {
 
 int client_new(uv_loop_t *loop, void *zctx, const char *endpoint,
                const client_events_t *ev, void *arg, client_t **out) {
-  int rc = 0;
+  int rc = 0, zero = 0;
   *out = NULL;
   client_t *c = calloc(1, sizeof *c);
   if (!c)
@@ -297,7 +297,6 @@ int client_new(uv_loop_t *loop, void *zctx, const char *endpoint,
     goto fail;
   /* An open-loop client must never block or drop: requests leave on
    * schedule, and its accounting assumes every submit was queued. */
-  int zero = 0;
   int64_t maxmsg = WIRE_DEFAULT_MAX_MSG;
   if (zmq_setsockopt(c->sock, ZMQ_SNDHWM, &zero, sizeof zero) ||
       zmq_setsockopt(c->sock, ZMQ_RCVHWM, &zero, sizeof zero) ||
