@@ -100,8 +100,7 @@ static void cards(FILE *out, const cJSON *j) {
   double prompt = jnum(j, "tokens.prompt"), cached = jnum(j, "tokens.cached");
   snprintf(v, sizeof v, "%.0f tok/s", secs > 0 ? prompt / secs : 0.0);
   card(out, "prompt", v, false);
-  snprintf(v, sizeof v, "%.0f tok/s (%.1f%%)",
-           secs > 0 ? cached / secs : 0.0,
+  snprintf(v, sizeof v, "%.0f tok/s (%.1f%%)", secs > 0 ? cached / secs : 0.0,
            prompt > 0 ? 100 * cached / prompt : 0.0);
   card(out, "of which cached", v, false);
   snprintf(v, sizeof v, "%.0f tok/s",
@@ -171,8 +170,7 @@ static int cdf_chart(FILE *out, const report_t *r, report_metric_t m,
       continue;
     snprintf(labels[n_marks], sizeof labels[n_marks], "%s SLO %g ms",
              infs_class_name((infs_class_t)c), target);
-    marks[n_marks] =
-        (plot_marker_t){target, class_color[c], labels[n_marks]};
+    marks[n_marks] = (plot_marker_t){target, class_color[c], labels[n_marks]};
     n_marks++;
   }
   /* The classes first, the total last and dashed so that it shows over the
@@ -349,6 +347,30 @@ static void class_cost_chart(FILE *out, const cJSON *j) {
   plot_svg_bars(out, "plot-cost-class",
                 "Cost by request class (marginal, from Done)", "USD",
                 PLOT_UNIT_USD, bars, n);
+}
+
+/* SLO attainment by class, with the JSON's miss breakdown (slo_missed) in
+ * each bar's note. */
+static void slo_chart(FILE *out, const cJSON *j) {
+  plot_bar_t bars[INFS_CLASS_COUNT];
+  char notes[INFS_CLASS_COUNT][64];
+  size_t n = 0;
+  const cJSON *by = cJSON_GetObjectItemCaseSensitive(j, "by_class");
+  for (int c = 0; c < INFS_CLASS_COUNT; c++) {
+    const char *name = infs_class_name((infs_class_t)c);
+    const cJSON *o = cJSON_GetObjectItemCaseSensitive(by, name);
+    if (!(jnum(o, "requests.sent") > 0))
+      continue;
+    snprintf(notes[n], sizeof notes[n],
+             "missed: %.0f TTFT, %.0f TPOT, %.0f both",
+             jnum(o, "slo_missed.ttft"), jnum(o, "slo_missed.tpot"),
+             jnum(o, "slo_missed.both"));
+    bars[n] = (plot_bar_t){name, class_color[c],
+                           100 * jnum(o, "slo_attainment"), notes[n]};
+    n++;
+  }
+  plot_svg_bars(out, "plot-slo-class", "SLO attainment by request class",
+                "% of requests sent", PLOT_UNIT_NONE, bars, n);
 }
 
 static void worker_cost_chart(FILE *out, const cJSON *j) {
@@ -548,7 +570,11 @@ static int cost_time_chart(FILE *out, const report_t *r) {
   plot_series_t s[INFS_WORKER_CLASS_COUNT];
   for (int c = 0; c < INFS_WORKER_CLASS_COUNT; c++)
     s[c] = (plot_series_t){infs_worker_class_name((infs_worker_class_t)c),
-                           worker_color[c], b[c].x, b[c].y, m[c], false};
+                           worker_color[c],
+                           b[c].x,
+                           b[c].y,
+                           m[c],
+                           false};
   plot_lines_t p = {.id = "plot-cost-time",
                     .title = "Cost over time by worker class",
                     .x_label = "time since the start (s)",
@@ -686,6 +712,12 @@ int report_html_print(const report_t *r, const char *title, FILE *out) {
   figure_close(out, "The same for the whole request, from the intended send "
                     "time to Done: queueing, prefill and every output "
                     "token.");
+  figure_open(out);
+  slo_chart(out, j);
+  figure_close(out, "The share of each class's requests sent that completed "
+                    "within their TTFT and TPOT targets (failed, rejected and "
+                    "lost requests count against it), and how many completed "
+                    "requests missed by TTFT, by TPOT or by both.");
   fputs("</div>\n<h2>Over time</h2>\n<div class=\"plots\">\n", out);
   figure_open(out);
   if ((rc = rate_chart(out, r)))

@@ -299,7 +299,7 @@ void workload_opts_default(workload_opts_t *o) {
   o->class_mix[INFS_CLASS_BATCH] = 0.1;
   /* Lognormals through the Azure 2023 code trace's medians, with sigma from
    * mean/median = exp(sigma^2 / 2): prompt 1,469 and 2,048 give 0.815, output
-   * 13 and 28 give 1.239 (REFERENCE-NUMBERS.md). */
+   * 13 and 28 give 1.239 (docs/reference-numbers.md). */
   o->prompt =
       (workload_dist_t){WORKLOAD_DIST_LOGNORMAL, 1469.0, 0.815, 1, 32768};
   o->output = (workload_dist_t){WORKLOAD_DIST_LOGNORMAL, 13.0, 1.239, 1, 4096};

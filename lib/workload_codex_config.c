@@ -57,7 +57,7 @@ static workload_dist_t lognormal(double median, double sigma, uint32_t min,
 }
 
 /* Sources are in configs/workloads/codex.yaml; [S] and [E] as in
- * REFERENCE-NUMBERS.md. */
+ * docs/reference-numbers.md. */
 void workload_codex_config_default(workload_codex_config_t *c) {
   memset(c, 0, sizeof *c);
   c->sessions = 8;

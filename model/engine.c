@@ -92,10 +92,10 @@ typedef struct seq {
   uint32_t prompt;
   uint32_t max_tokens;
   uint32_t tpot_target_ms; /* 0: none */
-  /* Hashes of the sequence's full blocks: the client's first n_client,
-   * then chained ones, extended as blocks fill (or are looked up). */
+  /* Hashes of the sequence's full blocks: the client's first, then chained
+   * ones, extended as blocks fill (or are looked up). */
   uint64_t *hashes;
-  uint32_t n_hashes, hashes_cap, n_client;
+  uint32_t n_hashes, hashes_cap;
   uint32_t *table; /* KV blocks held, in token order */
   uint32_t n_table, table_cap;
   uint32_t n_sealed; /* leading blocks whose fill has been handled */
@@ -743,11 +743,11 @@ int engine_submit(engine_t *e, infs_time_t now, const engine_request_t *r) {
   s->tpot_target_ms = r->tpot_target_ms;
   /* Only full blocks can be shared; a hash for a partial tail is ignored. */
   size_t full = r->prompt_tokens / e->p.block_size;
-  s->n_client = (uint32_t)(r->n_blocks < full ? r->n_blocks : full);
-  if (s->n_client) {
-    s->hashes = grow32(NULL, &s->hashes_cap, s->n_client, sizeof *s->hashes);
-    memcpy(s->hashes, r->blocks, s->n_client * sizeof *s->hashes);
-    s->n_hashes = s->n_client;
+  uint32_t given = (uint32_t)(r->n_blocks < full ? r->n_blocks : full);
+  if (given) {
+    s->hashes = grow32(NULL, &s->hashes_cap, given, sizeof *s->hashes);
+    memcpy(s->hashes, r->blocks, given * sizeof *s->hashes);
+    s->n_hashes = given;
   }
   s->state = SEQ_WAITING;
   s->target = s->prompt;

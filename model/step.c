@@ -36,13 +36,6 @@ double step_decode_ms(const infs_profile_t *p, uint32_t b,
   return step_ms(p, &w);
 }
 
-double step_mixed_ms(const infs_profile_t *p, uint32_t b, uint64_t ctx_tokens,
-                     uint64_t n, uint64_t c) {
-  step_work_t w = decodes(b, ctx_tokens);
-  step_add_prefill(&w, n, c);
-  return step_ms(p, &w);
-}
-
 uint32_t step_budget(const infs_profile_t *p) {
   return p->max_num_batched_tokens ? p->max_num_batched_tokens
                                    : INFS_PROFILE_DEFAULT_BATCHED_TOKENS;

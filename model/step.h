@@ -58,11 +58,6 @@ double step_ms(const infs_profile_t *p, const step_work_t *w);
 double step_decode_ms(const infs_profile_t *p, uint32_t b,
                       uint64_t ctx_tokens);
 
-/* A step of b decodes holding ctx_tokens and one prefill chunk of n tokens
- * behind c. */
-double step_mixed_ms(const infs_profile_t *p, uint32_t b, uint64_t ctx_tokens,
-                     uint64_t n, uint64_t c);
-
 /* The step's token budget: max_num_batched_tokens, or the default when a
  * profile from the wire leaves it 0. */
 uint32_t step_budget(const infs_profile_t *p);

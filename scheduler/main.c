@@ -7,6 +7,7 @@
 
 #include <limits.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,6 +74,37 @@ static void apply(void *ctx, const setting_t *s, const setting_value_t *v) {
   }
 }
 
+/* Whether a bound address can be reached from other hosts: anything but
+ * ipc://, inproc:// and loopback hosts (127.0.0.0/8, ::1, localhost). */
+static bool open_to_others(const char *addr) {
+  if (strncmp(addr, "ipc://", 6) == 0 || strncmp(addr, "inproc://", 9) == 0)
+    return false;
+  if (strncmp(addr, "tcp://", 6) == 0)
+    addr += 6;
+  const char *colon = strrchr(addr, ':');
+  size_t len = colon ? (size_t)(colon - addr) : strlen(addr);
+  if (len >= 2 && addr[0] == '[' && addr[len - 1] == ']') {
+    addr++;
+    len -= 2;
+  }
+  return !((len == 9 && strncmp(addr, "localhost", 9) == 0) ||
+           (len == 3 && strncmp(addr, "::1", 3) == 0) ||
+           (len >= 4 && strncmp(addr, "127.", 4) == 0));
+}
+
+/* Nothing authenticates peers (docs/security.md): say so loudly where
+ * other hosts can connect. */
+static void warn_if_open(const char *what, const char *addr) {
+  if (addr && open_to_others(addr))
+    log_warn("%s %s is reachable from other hosts, and nothing "
+             "authenticates its peers: any of them can %s (see "
+             "docs/security.md)",
+             what, addr,
+             strcmp(what, "workers") == 0
+                 ? "register as a worker and receive prompts"
+                 : "submit and read answers");
+}
+
 static void on_signal(uv_signal_t *h, int signum) {
   app_t *app = h->data;
   log_info("signal %d: shutting down", signum);
@@ -122,6 +154,9 @@ int main(int argc, char **argv) {
            cfg.workers_addr, cfg.core.policy);
   if (shell_http_address(app.shell))
     log_info("http: listening on %s", shell_http_address(app.shell));
+  warn_if_open("clients", cfg.clients_addr);
+  warn_if_open("workers", cfg.workers_addr);
+  warn_if_open("http", shell_http_address(app.shell));
 
   uv_run(&app.loop, UV_RUN_DEFAULT);
   shell_destroy(&app.shell);

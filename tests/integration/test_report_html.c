@@ -113,14 +113,22 @@ static int count(const char *hay, const char *needle) {
   return n;
 }
 
-/* Drawn paths in the dumped DOM: "series" paths whose d has 2+ points. */
-static int drawn_paths(const char *dom, const char *chart_id) {
+/* The chart with this id in the dumped DOM: its start, and its end in
+ * *end (NULL when unterminated); NULL when it is not there. */
+static const char *find_chart(const char *dom, const char *chart_id,
+                              const char **end) {
   char key[64];
   snprintf(key, sizeof key, "id=\"%s\"", chart_id);
   const char *start = strstr(dom, key);
+  *end = start ? strstr(start, "</svg>") : NULL;
+  return start;
+}
+
+/* Drawn paths in the dumped DOM: "series" paths whose d has 2+ points. */
+static int drawn_paths(const char *dom, const char *chart_id) {
+  const char *end, *start = find_chart(dom, chart_id, &end);
   if (!start)
     return -1;
-  const char *end = strstr(start, "</svg>");
   int n = 0;
   for (const char *p = strstr(start, "class=\"series\"");
        p && (!end || p < end); p = strstr(p + 1, "class=\"series\"")) {
@@ -167,12 +175,9 @@ static void count_colors(const char *png, swatch_t *s, size_t n,
 
 /* Marker lines in a chart of the dumped DOM. */
 static int markers_in(const char *dom, const char *chart_id) {
-  char key[64];
-  snprintf(key, sizeof key, "id=\"%s\"", chart_id);
-  const char *start = strstr(dom, key);
+  const char *end, *start = find_chart(dom, chart_id, &end);
   if (!start)
     return -1;
-  const char *end = strstr(start, "</svg>");
   int n = 0;
   for (const char *p = strstr(start, "class=\"marker\"");
        p && (!end || p < end); p = strstr(p + 1, "class=\"marker\""))
@@ -207,7 +212,7 @@ static void test_fixture_renders(void **state) {
   assert_int_equal(browse(f, page, "--dump-dom", dom), 0);
   char *text = harness_read_file(dom);
   assert_non_null(text);
-  assert_int_equal(count(text, "<svg class=\"plot\""), 11);
+  assert_int_equal(count(text, "<svg class=\"plot\""), 12);
   assert_int_equal(drawn_paths(text, "plot-ttft-cdf"), 4);
   assert_int_equal(drawn_paths(text, "plot-tpot-cdf"), 4);
   assert_int_equal(drawn_paths(text, "plot-e2e-cdf"), 4);
@@ -227,7 +232,7 @@ static void test_fixture_renders(void **state) {
   assert_int_equal(drawn_paths(text, "plot-throughput"), 4);
   assert_int_equal(drawn_paths(text, "plot-tokens"), 1);
   assert_int_equal(drawn_paths(text, "plot-queue"), 4);
-  assert_int_equal(count(text, "class=\"bar\""), 6);
+  assert_int_equal(count(text, "class=\"bar\""), 9);
   assert_int_equal(count(text, "no-data"), 0);
   free(text);
 
@@ -379,7 +384,7 @@ static void test_loadgen_codex_report(void **state) {
   assert_int_equal(browse(f, html, "--dump-dom", dom), 0);
   char *text = harness_read_file(dom);
   assert_non_null(text);
-  assert_int_equal(count(text, "<svg class=\"plot\""), 11);
+  assert_int_equal(count(text, "<svg class=\"plot\""), 12);
   assert_true(drawn_paths(text, "plot-ttft-cdf") >= 2);
   assert_true(drawn_paths(text, "plot-tpot-cdf") >= 2);
   assert_true(markers_in(text, "plot-ttft-cdf") >= 1);

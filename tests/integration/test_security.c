@@ -59,6 +59,9 @@ static void test_forged_routing_id_cannot_cancel(void **state) {
   hc_sched_start(&f->s, NULL);
   hc_worker_start(&f->s, f->dir, "sram-0", "sram-wse3", NULL, NULL);
   hc_wait_registered(&f->s, 1);
+  /* On loopback, no warning that the ports are open to others. */
+  assert_int_equal(harness_count_log(f->s.log, "reachable from other hosts"),
+                   0);
 
   int fd = hc_post_completion(f->s.http_port,
                               "{\"model\":\"" MODEL "\",\"prompt\":\"x\","
@@ -370,6 +373,19 @@ static void test_duplicate_id_told_apart(void **state) {
   zmq_ctx_term(zctx);
 }
 
+/* Bound where other hosts can reach it, the scheduler says loudly that
+ * nothing authenticates its peers; on loopback it keeps quiet. */
+static void test_open_address_warned(void **state) {
+  fixture_t *f = *state;
+  char http[64];
+  snprintf(http, sizeof http, "0.0.0.0:%d", f->s.http_port);
+  const char *extra[] = {"--http", http, NULL};
+  hc_sched_start(&f->s, extra);
+  assert_int_equal(harness_wait_log(f->s.log, "http 0.0.0.0:", 5000), 0);
+  assert_int_equal(harness_count_log(f->s.log, "reachable from other hosts"),
+                   1);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_forged_routing_id_cannot_cancel,
@@ -379,6 +395,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_http_connection_cap, hc_setup,
                                       hc_teardown),
       cmocka_unit_test_setup_teardown(test_duplicate_id_told_apart, hc_setup,
+                                      hc_teardown),
+      cmocka_unit_test_setup_teardown(test_open_address_warned, hc_setup,
                                       hc_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

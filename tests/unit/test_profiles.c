@@ -52,7 +52,7 @@ static void test_shipped_profiles_load(void **state) {
   assert_true(gpu->max_context >= 131072);
   assert_true(tpu->max_context >= 65536);
 
-  /* The public measurements the profiles rest on (REFERENCE-NUMBERS.md),
+  /* The public measurements the profiles rest on (docs/reference-numbers.md),
    * within 6%: Oracle's Llama 3.3 70B on 4 x H100 at 1/32/128/256 streams
    * of ~600 tokens of context; bench_profiles prints the ratios. */
   static const struct {

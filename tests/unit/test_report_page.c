@@ -79,7 +79,7 @@ static void test_every_chart_drawn(void **state) {
   assert_non_null(r);
   char *page = render(r, "codex <demo> & co");
   assert_true(strncmp(page, "<!DOCTYPE html>", 15) == 0);
-  assert_int_equal(count(page, "<svg class=\"plot\""), 11);
+  assert_int_equal(count(page, "<svg class=\"plot\""), 12);
   assert_int_equal(count(page, "class=\"no-data\""), 0);
   assert_finite_numbers(page);
 
@@ -145,6 +145,10 @@ static void test_every_chart_drawn(void **state) {
   assert_non_null(strstr(page, "<dt>of which cached</dt>"));
   assert_non_null(strstr(page, "<dt>generated</dt>"));
 
+  svg = chart(page, "plot-slo-class");
+  assert_int_equal(count(svg, "class=\"bar\""), 3);
+  assert_non_null(strstr(svg, "missed: "));
+  free(svg);
   svg = chart(page, "plot-cost-class");
   assert_int_equal(count(svg, "class=\"bar\""), 3);
   assert_non_null(strstr(svg, "data-label=\"batch\""));
@@ -221,8 +225,8 @@ static void test_empty_report(void **state) {
   (void)state;
   report_t *r = report_new();
   char *page = render(r, NULL);
-  assert_int_equal(count(page, "<svg class=\"plot\""), 11);
-  assert_int_equal(count(page, "class=\"no-data\""), 11);
+  assert_int_equal(count(page, "<svg class=\"plot\""), 12);
+  assert_int_equal(count(page, "class=\"no-data\""), 12);
   assert_int_equal(count(page, "class=\"series\""), 0);
   assert_finite_numbers(page);
   free(page);

@@ -13,6 +13,16 @@
 
 #define NEAR(a, b) assert_true(fabs((a) - (b)) < 1e-9)
 
+/* A step of b decodes holding ctx tokens and a chunk of n behind c. */
+static double mixed_ms(const infs_profile_t *p, uint32_t b, uint64_t ctx,
+                       uint64_t n, uint64_t c) {
+  step_work_t w = {0};
+  for (uint32_t i = 0; i < b; i++)
+    step_add_decode(&w, ctx / b);
+  step_add_prefill(&w, n, c);
+  return step_ms(p, &w);
+}
+
 /* Weights read in 10 ms, 0.1 ms per computed token, 0.5 ms per 1,000 KV
  * tokens read, 1 ms per sequence. */
 static infs_profile_t round_profile(void) {
@@ -49,7 +59,7 @@ static void test_mixed_step(void **state) {
   /* 8 decodes holding 8,000 tokens, a 300-token chunk behind 200:
    * memory 10 + 0.5 * 8.2 = 14.1, compute 0.1 * 308 = 30.8, plus 9
    * sequences. */
-  NEAR(step_mixed_ms(&p, 8, 8000, 300, 200), 30.8 + 9);
+  NEAR(mixed_ms(&p, 8, 8000, 300, 200), 30.8 + 9);
   /* The same built piece by piece. */
   step_work_t w = {0};
   for (int i = 0; i < 8; i++)
@@ -60,13 +70,13 @@ static void test_mixed_step(void **state) {
   NEAR(step_ms(&p, &w), 39.8);
   /* A 50-token chunk fits under the weight read: it adds only its
    * sequence's overhead to the decode-only step (14 + 8). */
-  NEAR(step_mixed_ms(&p, 8, 8000, 50, 0), 14 + 9);
+  NEAR(mixed_ms(&p, 8, 8000, 50, 0), 14 + 9);
   NEAR(step_decode_ms(&p, 8, 8000), 14 + 8);
 
   /* Attention: 10 MFLOP per pair at 10 TFLOP/s is 1 us per pair. A chunk
    * of 100 behind 900 attends to 100 * (900 + 50) pairs: 95 ms. */
   p.attn_mflop_per_ctx = 10;
-  NEAR(step_mixed_ms(&p, 0, 0, 100, 900), 10 * 0 + 0.1 * 100 + 95 + 1);
+  NEAR(mixed_ms(&p, 0, 0, 100, 900), 10 * 0 + 0.1 * 100 + 95 + 1);
 }
 
 /* A prompt prefilled in chunks alongside decodes: one pass per chunk. */

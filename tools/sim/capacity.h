@@ -1,7 +1,8 @@
 /* --capacity: for each policy, the highest arrival rate (a multiple of the
  * workload's own: poisson's rate, a trace's copies or speed-up, codex's
  * sessions) at which at least a target share of requests meets its SLO,
- * and the USD per million SLO-meeting tokens there (DESIGN.md, "Cost").
+ * and the USD per million SLO-meeting tokens there (docs/architecture.md,
+ * "Cost").
  *
  * The search doubles (or halves) the scale from 1 until attainment crosses
  * the target, then bisects geometrically until the bracket is within the
