@@ -141,10 +141,6 @@ static harness_proc_t *start_worker(fixture_t *f, char host) {
   return p;
 }
 
-static bool has_n_workers(const Infsched__Status *s, void *arg) {
-  return s->n_workers == *(size_t *)arg;
-}
-
 static bool b_busy(const Infsched__Status *s, void *arg) {
   (void)arg;
   for (size_t i = 0; i < s->n_workers; i++)
@@ -153,22 +149,10 @@ static bool b_busy(const Infsched__Status *s, void *arg) {
   return false;
 }
 
-static uint64_t counter(const Infsched__Status *s, const char *name) {
-  for (size_t i = 0; i < s->n_counters; i++)
-    if (strcmp(s->counters[i]->name, name) == 0)
-      return s->counters[i]->value;
-  return 0;
-}
-
 static bool lost_b_and_moved(const Infsched__Status *s, void *arg) {
   (void)arg;
-  return counter(s, "workers_lost") == 1 && counter(s, "redispatched") >= 1;
-}
-
-static long long now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+  return zclient_counter(s, "workers_lost") == 1 &&
+         zclient_counter(s, "redispatched") >= 1;
 }
 
 static double num(const cJSON *o, const char *a, const char *b) {
@@ -199,8 +183,8 @@ static void test_partition_cut_and_healed(void **state) {
   start_worker(f, 'a');
   start_worker(f, 'b');
   size_t one = 1, two = 2;
-  assert_true(
-      zclient_wait_status(f->clients, has_n_workers, &two, START_TIMEOUT_MS));
+  assert_true(zclient_wait_status(f->clients, zclient_has_n_workers, &two,
+                                  START_TIMEOUT_MS));
 
   snprintf(report, sizeof report, "%s/report.json", f->dir);
   snprintf(lg_log, sizeof lg_log, "%s/loadgen.log", f->dir);
@@ -226,17 +210,17 @@ static void test_partition_cut_and_healed(void **state) {
 
   /* Cut host b off: its packets go nowhere, no connection is closed. */
   assert_int_equal(sh("ip link set %sb0 down", f->tag), 0);
-  long long cut = now_ms();
-  assert_true(
-      zclient_wait_status(f->clients, has_n_workers, &one, DETECT_MAX_MS));
-  long long detected = now_ms();
+  long long cut = harness_now_ms();
+  assert_true(zclient_wait_status(f->clients, zclient_has_n_workers, &one,
+                                  DETECT_MAX_MS));
+  long long detected = harness_now_ms();
   assert_true(zclient_wait_status(f->clients, lost_b_and_moved, NULL, 1000));
 
   assert_int_equal(sh("ip link set %sb0 up", f->tag), 0);
-  long long healed = now_ms();
-  assert_true(
-      zclient_wait_status(f->clients, has_n_workers, &two, REJOIN_MAX_MS));
-  long long back = now_ms();
+  long long healed = harness_now_ms();
+  assert_true(zclient_wait_status(f->clients, zclient_has_n_workers, &two,
+                                  REJOIN_MAX_MS));
+  long long back = harness_now_ms();
   print_message("partition: lost after %lld ms, back %lld ms after the "
                 "heal\n",
                 detected - cut, back - healed);
