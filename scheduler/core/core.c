@@ -559,12 +559,15 @@ static int unservable(const core_t *c, const core_request_t *s, char *why,
 /* --- client events --- */
 
 /* Whether s is well formed and within the core's bounds; the reason in why
- * when it is not. A block covers at least the smallest block size of the
- * profiles registered so far (one token before any), so a prompt of T
+ * when it is not. Clients hash blocks of their own size, which the core
+ * does not know: it takes CORE_BLOCK_TOKENS_MIN, or the smallest block size
+ * registered when smaller (one token before any worker), so a prompt of T
  * tokens needs at most T / that + 1 hashes. */
 static bool valid_request(const core_t *c, const core_request_t *s, char *why,
                           size_t len) {
   uint32_t block = c->reg.min_block_size ? c->reg.min_block_size : 1;
+  if (block > CORE_BLOCK_TOKENS_MIN)
+    block = CORE_BLOCK_TOKENS_MIN;
   uint64_t blocks = s->prompt_tokens / block + 1;
   if (blocks > CORE_BLOCKS_MAX)
     blocks = CORE_BLOCKS_MAX;

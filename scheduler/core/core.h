@@ -88,9 +88,11 @@ int core_config_set_latency_weight(core_config_t *c, const char *list,
  * before decoding, by the shell. */
 #define CORE_CAPACITY_MAX (1u << 20) /* requests one worker holds at once */
 /* Prompt block hashes of one request: a prompt of 4M tokens at 64 tokens a
- * block. A request may also carry no more than its prompt's tokens fill
- * (see core_on_submit). */
+ * block. A request may also carry no more than its prompt's tokens fill at
+ * CORE_BLOCK_TOKENS_MIN tokens a block, or at the smallest block size
+ * registered when smaller (see core_on_submit). */
 #define CORE_BLOCKS_MAX 65536u
+#define CORE_BLOCK_TOKENS_MIN 16u
 #define CORE_PROMPT_BYTES_MAX (8u << 20)
 #define CORE_SESSION_MAX 256 /* bytes of a session id */
 /* Heartbeat figures: counts of requests, and tokens. */

@@ -665,6 +665,30 @@ static void test_sim_lost_requests_exit_1(void **state) {
 }
 
 /* An unknown profile is a bad value (2); a busy endpoint cannot start (3). */
+/* A class target that an idle worker of a registering profile cannot meet:
+ * the scheduler, which only learns profiles as workers register, warns
+ * with the class, the worker and the idle figure, and serves the worker
+ * all the same. tpu-v6e's bare decode step at 64K of context is 25.8 ms,
+ * gpu-h100's 21.9. */
+static void test_scheduler_warns_of_infeasible_slo(void **state) {
+  fixture_t *f = *state;
+  f->scheduler = start_scheduler(f, "--slo=agent=2000+250:25");
+  start_worker(f, "tpu-0", "tpu-v6e");
+  start_worker(f, "gpu-0", "gpu-h100");
+  size_t two = 2;
+  assert_true(zclient_wait_status(f->clients, has_n_workers, &two,
+                                  START_TIMEOUT_MS));
+  assert_int_equal(
+      harness_wait_log(f->sched_log,
+                       "worker tpu-0: --slo: SLO of agent: TPOT target 25 ms "
+                       "is below what an idle tpu worker (profile tpu-v6e) "
+                       "takes per output token at 65536 tokens of context, "
+                       "25.8 ms",
+                       START_TIMEOUT_MS),
+      0);
+  assert_int_equal(harness_count_log(f->sched_log, "worker gpu-0: --slo"), 0);
+}
+
 static void test_bad_profile_and_busy_endpoint(void **state) {
   fixture_t *f = *state;
   char *argv[] = {(char *)harness_bin("infsched-worker"), "--profile",
@@ -686,6 +710,8 @@ int main(void) {
                                       teardown),
       cmocka_unit_test_setup_teardown(test_sim_lost_requests_exit_1, setup,
                                       teardown),
+      cmocka_unit_test_setup_teardown(test_scheduler_warns_of_infeasible_slo,
+                                      setup, teardown),
       cmocka_unit_test_setup_teardown(test_bad_profile_and_busy_endpoint,
                                       setup, teardown),
       cmocka_unit_test_setup_teardown(test_worker_answers_forwarded, setup,

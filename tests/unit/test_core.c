@@ -824,6 +824,31 @@ static void test_block_hashes_bounded(void **state) {
   free(hashes);
 }
 
+/* Workers with large blocks do not make a client's smaller ones look too
+ * many: the bound counts 16 tokens a block at most. */
+static void test_block_bound_independent_of_large_blocks(void **state) {
+  (void)state;
+  core_t *c = new_core("least_loaded", 10);
+  fixture_t f = {.core = c, .client = peer("c")};
+  f.w[0] = peer("w");
+  f.gpu = profile("gpu", INFS_WORKER_GPU, 4096);
+  f.gpu.block_size = 256;
+  add_worker(&f, 0, "w", &f.gpu, 8, 0);
+  uint64_t hashes[64] = {0};
+  core_request_t r = {.id = 1, .prompt_tokens = 1000, .max_tokens = 10,
+                      .cls = INFS_CLASS_AGENT, .blocks = hashes,
+                      .n_blocks = 63};
+  core_actions_clear(c);
+  core_on_submit(c, 0, &f.client, &r);
+  assert_non_null(find(c, CORE_ACT_DISPATCH, 0));
+  core_actions_clear(c);
+  r.id = 2;
+  r.n_blocks = 64;
+  core_on_submit(c, 0, &f.client, &r);
+  assert_non_null(find(c, CORE_ACT_ERROR, 0));
+  core_destroy(&c);
+}
+
 /* What open requests hold is bounded in all: past it, a submit is turned
  * away as a full queue would turn it. */
 static void test_open_bytes_bounded(void **state) {
@@ -1023,6 +1048,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_block_hashes_bounded, setup_ll,
                                       teardown),
       cmocka_unit_test(test_open_bytes_bounded),
+      cmocka_unit_test(test_block_bound_independent_of_large_blocks),
       cmocka_unit_test(test_silent_worker_requests_taken_back),
       cmocka_unit_test(test_scheduler_trusts_its_profiles),
   };

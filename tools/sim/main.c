@@ -397,6 +397,9 @@ static int parse_args(int argc, char **argv, opts_t *o) {
                            "--report-json with --compare, --sweep or "
                            "--capacity");
   o->wl_flags = o->wl;
+  /* The matrix gives each workload the flags that apply to it. */
+  if (o->matrix)
+    workload_cli_drop_others(&o->wl);
   return workload_cli_check(&o->wl);
 }
 
