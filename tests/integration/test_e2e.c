@@ -676,7 +676,7 @@ static void test_scheduler_warns_of_infeasible_slo(void **state) {
   start_worker(f, "tpu-0", "tpu-v6e");
   start_worker(f, "gpu-0", "gpu-h100");
   size_t two = 2;
-  assert_true(zclient_wait_status(f->clients, has_n_workers, &two,
+  assert_true(zclient_wait_status(f->clients, zclient_has_n_workers, &two,
                                   START_TIMEOUT_MS));
   assert_int_equal(
       harness_wait_log(f->sched_log,
