@@ -19,6 +19,7 @@ static const struct {
     {"workers_lost", offsetof(core_stats_t, workers_lost)},
     {"progress_timeouts", offsetof(core_stats_t, progress_timeouts)},
     {"profile_mismatches", offsetof(core_stats_t, profile_mismatches)},
+    {"id_takeovers_refused", offsetof(core_stats_t, id_takeovers_refused)},
     {"rejected.queue_full", offsetof(core_stats_t, rejected_queue_full)},
     {"rejected.no_worker", offsetof(core_stats_t, rejected_no_worker)},
     {"rejected.context", offsetof(core_stats_t, rejected_context)},

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Regenerates what the docs take from the programs, so that it is written
-# in one place: the option tables (from each program's --help) and, with
-# --figures, the output the pages quote from virtual-time runs.
+# in one place: the option tables (from each program's --help), tables a
+# program prints in Markdown and, with --figures, the output the pages
+# quote from virtual-time runs.
 #
 #   scripts/doc-gen.sh [--check] [--figures] BIN_DIR [PAGE...]
 #
@@ -24,6 +25,14 @@
 # they are. Only quote output that does not depend on the machine:
 # virtual-time runs (infsched-sim, bench_profiles), not wall-clock
 # benchmarks; they take tens of seconds, hence the flag.
+#
+# A page takes a program's Markdown as it is (a table the program prints,
+# such as "infsched-cluster settings") with:
+#
+#   <!-- markdown: build/bin/PROGRAM ARGS... -->
+#   <!-- end markdown -->
+#
+# Such a command must be quick: it is run every time, as the options are.
 #
 # With --check nothing is written: the pages that differ are named, with
 # the difference, and the status is 1. PAGEs default to README.md and
@@ -162,9 +171,11 @@ options_table() {
   ' "$tmp/help"
 }
 
-# run_quoted COMMAND: the code block quoting COMMAND and its output.
+# run_quoted COMMAND [raw]: the code block quoting COMMAND and its output,
+# or with "raw" the output alone.
 run_quoted() {
   cmd=$1
+  raw=${2:-}
   case $cmd in
   build/bin/*) ;;
   *)
@@ -179,28 +190,30 @@ run_quoted() {
     echo "doc-gen: '$cmd' printed nothing" >&2
     return 1
   fi
-  echo '```'
-  printf '$ %s\n' "$cmd"
+  if [ -z "$raw" ]; then
+    echo '```'
+    printf '$ %s\n' "$cmd"
+  fi
   # paths under the checkout as the reader's
   awk -v root="$root/" '{
     while ((i = index($0, root)) > 0)
       $0 = substr($0, 1, i - 1) substr($0, i + length(root))
     print
   }' "$tmp/out"
-  echo '```'
+  [ -n "$raw" ] || echo '```'
 }
 
 status=0
 for page in "$@"; do
   out="$tmp/page"
   : >"$out"
-  inside=   # the kind of marker we are between: options, output or none
+  inside=   # the kind of marker we are between: options, output, markdown
   lineno=0
   failed=0
   while IFS= read -r line || [ -n "$line" ]; do
     lineno=$((lineno + 1))
     case $line in
-    '<!-- options: '*' -->' | '<!-- output: '*' -->')
+    '<!-- options: '*' -->' | '<!-- output: '*' -->' | '<!-- markdown: '*' -->')
       if [ -n "$inside" ]; then
         echo "$page:$lineno: marker inside another" >&2
         failed=1
@@ -213,6 +226,8 @@ for page in "$@"; do
       if [ "$inside" = options ]; then
         # shellcheck disable=SC2086 # the words are the program and flags
         options_table $spec >>"$out" || failed=1
+      elif [ "$inside" = markdown ]; then
+        run_quoted "$spec" raw >>"$out" || failed=1
       elif [ $figures = 1 ]; then
         echo "$page:$lineno: $spec" >&2
         run_quoted "$spec" >>"$out" || failed=1
@@ -221,7 +236,7 @@ for page in "$@"; do
       fi
       [ $failed = 0 ] || echo "$page:$lineno: cannot make '$spec'" >&2
       ;;
-    '<!-- end options -->' | '<!-- end output -->')
+    '<!-- end options -->' | '<!-- end output -->' | '<!-- end markdown -->')
       kind=${line#'<!-- end '}
       kind=${kind%' -->'}
       if [ "$inside" != "$kind" ] && ! [ "$inside" = keep ] ; then

@@ -921,6 +921,21 @@ void core_on_register(core_t *c, infs_time_t now, const core_peer_t *peer,
     differs = !profile_equal(trusted.profile, info->profile);
   }
   info = &trusted;
+  /* Nothing authenticates a worker's id: it is held by the connection
+   * that registered it while that one is heard from, so that another
+   * cannot take it over; a restarted worker gets it once the old
+   * connection has been silent for CORE_ID_HOLD_INTERVALS heartbeats. */
+  core_worker_t *holder = registry_find_id(&c->reg, info->worker_id);
+  if (holder && !peer_equal(&holder->peer, peer) &&
+      now < holder->last_seen +
+                CORE_ID_HOLD_INTERVALS * c->cfg.heartbeat_interval) {
+    c->stats.id_takeovers_refused++;
+    emit_error(c, CORE_ACT_WORKER_ERROR, peer, 0,
+               INFSCHED__ERROR_CODE__ERROR_BAD_REQUEST,
+               "register: worker id '%s' is held by a live connection",
+               info->worker_id);
+    return;
+  }
   core_worker_t *old = registry_find_peer(&c->reg, peer);
   if (old && same_registration(c, old, info)) {
     /* A Register repeated before the first was answered: a worker started

@@ -99,6 +99,10 @@ int core_config_set_latency_weight(core_config_t *c, const char *list,
 #define CORE_LOAD_COUNT_MAX (1u << 24)
 #define CORE_LOAD_TOKENS_MAX (1ull << 40)
 
+/* Heartbeat intervals of silence after which a worker id may be
+ * registered from another connection (see core_on_register). */
+#define CORE_ID_HOLD_INTERVALS 2
+
 /* See core_config_t.progress_timeout. */
 #define CORE_PROGRESS_FACTOR 4
 
@@ -257,6 +261,8 @@ typedef struct core_stats {
   uint64_t progress_timeouts; /* requests taken back for want of progress */
   uint64_t profile_mismatches; /* registrations whose figures were not the
                                   scheduler's */
+  uint64_t id_takeovers_refused; /* Registers for an id a live connection
+                                    holds */
   uint64_t stale_messages; /* chunks/dones for requests no longer open */
   uint64_t unknown_worker_messages;
   /* Placements by outcome; DEFERRED and NO_ROOM count requests, once. */

@@ -1,7 +1,8 @@
 /* Attacks on a running scheduler with the project's own protocol, by real
  * processes on loopback ports: a ZeroMQ client forging the routing id of
  * an HTTP caller to cancel its stream; a worker that takes requests and
- * never answers; idle HTTP connections past the descriptor limit. */
+ * never answers; idle HTTP connections past the descriptor limit; a second
+ * submit of an open id; an impostor taking a live worker's id. */
 #include "infsched/client.h"
 #include "tests/integration/test_http_common.h"
 #include "tests/integration/zclient.h"
@@ -373,6 +374,54 @@ static void test_duplicate_id_told_apart(void **state) {
   zmq_ctx_term(zctx);
 }
 
+typedef struct pool_state {
+  uint64_t lost;
+  uint64_t refused;
+  size_t workers;
+} pool_state_t;
+
+static bool got_pool(const Infsched__Status *s, void *arg) {
+  pool_state_t *p = arg;
+  p->lost = counter(s, "workers_lost");
+  p->refused = counter(s, "id_takeovers_refused");
+  p->workers = s->n_workers;
+  return true;
+}
+
+/* An impostor registering a live worker's id every 100 ms is refused each
+ * time; the real worker is never evicted and keeps serving. */
+static void test_worker_id_not_taken_over(void **state) {
+  fixture_t *f = *state;
+  hc_sched_start(&f->s, NULL);
+  hc_worker_start(&f->s, f->dir, "sram-0", "sram-wse3", NULL, NULL);
+  hc_wait_registered(&f->s, 1);
+  zclient_t *z = zclient_new(f->s.workers);
+  assert_non_null(z);
+  for (int i = 0; i < 5; i++) {
+    assert_int_equal(zclient_register(z, "sram-0", 8), 0);
+    Infsched__Envelope *a = zclient_recv(z, 5000);
+    assert_non_null(a);
+    assert_int_equal(a->body_case, INFSCHED__ENVELOPE__BODY_ERROR);
+    assert_non_null(strstr(a->error->message, "held by a live connection"));
+    infsched__envelope__free_unpacked(a, NULL);
+    assert_null(zclient_recv(z, 100)); /* paces the attempts */
+  }
+  zclient_destroy(&z);
+  pool_state_t p = {0};
+  zclient_wait_status(f->s.clients, got_pool, &p, 5000);
+  assert_int_equal(p.workers, 1);
+  assert_int_equal(p.lost, 0);
+  assert_int_equal(p.refused, 5);
+  char url[160];
+  snprintf(url, sizeof url, "%s/v1/completions", f->s.base);
+  hc_response_t r;
+  hc_post(f->dir, url,
+          "{\"model\":\"" MODEL "\",\"prompt\":\"hi\",\"max_tokens\":4}", NULL,
+          &r);
+  assert_int_equal(r.status, 200);
+  hc_response_free(&r);
+}
+
 /* Bound where other hosts can reach it, the scheduler says loudly that
  * nothing authenticates its peers; on loopback it keeps quiet. */
 static void test_open_address_warned(void **state) {
@@ -397,6 +446,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_duplicate_id_told_apart, hc_setup,
                                       hc_teardown),
       cmocka_unit_test_setup_teardown(test_open_address_warned, hc_setup,
+                                      hc_teardown),
+      cmocka_unit_test_setup_teardown(test_worker_id_not_taken_over, hc_setup,
                                       hc_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -547,9 +547,19 @@ static void test_reregistration_replaces_worker(void **state) {
   const core_action_t *d = find(f->core, CORE_ACT_DISPATCH, 0);
   int w = worker_index(f, d);
   core_actions_clear(f->core);
-  /* The same worker id comes back from a new connection (a restart). */
+  /* The same worker id from a new connection while the old one is heard
+   * from: refused, the worker and its request stay. */
   const char *ids[] = {"gpu-0", "gpu-1", "sram-0"};
-  add_worker(f, 3, ids[w], w == 2 ? &f->sram : &f->gpu, 4, 5 * MS);
+  add_worker(f, 3, ids[w], w == 2 ? &f->sram : &f->gpu, 4, 150 * MS);
+  const core_action_t *e = find(f->core, CORE_ACT_WORKER_ERROR, 0);
+  assert_non_null(e);
+  assert_non_null(strstr(e->message, "held by a live connection"));
+  assert_null(find(f->core, CORE_ACT_DISPATCH, 0));
+  assert_int_equal(core_stats(f->core)->id_takeovers_refused, 1);
+  core_actions_clear(f->core);
+  /* After two heartbeat intervals of its silence it comes back from a
+   * new connection (a restart) and replaces the old one. */
+  add_worker(f, 3, ids[w], w == 2 ? &f->sram : &f->gpu, 4, 250 * MS);
   assert_int_equal(core_worker_count(f->core), 3);
   assert_non_null(find(f->core, CORE_ACT_REGISTERED, 0));
   const core_action_t *again = find(f->core, CORE_ACT_DISPATCH, 0);
