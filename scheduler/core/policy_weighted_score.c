@@ -86,7 +86,7 @@ static int ws_pick(void *state, policy_ctx_t *x) {
 
 const policy_ops_t policy_weighted_score = {
     .name = "weighted_score",
-    .summary = "best of queue, KV use and prefix scores (llm-d's weights)",
+    .summary = "best weighted queue, KV use and prefix scores (llm-d)",
     .create = ws_create,
     .destroy = ws_destroy,
     .pick = ws_pick,

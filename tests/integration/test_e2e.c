@@ -1,6 +1,7 @@
 /* The foundation end to end with real processes on free loopback ports: a
  * scheduler, workers of three classes and loadgen; a worker killed in the
  * middle of a run; a scheduler restarted under its workers; bad input. */
+#include "lib/workload.h"
 #include "tests/integration/harness.h"
 #include "tests/integration/zclient.h"
 
@@ -544,9 +545,10 @@ static void test_scheduler_killed_mid_load(void **state) {
   assert_true(zclient_wait_status(f->clients, zclient_has_n_workers, &three,
                                   START_TIMEOUT_MS));
 
-  char report[600], log[600], spec[700];
+  char report[600], log[600], spec[700], record[600];
   snprintf(report, sizeof report, "%s/report.json", f->dir);
   snprintf(log, sizeof log, "%s/loadgen.log", f->dir);
+  snprintf(record, sizeof record, "%s/run.jsonl", f->dir);
   snprintf(spec, sizeof spec, "codex:%s",
            harness_source("configs/workloads/codex.yaml"));
   char *argv[] = {(char *)harness_bin("infsched-loadgen"),
@@ -562,6 +564,7 @@ static void test_scheduler_killed_mid_load(void **state) {
                   "--drain", "60",
                   "--seed", "5",
                   "--report-json", report,
+                  "--record", record,
                   NULL};
   harness_proc_t *loadgen = harness_spawn(log, argv);
   assert_non_null(loadgen);
@@ -592,6 +595,23 @@ static void test_scheduler_killed_mid_load(void **state) {
   assert_int_equal((int)(completed + failed + rejected), (int)sent);
   assert_true(completed >= 0.95 * sent);
   cJSON_Delete(j);
+  /* The run as a Mooncake trace: every request sent, sessions and all. */
+  char trace[700], err[256] = "";
+  snprintf(trace, sizeof trace, "mooncake:%s", record);
+  workload_opts_t wo;
+  workload_opts_default(&wo);
+  workload_t *w = NULL;
+  if (workload_new(trace, &wo, &w, err, sizeof err))
+    fail_msg("%s", err);
+  workload_req_t r;
+  size_t replayed = 0, in_sessions = 0;
+  while (workload_pop(w, INFS_TIME_NEVER - 1, &r) == 0) {
+    replayed++;
+    in_sessions += r.session[0] != '\0';
+  }
+  workload_destroy(&w);
+  assert_int_equal(replayed, (size_t)sent);
+  assert_int_equal(in_sessions, replayed);
   /* Exactly one answer each: none for a request already ended. */
   assert_int_equal(harness_count_log(log, "answers for unknown or finished"),
                    0);

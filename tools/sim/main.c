@@ -102,8 +102,8 @@ static void usage(FILE *out) {
       "                        tokens and cache hits, as Markdown (stdout) and\n"
       "                        JSON (--report-json); policies from --compare\n"
       "                        (all)\n"
-      "  --matrix-workload SPEC  a workload of the matrix (repeatable; default:\n"
-      "                        the one of --workload); each takes the\n"
+      "  --matrix-workload [NAME=]SPEC  a workload of the matrix (repeatable;\n"
+      "                        default: --workload's); each takes the\n"
       "                        workload flags that apply to it\n"
       "  --matrix-pool NAME=MIX  a pool of the matrix, e.g. gpu-only=gpu=6\n"
       "                        (repeatable; NAME= alone: the cluster's pool;\n"
@@ -774,6 +774,7 @@ typedef struct matrix_setup {
   matrix_workload_t workloads[MATRIX_MAX];
   matrix_pool_t pools[MATRIX_MAX];
   char labels[MATRIX_MAX][64];
+  char wl_labels[MATRIX_MAX][64];
   char mixes[MATRIX_MAX][256];
   sim_worker_spec_t *workers[MATRIX_MAX];
 } matrix_setup_t;
@@ -786,8 +787,21 @@ static int matrix_setup(const opts_t *o, const setup_t *s, matrix_setup_t *m,
   for (size_t i = 0; i < *nw; i++) {
     workload_cli_t *c = &m->wl[i];
     *c = o->wl_flags;
-    if (o->n_matrix_workloads)
-      c->spec = o->matrix_workloads[i];
+    const char *label = c->spec;
+    if (o->n_matrix_workloads) {
+      /* NAME=SPEC names the workload in the table; a SPEC has a ':' or no
+       * '=' before its first '='. */
+      const char *arg = o->matrix_workloads[i], *eq = strchr(arg, '=');
+      size_t name = eq ? (size_t)(eq - arg) : 0;
+      if (name && name < sizeof m->wl_labels[i] && !memchr(arg, ':', name)) {
+        snprintf(m->wl_labels[i], sizeof m->wl_labels[i], "%.*s", (int)name,
+                 arg);
+        label = m->wl_labels[i];
+        c->spec = eq + 1;
+      } else {
+        label = c->spec = arg;
+      }
+    }
     workload_cli_drop_others(c);
     if (workload_cli_check(c))
       return -1;
@@ -796,8 +810,8 @@ static int matrix_setup(const opts_t *o, const setup_t *s, matrix_setup_t *m,
     workload_destroy(&w);
     if (rc)
       return cli_usage_error("--matrix-workload %s: %s", c->spec, err);
-    m->workloads[i] = (matrix_workload_t){
-        c->spec, {make_workload, describe_load, c}};
+    m->workloads[i] =
+        (matrix_workload_t){label, {make_workload, describe_load, c}};
   }
   *np = o->n_matrix_pools ? o->n_matrix_pools : 1;
   for (size_t i = 0; i < *np; i++) {
