@@ -164,6 +164,14 @@ void wire_request_from_msg(const Infsched__Request *m, infs_request_t *q) {
       .session = m->session_id,
       .blocks = m->block_hashes,
       .n_blocks = m->n_block_hashes,
+      .messages = m->messages_json,
+      .options = m->options_json,
+      .has_temperature = m->has_temperature,
+      .has_top_p = m->has_top_p,
+      .has_seed = m->has_seed,
+      .temperature = m->temperature,
+      .top_p = m->top_p,
+      .seed = m->seed,
   };
 }
 
@@ -181,6 +189,14 @@ void wire_request_to_msg(const infs_request_t *q, Infsched__Request *m) {
   m->session_id = (char *)q->session;
   m->n_block_hashes = q->n_blocks;
   m->block_hashes = (uint64_t *)q->blocks;
+  m->messages_json = (char *)(q->messages ? q->messages : "");
+  m->options_json = (char *)(q->options ? q->options : "");
+  m->has_temperature = q->has_temperature;
+  m->temperature = q->temperature;
+  m->has_top_p = q->has_top_p;
+  m->top_p = q->top_p;
+  m->has_seed = q->has_seed;
+  m->seed = q->seed;
 }
 
 infs_class_t wire_class_from_msg(Infsched__RequestClass c) {

@@ -116,6 +116,8 @@ static void on_message(worker_t *w, infs_time_t now, Infsched__Envelope *env) {
                w->cfg.worker_id, w->profile.name);
     break;
   case WCORE_ORDER_RUN: {
+    /* A request for any model ("") runs as the model this worker serves. */
+    o.request.model = w->cfg.model;
     int rc = w->cfg.backend->submit(w->backend, &o.request);
     if (rc)
       wcore_on_refused(w->core, now, o.request.id, rc);

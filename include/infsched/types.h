@@ -42,6 +42,18 @@ typedef struct infs_request {
   const char *session;
   const uint64_t *blocks; /* hashes of the prompt's token blocks */
   size_t n_blocks;
+  /* What the client asked of the backend beyond the prompt, NULL or "" for
+   * none: a chat request's messages array as JSON text (prompt then holds
+   * them rendered as "role: content" lines), and the options the scheduler
+   * does not act on (stop, logprobs, response_format, tools, ...) as a
+   * JSON object text. A backend that cannot honour one refuses the request
+   * with ERROR_BAD_REQUEST. */
+  const char *messages;
+  const char *options;
+  unsigned has_temperature : 1, has_top_p : 1, has_seed : 1;
+  double temperature;
+  double top_p;
+  int64_t seed;
 } infs_request_t;
 
 /* What a finished request used, as a backend reports it (backend.h).

@@ -1147,9 +1147,10 @@ void core_on_worker_error(core_t *c, infs_time_t now, const core_peer_t *peer,
            message && message[0] ? message : "request failed");
   /* A worker speaks only for its backend: codes that mean something else
    * to the client (a cancel, a duplicate, the scheduler's rejections) are
-   * not its to give. */
+   * not its to give. A bad request is: its backend cannot honour a field. */
   if (code != INFSCHED__ERROR_CODE__ERROR_UPSTREAM_TIMEOUT &&
-      code != INFSCHED__ERROR_CODE__ERROR_REJECTED_CONTEXT)
+      code != INFSCHED__ERROR_CODE__ERROR_REJECTED_CONTEXT &&
+      code != INFSCHED__ERROR_CODE__ERROR_BAD_REQUEST)
     code = INFSCHED__ERROR_CODE__ERROR_BACKEND;
   fail(c, r, code, why);
   drain_queues(c, now, true);

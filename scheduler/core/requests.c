@@ -55,16 +55,27 @@ static void grow(req_table_t *t) {
 
 /* Lays the request's variable-size fields out in one buffer that is reused
  * when the slot is, so a steady load does not allocate per request. */
+static size_t len_of(const char *s) {
+  return s ? strlen(s) : 0;
+}
+
 size_t requests_size(const core_request_t *s) {
-  size_t model_len = s->model ? strlen(s->model) : 0;
-  size_t session_len = s->session ? strlen(s->session) : 0;
-  return s->n_blocks * sizeof(uint64_t) + model_len + 1 + session_len + 1 +
-         s->prompt_len + 1;
+  return s->n_blocks * sizeof(uint64_t) + len_of(s->model) + 1 +
+         len_of(s->session) + 1 + len_of(s->messages) + 1 +
+         len_of(s->options) + 1 + s->prompt_len + 1;
+}
+
+/* Copies n bytes of src to *p as a string and moves *p past it. */
+static const char *put(char **p, const char *src, size_t n) {
+  char *at = *p;
+  if (n)
+    memcpy(at, src, n);
+  at[n] = '\0';
+  *p += n + 1;
+  return at;
 }
 
 static void copy_spec(req_t *r, const core_request_t *s) {
-  size_t model_len = s->model ? strlen(s->model) : 0;
-  size_t session_len = s->session ? strlen(s->session) : 0;
   size_t blocks_bytes = s->n_blocks * sizeof(uint64_t);
   size_t need = requests_size(s);
   r->bytes = need;
@@ -79,20 +90,11 @@ static void copy_spec(req_t *r, const core_request_t *s) {
     memcpy(p, s->blocks, blocks_bytes);
   r->spec.blocks = (const uint64_t *)p;
   p += blocks_bytes;
-  if (model_len)
-    memcpy(p, s->model, model_len);
-  p[model_len] = '\0';
-  r->spec.model = p;
-  p += model_len + 1;
-  if (session_len)
-    memcpy(p, s->session, session_len);
-  p[session_len] = '\0';
-  r->spec.session = p;
-  p += session_len + 1;
-  if (s->prompt_len)
-    memcpy(p, s->prompt, s->prompt_len);
-  p[s->prompt_len] = '\0';
-  r->spec.prompt = p;
+  r->spec.model = put(&p, s->model, len_of(s->model));
+  r->spec.session = put(&p, s->session, len_of(s->session));
+  r->spec.messages = put(&p, s->messages, len_of(s->messages));
+  r->spec.options = put(&p, s->options, len_of(s->options));
+  r->spec.prompt = put(&p, s->prompt, s->prompt_len);
 }
 
 req_t *requests_add(req_table_t *t, const core_peer_t *client,

@@ -358,11 +358,26 @@ static void submit(frontdoor_t *f, http_exchange_t *x, oai_request_t *q,
       .session = session,
       .blocks = f->blocks,
       .n_blocks = n_blocks,
+      .messages = q->messages,
+      .options = q->options,
+      .has_temperature = q->has_temperature,
+      .has_top_p = q->has_top_p,
+      .has_seed = q->has_seed,
+      .temperature = q->temperature,
+      .top_p = q->top_p,
+      .seed = q->seed,
   };
   core_peer_t peer;
   peer_of(r->id, &peer);
   /* May answer (and free r) before it returns. */
   f->hooks.submit(f->hooks.ctx, &peer, &req);
+}
+
+/* Bytes of text a dispatch carries for q: the prompt, and a chat's
+ * messages and the options beside it. */
+static size_t carried(const oai_request_t *q) {
+  return q->prompt_len + (q->messages ? strlen(q->messages) : 0) +
+         (q->options ? strlen(q->options) : 0);
 }
 
 static void handle_inference(frontdoor_t *f, http_exchange_t *x,
@@ -388,11 +403,11 @@ static void handle_inference(frontdoor_t *f, http_exchange_t *x,
     respond_error(x, 400, "invalid_request_error", NULL, NULL,
                   "x-infsched-ttft-ms and x-infsched-tpot-ms must be "
                   "integers from 1 to 3600000");
-  } else if (f->max_prompt && q.prompt_len > f->max_prompt) {
+  } else if (f->max_prompt && carried(&q) > f->max_prompt) {
     snprintf(msg, sizeof msg,
              "the prompt of %zu bytes is larger than a dispatch can carry "
              "(%zu bytes; see --max-msg-bytes)",
-             q.prompt_len, f->max_prompt);
+             carried(&q), f->max_prompt);
     respond_error(x, 413, "invalid_request_error", NULL, NULL, msg);
   } else if (f->stopping) {
     respond_error(x, 503, "server_error", "unavailable", NULL,

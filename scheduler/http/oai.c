@@ -37,8 +37,9 @@ static bool whole_in(const cJSON *v, double lo, double hi) {
   return d >= lo && d <= hi && floor(d) == d;
 }
 
-/* Appends one message's content: a string, null, or a list of parts of
- * which only text parts are supported. */
+/* Appends one message's content: a string, null, or a list of parts, of
+ * which the text parts make the rendered prompt (the others go to the
+ * backend with the messages, for it to honour or refuse). */
 static int append_content(hbuf_t *out, const cJSON *content, char *msg,
                           size_t msglen, const char **param) {
   if (!content || cJSON_IsNull(content))
@@ -54,10 +55,14 @@ static int append_content(hbuf_t *out, const cJSON *content, char *msg,
   cJSON_ArrayForEach(part, content) {
     const cJSON *type = cJSON_GetObjectItemCaseSensitive(part, "type");
     const cJSON *text = cJSON_GetObjectItemCaseSensitive(part, "text");
-    if (!cJSON_IsString(type) || strcmp(type->valuestring, "text") != 0 ||
-        !cJSON_IsString(text))
+    if (!cJSON_IsString(type))
       return bad(msg, msglen, param, "messages",
-                 "only text content parts are supported");
+                 "each content part needs a string 'type'");
+    if (strcmp(type->valuestring, "text") != 0)
+      continue;
+    if (!cJSON_IsString(text))
+      return bad(msg, msglen, param, "messages",
+                 "a text content part needs a string 'text'");
     hbuf_puts(out, text->valuestring);
   }
   return 0;
@@ -101,6 +106,84 @@ static int parse_prompt(const cJSON *prompt, hbuf_t *out, char *msg,
   return 0;
 }
 
+/* stop: a string or a list of up to four strings, as OpenAI takes it. */
+static bool valid_stop(const cJSON *v) {
+  if (cJSON_IsString(v))
+    return true;
+  if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) > OAI_STOP_MAX)
+    return false;
+  const cJSON *s;
+  cJSON_ArrayForEach(s, v) if (!cJSON_IsString(s)) return false;
+  return true;
+}
+
+/* A number in [lo, hi] into *out; absent or null leaves *has false. */
+static int number_in(const cJSON *root, const char *name, double lo, double hi,
+                     bool *has, double *out, char *msg, size_t msglen,
+                     const char **param) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, name);
+  if (!v || cJSON_IsNull(v))
+    return 0;
+  if (!cJSON_IsNumber(v) || v->valuedouble < lo || v->valuedouble > hi)
+    return bad(msg, msglen, param, name, "'%s' must be a number from %g to %g",
+               name, lo, hi);
+  *has = true;
+  *out = v->valuedouble;
+  return 0;
+}
+
+/* The fields the scheduler acts on; every other one goes to the backend
+ * in options as the client sent it. */
+static const char *const consumed[] = {
+    "model",       "prompt",         "messages",       "max_tokens",
+    "max_completion_tokens", "n",    "stream",         "stream_options",
+    "infsched_class", "infsched_session", "temperature", "top_p", "seed"};
+
+static bool is_consumed(const char *key) {
+  for (size_t i = 0; i < sizeof consumed / sizeof *consumed; i++)
+    if (strcmp(key, consumed[i]) == 0)
+      return true;
+  return false;
+}
+
+static int parse_backend_fields(const cJSON *root, oai_request_t *r, char *msg,
+                                size_t msglen, const char **param) {
+  if (number_in(root, "temperature", 0, 2, &r->has_temperature,
+                &r->temperature, msg, msglen, param) ||
+      number_in(root, "top_p", 0, 1, &r->has_top_p, &r->top_p, msg, msglen,
+                param))
+    return -1;
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "seed");
+  if (v && !cJSON_IsNull(v)) {
+    /* Whole and exact in a double, which is how JSON numbers are read. */
+    if (!whole_in(v, -OAI_SEED_LIMIT, OAI_SEED_LIMIT))
+      return bad(msg, msglen, param, "seed",
+                 "'seed' must be an integer of at most 2^53 in magnitude");
+    r->has_seed = true;
+    r->seed = (int64_t)v->valuedouble;
+  }
+  v = cJSON_GetObjectItemCaseSensitive(root, "stop");
+  if (v && !cJSON_IsNull(v) && !valid_stop(v))
+    return bad(msg, msglen, param, "stop",
+               "'stop' must be a string or a list of up to %d strings",
+               OAI_STOP_MAX);
+  cJSON *options = cJSON_CreateObject();
+  const cJSON *item;
+  cJSON_ArrayForEach(item, root) {
+    if (is_consumed(item->string) || cJSON_IsNull(item))
+      continue;
+    cJSON_AddItemToObject(options, item->string,
+                          cJSON_Duplicate(item, true));
+  }
+  if (options->child) {
+    r->options = cJSON_PrintUnformatted(options);
+    if (!r->options)
+      abort();
+  }
+  cJSON_Delete(options);
+  return 0;
+}
+
 static int parse_fields(oai_kind_t kind, const cJSON *root, oai_request_t *r,
                         hbuf_t *prompt, char *msg, size_t msglen,
                         const char **param) {
@@ -111,9 +194,12 @@ static int parse_fields(oai_kind_t kind, const cJSON *root, oai_request_t *r,
   r->model = xstrdup(v->valuestring);
 
   if (kind == OAI_CHAT) {
-    if (render_messages(cJSON_GetObjectItemCaseSensitive(root, "messages"),
-                        prompt, msg, msglen, param))
+    const cJSON *messages = cJSON_GetObjectItemCaseSensitive(root, "messages");
+    if (render_messages(messages, prompt, msg, msglen, param))
       return -1;
+    r->messages = cJSON_PrintUnformatted(messages);
+    if (!r->messages)
+      abort();
   } else if (parse_prompt(cJSON_GetObjectItemCaseSensitive(root, "prompt"),
                           prompt, msg, msglen, param)) {
     return -1;
@@ -167,7 +253,7 @@ static int parse_fields(oai_kind_t kind, const cJSON *root, oai_request_t *r,
                  "'infsched_session' must be a string");
     r->session = xstrdup(v->valuestring);
   }
-  return 0;
+  return parse_backend_fields(root, r, msg, msglen, param);
 }
 
 int oai_parse_request(oai_kind_t kind, const char *body, size_t len,
@@ -200,7 +286,9 @@ void oai_request_free(oai_request_t *r) {
   free(r->model);
   free(r->prompt);
   free(r->session);
-  r->model = r->prompt = r->session = NULL;
+  free(r->messages);
+  free(r->options);
+  r->model = r->prompt = r->session = r->messages = r->options = NULL;
 }
 
 /* --- rendering --- */

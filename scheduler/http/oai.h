@@ -15,6 +15,8 @@
 #define OAI_DEFAULT_MAX_TOKENS_COMPLETIONS 16
 #define OAI_DEFAULT_MAX_TOKENS_CHAT 256
 #define OAI_MAX_TOKENS_LIMIT 1000000u
+#define OAI_STOP_MAX 4
+#define OAI_SEED_LIMIT 9007199254740992.0 /* 2^53 */
 
 typedef enum oai_kind { OAI_COMPLETIONS, OAI_CHAT } oai_kind_t;
 
@@ -29,6 +31,14 @@ typedef struct oai_request {
   bool has_class;     /* infsched_class given in the body */
   infs_class_t cls;
   char *session; /* infsched_session, or NULL */
+  /* For the backend (infs_request_t says how): chat's messages array and
+   * the options the scheduler does not act on, as JSON text (NULL: none),
+   * and the typed sampling fields. */
+  char *messages;
+  char *options;
+  bool has_temperature, has_top_p, has_seed;
+  double temperature, top_p;
+  int64_t seed;
 } oai_request_t;
 
 /* Parses a request body. Returns 0 and fills out (free with

@@ -5,6 +5,7 @@
 #include "tests/integration/test_http_common.h"
 
 #include <setjmp.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -23,20 +24,16 @@
 
 #define MODEL "codex-70b"
 
-static void test_openai_node_client(void **state) {
-  (void)state;
-  char *dir = harness_tmpdir();
-  hc_sched_t s;
-  hc_sched_init(&s, dir, "scheduler");
-  hc_sched_start(&s, NULL);
-  hc_worker_start(&s, dir, "sram-0", "sram-wse3", NULL, NULL);
-  hc_wait_registered(&s, 1);
-
-  char base[160], out[600], log[600];
-  snprintf(base, sizeof base, "%s/v1", s.base);
+/* Runs a node script whose argv ends in a NULL slot for the JSON file it
+ * writes, then a NULL; returns what it wrote. */
+static cJSON *run_node(const char *dir, char **argv) {
+  char out[600], log[600];
   snprintf(out, sizeof out, "%s/node.json", dir);
   snprintf(log, sizeof log, "%s/node.log", dir);
-  char *argv[] = {"node", OPENAI_CLIENT, base, MODEL, out, NULL};
+  size_t n = 0;
+  while (argv[n])
+    n++;
+  argv[n] = out;
   harness_proc_t *p = harness_spawn(log, argv);
   assert_non_null(p);
   int status;
@@ -46,8 +43,22 @@ static void test_openai_node_client(void **state) {
     fail_msg("node failed: %s", text ? text : "");
   }
   harness_stop(&p);
+  return harness_read_json(out);
+}
 
-  cJSON *j = harness_read_json(out);
+static void test_openai_node_client(void **state) {
+  (void)state;
+  char *dir = harness_tmpdir();
+  hc_sched_t s;
+  hc_sched_init(&s, dir, "scheduler");
+  hc_sched_start(&s, NULL);
+  hc_worker_start(&s, dir, "sram-0", "sram-wse3", NULL, NULL);
+  hc_wait_registered(&s, 1);
+
+  char base[160];
+  snprintf(base, sizeof base, "%s/v1", s.base);
+  char *argv[] = {"node", OPENAI_CLIENT, base, MODEL, NULL, NULL};
+  cJSON *j = run_node(dir, argv);
   assert_non_null(j);
   assert_string_equal(hc_at(j, "completion.object")->valuestring,
                       "text_completion");
@@ -99,10 +110,82 @@ static void test_openai_node_client(void **state) {
   free(dir);
 }
 
+#ifndef OPENAI_PASSTHROUGH
+#error "OPENAI_PASSTHROUGH must name openai_passthrough.mjs in the build tree"
+#endif
+
+/* What the official client sends reaches an openai backend's upstream as
+ * sent (sampling fields, stop, tools, multi-turn chat with its system
+ * message, names, tool calls and content parts), under the worker's
+ * --model; a sim worker refuses what it cannot honour with 400 and ends a
+ * request with a stop sequence early, the same way for the same seed. */
+static void test_request_reaches_upstream(void **state) {
+  (void)state;
+  char *dir = harness_tmpdir();
+  hc_sched_t s;
+  hc_sched_init(&s, dir, "scheduler");
+  hc_sched_start(&s, NULL);
+  int port = harness_free_port();
+  char spec[64], port_s[16];
+  snprintf(spec, sizeof spec, "openai:http://127.0.0.1:%d/v1", port);
+  snprintf(port_s, sizeof port_s, "%d", port);
+  const char *extra[] = {"--model", "up-model", NULL};
+  hc_worker_start(&s, dir, "oa-0", "gpu-h100", spec, extra);
+  hc_worker_start(&s, dir, "sram-0", "sram-wse3", NULL, NULL);
+  hc_wait_registered(&s, 2);
+
+  char base[160];
+  snprintf(base, sizeof base, "%s/v1", s.base);
+  char *argv[] = {"node", OPENAI_PASSTHROUGH, base, port_s, "up-model", MODEL,
+                  NULL, NULL};
+  cJSON *j = run_node(dir, argv);
+  assert_non_null(j);
+  const cJSON *sent = cJSON_GetObjectItem(j, "sent");
+  const cJSON *received = cJSON_GetObjectItem(j, "received");
+  assert_int_equal(cJSON_GetArraySize(received), cJSON_GetArraySize(sent));
+  for (int i = 0; i < cJSON_GetArraySize(sent); i++) {
+    const cJSON *si = cJSON_GetArrayItem(sent, i);
+    const cJSON *ri = cJSON_GetArrayItem(received, i);
+    bool chat = strcmp(cJSON_GetObjectItem(si, "kind")->valuestring, "chat") == 0;
+    assert_string_equal(cJSON_GetObjectItem(ri, "path")->valuestring,
+                        chat ? "/v1/chat/completions" : "/v1/completions");
+    const cJSON *body = cJSON_GetObjectItem(ri, "body");
+    const cJSON *field;
+    cJSON_ArrayForEach(field, cJSON_GetObjectItem(si, "body")) {
+      if (strcmp(field->string, "stream") == 0)
+        continue;
+      const cJSON *got = cJSON_GetObjectItemCaseSensitive(body, field->string);
+      if (!cJSON_Compare(field, got, true)) {
+        char *a = cJSON_PrintUnformatted(field);
+        char *b = got ? cJSON_PrintUnformatted(got) : NULL;
+        fail_msg("request %d: '%s' sent %s, upstream got %s", i, field->string,
+                 a, b ? b : "nothing");
+      }
+    }
+    assert_string_equal(hc_at(j, "answers.0.text")->valuestring, "ok");
+  }
+  assert_string_equal(hc_at(j, "answers.1.finish")->valuestring, "stop");
+  assert_string_equal(hc_at(j, "answers.2.text")->valuestring, "ok");
+
+  assert_int_equal(hc_at(j, "refused.status")->valueint, 400);
+  assert_string_equal(hc_at(j, "refused.name")->valuestring, "BadRequestError");
+  assert_non_null(strstr(hc_at(j, "refused.message")->valuestring, "'tools'"));
+  assert_string_equal(hc_at(j, "stopped.finish")->valuestring, "stop");
+  int stopped = hc_at(j, "stopped.tokens")->valueint;
+  assert_true(stopped >= 1 && stopped < 50);
+  assert_int_equal(hc_at(j, "stopped_again.tokens")->valueint, stopped);
+  cJSON_Delete(j);
+  harness_stop_all();
+  assert_int_equal(hc_check_logs(dir), 0);
+  harness_rmtree(dir);
+  free(dir);
+}
+
 int main(void) {
   signal(SIGPIPE, SIG_IGN);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_openai_node_client),
+      cmocka_unit_test(test_request_reaches_upstream),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

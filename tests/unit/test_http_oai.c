@@ -81,6 +81,45 @@ static void test_parse_chat(void **state) {
   oai_request_free(&r);
 }
 
+/* What the scheduler does not act on reaches the backend as sent: chat
+ * messages whole (parts it cannot render too), the typed sampling fields,
+ * and every other field in options. */
+static void test_parse_backend_fields(void **state) {
+  (void)state;
+  oai_request_t r;
+  char msg[256];
+  const char *param;
+  assert_int_equal(
+      parse(OAI_CHAT,
+            "{\"model\":\"m\",\"messages\":[{\"role\":\"system\",\"content\":"
+            "\"s\"},{\"role\":\"user\",\"name\":\"ann\",\"content\":[{\"type\":"
+            "\"image_url\",\"image_url\":{\"url\":\"u\"}}]}],\"temperature\":0.7,"
+            "\"top_p\":1,\"seed\":-42,\"stop\":[\"x\"],\"tools\":[{\"type\":"
+            "\"function\"}],\"logprobs\":true,\"user\":null,\"top_k\":5}",
+            &r, msg, &param),
+      0);
+  assert_string_equal(r.prompt, "system: s\nuser: \n");
+  assert_string_equal(r.messages,
+                      "[{\"role\":\"system\",\"content\":\"s\"},{\"role\":"
+                      "\"user\",\"name\":\"ann\",\"content\":[{\"type\":"
+                      "\"image_url\",\"image_url\":{\"url\":\"u\"}}]}]");
+  assert_string_equal(r.options,
+                      "{\"stop\":[\"x\"],\"tools\":[{\"type\":\"function\"}],"
+                      "\"logprobs\":true,\"top_k\":5}");
+  assert_true(r.has_temperature && r.has_top_p && r.has_seed);
+  assert_true(r.temperature == 0.7 && r.top_p == 1.0);
+  assert_int_equal(r.seed, -42);
+  oai_request_free(&r);
+  assert_int_equal(parse(OAI_COMPLETIONS,
+                         "{\"model\":\"m\",\"prompt\":\"p\",\"stream\":false}",
+                         &r, msg, &param),
+                   0);
+  assert_null(r.messages);
+  assert_null(r.options);
+  assert_false(r.has_temperature || r.has_top_p || r.has_seed);
+  oai_request_free(&r);
+}
+
 static void test_parse_errors(void **state) {
   (void)state;
   static const struct {
@@ -112,8 +151,20 @@ static void test_parse_errors(void **state) {
        "messages"},
       {OAI_CHAT,
        "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":[{"
-       "\"type\":\"image_url\"}]}]}",
+       "\"text\":\"x\"}]}]}",
        "messages"},
+      {OAI_COMPLETIONS, "{\"model\":\"m\",\"prompt\":\"x\",\"temperature\":3}",
+       "temperature"},
+      {OAI_COMPLETIONS, "{\"model\":\"m\",\"prompt\":\"x\",\"top_p\":\"1\"}",
+       "top_p"},
+      {OAI_COMPLETIONS, "{\"model\":\"m\",\"prompt\":\"x\",\"seed\":1.5}",
+       "seed"},
+      {OAI_COMPLETIONS,
+       "{\"model\":\"m\",\"prompt\":\"x\",\"stop\":[\"a\",\"b\",\"c\",\"d\","
+       "\"e\"]}",
+       "stop"},
+      {OAI_COMPLETIONS, "{\"model\":\"m\",\"prompt\":\"x\",\"stop\":[1]}",
+       "stop"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     oai_request_t r;
@@ -265,6 +316,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_parse_completion),
       cmocka_unit_test(test_parse_chat),
+      cmocka_unit_test(test_parse_backend_fields),
       cmocka_unit_test(test_parse_errors),
       cmocka_unit_test(test_render),
       cmocka_unit_test(test_prompt_hash),

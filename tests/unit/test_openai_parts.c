@@ -18,9 +18,11 @@ static void test_options(void **state) {
   char err[256], url[1100];
   assert_int_equal(openai_opts_parse("http://h:1/v1/", &o, err, sizeof err), 0);
   assert_string_equal(o.base, "http://h:1/v1");
-  assert_false(o.chat);
+  assert_int_equal(o.api, OPENAI_API_AUTO);
+  assert_false(openai_opts_chat(&o, false));
+  assert_true(openai_opts_chat(&o, true));
   assert_int_equal(o.timeout_ms, OPENAI_DEFAULT_TIMEOUT_MS);
-  openai_opts_endpoint(&o, url, sizeof url);
+  openai_opts_endpoint(&o, false, url, sizeof url);
   assert_string_equal(url, "http://h:1/v1/completions");
   assert_int_equal(
       openai_opts_parse("https://h/v1,model=llama,api=chat,timeout_ms=250,"
@@ -28,11 +30,11 @@ static void test_options(void **state) {
                         &o, err, sizeof err),
       0);
   assert_string_equal(o.model, "llama");
-  assert_true(o.chat);
+  assert_true(openai_opts_chat(&o, false));
   assert_int_equal(o.timeout_ms, 250);
   assert_int_equal(o.connect_timeout_ms, 50);
   assert_string_equal(o.api_key_env, "KEY");
-  openai_opts_endpoint(&o, url, sizeof url);
+  openai_opts_endpoint(&o, true, url, sizeof url);
   assert_string_equal(url, "https://h/v1/chat/completions");
 
   static const char *const bad[] = {

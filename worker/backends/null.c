@@ -4,6 +4,7 @@
 #include "worker/backends/builtin.h"
 
 #include "infsched/errors.h"
+#include "worker/backends/honour.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,9 +30,12 @@ static int null_create(const infs_backend_host_t *host, const char *args,
 
 static int null_submit(void *state, const infs_backend_request_t *r) {
   null_backend_t *b = state;
-  infs_backend_usage_t u = {.generated_tokens = r->max_tokens};
-  b->generated += r->max_tokens;
-  b->host.tokens(b->host.ctx, r->id, r->max_tokens, "", 0);
+  uint32_t n = honour_or_refuse(&b->host, r, "null");
+  if (!n)
+    return 0;
+  infs_backend_usage_t u = {.generated_tokens = n};
+  b->generated += n;
+  b->host.tokens(b->host.ctx, r->id, n, "", 0);
   b->host.done(b->host.ctx, r->id, &u);
   return 0;
 }

@@ -61,12 +61,13 @@ typedef struct xfer {
   infs_time_t started;
   infs_time_t first_token;
   char errbuf[CURL_ERROR_SIZE];
+  const char *url; /* one of its backend's endpoints */
 } xfer_t;
 
 struct openai {
   infs_backend_host_t host;
   openai_opts_t opts;
-  char endpoint[OPENAI_URL_MAX + 32];
+  char endpoint[2][OPENAI_URL_MAX + 32]; /* completions, chat */
   char *auth; /* "Authorization: Bearer ..." or NULL */
   CURLM *multi;
   uv_timer_t timer;
@@ -164,7 +165,7 @@ static void fail(xfer_t *x, int code, const char *detail, const char *fmt,
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
   log_warn("openai: request %016llx to %s: %s%s%s", (unsigned long long)x->id,
-           x->b->endpoint, msg, detail && *detail ? ": " : "",
+           x->url, msg, detail && *detail ? ": " : "",
            detail ? detail : "");
   x->b->host.failed(x->b->host.ctx, x->id, code, msg);
 }
@@ -235,6 +236,14 @@ static const char *choice_text(const cJSON *choice) {
   return cJSON_IsString(t) ? t->valuestring : NULL;
 }
 
+static bool has_tool_calls(const cJSON *choice) {
+  const cJSON *m = cJSON_GetObjectItemCaseSensitive(choice, "delta");
+  if (!m)
+    m = cJSON_GetObjectItemCaseSensitive(choice, "message");
+  const cJSON *calls = cJSON_GetObjectItemCaseSensitive(m, "tool_calls");
+  return cJSON_GetArraySize(calls) > 0;
+}
+
 static int on_event(void *arg, const char *data, size_t len) {
   xfer_t *x = arg;
   if (strcmp(data, "[DONE]") == 0) {
@@ -256,6 +265,13 @@ static int on_event(void *arg, const char *data, size_t len) {
   }
   const cJSON *choices = cJSON_GetObjectItemCaseSensitive(root, "choices");
   const cJSON *choice = cJSON_GetArrayItem(choices, 0);
+  if (choice && has_tool_calls(choice)) {
+    /* Dropping them would hand the client an answer without its calls. */
+    fail(x, INFSCHED__ERROR_CODE__ERROR_BACKEND, NULL,
+         "the upstream answered with tool calls, which are not relayed");
+    cJSON_Delete(root);
+    return 1;
+  }
   if (choice) {
     emit_text(x, choice_text(choice));
     const cJSON *fr = cJSON_GetObjectItemCaseSensitive(choice, "finish_reason");
@@ -454,21 +470,46 @@ static int on_curl_timer(CURLM *multi, long timeout_ms, void *arg) {
 
 /* --- requests --- */
 
-static char *request_body(const openai_t *b, const infs_backend_request_t *r) {
-  cJSON *o = cJSON_CreateObject();
+/* The upstream body: the client's options as it sent them, its sampling
+ * fields, its messages (or prompt) and the limits; the worker's model name
+ * unless the upstream's is set. NULL when the request's JSON is not. */
+static char *request_body(const openai_t *b, const infs_backend_request_t *r,
+                          bool chat) {
+  cJSON *o = r->options && r->options[0] ? cJSON_Parse(r->options)
+                                         : cJSON_CreateObject();
+  if (!cJSON_IsObject(o)) {
+    cJSON_Delete(o);
+    return NULL;
+  }
+  /* What the worker sets itself wins over a stray option of that name. */
+  static const char *const own[] = {"model", "prompt", "messages",
+                                    "temperature", "top_p", "seed",
+                                    "max_tokens", "stream", "stream_options"};
+  for (size_t i = 0; i < sizeof own / sizeof *own; i++)
+    cJSON_DeleteItemFromObjectCaseSensitive(o, own[i]);
   cJSON_AddStringToObject(o, "model",
                           b->opts.model[0] ? b->opts.model
                                            : (r->model ? r->model : ""));
   const char *prompt = r->prompt ? r->prompt : "";
-  if (b->opts.chat) {
-    cJSON *msgs = cJSON_AddArrayToObject(o, "messages");
+  cJSON *messages =
+      chat && r->messages && r->messages[0] ? cJSON_Parse(r->messages) : NULL;
+  if (chat && !messages) {
+    messages = cJSON_CreateArray();
     cJSON *m = cJSON_CreateObject();
     cJSON_AddStringToObject(m, "role", "user");
     cJSON_AddStringToObject(m, "content", prompt);
-    cJSON_AddItemToArray(msgs, m);
-  } else {
-    cJSON_AddStringToObject(o, "prompt", prompt);
+    cJSON_AddItemToArray(messages, m);
   }
+  if (messages)
+    cJSON_AddItemToObject(o, "messages", messages);
+  else
+    cJSON_AddStringToObject(o, "prompt", prompt);
+  if (r->has_temperature)
+    cJSON_AddNumberToObject(o, "temperature", r->temperature);
+  if (r->has_top_p)
+    cJSON_AddNumberToObject(o, "top_p", r->top_p);
+  if (r->has_seed)
+    cJSON_AddNumberToObject(o, "seed", (double)r->seed);
   cJSON_AddNumberToObject(o, "max_tokens", r->max_tokens);
   cJSON_AddTrueToObject(o, "stream");
   cJSON *so = cJSON_AddObjectToObject(o, "stream_options");
@@ -520,10 +561,18 @@ static int openai_submit(void *state, const infs_backend_request_t *r) {
   x->id = r->id;
   x->started = now_us();
   openai_sse_init(&x->sse);
-  x->body = request_body(b, r);
+  bool chat = openai_opts_chat(&b->opts, r->messages && r->messages[0]);
+  x->url = b->endpoint[chat];
+  x->body = request_body(b, r, chat);
+  if (!x->body) {
+    free(x);
+    b->host.failed(b->host.ctx, r->id, INFSCHED__ERROR_CODE__ERROR_BAD_REQUEST,
+                   "the request's options are not a JSON object");
+    return 0;
+  }
   x->headers = request_headers(b, r);
   x->easy = curl_easy_init();
-  if (!x->easy || !x->body || !x->headers) {
+  if (!x->easy || !x->headers) {
     curl_easy_cleanup(x->easy);
     curl_slist_free_all(x->headers);
     free(x->body);
@@ -531,7 +580,7 @@ static int openai_submit(void *state, const infs_backend_request_t *r) {
     return -12; /* -ENOMEM */
   }
   CURL *e = x->easy;
-  curl_easy_setopt(e, CURLOPT_URL, b->endpoint);
+  curl_easy_setopt(e, CURLOPT_URL, x->url);
   curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(e, CURLOPT_POSTFIELDS, x->body);
   curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)strlen(x->body));
@@ -616,7 +665,8 @@ static int openai_create(const infs_backend_host_t *host, const char *args,
     return -EIO;
   }
   b->host = *host;
-  openai_opts_endpoint(&b->opts, b->endpoint, sizeof b->endpoint);
+  openai_opts_endpoint(&b->opts, false, b->endpoint[0], sizeof b->endpoint[0]);
+  openai_opts_endpoint(&b->opts, true, b->endpoint[1], sizeof b->endpoint[1]);
   list_init(&b->watched);
   u64map_init(&b->by_id);
   b->multi = curl_multi_init();

@@ -43,10 +43,12 @@ static int apply(openai_opts_t *o, const char *opt, size_t len, char *err,
     rc = copy(o->model, sizeof o->model, val, strlen(val));
   else if (strcmp(key, "api_key_env") == 0)
     rc = copy(o->api_key_env, sizeof o->api_key_env, val, strlen(val)) || !*val;
+  else if (strcmp(key, "api") == 0 && strcmp(val, "auto") == 0)
+    o->api = OPENAI_API_AUTO;
   else if (strcmp(key, "api") == 0 && strcmp(val, "chat") == 0)
-    o->chat = true;
+    o->api = OPENAI_API_CHAT;
   else if (strcmp(key, "api") == 0 && strcmp(val, "completions") == 0)
-    o->chat = false;
+    o->api = OPENAI_API_COMPLETIONS;
   else if (strcmp(key, "timeout_ms") == 0)
     rc = parse_ms(val, &o->timeout_ms);
   else if (strcmp(key, "connect_timeout_ms") == 0)
@@ -95,7 +97,12 @@ int openai_opts_parse(const char *args, openai_opts_t *o, char *err,
   return 0;
 }
 
-void openai_opts_endpoint(const openai_opts_t *o, char *buf, size_t len) {
-  snprintf(buf, len, "%s/%s", o->base,
-           o->chat ? "chat/completions" : "completions");
+bool openai_opts_chat(const openai_opts_t *o, bool has_messages) {
+  return o->api == OPENAI_API_CHAT ||
+         (o->api == OPENAI_API_AUTO && has_messages);
+}
+
+void openai_opts_endpoint(const openai_opts_t *o, bool chat, char *buf,
+                          size_t len) {
+  snprintf(buf, len, "%s/%s", o->base, chat ? "chat/completions" : "completions");
 }

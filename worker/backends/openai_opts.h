@@ -1,6 +1,6 @@
 /* Options of the openai backend, from the text after "openai:" on the
  * worker's command line:
- *   URL[,model=NAME][,api_key_env=VAR][,api=completions|chat]
+ *   URL[,model=NAME][,api_key_env=VAR][,api=auto|completions|chat]
  *      [,timeout_ms=N][,connect_timeout_ms=N]
  * URL is the server's API base, e.g. http://127.0.0.1:8000/v1. */
 #ifndef INFSCHED_BACKENDS_OPENAI_OPTS_H
@@ -15,11 +15,19 @@
 #define OPENAI_DEFAULT_TIMEOUT_MS 600000u
 #define OPENAI_DEFAULT_CONNECT_TIMEOUT_MS 10000u
 
+/* Which endpoint a request goes to: auto sends chat requests (those with
+ * messages) to /chat/completions and the others to /completions. */
+typedef enum openai_api {
+  OPENAI_API_AUTO,
+  OPENAI_API_COMPLETIONS,
+  OPENAI_API_CHAT
+} openai_api_t;
+
 typedef struct openai_opts {
   char base[OPENAI_URL_MAX];   /* without a trailing '/' */
   char model[OPENAI_NAME_MAX]; /* empty: the request's own model */
   char api_key_env[OPENAI_NAME_MAX];
-  bool chat;           /* POST /chat/completions, not /completions */
+  openai_api_t api;
   uint32_t timeout_ms; /* whole request; 0: none */
   uint32_t connect_timeout_ms;
 } openai_opts_t;
@@ -29,7 +37,12 @@ typedef struct openai_opts {
 int openai_opts_parse(const char *args, openai_opts_t *o, char *err,
                       size_t errlen);
 
-/* The endpoint requests are posted to, written into buf. */
-void openai_opts_endpoint(const openai_opts_t *o, char *buf, size_t len);
+/* Whether a request, chat (it has messages) or not, goes to
+ * /chat/completions. */
+bool openai_opts_chat(const openai_opts_t *o, bool has_messages);
+
+/* The endpoint, chat or completions, written into buf. */
+void openai_opts_endpoint(const openai_opts_t *o, bool chat, char *buf,
+                          size_t len);
 
 #endif

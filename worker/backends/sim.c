@@ -6,6 +6,7 @@
 #include "infsched/errors.h"
 #include "lib/u64map.h"
 #include "model/engine.h"
+#include "worker/backends/honour.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -176,13 +177,16 @@ static int sim_create(const infs_backend_host_t *host, const char *args,
 
 static int sim_submit(void *state, const infs_backend_request_t *r) {
   sim_t *s = state;
+  uint32_t n = honour_or_refuse(&s->host, r, "sim");
+  if (!n)
+    return 0;
   infs_time_t now = now_us();
   /* Catch the engine up first, so the new request joins at the right time. */
   engine_advance(s->engine, now);
   engine_request_t er = {
       .id = r->id,
       .prompt_tokens = r->prompt_tokens,
-      .max_tokens = r->max_tokens,
+      .max_tokens = n,
       .blocks = r->blocks,
       .n_blocks = r->n_blocks,
       .tpot_target_ms = r->tpot_ms,

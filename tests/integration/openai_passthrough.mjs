@@ -1,0 +1,79 @@
+// Sends requests with the official openai npm client through an infsched
+// scheduler to a recording upstream that this script serves itself, and
+// writes what was sent and what the upstream received as JSON, for
+// test_http_openai to compare.
+//   node openai_passthrough.mjs BASE_URL UPSTREAM_PORT FORWARDED_MODEL SIM_MODEL OUT.json
+import OpenAI from 'openai';
+import http from 'node:http';
+import { writeFileSync } from 'node:fs';
+
+const [baseURL, port, model, simModel, out] = process.argv.slice(2);
+const received = [];
+
+// Answers every completion as a stream of one "ok" token, as vLLM does.
+const upstream = http.createServer((req, res) => {
+  let body = '';
+  req.on('data', (d) => { body += d; });
+  req.on('end', () => {
+    received.push({ path: req.url, body: JSON.parse(body) });
+    const chat = req.url.endsWith('/chat/completions');
+    const choice = chat ? { index: 0, delta: { content: 'ok' }, finish_reason: 'stop' }
+                        : { index: 0, text: 'ok', finish_reason: 'stop' };
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    res.write(`data: ${JSON.stringify({ choices: [choice] })}\n\n`);
+    res.write(`data: ${JSON.stringify({ choices: [], usage: { prompt_tokens: 3, completion_tokens: 1 } })}\n\n`);
+    res.end('data: [DONE]\n\n');
+  });
+});
+await new Promise((ok) => upstream.listen(Number(port), '127.0.0.1', ok));
+
+const client = new OpenAI({ baseURL, apiKey: 'unused', maxRetries: 0, timeout: 20000 });
+const tools = [{ type: 'function', function: { name: 'read_file', description: 'Reads a file',
+  parameters: { type: 'object', properties: { path: { type: 'string' } }, required: ['path'] } } }];
+const sent = [
+  { kind: 'completions', body: { model, prompt: 'def add(a, b):', max_tokens: 8, stop: ['\n\n', 'def '],
+    temperature: 0.2, top_p: 0.95, seed: 1234, logprobs: 2, user: 'u-1' } },
+  { kind: 'chat', body: { model, max_tokens: 16, temperature: 0, seed: -7, stop: 'END',
+    messages: [
+      { role: 'system', content: 'You are a careful reviewer.' },
+      { role: 'user', name: 'ann', content: [{ type: 'text', text: 'Review ' }, { type: 'text', text: 'this.' }] },
+      { role: 'assistant', content: null, tool_calls: [{ id: 'call_1', type: 'function',
+        function: { name: 'read_file', arguments: '{"path":"a.c"}' } }] },
+      { role: 'tool', tool_call_id: 'call_1', content: 'int main(void) { return 0; }' },
+      { role: 'user', content: 'And now?' }],
+    tools, tool_choice: 'auto', response_format: { type: 'text' }, top_logprobs: 3, logprobs: true } },
+  { kind: 'chat', stream: true, body: { model, max_tokens: 4, stream: true, stop: ['x'],
+    messages: [{ role: 'system', content: 'brief' }, { role: 'user', content: 'hi' }] } },
+];
+const answers = [];
+for (const s of sent) {
+  const api = s.kind === 'chat' ? client.chat.completions : client.completions;
+  if (s.stream) {
+    let text = '';
+    for await (const ch of await api.create(s.body)) text += ch.choices[0]?.delta?.content ?? '';
+    answers.push({ text });
+  } else {
+    const a = await api.create(s.body);
+    answers.push({ text: a.choices[0].text ?? a.choices[0].message.content,
+                   finish: a.choices[0].finish_reason });
+  }
+}
+
+async function failure(promise) {
+  try {
+    await promise;
+    return null;
+  } catch (e) {
+    return { status: e.status ?? null, name: e.constructor.name, message: e.message };
+  }
+}
+const refused = await failure(client.chat.completions.create({
+  model: simModel, max_tokens: 4, tools, messages: [{ role: 'user', content: 'hi' }] }));
+const stopped = await client.completions.create({ model: simModel, prompt: 'x', max_tokens: 50,
+                                                  stop: ['\n'], seed: 9 });
+const stopped_again = await client.completions.create({ model: simModel, prompt: 'x', max_tokens: 50,
+                                                        stop: ['\n'], seed: 9 });
+upstream.close();
+writeFileSync(out, JSON.stringify({ sent, received, answers, refused,
+  stopped: { tokens: stopped.usage.completion_tokens, finish: stopped.choices[0].finish_reason },
+  stopped_again: { tokens: stopped_again.usage.completion_tokens } }, null, 1));
