@@ -2,6 +2,7 @@
 
 #include "infsched.pb-c.h"
 #include "lib/log.h"
+#include "lib/xalloc.h"
 #include "scheduler/http/hbuf.h"
 #include "scheduler/http/oai.h"
 #include "scheduler/http/prompt_hash.h"
@@ -92,9 +93,7 @@ static fd_req_t *req_add(frontdoor_t *f) {
     f->cap = cap;
   }
   uint32_t slot = f->free_slots[--f->n_free];
-  fd_req_t *r = calloc(1, sizeof *r);
-  if (!r)
-    abort();
+  fd_req_t *r = xcalloc(1, sizeof *r);
   r->id = (uint64_t)++f->generation[slot] << 32 | slot;
   f->slots[slot] = r;
   return r;
@@ -338,9 +337,7 @@ static void submit(frontdoor_t *f, http_exchange_t *x, oai_request_t *q,
   size_t chunk = prompt_hash_chunk_bytes(FRONTDOOR_BLOCK_TOKENS);
   size_t need = q->prompt_len / chunk;
   if (need > f->blocks_cap) {
-    f->blocks = realloc(f->blocks, need * sizeof *f->blocks);
-    if (!f->blocks)
-      abort();
+    f->blocks = xrealloc(f->blocks, need * sizeof *f->blocks);
     f->blocks_cap = need;
   }
   size_t n_blocks =
@@ -418,7 +415,60 @@ static void handle_inference(frontdoor_t *f, http_exchange_t *x,
   oai_request_free(&q);
 }
 
-static void handle_models(frontdoor_t *f, http_exchange_t *x) {
+/* The model object of id: OpenAI's fields, and under "infsched" the
+ * classes of the workers serving it and how many there are; NULL when no
+ * live worker serves it. */
+static cJSON *model_object(const frontdoor_t *f, const char *id) {
+  bool classes[INFS_WORKER_CLASS_COUNT] = {false};
+  int workers = 0;
+  core_worker_view_t v;
+  for (size_t i = 0; core_worker_next(f->core, &i, &v) == 0;) {
+    if (!v.model || strcmp(v.model, id) != 0)
+      continue;
+    workers++;
+    if ((unsigned)v.profile->cls < INFS_WORKER_CLASS_COUNT)
+      classes[v.profile->cls] = true;
+  }
+  if (!workers)
+    return NULL;
+  cJSON *m = cJSON_CreateObject();
+  cJSON_AddStringToObject(m, "id", id);
+  cJSON_AddStringToObject(m, "object", "model");
+  cJSON_AddNumberToObject(m, "created", 0);
+  cJSON_AddStringToObject(m, "owned_by", "infsched");
+  cJSON *x = cJSON_AddObjectToObject(m, "infsched");
+  cJSON_AddNumberToObject(x, "workers", workers);
+  cJSON *cls = cJSON_AddArrayToObject(x, "worker_classes");
+  for (int c = 0; c < INFS_WORKER_CLASS_COUNT; c++)
+    if (classes[c])
+      cJSON_AddItemToArray(
+          cls, cJSON_CreateString(infs_worker_class_name((infs_worker_class_t)c)));
+  return m;
+}
+
+static void respond_object(http_exchange_t *x, cJSON *o) {
+  char *body = cJSON_PrintUnformatted(o);
+  cJSON_Delete(o);
+  if (!body)
+    abort();
+  respond_json(x, 200, NULL, body);
+  free(body);
+}
+
+/* GET /v1/models, or /v1/models/ID when id is not NULL. */
+static void handle_models(frontdoor_t *f, http_exchange_t *x, const char *id) {
+  if (id) {
+    cJSON *m = model_object(f, id);
+    if (m) {
+      respond_object(x, m);
+      return;
+    }
+    char msg[200];
+    snprintf(msg, sizeof msg, "no registered worker serves model '%.120s'", id);
+    respond_error(x, 404, "invalid_request_error", "model_not_found", "model",
+                  msg);
+    return;
+  }
   cJSON *o = cJSON_CreateObject();
   cJSON_AddStringToObject(o, "object", "list");
   cJSON *data = cJSON_AddArrayToObject(o, "data");
@@ -431,21 +481,10 @@ static void handle_models(frontdoor_t *f, http_exchange_t *x) {
     for (size_t j = 0;
          !seen && core_worker_next(f->core, &j, &w) == 0 && j < i;)
       seen = strcmp(w.model, v.model) == 0;
-    if (seen)
-      continue;
-    cJSON *m = cJSON_CreateObject();
-    cJSON_AddStringToObject(m, "id", v.model);
-    cJSON_AddStringToObject(m, "object", "model");
-    cJSON_AddNumberToObject(m, "created", 0);
-    cJSON_AddStringToObject(m, "owned_by", "infsched");
-    cJSON_AddItemToArray(data, m);
+    if (!seen)
+      cJSON_AddItemToArray(data, model_object(f, v.model));
   }
-  char *body = cJSON_PrintUnformatted(o);
-  cJSON_Delete(o);
-  if (!body)
-    abort();
-  respond_json(x, 200, NULL, body);
-  free(body);
+  respond_object(x, o);
 }
 
 static void handle_healthz(frontdoor_t *f, http_exchange_t *x) {
@@ -466,6 +505,15 @@ static void handle_metrics(frontdoor_t *f, http_exchange_t *x) {
                f->out.data, f->out.len);
 }
 
+/* The ID of a /v1/models/ID path, or NULL. */
+static const char *model_id(const char *path) {
+  static const char prefix[] = "/v1/models/";
+  if (strncmp(path, prefix, sizeof prefix - 1) != 0 ||
+      !path[sizeof prefix - 1])
+    return NULL;
+  return path + sizeof prefix - 1;
+}
+
 static metrics_route_t route_of(const char *path) {
   static const char *const paths[METRICS_ROUTE_COUNT - 1] = {
       "/v1/completions", "/v1/chat/completions", "/v1/models", "/healthz",
@@ -473,6 +521,8 @@ static metrics_route_t route_of(const char *path) {
   for (int i = 0; i < METRICS_ROUTE_COUNT - 1; i++)
     if (strcmp(path, paths[i]) == 0)
       return (metrics_route_t)i;
+  if (model_id(path))
+    return METRICS_ROUTE_MODELS;
   return METRICS_ROUTE_OTHER;
 }
 
@@ -513,7 +563,7 @@ static void on_request(void *arg, http_exchange_t *x) {
     return;
   }
   if (route == METRICS_ROUTE_MODELS)
-    handle_models(f, x);
+    handle_models(f, x, model_id(http_exchange_path(x)));
   else if (route == METRICS_ROUTE_HEALTHZ)
     handle_healthz(f, x);
   else

@@ -1,5 +1,6 @@
 #include "scheduler/http/oai.h"
 
+#include "lib/xalloc.h"
 #include "scheduler/http/hbuf.h"
 
 #include <cjson/cJSON.h>
@@ -8,13 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static void *xstrdup(const char *s) {
-  char *p = strdup(s);
-  if (!p)
-    abort();
-  return p;
-}
 
 static int bad(char *msg, size_t msglen, const char **param, const char *field,
                const char *fmt, ...) __attribute__((format(printf, 5, 6)));

@@ -56,6 +56,10 @@ r.chat_stream = { role, text: ctext, usage, finish: cfinish };
 
 const models = await client.models.list();
 r.models = models.data.map((m) => m.id);
+r.model_classes = models.data[0]?.infsched?.worker_classes;
+const one = await client.models.retrieve(model);
+r.model = { id: one.id, object: one.object, owned_by: one.owned_by, workers: one.infsched?.workers };
+r.model_missing = await failure(client.models.retrieve('no-such-model'));
 
 r.not_found = await failure(client.completions.create({ model: 'no-such-model', prompt: 'x', max_tokens: 1 }));
 r.bad_request = await failure(client.completions.create({ model, prompt: 'x', max_tokens: 0 }));

@@ -89,6 +89,12 @@ static void test_openai_node_client(void **state) {
 
   assert_string_equal(hc_at(j, "models.0")->valuestring, MODEL);
   assert_null(hc_at(j, "models.1"));
+  assert_string_equal(hc_at(j, "model_classes.0")->valuestring, "sram");
+  assert_null(hc_at(j, "model_classes.1"));
+  assert_string_equal(hc_at(j, "model.id")->valuestring, MODEL);
+  assert_string_equal(hc_at(j, "model.object")->valuestring, "model");
+  assert_int_equal(hc_at(j, "model.workers")->valueint, 1);
+  assert_int_equal(hc_at(j, "model_missing.status")->valueint, 404);
 
   assert_int_equal(hc_at(j, "not_found.status")->valueint, 404);
   assert_string_equal(hc_at(j, "not_found.name")->valuestring, "NotFoundError");
