@@ -6,6 +6,7 @@
  * decision is a core_on_submit (which dispatches at once) plus the
  * core_on_done that ends it, so the pool's state does not drift. */
 #include "infsched/profile.h"
+#include "lib/xalloc.h"
 #include "model/step.h"
 #include "lib/cli.h"
 #include "scheduler/core/core.h"
@@ -381,9 +382,7 @@ static int run_one(const options_t *o, const profile_set_t *set,
     double t1 = now_s();
     if (n == cap) {
       cap *= 2;
-      samples = realloc(samples, cap * sizeof *samples);
-      if (!samples)
-        abort();
+      samples = xrealloc(samples, cap * sizeof *samples);
     }
     samples[n++] = (t1 - t0) / o->batch * 1e6;
     total += t1 - t0;
@@ -429,9 +428,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "bench_decision: %s\n", err);
     return 1;
   }
-  specs = calloc(REQUESTS, sizeof *specs);
-  if (!specs)
-    abort();
+  specs = xcalloc(REQUESTS, sizeof *specs);
   uint64_t rng = o.seed ^ 0x5eed;
   make_specs(specs, &rng);
 

@@ -5,6 +5,7 @@
  * the step-time model and the engine (model/) in virtual time. */
 #include "infsched/profile.h"
 #include "lib/cli.h"
+#include "lib/xalloc.h"
 #include "model/engine.h"
 #include "model/step.h"
 
@@ -34,13 +35,6 @@ static void usage(FILE *f) {
           "profiles.yaml)\n"
           "  --help            this text\n",
           INFSCHED_SOURCE_DIR);
-}
-
-static void *xrealloc(void *p, size_t n) {
-  p = realloc(p, n ? n : 1);
-  if (!p)
-    abort();
-  return p;
 }
 
 /* What a closed loop of requests saw after its warm-up. */

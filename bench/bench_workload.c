@@ -6,6 +6,8 @@
  *   build/bench/bench_workload [N [SESSIONS]]   (default 1000000 and 1000) */
 #include "lib/workload.h"
 
+#include "lib/xalloc.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -25,9 +27,7 @@ typedef struct heap {
 static void push(heap_t *h, pending_t p) {
   if (h->n == h->cap) {
     h->cap = h->cap ? 2 * h->cap : 1024;
-    h->v = realloc(h->v, h->cap * sizeof *h->v);
-    if (!h->v)
-      abort();
+    h->v = xrealloc(h->v, h->cap * sizeof *h->v);
   }
   size_t i = h->n++;
   while (i > 0 && h->v[(i - 1) / 2].at > p.at) {

@@ -3,6 +3,7 @@
 #include "lib/hist.h"
 #include "lib/wire.h"
 #include "lib/wire_arena.h"
+#include "lib/xalloc.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -84,9 +85,7 @@ size_t tclient_request_bytes(uint32_t size) {
   Infsched__Envelope env;
   Infsched__Submit submit;
   Infsched__Request req;
-  char *prompt = malloc((size_t)size + 1);
-  if (!prompt)
-    abort();
+  char *prompt = xmalloc((size_t)size + 1);
   memset(prompt, 'x', size);
   prompt[size] = '\0';
   fill_submit(&env, &submit, &req, prompt, size);
@@ -99,9 +98,7 @@ size_t tclient_request_bytes(uint32_t size) {
 
 tclient_t *tclient_new(const char *endpoint, tclient_peer_t peer, uint32_t size,
                        char *err, size_t errlen) {
-  tclient_t *c = calloc(1, sizeof *c);
-  if (!c)
-    abort();
+  tclient_t *c = xcalloc(1, sizeof *c);
   c->peer = peer;
   c->prompt = malloc((size_t)size + 1);
   c->ring = calloc(RING_SIZE, sizeof *c->ring);

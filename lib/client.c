@@ -3,6 +3,7 @@
 #include "infsched/errors.h"
 #include "lib/log.h"
 #include "lib/wire.h"
+#include "lib/xalloc.h"
 #include "lib/zwatch.h"
 
 #include "lib/u64map.h"
@@ -59,12 +60,6 @@ static void count_bad(client_t *c, const char *why) {
              (unsigned long long)n);
 }
 
-static void *xalloc(void *p) {
-  if (!p)
-    abort();
-  return p;
-}
-
 /* u64map wants well-mixed keys. */
 static uint64_t id_key(uint64_t id) {
   return id * 0x9e3779b97f4a7c15ull;
@@ -91,8 +86,8 @@ static void open_add(client_t *c, const Infsched__Request *req) {
   open_remove(c, req->request_id);
   if (c->n_free == 0) {
     size_t cap = c->cap ? c->cap * 2 : 64;
-    c->open = xalloc(realloc(c->open, cap * sizeof *c->open));
-    c->free_slots = xalloc(realloc(c->free_slots, cap * sizeof *c->free_slots));
+    c->open = xrealloc(c->open, cap * sizeof *c->open);
+    c->free_slots = xrealloc(c->free_slots, cap * sizeof *c->free_slots);
     memset(c->open + c->cap, 0, (cap - c->cap) * sizeof *c->open);
     for (size_t i = cap; i > c->cap; i--)
       c->free_slots[c->n_free++] = (uint32_t)(i - 1);
@@ -102,7 +97,7 @@ static void open_add(client_t *c, const Infsched__Request *req) {
   open_req_t *o = &c->open[slot];
   o->id = req->request_id;
   o->packed_len = infsched__request__get_packed_size(req);
-  o->packed = xalloc(malloc(o->packed_len ? o->packed_len : 1));
+  o->packed = xmalloc(o->packed_len ? o->packed_len : 1);
   infsched__request__pack(req, o->packed);
   u64map_put(&c->by_id, id_key(o->id), slot);
 }
@@ -117,7 +112,7 @@ static void note_chunk(client_t *c, const Infsched__Chunk *ch) {
     size_t cap = o->text_cap ? o->text_cap : 256;
     while (cap < o->text_len + len + 1)
       cap *= 2;
-    o->text = xalloc(realloc(o->text, cap));
+    o->text = xrealloc(o->text, cap);
     o->text_cap = cap;
   }
   memcpy(o->text + o->text_len, ch->text ? ch->text : "", len);

@@ -1,6 +1,7 @@
 #include "lib/report.h"
 
 #include "lib/hist.h"
+#include "lib/xalloc.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -83,17 +84,11 @@ struct report {
 static const char *const status_names[] = {"completed", "failed", "rejected",
                                            "lost"};
 
-static void *xalloc(void *p) {
-  if (!p)
-    abort();
-  return p;
-}
-
 static void stats_init(class_stats_t *s) {
   memset(s, 0, sizeof *s);
-  s->ttft = xalloc(hist_new());
-  s->tpot = xalloc(hist_new());
-  s->e2e = xalloc(hist_new());
+  s->ttft = xcheck(hist_new());
+  s->tpot = xcheck(hist_new());
+  s->e2e = xcheck(hist_new());
 }
 
 static void stats_free(class_stats_t *s) {
@@ -146,7 +141,7 @@ void report_destroy(report_t **rp) {
 
 void report_set_policy(report_t *r, const char *policy) {
   free(r->policy);
-  r->policy = policy && *policy ? xalloc(strdup(policy)) : NULL;
+  r->policy = policy && *policy ? xstrdup(policy) : NULL;
 }
 
 void report_set_window(report_t *r, infs_time_t us) {
@@ -160,7 +155,7 @@ static worker_stats_t *worker_get(report_t *r, const char *id,
       worker_stats_t *w = &r->workers[i];
       if (!*w->cls && cls && *cls) {
         free(w->cls);
-        w->cls = xalloc(strdup(cls));
+        w->cls = xstrdup(cls);
       }
       return w;
     }
@@ -168,12 +163,12 @@ static worker_stats_t *worker_get(report_t *r, const char *id,
   if (r->n_workers == r->cap_workers) {
     r->cap_workers = r->cap_workers ? r->cap_workers * 2 : 8;
     r->workers =
-        xalloc(realloc(r->workers, r->cap_workers * sizeof *r->workers));
+        xrealloc(r->workers, r->cap_workers * sizeof *r->workers);
   }
   worker_stats_t *w = &r->workers[r->n_workers++];
   memset(w, 0, sizeof *w);
-  w->id = xalloc(strdup(id));
-  w->cls = xalloc(strdup(cls ? cls : ""));
+  w->id = xstrdup(id);
+  w->cls = xstrdup(cls ? cls : "");
   return w;
 }
 
@@ -214,11 +209,10 @@ static void wclass_add(report_t *r, const char *name, infs_class_t cls,
     if (strcmp(r->wclasses[i].name, name) == 0)
       w = &r->wclasses[i];
   if (!w) {
-    r->wclasses = xalloc(
-        realloc(r->wclasses, (r->n_wclasses + 1) * sizeof *r->wclasses));
+    r->wclasses = xrealloc(r->wclasses, (r->n_wclasses + 1) * sizeof *r->wclasses);
     w = &r->wclasses[r->n_wclasses++];
     memset(w, 0, sizeof *w);
-    w->name = xalloc(strdup(name));
+    w->name = xstrdup(name);
   }
   counts_add(&w->all, miss);
   counts_add(&w->by[cls], miss);
@@ -263,8 +257,8 @@ static void count_error(report_t *r, const char *name) {
       r->errors[i].count++;
       return;
     }
-  r->errors = xalloc(realloc(r->errors, (r->n_errors + 1) * sizeof *r->errors));
-  r->errors[r->n_errors++] = (error_count_t){xalloc(strdup(name)), 1};
+  r->errors = xrealloc(r->errors, (r->n_errors + 1) * sizeof *r->errors);
+  r->errors[r->n_errors++] = (error_count_t){xstrdup(name), 1};
 }
 
 /* Makes second sec of the timeline exist. */
@@ -273,7 +267,7 @@ static void timeline_reach(report_t *r, uint64_t sec) {
     size_t cap = r->cap_seconds ? r->cap_seconds : 64;
     while (cap <= sec)
       cap *= 2;
-    r->timeline = xalloc(realloc(r->timeline, cap * sizeof *r->timeline));
+    r->timeline = xrealloc(r->timeline, cap * sizeof *r->timeline);
     memset(r->timeline + r->cap_seconds, 0,
            (cap - r->cap_seconds) * sizeof *r->timeline);
     r->cap_seconds = cap;
@@ -360,15 +354,15 @@ void report_set_setting(report_t *r, const char *name, const char *value) {
   for (size_t i = 0; i < r->n_settings; i++) {
     if (strcmp(r->setting_names[i], name) == 0) {
       free(r->setting_values[i]);
-      r->setting_values[i] = xalloc(strdup(value ? value : ""));
+      r->setting_values[i] = xstrdup(value ? value : "");
       return;
     }
   }
   size_t n = r->n_settings + 1;
-  r->setting_names = xalloc(realloc(r->setting_names, n * sizeof(char *)));
-  r->setting_values = xalloc(realloc(r->setting_values, n * sizeof(char *)));
-  r->setting_names[r->n_settings] = xalloc(strdup(name));
-  r->setting_values[r->n_settings] = xalloc(strdup(value ? value : ""));
+  r->setting_names = xrealloc(r->setting_names, n * sizeof(char *));
+  r->setting_values = xrealloc(r->setting_values, n * sizeof(char *));
+  r->setting_names[r->n_settings] = xstrdup(name);
+  r->setting_values[r->n_settings] = xstrdup(value ? value : "");
   r->n_settings = n;
 }
 
@@ -376,7 +370,7 @@ void report_set_count_setting(report_t *r, const char *name,
                               const char *const *items, size_t n) {
   char *text = NULL;
   size_t len = 0;
-  FILE *f = xalloc(open_memstream(&text, &len));
+  FILE *f = xcheck(open_memstream(&text, &len));
   for (size_t i = 0; i < n; i++) {
     bool seen = false;
     for (size_t k = 0; k < i && !seen; k++)
@@ -411,8 +405,7 @@ void report_add_worker_sample(report_t *r, const report_worker_sample_t *s) {
   r->wsample_hint = (size_t)(w - r->workers) + 1;
   if (r->n_wsamples == r->cap_wsamples) {
     r->cap_wsamples = r->cap_wsamples ? 2 * r->cap_wsamples : 256;
-    r->wsamples = xalloc(
-        realloc(r->wsamples, r->cap_wsamples * sizeof *r->wsamples));
+    r->wsamples = xrealloc(r->wsamples, r->cap_wsamples * sizeof *r->wsamples);
   }
   r->wsamples[r->n_wsamples++] = (report_wsample_t){
       .t = s->t,
@@ -451,7 +444,7 @@ void report_add_sample(report_t *r, const report_sample_t *s) {
   if (r->n_samples == r->cap_samples) {
     r->cap_samples = r->cap_samples ? 2 * r->cap_samples : 256;
     r->samples =
-        xalloc(realloc(r->samples, r->cap_samples * sizeof *r->samples));
+        xrealloc(r->samples, r->cap_samples * sizeof *r->samples);
   }
   r->samples[r->n_samples++] = *s;
 }
@@ -528,7 +521,7 @@ static int by_id(const void *a, const void *b) {
 
 /* Workers in id order, for output that does not depend on arrival order. */
 static const worker_stats_t **sorted_workers(const report_t *r) {
-  const worker_stats_t **v = xalloc(calloc(r->n_workers + 1, sizeof *v));
+  const worker_stats_t **v = xcalloc(r->n_workers + 1, sizeof *v);
   for (size_t i = 0; i < r->n_workers; i++)
     v[i] = &r->workers[i];
   qsort(v, r->n_workers, sizeof *v, by_id);
@@ -589,7 +582,7 @@ static int by_name(const void *a, const void *b) {
 
 /* Worker classes in name order (shallow copies). */
 static wclass_stats_t *sorted_wclasses(const report_t *r) {
-  wclass_stats_t *v = xalloc(calloc(r->n_wclasses + 1, sizeof *v));
+  wclass_stats_t *v = xcalloc(r->n_wclasses + 1, sizeof *v);
   if (r->n_wclasses) { /* an empty report has no array to copy */
     memcpy(v, r->wclasses, r->n_wclasses * sizeof *v);
     qsort(v, r->n_wclasses, sizeof *v, by_name);

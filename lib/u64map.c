@@ -1,14 +1,9 @@
 #include "lib/u64map.h"
 
+#include "lib/xalloc.h"
+
 #include <stdlib.h>
 #include <string.h>
-
-static void *xcalloc(size_t n, size_t size) {
-  void *p = calloc(n, size);
-  if (!p)
-    abort();
-  return p;
-}
 
 void u64map_init(u64map_t *m) {
   m->cap = 64;

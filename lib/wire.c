@@ -1,6 +1,7 @@
 #include "lib/wire.h"
 
 #include "infsched/errors.h"
+#include "lib/xalloc.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,9 +20,7 @@ void wire_pack(Infsched__Envelope *env, wire_buf_t *buf) {
     size_t cap = buf->cap ? buf->cap : 256;
     while (cap < n)
       cap *= 2;
-    uint8_t *p = realloc(buf->data, cap);
-    if (!p)
-      abort();
+    uint8_t *p = xrealloc(buf->data, cap);
     buf->data = p;
     buf->cap = cap;
   }

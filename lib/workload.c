@@ -1,6 +1,7 @@
 #include "lib/workload_impl.h"
 
 #include "infsched/errors.h"
+#include "lib/xalloc.h"
 
 #include <errno.h>
 #include <math.h>
@@ -384,9 +385,7 @@ void workload_set_blocks(workload_t *w, workload_req_t *req,
     size_t cap = w->blocks_cap ? w->blocks_cap : 64;
     while (cap < need)
       cap *= 2;
-    uint64_t *p = realloc(w->blocks, cap * sizeof *p);
-    if (!p)
-      abort();
+    uint64_t *p = xrealloc(w->blocks, cap * sizeof *p);
     w->blocks = p;
     w->blocks_cap = cap;
   }

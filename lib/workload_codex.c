@@ -13,6 +13,7 @@
 
 #include "infsched/errors.h"
 #include "lib/u64map.h"
+#include "lib/xalloc.h"
 
 #include <errno.h>
 #include <math.h>
@@ -72,13 +73,6 @@ typedef struct codex {
   double next_open_s; /* arrival of the next one-off session */
   uint64_t opened;    /* one-off sessions so far */
 } codex_t;
-
-static void *xrealloc(void *p, size_t n) {
-  p = realloc(p, n);
-  if (!p)
-    abort();
-  return p;
-}
 
 /* u64map wants mixed keys; ids count up from 1. Multiplying by an odd
  * constant keeps them distinct. */

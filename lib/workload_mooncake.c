@@ -11,6 +11,7 @@
 #include "lib/workload_impl.h"
 
 #include "infsched/errors.h"
+#include "lib/xalloc.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -58,9 +59,7 @@ static void *grow(void *p, size_t *cap, size_t need, size_t size) {
   size_t c = *cap ? *cap : 256;
   while (c < need)
     c *= 2;
-  void *q = realloc(p, c * size);
-  if (!q)
-    abort();
+  void *q = xrealloc(p, c * size);
   *cap = c;
   return q;
 }

@@ -3,6 +3,7 @@
  * pure; the driver writes the file once the run is over. */
 #include "lib/workload.h"
 #include "lib/workload_impl.h"
+#include "lib/xalloc.h"
 
 #include "infsched/errors.h"
 #include "lib/u64map.h"
@@ -55,9 +56,7 @@ static void append(workload_recorder_t *r, const char *s) {
     size_t cap = r->cap ? r->cap : 4096;
     while (cap < r->len + n + 2)
       cap *= 2;
-    char *p = realloc(r->buf, cap);
-    if (!p)
-      abort();
+    char *p = xrealloc(r->buf, cap);
     r->buf = p;
     r->cap = cap;
   }

@@ -75,6 +75,7 @@
 #include "infsched/errors.h"
 #include "lib/list.h"
 #include "lib/u64map.h"
+#include "lib/xalloc.h"
 #include "model/step.h"
 
 #include <assert.h>
@@ -192,21 +193,11 @@ struct engine {
  * about twice the net change. */
 #define DELTA_COMPACT_MIN 4096
 
-/* Running out of memory is not an expected state: abort (STYLE.md). */
-static void *xcalloc(size_t n, size_t size) {
-  void *p = calloc(n ? n : 1, size);
-  if (!p)
-    abort();
-  return p;
-}
-
 static void *grow(void *v, size_t *cap, size_t need, size_t size) {
   size_t c = *cap ? *cap : 16;
   while (c < need)
     c *= 2;
-  v = realloc(v, c * size);
-  if (!v)
-    abort();
+  v = xrealloc(v, c * size);
   *cap = c;
   return v;
 }

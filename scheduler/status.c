@@ -1,5 +1,7 @@
 #include "scheduler/status.h"
 
+#include "lib/xalloc.h"
+
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,13 +48,6 @@ typedef struct status_storage {
   Infsched__Counter *counter_ptrs[N_COUNTERS];
   char outcome_names[CORE_OUTCOME_COUNT][40];
 } status_storage_t;
-
-static void *xcalloc(size_t n, size_t size) {
-  void *p = calloc(n ? n : 1, size);
-  if (!p)
-    abort();
-  return p;
-}
 
 Infsched__Envelope *status_build(const core_t *core, infs_time_t uptime,
                                  uint64_t bad_messages) {

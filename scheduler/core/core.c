@@ -5,6 +5,7 @@
 
 #include "infsched.pb-c.h"
 #include "infsched/errors.h"
+#include "lib/xalloc.h"
 #include "scheduler/core/policy.h"
 #include "scheduler/core/prefix.h"
 
@@ -64,9 +65,7 @@ core_t *core_new(const core_config_t *cfg, infs_time_t now, int *err) {
     *err = INFS_EUNKNOWN;
     return NULL;
   }
-  core_t *c = calloc(1, sizeof *c);
-  if (!c)
-    abort();
+  core_t *c = xcalloc(1, sizeof *c);
   c->cfg = *cfg;
   c->policy = policy;
   if (policy->create && policy->create(&c->policy_state) != 0) {
@@ -114,9 +113,7 @@ static core_action_t *emit(core_t *c, core_action_kind_t kind,
                            const core_peer_t *to, uint64_t request_id) {
   if (c->n_acts == c->acts_cap) {
     size_t cap = c->acts_cap ? c->acts_cap * 2 : 64;
-    core_action_t *a = realloc(c->acts, cap * sizeof *a);
-    if (!a)
-      abort();
+    core_action_t *a = xrealloc(c->acts, cap * sizeof *a);
     c->acts = a;
     c->acts_cap = cap;
   }
@@ -328,9 +325,7 @@ static core_worker_t *session_worker(const core_t *c, const req_t *r,
 static void record(core_t *c, policy_ctx_t *x, long chosen) {
   if (c->n_decisions == c->decisions_cap) {
     size_t cap = c->decisions_cap ? c->decisions_cap * 2 : 16;
-    core_decision_t *d = realloc(c->decisions, cap * sizeof *d);
-    if (!d)
-      abort();
+    core_decision_t *d = xrealloc(c->decisions, cap * sizeof *d);
     c->decisions = d;
     c->decisions_cap = cap;
   }

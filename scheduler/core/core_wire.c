@@ -1,6 +1,7 @@
 #include "scheduler/core/core_wire.h"
 
 #include "lib/wire.h"
+#include "lib/xalloc.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,9 +54,7 @@ static int feed_register(core_t *c, infs_time_t now, const core_peer_t *peer,
   core_held_t *held = NULL;
   size_t n = 0;
   if (m->n_held) {
-    held = calloc(m->n_held, sizeof *held);
-    if (!held)
-      abort();
+    held = xcalloc(m->n_held, sizeof *held);
   }
   for (size_t i = 0; i < m->n_held; i++) {
     const Infsched__Held *h = m->held[i];

@@ -1,14 +1,9 @@
 #include "scheduler/core/prefix.h"
 
+#include "lib/xalloc.h"
+
 #include <stdlib.h>
 #include <string.h>
-
-static void *xrealloc(void *p, size_t n) {
-  p = realloc(p, n ? n : 1);
-  if (!p)
-    abort();
-  return p;
-}
 
 _Static_assert(64 % sizeof(prefix_entry_t) == 0,
                "prefix slots must tile cache lines");
@@ -111,9 +106,7 @@ static void delete_slot(prefix_index_t *x, size_t i) {
 static void push_holder(prefix_entry_t *e, uint32_t worker) {
   if (e->n == e->cap) {
     uint32_t cap = e->cap * 2;
-    uint32_t *h = malloc(cap * sizeof *h);
-    if (!h)
-      abort();
+    uint32_t *h = xmalloc(cap * sizeof *h);
     memcpy(h, holders(e), e->n * sizeof *h);
     if (e->cap > PREFIX_INLINE)
       free(e->h.heap);

@@ -1,5 +1,7 @@
 #include "scheduler/core/core_internal.h"
 
+#include "lib/xalloc.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,17 +66,13 @@ static uint16_t intern_model(registry_t *g, const char *model) {
   if (id != REGISTRY_NO_MODEL)
     return id;
   if (g->n_models == 0) {
-    g->models = calloc(16, sizeof *g->models);
-    if (!g->models)
-      abort();
+    g->models = xcalloc(16, sizeof *g->models);
     g->n_models = 1; /* [0] is "" */
   }
   if (g->n_models >= REGISTRY_NO_MODEL)
     return REGISTRY_NO_MODEL;
   if ((g->n_models & (g->n_models - 1)) == 0 && g->n_models >= 16) {
-    g->models = realloc(g->models, g->n_models * 2 * sizeof *g->models);
-    if (!g->models)
-      abort();
+    g->models = xrealloc(g->models, g->n_models * 2 * sizeof *g->models);
   }
   snprintf(g->models[g->n_models], sizeof g->models[0], "%s", model);
   return (uint16_t)g->n_models++;
@@ -117,9 +115,7 @@ core_worker_t *registry_add(registry_t *g, const core_peer_t *p,
       g->hot = hot;
       g->cap = cap;
     }
-    w = calloc(1, sizeof *w);
-    if (!w)
-      abort();
+    w = xcalloc(1, sizeof *w);
     w->index = (uint32_t)g->len;
     g->workers[g->len++] = w;
   }

@@ -1,17 +1,12 @@
 #include "scheduler/core/core_internal.h"
 
+#include "lib/xalloc.h"
+
 #include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
 
 #define SLOT_BITS 32
-
-static void *xrealloc(void *p, size_t n) {
-  p = realloc(p, n);
-  if (!p)
-    abort();
-  return p;
-}
 
 void requests_init(req_table_t *t) {
   memset(t, 0, sizeof *t);
@@ -108,9 +103,7 @@ req_t *requests_add(req_table_t *t, const core_peer_t *client,
   uint32_t slot = t->free_slots[--t->n_free];
   req_t *r = t->slots[slot];
   if (!r) {
-    r = calloc(1, sizeof *r);
-    if (!r)
-      abort();
+    r = xcalloc(1, sizeof *r);
     t->slots[slot] = r;
   }
   r->id = ((uint64_t)t->generation[slot] << SLOT_BITS) | slot;

@@ -1,5 +1,7 @@
 #include "scheduler/core/core_internal.h"
 
+#include "lib/xalloc.h"
+
 #include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
@@ -33,9 +35,7 @@ void sessions_note(session_table_t *t, uint64_t key, const core_worker_t *w,
   if (!key)
     return;
   if (!t->cap) {
-    t->slots = calloc(SESSION_SLOTS, sizeof *t->slots);
-    if (!t->slots)
-      abort();
+    t->slots = xcalloc(SESSION_SLOTS, sizeof *t->slots);
     t->cap = SESSION_SLOTS;
   }
   session_entry_t *e = &t->slots[key & (t->cap - 1)];

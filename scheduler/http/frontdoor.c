@@ -2,6 +2,7 @@
 
 #include "infsched.pb-c.h"
 #include "lib/log.h"
+#include "lib/xalloc.h"
 #include "scheduler/http/hbuf.h"
 #include "scheduler/http/oai.h"
 #include "scheduler/http/prompt_hash.h"
@@ -92,9 +93,7 @@ static fd_req_t *req_add(frontdoor_t *f) {
     f->cap = cap;
   }
   uint32_t slot = f->free_slots[--f->n_free];
-  fd_req_t *r = calloc(1, sizeof *r);
-  if (!r)
-    abort();
+  fd_req_t *r = xcalloc(1, sizeof *r);
   r->id = (uint64_t)++f->generation[slot] << 32 | slot;
   f->slots[slot] = r;
   return r;
@@ -338,9 +337,7 @@ static void submit(frontdoor_t *f, http_exchange_t *x, oai_request_t *q,
   size_t chunk = prompt_hash_chunk_bytes(FRONTDOOR_BLOCK_TOKENS);
   size_t need = q->prompt_len / chunk;
   if (need > f->blocks_cap) {
-    f->blocks = realloc(f->blocks, need * sizeof *f->blocks);
-    if (!f->blocks)
-      abort();
+    f->blocks = xrealloc(f->blocks, need * sizeof *f->blocks);
     f->blocks_cap = need;
   }
   size_t n_blocks =
@@ -450,10 +447,8 @@ static cJSON *model_object(const frontdoor_t *f, const char *id) {
 }
 
 static void respond_object(http_exchange_t *x, cJSON *o) {
-  char *body = cJSON_PrintUnformatted(o);
+  char *body = xcheck(cJSON_PrintUnformatted(o));
   cJSON_Delete(o);
-  if (!body)
-    abort();
   respond_json(x, 200, NULL, body);
   free(body);
 }

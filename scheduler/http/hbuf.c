@@ -1,5 +1,7 @@
 #include "scheduler/http/hbuf.h"
 
+#include "lib/xalloc.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,9 +25,7 @@ static void reserve(hbuf_t *b, size_t extra) {
   size_t cap = b->cap ? b->cap : 256;
   while (cap < need)
     cap *= 2;
-  char *p = realloc(b->data, cap);
-  if (!p)
-    abort();
+  char *p = xrealloc(b->data, cap);
   b->data = p;
   b->cap = cap;
 }

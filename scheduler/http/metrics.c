@@ -1,6 +1,7 @@
 #include "scheduler/http/metrics.h"
 
 #include "infsched.pb-c.h"
+#include "lib/xalloc.h"
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -80,9 +81,7 @@ static const char *class_label(size_t c) {
 }
 
 metrics_t *metrics_new(infs_time_t now) {
-  metrics_t *m = calloc(1, sizeof *m);
-  if (!m)
-    abort();
+  metrics_t *m = xcalloc(1, sizeof *m);
   m->started = now;
   return m;
 }

@@ -1,5 +1,6 @@
 #include "scheduler/http/oai.h"
 
+#include "lib/xalloc.h"
 #include "scheduler/http/hbuf.h"
 
 #include <cjson/cJSON.h>
@@ -8,13 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static void *xstrdup(const char *s) {
-  char *p = strdup(s);
-  if (!p)
-    abort();
-  return p;
-}
 
 static int bad(char *msg, size_t msglen, const char **param, const char *field,
                const char *fmt, ...) __attribute__((format(printf, 5, 6)));
@@ -175,11 +169,8 @@ static int parse_backend_fields(const cJSON *root, oai_request_t *r, char *msg,
     cJSON_AddItemToObject(options, item->string,
                           cJSON_Duplicate(item, true));
   }
-  if (options->child) {
-    r->options = cJSON_PrintUnformatted(options);
-    if (!r->options)
-      abort();
-  }
+  if (options->child)
+    r->options = xcheck(cJSON_PrintUnformatted(options));
   cJSON_Delete(options);
   return 0;
 }
@@ -197,9 +188,7 @@ static int parse_fields(oai_kind_t kind, const cJSON *root, oai_request_t *r,
     const cJSON *messages = cJSON_GetObjectItemCaseSensitive(root, "messages");
     if (render_messages(messages, prompt, msg, msglen, param))
       return -1;
-    r->messages = cJSON_PrintUnformatted(messages);
-    if (!r->messages)
-      abort();
+    r->messages = xcheck(cJSON_PrintUnformatted(messages));
   } else if (parse_prompt(cJSON_GetObjectItemCaseSensitive(root, "prompt"),
                           prompt, msg, msglen, param)) {
     return -1;

@@ -2,6 +2,7 @@
 
 #include "lib/list.h"
 #include "lib/log.h"
+#include "lib/xalloc.h"
 #include "scheduler/http/hbuf.h"
 
 #include <arpa/inet.h>
@@ -198,9 +199,7 @@ static void send_parts(conn_t *c, const uv_buf_t *parts, int n) {
     total += parts[i].len;
   if (total == 0)
     return;
-  wreq_t *w = malloc(sizeof *w + total);
-  if (!w)
-    abort();
+  wreq_t *w = xmalloc(sizeof *w + total);
   size_t off = 0;
   for (int i = 0; i < n; i++) {
     memcpy(w->data + off, parts[i].base, parts[i].len);
@@ -556,9 +555,7 @@ static void on_connection(uv_stream_t *listener, int status) {
     log_warn("http: accept failed: %s", uv_strerror(status));
     return;
   }
-  conn_t *c = calloc(1, sizeof *c);
-  if (!c)
-    abort();
+  conn_t *c = xcalloc(1, sizeof *c);
   c->srv = s;
   c->x.conn = c;
   uv_tcp_init(s->loop, &c->tcp);

@@ -1,5 +1,7 @@
 #include "tests/integration/harness.h"
 
+#include "lib/xalloc.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -107,9 +109,7 @@ static void install_once(void) {
 
 static const char *keep_path(const char *dir, const char *rel) {
   size_t n = strlen(dir) + 1 + strlen(rel) + 1;
-  path_node_t *node = malloc(sizeof *node + n);
-  if (!node)
-    abort();
+  path_node_t *node = xmalloc(sizeof *node + n);
   snprintf(node->path, n, "%s/%s", dir, rel);
   install_once();
   node->next = s_paths;

@@ -7,6 +7,7 @@
 #include "lib/report.h"
 #include "lib/report_html.h"
 #include "lib/wire.h"
+#include "lib/xalloc.h"
 #include "tools/loadgen/prompt_text.h"
 
 #include <errno.h>
@@ -88,12 +89,6 @@ typedef struct loadgen {
   int exit_code;
 } loadgen_t;
 
-static void *xalloc(void *p) {
-  if (!p)
-    abort();
-  return p;
-}
-
 static infs_time_t now_us(void) {
   return (infs_time_t)(uv_hrtime() / 1000);
 }
@@ -114,11 +109,11 @@ static pool_worker_t *pool_get(loadgen_t *g, const char *id, const char *cls,
       return &g->pool[i];
     }
   }
-  g->pool = xalloc(realloc(g->pool, (g->n_pool + 1) * sizeof *g->pool));
+  g->pool = xrealloc(g->pool, (g->n_pool + 1) * sizeof *g->pool);
   pool_worker_t *p = &g->pool[g->n_pool++];
   memset(p, 0, sizeof *p);
-  p->id = xalloc(strdup(id));
-  p->cls = xalloc(strdup(cls ? cls : ""));
+  p->id = xstrdup(id);
+  p->cls = xstrdup(cls ? cls : "");
   *fresh = true;
   return p;
 }
@@ -279,7 +274,7 @@ static void sample_pool(loadgen_t *g, const Infsched__Status *st) {
 
 /* The pool the run starts on, by profile, for the report's settings. */
 static void record_pool(loadgen_t *g, const Infsched__Status *st) {
-  const char **profiles = xalloc(calloc(st->n_workers + 1, sizeof *profiles));
+  const char **profiles = xcalloc(st->n_workers + 1, sizeof *profiles);
   for (size_t i = 0; i < st->n_workers; i++)
     profiles[i] = st->workers[i]->profile ? st->workers[i]->profile : "?";
   report_set_count_setting(g->report, "pool", profiles, st->n_workers);
@@ -295,7 +290,7 @@ static void on_status(void *arg, const Infsched__Status *st) {
   g->pool_size = (uint32_t)st->n_workers;
   g->answered = true;
   if (!g->policy && st->policy && *st->policy)
-    g->policy = xalloc(strdup(st->policy));
+    g->policy = xstrdup(st->policy);
   pool_update(g, st);
   if (g->phase == PHASE_WAIT && g->pool_size >= g->cfg->wait_workers) {
     record_pool(g, st);
@@ -310,7 +305,7 @@ static void on_status(void *arg, const Infsched__Status *st) {
 static void send_one(loadgen_t *g, const workload_req_t *r, uint64_t now_ns) {
   if (g->n_tracks == g->cap_tracks) {
     g->cap_tracks = g->cap_tracks ? g->cap_tracks * 2 : 1024;
-    g->tracks = xalloc(realloc(g->tracks, g->cap_tracks * sizeof *g->tracks));
+    g->tracks = xrealloc(g->tracks, g->cap_tracks * sizeof *g->tracks);
   }
   track_t *t = &g->tracks[g->n_tracks++];
   *t = (track_t){

@@ -1,5 +1,7 @@
 #include "tools/loadgen/prompt_text.h"
 
+#include "lib/xalloc.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,9 +57,7 @@ const char *prompt_text_build(prompt_text_t *t, const uint64_t *blocks,
                     : 0;
   size_t need = n_blocks * per_block + tail + 1;
   if (need > t->cap) {
-    t->data = realloc(t->data, need);
-    if (!t->data)
-      abort();
+    t->data = xrealloc(t->data, need);
     t->cap = need;
   }
   t->len = 0;

@@ -1,5 +1,6 @@
 #include "tools/sim/capacity.h"
 
+#include "lib/xalloc.h"
 #include "tools/sim/drive.h"
 #include "tools/sim/sim_internal.h"
 
@@ -49,7 +50,7 @@ static int probe(search_t *s, double scale, bool *met, bool *stop) {
   capacity_point_t *p = s->out;
   p->runs++;
   p->probes =
-      sim_xalloc(realloc(p->probes, (p->n_probes + 1) * sizeof *p->probes));
+      xrealloc(p->probes, (p->n_probes + 1) * sizeof *p->probes);
   capacity_probe_t *pr = &p->probes[p->n_probes++];
   *pr = (capacity_probe_t){s->seed, scale, sum.sent, sum.slo, false,
                            sum.sent < s->o->min_requests};
@@ -119,7 +120,7 @@ int capacity_search(const sim_config_t *base, const sim_source_t *src,
                     const capacity_opts_t *o, capacity_point_t *out,
                     cJSON **json, char *err, size_t errlen) {
   unsigned n = o->seeds ? o->seeds : 1;
-  search_t *v = sim_xalloc(calloc(n, sizeof *v));
+  search_t *v = xcalloc(n, sizeof *v);
   int rc = 0;
   memset(out, 0, sizeof *out);
   snprintf(out->policy, sizeof out->policy, "%s", base->core.policy);

@@ -1,6 +1,7 @@
 #include "tools/sim/drive.h"
 
 #include "infsched/errors.h"
+#include "lib/xalloc.h"
 #include "scheduler/core/policy.h"
 
 #include <errno.h>
@@ -45,17 +46,13 @@ const char **drive_policies(const char *list, char *err, size_t errlen) {
   while (all[n_all])
     n_all++;
   if (strcmp(list, "all") == 0) {
-    const char **v = calloc(n_all + 1, sizeof *v);
-    if (!v)
-      abort();
+    const char **v = xcalloc(n_all + 1, sizeof *v);
     for (size_t i = 0; i < n_all; i++)
       v[i] = all[i]->name;
     return v;
   }
   size_t len = strlen(list), max = len / 2 + 2;
-  const char **v = calloc(1, (max + 1) * sizeof *v + len + 1);
-  if (!v)
-    abort();
+  const char **v = xcalloc(1, (max + 1) * sizeof *v + len + 1);
   char *copy = (char *)(v + max + 1);
   memcpy(copy, list, len + 1);
   size_t n = 0;

@@ -7,6 +7,7 @@
 #include "lib/settings.h"
 #include "lib/workload.h"
 #include "lib/workload_cli.h"
+#include "lib/xalloc.h"
 #include "model/slo_check.h"
 #include "scheduler/core/policy.h"
 #include "tools/cluster/cluster_file.h"
@@ -685,9 +686,7 @@ static int load(opts_t *o, setup_t *s) {
   if (o->pool && pool_apply_mix(&s->pool, s->spec, s->profiles, o->pool, 0, err,
                                 sizeof err))
     return cli_usage_error("--pool: %s", err);
-  s->grid.v = calloc(s->pool.n + 1, sizeof *s->grid.v);
-  if (!s->grid.v)
-    abort();
+  s->grid.v = xcalloc(s->pool.n + 1, sizeof *s->grid.v);
   memcpy(s->grid.v, s->pool.v, s->pool.n * sizeof *s->pool.v);
   s->grid.n = s->pool.n;
   if (o->sweep_grid && pool_apply_mix(&s->grid, s->spec, s->profiles,

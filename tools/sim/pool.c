@@ -1,6 +1,7 @@
 #include "tools/sim/pool.h"
 
 #include "infsched/errors.h"
+#include "lib/xalloc.h"
 #include "tools/sim/sim_internal.h"
 
 #include <stdio.h>
@@ -33,7 +34,7 @@ static void entry_set(pool_entry_t *e, const char *name,
 
 int pool_from_cluster(const cluster_spec_t *spec, const profile_set_t *set,
                       pool_t *out, char *err, size_t errlen) {
-  out->v = sim_xalloc(calloc(spec->nworkers + 1, sizeof *out->v));
+  out->v = xcalloc(spec->nworkers + 1, sizeof *out->v);
   out->n = 0;
   for (size_t i = 0; i < spec->nworkers; i++) {
     const cluster_worker_t *w = &spec->workers[i];
@@ -137,8 +138,8 @@ bad:
 int pool_apply_mix(pool_t *p, const cluster_spec_t *spec,
                    const profile_set_t *set, const char *mix, int ranges,
                    char *err, size_t errlen) {
-  pool_t out = {sim_xalloc(calloc(strlen(mix) / 2 + 2, sizeof *out.v)), 0};
-  char *copy = sim_xalloc(strdup(mix));
+  pool_t out = {xcalloc(strlen(mix) / 2 + 2, sizeof *out.v), 0};
+  char *copy = xstrdup(mix);
   char *save = NULL;
   int rc = 0;
   for (char *item = strtok_r(copy, ",", &save); item;
@@ -204,7 +205,7 @@ uint32_t pool_instances(const pool_t *p) {
 
 sim_worker_spec_t *pool_expand(const pool_t *p, size_t *n) {
   size_t total = pool_instances(p);
-  sim_worker_spec_t *v = sim_xalloc(calloc(total + 1, sizeof *v));
+  sim_worker_spec_t *v = xcalloc(total + 1, sizeof *v);
   size_t k = 0;
   for (size_t i = 0; i < p->n; i++) {
     const pool_entry_t *e = &p->v[i];

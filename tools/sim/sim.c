@@ -32,6 +32,7 @@
 #include "infsched.pb-c.h"
 #include "infsched/errors.h"
 #include "lib/wire.h"
+#include "lib/xalloc.h"
 #include "model/cost.h"
 
 #include <errno.h>
@@ -42,16 +43,10 @@
 /* loadgen polls the scheduler's Status once a second. */
 #define SAMPLE_US INFS_US_PER_S
 
-void *sim_xalloc(void *p) {
-  if (!p)
-    abort();
-  return p;
-}
-
 void sim_vec_push(u32vec_t *a, uint32_t x) {
   if (a->n == a->cap) {
     a->cap = a->cap ? a->cap * 2 : 64;
-    a->v = sim_xalloc(realloc(a->v, a->cap * sizeof *a->v));
+    a->v = xrealloc(a->v, a->cap * sizeof *a->v);
   }
   a->v[a->n++] = x;
 }
@@ -69,11 +64,11 @@ void sim_config_defaults(sim_config_t *c) {
 msg_t *sim_msg_new(sim_t *s, msg_dest_t dest, uint32_t *slot) {
   if (s->n_free_msgs == 0) {
     size_t cap = s->n_msgs ? s->n_msgs * 2 : 256;
-    s->msgs = sim_xalloc(realloc(s->msgs, cap * sizeof *s->msgs));
+    s->msgs = xrealloc(s->msgs, cap * sizeof *s->msgs);
     s->free_msgs =
-        sim_xalloc(realloc(s->free_msgs, cap * sizeof *s->free_msgs));
+        xrealloc(s->free_msgs, cap * sizeof *s->free_msgs);
     for (size_t i = cap; i > s->n_msgs; i--) {
-      s->msgs[i - 1] = sim_xalloc(calloc(1, sizeof **s->msgs));
+      s->msgs[i - 1] = xcalloc(1, sizeof **s->msgs);
       s->free_msgs[s->n_free_msgs++] = (uint32_t)(i - 1);
     }
     s->n_msgs = cap;
@@ -95,7 +90,7 @@ void sim_msg_free(sim_t *s, uint32_t slot) {
 uint64_t *sim_copy_hashes(uint64_t **dst, size_t *cap, const uint64_t *src,
                           size_t n) {
   if (n > *cap) {
-    *dst = sim_xalloc(realloc(*dst, n * sizeof **dst));
+    *dst = xrealloc(*dst, n * sizeof **dst);
     *cap = n;
   }
   if (n)
@@ -386,7 +381,7 @@ static int setup(sim_t *s, char *err, size_t errlen) {
   s->client.len = 1;
   s->client.id[0] = 'C';
   s->n_workers = cfg->n_workers;
-  s->workers = sim_xalloc(calloc(cfg->n_workers, sizeof *s->workers));
+  s->workers = xcalloc(cfg->n_workers, sizeof *s->workers);
   for (uint32_t i = 0; i < cfg->n_workers; i++) {
     sworker_t *w = &s->workers[i];
     w->spec = &cfg->workers[i];

@@ -4,6 +4,7 @@
 #include "tools/sim/sim_internal.h"
 
 #include "lib/wire.h"
+#include "lib/xalloc.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -85,9 +86,9 @@ void sim_client_receive(sim_t *s, infs_time_t now, const msg_t *m) {
 void sim_client_send(sim_t *s, infs_time_t now, const workload_req_t *r) {
   if (s->n_free_tracks == 0) {
     size_t cap = s->n_tracks ? s->n_tracks * 2 : 1024;
-    s->tracks = sim_xalloc(realloc(s->tracks, cap * sizeof *s->tracks));
+    s->tracks = xrealloc(s->tracks, cap * sizeof *s->tracks);
     s->free_tracks =
-        sim_xalloc(realloc(s->free_tracks, cap * sizeof *s->free_tracks));
+        xrealloc(s->free_tracks, cap * sizeof *s->free_tracks);
     for (size_t i = cap; i > s->n_tracks; i--) {
       s->tracks[i - 1].open = false;
       s->free_tracks[s->n_free_tracks++] = (uint32_t)(i - 1);

@@ -127,8 +127,6 @@ typedef struct sim {
 
 /* --- helpers and messages (sim.c) --- */
 
-/* Running out of memory is not an expected state: abort (STYLE.md). */
-void *sim_xalloc(void *p);
 void sim_vec_push(u32vec_t *a, uint32_t x);
 /* A message from the pool (reused; its buffers kept); *slot names it. */
 msg_t *sim_msg_new(sim_t *s, msg_dest_t dest, uint32_t *slot);

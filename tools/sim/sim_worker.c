@@ -7,6 +7,7 @@
 
 #include "infsched.pb-c.h"
 #include "infsched/errors.h"
+#include "lib/xalloc.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +19,7 @@ static void read_cache(sworker_t *w, bool all, msg_t *m, wcore_cache_t *c) {
   if (all) {
     size_t k = engine_cache_snapshot(w->engine, NULL, 0);
     if (k > m->blocks_cap) {
-      m->blocks = sim_xalloc(realloc(m->blocks, k * sizeof *m->blocks));
+      m->blocks = xrealloc(m->blocks, k * sizeof *m->blocks);
       m->blocks_cap = k;
     }
     c->n_added = engine_cache_snapshot(w->engine, m->blocks, k);

@@ -1,5 +1,6 @@
 #include "tools/sim/sweep.h"
 
+#include "lib/xalloc.h"
 #include "tools/sim/drive.h"
 #include "tools/sim/sim_internal.h"
 
@@ -18,7 +19,7 @@ static int by_cost(const void *a, const void *b) {
 }
 
 static sweep_point_t **sorted(const sweep_result_t *r) {
-  sweep_point_t **v = sim_xalloc(calloc(r->n + 1, sizeof *v));
+  sweep_point_t **v = xcalloc(r->n + 1, sizeof *v);
   for (size_t i = 0; i < r->n; i++)
     v[i] = &r->v[i];
   qsort(v, r->n, sizeof *v, by_cost);
@@ -74,11 +75,11 @@ static int run_point(const sim_config_t *cfg, const sim_source_t *src,
 int sweep_run(const sim_config_t *base, const pool_t *grid,
               const sim_source_t *src, const sweep_opts_t *o,
               sweep_result_t *out, char *err, size_t errlen) {
-  pool_t p = {sim_xalloc(calloc(grid->n + 1, sizeof *p.v)), grid->n};
+  pool_t p = {xcalloc(grid->n + 1, sizeof *p.v), grid->n};
   memcpy(p.v, grid->v, grid->n * sizeof *p.v);
   size_t cap = 16;
   int rc = 0;
-  *out = (sweep_result_t){sim_xalloc(calloc(cap, sizeof *out->v)), 0, *o,
+  *out = (sweep_result_t){xcalloc(cap, sizeof *out->v), 0, *o,
                           -1, -1};
   pool_grid_first(&p);
   do {
@@ -91,7 +92,7 @@ int sweep_run(const sim_config_t *base, const pool_t *grid,
     cfg.n_workers = n;
     if (out->n == cap) {
       cap *= 2;
-      out->v = sim_xalloc(realloc(out->v, cap * sizeof *out->v));
+      out->v = xrealloc(out->v, cap * sizeof *out->v);
     }
     sweep_point_t *pt = &out->v[out->n];
     memset(pt, 0, sizeof *pt);

@@ -1,5 +1,7 @@
 #include "tools/sim/timeline.h"
 
+#include "lib/xalloc.h"
+
 #include <stdlib.h>
 
 void timeline_init(timeline_t *t) {
@@ -22,9 +24,7 @@ static bool before(const timeline_event_t *a, const timeline_event_t *b) {
 void timeline_push(timeline_t *t, infs_time_t at, uint32_t kind, uint32_t arg) {
   if (t->n == t->cap) {
     t->cap = t->cap ? t->cap * 2 : 256;
-    t->v = realloc(t->v, t->cap * sizeof *t->v);
-    if (!t->v)
-      abort();
+    t->v = xrealloc(t->v, t->cap * sizeof *t->v);
   }
   timeline_event_t e = {at, t->pushed++, kind, arg};
   size_t i = t->n++;

@@ -4,6 +4,7 @@
 #include "worker/backends/builtin.h"
 
 #include "infsched/errors.h"
+#include "lib/xalloc.h"
 #include "worker/backends/honour.h"
 
 #include <stdio.h>
@@ -20,9 +21,7 @@ static int null_create(const infs_backend_host_t *host, const char *args,
     snprintf(err, errlen, "null backend takes no arguments (got '%s')", args);
     return INFS_ECONFIG;
   }
-  null_backend_t *b = calloc(1, sizeof *b);
-  if (!b)
-    abort();
+  null_backend_t *b = xcalloc(1, sizeof *b);
   b->host = *host;
   *state = b;
   return 0;

@@ -11,6 +11,7 @@
 #include "lib/list.h"
 #include "lib/log.h"
 #include "lib/u64map.h"
+#include "lib/xalloc.h"
 #include "worker/backends/openai_opts.h"
 #include "worker/backends/openai_sse.h"
 
@@ -288,9 +289,7 @@ static void keep_raw(xfer_t *x, const char *data, size_t n) {
     n = RAW_MAX - x->raw_len;
   if (!n)
     return;
-  char *p = realloc(x->raw, x->raw_len + n + 1);
-  if (!p)
-    abort();
+  char *p = xrealloc(x->raw, x->raw_len + n + 1);
   memcpy(p + x->raw_len, data, n);
   x->raw = p;
   x->raw_len += n;
@@ -434,9 +433,7 @@ static int on_socket(CURL *easy, curl_socket_t fd, int what, void *arg,
   if (b->destroying)
     return 0;
   if (!w) {
-    w = calloc(1, sizeof *w);
-    if (!w)
-      abort();
+    w = xcalloc(1, sizeof *w);
     if (uv_poll_init_socket(b->host.loop, &w->poll, fd) != 0) {
       free(w);
       return -1;
@@ -554,9 +551,7 @@ static int openai_submit(void *state, const infs_backend_request_t *r) {
   openai_t *b = state;
   if (b->destroying || table_get(b, r->id))
     return INFS_EDUPLICATE;
-  xfer_t *x = calloc(1, sizeof *x);
-  if (!x)
-    abort();
+  xfer_t *x = xcalloc(1, sizeof *x);
   x->b = b;
   x->id = r->id;
   x->started = now_us();
@@ -631,9 +626,7 @@ static void openai_load(void *state, infs_backend_load_t *out) {
 
 static int openai_create(const infs_backend_host_t *host, const char *args,
                          void **state, char *err, size_t errlen) {
-  openai_t *b = calloc(1, sizeof *b);
-  if (!b)
-    abort();
+  openai_t *b = xcalloc(1, sizeof *b);
   if (openai_opts_parse(args, &b->opts, err, errlen)) {
     free(b);
     return INFS_ECONFIG;
@@ -649,9 +642,7 @@ static int openai_create(const infs_backend_host_t *host, const char *args,
       return -ENOKEY;
     }
     size_t n = strlen(key) + 32;
-    b->auth = malloc(n);
-    if (!b->auth)
-      abort();
+    b->auth = xmalloc(n);
     snprintf(b->auth, n, "Authorization: Bearer %s", key);
   }
   /* A TLS library below curl may write to a socket the server has closed:

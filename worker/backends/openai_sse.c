@@ -1,5 +1,7 @@
 #include "worker/backends/openai_sse.h"
 
+#include "lib/xalloc.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,9 +24,7 @@ static int append(char **buf, size_t *len, size_t *cap, const char *s,
     size_t c = *cap ? *cap : 256;
     while (c < *len + n + 1)
       c *= 2;
-    char *q = realloc(*buf, c);
-    if (!q)
-      abort();
+    char *q = xrealloc(*buf, c);
     *buf = q;
     *cap = c;
   }

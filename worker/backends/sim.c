@@ -5,6 +5,7 @@
 #include "infsched.pb-c.h"
 #include "infsched/errors.h"
 #include "lib/u64map.h"
+#include "lib/xalloc.h"
 #include "model/engine.h"
 #include "worker/backends/honour.h"
 
@@ -45,9 +46,7 @@ static const char *filler(sim_t *s, uint32_t n, size_t *len) {
   static const char word[] = " tok";
   size_t need = (size_t)n * (sizeof word - 1) + 1;
   if (need > s->text_cap) {
-    s->text = realloc(s->text, need);
-    if (!s->text)
-      abort();
+    s->text = xrealloc(s->text, need);
     s->text_cap = need;
   }
   for (uint32_t i = 0; i < n; i++)
@@ -65,9 +64,7 @@ static void add_pending(sim_t *s, uint64_t id, uint32_t tokens) {
   }
   if (s->n_pending == s->pending_cap) {
     s->pending_cap = s->pending_cap ? s->pending_cap * 2 : 64;
-    s->pending = realloc(s->pending, s->pending_cap * sizeof *s->pending);
-    if (!s->pending)
-      abort();
+    s->pending = xrealloc(s->pending, s->pending_cap * sizeof *s->pending);
   }
   u64map_put(&s->pending_index, id, (uint32_t)s->n_pending);
   s->pending[s->n_pending++] = (pending_t){id, tokens};
@@ -157,9 +154,7 @@ static int sim_create(const infs_backend_host_t *host, const char *args,
     snprintf(err, errlen, "sim backend takes no arguments (got '%s')", args);
     return INFS_ECONFIG;
   }
-  sim_t *s = calloc(1, sizeof *s);
-  if (!s)
-    abort();
+  sim_t *s = xcalloc(1, sizeof *s);
   s->host = *host;
   s->engine = engine_new(host->profile, now_us());
   if (!s->engine) {
@@ -251,9 +246,7 @@ static void sim_cache_snapshot(void *state, const uint64_t **hashes,
   size_t cached =
       engine_cache_snapshot(s->engine, s->snapshot, s->snapshot_cap);
   if (cached > s->snapshot_cap) {
-    s->snapshot = realloc(s->snapshot, cached * sizeof *s->snapshot);
-    if (!s->snapshot)
-      abort();
+    s->snapshot = xrealloc(s->snapshot, cached * sizeof *s->snapshot);
     s->snapshot_cap = cached;
     cached = engine_cache_snapshot(s->engine, s->snapshot, s->snapshot_cap);
   }

@@ -3,6 +3,7 @@
 #include "infsched.pb-c.h"
 #include "infsched/errors.h"
 #include "lib/u64map.h"
+#include "lib/xalloc.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,9 +56,7 @@ struct wcore {
 
 /* Running out of memory is not an expected state (STYLE.md). */
 static void *grow(void *p, size_t n, size_t size) {
-  p = realloc(p, n * size);
-  if (!p)
-    abort();
+  p = xrealloc(p, n * size);
   return p;
 }
 
@@ -158,9 +157,7 @@ static void push_register(wcore_t *w, infs_time_t now) {
 /* --- life cycle --- */
 
 wcore_t *wcore_new(const wcore_config_t *cfg, infs_time_t now) {
-  wcore_t *w = calloc(1, sizeof *w);
-  if (!w)
-    abort();
+  wcore_t *w = xcalloc(1, sizeof *w);
   w->cfg = *cfg;
   w->interval = cfg->heartbeat_interval;
   w->next_tick = now + w->interval;

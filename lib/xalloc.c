@@ -1,0 +1,33 @@
+#include "lib/xalloc.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+void *xcheck(void *p) {
+  if (!p)
+    abort();
+  return p;
+}
+
+void *xmalloc(size_t size) {
+  return xcheck(malloc(size ? size : 1));
+}
+
+void *xcalloc(size_t n, size_t size) {
+  return xcheck(calloc(n ? n : 1, size ? size : 1));
+}
+
+void *xrealloc(void *p, size_t size) {
+  return xcheck(realloc(p, size ? size : 1));
+}
+
+void *xreallocarray(void *p, size_t n, size_t size) {
+  if (size && n > SIZE_MAX / size)
+    abort();
+  return xrealloc(p, n * size);
+}
+
+char *xstrdup(const char *s) {
+  return xcheck(strdup(s));
+}
