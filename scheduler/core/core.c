@@ -3,12 +3,12 @@
  * (failure, or rejection with a code >= 100). */
 #include "scheduler/core/core.h"
 
-#include "infsched.pb-c.h"
 #include "infsched/errors.h"
 #include "lib/xalloc.h"
 #include "scheduler/core/policy.h"
 #include "scheduler/core/prefix.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -70,7 +70,7 @@ core_t *core_new(const core_config_t *cfg, infs_time_t now, int *err) {
   c->policy = policy;
   if (policy->create && policy->create(&c->policy_state) != 0) {
     free(c);
-    *err = -12; /* -ENOMEM */
+    *err = -ENOMEM;
     return NULL;
   }
   c->cfg.policy = policy->name;
@@ -228,13 +228,13 @@ static void fail(core_t *c, req_t *r, int code, const char *why) {
   about(emit_error(c, CORE_ACT_ERROR, &r->client, r->client_id, code, "%s",
                    why),
         r);
-  if (code >= INFSCHED__ERROR_CODE__ERROR_REJECTED_QUEUE_FULL)
+  if (code >= INFS_WIRE_QUEUEFULL)
     c->stats.rejected++;
   else
     c->stats.failed++;
-  if (code == INFSCHED__ERROR_CODE__ERROR_REJECTED_QUEUE_FULL)
+  if (code == INFS_WIRE_QUEUEFULL)
     c->stats.rejected_queue_full++;
-  else if (code == INFSCHED__ERROR_CODE__ERROR_REJECTED_QUEUE_TIMEOUT)
+  else if (code == INFS_WIRE_QUEUETIMEOUT)
     c->stats.rejected_queue_timeout++;
   finish(c, r);
 }
@@ -542,13 +542,13 @@ static int unservable(const core_t *c, const core_request_t *s, char *why,
   }
   if (!model_seen) {
     snprintf(why, len, "no registered worker serves model '%s'", s->model);
-    return INFSCHED__ERROR_CODE__ERROR_REJECTED_NO_WORKER;
+    return INFS_WIRE_NOWORKER;
   }
   snprintf(why, len,
            "prompt of %u tokens plus %u output tokens exceeds every "
            "worker's max context (largest %u)",
            s->prompt_tokens, s->max_tokens, largest);
-  return INFSCHED__ERROR_CODE__ERROR_REJECTED_CONTEXT;
+  return INFS_WIRE_CONTEXT;
 }
 
 /* --- client events --- */
@@ -636,7 +636,7 @@ static void admit(core_t *c, infs_time_t now, const core_peer_t *client,
   if (!valid_request(c, &s, why, sizeof why)) {
     core_action_t *a =
         emit_error(c, CORE_ACT_ERROR, client, s.id,
-                   INFSCHED__ERROR_CODE__ERROR_BAD_REQUEST, "%s", why);
+                   INFS_WIRE_BADREQUEST, "%s", why);
     a->cls = (unsigned)s.cls < INFS_CLASS_COUNT ? s.cls : INFS_CLASS_COUNT;
     a->arrived = now;
     c->stats.rejected++;
@@ -649,7 +649,7 @@ static void admit(core_t *c, infs_time_t now, const core_peer_t *client,
     a->cls = s.cls;
     a->arrived = now;
     c->stats.rejected++;
-    if (code == INFSCHED__ERROR_CODE__ERROR_REJECTED_NO_WORKER)
+    if (code == INFS_WIRE_NOWORKER)
       c->stats.rejected_no_worker++;
     else
       c->stats.rejected_context++;
@@ -666,7 +666,7 @@ static void admit(core_t *c, infs_time_t now, const core_peer_t *client,
   if (c->reqs.bytes + requests_size(&s) > c->cfg.max_open_bytes) {
     core_action_t *a = emit_error(
         c, CORE_ACT_ERROR, client, s.id,
-        INFSCHED__ERROR_CODE__ERROR_REJECTED_QUEUE_FULL,
+        INFS_WIRE_QUEUEFULL,
         "open requests hold %zu MiB of prompts (at most %zu MiB)",
         c->reqs.bytes >> 20, c->cfg.max_open_bytes >> 20);
     a->cls = s.cls;
@@ -678,7 +678,7 @@ static void admit(core_t *c, infs_time_t now, const core_peer_t *client,
   req_t *r = requests_add(&c->reqs, client, &s, now);
   if (!r) {
     emit_error(c, CORE_ACT_ERROR, client, s.id,
-               INFSCHED__ERROR_CODE__ERROR_DUPLICATE,
+               INFS_WIRE_DUPLICATE,
                "request id %llu is already open", (unsigned long long)s.id);
     return;
   }
@@ -708,7 +708,7 @@ static void admit(core_t *c, infs_time_t now, const core_peer_t *client,
   if (c->queued[s.cls] >= c->cfg.queue_limit[s.cls]) {
     snprintf(why, sizeof why, "%s queue is full (%u requests)",
              infs_class_name(s.cls), c->cfg.queue_limit[s.cls]);
-    fail(c, r, INFSCHED__ERROR_CODE__ERROR_REJECTED_QUEUE_FULL, why);
+    fail(c, r, INFS_WIRE_QUEUEFULL, why);
     return;
   }
   emit(c, CORE_ACT_ACCEPTED, client, s.id);
@@ -746,7 +746,7 @@ void core_on_cancel(core_t *c, infs_time_t now, const core_peer_t *client,
   if (w)
     emit(c, CORE_ACT_CANCEL, &w->peer, r->id);
   about(emit_error(c, CORE_ACT_ERROR, client, request_id,
-                   INFSCHED__ERROR_CODE__ERROR_CANCELLED,
+                   INFS_WIRE_CANCELLED,
                    "cancelled by client"),
         r);
   c->stats.cancelled++;
@@ -789,7 +789,7 @@ static void lose_worker(core_t *c, core_worker_t *w, const char *why) {
     snprintf(msg, sizeof msg, "worker %s lost (%s) after %u tokens", w->id, why,
              r->tokens_out);
     r->state = REQ_STREAMING;
-    fail(c, r, INFSCHED__ERROR_CODE__ERROR_WORKER_LOST, msg);
+    fail(c, r, INFS_WIRE_WORKERLOST, msg);
   }
   prefix_clear(&c->prefix, w->index);
   registry_remove(&c->reg, w);
@@ -898,7 +898,7 @@ void core_on_register(core_t *c, infs_time_t now, const core_peer_t *peer,
   char why[CORE_MESSAGE_MAX];
   if (valid_info(info, why, sizeof why)) {
     emit_error(c, CORE_ACT_WORKER_ERROR, peer, 0,
-               INFSCHED__ERROR_CODE__ERROR_BAD_REQUEST, "%s", why);
+               INFS_WIRE_BADREQUEST, "%s", why);
     return;
   }
   core_worker_info_t trusted = *info;
@@ -907,7 +907,7 @@ void core_on_register(core_t *c, infs_time_t now, const core_peer_t *peer,
     trusted.profile = profile_set_find(c->cfg.profiles, info->profile->name);
     if (!trusted.profile) {
       emit_error(c, CORE_ACT_WORKER_ERROR, peer, 0,
-                 INFSCHED__ERROR_CODE__ERROR_BAD_REQUEST,
+                 INFS_WIRE_BADREQUEST,
                  "register: profile '%s' is not in the scheduler's profiles "
                  "file",
                  info->profile->name);
@@ -926,7 +926,7 @@ void core_on_register(core_t *c, infs_time_t now, const core_peer_t *peer,
                 CORE_ID_HOLD_INTERVALS * c->cfg.heartbeat_interval) {
     c->stats.id_takeovers_refused++;
     emit_error(c, CORE_ACT_WORKER_ERROR, peer, 0,
-               INFSCHED__ERROR_CODE__ERROR_BAD_REQUEST,
+               INFS_WIRE_BADREQUEST,
                "register: worker id '%s' is held by a live connection",
                info->worker_id);
     return;
@@ -947,7 +947,7 @@ void core_on_register(core_t *c, infs_time_t now, const core_peer_t *peer,
   core_worker_t *w = registry_add(&c->reg, peer, info, now);
   if (!w) {
     emit_error(c, CORE_ACT_WORKER_ERROR, peer, 0,
-               INFSCHED__ERROR_CODE__ERROR_BAD_REQUEST,
+               INFS_WIRE_BADREQUEST,
                "register: too many distinct model names");
     return;
   }
@@ -974,7 +974,7 @@ static core_worker_t *known_worker(core_t *c, infs_time_t now,
   if (!w) {
     c->stats.unknown_worker_messages++;
     emit_error(c, CORE_ACT_WORKER_ERROR, peer, 0,
-               INFSCHED__ERROR_CODE__ERROR_UNKNOWN_WORKER,
+               INFS_WIRE_UNKNOWNWORKER,
                "unknown worker: register first");
     return NULL;
   }
@@ -1038,7 +1038,7 @@ void core_on_heartbeat(core_t *c, infs_time_t now, const core_peer_t *peer,
   char why[CORE_MESSAGE_MAX];
   if (!valid_load(load, why, sizeof why)) {
     emit_error(c, CORE_ACT_WORKER_ERROR, peer, 0,
-               INFSCHED__ERROR_CODE__ERROR_BAD_REQUEST, "%s", why);
+               INFS_WIRE_BADREQUEST, "%s", why);
     return;
   }
   update_cache(c, w, load);
@@ -1143,10 +1143,10 @@ void core_on_worker_error(core_t *c, infs_time_t now, const core_peer_t *peer,
   /* A worker speaks only for its backend: codes that mean something else
    * to the client (a cancel, a duplicate, the scheduler's rejections) are
    * not its to give. A bad request is: its backend cannot honour a field. */
-  if (code != INFSCHED__ERROR_CODE__ERROR_UPSTREAM_TIMEOUT &&
-      code != INFSCHED__ERROR_CODE__ERROR_REJECTED_CONTEXT &&
-      code != INFSCHED__ERROR_CODE__ERROR_BAD_REQUEST)
-    code = INFSCHED__ERROR_CODE__ERROR_BACKEND;
+  if (code != INFS_WIRE_UPSTREAMTIMEOUT &&
+      code != INFS_WIRE_CONTEXT &&
+      code != INFS_WIRE_BADREQUEST)
+    code = INFS_WIRE_BACKEND;
   fail(c, r, code, why);
   drain_queues(c, now, true);
 }
@@ -1184,7 +1184,7 @@ static void take_back(core_t *c, core_worker_t *w, req_t *r, infs_time_t now) {
                                  r->progress_window) /
                                 INFS_US_PER_MS),
            r->tokens_out);
-  fail(c, r, INFSCHED__ERROR_CODE__ERROR_WORKER_LOST, why);
+  fail(c, r, INFS_WIRE_WORKERLOST, why);
 }
 
 void core_on_tick(core_t *c, infs_time_t now) {
@@ -1221,7 +1221,7 @@ void core_on_tick(core_t *c, infs_time_t now) {
         break;
       snprintf(why, sizeof why, "no capacity within %llu ms",
                (unsigned long long)(c->cfg.queue_timeout / INFS_US_PER_MS));
-      fail(c, r, INFSCHED__ERROR_CODE__ERROR_REJECTED_QUEUE_TIMEOUT, why);
+      fail(c, r, INFS_WIRE_QUEUETIMEOUT, why);
     }
   }
   drain_queues(c, now, false);
@@ -1244,18 +1244,18 @@ void core_shutdown(core_t *c, infs_time_t now) {
   (void)now;
   while (!list_empty(&c->parked))
     fail(c, list_entry(c->parked.next, req_t, link),
-         INFSCHED__ERROR_CODE__ERROR_CANCELLED, "scheduler is shutting down");
+         INFS_WIRE_CANCELLED, "scheduler is shutting down");
   for (int cls = 0; cls < INFS_CLASS_COUNT; cls++)
     while (!list_empty(&c->queue[cls]))
       fail(c, list_entry(c->queue[cls].next, req_t, link),
-           INFSCHED__ERROR_CODE__ERROR_REJECTED_SHUTDOWN,
+           INFS_WIRE_SHUTDOWN,
            "scheduler is shutting down");
   for (size_t i = 0; i < c->reg.len; i++) {
     core_worker_t *w = c->reg.workers[i];
     while (w->live && !list_empty(&w->reqs)) {
       req_t *r = list_entry(w->reqs.next, req_t, link);
       emit(c, CORE_ACT_CANCEL, &w->peer, r->id);
-      fail(c, r, INFSCHED__ERROR_CODE__ERROR_CANCELLED,
+      fail(c, r, INFS_WIRE_CANCELLED,
            "scheduler is shutting down");
     }
   }

@@ -180,7 +180,7 @@ typedef enum core_action_kind {
 typedef struct core_action {
   core_action_kind_t kind;
   uint64_t request_id; /* client's id to clients, the core's to workers */
-  int code;            /* Infsched__ErrorCode for errors */
+  int code;            /* INFS_WIRE_* reason (infsched/errors.h) */
   char message[CORE_MESSAGE_MAX]; /* errors: human-readable reason */
   const core_request_t *request;  /* DISPATCH: id is the core's id */
   uint64_t client_request_id;     /* DISPATCH: the client's id, which the

@@ -572,7 +572,7 @@ static int openai_submit(void *state, const infs_backend_request_t *r) {
     curl_slist_free_all(x->headers);
     free(x->body);
     free(x);
-    return -12; /* -ENOMEM */
+    return -ENOMEM;
   }
   CURL *e = x->easy;
   curl_easy_setopt(e, CURLOPT_URL, x->url);

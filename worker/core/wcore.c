@@ -321,7 +321,7 @@ int wcore_on_dispatch(wcore_t *w, infs_time_t now, uint64_t id,
                       uint64_t client_request_id, uint32_t prompt_tokens,
                       uint32_t resumed) {
   if (inflight_get(w, id)) {
-    push_error(w, id, INFSCHED__ERROR_CODE__ERROR_DUPLICATE,
+    push_error(w, id, INFS_WIRE_DUPLICATE,
                "request id already running here");
     return -1;
   }
@@ -351,7 +351,7 @@ const char *wcore_resumed_prompt(wcore_t *w, const char *prompt,
 
 void wcore_on_bad_dispatch(wcore_t *w, infs_time_t now) {
   (void)now;
-  push_error(w, 0, INFSCHED__ERROR_CODE__ERROR_BAD_REQUEST,
+  push_error(w, 0, INFS_WIRE_BADREQUEST,
              "dispatch without a request");
 }
 
@@ -368,8 +368,8 @@ bool wcore_on_cancel(wcore_t *w, infs_time_t now, uint64_t id) {
 /* A request the backend cannot take is the client's fault when it does not
  * fit the context; anything else is the backend's. */
 static int status_code_of(int rc) {
-  return rc == INFS_ECONTEXT ? INFSCHED__ERROR_CODE__ERROR_REJECTED_CONTEXT
-                             : INFSCHED__ERROR_CODE__ERROR_BACKEND;
+  return rc == INFS_ECONTEXT ? INFS_WIRE_CONTEXT
+                             : INFS_WIRE_BACKEND;
 }
 
 void wcore_on_refused(wcore_t *w, infs_time_t now, uint64_t id, int rc) {

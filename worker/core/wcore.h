@@ -74,7 +74,7 @@ typedef struct wcore_action {
   uint32_t tokens;            /* CHUNK */
   const char *text;           /* CHUNK: borrowed from the event; NULL: none */
   size_t text_len;
-  int code; /* ERROR: an Infsched__ErrorCode */
+  int code; /* ERROR: an INFS_WIRE_* reason (infsched/errors.h) */
   char message[WCORE_MESSAGE_MAX];
   wcore_heartbeat_t heartbeat; /* HEARTBEAT */
   wcore_done_t done;           /* DONE */
@@ -148,7 +148,7 @@ void wcore_on_tokens(wcore_t *w, infs_time_t now, uint64_t id, uint32_t n,
                      const char *text, size_t len);
 void wcore_on_done(wcore_t *w, infs_time_t now, uint64_t id,
                    const wcore_usage_t *u);
-/* code: an Infsched__ErrorCode. */
+/* code: an INFS_WIRE_* reason (infsched/errors.h). */
 void wcore_on_failed(wcore_t *w, infs_time_t now, uint64_t id, int code,
                      const char *message);
 
