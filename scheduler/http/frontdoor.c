@@ -448,10 +448,8 @@ static cJSON *model_object(const frontdoor_t *f, const char *id) {
 }
 
 static void respond_object(http_exchange_t *x, cJSON *o) {
-  char *body = cJSON_PrintUnformatted(o);
+  char *body = xcheck(cJSON_PrintUnformatted(o));
   cJSON_Delete(o);
-  if (!body)
-    abort();
   respond_json(x, 200, NULL, body);
   free(body);
 }

@@ -9,6 +9,7 @@
 #include "lib/report_html.h"
 #include "lib/wire.h"
 #include "lib/xalloc.h"
+#include "tools/loadgen/prompt_text.h"
 
 #include <errno.h>
 #include <math.h>
@@ -53,6 +54,7 @@ typedef struct pool_worker {
 
 typedef struct loadgen {
   const loadgen_config_t *cfg;
+  prompt_text_t text; /* the prompt of the request being sent */
   workload_t *w;
   uv_loop_t loop;
   void *zctx;
@@ -326,6 +328,11 @@ static void send_one(loadgen_t *g, const workload_req_t *r, uint64_t now_ns) {
       .blocks = r->blocks,
       .n_blocks = r->n_blocks,
   };
+  if (g->cfg->chars_per_token > 0) {
+    req.prompt = prompt_text_build(&g->text, r->blocks, r->n_blocks,
+                                   g->cfg->block_size, r->prompt_tokens,
+                                   g->cfg->chars_per_token, r->id);
+  }
   g->outstanding++;
   g->last_event_ns = now_ns;
   if (g->cfg->record)
@@ -680,6 +687,7 @@ int loadgen_run(const loadgen_config_t *cfg, workload_t *w) {
   }
   free(g.pool);
   free(g.tracks);
+  prompt_text_free(&g.text);
   free(g.policy);
   report_destroy(&g.report);
   return g.exit_code;
