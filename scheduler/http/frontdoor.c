@@ -1,6 +1,7 @@
 #include "scheduler/http/frontdoor.h"
 
 #include "infsched.pb-c.h"
+#include "lib/clock.h"
 #include "lib/log.h"
 #include "lib/xalloc.h"
 #include "scheduler/http/hbuf.h"
@@ -497,7 +498,7 @@ static void handle_healthz(frontdoor_t *f, http_exchange_t *x) {
 
 static void handle_metrics(frontdoor_t *f, http_exchange_t *x) {
   hbuf_reset(&f->out);
-  metrics_render(f->metrics, f->core, uv_hrtime() / 1000,
+  metrics_render(f->metrics, f->core, clock_us(),
                  http_server_connections(f->server), &f->out);
   http_respond(x, 200, "text/plain; version=0.0.4; charset=utf-8", NULL,
                f->out.data, f->out.len);

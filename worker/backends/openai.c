@@ -8,6 +8,7 @@
 
 #include "infsched.pb-c.h"
 #include "infsched/errors.h"
+#include "lib/clock.h"
 #include "lib/list.h"
 #include "lib/log.h"
 #include "lib/u64map.h"
@@ -94,17 +95,6 @@ struct openai {
 
 static int curl_users;
 
-static infs_time_t now_us(void) {
-  return uv_hrtime() / 1000;
-}
-
-static uint64_t mix(uint64_t x) {
-  x ^= x >> 33;
-  x *= 0xff51afd7ed558ccdull;
-  x ^= x >> 33;
-  return x;
-}
-
 /* --- in-flight table and busy time --- */
 
 static void table_add(openai_t *b, xfer_t *x) {
@@ -122,24 +112,24 @@ static void table_add(openai_t *b, xfer_t *x) {
   }
   x->slot = b->free_slots[--b->n_free];
   b->slots[x->slot] = x;
-  u64map_put(&b->by_id, mix(x->id), x->slot);
+  u64map_put(&b->by_id, x->id, x->slot);
   if (b->inflight++ == 0)
-    b->busy_since = now_us();
+    b->busy_since = clock_us();
 }
 
 static xfer_t *table_get(openai_t *b, uint64_t id) {
   uint32_t slot;
-  if (!u64map_get(&b->by_id, mix(id), &slot) || b->slots[slot]->id != id)
+  if (!u64map_get(&b->by_id, id, &slot) || b->slots[slot]->id != id)
     return NULL;
   return b->slots[slot];
 }
 
 static void table_remove(openai_t *b, xfer_t *x) {
-  u64map_del(&b->by_id, mix(x->id));
+  u64map_del(&b->by_id, x->id);
   b->slots[x->slot] = NULL;
   b->free_slots[b->n_free++] = x->slot;
   if (--b->inflight == 0)
-    b->busy_s += (double)(now_us() - b->busy_since) / 1e6;
+    b->busy_s += (double)(clock_us() - b->busy_since) / 1e6;
 }
 
 /* Ends a transfer: no callbacks follow. */
@@ -182,7 +172,7 @@ static void succeed(xfer_t *x) {
   if (x->terminal)
     return;
   x->terminal = true;
-  infs_time_t now = now_us();
+  infs_time_t now = clock_us();
   infs_backend_usage_t u = {
       .prompt_tokens = x->have_usage ? x->usage_prompt : 0,
       .cached_tokens = x->have_usage ? x->usage_cached : 0,
@@ -199,7 +189,7 @@ static void emit_text(xfer_t *x, const char *text) {
   if (!text || !*text)
     return;
   if (!x->first_token)
-    x->first_token = now_us();
+    x->first_token = clock_us();
   x->tokens++;
   x->b->host.tokens(x->b->host.ctx, x->id, 1, text, strlen(text));
 }
@@ -611,7 +601,7 @@ static int openai_submit(void *state, const infs_backend_request_t *r) {
   xfer_t *x = xcalloc(1, sizeof *x);
   x->b = b;
   x->id = r->id;
-  x->started = now_us();
+  x->started = clock_us();
   openai_sse_init(&x->sse);
   bool chat = openai_opts_chat(&b->opts, r->messages && r->messages[0]);
   x->url = b->endpoint[chat];
@@ -670,7 +660,7 @@ static void openai_load(void *state, infs_backend_load_t *out) {
   openai_t *b = state;
   double busy = b->busy_s;
   if (b->inflight)
-    busy += (double)(now_us() - b->busy_since) / 1e6;
+    busy += (double)(clock_us() - b->busy_since) / 1e6;
   *out = (infs_backend_load_t){
       .queued = 0,
       .running = (uint32_t)b->inflight,
