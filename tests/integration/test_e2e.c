@@ -339,7 +339,7 @@ static void test_misshapen_options_refused_by_worker(void **state) {
   f->scheduler = start_scheduler(f, NULL);
   harness_proc_t *w = start_worker(f, "gpu-0", "gpu-h100");
   size_t one = 1;
-  assert_true(zclient_wait_status(f->clients, has_n_workers, &one,
+  assert_true(zclient_wait_status(f->clients, zclient_has_n_workers, &one,
                                   START_TIMEOUT_MS));
   zclient_t *c = zclient_new(f->clients);
   assert_non_null(c);
