@@ -36,6 +36,7 @@ typedef struct fixture {
   char *dir;
   char tag[16];  /* names of this run's namespaces and links */
   char addr[32]; /* the scheduler's, on the root namespace's loopback */
+  int net;       /* third octet of this run's links, so runs at once differ */
   char clients[64];
   char workers[64];
   harness_proc_t *scheduler;
@@ -64,26 +65,26 @@ static void net_down(const char *tag, const char *addr) {
 
 /* The scheduler's address on the root namespace's loopback (so that no
  * cut link takes it down), and hosts a and b: a namespace each, a veth pair
- * to the root namespace (169.254.8N.1 on the root's side, .2 on the
- * host's), a default route through it. */
-static int net_up(const char *tag, const char *addr) {
+ * to the root namespace (169.254.NET.1 and .5 on the root's side, .2 and .6
+ * on the hosts'), a default route through it. */
+static int net_up(const char *tag, const char *addr, int net) {
   if (sh("ip addr add %s/32 dev lo", addr))
     return -1;
   for (int i = 0; i < 2; i++) {
     char host = (char)('a' + i);
-    int net = 81 + i;
+    int root = 1 + 4 * i;
     if (sh("ip netns add %s%c", tag, host) ||
         sh("ip link add %s%c0 type veth peer name %s%c1", tag, host, tag,
            host) ||
         sh("ip link set %s%c1 netns %s%c", tag, host, tag, host) ||
-        sh("ip addr add 169.254.%d.1/30 dev %s%c0", net, tag, host) ||
+        sh("ip addr add 169.254.%d.%d/30 dev %s%c0", net, root, tag, host) ||
         sh("ip link set %s%c0 up", tag, host) ||
-        sh("ip netns exec %s%c ip addr add 169.254.%d.2/30 dev %s%c1", tag,
-           host, net, tag, host) ||
+        sh("ip netns exec %s%c ip addr add 169.254.%d.%d/30 dev %s%c1", tag,
+           host, net, root + 1, tag, host) ||
         sh("ip netns exec %s%c ip link set %s%c1 up", tag, host, tag, host) ||
         sh("ip netns exec %s%c ip link set lo up", tag, host) ||
-        sh("ip netns exec %s%c ip route add default via 169.254.%d.1", tag,
-           host, net))
+        sh("ip netns exec %s%c ip route add default via 169.254.%d.%d", tag,
+           host, net, root))
       return -1;
   }
   return 0;
@@ -93,13 +94,16 @@ static int setup(void **state) {
   fixture_t *f = calloc(1, sizeof *f);
   f->dir = harness_tmpdir();
   snprintf(f->tag, sizeof f->tag, "is%05d", (int)(getpid() % 100000));
-  snprintf(f->addr, sizeof f->addr, "169.254.80.%d", 1 + (int)(getpid() % 250));
+  /* Several suites may run at once: each run's addresses are its own. */
+  int run = (int)(getpid() % 150);
+  f->net = 100 + run;
+  snprintf(f->addr, sizeof f->addr, "169.254.80.%d", 1 + run);
   snprintf(f->clients, sizeof f->clients, "tcp://127.0.0.1:%d",
            harness_free_port());
   snprintf(f->workers, sizeof f->workers, "tcp://%s:%d", f->addr,
            harness_free_port());
   net_down(f->tag, f->addr);
-  if (net_up(f->tag, f->addr)) {
+  if (net_up(f->tag, f->addr, f->net)) {
     net_down(f->tag, f->addr);
     return -1;
   }
