@@ -311,10 +311,6 @@ int harness_wait_log(const char *log_path, const char *needle, int timeout_ms) {
   return harness_wait_log_count(log_path, needle, 1, timeout_ms);
 }
 
-long long harness_now_ms(void) {
-  return now_ms();
-}
-
 int harness_wait_until(int (*cond)(void *arg), void *arg, int timeout_ms) {
   long long deadline = clock_ms() + timeout_ms;
   for (;;) {

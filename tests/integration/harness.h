@@ -61,9 +61,6 @@ int harness_wait_log_count(const char *log_path, const char *needle, int count,
 /* Counts the occurrences of needle in the file at path (0 if unreadable). */
 int harness_count_log(const char *path, const char *needle);
 
-/* Milliseconds on a monotonic clock, for deadlines and durations. */
-long long harness_now_ms(void);
-
 /* Polls cond(arg) every few milliseconds until it returns nonzero or
  * timeout_ms have passed. Returns 0 when it did, -ETIMEDOUT otherwise. */
 int harness_wait_until(int (*cond)(void *arg), void *arg, int timeout_ms);
