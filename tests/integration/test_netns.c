@@ -5,10 +5,9 @@
  * is back. Needs root (CAP_NET_ADMIN) and iproute2; exits 77 (skipped)
  * where namespaces cannot be made. Addresses are link-local
  * (169.254.0.0/16) on links that exist only inside this machine. */
+#include "lib/clock.h"
 #include "tests/integration/harness.h"
 #include "tests/integration/zclient.h"
-
-#include "lib/clock.h"
 
 #include <setjmp.h>
 #include <signal.h>
@@ -212,20 +211,20 @@ static void test_partition_cut_and_healed(void **state) {
 
   /* Cut host b off: its packets go nowhere, no connection is closed. */
   assert_int_equal(sh("ip link set %sb0 down", f->tag), 0);
-  int64_t cut = clock_ms();
+  long long cut = clock_ms();
   assert_true(zclient_wait_status(f->clients, zclient_has_n_workers, &one,
                                   DETECT_MAX_MS));
-  int64_t detected = clock_ms();
+  long long detected = clock_ms();
   assert_true(zclient_wait_status(f->clients, lost_b_and_moved, NULL, 1000));
 
   assert_int_equal(sh("ip link set %sb0 up", f->tag), 0);
-  int64_t healed = clock_ms();
+  long long healed = clock_ms();
   assert_true(zclient_wait_status(f->clients, zclient_has_n_workers, &two,
                                   REJOIN_MAX_MS));
-  int64_t back = clock_ms();
+  long long back = clock_ms();
   print_message("partition: lost after %lld ms, back %lld ms after the "
                 "heal\n",
-                (long long)(detected - cut), (long long)(back - healed));
+                detected - cut, back - healed);
 
   int status;
   assert_int_equal(harness_wait(loadgen, 120000, &status), 0);
