@@ -379,10 +379,10 @@ static void note_waiting(core_t *c, req_t *r, policy_ctx_t *x) {
     record(c, x, -1);
 }
 
-/* Whether w may be given work: its backend is healthy and its circuit
- * breaker closed. */
+/* Whether w may be given work: it is not draining, its backend is healthy
+ * and its circuit breaker closed. */
 static bool routable(const core_worker_t *w, infs_time_t now) {
-  return !w->load.unhealthy && now >= w->breaker_until;
+  return !w->load.unhealthy && !w->load.draining && now >= w->breaker_until;
 }
 
 /* Takes out of the n candidates the worker r timed out on, while it is

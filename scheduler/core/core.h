@@ -167,6 +167,7 @@ typedef struct core_load {
   /* The worker's backend says it cannot serve (its upstream failed its
    * health check): no request is placed there until it says otherwise. */
   bool unhealthy;
+  bool draining; /* it is stopping: nothing new is placed there */
   const uint64_t *cache_added;
   size_t n_cache_added;
   const uint64_t *cache_removed;
