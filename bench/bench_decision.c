@@ -6,6 +6,7 @@
  * decision is a core_on_submit (which dispatches at once) plus the
  * core_on_done that ends it, so the pool's state does not drift. */
 #include "infsched/profile.h"
+#include "lib/clock.h"
 #include "lib/xalloc.h"
 #include "model/step.h"
 #include "lib/cli.h"
@@ -284,12 +285,6 @@ static bool find_dispatch(const core_t *c, core_peer_t *peer, uint64_t *id) {
   return false;
 }
 
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static int cmp_double(const void *a, const void *b) {
   double x = *(const double *)a, y = *(const double *)b;
   return (x > y) - (x < y);
@@ -367,19 +362,19 @@ static int run_one(const options_t *o, const profile_set_t *set,
   core_stats_t before = *core_stats(c);
   size_t cap = 1024, n = 0, k = 0;
   double *samples = malloc(cap * sizeof *samples);
-  double total = 0, end = now_s() + o->seconds;
+  double total = 0, end = clock_s() + o->seconds;
   if (!samples)
     abort();
   res->not_placed = 0;
-  while (n < 100 || now_s() < end) {
+  while (n < 100 || clock_s() < end) {
     uint64_t misses = 0;
-    double t0 = now_s();
+    double t0 = clock_s();
     for (uint32_t b = 0; b < o->batch; b++, k++) {
       if (!decide(c, now, &client, &specs[k % REQUESTS], next_id++))
         misses++;
       now += STEP_US;
     }
-    double t1 = now_s();
+    double t1 = clock_s();
     if (n == cap) {
       cap *= 2;
       samples = xrealloc(samples, cap * sizeof *samples);

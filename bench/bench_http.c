@@ -7,6 +7,7 @@
  *   build/bin/bench_http [--connections C] [--seconds S] [--max-tokens N]
  *                        [--stream] */
 #include "lib/cli.h"
+#include "lib/clock.h"
 #include "lib/hist.h"
 #include "tests/integration/harness.h"
 
@@ -35,12 +36,6 @@ typedef struct client {
   size_t len;
   uint64_t sent_at;
 } client_t;
-
-static uint64_t now_us(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
 
 static int dial(int port) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -168,7 +163,7 @@ int main(int argc, char **argv) {
                         strlen(body), body);
 
   /* Ready once a request is served. */
-  uint64_t give_up = now_us() + 15000000u;
+  uint64_t give_up = (uint64_t)clock_us() + 15000000u;
   for (;;) {
     int fd = dial(hp);
     char in[8192];
@@ -182,7 +177,7 @@ int main(int argc, char **argv) {
       close(fd);
     if (n > 12 && strncmp(in, "HTTP/1.1 200", 12) == 0)
       break;
-    if (now_us() > give_up) {
+    if ((uint64_t)clock_us() > give_up) {
       fprintf(stderr, "bench_http: the scheduler did not serve (logs %s)\n",
               dir);
       return 1;
@@ -197,15 +192,15 @@ int main(int argc, char **argv) {
   for (uint32_t i = 0; i < conns; i++) {
     cl[i].fd = dial(hp);
     pfd[i] = (struct pollfd){cl[i].fd, POLLIN, 0};
-    cl[i].sent_at = now_us();
+    cl[i].sent_at = (uint64_t)clock_us();
     if (send(cl[i].fd, req, (size_t)reqlen, 0) != reqlen) {
       fprintf(stderr, "bench_http: send failed\n");
       return 1;
     }
   }
-  uint64_t start = now_us(), end = start + (uint64_t)seconds * 1000000u;
+  uint64_t start = (uint64_t)clock_us(), end = start + (uint64_t)seconds * 1000000u;
   uint64_t done = 0, errors = 0;
-  while (now_us() < end) {
+  while ((uint64_t)clock_us() < end) {
     if (poll(pfd, conns, 100) <= 0)
       continue;
     for (uint32_t i = 0; i < conns; i++) {
@@ -220,7 +215,7 @@ int main(int argc, char **argv) {
       k->len += (size_t)n;
       size_t whole;
       while ((whole = complete(k->buf, k->len))) {
-        uint64_t t = now_us();
+        uint64_t t = (uint64_t)clock_us();
         hist_record(lat, t - k->sent_at);
         if (strncmp(k->buf, "HTTP/1.1 200", 12) != 0)
           errors++;
@@ -233,7 +228,7 @@ int main(int argc, char **argv) {
       }
     }
   }
-  double secs = (double)(now_us() - start) / 1e6;
+  double secs = (double)((uint64_t)clock_us() - start) / 1e6;
   printf("# bench_http: %u keep-alive connections, %u s, %s completions of "
          "%u tokens, null backend\n",
          conns, seconds, stream ? "streamed" : "whole", max_tokens);

@@ -11,6 +11,8 @@
  * time one submit takes (decision and dispatch), in microseconds. */
 #include "scheduler/core/core.h"
 
+#include "lib/clock.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,12 +78,6 @@ static int cmp_u64(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
-static uint64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 typedef struct open_req {
   uint64_t core_id;
   size_t worker;
@@ -145,9 +141,9 @@ static void run(const char *policy, size_t workers, size_t requests) {
                         .blocks = blocks,
                         .n_blocks = nb};
     core_peer_t client = {.len = 1, .id = {'c'}};
-    uint64_t t0 = now_ns();
+    uint64_t t0 = clock_ns();
     core_on_submit(c, now, &client, &r);
-    ns[k] = now_ns() - t0;
+    ns[k] = clock_ns() - t0;
     size_t na;
     const core_action_t *a = core_actions(c, &na);
     for (size_t i = 0; i < na; i++) {

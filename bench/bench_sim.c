@@ -3,6 +3,7 @@
  * core and printed as simulated requests per second of wall time. */
 #include "infsched/errors.h"
 #include "lib/cli.h"
+#include "lib/clock.h"
 #include "lib/report.h"
 #include "lib/workload.h"
 #include "tools/cluster/cluster_file.h"
@@ -46,12 +47,6 @@ static void usage(FILE *f) {
           "                   workload's, configs/workloads/codex.yaml)\n"
           "  -h, --help       this text\n",
           INFSCHED_SOURCE_DIR, INFSCHED_SOURCE_DIR);
-}
-
-static double wall_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 static int parse(int argc, char **argv, options_t *o) {
@@ -106,9 +101,9 @@ static int timed(const char *label, const sim_config_t *cfg, workload_t *w) {
   char err[512];
   report_t *r = report_new();
   sim_stats_t st;
-  double t = wall_s();
+  double t = clock_s();
   int rc = sim_run(cfg, w, r, &st, err, sizeof err);
-  t = wall_s() - t;
+  t = clock_s() - t;
   if (rc) {
     fprintf(stderr, "bench_sim: %s: %s\n", label, err);
     report_destroy(&r);

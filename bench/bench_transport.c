@@ -8,6 +8,7 @@
 #include "bench/transport_client.h"
 #include "bench/transport_procs.h"
 #include "lib/cli.h"
+#include "lib/clock.h"
 #include "tests/integration/harness.h"
 
 #include <errno.h>
@@ -248,12 +249,6 @@ static tclient_t *connect_client(const options_t *o, const tprocs_t *p,
   return c;
 }
 
-static double wall_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* rate 0: closed loop with the window, for the highest rate. */
 static int run_phase(const options_t *o, path_t *p, unsigned round, double rate,
                      phase_t *out) {
@@ -265,12 +260,12 @@ static int run_phase(const options_t *o, path_t *p, unsigned round, double rate,
   double hub0 = tprocs_hub_cpu_us(&p->procs);
   double workers0 = tprocs_workers_cpu_us(&p->procs);
   double client0 = tprocs_self_cpu_us();
-  double t0 = wall_s();
+  double t0 = clock_s();
   if (tclient_run(p->client, &run, &out->r) != 0) {
     fprintf(stderr, "bench_transport: %s: no request completed\n", p->name);
     return -1;
   }
-  double secs = wall_s() - t0;
+  double secs = clock_s() - t0;
   double client = tprocs_self_cpu_us() - client0;
   double hub = tprocs_hub_cpu_us(&p->procs) - hub0;
   double workers = tprocs_workers_cpu_us(&p->procs) - workers0;

@@ -6,6 +6,7 @@
  *   build/bench/bench_workload [N [SESSIONS]]   (default 1000000 and 1000) */
 #include "lib/workload.h"
 
+#include "lib/clock.h"
 #include "lib/xalloc.h"
 
 #include <stdio.h>
@@ -56,12 +57,6 @@ static pending_t pop(heap_t *h) {
   return top;
 }
 
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 int main(int argc, char **argv) {
   uint64_t n = argc > 1 ? strtoull(argv[1], NULL, 10) : 1000000;
   uint32_t sessions = argc > 2 ? (uint32_t)strtoul(argv[2], NULL, 10) : 1000;
@@ -80,7 +75,7 @@ int main(int argc, char **argv) {
   heap_t h = {0};
   uint64_t got = 0, prompt = 0, blocks = 0;
   infs_time_t last = 0;
-  double t0 = now_s();
+  double t0 = clock_s();
   for (;;) {
     infs_time_t next = workload_next_time(w);
     if (h.n && h.v[0].at <= next) {
@@ -103,7 +98,7 @@ int main(int argc, char **argv) {
                       (infs_time_t)r.max_tokens * 20000;
     push(&h, (pending_t){r.arrival + lat, r.id, r.max_tokens});
   }
-  double secs = now_s() - t0;
+  double secs = clock_s() - t0;
   printf("codex, %u sessions: %llu requests in %.2f s (%.0f requests/s)\n",
          sessions, (unsigned long long)got, secs, (double)got / secs);
   printf("  mean prompt %.0f tokens, %.0f block hashes per request, %.1f h "

@@ -1,5 +1,6 @@
 #include "bench/transport_client.h"
 
+#include "lib/clock.h"
 #include "lib/hist.h"
 #include "lib/wire.h"
 #include "lib/wire_arena.h"
@@ -57,12 +58,6 @@ struct tclient {
   uint64_t answers; /* any answer in this run, to tell "no peer" apart */
   uint64_t max_outstanding; /* while counting */
 };
-
-static int64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * NS_PER_S + ts.tv_nsec;
-}
 
 /* One Submit of an agent-class request for one output token; the request
  * id is set per send. Token count: about four bytes of text per token. */
@@ -154,7 +149,7 @@ static int send_one(tclient_t *c) {
   uint64_t id = c->next_id + 1;
   c->req.request_id = id;
   wire_pack(&c->env, &c->buf);
-  int64_t t = now_ns();
+  int64_t t = clock_ns();
   if (zmq_send(c->sock, c->buf.data, c->buf.len, ZMQ_DONTWAIT) < 0)
     return -1;
   c->next_id = id;
@@ -221,7 +216,7 @@ static int recv_all(tclient_t *c) {
       zmq_msg_close(&m);
       return n;
     }
-    on_answer(c, zmq_msg_data(&m), zmq_msg_size(&m), now_ns());
+    on_answer(c, zmq_msg_data(&m), zmq_msg_size(&m), clock_ns());
     zmq_msg_close(&m);
     n++;
   }
@@ -275,7 +270,7 @@ static bool send_due(tclient_t *c, const tclient_run_t *run, int64_t now,
 
 int tclient_run(tclient_t *c, const tclient_run_t *run, tclient_result_t *out) {
   uint64_t held = 0, lost = 0, completed_before = c->completed_total;
-  int64_t start = now_ns();
+  int64_t start = clock_ns();
   int64_t interval = run->window ? 0 : (int64_t)(NS_PER_S / run->rate);
   int64_t next_send = start, stop_at, drain_until = 0;
   bool sending = true;
@@ -299,7 +294,7 @@ int tclient_run(tclient_t *c, const tclient_run_t *run, tclient_result_t *out) {
   prctl(PR_SET_TIMERSLACK, 1, 0, 0, 0);
 
   for (;;) {
-    int64_t now = now_ns();
+    int64_t now = clock_ns();
     if (sending && now >= stop_at)
       sending = false;
     if (sending)
@@ -317,9 +312,9 @@ int tclient_run(tclient_t *c, const tclient_run_t *run, tclient_result_t *out) {
     if (got)
       continue;
     int64_t wake = !sending ? drain_until : run->window ? stop_at : next_send;
-    wait_readable(c, wake - now_ns());
+    wait_readable(c, wake - clock_ns());
   }
-  int64_t end = now_ns();
+  int64_t end = clock_ns();
   if (slack > 0)
     prctl(PR_SET_TIMERSLACK, (unsigned long)slack, 0, 0, 0);
 

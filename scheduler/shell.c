@@ -1,6 +1,7 @@
 #include "scheduler/shell.h"
 
 #include "infsched/errors.h"
+#include "lib/clock.h"
 #include "lib/log.h"
 #include "lib/wire.h"
 #include "lib/wire_arena.h"
@@ -51,10 +52,6 @@ struct shell {
   bool stopping;
 };
 
-static infs_time_t now_us(void) {
-  return uv_hrtime() / 1000;
-}
-
 /* --- sending --- */
 
 static void send_frame(shell_t *s, void *sock, const core_peer_t *peer,
@@ -65,7 +62,7 @@ static void send_frame(shell_t *s, void *sock, const core_peer_t *peer,
     /* EHOSTUNREACH: the peer went away (ROUTER_MANDATORY tells us instead
      * of dropping silently); EAGAIN: it stopped reading. */
     s->send_failures++;
-    uint64_t n = log_limit_pass(&s->send_log, now_us(), INFS_US_PER_S);
+    uint64_t n = log_limit_pass(&s->send_log, clock_us(), INFS_US_PER_S);
     if (n)
       log_warn("send %s failed: %s (%llu such failures)", wire_body_name(what),
                zmq_strerror(errno), (unsigned long long)n);
@@ -164,7 +161,7 @@ static void arm_timer(shell_t *s, infs_time_t now) {
 
 static void on_timer(uv_timer_t *t) {
   shell_t *s = t->data;
-  infs_time_t now = now_us();
+  infs_time_t now = clock_us();
   core_on_tick(s->core, now);
   flush(s, now);
   arm_timer(s, now);
@@ -203,7 +200,7 @@ static int recv_routed(void *sock, core_peer_t *peer, zmq_msg_t *payload) {
 static void bad_input(shell_t *s, void *sock, const core_peer_t *peer, int code,
                       const char *what) {
   s->bad_messages++;
-  uint64_t n = log_limit_pass(&s->bad_log, now_us(), INFS_US_PER_S);
+  uint64_t n = log_limit_pass(&s->bad_log, clock_us(), INFS_US_PER_S);
   if (n)
     log_warn("bad message on %s socket: %s (%llu in this interval)",
              sock == s->clients ? "client" : "worker", what,
@@ -298,7 +295,7 @@ static void on_worker_message(shell_t *s, infs_time_t now,
 /* Drains one socket; called by zwatch while it is readable. */
 static void on_readable(void *sock, void *arg) {
   shell_t *s = arg;
-  infs_time_t now = now_us();
+  infs_time_t now = clock_us();
   core_peer_t peer;
   zmq_msg_t payload;
   for (;;) {
@@ -359,7 +356,7 @@ static int open_router(shell_t *s, const char *addr, int64_t max_msg,
 static void on_http_submit(void *ctx, const core_peer_t *peer,
                            const core_request_t *q) {
   shell_t *s = ctx;
-  infs_time_t now = now_us();
+  infs_time_t now = clock_us();
   core_on_submit(s->core, now, peer, q);
   flush(s, now);
   arm_timer(s, now);
@@ -367,7 +364,7 @@ static void on_http_submit(void *ctx, const core_peer_t *peer,
 
 static void on_http_cancel(void *ctx, const core_peer_t *peer, uint64_t id) {
   shell_t *s = ctx;
-  infs_time_t now = now_us();
+  infs_time_t now = clock_us();
   if (s->stopping)
     return;
   core_on_cancel(s->core, now, peer, id);
@@ -398,7 +395,7 @@ int shell_start(uv_loop_t *loop, const shell_config_t *cfg, shell_t **out,
   if (!s)
     return -ENOMEM;
   s->loop = loop;
-  s->started = now_us();
+  s->started = clock_us();
   s->heartbeat_ms = (uint32_t)(cfg->core.heartbeat_interval / INFS_US_PER_MS);
   memcpy(s->slo, cfg->core.slo, sizeof s->slo);
   s->arena = wire_arena_new();
@@ -455,7 +452,7 @@ void shell_stop(shell_t *s) {
   if (s->stopping)
     return;
   s->stopping = true;
-  infs_time_t now = now_us();
+  infs_time_t now = clock_us();
   core_shutdown(s->core, now);
   flush(s, now);
   frontdoor_stop(s->http);

@@ -1,6 +1,7 @@
 #include "worker/worker.h"
 
 #include "infsched/errors.h"
+#include "lib/clock.h"
 #include "lib/log.h"
 #include "lib/wire.h"
 #include "lib/wire_arena.h"
@@ -36,10 +37,6 @@ struct worker {
   log_limit_t bad_log;
 };
 
-static infs_time_t now_us(void) {
-  return uv_hrtime() / 1000;
-}
-
 /* --- sending --- */
 
 /* The prefix-cache part of a heartbeat, read from the backend. The delta
@@ -72,7 +69,7 @@ static void flush(worker_t *w) {
     Infsched__Envelope *env = wcore_wire_message(w->core, &acts[i], pc, &w->msg);
     wire_pack(env, &w->out);
     if (zmq_send(w->sock, w->out.data, w->out.len, ZMQ_DONTWAIT) < 0) {
-      uint64_t k = log_limit_pass(&w->send_log, now_us(), INFS_US_PER_S);
+      uint64_t k = log_limit_pass(&w->send_log, clock_us(), INFS_US_PER_S);
       if (k)
         log_warn("send %s failed: %s (%llu such failures)",
                  wire_body_name(env->body_case), zmq_strerror(errno),
@@ -87,19 +84,19 @@ static void flush(worker_t *w) {
 static void on_tokens(void *ctx, uint64_t id, uint32_t n, const char *text,
                       size_t len) {
   worker_t *w = ctx;
-  wcore_on_tokens(w->core, now_us(), id, n, text, len);
+  wcore_on_tokens(w->core, clock_us(), id, n, text, len);
   flush(w);
 }
 
 static void on_done(void *ctx, uint64_t id, const infs_backend_usage_t *u) {
   worker_t *w = ctx;
-  wcore_on_done(w->core, now_us(), id, u);
+  wcore_on_done(w->core, clock_us(), id, u);
   flush(w);
 }
 
 static void on_failed(void *ctx, uint64_t id, int code, const char *msg) {
   worker_t *w = ctx;
-  wcore_on_failed(w->core, now_us(), id, code, msg);
+  wcore_on_failed(w->core, clock_us(), id, code, msg);
   flush(w);
 }
 
@@ -161,7 +158,7 @@ static void arm_timer(worker_t *w, infs_time_t now) {
 
 static void on_readable(void *sock, void *arg) {
   worker_t *w = arg;
-  infs_time_t now = now_us();
+  infs_time_t now = clock_us();
   zmq_msg_t msg;
   for (;;) {
     zmq_msg_init(&msg);
@@ -186,7 +183,7 @@ static void on_readable(void *sock, void *arg) {
 
 static void on_timer(uv_timer_t *t) {
   worker_t *w = t->data;
-  infs_time_t now = now_us();
+  infs_time_t now = clock_us();
   infs_backend_load_t load = {0};
   w->cfg.backend->load(w->backend, &load);
   wcore_on_timer(w->core, now, &load);
@@ -218,7 +215,7 @@ int worker_start(uv_loop_t *loop, const worker_config_t *cfg, worker_t **out,
       .heartbeat_interval = cfg->heartbeat_ms * INFS_US_PER_MS,
       .kwh_usd = cfg->kwh_usd,
   };
-  w->core = wcore_new(&core, now_us());
+  w->core = wcore_new(&core, clock_us());
   w->host = (infs_backend_host_t){
       .ctx = w,
       .loop = loop,
@@ -257,7 +254,7 @@ int worker_start(uv_loop_t *loop, const worker_config_t *cfg, worker_t **out,
   uv_timer_init(loop, &w->timer);
   w->timer.data = w;
   flush(w); /* the Register */
-  arm_timer(w, now_us());
+  arm_timer(w, clock_us());
   *out = w;
   return 0;
 fail:

@@ -1,6 +1,7 @@
 #include "scheduler/http/frontdoor.h"
 
 #include "infsched.pb-c.h"
+#include "lib/clock.h"
 #include "lib/log.h"
 #include "lib/xalloc.h"
 #include "scheduler/http/hbuf.h"
@@ -447,10 +448,8 @@ static cJSON *model_object(const frontdoor_t *f, const char *id) {
 }
 
 static void respond_object(http_exchange_t *x, cJSON *o) {
-  char *body = cJSON_PrintUnformatted(o);
+  char *body = xcheck(cJSON_PrintUnformatted(o));
   cJSON_Delete(o);
-  if (!body)
-    abort();
   respond_json(x, 200, NULL, body);
   free(body);
 }
@@ -499,7 +498,7 @@ static void handle_healthz(frontdoor_t *f, http_exchange_t *x) {
 
 static void handle_metrics(frontdoor_t *f, http_exchange_t *x) {
   hbuf_reset(&f->out);
-  metrics_render(f->metrics, f->core, uv_hrtime() / 1000,
+  metrics_render(f->metrics, f->core, clock_us(),
                  http_server_connections(f->server), &f->out);
   http_respond(x, 200, "text/plain; version=0.0.4; charset=utf-8", NULL,
                f->out.data, f->out.len);

@@ -169,11 +169,8 @@ static int parse_backend_fields(const cJSON *root, oai_request_t *r, char *msg,
     cJSON_AddItemToObject(options, item->string,
                           cJSON_Duplicate(item, true));
   }
-  if (options->child) {
-    r->options = cJSON_PrintUnformatted(options);
-    if (!r->options)
-      abort();
-  }
+  if (options->child)
+    r->options = xcheck(cJSON_PrintUnformatted(options));
   cJSON_Delete(options);
   return 0;
 }
@@ -191,9 +188,7 @@ static int parse_fields(oai_kind_t kind, const cJSON *root, oai_request_t *r,
     const cJSON *messages = cJSON_GetObjectItemCaseSensitive(root, "messages");
     if (render_messages(messages, prompt, msg, msglen, param))
       return -1;
-    r->messages = cJSON_PrintUnformatted(messages);
-    if (!r->messages)
-      abort();
+    r->messages = xcheck(cJSON_PrintUnformatted(messages));
   } else if (parse_prompt(cJSON_GetObjectItemCaseSensitive(root, "prompt"),
                           prompt, msg, msglen, param)) {
     return -1;

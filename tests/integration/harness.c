@@ -1,5 +1,6 @@
 #include "tests/integration/harness.h"
 
+#include "lib/clock.h"
 #include "lib/xalloc.h"
 
 #include <arpa/inet.h>
@@ -45,12 +46,6 @@ typedef struct path_node {
   char path[];
 } path_node_t;
 static path_node_t *s_paths;
-
-static long long now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void sleep_ms(int ms) {
   struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
@@ -234,7 +229,7 @@ static void mark_reaped(harness_proc_t *p, int status) {
 }
 
 int harness_wait(harness_proc_t *p, int timeout_ms, int *status) {
-  long long deadline = now_ms() + timeout_ms;
+  long long deadline = clock_ms() + timeout_ms;
   while (!p->reaped) {
     int st;
     pid_t r = waitpid(p->pid, &st, WNOHANG);
@@ -247,7 +242,7 @@ int harness_wait(harness_proc_t *p, int timeout_ms, int *status) {
       mark_reaped(p, 0);
       break;
     }
-    if (now_ms() >= deadline)
+    if (clock_ms() >= deadline)
       return -ETIMEDOUT;
     sleep_ms(POLL_MS);
   }
@@ -302,11 +297,11 @@ int harness_count_log(const char *path, const char *needle) {
 
 int harness_wait_log_count(const char *log_path, const char *needle, int count,
                            int timeout_ms) {
-  long long deadline = now_ms() + timeout_ms;
+  long long deadline = clock_ms() + timeout_ms;
   for (;;) {
     if (harness_count_log(log_path, needle) >= count)
       return 0;
-    if (now_ms() >= deadline)
+    if (clock_ms() >= deadline)
       return -ETIMEDOUT;
     sleep_ms(POLL_MS);
   }
@@ -317,11 +312,11 @@ int harness_wait_log(const char *log_path, const char *needle, int timeout_ms) {
 }
 
 int harness_wait_until(int (*cond)(void *arg), void *arg, int timeout_ms) {
-  long long deadline = now_ms() + timeout_ms;
+  long long deadline = clock_ms() + timeout_ms;
   for (;;) {
     if (cond(arg))
       return 0;
-    if (now_ms() >= deadline)
+    if (clock_ms() >= deadline)
       return -ETIMEDOUT;
     sleep_ms(POLL_MS);
   }

@@ -107,6 +107,7 @@ static const flag_case_t k_loadgen[] = {
     {"--wait-timeout", "0"},
     WORKLOAD_FLAGS,
     {"--drain", "-1"},
+    {"--chars-per-token", "-1"},
     {"--report-json", NULL},
     {"--report-html", NULL},
     {"--policy-label", NULL},

@@ -1,5 +1,7 @@
 #include "tests/integration/test_http_common.h"
 
+#include "lib/clock.h"
+
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
@@ -20,12 +22,6 @@
 #include <cmocka.h>
 
 #define CURL_TIMEOUT_MS 30000
-
-static long long now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int distinct_port(const int *taken, int n) {
   for (;;) {
@@ -72,8 +68,8 @@ static int try_start(hc_sched_t *s, const char *const *extra) {
   argv[n] = NULL;
   s->proc = harness_spawn(s->log, (char *const *)argv);
   assert_non_null(s->proc);
-  long long end = now_ms() + HC_START_MS;
-  while (now_ms() < end) {
+  long long end = clock_ms() + HC_START_MS;
+  while (clock_ms() < end) {
     if (harness_wait_log(s->log, "http: listening on", 20) == 0)
       return 1;
     if (harness_wait(s->proc, 0, NULL) == 0) {
@@ -297,11 +293,11 @@ static ssize_t read_some(int fd, char **buf, size_t *len, int ms) {
 
 int hc_read_until(int fd, char **buf, size_t *len, const char *needle,
                   int timeout_ms) {
-  long long end = now_ms() + timeout_ms;
+  long long end = clock_ms() + timeout_ms;
   for (;;) {
     if (*buf && strstr(*buf, needle))
       return 0;
-    long long left = end - now_ms();
+    long long left = end - clock_ms();
     if (left <= 0 || read_some(fd, buf, len, (int)left) <= 0)
       return *buf && strstr(*buf, needle) ? 0 : -1;
   }
@@ -320,9 +316,9 @@ int hc_read_response(int fd, char **rest, size_t *rest_len, char **body,
   for (char *p = *rest; p < end; p = strstr(p, "\r\n") + 2)
     if (strncasecmp(p, "content-length:", 15) == 0)
       clen = strtoul(p + 15, NULL, 10);
-  long long deadline = now_ms() + timeout_ms;
+  long long deadline = clock_ms() + timeout_ms;
   while (*rest_len < head_len + clen) {
-    long long left = deadline - now_ms();
+    long long left = deadline - clock_ms();
     if (left <= 0 || read_some(fd, rest, rest_len, (int)left) <= 0)
       return -1;
   }
@@ -356,14 +352,14 @@ double hc_wait_metric_within(const char *dir, const char *base,
                              const char *series, double want, int timeout_ms) {
   char url[160];
   snprintf(url, sizeof url, "%s/metrics", base);
-  long long end = now_ms() + timeout_ms;
+  long long end = clock_ms() + timeout_ms;
   double v = -1;
   for (;;) {
     hc_response_t r;
     hc_get(dir, url, &r);
     v = hc_metric(r.body, series);
     hc_response_free(&r);
-    if (v == want || now_ms() > end)
+    if (v == want || clock_ms() > end)
       return v;
     /* A scrape is the only way to see the value: poll it. */
     struct timespec ts = {0, 50 * 1000000L};

@@ -4,6 +4,7 @@
  * never answers; idle HTTP connections past the descriptor limit; a second
  * submit of an open id; an impostor taking a live worker's id. */
 #include "infsched/client.h"
+#include "lib/clock.h"
 #include "tests/integration/test_http_common.h"
 #include "tests/integration/zclient.h"
 
@@ -118,12 +119,6 @@ static void test_forged_routing_id_cannot_cancel(void **state) {
   assert_int_equal(forged, 24);
 }
 
-static long long now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
-
 static double report_num(const cJSON *j, const char *path) {
   const cJSON *v = hc_at(j, path);
   assert_non_null(v);
@@ -161,15 +156,15 @@ static void silent_step(silent_t *w) {
   env.body_case = INFSCHED__ENVELOPE__BODY_HEARTBEAT;
   env.heartbeat = &hb;
   assert_int_equal(zclient_send(w->z, &env, 0), 0);
-  long long until = now_ms() + 100;
-  for (long long left; (left = until - now_ms()) > 0;) {
+  long long until = clock_ms() + 100;
+  for (long long left; (left = until - clock_ms()) > 0;) {
     Infsched__Envelope *m = zclient_recv(w->z, (int)left);
     if (!m)
       break;
     if (m->body_case == INFSCHED__ENVELOPE__BODY_DISPATCH) {
       assert_true(w->n < SILENT_MAX);
       w->ids[w->n] = m->dispatch->request->request_id;
-      w->at[w->n++] = now_ms();
+      w->at[w->n++] = clock_ms();
       Infsched__Envelope acc = INFSCHED__ENVELOPE__INIT;
       Infsched__Accepted a = INFSCHED__ACCEPTED__INIT;
       a.request_id = m->dispatch->request->request_id;
@@ -179,7 +174,7 @@ static void silent_step(silent_t *w) {
     } else if (m->body_case == INFSCHED__ENVELOPE__BODY_CANCEL) {
       for (size_t i = 0; i < w->n; i++)
         if (w->ids[i] == m->cancel->request_id) {
-          long long took = now_ms() - w->at[i];
+          long long took = clock_ms() - w->at[i];
           if (took > w->slowest_cancel)
             w->slowest_cancel = took;
           w->cancelled++;
@@ -228,9 +223,9 @@ static void test_silent_worker_requests_served_elsewhere(void **state) {
   harness_proc_t *loadgen = harness_spawn(log, argv);
   assert_non_null(loadgen);
   int status;
-  long long deadline = now_ms() + 60000;
+  long long deadline = clock_ms() + 60000;
   while (harness_wait(loadgen, 0, &status) != 0) {
-    assert_true(now_ms() < deadline);
+    assert_true(clock_ms() < deadline);
     silent_step(&w);
   }
   assert_true(WIFEXITED(status));

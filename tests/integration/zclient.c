@@ -1,5 +1,6 @@
 #include "tests/integration/zclient.h"
 
+#include "lib/clock.h"
 #include "lib/wire.h"
 
 #include <stdlib.h>
@@ -100,21 +101,15 @@ Infsched__Envelope *zclient_recv(zclient_t *c, int timeout_ms) {
   return env;
 }
 
-static long long now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
-
 bool zclient_wait_status(const char *endpoint,
                          bool (*pred)(const Infsched__Status *, void *),
                          void *arg, int timeout_ms) {
   zclient_t *c = zclient_new(endpoint);
   if (!c)
     return false;
-  long long deadline = now_ms() + timeout_ms;
+  long long deadline = clock_ms() + timeout_ms;
   bool held = false;
-  while (!held && now_ms() < deadline) {
+  while (!held && clock_ms() < deadline) {
     Infsched__Envelope q = INFSCHED__ENVELOPE__INIT;
     Infsched__StatusQuery sq = INFSCHED__STATUS_QUERY__INIT;
     q.body_case = INFSCHED__ENVELOPE__BODY_STATUS_QUERY;

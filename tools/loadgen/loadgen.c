@@ -3,11 +3,13 @@
 #include "infsched/client.h"
 #include "infsched/errors.h"
 #include "lib/cli.h"
+#include "lib/clock.h"
 #include "lib/log.h"
 #include "lib/report.h"
 #include "lib/report_html.h"
 #include "lib/wire.h"
 #include "lib/xalloc.h"
+#include "tools/loadgen/prompt_text.h"
 
 #include <errno.h>
 #include <math.h>
@@ -28,7 +30,7 @@ enum track_state { TRACK_SENT, TRACK_ACCEPTED, TRACK_ENDED };
 /* One sent request. Its wire id is its index + 1, so answers need no map. */
 typedef struct track {
   uint64_t workload_id;
-  uint64_t intended_ns; /* uv_hrtime when it was due, not when it left */
+  uint64_t intended_ns; /* clock_ns() when it was due, not when it left */
   uint64_t first_ns;    /* first token; 0 before */
   uint32_t prompt_tokens;
   uint32_t chunk_tokens; /* tokens counted from chunks */
@@ -52,6 +54,7 @@ typedef struct pool_worker {
 
 typedef struct loadgen {
   const loadgen_config_t *cfg;
+  prompt_text_t text; /* the prompt of the request being sent */
   workload_t *w;
   uv_loop_t loop;
   void *zctx;
@@ -86,10 +89,6 @@ typedef struct loadgen {
   log_limit_t answer_log;
   int exit_code;
 } loadgen_t;
-
-static infs_time_t now_us(void) {
-  return (infs_time_t)(uv_hrtime() / 1000);
-}
 
 static void begin_run(loadgen_t *g);
 static void begin_drain(loadgen_t *g);
@@ -146,7 +145,7 @@ static track_t *track_of(loadgen_t *g, uint64_t id, const char *what) {
   if (id >= 1 && id <= g->n_tracks && g->tracks[id - 1].state != TRACK_ENDED)
     return &g->tracks[id - 1];
   g->unexpected++;
-  if (log_limit_pass(&g->answer_log, now_us(), 5 * INFS_US_PER_S))
+  if (log_limit_pass(&g->answer_log, clock_us(), 5 * INFS_US_PER_S))
     log_warn("%s for %s request %llu", what,
              id >= 1 && id <= g->n_tracks ? "finished" : "unknown",
              (unsigned long long)id);
@@ -181,7 +180,7 @@ static void on_chunk(void *arg, const Infsched__Chunk *c) {
   if (!t)
     return;
   if (c->tokens > 0 && t->first_ns == 0)
-    t->first_ns = uv_hrtime();
+    t->first_ns = clock_ns();
   t->chunk_tokens += c->tokens;
 }
 
@@ -190,7 +189,7 @@ static void on_done(void *arg, const Infsched__Done *d) {
   track_t *t = track_of(g, d->request_id, "Done");
   if (!t)
     return;
-  uint64_t now = uv_hrtime();
+  uint64_t now = clock_ns();
   const Infsched__Usage *u = d->usage;
   report_outcome_t o = {
       .cls = (infs_class_t)t->cls,
@@ -217,7 +216,7 @@ static void on_error(void *arg, const Infsched__Error *e) {
   track_t *t = track_of(g, e->request_id, wire_error_name(e->code));
   if (!t)
     return;
-  uint64_t now = uv_hrtime();
+  uint64_t now = clock_ns();
   bool rejected = wire_error_is_rejection(e->code);
   report_outcome_t o = {
       .cls = (infs_class_t)t->cls,
@@ -234,7 +233,7 @@ static void on_error(void *arg, const Infsched__Error *e) {
   if (rejected)
     log_debug("request %llu: %s: %s", (unsigned long long)e->request_id,
               wire_error_name(e->code), e->message);
-  else if (log_limit_pass(&g->answer_log, now_us(), 5 * INFS_US_PER_S))
+  else if (log_limit_pass(&g->answer_log, clock_us(), 5 * INFS_US_PER_S))
     log_warn("request %llu failed: %s: %s", (unsigned long long)e->request_id,
              wire_error_name(e->code), e->message);
   track_end(g, t, &o, now);
@@ -243,7 +242,7 @@ static void on_error(void *arg, const Infsched__Error *e) {
 /* One point of the queue-depth series, while requests are in play. */
 static void sample_pool(loadgen_t *g, const Infsched__Status *st) {
   report_sample_t s = {
-      .t = (uv_hrtime() - g->start_ns) / 1000,
+      .t = (clock_ns() - g->start_ns) / 1000,
       .queued = st->queued,
       .open = (uint32_t)g->outstanding,
   };
@@ -329,6 +328,11 @@ static void send_one(loadgen_t *g, const workload_req_t *r, uint64_t now_ns) {
       .blocks = r->blocks,
       .n_blocks = r->n_blocks,
   };
+  if (g->cfg->chars_per_token > 0) {
+    req.prompt = prompt_text_build(&g->text, r->blocks, r->n_blocks,
+                                   g->cfg->block_size, r->prompt_tokens,
+                                   g->cfg->chars_per_token, r->id);
+  }
   g->outstanding++;
   g->last_event_ns = now_ns;
   if (g->cfg->record)
@@ -355,7 +359,7 @@ static void on_arrivals(uv_timer_t *h) {
   if (g->phase != PHASE_RUN)
     return;
   workload_req_t r;
-  uint64_t now_ns = uv_hrtime();
+  uint64_t now_ns = clock_ns();
   infs_time_t now = (now_ns - g->start_ns) / 1000;
   int sent = 0;
   while (sent < 1000 && workload_pop(g->w, now, &r) == 0) {
@@ -378,7 +382,7 @@ static void arm_arrivals(loadgen_t *g) {
     return;
   }
   uv_update_time(&g->loop);
-  infs_time_t now = (uv_hrtime() - g->start_ns) / 1000;
+  infs_time_t now = (clock_ns() - g->start_ns) / 1000;
   uint64_t delay_ms = next > now ? (next - now + 999) / 1000 : 0;
   uv_timer_start(&g->arrivals, on_arrivals, delay_ms, 0);
 }
@@ -436,7 +440,7 @@ static uint64_t secs_ms(double s) {
 static void begin_run(loadgen_t *g) {
   g->phase = PHASE_RUN;
   uv_timer_stop(&g->deadline);
-  g->start_ns = g->last_event_ns = uv_hrtime();
+  g->start_ns = g->last_event_ns = clock_ns();
   log_info("sending %s to %s (%u workers, policy %s)", workload_name(g->w),
            g->cfg->scheduler, g->pool_size,
            g->cfg->policy_label ? g->cfg->policy_label
@@ -683,6 +687,7 @@ int loadgen_run(const loadgen_config_t *cfg, workload_t *w) {
   }
   free(g.pool);
   free(g.tracks);
+  prompt_text_free(&g.text);
   free(g.policy);
   report_destroy(&g.report);
   return g.exit_code;

@@ -26,6 +26,11 @@ typedef struct loadgen_config {
   double status_timeout_s; /* wait for the start and end pool snapshots */
   bool progress;           /* a progress line on stderr every second */
   workload_recorder_t *record; /* NULL, or gets every request sent */
+  /* Prompt text sent with each request (prompt_text.h): characters per
+   * token, 0 for none (a sim pool needs only the counts), and the tokens
+   * per block hash of the workload. */
+  double chars_per_token;
+  uint32_t block_size;
 } loadgen_config_t;
 
 /* Runs the workload (borrowed) against the scheduler and prints the report

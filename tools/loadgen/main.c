@@ -38,6 +38,9 @@ static void usage(FILE *out) {
           "page with plots\n"
           "  --policy-label NAME   policy name for the report (default: from "
           "Status)\n"
+          "  --chars-per-token X   send prompt text of about X characters a\n"
+          "                        token, prompts sharing block hashes sharing\n"
+          "                        their text; 0 sends sizes only (4)\n"
           "  --log-level LEVEL     debug, info, warn, error (info)\n"
           "  -h, --help            show this help\n"
           "  --version             print the version and exit\n"
@@ -58,6 +61,7 @@ enum {
   OPT_REPORT_HTML,
   OPT_POLICY_LABEL,
   OPT_LOG_LEVEL,
+  OPT_CHARS_PER_TOKEN,
 };
 
 static const struct option own_options[] = {
@@ -70,6 +74,7 @@ static const struct option own_options[] = {
     {"report-html", required_argument, NULL, OPT_REPORT_HTML},
     {"policy-label", required_argument, NULL, OPT_POLICY_LABEL},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+    {"chars-per-token", required_argument, NULL, OPT_CHARS_PER_TOKEN},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
 };
@@ -109,6 +114,9 @@ static int parse_one(loadgen_config_t *cfg, workload_cli_t *wl,
   case OPT_POLICY_LABEL:
     cfg->policy_label = optarg;
     break;
+  case OPT_CHARS_PER_TOKEN:
+    rc = cli_double("--chars-per-token", optarg, 0, 64, &cfg->chars_per_token);
+    break;
   case OPT_LOG_LEVEL:
     if (log_level_parse(optarg, level))
       rc = cli_usage_error("--log-level: unknown level '%s'", optarg);
@@ -146,6 +154,7 @@ int main(int argc, char **argv) {
       .drain_s = 30.0,
       .wait_timeout_s = 60.0,
       .status_timeout_s = 2.0,
+      .chars_per_token = 4.0,
   };
   static workload_cli_t wl;
   log_level_t level = LOG_LEVEL_INFO;
@@ -158,6 +167,7 @@ int main(int argc, char **argv) {
   cfg.progress = isatty(STDERR_FILENO);
   cfg.title = wl.spec;
   cfg.flags = &wl;
+  cfg.block_size = wl.opts.block_size;
 
   char err[512];
   workload_t *w = NULL;

@@ -1,6 +1,7 @@
 /* infsched-sim: command line, files and output around the pure simulator. */
 #include "infsched/errors.h"
 #include "lib/cli.h"
+#include "lib/clock.h"
 #include "lib/log.h"
 #include "lib/report.h"
 #include "lib/report_html.h"
@@ -426,12 +427,6 @@ static int write_json(const char *path, cJSON *root) {
   return rc;
 }
 
-static double wall_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* --- modes --- */
 
 static int run_single(const opts_t *o, const sim_config_t *cfg,
@@ -462,12 +457,12 @@ static int run_single(const opts_t *o, const sim_config_t *cfg,
     log_error("--record: %s", err);
     goto out;
   }
-  double t = wall_s();
+  double t = clock_s();
   if (sim_run(&c, w, r, &st, err, sizeof err)) {
     log_error("%s", err);
     goto out;
   }
-  t = wall_s() - t;
+  t = clock_s() - t;
   report_print(r, stdout);
   fflush(stdout);
   log_info("simulated %llu requests, %.1f s of virtual time, %llu events, "
@@ -855,12 +850,12 @@ static int run_matrix(const opts_t *o, const setup_t *s, const char **policies,
   capacity_opts_default(&m.cap);
   m.cap.seeds = o->seeds;
   m.cap.min_requests = o->min_requests;
-  double t = wall_s();
+  double t = clock_s();
   if (matrix_run(&m, &o->sim, matrix_progress, err, sizeof err)) {
     log_error("%s", err);
     goto out;
   }
-  log_info("matrix: %zu cells in %.1f s", m.n_cells, wall_s() - t);
+  log_info("matrix: %zu cells in %.1f s", m.n_cells, clock_s() - t);
   matrix_markdown(&m, command, stdout);
   fflush(stdout);
   status = 0;

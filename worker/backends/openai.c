@@ -8,6 +8,7 @@
 
 #include "infsched.pb-c.h"
 #include "infsched/errors.h"
+#include "lib/clock.h"
 #include "lib/list.h"
 #include "lib/log.h"
 #include "lib/u64map.h"
@@ -87,10 +88,6 @@ struct openai {
 
 static int curl_users;
 
-static infs_time_t now_us(void) {
-  return uv_hrtime() / 1000;
-}
-
 static uint64_t mix(uint64_t x) {
   x ^= x >> 33;
   x *= 0xff51afd7ed558ccdull;
@@ -117,7 +114,7 @@ static void table_add(openai_t *b, xfer_t *x) {
   b->slots[x->slot] = x;
   u64map_put(&b->by_id, mix(x->id), x->slot);
   if (b->inflight++ == 0)
-    b->busy_since = now_us();
+    b->busy_since = clock_us();
 }
 
 static xfer_t *table_get(openai_t *b, uint64_t id) {
@@ -132,7 +129,7 @@ static void table_remove(openai_t *b, xfer_t *x) {
   b->slots[x->slot] = NULL;
   b->free_slots[b->n_free++] = x->slot;
   if (--b->inflight == 0)
-    b->busy_s += (double)(now_us() - b->busy_since) / 1e6;
+    b->busy_s += (double)(clock_us() - b->busy_since) / 1e6;
 }
 
 /* Ends a transfer: no callbacks follow. */
@@ -175,7 +172,7 @@ static void succeed(xfer_t *x) {
   if (x->terminal)
     return;
   x->terminal = true;
-  infs_time_t now = now_us();
+  infs_time_t now = clock_us();
   infs_backend_usage_t u = {
       .prompt_tokens = x->have_usage ? x->usage_prompt : 0,
       .cached_tokens = x->have_usage ? x->usage_cached : 0,
@@ -192,7 +189,7 @@ static void emit_text(xfer_t *x, const char *text) {
   if (!text || !*text)
     return;
   if (!x->first_token)
-    x->first_token = now_us();
+    x->first_token = clock_us();
   x->tokens++;
   x->b->host.tokens(x->b->host.ctx, x->id, 1, text, strlen(text));
 }
@@ -554,7 +551,7 @@ static int openai_submit(void *state, const infs_backend_request_t *r) {
   xfer_t *x = xcalloc(1, sizeof *x);
   x->b = b;
   x->id = r->id;
-  x->started = now_us();
+  x->started = clock_us();
   openai_sse_init(&x->sse);
   bool chat = openai_opts_chat(&b->opts, r->messages && r->messages[0]);
   x->url = b->endpoint[chat];
@@ -613,7 +610,7 @@ static void openai_load(void *state, infs_backend_load_t *out) {
   openai_t *b = state;
   double busy = b->busy_s;
   if (b->inflight)
-    busy += (double)(now_us() - b->busy_since) / 1e6;
+    busy += (double)(clock_us() - b->busy_since) / 1e6;
   *out = (infs_backend_load_t){
       .queued = 0,
       .running = (uint32_t)b->inflight,

@@ -4,6 +4,7 @@
 
 #include "infsched.pb-c.h"
 #include "infsched/errors.h"
+#include "lib/clock.h"
 #include "lib/u64map.h"
 #include "lib/xalloc.h"
 #include "model/engine.h"
@@ -36,10 +37,6 @@ typedef struct sim {
   uint64_t *snapshot;
   size_t snapshot_cap;
 } sim_t;
-
-static infs_time_t now_us(void) {
-  return uv_hrtime() / 1000;
-}
 
 /* Generated text: the sim has no model, so each token is a filler word. */
 static const char *filler(sim_t *s, uint32_t n, size_t *len) {
@@ -142,7 +139,7 @@ static void deliver(sim_t *s) {
 
 static void on_timer(uv_timer_t *t) {
   sim_t *s = t->data;
-  infs_time_t now = now_us();
+  infs_time_t now = clock_us();
   engine_advance(s->engine, now);
   deliver(s);
   arm(s, now);
@@ -156,7 +153,7 @@ static int sim_create(const infs_backend_host_t *host, const char *args,
   }
   sim_t *s = xcalloc(1, sizeof *s);
   s->host = *host;
-  s->engine = engine_new(host->profile, now_us());
+  s->engine = engine_new(host->profile, clock_us());
   if (!s->engine) {
     snprintf(err, errlen, "profile '%s' cannot drive the engine",
              host->profile->name);
@@ -175,7 +172,7 @@ static int sim_submit(void *state, const infs_backend_request_t *r) {
   uint32_t n = honour_or_refuse(&s->host, r, "sim");
   if (!n)
     return 0;
-  infs_time_t now = now_us();
+  infs_time_t now = clock_us();
   /* Catch the engine up first, so the new request joins at the right time. */
   engine_advance(s->engine, now);
   engine_request_t er = {
@@ -194,7 +191,7 @@ static int sim_submit(void *state, const infs_backend_request_t *r) {
 
 static void sim_cancel(void *state, uint64_t id) {
   sim_t *s = state;
-  infs_time_t now = now_us();
+  infs_time_t now = clock_us();
   engine_advance(s->engine, now);
   deliver(s);
   engine_cancel(s->engine, now, id);
@@ -204,7 +201,7 @@ static void sim_cancel(void *state, uint64_t id) {
 static void sim_load(void *state, infs_backend_load_t *out) {
   sim_t *s = state;
   engine_load_t l;
-  engine_load(s->engine, now_us(), &l);
+  engine_load(s->engine, clock_us(), &l);
   out->queued = l.queued;
   out->running = l.running;
   out->kv_used = l.kv_used;
