@@ -60,21 +60,16 @@ static void count_bad(client_t *c, const char *why) {
              (unsigned long long)n);
 }
 
-/* u64map wants well-mixed keys. */
-static uint64_t id_key(uint64_t id) {
-  return id * 0x9e3779b97f4a7c15ull;
-}
-
 static open_req_t *open_get(client_t *c, uint64_t id) {
   uint32_t slot;
-  return u64map_get(&c->by_id, id_key(id), &slot) ? &c->open[slot] : NULL;
+  return u64map_get(&c->by_id, id, &slot) ? &c->open[slot] : NULL;
 }
 
 static void open_remove(client_t *c, uint64_t id) {
   uint32_t slot;
-  if (!u64map_get(&c->by_id, id_key(id), &slot))
+  if (!u64map_get(&c->by_id, id, &slot))
     return;
-  u64map_del(&c->by_id, id_key(id));
+  u64map_del(&c->by_id, id);
   free(c->open[slot].packed);
   free(c->open[slot].text);
   memset(&c->open[slot], 0, sizeof c->open[slot]);
@@ -99,7 +94,7 @@ static void open_add(client_t *c, const Infsched__Request *req) {
   o->packed_len = infsched__request__get_packed_size(req);
   o->packed = xmalloc(o->packed_len ? o->packed_len : 1);
   infsched__request__pack(req, o->packed);
-  u64map_put(&c->by_id, id_key(o->id), slot);
+  u64map_put(&c->by_id, o->id, slot);
 }
 
 static void note_chunk(client_t *c, const Infsched__Chunk *ch) {
@@ -201,7 +196,7 @@ static void resubmit_all(client_t *c) {
   for (size_t i = 0; i < c->cap; i++) {
     open_req_t *o = &c->open[i];
     uint32_t slot;
-    if (!o->packed || !u64map_get(&c->by_id, id_key(o->id), &slot) ||
+    if (!o->packed || !u64map_get(&c->by_id, o->id, &slot) ||
         slot != i)
       continue;
     Infsched__Request *req =

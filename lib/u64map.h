@@ -1,6 +1,7 @@
 /* Open-addressing hash map from 64-bit keys to 32-bit values, with linear
  * probing and backward-shift deletion (no tombstones), so lookups stay short
- * under constant churn of request ids. Keys must already be well mixed. */
+ * under constant churn of request ids. The map mixes keys itself, so ids
+ * counting up from 1 spread as well as hashes do. */
 #ifndef INFSCHED_U64MAP_H
 #define INFSCHED_U64MAP_H
 
@@ -30,8 +31,9 @@ int u64map_del(u64map_t *m, uint64_t key);
 /* Removes every key, keeping the capacity. */
 void u64map_clear(u64map_t *m);
 
+/* Fibonacci hashing: the product's high half, where every key bit counts. */
 static inline size_t u64map_home(const u64map_t *m, uint64_t key) {
-  return (size_t)(key ^ (key >> 32)) & (m->cap - 1);
+  return (size_t)((key * 0x9e3779b97f4a7c15ull) >> 32) & (m->cap - 1);
 }
 
 /* Returns 1 and the value when present, else 0. Inline: the hot loops of

@@ -74,12 +74,6 @@ typedef struct codex {
   uint64_t opened;    /* one-off sessions so far */
 } codex_t;
 
-/* u64map wants mixed keys; ids count up from 1. Multiplying by an odd
- * constant keeps them distinct. */
-static uint64_t id_key(uint64_t id) {
-  return id * 0x9e3779b97f4a7c15ull;
-}
-
 static uint64_t part_stream(const codex_t *c, uint64_t key, uint64_t part,
                             uint64_t n) {
   return workload_stream_id(c->base.opts.seed,
@@ -304,7 +298,7 @@ static void emit(codex_t *c, uint32_t idx, workload_req_t *req, infs_time_t at,
 
 static void wait_for(codex_t *c, uint32_t idx, uint64_t id) {
   c->s[idx].waiting = id;
-  u64map_put(&c->waiting, id_key(id), idx);
+  u64map_put(&c->waiting, id, idx);
 }
 
 static infs_class_t draw_kind(const codex_t *c, session_t *s) {
@@ -440,9 +434,9 @@ static void codex_on_done(workload_t *w, uint64_t id, infs_time_t now, bool ok,
                           uint32_t generated_tokens) {
   codex_t *c = (codex_t *)w;
   uint32_t idx;
-  if (!u64map_get(&c->waiting, id_key(id), &idx))
+  if (!u64map_get(&c->waiting, id, &idx))
     return; /* a batch job, or not ours */
-  u64map_del(&c->waiting, id_key(id));
+  u64map_del(&c->waiting, id);
   session_t *s = &c->s[idx];
   s->waiting = 0;
   if (ok)

@@ -159,7 +159,7 @@ struct engine {
 
   VEC(seq_t *) seqs;   /* open requests by slot; NULL: free slot */
   VEC(uint32_t) free;  /* free slots in seqs */
-  u64map_t by_id;      /* id_key(id) -> slot */
+  u64map_t by_id;      /* id -> slot */
   list_node_t waiting; /* FIFO; preempted sequences go back to its head */
   uint32_t n_waiting;
   seq_t **run; /* running batch in admission order, max_batch slots */
@@ -211,16 +211,9 @@ static void *grow32(void *v, uint32_t *cap, size_t need, size_t size) {
   return v;
 }
 
-/* u64map wants well-mixed keys and callers' ids are often sequential.
- * Multiplying by an odd constant is a bijection: distinct ids stay
- * distinct. */
-static uint64_t id_key(uint64_t id) {
-  return id * 0x9e3779b97f4a7c15ull;
-}
-
 static seq_t *seq_find(const engine_t *e, uint64_t id) {
   uint32_t slot;
-  return u64map_get(&e->by_id, id_key(id), &slot) ? e->seqs.v[slot] : NULL;
+  return u64map_get(&e->by_id, id, &slot) ? e->seqs.v[slot] : NULL;
 }
 
 static seq_t *queue_head(const engine_t *e) {
@@ -400,7 +393,7 @@ static uint32_t cache_hits(engine_t *e, seq_t *s, uint32_t *free_hits) {
 /* ---- sequences --------------------------------------------------------- */
 
 static void seq_free(engine_t *e, seq_t *s) {
-  u64map_del(&e->by_id, id_key(s->id));
+  u64map_del(&e->by_id, s->id);
   e->seqs.v[s->slot] = NULL;
   VEC_PUSH(e->free, s->slot);
   free(s->hashes);
@@ -755,7 +748,7 @@ int engine_submit(engine_t *e, infs_time_t now, const engine_request_t *r) {
     s->slot = (uint32_t)e->seqs.n;
     VEC_PUSH(e->seqs, s);
   }
-  u64map_put(&e->by_id, id_key(s->id), s->slot);
+  u64map_put(&e->by_id, s->id, s->slot);
   list_push_back(&e->waiting, &s->queue);
   e->n_waiting++;
   e->backlog += s->target;

@@ -8,8 +8,9 @@ INFSCHED_PACKAGES=(
   libxxhash-dev libcmocka-dev libpng-dev curl
 )
 # Only the test suite runs these: promtool checks /metrics, headless
-# Chromium renders the HTML report, clang and its libFuzzer build fuzz/.
-INFSCHED_TEST_PACKAGES=(prometheus chromium clang libclang-rt-14-dev)
+# Chromium renders the HTML report, clang and its libFuzzer build fuzz/,
+# iproute2 makes the network namespaces of test_netns.
+INFSCHED_TEST_PACKAGES=(prometheus chromium clang libclang-rt-14-dev iproute2)
 
 # infsched_install_deps [test]: installs the build packages, and with
 # "test" the test suite's tools too.

@@ -8,15 +8,15 @@
 #include <xxhash.h>
 
 /* Routing ids of up to 7 bytes (ZeroMQ's own are 5) are packed with their
- * length and door into one word and mixed by an odd multiplier, a bijection: no two
- * such ids share a key. Longer ones take XXH3. */
+ * length and door into one word, so no two such ids share a key (the map
+ * mixes keys itself). Longer ones take XXH3. */
 uint64_t peer_hash(const core_peer_t *p) {
   if (p->len >= 8)
     return XXH3_64bits_withSeed(p->id, p->len, p->door);
   uint64_t v = (uint64_t)p->len << 56 | (uint64_t)p->door << 59;
   for (size_t i = 0; i < p->len; i++)
     v |= (uint64_t)p->id[i] << (8 * i);
-  return v * 0x9e3779b97f4a7c15ull;
+  return v;
 }
 
 void registry_init(registry_t *g) {

@@ -81,10 +81,6 @@ static harness_proc_t *start_worker(fixture_t *f, const char *id,
   return p;
 }
 
-static bool has_n_workers(const Infsched__Status *s, void *arg) {
-  return s->n_workers == *(size_t *)arg;
-}
-
 typedef struct busy_arg {
   const char *id;
 } busy_arg_t;
@@ -97,24 +93,17 @@ static bool worker_busy(const Infsched__Status *s, void *arg) {
   return false;
 }
 
-static uint64_t counter(const Infsched__Status *s, const char *name) {
-  for (size_t i = 0; i < s->n_counters; i++)
-    if (strcmp(s->counters[i]->name, name) == 0)
-      return s->counters[i]->value;
-  return 0;
-}
-
 /* One worker lost, and the work it held when it was killed dispatched
  * again or failed. */
 static bool lost_one_with_work(const Infsched__Status *s, void *arg) {
   (void)arg;
-  return counter(s, "workers_lost") == 1 &&
-         counter(s, "redispatched") + s->failed >= 1;
+  return zclient_counter(s, "workers_lost") == 1 &&
+         zclient_counter(s, "redispatched") + s->failed >= 1;
 }
 
 static bool migrated_all(const Infsched__Status *s, void *arg) {
   (void)arg;
-  return counter(s, "migrated") == MIGRANTS && s->failed == 0;
+  return zclient_counter(s, "migrated") == MIGRANTS && s->failed == 0;
 }
 
 static double num(const cJSON *o, const char *path) {
@@ -136,7 +125,7 @@ static void test_worker_killed_mid_run(void **state) {
   start_worker(f, "tpu-0", "tpu-v6e");
   harness_proc_t *victim = start_worker(f, "gpu-1", "gpu-h100");
   size_t four = 4;
-  assert_true(zclient_wait_status(f->clients, has_n_workers, &four,
+  assert_true(zclient_wait_status(f->clients, zclient_has_n_workers, &four,
                                   START_TIMEOUT_MS));
 
   char report[600], log[600];
@@ -186,7 +175,8 @@ static void test_worker_killed_mid_run(void **state) {
 
   /* The scheduler noticed the loss and kept serving the other three. */
   size_t three = 3;
-  assert_true(zclient_wait_status(f->clients, has_n_workers, &three, 5000));
+  assert_true(zclient_wait_status(f->clients, zclient_has_n_workers,
+                                  &three, 5000));
   assert_true(
       zclient_wait_status(f->clients, lost_one_with_work, NULL, 5000));
   harness_kill(f->scheduler, SIGTERM);
@@ -242,7 +232,7 @@ static void test_scheduler_restart(void **state) {
   f->scheduler = start_scheduler(f, NULL);
   start_worker(f, "tpu-0", "tpu-v6e");
   size_t one = 1;
-  assert_true(zclient_wait_status(f->clients, has_n_workers, &one,
+  assert_true(zclient_wait_status(f->clients, zclient_has_n_workers, &one,
                                   START_TIMEOUT_MS));
   run_cached_prompt(f->clients, 1, 1000, 8);
   run_cached_prompt(f->clients, 2, 5000, 8);
@@ -332,7 +322,8 @@ static void test_bad_input_answered(void **state) {
   zclient_destroy(&w);
 
   size_t zero = 0;
-  assert_true(zclient_wait_status(f->clients, has_n_workers, &zero, 5000));
+  assert_true(zclient_wait_status(f->clients, zclient_has_n_workers,
+                                  &zero, 5000));
   int status;
   harness_kill(f->scheduler, SIGTERM);
   assert_int_equal(harness_wait(f->scheduler, 10000, &status), 0);
@@ -479,8 +470,8 @@ static void test_streams_migrate_when_worker_killed(void **state) {
   f->scheduler = start_scheduler(f, NULL);
   harness_proc_t *victim = start_worker(f, "tpu-0", "tpu-v6e");
   size_t one = 1, two = 2;
-  assert_true(
-      zclient_wait_status(f->clients, has_n_workers, &one, START_TIMEOUT_MS));
+  assert_true(zclient_wait_status(f->clients, zclient_has_n_workers,
+                                  &one, START_TIMEOUT_MS));
 
   zclient_t *c = zclient_new(f->clients);
   for (uint64_t id = 1; id <= MIGRANTS; id++) {
@@ -505,8 +496,8 @@ static void test_streams_migrate_when_worker_killed(void **state) {
     assert_true(see(c, seen));
   }
   start_worker(f, "gpu-0", "gpu-h100");
-  assert_true(
-      zclient_wait_status(f->clients, has_n_workers, &two, START_TIMEOUT_MS));
+  assert_true(zclient_wait_status(f->clients, zclient_has_n_workers,
+                                  &two, START_TIMEOUT_MS));
   harness_kill(victim, SIGKILL);
   for (int i = 0; i < MIGRANTS; i++)
     assert_int_equal(seen[i].done + seen[i].error, 0);
@@ -551,7 +542,7 @@ static void test_scheduler_killed_mid_load(void **state) {
   start_worker(f, "gpu-1", "gpu-h100");
   start_worker(f, "sram-0", "sram-wse3");
   size_t three = 3;
-  assert_true(zclient_wait_status(f->clients, has_n_workers, &three,
+  assert_true(zclient_wait_status(f->clients, zclient_has_n_workers, &three,
                                   START_TIMEOUT_MS));
 
   char report[600], log[600], spec[700], record[600];
@@ -705,7 +696,7 @@ static void test_scheduler_warns_of_infeasible_slo(void **state) {
   start_worker(f, "tpu-0", "tpu-v6e");
   start_worker(f, "gpu-0", "gpu-h100");
   size_t two = 2;
-  assert_true(zclient_wait_status(f->clients, has_n_workers, &two,
+  assert_true(zclient_wait_status(f->clients, zclient_has_n_workers, &two,
                                   START_TIMEOUT_MS));
   assert_int_equal(
       harness_wait_log(f->sched_log,

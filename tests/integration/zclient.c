@@ -4,6 +4,7 @@
 #include "lib/wire.h"
 
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <zmq.h>
 
@@ -130,4 +131,15 @@ bool zclient_wait_status(const char *endpoint,
   }
   zclient_destroy(&c);
   return held;
+}
+
+uint64_t zclient_counter(const Infsched__Status *s, const char *name) {
+  for (size_t i = 0; i < s->n_counters; i++)
+    if (strcmp(s->counters[i]->name, name) == 0)
+      return s->counters[i]->value;
+  return 0;
+}
+
+bool zclient_has_n_workers(const Infsched__Status *s, void *arg) {
+  return s->n_workers == *(size_t *)arg;
 }

@@ -27,6 +27,11 @@ int zclient_register(zclient_t *c, const char *worker_id, uint32_t capacity);
  * The caller frees it with infsched__envelope__free_unpacked. */
 Infsched__Envelope *zclient_recv(zclient_t *c, int timeout_ms);
 
+/* The value of the Status counter name; 0 when there is none. */
+uint64_t zclient_counter(const Infsched__Status *s, const char *name);
+/* A zclient_wait_status predicate: exactly *(size_t *)arg workers. */
+bool zclient_has_n_workers(const Infsched__Status *s, void *arg);
+
 /* Asks for Status every 50 ms until pred(status, arg) holds or timeout_ms
  * passes. Returns true when it held. */
 bool zclient_wait_status(const char *endpoint,

@@ -88,13 +88,6 @@ struct openai {
 
 static int curl_users;
 
-static uint64_t mix(uint64_t x) {
-  x ^= x >> 33;
-  x *= 0xff51afd7ed558ccdull;
-  x ^= x >> 33;
-  return x;
-}
-
 /* --- in-flight table and busy time --- */
 
 static void table_add(openai_t *b, xfer_t *x) {
@@ -112,20 +105,20 @@ static void table_add(openai_t *b, xfer_t *x) {
   }
   x->slot = b->free_slots[--b->n_free];
   b->slots[x->slot] = x;
-  u64map_put(&b->by_id, mix(x->id), x->slot);
+  u64map_put(&b->by_id, x->id, x->slot);
   if (b->inflight++ == 0)
     b->busy_since = clock_us();
 }
 
 static xfer_t *table_get(openai_t *b, uint64_t id) {
   uint32_t slot;
-  if (!u64map_get(&b->by_id, mix(id), &slot) || b->slots[slot]->id != id)
+  if (!u64map_get(&b->by_id, id, &slot) || b->slots[slot]->id != id)
     return NULL;
   return b->slots[slot];
 }
 
 static void table_remove(openai_t *b, xfer_t *x) {
-  u64map_del(&b->by_id, mix(x->id));
+  u64map_del(&b->by_id, x->id);
   b->slots[x->slot] = NULL;
   b->free_slots[b->n_free++] = x->slot;
   if (--b->inflight == 0)

@@ -62,15 +62,9 @@ static void *grow(void *p, size_t n, size_t size) {
 
 /* --- the in-flight table --- */
 
-/* u64map wants well-mixed keys; the scheduler's ids are generation << 32 |
- * slot. Multiplying by an odd constant keeps distinct ids distinct. */
-static uint64_t id_key(uint64_t id) {
-  return id * 0x9e3779b97f4a7c15ull;
-}
-
 static inflight_t *inflight_get(const wcore_t *w, uint64_t id) {
   uint32_t slot;
-  return u64map_get(&w->by_id, id_key(id), &slot) ? &w->inflight[slot] : NULL;
+  return u64map_get(&w->by_id, id, &slot) ? &w->inflight[slot] : NULL;
 }
 
 static inflight_t *inflight_add(wcore_t *w, uint64_t id) {
@@ -84,16 +78,16 @@ static inflight_t *inflight_add(wcore_t *w, uint64_t id) {
     w->cap = cap;
   }
   uint32_t slot = w->free_slots[--w->n_free];
-  u64map_put(&w->by_id, id_key(id), slot);
+  u64map_put(&w->by_id, id, slot);
   w->inflight[slot] = (inflight_t){.id = id};
   return &w->inflight[slot];
 }
 
 static void inflight_remove(wcore_t *w, uint64_t id) {
   uint32_t slot;
-  if (!u64map_get(&w->by_id, id_key(id), &slot))
+  if (!u64map_get(&w->by_id, id, &slot))
     return;
-  u64map_del(&w->by_id, id_key(id));
+  u64map_del(&w->by_id, id);
   inflight_t *f = &w->inflight[slot];
   if (f->spec)
     infsched__request__free_unpacked(f->spec, NULL);
@@ -109,7 +103,7 @@ static void inflight_each(wcore_t *w, void (*fn)(wcore_t *, inflight_t *, void *
                           void *arg) {
   for (size_t i = 0; i < w->cap && w->by_id.len; i++) {
     uint32_t slot;
-    if (u64map_get(&w->by_id, id_key(w->inflight[i].id), &slot) && slot == i)
+    if (u64map_get(&w->by_id, w->inflight[i].id, &slot) && slot == i)
       fn(w, &w->inflight[i], arg);
   }
 }
@@ -239,10 +233,10 @@ size_t wcore_on_adopted(wcore_t *w, infs_time_t now, const uint64_t *from,
   /* Old ids out first: a new id may equal an old one of another request. */
   for (size_t i = 0; i < n; i++) {
     uint32_t slot;
-    if (!u64map_get(&w->by_id, id_key(from[i]), &slot) ||
+    if (!u64map_get(&w->by_id, from[i], &slot) ||
         !w->inflight[slot].orphan)
       continue;
-    u64map_del(&w->by_id, id_key(from[i]));
+    u64map_del(&w->by_id, from[i]);
     w->inflight[slot].orphan = false;
     w->inflight[slot].id = as[i];
     slots[k++] = slot;
@@ -254,7 +248,7 @@ size_t wcore_on_adopted(wcore_t *w, infs_time_t now, const uint64_t *from,
   inflight_each(w, drop_orphan, &ad);
   for (size_t i = 0; i < k; i++) {
     inflight_t *f = &w->inflight[slots[i]];
-    u64map_put(&w->by_id, id_key(f->id), slots[i]);
+    u64map_put(&w->by_id, f->id, slots[i]);
     if (f->finished) {
       wcore_action_t *a = push(w, WCORE_ACT_DONE, f->id);
       a->client_request_id = f->client_id;
