@@ -3,9 +3,9 @@
  * pure; the driver writes the file once the run is over. */
 #include "lib/workload.h"
 #include "lib/workload_impl.h"
-#include "lib/xalloc.h"
 
 #include "infsched/errors.h"
+#include "lib/buf.h"
 #include "lib/u64map.h"
 
 #include <cjson/cJSON.h>
@@ -20,8 +20,7 @@ struct workload_recorder {
   u64map_t ids;     /* hash of a 512-token block's last whole block -> id */
   uint32_t next_id; /* ids are numbered in order of first use */
   uint64_t count;
-  char *buf; /* the trace so far, one JSON object a line */
-  size_t len, cap;
+  buf_t out; /* the trace so far, one JSON object a line */
 };
 
 int workload_recorder_new(uint32_t block_size, workload_recorder_t **out,
@@ -51,18 +50,8 @@ static uint32_t id_of(workload_recorder_t *r, uint64_t key) {
 }
 
 static void append(workload_recorder_t *r, const char *s) {
-  size_t n = strlen(s);
-  if (r->len + n + 2 > r->cap) {
-    size_t cap = r->cap ? r->cap : 4096;
-    while (cap < r->len + n + 2)
-      cap *= 2;
-    char *p = xrealloc(r->buf, cap);
-    r->buf = p;
-    r->cap = cap;
-  }
-  memcpy(r->buf + r->len, s, n);
-  r->len += n;
-  r->buf[r->len++] = '\n';
+  buf_puts(&r->out, s);
+  buf_append(&r->out, "\n", 1);
 }
 
 void workload_recorder_add(workload_recorder_t *r, const workload_req_t *req) {
@@ -106,8 +95,8 @@ int workload_recorder_write(const workload_recorder_t *r, const char *path,
   FILE *f = fopen(path, "w");
   if (!f)
     return workload_errf(-errno, err, errlen, "%s: %s", path, strerror(errno));
-  size_t n = r->len ? fwrite(r->buf, 1, r->len, f) : 0;
-  int bad = n != r->len || ferror(f);
+  size_t n = r->out.len ? fwrite(r->out.data, 1, r->out.len, f) : 0;
+  int bad = n != r->out.len || ferror(f);
   int e = errno;
   if (fclose(f) != 0 && !bad) {
     bad = 1;
@@ -123,7 +112,7 @@ void workload_recorder_destroy(workload_recorder_t **p) {
   if (p && *p) {
     workload_recorder_t *r = *p;
     u64map_free(&r->ids);
-    free(r->buf);
+    buf_free(&r->out);
     free(r);
     *p = NULL;
   }

@@ -77,6 +77,8 @@ typedef struct infs_backend_load {
   uint64_t prefill_backlog_tokens;
   double busy_s;            /* total busy time since start */
   uint64_t generated_tokens;/* total since start */
+  int unhealthy;            /* nonzero: it cannot serve now (its upstream
+                               failed a health check); 0: it can */
 } infs_backend_load_t;
 
 /* Names as used in configs, reports and on the command line. */

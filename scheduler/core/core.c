@@ -379,6 +379,12 @@ static void note_waiting(core_t *c, req_t *r, policy_ctx_t *x) {
     record(c, x, -1);
 }
 
+/* Whether w may be given work: its backend is healthy and its circuit
+ * breaker closed. */
+static bool routable(const core_worker_t *w, infs_time_t now) {
+  return !w->load.unhealthy && now >= w->breaker_until;
+}
+
 /* Takes out of the n candidates the worker r timed out on, while it is
  * the same registration. */
 static void drop_shunned(const core_t *c, const req_t *r, size_t *n) {
@@ -422,7 +428,8 @@ static bool place(core_t *c, req_t *r, infs_time_t now) {
   const worker_hot_t *hot = c->reg.hot;
   for (size_t i = 0; i < c->reg.len; i++)
     if (hot[i].outstanding < hot[i].capacity &&
-        hot_serves(&hot[i], model, context))
+        hot_serves(&hot[i], model, context) &&
+        routable(c->reg.workers[i], now))
       c->cands[x.n++] = (uint32_t)i;
   if (r->shunned >= 0)
     drop_shunned(c, r, &x.n);
@@ -1042,6 +1049,12 @@ void core_on_heartbeat(core_t *c, infs_time_t now, const core_peer_t *peer,
     return;
   }
   update_cache(c, w, load);
+  /* Healthy again, or its breaker's back-off over: room for the queues. */
+  if ((w->load.unhealthy && !load->unhealthy) ||
+      (w->breaker_until && now >= w->breaker_until)) {
+    w->breaker_until = 0;
+    c->room_events++;
+  }
   w->load = *load;
   w->load.cache_added = w->load.cache_removed = NULL;
   w->load.n_cache_added = w->load.n_cache_removed = 0;
@@ -1123,12 +1136,41 @@ void core_on_done(core_t *c, infs_time_t now, const core_peer_t *peer,
     drain_queues(c, now, true);
     return;
   }
+  w->errors_in_row = 0;
+  w->breaker_backoff = 0;
   core_action_t *a = emit(c, CORE_ACT_DONE, &r->client, r->client_id);
   about(a, r);
   a->passthrough = passthrough;
   c->stats.completed++;
   finish(c, r);
   drain_queues(c, now, true);
+}
+
+/* Counts a backend failure on w; the CORE_BREAKER_ERRORS-th in a row opens
+ * its breaker for a back-off that doubles with each opening. */
+static void note_backend_error(core_t *c, core_worker_t *w, infs_time_t now) {
+  if (++w->errors_in_row < CORE_BREAKER_ERRORS)
+    return;
+  w->errors_in_row = 0;
+  w->breaker_backoff = w->breaker_backoff
+                           ? (w->breaker_backoff * 2 < CORE_BREAKER_MAX
+                                  ? w->breaker_backoff * 2
+                                  : CORE_BREAKER_MAX)
+                           : CORE_BREAKER_BASE;
+  w->breaker_until = now + w->breaker_backoff;
+  c->stats.breaker_opened++;
+}
+
+/* Whether a live worker other than w serves r's model and context. */
+static bool another_serves(const core_t *c, const req_t *r,
+                           const core_worker_t *w) {
+  uint16_t model = registry_model_id(&c->reg, r->spec.model);
+  uint64_t context = (uint64_t)r->spec.prompt_tokens + r->spec.max_tokens;
+  for (size_t i = 0; i < c->reg.len; i++)
+    if (i != w->index && c->reg.hot[i].capacity &&
+        hot_serves(&c->reg.hot[i], model, context))
+      return true;
+  return false;
 }
 
 void core_on_worker_error(core_t *c, infs_time_t now, const core_peer_t *peer,
@@ -1147,7 +1189,20 @@ void core_on_worker_error(core_t *c, infs_time_t now, const core_peer_t *peer,
       code != INFS_WIRE_CONTEXT &&
       code != INFS_WIRE_BADREQUEST)
     code = INFS_WIRE_BACKEND;
-  fail(c, r, code, why);
+  if (code == INFS_WIRE_BACKEND || code == INFS_WIRE_UPSTREAMTIMEOUT)
+    note_backend_error(c, w, now);
+  /* Failed before its first token, by the worker rather than the request:
+   * another worker may serve it, and the client never knows. */
+  if (code != INFS_WIRE_BADREQUEST && code != INFS_WIRE_CONTEXT &&
+      r->tokens_out == 0 && may_run_again(c, r) && another_serves(c, r, w)) {
+    unassign(c, w, r);
+    list_remove(&r->link);
+    r->shunned = (int32_t)w->index;
+    r->shunned_epoch = w->epoch;
+    requeue(c, r);
+  } else {
+    fail(c, r, code, why);
+  }
   drain_queues(c, now, true);
 }
 

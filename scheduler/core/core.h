@@ -147,6 +147,12 @@ typedef struct core_worker_info {
  * for the call: the hashes of prefix-cache blocks the worker inserted and
  * evicted since its previous heartbeat, or with cache_reset its whole cache
  * in cache_added. */
+/* Backend failures in a row that open a worker's circuit breaker, and its
+ * first and longest back-off. */
+#define CORE_BREAKER_ERRORS 3
+#define CORE_BREAKER_BASE (1 * INFS_US_PER_S)
+#define CORE_BREAKER_MAX (30 * INFS_US_PER_S)
+
 typedef struct core_load {
   uint32_t queued;
   uint32_t running;
@@ -158,6 +164,9 @@ typedef struct core_load {
   double busy_s;
   double up_s;
   bool cache_reset;
+  /* The worker's backend says it cannot serve (its upstream failed its
+   * health check): no request is placed there until it says otherwise. */
+  bool unhealthy;
   const uint64_t *cache_added;
   size_t n_cache_added;
   const uint64_t *cache_removed;
@@ -259,6 +268,7 @@ typedef struct core_stats {
   uint64_t workers_lost;
   uint64_t registrations;     /* accepted, not counting repeats */
   uint64_t progress_timeouts; /* requests taken back for want of progress */
+  uint64_t breaker_opened;    /* workers' circuit breakers opened */
   uint64_t profile_mismatches; /* registrations whose figures were not the
                                   scheduler's */
   uint64_t id_takeovers_refused; /* Registers for an id a live connection

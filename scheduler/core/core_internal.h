@@ -102,6 +102,12 @@ typedef struct core_worker {
   char id[INFS_NAME_MAX];
   char backend[32];
   core_peer_t peer;
+  /* Circuit breaker: after CORE_BREAKER_ERRORS backend failures in a row
+   * nothing is placed on it until breaker_until; each opening doubles the
+   * back-off (CORE_BREAKER_BASE to CORE_BREAKER_MAX), a Done resets it. */
+  uint32_t errors_in_row;
+  infs_time_t breaker_until;
+  infs_time_t breaker_backoff;
 } core_worker_t;
 
 typedef struct registry {

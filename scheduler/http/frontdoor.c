@@ -4,7 +4,7 @@
 #include "lib/clock.h"
 #include "lib/log.h"
 #include "lib/xalloc.h"
-#include "scheduler/http/hbuf.h"
+#include "lib/buf.h"
 #include "scheduler/http/oai.h"
 #include "scheduler/http/prompt_hash.h"
 #include "scheduler/http/server.h"
@@ -39,7 +39,7 @@ typedef struct fd_req {
   int64_t created;
   char *model;
   char name[40]; /* "cmpl-..." */
-  hbuf_t text;   /* non-streamed answer so far */
+  buf_t text;   /* non-streamed answer so far */
 } fd_req_t;
 
 struct frontdoor {
@@ -55,7 +55,7 @@ struct frontdoor {
   size_t cap;
   uint64_t *blocks; /* scratch for prompt block hashes */
   size_t blocks_cap;
-  hbuf_t out;        /* scratch for bodies and events */
+  buf_t out;        /* scratch for bodies and events */
   size_t max_prompt; /* bytes of prompt a dispatch can carry; 0: any */
   bool stopping;
 };
@@ -111,7 +111,7 @@ static void req_free(frontdoor_t *f, fd_req_t *r) {
   f->slots[(uint32_t)r->id] = NULL;
   f->free_slots[f->n_free++] = (uint32_t)r->id;
   free(r->model);
-  hbuf_free(&r->text);
+  buf_free(&r->text);
   free(r);
 }
 
@@ -184,7 +184,7 @@ static oai_meta_t meta_of(const fd_req_t *r) {
 }
 
 static void send_event(frontdoor_t *f, fd_req_t *r, char *json) {
-  hbuf_reset(&f->out);
+  buf_reset(&f->out);
   sse_append_event(&f->out, json);
   free(json);
   http_stream_write(r->x, f->out.data, f->out.len);
@@ -207,7 +207,7 @@ static void on_chunk(frontdoor_t *f, fd_req_t *r, const Infsched__Chunk *c) {
   r->tokens += c->tokens;
   const char *text = c->text ? c->text : "";
   if (!r->stream) {
-    hbuf_puts(&r->text, text);
+    buf_puts(&r->text, text);
     return;
   }
   if (!*text)
@@ -245,7 +245,7 @@ static void on_done(frontdoor_t *f, fd_req_t *r, const Infsched__Done *d) {
         oai_render_chunk(&m, r->kind == OAI_CHAT ? NULL : "", false, finish));
     if (r->include_usage)
       send_event(f, r, oai_render_usage_chunk(&m, &u));
-    hbuf_reset(&f->out);
+    buf_reset(&f->out);
     sse_append_done(&f->out);
     http_stream_write(r->x, f->out.data, f->out.len);
     http_stream_end(r->x);
@@ -497,7 +497,7 @@ static void handle_healthz(frontdoor_t *f, http_exchange_t *x) {
 }
 
 static void handle_metrics(frontdoor_t *f, http_exchange_t *x) {
-  hbuf_reset(&f->out);
+  buf_reset(&f->out);
   metrics_render(f->metrics, f->core, clock_us(),
                  http_server_connections(f->server), &f->out);
   http_respond(x, 200, "text/plain; version=0.0.4; charset=utf-8", NULL,
@@ -652,7 +652,7 @@ void frontdoor_destroy(frontdoor_t **pf) {
   free(f->generation);
   free(f->free_slots);
   free(f->blocks);
-  hbuf_free(&f->out);
+  buf_free(&f->out);
   free(f);
   *pf = NULL;
 }

@@ -197,58 +197,58 @@ void metrics_on_http_abort(metrics_t *m) {
 
 /* --- rendering --- */
 
-static void family(hbuf_t *o, const char *name, const char *type,
+static void family(buf_t *o, const char *name, const char *type,
                    const char *help) {
-  hbuf_printf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+  buf_printf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
 /* Label values escaped as the text format requires. */
-static void put_label(hbuf_t *o, const char *name, const char *value) {
-  hbuf_printf(o, "%s=\"", name);
+static void put_label(buf_t *o, const char *name, const char *value) {
+  buf_printf(o, "%s=\"", name);
   for (const char *p = value ? value : ""; *p; p++) {
     if (*p == '\\')
-      hbuf_puts(o, "\\\\");
+      buf_puts(o, "\\\\");
     else if (*p == '"')
-      hbuf_puts(o, "\\\"");
+      buf_puts(o, "\\\"");
     else if (*p == '\n')
-      hbuf_puts(o, "\\n");
+      buf_puts(o, "\\n");
     else
-      hbuf_append(o, p, 1);
+      buf_append(o, p, 1);
   }
-  hbuf_puts(o, "\"");
+  buf_puts(o, "\"");
 }
 
-static void put_histogram(hbuf_t *o, const char *name, const histogram_t *h,
+static void put_histogram(buf_t *o, const char *name, const histogram_t *h,
                           const buckets_t *b, const char *cls) {
   uint64_t cum = 0;
   for (size_t i = 0; i <= b->n; i++) {
     cum += h->counts[i];
     if (i < b->n)
-      hbuf_printf(o, "%s_bucket{class=\"%s\",le=\"%g\"} %llu\n", name, cls,
+      buf_printf(o, "%s_bucket{class=\"%s\",le=\"%g\"} %llu\n", name, cls,
                   b->bounds[i], (unsigned long long)cum);
     else
-      hbuf_printf(o, "%s_bucket{class=\"%s\",le=\"+Inf\"} %llu\n", name, cls,
+      buf_printf(o, "%s_bucket{class=\"%s\",le=\"+Inf\"} %llu\n", name, cls,
                   (unsigned long long)cum);
   }
-  hbuf_printf(o, "%s_sum{class=\"%s\"} %.9g\n", name, cls, h->sum);
-  hbuf_printf(o, "%s_count{class=\"%s\"} %llu\n", name, cls,
+  buf_printf(o, "%s_sum{class=\"%s\"} %.9g\n", name, cls, h->sum);
+  buf_printf(o, "%s_count{class=\"%s\"} %llu\n", name, cls,
               (unsigned long long)h->count);
 }
 
 /* A histogram family with one histogram per valid class. */
-static void put_family(hbuf_t *o, const char *name, const char *help,
+static void put_family(buf_t *o, const char *name, const char *help,
                        const histogram_t h[CLASSES], const buckets_t *b) {
   family(o, name, "histogram", help);
   for (size_t c = 0; c < INFS_CLASS_COUNT; c++)
     put_histogram(o, name, &h[c], b, class_label(c));
 }
 
-static void render_requests(const metrics_t *m, hbuf_t *o) {
+static void render_requests(const metrics_t *m, buf_t *o) {
   family(o, "infsched_requests_total", "counter",
          "Requests from every client that ended, by class and outcome.");
   for (size_t c = 0; c < CLASSES; c++)
     for (int k = 0; k < OUT_COUNT; k++)
-      hbuf_printf(o,
+      buf_printf(o,
                   "infsched_requests_total{class=\"%s\",outcome=\"%s\"} "
                   "%llu\n",
                   class_label(c), outcome_names[k],
@@ -273,7 +273,7 @@ static void render_requests(const metrics_t *m, hbuf_t *o) {
          "Completed requests that met their TTFT and TPOT targets, by "
          "class.");
   for (size_t c = 0; c < INFS_CLASS_COUNT; c++)
-    hbuf_printf(o, "infsched_slo_met_total{class=\"%s\"} %llu\n",
+    buf_printf(o, "infsched_slo_met_total{class=\"%s\"} %llu\n",
                 class_label(c),
                 (unsigned long long)m->slo[c][SLO_MISS_NONE]);
   family(o, "infsched_slo_missed_total", "counter",
@@ -281,7 +281,7 @@ static void render_requests(const metrics_t *m, hbuf_t *o) {
          "missed (ttft, tpot or both).");
   for (size_t c = 0; c < INFS_CLASS_COUNT; c++)
     for (int k = SLO_MISS_TTFT; k <= SLO_MISS_BOTH; k++)
-      hbuf_printf(o,
+      buf_printf(o,
                   "infsched_slo_missed_total{class=\"%s\",part=\"%s\"} "
                   "%llu\n",
                   class_label(c), slo_miss_name((slo_miss_t)k),
@@ -289,11 +289,11 @@ static void render_requests(const metrics_t *m, hbuf_t *o) {
   family(o, "infsched_tokens_total", "counter",
          "Tokens of completed requests, by class and kind.");
   for (size_t c = 0; c < INFS_CLASS_COUNT; c++) {
-    hbuf_printf(o, "infsched_tokens_total{class=\"%s\",kind=\"prompt\"} %llu\n",
+    buf_printf(o, "infsched_tokens_total{class=\"%s\",kind=\"prompt\"} %llu\n",
                 class_label(c), (unsigned long long)m->prompt_tokens[c]);
-    hbuf_printf(o, "infsched_tokens_total{class=\"%s\",kind=\"cached\"} %llu\n",
+    buf_printf(o, "infsched_tokens_total{class=\"%s\",kind=\"cached\"} %llu\n",
                 class_label(c), (unsigned long long)m->cached_tokens[c]);
-    hbuf_printf(o,
+    buf_printf(o,
                 "infsched_tokens_total{class=\"%s\",kind=\"generated\"} "
                 "%llu\n",
                 class_label(c), (unsigned long long)m->generated_tokens[c]);
@@ -301,11 +301,11 @@ static void render_requests(const metrics_t *m, hbuf_t *o) {
   family(o, "infsched_request_cost_usd_total", "counter",
          "Marginal cost of completed requests on their workers, by class.");
   for (size_t c = 0; c < INFS_CLASS_COUNT; c++)
-    hbuf_printf(o, "infsched_request_cost_usd_total{class=\"%s\"} %.9g\n",
+    buf_printf(o, "infsched_request_cost_usd_total{class=\"%s\"} %.9g\n",
                 class_label(c), m->cost_usd[c]);
 }
 
-static void render_http(const metrics_t *m, size_t conns, hbuf_t *o) {
+static void render_http(const metrics_t *m, size_t conns, buf_t *o) {
   family(o, "infsched_http_responses_total", "counter",
          "HTTP responses by route and status code.");
   for (int r = 0; r < METRICS_ROUTE_COUNT; r++)
@@ -317,20 +317,20 @@ static void render_http(const metrics_t *m, size_t conns, hbuf_t *o) {
         snprintf(code, sizeof code, "%d", statuses[i]);
       else
         snprintf(code, sizeof code, "other");
-      hbuf_printf(o,
+      buf_printf(o,
                   "infsched_http_responses_total{route=\"%s\",code=\"%s\"} "
                   "%llu\n",
                   route_names[r], code, (unsigned long long)m->http[r][i]);
     }
   family(o, "infsched_http_client_aborts_total", "counter",
          "HTTP clients that went away before their answer was complete.");
-  hbuf_printf(o, "infsched_http_client_aborts_total %llu\n",
+  buf_printf(o, "infsched_http_client_aborts_total %llu\n",
               (unsigned long long)m->http_aborts);
   family(o, "infsched_http_connections", "gauge", "Open HTTP connections.");
-  hbuf_printf(o, "infsched_http_connections %zu\n", conns);
+  buf_printf(o, "infsched_http_connections %zu\n", conns);
 }
 
-static void render_core(const core_t *core, hbuf_t *o) {
+static void render_core(const core_t *core, buf_t *o) {
   const core_stats_t *s = core_stats(core);
   static const struct {
     const char *name;
@@ -364,6 +364,9 @@ static void render_core(const core_t *core, hbuf_t *o) {
        offsetof(core_stats_t, cancelled)},
       {"infsched_scheduler_workers_lost_total", "Workers declared lost.",
        offsetof(core_stats_t, workers_lost)},
+      {"infsched_scheduler_breaker_opened_total",
+       "Workers' circuit breakers opened by backend failures in a row.",
+       offsetof(core_stats_t, breaker_opened)},
       {"infsched_scheduler_stale_messages_total",
        "Worker messages about requests no longer open.",
        offsetof(core_stats_t, stale_messages)},
@@ -373,24 +376,24 @@ static void render_core(const core_t *core, hbuf_t *o) {
   };
   for (size_t i = 0; i < sizeof counters / sizeof counters[0]; i++) {
     family(o, counters[i].name, "counter", counters[i].help);
-    hbuf_printf(o, "%s %llu\n", counters[i].name,
+    buf_printf(o, "%s %llu\n", counters[i].name,
                 (unsigned long long)*(const uint64_t *)((const char *)s +
                                                         counters[i].off));
   }
   family(o, "infsched_scheduler_placements_total", "counter",
          "Placement decisions of the routing policy, by outcome.");
   for (int k = 0; k < CORE_OUTCOME_COUNT; k++)
-    hbuf_printf(o, "infsched_scheduler_placements_total{outcome=\"%s\"} %llu\n",
+    buf_printf(o, "infsched_scheduler_placements_total{outcome=\"%s\"} %llu\n",
                 core_outcome_name((core_outcome_t)k),
                 (unsigned long long)s->outcomes[k]);
   family(o, "infsched_scheduler_prefix_blocks_total", "counter",
          "Prompt blocks of dispatched requests, and those predicted cached "
          "on the worker chosen.");
-  hbuf_printf(o,
+  buf_printf(o,
               "infsched_scheduler_prefix_blocks_total{kind=\"routed\"} "
               "%llu\n",
               (unsigned long long)s->blocks_routed);
-  hbuf_printf(o,
+  buf_printf(o,
               "infsched_scheduler_prefix_blocks_total{kind=\"cached\"} "
               "%llu\n",
               (unsigned long long)s->cached_blocks_routed);
@@ -398,13 +401,13 @@ static void render_core(const core_t *core, hbuf_t *o) {
          "A class's TTFT target for a request with no uncached prompt tokens "
          "(requests may carry their own).");
   for (int c = 0; c < INFS_CLASS_COUNT; c++)
-    hbuf_printf(o, "infsched_slo_ttft_target_seconds{class=\"%s\"} %g\n",
+    buf_printf(o, "infsched_slo_ttft_target_seconds{class=\"%s\"} %g\n",
                 class_label((size_t)c),
                 core_class_slo(core, (infs_class_t)c)->ttft_ms / 1e3);
   family(o, "infsched_slo_ttft_target_per_uncached_token_seconds", "gauge",
          "What a class's TTFT target grows by per uncached prompt token.");
   for (int c = 0; c < INFS_CLASS_COUNT; c++)
-    hbuf_printf(o,
+    buf_printf(o,
                 "infsched_slo_ttft_target_per_uncached_token_seconds{class="
                 "\"%s\"} %g\n",
                 class_label((size_t)c),
@@ -412,17 +415,17 @@ static void render_core(const core_t *core, hbuf_t *o) {
   family(o, "infsched_slo_tpot_target_seconds", "gauge",
          "A class's TPOT target (requests may carry their own).");
   for (int c = 0; c < INFS_CLASS_COUNT; c++)
-    hbuf_printf(o, "infsched_slo_tpot_target_seconds{class=\"%s\"} %g\n",
+    buf_printf(o, "infsched_slo_tpot_target_seconds{class=\"%s\"} %g\n",
                 class_label((size_t)c),
                 core_class_slo(core, (infs_class_t)c)->tpot_ms / 1e3);
   family(o, "infsched_queue_depth", "gauge",
          "Requests waiting in the admission queues.");
-  hbuf_printf(o, "infsched_queue_depth %zu\n", core_queued(core));
+  buf_printf(o, "infsched_queue_depth %zu\n", core_queued(core));
   family(o, "infsched_open_requests", "gauge",
          "Requests admitted and not yet answered.");
-  hbuf_printf(o, "infsched_open_requests %zu\n", core_open_requests(core));
+  buf_printf(o, "infsched_open_requests %zu\n", core_open_requests(core));
   family(o, "infsched_workers", "gauge", "Registered live workers.");
-  hbuf_printf(o, "infsched_workers %zu\n", core_worker_count(core));
+  buf_printf(o, "infsched_workers %zu\n", core_worker_count(core));
 }
 
 typedef enum wfield {
@@ -520,36 +523,36 @@ static double wvalue(const core_worker_view_t *v, wfield_t f,
   }
 }
 
-static void render_workers(const core_t *core, infs_time_t now, hbuf_t *o) {
+static void render_workers(const core_t *core, infs_time_t now, buf_t *o) {
   infs_time_t interval = core_heartbeat_interval(core);
   double pool_cost = 0;
   for (int f = 0; f < W_COUNT; f++) {
     family(o, wfields[f].name, wfields[f].type, wfields[f].help);
     core_worker_view_t v;
     for (size_t i = 0; core_worker_next(core, &i, &v) == 0;) {
-      hbuf_printf(o, "%s{", wfields[f].name);
+      buf_printf(o, "%s{", wfields[f].name);
       put_label(o, "worker", v.worker_id);
-      hbuf_puts(o, ",");
+      buf_puts(o, ",");
       put_label(o, "class", infs_worker_class_name(v.profile->cls));
-      hbuf_puts(o, ",");
+      buf_puts(o, ",");
       put_label(o, "profile", v.profile->name);
-      hbuf_puts(o, ",");
+      buf_puts(o, ",");
       put_label(o, "model", v.model);
-      hbuf_printf(o, "} %.10g\n", wvalue(&v, (wfield_t)f, now, interval));
+      buf_printf(o, "} %.10g\n", wvalue(&v, (wfield_t)f, now, interval));
       if (f == W_COST)
         pool_cost += v.load->cost_usd;
     }
   }
   family(o, "infsched_pool_cost_usd", "gauge",
          "Cost of the live workers since they started.");
-  hbuf_printf(o, "infsched_pool_cost_usd %.10g\n", pool_cost);
+  buf_printf(o, "infsched_pool_cost_usd %.10g\n", pool_cost);
 }
 
 void metrics_render(const metrics_t *m, const core_t *core, infs_time_t now,
-                    size_t http_connections, hbuf_t *out) {
+                    size_t http_connections, buf_t *out) {
   family(out, "infsched_uptime_seconds", "gauge",
          "Time since the scheduler started.");
-  hbuf_printf(out, "infsched_uptime_seconds %.3f\n",
+  buf_printf(out, "infsched_uptime_seconds %.3f\n",
               (double)(now - m->started) / 1e6);
   render_requests(m, out);
   render_core(core, out);

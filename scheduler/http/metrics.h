@@ -8,7 +8,7 @@
 #define INFSCHED_HTTP_METRICS_H
 
 #include "scheduler/core/core.h"
-#include "scheduler/http/hbuf.h"
+#include "lib/buf.h"
 
 typedef struct metrics metrics_t;
 
@@ -35,6 +35,6 @@ void metrics_on_http_abort(metrics_t *m);
 
 /* Appends the exposition (Prometheus text format 0.0.4) to out. */
 void metrics_render(const metrics_t *m, const core_t *core, infs_time_t now,
-                    size_t http_connections, hbuf_t *out);
+                    size_t http_connections, buf_t *out);
 
 #endif

@@ -1,7 +1,7 @@
 #include "scheduler/http/oai.h"
 
 #include "lib/xalloc.h"
-#include "scheduler/http/hbuf.h"
+#include "lib/buf.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -34,12 +34,12 @@ static bool whole_in(const cJSON *v, double lo, double hi) {
 /* Appends one message's content: a string, null, or a list of parts, of
  * which the text parts make the rendered prompt (the others go to the
  * backend with the messages, for it to honour or refuse). */
-static int append_content(hbuf_t *out, const cJSON *content, char *msg,
+static int append_content(buf_t *out, const cJSON *content, char *msg,
                           size_t msglen, const char **param) {
   if (!content || cJSON_IsNull(content))
     return 0;
   if (cJSON_IsString(content)) {
-    hbuf_puts(out, content->valuestring);
+    buf_puts(out, content->valuestring);
     return 0;
   }
   if (!cJSON_IsArray(content))
@@ -57,12 +57,12 @@ static int append_content(hbuf_t *out, const cJSON *content, char *msg,
     if (!cJSON_IsString(text))
       return bad(msg, msglen, param, "messages",
                  "a text content part needs a string 'text'");
-    hbuf_puts(out, text->valuestring);
+    buf_puts(out, text->valuestring);
   }
   return 0;
 }
 
-static int render_messages(const cJSON *messages, hbuf_t *out, char *msg,
+static int render_messages(const cJSON *messages, buf_t *out, char *msg,
                            size_t msglen, const char **param) {
   if (!cJSON_IsArray(messages) || cJSON_GetArraySize(messages) == 0)
     return bad(msg, msglen, param, "messages",
@@ -73,17 +73,17 @@ static int render_messages(const cJSON *messages, hbuf_t *out, char *msg,
     if (!cJSON_IsObject(m) || !cJSON_IsString(role) || !role->valuestring[0])
       return bad(msg, msglen, param, "messages",
                  "each message needs a string 'role'");
-    hbuf_puts(out, role->valuestring);
-    hbuf_puts(out, ": ");
+    buf_puts(out, role->valuestring);
+    buf_puts(out, ": ");
     if (append_content(out, cJSON_GetObjectItemCaseSensitive(m, "content"), msg,
                        msglen, param))
       return -1;
-    hbuf_puts(out, "\n");
+    buf_puts(out, "\n");
   }
   return 0;
 }
 
-static int parse_prompt(const cJSON *prompt, hbuf_t *out, char *msg,
+static int parse_prompt(const cJSON *prompt, buf_t *out, char *msg,
                         size_t msglen, const char **param) {
   if (cJSON_IsArray(prompt) && cJSON_GetArraySize(prompt) == 1 &&
       cJSON_IsString(cJSON_GetArrayItem(prompt, 0)))
@@ -96,7 +96,7 @@ static int parse_prompt(const cJSON *prompt, hbuf_t *out, char *msg,
     return bad(msg, msglen, param, "prompt",
                prompt ? "'prompt' must be a string"
                       : "you must provide a 'prompt'");
-  hbuf_puts(out, prompt->valuestring);
+  buf_puts(out, prompt->valuestring);
   return 0;
 }
 
@@ -176,7 +176,7 @@ static int parse_backend_fields(const cJSON *root, oai_request_t *r, char *msg,
 }
 
 static int parse_fields(oai_kind_t kind, const cJSON *root, oai_request_t *r,
-                        hbuf_t *prompt, char *msg, size_t msglen,
+                        buf_t *prompt, char *msg, size_t msglen,
                         const char **param) {
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "model");
   if (!cJSON_IsString(v) || !v->valuestring[0])
@@ -254,7 +254,7 @@ int oai_parse_request(oai_kind_t kind, const char *body, size_t len,
   cJSON *root = cJSON_ParseWithLength(body, len);
   if (!root)
     return bad(msg, msglen, param, NULL, "the request body is not valid JSON");
-  hbuf_t prompt = {0};
+  buf_t prompt = {0};
   int rc = -1;
   if (!cJSON_IsObject(root))
     bad(msg, msglen, param, NULL, "the request body must be a JSON object");
@@ -262,7 +262,7 @@ int oai_parse_request(oai_kind_t kind, const char *body, size_t len,
     rc = parse_fields(kind, root, out, &prompt, msg, msglen, param);
   cJSON_Delete(root);
   if (rc) {
-    hbuf_free(&prompt);
+    buf_free(&prompt);
     oai_request_free(out);
     return -1;
   }

@@ -3,7 +3,7 @@
 #include "lib/list.h"
 #include "lib/log.h"
 #include "lib/xalloc.h"
-#include "scheduler/http/hbuf.h"
+#include "lib/buf.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -45,10 +45,10 @@ struct http_exchange {
   conn_t *conn;
   void *user;
   xstate_t state;
-  hbuf_t url;
-  hbuf_t path;
-  hbuf_t headers; /* "name\0value\0" pairs, names lower-cased */
-  hbuf_t body;
+  buf_t url;
+  buf_t path;
+  buf_t headers; /* "name\0value\0" pairs, names lower-cased */
+  buf_t body;
   bool keep_alive;
   bool chunked; /* streamed with chunked transfer encoding */
   bool http10;
@@ -62,7 +62,7 @@ struct conn {
   list_node_t link;
   http_parser parser;
   http_exchange_t x;
-  hbuf_t pending;  /* read but not parsed: the next pipelined requests */
+  buf_t pending;  /* read but not parsed: the next pipelined requests */
   int hdr_phase;   /* 0: none yet, 1: in a name, 2: in a value */
   int reject;      /* status to answer when a callback stopped parsing */
   unsigned writes; /* uv_write requests in flight */
@@ -147,10 +147,10 @@ static void close_stop_timer(http_server_t *s) {
 }
 
 static void exchange_free(http_exchange_t *x) {
-  hbuf_free(&x->url);
-  hbuf_free(&x->path);
-  hbuf_free(&x->headers);
-  hbuf_free(&x->body);
+  buf_free(&x->url);
+  buf_free(&x->path);
+  buf_free(&x->headers);
+  buf_free(&x->body);
 }
 
 static void on_conn_closed(uv_handle_t *h) {
@@ -163,7 +163,7 @@ static void on_conn_closed(uv_handle_t *h) {
   list_remove(&c->link);
   s->n_conns--;
   exchange_free(&c->x);
-  hbuf_free(&c->pending);
+  buf_free(&c->pending);
   free(c);
   if (s->stopping && s->n_conns == 0)
     close_stop_timer(s);
@@ -232,16 +232,16 @@ static void status_seen(conn_t *c, int status) {
     c->srv->h.on_status(c->srv->h.arg, &c->x, status);
 }
 
-static void format_head(hbuf_t *head, const http_exchange_t *x, int status,
+static void format_head(buf_t *head, const http_exchange_t *x, int status,
                         const char *content_type, const char *extra) {
-  hbuf_printf(head, "HTTP/1.1 %d %s\r\nServer: infsched\r\n", status,
+  buf_printf(head, "HTTP/1.1 %d %s\r\nServer: infsched\r\n", status,
               http_status_text(status));
   if (content_type)
-    hbuf_printf(head, "Content-Type: %s\r\n", content_type);
-  hbuf_printf(head, "Connection: %s\r\n",
+    buf_printf(head, "Content-Type: %s\r\n", content_type);
+  buf_printf(head, "Connection: %s\r\n",
               x->keep_alive ? "keep-alive" : "close");
   if (extra)
-    hbuf_puts(head, extra);
+    buf_puts(head, extra);
 }
 
 void http_respond(http_exchange_t *x, int status, const char *content_type,
@@ -251,16 +251,16 @@ void http_respond(http_exchange_t *x, int status, const char *content_type,
     return;
   if (c->srv->stopping)
     x->keep_alive = false;
-  hbuf_t head = {0};
+  buf_t head = {0};
   format_head(&head, x, status, content_type, extra_headers);
-  hbuf_printf(&head, "Content-Length: %zu\r\n\r\n", len);
+  buf_printf(&head, "Content-Length: %zu\r\n\r\n", len);
   x->state = X_ENDED;
   uv_timer_start(&c->timer, on_timeout, c->srv->cfg.request_timeout_ms, 0);
   status_seen(c, status);
   uv_buf_t parts[2] = {uv_buf_init(head.data, (unsigned)head.len),
                        uv_buf_init((char *)body, (unsigned)len)};
   send_parts(c, parts, 2);
-  hbuf_free(&head);
+  buf_free(&head);
 }
 
 void http_stream_begin(http_exchange_t *x, int status, const char *content_type,
@@ -273,16 +273,16 @@ void http_stream_begin(http_exchange_t *x, int status, const char *content_type,
   x->chunked = !x->http10;
   if (!x->chunked)
     x->keep_alive = false;
-  hbuf_t head = {0};
+  buf_t head = {0};
   format_head(&head, x, status, content_type, extra_headers);
-  hbuf_puts(&head, "Cache-Control: no-cache\r\n");
+  buf_puts(&head, "Cache-Control: no-cache\r\n");
   if (x->chunked)
-    hbuf_puts(&head, "Transfer-Encoding: chunked\r\n");
-  hbuf_puts(&head, "\r\n");
+    buf_puts(&head, "Transfer-Encoding: chunked\r\n");
+  buf_puts(&head, "\r\n");
   x->state = X_STREAMING;
   status_seen(c, status);
   send_str(c, head.data, head.len);
-  hbuf_free(&head);
+  buf_free(&head);
 }
 
 void http_stream_write(http_exchange_t *x, const char *data, size_t len) {
@@ -351,7 +351,7 @@ static void feed(conn_t *c, const char *data, size_t len) {
   if (e == HPE_PAUSED) {
     /* Paused after a complete request: keep the rest for later. */
     if (n < len)
-      hbuf_append(&c->pending, data + n, len - n);
+      buf_append(&c->pending, data + n, len - n);
     return;
   }
   if (e == HPE_OK)
@@ -383,7 +383,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
   if (!c->x.keep_alive)
     return; /* closes after this answer: nothing more will be parsed */
   /* A response is pending: read ahead (and notice EOF) but parse later. */
-  hbuf_append(&c->pending, buf->base, (size_t)nread);
+  buf_append(&c->pending, buf->base, (size_t)nread);
   if (c->pending.len > READ_AHEAD_MAX) {
     uv_read_stop(stream);
     c->reading = false;
@@ -404,11 +404,11 @@ static void on_timeout(uv_timer_t *t) {
   }
 }
 
-static void shrink(hbuf_t *b) {
+static void shrink(buf_t *b) {
   if (b->cap > KEEP_BUF_MAX)
-    hbuf_free(b);
+    buf_free(b);
   else
-    hbuf_reset(b);
+    buf_reset(b);
 }
 
 static void exchange_reset(http_exchange_t *x) {
@@ -428,7 +428,7 @@ static void exchange_reset(http_exchange_t *x) {
  * reset the connection and could destroy the answer at the client. */
 static void linger(conn_t *c) {
   c->draining = true;
-  hbuf_free(&c->pending);
+  buf_free(&c->pending);
   uv_timer_start(&c->timer, on_timeout, LINGER_MS, 0);
   if (uv_shutdown(&c->shutdown, (uv_stream_t *)&c->tcp, NULL) != 0) {
     conn_close(c);
@@ -450,10 +450,10 @@ static void on_exchange_done(conn_t *c) {
   uv_timer_start(&c->timer, on_timeout, c->srv->cfg.request_timeout_ms, 0);
   http_parser_pause(&c->parser, 0);
   if (c->pending.len) {
-    hbuf_t ahead = c->pending;
-    c->pending = (hbuf_t){0};
+    buf_t ahead = c->pending;
+    c->pending = (buf_t){0};
     feed(c, ahead.data, ahead.len);
-    hbuf_free(&ahead);
+    buf_free(&ahead);
   }
   if (c->x.state == X_IDLE || c->x.state == X_READING ||
       c->pending.len <= READ_AHEAD_MAX)
@@ -476,17 +476,17 @@ static int on_message_begin(http_parser *p) {
 }
 
 static int on_url(http_parser *p, const char *at, size_t len) {
-  hbuf_append(&conn_of(p)->x.url, at, len);
+  buf_append(&conn_of(p)->x.url, at, len);
   return 0;
 }
 
 static int on_header_field(http_parser *p, const char *at, size_t len) {
   conn_t *c = conn_of(p);
   if (c->hdr_phase == 2)
-    hbuf_append(&c->x.headers, "", 1);
+    buf_append(&c->x.headers, "", 1);
   c->hdr_phase = 1;
   size_t start = c->x.headers.len;
-  hbuf_append(&c->x.headers, at, len);
+  buf_append(&c->x.headers, at, len);
   for (size_t i = start; i < c->x.headers.len; i++)
     if (c->x.headers.data[i] >= 'A' && c->x.headers.data[i] <= 'Z')
       c->x.headers.data[i] = (char)(c->x.headers.data[i] - 'A' + 'a');
@@ -496,9 +496,9 @@ static int on_header_field(http_parser *p, const char *at, size_t len) {
 static int on_header_value(http_parser *p, const char *at, size_t len) {
   conn_t *c = conn_of(p);
   if (c->hdr_phase == 1)
-    hbuf_append(&c->x.headers, "", 1);
+    buf_append(&c->x.headers, "", 1);
   c->hdr_phase = 2;
-  hbuf_append(&c->x.headers, at, len);
+  buf_append(&c->x.headers, at, len);
   return 0;
 }
 
@@ -506,13 +506,13 @@ static int on_headers_complete(http_parser *p) {
   conn_t *c = conn_of(p);
   http_exchange_t *x = &c->x;
   if (c->hdr_phase == 2)
-    hbuf_append(&x->headers, "", 1);
+    buf_append(&x->headers, "", 1);
   else if (c->hdr_phase == 1) /* a name without a value */
-    hbuf_append(&x->headers, "\0", 2);
+    buf_append(&x->headers, "\0", 2);
   c->hdr_phase = 0;
   const char *q = x->url.data ? memchr(x->url.data, '?', x->url.len) : NULL;
   size_t plen = q ? (size_t)(q - x->url.data) : x->url.len;
-  hbuf_append(&x->path, x->url.data ? x->url.data : "", plen);
+  buf_append(&x->path, x->url.data ? x->url.data : "", plen);
   x->http10 = p->http_major == 1 && p->http_minor == 0;
   if ((p->flags & F_CONTENTLENGTH) &&
       p->content_length > c->srv->cfg.max_body) {
@@ -531,7 +531,7 @@ static int on_body(http_parser *p, const char *at, size_t len) {
     c->reject = 413;
     return -1;
   }
-  hbuf_append(&c->x.body, at, len);
+  buf_append(&c->x.body, at, len);
   return 0;
 }
 

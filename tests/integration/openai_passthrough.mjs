@@ -10,8 +10,14 @@ import { writeFileSync } from 'node:fs';
 const [baseURL, port, model, simModel, out] = process.argv.slice(2);
 const received = [];
 
-// Answers every completion as a stream of one "ok" token, as vLLM does.
+// Answers the health probe's GET /v1/models, and every completion as a
+// stream of one "ok" token, as vLLM does.
 const upstream = http.createServer((req, res) => {
+  if (req.method === 'GET') {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ object: 'list', data: [{ id: model, object: 'model' }] }));
+    return;
+  }
   let body = '';
   req.on('data', (d) => { body += d; });
   req.on('end', () => {

@@ -133,7 +133,10 @@ static void test_request_reaches_upstream(void **state) {
   hc_sched_start(&s, NULL);
   int port = harness_free_port();
   char spec[64], port_s[16];
-  snprintf(spec, sizeof spec, "openai:http://127.0.0.1:%d/v1", port);
+  /* Its upstream starts with the client below: probed often, the worker
+   * is healthy soon after. */
+  snprintf(spec, sizeof spec, "openai:http://127.0.0.1:%d/v1,health_ms=100",
+           port);
   snprintf(port_s, sizeof port_s, "%d", port);
   const char *extra[] = {"--model", "up-model", NULL};
   hc_worker_start(&s, dir, "oa-0", "gpu-h100", spec, extra);

@@ -150,7 +150,8 @@ static void test_upstream_errors_are_clear(void **state) {
   fixture_t *f = *state;
   int dead = harness_free_port();
   char spec[160];
-  snprintf(spec, sizeof spec, "openai:http://127.0.0.1:%d/v1", dead);
+  /* No health probe: the transfer itself must fail clearly. */
+  snprintf(spec, sizeof spec, "openai:http://127.0.0.1:%d/v1,health_ms=0", dead);
   const char *extra[] = {"--model", "dead", NULL};
   hc_worker_start(&f->b, f->dir, "oa-dead", "gpu-h100", spec, extra);
   start_forwarder(f, "oa-missing", "missing", ",model=no-such-model");

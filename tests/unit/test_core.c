@@ -2,10 +2,12 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <cmocka.h>
 
 #include "infsched.pb-c.h"
+#include "infsched/errors.h"
 #include "scheduler/core/core.h"
 #include "tests/unit/profile_fixture.h"
 
@@ -92,6 +94,7 @@ static int setup_policy(void **state, const char *policy, uint32_t capacity) {
 static int setup_ll(void **state) { return setup_policy(state, "least_loaded", 4); }
 static int setup_rr(void **state) { return setup_policy(state, "round_robin", 4); }
 static int setup_cap1(void **state) { return setup_policy(state, "least_loaded", 1); }
+static int setup_roomy(void **state) { return setup_policy(state, "least_loaded", 64); }
 
 static int teardown(void **state) {
   fixture_t *f = *state;
@@ -131,6 +134,83 @@ static int worker_index(const fixture_t *f, const core_action_t *a) {
         memcmp(a->peer.id, f->w[i].id, a->peer.len) == 0)
       return i;
   return -1;
+}
+
+/* A backend failure before the first token sends the request to another
+ * worker, not to the client; three in a row open the worker's breaker for
+ * a second, an unhealthy heartbeat keeps work away until a healthy one. */
+static void test_backend_failures(void **state) {
+  fixture_t *f = *state;
+  submit(f, 0, 1, 100, "m");
+  const core_action_t *d = find(f->core, CORE_ACT_DISPATCH, 0);
+  assert_non_null(d);
+  int first = worker_index(f, d);
+  uint64_t id = d->request_id;
+  core_actions_clear(f->core);
+  core_on_worker_error(f->core, 1 * MS, &f->w[first], id, INFS_WIRE_BACKEND,
+                       "upstream down");
+  assert_null(find(f->core, CORE_ACT_ERROR, 0));
+  d = find(f->core, CORE_ACT_DISPATCH, 0);
+  assert_non_null(d);
+  assert_int_not_equal(worker_index(f, d), first);
+  core_actions_clear(f->core);
+
+  /* Three failures in a row on t, another worker (a bad request is the
+   * client's and does not count): its breaker opens, nothing goes there. */
+  int t = first == 0 ? 1 : 0;
+  static const struct {
+    int code;
+    bool opens;
+  } table[] = {{INFS_WIRE_BACKEND, false},
+               {INFS_WIRE_BADREQUEST, false},
+               {INFS_WIRE_UPSTREAMTIMEOUT, false},
+               {INFS_WIRE_BACKEND, true}};
+  uint64_t next = 10;
+  for (size_t i = 0; i < sizeof table / sizeof *table; i++) {
+    /* Fill the others so the request lands on gpu-0. */
+    core_load_t load = {0};
+    core_on_heartbeat(f->core, 2 * MS, &f->w[t], &load);
+    core_actions_clear(f->core);
+    for (;;) {
+      submit(f, 2 * MS, next++, 100, "m");
+      d = find(f->core, CORE_ACT_DISPATCH, 0);
+      assert_non_null(d);
+      if (worker_index(f, d) == t)
+        break;
+      core_actions_clear(f->core);
+    }
+    id = d->request_id;
+    core_actions_clear(f->core);
+    core_on_worker_error(f->core, 3 * MS, &f->w[t], id, table[i].code, "x");
+    assert_int_equal(core_stats(f->core)->breaker_opened, table[i].opens);
+    core_actions_clear(f->core);
+  }
+  assert_int_equal(core_stats(f->core)->breaker_opened, 1);
+  /* t takes nothing for a second, then takes work again. */
+  for (int i = 0; i < 6; i++) {
+    submit(f, 500 * MS, 100 + i, 100, "m");
+    d = find(f->core, CORE_ACT_DISPATCH, 0);
+    assert_true(!d || worker_index(f, d) != t);
+    core_actions_clear(f->core);
+  }
+  core_load_t sick = {.unhealthy = true}, well = {0};
+  for (int i = 0; i < 3; i++)
+    core_on_heartbeat(f->core, 1100 * MS, &f->w[i], i == t ? &well : &sick);
+  core_actions_clear(f->core);
+  submit(f, 1100 * MS, 200, 100, "m");
+  d = find(f->core, CORE_ACT_DISPATCH, 0);
+  assert_non_null(d);
+  assert_int_equal(worker_index(f, d), t);
+  core_actions_clear(f->core);
+  /* Everyone unhealthy: it waits; a healthy heartbeat places it. */
+  core_on_heartbeat(f->core, 1100 * MS, &f->w[t], &sick);
+  core_actions_clear(f->core);
+  submit(f, 1100 * MS, 201, 100, "m");
+  assert_null(find(f->core, CORE_ACT_DISPATCH, 0));
+  core_on_heartbeat(f->core, 1200 * MS, &f->w[t], &well);
+  d = find(f->core, CORE_ACT_DISPATCH, 0);
+  assert_non_null(d);
+  assert_int_equal(worker_index(f, d), t);
 }
 
 static void test_dispatch_stream_done(void **state) {
@@ -1015,6 +1095,8 @@ static void test_scheduler_trusts_its_profiles(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_backend_failures, setup_roomy,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_dispatch_stream_done, setup_ll,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_round_robin_order, setup_rr,

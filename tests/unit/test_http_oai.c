@@ -1,6 +1,6 @@
 /* The front door's pure parts: OpenAI request parsing and rendering, text
  * block hashes, SSE framing, and the metrics exposition. */
-#include "scheduler/http/hbuf.h"
+#include "lib/buf.h"
 #include "scheduler/http/metrics.h"
 #include "scheduler/http/oai.h"
 #include "scheduler/http/prompt_hash.h"
@@ -242,13 +242,13 @@ static void test_prompt_hash(void **state) {
 
 static void test_sse(void **state) {
   (void)state;
-  hbuf_t b = {0};
+  buf_t b = {0};
   sse_append_event(&b, "{\"a\":1}");
   sse_append_event(&b, "one\ntwo");
   sse_append_done(&b);
   assert_string_equal(b.data, "data: {\"a\":1}\n\ndata: one\ndata: two\n\n"
                               "data: [DONE]\n\n");
-  hbuf_free(&b);
+  buf_free(&b);
 }
 
 static void test_metrics(void **state) {
@@ -284,7 +284,7 @@ static void test_metrics(void **state) {
                       .cls = INFS_CLASS_BATCH};
   metrics_on_action(m, 5, &a);
   metrics_on_http_status(m, METRICS_ROUTE_COMPLETIONS, 429);
-  hbuf_t out = {0};
+  buf_t out = {0};
   metrics_render(m, core, 2000000, 3, &out);
   const char *want[] = {
       "infsched_requests_total{class=\"interactive\",outcome=\"completed\"} "
@@ -307,7 +307,7 @@ static void test_metrics(void **state) {
   for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
     if (!strstr(out.data, want[i]))
       fail_msg("missing: %s", want[i]);
-  hbuf_free(&out);
+  buf_free(&out);
   metrics_destroy(&m);
   core_destroy(&core);
 }

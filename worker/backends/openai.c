@@ -84,6 +84,13 @@ struct openai {
   double busy_s;
   infs_time_t busy_since;
   bool destroying;
+  /* The health probe: GET URL/models every opts.health_ms. */
+  uv_timer_t probe_timer;
+  CURL *probe;
+  struct curl_slist *probe_headers;
+  char probe_url[OPENAI_URL_MAX + 16];
+  bool unhealthy;
+  int open_handles; /* uv handles not yet closed; freed at 0 */
 };
 
 static int curl_users;
@@ -363,12 +370,62 @@ static void finish(xfer_t *x, CURLcode res) {
 
 /* --- libcurl on libuv --- */
 
+static size_t discard(char *data, size_t size, size_t n, void *arg) {
+  (void)data;
+  (void)arg;
+  return size * n;
+}
+
+/* The upstream is healthy while URL/models answers 2xx: both vLLM and
+ * llama-server serve it, and it needs no model time. */
+static void probe_done(openai_t *b, CURLcode res) {
+  long status = 0;
+  curl_easy_getinfo(b->probe, CURLINFO_RESPONSE_CODE, &status);
+  bool unhealthy = res != CURLE_OK || status < 200 || status > 299;
+  if (unhealthy && !b->unhealthy)
+    log_warn("openai: upstream %s unhealthy (%s): taking no requests",
+             b->probe_url,
+             res != CURLE_OK ? curl_easy_strerror(res) : "HTTP error");
+  else if (!unhealthy && b->unhealthy)
+    log_info("openai: upstream %s healthy again", b->probe_url);
+  b->unhealthy = unhealthy;
+  curl_multi_remove_handle(b->multi, b->probe);
+  curl_easy_cleanup(b->probe);
+  b->probe = NULL;
+}
+
+static void on_probe_timer(uv_timer_t *t) {
+  openai_t *b = t->data;
+  if (b->probe || b->destroying)
+    return;
+  CURL *e = b->probe = curl_easy_init();
+  if (!e)
+    return;
+  curl_easy_setopt(e, CURLOPT_URL, b->probe_url);
+  curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard);
+  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)b->opts.health_ms);
+  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
+                   (long)b->opts.connect_timeout_ms);
+  if (b->probe_headers)
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, b->probe_headers);
+  if (curl_multi_add_handle(b->multi, e) != CURLM_OK) {
+    curl_easy_cleanup(e);
+    b->probe = NULL;
+  }
+}
+
 static void check_done(openai_t *b) {
   CURLMsg *msg;
   int left;
   while ((msg = curl_multi_info_read(b->multi, &left))) {
     if (msg->msg != CURLMSG_DONE)
       continue;
+    if (msg->easy_handle == b->probe) {
+      probe_done(b, msg->data.result);
+      continue;
+    }
     xfer_t *x = NULL;
     curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
     CURLcode res = msg->data.result;
@@ -609,6 +666,7 @@ static void openai_load(void *state, infs_backend_load_t *out) {
       .running = (uint32_t)b->inflight,
       .busy_s = busy,
       .generated_tokens = b->generated,
+      .unhealthy = b->unhealthy,
   };
 }
 
@@ -657,12 +715,23 @@ static int openai_create(const infs_backend_host_t *host, const char *args,
   curl_multi_setopt(b->multi, CURLMOPT_TIMERDATA, b);
   uv_timer_init(host->loop, &b->timer);
   b->timer.data = b;
+  uv_timer_init(host->loop, &b->probe_timer);
+  b->probe_timer.data = b;
+  b->open_handles = 2;
+  snprintf(b->probe_url, sizeof b->probe_url, "%s/models", b->opts.base);
+  if (b->auth)
+    b->probe_headers = curl_slist_append(NULL, b->auth);
+  if (b->opts.health_ms)
+    uv_timer_start(&b->probe_timer, on_probe_timer, 0, b->opts.health_ms);
   *state = b;
   return 0;
 }
 
 static void on_timer_closed(uv_handle_t *h) {
   openai_t *b = h->data;
+  if (--b->open_handles > 0)
+    return;
+  curl_slist_free_all(b->probe_headers);
   u64map_free(&b->by_id);
   free(b->slots);
   free(b->free_slots);
@@ -678,6 +747,11 @@ static void openai_destroy(void *state) {
       b->slots[i]->terminal = true;
       xfer_free(b->slots[i]);
     }
+  if (b->probe) {
+    curl_multi_remove_handle(b->multi, b->probe);
+    curl_easy_cleanup(b->probe);
+    b->probe = NULL;
+  }
   curl_multi_cleanup(b->multi);
   b->multi = NULL;
   /* Sockets of connections curl kept for reuse. */
@@ -686,6 +760,7 @@ static void openai_destroy(void *state) {
   if (--curl_users == 0)
     curl_global_cleanup();
   uv_close((uv_handle_t *)&b->timer, on_timer_closed);
+  uv_close((uv_handle_t *)&b->probe_timer, on_timer_closed);
 }
 
 const infs_backend_ops_t backend_openai = {

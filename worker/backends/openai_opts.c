@@ -53,10 +53,12 @@ static int apply(openai_opts_t *o, const char *opt, size_t len, char *err,
     rc = parse_ms(val, &o->timeout_ms);
   else if (strcmp(key, "connect_timeout_ms") == 0)
     rc = parse_ms(val, &o->connect_timeout_ms);
+  else if (strcmp(key, "health_ms") == 0)
+    rc = parse_ms(val, &o->health_ms);
   else {
     snprintf(err, errlen,
              "openai: unknown option '%s' (model, api_key_env, api, "
-             "timeout_ms, connect_timeout_ms)",
+             "timeout_ms, connect_timeout_ms, health_ms)",
              key);
     return -1;
   }
@@ -72,6 +74,7 @@ int openai_opts_parse(const char *args, openai_opts_t *o, char *err,
   memset(o, 0, sizeof *o);
   o->timeout_ms = OPENAI_DEFAULT_TIMEOUT_MS;
   o->connect_timeout_ms = OPENAI_DEFAULT_CONNECT_TIMEOUT_MS;
+  o->health_ms = OPENAI_DEFAULT_HEALTH_MS;
   if (!args || !*args) {
     snprintf(err, errlen,
              "openai backend needs the server's URL, e.g. "

@@ -1,7 +1,7 @@
 /* Options of the openai backend, from the text after "openai:" on the
  * worker's command line:
  *   URL[,model=NAME][,api_key_env=VAR][,api=auto|completions|chat]
- *      [,timeout_ms=N][,connect_timeout_ms=N]
+ *      [,timeout_ms=N][,connect_timeout_ms=N][,health_ms=N]
  * URL is the server's API base, e.g. http://127.0.0.1:8000/v1. */
 #ifndef INFSCHED_BACKENDS_OPENAI_OPTS_H
 #define INFSCHED_BACKENDS_OPENAI_OPTS_H
@@ -14,6 +14,7 @@
 #define OPENAI_NAME_MAX 128
 #define OPENAI_DEFAULT_TIMEOUT_MS 600000u
 #define OPENAI_DEFAULT_CONNECT_TIMEOUT_MS 10000u
+#define OPENAI_DEFAULT_HEALTH_MS 5000u
 
 /* Which endpoint a request goes to: auto sends chat requests (those with
  * messages) to /chat/completions and the others to /completions. */
@@ -30,6 +31,7 @@ typedef struct openai_opts {
   openai_api_t api;
   uint32_t timeout_ms; /* whole request; 0: none */
   uint32_t connect_timeout_ms;
+  uint32_t health_ms;  /* probe URL/models this often; 0: never */
 } openai_opts_t;
 
 /* Parses args into o (defaults first). Returns 0, or -1 with the reason

@@ -7,47 +7,30 @@
 
 void openai_sse_init(openai_sse_t *p) {
   memset(p, 0, sizeof *p);
+  /* Lines and events shorter than OPENAI_SSE_MAX, with their NUL. */
+  p->line.max = p->data.max = OPENAI_SSE_MAX - 1;
 }
 
 void openai_sse_free(openai_sse_t *p) {
-  free(p->line);
-  free(p->data);
-  memset(p, 0, sizeof *p);
-}
-
-/* Appends n bytes to a buffer kept NUL-terminated; -1 past the limit. */
-static int append(char **buf, size_t *len, size_t *cap, const char *s,
-                  size_t n) {
-  if (*len + n + 1 > OPENAI_SSE_MAX)
-    return -1;
-  if (*len + n + 1 > *cap) {
-    size_t c = *cap ? *cap : 256;
-    while (c < *len + n + 1)
-      c *= 2;
-    char *q = xrealloc(*buf, c);
-    *buf = q;
-    *cap = c;
-  }
-  memcpy(*buf + *len, s, n);
-  *len += n;
-  (*buf)[*len] = '\0';
-  return 0;
+  buf_free(&p->line);
+  buf_free(&p->data);
+  openai_sse_init(p);
 }
 
 static int end_line(openai_sse_t *p, openai_sse_event_cb cb, void *arg) {
-  const char *line = p->line ? p->line : "";
-  size_t n = p->line_len;
-  p->line_len = 0;
+  const char *line = p->line.data ? p->line.data : "";
+  size_t n = p->line.len;
+  p->line.len = 0;
   if (n == 0) {
     if (!p->has_data)
       return 0;
     p->has_data = false;
     /* The last data line's break is not part of the data. */
-    if (p->data_len)
-      p->data[--p->data_len] = '\0';
-    size_t len = p->data_len;
-    p->data_len = 0;
-    return cb(arg, p->data ? p->data : "", len);
+    if (p->data.len)
+      p->data.data[--p->data.len] = '\0';
+    size_t len = p->data.len;
+    p->data.len = 0;
+    return cb(arg, p->data.data ? p->data.data : "", len);
   }
   if (n < 5 || memcmp(line, "data:", 5) != 0)
     return 0; /* comments and other fields */
@@ -58,8 +41,7 @@ static int end_line(openai_sse_t *p, openai_sse_event_cb cb, void *arg) {
     vn--;
   }
   p->has_data = true;
-  if (append(&p->data, &p->data_len, &p->data_cap, v, vn) ||
-      append(&p->data, &p->data_len, &p->data_cap, "\n", 1))
+  if (buf_append(&p->data, v, vn) || buf_append(&p->data, "\n", 1))
     return -1;
   return 0;
 }
@@ -82,7 +64,7 @@ int openai_sse_feed(openai_sse_t *p, const char *buf, size_t len,
     size_t run = 1;
     while (i + run < len && buf[i + run] != '\r' && buf[i + run] != '\n')
       run++;
-    if (append(&p->line, &p->line_len, &p->line_cap, buf + i, run))
+    if (buf_append(&p->line, buf + i, run))
       return -1;
     i += run - 1;
   }

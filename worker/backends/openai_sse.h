@@ -4,6 +4,8 @@
 #ifndef INFSCHED_BACKENDS_OPENAI_SSE_H
 #define INFSCHED_BACKENDS_OPENAI_SSE_H
 
+#include "lib/buf.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -11,10 +13,8 @@
 #define OPENAI_SSE_MAX (4u << 20)
 
 typedef struct openai_sse {
-  char *line; /* the line being read */
-  size_t line_len, line_cap;
-  char *data; /* data fields of the event being read */
-  size_t data_len, data_cap;
+  buf_t line; /* the line being read */
+  buf_t data; /* data fields of the event being read */
   bool has_data;
   bool after_cr; /* the previous byte ended a line with '\r' */
 } openai_sse_t;

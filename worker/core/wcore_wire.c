@@ -20,6 +20,7 @@ static void heartbeat(const wcore_t *w, const wcore_heartbeat_t *h,
   hb->up_s = h->beat.up_s;
   hb->cost_usd = h->beat.cost_usd;
   hb->seq = h->seq;
+  hb->unhealthy = h->load.unhealthy != 0;
   hb->cache_reset = h->cache_reset;
   if (cache) {
     hb->cache_added = (uint64_t *)cache->added;
