@@ -240,11 +240,16 @@ static void fail(core_t *c, req_t *r, int code, const char *why) {
 }
 
 /* How long w may take to show progress on r: CORE_PROGRESS_FACTOR times
- * the predicted TTFT, at least the configured floor. */
+ * the predicted TTFT, at least the configured floor and at most
+ * CORE_PROGRESS_WINDOW_MAX (a prediction past it does not fit a time, and
+ * now plus it must not wrap). */
 static infs_time_t progress_window(const core_t *c, double ttft_ms) {
   double us = ttft_ms * CORE_PROGRESS_FACTOR * (double)INFS_US_PER_MS;
   infs_time_t floor = c->cfg.progress_timeout;
-  return isfinite(us) && us > (double)floor ? (infs_time_t)us : floor;
+  if (!isfinite(us) || us <= (double)floor)
+    return floor;
+  return us < (double)CORE_PROGRESS_WINDOW_MAX ? (infs_time_t)us
+                                               : CORE_PROGRESS_WINDOW_MAX;
 }
 
 /* Puts r on w and counts it in w's load. */
