@@ -145,7 +145,7 @@ typedef struct delta_op {
 #define VEC_RESERVE(a, need)                                                   \
   do {                                                                         \
     if ((a).cap < (need))                                                      \
-      (a).v = grow((a).v, &(a).cap, (need), sizeof *(a).v);                    \
+      (a).v = xgrow((a).v, &(a).cap, (need), sizeof *(a).v);                    \
   } while (0)
 #define VEC_PUSH(a, x)                                                         \
   do {                                                                         \
@@ -194,19 +194,10 @@ struct engine {
  * about twice the net change. */
 #define DELTA_COMPACT_MIN 4096
 
-static void *grow(void *v, size_t *cap, size_t need, size_t size) {
-  size_t c = *cap ? *cap : 16;
-  while (c < need)
-    c *= 2;
-  v = xrealloc(v, c * size);
-  *cap = c;
-  return v;
-}
-
-/* grow() for a uint32_t-counted array. */
+/* xgrow() for a uint32_t-counted array. */
 static void *grow32(void *v, uint32_t *cap, size_t need, size_t size) {
   size_t c = *cap;
-  v = grow(v, &c, need, size);
+  v = xgrow(v, &c, need, size);
   *cap = (uint32_t)c;
   return v;
 }

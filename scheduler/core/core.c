@@ -1248,8 +1248,16 @@ void core_on_tick(core_t *c, infs_time_t now) {
     infs_time_t silence = c->cfg.heartbeat_interval * c->cfg.heartbeat_miss;
     for (size_t i = 0; i < c->reg.len; i++) {
       core_worker_t *w = c->reg.workers[i];
-      if (w->live && now - w->last_seen > silence)
+      if (w->live && now - w->last_seen > silence) {
+        /* Told to the worker, should it hear, and logged by the shell. */
+        emit_error(c, CORE_ACT_WORKER_ERROR, &w->peer, 0, INFS_WIRE_WORKERLOST,
+                   "worker %s lost: no heartbeat for %llu ms, %u requests "
+                   "open on it",
+                   w->id,
+                   (unsigned long long)((now - w->last_seen) / INFS_US_PER_MS),
+                   registry_hot(&c->reg, w)->outstanding);
         lose_worker(c, w, "no heartbeat");
+      }
       /* Requests are checked at this cadence too: a deadline is seconds
        * long, half a heartbeat interval late is close enough. */
       for (list_node_t *n = w->live ? w->reqs.next : NULL; n && n != &w->reqs;) {
