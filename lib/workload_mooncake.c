@@ -53,17 +53,6 @@ typedef struct mooncake {
 #define MC_ID_NS 0x6d6f6f6e63616b65ull       /* "mooncake" */
 #define MC_UNSHARED_NS 0x756e736861726564ull /* "unshared" */
 
-static void *grow(void *p, size_t *cap, size_t need, size_t size) {
-  if (need <= *cap)
-    return p;
-  size_t c = *cap ? *cap : 256;
-  while (c < need)
-    c *= 2;
-  void *q = xrealloc(p, c * size);
-  *cap = c;
-  return q;
-}
-
 /* A whole number in [min, max] (JSON has only doubles; ids and timestamps
  * stay exact below 2^53). */
 static bool whole(const cJSON *v, double min, double max, double *out) {
@@ -97,7 +86,7 @@ static int parse_line(mooncake_t *m, const char *path, unsigned line,
     rc = bad(path, line, err, errlen, "not a JSON object");
     goto out;
   }
-  m->rows = grow(m->rows, &m->cap, m->n + 1, sizeof *m->rows);
+  m->rows = xgrow(m->rows, &m->cap, m->n + 1, sizeof *m->rows);
   mc_row_t *r = &m->rows[m->n];
   *r = (mc_row_t){
       .line = line, .cls = -1, .first_id = m->n_ids, .session = SIZE_MAX};
@@ -134,7 +123,7 @@ static int parse_line(mooncake_t *m, const char *path, unsigned line,
     goto out;
   }
   int n_ids = v ? cJSON_GetArraySize(v) : 0;
-  m->ids = grow(m->ids, &m->ids_cap, m->n_ids + (size_t)n_ids, sizeof *m->ids);
+  m->ids = xgrow(m->ids, &m->ids_cap, m->n_ids + (size_t)n_ids, sizeof *m->ids);
   const cJSON *id;
   size_t k = 0;
   cJSON_ArrayForEach(id, v) {
@@ -181,7 +170,7 @@ static int parse_line(mooncake_t *m, const char *path, unsigned line,
       goto out;
     }
     m->sessions =
-        grow(m->sessions, &m->sessions_cap, m->sessions_len + sl + 1, 1);
+        xgrow(m->sessions, &m->sessions_cap, m->sessions_len + sl + 1, 1);
     memcpy(m->sessions + m->sessions_len, v->valuestring, sl + 1);
     r->session = m->sessions_len;
     m->sessions_len += sl + 1;
@@ -260,7 +249,7 @@ static int mc_pop(workload_t *w, infs_time_t now, workload_req_t *req) {
     snprintf(req->session, sizeof req->session, "%.*s/%u",
              WORKLOAD_SESSION_MAX - 12, m->sessions + r->session, r->copy);
   size_t n = r->n_ids ? r->n_ids : 1;
-  m->segs = grow(m->segs, &m->segs_cap, n, sizeof *m->segs);
+  m->segs = xgrow(m->segs, &m->segs_cap, n, sizeof *m->segs);
   if (r->n_ids == 0) {
     m->segs[0] = (workload_segment_t){
         workload_stream_id(MC_UNSHARED_NS, (uint64_t)r->copy << 32 | r->line),

@@ -31,3 +31,13 @@ void *xreallocarray(void *p, size_t n, size_t size) {
 char *xstrdup(const char *s) {
   return xcheck(strdup(s));
 }
+
+void *xgrow(void *p, size_t *cap, size_t need, size_t size) {
+  if (need <= *cap)
+    return p;
+  size_t c = *cap ? *cap : 16;
+  while (c < need)
+    c *= 2;
+  *cap = c;
+  return xreallocarray(p, c, size);
+}

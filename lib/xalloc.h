@@ -14,6 +14,9 @@ void *xrealloc(void *p, size_t size);
 /* realloc of n elements of size bytes, aborting on overflow too. */
 void *xreallocarray(void *p, size_t n, size_t size);
 char *xstrdup(const char *s);
+/* Grows array p of size-byte elements to hold at least need, doubling *cap
+ * (from 16); returns p unchanged when *cap is already enough. */
+void *xgrow(void *p, size_t *cap, size_t need, size_t size);
 /* Returns p, or aborts when it is NULL: for allocations made by others
  * (cJSON, strndup) that report failure as NULL. */
 void *xcheck(void *p);

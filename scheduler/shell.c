@@ -124,6 +124,8 @@ static bool to_front_door(shell_t *s, infs_time_t now, const core_action_t *a) {
 
 static void send_action(void *ctx, const core_action_t *a) {
   shell_t *s = ctx;
+  if (a->kind == CORE_ACT_WORKER_ERROR && a->code == INFS_WIRE_WORKERLOST)
+    log_warn("%s", a->message);
   if (to_front_door(s, s->flush_now, a))
     return;
   void *sock = core_wire_to_worker(a->kind) ? s->workers : s->clients;

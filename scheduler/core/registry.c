@@ -107,12 +107,8 @@ core_worker_t *registry_add(registry_t *g, const core_peer_t *p,
   if (!w) {
     if (g->len == g->cap) {
       size_t cap = g->cap ? g->cap * 2 : 16;
-      core_worker_t **ws = realloc(g->workers, cap * sizeof *ws);
-      worker_hot_t *hot = realloc(g->hot, cap * sizeof *hot);
-      if (!ws || !hot)
-        abort();
-      g->workers = ws;
-      g->hot = hot;
+      g->workers = xreallocarray(g->workers, cap, sizeof *g->workers);
+      g->hot = xreallocarray(g->hot, cap, sizeof *g->hot);
       g->cap = cap;
     }
     w = xcalloc(1, sizeof *w);

@@ -81,11 +81,9 @@ bool frontdoor_owns_peer(const core_peer_t *peer) {
 static fd_req_t *req_add(frontdoor_t *f) {
   if (f->n_free == 0) {
     size_t cap = f->cap ? f->cap * 2 : 64;
-    f->slots = realloc(f->slots, cap * sizeof *f->slots);
-    f->generation = realloc(f->generation, cap * sizeof *f->generation);
-    f->free_slots = realloc(f->free_slots, cap * sizeof *f->free_slots);
-    if (!f->slots || !f->generation || !f->free_slots)
-      abort();
+    f->slots = xreallocarray(f->slots, cap, sizeof *f->slots);
+    f->generation = xreallocarray(f->generation, cap, sizeof *f->generation);
+    f->free_slots = xreallocarray(f->free_slots, cap, sizeof *f->free_slots);
     for (size_t i = cap; i > f->cap; i--) {
       f->slots[i - 1] = NULL;
       f->generation[i - 1] = 0;

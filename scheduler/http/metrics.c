@@ -478,7 +478,8 @@ static const struct {
      "Time since the worker's last heartbeat (or other message)."},
     {"infsched_worker_healthy", "gauge",
      "1 while the worker's heartbeats arrive on time (age at most two "
-     "intervals), 0 while they are late and it is not yet lost."},
+     "intervals) and say its backend is healthy; 0 while they are late "
+     "(and it is not yet lost) or its backend is unhealthy."},
 };
 
 /* A heartbeat older than this many intervals is late. */
@@ -517,7 +518,7 @@ static double wvalue(const core_worker_view_t *v, wfield_t f,
   case W_HEARTBEAT_AGE:
     return (double)age / 1e6;
   case W_HEALTHY:
-    return age <= LATE_INTERVALS * interval;
+    return age <= LATE_INTERVALS * interval && !v->load->unhealthy;
   default:
     return 0;
   }

@@ -179,6 +179,10 @@ static void test_worker_killed_mid_run(void **state) {
                                   &three, 5000));
   assert_true(
       zclient_wait_status(f->clients, lost_one_with_work, NULL, 5000));
+  /* And logged it, naming the worker. */
+  assert_int_equal(harness_count_log(f->sched_log,
+                                     "worker gpu-1 lost: no heartbeat"),
+                   1);
   harness_kill(f->scheduler, SIGTERM);
   assert_int_equal(harness_wait(f->scheduler, 10000, &status), 0);
   assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);

@@ -5,6 +5,7 @@
 #include "tests/integration/test_http_common.h"
 
 #include <setjmp.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -252,12 +253,130 @@ static void test_bad_backend_options(void **state) {
                        3, "INFSCHED_TEST_UNSET_KEY is not set");
 }
 
+struct at_least {
+  const char *dir, *base, *series;
+  double min;
+};
+
+/* harness_wait_until's condition: a scrape shows series at least min. */
+static int metric_at_least(void *arg) {
+  struct at_least *a = arg;
+  char url[200];
+  snprintf(url, sizeof url, "%s/metrics", a->base);
+  hc_response_t r;
+  hc_get(a->dir, url, &r);
+  double v = hc_metric(r.body, a->series);
+  hc_response_free(&r);
+  return v >= a->min;
+}
+
+static double report_num(const cJSON *j, const char *path) {
+  const cJSON *v = hc_at(j, path);
+  assert_non_null(v);
+  return v->valuedouble;
+}
+
+/* One of two upstreams dies under load: once its worker's health probe
+ * fails nothing more goes there, the requests it failed before their
+ * first token complete on the other, none is lost; it comes back and its
+ * worker serves again. */
+static void test_upstream_dies_and_returns(void **state) {
+  fixture_t *f = *state;
+  hc_sched_t a2;
+  hc_sched_init(&a2, f->dir, "upstream2");
+  hc_sched_start(&a2, NULL);
+  harness_proc_t *a2w =
+      hc_worker_start(&a2, f->dir, "sram-2", "sram-wse3", NULL, NULL);
+  hc_wait_registered(&a2, 1);
+  char spec1[200], spec2[200];
+  snprintf(spec1, sizeof spec1, "%s,health_ms=100", f->upstream);
+  snprintf(spec2, sizeof spec2, "openai:%s/v1,health_ms=100", a2.base);
+  const char *extra[] = {"--model", MODEL, NULL};
+  hc_worker_start(&f->b, f->dir, "oa-1", "gpu-h100", spec1, extra);
+  hc_worker_start(&f->b, f->dir, "oa-2", "gpu-h100", spec2, extra);
+  hc_wait_registered(&f->b, 2);
+#define OA2(metric)                                                            \
+  metric "{worker=\"oa-2\",class=\"gpu\",profile=\"gpu-h100\",model=\"" MODEL   \
+         "\"}"
+  assert_true(hc_wait_metric(f->dir, f->b.base, OA2("infsched_worker_healthy"),
+                             1) == 1);
+
+  char report[600], log[600];
+  snprintf(report, sizeof report, "%s/report.json", f->dir);
+  snprintf(log, sizeof log, "%s/loadgen.log", f->dir);
+  char *argv[] = {(char *)harness_bin("infsched-loadgen"), "--scheduler",
+                  f->b.clients, "--model", MODEL, "--rate", "20",
+                  "--duration", "4", "--seed", "3", "--prompt-tokens", "64",
+                  "--output-tokens", "4", "--drain", "30", "--report-json",
+                  report, NULL};
+  harness_proc_t *loadgen = harness_spawn(log, argv);
+  assert_non_null(loadgen);
+  /* Kill the second upstream once it has served some of the load. */
+  struct at_least busy = {f->dir, a2.base, "infsched_scheduler_dispatches_total",
+                          5};
+  assert_int_equal(harness_wait_until(metric_at_least, &busy, 15000), 0);
+  harness_kill(a2.proc, SIGKILL);
+  harness_kill(a2w, SIGKILL);
+  assert_true(hc_wait_metric(f->dir, f->b.base, OA2("infsched_worker_healthy"),
+                             0) == 0);
+  char oa2_log[600];
+  snprintf(oa2_log, sizeof oa2_log, "%s/oa-2.log", f->dir);
+  assert_true(harness_count_log(oa2_log, "unhealthy") >= 1);
+  hc_response_t r;
+  char metrics_url[200];
+  snprintf(metrics_url, sizeof metrics_url, "%s/metrics", f->b.base);
+  hc_get(f->dir, metrics_url, &r);
+  double sent_to_dead = hc_metric(r.body, OA2("infsched_worker_dispatches_total"));
+  hc_response_free(&r);
+
+  int status;
+  assert_int_equal(harness_wait(loadgen, 90000, &status), 0);
+  assert_true(WIFEXITED(status));
+  assert_int_equal(WEXITSTATUS(status), 0);
+  cJSON *j = harness_read_json(report);
+  assert_non_null(j);
+  double sent = report_num(j, "requests.sent");
+  assert_true(sent >= 60);
+  assert_int_equal(report_num(j, "requests.lost"), 0);
+  assert_int_equal(report_num(j, "requests.rejected"), 0);
+  /* Only a request streaming from it at the moment it died can fail. */
+  assert_true(report_num(j, "requests.failed") <= 2);
+  assert_true(report_num(j, "requests.completed") >= sent - 2);
+  cJSON_Delete(j);
+  hc_get(f->dir, metrics_url, &r);
+  assert_true(hc_metric(r.body, OA2("infsched_worker_dispatches_total")) ==
+              sent_to_dead);
+  hc_response_free(&r);
+
+  /* It comes back, on the same address: the worker serves again. */
+  hc_sched_start(&a2, NULL);
+  hc_worker_start(&a2, f->dir, "sram-2", "sram-wse3", NULL, NULL);
+  hc_wait_registered(&a2, 2);
+  assert_true(hc_wait_metric(f->dir, f->b.base, OA2("infsched_worker_healthy"),
+                             1) == 1);
+  bool served = false;
+  char buf[64];
+  for (int i = 0; i < 20 && !served; i++) {
+    hc_post(f->dir, f->url,
+            "{\"model\":\"" MODEL "\",\"prompt\":\"x\",\"max_tokens\":2}", NULL,
+            &r);
+    assert_int_equal(r.status, 200);
+    const char *w = hc_header(&r, "x-infsched-worker", buf, sizeof buf);
+    served = w && strcmp(w, "oa-2") == 0;
+    hc_response_free(&r);
+  }
+  assert_true(served);
+#undef OA2
+}
+
 int main(void) {
   signal(SIGPIPE, SIG_IGN);
   unsetenv("INFSCHED_TEST_UNSET_KEY");
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_chain_end_to_end, setup, teardown),
       cmocka_unit_test_setup_teardown(test_upstream_errors_are_clear, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_upstream_dies_and_returns, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_cancel_reaches_the_upstream_worker,
                                       setup, teardown),

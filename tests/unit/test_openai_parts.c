@@ -103,10 +103,34 @@ static void test_sse_reader(void **state) {
   openai_sse_free(&p);
 }
 
+/* An upstream cannot grow the reader without bound: a line of
+ * OPENAI_SSE_MAX bytes is an error, one byte less is not. */
+static void test_sse_reader_caps_a_line(void **state) {
+  (void)state;
+  char *big = malloc(OPENAI_SSE_MAX + 1);
+  assert_non_null(big);
+  memset(big, 'x', OPENAI_SSE_MAX);
+  big[OPENAI_SSE_MAX] = '\n';
+  openai_sse_t p;
+  seen_t s = {.stop_at = -1};
+  openai_sse_init(&p);
+  assert_int_equal(openai_sse_feed(&p, big, OPENAI_SSE_MAX - 1, on_event, &s),
+                   0);
+  assert_int_equal(openai_sse_feed(&p, big, 1, on_event, &s), -1);
+  openai_sse_free(&p);
+  openai_sse_init(&p);
+  assert_int_equal(openai_sse_feed(&p, big, OPENAI_SSE_MAX - 1, on_event, &s),
+                   0);
+  assert_int_equal(openai_sse_feed(&p, "\n", 1, on_event, &s), 0);
+  openai_sse_free(&p);
+  free(big);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_options),
       cmocka_unit_test(test_sse_reader),
+      cmocka_unit_test(test_sse_reader_caps_a_line),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

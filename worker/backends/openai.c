@@ -100,10 +100,8 @@ static int curl_users;
 static void table_add(openai_t *b, xfer_t *x) {
   if (b->n_free == 0) {
     size_t cap = b->cap ? b->cap * 2 : 32;
-    b->slots = realloc(b->slots, cap * sizeof *b->slots);
-    b->free_slots = realloc(b->free_slots, cap * sizeof *b->free_slots);
-    if (!b->slots || !b->free_slots)
-      abort();
+    b->slots = xreallocarray(b->slots, cap, sizeof *b->slots);
+    b->free_slots = xreallocarray(b->free_slots, cap, sizeof *b->free_slots);
     for (size_t i = cap; i > b->cap; i--) {
       b->slots[i - 1] = NULL;
       b->free_slots[b->n_free++] = (uint32_t)(i - 1);

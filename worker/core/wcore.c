@@ -34,6 +34,7 @@ struct wcore {
   accounting_t acct;
   bool registered;
   bool cache_reset; /* the next heartbeat sends the whole cache */
+  bool draining;
   infs_time_t interval;
   infs_time_t next_tick;
   infs_time_t last_register;
@@ -54,12 +55,6 @@ struct wcore {
   size_t acts_cap;
 };
 
-/* Running out of memory is not an expected state (STYLE.md). */
-static void *grow(void *p, size_t n, size_t size) {
-  p = xrealloc(p, n * size);
-  return p;
-}
-
 /* --- the in-flight table --- */
 
 static inflight_t *inflight_get(const wcore_t *w, uint64_t id) {
@@ -70,9 +65,9 @@ static inflight_t *inflight_get(const wcore_t *w, uint64_t id) {
 static inflight_t *inflight_add(wcore_t *w, uint64_t id) {
   if (w->n_free == 0) {
     size_t cap = w->cap ? w->cap * 2 : 64;
-    w->inflight = grow(w->inflight, cap, sizeof *w->inflight);
+    w->inflight = xreallocarray(w->inflight, cap, sizeof *w->inflight);
     memset(w->inflight + w->cap, 0, (cap - w->cap) * sizeof *w->inflight);
-    w->free_slots = grow(w->free_slots, cap, sizeof *w->free_slots);
+    w->free_slots = xreallocarray(w->free_slots, cap, sizeof *w->free_slots);
     for (size_t i = cap; i > w->cap; i--)
       w->free_slots[w->n_free++] = (uint32_t)(i - 1);
     w->cap = cap;
@@ -115,7 +110,7 @@ static void said_append(inflight_t *f, const char *text, size_t len) {
     size_t cap = f->said_cap ? f->said_cap : 256;
     while (cap < f->said_len + len + 1)
       cap *= 2;
-    f->said = grow(f->said, cap, 1);
+    f->said = xreallocarray(f->said, cap, 1);
     f->said_cap = cap;
   }
   memcpy(f->said + f->said_len, text, len);
@@ -129,7 +124,7 @@ static wcore_action_t *push(wcore_t *w, wcore_action_kind_t kind,
                             uint64_t id) {
   if (w->n_acts == w->acts_cap) {
     w->acts_cap = w->acts_cap ? w->acts_cap * 2 : 16;
-    w->acts = grow(w->acts, w->acts_cap, sizeof *w->acts);
+    w->acts = xreallocarray(w->acts, w->acts_cap, sizeof *w->acts);
   }
   wcore_action_t *a = &w->acts[w->n_acts++];
   *a = (wcore_action_t){.kind = kind, .request_id = id};
@@ -228,7 +223,7 @@ size_t wcore_on_adopted(wcore_t *w, infs_time_t now, const uint64_t *from,
                         const uint64_t **dropped) {
   (void)now;
   adoption_t ad = {from, as, n, 0};
-  uint32_t *slots = n ? grow(NULL, n, sizeof *slots) : NULL;
+  uint32_t *slots = n ? xreallocarray(NULL, n, sizeof *slots) : NULL;
   size_t k = 0;
   /* Old ids out first: a new id may equal an old one of another request. */
   for (size_t i = 0; i < n; i++) {
@@ -243,7 +238,7 @@ size_t wcore_on_adopted(wcore_t *w, infs_time_t now, const uint64_t *from,
   }
   if (w->by_id.len > w->dropped_cap) {
     w->dropped_cap = w->by_id.len;
-    w->dropped = grow(w->dropped, w->dropped_cap, sizeof *w->dropped);
+    w->dropped = xreallocarray(w->dropped, w->dropped_cap, sizeof *w->dropped);
   }
   inflight_each(w, drop_orphan, &ad);
   for (size_t i = 0; i < k; i++) {
@@ -270,7 +265,7 @@ void wcore_keep(wcore_t *w, uint64_t id, const Infsched__Request *spec,
   /* A deep copy through the wire format: the message is freed after the
    * call. */
   size_t len = infsched__request__get_packed_size(spec);
-  uint8_t *buf = grow(NULL, len ? len : 1, 1);
+  uint8_t *buf = xreallocarray(NULL, len ? len : 1, 1);
   infsched__request__pack(spec, buf);
   f->spec = infsched__request__unpack(NULL, len, buf);
   free(buf);
@@ -303,7 +298,7 @@ static void list_held(wcore_t *w, inflight_t *f, void *arg) {
 size_t wcore_held(wcore_t *w, Infsched__Held ***out) {
   if (w->by_id.len > w->held_cap) {
     w->held_cap = w->by_id.len;
-    w->held = grow(w->held, w->held_cap, sizeof *w->held);
+    w->held = xreallocarray(w->held, w->held_cap, sizeof *w->held);
   }
   size_t n = 0;
   inflight_each(w, list_held, &n);
@@ -332,7 +327,7 @@ const char *wcore_resumed_prompt(wcore_t *w, const char *prompt,
                                  size_t said_len) {
   size_t need = prompt_len + said_len + 1;
   if (need > w->joined_cap) {
-    w->joined = grow(w->joined, need, 1);
+    w->joined = xreallocarray(w->joined, need, 1);
     w->joined_cap = need;
   }
   if (prompt_len)
@@ -449,6 +444,7 @@ void wcore_on_timer(wcore_t *w, infs_time_t now, const wcore_load_t *load) {
   a->heartbeat.load = *load;
   a->heartbeat.seq = ++w->beat_seq;
   a->heartbeat.cache_reset = w->cache_reset;
+  a->heartbeat.draining = w->draining;
   accounting_beat(&w->acct, now, load->busy_s, load->generated_tokens,
                   &a->heartbeat.beat);
   w->cache_reset = false;
@@ -456,6 +452,15 @@ void wcore_on_timer(wcore_t *w, infs_time_t now, const wcore_load_t *load) {
 
 infs_time_t wcore_next_deadline(const wcore_t *w) {
   return w->next_tick;
+}
+
+void wcore_drain(wcore_t *w, infs_time_t now) {
+  w->draining = true;
+  w->next_tick = now;
+}
+
+bool wcore_draining(const wcore_t *w) {
+  return w->draining;
 }
 
 const wcore_action_t *wcore_actions(const wcore_t *w, size_t *n) {
