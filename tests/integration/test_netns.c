@@ -35,8 +35,8 @@
 typedef struct fixture {
   char *dir;
   char tag[16];  /* names of this run's namespaces and links */
+  int net;       /* this run's 169.254.net.0/24, see claim_net */
   char addr[32]; /* the scheduler's, on the root namespace's loopback */
-  int net;       /* third octet of this run's links, so runs at once differ */
   char clients[64];
   char workers[64];
   harness_proc_t *scheduler;
@@ -60,19 +60,34 @@ static void net_down(const char *tag, const char *addr) {
     sh("ip link del %s%c0", tag, host);
     sh("ip netns del %s%c", tag, host);
   }
-  sh("ip addr del %s/32 dev lo", addr);
+  if (addr[0])
+    sh("ip addr del %s/32 dev lo", addr);
 }
 
-/* The scheduler's address on the root namespace's loopback (so that no
- * cut link takes it down), and hosts a and b: a namespace each, a veth pair
- * to the root namespace (169.254.NET.1 and .5 on the root's side, .2 and .6
- * on the hosts'), a default route through it. */
-static int net_up(const char *tag, const char *addr, int net) {
-  if (sh("ip addr add %s/32 dev lo", addr))
-    return -1;
+/* Runs of this test on one machine at once each take a /24 of their own:
+ * the scheduler's address, 169.254.N.9, added to the root namespace's
+ * loopback (so that no cut link takes it down), can be added only once,
+ * which claims N. Returns 0, or -1 when all are taken. */
+static int claim_net(fixture_t *f) {
+  for (int i = 0; i < 250; i++) {
+    int n = 1 + (int)((getpid() + i) % 250);
+    snprintf(f->addr, sizeof f->addr, "169.254.%d.9", n);
+    if (sh("ip addr add %s/32 dev lo", f->addr) == 0) {
+      f->net = n;
+      return 0;
+    }
+  }
+  f->addr[0] = '\0';
+  return -1;
+}
+
+/* Hosts a and b: a namespace each, a veth pair to the root namespace
+ * (169.254.net.4i+1/30 on the root's side, .4i+2 on the host's), a default
+ * route through it. */
+static int net_up(const char *tag, int net) {
   for (int i = 0; i < 2; i++) {
     char host = (char)('a' + i);
-    int root = 1 + 4 * i;
+    int root = 4 * i + 1;
     if (sh("ip netns add %s%c", tag, host) ||
         sh("ip link add %s%c0 type veth peer name %s%c1", tag, host, tag,
            host) ||
@@ -94,16 +109,18 @@ static int setup(void **state) {
   fixture_t *f = calloc(1, sizeof *f);
   f->dir = harness_tmpdir();
   snprintf(f->tag, sizeof f->tag, "is%05d", (int)(getpid() % 100000));
-  /* Several suites may run at once: each run's addresses are its own. */
-  int run = (int)(getpid() % 150);
-  f->net = 100 + run;
-  snprintf(f->addr, sizeof f->addr, "169.254.80.%d", 1 + run);
+  net_down(f->tag, "");
+  if (claim_net(f)) {
+    harness_rmtree(f->dir);
+    free(f->dir);
+    free(f);
+    return -1;
+  }
   snprintf(f->clients, sizeof f->clients, "tcp://127.0.0.1:%d",
            harness_free_port());
   snprintf(f->workers, sizeof f->workers, "tcp://%s:%d", f->addr,
            harness_free_port());
-  net_down(f->tag, f->addr);
-  if (net_up(f->tag, f->addr, f->net)) {
+  if (net_up(f->tag, f->net)) {
     net_down(f->tag, f->addr);
     return -1;
   }
