@@ -74,11 +74,51 @@ static void test_sigterm_mid_stream(void **state) {
   harness_stop(&stream);
 }
 
+/* /healthz says 503 while no worker serves (none registered, or the only
+ * one draining), 200 while one does; HEAD answers the same without a
+ * body. */
+static void test_healthz_follows_serving_workers(void **state) {
+  hc_fixture_t *f = *state;
+  hc_sched_start(&f->s, NULL);
+  char url[160];
+  snprintf(url, sizeof url, "%s/healthz", f->s.base);
+  hc_response_t r;
+  hc_get(f->dir, url, &r);
+  assert_int_equal(r.status, 503);
+  assert_non_null(strstr(r.body, "\"status\":\"unavailable\""));
+  hc_response_free(&r);
+  harness_proc_t *w =
+      hc_worker_start(&f->s, f->dir, "gpu-0", "gpu-h100", NULL, NULL);
+  hc_wait_registered(&f->s, 1);
+  assert_true(hc_wait_metric(f->dir, f->s.base, GPU0("infsched_worker_healthy"),
+                             1) == 1);
+  const char *head[] = {"-I", url, NULL};
+  hc_curl(f->dir, head, &r);
+  assert_int_equal(r.status, 200);
+  /* curl -I prints the headers as its output: no JSON follows them. */
+  assert_null(strstr(r.body ? r.body : "", "\"status\""));
+  assert_non_null(strstr(r.headers, "Content-Length: "));
+  hc_response_free(&r);
+  hc_get(f->dir, url, &r);
+  assert_int_equal(r.status, 200);
+  assert_non_null(strstr(r.body, "\"serving\":1"));
+  hc_response_free(&r);
+  harness_kill(w, SIGTERM);
+  int status;
+  assert_int_equal(harness_wait(w, 10000, &status), 0);
+  hc_get(f->dir, url, &r);
+  assert_int_equal(r.status, 503);
+  hc_response_free(&r);
+  harness_stop(&w);
+}
+
 int main(void) {
   signal(SIGPIPE, SIG_IGN);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_sigterm_mid_stream, hc_setup,
                                       hc_teardown),
+      cmocka_unit_test_setup_teardown(test_healthz_follows_serving_workers,
+                                      hc_setup, hc_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
