@@ -56,11 +56,12 @@ SRC=$(cd "$(dirname "$0")/.." && pwd)
 WORK=$(mktemp -d /tmp/infsched-chaos-XXXXXX)
 PIDS=()
 NETTAG=ic$$
-NETADDR=169.254.79.$((1 + $$ % 250))
+NETADDR= # the scheduler's in the partition run, see claim_net
+NET=
 cleanup() {
   for p in "${PIDS[@]}"; do kill -CONT "$p" 2>/dev/null || true; kill -TERM "$p" 2>/dev/null || true; done
   ip link del "${NETTAG}b0" >/dev/null 2>&1 || true
-  ip addr del "$NETADDR/32" dev lo >/dev/null 2>&1 || true
+  [ -z "$NETADDR" ] || ip addr del "$NETADDR/32" dev lo >/dev/null 2>&1 || true
   ip netns del "${NETTAG}b" >/dev/null 2>&1 || true
   if [ -n "${CHAOS_KEEP:-}" ]; then echo "chaos.sh: runs kept in $WORK" >&2; else rm -rf "$WORK"; fi
 }
@@ -205,6 +206,21 @@ run_cluster() {
   wait "$sup" 2>/dev/null || true
 }
 
+# Runs on one machine at once each take a 169.254.N.0/24 of their own: the
+# scheduler's address, 169.254.N.9 on the loopback, can be added only once.
+claim_net() {
+  local i n
+  for i in $(seq 0 249); do
+    n=$((1 + ($$ + i) % 250))
+    if ip addr add "169.254.$n.9/32" dev lo >/dev/null 2>&1; then
+      NET=$n
+      NETADDR=169.254.$n.9
+      return 0
+    fi
+  done
+  return 1
+}
+
 # The partition: a scheduler and two workers, one in a namespace of its own
 # behind a veth pair whose root side is taken down and up again.
 run_partition() {
@@ -214,14 +230,14 @@ run_partition() {
     ROWS+=("$(printf '%-16s %s' partition 'skipped: needs root and network namespaces')")
     return
   fi
-  ip addr add "$NETADDR/32" dev lo &&
+  claim_net &&
     ip link add "${t}b0" type veth peer name "${t}b1" &&
     ip link set "${t}b1" netns "${t}b" &&
-    ip addr add 169.254.82.1/30 dev "${t}b0" && ip link set "${t}b0" up &&
-    ip netns exec "${t}b" ip addr add 169.254.82.2/30 dev "${t}b1" &&
+    ip addr add "169.254.$NET.1/30" dev "${t}b0" && ip link set "${t}b0" up &&
+    ip netns exec "${t}b" ip addr add "169.254.$NET.2/30" dev "${t}b1" &&
     ip netns exec "${t}b" ip link set "${t}b1" up &&
     ip netns exec "${t}b" ip link set lo up &&
-    ip netns exec "${t}b" ip route add default via 169.254.82.1
+    ip netns exec "${t}b" ip route add default via "169.254.$NET.1"
   local c w h
   c=$(free_port); w=$(free_port); h=$(free_port)
   local wa=tcp://$NETADDR:$w

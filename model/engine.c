@@ -120,6 +120,7 @@ typedef struct seq {
 typedef struct kv_block {
   uint64_t hash;
   uint32_t ref;     /* sequences holding it */
+  uint32_t depth;   /* its place in the table that cached it */
   bool cached;      /* its hash is in engine.cache, pointing at it */
   list_node_t free; /* in engine.free_list while ref == 0 */
 } kv_block_t;
@@ -356,6 +357,7 @@ static void seq_seal(engine_t *e, seq_t *s) {
     if (u64map_get(&e->cache, h, &other))
       continue;
     b->hash = h;
+    b->depth = s->n_sealed;
     b->cached = true;
     u64map_put(&e->cache, h, i);
     delta_push(e, h, true);
@@ -364,12 +366,15 @@ static void seq_seal(engine_t *e, seq_t *s) {
 
 /* Leading blocks of s's target in the cache, at most those before its
  * last token (engine_hit_tokens); *free_hits counts the ones nobody
- * holds. */
+ * holds. A hash hits only at the place it was cached at: a prefix's hash
+ * covers every block up to it, so one a client repeats within a prompt
+ * would otherwise give the same block twice. */
 static uint32_t cache_hits(engine_t *e, seq_t *s, uint32_t *free_hits) {
   uint32_t bs = e->p.block_size, k = 0, i;
   uint32_t most = engine_hit_tokens(s->target, UINT32_MAX, bs) / bs;
   *free_hits = 0;
-  while (k < most && u64map_get(&e->cache, seq_hash(s, k), &i)) {
+  while (k < most && u64map_get(&e->cache, seq_hash(s, k), &i) &&
+         e->blocks[i].depth == k) {
     *free_hits += e->blocks[i].ref == 0;
     k++;
   }

@@ -34,6 +34,9 @@ static void usage(FILE *f) {
   settings_usage(f, SETTING_WORKER);
   fprintf(f, "  -h, --help            show this help\n"
              "  --version             print the version and exit\n\n"
+             "SIGTERM or SIGINT drains: the scheduler is told, no new request is\n"
+             "taken, running ones finish (within 30 s), then it exits; a second\n"
+             "signal stops at once.\n"
              "Exit status: 0 after SIGINT/SIGTERM, 2 on bad usage, 3 when it "
              "cannot start.\n");
 }
@@ -79,12 +82,25 @@ static void apply(void *ctx, const setting_t *s, const setting_value_t *v) {
   }
 }
 
-static void on_signal(uv_signal_t *h, int signum) {
-  app_t *app = h->data;
-  log_info("signal %d: stopping", signum);
-  worker_stop(app->worker);
+static void close_signals(app_t *app) {
+  if (uv_is_closing((uv_handle_t *)&app->sigint))
+    return;
   uv_close((uv_handle_t *)&app->sigint, NULL);
   uv_close((uv_handle_t *)&app->sigterm, NULL);
+}
+
+/* The first signal drains, the second stops at once. While draining the
+ * handlers keep listening but do not keep the loop alive: it ends when the
+ * worker stops. */
+static void on_signal(uv_signal_t *h, int signum) {
+  app_t *app = h->data;
+  log_info("signal %d", signum);
+  if (worker_drain(app->worker)) {
+    close_signals(app);
+    return;
+  }
+  uv_unref((uv_handle_t *)&app->sigint);
+  uv_unref((uv_handle_t *)&app->sigterm);
 }
 
 int main(int argc, char **argv) {
@@ -146,6 +162,8 @@ int main(int argc, char **argv) {
            o.cfg.worker_id, profile->name, infs_worker_class_name(profile->cls),
            o.profiles_path, o.cfg.backend->name, o.cfg.scheduler_addr);
 
+  uv_run(&app.loop, UV_RUN_DEFAULT);
+  close_signals(&app);
   uv_run(&app.loop, UV_RUN_DEFAULT);
   worker_destroy(&app.worker);
   profile_set_destroy(&profiles);

@@ -30,6 +30,8 @@ struct worker {
   void *backend;
   wcore_t *core;
   bool stopping;
+  bool draining;               /* worker_drain was called */
+  infs_time_t drain_deadline;
   wire_arena_t *arena; /* what on_readable decodes, one message at a time */
   wcore_msg_t msg;     /* what flush sends, one action at a time */
   wire_buf_t out;
@@ -88,16 +90,27 @@ static void on_tokens(void *ctx, uint64_t id, uint32_t n, const char *text,
   flush(w);
 }
 
+static void on_timer(uv_timer_t *t);
+
+/* A draining worker that has finished its last request stops from the
+ * timer, not from inside the backend's callback. */
+static void leave_when_drained(worker_t *w) {
+  if (w->draining && !w->stopping && wcore_inflight(w->core) == 0)
+    uv_timer_start(&w->timer, on_timer, 0, 0);
+}
+
 static void on_done(void *ctx, uint64_t id, const infs_backend_usage_t *u) {
   worker_t *w = ctx;
   wcore_on_done(w->core, clock_us(), id, u);
   flush(w);
+  leave_when_drained(w);
 }
 
 static void on_failed(void *ctx, uint64_t id, int code, const char *msg) {
   worker_t *w = ctx;
   wcore_on_failed(w->core, clock_us(), id, code, msg);
   flush(w);
+  leave_when_drained(w);
 }
 
 /* --- receiving --- */
@@ -113,6 +126,11 @@ static void on_message(worker_t *w, infs_time_t now, Infsched__Envelope *env) {
                w->cfg.worker_id, w->profile.name);
     break;
   case WCORE_ORDER_RUN: {
+    /* Sent before the scheduler heard it drains: another worker runs it. */
+    if (w->draining) {
+      wcore_on_refused(w->core, now, o.request.id, INFS_EBUSY);
+      break;
+    }
     /* A request for any model ("") runs as the model this worker serves. */
     o.request.model = w->cfg.model;
     int rc = w->cfg.backend->submit(w->backend, &o.request);
@@ -148,8 +166,6 @@ static void on_message(worker_t *w, infs_time_t now, Infsched__Envelope *env) {
   flush(w);
 }
 
-static void on_timer(uv_timer_t *t);
-
 static void arm_timer(worker_t *w, infs_time_t now) {
   infs_time_t at = wcore_next_deadline(w->core);
   uint64_t ms = at > now ? (at - now + INFS_US_PER_MS - 1) / INFS_US_PER_MS : 0;
@@ -181,6 +197,20 @@ static void on_readable(void *sock, void *arg) {
   }
 }
 
+/* Whether a draining worker is done: nothing open, or its deadline
+ * passed; then it stops. */
+static bool drained(worker_t *w, infs_time_t now) {
+  size_t open = wcore_inflight(w->core);
+  if (!w->draining || (open && now < w->drain_deadline))
+    return false;
+  if (open)
+    log_warn("drain deadline passed with %zu requests open: stopping", open);
+  else
+    log_info("drained: every request finished, stopping");
+  worker_stop(w);
+  return true;
+}
+
 static void on_timer(uv_timer_t *t) {
   worker_t *w = t->data;
   infs_time_t now = clock_us();
@@ -188,7 +218,28 @@ static void on_timer(uv_timer_t *t) {
   w->cfg.backend->load(w->backend, &load);
   wcore_on_timer(w->core, now, &load);
   flush(w);
-  arm_timer(w, now);
+  if (!drained(w, now))
+    arm_timer(w, now);
+}
+
+bool worker_drain(worker_t *w) {
+  if (w->stopping)
+    return true;
+  if (w->draining) {
+    log_warn("stopping now, with %zu requests open", wcore_inflight(w->core));
+    worker_stop(w);
+    return true;
+  }
+  infs_time_t now = clock_us();
+  w->draining = true;
+  w->drain_deadline = now + WORKER_DRAIN_DEADLINE_US;
+  log_info("draining: finishing %zu requests, taking no new ones (a second "
+           "signal stops at once)",
+           wcore_inflight(w->core));
+  /* Its next heartbeat, at once, tells the scheduler. */
+  wcore_drain(w->core, now);
+  on_timer(&w->timer);
+  return w->stopping;
 }
 
 /* --- life cycle --- */

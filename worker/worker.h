@@ -5,6 +5,8 @@
 
 #include "infsched/backend.h"
 
+#include <stdbool.h>
+
 typedef struct worker_config {
   const char *scheduler_addr;
   const char *worker_id;
@@ -27,6 +29,12 @@ int worker_start(uv_loop_t *loop, const worker_config_t *cfg, worker_t **out,
                  char *err, size_t errlen);
 /* Stops the backend and closes handles; the loop then runs out. */
 void worker_stop(worker_t *w);
+/* How long a draining worker waits for its requests to finish. */
+#define WORKER_DRAIN_DEADLINE_US (30 * INFS_US_PER_S)
+/* Drains: tells the scheduler, takes no new requests, and stops once
+ * those it runs have finished or the deadline has passed; called again,
+ * stops at once. Returns whether it has stopped. */
+bool worker_drain(worker_t *w);
 /* Frees the worker after its loop has finished. */
 void worker_destroy(worker_t **w);
 

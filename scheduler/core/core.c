@@ -240,11 +240,16 @@ static void fail(core_t *c, req_t *r, int code, const char *why) {
 }
 
 /* How long w may take to show progress on r: CORE_PROGRESS_FACTOR times
- * the predicted TTFT, at least the configured floor. */
+ * the predicted TTFT, at least the configured floor and at most
+ * CORE_PROGRESS_WINDOW_MAX (a prediction past it does not fit a time, and
+ * now plus it must not wrap). */
 static infs_time_t progress_window(const core_t *c, double ttft_ms) {
   double us = ttft_ms * CORE_PROGRESS_FACTOR * (double)INFS_US_PER_MS;
   infs_time_t floor = c->cfg.progress_timeout;
-  return isfinite(us) && us > (double)floor ? (infs_time_t)us : floor;
+  if (!isfinite(us) || us <= (double)floor)
+    return floor;
+  return us < (double)CORE_PROGRESS_WINDOW_MAX ? (infs_time_t)us
+                                               : CORE_PROGRESS_WINDOW_MAX;
 }
 
 /* Puts r on w and counts it in w's load. */
@@ -379,10 +384,10 @@ static void note_waiting(core_t *c, req_t *r, policy_ctx_t *x) {
     record(c, x, -1);
 }
 
-/* Whether w may be given work: its backend is healthy and its circuit
- * breaker closed. */
+/* Whether w may be given work: it is not draining, its backend is healthy
+ * and its circuit breaker closed. */
 static bool routable(const core_worker_t *w, infs_time_t now) {
-  return !w->load.unhealthy && now >= w->breaker_until;
+  return !w->load.unhealthy && !w->load.draining && now >= w->breaker_until;
 }
 
 /* Takes out of the n candidates the worker r timed out on, while it is
@@ -403,10 +408,8 @@ static bool place(core_t *c, req_t *r, infs_time_t now) {
   c->stats.placement_attempts++;
   if (c->cands_cap < c->reg.len) {
     c->cands_cap = c->reg.cap;
-    c->cands = realloc(c->cands, c->cands_cap * sizeof *c->cands);
-    c->scratch = realloc(c->scratch, c->cands_cap * sizeof *c->scratch);
-    if (!c->cands || !c->scratch)
-      abort();
+    c->cands = xrealloc(c->cands, c->cands_cap * sizeof *c->cands);
+    c->scratch = xrealloc(c->scratch, c->cands_cap * sizeof *c->scratch);
   }
   policy_ctx_t x = {
       .cfg = &c->cfg,
@@ -855,10 +858,8 @@ static void adopt(core_t *c, infs_time_t now, core_worker_t *w,
   char why[CORE_MESSAGE_MAX];
   c->n_adopted = 0;
   if (n > c->adopted_cap) {
-    c->adopted_from = realloc(c->adopted_from, n * sizeof *c->adopted_from);
-    c->adopted_as = realloc(c->adopted_as, n * sizeof *c->adopted_as);
-    if (!c->adopted_from || !c->adopted_as)
-      abort();
+    c->adopted_from = xrealloc(c->adopted_from, n * sizeof *c->adopted_from);
+    c->adopted_as = xrealloc(c->adopted_as, n * sizeof *c->adopted_as);
     c->adopted_cap = n;
   }
   for (size_t i = 0; i < n; i++) {

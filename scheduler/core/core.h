@@ -105,6 +105,10 @@ int core_config_set_latency_weight(core_config_t *c, const char *list,
 
 /* See core_config_t.progress_timeout. */
 #define CORE_PROGRESS_FACTOR 4
+/* The longest progress window, in microseconds (some 146,000 years): a
+ * TTFT predicted from the most load a heartbeat may report can pass what
+ * a time holds, and now plus the window must not wrap. */
+#define CORE_PROGRESS_WINDOW_MAX (1ull << 62)
 
 /* A request as submitted; borrowed for the call, the core copies it. */
 typedef infs_request_t core_request_t;
@@ -167,6 +171,7 @@ typedef struct core_load {
   /* The worker's backend says it cannot serve (its upstream failed its
    * health check): no request is placed there until it says otherwise. */
   bool unhealthy;
+  bool draining; /* it is stopping: nothing new is placed there */
   const uint64_t *cache_added;
   size_t n_cache_added;
   const uint64_t *cache_removed;

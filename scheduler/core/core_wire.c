@@ -106,6 +106,7 @@ static void feed_heartbeat(core_t *c, infs_time_t now, const core_peer_t *peer,
       .cache_removed = m->cache_removed,
       .n_cache_removed = m->n_cache_removed,
       .unhealthy = m->unhealthy,
+      .draining = m->draining,
   };
   core_on_heartbeat(c, now, peer, &load);
 }

@@ -484,14 +484,20 @@ static void handle_models(frontdoor_t *f, http_exchange_t *x, const char *id) {
   respond_object(x, o);
 }
 
+/* 200 while some worker can take work (registered, healthy, not
+ * draining), else 503: what a load balancer in front asks. */
 static void handle_healthz(frontdoor_t *f, http_exchange_t *x) {
+  size_t serving = 0;
+  core_worker_view_t v;
+  for (size_t i = 0; core_worker_next(f->core, &i, &v) == 0;)
+    serving += !v.load->unhealthy && !v.load->draining;
   char body[256];
   snprintf(body, sizeof body,
-           "{\"status\":\"ok\",\"workers\":%zu,\"queued\":%zu,"
-           "\"open_requests\":%zu}",
-           core_worker_count(f->core), core_queued(f->core),
-           core_open_requests(f->core));
-  respond_json(x, 200, NULL, body);
+           "{\"status\":\"%s\",\"workers\":%zu,\"serving\":%zu,"
+           "\"queued\":%zu,\"open_requests\":%zu}",
+           serving ? "ok" : "unavailable", core_worker_count(f->core), serving,
+           core_queued(f->core), core_open_requests(f->core));
+  respond_json(x, serving ? 200 : 503, NULL, body);
 }
 
 static void handle_metrics(frontdoor_t *f, http_exchange_t *x) {
@@ -527,7 +533,8 @@ static void on_request(void *arg, http_exchange_t *x) {
   frontdoor_t *f = arg;
   metrics_route_t route = route_of(http_exchange_path(x));
   bool post = strcmp(http_exchange_method(x), "POST") == 0;
-  bool get = strcmp(http_exchange_method(x), "GET") == 0;
+  bool get = strcmp(http_exchange_method(x), "GET") == 0 ||
+             strcmp(http_exchange_method(x), "HEAD") == 0;
   char msg[160];
   switch (route) {
   case METRICS_ROUTE_COMPLETIONS:
@@ -555,7 +562,8 @@ static void on_request(void *arg, http_exchange_t *x) {
     char *body = oai_render_error(msg, "invalid_request_error", NULL,
                                   "method_not_allowed");
     char extra[64];
-    respond_json(x, 405, error_headers(405, "GET", extra, sizeof extra), body);
+    respond_json(x, 405, error_headers(405, "GET, HEAD", extra, sizeof extra),
+                 body);
     free(body);
     return;
   }

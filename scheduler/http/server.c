@@ -259,7 +259,8 @@ void http_respond(http_exchange_t *x, int status, const char *content_type,
   status_seen(c, status);
   uv_buf_t parts[2] = {uv_buf_init(head.data, (unsigned)head.len),
                        uv_buf_init((char *)body, (unsigned)len)};
-  send_parts(c, parts, 2);
+  /* HEAD: the headers a GET would get, Content-Length too, no body. */
+  send_parts(c, parts, strcmp(http_exchange_method(x), "HEAD") == 0 ? 1 : 2);
   buf_free(&head);
 }
 

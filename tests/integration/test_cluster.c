@@ -407,6 +407,16 @@ static void test_real_cluster(void **state) {
   assert_int_equal(exit_code(p), 0);
   harness_stop(&p);
   assert_log_has(f, "cluster stopped");
+  /* The workers drained, all four, before the scheduler was stopped. */
+  text = harness_read_file(f->log);
+  assert_non_null(text);
+  const char *sched_exit = strstr(text, "scheduler exited");
+  assert_non_null(sched_exit);
+  int drained = 0;
+  for (const char *q = text; (q = strstr(q, "drained: every request")); q++)
+    drained += q < sched_exit;
+  assert_int_equal(drained, 4);
+  free(text);
   assert_all_gone(f);
 }
 

@@ -35,6 +35,7 @@
 typedef struct fixture {
   char *dir;
   char tag[16];  /* names of this run's namespaces and links */
+  int net;       /* this run's 169.254.net.0/24, see claim_net */
   char addr[32]; /* the scheduler's, on the root namespace's loopback */
   char clients[64];
   char workers[64];
@@ -59,31 +60,46 @@ static void net_down(const char *tag, const char *addr) {
     sh("ip link del %s%c0", tag, host);
     sh("ip netns del %s%c", tag, host);
   }
-  sh("ip addr del %s/32 dev lo", addr);
+  if (addr[0])
+    sh("ip addr del %s/32 dev lo", addr);
 }
 
-/* The scheduler's address on the root namespace's loopback (so that no
- * cut link takes it down), and hosts a and b: a namespace each, a veth pair
- * to the root namespace (169.254.8N.1 on the root's side, .2 on the
- * host's), a default route through it. */
-static int net_up(const char *tag, const char *addr) {
-  if (sh("ip addr add %s/32 dev lo", addr))
-    return -1;
+/* Runs of this test on one machine at once each take a /24 of their own:
+ * the scheduler's address, 169.254.N.9, added to the root namespace's
+ * loopback (so that no cut link takes it down), can be added only once,
+ * which claims N. Returns 0, or -1 when all are taken. */
+static int claim_net(fixture_t *f) {
+  for (int i = 0; i < 250; i++) {
+    int n = 1 + (int)((getpid() + i) % 250);
+    snprintf(f->addr, sizeof f->addr, "169.254.%d.9", n);
+    if (sh("ip addr add %s/32 dev lo", f->addr) == 0) {
+      f->net = n;
+      return 0;
+    }
+  }
+  f->addr[0] = '\0';
+  return -1;
+}
+
+/* Hosts a and b: a namespace each, a veth pair to the root namespace
+ * (169.254.net.4i+1/30 on the root's side, .4i+2 on the host's), a default
+ * route through it. */
+static int net_up(const char *tag, int net) {
   for (int i = 0; i < 2; i++) {
     char host = (char)('a' + i);
-    int net = 81 + i;
+    int root = 4 * i + 1;
     if (sh("ip netns add %s%c", tag, host) ||
         sh("ip link add %s%c0 type veth peer name %s%c1", tag, host, tag,
            host) ||
         sh("ip link set %s%c1 netns %s%c", tag, host, tag, host) ||
-        sh("ip addr add 169.254.%d.1/30 dev %s%c0", net, tag, host) ||
+        sh("ip addr add 169.254.%d.%d/30 dev %s%c0", net, root, tag, host) ||
         sh("ip link set %s%c0 up", tag, host) ||
-        sh("ip netns exec %s%c ip addr add 169.254.%d.2/30 dev %s%c1", tag,
-           host, net, tag, host) ||
+        sh("ip netns exec %s%c ip addr add 169.254.%d.%d/30 dev %s%c1", tag,
+           host, net, root + 1, tag, host) ||
         sh("ip netns exec %s%c ip link set %s%c1 up", tag, host, tag, host) ||
         sh("ip netns exec %s%c ip link set lo up", tag, host) ||
-        sh("ip netns exec %s%c ip route add default via 169.254.%d.1", tag,
-           host, net))
+        sh("ip netns exec %s%c ip route add default via 169.254.%d.%d", tag,
+           host, net, root))
       return -1;
   }
   return 0;
@@ -93,13 +109,18 @@ static int setup(void **state) {
   fixture_t *f = calloc(1, sizeof *f);
   f->dir = harness_tmpdir();
   snprintf(f->tag, sizeof f->tag, "is%05d", (int)(getpid() % 100000));
-  snprintf(f->addr, sizeof f->addr, "169.254.80.%d", 1 + (int)(getpid() % 250));
+  net_down(f->tag, "");
+  if (claim_net(f)) {
+    harness_rmtree(f->dir);
+    free(f->dir);
+    free(f);
+    return -1;
+  }
   snprintf(f->clients, sizeof f->clients, "tcp://127.0.0.1:%d",
            harness_free_port());
   snprintf(f->workers, sizeof f->workers, "tcp://%s:%d", f->addr,
            harness_free_port());
-  net_down(f->tag, f->addr);
-  if (net_up(f->tag, f->addr)) {
+  if (net_up(f->tag, f->net)) {
     net_down(f->tag, f->addr);
     return -1;
   }

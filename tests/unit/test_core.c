@@ -965,6 +965,40 @@ static void test_open_bytes_bounded(void **state) {
   core_destroy(&c);
 }
 
+/* The progress deadline is some multiple of the predicted TTFT; a worker
+ * reporting the most load a heartbeat may carry predicts one past what a
+ * deadline can hold, which must not wrap round to a deadline already
+ * passed. */
+static void test_progress_window_saturates(void **state) {
+  (void)state;
+  core_config_t cfg;
+  core_config_defaults(&cfg);
+  cfg.policy = "round_robin";
+  cfg.heartbeat_interval = 100 * MS;
+  cfg.heartbeat_miss = 1000;
+  int err;
+  core_t *c = core_new(&cfg, 0, &err);
+  assert_non_null(c);
+  fixture_t f = {.core = c, .client = peer("c")};
+  f.w[0] = peer("busy");
+  f.gpu = profile("gpu", INFS_WORKER_GPU, 4096);
+  fixture_roofline(&f.gpu, 17, 0.1, 1, 0); /* 1 ms per 1,000 KV tokens */
+  add_worker(&f, 0, "busy", &f.gpu, 4, 0);
+  core_load_t most = {.queued = CORE_LOAD_COUNT_MAX,
+                      .running = CORE_LOAD_COUNT_MAX,
+                      .kv_used = CORE_LOAD_TOKENS_MAX,
+                      .kv_total = CORE_LOAD_TOKENS_MAX};
+  core_on_heartbeat(c, 0, &f.w[0], &most);
+  core_actions_clear(c);
+  submit(&f, 0, 1, 100, "");
+  assert_non_null(find(c, CORE_ACT_DISPATCH, 0));
+  core_actions_clear(c);
+  core_on_tick(c, 200 * MS);
+  assert_null(find(c, CORE_ACT_CANCEL, 0));
+  assert_int_equal(core_stats(c)->progress_timeouts, 0);
+  core_destroy(&c);
+}
+
 /* A worker that takes requests and never answers, while it heartbeats: a
  * request with no token by its deadline goes elsewhere, never back to it;
  * one that streamed and then stalls fails with the reason. */
@@ -1141,6 +1175,7 @@ int main(void) {
                                       teardown),
       cmocka_unit_test(test_open_bytes_bounded),
       cmocka_unit_test(test_block_bound_independent_of_large_blocks),
+      cmocka_unit_test(test_progress_window_saturates),
       cmocka_unit_test(test_silent_worker_requests_taken_back),
       cmocka_unit_test(test_scheduler_trusts_its_profiles),
   };

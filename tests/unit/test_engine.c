@@ -675,6 +675,35 @@ static void test_kv_exhaustion_preempts_latest(void **state) {
   evlog_free(&l);
 }
 
+/* Hashes come from clients: one that repeats within a prompt is not a
+ * prefix hit at the second place (a prefix's hash covers every block up to
+ * it), so a block is never counted, held or tabled twice for one request.
+ * A pool of 3 blocks: 1 leaves hash 7 cached; 2 holds the other two
+ * blocks; 3 must wait for 2 rather than find two free hits in one block. */
+static void test_repeated_hash_is_one_hit(void **state) {
+  (void)state;
+  infs_profile_t p = test_profile();
+  p.kv_tokens = 3 * 16;
+  p.max_context = 3 * 16;
+  engine_t *e = engine_new(&p, 0);
+  evlog_t l = {0};
+  engine_load_t load;
+  static const uint64_t twice[] = {7, 7};
+
+  submit(e, 0, 1, 33, 1, twice, 2);
+  infs_time_t t = run_until(e, &l, INFS_TIME_NEVER);
+  submit(e, t, 2, 20, 10, NULL, 0);
+  submit(e, t, 3, 33, 1, twice, 2);
+  run_until(e, &l, INFS_TIME_NEVER);
+  engine_load(e, t, &load);
+  assert_int_equal(load.kv_used, 0);
+  for (uint64_t id = 1; id <= 3; id++)
+    assert_int_equal(count_kind(&l, id, ENGINE_EV_DONE), 1);
+  assert_int_equal(find_event(&l, 3, ENGINE_EV_DONE)->cached_tokens, 16);
+  evlog_free(&l);
+  engine_destroy(&e);
+}
+
 static void test_admission_waits_for_kv(void **state) {
   (void)state;
   infs_profile_t p = small_kv_profile();
@@ -884,6 +913,7 @@ int main(void) {
       cmocka_unit_test(test_prefix_cache_delta_unread),
       cmocka_unit_test(test_kv_exhaustion_preempts_latest),
       cmocka_unit_test(test_admission_waits_for_kv),
+      cmocka_unit_test(test_repeated_hash_is_one_hit),
       cmocka_unit_test(test_submit_refusals),
       cmocka_unit_test(test_cancel_frees_kv),
       cmocka_unit_test(test_random_load_invariants),

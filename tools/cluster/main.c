@@ -74,7 +74,9 @@ static void usage(FILE *f) {
           "\n"
           "up     starts the scheduler and the workers of cluster file FILE,\n"
           "       prefixes their output with their names, restarts any that\n"
-          "       exit, and stops them all on SIGINT or SIGTERM. Prints\n"
+          "       exit, and stops them all on SIGINT or SIGTERM: the workers\n"
+          "       first (they drain, their streams finishing), then the\n"
+          "       scheduler. Prints\n"
           "       \"cluster ready: N/N workers registered\" on stdout once\n"
           "       the scheduler reports every worker registered.\n"
           "check  validates FILE and its profiles as the scheduler and the\n"
@@ -373,7 +375,8 @@ static int add_children(app_t *a, const options_t *o, const char *bin_dir) {
   push(args, "%s", o->log_level);
   /* When the launcher dies the scheduler answers its open requests and
    * exits (its SIGTERM); a worker has nothing to finish without it. */
-  if ((rc = supervisor_add(a->sup, SCHEDULER_NAME, args->v, SIGTERM)))
+  if ((rc = supervisor_add(a->sup, SCHEDULER_NAME, args->v, SIGTERM)) ||
+      (rc = supervisor_stop_last(a->sup, SCHEDULER_NAME)))
     goto out;
 
   size_t k = 0;

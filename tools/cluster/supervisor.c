@@ -54,6 +54,7 @@ struct child {
   char **argv; /* the program's own */
   char **run_argv; /* through the launcher: SUPERVISOR_EXEC_COMMAND, argv */
   int death_sig;
+  int stop_last; /* SIGTERM only once the others have exited */
   uv_timer_t restart;
   run_t *run; /* the run whose process is alive, or NULL */
   backoff_t backoff;
@@ -85,6 +86,7 @@ struct supervisor {
   int exit_code;
   supervisor_event_cb cb;
   void *arg;
+  int last_signalled; /* the stop_last children have had their SIGTERM */
   child_t *failed; /* child whose exit stopped everything */
   int failed_status;
   char failure[LAST_LINE_MAX + 128];
@@ -92,6 +94,7 @@ struct supervisor {
 
 static void stop_processes(supervisor_t *s, int sig);
 static void check_done(supervisor_t *s);
+static void stop_in_order(supervisor_t *s);
 static void on_stop_timer(uv_timer_t *t);
 
 /* Writes all of buf to fd. A blocked terminal or pipe holds the loop up
@@ -247,6 +250,14 @@ static void on_process_exit(uv_process_t *p, int64_t status, int sig) {
 
   if (s->phase != PHASE_RUNNING) {
     log_info("%s %s", c->name, how);
+    if (s->phase == PHASE_TERM && !s->last_signalled) {
+      /* Is it the last of the first to stop? */
+      int first = 0;
+      for (run_t *o = s->runs; o; o = o->next)
+        first += o->alive && !o->child->stop_last;
+      if (!first)
+        stop_in_order(s);
+    }
     if (s->cb)
       s->cb(s->arg, SUPERVISOR_EXITED, c->name);
     if (s->alive == 0 && s->phase < PHASE_DRAIN) {
@@ -472,6 +483,33 @@ static void stop_processes(supervisor_t *s, int sig) {
       uv_process_kill(&r->proc, sig);
 }
 
+/* SIGTERM in order: the children not marked stop_last first (workers,
+ * which drain: their streams finish into the scheduler), the others once
+ * those have exited. */
+static void stop_in_order(supervisor_t *s) {
+  int first = 0;
+  for (run_t *r = s->runs; r; r = r->next)
+    if (r->alive && !r->child->stop_last) {
+      uv_process_kill(&r->proc, SIGTERM);
+      first++;
+    }
+  if (first || s->last_signalled)
+    return;
+  s->last_signalled = 1;
+  for (run_t *r = s->runs; r; r = r->next)
+    if (r->alive && r->child->stop_last)
+      uv_process_kill(&r->proc, SIGTERM);
+}
+
+int supervisor_stop_last(supervisor_t *s, const char *name) {
+  for (child_t *c = s->children; c; c = c->next)
+    if (strcmp(c->name, name) == 0) {
+      c->stop_last = 1;
+      return 0;
+    }
+  return -ENOENT;
+}
+
 static void on_stop_timer(uv_timer_t *t) {
   supervisor_t *s = t->data;
   switch (s->phase) {
@@ -510,7 +548,7 @@ void supervisor_stop(supervisor_t *s, int exit_code) {
     uv_timer_stop(&c->restart);
   if (s->alive > 0) {
     s->phase = PHASE_TERM;
-    stop_processes(s, SIGTERM);
+    stop_in_order(s);
     uv_timer_start(&s->timer, on_stop_timer, s->grace_ms, 0);
   } else {
     s->phase = PHASE_DRAIN;

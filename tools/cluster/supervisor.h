@@ -39,6 +39,10 @@ supervisor_t *supervisor_new(uv_loop_t *loop, uint64_t grace_ms,
 /* Adds a child; name and argv (argv[0] a path) are copied. death_sig is
  * what the child gets when this process dies. Returns 0 or a negative
  * code. */
+/* Marks the child named name to be stopped after all the others have
+ * exited (a scheduler, whose workers drain into it); call after adding it.
+ * Returns 0, or -ENOENT when there is no such child. */
+int supervisor_stop_last(supervisor_t *s, const char *name);
 int supervisor_add(supervisor_t *s, const char *name, char *const argv[],
                    int death_sig);
 

@@ -733,9 +733,7 @@ static char *command_line(int argc, char **argv) {
   size_t len = 1;
   for (int i = 0; i < argc; i++)
     len += 3 + 4 * strlen(argv[i]);
-  char *buf = malloc(len), *p = buf;
-  if (!buf)
-    abort();
+  char *buf = xmalloc(len), *p = buf;
   for (int i = 0; i < argc; i++) {
     const char *a = argv[i];
     bool plain = *a && strspn(a, "abcdefghijklmnopqrstuvwxyz"

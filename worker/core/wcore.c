@@ -34,6 +34,7 @@ struct wcore {
   accounting_t acct;
   bool registered;
   bool cache_reset; /* the next heartbeat sends the whole cache */
+  bool draining;
   infs_time_t interval;
   infs_time_t next_tick;
   infs_time_t last_register;
@@ -443,6 +444,7 @@ void wcore_on_timer(wcore_t *w, infs_time_t now, const wcore_load_t *load) {
   a->heartbeat.load = *load;
   a->heartbeat.seq = ++w->beat_seq;
   a->heartbeat.cache_reset = w->cache_reset;
+  a->heartbeat.draining = w->draining;
   accounting_beat(&w->acct, now, load->busy_s, load->generated_tokens,
                   &a->heartbeat.beat);
   w->cache_reset = false;
@@ -450,6 +452,15 @@ void wcore_on_timer(wcore_t *w, infs_time_t now, const wcore_load_t *load) {
 
 infs_time_t wcore_next_deadline(const wcore_t *w) {
   return w->next_tick;
+}
+
+void wcore_drain(wcore_t *w, infs_time_t now) {
+  w->draining = true;
+  w->next_tick = now;
+}
+
+bool wcore_draining(const wcore_t *w) {
+  return w->draining;
 }
 
 const wcore_action_t *wcore_actions(const wcore_t *w, size_t *n) {

@@ -55,6 +55,7 @@ typedef struct wcore_heartbeat {
   accounting_beat_t beat;
   uint64_t seq;
   bool cache_reset; /* first beat since (re)registering */
+  bool draining;    /* wcore_drain was called */
 } wcore_heartbeat_t;
 
 typedef struct wcore_done {
@@ -158,6 +159,11 @@ void wcore_on_failed(wcore_t *w, infs_time_t now, uint64_t id, int code,
  * registered, else a Register when the last one is a retry interval old. */
 void wcore_on_timer(wcore_t *w, infs_time_t now, const wcore_load_t *load);
 infs_time_t wcore_next_deadline(const wcore_t *w);
+/* The worker is stopping: from now on every heartbeat says it is
+ * draining, the next one at once (the next deadline is now), so the
+ * scheduler sends it nothing new while it finishes what it runs. */
+void wcore_drain(wcore_t *w, infs_time_t now);
+bool wcore_draining(const wcore_t *w);
 
 /* The outbox, in order. Pointers stay valid until wcore_actions_clear or
  * the next event. */

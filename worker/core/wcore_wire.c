@@ -22,6 +22,7 @@ static void heartbeat(const wcore_t *w, const wcore_heartbeat_t *h,
   hb->seq = h->seq;
   hb->unhealthy = h->load.unhealthy != 0;
   hb->cache_reset = h->cache_reset;
+  hb->draining = h->draining;
   if (cache) {
     hb->cache_added = (uint64_t *)cache->added;
     hb->n_cache_added = cache->n_added;
