@@ -127,8 +127,12 @@ int slo_parse(const char *list, slo_t slo[INFS_CLASS_COUNT], char *err,
     if (rc)
       return rc;
     p += len;
-    if (*p == ',')
-      p++;
+    if (*p == ',' && *++p == '\0') {
+      /* "a=1:1," names a class that is not there: say so rather than
+       * quietly taking the list as complete. */
+      snprintf(err, errlen, "expected CLASS=TTFT[+PER_KTOK]:TPOT after ','");
+      return INFS_ECONFIG;
+    }
   }
   memcpy(slo, t, sizeof t);
   return 0;

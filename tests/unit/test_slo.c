@@ -90,6 +90,7 @@ static void test_parse(void **unused) {
       "agent=1000",     "nobody=1:2",  "agent=0:5",     "agent=5:0",
       "agent=5:x",      "",            "agent=5+:6",    "agent=5+-1:6",
       "agent=1:2,x=1:2", "agent=1:2:3", "=1:2",          "agent=99999999999:1",
+      "agent=1:2,",
   };
   slo_t before[INFS_CLASS_COUNT];
   memcpy(before, slo, sizeof before);
