@@ -76,9 +76,12 @@ static void open_remove(client_t *c, uint64_t id) {
   c->free_slots[c->n_free++] = slot;
 }
 
-/* Keeps a submitted request until its terminal answer. */
+/* Keeps a submitted request until its terminal answer. A second submit of
+ * an open id keeps the first's record (the scheduler refuses the second as
+ * a duplicate), so what the first has received survives a reconnect. */
 static void open_add(client_t *c, const Infsched__Request *req) {
-  open_remove(c, req->request_id);
+  if (open_get(c, req->request_id))
+    return;
   if (c->n_free == 0) {
     size_t cap = c->cap ? c->cap * 2 : 64;
     c->open = xrealloc(c->open, cap * sizeof *c->open);
