@@ -71,8 +71,23 @@ static int64_t time_at(const uint8_t *row, size_t t_off) {
   return t;
 }
 
+int workload_check_replay(const workload_opts_t *opts, char *err,
+                          size_t errlen) {
+  if (!(opts->speedup > 0.0) || !isfinite(opts->speedup))
+    return workload_errf(INFS_ECONFIG, err, errlen,
+                         "trace: speed-up must be > 0");
+  if (!(opts->copies > 0.0) || !(opts->copies <= WORKLOAD_COPIES_MAX))
+    return workload_errf(INFS_ECONFIG, err, errlen,
+                         "trace: copies must be > 0 and at most %d",
+                         WORKLOAD_COPIES_MAX);
+  return 0;
+}
+
 int workload_overlay(const workload_opts_t *o, void **rows, size_t *n,
-                     size_t size, size_t t_off, size_t copy_off) {
+                     size_t size, size_t t_off, size_t copy_off,
+                     int (*cmp)(const void *, const void *)) {
+  if (o->copies == 1.0)
+    return 0;
   const uint8_t *in = *rows;
   size_t rows_n = *n;
   size_t whole = (size_t)floor(o->copies);
@@ -109,6 +124,7 @@ int workload_overlay(const workload_opts_t *o, void **rows, size_t *n,
   free(*rows);
   *rows = v;
   *n = out;
+  qsort(v, out, size, cmp);
   return 0;
 }
 

@@ -80,10 +80,16 @@ int workload_read_lines(const char *path, workload_line_fn line, void *arg,
  * the trace's period (its span plus one mean gap) and wrapped around, plus
  * a copy keeping each row with probability c - floor(c). When copy_off is
  * not SIZE_MAX, each row's uint32_t at copy_off gets its copy's number.
- * The rows come out in copy order: the caller sorts them. Returns 0 or
- * -ENOMEM (the rows are then left as they were). */
+ * The rows come out sorted by cmp. One copy (c = 1) leaves them as they
+ * are. Returns 0 or -ENOMEM (the rows are then left as they were). */
 int workload_overlay(const workload_opts_t *opts, void **rows, size_t *n,
-                     size_t size, size_t t_off, size_t copy_off);
+                     size_t size, size_t t_off, size_t copy_off,
+                     int (*cmp)(const void *, const void *));
+
+/* Checks the options every trace replay takes (speed-up, copies). Returns 0
+ * or INFS_ECONFIG with why in err. */
+int workload_check_replay(const workload_opts_t *opts, char *err,
+                          size_t errlen);
 
 /* snprintf into err when err is not NULL; returns code. */
 int workload_errf(int code, char *err, size_t errlen, const char *fmt, ...)

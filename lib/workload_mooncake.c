@@ -290,13 +290,9 @@ static const workload_ops_t mooncake_ops = {
 int workload_mooncake_new(const char *path, const workload_opts_t *opts,
                           workload_t **out, char *err, size_t errlen) {
   *out = NULL;
-  if (!(opts->speedup > 0.0) || !isfinite(opts->speedup))
-    return workload_errf(INFS_ECONFIG, err, errlen,
-                         "trace: speed-up must be > 0");
-  if (!(opts->copies > 0.0) || !(opts->copies <= WORKLOAD_COPIES_MAX))
-    return workload_errf(INFS_ECONFIG, err, errlen,
-                         "trace: copies must be > 0 and at most %d",
-                         WORKLOAD_COPIES_MAX);
+  int rc = workload_check_replay(opts, err, errlen);
+  if (rc)
+    return rc;
   if (opts->shared_prefix > 0.0)
     return workload_errf(INFS_ECONFIG, err, errlen,
                          "%s: a Mooncake trace brings its own shared "
@@ -306,16 +302,15 @@ int workload_mooncake_new(const char *path, const workload_opts_t *opts,
   mooncake_t *m = calloc(1, sizeof *m);
   if (!m)
     return -ENOMEM;
-  int rc = workload_base_init(&m->base, &mooncake_ops, opts, err, errlen);
+  rc = workload_base_init(&m->base, &mooncake_ops, opts, err, errlen);
   if (!rc)
     rc = load(m, path, err, errlen);
-  if (!rc && opts->copies != 1.0) {
+  if (!rc) {
     void *rows = m->rows;
     rc = workload_overlay(opts, &rows, &m->n, sizeof *m->rows,
-                          offsetof(mc_row_t, t_us), offsetof(mc_row_t, copy));
+                          offsetof(mc_row_t, t_us), offsetof(mc_row_t, copy),
+                          row_cmp);
     m->rows = rows;
-    if (!rc)
-      qsort(m->rows, m->n, sizeof *m->rows, row_cmp);
   }
   if (rc) {
     mc_destroy(&m->base);

@@ -316,32 +316,25 @@ static const workload_ops_t trace_ops = {
 int workload_trace_new(const char *path, const workload_opts_t *opts,
                        workload_t **out, char *err, size_t errlen) {
   *out = NULL;
-  if (!(opts->speedup > 0.0) || !isfinite(opts->speedup))
-    return workload_errf(INFS_ECONFIG, err, errlen,
-                         "trace: speed-up must be > 0");
-  if (!(opts->copies > 0.0) || !(opts->copies <= WORKLOAD_COPIES_MAX))
-    return workload_errf(INFS_ECONFIG, err, errlen,
-                         "trace: copies must be > 0 and at most %d",
-                         WORKLOAD_COPIES_MAX);
+  int rc = workload_check_replay(opts, err, errlen);
+  if (rc)
+    return rc;
   trace_t *t = calloc(1, sizeof *t);
   if (!t)
     return -ENOMEM;
-  int rc = workload_base_init(&t->base, &trace_ops, opts, err, errlen);
+  rc = workload_base_init(&t->base, &trace_ops, opts, err, errlen);
   if (rc)
     goto fail;
   rc = load(t, path, err, errlen);
   if (rc)
     goto fail;
   t->t0 = t->rows[0].t_us;
-  if (opts->copies != 1.0) {
-    void *rows = t->rows;
-    rc = workload_overlay(opts, &rows, &t->n, sizeof *t->rows,
-                          offsetof(trace_row_t, t_us), SIZE_MAX);
-    t->rows = rows;
-    if (rc)
-      goto fail;
-    qsort(t->rows, t->n, sizeof *t->rows, row_cmp);
-  }
+  void *rows = t->rows;
+  rc = workload_overlay(opts, &rows, &t->n, sizeof *t->rows,
+                        offsetof(trace_row_t, t_us), SIZE_MAX, row_cmp);
+  t->rows = rows;
+  if (rc)
+    goto fail;
   t->end_s = opts->duration_s > 0.0 ? opts->duration_s : INFINITY;
   *out = &t->base;
   return 0;
