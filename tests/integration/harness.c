@@ -434,3 +434,12 @@ static int rm_entry(const char *path, const struct stat *st, int type,
 int harness_rmtree(const char *path) {
   return nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
+
+int harness_fixture_end(void **state) {
+  char **dir = *state; /* the fixture's first member */
+  harness_stop_all();
+  harness_rmtree(*dir);
+  free(*dir);
+  free(*state);
+  return 0;
+}

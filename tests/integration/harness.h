@@ -91,4 +91,9 @@ char *harness_tmpdir(void);
 /* Removes path and everything below it. Returns 0 or -errno. */
 int harness_rmtree(const char *path);
 
+/* A cmocka teardown for the tests' fixtures, whose first member is their
+ * temporary directory (char *dir): stops every process the test started,
+ * removes the directory and frees both. */
+int harness_fixture_end(void **state);
+
 #endif

@@ -61,15 +61,6 @@ static int setup(void **state) {
   return 0;
 }
 
-static int teardown(void **state) {
-  fixture_t *f = *state;
-  harness_stop_all();
-  harness_rmtree(f->dir);
-  free(f->dir);
-  free(f);
-  return 0;
-}
-
 /* Writes infsched-scheduler and infsched-worker scripts into f->bin. Both
  * note that they ran; the worker then runs worker_body. */
 static void write_stand_ins(fixture_t *f, const char *worker_body) {
@@ -587,7 +578,7 @@ static void test_daemons_outlive_closed_stderr(void **state) {
 }
 
 int main(void) {
-#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, harness_fixture_end)
   const struct CMUnitTest tests[] = {
       T(test_bad_file_starts_nothing),
       T(test_missing_binary),

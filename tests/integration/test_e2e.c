@@ -45,15 +45,6 @@ static int setup(void **state) {
   return 0;
 }
 
-static int teardown(void **state) {
-  fixture_t *f = *state;
-  harness_stop_all();
-  harness_rmtree(f->dir);
-  free(f->dir);
-  free(f);
-  return 0;
-}
-
 /* A worker is lost after a second without heartbeats: quick enough for the
  * tests' 5 s waits, and slow enough that a live worker starved of CPU on a
  * loaded machine (two sanitizer builds testing at once) is not taken for a
@@ -775,25 +766,27 @@ static void test_bad_profile_and_busy_endpoint(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_cli_help_and_usage_errors, setup,
-                                      teardown),
+                                      harness_fixture_end),
       cmocka_unit_test_setup_teardown(test_sim_lost_requests_exit_1, setup,
-                                      teardown),
+                                      harness_fixture_end),
       cmocka_unit_test_setup_teardown(test_scheduler_warns_of_infeasible_slo,
-                                      setup, teardown),
-      cmocka_unit_test_setup_teardown(test_bad_profile_and_busy_endpoint,
-                                      setup, teardown),
+                                      setup, harness_fixture_end),
+      cmocka_unit_test_setup_teardown(test_bad_profile_and_busy_endpoint, setup,
+                                      harness_fixture_end),
       cmocka_unit_test_setup_teardown(test_worker_answers_forwarded, setup,
-                                      teardown),
-      cmocka_unit_test_setup_teardown(test_bad_input_answered, setup, teardown),
+                                      harness_fixture_end),
+      cmocka_unit_test_setup_teardown(test_bad_input_answered, setup,
+                                      harness_fixture_end),
       cmocka_unit_test_setup_teardown(test_misshapen_options_refused_by_worker,
-                                      setup, teardown),
-      cmocka_unit_test_setup_teardown(test_scheduler_restart, setup, teardown),
+                                      setup, harness_fixture_end),
+      cmocka_unit_test_setup_teardown(test_scheduler_restart, setup,
+                                      harness_fixture_end),
       cmocka_unit_test_setup_teardown(test_streams_migrate_when_worker_killed,
-                                      setup, teardown),
+                                      setup, harness_fixture_end),
       cmocka_unit_test_setup_teardown(test_scheduler_killed_mid_load, setup,
-                                      teardown),
+                                      harness_fixture_end),
       cmocka_unit_test_setup_teardown(test_worker_killed_mid_run, setup,
-                                      teardown),
+                                      harness_fixture_end),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

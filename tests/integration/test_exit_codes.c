@@ -185,15 +185,6 @@ static int setup(void **state) {
   return 0;
 }
 
-static int teardown(void **state) {
-  fixture_t *f = *state;
-  harness_stop_all();
-  harness_rmtree(f->dir);
-  free(f->dir);
-  free(f);
-  return 0;
-}
-
 /* Runs argv to its end with output in f->log (emptied first) and returns
  * its exit status; fails the test if it does not exit in time. */
 static int run(fixture_t *f, char *const argv[]) {
@@ -376,9 +367,10 @@ static void test_cannot_start_exits_3(void **state) {
 int main(void) {
   signal(SIGPIPE, SIG_IGN);
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup_teardown(test_bad_values_exit_2, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_bad_values_exit_2, setup,
+                                      harness_fixture_end),
       cmocka_unit_test_setup_teardown(test_cannot_start_exits_3, setup,
-                                      teardown),
+                                      harness_fixture_end),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

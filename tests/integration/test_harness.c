@@ -36,15 +36,6 @@ static int setup(void **state) {
   return 0;
 }
 
-static int teardown(void **state) {
-  fixture_t *f = *state;
-  harness_stop_all();
-  harness_rmtree(f->dir);
-  free(f->dir);
-  free(f);
-  return 0;
-}
-
 /* A process may linger as a zombie until its new parent reaps it, so wait
  * for it to be gone rather than expecting it at once. */
 static int gone_within(pid_t pid, int timeout_ms) {
@@ -158,15 +149,17 @@ static void test_files_ports_paths(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_exit_status_and_log, setup,
-                                      teardown),
-      cmocka_unit_test_setup_teardown(test_log_is_appended, setup, teardown),
+                                      harness_fixture_end),
+      cmocka_unit_test_setup_teardown(test_log_is_appended, setup,
+                                      harness_fixture_end),
       cmocka_unit_test_setup_teardown(test_wait_times_out_and_stop_terminates,
-                                      setup, teardown),
+                                      setup, harness_fixture_end),
       cmocka_unit_test_setup_teardown(test_stop_escalates_to_group_kill, setup,
-                                      teardown),
+                                      harness_fixture_end),
       cmocka_unit_test_setup_teardown(test_spawn_missing_program, setup,
-                                      teardown),
-      cmocka_unit_test_setup_teardown(test_files_ports_paths, setup, teardown),
+                                      harness_fixture_end),
+      cmocka_unit_test_setup_teardown(test_files_ports_paths, setup,
+                                      harness_fixture_end),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -39,15 +39,6 @@ static int setup(void **state) {
   return 0;
 }
 
-static int teardown(void **state) {
-  fixture_t *f = *state;
-  harness_stop_all();
-  harness_rmtree(f->dir);
-  free(f->dir);
-  free(f);
-  return 0;
-}
-
 /* Runs argv to its end with its output in *log (the caller frees it);
  * returns the exit status. */
 static int run(fixture_t *f, char *const argv[], char **log) {
@@ -170,7 +161,8 @@ static void test_install_and_plugin(void **state) {
 int main(void) {
   signal(SIGPIPE, SIG_IGN);
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup_teardown(test_install_and_plugin, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_install_and_plugin, setup,
+                                      harness_fixture_end),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

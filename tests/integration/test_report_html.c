@@ -65,15 +65,6 @@ static int setup(void **state) {
   return 0;
 }
 
-static int teardown(void **state) {
-  fixture_t *f = *state;
-  harness_stop_all();
-  harness_rmtree(f->dir);
-  free(f->dir);
-  free(f);
-  return 0;
-}
-
 /* Runs headless Chromium on the page with one more flag (--dump-dom or
  * --screenshot=...); its output goes to log. Returns its exit status. */
 static int browse(fixture_t *f, const char *page, const char *what,
@@ -405,9 +396,10 @@ static void test_loadgen_codex_report(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup_teardown(test_fixture_renders, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_fixture_renders, setup,
+                                      harness_fixture_end),
       cmocka_unit_test_setup_teardown(test_loadgen_codex_report, setup,
-                                      teardown),
+                                      harness_fixture_end),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

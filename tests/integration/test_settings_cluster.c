@@ -181,15 +181,6 @@ static int setup(void **state) {
   return 0;
 }
 
-static int teardown(void **state) {
-  fixture_t *f = *state;
-  harness_stop_all();
-  harness_rmtree(f->dir);
-  free(f->dir);
-  free(f);
-  return 0;
-}
-
 /* A YAML single-quoted scalar: quotes are doubled. */
 static void quote(char *out, size_t len, const char *v) {
   size_t w = 0;
@@ -396,9 +387,9 @@ int main(void) {
   signal(SIGPIPE, SIG_IGN);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_refused_by_check_and_daemon, setup,
-                                      teardown),
+                                      harness_fixture_end),
       cmocka_unit_test_setup_teardown(test_accepted_by_check_start, setup,
-                                      teardown),
+                                      harness_fixture_end),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

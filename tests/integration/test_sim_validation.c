@@ -48,15 +48,6 @@ static int setup(void **state) {
   return 0;
 }
 
-static int teardown(void **state) {
-  fixture_t *f = *state;
-  harness_stop_all();
-  harness_rmtree(f->dir);
-  free(f->dir);
-  free(f);
-  return 0;
-}
-
 static harness_proc_t *start_worker(fixture_t *f, int attempt, const char *id,
                                     const char *profile) {
   char log[600];
@@ -247,7 +238,7 @@ static void test_sim_agrees_with_cluster(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_sim_agrees_with_cluster, setup,
-                                      teardown),
+                                      harness_fixture_end),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
