@@ -435,6 +435,15 @@ int harness_rmtree(const char *path) {
   return nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+void *harness_fixture_new(size_t size) {
+  char **dir = calloc(1, size); /* the fixture's first member */
+  if (dir && !(*dir = harness_tmpdir())) {
+    free(dir);
+    dir = NULL;
+  }
+  return dir;
+}
+
 int harness_fixture_end(void **state) {
   char **dir = *state; /* the fixture's first member */
   harness_stop_all();

@@ -91,6 +91,10 @@ char *harness_tmpdir(void);
 /* Removes path and everything below it. Returns 0 or -errno. */
 int harness_rmtree(const char *path);
 
+/* A zeroed fixture of size bytes whose first member (char *dir) is a new
+ * temporary directory; NULL on failure. harness_fixture_end ends it. */
+void *harness_fixture_new(size_t size);
+
 /* A cmocka teardown for the tests' fixtures, whose first member is their
  * temporary directory (char *dir): stops every process the test started,
  * removes the directory and frees both. */

@@ -42,11 +42,9 @@ typedef struct fixture {
 } fixture_t;
 
 static int setup(void **state) {
-  fixture_t *f = calloc(1, sizeof *f);
-  if (!f || !(f->dir = harness_tmpdir())) {
-    free(f);
+  fixture_t *f = harness_fixture_new(sizeof *f);
+  if (!f)
     return -1;
-  }
   snprintf(f->log, sizeof f->log, "%s/cluster.log", f->dir);
   snprintf(f->file, sizeof f->file, "%s/cluster.yaml", f->dir);
   snprintf(f->bin, sizeof f->bin, "%s/bin", f->dir);

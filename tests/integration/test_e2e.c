@@ -32,8 +32,9 @@ typedef struct fixture {
 } fixture_t;
 
 static int setup(void **state) {
-  fixture_t *f = calloc(1, sizeof *f);
-  f->dir = harness_tmpdir();
+  fixture_t *f = harness_fixture_new(sizeof *f);
+  if (!f)
+    return -1;
   int a = harness_free_port(), b;
   do
     b = harness_free_port();

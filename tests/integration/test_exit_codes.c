@@ -165,8 +165,9 @@ typedef struct fixture {
 } fixture_t;
 
 static int setup(void **state) {
-  fixture_t *f = calloc(1, sizeof *f);
-  f->dir = harness_tmpdir();
+  fixture_t *f = harness_fixture_new(sizeof *f);
+  if (!f)
+    return -1;
   snprintf(f->log, sizeof f->log, "%s/out.log", f->dir);
   snprintf(f->clients, sizeof f->clients, "tcp://127.0.0.1:%d",
            harness_free_port());

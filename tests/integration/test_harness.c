@@ -23,14 +23,9 @@ typedef struct fixture {
 } fixture_t;
 
 static int setup(void **state) {
-  fixture_t *f = calloc(1, sizeof *f);
+  fixture_t *f = harness_fixture_new(sizeof *f);
   if (!f)
     return -1;
-  f->dir = harness_tmpdir();
-  if (!f->dir) {
-    free(f);
-    return -1;
-  }
   snprintf(f->log, sizeof f->log, "%s/proc.log", f->dir);
   *state = f;
   return 0;

@@ -29,11 +29,9 @@ typedef struct fixture {
 } fixture_t;
 
 static int setup(void **state) {
-  fixture_t *f = calloc(1, sizeof *f);
-  if (!f || !(f->dir = harness_tmpdir())) {
-    free(f);
+  fixture_t *f = harness_fixture_new(sizeof *f);
+  if (!f)
     return -1;
-  }
   snprintf(f->prefix, sizeof f->prefix, "%s/prefix", f->dir);
   *state = f;
   return 0;

@@ -54,11 +54,9 @@ static bool find_chromium(char *out, size_t len) {
 }
 
 static int setup(void **state) {
-  fixture_t *f = calloc(1, sizeof *f);
-  if (!f || !(f->dir = harness_tmpdir())) {
-    free(f);
+  fixture_t *f = harness_fixture_new(sizeof *f);
+  if (!f)
     return -1;
-  }
   if (!find_chromium(f->chromium, sizeof f->chromium))
     f->chromium[0] = '\0';
   *state = f;

@@ -35,9 +35,8 @@ typedef struct fixture {
 } fixture_t;
 
 static int setup(void **state) {
-  fixture_t *f = calloc(1, sizeof *f);
-  f->dir = harness_tmpdir();
-  assert_non_null(f->dir);
+  fixture_t *f = harness_fixture_new(sizeof *f);
+  assert_non_null(f);
   int a = harness_free_port(), b;
   do
     b = harness_free_port();
