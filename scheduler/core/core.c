@@ -297,8 +297,8 @@ static void dispatch(core_t *c, req_t *r, core_worker_t *w, infs_time_t now,
   a->request = &r->spec;
   a->client_request_id = r->client_id;
   a->resume_tokens = r->tokens_out;
-  a->resume_text = r->said;
-  a->resume_len = r->said_len;
+  a->resume_text = r->said.data;
+  a->resume_len = r->said.len;
   a->client = &r->client;
 }
 
@@ -605,9 +605,9 @@ static void send_missed(core_t *c, req_t *r, uint32_t have, size_t have_len) {
   about(a, r);
   a->streamed = have > 0;
   a->resume_tokens = r->tokens_out - have;
-  if (have_len < r->said_len) {
-    a->resume_text = r->said + have_len;
-    a->resume_len = r->said_len - have_len;
+  if (have_len < r->said.len) {
+    a->resume_text = r->said.data + have_len;
+    a->resume_len = r->said.len - have_len;
   } else {
     a->resume_text = "";
   }

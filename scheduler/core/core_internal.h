@@ -3,6 +3,7 @@
 #ifndef INFSCHED_CORE_INTERNAL_H
 #define INFSCHED_CORE_INTERNAL_H
 
+#include "lib/buf.h"
 #include "lib/list.h"
 #include "lib/u64map.h"
 #include "scheduler/core/core.h"
@@ -30,9 +31,7 @@ typedef struct req {
   uint32_t attempts;
   uint32_t tokens_out;
   /* The text of those tokens, for a migration (see core_on_chunk). */
-  char *said;
-  size_t said_len;
-  size_t said_cap;
+  buf_t said;
   /* Adopted from a re-registering worker and not yet claimed by its
    * client: nothing is sent to the client until then. */
   bool unclaimed;

@@ -17,7 +17,7 @@ void requests_free(req_table_t *t) {
   for (size_t i = 0; i < t->cap; i++) {
     if (t->slots[i]) {
       free(t->slots[i]->store);
-      free(t->slots[i]->said);
+      buf_free(&t->slots[i]->said);
     }
     free(t->slots[i]);
   }
@@ -119,7 +119,7 @@ req_t *requests_add(req_table_t *t, const core_peer_t *client,
   r->worker = -1;
   r->attempts = 0;
   r->tokens_out = 0;
-  r->said_len = 0;
+  buf_reset(&r->said);
   r->unclaimed = false;
   r->done_kept = false;
   r->uncached = 0;
@@ -172,16 +172,7 @@ void requests_remove(req_table_t *t, req_t *r) {
 void requests_said(req_table_t *t, req_t *r, const char *text, size_t len) {
   if (!len)
     return;
-  if (r->said_len + len + 1 > r->said_cap) {
-    size_t cap = r->said_cap ? r->said_cap : 256;
-    while (cap < r->said_len + len + 1)
-      cap *= 2;
-    r->said = xrealloc(r->said, cap);
-    r->said_cap = cap;
-  }
-  memcpy(r->said + r->said_len, text, len);
-  r->said_len += len;
-  r->said[r->said_len] = '\0';
+  buf_append(&r->said, text, len); /* no cap: t->bytes bounds it */
   r->bytes += len;
   t->bytes += len;
 }
