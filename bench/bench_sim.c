@@ -49,6 +49,35 @@ static void usage(FILE *f) {
           INFSCHED_SOURCE_DIR, INFSCHED_SOURCE_DIR);
 }
 
+static int parse_one(void *ctx, int c, const char *arg) {
+  options_t *o = ctx;
+  switch (c) {
+  case 'c':
+    o->cluster = arg;
+    break;
+  case 't':
+    o->trace = arg;
+    break;
+  case 'p':
+    o->policy = arg;
+    break;
+  case 'n':
+    if (cli_u64("--requests", arg, 0, UINT64_MAX, &o->requests))
+      return -1;
+    break;
+  case 's':
+    if (cli_u64("--seed", arg, 0, UINT64_MAX, &o->seed))
+      return -1;
+    break;
+  case 'S':
+    o->sessions = arg;
+    break;
+  default:
+    return CLI_NOT_MINE;
+  }
+  return 0;
+}
+
 static int parse(int argc, char **argv, options_t *o) {
   static const struct option opts[] = {
       {"cluster", required_argument, NULL, 'c'},
@@ -60,40 +89,7 @@ static int parse(int argc, char **argv, options_t *o) {
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0},
   };
-  int c;
-  opterr = 0;
-  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-    switch (c) {
-    case 'c':
-      o->cluster = optarg;
-      break;
-    case 't':
-      o->trace = optarg;
-      break;
-    case 'p':
-      o->policy = optarg;
-      break;
-    case 'n':
-      if (cli_u64("--requests", optarg, 0, UINT64_MAX, &o->requests))
-        return -1;
-      break;
-    case 's':
-      if (cli_u64("--seed", optarg, 0, UINT64_MAX, &o->seed))
-        return -1;
-      break;
-    case 'S':
-      o->sessions = optarg;
-      break;
-    case 'h':
-      usage(stdout);
-      exit(0);
-    default:
-      return cli_usage_error("unknown option '%s'", argv[optind - 1]);
-    }
-  }
-  if (optind < argc)
-    return cli_usage_error("unexpected argument '%s'", argv[optind]);
-  return 0;
+  return cli_parse_args(argc, argv, opts, usage, parse_one, o);
 }
 
 /* Runs w on cfg and prints one line of figures. */
