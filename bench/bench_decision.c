@@ -5,6 +5,7 @@
  * heartbeat, carry a background of running requests, and then each timed
  * decision is a core_on_submit (which dispatches at once) plus the
  * core_on_done that ends it, so the pool's state does not drift. */
+#include "bench.h"
 #include "infsched/profile.h"
 #include "clock.h"
 #include "xalloc.h"
@@ -420,10 +421,8 @@ int main(int argc, char **argv) {
   uint64_t rng = o.seed ^ 0x5eed;
   make_specs(specs, &rng);
 
-  printf("#");
-  for (int i = 0; i < argc; i++)
-    printf(" %s", argv[i]);
-  printf("\n# %s: workers take the profiles' classes in turn; %d-block "
+  bench_print_command(argc, argv);
+  printf("# %s: workers take the profiles' classes in turn; %d-block "
          "prefixes of %d families, %d cached per worker; %d background "
          "requests per worker; %.2f s per row in batches of %u\n",
          o.profiles, FAMILY_BLOCKS, FAMILIES, CACHED_FAMILIES,

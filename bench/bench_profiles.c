@@ -1,6 +1,7 @@
 /* What the accelerator profiles add up to: runs the engine in virtual time
  * on each profile and prints TTFT, single-stream speed, saturated throughput
  * and cost per million output tokens. */
+#include "bench.h"
 #include "infsched/errors.h"
 #include "infsched/profile.h"
 #include "cli.h"
@@ -264,10 +265,8 @@ int main(int argc, char **argv) {
     return 1;
   }
 
-  printf("#");
-  for (int i = 0; i < argc; i++)
-    printf(" %s", argv[i]);
-  printf("\n# %s; energy at %.2f USD/kWh; saturation: %u-token prompts, %u "
+  bench_print_command(argc, argv);
+  printf("# %s; energy at %.2f USD/kWh; saturation: %u-token prompts, %u "
          "output tokens, %.0f s after %.0f s warm-up (virtual time)\n",
          o.profiles, o.kwh_price, o.prompt, o.output, o.duration_s, o.warmup_s);
   printf("%-12s %-5s %10s %10s %10s %8s %10s %8s %9s %9s\n", "profile", "class",

@@ -1,6 +1,7 @@
 /* How fast infsched-sim simulates: the whole Azure 2023 code trace on the
  * local cluster's pool, and a large synthetic codex run, each timed on one
  * core and printed as simulated requests per second of wall time. */
+#include "bench.h"
 #include "infsched/errors.h"
 #include "cli.h"
 #include "clock.h"
@@ -135,10 +136,7 @@ int main(int argc, char **argv) {
   cli_init("bench_sim");
   if (parse(argc, argv, &o))
     return CLI_EXIT_USAGE;
-  printf("command:");
-  for (int i = 0; i < argc; i++)
-    printf(" %s", argv[i]);
-  printf("\n");
+  bench_print_command(argc, argv);
 
   if (cluster_file_load(o.cluster, &spec, err, sizeof err) ||
       profile_set_load(spec->profiles_path, &set, err, sizeof err) ||

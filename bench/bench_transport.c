@@ -4,6 +4,7 @@
  * Prints the highest request rate of each, their ratio, round-trip latency
  * at half the broker's highest rate, and optionally how the scheduler's
  * resident memory grows between 100k and 1M completed requests. */
+#include "bench.h"
 #include "transport_baseline.h"
 #include "transport_client.h"
 #include "transport_procs.h"
@@ -470,10 +471,8 @@ static void print_report(const options_t *o, const path_t *base,
 
 static void print_header(int argc, char **argv, const options_t *o,
                          size_t request_bytes) {
-  printf("#");
-  for (int i = 0; i < argc; i++)
-    printf(" %s", argv[i]);
-  printf("\n# %ld CPUs online; %u workers per path; %u-byte prompts "
+  bench_print_command(argc, argv);
+  printf("# %ld CPUs online; %u workers per path; %u-byte prompts "
          "(%zu-byte Submit on the wire); window %u; %u rounds of %.1f s "
          "warm-up + %.1f s counted per phase\n",
          sysconf(_SC_NPROCESSORS_ONLN), o->workers, o->size, request_bytes,
