@@ -190,11 +190,62 @@ static void test_request_reaches_upstream(void **state) {
   free(dir);
 }
 
+#ifndef OPENAI_KEYS
+#error "OPENAI_KEYS must name openai_keys.mjs in the build tree"
+#endif
+
+#define KEY "sk-team-a-0123456789abcdef"
+
+/* With API keys, the client's apiKey is what opens the API, and a wrong
+ * one is the client's AuthenticationError; the key's tenant is counted. */
+static void test_openai_client_with_api_keys(void **state) {
+  (void)state;
+  char *dir = harness_tmpdir();
+  char keys[600];
+  snprintf(keys, sizeof keys, "%s/keys.yaml", dir);
+  assert_int_equal(harness_write_file(keys,
+                                      "keys:\n"
+                                      "  - key: " KEY "\n"
+                                      "    tenant: team-a\n",
+                                      0600),
+                   0);
+  hc_sched_t s;
+  hc_sched_init(&s, dir, "scheduler");
+  const char *extra[] = {"--api-keys", keys, NULL};
+  hc_sched_start(&s, extra);
+  hc_worker_start(&s, dir, "sram-0", "sram-wse3", NULL, NULL);
+  hc_wait_registered(&s, 1);
+
+  char base[160];
+  snprintf(base, sizeof base, "%s/v1", s.base);
+  char *argv[] = {"node", OPENAI_KEYS, base, MODEL, KEY, NULL, NULL};
+  cJSON *j = run_node(dir, argv);
+  assert_non_null(j);
+  assert_string_equal(hc_at(j, "completion.text")->valuestring, " tok tok tok");
+  assert_string_equal(hc_at(j, "model")->valuestring, MODEL);
+  assert_int_equal(hc_at(j, "wrong_key.status")->valueint, 401);
+  assert_string_equal(hc_at(j, "wrong_key.name")->valuestring,
+                      "AuthenticationError");
+  assert_string_equal(hc_at(j, "wrong_key.code")->valuestring,
+                      "invalid_api_key");
+  assert_int_equal(hc_at(j, "wrong_key_models.status")->valueint, 401);
+  cJSON_Delete(j);
+  assert_true(hc_wait_metric(dir, s.base,
+                             "infsched_tenant_requests_total{tenant=\"team-a\","
+                             "outcome=\"completed\"}",
+                             1) == 1);
+  harness_stop_all();
+  assert_int_equal(hc_check_logs(dir), 0);
+  harness_rmtree(dir);
+  free(dir);
+}
+
 int main(void) {
   signal(SIGPIPE, SIG_IGN);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_openai_node_client),
       cmocka_unit_test(test_request_reaches_upstream),
+      cmocka_unit_test(test_openai_client_with_api_keys),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
