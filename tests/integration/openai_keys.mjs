@@ -4,20 +4,12 @@
 //   node openai_keys.mjs BASE_URL MODEL KEY OUT.json
 import OpenAI from 'openai';
 import { writeFileSync } from 'node:fs';
+import { failure } from './openai_common.mjs';
 
 const [baseURL, model, apiKey, out] = process.argv.slice(2);
 const opts = { baseURL, maxRetries: 0, timeout: 20000 };
 const r = {};
 
-async function failure(promise) {
-  try {
-    await promise;
-    return null;
-  } catch (e) {
-    return { status: e.status ?? null, name: e.constructor.name, message: e.message,
-             code: e.code ?? null, type: e.type ?? null };
-  }
-}
 
 const good = new OpenAI({ ...opts, apiKey });
 const c = await good.completions.create({ model, prompt: 'def add(a, b):', max_tokens: 3 });

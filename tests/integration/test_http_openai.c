@@ -199,8 +199,8 @@ static void test_request_reaches_upstream(void **state) {
 /* With API keys, the client's apiKey is what opens the API, and a wrong
  * one is the client's AuthenticationError; the key's tenant is counted. */
 static void test_openai_client_with_api_keys(void **state) {
-  (void)state;
-  char *dir = harness_tmpdir();
+  hc_fixture_t *f = *state;
+  const char *dir = f->dir;
   char keys[600];
   snprintf(keys, sizeof keys, "%s/keys.yaml", dir);
   assert_int_equal(harness_write_file(keys,
@@ -209,15 +209,13 @@ static void test_openai_client_with_api_keys(void **state) {
                                       "    tenant: team-a\n",
                                       0600),
                    0);
-  hc_sched_t s;
-  hc_sched_init(&s, dir, "scheduler");
   const char *extra[] = {"--api-keys", keys, NULL};
-  hc_sched_start(&s, extra);
-  hc_worker_start(&s, dir, "sram-0", "sram-wse3", NULL, NULL);
-  hc_wait_registered(&s, 1);
+  hc_sched_start(&f->s, extra);
+  hc_worker_start(&f->s, dir, "sram-0", "sram-wse3", NULL, NULL);
+  hc_wait_registered(&f->s, 1);
 
   char base[160];
-  snprintf(base, sizeof base, "%s/v1", s.base);
+  snprintf(base, sizeof base, "%s/v1", f->s.base);
   char *argv[] = {"node", OPENAI_KEYS, base, MODEL, KEY, NULL, NULL};
   cJSON *j = run_node(dir, argv);
   assert_non_null(j);
@@ -230,14 +228,10 @@ static void test_openai_client_with_api_keys(void **state) {
                       "invalid_api_key");
   assert_int_equal(hc_at(j, "wrong_key_models.status")->valueint, 401);
   cJSON_Delete(j);
-  assert_true(hc_wait_metric(dir, s.base,
+  assert_true(hc_wait_metric(dir, f->s.base,
                              "infsched_tenant_requests_total{tenant=\"team-a\","
                              "outcome=\"completed\"}",
                              1) == 1);
-  harness_stop_all();
-  assert_int_equal(hc_check_logs(dir), 0);
-  harness_rmtree(dir);
-  free(dir);
 }
 
 int main(void) {
@@ -245,7 +239,8 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_openai_node_client),
       cmocka_unit_test(test_request_reaches_upstream),
-      cmocka_unit_test(test_openai_client_with_api_keys),
+      cmocka_unit_test_setup_teardown(test_openai_client_with_api_keys,
+                                      hc_setup, hc_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
