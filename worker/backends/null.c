@@ -29,6 +29,8 @@ static int null_create(const infs_backend_host_t *host, const char *args,
 
 static int null_submit(void *state, const infs_backend_request_t *r) {
   null_backend_t *b = state;
+  if (honour_whole_or_refuse(&b->host, r, "null"))
+    return 0;
   uint32_t n = honour_or_refuse(&b->host, r, "null");
   if (!n)
     return 0;

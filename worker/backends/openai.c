@@ -596,6 +596,12 @@ static int openai_submit(void *state, const infs_backend_request_t *r) {
   openai_t *b = state;
   if (b->destroying || table_get(b, r->id))
     return INFS_EDUPLICATE;
+  if (r->phase != INFS_PHASE_FULL) {
+    b->host.failed(b->host.ctx, r->id, INFSCHED__ERROR_CODE__ERROR_BAD_REQUEST,
+                   "the openai backend runs whole requests only, not one "
+                   "phase of a split request");
+    return 0;
+  }
   xfer_t *x = xcalloc(1, sizeof *x);
   x->b = b;
   x->id = r->id;

@@ -169,6 +169,8 @@ static int sim_create(const infs_backend_host_t *host, const char *args,
 
 static int sim_submit(void *state, const infs_backend_request_t *r) {
   sim_t *s = state;
+  if (honour_whole_or_refuse(&s->host, r, "sim"))
+    return 0;
   uint32_t n = honour_or_refuse(&s->host, r, "sim");
   if (!n)
     return 0;
