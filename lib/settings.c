@@ -1,11 +1,11 @@
-#include "lib/settings.h"
+#include "settings.h"
 
 #include "infsched/errors.h"
-#include "lib/cli.h"
-#include "lib/log.h"
-#include "scheduler/core/policy.h"
-#include "scheduler/http/apikeys.h"
-#include "worker/backends/spec.h"
+#include "apikeys.h"
+#include "cli.h"
+#include "log.h"
+#include "policy.h"
+#include "spec.h"
 
 #include <errno.h>
 #include <math.h>

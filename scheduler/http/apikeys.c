@@ -1,8 +1,8 @@
-#include "scheduler/http/apikeys.h"
+#include "apikeys.h"
 
 #include "infsched/errors.h"
-#include "lib/xalloc.h"
-#include "lib/ydoc.h"
+#include "xalloc.h"
+#include "ydoc.h"
 
 #include <stdbool.h>
 #include <stdint.h>

@@ -7,9 +7,9 @@
 #ifndef INFSCHED_HTTP_METRICS_H
 #define INFSCHED_HTTP_METRICS_H
 
-#include "scheduler/core/core.h"
-#include "lib/buf.h"
-#include "scheduler/http/apikeys.h"
+#include "apikeys.h"
+#include "buf.h"
+#include "core.h"
 
 typedef struct metrics metrics_t;
 

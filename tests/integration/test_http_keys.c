@@ -3,7 +3,7 @@
  * and the model list closed, /healthz and /metrics open; a key's tenant
  * class applies where the request names none; requests and tokens are
  * counted by tenant. */
-#include "tests/integration/test_http_common.h"
+#include "test_http_common.h"
 
 #include <setjmp.h>
 #include <signal.h>

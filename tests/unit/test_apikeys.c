@@ -1,6 +1,6 @@
 /* The API keys file (scheduler/http/apikeys): what it maps each key to,
  * and each bad file refused with its line and why. */
-#include "scheduler/http/apikeys.h"
+#include "apikeys.h"
 
 #include "infsched/errors.h"
 
