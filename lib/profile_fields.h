@@ -5,8 +5,8 @@
 #ifndef INFSCHED_PROFILE_FIELDS_H
 #define INFSCHED_PROFILE_FIELDS_H
 
+#include "buf.h"
 #include "infsched/profile.h"
-#include "lib/buf.h"
 
 #include <stddef.h>
 

@@ -12,8 +12,8 @@
 #include "infsched/profile.h"
 
 #include "infsched/errors.h"
-#include "lib/profile_fields.h"
-#include "lib/ydoc.h"
+#include "profile_fields.h"
+#include "ydoc.h"
 
 #include <errno.h>
 #include <math.h>

@@ -8,9 +8,9 @@
 /* cmocka.h needs the four headers above first. */
 #include <cmocka.h>
 
+#include "fit.h"
 #include "infsched/errors.h"
-#include "tests/unit/profile_fixture.h"
-#include "tools/calibrate/fit.h"
+#include "profile_fixture.h"
 
 #include <errno.h>
 #include <math.h>

@@ -9,8 +9,8 @@
 
 #include "infsched/errors.h"
 #include "infsched/profile.h"
-#include "lib/profile_fields.h"
-#include "model/step.h"
+#include "profile_fields.h"
+#include "step.h"
 
 #include <errno.h>
 #include <math.h>

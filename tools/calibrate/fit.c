@@ -8,10 +8,10 @@
  * least squares, kept >= 0 by trying each subset of them at zero. The
  * residuals are relative: a 5 ms error matters on a 20 ms step, not on a
  * 2 s prefill. */
-#include "tools/calibrate/fit.h"
+#include "fit.h"
 
 #include "infsched/errors.h"
-#include "model/step.h"
+#include "step.h"
 
 #include <errno.h>
 #include <math.h>
