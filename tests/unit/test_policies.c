@@ -273,6 +273,14 @@ static void chain(uint64_t seed, uint64_t *out, size_t n) {
   }
 }
 
+/* An agent request whose prompt is the n blocks (of 64 tokens) at blocks. */
+static req_spec_t agent_prompt(const uint64_t *blocks, size_t n) {
+  return (req_spec_t){.cls = INFS_CLASS_AGENT,
+                      .prompt = (uint32_t)n * 64,
+                      .blocks = blocks,
+                      .n_blocks = n};
+}
+
 static uint64_t outcome(const pool_t *p, core_outcome_t o) {
   return core_stats(p->core)->outcomes[o];
 }
@@ -527,10 +535,7 @@ static void test_cache_hit_until_overloaded(void **unused) {
   uint64_t blocks[12];
   chain(1, blocks, 12);
   beat_cache(&p, 1, 0, blocks, 10);
-  req_spec_t r = {.cls = INFS_CLASS_AGENT,
-                  .prompt = 12 * 64,
-                  .blocks = blocks,
-                  .n_blocks = 12};
+  req_spec_t r = agent_prompt(blocks, 12);
   /* Loads of gpu-0/1/2 before each: 0/0/0 hit, 0/1/0 hit, 0/2/0 hit,
    * 0/3/0 spill (3 > 0 + 2), 1/3/0 spill, 1/3/1 hit (3 = 1 + 2). */
   int expect[] = {1, 1, 1, 0, 2, 1};
@@ -558,8 +563,7 @@ static void test_cache_spill_to_next_best_match(void **unused) {
   chain(2, blocks, 10);
   beat_cache(&p, 0, 0, blocks, 10); /* the whole prompt */
   beat_cache(&p, 1, 0, blocks, 4);  /* its first 4 blocks */
-  req_spec_t r = {
-      .cls = INFS_CLASS_AGENT, .prompt = 640, .blocks = blocks, .n_blocks = 10};
+  req_spec_t r = agent_prompt(blocks, 10);
   assert_int_equal(submit(&p, &r), 0);
   /* gpu-0 has 1 more than gpu-2: too loaded at threshold 0. */
   assert_int_equal(submit(&p, &r), 1);
@@ -579,8 +583,7 @@ static void test_cache_match_threshold(void **unused) {
   assert_float_equal(d.cache_balance_rel, 1.5, 0);
   uint64_t blocks[10];
   chain(3, blocks, 10);
-  req_spec_t r = {
-      .cls = INFS_CLASS_AGENT, .prompt = 640, .blocks = blocks, .n_blocks = 10};
+  req_spec_t r = agent_prompt(blocks, 10);
   static const struct {
     double threshold;
     size_t cached;
@@ -632,10 +635,7 @@ static void test_kv_cost_formula(void **unused) {
   (void)unused;
   uint64_t blocks[20];
   chain(4, blocks, 20);
-  req_spec_t r = {.cls = INFS_CLASS_AGENT,
-                  .prompt = 20 * 64,
-                  .blocks = blocks,
-                  .n_blocks = 20};
+  req_spec_t r = agent_prompt(blocks, 20);
   static const struct {
     double scale;
     uint64_t kv[3], backlog[3];
@@ -670,10 +670,7 @@ static void test_kv_cost_temperature(void **unused) {
   (void)unused;
   uint64_t blocks[20];
   chain(5, blocks, 20);
-  req_spec_t r = {.cls = INFS_CLASS_AGENT,
-                  .prompt = 20 * 64,
-                  .blocks = blocks,
-                  .n_blocks = 20};
+  req_spec_t r = agent_prompt(blocks, 20);
   for (int t = 0; t < 2; t++) {
     pool_t p;
     pool_config(&p, "kv_cost");
@@ -702,10 +699,7 @@ static void test_kv_cost_request_weight(void **unused) {
   (void)unused;
   uint64_t blocks[20];
   chain(6, blocks, 20);
-  req_spec_t r = {.cls = INFS_CLASS_AGENT,
-                  .prompt = 20 * 64,
-                  .blocks = blocks,
-                  .n_blocks = 20};
+  req_spec_t r = agent_prompt(blocks, 20);
   for (int weight = 0; weight < 2; weight++) {
     pool_t p;
     pool_config(&p, "kv_cost");
@@ -737,10 +731,7 @@ static void test_weighted_score_formula(void **unused) {
   (void)unused;
   uint64_t blocks[10];
   chain(7, blocks, 10);
-  req_spec_t r = {.cls = INFS_CLASS_AGENT,
-                  .prompt = 10 * 64,
-                  .blocks = blocks,
-                  .n_blocks = 10};
+  req_spec_t r = agent_prompt(blocks, 10);
   static const struct {
     uint32_t running, queued;
     uint64_t kv;
@@ -814,10 +805,7 @@ static void test_cache_index_follows_heartbeats(void **unused) {
   uint64_t blocks[12], other[6];
   chain(3, blocks, 12);
   chain(9, other, 6);
-  req_spec_t r = {.cls = INFS_CLASS_AGENT,
-                  .prompt = 12 * 64,
-                  .blocks = blocks,
-                  .n_blocks = 12};
+  req_spec_t r = agent_prompt(blocks, 12);
 
   /* Deltas: gpu-1 adds 6 blocks of another prompt, then r's 12, of which
    * only 10 fit. */
@@ -961,8 +949,7 @@ static void test_lost_worker_leaves_the_index(void **unused) {
   uint64_t blocks[4];
   chain(6, blocks, 4);
   beat_cache(&p, 1, 0, blocks, 4);
-  req_spec_t r = {
-      .cls = INFS_CLASS_AGENT, .prompt = 256, .blocks = blocks, .n_blocks = 4};
+  req_spec_t r = agent_prompt(blocks, 4);
   assert_int_equal(submit(&p, &r), 1);
   /* gpu-1 falls silent and is lost; a new worker takes its slot. */
   core_load_t idle = {0};
