@@ -12,6 +12,7 @@
 #include "infsched.pb-c.h"
 #include "infsched/errors.h"
 #include "core.h"
+#include "core_fixture.h"
 #include "prefix.h"
 #include "profile_fixture.h"
 
@@ -105,13 +106,6 @@ typedef struct pool {
   uint64_t next_id;
 } pool_t;
 
-static core_peer_t peer(const char *name) {
-  core_peer_t p = {.door = CORE_DOOR_ZMQ};
-  p.len = (uint8_t)strlen(name);
-  memcpy(p.id, name, p.len);
-  return p;
-}
-
 static void pool_config(pool_t *p, const char *policy) {
   memset(p, 0, sizeof *p);
   core_config_defaults(&p->cfg);
@@ -119,7 +113,7 @@ static void pool_config(pool_t *p, const char *policy) {
   p->cfg.heartbeat_interval = 100 * MS;
   p->cfg.heartbeat_miss = 1000;
   p->cfg.queue_timeout = 60 * INFS_US_PER_S;
-  p->client = peer("client");
+  p->client = fixture_peer("client");
   p->next_id = 1;
 }
 
@@ -139,7 +133,7 @@ static int pool_add_model(pool_t *p, const char *id, infs_profile_t prof,
   int i = p->n++;
   char name[32];
   snprintf(name, sizeof name, "peer-%s", id);
-  p->peer[i] = peer(name);
+  p->peer[i] = fixture_peer(name);
   p->prof[i] = prof;
   core_worker_info_t info = {.worker_id = id,
                              .model = model,
