@@ -25,6 +25,9 @@ typedef enum infs_worker_class {
   INFS_WORKER_CLASS_COUNT = 3
 } infs_worker_class_t;
 
+typedef enum infs_phase { INFS_PHASE_FULL = 0, INFS_PHASE_PREFILL = 1,
+                          INFS_PHASE_DECODE = 2 } infs_phase_t;
+
 /* One request as the scheduler's core and workers' backends see it, with
  * its strings and block hashes borrowed from whoever decoded it. */
 typedef struct infs_request {

@@ -131,6 +131,8 @@ static void deliver(sim_t *s) {
       s->host.failed(s->host.ctx, e->id, INFSCHED__ERROR_CODE__ERROR_BACKEND,
                      infs_strerror(e->code));
       break;
+    case ENGINE_EV_PREFILLED:
+      break; /* mapped onto the host's prefilled() with backend ABI 3 */
     }
   }
   engine_events_clear(s->engine);
