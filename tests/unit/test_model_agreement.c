@@ -143,7 +143,7 @@ static void check_profile(const infs_profile_t *shipped, bool slo) {
                 (uint64_t)b * OTHERS_OUTPUT - (l.generated_tokens),
             .tpot_cap_ms = cap,
         };
-        predictor_request_t r = {P, G, 0};
+        predictor_request_t r = {.prompt_tokens = P, .max_tokens = G};
         prediction_t want;
         predictor_estimate(&w, &r, 0.1, &want);
 
