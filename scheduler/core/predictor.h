@@ -7,8 +7,8 @@
 #ifndef INFSCHED_PREDICTOR_H
 #define INFSCHED_PREDICTOR_H
 
-#include "model/transfer.h"
-#include "scheduler/core/core.h"
+#include "core.h"
+#include "transfer.h"
 
 /* Net changes since the heartbeat, as the core saw them. */
 typedef struct predictor_since {

@@ -1,9 +1,9 @@
-#include "scheduler/http/server.h"
+#include "server.h"
 
-#include "lib/list.h"
-#include "lib/log.h"
-#include "lib/xalloc.h"
-#include "lib/buf.h"
+#include "list.h"
+#include "log.h"
+#include "xalloc.h"
+#include "buf.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -102,6 +102,8 @@ const char *http_status_text(int status) {
     return "OK";
   case 400:
     return "Bad Request";
+  case 401:
+    return "Unauthorized";
   case 404:
     return "Not Found";
   case 405:

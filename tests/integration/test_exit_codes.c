@@ -4,7 +4,7 @@
  * with the value it refuses; each bad value must exit 2 and name the flag
  * or the value. Then the "cannot start" cases: a port in use, a scheduler
  * that does not answer. */
-#include "tests/support/harness.h"
+#include "harness.h"
 
 #include <netinet/in.h>
 #include <setjmp.h>
@@ -69,6 +69,7 @@ static const flag_case_t k_scheduler[] = {
     {"--http", "localhost:9080x"},
     {"--http-max-body", "1"},
     {"--http-max-conns", "-1"},
+    {"--api-keys", "/nonexistent/keys.yaml"},
     {"--profiles", "/nonexistent/profiles.yaml"},
     {"--max-msg-bytes", "1"},
     {"--log-level", "loud"},
