@@ -126,15 +126,25 @@ static size_t count_kind(const evlog_t *l, uint64_t id,
   return n;
 }
 
-static void submit(engine_t *e, infs_time_t now, uint64_t id, uint32_t prompt,
-                   uint32_t max_tokens, const uint64_t *blocks,
-                   size_t n_blocks) {
+static void submit_phase(engine_t *e, infs_time_t now, uint64_t id,
+                         uint32_t prompt, uint32_t max_tokens,
+                         infs_phase_t phase, infs_time_t kv_ready,
+                         const uint64_t *blocks, size_t n_blocks) {
   engine_request_t r = {.id = id,
                         .prompt_tokens = prompt,
                         .max_tokens = max_tokens,
                         .blocks = blocks,
-                        .n_blocks = n_blocks};
+                        .n_blocks = n_blocks,
+                        .phase = phase,
+                        .kv_ready = kv_ready};
   assert_int_equal(engine_submit(e, now, &r), 0);
+}
+
+static void submit(engine_t *e, infs_time_t now, uint64_t id, uint32_t prompt,
+                   uint32_t max_tokens, const uint64_t *blocks,
+                   size_t n_blocks) {
+  submit_phase(e, now, id, prompt, max_tokens, INFS_PHASE_FULL, 0, blocks,
+               n_blocks);
 }
 
 /* ---- one request on an idle engine ------------------------------------- */
@@ -908,19 +918,6 @@ static void test_random_load_invariants(void **state) {
 
 /* ---- phases: prefill only, decode only -------------------------------- */
 
-static void submit_phase(engine_t *e, infs_time_t now, uint64_t id,
-                         uint32_t prompt, uint32_t max_tokens,
-                         infs_phase_t phase, infs_time_t kv_ready,
-                         const uint64_t *blocks, size_t n_blocks) {
-  engine_request_t r = {.id = id,
-                        .prompt_tokens = prompt,
-                        .max_tokens = max_tokens,
-                        .blocks = blocks,
-                        .n_blocks = n_blocks,
-                        .phase = phase,
-                        .kv_ready = kv_ready};
-  assert_int_equal(engine_submit(e, now, &r), 0);
-}
 
 /* A PREFILL request gives its first token, then PREFILLED, and holds its
  * blocks until cancelled; it never decodes. */
