@@ -1,6 +1,6 @@
-#include "lib/report.h"
+#include "tools/report/report.h"
 
-#include "lib/hist.h"
+#include "tools/report/hist.h"
 #include "lib/xalloc.h"
 
 #include <assert.h>
