@@ -24,9 +24,9 @@
  * Token i of a completion is " w<i>", counted on from a prompt that ends
  * in " w<k>", so that a resumed stream reads as one. GET /stats answers
  * the counters. */
-#include "lib/cli.h"
-#include "lib/log.h"
-#include "scheduler/http/server.h"
+#include "cli.h"
+#include "log.h"
+#include "server.h"
 
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
