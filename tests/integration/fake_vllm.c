@@ -30,6 +30,7 @@
 
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
+#include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -198,6 +199,20 @@ static void complete(http_exchange_t *x, const cJSON *root, bool chat,
     cJSON_AddNullToObject(o, "kv_transfer_params");
   respond_json(x, 200, o);
   cJSON_Delete(o);
+}
+
+/* A completion of the request's max_tokens (16 without), as a decode
+ * instance or a server without disaggregation makes it. */
+static void generate(fake_t *f, http_exchange_t *x, const cJSON *root,
+                     bool chat, uint32_t prompt) {
+  const cJSON *mt = get(root, "max_tokens");
+  uint32_t max = cJSON_IsNumber(mt) && mt->valuedouble >= 1
+                     ? (uint32_t)mt->valuedouble
+                     : 16;
+  char id[64];
+  snprintf(id, sizeof id, "cmpl-%s-%llu", f->engine_id,
+           (unsigned long long)++f->next_request);
+  complete(x, root, chat, id, first_token(root, chat), max, prompt, NULL);
 }
 
 static bool is_exactly(const cJSON *o, const char *name, int type) {
@@ -378,16 +393,9 @@ static void decode(fake_t *f, http_exchange_t *x, const cJSON *root,
     return;
   }
   f->decodes++;
-  const cJSON *mt = get(root, "max_tokens");
-  uint32_t max = cJSON_IsNumber(mt) && mt->valuedouble >= 1
-                     ? (uint32_t)mt->valuedouble
-                     : 16;
-  char id[64];
-  snprintf(id, sizeof id, "cmpl-%s-%llu", f->engine_id,
-           (unsigned long long)++f->next_request);
-  log_info("decode %s: pulled the blocks of %s", id,
+  log_info("decode: pulled the blocks of %s",
            get(kv, "remote_request_id")->valuestring);
-  complete(x, root, chat, id, first_token(root, chat), max, tokens, NULL);
+  generate(f, x, root, chat, tokens);
 }
 
 static void completion(fake_t *f, http_exchange_t *x, bool chat) {
@@ -411,16 +419,8 @@ static void completion(fake_t *f, http_exchange_t *x, bool chat) {
     return;
   }
   f->plain++;
-  const cJSON *mt = get(root, "max_tokens");
-  uint32_t max = cJSON_IsNumber(mt) && mt->valuedouble >= 1
-                     ? (uint32_t)mt->valuedouble
-                     : 16;
-  char id[64];
-  snprintf(id, sizeof id, "cmpl-%s-%llu", f->engine_id,
-           (unsigned long long)++f->next_request);
   char *prompt = prompt_of(root, chat);
-  complete(x, root, chat, id, first_token(root, chat), max,
-           prompt_tokens(prompt), NULL);
+  generate(f, x, root, chat, prompt_tokens(prompt));
   free(prompt);
   cJSON_Delete(root);
 }
@@ -507,36 +507,56 @@ static void usage(FILE *out) {
           "                       kv_transfer_params are ignored, and none "
           "returned\n"
           "  --fail-pulls         every read of held blocks fails\n"
-          "  -h, --help           show this help\n");
+          "  -h, --help           show this help\n"
+          "  --version            print the version and exit\n");
+}
+
+typedef struct options {
+  fake_t *f;
+  const char *listen;
+} options_t;
+
+static int parse_one(void *ctx, int c, const char *arg) {
+  options_t *o = ctx;
+  switch (c) {
+  case 'l':
+    o->listen = arg;
+    return 0;
+  case 'e':
+    o->f->engine_id = arg;
+    return 0;
+  case 'm':
+    o->f->model = arg;
+    return 0;
+  case 'n':
+    o->f->connector = false;
+    return 0;
+  case 'p':
+    o->f->fail_pulls = true;
+    return 0;
+  default:
+    return CLI_NOT_MINE;
+  }
 }
 
 int main(int argc, char **argv) {
   cli_init("fake-vllm");
   log_init("fake-vllm", LOG_LEVEL_INFO);
   fake_t f = {.model = "any", .connector = true};
-  const char *listen = NULL;
+  static const struct option options[] = {
+      {"listen", required_argument, NULL, 'l'},
+      {"engine-id", required_argument, NULL, 'e'},
+      {"model", required_argument, NULL, 'm'},
+      {"no-connector", no_argument, NULL, 'n'},
+      {"fail-pulls", no_argument, NULL, 'p'},
+      {"help", no_argument, NULL, 'h'},
+      {"version", no_argument, NULL, 'V'},
+      {0, 0, 0, 0}};
+  options_t o = {.f = &f};
+  if (cli_parse_args(argc, argv, options, usage, parse_one, &o))
+    return CLI_EXIT_USAGE;
+  const char *listen = o.listen;
   char engine[64];
-  for (int i = 1; i < argc; i++) {
-    const char *a = argv[i];
-    bool has_value = i + 1 < argc;
-    if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-      usage(stdout);
-      return 0;
-    } else if (strcmp(a, "--listen") == 0 && has_value) {
-      listen = argv[++i];
-    } else if (strcmp(a, "--engine-id") == 0 && has_value) {
-      f.engine_id = argv[++i];
-    } else if (strcmp(a, "--model") == 0 && has_value) {
-      f.model = argv[++i];
-    } else if (strcmp(a, "--no-connector") == 0) {
-      f.connector = false;
-    } else if (strcmp(a, "--fail-pulls") == 0) {
-      f.fail_pulls = true;
-    } else {
-      cli_usage_error("unknown or incomplete option '%s'", a);
-      return CLI_EXIT_USAGE;
-    }
-  }
   const char *colon = listen ? strrchr(listen, ':') : NULL;
   if (!colon || colon == listen || (size_t)(colon - listen) >= sizeof f.host) {
     cli_usage_error("--listen HOST:PORT is required");

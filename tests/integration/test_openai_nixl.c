@@ -202,7 +202,10 @@ static infs_request_t decode_of(const infs_request_t *client, char *joined,
   return r;
 }
 
+/* client's request split across two fake vLLM instances. */
 static void prefill_then_decode(fixture_t *f, const infs_request_t *client) {
+  f->p_port = start_fake(f, "vllm-p", NULL);
+  f->d_port = start_fake(f, "vllm-d", NULL);
   void *p = open_backend(f, f->p_port);
   void *d = open_backend(f, f->d_port);
 
@@ -269,9 +272,6 @@ static void prefill_then_decode(fixture_t *f, const infs_request_t *client) {
 }
 
 static void test_completion_prefill_then_decode(void **state) {
-  fixture_t *f = *state;
-  f->p_port = start_fake(f, "vllm-p", NULL);
-  f->d_port = start_fake(f, "vllm-d", NULL);
   infs_request_t client = {
       .model = "m",
       .prompt = "def add(a, b):",
@@ -280,13 +280,10 @@ static void test_completion_prefill_then_decode(void **state) {
       .max_tokens = 6,
       .options = "{\"stop\":[\"\\n\\n\"],\"min_tokens\":2}",
   };
-  prefill_then_decode(f, &client);
+  prefill_then_decode(*state, &client);
 }
 
 static void test_chat_prefill_then_decode(void **state) {
-  fixture_t *f = *state;
-  f->p_port = start_fake(f, "vllm-p", NULL);
-  f->d_port = start_fake(f, "vllm-d", NULL);
   infs_request_t client = {
       .model = "m",
       .prompt = "system: brief\nuser: hi\n",
@@ -296,7 +293,7 @@ static void test_chat_prefill_then_decode(void **state) {
       .messages = "[{\"role\":\"system\",\"content\":\"brief\"},"
                   "{\"role\":\"user\",\"content\":\"hi\"}]",
   };
-  prefill_then_decode(f, &client);
+  prefill_then_decode(*state, &client);
 }
 
 /* A vLLM started without --kv-transfer-config answers the prefill as a
