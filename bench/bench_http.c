@@ -8,8 +8,8 @@
  *                        [--stream] */
 #include "lib/cli.h"
 #include "lib/clock.h"
-#include "lib/hist.h"
-#include "tests/integration/harness.h"
+#include "tools/report/hist.h"
+#include "tests/support/harness.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

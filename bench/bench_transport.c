@@ -9,7 +9,7 @@
 #include "bench/transport_procs.h"
 #include "lib/cli.h"
 #include "lib/clock.h"
-#include "tests/integration/harness.h"
+#include "tests/support/harness.h"
 
 #include <errno.h>
 #include <getopt.h>

@@ -4,7 +4,7 @@
  * the work behind them.
  *
  *   build/bench/bench_workload [N [SESSIONS]]   (default 1000000 and 1000) */
-#include "lib/workload.h"
+#include "tools/workload/workload.h"
 
 #include "lib/clock.h"
 #include "lib/xalloc.h"

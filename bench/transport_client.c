@@ -1,7 +1,7 @@
 #include "bench/transport_client.h"
 
 #include "lib/clock.h"
-#include "lib/hist.h"
+#include "tools/report/hist.h"
 #include "lib/wire.h"
 #include "lib/wire_arena.h"
 #include "lib/xalloc.h"

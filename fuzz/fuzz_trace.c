@@ -2,7 +2,7 @@
  * Azure's CSV, or a Mooncake JSONL trace when the file starts with '{'),
  * and the requests they make. */
 #include "fuzz/fuzz.h"
-#include "lib/workload.h"
+#include "tools/workload/workload.h"
 
 #include <stdio.h>
 

@@ -5,7 +5,7 @@
  * passes promtool's strict check; with no worker registered, ZeroMQ and
  * HTTP requests alike wait for one. */
 #include "tests/integration/test_http_common.h"
-#include "tests/integration/zclient.h"
+#include "tests/support/zclient.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

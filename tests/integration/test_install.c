@@ -4,7 +4,7 @@
  * installed worker, finding the installed profiles by itself, loads it and
  * serves a request through the installed scheduler. */
 #include "infsched/version.h"
-#include "tests/integration/harness.h"
+#include "tests/support/harness.h"
 #include "tests/integration/test_http_common.h"
 
 #include <setjmp.h>

@@ -6,8 +6,8 @@
  * where namespaces cannot be made. Addresses are link-local
  * (169.254.0.0/16) on links that exist only inside this machine. */
 #include "lib/clock.h"
-#include "tests/integration/harness.h"
-#include "tests/integration/zclient.h"
+#include "tests/support/harness.h"
+#include "tests/support/zclient.h"
 
 #include <setjmp.h>
 #include <signal.h>

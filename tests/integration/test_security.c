@@ -6,7 +6,7 @@
 #include "infsched/client.h"
 #include "lib/clock.h"
 #include "tests/integration/test_http_common.h"
-#include "tests/integration/zclient.h"
+#include "tests/support/zclient.h"
 
 #include <setjmp.h>
 #include <stdarg.h>

@@ -6,7 +6,7 @@
  * check refuses exactly what the daemons would. */
 #include "lib/settings.h"
 #include "scheduler/core/policy.h"
-#include "tests/integration/harness.h"
+#include "tests/support/harness.h"
 
 #include <math.h>
 #include <setjmp.h>

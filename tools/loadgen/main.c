@@ -4,8 +4,8 @@
 
 #include "lib/cli.h"
 #include "lib/log.h"
-#include "lib/workload.h"
-#include "lib/workload_cli.h"
+#include "tools/workload/workload.h"
+#include "tools/workload/workload_cli.h"
 
 #include <getopt.h>
 #include <stdio.h>

@@ -7,8 +7,8 @@
 #ifndef INFSCHED_SIM_H
 #define INFSCHED_SIM_H
 
-#include "lib/report.h"
-#include "lib/workload.h"
+#include "tools/report/report.h"
+#include "tools/workload/workload.h"
 #include "scheduler/core/core.h"
 
 #include <stddef.h>

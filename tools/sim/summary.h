@@ -3,7 +3,7 @@
 #ifndef INFSCHED_SIM_SUMMARY_H
 #define INFSCHED_SIM_SUMMARY_H
 
-#include "lib/report.h"
+#include "tools/report/report.h"
 #include "tools/sim/sim.h"
 
 #include <stdint.h>

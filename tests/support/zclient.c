@@ -1,4 +1,4 @@
-#include "tests/integration/zclient.h"
+#include "tests/support/zclient.h"
 
 #include "lib/clock.h"
 #include "lib/wire.h"

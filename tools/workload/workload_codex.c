@@ -9,7 +9,7 @@
  * synthetic tokens (system prefix, repository, conversation) and its block
  * hashes are kept from call to call: a new call hashes only its new blocks,
  * since block i chains on block i - 1. */
-#include "lib/workload_impl.h"
+#include "tools/workload/workload_impl.h"
 
 #include "infsched/errors.h"
 #include "lib/u64map.h"

@@ -1,7 +1,7 @@
-#include "lib/report.h"
+#include "tools/report/report.h"
 
 #include "infsched.pb-c.h"
-#include "lib/hist.h"
+#include "tools/report/hist.h"
 #include "lib/xalloc.h"
 
 #include <assert.h>

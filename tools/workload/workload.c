@@ -1,4 +1,4 @@
-#include "lib/workload_impl.h"
+#include "tools/workload/workload_impl.h"
 
 #include "infsched/errors.h"
 #include "lib/xalloc.h"

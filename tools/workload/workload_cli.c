@@ -1,6 +1,6 @@
-#include "lib/workload_cli.h"
+#include "tools/workload/workload_cli.h"
 
-#include "lib/report.h"
+#include "tools/report/report.h"
 
 #include "lib/cli.h"
 

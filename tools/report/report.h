@@ -22,7 +22,7 @@
 #define INFSCHED_REPORT_H
 
 #include "infsched/types.h"
-#include "lib/hist.h"
+#include "tools/report/hist.h"
 #include "lib/slo.h"
 
 #include <cjson/cJSON.h>

@@ -1,4 +1,4 @@
-#include "tests/integration/harness.h"
+#include "tests/support/harness.h"
 
 #include "lib/clock.h"
 #include "lib/xalloc.h"
@@ -151,7 +151,7 @@ const char *harness_source(const char *rel) {
   const char *dir = getenv("INFSCHED_SOURCE_DIR");
   char here[PATH_MAX];
   if (!dir || !*dir) {
-    /* This file sits at tests/integration/ under the source root. */
+    /* This file sits at tests/support/ under the source root. */
     snprintf(here, sizeof here, "%s", __FILE__);
     dir = dirname(dirname(dirname(here)));
   }

@@ -1,8 +1,8 @@
 /* Recording a run as a Mooncake trace (see workload.h). The lines are kept
  * in memory, so that adding a request does no I/O and a simulated run stays
  * pure; the driver writes the file once the run is over. */
-#include "lib/workload.h"
-#include "lib/workload_impl.h"
+#include "tools/workload/workload.h"
+#include "tools/workload/workload_impl.h"
 
 #include "infsched/errors.h"
 #include "lib/buf.h"

@@ -1,6 +1,6 @@
-#include "lib/report_html.h"
+#include "tools/report/report_html.h"
 
-#include "lib/plot_svg.h"
+#include "tools/report/plot_svg.h"
 
 #include <errno.h>
 #include <math.h>

@@ -1,4 +1,4 @@
-#include "lib/hist.h"
+#include "tools/report/hist.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -8,7 +8,7 @@
  * multi-turn field) and `class` are read when present; other fields are
  * ignored. The file is read whole at construction so that a bad line fails
  * before any traffic is sent. */
-#include "lib/workload_impl.h"
+#include "tools/workload/workload_impl.h"
 
 #include "infsched/errors.h"
 #include "lib/xalloc.h"
