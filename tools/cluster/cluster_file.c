@@ -1,10 +1,10 @@
-#include "tools/cluster/cluster_file.h"
+#include "cluster_file.h"
 
 #include "infsched/errors.h"
 #include "infsched/profile.h"
-#include "lib/ydoc.h"
-#include "model/slo_check.h"
-#include "model/transfer.h"
+#include "ydoc.h"
+#include "slo_check.h"
+#include "transfer.h"
 
 #include <errno.h>
 #include <math.h>

@@ -1,8 +1,8 @@
-#include "tools/report/report.h"
+#include "report.h"
 
 #include "infsched.pb-c.h"
-#include "tools/report/hist.h"
-#include "lib/xalloc.h"
+#include "hist.h"
+#include "xalloc.h"
 
 #include <assert.h>
 #include <errno.h>
