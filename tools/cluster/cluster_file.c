@@ -166,21 +166,29 @@ static int parse_scheduler(ydoc_t *d, yaml_node_t *n, cluster_spec_t *s) {
   return 0;
 }
 
+/* Item i of the list `list` (workers, links) must be a mapping with the
+ * allowed keys; where gets its name for messages ("workers[2]"). */
+static int list_item(ydoc_t *d, yaml_node_t *n, const char *list, size_t i,
+                     const keys_t *keys, char *where, size_t len) {
+  snprintf(where, len, "%s[%zu]", list, i);
+  if (n->type != YAML_MAPPING_NODE)
+    return ydoc_fail(d, ydoc_line(n), "%s: expected a mapping, got %s", where,
+                     ydoc_kind(n));
+  return check_keys(d, n, where, keys);
+}
+
 static int parse_worker(ydoc_t *d, yaml_node_t *n, size_t i,
                         cluster_worker_t *w) {
   static const char *const own[] = {"name", "count", NULL};
   const keys_t keys = {own, SETTING_WORKER};
   char where[48];
   int rc;
-  snprintf(where, sizeof where, "workers[%zu]", i);
-  if (n->type != YAML_MAPPING_NODE)
-    return ydoc_fail(d, ydoc_line(n), "%s: expected a mapping, got %s", where,
-                     ydoc_kind(n));
+  if ((rc = list_item(d, n, "workers", i, &keys, where, sizeof where)))
+    return rc;
   w->line = ydoc_line(n);
   w->count = 1;
   int name_line = w->line;
-  if ((rc = check_keys(d, n, where, &keys)) ||
-      (rc = get_string(d, n, where, "name", 1, w->name, NAME_BASE_MAX + 1,
+  if ((rc = get_string(d, n, where, "name", 1, w->name, NAME_BASE_MAX + 1,
                        &name_line)) ||
       (rc = get_settings(d, n, where, SETTING_WORKER, w->set, w->set_line)))
     return rc;
@@ -309,16 +317,13 @@ static int parse_link(ydoc_t *d, yaml_node_t *n, size_t i, cluster_spec_t *s,
   const keys_t keys = {own, 0};
   char where[48];
   int rc;
-  snprintf(where, sizeof where, "links[%zu]", i);
-  if (n->type != YAML_MAPPING_NODE)
-    return ydoc_fail(d, ydoc_line(n), "%s: expected a mapping, got %s", where,
-                     ydoc_kind(n));
+  if ((rc = list_item(d, n, "links", i, &keys, where, sizeof where)))
+    return rc;
   lines[i] = ydoc_line(n);
   char *from = pairs[i][0], *to = pairs[i][1];
   double gbps = 0, latency = LINK_DEFAULT_LATENCY_US;
   bool has_gbps, has_latency;
-  if ((rc = check_keys(d, n, where, &keys)) ||
-      (rc = get_string(d, n, where, "from", 1, from, 64, NULL)) ||
+  if ((rc = get_string(d, n, where, "from", 1, from, 64, NULL)) ||
       (rc = get_string(d, n, where, "to", 1, to, 64, NULL)) ||
       (rc = get_number(d, n, where, "gbps", true, LINK_GBPS_MAX, &has_gbps,
                        &gbps)) ||
