@@ -1,7 +1,7 @@
-#include "lib/wire.h"
+#include "wire.h"
 
 #include "infsched/errors.h"
-#include "lib/xalloc.h"
+#include "xalloc.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -16,10 +16,10 @@
  * transfer less what ran beside the prefill when it does not. Tokens P
  * had cached are counted as if they streamed with the prefill too, which
  * errs towards the slow side. */
-#include "model/transfer.h"
+#include "transfer.h"
 
 #include "infsched/errors.h"
-#include "lib/xalloc.h"
+#include "xalloc.h"
 
 #include <math.h>
 #include <stdio.h>

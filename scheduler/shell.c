@@ -1,15 +1,15 @@
-#include "scheduler/shell.h"
+#include "shell.h"
 
 #include "infsched/errors.h"
-#include "lib/clock.h"
-#include "lib/log.h"
-#include "lib/wire.h"
-#include "lib/wire_arena.h"
-#include "lib/zwatch.h"
-#include "model/slo_check.h"
-#include "scheduler/core/core_wire.h"
-#include "scheduler/http/metrics.h"
-#include "scheduler/status.h"
+#include "clock.h"
+#include "log.h"
+#include "wire.h"
+#include "wire_arena.h"
+#include "zwatch.h"
+#include "slo_check.h"
+#include "core_wire.h"
+#include "metrics.h"
+#include "status.h"
 
 #include <errno.h>
 #include <stdio.h>

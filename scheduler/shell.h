@@ -3,8 +3,8 @@
 #ifndef INFSCHED_SCHEDULER_SHELL_H
 #define INFSCHED_SCHEDULER_SHELL_H
 
-#include "scheduler/core/core.h"
-#include "scheduler/http/frontdoor.h"
+#include "core.h"
+#include "frontdoor.h"
 
 #include <uv.h>
 

@@ -1,12 +1,12 @@
-#include "worker/worker.h"
+#include "worker.h"
 
 #include "infsched/errors.h"
-#include "lib/clock.h"
-#include "lib/log.h"
-#include "lib/wire.h"
-#include "lib/wire_arena.h"
-#include "lib/zwatch.h"
-#include "worker/core/wcore_wire.h"
+#include "clock.h"
+#include "log.h"
+#include "wire.h"
+#include "wire_arena.h"
+#include "zwatch.h"
+#include "wcore_wire.h"
 
 #include <errno.h>
 #include <stdbool.h>

@@ -8,8 +8,8 @@
 
 #include "infsched/profile.h"
 #include "infsched/types.h"
-#include "lib/slo.h"
-#include "model/transfer.h"
+#include "slo.h"
+#include "transfer.h"
 
 #include <stdbool.h>
 

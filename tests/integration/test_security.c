@@ -4,9 +4,9 @@
  * never answers; idle HTTP connections past the descriptor limit; a second
  * submit of an open id; an impostor taking a live worker's id. */
 #include "infsched/client.h"
-#include "lib/clock.h"
-#include "tests/integration/test_http_common.h"
-#include "tests/support/zclient.h"
+#include "clock.h"
+#include "test_http_common.h"
+#include "zclient.h"
 
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,7 +1,7 @@
-#include "tests/support/harness.h"
+#include "harness.h"
 
-#include "lib/clock.h"
-#include "lib/xalloc.h"
+#include "clock.h"
+#include "xalloc.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

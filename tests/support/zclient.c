@@ -1,7 +1,7 @@
-#include "tests/support/zclient.h"
+#include "zclient.h"
 
-#include "lib/clock.h"
-#include "lib/wire.h"
+#include "clock.h"
+#include "wire.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -11,10 +11,10 @@
 #include <cmocka.h>
 
 #include "infsched/errors.h"
-#include "model/transfer.h"
-#include "scheduler/core/core.h"
-#include "scheduler/core/policy.h"
-#include "tests/unit/profile_fixture.h"
+#include "transfer.h"
+#include "core.h"
+#include "policy.h"
+#include "profile_fixture.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -8,7 +8,7 @@
 #include <cmocka.h>
 
 #include "infsched/errors.h"
-#include "model/transfer.h"
+#include "transfer.h"
 
 #include <math.h>
 #include <stdio.h>

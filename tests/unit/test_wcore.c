@@ -7,9 +7,9 @@
 
 #include "infsched.pb-c.h"
 #include "infsched/errors.h"
-#include "worker/core/wcore.h"
-#include "worker/core/wcore_wire.h"
-#include "model/cost.h"
+#include "wcore.h"
+#include "wcore_wire.h"
+#include "cost.h"
 
 #include <string.h>
 

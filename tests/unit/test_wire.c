@@ -2,8 +2,8 @@
  * and an arena that takes messages larger than itself, keeps their size
  * for the next one up to its limit, and frees everything at reset. */
 #include "infsched/errors.h"
-#include "lib/wire.h"
-#include "lib/wire_arena.h"
+#include "wire.h"
+#include "wire_arena.h"
 
 #include <setjmp.h>
 #include <stdarg.h>

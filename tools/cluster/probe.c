@@ -1,9 +1,9 @@
-#include "tools/cluster/probe.h"
+#include "probe.h"
 
 #include "infsched/errors.h"
-#include "lib/log.h"
-#include "lib/wire.h"
-#include "lib/zwatch.h"
+#include "log.h"
+#include "wire.h"
+#include "zwatch.h"
 
 #include <errno.h>
 #include <stdlib.h>

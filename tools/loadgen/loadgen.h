@@ -5,8 +5,8 @@
 #ifndef INFSCHED_LOADGEN_H
 #define INFSCHED_LOADGEN_H
 
-#include "tools/workload/workload.h"
-#include "tools/workload/workload_cli.h"
+#include "workload.h"
+#include "workload_cli.h"
 
 #include <stdbool.h>
 #include <stdint.h>

@@ -1,11 +1,11 @@
 /* infsched-loadgen: command line. The workload flags are lib/workload_cli's,
  * the same as infsched-sim's, so one scenario reads the same in both. */
-#include "tools/loadgen/loadgen.h"
+#include "loadgen.h"
 
-#include "lib/cli.h"
-#include "lib/log.h"
-#include "tools/workload/workload.h"
-#include "tools/workload/workload_cli.h"
+#include "cli.h"
+#include "log.h"
+#include "workload.h"
+#include "workload_cli.h"
 
 #include <getopt.h>
 #include <stdio.h>

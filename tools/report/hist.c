@@ -1,4 +1,4 @@
-#include "tools/report/hist.h"
+#include "hist.h"
 
 #include <math.h>
 #include <stdlib.h>

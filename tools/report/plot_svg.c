@@ -1,4 +1,4 @@
-#include "tools/report/plot_svg.h"
+#include "plot_svg.h"
 
 #include <math.h>
 #include <string.h>

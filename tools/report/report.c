@@ -1,7 +1,7 @@
-#include "tools/report/report.h"
+#include "report.h"
 
-#include "tools/report/hist.h"
-#include "lib/xalloc.h"
+#include "hist.h"
+#include "xalloc.h"
 
 #include <assert.h>
 #include <errno.h>

@@ -1,6 +1,6 @@
-#include "tools/report/report_html.h"
+#include "report_html.h"
 
-#include "tools/report/plot_svg.h"
+#include "plot_svg.h"
 
 #include <errno.h>
 #include <math.h>

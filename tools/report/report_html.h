@@ -15,7 +15,7 @@
 #ifndef INFSCHED_REPORT_HTML_H
 #define INFSCHED_REPORT_HTML_H
 
-#include "tools/report/report.h"
+#include "report.h"
 
 #include <stdio.h>
 

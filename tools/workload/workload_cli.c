@@ -1,8 +1,8 @@
-#include "tools/workload/workload_cli.h"
+#include "workload_cli.h"
 
-#include "tools/report/report.h"
+#include "report.h"
 
-#include "lib/cli.h"
+#include "cli.h"
 
 #include <math.h>
 #include <stdlib.h>

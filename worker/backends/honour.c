@@ -1,4 +1,4 @@
-#include "worker/backends/honour.h"
+#include "honour.h"
 
 #include "infsched.pb-c.h"
 

@@ -1,11 +1,11 @@
 /* The null backend answers every request at once with one chunk of
  * max_tokens tokens and Done: it measures the scheduler and transport with
  * no model time at all (bench/). */
-#include "worker/backends/builtin.h"
+#include "builtin.h"
 
 #include "infsched/errors.h"
-#include "lib/xalloc.h"
-#include "worker/backends/honour.h"
+#include "xalloc.h"
+#include "honour.h"
 
 #include <stdio.h>
 #include <stdlib.h>

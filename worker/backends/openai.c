@@ -4,17 +4,17 @@
  * the worker's libuv loop (curl's multi-uv.c pattern: curl says which
  * sockets to watch and when to wake it, uv_poll and uv_timer do so).
  * Tokens go back as they arrive; the load is what is in flight. */
-#include "worker/backends/builtin.h"
+#include "builtin.h"
 
 #include "infsched.pb-c.h"
 #include "infsched/errors.h"
-#include "lib/clock.h"
-#include "lib/list.h"
-#include "lib/log.h"
-#include "lib/u64map.h"
-#include "lib/xalloc.h"
-#include "worker/backends/openai_opts.h"
-#include "worker/backends/openai_sse.h"
+#include "clock.h"
+#include "list.h"
+#include "log.h"
+#include "u64map.h"
+#include "xalloc.h"
+#include "openai_opts.h"
+#include "openai_sse.h"
 
 #include <cjson/cJSON.h>
 #include <curl/curl.h>

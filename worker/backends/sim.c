@@ -1,14 +1,14 @@
 /* The sim backend: the continuous-batching engine stepped in real time on
  * the worker's loop, streaming tokens as the engine produces them. */
-#include "worker/backends/builtin.h"
+#include "builtin.h"
 
 #include "infsched.pb-c.h"
 #include "infsched/errors.h"
-#include "lib/clock.h"
-#include "lib/u64map.h"
-#include "lib/xalloc.h"
-#include "model/engine.h"
-#include "worker/backends/honour.h"
+#include "clock.h"
+#include "u64map.h"
+#include "xalloc.h"
+#include "engine.h"
+#include "honour.h"
 
 #include <stdio.h>
 #include <stdlib.h>

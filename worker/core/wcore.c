@@ -1,9 +1,9 @@
-#include "worker/core/wcore.h"
+#include "wcore.h"
 
 #include "infsched.pb-c.h"
 #include "infsched/errors.h"
-#include "lib/u64map.h"
-#include "lib/xalloc.h"
+#include "u64map.h"
+#include "xalloc.h"
 
 #include <stdio.h>
 #include <stdlib.h>

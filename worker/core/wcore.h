@@ -16,7 +16,7 @@
 #include "infsched.pb-c.h"
 #include "infsched/profile.h"
 #include "infsched/types.h"
-#include "model/accounting.h"
+#include "accounting.h"
 
 #include <stdbool.h>
 #include <stddef.h>

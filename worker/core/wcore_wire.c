@@ -1,6 +1,6 @@
-#include "worker/core/wcore_wire.h"
+#include "wcore_wire.h"
 
-#include "lib/wire.h"
+#include "wire.h"
 
 #include <string.h>
 

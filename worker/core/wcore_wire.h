@@ -6,7 +6,7 @@
 #define INFSCHED_WCORE_WIRE_H
 
 #include "infsched.pb-c.h"
-#include "worker/core/wcore.h"
+#include "wcore.h"
 
 /* What the caller does with its backend after a scheduler's message. */
 typedef enum wcore_order_kind {
