@@ -162,6 +162,33 @@ static void beat(fixture_t *f, infs_time_t now) {
     core_on_heartbeat(f->core, now, &f->w[i], &load);
 }
 
+/* Heartbeats from every worker but the silent one, and ticks, from 100 to
+ * 600 ms: the silent one is lost at 400 ms. The outbox keeps it all. */
+static void silence(fixture_t *f, int silent) {
+  core_load_t load = {0};
+  for (infs_time_t t = 100 * MS; t <= 600 * MS; t += 100 * MS) {
+    for (int i = 0; i < N_WORKERS; i++)
+      if (i != silent)
+        core_on_heartbeat(f->core, t, &f->w[i], &load);
+    core_on_tick(f->core, t);
+  }
+}
+
+/* Heartbeats from all and ticks every 100 ms from 100 ms until a request
+ * is taken back for want of progress; the outbox holds that tick's
+ * actions. Returns when. */
+static infs_time_t until_taken_back(fixture_t *f) {
+  infs_time_t t = 100 * MS;
+  for (;; t += 100 * MS) {
+    assert_true(t < 3000 * MS);
+    beat(f, t);
+    core_actions_clear(f->core);
+    core_on_tick(f->core, t);
+    if (core_stats(f->core)->progress_timeouts)
+      return t;
+  }
+}
+
 /* Submits request 1 (max_tokens 10) at 0 and runs its prefill on P up to
  * the handoff at 60 ms: P streamed token "a", then Prefilled. Returns the
  * core's id of it; the outbox holds the handoff's actions. */
@@ -262,13 +289,7 @@ static void test_prefill_worker_lost(void **state) {
   uint64_t id = a->request_id;
   core_on_chunk(f->core, 50 * MS, &f->w[P], id, 1, "a", 1, NULL);
   core_actions_clear(f->core);
-  /* D and B keep beating; P falls silent. */
-  core_load_t load = {0};
-  for (infs_time_t t = 100 * MS; t <= 600 * MS; t += 100 * MS) {
-    core_on_heartbeat(f->core, t, &f->w[D], &load);
-    core_on_heartbeat(f->core, t, &f->w[B], &load);
-    core_on_tick(f->core, t);
-  }
+  silence(f, P);
   assert_int_equal(core_stats(f->core)->workers_lost, 1);
   a = only(f, CORE_ACT_DISPATCH, NULL);
   assert_non_null(a);
@@ -293,12 +314,7 @@ static void test_decode_worker_lost(void **state) {
   uint64_t id = run_prefill(f);
   assert_non_null(only(f, CORE_ACT_DISPATCH, &f->w[D]));
   core_actions_clear(f->core);
-  core_load_t load = {0};
-  for (infs_time_t t = 100 * MS; t <= 600 * MS; t += 100 * MS) {
-    core_on_heartbeat(f->core, t, &f->w[P], &load);
-    core_on_heartbeat(f->core, t, &f->w[B], &load);
-    core_on_tick(f->core, t);
-  }
+  silence(f, D);
   assert_int_equal(core_stats(f->core)->workers_lost, 1);
   assert_non_null(only(f, CORE_ACT_CANCEL, &f->w[P]));
   const core_action_t *a = only(f, CORE_ACT_DISPATCH, &f->w[B]);
@@ -366,14 +382,8 @@ static void test_split_progress_deadlines(void **state) {
   uint64_t id = only(f, CORE_ACT_DISPATCH, &f->w[P])->request_id;
   core_on_chunk(f->core, 50 * MS, &f->w[P], id, 1, "a", 1, NULL);
   core_actions_clear(f->core);
-  infs_time_t t = 100 * MS;
-  for (; core_stats(f->core)->progress_timeouts == 0; t += 100 * MS) {
-    assert_true(t < 3000 * MS);
-    beat(f, t);
-    core_actions_clear(f->core);
-    core_on_tick(f->core, t);
-  }
-  /* At 1,050 ms and no handoff: cancelled on P, whole from token 1. */
+  infs_time_t t = until_taken_back(f);
+  /* Past 1,050 ms and no handoff: cancelled on P, whole from token 1. */
   assert_true(t > 1050 * MS);
   assert_non_null(only(f, CORE_ACT_CANCEL, &f->w[P]));
   const core_action_t *a = only(f, CORE_ACT_DISPATCH, NULL);
@@ -389,13 +399,7 @@ static void test_decode_progress_deadline(void **state) {
   fixture_t *f = *state;
   uint64_t id = run_prefill(f);
   core_actions_clear(f->core);
-  infs_time_t t = 100 * MS;
-  for (; core_stats(f->core)->progress_timeouts == 0; t += 100 * MS) {
-    assert_true(t < 3000 * MS);
-    beat(f, t);
-    core_actions_clear(f->core);
-    core_on_tick(f->core, t);
-  }
+  until_taken_back(f);
   const core_action_t *a = only(f, CORE_ACT_CANCEL, &f->w[D]);
   assert_non_null(a);
   assert_int_equal(a->request_id, id);
