@@ -1,6 +1,7 @@
 #include "settings.h"
 
 #include "infsched/errors.h"
+#include "apikeys.h"
 #include "cli.h"
 #include "log.h"
 #include "policy.h"
@@ -115,6 +116,14 @@ static int check_log_level(const char *t, char *err, size_t errlen) {
     return 0;
   snprintf(err, errlen, "unknown level '%s' (debug, info, warn or error)", t);
   return INFS_ECONFIG;
+}
+
+/* The keys file loads: checked where the scheduler would load it. */
+static int ready_api_keys(const char *t, char *err, size_t errlen) {
+  apikeys_t *k = NULL;
+  int rc = apikeys_load(t, &k, err, errlen);
+  apikeys_destroy(&k);
+  return rc ? INFS_ECONFIG : 0;
 }
 
 /* --- the table --- */
@@ -244,6 +253,12 @@ static const setting_t table[SET_COUNT] = {
      "HTTP connections at once, 503 beyond; 0: the descriptor limit less a "
      "quarter, kept for workers and clients",
      NULL, NULL},
+    {SET_API_KEYS, "api_keys", "api-keys", S, S, SETTING_TEXT, TEXT_LEN, NULL,
+     "FILE",
+     "API keys of the HTTP API, each with its tenant and default class "
+     "(docs/http-api.md); requests without one get 401, /healthz and "
+     "/metrics stay open (default: no keys, the API is open)",
+     NULL, ready_api_keys},
     {SET_MAX_MSG_BYTES, "max_msg_bytes", "max-msg-bytes", S | W, S | W,
      SETTING_UINT, 1024, 1 << 30, "16777216", "N",
      "largest accepted message, in bytes", NULL, NULL},

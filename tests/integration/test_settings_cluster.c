@@ -108,6 +108,30 @@ static int text_values(const setting_t *s, const char *dir, values_t *good,
     add(bad, "plugin:%s/missing.so", dir);
     add(bad, "openai:http://127.0.0.1:1/v1,api_key_env=INFSCHED_TEST_UNSET");
     return 0;
+  case SET_API_KEYS: {
+    /* Absolute, and relative to the cluster file (which is in dir). */
+    char path[VALUE_MAX];
+    snprintf(path, sizeof path, "%s/api-keys.yaml", dir);
+    assert_int_equal(harness_write_file(path,
+                                        "keys:\n  - {key: "
+                                        "sk-0123456789abcdef, tenant: t}\n",
+                                        0600),
+                     0);
+    add(good, "%s", path);
+    add(good, "api-keys.yaml");
+    snprintf(path, sizeof path, "%s/dup-keys.yaml", dir);
+    assert_int_equal(harness_write_file(path,
+                                        "keys:\n"
+                                        "  - {key: sk-0123456789abcdef, "
+                                        "tenant: t}\n"
+                                        "  - {key: sk-0123456789abcdef, "
+                                        "tenant: u}\n",
+                                        0600),
+                     0);
+    add(bad, "%s", path);
+    add(bad, "%s/missing-keys.yaml", dir);
+    return 0;
+  }
   case SET_MODEL:
     add(good, "m");
     add(good, "%0*d", INFS_NAME_MAX - 1, 0);
