@@ -228,7 +228,7 @@ static void test_split_messages(void **state) {
   assert_string_equal(env->done->prefill_worker_class, "tpu");
 
   core_t *c = new_core();
-  core_peer_t w = peer("w0");
+  core_peer_t w = fixture_peer("w0");
   register_worker(c, &w);
   core_actions_clear(c);
   char why[96];
@@ -259,7 +259,7 @@ static void test_split_messages(void **state) {
   r.role = (Infsched__Role)5;
   in.body_case = INFSCHED__ENVELOPE__BODY_REGISTER;
   in.register_ = &r;
-  core_peer_t w1 = peer("w1");
+  core_peer_t w1 = fixture_peer("w1");
   assert_int_equal(core_wire_feed_worker(c, 0, &w1, &in, why, sizeof why),
                    CORE_WIRE_BAD);
   assert_string_equal(why, "register with an unknown role 5");
