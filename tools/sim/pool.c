@@ -176,7 +176,6 @@ int pool_apply_mix(pool_t *p, const cluster_spec_t *spec,
       rc = INFS_ECONFIG;
       goto out;
     }
-    snprintf(e.key, sizeof e.key, "%s", item);
     if (colon) {
       /* Workers of one kind in two roles need names of their own. */
       size_t len = strlen(e.name);

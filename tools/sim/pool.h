@@ -17,7 +17,7 @@
 /* One kind of worker, count instances named NAME-0 ... */
 typedef struct pool_entry {
   char name[CLUSTER_NAME_MAX];
-  char key[CLUSTER_NAME_MAX]; /* as the mix named it, for pool_describe */
+  char key[CLUSTER_NAME_MAX]; /* name without the role, for pool_describe */
   infs_role_t role;
   bool role_named; /* the mix gave KEY:ROLE */
   char model[INFS_NAME_MAX];
@@ -59,8 +59,8 @@ uint32_t pool_instances(const pool_t *p);
 /* The instances as simulator workers; the caller frees the array. */
 sim_worker_spec_t *pool_expand(const pool_t *p, size_t *n);
 
-/* "tpu:prefill=2,sram=1" (the mix's keys and roles, and the counts) into
- * buf. */
+/* "big:prefill=2,sram=1" (entry names, the roles a mix named, and the
+ * counts) into buf. */
 void pool_describe(const pool_t *p, char *buf, size_t len);
 
 /* Sweeps: sets every count to its min and then steps to the next mix of
