@@ -255,7 +255,8 @@ static void test_fail_all(void **state) {
   wcore_on_timer(w, 5 * MS, &idle);
   assert_true(take_one(w).heartbeat.draining);
   for (uint64_t id = 1; id <= 3; id++)
-    assert_int_equal(wcore_on_dispatch(w, 10 * MS, id, 10 * id, 10, 0), 0);
+    assert_int_equal(wcore_on_dispatch(w, 10 * MS, id, 10 * id, 10, 0,
+                                       INFS_PHASE_FULL), 0);
   wcore_on_tokens(w, 15 * MS, 2, 1, "a", 1);
   assert_int_equal(take_one(w).kind, WCORE_ACT_CHUNK);
   assert_int_equal(wcore_fail_all(w, 40 * MS, INFS_WIRE_BACKEND, "deadline"),
