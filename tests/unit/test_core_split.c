@@ -8,14 +8,14 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-
 #include <cmocka.h>
 
-#include "core.h"
 #include "infsched/errors.h"
+#include "transfer.h"
+#include "core.h"
+#include "core_fixture.h"
 #include "policy.h"
 #include "profile_fixture.h"
-#include "transfer.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -25,8 +25,8 @@
 enum { P, D, B, N_WORKERS }; /* prefill-role, decode-role, both */
 
 static const char *const ids[N_WORKERS] = {"tpu-p", "gpu-d", "gpu-b"};
-static const infs_role_t roles[N_WORKERS] = {INFS_ROLE_PREFILL,
-                                             INFS_ROLE_DECODE, INFS_ROLE_BOTH};
+static const infs_role_t roles[N_WORKERS] = {
+    INFS_ROLE_PREFILL, INFS_ROLE_DECODE, INFS_ROLE_BOTH};
 
 /* Splits when it may: prefill on the prefill-role worker, decode on the
  * decode-role one, else whole on the first other candidate. */
@@ -56,13 +56,6 @@ typedef struct fixture {
   core_peer_t w[N_WORKERS];
 } fixture_t;
 
-static core_peer_t peer(const char *name) {
-  core_peer_t p = {.door = CORE_DOOR_ZMQ};
-  p.len = (uint8_t)strlen(name);
-  memcpy(p.id, name, p.len);
-  return p;
-}
-
 static infs_profile_t profile(const char *name, infs_worker_class_t cls) {
   infs_profile_t p;
   memset(&p, 0, sizeof p);
@@ -79,11 +72,8 @@ static infs_profile_t profile(const char *name, infs_worker_class_t cls) {
 
 static void add_worker(fixture_t *f, int i, infs_time_t now) {
   const infs_profile_t *p = i == P ? &f->tpu : &f->gpu;
-  core_worker_info_t info = {.worker_id = ids[i],
-                             .model = "m",
-                             .backend = "sim",
-                             .profile = p,
-                             .capacity = 4,
+  core_worker_info_t info = {.worker_id = ids[i], .model = "m",
+                             .backend = "sim", .profile = p, .capacity = 4,
                              .role = roles[i]};
   core_on_register(f->core, now, &f->w[i], &info);
 }
@@ -108,9 +98,9 @@ static int setup(void **state) {
   assert_non_null(f.core);
   f.tpu = profile("tpu", INFS_WORKER_TPU);
   f.gpu = profile("gpu", INFS_WORKER_GPU);
-  f.client = peer("client");
+  f.client = fixture_peer("client");
   for (int i = 0; i < N_WORKERS; i++) {
-    f.w[i] = peer(ids[i]);
+    f.w[i] = fixture_peer(ids[i]);
     add_worker(&f, i, 0);
   }
   core_actions_clear(f.core);
@@ -127,11 +117,8 @@ static int teardown(void **state) {
 
 static void submit(fixture_t *f, infs_time_t now, uint64_t id,
                    uint32_t max_tokens) {
-  core_request_t r = {.id = id,
-                      .model = "m",
-                      .prompt_tokens = 1000,
-                      .max_tokens = max_tokens,
-                      .cls = INFS_CLASS_AGENT};
+  core_request_t r = {.id = id, .model = "m", .prompt_tokens = 1000,
+                      .max_tokens = max_tokens, .cls = INFS_CLASS_AGENT};
   core_on_submit(f->core, now, &f->client, &r);
 }
 
@@ -211,16 +198,11 @@ static uint64_t run_prefill(fixture_t *f) {
   core_on_chunk(f->core, 50 * MS, &f->w[P], id, 1, "a", 1, NULL);
   assert_non_null(only(f, CORE_ACT_CHUNK, &f->client));
   core_actions_clear(f->core);
-  core_done_t pf = {.prompt_tokens = 1000,
-                    .cached_tokens = 200,
-                    .generated_tokens = 1,
-                    .queue_us = 2 * MS,
-                    .ttft_us = 48 * MS,
-                    .cost_usd = 0.001};
-  infs_kv_handle_t kv = {.tokens = 1000,
-                         .prefill_us = 46 * MS,
-                         .params_json = "{\"k\":1}",
-                         .params_len = 7};
+  core_done_t pf = {.prompt_tokens = 1000, .cached_tokens = 200,
+                    .generated_tokens = 1, .queue_us = 2 * MS,
+                    .ttft_us = 48 * MS, .cost_usd = 0.001};
+  infs_kv_handle_t kv = {.tokens = 1000, .prefill_us = 46 * MS,
+                         .params_json = "{\"k\":1}", .params_len = 7};
   strcpy(kv.source, "what the worker says");
   core_on_prefilled(f->core, 60 * MS, &f->w[P], id, &pf, &kv);
   return id;
@@ -259,12 +241,9 @@ static void test_split_end_to_end(void **state) {
   assert_int_equal(core_stats(f->core)->split_decoded, 1);
   core_actions_clear(f->core);
 
-  core_done_t df = {.prompt_tokens = 1001,
-                    .generated_tokens = 10,
-                    .queue_us = 1 * MS,
-                    .ttft_us = 15 * MS,
-                    .e2e_us = 100 * MS,
-                    .transfer_us = 12 * MS,
+  core_done_t df = {.prompt_tokens = 1001, .generated_tokens = 10,
+                    .queue_us = 1 * MS, .ttft_us = 15 * MS,
+                    .e2e_us = 100 * MS, .transfer_us = 12 * MS,
                     .cost_usd = 0.002};
   core_on_done(f->core, 170 * MS, &f->w[D], id, &df, NULL);
   assert_null(only(f, CORE_ACT_CANCEL, NULL));
@@ -286,8 +265,8 @@ static void test_split_end_to_end(void **state) {
   /* From the first token (50 ms) to D's dispatch (60 ms), then D's own
    * time less the transfer. */
   assert_int_equal(d->decode_us, 10 * MS + 88 * MS);
-  assert_int_equal(d->e2e_us,
-                   d->queue_us + d->prefill_us + d->transfer_us + d->decode_us);
+  assert_int_equal(d->e2e_us, d->queue_us + d->prefill_us + d->transfer_us +
+                                  d->decode_us);
   assert_true(d->cost_usd > 0.00299 && d->cost_usd < 0.00301);
   assert_true(d->prefill_cost_usd == 0.001);
   assert_int_equal(core_open_requests(f->core), 0);
@@ -484,26 +463,22 @@ static void test_prefill_only_pool(void **state) {
   int rc;
   core_t *c = core_new(&cfg, 0, &rc);
   infs_profile_t tpu = profile("tpu", INFS_WORKER_TPU);
-  core_peer_t w = peer("p"), client = peer("c");
-  core_worker_info_t info = {.worker_id = "p",
-                             .model = "m",
-                             .profile = &tpu,
-                             .capacity = 4,
+  core_peer_t w = fixture_peer("p"), client = fixture_peer("c");
+  core_worker_info_t info = {.worker_id = "p", .model = "m",
+                             .profile = &tpu, .capacity = 4,
                              .role = INFS_ROLE_PREFILL};
   core_on_register(c, 0, &w, &info);
   core_actions_clear(c);
-  core_request_t r = {.id = 1,
-                      .model = "m",
-                      .prompt_tokens = 100,
-                      .max_tokens = 4,
-                      .cls = INFS_CLASS_AGENT};
+  core_request_t r = {.id = 1, .model = "m", .prompt_tokens = 100,
+                      .max_tokens = 4, .cls = INFS_CLASS_AGENT};
   core_on_submit(c, 0, &client, &r);
   size_t n;
   const core_action_t *a = core_actions(c, &n);
   assert_int_equal(n, 1);
   assert_int_equal(a->kind, CORE_ACT_ERROR);
   assert_int_equal(a->code, INFS_WIRE_NOWORKER);
-  assert_string_equal(a->message, "only prefill-role workers serve model 'm'");
+  assert_string_equal(a->message,
+                      "only prefill-role workers serve model 'm'");
   core_destroy(&c);
 }
 
@@ -512,7 +487,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_split_end_to_end, setup, teardown),
       cmocka_unit_test_setup_teardown(test_prefill_worker_lost, setup,
                                       teardown),
-      cmocka_unit_test_setup_teardown(test_decode_worker_lost, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_decode_worker_lost, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_kv_transfer_fallback, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_prefill_refused, setup, teardown),
