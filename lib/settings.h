@@ -46,6 +46,10 @@ typedef enum setting_id {
   SET_HTTP_MAX_BODY,
   SET_HTTP_MAX_CONNS,
   SET_MAX_MSG_BYTES,
+  SET_AUTH,
+  SET_KEYS,
+  SET_KEY,
+  SET_SERVER_KEY,
   SET_LOG_LEVEL,
   SET_COUNT
 } setting_id_t;

@@ -66,6 +66,15 @@ static void apply(void *ctx, const setting_t *s, const setting_value_t *v) {
   case SET_MAX_MSG_BYTES:
     cfg->max_msg_bytes = (int64_t)v->u;
     break;
+  case SET_AUTH:
+    cfg->auth.off = strcmp(v->s, "off") == 0;
+    break;
+  case SET_KEYS:
+    cfg->auth.dir = v->s;
+    break;
+  case SET_KEY:
+    cfg->auth.key = v->s;
+    break;
   case SET_LOG_LEVEL:
     log_level_parse(v->s, o->level);
     break;
@@ -92,8 +101,8 @@ static bool open_to_others(const char *addr) {
            (len >= 4 && strncmp(addr, "127.", 4) == 0));
 }
 
-/* Nothing authenticates peers (docs/security.md): say so loudly where
- * other hosts can connect. */
+/* Without authentication (docs/security.md), say so loudly where other
+ * hosts can connect. */
 static void warn_if_open(const char *what, const char *addr) {
   if (addr && open_to_others(addr))
     log_warn("%s %s is reachable from other hosts, and nothing "
@@ -154,8 +163,15 @@ int main(int argc, char **argv) {
            cfg.workers_addr, cfg.core.policy);
   if (shell_http_address(app.shell))
     log_info("http: listening on %s", shell_http_address(app.shell));
-  warn_if_open("clients", cfg.clients_addr);
-  warn_if_open("workers", cfg.workers_addr);
+  if (cfg.auth.off) {
+    log_info("authentication off: any process that reaches the ZeroMQ "
+             "ports is served");
+    warn_if_open("clients", cfg.clients_addr);
+    warn_if_open("workers", cfg.workers_addr);
+  } else {
+    log_info("authentication: CURVE, %zu keys admitted",
+             shell_keys_admitted(app.shell));
+  }
   warn_if_open("http", shell_http_address(app.shell));
 
   uv_run(&app.loop, UV_RUN_DEFAULT);

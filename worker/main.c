@@ -74,6 +74,18 @@ static void apply(void *ctx, const setting_t *s, const setting_value_t *v) {
   case SET_MAX_MSG_BYTES:
     o->cfg.max_msg_bytes = (int64_t)v->u;
     break;
+  case SET_AUTH:
+    o->cfg.auth.off = strcmp(v->s, "off") == 0;
+    break;
+  case SET_KEYS:
+    o->cfg.auth.dir = v->s;
+    break;
+  case SET_KEY:
+    o->cfg.auth.key = v->s;
+    break;
+  case SET_SERVER_KEY:
+    o->cfg.auth.server_key = v->s;
+    break;
   case SET_LOG_LEVEL:
     log_level_parse(v->s, &o->level);
     break;

@@ -3,6 +3,7 @@
 #ifndef INFSCHED_WORKER_H
 #define INFSCHED_WORKER_H
 
+#include "infsched/auth.h"
 #include "infsched/backend.h"
 
 #include <stdbool.h>
@@ -19,6 +20,7 @@ typedef struct worker_config {
   uint32_t heartbeat_ms;             /* until the scheduler says otherwise */
   double kwh_usd;
   int64_t max_msg_bytes;
+  infs_auth_t auth; /* CURVE keys, default the local ones (lib/curve.h) */
 } worker_config_t;
 
 typedef struct worker worker_t;

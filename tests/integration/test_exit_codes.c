@@ -71,6 +71,9 @@ static const flag_case_t k_scheduler[] = {
     {"--http-max-conns", "-1"},
     {"--profiles", "/nonexistent/profiles.yaml"},
     {"--max-msg-bytes", "1"},
+    {"--auth", "maybe"},
+    {"--keys", ""},
+    {"--key", "/nonexistent/scheduler.key_secret"},
     {"--log-level", "loud"},
     {NULL, NULL},
 };
@@ -86,6 +89,10 @@ static const flag_case_t k_worker[] = {
     {"--heartbeat-ms", "1"},
     {"--kwh-price", "x"},
     {"--max-msg-bytes", "1"},
+    {"--auth", "maybe"},
+    {"--keys", ""},
+    {"--key", "/nonexistent/worker.key_secret"},
+    {"--server-key", "/nonexistent/scheduler.key"},
     {"--log-level", "loud"},
     {NULL, NULL},
 };
@@ -111,6 +118,10 @@ static const flag_case_t k_loadgen[] = {
     {"--report-json", NULL},
     {"--report-html", NULL},
     {"--policy-label", NULL},
+    {"--auth", "maybe"},
+    {"--keys", ""},
+    {"--key", "/nonexistent/client.key_secret"},
+    {"--server-key", "/nonexistent/scheduler.key"},
     {"--log-level", "loud"},
     {NULL, NULL},
 };
