@@ -6,12 +6,12 @@
  * decision is a core_on_submit (which dispatches at once) plus the
  * core_on_done that ends it, so the pool's state does not drift. */
 #include "infsched/profile.h"
-#include "lib/clock.h"
-#include "lib/xalloc.h"
-#include "model/step.h"
-#include "lib/cli.h"
-#include "scheduler/core/core.h"
-#include "scheduler/core/policy.h"
+#include "clock.h"
+#include "xalloc.h"
+#include "step.h"
+#include "cli.h"
+#include "core.h"
+#include "policy.h"
 
 #include <getopt.h>
 #include <stdbool.h>

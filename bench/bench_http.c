@@ -6,10 +6,10 @@
  *
  *   build/bin/bench_http [--connections C] [--seconds S] [--max-tokens N]
  *                        [--stream] */
-#include "lib/cli.h"
-#include "lib/clock.h"
-#include "lib/hist.h"
-#include "tests/integration/harness.h"
+#include "cli.h"
+#include "clock.h"
+#include "hist.h"
+#include "harness.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

@@ -4,10 +4,10 @@
  * step's token budget, with and without the SLO-aware cap. Everything runs
  * the step-time model and the engine (model/) in virtual time. */
 #include "infsched/profile.h"
-#include "lib/cli.h"
-#include "lib/xalloc.h"
-#include "model/engine.h"
-#include "model/step.h"
+#include "cli.h"
+#include "xalloc.h"
+#include "engine.h"
+#include "step.h"
 
 #include <getopt.h>
 #include <math.h>

@@ -9,9 +9,9 @@
  *
  * prints, per pool size and policy, the median and 99th percentile of the
  * time one submit takes (decision and dispatch), in microseconds. */
-#include "scheduler/core/core.h"
+#include "core.h"
 
-#include "lib/clock.h"
+#include "clock.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -3,8 +3,8 @@
  * and cost per million output tokens. */
 #include "infsched/errors.h"
 #include "infsched/profile.h"
-#include "lib/cli.h"
-#include "model/engine.h"
+#include "cli.h"
+#include "engine.h"
 
 #include <getopt.h>
 #include <stdio.h>

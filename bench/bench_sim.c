@@ -2,13 +2,13 @@
  * local cluster's pool, and a large synthetic codex run, each timed on one
  * core and printed as simulated requests per second of wall time. */
 #include "infsched/errors.h"
-#include "lib/cli.h"
-#include "lib/clock.h"
-#include "lib/report.h"
-#include "lib/workload.h"
-#include "tools/cluster/cluster_file.h"
-#include "tools/sim/pool.h"
-#include "tools/sim/sim.h"
+#include "cli.h"
+#include "clock.h"
+#include "report.h"
+#include "workload.h"
+#include "cluster_file.h"
+#include "pool.h"
+#include "sim.h"
 
 #include <getopt.h>
 #include <stdio.h>

@@ -4,12 +4,12 @@
  * Prints the highest request rate of each, their ratio, round-trip latency
  * at half the broker's highest rate, and optionally how the scheduler's
  * resident memory grows between 100k and 1M completed requests. */
-#include "bench/transport_baseline.h"
-#include "bench/transport_client.h"
-#include "bench/transport_procs.h"
-#include "lib/cli.h"
-#include "lib/clock.h"
-#include "tests/integration/harness.h"
+#include "transport_baseline.h"
+#include "transport_client.h"
+#include "transport_procs.h"
+#include "cli.h"
+#include "clock.h"
+#include "harness.h"
 
 #include <errno.h>
 #include <getopt.h>

@@ -4,10 +4,10 @@
  * the work behind them.
  *
  *   build/bench/bench_workload [N [SESSIONS]]   (default 1000000 and 1000) */
-#include "lib/workload.h"
+#include "workload.h"
 
-#include "lib/clock.h"
-#include "lib/xalloc.h"
+#include "clock.h"
+#include "xalloc.h"
 
 #include <stdio.h>
 #include <stdlib.h>

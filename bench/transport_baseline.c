@@ -1,4 +1,4 @@
-#include "bench/transport_baseline.h"
+#include "transport_baseline.h"
 
 #include <errno.h>
 #include <stdint.h>

@@ -1,10 +1,10 @@
-#include "bench/transport_client.h"
+#include "transport_client.h"
 
-#include "lib/clock.h"
-#include "lib/hist.h"
-#include "lib/wire.h"
-#include "lib/wire_arena.h"
-#include "lib/xalloc.h"
+#include "clock.h"
+#include "hist.h"
+#include "wire.h"
+#include "wire_arena.h"
+#include "xalloc.h"
 
 #include <errno.h>
 #include <poll.h>

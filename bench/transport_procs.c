@@ -1,6 +1,6 @@
-#include "bench/transport_procs.h"
+#include "transport_procs.h"
 
-#include "tests/integration/zclient.h"
+#include "zclient.h"
 
 #include <errno.h>
 #include <limits.h>

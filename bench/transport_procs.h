@@ -6,7 +6,7 @@
 #ifndef INFSCHED_BENCH_TRANSPORT_PROCS_H
 #define INFSCHED_BENCH_TRANSPORT_PROCS_H
 
-#include "tests/integration/harness.h"
+#include "harness.h"
 
 #include <stdint.h>
 

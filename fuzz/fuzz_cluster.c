@@ -1,6 +1,6 @@
 /* The cluster file loader (YAML), with the profiles it names. */
-#include "fuzz/fuzz.h"
-#include "tools/cluster/cluster_file.h"
+#include "fuzz.h"
+#include "cluster_file.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   cluster_spec_t *spec = NULL;

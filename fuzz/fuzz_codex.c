@@ -1,6 +1,6 @@
 /* The codex workload file loader (YAML). */
-#include "fuzz/fuzz.h"
-#include "lib/workload.h"
+#include "fuzz.h"
+#include "workload.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   workload_codex_config_t cfg;

@@ -3,10 +3,10 @@
  * from the worker socket; bit 1: a client of the HTTP door; bit 2: a timer
  * tick first; the rest: milliseconds to advance, times 10. At the end the
  * core shuts down, and every request must have had its answer. */
-#include "fuzz/fuzz.h"
-#include "lib/wire.h"
-#include "lib/wire_arena.h"
-#include "scheduler/core/core_wire.h"
+#include "fuzz.h"
+#include "wire.h"
+#include "wire_arena.h"
+#include "core_wire.h"
 
 #include <stdlib.h>
 

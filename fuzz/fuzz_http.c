@@ -2,8 +2,8 @@
  * input is what a client sends, then it half-closes and reads until the
  * server closes. Every request is answered with what the handler read of
  * it, streamed when its path says so. */
-#include "fuzz/fuzz.h"
-#include "scheduler/http/server.h"
+#include "fuzz.h"
+#include "server.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

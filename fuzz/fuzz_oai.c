@@ -1,6 +1,6 @@
 /* OpenAI request bodies, completions and chat (first byte chooses). */
-#include "fuzz/fuzz.h"
-#include "scheduler/http/oai.h"
+#include "fuzz.h"
+#include "oai.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size == 0)

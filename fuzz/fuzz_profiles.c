@@ -1,5 +1,5 @@
 /* The profiles file loader (YAML). */
-#include "fuzz/fuzz.h"
+#include "fuzz.h"
 #include "infsched/profile.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

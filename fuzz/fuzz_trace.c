@@ -1,8 +1,8 @@
 /* The trace readers, as loadgen and the simulator pick them ("trace:FILE":
  * Azure's CSV, or a Mooncake JSONL trace when the file starts with '{'),
  * and the requests they make. */
-#include "fuzz/fuzz.h"
-#include "lib/workload.h"
+#include "fuzz.h"
+#include "workload.h"
 
 #include <stdio.h>
 

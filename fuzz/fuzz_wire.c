@@ -1,8 +1,8 @@
 /* The wire decoder: any frame, into the reused arena the scheduler decodes
  * into, and what the core reads of a Submit or a Register. */
-#include "fuzz/fuzz.h"
-#include "lib/wire.h"
-#include "lib/wire_arena.h"
+#include "fuzz.h"
+#include "wire.h"
+#include "wire_arena.h"
 
 #include <stdlib.h>
 

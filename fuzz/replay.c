@@ -1,7 +1,7 @@
 /* Runs a fuzz target over files and directories of inputs (the seed corpus
  * and the crash regressions), so that ctest checks every input that once
  * mattered without libFuzzer. */
-#include "fuzz/fuzz.h"
+#include "fuzz.h"
 
 #include <dirent.h>
 #include <stdio.h>

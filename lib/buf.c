@@ -1,6 +1,6 @@
-#include "lib/buf.h"
+#include "buf.h"
 
-#include "lib/xalloc.h"
+#include "xalloc.h"
 
 #include <stdio.h>
 #include <stdlib.h>

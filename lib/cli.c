@@ -1,4 +1,4 @@
-#include "lib/cli.h"
+#include "cli.h"
 
 #include "infsched/errors.h"
 #include "infsched/version.h"

@@ -1,13 +1,13 @@
 #include "infsched/client.h"
 
 #include "infsched/errors.h"
-#include "lib/curve.h"
-#include "lib/log.h"
-#include "lib/wire.h"
-#include "lib/xalloc.h"
-#include "lib/zwatch.h"
+#include "log.h"
+#include "wire.h"
+#include "xalloc.h"
+#include "zwatch.h"
+#include "curve.h"
 
-#include "lib/u64map.h"
+#include "u64map.h"
 
 #include <assert.h>
 #include <errno.h>

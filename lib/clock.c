@@ -1,4 +1,4 @@
-#include "lib/clock.h"
+#include "clock.h"
 
 #include <time.h>
 

@@ -1,9 +1,9 @@
-#include "lib/curve.h"
+#include "curve.h"
 
 #include "infsched/errors.h"
-#include "lib/clock.h"
-#include "lib/log.h"
-#include "lib/zwatch.h"
+#include "clock.h"
+#include "log.h"
+#include "zwatch.h"
 
 #include <errno.h>
 #include <fcntl.h>

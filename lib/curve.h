@@ -5,7 +5,7 @@
 #define INFSCHED_CURVE_H
 
 #include "infsched/auth.h"
-#include "lib/keys.h"
+#include "keys.h"
 
 #include <stddef.h>
 #include <stdint.h>

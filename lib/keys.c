@@ -1,7 +1,7 @@
-#include "lib/keys.h"
+#include "keys.h"
 
 #include "infsched/errors.h"
-#include "lib/xalloc.h"
+#include "xalloc.h"
 
 #include <dirent.h>
 #include <errno.h>

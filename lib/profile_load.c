@@ -12,7 +12,7 @@
 #include "infsched/profile.h"
 
 #include "infsched/errors.h"
-#include "lib/ydoc.h"
+#include "ydoc.h"
 
 #include <errno.h>
 #include <math.h>

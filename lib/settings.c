@@ -1,10 +1,10 @@
-#include "lib/settings.h"
+#include "settings.h"
 
 #include "infsched/errors.h"
-#include "lib/cli.h"
-#include "lib/log.h"
-#include "scheduler/core/policy.h"
-#include "worker/backends/spec.h"
+#include "cli.h"
+#include "log.h"
+#include "policy.h"
+#include "spec.h"
 
 #include <errno.h>
 #include <math.h>

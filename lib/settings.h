@@ -6,7 +6,7 @@
 #ifndef INFSCHED_SETTINGS_H
 #define INFSCHED_SETTINGS_H
 
-#include "scheduler/core/core.h"
+#include "core.h"
 
 #include <getopt.h>
 #include <stdint.h>

@@ -1,4 +1,4 @@
-#include "lib/slo.h"
+#include "slo.h"
 
 #include "infsched/errors.h"
 

@@ -1,6 +1,6 @@
-#include "lib/u64map.h"
+#include "u64map.h"
 
-#include "lib/xalloc.h"
+#include "xalloc.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,7 +1,7 @@
-#include "lib/wire.h"
+#include "wire.h"
 
 #include "infsched/errors.h"
-#include "lib/xalloc.h"
+#include "xalloc.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -172,6 +172,51 @@ void wire_request_from_msg(const Infsched__Request *m, infs_request_t *q) {
       .top_p = m->top_p,
       .seed = m->seed,
   };
+}
+
+void wire_kv_from_msg(const Infsched__KvHandle *m, infs_kv_handle_t *k) {
+  *k = (infs_kv_handle_t){
+      .handle_id = m->handle_id,
+      .tokens = m->tokens,
+      .bytes = m->bytes,
+      .link_gbps = m->link_gbps,
+      .link_latency_us = m->link_latency_us,
+      .overlap = m->overlap,
+      .prefill_us = m->prefill_us,
+  };
+  snprintf(k->source, sizeof k->source, "%s",
+           m->source_worker ? m->source_worker : "");
+  if (m->params_json && m->params_json[0]) {
+    k->params_json = m->params_json;
+    k->params_len = strlen(m->params_json);
+  }
+}
+
+void wire_kv_to_msg(const infs_kv_handle_t *k, Infsched__KvHandle *m) {
+  infsched__kv_handle__init(m);
+  m->source_worker = (char *)k->source;
+  m->handle_id = k->handle_id;
+  m->tokens = k->tokens;
+  m->bytes = k->bytes;
+  m->link_gbps = k->link_gbps;
+  m->link_latency_us = k->link_latency_us;
+  m->overlap = k->overlap;
+  m->prefill_us = k->prefill_us;
+  m->params_json = (char *)(k->params_json ? k->params_json : "");
+}
+
+int wire_role_from_msg(Infsched__Role r, infs_role_t *out) {
+  if ((unsigned)r >= INFS_ROLE_COUNT)
+    return INFS_EBADREQUEST;
+  *out = (infs_role_t)r;
+  return 0;
+}
+
+int wire_phase_from_msg(Infsched__Phase p, infs_phase_t *out) {
+  if ((unsigned)p > INFS_PHASE_DECODE)
+    return INFS_EBADREQUEST;
+  *out = (infs_phase_t)p;
+  return 0;
 }
 
 void wire_request_to_msg(const infs_request_t *q, Infsched__Request *m) {

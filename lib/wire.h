@@ -56,5 +56,11 @@ void wire_request_to_msg(const infs_request_t *q, Infsched__Request *m);
 /* Maps CLASS_UNSPECIFIED to agent; an unknown value to INFS_CLASS_COUNT. */
 infs_class_t wire_class_from_msg(Infsched__RequestClass c);
 Infsched__RequestClass wire_class_to_msg(infs_class_t c);
+/* The handle borrows m's strings (params_json: NULL when empty). */
+void wire_kv_from_msg(const Infsched__KvHandle *m, infs_kv_handle_t *k);
+void wire_kv_to_msg(const infs_kv_handle_t *k, Infsched__KvHandle *m);
+/* Returns 0, or INFS_EBADREQUEST for a value this build does not know. */
+int wire_role_from_msg(Infsched__Role r, infs_role_t *out);
+int wire_phase_from_msg(Infsched__Phase p, infs_phase_t *out);
 
 #endif

@@ -1,6 +1,6 @@
-#include "lib/wire_arena.h"
+#include "wire_arena.h"
 
-#include "lib/wire.h"
+#include "wire.h"
 
 #include <stdalign.h>
 #include <stdint.h>

@@ -1,4 +1,4 @@
-#include "lib/xalloc.h"
+#include "xalloc.h"
 
 #include <stdint.h>
 #include <stdlib.h>

@@ -1,4 +1,4 @@
-#include "lib/ydoc.h"
+#include "ydoc.h"
 
 #include "infsched/errors.h"
 

@@ -1,4 +1,4 @@
-#include "lib/zwatch.h"
+#include "zwatch.h"
 
 #include <errno.h>
 #include <stdlib.h>

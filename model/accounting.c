@@ -1,6 +1,6 @@
-#include "model/accounting.h"
+#include "accounting.h"
 
-#include "model/cost.h"
+#include "cost.h"
 
 void accounting_init(accounting_t *a, const infs_profile_t *p, double kwh_usd,
                      infs_time_t now) {

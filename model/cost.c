@@ -1,4 +1,4 @@
-#include "model/cost.h"
+#include "cost.h"
 
 static double energy_usd(double watts, double seconds, double kwh_usd) {
   return watts * seconds / 3.6e6 * kwh_usd;

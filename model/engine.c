@@ -70,13 +70,13 @@
  * first token. A cancelled sequence leaves at once and frees its blocks, but
  * the running step keeps its planned length (the hardware is busy with it).
  */
-#include "model/engine.h"
+#include "engine.h"
 
 #include "infsched/errors.h"
-#include "lib/list.h"
-#include "lib/u64map.h"
-#include "lib/xalloc.h"
-#include "model/step.h"
+#include "list.h"
+#include "u64map.h"
+#include "xalloc.h"
+#include "step.h"
 
 #include <assert.h>
 #include <errno.h>

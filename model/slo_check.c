@@ -1,7 +1,7 @@
-#include "model/slo_check.h"
+#include "slo_check.h"
 
 #include "infsched/errors.h"
-#include "model/step.h"
+#include "step.h"
 
 #include <stdio.h>
 

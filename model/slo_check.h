@@ -7,7 +7,7 @@
 #define INFSCHED_MODEL_SLO_CHECK_H
 
 #include "infsched/profile.h"
-#include "lib/slo.h"
+#include "slo.h"
 
 #include <stddef.h>
 

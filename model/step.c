@@ -1,5 +1,5 @@
 /* The step-time model (model/step.h). */
-#include "model/step.h"
+#include "step.h"
 
 #include <math.h>
 

@@ -1,9 +1,9 @@
 /* infsched-scheduler: routes inference requests from clients to workers. */
-#include "lib/cli.h"
-#include "lib/log.h"
-#include "lib/settings.h"
-#include "scheduler/core/policy.h"
-#include "scheduler/shell.h"
+#include "cli.h"
+#include "log.h"
+#include "settings.h"
+#include "policy.h"
+#include "shell.h"
 
 #include <limits.h>
 #include <signal.h>

@@ -4,8 +4,8 @@
 #define INFSCHED_SCHEDULER_SHELL_H
 
 #include "infsched/auth.h"
-#include "scheduler/core/core.h"
-#include "scheduler/http/frontdoor.h"
+#include "core.h"
+#include "frontdoor.h"
 
 #include <uv.h>
 

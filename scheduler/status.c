@@ -1,6 +1,6 @@
-#include "scheduler/status.h"
+#include "status.h"
 
-#include "lib/xalloc.h"
+#include "xalloc.h"
 
 #include <stddef.h>
 #include <stdio.h>

@@ -3,7 +3,7 @@
 #define INFSCHED_SCHEDULER_STATUS_H
 
 #include "infsched.pb-c.h"
-#include "scheduler/core/core.h"
+#include "core.h"
 
 /* Returns an envelope owned by the caller; free it with status_free. */
 Infsched__Envelope *status_build(const core_t *core, infs_time_t uptime,

@@ -1,8 +1,8 @@
-#include "scheduler/zap.h"
+#include "zap.h"
 
-#include "lib/clock.h"
-#include "lib/log.h"
-#include "lib/zwatch.h"
+#include "clock.h"
+#include "log.h"
+#include "zwatch.h"
 
 #include <errno.h>
 #include <stdbool.h>

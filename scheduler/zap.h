@@ -5,7 +5,7 @@
 #ifndef INFSCHED_SCHEDULER_ZAP_H
 #define INFSCHED_SCHEDULER_ZAP_H
 
-#include "lib/keys.h"
+#include "keys.h"
 
 #include <stdint.h>
 #include <uv.h>

@@ -1,10 +1,10 @@
 /* infsched-worker: serves requests from the scheduler on one backend. */
 #include "infsched/errors.h"
-#include "lib/cli.h"
-#include "lib/log.h"
-#include "lib/settings.h"
-#include "worker/backends/builtin.h"
-#include "worker/worker.h"
+#include "cli.h"
+#include "log.h"
+#include "settings.h"
+#include "backends/builtin.h"
+#include "worker.h"
 
 #include <limits.h>
 #include <stdio.h>

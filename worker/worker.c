@@ -1,13 +1,13 @@
-#include "worker/worker.h"
+#include "worker.h"
 
 #include "infsched/errors.h"
-#include "lib/clock.h"
-#include "lib/curve.h"
-#include "lib/log.h"
-#include "lib/wire.h"
-#include "lib/wire_arena.h"
-#include "lib/zwatch.h"
-#include "worker/core/wcore_wire.h"
+#include "clock.h"
+#include "log.h"
+#include "wire.h"
+#include "wire_arena.h"
+#include "zwatch.h"
+#include "wcore_wire.h"
+#include "curve.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -113,6 +113,18 @@ static void on_failed(void *ctx, uint64_t id, int code, const char *msg) {
   wcore_on_failed(w->core, clock_us(), id, code, msg);
   flush(w);
   leave_when_drained(w);
+}
+
+/* Until the worker relays a prefill's handle, a prefilled request fails, so
+ * that the scheduler runs it whole elsewhere. */
+static void on_prefilled(void *ctx, uint64_t id, const infs_backend_usage_t *u,
+                         const char *params_json, size_t len) {
+  (void)u;
+  (void)params_json;
+  (void)len;
+  worker_t *w = ctx;
+  w->cfg.backend->cancel(w->backend, id);
+  on_failed(ctx, id, INFS_WIRE_BACKEND, "this worker does not relay prefills");
 }
 
 /* --- receiving --- */
@@ -276,6 +288,7 @@ int worker_start(uv_loop_t *loop, const worker_config_t *cfg, worker_t **out,
       .tokens = on_tokens,
       .done = on_done,
       .failed = on_failed,
+      .prefilled = on_prefilled,
   };
   int rc = cfg->backend->create(&w->host, cfg->backend_args, &w->backend, err,
                                 errlen);

@@ -11,12 +11,21 @@
  *
  * The contract:
  * - create() gets the host: the worker's libuv loop, its profile, and the
- *   three callbacks below. The host outlives the backend.
+ *   callbacks below. The host outlives the backend.
  * - submit() takes a request (copy what you keep); afterwards the backend
  *   calls host->tokens() any number of times, then exactly one of
  *   host->done() or host->failed(). Returning non-zero from submit refuses
  *   the request at once, with no callback.
  * - cancel() ends a request early: no callback for it follows.
+ * - Phases (docs/disaggregation.md). A request of phase
+ *   INFS_PHASE_PREFILL runs its prompt, streams its first token with
+ *   tokens(), then ends with host->prefilled() instead of done(); it stays
+ *   open, holding its KV, until the worker calls cancel(id) (the release),
+ *   and no callback follows that. A request of phase INFS_PHASE_DECODE
+ *   carries req->kv: the backend pulls that KV, then streams the rest with
+ *   tokens() and ends with done() or failed() as usual (failed with code
+ *   11, ERROR_KV_TRANSFER, when the pull fails). A backend that does not
+ *   run a phase refuses it at submit with INFS_EBADREQUEST.
  * - load() is read for every heartbeat: what is queued and running, KV
  *   use, busy time and tokens generated so far.
  * - destroy() drops every open request without callbacks and closes the
@@ -71,7 +80,7 @@
 
 #include <uv.h>
 
-#define INFS_BACKEND_ABI 2
+#define INFS_BACKEND_ABI 3
 
 /* One request (infsched/types.h), borrowed for the duration of submit:
  * copy what you keep. Its id is unique among the worker's open requests,
@@ -95,6 +104,11 @@ typedef struct infs_backend_host {
   /* The request failed (code: an Infsched__ErrorCode, e.g. 8 = backend);
    * no more callbacks for id. */
   void (*failed)(void *ctx, uint64_t id, int code, const char *message);
+  /* A PREFILL-phase request ran its prompt and holds its KV until
+   * cancel(id); params_json (len bytes, may be NULL) is the backend's own
+   * handle for the decode side, copied by the worker. */
+  void (*prefilled)(void *ctx, uint64_t id, const infs_backend_usage_t *u,
+                    const char *params_json, size_t len);
 } infs_backend_host_t;
 
 typedef struct infs_backend_ops {

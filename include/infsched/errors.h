@@ -25,6 +25,8 @@
   XX(BACKEND, 8, ERROR_BACKEND, "the worker's backend failed the request")   \
   XX(UPSTREAMTIMEOUT, 9, ERROR_UPSTREAM_TIMEOUT, "upstream server timed out") \
   XX(DUPLICATE, 10, ERROR_DUPLICATE, "request id already in flight")         \
+  XX(KVTRANSFER, 11, ERROR_KV_TRANSFER,                                      \
+     "the decode worker could not pull the prefilled KV")                    \
   XX(QUEUEFULL, 100, ERROR_REJECTED_QUEUE_FULL, "admission queue is full")   \
   XX(NOWORKER, 101, ERROR_REJECTED_NO_WORKER,                                \
      "no registered worker can serve this request")                          \

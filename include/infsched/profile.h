@@ -7,8 +7,6 @@
 
 #include <stdbool.h>
 
-#define INFS_NAME_MAX 64
-
 /* max_num_batched_tokens when a profile does not set one: vLLM's own
  * default (SchedulerConfig.DEFAULT_MAX_NUM_BATCHED_TOKENS), which it keeps
  * for hardware it has no figure for. */

@@ -2,6 +2,7 @@
 #ifndef INFSCHED_TYPES_H
 #define INFSCHED_TYPES_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -10,6 +11,9 @@ typedef uint64_t infs_time_t;
 #define INFS_TIME_NEVER UINT64_MAX
 #define INFS_US_PER_MS 1000ull
 #define INFS_US_PER_S 1000000ull
+
+/* Longest name (profile, worker id) with its NUL. */
+#define INFS_NAME_MAX 64
 
 typedef enum infs_class {
   INFS_CLASS_INTERACTIVE = 0,
@@ -24,6 +28,41 @@ typedef enum infs_worker_class {
   INFS_WORKER_TPU = 2,
   INFS_WORKER_CLASS_COUNT = 3
 } infs_worker_class_t;
+
+/* What a worker runs (docs/disaggregation.md): whole requests and either
+ * side of a split; only prefill-phase dispatches; or decode-phase
+ * dispatches and whole requests, never the prefill side of a split. */
+typedef enum infs_role {
+  INFS_ROLE_BOTH = 0,
+  INFS_ROLE_PREFILL = 1,
+  INFS_ROLE_DECODE = 2,
+  INFS_ROLE_COUNT = 3
+} infs_role_t;
+
+/* The part of a request one dispatch runs: all of it, only the prompt
+ * (streaming the first token, then holding the KV for a decode worker),
+ * or the decode after pulling a prefilled KV. */
+typedef enum infs_phase {
+  INFS_PHASE_FULL = 0,
+  INFS_PHASE_PREFILL = 1,
+  INFS_PHASE_DECODE = 2
+} infs_phase_t;
+
+/* Where a prefilled request's KV is and what moving it costs: the handle
+ * a PREFILL-phase dispatch answers with, given to the DECODE-phase one. */
+typedef struct infs_kv_handle {
+  char source[INFS_NAME_MAX]; /* P's worker id */
+  uint64_t handle_id;         /* P's dispatch id of the prefill */
+  uint32_t tokens;            /* prompt tokens whose KV P holds */
+  uint64_t bytes;             /* KV bytes D must pull */
+  double link_gbps;           /* the P->D link */
+  double link_latency_us;
+  bool overlap;               /* the pull overlaps P's prefill (layer-wise) */
+  uint64_t prefill_us;        /* P's prefill time, for overlap */
+  const char *params_json;    /* the backend's own handle (vLLM's
+                                 kv_transfer_params), borrowed; may be NULL */
+  size_t params_len;
+} infs_kv_handle_t;
 
 /* One request as the scheduler's core and workers' backends see it, with
  * its strings and block hashes borrowed from whoever decoded it. */
@@ -54,6 +93,8 @@ typedef struct infs_request {
   double temperature;
   double top_p;
   int64_t seed;
+  infs_phase_t phase;        /* FULL unless the request is split */
+  const infs_kv_handle_t *kv;/* DECODE: the KV to pull; NULL otherwise */
 } infs_request_t;
 
 /* What a finished request used, as a backend reports it (backend.h).
@@ -86,5 +127,8 @@ const char *infs_class_name(infs_class_t c);
 int infs_class_parse(const char *name, infs_class_t *out);
 const char *infs_worker_class_name(infs_worker_class_t c);
 int infs_worker_class_parse(const char *name, infs_worker_class_t *out);
+/* "both", "prefill", "decode"; parse returns 0 or INFS_ECONFIG. */
+const char *infs_role_name(infs_role_t r);
+int infs_role_parse(const char *s, infs_role_t *out);
 
 #endif

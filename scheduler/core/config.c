@@ -1,9 +1,9 @@
 /* The core's configuration: defaults and the class-list setters shared by
  * the scheduler's flags, cluster files and the simulator. */
-#include "scheduler/core/core.h"
+#include "core.h"
 
 #include "infsched/errors.h"
-#include "model/cost.h"
+#include "cost.h"
 
 #include <math.h>
 #include <stdio.h>

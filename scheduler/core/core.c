@@ -1,12 +1,12 @@
 /* Event handlers of the scheduling core. Every accepted request leaves the
  * core through exactly one terminal action to its client: DONE, or ERROR
  * (failure, or rejection with a code >= 100). */
-#include "scheduler/core/core.h"
+#include "core.h"
 
 #include "infsched/errors.h"
-#include "lib/xalloc.h"
-#include "scheduler/core/policy.h"
-#include "scheduler/core/prefix.h"
+#include "xalloc.h"
+#include "policy.h"
+#include "prefix.h"
 
 #include <errno.h>
 #include <math.h>

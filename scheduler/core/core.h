@@ -8,7 +8,7 @@
 
 #include "infsched/profile.h"
 #include "infsched/types.h"
-#include "lib/slo.h"
+#include "slo.h"
 
 #include <stdbool.h>
 

@@ -3,11 +3,11 @@
 #ifndef INFSCHED_CORE_INTERNAL_H
 #define INFSCHED_CORE_INTERNAL_H
 
-#include "lib/buf.h"
-#include "lib/list.h"
-#include "lib/u64map.h"
-#include "scheduler/core/core.h"
-#include "scheduler/core/predictor.h"
+#include "buf.h"
+#include "list.h"
+#include "u64map.h"
+#include "core.h"
+#include "predictor.h"
 
 typedef enum req_state {
   REQ_FREE,

@@ -1,7 +1,7 @@
-#include "scheduler/core/core_wire.h"
+#include "core_wire.h"
 
-#include "lib/wire.h"
-#include "lib/xalloc.h"
+#include "wire.h"
+#include "xalloc.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -7,7 +7,7 @@
 #define INFSCHED_CORE_WIRE_H
 
 #include "infsched.pb-c.h"
-#include "scheduler/core/core.h"
+#include "core.h"
 
 /* What a feed made of a message. */
 enum {

@@ -1,5 +1,5 @@
 /* Decision explanations, formatted for one debug log line. */
-#include "scheduler/core/core.h"
+#include "core.h"
 
 #include <math.h>
 #include <stdio.h>

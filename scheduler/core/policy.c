@@ -1,4 +1,4 @@
-#include "scheduler/core/policy.h"
+#include "policy.h"
 
 #include <string.h>
 

@@ -6,8 +6,8 @@
 #ifndef INFSCHED_POLICY_H
 #define INFSCHED_POLICY_H
 
-#include "scheduler/core/core_internal.h"
-#include "scheduler/core/prefix.h"
+#include "core_internal.h"
+#include "prefix.h"
 
 /* One candidate as a policy scored it, kept for explanations. */
 typedef struct policy_offer {

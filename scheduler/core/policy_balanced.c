@@ -32,7 +32,7 @@
  *      missed again by every later turn of the session that follows it.
  * Large pools are sampled (policy_sample): the best prefix matches, the
  * session's worker, the least loaded and a few of each profile. */
-#include "scheduler/core/policy.h"
+#include "policy.h"
 
 #include <stdlib.h>
 

@@ -15,7 +15,7 @@
  * goes to the least loaded, as Dynamo's and llm-d's load terms would have
  * it. One pass over the pool reading packed loads and prefix depths; no
  * prediction. */
-#include "scheduler/core/policy.h"
+#include "policy.h"
 
 static int ca_pick(void *state, policy_ctx_t *x) {
   (void)state;

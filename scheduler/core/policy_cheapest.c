@@ -2,7 +2,7 @@
  * price, see predictor.h), latency ignored; at equal cost, the less loaded.
  * The bound on what a pool can save by routing alone. Large pools are
  * sampled (policy_sample). */
-#include "scheduler/core/policy.h"
+#include "policy.h"
 
 #include <stdlib.h>
 

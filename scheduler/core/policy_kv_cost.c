@@ -17,9 +17,9 @@
  * already running there once; the core does not know which blocks those
  * are, so every request's blocks count. No prediction: the cost is in
  * blocks, whatever the worker's speed. */
-#include "scheduler/core/policy.h"
+#include "policy.h"
 
-#include "scheduler/core/predictor.h"
+#include "predictor.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -2,7 +2,7 @@
  * request). Above P2C_MIN candidates it samples two at random and keeps the
  * less loaded (power of two choices), which spreads bursts as well as a full
  * scan without every scheduler herding onto the same idle worker. */
-#include "scheduler/core/policy.h"
+#include "policy.h"
 
 #include <stdlib.h>
 

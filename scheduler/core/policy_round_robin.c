@@ -1,6 +1,6 @@
 /* round_robin: the next worker after the previous pick, in registry order;
  * what a Kubernetes Service or plain nginx upstream does. */
-#include "scheduler/core/policy.h"
+#include "policy.h"
 
 #include <stdlib.h>
 

@@ -14,9 +14,9 @@
  * shuffles them. llm-d reads the waiting queue and the KV utilisation from
  * the model servers' metrics; here they are the last heartbeat's plus what
  * the core dispatched since: requests beyond the batch wait. */
-#include "scheduler/core/policy.h"
+#include "policy.h"
 
-#include "scheduler/core/predictor.h"
+#include "predictor.h"
 
 #include <stdlib.h>
 

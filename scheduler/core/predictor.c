@@ -45,11 +45,11 @@
  * last token, which is always computed) and fresh = prompt - cached. It errs towards the
  * pessimistic: it ignores the prefill progress made since the heartbeat
  * until a first token shows it. */
-#include "scheduler/core/predictor.h"
+#include "predictor.h"
 
-#include "model/cost.h"
-#include "model/engine.h"
-#include "model/step.h"
+#include "cost.h"
+#include "engine.h"
+#include "step.h"
 
 #include <math.h>
 

@@ -7,7 +7,7 @@
 #ifndef INFSCHED_PREDICTOR_H
 #define INFSCHED_PREDICTOR_H
 
-#include "scheduler/core/core.h"
+#include "core.h"
 
 /* Net changes since the heartbeat, as the core saw them. */
 typedef struct predictor_since {

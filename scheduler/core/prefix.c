@@ -1,6 +1,6 @@
-#include "scheduler/core/prefix.h"
+#include "prefix.h"
 
-#include "lib/xalloc.h"
+#include "xalloc.h"
 
 #include <stdlib.h>
 #include <string.h>

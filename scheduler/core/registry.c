@@ -1,6 +1,6 @@
-#include "scheduler/core/core_internal.h"
+#include "core_internal.h"
 
-#include "lib/xalloc.h"
+#include "xalloc.h"
 
 #include <stdio.h>
 #include <stdlib.h>

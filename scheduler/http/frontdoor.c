@@ -1,14 +1,14 @@
-#include "scheduler/http/frontdoor.h"
+#include "frontdoor.h"
 
 #include "infsched.pb-c.h"
-#include "lib/clock.h"
-#include "lib/log.h"
-#include "lib/xalloc.h"
-#include "lib/buf.h"
-#include "scheduler/http/oai.h"
-#include "scheduler/http/prompt_hash.h"
-#include "scheduler/http/server.h"
-#include "scheduler/http/sse.h"
+#include "clock.h"
+#include "log.h"
+#include "xalloc.h"
+#include "buf.h"
+#include "oai.h"
+#include "prompt_hash.h"
+#include "server.h"
+#include "sse.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>

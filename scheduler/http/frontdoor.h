@@ -10,8 +10,8 @@
 #ifndef INFSCHED_HTTP_FRONTDOOR_H
 #define INFSCHED_HTTP_FRONTDOOR_H
 
-#include "scheduler/core/core.h"
-#include "scheduler/http/metrics.h"
+#include "core.h"
+#include "metrics.h"
 
 #include <stdbool.h>
 #include <uv.h>

@@ -1,7 +1,7 @@
-#include "scheduler/http/metrics.h"
+#include "metrics.h"
 
 #include "infsched.pb-c.h"
-#include "lib/xalloc.h"
+#include "xalloc.h"
 
 #include <stdbool.h>
 #include <stdio.h>

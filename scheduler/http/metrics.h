@@ -7,8 +7,8 @@
 #ifndef INFSCHED_HTTP_METRICS_H
 #define INFSCHED_HTTP_METRICS_H
 
-#include "scheduler/core/core.h"
-#include "lib/buf.h"
+#include "core.h"
+#include "buf.h"
 
 typedef struct metrics metrics_t;
 

@@ -1,7 +1,7 @@
-#include "scheduler/http/oai.h"
+#include "oai.h"
 
-#include "lib/xalloc.h"
-#include "lib/buf.h"
+#include "xalloc.h"
+#include "buf.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>

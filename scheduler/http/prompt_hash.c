@@ -1,4 +1,4 @@
-#include "scheduler/http/prompt_hash.h"
+#include "prompt_hash.h"
 
 #include <xxhash.h>
 

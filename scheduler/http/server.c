@@ -1,9 +1,9 @@
-#include "scheduler/http/server.h"
+#include "server.h"
 
-#include "lib/list.h"
-#include "lib/log.h"
-#include "lib/xalloc.h"
-#include "lib/buf.h"
+#include "list.h"
+#include "log.h"
+#include "xalloc.h"
+#include "buf.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

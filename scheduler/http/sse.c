@@ -1,4 +1,4 @@
-#include "scheduler/http/sse.h"
+#include "sse.h"
 
 #include <string.h>
 

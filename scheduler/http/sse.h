@@ -3,7 +3,7 @@
 #ifndef INFSCHED_HTTP_SSE_H
 #define INFSCHED_HTTP_SSE_H
 
-#include "lib/buf.h"
+#include "buf.h"
 
 /* Appends one event carrying data; a line break in data starts another
  * "data:" field of the same event, as the format requires. */

@@ -1,7 +1,7 @@
 /* infsched-cluster end to end: refusals that must start nothing, start-up
  * failures, supervision and shutdown with stand-in daemons (shell scripts),
  * and a real cluster once infsched-scheduler and infsched-worker are built. */
-#include "tests/integration/harness.h"
+#include "harness.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,7 +1,7 @@
 /* Graceful drain: SIGTERM to a worker mid-stream. It tells the scheduler,
  * which sends it nothing new; its stream finishes in full; then it exits
  * cleanly. */
-#include "tests/integration/test_http_common.h"
+#include "test_http_common.h"
 
 #include <setjmp.h>
 #include <signal.h>

@@ -1,9 +1,9 @@
 /* The foundation end to end with real processes on free loopback ports: a
  * scheduler, workers of three classes and loadgen; a worker killed in the
  * middle of a run; a scheduler restarted under its workers; bad input. */
-#include "lib/workload.h"
-#include "tests/integration/harness.h"
-#include "tests/integration/zclient.h"
+#include "workload.h"
+#include "harness.h"
+#include "zclient.h"
 
 #include <errno.h>
 #include <setjmp.h>

@@ -4,7 +4,7 @@
  * with the value it refuses; each bad value must exit 2 and name the flag
  * or the value. Then the "cannot start" cases: a port in use, a scheduler
  * that does not answer. */
-#include "tests/integration/harness.h"
+#include "harness.h"
 
 #include <netinet/in.h>
 #include <setjmp.h>

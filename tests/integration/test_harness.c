@@ -1,6 +1,6 @@
 /* Self-test of the integration harness: spawning, exit status, logs, stop
  * escalation and the small file helpers. */
-#include "tests/integration/harness.h"
+#include "harness.h"
 
 #include <errno.h>
 #include <setjmp.h>

@@ -4,8 +4,8 @@
  * request cancelled on the worker; slow clients stall nothing; /metrics
  * passes promtool's strict check; with no worker registered, ZeroMQ and
  * HTTP requests alike wait for one. */
-#include "tests/integration/test_http_common.h"
-#include "tests/integration/zclient.h"
+#include "test_http_common.h"
+#include "zclient.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

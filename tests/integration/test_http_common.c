@@ -1,6 +1,6 @@
-#include "tests/integration/test_http_common.h"
+#include "test_http_common.h"
 
-#include "lib/clock.h"
+#include "clock.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>

@@ -5,7 +5,7 @@
 #ifndef INFSCHED_TESTS_HTTP_COMMON_H
 #define INFSCHED_TESTS_HTTP_COMMON_H
 
-#include "tests/integration/harness.h"
+#include "harness.h"
 
 #include <stddef.h>
 

@@ -2,7 +2,7 @@
  * fixture) against the scheduler's HTTP API: completions and chat,
  * streamed and not, the model list, and errors raised as the client's own
  * error classes. */
-#include "tests/integration/test_http_common.h"
+#include "test_http_common.h"
 
 #include <setjmp.h>
 #include <stdbool.h>

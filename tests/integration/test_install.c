@@ -4,8 +4,8 @@
  * installed worker, finding the installed profiles by itself, loads it and
  * serves a request through the installed scheduler. */
 #include "infsched/version.h"
-#include "tests/integration/harness.h"
-#include "tests/integration/test_http_common.h"
+#include "harness.h"
+#include "test_http_common.h"
 
 #include <setjmp.h>
 #include <signal.h>

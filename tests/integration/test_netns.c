@@ -5,9 +5,9 @@
  * is back. Needs root (CAP_NET_ADMIN) and iproute2; exits 77 (skipped)
  * where namespaces cannot be made. Addresses are link-local
  * (169.254.0.0/16) on links that exist only inside this machine. */
-#include "lib/clock.h"
-#include "tests/integration/harness.h"
-#include "tests/integration/zclient.h"
+#include "clock.h"
+#include "harness.h"
+#include "zclient.h"
 
 #include <setjmp.h>
 #include <signal.h>

@@ -2,7 +2,7 @@
  * forward to scheduler A's HTTP API, whose sim workers answer. End to end
  * streamed and not, both upstream APIs, upstream errors and timeouts as
  * clear errors, and a client that leaves B cancelling the work on A. */
-#include "tests/integration/test_http_common.h"
+#include "test_http_common.h"
 
 #include <setjmp.h>
 #include <stdbool.h>

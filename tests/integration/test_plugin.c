@@ -2,7 +2,7 @@
  * served end to end over HTTP, cancelled when its client leaves, and clear
  * start-up failures for a missing file, a library that is not a backend
  * and bad plugin arguments. */
-#include "tests/integration/test_http_common.h"
+#include "test_http_common.h"
 
 #include <setjmp.h>
 #include <signal.h>

@@ -5,9 +5,9 @@
  * Then end to end: the local cluster under a short codex load through
  * infsched-loadgen --report-html, every request answered and the page drawn.
  * Skipped only when no chromium is installed (test.sh installs it). */
-#include "lib/report_html.h"
-#include "tests/integration/harness.h"
-#include "tests/report_fixture.h"
+#include "report_html.h"
+#include "harness.h"
+#include "report_fixture.h"
 
 #include <errno.h>
 #include <png.h>

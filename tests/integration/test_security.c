@@ -4,10 +4,10 @@
  * never answers; idle HTTP connections past the descriptor limit; a second
  * submit of an open id; an impostor taking a live worker's id. */
 #include "infsched/client.h"
-#include "lib/clock.h"
-#include "lib/keys.h"
-#include "tests/integration/test_http_common.h"
-#include "tests/integration/zclient.h"
+#include "clock.h"
+#include "test_http_common.h"
+#include "zclient.h"
+#include "keys.h"
 
 #include <setjmp.h>
 #include <stdarg.h>

@@ -4,9 +4,9 @@
  * as its flag. What check accepts must start (infsched-cluster up reports
  * the cluster ready); what check refuses, the daemon must refuse too. So
  * check refuses exactly what the daemons would. */
-#include "lib/settings.h"
-#include "scheduler/core/policy.h"
-#include "tests/integration/harness.h"
+#include "settings.h"
+#include "policy.h"
+#include "harness.h"
 
 #include <math.h>
 #include <setjmp.h>

@@ -2,7 +2,7 @@
  * workload, seed) run on real processes through infsched-loadgen and in
  * infsched-sim must agree: throughput and pool cost within 10%, median TTFT
  * within 20%, and the same requests sent. */
-#include "tests/integration/harness.h"
+#include "harness.h"
 
 #include <math.h>
 #include <setjmp.h>

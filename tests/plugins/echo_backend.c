@@ -127,6 +127,12 @@ static void on_tick(uv_timer_t *t) {
 
 static int echo_submit(void *state, const infs_backend_request_t *req) {
   echo_t *e = state;
+  if (req->phase != INFS_PHASE_FULL) {
+    /* ERROR_BAD_REQUEST: it runs whole requests only. */
+    e->host.failed(e->host.ctx, req->id, 4,
+                   "the echo backend runs whole requests only");
+    return 0;
+  }
   echo_req_t *r = calloc(1, sizeof *r);
   if (!r)
     return -1;

@@ -1,7 +1,7 @@
 /* model/accounting: the heartbeat figures and per-request costs that the
  * worker daemon and the simulator both report. */
-#include "model/accounting.h"
-#include "model/cost.h"
+#include "accounting.h"
+#include "cost.h"
 
 #include <setjmp.h>
 #include <stdarg.h>

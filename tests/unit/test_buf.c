@@ -1,6 +1,6 @@
 /* lib/buf: growth keeps the text NUL-terminated, and a cap refuses what
  * would pass it, leaving the buffer as it was. */
-#include "lib/buf.h"
+#include "buf.h"
 
 #include <setjmp.h>
 #include <stdarg.h>

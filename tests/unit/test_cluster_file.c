@@ -1,9 +1,9 @@
 /* The launcher's pure parts: cluster file parsing and its error messages,
  * restart back-off, and endpoint rewriting. */
 #include "infsched/errors.h"
-#include "tools/cluster/backoff.h"
-#include "tools/cluster/cluster_file.h"
-#include "tools/cluster/endpoint.h"
+#include "backoff.h"
+#include "cluster_file.h"
+#include "endpoint.h"
 
 #include <errno.h>
 #include <setjmp.h>

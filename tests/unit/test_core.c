@@ -8,8 +8,8 @@
 
 #include "infsched.pb-c.h"
 #include "infsched/errors.h"
-#include "scheduler/core/core.h"
-#include "tests/unit/profile_fixture.h"
+#include "core.h"
+#include "profile_fixture.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -7,9 +7,9 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "lib/wire.h"
-#include "scheduler/core/core_wire.h"
-#include "tests/unit/profile_fixture.h"
+#include "wire.h"
+#include "core_wire.h"
+#include "profile_fixture.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -8,9 +8,9 @@
 #include <cmocka.h>
 
 #include "infsched/errors.h"
-#include "model/engine.h"
-#include "model/step.h"
-#include "tests/unit/profile_fixture.h"
+#include "engine.h"
+#include "step.h"
+#include "profile_fixture.h"
 
 #include <errno.h>
 #include <math.h>

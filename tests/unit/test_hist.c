@@ -1,6 +1,6 @@
 /* lib/hist: exact small values, bounded relative error for large ones,
  * nearest-rank quantiles, merge. */
-#include "lib/hist.h"
+#include "hist.h"
 
 #include <math.h>
 #include <setjmp.h>

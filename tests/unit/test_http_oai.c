@@ -1,10 +1,10 @@
 /* The front door's pure parts: OpenAI request parsing and rendering, text
  * block hashes, SSE framing, and the metrics exposition. */
-#include "lib/buf.h"
-#include "scheduler/http/metrics.h"
-#include "scheduler/http/oai.h"
-#include "scheduler/http/prompt_hash.h"
-#include "scheduler/http/sse.h"
+#include "buf.h"
+#include "metrics.h"
+#include "oai.h"
+#include "prompt_hash.h"
+#include "sse.h"
 
 #include "infsched.pb-c.h"
 

@@ -2,8 +2,8 @@
  * makes with libzmq: what infsched-keygen writes, zmq_curve_public
  * agrees with, and the local keys directory. */
 #include "infsched/errors.h"
-#include "lib/curve.h"
-#include "lib/keys.h"
+#include "curve.h"
+#include "keys.h"
 
 #include <errno.h>
 #include <setjmp.h>

@@ -23,9 +23,9 @@
 /* cmocka.h needs the four headers above first. */
 #include <cmocka.h>
 
-#include "model/engine.h"
-#include "model/step.h"
-#include "scheduler/core/predictor.h"
+#include "engine.h"
+#include "step.h"
+#include "predictor.h"
 
 #include <math.h>
 #include <stdbool.h>

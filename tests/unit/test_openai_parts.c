@@ -1,6 +1,6 @@
 /* The openai backend's pure parts: its options and its SSE reader. */
-#include "worker/backends/openai_opts.h"
-#include "worker/backends/openai_sse.h"
+#include "openai_opts.h"
+#include "openai_sse.h"
 
 #include <setjmp.h>
 #include <stdarg.h>

@@ -11,9 +11,9 @@
 
 #include "infsched.pb-c.h"
 #include "infsched/errors.h"
-#include "scheduler/core/core.h"
-#include "scheduler/core/prefix.h"
-#include "tests/unit/profile_fixture.h"
+#include "core.h"
+#include "prefix.h"
+#include "profile_fixture.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -7,8 +7,8 @@
 /* cmocka needs the headers above first. */
 #include <cmocka.h>
 
-#include "scheduler/core/predictor.h"
-#include "tests/unit/profile_fixture.h"
+#include "predictor.h"
+#include "profile_fixture.h"
 
 #include <string.h>
 

@@ -9,7 +9,7 @@
 
 #include "infsched/errors.h"
 #include "infsched/profile.h"
-#include "model/step.h"
+#include "step.h"
 
 #include <errno.h>
 #include <math.h>

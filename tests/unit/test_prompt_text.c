@@ -1,6 +1,6 @@
 /* Load-test prompt text: its length follows the token count, and prompts
  * share text exactly as far as they share block hashes. */
-#include "tools/loadgen/prompt_text.h"
+#include "prompt_text.h"
 
 #include <setjmp.h>
 #include <stdarg.h>

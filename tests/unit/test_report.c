@@ -1,7 +1,7 @@
 /* lib/report: counts, percentiles, SLO attainment, cost definitions and the
  * JSON layout of docs/architecture.md ("Reports"), from hand-built outcomes.
  */
-#include "lib/report.h"
+#include "report.h"
 
 #include <math.h>
 #include <setjmp.h>

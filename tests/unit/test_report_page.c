@@ -2,10 +2,10 @@
  * series and bars, loads nothing from outside, escapes what it quotes,
  * carries the JSON, stays light on long runs and copes with an empty
  * report. (tests/integration/test_report_html renders it in a browser.) */
-#include "lib/report_html.h"
+#include "report_html.h"
 
-#include "lib/plot_svg.h"
-#include "tests/report_fixture.h"
+#include "plot_svg.h"
+#include "report_fixture.h"
 
 #include <errno.h>
 #include <setjmp.h>

@@ -1,12 +1,12 @@
 /* The settings table (lib/settings.c): its defaults are the daemons'
  * defaults and its values parse as documented. (docs/cluster.md shows the
  * table as "infsched-cluster settings" prints it: the docs_options test.) */
-#include "lib/settings.h"
+#include "settings.h"
 
 #include "infsched/errors.h"
-#include "lib/wire.h"
-#include "scheduler/http/frontdoor.h"
-#include "model/cost.h"
+#include "wire.h"
+#include "frontdoor.h"
+#include "cost.h"
 
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,16 +1,16 @@
 /* tools/sim: the event loop's timing and cost against hand-computed figures,
  * determinism (one seed, one report, byte for byte), the drivers (compare,
  * sweep, capacity) and pool mixes. */
-#include "scheduler/core/policy.h"
-#include "tools/sim/capacity.h"
-#include "tools/sim/compare.h"
-#include "tools/sim/drive.h"
-#include "tools/sim/matrix.h"
-#include "tools/sim/pool.h"
-#include "tools/sim/sim.h"
-#include "tools/sim/sweep.h"
-#include "model/cost.h"
-#include "tests/unit/profile_fixture.h"
+#include "policy.h"
+#include "capacity.h"
+#include "compare.h"
+#include "drive.h"
+#include "matrix.h"
+#include "pool.h"
+#include "sim.h"
+#include "sweep.h"
+#include "cost.h"
+#include "profile_fixture.h"
 
 #include <math.h>
 #include <setjmp.h>

@@ -2,8 +2,8 @@
  * model/slo_check.c (targets out of reach of an idle worker). */
 #include "infsched/errors.h"
 #include "infsched/profile.h"
-#include "lib/slo.h"
-#include "model/slo_check.h"
+#include "slo.h"
+#include "slo_check.h"
 
 #include <setjmp.h>
 #include <stdarg.h>

@@ -6,8 +6,8 @@
 /* cmocka.h needs the four headers above first. */
 #include <cmocka.h>
 
-#include "model/step.h"
-#include "tests/unit/profile_fixture.h"
+#include "step.h"
+#include "profile_fixture.h"
 
 #include <math.h>
 

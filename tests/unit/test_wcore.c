@@ -7,9 +7,9 @@
 
 #include "infsched.pb-c.h"
 #include "infsched/errors.h"
-#include "worker/core/wcore.h"
-#include "worker/core/wcore_wire.h"
-#include "model/cost.h"
+#include "wcore.h"
+#include "wcore_wire.h"
+#include "cost.h"
 
 #include <string.h>
 
@@ -303,9 +303,10 @@ static void test_errors(void **state) {
   assert_int_equal(a.kind, WCORE_ACT_ERROR);
   assert_int_equal(a.code, INFSCHED__ERROR_CODE__ERROR_DUPLICATE);
   assert_int_equal(wcore_inflight(w), 1);
-  wcore_on_bad_dispatch(w, 12 * MS);
+  wcore_on_bad_dispatch(w, 12 * MS, 0, "dispatch without a request");
   a = take_one(w);
   assert_int_equal(a.code, INFSCHED__ERROR_CODE__ERROR_BAD_REQUEST);
+  assert_string_equal(a.message, "dispatch without a request");
   for (size_t i = 0; i < sizeof refusals / sizeof refusals[0]; i++) {
     uint64_t id = 100 + i;
     assert_int_equal(wcore_on_dispatch(w, 20 * MS, id, id, 10, 0), 0);

@@ -2,8 +2,8 @@
  * and an arena that takes messages larger than itself, keeps their size
  * for the next one up to its limit, and frees everything at reset. */
 #include "infsched/errors.h"
-#include "lib/wire.h"
-#include "lib/wire_arena.h"
+#include "wire.h"
+#include "wire_arena.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -178,11 +178,67 @@ static void test_arena_budget(void **state) {
   wire_arena_destroy(&a);
 }
 
+/* A decode dispatch's KV handle survives the wire, and roles and phases
+ * this build does not know are refused, not read as the default. */
+static void test_kv_handle_roles_phases(void **state) {
+  (void)state;
+  infs_kv_handle_t k = {.handle_id = 41, .tokens = 900, .bytes = 1u << 30,
+                        .link_gbps = 50, .link_latency_us = 20,
+                        .overlap = true, .prefill_us = 123456,
+                        .params_json = "{\"a\":1}", .params_len = 7};
+  strcpy(k.source, "tpu-0");
+  Infsched__KvHandle m;
+  wire_kv_to_msg(&k, &m);
+  Infsched__Dispatch d = INFSCHED__DISPATCH__INIT;
+  d.phase = INFSCHED__PHASE__PHASE_DECODE;
+  d.kv = &m;
+  Infsched__Envelope env = INFSCHED__ENVELOPE__INIT;
+  env.body_case = INFSCHED__ENVELOPE__BODY_DISPATCH;
+  env.dispatch = &d;
+  wire_buf_t buf = {0};
+  wire_pack(&env, &buf);
+  Infsched__Envelope *got;
+  assert_int_equal(wire_unpack(buf.data, buf.len, &got), 0);
+  infs_kv_handle_t back;
+  wire_kv_from_msg(got->dispatch->kv, &back);
+  assert_string_equal(back.source, "tpu-0");
+  assert_int_equal(back.handle_id, 41);
+  assert_int_equal(back.tokens, 900);
+  assert_int_equal(back.bytes, 1u << 30);
+  assert_true(back.link_gbps == 50 && back.link_latency_us == 20);
+  assert_true(back.overlap);
+  assert_int_equal(back.prefill_us, 123456);
+  assert_int_equal(back.params_len, 7);
+  assert_memory_equal(back.params_json, "{\"a\":1}", 7);
+  infs_phase_t phase;
+  assert_int_equal(wire_phase_from_msg(got->dispatch->phase, &phase), 0);
+  assert_int_equal(phase, INFS_PHASE_DECODE);
+  assert_int_equal(wire_phase_from_msg((Infsched__Phase)3, &phase),
+                   INFS_EBADREQUEST);
+  wire_free(got);
+  wire_buf_free(&buf);
+
+  infs_role_t role;
+  assert_int_equal(wire_role_from_msg(INFSCHED__ROLE__ROLE_PREFILL, &role), 0);
+  assert_int_equal(role, INFS_ROLE_PREFILL);
+  assert_int_equal(wire_role_from_msg((Infsched__Role)7, &role),
+                   INFS_EBADREQUEST);
+  static const char *const names[] = {"both", "prefill", "decode"};
+  for (int r = 0; r < INFS_ROLE_COUNT; r++) {
+    assert_string_equal(infs_role_name((infs_role_t)r), names[r]);
+    assert_int_equal(infs_role_parse(names[r], &role), 0);
+    assert_int_equal(role, r);
+  }
+  assert_int_equal(infs_role_parse("Prefill", &role), INFS_ECONFIG);
+  assert_string_equal(infs_role_name(INFS_ROLE_COUNT), "unknown");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_round_trip_and_failures),
       cmocka_unit_test(test_arena_sizes),
       cmocka_unit_test(test_arena_budget),
+      cmocka_unit_test(test_kv_handle_roles_phases),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

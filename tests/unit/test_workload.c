@@ -1,7 +1,7 @@
 /* lib/workload: reproducibility, Poisson statistics, trace replay, bad rows,
  * block hashes and flag values. */
-#include "lib/workload.h"
-#include "lib/workload_impl.h"
+#include "workload.h"
+#include "workload_impl.h"
 
 #include "infsched/errors.h"
 

@@ -1,7 +1,7 @@
 /* lib/workload_cli: the workload flags shared by loadgen and the simulator,
  * parsed from argv tables, checked against the workload kind, and built
  * into identical (or scaled) generators. */
-#include "lib/workload_cli.h"
+#include "workload_cli.h"
 
 #include <setjmp.h>
 #include <stdarg.h>

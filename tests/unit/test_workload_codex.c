@@ -3,7 +3,7 @@
  * inside a session, batch jobs, one-off sessions, the context cap, and the
  * workload file. A small virtual-time driver answers every awaited call
  * after a latency that depends on its prompt. */
-#include "lib/workload.h"
+#include "workload.h"
 
 #include "infsched/errors.h"
 

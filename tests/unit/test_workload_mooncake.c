@@ -1,7 +1,7 @@
 /* lib/workload_mooncake and lib/workload_record: Mooncake trace replay
  * (block mapping, its stability, bad lines) and recording a run as a trace
  * that replays to the same requests. */
-#include "lib/workload.h"
+#include "workload.h"
 
 #include "infsched/errors.h"
 

@@ -1,4 +1,4 @@
-#include "tools/cluster/backoff.h"
+#include "backoff.h"
 
 uint64_t backoff_next(backoff_t *b, uint64_t ran_ms) {
   if (b->next_ms == 0 || ran_ms >= BACKOFF_RESET_MS)

@@ -1,9 +1,9 @@
-#include "tools/cluster/cluster_file.h"
+#include "cluster_file.h"
 
 #include "infsched/errors.h"
 #include "infsched/profile.h"
-#include "lib/ydoc.h"
-#include "model/slo_check.h"
+#include "ydoc.h"
+#include "slo_check.h"
 
 #include <errno.h>
 #include <stdbool.h>

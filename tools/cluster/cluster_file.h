@@ -3,7 +3,7 @@
 #ifndef INFSCHED_CLUSTER_FILE_H
 #define INFSCHED_CLUSTER_FILE_H
 
-#include "lib/settings.h"
+#include "settings.h"
 
 #include <stddef.h>
 #include <stdint.h>

@@ -1,4 +1,4 @@
-#include "tools/cluster/endpoint.h"
+#include "endpoint.h"
 
 #include <errno.h>
 #include <netdb.h>

@@ -1,14 +1,14 @@
 /* infsched-cluster: starts a scheduler and its workers from a cluster file,
  * keeps them running, and stops them all on SIGINT or SIGTERM. */
 #include "infsched/errors.h"
-#include "lib/cli.h"
-#include "lib/curve.h"
-#include "lib/log.h"
-#include "lib/settings.h"
-#include "tools/cluster/cluster_file.h"
-#include "tools/cluster/endpoint.h"
-#include "tools/cluster/probe.h"
-#include "tools/cluster/supervisor.h"
+#include "cli.h"
+#include "log.h"
+#include "settings.h"
+#include "cluster_file.h"
+#include "endpoint.h"
+#include "probe.h"
+#include "supervisor.h"
+#include "curve.h"
 
 #include <errno.h>
 #include <getopt.h>

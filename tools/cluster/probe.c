@@ -1,10 +1,10 @@
-#include "tools/cluster/probe.h"
+#include "probe.h"
 
 #include "infsched/errors.h"
-#include "lib/curve.h"
-#include "lib/log.h"
-#include "lib/wire.h"
-#include "lib/zwatch.h"
+#include "log.h"
+#include "wire.h"
+#include "zwatch.h"
+#include "curve.h"
 
 #include <errno.h>
 #include <stdio.h>

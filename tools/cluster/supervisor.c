@@ -1,8 +1,8 @@
-#include "tools/cluster/supervisor.h"
+#include "supervisor.h"
 
-#include "lib/cli.h"
-#include "lib/log.h"
-#include "tools/cluster/backoff.h"
+#include "cli.h"
+#include "log.h"
+#include "backoff.h"
 
 #include <errno.h>
 #include <poll.h>

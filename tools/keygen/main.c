@@ -1,8 +1,8 @@
 /* infsched-keygen: makes CurveZMQ key pairs for the scheduler, its workers
  * and its clients. */
 #include "infsched/errors.h"
-#include "lib/cli.h"
-#include "lib/curve.h"
+#include "cli.h"
+#include "curve.h"
 
 #include <errno.h>
 #include <getopt.h>

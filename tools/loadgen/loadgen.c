@@ -1,15 +1,15 @@
-#include "tools/loadgen/loadgen.h"
+#include "loadgen.h"
 
 #include "infsched/client.h"
 #include "infsched/errors.h"
-#include "lib/cli.h"
-#include "lib/clock.h"
-#include "lib/log.h"
-#include "lib/report.h"
-#include "lib/report_html.h"
-#include "lib/wire.h"
-#include "lib/xalloc.h"
-#include "tools/loadgen/prompt_text.h"
+#include "cli.h"
+#include "clock.h"
+#include "log.h"
+#include "report.h"
+#include "report_html.h"
+#include "wire.h"
+#include "xalloc.h"
+#include "prompt_text.h"
 
 #include <errno.h>
 #include <math.h>

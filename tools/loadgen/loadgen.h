@@ -6,8 +6,8 @@
 #define INFSCHED_LOADGEN_H
 
 #include "infsched/auth.h"
-#include "lib/workload.h"
-#include "lib/workload_cli.h"
+#include "workload.h"
+#include "workload_cli.h"
 
 #include <stdbool.h>
 #include <stdint.h>

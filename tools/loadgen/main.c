@@ -1,12 +1,12 @@
 /* infsched-loadgen: command line. The workload flags are lib/workload_cli's,
  * the same as infsched-sim's, so one scenario reads the same in both. */
-#include "tools/loadgen/loadgen.h"
+#include "loadgen.h"
 
-#include "lib/cli.h"
-#include "lib/log.h"
-#include "lib/settings.h"
-#include "lib/workload.h"
-#include "lib/workload_cli.h"
+#include "cli.h"
+#include "log.h"
+#include "workload.h"
+#include "workload_cli.h"
+#include "settings.h"
 
 #include <getopt.h>
 #include <stdio.h>

@@ -1,6 +1,6 @@
-#include "tools/loadgen/prompt_text.h"
+#include "prompt_text.h"
 
-#include "lib/xalloc.h"
+#include "xalloc.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -1,8 +1,8 @@
-#include "tools/sim/capacity.h"
+#include "capacity.h"
 
-#include "lib/xalloc.h"
-#include "tools/sim/drive.h"
-#include "tools/sim/sim_internal.h"
+#include "xalloc.h"
+#include "drive.h"
+#include "sim_internal.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -15,7 +15,7 @@
 #ifndef INFSCHED_SIM_CAPACITY_H
 #define INFSCHED_SIM_CAPACITY_H
 
-#include "tools/sim/summary.h"
+#include "summary.h"
 
 #include <cjson/cJSON.h>
 #include <stdbool.h>

@@ -1,6 +1,6 @@
-#include "tools/sim/compare.h"
+#include "compare.h"
 
-#include "tools/sim/drive.h"
+#include "drive.h"
 
 #include <errno.h>
 

@@ -3,7 +3,7 @@
 #ifndef INFSCHED_SIM_COMPARE_H
 #define INFSCHED_SIM_COMPARE_H
 
-#include "tools/sim/summary.h"
+#include "summary.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>

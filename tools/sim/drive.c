@@ -1,8 +1,8 @@
-#include "tools/sim/drive.h"
+#include "drive.h"
 
 #include "infsched/errors.h"
-#include "lib/xalloc.h"
-#include "scheduler/core/policy.h"
+#include "xalloc.h"
+#include "policy.h"
 
 #include <errno.h>
 #include <stdio.h>

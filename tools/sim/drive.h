@@ -4,8 +4,8 @@
 #ifndef INFSCHED_SIM_DRIVE_H
 #define INFSCHED_SIM_DRIVE_H
 
-#include "tools/sim/sim.h"
-#include "tools/sim/summary.h"
+#include "sim.h"
+#include "summary.h"
 
 #include <cjson/cJSON.h>
 

@@ -1,6 +1,6 @@
-#include "tools/sim/matrix.h"
+#include "matrix.h"
 
-#include "tools/sim/drive.h"
+#include "drive.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -6,9 +6,9 @@
 #ifndef INFSCHED_SIM_MATRIX_H
 #define INFSCHED_SIM_MATRIX_H
 
-#include "tools/sim/capacity.h"
-#include "tools/sim/sim.h"
-#include "tools/sim/summary.h"
+#include "capacity.h"
+#include "sim.h"
+#include "summary.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>

@@ -1,8 +1,8 @@
-#include "tools/sim/pool.h"
+#include "pool.h"
 
 #include "infsched/errors.h"
-#include "lib/xalloc.h"
-#include "tools/sim/sim_internal.h"
+#include "xalloc.h"
+#include "sim_internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -7,8 +7,8 @@
 #define INFSCHED_SIM_POOL_H
 
 #include "infsched/profile.h"
-#include "tools/cluster/cluster_file.h"
-#include "tools/sim/sim.h"
+#include "cluster_file.h"
+#include "sim.h"
 
 #include <stddef.h>
 #include <stdint.h>

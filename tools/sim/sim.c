@@ -27,13 +27,13 @@
  * accounting_cost_usd) between the start of the workload and the end of the
  * run: the last answer, or the end of the drain when requests were lost, as
  * loadgen's start and final Status snapshots. Idle time is included. */
-#include "tools/sim/sim_internal.h"
+#include "sim_internal.h"
 
 #include "infsched.pb-c.h"
 #include "infsched/errors.h"
-#include "lib/wire.h"
-#include "lib/xalloc.h"
-#include "model/cost.h"
+#include "wire.h"
+#include "xalloc.h"
+#include "cost.h"
 
 #include <errno.h>
 #include <stdio.h>

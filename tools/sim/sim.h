@@ -7,9 +7,9 @@
 #ifndef INFSCHED_SIM_H
 #define INFSCHED_SIM_H
 
-#include "lib/report.h"
-#include "lib/workload.h"
-#include "scheduler/core/core.h"
+#include "report.h"
+#include "workload.h"
+#include "core.h"
 
 #include <stddef.h>
 #include <stdint.h>

@@ -1,10 +1,10 @@
 /* The simulated client: sends each request at its arrival time and
  * measures it as infsched-loadgen does (TTFT when the first token reaches
  * it, e2e when Done does, both from the intended send time). */
-#include "tools/sim/sim_internal.h"
+#include "sim_internal.h"
 
-#include "lib/wire.h"
-#include "lib/xalloc.h"
+#include "wire.h"
+#include "xalloc.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -4,11 +4,11 @@
 #ifndef INFSCHED_SIM_INTERNAL_H
 #define INFSCHED_SIM_INTERNAL_H
 
-#include "model/engine.h"
-#include "scheduler/core/core_wire.h"
-#include "tools/sim/sim.h"
-#include "tools/sim/timeline.h"
-#include "worker/core/wcore_wire.h"
+#include "engine.h"
+#include "core_wire.h"
+#include "sim.h"
+#include "timeline.h"
+#include "wcore_wire.h"
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -3,11 +3,11 @@
  * backend (worker/backends/sim.c). The core registers, heartbeats, keeps
  * the requests in flight and accounts for cost; this file turns the
  * engine's events into the core's, and the core's actions into messages. */
-#include "tools/sim/sim_internal.h"
+#include "sim_internal.h"
 
 #include "infsched.pb-c.h"
 #include "infsched/errors.h"
-#include "lib/xalloc.h"
+#include "xalloc.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,4 +1,4 @@
-#include "tools/sim/summary.h"
+#include "summary.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>

@@ -3,8 +3,8 @@
 #ifndef INFSCHED_SIM_SUMMARY_H
 #define INFSCHED_SIM_SUMMARY_H
 
-#include "lib/report.h"
-#include "tools/sim/sim.h"
+#include "report.h"
+#include "sim.h"
 
 #include <stdint.h>
 

@@ -1,8 +1,8 @@
-#include "tools/sim/sweep.h"
+#include "sweep.h"
 
-#include "lib/xalloc.h"
-#include "tools/sim/drive.h"
-#include "tools/sim/sim_internal.h"
+#include "xalloc.h"
+#include "drive.h"
+#include "sim_internal.h"
 
 #include <stdlib.h>
 #include <string.h>

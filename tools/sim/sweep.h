@@ -7,8 +7,8 @@
 #ifndef INFSCHED_SIM_SWEEP_H
 #define INFSCHED_SIM_SWEEP_H
 
-#include "tools/sim/pool.h"
-#include "tools/sim/summary.h"
+#include "pool.h"
+#include "summary.h"
 
 #include <cjson/cJSON.h>
 #include <stdbool.h>

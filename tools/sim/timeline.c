@@ -1,6 +1,6 @@
-#include "tools/sim/timeline.h"
+#include "timeline.h"
 
-#include "lib/xalloc.h"
+#include "xalloc.h"
 
 #include <stdlib.h>
 

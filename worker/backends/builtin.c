@@ -1,6 +1,6 @@
-#include "worker/backends/builtin.h"
+#include "builtin.h"
 
-#include "worker/backends/spec.h"
+#include "spec.h"
 
 #include <stdio.h>
 #include <string.h>

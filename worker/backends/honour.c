@@ -1,4 +1,4 @@
-#include "worker/backends/honour.h"
+#include "honour.h"
 
 #include "infsched.pb-c.h"
 
@@ -115,6 +115,20 @@ uint32_t honour_tokens(const infs_backend_request_t *r, const char *backend,
   if (stop && n > 1)
     n = 1 + (uint32_t)(mix(r->has_seed ? (uint64_t)r->seed : r->id) % n);
   return n;
+}
+
+bool honour_whole_or_refuse(const infs_backend_host_t *host,
+                            const infs_backend_request_t *r,
+                            const char *backend) {
+  if (r->phase == INFS_PHASE_FULL)
+    return false;
+  char why[160];
+  snprintf(why, sizeof why,
+           "the %s backend runs whole requests only, not the %s phase of a "
+           "split one; start this worker with --role both",
+           backend, r->phase == INFS_PHASE_PREFILL ? "prefill" : "decode");
+  host->failed(host->ctx, r->id, INFSCHED__ERROR_CODE__ERROR_BAD_REQUEST, why);
+  return true;
 }
 
 uint32_t honour_or_refuse(const infs_backend_host_t *host,

@@ -6,6 +6,7 @@
 
 #include "infsched/backend.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -21,5 +22,12 @@ uint32_t honour_tokens(const infs_backend_request_t *r, const char *backend,
  * returns 0. */
 uint32_t honour_or_refuse(const infs_backend_host_t *host,
                           const infs_backend_request_t *r, const char *backend);
+
+/* Fails r through host with ERROR_BAD_REQUEST when it is one phase of a
+ * split request (prefill-only or decode-only), which backend (its name)
+ * runs only whole; returns whether it did. */
+bool honour_whole_or_refuse(const infs_backend_host_t *host,
+                            const infs_backend_request_t *r,
+                            const char *backend);
 
 #endif

@@ -1,11 +1,11 @@
 /* The null backend answers every request at once with one chunk of
  * max_tokens tokens and Done: it measures the scheduler and transport with
  * no model time at all (bench/). */
-#include "worker/backends/builtin.h"
+#include "builtin.h"
 
 #include "infsched/errors.h"
-#include "lib/xalloc.h"
-#include "worker/backends/honour.h"
+#include "xalloc.h"
+#include "honour.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +29,8 @@ static int null_create(const infs_backend_host_t *host, const char *args,
 
 static int null_submit(void *state, const infs_backend_request_t *r) {
   null_backend_t *b = state;
+  if (honour_whole_or_refuse(&b->host, r, "null"))
+    return 0;
   uint32_t n = honour_or_refuse(&b->host, r, "null");
   if (!n)
     return 0;

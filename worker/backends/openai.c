@@ -4,17 +4,17 @@
  * the worker's libuv loop (curl's multi-uv.c pattern: curl says which
  * sockets to watch and when to wake it, uv_poll and uv_timer do so).
  * Tokens go back as they arrive; the load is what is in flight. */
-#include "worker/backends/builtin.h"
+#include "builtin.h"
 
 #include "infsched.pb-c.h"
 #include "infsched/errors.h"
-#include "lib/clock.h"
-#include "lib/list.h"
-#include "lib/log.h"
-#include "lib/u64map.h"
-#include "lib/xalloc.h"
-#include "worker/backends/openai_opts.h"
-#include "worker/backends/openai_sse.h"
+#include "clock.h"
+#include "list.h"
+#include "log.h"
+#include "u64map.h"
+#include "xalloc.h"
+#include "openai_opts.h"
+#include "openai_sse.h"
 
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
@@ -596,6 +596,12 @@ static int openai_submit(void *state, const infs_backend_request_t *r) {
   openai_t *b = state;
   if (b->destroying || table_get(b, r->id))
     return INFS_EDUPLICATE;
+  if (r->phase != INFS_PHASE_FULL) {
+    b->host.failed(b->host.ctx, r->id, INFSCHED__ERROR_CODE__ERROR_BAD_REQUEST,
+                   "the openai backend runs whole requests only, not one "
+                   "phase of a split request");
+    return 0;
+  }
   xfer_t *x = xcalloc(1, sizeof *x);
   x->b = b;
   x->id = r->id;

@@ -1,4 +1,4 @@
-#include "worker/backends/openai_opts.h"
+#include "openai_opts.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -1,6 +1,6 @@
-#include "worker/backends/openai_sse.h"
+#include "openai_sse.h"
 
-#include "lib/xalloc.h"
+#include "xalloc.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -4,7 +4,7 @@
 #ifndef INFSCHED_BACKENDS_OPENAI_SSE_H
 #define INFSCHED_BACKENDS_OPENAI_SSE_H
 
-#include "lib/buf.h"
+#include "buf.h"
 
 #include <stdbool.h>
 #include <stddef.h>

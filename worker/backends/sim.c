@@ -1,14 +1,14 @@
 /* The sim backend: the continuous-batching engine stepped in real time on
  * the worker's loop, streaming tokens as the engine produces them. */
-#include "worker/backends/builtin.h"
+#include "builtin.h"
 
 #include "infsched.pb-c.h"
 #include "infsched/errors.h"
-#include "lib/clock.h"
-#include "lib/u64map.h"
-#include "lib/xalloc.h"
-#include "model/engine.h"
-#include "worker/backends/honour.h"
+#include "clock.h"
+#include "u64map.h"
+#include "xalloc.h"
+#include "engine.h"
+#include "honour.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -169,6 +169,8 @@ static int sim_create(const infs_backend_host_t *host, const char *args,
 
 static int sim_submit(void *state, const infs_backend_request_t *r) {
   sim_t *s = state;
+  if (honour_whole_or_refuse(&s->host, r, "sim"))
+    return 0;
   uint32_t n = honour_or_refuse(&s->host, r, "sim");
   if (!n)
     return 0;

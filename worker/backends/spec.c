@@ -1,7 +1,7 @@
-#include "worker/backends/spec.h"
+#include "spec.h"
 
 #include "infsched/errors.h"
-#include "worker/backends/openai_opts.h"
+#include "openai_opts.h"
 
 #include <dlfcn.h>
 #include <stdio.h>

@@ -1,9 +1,9 @@
-#include "worker/core/wcore.h"
+#include "wcore.h"
 
 #include "infsched.pb-c.h"
 #include "infsched/errors.h"
-#include "lib/u64map.h"
-#include "lib/xalloc.h"
+#include "u64map.h"
+#include "xalloc.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -338,10 +338,10 @@ const char *wcore_resumed_prompt(wcore_t *w, const char *prompt,
   return w->joined;
 }
 
-void wcore_on_bad_dispatch(wcore_t *w, infs_time_t now) {
+void wcore_on_bad_dispatch(wcore_t *w, infs_time_t now, uint64_t id,
+                           const char *why) {
   (void)now;
-  push_error(w, 0, INFS_WIRE_BADREQUEST,
-             "dispatch without a request");
+  push_error(w, id, INFS_WIRE_BADREQUEST, why);
 }
 
 bool wcore_on_cancel(wcore_t *w, infs_time_t now, uint64_t id) {

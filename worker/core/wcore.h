@@ -16,7 +16,7 @@
 #include "infsched.pb-c.h"
 #include "infsched/profile.h"
 #include "infsched/types.h"
-#include "model/accounting.h"
+#include "accounting.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -133,8 +133,11 @@ int wcore_on_dispatch(wcore_t *w, infs_time_t now, uint64_t id,
 const char *wcore_resumed_prompt(wcore_t *w, const char *prompt,
                                  size_t prompt_len, const char *said,
                                  size_t said_len);
-/* A dispatch without a request: answered with an error. */
-void wcore_on_bad_dispatch(wcore_t *w, infs_time_t now);
+/* A dispatch this worker cannot read (no request, an unknown phase, a
+ * decode without its KV handle): answered with an error about id (0 when
+ * it has no request) saying why. */
+void wcore_on_bad_dispatch(wcore_t *w, infs_time_t now, uint64_t id,
+                           const char *why);
 /* The scheduler cancels id. Returns true when it was running here: the
  * caller stops it on the backend, and nothing more is sent for it. */
 bool wcore_on_cancel(wcore_t *w, infs_time_t now, uint64_t id);

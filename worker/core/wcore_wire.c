@@ -1,6 +1,6 @@
-#include "worker/core/wcore_wire.h"
+#include "wcore_wire.h"
 
-#include "lib/wire.h"
+#include "wire.h"
 
 #include <string.h>
 
@@ -114,7 +114,18 @@ void wcore_wire_feed(wcore_t *w, infs_time_t now,
   case INFSCHED__ENVELOPE__BODY_DISPATCH: {
     const Infsched__Dispatch *d = env->dispatch;
     if (!d->request) {
-      wcore_on_bad_dispatch(w, now);
+      wcore_on_bad_dispatch(w, now, 0, "dispatch without a request");
+      break;
+    }
+    infs_phase_t phase;
+    if (wire_phase_from_msg(d->phase, &phase)) {
+      wcore_on_bad_dispatch(w, now, d->request->request_id,
+                            "dispatch of a phase this worker does not know");
+      break;
+    }
+    if (phase == INFS_PHASE_DECODE && !d->kv) {
+      wcore_on_bad_dispatch(w, now, d->request->request_id,
+                            "decode dispatch without its KV handle");
       break;
     }
     /* A migration: the backend continues the stream, so it prefills what
@@ -130,6 +141,11 @@ void wcore_wire_feed(wcore_t *w, infs_time_t now,
                d->resume_text ? strlen(d->resume_text) : 0);
     out->kind = WCORE_ORDER_RUN;
     wire_request_from_msg(d->request, &out->request);
+    out->request.phase = phase;
+    if (phase == INFS_PHASE_DECODE) {
+      wire_kv_from_msg(d->kv, &out->kv);
+      out->request.kv = &out->kv;
+    }
     if (resumed) {
       infs_request_t *q = &out->request;
       size_t said = d->resume_text ? strlen(d->resume_text) : 0;

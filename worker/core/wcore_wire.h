@@ -6,7 +6,7 @@
 #define INFSCHED_WCORE_WIRE_H
 
 #include "infsched.pb-c.h"
-#include "worker/core/wcore.h"
+#include "wcore.h"
 
 /* What the caller does with its backend after a scheduler's message. */
 typedef enum wcore_order_kind {
@@ -25,6 +25,7 @@ typedef enum wcore_order_kind {
 typedef struct wcore_order {
   wcore_order_kind_t kind;
   infs_request_t request; /* RUN: borrows the message's strings */
+  infs_kv_handle_t kv;    /* RUN of a DECODE phase: request.kv points here */
   uint64_t id;            /* STOP */
   const uint64_t *ids;    /* STOP_ALL: valid until the next call */
   size_t n_ids;

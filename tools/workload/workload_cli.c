@@ -1,8 +1,8 @@
-#include "lib/workload_cli.h"
+#include "workload_cli.h"
 
-#include "lib/report.h"
+#include "report.h"
 
-#include "lib/cli.h"
+#include "cli.h"
 
 #include <math.h>
 #include <stdlib.h>

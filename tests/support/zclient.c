@@ -1,8 +1,8 @@
-#include "tests/integration/zclient.h"
+#include "zclient.h"
 
-#include "lib/clock.h"
-#include "lib/curve.h"
-#include "lib/wire.h"
+#include "clock.h"
+#include "wire.h"
+#include "curve.h"
 
 #include <stdio.h>
 #include <stdlib.h>

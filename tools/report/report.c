@@ -1,7 +1,7 @@
-#include "lib/report.h"
+#include "report.h"
 
-#include "lib/hist.h"
-#include "lib/xalloc.h"
+#include "hist.h"
+#include "xalloc.h"
 
 #include <assert.h>
 #include <errno.h>

@@ -2,10 +2,10 @@
  * flags and the workload file share this), cross-checks, and the YAML
  * workload file (libyaml's document API, so every complaint names a line).
  * configs/workloads/codex.yaml repeats the defaults with their sources. */
-#include "lib/workload_impl.h"
+#include "workload_impl.h"
 
 #include "infsched/errors.h"
-#include "lib/ydoc.h"
+#include "ydoc.h"
 
 #include <errno.h>
 #include <math.h>

@@ -1,7 +1,7 @@
-#include "tests/integration/harness.h"
+#include "harness.h"
 
-#include "lib/clock.h"
-#include "lib/xalloc.h"
+#include "clock.h"
+#include "xalloc.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -151,7 +151,7 @@ const char *harness_source(const char *rel) {
   const char *dir = getenv("INFSCHED_SOURCE_DIR");
   char here[PATH_MAX];
   if (!dir || !*dir) {
-    /* This file sits at tests/integration/ under the source root. */
+    /* This file sits at tests/support/ under the source root. */
     snprintf(here, sizeof here, "%s", __FILE__);
     dir = dirname(dirname(dirname(here)));
   }

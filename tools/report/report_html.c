@@ -1,6 +1,6 @@
-#include "lib/report_html.h"
+#include "report_html.h"
 
-#include "lib/plot_svg.h"
+#include "plot_svg.h"
 
 #include <errno.h>
 #include <math.h>

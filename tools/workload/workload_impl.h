@@ -5,7 +5,7 @@
 #ifndef INFSCHED_WORKLOAD_IMPL_H
 #define INFSCHED_WORKLOAD_IMPL_H
 
-#include "lib/workload.h"
+#include "workload.h"
 
 typedef struct workload_ops {
   const char *name;

@@ -8,10 +8,10 @@
  * multi-turn field) and `class` are read when present; other fields are
  * ignored. The file is read whole at construction so that a bad line fails
  * before any traffic is sent. */
-#include "lib/workload_impl.h"
+#include "workload_impl.h"
 
 #include "infsched/errors.h"
-#include "lib/xalloc.h"
+#include "xalloc.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>

@@ -1,7 +1,7 @@
-#include "lib/workload_impl.h"
+#include "workload_impl.h"
 
 #include "infsched/errors.h"
-#include "lib/xalloc.h"
+#include "xalloc.h"
 
 #include <errno.h>
 #include <math.h>

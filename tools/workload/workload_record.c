@@ -1,12 +1,12 @@
 /* Recording a run as a Mooncake trace (see workload.h). The lines are kept
  * in memory, so that adding a request does no I/O and a simulated run stays
  * pure; the driver writes the file once the run is over. */
-#include "lib/workload.h"
-#include "lib/workload_impl.h"
+#include "workload.h"
+#include "workload_impl.h"
 
 #include "infsched/errors.h"
-#include "lib/buf.h"
-#include "lib/u64map.h"
+#include "buf.h"
+#include "u64map.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>

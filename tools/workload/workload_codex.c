@@ -9,11 +9,11 @@
  * synthetic tokens (system prefix, repository, conversation) and its block
  * hashes are kept from call to call: a new call hashes only its new blocks,
  * since block i chains on block i - 1. */
-#include "lib/workload_impl.h"
+#include "workload_impl.h"
 
 #include "infsched/errors.h"
-#include "lib/u64map.h"
-#include "lib/xalloc.h"
+#include "u64map.h"
+#include "xalloc.h"
 
 #include <errno.h>
 #include <math.h>

@@ -1,4 +1,4 @@
-#include "lib/plot_svg.h"
+#include "plot_svg.h"
 
 #include <math.h>
 #include <string.h>

@@ -2,7 +2,7 @@
  * opts.rate to opts.rate_end over opts.duration_s, times the factors of the
  * bursts under way (both drawn by thinning), with sizes from opts.prompt and
  * opts.output. */
-#include "lib/workload_impl.h"
+#include "workload_impl.h"
 
 #include "infsched/errors.h"
 

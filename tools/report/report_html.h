@@ -15,7 +15,7 @@
 #ifndef INFSCHED_REPORT_HTML_H
 #define INFSCHED_REPORT_HTML_H
 
-#include "lib/report.h"
+#include "report.h"
 
 #include <stdio.h>
 

@@ -6,7 +6,7 @@
 #ifndef INFSCHED_TESTS_REPORT_FIXTURE_H
 #define INFSCHED_TESTS_REPORT_FIXTURE_H
 
-#include "lib/report.h"
+#include "report.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -22,8 +22,8 @@
 #define INFSCHED_REPORT_H
 
 #include "infsched/types.h"
-#include "lib/hist.h"
-#include "lib/slo.h"
+#include "hist.h"
+#include "slo.h"
 
 #include <cjson/cJSON.h>
 #include <stdbool.h>

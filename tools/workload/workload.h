@@ -11,7 +11,7 @@
 #define INFSCHED_WORKLOAD_H
 
 #include "infsched/types.h"
-#include "lib/slo.h"
+#include "slo.h"
 
 #include <stdbool.h>
 #include <stddef.h>

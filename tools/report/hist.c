@@ -1,4 +1,4 @@
-#include "lib/hist.h"
+#include "hist.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -9,7 +9,7 @@
  * 1, the trace thinned alike. Each copy keeps the trace's gaps, so its
  * bursts keep their shape and height where a speed-up would compress them;
  * the rate is c times the trace's, over the trace's own length. */
-#include "lib/workload_impl.h"
+#include "workload_impl.h"
 
 #include "infsched/errors.h"
 

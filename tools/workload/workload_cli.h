@@ -8,7 +8,7 @@
 #ifndef INFSCHED_WORKLOAD_CLI_H
 #define INFSCHED_WORKLOAD_CLI_H
 
-#include "lib/workload.h"
+#include "workload.h"
 
 #include <getopt.h>
 #include <stdbool.h>
