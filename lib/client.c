@@ -232,20 +232,8 @@ static void resubmit_all(client_t *c) {
  * (all of) what is open. */
 static void on_monitor(void *zsock, void *arg) {
   client_t *c = arg;
-  zmq_msg_t msg;
-  for (;;) {
-    zmq_msg_init(&msg);
-    if (zmq_msg_recv(&msg, zsock, ZMQ_DONTWAIT) < 0) {
-      zmq_msg_close(&msg);
-      break;
-    }
-    uint16_t event = 0;
-    if (zmq_msg_size(&msg) >= sizeof event)
-      memcpy(&event, zmq_msg_data(&msg), sizeof event);
-    /* The second frame names the endpoint. */
-    while (zmq_msg_more(&msg) && zmq_msg_recv(&msg, zsock, 0) >= 0)
-      ;
-    zmq_msg_close(&msg);
+  uint16_t event;
+  while (zwatch_monitor_event(zsock, &event, NULL, 0) == 0) {
     const char *why = curve_handshake_failure(event);
     if (why && log_limit_pass(&c->handshake_log,
                               uv_now(c->loop) * INFS_US_PER_MS, INFS_US_PER_S))

@@ -316,22 +316,9 @@ struct curve_watch {
 
 static void on_event(void *zsock, void *arg) {
   curve_watch_t *w = arg;
-  zmq_msg_t msg;
-  for (;;) {
-    zmq_msg_init(&msg);
-    if (zmq_msg_recv(&msg, zsock, ZMQ_DONTWAIT) < 0) {
-      zmq_msg_close(&msg);
-      return;
-    }
-    uint16_t event = 0;
-    if (zmq_msg_size(&msg) >= sizeof event)
-      memcpy(&event, zmq_msg_data(&msg), sizeof event);
-    char endpoint[256] = "";
-    /* The second frame names the endpoint. */
-    while (zmq_msg_more(&msg) && zmq_msg_recv(&msg, zsock, 0) >= 0)
-      snprintf(endpoint, sizeof endpoint, "%.*s", (int)zmq_msg_size(&msg),
-               (const char *)zmq_msg_data(&msg));
-    zmq_msg_close(&msg);
+  uint16_t event;
+  char endpoint[256];
+  while (zwatch_monitor_event(zsock, &event, endpoint, sizeof endpoint) == 0) {
     const char *why = curve_handshake_failure(event);
     uint64_t n = why ? log_limit_pass(&w->log, clock_us(), INFS_US_PER_S) : 0;
     if (n)

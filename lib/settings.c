@@ -483,6 +483,26 @@ void settings_markdown(FILE *f) {
   }
 }
 
+int settings_apply_auth(infs_auth_t *a, const setting_t *s,
+                        const setting_value_t *v) {
+  switch (s->id) {
+  case SET_AUTH:
+    a->off = strcmp(v->s, "off") == 0;
+    return 0;
+  case SET_KEYS:
+    a->dir = v->s;
+    return 0;
+  case SET_KEY:
+    a->key = v->s;
+    return 0;
+  case SET_SERVER_KEY:
+    a->server_key = v->s;
+    return 0;
+  default:
+    return 1;
+  }
+}
+
 int settings_apply_core(core_config_t *c, const setting_t *s,
                         const setting_value_t *v) {
   char err[256];

@@ -42,7 +42,8 @@ typedef struct options {
 static void apply(void *ctx, const setting_t *s, const setting_value_t *v) {
   options_t *o = ctx;
   shell_config_t *cfg = o->cfg;
-  if (settings_apply_core(&cfg->core, s, v) == 0)
+  if (settings_apply_core(&cfg->core, s, v) == 0 ||
+      settings_apply_auth(&cfg->auth, s, v) == 0)
     return;
   switch (s->id) {
   case SET_CLIENTS:
@@ -65,15 +66,6 @@ static void apply(void *ctx, const setting_t *s, const setting_value_t *v) {
     break;
   case SET_MAX_MSG_BYTES:
     cfg->max_msg_bytes = (int64_t)v->u;
-    break;
-  case SET_AUTH:
-    cfg->auth.off = strcmp(v->s, "off") == 0;
-    break;
-  case SET_KEYS:
-    cfg->auth.dir = v->s;
-    break;
-  case SET_KEY:
-    cfg->auth.key = v->s;
     break;
   case SET_LOG_LEVEL:
     log_level_parse(v->s, o->level);

@@ -43,6 +43,8 @@ static void usage(FILE *f) {
 
 static void apply(void *ctx, const setting_t *s, const setting_value_t *v) {
   options_t *o = ctx;
+  if (settings_apply_auth(&o->cfg.auth, s, v) == 0)
+    return;
   switch (s->id) {
   case SET_SCHEDULER:
     o->cfg.scheduler_addr = v->s;
@@ -73,18 +75,6 @@ static void apply(void *ctx, const setting_t *s, const setting_value_t *v) {
     break;
   case SET_MAX_MSG_BYTES:
     o->cfg.max_msg_bytes = (int64_t)v->u;
-    break;
-  case SET_AUTH:
-    o->cfg.auth.off = strcmp(v->s, "off") == 0;
-    break;
-  case SET_KEYS:
-    o->cfg.auth.dir = v->s;
-    break;
-  case SET_KEY:
-    o->cfg.auth.key = v->s;
-    break;
-  case SET_SERVER_KEY:
-    o->cfg.auth.server_key = v->s;
     break;
   case SET_LOG_LEVEL:
     log_level_parse(v->s, &o->level);

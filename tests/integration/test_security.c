@@ -392,6 +392,18 @@ static const char *local_key(char *buf, size_t len, const char *name) {
   return buf;
 }
 
+/* A completion over HTTP is served: the pool's worker still works. */
+static void expect_served(fixture_t *f) {
+  char url[160];
+  snprintf(url, sizeof url, "%s/v1/completions", f->s.base);
+  hc_response_t r;
+  hc_post(f->dir, url,
+          "{\"model\":\"" MODEL "\",\"prompt\":\"hi\",\"max_tokens\":4}", NULL,
+          &r);
+  assert_int_equal(r.status, 200);
+  hc_response_free(&r);
+}
+
 /* An impostor registering a live worker's id every 100 ms, with the very
  * key of that worker, is refused each time; the real worker is never
  * evicted and keeps serving. */
@@ -420,14 +432,7 @@ static void test_worker_id_not_taken_over(void **state) {
   assert_int_equal(p.workers, 1);
   assert_int_equal(p.lost, 0);
   assert_int_equal(p.refused, 5);
-  char url[160];
-  snprintf(url, sizeof url, "%s/v1/completions", f->s.base);
-  hc_response_t r;
-  hc_post(f->dir, url,
-          "{\"model\":\"" MODEL "\",\"prompt\":\"hi\",\"max_tokens\":4}", NULL,
-          &r);
-  assert_int_equal(r.status, 200);
-  hc_response_free(&r);
+  expect_served(f);
 }
 
 typedef struct auth_state {
@@ -508,14 +513,7 @@ static void test_worker_needs_admitted_key(void **state) {
   assert_int_equal(a.id_key_refused, 1);
   assert_int_equal(a.workers, 1);
 
-  char url[160];
-  snprintf(url, sizeof url, "%s/v1/completions", f->s.base);
-  hc_response_t r;
-  hc_post(f->dir, url,
-          "{\"model\":\"" MODEL "\",\"prompt\":\"hi\",\"max_tokens\":4}", NULL,
-          &r);
-  assert_int_equal(r.status, 200);
-  hc_response_free(&r);
+  expect_served(f);
 }
 
 /* Bound where other hosts can reach it, the scheduler says loudly that

@@ -145,14 +145,8 @@ static int parse_one(loadgen_config_t *cfg, workload_cli_t *wl,
                       : c == OPT_KEY  ? SET_KEY
                                       : SET_SERVER_KEY;
     setting_value_t v;
-    if ((rc = settings_parse_flag(settings_get(id), optarg, &v)))
-      break;
-    if (id == SET_AUTH)
-      cfg->auth.off = strcmp(optarg, "off") == 0;
-    else
-      *(id == SET_KEYS  ? &cfg->auth.dir
-        : id == SET_KEY ? &cfg->auth.key
-                        : &cfg->auth.server_key) = optarg;
+    if ((rc = settings_parse_flag(settings_get(id), optarg, &v)) == 0)
+      settings_apply_auth(&cfg->auth, settings_get(id), &v);
     break;
   }
   case OPT_LOG_LEVEL:
