@@ -257,6 +257,13 @@ static void sarathi(const profile_set_t *set) {
   }
 }
 
+static int parse_one(void *ctx, int c, const char *arg) {
+  if (c != 'f')
+    return CLI_NOT_MINE;
+  *(const char **)ctx = arg;
+  return 0;
+}
+
 int main(int argc, char **argv) {
   static const struct option longopts[] = {
       {"profiles", required_argument, NULL, 'f'},
@@ -264,26 +271,9 @@ int main(int argc, char **argv) {
       {NULL, 0, NULL, 0},
   };
   const char *path = INFSCHED_SOURCE_DIR "/configs/profiles.yaml";
-  int c;
   cli_init("bench_model");
-  opterr = 0;
-  while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-    switch (c) {
-    case 'f':
-      path = optarg;
-      break;
-    case 'h':
-      usage(stdout);
-      return 0;
-    default:
-      cli_usage_error("unknown or incomplete option '%s'", argv[optind - 1]);
-      return CLI_EXIT_USAGE;
-    }
-  }
-  if (optind < argc) {
-    cli_usage_error("unexpected argument '%s'", argv[optind]);
+  if (cli_parse_args(argc, argv, longopts, usage, parse_one, &path))
     return CLI_EXIT_USAGE;
-  }
   profile_set_t *set = NULL;
   char err[512];
   if (profile_set_load(path, &set, err, sizeof err)) {

@@ -12,6 +12,7 @@
 #include "infsched/profile.h"
 
 #include "infsched/errors.h"
+#include "profile_fields.h"
 #include "ydoc.h"
 
 #include <errno.h>
@@ -102,34 +103,27 @@ static int fail(loader_t *l, int line, const char *profile, const char *field,
                    field ? "': " : "", why);
 }
 
-static int parse_value(loader_t *l, const char *pname, const field_t *f,
-                       const yaml_node_t *v, infs_profile_t *p) {
-  int line = ydoc_line(v);
-  if (v->type != YAML_SCALAR_NODE)
-    return fail(l, line, pname, f->name, "expected %s, got %s",
-                f->type == F_CLASS  ? "gpu, sram or tpu"
-                : f->type == F_BOOL ? "true or false"
-                                    : "a number",
-                ydoc_kind(v));
-  const char *s = ydoc_scalar(v);
+/* Parses the text s (quoted: it was not a plain YAML scalar) of field f
+ * into p. Returns 0, or -1 with what is wrong in why. */
+static int parse_text(const field_t *f, const char *s, int quoted,
+                      infs_profile_t *p, char *why, size_t whylen) {
   void *dst = (char *)p + f->off;
-  int quoted = v->data.scalar.style != YAML_PLAIN_SCALAR_STYLE;
-
   if (f->type == F_BOOL) {
     if (!quoted && strcmp(s, "true") == 0)
       *(bool *)dst = true;
     else if (!quoted && strcmp(s, "false") == 0)
       *(bool *)dst = false;
     else
-      return fail(l, line, pname, f->name, "expected true or false, got %s'%s'",
-                  quoted ? "the string " : "", s);
+      goto bad;
     return 0;
   }
   if (f->type == F_CLASS) {
     infs_worker_class_t c;
-    if (infs_worker_class_parse(s, &c))
-      return fail(l, line, pname, f->name,
-                  "unknown class '%s' (expected gpu, sram or tpu)", s);
+    if (infs_worker_class_parse(s, &c)) {
+      snprintf(why, whylen, "unknown class '%s' (expected gpu, sram or tpu)",
+               s);
+      return -1;
+    }
     *(infs_worker_class_t *)dst = c;
     return 0;
   }
@@ -139,8 +133,7 @@ static int parse_value(loader_t *l, const char *pname, const field_t *f,
   if (f->type == F_DOUBLE) {
     double d = quoted || *s == '\0' ? NAN : strtod(s, &end);
     if (quoted || *s == '\0' || errno || *end != '\0' || !isfinite(d))
-      return fail(l, line, pname, f->name, "expected a number, got %s'%s'",
-                  quoted ? "the string " : "", s);
+      goto bad;
     *(double *)dst = d;
     return 0;
   }
@@ -152,13 +145,37 @@ static int parse_value(loader_t *l, const char *pname, const field_t *f,
     ok = !errno && *end == '\0';
   }
   if (!ok)
-    return fail(l, line, pname, f->name,
-                "expected a whole number >= 0, got %s'%s'",
-                quoted ? "the string " : "", s);
-  if (u > UINT32_MAX)
-    return fail(l, line, pname, f->name, "%llu is too large (at most %u)", u,
-                (unsigned)UINT32_MAX);
+    goto bad;
+  if (u > UINT32_MAX) {
+    snprintf(why, whylen, "%llu is too large (at most %u)", u,
+             (unsigned)UINT32_MAX);
+    return -1;
+  }
   *(uint32_t *)dst = (uint32_t)u;
+  return 0;
+bad:
+  snprintf(why, whylen, "expected %s, got %s'%s'",
+           f->type == F_BOOL     ? "true or false"
+           : f->type == F_DOUBLE ? "a number"
+                                 : "a whole number >= 0",
+           quoted ? "the string " : "", s);
+  return -1;
+}
+
+static int parse_value(loader_t *l, const char *pname, const field_t *f,
+                       const yaml_node_t *v, infs_profile_t *p) {
+  int line = ydoc_line(v);
+  if (v->type != YAML_SCALAR_NODE)
+    return fail(l, line, pname, f->name, "expected %s, got %s",
+                f->type == F_CLASS  ? "gpu, sram or tpu"
+                : f->type == F_BOOL ? "true or false"
+                                    : "a number",
+                ydoc_kind(v));
+  char why[256];
+  if (parse_text(f, ydoc_scalar(v),
+                 v->data.scalar.style != YAML_PLAIN_SCALAR_STYLE, p, why,
+                 sizeof why))
+    return fail(l, line, pname, f->name, "%s", why);
   return 0;
 }
 
@@ -331,4 +348,53 @@ size_t profile_set_count(const profile_set_t *set) {
 
 const infs_profile_t *profile_set_at(const profile_set_t *set, size_t i) {
   return i < set->n ? &set->v[i] : NULL;
+}
+
+/* --- fields by name (lib/profile_fields.h) --- */
+
+int profile_set_field(infs_profile_t *p, const char *name, const char *value,
+                      char *why, size_t whylen) {
+  for (size_t i = 0; i < N_FIELDS; i++)
+    if (strcmp(fields[i].name, name) == 0)
+      return parse_text(&fields[i], value, 0, p, why, whylen) ? INFS_ECONFIG
+                                                              : 0;
+  snprintf(why, whylen, "unknown field '%s'", name);
+  return INFS_EUNKNOWN;
+}
+
+/* The shortest decimal that reads back as v. */
+static void shortest(char *buf, size_t len, double v) {
+  for (int prec = 1; prec <= 17; prec++) {
+    snprintf(buf, len, "%.*g", prec, v);
+    if (strtod(buf, NULL) == v)
+      return;
+  }
+}
+
+void profile_format(buf_t *out, const infs_profile_t *p, profile_note_cb note,
+                    void *arg) {
+  buf_printf(out, "  %s:\n", p->name);
+  for (size_t i = 0; i < N_FIELDS; i++) {
+    const field_t *f = &fields[i];
+    const void *src = (const char *)p + f->off;
+    char text[64];
+    switch (f->type) {
+    case F_DOUBLE:
+      shortest(text, sizeof text, *(const double *)src);
+      break;
+    case F_U32:
+      snprintf(text, sizeof text, "%u", *(const uint32_t *)src);
+      break;
+    case F_BOOL:
+      snprintf(text, sizeof text, "%s", *(const bool *)src ? "true" : "false");
+      break;
+    case F_CLASS:
+      snprintf(text, sizeof text, "%s",
+               infs_worker_class_name(*(const infs_worker_class_t *)src));
+      break;
+    }
+    const char *n = note ? note(arg, f->name) : NULL;
+    buf_printf(out, "    %s: %s%s%s\n", f->name, text, n ? "  # " : "",
+               n ? n : "");
+  }
 }

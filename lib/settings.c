@@ -1,6 +1,7 @@
 #include "settings.h"
 
 #include "infsched/errors.h"
+#include "apikeys.h"
 #include "cli.h"
 #include "log.h"
 #include "policy.h"
@@ -122,6 +123,14 @@ static int check_log_level(const char *t, char *err, size_t errlen) {
     return 0;
   snprintf(err, errlen, "unknown level '%s' (debug, info, warn or error)", t);
   return INFS_ECONFIG;
+}
+
+/* The keys file loads: checked where the scheduler would load it. */
+static int ready_api_keys(const char *t, char *err, size_t errlen) {
+  apikeys_t *k = NULL;
+  int rc = apikeys_load(t, &k, err, errlen);
+  apikeys_destroy(&k);
+  return rc ? INFS_ECONFIG : 0;
 }
 
 /* --- the table --- */
@@ -251,6 +260,12 @@ static const setting_t table[SET_COUNT] = {
      "HTTP connections at once, 503 beyond; 0: the descriptor limit less a "
      "quarter, kept for workers and clients",
      NULL, NULL},
+    {SET_API_KEYS, "api_keys", "api-keys", S, S, SETTING_TEXT, TEXT_LEN, NULL,
+     "FILE",
+     "API keys of the HTTP API, each with its tenant and default class "
+     "(docs/http-api.md); requests without one get 401, /healthz and "
+     "/metrics stay open (default: no keys, the API is open)",
+     NULL, ready_api_keys},
     {SET_MAX_MSG_BYTES, "max_msg_bytes", "max-msg-bytes", S | W, S | W,
      SETTING_UINT, 1024, 1 << 30, "16777216", "N",
      "largest accepted message, in bytes", NULL, NULL},
@@ -374,6 +389,24 @@ const setting_t *settings_from_opt(int val) {
   return settings_get((setting_id_t)(val - SETTING_OPT_BASE));
 }
 
+/* A flag's value, parsed by its setting and handed to the program. */
+typedef struct apply {
+  settings_apply_cb fn;
+  void *ctx;
+} apply_t;
+
+static int apply_flag(void *ctx, int c, const char *arg) {
+  const apply_t *a = ctx;
+  const setting_t *s = settings_from_opt(c);
+  setting_value_t v;
+  if (!s)
+    return CLI_NOT_MINE;
+  if (settings_parse_flag(s, arg, &v))
+    return -1;
+  a->fn(a->ctx, s, &v);
+  return 0;
+}
+
 int settings_parse_args(int argc, char **argv, unsigned who,
                         void (*usage)(FILE *f), settings_apply_cb apply,
                         void *ctx) {
@@ -390,26 +423,8 @@ int settings_parse_args(int argc, char **argv, unsigned who,
       apply(ctx, &table[i], &v);
     }
   }
-  int c;
-  opterr = 0;
-  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-    const setting_t *s = settings_from_opt(c);
-    if (c == 'h') {
-      usage(stdout);
-      exit(0);
-    } else if (c == 'V') {
-      cli_version();
-      exit(0);
-    } else if (!s) {
-      return cli_usage_error("unknown option '%s'", argv[optind - 1]);
-    } else if (settings_parse_flag(s, optarg, &v)) {
-      return -1;
-    }
-    apply(ctx, s, &v);
-  }
-  if (optind < argc)
-    return cli_usage_error("unexpected argument '%s'", argv[optind]);
-  return 0;
+  apply_t a = {apply, ctx};
+  return cli_parse_args(argc, argv, opts, usage, apply_flag, &a);
 }
 
 /* Prints text from column `col` on, wrapped before column 80 and indented

@@ -46,6 +46,7 @@ typedef enum setting_id {
   SET_HTTP,
   SET_HTTP_MAX_BODY,
   SET_HTTP_MAX_CONNS,
+  SET_API_KEYS,
   SET_MAX_MSG_BYTES,
   SET_AUTH,
   SET_KEYS,

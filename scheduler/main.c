@@ -37,6 +37,7 @@ typedef struct options {
   shell_config_t *cfg;
   log_level_t *level;
   const char *profiles_path;
+  const char *api_keys_path; /* NULL: no keys */
 } options_t;
 
 static void apply(void *ctx, const setting_t *s, const setting_value_t *v) {
@@ -51,6 +52,9 @@ static void apply(void *ctx, const setting_t *s, const setting_value_t *v) {
     break;
   case SET_PROFILES:
     o->profiles_path = v->s;
+    break;
+  case SET_API_KEYS:
+    o->api_keys_path = v->s;
     break;
   case SET_WORKERS:
     cfg->workers_addr = v->s;
@@ -117,7 +121,7 @@ static void on_signal(uv_signal_t *h, int signum) {
 int main(int argc, char **argv) {
   shell_config_t cfg = {0};
   log_level_t level = LOG_LEVEL_INFO;
-  options_t o = {&cfg, &level, NULL};
+  options_t o = {&cfg, &level, NULL, NULL};
   cli_init("infsched-scheduler");
   core_config_defaults(&cfg.core);
   if (settings_parse_args(argc, argv, SETTING_SCHEDULER, usage, apply, &o))
@@ -133,6 +137,14 @@ int main(int argc, char **argv) {
     return CLI_EXIT_USAGE;
   }
   cfg.core.profiles = profiles;
+  apikeys_t *keys = NULL;
+  if (o.api_keys_path &&
+      apikeys_load(o.api_keys_path, &keys, err, sizeof err)) {
+    log_error("--api-keys: %s", err);
+    profile_set_destroy(&profiles);
+    return CLI_EXIT_USAGE;
+  }
+  cfg.http.keys = keys;
   /* Decisions explain themselves only where someone reads them. */
   cfg.core.explain = level == LOG_LEVEL_DEBUG;
 
@@ -144,6 +156,7 @@ int main(int argc, char **argv) {
     uv_run(&app.loop, UV_RUN_DEFAULT); /* let closed handles finish */
     uv_loop_close(&app.loop);
     profile_set_destroy(&profiles);
+    apikeys_destroy(&keys);
     return cli_start_status(rc);
   }
   uv_signal_init(&app.loop, &app.sigint);
@@ -154,7 +167,8 @@ int main(int argc, char **argv) {
   log_info("listening: clients %s, workers %s, policy %s", cfg.clients_addr,
            cfg.workers_addr, cfg.core.policy);
   if (shell_http_address(app.shell))
-    log_info("http: listening on %s", shell_http_address(app.shell));
+    log_info("http: listening on %s%s", shell_http_address(app.shell),
+             keys ? " (API keys required)" : "");
   if (cfg.auth.off) {
     log_info("authentication off: any process that reaches the ZeroMQ "
              "ports is served");
@@ -164,11 +178,14 @@ int main(int argc, char **argv) {
     log_info("authentication: CURVE, %zu keys admitted",
              shell_keys_admitted(app.shell));
   }
-  warn_if_open("http", shell_http_address(app.shell));
+  /* With keys, the HTTP API authenticates its callers. */
+  if (!keys)
+    warn_if_open("http", shell_http_address(app.shell));
 
   uv_run(&app.loop, UV_RUN_DEFAULT);
   shell_destroy(&app.shell);
   profile_set_destroy(&profiles);
+  apikeys_destroy(&keys);
   rc = uv_loop_close(&app.loop);
   if (rc) {
     log_error("loop closed with open handles: %s", uv_strerror(rc));

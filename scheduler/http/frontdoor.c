@@ -34,6 +34,7 @@ typedef struct fd_req {
   bool stream;
   bool include_usage;
   bool started; /* stream headers sent: after the first token or the end */
+  int tenant;   /* the API key's, or -1 */
   uint32_t max_tokens;
   uint32_t tokens; /* generated so far */
   int64_t created;
@@ -57,6 +58,7 @@ struct frontdoor {
   size_t blocks_cap;
   buf_t out;        /* scratch for bodies and events */
   size_t max_prompt; /* bytes of prompt a dispatch can carry; 0: any */
+  const apikeys_t *keys; /* NULL: no key needed */
   bool stopping;
 };
 
@@ -234,6 +236,8 @@ static void on_done(frontdoor_t *f, fd_req_t *r, const Infsched__Done *d) {
     if (d->usage->generated_tokens)
       u.completion_tokens = d->usage->generated_tokens;
   }
+  metrics_on_tenant_end(f->metrics, r->tenant, METRICS_END_COMPLETED,
+                        u.prompt_tokens, u.completion_tokens);
   const char *finish = u.completion_tokens >= r->max_tokens ? "length" : "stop";
   oai_meta_t m = meta_of(r);
   if (r->stream) {
@@ -265,6 +269,7 @@ static void on_done(frontdoor_t *f, fd_req_t *r, const Infsched__Done *d) {
 static void on_error(frontdoor_t *f, fd_req_t *r, int code,
                      const char *message) {
   error_map_t e = map_error(code);
+  metrics_on_tenant_end(f->metrics, r->tenant, metrics_end_of(code), 0, 0);
   if (!r->started) {
     respond_error(r->x, e.status, e.type, e.code, NULL, message);
     return;
@@ -317,10 +322,11 @@ static int parse_slo(http_exchange_t *x, const char *name, uint32_t *out) {
 }
 
 static void submit(frontdoor_t *f, http_exchange_t *x, oai_request_t *q,
-                   infs_class_t cls, const char *session, uint32_t ttft_ms,
-                   uint32_t tpot_ms) {
+                   int tenant, infs_class_t cls, const char *session,
+                   uint32_t ttft_ms, uint32_t tpot_ms) {
   fd_req_t *r = req_add(f);
   r->x = x;
+  r->tenant = tenant;
   r->kind = q->kind;
   r->stream = q->stream;
   r->include_usage = q->include_usage;
@@ -376,18 +382,23 @@ static size_t carried(const oai_request_t *q) {
          (q->options ? strlen(q->options) : 0);
 }
 
+/* The tenant's class applies where neither the body nor the header names
+ * one; without keys, agent. */
 static void handle_inference(frontdoor_t *f, http_exchange_t *x,
-                             oai_kind_t kind) {
+                             oai_kind_t kind, int tenant,
+                             infs_class_t tenant_cls) {
   size_t len;
   const char *body = http_exchange_body(x, &len);
   oai_request_t q;
   char msg[256];
   const char *param;
+  metrics_on_tenant_request(f->metrics, tenant);
   if (oai_parse_request(kind, body, len, &q, msg, sizeof msg, &param)) {
+    metrics_on_tenant_end(f->metrics, tenant, METRICS_END_REJECTED, 0, 0);
     respond_error(x, 400, "invalid_request_error", NULL, param, msg);
     return;
   }
-  infs_class_t cls = q.has_class ? q.cls : INFS_CLASS_AGENT;
+  infs_class_t cls = q.has_class ? q.cls : tenant_cls;
   const char *hcls = http_exchange_header(x, "x-infsched-class");
   const char *session = http_exchange_header(x, "x-infsched-session");
   uint32_t ttft_ms, tpot_ms;
@@ -409,8 +420,12 @@ static void handle_inference(frontdoor_t *f, http_exchange_t *x,
     respond_error(x, 503, "server_error", "unavailable", NULL,
                   "the scheduler is shutting down");
   } else {
-    submit(f, x, &q, cls, session ? session : q.session, ttft_ms, tpot_ms);
+    submit(f, x, &q, tenant, cls, session ? session : q.session, ttft_ms,
+           tpot_ms);
+    oai_request_free(&q);
+    return;
   }
+  metrics_on_tenant_end(f->metrics, tenant, METRICS_END_REJECTED, 0, 0);
   oai_request_free(&q);
 }
 
@@ -529,9 +544,52 @@ static metrics_route_t route_of(const char *path) {
   return METRICS_ROUTE_OTHER;
 }
 
+/* The tenant of the request's "Authorization: Bearer KEY" (its scheme
+ * case-insensitive, as RFC 7235 has it), with its class in *cls; -1 after
+ * answering 401 when there is none or the key is not one of the file's. */
+static int authenticate(frontdoor_t *f, http_exchange_t *x, infs_class_t *cls) {
+  const char *h = http_exchange_header(x, "authorization");
+  const char *key = NULL;
+  if (h && strncasecmp(h, "Bearer ", 7) == 0) {
+    key = h + 7;
+    while (*key == ' ')
+      key++;
+  }
+  size_t len = key ? strlen(key) : 0;
+  while (len && key[len - 1] == ' ')
+    len--;
+  int tenant = len ? apikeys_lookup(f->keys, key, len, cls) : -1;
+  if (tenant >= 0)
+    return tenant;
+  /* RFC 6750's challenge; OpenAI's body and codes. */
+  const char *msg, *code, *challenge;
+  if (!len) {
+    msg = "no API key: send it in an Authorization header, as "
+          "'Authorization: Bearer YOUR_KEY'";
+    code = "missing_api_key";
+    challenge = "WWW-Authenticate: Bearer realm=\"infsched\"\r\n";
+  } else {
+    msg = "incorrect API key provided";
+    code = "invalid_api_key";
+    challenge = "WWW-Authenticate: Bearer realm=\"infsched\", "
+                "error=\"invalid_token\"\r\n";
+  }
+  char *body = oai_render_error(msg, "invalid_request_error", NULL, code);
+  respond_json(x, 401, challenge, body);
+  free(body);
+  return -1;
+}
+
 static void on_request(void *arg, http_exchange_t *x) {
   frontdoor_t *f = arg;
   metrics_route_t route = route_of(http_exchange_path(x));
+  /* Load balancers and scrapers carry no key. */
+  int tenant = -1;
+  infs_class_t tenant_cls = INFS_CLASS_AGENT;
+  if (f->keys && route != METRICS_ROUTE_HEALTHZ &&
+      route != METRICS_ROUTE_METRICS &&
+      (tenant = authenticate(f, x, &tenant_cls)) < 0)
+    return;
   bool post = strcmp(http_exchange_method(x), "POST") == 0;
   bool get = strcmp(http_exchange_method(x), "GET") == 0 ||
              strcmp(http_exchange_method(x), "HEAD") == 0;
@@ -547,7 +605,8 @@ static void on_request(void *arg, http_exchange_t *x) {
       return;
     }
     handle_inference(f, x,
-                     route == METRICS_ROUTE_CHAT ? OAI_CHAT : OAI_COMPLETIONS);
+                     route == METRICS_ROUTE_CHAT ? OAI_CHAT : OAI_COMPLETIONS,
+                     tenant, tenant_cls);
     return;
   case METRICS_ROUTE_OTHER:
     snprintf(msg, sizeof msg, "no route for %.120s", http_exchange_path(x));
@@ -582,6 +641,7 @@ static void on_abort(void *arg, http_exchange_t *x) {
   if (!r)
     return;
   uint64_t id = r->id;
+  metrics_on_tenant_end(f->metrics, r->tenant, METRICS_END_CANCELLED, 0, 0);
   /* Forget it first: the core answers the cancel with an ERROR that must
    * find nobody to write to. */
   req_free(f, r);
@@ -611,6 +671,9 @@ int frontdoor_start(uv_loop_t *loop, const frontdoor_config_t *cfg,
   f->core = core;
   f->metrics = metrics;
   f->hooks = *hooks;
+  f->keys = cfg->keys;
+  if (f->keys)
+    metrics_set_tenants(metrics, f->keys);
   f->salt = uv_hrtime() * 0x9e3779b97f4a7c15ull;
   /* Its block hashes (8 bytes per 256) and the other fields ride along. */
   if (cfg->max_msg_bytes > 64 * 1024)

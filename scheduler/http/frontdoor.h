@@ -6,10 +6,12 @@
  *
  * Routes: POST /v1/completions, POST /v1/chat/completions (streamed as
  * server-sent events with "stream": true), GET /v1/models, GET /healthz,
- * GET /metrics. */
+ * GET /metrics. With API keys, a request's key names its tenant and the
+ * class it gets when it names none. */
 #ifndef INFSCHED_HTTP_FRONTDOOR_H
 #define INFSCHED_HTTP_FRONTDOOR_H
 
+#include "apikeys.h"
 #include "core.h"
 #include "metrics.h"
 
@@ -39,6 +41,10 @@ typedef struct frontdoor_config {
    * dispatch is refused with 413 too. 0: no limit. */
   size_t max_msg_bytes;
   size_t max_conns; /* HTTP connections at once; 0: http_server's default */
+  /* API keys (borrowed for the front door's life), or NULL: the API is
+   * open. With keys, every route but /healthz and /metrics answers 401
+   * without one, and requests are counted by tenant. */
+  const apikeys_t *keys;
 } frontdoor_config_t;
 
 /* Starts listening. core and metrics are borrowed for the front door's

@@ -40,29 +40,30 @@ typedef struct histogram {
 } histogram_t;
 
 
-typedef enum outcome {
-  OUT_COMPLETED,
-  OUT_FAILED,
-  OUT_REJECTED,
-  OUT_CANCELLED,
-  OUT_COUNT
-} outcome_t;
 
-static const char *const outcome_names[OUT_COUNT] = {"completed", "failed",
+static const char *const outcome_names[METRICS_END_COUNT] = {"completed", "failed",
                                                      "rejected", "cancelled"};
+
+/* One tenant's counters. */
+typedef struct tenant_stats {
+  uint64_t received;
+  uint64_t ended[METRICS_END_COUNT];
+  uint64_t prompt_tokens;
+  uint64_t generated_tokens;
+} tenant_stats_t;
 
 static const char *const route_names[METRICS_ROUTE_COUNT] = {
     "/v1/completions", "/v1/chat/completions",
     "/v1/models",      "/healthz",
     "/metrics",        "other"};
 
-static const int statuses[] = {200, 400, 404, 405, 408, 413,
+static const int statuses[] = {200, 400, 401, 404, 405, 408, 413,
                                429, 431, 500, 502, 503, 504};
 #define STATUSES (sizeof statuses / sizeof statuses[0])
 
 struct metrics {
   infs_time_t started;
-  uint64_t requests[CLASSES][OUT_COUNT];
+  uint64_t requests[CLASSES][METRICS_END_COUNT];
   histogram_t ttft[CLASSES];
   histogram_t e2e[CLASSES];
   histogram_t tpot[CLASSES];
@@ -74,6 +75,8 @@ struct metrics {
   double cost_usd[CLASSES];
   uint64_t http[METRICS_ROUTE_COUNT][STATUSES + 1]; /* last: other codes */
   uint64_t http_aborts;
+  const apikeys_t *keys; /* NULL: no tenants */
+  tenant_stats_t *tenants;
 };
 
 static const char *class_label(size_t c) {
@@ -90,6 +93,7 @@ void metrics_destroy(metrics_t **pm) {
   metrics_t *m = *pm;
   if (!m)
     return;
+  free(m->tenants);
   free(m);
   *pm = NULL;
 }
@@ -125,12 +129,12 @@ static void judge(metrics_t *m, size_t cls, infs_time_t now,
   m->slo[cls][slo_judge(&a->slo, a->uncached, ttft_ms, tpot_ms)]++;
 }
 
-static outcome_t outcome_of(int code) {
+metrics_end_t metrics_end_of(int code) {
   if (code >= INFSCHED__ERROR_CODE__ERROR_REJECTED_QUEUE_FULL)
-    return OUT_REJECTED;
+    return METRICS_END_REJECTED;
   if (code == INFSCHED__ERROR_CODE__ERROR_CANCELLED)
-    return OUT_CANCELLED;
-  return OUT_FAILED;
+    return METRICS_END_CANCELLED;
+  return METRICS_END_FAILED;
 }
 
 /* The core stamps every answer to a client with its request's class, its
@@ -174,11 +178,11 @@ void metrics_on_action(metrics_t *m, infs_time_t now, const core_action_t *a) {
       }
       m->cost_usd[cls] += d->cost_usd;
     }
-    m->requests[cls][OUT_COMPLETED]++;
+    m->requests[cls][METRICS_END_COMPLETED]++;
     break;
   }
   default:
-    m->requests[cls][outcome_of(a->code)]++;
+    m->requests[cls][metrics_end_of(a->code)]++;
   }
 }
 
@@ -193,6 +197,34 @@ void metrics_on_http_status(metrics_t *m, metrics_route_t route, int status) {
 
 void metrics_on_http_abort(metrics_t *m) {
   m->http_aborts++;
+}
+
+void metrics_set_tenants(metrics_t *m, const apikeys_t *keys) {
+  free(m->tenants);
+  m->keys = keys;
+  m->tenants = xcalloc(apikeys_tenants(keys), sizeof *m->tenants);
+}
+
+static tenant_stats_t *tenant_of(metrics_t *m, int tenant) {
+  if (!m->keys || tenant < 0 || (size_t)tenant >= apikeys_tenants(m->keys))
+    return NULL;
+  return &m->tenants[tenant];
+}
+
+void metrics_on_tenant_request(metrics_t *m, int tenant) {
+  tenant_stats_t *t = tenant_of(m, tenant);
+  if (t)
+    t->received++;
+}
+
+void metrics_on_tenant_end(metrics_t *m, int tenant, metrics_end_t end,
+                           uint64_t prompt_tokens, uint64_t generated_tokens) {
+  tenant_stats_t *t = tenant_of(m, tenant);
+  if (!t || (unsigned)end >= METRICS_END_COUNT)
+    return;
+  t->ended[end]++;
+  t->prompt_tokens += prompt_tokens;
+  t->generated_tokens += generated_tokens;
 }
 
 /* --- rendering --- */
@@ -247,7 +279,7 @@ static void render_requests(const metrics_t *m, buf_t *o) {
   family(o, "infsched_requests_total", "counter",
          "Requests from every client that ended, by class and outcome.");
   for (size_t c = 0; c < CLASSES; c++)
-    for (int k = 0; k < OUT_COUNT; k++)
+    for (int k = 0; k < METRICS_END_COUNT; k++)
       buf_printf(o,
                   "infsched_requests_total{class=\"%s\",outcome=\"%s\"} "
                   "%llu\n",
@@ -328,6 +360,41 @@ static void render_http(const metrics_t *m, size_t conns, buf_t *o) {
               (unsigned long long)m->http_aborts);
   family(o, "infsched_http_connections", "gauge", "Open HTTP connections.");
   buf_printf(o, "infsched_http_connections %zu\n", conns);
+}
+
+/* Series by tenant: as many as the keys file names tenants. */
+static void render_tenants(const metrics_t *m, buf_t *o) {
+  if (!m->keys)
+    return;
+  size_t n = apikeys_tenants(m->keys);
+  family(o, "infsched_tenant_requests_received_total", "counter",
+         "HTTP inference requests that presented a tenant's API key.");
+  for (size_t t = 0; t < n; t++) {
+    buf_puts(o, "infsched_tenant_requests_received_total{");
+    put_label(o, "tenant", apikeys_tenant_name(m->keys, t));
+    buf_printf(o, "} %llu\n", (unsigned long long)m->tenants[t].received);
+  }
+  family(o, "infsched_tenant_requests_total", "counter",
+         "A tenant's HTTP inference requests that ended, by outcome.");
+  for (size_t t = 0; t < n; t++)
+    for (int k = 0; k < METRICS_END_COUNT; k++) {
+      buf_puts(o, "infsched_tenant_requests_total{");
+      put_label(o, "tenant", apikeys_tenant_name(m->keys, t));
+      buf_printf(o, ",outcome=\"%s\"} %llu\n", outcome_names[k],
+                 (unsigned long long)m->tenants[t].ended[k]);
+    }
+  family(o, "infsched_tenant_tokens_total", "counter",
+         "Tokens of a tenant's completed HTTP requests, by kind.");
+  for (size_t t = 0; t < n; t++) {
+    buf_puts(o, "infsched_tenant_tokens_total{");
+    put_label(o, "tenant", apikeys_tenant_name(m->keys, t));
+    buf_printf(o, ",kind=\"prompt\"} %llu\n",
+               (unsigned long long)m->tenants[t].prompt_tokens);
+    buf_puts(o, "infsched_tenant_tokens_total{");
+    put_label(o, "tenant", apikeys_tenant_name(m->keys, t));
+    buf_printf(o, ",kind=\"generated\"} %llu\n",
+               (unsigned long long)m->tenants[t].generated_tokens);
+  }
 }
 
 static void render_core(const core_t *core, buf_t *o) {
@@ -556,6 +623,7 @@ void metrics_render(const metrics_t *m, const core_t *core, infs_time_t now,
   buf_printf(out, "infsched_uptime_seconds %.3f\n",
               (double)(now - m->started) / 1e6);
   render_requests(m, out);
+  render_tenants(m, out);
   render_core(core, out);
   render_workers(core, now, out);
   render_http(m, http_connections, out);

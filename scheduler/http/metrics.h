@@ -7,8 +7,9 @@
 #ifndef INFSCHED_HTTP_METRICS_H
 #define INFSCHED_HTTP_METRICS_H
 
-#include "core.h"
+#include "apikeys.h"
 #include "buf.h"
+#include "core.h"
 
 typedef struct metrics metrics_t;
 
@@ -32,6 +33,27 @@ void metrics_on_action(metrics_t *m, infs_time_t now, const core_action_t *a);
 void metrics_on_http_status(metrics_t *m, metrics_route_t route, int status);
 /* An HTTP client went away before its answer was complete. */
 void metrics_on_http_abort(metrics_t *m);
+
+/* Counts requests by tenant too, for the tenants of keys (borrowed for the
+ * metrics' life): every tenant's series start at zero. Call once. */
+void metrics_set_tenants(metrics_t *m, const apikeys_t *keys);
+/* How a tenant's request ended: completed; failed (worker or backend);
+ * rejected (refused by the front door or the core before it ran);
+ * cancelled (its client went away). */
+typedef enum metrics_end {
+  METRICS_END_COMPLETED,
+  METRICS_END_FAILED,
+  METRICS_END_REJECTED,
+  METRICS_END_CANCELLED,
+  METRICS_END_COUNT
+} metrics_end_t;
+/* The outcome of a request answered with an error code (the wire's). */
+metrics_end_t metrics_end_of(int code);
+/* An inference request of tenant arrived, and how it ended (with its
+ * tokens when it completed). Tenants out of range are not counted. */
+void metrics_on_tenant_request(metrics_t *m, int tenant);
+void metrics_on_tenant_end(metrics_t *m, int tenant, metrics_end_t end,
+                           uint64_t prompt_tokens, uint64_t generated_tokens);
 
 /* Appends the exposition (Prometheus text format 0.0.4) to out. */
 void metrics_render(const metrics_t *m, const core_t *core, infs_time_t now,

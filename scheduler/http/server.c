@@ -102,6 +102,8 @@ const char *http_status_text(int status) {
     return "OK";
   case 400:
     return "Bad Request";
+  case 401:
+    return "Unauthorized";
   case 404:
     return "Not Found";
   case 405:

@@ -3,20 +3,12 @@
 //   node openai_client.mjs BASE_URL MODEL OUT.json
 import OpenAI from 'openai';
 import { writeFileSync } from 'node:fs';
+import { failure } from './openai_common.mjs';
 
 const [baseURL, model, out] = process.argv.slice(2);
 const client = new OpenAI({ baseURL, apiKey: 'unused', maxRetries: 0, timeout: 20000 });
 const r = {};
 
-async function failure(promise) {
-  try {
-    await promise;
-    return null;
-  } catch (e) {
-    return { status: e.status ?? null, name: e.constructor.name, message: e.message,
-             code: e.code ?? null, type: e.type ?? null };
-  }
-}
 
 const c = await client.completions.create({ model, prompt: 'def add(a, b):', max_tokens: 4 },
                                           { headers: { 'x-infsched-class': 'interactive' } });

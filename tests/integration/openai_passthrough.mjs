@@ -6,6 +6,7 @@
 import OpenAI from 'openai';
 import http from 'node:http';
 import { writeFileSync } from 'node:fs';
+import { failure } from './openai_common.mjs';
 
 const [baseURL, port, model, simModel, out] = process.argv.slice(2);
 const received = [];
@@ -65,14 +66,6 @@ for (const s of sent) {
   }
 }
 
-async function failure(promise) {
-  try {
-    await promise;
-    return null;
-  } catch (e) {
-    return { status: e.status ?? null, name: e.constructor.name, message: e.message };
-  }
-}
 const refused = await failure(client.chat.completions.create({
   model: simModel, max_tokens: 4, tools, messages: [{ role: 'user', content: 'hi' }] }));
 const stopped = await client.completions.create({ model: simModel, prompt: 'x', max_tokens: 50,

@@ -69,6 +69,7 @@ static const flag_case_t k_scheduler[] = {
     {"--http", "localhost:9080x"},
     {"--http-max-body", "1"},
     {"--http-max-conns", "-1"},
+    {"--api-keys", "/nonexistent/keys.yaml"},
     {"--profiles", "/nonexistent/profiles.yaml"},
     {"--max-msg-bytes", "1"},
     {"--auth", "maybe"},

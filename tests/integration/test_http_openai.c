@@ -190,11 +190,57 @@ static void test_request_reaches_upstream(void **state) {
   free(dir);
 }
 
+#ifndef OPENAI_KEYS
+#error "OPENAI_KEYS must name openai_keys.mjs in the build tree"
+#endif
+
+#define KEY "sk-team-a-0123456789abcdef"
+
+/* With API keys, the client's apiKey is what opens the API, and a wrong
+ * one is the client's AuthenticationError; the key's tenant is counted. */
+static void test_openai_client_with_api_keys(void **state) {
+  hc_fixture_t *f = *state;
+  const char *dir = f->dir;
+  char keys[600];
+  snprintf(keys, sizeof keys, "%s/keys.yaml", dir);
+  assert_int_equal(harness_write_file(keys,
+                                      "keys:\n"
+                                      "  - key: " KEY "\n"
+                                      "    tenant: team-a\n",
+                                      0600),
+                   0);
+  const char *extra[] = {"--api-keys", keys, NULL};
+  hc_sched_start(&f->s, extra);
+  hc_worker_start(&f->s, dir, "sram-0", "sram-wse3", NULL, NULL);
+  hc_wait_registered(&f->s, 1);
+
+  char base[160];
+  snprintf(base, sizeof base, "%s/v1", f->s.base);
+  char *argv[] = {"node", OPENAI_KEYS, base, MODEL, KEY, NULL, NULL};
+  cJSON *j = run_node(dir, argv);
+  assert_non_null(j);
+  assert_string_equal(hc_at(j, "completion.text")->valuestring, " tok tok tok");
+  assert_string_equal(hc_at(j, "model")->valuestring, MODEL);
+  assert_int_equal(hc_at(j, "wrong_key.status")->valueint, 401);
+  assert_string_equal(hc_at(j, "wrong_key.name")->valuestring,
+                      "AuthenticationError");
+  assert_string_equal(hc_at(j, "wrong_key.code")->valuestring,
+                      "invalid_api_key");
+  assert_int_equal(hc_at(j, "wrong_key_models.status")->valueint, 401);
+  cJSON_Delete(j);
+  assert_true(hc_wait_metric(dir, f->s.base,
+                             "infsched_tenant_requests_total{tenant=\"team-a\","
+                             "outcome=\"completed\"}",
+                             1) == 1);
+}
+
 int main(void) {
   signal(SIGPIPE, SIG_IGN);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_openai_node_client),
       cmocka_unit_test(test_request_reaches_upstream),
+      cmocka_unit_test_setup_teardown(test_openai_client_with_api_keys,
+                                      hc_setup, hc_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -118,6 +118,30 @@ static int text_values(const setting_t *s, const char *dir, values_t *good,
     /* A directory of its own: the cluster makes the local keys there. */
     add(good, "%s/keys", dir);
     return 0;
+  case SET_API_KEYS: {
+    /* Absolute, and relative to the cluster file (which is in dir). */
+    char path[VALUE_MAX];
+    snprintf(path, sizeof path, "%s/api-keys.yaml", dir);
+    assert_int_equal(harness_write_file(path,
+                                        "keys:\n  - {key: "
+                                        "sk-0123456789abcdef, tenant: t}\n",
+                                        0600),
+                     0);
+    add(good, "%s", path);
+    add(good, "api-keys.yaml");
+    snprintf(path, sizeof path, "%s/dup-keys.yaml", dir);
+    assert_int_equal(harness_write_file(path,
+                                        "keys:\n"
+                                        "  - {key: sk-0123456789abcdef, "
+                                        "tenant: t}\n"
+                                        "  - {key: sk-0123456789abcdef, "
+                                        "tenant: u}\n",
+                                        0600),
+                     0);
+    add(bad, "%s", path);
+    add(bad, "%s/missing-keys.yaml", dir);
+    return 0;
+  }
   case SET_MODEL:
     add(good, "m");
     add(good, "%0*d", INFS_NAME_MAX - 1, 0);

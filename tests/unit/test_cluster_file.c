@@ -49,6 +49,7 @@ static void test_full_file(void **state) {
                 "  policy: balanced\n"
                 "  heartbeat_ms: 250\n"
                 "  heartbeat_miss: 3\n"
+                "  api_keys: keys/api.yaml\n"
                 "workers:\n"
                 "  - name: gpu\n"
                 "    profile: gpu-h100\n"
@@ -71,7 +72,9 @@ static void test_full_file(void **state) {
   assert_string_equal(s->workers[0].backend, "sim");
   assert_string_equal(s->workers[0].model, "codex-70b");
   assert_int_equal(s->workers[0].count, 2);
-  assert_int_equal(s->workers[0].profile_line, 10);
+  assert_int_equal(s->workers[0].profile_line, 11);
+  /* Like the profiles, the keys file is where the cluster file says. */
+  assert_string_equal(s->set[SET_API_KEYS], "/tmp/keys/api.yaml");
   assert_string_equal(s->workers[1].backend, "openai:http://127.0.0.1:1/v1");
   assert_string_equal(s->set[SET_POLICY], "balanced");
   assert_null(s->set[SET_SLO]);

@@ -9,6 +9,7 @@
 
 #include "infsched/errors.h"
 #include "infsched/profile.h"
+#include "profile_fields.h"
 #include "step.h"
 
 #include <errno.h>
@@ -317,11 +318,77 @@ static void test_bad_files(void **state) {
   expect_error(path, -ENOENT, prefix, strerror(ENOENT));
 }
 
+/* ---- writing and setting fields (lib/profile_fields.h) ------------------
+ */
+
+static const char *note_mfu(void *arg, const char *field) {
+  return strcmp(field, "mfu") == 0 ? arg : NULL;
+}
+
+/* Every shipped profile, written out and loaded again, is the same
+ * profile; the notes land on their fields' lines. */
+static void test_format_loads_back(void **state) {
+  (void)state;
+  profile_set_t *set = NULL, *again = NULL;
+  char err[512], path[128];
+  if (profile_set_load(shipped, &set, err, sizeof err))
+    fail_msg("%s", err);
+  buf_t text = {0};
+  buf_puts(&text, "profiles:\n");
+  for (size_t i = 0; i < profile_set_count(set); i++)
+    profile_format(&text, profile_set_at(set, i), note_mfu, "measured");
+  assert_non_null(strstr(text.data, "    mfu: 0.4  # measured\n"));
+  assert_non_null(strstr(text.data, "    mem_eff: 0.63\n"));
+  snprintf(path, sizeof path, "%s/written.yaml", tmpdir);
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  fputs(text.data, f);
+  fclose(f);
+  if (profile_set_load(path, &again, err, sizeof err))
+    fail_msg("%s\n%s", err, text.data);
+  assert_int_equal(profile_set_count(again), profile_set_count(set));
+  for (size_t i = 0; i < profile_set_count(set); i++)
+    assert_true(
+        profile_equal(profile_set_at(set, i), profile_set_at(again, i)));
+  unlink(path);
+  buf_free(&text);
+  profile_set_destroy(&set);
+  profile_set_destroy(&again);
+}
+
+static void test_set_field(void **state) {
+  (void)state;
+  infs_profile_t p = {0};
+  char why[256];
+  assert_int_equal(profile_set_field(&p, "weights_gb", "16.1", why, sizeof why),
+                   0);
+  assert_true(p.weights_gb == 16.1);
+  assert_int_equal(profile_set_field(&p, "max_batch", "64", why, sizeof why),
+                   0);
+  assert_int_equal(p.max_batch, 64);
+  assert_int_equal(profile_set_field(&p, "class", "tpu", why, sizeof why), 0);
+  assert_int_equal(p.cls, INFS_WORKER_TPU);
+  assert_int_equal(
+      profile_set_field(&p, "slo_aware_prefill", "true", why, sizeof why), 0);
+  assert_true(p.slo_aware_prefill);
+  assert_int_equal(profile_set_field(&p, "max_batch", "-1", why, sizeof why),
+                   INFS_ECONFIG);
+  assert_non_null(strstr(why, "whole number"));
+  assert_int_equal(profile_set_field(&p, "mfu", "lots", why, sizeof why),
+                   INFS_ECONFIG);
+  assert_non_null(strstr(why, "expected a number, got 'lots'"));
+  assert_int_equal(profile_set_field(&p, "speed", "1", why, sizeof why),
+                   INFS_EUNKNOWN);
+  assert_non_null(strstr(why, "unknown field 'speed'"));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_shipped_profiles_load),
       cmocka_unit_test(test_bad_fields),
       cmocka_unit_test(test_bad_files),
+      cmocka_unit_test(test_format_loads_back),
+      cmocka_unit_test(test_set_field),
   };
   return cmocka_run_group_tests(tests, setup_tmp, teardown_tmp);
 }

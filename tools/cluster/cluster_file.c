@@ -128,6 +128,22 @@ static int get_settings(ydoc_t *d, yaml_node_t *map, const char *where,
   return 0;
 }
 
+/* The profiles and API keys paths are relative to the cluster file, so a
+ * cluster file and the files it names can move together. */
+static char *resolve(const char *base_file, const char *rel) {
+  if (rel[0] == '/')
+    return strdup(rel);
+  const char *slash = strrchr(base_file, '/');
+  size_t dirlen = slash ? (size_t)(slash - base_file) + 1 : 0;
+  size_t n = dirlen + strlen(rel) + 1;
+  char *out = malloc(n);
+  if (!out)
+    return NULL;
+  memcpy(out, base_file, dirlen);
+  memcpy(out + dirlen, rel, strlen(rel) + 1);
+  return out;
+}
+
 /* The value in effect of a scheduler setting: given, or the default. */
 static const char *sched_value(const cluster_spec_t *s, setting_id_t id) {
   return s->set[id] ? s->set[id] : settings_get(id)->def;
@@ -144,6 +160,13 @@ static int parse_scheduler(ydoc_t *d, yaml_node_t *n, cluster_spec_t *s) {
       (rc = get_settings(d, n, "scheduler", SETTING_SCHEDULER, s->set,
                          s->set_line)))
     return rc;
+  if (s->set[SET_API_KEYS]) {
+    char *path = resolve(d->path, s->set[SET_API_KEYS]);
+    if (!path)
+      return -ENOMEM;
+    free(s->set[SET_API_KEYS]);
+    s->set[SET_API_KEYS] = path;
+  }
   setting_value_t v;
   char why[256];
   snprintf(s->clients, sizeof s->clients, "%s", sched_value(s, SET_CLIENTS));
@@ -228,22 +251,6 @@ static int check_unique(ydoc_t *d, cluster_spec_t *s) {
             "on line %d",
             i, s->workers[i].name, s->workers[j].line);
   return 0;
-}
-
-/* The profiles path is relative to the cluster file, so a cluster file and
- * its profiles can move together. */
-static char *resolve(const char *base_file, const char *rel) {
-  if (rel[0] == '/')
-    return strdup(rel);
-  const char *slash = strrchr(base_file, '/');
-  size_t dirlen = slash ? (size_t)(slash - base_file) + 1 : 0;
-  size_t n = dirlen + strlen(rel) + 1;
-  char *out = malloc(n);
-  if (!out)
-    return NULL;
-  memcpy(out, base_file, dirlen);
-  memcpy(out + dirlen, rel, strlen(rel) + 1);
-  return out;
 }
 
 static int parse_root(ydoc_t *d, yaml_node_t *root, cluster_spec_t *s) {
