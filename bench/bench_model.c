@@ -75,7 +75,10 @@ static void closed_loop(const infs_profile_t *p, uint32_t streams,
   for (uint32_t i = 0; i < streams; i++) {
     t = xrealloc(t, (n_req + 1) * sizeof *t);
     t[n_req] = (req_times_t){0, 0, 0};
-    engine_request_t r = {n_req++, prompt, output, NULL, 0, tpot_ms};
+    engine_request_t r = {.id = n_req++,
+                          .prompt_tokens = prompt,
+                          .max_tokens = output,
+                          .tpot_target_ms = tpot_ms};
     engine_submit(e, 0, &r);
   }
   double ttft_sum = 0, tpot_sum = 0;
@@ -115,6 +118,7 @@ static void closed_loop(const infs_profile_t *p, uint32_t streams,
         more++;
         break;
       case ENGINE_EV_FAILED:
+      case ENGINE_EV_PREFILLED:
         break;
       }
     }
@@ -122,7 +126,10 @@ static void closed_loop(const infs_profile_t *p, uint32_t streams,
     for (size_t i = 0; i < more; i++) {
       t = xrealloc(t, (n_req + 1) * sizeof *t);
       t[n_req] = (req_times_t){now, 0, 0};
-      engine_request_t r = {n_req++, prompt, output, NULL, 0, tpot_ms};
+      engine_request_t r = {.id = n_req++,
+                            .prompt_tokens = prompt,
+                            .max_tokens = output,
+                            .tpot_target_ms = tpot_ms};
       engine_submit(e, now, &r);
     }
   }
@@ -140,7 +147,7 @@ static void closed_loop(const infs_profile_t *p, uint32_t streams,
 /* TTFT of one request alone on an idle worker, in ms. */
 static double ttft_alone(const infs_profile_t *p, uint32_t prompt) {
   engine_t *e = engine_new(p, 0);
-  engine_request_t r = {1, prompt, 1, NULL, 0, 0};
+  engine_request_t r = {.id = 1, .prompt_tokens = prompt, .max_tokens = 1};
   engine_submit(e, 0, &r);
   double ms = NAN;
   infs_time_t now;

@@ -95,7 +95,7 @@ static double ttft_ms(const infs_profile_t *p, uint32_t prompt) {
   if ((uint64_t)prompt + 1 > p->max_context)
     return -1;
   engine_t *e = engine_new(p, 0);
-  engine_request_t r = {1, prompt, 1, NULL, 0, 0};
+  engine_request_t r = {.id = 1, .prompt_tokens = prompt, .max_tokens = 1};
   engine_submit(e, 0, &r);
   double ms = (double)run_alone(e, 1, NULL) / 1e3;
   engine_destroy(&e);
@@ -104,7 +104,7 @@ static double ttft_ms(const infs_profile_t *p, uint32_t prompt) {
 
 static double stream_tps(const infs_profile_t *p) {
   engine_t *e = engine_new(p, 0);
-  engine_request_t r = {1, TTFT_SHORT, STREAM_OUTPUT, NULL, 0, 0};
+  engine_request_t r = {.id = 1, .prompt_tokens = TTFT_SHORT, .max_tokens = STREAM_OUTPUT};
   infs_time_t done = 0;
   engine_submit(e, 0, &r);
   infs_time_t first = run_alone(e, 1, &done);
@@ -130,7 +130,7 @@ static void saturate(const infs_profile_t *p, const options_t *o,
             p->name, p->max_context, prompt, output);
   }
   for (size_t i = 0; i < open; i++) {
-    engine_request_t r = {next_id++, prompt, output, NULL, 0, 0};
+    engine_request_t r = {.id = next_id++, .prompt_tokens = prompt, .max_tokens = output};
     engine_submit(e, 0, &r);
   }
 
@@ -158,7 +158,7 @@ static void saturate(const infs_profile_t *p, const options_t *o,
     for (size_t i = 0; i < n; i++) {
       if (ev[i].kind != ENGINE_EV_DONE)
         continue;
-      engine_request_t r = {next_id++, prompt, output, NULL, 0, 0};
+      engine_request_t r = {.id = next_id++, .prompt_tokens = prompt, .max_tokens = output};
       engine_submit(e, t, &r);
     }
     engine_events_clear(e);
