@@ -244,13 +244,13 @@ static void test_split_messages(void **state) {
   Infsched__Envelope in = INFSCHED__ENVELOPE__INIT;
   in.body_case = INFSCHED__ENVELOPE__BODY_PREFILLED;
   in.prefilled = &p;
-  assert_int_equal(core_wire_feed_worker(c, 0, &w, &in, why, sizeof why),
+  assert_int_equal(core_wire_feed_worker(c, 0, &w, NULL, &in, why, sizeof why),
                    CORE_WIRE_BAD);
   assert_string_equal(why, "prefilled without its KV handle");
   Infsched__KvHandle km;
   wire_kv_to_msg(&kv, &km);
   p.kv = &km;
-  assert_int_equal(core_wire_feed_worker(c, 0, &w, &in, why, sizeof why),
+  assert_int_equal(core_wire_feed_worker(c, 0, &w, NULL, &in, why, sizeof why),
                    CORE_WIRE_FED);
   size_t n;
   const core_action_t *out = core_actions(c, &n);
@@ -267,7 +267,7 @@ static void test_split_messages(void **state) {
   in.body_case = INFSCHED__ENVELOPE__BODY_REGISTER;
   in.register_ = &r;
   core_peer_t w1 = peer("w1");
-  assert_int_equal(core_wire_feed_worker(c, 0, &w1, &in, why, sizeof why),
+  assert_int_equal(core_wire_feed_worker(c, 0, &w1, NULL, &in, why, sizeof why),
                    CORE_WIRE_BAD);
   assert_string_equal(why, "register with an unknown role 5");
   core_destroy(&c);
