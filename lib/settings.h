@@ -54,6 +54,8 @@ typedef enum setting_id {
   SET_KEY,
   SET_SERVER_KEY,
   SET_LOG_LEVEL,
+  SET_ROLE,
+  SET_LINKS,
   SET_COUNT
 } setting_id_t;
 

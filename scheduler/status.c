@@ -35,6 +35,10 @@ static const struct {
     {"session.kept", offsetof(core_stats_t, session_kept)},
     {"session.moved", offsetof(core_stats_t, session_moved)},
     {"placement_attempts", offsetof(core_stats_t, placement_attempts)},
+    {"split", offsetof(core_stats_t, split)},
+    {"split.prefilled", offsetof(core_stats_t, prefilled)},
+    {"split.decoded", offsetof(core_stats_t, split_decoded)},
+    {"split.kv_fallbacks", offsetof(core_stats_t, kv_fallbacks)},
 };
 /* The shell's own: handshakes_refused. */
 #define N_COUNTERS (sizeof counters / sizeof *counters + CORE_OUTCOME_COUNT + 1)
@@ -79,6 +83,7 @@ Infsched__Envelope *status_build(const core_t *core, infs_time_t uptime,
     w->requests = v.requests;
     w->price_per_hour = v.profile->price_per_hour;
     w->cached_blocks = v.cached_blocks;
+    w->role = (Infsched__Role)v.role;
     hb->worker_id = (char *)v.worker_id;
     hb->queued = v.load->queued;
     hb->running = v.load->running;

@@ -76,6 +76,7 @@ static const flag_case_t k_scheduler[] = {
     {"--keys", ""},
     {"--key", "/nonexistent/scheduler.key_secret"},
     {"--log-level", "loud"},
+    {"--links", "tpu>gpu=fast"},
     {NULL, NULL},
 };
 
@@ -96,6 +97,7 @@ static const flag_case_t k_worker[] = {
     {"--key", "/nonexistent/worker.key_secret"},
     {"--server-key", "/nonexistent/scheduler.key"},
     {"--log-level", "loud"},
+    {"--role", "all"},
     {NULL, NULL},
 };
 
