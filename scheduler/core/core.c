@@ -446,7 +446,7 @@ static bool place(core_t *c, req_t *r, infs_time_t now) {
   core_worker_t *sw = session_worker(c, r, &x, &known);
   if (sw)
     x.session_worker = sw->index;
-  int pick = c->policy->pick(c->policy_state, &x);
+  int pick = policy_pick(c->policy, c->policy_state, &x);
   if (pick < 0 || (size_t)pick >= x.n) {
     note_waiting(c, r, &x);
     return false;

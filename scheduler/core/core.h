@@ -9,6 +9,7 @@
 #include "infsched/profile.h"
 #include "infsched/types.h"
 #include "slo.h"
+#include "transfer.h"
 
 #include <stdbool.h>
 
@@ -31,6 +32,9 @@ typedef struct core_peer {
 
 typedef struct core_config {
   const char *policy;             /* policy name, see policy.h */
+  /* The links between workers for moving a split request's KV (borrowed;
+   * NULL: the defaults of model/transfer.h). */
+  const link_table_t *links;
   infs_time_t heartbeat_interval; /* what workers are told to use */
   uint32_t heartbeat_miss;        /* intervals of silence before loss */
   uint32_t queue_limit[INFS_CLASS_COUNT];

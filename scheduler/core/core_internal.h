@@ -100,6 +100,7 @@ typedef struct core_worker {
   uint64_t peer_key;
   char id[INFS_NAME_MAX];
   char backend[32];
+  infs_role_t role;
   core_peer_t peer;
   /* Circuit breaker: after CORE_BREAKER_ERRORS backend failures in a row
    * nothing is placed on it until breaker_until; each opening doubles the
@@ -142,6 +143,13 @@ typedef struct session_table {
   session_entry_t *slots;
   size_t cap; /* power of two, 0 until the first session */
 } session_table_t;
+
+/* Whether r may still be split between a prefill and a decode worker
+ * (docs/scheduling.md, "Disaggregation"): nothing of it has streamed and
+ * it makes more than one token. */
+static inline bool req_may_split(const req_t *r) {
+  return r->tokens_out == 0 && r->spec.max_tokens > 1;
+}
 
 /* --- request table (requests.c) --- */
 void requests_init(req_table_t *t);
