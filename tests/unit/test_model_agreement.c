@@ -271,13 +271,19 @@ static void check_split(const infs_profile_t *pp, const infs_profile_t *dp,
          dp->name, link->overlap ? " (overlap)" : "", 100 * worst);
 }
 
-static void test_split_matches_engines(void **state) {
-  (void)state;
+/* The shipped profiles. */
+static profile_set_t *shipped(void) {
   profile_set_t *set = NULL;
   char err[512];
   if (profile_set_load(INFSCHED_SOURCE_DIR "/configs/profiles.yaml", &set,
                        err, sizeof err))
     fail_msg("%s", err);
+  return set;
+}
+
+static void test_split_matches_engines(void **state) {
+  (void)state;
+  profile_set_t *set = shipped();
   infs_link_t links[] = {{LINK_DEFAULT_GBPS, LINK_DEFAULT_LATENCY_US, false},
                          {12.5, 20, true}};
   size_t n = profile_set_count(set);
@@ -292,11 +298,7 @@ static void test_split_matches_engines(void **state) {
 
 static void test_predictor_matches_engine(void **state) {
   (void)state;
-  profile_set_t *set = NULL;
-  char err[512];
-  if (profile_set_load(INFSCHED_SOURCE_DIR "/configs/profiles.yaml", &set,
-                       err, sizeof err))
-    fail_msg("%s", err);
+  profile_set_t *set = shipped();
   for (size_t i = 0; i < profile_set_count(set); i++) {
     check_profile(profile_set_at(set, i), false);
     check_profile(profile_set_at(set, i), true);
