@@ -53,6 +53,26 @@ typedef struct req {
    * index and registration, or -1. */
   int32_t shunned;
   uint64_t shunned_epoch;
+  /* A split request (docs/disaggregation.md). phase: of its dispatch now.
+   * While its prefill runs, the decode worker the policy paired with the
+   * prefill worker (registry index and registration, or -1); from the
+   * prefill's handoff until the release, the worker that holds its KV
+   * and the handle to it (params in kv_params). whole: never split again
+   * (its KV could not be pulled). */
+  infs_phase_t phase;
+  int32_t decode_worker;
+  uint64_t decode_epoch;
+  int32_t kv_worker;
+  uint64_t kv_epoch;
+  infs_kv_handle_t kv;
+  buf_t kv_params;
+  bool whole;
+  uint32_t dispatch_tokens; /* tokens_out when it was last dispatched */
+  /* The prefill's figures and worker, for the Done's phase split. */
+  core_done_t prefill;
+  infs_time_t prefilled_at;
+  char prefill_worker[INFS_NAME_MAX];
+  char prefill_class[16];
   list_node_t link; /* admission queue or its worker's list */
 } req_t;
 
@@ -144,11 +164,12 @@ typedef struct session_table {
   size_t cap; /* power of two, 0 until the first session */
 } session_table_t;
 
-/* Whether r may still be split between a prefill and a decode worker
- * (docs/scheduling.md, "Disaggregation"): nothing of it has streamed and
- * it makes more than one token. */
+/* Whether r may be split between a prefill and a decode worker: it has
+ * streamed nothing (a migration continues whole), owes more than the first
+ * token, its KV is not held somewhere already and never failed to move. */
 static inline bool req_may_split(const req_t *r) {
-  return r->tokens_out == 0 && r->spec.max_tokens > 1;
+  return !r->whole && r->tokens_out == 0 && r->kv_worker < 0 &&
+         r->spec.max_tokens > 1;
 }
 
 /* --- request table (requests.c) --- */

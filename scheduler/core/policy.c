@@ -24,7 +24,9 @@ bool policy_harms(const core_worker_t *w, const prediction_t *p,
   for (const list_node_t *n = w->reqs.next; n != &w->reqs; n = n->next) {
     const req_t *r = list_entry(n, const req_t, link);
     const core_request_t *s = &r->spec;
-    if (s->cls > cls || s->max_tokens < 2 || !s->tpot_ms)
+    /* A prefill there makes no tokens for the worker's steps to slow. */
+    if (s->cls > cls || s->max_tokens < 2 || !s->tpot_ms ||
+        r->phase == INFS_PHASE_PREFILL)
       continue;
     if (p->tpot_ms + p->extra_ms / (s->max_tokens - 1) > s->tpot_ms)
       return true;
@@ -64,6 +66,11 @@ static void predict(const policy_ctx_t *x, size_t cand,
 }
 
 void policy_predict(const policy_ctx_t *x, size_t cand, prediction_t *out) {
+  /* A request whose prefill is done elsewhere only decodes here. */
+  if (x->r->kv_worker >= 0) {
+    policy_predict_half(x, cand, true, out);
+    return;
+  }
   predictor_request_t pr = {
       .prompt_tokens = x->r->spec.prompt_tokens,
       .max_tokens = x->r->spec.max_tokens,
