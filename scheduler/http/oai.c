@@ -330,6 +330,17 @@ static void set_str(cJSON *o, const char *name, const char *value) {
     cJSON_AddStringToObject(o, name, value);
 }
 
+/* Appends piece (may be NULL) to o's string field name. */
+static void append_str(cJSON *o, const char *name, const char *piece) {
+  if (!piece || !*piece)
+    return;
+  buf_t b = {0};
+  buf_puts(&b, str_at(o, name));
+  buf_puts(&b, piece);
+  set_str(o, name, b.data);
+  buf_free(&b);
+}
+
 int oai_tool_calls_merge(oai_tool_calls_t *t, const char *deltas, size_t len) {
   cJSON *d = cJSON_ParseWithLength(deltas, len);
   if (!cJSON_IsArray(d)) {
@@ -364,21 +375,8 @@ int oai_tool_calls_merge(oai_tool_calls_t *t, const char *deltas, size_t len) {
     if (str_at(piece, "type"))
       set_str(call, "type", str_at(piece, "type"));
     cJSON *f = cJSON_GetObjectItemCaseSensitive(call, "function");
-    const char *name = str_at(fn, "name"), *args = str_at(fn, "arguments");
-    if (name && *name) {
-      buf_t b = {0};
-      buf_puts(&b, str_at(f, "name"));
-      buf_puts(&b, name);
-      set_str(f, "name", b.data);
-      buf_free(&b);
-    }
-    if (args && *args) {
-      buf_t b = {0};
-      buf_puts(&b, str_at(f, "arguments"));
-      buf_puts(&b, args);
-      set_str(f, "arguments", b.data);
-      buf_free(&b);
-    }
+    append_str(f, "name", str_at(fn, "name"));
+    append_str(f, "arguments", str_at(fn, "arguments"));
   }
   cJSON_Delete(d);
   return 0;
