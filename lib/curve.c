@@ -311,6 +311,8 @@ struct curve_watch {
   void *sock;    /* the one watched, borrowed */
   void *monitor; /* PAIR receiving its events */
   zwatch_t *watch;
+  curve_failed_cb failed;
+  void *arg;
   log_limit_t log;
 };
 
@@ -320,6 +322,10 @@ static void on_event(void *zsock, void *arg) {
   char endpoint[256];
   while (zwatch_monitor_event(zsock, &event, endpoint, sizeof endpoint) == 0) {
     const char *why = curve_handshake_failure(event);
+    if (why && w->failed) {
+      w->failed(w->arg, why);
+      continue;
+    }
     uint64_t n = why ? log_limit_pass(&w->log, clock_us(), INFS_US_PER_S) : 0;
     if (n)
       log_warn("%s: %s (%llu failed handshakes in this second)", endpoint, why,
@@ -328,6 +334,7 @@ static void on_event(void *zsock, void *arg) {
 }
 
 int curve_watch_start(uv_loop_t *loop, void *zctx, void *sock,
+                      curve_failed_cb failed, void *arg,
                       curve_watch_t **out) {
   char addr[64];
   int rc, zero = 0;
@@ -335,6 +342,8 @@ int curve_watch_start(uv_loop_t *loop, void *zctx, void *sock,
   if (!w)
     return -ENOMEM;
   w->sock = sock;
+  w->failed = failed;
+  w->arg = arg;
   snprintf(addr, sizeof addr, "inproc://infsched-handshakes-%p", (void *)w);
   if (zmq_socket_monitor(sock, addr, CURVE_HANDSHAKE_FAILURES) ||
       !(w->monitor = zmq_socket(zctx, ZMQ_PAIR)) ||

@@ -57,11 +57,14 @@ int curve_server(void *sock, const char *path, char *err, size_t errlen);
  * or NULL for another event. */
 const char *curve_handshake_failure(uint16_t event);
 
-/* Watches sock's handshakes (a monitor on zctx, on loop) and logs each
- * failure, at most one line a second: a peer's CURVE refused is otherwise
- * silent, libzmq reconnecting and failing again. */
+/* Watches sock's handshakes (a monitor on zctx, on loop): a refused one
+ * is otherwise silent, and libzmq does not try that connection again.
+ * Each failure goes to failed (not from inside it may sock be closed), or
+ * with failed NULL to the log, at most one line a second. */
 typedef struct curve_watch curve_watch_t;
+typedef void (*curve_failed_cb)(void *arg, const char *why);
 int curve_watch_start(uv_loop_t *loop, void *zctx, void *sock,
+                      curve_failed_cb failed, void *arg,
                       curve_watch_t **out);
 /* Stops it; before sock is closed. */
 void curve_watch_close(curve_watch_t **w);
