@@ -435,6 +435,32 @@ static void test_worker_id_not_taken_over(void **state) {
   expect_served(f);
 }
 
+/* The SLOs a registration is checked against are checked with the
+ * scheduler's figures of the profile named, not the worker's: a worker
+ * claiming 10 ms a token under gpu-h100 is still warned of a 15 ms TPOT
+ * target that the scheduler's gpu-h100 (21.9 ms at its 131072-token
+ * context) misses. */
+static void test_slo_checked_with_own_figures(void **state) {
+  fixture_t *f = *state;
+  const char *extra[] = {"--slo", "interactive=600000:15", NULL};
+  hc_sched_start(&f->s, extra);
+  zclient_t *z = zclient_new(f->s.workers);
+  assert_non_null(z);
+  assert_int_equal(zclient_register(z, "fast-0", 8), 0);
+  Infsched__Envelope *a = zclient_recv(z, 5000);
+  assert_non_null(a);
+  assert_int_equal(a->body_case, INFSCHED__ENVELOPE__BODY_REGISTERED);
+  infsched__envelope__free_unpacked(a, NULL);
+  zclient_destroy(&z);
+  assert_int_equal(harness_wait_log(f->s.log,
+                                    "worker fast-0: --slo: SLO of interactive: "
+                                    "TPOT target 15 ms",
+                                    5000),
+                   0);
+  assert_int_equal(harness_count_log(f->s.log, "at 131072 tokens of context"),
+                   1);
+}
+
 typedef struct auth_state {
   uint64_t handshakes_refused;
   uint64_t id_key_refused;
@@ -569,6 +595,8 @@ int main(void) {
                                       hc_teardown),
       cmocka_unit_test_setup_teardown(test_worker_needs_admitted_key, hc_setup,
                                       hc_teardown),
+      cmocka_unit_test_setup_teardown(test_slo_checked_with_own_figures,
+                                      hc_setup, hc_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
