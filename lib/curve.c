@@ -226,16 +226,6 @@ int curve_instance_key(const char *dir, const char *name, char *secret_path,
   return 0;
 }
 
-/* Where a missing key file leaves the user. */
-static const char *hint(int rc) {
-  return rc == -ENOENT ? " (the local keys are made by infsched-cluster up "
-                         "or infsched-scheduler on this host; for a remote "
-                         "scheduler give --server-key and --key, made by "
-                         "infsched-keygen; or --auth off against a "
-                         "scheduler without authentication)"
-                       : "";
-}
-
 int curve_client(void *sock, const infs_auth_t *auth, const char *role,
                  char *err, size_t errlen) {
   if (auth && auth->off)
@@ -246,8 +236,12 @@ int curve_client(void *sock, const infs_auth_t *auth, const char *role,
   int rc = curve_check(err, errlen);
   if (rc)
     return rc;
+  /* Local keys are made here when missing too, so that a worker started
+   * a moment before its scheduler, on a host that never had them, finds
+   * the same keys as the scheduler. */
   if ((!auth || !auth->server_key || !auth->key) &&
-      (rc = curve_dir(auth, dir, sizeof dir, err, errlen)))
+      ((rc = curve_dir(auth, dir, sizeof dir, err, errlen)) ||
+       (rc = curve_local_keys(dir, err, errlen))))
     return rc;
   if (auth && auth->server_key)
     snprintf(server, sizeof server, "%s", auth->server_key);
@@ -259,16 +253,15 @@ int curve_client(void *sock, const infs_auth_t *auth, const char *role,
     return rc;
   else
     strncat(own, KEYS_SECRET_SUFFIX, sizeof own - strlen(own) - 1);
-  bool named = auth && auth->server_key;
-  rc = keys_load(server, server_pub, NULL, why, sizeof why);
+  bool named = auth && auth->key;
+  rc = keys_load(own, pub, secret, why, sizeof why);
   if (!rc) {
-    named = auth && auth->key;
-    rc = keys_load(own, pub, secret, why, sizeof why);
+    named = auth && auth->server_key;
+    rc = keys_load(server, server_pub, NULL, why, sizeof why);
   }
   if (rc) {
-    snprintf(err, errlen, "%s%s", why, named ? "" : hint(rc));
-    /* A file named on the command line is a usage error (lib/cli.h);
-     * the local keys missing, a resource. */
+    snprintf(err, errlen, "%s", why);
+    /* A file named on the command line is a usage error (lib/cli.h). */
     return named ? INFS_ECONFIG : rc;
   }
   if (zmq_setsockopt(sock, ZMQ_CURVE_SERVERKEY, server_pub, KEYS_Z85_LEN + 1) ||

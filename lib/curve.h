@@ -38,9 +38,11 @@ int curve_instance_key(const char *dir, const char *name, char *secret_path,
 
 /* Makes sock a CURVE client of the scheduler with auth's keys (see
  * infs_auth_t; role names the own key's default file, KEYS_WORKER or
- * KEYS_CLIENT). Nothing with auth->off. Returns 0, or with why in err
- * -ENOENT (a local key file missing) or INFS_ECONFIG (a file named in
- * auth missing or not a key file). */
+ * KEYS_CLIENT). A key file not named is one of the local keys, which are
+ * made when missing (curve_local_keys). Nothing with auth->off. Returns
+ * 0, or with why in err INFS_ECONFIG (a file named in auth missing or not
+ * a key file) or another negative code (the local keys cannot be made or
+ * read). */
 int curve_client(void *sock, const infs_auth_t *auth, const char *role,
                  char *err, size_t errlen);
 
