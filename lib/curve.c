@@ -26,22 +26,37 @@ int curve_check(char *err, size_t errlen) {
   return INFS_ECONFIG;
 }
 
-/* Writes text to path, which must not exist: written to a temporary file
- * and linked into place, so that a reader never sees half a key and two
- * writers at once leave one whole file. Returns 0, -EEXIST, or -errno. */
-static int write_new(const char *path, const char *text, mode_t mode) {
-  char tmp[PATH_MAX];
-  int n = snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-  if (n < 0 || (size_t)n >= sizeof tmp)
+/* Writes text whole, with mode, to a hidden temporary file beside path
+ * (".NAME.tmp.PID", which keyring_load skips); its name goes to tmp. */
+static int write_tmp(const char *path, const char *text, mode_t mode,
+                     char *tmp, size_t len) {
+  const char *slash = strrchr(path, '/');
+  const char *base = slash ? slash + 1 : path;
+  int n = snprintf(tmp, len, "%.*s.%s.tmp.%ld", (int)(base - path), path,
+                   base, (long)getpid());
+  if (n < 0 || (size_t)n >= len)
     return -ENAMETOOLONG;
   int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, mode);
   if (fd < 0)
     return -errno;
-  size_t len = strlen(text);
-  int rc = write(fd, text, len) == (ssize_t)len ? 0 : -EIO;
+  size_t want = strlen(text);
+  int rc = write(fd, text, want) == (ssize_t)want ? 0 : -EIO;
   if (close(fd) && !rc)
     rc = -errno;
-  if (!rc && link(tmp, path))
+  if (rc)
+    unlink(tmp);
+  return rc;
+}
+
+/* Writes text to path, which must not exist: linked into place whole, so
+ * that a reader never sees half a key and of two writers at once one
+ * wins. Returns 0, -EEXIST, or -errno. */
+static int write_new(const char *path, const char *text, mode_t mode) {
+  char tmp[PATH_MAX];
+  int rc = write_tmp(path, text, mode, tmp, sizeof tmp);
+  if (rc)
+    return rc;
+  if (link(tmp, path))
     rc = -errno;
   unlink(tmp);
   return rc;
@@ -50,14 +65,27 @@ static int write_new(const char *path, const char *text, mode_t mode) {
 /* Writes text to path, replacing what is there (rename: never half). */
 static int write_over(const char *path, const char *text, mode_t mode) {
   char tmp[PATH_MAX];
-  int n = snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-  if (n < 0 || (size_t)n >= sizeof tmp)
-    return -ENAMETOOLONG;
-  unlink(tmp);
-  int rc = write_new(tmp, text, mode);
-  if (!rc && rename(tmp, path))
+  int rc = write_tmp(path, text, mode, tmp, sizeof tmp);
+  if (rc)
+    return rc;
+  if (rename(tmp, path)) {
     rc = -errno;
-  unlink(tmp);
+    unlink(tmp);
+  }
+  return rc;
+}
+
+/* Makes path the public key file of pub unless it is already. */
+static int write_public(const char *path, const char *pub, char *err,
+                        size_t errlen) {
+  char have[KEYS_Z85_LEN + 1], why[PATH_MAX + 128], text[1024];
+  if (keys_load(path, have, NULL, why, sizeof why) == 0 &&
+      strcmp(have, pub) == 0)
+    return 0;
+  keys_format(text, sizeof text, pub, NULL);
+  int rc = write_over(path, text, 0644);
+  if (rc)
+    snprintf(err, errlen, "%s: %s", path, strerror(-rc));
   return rc;
 }
 
@@ -183,22 +211,17 @@ static int ensure_pair(const char *dir, const char *sub, const char *name,
     else if (rc)
       snprintf(err, errlen, "%s: %s", secret_path, strerror(-rc));
   }
-  if (rc)
+  if (rc || (rc = write_public(path, pub, err, errlen)) || !allowed)
     return rc;
-  keys_format(text, sizeof text, pub, NULL);
-  if ((rc = write_over(path, text, 0644))) {
-    snprintf(err, errlen, "%s: %s", path, strerror(-rc));
-    return rc;
-  }
-  if (!allowed)
-    return 0;
   char admit[PATH_MAX], adir[PATH_MAX];
   if ((rc = join(adir, sizeof adir, dir, KEYS_ALLOWED, err, errlen)) ||
       (rc = join(admit, sizeof admit, adir, allowed, err, errlen)))
     return rc;
-  if ((rc = make_dirs(adir)) || (rc = write_over(admit, text, 0644)))
-    snprintf(err, errlen, "%s: %s", admit, strerror(-rc));
-  return rc;
+  if ((rc = make_dirs(adir))) {
+    snprintf(err, errlen, "%s: %s", adir, strerror(-rc));
+    return rc;
+  }
+  return write_public(admit, pub, err, errlen);
 }
 
 int curve_local_keys(const char *dir, char *err, size_t errlen) {
