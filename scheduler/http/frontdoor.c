@@ -41,6 +41,8 @@ typedef struct fd_req {
   char *model;
   char name[40]; /* "cmpl-..." */
   buf_t text;   /* non-streamed answer so far */
+  oai_tool_calls_t tools; /* a non-streamed chat answer's tool calls */
+  bool called;            /* tool calls came: finish_reason tool_calls */
 } fd_req_t;
 
 struct frontdoor {
@@ -112,6 +114,7 @@ static void req_free(frontdoor_t *f, fd_req_t *r) {
   f->free_slots[f->n_free++] = (uint32_t)r->id;
   free(r->model);
   buf_free(&r->text);
+  oai_tool_calls_free(&r->tools);
   free(r);
 }
 
@@ -205,8 +208,30 @@ static void start_stream(frontdoor_t *f, fd_req_t *r) {
   }
 }
 
+/* Tool calls, chat's alone: relayed piece by piece to a stream, merged
+ * into whole calls for an answer. */
+static void on_tool_calls(frontdoor_t *f, fd_req_t *r, const char *deltas) {
+  size_t len = strlen(deltas);
+  if (r->kind != OAI_CHAT)
+    return;
+  if (!r->stream) {
+    if (oai_tool_calls_merge(&r->tools, deltas, len) == 0)
+      r->called = true;
+    return;
+  }
+  oai_meta_t m = meta_of(r);
+  char *event = oai_render_tool_chunk(&m, deltas, len);
+  if (!event)
+    return;
+  r->called = true;
+  start_stream(f, r);
+  send_event(f, r, event);
+}
+
 static void on_chunk(frontdoor_t *f, fd_req_t *r, const Infsched__Chunk *c) {
   r->tokens += c->tokens;
+  if (c->tool_calls && *c->tool_calls)
+    on_tool_calls(f, r, c->tool_calls);
   const char *text = c->text ? c->text : "";
   if (!r->stream) {
     buf_puts(&r->text, text);
@@ -240,7 +265,9 @@ static void on_done(frontdoor_t *f, fd_req_t *r, const Infsched__Done *d) {
   }
   metrics_on_tenant_end(f->metrics, r->tenant, METRICS_END_COMPLETED,
                         u.prompt_tokens, u.completion_tokens);
-  const char *finish = u.completion_tokens >= r->max_tokens ? "length" : "stop";
+  const char *finish = r->called ? "tool_calls"
+                       : u.completion_tokens >= r->max_tokens ? "length"
+                                                              : "stop";
   oai_meta_t m = meta_of(r);
   if (r->stream) {
     start_stream(f, r);
@@ -263,7 +290,7 @@ static void on_done(frontdoor_t *f, fd_req_t *r, const Infsched__Done *d) {
   char header[INFS_NAME_MAX + 32];
   worker_header(header, sizeof header, extra.worker);
   char *body = oai_render_response(&m, r->text.data ? r->text.data : "", finish,
-                                   &u, &extra);
+                                   &u, &extra, &r->tools);
   respond_json(r->x, 200, header, body);
   free(body);
 }
@@ -469,8 +496,16 @@ static void respond_object(http_exchange_t *x, cJSON *o) {
   free(body);
 }
 
-/* GET /v1/models, or /v1/models/ID when id is not NULL. */
-static void handle_models(frontdoor_t *f, http_exchange_t *x, const char *id) {
+/* GET /v1/models, or /v1/models/ID. */
+static void handle_models(frontdoor_t *f, http_exchange_t *x) {
+  char buf[INFS_NAME_MAX * 4], msg[160];
+  int rc = oai_model_id(http_exchange_path(x), buf, sizeof buf, msg,
+                        sizeof msg);
+  const char *id = rc > 0 ? buf : NULL;
+  if (rc < 0) {
+    respond_error(x, 400, "invalid_request_error", NULL, "model", msg);
+    return;
+  }
   if (id) {
     cJSON *m = model_object(f, id);
     if (m) {
@@ -525,15 +560,6 @@ static void handle_metrics(frontdoor_t *f, http_exchange_t *x) {
                f->out.data, f->out.len);
 }
 
-/* The ID of a /v1/models/ID path, or NULL. */
-static const char *model_id(const char *path) {
-  static const char prefix[] = "/v1/models/";
-  if (strncmp(path, prefix, sizeof prefix - 1) != 0 ||
-      !path[sizeof prefix - 1])
-    return NULL;
-  return path + sizeof prefix - 1;
-}
-
 static metrics_route_t route_of(const char *path) {
   static const char *const paths[METRICS_ROUTE_COUNT - 1] = {
       "/v1/completions", "/v1/chat/completions", "/v1/models", "/healthz",
@@ -541,7 +567,7 @@ static metrics_route_t route_of(const char *path) {
   for (int i = 0; i < METRICS_ROUTE_COUNT - 1; i++)
     if (strcmp(path, paths[i]) == 0)
       return (metrics_route_t)i;
-  if (model_id(path))
+  if (strncmp(path, "/v1/models/", 11) == 0 && path[11])
     return METRICS_ROUTE_MODELS;
   return METRICS_ROUTE_OTHER;
 }
@@ -629,7 +655,7 @@ static void on_request(void *arg, http_exchange_t *x) {
     return;
   }
   if (route == METRICS_ROUTE_MODELS)
-    handle_models(f, x, model_id(http_exchange_path(x)));
+    handle_models(f, x);
   else if (route == METRICS_ROUTE_HEALTHZ)
     handle_healthz(f, x);
   else
