@@ -6,15 +6,16 @@
  * Tokens go back as they arrive; the load is what is in flight. */
 #include "builtin.h"
 
+#include "clock.h"
 #include "infsched.pb-c.h"
 #include "infsched/errors.h"
-#include "clock.h"
 #include "list.h"
 #include "log.h"
-#include "u64map.h"
-#include "xalloc.h"
+#include "openai_chunk.h"
 #include "openai_opts.h"
 #include "openai_sse.h"
+#include "u64map.h"
+#include "xalloc.h"
 
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
@@ -55,11 +56,8 @@ typedef struct xfer {
   bool terminal; /* done or failed already reported (or cancelled) */
   bool saw_done;
   bool saw_finish;
-  bool have_usage;
   uint32_t tokens;
-  uint32_t usage_prompt;
-  uint32_t usage_completion;
-  uint32_t usage_cached;
+  openai_usage_t usage;
   infs_time_t started;
   infs_time_t first_token;
   char errbuf[CURL_ERROR_SIZE];
@@ -161,8 +159,7 @@ static void fail(xfer_t *x, int code, const char *detail, const char *fmt,
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
   log_warn("openai: request %016llx to %s: %s%s%s", (unsigned long long)x->id,
-           x->url, msg, detail && *detail ? ": " : "",
-           detail ? detail : "");
+           x->url, msg, detail && *detail ? ": " : "", detail ? detail : "");
   x->b->host.failed(x->b->host.ctx, x->id, code, msg);
 }
 
@@ -172,11 +169,9 @@ static void succeed(xfer_t *x) {
   x->terminal = true;
   infs_time_t now = clock_us();
   infs_backend_usage_t u = {
-      .prompt_tokens = x->have_usage ? x->usage_prompt : 0,
-      .cached_tokens = x->have_usage ? x->usage_cached : 0,
-      .generated_tokens = x->have_usage && x->usage_completion
-                              ? x->usage_completion
-                              : x->tokens,
+      .prompt_tokens = x->usage.prompt,
+      .cached_tokens = x->usage.cached,
+      .generated_tokens = x->usage.completion ? x->usage.completion : x->tokens,
       .ttft_us = (x->first_token ? x->first_token : now) - x->started,
   };
   x->b->generated += u.generated_tokens;
@@ -193,44 +188,6 @@ static void emit_text(xfer_t *x, const char *text) {
 }
 
 /* --- reading answers --- */
-
-static void read_usage(xfer_t *x, const cJSON *usage) {
-  if (!cJSON_IsObject(usage))
-    return;
-  const cJSON *p = cJSON_GetObjectItemCaseSensitive(usage, "prompt_tokens");
-  const cJSON *c = cJSON_GetObjectItemCaseSensitive(usage, "completion_tokens");
-  const cJSON *d =
-      cJSON_GetObjectItemCaseSensitive(usage, "prompt_tokens_details");
-  const cJSON *cached = cJSON_GetObjectItemCaseSensitive(d, "cached_tokens");
-  x->have_usage = true;
-  if (cJSON_IsNumber(p) && p->valuedouble >= 0)
-    x->usage_prompt = (uint32_t)p->valuedouble;
-  if (cJSON_IsNumber(c) && c->valuedouble >= 0)
-    x->usage_completion = (uint32_t)c->valuedouble;
-  if (cJSON_IsNumber(cached) && cached->valuedouble >= 0)
-    x->usage_cached = (uint32_t)cached->valuedouble;
-}
-
-/* The message of an OpenAI-style {"error": {...}} object, or NULL. */
-static const char *error_message(const cJSON *root) {
-  const cJSON *e = cJSON_GetObjectItemCaseSensitive(root, "error");
-  if (cJSON_IsString(e))
-    return e->valuestring;
-  const cJSON *m = cJSON_GetObjectItemCaseSensitive(e, "message");
-  return cJSON_IsString(m) ? m->valuestring : NULL;
-}
-
-/* The text of choices[0]: "text", or delta.content / message.content. */
-static const char *choice_text(const cJSON *choice) {
-  const cJSON *t = cJSON_GetObjectItemCaseSensitive(choice, "text");
-  if (cJSON_IsString(t))
-    return t->valuestring;
-  const cJSON *m = cJSON_GetObjectItemCaseSensitive(choice, "delta");
-  if (!m)
-    m = cJSON_GetObjectItemCaseSensitive(choice, "message");
-  t = cJSON_GetObjectItemCaseSensitive(m, "content");
-  return cJSON_IsString(t) ? t->valuestring : NULL;
-}
 
 static bool has_tool_calls(const cJSON *choice) {
   const cJSON *m = cJSON_GetObjectItemCaseSensitive(choice, "delta");
@@ -252,7 +209,7 @@ static int on_event(void *arg, const char *data, size_t len) {
          "the upstream sent an event that is not JSON");
     return 1;
   }
-  const char *err = error_message(root);
+  const char *err = openai_chunk_error(root);
   if (err) {
     fail(x, INFSCHED__ERROR_CODE__ERROR_BACKEND, NULL, "upstream error: %s",
          err);
@@ -269,12 +226,13 @@ static int on_event(void *arg, const char *data, size_t len) {
     return 1;
   }
   if (choice) {
-    emit_text(x, choice_text(choice));
+    emit_text(x, openai_chunk_text(choice));
     const cJSON *fr = cJSON_GetObjectItemCaseSensitive(choice, "finish_reason");
     if (cJSON_IsString(fr))
       x->saw_finish = true;
   }
-  read_usage(x, cJSON_GetObjectItemCaseSensitive(root, "usage"));
+  openai_chunk_usage(cJSON_GetObjectItemCaseSensitive(root, "usage"),
+                     &x->usage);
   cJSON_Delete(root);
   return 0;
 }
@@ -319,12 +277,13 @@ static void finish_plain(xfer_t *x) {
   cJSON *root = x->raw ? cJSON_Parse(x->raw) : NULL;
   const cJSON *choice =
       cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(root, "choices"), 0);
-  const char *text = choice ? choice_text(choice) : NULL;
+  const char *text = choice ? openai_chunk_text(choice) : NULL;
   if (!text) {
     fail(x, INFSCHED__ERROR_CODE__ERROR_BACKEND, NULL,
          "the upstream answered HTTP %ld without a completion", x->status);
   } else {
-    read_usage(x, cJSON_GetObjectItemCaseSensitive(root, "usage"));
+    openai_chunk_usage(cJSON_GetObjectItemCaseSensitive(root, "usage"),
+                       &x->usage);
     emit_text(x, text);
     succeed(x);
   }
@@ -348,7 +307,7 @@ static void finish(xfer_t *x, CURLcode res) {
     curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &x->status);
   if (x->status >= 400 || x->status < 200) {
     cJSON *root = x->raw ? cJSON_Parse(x->raw) : NULL;
-    const char *msg = root ? error_message(root) : NULL;
+    const char *msg = root ? openai_chunk_error(root) : NULL;
     fail(x, INFSCHED__ERROR_CODE__ERROR_BACKEND, NULL,
          "upstream HTTP %ld: %.300s", x->status,
          msg ? msg : (x->raw ? x->raw : "(no body)"));
@@ -524,9 +483,9 @@ static char *request_body(const openai_t *b, const infs_backend_request_t *r,
     return NULL;
   }
   /* What the worker sets itself wins over a stray option of that name. */
-  static const char *const own[] = {"model", "prompt", "messages",
-                                    "temperature", "top_p", "seed",
-                                    "max_tokens", "stream", "stream_options"};
+  static const char *const own[] = {"model",       "prompt", "messages",
+                                    "temperature", "top_p",  "seed",
+                                    "max_tokens",  "stream", "stream_options"};
   for (size_t i = 0; i < sizeof own / sizeof *own; i++)
     cJSON_DeleteItemFromObjectCaseSensitive(o, own[i]);
   cJSON_AddStringToObject(o, "model",
