@@ -5,6 +5,7 @@
  * heartbeat, carry a background of running requests, and then each timed
  * decision is a core_on_submit (which dispatches at once) plus the
  * core_on_done that ends it, so the pool's state does not drift. */
+#include "bench.h"
 #include "infsched/profile.h"
 #include "clock.h"
 #include "xalloc.h"
@@ -108,6 +109,36 @@ static int parse_sizes(const char *list, options_t *o) {
   return 0;
 }
 
+static int parse_one(void *ctx, int c, const char *arg) {
+  options_t *o = ctx;
+  int rc = 0;
+  switch (c) {
+  case 'w':
+    rc = parse_sizes(arg, o);
+    break;
+  case 'p':
+    if (!policy_find(arg))
+      rc = cli_usage_error("--policy: unknown policy '%s'", arg);
+    o->policy = arg;
+    break;
+  case 's':
+    rc = cli_double("--seconds", arg, 0.01, 3600, &o->seconds);
+    break;
+  case 'b':
+    rc = cli_u32("--batch", arg, 1, 1u << 20, &o->batch);
+    break;
+  case 'r':
+    rc = cli_u64("--seed", arg, 0, UINT64_MAX, &o->seed);
+    break;
+  case 'f':
+    o->profiles = arg;
+    break;
+  default:
+    return CLI_NOT_MINE;
+  }
+  return rc;
+}
+
 static int parse_args(int argc, char **argv, options_t *o) {
   static const struct option longopts[] = {
       {"workers", required_argument, NULL, 'w'},
@@ -119,44 +150,7 @@ static int parse_args(int argc, char **argv, options_t *o) {
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0},
   };
-  int c;
-  opterr = 0;
-  while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-    int rc = 0;
-    switch (c) {
-    case 'w':
-      rc = parse_sizes(optarg, o);
-      break;
-    case 'p':
-      if (!policy_find(optarg))
-        rc = cli_usage_error("--policy: unknown policy '%s'", optarg);
-      o->policy = optarg;
-      break;
-    case 's':
-      rc = cli_double("--seconds", optarg, 0.01, 3600, &o->seconds);
-      break;
-    case 'b':
-      rc = cli_u32("--batch", optarg, 1, 1u << 20, &o->batch);
-      break;
-    case 'r':
-      rc = cli_u64("--seed", optarg, 0, UINT64_MAX, &o->seed);
-      break;
-    case 'f':
-      o->profiles = optarg;
-      break;
-    case 'h':
-      usage(stdout);
-      exit(0);
-    default:
-      return cli_usage_error("unknown or incomplete option '%s'",
-                             argv[optind - 1]);
-    }
-    if (rc)
-      return rc;
-  }
-  if (optind < argc)
-    return cli_usage_error("unexpected argument '%s'", argv[optind]);
-  return 0;
+  return cli_parse_args(argc, argv, longopts, usage, parse_one, o);
 }
 
 /* --- deterministic randomness --- */
@@ -427,10 +421,8 @@ int main(int argc, char **argv) {
   uint64_t rng = o.seed ^ 0x5eed;
   make_specs(specs, &rng);
 
-  printf("#");
-  for (int i = 0; i < argc; i++)
-    printf(" %s", argv[i]);
-  printf("\n# %s: workers take the profiles' classes in turn; %d-block "
+  bench_print_command(argc, argv);
+  printf("# %s: workers take the profiles' classes in turn; %d-block "
          "prefixes of %d families, %d cached per worker; %d background "
          "requests per worker; %.2f s per row in batches of %u\n",
          o.profiles, FAMILY_BLOCKS, FAMILIES, CACHED_FAMILIES,

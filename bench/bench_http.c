@@ -74,9 +74,29 @@ static void usage(FILE *f) {
              "prints requests/s\nand client-side latency.\n");
 }
 
+typedef struct options {
+  uint32_t conns, seconds, max_tokens;
+  bool stream;
+} options_t;
+
+static int parse_one(void *ctx, int c, const char *arg) {
+  options_t *o = ctx;
+  switch (c) {
+  case 'c':
+    return cli_u32("--connections", arg, 1, MAX_CONNS, &o->conns);
+  case 's':
+    return cli_u32("--seconds", arg, 1, 600, &o->seconds);
+  case 'm':
+    return cli_u32("--max-tokens", arg, 1, 100000, &o->max_tokens);
+  case 'S':
+    o->stream = true;
+    return 0;
+  default:
+    return CLI_NOT_MINE;
+  }
+}
+
 int main(int argc, char **argv) {
-  uint32_t conns = 8, seconds = 5, max_tokens = 16;
-  bool stream = false;
   static const struct option opts[] = {
       {"connections", required_argument, NULL, 'c'},
       {"seconds", required_argument, NULL, 's'},
@@ -84,34 +104,12 @@ int main(int argc, char **argv) {
       {"stream", no_argument, NULL, 'S'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
-  int c;
+  options_t o = {.conns = 8, .seconds = 5, .max_tokens = 16};
   cli_init("bench_http");
-  opterr = 0;
-  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-    switch (c) {
-    case 'c':
-      if (cli_u32("--connections", optarg, 1, MAX_CONNS, &conns))
-        return CLI_EXIT_USAGE;
-      break;
-    case 's':
-      if (cli_u32("--seconds", optarg, 1, 600, &seconds))
-        return CLI_EXIT_USAGE;
-      break;
-    case 'm':
-      if (cli_u32("--max-tokens", optarg, 1, 100000, &max_tokens))
-        return CLI_EXIT_USAGE;
-      break;
-    case 'S':
-      stream = true;
-      break;
-    case 'h':
-      usage(stdout);
-      return 0;
-    default:
-      cli_usage_error("unknown option '%s'", argv[optind - 1]);
-      return CLI_EXIT_USAGE;
-    }
-  }
+  if (cli_parse_args(argc, argv, opts, usage, parse_one, &o))
+    return CLI_EXIT_USAGE;
+  uint32_t conns = o.conns, seconds = o.seconds, max_tokens = o.max_tokens;
+  bool stream = o.stream;
   signal(SIGPIPE, SIG_IGN);
 
   char *dir = harness_tmpdir();

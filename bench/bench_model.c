@@ -75,7 +75,10 @@ static void closed_loop(const infs_profile_t *p, uint32_t streams,
   for (uint32_t i = 0; i < streams; i++) {
     t = xrealloc(t, (n_req + 1) * sizeof *t);
     t[n_req] = (req_times_t){0, 0, 0};
-    engine_request_t r = {n_req++, prompt, output, NULL, 0, tpot_ms};
+    engine_request_t r = {.id = n_req++,
+                          .prompt_tokens = prompt,
+                          .max_tokens = output,
+                          .tpot_target_ms = tpot_ms};
     engine_submit(e, 0, &r);
   }
   double ttft_sum = 0, tpot_sum = 0;
@@ -115,6 +118,7 @@ static void closed_loop(const infs_profile_t *p, uint32_t streams,
         more++;
         break;
       case ENGINE_EV_FAILED:
+      case ENGINE_EV_PREFILLED:
         break;
       }
     }
@@ -122,7 +126,10 @@ static void closed_loop(const infs_profile_t *p, uint32_t streams,
     for (size_t i = 0; i < more; i++) {
       t = xrealloc(t, (n_req + 1) * sizeof *t);
       t[n_req] = (req_times_t){now, 0, 0};
-      engine_request_t r = {n_req++, prompt, output, NULL, 0, tpot_ms};
+      engine_request_t r = {.id = n_req++,
+                            .prompt_tokens = prompt,
+                            .max_tokens = output,
+                            .tpot_target_ms = tpot_ms};
       engine_submit(e, now, &r);
     }
   }
@@ -140,7 +147,7 @@ static void closed_loop(const infs_profile_t *p, uint32_t streams,
 /* TTFT of one request alone on an idle worker, in ms. */
 static double ttft_alone(const infs_profile_t *p, uint32_t prompt) {
   engine_t *e = engine_new(p, 0);
-  engine_request_t r = {1, prompt, 1, NULL, 0, 0};
+  engine_request_t r = {.id = 1, .prompt_tokens = prompt, .max_tokens = 1};
   engine_submit(e, 0, &r);
   double ms = NAN;
   infs_time_t now;
@@ -257,6 +264,13 @@ static void sarathi(const profile_set_t *set) {
   }
 }
 
+static int parse_one(void *ctx, int c, const char *arg) {
+  if (c != 'f')
+    return CLI_NOT_MINE;
+  *(const char **)ctx = arg;
+  return 0;
+}
+
 int main(int argc, char **argv) {
   static const struct option longopts[] = {
       {"profiles", required_argument, NULL, 'f'},
@@ -264,26 +278,9 @@ int main(int argc, char **argv) {
       {NULL, 0, NULL, 0},
   };
   const char *path = INFSCHED_SOURCE_DIR "/configs/profiles.yaml";
-  int c;
   cli_init("bench_model");
-  opterr = 0;
-  while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-    switch (c) {
-    case 'f':
-      path = optarg;
-      break;
-    case 'h':
-      usage(stdout);
-      return 0;
-    default:
-      cli_usage_error("unknown or incomplete option '%s'", argv[optind - 1]);
-      return CLI_EXIT_USAGE;
-    }
-  }
-  if (optind < argc) {
-    cli_usage_error("unexpected argument '%s'", argv[optind]);
+  if (cli_parse_args(argc, argv, longopts, usage, parse_one, &path))
     return CLI_EXIT_USAGE;
-  }
   profile_set_t *set = NULL;
   char err[512];
   if (profile_set_load(path, &set, err, sizeof err)) {

@@ -1,6 +1,7 @@
 /* What the accelerator profiles add up to: runs the engine in virtual time
  * on each profile and prints TTFT, single-stream speed, saturated throughput
  * and cost per million output tokens. */
+#include "bench.h"
 #include "infsched/errors.h"
 #include "infsched/profile.h"
 #include "cli.h"
@@ -94,7 +95,7 @@ static double ttft_ms(const infs_profile_t *p, uint32_t prompt) {
   if ((uint64_t)prompt + 1 > p->max_context)
     return -1;
   engine_t *e = engine_new(p, 0);
-  engine_request_t r = {1, prompt, 1, NULL, 0, 0};
+  engine_request_t r = {.id = 1, .prompt_tokens = prompt, .max_tokens = 1};
   engine_submit(e, 0, &r);
   double ms = (double)run_alone(e, 1, NULL) / 1e3;
   engine_destroy(&e);
@@ -103,7 +104,7 @@ static double ttft_ms(const infs_profile_t *p, uint32_t prompt) {
 
 static double stream_tps(const infs_profile_t *p) {
   engine_t *e = engine_new(p, 0);
-  engine_request_t r = {1, TTFT_SHORT, STREAM_OUTPUT, NULL, 0, 0};
+  engine_request_t r = {.id = 1, .prompt_tokens = TTFT_SHORT, .max_tokens = STREAM_OUTPUT};
   infs_time_t done = 0;
   engine_submit(e, 0, &r);
   infs_time_t first = run_alone(e, 1, &done);
@@ -129,7 +130,7 @@ static void saturate(const infs_profile_t *p, const options_t *o,
             p->name, p->max_context, prompt, output);
   }
   for (size_t i = 0; i < open; i++) {
-    engine_request_t r = {next_id++, prompt, output, NULL, 0, 0};
+    engine_request_t r = {.id = next_id++, .prompt_tokens = prompt, .max_tokens = output};
     engine_submit(e, 0, &r);
   }
 
@@ -157,7 +158,7 @@ static void saturate(const infs_profile_t *p, const options_t *o,
     for (size_t i = 0; i < n; i++) {
       if (ev[i].kind != ENGINE_EV_DONE)
         continue;
-      engine_request_t r = {next_id++, prompt, output, NULL, 0, 0};
+      engine_request_t r = {.id = next_id++, .prompt_tokens = prompt, .max_tokens = output};
       engine_submit(e, t, &r);
     }
     engine_events_clear(e);
@@ -192,6 +193,37 @@ static void print_ms(double ms) {
     printf(" %10.1f", ms);
 }
 
+static int parse_one(void *ctx, int c, const char *arg) {
+  options_t *o = ctx;
+  int rc = 0;
+  switch (c) {
+  case 'f':
+    o->profiles = arg;
+    break;
+  case 'p':
+    o->only = arg;
+    break;
+  case 'k':
+    rc = cli_double("--kwh-price", arg, 0, 100, &o->kwh_price);
+    break;
+  case 'i':
+    rc = cli_u32("--prompt", arg, 1, 1u << 24, &o->prompt);
+    break;
+  case 'o':
+    rc = cli_u32("--output", arg, 1, 1u << 24, &o->output);
+    break;
+  case 'd':
+    rc = cli_double("--duration", arg, 1, 1e6, &o->duration_s);
+    break;
+  case 'w':
+    rc = cli_double("--warmup", arg, 0, 1e6, &o->warmup_s);
+    break;
+  default:
+    return CLI_NOT_MINE;
+  }
+  return rc;
+}
+
 static int parse_args(int argc, char **argv, options_t *o) {
   static const struct option longopts[] = {
       {"profiles", required_argument, NULL, 'f'},
@@ -204,45 +236,7 @@ static int parse_args(int argc, char **argv, options_t *o) {
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0},
   };
-  int c;
-  opterr = 0;
-  while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-    int rc = 0;
-    switch (c) {
-    case 'f':
-      o->profiles = optarg;
-      break;
-    case 'p':
-      o->only = optarg;
-      break;
-    case 'k':
-      rc = cli_double("--kwh-price", optarg, 0, 100, &o->kwh_price);
-      break;
-    case 'i':
-      rc = cli_u32("--prompt", optarg, 1, 1u << 24, &o->prompt);
-      break;
-    case 'o':
-      rc = cli_u32("--output", optarg, 1, 1u << 24, &o->output);
-      break;
-    case 'd':
-      rc = cli_double("--duration", optarg, 1, 1e6, &o->duration_s);
-      break;
-    case 'w':
-      rc = cli_double("--warmup", optarg, 0, 1e6, &o->warmup_s);
-      break;
-    case 'h':
-      usage(stdout);
-      exit(0);
-    default:
-      return cli_usage_error("unknown or incomplete option '%s'",
-                             argv[optind - 1]);
-    }
-    if (rc)
-      return rc;
-  }
-  if (optind < argc)
-    return cli_usage_error("unexpected argument '%s'", argv[optind]);
-  return 0;
+  return cli_parse_args(argc, argv, longopts, usage, parse_one, o);
 }
 
 int main(int argc, char **argv) {
@@ -271,10 +265,8 @@ int main(int argc, char **argv) {
     return 1;
   }
 
-  printf("#");
-  for (int i = 0; i < argc; i++)
-    printf(" %s", argv[i]);
-  printf("\n# %s; energy at %.2f USD/kWh; saturation: %u-token prompts, %u "
+  bench_print_command(argc, argv);
+  printf("# %s; energy at %.2f USD/kWh; saturation: %u-token prompts, %u "
          "output tokens, %.0f s after %.0f s warm-up (virtual time)\n",
          o.profiles, o.kwh_price, o.prompt, o.output, o.duration_s, o.warmup_s);
   printf("%-12s %-5s %10s %10s %10s %8s %10s %8s %9s %9s\n", "profile", "class",

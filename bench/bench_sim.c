@@ -1,6 +1,7 @@
 /* How fast infsched-sim simulates: the whole Azure 2023 code trace on the
  * local cluster's pool, and a large synthetic codex run, each timed on one
  * core and printed as simulated requests per second of wall time. */
+#include "bench.h"
 #include "infsched/errors.h"
 #include "cli.h"
 #include "clock.h"
@@ -49,6 +50,35 @@ static void usage(FILE *f) {
           INFSCHED_SOURCE_DIR, INFSCHED_SOURCE_DIR);
 }
 
+static int parse_one(void *ctx, int c, const char *arg) {
+  options_t *o = ctx;
+  switch (c) {
+  case 'c':
+    o->cluster = arg;
+    break;
+  case 't':
+    o->trace = arg;
+    break;
+  case 'p':
+    o->policy = arg;
+    break;
+  case 'n':
+    if (cli_u64("--requests", arg, 0, UINT64_MAX, &o->requests))
+      return -1;
+    break;
+  case 's':
+    if (cli_u64("--seed", arg, 0, UINT64_MAX, &o->seed))
+      return -1;
+    break;
+  case 'S':
+    o->sessions = arg;
+    break;
+  default:
+    return CLI_NOT_MINE;
+  }
+  return 0;
+}
+
 static int parse(int argc, char **argv, options_t *o) {
   static const struct option opts[] = {
       {"cluster", required_argument, NULL, 'c'},
@@ -60,40 +90,7 @@ static int parse(int argc, char **argv, options_t *o) {
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0},
   };
-  int c;
-  opterr = 0;
-  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-    switch (c) {
-    case 'c':
-      o->cluster = optarg;
-      break;
-    case 't':
-      o->trace = optarg;
-      break;
-    case 'p':
-      o->policy = optarg;
-      break;
-    case 'n':
-      if (cli_u64("--requests", optarg, 0, UINT64_MAX, &o->requests))
-        return -1;
-      break;
-    case 's':
-      if (cli_u64("--seed", optarg, 0, UINT64_MAX, &o->seed))
-        return -1;
-      break;
-    case 'S':
-      o->sessions = optarg;
-      break;
-    case 'h':
-      usage(stdout);
-      exit(0);
-    default:
-      return cli_usage_error("unknown option '%s'", argv[optind - 1]);
-    }
-  }
-  if (optind < argc)
-    return cli_usage_error("unexpected argument '%s'", argv[optind]);
-  return 0;
+  return cli_parse_args(argc, argv, opts, usage, parse_one, o);
 }
 
 /* Runs w on cfg and prints one line of figures. */
@@ -139,10 +136,7 @@ int main(int argc, char **argv) {
   cli_init("bench_sim");
   if (parse(argc, argv, &o))
     return CLI_EXIT_USAGE;
-  printf("command:");
-  for (int i = 0; i < argc; i++)
-    printf(" %s", argv[i]);
-  printf("\n");
+  bench_print_command(argc, argv);
 
   if (cluster_file_load(o.cluster, &spec, err, sizeof err) ||
       profile_set_load(spec->profiles_path, &set, err, sizeof err) ||

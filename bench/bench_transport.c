@@ -4,6 +4,7 @@
  * Prints the highest request rate of each, their ratio, round-trip latency
  * at half the broker's highest rate, and optionally how the scheduler's
  * resident memory grows between 100k and 1M completed requests. */
+#include "bench.h"
 #include "transport_baseline.h"
 #include "transport_client.h"
 #include "transport_procs.h"
@@ -120,21 +121,75 @@ static void usage(FILE *f) {
       INFSCHED_SOURCE_DIR);
 }
 
+enum {
+  OPT_WORKERS = 256,
+  OPT_SIZE,
+  OPT_DURATION,
+  OPT_WARMUP,
+  OPT_WINDOW,
+  OPT_ROUNDS,
+  OPT_RATE,
+  OPT_ONLY,
+  OPT_RSS,
+  OPT_POLICY,
+  OPT_BIN_DIR,
+  OPT_PROFILES
+};
+
+static int parse_one(void *ctx, int c, const char *arg) {
+  options_t *o = ctx;
+  int rc = 0;
+  switch (c) {
+  case OPT_WORKERS:
+    rc = cli_u32("--workers", arg, 1, TPROCS_MAX_WORKERS, &o->workers);
+    break;
+  case OPT_SIZE:
+    rc = cli_u32("--size", arg, 0, 1u << 22, &o->size);
+    break;
+  case OPT_DURATION:
+    rc = cli_double("--duration", arg, 0.1, 3600, &o->duration_s);
+    break;
+  case OPT_WARMUP:
+    rc = cli_double("--warmup", arg, 0, 600, &o->warmup_s);
+    break;
+  case OPT_WINDOW:
+    rc = cli_u32("--window", arg, 1, 100000, &o->window);
+    break;
+  case OPT_ROUNDS:
+    rc = cli_u32("--rounds", arg, 1, MAX_ROUNDS, &o->rounds);
+    break;
+  case OPT_RATE:
+    rc = cli_double("--rate", arg, 1, 1e7, &o->rate);
+    break;
+  case OPT_ONLY:
+    if (strcmp(arg, "baseline") == 0)
+      o->only = ONLY_BASELINE;
+    else if (strcmp(arg, "scheduler") == 0)
+      o->only = ONLY_SCHEDULER;
+    else
+      rc = cli_usage_error("--only: expected baseline or scheduler, got "
+                           "'%s'",
+                           arg);
+    break;
+  case OPT_RSS:
+    o->rss = true;
+    break;
+  case OPT_POLICY:
+    o->policy = arg;
+    break;
+  case OPT_BIN_DIR:
+    o->bin_dir = arg;
+    break;
+  case OPT_PROFILES:
+    o->profiles = arg;
+    break;
+  default:
+    return CLI_NOT_MINE;
+  }
+  return rc;
+}
+
 static int parse_args(int argc, char **argv, options_t *o) {
-  enum {
-    OPT_WORKERS = 256,
-    OPT_SIZE,
-    OPT_DURATION,
-    OPT_WARMUP,
-    OPT_WINDOW,
-    OPT_ROUNDS,
-    OPT_RATE,
-    OPT_ONLY,
-    OPT_RSS,
-    OPT_POLICY,
-    OPT_BIN_DIR,
-    OPT_PROFILES
-  };
   static const struct option longopts[] = {
       {"workers", required_argument, NULL, OPT_WORKERS},
       {"size", required_argument, NULL, OPT_SIZE},
@@ -151,66 +206,8 @@ static int parse_args(int argc, char **argv, options_t *o) {
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0},
   };
-  int c;
-  opterr = 0;
-  while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-    int rc = 0;
-    switch (c) {
-    case OPT_WORKERS:
-      rc = cli_u32("--workers", optarg, 1, TPROCS_MAX_WORKERS, &o->workers);
-      break;
-    case OPT_SIZE:
-      rc = cli_u32("--size", optarg, 0, 1u << 22, &o->size);
-      break;
-    case OPT_DURATION:
-      rc = cli_double("--duration", optarg, 0.1, 3600, &o->duration_s);
-      break;
-    case OPT_WARMUP:
-      rc = cli_double("--warmup", optarg, 0, 600, &o->warmup_s);
-      break;
-    case OPT_WINDOW:
-      rc = cli_u32("--window", optarg, 1, 100000, &o->window);
-      break;
-    case OPT_ROUNDS:
-      rc = cli_u32("--rounds", optarg, 1, MAX_ROUNDS, &o->rounds);
-      break;
-    case OPT_RATE:
-      rc = cli_double("--rate", optarg, 1, 1e7, &o->rate);
-      break;
-    case OPT_ONLY:
-      if (strcmp(optarg, "baseline") == 0)
-        o->only = ONLY_BASELINE;
-      else if (strcmp(optarg, "scheduler") == 0)
-        o->only = ONLY_SCHEDULER;
-      else
-        rc = cli_usage_error("--only: expected baseline or scheduler, got "
-                             "'%s'",
-                             optarg);
-      break;
-    case OPT_RSS:
-      o->rss = true;
-      break;
-    case OPT_POLICY:
-      o->policy = optarg;
-      break;
-    case OPT_BIN_DIR:
-      o->bin_dir = optarg;
-      break;
-    case OPT_PROFILES:
-      o->profiles = optarg;
-      break;
-    case 'h':
-      usage(stdout);
-      exit(0);
-    default:
-      return cli_usage_error("unknown or incomplete option '%s'",
-                             argv[optind - 1]);
-    }
-    if (rc)
-      return rc;
-  }
-  if (optind < argc)
-    return cli_usage_error("unexpected argument '%s'", argv[optind]);
+  if (cli_parse_args(argc, argv, longopts, usage, parse_one, o))
+    return -1;
   if (o->rss && o->only == ONLY_BASELINE)
     return cli_usage_error("--rss measures the scheduler; it cannot go with "
                            "--only baseline");
@@ -474,10 +471,8 @@ static void print_report(const options_t *o, const path_t *base,
 
 static void print_header(int argc, char **argv, const options_t *o,
                          size_t request_bytes) {
-  printf("#");
-  for (int i = 0; i < argc; i++)
-    printf(" %s", argv[i]);
-  printf("\n# %ld CPUs online; %u workers per path; %u-byte prompts "
+  bench_print_command(argc, argv);
+  printf("# %ld CPUs online; %u workers per path; %u-byte prompts "
          "(%zu-byte Submit on the wire); window %u; %u rounds of %.1f s "
          "warm-up + %.1f s counted per phase\n",
          sysconf(_SC_NPROCESSORS_ONLN), o->workers, o->size, request_bytes,

@@ -4,6 +4,7 @@
 #include "infsched/version.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <libgen.h>
 #include <limits.h>
 #include <unistd.h>
@@ -38,6 +39,46 @@ int cli_usage_error(const char *fmt, ...) {
   va_end(ap);
   fprintf(stderr, "\nTry '%s --help'.\n", s_program);
   return -1;
+}
+
+int cli_parse_options(int argc, char **argv, const struct option *options,
+                      void (*usage)(FILE *f), cli_option_cb each, void *ctx) {
+  int c, rc = 0;
+  opterr = 0;
+  /* The leading ':' tells a missing value (':') from an unknown option. */
+  while (rc == 0 && (c = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
+    const char *name = argv[optind - 1];
+    switch (c) {
+    case 'h':
+      usage(stdout);
+      exit(0);
+    case 'V':
+      cli_version();
+      exit(0);
+    case ':':
+      rc = cli_usage_error("%s: needs a value", name);
+      break;
+    case '?':
+      rc = cli_usage_error("unknown option '%s'", name);
+      break;
+    default:
+      rc = each(ctx, c, optarg);
+      if (rc == CLI_NOT_MINE)
+        rc = cli_usage_error("unknown option '%s'", name);
+      break;
+    }
+  }
+  return rc ? -1 : optind;
+}
+
+int cli_parse_args(int argc, char **argv, const struct option *options,
+                   void (*usage)(FILE *f), cli_option_cb each, void *ctx) {
+  int i = cli_parse_options(argc, argv, options, usage, each, ctx);
+  if (i < 0)
+    return -1;
+  if (i < argc)
+    return cli_usage_error("unexpected argument '%s'", argv[i]);
+  return 0;
 }
 
 int cli_u64(const char *flag, const char *val, uint64_t min, uint64_t max,

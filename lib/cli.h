@@ -12,6 +12,9 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+
+struct option;
 
 #define CLI_EXIT_FAILED 1
 #define CLI_EXIT_USAGE 2
@@ -33,6 +36,25 @@ void cli_version(void);
 const char *cli_default_profiles(char *buf, size_t len);
 /* Prints "PROGRAM: msg" plus a pointer to --help and returns -1. */
 int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* What a program's own option does: c is getopt_long's value for it, arg
+ * its value (NULL for a flag). Returns 0, -1 after printing why, or
+ * CLI_NOT_MINE for a value that is not one of its options. */
+#define CLI_NOT_MINE 1
+typedef int (*cli_option_cb)(void *ctx, int c, const char *arg);
+
+/* Parses the options of argv with getopt_long over options (ended by a
+ * zeroed entry): -h and --help print usage on stdout and exit 0, --version
+ * prints the version and exits 0, every other option goes to each. An
+ * option without its value or one that each does not know is a usage
+ * error. Returns the index of the first argument that is not an option, or
+ * -1 after printing why. */
+int cli_parse_options(int argc, char **argv, const struct option *options,
+                      void (*usage)(FILE *f), cli_option_cb each, void *ctx);
+/* cli_parse_options for a program that takes no arguments beyond its
+ * options: one more is a usage error. Returns 0 or -1. */
+int cli_parse_args(int argc, char **argv, const struct option *options,
+                   void (*usage)(FILE *f), cli_option_cb each, void *ctx);
 
 /* The exit status for a start that failed with status code rc: a value the
  * system refused as malformed (INFS_ECONFIG, INFS_EUNKNOWN, -EINVAL, an

@@ -364,6 +364,24 @@ const setting_t *settings_from_opt(int val) {
   return settings_get((setting_id_t)(val - SETTING_OPT_BASE));
 }
 
+/* A flag's value, parsed by its setting and handed to the program. */
+typedef struct apply {
+  settings_apply_cb fn;
+  void *ctx;
+} apply_t;
+
+static int apply_flag(void *ctx, int c, const char *arg) {
+  const apply_t *a = ctx;
+  const setting_t *s = settings_from_opt(c);
+  setting_value_t v;
+  if (!s)
+    return CLI_NOT_MINE;
+  if (settings_parse_flag(s, arg, &v))
+    return -1;
+  a->fn(a->ctx, s, &v);
+  return 0;
+}
+
 int settings_parse_args(int argc, char **argv, unsigned who,
                         void (*usage)(FILE *f), settings_apply_cb apply,
                         void *ctx) {
@@ -380,26 +398,8 @@ int settings_parse_args(int argc, char **argv, unsigned who,
       apply(ctx, &table[i], &v);
     }
   }
-  int c;
-  opterr = 0;
-  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-    const setting_t *s = settings_from_opt(c);
-    if (c == 'h') {
-      usage(stdout);
-      exit(0);
-    } else if (c == 'V') {
-      cli_version();
-      exit(0);
-    } else if (!s) {
-      return cli_usage_error("unknown option '%s'", argv[optind - 1]);
-    } else if (settings_parse_flag(s, optarg, &v)) {
-      return -1;
-    }
-    apply(ctx, s, &v);
-  }
-  if (optind < argc)
-    return cli_usage_error("unexpected argument '%s'", argv[optind]);
-  return 0;
+  apply_t a = {apply, ctx};
+  return cli_parse_args(argc, argv, opts, usage, apply_flag, &a);
 }
 
 /* Prints text from column `col` on, wrapped before column 80 and indented

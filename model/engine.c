@@ -61,6 +61,22 @@
  * The step that completes a prefill produces that sequence's first token
  * (FIRST_TOKEN); it decodes from the next step on.
  *
+ * Phases (prefill/decode disaggregation, docs/serving-model.md). A PREFILL
+ * request runs as any other up to its first token, then reports PREFILLED
+ * and leaves the batch, holding its blocks (they stay cached) until
+ * engine_cancel releases them; held blocks are never preempted. A DECODE
+ * request's prompt KV, all but the last token, is computed elsewhere and
+ * arrives at kv_ready: until then it is not in the queue; then it joins
+ * the queue's tail at the next step boundary, and is admitted in FIFO
+ * order as any request is, when the blocks of its whole prompt fit (its
+ * own prefix hits used as usual, the rest taken and filled with the
+ * arrived KV). Its last prompt token is a one-token chunk in its first
+ * step, which gives its first token. A preempted DECODE sequence recomputes
+ * what it lost, as any other. Held blocks can leave no room for the oldest
+ * sequence, which alone would always fit: when the queue's head cannot be
+ * admitted into an empty batch, or the last running sequence has to
+ * preempt itself, the engine stays idle until a cancel frees blocks.
+ *
  * Events: FIRST_TOKEN or TOKENS with tokens = 1 for each sequence in each
  * step that produced a token (no coalescing), then DONE for a finished
  * sequence. A DONE's busy_share_s sums, over the steps the request took part
@@ -85,7 +101,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum seq_state { SEQ_WAITING, SEQ_PREFILL, SEQ_DECODE } seq_state_t;
+typedef enum seq_state {
+  SEQ_ARRIVING, /* DECODE: in engine.arriving until its KV is there */
+  SEQ_WAITING,
+  SEQ_PREFILL,
+  SEQ_DECODE,
+  SEQ_HELD /* PREFILL done: out of the batch, holding its blocks */
+} seq_state_t;
 
 typedef struct seq {
   uint64_t id;
@@ -93,6 +115,8 @@ typedef struct seq {
   uint32_t prompt;
   uint32_t max_tokens;
   uint32_t tpot_target_ms; /* 0: none */
+  infs_phase_t phase;
+  bool kv_pending; /* DECODE: its arrived KV is not in blocks yet */
   /* Hashes of the sequence's full blocks: the client's first, then chained
    * ones, extended as blocks fill (or are looked up). */
   uint64_t *hashes;
@@ -111,10 +135,12 @@ typedef struct seq {
   bool admitted;      /* has been admitted at least once */
   bool first_sent;
   infs_time_t submitted_at;
+  infs_time_t ready_at; /* may join a step: submit, or the KV's arrival */
   infs_time_t admitted_at;
   infs_time_t first_token_at;
   double busy_share_s;
-  list_node_t queue; /* in engine.waiting while SEQ_WAITING */
+  list_node_t queue; /* in engine.waiting while SEQ_WAITING, in
+                        engine.arriving while SEQ_ARRIVING */
 } seq_t;
 
 typedef struct kv_block {
@@ -162,8 +188,15 @@ struct engine {
   u64map_t by_id;      /* id -> slot */
   list_node_t waiting; /* FIFO; preempted sequences go back to its head */
   uint32_t n_waiting;
+  list_node_t arriving; /* DECODE requests by kv_ready */
+  uint32_t n_arriving;
   seq_t **run; /* running batch in admission order, max_batch slots */
   uint32_t n_run;
+  uint32_t n_held;
+  /* Idle with a queue whose head does not fit beside the held blocks:
+   * nothing starts until a cancel frees some, at wake_at. */
+  bool stalled;
+  infs_time_t wake_at;
   uint64_t backlog; /* prompt tokens still to prefill, queue included */
 
   kv_block_t *blocks; /* the KV pool */
@@ -439,18 +472,24 @@ static inline bool produce(engine_t *e, seq_t *s, infs_time_t t,
   return s->generated == s->max_tokens;
 }
 
-static void finish(engine_t *e, seq_t *s, infs_time_t t) {
+/* DONE or PREFILLED: what the request took. */
+static void summary(engine_t *e, seq_t *s, infs_time_t t,
+                    engine_event_kind_t kind) {
   engine_event_t ev = {
-      .kind = ENGINE_EV_DONE,
+      .kind = kind,
       .id = s->id,
       .at = t,
       .cached_tokens = s->cached,
       .generated = s->generated,
-      .queued_us = s->admitted_at - s->submitted_at,
+      .queued_us = s->admitted_at - s->ready_at,
       .ttft_us = s->first_token_at - s->submitted_at,
       .busy_share_s = s->busy_share_s,
   };
   VEC_PUSH(e->events, ev);
+}
+
+static void finish(engine_t *e, seq_t *s, infs_time_t t) {
+  summary(e, s, t, ENGINE_EV_DONE);
   seq_release(e, s);
   seq_free(e, s);
 }
@@ -491,20 +530,8 @@ static void plan_chunk(plan_t *pl, seq_t *s, uint64_t n) {
   pl->chunked = true;
 }
 
-/* Admits the queue's head when its first chunk fits the step and KV;
- * returns false when it does not (and nobody behind it may go first). */
-static bool admit_head(engine_t *e, plan_t *pl, infs_time_t t) {
-  seq_t *s = queue_head(e);
-  if (!s || e->n_run == e->p.max_batch || pl->budget == 0)
-    return false;
-  uint32_t free_hits, hits = cache_hits(e, s, &free_hits);
-  uint32_t hit_tokens = hits * e->p.block_size;
-  uint64_t n = chunk_room(e, pl, s->target - hit_tokens, hit_tokens);
-  if (n == 0 || blocks_for(e, hit_tokens + n) - hits > e->n_free - free_hits)
-    return false;
-
-  list_remove(&s->queue);
-  e->n_waiting--;
+/* Takes the cached leading blocks of s (hits of them) into its table. */
+static void hold_hits(engine_t *e, seq_t *s, uint32_t hits) {
   for (uint32_t j = 0; j < hits; j++) {
     uint32_t i = 0;
     int found = u64map_get(&e->cache, s->hashes[j], &i);
@@ -514,19 +541,76 @@ static bool admit_head(engine_t *e, plan_t *pl, infs_time_t t) {
     table_push(s, i);
   }
   s->n_sealed = hits;
-  s->tokens = s->filled = hit_tokens;
-  e->backlog -= hit_tokens;
-  if (!s->first_sent)
-    s->cached = hit_tokens;
+}
+
+static void start_running(engine_t *e, seq_t *s, infs_time_t t) {
+  list_remove(&s->queue);
+  e->n_waiting--;
   if (!s->admitted) {
     s->admitted = true;
     s->admitted_at = t;
   }
-  seq_grow(e, s, hit_tokens + n);
   s->state = SEQ_PREFILL;
   e->run[e->n_run++] = s;
+}
+
+/* Admits a DECODE request whose KV has arrived: the blocks of its whole
+ * prompt, its own prefix hits used, the rest filled with what arrived, and
+ * its last prompt token as a chunk of one. */
+static bool admit_arrived(engine_t *e, plan_t *pl, seq_t *s, infs_time_t t) {
+  uint32_t free_hits, hits = cache_hits(e, s, &free_hits);
+  uint32_t behind = s->target - 1;
+  if (chunk_room(e, pl, 1, behind) == 0 ||
+      blocks_for(e, s->target) - hits > e->n_free - free_hits)
+    return false;
+  start_running(e, s, t);
+  hold_hits(e, s, hits);
+  s->cached = hits * e->p.block_size;
+  seq_grow(e, s, s->target);
+  s->tokens = s->filled = behind;
+  seq_seal(e, s);
+  s->kv_pending = false;
+  plan_chunk(pl, s, 1);
+  return true;
+}
+
+/* Admits the queue's head when its first chunk fits the step and KV;
+ * returns false when it does not (and nobody behind it may go first). */
+static bool admit_head(engine_t *e, plan_t *pl, infs_time_t t) {
+  seq_t *s = queue_head(e);
+  if (!s || e->n_run == e->p.max_batch || pl->budget == 0)
+    return false;
+  if (s->kv_pending)
+    return admit_arrived(e, pl, s, t);
+  uint32_t free_hits, hits = cache_hits(e, s, &free_hits);
+  uint32_t hit_tokens = hits * e->p.block_size;
+  uint64_t n = chunk_room(e, pl, s->target - hit_tokens, hit_tokens);
+  if (n == 0 || blocks_for(e, hit_tokens + n) - hits > e->n_free - free_hits)
+    return false;
+
+  start_running(e, s, t);
+  hold_hits(e, s, hits);
+  s->tokens = s->filled = hit_tokens;
+  e->backlog -= hit_tokens;
+  if (!s->first_sent)
+    s->cached = hit_tokens;
+  seq_grow(e, s, hit_tokens + n);
   plan_chunk(pl, s, n);
   return true;
+}
+
+/* DECODE requests whose KV has arrived by t join the queue's tail. */
+static void take_arrivals(engine_t *e, infs_time_t t) {
+  while (!list_empty(&e->arriving)) {
+    seq_t *s = list_entry(e->arriving.next, seq_t, queue);
+    if (s->ready_at > t)
+      break;
+    list_remove(&s->queue);
+    e->n_arriving--;
+    s->state = SEQ_WAITING;
+    list_push_back(&e->waiting, &s->queue);
+    e->n_waiting++;
+  }
 }
 
 /* Starts the next step at t, or leaves the engine idle when nothing runs.
@@ -534,6 +618,7 @@ static bool admit_head(engine_t *e, plan_t *pl, infs_time_t t) {
  * sequences still prefilling, in admission order; then admissions. */
 static void step_plan(engine_t *e, infs_time_t t) {
   plan_t pl = {.budget = e->p.max_num_batched_tokens};
+  take_arrivals(e, t);
   for (uint32_t i = 0; i < e->n_run; i++) {
     seq_t *s = e->run[i];
     if (s->state != SEQ_DECODE)
@@ -569,6 +654,10 @@ static void step_plan(engine_t *e, infs_time_t t) {
 
   uint32_t members = pl.work.seqs;
   e->stepping = members > 0;
+  /* Idle with a queue: its head does not fit beside the held blocks, or
+   * (having preempted everyone) the oldest sequence does not, which alone
+   * it always would. Either way only a release can help. */
+  e->stalled = !e->stepping && e->n_waiting > 0;
   if (!e->stepping)
     return;
   infs_time_t dur = round_us(1000.0 * step_ms(&e->p, &pl.work));
@@ -613,6 +702,12 @@ static void step_finish(engine_t *e) {
         }
         s->state = SEQ_DECODE;
         last = produce(e, s, t, kind);
+        if (s->phase == INFS_PHASE_PREFILL) {
+          summary(e, s, t, ENGINE_EV_PREFILLED);
+          s->state = SEQ_HELD;
+          e->n_held++;
+          continue;
+        }
       }
     }
     if (last)
@@ -640,6 +735,7 @@ engine_t *engine_new(const infs_profile_t *p, infs_time_t now) {
   e->now = now;
   u64map_init(&e->by_id);
   list_init(&e->waiting);
+  list_init(&e->arriving);
   e->run = xcalloc(copy.max_batch, sizeof *e->run);
   u64map_init(&e->cache);
   list_init(&e->free_list);
@@ -679,12 +775,21 @@ void engine_destroy(engine_t **ep) {
 }
 
 /* Time of the next step boundary: the running step's end, or for an idle
- * engine the arrival of the first request it has not started. */
+ * engine the arrival of the first request it has not started (a stalled
+ * queue's head waits for a cancel). */
 static infs_time_t next_boundary(const engine_t *e) {
   if (e->stepping)
     return e->step_end;
+  infs_time_t t = INFS_TIME_NEVER;
   seq_t *head = queue_head(e);
-  return head ? head->submitted_at : INFS_TIME_NEVER;
+  if (head && !e->stalled)
+    t = head->ready_at > e->wake_at ? head->ready_at : e->wake_at;
+  if (!list_empty(&e->arriving)) {
+    seq_t *a = list_entry(e->arriving.next, seq_t, queue);
+    if (a->ready_at < t)
+      t = a->ready_at;
+  }
+  return t;
 }
 
 /* Runs the step boundaries before now, and at now too when `inclusive`.
@@ -709,9 +814,12 @@ int engine_submit(engine_t *e, infs_time_t now, const engine_request_t *r) {
   seq_t *s;
 
   run_boundaries(e, now, false);
-  if (r->prompt_tokens == 0 || r->max_tokens == 0)
+  if (r->prompt_tokens == 0 || r->max_tokens == 0 ||
+      (r->phase != INFS_PHASE_FULL && r->phase != INFS_PHASE_PREFILL &&
+       r->phase != INFS_PHASE_DECODE))
     return -EINVAL;
-  if ((uint64_t)r->prompt_tokens + r->max_tokens > e->p.max_context)
+  uint32_t out = r->phase == INFS_PHASE_PREFILL ? 1 : r->max_tokens;
+  if ((uint64_t)r->prompt_tokens + out > e->p.max_context)
     return INFS_ECONTEXT;
   if (seq_find(e, r->id))
     return INFS_EDUPLICATE;
@@ -721,6 +829,7 @@ int engine_submit(engine_t *e, infs_time_t now, const engine_request_t *r) {
   s->prompt = r->prompt_tokens;
   s->max_tokens = r->max_tokens;
   s->tpot_target_ms = r->tpot_target_ms;
+  s->phase = r->phase;
   /* Only full blocks can be shared; a hash for a partial tail is ignored. */
   size_t full = r->prompt_tokens / e->p.block_size;
   uint32_t given = (uint32_t)(r->n_blocks < full ? r->n_blocks : full);
@@ -729,9 +838,8 @@ int engine_submit(engine_t *e, infs_time_t now, const engine_request_t *r) {
     memcpy(s->hashes, r->blocks, given * sizeof *s->hashes);
     s->n_hashes = given;
   }
-  s->state = SEQ_WAITING;
   s->target = s->prompt;
-  s->submitted_at = e->now;
+  s->submitted_at = s->ready_at = e->now;
   if (e->free.n) {
     s->slot = e->free.v[--e->free.n];
     e->seqs.v[s->slot] = s;
@@ -740,9 +848,27 @@ int engine_submit(engine_t *e, infs_time_t now, const engine_request_t *r) {
     VEC_PUSH(e->seqs, s);
   }
   u64map_put(&e->by_id, s->id, s->slot);
+  if (s->phase == INFS_PHASE_DECODE) {
+    /* Only its last prompt token is computed here. */
+    s->kv_pending = true;
+    e->backlog += 1;
+    if (r->kv_ready > e->now) {
+      s->ready_at = r->kv_ready;
+      s->state = SEQ_ARRIVING;
+      list_node_t *at = e->arriving.prev;
+      while (at != &e->arriving &&
+             list_entry(at, seq_t, queue)->ready_at > s->ready_at)
+        at = at->prev;
+      list_push_front(at, &s->queue); /* i.e. just after `at` */
+      e->n_arriving++;
+      return 0;
+    }
+  } else {
+    e->backlog += s->target;
+  }
+  s->state = SEQ_WAITING;
   list_push_back(&e->waiting, &s->queue);
   e->n_waiting++;
-  e->backlog += s->target;
   return 0;
 }
 
@@ -753,10 +879,17 @@ int engine_cancel(engine_t *e, infs_time_t now, uint64_t id) {
   s = seq_find(e, id);
   if (!s)
     return -ENOENT;
-  if (s->state == SEQ_WAITING) {
+  if (s->state == SEQ_ARRIVING) {
+    list_remove(&s->queue);
+    e->n_arriving--;
+    e->backlog -= 1;
+  } else if (s->state == SEQ_WAITING) {
     list_remove(&s->queue);
     e->n_waiting--;
-    e->backlog -= s->target;
+    e->backlog -= s->kv_pending ? 1 : s->target;
+  } else if (s->state == SEQ_HELD) {
+    seq_release(e, s);
+    e->n_held--;
   } else {
     /* The running step keeps its planned length: the hardware is busy with
      * it either way. Only the sequence leaves. */
@@ -770,6 +903,11 @@ int engine_cancel(engine_t *e, infs_time_t now, uint64_t id) {
       e->backlog -= s->target - s->filled;
   }
   seq_free(e, s);
+  /* Freed blocks, or a new head, may let the queue move. */
+  if (e->stalled) {
+    e->stalled = false;
+    e->wake_at = e->now;
+  }
   return 0;
 }
 
@@ -791,8 +929,9 @@ void engine_load(const engine_t *e, infs_time_t now, engine_load_t *out) {
   if (e->stepping && now > e->step_start)
     busy += (now < e->step_end ? now : e->step_end) - e->step_start;
   *out = (engine_load_t){
-      .queued = e->n_waiting,
+      .queued = e->n_waiting + e->n_arriving,
       .running = e->n_run,
+      .held = e->n_held,
       .kv_used = (uint64_t)(e->n_blocks - e->n_free) * e->p.block_size,
       .kv_total = (uint64_t)e->n_blocks * e->p.block_size,
       .prefill_backlog_tokens = e->backlog,

@@ -24,15 +24,26 @@ typedef struct engine_request {
    * slo_aware_prefill, steps it decodes in carry no more prefill than keep
    * them within it. */
   uint32_t tpot_target_ms;
+  /* FULL: prefill, then decode to the end. PREFILL: prefill only; the
+   * first token, then PREFILLED, and the request keeps its KV blocks until
+   * engine_cancel releases them. DECODE: the KV of every prompt token but
+   * the last (which is computed, as always, to give logits) comes from
+   * elsewhere and has arrived at kv_ready; its blocks are taken then, when
+   * the request joins the queue, and it decodes from there. */
+  infs_phase_t phase;
+  infs_time_t kv_ready; /* DECODE only */
 } engine_request_t;
 
 /* Every output token is reported once, by a FIRST_TOKEN or a TOKENS event;
- * DONE follows the event that carried the last token and has tokens = 0. */
+ * DONE follows the event that carried the last token and has tokens = 0.
+ * A PREFILL request ends with FIRST_TOKEN then PREFILLED instead. */
 typedef enum engine_event_kind {
   ENGINE_EV_FIRST_TOKEN, /* prefill finished; tokens = 1 */
   ENGINE_EV_TOKENS,      /* decode produced tokens */
   ENGINE_EV_DONE,        /* last token produced; request leaves the engine */
-  ENGINE_EV_FAILED       /* for backends; the engine refuses by return code */
+  ENGINE_EV_FAILED,      /* for backends; the engine refuses by return code */
+  ENGINE_EV_PREFILLED    /* a PREFILL request's prefill is done; it holds
+                            its KV until engine_cancel. Figures as DONE's */
 } engine_event_kind_t;
 
 typedef struct engine_event {
@@ -42,15 +53,17 @@ typedef struct engine_event {
   uint32_t tokens;
   uint32_t cached_tokens; /* DONE: prompt tokens served from prefix cache */
   uint32_t generated;     /* output tokens so far (DONE: in all) */
-  infs_time_t queued_us;  /* DONE: time waiting before prefill started */
+  infs_time_t queued_us;  /* DONE: time waiting before prefill started (for
+                             DECODE: from its KV's arrival) */
   infs_time_t ttft_us;    /* DONE: submit to first token */
   double busy_share_s;    /* DONE: this request's share of busy time */
   int code;               /* FAILED: negative INFS_E* code */
 } engine_event_t;
 
 typedef struct engine_load {
-  uint32_t queued;
+  uint32_t queued; /* DECODE requests waiting for their KV included */
   uint32_t running;
+  uint32_t held; /* PREFILL requests holding their KV */
   uint64_t kv_used;  /* tokens in the blocks sequences hold (a shared
                         prefix once) */
   uint64_t kv_total; /* tokens in the pool's whole blocks */
@@ -74,14 +87,16 @@ engine_t *engine_new(const infs_profile_t *p, infs_time_t now);
 void engine_destroy(engine_t **e);
 
 /* Queues a request, after running the step boundaries before now; it joins
- * the step that starts at now or later, so call engine_advance(now) after
- * submitting (engine_next_event says when). Returns 0, INFS_ECONTEXT when
- * its prompt plus output exceed max context, INFS_EDUPLICATE when the id is
- * open, -EINVAL for zero prompt or output tokens. */
+ * the step that starts at now or later (a DECODE one at kv_ready or later),
+ * so call engine_advance(now) after submitting (engine_next_event says
+ * when). Returns 0, INFS_ECONTEXT when its prompt plus output (for
+ * PREFILL, the first token) exceed max context, INFS_EDUPLICATE when the id
+ * is open, -EINVAL for zero prompt or output tokens or an unknown phase. */
 int engine_submit(engine_t *e, infs_time_t now, const engine_request_t *r);
 
 /* Drops a request wherever it is (after running the step boundaries before
- * now) and frees its KV; no event follows. Returns 0 or -ENOENT. */
+ * now) and frees its KV; no event follows. This is also how a PREFILL
+ * request's held KV is released. Returns 0 or -ENOENT. */
 int engine_cancel(engine_t *e, infs_time_t now, uint64_t id);
 
 /* Runs every step boundary at or before now (steps completing, and starting

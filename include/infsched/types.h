@@ -93,6 +93,12 @@ typedef struct infs_request {
   double temperature;
   double top_p;
   int64_t seed;
+  /* Of prompt_tokens, the tokens the client already has (a migration, or
+   * the decode after a remote prefill), whose text ends prompt: a backend
+   * that can continue a stream only from its own start (vLLM's decode
+   * instance) needs to know what to leave out and skip. */
+  uint32_t resumed;
+  size_t resumed_len; /* bytes of that text */
   infs_phase_t phase;        /* FULL unless the request is split */
   const infs_kv_handle_t *kv;/* DECODE: the KV to pull; NULL otherwise */
 } infs_request_t;

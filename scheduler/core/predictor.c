@@ -39,6 +39,22 @@
  *              prompt holds a third of an SRAM worker's KV all its life)
  *   opportunity = cost * util
  *
+ * A request whose KV arrives (kv_arrives, the decode half of a split)
+ * prefills only its last prompt token: cached = prompt - 1, fresh = 1.
+ *
+ * A split request (predictor_estimate_pair) is the two halves, each
+ * predicted on its worker as above, and the transfer between them:
+ *
+ *   P        = prompt, max_tokens 1, P's cache
+ *   moved    = prompt - D's cached tokens; bytes = kv_transfer_bytes(P)
+ *   transfer = kv_transfer_visible_us(link, bytes, P's prefill)
+ *   D        = prompt + 1 (the first token, which D computes), max_tokens
+ *              - 1, kv_arrives
+ *   ttft     = P's ttft (the first token comes from P)
+ *   handoff  = transfer + D's ttft (its queue and first step)
+ *   tpot     = (handoff + (max_tokens - 2) * D's tpot) / (max_tokens - 1)
+ *   cost     = P's + D's (busy time, cost, opportunity)
+ *
  * where prefill_load is the uncached prompt tokens per second sent to the
  * worker lately over its compute-bound prefill rate (step_prefill_tps),
  * cached = engine_hit_tokens(prompt, cached_blocks) (whole blocks before the
@@ -81,7 +97,10 @@ void predictor_estimate(const predictor_worker_t *w,
 
   uint64_t prompt = r->prompt_tokens;
   uint64_t cached =
-      engine_hit_tokens(r->prompt_tokens, r->cached_blocks, p->block_size);
+      r->kv_arrives && prompt
+          ? prompt - 1
+          : engine_hit_tokens(r->prompt_tokens, r->cached_blocks,
+                              p->block_size);
   uint64_t fresh = prompt - cached;
 
   double step = running ? step_decode_ms(p, running, kv) : 0;
@@ -127,6 +146,46 @@ void predictor_estimate(const predictor_worker_t *w,
   out->opportunity_usd = out->cost_usd * out->util;
   out->cached_tokens = (uint32_t)cached;
   out->batch = b1;
+}
+
+uint32_t predictor_kv_lacks(uint32_t prompt_tokens, uint32_t cached_blocks,
+                            uint32_t block_size) {
+  uint64_t cached = (uint64_t)cached_blocks * block_size;
+  return cached < prompt_tokens ? prompt_tokens - (uint32_t)cached : 0;
+}
+
+void predictor_estimate_pair(const predictor_worker_t *p,
+                             const predictor_worker_t *d,
+                             const predictor_request_t *r,
+                             uint32_t d_cached_blocks, const infs_link_t *link,
+                             double kwh_usd, pair_prediction_t *out) {
+  uint32_t n = r->max_tokens > 2 ? r->max_tokens : 2;
+  predictor_request_t rp = {
+      .prompt_tokens = r->prompt_tokens,
+      .max_tokens = 1,
+      .cached_blocks = r->cached_blocks,
+  };
+  predictor_request_t rd = {
+      .prompt_tokens = r->prompt_tokens + 1,
+      .max_tokens = n - 1,
+      .cached_blocks = d_cached_blocks,
+      .kv_arrives = true,
+  };
+  predictor_estimate(p, &rp, kwh_usd, &out->p);
+  predictor_estimate(d, &rd, kwh_usd, &out->d);
+  out->link = *link;
+  out->moved_tokens = predictor_kv_lacks(r->prompt_tokens, d_cached_blocks,
+                                         d->profile->block_size);
+  out->bytes = kv_transfer_bytes(p->profile, out->moved_tokens);
+  out->prefill_ms = out->p.ttft_ms - out->p.queue_ms;
+  out->transfer_ms =
+      kv_transfer_visible_us(link, out->bytes, out->prefill_ms * 1e3) / 1e3;
+  out->handoff_ms = out->transfer_ms + out->d.ttft_ms;
+  out->ttft_ms = out->p.ttft_ms;
+  out->tpot_ms = (out->handoff_ms + (n - 2) * out->d.tpot_ms) / (n - 1);
+  out->busy_s = out->p.busy_s + out->d.busy_s;
+  out->cost_usd = out->p.cost_usd + out->d.cost_usd;
+  out->opportunity_usd = out->p.opportunity_usd + out->d.opportunity_usd;
 }
 
 static double decay(infs_time_t dt_us) {

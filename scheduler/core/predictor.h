@@ -8,6 +8,7 @@
 #define INFSCHED_PREDICTOR_H
 
 #include "core.h"
+#include "transfer.h"
 
 /* Net changes since the heartbeat, as the core saw them. */
 typedef struct predictor_since {
@@ -52,6 +53,10 @@ typedef struct predictor_request {
   uint32_t prompt_tokens;
   uint32_t max_tokens;
   uint32_t cached_blocks; /* leading prompt blocks in the worker's cache */
+  /* The decode half of a split request: the KV of every prompt token but
+   * the last comes from elsewhere, so only that token is prefilled here
+   * (the engine's DECODE phase). */
+  bool kv_arrives;
 } predictor_request_t;
 
 typedef struct prediction {
@@ -82,6 +87,40 @@ typedef struct prediction {
 void predictor_estimate(const predictor_worker_t *w,
                         const predictor_request_t *r, double kwh_usd,
                         prediction_t *out);
+
+/* A request split: prefilled on P, its KV moved over the link P -> D, then
+ * decoded on D (docs/scheduling.md, "Disaggregation"). The client's first
+ * token comes from P; the transfer, D's wait for a step and D's first step
+ * lie between it and the second token. */
+typedef struct pair_prediction {
+  prediction_t p;  /* on P: the prompt with max_tokens 1 */
+  prediction_t d;  /* on D: kv_arrives, prompt + 1 tokens, max_tokens - 1 */
+  infs_link_t link;
+  uint32_t moved_tokens; /* prompt tokens D lacks */
+  uint64_t bytes;        /* their KV, in P's layout */
+  double prefill_ms;     /* P's prefill, without its queue */
+  double transfer_ms;    /* what of the transfer is not hidden by it */
+  double handoff_ms;     /* first token to second: transfer_ms + D's
+                            queue and first step */
+  double ttft_ms;        /* P's: queue + prefill of what P lacks */
+  double tpot_ms;        /* mean over the output: (handoff_ms + (n - 2) *
+                            D's TPOT) / (n - 1) */
+  double busy_s, cost_usd, opportunity_usd; /* both workers' */
+} pair_prediction_t;
+
+/* Predicts r split between p and d: r->cached_blocks are P's,
+ * d_cached_blocks D's; r->max_tokens >= 2 (a split of one token is just a
+ * prefill). */
+void predictor_estimate_pair(const predictor_worker_t *p,
+                             const predictor_worker_t *d,
+                             const predictor_request_t *r,
+                             uint32_t d_cached_blocks, const infs_link_t *link,
+                             double kwh_usd, pair_prediction_t *out);
+
+/* Prompt tokens whose KV a decode worker holding cached_blocks of the
+ * prompt lacks. */
+uint32_t predictor_kv_lacks(uint32_t prompt_tokens, uint32_t cached_blocks,
+                            uint32_t block_size);
 
 /* The largest share of its targets a prediction uses: max(ttft / ttft_ms,
  * tpot / tpot_ms), a 0 target left out; at most 1 when both are met. */

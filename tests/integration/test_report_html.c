@@ -201,7 +201,7 @@ static void test_fixture_renders(void **state) {
   assert_int_equal(browse(f, page, "--dump-dom", dom), 0);
   char *text = harness_read_file(dom);
   assert_non_null(text);
-  assert_int_equal(count(text, "<svg class=\"plot\""), 12);
+  assert_int_equal(count(text, "<svg class=\"plot\""), 14);
   assert_int_equal(drawn_paths(text, "plot-ttft-cdf"), 4);
   assert_int_equal(drawn_paths(text, "plot-tpot-cdf"), 4);
   assert_int_equal(drawn_paths(text, "plot-e2e-cdf"), 4);
@@ -221,7 +221,8 @@ static void test_fixture_renders(void **state) {
   assert_int_equal(drawn_paths(text, "plot-throughput"), 4);
   assert_int_equal(drawn_paths(text, "plot-tokens"), 1);
   assert_int_equal(drawn_paths(text, "plot-queue"), 4);
-  assert_int_equal(count(text, "class=\"bar\""), 9);
+  /* 3 + 3 + 3, 7 phases and 5 parts with a cost. */
+  assert_int_equal(count(text, "class=\"bar\""), 21);
   assert_int_equal(count(text, "no-data"), 0);
   free(text);
 
@@ -373,7 +374,7 @@ static void test_loadgen_codex_report(void **state) {
   assert_int_equal(browse(f, html, "--dump-dom", dom), 0);
   char *text = harness_read_file(dom);
   assert_non_null(text);
-  assert_int_equal(count(text, "<svg class=\"plot\""), 12);
+  assert_int_equal(count(text, "<svg class=\"plot\""), 14);
   assert_true(drawn_paths(text, "plot-ttft-cdf") >= 2);
   assert_true(drawn_paths(text, "plot-tpot-cdf") >= 2);
   assert_true(markers_in(text, "plot-ttft-cdf") >= 1);

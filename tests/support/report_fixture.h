@@ -66,6 +66,19 @@ static report_t *fixture_report(void) {
                                          : NULL,
         .done_at = (infs_time_t)((t_s + e2e / 1000) * 1e6),
     };
+    /* Every third request on a GPU was prefilled on a TPU. */
+    bool split = w < 2 && i % 3 == 0;
+    o.phases = (report_phases_t){
+        .known = st == REPORT_COMPLETED,
+        .split = split,
+        .queue = (infs_time_t)(ttft * 100),
+        .prefill = (infs_time_t)(ttft * (split ? 700 : 900)),
+        .transfer = split ? (infs_time_t)(ttft * 200) : 0,
+        .decode = (infs_time_t)((e2e - ttft) * 1000),
+        .prefill_cost_usd = split ? 1e-6 * prompt / 200.0 : 0,
+        .prefill_worker_id = split ? workers[4 + w][0] : NULL,
+        .prefill_worker_class = split ? "tpu" : NULL,
+    };
     report_add(r, &o);
   }
   for (int s = 0; s <= 60; s++) {

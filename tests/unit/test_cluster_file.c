@@ -120,7 +120,7 @@ static const bad_case_t k_bad[] = {
               "got a list"},
     {"profiles: p\nscheduler: {}\nworkers: []\nextra: 1\n",
      "4: cluster: unknown key 'extra' (expected profiles, scheduler, "
-     "workers)"},
+     "workers, links)"},
     {"profiles: p\nprofiles: q\nscheduler: {}\nworkers: []\n",
      "2: cluster: key 'profiles' given twice (also on line 1)"},
     {"scheduler: {}\nworkers: []\n", "1: cluster: 'profiles' is missing"},
@@ -186,24 +186,103 @@ static const bad_case_t k_bad[] = {
      "4: workers[0].name: longer than 58 characters"},
 };
 
-static void test_bad_files(void **state) {
-  (void)state;
-  for (size_t i = 0; i < sizeof k_bad / sizeof k_bad[0]; i++) {
+/* A prefix naming a tpu and a gpu entry, for the links cases. */
+#define LINKS_HEAD                                                             \
+  "profiles: p\nscheduler: {}\nworkers:\n"                                     \
+  "  - {name: big, profile: tpu-v6e, count: 2}\n"                              \
+  "  - {name: gpu, profile: gpu-h100}\nlinks:\n"
+
+static const bad_case_t k_bad_links[] = {
+    {LINKS_HEAD "  - {from: tpu, to: gpu, gbps: -5}\n",
+     "7: links[0].gbps: -5 is not a bandwidth (GB/s above 0)"},
+    {LINKS_HEAD "  - {from: tpu, to: gpu, gbps: 0}\n",
+     "7: links[0].gbps: 0 is not a bandwidth (GB/s above 0)"},
+    {LINKS_HEAD "  - {from: tpu, to: gpu, gbps: fast}\n",
+     "7: links[0].gbps: expected a number, got fast"},
+    {LINKS_HEAD "  - {from: tpu, to: gpu, gbps: .nan}\n",
+     "7: links[0].gbps: expected a number, got .nan"},
+    {LINKS_HEAD "  - {from: tpu, to: gpu}\n", "7: links[0]: 'gbps' is missing"},
+    {LINKS_HEAD "  - {from: tpu, to: gpu, gbps: 5, latency_us: -1}\n",
+     "7: links[0].latency_us: -1 is not a latency (0 or more microseconds)"},
+    {LINKS_HEAD "  - {from: tpu, to: gpu, gbps: 5, overlap: maybe}\n",
+     "7: links[0].overlap: expected true or false, got maybe"},
+    {LINKS_HEAD "  - {from: tpu, to: gpu, gbps: 5, bandwidth: 5}\n",
+     "7: links[0]: unknown key 'bandwidth' (expected from, to, gbps, "
+     "latency_us, overlap)"},
+    {LINKS_HEAD "  - {from: fpga, to: gpu, gbps: 5}\n",
+     "7: links[0].from: 'fpga' is neither '*', a worker class"},
+    /* An entry's name is not a worker; its instances are. */
+    {LINKS_HEAD "  - {from: big, to: gpu, gbps: 5}\n",
+     "7: links[0].from: 'big' is neither"},
+    {LINKS_HEAD "  - {from: big-2, to: gpu, gbps: 5}\n",
+     "7: links[0].from: 'big-2' is neither"},
+    {LINKS_HEAD "  - {from: big-01, to: gpu, gbps: 5}\n",
+     "7: links[0].from: 'big-01' is neither"},
+    {LINKS_HEAD "  - {from: tpu, to: sram-wse3, gbps: 5}\n",
+     "7: links[0].to: 'sram-wse3' is neither"},
+    {LINKS_HEAD "  - {from: tpu, gbps: 5}\n", "7: links[0]: 'to' is missing"},
+    {LINKS_HEAD "  - {from: tpu, to: gpu, gbps: 5}\n"
+                "  - {from: tpu, to: gpu, gbps: 50}\n",
+     "8: links[1]: the link tpu>gpu is also given on line 7"},
+    {LINKS_HEAD "  tpu: gpu\n", "7: links: expected a list, got a mapping"},
+    {LINKS_HEAD "  - tpu>gpu=5\n", "7: links[0]: expected a mapping, got a "
+                                   "scalar"},
+};
+
+static void check_bad(const bad_case_t *cases, size_t n) {
+  for (size_t i = 0; i < n; i++) {
     char err[512], path[64];
     cluster_spec_t *s = NULL;
-    write_temp(k_bad[i].text, path, sizeof path);
+    write_temp(cases[i].text, path, sizeof path);
     int rc = cluster_file_load(path, &s, err, sizeof err);
     unlink(path);
     if (rc == 0) {
       cluster_spec_destroy(&s);
-      fail_msg("case %zu loaded; expected \"%s\"", i, k_bad[i].expect);
+      fail_msg("case %zu loaded; expected \"%s\"", i, cases[i].expect);
     }
     assert_null(s);
     char want[600];
-    snprintf(want, sizeof want, "%s:%s", path, k_bad[i].expect);
+    snprintf(want, sizeof want, "%s:%s", path, cases[i].expect);
     if (strncmp(err, want, strlen(want)) != 0)
       fail_msg("case %zu: got \"%s\", want \"%s...\"", i, err, want);
   }
+}
+
+static void test_bad_files(void **state) {
+  (void)state;
+  check_bad(k_bad, sizeof k_bad / sizeof k_bad[0]);
+  check_bad(k_bad_links, sizeof k_bad_links / sizeof k_bad_links[0]);
+}
+
+/* links: becomes the scheduler's --links spec, rule by rule in order, the
+ * latency written out when overlap needs a place after it. */
+static void test_links(void **state) {
+  (void)state;
+  char err[512];
+  int rc;
+  cluster_spec_t *s =
+      load_text(LINKS_HEAD "  - {from: tpu, to: gpu, gbps: 50, "
+                           "latency_us: 20, overlap: true}\n"
+                           "  - {from: big-1, to: gpu-0, gbps: 200, "
+                           "overlap: true}\n"
+                           "  - {from: tpu-v6e, to: '*', gbps: 12.5, "
+                           "overlap: false}\n"
+                           "  - {from: '*', to: '*', gbps: 0.5, "
+                           "latency_us: 0}\n",
+                err, sizeof err, &rc);
+  if (rc)
+    fail_msg("%s", err);
+  assert_string_equal(s->links, "tpu>gpu=50:20:overlap,"
+                                "big-1>gpu-0=200:20:overlap,"
+                                "tpu-v6e>*=12.5,*>*=0.5:0");
+  assert_int_equal(s->links_line, 7);
+  cluster_spec_destroy(&s);
+  /* No section, or an empty one: no spec, the scheduler's defaults. */
+  s = load_text("profiles: p\nscheduler: {}\nworkers: []\nlinks: []\n", err,
+                sizeof err, &rc);
+  assert_int_equal(rc, 0);
+  assert_null(s->links);
+  cluster_spec_destroy(&s);
 }
 
 static void test_missing_file(void **state) {
@@ -307,6 +386,7 @@ int main(void) {
       cmocka_unit_test(test_full_file),
       cmocka_unit_test(test_defaults),
       cmocka_unit_test(test_bad_files),
+      cmocka_unit_test(test_links),
       cmocka_unit_test(test_missing_file),
       cmocka_unit_test(test_slo_checked_against_profiles),
       cmocka_unit_test(test_backoff),

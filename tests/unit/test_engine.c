@@ -126,11 +126,25 @@ static size_t count_kind(const evlog_t *l, uint64_t id,
   return n;
 }
 
+static void submit_phase(engine_t *e, infs_time_t now, uint64_t id,
+                         uint32_t prompt, uint32_t max_tokens,
+                         infs_phase_t phase, infs_time_t kv_ready,
+                         const uint64_t *blocks, size_t n_blocks) {
+  engine_request_t r = {.id = id,
+                        .prompt_tokens = prompt,
+                        .max_tokens = max_tokens,
+                        .blocks = blocks,
+                        .n_blocks = n_blocks,
+                        .phase = phase,
+                        .kv_ready = kv_ready};
+  assert_int_equal(engine_submit(e, now, &r), 0);
+}
+
 static void submit(engine_t *e, infs_time_t now, uint64_t id, uint32_t prompt,
                    uint32_t max_tokens, const uint64_t *blocks,
                    size_t n_blocks) {
-  engine_request_t r = {id, prompt, max_tokens, blocks, n_blocks, 0};
-  assert_int_equal(engine_submit(e, now, &r), 0);
+  submit_phase(e, now, id, prompt, max_tokens, INFS_PHASE_FULL, 0, blocks,
+               n_blocks);
 }
 
 /* ---- one request on an idle engine ------------------------------------- */
@@ -323,7 +337,8 @@ static void test_slo_aware_prefill_keeps_tpot(void **state) {
   p.slo_aware_prefill = true;
   engine_t *e = engine_new(&p, 0);
   evlog_t l = {0};
-  engine_request_t a = {1, 100, 50, NULL, 0, 30};
+  engine_request_t a = {
+      .id = 1, .prompt_tokens = 100, .max_tokens = 50, .tpot_target_ms = 30};
   assert_int_equal(engine_submit(e, 0, &a), 0);
   run_until(e, &l, 25000);
   submit(e, 25000, 2, 1024, 4, NULL, 0);
@@ -753,8 +768,9 @@ static void test_submit_refusals(void **state) {
       {6, 10, 10, 0},
   };
   for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
-    engine_request_t r = {rows[i].id, rows[i].prompt, rows[i].max_tokens, NULL,
-                          0, 0};
+    engine_request_t r = {.id = rows[i].id,
+                          .prompt_tokens = rows[i].prompt,
+                          .max_tokens = rows[i].max_tokens};
     assert_int_equal(engine_submit(e, 0, &r), rows[i].rc);
   }
   engine_load_t load;
@@ -900,6 +916,280 @@ static void test_random_load_invariants(void **state) {
   engine_destroy(&e);
 }
 
+/* ---- phases: prefill only, decode only -------------------------------- */
+
+
+/* A PREFILL request gives its first token, then PREFILLED, and holds its
+ * blocks until cancelled; it never decodes. */
+static void test_prefill_phase_holds_kv(void **state) {
+  (void)state;
+  infs_profile_t p = test_profile();
+  engine_t *e = engine_new(&p, 0);
+  evlog_t l = {0};
+  submit_phase(e, 0, 1, 1000, 10, INFS_PHASE_PREFILL, 0, NULL, 0);
+  run_until(e, &l, INFS_TIME_NEVER);
+
+  infs_time_t prefill = hand_prefill_us(1000, 0); /* 52.2 + 49.8 ms */
+  assert_int_equal(prefill, 102000);
+  const engine_event_t *first = find_event(&l, 1, ENGINE_EV_FIRST_TOKEN);
+  const engine_event_t *held = find_event(&l, 1, ENGINE_EV_PREFILLED);
+  assert_non_null(first);
+  assert_non_null(held);
+  assert_true(first < held);
+  assert_int_equal(first->at, prefill);
+  assert_int_equal(held->at, prefill);
+  assert_int_equal(held->generated, 1);
+  assert_int_equal(held->ttft_us, prefill);
+  assert_int_equal(held->queued_us, 0);
+  assert_true(fabs(held->busy_share_s - 0.102) < 1e-9);
+  assert_int_equal(tokens_of(&l, 1), 1);
+  assert_null(find_event(&l, 1, ENGINE_EV_DONE));
+
+  engine_load_t load;
+  engine_load(e, prefill + 1000000, &load);
+  assert_int_equal(load.held, 1);
+  assert_int_equal(load.running + load.queued, 0);
+  assert_int_equal(load.kv_used, 63 * 16); /* ceil(1000 / 16) blocks */
+  assert_int_equal(load.prefill_backlog_tokens, 0);
+  assert_int_equal(engine_next_event(e), INFS_TIME_NEVER);
+
+  /* The release frees the blocks; the prompt's 62 full ones stay cached. */
+  assert_int_equal(engine_cancel(e, prefill + 1000000, 1), 0);
+  engine_load(e, prefill + 1000000, &load);
+  assert_int_equal(load.held, 0);
+  assert_int_equal(load.kv_used, 0);
+  assert_int_equal(engine_cache_snapshot(e, NULL, 0), 62);
+  assert_int_equal(engine_cancel(e, prefill + 1000000, 1), -ENOENT);
+  evlog_free(&l);
+  engine_destroy(&e);
+}
+
+/* A DECODE request waits for its KV, computes only its last prompt token
+ * and decodes from there. */
+static void test_decode_phase_starts_when_kv_arrives(void **state) {
+  (void)state;
+  infs_profile_t p = test_profile();
+  engine_t *e = engine_new(&p, 0);
+  evlog_t l = {0};
+  submit_phase(e, 0, 1, 1001, 5, INFS_PHASE_DECODE, 50000, NULL, 0);
+  assert_int_equal(engine_next_event(e), 50000);
+  engine_load_t load;
+  engine_load(e, 0, &load);
+  assert_int_equal(load.queued, 1);
+  assert_int_equal(load.kv_used, 0); /* nothing taken before it arrives */
+  assert_int_equal(load.prefill_backlog_tokens, 1);
+  run_until(e, &l, 49999);
+  assert_int_equal(l.n, 0);
+
+  run_until(e, &l, 50000);
+  engine_load(e, 50000, &load);
+  assert_int_equal(load.running, 1);
+  assert_int_equal(load.kv_used, 63 * 16); /* the whole prompt at once */
+  run_until(e, &l, INFS_TIME_NEVER);
+  /* The last prompt token alone: 10 ms of weights + 1 ms for the
+   * sequence; then four decode steps of the same. */
+  const engine_event_t *first = find_event(&l, 1, ENGINE_EV_FIRST_TOKEN);
+  const engine_event_t *fin = find_event(&l, 1, ENGINE_EV_DONE);
+  assert_non_null(first);
+  assert_non_null(fin);
+  assert_int_equal(first->at, 61000);
+  assert_int_equal(fin->at, 61000 + 4 * 11000);
+  assert_int_equal(fin->generated, 5);
+  assert_int_equal(tokens_of(&l, 1), 5);
+  assert_int_equal(fin->ttft_us, 61000);
+  assert_int_equal(fin->queued_us, 0); /* admitted as its KV arrived */
+  assert_int_equal(fin->cached_tokens, 0);
+  engine_load(e, fin->at, &load);
+  assert_int_equal(load.kv_used + load.queued + load.running, 0);
+  assert_int_equal(load.prefill_backlog_tokens, 0);
+  evlog_free(&l);
+  engine_destroy(&e);
+}
+
+/* Blocks the decode worker has cached serve a DECODE request's prompt as
+ * they would any other's. */
+static void test_decode_phase_uses_own_prefix(void **state) {
+  (void)state;
+  infs_profile_t p = test_profile();
+  engine_t *e = engine_new(&p, 0);
+  evlog_t l = {0};
+  uint64_t blocks[62];
+  for (size_t k = 0; k < 62; k++)
+    blocks[k] = 100 + k;
+  submit(e, 0, 1, 200, 1, blocks, 12); /* caches blocks 100..111 */
+  infs_time_t t = run_until(e, &l, INFS_TIME_NEVER);
+  submit_phase(e, t, 2, 1001, 3, INFS_PHASE_DECODE, t + 1000, blocks, 62);
+  run_until(e, &l, INFS_TIME_NEVER);
+  const engine_event_t *fin = find_event(&l, 2, ENGINE_EV_DONE);
+  assert_non_null(fin);
+  assert_int_equal(fin->cached_tokens, 12 * 16);
+  assert_int_equal(fin->generated, 3);
+  /* What arrived is cached here now: all 62 full blocks. */
+  assert_int_equal(engine_cache_snapshot(e, NULL, 0), 62);
+  evlog_free(&l);
+  engine_destroy(&e);
+}
+
+/* Held blocks can leave no room for the queue's head: the engine waits,
+ * idle, and starts it when a release frees the room; those behind it wait
+ * too (FIFO). */
+static void test_held_kv_stalls_until_released(void **state) {
+  (void)state;
+  infs_profile_t p = test_profile();
+  p.kv_tokens = 2048; /* 128 blocks */
+  p.max_context = 2000;
+  engine_t *e = engine_new(&p, 0);
+  evlog_t l = {0};
+  submit_phase(e, 0, 1, 1500, 1, INFS_PHASE_PREFILL, 0, NULL, 0); /* 94 */
+  infs_time_t t = run_until(e, &l, INFS_TIME_NEVER);
+  assert_non_null(find_event(&l, 1, ENGINE_EV_PREFILLED));
+  /* 63 blocks do not fit in the 34 left. */
+  submit_phase(e, t, 2, 1001, 2, INFS_PHASE_DECODE, t, NULL, 0);
+  submit(e, t, 3, 16, 2, NULL, 0);
+  run_until(e, &l, INFS_TIME_NEVER);
+  assert_int_equal(engine_next_event(e), INFS_TIME_NEVER);
+  engine_load_t load;
+  engine_load(e, t, &load);
+  assert_int_equal(load.queued, 2);
+  assert_int_equal(load.running, 0);
+  assert_null(find_event(&l, 2, ENGINE_EV_FIRST_TOKEN));
+  assert_null(find_event(&l, 3, ENGINE_EV_FIRST_TOKEN));
+
+  infs_time_t release = t + 5000000;
+  assert_int_equal(engine_cancel(e, release, 1), 0);
+  assert_int_equal(engine_next_event(e), release);
+  run_until(e, &l, INFS_TIME_NEVER);
+  const engine_event_t *first = find_event(&l, 2, ENGINE_EV_FIRST_TOKEN);
+  assert_non_null(first);
+  /* Its one token and request 3's 16-token prompt in one step: 17 tokens
+   * compute in 1.7 ms, under the 10 ms weight read, + 1 ms each. */
+  assert_int_equal(first->at, release + 12000);
+  assert_int_equal(find_event(&l, 3, ENGINE_EV_FIRST_TOKEN)->at,
+                   release + 12000);
+  assert_int_equal(find_event(&l, 2, ENGINE_EV_DONE)->queued_us,
+                   release - t);
+  assert_non_null(find_event(&l, 3, ENGINE_EV_DONE));
+  evlog_free(&l);
+  engine_destroy(&e);
+}
+
+static void test_phase_refusals_and_cancels(void **state) {
+  (void)state;
+  infs_profile_t p = test_profile();
+  engine_t *e = engine_new(&p, 0);
+  engine_request_t r = {.id = 1, .prompt_tokens = 10, .max_tokens = 10,
+                        .phase = (infs_phase_t)7};
+  assert_int_equal(engine_submit(e, 0, &r), -EINVAL);
+  /* A prefill-only request needs room for its first token only. */
+  r = (engine_request_t){.id = 2, .prompt_tokens = 49999, .max_tokens = 10};
+  assert_int_equal(engine_submit(e, 0, &r), INFS_ECONTEXT);
+  r.phase = INFS_PHASE_PREFILL;
+  assert_int_equal(engine_submit(e, 0, &r), 0);
+  assert_int_equal(engine_cancel(e, 0, 2), 0);
+
+  /* A DECODE request cancelled while its KV is on the way leaves no
+   * trace. */
+  submit_phase(e, 0, 3, 500, 10, INFS_PHASE_DECODE, 70000, NULL, 0);
+  submit_phase(e, 0, 4, 500, 10, INFS_PHASE_DECODE, 60000, NULL, 0);
+  assert_int_equal(engine_next_event(e), 60000);
+  assert_int_equal(engine_cancel(e, 10, 4), 0);
+  assert_int_equal(engine_next_event(e), 70000);
+  assert_int_equal(engine_cancel(e, 20, 3), 0);
+  assert_int_equal(engine_next_event(e), INFS_TIME_NEVER);
+  engine_load_t load;
+  engine_load(e, 20, &load);
+  assert_int_equal(load.queued + load.running + load.held, 0);
+  assert_int_equal(load.kv_used, 0);
+  assert_int_equal(load.prefill_backlog_tokens, 0);
+  engine_destroy(&e);
+}
+
+/* A random mix of whole, prefill-only and decode-only requests, held KV
+ * released at random times: nothing overflows or hangs, every request
+ * gets exactly what its phase promises, and the engine ends empty. */
+static void test_random_phases_invariants(void **state) {
+  (void)state;
+  enum { N = 300 };
+  infs_profile_t p = small_kv_profile();
+  p.kv_tokens = 4000;
+  p.max_context = 2000;
+  p.max_batch = 6;
+  p.max_num_batched_tokens = 300;
+  engine_t *e = engine_new(&p, 0);
+  evlog_t l = {0};
+  static uint32_t max_tokens[N];
+  static infs_phase_t phase[N];
+  static bool released[N];
+  uint64_t seed = 7, blocks[125];
+  infs_time_t t = 0;
+  size_t seen = 0, stalls = 0;
+
+  for (uint64_t id = 0; id < N; id++) {
+    t += lcg(&seed) % 40000;
+    run_until(e, &l, t);
+    engine_load_t now;
+    engine_load(e, t, &now);
+    stalls += now.queued > 0 && engine_next_event(e) == INFS_TIME_NEVER;
+    /* Release held prefills that have waited long enough. */
+    for (; seen < l.n; seen++)
+      if (l.ev[seen].kind == ENGINE_EV_PREFILLED && lcg(&seed) % 2)
+        released[l.ev[seen].id] =
+            engine_cancel(e, t, l.ev[seen].id) == 0;
+    uint32_t prompt = 1 + lcg(&seed) % 1500;
+    max_tokens[id] = 1 + lcg(&seed) % (p.max_context - prompt);
+    phase[id] = (infs_phase_t)(lcg(&seed) % 3);
+    size_t n = prompt / 16, shared = lcg(&seed) % (n + 1);
+    for (size_t k = 0; k < n; k++)
+      blocks[k] = k < shared ? k + 1 : (id << 20) + k;
+    submit_phase(e, t, id, prompt, max_tokens[id], phase[id],
+                 t + lcg(&seed) % 100000, blocks, n);
+    engine_advance(e, t);
+    collect(e, &l);
+  }
+  run_until(e, &l, INFS_TIME_NEVER);
+  /* Release every prefill still held; the rest then runs to the end. */
+  for (bool more = true; more;) {
+    more = false;
+    engine_load_t now;
+    engine_load(e, t, &now);
+    stalls += now.queued > 0 && engine_next_event(e) == INFS_TIME_NEVER;
+    for (uint64_t id = 0; id < N; id++)
+      if (phase[id] == INFS_PHASE_PREFILL && !released[id] &&
+          find_event(&l, id, ENGINE_EV_PREFILLED)) {
+        released[id] = engine_cancel(e, t, id) == 0;
+        assert_true(released[id]);
+        more = true;
+      }
+    infs_time_t last = run_until(e, &l, INFS_TIME_NEVER);
+    t = last > t ? last : t;
+  }
+
+  for (uint64_t id = 0; id < N; id++) {
+    assert_int_equal(count_kind(&l, id, ENGINE_EV_FIRST_TOKEN), 1);
+    if (phase[id] == INFS_PHASE_PREFILL) {
+      assert_int_equal(count_kind(&l, id, ENGINE_EV_PREFILLED), 1);
+      assert_int_equal(tokens_of(&l, id), 1);
+      assert_null(find_event(&l, id, ENGINE_EV_DONE));
+      assert_true(released[id]);
+      continue;
+    }
+    const engine_event_t *fin = find_event(&l, id, ENGINE_EV_DONE);
+    assert_non_null(fin);
+    assert_int_equal(fin->generated, max_tokens[id]);
+    assert_int_equal(tokens_of(&l, id), max_tokens[id]);
+    assert_null(find_event(&l, id, ENGINE_EV_PREFILLED));
+  }
+  engine_load_t load;
+  engine_load(e, t, &load);
+  assert_int_equal(load.kv_used, 0);
+  assert_int_equal(load.running + load.queued + load.held, 0);
+  assert_int_equal(load.prefill_backlog_tokens, 0);
+  /* The load exercised what it is meant to. */
+  assert_true(stalls > 0 && load.preemptions > 0);
+  evlog_free(&l);
+  engine_destroy(&e);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_single_request),
@@ -917,6 +1207,12 @@ int main(void) {
       cmocka_unit_test(test_submit_refusals),
       cmocka_unit_test(test_cancel_frees_kv),
       cmocka_unit_test(test_random_load_invariants),
+      cmocka_unit_test(test_prefill_phase_holds_kv),
+      cmocka_unit_test(test_decode_phase_starts_when_kv_arrives),
+      cmocka_unit_test(test_decode_phase_uses_own_prefix),
+      cmocka_unit_test(test_held_kv_stalls_until_released),
+      cmocka_unit_test(test_phase_refusals_and_cancels),
+      cmocka_unit_test(test_random_phases_invariants),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -75,7 +75,10 @@ static void run_for(engine_t *e, uint64_t id, infs_time_t submitted,
 static infs_time_t load_engine(engine_t *e, uint32_t b, uint32_t ctx,
                                uint32_t tpot_ms) {
   for (uint32_t i = 0; i < b; i++) {
-    engine_request_t r = {i, ctx, OTHERS_OUTPUT, NULL, 0, tpot_ms};
+    engine_request_t r = {.id = i,
+                          .prompt_tokens = ctx,
+                          .max_tokens = OTHERS_OUTPUT,
+                          .tpot_target_ms = tpot_ms};
     assert_int_equal(engine_submit(e, 0, &r), 0);
   }
   infs_time_t t = 0;
@@ -140,11 +143,12 @@ static void check_profile(const infs_profile_t *shipped, bool slo) {
                 (uint64_t)b * OTHERS_OUTPUT - (l.generated_tokens),
             .tpot_cap_ms = cap,
         };
-        predictor_request_t r = {P, G, 0};
+        predictor_request_t r = {.prompt_tokens = P, .max_tokens = G};
         prediction_t want;
         predictor_estimate(&w, &r, 0.1, &want);
 
-        engine_request_t er = {NEW_ID, P, G, NULL, 0, 0};
+        engine_request_t er = {
+            .id = NEW_ID, .prompt_tokens = P, .max_tokens = G};
         assert_int_equal(engine_submit(e, at, &er), 0);
         outcome_t got;
         run_for(e, NEW_ID, at, G, &got);

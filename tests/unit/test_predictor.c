@@ -48,7 +48,9 @@ static void init(state_t *s) {
 
 static prediction_t predict(const state_t *s, uint32_t prompt,
                             uint32_t max_tokens, uint32_t cached_blocks) {
-  predictor_request_t r = {prompt, max_tokens, cached_blocks};
+  predictor_request_t r = {.prompt_tokens = prompt,
+                           .max_tokens = max_tokens,
+                           .cached_blocks = cached_blocks};
   prediction_t out;
   predictor_estimate(&s->w, &r, 0, &out);
   return out;
@@ -286,7 +288,7 @@ static void test_cost_energy_and_tokens(void **unused) {
   s.p.power_busy_w = 3600;
   s.p.usd_per_mtok_in = 1;
   s.p.usd_per_mtok_out = 2;
-  predictor_request_t r = {250, 11, 0};
+  predictor_request_t r = {.prompt_tokens = 250, .max_tokens = 11};
   prediction_t p;
   predictor_estimate(&s.w, &r, 0.1, &p);
   /* 0.363 busy s: $0.00363 of hardware, 3.6 kW for 0.363 s at $0.1/kWh,
@@ -367,6 +369,60 @@ static void test_slo_use(void **unused) {
   assert_float_equal(predictor_slo_use(&p, &(slo_targets_t){0, 22}), 0.5, EPS);
 }
 
+/* A split: 250 tokens prefilled on an idle P (253 ms, as above), their KV
+ * (100 KB a token) moved over 1 GB/s with 100 us of latency, decoded on an
+ * idle D. */
+static void test_pair(void **unused) {
+  (void)unused;
+  state_t ps, ds;
+  init(&ps);
+  init(&ds);
+  ps.p.kv_kb_per_token = 100; /* 10 MB per 100 tokens: 0.01 ms a read */
+  predictor_request_t r = {.prompt_tokens = 250, .max_tokens = 11};
+  infs_link_t link = {1, 100, false};
+  pair_prediction_t x;
+  predictor_estimate_pair(&ps.w, &ds.w, &r, 0, &link, 0, &x);
+  assert_float_equal(x.ttft_ms, 253, EPS);
+  assert_float_equal(x.prefill_ms, 253, EPS);
+  assert_int_equal(x.moved_tokens, 250);
+  assert_int_equal(x.bytes, 25600000);
+  /* 25.6 MB at 1,000 bytes a microsecond, + 100 us. */
+  assert_float_equal(x.transfer_ms, 25.7, 1e-6);
+  /* D: its first token's pass alone (10 + 1 ms), then decode steps of
+   * 11 ms. */
+  assert_float_equal(x.d.ttft_ms, 11, EPS);
+  assert_float_equal(x.handoff_ms, 36.7, 1e-6);
+  assert_float_equal(x.tpot_ms, (36.7 + 9 * 11) / 10, 1e-6);
+  /* P's prefill and D's 1 + 9 steps: the same worker time as whole. */
+  assert_float_equal(x.busy_s, 0.253 + 0.011 + 0.099, 1e-9);
+  assert_float_equal(x.cost_usd, 0.00363, 1e-9);
+
+  /* D holds 20 of the 25 blocks: 50 tokens move. */
+  predictor_estimate_pair(&ps.w, &ds.w, &r, 20, &link, 0, &x);
+  assert_int_equal(x.moved_tokens, 50);
+  assert_float_equal(x.transfer_ms, 5.22, 1e-6);
+
+  /* Streamed layer by layer beside a 253 ms prefill: the last layer's
+   * share, 25.6 / 80 ms, is all that is left. */
+  link.overlap = true;
+  predictor_estimate_pair(&ps.w, &ds.w, &r, 0, &link, 0, &x);
+  assert_float_equal(x.transfer_ms, 0.1 + 25.6 / 80, 1e-6);
+
+  /* A busy D: a full batch makes the KV wait for a slot, in the gap
+   * before the second token, not in the first token's time. */
+  ds.load.running = 4;
+  ds.load.kv_used = 400;
+  ds.w.outstanding = 4;
+  ds.w.remaining_tokens = 40;
+  predictor_estimate_pair(&ps.w, &ds.w, &r, 0, &link, 0, &x);
+  assert_float_equal(x.ttft_ms, 253, EPS);
+  /* A slot frees after 10 tokens of 14 ms steps shared by 4 (35 ms), the
+   * next boundary half a step later, then one pass with the four decodes
+   * (10 + 5 ms). */
+  assert_float_equal(x.d.ttft_ms, 35 + 7 + 15, 1e-9);
+  assert_float_equal(x.handoff_ms, 0.1 + 25.6 / 80 + 57, 1e-6);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_idle_worker),
@@ -385,6 +441,7 @@ int main(void) {
       cmocka_unit_test(test_prefill_rate_decays),
       cmocka_unit_test(test_prefill_rate_memo_is_exact),
       cmocka_unit_test(test_slo_use),
+      cmocka_unit_test(test_pair),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,6 +3,8 @@
  */
 #include "report.h"
 
+#include "infsched.pb-c.h"
+
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -573,6 +575,103 @@ static void test_timeline_and_samples(void **state) {
   report_destroy(&r);
 }
 
+static double jpath(const cJSON *o, const char *a, const char *b, const char *c,
+                    const char *d) {
+  const char *keys[] = {a, b, c, d};
+  for (int i = 0; i < 4 && keys[i]; i++)
+    o = cJSON_GetObjectItemCaseSensitive(o, keys[i]);
+  assert_true(cJSON_IsNumber(o));
+  return o->valuedouble;
+}
+
+/* A request run whole takes its phases from the worker's queue, TTFT and
+ * end-to-end times; a split one from the scheduler's fields. Costs go to
+ * the worker class of each side. */
+static void test_phases(void **state) {
+  (void)state;
+  report_t *r = report_new();
+  Infsched__Done d = INFSCHED__DONE__INIT;
+  d.queue_us = 10 * MS;
+  d.ttft_us = 110 * MS;
+  d.e2e_us = 410 * MS;
+  report_outcome_t whole = {.cls = INFS_CLASS_AGENT,
+                            .status = REPORT_COMPLETED,
+                            .prompt_tokens = 100,
+                            .generated_tokens = 4,
+                            .ttft = 120 * MS,
+                            .e2e = 420 * MS,
+                            .cost_usd = 0.5,
+                            .worker_id = "gpu-0",
+                            .worker_class = "gpu"};
+  report_phases_from_done(&d, &whole.phases);
+  assert_true(whole.phases.known);
+  assert_false(whole.phases.split);
+  assert_int_equal(whole.phases.queue, 10 * MS);
+  assert_int_equal(whole.phases.prefill, 100 * MS);
+  assert_int_equal(whole.phases.decode, 300 * MS);
+  report_add(r, &whole);
+  report_outcome_t split = {.cls = INFS_CLASS_AGENT,
+                            .status = REPORT_COMPLETED,
+                            .prompt_tokens = 4000,
+                            .generated_tokens = 10,
+                            .ttft = 300 * MS,
+                            .e2e = 900 * MS,
+                            .cost_usd = 0.25,
+                            .worker_id = "gpu-1",
+                            .worker_class = "gpu",
+                            .phases = {.known = true,
+                                       .split = true,
+                                       .queue = 2 * MS,
+                                       .prefill = 250 * MS,
+                                       .transfer = 40 * MS,
+                                       .decode = 560 * MS,
+                                       .prefill_cost_usd = 0.125,
+                                       .prefill_worker_id = "tpu-0",
+                                       .prefill_worker_class = "tpu"}};
+  report_add(r, &split);
+  /* Without timings (an old worker's Done), nothing is counted. */
+  report_outcome_t unknown = whole;
+  unknown.phases = (report_phases_t){0};
+  report_add(r, &unknown);
+
+  cJSON *j = report_to_json(r);
+  assert_non_null(j);
+  const cJSON *ph = cJSON_GetObjectItemCaseSensitive(j, "phases");
+  assert_true(jpath(ph, "whole", "requests", NULL, NULL) == 1);
+  assert_true(jpath(ph, "split", "requests", NULL, NULL) == 1);
+  const cJSON *wl = cJSON_GetObjectItemCaseSensitive(
+      cJSON_GetObjectItemCaseSensitive(ph, "whole"), "latency_ms");
+  assert_true(fabs(jpath(wl, "queue", "p50", NULL, NULL) - 10) < 0.1);
+  assert_true(fabs(jpath(wl, "prefill", "p50", NULL, NULL) - 100) < 0.5);
+  assert_true(fabs(jpath(wl, "decode", "mean", NULL, NULL) - 300) < 1e-9);
+  /* A request run whole moves no KV: no transfer figure at all. */
+  assert_null(cJSON_GetObjectItemCaseSensitive(wl, "transfer"));
+  const cJSON *sl = cJSON_GetObjectItemCaseSensitive(
+      cJSON_GetObjectItemCaseSensitive(ph, "split"), "latency_ms");
+  assert_true(fabs(jpath(sl, "transfer", "mean", NULL, NULL) - 40) < 1e-9);
+  assert_true(fabs(jpath(sl, "prefill", "mean", NULL, NULL) - 250) < 1e-9);
+  const cJSON *c = cJSON_GetObjectItemCaseSensitive(ph, "cost_by_worker_class");
+  assert_true(jpath(c, "gpu", "whole", "usd", NULL) == 0.5);
+  assert_true(jpath(c, "gpu", "whole", "requests", NULL) == 1);
+  assert_true(jpath(c, "gpu", "decode", "usd", NULL) == 0.25);
+  assert_true(jpath(c, "gpu", "prefill", "usd", NULL) == 0);
+  assert_true(jpath(c, "tpu", "prefill", "usd", NULL) == 0.125);
+  assert_true(jpath(c, "tpu", "prefill", "requests", NULL) == 1);
+  assert_true(jpath(c, "tpu", "whole", "requests", NULL) == 0);
+  cJSON_Delete(j);
+
+  char *text = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&text, &len);
+  report_print(r, f);
+  fclose(f);
+  assert_non_null(strstr(text, "split  queue"));
+  assert_non_null(strstr(text, "       transfer        "));
+  assert_non_null(strstr(text, "  tpu                      0.1250 (1)"));
+  free(text);
+  report_destroy(&r);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_timeline_and_samples),
@@ -584,6 +683,7 @@ int main(void) {
       cmocka_unit_test(test_json_layout),
       cmocka_unit_test(test_cost_without_pool),
       cmocka_unit_test(test_write_and_print),
+      cmocka_unit_test(test_phases),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -79,7 +79,7 @@ static void test_every_chart_drawn(void **state) {
   assert_non_null(r);
   char *page = render(r, "codex <demo> & co");
   assert_true(strncmp(page, "<!DOCTYPE html>", 15) == 0);
-  assert_int_equal(count(page, "<svg class=\"plot\""), 12);
+  assert_int_equal(count(page, "<svg class=\"plot\""), 14);
   assert_int_equal(count(page, "class=\"no-data\""), 0);
   assert_finite_numbers(page);
 
@@ -154,6 +154,20 @@ static void test_every_chart_drawn(void **state) {
   assert_non_null(strstr(svg, "data-label=\"batch\""));
   assert_non_null(strstr(svg, "per M tokens"));
   free(svg);
+  /* Whole requests' three phases, split ones' four. */
+  svg = chart(page, "plot-phases");
+  assert_int_equal(count(svg, "class=\"bar\""), 7);
+  assert_non_null(strstr(svg, "data-label=\"split transfer\""));
+  assert_null(strstr(svg, "data-label=\"whole transfer\""));
+  free(svg);
+  /* TPUs prefilled for GPUs and ran requests whole; GPUs decoded. */
+  svg = chart(page, "plot-cost-phase");
+  assert_non_null(strstr(svg, "data-label=\"tpu prefill\""));
+  assert_non_null(strstr(svg, "data-label=\"gpu decode\""));
+  assert_non_null(strstr(svg, "data-label=\"sram whole\""));
+  assert_null(strstr(svg, "data-label=\"sram prefill\""));
+  assert_int_equal(count(svg, "class=\"bar\""), 5);
+  free(svg);
   svg = chart(page, "plot-cost-worker");
   assert_int_equal(count(svg, "class=\"bar\""), 3);
   assert_non_null(strstr(svg, "data-label=\"sram\""));
@@ -225,8 +239,8 @@ static void test_empty_report(void **state) {
   (void)state;
   report_t *r = report_new();
   char *page = render(r, NULL);
-  assert_int_equal(count(page, "<svg class=\"plot\""), 12);
-  assert_int_equal(count(page, "class=\"no-data\""), 12);
+  assert_int_equal(count(page, "<svg class=\"plot\""), 14);
+  assert_int_equal(count(page, "class=\"no-data\""), 14);
   assert_int_equal(count(page, "class=\"series\""), 0);
   assert_finite_numbers(page);
   free(page);

@@ -269,6 +269,9 @@ static void test_resumed_dispatch(void **state) {
   assert_int_equal(o.request.max_tokens, 15);
   assert_string_equal(o.request.prompt, "fix this: a b c d e");
   assert_int_equal(o.request.prompt_len, strlen("fix this: a b c d e"));
+  /* What the backend leaves out when it restarts the stream itself. */
+  assert_int_equal(o.request.resumed, 5);
+  assert_int_equal(o.request.resumed_len, strlen(" a b c d e"));
 
   wcore_on_tokens(w, 20 * MS, 9, 15, "x", 1);
   assert_int_equal(take_one(w).kind, WCORE_ACT_CHUNK);

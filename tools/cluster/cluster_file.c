@@ -4,8 +4,10 @@
 #include "infsched/profile.h"
 #include "ydoc.h"
 #include "slo_check.h"
+#include "transfer.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -187,21 +189,29 @@ static int parse_scheduler(ydoc_t *d, yaml_node_t *n, cluster_spec_t *s) {
   return 0;
 }
 
+/* Item i of the list `list` (workers, links) must be a mapping with the
+ * allowed keys; where gets its name for messages ("workers[2]"). */
+static int list_item(ydoc_t *d, yaml_node_t *n, const char *list, size_t i,
+                     const keys_t *keys, char *where, size_t len) {
+  snprintf(where, len, "%s[%zu]", list, i);
+  if (n->type != YAML_MAPPING_NODE)
+    return ydoc_fail(d, ydoc_line(n), "%s: expected a mapping, got %s", where,
+                     ydoc_kind(n));
+  return check_keys(d, n, where, keys);
+}
+
 static int parse_worker(ydoc_t *d, yaml_node_t *n, size_t i,
                         cluster_worker_t *w) {
   static const char *const own[] = {"name", "count", NULL};
   const keys_t keys = {own, SETTING_WORKER};
   char where[48];
   int rc;
-  snprintf(where, sizeof where, "workers[%zu]", i);
-  if (n->type != YAML_MAPPING_NODE)
-    return ydoc_fail(d, ydoc_line(n), "%s: expected a mapping, got %s", where,
-                     ydoc_kind(n));
+  if ((rc = list_item(d, n, "workers", i, &keys, where, sizeof where)))
+    return rc;
   w->line = ydoc_line(n);
   w->count = 1;
   int name_line = w->line;
-  if ((rc = check_keys(d, n, where, &keys)) ||
-      (rc = get_string(d, n, where, "name", 1, w->name, NAME_BASE_MAX + 1,
+  if ((rc = get_string(d, n, where, "name", 1, w->name, NAME_BASE_MAX + 1,
                        &name_line)) ||
       (rc = get_settings(d, n, where, SETTING_WORKER, w->set, w->set_line)))
     return rc;
@@ -253,8 +263,158 @@ static int check_unique(ydoc_t *d, cluster_spec_t *s) {
   return 0;
 }
 
+/* A number of a links entry: finite, and above 0 (bandwidth) or at least 0
+ * (latency), at most max. A missing key keeps *out. */
+static int get_number(ydoc_t *d, yaml_node_t *map, const char *where,
+                      const char *key, bool positive, double max, bool *given,
+                      double *out) {
+  yaml_node_t *v = ydoc_get(d, map, key);
+  *given = v != NULL;
+  if (!v)
+    return 0;
+  const char *t = v->type == YAML_SCALAR_NODE ? ydoc_scalar(v) : "";
+  char *end;
+  errno = 0;
+  double x = *t ? strtod(t, &end) : NAN;
+  if (!*t || *end || errno || !isfinite(x))
+    return ydoc_fail(d, ydoc_line(v), "%s.%s: expected a number, got %s", where,
+                     key, *t ? t : ydoc_kind(v));
+  if (positive ? !(x > 0) : x < 0)
+    return ydoc_fail(d, ydoc_line(v), "%s.%s: %s is not %s", where, key, t,
+                     positive ? "a bandwidth (GB/s above 0)"
+                              : "a latency (0 or more microseconds)");
+  if (x > max)
+    return ydoc_fail(d, ydoc_line(v), "%s.%s: %s is above %g", where, key, t,
+                     max);
+  *out = x;
+  return 0;
+}
+
+/* What a side of a link names: '*', a worker class, the profile of one of
+ * the file's entries, or one of its instances (NAME-i), as the scheduler
+ * matches them (model/transfer.h). */
+static bool link_side_known(const cluster_spec_t *s, const char *name) {
+  infs_worker_class_t cls;
+  if (strcmp(name, "*") == 0 || infs_worker_class_parse(name, &cls) == 0)
+    return true;
+  for (size_t i = 0; i < s->nworkers; i++) {
+    const cluster_worker_t *w = &s->workers[i];
+    size_t len = strlen(w->name);
+    if (strcmp(w->profile, name) == 0)
+      return true;
+    if (strncmp(name, w->name, len) != 0 || name[len] != '-' ||
+        !(name[len + 1] >= '0' && name[len + 1] <= '9'))
+      continue;
+    /* i as cluster_instance_name writes it: no sign, no leading 0. */
+    char *end;
+    unsigned long k = strtoul(name + len + 1, &end, 10);
+    if (!*end && k < w->count && (name[len + 1] != '0' || !name[len + 2]))
+      return true;
+  }
+  return false;
+}
+
+/* One entry of links:, appended to the scheduler's --links spec as
+ * FROM>TO=GBPS[:LATENCY_US[:overlap]]. */
+static int parse_link(ydoc_t *d, yaml_node_t *n, size_t i, cluster_spec_t *s,
+                      char *spec, size_t speclen, char (*pairs)[2][64],
+                      int *lines) {
+  static const char *const own[] = {"from",       "to",      "gbps",
+                                    "latency_us", "overlap", NULL};
+  const keys_t keys = {own, 0};
+  char where[48];
+  int rc;
+  if ((rc = list_item(d, n, "links", i, &keys, where, sizeof where)))
+    return rc;
+  lines[i] = ydoc_line(n);
+  char *from = pairs[i][0], *to = pairs[i][1];
+  double gbps = 0, latency = LINK_DEFAULT_LATENCY_US;
+  bool has_gbps, has_latency;
+  if ((rc = get_string(d, n, where, "from", 1, from, 64, NULL)) ||
+      (rc = get_string(d, n, where, "to", 1, to, 64, NULL)) ||
+      (rc = get_number(d, n, where, "gbps", true, LINK_GBPS_MAX, &has_gbps,
+                       &gbps)) ||
+      (rc = get_number(d, n, where, "latency_us", false, LINK_LATENCY_US_MAX,
+                       &has_latency, &latency)))
+    return rc;
+  if (!has_gbps)
+    return ydoc_fail(d, lines[i], "%s: 'gbps' is missing", where);
+  bool overlap = false;
+  yaml_node_t *o = ydoc_get(d, n, "overlap");
+  if (o) {
+    const char *t = o->type == YAML_SCALAR_NODE ? ydoc_scalar(o) : "";
+    if (strcmp(t, "true") != 0 && strcmp(t, "false") != 0)
+      return ydoc_fail(d, ydoc_line(o),
+                       "%s.overlap: expected true or false, got %s", where,
+                       *t ? t : ydoc_kind(o));
+    overlap = strcmp(t, "true") == 0;
+  }
+  const char *sides[2] = {from, to};
+  for (int k = 0; k < 2; k++)
+    if (!link_side_known(s, sides[k]))
+      return ydoc_fail(
+          d, ydoc_line(ydoc_get(d, n, k ? "to" : "from")),
+          "%s.%s: '%s' is neither '*', a worker class (gpu, sram, tpu), the "
+          "profile of a worker entry nor a worker of this file (NAME-i)",
+          where, k ? "to" : "from", sides[k]);
+  for (size_t j = 0; j < i; j++)
+    if (strcmp(pairs[j][0], from) == 0 && strcmp(pairs[j][1], to) == 0)
+      return ydoc_fail(d, lines[i],
+                       "%s: the link %s>%s is also given on line %d", where,
+                       from, to, lines[j]);
+  size_t len = strlen(spec);
+  int w = snprintf(spec + len, speclen - len, "%s%s>%s=%.15g", len ? "," : "",
+                   from, to, gbps);
+  if (w > 0 && (has_latency || overlap))
+    w += snprintf(spec + len + w, speclen - len - (size_t)w, ":%.15g%s",
+                  latency, overlap ? ":overlap" : "");
+  return 0;
+}
+
+/* links: the KV transfer links between workers, as the scheduler's --links
+ * spec, which is checked as the scheduler parses it. */
+static int parse_links(ydoc_t *d, yaml_node_t *n, cluster_spec_t *s) {
+  if (n->type != YAML_SEQUENCE_NODE)
+    return ydoc_fail(d, ydoc_line(n), "links: expected a list, got %s",
+                     ydoc_kind(n));
+  size_t count =
+      (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+  s->links_line = ydoc_line(n);
+  if (count == 0)
+    return 0;
+  /* Each rule is at most two names, two numbers and ":overlap". */
+  size_t speclen = count * (2 * 64 + 2 * 24 + 16);
+  char(*pairs)[2][64] = calloc(count, sizeof *pairs);
+  int *lines = calloc(count, sizeof *lines);
+  s->links = calloc(1, speclen);
+  int rc = 0;
+  if (!pairs || !lines || !s->links)
+    rc = -ENOMEM;
+  for (size_t i = 0; rc == 0 && i < count; i++)
+    rc = parse_link(d, ydoc_node(d, n->data.sequence.items.start[i]), i, s,
+                    s->links, speclen, pairs, lines);
+  /* The launcher passes it as one argument of at most PATH_MAX bytes; the
+   * scheduler's text settings are as long at most. */
+  if (rc == 0 && strlen(s->links) > CLUSTER_LINKS_MAX)
+    rc = ydoc_fail(d, s->links_line,
+                   "links: %zu entries make a spec of more than %d "
+                   "characters; name classes or profiles instead of workers",
+                   count, CLUSTER_LINKS_MAX);
+  if (rc == 0) {
+    link_table_t *t = NULL;
+    char why[256];
+    if (link_table_parse(s->links, &t, why, sizeof why))
+      rc = ydoc_fail(d, s->links_line, "links: %s", why);
+    link_table_free(&t);
+  }
+  free(pairs);
+  free(lines);
+  return rc;
+}
+
 static int parse_root(ydoc_t *d, yaml_node_t *root, cluster_spec_t *s) {
-  static const char *const own[] = {"profiles", "scheduler", "workers", NULL};
+  static const char *const own[] = {"profiles", "scheduler", "workers", "links",
+                                    NULL};
   const keys_t keys = {own, 0};
   char profiles[4096];
   int rc;
@@ -297,7 +457,10 @@ static int parse_root(ydoc_t *d, yaml_node_t *root, cluster_spec_t *s) {
     if ((rc = parse_worker(d, item, i, &s->workers[i])))
       return rc;
   }
-  return check_unique(d, s);
+  if ((rc = check_unique(d, s)))
+    return rc;
+  yaml_node_t *links = ydoc_get(d, root, "links");
+  return links ? parse_links(d, links, s) : 0;
 }
 
 int cluster_file_load(const char *path, cluster_spec_t **out, char *err,
@@ -334,6 +497,7 @@ void cluster_spec_destroy(cluster_spec_t **spec) {
       free(s->workers[i].set[j]);
   free(s->path);
   free(s->profiles_path);
+  free(s->links);
   free(s->workers);
   free(s);
   *spec = NULL;

@@ -11,6 +11,7 @@
 #define CLUSTER_NAME_MAX 64 /* instance names, profile, backend, model */
 #define CLUSTER_ADDR_MAX 256
 #define CLUSTER_MAX_COUNT 1024 /* instances of one worker entry */
+#define CLUSTER_LINKS_MAX 4095 /* length of the links: spec */
 
 /* One entry under workers:, started as count instances NAME-0 ... */
 typedef struct cluster_worker {
@@ -44,6 +45,10 @@ typedef struct cluster_spec {
   int set_line[SET_COUNT];
   cluster_worker_t *workers;
   size_t nworkers;
+  /* The links: section as the scheduler's --links spec (model/transfer.h's
+   * link_table_parse); NULL when the file has none. */
+  char *links;
+  int links_line;
 } cluster_spec_t;
 
 /* Parses and validates the cluster file at path: every setting as the

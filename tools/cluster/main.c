@@ -113,6 +113,42 @@ static void usage(FILE *f) {
           "program is missing, a process that exits 3).\n");
 }
 
+static int parse_one(void *ctx, int opt, const char *arg) {
+  options_t *o = ctx;
+  setting_value_t v;
+  switch (opt) {
+  case 'b':
+    o->bin_dir = arg;
+    break;
+  case 'c':
+  case 'w':
+  case 'H': {
+    const setting_t *st = settings_get(
+        opt == 'c' ? SET_CLIENTS : opt == 'w' ? SET_WORKERS : SET_HTTP);
+    if (settings_parse_flag(st, arg, &v))
+      return -1;
+    if (strlen(arg) >= CLUSTER_ADDR_MAX)
+      return cli_usage_error("--%s: longer than %d characters", st->flag,
+                             CLUSTER_ADDR_MAX - 1);
+    *(opt == 'c' ? &o->clients : opt == 'w' ? &o->workers : &o->http) =
+        arg;
+    break;
+  }
+  case 'l':
+    if (settings_parse_flag(settings_get(SET_LOG_LEVEL), arg, &v))
+      return -1;
+    o->log_level = arg;
+    break;
+  case 'g':
+    if (cli_u64("--grace-ms", arg, 0, 3600000, &o->grace_ms))
+      return -1;
+    break;
+  default:
+    return CLI_NOT_MINE;
+  }
+  return 0;
+}
+
 static int parse_args(int argc, char **argv, options_t *o) {
   static const struct option longopts[] = {
       {"bin-dir", required_argument, NULL, 'b'},
@@ -124,69 +160,28 @@ static int parse_args(int argc, char **argv, options_t *o) {
       {"help", no_argument, NULL, 'h'},
       {"version", no_argument, NULL, 'V'},
       {NULL, 0, NULL, 0}};
-  setting_value_t v;
-  int opt;
-
   o->log_level = "info";
   o->grace_ms = DEFAULT_GRACE_MS;
-  opterr = 0;
-  while ((opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-    switch (opt) {
-    case 'b':
-      o->bin_dir = optarg;
-      break;
-    case 'c':
-    case 'w':
-    case 'H': {
-      const setting_t *st = settings_get(
-          opt == 'c' ? SET_CLIENTS : opt == 'w' ? SET_WORKERS : SET_HTTP);
-      if (settings_parse_flag(st, optarg, &v))
-        return -1;
-      if (strlen(optarg) >= CLUSTER_ADDR_MAX)
-        return cli_usage_error("--%s: longer than %d characters", st->flag,
-                               CLUSTER_ADDR_MAX - 1);
-      *(opt == 'c' ? &o->clients : opt == 'w' ? &o->workers : &o->http) =
-          optarg;
-      break;
-    }
-    case 'l':
-      if (settings_parse_flag(settings_get(SET_LOG_LEVEL), optarg, &v))
-        return -1;
-      o->log_level = optarg;
-      break;
-    case 'g':
-      if (cli_u64("--grace-ms", optarg, 0, 3600000, &o->grace_ms))
-        return -1;
-      break;
-    case 'h':
-      usage(stdout);
-      exit(0);
-    case 'V':
-      cli_version();
-      exit(0);
-    case ':':
-      return cli_usage_error("%s: missing value", argv[optind - 1]);
-    default:
-      return cli_usage_error("unknown option '%s'", argv[optind - 1]);
-    }
-  }
-  if (optind >= argc)
+  int i = cli_parse_options(argc, argv, longopts, usage, parse_one, o);
+  if (i < 0)
+    return -1;
+  if (i >= argc)
     return cli_usage_error("missing command (up, check or settings)");
-  o->command = argv[optind++];
+  o->command = argv[i++];
   if (strcmp(o->command, "settings") == 0) {
-    if (optind < argc)
-      return cli_usage_error("unexpected argument '%s'", argv[optind]);
+    if (i < argc)
+      return cli_usage_error("unexpected argument '%s'", argv[i]);
     return 0;
   }
   if (strcmp(o->command, "up") != 0 && strcmp(o->command, "check") != 0)
     return cli_usage_error("unknown command '%s' (expected up, check or "
                            "settings)",
                            o->command);
-  if (optind >= argc)
+  if (i >= argc)
     return cli_usage_error("%s: missing cluster FILE", o->command);
-  o->file = argv[optind++];
-  if (optind < argc)
-    return cli_usage_error("unexpected argument '%s'", argv[optind]);
+  o->file = argv[i++];
+  if (i < argc)
+    return cli_usage_error("unexpected argument '%s'", argv[i]);
   if (o->bin_dir && !*o->bin_dir)
     return cli_usage_error("--bin-dir: must not be empty");
   return 0;

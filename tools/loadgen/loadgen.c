@@ -207,6 +207,7 @@ static void on_done(void *arg, const Infsched__Done *d) {
       .worker_class = d->worker_class,
       .done_at = (now - g->start_ns) / 1000,
   };
+  report_phases_from_done(d, &o.phases);
   g->completed++;
   track_end(g, t, &o, now);
 }

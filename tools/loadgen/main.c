@@ -79,72 +79,63 @@ static const struct option own_options[] = {
     {"version", no_argument, NULL, 'V'},
 };
 
-static int parse_one(loadgen_config_t *cfg, workload_cli_t *wl,
-                     log_level_t *level, int c, const char *name) {
+/* What parse_one fills in. */
+typedef struct args {
+  loadgen_config_t *cfg;
+  workload_cli_t *wl;
+  log_level_t *level;
+} args_t;
+
+static int parse_one(void *ctx, int c, const char *arg) {
+  args_t *a = ctx;
+  loadgen_config_t *cfg = a->cfg;
   int rc = 0;
   switch (c) {
-  case 'h':
-    usage(stdout);
-    exit(0);
-  case 'V':
-    cli_version();
-    exit(0);
   case OPT_SCHEDULER:
-    cfg->scheduler = optarg;
+    cfg->scheduler = arg;
     break;
   case OPT_MODEL:
-    cfg->model = optarg;
+    cfg->model = arg;
     break;
   case OPT_WAIT_WORKERS:
-    rc = cli_u32("--wait-workers", optarg, 0, 100000, &cfg->wait_workers);
+    rc = cli_u32("--wait-workers", arg, 0, 100000, &cfg->wait_workers);
     break;
   case OPT_WAIT_TIMEOUT:
-    rc = cli_double("--wait-timeout", optarg, 0.001, 86400,
+    rc = cli_double("--wait-timeout", arg, 0.001, 86400,
                     &cfg->wait_timeout_s);
     break;
   case OPT_DRAIN:
-    rc = cli_double("--drain", optarg, 0, 86400, &cfg->drain_s);
+    rc = cli_double("--drain", arg, 0, 86400, &cfg->drain_s);
     break;
   case OPT_REPORT_JSON:
-    cfg->report_json = optarg;
+    cfg->report_json = arg;
     break;
   case OPT_REPORT_HTML:
-    cfg->report_html = optarg;
+    cfg->report_html = arg;
     break;
   case OPT_POLICY_LABEL:
-    cfg->policy_label = optarg;
+    cfg->policy_label = arg;
     break;
   case OPT_CHARS_PER_TOKEN:
-    rc = cli_double("--chars-per-token", optarg, 0, 64, &cfg->chars_per_token);
+    rc = cli_double("--chars-per-token", arg, 0, 64, &cfg->chars_per_token);
     break;
   case OPT_LOG_LEVEL:
-    if (log_level_parse(optarg, level))
-      rc = cli_usage_error("--log-level: unknown level '%s'", optarg);
-    break;
-  case ':':
-    rc = cli_usage_error("%s: needs a value", name);
+    if (log_level_parse(arg, a->level))
+      rc = cli_usage_error("--log-level: unknown level '%s'", arg);
     break;
   default:
-    rc = workload_cli_parse(wl, c, optarg);
-    if (rc == 1)
-      rc = cli_usage_error("unknown option '%s'", name);
-    break;
+    return workload_cli_parse(a->wl, c, arg);
   }
-  return rc ? -1 : 0;
+  return rc;
 }
 
 static int parse_args(int argc, char **argv, loadgen_config_t *cfg,
                       workload_cli_t *wl, log_level_t *level) {
   const struct option *options = workload_cli_merge(
       own_options, sizeof own_options / sizeof *own_options);
-  int c, rc = 0;
-  opterr = 0;
-  while (rc == 0 && (c = getopt_long(argc, argv, ":h", options, NULL)) != -1)
-    rc = parse_one(cfg, wl, level, c, optind > 0 ? argv[optind - 1] : "");
-  if (rc)
+  args_t a = {cfg, wl, level};
+  if (cli_parse_args(argc, argv, options, usage, parse_one, &a))
     return -1;
-  if (optind < argc)
-    return cli_usage_error("unexpected argument '%s'", argv[optind]);
   return workload_cli_check(wl);
 }
 

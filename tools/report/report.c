@@ -1,5 +1,6 @@
 #include "report.h"
 
+#include "infsched.pb-c.h"
 #include "hist.h"
 #include "xalloc.h"
 
@@ -44,6 +45,42 @@ typedef struct wclass_stats {
   report_slo_counts_t by[INFS_CLASS_COUNT];
 } wclass_stats_t;
 
+/* Where completed requests spent their time on the workers, for those run
+ * whole on one worker and for those split between two. */
+typedef enum phase {
+  PHASE_QUEUE,
+  PHASE_PREFILL,
+  PHASE_TRANSFER,
+  PHASE_DECODE,
+  PHASE_COUNT
+} phase_t;
+
+static const char *const phase_names[PHASE_COUNT] = {"queue", "prefill",
+                                                     "transfer", "decode"};
+
+typedef struct phase_stats {
+  uint64_t requests;
+  hist_t *h[PHASE_COUNT];
+} phase_stats_t;
+
+/* Marginal cost by worker class and by the part a worker of it played:
+ * the prefill or the decode side of a split request, or a whole one. */
+typedef enum cost_part {
+  PART_PREFILL,
+  PART_DECODE,
+  PART_WHOLE,
+  PART_COUNT
+} cost_part_t;
+
+static const char *const part_names[PART_COUNT] = {"prefill", "decode",
+                                                   "whole"};
+
+typedef struct part_cost {
+  char *cls;
+  double usd[PART_COUNT];
+  uint64_t requests[PART_COUNT];
+} part_cost_t;
+
 /* Failures and rejections counted by error name, so a report says why. */
 typedef struct error_count {
   char *name;
@@ -75,6 +112,10 @@ struct report {
   char **setting_names;
   char **setting_values;
   size_t n_settings;
+  phase_stats_t whole;
+  phase_stats_t split;
+  part_cost_t *part_costs;
+  size_t n_part_costs;
 };
 
 /* A done_at beyond this (115 days) is taken for garbage rather than grown
@@ -97,6 +138,16 @@ static void stats_free(class_stats_t *s) {
   hist_destroy(&s->e2e);
 }
 
+static void phases_init(phase_stats_t *p) {
+  for (int k = 0; k < PHASE_COUNT; k++)
+    p->h[k] = xcheck(hist_new());
+}
+
+static void phases_free(phase_stats_t *p) {
+  for (int k = 0; k < PHASE_COUNT; k++)
+    hist_destroy(&p->h[k]);
+}
+
 report_t *report_new(void) {
   report_t *r = calloc(1, sizeof *r);
   if (!r)
@@ -104,6 +155,8 @@ report_t *report_new(void) {
   stats_init(&r->all);
   for (int c = 0; c < INFS_CLASS_COUNT; c++)
     stats_init(&r->by[c]);
+  phases_init(&r->whole);
+  phases_init(&r->split);
   return r;
 }
 
@@ -134,6 +187,11 @@ void report_destroy(report_t **rp) {
   }
   free(r->setting_names);
   free(r->setting_values);
+  phases_free(&r->whole);
+  phases_free(&r->split);
+  for (size_t i = 0; i < r->n_part_costs; i++)
+    free(r->part_costs[i].cls);
+  free(r->part_costs);
   free(r->policy);
   free(r);
   *rp = NULL;
@@ -313,6 +371,48 @@ static void timeline_add(report_t *r, const report_outcome_t *o) {
   }
 }
 
+static void part_add(report_t *r, const char *cls, cost_part_t part,
+                     double usd) {
+  if (!cls || !*cls)
+    cls = "unknown";
+  part_cost_t *c = NULL;
+  for (size_t i = 0; i < r->n_part_costs && !c; i++)
+    if (strcmp(r->part_costs[i].cls, cls) == 0)
+      c = &r->part_costs[i];
+  if (!c) {
+    r->part_costs =
+        xrealloc(r->part_costs, (r->n_part_costs + 1) * sizeof *r->part_costs);
+    c = &r->part_costs[r->n_part_costs++];
+    memset(c, 0, sizeof *c);
+    c->cls = xstrdup(cls);
+  }
+  c->usd[part] += usd;
+  c->requests[part]++;
+}
+
+static void phases_add(report_t *r, const report_outcome_t *o) {
+  const report_phases_t *p = &o->phases;
+  phase_stats_t *s = p->split ? &r->split : &r->whole;
+  s->requests++;
+  hist_record(s->h[PHASE_QUEUE], p->queue);
+  hist_record(s->h[PHASE_PREFILL], p->prefill);
+  if (p->split)
+    hist_record(s->h[PHASE_TRANSFER], p->transfer);
+  hist_record(s->h[PHASE_DECODE], p->decode);
+  if (p->split) {
+    part_add(r, p->prefill_worker_class, PART_PREFILL, p->prefill_cost_usd);
+    part_add(r, o->worker_class, PART_DECODE, o->cost_usd);
+  } else {
+    part_add(r, o->worker_class, PART_WHOLE, o->cost_usd);
+  }
+}
+
+void report_phases_from_done(const Infsched__Done *d, report_phases_t *out) {
+  *out = (report_phases_t){.known = true, .queue = d->queue_us};
+  out->prefill = d->ttft_us > d->queue_us ? d->ttft_us - d->queue_us : 0;
+  out->decode = d->e2e_us > d->ttft_us ? d->e2e_us - d->ttft_us : 0;
+}
+
 void report_add(report_t *r, const report_outcome_t *o) {
   assert((unsigned)o->cls < INFS_CLASS_COUNT);
   assert((unsigned)o->status <= REPORT_LOST);
@@ -339,6 +439,8 @@ void report_add(report_t *r, const report_outcome_t *o) {
     w->cached += o->cached_tokens;
     w->request_usd += o->cost_usd;
   }
+  if (o->status == REPORT_COMPLETED && o->phases.known)
+    phases_add(r, o);
   if (o->done_at && o->status != REPORT_LOST)
     timeline_add(r, o);
 }
@@ -606,6 +708,48 @@ static void add_worker_classes(cJSON *root, const report_t *r, bool *ok) {
   free(v);
 }
 
+static int by_part_cls(const void *a, const void *b) {
+  const part_cost_t *x = a, *y = b;
+  return strcmp(x->cls, y->cls);
+}
+
+/* Phase costs in worker class order (shallow copies). */
+static part_cost_t *sorted_part_costs(const report_t *r) {
+  part_cost_t *v = xcalloc(r->n_part_costs + 1, sizeof *v);
+  if (r->n_part_costs) {
+    memcpy(v, r->part_costs, r->n_part_costs * sizeof *v);
+    qsort(v, r->n_part_costs, sizeof *v, by_part_cls);
+  }
+  return v;
+}
+
+/* {"whole": {"requests", "latency_ms": {"queue", "prefill", "decode"}},
+ * "split": {... "transfer" ...}, "cost_by_worker_class": {"gpu":
+ * {"prefill": {"usd", "requests"}, "decode": ..., "whole": ...}}}. */
+static void add_phases(cJSON *root, const report_t *r, bool *ok) {
+  cJSON *ph = obj(root, "phases", ok);
+  for (int k = 0; k < 2; k++) {
+    const phase_stats_t *s = k ? &r->split : &r->whole;
+    cJSON *o = obj(ph, k ? "split" : "whole", ok);
+    num(o, "requests", (double)s->requests, ok);
+    cJSON *lat = obj(o, "latency_ms", ok);
+    for (int p = 0; p < PHASE_COUNT; p++)
+      if (k || p != PHASE_TRANSFER)
+        add_quantiles(lat, phase_names[p], s->h[p], ok);
+  }
+  cJSON *costs = obj(ph, "cost_by_worker_class", ok);
+  part_cost_t *v = sorted_part_costs(r);
+  for (size_t i = 0; i < r->n_part_costs; i++) {
+    cJSON *c = obj(costs, v[i].cls, ok);
+    for (int p = 0; p < PART_COUNT; p++) {
+      cJSON *o = obj(c, part_names[p], ok);
+      num(o, "usd", v[i].usd[p], ok);
+      num(o, "requests", (double)v[i].requests[p], ok);
+    }
+  }
+  free(v);
+}
+
 /* The fields every class shares with the whole run. */
 static void add_class_fields(cJSON *o, const class_stats_t *s, double usd,
                              bool *ok) {
@@ -676,6 +820,7 @@ cJSON *report_to_json(const report_t *r) {
   }
 
   add_worker_classes(root, r, &ok);
+  add_phases(root, r, &ok);
 
   cJSON *arr = cJSON_AddArrayToObject(root, "workers");
   if (!arr)
@@ -795,6 +940,46 @@ static void print_misses(const report_t *r, FILE *out) {
   free(v);
 }
 
+/* Where completed requests' worker time went, whole and split, and what
+ * each worker class cost in each part. */
+static void print_phases(const report_t *r, FILE *out) {
+  if (!r->whole.requests && !r->split.requests)
+    return;
+  fprintf(out, "\n%-6s %-9s %8s %10s %10s %10s %10s\n", "phase", "ms",
+          "requests", "p50", "p90", "p99", "mean");
+  for (int k = 0; k < 2; k++) {
+    const phase_stats_t *s = k ? &r->split : &r->whole;
+    if (!s->requests)
+      continue;
+    for (int p = 0; p < PHASE_COUNT; p++) {
+      if (!k && p == PHASE_TRANSFER)
+        continue;
+      const hist_t *h = s->h[p];
+      char count[24] = "";
+      if (p == PHASE_QUEUE)
+        snprintf(count, sizeof count, "%llu", (unsigned long long)s->requests);
+      fprintf(out, "%-6s %-9s %8s %10.1f %10.1f %10.1f %10.1f\n",
+              p == PHASE_QUEUE ? (k ? "split" : "whole") : "", phase_names[p],
+              count, ms(hist_quantile(h, 0.50)), ms(hist_quantile(h, 0.90)),
+              ms(hist_quantile(h, 0.99)), hist_mean(h) / 1000.0);
+    }
+  }
+  fprintf(out, "\n%-20s %16s %16s %16s\n", "cost by part, USD", "prefill",
+          "decode", "whole");
+  part_cost_t *v = sorted_part_costs(r);
+  for (size_t i = 0; i < r->n_part_costs; i++) {
+    fprintf(out, "  %-18s", v[i].cls);
+    for (int p = 0; p < PART_COUNT; p++) {
+      char cell[40];
+      snprintf(cell, sizeof cell, "%.4f (%llu)", v[i].usd[p],
+               (unsigned long long)v[i].requests[p]);
+      fprintf(out, " %16s", cell);
+    }
+    fputc('\n', out);
+  }
+  free(v);
+}
+
 void report_print(const report_t *r, FILE *out) {
   bool from_pool;
   double usd = total_cost(r, &from_pool);
@@ -848,6 +1033,7 @@ void report_print(const report_t *r, FILE *out) {
               infs_class_name((infs_class_t)c), s->cost_usd,
               per_mtok(s->cost_usd, s->prompt + s->generated));
   }
+  print_phases(r, out);
 
   if (r->n_workers) {
     fprintf(out, "\n%-20s %-6s %9s %7s %11s\n", "worker", "class", "requests",

@@ -38,6 +38,24 @@ typedef enum report_status {
   REPORT_LOST       /* no terminal answer */
 } report_status_t;
 
+/* A completed request's time on the workers, by phase, and its cost by
+ * phase (report_phases_from_done fills it from a Done). A request run whole
+ * has no transfer and its cost is one worker's; a split one was prefilled
+ * on one worker and decoded on another after its KV moved between them. */
+typedef struct report_phases {
+  bool known;           /* false: the answer carried no timings */
+  bool split;           /* prefilled on prefill_worker_id, decoded elsewhere */
+  infs_time_t queue;    /* us waiting on the (prefill) worker */
+  infs_time_t prefill;  /* us of prefill, to the first token */
+  infs_time_t transfer; /* split: us the KV move added before decoding */
+  infs_time_t decode;   /* us from the first token (split: from the KV's
+                           arrival) to the last */
+  double prefill_cost_usd; /* split: the prefill worker's marginal cost; the
+                              outcome's cost_usd is then the decode side's */
+  const char *prefill_worker_id; /* split: borrowed */
+  const char *prefill_worker_class;
+} report_phases_t;
+
 /* One sent request's fate; borrowed for the call. */
 typedef struct report_outcome {
   infs_class_t cls;
@@ -54,7 +72,15 @@ typedef struct report_outcome {
   const char *error;   /* failed/rejected: the error's code name */
   infs_time_t done_at; /* us from the start of the run to the terminal
                           answer, for throughput over time; 0: not known */
+  report_phases_t phases; /* completed: where the worker time went */
 } report_outcome_t;
+
+/* The phases of a completed request from its Done (borrowing its
+ * strings): a split request's from the fields the scheduler adds, a whole
+ * one's from the worker's queue, TTFT and end-to-end times. */
+struct Infsched__Done;
+void report_phases_from_done(const struct Infsched__Done *d,
+                             report_phases_t *out);
 
 /* "completed", "failed", "rejected", "lost". */
 const char *report_status_name(report_status_t s);

@@ -424,6 +424,72 @@ static void worker_cost_chart(FILE *out, const cJSON *j) {
                 "USD", PLOT_UNIT_USD, bars, n);
 }
 
+/* Mean time of each phase on the workers, for requests run whole and for
+ * those split between a prefill and a decode worker. */
+static void phase_chart(FILE *out, const cJSON *j) {
+  static const char *const kinds[] = {"whole", "split"};
+  static const char *const phases[] = {"queue", "prefill", "transfer",
+                                       "decode"};
+  /* Apart from the class and worker-class colors. */
+  static const char *const colors[] = {"#7f7f7f", "#8c564b", "#e377c2",
+                                       "#bcbd22"};
+  plot_bar_t bars[8];
+  char labels[8][32], notes[8][48];
+  size_t n = 0;
+  const cJSON *ph = cJSON_GetObjectItemCaseSensitive(j, "phases");
+  for (int k = 0; k < 2; k++) {
+    const cJSON *o = cJSON_GetObjectItemCaseSensitive(ph, kinds[k]);
+    double requests = jnum(o, "requests");
+    if (!(requests > 0))
+      continue;
+    const cJSON *lat = cJSON_GetObjectItemCaseSensitive(o, "latency_ms");
+    for (int p = 0; p < 4; p++) {
+      const cJSON *q = cJSON_GetObjectItemCaseSensitive(lat, phases[p]);
+      if (!q)
+        continue;
+      snprintf(labels[n], sizeof labels[n], "%s %s", kinds[k], phases[p]);
+      snprintf(notes[n], sizeof notes[n], "p99 %.1f ms, %.0f requests",
+               jnum(q, "p99"), requests);
+      bars[n] = (plot_bar_t){labels[n], colors[p], jnum(q, "mean"), notes[n]};
+      n++;
+    }
+  }
+  plot_svg_bars(out, "plot-phases", "Where requests' time went (mean)", "ms",
+                PLOT_UNIT_MS, bars, n);
+}
+
+/* Marginal cost by worker class and the part its workers played: the
+ * prefill or decode side of split requests, or whole ones. */
+static void phase_cost_chart(FILE *out, const cJSON *j) {
+  static const char *const parts[] = {"prefill", "decode", "whole"};
+  plot_bar_t bars[3 * INFS_WORKER_CLASS_COUNT];
+  char labels[3 * INFS_WORKER_CLASS_COUNT][32],
+      notes[3 * INFS_WORKER_CLASS_COUNT][32];
+  size_t n = 0;
+  const cJSON *by = cJSON_GetObjectItemCaseSensitive(
+      cJSON_GetObjectItemCaseSensitive(j, "phases"), "cost_by_worker_class");
+  const cJSON *c;
+  cJSON_ArrayForEach(c, by) {
+    infs_worker_class_t wc;
+    if (infs_worker_class_parse(c->string, &wc))
+      continue;
+    for (int p = 0; p < 3; p++) {
+      const cJSON *o = cJSON_GetObjectItemCaseSensitive(c, parts[p]);
+      double requests = jnum(o, "requests");
+      if (!(requests > 0) || n == sizeof bars / sizeof *bars)
+        continue;
+      snprintf(labels[n], sizeof labels[n], "%s %s", c->string, parts[p]);
+      snprintf(notes[n], sizeof notes[n], "%.0f requests", requests);
+      bars[n] =
+          (plot_bar_t){labels[n], worker_color[wc], jnum(o, "usd"), notes[n]};
+      n++;
+    }
+  }
+  plot_svg_bars(out, "plot-cost-phase",
+                "Cost by worker class and part (marginal, from Done)", "USD",
+                PLOT_UNIT_USD, bars, n);
+}
+
 /* --- per worker, over time --- */
 
 /* Each worker's samples, in order: idx[i][k] is the k-th sample of worker
@@ -770,6 +836,21 @@ int report_html_print(const report_t *r, const char *title, FILE *out) {
                     "of its workers' cost counters (price per hour for the "
                     "time up, plus energy), idle time included, with their "
                     "mean busy share.");
+  fputs("</div>\n<h2>Phases</h2>\n<div class=\"plots\">\n", out);
+  figure_open(out);
+  phase_chart(out, j);
+  figure_close(out, "Where completed requests spent their time on the "
+                    "workers: waiting in the (prefill) worker's queue, "
+                    "prefilling to the first token, moving the KV to the "
+                    "decode worker (split requests only: the part the "
+                    "decode worker waited for), and decoding the rest. "
+                    "Requests run whole on one worker and requests split "
+                    "between a prefill and a decode worker are apart.");
+  figure_open(out);
+  phase_cost_chart(out, j);
+  figure_close(out, "Marginal cost (from Done) by worker class and by the "
+                    "part its workers played: the prefill or the decode side "
+                    "of split requests, or requests run whole.");
   fputs("</div>\n", out);
   settings(out, r, j);
   fputs("<h2>Table</h2>\n", out);

@@ -230,88 +230,83 @@ static int flag_setting(opts_t *o, setting_id_t id, const char *text) {
   return 0;
 }
 
-static int parse_one(opts_t *o, int c, const char *name) {
+static int parse_one(void *ctx, int c, const char *arg) {
+  opts_t *o = ctx;
   int rc = 0;
   switch (c) {
-  case 'h':
-    usage(stdout);
-    exit(0);
-  case 'V':
-    cli_version();
-    exit(0);
   case OPT_CLUSTER:
-    o->cluster = optarg;
+    o->cluster = arg;
     break;
   case OPT_POOL:
-    o->pool = optarg;
+    o->pool = arg;
     break;
   case OPT_POLICY:
-    rc = flag_setting(o, SET_POLICY, optarg);
+    rc = flag_setting(o, SET_POLICY, arg);
     break;
   case OPT_HEARTBEAT_MS:
-    rc = flag_setting(o, SET_HEARTBEAT_MS, optarg);
+    rc = flag_setting(o, SET_HEARTBEAT_MS, arg);
     break;
   case OPT_QUEUE_LIMIT:
-    rc = flag_setting(o, SET_QUEUE_LIMIT, optarg);
+    rc = flag_setting(o, SET_QUEUE_LIMIT, arg);
     break;
   case OPT_QUEUE_TIMEOUT:
-    rc = flag_setting(o, SET_QUEUE_TIMEOUT_MS, optarg);
+    rc = flag_setting(o, SET_QUEUE_TIMEOUT_MS, arg);
     break;
   case OPT_MAX_ATTEMPTS:
-    rc = flag_setting(o, SET_MAX_ATTEMPTS, optarg);
+    rc = flag_setting(o, SET_MAX_ATTEMPTS, arg);
     break;
   case OPT_LATENCY_WEIGHT:
-    rc = flag_setting(o, SET_LATENCY_WEIGHT, optarg);
+    rc = flag_setting(o, SET_LATENCY_WEIGHT, arg);
     break;
   case OPT_DELAY_US:
-    rc = cli_u64("--delay-us", optarg, 0, 60 * INFS_US_PER_S, &o->sim.delay_us);
+    rc = cli_u64("--delay-us", arg, 0, 60 * INFS_US_PER_S, &o->sim.delay_us);
     break;
   case OPT_KWH:
     /* The workers' price as well as the scheduler's. */
-    rc = flag_setting(o, SET_KWH_PRICE, optarg);
+    rc = flag_setting(o, SET_KWH_PRICE, arg);
     if (rc == 0)
-      o->sim.kwh_usd = strtod(optarg, NULL);
+      o->sim.kwh_usd = strtod(arg, NULL);
     break;
   case OPT_MODEL:
-    o->sim.model = optarg;
+    o->sim.model = arg;
     break;
   case OPT_DRAIN:
-    rc = cli_double("--drain", optarg, 0, 86400, &o->sim.drain_s);
+    rc = cli_double("--drain", arg, 0, 86400, &o->sim.drain_s);
     break;
   case OPT_COMPARE:
-    o->compare = optarg;
+    o->compare = arg;
     break;
   case OPT_SWEEP:
     o->sweep = true;
     break;
   case OPT_SWEEP_GRID:
-    o->sweep_grid = optarg;
+    o->sweep_grid = arg;
     o->sweep = true;
     break;
   case OPT_CAPACITY:
     o->capacity = true;
     break;
   case OPT_SEEDS:
-    rc = cli_u32("--seeds", optarg, 1, 1000, &o->seeds);
+    rc = cli_u32("--seeds", arg, 1, 1000, &o->seeds);
     o->seen_seeds = true;
     break;
   case OPT_MIN_REQUESTS:
-    rc = cli_u64("--min-requests", optarg, 1, UINT64_MAX, &o->min_requests);
+    rc = cli_u64("--min-requests", arg, 1, UINT64_MAX, &o->min_requests);
     o->seen_seeds = true;
     break;
   case OPT_SCALE_BY:
-    if (strcmp(optarg, "overlay") == 0)
+    if (strcmp(arg, "overlay") == 0)
       o->wl.scale_by = WORKLOAD_SCALE_OVERLAY;
-    else if (strcmp(optarg, "compress") == 0)
+    else if (strcmp(arg, "compress") == 0)
       o->wl.scale_by = WORKLOAD_SCALE_COMPRESS;
     else
       rc = cli_usage_error("--scale-by: expected overlay or compress, got "
                            "'%s'",
-                           optarg);
+                           arg);
     o->seen_seeds = true;
     break;
   case OPT_TARGET:
-    rc = cli_double("--target", optarg, 0.0, 1.0, &o->target);
+    rc = cli_double("--target", arg, 0.0, 1.0, &o->target);
     break;
   case OPT_MATRIX:
     o->matrix = true;
@@ -320,48 +315,40 @@ static int parse_one(opts_t *o, int c, const char *name) {
     if (o->n_matrix_workloads == MATRIX_MAX)
       rc = cli_usage_error("--matrix-workload: at most %d", MATRIX_MAX);
     else
-      o->matrix_workloads[o->n_matrix_workloads++] = optarg;
+      o->matrix_workloads[o->n_matrix_workloads++] = arg;
     o->matrix = true;
     break;
   case OPT_MATRIX_POOL:
     if (o->n_matrix_pools == MATRIX_MAX)
       rc = cli_usage_error("--matrix-pool: at most %d", MATRIX_MAX);
-    else if (!strchr(optarg, '=') || optarg[0] == '=')
+    else if (!strchr(arg, '=') || arg[0] == '=')
       rc = cli_usage_error("--matrix-pool: expected NAME=MIX (NAME= for the "
                            "cluster's pool), got '%s'",
-                           optarg);
+                           arg);
     else
-      o->matrix_pools[o->n_matrix_pools++] = optarg;
+      o->matrix_pools[o->n_matrix_pools++] = arg;
     o->matrix = true;
     break;
   case OPT_MATRIX_MD:
-    o->matrix_md = optarg;
+    o->matrix_md = arg;
     o->matrix = true;
     break;
   case OPT_REPORT_JSON:
-    o->report_json = optarg;
+    o->report_json = arg;
     break;
   case OPT_REPORT_HTML:
-    o->report_html = optarg;
+    o->report_html = arg;
     break;
   case OPT_LOG_LEVEL:
-    if (log_level_parse(optarg, &o->level))
-      rc = cli_usage_error("--log-level: unknown level '%s'", optarg);
-    break;
-  case ':':
-    rc = cli_usage_error("%s: needs a value", name);
+    if (log_level_parse(arg, &o->level))
+      rc = cli_usage_error("--log-level: unknown level '%s'", arg);
     break;
   default:
-    if (c >= OPT_POLICY_SETTING && c < OPT_POLICY_SETTING + SET_COUNT) {
-      rc = flag_setting(o, (setting_id_t)(c - OPT_POLICY_SETTING), optarg);
-      break;
-    }
-    rc = workload_cli_parse(&o->wl, c, optarg);
-    if (rc == 1)
-      rc = cli_usage_error("unknown option '%s'", name);
-    break;
+    if (c >= OPT_POLICY_SETTING && c < OPT_POLICY_SETTING + SET_COUNT)
+      return flag_setting(o, (setting_id_t)(c - OPT_POLICY_SETTING), arg);
+    return workload_cli_parse(&o->wl, c, arg);
   }
-  return rc ? -1 : 0;
+  return rc;
 }
 
 static int parse_args(int argc, char **argv, opts_t *o) {
@@ -374,14 +361,8 @@ static int parse_args(int argc, char **argv, opts_t *o) {
         OPT_POLICY_SETTING + (int)policy_settings[i]};
   const struct option *options =
       workload_cli_merge(own, N_OWN + N_POLICY_SETTINGS);
-  int c, rc = 0;
-  opterr = 0;
-  while (rc == 0 && (c = getopt_long(argc, argv, ":h", options, NULL)) != -1)
-    rc = parse_one(o, c, optind > 0 ? argv[optind - 1] : "");
-  if (rc)
+  if (cli_parse_args(argc, argv, options, usage, parse_one, o))
     return -1;
-  if (optind < argc)
-    return cli_usage_error("unexpected argument '%s'", argv[optind]);
   if (!o->cluster)
     return cli_usage_error("--cluster FILE is required");
   if (o->sweep + o->capacity + o->matrix > 1)

@@ -59,6 +59,7 @@ void sim_client_receive(sim_t *s, infs_time_t now, const msg_t *m) {
         .worker_class = d->worker_class,
         .done_at = now - s->t0,
     };
+    report_phases_from_done(d, &o.phases);
     track_end(s, t, now, &o);
     break;
   }

@@ -110,6 +110,8 @@ static void deliver(sim_t *s, uint32_t wi, infs_time_t now) {
       wcore_on_failed(w->core, now, e->id, INFSCHED__ERROR_CODE__ERROR_BACKEND,
                       infs_strerror(e->code));
       break;
+    case ENGINE_EV_PREFILLED:
+      break; /* the simulator dispatches no PREFILL requests yet */
     }
   }
   engine_events_clear(w->engine);

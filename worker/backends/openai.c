@@ -3,7 +3,9 @@
  * as a streamed completion, through libcurl's multi interface driven by
  * the worker's libuv loop (curl's multi-uv.c pattern: curl says which
  * sockets to watch and when to wake it, uv_poll and uv_timer do so).
- * Tokens go back as they arrive; the load is what is in flight. */
+ * Tokens go back as they arrive; the load is what is in flight. The two
+ * phases of a split request speak vLLM's NIXL disaggregation protocol
+ * (openai_body.h, docs/backends.md). */
 #include "builtin.h"
 
 #include "clock.h"
@@ -11,6 +13,7 @@
 #include "infsched/errors.h"
 #include "list.h"
 #include "log.h"
+#include "openai_body.h"
 #include "openai_chunk.h"
 #include "openai_opts.h"
 #include "openai_sse.h"
@@ -60,6 +63,13 @@ typedef struct xfer {
   openai_usage_t usage;
   infs_time_t started;
   infs_time_t first_token;
+  infs_phase_t phase;
+  /* DECODE: the tokens and text the client already has from the prefill,
+   * which the decode instance streams again first and which are dropped. */
+  uint32_t resumed;
+  char *said;
+  size_t said_len;
+  size_t said_seen;
   char errbuf[CURL_ERROR_SIZE];
   const char *url; /* one of its backend's endpoints */
 } xfer_t;
@@ -138,6 +148,7 @@ static void xfer_free(xfer_t *x) {
   openai_sse_free(&x->sse);
   free(x->body);
   free(x->raw);
+  free(x->said);
   free(x);
 }
 
@@ -163,28 +174,62 @@ static void fail(xfer_t *x, int code, const char *detail, const char *fmt,
   x->b->host.failed(x->b->host.ctx, x->id, code, msg);
 }
 
+/* What x used as the worker counts it: a decode instance's count includes
+ * the resumed tokens as generated, the worker's as prompt. */
+static infs_backend_usage_t usage_of(const xfer_t *x) {
+  uint32_t completion = x->usage.completion;
+  uint32_t resumed = x->resumed < completion ? x->resumed : completion;
+  return (infs_backend_usage_t){
+      .prompt_tokens = x->usage.have ? x->usage.prompt + resumed : 0,
+      .cached_tokens = x->usage.cached,
+      .generated_tokens =
+          x->usage.have && completion ? completion - resumed : x->tokens,
+      .ttft_us = (x->first_token ? x->first_token : (infs_time_t)clock_us()) -
+                 x->started,
+  };
+}
+
 static void succeed(xfer_t *x) {
   if (x->terminal)
     return;
   x->terminal = true;
-  infs_time_t now = clock_us();
-  infs_backend_usage_t u = {
-      .prompt_tokens = x->usage.prompt,
-      .cached_tokens = x->usage.cached,
-      .generated_tokens = x->usage.completion ? x->usage.completion : x->tokens,
-      .ttft_us = (x->first_token ? x->first_token : now) - x->started,
-  };
+  infs_backend_usage_t u = usage_of(x);
   x->b->generated += u.generated_tokens;
   x->b->host.done(x->b->host.ctx, x->id, &u);
+}
+
+/* The code of an answer that refuses x: a decode instance that refuses
+ * before its first new token could not take the prefill's KV, and the
+ * scheduler then runs the request on one worker. */
+static int refusal_code(const xfer_t *x) {
+  return x->phase == INFS_PHASE_DECODE && x->tokens == 0
+             ? INFSCHED__ERROR_CODE__ERROR_KV_TRANSFER
+             : INFSCHED__ERROR_CODE__ERROR_BACKEND;
 }
 
 static void emit_text(xfer_t *x, const char *text) {
   if (!text || !*text)
     return;
+  size_t len = strlen(text);
+  if (x->said_seen < x->said_len) {
+    size_t n =
+        x->said_len - x->said_seen < len ? x->said_len - x->said_seen : len;
+    /* Sampling may make the decode instance's first token differ from the
+     * prefill's; the client keeps what it has, and the stream goes on. */
+    if (memcmp(text, x->said + x->said_seen, n) != 0)
+      log_warn("openai: request %016llx: the decode instance's first token "
+               "differs from the prefill's",
+               (unsigned long long)x->id);
+    x->said_seen += n;
+    text += n;
+    len -= n;
+    if (!len)
+      return;
+  }
   if (!x->first_token)
     x->first_token = clock_us();
   x->tokens++;
-  x->b->host.tokens(x->b->host.ctx, x->id, 1, text, strlen(text));
+  x->b->host.tokens(x->b->host.ctx, x->id, 1, text, len);
 }
 
 /* --- reading answers --- */
@@ -211,8 +256,7 @@ static int on_event(void *arg, const char *data, size_t len) {
   }
   const char *err = openai_chunk_error(root);
   if (err) {
-    fail(x, INFSCHED__ERROR_CODE__ERROR_BACKEND, NULL, "upstream error: %s",
-         err);
+    fail(x, refusal_code(x), NULL, "upstream error: %s", err);
     cJSON_Delete(root);
     return 1;
   }
@@ -272,7 +316,32 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *arg) {
   return rc ? 0 : n;
 }
 
-/* An answer that was not streamed (a server that ignores "stream"). */
+/* A prefill instance's answer: its first token, then the
+ * kv_transfer_params a decode instance needs, which the worker relays as
+ * the KV handle. vLLM holds the KV until a decode instance has read it or
+ * its own timeout passes: there is nothing to release here. */
+static void prefilled(xfer_t *x, const cJSON *root, const char *text) {
+  openai_chunk_usage(cJSON_GetObjectItemCaseSensitive(root, "usage"),
+                     &x->usage);
+  const cJSON *kv =
+      cJSON_GetObjectItemCaseSensitive(root, "kv_transfer_params");
+  if (!cJSON_IsObject(kv)) {
+    fail(x, INFSCHED__ERROR_CODE__ERROR_KV_TRANSFER, NULL,
+         "the upstream returned no kv_transfer_params for the prefill (a "
+         "vLLM server needs --kv-transfer-config with the NixlConnector)");
+    return;
+  }
+  emit_text(x, text);
+  char *params = cJSON_PrintUnformatted(kv);
+  x->terminal = true;
+  infs_backend_usage_t u = usage_of(x);
+  x->b->generated += u.generated_tokens;
+  x->b->host.prefilled(x->b->host.ctx, x->id, &u, params, strlen(params));
+  free(params);
+}
+
+/* An answer that was not streamed: a prefill's, or a server's that
+ * ignores "stream". */
 static void finish_plain(xfer_t *x) {
   cJSON *root = x->raw ? cJSON_Parse(x->raw) : NULL;
   const cJSON *choice =
@@ -281,6 +350,8 @@ static void finish_plain(xfer_t *x) {
   if (!text) {
     fail(x, INFSCHED__ERROR_CODE__ERROR_BACKEND, NULL,
          "the upstream answered HTTP %ld without a completion", x->status);
+  } else if (x->phase == INFS_PHASE_PREFILL) {
+    prefilled(x, root, text);
   } else {
     openai_chunk_usage(cJSON_GetObjectItemCaseSensitive(root, "usage"),
                        &x->usage);
@@ -308,14 +379,18 @@ static void finish(xfer_t *x, CURLcode res) {
   if (x->status >= 400 || x->status < 200) {
     cJSON *root = x->raw ? cJSON_Parse(x->raw) : NULL;
     const char *msg = root ? openai_chunk_error(root) : NULL;
-    fail(x, INFSCHED__ERROR_CODE__ERROR_BACKEND, NULL,
-         "upstream HTTP %ld: %.300s", x->status,
+    fail(x, refusal_code(x), NULL, "upstream HTTP %ld: %.300s", x->status,
          msg ? msg : (x->raw ? x->raw : "(no body)"));
     cJSON_Delete(root);
     return;
   }
   if (!x->is_sse) {
     finish_plain(x);
+    return;
+  }
+  if (x->phase == INFS_PHASE_PREFILL) {
+    fail(x, INFSCHED__ERROR_CODE__ERROR_KV_TRANSFER, NULL,
+         "the upstream streamed the prefill, without kv_transfer_params");
     return;
   }
   if (x->saw_done || x->saw_finish)
@@ -471,55 +546,6 @@ static int on_curl_timer(CURLM *multi, long timeout_ms, void *arg) {
 
 /* --- requests --- */
 
-/* The upstream body: the client's options as it sent them, its sampling
- * fields, its messages (or prompt) and the limits; the worker's model name
- * unless the upstream's is set. NULL when the request's JSON is not. */
-static char *request_body(const openai_t *b, const infs_backend_request_t *r,
-                          bool chat) {
-  cJSON *o = r->options && r->options[0] ? cJSON_Parse(r->options)
-                                         : cJSON_CreateObject();
-  if (!cJSON_IsObject(o)) {
-    cJSON_Delete(o);
-    return NULL;
-  }
-  /* What the worker sets itself wins over a stray option of that name. */
-  static const char *const own[] = {"model",       "prompt", "messages",
-                                    "temperature", "top_p",  "seed",
-                                    "max_tokens",  "stream", "stream_options"};
-  for (size_t i = 0; i < sizeof own / sizeof *own; i++)
-    cJSON_DeleteItemFromObjectCaseSensitive(o, own[i]);
-  cJSON_AddStringToObject(o, "model",
-                          b->opts.model[0] ? b->opts.model
-                                           : (r->model ? r->model : ""));
-  const char *prompt = r->prompt ? r->prompt : "";
-  cJSON *messages =
-      chat && r->messages && r->messages[0] ? cJSON_Parse(r->messages) : NULL;
-  if (chat && !messages) {
-    messages = cJSON_CreateArray();
-    cJSON *m = cJSON_CreateObject();
-    cJSON_AddStringToObject(m, "role", "user");
-    cJSON_AddStringToObject(m, "content", prompt);
-    cJSON_AddItemToArray(messages, m);
-  }
-  if (messages)
-    cJSON_AddItemToObject(o, "messages", messages);
-  else
-    cJSON_AddStringToObject(o, "prompt", prompt);
-  if (r->has_temperature)
-    cJSON_AddNumberToObject(o, "temperature", r->temperature);
-  if (r->has_top_p)
-    cJSON_AddNumberToObject(o, "top_p", r->top_p);
-  if (r->has_seed)
-    cJSON_AddNumberToObject(o, "seed", (double)r->seed);
-  cJSON_AddNumberToObject(o, "max_tokens", r->max_tokens);
-  cJSON_AddTrueToObject(o, "stream");
-  cJSON *so = cJSON_AddObjectToObject(o, "stream_options");
-  cJSON_AddTrueToObject(so, "include_usage");
-  char *s = cJSON_PrintUnformatted(o);
-  cJSON_Delete(o);
-  return s;
-}
-
 /* Whether s can go in a header line as it is. */
 static bool header_safe(const char *s) {
   for (; *s; s++)
@@ -533,7 +559,9 @@ static struct curl_slist *request_headers(const openai_t *b,
   char line[INFS_NAME_MAX + 64];
   struct curl_slist *h = NULL;
   h = curl_slist_append(h, "Content-Type: application/json");
-  h = curl_slist_append(h, "Accept: text/event-stream");
+  h = curl_slist_append(h, r->phase == INFS_PHASE_PREFILL
+                               ? "Accept: application/json"
+                               : "Accept: text/event-stream");
   h = curl_slist_append(h, "Expect:"); /* no 100-continue round trip */
   if (b->auth)
     h = curl_slist_append(h, b->auth);
@@ -555,12 +583,6 @@ static int openai_submit(void *state, const infs_backend_request_t *r) {
   openai_t *b = state;
   if (b->destroying || table_get(b, r->id))
     return INFS_EDUPLICATE;
-  if (r->phase != INFS_PHASE_FULL) {
-    b->host.failed(b->host.ctx, r->id, INFSCHED__ERROR_CODE__ERROR_BAD_REQUEST,
-                   "the openai backend runs whole requests only, not one "
-                   "phase of a split request");
-    return 0;
-  }
   xfer_t *x = xcalloc(1, sizeof *x);
   x->b = b;
   x->id = r->id;
@@ -568,12 +590,25 @@ static int openai_submit(void *state, const infs_backend_request_t *r) {
   openai_sse_init(&x->sse);
   bool chat = openai_opts_chat(&b->opts, r->messages && r->messages[0]);
   x->url = b->endpoint[chat];
-  x->body = request_body(b, r, chat);
-  if (!x->body) {
+  const char *why;
+  int rc = openai_body(r, b->opts.model[0] ? b->opts.model : r->model, chat,
+                       &x->body, &why);
+  if (rc) {
     free(x);
-    b->host.failed(b->host.ctx, r->id, INFSCHED__ERROR_CODE__ERROR_BAD_REQUEST,
-                   "the request's options are not a JSON object");
+    b->host.failed(b->host.ctx, r->id,
+                   rc == OPENAI_BODY_BAD_KV
+                       ? INFSCHED__ERROR_CODE__ERROR_KV_TRANSFER
+                       : INFSCHED__ERROR_CODE__ERROR_BAD_REQUEST,
+                   why);
     return 0;
+  }
+  x->phase = r->phase;
+  if (r->phase == INFS_PHASE_DECODE && r->resumed_len &&
+      r->resumed_len <= r->prompt_len) {
+    x->resumed = r->resumed;
+    x->said_len = r->resumed_len;
+    x->said = xmalloc(x->said_len);
+    memcpy(x->said, r->prompt + r->prompt_len - r->resumed_len, x->said_len);
   }
   x->headers = request_headers(b, r);
   x->easy = curl_easy_init();
@@ -611,7 +646,9 @@ static int openai_submit(void *state, const infs_backend_request_t *r) {
 static void openai_cancel(void *state, uint64_t id) {
   openai_t *b = state;
   xfer_t *x = table_get(b, id);
-  if (!x)
+  /* One that has ended (a prefill the worker releases from its prefilled
+   * callback) is freed when curl reports it done. */
+  if (!x || x->terminal)
     return;
   /* Removing the handle closes the upstream connection, which an infsched
    * upstream takes as a cancellation too. */

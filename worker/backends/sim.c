@@ -1,5 +1,9 @@
 /* The sim backend: the continuous-batching engine stepped in real time on
- * the worker's loop, streaming tokens as the engine produces them. */
+ * the worker's loop, streaming tokens as the engine produces them. The
+ * phases of a split request are the engine's: a PREFILL one ends with
+ * prefilled() and holds its KV until cancel(); a DECODE one's KV arrives
+ * when the modelled transfer over the link its handle names is over
+ * (model/transfer.h). */
 #include "builtin.h"
 
 #include "infsched.pb-c.h"
@@ -9,8 +13,10 @@
 #include "xalloc.h"
 #include "engine.h"
 #include "honour.h"
+#include "transfer.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -124,7 +130,8 @@ static void deliver(sim_t *s) {
     case ENGINE_EV_TOKENS:
       add_pending(s, e->id, e->tokens);
       break;
-    case ENGINE_EV_DONE: {
+    case ENGINE_EV_DONE:
+    case ENGINE_EV_PREFILLED: {
       flush_one(s, e->id);
       infs_backend_usage_t u = {
           .cached_tokens = e->cached_tokens,
@@ -133,7 +140,10 @@ static void deliver(sim_t *s) {
           .ttft_us = e->ttft_us,
           .busy_s = e->busy_share_s,
       };
-      s->host.done(s->host.ctx, e->id, &u);
+      if (e->kind == ENGINE_EV_DONE)
+        s->host.done(s->host.ctx, e->id, &u);
+      else
+        s->host.prefilled(s->host.ctx, e->id, &u, NULL, 0);
       break;
     }
     case ENGINE_EV_FAILED:
@@ -194,8 +204,11 @@ static int sim_create(const infs_backend_host_t *host, const char *args,
 
 static int sim_submit(void *state, const infs_backend_request_t *r) {
   sim_t *s = state;
-  if (honour_whole_or_refuse(&s->host, r, "sim"))
+  if (r->phase == INFS_PHASE_DECODE && !r->kv) {
+    s->host.failed(s->host.ctx, r->id, INFSCHED__ERROR_CODE__ERROR_BAD_REQUEST,
+                   "a decode-phase request without the KV handle to pull");
     return 0;
+  }
   uint32_t n = honour_or_refuse(&s->host, r, "sim");
   if (!n)
     return 0;
@@ -209,7 +222,20 @@ static int sim_submit(void *state, const infs_backend_request_t *r) {
       .blocks = r->blocks,
       .n_blocks = r->n_blocks,
       .tpot_target_ms = r->tpot_ms,
+      .phase = r->phase,
   };
+  if (r->phase == INFS_PHASE_DECODE) {
+    infs_link_t l = {r->kv->link_gbps, r->kv->link_latency_us,
+                     r->kv->overlap};
+    if (!(l.gbps > 0)) /* a handle that names no link: the default one */
+      l = (infs_link_t){LINK_DEFAULT_GBPS, LINK_DEFAULT_LATENCY_US,
+                        LINK_DEFAULT_OVERLAP};
+    double us =
+        kv_transfer_visible_us(&l, r->kv->bytes, (double)r->kv->prefill_us);
+    /* Figures from the wire may be absurd: a transfer of more than a day
+     * is still a finite wait, which the scheduler's deadline ends. */
+    er.kv_ready = now + (infs_time_t)llround(us < 864e8 ? us : 864e8);
+  }
   int rc = engine_submit(s->engine, now, &er);
   deliver(s);
   arm(s);

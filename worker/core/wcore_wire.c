@@ -154,6 +154,8 @@ void wcore_wire_feed(wcore_t *w, infs_time_t now,
       q->prompt_len += said;
       q->prompt_tokens += resumed;
       q->max_tokens -= resumed;
+      q->resumed = resumed;
+      q->resumed_len = said;
     }
     break;
   }
