@@ -186,98 +186,84 @@ static int parse_list(const char *flag, const char *val, uint32_t min,
   return rc;
 }
 
-static int parse_one(config_t *c, int opt, const char *name) {
+static int parse_one(void *ctx, int opt, const char *arg) {
+  config_t *c = ctx;
   switch (opt) {
-  case 'h':
-    usage(stdout);
-    exit(0);
-  case 'V':
-    cli_version();
-    exit(0);
   case OPT_URL:
-    c->url = optarg;
+    c->url = arg;
     return 0;
   case OPT_MODEL:
-    c->model = optarg;
+    c->model = arg;
     return 0;
   case OPT_API_KEY_ENV:
-    c->api_key_env = optarg;
+    c->api_key_env = arg;
     return 0;
   case OPT_API:
-    if (strcmp(optarg, "completions") != 0 && strcmp(optarg, "chat") != 0)
+    if (strcmp(arg, "completions") != 0 && strcmp(arg, "chat") != 0)
       return cli_usage_error("--api: expected completions or chat, got '%s'",
-                             optarg);
-    c->chat = strcmp(optarg, "chat") == 0;
+                             arg);
+    c->chat = strcmp(arg, "chat") == 0;
     return 0;
   case OPT_IGNORE_EOS:
     c->ignore_eos = true;
     return 0;
   case OPT_TIMEOUT:
-    return cli_u32("--timeout", optarg, 1, 86400, &c->timeout_s);
+    return cli_u32("--timeout", arg, 1, 86400, &c->timeout_s);
   case OPT_PROMPTS:
-    return parse_list("--prompts", optarg, 1, c->prompts, &c->n_prompts);
+    return parse_list("--prompts", arg, 1, c->prompts, &c->n_prompts);
   case OPT_PREFIX:
-    return cli_u32("--prefix", optarg, 0, 1u << 24, &c->prefix);
+    return cli_u32("--prefix", arg, 0, 1u << 24, &c->prefix);
   case OPT_SUFFIXES:
-    return parse_list("--suffixes", optarg, 1, c->suffixes, &c->n_suffixes);
+    return parse_list("--suffixes", arg, 1, c->suffixes, &c->n_suffixes);
   case OPT_MAX_CONCURRENCY:
-    return cli_u32("--max-concurrency", optarg, 2, 4096, &c->max_concurrency);
+    return cli_u32("--max-concurrency", arg, 2, 4096, &c->max_concurrency);
   case OPT_OUTPUT_TOKENS:
-    return cli_u32("--output-tokens", optarg, 8, 1u << 20, &c->output_tokens);
+    return cli_u32("--output-tokens", arg, 8, 1u << 20, &c->output_tokens);
   case OPT_DECODE_PROMPT:
-    return cli_u32("--decode-prompt", optarg, 1, 1u << 24, &c->decode_prompt);
+    return cli_u32("--decode-prompt", arg, 1, 1u << 24, &c->decode_prompt);
   case OPT_REPEATS:
-    return cli_u32("--repeats", optarg, 1, 1000, &c->repeats);
+    return cli_u32("--repeats", arg, 1, 1000, &c->repeats);
   case OPT_DECODE_REPEATS:
-    return cli_u32("--decode-repeats", optarg, 1, 1000, &c->decode_repeats);
+    return cli_u32("--decode-repeats", arg, 1, 1000, &c->decode_repeats);
   case OPT_CHARS_PER_TOKEN:
-    return cli_double("--chars-per-token", optarg, 0.5, 64,
-                      &c->chars_per_token);
+    return cli_double("--chars-per-token", arg, 0.5, 64, &c->chars_per_token);
   case OPT_BASE:
-    c->base = optarg;
+    c->base = arg;
     return 0;
   case OPT_PROFILES:
-    c->profiles = optarg;
+    c->profiles = arg;
     return 0;
   case OPT_SET:
     if (c->n_sets == SETS_MAX)
       return cli_usage_error("--set: at most %d", SETS_MAX);
-    if (!strchr(optarg, '='))
-      return cli_usage_error("--set: expected FIELD=VALUE, got '%s'", optarg);
-    c->sets[c->n_sets++] = optarg;
+    if (!strchr(arg, '='))
+      return cli_usage_error("--set: expected FIELD=VALUE, got '%s'", arg);
+    c->sets[c->n_sets++] = arg;
     return 0;
   case OPT_NAME:
-    if (!*optarg || strlen(optarg) >= INFS_NAME_MAX ||
-        strpbrk(optarg, " :#\t\n'\"{}[],&*!|>%@`"))
+    if (!*arg || strlen(arg) >= INFS_NAME_MAX ||
+        strpbrk(arg, " :#\t\n'\"{}[],&*!|>%@`"))
       return cli_usage_error("--name: '%s' is not a profile name (letters, "
                              "digits, '-', '_' and '.', at most %d)",
-                             optarg, INFS_NAME_MAX - 1);
-    c->name = optarg;
+                             arg, INFS_NAME_MAX - 1);
+    c->name = arg;
     return 0;
   case OPT_DATE:
-    if (!*optarg || strpbrk(optarg, "\n\r"))
+    if (!*arg || strpbrk(arg, "\n\r"))
       return cli_usage_error("--date: expected a date such as 2026-01-31");
-    c->date = optarg;
+    c->date = arg;
     return 0;
   case OPT_OUT:
-    c->out = optarg;
+    c->out = arg;
     return 0;
-  case ':':
-    return cli_usage_error("%s: needs a value", name);
   default:
-    return cli_usage_error("unknown option '%s'", name);
+    return CLI_NOT_MINE;
   }
 }
 
 static int parse_args(int argc, char **argv, config_t *c) {
-  int opt, rc = 0;
-  opterr = 0;
-  while (rc == 0 && (opt = getopt_long(argc, argv, ":h", options, NULL)) != -1)
-    rc = parse_one(c, opt, optind > 0 ? argv[optind - 1] : "");
-  if (rc)
+  if (cli_parse_args(argc, argv, options, usage, parse_one, c))
     return -1;
-  if (optind < argc)
-    return cli_usage_error("unexpected argument '%s'", argv[optind]);
   if (!c->url)
     return cli_usage_error("--url is required");
   if (strncmp(c->url, "http://", 7) != 0 && strncmp(c->url, "https://", 8))
