@@ -22,48 +22,33 @@
  * prompt token (the roofline's knee at 188 tokens), 1.5 ms a step and 0.3
  * ms a sequence. Fast enough for the whole ladder in some 20 s, and every
  * fitted figure well away from zero. The base is the same hardware with
- * other shares and overheads, so a fit that stayed put would fail. */
-static const char profiles_yaml[] = "profiles:\n"
-                                    "  truth:\n"
-                                    "    class: gpu\n"
-                                    "    price_per_hour: 10\n"
-                                    "    power_idle_w: 800\n"
-                                    "    power_busy_w: 3200\n"
-                                    "    weights_gb: 70.6\n"
-                                    "    params_b: 35.3\n"
-                                    "    kv_kb_per_token: 160\n"
-                                    "    attn_mflop_per_ctx: 2.62\n"
-                                    "    mem_bw_gbs: 13400\n"
-                                    "    mem_eff: 0.55\n"
-                                    "    peak_tflops: 3956\n"
-                                    "    mfu: 0.35\n"
-                                    "    step_overhead_ms: 1.5\n"
-                                    "    per_seq_ms: 0.3\n"
-                                    "    max_batch: 64\n"
-                                    "    kv_tokens: 200000\n"
-                                    "    max_context: 32768\n"
-                                    "    block_size: 64\n"
-                                    "    max_num_batched_tokens: 8192\n"
-                                    "  base:\n"
-                                    "    class: gpu\n"
-                                    "    price_per_hour: 10\n"
-                                    "    power_idle_w: 800\n"
-                                    "    power_busy_w: 3200\n"
-                                    "    weights_gb: 70.6\n"
-                                    "    params_b: 35.3\n"
-                                    "    kv_kb_per_token: 160\n"
-                                    "    attn_mflop_per_ctx: 2.62\n"
-                                    "    mem_bw_gbs: 13400\n"
-                                    "    mem_eff: 0.7\n"
-                                    "    peak_tflops: 3956\n"
-                                    "    mfu: 0.45\n"
-                                    "    step_overhead_ms: 0\n"
-                                    "    per_seq_ms: 0.1\n"
-                                    "    max_batch: 64\n"
-                                    "    kv_tokens: 200000\n"
-                                    "    max_context: 32768\n"
-                                    "    block_size: 64\n"
-                                    "    max_num_batched_tokens: 8192\n";
+ * other shares and overheads, so a fit that stayed put would fail.
+ * PROFILE takes a name and the four figures the fit finds. */
+#define PROFILE                                                                \
+  "  %s:\n"                                                                    \
+  "    class: gpu\n"                                                           \
+  "    price_per_hour: 10\n"                                                   \
+  "    power_idle_w: 800\n"                                                    \
+  "    power_busy_w: 3200\n"                                                   \
+  "    weights_gb: 70.6\n"                                                     \
+  "    params_b: 35.3\n"                                                       \
+  "    kv_kb_per_token: 160\n"                                                 \
+  "    attn_mflop_per_ctx: 2.62\n"                                             \
+  "    mem_bw_gbs: 13400\n"                                                    \
+  "    mem_eff: %g\n"                                                          \
+  "    peak_tflops: 3956\n"                                                    \
+  "    mfu: %g\n"                                                              \
+  "    step_overhead_ms: %g\n"                                                 \
+  "    per_seq_ms: %g\n"                                                       \
+  "    max_batch: 64\n"                                                        \
+  "    kv_tokens: 200000\n"                                                    \
+  "    max_context: 32768\n"                                                   \
+  "    block_size: 64\n"                                                       \
+  "    max_num_batched_tokens: 8192\n"
+#define TRUE_MEM_EFF 0.55
+#define TRUE_MFU 0.35
+#define TRUE_OVERHEAD_MS 1.5
+#define TRUE_PER_SEQ_MS 0.3
 
 /* The tolerances, as shares of the true figure (step overhead: in ms).
  * On a loaded machine each TTFT point's lower quartile lies within about
@@ -95,7 +80,11 @@ static void test_fit_recovers_the_true_profile(void **state) {
   snprintf(profiles, sizeof profiles, "%s/profiles.yaml", fx->dir);
   snprintf(out, sizeof out, "%s/calibrated.yaml", fx->dir);
   snprintf(log, sizeof log, "%s/calibrate.log", fx->dir);
-  assert_int_equal(harness_write_file(profiles, profiles_yaml, 0644), 0);
+  char written[4096];
+  snprintf(written, sizeof written, "profiles:\n" PROFILE PROFILE, "truth",
+           TRUE_MEM_EFF, TRUE_MFU, TRUE_OVERHEAD_MS, TRUE_PER_SEQ_MS, "base",
+           0.7, 0.45, 0.0, 0.1);
+  assert_int_equal(harness_write_file(profiles, written, 0644), 0);
 
   hc_sched_init(&fx->s, fx->dir, "scheduler");
   /* The scheduler admits the profiles its file holds. */
@@ -160,11 +149,11 @@ static void test_fit_recovers_the_true_profile(void **state) {
   free(yaml);
 
   int bad = 0;
-  check("mem_eff", fit->mem_eff, 0.55, TOL_MEM_EFF, &bad);
-  check("mfu", fit->mfu, 0.35, TOL_MFU, &bad);
-  check("per_seq_ms", fit->per_seq_ms, 0.3, TOL_PER_SEQ, &bad);
-  check("step_overhead_ms", fit->step_overhead_ms, 1.5, TOL_OVERHEAD_MS / 1.5,
-        &bad);
+  check("mem_eff", fit->mem_eff, TRUE_MEM_EFF, TOL_MEM_EFF, &bad);
+  check("mfu", fit->mfu, TRUE_MFU, TOL_MFU, &bad);
+  check("per_seq_ms", fit->per_seq_ms, TRUE_PER_SEQ_MS, TOL_PER_SEQ, &bad);
+  check("step_overhead_ms", fit->step_overhead_ms, TRUE_OVERHEAD_MS,
+        TOL_OVERHEAD_MS / TRUE_OVERHEAD_MS, &bad);
   /* What it held, it took from the base. */
   assert_true(fit->weights_gb == 70.6 && fit->max_batch == 64);
   profile_set_destroy(&set);
