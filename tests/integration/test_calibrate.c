@@ -18,38 +18,6 @@
 
 #include <cmocka.h>
 
-/* A 35B-parameter model on four H100s: weights read in 9.6 ms, 0.051 ms a
- * prompt token (the roofline's knee at 188 tokens), 1.5 ms a step and 0.3
- * ms a sequence. Fast enough for the whole ladder in some 20 s, and every
- * fitted figure well away from zero. The base is the same hardware with
- * other shares and overheads, so a fit that stayed put would fail.
- * PROFILE takes a name and the four figures the fit finds. */
-#define PROFILE                                                                \
-  "  %s:\n"                                                                    \
-  "    class: gpu\n"                                                           \
-  "    price_per_hour: 10\n"                                                   \
-  "    power_idle_w: 800\n"                                                    \
-  "    power_busy_w: 3200\n"                                                   \
-  "    weights_gb: 70.6\n"                                                     \
-  "    params_b: 35.3\n"                                                       \
-  "    kv_kb_per_token: 160\n"                                                 \
-  "    attn_mflop_per_ctx: 2.62\n"                                             \
-  "    mem_bw_gbs: 13400\n"                                                    \
-  "    mem_eff: %g\n"                                                          \
-  "    peak_tflops: 3956\n"                                                    \
-  "    mfu: %g\n"                                                              \
-  "    step_overhead_ms: %g\n"                                                 \
-  "    per_seq_ms: %g\n"                                                       \
-  "    max_batch: 64\n"                                                        \
-  "    kv_tokens: 200000\n"                                                    \
-  "    max_context: 32768\n"                                                   \
-  "    block_size: 64\n"                                                       \
-  "    max_num_batched_tokens: 8192\n"
-#define TRUE_MEM_EFF 0.55
-#define TRUE_MFU 0.35
-#define TRUE_OVERHEAD_MS 1.5
-#define TRUE_PER_SEQ_MS 0.3
-
 /* The tolerances, as shares of the true figure (step overhead: in ms).
  * On a loaded machine each TTFT point's lower quartile lies within about
  * 0.2 ms of the model plus one constant latency of the HTTP path; the
@@ -76,15 +44,10 @@ static void check(const char *what, double fit, double truth, double tol,
 
 static void test_fit_recovers_the_true_profile(void **state) {
   hc_fixture_t *fx = *state;
-  char profiles[600], out[600], log[600], url[160];
-  snprintf(profiles, sizeof profiles, "%s/profiles.yaml", fx->dir);
+  char out[600], log[600], url[160];
+  const char *profiles = harness_source("tests/data/calibrate_profiles.yaml");
   snprintf(out, sizeof out, "%s/calibrated.yaml", fx->dir);
   snprintf(log, sizeof log, "%s/calibrate.log", fx->dir);
-  char written[4096];
-  snprintf(written, sizeof written, "profiles:\n" PROFILE PROFILE, "truth",
-           TRUE_MEM_EFF, TRUE_MFU, TRUE_OVERHEAD_MS, TRUE_PER_SEQ_MS, "base",
-           0.7, 0.45, 0.0, 0.1);
-  assert_int_equal(harness_write_file(profiles, written, 0644), 0);
 
   hc_sched_init(&fx->s, fx->dir, "scheduler");
   /* The scheduler admits the profiles its file holds. */
@@ -148,12 +111,19 @@ static void test_fit_recovers_the_true_profile(void **state) {
   assert_non_null(strstr(yaml, "mem_eff: "));
   free(yaml);
 
+  /* The sim worker ran "truth" of the same file. */
+  profile_set_t *given = NULL;
+  if (profile_set_load(profiles, &given, err, sizeof err))
+    fail_msg("%s", err);
+  const infs_profile_t *t = profile_set_find(given, "truth");
+  assert_non_null(t);
   int bad = 0;
-  check("mem_eff", fit->mem_eff, TRUE_MEM_EFF, TOL_MEM_EFF, &bad);
-  check("mfu", fit->mfu, TRUE_MFU, TOL_MFU, &bad);
-  check("per_seq_ms", fit->per_seq_ms, TRUE_PER_SEQ_MS, TOL_PER_SEQ, &bad);
-  check("step_overhead_ms", fit->step_overhead_ms, TRUE_OVERHEAD_MS,
-        TOL_OVERHEAD_MS / TRUE_OVERHEAD_MS, &bad);
+  check("mem_eff", fit->mem_eff, t->mem_eff, TOL_MEM_EFF, &bad);
+  check("mfu", fit->mfu, t->mfu, TOL_MFU, &bad);
+  check("per_seq_ms", fit->per_seq_ms, t->per_seq_ms, TOL_PER_SEQ, &bad);
+  check("step_overhead_ms", fit->step_overhead_ms, t->step_overhead_ms,
+        TOL_OVERHEAD_MS / t->step_overhead_ms, &bad);
+  profile_set_destroy(&given);
   /* What it held, it took from the base. */
   assert_true(fit->weights_gb == 70.6 && fit->max_batch == 64);
   profile_set_destroy(&set);
