@@ -84,7 +84,7 @@ static void test_fit_recovers_the_true_profile(void **state) {
                         "--repeats",
                         "5",
                         "--decode-repeats",
-                        "2",
+                        "3",
                         "--out",
                         out,
                         NULL};

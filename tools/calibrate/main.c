@@ -66,8 +66,8 @@ static void usage(FILE *out) {
       "lower\n"
       "                        quartile (5)\n"
       "  --decode-repeats N    runs of each concurrency; the fit takes the "
-      "median\n"
-      "                        over their streams (2)\n"
+      "median of\n"
+      "                        each run's median over its streams (3)\n"
       "  --chars-per-token X   characters of prompt text per token (4)\n"
       "\n"
       "Profile:\n"
@@ -556,7 +556,7 @@ int main(int argc, char **argv) {
       .output_tokens = 128,
       .decode_prompt = 32,
       .repeats = 5,
-      .decode_repeats = 2,
+      .decode_repeats = 3,
       .chars_per_token = 4,
       .timeout_s = 600,
       .name = "calibrated",
@@ -638,6 +638,9 @@ int main(int argc, char **argv) {
   ladder_point_t *pts = xcalloc(n_points, sizeof *pts);
   samples_t *dec = xcalloc(n_levels, sizeof *dec);
   double *dec_tokens = xcalloc(n_levels, sizeof *dec_tokens);
+  /* The median over each run's streams, per run: a run whose end the
+   * client or host delayed is late for all its streams at once. */
+  double *dec_runs = xcalloc(n_levels * cfg.decode_repeats, sizeof *dec_runs);
   for (size_t i = 0; i < cfg.n_prompts; i++)
     pts[i] = (ladder_point_t){0, cfg.prompts[i], {0}};
   for (size_t i = 0; cfg.prefix && i < cfg.n_suffixes; i++) {
@@ -690,9 +693,11 @@ int main(int argc, char **argv) {
       for (size_t i = 0; i < n_levels && !fail; i++) {
         size_t before = dec[i].n;
         fail = decode_once(&r, levels[i], &dec[i], &dec_tokens[i]);
-        if (!fail)
-          fprintf(stderr, " %ux=%.2f", levels[i],
-                  median_of(dec[i].ms + before, dec[i].n - before));
+        if (fail)
+          break;
+        double *run = &dec_runs[i * cfg.decode_repeats + round - 1];
+        *run = median_of(dec[i].ms + before, dec[i].n - before);
+        fprintf(stderr, " %ux=%.2f", levels[i], *run);
       }
       fprintf(stderr, "\n");
     }
@@ -719,8 +724,9 @@ int main(int argc, char **argv) {
   for (size_t i = 0; i < n_levels; i++) {
     double prompt_med = median_of(dec[i].prompt, dec[i].n);
     double out_mean = dec_tokens[i] / (double)dec[i].n;
-    dd[i] = (calib_tpot_t){levels[i], prompt_med + out_mean / 2,
-                           median_of(dec[i].ms, dec[i].n)};
+    dd[i] = (calib_tpot_t){
+        levels[i], prompt_med + out_mean / 2,
+        median_of(&dec_runs[i * cfg.decode_repeats], cfg.decode_repeats)};
   }
   calib_result_t fit;
   int rc = calib_fit(&base, tt, n_tt, dd, n_levels, &fit, err, sizeof err);
@@ -745,8 +751,8 @@ int main(int argc, char **argv) {
                "\n# [M] marks a figure fitted to the measurements "
                "(docs/backends.md,\n# \"Calibrating a server\"); the others "
                "are %s's, which they rest on.\n# TTFT: the lower quartile "
-               "of %u runs; decode: the median over the\n# streams of %u "
-               "runs.\n#   TTFT, prompt tokens: ms:",
+               "of %u runs; decode: the median of %u runs'\n# medians over "
+               "their streams.\n#   TTFT, prompt tokens: ms:",
                cfg.base, cfg.repeats, cfg.decode_repeats);
     for (size_t i = 0; i < cfg.n_prompts; i++)
       buf_printf(&doc, "%s %u: %.1f", i % 6 == 5 ? "\n#    " : "",
@@ -812,6 +818,7 @@ out:
   free(pts);
   free(dec);
   free(dec_tokens);
+  free(dec_runs);
   free(r.blocks);
   prompt_text_free(&r.text);
   measure_destroy(&r.m);
