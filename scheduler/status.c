@@ -26,6 +26,7 @@ static const struct {
     {"rejected.no_worker", offsetof(core_stats_t, rejected_no_worker)},
     {"rejected.context", offsetof(core_stats_t, rejected_context)},
     {"rejected.queue_timeout", offsetof(core_stats_t, rejected_queue_timeout)},
+    {"rejected.unavailable", offsetof(core_stats_t, rejected_unavailable)},
     {"prefix.blocks_routed", offsetof(core_stats_t, blocks_routed)},
     {"prefix.cached_blocks_routed",
      offsetof(core_stats_t, cached_blocks_routed)},
