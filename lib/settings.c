@@ -6,6 +6,7 @@
 #include "log.h"
 #include "policy.h"
 #include "spec.h"
+#include "transfer.h"
 
 #include <errno.h>
 #include <math.h>
@@ -110,12 +111,34 @@ static int check_latency_weight(const char *t, char *err, size_t errlen) {
   return core_config_set_latency_weight(&c, t, err, errlen);
 }
 
+static int check_auth(const char *t, char *err, size_t errlen) {
+  if (strcmp(t, "on") == 0 || strcmp(t, "off") == 0)
+    return 0;
+  snprintf(err, errlen, "expected on or off, got '%s'", t);
+  return INFS_ECONFIG;
+}
+
 static int check_log_level(const char *t, char *err, size_t errlen) {
   log_level_t l;
   if (log_level_parse(t, &l) == 0)
     return 0;
   snprintf(err, errlen, "unknown level '%s' (debug, info, warn or error)", t);
   return INFS_ECONFIG;
+}
+
+static int check_role(const char *t, char *err, size_t errlen) {
+  infs_role_t r;
+  if (infs_role_parse(t, &r) == 0)
+    return 0;
+  snprintf(err, errlen, "unknown role '%s' (both, prefill or decode)", t);
+  return INFS_ECONFIG;
+}
+
+static int check_links(const char *t, char *err, size_t errlen) {
+  link_table_t *l = NULL;
+  int rc = link_table_parse(t, &l, err, errlen);
+  link_table_free(&l);
+  return rc ? INFS_ECONFIG : 0;
 }
 
 /* The keys file loads: checked where the scheduler would load it. */
@@ -228,15 +251,15 @@ static const setting_t table[SET_COUNT] = {
      "kv_cost: cost of each outstanding request, in blocks "
      "(decode_active_request_weight)",
      NULL, NULL},
-    {SET_KV_TEMPERATURE, "kv_temperature", "kv-temperature", S, S,
-     SETTING_REAL, 0, 1000, "0", "T",
+    {SET_KV_TEMPERATURE, "kv_temperature", "kv-temperature", S, S, SETTING_REAL,
+     0, 1000, "0", "T",
      "kv_cost: softmax temperature; 0 takes the lowest cost "
      "(router_temperature)",
      NULL, NULL},
     /* weighted_score's defaults are llm-d's default scheduling profile's. */
     {SET_SCORE_QUEUE_WEIGHT, "score_queue_weight", "score-queue-weight", S, S,
-     SETTING_REAL, 0, 1000, "2", "W", "weighted_score: weight of the queue score",
-     NULL, NULL},
+     SETTING_REAL, 0, 1000, "2", "W",
+     "weighted_score: weight of the queue score", NULL, NULL},
     {SET_SCORE_KV_WEIGHT, "score_kv_weight", "score-kv-weight", S, S,
      SETTING_REAL, 0, 1000, "2", "W",
      "weighted_score: weight of the KV-utilisation score", NULL, NULL},
@@ -253,8 +276,8 @@ static const setting_t table[SET_COUNT] = {
     {SET_HTTP_MAX_BODY, "http_max_body", "http-max-body", S, S, SETTING_UINT,
      1024, 1 << 30, "8388608", "N", "largest HTTP request body, in bytes", NULL,
      NULL},
-    {SET_HTTP_MAX_CONNS, "http_max_conns", "http-max-conns", S, S,
-     SETTING_UINT, 0, 1 << 20, "0", "N",
+    {SET_HTTP_MAX_CONNS, "http_max_conns", "http-max-conns", S, S, SETTING_UINT,
+     0, 1 << 20, "0", "N",
      "HTTP connections at once, 503 beyond; 0: the descriptor limit less a "
      "quarter, kept for workers and clients",
      NULL, NULL},
@@ -267,8 +290,37 @@ static const setting_t table[SET_COUNT] = {
     {SET_MAX_MSG_BYTES, "max_msg_bytes", "max-msg-bytes", S | W, S | W,
      SETTING_UINT, 1024, 1 << 30, "16777216", "N",
      "largest accepted message, in bytes", NULL, NULL},
+    {SET_AUTH, "auth", "auth", S | W, S, SETTING_TEXT, 2, 3, "on", "MODE",
+     "on: CURVE on the ZeroMQ ports, the scheduler admitting only the keys "
+     "in KEYS/allowed, workers and clients presenting theirs; off: none, "
+     "for an open scheduler (docs/security.md)",
+     check_auth, NULL},
+    {SET_KEYS, "keys", "keys", S | W, S, SETTING_TEXT, TEXT_LEN, NULL, "DIR",
+     "keys directory (default $XDG_STATE_HOME/infsched/keys, else "
+     "~/.local/state/infsched/keys); the scheduler makes the local keys "
+     "there when missing",
+     NULL, NULL},
+    {SET_KEY, "key", "key", S | W, 0, SETTING_TEXT, TEXT_LEN, NULL, "FILE",
+     "own secret key file, from infsched-keygen (default "
+     "KEYS/scheduler.key_secret or KEYS/worker.key_secret)",
+     NULL, NULL},
+    {SET_SERVER_KEY, "server_key", "server-key", W, 0, SETTING_TEXT, TEXT_LEN,
+     NULL, "FILE",
+     "the scheduler's public key file (default KEYS/scheduler.key)", NULL,
+     NULL},
     {SET_LOG_LEVEL, "log_level", "log-level", S | W, 0, SETTING_TEXT, 1, 16,
      "info", "LEVEL", "debug, info, warn or error", check_log_level, NULL},
+    {SET_ROLE, "role", "role", W, W, SETTING_TEXT, 1, 16, "both", "ROLE",
+     "what the worker runs of split requests (docs/disaggregation.md): "
+     "both (whole requests and either half), prefill (only prefills) or "
+     "decode (decodes and whole requests, never a prefill for another)",
+     check_role, NULL},
+    {SET_LINKS, "links", "links", S, 0, SETTING_TEXT, TEXT_LEN, NULL, "SPEC",
+     "links that move a split request's KV, "
+     "FROM>TO=GBPS[:LATENCY_US[:overlap]],... each side a worker id, profile, "
+     "class or *; the most specific rule wins (default: every link 50 GB/s, "
+     "20 us, no overlap)",
+     check_links, NULL},
 };
 
 #undef S
@@ -475,6 +527,26 @@ void settings_markdown(FILE *f) {
     fprintf(f, "| `%s` | `--%s` | %s | %s | %s | %s%s%s | %s |\n", s->name,
             s->flag, who, where, value, s->def ? "`" : "",
             s->def ? s->def : "see meaning", s->def ? "`" : "", s->help);
+  }
+}
+
+int settings_apply_auth(infs_auth_t *a, const setting_t *s,
+                        const setting_value_t *v) {
+  switch (s->id) {
+  case SET_AUTH:
+    a->off = strcmp(v->s, "off") == 0;
+    return 0;
+  case SET_KEYS:
+    a->dir = v->s;
+    return 0;
+  case SET_KEY:
+    a->key = v->s;
+    return 0;
+  case SET_SERVER_KEY:
+    a->server_key = v->s;
+    return 0;
+  default:
+    return 1;
   }
 }
 

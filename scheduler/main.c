@@ -38,12 +38,14 @@ typedef struct options {
   log_level_t *level;
   const char *profiles_path;
   const char *api_keys_path; /* NULL: no keys */
+  const char *links;         /* NULL: the default link everywhere */
 } options_t;
 
 static void apply(void *ctx, const setting_t *s, const setting_value_t *v) {
   options_t *o = ctx;
   shell_config_t *cfg = o->cfg;
-  if (settings_apply_core(&cfg->core, s, v) == 0)
+  if (settings_apply_core(&cfg->core, s, v) == 0 ||
+      settings_apply_auth(&cfg->auth, s, v) == 0)
     return;
   switch (s->id) {
   case SET_CLIENTS:
@@ -54,6 +56,9 @@ static void apply(void *ctx, const setting_t *s, const setting_value_t *v) {
     break;
   case SET_API_KEYS:
     o->api_keys_path = v->s;
+    break;
+  case SET_LINKS:
+    o->links = v->s;
     break;
   case SET_WORKERS:
     cfg->workers_addr = v->s;
@@ -96,8 +101,8 @@ static bool open_to_others(const char *addr) {
            (len >= 4 && strncmp(addr, "127.", 4) == 0));
 }
 
-/* Nothing authenticates peers (docs/security.md): say so loudly where
- * other hosts can connect. */
+/* Without authentication (docs/security.md), say so loudly where other
+ * hosts can connect. */
 static void warn_if_open(const char *what, const char *addr) {
   if (addr && open_to_others(addr))
     log_warn("%s %s is reachable from other hosts, and nothing "
@@ -120,7 +125,7 @@ static void on_signal(uv_signal_t *h, int signum) {
 int main(int argc, char **argv) {
   shell_config_t cfg = {0};
   log_level_t level = LOG_LEVEL_INFO;
-  options_t o = {&cfg, &level, NULL, NULL};
+  options_t o = {&cfg, &level, NULL, NULL, NULL};
   cli_init("infsched-scheduler");
   core_config_defaults(&cfg.core);
   if (settings_parse_args(argc, argv, SETTING_SCHEDULER, usage, apply, &o))
@@ -144,6 +149,11 @@ int main(int argc, char **argv) {
     return CLI_EXIT_USAGE;
   }
   cfg.http.keys = keys;
+  /* --links was checked as a flag: this parse does not fail. */
+  link_table_t *links = NULL;
+  if (o.links)
+    (void)link_table_parse(o.links, &links, err, sizeof err);
+  cfg.core.links = links;
   /* Decisions explain themselves only where someone reads them. */
   cfg.core.explain = level == LOG_LEVEL_DEBUG;
 
@@ -156,6 +166,7 @@ int main(int argc, char **argv) {
     uv_loop_close(&app.loop);
     profile_set_destroy(&profiles);
     apikeys_destroy(&keys);
+    link_table_free(&links);
     return cli_start_status(rc);
   }
   uv_signal_init(&app.loop, &app.sigint);
@@ -168,8 +179,15 @@ int main(int argc, char **argv) {
   if (shell_http_address(app.shell))
     log_info("http: listening on %s%s", shell_http_address(app.shell),
              keys ? " (API keys required)" : "");
-  warn_if_open("clients", cfg.clients_addr);
-  warn_if_open("workers", cfg.workers_addr);
+  if (cfg.auth.off) {
+    log_info("authentication off: any process that reaches the ZeroMQ "
+             "ports is served");
+    warn_if_open("clients", cfg.clients_addr);
+    warn_if_open("workers", cfg.workers_addr);
+  } else {
+    log_info("authentication: CURVE, %zu keys admitted",
+             shell_keys_admitted(app.shell));
+  }
   /* With keys, the HTTP API authenticates its callers. */
   if (!keys)
     warn_if_open("http", shell_http_address(app.shell));
@@ -178,6 +196,7 @@ int main(int argc, char **argv) {
   shell_destroy(&app.shell);
   profile_set_destroy(&profiles);
   apikeys_destroy(&keys);
+  link_table_free(&links);
   rc = uv_loop_close(&app.loop);
   if (rc) {
     log_error("loop closed with open handles: %s", uv_strerror(rc));

@@ -72,7 +72,11 @@ static const flag_case_t k_scheduler[] = {
     {"--api-keys", "/nonexistent/keys.yaml"},
     {"--profiles", "/nonexistent/profiles.yaml"},
     {"--max-msg-bytes", "1"},
+    {"--auth", "maybe"},
+    {"--keys", ""},
+    {"--key", "/nonexistent/scheduler.key_secret"},
     {"--log-level", "loud"},
+    {"--links", "tpu>gpu=fast"},
     {NULL, NULL},
 };
 
@@ -88,7 +92,12 @@ static const flag_case_t k_worker[] = {
     {"--heartbeat-ms", "1"},
     {"--kwh-price", "x"},
     {"--max-msg-bytes", "1"},
+    {"--auth", "maybe"},
+    {"--keys", ""},
+    {"--key", "/nonexistent/worker.key_secret"},
+    {"--server-key", "/nonexistent/scheduler.key"},
     {"--log-level", "loud"},
+    {"--role", "all"},
     {NULL, NULL},
 };
 
@@ -113,6 +122,10 @@ static const flag_case_t k_loadgen[] = {
     {"--report-json", NULL},
     {"--report-html", NULL},
     {"--policy-label", NULL},
+    {"--auth", "maybe"},
+    {"--keys", ""},
+    {"--key", "/nonexistent/client.key_secret"},
+    {"--server-key", "/nonexistent/scheduler.key"},
     {"--log-level", "loud"},
     {NULL, NULL},
 };
