@@ -309,6 +309,18 @@ static void emit_tool_calls(xfer_t *x, const cJSON *calls) {
   free(json);
 }
 
+/* Relays choices[0].logprobs (an object; null when none was asked) for
+ * the text just emitted; never ahead of the first token, which is when
+ * the request's first token counts. */
+static void emit_logprobs(xfer_t *x, const cJSON *choice) {
+  const cJSON *lp = cJSON_GetObjectItemCaseSensitive(choice, "logprobs");
+  if (!cJSON_IsObject(lp) || !x->tokens)
+    return;
+  char *json = xcheck(cJSON_PrintUnformatted(lp));
+  x->b->host.logprobs(x->b->host.ctx, x->id, json, strlen(json));
+  free(json);
+}
+
 static int on_event(void *arg, const char *data, size_t len) {
   xfer_t *x = arg;
   if (strcmp(data, "[DONE]") == 0) {
@@ -331,6 +343,7 @@ static int on_event(void *arg, const char *data, size_t len) {
   const cJSON *choice = cJSON_GetArrayItem(choices, 0);
   if (choice) {
     emit_text(x, choice_text(choice));
+    emit_logprobs(x, choice);
     emit_tool_calls(x, tool_calls_of(choice));
     const cJSON *fr = cJSON_GetObjectItemCaseSensitive(choice, "finish_reason");
     if (cJSON_IsString(fr))
@@ -414,6 +427,7 @@ static void finish_plain(xfer_t *x) {
   } else {
     read_usage(x, cJSON_GetObjectItemCaseSensitive(root, "usage"));
     emit_text(x, text);
+    emit_logprobs(x, choice);
     emit_tool_calls(x, calls);
     succeed(x);
   }
