@@ -317,6 +317,17 @@ static char *print(cJSON *o) {
   return s;
 }
 
+/* A stream chunk of m with its one choice (index 0) in *choice. */
+static cJSON *new_chunk(const oai_meta_t *m, cJSON **choice) {
+  cJSON *o = new_envelope(m, m->kind == OAI_CHAT ? "chat.completion.chunk"
+                                                 : "text_completion");
+  cJSON *choices = cJSON_AddArrayToObject(o, "choices");
+  *choice = cJSON_CreateObject();
+  cJSON_AddItemToArray(choices, *choice);
+  cJSON_AddNumberToObject(*choice, "index", 0);
+  return o;
+}
+
 /* A piece's field as a string, or NULL. */
 static const char *str_at(const cJSON *o, const char *name) {
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
@@ -422,11 +433,7 @@ char *oai_render_tool_chunk(const oai_meta_t *m, const char *deltas,
     cJSON_Delete(d);
     return NULL;
   }
-  cJSON *o = new_envelope(m, "chat.completion.chunk");
-  cJSON *choices = cJSON_AddArrayToObject(o, "choices");
-  cJSON *c = cJSON_CreateObject();
-  cJSON_AddItemToArray(choices, c);
-  cJSON_AddNumberToObject(c, "index", 0);
+  cJSON *c, *o = new_chunk(m, &c);
   cJSON *delta = cJSON_AddObjectToObject(c, "delta");
   cJSON_AddItemToObject(delta, "tool_calls", d);
   cJSON_AddNullToObject(c, "logprobs");
@@ -441,14 +448,8 @@ char *oai_render_logprobs_chunk(const oai_meta_t *m, const char *logprobs,
     cJSON_Delete(lp);
     return NULL;
   }
-  bool chat = m->kind == OAI_CHAT;
-  cJSON *o =
-      new_envelope(m, chat ? "chat.completion.chunk" : "text_completion");
-  cJSON *choices = cJSON_AddArrayToObject(o, "choices");
-  cJSON *c = cJSON_CreateObject();
-  cJSON_AddItemToArray(choices, c);
-  cJSON_AddNumberToObject(c, "index", 0);
-  if (chat)
+  cJSON *c, *o = new_chunk(m, &c);
+  if (m->kind == OAI_CHAT)
     cJSON_AddObjectToObject(c, "delta");
   else
     cJSON_AddStringToObject(c, "text", "");
@@ -506,12 +507,7 @@ char *oai_render_response(const oai_meta_t *m, const char *text,
 char *oai_render_chunk(const oai_meta_t *m, const char *text, bool role,
                        const char *finish_reason) {
   bool chat = m->kind == OAI_CHAT;
-  cJSON *o =
-      new_envelope(m, chat ? "chat.completion.chunk" : "text_completion");
-  cJSON *choices = cJSON_AddArrayToObject(o, "choices");
-  cJSON *c = cJSON_CreateObject();
-  cJSON_AddItemToArray(choices, c);
-  cJSON_AddNumberToObject(c, "index", 0);
+  cJSON *c, *o = new_chunk(m, &c);
   if (chat) {
     cJSON *delta = cJSON_AddObjectToObject(c, "delta");
     if (role)
