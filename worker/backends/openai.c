@@ -8,16 +8,18 @@
  * (openai_body.h, docs/backends.md). */
 #include "builtin.h"
 
+#include "clock.h"
 #include "infsched.pb-c.h"
 #include "infsched/errors.h"
-#include "clock.h"
 #include "list.h"
 #include "log.h"
-#include "u64map.h"
-#include "xalloc.h"
 #include "openai_body.h"
+#include "openai_chunk.h"
 #include "openai_opts.h"
 #include "openai_sse.h"
+#include "slots.h"
+#include "u64map.h"
+#include "xalloc.h"
 
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
@@ -58,11 +60,8 @@ typedef struct xfer {
   bool terminal; /* done or failed already reported (or cancelled) */
   bool saw_done;
   bool saw_finish;
-  bool have_usage;
   uint32_t tokens;
-  uint32_t usage_prompt;
-  uint32_t usage_completion;
-  uint32_t usage_cached;
+  openai_usage_t usage;
   infs_time_t started;
   infs_time_t first_token;
   infs_phase_t phase;
@@ -84,10 +83,8 @@ struct openai {
   CURLM *multi;
   uv_timer_t timer;
   list_node_t watched;
-  xfer_t **slots;
-  uint32_t *free_slots;
-  size_t n_free;
-  size_t cap;
+  xfer_t **slots; /* transfers in flight, by slot (NULL: free) */
+  slots_t table;
   u64map_t by_id;
   size_t inflight;
   uint64_t generated;
@@ -108,17 +105,9 @@ static int curl_users;
 /* --- in-flight table and busy time --- */
 
 static void table_add(openai_t *b, xfer_t *x) {
-  if (b->n_free == 0) {
-    size_t cap = b->cap ? b->cap * 2 : 32;
-    b->slots = xreallocarray(b->slots, cap, sizeof *b->slots);
-    b->free_slots = xreallocarray(b->free_slots, cap, sizeof *b->free_slots);
-    for (size_t i = cap; i > b->cap; i--) {
-      b->slots[i - 1] = NULL;
-      b->free_slots[b->n_free++] = (uint32_t)(i - 1);
-    }
-    b->cap = cap;
-  }
-  x->slot = b->free_slots[--b->n_free];
+  size_t had = slots_take(&b->table, 32, &x->slot);
+  if (had < b->table.cap)
+    b->slots = xrecallocarray(b->slots, had, b->table.cap, sizeof *b->slots);
   b->slots[x->slot] = x;
   u64map_put(&b->by_id, x->id, x->slot);
   if (b->inflight++ == 0)
@@ -135,7 +124,7 @@ static xfer_t *table_get(openai_t *b, uint64_t id) {
 static void table_remove(openai_t *b, xfer_t *x) {
   u64map_del(&b->by_id, x->id);
   b->slots[x->slot] = NULL;
-  b->free_slots[b->n_free++] = x->slot;
+  slots_put(&b->table, x->slot);
   if (--b->inflight == 0)
     b->busy_s += (double)(clock_us() - b->busy_since) / 1e6;
 }
@@ -172,21 +161,20 @@ static void fail(xfer_t *x, int code, const char *detail, const char *fmt,
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
   log_warn("openai: request %016llx to %s: %s%s%s", (unsigned long long)x->id,
-           x->url, msg, detail && *detail ? ": " : "",
-           detail ? detail : "");
+           x->url, msg, detail && *detail ? ": " : "", detail ? detail : "");
   x->b->host.failed(x->b->host.ctx, x->id, code, msg);
 }
 
 /* What x used as the worker counts it: a decode instance's count includes
  * the resumed tokens as generated, the worker's as prompt. */
 static infs_backend_usage_t usage_of(const xfer_t *x) {
-  uint32_t completion = x->usage_completion;
+  uint32_t completion = x->usage.completion;
   uint32_t resumed = x->resumed < completion ? x->resumed : completion;
   return (infs_backend_usage_t){
-      .prompt_tokens = x->have_usage ? x->usage_prompt + resumed : 0,
-      .cached_tokens = x->have_usage ? x->usage_cached : 0,
-      .generated_tokens = x->have_usage && completion ? completion - resumed
-                                                      : x->tokens,
+      .prompt_tokens = x->usage.have ? x->usage.prompt + resumed : 0,
+      .cached_tokens = x->usage.cached,
+      .generated_tokens =
+          x->usage.have && completion ? completion - resumed : x->tokens,
       .ttft_us = (x->first_token ? x->first_token : (infs_time_t)clock_us()) -
                  x->started,
   };
@@ -215,8 +203,8 @@ static void emit_text(xfer_t *x, const char *text) {
     return;
   size_t len = strlen(text);
   if (x->said_seen < x->said_len) {
-    size_t n = x->said_len - x->said_seen < len ? x->said_len - x->said_seen
-                                                : len;
+    size_t n =
+        x->said_len - x->said_seen < len ? x->said_len - x->said_seen : len;
     /* Sampling may make the decode instance's first token differ from the
      * prefill's; the client keeps what it has, and the stream goes on. */
     if (memcmp(text, x->said + x->said_seen, n) != 0)
@@ -236,54 +224,6 @@ static void emit_text(xfer_t *x, const char *text) {
 }
 
 /* --- reading answers --- */
-
-static void read_usage(xfer_t *x, const cJSON *usage) {
-  if (!cJSON_IsObject(usage))
-    return;
-  const cJSON *p = cJSON_GetObjectItemCaseSensitive(usage, "prompt_tokens");
-  const cJSON *c = cJSON_GetObjectItemCaseSensitive(usage, "completion_tokens");
-  const cJSON *d =
-      cJSON_GetObjectItemCaseSensitive(usage, "prompt_tokens_details");
-  const cJSON *cached = cJSON_GetObjectItemCaseSensitive(d, "cached_tokens");
-  x->have_usage = true;
-  if (cJSON_IsNumber(p) && p->valuedouble >= 0)
-    x->usage_prompt = (uint32_t)p->valuedouble;
-  if (cJSON_IsNumber(c) && c->valuedouble >= 0)
-    x->usage_completion = (uint32_t)c->valuedouble;
-  if (cJSON_IsNumber(cached) && cached->valuedouble >= 0)
-    x->usage_cached = (uint32_t)cached->valuedouble;
-}
-
-/* The message of an OpenAI-style {"error": {...}} object, or NULL. */
-static const char *error_message(const cJSON *root) {
-  const cJSON *e = cJSON_GetObjectItemCaseSensitive(root, "error");
-  if (cJSON_IsString(e))
-    return e->valuestring;
-  const cJSON *m = cJSON_GetObjectItemCaseSensitive(e, "message");
-  return cJSON_IsString(m) ? m->valuestring : NULL;
-}
-
-/* The text of choices[0]: "text", or delta.content / message.content. */
-static const char *choice_text(const cJSON *choice) {
-  const cJSON *t = cJSON_GetObjectItemCaseSensitive(choice, "text");
-  if (cJSON_IsString(t))
-    return t->valuestring;
-  const cJSON *m = cJSON_GetObjectItemCaseSensitive(choice, "delta");
-  if (!m)
-    m = cJSON_GetObjectItemCaseSensitive(choice, "message");
-  t = cJSON_GetObjectItemCaseSensitive(m, "content");
-  return cJSON_IsString(t) ? t->valuestring : NULL;
-}
-
-/* The tool calls of choices[0]: delta.tool_calls, or message.tool_calls
- * of an answer that was not streamed; NULL when there are none. */
-static const cJSON *tool_calls_of(const cJSON *choice) {
-  const cJSON *m = cJSON_GetObjectItemCaseSensitive(choice, "delta");
-  if (!m)
-    m = cJSON_GetObjectItemCaseSensitive(choice, "message");
-  const cJSON *calls = cJSON_GetObjectItemCaseSensitive(m, "tool_calls");
-  return cJSON_GetArraySize(calls) > 0 ? calls : NULL;
-}
 
 /* Relays tool calls as they came, as one token: the front door merges a
  * stream's pieces by index, so a whole call (not streamed) gets the index
@@ -309,6 +249,18 @@ static void emit_tool_calls(xfer_t *x, const cJSON *calls) {
   free(json);
 }
 
+/* Relays choices[0].logprobs (an object; null when none was asked) for
+ * the text just emitted; never ahead of the first token, which is when
+ * the request's first token counts. */
+static void emit_logprobs(xfer_t *x, const cJSON *choice) {
+  const cJSON *lp = cJSON_GetObjectItemCaseSensitive(choice, "logprobs");
+  if (!cJSON_IsObject(lp) || !x->tokens)
+    return;
+  char *json = xcheck(cJSON_PrintUnformatted(lp));
+  x->b->host.logprobs(x->b->host.ctx, x->id, json, strlen(json));
+  free(json);
+}
+
 static int on_event(void *arg, const char *data, size_t len) {
   xfer_t *x = arg;
   if (strcmp(data, "[DONE]") == 0) {
@@ -321,7 +273,7 @@ static int on_event(void *arg, const char *data, size_t len) {
          "the upstream sent an event that is not JSON");
     return 1;
   }
-  const char *err = error_message(root);
+  const char *err = openai_chunk_error(root);
   if (err) {
     fail(x, refusal_code(x), NULL, "upstream error: %s", err);
     cJSON_Delete(root);
@@ -330,13 +282,15 @@ static int on_event(void *arg, const char *data, size_t len) {
   const cJSON *choices = cJSON_GetObjectItemCaseSensitive(root, "choices");
   const cJSON *choice = cJSON_GetArrayItem(choices, 0);
   if (choice) {
-    emit_text(x, choice_text(choice));
-    emit_tool_calls(x, tool_calls_of(choice));
+    emit_text(x, openai_chunk_text(choice));
+    emit_logprobs(x, choice);
+    emit_tool_calls(x, openai_chunk_tool_calls(choice));
     const cJSON *fr = cJSON_GetObjectItemCaseSensitive(choice, "finish_reason");
     if (cJSON_IsString(fr))
       x->saw_finish = true;
   }
-  read_usage(x, cJSON_GetObjectItemCaseSensitive(root, "usage"));
+  openai_chunk_usage(cJSON_GetObjectItemCaseSensitive(root, "usage"),
+                     &x->usage);
   cJSON_Delete(root);
   return 0;
 }
@@ -381,8 +335,10 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *arg) {
  * the KV handle. vLLM holds the KV until a decode instance has read it or
  * its own timeout passes: there is nothing to release here. */
 static void prefilled(xfer_t *x, const cJSON *root, const char *text) {
-  read_usage(x, cJSON_GetObjectItemCaseSensitive(root, "usage"));
-  const cJSON *kv = cJSON_GetObjectItemCaseSensitive(root, "kv_transfer_params");
+  openai_chunk_usage(cJSON_GetObjectItemCaseSensitive(root, "usage"),
+                     &x->usage);
+  const cJSON *kv =
+      cJSON_GetObjectItemCaseSensitive(root, "kv_transfer_params");
   if (!cJSON_IsObject(kv)) {
     fail(x, INFSCHED__ERROR_CODE__ERROR_KV_TRANSFER, NULL,
          "the upstream returned no kv_transfer_params for the prefill (a "
@@ -404,16 +360,18 @@ static void finish_plain(xfer_t *x) {
   cJSON *root = x->raw ? cJSON_Parse(x->raw) : NULL;
   const cJSON *choice =
       cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(root, "choices"), 0);
-  const char *text = choice ? choice_text(choice) : NULL;
-  const cJSON *calls = choice ? tool_calls_of(choice) : NULL;
+  const char *text = choice ? openai_chunk_text(choice) : NULL;
+  const cJSON *calls = choice ? openai_chunk_tool_calls(choice) : NULL;
   if (!text && !calls) {
     fail(x, INFSCHED__ERROR_CODE__ERROR_BACKEND, NULL,
          "the upstream answered HTTP %ld without a completion", x->status);
   } else if (x->phase == INFS_PHASE_PREFILL) {
     prefilled(x, root, text);
   } else {
-    read_usage(x, cJSON_GetObjectItemCaseSensitive(root, "usage"));
+    openai_chunk_usage(cJSON_GetObjectItemCaseSensitive(root, "usage"),
+                       &x->usage);
     emit_text(x, text);
+    emit_logprobs(x, choice);
     emit_tool_calls(x, calls);
     succeed(x);
   }
@@ -437,7 +395,7 @@ static void finish(xfer_t *x, CURLcode res) {
     curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &x->status);
   if (x->status >= 400 || x->status < 200) {
     cJSON *root = x->raw ? cJSON_Parse(x->raw) : NULL;
-    const char *msg = root ? error_message(root) : NULL;
+    const char *msg = root ? openai_chunk_error(root) : NULL;
     fail(x, refusal_code(x), NULL, "upstream HTTP %ld: %.300s", x->status,
          msg ? msg : (x->raw ? x->raw : "(no body)"));
     cJSON_Delete(root);
@@ -793,7 +751,7 @@ static void on_timer_closed(uv_handle_t *h) {
   curl_slist_free_all(b->probe_headers);
   u64map_free(&b->by_id);
   free(b->slots);
-  free(b->free_slots);
+  slots_free(&b->table);
   free(b->auth);
   free(b);
 }
@@ -801,7 +759,7 @@ static void on_timer_closed(uv_handle_t *h) {
 static void openai_destroy(void *state) {
   openai_t *b = state;
   b->destroying = true;
-  for (size_t i = 0; i < b->cap; i++)
+  for (size_t i = 0; i < b->table.cap; i++)
     if (b->slots[i]) {
       b->slots[i]->terminal = true;
       xfer_free(b->slots[i]);
