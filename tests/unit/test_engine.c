@@ -200,6 +200,7 @@ static void test_single_request(void **state) {
     }
     assert_int_equal(fin->at, end);
     assert_int_equal(fin->ttft_us, first->at);
+    assert_int_equal(fin->transfer_us, 0); /* a whole request moves no KV */
     assert_int_equal(fin->queued_us, 0);
     assert_int_equal(fin->generated, G);
     assert_int_equal(fin->cached_tokens, 0);
@@ -998,6 +999,7 @@ static void test_decode_phase_starts_when_kv_arrives(void **state) {
   assert_int_equal(tokens_of(&l, 1), 5);
   assert_int_equal(fin->ttft_us, 61000);
   assert_int_equal(fin->queued_us, 0); /* admitted as its KV arrived */
+  assert_int_equal(fin->transfer_us, 50000);
   assert_int_equal(fin->cached_tokens, 0);
   engine_load(e, fin->at, &load);
   assert_int_equal(load.kv_used + load.queued + load.running, 0);
