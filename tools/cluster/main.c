@@ -367,6 +367,10 @@ static int add_children(app_t *a, const options_t *o, const char *bin_dir) {
   push(args, "--profiles");
   push(args, "%s", profiles);
   push_settings(args, s->set);
+  if (s->links && *s->links) {
+    push(args, "--links");
+    push(args, "%s", s->links);
+  }
   push(args, "--log-level");
   push(args, "%s", o->log_level);
   /* When the launcher dies the scheduler answers its open requests and
