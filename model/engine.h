@@ -62,6 +62,10 @@ typedef struct engine_event {
   int code;               /* FAILED: negative INFS_E* code */
 } engine_event_t;
 
+/* What a DONE or PREFILLED event says the request used, as a backend
+ * reports it (tokens, queue, TTFT, transfer, busy share). */
+infs_backend_usage_t engine_event_usage(const engine_event_t *e);
+
 typedef struct engine_load {
   uint32_t queued; /* DECODE requests waiting for their KV included */
   uint32_t running;

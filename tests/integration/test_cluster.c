@@ -357,16 +357,23 @@ static void test_stop_escalates_to_sigkill(void **state) {
 
 /* --- the real daemons --- */
 
+/* The directory of the daemons, into dir; false when they are not built. */
+static bool daemons_dir(char *dir, size_t len) {
+  const char *sched = harness_bin("infsched-scheduler");
+  if (access(sched, X_OK) != 0 ||
+      access(harness_bin("infsched-worker"), X_OK) != 0)
+    return false;
+  snprintf(dir, len, "%s", sched);
+  *strrchr(dir, '/') = '\0';
+  return true;
+}
+
 static void test_real_cluster(void **state) {
   fixture_t *f = *state;
   pid_t pids[MAX_PIDS];
-  const char *sched = harness_bin("infsched-scheduler");
-  const char *worker = harness_bin("infsched-worker");
-  if (access(sched, X_OK) != 0 || access(worker, X_OK) != 0)
-    skip();
   char bin_dir[600];
-  snprintf(bin_dir, sizeof bin_dir, "%s", sched);
-  *strrchr(bin_dir, '/') = '\0';
+  if (!daemons_dir(bin_dir, sizeof bin_dir))
+    skip();
 
   write_cluster(f, "  - name: gpu\n    profile: gpu-h100\n    count: 2\n"
                    "  - name: sram\n    profile: sram-wse3\n"
@@ -435,13 +442,9 @@ static bool has_arg(pid_t pid, const char *flag, const char *value) {
 static void test_roles_and_links(void **state) {
   fixture_t *f = *state;
   pid_t pids[MAX_PIDS];
-  const char *sched = harness_bin("infsched-scheduler");
-  if (access(sched, X_OK) != 0 ||
-      access(harness_bin("infsched-worker"), X_OK) != 0)
-    skip();
   char bin_dir[600];
-  snprintf(bin_dir, sizeof bin_dir, "%s", sched);
-  *strrchr(bin_dir, '/') = '\0';
+  if (!daemons_dir(bin_dir, sizeof bin_dir))
+    skip();
   write_cluster(f, "  - {name: pre, profile: tpu-v6e, role: prefill}\n"
                    "  - {name: dec, profile: gpu-h100, role: decode}\n"
                    "links:\n"

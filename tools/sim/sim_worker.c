@@ -71,17 +71,6 @@ void sim_worker_start(sim_t *s, uint32_t wi, const wcore_config_t *cfg,
   flush(s, wi, now);
 }
 
-static wcore_usage_t usage_of(const engine_event_t *e) {
-  return (wcore_usage_t){
-      .cached_tokens = e->cached_tokens,
-      .generated_tokens = e->generated,
-      .queue_us = e->queued_us,
-      .ttft_us = e->ttft_us,
-      .transfer_us = e->transfer_us,
-      .busy_s = e->busy_share_s,
-  };
-}
-
 /* Turns the engine's events into the core's, as the sim backend's deliver
  * does, except that the tokens after the first go in chunks of
  * SIM_CHUNK_TOKENS and one just before the Done (see the top of sim.c). A
@@ -111,12 +100,12 @@ static void deliver(sim_t *s, uint32_t wi, infs_time_t now) {
       uint32_t sent;
       if (wcore_streamed(w->core, e->id, &sent) == 0 && e->generated > sent)
         wcore_on_tokens(w->core, now, e->id, e->generated - sent, NULL, 0);
-      wcore_usage_t u = usage_of(e);
+      wcore_usage_t u = engine_event_usage(e);
       wcore_on_done(w->core, now, e->id, &u);
       break;
     }
     case ENGINE_EV_PREFILLED: {
-      wcore_usage_t u = usage_of(e);
+      wcore_usage_t u = engine_event_usage(e);
       if (wcore_on_prefilled(w->core, now, e->id, &u, NULL, 0))
         sim_u64vec_push(&s->release, e->id);
       break;
