@@ -50,7 +50,8 @@ typedef struct keyring keyring_t;
 /* Reads every public key file of dir (names starting with '.' and ending
  * in KEYS_SECRET_SUFFIX are skipped). Returns 0 and a keyring the caller
  * destroys, or -1 with why in err (an unreadable directory, a file that
- * is not a key file). */
+ * is not a key file, dir or a file that a user other than this one or
+ * root owns or that group or others can write). */
 int keyring_load(const char *dir, keyring_t **out, char *err, size_t errlen);
 /* Adds a key; returns 0, or -1 when it is not a key. */
 int keyring_add(keyring_t *k, const char *z85);
