@@ -25,14 +25,15 @@ int curve_dir(const infs_auth_t *auth, char *buf, size_t len, char *err,
               size_t errlen);
 
 /* Makes the local keys in dir unless it has them: the scheduler's, a
- * worker's and a client's pairs, the latter two admitted (in allowed/).
+ * worker's and a client's pairs, the worker's admitted on the worker port
+ * (allowed/workers/), the client's on the client port (allowed/clients/).
  * A pair whose public file is there without its secret is left as it is.
  * Safe when several processes start at once. Returns 0, or a negative
  * code with why in err. */
 int curve_local_keys(const char *dir, char *err, size_t errlen);
 
 /* The key pair of worker name in dir/workers/, admitted by the scheduler
- * (dir/allowed/name.key); made unless there. Writes the secret file's
+ * (dir/allowed/workers/name.key); made unless there. Writes the secret file's
  * path into secret_path. Returns 0, or a negative code with why in err. */
 int curve_instance_key(const char *dir, const char *name, char *secret_path,
                        size_t len, char *err, size_t errlen);
@@ -42,14 +43,13 @@ int curve_instance_key(const char *dir, const char *name, char *secret_path,
  * KEYS_CLIENT). A key file not named is one of the local keys, which are
  * made when missing (curve_local_keys). Nothing with auth->off. Returns
  * 0, or with why in err INFS_ECONFIG (a file named in auth missing or not
- * a key file, or a secret file readable by group or others) or another negative code (the local keys cannot be made or
+ * a key file) or another negative code (the local keys cannot be made or
  * read). */
 int curve_client(void *sock, const infs_auth_t *auth, const char *role,
                  char *err, size_t errlen);
 
 /* Makes sock a CURVE server with the secret key file at path. Returns 0,
- * or INFS_ECONFIG with why in err (the file missing, not a key file, or
- * readable by group or others). */
+ * or INFS_ECONFIG with why in err (the file missing or not a key file). */
 int curve_server(void *sock, const char *path, char *err, size_t errlen);
 
 /* The handshake failures a monitor reports (zmq_socket_monitor events). */

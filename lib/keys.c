@@ -135,7 +135,7 @@ int keys_format(char *buf, size_t len, const char *pub, const char *secret) {
                   secret ? "DO NOT PROVIDE THIS FILE TO OTHER USERS nor "
                            "change its permissions."
                          : "Give it to the scheduler that is to admit this "
-                           "key (its allowed/ directory).",
+                           "key (its allowed/workers/ or allowed/clients/).",
                   pub, secret ? "    secret-key = \"" : "",
                   secret ? secret : "", secret ? "\"\n" : "");
 }
@@ -205,6 +205,10 @@ static int private_to_user(const char *path, const struct stat *st, char *err,
 int keyring_load(const char *dir, keyring_t **out, char *err, size_t errlen) {
   *out = NULL;
   DIR *d = opendir(dir);
+  if (!d && errno == ENOENT) {
+    *out = keyring_new();
+    return 0;
+  }
   if (!d) {
     snprintf(err, errlen, "%s: %s", dir, strerror(errno));
     return -1;
@@ -217,6 +221,15 @@ int keyring_load(const char *dir, keyring_t **out, char *err, size_t errlen) {
     snprintf(err, errlen, "%s: %s", dir, strerror(errno));
   else
     rc = private_to_user(dir, &st, err, errlen);
+  /* Who can write its parent (allowed/) can put another in its place,
+   * unless the parent is sticky (/tmp). */
+  char parent[4096];
+  const char *slash = strrchr(dir, '/');
+  if (!rc && slash && slash > dir) {
+    snprintf(parent, sizeof parent, "%.*s", (int)(slash - dir), dir);
+    if (stat(parent, &st) == 0 && !(st.st_mode & S_ISVTX))
+      rc = private_to_user(parent, &st, err, errlen);
+  }
   while (rc == 0 && (e = readdir(d))) {
     if (e->d_name[0] == '.' || secret_name(e->d_name))
       continue;
@@ -227,6 +240,8 @@ int keyring_load(const char *dir, keyring_t **out, char *err, size_t errlen) {
       rc = -1;
       break;
     }
+    if (S_ISDIR(st.st_mode))
+      continue;
     if ((rc = private_to_user(path, &st, err, errlen)))
       break;
     rc = keys_load(path, pub, NULL, err, errlen);

@@ -150,8 +150,9 @@ static void test_keygen(void **state) {
   free(dir);
 }
 
-/* The local keys: made once, the same on a second call, the worker's and
- * the client's admitted; an instance's pair admitted beside them. */
+/* The local keys: made once, the same on a second call, the worker's
+ * admitted on the worker port and the client's on the client port; an
+ * instance's pair admitted beside the worker's. */
 static void test_local_keys(void **state) {
   (void)state;
   char *dir = tmpdir(), keys[512], err[512], path[600];
@@ -168,22 +169,40 @@ static void test_local_keys(void **state) {
   assert_int_equal(
       curve_instance_key(keys, "gpu-0", secret, sizeof secret, err, sizeof err),
       0);
-  snprintf(path, sizeof path, "%s/allowed", keys);
-  keyring_t *k;
-  assert_int_equal(keyring_load(path, &k, err, sizeof err), 0);
-  assert_int_equal(keyring_count(k), 3);
+  /* Each port admits its own: the worker pairs, the client pair. */
+  keyring_t *workers, *clients;
+  snprintf(path, sizeof path, "%s/" KEYS_ALLOWED_WORKERS, keys);
+  assert_int_equal(keyring_load(path, &workers, err, sizeof err), 0);
+  snprintf(path, sizeof path, "%s/" KEYS_ALLOWED_CLIENTS, keys);
+  assert_int_equal(keyring_load(path, &clients, err, sizeof err), 0);
+  assert_int_equal(keyring_count(workers), 2);
+  assert_int_equal(keyring_count(clients), 1);
   char pub[KEYS_Z85_LEN + 1];
-  static const char *const admitted[] = {"worker.key_secret",
-                                         "client.key_secret", NULL};
-  for (const char *const *a = admitted; *a; a++) {
-    snprintf(path, sizeof path, "%s/%s", keys, *a);
-    assert_int_equal(keys_load(path, pub, NULL, err, sizeof err), 0);
-    assert_true(keyring_allows(k, pub));
-  }
+  snprintf(path, sizeof path, "%s/worker.key_secret", keys);
+  assert_int_equal(keys_load(path, pub, NULL, err, sizeof err), 0);
+  assert_true(keyring_allows(workers, pub));
+  assert_false(keyring_allows(clients, pub));
   assert_int_equal(keys_load(secret, pub, NULL, err, sizeof err), 0);
-  assert_true(keyring_allows(k, pub));
-  assert_false(keyring_allows(k, first)); /* the scheduler's own is not */
-  keyring_destroy(&k);
+  assert_true(keyring_allows(workers, pub));
+  snprintf(path, sizeof path, "%s/client.key_secret", keys);
+  assert_int_equal(keys_load(path, pub, NULL, err, sizeof err), 0);
+  assert_true(keyring_allows(clients, pub));
+  assert_false(keyring_allows(workers, pub));
+  /* The scheduler's own is admitted on neither. */
+  assert_false(keyring_allows(workers, first));
+  assert_false(keyring_allows(clients, first));
+  keyring_destroy(&workers);
+  keyring_destroy(&clients);
+  /* A directory that is not there admits nothing; subdirectories are
+   * not keys. */
+  snprintf(path, sizeof path, "%s/nowhere", keys);
+  assert_int_equal(keyring_load(path, &workers, err, sizeof err), 0);
+  assert_int_equal(keyring_count(workers), 0);
+  keyring_destroy(&workers);
+  snprintf(path, sizeof path, "%s/allowed", keys);
+  assert_int_equal(keyring_load(path, &workers, err, sizeof err), 0);
+  assert_int_equal(keyring_count(workers), 0);
+  keyring_destroy(&workers);
 
   char cmd[700];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
@@ -210,7 +229,7 @@ static void test_local_keys_keep_a_public_key(void **state) {
   assert_string_equal(now, theirs);
   assert_int_equal(access(secret, F_OK), -1);
   /* The worker's and the client's pairs are made all the same. */
-  snprintf(path, sizeof path, "%s/allowed/client.key", dir);
+  snprintf(path, sizeof path, "%s/allowed/clients/client.key", dir);
   assert_int_equal(keys_load(path, now, NULL, err, sizeof err), 0);
 
   char cmd[700];
@@ -240,6 +259,18 @@ static void test_modes(void **state) {
   assert_int_not_equal(keyring_load(dir, &k, err, sizeof err), 0);
   assert_non_null(strstr(err, "w.key: other users can write it"));
   assert_int_equal(chmod(path, 0644), 0);
+  /* Nor may others replace the directory: its parent is checked too,
+   * unless sticky. */
+  char sub[620];
+  snprintf(sub, sizeof sub, "%s/s", dir);
+  assert_int_equal(mkdir(sub, 0700), 0);
+  assert_int_equal(chmod(dir, 0777), 0);
+  assert_int_not_equal(keyring_load(sub, &k, err, sizeof err), 0);
+  assert_non_null(strstr(err, "other users can write it (mode 777"));
+  assert_int_equal(chmod(dir, 01777), 0);
+  assert_int_equal(keyring_load(sub, &k, err, sizeof err), 0);
+  keyring_destroy(&k);
+  assert_int_equal(chmod(dir, 0700), 0);
 
   char secret[620];
   snprintf(secret, sizeof secret, "%s_secret", path);
@@ -256,7 +287,7 @@ static void test_modes(void **state) {
   zmq_close(sock);
   zmq_ctx_term(ctx);
 
-  static const char *const names[] = {"w.key", "w.key_secret", NULL};
+  static const char *const names[] = {"w.key", "w.key_secret", "s", NULL};
   rm(dir, names);
   free(dir);
 }
