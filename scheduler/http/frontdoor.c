@@ -3,6 +3,7 @@
 #include "infsched.pb-c.h"
 #include "clock.h"
 #include "log.h"
+#include "slots.h"
 #include "xalloc.h"
 #include "buf.h"
 #include "oai.h"
@@ -53,9 +54,7 @@ struct frontdoor {
   uint64_t salt;    /* makes response ids differ across restarts */
   fd_req_t **slots; /* by slot; NULL when free */
   uint32_t *generation;
-  uint32_t *free_slots;
-  size_t n_free;
-  size_t cap;
+  slots_t table;
   uint64_t *blocks; /* scratch for prompt block hashes */
   size_t blocks_cap;
   buf_t out;        /* scratch for bodies and events */
@@ -83,19 +82,13 @@ bool frontdoor_owns_peer(const core_peer_t *peer) {
 }
 
 static fd_req_t *req_add(frontdoor_t *f) {
-  if (f->n_free == 0) {
-    size_t cap = f->cap ? f->cap * 2 : 64;
-    f->slots = xreallocarray(f->slots, cap, sizeof *f->slots);
-    f->generation = xreallocarray(f->generation, cap, sizeof *f->generation);
-    f->free_slots = xreallocarray(f->free_slots, cap, sizeof *f->free_slots);
-    for (size_t i = cap; i > f->cap; i--) {
-      f->slots[i - 1] = NULL;
-      f->generation[i - 1] = 0;
-      f->free_slots[f->n_free++] = (uint32_t)(i - 1);
-    }
-    f->cap = cap;
+  uint32_t slot;
+  size_t had = slots_take(&f->table, 64, &slot);
+  if (had < f->table.cap) {
+    f->slots = xrecallocarray(f->slots, had, f->table.cap, sizeof *f->slots);
+    f->generation = xrecallocarray(f->generation, had, f->table.cap,
+                                   sizeof *f->generation);
   }
-  uint32_t slot = f->free_slots[--f->n_free];
   fd_req_t *r = xcalloc(1, sizeof *r);
   r->id = (uint64_t)++f->generation[slot] << 32 | slot;
   f->slots[slot] = r;
@@ -104,14 +97,14 @@ static fd_req_t *req_add(frontdoor_t *f) {
 
 static fd_req_t *req_get(const frontdoor_t *f, uint64_t id) {
   uint32_t slot = (uint32_t)id;
-  if (slot >= f->cap || !f->slots[slot] || f->slots[slot]->id != id)
+  if (slot >= f->table.cap || !f->slots[slot] || f->slots[slot]->id != id)
     return NULL;
   return f->slots[slot];
 }
 
 static void req_free(frontdoor_t *f, fd_req_t *r) {
   f->slots[(uint32_t)r->id] = NULL;
-  f->free_slots[f->n_free++] = (uint32_t)r->id;
+  slots_put(&f->table, (uint32_t)r->id);
   free(r->model);
   buf_free(&r->text);
   oai_tool_calls_free(&r->tools);
@@ -742,12 +735,12 @@ void frontdoor_destroy(frontdoor_t **pf) {
   if (!f)
     return;
   http_server_destroy(&f->server);
-  for (size_t i = 0; i < f->cap; i++)
+  for (size_t i = 0; i < f->table.cap; i++)
     if (f->slots[i])
       req_free(f, f->slots[i]);
   free(f->slots);
   free(f->generation);
-  free(f->free_slots);
+  slots_free(&f->table);
   free(f->blocks);
   buf_free(&f->out);
   free(f);

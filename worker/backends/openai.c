@@ -17,6 +17,7 @@
 #include "openai_chunk.h"
 #include "openai_opts.h"
 #include "openai_sse.h"
+#include "slots.h"
 #include "u64map.h"
 #include "xalloc.h"
 
@@ -82,10 +83,8 @@ struct openai {
   CURLM *multi;
   uv_timer_t timer;
   list_node_t watched;
-  xfer_t **slots;
-  uint32_t *free_slots;
-  size_t n_free;
-  size_t cap;
+  xfer_t **slots; /* transfers in flight, by slot (NULL: free) */
+  slots_t table;
   u64map_t by_id;
   size_t inflight;
   uint64_t generated;
@@ -106,17 +105,9 @@ static int curl_users;
 /* --- in-flight table and busy time --- */
 
 static void table_add(openai_t *b, xfer_t *x) {
-  if (b->n_free == 0) {
-    size_t cap = b->cap ? b->cap * 2 : 32;
-    b->slots = xreallocarray(b->slots, cap, sizeof *b->slots);
-    b->free_slots = xreallocarray(b->free_slots, cap, sizeof *b->free_slots);
-    for (size_t i = cap; i > b->cap; i--) {
-      b->slots[i - 1] = NULL;
-      b->free_slots[b->n_free++] = (uint32_t)(i - 1);
-    }
-    b->cap = cap;
-  }
-  x->slot = b->free_slots[--b->n_free];
+  size_t had = slots_take(&b->table, 32, &x->slot);
+  if (had < b->table.cap)
+    b->slots = xrecallocarray(b->slots, had, b->table.cap, sizeof *b->slots);
   b->slots[x->slot] = x;
   u64map_put(&b->by_id, x->id, x->slot);
   if (b->inflight++ == 0)
@@ -133,7 +124,7 @@ static xfer_t *table_get(openai_t *b, uint64_t id) {
 static void table_remove(openai_t *b, xfer_t *x) {
   u64map_del(&b->by_id, x->id);
   b->slots[x->slot] = NULL;
-  b->free_slots[b->n_free++] = x->slot;
+  slots_put(&b->table, x->slot);
   if (--b->inflight == 0)
     b->busy_s += (double)(clock_us() - b->busy_since) / 1e6;
 }
@@ -756,7 +747,7 @@ static void on_timer_closed(uv_handle_t *h) {
   curl_slist_free_all(b->probe_headers);
   u64map_free(&b->by_id);
   free(b->slots);
-  free(b->free_slots);
+  slots_free(&b->table);
   free(b->auth);
   free(b);
 }
@@ -764,7 +755,7 @@ static void on_timer_closed(uv_handle_t *h) {
 static void openai_destroy(void *state) {
   openai_t *b = state;
   b->destroying = true;
-  for (size_t i = 0; i < b->cap; i++)
+  for (size_t i = 0; i < b->table.cap; i++)
     if (b->slots[i]) {
       b->slots[i]->terminal = true;
       xfer_free(b->slots[i]);
