@@ -998,6 +998,7 @@ static void test_decode_phase_starts_when_kv_arrives(void **state) {
   assert_int_equal(tokens_of(&l, 1), 5);
   assert_int_equal(fin->ttft_us, 61000);
   assert_int_equal(fin->queued_us, 0); /* admitted as its KV arrived */
+  assert_int_equal(fin->transfer_us, 50000);
   assert_int_equal(fin->cached_tokens, 0);
   engine_load(e, fin->at, &load);
   assert_int_equal(load.kv_used + load.queued + load.running, 0);
@@ -1068,6 +1069,7 @@ static void test_held_kv_stalls_until_released(void **state) {
                    release + 12000);
   assert_int_equal(find_event(&l, 2, ENGINE_EV_DONE)->queued_us,
                    release - t);
+  assert_int_equal(find_event(&l, 2, ENGINE_EV_DONE)->transfer_us, 0);
   assert_non_null(find_event(&l, 3, ENGINE_EV_DONE));
   evlog_free(&l);
   engine_destroy(&e);

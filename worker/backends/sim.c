@@ -138,6 +138,7 @@ static void deliver(sim_t *s) {
           .queue_us = e->queued_us,
           .ttft_us = e->ttft_us,
           .busy_s = e->busy_share_s,
+          .transfer_us = e->transfer_us,
       };
       if (e->kind == ENGINE_EV_DONE)
         s->host.done(s->host.ctx, e->id, &u);
