@@ -42,7 +42,7 @@ typedef struct fd_req {
   char *model;
   char name[40]; /* "cmpl-..." */
   buf_t text;   /* non-streamed answer so far */
-  oai_tool_calls_t tools; /* a non-streamed chat answer's tool calls */
+  oai_pieces_t pieces; /* a non-streamed answer's tool calls, logprobs */
   bool called;            /* tool calls came: finish_reason tool_calls */
 } fd_req_t;
 
@@ -107,7 +107,7 @@ static void req_free(frontdoor_t *f, fd_req_t *r) {
   slots_put(&f->table, (uint32_t)r->id);
   free(r->model);
   buf_free(&r->text);
-  oai_tool_calls_free(&r->tools);
+  oai_pieces_free(&r->pieces);
   free(r);
 }
 
@@ -208,7 +208,7 @@ static void on_tool_calls(frontdoor_t *f, fd_req_t *r, const char *deltas) {
   if (r->kind != OAI_CHAT)
     return;
   if (!r->stream) {
-    if (oai_tool_calls_merge(&r->tools, deltas, len) == 0)
+    if (oai_tool_calls_merge(&r->pieces, deltas, len) == 0)
       r->called = true;
     return;
   }
@@ -221,10 +221,28 @@ static void on_tool_calls(frontdoor_t *f, fd_req_t *r, const char *deltas) {
   send_event(f, r, event);
 }
 
+/* Log probabilities of the text sent before: a stream gets them in an
+ * event of their own, an answer all of them together. */
+static void on_logprobs(frontdoor_t *f, fd_req_t *r, const char *json) {
+  size_t len = strlen(json);
+  if (!r->stream) {
+    oai_logprobs_merge(&r->pieces, json, len);
+    return;
+  }
+  oai_meta_t m = meta_of(r);
+  char *event = oai_render_logprobs_chunk(&m, json, len);
+  if (!event)
+    return;
+  start_stream(f, r);
+  send_event(f, r, event);
+}
+
 static void on_chunk(frontdoor_t *f, fd_req_t *r, const Infsched__Chunk *c) {
   r->tokens += c->tokens;
   if (c->tool_calls && *c->tool_calls)
     on_tool_calls(f, r, c->tool_calls);
+  if (c->logprobs && *c->logprobs)
+    on_logprobs(f, r, c->logprobs);
   const char *text = c->text ? c->text : "";
   if (!r->stream) {
     buf_puts(&r->text, text);
@@ -283,7 +301,7 @@ static void on_done(frontdoor_t *f, fd_req_t *r, const Infsched__Done *d) {
   char header[INFS_NAME_MAX + 32];
   worker_header(header, sizeof header, extra.worker);
   char *body = oai_render_response(&m, r->text.data ? r->text.data : "", finish,
-                                   &u, &extra, &r->tools);
+                                   &u, &extra, &r->pieces);
   respond_json(r->x, 200, header, body);
   free(body);
 }

@@ -225,16 +225,6 @@ static void emit_text(xfer_t *x, const char *text) {
 
 /* --- reading answers --- */
 
-/* The tool calls of choices[0]: delta.tool_calls, or message.tool_calls
- * of an answer that was not streamed; NULL when there are none. */
-static const cJSON *tool_calls_of(const cJSON *choice) {
-  const cJSON *m = cJSON_GetObjectItemCaseSensitive(choice, "delta");
-  if (!m)
-    m = cJSON_GetObjectItemCaseSensitive(choice, "message");
-  const cJSON *calls = cJSON_GetObjectItemCaseSensitive(m, "tool_calls");
-  return cJSON_GetArraySize(calls) > 0 ? calls : NULL;
-}
-
 /* Relays tool calls as they came, as one token: the front door merges a
  * stream's pieces by index, so a whole call (not streamed) gets the index
  * of its place when it has none. */
@@ -256,6 +246,18 @@ static void emit_tool_calls(xfer_t *x, const cJSON *calls) {
     x->first_token = clock_us();
   x->tokens++;
   x->b->host.tool_calls(x->b->host.ctx, x->id, 1, json, strlen(json));
+  free(json);
+}
+
+/* Relays choices[0].logprobs (an object; null when none was asked) for
+ * the text just emitted; never ahead of the first token, which is when
+ * the request's first token counts. */
+static void emit_logprobs(xfer_t *x, const cJSON *choice) {
+  const cJSON *lp = cJSON_GetObjectItemCaseSensitive(choice, "logprobs");
+  if (!cJSON_IsObject(lp) || !x->tokens)
+    return;
+  char *json = xcheck(cJSON_PrintUnformatted(lp));
+  x->b->host.logprobs(x->b->host.ctx, x->id, json, strlen(json));
   free(json);
 }
 
@@ -281,7 +283,8 @@ static int on_event(void *arg, const char *data, size_t len) {
   const cJSON *choice = cJSON_GetArrayItem(choices, 0);
   if (choice) {
     emit_text(x, openai_chunk_text(choice));
-    emit_tool_calls(x, tool_calls_of(choice));
+    emit_logprobs(x, choice);
+    emit_tool_calls(x, openai_chunk_tool_calls(choice));
     const cJSON *fr = cJSON_GetObjectItemCaseSensitive(choice, "finish_reason");
     if (cJSON_IsString(fr))
       x->saw_finish = true;
@@ -358,7 +361,7 @@ static void finish_plain(xfer_t *x) {
   const cJSON *choice =
       cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(root, "choices"), 0);
   const char *text = choice ? openai_chunk_text(choice) : NULL;
-  const cJSON *calls = choice ? tool_calls_of(choice) : NULL;
+  const cJSON *calls = choice ? openai_chunk_tool_calls(choice) : NULL;
   if (!text && !calls) {
     fail(x, INFSCHED__ERROR_CODE__ERROR_BACKEND, NULL,
          "the upstream answered HTTP %ld without a completion", x->status);
@@ -368,6 +371,7 @@ static void finish_plain(xfer_t *x) {
     openai_chunk_usage(cJSON_GetObjectItemCaseSensitive(root, "usage"),
                        &x->usage);
     emit_text(x, text);
+    emit_logprobs(x, choice);
     emit_tool_calls(x, calls);
     succeed(x);
   }

@@ -137,8 +137,8 @@ static void deliver(sim_t *s) {
           .generated_tokens = e->generated,
           .queue_us = e->queued_us,
           .ttft_us = e->ttft_us,
-          .busy_s = e->busy_share_s,
           .transfer_us = e->transfer_us,
+          .busy_s = e->busy_share_s,
       };
       if (e->kind == ENGINE_EV_DONE)
         s->host.done(s->host.ctx, e->id, &u);

@@ -400,17 +400,33 @@ void wcore_on_tokens(wcore_t *w, infs_time_t now, uint64_t id, uint32_t n,
   a->text_len = len;
 }
 
-void wcore_on_tool_calls(wcore_t *w, infs_time_t now, uint64_t id, uint32_t n,
-                         const char *json) {
-  (void)now;
+/* A chunk of n tokens without text for id, or NULL when there is none to
+ * send (unknown, or no scheduler to send it to). */
+static wcore_action_t *push_bare_chunk(wcore_t *w, uint64_t id, uint32_t n) {
   inflight_t *f = inflight_get(w, id);
   if (!f || !w->registered)
-    return;
+    return NULL;
   f->streamed += n;
   wcore_action_t *a = push(w, WCORE_ACT_CHUNK, id);
   a->client_request_id = f->client_id;
   a->tokens = n;
-  a->tool_calls = json;
+  return a;
+}
+
+void wcore_on_tool_calls(wcore_t *w, infs_time_t now, uint64_t id, uint32_t n,
+                         const char *json) {
+  (void)now;
+  wcore_action_t *a = push_bare_chunk(w, id, n);
+  if (a)
+    a->tool_calls = json;
+}
+
+void wcore_on_logprobs(wcore_t *w, infs_time_t now, uint64_t id,
+                       const char *json) {
+  (void)now;
+  wcore_action_t *a = push_bare_chunk(w, id, 0);
+  if (a)
+    a->logprobs = json;
 }
 
 void wcore_on_done(wcore_t *w, infs_time_t now, uint64_t id,
