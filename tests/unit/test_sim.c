@@ -760,11 +760,12 @@ static void test_split_decode_flat_transfer_in_first_gap(void **state) {
   assert_float_equal(json_num(slow, "latency_ms.ttft.mean"),
                      json_num(fast, "latency_ms.ttft.mean"), 1e-9);
   /* ... and the first token's gap carries the transfer: end to end grows
-   * by the difference of the two links (up to the step alignment on w-1,
-   * within a step). */
+   * by the difference of the two links (w-1 is idle enough that no
+   * request waits for a step boundary longer on one link than the
+   * other). */
   double grew = json_num(slow, "latency_ms.e2e.mean") -
                 json_num(fast, "latency_ms.e2e.mean");
-  assert_float_equal(grew, slow_ms - fast_ms, 10.0);
+  assert_float_equal(grew, slow_ms - fast_ms, 0.01);
   /* The prefill worker's part of the cost is the TPU class's. */
   assert_true(
       json_num(slow, "phases.cost_by_worker_class.tpu.prefill.requests") == n);
