@@ -7,7 +7,9 @@
 #include "xalloc.h"
 #include "policy.h"
 #include "prefix.h"
+#include "transfer.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -60,7 +62,8 @@ struct core {
 };
 
 core_t *core_new(const core_config_t *cfg, infs_time_t now, int *err) {
-  const policy_ops_t *policy = policy_find(cfg->policy);
+  const policy_ops_t *policy =
+      cfg->policy_ops ? cfg->policy_ops : policy_find(cfg->policy);
   if (!policy) {
     *err = INFS_EUNKNOWN;
     return NULL;
@@ -128,9 +131,13 @@ static core_action_t *emit(core_t *c, core_action_kind_t kind,
   a->resume_text = NULL;
   a->resume_len = 0;
   a->client = NULL;
+  a->phase = INFS_PHASE_FULL;
+  a->kv = NULL;
   a->done = NULL;
   a->worker_id = NULL;
   a->worker_class = NULL;
+  a->prefill_worker_id = NULL;
+  a->prefill_worker_class = NULL;
   a->adopted_from = NULL;
   a->adopted_as = NULL;
   a->n_adopted = 0;
@@ -186,11 +193,17 @@ static core_worker_t *worker_of(const core_t *c, const req_t *r) {
   return r->worker >= 0 ? c->reg.workers[r->worker] : NULL;
 }
 
+/* Output tokens r still owes its worker's load: a prefill makes only the
+ * first. */
+static uint32_t owed(const req_t *r) {
+  uint32_t end = r->phase == INFS_PHASE_PREFILL ? 1 : r->spec.max_tokens;
+  return end > r->tokens_out ? end - r->tokens_out : 0;
+}
+
 /* Takes r's share out of its worker's load. */
 static void unassign(core_t *c, core_worker_t *w, const req_t *r) {
   const core_request_t *s = &r->spec;
-  uint64_t left =
-      s->max_tokens > r->tokens_out ? s->max_tokens - r->tokens_out : 0;
+  uint64_t left = owed(r);
   registry_hot(&c->reg, w)->outstanding--;
   c->room_events++;
   w->n_cls[s->cls]--;
@@ -202,8 +215,20 @@ static void unassign(core_t *c, core_worker_t *w, const req_t *r) {
   w->since.kv_tokens -= (int64_t)s->prompt_tokens + r->tokens_out + 1;
 }
 
+/* Lets the worker that holds r's prefilled KV free it: a cancel of the
+ * prefill's dispatch, when that worker is still the same registration. */
+static void release_kv(core_t *c, req_t *r) {
+  if (r->kv_worker < 0)
+    return;
+  const core_worker_t *p = c->reg.workers[r->kv_worker];
+  if (p->live && p->epoch == r->kv_epoch)
+    emit(c, CORE_ACT_CANCEL, &p->peer, r->id);
+  r->kv_worker = -1;
+}
+
 /* Releases a request after its terminal answer has been emitted. */
 static void finish(core_t *c, req_t *r) {
+  release_kv(c, r);
   core_worker_t *w = worker_of(c, r);
   if (w)
     unassign(c, w, r);
@@ -258,18 +283,23 @@ static void assign(core_t *c, req_t *r, core_worker_t *w, infs_time_t now,
   const core_request_t *s = &r->spec;
   r->state = REQ_DISPATCHED;
   r->worker = (int32_t)w->index;
-  r->attempts++;
+  /* A decode is the second half of its prefill's attempt. */
+  if (r->phase != INFS_PHASE_DECODE)
+    r->attempts++;
   r->dispatched_at = now;
+  r->dispatch_tokens = r->tokens_out;
   r->progress_window = progress_window(c, ttft_ms);
   r->progress_deadline = now + r->progress_window;
-  /* A migrated request prefills what it already streamed, too. */
+  /* A migrated request prefills what it already streamed, too; a decode
+   * only that, its prompt's KV comes over the link. */
+  if (r->phase == INFS_PHASE_DECODE)
+    cached = s->prompt_tokens;
   r->uncached = s->prompt_tokens + r->tokens_out - (uint32_t)cached;
   list_push_back(&w->reqs, &r->link);
   registry_hot(&c->reg, w)->outstanding++;
   w->n_cls[s->cls]++;
   w->requests++;
-  w->remaining_tokens +=
-      s->max_tokens > r->tokens_out ? s->max_tokens - r->tokens_out : 0;
+  w->remaining_tokens += owed(r);
   w->since.requests++;
   w->since.prefill_tokens += r->uncached;
   predictor_rate_add(NULL, &w->prefill_rate, &w->prefill_rate_at, now,
@@ -300,6 +330,50 @@ static void dispatch(core_t *c, req_t *r, core_worker_t *w, infs_time_t now,
   a->resume_text = r->said.data;
   a->resume_len = r->said.len;
   a->client = &r->client;
+  a->phase = r->phase;
+  a->kv = r->phase == INFS_PHASE_DECODE ? &r->kv : NULL;
+}
+
+/* Whether r may be split: it has streamed nothing (a migration continues
+ * whole), owes more than the first token, and its KV never failed to
+ * move. */
+static bool may_split(const req_t *r) {
+  return !r->whole && r->tokens_out == 0 && r->kv_worker < 0 &&
+         r->spec.max_tokens > 1;
+}
+
+/* Dispatches the decode of r, whose prefilled KV r->kv_worker holds, to w
+ * (cached_blocks of r's prompt in its prefix cache, ttft_ms its predicted
+ * TTFT there): the handle gets the bytes w lacks and the link they cross.
+ * When w is the holder itself, or the holder is gone, r runs whole on w
+ * from its first token instead. */
+static void dispatch_decode(core_t *c, req_t *r, core_worker_t *w,
+                            infs_time_t now, uint32_t cached_blocks,
+                            double ttft_ms) {
+  const core_worker_t *p = c->reg.workers[r->kv_worker];
+  if (w == p || !p->live || p->epoch != r->kv_epoch) {
+    release_kv(c, r);
+    r->phase = INFS_PHASE_FULL;
+    dispatch(c, r, w, now, cached_blocks, ttft_ms);
+    return;
+  }
+  const core_request_t *s = &r->spec;
+  uint64_t cached = (uint64_t)cached_blocks * w->profile.block_size;
+  uint32_t held = r->kv.tokens && r->kv.tokens < s->prompt_tokens
+                      ? r->kv.tokens
+                      : s->prompt_tokens;
+  uint32_t lacks = cached < held ? held - (uint32_t)cached : 0;
+  infs_link_t l = link_find(c->cfg.links, p->id, &p->profile, w->id,
+                            &w->profile);
+  r->kv.bytes = kv_transfer_bytes(&p->profile, lacks);
+  r->kv.link_gbps = l.gbps;
+  r->kv.link_latency_us = l.latency_us;
+  r->kv.overlap = l.overlap;
+  double transfer_ms =
+      kv_transfer_visible_us(&l, r->kv.bytes, (double)r->kv.prefill_us) /
+      (double)INFS_US_PER_MS;
+  r->phase = INFS_PHASE_DECODE;
+  dispatch(c, r, w, now, cached_blocks, ttft_ms + transfer_ms);
 }
 
 /* The worker that served r's session, when it is still the same
@@ -424,15 +498,19 @@ static bool place(core_t *c, req_t *r, infs_time_t now) {
       .prefix = &c->prefix,
       .session_worker = -1,
       .outcome = CORE_OUTCOME_NO_ROOM,
+      .prefill = -1,
       .explain = c->cfg.explain,
   };
   uint16_t model = registry_model_id(&c->reg, r->spec.model);
   uint64_t context = (uint64_t)r->spec.prompt_tokens + r->spec.max_tokens;
   const worker_hot_t *hot = c->reg.hot;
+  /* Prefill-role workers are candidates only to prefill a split. */
+  bool split = may_split(r);
   for (size_t i = 0; i < c->reg.len; i++)
     if (hot[i].outstanding < hot[i].capacity &&
         hot_serves(&hot[i], model, context) &&
-        routable(c->reg.workers[i], now))
+        routable(c->reg.workers[i], now) &&
+        (split || c->reg.workers[i]->role != INFS_ROLE_PREFILL))
       c->cands[x.n++] = (uint32_t)i;
   if (r->shunned >= 0)
     drop_shunned(c, r, &x.n);
@@ -461,10 +539,30 @@ static bool place(core_t *c, req_t *r, infs_time_t now) {
   }
   if (c->cfg.explain)
     record(c, &x, pick);
+  /* Roles are the policy's to respect (policy.h). */
+  assert(w->role != INFS_ROLE_PREFILL);
   uint32_t cached = policy_cached_blocks(&x, (size_t)pick);
   prediction_t p;
   policy_predict(&x, (size_t)pick, &p);
-  dispatch(c, r, w, now, cached, p.ttft_ms);
+  if (r->kv_worker >= 0) {
+    /* Its prefill is done: this is its decode worker. */
+    dispatch_decode(c, r, w, now, cached, p.ttft_ms);
+  } else if (split && x.prefill >= 0 && x.prefill != pick &&
+             (size_t)x.prefill < x.n) {
+    core_worker_t *pw = c->reg.workers[c->cands[x.prefill]];
+    assert(pw->role != INFS_ROLE_DECODE);
+    prediction_t pp;
+    policy_predict(&x, (size_t)x.prefill, &pp);
+    r->phase = INFS_PHASE_PREFILL;
+    r->decode_worker = (int32_t)w->index;
+    r->decode_epoch = w->epoch;
+    c->stats.split++;
+    dispatch(c, r, pw, now, policy_cached_blocks(&x, (size_t)x.prefill),
+             pp.ttft_ms);
+  } else {
+    r->phase = INFS_PHASE_FULL;
+    dispatch(c, r, w, now, cached, p.ttft_ms);
+  }
   sessions_note(&c->sessions, r->session_key, w, r, now);
   return true;
 }
@@ -536,7 +634,7 @@ static int unservable(const core_t *c, const core_request_t *s, char *why,
                       size_t len) {
   if (c->reg.live == 0)
     return 0;
-  bool model_seen = false;
+  bool model_seen = false, prefill_only = false;
   uint32_t largest = 0;
   uint16_t model = registry_model_id(&c->reg, s->model);
   uint64_t context = (uint64_t)s->prompt_tokens + s->max_tokens;
@@ -544,6 +642,11 @@ static int unservable(const core_t *c, const core_request_t *s, char *why,
     const worker_hot_t *h = &c->reg.hot[i];
     if (!h->capacity || !hot_serves(h, model, 0))
       continue;
+    /* A prefill worker never finishes a request. */
+    if (c->reg.workers[i]->role == INFS_ROLE_PREFILL) {
+      prefill_only = true;
+      continue;
+    }
     if (context <= h->max_context)
       return 0;
     model_seen = true;
@@ -551,7 +654,10 @@ static int unservable(const core_t *c, const core_request_t *s, char *why,
       largest = h->max_context;
   }
   if (!model_seen) {
-    snprintf(why, len, "no registered worker serves model '%s'", s->model);
+    snprintf(why, len, "%s model '%s'",
+             prefill_only ? "only prefill-role workers serve"
+                          : "no registered worker serves",
+             s->model);
     return INFS_WIRE_NOWORKER;
   }
   snprintf(why, len,
@@ -778,6 +884,11 @@ static bool may_run_again(const core_t *c, const req_t *r) {
 /* Queues r at the front to run again: before its first token as a new
  * dispatch, after it as a migration that continues its stream. */
 static void requeue(core_t *c, req_t *r) {
+  /* A split that broke off runs whole from where its stream is: a prefill
+   * worker's KV is no use to the next one. */
+  release_kv(c, r);
+  r->phase = INFS_PHASE_FULL;
+  r->decode_worker = -1;
   if (r->tokens_out > 0)
     c->stats.migrated++;
   enqueue(c, r, true);
@@ -836,6 +947,8 @@ static int valid_info(const core_worker_info_t *in, char *why, size_t len) {
   else if (in->model && strlen(in->model) >= INFS_NAME_MAX)
     snprintf(why, len, "register: model longer than %d bytes",
              INFS_NAME_MAX - 1);
+  else if ((unsigned)in->role >= INFS_ROLE_COUNT)
+    snprintf(why, len, "register: unknown role %d", (int)in->role);
   else if (in->capacity == 0 || in->capacity > CORE_CAPACITY_MAX)
     snprintf(why, len, "register: capacity must be 1 to %u, got %u",
              CORE_CAPACITY_MAX, in->capacity);
@@ -898,7 +1011,8 @@ static bool same_registration(const core_t *c, const core_worker_t *w,
   return strcmp(w->id, info->worker_id) == 0 &&
          strcmp(w->model, info->model ? info->model : "") == 0 &&
          strcmp(w->profile.name, info->profile->name) == 0 &&
-         registry_hot(&c->reg, w)->capacity == info->capacity;
+         registry_hot(&c->reg, w)->capacity == info->capacity &&
+         w->role == info->role;
 }
 
 void core_on_register(core_t *c, infs_time_t now, const core_peer_t *peer,
@@ -1093,12 +1207,15 @@ void core_on_chunk(core_t *c, infs_time_t now, const core_peer_t *peer,
     w->since.prefill_tokens -= r->uncached;
   r->state = REQ_STREAMING;
   r->progress_deadline = now + r->progress_window;
-  uint32_t left = r->spec.max_tokens > r->tokens_out
-                      ? r->spec.max_tokens - r->tokens_out
-                      : 0;
-  uint32_t owed = tokens < left ? tokens : left;
+  uint32_t left = owed(r);
+  uint32_t paid = tokens < left ? tokens : left;
   w->remaining_tokens -=
-      owed < w->remaining_tokens ? owed : w->remaining_tokens;
+      paid < w->remaining_tokens ? paid : w->remaining_tokens;
+  /* The decode worker has the KV: the prefill worker may free it. */
+  if (r->phase == INFS_PHASE_DECODE && r->kv_worker >= 0) {
+    release_kv(c, r);
+    c->stats.split_decoded++;
+  }
   w->since.kv_tokens += tokens;
   bool streamed = r->tokens_out > 0;
   r->tokens_out += tokens;
@@ -1114,6 +1231,35 @@ void core_on_chunk(core_t *c, infs_time_t now, const core_peer_t *peer,
   if (!r->first_token_at)
     r->first_token_at = now;
   r->last_token_at = now;
+}
+
+/* The Done of split request r from its decode worker's figures d: the
+ * client's view of the whole request, its phases adding up to e2e_us. */
+static void split_done(req_t *r, const core_done_t *d) {
+  static const core_done_t none;
+  if (!d)
+    d = &none;
+  const core_done_t *p = &r->prefill;
+  /* From the first token to the decode's dispatch, on the scheduler's
+   * clock: the handoff, counted with the decode. */
+  infs_time_t first = r->first_token_at ? r->first_token_at : r->prefilled_at;
+  uint64_t handoff = r->dispatched_at > first ? r->dispatched_at - first : 0;
+  uint64_t decode = d->e2e_us > d->transfer_us ? d->e2e_us - d->transfer_us
+                                               : 0;
+  r->done = (core_done_t){
+      .prompt_tokens = r->spec.prompt_tokens,
+      .cached_tokens = p->cached_tokens,
+      .generated_tokens = d->generated_tokens,
+      .queue_us = p->queue_us,
+      .ttft_us = p->ttft_us,
+      .prefill_us = p->prefill_us,
+      .transfer_us = d->transfer_us,
+      .decode_us = handoff + decode,
+      .cost_usd = p->cost_usd + d->cost_usd,
+      .prefill_cost_usd = p->cost_usd,
+  };
+  r->done.e2e_us = r->done.queue_us + r->done.prefill_us +
+                   r->done.transfer_us + r->done.decode_us;
 }
 
 void core_on_done(core_t *c, infs_time_t now, const core_peer_t *peer,
@@ -1139,11 +1285,116 @@ void core_on_done(core_t *c, infs_time_t now, const core_peer_t *peer,
   }
   w->errors_in_row = 0;
   w->breaker_backoff = 0;
+  if (r->phase == INFS_PHASE_DECODE && r->kv_worker >= 0) {
+    release_kv(c, r);
+    c->stats.split_decoded++;
+  }
   core_action_t *a = emit(c, CORE_ACT_DONE, &r->client, r->client_id);
   about(a, r);
-  a->passthrough = passthrough;
+  if (r->phase == INFS_PHASE_DECODE) {
+    split_done(r, figures);
+    a->done = &r->done;
+    a->worker_id = w->id;
+    a->worker_class = infs_worker_class_name(w->profile.cls);
+    a->prefill_worker_id = r->prefill_worker;
+    a->prefill_worker_class = r->prefill_class;
+  } else {
+    a->passthrough = passthrough;
+  }
   c->stats.completed++;
   finish(c, r);
+  drain_queues(c, now, true);
+}
+
+
+/* The decode worker paired with r's prefill, if it can take r now. */
+static core_worker_t *paired_decoder(core_t *c, const req_t *r,
+                                     infs_time_t now) {
+  if (r->decode_worker < 0)
+    return NULL;
+  core_worker_t *d = c->reg.workers[r->decode_worker];
+  const worker_hot_t *h = registry_hot(&c->reg, d);
+  uint64_t context = (uint64_t)r->spec.prompt_tokens + r->spec.max_tokens;
+  if (!d->live || d->epoch != r->decode_epoch || !routable(d, now) ||
+      h->outstanding >= h->capacity ||
+      !hot_serves(h, registry_model_id(&c->reg, r->spec.model), context))
+    return NULL;
+  return d;
+}
+
+void core_on_prefilled(core_t *c, infs_time_t now, const core_peer_t *peer,
+                       uint64_t request_id, const core_done_t *figures,
+                       const infs_kv_handle_t *kv) {
+  core_worker_t *w = known_worker(c, now, peer);
+  if (!w)
+    return;
+  req_t *r = running_on(c, w, request_id);
+  if (!r || r->phase != INFS_PHASE_PREFILL) {
+    /* Nothing waits for that KV (the request ended or was taken back,
+     * and was cancelled there) or the dispatch was not a prefill: let the
+     * worker free it, unless the id now runs there whole. */
+    if (!r)
+      emit(c, CORE_ACT_CANCEL, &w->peer, request_id);
+    else
+      core_on_worker_error(c, now, peer, request_id, INFS_WIRE_BACKEND,
+                           "prefilled a request it was to run whole");
+    return;
+  }
+  static const core_done_t none;
+  const core_done_t *f = figures ? figures : &none;
+  unassign(c, w, r);
+  list_remove(&r->link);
+  r->worker = -1;
+  c->stats.prefilled++;
+  r->prefill = *f;
+  r->prefill.prefill_us = f->ttft_us > f->queue_us ? f->ttft_us - f->queue_us
+                                                   : 0;
+  r->prefilled_at = now;
+  snprintf(r->prefill_worker, sizeof r->prefill_worker, "%s", w->id);
+  snprintf(r->prefill_class, sizeof r->prefill_class, "%s",
+           infs_worker_class_name(w->profile.cls));
+  /* The scheduler names the holder; the worker says what it holds. */
+  r->kv = *kv;
+  snprintf(r->kv.source, sizeof r->kv.source, "%s", w->id);
+  r->kv.handle_id = r->id;
+  buf_reset(&r->kv_params);
+  r->kv.params_json = NULL;
+  r->kv.params_len = 0;
+  if (kv->params_json && kv->params_len) {
+    buf_append(&r->kv_params, kv->params_json, kv->params_len);
+    r->kv.params_json = r->kv_params.data;
+    r->kv.params_len = r->kv_params.len;
+  }
+  r->kv_worker = (int32_t)w->index;
+  r->kv_epoch = w->epoch;
+  if (r->tokens_out >= r->spec.max_tokens) {
+    /* The first token was the whole answer. */
+    r->done = r->prefill;
+    r->done.generated_tokens = r->tokens_out;
+    r->done.e2e_us = now - r->dispatched_at + f->queue_us;
+    core_action_t *a = emit(c, CORE_ACT_DONE, &r->client, r->client_id);
+    about(a, r);
+    a->done = &r->done;
+    a->worker_id = w->id;
+    a->worker_class = infs_worker_class_name(w->profile.cls);
+    c->stats.completed++;
+    finish(c, r);
+  } else {
+    core_worker_t *d = paired_decoder(c, r, now);
+    r->decode_worker = -1;
+    if (d) {
+      uint32_t cached = 0;
+      if (r->spec.n_blocks) {
+        prefix_match(&c->prefix, r->spec.blocks, r->spec.n_blocks);
+        cached = prefix_depth(&c->prefix, d->index);
+      }
+      dispatch_decode(c, r, d, now, cached, 0);
+    } else {
+      /* Its decode worker is gone or full: the next with room takes it,
+       * ahead of new work. */
+      enqueue(c, r, true);
+    }
+  }
   drain_queues(c, now, true);
 }
 
@@ -1169,6 +1420,7 @@ static bool another_serves(const core_t *c, const req_t *r,
   uint64_t context = (uint64_t)r->spec.prompt_tokens + r->spec.max_tokens;
   for (size_t i = 0; i < c->reg.len; i++)
     if (i != w->index && c->reg.hot[i].capacity &&
+        c->reg.workers[i]->role != INFS_ROLE_PREFILL &&
         hot_serves(&c->reg.hot[i], model, context))
       return true;
   return false;
@@ -1183,6 +1435,18 @@ void core_on_worker_error(core_t *c, infs_time_t now, const core_peer_t *peer,
   char why[CORE_MESSAGE_MAX];
   snprintf(why, sizeof why, "worker %s: %s", w->id,
            message && message[0] ? message : "request failed");
+  if (code == INFS_WIRE_KVTRANSFER && r->phase == INFS_PHASE_DECODE &&
+      r->tokens_out == r->dispatch_tokens) {
+    /* The decode worker could not pull the KV: the link or the prefill
+     * worker failed, not it. It runs whole, on one worker. */
+    c->stats.kv_fallbacks++;
+    unassign(c, w, r);
+    list_remove(&r->link);
+    r->whole = true;
+    requeue(c, r);
+    drain_queues(c, now, true);
+    return;
+  }
   /* A worker speaks only for its backend: codes that mean something else
    * to the client (a cancel, a duplicate, the scheduler's rejections) are
    * not its to give. A bad request is: its backend cannot honour a field. */
@@ -1192,10 +1456,20 @@ void core_on_worker_error(core_t *c, infs_time_t now, const core_peer_t *peer,
     code = INFS_WIRE_BACKEND;
   if (code == INFS_WIRE_BACKEND || code == INFS_WIRE_UPSTREAMTIMEOUT)
     note_backend_error(c, w, now);
+  /* One half of a split that failed before the handoff, or before the
+   * decode worker streamed: whatever the reason (its backend may not run
+   * phases at all), the request can run whole without the client
+   * knowing. */
+  bool half = (r->phase == INFS_PHASE_PREFILL ||
+               (r->phase == INFS_PHASE_DECODE &&
+                r->tokens_out == r->dispatch_tokens));
+  if (half && code == INFS_WIRE_BADREQUEST)
+    r->whole = true;
   /* Failed before its first token, by the worker rather than the request:
    * another worker may serve it, and the client never knows. */
-  if (code != INFS_WIRE_BADREQUEST && code != INFS_WIRE_CONTEXT &&
-      r->tokens_out == 0 && may_run_again(c, r) && another_serves(c, r, w)) {
+  if ((half || (code != INFS_WIRE_BADREQUEST && code != INFS_WIRE_CONTEXT &&
+                r->tokens_out == 0)) &&
+      may_run_again(c, r) && another_serves(c, r, w)) {
     unassign(c, w, r);
     list_remove(&r->link);
     r->shunned = (int32_t)w->index;
@@ -1340,6 +1614,7 @@ int core_worker_next(const core_t *c, size_t *cursor, core_worker_view_t *out) {
     out->worker_id = w->id;
     out->model = w->model;
     out->profile = &w->profile;
+    out->role = w->role;
     out->outstanding = registry_hot(&c->reg, w)->outstanding;
     out->capacity = registry_hot(&c->reg, w)->capacity;
     out->requests = w->requests;

@@ -9,6 +9,7 @@
 #include "infsched/profile.h"
 #include "infsched/types.h"
 #include "slo.h"
+#include "transfer.h"
 
 #include <stdbool.h>
 
@@ -29,8 +30,16 @@ typedef struct core_peer {
   uint8_t id[CORE_PEER_MAX];
 } core_peer_t;
 
+struct policy_ops;
+
 typedef struct core_config {
   const char *policy;             /* policy name, see policy.h */
+  /* A policy given as its table instead of by name (NULL: by name), for
+   * the simulator's and tests' own decisions; borrowed. */
+  const struct policy_ops *policy_ops;
+  /* The links between workers for moving a split request's KV (borrowed;
+   * NULL: the defaults of model/transfer.h). */
+  const link_table_t *links;
   infs_time_t heartbeat_interval; /* what workers are told to use */
   uint32_t heartbeat_miss;        /* intervals of silence before loss */
   uint32_t queue_limit[INFS_CLASS_COUNT];
@@ -122,7 +131,15 @@ typedef struct core_done {
   uint64_t queue_us;
   uint64_t ttft_us;
   uint64_t e2e_us;
-  double cost_usd;
+  double cost_usd; /* the whole request's, both workers of a split one */
+  /* A split request (docs/disaggregation.md): its prefill on the prefill
+   * worker, the KV transfer as the decode worker reports it, and the rest
+   * of its time there; the prefill worker's share of cost_usd. Zero for a
+   * request run whole. */
+  uint64_t prefill_us;
+  uint64_t transfer_us;
+  uint64_t decode_us;
+  double prefill_cost_usd;
 } core_done_t;
 
 /* A request a worker kept running while it had no scheduler; borrowed. */
@@ -143,6 +160,7 @@ typedef struct core_worker_info {
   const char *backend;
   const infs_profile_t *profile;
   uint32_t capacity;
+  infs_role_t role;
   const core_held_t *held; /* requests it kept running, see core_on_register */
   size_t n_held;
 } core_worker_info_t;
@@ -206,11 +224,18 @@ typedef struct core_action {
   const char *resume_text;
   size_t resume_len;
   const core_peer_t *client; /* DISPATCH: the request's client (borrowed) */
+  /* DISPATCH: the part of the request to run, and for DECODE the KV to
+   * pull (borrowed like request). */
+  infs_phase_t phase;
+  const infs_kv_handle_t *kv;
   /* DONE without passthrough, made by the core from what it kept: the
    * figures and the worker's id and class (borrowed). */
   const core_done_t *done;
   const char *worker_id;
   const char *worker_class;
+  /* DONE of a split request: the worker that prefilled it (borrowed). */
+  const char *prefill_worker_id;
+  const char *prefill_worker_class;
   /* REGISTERED: the held requests adopted, by the worker's id and the
    * core's (borrowed; see core_on_register). */
   const uint64_t *adopted_from;
@@ -297,6 +322,14 @@ typedef struct core_stats {
    * policy deferred also on other messages, at most 64 times per
    * heartbeat interval. */
   uint64_t placement_attempts;
+  /* Split requests (docs/disaggregation.md): prefill dispatches, their
+   * handoffs to a decode worker, the decode dispatches that began
+   * streaming (the split path taken end to end), and requests run whole
+   * after their KV could not be pulled. */
+  uint64_t split;
+  uint64_t prefilled;
+  uint64_t split_decoded;
+  uint64_t kv_fallbacks;
 } core_stats_t;
 
 typedef struct core core_t;
@@ -351,13 +384,22 @@ void core_on_heartbeat(core_t *c, infs_time_t now, const core_peer_t *worker,
 void core_on_chunk(core_t *c, infs_time_t now, const core_peer_t *worker,
                    uint64_t request_id, uint32_t tokens, const char *text,
                    size_t text_len, const void *passthrough);
-/* figures: the Done's, kept when the Done cannot be forwarded yet (NULL:
- * zeros). */
+/* figures: the Done's, kept when the Done cannot be forwarded yet, and
+ * needed for the phase split of a split request (NULL: zeros). */
 void core_on_done(core_t *c, infs_time_t now, const core_peer_t *worker,
                   uint64_t request_id, const core_done_t *figures,
                   const void *passthrough);
 void core_on_worker_error(core_t *c, infs_time_t now, const core_peer_t *worker,
                           uint64_t request_id, int code, const char *message);
+/* A prefill-phase dispatch ran its prompt: figures are its usage, queue,
+ * TTFT and cost on the prefill worker, kv the handle to its KV (borrowed;
+ * the core fills in the bytes and link for the decode worker it picks).
+ * The request is dispatched to a decode worker, or queued for one; the
+ * prefill worker keeps the KV until the core cancels the dispatch there
+ * (when the decode worker streams, finishes or fails). */
+void core_on_prefilled(core_t *c, infs_time_t now, const core_peer_t *worker,
+                       uint64_t request_id, const core_done_t *figures,
+                       const infs_kv_handle_t *kv);
 /* Any other message from a worker counts as a sign of life. */
 void core_on_worker_seen(core_t *c, infs_time_t now, const core_peer_t *worker);
 
@@ -415,6 +457,7 @@ typedef struct core_worker_view {
   const char *worker_id;
   const char *model;
   const infs_profile_t *profile;
+  infs_role_t role;
   uint32_t outstanding;
   uint32_t capacity;
   uint64_t requests;

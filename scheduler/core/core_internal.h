@@ -53,6 +53,26 @@ typedef struct req {
    * index and registration, or -1. */
   int32_t shunned;
   uint64_t shunned_epoch;
+  /* A split request (docs/disaggregation.md). phase: of its dispatch now.
+   * While its prefill runs, the decode worker the policy paired with the
+   * prefill worker (registry index and registration, or -1); from the
+   * prefill's handoff until the release, the worker that holds its KV
+   * and the handle to it (params in kv_params). whole: never split again
+   * (its KV could not be pulled). */
+  infs_phase_t phase;
+  int32_t decode_worker;
+  uint64_t decode_epoch;
+  int32_t kv_worker;
+  uint64_t kv_epoch;
+  infs_kv_handle_t kv;
+  buf_t kv_params;
+  bool whole;
+  uint32_t dispatch_tokens; /* tokens_out when it was last dispatched */
+  /* The prefill's figures and worker, for the Done's phase split. */
+  core_done_t prefill;
+  infs_time_t prefilled_at;
+  char prefill_worker[INFS_NAME_MAX];
+  char prefill_class[16];
   list_node_t link; /* admission queue or its worker's list */
 } req_t;
 
@@ -100,6 +120,7 @@ typedef struct core_worker {
   uint64_t peer_key;
   char id[INFS_NAME_MAX];
   char backend[32];
+  infs_role_t role;
   core_peer_t peer;
   /* Circuit breaker: after CORE_BREAKER_ERRORS backend failures in a row
    * nothing is placed on it until breaker_until; each opening doubles the

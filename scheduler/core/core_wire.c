@@ -83,9 +83,27 @@ static int feed_register(core_t *c, infs_time_t now, const core_peer_t *peer,
       .held = held,
       .n_held = n,
   };
+  if (wire_role_from_msg(m->role, &info.role)) {
+    free(held);
+    snprintf(why, len, "register with an unknown role %d", (int)m->role);
+    return CORE_WIRE_BAD;
+  }
   core_on_register(c, now, peer, &info);
   free(held);
   return CORE_WIRE_FED;
+}
+
+/* The figures of a worker's Done or Prefilled. */
+static core_done_t figures_of(const Infsched__Usage *u, uint64_t queue_us,
+                              uint64_t ttft_us, double cost_usd) {
+  return (core_done_t){
+      .prompt_tokens = u ? u->prompt_tokens : 0,
+      .cached_tokens = u ? u->cached_tokens : 0,
+      .generated_tokens = u ? u->generated_tokens : 0,
+      .queue_us = queue_us,
+      .ttft_us = ttft_us,
+      .cost_usd = cost_usd,
+  };
 }
 
 static void feed_heartbeat(core_t *c, infs_time_t now, const core_peer_t *peer,
@@ -128,18 +146,26 @@ int core_wire_feed_worker(core_t *c, infs_time_t now, const core_peer_t *peer,
   case INFSCHED__ENVELOPE__BODY_DONE:
   {
     const Infsched__Done *d = env->done;
-    core_done_t figures = {
-        .prompt_tokens = d->usage ? d->usage->prompt_tokens : 0,
-        .cached_tokens = d->usage ? d->usage->cached_tokens : 0,
-        .generated_tokens = d->usage ? d->usage->generated_tokens : 0,
-        .queue_us = d->queue_us,
-        .ttft_us = d->ttft_us,
-        .e2e_us = d->e2e_us,
-        .cost_usd = d->cost_usd,
-    };
+    core_done_t figures =
+        figures_of(d->usage, d->queue_us, d->ttft_us, d->cost_usd);
+    figures.e2e_us = d->e2e_us;
+    figures.transfer_us = d->transfer_us;
     core_on_done(c, now, peer, d->dispatch_id, &figures, env->done);
   }
     return CORE_WIRE_FED;
+  case INFSCHED__ENVELOPE__BODY_PREFILLED: {
+    const Infsched__Prefilled *p = env->prefilled;
+    if (!p->kv) {
+      snprintf(why, len, "prefilled without its KV handle");
+      return CORE_WIRE_BAD;
+    }
+    core_done_t figures =
+        figures_of(p->usage, p->queue_us, p->ttft_us, p->cost_usd);
+    infs_kv_handle_t kv;
+    wire_kv_from_msg(p->kv, &kv);
+    core_on_prefilled(c, now, peer, p->dispatch_id, &figures, &kv);
+    return CORE_WIRE_FED;
+  }
   case INFSCHED__ENVELOPE__BODY_ERROR:
     core_on_worker_error(c, now, peer, env->error->request_id,
                          env->error->code, env->error->message);
@@ -192,6 +218,14 @@ Infsched__Envelope *core_wire_message(const core_action_t *a,
       d->cost_usd = a->done->cost_usd;
       d->worker_id = (char *)(a->worker_id ? a->worker_id : "");
       d->worker_class = (char *)(a->worker_class ? a->worker_class : "");
+      d->prefill_us = a->done->prefill_us;
+      d->transfer_us = a->done->transfer_us;
+      d->decode_us = a->done->decode_us;
+      d->prefill_cost_usd = a->done->prefill_cost_usd;
+      d->prefill_worker_id =
+          (char *)(a->prefill_worker_id ? a->prefill_worker_id : "");
+      d->prefill_worker_class =
+          (char *)(a->prefill_worker_class ? a->prefill_worker_class : "");
     }
     m->env.done->request_id = a->request_id;
     break;
@@ -211,6 +245,11 @@ Infsched__Envelope *core_wire_message(const core_action_t *a,
       memcpy(m->client + 1, a->client->id, a->client->len);
       m->u.dispatch.client.data = m->client;
       m->u.dispatch.client.len = 1 + (size_t)a->client->len;
+    }
+    m->u.dispatch.phase = (Infsched__Phase)a->phase;
+    if (a->kv) {
+      wire_kv_to_msg(a->kv, &m->kv);
+      m->u.dispatch.kv = &m->kv;
     }
     m->env.body_case = INFSCHED__ENVELOPE__BODY_DISPATCH;
     m->env.dispatch = &m->u.dispatch;

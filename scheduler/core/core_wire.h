@@ -42,6 +42,7 @@ typedef struct core_wire_msg {
   } u;
   Infsched__Request request;
   Infsched__Usage usage;
+  Infsched__KvHandle kv; /* a decode Dispatch's */
   uint8_t client[1 + CORE_PEER_MAX]; /* a Dispatch's client: door, id */
 } core_wire_msg_t;
 

@@ -36,6 +36,12 @@ typedef struct policy_ctx {
                                    prefill_rate: its turns run one after another, so
                                    their prefills never slow its own decode */
   core_outcome_t outcome;       /* set by pick */
+  /* Set by pick: the position in cands of the worker to prefill the
+   * request on before the chosen one decodes it (docs/disaggregation.md),
+   * or -1 to run it whole there. Never the chosen one; never a
+   * decode-role worker; and the chosen one is never a prefill-role
+   * worker. */
+  int prefill;
   bool explain;                 /* keep offers */
   size_t n_offers;
   policy_offer_t offers[CORE_EXPLAIN_TOP]; /* best first */

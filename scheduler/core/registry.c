@@ -129,6 +129,7 @@ core_worker_t *registry_add(registry_t *g, const core_peer_t *p,
   snprintf(w->backend, sizeof w->backend, "%s",
            info->backend ? info->backend : "");
   w->profile = *info->profile;
+  w->role = info->role;
   if (!g->min_block_size || info->profile->block_size < g->min_block_size)
     g->min_block_size = info->profile->block_size;
   w->last_seen = now;

@@ -18,6 +18,7 @@ void requests_free(req_table_t *t) {
     if (t->slots[i]) {
       free(t->slots[i]->store);
       buf_free(&t->slots[i]->said);
+      buf_free(&t->slots[i]->kv_params);
     }
     free(t->slots[i]);
   }
@@ -128,6 +129,14 @@ req_t *requests_add(req_table_t *t, const core_peer_t *client,
   r->dispatched_at = 0;
   r->first_token_at = r->last_token_at = 0;
   r->shunned = -1;
+  r->phase = INFS_PHASE_FULL;
+  r->decode_worker = r->kv_worker = -1;
+  buf_reset(&r->kv_params);
+  r->whole = false;
+  r->dispatch_tokens = 0;
+  r->prefill = (core_done_t){0};
+  r->prefilled_at = 0;
+  r->prefill_worker[0] = r->prefill_class[0] = '\0';
   list_init(&r->link);
   u64map_put(&t->by_client, key, slot);
   t->open++;

@@ -193,10 +193,90 @@ static void test_what_the_shell_answers(void **state) {
   core_destroy(&c);
 }
 
+/* A split request's messages (docs/disaggregation.md): a decode Dispatch
+ * carries its phase and KV handle, a Done the core makes carries the phase
+ * split, a Prefilled reaches the core (one nobody waits for is cancelled
+ * back) and needs its handle, and a Register's role must be one this
+ * build knows. */
+static void test_split_messages(void **state) {
+  (void)state;
+  infs_kv_handle_t kv = {.handle_id = 9, .tokens = 500, .bytes = 1234,
+                         .link_gbps = 50, .link_latency_us = 20,
+                         .prefill_us = 77, .params_json = "{}",
+                         .params_len = 2};
+  strcpy(kv.source, "tpu-0");
+  core_request_t q = {.id = 9, .model = "m", .prompt = "", .prompt_tokens = 500,
+                      .max_tokens = 8};
+  core_action_t a = {.kind = CORE_ACT_DISPATCH, .request = &q,
+                     .phase = INFS_PHASE_DECODE, .kv = &kv,
+                     .resume_tokens = 1, .resume_text = "x"};
+  core_wire_msg_t m;
+  Infsched__Envelope *env = core_wire_message(&a, 100, &m);
+  assert_int_equal(env->dispatch->phase, INFSCHED__PHASE__PHASE_DECODE);
+  assert_non_null(env->dispatch->kv);
+  assert_string_equal(env->dispatch->kv->source_worker, "tpu-0");
+  assert_int_equal(env->dispatch->kv->bytes, 1234);
+  assert_string_equal(env->dispatch->kv->params_json, "{}");
+
+  core_done_t d = {.generated_tokens = 8, .queue_us = 1, .ttft_us = 2,
+                   .e2e_us = 10, .prefill_us = 3, .transfer_us = 4,
+                   .decode_us = 2, .cost_usd = 0.3, .prefill_cost_usd = 0.1};
+  a = (core_action_t){.kind = CORE_ACT_DONE, .request_id = 5, .done = &d,
+                      .worker_id = "gpu-0", .worker_class = "gpu",
+                      .prefill_worker_id = "tpu-0",
+                      .prefill_worker_class = "tpu"};
+  env = core_wire_message(&a, 100, &m);
+  assert_int_equal(env->done->prefill_us, 3);
+  assert_int_equal(env->done->transfer_us, 4);
+  assert_int_equal(env->done->decode_us, 2);
+  assert_true(env->done->prefill_cost_usd == 0.1);
+  assert_string_equal(env->done->prefill_worker_id, "tpu-0");
+  assert_string_equal(env->done->prefill_worker_class, "tpu");
+
+  core_t *c = new_core();
+  core_peer_t w = peer("w0");
+  register_worker(c, &w);
+  core_actions_clear(c);
+  char why[96];
+  Infsched__Prefilled p = INFSCHED__PREFILLED__INIT;
+  p.dispatch_id = 77;
+  Infsched__Envelope in = INFSCHED__ENVELOPE__INIT;
+  in.body_case = INFSCHED__ENVELOPE__BODY_PREFILLED;
+  in.prefilled = &p;
+  assert_int_equal(core_wire_feed_worker(c, 0, &w, &in, why, sizeof why),
+                   CORE_WIRE_BAD);
+  assert_string_equal(why, "prefilled without its KV handle");
+  Infsched__KvHandle km;
+  wire_kv_to_msg(&kv, &km);
+  p.kv = &km;
+  assert_int_equal(core_wire_feed_worker(c, 0, &w, &in, why, sizeof why),
+                   CORE_WIRE_FED);
+  size_t n;
+  const core_action_t *out = core_actions(c, &n);
+  assert_int_equal(n, 1);
+  assert_int_equal(out->kind, CORE_ACT_CANCEL);
+  assert_int_equal(out->request_id, 77);
+  core_actions_clear(c);
+
+  Infsched__Register r = INFSCHED__REGISTER__INIT;
+  Infsched__Profile pm = INFSCHED__PROFILE__INIT;
+  r.worker_id = "w1";
+  r.profile = &pm;
+  r.role = (Infsched__Role)5;
+  in.body_case = INFSCHED__ENVELOPE__BODY_REGISTER;
+  in.register_ = &r;
+  core_peer_t w1 = peer("w1");
+  assert_int_equal(core_wire_feed_worker(c, 0, &w1, &in, why, sizeof why),
+                   CORE_WIRE_BAD);
+  assert_string_equal(why, "register with an unknown role 5");
+  core_destroy(&c);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_register_and_dispatch),
       cmocka_unit_test(test_what_the_shell_answers),
+      cmocka_unit_test(test_split_messages),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
