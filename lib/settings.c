@@ -162,6 +162,11 @@ static const setting_t table[SET_COUNT] = {
     {SET_CAPACITY, "capacity", "capacity", W, W, SETTING_UINT, 1, 1000000, NULL,
      "N", "requests accepted at once (default 2 x the profile's max_batch)",
      NULL, NULL},
+    {SET_DRAIN_TIMEOUT_MS, "drain_timeout_ms", "drain-timeout-ms", W, W,
+     SETTING_UINT, 0, 86400000, "30000", "N",
+     "after SIGTERM, longest wait in ms for running requests to finish; "
+     "those still running then end with an error, and the worker exits",
+     NULL, NULL},
     {SET_POLICY, "policy", "policy", S, S, SETTING_TEXT, NAME_LEN,
      "least_loaded", "NAME", "routing policy", check_policy, NULL},
     {SET_HEARTBEAT_MS, "heartbeat_ms", "heartbeat-ms", S | W, S, SETTING_UINT,

@@ -35,8 +35,9 @@ static void usage(FILE *f) {
   fprintf(f, "  -h, --help            show this help\n"
              "  --version             print the version and exit\n\n"
              "SIGTERM or SIGINT drains: the scheduler is told, no new request is\n"
-             "taken, running ones finish (within 30 s), then it exits; a second\n"
-             "signal stops at once.\n"
+             "taken, running ones finish (within --drain-timeout-ms; those still\n"
+             "running then end with an error), then it exits; a second signal\n"
+             "stops at once.\n"
              "Exit status: 0 after SIGINT/SIGTERM, 2 on bad usage, 3 when it "
              "cannot start.\n");
 }
@@ -73,6 +74,9 @@ static void apply(void *ctx, const setting_t *s, const setting_value_t *v) {
     break;
   case SET_MAX_MSG_BYTES:
     o->cfg.max_msg_bytes = (int64_t)v->u;
+    break;
+  case SET_DRAIN_TIMEOUT_MS:
+    o->cfg.drain_timeout_ms = (uint32_t)v->u;
     break;
   case SET_LOG_LEVEL:
     log_level_parse(v->s, &o->level);

@@ -215,10 +215,21 @@ static bool drained(worker_t *w, infs_time_t now) {
   size_t open = wcore_inflight(w->core);
   if (!w->draining || (open && now < w->drain_deadline))
     return false;
-  if (open)
-    log_warn("drain deadline passed with %zu requests open: stopping", open);
-  else
+  if (open) {
+    char msg[128];
+    snprintf(msg, sizeof msg,
+             "stopping: the drain deadline of %u ms passed first",
+             w->cfg.drain_timeout_ms);
+    /* Each client hears now, not when the scheduler finds the worker
+     * gone; the backend stops them as it is destroyed. */
+    wcore_fail_all(w->core, now, INFS_WIRE_BACKEND, msg);
+    flush(w);
+    log_warn("drain deadline passed with %zu requests open: failed them, "
+             "stopping",
+             open);
+  } else {
     log_info("drained: every request finished, stopping");
+  }
   worker_stop(w);
   return true;
 }
@@ -244,7 +255,8 @@ bool worker_drain(worker_t *w) {
   }
   infs_time_t now = clock_us();
   w->draining = true;
-  w->drain_deadline = now + WORKER_DRAIN_DEADLINE_US;
+  w->drain_deadline = now + (infs_time_t)w->cfg.drain_timeout_ms *
+                                INFS_US_PER_MS;
   log_info("draining: finishing %zu requests, taking no new ones (a second "
            "signal stops at once)",
            wcore_inflight(w->core));

@@ -19,6 +19,7 @@ typedef struct worker_config {
   uint32_t heartbeat_ms;             /* until the scheduler says otherwise */
   double kwh_usd;
   int64_t max_msg_bytes;
+  uint32_t drain_timeout_ms; /* longest drain; then open requests fail */
 } worker_config_t;
 
 typedef struct worker worker_t;
@@ -29,11 +30,10 @@ int worker_start(uv_loop_t *loop, const worker_config_t *cfg, worker_t **out,
                  char *err, size_t errlen);
 /* Stops the backend and closes handles; the loop then runs out. */
 void worker_stop(worker_t *w);
-/* How long a draining worker waits for its requests to finish. */
-#define WORKER_DRAIN_DEADLINE_US (30 * INFS_US_PER_S)
 /* Drains: tells the scheduler, takes no new requests, and stops once
- * those it runs have finished or the deadline has passed; called again,
- * stops at once. Returns whether it has stopped. */
+ * those it runs have finished or drain_timeout_ms have passed (then each
+ * one still open is answered with an error first); called again, stops at
+ * once. Returns whether it has stopped. */
 bool worker_drain(worker_t *w);
 /* Frees the worker after its loop has finished. */
 void worker_destroy(worker_t **w);

@@ -338,14 +338,18 @@ static void test_stop_escalates_to_sigkill(void **state) {
   fixture_t *f = *state;
   write_stand_ins(f, "trap '' TERM\necho stubborn\n"
                      "while :; do sleep 0.05; done");
-  write_cluster(f, k_two_workers);
+  /* The workers' drain deadline comes before the grace. */
+  write_cluster(f, "  - name: a\n"
+                   "    profile: gpu-h100\n"
+                   "    count: 2\n"
+                   "    drain_timeout_ms: 200\n");
   harness_proc_t *p = start_cluster(f, f->bin, "--grace-ms", "300");
   assert_int_equal(
       harness_wait_log_count(f->log, "stubborn", 2, EVENT_TIMEOUT_MS), 0);
   harness_kill(p, SIGINT);
   assert_int_equal(exit_code(p), 0);
   harness_stop(&p);
-  assert_log_has(f, "still running after 300 ms; sending SIGKILL");
+  assert_log_has(f, "still running after 500 ms; sending SIGKILL");
   assert_log_has(f, "a-0 killed by signal 9");
   assert_all_gone(f);
 }

@@ -1,6 +1,7 @@
 /* Graceful drain: SIGTERM to a worker mid-stream. It tells the scheduler,
  * which sends it nothing new; its stream finishes in full; then it exits
- * cleanly. */
+ * cleanly. Past its drain deadline, what it still runs ends with an
+ * error. */
 #include "test_http_common.h"
 
 #include <setjmp.h>
@@ -74,6 +75,69 @@ static void test_sigterm_mid_stream(void **state) {
   harness_stop(&stream);
 }
 
+/* A drain that outlasts its deadline: every request still open on the
+ * worker ends at the deadline with an error of its own, streamed or not,
+ * none hangs, none is left open; the worker exits cleanly. */
+static void test_drain_deadline_ends_open_requests(void **state) {
+  hc_fixture_t *f = *state;
+  hc_sched_start(&f->s, NULL);
+  const char *extra[] = {"--drain-timeout-ms", "300", NULL};
+  harness_proc_t *gpu0 =
+      hc_worker_start(&f->s, f->dir, "gpu-0", "gpu-h100", NULL, extra);
+  hc_wait_registered(&f->s, 1);
+
+  char url[160];
+  snprintf(url, sizeof url, "%s/v1/completions", f->s.base);
+  enum { STREAMS = 2, REQUESTS = 3 };
+  harness_proc_t *curls[REQUESTS];
+  char out[REQUESTS][600];
+  for (int i = 0; i < REQUESTS; i++) {
+    snprintf(out[i], sizeof out[i], "%s/long-%d.out", f->dir, i);
+    /* Far longer than the deadline: some 20 ms a token. */
+    char *curl[] = {"curl", "-sN", "-H", "Content-Type: application/json",
+                    "-d",
+                    i < STREAMS
+                        ? "{\"model\":\"codex-70b\",\"prompt\":\"x\","
+                          "\"max_tokens\":5000,\"stream\":true}"
+                        : "{\"model\":\"codex-70b\",\"prompt\":\"x\","
+                          "\"max_tokens\":5000}",
+                    url, NULL};
+    curls[i] = harness_spawn(out[i], curl);
+    assert_non_null(curls[i]);
+  }
+  assert_true(hc_wait_metric(f->dir, f->s.base,
+                             GPU0("infsched_worker_outstanding"),
+                             REQUESTS) == REQUESTS);
+
+  harness_kill(gpu0, SIGTERM);
+  int status;
+  for (int i = 0; i < REQUESTS; i++) {
+    assert_int_equal(harness_wait(curls[i], 15000, &status), 0);
+    char *body = harness_read_file(out[i]);
+    assert_non_null(body);
+    if (!strstr(body, "drain deadline of 300 ms passed") ||
+        !strstr(body, "\"code\":\"backend_error\"") ||
+        strstr(body, "[DONE]") || strstr(body, "\"finish_reason\":\"length\""))
+      fail_msg("request %d did not end with the drain's error: %s", i, body);
+    free(body);
+    harness_stop(&curls[i]);
+  }
+  assert_int_equal(harness_wait(gpu0, 10000, &status), 0);
+  assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  char gpu0_log[600];
+  snprintf(gpu0_log, sizeof gpu0_log, "%s/gpu-0.log", f->dir);
+  assert_int_equal(harness_count_log(gpu0_log, "drain deadline passed with 3 "
+                                               "requests open"),
+                   1);
+  harness_stop(&gpu0);
+  assert_true(hc_wait_metric(f->dir, f->s.base, "infsched_open_requests", 0) ==
+              0);
+  assert_true(hc_wait_metric(f->dir, f->s.base,
+                             "infsched_requests_total{class=\"agent\","
+                             "outcome=\"failed\"}",
+                             REQUESTS) == REQUESTS);
+}
+
 /* /healthz says 503 while no worker serves (none registered, or the only
  * one draining), 200 while one does; HEAD answers the same without a
  * body. */
@@ -117,6 +181,8 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_sigterm_mid_stream, hc_setup,
                                       hc_teardown),
+      cmocka_unit_test_setup_teardown(test_drain_deadline_ends_open_requests,
+                                      hc_setup, hc_teardown),
       cmocka_unit_test_setup_teardown(test_healthz_follows_serving_workers,
                                       hc_setup, hc_teardown),
   };

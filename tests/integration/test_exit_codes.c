@@ -84,6 +84,7 @@ static const flag_case_t k_worker[] = {
     {"--backend", "vllm"},
     {"--model", NULL}, /* replaced by an overlong name below */
     {"--capacity", "0"},
+    {"--drain-timeout-ms", "soon"},
     {"--heartbeat-ms", "1"},
     {"--kwh-price", "x"},
     {"--max-msg-bytes", "1"},

@@ -243,6 +243,42 @@ static void test_cancel(void **state) {
   wcore_destroy(&w);
 }
 
+/* Past the drain deadline, every request in flight is answered with the
+ * error given, once, and forgotten: its later progress sends nothing. */
+static void test_fail_all(void **state) {
+  (void)state;
+  wcore_t *w = registered_worker();
+  wcore_drain(w, 5 * MS);
+  wcore_on_timer(w, 5 * MS, &idle);
+  assert_true(take_one(w).heartbeat.draining);
+  for (uint64_t id = 1; id <= 3; id++)
+    assert_int_equal(wcore_on_dispatch(w, 10 * MS, id, 10 * id, 10, 0), 0);
+  wcore_on_tokens(w, 15 * MS, 2, 1, "a", 1);
+  assert_int_equal(take_one(w).kind, WCORE_ACT_CHUNK);
+  assert_int_equal(wcore_fail_all(w, 40 * MS, INFS_WIRE_BACKEND, "deadline"),
+                   3);
+  size_t n;
+  const wcore_action_t *a = wcore_actions(w, &n);
+  assert_int_equal(n, 3);
+  bool seen[4] = {false};
+  for (size_t i = 0; i < n; i++) {
+    assert_int_equal(a[i].kind, WCORE_ACT_ERROR);
+    assert_int_equal(a[i].code, INFS_WIRE_BACKEND);
+    assert_string_equal(a[i].message, "deadline");
+    assert_true(a[i].request_id >= 1 && a[i].request_id <= 3);
+    assert_false(seen[a[i].request_id]);
+    seen[a[i].request_id] = true;
+  }
+  wcore_actions_clear(w);
+  assert_int_equal(wcore_inflight(w), 0);
+  wcore_on_tokens(w, 41 * MS, 2, 1, "b", 1);
+  wcore_on_done(w, 42 * MS, 3, &(wcore_usage_t){.generated_tokens = 1});
+  assert_no_action(w);
+  assert_int_equal(wcore_fail_all(w, 50 * MS, INFS_WIRE_BACKEND, "again"), 0);
+  assert_no_action(w);
+  wcore_destroy(&w);
+}
+
 /* A migrated request: the backend prefills the prompt and what the client
  * already has, generates the rest, and the Done counts it the client's
  * way. */
@@ -500,6 +536,7 @@ int main(void) {
       cmocka_unit_test(test_resumed_dispatch),
       cmocka_unit_test(test_reset_on_unknown_worker),
       cmocka_unit_test(test_cancel),
+      cmocka_unit_test(test_fail_all),
       cmocka_unit_test(test_errors),
       cmocka_unit_test(test_accounting),
       cmocka_unit_test(test_wire_messages),

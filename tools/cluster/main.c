@@ -103,7 +103,8 @@ static void usage(FILE *f) {
           "  --log-level L     debug, info, warn or error (default info);\n"
           "                    passed on to every process\n"
           "  --grace-ms N      time between SIGTERM and SIGKILL when\n"
-          "                    stopping (default 5000)\n"
+          "                    stopping, beyond the longest drain_timeout_ms\n"
+          "                    of the workers (default 5000)\n"
           "  -h, --help        this text\n"
           "  --version         print the version and exit\n"
           "\n"
@@ -471,6 +472,24 @@ static int load(app_t *a, const options_t *o) {
   return 0;
 }
 
+/* The longest drain of the file's workers, given or default: a worker
+ * stopping is not killed before its drain deadline, at which it answers
+ * what it still runs. */
+static uint64_t longest_drain_ms(const cluster_spec_t *s) {
+  const setting_t *st = settings_get(SET_DRAIN_TIMEOUT_MS);
+  uint64_t longest = 0;
+  char why[256];
+  for (size_t i = 0; i < s->nworkers; i++) {
+    const char *text = s->workers[i].set[SET_DRAIN_TIMEOUT_MS];
+    setting_value_t v;
+    /* Checked as the file loaded. */
+    if (settings_parse(st, text ? text : st->def, &v, why, sizeof why) == 0 &&
+        v.u > longest)
+      longest = v.u;
+  }
+  return longest;
+}
+
 static int run(app_t *a, const options_t *o, const char *bin_dir) {
   int rc;
   if (preflight(a, o, bin_dir))
@@ -479,7 +498,8 @@ static int run(app_t *a, const options_t *o, const char *bin_dir) {
     log_error("uv_loop_init: %s", uv_strerror(rc));
     return CLI_EXIT_STARTUP;
   }
-  a->sup = supervisor_new(&a->loop, o->grace_ms, on_supervisor, a);
+  a->sup = supervisor_new(&a->loop, longest_drain_ms(a->spec) + o->grace_ms,
+                          on_supervisor, a);
   rc = a->sup ? add_children(a, o, bin_dir) : -ENOMEM;
   if (rc) {
     /* Nothing runs yet; only the supervisor's handles need closing. */

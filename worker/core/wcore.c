@@ -463,6 +463,27 @@ bool wcore_draining(const wcore_t *w) {
   return w->draining;
 }
 
+typedef struct fail_arg {
+  int code;
+  const char *message;
+  size_t n;
+} fail_arg_t;
+
+static void fail_one(wcore_t *w, inflight_t *f, void *arg) {
+  fail_arg_t *a = arg;
+  push_error(w, f->id, a->code, a->message);
+  inflight_remove(w, f->id);
+  a->n++;
+}
+
+size_t wcore_fail_all(wcore_t *w, infs_time_t now, int code,
+                      const char *message) {
+  (void)now;
+  fail_arg_t a = {code, message, 0};
+  inflight_each(w, fail_one, &a);
+  return a.n;
+}
+
 const wcore_action_t *wcore_actions(const wcore_t *w, size_t *n) {
   *n = w->n_acts;
   return w->acts;

@@ -167,6 +167,12 @@ infs_time_t wcore_next_deadline(const wcore_t *w);
  * scheduler sends it nothing new while it finishes what it runs. */
 void wcore_drain(wcore_t *w, infs_time_t now);
 bool wcore_draining(const wcore_t *w);
+/* The drain deadline passed: every request still in flight is answered
+ * with an error (code, an INFS_WIRE_* reason, and message) and forgotten,
+ * so that its client hears at once rather than when the worker is found
+ * lost. The caller stops them on the backend. Returns how many. */
+size_t wcore_fail_all(wcore_t *w, infs_time_t now, int code,
+                      const char *message);
 
 /* The outbox, in order. Pointers stay valid until wcore_actions_clear or
  * the next event. */
