@@ -34,21 +34,11 @@ typedef struct fixture {
 } fixture_t;
 
 static int setup(void **state) {
-  fixture_t *f = calloc(1, sizeof *f);
-  f->dir = harness_tmpdir();
+  fixture_t *f = harness_fixture_new(sizeof *f);
+  assert_non_null(f);
   hc_sched_init(&f->s, f->dir, "scheduler");
   *state = f;
   return 0;
-}
-
-static int teardown(void **state) {
-  fixture_t *f = *state;
-  harness_stop_all();
-  int rc = hc_check_logs(f->dir);
-  harness_rmtree(f->dir);
-  free(f->dir);
-  free(f);
-  return rc;
 }
 
 /* Starts the scheduler (whose ports may change if they were taken). */
@@ -873,30 +863,31 @@ int main(int argc, char **argv) {
     return fprintf(stderr, "usage: test_http [--only|--skip TEST]\n"), 2;
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_completions_and_chat, setup,
-                                      teardown),
+                                      hc_teardown),
       cmocka_unit_test_setup_teardown(test_prompt_blocks_reach_the_cache, setup,
-                                      teardown),
-      cmocka_unit_test_setup_teardown(test_error_statuses, setup, teardown),
+                                      hc_teardown),
+      cmocka_unit_test_setup_teardown(test_error_statuses, setup, hc_teardown),
       cmocka_unit_test_setup_teardown(test_no_worker_both_doors_wait, setup,
-                                      teardown),
+                                      hc_teardown),
       cmocka_unit_test_setup_teardown(test_no_worker_both_doors_time_out,
-                                      setup, teardown),
+                                      setup, hc_teardown),
       cmocka_unit_test_setup_teardown(
-          test_stream_failing_before_a_token_gets_its_status, setup, teardown),
+          test_stream_failing_before_a_token_gets_its_status, setup,
+          hc_teardown),
       cmocka_unit_test_setup_teardown(test_keep_alive_and_pipelining, setup,
-                                      teardown),
+                                      hc_teardown),
       cmocka_unit_test_setup_teardown(test_disconnect_cancels_on_worker, setup,
-                                      teardown),
+                                      hc_teardown),
       cmocka_unit_test_setup_teardown(test_slow_clients_stall_nothing, setup,
-                                      teardown),
+                                      hc_teardown),
       cmocka_unit_test_setup_teardown(test_metrics_pass_promtool, setup,
-                                      teardown),
+                                      hc_teardown),
       cmocka_unit_test_setup_teardown(test_dashboard_queries_exist, setup,
-                                      teardown),
+                                      hc_teardown),
       cmocka_unit_test_setup_teardown(test_bind_failure_and_off, setup,
-                                      teardown),
+                                      hc_teardown),
       cmocka_unit_test_setup_teardown(test_shutdown_answers_http_clients, setup,
-                                      teardown),
+                                      hc_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

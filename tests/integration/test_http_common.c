@@ -226,21 +226,18 @@ int hc_connect(int port) {
 }
 
 int hc_setup(void **state) {
-  hc_fixture_t *f = calloc(1, sizeof *f);
+  hc_fixture_t *f = harness_fixture_new(sizeof *f);
   assert_non_null(f);
-  f->dir = harness_tmpdir();
   hc_sched_init(&f->s, f->dir, "scheduler");
   *state = f;
   return 0;
 }
 
 int hc_teardown(void **state) {
-  hc_fixture_t *f = *state;
+  char **dir = *state; /* the fixture's first member */
   harness_stop_all();
-  int rc = hc_check_logs(f->dir);
-  harness_rmtree(f->dir);
-  free(f->dir);
-  free(f);
+  int rc = hc_check_logs(*dir);
+  harness_fixture_end(state);
   return rc;
 }
 

@@ -25,7 +25,8 @@ typedef struct hc_sched {
 
 /* The fixture of tests needing one scheduler and a scratch directory:
  * hc_setup names the scheduler "scheduler"; hc_teardown stops every
- * process and fails on sanitizer reports in the logs. */
+ * process and fails on sanitizer reports in the logs. hc_teardown ends any
+ * fixture whose first member is its directory (harness_fixture_end). */
 typedef struct hc_fixture {
   char *dir;
   hc_sched_t s;

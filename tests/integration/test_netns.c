@@ -105,15 +105,22 @@ static int net_up(const char *tag, int net) {
   return 0;
 }
 
+static int teardown(void **state) {
+  fixture_t *f = *state;
+  harness_stop_all();
+  net_down(f->tag, f->addr);
+  return harness_fixture_end(state);
+}
+
 static int setup(void **state) {
-  fixture_t *f = calloc(1, sizeof *f);
-  f->dir = harness_tmpdir();
+  fixture_t *f = harness_fixture_new(sizeof *f);
+  if (!f)
+    return -1;
+  *state = f;
   snprintf(f->tag, sizeof f->tag, "is%05d", (int)(getpid() % 100000));
   net_down(f->tag, "");
   if (claim_net(f)) {
-    harness_rmtree(f->dir);
-    free(f->dir);
-    free(f);
+    harness_fixture_end(state);
     return -1;
   }
   snprintf(f->clients, sizeof f->clients, "tcp://127.0.0.1:%d",
@@ -121,20 +128,9 @@ static int setup(void **state) {
   snprintf(f->workers, sizeof f->workers, "tcp://%s:%d", f->addr,
            harness_free_port());
   if (net_up(f->tag, f->net)) {
-    net_down(f->tag, f->addr);
+    teardown(state);
     return -1;
   }
-  *state = f;
-  return 0;
-}
-
-static int teardown(void **state) {
-  fixture_t *f = *state;
-  harness_stop_all();
-  net_down(f->tag, f->addr);
-  harness_rmtree(f->dir);
-  free(f->dir);
-  free(f);
   return 0;
 }
 

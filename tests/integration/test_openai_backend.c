@@ -32,8 +32,8 @@ typedef struct fixture {
 } fixture_t;
 
 static int setup(void **state) {
-  fixture_t *f = calloc(1, sizeof *f);
-  f->dir = harness_tmpdir();
+  fixture_t *f = harness_fixture_new(sizeof *f);
+  assert_non_null(f);
   hc_sched_init(&f->a, f->dir, "upstream");
   hc_sched_init(&f->b, f->dir, "front");
   hc_sched_start(&f->a, NULL);
@@ -44,19 +44,6 @@ static int setup(void **state) {
   snprintf(f->url, sizeof f->url, "%s/v1/completions", f->b.base);
   *state = f;
   return 0;
-}
-
-static int teardown(void **state) {
-  fixture_t *f = *state;
-  harness_stop_all();
-  int rc = hc_check_logs(f->dir);
-  if (getenv("INFSCHED_KEEP_TEST_DIR"))
-    fprintf(stderr, "kept %s\n", f->dir);
-  else
-    harness_rmtree(f->dir);
-  free(f->dir);
-  free(f);
-  return rc;
 }
 
 /* Starts an openai worker on b serving model, with backend options. */
@@ -373,15 +360,16 @@ int main(void) {
   signal(SIGPIPE, SIG_IGN);
   unsetenv("INFSCHED_TEST_UNSET_KEY");
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup_teardown(test_chain_end_to_end, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_chain_end_to_end, setup,
+                                      hc_teardown),
       cmocka_unit_test_setup_teardown(test_upstream_errors_are_clear, setup,
-                                      teardown),
+                                      hc_teardown),
       cmocka_unit_test_setup_teardown(test_upstream_dies_and_returns, setup,
-                                      teardown),
+                                      hc_teardown),
       cmocka_unit_test_setup_teardown(test_cancel_reaches_the_upstream_worker,
-                                      setup, teardown),
+                                      setup, hc_teardown),
       cmocka_unit_test_setup_teardown(test_bad_backend_options, setup,
-                                      teardown),
+                                      hc_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -447,7 +447,10 @@ void *harness_fixture_new(size_t size) {
 int harness_fixture_end(void **state) {
   char **dir = *state; /* the fixture's first member */
   harness_stop_all();
-  harness_rmtree(*dir);
+  if (getenv("INFSCHED_KEEP_TEST_DIR"))
+    fprintf(stderr, "kept %s\n", *dir);
+  else
+    harness_rmtree(*dir);
   free(*dir);
   free(*state);
   return 0;

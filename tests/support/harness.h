@@ -97,7 +97,8 @@ void *harness_fixture_new(size_t size);
 
 /* A cmocka teardown for the tests' fixtures, whose first member is their
  * temporary directory (char *dir): stops every process the test started,
- * removes the directory and frees both. */
+ * removes the directory (kept, and named on stderr, when
+ * INFSCHED_KEEP_TEST_DIR is set) and frees both. */
 int harness_fixture_end(void **state);
 
 #endif

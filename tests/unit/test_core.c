@@ -9,6 +9,7 @@
 #include "infsched.pb-c.h"
 #include "infsched/errors.h"
 #include "core.h"
+#include "core_fixture.h"
 #include "profile_fixture.h"
 
 #include <math.h>
@@ -25,13 +26,6 @@ typedef struct fixture {
   core_peer_t client;
   core_peer_t w[4];
 } fixture_t;
-
-static core_peer_t peer(const char *name) {
-  core_peer_t p = {.door = CORE_DOOR_ZMQ};
-  p.len = (uint8_t)strlen(name);
-  memcpy(p.id, name, p.len);
-  return p;
-}
 
 static infs_profile_t profile(const char *name, infs_worker_class_t cls,
                               uint32_t max_context) {
@@ -78,11 +72,11 @@ static int setup_policy(void **state, const char *policy, uint32_t capacity) {
   f.core = new_core(policy, 2);
   f.gpu = profile("gpu", INFS_WORKER_GPU, 131072);
   f.sram = profile("sram", INFS_WORKER_SRAM, 32768);
-  f.client = peer("client-a");
-  f.w[0] = peer("w0");
-  f.w[1] = peer("w1");
-  f.w[2] = peer("w2");
-  f.w[3] = peer("w3");
+  f.client = fixture_peer("client-a");
+  f.w[0] = fixture_peer("w0");
+  f.w[1] = fixture_peer("w1");
+  f.w[2] = fixture_peer("w2");
+  f.w[3] = fixture_peer("w3");
   add_worker(&f, 0, "gpu-0", &f.gpu, capacity, 0);
   add_worker(&f, 1, "gpu-1", &f.gpu, capacity, 0);
   add_worker(&f, 2, "sram-0", &f.sram, capacity, 0);
@@ -699,7 +693,7 @@ static void test_doors_are_namespaces(void **state) {
 
 static void test_unknown_worker_told_to_register(void **state) {
   fixture_t *f = *state;
-  core_peer_t stranger = peer("nobody");
+  core_peer_t stranger = fixture_peer("nobody");
   core_load_t load = {0};
   core_on_heartbeat(f->core, 0, &stranger, &load);
   const core_action_t *e = find(f->core, CORE_ACT_WORKER_ERROR, 0);
@@ -710,7 +704,7 @@ static void test_unknown_worker_told_to_register(void **state) {
 static void test_no_workers_yet_waits(void **state) {
   (void)state;
   core_t *c = new_core("least_loaded", 10);
-  core_peer_t client = peer("c"), w = peer("w");
+  core_peer_t client = fixture_peer("c"), w = fixture_peer("w");
   core_request_t r = {.id = 1, .prompt_tokens = 5, .max_tokens = 5,
                       .cls = INFS_CLASS_INTERACTIVE};
   core_on_submit(c, 0, &client, &r);
@@ -730,7 +724,7 @@ static void test_no_workers_yet_waits(void **state) {
 static void test_repeated_register_is_one_registration(void **state) {
   (void)state;
   core_t *c = new_core("least_loaded", 10);
-  core_peer_t client = peer("c"), w = peer("w");
+  core_peer_t client = fixture_peer("c"), w = fixture_peer("w");
   infs_profile_t p = profile("gpu", INFS_WORKER_GPU, 1000);
   core_worker_info_t info = {
       .worker_id = "early", .model = "m", .profile = &p, .capacity = 2};
@@ -842,7 +836,7 @@ static void test_register_refuses_absurd_figures(void **state) {
       {"newline in worker_id", newline_id},
       {"control byte in profile name", control_profile_name},
   };
-  core_peer_t w = peer("w");
+  core_peer_t w = fixture_peer("w");
   for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
     core_t *c = new_core("balanced", 10);
     infs_profile_t p = profile("gpu", INFS_WORKER_GPU, 1000);
@@ -919,8 +913,8 @@ static void test_block_hashes_bounded(void **state) {
 static void test_block_bound_independent_of_large_blocks(void **state) {
   (void)state;
   core_t *c = new_core("least_loaded", 10);
-  fixture_t f = {.core = c, .client = peer("c")};
-  f.w[0] = peer("w");
+  fixture_t f = {.core = c, .client = fixture_peer("c")};
+  f.w[0] = fixture_peer("w");
   f.gpu = profile("gpu", INFS_WORKER_GPU, 4096);
   f.gpu.block_size = 256;
   add_worker(&f, 0, "w", &f.gpu, 8, 0);
@@ -949,7 +943,7 @@ static void test_open_bytes_bounded(void **state) {
   int err;
   core_t *c = core_new(&cfg, 0, &err);
   assert_non_null(c);
-  core_peer_t client = peer("c");
+  core_peer_t client = fixture_peer("c");
   char prompt[4001];
   memset(prompt, 'x', sizeof prompt - 1);
   prompt[sizeof prompt - 1] = '\0';
@@ -979,8 +973,8 @@ static void test_progress_window_saturates(void **state) {
   int err;
   core_t *c = core_new(&cfg, 0, &err);
   assert_non_null(c);
-  fixture_t f = {.core = c, .client = peer("c")};
-  f.w[0] = peer("busy");
+  fixture_t f = {.core = c, .client = fixture_peer("c")};
+  f.w[0] = fixture_peer("busy");
   f.gpu = profile("gpu", INFS_WORKER_GPU, 4096);
   fixture_roofline(&f.gpu, 17, 0.1, 1, 0); /* 1 ms per 1,000 KV tokens */
   add_worker(&f, 0, "busy", &f.gpu, 4, 0);
@@ -1012,9 +1006,9 @@ static void test_silent_worker_requests_taken_back(void **state) {
   int err;
   core_t *c = core_new(&cfg, 0, &err);
   assert_non_null(c);
-  fixture_t f = {.core = c, .client = peer("c")};
-  f.w[0] = peer("silent");
-  f.w[1] = peer("good");
+  fixture_t f = {.core = c, .client = fixture_peer("c")};
+  f.w[0] = fixture_peer("silent");
+  f.w[1] = fixture_peer("good");
   f.gpu = profile("gpu", INFS_WORKER_GPU, 4096);
   add_worker(&f, 0, "silent", &f.gpu, 4, 0);
   add_worker(&f, 1, "good", &f.gpu, 4, 0);
@@ -1089,7 +1083,7 @@ static void test_scheduler_trusts_its_profiles(void **state) {
   int rc;
   core_t *c = core_new(&cfg, 0, &rc);
   assert_non_null(c);
-  core_peer_t w = peer("w");
+  core_peer_t w = fixture_peer("w");
   infs_profile_t said = *own;
   core_worker_info_t info = {.worker_id = "w", .profile = &said,
                              .capacity = 4};
@@ -1115,7 +1109,7 @@ static void test_scheduler_trusts_its_profiles(void **state) {
   assert_int_equal(core_stats(c)->profile_mismatches, 1);
   core_actions_clear(c);
 
-  core_peer_t w2 = peer("w2");
+  core_peer_t w2 = fixture_peer("w2");
   info.worker_id = "w2";
   said = *own;
   core_on_register(c, 0, &w2, &info);

@@ -13,6 +13,7 @@
 #include "infsched/errors.h"
 #include "transfer.h"
 #include "core.h"
+#include "core_fixture.h"
 #include "policy.h"
 #include "profile_fixture.h"
 
@@ -54,13 +55,6 @@ typedef struct fixture {
   core_peer_t client;
   core_peer_t w[N_WORKERS];
 } fixture_t;
-
-static core_peer_t peer(const char *name) {
-  core_peer_t p = {.door = CORE_DOOR_ZMQ};
-  p.len = (uint8_t)strlen(name);
-  memcpy(p.id, name, p.len);
-  return p;
-}
 
 static infs_profile_t profile(const char *name, infs_worker_class_t cls) {
   infs_profile_t p;
@@ -104,9 +98,9 @@ static int setup(void **state) {
   assert_non_null(f.core);
   f.tpu = profile("tpu", INFS_WORKER_TPU);
   f.gpu = profile("gpu", INFS_WORKER_GPU);
-  f.client = peer("client");
+  f.client = fixture_peer("client");
   for (int i = 0; i < N_WORKERS; i++) {
-    f.w[i] = peer(ids[i]);
+    f.w[i] = fixture_peer(ids[i]);
     add_worker(&f, i, 0);
   }
   core_actions_clear(f.core);
@@ -469,7 +463,7 @@ static void test_prefill_only_pool(void **state) {
   int rc;
   core_t *c = core_new(&cfg, 0, &rc);
   infs_profile_t tpu = profile("tpu", INFS_WORKER_TPU);
-  core_peer_t w = peer("p"), client = peer("c");
+  core_peer_t w = fixture_peer("p"), client = fixture_peer("c");
   core_worker_info_t info = {.worker_id = "p", .model = "m",
                              .profile = &tpu, .capacity = 4,
                              .role = INFS_ROLE_PREFILL};

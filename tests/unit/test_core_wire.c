@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include "wire.h"
+#include "core_fixture.h"
 #include "core_wire.h"
 #include "profile_fixture.h"
 
@@ -15,13 +16,6 @@
 #include <string.h>
 
 #define MS INFS_US_PER_MS
-
-static core_peer_t peer(const char *name) {
-  core_peer_t p = {.door = CORE_DOOR_ZMQ};
-  p.len = (uint8_t)strlen(name);
-  memcpy(p.id, name, p.len);
-  return p;
-}
 
 static core_t *new_core(void) {
   core_config_t cfg;
@@ -75,7 +69,7 @@ static void record(void *ctx, const core_action_t *a) {
 static void test_register_and_dispatch(void **state) {
   (void)state;
   core_t *c = new_core();
-  core_peer_t w = peer("w0"), client = peer("c");
+  core_peer_t w = fixture_peer("w0"), client = fixture_peer("c");
   register_worker(c, &w);
   size_t n;
   const core_action_t *a = core_actions(c, &n);
@@ -164,7 +158,7 @@ static void test_register_and_dispatch(void **state) {
 static void test_what_the_shell_answers(void **state) {
   (void)state;
   core_t *c = new_core();
-  core_peer_t client = peer("c"), w = peer("w0");
+  core_peer_t client = fixture_peer("c"), w = fixture_peer("w0");
   char why[96];
   Infsched__Envelope env = INFSCHED__ENVELOPE__INIT;
   Infsched__StatusQuery sq = INFSCHED__STATUS_QUERY__INIT;
@@ -234,7 +228,7 @@ static void test_split_messages(void **state) {
   assert_string_equal(env->done->prefill_worker_class, "tpu");
 
   core_t *c = new_core();
-  core_peer_t w = peer("w0");
+  core_peer_t w = fixture_peer("w0");
   register_worker(c, &w);
   core_actions_clear(c);
   char why[96];
@@ -265,7 +259,7 @@ static void test_split_messages(void **state) {
   r.role = (Infsched__Role)5;
   in.body_case = INFSCHED__ENVELOPE__BODY_REGISTER;
   in.register_ = &r;
-  core_peer_t w1 = peer("w1");
+  core_peer_t w1 = fixture_peer("w1");
   assert_int_equal(core_wire_feed_worker(c, 0, &w1, &in, why, sizeof why),
                    CORE_WIRE_BAD);
   assert_string_equal(why, "register with an unknown role 5");

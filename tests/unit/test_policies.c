@@ -12,6 +12,7 @@
 #include "infsched.pb-c.h"
 #include "infsched/errors.h"
 #include "core.h"
+#include "core_fixture.h"
 #include "prefix.h"
 #include "profile_fixture.h"
 
@@ -105,13 +106,6 @@ typedef struct pool {
   uint64_t next_id;
 } pool_t;
 
-static core_peer_t peer(const char *name) {
-  core_peer_t p = {.door = CORE_DOOR_ZMQ};
-  p.len = (uint8_t)strlen(name);
-  memcpy(p.id, name, p.len);
-  return p;
-}
-
 static void pool_config(pool_t *p, const char *policy) {
   memset(p, 0, sizeof *p);
   core_config_defaults(&p->cfg);
@@ -119,7 +113,7 @@ static void pool_config(pool_t *p, const char *policy) {
   p->cfg.heartbeat_interval = 100 * MS;
   p->cfg.heartbeat_miss = 1000;
   p->cfg.queue_timeout = 60 * INFS_US_PER_S;
-  p->client = peer("client");
+  p->client = fixture_peer("client");
   p->next_id = 1;
 }
 
@@ -139,7 +133,7 @@ static int pool_add_model(pool_t *p, const char *id, infs_profile_t prof,
   int i = p->n++;
   char name[32];
   snprintf(name, sizeof name, "peer-%s", id);
-  p->peer[i] = peer(name);
+  p->peer[i] = fixture_peer(name);
   p->prof[i] = prof;
   core_worker_info_t info = {.worker_id = id,
                              .model = model,
@@ -271,6 +265,14 @@ static void chain(uint64_t seed, uint64_t *out, size_t n) {
     h ^= h >> 29;
     out[i] = h | 1;
   }
+}
+
+/* An agent request whose prompt is the n blocks (of 64 tokens) at blocks. */
+static req_spec_t agent_prompt(const uint64_t *blocks, size_t n) {
+  return (req_spec_t){.cls = INFS_CLASS_AGENT,
+                      .prompt = (uint32_t)n * 64,
+                      .blocks = blocks,
+                      .n_blocks = n};
 }
 
 static uint64_t outcome(const pool_t *p, core_outcome_t o) {
@@ -527,10 +529,7 @@ static void test_cache_hit_until_overloaded(void **unused) {
   uint64_t blocks[12];
   chain(1, blocks, 12);
   beat_cache(&p, 1, 0, blocks, 10);
-  req_spec_t r = {.cls = INFS_CLASS_AGENT,
-                  .prompt = 12 * 64,
-                  .blocks = blocks,
-                  .n_blocks = 12};
+  req_spec_t r = agent_prompt(blocks, 12);
   /* Loads of gpu-0/1/2 before each: 0/0/0 hit, 0/1/0 hit, 0/2/0 hit,
    * 0/3/0 spill (3 > 0 + 2), 1/3/0 spill, 1/3/1 hit (3 = 1 + 2). */
   int expect[] = {1, 1, 1, 0, 2, 1};
@@ -558,8 +557,7 @@ static void test_cache_spill_to_next_best_match(void **unused) {
   chain(2, blocks, 10);
   beat_cache(&p, 0, 0, blocks, 10); /* the whole prompt */
   beat_cache(&p, 1, 0, blocks, 4);  /* its first 4 blocks */
-  req_spec_t r = {
-      .cls = INFS_CLASS_AGENT, .prompt = 640, .blocks = blocks, .n_blocks = 10};
+  req_spec_t r = agent_prompt(blocks, 10);
   assert_int_equal(submit(&p, &r), 0);
   /* gpu-0 has 1 more than gpu-2: too loaded at threshold 0. */
   assert_int_equal(submit(&p, &r), 1);
@@ -579,8 +577,7 @@ static void test_cache_match_threshold(void **unused) {
   assert_float_equal(d.cache_balance_rel, 1.5, 0);
   uint64_t blocks[10];
   chain(3, blocks, 10);
-  req_spec_t r = {
-      .cls = INFS_CLASS_AGENT, .prompt = 640, .blocks = blocks, .n_blocks = 10};
+  req_spec_t r = agent_prompt(blocks, 10);
   static const struct {
     double threshold;
     size_t cached;
@@ -632,10 +629,7 @@ static void test_kv_cost_formula(void **unused) {
   (void)unused;
   uint64_t blocks[20];
   chain(4, blocks, 20);
-  req_spec_t r = {.cls = INFS_CLASS_AGENT,
-                  .prompt = 20 * 64,
-                  .blocks = blocks,
-                  .n_blocks = 20};
+  req_spec_t r = agent_prompt(blocks, 20);
   static const struct {
     double scale;
     uint64_t kv[3], backlog[3];
@@ -670,10 +664,7 @@ static void test_kv_cost_temperature(void **unused) {
   (void)unused;
   uint64_t blocks[20];
   chain(5, blocks, 20);
-  req_spec_t r = {.cls = INFS_CLASS_AGENT,
-                  .prompt = 20 * 64,
-                  .blocks = blocks,
-                  .n_blocks = 20};
+  req_spec_t r = agent_prompt(blocks, 20);
   for (int t = 0; t < 2; t++) {
     pool_t p;
     pool_config(&p, "kv_cost");
@@ -702,10 +693,7 @@ static void test_kv_cost_request_weight(void **unused) {
   (void)unused;
   uint64_t blocks[20];
   chain(6, blocks, 20);
-  req_spec_t r = {.cls = INFS_CLASS_AGENT,
-                  .prompt = 20 * 64,
-                  .blocks = blocks,
-                  .n_blocks = 20};
+  req_spec_t r = agent_prompt(blocks, 20);
   for (int weight = 0; weight < 2; weight++) {
     pool_t p;
     pool_config(&p, "kv_cost");
@@ -737,10 +725,7 @@ static void test_weighted_score_formula(void **unused) {
   (void)unused;
   uint64_t blocks[10];
   chain(7, blocks, 10);
-  req_spec_t r = {.cls = INFS_CLASS_AGENT,
-                  .prompt = 10 * 64,
-                  .blocks = blocks,
-                  .n_blocks = 10};
+  req_spec_t r = agent_prompt(blocks, 10);
   static const struct {
     uint32_t running, queued;
     uint64_t kv;
@@ -814,10 +799,7 @@ static void test_cache_index_follows_heartbeats(void **unused) {
   uint64_t blocks[12], other[6];
   chain(3, blocks, 12);
   chain(9, other, 6);
-  req_spec_t r = {.cls = INFS_CLASS_AGENT,
-                  .prompt = 12 * 64,
-                  .blocks = blocks,
-                  .n_blocks = 12};
+  req_spec_t r = agent_prompt(blocks, 12);
 
   /* Deltas: gpu-1 adds 6 blocks of another prompt, then r's 12, of which
    * only 10 fit. */
@@ -961,8 +943,7 @@ static void test_lost_worker_leaves_the_index(void **unused) {
   uint64_t blocks[4];
   chain(6, blocks, 4);
   beat_cache(&p, 1, 0, blocks, 4);
-  req_spec_t r = {
-      .cls = INFS_CLASS_AGENT, .prompt = 256, .blocks = blocks, .n_blocks = 4};
+  req_spec_t r = agent_prompt(blocks, 4);
   assert_int_equal(submit(&p, &r), 1);
   /* gpu-1 falls silent and is lost; a new worker takes its slot. */
   core_load_t idle = {0};
