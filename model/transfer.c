@@ -184,3 +184,12 @@ double kv_transfer_visible_us(const infs_link_t *l, uint64_t bytes,
   double behind = x - t * (TRANSFER_LAYERS - 1) / TRANSFER_LAYERS;
   return l->latency_us + (behind > share ? behind : share);
 }
+
+infs_time_t kv_transfer_ready(const infs_kv_handle_t *kv, infs_time_t now) {
+  infs_link_t l = {kv->link_gbps, kv->link_latency_us, kv->overlap};
+  if (!(l.gbps > 0))
+    l = (infs_link_t){LINK_DEFAULT_GBPS, LINK_DEFAULT_LATENCY_US,
+                      LINK_DEFAULT_OVERLAP};
+  double us = kv_transfer_visible_us(&l, kv->bytes, (double)kv->prefill_us);
+  return now + (infs_time_t)llround(us < 864e8 ? us : 864e8);
+}

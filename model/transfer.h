@@ -70,4 +70,11 @@ uint64_t kv_transfer_bytes(const infs_profile_t *p, uint32_t tokens);
 double kv_transfer_visible_us(const infs_link_t *l, uint64_t bytes,
                               double prefill_us);
 
+/* When the KV a decode-phase dispatch names is in place on D, for a pull
+ * that starts at now: over the handle's link (the defaults when it names
+ * none), kv_transfer_visible_us after now. Figures from the wire may be
+ * absurd: the wait is capped at a day, which the scheduler's progress
+ * deadline ends first. */
+infs_time_t kv_transfer_ready(const infs_kv_handle_t *kv, infs_time_t now);
+
 #endif

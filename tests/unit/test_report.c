@@ -618,16 +618,22 @@ static void test_phases(void **state) {
                             .e2e = 900 * MS,
                             .cost_usd = 0.25,
                             .worker_id = "gpu-1",
-                            .worker_class = "gpu",
-                            .phases = {.known = true,
-                                       .split = true,
-                                       .queue = 2 * MS,
-                                       .prefill = 250 * MS,
-                                       .transfer = 40 * MS,
-                                       .decode = 560 * MS,
-                                       .prefill_cost_usd = 0.125,
-                                       .prefill_worker_id = "tpu-0",
-                                       .prefill_worker_class = "tpu"}};
+                            .worker_class = "gpu"};
+  Infsched__Done sd = INFSCHED__DONE__INIT;
+  sd.queue_us = 2 * MS;
+  sd.ttft_us = 7 * MS; /* the decode worker's own, not the request's */
+  sd.e2e_us = 500 * MS;
+  sd.prefill_us = 250 * MS;
+  sd.transfer_us = 40 * MS;
+  sd.decode_us = 560 * MS;
+  sd.prefill_cost_usd = 0.125;
+  sd.prefill_worker_id = (char *)"tpu-0";
+  sd.prefill_worker_class = (char *)"tpu";
+  report_phases_from_done(&sd, &split.phases);
+  assert_true(split.phases.split);
+  assert_int_equal(split.phases.prefill, 250 * MS);
+  assert_int_equal(split.phases.decode, 560 * MS);
+  assert_string_equal(split.phases.prefill_worker_id, "tpu-0");
   report_add(r, &split);
   /* Without timings (an old worker's Done), nothing is counted. */
   report_outcome_t unknown = whole;

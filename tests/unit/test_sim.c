@@ -395,6 +395,30 @@ static void test_pool_mixes(void **state) {
   pool_describe(&p, desc, sizeof desc);
   assert_string_equal(desc, "fast=2"); /* unchanged by the failures */
 
+  /* A role per kind: workers of one entry in two roles are apart. */
+  assert_int_equal(pool_apply_mix(&p, &f.spec, f.set,
+                                  "tpu:prefill=2,gpu:decode=1,big=1", 0, err,
+                                  sizeof err),
+                   0);
+  pool_describe(&p, desc, sizeof desc);
+  assert_string_equal(desc, "tpu:prefill=2,big:decode=1,big=1");
+  ws = pool_expand(&p, &n);
+  assert_int_equal(n, 4);
+  assert_string_equal(ws[1].id, "tpu-prefill-1");
+  assert_int_equal(ws[1].role, INFS_ROLE_PREFILL);
+  assert_string_equal(ws[2].id, "big-decode-0");
+  assert_int_equal(ws[2].role, INFS_ROLE_DECODE);
+  assert_string_equal(ws[3].id, "big-0");
+  assert_int_equal(ws[3].role, INFS_ROLE_BOTH);
+  free(ws);
+  static const char *const bad_roles[] = {"gpu:fast=1", "gpu:=1",
+                                          "gpu:decode=1,big:decode=2"};
+  for (size_t i = 0; i < sizeof bad_roles / sizeof *bad_roles; i++)
+    assert_int_not_equal(pool_apply_mix(&p, &f.spec, f.set, bad_roles[i], 0,
+                                        err, sizeof err),
+                         0);
+  assert_non_null(strstr(err, "names the workers 'big-decode' again"));
+
   /* A grid: big 0..2 (N is 0:N), tpu 1..2: 3 x 2 mixes. */
   assert_int_equal(
       pool_apply_mix(&p, &f.spec, f.set, "gpu=2,tpu=1:2", 1, err, sizeof err),

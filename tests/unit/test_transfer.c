@@ -169,6 +169,23 @@ static void test_visible_time(void **state) {
   assert_true(isinf(kv_transfer_visible_us(&dead, 1, 0)));
 }
 
+/* A decode dispatch's KV is in place after the visible transfer over its
+ * handle's link; a handle naming no link gets the defaults; an absurd one
+ * a day. */
+static void test_ready(void **state) {
+  (void)state;
+  infs_kv_handle_t kv = {.bytes = 1000000000ull,
+                         .link_gbps = 12.5,
+                         .link_latency_us = 5};
+  assert_int_equal(kv_transfer_ready(&kv, 1000), 1000 + 5 + 80000);
+  kv.link_gbps = 0;
+  assert_int_equal(kv_transfer_ready(&kv, 1000),
+                   1000 + LINK_DEFAULT_LATENCY_US +
+                       1e9 / (LINK_DEFAULT_GBPS * 1e3));
+  kv.link_gbps = 1e-9;
+  assert_int_equal(kv_transfer_ready(&kv, 0), 86400ull * INFS_US_PER_S);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_parse_and_find),
@@ -176,6 +193,7 @@ int main(void) {
       cmocka_unit_test(test_bad_specs),
       cmocka_unit_test(test_bytes),
       cmocka_unit_test(test_visible_time),
+      cmocka_unit_test(test_ready),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

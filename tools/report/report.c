@@ -409,6 +409,16 @@ static void phases_add(report_t *r, const report_outcome_t *o) {
 
 void report_phases_from_done(const Infsched__Done *d, report_phases_t *out) {
   *out = (report_phases_t){.known = true, .queue = d->queue_us};
+  if (d->prefill_worker_id && *d->prefill_worker_id) {
+    out->split = true;
+    out->prefill = d->prefill_us;
+    out->transfer = d->transfer_us;
+    out->decode = d->decode_us;
+    out->prefill_cost_usd = d->prefill_cost_usd;
+    out->prefill_worker_id = d->prefill_worker_id;
+    out->prefill_worker_class = d->prefill_worker_class;
+    return;
+  }
   out->prefill = d->ttft_us > d->queue_us ? d->ttft_us - d->queue_us : 0;
   out->decode = d->e2e_us > d->ttft_us ? d->e2e_us - d->ttft_us : 0;
 }

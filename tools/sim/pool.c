@@ -19,6 +19,7 @@ static void entry_set(pool_entry_t *e, const char *name,
                       uint32_t count) {
   memset(e, 0, sizeof *e);
   snprintf(e->name, sizeof e->name, "%s", name);
+  snprintf(e->key, sizeof e->key, "%s", name);
   snprintf(e->model, sizeof e->model, "%s",
            w && w->model[0] ? w->model : POOL_DEFAULT_MODEL);
   setting_value_t v;
@@ -147,13 +148,25 @@ int pool_apply_mix(pool_t *p, const cluster_spec_t *spec,
     char *eq = strchr(item, '=');
     if (!eq || eq == item) {
       snprintf(err, errlen,
-               "'%s': expected KEY=N (KEY: a class such as "
+               "'%s': expected KEY[:ROLE]=N (KEY: a class such as "
                "gpu, or a profile name)",
                item);
       rc = INFS_ECONFIG;
       goto out;
     }
     *eq = '\0';
+    char *colon = strchr(item, ':');
+    infs_role_t role = INFS_ROLE_BOTH;
+    if (colon) {
+      *colon = '\0';
+      if (infs_role_parse(colon + 1, &role)) {
+        snprintf(err, errlen,
+                 "'%s:%s': unknown role '%s' (prefill, decode or both)", item,
+                 colon + 1, colon + 1);
+        rc = INFS_ECONFIG;
+        goto out;
+      }
+    }
     pool_entry_t e;
     if (resolve(spec, set, item, &e)) {
       snprintf(err, errlen,
@@ -162,6 +175,15 @@ int pool_apply_mix(pool_t *p, const cluster_spec_t *spec,
                item, spec->path);
       rc = INFS_ECONFIG;
       goto out;
+    }
+    if (colon) {
+      /* Workers of one kind in two roles need names of their own. */
+      size_t len = strlen(e.name);
+      snprintf(e.name + len, sizeof e.name - len, "-%s",
+               infs_role_name(role));
+      e.role = role;
+      e.role_named = true;
+      *colon = ':';
     }
     if (strlen(e.name) > NAME_BASE_MAX) {
       snprintf(err, errlen, "'%s': worker names are at most %d bytes", item,
@@ -217,6 +239,7 @@ sim_worker_spec_t *pool_expand(const pool_t *p, size_t *n) {
       snprintf(v[k].model, sizeof v[k].model, "%s", e->model);
       v[k].capacity = e->capacity;
       v[k].profile = e->profile;
+      v[k].role = e->role;
     }
   }
   *n = total;
@@ -227,8 +250,10 @@ void pool_describe(const pool_t *p, char *buf, size_t len) {
   size_t used = 0;
   buf[0] = '\0';
   for (size_t i = 0; i < p->n && used < len; i++) {
-    int w = snprintf(buf + used, len - used, "%s%s=%u", i ? "," : "",
-                     p->v[i].name, p->v[i].count);
+    const pool_entry_t *e = &p->v[i];
+    int w = snprintf(buf + used, len - used, "%s%s%s%s=%u", i ? "," : "",
+                     e->key, e->role_named ? ":" : "",
+                     e->role_named ? infs_role_name(e->role) : "", e->count);
     if (w < 0)
       break;
     used += (size_t)w;

@@ -21,6 +21,7 @@ typedef struct sim_worker_spec {
   infs_profile_t profile;
   uint32_t capacity; /* requests accepted at once; 0: 2 x max_batch, as the
                         worker daemon's default */
+  infs_role_t role;
 } sim_worker_spec_t;
 
 typedef struct sim_config {

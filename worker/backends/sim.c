@@ -15,7 +15,6 @@
 #include "honour.h"
 #include "transfer.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -199,18 +198,8 @@ static int sim_submit(void *state, const infs_backend_request_t *r) {
       .tpot_target_ms = r->tpot_ms,
       .phase = r->phase,
   };
-  if (r->phase == INFS_PHASE_DECODE) {
-    infs_link_t l = {r->kv->link_gbps, r->kv->link_latency_us,
-                     r->kv->overlap};
-    if (!(l.gbps > 0)) /* a handle that names no link: the default one */
-      l = (infs_link_t){LINK_DEFAULT_GBPS, LINK_DEFAULT_LATENCY_US,
-                        LINK_DEFAULT_OVERLAP};
-    double us =
-        kv_transfer_visible_us(&l, r->kv->bytes, (double)r->kv->prefill_us);
-    /* Figures from the wire may be absurd: a transfer of more than a day
-     * is still a finite wait, which the scheduler's deadline ends. */
-    er.kv_ready = now + (infs_time_t)llround(us < 864e8 ? us : 864e8);
-  }
+  if (r->phase == INFS_PHASE_DECODE)
+    er.kv_ready = kv_transfer_ready(r->kv, now);
   int rc = engine_submit(s->engine, now, &er);
   deliver(s);
   arm(s, now);
