@@ -6,6 +6,7 @@
 #include "log.h"
 #include "policy.h"
 #include "spec.h"
+#include "transfer.h"
 
 #include <errno.h>
 #include <math.h>
@@ -116,6 +117,21 @@ static int check_log_level(const char *t, char *err, size_t errlen) {
     return 0;
   snprintf(err, errlen, "unknown level '%s' (debug, info, warn or error)", t);
   return INFS_ECONFIG;
+}
+
+static int check_role(const char *t, char *err, size_t errlen) {
+  infs_role_t r;
+  if (infs_role_parse(t, &r) == 0)
+    return 0;
+  snprintf(err, errlen, "unknown role '%s' (both, prefill or decode)", t);
+  return INFS_ECONFIG;
+}
+
+static int check_links(const char *t, char *err, size_t errlen) {
+  link_table_t *l = NULL;
+  int rc = link_table_parse(t, &l, err, errlen);
+  link_table_free(&l);
+  return rc ? INFS_ECONFIG : 0;
 }
 
 /* The keys file loads: checked where the scheduler would load it. */
@@ -269,6 +285,17 @@ static const setting_t table[SET_COUNT] = {
      "largest accepted message, in bytes", NULL, NULL},
     {SET_LOG_LEVEL, "log_level", "log-level", S | W, 0, SETTING_TEXT, 1, 16,
      "info", "LEVEL", "debug, info, warn or error", check_log_level, NULL},
+    {SET_ROLE, "role", "role", W, W, SETTING_TEXT, 1, 16, "both", "ROLE",
+     "what the worker runs of split requests (docs/disaggregation.md): "
+     "both (whole requests and either half), prefill (only prefills) or "
+     "decode (decodes and whole requests, never a prefill for another)",
+     check_role, NULL},
+    {SET_LINKS, "links", "links", S, 0, SETTING_TEXT, TEXT_LEN, NULL, "SPEC",
+     "links that move a split request's KV, "
+     "FROM>TO=GBPS[:LATENCY_US[:overlap]],... each side a worker id, profile, "
+     "class or *; the most specific rule wins (default: every link 50 GB/s, "
+     "20 us, no overlap)",
+     check_links, NULL},
 };
 
 #undef S

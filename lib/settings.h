@@ -49,6 +49,8 @@ typedef enum setting_id {
   SET_API_KEYS,
   SET_MAX_MSG_BYTES,
   SET_LOG_LEVEL,
+  SET_ROLE,
+  SET_LINKS,
   SET_COUNT
 } setting_id_t;
 

@@ -38,6 +38,7 @@ typedef struct options {
   log_level_t *level;
   const char *profiles_path;
   const char *api_keys_path; /* NULL: no keys */
+  const char *links;         /* NULL: the default link everywhere */
 } options_t;
 
 static void apply(void *ctx, const setting_t *s, const setting_value_t *v) {
@@ -54,6 +55,9 @@ static void apply(void *ctx, const setting_t *s, const setting_value_t *v) {
     break;
   case SET_API_KEYS:
     o->api_keys_path = v->s;
+    break;
+  case SET_LINKS:
+    o->links = v->s;
     break;
   case SET_WORKERS:
     cfg->workers_addr = v->s;
@@ -120,7 +124,7 @@ static void on_signal(uv_signal_t *h, int signum) {
 int main(int argc, char **argv) {
   shell_config_t cfg = {0};
   log_level_t level = LOG_LEVEL_INFO;
-  options_t o = {&cfg, &level, NULL, NULL};
+  options_t o = {&cfg, &level, NULL, NULL, NULL};
   cli_init("infsched-scheduler");
   core_config_defaults(&cfg.core);
   if (settings_parse_args(argc, argv, SETTING_SCHEDULER, usage, apply, &o))
@@ -144,6 +148,11 @@ int main(int argc, char **argv) {
     return CLI_EXIT_USAGE;
   }
   cfg.http.keys = keys;
+  /* --links was checked as a flag: this parse does not fail. */
+  link_table_t *links = NULL;
+  if (o.links)
+    (void)link_table_parse(o.links, &links, err, sizeof err);
+  cfg.core.links = links;
   /* Decisions explain themselves only where someone reads them. */
   cfg.core.explain = level == LOG_LEVEL_DEBUG;
 
@@ -156,6 +165,7 @@ int main(int argc, char **argv) {
     uv_loop_close(&app.loop);
     profile_set_destroy(&profiles);
     apikeys_destroy(&keys);
+    link_table_free(&links);
     return cli_start_status(rc);
   }
   uv_signal_init(&app.loop, &app.sigint);
@@ -178,6 +188,7 @@ int main(int argc, char **argv) {
   shell_destroy(&app.shell);
   profile_set_destroy(&profiles);
   apikeys_destroy(&keys);
+  link_table_free(&links);
   rc = uv_loop_close(&app.loop);
   if (rc) {
     log_error("loop closed with open handles: %s", uv_strerror(rc));

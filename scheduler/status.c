@@ -26,6 +26,7 @@ static const struct {
     {"rejected.no_worker", offsetof(core_stats_t, rejected_no_worker)},
     {"rejected.context", offsetof(core_stats_t, rejected_context)},
     {"rejected.queue_timeout", offsetof(core_stats_t, rejected_queue_timeout)},
+    {"rejected.unavailable", offsetof(core_stats_t, rejected_unavailable)},
     {"prefix.blocks_routed", offsetof(core_stats_t, blocks_routed)},
     {"prefix.cached_blocks_routed",
      offsetof(core_stats_t, cached_blocks_routed)},
@@ -33,6 +34,10 @@ static const struct {
     {"session.kept", offsetof(core_stats_t, session_kept)},
     {"session.moved", offsetof(core_stats_t, session_moved)},
     {"placement_attempts", offsetof(core_stats_t, placement_attempts)},
+    {"split", offsetof(core_stats_t, split)},
+    {"split.prefilled", offsetof(core_stats_t, prefilled)},
+    {"split.decoded", offsetof(core_stats_t, split_decoded)},
+    {"split.kv_fallbacks", offsetof(core_stats_t, kv_fallbacks)},
 };
 #define N_COUNTERS (sizeof counters / sizeof *counters + CORE_OUTCOME_COUNT)
 
@@ -75,6 +80,7 @@ Infsched__Envelope *status_build(const core_t *core, infs_time_t uptime,
     w->requests = v.requests;
     w->price_per_hour = v.profile->price_per_hour;
     w->cached_blocks = v.cached_blocks;
+    w->role = (Infsched__Role)v.role;
     hb->worker_id = (char *)v.worker_id;
     hb->queued = v.load->queued;
     hb->running = v.load->running;

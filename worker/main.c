@@ -81,6 +81,9 @@ static void apply(void *ctx, const setting_t *s, const setting_value_t *v) {
   case SET_LOG_LEVEL:
     log_level_parse(v->s, &o->level);
     break;
+  case SET_ROLE:
+    (void)infs_role_parse(v->s, &o->cfg.role); /* checked by its setting */
+    break;
   default:
     break;
   }
@@ -162,9 +165,11 @@ int main(int argc, char **argv) {
   app.sigint.data = app.sigterm.data = &app;
   uv_signal_start(&app.sigint, on_signal, SIGINT);
   uv_signal_start(&app.sigterm, on_signal, SIGTERM);
-  log_info("worker %s: profile %s (%s) from %s, backend %s, scheduler %s",
+  log_info("worker %s: profile %s (%s) from %s, backend %s, role %s, "
+           "scheduler %s",
            o.cfg.worker_id, profile->name, infs_worker_class_name(profile->cls),
-           o.profiles_path, o.cfg.backend->name, o.cfg.scheduler_addr);
+           o.profiles_path, o.cfg.backend->name, infs_role_name(o.cfg.role),
+           o.cfg.scheduler_addr);
 
   uv_run(&app.loop, UV_RUN_DEFAULT);
   close_signals(&app);

@@ -113,16 +113,13 @@ static void on_failed(void *ctx, uint64_t id, int code, const char *msg) {
   leave_when_drained(w);
 }
 
-/* Until the worker relays a prefill's handle, a prefilled request fails, so
- * that the scheduler runs it whole elsewhere. */
 static void on_prefilled(void *ctx, uint64_t id, const infs_backend_usage_t *u,
                          const char *params_json, size_t len) {
-  (void)u;
-  (void)params_json;
-  (void)len;
   worker_t *w = ctx;
-  w->cfg.backend->cancel(w->backend, id);
-  on_failed(ctx, id, INFS_WIRE_BACKEND, "this worker does not relay prefills");
+  if (wcore_on_prefilled(w->core, clock_us(), id, u, params_json, len))
+    w->cfg.backend->cancel(w->backend, id);
+  flush(w);
+  leave_when_drained(w);
 }
 
 /* --- receiving --- */
@@ -241,6 +238,14 @@ static void on_timer(uv_timer_t *t) {
   w->cfg.backend->load(w->backend, &load);
   wcore_on_timer(w->core, now, &load);
   flush(w);
+  /* KV no decode worker came for: the scheduler never released it. */
+  const uint64_t *ids;
+  size_t n = wcore_expired(w->core, now, &ids);
+  for (size_t i = 0; i < n; i++)
+    w->cfg.backend->cancel(w->backend, ids[i]);
+  if (n)
+    log_warn("released the KV of %zu prefills after %llu s unclaimed", n,
+             (unsigned long long)(WCORE_KV_HOLD_US / INFS_US_PER_S));
   if (!drained(w, now))
     arm_timer(w, now);
 }
@@ -287,6 +292,7 @@ int worker_start(uv_loop_t *loop, const worker_config_t *cfg, worker_t **out,
       .backend = cfg->backend_name,
       .profile = &w->profile,
       .capacity = cfg->capacity,
+      .role = cfg->role,
       .heartbeat_interval = cfg->heartbeat_ms * INFS_US_PER_MS,
       .kwh_usd = cfg->kwh_usd,
   };

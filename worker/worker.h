@@ -16,6 +16,7 @@ typedef struct worker_config {
   const char *backend_args;
   const infs_profile_t *profile;
   uint32_t capacity;                 /* requests accepted at once */
+  infs_role_t role;
   uint32_t heartbeat_ms;             /* until the scheduler says otherwise */
   double kwh_usd;
   int64_t max_msg_bytes;

@@ -34,7 +34,9 @@
      "waited too long for capacity")                                         \
   XX(CONTEXT, 103, ERROR_REJECTED_CONTEXT,                                   \
      "prompt and output exceed the maximum context")                         \
-  XX(SHUTDOWN, 104, ERROR_REJECTED_SHUTDOWN, "the scheduler is stopping")
+  XX(SHUTDOWN, 104, ERROR_REJECTED_SHUTDOWN, "the scheduler is stopping")    \
+  XX(UNAVAILABLE, 105, ERROR_REJECTED_UNAVAILABLE,                           \
+     "every worker that serves this request is unhealthy or draining")
 
 /* Codes that never travel: an Error carries ERROR_INTERNAL for them. */
 #define INFS_LOCAL_ERRNO_MAP(XX)                                             \

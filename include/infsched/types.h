@@ -111,6 +111,7 @@ typedef struct infs_backend_usage {
   uint32_t generated_tokens;
   infs_time_t queue_us;     /* waiting before its prefill started */
   infs_time_t ttft_us;      /* submit to first token */
+  infs_time_t transfer_us;  /* DECODE phase: pulling the prefilled KV */
   double busy_s;            /* its share of accelerator busy time */
   double usd;               /* billed cost, for per-token priced upstreams */
 } infs_backend_usage_t;

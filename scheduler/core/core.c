@@ -58,6 +58,13 @@ struct core {
   infs_time_t retry_credit;
   infs_time_t retry_credit_at;
   bool place_found_no_room;     /* why the last place() failed */
+  /* Since when every registered worker serving a model has been unhealthy
+   * or draining, by interned model id (0 while one serves, or none is
+   * registered); for a model no worker names, served by workers of any
+   * model, apart. */
+  infs_time_t *stranded_since;
+  size_t stranded_cap;
+  infs_time_t stranded_unnamed;
   predictor_decay_t beat_decay; /* prefill rates' decay between heartbeats */
 };
 
@@ -106,6 +113,7 @@ void core_destroy(core_t **pc) {
   free(c->decisions);
   free(c->adopted_from);
   free(c->adopted_as);
+  free(c->stranded_since);
   free(c);
   *pc = NULL;
 }
@@ -261,6 +269,8 @@ static void fail(core_t *c, req_t *r, int code, const char *why) {
     c->stats.rejected_queue_full++;
   else if (code == INFS_WIRE_QUEUETIMEOUT)
     c->stats.rejected_queue_timeout++;
+  else if (code == INFS_WIRE_UNAVAILABLE)
+    c->stats.rejected_unavailable++;
   finish(c, r);
 }
 
@@ -1517,6 +1527,90 @@ static void take_back(core_t *c, core_worker_t *w, req_t *r, infs_time_t now) {
   fail(c, r, INFS_WIRE_WORKERLOST, why);
 }
 
+/* --- workers that do not serve --- */
+
+/* The workers that could ever run a request of model m (prefill-only ones
+ * never finish one), and of them those not serving now. */
+typedef struct serving {
+  uint32_t workers;
+  uint32_t unhealthy;
+  uint32_t draining; /* and healthy */
+} serving_t;
+
+static serving_t serving_of(const core_t *c, uint16_t m) {
+  serving_t s = {0, 0, 0};
+  for (size_t i = 0; i < c->reg.len; i++) {
+    const core_worker_t *w = c->reg.workers[i];
+    if (!c->reg.hot[i].capacity || !hot_serves(&c->reg.hot[i], m, 0) ||
+        w->role == INFS_ROLE_PREFILL)
+      continue;
+    s.workers++;
+    if (w->load.unhealthy)
+      s.unhealthy++;
+    else if (w->load.draining)
+      s.draining++;
+  }
+  return s;
+}
+
+static bool stranded(const serving_t *s) {
+  return s->workers && s->unhealthy + s->draining == s->workers;
+}
+
+static infs_time_t *stranded_slot(core_t *c, uint16_t m) {
+  return m == REGISTRY_NO_MODEL ? &c->stranded_unnamed
+                                : &c->stranded_since[m];
+}
+
+/* Notes since when each model has had no serving worker, and rejects the
+ * queued requests of those that have had none for the grace, counted from
+ * the request's arrival when it came later: a worker that recovers (its
+ * upstream back, a replacement registered) within the grace takes them. A
+ * breaker's back-off is not counted: it ends on its own. */
+static void reject_stranded(core_t *c, infs_time_t now) {
+  infs_time_t grace = c->cfg.heartbeat_interval * c->cfg.heartbeat_miss;
+  bool any = false;
+  if (c->stranded_cap < c->reg.n_models) {
+    c->stranded_since = xreallocarray(c->stranded_since, c->reg.n_models,
+                                      sizeof *c->stranded_since);
+    memset(c->stranded_since + c->stranded_cap, 0,
+           (c->reg.n_models - c->stranded_cap) * sizeof *c->stranded_since);
+    c->stranded_cap = c->reg.n_models;
+  }
+  for (size_t m = 0; m <= c->reg.n_models; m++) {
+    uint16_t id = m < c->reg.n_models ? (uint16_t)m : REGISTRY_NO_MODEL;
+    infs_time_t *since = stranded_slot(c, id);
+    serving_t s = serving_of(c, id);
+    if (!stranded(&s)) {
+      *since = 0;
+      continue;
+    }
+    if (!*since)
+      *since = now;
+    any = true;
+  }
+  if (!any)
+    return;
+  char why[CORE_MESSAGE_MAX];
+  for (int cls = 0; cls < INFS_CLASS_COUNT; cls++) {
+    for (list_node_t *n = c->queue[cls].next; n != &c->queue[cls];) {
+      req_t *r = list_entry(n, req_t, link);
+      n = n->next;
+      uint16_t id = registry_model_id(&c->reg, r->spec.model);
+      infs_time_t since = *stranded_slot(c, id);
+      if (!since || now - (r->arrived > since ? r->arrived : since) < grace)
+        continue;
+      serving_t s = serving_of(c, id);
+      snprintf(why, sizeof why,
+               "no worker serving model '%s' can take it: %u unhealthy, %u "
+               "draining, none serving for %llu ms",
+               r->spec.model, s.unhealthy, s.draining,
+               (unsigned long long)((now - since) / INFS_US_PER_MS));
+      fail(c, r, INFS_WIRE_UNAVAILABLE, why);
+    }
+  }
+}
+
 void core_on_tick(core_t *c, infs_time_t now) {
   if (now >= c->next_check) {
     infs_time_t silence = c->cfg.heartbeat_interval * c->cfg.heartbeat_miss;
@@ -1549,6 +1643,7 @@ void core_on_tick(core_t *c, infs_time_t now) {
       if (now > r->claim_deadline)
         abandon(c, r);
     }
+    reject_stranded(c, now);
     c->next_check = now + c->cfg.heartbeat_interval / 2;
   }
   char why[CORE_MESSAGE_MAX];

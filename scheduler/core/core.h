@@ -311,6 +311,7 @@ typedef struct core_stats {
   uint64_t rejected_no_worker; /* no worker serves the model */
   uint64_t rejected_context;   /* longer than every worker's context */
   uint64_t rejected_queue_timeout;
+  uint64_t rejected_unavailable; /* its workers unhealthy or draining */
   uint64_t blocks_routed;        /* prompt blocks of dispatched requests */
   uint64_t cached_blocks_routed; /* of which predicted cached there */
   uint64_t session_kept;         /* went to the worker holding the session */
@@ -346,7 +347,12 @@ void core_destroy(core_t **core);
  * worker with room and its class's queue is full. Otherwise it is placed,
  * or waits in its class's queue until a worker has room or queue_timeout
  * passes. With no worker registered at all, it waits too: workers that are
- * starting (or rejoining a restarted scheduler) take it when they come. */
+ * starting (or rejoining a restarted scheduler) take it when they come.
+ * When workers that serve it are registered but every one is unhealthy or
+ * draining, it waits no longer than the grace, heartbeat_interval times
+ * heartbeat_miss, from its arrival or from when the last of them stopped
+ * serving, whichever is later (a worker may recover within it); then it
+ * is rejected with ERROR_REJECTED_UNAVAILABLE. */
 void core_on_submit(core_t *c, infs_time_t now, const core_peer_t *client,
                     const core_request_t *req);
 void core_on_cancel(core_t *c, infs_time_t now, const core_peer_t *client,

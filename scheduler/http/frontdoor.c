@@ -162,6 +162,8 @@ static error_map_t map_error(int code) {
   case INFSCHED__ERROR_CODE__ERROR_REJECTED_CONTEXT:
     return (error_map_t){400, "invalid_request_error",
                          "context_length_exceeded"};
+  case INFSCHED__ERROR_CODE__ERROR_REJECTED_UNAVAILABLE:
+    return (error_map_t){503, "server_error", "no_healthy_worker"};
   case INFSCHED__ERROR_CODE__ERROR_REJECTED_SHUTDOWN:
   case INFSCHED__ERROR_CODE__ERROR_CANCELLED:
     return (error_map_t){503, "server_error", "unavailable"};

@@ -440,6 +440,18 @@ static void render_core(const core_t *core, buf_t *o) {
       {"infsched_scheduler_placement_attempts_total",
        "Requests put to the routing policy, placed or not.",
        offsetof(core_stats_t, placement_attempts)},
+      {"infsched_scheduler_split_total",
+       "Requests sent to a prefill worker, to be decoded on another.",
+       offsetof(core_stats_t, split)},
+      {"infsched_scheduler_prefilled_total",
+       "Prefills handed off to their decode worker.",
+       offsetof(core_stats_t, prefilled)},
+      {"infsched_scheduler_split_decoded_total",
+       "Split requests whose decode worker streamed from the moved KV.",
+       offsetof(core_stats_t, split_decoded)},
+      {"infsched_scheduler_kv_fallbacks_total",
+       "Split requests run whole after their KV could not be pulled.",
+       offsetof(core_stats_t, kv_fallbacks)},
   };
   for (size_t i = 0; i < sizeof counters / sizeof counters[0]; i++) {
     family(o, counters[i].name, "counter", counters[i].help);
@@ -610,6 +622,17 @@ static void render_workers(const core_t *core, infs_time_t now, buf_t *o) {
       if (f == W_COST)
         pool_cost += v.load->cost_usd;
     }
+  }
+  /* An info series, so that the role joins any worker series by its
+   * worker label without changing theirs. */
+  family(o, "infsched_worker_role", "gauge",
+         "1 for each live worker, labelled with what it runs of split "
+         "requests: both, prefill or decode.");
+  core_worker_view_t v;
+  for (size_t i = 0; core_worker_next(core, &i, &v) == 0;) {
+    buf_puts(o, "infsched_worker_role{");
+    put_label(o, "worker", v.worker_id);
+    buf_printf(o, ",role=\"%s\"} 1\n", infs_role_name(v.role));
   }
   family(o, "infsched_pool_cost_usd", "gauge",
          "Cost of the live workers since they started.");

@@ -73,6 +73,7 @@ static const flag_case_t k_scheduler[] = {
     {"--profiles", "/nonexistent/profiles.yaml"},
     {"--max-msg-bytes", "1"},
     {"--log-level", "loud"},
+    {"--links", "tpu>gpu=fast"},
     {NULL, NULL},
 };
 
@@ -89,6 +90,7 @@ static const flag_case_t k_worker[] = {
     {"--kwh-price", "x"},
     {"--max-msg-bytes", "1"},
     {"--log-level", "loud"},
+    {"--role", "all"},
     {NULL, NULL},
 };
 

@@ -852,6 +852,39 @@ static void test_no_worker_both_doors_time_out(void **state) {
   zclient_destroy(&c);
 }
 
+/* With the only worker of the model registered but unhealthy (its
+ * upstream is down), requests do not wait out the queue timeout: after
+ * the grace (heartbeat interval x heartbeat misses) both doors reject
+ * them, ERROR_REJECTED_UNAVAILABLE, which HTTP says as 503 with
+ * Retry-After. */
+static void test_no_serving_worker_both_doors_rejected(void **state) {
+  fixture_t *f = *state;
+  start_scheduler(f, NULL); /* queue timeout 30 s */
+  char spec[128];
+  snprintf(spec, sizeof spec, "openai:http://127.0.0.1:%d/v1,health_ms=100",
+           harness_free_port());
+  hc_worker_start(&f->s, f->dir, "oa-0", "gpu-h100", spec, NULL);
+  hc_wait_registered(&f->s, 1);
+  assert_true(hc_wait_metric(f->dir, f->s.base,
+                             "infsched_worker_healthy{worker=\"oa-0\","
+                             "class=\"gpu\",profile=\"gpu-h100\",model=\""
+                             MODEL "\"}",
+                             0) == 0);
+  zclient_t *c = zmq_submit(f, 1);
+  hc_response_t r;
+  hc_post(f->dir, f->url_cmpl,
+          "{\"model\":\"" MODEL "\",\"prompt\":\"hi\",\"max_tokens\":2}",
+          NULL, &r);
+  assert_error(&r, 503, "server_error", "no_healthy_worker");
+  assert_non_null(strstr(r.body, "1 unhealthy, 0 draining"));
+  char buf[64];
+  assert_string_equal(hc_header(&r, "retry-after", buf, sizeof buf), "1");
+  hc_response_free(&r);
+  assert_int_equal(zmq_outcome(c),
+                   INFSCHED__ERROR_CODE__ERROR_REJECTED_UNAVAILABLE);
+  zclient_destroy(&c);
+}
+
 int main(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN);
   /* ctest runs the promtool check apart (tests/CMakeLists.txt). */
@@ -869,6 +902,8 @@ int main(int argc, char **argv) {
       cmocka_unit_test_setup_teardown(test_error_statuses, setup, hc_teardown),
       cmocka_unit_test_setup_teardown(test_no_worker_both_doors_wait, setup,
                                       hc_teardown),
+      cmocka_unit_test_setup_teardown(
+          test_no_serving_worker_both_doors_rejected, setup, hc_teardown),
       cmocka_unit_test_setup_teardown(test_no_worker_both_doors_time_out,
                                       setup, hc_teardown),
       cmocka_unit_test_setup_teardown(

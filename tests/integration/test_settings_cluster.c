@@ -132,6 +132,13 @@ static int text_values(const setting_t *s, const char *dir, values_t *good,
     add(bad, "%s/missing-keys.yaml", dir);
     return 0;
   }
+  case SET_ROLE:
+    add(good, "both");
+    add(good, "prefill");
+    add(good, "decode");
+    add(bad, "Prefill");
+    add(bad, "all");
+    return 0;
   case SET_MODEL:
     add(good, "m");
     add(good, "%0*d", INFS_NAME_MAX - 1, 0);

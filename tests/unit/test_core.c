@@ -387,6 +387,95 @@ static void test_queue_timeout(void **state) {
                    INFSCHED__ERROR_CODE__ERROR_REJECTED_QUEUE_TIMEOUT);
 }
 
+/* Registered workers that serve a model but none serving it (unhealthy or
+ * draining): its queued requests are rejected with
+ * ERROR_REJECTED_UNAVAILABLE once none has served for the grace
+ * (heartbeat_interval x heartbeat_miss = 300 ms here), counted from the
+ * request's arrival when it came later; a worker that recovers within it
+ * takes them, and a model still served is not touched. The table is the
+ * pretended time of each step. */
+static void test_stranded_requests_rejected_after_grace(void **state) {
+  fixture_t *f = *state;
+  core_worker_info_t other = {.worker_id = "other-0",
+                              .model = "other",
+                              .backend = "sim",
+                              .profile = &f->gpu,
+                              .capacity = 4};
+  core_on_register(f->core, 0, &f->w[3], &other);
+  const core_load_t sick = {.unhealthy = true}, leaving = {.draining = true},
+                    well = {0};
+  /* What each worker's heartbeats say; w3 serves another model. */
+  const core_load_t *says[4] = {&sick, &leaving, &sick, &well};
+  enum { W0_WELL, W0_SICK, SUBMIT, TICK };
+  static const struct {
+    infs_time_t now;
+    int step;
+    uint64_t request; /* SUBMIT: its id; else the one answered, or 0 */
+    const char *model;
+    core_action_kind_t kind; /* what it gets now: ERROR (rejected) or
+                                DISPATCH, or 0 for nothing */
+  } table[] = {
+      {0, TICK, 0, NULL, 0},  /* the first heartbeats */
+      {0, SUBMIT, 9, "other", CORE_ACT_DISPATCH}, /* other is served */
+      {0, SUBMIT, 1, "m", 0}, /* queued: nobody serves m */
+      {100, TICK, 0, NULL, 0},                    /* none serving m since */
+      {300, TICK, 0, NULL, 0},                    /* for 200 ms */
+      {350, SUBMIT, 2, "m", 0},                   /* 2 arrives into it */
+      {400, TICK, 1, NULL, CORE_ACT_ERROR},       /* 1: 300 ms since 100 */
+      {600, TICK, 0, NULL, 0},                    /* 2: 250 ms since 350 */
+      {620, W0_WELL, 2, NULL, CORE_ACT_DISPATCH}, /* recovered: 2 runs */
+      {650, TICK, 0, NULL, 0},
+      {700, W0_SICK, 0, NULL, 0},
+      {700, SUBMIT, 3, "m", 0},
+      {750, TICK, 0, NULL, 0}, /* none serving since 750 */
+      {1000, TICK, 0, NULL, 0},
+      {1050, TICK, 3, NULL, CORE_ACT_ERROR},
+  };
+  for (size_t i = 0; i < sizeof table / sizeof *table; i++) {
+    infs_time_t now = table[i].now * MS;
+    core_actions_clear(f->core);
+    switch (table[i].step) {
+    case W0_WELL:
+    case W0_SICK:
+      says[0] = table[i].step == W0_WELL ? &well : &sick;
+      core_on_heartbeat(f->core, now, &f->w[0], says[0]);
+      break;
+    case SUBMIT:
+      submit(f, now, table[i].request, 100, table[i].model);
+      break;
+    default:
+      /* Heartbeats on time: every worker stays registered. */
+      for (int w = 0; w < 4; w++)
+        core_on_heartbeat(f->core, now, &f->w[w], says[w]);
+      core_actions_clear(f->core);
+      core_on_tick(f->core, now);
+    }
+    const core_action_t *e = find(f->core, CORE_ACT_ERROR, 0);
+    const core_action_t *d = find(f->core, CORE_ACT_DISPATCH, 0);
+    if (table[i].kind == CORE_ACT_ERROR) {
+      if (count(f->core, CORE_ACT_ERROR) != 1 ||
+          e->request_id != table[i].request)
+        fail_msg("%lld ms: wanted the rejection of %llu alone",
+                 (long long)table[i].now, (unsigned long long)table[i].request);
+      assert_int_equal(e->code,
+                       INFSCHED__ERROR_CODE__ERROR_REJECTED_UNAVAILABLE);
+      assert_non_null(strstr(e->message, "model 'm'"));
+      assert_non_null(strstr(e->message, "2 unhealthy, 1 draining"));
+    } else if (e) {
+      fail_msg("%lld ms: unexpected error '%s'", (long long)table[i].now,
+               e->message);
+    }
+    if (table[i].kind == CORE_ACT_DISPATCH) {
+      assert_non_null(d);
+      assert_int_equal(worker_index(f, d), table[i].request == 9 ? 3 : 0);
+    } else if (d) {
+      fail_msg("%lld ms: unexpected dispatch", (long long)table[i].now);
+    }
+  }
+  assert_int_equal(core_stats(f->core)->rejected_unavailable, 2);
+  assert_int_equal(core_queued(f->core), 0);
+}
+
 /* A request waiting for room is put to the policy once on its submit and
  * not again on heartbeats, which cannot make room; a finished request
  * can. */
@@ -1143,6 +1232,8 @@ int main(void) {
                                       setup_cap1, teardown),
       cmocka_unit_test_setup_teardown(test_no_room_not_retried_on_heartbeats,
                                       setup_cap1, teardown),
+      cmocka_unit_test_setup_teardown(
+          test_stranded_requests_rejected_after_grace, setup_ll, teardown),
       cmocka_unit_test_setup_teardown(test_queue_timeout, setup_cap1,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_adoption_after_scheduler_restart,

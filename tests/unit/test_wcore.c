@@ -162,7 +162,8 @@ static void test_reset_on_unknown_worker(void **state) {
   spec.max_tokens = 50;
   for (uint64_t id = 1; id <= 3; id++) {
     assert_int_equal(
-        wcore_on_dispatch(w, 10 * MS, id << 32 | id, 100 + id, 10, 0), 0);
+        wcore_on_dispatch(w, 10 * MS, id << 32 | id, 100 + id, 10, 0,
+                          INFS_PHASE_FULL), 0);
     wcore_keep(w, id << 32 | id, &spec, client, sizeof client, NULL, 0);
   }
   wcore_on_tokens(w, 15 * MS, 1ull << 32 | 1, 2, "ab", 2);
@@ -219,7 +220,8 @@ static void test_reset_on_unknown_worker(void **state) {
 static void test_cancel(void **state) {
   (void)state;
   wcore_t *w = registered_worker();
-  assert_int_equal(wcore_on_dispatch(w, 10 * MS, 7, 70, 100, 0), 0);
+  assert_int_equal(wcore_on_dispatch(w, 10 * MS, 7, 70, 100, 0,
+                                     INFS_PHASE_FULL), 0);
   wcore_on_tokens(w, 15 * MS, 7, 1, "a", 1);
   wcore_action_t a = take_one(w);
   assert_int_equal(a.kind, WCORE_ACT_CHUNK);
@@ -238,7 +240,8 @@ static void test_cancel(void **state) {
   assert_false(wcore_on_cancel(w, 22 * MS, 7));
   assert_false(wcore_on_cancel(w, 22 * MS, 8));
   /* The id may come back in a new dispatch. */
-  assert_int_equal(wcore_on_dispatch(w, 30 * MS, 7, 71, 100, 0), 0);
+  assert_int_equal(wcore_on_dispatch(w, 30 * MS, 7, 71, 100, 0,
+                                     INFS_PHASE_FULL), 0);
   assert_int_equal(wcore_inflight(w), 1);
   wcore_destroy(&w);
 }
@@ -252,7 +255,8 @@ static void test_fail_all(void **state) {
   wcore_on_timer(w, 5 * MS, &idle);
   assert_true(take_one(w).heartbeat.draining);
   for (uint64_t id = 1; id <= 3; id++)
-    assert_int_equal(wcore_on_dispatch(w, 10 * MS, id, 10 * id, 10, 0), 0);
+    assert_int_equal(wcore_on_dispatch(w, 10 * MS, id, 10 * id, 10, 0,
+                                       INFS_PHASE_FULL), 0);
   wcore_on_tokens(w, 15 * MS, 2, 1, "a", 1);
   assert_int_equal(take_one(w).kind, WCORE_ACT_CHUNK);
   assert_int_equal(wcore_fail_all(w, 40 * MS, INFS_WIRE_BACKEND, "deadline"),
@@ -336,8 +340,10 @@ static void test_errors(void **state) {
       {-12, INFSCHED__ERROR_CODE__ERROR_BACKEND},
   };
   wcore_t *w = registered_worker();
-  assert_int_equal(wcore_on_dispatch(w, 10 * MS, 5, 50, 10, 0), 0);
-  assert_int_equal(wcore_on_dispatch(w, 11 * MS, 5, 51, 10, 0), -1);
+  assert_int_equal(wcore_on_dispatch(w, 10 * MS, 5, 50, 10, 0,
+                                     INFS_PHASE_FULL), 0);
+  assert_int_equal(wcore_on_dispatch(w, 11 * MS, 5, 51, 10, 0,
+                                     INFS_PHASE_FULL), -1);
   wcore_action_t a = take_one(w);
   assert_int_equal(a.kind, WCORE_ACT_ERROR);
   assert_int_equal(a.code, INFSCHED__ERROR_CODE__ERROR_DUPLICATE);
@@ -348,7 +354,8 @@ static void test_errors(void **state) {
   assert_string_equal(a.message, "dispatch without a request");
   for (size_t i = 0; i < sizeof refusals / sizeof refusals[0]; i++) {
     uint64_t id = 100 + i;
-    assert_int_equal(wcore_on_dispatch(w, 20 * MS, id, id, 10, 0), 0);
+    assert_int_equal(wcore_on_dispatch(w, 20 * MS, id, id, 10, 0,
+                                       INFS_PHASE_FULL), 0);
     wcore_on_refused(w, 20 * MS, id, refusals[i].rc);
     a = take_one(w);
     assert_int_equal(a.kind, WCORE_ACT_ERROR);
@@ -365,7 +372,8 @@ static void test_errors(void **state) {
 static void test_accounting(void **state) {
   (void)state;
   wcore_t *w = registered_worker();
-  assert_int_equal(wcore_on_dispatch(w, 100 * MS, 9, 90, 1000, 0), 0);
+  assert_int_equal(wcore_on_dispatch(w, 100 * MS, 9, 90, 1000, 0,
+                                     INFS_PHASE_FULL), 0);
   wcore_usage_t u = {.cached_tokens = 200,
                      .generated_tokens = 100,
                      .busy_s = 0.5,
@@ -418,7 +426,8 @@ static void test_wire_messages(void **state) {
   assert_int_equal(env->heartbeat->n_cache_added, 2);
   assert_int_equal(env->heartbeat->cache_removed[0], 13);
 
-  assert_int_equal(wcore_on_dispatch(w, 300 * MS, 3, 30, 10, 0), 0);
+  assert_int_equal(wcore_on_dispatch(w, 300 * MS, 3, 30, 10, 0,
+                                     INFS_PHASE_FULL), 0);
   wcore_on_tokens(w, 310 * MS, 3, 2, "hi", 2);
   wcore_usage_t u = {.generated_tokens = 2};
   wcore_on_done(w, 320 * MS, 3, &u);
@@ -529,6 +538,210 @@ static void test_wire_feed(void **state) {
   wcore_destroy(&w);
 }
 
+/* A prefill (docs/disaggregation.md): its first token goes out as a chunk,
+ * then a PREFILLED action with its figures and handle, and the KV stays
+ * held until the scheduler cancels the dispatch (the release), after which
+ * nothing is held; a second prefill nobody releases is let go at
+ * WCORE_KV_HOLD_US, which the deadline shows. */
+static void test_prefill_hold_release(void **state) {
+  (void)state;
+  wcore_t *w = registered_worker();
+  assert_int_equal(wcore_on_dispatch(w, 10 * MS, 4, 40, 900, 0,
+                                     INFS_PHASE_PREFILL), 0);
+  wcore_on_tokens(w, 60 * MS, 4, 1, "a", 1);
+  assert_int_equal(take_one(w).kind, WCORE_ACT_CHUNK);
+  wcore_usage_t u = {.cached_tokens = 100, .generated_tokens = 1,
+                     .queue_us = 5 * MS, .ttft_us = 50 * MS, .busy_s = 0.05};
+  assert_false(wcore_on_prefilled(w, 61 * MS, 4, &u, "{\"p\":1}xx", 7));
+  wcore_action_t a = take_one(w);
+  assert_int_equal(a.kind, WCORE_ACT_PREFILLED);
+  assert_int_equal(a.request_id, 4);
+  assert_int_equal(a.client_request_id, 40);
+  assert_int_equal(a.done.prompt_tokens, 900);
+  assert_int_equal(a.done.cached_tokens, 100);
+  assert_int_equal(a.done.ttft_us, 50 * MS);
+  assert_true(a.done.cost_usd > 0);
+  assert_int_equal(a.prefilled.tokens, 900);
+  assert_int_equal(a.prefilled.prefill_us, 45 * MS);
+  assert_string_equal(a.prefilled.params, "{\"p\":1}");
+  wcore_msg_t m;
+  Infsched__Envelope *env = wcore_wire_message(w, &a, NULL, &m);
+  assert_int_equal(env->body_case, INFSCHED__ENVELOPE__BODY_PREFILLED);
+  assert_int_equal(env->prefilled->request_id, 40);
+  assert_int_equal(env->prefilled->dispatch_id, 4);
+  assert_string_equal(env->prefilled->kv->source_worker, "w0");
+  assert_int_equal(env->prefilled->kv->handle_id, 4);
+  assert_int_equal(env->prefilled->kv->tokens, 900);
+  assert_string_equal(env->prefilled->kv->params_json, "{\"p\":1}");
+  assert_int_equal(env->prefilled->usage->cached_tokens, 100);
+  /* Held: in flight, not answered twice, released by the cancel. */
+  assert_int_equal(wcore_inflight(w), 1);
+  assert_false(wcore_on_prefilled(w, 62 * MS, 4, &u, NULL, 0));
+  assert_no_action(w);
+  assert_true(wcore_on_cancel(w, 80 * MS, 4));
+  assert_false(wcore_on_cancel(w, 81 * MS, 4));
+  assert_int_equal(wcore_inflight(w), 0);
+
+  assert_int_equal(wcore_on_dispatch(w, 100 * MS, 5, 50, 900, 0,
+                                     INFS_PHASE_PREFILL), 0);
+  assert_false(wcore_on_prefilled(w, 150 * MS, 5, &u, NULL, 0));
+  a = take_one(w);
+  assert_null(a.prefilled.params);
+  env = wcore_wire_message(w, &a, NULL, &m);
+  assert_string_equal(env->prefilled->kv->params_json, "");
+  const uint64_t *ids;
+  static const struct {
+    infs_time_t now;
+    size_t expired;
+  } ticks[] = {{1 * S, 0}, {30 * S + 149 * MS, 0}, {30 * S + 150 * MS, 1}};
+  for (size_t i = 0; i < sizeof ticks / sizeof *ticks; i++) {
+    wcore_on_timer(w, ticks[i].now, &idle);
+    wcore_actions_clear(w);
+    assert_int_equal(wcore_expired(w, ticks[i].now, &ids), ticks[i].expired);
+  }
+  assert_int_equal(ids[0], 5);
+  assert_int_equal(wcore_inflight(w), 0);
+  assert_false(wcore_on_cancel(w, 31 * S, 5));
+  wcore_destroy(&w);
+}
+
+/* The hold's end is a deadline of its own when it comes before the next
+ * heartbeat. */
+static void test_hold_deadline(void **state) {
+  (void)state;
+  prof = profile();
+  wcore_config_t cfg = {.worker_id = "w0", .model = "m", .profile = &prof,
+                        .capacity = 4, .heartbeat_interval = 60 * S};
+  wcore_t *w = wcore_new(&cfg, 0);
+  wcore_on_registered(w, 0, 0);
+  wcore_actions_clear(w);
+  assert_int_equal(wcore_next_deadline(w), 60 * S);
+  wcore_on_dispatch(w, 1 * S, 1, 1, 10, 0, INFS_PHASE_PREFILL);
+  wcore_usage_t u = {.generated_tokens = 1};
+  wcore_on_prefilled(w, 2 * S, 1, &u, NULL, 0);
+  assert_int_equal(wcore_next_deadline(w), 2 * S + WCORE_KV_HOLD_US);
+  wcore_on_cancel(w, 3 * S, 1);
+  assert_int_equal(wcore_next_deadline(w), 60 * S);
+  wcore_destroy(&w);
+}
+
+/* What is not a prefill, or has no scheduler to release it, is stopped at
+ * once; a decode's Done carries the pull's time; a prefill is never held
+ * for a new scheduler, which could not go on with it. */
+static void test_prefill_refusals_and_decode(void **state) {
+  (void)state;
+  wcore_t *w = registered_worker();
+  wcore_usage_t u = {.generated_tokens = 1};
+  wcore_on_dispatch(w, 10 * MS, 1, 10, 100, 0, INFS_PHASE_FULL);
+  assert_true(wcore_on_prefilled(w, 20 * MS, 1, &u, NULL, 0));
+  wcore_action_t a = take_one(w);
+  assert_int_equal(a.kind, WCORE_ACT_ERROR);
+  assert_int_equal(a.code, INFSCHED__ERROR_CODE__ERROR_BACKEND);
+  assert_false(wcore_on_prefilled(w, 21 * MS, 99, &u, NULL, 0));
+  assert_no_action(w);
+
+  wcore_on_dispatch(w, 30 * MS, 2, 20, 101, 1, INFS_PHASE_DECODE);
+  wcore_usage_t du = {.generated_tokens = 9, .transfer_us = 7 * MS};
+  wcore_on_done(w, 90 * MS, 2, &du);
+  a = take_one(w);
+  assert_int_equal(a.done.transfer_us, 7 * MS);
+  assert_int_equal(a.done.generated_tokens, 10);
+  assert_int_equal(a.done.prompt_tokens, 100);
+  wcore_msg_t m;
+  assert_int_equal(wcore_wire_message(w, &a, NULL, &m)->done->transfer_us,
+                   7 * MS);
+
+  /* The scheduler forgets the worker: its prefill is not held. */
+  wcore_on_dispatch(w, 100 * MS, 3, 30, 100, 0, INFS_PHASE_PREFILL);
+  Infsched__Request spec = INFSCHED__REQUEST__INIT;
+  wcore_keep(w, 3, &spec, "c", 1, NULL, 0);
+  assert_int_equal(wcore_on_unknown(w, 110 * MS), 1);
+  wcore_actions_clear(w);
+  Infsched__Held **held;
+  assert_int_equal(wcore_held(w, &held), 0);
+  assert_true(wcore_on_prefilled(w, 120 * MS, 3, &u, NULL, 0));
+  assert_no_action(w);
+  assert_int_equal(wcore_inflight(w), 0);
+  wcore_destroy(&w);
+}
+
+/* Dispatches a worker's role refuses, and a decode without its handle. */
+static void test_roles_refuse(void **state) {
+  (void)state;
+  prof = profile();
+  static const struct {
+    infs_role_t role;
+    Infsched__Phase phase;
+    bool kv;
+    const char *refusal; /* NULL: runs */
+  } table[] = {
+      {INFS_ROLE_PREFILL, INFSCHED__PHASE__PHASE_FULL, false,
+       "this worker only prefills (--role prefill)"},
+      {INFS_ROLE_PREFILL, INFSCHED__PHASE__PHASE_PREFILL, false, NULL},
+      {INFS_ROLE_PREFILL, INFSCHED__PHASE__PHASE_DECODE, true,
+       "this worker only prefills (--role prefill)"},
+      {INFS_ROLE_DECODE, INFSCHED__PHASE__PHASE_PREFILL, false,
+       "this worker never prefills for another (--role decode)"},
+      {INFS_ROLE_DECODE, INFSCHED__PHASE__PHASE_FULL, false, NULL},
+      {INFS_ROLE_DECODE, INFSCHED__PHASE__PHASE_DECODE, false,
+       "decode dispatch without its KV handle"},
+      {INFS_ROLE_BOTH, INFSCHED__PHASE__PHASE_DECODE, true, NULL},
+      {INFS_ROLE_BOTH, (Infsched__Phase)9, false,
+       "dispatch of a phase this worker does not know"},
+  };
+  for (size_t i = 0; i < sizeof table / sizeof *table; i++) {
+    wcore_config_t cfg = {.worker_id = "w0", .model = "m", .profile = &prof,
+                          .capacity = 4, .role = table[i].role,
+                          .heartbeat_interval = 200 * MS};
+    wcore_t *w = wcore_new(&cfg, 0);
+    wcore_msg_t m;
+    wcore_action_t a = take_one(w);
+    assert_int_equal(wcore_wire_message(w, &a, NULL, &m)->register_->role,
+                     (Infsched__Role)table[i].role);
+    wcore_on_registered(w, 0, 0);
+    Infsched__Request q = INFSCHED__REQUEST__INIT;
+    q.request_id = 7;
+    q.prompt_tokens = 10;
+    q.max_tokens = 4;
+    Infsched__KvHandle kv = INFSCHED__KV_HANDLE__INIT;
+    kv.source_worker = "p";
+    kv.bytes = 99;
+    Infsched__Dispatch d = INFSCHED__DISPATCH__INIT;
+    d.request = &q;
+    d.phase = table[i].phase;
+    d.kv = table[i].kv ? &kv : NULL;
+    d.resume_tokens = 1;
+    d.resume_text = "x";
+    Infsched__Envelope env = INFSCHED__ENVELOPE__INIT;
+    env.body_case = INFSCHED__ENVELOPE__BODY_DISPATCH;
+    env.dispatch = &d;
+    wcore_order_t o;
+    wcore_wire_feed(w, 1 * MS, &env, &o);
+    if (table[i].refusal) {
+      assert_int_equal(o.kind, WCORE_ORDER_NONE);
+      a = take_one(w);
+      assert_int_equal(a.request_id, 7);
+      assert_int_equal(a.code, INFSCHED__ERROR_CODE__ERROR_BAD_REQUEST);
+      assert_string_equal(a.message, table[i].refusal);
+      assert_int_equal(wcore_inflight(w), 0);
+    } else {
+      assert_int_equal(o.kind, WCORE_ORDER_RUN);
+      assert_int_equal(o.request.phase, (infs_phase_t)table[i].phase);
+      if (table[i].kv) {
+        assert_ptr_equal(o.request.kv, &o.kv);
+        assert_string_equal(o.kv.source, "p");
+        assert_int_equal(o.kv.bytes, 99);
+        /* It resumes after the prefill's first token, as a migration. */
+        assert_int_equal(o.request.prompt_tokens, 11);
+        assert_int_equal(o.request.max_tokens, 3);
+      } else {
+        assert_null(o.request.kv);
+      }
+    }
+    wcore_destroy(&w);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_registration_retry),
@@ -541,6 +754,10 @@ int main(void) {
       cmocka_unit_test(test_accounting),
       cmocka_unit_test(test_wire_messages),
       cmocka_unit_test(test_wire_feed),
+      cmocka_unit_test(test_prefill_hold_release),
+      cmocka_unit_test(test_hold_deadline),
+      cmocka_unit_test(test_prefill_refusals_and_decode),
+      cmocka_unit_test(test_roles_refuse),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

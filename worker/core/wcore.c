@@ -16,6 +16,12 @@ typedef struct inflight {
   uint32_t resumed;       /* of those, tokens a lost worker streamed */
   uint32_t streamed;      /* tokens sent in chunks */
   infs_time_t started;
+  infs_phase_t phase;
+  /* A prefill that answered: its KV is held for the decode worker until
+   * the scheduler's cancel, or until hold_until. */
+  bool holding;
+  infs_time_t hold_until;
+  char *params; /* the backend's handle to it, NUL-terminated */
   /* What a new scheduler needs to adopt it (wcore_keep). */
   Infsched__Request *spec; /* a copy of the dispatched request */
   uint8_t client[1 + 255];  /* its client's door and routing id */
@@ -46,6 +52,9 @@ struct wcore {
   u64map_t by_id;
   uint64_t *dropped; /* wcore_on_unknown's answer */
   size_t dropped_cap;
+  size_t n_holding;  /* entries holding a prefill's KV */
+  uint64_t *expired; /* wcore_expired's answer */
+  size_t expired_cap;
   char *joined; /* wcore_resumed_prompt's answer */
   size_t joined_cap;
   Infsched__Held **held; /* wcore_held's answer */
@@ -84,6 +93,11 @@ static void inflight_remove(wcore_t *w, uint64_t id) {
     return;
   u64map_del(&w->by_id, id);
   inflight_t *f = &w->inflight[slot];
+  if (f->holding)
+    w->n_holding--;
+  f->holding = false;
+  free(f->params);
+  f->params = NULL;
   if (f->spec)
     infsched__request__free_unpacked(f->spec, NULL);
   free(f->said);
@@ -164,12 +178,14 @@ void wcore_destroy(wcore_t **pw) {
     if (w->inflight[i].spec)
       infsched__request__free_unpacked(w->inflight[i].spec, NULL);
     free(w->inflight[i].said);
+    free(w->inflight[i].params);
   }
   u64map_free(&w->by_id);
   free(w->inflight);
   free(w->held);
   free(w->free_slots);
   free(w->dropped);
+  free(w->expired);
   free(w->joined);
   free(w->acts);
   free(w);
@@ -279,7 +295,9 @@ void wcore_keep(wcore_t *w, uint64_t id, const Infsched__Request *spec,
 
 static void list_held(wcore_t *w, inflight_t *f, void *arg) {
   size_t *n = arg;
-  if (!f->orphan || !f->spec)
+  /* A prefill is half a request: no other scheduler can go on with it, so
+   * it is dropped with the held requests no one adopts. */
+  if (!f->orphan || !f->spec || f->phase == INFS_PHASE_PREFILL)
     return;
   Infsched__Held *h = &f->held;
   infsched__held__init(h);
@@ -308,7 +326,7 @@ size_t wcore_held(wcore_t *w, Infsched__Held ***out) {
 
 int wcore_on_dispatch(wcore_t *w, infs_time_t now, uint64_t id,
                       uint64_t client_request_id, uint32_t prompt_tokens,
-                      uint32_t resumed) {
+                      uint32_t resumed, infs_phase_t phase) {
   if (inflight_get(w, id)) {
     push_error(w, id, INFS_WIRE_DUPLICATE,
                "request id already running here");
@@ -319,6 +337,7 @@ int wcore_on_dispatch(wcore_t *w, infs_time_t now, uint64_t id,
   f->prompt_tokens = prompt_tokens;
   f->resumed = resumed < prompt_tokens ? resumed : prompt_tokens;
   f->started = now;
+  f->phase = phase;
   return 0;
 }
 
@@ -405,6 +424,7 @@ void wcore_on_done(wcore_t *w, infs_time_t now, uint64_t id,
       .queue_us = u->queue_us,
       .ttft_us = u->ttft_us,
       .e2e_us = now - f->started,
+      .transfer_us = f->phase == INFS_PHASE_DECODE ? u->transfer_us : 0,
       .cost_usd = accounting_done(&w->acct, prompt, u->generated_tokens,
                                   u->busy_s, u->usd),
   };
@@ -429,6 +449,54 @@ void wcore_on_failed(wcore_t *w, infs_time_t now, uint64_t id, int code,
   inflight_remove(w, id);
 }
 
+bool wcore_on_prefilled(wcore_t *w, infs_time_t now, uint64_t id,
+                        const wcore_usage_t *u, const char *params,
+                        size_t params_len) {
+  inflight_t *f = inflight_get(w, id);
+  if (!f || f->holding)
+    return false;
+  if (f->phase != INFS_PHASE_PREFILL) {
+    push_error(w, id, INFS_WIRE_BACKEND,
+               "the backend answered a whole request as a prefill");
+    inflight_remove(w, id);
+    return true;
+  }
+  uint32_t prompt = u->prompt_tokens ? u->prompt_tokens : f->prompt_tokens;
+  wcore_done_t done = {
+      .prompt_tokens = prompt,
+      .cached_tokens = u->cached_tokens < prompt ? u->cached_tokens : prompt,
+      .generated_tokens = u->generated_tokens,
+      .queue_us = u->queue_us,
+      .ttft_us = u->ttft_us,
+      .e2e_us = now - f->started,
+      .cost_usd = accounting_done(&w->acct, prompt, u->generated_tokens,
+                                  u->busy_s, u->usd),
+  };
+  if (!w->registered) {
+    /* No scheduler will hand it to a decode worker, nor release it. */
+    inflight_remove(w, id);
+    return true;
+  }
+  if (params && params_len) {
+    f->params = xreallocarray(NULL, params_len + 1, 1);
+    memcpy(f->params, params, params_len);
+    f->params[params_len] = '\0';
+  }
+  wcore_action_t *a = push(w, WCORE_ACT_PREFILLED, id);
+  a->client_request_id = f->client_id;
+  a->done = done;
+  a->prefilled = (wcore_prefilled_t){
+      .tokens = prompt,
+      .prefill_us = u->ttft_us > u->queue_us ? u->ttft_us - u->queue_us : 0,
+      .params = f->params,
+      .params_len = f->params ? params_len : 0,
+  };
+  f->holding = true;
+  f->hold_until = now + WCORE_KV_HOLD_US;
+  w->n_holding++;
+  return false;
+}
+
 /* --- time --- */
 
 void wcore_on_timer(wcore_t *w, infs_time_t now, const wcore_load_t *load) {
@@ -451,7 +519,40 @@ void wcore_on_timer(wcore_t *w, infs_time_t now, const wcore_load_t *load) {
 }
 
 infs_time_t wcore_next_deadline(const wcore_t *w) {
-  return w->next_tick;
+  infs_time_t t = w->next_tick;
+  for (size_t i = 0; i < w->cap && w->n_holding; i++) {
+    const inflight_t *f = &w->inflight[i];
+    uint32_t slot;
+    if (f->holding && f->hold_until < t &&
+        u64map_get(&w->by_id, f->id, &slot) && slot == i)
+      t = f->hold_until;
+  }
+  return t;
+}
+
+typedef struct expiry {
+  infs_time_t now;
+  size_t n;
+} expiry_t;
+
+static void expire(wcore_t *w, inflight_t *f, void *arg) {
+  expiry_t *e = arg;
+  if (!f->holding || f->hold_until > e->now)
+    return;
+  w->expired[e->n++] = f->id;
+  inflight_remove(w, f->id);
+}
+
+size_t wcore_expired(wcore_t *w, infs_time_t now, const uint64_t **ids) {
+  expiry_t e = {now, 0};
+  if (w->n_holding > w->expired_cap) {
+    w->expired_cap = w->n_holding;
+    w->expired = xreallocarray(w->expired, w->expired_cap, sizeof *w->expired);
+  }
+  if (w->n_holding)
+    inflight_each(w, expire, &e);
+  *ids = w->expired;
+  return e.n;
 }
 
 void wcore_drain(wcore_t *w, infs_time_t now) {

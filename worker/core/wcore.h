@@ -25,12 +25,16 @@
 /* A worker that is not registered asks again this often (at its timer). */
 #define WCORE_REGISTER_RETRY_US (1000 * INFS_US_PER_MS)
 #define WCORE_MESSAGE_MAX 192
+/* How long a prefill worker keeps a split request's KV for its decode
+ * worker when the scheduler never releases it (docs/disaggregation.md). */
+#define WCORE_KV_HOLD_US (30 * INFS_US_PER_S)
 
 typedef struct wcore_config {
   const char *worker_id; /* borrowed for the core's life, as are the next */
   const char *model;
   const char *backend; /* the backend's name, for Register */
   const infs_profile_t *profile;
+  infs_role_t role;               /* registered with the scheduler */
   uint32_t capacity;              /* requests accepted at once */
   infs_time_t heartbeat_interval; /* until the scheduler says otherwise */
   double kwh_usd;
@@ -47,6 +51,7 @@ typedef enum wcore_action_kind {
                           all of it with cache_reset, else its changes */
   WCORE_ACT_CHUNK,     /* scheduler: tokens of a request */
   WCORE_ACT_DONE,      /* scheduler: a request finished */
+  WCORE_ACT_PREFILLED, /* scheduler: a prefill ran; its KV is held */
   WCORE_ACT_ERROR      /* scheduler: a request failed or was refused */
 } wcore_action_kind_t;
 
@@ -65,8 +70,19 @@ typedef struct wcore_done {
   infs_time_t queue_us;
   infs_time_t ttft_us;
   infs_time_t e2e_us; /* dispatch to done, on this worker */
+  infs_time_t transfer_us; /* a decode's pull of the prefilled KV */
   double cost_usd;    /* marginal cost (accounting_done) */
 } wcore_done_t;
+
+/* What a prefill's KV handle says of it (the scheduler names the worker
+ * and fills in what moving it costs). */
+typedef struct wcore_prefilled {
+  uint32_t tokens;     /* prompt tokens whose KV is held */
+  uint64_t prefill_us; /* the prefill's time, for overlap */
+  const char *params;  /* the backend's handle, NUL-terminated, held by
+                          the core with the KV; NULL: none */
+  size_t params_len;
+} wcore_prefilled_t;
 
 typedef struct wcore_action {
   wcore_action_kind_t kind;
@@ -78,7 +94,8 @@ typedef struct wcore_action {
   int code; /* ERROR: an INFS_WIRE_* reason (infsched/errors.h) */
   char message[WCORE_MESSAGE_MAX];
   wcore_heartbeat_t heartbeat; /* HEARTBEAT */
-  wcore_done_t done;           /* DONE */
+  wcore_done_t done;           /* DONE, PREFILLED */
+  wcore_prefilled_t prefilled; /* PREFILLED */
 } wcore_action_t;
 
 typedef struct wcore wcore_t;
@@ -120,14 +137,15 @@ void wcore_keep(wcore_t *w, uint64_t id, const Infsched__Request *spec,
 size_t wcore_held(wcore_t *w, Infsched__Held ***out);
 
 /* A dispatched request of prompt_tokens as the backend runs it; resumed of
- * them are tokens its client already has from a lost worker (a migration),
- * which its Done counts as generated. Returns 0 when the caller is to
- * submit it to the backend (and report a refusal with wcore_on_refused),
- * or -1 when the core answered it with an error (its id is already running
- * here). */
+ * them are tokens its client already has from a lost worker (a migration)
+ * or from the worker that prefilled it (a decode phase), which its Done
+ * counts as generated. phase: the part of it to run. Returns 0 when the
+ * caller is to submit it to the backend (and report a refusal with
+ * wcore_on_refused), or -1 when the core answered it with an error (its id
+ * is already running here). */
 int wcore_on_dispatch(wcore_t *w, infs_time_t now, uint64_t id,
                       uint64_t client_request_id, uint32_t prompt_tokens,
-                      uint32_t resumed);
+                      uint32_t resumed, infs_phase_t phase);
 /* The prompt of a migrated request: prompt followed by what its client
  * already has. Owned by w, valid until the next call. */
 const char *wcore_resumed_prompt(wcore_t *w, const char *prompt,
@@ -138,8 +156,9 @@ const char *wcore_resumed_prompt(wcore_t *w, const char *prompt,
  * it has no request) saying why. */
 void wcore_on_bad_dispatch(wcore_t *w, infs_time_t now, uint64_t id,
                            const char *why);
-/* The scheduler cancels id. Returns true when it was running here: the
- * caller stops it on the backend, and nothing more is sent for it. */
+/* The scheduler cancels id (for a prefill that answered, the release of
+ * its KV). Returns true when it was running or held here: the caller stops
+ * it on the backend, and nothing more is sent for it. */
 bool wcore_on_cancel(wcore_t *w, infs_time_t now, uint64_t id);
 
 /* --- the backend's progress; unknown ids are ignored --- */
@@ -155,6 +174,14 @@ void wcore_on_done(wcore_t *w, infs_time_t now, uint64_t id,
 /* code: an INFS_WIRE_* reason (infsched/errors.h). */
 void wcore_on_failed(wcore_t *w, infs_time_t now, uint64_t id, int code,
                      const char *message);
+/* A prefill-phase request ran its prompt and its backend holds the KV: a
+ * PREFILLED action, and the KV is held until the scheduler cancels id or
+ * WCORE_KV_HOLD_US passes (wcore_expired). Returns true when the caller is
+ * to cancel id on the backend at once instead: it was not a prefill (the
+ * scheduler hears of a failure), or no scheduler is there to release it. */
+bool wcore_on_prefilled(wcore_t *w, infs_time_t now, uint64_t id,
+                        const wcore_usage_t *u, const char *params,
+                        size_t params_len);
 
 /* --- time --- */
 
@@ -162,6 +189,10 @@ void wcore_on_failed(wcore_t *w, infs_time_t now, uint64_t id, int code,
  * registered, else a Register when the last one is a retry interval old. */
 void wcore_on_timer(wcore_t *w, infs_time_t now, const wcore_load_t *load);
 infs_time_t wcore_next_deadline(const wcore_t *w);
+/* The KV holds that passed WCORE_KV_HOLD_US by now, forgotten here: the
+ * caller cancels each of *ids (valid until the next call) on its backend.
+ * Returns how many. */
+size_t wcore_expired(wcore_t *w, infs_time_t now, const uint64_t **ids);
 /* The worker is stopping: from now on every heartbeat says it is
  * draining, the next one at once (the next deadline is now), so the
  * scheduler sends it nothing new while it finishes what it runs. */

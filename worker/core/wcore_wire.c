@@ -50,8 +50,34 @@ static void done(const wcore_t *w, const wcore_action_t *a, wcore_msg_t *m) {
   d->worker_id = (char *)cfg->worker_id;
   d->worker_class = (char *)infs_worker_class_name(cfg->profile->cls);
   d->cost_usd = a->done.cost_usd;
+  d->transfer_us = a->done.transfer_us;
   m->env.body_case = INFSCHED__ENVELOPE__BODY_DONE;
   m->env.done = d;
+}
+
+static void prefilled(const wcore_t *w, const wcore_action_t *a,
+                      wcore_msg_t *m) {
+  Infsched__Prefilled *p = &m->u.prefilled;
+  infsched__prefilled__init(p);
+  infsched__usage__init(&m->usage);
+  infsched__kv_handle__init(&m->kv);
+  m->usage.prompt_tokens = a->done.prompt_tokens;
+  m->usage.cached_tokens = a->done.cached_tokens;
+  m->usage.generated_tokens = a->done.generated_tokens;
+  m->kv.source_worker = (char *)wcore_config(w)->worker_id;
+  m->kv.handle_id = a->request_id;
+  m->kv.tokens = a->prefilled.tokens;
+  m->kv.prefill_us = a->prefilled.prefill_us;
+  m->kv.params_json = (char *)(a->prefilled.params ? a->prefilled.params : "");
+  p->request_id = a->client_request_id;
+  p->dispatch_id = a->request_id;
+  p->usage = &m->usage;
+  p->kv = &m->kv;
+  p->queue_us = a->done.queue_us;
+  p->ttft_us = a->done.ttft_us;
+  p->cost_usd = a->done.cost_usd;
+  m->env.body_case = INFSCHED__ENVELOPE__BODY_PREFILLED;
+  m->env.prefilled = p;
 }
 
 Infsched__Envelope *wcore_wire_message(wcore_t *w,
@@ -69,6 +95,7 @@ Infsched__Envelope *wcore_wire_message(wcore_t *w,
     m->u.reg.profile = &m->profile;
     m->u.reg.capacity = cfg->capacity;
     m->u.reg.backend = (char *)cfg->backend;
+    m->u.reg.role = (Infsched__Role)cfg->role;
     m->u.reg.n_held = wcore_held(w, &m->u.reg.held);
     m->env.body_case = INFSCHED__ENVELOPE__BODY_REGISTER;
     m->env.register_ = &m->u.reg;
@@ -87,6 +114,9 @@ Infsched__Envelope *wcore_wire_message(wcore_t *w,
     break;
   case WCORE_ACT_DONE:
     done(w, a, m);
+    break;
+  case WCORE_ACT_PREFILLED:
+    prefilled(w, a, m);
     break;
   case WCORE_ACT_ERROR:
     wire_error_msg(&m->env, &m->u.error, a->request_id, a->code, a->message);
@@ -128,13 +158,24 @@ void wcore_wire_feed(wcore_t *w, infs_time_t now,
                             "decode dispatch without its KV handle");
       break;
     }
+    infs_role_t role = wcore_config(w)->role;
+    if ((role == INFS_ROLE_PREFILL && phase != INFS_PHASE_PREFILL) ||
+        (role == INFS_ROLE_DECODE && phase == INFS_PHASE_PREFILL)) {
+      wcore_on_bad_dispatch(w, now, d->request->request_id,
+                            role == INFS_ROLE_PREFILL
+                                ? "this worker only prefills (--role prefill)"
+                                : "this worker never prefills for another "
+                                  "(--role decode)");
+      break;
+    }
     /* A migration: the backend continues the stream, so it prefills what
      * went out too and generates the rest. */
     uint32_t resumed = d->resume_tokens < d->request->max_tokens
                            ? d->resume_tokens
                            : d->request->max_tokens;
     if (wcore_on_dispatch(w, now, d->request->request_id, d->client_request_id,
-                          d->request->prompt_tokens + resumed, resumed))
+                          d->request->prompt_tokens + resumed, resumed,
+                          phase))
       break;
     wcore_keep(w, d->request->request_id, d->request, d->client.data,
                d->client.len, d->resume_text,

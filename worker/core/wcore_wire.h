@@ -46,10 +46,12 @@ typedef struct wcore_msg {
     Infsched__Heartbeat hb;
     Infsched__Chunk chunk;
     Infsched__Done done;
+    Infsched__Prefilled prefilled;
     Infsched__Error error;
   } u;
   Infsched__Profile profile;
   Infsched__Usage usage;
+  Infsched__KvHandle kv;
 } wcore_msg_t;
 
 /* The prefix-cache hashes a heartbeat carries, from the backend: all of
