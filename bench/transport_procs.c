@@ -121,13 +121,17 @@ int tprocs_start_scheduler(const tprocs_config_t *cfg, const char *tag,
       pick_addrs(p))
     return -1;
   /* No HTTP listener: its fixed default port would collide, and the
-   * transport path does not use it. */
+   * transport path does not use it. No CURVE either: the baseline has
+   * none, and the comparison is of the paths, not of the ciphers. */
+  zclient_auth.off = 1;
   char *argv[] = {sched,
                   "--clients",
                   p->client_addr,
                   "--workers",
                   p->worker_addr,
                   "--http",
+                  "off",
+                  "--auth",
                   "off",
                   cfg->policy ? "--policy" : NULL,
                   (char *)cfg->policy,
@@ -144,7 +148,8 @@ int tprocs_start_scheduler(const tprocs_config_t *cfg, const char *tag,
                      "--backend",  "null",        "--profile",
                      "gpu-h100",   "--profiles",  (char *)cfg->profiles,
                      "--capacity", "100000",      "--id",
-                     id,           NULL};
+                     id,           "--auth",      "off",
+                     NULL};
     snprintf(name, sizeof name, "%s-worker-%u", tag, i);
     p->workers[i] = spawn(cfg, name, wargv);
     if (!p->workers[i])

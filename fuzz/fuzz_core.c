@@ -51,7 +51,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     Infsched__Envelope *env;
     if (wire_unpack_in(arena, data, len, &env) == 0) {
       if (flags & 1) {
-        core_wire_feed_worker(c, now, &peer, env, why, sizeof why);
+        core_wire_feed_worker(c, now, &peer, NULL, env, why, sizeof why);
       } else {
         peer.door = flags & 2 ? CORE_DOOR_HTTP : CORE_DOOR_ZMQ;
         core_wire_feed_client(c, now, &peer, env, why, sizeof why);

@@ -5,11 +5,13 @@
 #include "wire.h"
 #include "xalloc.h"
 #include "zwatch.h"
+#include "curve.h"
 
 #include "u64map.h"
 
 #include <assert.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,6 +49,7 @@ struct client {
   wire_buf_t buf; /* reused for every message sent */
   uint64_t bad;
   log_limit_t bad_log;
+  log_limit_t handshake_log;
   bool in_callback; /* destroying now would pull the socket from under the
                        receive loop */
 };
@@ -229,20 +232,12 @@ static void resubmit_all(client_t *c) {
  * (all of) what is open. */
 static void on_monitor(void *zsock, void *arg) {
   client_t *c = arg;
-  zmq_msg_t msg;
-  for (;;) {
-    zmq_msg_init(&msg);
-    if (zmq_msg_recv(&msg, zsock, ZMQ_DONTWAIT) < 0) {
-      zmq_msg_close(&msg);
-      break;
-    }
-    uint16_t event = 0;
-    if (zmq_msg_size(&msg) >= sizeof event)
-      memcpy(&event, zmq_msg_data(&msg), sizeof event);
-    /* The second frame names the endpoint. */
-    while (zmq_msg_more(&msg) && zmq_msg_recv(&msg, zsock, 0) >= 0)
-      ;
-    zmq_msg_close(&msg);
+  uint16_t event;
+  while (zwatch_monitor_event(zsock, &event, NULL, 0) == 0) {
+    const char *why = curve_handshake_failure(event);
+    if (why && log_limit_pass(&c->handshake_log,
+                              uv_now(c->loop) * INFS_US_PER_MS, INFS_US_PER_S))
+      log_warn("scheduler: %s", why);
     if (event == ZMQ_EVENT_DISCONNECTED) {
       c->lost = true;
     } else if (event == ZMQ_EVENT_CONNECTED && c->lost) {
@@ -267,7 +262,8 @@ static int start_monitor(client_t *c, void *zctx) {
   char addr[64];
   snprintf(addr, sizeof addr, "inproc://infsched-client-%p", (void *)c);
   if (zmq_socket_monitor(c->sock, addr,
-                         ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED))
+                         ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED |
+                             CURVE_HANDSHAKE_FAILURES))
     return -errno;
   c->monitor = zmq_socket(zctx, ZMQ_PAIR);
   if (!c->monitor || zmq_connect(c->monitor, addr))
@@ -276,7 +272,8 @@ static int start_monitor(client_t *c, void *zctx) {
 }
 
 int client_new(uv_loop_t *loop, void *zctx, const char *endpoint,
-               const client_events_t *ev, void *arg, client_t **out) {
+               const infs_auth_t *auth, const client_events_t *ev, void *arg,
+               client_t **out) {
   int rc = 0, zero = 0;
   *out = NULL;
   client_t *c = calloc(1, sizeof *c);
@@ -289,6 +286,11 @@ int client_new(uv_loop_t *loop, void *zctx, const char *endpoint,
   c->sock = zmq_socket(zctx, ZMQ_DEALER);
   if (!c->sock) {
     rc = -errno;
+    goto fail;
+  }
+  char err[PATH_MAX + 512];
+  if ((rc = curve_client(c->sock, auth, KEYS_CLIENT, err, sizeof err))) {
+    log_error("%s", err);
     goto fail;
   }
   if ((rc = set_routing_id(c->sock)) || (rc = start_monitor(c, zctx)))

@@ -111,6 +111,13 @@ static int check_latency_weight(const char *t, char *err, size_t errlen) {
   return core_config_set_latency_weight(&c, t, err, errlen);
 }
 
+static int check_auth(const char *t, char *err, size_t errlen) {
+  if (strcmp(t, "on") == 0 || strcmp(t, "off") == 0)
+    return 0;
+  snprintf(err, errlen, "expected on or off, got '%s'", t);
+  return INFS_ECONFIG;
+}
+
 static int check_log_level(const char *t, char *err, size_t errlen) {
   log_level_t l;
   if (log_level_parse(t, &l) == 0)
@@ -244,15 +251,15 @@ static const setting_t table[SET_COUNT] = {
      "kv_cost: cost of each outstanding request, in blocks "
      "(decode_active_request_weight)",
      NULL, NULL},
-    {SET_KV_TEMPERATURE, "kv_temperature", "kv-temperature", S, S,
-     SETTING_REAL, 0, 1000, "0", "T",
+    {SET_KV_TEMPERATURE, "kv_temperature", "kv-temperature", S, S, SETTING_REAL,
+     0, 1000, "0", "T",
      "kv_cost: softmax temperature; 0 takes the lowest cost "
      "(router_temperature)",
      NULL, NULL},
     /* weighted_score's defaults are llm-d's default scheduling profile's. */
     {SET_SCORE_QUEUE_WEIGHT, "score_queue_weight", "score-queue-weight", S, S,
-     SETTING_REAL, 0, 1000, "2", "W", "weighted_score: weight of the queue score",
-     NULL, NULL},
+     SETTING_REAL, 0, 1000, "2", "W",
+     "weighted_score: weight of the queue score", NULL, NULL},
     {SET_SCORE_KV_WEIGHT, "score_kv_weight", "score-kv-weight", S, S,
      SETTING_REAL, 0, 1000, "2", "W",
      "weighted_score: weight of the KV-utilisation score", NULL, NULL},
@@ -269,8 +276,8 @@ static const setting_t table[SET_COUNT] = {
     {SET_HTTP_MAX_BODY, "http_max_body", "http-max-body", S, S, SETTING_UINT,
      1024, 1 << 30, "8388608", "N", "largest HTTP request body, in bytes", NULL,
      NULL},
-    {SET_HTTP_MAX_CONNS, "http_max_conns", "http-max-conns", S, S,
-     SETTING_UINT, 0, 1 << 20, "0", "N",
+    {SET_HTTP_MAX_CONNS, "http_max_conns", "http-max-conns", S, S, SETTING_UINT,
+     0, 1 << 20, "0", "N",
      "HTTP connections at once, 503 beyond; 0: the descriptor limit less a "
      "quarter, kept for workers and clients",
      NULL, NULL},
@@ -283,6 +290,24 @@ static const setting_t table[SET_COUNT] = {
     {SET_MAX_MSG_BYTES, "max_msg_bytes", "max-msg-bytes", S | W, S | W,
      SETTING_UINT, 1024, 1 << 30, "16777216", "N",
      "largest accepted message, in bytes", NULL, NULL},
+    {SET_AUTH, "auth", "auth", S | W, S, SETTING_TEXT, 2, 3, "on", "MODE",
+     "on: CURVE on the ZeroMQ ports, the scheduler admitting only the keys "
+     "in KEYS/allowed, workers and clients presenting theirs; off: none, "
+     "for an open scheduler (docs/security.md)",
+     check_auth, NULL},
+    {SET_KEYS, "keys", "keys", S | W, S, SETTING_TEXT, TEXT_LEN, NULL, "DIR",
+     "keys directory (default $XDG_STATE_HOME/infsched/keys, else "
+     "~/.local/state/infsched/keys); the scheduler makes the local keys "
+     "there when missing",
+     NULL, NULL},
+    {SET_KEY, "key", "key", S | W, 0, SETTING_TEXT, TEXT_LEN, NULL, "FILE",
+     "own secret key file, from infsched-keygen (default "
+     "KEYS/scheduler.key_secret or KEYS/worker.key_secret)",
+     NULL, NULL},
+    {SET_SERVER_KEY, "server_key", "server-key", W, 0, SETTING_TEXT, TEXT_LEN,
+     NULL, "FILE",
+     "the scheduler's public key file (default KEYS/scheduler.key)", NULL,
+     NULL},
     {SET_LOG_LEVEL, "log_level", "log-level", S | W, 0, SETTING_TEXT, 1, 16,
      "info", "LEVEL", "debug, info, warn or error", check_log_level, NULL},
     {SET_ROLE, "role", "role", W, W, SETTING_TEXT, 1, 16, "both", "ROLE",
@@ -502,6 +527,26 @@ void settings_markdown(FILE *f) {
     fprintf(f, "| `%s` | `--%s` | %s | %s | %s | %s%s%s | %s |\n", s->name,
             s->flag, who, where, value, s->def ? "`" : "",
             s->def ? s->def : "see meaning", s->def ? "`" : "", s->help);
+  }
+}
+
+int settings_apply_auth(infs_auth_t *a, const setting_t *s,
+                        const setting_value_t *v) {
+  switch (s->id) {
+  case SET_AUTH:
+    a->off = strcmp(v->s, "off") == 0;
+    return 0;
+  case SET_KEYS:
+    a->dir = v->s;
+    return 0;
+  case SET_KEY:
+    a->key = v->s;
+    return 0;
+  case SET_SERVER_KEY:
+    a->server_key = v->s;
+    return 0;
+  default:
+    return 1;
   }
 }
 

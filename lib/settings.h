@@ -7,6 +7,7 @@
 #define INFSCHED_SETTINGS_H
 
 #include "core.h"
+#include "infsched/auth.h"
 
 #include <getopt.h>
 #include <stdint.h>
@@ -48,6 +49,10 @@ typedef enum setting_id {
   SET_HTTP_MAX_CONNS,
   SET_API_KEYS,
   SET_MAX_MSG_BYTES,
+  SET_AUTH,
+  SET_KEYS,
+  SET_KEY,
+  SET_SERVER_KEY,
   SET_LOG_LEVEL,
   SET_ROLE,
   SET_LINKS,
@@ -139,6 +144,12 @@ void settings_usage_one(FILE *f, const setting_t *s);
 
 /* Prints the table as Markdown, for docs/cluster.md. */
 void settings_markdown(FILE *f);
+
+/* Applies a parsed value to the keys a program authenticates with. Returns
+ * 0, or 1 when the setting is not one of them (auth, keys, key,
+ * server_key). */
+int settings_apply_auth(infs_auth_t *a, const setting_t *s,
+                        const setting_value_t *v);
 
 /* Applies a parsed value to a core configuration. Returns 0, or 1 when the
  * setting is not one of the core's (endpoints, HTTP, worker settings). */

@@ -1,6 +1,8 @@
 #include "zwatch.h"
 
 #include <errno.h>
+#include <stdio.h>
+#include <string.h>
 #include <stdlib.h>
 #include <zmq.h>
 
@@ -70,4 +72,26 @@ void zwatch_close(zwatch_t *w) {
     return;
   uv_close((uv_handle_t *)&w->poll, on_closed);
   uv_close((uv_handle_t *)&w->prepare, on_closed);
+}
+
+int zwatch_monitor_event(void *monitor, uint16_t *event, char *endpoint,
+                         size_t len) {
+  zmq_msg_t msg;
+  zmq_msg_init(&msg);
+  if (zmq_msg_recv(&msg, monitor, ZMQ_DONTWAIT) < 0) {
+    zmq_msg_close(&msg);
+    return -1;
+  }
+  *event = 0;
+  if (zmq_msg_size(&msg) >= sizeof *event)
+    memcpy(event, zmq_msg_data(&msg), sizeof *event);
+  if (endpoint && len)
+    endpoint[0] = '\0';
+  /* The second frame names the endpoint. */
+  while (zmq_msg_more(&msg) && zmq_msg_recv(&msg, monitor, 0) >= 0)
+    if (endpoint && len)
+      snprintf(endpoint, len, "%.*s", (int)zmq_msg_size(&msg),
+               (const char *)zmq_msg_data(&msg));
+  zmq_msg_close(&msg);
+  return 0;
 }

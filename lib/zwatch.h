@@ -7,6 +7,8 @@
 #ifndef INFSCHED_ZWATCH_H
 #define INFSCHED_ZWATCH_H
 
+#include <stddef.h>
+#include <stdint.h>
 #include <uv.h>
 
 typedef struct zwatch zwatch_t;
@@ -17,5 +19,11 @@ int zwatch_start(uv_loop_t *loop, void *zsock, zwatch_cb cb, void *arg,
                  zwatch_t **out);
 /* Stops watching; memory is released from the handles' close callbacks. */
 void zwatch_close(zwatch_t *w);
+
+/* Receives one event from a zmq_socket_monitor PAIR socket without
+ * waiting: its number, and the endpoint it names into endpoint (may be
+ * NULL). Returns 0, or -1 when there is none. */
+int zwatch_monitor_event(void *monitor, uint16_t *event, char *endpoint,
+                         size_t len);
 
 #endif

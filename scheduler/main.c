@@ -44,7 +44,8 @@ typedef struct options {
 static void apply(void *ctx, const setting_t *s, const setting_value_t *v) {
   options_t *o = ctx;
   shell_config_t *cfg = o->cfg;
-  if (settings_apply_core(&cfg->core, s, v) == 0)
+  if (settings_apply_core(&cfg->core, s, v) == 0 ||
+      settings_apply_auth(&cfg->auth, s, v) == 0)
     return;
   switch (s->id) {
   case SET_CLIENTS:
@@ -100,8 +101,8 @@ static bool open_to_others(const char *addr) {
            (len >= 4 && strncmp(addr, "127.", 4) == 0));
 }
 
-/* Nothing authenticates peers (docs/security.md): say so loudly where
- * other hosts can connect. */
+/* Without authentication (docs/security.md), say so loudly where other
+ * hosts can connect. */
 static void warn_if_open(const char *what, const char *addr) {
   if (addr && open_to_others(addr))
     log_warn("%s %s is reachable from other hosts, and nothing "
@@ -178,8 +179,15 @@ int main(int argc, char **argv) {
   if (shell_http_address(app.shell))
     log_info("http: listening on %s%s", shell_http_address(app.shell),
              keys ? " (API keys required)" : "");
-  warn_if_open("clients", cfg.clients_addr);
-  warn_if_open("workers", cfg.workers_addr);
+  if (cfg.auth.off) {
+    log_info("authentication off: any process that reaches the ZeroMQ "
+             "ports is served");
+    warn_if_open("clients", cfg.clients_addr);
+    warn_if_open("workers", cfg.workers_addr);
+  } else {
+    log_info("authentication: CURVE, %zu keys admitted",
+             shell_keys_admitted(app.shell));
+  }
   /* With keys, the HTTP API authenticates its callers. */
   if (!keys)
     warn_if_open("http", shell_http_address(app.shell));

@@ -10,8 +10,11 @@
 #include "core_wire.h"
 #include "metrics.h"
 #include "status.h"
+#include "curve.h"
+#include "zap.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,7 +33,10 @@ struct shell {
   zwatch_t *workers_watch;
   uv_timer_t timer;
   core_t *core;
-  frontdoor_t *http; /* NULL without an HTTP listener */
+  keyring_t *admitted; /* NULL with authentication off */
+  zap_t *zap;
+  char secret_key[PATH_MAX]; /* the scheduler's own key file */
+  frontdoor_t *http;         /* NULL without an HTTP listener */
   metrics_t *metrics;
   wire_buf_t out;
   core_wire_msg_t msg; /* what a flush sends, one action at a time */
@@ -43,7 +49,8 @@ struct shell {
   size_t in_frame_len;
   infs_time_t started;
   uint32_t heartbeat_ms;
-  slo_t slo[INFS_CLASS_COUNT]; /* class defaults, checked on registration */
+  slo_t slo[INFS_CLASS_COUNT];   /* class defaults, checked on registration */
+  const profile_set_t *profiles; /* the core's, borrowed; NULL: none */
   uint64_t bad_messages;
   uint64_t send_failures;
   log_limit_t bad_log;
@@ -234,8 +241,8 @@ static void on_client_message(shell_t *s, infs_time_t now,
   char why[96];
   int rc = core_wire_feed_client(s->core, now, peer, env, why, sizeof why);
   if (rc == CORE_WIRE_STATUS) {
-    Infsched__Envelope *reply =
-        status_build(s->core, now - s->started, s->bad_messages);
+    Infsched__Envelope *reply = status_build(
+        s->core, now - s->started, s->bad_messages, zap_refused(s->zap));
     send_to(s, s->clients, peer, reply);
     status_free(reply);
   } else if (rc == CORE_WIRE_BAD) {
@@ -263,22 +270,28 @@ static void log_register(shell_t *s, infs_time_t now,
              a[n_acts - 1].message, held);
     return;
   }
-  infs_profile_t profile;
-  wire_profile_from_msg(m->profile, &profile);
+  /* The figures the core predicts with: its profiles file's for the name
+   * the worker gave (core_on_register), not what the worker said. */
+  infs_profile_t said;
+  wire_profile_from_msg(m->profile, &said);
+  const infs_profile_t *profile =
+      s->profiles ? profile_set_find(s->profiles, said.name) : NULL;
+  if (!profile)
+    profile = &said;
   log_info("worker %s registered (%s, %s, capacity %u)%s", m->worker_id,
-           profile.name, infs_worker_class_name(profile.cls), m->capacity,
+           profile->name, infs_worker_class_name(profile->cls), m->capacity,
            held);
   for (size_t i = 0; i < n_acts; i++)
     if (a[i].kind == CORE_ACT_REGISTERED && a[i].message[0])
       log_warn("worker %s: %s", m->worker_id, a[i].message);
   /* The worker still serves; its requests of that class will miss. */
   char why[400];
-  if (slo_check_profile(s->slo, &profile, why, sizeof why))
+  if (slo_check_profile(s->slo, profile, why, sizeof why))
     log_warn("worker %s: --slo: %s", m->worker_id ? m->worker_id : "", why);
 }
 
 static void on_worker_message(shell_t *s, infs_time_t now,
-                              const core_peer_t *peer,
+                              const core_peer_t *peer, const char *key,
                               Infsched__Envelope *env) {
   if (env->body_case == INFSCHED__ENVELOPE__BODY_CHUNK)
     s->in_body = env->chunk;
@@ -286,7 +299,7 @@ static void on_worker_message(shell_t *s, infs_time_t now,
     s->in_body = env->done;
   char why[96];
   uint64_t registrations = core_stats(s->core)->registrations;
-  int rc = core_wire_feed_worker(s->core, now, peer, env, why, sizeof why);
+  int rc = core_wire_feed_worker(s->core, now, peer, key, env, why, sizeof why);
   if (rc == CORE_WIRE_BAD)
     bad_input(s, s->workers, peer, INFSCHED__ERROR_CODE__ERROR_BAD_REQUEST,
               why);
@@ -317,10 +330,12 @@ static void on_readable(void *sock, void *arg) {
     if (env) {
       s->in_frame = zmq_msg_data(&payload);
       s->in_frame_len = zmq_msg_size(&payload);
+      /* The key the ZAP handler admitted the connection with. */
+      const char *key = s->admitted ? zmq_msg_gets(&payload, "User-Id") : NULL;
       if (sock == s->clients)
         on_client_message(s, now, &peer, env);
       else
-        on_worker_message(s, now, &peer, env);
+        on_worker_message(s, now, &peer, key, env);
       /* Chunks and Dones are forwarded from env and its frame: flush
        * before letting go of them. */
       flush(s, now);
@@ -343,6 +358,15 @@ static int open_router(shell_t *s, const char *addr, int64_t max_msg,
   zmq_setsockopt(sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
   zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
   zmq_setsockopt(sock, ZMQ_MAXMSGSIZE, &max_msg, sizeof max_msg);
+  if (s->admitted) {
+    int rc = curve_server(sock, s->secret_key, err, errlen);
+    if (!rc && zmq_setsockopt(sock, ZMQ_ZAP_DOMAIN, "infsched", 8))
+      rc = -errno;
+    if (rc) {
+      zmq_close(sock);
+      return rc;
+    }
+  }
   if (zmq_bind(sock, addr) != 0) {
     int e = errno;
     snprintf(err, errlen, "cannot bind %s: %s", addr, zmq_strerror(e));
@@ -351,6 +375,39 @@ static int open_router(shell_t *s, const char *addr, int64_t max_msg,
   }
   *out = sock;
   return 0;
+}
+
+/* CURVE: the scheduler's key pair, the keys it admits and the ZAP handler
+ * that admits them, all before a socket binds. */
+static int start_auth(shell_t *s, const infs_auth_t *auth, char *err,
+                      size_t errlen) {
+  char dir[PATH_MAX], allowed[PATH_MAX + 16];
+  int rc = curve_check(err, errlen);
+  if (rc || (rc = curve_dir(auth, dir, sizeof dir, err, errlen)))
+    return rc;
+  if (auth->key) {
+    snprintf(s->secret_key, sizeof s->secret_key, "%s", auth->key);
+  } else {
+    /* The local keys, so that workers and clients on this host find
+     * theirs without being told. */
+    if ((rc = curve_local_keys(dir, err, errlen)))
+      return rc;
+    if (strlen(dir) > sizeof s->secret_key - 32) {
+      snprintf(err, errlen, "%s: path too long", dir);
+      return -ENAMETOOLONG;
+    }
+    snprintf(s->secret_key, sizeof s->secret_key,
+             "%.*s/" KEYS_SCHEDULER KEYS_SECRET_SUFFIX,
+             (int)(sizeof s->secret_key - 32), dir);
+  }
+  snprintf(allowed, sizeof allowed, "%s/" KEYS_ALLOWED, dir);
+  if (keyring_load(allowed, &s->admitted, err, errlen))
+    return INFS_ECONFIG;
+  return zap_start(s->loop, s->zctx, s->admitted, &s->zap, err, errlen);
+}
+
+size_t shell_keys_admitted(const shell_t *s) {
+  return s->admitted ? keyring_count(s->admitted) : 0;
 }
 
 /* --- the HTTP front door: another client of the core --- */
@@ -400,6 +457,7 @@ int shell_start(uv_loop_t *loop, const shell_config_t *cfg, shell_t **out,
   s->started = clock_us();
   s->heartbeat_ms = (uint32_t)(cfg->core.heartbeat_interval / INFS_US_PER_MS);
   memcpy(s->slo, cfg->core.slo, sizeof s->slo);
+  s->profiles = cfg->core.profiles;
   s->arena = wire_arena_new();
   if (!s->arena) {
     free(s);
@@ -413,6 +471,8 @@ int shell_start(uv_loop_t *loop, const shell_config_t *cfg, shell_t **out,
     return rc;
   }
   s->zctx = zmq_ctx_new();
+  if (!cfg->auth.off && (rc = start_auth(s, &cfg->auth, err, errlen)))
+    goto fail;
   rc = open_router(s, cfg->clients_addr, cfg->max_msg_bytes, &s->clients, err,
                    errlen);
   if (rc)
@@ -442,6 +502,8 @@ fail:
     zmq_close(s->clients);
   if (s->workers)
     zmq_close(s->workers);
+  zap_destroy(&s->zap);
+  keyring_destroy(&s->admitted);
   metrics_destroy(&s->metrics);
   zmq_ctx_term(s->zctx);
   core_destroy(&s->core);
@@ -458,6 +520,7 @@ void shell_stop(shell_t *s) {
   core_shutdown(s->core, now);
   flush(s, now);
   frontdoor_stop(s->http);
+  zap_stop(s->zap);
   zwatch_close(s->clients_watch);
   zwatch_close(s->workers_watch);
   uv_close((uv_handle_t *)&s->timer, NULL);
@@ -469,7 +532,9 @@ void shell_destroy(shell_t **ps) {
     return;
   zmq_close(s->clients);
   zmq_close(s->workers);
+  zap_destroy(&s->zap);
   zmq_ctx_term(s->zctx);
+  keyring_destroy(&s->admitted);
   core_destroy(&s->core);
   frontdoor_destroy(&s->http);
   metrics_destroy(&s->metrics);

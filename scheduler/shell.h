@@ -3,6 +3,7 @@
 #ifndef INFSCHED_SCHEDULER_SHELL_H
 #define INFSCHED_SCHEDULER_SHELL_H
 
+#include "infsched/auth.h"
 #include "core.h"
 #include "frontdoor.h"
 
@@ -12,6 +13,10 @@ typedef struct shell_config {
   const char *clients_addr;
   const char *workers_addr;
   int64_t max_msg_bytes;
+  /* CURVE on both ZeroMQ ports unless auth.off: the key pair auth.key
+   * (default DIR/scheduler.key_secret, with the local keys made in DIR
+   * when missing), admitting the public keys of DIR/allowed/. */
+  infs_auth_t auth;
   core_config_t core;
   frontdoor_config_t http; /* http.addr NULL: no HTTP listener */
 } shell_config_t;
@@ -27,6 +32,8 @@ int shell_start(uv_loop_t *loop, const shell_config_t *cfg, shell_t **out,
 void shell_stop(shell_t *s);
 /* Frees the shell after its loop has finished. */
 void shell_destroy(shell_t **s);
+/* How many public keys the shell admits; 0 with authentication off. */
+size_t shell_keys_admitted(const shell_t *s);
 /* The HTTP listener's bound address, or NULL without one. */
 const char *shell_http_address(const shell_t *s);
 

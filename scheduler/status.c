@@ -22,6 +22,7 @@ static const struct {
     {"progress_timeouts", offsetof(core_stats_t, progress_timeouts)},
     {"profile_mismatches", offsetof(core_stats_t, profile_mismatches)},
     {"id_takeovers_refused", offsetof(core_stats_t, id_takeovers_refused)},
+    {"id_key_refused", offsetof(core_stats_t, id_key_refused)},
     {"rejected.queue_full", offsetof(core_stats_t, rejected_queue_full)},
     {"rejected.no_worker", offsetof(core_stats_t, rejected_no_worker)},
     {"rejected.context", offsetof(core_stats_t, rejected_context)},
@@ -39,7 +40,8 @@ static const struct {
     {"split.decoded", offsetof(core_stats_t, split_decoded)},
     {"split.kv_fallbacks", offsetof(core_stats_t, kv_fallbacks)},
 };
-#define N_COUNTERS (sizeof counters / sizeof *counters + CORE_OUTCOME_COUNT)
+/* The shell's own: handshakes_refused. */
+#define N_COUNTERS (sizeof counters / sizeof *counters + CORE_OUTCOME_COUNT + 1)
 
 /* Everything a Status holds, in one allocation freed by status_free. */
 typedef struct status_storage {
@@ -55,7 +57,8 @@ typedef struct status_storage {
 } status_storage_t;
 
 Infsched__Envelope *status_build(const core_t *core, infs_time_t uptime,
-                                 uint64_t bad_messages) {
+                                 uint64_t bad_messages,
+                                 uint64_t handshakes_refused) {
   status_storage_t *st = xcalloc(1, sizeof *st);
   size_t n = core_worker_count(core);
   st->n = n;
@@ -110,6 +113,9 @@ Infsched__Envelope *status_build(const core_t *core, infs_time_t uptime,
     st->counters[k].value =
         *(const uint64_t *)((const char *)cs + counters[i].offset);
   }
+  infsched__counter__init(&st->counters[k]);
+  st->counters[k].name = "handshakes_refused";
+  st->counters[k++].value = handshakes_refused;
   for (size_t i = 0; i < k; i++)
     st->counter_ptrs[i] = &st->counters[i];
   st->status.n_counters = k;

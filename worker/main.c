@@ -44,6 +44,8 @@ static void usage(FILE *f) {
 
 static void apply(void *ctx, const setting_t *s, const setting_value_t *v) {
   options_t *o = ctx;
+  if (settings_apply_auth(&o->cfg.auth, s, v) == 0)
+    return;
   switch (s->id) {
   case SET_SCHEDULER:
     o->cfg.scheduler_addr = v->s;

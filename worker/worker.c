@@ -7,6 +7,7 @@
 #include "wire_arena.h"
 #include "zwatch.h"
 #include "wcore_wire.h"
+#include "curve.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -25,6 +26,7 @@ struct worker {
   void *zctx;
   void *sock;
   zwatch_t *watch;
+  curve_watch_t *handshakes; /* NULL with authentication off */
   uv_timer_t timer;
   infs_backend_host_t host;
   void *backend;
@@ -322,6 +324,13 @@ int worker_start(uv_loop_t *loop, const worker_config_t *cfg, worker_t **out,
   zmq_setsockopt(w->sock, ZMQ_LINGER, &linger, sizeof linger);
   zmq_setsockopt(w->sock, ZMQ_MAXMSGSIZE, &cfg->max_msg_bytes,
                  sizeof cfg->max_msg_bytes);
+  if ((rc = curve_client(w->sock, &cfg->auth, KEYS_WORKER, err, errlen)))
+    goto fail;
+  if (!cfg->auth.off &&
+      (rc = curve_watch_start(loop, w->zctx, w->sock, &w->handshakes))) {
+    snprintf(err, errlen, "cannot watch handshakes: %s", infs_strerror(rc));
+    goto fail;
+  }
   if (zmq_connect(w->sock, cfg->scheduler_addr) != 0) {
     snprintf(err, errlen, "cannot connect to %s: %s", cfg->scheduler_addr,
              zmq_strerror(errno));
@@ -341,6 +350,7 @@ int worker_start(uv_loop_t *loop, const worker_config_t *cfg, worker_t **out,
   return 0;
 fail:
   cfg->backend->destroy(w->backend);
+  curve_watch_close(&w->handshakes);
   zmq_close(w->sock);
   zmq_ctx_term(w->zctx);
   wcore_destroy(&w->core);
@@ -356,6 +366,7 @@ void worker_stop(worker_t *w) {
   w->cfg.backend->destroy(w->backend);
   w->backend = NULL;
   zwatch_close(w->watch);
+  curve_watch_close(&w->handshakes);
   uv_close((uv_handle_t *)&w->timer, NULL);
 }
 

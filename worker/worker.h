@@ -3,6 +3,7 @@
 #ifndef INFSCHED_WORKER_H
 #define INFSCHED_WORKER_H
 
+#include "infsched/auth.h"
 #include "infsched/backend.h"
 
 #include <stdbool.h>
@@ -21,6 +22,7 @@ typedef struct worker_config {
   double kwh_usd;
   int64_t max_msg_bytes;
   uint32_t drain_timeout_ms; /* longest drain; then open requests fail */
+  infs_auth_t auth; /* CURVE keys, default the local ones (lib/curve.h) */
 } worker_config_t;
 
 typedef struct worker worker_t;

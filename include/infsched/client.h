@@ -13,6 +13,7 @@
 #define INFSCHED_CLIENT_H
 
 #include "infsched.pb-c.h"
+#include "infsched/auth.h"
 #include "infsched/types.h"
 
 #include <stddef.h>
@@ -54,9 +55,13 @@ typedef struct client client_t;
 
 /* Connects a DEALER socket on zctx (borrowed, must outlive the client) to
  * endpoint and watches it on loop. Messages sent before the scheduler is up
- * wait in the socket. ev is copied; arg is passed to every callback. */
+ * wait in the socket. auth (borrowed for the call) gives its CURVE keys;
+ * NULL: the local keys, as a scheduler on this host has them (see
+ * docs/security.md). ev is copied; arg is passed to every callback.
+ * Returns 0, or a negative code, logged with why (a key file missing). */
 int client_new(uv_loop_t *loop, void *zctx, const char *endpoint,
-               const client_events_t *ev, void *arg, client_t **out);
+               const infs_auth_t *auth, const client_events_t *ev, void *arg,
+               client_t **out);
 /* Closes the socket, dropping unsent messages after linger_ms. Not from
  * inside a callback: the receive loop still holds the socket. */
 void client_destroy(client_t **c, int linger_ms);

@@ -962,6 +962,9 @@ static int valid_info(const core_worker_info_t *in, char *why, size_t len) {
   else if (in->capacity == 0 || in->capacity > CORE_CAPACITY_MAX)
     snprintf(why, len, "register: capacity must be 1 to %u, got %u",
              CORE_CAPACITY_MAX, in->capacity);
+  else if (in->key && (!in->key[0] || strlen(in->key) >= CORE_KEY_MAX))
+    snprintf(why, len, "register: a key must be 1 to %d characters",
+             CORE_KEY_MAX - 1);
   else if (!p)
     snprintf(why, len, "register: no profile");
   else if (!printable(p->name))
@@ -1048,10 +1051,28 @@ void core_on_register(core_t *c, infs_time_t now, const core_peer_t *peer,
     differs = !profile_equal(trusted.profile, info->profile);
   }
   info = &trusted;
-  /* Nothing authenticates a worker's id: it is held by the connection
-   * that registered it while that one is heard from, so that another
-   * cannot take it over; a restarted worker gets it once the old
-   * connection has been silent for CORE_ID_HOLD_INTERVALS heartbeats. */
+  /* An authenticated id belongs to the key that first registered it: an
+   * impostor with a key of the pool still cannot take a worker's id, even
+   * a dead worker's. */
+  const char *bound =
+      info->key ? registry_bound_key(&c->reg, info->worker_id) : NULL;
+  if (bound && strcmp(bound, info->key) != 0) {
+    c->stats.id_key_refused++;
+    emit_error(c, CORE_ACT_WORKER_ERROR, peer, 0, INFS_WIRE_BADREQUEST,
+               "register: worker id '%s' is bound to another key",
+               info->worker_id);
+    return;
+  }
+  if (info->key && !bound && c->reg.n_bindings == CORE_KEY_BINDINGS_MAX) {
+    emit_error(c, CORE_ACT_WORKER_ERROR, peer, 0, INFS_WIRE_BADREQUEST,
+               "register: %u worker ids are bound to keys already",
+               CORE_KEY_BINDINGS_MAX);
+    return;
+  }
+  /* The id is also held by the connection that registered it while that
+   * one is heard from, so that another cannot take it over; a restarted
+   * worker gets it once the old connection has been silent for
+   * CORE_ID_HOLD_INTERVALS heartbeats. */
   core_worker_t *holder = registry_find_id(&c->reg, info->worker_id);
   if (holder && !peer_equal(&holder->peer, peer) &&
       now < holder->last_seen +
@@ -1083,6 +1104,8 @@ void core_on_register(core_t *c, infs_time_t now, const core_peer_t *peer,
                "register: too many distinct model names");
     return;
   }
+  if (info->key && !bound)
+    (void)registry_bind(&c->reg, info->worker_id, info->key);
   prefix_reserve_workers(&c->prefix, c->reg.cap);
   c->room_events++;
   c->stats.registrations++;

@@ -153,8 +153,17 @@ typedef struct core_held {
   bool done;            /* the worker holds its Done */
 } core_held_t;
 
+/* A CURVE public key in Z85 (40 characters), with its NUL. */
+#define CORE_KEY_MAX 41
+/* Worker ids bound to keys at once (see core_on_register). */
+#define CORE_KEY_BINDINGS_MAX 65536u
+
 /* What a worker says about itself when it registers; borrowed. */
 typedef struct core_worker_info {
+  /* The public key its connection authenticated with (Z85, from the
+   * shell's ZAP handler, not from the message), or NULL when nothing
+   * authenticates workers. */
+  const char *key;
   const char *worker_id;
   const char *model;
   const char *backend;
@@ -303,6 +312,7 @@ typedef struct core_stats {
                                   scheduler's */
   uint64_t id_takeovers_refused; /* Registers for an id a live connection
                                     holds */
+  uint64_t id_key_refused;       /* Registers for an id bound to another key */
   uint64_t stale_messages; /* chunks/dones for requests no longer open */
   uint64_t unknown_worker_messages;
   /* Placements by outcome; DEFERRED and NO_ROOM count requests, once. */
@@ -383,6 +393,13 @@ void core_on_resubmit(core_t *c, infs_time_t now, const core_peer_t *client,
  * too. One no client claims within queue_timeout is cancelled. Each the
  * core already knows (its client resubmitted first) is cancelled on the
  * worker. */
+/*
+ * With info->key, the worker id is bound to the key that first registered
+ * it, for the core's life: a Register of that id with another key is
+ * refused, whether or not its holder is alive; the same key may register
+ * it again (a restart). With or without keys, an id held by a connection
+ * heard from within CORE_ID_HOLD_INTERVALS heartbeats is refused to any
+ * other connection. */
 void core_on_register(core_t *c, infs_time_t now, const core_peer_t *worker,
                       const core_worker_info_t *info);
 void core_on_heartbeat(core_t *c, infs_time_t now, const core_peer_t *worker,

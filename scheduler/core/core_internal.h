@@ -144,6 +144,15 @@ typedef struct registry {
   uint32_t group_live[REGISTRY_GROUPS];   /* live workers of each */
   size_t n_groups;
   uint32_t min_block_size; /* smallest of all profiles; 0 before any */
+  /* Worker ids and the key that first registered each (see
+   * core_on_register); kept after the worker is gone, so that only its
+   * key can bring the id back. */
+  struct key_binding {
+    char id[INFS_NAME_MAX];
+    char key[CORE_KEY_MAX];
+  } * bindings;
+  size_t n_bindings;
+  size_t bindings_cap;
 } registry_t;
 
 /* Which worker last served each session, and how much of its prompt: a
@@ -189,6 +198,11 @@ core_worker_t *registry_add(registry_t *g, const core_peer_t *p,
                             const core_worker_info_t *info, infs_time_t now);
 /* Marks the worker dead; the caller has already moved its requests. */
 void registry_remove(registry_t *g, core_worker_t *w);
+/* The key worker id is bound to, or NULL when none is. */
+const char *registry_bound_key(const registry_t *g, const char *id);
+/* Binds id to key (both shorter than their buffers). Returns 0, or -1 when
+ * CORE_KEY_BINDINGS_MAX ids are bound already. */
+int registry_bind(registry_t *g, const char *id, const char *key);
 /* The interned id of a requested model: 0 for any, REGISTRY_NO_MODEL when
  * no worker ever named it. */
 uint16_t registry_model_id(const registry_t *g, const char *model);

@@ -44,7 +44,8 @@ int core_wire_feed_client(core_t *c, infs_time_t now, const core_peer_t *peer,
 }
 
 static int feed_register(core_t *c, infs_time_t now, const core_peer_t *peer,
-                         const Infsched__Register *m, char *why, size_t len) {
+                         const char *key, const Infsched__Register *m,
+                         char *why, size_t len) {
   if (!m->profile) {
     snprintf(why, len, "register without a profile");
     return CORE_WIRE_BAD;
@@ -75,6 +76,7 @@ static int feed_register(core_t *c, infs_time_t now, const core_peer_t *peer,
     n++;
   }
   core_worker_info_t info = {
+      .key = key,
       .worker_id = m->worker_id,
       .model = m->model,
       .backend = m->backend,
@@ -130,11 +132,11 @@ static void feed_heartbeat(core_t *c, infs_time_t now, const core_peer_t *peer,
 }
 
 int core_wire_feed_worker(core_t *c, infs_time_t now, const core_peer_t *peer,
-                          const Infsched__Envelope *env, char *why,
-                          size_t len) {
+                          const char *key, const Infsched__Envelope *env,
+                          char *why, size_t len) {
   switch (env->body_case) {
   case INFSCHED__ENVELOPE__BODY_REGISTER:
-    return feed_register(c, now, peer, env->register_, why, len);
+    return feed_register(c, now, peer, key, env->register_, why, len);
   case INFSCHED__ENVELOPE__BODY_HEARTBEAT:
     feed_heartbeat(c, now, peer, env->heartbeat);
     return CORE_WIRE_FED;

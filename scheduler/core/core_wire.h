@@ -21,12 +21,13 @@ enum {
 int core_wire_feed_client(core_t *c, infs_time_t now, const core_peer_t *peer,
                           const Infsched__Envelope *env, char *why,
                           size_t len);
-/* A worker's message to the core. A Chunk's or Done's body comes back as
- * the passthrough of the action that forwards it, so env must outlive the
- * flush of this event. */
+/* A worker's message to the core. key: the public key its connection
+ * authenticated with, or NULL (see core_worker_info_t.key). A Chunk's or
+ * Done's body comes back as the passthrough of the action that forwards
+ * it, so env must outlive the flush of this event. */
 int core_wire_feed_worker(core_t *c, infs_time_t now, const core_peer_t *peer,
-                          const Infsched__Envelope *env, char *why,
-                          size_t len);
+                          const char *key, const Infsched__Envelope *env,
+                          char *why, size_t len);
 
 /* Room for one message to a peer. */
 typedef struct core_wire_msg {

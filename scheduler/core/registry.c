@@ -30,6 +30,7 @@ void registry_free(registry_t *g) {
   free(g->workers);
   free(g->hot);
   free(g->models);
+  free(g->bindings);
   u64map_free(&g->by_peer);
   memset(g, 0, sizeof *g);
 }
@@ -154,4 +155,26 @@ void registry_remove(registry_t *g, core_worker_t *w) {
   g->group_live[g->hot[w->index].group]--;
   g->hot[w->index] = (worker_hot_t){0};
   g->live--;
+}
+
+/* A linear search: registrations are rare, and a worker registers once. */
+const char *registry_bound_key(const registry_t *g, const char *id) {
+  for (size_t i = 0; i < g->n_bindings; i++)
+    if (strcmp(g->bindings[i].id, id) == 0)
+      return g->bindings[i].key;
+  return NULL;
+}
+
+int registry_bind(registry_t *g, const char *id, const char *key) {
+  if (g->n_bindings == CORE_KEY_BINDINGS_MAX)
+    return -1;
+  if (g->n_bindings == g->bindings_cap) {
+    g->bindings_cap = g->bindings_cap ? 2 * g->bindings_cap : 16;
+    g->bindings =
+        xreallocarray(g->bindings, g->bindings_cap, sizeof *g->bindings);
+  }
+  struct key_binding *b = &g->bindings[g->n_bindings++];
+  snprintf(b->id, sizeof b->id, "%s", id);
+  snprintf(b->key, sizeof b->key, "%s", key);
+  return 0;
 }

@@ -81,9 +81,9 @@ static void test_install_and_plugin(void **state) {
   expect_file(f, "share/infsched/local.yaml");
   expect_file(f, "share/doc/infsched/LICENSE");
 
-  static const char *const programs[] = {"infsched-scheduler",
-                                         "infsched-worker", "infsched-cluster",
-                                         "infsched-sim", "infsched-loadgen"};
+  static const char *const programs[] = {
+      "infsched-scheduler", "infsched-worker",  "infsched-cluster",
+      "infsched-sim",       "infsched-loadgen", "infsched-keygen"};
   for (size_t i = 0; i < sizeof programs / sizeof *programs; i++) {
     char path[600], want[128];
     snprintf(path, sizeof path, "%s/bin/%s", f->prefix, programs[i]);

@@ -7,6 +7,7 @@
 #include "clock.h"
 #include "test_http_common.h"
 #include "zclient.h"
+#include "keys.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -347,8 +348,8 @@ static void test_duplicate_id_told_apart(void **state) {
   client_events_t ev = {.on_done = dup_on_done,
                         .on_error = dup_on_error,
                         .on_refused = dup_on_refused};
-  assert_int_equal(client_new(&loop, zctx, f->s.clients, &ev, &d, &d.client),
-                   0);
+  assert_int_equal(
+      client_new(&loop, zctx, f->s.clients, NULL, &ev, &d, &d.client), 0);
   client_request_t q = {.id = 5,
                         .prompt_tokens = 100,
                         .max_tokens = 500,
@@ -383,14 +384,38 @@ static bool got_pool(const Infsched__Status *s, void *arg) {
   return true;
 }
 
-/* An impostor registering a live worker's id every 100 ms is refused each
- * time; the real worker is never evicted and keeps serving. */
+/* Path of a file of the local keys directory (docs/security.md). */
+static const char *local_key(char *buf, size_t len, const char *name) {
+  char dir[512];
+  assert_int_equal(keys_default_dir(dir, sizeof dir), 0);
+  snprintf(buf, len, "%s/%s", dir, name);
+  return buf;
+}
+
+/* A completion over HTTP is served: the pool's worker still works. */
+static void expect_served(fixture_t *f) {
+  char url[160];
+  snprintf(url, sizeof url, "%s/v1/completions", f->s.base);
+  hc_response_t r;
+  hc_post(f->dir, url,
+          "{\"model\":\"" MODEL "\",\"prompt\":\"hi\",\"max_tokens\":4}", NULL,
+          &r);
+  assert_int_equal(r.status, 200);
+  hc_response_free(&r);
+}
+
+/* An impostor registering a live worker's id every 100 ms, with the very
+ * key of that worker, is refused each time; the real worker is never
+ * evicted and keeps serving. */
 static void test_worker_id_not_taken_over(void **state) {
   fixture_t *f = *state;
   hc_sched_start(&f->s, NULL);
   hc_worker_start(&f->s, f->dir, "sram-0", "sram-wse3", NULL, NULL);
   hc_wait_registered(&f->s, 1);
+  char key[600];
+  zclient_auth.key = local_key(key, sizeof key, "worker.key_secret");
   zclient_t *z = zclient_new(f->s.workers);
+  zclient_auth.key = NULL;
   assert_non_null(z);
   for (int i = 0; i < 5; i++) {
     assert_int_equal(zclient_register(z, "sram-0", 8), 0);
@@ -407,14 +432,88 @@ static void test_worker_id_not_taken_over(void **state) {
   assert_int_equal(p.workers, 1);
   assert_int_equal(p.lost, 0);
   assert_int_equal(p.refused, 5);
-  char url[160];
-  snprintf(url, sizeof url, "%s/v1/completions", f->s.base);
-  hc_response_t r;
-  hc_post(f->dir, url,
-          "{\"model\":\"" MODEL "\",\"prompt\":\"hi\",\"max_tokens\":4}", NULL,
-          &r);
-  assert_int_equal(r.status, 200);
-  hc_response_free(&r);
+  expect_served(f);
+}
+
+typedef struct auth_state {
+  uint64_t handshakes_refused;
+  uint64_t id_key_refused;
+  size_t workers;
+  bool intruder; /* a worker of that id is listed */
+} auth_state_t;
+
+static bool got_auth(const Infsched__Status *s, void *arg) {
+  auth_state_t *a = arg;
+  a->handshakes_refused = counter(s, "handshakes_refused");
+  a->id_key_refused = counter(s, "id_key_refused");
+  a->workers = s->n_workers;
+  a->intruder = false;
+  for (size_t i = 0; i < s->n_workers; i++)
+    a->intruder |= strcmp(s->workers[i]->worker_id, "intruder-0") == 0;
+  return a->handshakes_refused >= 1;
+}
+
+/* CURVE on the worker port, with the local keys of this host: a worker
+ * whose key the scheduler does not admit never completes a handshake, so
+ * never registers; one with an admitted key cannot take a registered
+ * worker's id, which is bound to that worker's key; and the real worker
+ * serves throughout. */
+static void test_worker_needs_admitted_key(void **state) {
+  fixture_t *f = *state;
+  hc_sched_start(&f->s, NULL);
+  assert_int_equal(harness_wait_log(f->s.log, "authentication: CURVE", 5000),
+                   0);
+  hc_worker_start(&f->s, f->dir, "sram-0", "sram-wse3", NULL, NULL);
+  hc_wait_registered(&f->s, 1);
+
+  /* A key of its own, which the scheduler was never given, and the
+   * scheduler's public key, which anyone may know. */
+  char intruder[600], secret[640], server[600], log[600];
+  snprintf(intruder, sizeof intruder, "%s/intruder.key", f->dir);
+  snprintf(secret, sizeof secret, "%s_secret", intruder);
+  snprintf(log, sizeof log, "%s/keygen.log", f->dir);
+  char *keygen[] = {(char *)harness_bin("infsched-keygen"), intruder, NULL};
+  harness_proc_t *k = harness_spawn(log, keygen);
+  assert_non_null(k);
+  int status;
+  assert_int_equal(harness_wait(k, 10000, &status), 0);
+  harness_stop(&k);
+  assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  const char *extra[] = {"--key", secret, "--server-key",
+                         local_key(server, sizeof server, "scheduler.key"),
+                         NULL};
+  hc_worker_start(&f->s, f->dir, "intruder-0", "gpu-h100", NULL, extra);
+  /* Its refusal is an event on both sides: the worker says why, and the
+   * scheduler counts it. libzmq does not retry a handshake refused for
+   * its key; the worker's Registers after it (one a second) find no
+   * connection to leave on, and it says so each time. */
+  snprintf(log, sizeof log, "%s/intruder-0.log", f->dir);
+  assert_int_equal(harness_wait_log(log, "did not admit this key", 15000), 0);
+  auth_state_t a = {0};
+  assert_true(zclient_wait_status(f->s.clients, got_auth, &a, 15000));
+  assert_int_equal(a.handshakes_refused, 1);
+  assert_int_equal(
+      harness_wait_log_count(log, "send register failed", 2, 15000), 0);
+  assert_true(zclient_wait_status(f->s.clients, got_auth, &a, 5000));
+  assert_false(a.intruder);
+  assert_int_equal(a.workers, 1);
+  assert_int_equal(harness_count_log(f->s.log, "worker intruder-0"), 0);
+
+  /* An admitted key (the local clients') with the real worker's id. */
+  zclient_t *z = zclient_new(f->s.workers);
+  assert_non_null(z);
+  assert_int_equal(zclient_register(z, "sram-0", 8), 0);
+  Infsched__Envelope *e = zclient_recv(z, 5000);
+  assert_non_null(e);
+  assert_int_equal(e->body_case, INFSCHED__ENVELOPE__BODY_ERROR);
+  assert_non_null(strstr(e->error->message, "bound to another key"));
+  infsched__envelope__free_unpacked(e, NULL);
+  zclient_destroy(&z);
+  assert_true(zclient_wait_status(f->s.clients, got_auth, &a, 5000));
+  assert_int_equal(a.id_key_refused, 1);
+  assert_int_equal(a.workers, 1);
+
+  expect_served(f);
 }
 
 /* Bound where other hosts can reach it, the scheduler says loudly that
@@ -443,6 +542,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_open_address_warned, hc_setup,
                                       hc_teardown),
       cmocka_unit_test_setup_teardown(test_worker_id_not_taken_over, hc_setup,
+                                      hc_teardown),
+      cmocka_unit_test_setup_teardown(test_worker_needs_admitted_key, hc_setup,
                                       hc_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -108,6 +108,16 @@ static int text_values(const setting_t *s, const char *dir, values_t *good,
     add(bad, "plugin:%s/missing.so", dir);
     add(bad, "openai:http://127.0.0.1:1/v1,api_key_env=INFSCHED_TEST_UNSET");
     return 0;
+  case SET_AUTH:
+    add(good, "on");
+    add(good, "off");
+    add(bad, "maybe");
+    add(bad, "ON");
+    return 0;
+  case SET_KEYS:
+    /* A directory of its own: the cluster makes the local keys there. */
+    add(good, "%s/keys", dir);
+    return 0;
   case SET_API_KEYS: {
     /* Absolute, and relative to the cluster file (which is in dir). */
     char path[VALUE_MAX];

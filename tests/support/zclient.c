@@ -2,11 +2,15 @@
 
 #include "clock.h"
 #include "wire.h"
+#include "curve.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <zmq.h>
+
+infs_auth_t zclient_auth;
 
 struct zclient {
   void *ctx;
@@ -27,6 +31,12 @@ zclient_t *zclient_new_as(const char *endpoint, const void *id, size_t len) {
   zmq_setsockopt(c->sock, ZMQ_LINGER, &linger, sizeof linger);
   if (len)
     zmq_setsockopt(c->sock, ZMQ_ROUTING_ID, id, len);
+  char err[512];
+  if (curve_client(c->sock, &zclient_auth, KEYS_CLIENT, err, sizeof err)) {
+    fprintf(stderr, "zclient: %s\n", err);
+    zclient_destroy(&c);
+    return NULL;
+  }
   if (zmq_connect(c->sock, endpoint) != 0) {
     zclient_destroy(&c);
     return NULL;

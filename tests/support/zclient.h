@@ -4,11 +4,17 @@
 #define INFSCHED_TESTS_ZCLIENT_H
 
 #include "infsched.pb-c.h"
+#include "infsched/auth.h"
 
 #include <stdbool.h>
 #include <stddef.h>
 
 typedef struct zclient zclient_t;
+
+/* The CURVE keys every new zclient presents: the local ones (those of
+ * client.key) unless a test sets others; .off against a scheduler
+ * started with --auth off. */
+extern infs_auth_t zclient_auth;
 
 zclient_t *zclient_new(const char *endpoint);
 /* The same with a routing id of the caller's choosing (len bytes). */

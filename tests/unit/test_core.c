@@ -1210,6 +1210,64 @@ static void test_scheduler_trusts_its_profiles(void **state) {
   profile_set_destroy(&set);
 }
 
+/* A worker id belongs to the key that first registered it: another key
+ * is refused while its holder lives and after it is gone; the same key
+ * gets it back from a new connection (a restart) once the old one is
+ * silent. A table of registrations, in time order. */
+static void test_worker_id_bound_to_key(void **state) {
+  (void)state;
+  static const char k1[] = "Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID";
+  static const char k2[] = "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7";
+  char too_long[CORE_KEY_MAX + 1];
+  memset(too_long, 'k', sizeof too_long - 1);
+  too_long[sizeof too_long - 1] = '\0';
+  const struct {
+    infs_time_t now;
+    const char *conn, *key, *id;
+    bool registered;
+    uint64_t key_refused; /* id_key_refused after it */
+    const char *says;     /* in the refusal */
+  } rows[] = {
+      {0, "a", k1, "w", true, 0, NULL},
+      {10 * MS, "b", k2, "w", false, 1, "bound to another key"},
+      /* a is silent long past the hold: the id is still k1's */
+      {10000 * MS, "b", k2, "w", false, 2, "bound to another key"},
+      {10000 * MS, "c", k1, "w", true, 2, NULL},
+      {10000 * MS, "b", k2, "v", true, 2, NULL},
+      {10010 * MS, "d", k1, "v", false, 3, "bound to another key"},
+      {10010 * MS, "e", NULL, "x", true, 3, NULL},
+      {10010 * MS, "f", "", "y", false, 3, "key must be"},
+      {10010 * MS, "f", too_long, "y", false, 3, "key must be"},
+  };
+  core_config_t cfg;
+  core_config_defaults(&cfg);
+  int rc;
+  core_t *c = core_new(&cfg, 0, &rc);
+  assert_non_null(c);
+  infs_profile_t p = profile("gpu", INFS_WORKER_GPU, 8192);
+  for (size_t i = 0; i < sizeof rows / sizeof *rows; i++) {
+    core_peer_t w = fixture_peer(rows[i].conn);
+    core_worker_info_t info = {.key = rows[i].key,
+                               .worker_id = rows[i].id,
+                               .profile = &p,
+                               .capacity = 4};
+    core_on_register(c, rows[i].now, &w, &info);
+    const core_action_t *e = find(c, CORE_ACT_WORKER_ERROR, 0);
+    if (rows[i].registered) {
+      assert_null(e);
+      assert_non_null(find(c, CORE_ACT_REGISTERED, 0));
+    } else {
+      assert_non_null(e);
+      assert_non_null(strstr(e->message, rows[i].says));
+    }
+    assert_int_equal(core_stats(c)->id_key_refused, rows[i].key_refused);
+    core_actions_clear(c);
+  }
+  /* w (now c's connection), v (b's) and x: three live workers. */
+  assert_int_equal(core_worker_count(c), 3);
+  core_destroy(&c);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_backend_failures, setup_roomy,
@@ -1218,16 +1276,16 @@ int main(void) {
                                       teardown),
       cmocka_unit_test_setup_teardown(test_round_robin_order, setup_rr,
                                       teardown),
-      cmocka_unit_test_setup_teardown(test_least_loaded_spreads_burst,
-                                      setup_ll, teardown),
+      cmocka_unit_test_setup_teardown(test_least_loaded_spreads_burst, setup_ll,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_least_loaded_picks_idle, setup_ll,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_context_never_exceeded, setup_ll,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_unknown_model_rejected, setup_ll,
                                       teardown),
-      cmocka_unit_test_setup_teardown(test_bad_and_duplicate_requests,
-                                      setup_ll, teardown),
+      cmocka_unit_test_setup_teardown(test_bad_and_duplicate_requests, setup_ll,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_queue_then_dispatch_on_done,
                                       setup_cap1, teardown),
       cmocka_unit_test_setup_teardown(test_no_room_not_retried_on_heartbeats,
@@ -1263,6 +1321,7 @@ int main(void) {
       cmocka_unit_test(test_progress_window_saturates),
       cmocka_unit_test(test_silent_worker_requests_taken_back),
       cmocka_unit_test(test_scheduler_trusts_its_profiles),
+      cmocka_unit_test(test_worker_id_bound_to_key),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

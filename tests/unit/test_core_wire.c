@@ -51,7 +51,7 @@ static void register_worker(core_t *c, const core_peer_t *w) {
   env.body_case = INFSCHED__ENVELOPE__BODY_REGISTER;
   env.register_ = &r;
   char why[96];
-  assert_int_equal(core_wire_feed_worker(c, 0, w, &env, why, sizeof why),
+  assert_int_equal(core_wire_feed_worker(c, 0, w, NULL, &env, why, sizeof why),
                    CORE_WIRE_FED);
 }
 
@@ -123,8 +123,9 @@ static void test_register_and_dispatch(void **state) {
   in = (Infsched__Envelope)INFSCHED__ENVELOPE__INIT;
   in.body_case = INFSCHED__ENVELOPE__BODY_CHUNK;
   in.chunk = &ch;
-  assert_int_equal(core_wire_feed_worker(c, 2 * MS, &w, &in, why, sizeof why),
-                   CORE_WIRE_FED);
+  assert_int_equal(
+      core_wire_feed_worker(c, 2 * MS, &w, NULL, &in, why, sizeof why),
+      CORE_WIRE_FED);
   a = core_actions(c, &n);
   assert_int_equal(n, 1);
   env = core_wire_message(&a[0], 250, &m);
@@ -138,7 +139,7 @@ static void test_register_and_dispatch(void **state) {
   done.dispatch_id = dispatch_id;
   in.body_case = INFSCHED__ENVELOPE__BODY_DONE;
   in.done = &done;
-  core_wire_feed_worker(c, 3 * MS, &w, &in, why, sizeof why);
+  core_wire_feed_worker(c, 3 * MS, &w, NULL, &in, why, sizeof why);
   a = core_actions(c, &n);
   assert_int_equal(n, 2);
   assert_int_equal(a[0].kind, CORE_ACT_DONE);
@@ -166,7 +167,7 @@ static void test_what_the_shell_answers(void **state) {
   env.status_query = &sq;
   assert_int_equal(core_wire_feed_client(c, 0, &client, &env, why, sizeof why),
                    CORE_WIRE_STATUS);
-  assert_int_equal(core_wire_feed_worker(c, 0, &w, &env, why, sizeof why),
+  assert_int_equal(core_wire_feed_worker(c, 0, &w, NULL, &env, why, sizeof why),
                    CORE_WIRE_BAD);
   assert_non_null(strstr(why, "on the worker socket"));
   Infsched__Submit sub = INFSCHED__SUBMIT__INIT;
@@ -178,7 +179,7 @@ static void test_what_the_shell_answers(void **state) {
   Infsched__Register r = INFSCHED__REGISTER__INIT;
   env.body_case = INFSCHED__ENVELOPE__BODY_REGISTER;
   env.register_ = &r;
-  assert_int_equal(core_wire_feed_worker(c, 0, &w, &env, why, sizeof why),
+  assert_int_equal(core_wire_feed_worker(c, 0, &w, NULL, &env, why, sizeof why),
                    CORE_WIRE_BAD);
   assert_string_equal(why, "register without a profile");
   size_t n;
@@ -237,13 +238,13 @@ static void test_split_messages(void **state) {
   Infsched__Envelope in = INFSCHED__ENVELOPE__INIT;
   in.body_case = INFSCHED__ENVELOPE__BODY_PREFILLED;
   in.prefilled = &p;
-  assert_int_equal(core_wire_feed_worker(c, 0, &w, &in, why, sizeof why),
+  assert_int_equal(core_wire_feed_worker(c, 0, &w, NULL, &in, why, sizeof why),
                    CORE_WIRE_BAD);
   assert_string_equal(why, "prefilled without its KV handle");
   Infsched__KvHandle km;
   wire_kv_to_msg(&kv, &km);
   p.kv = &km;
-  assert_int_equal(core_wire_feed_worker(c, 0, &w, &in, why, sizeof why),
+  assert_int_equal(core_wire_feed_worker(c, 0, &w, NULL, &in, why, sizeof why),
                    CORE_WIRE_FED);
   size_t n;
   const core_action_t *out = core_actions(c, &n);
@@ -260,7 +261,7 @@ static void test_split_messages(void **state) {
   in.body_case = INFSCHED__ENVELOPE__BODY_REGISTER;
   in.register_ = &r;
   core_peer_t w1 = fixture_peer("w1");
-  assert_int_equal(core_wire_feed_worker(c, 0, &w1, &in, why, sizeof why),
+  assert_int_equal(core_wire_feed_worker(c, 0, &w1, NULL, &in, why, sizeof why),
                    CORE_WIRE_BAD);
   assert_string_equal(why, "register with an unknown role 5");
   core_destroy(&c);

@@ -8,6 +8,7 @@
 #include "endpoint.h"
 #include "probe.h"
 #include "supervisor.h"
+#include "curve.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -64,6 +65,8 @@ typedef struct app {
   size_t running; /* children whose process is up */
   uint64_t last_wait_report;
   char clients_connect[CLUSTER_ADDR_MAX];
+  infs_auth_t auth;    /* the launcher's own, as a client (its probe) */
+  char keys[PATH_MAX]; /* the keys directory, with authentication on */
 } app_t;
 
 static void usage(FILE *f) {
@@ -341,6 +344,53 @@ static void push_settings(args_t *args, char *const *set) {
   }
 }
 
+/* A worker's keys: a pair of its own, which its id is bound to, in the
+ * cluster's keys directory (made unless there), or the cluster's --auth
+ * off. */
+static int push_auth(app_t *a, args_t *args, const char *name) {
+  if (a->auth.off) {
+    push(args, "--auth");
+    push(args, "off");
+    return 0;
+  }
+  char secret[PATH_MAX], err[PATH_MAX + 256];
+  int rc =
+      curve_instance_key(a->keys, name, secret, sizeof secret, err, sizeof err);
+  if (rc) {
+    log_error("%s", err);
+    return rc;
+  }
+  push(args, "--keys");
+  push(args, "%s", a->keys);
+  push(args, "--key");
+  push(args, "%s", secret);
+  return 0;
+}
+
+/* The cluster's authentication (docs/security.md): its scheduler's
+ * settings auth and keys, for every process it starts. With it on, the
+ * local keys are made before anything starts, so that no worker starts
+ * before the keys it reads. */
+static int prepare_auth(app_t *a) {
+  char err[PATH_MAX + 256];
+  const char *auth = a->spec->set[SET_AUTH];
+  a->auth.off = auth && strcmp(auth, "off") == 0;
+  if (a->auth.off)
+    return 0;
+  infs_auth_t given = {.dir = a->spec->set[SET_KEYS]};
+  int rc = curve_check(err, sizeof err);
+  if (!rc)
+    rc = curve_dir(&given, a->keys, sizeof a->keys, err, sizeof err);
+  if (!rc)
+    rc = curve_local_keys(a->keys, err, sizeof err);
+  if (rc) {
+    log_error("%s", err);
+    return rc;
+  }
+  a->auth.dir = a->keys;
+  return 0;
+}
+
 static int add_children(app_t *a, const options_t *o, const char *bin_dir) {
   const cluster_spec_t *s = a->spec;
   char workers_connect[CLUSTER_ADDR_MAX], profiles[PATH_MAX];
@@ -367,6 +417,10 @@ static int add_children(app_t *a, const options_t *o, const char *bin_dir) {
   push(args, "--profiles");
   push(args, "%s", profiles);
   push_settings(args, s->set);
+  if (!a->auth.off && !s->set[SET_KEYS]) {
+    push(args, "--keys");
+    push(args, "%s", a->keys);
+  }
   push(args, "--log-level");
   push(args, "%s", o->log_level);
   /* When the launcher dies the scheduler answers its open requests and
@@ -392,6 +446,8 @@ static int add_children(app_t *a, const options_t *o, const char *bin_dir) {
       push_settings(args, w->set);
       push(args, "--heartbeat-ms");
       push(args, "%u", s->heartbeat_ms);
+      if ((rc = push_auth(a, args, in->name)))
+        goto out;
       push(args, "--log-level");
       push(args, "%s", o->log_level);
       if ((rc = supervisor_add(a->sup, in->name, args->v, SIGKILL)))
@@ -500,7 +556,9 @@ static int run(app_t *a, const options_t *o, const char *bin_dir) {
   }
   a->sup = supervisor_new(&a->loop, longest_drain_ms(a->spec) + o->grace_ms,
                           on_supervisor, a);
-  rc = a->sup ? add_children(a, o, bin_dir) : -ENOMEM;
+  rc = a->sup ? prepare_auth(a) : -ENOMEM;
+  if (!rc)
+    rc = add_children(a, o, bin_dir);
   if (rc) {
     /* Nothing runs yet; only the supervisor's handles need closing. */
     log_error("cannot prepare the cluster: %s", infs_strerror(rc));
@@ -517,13 +575,14 @@ static int run(app_t *a, const options_t *o, const char *bin_dir) {
   uv_timer_init(&a->loop, &a->startup);
   a->startup.data = a;
 
+  char err[PATH_MAX + 256];
   if (endpoint_connect_addr(a->spec->clients, a->clients_connect,
                             sizeof a->clients_connect) == 0 &&
-      (rc = probe_start(&a->loop, a->clients_connect, PROBE_EVERY_MS, on_status,
-                        a, &a->probe)))
+      (rc = probe_start(&a->loop, a->clients_connect, &a->auth, PROBE_EVERY_MS,
+                        on_status, a, &a->probe, err, sizeof err)))
     log_warn("cannot ask %s for status (%s); \"cluster ready\" will not be "
              "reported",
-             a->clients_connect, infs_strerror(rc));
+             a->clients_connect, err);
 
   a->last_wait_report = uv_now(&a->loop);
   if (supervisor_start(a->sup) == 0) {

@@ -4,8 +4,10 @@
 #include "log.h"
 #include "wire.h"
 #include "zwatch.h"
+#include "curve.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <zmq.h>
 
@@ -66,8 +68,9 @@ static void on_readable(void *zsock, void *arg) {
   }
 }
 
-int probe_start(uv_loop_t *loop, const char *addr, uint64_t every_ms,
-                probe_cb cb, void *arg, probe_t **out) {
+int probe_start(uv_loop_t *loop, const char *addr, const infs_auth_t *auth,
+                uint64_t every_ms, probe_cb cb, void *arg, probe_t **out,
+                char *err, size_t errlen) {
   int rc, zero = 0, one = 1;
   int64_t maxmsg = WIRE_DEFAULT_MAX_MSG;
   Infsched__Envelope env = INFSCHED__ENVELOPE__INIT;
@@ -97,8 +100,11 @@ int probe_start(uv_loop_t *loop, const char *addr, uint64_t every_ms,
   zmq_setsockopt(p->sock, ZMQ_IMMEDIATE, &one, sizeof one);
   zmq_setsockopt(p->sock, ZMQ_SNDHWM, &one, sizeof one);
   zmq_setsockopt(p->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+  if ((rc = curve_client(p->sock, auth, KEYS_CLIENT, err, errlen)))
+    goto fail;
   if (zmq_connect(p->sock, addr) != 0) {
     rc = -errno;
+    snprintf(err, errlen, "%s", zmq_strerror(errno));
     goto fail;
   }
   if ((rc = zwatch_start(loop, p->sock, on_readable, p, &p->watch)))

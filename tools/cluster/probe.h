@@ -5,6 +5,7 @@
 #define INFSCHED_CLUSTER_PROBE_H
 
 #include "infsched.pb-c.h"
+#include "infsched/auth.h"
 
 #include <stdint.h>
 #include <uv.h>
@@ -14,12 +15,14 @@ typedef struct probe probe_t;
 /* status is borrowed for the duration of the call. */
 typedef void (*probe_cb)(void *arg, const Infsched__Status *status);
 
-/* Connects to the scheduler's client endpoint addr and sends a StatusQuery
- * every every_ms. Queries are dropped, not queued, while the scheduler is
- * unreachable, so a late scheduler does not get a burst. Returns 0 or a
- * negative code. */
-int probe_start(uv_loop_t *loop, const char *addr, uint64_t every_ms,
-                probe_cb cb, void *arg, probe_t **out);
+/* Connects to the scheduler's client endpoint addr, as a client with the
+ * keys of auth (lib/curve.h), and sends a StatusQuery every every_ms.
+ * Queries are dropped, not queued, while the scheduler is unreachable, so
+ * a late scheduler does not get a burst. Returns 0, or a negative code
+ * with why in err. */
+int probe_start(uv_loop_t *loop, const char *addr, const infs_auth_t *auth,
+                uint64_t every_ms, probe_cb cb, void *arg, probe_t **out,
+                char *err, size_t errlen);
 
 /* Closes the socket and the handles; memory is released from the close
  * callbacks. Sets *p to NULL. */

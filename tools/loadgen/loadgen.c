@@ -606,7 +606,8 @@ static int open_client(loadgen_t *g) {
       .on_error = on_error,
       .on_status = on_status,
   };
-  rc = client_new(&g->loop, g->zctx, g->cfg->scheduler, &events, g, &g->client);
+  rc = client_new(&g->loop, g->zctx, g->cfg->scheduler, &g->cfg->auth, &events,
+                  g, &g->client);
   if (rc) {
     log_error("%s: %s", g->cfg->scheduler, infs_strerror(rc));
     return rc;

@@ -5,6 +5,7 @@
 #ifndef INFSCHED_LOADGEN_H
 #define INFSCHED_LOADGEN_H
 
+#include "infsched/auth.h"
 #include "workload.h"
 #include "workload_cli.h"
 
@@ -13,6 +14,7 @@
 
 typedef struct loadgen_config {
   const char *scheduler;    /* client endpoint */
+  infs_auth_t auth;         /* its CURVE keys (see client_new) */
   const char *model;        /* NULL: any */
   double drain_s;           /* wait for answers after the last send */
   const char *report_json;  /* NULL: no JSON */

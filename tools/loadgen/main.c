@@ -6,6 +6,7 @@
 #include "log.h"
 #include "workload.h"
 #include "workload_cli.h"
+#include "settings.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -16,17 +17,26 @@
 #define PROGRAM "infsched-loadgen"
 
 static void usage(FILE *out) {
-  fprintf(out,
-          "Usage: " PROGRAM " [OPTION]...\n"
-          "Sends synthetic or recorded traffic to an infsched scheduler and "
-          "reports\nlatency, SLO attainment, throughput and cost.\n"
-          "\n"
-          "Target:\n"
-          "  --scheduler ADDR      client endpoint (tcp://127.0.0.1:5555)\n"
-          "  --model NAME          model to ask for (default: any)\n"
-          "  --wait-workers N      wait until N workers are registered (0)\n"
-          "  --wait-timeout S      give up waiting after S seconds (60)\n"
-          "\n");
+  fprintf(
+      out,
+      "Usage: " PROGRAM " [OPTION]...\n"
+      "Sends synthetic or recorded traffic to an infsched scheduler and "
+      "reports\nlatency, SLO attainment, throughput and cost.\n"
+      "\n"
+      "Target:\n"
+      "  --scheduler ADDR      client endpoint (tcp://127.0.0.1:5555)\n"
+      "  --model NAME          model to ask for (default: any)\n"
+      "  --wait-workers N      wait until N workers are registered (0)\n"
+      "  --wait-timeout S      give up waiting after S seconds (60)\n"
+      "  --auth MODE           on: CURVE to the scheduler (default); off\n"
+      "                        for a scheduler without authentication\n"
+      "  --keys DIR            keys directory (default: the local one, as\n"
+      "                        the scheduler and infsched-cluster make it)\n"
+      "  --key FILE            own secret key file (default\n"
+      "                        KEYS/client.key_secret)\n"
+      "  --server-key FILE     the scheduler's public key file (default\n"
+      "                        KEYS/scheduler.key)\n"
+      "\n");
   workload_cli_usage(out);
   fprintf(out,
           "\n"
@@ -62,6 +72,10 @@ enum {
   OPT_POLICY_LABEL,
   OPT_LOG_LEVEL,
   OPT_CHARS_PER_TOKEN,
+  OPT_AUTH,
+  OPT_KEYS,
+  OPT_KEY,
+  OPT_SERVER_KEY,
 };
 
 static const struct option own_options[] = {
@@ -75,6 +89,10 @@ static const struct option own_options[] = {
     {"policy-label", required_argument, NULL, OPT_POLICY_LABEL},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
     {"chars-per-token", required_argument, NULL, OPT_CHARS_PER_TOKEN},
+    {"auth", required_argument, NULL, OPT_AUTH},
+    {"keys", required_argument, NULL, OPT_KEYS},
+    {"key", required_argument, NULL, OPT_KEY},
+    {"server-key", required_argument, NULL, OPT_SERVER_KEY},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
 };
@@ -119,6 +137,20 @@ static int parse_one(void *ctx, int c, const char *arg) {
   case OPT_CHARS_PER_TOKEN:
     rc = cli_double("--chars-per-token", arg, 0, 64, &cfg->chars_per_token);
     break;
+  case OPT_AUTH:
+  case OPT_KEYS:
+  case OPT_KEY:
+  case OPT_SERVER_KEY: {
+    /* Checked as the daemons check theirs. */
+    setting_id_t id = c == OPT_AUTH   ? SET_AUTH
+                      : c == OPT_KEYS ? SET_KEYS
+                      : c == OPT_KEY  ? SET_KEY
+                                      : SET_SERVER_KEY;
+    setting_value_t v;
+    if ((rc = settings_parse_flag(settings_get(id), optarg, &v)) == 0)
+      settings_apply_auth(&cfg->auth, settings_get(id), &v);
+    break;
+  }
   case OPT_LOG_LEVEL:
     if (log_level_parse(arg, a->level))
       rc = cli_usage_error("--log-level: unknown level '%s'", arg);

@@ -194,7 +194,7 @@ void sim_sched_feed(sim_t *s, infs_time_t now, const msg_t *m) {
   } else {
     core_peer_t peer;
     peer_of_worker(m->worker, &peer);
-    core_wire_feed_worker(s->core, now, &peer, m->env, why, sizeof why);
+    core_wire_feed_worker(s->core, now, &peer, NULL, m->env, why, sizeof why);
   }
 }
 

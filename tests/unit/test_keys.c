@@ -1,0 +1,202 @@
+/* Key files and keyrings (lib/keys.c, pure), and the pairs lib/curve.c
+ * makes with libzmq: what infsched-keygen writes, zmq_curve_public
+ * agrees with, and the local keys directory. */
+#include "infsched/errors.h"
+#include "curve.h"
+#include "keys.h"
+
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <zmq.h>
+
+#define PUB "Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID"
+#define SEC "D:)Q[IlAW!ahhC2ac:9*A}h:p?([4%wOTJ%JR%cs"
+
+static void test_parse(void **state) {
+  (void)state;
+  static const struct {
+    const char *text;
+    bool want_secret;
+    bool ok;
+    const char *why; /* in the error */
+  } rows[] = {
+      {"metadata\ncurve\n    public-key = \"" PUB "\"\n", false, true, NULL},
+      {"curve\n    public-key = \"" PUB "\"\n    secret-key = \"" SEC "\"\n",
+       true, true, NULL},
+      {"# a comment\ncurve\n  public-key=" PUB "\n", false, true, NULL},
+      {"curve\n    public-key = \"" PUB "\"\n", true, false, "secret-key"},
+      {"curve\n    secret-key = \"" SEC "\"\n", false, false, "public-key"},
+      {"curve\n    public-key = \"" PUB "x\"\n", false, false, "not a key"},
+      {"curve\n    public-key = \"short\"\n", false, false, "not a key"},
+      {"curve\n    public-key = "
+       "\"Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{h\\\"\"\n",
+       false, false, "not a key"},
+      {"public-key = \"" PUB "\"\npublic-key = \"" PUB "\"\n", false, false,
+       "second"},
+      {"", false, false, "public-key"},
+  };
+  for (size_t i = 0; i < sizeof rows / sizeof *rows; i++) {
+    char pub[KEYS_Z85_LEN + 1] = "", sec[KEYS_Z85_LEN + 1] = "", err[256] = "";
+    int rc = keys_parse(rows[i].text, pub, rows[i].want_secret ? sec : NULL,
+                        err, sizeof err);
+    if (rows[i].ok) {
+      assert_int_equal(rc, 0);
+      assert_string_equal(pub, PUB);
+      if (rows[i].want_secret)
+        assert_string_equal(sec, SEC);
+    } else {
+      assert_int_not_equal(rc, 0);
+      if (!strstr(err, rows[i].why))
+        fail_msg("row %zu: '%s' does not say '%s'", i, err, rows[i].why);
+    }
+  }
+  /* What keys_format writes, keys_parse reads back. */
+  char text[1024], pub[KEYS_Z85_LEN + 1], sec[KEYS_Z85_LEN + 1], err[256];
+  keys_format(text, sizeof text, PUB, SEC);
+  assert_int_equal(keys_parse(text, pub, sec, err, sizeof err), 0);
+  assert_string_equal(sec, SEC);
+  keys_format(text, sizeof text, PUB, NULL);
+  assert_int_not_equal(keys_parse(text, pub, sec, err, sizeof err), 0);
+  assert_int_equal(keys_parse(text, pub, NULL, err, sizeof err), 0);
+  assert_string_equal(pub, PUB);
+}
+
+static void test_keyring(void **state) {
+  (void)state;
+  keyring_t *k = keyring_new();
+  assert_false(keyring_allows(k, PUB));
+  assert_int_equal(keyring_add(k, PUB), 0);
+  assert_int_equal(keyring_add(k, PUB), 0); /* once */
+  assert_int_not_equal(keyring_add(k, "short"), 0);
+  assert_int_equal(keyring_count(k), 1);
+  assert_true(keyring_allows(k, PUB));
+  assert_false(keyring_allows(k, SEC));
+  assert_false(keyring_allows(k, ""));
+  keyring_destroy(&k);
+  assert_null(k);
+}
+
+static char *tmpdir(void) {
+  char tmpl[] = "/tmp/infsched-keys-XXXXXX";
+  assert_non_null(mkdtemp(tmpl));
+  return strdup(tmpl);
+}
+
+static void rm(const char *dir, const char *const *names) {
+  char path[512];
+  for (; *names; names++) {
+    snprintf(path, sizeof path, "%s/%s", dir, *names);
+    unlink(path);
+    rmdir(path);
+  }
+  rmdir(dir);
+}
+
+/* infsched-keygen's pair: the secret file private, both files naming the
+ * same public key, which libzmq derives from the secret one; never
+ * overwritten. */
+static void test_keygen(void **state) {
+  (void)state;
+  char *dir = tmpdir(), path[512], secret_path[520], err[512];
+  snprintf(path, sizeof path, "%s/w.key", dir);
+  snprintf(secret_path, sizeof secret_path, "%s_secret", path);
+  assert_int_equal(curve_keygen(path, err, sizeof err), 0);
+  struct stat st;
+  assert_int_equal(stat(secret_path, &st), 0);
+  assert_int_equal(st.st_mode & 0777, 0600);
+  char pub[KEYS_Z85_LEN + 1], pub2[KEYS_Z85_LEN + 1], sec[KEYS_Z85_LEN + 1],
+      derived[KEYS_Z85_LEN + 1];
+  assert_int_equal(keys_load(path, pub, NULL, err, sizeof err), 0);
+  assert_int_not_equal(keys_load(path, pub2, sec, err, sizeof err), 0);
+  assert_int_equal(keys_load(secret_path, pub2, sec, err, sizeof err), 0);
+  assert_string_equal(pub, pub2);
+  assert_int_equal(zmq_curve_public(derived, sec), 0);
+  assert_string_equal(derived, pub);
+  uint8_t raw[32];
+  assert_non_null(zmq_z85_decode(raw, pub));
+
+  assert_int_equal(curve_keygen(path, err, sizeof err), -EEXIST);
+  assert_non_null(strstr(err, "not overwritten"));
+  assert_int_equal(keys_load(path, pub2, NULL, err, sizeof err), 0);
+  assert_string_equal(pub2, pub);
+
+  /* A keyring of the directory reads the public file, skips the secret. */
+  keyring_t *k;
+  assert_int_equal(keyring_load(dir, &k, err, sizeof err), 0);
+  assert_int_equal(keyring_count(k), 1);
+  assert_true(keyring_allows(k, pub));
+  keyring_destroy(&k);
+  char junk[520];
+  snprintf(junk, sizeof junk, "%s/junk", dir);
+  FILE *f = fopen(junk, "w");
+  assert_non_null(f);
+  fputs("not a key\n", f);
+  fclose(f);
+  assert_int_not_equal(keyring_load(dir, &k, err, sizeof err), 0);
+  assert_non_null(strstr(err, "junk"));
+  assert_int_equal(keys_load("/nonexistent/k", pub, NULL, err, sizeof err),
+                   -ENOENT);
+  static const char *const names[] = {"w.key", "w.key_secret", "junk", NULL};
+  rm(dir, names);
+  free(dir);
+}
+
+/* The local keys: made once, the same on a second call, the worker's and
+ * the client's admitted; an instance's pair admitted beside them. */
+static void test_local_keys(void **state) {
+  (void)state;
+  char *dir = tmpdir(), keys[512], err[512], path[600];
+  snprintf(keys, sizeof keys, "%s/a/keys", dir);
+  assert_int_equal(curve_local_keys(keys, err, sizeof err), 0);
+  char first[KEYS_Z85_LEN + 1], again[KEYS_Z85_LEN + 1];
+  snprintf(path, sizeof path, "%s/scheduler.key_secret", keys);
+  assert_int_equal(keys_load(path, first, NULL, err, sizeof err), 0);
+  assert_int_equal(curve_local_keys(keys, err, sizeof err), 0);
+  assert_int_equal(keys_load(path, again, NULL, err, sizeof err), 0);
+  assert_string_equal(first, again);
+
+  char secret[600];
+  assert_int_equal(
+      curve_instance_key(keys, "gpu-0", secret, sizeof secret, err, sizeof err),
+      0);
+  snprintf(path, sizeof path, "%s/allowed", keys);
+  keyring_t *k;
+  assert_int_equal(keyring_load(path, &k, err, sizeof err), 0);
+  assert_int_equal(keyring_count(k), 3);
+  char pub[KEYS_Z85_LEN + 1];
+  static const char *const admitted[] = {"worker.key_secret",
+                                         "client.key_secret", NULL};
+  for (const char *const *a = admitted; *a; a++) {
+    snprintf(path, sizeof path, "%s/%s", keys, *a);
+    assert_int_equal(keys_load(path, pub, NULL, err, sizeof err), 0);
+    assert_true(keyring_allows(k, pub));
+  }
+  assert_int_equal(keys_load(secret, pub, NULL, err, sizeof err), 0);
+  assert_true(keyring_allows(k, pub));
+  assert_false(keyring_allows(k, first)); /* the scheduler's own is not */
+  keyring_destroy(&k);
+
+  char cmd[700];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  assert_int_equal(system(cmd), 0);
+  free(dir);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_parse),
+      cmocka_unit_test(test_keyring),
+      cmocka_unit_test(test_keygen),
+      cmocka_unit_test(test_local_keys),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
