@@ -469,8 +469,16 @@ static void respond_object(http_exchange_t *x, cJSON *o) {
   free(body);
 }
 
-/* GET /v1/models, or /v1/models/ID when id is not NULL. */
-static void handle_models(frontdoor_t *f, http_exchange_t *x, const char *id) {
+/* GET /v1/models, or /v1/models/ID. */
+static void handle_models(frontdoor_t *f, http_exchange_t *x) {
+  char buf[INFS_NAME_MAX * 4], msg[160];
+  int rc = oai_model_id(http_exchange_path(x), buf, sizeof buf, msg,
+                        sizeof msg);
+  const char *id = rc > 0 ? buf : NULL;
+  if (rc < 0) {
+    respond_error(x, 400, "invalid_request_error", NULL, "model", msg);
+    return;
+  }
   if (id) {
     cJSON *m = model_object(f, id);
     if (m) {
@@ -525,15 +533,6 @@ static void handle_metrics(frontdoor_t *f, http_exchange_t *x) {
                f->out.data, f->out.len);
 }
 
-/* The ID of a /v1/models/ID path, or NULL. */
-static const char *model_id(const char *path) {
-  static const char prefix[] = "/v1/models/";
-  if (strncmp(path, prefix, sizeof prefix - 1) != 0 ||
-      !path[sizeof prefix - 1])
-    return NULL;
-  return path + sizeof prefix - 1;
-}
-
 static metrics_route_t route_of(const char *path) {
   static const char *const paths[METRICS_ROUTE_COUNT - 1] = {
       "/v1/completions", "/v1/chat/completions", "/v1/models", "/healthz",
@@ -541,7 +540,7 @@ static metrics_route_t route_of(const char *path) {
   for (int i = 0; i < METRICS_ROUTE_COUNT - 1; i++)
     if (strcmp(path, paths[i]) == 0)
       return (metrics_route_t)i;
-  if (model_id(path))
+  if (strncmp(path, "/v1/models/", 11) == 0 && path[11])
     return METRICS_ROUTE_MODELS;
   return METRICS_ROUTE_OTHER;
 }
@@ -629,7 +628,7 @@ static void on_request(void *arg, http_exchange_t *x) {
     return;
   }
   if (route == METRICS_ROUTE_MODELS)
-    handle_models(f, x, model_id(http_exchange_path(x)));
+    handle_models(f, x);
   else if (route == METRICS_ROUTE_HEALTHZ)
     handle_healthz(f, x);
   else

@@ -377,6 +377,47 @@ char *oai_render_usage_chunk(const oai_meta_t *m, const oai_usage_t *u) {
   return print(o);
 }
 
+static int hex_digit(char c) {
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F')
+    return c - 'A' + 10;
+  return -1;
+}
+
+int oai_model_id(const char *path, char *out, size_t len, char *msg,
+                 size_t msglen) {
+  static const char prefix[] = "/v1/models/";
+  if (strncmp(path, prefix, sizeof prefix - 1) != 0 ||
+      !path[sizeof prefix - 1])
+    return 0;
+  size_t n = 0;
+  for (const char *p = path + sizeof prefix - 1; *p; p++) {
+    int c = (unsigned char)*p;
+    if (c == '%') {
+      int hi = hex_digit(p[1]), lo = hi < 0 ? -1 : hex_digit(p[2]);
+      if (lo < 0 || (hi | lo) == 0) {
+        snprintf(msg, msglen,
+                 "the model id has a bad escape at '%.3s' (expected %%XX, "
+                 "two hex digits, not %%00)",
+                 p);
+        return -1;
+      }
+      c = hi << 4 | lo;
+      p += 2;
+    }
+    if (n + 1 >= len) {
+      snprintf(msg, msglen, "the model id is longer than %zu bytes", len - 1);
+      return -1;
+    }
+    out[n++] = (char)c;
+  }
+  out[n] = '\0';
+  return 1;
+}
+
 char *oai_render_error(const char *message, const char *type, const char *param,
                        const char *code) {
   cJSON *o = cJSON_CreateObject();

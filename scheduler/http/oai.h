@@ -79,6 +79,15 @@ char *oai_render_chunk(const oai_meta_t *m, const char *text, bool role,
                        const char *finish_reason);
 /* The extra last chunk of stream_options.include_usage: no choices. */
 char *oai_render_usage_chunk(const oai_meta_t *m, const oai_usage_t *u);
+/* The model id of a GET /v1/models/ID path, percent-decoded into out (len
+ * bytes with its NUL): "meta-llama%2FLlama-3.1-8B" and the raw
+ * "meta-llama/Llama-3.1-8B" both name meta-llama/Llama-3.1-8B, as clients
+ * send either. Returns 1; 0 when path is not of that form (the list, or
+ * another route); -1 with why in msg when an escape is not '%' and two
+ * hex digits, decodes to NUL, or the id is longer than len allows. */
+int oai_model_id(const char *path, char *out, size_t len, char *msg,
+                 size_t msglen);
+
 /* {"error": {"message", "type", "param", "code"}}; param and code may be
  * NULL. */
 char *oai_render_error(const char *message, const char *type, const char *param,

@@ -852,6 +852,42 @@ static void test_no_worker_both_doors_time_out(void **state) {
   zclient_destroy(&c);
 }
 
+/* GET /v1/models/ID of a model whose name has a '/': percent-encoded, as
+ * "meta-llama%2FLlama-3.1-8B", or raw; a bad escape is a 400. */
+static void test_model_ids_percent_decoded(void **state) {
+  fixture_t *f = *state;
+  const char *model[] = {"--model", "meta-llama/Llama-3.1-8B", NULL};
+  start_pool(f, NULL, model);
+  static const struct {
+    const char *path;
+    int status;
+  } table[] = {
+      {"/v1/models/meta-llama%2FLlama-3.1-8B", 200},
+      {"/v1/models/meta-llama%2fLlama-3.1-8B", 200},
+      {"/v1/models/meta-llama/Llama-3.1-8B", 200},
+      {"/v1/models/meta-llama%2FLlama-3.1-70B", 404},
+      {"/v1/models/meta-llama%2", 400},
+  };
+  for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
+    char url[256];
+    snprintf(url, sizeof url, "%s%s", f->s.base, table[i].path);
+    hc_response_t r;
+    hc_get(f->dir, url, &r);
+    if (r.status != table[i].status)
+      fail_msg("%s: %d, wanted %d: %s", table[i].path, r.status,
+               table[i].status, r.body ? r.body : "");
+    cJSON *j = hc_json(r.body);
+    assert_non_null(j);
+    if (r.status == 200)
+      assert_string_equal(hc_at(j, "id")->valuestring,
+                          "meta-llama/Llama-3.1-8B");
+    else
+      assert_string_equal(hc_at(j, "error.param")->valuestring, "model");
+    cJSON_Delete(j);
+    hc_response_free(&r);
+  }
+}
+
 /* With the only worker of the model registered but unhealthy (its
  * upstream is down), requests do not wait out the queue timeout: after
  * the grace (heartbeat interval x heartbeat misses) both doors reject
@@ -904,6 +940,8 @@ int main(int argc, char **argv) {
                                       hc_teardown),
       cmocka_unit_test_setup_teardown(
           test_no_serving_worker_both_doors_rejected, setup, hc_teardown),
+      cmocka_unit_test_setup_teardown(test_model_ids_percent_decoded, setup,
+                                      hc_teardown),
       cmocka_unit_test_setup_teardown(test_no_worker_both_doors_time_out,
                                       setup, hc_teardown),
       cmocka_unit_test_setup_teardown(

@@ -180,6 +180,43 @@ static void test_parse_errors(void **state) {
   }
 }
 
+/* Model ids in GET /v1/models/ID: percent-decoded, a raw '/' kept, bad
+ * escapes refused with why. */
+static void test_model_id(void **state) {
+  (void)state;
+  static const struct {
+    const char *path;
+    int rc;
+    const char *id; /* rc 1: the id; rc -1: in the message */
+  } table[] = {
+      {"/v1/models/codex-70b", 1, "codex-70b"},
+      {"/v1/models/meta-llama%2FLlama-3.1-8B", 1, "meta-llama/Llama-3.1-8B"},
+      {"/v1/models/meta-llama%2fLlama-3.1-8B", 1, "meta-llama/Llama-3.1-8B"},
+      {"/v1/models/meta-llama/Llama-3.1-8B", 1, "meta-llama/Llama-3.1-8B"},
+      {"/v1/models/a%20b%25c", 1, "a b%c"},
+      {"/v1/models/a+b", 1, "a+b"}, /* '+' is a space in queries only */
+      {"/v1/models", 0, NULL},
+      {"/v1/models/", 0, NULL},
+      {"/v1/completions", 0, NULL},
+      {"/v1/models/a%2", -1, "bad escape at '%2'"},
+      {"/v1/models/a%zz", -1, "bad escape at '%zz'"},
+      {"/v1/models/a%00b", -1, "not %00"},
+      {"/v1/models/0123456789", -1, "longer than 7 bytes"},
+  };
+  for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
+    char out[64], msg[128] = "";
+    size_t len = table[i].rc < 0 && strstr(table[i].id, "longer") ? 8
+                                                                   : sizeof out;
+    int rc = oai_model_id(table[i].path, out, len, msg, sizeof msg);
+    if (rc != table[i].rc)
+      fail_msg("%s: %d, wanted %d", table[i].path, rc, table[i].rc);
+    if (rc > 0)
+      assert_string_equal(out, table[i].id);
+    else if (rc < 0 && !strstr(msg, table[i].id))
+      fail_msg("%s: '%s' does not say '%s'", table[i].path, msg, table[i].id);
+  }
+}
+
 static void test_render(void **state) {
   (void)state;
   oai_meta_t m = {OAI_CHAT, "chatcmpl-1", "m", 1700000000};
@@ -319,6 +356,7 @@ int main(void) {
       cmocka_unit_test(test_parse_backend_fields),
       cmocka_unit_test(test_parse_errors),
       cmocka_unit_test(test_render),
+      cmocka_unit_test(test_model_id),
       cmocka_unit_test(test_prompt_hash),
       cmocka_unit_test(test_sse),
       cmocka_unit_test(test_metrics),
