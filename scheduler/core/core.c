@@ -344,14 +344,6 @@ static void dispatch(core_t *c, req_t *r, core_worker_t *w, infs_time_t now,
   a->kv = r->phase == INFS_PHASE_DECODE ? &r->kv : NULL;
 }
 
-/* Whether r may be split: it has streamed nothing (a migration continues
- * whole), owes more than the first token, and its KV never failed to
- * move. */
-static bool may_split(const req_t *r) {
-  return !r->whole && r->tokens_out == 0 && r->kv_worker < 0 &&
-         r->spec.max_tokens > 1;
-}
-
 /* Dispatches the decode of r, whose prefilled KV r->kv_worker holds, to w
  * (cached_blocks of r's prompt in its prefix cache, ttft_ms its predicted
  * TTFT there): the handle gets the bytes w lacks and the link they cross.
@@ -515,7 +507,7 @@ static bool place(core_t *c, req_t *r, infs_time_t now) {
   uint64_t context = (uint64_t)r->spec.prompt_tokens + r->spec.max_tokens;
   const worker_hot_t *hot = c->reg.hot;
   /* Prefill-role workers are candidates only to prefill a split. */
-  bool split = may_split(r);
+  bool split = req_may_split(r);
   for (size_t i = 0; i < c->reg.len; i++)
     if (hot[i].outstanding < hot[i].capacity &&
         hot_serves(&hot[i], model, context) &&
@@ -534,7 +526,7 @@ static bool place(core_t *c, req_t *r, infs_time_t now) {
   core_worker_t *sw = session_worker(c, r, &x, &known);
   if (sw)
     x.session_worker = sw->index;
-  int pick = c->policy->pick(c->policy_state, &x);
+  int pick = policy_pick(c->policy, c->policy_state, &x);
   if (pick < 0 || (size_t)pick >= x.n) {
     note_waiting(c, r, &x);
     return false;

@@ -173,6 +173,14 @@ typedef struct session_table {
   size_t cap; /* power of two, 0 until the first session */
 } session_table_t;
 
+/* Whether r may be split between a prefill and a decode worker: it has
+ * streamed nothing (a migration continues whole), owes more than the first
+ * token, its KV is not held somewhere already and never failed to move. */
+static inline bool req_may_split(const req_t *r) {
+  return !r->whole && r->tokens_out == 0 && r->kv_worker < 0 &&
+         r->spec.max_tokens > 1;
+}
+
 /* --- request table (requests.c) --- */
 void requests_init(req_table_t *t);
 void requests_free(req_table_t *t);

@@ -24,7 +24,9 @@ bool policy_harms(const core_worker_t *w, const prediction_t *p,
   for (const list_node_t *n = w->reqs.next; n != &w->reqs; n = n->next) {
     const req_t *r = list_entry(n, const req_t, link);
     const core_request_t *s = &r->spec;
-    if (s->cls > cls || s->max_tokens < 2 || !s->tpot_ms)
+    /* A prefill there makes no tokens for the worker's steps to slow. */
+    if (s->cls > cls || s->max_tokens < 2 || !s->tpot_ms ||
+        r->phase == INFS_PHASE_PREFILL)
       continue;
     if (p->tpot_ms + p->extra_ms / (s->max_tokens - 1) > s->tpot_ms)
       return true;
@@ -41,7 +43,8 @@ uint32_t policy_tightest_tpot(const core_config_t *cfg, const core_worker_t *w,
   return t;
 }
 
-void policy_predict(const policy_ctx_t *x, size_t cand, prediction_t *out) {
+static void predict(const policy_ctx_t *x, size_t cand,
+                    const predictor_request_t *pr, prediction_t *out) {
   uint32_t idx = x->cands[cand];
   const core_worker_t *w = x->workers[idx];
   double rate = w->prefill_rate;
@@ -59,12 +62,99 @@ void policy_predict(const policy_ctx_t *x, size_t cand, prediction_t *out) {
     uint32_t cap = policy_tightest_tpot(x->cfg, w, INFS_CLASS_COUNT - 1);
     pw.tpot_cap_ms = cap == UINT32_MAX ? 0 : cap;
   }
+  predictor_estimate(&pw, pr, x->cfg->kwh_usd, out);
+}
+
+void policy_predict(const policy_ctx_t *x, size_t cand, prediction_t *out) {
+  /* A request whose prefill is done elsewhere only decodes here. */
+  if (x->r->kv_worker >= 0) {
+    policy_predict_half(x, cand, true, out);
+    return;
+  }
   predictor_request_t pr = {
       .prompt_tokens = x->r->spec.prompt_tokens,
       .max_tokens = x->r->spec.max_tokens,
       .cached_blocks = policy_cached_blocks(x, cand),
   };
-  predictor_estimate(&pw, &pr, x->cfg->kwh_usd, out);
+  predict(x, cand, &pr, out);
+}
+
+void policy_predict_half(const policy_ctx_t *x, size_t cand, bool decode,
+                         prediction_t *out) {
+  predictor_request_t whole = {
+      .prompt_tokens = x->r->spec.prompt_tokens,
+      .max_tokens = x->r->spec.max_tokens,
+      .cached_blocks = policy_cached_blocks(x, cand),
+  };
+  predictor_request_t on_p, on_d;
+  predictor_pair_halves(&whole, whole.cached_blocks, &on_p, &on_d);
+  predict(x, cand, decode ? &on_d : &on_p, out);
+}
+
+void policy_pair(const policy_ctx_t *x, size_t p, const prediction_t *on_p,
+                 size_t d, const prediction_t *on_d, pair_prediction_t *out) {
+  const core_worker_t *wp = x->workers[x->cands[p]];
+  const core_worker_t *wd = x->workers[x->cands[d]];
+  infs_link_t link =
+      link_find(x->cfg->links, wp->id, &wp->profile, wd->id, &wd->profile);
+  uint32_t moved = predictor_kv_lacks(x->r->spec.prompt_tokens,
+                                      policy_cached_blocks(x, d),
+                                      wd->profile.block_size);
+  predictor_pair_join(on_p, on_d, &wp->profile, moved, &link,
+                      x->r->spec.max_tokens, out);
+}
+
+bool policy_split_worth(const policy_ctx_t *x, size_t cand) {
+  uint32_t prompt = x->r->spec.prompt_tokens;
+  uint32_t lacks = predictor_kv_lacks(prompt, policy_cached_blocks(x, cand),
+                                      x->workers[x->cands[cand]]
+                                          ->profile.block_size);
+  return lacks >= POLICY_SPLIT_MIN_TOKENS &&
+         prompt - lacks <= POLICY_SPLIT_MAX_HIT * prompt;
+}
+
+void policy_split(policy_ctx_t *x, size_t d) {
+  if (!x->may_split || !x->roles || !policy_split_worth(x, d))
+    return;
+  long best = -1;
+  for (size_t i = 0; i < x->n + x->n_prefill; i++)
+    if (i != d && policy_role(x, i) != INFS_ROLE_DECODE &&
+        (best < 0 || policy_less_loaded(x, i, (size_t)best)))
+      best = (long)i;
+  x->prefill = (int)best;
+}
+
+int policy_pick(const policy_ops_t *ops, void *state, policy_ctx_t *x) {
+  size_t total = x->n, kept = 0, moved = 0;
+  x->prefill = -1;
+  x->may_split = req_may_split(x->r);
+  x->roles = false;
+  /* A stable partition, so that the others keep registry order; the
+   * pick's scratch is free until it runs. */
+  for (size_t i = 0; i < total; i++) {
+    infs_role_t role = x->workers[x->cands[i]]->role;
+    x->roles |= role != INFS_ROLE_BOTH;
+    if (role == INFS_ROLE_PREFILL)
+      x->scratch[moved++] = x->cands[i];
+    else
+      x->cands[kept++] = x->cands[i];
+  }
+  for (size_t j = 0; j < moved; j++)
+    x->cands[kept + j] = (uint32_t)x->scratch[j];
+  x->n = kept;
+  x->n_prefill = moved;
+  int pick = -1;
+  if (kept) {
+    pick = ops->pick(state, x);
+    if (pick >= 0 && !ops->pairs)
+      policy_split(x, (size_t)pick);
+  } else {
+    x->outcome = CORE_OUTCOME_NO_ROOM;
+  }
+  if (pick < 0)
+    x->prefill = -1;
+  x->n = total;
+  return pick;
 }
 
 slo_targets_t policy_targets(const policy_ctx_t *x, const prediction_t *p) {

@@ -25,8 +25,12 @@ typedef struct policy_ctx {
   const worker_hot_t *hot;       /* by index */
   const uint32_t *group_live;    /* live workers per profile group */
   size_t n_groups;
-  const uint32_t *cands;
-  size_t n;          /* >= 1 */
+  /* During a pick, cands[0 .. n) may run the request whole or decode it,
+   * and the prefill-role workers follow them at cands[n .. n + n_prefill):
+   * they may only prefill it (policy_pick puts them there). */
+  uint32_t *cands;
+  size_t n; /* >= 1 */
+  size_t n_prefill;
   uint64_t *scratch; /* n free words for the pick */
   infs_time_t now;
   const prefix_index_t *prefix; /* matched against r's blocks */
@@ -42,6 +46,11 @@ typedef struct policy_ctx {
    * decode-role worker; and the chosen one is never a prefill-role
    * worker. */
   int prefill;
+  /* Set by policy_pick: the request may be split (req_may_split), and the
+   * candidates declare roles (one at least is not `both`): without roles a
+   * pool never splits. */
+  bool may_split;
+  bool roles;
   bool explain;                 /* keep offers */
   size_t n_offers;
   policy_offer_t offers[CORE_EXPLAIN_TOP]; /* best first */
@@ -56,9 +65,19 @@ typedef struct policy_ops {
   /* Returns the index in x->cands of the chosen worker and sets
    * x->outcome, or returns -1 to leave the request queued. */
   int (*pick)(void *state, policy_ctx_t *x);
+  /* The pick weighs splits itself and sets x->prefill; otherwise
+   * policy_pick applies policy_split to what it chose. */
+  bool pairs;
 } policy_ops_t;
 
 const policy_ops_t *policy_find(const char *name);
+
+/* Asks ops for a worker among x's candidates, with roles respected:
+ * prefill-role workers are moved behind the others and out of x->n for
+ * the pick (x->n is whole again after), and a policy without pairs gets
+ * the split of policy_split. Returns the pick's answer, with x->prefill
+ * set (-1: run whole). */
+int policy_pick(const policy_ops_t *ops, void *state, policy_ctx_t *x);
 /* NULL-terminated list of every policy, for --help and validation. */
 const policy_ops_t *const *policy_all(void);
 
@@ -107,6 +126,42 @@ bool policy_harms(const core_worker_t *w, const prediction_t *p,
  * as urgent as cls or more; UINT32_MAX when there are none. */
 uint32_t policy_tightest_tpot(const core_config_t *cfg, const core_worker_t *w,
                               infs_class_t cls);
+
+/* --- disaggregation (docs/scheduling.md, "Disaggregation") --- */
+
+/* A split is worth considering only when the decode worker would have at
+ * least this many prompt tokens to prefill itself, and holds at most this
+ * share of the prompt: Dynamo's defaults for prefilling remotely
+ * (max_local_prefill_length 1000 and max_remote_prefill_cache_hit_ratio
+ * 0.5, ai-dynamo/dynamo lib/llm/src/disagg_router.rs and its Python
+ * router). Below them a split saves at most a short prefill, for a second
+ * dispatch, a KV hold and a transfer the predictor does not price. */
+#define POLICY_SPLIT_MIN_TOKENS 1000u
+#define POLICY_SPLIT_MAX_HIT 0.5
+/* balanced pairs each decode candidate with this many prefill candidates:
+ * the fastest to a first token, and the cheapest besides. */
+#define POLICY_PAIR_PREFILLS 4
+
+static inline infs_role_t policy_role(const policy_ctx_t *x, size_t cand) {
+  return x->workers[x->cands[cand]]->role;
+}
+
+/* Whether a split with cand decoding passes the thresholds above. */
+bool policy_split_worth(const policy_ctx_t *x, size_t cand);
+
+/* The baselines' rule: when x may split and d's split is worth it, the
+ * least loaded candidate other than d that may prefill (not decode-role)
+ * prefills it. */
+void policy_split(policy_ctx_t *x, size_t d);
+
+/* Predictions of x's request on cand as the prefill half (decode false:
+ * its own cache, one token) or the decode half (its KV arriving). */
+void policy_predict_half(const policy_ctx_t *x, size_t cand, bool decode,
+                         prediction_t *out);
+/* The split with p prefilling and d decoding, from their halves'
+ * predictions. */
+void policy_pair(const policy_ctx_t *x, size_t p, const prediction_t *on_p,
+                 size_t d, const prediction_t *on_d, pair_prediction_t *out);
 
 /* Pools up to this many candidates are evaluated whole. */
 #define POLICY_SAMPLE_MIN 64

@@ -154,38 +154,58 @@ uint32_t predictor_kv_lacks(uint32_t prompt_tokens, uint32_t cached_blocks,
   return cached < prompt_tokens ? prompt_tokens - (uint32_t)cached : 0;
 }
 
-void predictor_estimate_pair(const predictor_worker_t *p,
-                             const predictor_worker_t *d,
-                             const predictor_request_t *r,
-                             uint32_t d_cached_blocks, const infs_link_t *link,
-                             double kwh_usd, pair_prediction_t *out) {
+void predictor_pair_halves(const predictor_request_t *r,
+                           uint32_t d_cached_blocks, predictor_request_t *on_p,
+                           predictor_request_t *on_d) {
   uint32_t n = r->max_tokens > 2 ? r->max_tokens : 2;
-  predictor_request_t rp = {
+  *on_p = (predictor_request_t){
       .prompt_tokens = r->prompt_tokens,
       .max_tokens = 1,
       .cached_blocks = r->cached_blocks,
   };
-  predictor_request_t rd = {
+  *on_d = (predictor_request_t){
       .prompt_tokens = r->prompt_tokens + 1,
       .max_tokens = n - 1,
       .cached_blocks = d_cached_blocks,
       .kv_arrives = true,
   };
-  predictor_estimate(p, &rp, kwh_usd, &out->p);
-  predictor_estimate(d, &rd, kwh_usd, &out->d);
+}
+
+void predictor_pair_join(const prediction_t *p, const prediction_t *d,
+                         const infs_profile_t *pp, uint32_t moved_tokens,
+                         const infs_link_t *link, uint32_t max_tokens,
+                         pair_prediction_t *out) {
+  uint32_t n = max_tokens > 2 ? max_tokens : 2;
+  out->p = *p;
+  out->d = *d;
   out->link = *link;
-  out->moved_tokens = predictor_kv_lacks(r->prompt_tokens, d_cached_blocks,
-                                         d->profile->block_size);
-  out->bytes = kv_transfer_bytes(p->profile, out->moved_tokens);
-  out->prefill_ms = out->p.ttft_ms - out->p.queue_ms;
+  out->moved_tokens = moved_tokens;
+  out->bytes = kv_transfer_bytes(pp, moved_tokens);
+  out->prefill_ms = p->ttft_ms - p->queue_ms;
   out->transfer_ms =
       kv_transfer_visible_us(link, out->bytes, out->prefill_ms * 1e3) / 1e3;
-  out->handoff_ms = out->transfer_ms + out->d.ttft_ms;
-  out->ttft_ms = out->p.ttft_ms;
-  out->tpot_ms = (out->handoff_ms + (n - 2) * out->d.tpot_ms) / (n - 1);
-  out->busy_s = out->p.busy_s + out->d.busy_s;
-  out->cost_usd = out->p.cost_usd + out->d.cost_usd;
-  out->opportunity_usd = out->p.opportunity_usd + out->d.opportunity_usd;
+  out->handoff_ms = out->transfer_ms + d->ttft_ms;
+  out->ttft_ms = p->ttft_ms;
+  out->tpot_ms = (out->handoff_ms + (n - 2) * d->tpot_ms) / (n - 1);
+  out->busy_s = p->busy_s + d->busy_s;
+  out->cost_usd = p->cost_usd + d->cost_usd;
+  out->opportunity_usd = p->opportunity_usd + d->opportunity_usd;
+}
+
+void predictor_estimate_pair(const predictor_worker_t *p,
+                             const predictor_worker_t *d,
+                             const predictor_request_t *r,
+                             uint32_t d_cached_blocks, const infs_link_t *link,
+                             double kwh_usd, pair_prediction_t *out) {
+  predictor_request_t rp, rd;
+  prediction_t on_p, on_d;
+  predictor_pair_halves(r, d_cached_blocks, &rp, &rd);
+  predictor_estimate(p, &rp, kwh_usd, &on_p);
+  predictor_estimate(d, &rd, kwh_usd, &on_d);
+  uint32_t moved = predictor_kv_lacks(r->prompt_tokens, d_cached_blocks,
+                                      d->profile->block_size);
+  predictor_pair_join(&on_p, &on_d, p->profile, moved, link, r->max_tokens,
+                      out);
 }
 
 static double decay(infs_time_t dt_us) {

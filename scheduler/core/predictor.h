@@ -117,6 +117,18 @@ void predictor_estimate_pair(const predictor_worker_t *p,
                              uint32_t d_cached_blocks, const infs_link_t *link,
                              double kwh_usd, pair_prediction_t *out);
 
+/* The two halves of r to predict on P and on D, for callers that predict
+ * each worker once and pair them many times. */
+void predictor_pair_halves(const predictor_request_t *r,
+                           uint32_t d_cached_blocks, predictor_request_t *on_p,
+                           predictor_request_t *on_d);
+/* Joins the halves' predictions p (on a worker of profile pp) and d into
+ * out, moving moved_tokens over link, for r of max_tokens. */
+void predictor_pair_join(const prediction_t *p, const prediction_t *d,
+                         const infs_profile_t *pp, uint32_t moved_tokens,
+                         const infs_link_t *link, uint32_t max_tokens,
+                         pair_prediction_t *out);
+
 /* Prompt tokens whose KV a decode worker holding cached_blocks of the
  * prompt lacks. */
 uint32_t predictor_kv_lacks(uint32_t prompt_tokens, uint32_t cached_blocks,

@@ -29,11 +29,12 @@ static const infs_role_t roles[N_WORKERS] = {
     INFS_ROLE_PREFILL, INFS_ROLE_DECODE, INFS_ROLE_BOTH};
 
 /* Splits when it may: prefill on the prefill-role worker, decode on the
- * decode-role one, else whole on the first other candidate. */
+ * decode-role one, else whole on the first other candidate. policy_pick
+ * puts the prefill-role candidates after the x->n others. */
 static int scripted_pick(void *state, policy_ctx_t *x) {
   (void)state;
   int p = -1, d = -1;
-  for (size_t i = 0; i < x->n; i++) {
+  for (size_t i = 0; i < x->n + x->n_prefill; i++) {
     const core_worker_t *w = x->workers[x->cands[i]];
     if (w->role == INFS_ROLE_PREFILL)
       p = p < 0 ? (int)i : p;
@@ -45,8 +46,10 @@ static int scripted_pick(void *state, policy_ctx_t *x) {
   return d;
 }
 
-static const policy_ops_t scripted = {
-    .name = "scripted", .summary = "test decisions", .pick = scripted_pick};
+static const policy_ops_t scripted = {.name = "scripted",
+                                      .summary = "test decisions",
+                                      .pick = scripted_pick,
+                                      .pairs = true};
 
 typedef struct fixture {
   core_t *core;

@@ -172,13 +172,133 @@ static void check_profile(const infs_profile_t *shipped, bool slo) {
          100 * worst_tpot);
 }
 
-static void test_predictor_matches_engine(void **state) {
-  (void)state;
+/* The prefill of a PREFILL request on an idle engine, in us. */
+static infs_time_t prefill_alone(const infs_profile_t *p, uint32_t prompt) {
+  engine_t *e = engine_new(p, 0);
+  assert_non_null(e);
+  engine_request_t r = {.id = NEW_ID,
+                        .prompt_tokens = prompt,
+                        .max_tokens = 2,
+                        .phase = INFS_PHASE_PREFILL};
+  assert_int_equal(engine_submit(e, 0, &r), 0);
+  infs_time_t t, held = 0;
+  while (!held && (t = engine_next_event(e)) != INFS_TIME_NEVER) {
+    engine_advance(e, t);
+    size_t n;
+    const engine_event_t *ev = engine_events(e, &n);
+    for (size_t i = 0; i < n; i++)
+      if (ev[i].kind == ENGINE_EV_PREFILLED)
+        held = ev[i].at;
+    engine_events_clear(e);
+  }
+  engine_destroy(&e);
+  assert_true(held > 0);
+  return held;
+}
+
+/* A split on a pair of profiles: prefilled on an idle P, the KV moved over
+ * link, decoded on a D loaded as above. The handoff (the prefill's end to
+ * D's first token) is held to the same tolerance as a TTFT, the mean TPOT
+ * over the whole output to 5% plus the handoff's share of half a step: the
+ * KV arrives anywhere in one of D's steps, where the predictor takes half a
+ * step. */
+static void check_split(const infs_profile_t *pp, const infs_profile_t *dp,
+                        const infs_link_t *link) {
+  static const uint32_t prompts[] = {1000, 4000, 16000};
+  static const uint32_t batches[] = {0, 8, 32};
+  const uint32_t G = 64, ctx = 500;
+  double worst = 0;
+  for (size_t bi = 0; bi < sizeof batches / sizeof *batches; bi++)
+    for (size_t pi = 0; pi < sizeof prompts / sizeof *prompts; pi++) {
+      uint32_t b = batches[bi], P = prompts[pi];
+      if (P + G > pp->max_context || P + G > dp->max_context ||
+          b > dp->max_batch - 1 ||
+          (uint64_t)b * (ctx + OTHERS_OUTPUT) + P + G >
+              (uint64_t)dp->kv_tokens * 9 / 10)
+        continue;
+      infs_time_t prefill_us = prefill_alone(pp, P);
+      engine_t *d = engine_new(dp, 0);
+      assert_non_null(d);
+      infs_time_t at = load_engine(d, b, ctx, 0);
+      engine_load_t l;
+      engine_load(d, at, &l);
+      core_load_t p_beat = {0}, d_beat = {
+          .running = l.running,
+          .kv_used = l.kv_used,
+          .kv_total = l.kv_total,
+      };
+      predictor_worker_t wp = {.profile = pp, .load = &p_beat};
+      predictor_worker_t wd = {
+          .profile = dp,
+          .load = &d_beat,
+          .outstanding = b,
+          .remaining_tokens = (uint64_t)b * OTHERS_OUTPUT - l.generated_tokens,
+      };
+      predictor_request_t r = {.prompt_tokens = P, .max_tokens = G};
+      pair_prediction_t want;
+      predictor_estimate_pair(&wp, &wd, &r, 0, link, 0.1, &want);
+
+      double transfer_us = kv_transfer_visible_us(
+          link, kv_transfer_bytes(pp, P), (double)prefill_us);
+      engine_request_t er = {.id = NEW_ID,
+                             .prompt_tokens = P + 1,
+                             .max_tokens = G - 1,
+                             .phase = INFS_PHASE_DECODE,
+                             .kv_ready = at + (infs_time_t)llround(transfer_us)};
+      assert_int_equal(engine_submit(d, at, &er), 0);
+      outcome_t got;
+      run_for(d, NEW_ID, at, G - 1, &got);
+      engine_destroy(&d);
+      double handoff = got.ttft_ms;
+      double tpot = (handoff + (G - 2) * got.tpot_ms) / (G - 1);
+
+      double step = b ? step_decode_ms(dp, b, l.kv_used) : 0;
+      double e_ttft = fabs(want.ttft_ms - (double)prefill_us / 1e3);
+      double e_hand = fabs(want.handoff_ms - handoff);
+      double e_tpot = fabs(want.tpot_ms - tpot);
+      if (e_ttft > TOLERANCE * (double)prefill_us / 1e3 ||
+          e_hand > TOLERANCE * handoff + step / 2 ||
+          e_tpot > TOLERANCE * tpot + step / 2 / (G - 1))
+        fail_msg("%s -> %s%s: prompt %u, D batch %u: predicted TTFT %.2f, "
+                 "handoff %.2f, TPOT %.3f ms; the engines %.2f, %.2f, %.3f",
+                 pp->name, dp->name, link->overlap ? " (overlap)" : "", P, b,
+                 want.ttft_ms, want.handoff_ms, want.tpot_ms,
+                 (double)prefill_us / 1e3, handoff, tpot);
+      double e = e_hand / handoff;
+      worst = e > worst ? e : worst;
+    }
+  printf("# split %s -> %s%s: worst handoff error %.2f%%\n", pp->name,
+         dp->name, link->overlap ? " (overlap)" : "", 100 * worst);
+}
+
+/* The shipped profiles. */
+static profile_set_t *shipped(void) {
   profile_set_t *set = NULL;
   char err[512];
   if (profile_set_load(INFSCHED_SOURCE_DIR "/configs/profiles.yaml", &set,
                        err, sizeof err))
     fail_msg("%s", err);
+  return set;
+}
+
+static void test_split_matches_engines(void **state) {
+  (void)state;
+  profile_set_t *set = shipped();
+  infs_link_t links[] = {{LINK_DEFAULT_GBPS, LINK_DEFAULT_LATENCY_US, false},
+                         {12.5, 20, true}};
+  size_t n = profile_set_count(set);
+  for (size_t i = 0; i < n; i++)
+    for (size_t j = 0; j < n; j++)
+      for (size_t k = 0; k < 2; k++)
+        if (i != j)
+          check_split(profile_set_at(set, i), profile_set_at(set, j),
+                      &links[k]);
+  profile_set_destroy(&set);
+}
+
+static void test_predictor_matches_engine(void **state) {
+  (void)state;
+  profile_set_t *set = shipped();
   for (size_t i = 0; i < profile_set_count(set); i++) {
     check_profile(profile_set_at(set, i), false);
     check_profile(profile_set_at(set, i), true);
@@ -189,6 +309,7 @@ static void test_predictor_matches_engine(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_predictor_matches_engine),
+      cmocka_unit_test(test_split_matches_engines),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
