@@ -92,6 +92,14 @@ static void on_tokens(void *ctx, uint64_t id, uint32_t n, const char *text,
   flush(w);
 }
 
+static void on_tool_calls(void *ctx, uint64_t id, uint32_t n, const char *json,
+                          size_t len) {
+  worker_t *w = ctx;
+  (void)len;
+  wcore_on_tool_calls(w->core, clock_us(), id, n, json);
+  flush(w);
+}
+
 static void on_timer(uv_timer_t *t);
 
 /* A draining worker that has finished its last request stops from the
@@ -306,6 +314,7 @@ int worker_start(uv_loop_t *loop, const worker_config_t *cfg, worker_t **out,
       .tokens = on_tokens,
       .done = on_done,
       .failed = on_failed,
+      .tool_calls = on_tool_calls,
       .prefilled = on_prefilled,
   };
   int rc = cfg->backend->create(&w->host, cfg->backend_args, &w->backend, err,

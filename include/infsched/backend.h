@@ -80,7 +80,10 @@
 
 #include <uv.h>
 
-#define INFS_BACKEND_ABI 3
+/* 4 added infs_backend_host_t.tool_calls; a plugin built for 3 still
+ * loads. */
+#define INFS_BACKEND_ABI 4
+#define INFS_BACKEND_ABI_MIN 3
 
 /* One request (infsched/types.h), borrowed for the duration of submit:
  * copy what you keep. Its id is unique among the worker's open requests,
@@ -109,6 +112,12 @@ typedef struct infs_backend_host {
    * handle for the decode side, copied by the worker. */
   void (*prefilled)(void *ctx, uint64_t id, const infs_backend_usage_t *u,
                     const char *params_json, size_t len);
+  /* Streams tool calls of a chat request id, counted as n tokens: json
+   * (NUL-terminated, len bytes) is a JSON array of OpenAI's
+   * delta.tool_calls items, as an upstream streams them (the pieces of one
+   * call share its index). Since ABI 4. */
+  void (*tool_calls)(void *ctx, uint64_t id, uint32_t n, const char *json,
+                     size_t len);
 } infs_backend_host_t;
 
 typedef struct infs_backend_ops {

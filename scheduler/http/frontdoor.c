@@ -41,6 +41,8 @@ typedef struct fd_req {
   char *model;
   char name[40]; /* "cmpl-..." */
   buf_t text;   /* non-streamed answer so far */
+  oai_tool_calls_t tools; /* a non-streamed chat answer's tool calls */
+  bool called;            /* tool calls came: finish_reason tool_calls */
 } fd_req_t;
 
 struct frontdoor {
@@ -112,6 +114,7 @@ static void req_free(frontdoor_t *f, fd_req_t *r) {
   f->free_slots[f->n_free++] = (uint32_t)r->id;
   free(r->model);
   buf_free(&r->text);
+  oai_tool_calls_free(&r->tools);
   free(r);
 }
 
@@ -205,8 +208,30 @@ static void start_stream(frontdoor_t *f, fd_req_t *r) {
   }
 }
 
+/* Tool calls, chat's alone: relayed piece by piece to a stream, merged
+ * into whole calls for an answer. */
+static void on_tool_calls(frontdoor_t *f, fd_req_t *r, const char *deltas) {
+  size_t len = strlen(deltas);
+  if (r->kind != OAI_CHAT)
+    return;
+  if (!r->stream) {
+    if (oai_tool_calls_merge(&r->tools, deltas, len) == 0)
+      r->called = true;
+    return;
+  }
+  oai_meta_t m = meta_of(r);
+  char *event = oai_render_tool_chunk(&m, deltas, len);
+  if (!event)
+    return;
+  r->called = true;
+  start_stream(f, r);
+  send_event(f, r, event);
+}
+
 static void on_chunk(frontdoor_t *f, fd_req_t *r, const Infsched__Chunk *c) {
   r->tokens += c->tokens;
+  if (c->tool_calls && *c->tool_calls)
+    on_tool_calls(f, r, c->tool_calls);
   const char *text = c->text ? c->text : "";
   if (!r->stream) {
     buf_puts(&r->text, text);
@@ -240,7 +265,9 @@ static void on_done(frontdoor_t *f, fd_req_t *r, const Infsched__Done *d) {
   }
   metrics_on_tenant_end(f->metrics, r->tenant, METRICS_END_COMPLETED,
                         u.prompt_tokens, u.completion_tokens);
-  const char *finish = u.completion_tokens >= r->max_tokens ? "length" : "stop";
+  const char *finish = r->called ? "tool_calls"
+                       : u.completion_tokens >= r->max_tokens ? "length"
+                                                              : "stop";
   oai_meta_t m = meta_of(r);
   if (r->stream) {
     start_stream(f, r);
@@ -263,7 +290,7 @@ static void on_done(frontdoor_t *f, fd_req_t *r, const Infsched__Done *d) {
   char header[INFS_NAME_MAX + 32];
   worker_header(header, sizeof header, extra.worker);
   char *body = oai_render_response(&m, r->text.data ? r->text.data : "", finish,
-                                   &u, &extra);
+                                   &u, &extra, &r->tools);
   respond_json(r->x, 200, header, body);
   free(body);
 }

@@ -317,9 +317,100 @@ static char *print(cJSON *o) {
   return s;
 }
 
+/* A piece's field as a string, or NULL. */
+static const char *str_at(const cJSON *o, const char *name) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+  return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static void set_str(cJSON *o, const char *name, const char *value) {
+  if (cJSON_GetObjectItemCaseSensitive(o, name))
+    cJSON_ReplaceItemInObjectCaseSensitive(o, name, cJSON_CreateString(value));
+  else
+    cJSON_AddStringToObject(o, name, value);
+}
+
+/* Appends piece (may be NULL) to o's string field name. */
+static void append_str(cJSON *o, const char *name, const char *piece) {
+  if (!piece || !*piece)
+    return;
+  buf_t b = {0};
+  buf_puts(&b, str_at(o, name));
+  buf_puts(&b, piece);
+  set_str(o, name, b.data);
+  buf_free(&b);
+}
+
+int oai_tool_calls_merge(oai_tool_calls_t *t, const char *deltas, size_t len) {
+  cJSON *d = cJSON_ParseWithLength(deltas, len);
+  if (!cJSON_IsArray(d)) {
+    cJSON_Delete(d);
+    return -1;
+  }
+  if (!t->calls)
+    t->calls = xcheck(cJSON_CreateArray());
+  const cJSON *piece;
+  cJSON_ArrayForEach(piece, d) {
+    const cJSON *ix = cJSON_GetObjectItemCaseSensitive(piece, "index");
+    const cJSON *fn = cJSON_GetObjectItemCaseSensitive(piece, "function");
+    int index = cJSON_IsNumber(ix) ? ix->valueint : cJSON_GetArraySize(t->calls);
+    cJSON *call = NULL, *c;
+    cJSON_ArrayForEach(c, t->calls) {
+      const cJSON *ci = cJSON_GetObjectItemCaseSensitive(c, "index");
+      if (ci && ci->valueint == index)
+        call = c;
+    }
+    if (!call) {
+      call = cJSON_CreateObject();
+      cJSON_AddNumberToObject(call, "index", index);
+      cJSON_AddStringToObject(call, "id", "");
+      cJSON_AddStringToObject(call, "type", "function");
+      cJSON *f = cJSON_AddObjectToObject(call, "function");
+      cJSON_AddStringToObject(f, "name", "");
+      cJSON_AddStringToObject(f, "arguments", "");
+      cJSON_AddItemToArray(t->calls, call);
+    }
+    if (str_at(piece, "id"))
+      set_str(call, "id", str_at(piece, "id"));
+    if (str_at(piece, "type"))
+      set_str(call, "type", str_at(piece, "type"));
+    cJSON *f = cJSON_GetObjectItemCaseSensitive(call, "function");
+    append_str(f, "name", str_at(fn, "name"));
+    append_str(f, "arguments", str_at(fn, "arguments"));
+  }
+  cJSON_Delete(d);
+  return 0;
+}
+
+void oai_tool_calls_free(oai_tool_calls_t *t) {
+  cJSON_Delete(t->calls);
+  t->calls = NULL;
+}
+
+char *oai_render_tool_chunk(const oai_meta_t *m, const char *deltas,
+                            size_t len) {
+  cJSON *d = cJSON_ParseWithLength(deltas, len);
+  if (!cJSON_IsArray(d)) {
+    cJSON_Delete(d);
+    return NULL;
+  }
+  cJSON *o = new_envelope(m, "chat.completion.chunk");
+  cJSON *choices = cJSON_AddArrayToObject(o, "choices");
+  cJSON *c = cJSON_CreateObject();
+  cJSON_AddItemToArray(choices, c);
+  cJSON_AddNumberToObject(c, "index", 0);
+  cJSON *delta = cJSON_AddObjectToObject(c, "delta");
+  cJSON_AddItemToObject(delta, "tool_calls", d);
+  cJSON_AddNullToObject(c, "logprobs");
+  add_finish(c, NULL);
+  return print(o);
+}
+
 char *oai_render_response(const oai_meta_t *m, const char *text,
                           const char *finish_reason, const oai_usage_t *u,
-                          const oai_extra_t *extra) {
+                          const oai_extra_t *extra,
+                          const oai_tool_calls_t *tools) {
+  bool calls = tools && cJSON_GetArraySize(tools->calls) > 0;
   bool chat = m->kind == OAI_CHAT;
   cJSON *o = new_envelope(m, chat ? "chat.completion" : "text_completion");
   cJSON *choices = cJSON_AddArrayToObject(o, "choices");
@@ -329,7 +420,19 @@ char *oai_render_response(const oai_meta_t *m, const char *text,
   if (chat) {
     cJSON *msg = cJSON_AddObjectToObject(c, "message");
     cJSON_AddStringToObject(msg, "role", "assistant");
-    cJSON_AddStringToObject(msg, "content", text);
+    if (calls && !*text) {
+      cJSON_AddNullToObject(msg, "content");
+    } else {
+      cJSON_AddStringToObject(msg, "content", text);
+    }
+    if (calls) {
+      /* The merge's index is not part of a message's call. */
+      cJSON *list = xcheck(cJSON_Duplicate(tools->calls, true));
+      cJSON *c;
+      cJSON_ArrayForEach(c, list) cJSON_DeleteItemFromObjectCaseSensitive(
+          c, "index");
+      cJSON_AddItemToObject(msg, "tool_calls", list);
+    }
   } else {
     cJSON_AddStringToObject(c, "text", text);
   }

@@ -22,11 +22,25 @@ const upstream = http.createServer((req, res) => {
   let body = '';
   req.on('data', (d) => { body += d; });
   req.on('end', () => {
-    received.push({ path: req.url, body: JSON.parse(body) });
+    const parsed = JSON.parse(body);
+    received.push({ path: req.url, body: parsed });
     const chat = req.url.endsWith('/chat/completions');
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    if (parsed.messages?.some((m) => m.content === 'call a tool')) {
+      // A tool call in pieces, as vLLM streams one: name first, then the
+      // arguments a few characters at a time.
+      const pieces = [
+        { index: 0, id: 'call_9', type: 'function', function: { name: 'read_file', arguments: '' } },
+        { index: 0, function: { arguments: '{"path":' } },
+        { index: 0, function: { arguments: '"b.c"}' } }];
+      for (const p of pieces)
+        res.write(`data: ${JSON.stringify({ choices: [{ index: 0, delta: { tool_calls: [p] }, finish_reason: null }] })}\n\n`);
+      res.write(`data: ${JSON.stringify({ choices: [{ index: 0, delta: {}, finish_reason: 'tool_calls' }] })}\n\n`);
+      res.end('data: [DONE]\n\n');
+      return;
+    }
     const choice = chat ? { index: 0, delta: { content: 'ok' }, finish_reason: 'stop' }
                         : { index: 0, text: 'ok', finish_reason: 'stop' };
-    res.writeHead(200, { 'content-type': 'text/event-stream' });
     res.write(`data: ${JSON.stringify({ choices: [choice] })}\n\n`);
     res.write(`data: ${JSON.stringify({ choices: [], usage: { prompt_tokens: 3, completion_tokens: 1 } })}\n\n`);
     res.end('data: [DONE]\n\n');
@@ -51,18 +65,34 @@ const sent = [
     tools, tool_choice: 'auto', response_format: { type: 'text' }, top_logprobs: 3, logprobs: true } },
   { kind: 'chat', stream: true, body: { model, max_tokens: 4, stream: true, stop: ['x'],
     messages: [{ role: 'system', content: 'brief' }, { role: 'user', content: 'hi' }] } },
+  { kind: 'chat', body: { model, max_tokens: 16, tools,
+    messages: [{ role: 'user', content: 'call a tool' }] } },
+  { kind: 'chat', stream: true, body: { model, max_tokens: 16, tools, stream: true,
+    messages: [{ role: 'user', content: 'call a tool' }] } },
 ];
 const answers = [];
 for (const s of sent) {
   const api = s.kind === 'chat' ? client.chat.completions : client.completions;
   if (s.stream) {
-    let text = '';
-    for await (const ch of await api.create(s.body)) text += ch.choices[0]?.delta?.content ?? '';
-    answers.push({ text });
+    let text = '', finish = null;
+    const calls = [];
+    for await (const ch of await api.create(s.body)) {
+      const d = ch.choices[0]?.delta;
+      text += d?.content ?? '';
+      for (const p of d?.tool_calls ?? []) {
+        const c = calls[p.index] ??= { id: '', type: 'function', function: { name: '', arguments: '' } };
+        if (p.id) c.id = p.id;
+        c.function.name += p.function?.name ?? '';
+        c.function.arguments += p.function?.arguments ?? '';
+      }
+      finish = ch.choices[0]?.finish_reason ?? finish;
+    }
+    answers.push({ text, finish, tool_calls: calls });
   } else {
     const a = await api.create(s.body);
     answers.push({ text: a.choices[0].text ?? a.choices[0].message.content,
-                   finish: a.choices[0].finish_reason });
+                   finish: a.choices[0].finish_reason,
+                   tool_calls: a.choices[0].message?.tool_calls });
   }
 }
 

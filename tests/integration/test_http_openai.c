@@ -174,6 +174,25 @@ static void test_request_reaches_upstream(void **state) {
     assert_string_equal(hc_at(j, "answers.0.text")->valuestring, "ok");
   }
   assert_string_equal(hc_at(j, "answers.1.finish")->valuestring, "stop");
+  /* The upstream's tool call, streamed in pieces, reaches the client whole
+   * in an answer and piece by piece in a stream. */
+  for (int i = 3; i <= 4; i++) {
+    char path[64];
+    snprintf(path, sizeof path, "answers.%d.finish", i);
+    assert_string_equal(hc_at(j, path)->valuestring, "tool_calls");
+    snprintf(path, sizeof path, "answers.%d.tool_calls.0.id", i);
+    assert_string_equal(hc_at(j, path)->valuestring, "call_9");
+    snprintf(path, sizeof path, "answers.%d.tool_calls.0.type", i);
+    assert_string_equal(hc_at(j, path)->valuestring, "function");
+    snprintf(path, sizeof path, "answers.%d.tool_calls.0.function.name", i);
+    assert_string_equal(hc_at(j, path)->valuestring, "read_file");
+    snprintf(path, sizeof path, "answers.%d.tool_calls.0.function.arguments",
+             i);
+    assert_string_equal(hc_at(j, path)->valuestring, "{\"path\":\"b.c\"}");
+    snprintf(path, sizeof path, "answers.%d.tool_calls.1", i);
+    assert_null(hc_at(j, path));
+  }
+  assert_true(cJSON_IsNull(hc_at(j, "answers.3.text"))); /* content null */
   assert_string_equal(hc_at(j, "answers.2.text")->valuestring, "ok");
 
   assert_int_equal(hc_at(j, "refused.status")->valueint, 400);

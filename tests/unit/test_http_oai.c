@@ -180,6 +180,70 @@ static void test_parse_errors(void **state) {
   }
 }
 
+/* Tool calls streamed in pieces become whole calls in an answer, and a
+ * stream's pieces are relayed as they came. */
+static void test_tool_calls(void **state) {
+  (void)state;
+  static const char *const pieces[] = {
+      "[{\"index\":0,\"id\":\"call_1\",\"type\":\"function\","
+      "\"function\":{\"name\":\"read_file\",\"arguments\":\"\"}}]",
+      "[{\"index\":0,\"function\":{\"arguments\":\"{\\\"path\\\":\"}}]",
+      "[{\"index\":1,\"id\":\"call_2\",\"type\":\"function\","
+      "\"function\":{\"name\":\"ls\",\"arguments\":\"{}\"}},"
+      "{\"index\":0,\"function\":{\"arguments\":\"\\\"a.c\\\"}\"}}]",
+  };
+  oai_tool_calls_t t = {0};
+  for (size_t i = 0; i < 3; i++)
+    assert_int_equal(oai_tool_calls_merge(&t, pieces[i], strlen(pieces[i])),
+                     0);
+  assert_int_equal(oai_tool_calls_merge(&t, "{}", 2), -1);
+  assert_int_equal(oai_tool_calls_merge(&t, "[", 1), -1);
+  oai_meta_t m = {.kind = OAI_CHAT, .id = "chatcmpl-1", .model = "m",
+                  .created = 1};
+  oai_usage_t u = {.prompt_tokens = 3, .completion_tokens = 3};
+  char *s = oai_render_response(&m, "", "tool_calls", &u, NULL, &t);
+  cJSON *j = cJSON_Parse(s);
+  assert_non_null(j);
+  const cJSON *msg = cJSON_GetObjectItem(
+      cJSON_GetArrayItem(cJSON_GetObjectItem(j, "choices"), 0), "message");
+  assert_true(cJSON_IsNull(cJSON_GetObjectItem(msg, "content")));
+  const cJSON *calls = cJSON_GetObjectItem(msg, "tool_calls");
+  assert_int_equal(cJSON_GetArraySize(calls), 2);
+  const cJSON *c0 = cJSON_GetArrayItem(calls, 0);
+  assert_null(cJSON_GetObjectItem(c0, "index"));
+  assert_string_equal(cJSON_GetObjectItem(c0, "id")->valuestring, "call_1");
+  assert_string_equal(cJSON_GetObjectItem(c0, "type")->valuestring,
+                      "function");
+  const cJSON *f0 = cJSON_GetObjectItem(c0, "function");
+  assert_string_equal(cJSON_GetObjectItem(f0, "name")->valuestring,
+                      "read_file");
+  assert_string_equal(cJSON_GetObjectItem(f0, "arguments")->valuestring,
+                      "{\"path\":\"a.c\"}");
+  const cJSON *f1 = cJSON_GetObjectItem(cJSON_GetArrayItem(calls, 1),
+                                        "function");
+  assert_string_equal(cJSON_GetObjectItem(f1, "name")->valuestring, "ls");
+  cJSON_Delete(j);
+  free(s);
+  /* With text too, the content stays. */
+  s = oai_render_response(&m, "Let me look.", "tool_calls", &u, NULL, &t);
+  assert_non_null(strstr(s, "\"content\":\"Let me look.\""));
+  free(s);
+  oai_tool_calls_free(&t);
+  oai_tool_calls_free(&t);
+
+  s = oai_render_tool_chunk(&m, pieces[1], strlen(pieces[1]));
+  j = cJSON_Parse(s);
+  const cJSON *d = cJSON_GetObjectItem(
+      cJSON_GetArrayItem(cJSON_GetObjectItem(j, "choices"), 0), "delta");
+  assert_string_equal(cJSON_GetObjectItem(j, "object")->valuestring,
+                      "chat.completion.chunk");
+  assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(d, "tool_calls")),
+                   1);
+  cJSON_Delete(j);
+  free(s);
+  assert_null(oai_render_tool_chunk(&m, "nope", 4));
+}
+
 /* Model ids in GET /v1/models/ID: percent-decoded, a raw '/' kept, bad
  * escapes refused with why. */
 static void test_model_id(void **state) {
@@ -222,7 +286,7 @@ static void test_render(void **state) {
   oai_meta_t m = {OAI_CHAT, "chatcmpl-1", "m", 1700000000};
   oai_usage_t u = {3, 2, 1};
   oai_extra_t x = {"w-0", "gpu", 0.5};
-  char *s = oai_render_response(&m, "hi \"there\"", "stop", &u, &x);
+  char *s = oai_render_response(&m, "hi \"there\"", "stop", &u, &x, NULL);
   cJSON *j = cJSON_Parse(s);
   assert_non_null(j);
   assert_string_equal(cJSON_GetObjectItem(j, "object")->valuestring,
@@ -357,6 +421,7 @@ int main(void) {
       cmocka_unit_test(test_parse_errors),
       cmocka_unit_test(test_render),
       cmocka_unit_test(test_model_id),
+      cmocka_unit_test(test_tool_calls),
       cmocka_unit_test(test_prompt_hash),
       cmocka_unit_test(test_sse),
       cmocka_unit_test(test_metrics),

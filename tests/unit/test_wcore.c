@@ -246,6 +246,37 @@ static void test_cancel(void **state) {
   wcore_destroy(&w);
 }
 
+/* Tool calls go out as a chunk of their own, counted as tokens, their JSON
+ * in the Chunk's tool_calls; unknown ids send nothing. */
+static void test_tool_calls(void **state) {
+  (void)state;
+  wcore_t *w = registered_worker();
+  assert_int_equal(wcore_on_dispatch(w, 10 * MS, 4, 40, 10, 0,
+                                     INFS_PHASE_FULL),
+                   0);
+  static const char json[] = "[{\"index\":0,\"id\":\"call_1\"}]";
+  wcore_on_tool_calls(w, 12 * MS, 4, 1, json);
+  size_t n;
+  const wcore_action_t *a = wcore_actions(w, &n);
+  assert_int_equal(n, 1);
+  assert_int_equal(a->kind, WCORE_ACT_CHUNK);
+  assert_int_equal(a->tokens, 1);
+  assert_null(a->text);
+  wcore_msg_t m;
+  Infsched__Envelope *env = wcore_wire_message(w, a, NULL, &m);
+  assert_int_equal(env->body_case, INFSCHED__ENVELOPE__BODY_CHUNK);
+  assert_int_equal(env->chunk->request_id, 40);
+  assert_string_equal(env->chunk->tool_calls, json);
+  assert_string_equal(env->chunk->text, "");
+  wcore_actions_clear(w);
+  uint32_t sent;
+  assert_int_equal(wcore_streamed(w, 4, &sent), 0);
+  assert_int_equal(sent, 1);
+  wcore_on_tool_calls(w, 13 * MS, 5, 1, json);
+  assert_no_action(w);
+  wcore_destroy(&w);
+}
+
 /* Past the drain deadline, every request in flight is answered with the
  * error given, once, and forgotten: its later progress sends nothing. */
 static void test_fail_all(void **state) {
@@ -750,6 +781,7 @@ int main(void) {
       cmocka_unit_test(test_reset_on_unknown_worker),
       cmocka_unit_test(test_cancel),
       cmocka_unit_test(test_fail_all),
+      cmocka_unit_test(test_tool_calls),
       cmocka_unit_test(test_errors),
       cmocka_unit_test(test_accounting),
       cmocka_unit_test(test_wire_messages),

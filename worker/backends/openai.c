@@ -275,12 +275,38 @@ static const char *choice_text(const cJSON *choice) {
   return cJSON_IsString(t) ? t->valuestring : NULL;
 }
 
-static bool has_tool_calls(const cJSON *choice) {
+/* The tool calls of choices[0]: delta.tool_calls, or message.tool_calls
+ * of an answer that was not streamed; NULL when there are none. */
+static const cJSON *tool_calls_of(const cJSON *choice) {
   const cJSON *m = cJSON_GetObjectItemCaseSensitive(choice, "delta");
   if (!m)
     m = cJSON_GetObjectItemCaseSensitive(choice, "message");
   const cJSON *calls = cJSON_GetObjectItemCaseSensitive(m, "tool_calls");
-  return cJSON_GetArraySize(calls) > 0;
+  return cJSON_GetArraySize(calls) > 0 ? calls : NULL;
+}
+
+/* Relays tool calls as they came, as one token: the front door merges a
+ * stream's pieces by index, so a whole call (not streamed) gets the index
+ * of its place when it has none. */
+static void emit_tool_calls(xfer_t *x, const cJSON *calls) {
+  if (!calls)
+    return;
+  cJSON *copy = xcheck(cJSON_Duplicate(calls, true));
+  int i = 0;
+  cJSON *item;
+  cJSON_ArrayForEach(item, copy) {
+    if (cJSON_IsObject(item) &&
+        !cJSON_GetObjectItemCaseSensitive(item, "index"))
+      cJSON_AddNumberToObject(item, "index", i);
+    i++;
+  }
+  char *json = xcheck(cJSON_PrintUnformatted(copy));
+  cJSON_Delete(copy);
+  if (!x->first_token)
+    x->first_token = clock_us();
+  x->tokens++;
+  x->b->host.tool_calls(x->b->host.ctx, x->id, 1, json, strlen(json));
+  free(json);
 }
 
 static int on_event(void *arg, const char *data, size_t len) {
@@ -303,15 +329,9 @@ static int on_event(void *arg, const char *data, size_t len) {
   }
   const cJSON *choices = cJSON_GetObjectItemCaseSensitive(root, "choices");
   const cJSON *choice = cJSON_GetArrayItem(choices, 0);
-  if (choice && has_tool_calls(choice)) {
-    /* Dropping them would hand the client an answer without its calls. */
-    fail(x, INFSCHED__ERROR_CODE__ERROR_BACKEND, NULL,
-         "the upstream answered with tool calls, which are not relayed");
-    cJSON_Delete(root);
-    return 1;
-  }
   if (choice) {
     emit_text(x, choice_text(choice));
+    emit_tool_calls(x, tool_calls_of(choice));
     const cJSON *fr = cJSON_GetObjectItemCaseSensitive(choice, "finish_reason");
     if (cJSON_IsString(fr))
       x->saw_finish = true;
@@ -385,7 +405,8 @@ static void finish_plain(xfer_t *x) {
   const cJSON *choice =
       cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(root, "choices"), 0);
   const char *text = choice ? choice_text(choice) : NULL;
-  if (!text) {
+  const cJSON *calls = choice ? tool_calls_of(choice) : NULL;
+  if (!text && !calls) {
     fail(x, INFSCHED__ERROR_CODE__ERROR_BACKEND, NULL,
          "the upstream answered HTTP %ld without a completion", x->status);
   } else if (x->phase == INFS_PHASE_PREFILL) {
@@ -393,6 +414,7 @@ static void finish_plain(xfer_t *x) {
   } else {
     read_usage(x, cJSON_GetObjectItemCaseSensitive(root, "usage"));
     emit_text(x, text);
+    emit_tool_calls(x, calls);
     succeed(x);
   }
   cJSON_Delete(root);

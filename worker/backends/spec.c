@@ -63,7 +63,7 @@ const infs_backend_ops_t *backend_plugin_load(const char *path, char *err,
     return NULL;
   }
   const infs_backend_ops_t *ops = entry();
-  if (!ops || ops->abi != INFS_BACKEND_ABI || !ops->create || !ops->submit ||
+  if (!ops || ops->abi < INFS_BACKEND_ABI_MIN || ops->abi > INFS_BACKEND_ABI || !ops->create || !ops->submit ||
       !ops->cancel || !ops->load || !ops->destroy) {
     snprintf(err, errlen, "%s: backend table is incomplete or not ABI %d", path,
              INFS_BACKEND_ABI);

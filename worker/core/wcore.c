@@ -406,6 +406,19 @@ void wcore_on_tokens(wcore_t *w, infs_time_t now, uint64_t id, uint32_t n,
   a->text_len = len;
 }
 
+void wcore_on_tool_calls(wcore_t *w, infs_time_t now, uint64_t id, uint32_t n,
+                         const char *json) {
+  (void)now;
+  inflight_t *f = inflight_get(w, id);
+  if (!f || !w->registered)
+    return;
+  f->streamed += n;
+  wcore_action_t *a = push(w, WCORE_ACT_CHUNK, id);
+  a->client_request_id = f->client_id;
+  a->tokens = n;
+  a->tool_calls = json;
+}
+
 void wcore_on_done(wcore_t *w, infs_time_t now, uint64_t id,
                    const wcore_usage_t *u) {
   inflight_t *f = inflight_get(w, id);

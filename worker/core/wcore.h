@@ -91,6 +91,7 @@ typedef struct wcore_action {
   uint32_t tokens;            /* CHUNK */
   const char *text;           /* CHUNK: borrowed from the event; NULL: none */
   size_t text_len;
+  const char *tool_calls; /* CHUNK: JSON, borrowed likewise; NULL: none */
   int code; /* ERROR: an INFS_WIRE_* reason (infsched/errors.h) */
   char message[WCORE_MESSAGE_MAX];
   wcore_heartbeat_t heartbeat; /* HEARTBEAT */
@@ -169,6 +170,11 @@ void wcore_on_refused(wcore_t *w, infs_time_t now, uint64_t id, int rc);
  * cleared. */
 void wcore_on_tokens(wcore_t *w, infs_time_t now, uint64_t id, uint32_t n,
                      const char *text, size_t len);
+/* Tool calls of id counted as n tokens: json (NUL-terminated) is borrowed
+ * like a chunk's text. A migration cannot resume them: they are not kept
+ * with the text a new worker would continue from. */
+void wcore_on_tool_calls(wcore_t *w, infs_time_t now, uint64_t id, uint32_t n,
+                         const char *json);
 void wcore_on_done(wcore_t *w, infs_time_t now, uint64_t id,
                    const wcore_usage_t *u);
 /* code: an INFS_WIRE_* reason (infsched/errors.h). */

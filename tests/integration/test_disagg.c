@@ -1,0 +1,188 @@
+/* Prefill and decode on different workers (docs/disaggregation.md), with
+ * real processes on free loopback ports: a scheduler, two prefill-role and
+ * two decode-role workers on the sim backend, and loadgen's long prompts
+ * through the client library. One prefill worker is SIGKILLed mid-load:
+ * nothing is lost, every request gets exactly one answer, and requests did
+ * take the split path, as the scheduler's counters show. */
+#include "harness.h"
+#include "zclient.h"
+
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include <cmocka.h>
+
+#define START_TIMEOUT_MS 15000
+
+typedef struct fixture {
+  char *dir;
+  char clients[64];
+  char workers[64];
+  char sched_log[512];
+} fixture_t;
+
+static int setup(void **state) {
+  fixture_t *f = harness_fixture_new(sizeof *f);
+  if (!f)
+    return -1;
+  int a = harness_free_port(), b;
+  do
+    b = harness_free_port();
+  while (b == a);
+  snprintf(f->clients, sizeof f->clients, "tcp://127.0.0.1:%d", a);
+  snprintf(f->workers, sizeof f->workers, "tcp://127.0.0.1:%d", b);
+  snprintf(f->sched_log, sizeof f->sched_log, "%s/scheduler.log", f->dir);
+  *state = f;
+  return 0;
+}
+
+static harness_proc_t *start_worker(fixture_t *f, const char *id,
+                                    const char *profile, const char *role) {
+  char log[600];
+  snprintf(log, sizeof log, "%s/%s.log", f->dir, id);
+  char *argv[] = {(char *)harness_bin("infsched-worker"),
+                  "--scheduler", f->workers, "--id", (char *)id,
+                  "--profile", (char *)profile, "--role", (char *)role,
+                  "--profiles",
+                  (char *)harness_source("configs/profiles.yaml"), NULL};
+  harness_proc_t *p = harness_spawn(log, argv);
+  assert_non_null(p);
+  return p;
+}
+
+/* The prefill worker to kill holds a prefill, after some requests were
+ * handed off. */
+static bool prefilling(const Infsched__Status *s, void *arg) {
+  if (zclient_counter(s, "split.prefilled") < 3)
+    return false;
+  for (size_t i = 0; i < s->n_workers; i++)
+    if (strcmp(s->workers[i]->worker_id, arg) == 0)
+      return s->workers[i]->outstanding >= 1;
+  return false;
+}
+
+static bool lost_one(const Infsched__Status *s, void *arg) {
+  (void)arg;
+  return zclient_counter(s, "workers_lost") == 1 && s->n_workers == 3;
+}
+
+/* The latest status keep saw. */
+static Infsched__Status *last;
+
+/* Keeps a copy of the status it sees, in last. */
+static bool keep(const Infsched__Status *s, void *arg) {
+  (void)arg;
+  if (last)
+    infsched__status__free_unpacked(last, NULL);
+  size_t len = infsched__status__get_packed_size(s);
+  uint8_t *buf = malloc(len ? len : 1);
+  assert_non_null(buf);
+  infsched__status__pack(s, buf);
+  last = infsched__status__unpack(NULL, len, buf);
+  free(buf);
+  assert_non_null(last);
+  return true;
+}
+
+static double num(const cJSON *o, const char *group, const char *key) {
+  const cJSON *g = cJSON_GetObjectItemCaseSensitive(o, group);
+  const cJSON *v = g ? cJSON_GetObjectItemCaseSensitive(g, key) : NULL;
+  assert_non_null(v);
+  return v->valuedouble;
+}
+
+static void test_prefill_worker_killed(void **state) {
+  fixture_t *f = *state;
+  /* A worker is lost after a second without heartbeats (as in test_e2e:
+   * slow enough for a loaded machine). */
+  char *sargv[] = {(char *)harness_bin("infsched-scheduler"),
+                   "--clients", f->clients, "--workers", f->workers,
+                   "--http", "off", "--heartbeat-ms", "100",
+                   "--heartbeat-miss", "10", "--links", "tpu>gpu=50:20",
+                   NULL};
+  harness_proc_t *scheduler = harness_spawn(f->sched_log, sargv);
+  assert_non_null(scheduler);
+  harness_proc_t *victim = start_worker(f, "tpu-p0", "tpu-v6e", "prefill");
+  start_worker(f, "tpu-p1", "tpu-v6e", "prefill");
+  start_worker(f, "gpu-d0", "gpu-h100", "decode");
+  start_worker(f, "gpu-d1", "gpu-h100", "decode");
+  size_t four = 4;
+  assert_true(zclient_wait_status(f->clients, zclient_has_n_workers, &four,
+                                  START_TIMEOUT_MS));
+  /* The roles as registered. */
+  assert_true(zclient_wait_status(f->clients, keep, NULL, 5000));
+  for (size_t i = 0; i < last->n_workers; i++)
+    assert_int_equal(last->workers[i]->role,
+                     last->workers[i]->worker_id[4] == 'p'
+                         ? INFSCHED__ROLE__ROLE_PREFILL
+                         : INFSCHED__ROLE__ROLE_DECODE);
+
+  /* Prompts long enough to be worth prefilling elsewhere. */
+  char report[600], log[600];
+  snprintf(report, sizeof report, "%s/report.json", f->dir);
+  snprintf(log, sizeof log, "%s/loadgen.log", f->dir);
+  char *largv[] = {(char *)harness_bin("infsched-loadgen"),
+                   "--scheduler", f->clients, "--rate", "12", "--duration",
+                   "6", "--seed", "13", "--prompt-tokens",
+                   "lognormal:3000:0.3:1500:6000", "--output-tokens",
+                   "lognormal:40:0.5:8:200", "--drain", "30",
+                   "--report-json", report, NULL};
+  harness_proc_t *loadgen = harness_spawn(log, largv);
+  assert_non_null(loadgen);
+  assert_true(zclient_wait_status(f->clients, prefilling, "tpu-p0",
+                                  START_TIMEOUT_MS));
+  harness_kill(victim, SIGKILL);
+
+  int status;
+  assert_int_equal(harness_wait(loadgen, 90000, &status), 0);
+  assert_true(WIFEXITED(status));
+  assert_int_equal(WEXITSTATUS(status), 0);
+  /* Nothing lost, nothing failed: every request completed, once. */
+  cJSON *j = harness_read_json(report);
+  assert_non_null(j);
+  double sent = num(j, "requests", "sent");
+  assert_true(sent > 40);
+  assert_int_equal((int)num(j, "requests", "lost"), 0);
+  assert_int_equal((int)num(j, "requests", "failed"), 0);
+  assert_int_equal((int)num(j, "requests", "rejected"), 0);
+  assert_int_equal((int)num(j, "requests", "completed"), (int)sent);
+  cJSON_Delete(j);
+  assert_int_equal(
+      harness_count_log(log, "answers for unknown or finished requests"), 0);
+
+  /* The loss was noticed, and the split path taken end to end. */
+  assert_true(zclient_wait_status(f->clients, lost_one, NULL, 5000));
+  assert_true(zclient_wait_status(f->clients, keep, NULL, 5000));
+  uint64_t split = zclient_counter(last, "split");
+  uint64_t prefilled = zclient_counter(last, "split.prefilled");
+  uint64_t decoded = zclient_counter(last, "split.decoded");
+  assert_true(split >= sent / 2);
+  assert_true(prefilled > 0 && prefilled <= split);
+  assert_true(decoded > 0 && decoded <= prefilled);
+  assert_int_equal(last->completed, (uint64_t)sent);
+  assert_int_equal(last->failed, 0);
+  assert_int_equal(harness_count_log(f->sched_log,
+                                     "worker tpu-p0 lost: no heartbeat"),
+                   1);
+  infsched__status__free_unpacked(last, NULL);
+  last = NULL;
+
+  harness_kill(scheduler, SIGTERM);
+  assert_int_equal(harness_wait(scheduler, 10000, &status), 0);
+  assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_prefill_worker_killed, setup,
+                                      harness_fixture_end),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
