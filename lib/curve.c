@@ -26,22 +26,37 @@ int curve_check(char *err, size_t errlen) {
   return INFS_ECONFIG;
 }
 
-/* Writes text to path, which must not exist: written to a temporary file
- * and linked into place, so that a reader never sees half a key and two
- * writers at once leave one whole file. Returns 0, -EEXIST, or -errno. */
-static int write_new(const char *path, const char *text, mode_t mode) {
-  char tmp[PATH_MAX];
-  int n = snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-  if (n < 0 || (size_t)n >= sizeof tmp)
+/* Writes text whole, with mode, to a hidden temporary file beside path
+ * (".NAME.tmp.PID", which keyring_load skips); its name goes to tmp. */
+static int write_tmp(const char *path, const char *text, mode_t mode,
+                     char *tmp, size_t len) {
+  const char *slash = strrchr(path, '/');
+  const char *base = slash ? slash + 1 : path;
+  int n = snprintf(tmp, len, "%.*s.%s.tmp.%ld", (int)(base - path), path,
+                   base, (long)getpid());
+  if (n < 0 || (size_t)n >= len)
     return -ENAMETOOLONG;
   int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, mode);
   if (fd < 0)
     return -errno;
-  size_t len = strlen(text);
-  int rc = write(fd, text, len) == (ssize_t)len ? 0 : -EIO;
+  size_t want = strlen(text);
+  int rc = write(fd, text, want) == (ssize_t)want ? 0 : -EIO;
   if (close(fd) && !rc)
     rc = -errno;
-  if (!rc && link(tmp, path))
+  if (rc)
+    unlink(tmp);
+  return rc;
+}
+
+/* Writes text to path, which must not exist: linked into place whole, so
+ * that a reader never sees half a key and of two writers at once one
+ * wins. Returns 0, -EEXIST, or -errno. */
+static int write_new(const char *path, const char *text, mode_t mode) {
+  char tmp[PATH_MAX];
+  int rc = write_tmp(path, text, mode, tmp, sizeof tmp);
+  if (rc)
+    return rc;
+  if (link(tmp, path))
     rc = -errno;
   unlink(tmp);
   return rc;
@@ -50,14 +65,27 @@ static int write_new(const char *path, const char *text, mode_t mode) {
 /* Writes text to path, replacing what is there (rename: never half). */
 static int write_over(const char *path, const char *text, mode_t mode) {
   char tmp[PATH_MAX];
-  int n = snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-  if (n < 0 || (size_t)n >= sizeof tmp)
-    return -ENAMETOOLONG;
-  unlink(tmp);
-  int rc = write_new(tmp, text, mode);
-  if (!rc && rename(tmp, path))
+  int rc = write_tmp(path, text, mode, tmp, sizeof tmp);
+  if (rc)
+    return rc;
+  if (rename(tmp, path)) {
     rc = -errno;
-  unlink(tmp);
+    unlink(tmp);
+  }
+  return rc;
+}
+
+/* Makes path the public key file of pub unless it is already. */
+static int write_public(const char *path, const char *pub, char *err,
+                        size_t errlen) {
+  char have[KEYS_Z85_LEN + 1], why[PATH_MAX + 128], text[1024];
+  if (keys_load(path, have, NULL, why, sizeof why) == 0 &&
+      strcmp(have, pub) == 0)
+    return 0;
+  keys_format(text, sizeof text, pub, NULL);
+  int rc = write_over(path, text, 0644);
+  if (rc)
+    snprintf(err, errlen, "%s: %s", path, strerror(-rc));
   return rc;
 }
 
@@ -183,22 +211,17 @@ static int ensure_pair(const char *dir, const char *sub, const char *name,
     else if (rc)
       snprintf(err, errlen, "%s: %s", secret_path, strerror(-rc));
   }
-  if (rc)
+  if (rc || (rc = write_public(path, pub, err, errlen)) || !allowed)
     return rc;
-  keys_format(text, sizeof text, pub, NULL);
-  if ((rc = write_over(path, text, 0644))) {
-    snprintf(err, errlen, "%s: %s", path, strerror(-rc));
-    return rc;
-  }
-  if (!allowed)
-    return 0;
   char admit[PATH_MAX], adir[PATH_MAX];
   if ((rc = join(adir, sizeof adir, dir, KEYS_ALLOWED, err, errlen)) ||
       (rc = join(admit, sizeof admit, adir, allowed, err, errlen)))
     return rc;
-  if ((rc = make_dirs(adir)) || (rc = write_over(admit, text, 0644)))
-    snprintf(err, errlen, "%s: %s", admit, strerror(-rc));
-  return rc;
+  if ((rc = make_dirs(adir))) {
+    snprintf(err, errlen, "%s: %s", adir, strerror(-rc));
+    return rc;
+  }
+  return write_public(admit, pub, err, errlen);
 }
 
 int curve_local_keys(const char *dir, char *err, size_t errlen) {
@@ -226,16 +249,6 @@ int curve_instance_key(const char *dir, const char *name, char *secret_path,
   return 0;
 }
 
-/* Where a missing key file leaves the user. */
-static const char *hint(int rc) {
-  return rc == -ENOENT ? " (the local keys are made by infsched-cluster up "
-                         "or infsched-scheduler on this host; for a remote "
-                         "scheduler give --server-key and --key, made by "
-                         "infsched-keygen; or --auth off against a "
-                         "scheduler without authentication)"
-                       : "";
-}
-
 int curve_client(void *sock, const infs_auth_t *auth, const char *role,
                  char *err, size_t errlen) {
   if (auth && auth->off)
@@ -246,8 +259,12 @@ int curve_client(void *sock, const infs_auth_t *auth, const char *role,
   int rc = curve_check(err, errlen);
   if (rc)
     return rc;
+  /* Local keys are made here when missing too, so that a worker started
+   * a moment before its scheduler, on a host that never had them, finds
+   * the same keys as the scheduler. */
   if ((!auth || !auth->server_key || !auth->key) &&
-      (rc = curve_dir(auth, dir, sizeof dir, err, errlen)))
+      ((rc = curve_dir(auth, dir, sizeof dir, err, errlen)) ||
+       (rc = curve_local_keys(dir, err, errlen))))
     return rc;
   if (auth && auth->server_key)
     snprintf(server, sizeof server, "%s", auth->server_key);
@@ -259,16 +276,15 @@ int curve_client(void *sock, const infs_auth_t *auth, const char *role,
     return rc;
   else
     strncat(own, KEYS_SECRET_SUFFIX, sizeof own - strlen(own) - 1);
-  bool named = auth && auth->server_key;
-  rc = keys_load(server, server_pub, NULL, why, sizeof why);
+  bool named = auth && auth->key;
+  rc = keys_load(own, pub, secret, why, sizeof why);
   if (!rc) {
-    named = auth && auth->key;
-    rc = keys_load(own, pub, secret, why, sizeof why);
+    named = auth && auth->server_key;
+    rc = keys_load(server, server_pub, NULL, why, sizeof why);
   }
   if (rc) {
-    snprintf(err, errlen, "%s%s", why, named ? "" : hint(rc));
-    /* A file named on the command line is a usage error (lib/cli.h);
-     * the local keys missing, a resource. */
+    snprintf(err, errlen, "%s", why);
+    /* A file named on the command line is a usage error (lib/cli.h). */
     return named ? INFS_ECONFIG : rc;
   }
   if (zmq_setsockopt(sock, ZMQ_CURVE_SERVERKEY, server_pub, KEYS_Z85_LEN + 1) ||
@@ -311,6 +327,8 @@ struct curve_watch {
   void *sock;    /* the one watched, borrowed */
   void *monitor; /* PAIR receiving its events */
   zwatch_t *watch;
+  curve_failed_cb failed;
+  void *arg;
   log_limit_t log;
 };
 
@@ -320,6 +338,10 @@ static void on_event(void *zsock, void *arg) {
   char endpoint[256];
   while (zwatch_monitor_event(zsock, &event, endpoint, sizeof endpoint) == 0) {
     const char *why = curve_handshake_failure(event);
+    if (why && w->failed) {
+      w->failed(w->arg, why);
+      continue;
+    }
     uint64_t n = why ? log_limit_pass(&w->log, clock_us(), INFS_US_PER_S) : 0;
     if (n)
       log_warn("%s: %s (%llu failed handshakes in this second)", endpoint, why,
@@ -328,6 +350,7 @@ static void on_event(void *zsock, void *arg) {
 }
 
 int curve_watch_start(uv_loop_t *loop, void *zctx, void *sock,
+                      curve_failed_cb failed, void *arg,
                       curve_watch_t **out) {
   char addr[64];
   int rc, zero = 0;
@@ -335,6 +358,8 @@ int curve_watch_start(uv_loop_t *loop, void *zctx, void *sock,
   if (!w)
     return -ENOMEM;
   w->sock = sock;
+  w->failed = failed;
+  w->arg = arg;
   snprintf(addr, sizeof addr, "inproc://infsched-handshakes-%p", (void *)w);
   if (zmq_socket_monitor(sock, addr, CURVE_HANDSHAKE_FAILURES) ||
       !(w->monitor = zmq_socket(zctx, ZMQ_PAIR)) ||

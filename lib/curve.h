@@ -38,9 +38,11 @@ int curve_instance_key(const char *dir, const char *name, char *secret_path,
 
 /* Makes sock a CURVE client of the scheduler with auth's keys (see
  * infs_auth_t; role names the own key's default file, KEYS_WORKER or
- * KEYS_CLIENT). Nothing with auth->off. Returns 0, or with why in err
- * -ENOENT (a local key file missing) or INFS_ECONFIG (a file named in
- * auth missing or not a key file). */
+ * KEYS_CLIENT). A key file not named is one of the local keys, which are
+ * made when missing (curve_local_keys). Nothing with auth->off. Returns
+ * 0, or with why in err INFS_ECONFIG (a file named in auth missing or not
+ * a key file) or another negative code (the local keys cannot be made or
+ * read). */
 int curve_client(void *sock, const infs_auth_t *auth, const char *role,
                  char *err, size_t errlen);
 
@@ -57,11 +59,14 @@ int curve_server(void *sock, const char *path, char *err, size_t errlen);
  * or NULL for another event. */
 const char *curve_handshake_failure(uint16_t event);
 
-/* Watches sock's handshakes (a monitor on zctx, on loop) and logs each
- * failure, at most one line a second: a peer's CURVE refused is otherwise
- * silent, libzmq reconnecting and failing again. */
+/* Watches sock's handshakes (a monitor on zctx, on loop): a refused one
+ * is otherwise silent, and libzmq does not try that connection again.
+ * Each failure goes to failed (not from inside it may sock be closed), or
+ * with failed NULL to the log, at most one line a second. */
 typedef struct curve_watch curve_watch_t;
+typedef void (*curve_failed_cb)(void *arg, const char *why);
 int curve_watch_start(uv_loop_t *loop, void *zctx, void *sock,
+                      curve_failed_cb failed, void *arg,
                       curve_watch_t **out);
 /* Stops it; before sock is closed. */
 void curve_watch_close(curve_watch_t **w);

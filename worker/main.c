@@ -7,6 +7,7 @@
 #include "worker.h"
 
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,7 +40,7 @@ static void usage(FILE *f) {
              "running then end with an error), then it exits; a second signal\n"
              "stops at once.\n"
              "Exit status: 0 after SIGINT/SIGTERM, 2 on bad usage, 3 when it "
-             "cannot start.\n");
+             "cannot start\nor the scheduler refuses its key.\n");
 }
 
 static void apply(void *ctx, const setting_t *s, const setting_value_t *v) {
@@ -176,6 +177,7 @@ int main(int argc, char **argv) {
   uv_run(&app.loop, UV_RUN_DEFAULT);
   close_signals(&app);
   uv_run(&app.loop, UV_RUN_DEFAULT);
+  bool refused = worker_refused(app.worker);
   worker_destroy(&app.worker);
   profile_set_destroy(&profiles);
   rc = uv_loop_close(&app.loop);
@@ -184,5 +186,6 @@ int main(int argc, char **argv) {
     return 1;
   }
   log_info("stopped");
-  return 0;
+  /* The scheduler is there, and refuses this worker's key. */
+  return refused ? CLI_EXIT_STARTUP : 0;
 }

@@ -32,6 +32,7 @@ struct worker {
   void *backend;
   wcore_t *core;
   bool stopping;
+  bool refused; /* the scheduler refused the handshake: stop */
   bool draining;               /* worker_drain was called */
   infs_time_t drain_deadline;
   wire_arena_t *arena; /* what on_readable decodes, one message at a time */
@@ -241,8 +242,26 @@ static bool drained(worker_t *w, infs_time_t now) {
   return true;
 }
 
+/* libzmq does not try a refused handshake again: a worker that would
+ * wait forever stops instead, from the timer, outside the monitor's
+ * callback. */
+static void on_refused(void *arg, const char *why) {
+  worker_t *w = arg;
+  if (w->refused)
+    return;
+  w->refused = true;
+  log_error("cannot join the scheduler at %s: %s; stopping",
+            w->cfg.scheduler_addr, why);
+  uv_timer_start(&w->timer, on_timer, 0, 0);
+}
+
 static void on_timer(uv_timer_t *t) {
   worker_t *w = t->data;
+  if (w->refused) {
+    worker_stop(w);
+    uv_stop(w->loop);
+    return;
+  }
   infs_time_t now = clock_us();
   infs_backend_load_t load = {0};
   w->cfg.backend->load(w->backend, &load);
@@ -336,7 +355,8 @@ int worker_start(uv_loop_t *loop, const worker_config_t *cfg, worker_t **out,
   if ((rc = curve_client(w->sock, &cfg->auth, KEYS_WORKER, err, errlen)))
     goto fail;
   if (!cfg->auth.off &&
-      (rc = curve_watch_start(loop, w->zctx, w->sock, &w->handshakes))) {
+      (rc = curve_watch_start(loop, w->zctx, w->sock, on_refused, w,
+                              &w->handshakes))) {
     snprintf(err, errlen, "cannot watch handshakes: %s", infs_strerror(rc));
     goto fail;
   }
@@ -391,3 +411,5 @@ void worker_destroy(worker_t **pw) {
   free(w);
   *pw = NULL;
 }
+
+bool worker_refused(const worker_t *w) { return w->refused; }

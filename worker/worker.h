@@ -38,6 +38,9 @@ void worker_stop(worker_t *w);
  * one still open is answered with an error first); called again, stops at
  * once. Returns whether it has stopped. */
 bool worker_drain(worker_t *w);
+/* Whether it stopped because the scheduler refused its handshake (its
+ * key, or CURVE on one side only); the loop was stopped (uv_stop). */
+bool worker_refused(const worker_t *w);
 /* Frees the worker after its loop has finished. */
 void worker_destroy(worker_t **w);
 

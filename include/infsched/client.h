@@ -56,8 +56,8 @@ typedef struct client client_t;
 /* Connects a DEALER socket on zctx (borrowed, must outlive the client) to
  * endpoint and watches it on loop. Messages sent before the scheduler is up
  * wait in the socket. auth (borrowed for the call) gives its CURVE keys;
- * NULL: the local keys, as a scheduler on this host has them (see
- * docs/security.md). ev is copied; arg is passed to every callback.
+ * NULL: the local keys, as a scheduler on this host has them, made when
+ * missing (see docs/security.md). ev is copied; arg is passed to every callback.
  * Returns 0, or a negative code, logged with why (a key file missing). */
 int client_new(uv_loop_t *loop, void *zctx, const char *endpoint,
                const infs_auth_t *auth, const client_events_t *ev, void *arg,

@@ -384,6 +384,9 @@ static void test_real_cluster(void **state) {
   assert_true(up < strstr(text, "cluster ready: "));
   free(text);
   assert_int_equal(harness_count_log(f->log, "worker gpu-0 registered"), 1);
+  /* Authenticated by default: each worker with a key of its own, which a
+   * restarted gpu-0 registers its id with again. */
+  assert_log_has(f, "authentication: CURVE, ");
 
   assert_int_equal(logged_pids(f, "gpu-0", pids, MAX_PIDS), 1);
   assert_int_equal(kill(pids[0], SIGKILL), 0);

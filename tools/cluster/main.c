@@ -375,8 +375,10 @@ static int prepare_auth(app_t *a) {
   char err[PATH_MAX + 256];
   const char *auth = a->spec->set[SET_AUTH];
   a->auth.off = auth && strcmp(auth, "off") == 0;
-  if (a->auth.off)
+  if (a->auth.off) {
+    log_info("authentication off (auth: off in %s)", a->spec->path);
     return 0;
+  }
   infs_auth_t given = {.dir = a->spec->set[SET_KEYS]};
   int rc = curve_check(err, sizeof err);
   if (!rc)
@@ -388,6 +390,7 @@ static int prepare_auth(app_t *a) {
     return rc;
   }
   a->auth.dir = a->keys;
+  log_info("authentication: CURVE, keys in %s", a->keys);
   return 0;
 }
 
@@ -514,8 +517,10 @@ static int load(app_t *a, const options_t *o) {
               a->spec->clients);
     return -1;
   }
+  const char *auth = a->spec->set[SET_AUTH];
   if (cluster_spec_check_profiles(a->spec, err, sizeof err) ||
-      cluster_spec_check_ready(a->spec, err, sizeof err)) {
+      cluster_spec_check_ready(a->spec, err, sizeof err) ||
+      ((!auth || strcmp(auth, "off") != 0) && curve_check(err, sizeof err))) {
     log_error("%s", err);
     return -1;
   }
