@@ -362,8 +362,12 @@ int profile_set_field(infs_profile_t *p, const char *name, const char *value,
   return INFS_EUNKNOWN;
 }
 
-/* The shortest decimal that reads back as v. */
+/* The shortest decimal that reads back as v, whole numbers in full. */
 static void shortest(char *buf, size_t len, double v) {
+  if (v == floor(v) && fabs(v) < 1e15) {
+    snprintf(buf, len, "%.0f", v);
+    return;
+  }
   for (int prec = 1; prec <= 17; prec++) {
     snprintf(buf, len, "%.*g", prec, v);
     if (strtod(buf, NULL) == v)

@@ -356,6 +356,38 @@ static void test_stop_escalates_to_sigkill(void **state) {
 
 /* --- the real daemons --- */
 
+/* "infsched-cluster status" lists each worker with the role its entry
+ * gave it. */
+static void assert_status_roles(fixture_t *f) {
+  char out[600];
+  snprintf(out, sizeof out, "%s/status.out", f->dir);
+  char *argv[] = {(char *)harness_bin("infsched-cluster"), "status", f->file,
+                  "--clients", f->clients, NULL};
+  harness_proc_t *p = harness_spawn(out, argv);
+  assert_non_null(p);
+  assert_int_equal(exit_code(p), 0);
+  harness_stop(&p);
+  char *text = harness_read_file(out);
+  assert_non_null(text);
+  static const struct {
+    const char *worker, *role;
+  } want[] = {{"gpu-0", "both"}, {"gpu-1", "both"}, {"sram", "decode"},
+              {"tpu", "prefill"}};
+  for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
+    char *line = text;
+    while ((line = strstr(line, "\n")) &&
+           strncmp(line + 1, want[i].worker, strlen(want[i].worker)) != 0)
+      line++;
+    assert_non_null(line);
+    char *end = strchr(line + 1, '\n');
+    assert_non_null(end);
+    *end = '\0';
+    assert_non_null(strstr(line, want[i].role));
+    *end = '\n';
+  }
+  free(text);
+}
+
 static void test_real_cluster(void **state) {
   fixture_t *f = *state;
   pid_t pids[MAX_PIDS];
@@ -369,7 +401,8 @@ static void test_real_cluster(void **state) {
 
   write_cluster(f, "  - name: gpu\n    profile: gpu-h100\n    count: 2\n"
                    "  - name: sram\n    profile: sram-wse3\n"
-                   "  - name: tpu\n    profile: tpu-v6e\n");
+                   "    role: decode\n"
+                   "  - name: tpu\n    profile: tpu-v6e\n    role: prefill\n");
   harness_proc_t *p = start_cluster(f, bin_dir, NULL, NULL);
   assert_int_equal(harness_wait_log(f->log,
                                     "cluster ready: 4/4 workers registered",
@@ -387,6 +420,7 @@ static void test_real_cluster(void **state) {
   /* Authenticated by default: each worker with a key of its own, which a
    * restarted gpu-0 registers its id with again. */
   assert_log_has(f, "authentication: CURVE, ");
+  assert_status_roles(f);
 
   assert_int_equal(logged_pids(f, "gpu-0", pids, MAX_PIDS), 1);
   assert_int_equal(kill(pids[0], SIGKILL), 0);

@@ -172,6 +172,31 @@ static const flag_case_t k_sim[] = {
     {NULL, NULL},
 };
 
+static const flag_case_t k_calibrate[] = {
+    {"--url", "ftp://x"},
+    {"--model", NULL},
+    {"--api-key-env", "INFSCHED_NO_SUCH_VARIABLE"},
+    {"--api", "rest"},
+    {"--ignore-eos", NULL},
+    {"--timeout", "0"},
+    {"--prompts", "32,,64"},
+    {"--prefix", "100"},
+    {"--suffixes", "0"},
+    {"--max-concurrency", "1"},
+    {"--output-tokens", "2"},
+    {"--decode-prompt", "0"},
+    {"--repeats", "x"},
+    {"--decode-repeats", "0"},
+    {"--chars-per-token", "0"},
+    {"--base", "nope"},
+    {"--profiles", "/nonexistent/profiles.yaml"},
+    {"--set", "speed=1"},
+    {"--name", "a b"},
+    {"--date", ""},
+    {"--out", NULL},
+    {NULL, NULL},
+};
+
 typedef struct fixture {
   char *dir;
   char log[600];
@@ -316,6 +341,12 @@ static void test_bad_values_exit_2(void **state) {
   check_program(f, "infsched-loadgen", k_loadgen, loadgen);
   const char *sim[] = {"--cluster", f->cluster, "--max-requests", "1", NULL};
   check_program(f, "infsched-sim", k_sim, sim);
+  char url[96];
+  snprintf(url, sizeof url, "http://%s/v1", f->unused + strlen("tcp://"));
+  const char *calibrate[] = {"--url",  url,        "--model",    "m",
+                             "--base", "gpu-h100", "--profiles",
+                             harness_source("configs/profiles.yaml"), NULL};
+  check_program(f, "infsched-calibrate", k_calibrate, calibrate);
 }
 
 /* Right values the machine refuses: 3. */
@@ -378,6 +409,23 @@ static void test_cannot_start_exits_3(void **state) {
   assert_int_equal(run(f, loadgen), 3);
   assert_int_equal(harness_wait_log(f->log, "is unreachable", 0), 0);
   assert_int_equal(harness_count_log(f->log, "lost"), 0);
+
+  /* Nobody serving at the URL: calibrate says so after its first
+   * request. */
+  char url[96];
+  snprintf(url, sizeof url, "http://%s/v1", f->unused + strlen("tcp://"));
+  char *calibrate[] = {(char *)harness_bin("infsched-calibrate"),
+                       "--url",
+                       url,
+                       "--model",
+                       "m",
+                       "--base",
+                       "gpu-h100",
+                       "--profiles",
+                       (char *)harness_source("configs/profiles.yaml"),
+                       NULL};
+  assert_int_equal(run(f, calibrate), 3);
+  assert_int_equal(harness_wait_log(f->log, "does not answer", 0), 0);
 }
 
 int main(void) {

@@ -165,6 +165,29 @@ static void test_noisy_points_stay_close(void **state) {
   assert_true(r.max_rel < 0.05);
 }
 
+/* One point 30% off (a median a slow spell still caught) moves the
+ * figures by little: the robust fit damps it. */
+static void test_an_outlier_is_damped(void **state) {
+  (void)state;
+  infs_profile_t t = truth(), b = base();
+  calib_ttft_t ttft[32];
+  calib_tpot_t tpot[16];
+  size_t n_tpot;
+  size_t n_ttft =
+      make_points(&t, 3.0, 0, lengths, sizeof lengths / sizeof *lengths, ttft,
+                  tpot, &n_tpot);
+  ttft[5].ms *= 1.3; /* 512 tokens */
+  calib_result_t r;
+  char why[256] = "";
+  if (calib_fit(&b, ttft, n_ttft, tpot, n_tpot, &r, why, sizeof why))
+    fail_msg("%s", why);
+  REL(r.profile.mem_eff, 0.5, 0.01);
+  REL(r.profile.mfu, 0.5, 0.01);
+  REL(r.profile.per_seq_ms, 0.2, 0.01);
+  assert_true(fabs(r.profile.step_overhead_ms - 1) < 0.1);
+  assert_true(r.downweighted >= 1);
+}
+
 /* Prompts all past the knee: nothing separates the step overhead from
  * the weight read, so the overhead is the base's. */
 static void test_no_short_prompts_hold_the_overhead(void **state) {
@@ -277,13 +300,18 @@ static void test_shipped_profile_with_attention(void **state) {
   REL(r.client_ms, 3, 1e-3);
 }
 
-static void test_median(void **state) {
+static void test_median_and_quantiles(void **state) {
   (void)state;
   double odd[] = {5, 1, 3};
   double even[] = {4, 1, 3, 2};
+  double five[] = {50, 10, 40, 20, 30};
   assert_true(calib_median(odd, 3) == 3);
   assert_true(calib_median(even, 4) == 2.5);
   assert_true(calib_median(NULL, 0) == 0);
+  assert_true(calib_quantile(five, 5, 0.25) == 20);
+  assert_true(calib_quantile(five, 5, 0) == 10);
+  assert_true(calib_quantile(five, 5, 1) == 50);
+  assert_true(calib_quantile(even, 4, 0.25) == 1.75);
 }
 
 int main(void) {
@@ -291,12 +319,13 @@ int main(void) {
       cmocka_unit_test(test_model_by_hand),
       cmocka_unit_test(test_exact_points_give_the_truth_back),
       cmocka_unit_test(test_noisy_points_stay_close),
+      cmocka_unit_test(test_an_outlier_is_damped),
       cmocka_unit_test(test_no_short_prompts_hold_the_overhead),
       cmocka_unit_test(test_no_long_prompts_hold_mfu),
       cmocka_unit_test(test_too_few_points_are_refused),
       cmocka_unit_test(test_faster_than_the_peak_is_refused),
       cmocka_unit_test(test_shipped_profile_with_attention),
-      cmocka_unit_test(test_median),
+      cmocka_unit_test(test_median_and_quantiles),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -22,6 +22,12 @@
 /* The linear figures: client latency, step overhead, per-sequence cost. */
 enum { X_CLIENT, X_OVERHEAD, X_PER_SEQ, N_X };
 
+/* Huber's loss: residuals past K robust standard deviations (1.4826 x
+ * the median absolute residual, at least FLOOR) count linearly. */
+#define HUBER_ROUNDS 3
+#define HUBER_K 1.5
+#define HUBER_FLOOR 0.003
+
 /* Grid points per axis, rounds of the (M, F) search, and the cells kept
  * either side of a round's best point for the next. */
 #define GRID 48
@@ -36,6 +42,7 @@ typedef struct problem {
   size_t n_tpot;
   bool fit_overhead;
   bool fit_mfu;
+  const double *robust; /* each row's weight from its residual; NULL: 1 */
 } problem_t;
 
 /* One point as y = roof + a . x. */
@@ -126,15 +133,25 @@ static int solve(double m[N_X][N_X], double v[N_X], int k, double x[N_X]) {
   return 0;
 }
 
+/* The relative error of row r with the linear figures x. */
+static double residual(const row_t *r, const double x[N_X]) {
+  double pred = r->roof;
+  for (int j = 0; j < N_X; j++)
+    pred += r->a[j] * x[j];
+  return (pred - r->y) / r->y;
+}
+
+static double weight(const problem_t *pb, size_t i) {
+  return pb->robust ? pb->robust[i] : 1.0;
+}
+
 /* Weighted squared relative error of rows with the linear figures x. */
-static double cost(const row_t *rows, size_t n, const double x[N_X]) {
+static double cost(const problem_t *pb, const row_t *rows, size_t n,
+                   const double x[N_X]) {
   double sse = 0;
   for (size_t i = 0; i < n; i++) {
-    double pred = rows[i].roof;
-    for (int j = 0; j < N_X; j++)
-      pred += rows[i].a[j] * x[j];
-    double r = (pred - rows[i].y) / rows[i].y;
-    sse += r * r;
+    double r = residual(&rows[i], x);
+    sse += weight(pb, i) * r * r;
   }
   return sse;
 }
@@ -159,7 +176,7 @@ static double best_linear(const problem_t *pb, const row_t *rows, size_t n,
     double x[N_X] = {0, pb->fit_overhead ? 0 : pb->base->step_overhead_ms, 0};
     double m[N_X][N_X] = {{0}}, v[N_X] = {0}, sol[N_X] = {0};
     for (size_t i = 0; i < n; i++) {
-      double w = 1.0 / (rows[i].y * rows[i].y);
+      double w = weight(pb, i) / (rows[i].y * rows[i].y);
       double rest = rows[i].y - rows[i].roof;
       for (int j = 0; j < N_X; j++)
         if (!(mask & (1u << j)))
@@ -179,7 +196,7 @@ static double best_linear(const problem_t *pb, const row_t *rows, size_t n,
     }
     if (!feasible)
       continue;
-    double c = cost(rows, n, x);
+    double c = cost(pb, rows, n, x);
     if (c < best) {
       best = c;
       memcpy(x_out, x, sizeof x);
@@ -296,7 +313,7 @@ int calib_fit(const infs_profile_t *base, const calib_ttft_t *ttft,
   int rc = check_points(ttft, n_ttft, tpot, n_tpot, why, whylen);
   if (rc)
     return rc;
-  problem_t pb = {base, ttft, n_ttft, tpot, n_tpot, true, true};
+  problem_t pb = {base, ttft, n_ttft, tpot, n_tpot, true, true, NULL};
   row_t *rows = calloc(n_ttft + n_tpot, sizeof *rows);
   if (!rows)
     return -ENOMEM;
@@ -330,6 +347,42 @@ int calib_fit(const infs_profile_t *base, const calib_ttft_t *ttft,
     }
     if (!again)
       break;
+  }
+
+  /* Huber's weights, a few times over: a point whose median was still
+   * caught by a slow spell moves the fit as little as the noise of the
+   * others explains, not with the square of its error. */
+  size_t n_rows = n_ttft + n_tpot;
+  double *robust = calloc(n_rows, sizeof *robust);
+  double *abs_r = calloc(n_rows, sizeof *abs_r);
+  if (!robust || !abs_r) {
+    free(robust);
+    free(abs_r);
+    free(rows);
+    return -ENOMEM;
+  }
+  pb.robust = robust;
+  for (int round = 0; round < HUBER_ROUNDS; round++) {
+    infs_profile_t shaped = shape(base, m, f);
+    build_rows(&pb, &shaped, rows);
+    for (size_t i = 0; i < n_rows; i++)
+      abs_r[i] = fabs(residual(&rows[i], x));
+    double scale = fmax(1.4826 * calib_median(abs_r, n_rows), HUBER_FLOOR);
+    out->downweighted = 0;
+    for (size_t i = 0; i < n_rows; i++) {
+      double e = fabs(residual(&rows[i], x));
+      robust[i] = e > HUBER_K * scale ? HUBER_K * scale / e : 1.0;
+      out->downweighted += robust[i] < 1.0;
+    }
+    double f_lo = pb.fit_mfu ? f / 4 : f, f_hi = pb.fit_mfu ? f * 4 : f;
+    search(&pb, rows, m / 4, m * 4, f_lo, f_hi, &m, &f, x);
+  }
+  free(abs_r);
+  free(robust);
+  pb.robust = NULL;
+  {
+    infs_profile_t shaped = shape(base, m, f);
+    regimes(&pb, &shaped, &mem, &compute);
   }
 
   infs_profile_t p = shape(base, m, f);
@@ -383,9 +436,15 @@ static int cmp_double(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
-double calib_median(double *v, size_t n) {
+double calib_quantile(double *v, size_t n, double q) {
   if (n == 0)
     return 0;
   qsort(v, n, sizeof *v, cmp_double);
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+  double at = q * (double)(n - 1);
+  size_t lo = (size_t)at;
+  return lo + 1 < n ? v[lo] + (at - (double)lo) * (v[lo + 1] - v[lo]) : v[lo];
+}
+
+double calib_median(double *v, size_t n) {
+  return calib_quantile(v, n, 0.5);
 }

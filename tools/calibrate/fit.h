@@ -52,6 +52,7 @@ typedef struct calib_result {
   bool fitted_mfu;        /* false: mfu held from the base */
   size_t mem_bound;       /* TTFT points below the roofline's knee */
   size_t compute_bound;   /* and above it */
+  size_t downweighted;    /* points whose residual the robust fit damped */
   double rms_rel;         /* root mean square of the relative residuals */
   double max_rel;         /* the largest relative residual */
 } calib_result_t;
@@ -76,5 +77,9 @@ int calib_fit(const infs_profile_t *base, const calib_ttft_t *ttft,
 
 /* The median of v[0..n) (sorted in place); 0 when n is 0. */
 double calib_median(double *v, size_t n);
+
+/* The q-quantile (0 <= q <= 1) of v[0..n), interpolated between order
+ * statistics (sorted in place); 0 when n is 0. */
+double calib_quantile(double *v, size_t n, double q);
 
 #endif

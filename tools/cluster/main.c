@@ -9,6 +9,7 @@
 #include "probe.h"
 #include "supervisor.h"
 #include "curve.h"
+#include "wire.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -30,6 +31,8 @@
 #define WAIT_REPORT_MS 5000
 #define DEFAULT_GRACE_MS 5000
 #define UPTIME_SLACK_MS 200.0
+/* How long "status" waits for the scheduler's answer. */
+#define STATUS_TIMEOUT_MS 5000
 
 typedef struct options {
   const char *command;
@@ -53,7 +56,9 @@ typedef struct app {
   uv_loop_t loop;
   uv_signal_t sigint;
   uv_signal_t sigterm;
-  uv_timer_t startup; /* "cluster up" once all have run STARTUP_GRACE_MS */
+  uv_timer_t startup; /* "cluster up" once all have run STARTUP_GRACE_MS;
+                         for "status", its deadline */
+  int status_code;    /* "status": the exit code once answered */
   supervisor_t *sup;
   probe_t *probe;
   cluster_spec_t *spec;
@@ -73,6 +78,7 @@ static void usage(FILE *f) {
   fprintf(f,
           "Usage: " PROGRAM " up FILE [options]\n"
           "       " PROGRAM " check FILE [options]\n"
+          "       " PROGRAM " status FILE [options]\n"
           "       " PROGRAM " settings\n"
           "\n"
           "up     starts the scheduler and the workers of cluster file FILE,\n"
@@ -85,6 +91,10 @@ static void usage(FILE *f) {
           "check  validates FILE and its profiles as the scheduler and the\n"
           "       workers would, and exits: what they would refuse, check\n"
           "       refuses first.\n"
+          "status prints what the scheduler of FILE (or --clients) reports:\n"
+          "       its workers with their class, profile, role and load,\n"
+          "       and its counters; exits 1 when it does not answer\n"
+          "       within 5 s.\n"
           "settings  prints the settings a cluster file may give, with\n"
           "       their ranges and defaults, as a Markdown table.\n"
           "\n"
@@ -177,9 +187,10 @@ static int parse_args(int argc, char **argv, options_t *o) {
       return cli_usage_error("unexpected argument '%s'", argv[i]);
     return 0;
   }
-  if (strcmp(o->command, "up") != 0 && strcmp(o->command, "check") != 0)
-    return cli_usage_error("unknown command '%s' (expected up, check or "
-                           "settings)",
+  if (strcmp(o->command, "up") != 0 && strcmp(o->command, "check") != 0 &&
+      strcmp(o->command, "status") != 0)
+    return cli_usage_error("unknown command '%s' (expected up, check, "
+                           "status or settings)",
                            o->command);
   if (i >= argc)
     return cli_usage_error("%s: missing cluster FILE", o->command);
@@ -269,6 +280,7 @@ static void on_status(void *arg, const Infsched__Status *st) {
 static void on_closed_quietly(uv_handle_t *h) {
   (void)h;
 }
+
 
 static void on_supervisor(void *arg, supervisor_event_t ev, const char *name) {
   app_t *a = arg;
@@ -392,6 +404,81 @@ static int prepare_auth(app_t *a) {
   a->auth.dir = a->keys;
   log_info("authentication: CURVE, keys in %s", a->keys);
   return 0;
+}
+
+/* "status": the scheduler's answer, printed once. */
+static void print_status(void *arg, const Infsched__Status *st) {
+  app_t *a = arg;
+  if (!a->probe)
+    return;
+  printf("scheduler at %s: policy %s, up %.1f s, %u queued; requests "
+         "submitted %llu, completed %llu, failed %llu, rejected %llu\n",
+         a->clients_connect, st->policy ? st->policy : "",
+         (double)st->uptime_ms / 1000, st->queued,
+         (unsigned long long)st->submitted, (unsigned long long)st->completed,
+         (unsigned long long)st->failed, (unsigned long long)st->rejected);
+  printf("%-24s %-6s %-16s %-8s %11s %9s\n", "worker", "class", "profile",
+         "role", "outstanding", "requests");
+  for (size_t i = 0; i < st->n_workers; i++) {
+    const Infsched__WorkerStatus *w = st->workers[i];
+    char load[32];
+    snprintf(load, sizeof load, "%u/%u", w->outstanding, w->capacity);
+    infs_role_t role;
+    printf("%-24s %-6s %-16s %-8s %11s %9llu\n", w->worker_id,
+           w->worker_class, w->profile,
+           wire_role_from_msg(w->role, &role) ? "unknown"
+                                              : infs_role_name(role),
+           load, (unsigned long long)w->requests);
+  }
+  for (size_t i = 0; i < st->n_counters; i++)
+    if (st->counters[i]->value)
+      printf("%s %llu\n", st->counters[i]->name,
+             (unsigned long long)st->counters[i]->value);
+  fflush(stdout);
+  a->status_code = 0;
+  probe_close(&a->probe);
+  uv_close((uv_handle_t *)&a->startup, on_closed_quietly);
+}
+
+static void on_status_timeout(uv_timer_t *t) {
+  app_t *a = t->data;
+  log_error("no status from the scheduler at %s within %d s",
+            a->clients_connect, STATUS_TIMEOUT_MS / 1000);
+  probe_close(&a->probe);
+  uv_close((uv_handle_t *)&a->startup, on_closed_quietly);
+}
+
+/* Asks the scheduler of the file (or --clients) for its status, prints it
+ * and returns 0; 1 when it does not answer in time. */
+static int status(app_t *a) {
+  char err[PATH_MAX + 256];
+  int rc = uv_loop_init(&a->loop);
+  if (rc) {
+    log_error("uv_loop_init: %s", uv_strerror(rc));
+    return CLI_EXIT_STARTUP;
+  }
+  a->status_code = 1;
+  if ((rc = prepare_auth(a)) ||
+      (rc = endpoint_connect_addr(a->spec->clients, a->clients_connect,
+                                  sizeof a->clients_connect))) {
+    uv_loop_close(&a->loop);
+    return CLI_EXIT_STARTUP;
+  }
+  if ((rc = probe_start(&a->loop, a->clients_connect, &a->auth, PROBE_EVERY_MS,
+                        print_status, a, &a->probe, err, sizeof err))) {
+    log_error("cannot ask %s for status: %s", a->clients_connect, err);
+    uv_loop_close(&a->loop);
+    return CLI_EXIT_STARTUP;
+  }
+  uv_timer_init(&a->loop, &a->startup);
+  a->startup.data = a;
+  uv_timer_start(&a->startup, on_status_timeout, STATUS_TIMEOUT_MS, 0);
+  uv_run(&a->loop, UV_RUN_DEFAULT);
+  if ((rc = uv_loop_close(&a->loop))) {
+    log_error("uv_loop_close: %s", uv_strerror(rc));
+    return 1;
+  }
+  return a->status_code;
 }
 
 static int add_children(app_t *a, const options_t *o, const char *bin_dir) {
@@ -660,6 +747,10 @@ int main(int argc, char **argv) {
     printf("%s: ok: scheduler at %s, %zu workers\n", o.file, a.spec->clients,
            a.ninst);
     code = 0;
+    goto out;
+  }
+  if (strcmp(o.command, "status") == 0) {
+    code = status(&a);
     goto out;
   }
   code = run(&a, &o, bin_dir);

@@ -8,16 +8,17 @@
  * (openai_body.h, docs/backends.md). */
 #include "builtin.h"
 
+#include "clock.h"
 #include "infsched.pb-c.h"
 #include "infsched/errors.h"
-#include "clock.h"
 #include "list.h"
 #include "log.h"
-#include "u64map.h"
-#include "xalloc.h"
 #include "openai_body.h"
+#include "openai_chunk.h"
 #include "openai_opts.h"
 #include "openai_sse.h"
+#include "u64map.h"
+#include "xalloc.h"
 
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
@@ -58,11 +59,8 @@ typedef struct xfer {
   bool terminal; /* done or failed already reported (or cancelled) */
   bool saw_done;
   bool saw_finish;
-  bool have_usage;
   uint32_t tokens;
-  uint32_t usage_prompt;
-  uint32_t usage_completion;
-  uint32_t usage_cached;
+  openai_usage_t usage;
   infs_time_t started;
   infs_time_t first_token;
   infs_phase_t phase;
@@ -172,21 +170,20 @@ static void fail(xfer_t *x, int code, const char *detail, const char *fmt,
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
   log_warn("openai: request %016llx to %s: %s%s%s", (unsigned long long)x->id,
-           x->url, msg, detail && *detail ? ": " : "",
-           detail ? detail : "");
+           x->url, msg, detail && *detail ? ": " : "", detail ? detail : "");
   x->b->host.failed(x->b->host.ctx, x->id, code, msg);
 }
 
 /* What x used as the worker counts it: an upstream that made the resumed
  * tokens again counts them as generated, the worker as prompt. */
 static infs_backend_usage_t usage_of(const xfer_t *x) {
-  uint32_t completion = x->usage_completion;
+  uint32_t completion = x->usage.completion;
   uint32_t resumed = x->resumed < completion ? x->resumed : completion;
   return (infs_backend_usage_t){
-      .prompt_tokens = x->have_usage ? x->usage_prompt + resumed : 0,
-      .cached_tokens = x->have_usage ? x->usage_cached : 0,
-      .generated_tokens = x->have_usage && completion ? completion - resumed
-                                                      : x->tokens,
+      .prompt_tokens = x->usage.have ? x->usage.prompt + resumed : 0,
+      .cached_tokens = x->usage.cached,
+      .generated_tokens =
+          x->usage.have && completion ? completion - resumed : x->tokens,
       .ttft_us = (x->first_token ? x->first_token : (infs_time_t)clock_us()) -
                  x->started,
   };
@@ -215,8 +212,8 @@ static void emit_text(xfer_t *x, const char *text) {
     return;
   size_t len = strlen(text);
   if (x->said_seen < x->said_len) {
-    size_t n = x->said_len - x->said_seen < len ? x->said_len - x->said_seen
-                                                : len;
+    size_t n =
+        x->said_len - x->said_seen < len ? x->said_len - x->said_seen : len;
     /* Sampling may make the answer made again differ from what the client
      * has; it keeps what it has, and the stream goes on. */
     if (memcmp(text, x->said + x->said_seen, n) != 0)
@@ -236,44 +233,6 @@ static void emit_text(xfer_t *x, const char *text) {
 }
 
 /* --- reading answers --- */
-
-static void read_usage(xfer_t *x, const cJSON *usage) {
-  if (!cJSON_IsObject(usage))
-    return;
-  const cJSON *p = cJSON_GetObjectItemCaseSensitive(usage, "prompt_tokens");
-  const cJSON *c = cJSON_GetObjectItemCaseSensitive(usage, "completion_tokens");
-  const cJSON *d =
-      cJSON_GetObjectItemCaseSensitive(usage, "prompt_tokens_details");
-  const cJSON *cached = cJSON_GetObjectItemCaseSensitive(d, "cached_tokens");
-  x->have_usage = true;
-  if (cJSON_IsNumber(p) && p->valuedouble >= 0)
-    x->usage_prompt = (uint32_t)p->valuedouble;
-  if (cJSON_IsNumber(c) && c->valuedouble >= 0)
-    x->usage_completion = (uint32_t)c->valuedouble;
-  if (cJSON_IsNumber(cached) && cached->valuedouble >= 0)
-    x->usage_cached = (uint32_t)cached->valuedouble;
-}
-
-/* The message of an OpenAI-style {"error": {...}} object, or NULL. */
-static const char *error_message(const cJSON *root) {
-  const cJSON *e = cJSON_GetObjectItemCaseSensitive(root, "error");
-  if (cJSON_IsString(e))
-    return e->valuestring;
-  const cJSON *m = cJSON_GetObjectItemCaseSensitive(e, "message");
-  return cJSON_IsString(m) ? m->valuestring : NULL;
-}
-
-/* The text of choices[0]: "text", or delta.content / message.content. */
-static const char *choice_text(const cJSON *choice) {
-  const cJSON *t = cJSON_GetObjectItemCaseSensitive(choice, "text");
-  if (cJSON_IsString(t))
-    return t->valuestring;
-  const cJSON *m = cJSON_GetObjectItemCaseSensitive(choice, "delta");
-  if (!m)
-    m = cJSON_GetObjectItemCaseSensitive(choice, "message");
-  t = cJSON_GetObjectItemCaseSensitive(m, "content");
-  return cJSON_IsString(t) ? t->valuestring : NULL;
-}
 
 /* The tool calls of choices[0]: delta.tool_calls, or message.tool_calls
  * of an answer that was not streamed; NULL when there are none. */
@@ -321,7 +280,7 @@ static int on_event(void *arg, const char *data, size_t len) {
          "the upstream sent an event that is not JSON");
     return 1;
   }
-  const char *err = error_message(root);
+  const char *err = openai_chunk_error(root);
   if (err) {
     fail(x, refusal_code(x), NULL, "upstream error: %s", err);
     cJSON_Delete(root);
@@ -330,13 +289,14 @@ static int on_event(void *arg, const char *data, size_t len) {
   const cJSON *choices = cJSON_GetObjectItemCaseSensitive(root, "choices");
   const cJSON *choice = cJSON_GetArrayItem(choices, 0);
   if (choice) {
-    emit_text(x, choice_text(choice));
+    emit_text(x, openai_chunk_text(choice));
     emit_tool_calls(x, tool_calls_of(choice));
     const cJSON *fr = cJSON_GetObjectItemCaseSensitive(choice, "finish_reason");
     if (cJSON_IsString(fr))
       x->saw_finish = true;
   }
-  read_usage(x, cJSON_GetObjectItemCaseSensitive(root, "usage"));
+  openai_chunk_usage(cJSON_GetObjectItemCaseSensitive(root, "usage"),
+                     &x->usage);
   cJSON_Delete(root);
   return 0;
 }
@@ -381,8 +341,10 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *arg) {
  * the KV handle. vLLM holds the KV until a decode instance has read it or
  * its own timeout passes: there is nothing to release here. */
 static void prefilled(xfer_t *x, const cJSON *root, const char *text) {
-  read_usage(x, cJSON_GetObjectItemCaseSensitive(root, "usage"));
-  const cJSON *kv = cJSON_GetObjectItemCaseSensitive(root, "kv_transfer_params");
+  openai_chunk_usage(cJSON_GetObjectItemCaseSensitive(root, "usage"),
+                     &x->usage);
+  const cJSON *kv =
+      cJSON_GetObjectItemCaseSensitive(root, "kv_transfer_params");
   if (!cJSON_IsObject(kv)) {
     fail(x, INFSCHED__ERROR_CODE__ERROR_KV_TRANSFER, NULL,
          "the upstream returned no kv_transfer_params for the prefill (a "
@@ -404,7 +366,7 @@ static void finish_plain(xfer_t *x) {
   cJSON *root = x->raw ? cJSON_Parse(x->raw) : NULL;
   const cJSON *choice =
       cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(root, "choices"), 0);
-  const char *text = choice ? choice_text(choice) : NULL;
+  const char *text = choice ? openai_chunk_text(choice) : NULL;
   const cJSON *calls = choice ? tool_calls_of(choice) : NULL;
   if (!text && !calls) {
     fail(x, INFSCHED__ERROR_CODE__ERROR_BACKEND, NULL,
@@ -412,7 +374,8 @@ static void finish_plain(xfer_t *x) {
   } else if (x->phase == INFS_PHASE_PREFILL) {
     prefilled(x, root, text);
   } else {
-    read_usage(x, cJSON_GetObjectItemCaseSensitive(root, "usage"));
+    openai_chunk_usage(cJSON_GetObjectItemCaseSensitive(root, "usage"),
+                       &x->usage);
     emit_text(x, text);
     emit_tool_calls(x, calls);
     succeed(x);
@@ -437,7 +400,7 @@ static void finish(xfer_t *x, CURLcode res) {
     curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &x->status);
   if (x->status >= 400 || x->status < 200) {
     cJSON *root = x->raw ? cJSON_Parse(x->raw) : NULL;
-    const char *msg = root ? error_message(root) : NULL;
+    const char *msg = root ? openai_chunk_error(root) : NULL;
     fail(x, refusal_code(x), NULL, "upstream HTTP %ld: %.300s", x->status,
          msg ? msg : (x->raw ? x->raw : "(no body)"));
     cJSON_Delete(root);

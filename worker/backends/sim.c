@@ -15,9 +15,13 @@
 #include "honour.h"
 #include "transfer.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
 
 typedef struct pending {
   uint64_t id;
@@ -27,7 +31,8 @@ typedef struct pending {
 typedef struct sim {
   infs_backend_host_t host;
   engine_t *engine;
-  uv_timer_t timer;
+  uv_poll_t tick; /* on tfd: the engine's next event is due */
+  int tfd;
   /* Tokens of one advance, coalesced per request into one chunk. */
   pending_t *pending;
   size_t n_pending;
@@ -91,16 +96,21 @@ static void flush_all(sim_t *s) {
   s->n_pending = 0;
 }
 
-static void on_timer(uv_timer_t *t);
-
-static void arm(sim_t *s, infs_time_t now) {
+/* Wakes the loop at the engine's next event. Steps end at microsecond
+ * times, and a libuv timer wakes in whole milliseconds: it would deliver
+ * each step's tokens up to a millisecond late, by an amount fixed by the
+ * step's length, and sub-millisecond steps in bunches. A timerfd set to
+ * the absolute time (clock_us() is CLOCK_MONOTONIC, lib/clock.c) wakes at
+ * the step's end; one in the past wakes at once. */
+static void arm(sim_t *s) {
   infs_time_t next = engine_next_event(s->engine);
-  if (next == INFS_TIME_NEVER) {
-    uv_timer_stop(&s->timer);
-    return;
+  struct itimerspec when = {{0, 0}, {0, 0}}; /* zero: disarmed */
+  if (next != INFS_TIME_NEVER) {
+    uint64_t ns = next > 0 ? (uint64_t)next * 1000u : 1;
+    when.it_value.tv_sec = (time_t)(ns / 1000000000u);
+    when.it_value.tv_nsec = (long)(ns % 1000000000u);
   }
-  uint64_t ms = next > now ? (next - now + 999) / 1000 : 0;
-  uv_timer_start(&s->timer, on_timer, ms, 0);
+  timerfd_settime(s->tfd, TFD_TIMER_ABSTIME, &when, NULL);
 }
 
 static void deliver(sim_t *s) {
@@ -146,12 +156,17 @@ static void deliver(sim_t *s) {
   flush_all(s);
 }
 
-static void on_timer(uv_timer_t *t) {
-  sim_t *s = t->data;
-  infs_time_t now = clock_us();
-  engine_advance(s->engine, now);
+static void on_tick(uv_poll_t *h, int status, int events) {
+  sim_t *s = h->data;
+  uint64_t expired;
+  (void)status;
+  (void)events;
+  /* Clears the fd's readiness; EAGAIN when a re-arm already did. */
+  if (read(s->tfd, &expired, sizeof expired) < 0 && errno != EAGAIN)
+    return;
+  engine_advance(s->engine, clock_us());
   deliver(s);
-  arm(s, now);
+  arm(s);
 }
 
 static int sim_create(const infs_backend_host_t *host, const char *args,
@@ -169,9 +184,19 @@ static int sim_create(const infs_backend_host_t *host, const char *args,
     free(s);
     return INFS_ECONFIG;
   }
+  s->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+  int rc = s->tfd < 0 ? -errno : uv_poll_init(host->loop, &s->tick, s->tfd);
+  if (rc) {
+    snprintf(err, errlen, "sim backend: no timer: %s", strerror(-rc));
+    if (s->tfd >= 0)
+      close(s->tfd);
+    engine_destroy(&s->engine);
+    free(s);
+    return rc;
+  }
   u64map_init(&s->pending_index);
-  uv_timer_init(host->loop, &s->timer);
-  s->timer.data = s;
+  s->tick.data = s;
+  uv_poll_start(&s->tick, UV_READABLE, on_tick);
   *state = s;
   return 0;
 }
@@ -202,7 +227,7 @@ static int sim_submit(void *state, const infs_backend_request_t *r) {
     er.kv_ready = kv_transfer_ready(r->kv, now);
   int rc = engine_submit(s->engine, now, &er);
   deliver(s);
-  arm(s, now);
+  arm(s);
   return rc;
 }
 
@@ -212,7 +237,7 @@ static void sim_cancel(void *state, uint64_t id) {
   engine_advance(s->engine, now);
   deliver(s);
   engine_cancel(s->engine, now, id);
-  arm(s, now);
+  arm(s);
 }
 
 static void sim_load(void *state, infs_backend_load_t *out) {
@@ -270,6 +295,7 @@ static void sim_cache_snapshot(void *state, const uint64_t **hashes,
 
 static void on_closed(uv_handle_t *h) {
   sim_t *s = h->data;
+  close(s->tfd);
   free(s->pending);
   free(s->text);
   free(s->added);
@@ -282,7 +308,7 @@ static void on_closed(uv_handle_t *h) {
 static void sim_destroy(void *state) {
   sim_t *s = state;
   engine_destroy(&s->engine);
-  uv_close((uv_handle_t *)&s->timer, on_closed);
+  uv_close((uv_handle_t *)&s->tick, on_closed);
 }
 
 const infs_backend_ops_t backend_sim = {

@@ -1,0 +1,42 @@
+#include "openai_chunk.h"
+
+/* A count that fits: negative, fractional or huge values are not counts. */
+static bool count(const cJSON *v, uint32_t *out) {
+  if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0) ||
+      v->valuedouble > (double)UINT32_MAX)
+    return false;
+  *out = (uint32_t)v->valuedouble;
+  return true;
+}
+
+void openai_chunk_usage(const cJSON *usage, openai_usage_t *u) {
+  if (!cJSON_IsObject(usage))
+    return;
+  const cJSON *d =
+      cJSON_GetObjectItemCaseSensitive(usage, "prompt_tokens_details");
+  u->have = true;
+  count(cJSON_GetObjectItemCaseSensitive(usage, "prompt_tokens"), &u->prompt);
+  count(cJSON_GetObjectItemCaseSensitive(usage, "completion_tokens"),
+        &u->completion);
+  if (count(cJSON_GetObjectItemCaseSensitive(d, "cached_tokens"), &u->cached))
+    u->have_cached = true;
+}
+
+const char *openai_chunk_error(const cJSON *root) {
+  const cJSON *e = cJSON_GetObjectItemCaseSensitive(root, "error");
+  if (cJSON_IsString(e))
+    return e->valuestring;
+  const cJSON *m = cJSON_GetObjectItemCaseSensitive(e, "message");
+  return cJSON_IsString(m) ? m->valuestring : NULL;
+}
+
+const char *openai_chunk_text(const cJSON *choice) {
+  const cJSON *t = cJSON_GetObjectItemCaseSensitive(choice, "text");
+  if (cJSON_IsString(t))
+    return t->valuestring;
+  const cJSON *m = cJSON_GetObjectItemCaseSensitive(choice, "delta");
+  if (!m)
+    m = cJSON_GetObjectItemCaseSensitive(choice, "message");
+  t = cJSON_GetObjectItemCaseSensitive(m, "content");
+  return cJSON_IsString(t) ? t->valuestring : NULL;
+}
