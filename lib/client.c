@@ -2,6 +2,7 @@
 
 #include "infsched/errors.h"
 #include "log.h"
+#include "slots.h"
 #include "wire.h"
 #include "xalloc.h"
 #include "zwatch.h"
@@ -37,10 +38,8 @@ struct client {
   void *monitor; /* PAIR receiving the socket's connection events */
   zwatch_t *monitor_watch;
   bool lost;     /* the connection went down since the last resubmit */
-  open_req_t *open; /* slots; by_id maps a request id to one */
-  uint32_t *free_slots;
-  size_t n_free;
-  size_t cap;
+  open_req_t *open; /* by slot; by_id maps a request id to its slot */
+  slots_t table;
   u64map_t by_id;
   uint64_t resubmits;
   uv_loop_t *loop;
@@ -76,7 +75,7 @@ static void open_remove(client_t *c, uint64_t id) {
   free(c->open[slot].packed);
   free(c->open[slot].text);
   memset(&c->open[slot], 0, sizeof c->open[slot]);
-  c->free_slots[c->n_free++] = slot;
+  slots_put(&c->table, slot);
 }
 
 /* Keeps a submitted request until its terminal answer. A second submit of
@@ -85,16 +84,10 @@ static void open_remove(client_t *c, uint64_t id) {
 static void open_add(client_t *c, const Infsched__Request *req) {
   if (open_get(c, req->request_id))
     return;
-  if (c->n_free == 0) {
-    size_t cap = c->cap ? c->cap * 2 : 64;
-    c->open = xrealloc(c->open, cap * sizeof *c->open);
-    c->free_slots = xrealloc(c->free_slots, cap * sizeof *c->free_slots);
-    memset(c->open + c->cap, 0, (cap - c->cap) * sizeof *c->open);
-    for (size_t i = cap; i > c->cap; i--)
-      c->free_slots[c->n_free++] = (uint32_t)(i - 1);
-    c->cap = cap;
-  }
-  uint32_t slot = c->free_slots[--c->n_free];
+  uint32_t slot;
+  size_t had = slots_take(&c->table, 64, &slot);
+  if (had < c->table.cap)
+    c->open = xrecallocarray(c->open, had, c->table.cap, sizeof *c->open);
   open_req_t *o = &c->open[slot];
   o->id = req->request_id;
   o->packed_len = infsched__request__get_packed_size(req);
@@ -199,7 +192,7 @@ static int send_env(client_t *c, Infsched__Envelope *env);
 /* Submits every open request again, with what has been received of it. */
 static void resubmit_all(client_t *c) {
   size_t n = 0;
-  for (size_t i = 0; i < c->cap; i++) {
+  for (size_t i = 0; i < c->table.cap; i++) {
     open_req_t *o = &c->open[i];
     uint32_t slot;
     if (!o->packed || !u64map_get(&c->by_id, o->id, &slot) ||
@@ -340,12 +333,12 @@ void client_destroy(client_t **cp, int linger_ms) {
   zmq_setsockopt(c->sock, ZMQ_LINGER, &linger_ms, sizeof linger_ms);
   zmq_close(c->sock);
   wire_buf_free(&c->buf);
-  for (size_t i = 0; i < c->cap; i++) {
+  for (size_t i = 0; i < c->table.cap; i++) {
     free(c->open[i].packed);
     free(c->open[i].text);
   }
   free(c->open);
-  free(c->free_slots);
+  slots_free(&c->table);
   u64map_free(&c->by_id);
   free(c);
   *cp = NULL;

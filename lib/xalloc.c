@@ -28,6 +28,13 @@ void *xreallocarray(void *p, size_t n, size_t size) {
   return xrealloc(p, n * size);
 }
 
+void *xrecallocarray(void *p, size_t old_n, size_t n, size_t size) {
+  p = xreallocarray(p, n, size);
+  if (n > old_n)
+    memset((char *)p + old_n * size, 0, (n - old_n) * size);
+  return p;
+}
+
 char *xstrdup(const char *s) {
   return xcheck(strdup(s));
 }

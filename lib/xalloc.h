@@ -13,6 +13,8 @@ void *xcalloc(size_t n, size_t size);
 void *xrealloc(void *p, size_t size);
 /* realloc of n elements of size bytes, aborting on overflow too. */
 void *xreallocarray(void *p, size_t n, size_t size);
+/* xreallocarray from old_n to n elements, the ones past old_n zeroed. */
+void *xrecallocarray(void *p, size_t old_n, size_t n, size_t size);
 char *xstrdup(const char *s);
 /* Grows array p of size-byte elements to hold at least need, doubling *cap
  * (from 16); returns p unchanged when *cap is already enough. */

@@ -483,6 +483,7 @@ static void summary(engine_t *e, seq_t *s, infs_time_t t,
       .generated = s->generated,
       .queued_us = s->admitted_at - s->ready_at,
       .ttft_us = s->first_token_at - s->submitted_at,
+      .transfer_us = s->ready_at - s->submitted_at,
       .busy_share_s = s->busy_share_s,
   };
   VEC_PUSH(e->events, ev);

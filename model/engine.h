@@ -56,6 +56,7 @@ typedef struct engine_event {
   infs_time_t queued_us;  /* DONE: time waiting before prefill started (for
                              DECODE: from its KV's arrival) */
   infs_time_t ttft_us;    /* DONE: submit to first token */
+  infs_time_t transfer_us; /* DONE of a DECODE: submit to its KV's arrival */
   double busy_share_s;    /* DONE: this request's share of busy time */
   int code;               /* FAILED: negative INFS_E* code */
 } engine_event_t;

@@ -74,7 +74,7 @@ static void on_request(void *sock, void *arg) {
   int n;
   while ((n = recv_request(sock, f)) > 0) {
     if (n < 2)
-      continue; /* no request id to answer: libzmq's own never are */
+      f[1].len = 0; /* answered all the same: a REP socket must answer */
     char key[KEYS_Z85_LEN + 1] = "";
     bool curve = n == ZAP_FRAMES && frame_is(&f[0], "1.0") &&
                  frame_is(&f[5], "CURVE") && f[6].len == 32 &&

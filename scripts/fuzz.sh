@@ -4,7 +4,7 @@
 #
 #   scripts/fuzz.sh [SECONDS] [TARGET...]     e.g. scripts/fuzz.sh 3600 core
 #
-# Targets: wire core http oai profiles cluster codex trace (default: all).
+# Targets: wire core http oai profiles cluster codex trace keys (default: all).
 # Inputs that reach new code are kept in build-fuzz/fuzz-corpus/TARGET; to
 # seed later runs with them, merge them into the repository's corpus:
 #   build-fuzz/bin/fuzz_TARGET -merge=1 fuzz/corpus/TARGET \
@@ -35,7 +35,7 @@ cmake --build build-fuzz -j"$(nproc)" --target fuzz
 rm -rf build-fuzz/fuzz-crashes
 mkdir -p build-fuzz/fuzz-crashes
 names=("$@")
-[ ${#names[@]} -gt 0 ] || names=(wire core http oai profiles cluster codex trace)
+[ ${#names[@]} -gt 0 ] || names=(wire core http oai profiles cluster codex trace keys)
 regex="^fuzz_($(IFS='|'; echo "${names[*]}"))\$"
 status=0
 (cd build-fuzz && ctest -R "$regex" --output-on-failure \

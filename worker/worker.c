@@ -101,6 +101,13 @@ static void on_tool_calls(void *ctx, uint64_t id, uint32_t n, const char *json,
   flush(w);
 }
 
+static void on_logprobs(void *ctx, uint64_t id, const char *json, size_t len) {
+  worker_t *w = ctx;
+  (void)len;
+  wcore_on_logprobs(w->core, clock_us(), id, json);
+  flush(w);
+}
+
 static void on_timer(uv_timer_t *t);
 
 /* A draining worker that has finished its last request stops from the
@@ -334,6 +341,7 @@ int worker_start(uv_loop_t *loop, const worker_config_t *cfg, worker_t **out,
       .done = on_done,
       .failed = on_failed,
       .tool_calls = on_tool_calls,
+      .logprobs = on_logprobs,
       .prefilled = on_prefilled,
   };
   int rc = cfg->backend->create(&w->host, cfg->backend_args, &w->backend, err,

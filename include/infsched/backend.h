@@ -80,8 +80,8 @@
 
 #include <uv.h>
 
-/* 4 added infs_backend_host_t.tool_calls; a plugin built for 3 still
- * loads. */
+/* 4 added infs_backend_host_t.tool_calls and .logprobs; a plugin built
+ * for 3 still loads. */
 #define INFS_BACKEND_ABI 4
 #define INFS_BACKEND_ABI_MIN 3
 
@@ -118,6 +118,10 @@ typedef struct infs_backend_host {
    * call share its index). Since ABI 4. */
   void (*tool_calls)(void *ctx, uint64_t id, uint32_t n, const char *json,
                      size_t len);
+  /* The log probabilities of the text just streamed for id: json
+   * (NUL-terminated, len bytes) is the choice's logprobs object as an
+   * OpenAI-style upstream gives it. Since ABI 4. */
+  void (*logprobs)(void *ctx, uint64_t id, const char *json, size_t len);
 } infs_backend_host_t;
 
 typedef struct infs_backend_ops {

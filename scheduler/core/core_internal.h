@@ -5,6 +5,7 @@
 
 #include "buf.h"
 #include "list.h"
+#include "slots.h"
 #include "u64map.h"
 #include "core.h"
 #include "predictor.h"
@@ -79,9 +80,7 @@ typedef struct req {
 typedef struct req_table {
   req_t **slots; /* stable pointers; slots are reused */
   uint32_t *generation;
-  uint32_t *free_slots;
-  size_t n_free;
-  size_t cap;
+  slots_t table;
   size_t open;
   size_t bytes;       /* strings and hashes held by open requests */
   u64map_t by_client; /* client_key -> slot */

@@ -14,7 +14,7 @@ void requests_init(req_table_t *t) {
 }
 
 void requests_free(req_table_t *t) {
-  for (size_t i = 0; i < t->cap; i++) {
+  for (size_t i = 0; i < t->table.cap; i++) {
     if (t->slots[i]) {
       free(t->slots[i]->store);
       buf_free(&t->slots[i]->said);
@@ -24,7 +24,7 @@ void requests_free(req_table_t *t) {
   }
   free(t->slots);
   free(t->generation);
-  free(t->free_slots);
+  slots_free(&t->table);
   u64map_free(&t->by_client);
   memset(t, 0, sizeof *t);
 }
@@ -34,19 +34,18 @@ static uint64_t client_key(const core_peer_t *client, uint64_t client_id) {
                               client_id ^ (uint64_t)client->door << 63);
 }
 
-static void grow(req_table_t *t) {
-  size_t cap = t->cap ? t->cap * 2 : 256;
-  t->slots = xrealloc(t->slots, cap * sizeof *t->slots);
-  t->generation = xrealloc(t->generation, cap * sizeof *t->generation);
-  t->free_slots = xrealloc(t->free_slots, cap * sizeof *t->free_slots);
-  for (size_t i = t->cap; i < cap; i++) {
-    t->slots[i] = NULL;
-    t->generation[i] = 1;
+/* Takes a slot, growing the table's arrays when it had none free. */
+static uint32_t take_slot(req_table_t *t) {
+  uint32_t slot;
+  size_t had = slots_take(&t->table, 256, &slot);
+  if (had < t->table.cap) {
+    t->slots = xrecallocarray(t->slots, had, t->table.cap, sizeof *t->slots);
+    t->generation = xreallocarray(t->generation, t->table.cap,
+                                  sizeof *t->generation);
+    for (size_t i = had; i < t->table.cap; i++)
+      t->generation[i] = 1;
   }
-  /* Hand out low slots first so ids stay small in logs. */
-  for (size_t i = cap; i > t->cap; i--)
-    t->free_slots[t->n_free++] = (uint32_t)(i - 1);
-  t->cap = cap;
+  return slot;
 }
 
 /* Lays the request's variable-size fields out in one buffer that is reused
@@ -99,9 +98,7 @@ req_t *requests_add(req_table_t *t, const core_peer_t *client,
   uint32_t existing;
   if (u64map_get(&t->by_client, key, &existing))
     return NULL;
-  if (t->n_free == 0)
-    grow(t);
-  uint32_t slot = t->free_slots[--t->n_free];
+  uint32_t slot = take_slot(t);
   req_t *r = t->slots[slot];
   if (!r) {
     r = xcalloc(1, sizeof *r);
@@ -146,7 +143,7 @@ req_t *requests_add(req_table_t *t, const core_peer_t *client,
 
 req_t *requests_get(const req_table_t *t, uint64_t id) {
   uint64_t slot = id & 0xffffffffu;
-  if (slot >= t->cap)
+  if (slot >= t->table.cap)
     return NULL;
   req_t *r = t->slots[slot];
   if (!r || r->state == REQ_FREE || r->id != id)
@@ -173,7 +170,7 @@ void requests_remove(req_table_t *t, req_t *r) {
   t->generation[slot]++;
   if (t->generation[slot] == 0)
     t->generation[slot] = 1;
-  t->free_slots[t->n_free++] = slot;
+  slots_put(&t->table, slot);
   t->open--;
   t->bytes -= r->bytes;
 }

@@ -3,6 +3,7 @@
 #include "infsched.pb-c.h"
 #include "clock.h"
 #include "log.h"
+#include "slots.h"
 #include "xalloc.h"
 #include "buf.h"
 #include "oai.h"
@@ -41,7 +42,7 @@ typedef struct fd_req {
   char *model;
   char name[40]; /* "cmpl-..." */
   buf_t text;   /* non-streamed answer so far */
-  oai_tool_calls_t tools; /* a non-streamed chat answer's tool calls */
+  oai_pieces_t pieces; /* a non-streamed answer's tool calls, logprobs */
   bool called;            /* tool calls came: finish_reason tool_calls */
 } fd_req_t;
 
@@ -53,9 +54,7 @@ struct frontdoor {
   uint64_t salt;    /* makes response ids differ across restarts */
   fd_req_t **slots; /* by slot; NULL when free */
   uint32_t *generation;
-  uint32_t *free_slots;
-  size_t n_free;
-  size_t cap;
+  slots_t table;
   uint64_t *blocks; /* scratch for prompt block hashes */
   size_t blocks_cap;
   buf_t out;        /* scratch for bodies and events */
@@ -83,19 +82,13 @@ bool frontdoor_owns_peer(const core_peer_t *peer) {
 }
 
 static fd_req_t *req_add(frontdoor_t *f) {
-  if (f->n_free == 0) {
-    size_t cap = f->cap ? f->cap * 2 : 64;
-    f->slots = xreallocarray(f->slots, cap, sizeof *f->slots);
-    f->generation = xreallocarray(f->generation, cap, sizeof *f->generation);
-    f->free_slots = xreallocarray(f->free_slots, cap, sizeof *f->free_slots);
-    for (size_t i = cap; i > f->cap; i--) {
-      f->slots[i - 1] = NULL;
-      f->generation[i - 1] = 0;
-      f->free_slots[f->n_free++] = (uint32_t)(i - 1);
-    }
-    f->cap = cap;
+  uint32_t slot;
+  size_t had = slots_take(&f->table, 64, &slot);
+  if (had < f->table.cap) {
+    f->slots = xrecallocarray(f->slots, had, f->table.cap, sizeof *f->slots);
+    f->generation = xrecallocarray(f->generation, had, f->table.cap,
+                                   sizeof *f->generation);
   }
-  uint32_t slot = f->free_slots[--f->n_free];
   fd_req_t *r = xcalloc(1, sizeof *r);
   r->id = (uint64_t)++f->generation[slot] << 32 | slot;
   f->slots[slot] = r;
@@ -104,17 +97,17 @@ static fd_req_t *req_add(frontdoor_t *f) {
 
 static fd_req_t *req_get(const frontdoor_t *f, uint64_t id) {
   uint32_t slot = (uint32_t)id;
-  if (slot >= f->cap || !f->slots[slot] || f->slots[slot]->id != id)
+  if (slot >= f->table.cap || !f->slots[slot] || f->slots[slot]->id != id)
     return NULL;
   return f->slots[slot];
 }
 
 static void req_free(frontdoor_t *f, fd_req_t *r) {
   f->slots[(uint32_t)r->id] = NULL;
-  f->free_slots[f->n_free++] = (uint32_t)r->id;
+  slots_put(&f->table, (uint32_t)r->id);
   free(r->model);
   buf_free(&r->text);
-  oai_tool_calls_free(&r->tools);
+  oai_pieces_free(&r->pieces);
   free(r);
 }
 
@@ -215,7 +208,7 @@ static void on_tool_calls(frontdoor_t *f, fd_req_t *r, const char *deltas) {
   if (r->kind != OAI_CHAT)
     return;
   if (!r->stream) {
-    if (oai_tool_calls_merge(&r->tools, deltas, len) == 0)
+    if (oai_tool_calls_merge(&r->pieces, deltas, len) == 0)
       r->called = true;
     return;
   }
@@ -228,10 +221,28 @@ static void on_tool_calls(frontdoor_t *f, fd_req_t *r, const char *deltas) {
   send_event(f, r, event);
 }
 
+/* Log probabilities of the text sent before: a stream gets them in an
+ * event of their own, an answer all of them together. */
+static void on_logprobs(frontdoor_t *f, fd_req_t *r, const char *json) {
+  size_t len = strlen(json);
+  if (!r->stream) {
+    oai_logprobs_merge(&r->pieces, json, len);
+    return;
+  }
+  oai_meta_t m = meta_of(r);
+  char *event = oai_render_logprobs_chunk(&m, json, len);
+  if (!event)
+    return;
+  start_stream(f, r);
+  send_event(f, r, event);
+}
+
 static void on_chunk(frontdoor_t *f, fd_req_t *r, const Infsched__Chunk *c) {
   r->tokens += c->tokens;
   if (c->tool_calls && *c->tool_calls)
     on_tool_calls(f, r, c->tool_calls);
+  if (c->logprobs && *c->logprobs)
+    on_logprobs(f, r, c->logprobs);
   const char *text = c->text ? c->text : "";
   if (!r->stream) {
     buf_puts(&r->text, text);
@@ -290,7 +301,7 @@ static void on_done(frontdoor_t *f, fd_req_t *r, const Infsched__Done *d) {
   char header[INFS_NAME_MAX + 32];
   worker_header(header, sizeof header, extra.worker);
   char *body = oai_render_response(&m, r->text.data ? r->text.data : "", finish,
-                                   &u, &extra, &r->tools);
+                                   &u, &extra, &r->pieces);
   respond_json(r->x, 200, header, body);
   free(body);
 }
@@ -742,12 +753,12 @@ void frontdoor_destroy(frontdoor_t **pf) {
   if (!f)
     return;
   http_server_destroy(&f->server);
-  for (size_t i = 0; i < f->cap; i++)
+  for (size_t i = 0; i < f->table.cap; i++)
     if (f->slots[i])
       req_free(f, f->slots[i]);
   free(f->slots);
   free(f->generation);
-  free(f->free_slots);
+  slots_free(&f->table);
   free(f->blocks);
   buf_free(&f->out);
   free(f);

@@ -317,6 +317,17 @@ static char *print(cJSON *o) {
   return s;
 }
 
+/* A stream chunk of m with its one choice (index 0) in *choice. */
+static cJSON *new_chunk(const oai_meta_t *m, cJSON **choice) {
+  cJSON *o = new_envelope(m, m->kind == OAI_CHAT ? "chat.completion.chunk"
+                                                 : "text_completion");
+  cJSON *choices = cJSON_AddArrayToObject(o, "choices");
+  *choice = cJSON_CreateObject();
+  cJSON_AddItemToArray(choices, *choice);
+  cJSON_AddNumberToObject(*choice, "index", 0);
+  return o;
+}
+
 /* A piece's field as a string, or NULL. */
 static const char *str_at(const cJSON *o, const char *name) {
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
@@ -341,7 +352,7 @@ static void append_str(cJSON *o, const char *name, const char *piece) {
   buf_free(&b);
 }
 
-int oai_tool_calls_merge(oai_tool_calls_t *t, const char *deltas, size_t len) {
+int oai_tool_calls_merge(oai_pieces_t *t, const char *deltas, size_t len) {
   cJSON *d = cJSON_ParseWithLength(deltas, len);
   if (!cJSON_IsArray(d)) {
     cJSON_Delete(d);
@@ -382,9 +393,37 @@ int oai_tool_calls_merge(oai_tool_calls_t *t, const char *deltas, size_t len) {
   return 0;
 }
 
-void oai_tool_calls_free(oai_tool_calls_t *t) {
+int oai_logprobs_merge(oai_pieces_t *t, const char *json, size_t len) {
+  cJSON *lp = cJSON_ParseWithLength(json, len);
+  if (!cJSON_IsObject(lp)) {
+    cJSON_Delete(lp);
+    return -1;
+  }
+  if (!t->logprobs) {
+    t->logprobs = lp;
+    return 0;
+  }
+  cJSON *field;
+  cJSON_ArrayForEach(field, lp) {
+    if (!cJSON_IsArray(field))
+      continue;
+    cJSON *into = cJSON_GetObjectItemCaseSensitive(t->logprobs, field->string);
+    if (!cJSON_IsArray(into)) {
+      cJSON_DeleteItemFromObjectCaseSensitive(t->logprobs, field->string);
+      into = cJSON_AddArrayToObject(t->logprobs, field->string);
+    }
+    const cJSON *item;
+    cJSON_ArrayForEach(item, field)
+      cJSON_AddItemToArray(into, xcheck(cJSON_Duplicate(item, true)));
+  }
+  cJSON_Delete(lp);
+  return 0;
+}
+
+void oai_pieces_free(oai_pieces_t *t) {
   cJSON_Delete(t->calls);
-  t->calls = NULL;
+  cJSON_Delete(t->logprobs);
+  t->calls = t->logprobs = NULL;
 }
 
 char *oai_render_tool_chunk(const oai_meta_t *m, const char *deltas,
@@ -394,11 +433,7 @@ char *oai_render_tool_chunk(const oai_meta_t *m, const char *deltas,
     cJSON_Delete(d);
     return NULL;
   }
-  cJSON *o = new_envelope(m, "chat.completion.chunk");
-  cJSON *choices = cJSON_AddArrayToObject(o, "choices");
-  cJSON *c = cJSON_CreateObject();
-  cJSON_AddItemToArray(choices, c);
-  cJSON_AddNumberToObject(c, "index", 0);
+  cJSON *c, *o = new_chunk(m, &c);
   cJSON *delta = cJSON_AddObjectToObject(c, "delta");
   cJSON_AddItemToObject(delta, "tool_calls", d);
   cJSON_AddNullToObject(c, "logprobs");
@@ -406,11 +441,27 @@ char *oai_render_tool_chunk(const oai_meta_t *m, const char *deltas,
   return print(o);
 }
 
+char *oai_render_logprobs_chunk(const oai_meta_t *m, const char *logprobs,
+                                size_t len) {
+  cJSON *lp = cJSON_ParseWithLength(logprobs, len);
+  if (!cJSON_IsObject(lp)) {
+    cJSON_Delete(lp);
+    return NULL;
+  }
+  cJSON *c, *o = new_chunk(m, &c);
+  if (m->kind == OAI_CHAT)
+    cJSON_AddObjectToObject(c, "delta");
+  else
+    cJSON_AddStringToObject(c, "text", "");
+  cJSON_AddItemToObject(c, "logprobs", lp);
+  add_finish(c, NULL);
+  return print(o);
+}
+
 char *oai_render_response(const oai_meta_t *m, const char *text,
                           const char *finish_reason, const oai_usage_t *u,
-                          const oai_extra_t *extra,
-                          const oai_tool_calls_t *tools) {
-  bool calls = tools && cJSON_GetArraySize(tools->calls) > 0;
+                          const oai_extra_t *extra, const oai_pieces_t *pieces) {
+  bool calls = pieces && cJSON_GetArraySize(pieces->calls) > 0;
   bool chat = m->kind == OAI_CHAT;
   cJSON *o = new_envelope(m, chat ? "chat.completion" : "text_completion");
   cJSON *choices = cJSON_AddArrayToObject(o, "choices");
@@ -427,16 +478,20 @@ char *oai_render_response(const oai_meta_t *m, const char *text,
     }
     if (calls) {
       /* The merge's index is not part of a message's call. */
-      cJSON *list = xcheck(cJSON_Duplicate(tools->calls, true));
-      cJSON *c;
-      cJSON_ArrayForEach(c, list) cJSON_DeleteItemFromObjectCaseSensitive(
-          c, "index");
+      cJSON *list = xcheck(cJSON_Duplicate(pieces->calls, true));
+      cJSON *call;
+      cJSON_ArrayForEach(call, list)
+          cJSON_DeleteItemFromObjectCaseSensitive(call, "index");
       cJSON_AddItemToObject(msg, "tool_calls", list);
     }
   } else {
     cJSON_AddStringToObject(c, "text", text);
   }
-  cJSON_AddNullToObject(c, "logprobs");
+  if (pieces && pieces->logprobs)
+    cJSON_AddItemToObject(c, "logprobs",
+                          xcheck(cJSON_Duplicate(pieces->logprobs, true)));
+  else
+    cJSON_AddNullToObject(c, "logprobs");
   add_finish(c, finish_reason);
   cJSON_AddItemToObject(o, "usage", usage_json(u));
   if (extra) {
@@ -452,12 +507,7 @@ char *oai_render_response(const oai_meta_t *m, const char *text,
 char *oai_render_chunk(const oai_meta_t *m, const char *text, bool role,
                        const char *finish_reason) {
   bool chat = m->kind == OAI_CHAT;
-  cJSON *o =
-      new_envelope(m, chat ? "chat.completion.chunk" : "text_completion");
-  cJSON *choices = cJSON_AddArrayToObject(o, "choices");
-  cJSON *c = cJSON_CreateObject();
-  cJSON_AddItemToArray(choices, c);
-  cJSON_AddNumberToObject(c, "index", 0);
+  cJSON *c, *o = new_chunk(m, &c);
   if (chat) {
     cJSON *delta = cJSON_AddObjectToObject(c, "delta");
     if (role)

@@ -69,29 +69,40 @@ typedef struct oai_extra {
   double cost_usd;
 } oai_extra_t;
 
-/* A chat answer's tool calls, merged from the pieces a backend streams. */
+/* What a non-streamed answer gathers from the pieces a backend streams
+ * besides its text: a chat answer's tool calls, and log probabilities. */
 struct cJSON;
-typedef struct oai_tool_calls {
-  struct cJSON *calls; /* NULL until the first; a JSON array */
-} oai_tool_calls_t;
+typedef struct oai_pieces {
+  struct cJSON *calls;    /* NULL until the first; a JSON array */
+  struct cJSON *logprobs; /* NULL until the first; a JSON object */
+} oai_pieces_t;
 /* Merges deltas (a JSON array of delta.tool_calls items; len bytes) into
  * t: a new index starts a call, later pieces of it add to its
  * function.arguments. Returns 0, or -1 when deltas is not such an array
  * (t is unchanged). */
-int oai_tool_calls_merge(oai_tool_calls_t *t, const char *deltas, size_t len);
-void oai_tool_calls_free(oai_tool_calls_t *t);
+int oai_tool_calls_merge(oai_pieces_t *t, const char *deltas, size_t len);
+/* Merges a piece's logprobs object (len bytes) into t: each array under a
+ * key (chat's "content", completions' "tokens", "token_logprobs",
+ * "top_logprobs", "text_offset") is appended to the one under that key.
+ * Returns 0, or -1 when it is not a JSON object (t is unchanged). */
+int oai_logprobs_merge(oai_pieces_t *t, const char *json, size_t len);
+void oai_pieces_free(oai_pieces_t *t);
 
-/* Each renderer returns a NUL-terminated JSON text the caller frees. A
- * chat answer with tool calls (tools NULL or empty: none) carries them in
- * its message, and content null when it has no text. */
+/* Each renderer returns a NUL-terminated JSON text the caller frees. An
+ * answer's pieces (may be NULL) give its logprobs, and a chat answer's
+ * tool calls, carried in its message with content null when it has no
+ * text. */
 char *oai_render_response(const oai_meta_t *m, const char *text,
                           const char *finish_reason, const oai_usage_t *u,
-                          const oai_extra_t *extra,
-                          const oai_tool_calls_t *tools);
+                          const oai_extra_t *extra, const oai_pieces_t *pieces);
 /* A chat stream chunk of tool-call pieces (deltas as merged above, relayed
  * as they are); NULL when deltas is not a JSON array. */
 char *oai_render_tool_chunk(const oai_meta_t *m, const char *deltas,
                             size_t len);
+/* A stream chunk of no text whose choice carries logprobs (a JSON object,
+ * len bytes) for the text sent before it; NULL when it is not an object. */
+char *oai_render_logprobs_chunk(const oai_meta_t *m, const char *logprobs,
+                                size_t len);
 /* One stream chunk: text (may be NULL for none), with the assistant role
  * for chat's first chunk, and a finish reason on the last (or NULL). */
 char *oai_render_chunk(const oai_meta_t *m, const char *text, bool role,

@@ -41,6 +41,11 @@ const upstream = http.createServer((req, res) => {
     }
     const choice = chat ? { index: 0, delta: { content: 'ok' }, finish_reason: 'stop' }
                         : { index: 0, text: 'ok', finish_reason: 'stop' };
+    // Log probabilities when asked, in each API's own shape.
+    if (parsed.logprobs)
+      choice.logprobs = chat
+        ? { content: [{ token: 'ok', logprob: -0.25, bytes: [111, 107], top_logprobs: [] }] }
+        : { tokens: ['ok'], token_logprobs: [-0.25], top_logprobs: [{ ok: -0.25 }], text_offset: [0] };
     res.write(`data: ${JSON.stringify({ choices: [choice] })}\n\n`);
     res.write(`data: ${JSON.stringify({ choices: [], usage: { prompt_tokens: 3, completion_tokens: 1 } })}\n\n`);
     res.end('data: [DONE]\n\n');
@@ -92,7 +97,8 @@ for (const s of sent) {
     const a = await api.create(s.body);
     answers.push({ text: a.choices[0].text ?? a.choices[0].message.content,
                    finish: a.choices[0].finish_reason,
-                   tool_calls: a.choices[0].message?.tool_calls });
+                   tool_calls: a.choices[0].message?.tool_calls,
+                   logprobs: a.choices[0].logprobs });
   }
 }
 

@@ -153,6 +153,18 @@ static void test_prefill_worker_killed(void **state) {
   assert_int_equal((int)num(j, "requests", "failed"), 0);
   assert_int_equal((int)num(j, "requests", "rejected"), 0);
   assert_int_equal((int)num(j, "requests", "completed"), (int)sent);
+  /* The Dones of split requests carry their phases: the KV crossed the
+   * 50 GB/s link in a measurable time. */
+  const cJSON *phases = cJSON_GetObjectItemCaseSensitive(
+      cJSON_GetObjectItemCaseSensitive(j, "phases"), "split");
+  const cJSON *transfer = cJSON_GetObjectItemCaseSensitive(
+      cJSON_GetObjectItemCaseSensitive(phases, "latency_ms"), "transfer");
+  assert_non_null(transfer);
+  assert_true(
+      cJSON_GetObjectItemCaseSensitive(phases, "requests")->valuedouble >
+      sent / 2);
+  assert_true(cJSON_GetObjectItemCaseSensitive(transfer, "mean")->valuedouble >
+              0);
   cJSON_Delete(j);
   assert_int_equal(
       harness_count_log(log, "answers for unknown or finished requests"), 0);

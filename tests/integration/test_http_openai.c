@@ -193,6 +193,16 @@ static void test_request_reaches_upstream(void **state) {
     assert_null(hc_at(j, path));
   }
   assert_true(cJSON_IsNull(hc_at(j, "answers.3.text"))); /* content null */
+  /* The upstream's log probabilities, in each API's shape. */
+  assert_string_equal(hc_at(j, "answers.0.logprobs.tokens.0")->valuestring,
+                      "ok");
+  assert_true(hc_at(j, "answers.0.logprobs.token_logprobs.0")->valuedouble ==
+              -0.25);
+  assert_string_equal(
+      hc_at(j, "answers.1.logprobs.content.0.token")->valuestring, "ok");
+  assert_true(hc_at(j, "answers.1.logprobs.content.0.logprob")->valuedouble ==
+              -0.25);
+  assert_true(cJSON_IsNull(hc_at(j, "answers.3.logprobs")));
   assert_string_equal(hc_at(j, "answers.2.text")->valuestring, "ok");
 
   assert_int_equal(hc_at(j, "refused.status")->valueint, 400);

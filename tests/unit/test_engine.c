@@ -997,6 +997,8 @@ static void test_decode_phase_starts_when_kv_arrives(void **state) {
   assert_int_equal(fin->generated, 5);
   assert_int_equal(tokens_of(&l, 1), 5);
   assert_int_equal(fin->ttft_us, 61000);
+  /* The KV's arrival, what the Done reports as the transfer. */
+  assert_int_equal(fin->transfer_us, 50000);
   assert_int_equal(fin->queued_us, 0); /* admitted as its KV arrived */
   assert_int_equal(fin->cached_tokens, 0);
   engine_load(e, fin->at, &load);

@@ -192,7 +192,7 @@ static void test_tool_calls(void **state) {
       "\"function\":{\"name\":\"ls\",\"arguments\":\"{}\"}},"
       "{\"index\":0,\"function\":{\"arguments\":\"\\\"a.c\\\"}\"}}]",
   };
-  oai_tool_calls_t t = {0};
+  oai_pieces_t t = {0};
   for (size_t i = 0; i < 3; i++)
     assert_int_equal(oai_tool_calls_merge(&t, pieces[i], strlen(pieces[i])),
                      0);
@@ -228,8 +228,8 @@ static void test_tool_calls(void **state) {
   s = oai_render_response(&m, "Let me look.", "tool_calls", &u, NULL, &t);
   assert_non_null(strstr(s, "\"content\":\"Let me look.\""));
   free(s);
-  oai_tool_calls_free(&t);
-  oai_tool_calls_free(&t);
+  oai_pieces_free(&t);
+  oai_pieces_free(&t);
 
   s = oai_render_tool_chunk(&m, pieces[1], strlen(pieces[1]));
   j = cJSON_Parse(s);
@@ -242,6 +242,62 @@ static void test_tool_calls(void **state) {
   cJSON_Delete(j);
   free(s);
   assert_null(oai_render_tool_chunk(&m, "nope", 4));
+}
+
+/* Log probabilities streamed in pieces: an answer gets each array joined
+ * under its key, a stream each piece in an event of its own. */
+static void test_logprobs(void **state) {
+  (void)state;
+  static const char *const chat[] = {
+      "{\"content\":[{\"token\":\"a\",\"logprob\":-0.5}]}",
+      "{\"content\":[{\"token\":\"b\",\"logprob\":-1},"
+      "{\"token\":\"c\",\"logprob\":-2}],\"refusal\":null}",
+  };
+  oai_pieces_t t = {0};
+  for (size_t i = 0; i < 2; i++)
+    assert_int_equal(oai_logprobs_merge(&t, chat[i], strlen(chat[i])), 0);
+  assert_int_equal(oai_logprobs_merge(&t, "[1]", 3), -1);
+  oai_meta_t m = {.kind = OAI_CHAT, .id = "chatcmpl-1", .model = "m",
+                  .created = 1};
+  oai_usage_t u = {.prompt_tokens = 3, .completion_tokens = 3};
+  char *s = oai_render_response(&m, "abc", "stop", &u, NULL, &t);
+  cJSON *j = cJSON_Parse(s);
+  const cJSON *content = cJSON_GetObjectItem(
+      cJSON_GetObjectItem(
+          cJSON_GetArrayItem(cJSON_GetObjectItem(j, "choices"), 0),
+          "logprobs"),
+      "content");
+  assert_int_equal(cJSON_GetArraySize(content), 3);
+  assert_string_equal(
+      cJSON_GetObjectItem(cJSON_GetArrayItem(content, 2), "token")->valuestring,
+      "c");
+  cJSON_Delete(j);
+  free(s);
+  oai_pieces_free(&t);
+
+  /* Completions: parallel arrays, each joined. */
+  static const char *const cmpl[] = {
+      "{\"tokens\":[\"a\"],\"token_logprobs\":[-0.5],\"text_offset\":[0]}",
+      "{\"tokens\":[\"b\"],\"token_logprobs\":[-1],\"text_offset\":[1]}",
+  };
+  for (size_t i = 0; i < 2; i++)
+    assert_int_equal(oai_logprobs_merge(&t, cmpl[i], strlen(cmpl[i])), 0);
+  m.kind = OAI_COMPLETIONS;
+  s = oai_render_response(&m, "ab", "stop", &u, NULL, &t);
+  assert_non_null(strstr(s, "\"logprobs\":{\"tokens\":[\"a\",\"b\"],"
+                            "\"token_logprobs\":[-0.5,-1],"
+                            "\"text_offset\":[0,1]}"));
+  free(s);
+  oai_pieces_free(&t);
+  /* Without any, null as before. */
+  s = oai_render_response(&m, "ab", "stop", &u, NULL, &t);
+  assert_non_null(strstr(s, "\"logprobs\":null"));
+  free(s);
+
+  s = oai_render_logprobs_chunk(&m, cmpl[1], strlen(cmpl[1]));
+  assert_non_null(strstr(s, "\"text\":\"\",\"logprobs\":{\"tokens\":[\"b\"]"));
+  free(s);
+  assert_null(oai_render_logprobs_chunk(&m, "null", 4));
 }
 
 /* Model ids in GET /v1/models/ID: percent-decoded, a raw '/' kept, bad
@@ -422,6 +478,7 @@ int main(void) {
       cmocka_unit_test(test_render),
       cmocka_unit_test(test_model_id),
       cmocka_unit_test(test_tool_calls),
+      cmocka_unit_test(test_logprobs),
       cmocka_unit_test(test_prompt_hash),
       cmocka_unit_test(test_sse),
       cmocka_unit_test(test_metrics),

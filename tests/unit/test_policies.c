@@ -104,6 +104,7 @@ typedef struct pool {
   infs_profile_t prof[MAX_WORKERS];
   int n;
   uint64_t next_id;
+  link_table_t *links;
 } pool_t;
 
 static void pool_config(pool_t *p, const char *policy) {
@@ -128,8 +129,8 @@ static void pool_init(pool_t *p, const char *policy) {
   pool_start(p);
 }
 
-static int pool_add_model(pool_t *p, const char *id, infs_profile_t prof,
-                          uint32_t capacity, const char *model) {
+static int pool_add_as(pool_t *p, const char *id, infs_profile_t prof,
+                       uint32_t capacity, const char *model, infs_role_t role) {
   int i = p->n++;
   char name[32];
   snprintf(name, sizeof name, "peer-%s", id);
@@ -139,10 +140,16 @@ static int pool_add_model(pool_t *p, const char *id, infs_profile_t prof,
                              .model = model,
                              .backend = "sim",
                              .profile = &p->prof[i],
-                             .capacity = capacity};
+                             .capacity = capacity,
+                             .role = role};
   core_on_register(p->core, 0, &p->peer[i], &info);
   core_actions_clear(p->core);
   return i;
+}
+
+static int pool_add_model(pool_t *p, const char *id, infs_profile_t prof,
+                          uint32_t capacity, const char *model) {
+  return pool_add_as(p, id, prof, capacity, model, INFS_ROLE_BOTH);
 }
 
 static int pool_add(pool_t *p, const char *id, infs_profile_t prof,
@@ -177,6 +184,7 @@ static void pool_cache_affinity(pool_t *p, uint32_t abs, double rel) {
 
 static void pool_free(pool_t *p) {
   core_destroy(&p->core);
+  link_table_free(&p->links);
 }
 
 static void beat(pool_t *p, int w, infs_time_t now, const core_load_t *load) {
@@ -210,14 +218,18 @@ static int worker_of_action(const pool_t *p, const core_action_t *a) {
   return -1;
 }
 
-/* The worker the last DISPATCH in the outbox went to, or -1. */
-static int dispatched_to(const pool_t *p, uint64_t *core_id) {
+/* The worker the last DISPATCH in the outbox went to, or -1, and the
+ * phase it runs there unless phase is NULL. */
+static int dispatched_to(const pool_t *p, uint64_t *core_id,
+                         infs_phase_t *phase) {
   size_t n;
   const core_action_t *a = core_actions(p->core, &n);
   for (size_t i = n; i-- > 0;)
     if (a[i].kind == CORE_ACT_DISPATCH) {
       if (core_id)
         *core_id = a[i].request_id;
+      if (phase)
+        *phase = a[i].phase;
       return worker_of_action(p, &a[i]);
     }
   return -1;
@@ -232,10 +244,11 @@ static const core_action_t *find_error(const pool_t *p) {
   return NULL;
 }
 
-/* Submits and returns the worker index it went to (-1: not dispatched);
- * the outbox is cleared afterwards. */
-static int submit_at(pool_t *p, infs_time_t now, const req_spec_t *s,
-                     uint64_t *core_id) {
+/* Submits and returns the worker index it went to (-1: not dispatched),
+ * and the phase it runs there unless phase is NULL; the outbox is cleared
+ * afterwards. */
+static int submit_phase(pool_t *p, infs_time_t now, const req_spec_t *s,
+                        uint64_t *core_id, infs_phase_t *phase) {
   core_request_t r = {.id = p->next_id++,
                       .model = "m",
                       .prompt_tokens = s->prompt,
@@ -247,9 +260,14 @@ static int submit_at(pool_t *p, infs_time_t now, const req_spec_t *s,
                       .blocks = s->blocks,
                       .n_blocks = s->n_blocks};
   core_on_submit(p->core, now, &p->client, &r);
-  int w = dispatched_to(p, core_id);
+  int w = dispatched_to(p, core_id, phase);
   core_actions_clear(p->core);
   return w;
+}
+
+static int submit_at(pool_t *p, infs_time_t now, const req_spec_t *s,
+                     uint64_t *core_id) {
+  return submit_phase(p, now, s, core_id, NULL);
 }
 
 static int submit(pool_t *p, const req_spec_t *s) {
@@ -1130,7 +1148,7 @@ static void test_balanced_defers_batch(void **unused) {
   assert_int_equal(outcome(&p, CORE_OUTCOME_DEFERRED), 1);
   /* One stream ends: the job fits without hurting the others. */
   core_on_done(p.core, 3 * MS, &p.peer[0], ids[0], NULL, NULL);
-  assert_int_equal(dispatched_to(&p, NULL), 0);
+  assert_int_equal(dispatched_to(&p, NULL, NULL), 0);
   core_actions_clear(p.core);
   assert_int_equal(core_queued(p.core), 0);
 
@@ -1181,7 +1199,7 @@ static void test_deferral_runs_out_of_patience(void **unused) {
   } table[] = {{1000 * MS, 0}, {4000 * MS, 0}, {5000 * MS, 1}};
   for (size_t i = 0; i < sizeof table / sizeof *table; i++) {
     core_on_tick(p.core, table[i].now);
-    assert_int_equal(dispatched_to(&p, NULL) == 0, table[i].dispatched);
+    assert_int_equal(dispatched_to(&p, NULL, NULL) == 0, table[i].dispatched);
     core_actions_clear(p.core);
   }
   pool_free(&p);
@@ -1263,7 +1281,7 @@ static void test_interactive_served_first(void **unused) {
   for (size_t i = 0; i < n; i++)
     if (a[i].kind == CORE_ACT_DISPATCH)
       assert_int_equal(a[i].request->cls, INFS_CLASS_INTERACTIVE);
-  assert_int_equal(dispatched_to(&p, NULL), 0);
+  assert_int_equal(dispatched_to(&p, NULL, NULL), 0);
   core_actions_clear(p.core);
   pool_free(&p);
 }
@@ -1377,6 +1395,127 @@ static void test_config_setters(void **unused) {
   assert_float_equal(c.latency_weight[INFS_CLASS_BATCH], 0.5, 1e-12);
 }
 
+/* --- disaggregation: which worker prefills, which decodes --- */
+
+enum { SPLIT_TPU, SPLIT_GPU };
+
+/* A prefill-role TPU and a decode-role GPU, with the links of spec (NULL:
+ * the defaults, 50 GB/s without overlap). */
+static void pool_split(pool_t *p, const char *policy, const char *links) {
+  pool_config(p, policy);
+  if (links) {
+    char err[128];
+    assert_int_equal(link_table_parse(links, &p->links, err, sizeof err), 0);
+    p->cfg.links = p->links;
+  }
+  pool_start(p);
+  pool_add_as(p, "tpu-p", tpu_v6e(), 640, "m", INFS_ROLE_PREFILL);
+  pool_add_as(p, "gpu-d", gpu_h100(), 512, "m", INFS_ROLE_DECODE);
+}
+
+/* An agent turn of 16,000 uncached tokens and 200 output tokens. */
+static const req_spec_t long_turn = {
+    .cls = INFS_CLASS_AGENT, .prompt = 16000, .max_tokens = 200};
+
+/* The GPU would prefill 16,000 tokens itself in about 1.6 s; the TPU does
+ * it in about 0.9 s at a lower price, and the 2.6 GB of its 8-bit KV cross
+ * a 50 GB/s link in 52 ms, a gap of 70 ms before the second token that
+ * 199 tokens of 17 ms carry well inside the agent's 40 ms TPOT. The split
+ * is both faster and cheaper: balanced prefills on the TPU. */
+static void test_long_cold_prompt_prefills_on_tpu(void **unused) {
+  (void)unused;
+  pool_t p;
+  pool_split(&p, "balanced", NULL);
+  infs_phase_t phase = INFS_PHASE_FULL;
+  assert_int_equal(submit_phase(&p, 0, &long_turn, NULL, &phase), SPLIT_TPU);
+  assert_int_equal(phase, INFS_PHASE_PREFILL);
+  assert_int_equal(core_stats(p.core)->split, 1);
+  assert_int_equal(outcome(&p, CORE_OUTCOME_SLO_MET), 1);
+  pool_free(&p);
+}
+
+/* 500 tokens: below the 1,000 worth a second dispatch, so the decode
+ * worker prefills them itself, whatever the policy. */
+static void test_short_prompt_stays_whole(void **unused) {
+  (void)unused;
+  const char *policies[] = {"balanced", "least_loaded", "round_robin"};
+  for (int k = 0; k < 3; k++) {
+    pool_t p;
+    pool_split(&p, policies[k], NULL);
+    req_spec_t r = long_turn;
+    r.prompt = 500;
+    for (int i = 0; i < 3; i++) {
+      infs_phase_t phase = INFS_PHASE_PREFILL;
+      /* Never on the prefill-role TPU, which cannot finish a request. */
+      assert_int_equal(submit_phase(&p, 0, &r, NULL, &phase), SPLIT_GPU);
+      assert_int_equal(phase, INFS_PHASE_FULL);
+    }
+    assert_int_equal(core_stats(p.core)->split, 0);
+    pool_free(&p);
+  }
+}
+
+/* The GPU holds 12,000 of the 16,000 tokens (three quarters, past the half
+ * that makes a remote prefill worth it): it prefills the other 4,000
+ * itself. */
+static void test_decode_worker_with_prefix_prefills_locally(void **unused) {
+  (void)unused;
+  const char *policies[] = {"balanced", "least_loaded"};
+  for (int k = 0; k < 2; k++) {
+    pool_t p;
+    pool_split(&p, policies[k], NULL);
+    static uint64_t blocks[250];
+    chain(7, blocks, 250);
+    beat_cache(&p, SPLIT_GPU, 0, blocks, 187); /* 11,968 tokens */
+    req_spec_t r = long_turn;
+    r.blocks = blocks;
+    r.n_blocks = 250;
+    infs_phase_t phase = INFS_PHASE_PREFILL;
+    assert_int_equal(submit_phase(&p, 0, &r, NULL, &phase), SPLIT_GPU);
+    assert_int_equal(phase, INFS_PHASE_FULL);
+    /* Cold again, the same turn splits. */
+    beat_cache(&p, SPLIT_GPU, 0, NULL, 0);
+    assert_int_equal(submit_phase(&p, 0, &r, NULL, &phase), SPLIT_TPU);
+    assert_int_equal(phase, INFS_PHASE_PREFILL);
+    pool_free(&p);
+  }
+}
+
+/* At 0.5 GB/s the 2.6 GB take 5.2 s, all of it between the first token and
+ * the second: 199 tokens average 43 ms, past the agent's 40. The GPU alone
+ * meets both targets, so balanced runs the turn whole. The baselines do
+ * not price the link and split anyway. */
+static void test_slow_link_loses_to_one_worker(void **unused) {
+  (void)unused;
+  pool_t p;
+  pool_split(&p, "balanced", "tpu>gpu=0.5");
+  infs_phase_t phase = INFS_PHASE_PREFILL;
+  assert_int_equal(submit_phase(&p, 0, &long_turn, NULL, &phase), SPLIT_GPU);
+  assert_int_equal(phase, INFS_PHASE_FULL);
+  assert_int_equal(outcome(&p, CORE_OUTCOME_SLO_MET), 1);
+  pool_free(&p);
+
+  pool_split(&p, "least_loaded", "tpu>gpu=0.5");
+  assert_int_equal(submit_phase(&p, 0, &long_turn, NULL, &phase), SPLIT_TPU);
+  assert_int_equal(phase, INFS_PHASE_PREFILL);
+  pool_free(&p);
+}
+
+/* Without roles a pool never splits: the same turn on a TPU and a GPU that
+ * are both `both` runs whole. */
+static void test_no_roles_no_split(void **unused) {
+  (void)unused;
+  pool_t p;
+  pool_init(&p, "balanced");
+  pool_add(&p, "tpu-0", tpu_v6e(), 640);
+  pool_add(&p, "gpu-0", gpu_h100(), 512);
+  infs_phase_t phase = INFS_PHASE_PREFILL;
+  assert_true(submit_phase(&p, 0, &long_turn, NULL, &phase) >= 0);
+  assert_int_equal(phase, INFS_PHASE_FULL);
+  assert_int_equal(core_stats(p.core)->split, 0);
+  pool_free(&p);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_tight_ttft_goes_to_sram),
@@ -1413,6 +1552,11 @@ int main(void) {
       cmocka_unit_test(test_decisions_explain_themselves),
       cmocka_unit_test(test_outcome_counters_per_policy),
       cmocka_unit_test(test_config_setters),
+      cmocka_unit_test(test_long_cold_prompt_prefills_on_tpu),
+      cmocka_unit_test(test_short_prompt_stays_whole),
+      cmocka_unit_test(test_decode_worker_with_prefix_prefills_locally),
+      cmocka_unit_test(test_slow_link_loses_to_one_worker),
+      cmocka_unit_test(test_no_roles_no_split),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

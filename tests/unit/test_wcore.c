@@ -247,7 +247,8 @@ static void test_cancel(void **state) {
 }
 
 /* Tool calls go out as a chunk of their own, counted as tokens, their JSON
- * in the Chunk's tool_calls; unknown ids send nothing. */
+ * in the Chunk's tool_calls; unknown ids send nothing. Log probabilities
+ * go the same way, as no tokens. */
 static void test_tool_calls(void **state) {
   (void)state;
   wcore_t *w = registered_worker();
@@ -274,6 +275,18 @@ static void test_tool_calls(void **state) {
   assert_int_equal(sent, 1);
   wcore_on_tool_calls(w, 13 * MS, 5, 1, json);
   assert_no_action(w);
+  /* Log probabilities: a chunk of no tokens. */
+  static const char lp[] = "{\"content\":[]}";
+  wcore_on_logprobs(w, 14 * MS, 4, lp);
+  a = wcore_actions(w, &n);
+  assert_int_equal(n, 1);
+  assert_int_equal(a->tokens, 0);
+  env = wcore_wire_message(w, a, NULL, &m);
+  assert_string_equal(env->chunk->logprobs, lp);
+  assert_string_equal(env->chunk->tool_calls, "");
+  wcore_actions_clear(w);
+  assert_int_equal(wcore_streamed(w, 4, &sent), 0);
+  assert_int_equal(sent, 1);
   wcore_destroy(&w);
 }
 

@@ -62,18 +62,12 @@ void sim_config_defaults(sim_config_t *c) {
 /* --- messages --- */
 
 msg_t *sim_msg_new(sim_t *s, msg_dest_t dest, uint32_t *slot) {
-  if (s->n_free_msgs == 0) {
-    size_t cap = s->n_msgs ? s->n_msgs * 2 : 256;
-    s->msgs = xrealloc(s->msgs, cap * sizeof *s->msgs);
-    s->free_msgs =
-        xrealloc(s->free_msgs, cap * sizeof *s->free_msgs);
-    for (size_t i = cap; i > s->n_msgs; i--) {
-      s->msgs[i - 1] = xcalloc(1, sizeof **s->msgs);
-      s->free_msgs[s->n_free_msgs++] = (uint32_t)(i - 1);
-    }
-    s->n_msgs = cap;
+  size_t had = slots_take(&s->msg_slots, 256, slot);
+  if (had < s->msg_slots.cap) {
+    s->msgs = xreallocarray(s->msgs, s->msg_slots.cap, sizeof *s->msgs);
+    for (size_t i = had; i < s->msg_slots.cap; i++)
+      s->msgs[i] = xcalloc(1, sizeof **s->msgs);
   }
-  *slot = s->free_msgs[--s->n_free_msgs];
   msg_t *m = s->msgs[*slot];
   m->dest = dest;
   return m;
@@ -84,7 +78,7 @@ void sim_msg_send(sim_t *s, infs_time_t now, uint32_t slot) {
 }
 
 void sim_msg_free(sim_t *s, uint32_t slot) {
-  s->free_msgs[s->n_free_msgs++] = slot;
+  slots_put(&s->msg_slots, slot);
 }
 
 uint64_t *sim_copy_hashes(uint64_t **dst, size_t *cap, const uint64_t *src,
@@ -336,7 +330,7 @@ static void run(sim_t *s) {
 
 /* Requests still open are lost; every worker's pool figures go in. */
 static void finish(sim_t *s) {
-  for (size_t i = 0; i < s->n_tracks; i++) {
+  for (size_t i = 0; i < s->track_slots.cap; i++) {
     track_t *t = &s->tracks[i];
     if (!t->open)
       continue;
@@ -421,15 +415,15 @@ static void teardown(sim_t *s) {
     wcore_destroy(&w->core);
   }
   free(s->workers);
-  for (size_t i = 0; i < s->n_msgs; i++) {
+  for (size_t i = 0; i < s->msg_slots.cap; i++) {
     free(s->msgs[i]->blocks);
     free(s->msgs[i]->removed);
     free(s->msgs[i]);
   }
   free(s->msgs);
-  free(s->free_msgs);
+  slots_free(&s->msg_slots);
   free(s->tracks);
-  free(s->free_tracks);
+  slots_free(&s->track_slots);
   free(s->beats.v);
   timeline_free(&s->tl);
   core_destroy(&s->core);

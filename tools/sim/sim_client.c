@@ -10,7 +10,7 @@
 #include <string.h>
 
 static track_t *track_of(sim_t *s, uint64_t id) {
-  if (id == 0 || id > s->n_tracks || !s->tracks[id - 1].open)
+  if (id == 0 || id > s->track_slots.cap || !s->tracks[id - 1].open)
     return NULL;
   return &s->tracks[id - 1];
 }
@@ -21,7 +21,7 @@ static void track_end(sim_t *s, track_t *t, infs_time_t now,
   if (report_outcome_met(o))
     s->st.slo_tokens += (uint64_t)o->prompt_tokens + o->generated_tokens;
   t->open = false;
-  s->free_tracks[s->n_free_tracks++] = (uint32_t)(t - s->tracks);
+  slots_put(&s->track_slots, (uint32_t)(t - s->tracks));
   s->open--;
   s->last_event = now;
   s->arrivals_changed = true;
@@ -85,20 +85,13 @@ void sim_client_receive(sim_t *s, infs_time_t now, const msg_t *m) {
 }
 
 void sim_client_send(sim_t *s, infs_time_t now, const workload_req_t *r) {
-  if (s->n_free_tracks == 0) {
-    size_t cap = s->n_tracks ? s->n_tracks * 2 : 1024;
-    s->tracks = xrealloc(s->tracks, cap * sizeof *s->tracks);
-    s->free_tracks =
-        xrealloc(s->free_tracks, cap * sizeof *s->free_tracks);
-    for (size_t i = cap; i > s->n_tracks; i--) {
-      s->tracks[i - 1].open = false;
-      s->free_tracks[s->n_free_tracks++] = (uint32_t)(i - 1);
-    }
-    s->n_tracks = cap;
-  }
+  uint32_t ti;
+  size_t had = slots_take(&s->track_slots, 1024, &ti);
+  if (had < s->track_slots.cap)
+    s->tracks = xrecallocarray(s->tracks, had, s->track_slots.cap,
+                               sizeof *s->tracks);
   if (s->cfg->record)
     workload_recorder_add(s->cfg->record, r);
-  uint32_t ti = s->free_tracks[--s->n_free_tracks];
   s->tracks[ti] = (track_t){
       .workload_id = r->id,
       .arrival = now,

@@ -7,6 +7,7 @@
 #include "engine.h"
 #include "core_wire.h"
 #include "sim.h"
+#include "slots.h"
 #include "timeline.h"
 #include "wcore_wire.h"
 
@@ -109,13 +110,9 @@ typedef struct sim {
   uint32_t heartbeat_ms;  /* what Registered tells workers */
   infs_time_t flush_now;  /* the time of the flush under way */
   msg_t **msgs; /* stable addresses: core actions point into them */
-  uint32_t *free_msgs;
-  size_t n_free_msgs;
-  size_t n_msgs;
+  slots_t msg_slots;
   track_t *tracks;
-  uint32_t *free_tracks;
-  size_t n_free_tracks;
-  size_t n_tracks;
+  slots_t track_slots;
   uint64_t open;
   u32vec_t beats;         /* heartbeats in flight: [n, slot x n] per EV_BEAT */
   size_t beats_head;      /* the next batch to arrive */

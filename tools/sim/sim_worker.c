@@ -101,6 +101,7 @@ static void deliver(sim_t *s, uint32_t wi, infs_time_t now) {
           .generated_tokens = e->generated,
           .queue_us = e->queued_us,
           .ttft_us = e->ttft_us,
+          .transfer_us = e->transfer_us,
           .busy_s = e->busy_share_s,
       };
       wcore_on_done(w->core, now, e->id, &u);

@@ -17,6 +17,7 @@
 #include "openai_chunk.h"
 #include "openai_opts.h"
 #include "openai_sse.h"
+#include "slots.h"
 #include "u64map.h"
 #include "xalloc.h"
 
@@ -82,10 +83,8 @@ struct openai {
   CURLM *multi;
   uv_timer_t timer;
   list_node_t watched;
-  xfer_t **slots;
-  uint32_t *free_slots;
-  size_t n_free;
-  size_t cap;
+  xfer_t **slots; /* transfers in flight, by slot (NULL: free) */
+  slots_t table;
   u64map_t by_id;
   size_t inflight;
   uint64_t generated;
@@ -106,17 +105,9 @@ static int curl_users;
 /* --- in-flight table and busy time --- */
 
 static void table_add(openai_t *b, xfer_t *x) {
-  if (b->n_free == 0) {
-    size_t cap = b->cap ? b->cap * 2 : 32;
-    b->slots = xreallocarray(b->slots, cap, sizeof *b->slots);
-    b->free_slots = xreallocarray(b->free_slots, cap, sizeof *b->free_slots);
-    for (size_t i = cap; i > b->cap; i--) {
-      b->slots[i - 1] = NULL;
-      b->free_slots[b->n_free++] = (uint32_t)(i - 1);
-    }
-    b->cap = cap;
-  }
-  x->slot = b->free_slots[--b->n_free];
+  size_t had = slots_take(&b->table, 32, &x->slot);
+  if (had < b->table.cap)
+    b->slots = xrecallocarray(b->slots, had, b->table.cap, sizeof *b->slots);
   b->slots[x->slot] = x;
   u64map_put(&b->by_id, x->id, x->slot);
   if (b->inflight++ == 0)
@@ -133,7 +124,7 @@ static xfer_t *table_get(openai_t *b, uint64_t id) {
 static void table_remove(openai_t *b, xfer_t *x) {
   u64map_del(&b->by_id, x->id);
   b->slots[x->slot] = NULL;
-  b->free_slots[b->n_free++] = x->slot;
+  slots_put(&b->table, x->slot);
   if (--b->inflight == 0)
     b->busy_s += (double)(clock_us() - b->busy_since) / 1e6;
 }
@@ -234,16 +225,6 @@ static void emit_text(xfer_t *x, const char *text) {
 
 /* --- reading answers --- */
 
-/* The tool calls of choices[0]: delta.tool_calls, or message.tool_calls
- * of an answer that was not streamed; NULL when there are none. */
-static const cJSON *tool_calls_of(const cJSON *choice) {
-  const cJSON *m = cJSON_GetObjectItemCaseSensitive(choice, "delta");
-  if (!m)
-    m = cJSON_GetObjectItemCaseSensitive(choice, "message");
-  const cJSON *calls = cJSON_GetObjectItemCaseSensitive(m, "tool_calls");
-  return cJSON_GetArraySize(calls) > 0 ? calls : NULL;
-}
-
 /* Relays tool calls as they came, as one token: the front door merges a
  * stream's pieces by index, so a whole call (not streamed) gets the index
  * of its place when it has none. */
@@ -265,6 +246,18 @@ static void emit_tool_calls(xfer_t *x, const cJSON *calls) {
     x->first_token = clock_us();
   x->tokens++;
   x->b->host.tool_calls(x->b->host.ctx, x->id, 1, json, strlen(json));
+  free(json);
+}
+
+/* Relays choices[0].logprobs (an object; null when none was asked) for
+ * the text just emitted; never ahead of the first token, which is when
+ * the request's first token counts. */
+static void emit_logprobs(xfer_t *x, const cJSON *choice) {
+  const cJSON *lp = cJSON_GetObjectItemCaseSensitive(choice, "logprobs");
+  if (!cJSON_IsObject(lp) || !x->tokens)
+    return;
+  char *json = xcheck(cJSON_PrintUnformatted(lp));
+  x->b->host.logprobs(x->b->host.ctx, x->id, json, strlen(json));
   free(json);
 }
 
@@ -290,7 +283,8 @@ static int on_event(void *arg, const char *data, size_t len) {
   const cJSON *choice = cJSON_GetArrayItem(choices, 0);
   if (choice) {
     emit_text(x, openai_chunk_text(choice));
-    emit_tool_calls(x, tool_calls_of(choice));
+    emit_logprobs(x, choice);
+    emit_tool_calls(x, openai_chunk_tool_calls(choice));
     const cJSON *fr = cJSON_GetObjectItemCaseSensitive(choice, "finish_reason");
     if (cJSON_IsString(fr))
       x->saw_finish = true;
@@ -367,7 +361,7 @@ static void finish_plain(xfer_t *x) {
   const cJSON *choice =
       cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(root, "choices"), 0);
   const char *text = choice ? openai_chunk_text(choice) : NULL;
-  const cJSON *calls = choice ? tool_calls_of(choice) : NULL;
+  const cJSON *calls = choice ? openai_chunk_tool_calls(choice) : NULL;
   if (!text && !calls) {
     fail(x, INFSCHED__ERROR_CODE__ERROR_BACKEND, NULL,
          "the upstream answered HTTP %ld without a completion", x->status);
@@ -377,6 +371,7 @@ static void finish_plain(xfer_t *x) {
     openai_chunk_usage(cJSON_GetObjectItemCaseSensitive(root, "usage"),
                        &x->usage);
     emit_text(x, text);
+    emit_logprobs(x, choice);
     emit_tool_calls(x, calls);
     succeed(x);
   }
@@ -758,7 +753,7 @@ static void on_timer_closed(uv_handle_t *h) {
   curl_slist_free_all(b->probe_headers);
   u64map_free(&b->by_id);
   free(b->slots);
-  free(b->free_slots);
+  slots_free(&b->table);
   free(b->auth);
   free(b);
 }
@@ -766,7 +761,7 @@ static void on_timer_closed(uv_handle_t *h) {
 static void openai_destroy(void *state) {
   openai_t *b = state;
   b->destroying = true;
-  for (size_t i = 0; i < b->cap; i++)
+  for (size_t i = 0; i < b->table.cap; i++)
     if (b->slots[i]) {
       b->slots[i]->terminal = true;
       xfer_free(b->slots[i]);

@@ -30,13 +30,22 @@ const char *openai_chunk_error(const cJSON *root) {
   return cJSON_IsString(m) ? m->valuestring : NULL;
 }
 
+/* delta of a streamed choice, message of one that was not. */
+static const cJSON *message_of(const cJSON *choice) {
+  const cJSON *m = cJSON_GetObjectItemCaseSensitive(choice, "delta");
+  return m ? m : cJSON_GetObjectItemCaseSensitive(choice, "message");
+}
+
 const char *openai_chunk_text(const cJSON *choice) {
   const cJSON *t = cJSON_GetObjectItemCaseSensitive(choice, "text");
   if (cJSON_IsString(t))
     return t->valuestring;
-  const cJSON *m = cJSON_GetObjectItemCaseSensitive(choice, "delta");
-  if (!m)
-    m = cJSON_GetObjectItemCaseSensitive(choice, "message");
-  t = cJSON_GetObjectItemCaseSensitive(m, "content");
+  t = cJSON_GetObjectItemCaseSensitive(message_of(choice), "content");
   return cJSON_IsString(t) ? t->valuestring : NULL;
+}
+
+const cJSON *openai_chunk_tool_calls(const cJSON *choice) {
+  const cJSON *calls =
+      cJSON_GetObjectItemCaseSensitive(message_of(choice), "tool_calls");
+  return cJSON_GetArraySize(calls) > 0 ? calls : NULL;
 }

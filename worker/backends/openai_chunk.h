@@ -28,4 +28,8 @@ const char *openai_chunk_error(const cJSON *root);
  * when it has none. */
 const char *openai_chunk_text(const cJSON *choice);
 
+/* The tool calls of a choice: delta.tool_calls, or message.tool_calls of
+ * an answer that was not streamed; NULL when it has none. */
+const cJSON *openai_chunk_tool_calls(const cJSON *choice);
+
 #endif

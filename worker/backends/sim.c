@@ -137,6 +137,7 @@ static void deliver(sim_t *s) {
           .generated_tokens = e->generated,
           .queue_us = e->queued_us,
           .ttft_us = e->ttft_us,
+          .transfer_us = e->transfer_us,
           .busy_s = e->busy_share_s,
       };
       if (e->kind == ENGINE_EV_DONE)

@@ -2,6 +2,7 @@
 
 #include "infsched.pb-c.h"
 #include "infsched/errors.h"
+#include "slots.h"
 #include "u64map.h"
 #include "xalloc.h"
 
@@ -45,10 +46,8 @@ struct wcore {
   infs_time_t next_tick;
   infs_time_t last_register;
   uint64_t beat_seq;
-  inflight_t *inflight; /* slots; by_id maps a mixed id to its slot */
-  uint32_t *free_slots;
-  size_t n_free;
-  size_t cap;
+  inflight_t *inflight; /* by slot; by_id maps an id to its slot */
+  slots_t table;
   u64map_t by_id;
   uint64_t *dropped; /* wcore_on_unknown's answer */
   size_t dropped_cap;
@@ -72,16 +71,11 @@ static inflight_t *inflight_get(const wcore_t *w, uint64_t id) {
 }
 
 static inflight_t *inflight_add(wcore_t *w, uint64_t id) {
-  if (w->n_free == 0) {
-    size_t cap = w->cap ? w->cap * 2 : 64;
-    w->inflight = xreallocarray(w->inflight, cap, sizeof *w->inflight);
-    memset(w->inflight + w->cap, 0, (cap - w->cap) * sizeof *w->inflight);
-    w->free_slots = xreallocarray(w->free_slots, cap, sizeof *w->free_slots);
-    for (size_t i = cap; i > w->cap; i--)
-      w->free_slots[w->n_free++] = (uint32_t)(i - 1);
-    w->cap = cap;
-  }
-  uint32_t slot = w->free_slots[--w->n_free];
+  uint32_t slot;
+  size_t had = slots_take(&w->table, 64, &slot);
+  if (had < w->table.cap)
+    w->inflight = xrecallocarray(w->inflight, had, w->table.cap,
+                                 sizeof *w->inflight);
   u64map_put(&w->by_id, id, slot);
   w->inflight[slot] = (inflight_t){.id = id};
   return &w->inflight[slot];
@@ -103,14 +97,14 @@ static void inflight_remove(wcore_t *w, uint64_t id) {
   free(f->said);
   f->spec = NULL;
   f->said = NULL;
-  w->free_slots[w->n_free++] = slot;
+  slots_put(&w->table, slot);
 }
 
 /* Calls fn on every request in flight, in slot order (so that a run is a
  * function of its inputs alone); fn may remove the one it is given. */
 static void inflight_each(wcore_t *w, void (*fn)(wcore_t *, inflight_t *, void *),
                           void *arg) {
-  for (size_t i = 0; i < w->cap && w->by_id.len; i++) {
+  for (size_t i = 0; i < w->table.cap && w->by_id.len; i++) {
     uint32_t slot;
     if (u64map_get(&w->by_id, w->inflight[i].id, &slot) && slot == i)
       fn(w, &w->inflight[i], arg);
@@ -174,7 +168,7 @@ void wcore_destroy(wcore_t **pw) {
   wcore_t *w = *pw;
   if (!w)
     return;
-  for (size_t i = 0; i < w->cap; i++) {
+  for (size_t i = 0; i < w->table.cap; i++) {
     if (w->inflight[i].spec)
       infsched__request__free_unpacked(w->inflight[i].spec, NULL);
     free(w->inflight[i].said);
@@ -183,7 +177,7 @@ void wcore_destroy(wcore_t **pw) {
   u64map_free(&w->by_id);
   free(w->inflight);
   free(w->held);
-  free(w->free_slots);
+  slots_free(&w->table);
   free(w->dropped);
   free(w->expired);
   free(w->joined);
@@ -406,17 +400,33 @@ void wcore_on_tokens(wcore_t *w, infs_time_t now, uint64_t id, uint32_t n,
   a->text_len = len;
 }
 
-void wcore_on_tool_calls(wcore_t *w, infs_time_t now, uint64_t id, uint32_t n,
-                         const char *json) {
-  (void)now;
+/* A chunk of n tokens without text for id, or NULL when there is none to
+ * send (unknown, or no scheduler to send it to). */
+static wcore_action_t *push_bare_chunk(wcore_t *w, uint64_t id, uint32_t n) {
   inflight_t *f = inflight_get(w, id);
   if (!f || !w->registered)
-    return;
+    return NULL;
   f->streamed += n;
   wcore_action_t *a = push(w, WCORE_ACT_CHUNK, id);
   a->client_request_id = f->client_id;
   a->tokens = n;
-  a->tool_calls = json;
+  return a;
+}
+
+void wcore_on_tool_calls(wcore_t *w, infs_time_t now, uint64_t id, uint32_t n,
+                         const char *json) {
+  (void)now;
+  wcore_action_t *a = push_bare_chunk(w, id, n);
+  if (a)
+    a->tool_calls = json;
+}
+
+void wcore_on_logprobs(wcore_t *w, infs_time_t now, uint64_t id,
+                       const char *json) {
+  (void)now;
+  wcore_action_t *a = push_bare_chunk(w, id, 0);
+  if (a)
+    a->logprobs = json;
 }
 
 void wcore_on_done(wcore_t *w, infs_time_t now, uint64_t id,
@@ -533,7 +543,7 @@ void wcore_on_timer(wcore_t *w, infs_time_t now, const wcore_load_t *load) {
 
 infs_time_t wcore_next_deadline(const wcore_t *w) {
   infs_time_t t = w->next_tick;
-  for (size_t i = 0; i < w->cap && w->n_holding; i++) {
+  for (size_t i = 0; i < w->table.cap && w->n_holding; i++) {
     const inflight_t *f = &w->inflight[i];
     uint32_t slot;
     if (f->holding && f->hold_until < t &&

@@ -92,6 +92,7 @@ typedef struct wcore_action {
   const char *text;           /* CHUNK: borrowed from the event; NULL: none */
   size_t text_len;
   const char *tool_calls; /* CHUNK: JSON, borrowed likewise; NULL: none */
+  const char *logprobs;   /* CHUNK: JSON, borrowed likewise; NULL: none */
   int code; /* ERROR: an INFS_WIRE_* reason (infsched/errors.h) */
   char message[WCORE_MESSAGE_MAX];
   wcore_heartbeat_t heartbeat; /* HEARTBEAT */
@@ -175,6 +176,10 @@ void wcore_on_tokens(wcore_t *w, infs_time_t now, uint64_t id, uint32_t n,
  * with the text a new worker would continue from. */
 void wcore_on_tool_calls(wcore_t *w, infs_time_t now, uint64_t id, uint32_t n,
                          const char *json);
+/* The log probabilities of id's text just streamed, as a chunk of no
+ * tokens; json (NUL-terminated) borrowed like a chunk's text. */
+void wcore_on_logprobs(wcore_t *w, infs_time_t now, uint64_t id,
+                       const char *json);
 void wcore_on_done(wcore_t *w, infs_time_t now, uint64_t id,
                    const wcore_usage_t *u);
 /* code: an INFS_WIRE_* reason (infsched/errors.h). */

@@ -110,6 +110,7 @@ Infsched__Envelope *wcore_wire_message(wcore_t *w,
     m->u.chunk.tokens = a->tokens;
     m->u.chunk.text = (char *)(a->text ? a->text : "");
     m->u.chunk.tool_calls = (char *)(a->tool_calls ? a->tool_calls : "");
+    m->u.chunk.logprobs = (char *)(a->logprobs ? a->logprobs : "");
     m->env.body_case = INFSCHED__ENVELOPE__BODY_CHUNK;
     m->env.chunk = &m->u.chunk;
     break;
