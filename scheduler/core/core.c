@@ -1461,7 +1461,7 @@ void core_on_worker_error(core_t *c, infs_time_t now, const core_peer_t *peer,
   snprintf(why, sizeof why, "worker %s: %s", w->id,
            message && message[0] ? message : "request failed");
   if (code == INFS_WIRE_KVTRANSFER && r->phase == INFS_PHASE_DECODE &&
-      r->tokens_out == r->dispatch_tokens) {
+      r->tokens_out == r->dispatch_tokens && may_run_again(c, r)) {
     /* The decode worker could not pull the KV: the link or the prefill
      * worker failed, not it. It runs whole, on one worker. */
     c->stats.kv_fallbacks++;

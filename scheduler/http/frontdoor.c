@@ -266,9 +266,17 @@ static void worker_header(char *buf, size_t len, const char *worker) {
   snprintf(buf, len, "x-infsched-worker: %s\r\n", worker);
 }
 
-static void on_done(frontdoor_t *f, fd_req_t *r, const Infsched__Done *d) {
+/* a: the DONE action, with the worker's Done as its passthrough, or the
+ * figures the core made it from (a split request's) in a->done. */
+static void on_done(frontdoor_t *f, fd_req_t *r, const core_action_t *a) {
+  const Infsched__Done *d = a->passthrough;
   oai_usage_t u = {.completion_tokens = r->tokens};
-  if (d && d->usage) {
+  if (a->done) {
+    u.prompt_tokens = a->done->prompt_tokens;
+    u.cached_tokens = a->done->cached_tokens;
+    if (a->done->generated_tokens)
+      u.completion_tokens = a->done->generated_tokens;
+  } else if (d && d->usage) {
     u.prompt_tokens = d->usage->prompt_tokens;
     u.cached_tokens = d->usage->cached_tokens;
     if (d->usage->generated_tokens)
@@ -294,9 +302,9 @@ static void on_done(frontdoor_t *f, fd_req_t *r, const Infsched__Done *d) {
     return;
   }
   oai_extra_t extra = {
-      .worker = d ? d->worker_id : NULL,
-      .worker_class = d ? d->worker_class : NULL,
-      .cost_usd = d ? d->cost_usd : 0,
+      .worker = a->done ? a->worker_id : d ? d->worker_id : NULL,
+      .worker_class = a->done ? a->worker_class : d ? d->worker_class : NULL,
+      .cost_usd = a->done ? a->done->cost_usd : d ? d->cost_usd : 0,
   };
   char header[INFS_NAME_MAX + 32];
   worker_header(header, sizeof header, extra.worker);
@@ -333,7 +341,7 @@ void frontdoor_on_action(frontdoor_t *f, const core_action_t *a) {
       on_chunk(f, r, a->passthrough);
     return;
   case CORE_ACT_DONE:
-    on_done(f, r, a->passthrough);
+    on_done(f, r, a);
     break;
   case CORE_ACT_ERROR:
     on_error(f, r, a->code, a->message);

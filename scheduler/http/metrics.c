@@ -161,23 +161,33 @@ void metrics_on_action(metrics_t *m, infs_time_t now, const core_action_t *a) {
                 (double)(now - a->last_token) / 1e6 / a->tokens, a->tokens);
     break;
   case CORE_ACT_DONE: {
+    /* The core's figures when it made the Done (a split request's, or
+     * one it kept), else the worker's. */
     const Infsched__Done *d = a->passthrough;
+    const Infsched__Usage *u = d ? d->usage : NULL;
+    Infsched__Usage made = INFSCHED__USAGE__INIT;
+    double cost = d ? d->cost_usd : 0;
+    if (a->done) {
+      made.prompt_tokens = a->done->prompt_tokens;
+      made.cached_tokens = a->done->cached_tokens;
+      made.generated_tokens = a->done->generated_tokens;
+      u = &made;
+      cost = a->done->cost_usd;
+    }
     if (!a->streamed)
       observe(&m->ttft[cls], elapsed);
     observe(&m->e2e[cls], elapsed);
     uint32_t generated = a->tokens;
-    if (d && d->usage && d->usage->generated_tokens)
-      generated = d->usage->generated_tokens;
+    if (u && u->generated_tokens)
+      generated = u->generated_tokens;
     if (cls < INFS_CLASS_COUNT)
       judge(m, cls, now, a, generated);
-    if (d) {
-      if (d->usage) {
-        m->prompt_tokens[cls] += d->usage->prompt_tokens;
-        m->cached_tokens[cls] += d->usage->cached_tokens;
-        m->generated_tokens[cls] += d->usage->generated_tokens;
-      }
-      m->cost_usd[cls] += d->cost_usd;
+    if (u) {
+      m->prompt_tokens[cls] += u->prompt_tokens;
+      m->cached_tokens[cls] += u->cached_tokens;
+      m->generated_tokens[cls] += u->generated_tokens;
     }
+    m->cost_usd[cls] += cost;
     m->requests[cls][METRICS_END_COMPLETED]++;
     break;
   }

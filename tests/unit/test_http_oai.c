@@ -434,6 +434,14 @@ static void test_metrics(void **state) {
   a.kind = CORE_ACT_DONE;
   a.passthrough = &done;
   metrics_on_action(m, 301000, &a); /* e2e 300 ms */
+  /* A Done the core made (a split request's): its figures, not a
+   * worker's message. */
+  core_done_t made = {.prompt_tokens = 3000, .generated_tokens = 7,
+                      .cost_usd = 0.5};
+  a = (core_action_t){.kind = CORE_ACT_DONE, .request_id = 9, .peer = peer,
+                      .cls = INFS_CLASS_AGENT, .arrived = 1000,
+                      .done = &made, .streamed = true};
+  metrics_on_action(m, 401000, &a);
   a = (core_action_t){.kind = CORE_ACT_ERROR,
                       .request_id = 8,
                       .peer = peer,
@@ -441,6 +449,21 @@ static void test_metrics(void **state) {
                       .cls = INFS_CLASS_BATCH};
   metrics_on_action(m, 5, &a);
   metrics_on_http_status(m, METRICS_ROUTE_COMPLETIONS, 429);
+  infs_profile_t tpu;
+  memset(&tpu, 0, sizeof tpu);
+  strcpy(tpu.name, "tpu");
+  tpu.cls = INFS_WORKER_TPU;
+  tpu.max_batch = 8;
+  tpu.max_context = 8192;
+  tpu.kv_tokens = 32768;
+  tpu.block_size = 16;
+  tpu.mem_bw_gbs = tpu.mem_eff = tpu.weights_gb = tpu.params_b = 1;
+  tpu.peak_tflops = tpu.mfu = 1;
+  core_worker_info_t info = {.worker_id = "tpu-0", .model = "m",
+                             .profile = &tpu, .capacity = 4,
+                             .role = INFS_ROLE_PREFILL};
+  core_peer_t wp = {.door = CORE_DOOR_ZMQ, .len = 1, .id = "w"};
+  core_on_register(core, 0, &wp, &info);
   buf_t out = {0};
   metrics_render(m, core, 2000000, 3, &out);
   const char *want[] = {
@@ -455,6 +478,10 @@ static void test_metrics(void **state) {
       "infsched_e2e_seconds_count{class=\"interactive\"} 1\n",
       "infsched_tokens_total{class=\"interactive\",kind=\"generated\"} 4\n",
       "infsched_request_cost_usd_total{class=\"interactive\"} 0.25\n",
+      "infsched_tokens_total{class=\"agent\",kind=\"prompt\"} 3000\n",
+      "infsched_tokens_total{class=\"agent\",kind=\"generated\"} 7\n",
+      "infsched_request_cost_usd_total{class=\"agent\"} 0.5\n",
+      "infsched_worker_role{worker=\"tpu-0\",role=\"prefill\"} 1\n",
       "infsched_http_responses_total{route=\"/v1/completions\",code=\"429\"} "
       "1\n",
       "infsched_http_connections 3\n",

@@ -394,10 +394,9 @@ static void samples_free(samples_t *s) {
 
 /* One TTFT: a request of max_tokens 1, after a random pause of up to
  * PAUSE_US. Sent right after the last answer, a request would arrive at the
- * same phase of any clock the server steps or delivers by (the sim backend
- * delivers on a millisecond timer), and each prompt length would carry its
- * own fixed share of that clock's lag; the pause spreads it evenly. Returns
- * the request's failure or NULL. */
+ * same phase of any tick the server steps or delivers on, and each prompt
+ * length would carry its own fixed share of that tick's lag; the pause
+ * spreads it evenly. Returns the request's failure or NULL. */
 #define PAUSE_US 2000
 static const char *ttft_once(run_t *r, uint32_t prefix, uint32_t tokens,
                              samples_t *s) {
