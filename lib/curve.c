@@ -177,9 +177,9 @@ static int join(char *path, size_t len, const char *dir, const char *name,
 }
 
 /* Makes the pair dir[/sub]/name unless it is there, and writes its public
- * key to dir/allowed/allowed too when allowed is not NULL. */
+ * key to dir/admit/name too when admit (a KEYS_ALLOWED_*) is not NULL. */
 static int ensure_pair(const char *dir, const char *sub, const char *name,
-                       const char *allowed, char *err, size_t errlen) {
+                       const char *admit, char *err, size_t errlen) {
   char at[PATH_MAX], path[PATH_MAX], secret_path[PATH_MAX];
   char pub[KEYS_Z85_LEN + 1], text[1024];
   int rc;
@@ -211,25 +211,27 @@ static int ensure_pair(const char *dir, const char *sub, const char *name,
     else if (rc)
       snprintf(err, errlen, "%s: %s", secret_path, strerror(-rc));
   }
-  if (rc || (rc = write_public(path, pub, err, errlen)) || !allowed)
+  if (rc || (rc = write_public(path, pub, err, errlen)) || !admit)
     return rc;
-  char admit[PATH_MAX], adir[PATH_MAX];
-  if ((rc = join(adir, sizeof adir, dir, KEYS_ALLOWED, err, errlen)) ||
-      (rc = join(admit, sizeof admit, adir, allowed, err, errlen)))
+  char apath[PATH_MAX], adir[PATH_MAX];
+  if ((rc = join(adir, sizeof adir, dir, admit, err, errlen)) ||
+      (rc = join(apath, sizeof apath, adir, name, err, errlen)))
     return rc;
   if ((rc = make_dirs(adir))) {
     snprintf(err, errlen, "%s: %s", adir, strerror(-rc));
     return rc;
   }
-  return write_public(admit, pub, err, errlen);
+  return write_public(apath, pub, err, errlen);
 }
 
 int curve_local_keys(const char *dir, char *err, size_t errlen) {
   int rc = ensure_pair(dir, NULL, KEYS_SCHEDULER, NULL, err, errlen);
   if (!rc)
-    rc = ensure_pair(dir, NULL, KEYS_WORKER, KEYS_WORKER, err, errlen);
+    rc = ensure_pair(dir, NULL, KEYS_WORKER, KEYS_ALLOWED_WORKERS, err,
+                     errlen);
   if (!rc)
-    rc = ensure_pair(dir, NULL, KEYS_CLIENT, KEYS_CLIENT, err, errlen);
+    rc = ensure_pair(dir, NULL, KEYS_CLIENT, KEYS_ALLOWED_CLIENTS, err,
+                     errlen);
   return rc;
 }
 
@@ -237,7 +239,8 @@ int curve_instance_key(const char *dir, const char *name, char *secret_path,
                        size_t len, char *err, size_t errlen) {
   char file[PATH_MAX];
   snprintf(file, sizeof file, "%s.key", name);
-  int rc = ensure_pair(dir, KEYS_INSTANCES, file, file, err, errlen);
+  int rc =
+      ensure_pair(dir, KEYS_INSTANCES, file, KEYS_ALLOWED_WORKERS, err, errlen);
   if (rc)
     return rc;
   int n = snprintf(secret_path, len,
@@ -312,8 +315,8 @@ int curve_server(void *sock, const char *path, char *err, size_t errlen) {
 const char *curve_handshake_failure(uint16_t event) {
   switch (event) {
   case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
-    return "the scheduler did not admit this key (not in its "
-           "allowed/ directory)";
+    return "the scheduler did not admit this key on this port (not in its "
+           "allowed/workers/ or allowed/clients/)";
   case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
   case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
     return "the handshake failed: a wrong --server-key, or one side runs "

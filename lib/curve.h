@@ -25,13 +25,14 @@ int curve_dir(const infs_auth_t *auth, char *buf, size_t len, char *err,
               size_t errlen);
 
 /* Makes the local keys in dir unless it has them: the scheduler's, a
- * worker's and a client's pairs, the latter two admitted (in allowed/).
+ * worker's and a client's pairs, the worker's admitted on the worker port
+ * (allowed/workers/), the client's on the client port (allowed/clients/).
  * Safe when several processes start at once. Returns 0, or a negative
  * code with why in err. */
 int curve_local_keys(const char *dir, char *err, size_t errlen);
 
 /* The key pair of worker name in dir/workers/, admitted by the scheduler
- * (dir/allowed/name.key); made unless there. Writes the secret file's
+ * (dir/allowed/workers/name.key); made unless there. Writes the secret file's
  * path into secret_path. Returns 0, or a negative code with why in err. */
 int curve_instance_key(const char *dir, const char *name, char *secret_path,
                        size_t len, char *err, size_t errlen);

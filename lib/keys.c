@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static const char z85_chars[] =
     "0123456789abcdefghijklmnopqrstuvwxyz"
@@ -133,7 +134,7 @@ int keys_format(char *buf, size_t len, const char *pub, const char *secret) {
                   secret ? "DO NOT PROVIDE THIS FILE TO OTHER USERS nor "
                            "change its permissions."
                          : "Give it to the scheduler that is to admit this "
-                           "key (its allowed/ directory).",
+                           "key (its allowed/workers/ or allowed/clients/).",
                   pub, secret ? "    secret-key = \"" : "",
                   secret ? secret : "", secret ? "\"\n" : "");
 }
@@ -188,6 +189,10 @@ static bool secret_name(const char *name) {
 int keyring_load(const char *dir, keyring_t **out, char *err, size_t errlen) {
   *out = NULL;
   DIR *d = opendir(dir);
+  if (!d && errno == ENOENT) {
+    *out = keyring_new();
+    return 0;
+  }
   if (!d) {
     snprintf(err, errlen, "%s: %s", dir, strerror(errno));
     return -1;
@@ -199,7 +204,10 @@ int keyring_load(const char *dir, keyring_t **out, char *err, size_t errlen) {
     if (e->d_name[0] == '.' || secret_name(e->d_name))
       continue;
     char path[4096], pub[KEYS_Z85_LEN + 1];
+    struct stat st;
     snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+      continue;
     rc = keys_load(path, pub, NULL, err, errlen);
     if (rc == 0)
       keyring_add(k, pub);

@@ -18,7 +18,10 @@
 #define KEYS_SCHEDULER "scheduler.key"
 #define KEYS_WORKER "worker.key"
 #define KEYS_CLIENT "client.key"
-#define KEYS_ALLOWED "allowed"   /* the public keys the scheduler admits */
+/* The public keys the scheduler admits, by port: allowed/workers/ on the
+ * worker port, allowed/clients/ on the client port. */
+#define KEYS_ALLOWED_WORKERS "allowed/workers"
+#define KEYS_ALLOWED_CLIENTS "allowed/clients"
 #define KEYS_INSTANCES "workers" /* infsched-cluster's, one per worker */
 
 /* The local keys directory: $XDG_STATE_HOME/infsched/keys, else
@@ -47,8 +50,9 @@ int keys_format(char *buf, size_t len, const char *pub, const char *secret);
 /* The public keys a scheduler admits. */
 typedef struct keyring keyring_t;
 
-/* Reads every public key file of dir (names starting with '.' and ending
- * in KEYS_SECRET_SUFFIX are skipped). Returns 0 and a keyring the caller
+/* Reads every public key file of dir (names starting with '.' or ending
+ * in KEYS_SECRET_SUFFIX, and directories, are skipped); a dir that does
+ * not exist holds none. Returns 0 and a keyring the caller
  * destroys, or -1 with why in err (an unreadable directory, a file that
  * is not a key file). */
 int keyring_load(const char *dir, keyring_t **out, char *err, size_t errlen);

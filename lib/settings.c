@@ -292,12 +292,13 @@ static const setting_t table[SET_COUNT] = {
      "largest accepted message, in bytes", NULL, NULL},
     {SET_AUTH, "auth", "auth", S | W, S, SETTING_TEXT, 2, 3, "on", "MODE",
      "on: CURVE on the ZeroMQ ports, the scheduler admitting only the keys "
-     "in KEYS/allowed, workers and clients presenting theirs; off: none, "
-     "for an open scheduler (docs/security.md)",
+     "in KEYS/allowed/workers and KEYS/allowed/clients, workers and clients "
+     "presenting theirs; off: none, for an open scheduler "
+     "(docs/security.md)",
      check_auth, NULL},
     {SET_KEYS, "keys", "keys", S | W, S, SETTING_TEXT, TEXT_LEN, NULL, "DIR",
      "keys directory (default $XDG_STATE_HOME/infsched/keys, else "
-     "~/.local/state/infsched/keys); the scheduler makes the local keys "
+     "~/.local/state/infsched/keys); the local keys are made "
      "there when missing",
      NULL, NULL},
     {SET_KEY, "key", "key", S | W, 0, SETTING_TEXT, TEXT_LEN, NULL, "FILE",

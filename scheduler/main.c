@@ -185,8 +185,10 @@ int main(int argc, char **argv) {
     warn_if_open("clients", cfg.clients_addr);
     warn_if_open("workers", cfg.workers_addr);
   } else {
-    log_info("authentication: CURVE, %zu keys admitted",
-             shell_keys_admitted(app.shell));
+    log_info("authentication: CURVE, %zu worker keys and %zu client keys "
+             "admitted",
+             shell_keys_admitted(app.shell, true),
+             shell_keys_admitted(app.shell, false));
   }
   /* With keys, the HTTP API authenticates its callers. */
   if (!keys)

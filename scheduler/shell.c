@@ -33,7 +33,9 @@ struct shell {
   zwatch_t *workers_watch;
   uv_timer_t timer;
   core_t *core;
-  keyring_t *admitted; /* NULL with authentication off */
+  /* The keys admitted on each port; both NULL with authentication off. */
+  keyring_t *admitted_workers;
+  keyring_t *admitted_clients;
   zap_t *zap;
   char secret_key[PATH_MAX]; /* the scheduler's own key file */
   frontdoor_t *http;         /* NULL without an HTTP listener */
@@ -331,7 +333,8 @@ static void on_readable(void *sock, void *arg) {
       s->in_frame = zmq_msg_data(&payload);
       s->in_frame_len = zmq_msg_size(&payload);
       /* The key the ZAP handler admitted the connection with. */
-      const char *key = s->admitted ? zmq_msg_gets(&payload, "User-Id") : NULL;
+      const char *key =
+          s->zap ? zmq_msg_gets(&payload, "User-Id") : NULL;
       if (sock == s->clients)
         on_client_message(s, now, &peer, env);
       else
@@ -349,8 +352,11 @@ static void on_readable(void *sock, void *arg) {
 
 /* --- life cycle --- */
 
-static int open_router(shell_t *s, const char *addr, int64_t max_msg,
-                       void **out, char *err, size_t errlen) {
+/* domain: the socket's ZAP domain (ZAP_WORKERS, ZAP_CLIENTS), which
+ * names the keys it admits. */
+static int open_router(shell_t *s, const char *addr, const char *domain,
+                       int64_t max_msg, void **out, char *err,
+                       size_t errlen) {
   void *sock = zmq_socket(s->zctx, ZMQ_ROUTER);
   int one = 1, hwm = SEND_HWM, linger = SHUTDOWN_LINGER_MS;
   zmq_setsockopt(sock, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
@@ -358,9 +364,9 @@ static int open_router(shell_t *s, const char *addr, int64_t max_msg,
   zmq_setsockopt(sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
   zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
   zmq_setsockopt(sock, ZMQ_MAXMSGSIZE, &max_msg, sizeof max_msg);
-  if (s->admitted) {
+  if (s->zap) {
     int rc = curve_server(sock, s->secret_key, err, errlen);
-    if (!rc && zmq_setsockopt(sock, ZMQ_ZAP_DOMAIN, "infsched", 8))
+    if (!rc && zmq_setsockopt(sock, ZMQ_ZAP_DOMAIN, domain, strlen(domain)))
       rc = -errno;
     if (rc) {
       zmq_close(sock);
@@ -381,7 +387,7 @@ static int open_router(shell_t *s, const char *addr, int64_t max_msg,
  * that admits them, all before a socket binds. */
 static int start_auth(shell_t *s, const infs_auth_t *auth, char *err,
                       size_t errlen) {
-  char dir[PATH_MAX], allowed[PATH_MAX + 16];
+  char dir[PATH_MAX], allowed[PATH_MAX + 32];
   int rc = curve_check(err, errlen);
   if (rc || (rc = curve_dir(auth, dir, sizeof dir, err, errlen)))
     return rc;
@@ -400,14 +406,19 @@ static int start_auth(shell_t *s, const infs_auth_t *auth, char *err,
              "%.*s/" KEYS_SCHEDULER KEYS_SECRET_SUFFIX,
              (int)(sizeof s->secret_key - 32), dir);
   }
-  snprintf(allowed, sizeof allowed, "%s/" KEYS_ALLOWED, dir);
-  if (keyring_load(allowed, &s->admitted, err, errlen))
+  snprintf(allowed, sizeof allowed, "%s/" KEYS_ALLOWED_WORKERS, dir);
+  if (keyring_load(allowed, &s->admitted_workers, err, errlen))
     return INFS_ECONFIG;
-  return zap_start(s->loop, s->zctx, s->admitted, &s->zap, err, errlen);
+  snprintf(allowed, sizeof allowed, "%s/" KEYS_ALLOWED_CLIENTS, dir);
+  if (keyring_load(allowed, &s->admitted_clients, err, errlen))
+    return INFS_ECONFIG;
+  return zap_start(s->loop, s->zctx, s->admitted_workers, s->admitted_clients,
+                   &s->zap, err, errlen);
 }
 
-size_t shell_keys_admitted(const shell_t *s) {
-  return s->admitted ? keyring_count(s->admitted) : 0;
+size_t shell_keys_admitted(const shell_t *s, bool workers) {
+  const keyring_t *k = workers ? s->admitted_workers : s->admitted_clients;
+  return k ? keyring_count(k) : 0;
 }
 
 /* --- the HTTP front door: another client of the core --- */
@@ -473,11 +484,13 @@ int shell_start(uv_loop_t *loop, const shell_config_t *cfg, shell_t **out,
   s->zctx = zmq_ctx_new();
   if (!cfg->auth.off && (rc = start_auth(s, &cfg->auth, err, errlen)))
     goto fail;
-  rc = open_router(s, cfg->clients_addr, cfg->max_msg_bytes, &s->clients, err,
+  rc = open_router(s, cfg->clients_addr, ZAP_CLIENTS, cfg->max_msg_bytes,
+                   &s->clients, err,
                    errlen);
   if (rc)
     goto fail;
-  rc = open_router(s, cfg->workers_addr, cfg->max_msg_bytes, &s->workers, err,
+  rc = open_router(s, cfg->workers_addr, ZAP_WORKERS, cfg->max_msg_bytes,
+                   &s->workers, err,
                    errlen);
   if (rc)
     goto fail;
@@ -503,7 +516,8 @@ fail:
   if (s->workers)
     zmq_close(s->workers);
   zap_destroy(&s->zap);
-  keyring_destroy(&s->admitted);
+  keyring_destroy(&s->admitted_workers);
+  keyring_destroy(&s->admitted_clients);
   metrics_destroy(&s->metrics);
   zmq_ctx_term(s->zctx);
   core_destroy(&s->core);
@@ -534,7 +548,8 @@ void shell_destroy(shell_t **ps) {
   zmq_close(s->workers);
   zap_destroy(&s->zap);
   zmq_ctx_term(s->zctx);
-  keyring_destroy(&s->admitted);
+  keyring_destroy(&s->admitted_workers);
+  keyring_destroy(&s->admitted_clients);
   core_destroy(&s->core);
   frontdoor_destroy(&s->http);
   metrics_destroy(&s->metrics);

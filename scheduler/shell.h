@@ -15,7 +15,8 @@ typedef struct shell_config {
   int64_t max_msg_bytes;
   /* CURVE on both ZeroMQ ports unless auth.off: the key pair auth.key
    * (default DIR/scheduler.key_secret, with the local keys made in DIR
-   * when missing), admitting the public keys of DIR/allowed/. */
+   * when missing), admitting on each port the public keys of
+   * DIR/allowed/workers/ or DIR/allowed/clients/. */
   infs_auth_t auth;
   core_config_t core;
   frontdoor_config_t http; /* http.addr NULL: no HTTP listener */
@@ -32,8 +33,9 @@ int shell_start(uv_loop_t *loop, const shell_config_t *cfg, shell_t **out,
 void shell_stop(shell_t *s);
 /* Frees the shell after its loop has finished. */
 void shell_destroy(shell_t **s);
-/* How many public keys the shell admits; 0 with authentication off. */
-size_t shell_keys_admitted(const shell_t *s);
+/* How many public keys the shell admits on the worker port (workers) or
+ * the client port; 0 with authentication off. */
+size_t shell_keys_admitted(const shell_t *s, bool workers);
 /* The HTTP listener's bound address, or NULL without one. */
 const char *shell_http_address(const shell_t *s);
 

@@ -20,7 +20,8 @@
 struct zap {
   void *sock;
   zwatch_t *watch;
-  const keyring_t *ring;
+  const keyring_t *workers;
+  const keyring_t *clients;
   uint64_t refused;
   log_limit_t refused_log;
 };
@@ -79,7 +80,12 @@ static void on_request(void *sock, void *arg) {
     bool curve = n == ZAP_FRAMES && frame_is(&f[0], "1.0") &&
                  frame_is(&f[5], "CURVE") && f[6].len == 32 &&
                  zmq_z85_encode(key, f[6].data, 32);
-    if (curve && keyring_allows(z->ring, key)) {
+    const keyring_t *ring = NULL;
+    if (n > 2 && frame_is(&f[2], ZAP_WORKERS))
+      ring = z->workers;
+    else if (n > 2 && frame_is(&f[2], ZAP_CLIENTS))
+      ring = z->clients;
+    if (curve && ring && keyring_allows(ring, key)) {
       reply(sock, &f[1], "200", "OK", key);
       continue;
     }
@@ -90,20 +96,24 @@ static void on_request(void *sock, void *arg) {
       char addr[64] = "?";
       if (n > 3)
         snprintf(addr, sizeof addr, "%.*s", (int)f[3].len, (char *)f[3].data);
-      log_warn("handshake from %s refused: %s%s (%llu refusals in this "
-               "second)",
-               addr, curve ? "key not admitted: " : "not CURVE",
-               curve ? key : "", (unsigned long long)held);
+      log_warn("handshake from %s on the %.*s port refused: %s%s (%llu "
+               "refusals in this second)",
+               addr, n > 2 ? (int)f[2].len : 1,
+               n > 2 ? (const char *)f[2].data : "?",
+               curve ? "key not admitted: " : "not CURVE", curve ? key : "",
+               (unsigned long long)held);
     }
   }
 }
 
-int zap_start(uv_loop_t *loop, void *zctx, const keyring_t *ring, zap_t **out,
-              char *err, size_t errlen) {
+int zap_start(uv_loop_t *loop, void *zctx, const keyring_t *workers,
+              const keyring_t *clients, zap_t **out, char *err,
+              size_t errlen) {
   zap_t *z = calloc(1, sizeof *z);
   if (!z)
     return -ENOMEM;
-  z->ring = ring;
+  z->workers = workers;
+  z->clients = clients;
   int linger = 0, rc;
   z->sock = zmq_socket(zctx, ZMQ_REP);
   if (!z->sock || zmq_setsockopt(z->sock, ZMQ_LINGER, &linger, sizeof linger) ||

@@ -29,15 +29,14 @@ typedef struct fixture {
 } fixture_t;
 
 static int setup(void **state) {
+  int port[2];
+  if (harness_free_ports(port, 2))
+    return -1;
   fixture_t *f = harness_fixture_new(sizeof *f);
   if (!f)
     return -1;
-  int a = harness_free_port(), b;
-  do
-    b = harness_free_port();
-  while (b == a);
-  snprintf(f->clients, sizeof f->clients, "tcp://127.0.0.1:%d", a);
-  snprintf(f->workers, sizeof f->workers, "tcp://127.0.0.1:%d", b);
+  snprintf(f->clients, sizeof f->clients, "tcp://127.0.0.1:%d", port[0]);
+  snprintf(f->workers, sizeof f->workers, "tcp://127.0.0.1:%d", port[1]);
   snprintf(f->sched_log, sizeof f->sched_log, "%s/scheduler.log", f->dir);
   *state = f;
   return 0;

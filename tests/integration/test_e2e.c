@@ -32,15 +32,14 @@ typedef struct fixture {
 } fixture_t;
 
 static int setup(void **state) {
+  int port[2];
+  if (harness_free_ports(port, 2))
+    return -1;
   fixture_t *f = harness_fixture_new(sizeof *f);
   if (!f)
     return -1;
-  int a = harness_free_port(), b;
-  do
-    b = harness_free_port();
-  while (b == a);
-  snprintf(f->clients, sizeof f->clients, "tcp://127.0.0.1:%d", a);
-  snprintf(f->workers, sizeof f->workers, "tcp://127.0.0.1:%d", b);
+  snprintf(f->clients, sizeof f->clients, "tcp://127.0.0.1:%d", port[0]);
+  snprintf(f->workers, sizeof f->workers, "tcp://127.0.0.1:%d", port[1]);
   snprintf(f->sched_log, sizeof f->sched_log, "%s/scheduler.log", f->dir);
   *state = f;
   return 0;
@@ -308,7 +307,7 @@ static void test_bad_input_answered(void **state) {
   zclient_destroy(&c);
 
   /* The worker socket: a heartbeat from a stranger is told to register. */
-  zclient_t *w = zclient_new(f->workers);
+  zclient_t *w = zclient_new_worker(f->workers);
   Infsched__Envelope hb = INFSCHED__ENVELOPE__INIT;
   Infsched__Heartbeat h = INFSCHED__HEARTBEAT__INIT;
   hb.body_case = INFSCHED__ENVELOPE__BODY_HEARTBEAT;
@@ -405,7 +404,7 @@ static void expect_chunk(zclient_t *c, uint64_t request_id, const char *text) {
 static void test_worker_answers_forwarded(void **state) {
   fixture_t *f = *state;
   f->scheduler = start_scheduler(f, "--heartbeat-miss=100");
-  zclient_t *w = zclient_new(f->workers);
+  zclient_t *w = zclient_new_worker(f->workers);
   assert_int_equal(zclient_register(w, "fake-worker", 8), 0);
   infsched__envelope__free_unpacked(
       expect(w, INFSCHED__ENVELOPE__BODY_REGISTERED), NULL);

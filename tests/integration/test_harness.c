@@ -136,6 +136,13 @@ static void test_files_ports_paths(void **state) {
 
   int port = harness_free_port();
   assert_true(port > 0 && port < 65536);
+  int ports[8];
+  assert_int_equal(harness_free_ports(ports, 8), 0);
+  for (int i = 0; i < 8; i++) {
+    assert_true(ports[i] > 0 && ports[i] < 65536);
+    for (int j = 0; j < i; j++)
+      assert_int_not_equal(ports[i], ports[j]);
+  }
 
   assert_non_null(strstr(harness_bin("infsched-cluster"), "/infsched-cluster"));
   assert_int_equal(access(harness_source("CMakeLists.txt"), R_OK), 0);

@@ -7,6 +7,7 @@
 #include "clock.h"
 #include "test_http_common.h"
 #include "zclient.h"
+#include "curve.h"
 #include "keys.h"
 
 #include <setjmp.h>
@@ -139,7 +140,7 @@ typedef struct silent {
 } silent_t;
 
 static void silent_register(silent_t *w, const char *endpoint) {
-  w->z = zclient_new(endpoint);
+  w->z = zclient_new_worker(endpoint);
   assert_non_null(w->z);
   assert_int_equal(zclient_register(w->z, "silent-0", 64), 0);
   Infsched__Envelope *a = zclient_recv(w->z, 10000);
@@ -412,10 +413,7 @@ static void test_worker_id_not_taken_over(void **state) {
   hc_sched_start(&f->s, NULL);
   hc_worker_start(&f->s, f->dir, "sram-0", "sram-wse3", NULL, NULL);
   hc_wait_registered(&f->s, 1);
-  char key[600];
-  zclient_auth.key = local_key(key, sizeof key, "worker.key_secret");
-  zclient_t *z = zclient_new(f->s.workers);
-  zclient_auth.key = NULL;
+  zclient_t *z = zclient_new_worker(f->s.workers);
   assert_non_null(z);
   for (int i = 0; i < 5; i++) {
     assert_int_equal(zclient_register(z, "sram-0", 8), 0);
@@ -444,7 +442,7 @@ static void test_slo_checked_with_own_figures(void **state) {
   fixture_t *f = *state;
   const char *extra[] = {"--slo", "interactive=600000:15", NULL};
   hc_sched_start(&f->s, extra);
-  zclient_t *z = zclient_new(f->s.workers);
+  zclient_t *z = zclient_new_worker(f->s.workers);
   assert_non_null(z);
   assert_int_equal(zclient_register(z, "fast-0", 8), 0);
   Infsched__Envelope *a = zclient_recv(z, 5000);
@@ -479,13 +477,25 @@ static bool got_auth(const Infsched__Status *s, void *arg) {
   return a->handshakes_refused >= 1;
 }
 
+static bool two_refused(const Infsched__Status *s, void *arg) {
+  got_auth(s, arg);
+  return ((auth_state_t *)arg)->handshakes_refused >= 2;
+}
+
 /* CURVE on the worker port, with the local keys of this host: a worker
- * whose key the scheduler does not admit never completes a handshake, so
- * never registers; one with an admitted key cannot take a registered
- * worker's id, which is bound to that worker's key; and the real worker
- * serves throughout. */
+ * whose key the scheduler does not admit, or admits on the client port
+ * only, never completes a handshake, so never registers; one with an
+ * admitted worker key cannot take a registered worker's id, which is
+ * bound to that worker's key; and the real worker serves throughout. */
 static void test_worker_needs_admitted_key(void **state) {
   fixture_t *f = *state;
+  /* Another worker key the scheduler admits, as infsched-cluster makes
+   * one for each of its workers. */
+  char dir[512], other[600], err[600];
+  assert_int_equal(keys_default_dir(dir, sizeof dir), 0);
+  if (curve_instance_key(dir, "impostor-0", other, sizeof other, err,
+                         sizeof err))
+    fail_msg("%s", err);
   hc_sched_start(&f->s, NULL);
   assert_int_equal(harness_wait_log(f->s.log, "authentication: CURVE", 5000),
                    0);
@@ -525,8 +535,18 @@ static void test_worker_needs_admitted_key(void **state) {
   assert_int_equal(a.workers, 1);
   assert_int_equal(harness_count_log(f->s.log, "worker intruder-0"), 0);
 
-  /* An admitted key (the local clients') with the real worker's id. */
+  /* A key admitted on the client port only (the local clients'): refused
+   * on the worker port. */
   zclient_t *z = zclient_new(f->s.workers);
+  assert_non_null(z);
+  assert_int_equal(zclient_register(z, "sram-0", 8), 0);
+  assert_true(zclient_wait_status(f->s.clients, two_refused, &a, 15000));
+  zclient_destroy(&z);
+
+  /* A worker key of the pool, with the real worker's id. */
+  zclient_auth.key = other;
+  z = zclient_new_worker(f->s.workers);
+  zclient_auth.key = NULL;
   assert_non_null(z);
   assert_int_equal(zclient_register(z, "sram-0", 8), 0);
   Infsched__Envelope *e = zclient_recv(z, 5000);
@@ -537,6 +557,7 @@ static void test_worker_needs_admitted_key(void **state) {
   zclient_destroy(&z);
   assert_true(zclient_wait_status(f->s.clients, got_auth, &a, 5000));
   assert_int_equal(a.id_key_refused, 1);
+  assert_int_equal(a.handshakes_refused, 2);
   assert_int_equal(a.workers, 1);
 
   expect_served(f);

@@ -35,14 +35,13 @@ typedef struct fixture {
 } fixture_t;
 
 static int setup(void **state) {
+  int port[2];
+  if (harness_free_ports(port, 2))
+    return -1;
   fixture_t *f = harness_fixture_new(sizeof *f);
   assert_non_null(f);
-  int a = harness_free_port(), b;
-  do
-    b = harness_free_port();
-  while (b == a);
-  snprintf(f->clients, sizeof f->clients, "tcp://127.0.0.1:%d", a);
-  snprintf(f->workers, sizeof f->workers, "tcp://127.0.0.1:%d", b);
+  snprintf(f->clients, sizeof f->clients, "tcp://127.0.0.1:%d", port[0]);
+  snprintf(f->workers, sizeof f->workers, "tcp://127.0.0.1:%d", port[1]);
   *state = f;
   return 0;
 }

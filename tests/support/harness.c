@@ -133,6 +133,19 @@ out:
   return port;
 }
 
+int harness_free_ports(int *ports, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    size_t j;
+    do {
+      if ((ports[i] = harness_free_port()) < 0)
+        return -1;
+      for (j = 0; j < i && ports[j] != ports[i]; j++)
+        ;
+    } while (j < i);
+  }
+  return 0;
+}
+
 const char *harness_bin(const char *name) {
   const char *dir = getenv("INFSCHED_BIN_DIR");
   char self[PATH_MAX];

@@ -9,6 +9,7 @@
 #define INFSCHED_TESTS_HARNESS_H
 
 #include <cjson/cJSON.h>
+#include <stddef.h>
 #include <sys/types.h>
 
 typedef struct harness_proc harness_proc_t;
@@ -16,6 +17,9 @@ typedef struct harness_proc harness_proc_t;
 /* A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, read
  * back, closed). Returns the port, or -1 on failure. */
 int harness_free_port(void);
+/* n ports as harness_free_port gives them, all different. Returns 0, or
+ * -1 when one could not be had. */
+int harness_free_ports(int *ports, size_t n);
 
 /* Path of a built program in $INFSCHED_BIN_DIR (default: the directory of
  * the running test). The string lives until exit. */

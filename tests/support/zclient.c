@@ -17,11 +17,23 @@ struct zclient {
   void *sock;
 };
 
+static zclient_t *open_as(const char *endpoint, const void *id, size_t len,
+                          const char *role);
+
 zclient_t *zclient_new(const char *endpoint) {
-  return zclient_new_as(endpoint, NULL, 0);
+  return open_as(endpoint, NULL, 0, KEYS_CLIENT);
+}
+
+zclient_t *zclient_new_worker(const char *endpoint) {
+  return open_as(endpoint, NULL, 0, KEYS_WORKER);
 }
 
 zclient_t *zclient_new_as(const char *endpoint, const void *id, size_t len) {
+  return open_as(endpoint, id, len, KEYS_CLIENT);
+}
+
+static zclient_t *open_as(const char *endpoint, const void *id, size_t len,
+                          const char *role) {
   zclient_t *c = calloc(1, sizeof *c);
   if (!c)
     return NULL;
@@ -32,7 +44,7 @@ zclient_t *zclient_new_as(const char *endpoint, const void *id, size_t len) {
   if (len)
     zmq_setsockopt(c->sock, ZMQ_ROUTING_ID, id, len);
   char err[512];
-  if (curve_client(c->sock, &zclient_auth, KEYS_CLIENT, err, sizeof err)) {
+  if (curve_client(c->sock, &zclient_auth, role, err, sizeof err)) {
     fprintf(stderr, "zclient: %s\n", err);
     zclient_destroy(&c);
     return NULL;

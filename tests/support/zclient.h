@@ -12,11 +12,13 @@
 typedef struct zclient zclient_t;
 
 /* The CURVE keys every new zclient presents: the local ones (those of
- * client.key) unless a test sets others; .off against a scheduler
- * started with --auth off. */
+ * client.key, or worker.key for zclient_new_worker) unless a test sets
+ * others; .off against a scheduler started with --auth off. */
 extern infs_auth_t zclient_auth;
 
 zclient_t *zclient_new(const char *endpoint);
+/* The same on a scheduler's worker port, with a worker's keys. */
+zclient_t *zclient_new_worker(const char *endpoint);
 /* The same with a routing id of the caller's choosing (len bytes). */
 zclient_t *zclient_new_as(const char *endpoint, const void *id, size_t len);
 void zclient_destroy(zclient_t **c);

@@ -150,8 +150,9 @@ static void test_keygen(void **state) {
   free(dir);
 }
 
-/* The local keys: made once, the same on a second call, the worker's and
- * the client's admitted; an instance's pair admitted beside them. */
+/* The local keys: made once, the same on a second call, the worker's
+ * admitted on the worker port and the client's on the client port; an
+ * instance's pair admitted beside the worker's. */
 static void test_local_keys(void **state) {
   (void)state;
   char *dir = tmpdir(), keys[512], err[512], path[600];
@@ -168,22 +169,40 @@ static void test_local_keys(void **state) {
   assert_int_equal(
       curve_instance_key(keys, "gpu-0", secret, sizeof secret, err, sizeof err),
       0);
-  snprintf(path, sizeof path, "%s/allowed", keys);
-  keyring_t *k;
-  assert_int_equal(keyring_load(path, &k, err, sizeof err), 0);
-  assert_int_equal(keyring_count(k), 3);
+  /* Each port admits its own: the worker pairs, the client pair. */
+  keyring_t *workers, *clients;
+  snprintf(path, sizeof path, "%s/" KEYS_ALLOWED_WORKERS, keys);
+  assert_int_equal(keyring_load(path, &workers, err, sizeof err), 0);
+  snprintf(path, sizeof path, "%s/" KEYS_ALLOWED_CLIENTS, keys);
+  assert_int_equal(keyring_load(path, &clients, err, sizeof err), 0);
+  assert_int_equal(keyring_count(workers), 2);
+  assert_int_equal(keyring_count(clients), 1);
   char pub[KEYS_Z85_LEN + 1];
-  static const char *const admitted[] = {"worker.key_secret",
-                                         "client.key_secret", NULL};
-  for (const char *const *a = admitted; *a; a++) {
-    snprintf(path, sizeof path, "%s/%s", keys, *a);
-    assert_int_equal(keys_load(path, pub, NULL, err, sizeof err), 0);
-    assert_true(keyring_allows(k, pub));
-  }
+  snprintf(path, sizeof path, "%s/worker.key_secret", keys);
+  assert_int_equal(keys_load(path, pub, NULL, err, sizeof err), 0);
+  assert_true(keyring_allows(workers, pub));
+  assert_false(keyring_allows(clients, pub));
   assert_int_equal(keys_load(secret, pub, NULL, err, sizeof err), 0);
-  assert_true(keyring_allows(k, pub));
-  assert_false(keyring_allows(k, first)); /* the scheduler's own is not */
-  keyring_destroy(&k);
+  assert_true(keyring_allows(workers, pub));
+  snprintf(path, sizeof path, "%s/client.key_secret", keys);
+  assert_int_equal(keys_load(path, pub, NULL, err, sizeof err), 0);
+  assert_true(keyring_allows(clients, pub));
+  assert_false(keyring_allows(workers, pub));
+  /* The scheduler's own is admitted on neither. */
+  assert_false(keyring_allows(workers, first));
+  assert_false(keyring_allows(clients, first));
+  keyring_destroy(&workers);
+  keyring_destroy(&clients);
+  /* A directory that is not there admits nothing; subdirectories are
+   * not keys. */
+  snprintf(path, sizeof path, "%s/nowhere", keys);
+  assert_int_equal(keyring_load(path, &workers, err, sizeof err), 0);
+  assert_int_equal(keyring_count(workers), 0);
+  keyring_destroy(&workers);
+  snprintf(path, sizeof path, "%s/allowed", keys);
+  assert_int_equal(keyring_load(path, &workers, err, sizeof err), 0);
+  assert_int_equal(keyring_count(workers), 0);
+  keyring_destroy(&workers);
 
   char cmd[700];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);

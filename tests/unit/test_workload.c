@@ -2,6 +2,7 @@
  * block hashes and flag values. */
 #include "workload.h"
 #include "workload_impl.h"
+#include "workload_fixture.h"
 
 #include "infsched/errors.h"
 
@@ -48,29 +49,6 @@ static workload_t *poisson(const workload_opts_t *o) {
 }
 
 /* --- reproducibility --- */
-
-typedef struct digest {
-  uint64_t h;
-} digest_t;
-
-static void mix_in(digest_t *d, uint64_t v) {
-  d->h = (d->h ^ v) * 0x100000001b3ull;
-}
-
-static void digest_req(const workload_req_t *r, void *arg) {
-  digest_t *d = arg;
-  mix_in(d, r->id);
-  mix_in(d, r->arrival);
-  mix_in(d, (uint64_t)r->cls);
-  mix_in(d, r->prompt_tokens);
-  mix_in(d, r->max_tokens);
-  mix_in(d, r->slo.ttft_ms);
-  mix_in(d, r->slo.ttft_ms_per_ktok);
-  mix_in(d, r->slo.tpot_ms);
-  mix_in(d, r->n_blocks);
-  for (size_t i = 0; i < r->n_blocks; i++)
-    mix_in(d, r->blocks[i]);
-}
 
 static uint64_t run_digest(const workload_opts_t *o) {
   workload_t *w = poisson(o);

@@ -4,6 +4,7 @@
  * workload file. A small virtual-time driver answers every awaited call
  * after a latency that depends on its prompt. */
 #include "workload.h"
+#include "workload_fixture.h"
 
 #include "infsched/errors.h"
 
@@ -195,31 +196,6 @@ static sessions_t *sessions_new(bool keep_blocks) {
 }
 
 /* --- reproducibility --- */
-
-typedef struct digest {
-  uint64_t h;
-} digest_t;
-
-static void mix_in(digest_t *d, uint64_t v) {
-  d->h = (d->h ^ v) * 0x100000001b3ull;
-}
-
-static void digest_req(const workload_req_t *r, void *arg) {
-  digest_t *d = arg;
-  mix_in(d, r->id);
-  mix_in(d, r->arrival);
-  mix_in(d, (uint64_t)r->cls);
-  mix_in(d, r->prompt_tokens);
-  mix_in(d, r->max_tokens);
-  mix_in(d, r->slo.ttft_ms);
-  mix_in(d, r->slo.ttft_ms_per_ktok);
-  mix_in(d, r->slo.tpot_ms);
-  for (const char *p = r->session; *p; p++)
-    mix_in(d, (uint8_t)*p);
-  mix_in(d, r->n_blocks);
-  for (size_t i = 0; i < r->n_blocks; i++)
-    mix_in(d, r->blocks[i]);
-}
 
 static uint64_t run_digest(const workload_opts_t *o,
                            const workload_codex_config_t *cfg) {
