@@ -5,6 +5,7 @@
  * nothing is lost, every request gets exactly one answer, and requests did
  * take the split path, as the scheduler's counters show. */
 #include "harness.h"
+#include "test_http_common.h"
 #include "zclient.h"
 
 #include <setjmp.h>
@@ -190,10 +191,70 @@ static void test_prefill_worker_killed(void **state) {
   assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
+/* A split request through the HTTP API: its answer's usage is the whole
+ * request's, its worker the decode worker, and /metrics counts it, its
+ * phases and the roles. */
+static void test_split_over_http(void **state) {
+  hc_fixture_t *f = *state;
+  static const char *const sched[] = {"--links", "tpu>gpu=50:20", NULL};
+  static const char *const prefill[] = {"--role", "prefill", NULL};
+  static const char *const decode[] = {"--role", "decode", NULL};
+  hc_sched_start(&f->s, sched);
+  hc_worker_start(&f->s, f->dir, "tpu-p0", "tpu-v6e", NULL, prefill);
+  hc_worker_start(&f->s, f->dir, "gpu-d0", "gpu-h100", NULL, decode);
+  hc_wait_registered(&f->s, 2);
+  /* Some 2,000 tokens of prompt: worth prefilling elsewhere. */
+  size_t n = 8000;
+  char *json = malloc(n + 64);
+  assert_non_null(json);
+  int k = snprintf(json, n + 64, "{\"model\":\"codex-70b\",\"prompt\":\"");
+  for (size_t i = 0; i < n; i++)
+    json[k++] = "abcd efgh "[i % 10];
+  snprintf(json + k, 64, "\",\"max_tokens\":8}");
+  char url[160], buf[128];
+  snprintf(url, sizeof url, "%s/v1/completions", f->s.base);
+  hc_response_t r;
+  hc_post(f->dir, url, json, NULL, &r);
+  free(json);
+  assert_int_equal(r.status, 200);
+  assert_string_equal(hc_header(&r, "x-infsched-worker", buf, sizeof buf),
+                      "gpu-d0");
+  cJSON *j = hc_json(r.body);
+  assert_non_null(j);
+  assert_true(hc_at(j, "usage.prompt_tokens")->valuedouble >= 1000);
+  assert_int_equal((int)hc_at(j, "usage.completion_tokens")->valuedouble, 8);
+  cJSON_Delete(j);
+  hc_response_free(&r);
+
+  char metrics[160];
+  snprintf(metrics, sizeof metrics, "%s/metrics", f->s.base);
+  hc_get(f->dir, metrics, &r);
+  assert_int_equal(r.status, 200);
+  static const struct {
+    const char *series;
+    double value;
+  } want[] = {
+      {"infsched_scheduler_split_total", 1},
+      {"infsched_scheduler_prefilled_total", 1},
+      {"infsched_scheduler_split_decoded_total", 1},
+      {"infsched_scheduler_kv_fallbacks_total", 0},
+      {"infsched_worker_role{worker=\"tpu-p0\",role=\"prefill\"}", 1},
+      {"infsched_worker_role{worker=\"gpu-d0\",role=\"decode\"}", 1},
+      {"infsched_tokens_total{class=\"agent\",kind=\"generated\"}", 8},
+  };
+  for (size_t i = 0; i < sizeof want / sizeof *want; i++)
+    if (hc_metric(r.body, want[i].series) != want[i].value)
+      fail_msg("%s: %g, not %g", want[i].series,
+               hc_metric(r.body, want[i].series), want[i].value);
+  hc_response_free(&r);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_prefill_worker_killed, setup,
                                       harness_fixture_end),
+      cmocka_unit_test_setup_teardown(test_split_over_http, hc_setup,
+                                      hc_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
