@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 typedef struct app {
   uv_loop_t loop;
@@ -149,6 +150,12 @@ int main(int argc, char **argv) {
     return CLI_EXIT_USAGE;
   }
   cfg.http.keys = keys;
+  struct stat st;
+  /* The keys are secrets: say so when others may read them. */
+  if (keys && stat(o.api_keys_path, &st) == 0 && (st.st_mode & 077))
+    log_warn("--api-keys: %s is readable by others than its owner (mode "
+             "%03o); chmod 600 it",
+             o.api_keys_path, (unsigned)(st.st_mode & 0777));
   /* --links was checked as a flag: this parse does not fail. */
   link_table_t *links = NULL;
   if (o.links)

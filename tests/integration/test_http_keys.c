@@ -167,12 +167,35 @@ static void test_api_keys(void **state) {
   assert_true(hc_metric(m, "infsched_http_responses_total{route=\"/v1/"
                            "completions\",code=\"401\"}") == 2);
   hc_response_free(&r);
+  /* Written 0600: no warning that others may read the keys. */
+  assert_int_equal(harness_count_log(f->s.log, "readable by others"), 0);
+}
+
+/* Keys others may read are served, with a warning. */
+static void test_readable_keys_file_warned(void **state) {
+  hc_fixture_t *f = *state;
+  char keys[600];
+  snprintf(keys, sizeof keys, "%s/keys.yaml", f->dir);
+  assert_int_equal(harness_write_file(keys,
+                                      "keys:\n"
+                                      "  - {key: " KEY_ACME ", tenant: acme}\n",
+                                      0644),
+                   0);
+  const char *extra[] = {"--api-keys", keys, NULL};
+  hc_sched_start(&f->s, extra);
+  assert_int_equal(harness_wait_log(f->s.log,
+                                    "is readable by others than its owner "
+                                    "(mode 644)",
+                                    5000),
+                   0);
 }
 
 int main(void) {
   signal(SIGPIPE, SIG_IGN);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_api_keys, hc_setup, hc_teardown),
+      cmocka_unit_test_setup_teardown(test_readable_keys_file_warned, hc_setup,
+                                      hc_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
