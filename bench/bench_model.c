@@ -8,6 +8,7 @@
 #include "xalloc.h"
 #include "engine.h"
 #include "step.h"
+#include "transfer.h"
 
 #include <getopt.h>
 #include <math.h>
@@ -229,6 +230,11 @@ static void validation(const profile_set_t *set) {
   double peak_tps = tpu->peak_tflops * 1e12 / (2 * tpu->params_b * 1e9);
   row("tpu-v6e prefill at peak bf16 compute (bound)", "[S]", peak_tps,
       1000 * 1024 / step_prefill_ms(tpu, 1024, 0, 0, 0, 0, NULL), "tok/s");
+  /* Mooncake's Transfer Engine benchmark moves 40 GB (binary), "the KV of
+   * 128K tokens of LLaMA3-70B" (kvcache-ai/Mooncake,
+   * doc/en/transfer-engine.md): the bytes a split moves per token. */
+  row("gpu-h100 KV of 128K tokens (Mooncake's payload)", "[S]", 40,
+      (double)kv_transfer_bytes(gpu, 131072) / (1ull << 30), "GiB");
   printf("\n");
 }
 

@@ -89,6 +89,23 @@ static int write_public(const char *path, const char *pub, char *err,
   return rc;
 }
 
+/* keys_load of a pair's secret file, refused when group or others may
+ * read it: a secret others can read is theirs too (OpenSSH refuses such
+ * a private key the same way). */
+static int load_secret(const char *path, char pub[KEYS_Z85_LEN + 1],
+                       char secret[KEYS_Z85_LEN + 1], char *err,
+                       size_t errlen) {
+  struct stat st;
+  if (stat(path, &st) == 0 && (st.st_mode & (S_IRWXG | S_IRWXO))) {
+    snprintf(err, errlen,
+             "%s: group or others can read this secret key (mode %03o): "
+             "chmod 600 it",
+             path, (unsigned)(st.st_mode & 0777));
+    return INFS_ECONFIG;
+  }
+  return keys_load(path, pub, secret, err, errlen);
+}
+
 static int keypair(char pub[KEYS_Z85_LEN + 1], char secret[KEYS_Z85_LEN + 1],
                    char *err, size_t errlen) {
   int rc = curve_check(err, errlen);
@@ -200,6 +217,11 @@ static int ensure_pair(const char *dir, const char *sub, const char *name,
   }
   /* The secret file decides: another process may have made it first. */
   rc = keys_load(secret_path, pub, NULL, err, errlen);
+  /* A public file without its secret is a pair kept elsewhere (a remote
+   * scheduler's key copied here, say; a pair is written secret first):
+   * a new pair would replace it, and with it whom it names. */
+  if (rc == -ENOENT && access(path, F_OK) == 0)
+    return 0;
   if (rc == -ENOENT) {
     char secret[KEYS_Z85_LEN + 1];
     if ((rc = keypair(pub, secret, err, errlen)))
@@ -280,7 +302,7 @@ int curve_client(void *sock, const infs_auth_t *auth, const char *role,
   else
     strncat(own, KEYS_SECRET_SUFFIX, sizeof own - strlen(own) - 1);
   bool named = auth && auth->key;
-  rc = keys_load(own, pub, secret, why, sizeof why);
+  rc = load_secret(own, pub, secret, why, sizeof why);
   if (!rc) {
     named = auth && auth->server_key;
     rc = keys_load(server, server_pub, NULL, why, sizeof why);
@@ -302,7 +324,7 @@ int curve_client(void *sock, const infs_auth_t *auth, const char *role,
 int curve_server(void *sock, const char *path, char *err, size_t errlen) {
   char pub[KEYS_Z85_LEN + 1], secret[KEYS_Z85_LEN + 1];
   int one = 1;
-  if (keys_load(path, pub, secret, err, errlen))
+  if (load_secret(path, pub, secret, err, errlen))
     return INFS_ECONFIG;
   if (zmq_setsockopt(sock, ZMQ_CURVE_SERVER, &one, sizeof one) ||
       zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, secret, KEYS_Z85_LEN + 1)) {

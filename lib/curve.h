@@ -27,6 +27,7 @@ int curve_dir(const infs_auth_t *auth, char *buf, size_t len, char *err,
 /* Makes the local keys in dir unless it has them: the scheduler's, a
  * worker's and a client's pairs, the worker's admitted on the worker port
  * (allowed/workers/), the client's on the client port (allowed/clients/).
+ * A pair whose public file is there without its secret is left as it is.
  * Safe when several processes start at once. Returns 0, or a negative
  * code with why in err. */
 int curve_local_keys(const char *dir, char *err, size_t errlen);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static const char z85_chars[] =
     "0123456789abcdefghijklmnopqrstuvwxyz"
@@ -186,6 +187,21 @@ static bool secret_name(const char *name) {
   return n >= s && strcmp(name + n - s, KEYS_SECRET_SUFFIX) == 0;
 }
 
+/* Whether only this user (or root) can change what st describes: what
+ * another user can write into the admitted keys, that user can admit
+ * (OpenSSH's StrictModes holds authorized_keys to the same). */
+static int private_to_user(const char *path, const struct stat *st, char *err,
+                           size_t errlen) {
+  if ((st->st_mode & (S_IWGRP | S_IWOTH)) == 0 &&
+      (st->st_uid == geteuid() || st->st_uid == 0))
+    return 0;
+  snprintf(err, errlen,
+           "%s: other users can write it (mode %03o, owner %ld), and so "
+           "admit a key of theirs: chmod go-w it, owned by this user",
+           path, (unsigned)(st->st_mode & 0777), (long)st->st_uid);
+  return -1;
+}
+
 int keyring_load(const char *dir, keyring_t **out, char *err, size_t errlen) {
   *out = NULL;
   DIR *d = opendir(dir);
@@ -199,15 +215,35 @@ int keyring_load(const char *dir, keyring_t **out, char *err, size_t errlen) {
   }
   keyring_t *k = keyring_new();
   struct dirent *e;
-  int rc = 0;
+  struct stat st;
+  int rc = fstat(dirfd(d), &st);
+  if (rc)
+    snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+  else
+    rc = private_to_user(dir, &st, err, errlen);
+  /* Who can write its parent (allowed/) can put another in its place,
+   * unless the parent is sticky (/tmp). */
+  char parent[4096];
+  const char *slash = strrchr(dir, '/');
+  if (!rc && slash && slash > dir) {
+    snprintf(parent, sizeof parent, "%.*s", (int)(slash - dir), dir);
+    if (stat(parent, &st) == 0 && !(st.st_mode & S_ISVTX))
+      rc = private_to_user(parent, &st, err, errlen);
+  }
   while (rc == 0 && (e = readdir(d))) {
     if (e->d_name[0] == '.' || secret_name(e->d_name))
       continue;
     char path[4096], pub[KEYS_Z85_LEN + 1];
-    struct stat st;
     snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+    if (stat(path, &st)) {
+      snprintf(err, errlen, "%s: %s", path, strerror(errno));
+      rc = -1;
+      break;
+    }
+    if (S_ISDIR(st.st_mode))
       continue;
+    if ((rc = private_to_user(path, &st, err, errlen)))
+      break;
     rc = keys_load(path, pub, NULL, err, errlen);
     if (rc == 0)
       keyring_add(k, pub);

@@ -54,7 +54,9 @@ typedef struct keyring keyring_t;
  * in KEYS_SECRET_SUFFIX, and directories, are skipped); a dir that does
  * not exist holds none. Returns 0 and a keyring the caller
  * destroys, or -1 with why in err (an unreadable directory, a file that
- * is not a key file). */
+ * is not a key file; dir, its parent unless sticky, or a file that a
+ * user other than this one or root owns or that group or others can
+ * write). */
 int keyring_load(const char *dir, keyring_t **out, char *err, size_t errlen);
 /* Adds a key; returns 0, or -1 when it is not a key. */
 int keyring_add(keyring_t *k, const char *z85);

@@ -200,6 +200,7 @@ static void test_single_request(void **state) {
     }
     assert_int_equal(fin->at, end);
     assert_int_equal(fin->ttft_us, first->at);
+    assert_int_equal(fin->transfer_us, 0); /* a whole request moves no KV */
     assert_int_equal(fin->queued_us, 0);
     assert_int_equal(fin->generated, G);
     assert_int_equal(fin->cached_tokens, 0);
@@ -1070,6 +1071,7 @@ static void test_held_kv_stalls_until_released(void **state) {
                    release + 12000);
   assert_int_equal(find_event(&l, 2, ENGINE_EV_DONE)->queued_us,
                    release - t);
+  assert_int_equal(find_event(&l, 2, ENGINE_EV_DONE)->transfer_us, 0);
   assert_non_null(find_event(&l, 3, ENGINE_EV_DONE));
   evlog_free(&l);
   engine_destroy(&e);

@@ -210,12 +210,96 @@ static void test_local_keys(void **state) {
   free(dir);
 }
 
+/* A scheduler's public key put in the keys directory without its secret
+ * (a remote scheduler's, as docs/security.md has it copied) is kept: the
+ * local keys made around it name no other scheduler. */
+static void test_local_keys_keep_a_public_key(void **state) {
+  (void)state;
+  char *dir = tmpdir(), path[600], err[512];
+  char theirs[KEYS_Z85_LEN + 1], now[KEYS_Z85_LEN + 1];
+  snprintf(path, sizeof path, "%s/scheduler.key", dir);
+  assert_int_equal(curve_keygen(path, err, sizeof err), 0);
+  assert_int_equal(keys_load(path, theirs, NULL, err, sizeof err), 0);
+  char secret[620];
+  snprintf(secret, sizeof secret, "%s_secret", path);
+  assert_int_equal(unlink(secret), 0);
+
+  assert_int_equal(curve_local_keys(dir, err, sizeof err), 0);
+  assert_int_equal(keys_load(path, now, NULL, err, sizeof err), 0);
+  assert_string_equal(now, theirs);
+  assert_int_equal(access(secret, F_OK), -1);
+  /* The worker's and the client's pairs are made all the same. */
+  snprintf(path, sizeof path, "%s/allowed/clients/client.key", dir);
+  assert_int_equal(keys_load(path, now, NULL, err, sizeof err), 0);
+
+  char cmd[700];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  assert_int_equal(system(cmd), 0);
+  free(dir);
+}
+
+/* Who may change the admitted keys, or read a secret, is checked before
+ * either is used: a directory or key file that group or others can write
+ * is refused, as is a secret file they can read. */
+static void test_modes(void **state) {
+  (void)state;
+  char *dir = tmpdir(), path[600], err[700];
+  snprintf(path, sizeof path, "%s/w.key", dir);
+  assert_int_equal(curve_keygen(path, err, sizeof err), 0);
+  keyring_t *k;
+  assert_int_equal(keyring_load(dir, &k, err, sizeof err), 0);
+  keyring_destroy(&k);
+
+  assert_int_equal(chmod(dir, 0770), 0);
+  assert_int_not_equal(keyring_load(dir, &k, err, sizeof err), 0);
+  assert_null(k);
+  assert_non_null(strstr(err, "other users can write it (mode 770"));
+  assert_int_equal(chmod(dir, 0700), 0);
+  assert_int_equal(chmod(path, 0646), 0);
+  assert_int_not_equal(keyring_load(dir, &k, err, sizeof err), 0);
+  assert_non_null(strstr(err, "w.key: other users can write it"));
+  assert_int_equal(chmod(path, 0644), 0);
+  /* Nor may others replace the directory: its parent is checked too,
+   * unless sticky. */
+  char sub[620];
+  snprintf(sub, sizeof sub, "%s/s", dir);
+  assert_int_equal(mkdir(sub, 0700), 0);
+  assert_int_equal(chmod(dir, 0777), 0);
+  assert_int_not_equal(keyring_load(sub, &k, err, sizeof err), 0);
+  assert_non_null(strstr(err, "other users can write it (mode 777"));
+  assert_int_equal(chmod(dir, 01777), 0);
+  assert_int_equal(keyring_load(sub, &k, err, sizeof err), 0);
+  keyring_destroy(&k);
+  assert_int_equal(chmod(dir, 0700), 0);
+
+  char secret[620];
+  snprintf(secret, sizeof secret, "%s_secret", path);
+  void *ctx = zmq_ctx_new();
+  void *sock = zmq_socket(ctx, ZMQ_ROUTER);
+  assert_int_equal(curve_server(sock, secret, err, sizeof err), 0);
+  assert_int_equal(chmod(secret, 0640), 0);
+  assert_int_equal(curve_server(sock, secret, err, sizeof err), INFS_ECONFIG);
+  assert_non_null(strstr(err, "chmod 600"));
+  infs_auth_t auth = {.key = secret, .server_key = path};
+  assert_int_equal(curve_client(sock, &auth, KEYS_CLIENT, err, sizeof err),
+                   INFS_ECONFIG);
+  assert_non_null(strstr(err, "can read this secret key (mode 640)"));
+  zmq_close(sock);
+  zmq_ctx_term(ctx);
+
+  static const char *const names[] = {"w.key", "w.key_secret", "s", NULL};
+  rm(dir, names);
+  free(dir);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_parse),
       cmocka_unit_test(test_keyring),
       cmocka_unit_test(test_keygen),
       cmocka_unit_test(test_local_keys),
+      cmocka_unit_test(test_local_keys_keep_a_public_key),
+      cmocka_unit_test(test_modes),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
