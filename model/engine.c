@@ -489,6 +489,17 @@ static void summary(engine_t *e, seq_t *s, infs_time_t t,
   VEC_PUSH(e->events, ev);
 }
 
+infs_backend_usage_t engine_event_usage(const engine_event_t *e) {
+  return (infs_backend_usage_t){
+      .cached_tokens = e->cached_tokens,
+      .generated_tokens = e->generated,
+      .queue_us = e->queued_us,
+      .ttft_us = e->ttft_us,
+      .transfer_us = e->transfer_us,
+      .busy_s = e->busy_share_s,
+  };
+}
+
 static void finish(engine_t *e, seq_t *s, infs_time_t t) {
   summary(e, s, t, ENGINE_EV_DONE);
   seq_release(e, s);

@@ -56,10 +56,15 @@ typedef struct engine_event {
   infs_time_t queued_us;  /* DONE: time waiting before prefill started (for
                              DECODE: from its KV's arrival) */
   infs_time_t ttft_us;    /* DONE: submit to first token */
-  infs_time_t transfer_us; /* DONE of a DECODE: submit to its KV's arrival */
+  infs_time_t transfer_us; /* DONE of a DECODE request: submit to its KV's
+                              arrival (kv_ready); else 0 */
   double busy_share_s;    /* DONE: this request's share of busy time */
   int code;               /* FAILED: negative INFS_E* code */
 } engine_event_t;
+
+/* What a DONE or PREFILLED event says the request used, as a backend
+ * reports it (tokens, queue, TTFT, transfer, busy share). */
+infs_backend_usage_t engine_event_usage(const engine_event_t *e);
 
 typedef struct engine_load {
   uint32_t queued; /* DECODE requests waiting for their KV included */

@@ -93,7 +93,8 @@ typedef struct worker_hot {
   uint32_t capacity;    /* 0: the slot is dead */
   uint32_t max_context;
   uint16_t model; /* interned model name; 0: serves any model */
-  uint16_t group; /* interned profile, the strata of sampling */
+  uint8_t group;  /* interned profile, the strata of sampling */
+  uint8_t role;   /* infs_role_t, for policy_pick's partition */
 } worker_hot_t;
 
 #define REGISTRY_GROUPS 32           /* distinct profiles told apart */

@@ -132,7 +132,7 @@ int policy_pick(const policy_ops_t *ops, void *state, policy_ctx_t *x) {
   /* A stable partition, so that the others keep registry order; the
    * pick's scratch is free until it runs. */
   for (size_t i = 0; i < total; i++) {
-    infs_role_t role = x->workers[x->cands[i]]->role;
+    infs_role_t role = (infs_role_t)x->hot[x->cands[i]].role;
     x->roles |= role != INFS_ROLE_BOTH;
     if (role == INFS_ROLE_PREFILL)
       x->scratch[moved++] = x->cands[i];

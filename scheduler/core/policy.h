@@ -143,7 +143,7 @@ uint32_t policy_tightest_tpot(const core_config_t *cfg, const core_worker_t *w,
 #define POLICY_PAIR_PREFILLS 4
 
 static inline infs_role_t policy_role(const policy_ctx_t *x, size_t cand) {
-  return x->workers[x->cands[cand]]->role;
+  return (infs_role_t)policy_hot(x, cand)->role;
 }
 
 /* Whether a split with cand decoding passes the thresholds above. */

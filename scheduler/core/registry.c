@@ -81,14 +81,14 @@ static uint16_t intern_model(registry_t *g, const char *model) {
 
 /* Workers of one profile form a group; past REGISTRY_GROUPS profiles the
  * last group takes the rest. */
-static uint16_t intern_group(registry_t *g, const infs_profile_t *p) {
+static uint8_t intern_group(registry_t *g, const infs_profile_t *p) {
   for (size_t i = 0; i < g->n_groups; i++)
     if (profile_equal(&g->groups[i], p))
-      return (uint16_t)i;
+      return (uint8_t)i;
   if (g->n_groups == REGISTRY_GROUPS)
     return REGISTRY_GROUPS - 1;
   g->groups[g->n_groups] = *p;
-  return (uint16_t)g->n_groups++;
+  return (uint8_t)g->n_groups++;
 }
 
 core_worker_t *registry_add(registry_t *g, const core_peer_t *p,
@@ -139,6 +139,7 @@ core_worker_t *registry_add(registry_t *g, const core_peer_t *p,
       .max_context = info->profile->max_context,
       .model = model,
       .group = intern_group(g, info->profile),
+      .role = (uint8_t)info->role,
   };
   g->group_live[g->hot[index].group]++;
   list_init(&w->reqs);

@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -356,6 +357,17 @@ static void test_stop_escalates_to_sigkill(void **state) {
 
 /* --- the real daemons --- */
 
+/* The directory of the daemons, into dir; false when they are not built. */
+static bool daemons_dir(char *dir, size_t len) {
+  const char *sched = harness_bin("infsched-scheduler");
+  if (access(sched, X_OK) != 0 ||
+      access(harness_bin("infsched-worker"), X_OK) != 0)
+    return false;
+  snprintf(dir, len, "%s", sched);
+  *strrchr(dir, '/') = '\0';
+  return true;
+}
+
 /* "infsched-cluster status" lists each worker with the role its entry
  * gave it. */
 static void assert_status_roles(fixture_t *f) {
@@ -391,13 +403,9 @@ static void assert_status_roles(fixture_t *f) {
 static void test_real_cluster(void **state) {
   fixture_t *f = *state;
   pid_t pids[MAX_PIDS];
-  const char *sched = harness_bin("infsched-scheduler");
-  const char *worker = harness_bin("infsched-worker");
-  if (access(sched, X_OK) != 0 || access(worker, X_OK) != 0)
-    skip();
   char bin_dir[600];
-  snprintf(bin_dir, sizeof bin_dir, "%s", sched);
-  *strrchr(bin_dir, '/') = '\0';
+  if (!daemons_dir(bin_dir, sizeof bin_dir))
+    skip();
 
   write_cluster(f, "  - name: gpu\n    profile: gpu-h100\n    count: 2\n"
                    "  - name: sram\n    profile: sram-wse3\n"
@@ -447,6 +455,52 @@ static void test_real_cluster(void **state) {
     drained += q < sched_exit;
   assert_int_equal(drained, 4);
   free(text);
+  assert_all_gone(f);
+}
+
+/* Whether the process's command line has flag followed by value. */
+static bool has_arg(pid_t pid, const char *flag, const char *value) {
+  char path[64], buf[8192];
+  snprintf(path, sizeof path, "/proc/%d/cmdline", (int)pid);
+  FILE *fp = fopen(path, "r");
+  if (!fp)
+    return false;
+  size_t n = fread(buf, 1, sizeof buf - 1, fp);
+  fclose(fp);
+  buf[n] = '\0';
+  for (size_t i = 0; i < n; i += strlen(buf + i) + 1)
+    if (strcmp(buf + i, flag) == 0 && i + strlen(flag) + 1 < n)
+      return strcmp(buf + i + strlen(flag) + 1, value) == 0;
+  return false;
+}
+
+/* A worker entry's role reaches its workers as --role, and the links:
+ * section the scheduler as one --links spec; both take them and register. */
+static void test_roles_and_links(void **state) {
+  fixture_t *f = *state;
+  pid_t pids[MAX_PIDS];
+  char bin_dir[600];
+  if (!daemons_dir(bin_dir, sizeof bin_dir))
+    skip();
+  write_cluster(f, "  - {name: pre, profile: tpu-v6e, role: prefill}\n"
+                   "  - {name: dec, profile: gpu-h100, role: decode}\n"
+                   "links:\n"
+                   "  - {from: tpu, to: gpu, gbps: 50, overlap: true}\n"
+                   "  - {from: '*', to: '*', gbps: 12.5, latency_us: 5}\n");
+  harness_proc_t *p = start_cluster(f, bin_dir, NULL, NULL);
+  assert_int_equal(harness_wait_log(f->log,
+                                    "cluster ready: 2/2 workers registered",
+                                    EVENT_TIMEOUT_MS),
+                   0);
+  assert_int_equal(logged_pids(f, "scheduler", pids, MAX_PIDS), 1);
+  assert_true(has_arg(pids[0], "--links", "tpu>gpu=50:20:overlap,*>*=12.5:5"));
+  assert_int_equal(logged_pids(f, "pre-0", pids, MAX_PIDS), 1);
+  assert_true(has_arg(pids[0], "--role", "prefill"));
+  assert_int_equal(logged_pids(f, "dec-0", pids, MAX_PIDS), 1);
+  assert_true(has_arg(pids[0], "--role", "decode"));
+  harness_kill(p, SIGTERM);
+  assert_int_equal(exit_code(p), 0);
+  harness_stop(&p);
   assert_all_gone(f);
 }
 
@@ -627,6 +681,7 @@ int main(void) {
       T(test_restart_and_clean_stop),
       T(test_stop_escalates_to_sigkill),
       T(test_real_cluster),
+      T(test_roles_and_links),
       T(test_sigkill_of_launcher_leaves_nothing),
       T(test_daemons_outlive_closed_stderr),
   };

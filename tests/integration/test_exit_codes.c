@@ -133,6 +133,8 @@ static const flag_case_t k_loadgen[] = {
 static const flag_case_t k_sim[] = {
     {"--cluster", "/nonexistent/cluster.yaml"},
     {"--pool", "gpu=x"},
+    {"--pool", "gpu:fast=1"},
+    {"--links", "tpu>gpu=-1"},
     {"--policy", "fastest"},
     {"--heartbeat-ms", "x"},
     {"--queue-limit", "x"},

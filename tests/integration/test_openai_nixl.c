@@ -5,7 +5,8 @@
  * KV over as vLLM's instances do: the prefill streams the first token and
  * relays the kv_transfer_params; the decode sends them back, its instance
  * reads the KV from the prefill's, and the client gets each token once;
- * every way the exchange can fail is ERROR_KV_TRANSFER. */
+ * every way the exchange can fail is ERROR_KV_TRANSFER. A resumed chat
+ * request is answered anew without repeating what the client has. */
 #include "builtin.h"
 #include "infsched.pb-c.h"
 #include "test_http_common.h"
@@ -344,6 +345,25 @@ static void test_handles_from_elsewhere(void **state) {
   backend_openai.destroy(d);
 }
 
+/* A chat request run whole after its split failed (or migrated from a
+ * lost worker) is answered anew, and the client gets each token once. */
+static void test_resumed_chat_is_answered_anew(void **state) {
+  fixture_t *f = *state;
+  f->d_port = start_fake(f, "vllm-d", NULL);
+  void *d = open_backend(f, f->d_port);
+  infs_request_t r = {.id = 1, .model = "m", .prompt = "user: hi\n w1",
+                      .prompt_len = strlen("user: hi\n w1"),
+                      .prompt_tokens = 4, .max_tokens = 3, .resumed = 1,
+                      .resumed_len = 3,
+                      .messages = "[{\"role\":\"user\",\"content\":\"hi\"}]"};
+  assert_int_equal(backend_openai.submit(d, &r), 0);
+  seen_t *s = run_until_end(f, 1);
+  assert_true(s->done);
+  assert_string_equal(s->text, " w2 w3 w4");
+  assert_int_equal(s->usage.generated_tokens, 3);
+  backend_openai.destroy(d);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_completion_prefill_then_decode,
@@ -354,6 +374,8 @@ int main(void) {
                                       teardown),
       cmocka_unit_test_setup_teardown(test_handles_from_elsewhere, setup,
                                       teardown),
+      cmocka_unit_test_setup_teardown(test_resumed_chat_is_answered_anew,
+                                      setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

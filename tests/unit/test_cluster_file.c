@@ -193,6 +193,9 @@ static const bad_case_t k_bad[] = {
   "  - {name: gpu, profile: gpu-h100}\nlinks:\n"
 
 static const bad_case_t k_bad_links[] = {
+    {"profiles: p\nscheduler: {}\nworkers:\n  - name: a\n    profile: x\n"
+     "    role: fast\n",
+     "6: workers[0].role: unknown role 'fast' (both, prefill or decode)"},
     {LINKS_HEAD "  - {from: tpu, to: gpu, gbps: -5}\n",
      "7: links[0].gbps: -5 is not a bandwidth (GB/s above 0)"},
     {LINKS_HEAD "  - {from: tpu, to: gpu, gbps: 0}\n",

@@ -200,6 +200,7 @@ static void test_single_request(void **state) {
     }
     assert_int_equal(fin->at, end);
     assert_int_equal(fin->ttft_us, first->at);
+    assert_int_equal(fin->transfer_us, 0); /* a whole request moves no KV */
     assert_int_equal(fin->queued_us, 0);
     assert_int_equal(fin->generated, G);
     assert_int_equal(fin->cached_tokens, 0);

@@ -283,6 +283,40 @@ static void test_body_of_a_decode(void **state) {
   }
 }
 
+/* A migrated request: a completion goes on from its prompt and the text
+ * the client has; a chat request is asked anew, whole, for the backend to
+ * drop what the client has from its answer. */
+static void test_body_of_a_resumed_request(void **state) {
+  (void)state;
+  infs_request_t r = {
+      .prompt = "user: hi\n w1 w2",
+      .prompt_len = strlen("user: hi\n w1 w2"),
+      .max_tokens = 4,
+      .resumed = 2,
+      .resumed_len = 6,
+  };
+  assert_false(openai_body_regenerates(&r, false));
+  cJSON *j = body_of(&r, false);
+  assert_string_equal(field(j, "prompt")->valuestring, "user: hi\n w1 w2");
+  assert_int_equal(field(j, "max_tokens")->valueint, 4);
+  cJSON_Delete(j);
+
+  assert_true(openai_body_regenerates(&r, true));
+  /* A completion sent as a chat message, then a chat request. */
+  static const struct {
+    const char *messages, *content;
+  } asked[] = {{NULL, "user: hi\n"},
+               {"[{\"role\":\"user\",\"content\":\"hi\"}]", "hi"}};
+  for (size_t i = 0; i < sizeof asked / sizeof *asked; i++) {
+    r.messages = asked[i].messages;
+    j = body_of(&r, true);
+    const cJSON *m = cJSON_GetArrayItem(field(j, "messages"), 0);
+    assert_string_equal(field(m, "content")->valuestring, asked[i].content);
+    assert_int_equal(field(j, "max_tokens")->valueint, 6);
+    cJSON_Delete(j);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_options),
@@ -291,6 +325,7 @@ int main(void) {
       cmocka_unit_test(test_body_of_a_whole_request),
       cmocka_unit_test(test_body_of_a_prefill),
       cmocka_unit_test(test_body_of_a_decode),
+      cmocka_unit_test(test_body_of_a_resumed_request),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

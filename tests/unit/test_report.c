@@ -616,7 +616,7 @@ static void test_phases(void **state) {
                             .generated_tokens = 10,
                             .ttft = 300 * MS,
                             .e2e = 900 * MS,
-                            .cost_usd = 0.25,
+                            .cost_usd = 0.375,
                             .worker_id = "gpu-1",
                             .worker_class = "gpu"};
   Infsched__Done sd = INFSCHED__DONE__INIT;

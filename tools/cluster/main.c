@@ -507,6 +507,10 @@ static int add_children(app_t *a, const options_t *o, const char *bin_dir) {
   push(args, "--profiles");
   push(args, "%s", profiles);
   push_settings(args, s->set);
+  if (s->links && *s->links) {
+    push(args, "--links");
+    push(args, "%s", s->links);
+  }
   if (!a->auth.off && !s->set[SET_KEYS]) {
     push(args, "--keys");
     push(args, "%s", a->keys);

@@ -401,7 +401,8 @@ static void phases_add(report_t *r, const report_outcome_t *o) {
   hist_record(s->h[PHASE_DECODE], p->decode);
   if (p->split) {
     part_add(r, p->prefill_worker_class, PART_PREFILL, p->prefill_cost_usd);
-    part_add(r, o->worker_class, PART_DECODE, o->cost_usd);
+    part_add(r, o->worker_class, PART_DECODE,
+             o->cost_usd - p->prefill_cost_usd);
   } else {
     part_add(r, o->worker_class, PART_WHOLE, o->cost_usd);
   }

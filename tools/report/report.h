@@ -50,8 +50,8 @@ typedef struct report_phases {
   infs_time_t transfer; /* split: us the KV move added before decoding */
   infs_time_t decode;   /* us from the first token (split: from the KV's
                            arrival) to the last */
-  double prefill_cost_usd; /* split: the prefill worker's marginal cost; the
-                              outcome's cost_usd is then the decode side's */
+  double prefill_cost_usd; /* split: the prefill worker's share of the
+                              outcome's cost_usd (both halves' cost) */
   const char *prefill_worker_id; /* split: borrowed */
   const char *prefill_worker_class;
 } report_phases_t;

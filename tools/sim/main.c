@@ -54,7 +54,16 @@ static void usage(FILE *out) {
       "workers\n"
       "  --pool LIST           replace the cluster's workers, e.g. "
       "gpu=4,sram=1,tpu=2\n"
-      "                        (keys: a worker entry, a class or a profile)\n"
+      "                        or tpu:prefill=2,gpu:decode=4 (keys: a worker "
+      "entry,\n"
+      "                        a class or a profile, each with an optional "
+      "role)\n"
+      "  --links SPEC          the links a split request's KV moves over, "
+      "e.g.\n"
+      "                        tpu>gpu=50:20:overlap,*>*=12.5 (default: the "
+      "cluster\n"
+      "                        file's links:; else 50 GB/s, 20 us, no "
+      "overlap)\n"
       "  --policy NAME         routing policy (default: the cluster file's)\n"
       "  --heartbeat-ms N      heartbeat interval (default: the cluster "
       "file's)\n"
@@ -137,6 +146,7 @@ enum {
   OPT_QUEUE_TIMEOUT,
   OPT_MAX_ATTEMPTS,
   OPT_LATENCY_WEIGHT,
+  OPT_LINKS,
   OPT_DELAY_US,
   OPT_KWH,
   OPT_MODEL,
@@ -167,6 +177,7 @@ static const struct option own_options[] = {
     {"queue-timeout-ms", required_argument, NULL, OPT_QUEUE_TIMEOUT},
     {"max-attempts", required_argument, NULL, OPT_MAX_ATTEMPTS},
     {"latency-weight", required_argument, NULL, OPT_LATENCY_WEIGHT},
+    {"links", required_argument, NULL, OPT_LINKS},
     {"delay-us", required_argument, NULL, OPT_DELAY_US},
     {"kwh-price", required_argument, NULL, OPT_KWH},
     {"model", required_argument, NULL, OPT_MODEL},
@@ -213,6 +224,7 @@ typedef struct opts {
   uint64_t min_requests;
   /* Scheduler settings given as flags, over the cluster file's. */
   const char *set[SET_COUNT];
+  const char *links; /* the links in effect, as a spec; NULL: defaults */
   sim_config_t sim;
   workload_cli_t wl;
   workload_cli_t wl_flags; /* wl before workload_cli_check: the matrix's
@@ -257,6 +269,9 @@ static int parse_one(void *ctx, int c, const char *arg) {
     break;
   case OPT_LATENCY_WEIGHT:
     rc = flag_setting(o, SET_LATENCY_WEIGHT, arg);
+    break;
+  case OPT_LINKS:
+    rc = flag_setting(o, SET_LINKS, arg);
     break;
   case OPT_DELAY_US:
     rc = cli_u64("--delay-us", arg, 0, 60 * INFS_US_PER_S, &o->sim.delay_us);
@@ -429,10 +444,23 @@ static int run_single(const opts_t *o, const sim_config_t *cfg,
   const char **profiles = calloc(cfg->n_workers + 1, sizeof *profiles);
   if (!profiles)
     goto out;
-  for (size_t i = 0; i < cfg->n_workers; i++)
-    profiles[i] = cfg->workers[i].profile.name;
+  char(*names)[2 * INFS_NAME_MAX] = calloc(cfg->n_workers + 1, sizeof *names);
+  if (!names) {
+    free(profiles);
+    goto out;
+  }
+  for (size_t i = 0; i < cfg->n_workers; i++) {
+    const sim_worker_spec_t *w = &cfg->workers[i];
+    snprintf(names[i], sizeof names[i], "%s%s%s", w->profile.name,
+             w->role == INFS_ROLE_BOTH ? "" : " ",
+             w->role == INFS_ROLE_BOTH ? "" : infs_role_name(w->role));
+    profiles[i] = names[i];
+  }
   report_set_count_setting(r, "pool", profiles, cfg->n_workers);
   free(profiles);
+  free(names);
+  if (o->links)
+    report_set_setting(r, "links", o->links);
   if (o->wl.record && workload_recorder_new(o->wl.opts.block_size, &c.record,
                                             err, sizeof err)) {
     log_error("--record: %s", err);
@@ -630,6 +658,7 @@ typedef struct setup {
   pool_t pool;
   pool_t grid;
   sim_worker_spec_t *workers;
+  link_table_t *links;
 } setup_t;
 
 static void setup_free(setup_t *s) {
@@ -638,6 +667,7 @@ static void setup_free(setup_t *s) {
   pool_free(&s->pool);
   pool_free(&s->grid);
   free(s->workers);
+  link_table_free(&s->links);
 }
 
 /* Loads what the flags name; every failure is a usage error (status 2). */
@@ -679,6 +709,13 @@ static int load(opts_t *o, setup_t *s) {
     if (text && settings_parse(settings_get(id), text, &v, err, sizeof err) == 0)
       settings_apply_core(&o->sim.core, settings_get(id), &v);
   }
+  /* The links as the scheduler takes them: --links, else the launcher's
+   * spec from the file's links:. Both were checked when read. */
+  const char *links = o->set[SET_LINKS] ? o->set[SET_LINKS] : s->spec->links;
+  if (links && link_table_parse(links, &s->links, err, sizeof err))
+    return cli_usage_error("--links: %s", err);
+  o->sim.core.links = s->links;
+  o->links = links;
   /* The requests carry the workload's targets: the cluster's scheduler.slo
    * (now the core's class defaults) unless --slo names others, and the
    * core's defaults, which balanced also reads, are the same. */

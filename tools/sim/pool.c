@@ -28,6 +28,9 @@ static void entry_set(pool_entry_t *e, const char *name,
       settings_parse(settings_get(SET_CAPACITY), w->set[SET_CAPACITY], &v,
                      why, sizeof why) == 0)
     e->capacity = (uint32_t)v.u;
+  /* The file was checked as it loaded, so a role given parses. */
+  if (w && w->set[SET_ROLE])
+    (void)infs_role_parse(w->set[SET_ROLE], &e->role);
   e->profile = *p;
   e->count = count;
   e->max = 2 * count;

@@ -51,6 +51,14 @@ void sim_vec_push(u32vec_t *a, uint32_t x) {
   a->v[a->n++] = x;
 }
 
+void sim_u64vec_push(u64vec_t *a, uint64_t x) {
+  if (a->n == a->cap) {
+    a->cap = a->cap ? a->cap * 2 : 16;
+    a->v = xrealloc(a->v, a->cap * sizeof *a->v);
+  }
+  a->v[a->n++] = x;
+}
+
 void sim_config_defaults(sim_config_t *c) {
   memset(c, 0, sizeof *c);
   core_config_defaults(&c->core);
@@ -132,6 +140,12 @@ static void own_sched_message(msg_t *m) {
       m->usage = *m->done.usage;
       m->done.usage = &m->usage;
     }
+    /* A split request's record, which names its P, goes with the Done. */
+    if (m->done.prefill_worker_id) {
+      snprintf(m->prefill_worker, sizeof m->prefill_worker, "%s",
+               m->done.prefill_worker_id);
+      m->done.prefill_worker_id = m->prefill_worker;
+    }
     break;
   case INFSCHED__ENVELOPE__BODY_ERROR:
     snprintf(m->text, sizeof m->text, "%s", env->error->message);
@@ -149,6 +163,14 @@ static void own_sched_message(msg_t *m) {
     env->dispatch->resume_text = (char *)"";
     q->block_hashes = sim_copy_hashes(&m->blocks, &m->blocks_cap,
                                       q->block_hashes, q->n_block_hashes);
+    if (env->dispatch->kv) {
+      m->kv = *env->dispatch->kv;
+      snprintf(m->kv_source, sizeof m->kv_source, "%s",
+               m->kv.source_worker ? m->kv.source_worker : "");
+      m->kv.source_worker = m->kv_source;
+      m->kv.params_json = (char *)""; /* the sim engine has none */
+      env->dispatch->kv = &m->kv;
+    }
     break;
   }
   default:
@@ -394,6 +416,7 @@ static int setup(sim_t *s, char *err, size_t errlen) {
         .profile = &w->spec->profile,
         .capacity =
             w->spec->capacity ? w->spec->capacity : 2 * w->spec->profile.max_batch,
+        .role = w->spec->role,
         .heartbeat_interval = cfg->core.heartbeat_interval,
         .kwh_usd = cfg->kwh_usd,
     };
@@ -425,6 +448,7 @@ static void teardown(sim_t *s) {
   free(s->tracks);
   slots_free(&s->track_slots);
   free(s->beats.v);
+  free(s->release.v);
   timeline_free(&s->tl);
   core_destroy(&s->core);
 }

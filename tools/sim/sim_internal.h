@@ -59,6 +59,9 @@ typedef struct msg {
   Infsched__Done done;
   Infsched__Usage usage;
   char text[CORE_MESSAGE_MAX]; /* errors' messages */
+  Infsched__KvHandle kv;       /* a decode Dispatch's handle, and its P */
+  char kv_source[INFS_NAME_MAX];
+  char prefill_worker[INFS_NAME_MAX]; /* a split request's Done's P */
   char model[INFS_NAME_MAX];
   char session[WORKLOAD_SESSION_MAX];
   uint64_t *blocks; /* owned, kept when the slot is reused: a request's
@@ -95,6 +98,12 @@ typedef struct u32vec {
   size_t cap;
 } u32vec_t;
 
+typedef struct u64vec {
+  uint64_t *v;
+  size_t n;
+  size_t cap;
+} u64vec_t;
+
 typedef struct sim {
   const sim_config_t *cfg;
   workload_t *w;
@@ -117,6 +126,7 @@ typedef struct sim {
   u32vec_t beats;         /* heartbeats in flight: [n, slot x n] per EV_BEAT */
   size_t beats_head;      /* the next batch to arrive */
   size_t beats_at;        /* the batch being collected */
+  u64vec_t release;       /* prefills whose KV a worker lets go at once */
   bool arrivals_changed;  /* a pop or an answer may have moved the next
                              arrival */
   infs_time_t last_event; /* last send or answer */
@@ -125,6 +135,7 @@ typedef struct sim {
 /* --- helpers and messages (sim.c) --- */
 
 void sim_vec_push(u32vec_t *a, uint32_t x);
+void sim_u64vec_push(u64vec_t *a, uint64_t x);
 /* A message from the pool (reused; its buffers kept); *slot names it. */
 msg_t *sim_msg_new(sim_t *s, msg_dest_t dest, uint32_t *slot);
 /* Delivers the message delay_us after now; it is freed after delivery. */

@@ -7,6 +7,7 @@
 
 #include "infsched.pb-c.h"
 #include "infsched/errors.h"
+#include "transfer.h"
 #include "xalloc.h"
 
 #include <stdlib.h>
@@ -72,11 +73,14 @@ void sim_worker_start(sim_t *s, uint32_t wi, const wcore_config_t *cfg,
 
 /* Turns the engine's events into the core's, as the sim backend's deliver
  * does, except that the tokens after the first go in chunks of
- * SIM_CHUNK_TOKENS and one just before the Done (see the top of sim.c). */
+ * SIM_CHUNK_TOKENS and one just before the Done (see the top of sim.c). A
+ * prefill's KV is held on the engine until the scheduler releases it,
+ * unless the core says to let it go at once. */
 static void deliver(sim_t *s, uint32_t wi, infs_time_t now) {
   sworker_t *w = &s->workers[wi];
   size_t n;
   const engine_event_t *ev = engine_events(w->engine, &n);
+  s->release.n = 0;
   for (size_t i = 0; i < n; i++) {
     const engine_event_t *e = &ev[i];
     switch (e->kind) {
@@ -96,26 +100,25 @@ static void deliver(sim_t *s, uint32_t wi, infs_time_t now) {
       uint32_t sent;
       if (wcore_streamed(w->core, e->id, &sent) == 0 && e->generated > sent)
         wcore_on_tokens(w->core, now, e->id, e->generated - sent, NULL, 0);
-      wcore_usage_t u = {
-          .cached_tokens = e->cached_tokens,
-          .generated_tokens = e->generated,
-          .queue_us = e->queued_us,
-          .ttft_us = e->ttft_us,
-          .transfer_us = e->transfer_us,
-          .busy_s = e->busy_share_s,
-      };
+      wcore_usage_t u = engine_event_usage(e);
       wcore_on_done(w->core, now, e->id, &u);
+      break;
+    }
+    case ENGINE_EV_PREFILLED: {
+      wcore_usage_t u = engine_event_usage(e);
+      if (wcore_on_prefilled(w->core, now, e->id, &u, NULL, 0))
+        sim_u64vec_push(&s->release, e->id);
       break;
     }
     case ENGINE_EV_FAILED:
       wcore_on_failed(w->core, now, e->id, INFSCHED__ERROR_CODE__ERROR_BACKEND,
                       infs_strerror(e->code));
       break;
-    case ENGINE_EV_PREFILLED:
-      break; /* the simulator dispatches no PREFILL requests yet */
     }
   }
   engine_events_clear(w->engine);
+  for (size_t i = 0; i < s->release.n; i++)
+    engine_cancel(w->engine, now, s->release.v[i]);
   flush(s, wi, now);
 }
 
@@ -140,7 +143,10 @@ static void run(sim_t *s, uint32_t wi, infs_time_t now,
       .blocks = q->blocks,
       .n_blocks = q->n_blocks,
       .tpot_target_ms = q->tpot_ms,
+      .phase = q->phase,
   };
+  if (q->phase == INFS_PHASE_DECODE)
+    er.kv_ready = kv_transfer_ready(q->kv, now);
   int rc = engine_submit(w->engine, now, &er);
   deliver(s, wi, now);
   arm_engine(s, wi);
@@ -209,6 +215,11 @@ void sim_workers_timer(sim_t *s, infs_time_t now) {
     };
     wcore_on_timer(w->core, now, &load);
     flush(s, wi, now);
+    /* KV the scheduler never released. */
+    const uint64_t *ids;
+    size_t n = wcore_expired(w->core, now, &ids);
+    for (size_t k = 0; k < n; k++)
+      stop(s, wi, now, ids[k]);
     infs_time_t at = wcore_next_deadline(w->core);
     next = at < next ? at : next;
   }

@@ -121,9 +121,18 @@ void sweep_result_free(sweep_result_t *r) {
   r->n = 0;
 }
 
-static void print_point(const sweep_point_t *p, FILE *out) {
-  fprintf(out, "%-28s %7u %10.2f %10.4f %8.2f%% %8.2f%% %8.2f%% %9llu %9.1f\n",
-          p->pool, p->workers, p->sum.usd_per_hour, p->sum.usd_per_mtok,
+/* The pool column: wide enough for the longest mix (roles make them long). */
+static int pool_width(const sweep_result_t *r) {
+  int w = 28;
+  for (size_t i = 0; i < r->n; i++)
+    if ((int)strlen(r->v[i].pool) > w)
+      w = (int)strlen(r->v[i].pool);
+  return w;
+}
+
+static void print_point(const sweep_point_t *p, int width, FILE *out) {
+  fprintf(out, "%-*s %7u %10.2f %10.4f %8.2f%% %8.2f%% %8.2f%% %9llu %9.1f\n",
+          width, p->pool, p->workers, p->sum.usd_per_hour, p->sum.usd_per_mtok,
           100.0 * p->slo_mean, 100.0 * p->slo_min, 100.0 * p->slo_max,
           (unsigned long long)p->requests, p->sum.ttft_p99_ms);
 }
@@ -153,13 +162,14 @@ void sweep_print(const sweep_result_t *r, FILE *out) {
           "seed does, on at least %llu requests):\n\n",
           r->n, policy, r->opts.seeds ? r->opts.seeds : 1,
           (unsigned long long)r->opts.min_requests);
-  fprintf(out, "%-28s %7s %10s %10s %9s %9s %9s %9s %9s\n", "pool",
+  int width = pool_width(r);
+  fprintf(out, "%-*s %7s %10s %10s %9s %9s %9s %9s %9s\n", width, "pool",
           "workers", "$/hour", "$/M tok", "SLO mean", "min", "max",
           "requests", "TTFT p99");
   sweep_point_t **v = sorted(r);
   for (size_t i = 0; i < r->n; i++)
     if (v[i]->pareto)
-      print_point(v[i], out);
+      print_point(v[i], width, out);
   free(v);
   fprintf(out, "\n");
   print_cheapest(r, r->cheapest, "pool", out);

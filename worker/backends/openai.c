@@ -65,8 +65,8 @@ typedef struct xfer {
   infs_time_t started;
   infs_time_t first_token;
   infs_phase_t phase;
-  /* DECODE: the tokens and text the client already has from the prefill,
-   * which the decode instance streams again first and which are dropped. */
+  /* The tokens and text the client already has (from the prefill, or a
+   * lost worker) when the upstream makes them again first: dropped. */
   uint32_t resumed;
   char *said;
   size_t said_len;
@@ -165,8 +165,8 @@ static void fail(xfer_t *x, int code, const char *detail, const char *fmt,
   x->b->host.failed(x->b->host.ctx, x->id, code, msg);
 }
 
-/* What x used as the worker counts it: a decode instance's count includes
- * the resumed tokens as generated, the worker's as prompt. */
+/* What x used as the worker counts it: an upstream that made the resumed
+ * tokens again counts them as generated, the worker as prompt. */
 static infs_backend_usage_t usage_of(const xfer_t *x) {
   uint32_t completion = x->usage.completion;
   uint32_t resumed = x->resumed < completion ? x->resumed : completion;
@@ -205,11 +205,11 @@ static void emit_text(xfer_t *x, const char *text) {
   if (x->said_seen < x->said_len) {
     size_t n =
         x->said_len - x->said_seen < len ? x->said_len - x->said_seen : len;
-    /* Sampling may make the decode instance's first token differ from the
-     * prefill's; the client keeps what it has, and the stream goes on. */
+    /* Sampling may make the answer made again differ from what the client
+     * has; it keeps what it has, and the stream goes on. */
     if (memcmp(text, x->said + x->said_seen, n) != 0)
-      log_warn("openai: request %016llx: the decode instance's first token "
-               "differs from the prefill's",
+      log_warn("openai: request %016llx: the upstream's answer begins "
+               "otherwise than the text the client already has",
                (unsigned long long)x->id);
     x->said_seen += n;
     text += n;
@@ -620,12 +620,14 @@ static int openai_submit(void *state, const infs_backend_request_t *r) {
     return 0;
   }
   x->phase = r->phase;
-  if (r->phase == INFS_PHASE_DECODE && r->resumed_len &&
-      r->resumed_len <= r->prompt_len) {
+  if (openai_body_regenerates(r, chat)) {
     x->resumed = r->resumed;
-    x->said_len = r->resumed_len;
-    x->said = xmalloc(x->said_len);
-    memcpy(x->said, r->prompt + r->prompt_len - r->resumed_len, x->said_len);
+    if (r->resumed_len && r->resumed_len <= r->prompt_len) {
+      x->said_len = r->resumed_len;
+      x->said = xmalloc(x->said_len);
+      memcpy(x->said, r->prompt + r->prompt_len - r->resumed_len,
+             x->said_len);
+    }
   }
   x->headers = request_headers(b, r);
   x->easy = curl_easy_init();

@@ -36,9 +36,13 @@ static cJSON *remote_decode_params(void) {
   return kv;
 }
 
-static cJSON *prompt_text(const infs_request_t *r) {
+bool openai_body_regenerates(const infs_request_t *r, bool chat) {
+  return r->resumed && (chat || r->phase == INFS_PHASE_DECODE);
+}
+
+static cJSON *prompt_text(const infs_request_t *r, bool chat) {
   const char *p = r->prompt ? r->prompt : "";
-  if (r->phase != INFS_PHASE_DECODE || !r->resumed_len)
+  if (!openai_body_regenerates(r, chat) || !r->resumed_len)
     return cJSON_CreateString(p);
   size_t len = r->prompt ? r->prompt_len : 0;
   /* The prompt the prefill instance ran: the client's, less the text it
@@ -87,13 +91,13 @@ int openai_body(const infs_request_t *r, const char *model, bool chat,
     messages = cJSON_CreateArray();
     cJSON *m = cJSON_CreateObject();
     cJSON_AddStringToObject(m, "role", "user");
-    cJSON_AddItemToObject(m, "content", prompt_text(r));
+    cJSON_AddItemToObject(m, "content", prompt_text(r, chat));
     cJSON_AddItemToArray(messages, m);
   }
   if (messages)
     cJSON_AddItemToObject(o, "messages", messages);
   else
-    cJSON_AddItemToObject(o, "prompt", prompt_text(r));
+    cJSON_AddItemToObject(o, "prompt", prompt_text(r, chat));
   if (r->has_temperature)
     cJSON_AddNumberToObject(o, "temperature", r->temperature);
   if (r->has_top_p)
@@ -103,7 +107,7 @@ int openai_body(const infs_request_t *r, const char *model, bool chat,
   uint32_t max_tokens = r->max_tokens;
   if (r->phase == INFS_PHASE_PREFILL)
     max_tokens = 1;
-  else if (r->phase == INFS_PHASE_DECODE)
+  else if (openai_body_regenerates(r, chat))
     max_tokens += r->resumed;
   cJSON_AddNumberToObject(o, "max_tokens", max_tokens);
   if (r->phase == INFS_PHASE_PREFILL) {

@@ -132,14 +132,7 @@ static void deliver(sim_t *s) {
     case ENGINE_EV_DONE:
     case ENGINE_EV_PREFILLED: {
       flush_one(s, e->id);
-      infs_backend_usage_t u = {
-          .cached_tokens = e->cached_tokens,
-          .generated_tokens = e->generated,
-          .queue_us = e->queued_us,
-          .ttft_us = e->ttft_us,
-          .transfer_us = e->transfer_us,
-          .busy_s = e->busy_share_s,
-      };
+      infs_backend_usage_t u = engine_event_usage(e);
       if (e->kind == ENGINE_EV_DONE)
         s->host.done(s->host.ctx, e->id, &u);
       else
