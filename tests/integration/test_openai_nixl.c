@@ -6,7 +6,10 @@
  * relays the kv_transfer_params; the decode sends them back, its instance
  * reads the KV from the prefill's, and the client gets each token once;
  * every way the exchange can fail is ERROR_KV_TRANSFER. A resumed chat
- * request is answered anew without repeating what the client has. */
+ * request is answered anew without repeating what the client has. Then
+ * the same behind the scheduler, with a prefill-role and a decode-role
+ * worker: split requests answered once, and the fall back to one worker
+ * when the prefill instance has no connector or the KV cannot be read. */
 #include "builtin.h"
 #include "infsched.pb-c.h"
 #include "test_http_common.h"
@@ -42,6 +45,7 @@ typedef struct fixture {
   infs_profile_t profile;
   seen_t seen[8]; /* by request id */
   int p_port, d_port;
+  hc_sched_t s;
 } fixture_t;
 
 static seen_t *seen_of(void *ctx, uint64_t id) {
@@ -364,6 +368,136 @@ static void test_resumed_chat_is_answered_anew(void **state) {
   backend_openai.destroy(d);
 }
 
+/* --- behind the scheduler --- */
+
+#define MODEL "qwen3-8b"
+
+/* A scheduler with a prefill-role and a decode-role openai worker, each in
+ * front of its own fake vLLM (P with p_flag, NULL for none). */
+static void start_pool(fixture_t *f, const char *p_flag) {
+  f->p_port = start_fake(f, "vllm-p", p_flag);
+  f->d_port = start_fake(f, "vllm-d", NULL);
+  hc_sched_init(&f->s, f->dir, "scheduler");
+  hc_sched_start(&f->s, NULL);
+  char spec[96];
+  const char *prefill[] = {"--role", "prefill", "--model", MODEL, NULL};
+  snprintf(spec, sizeof spec, "openai:http://127.0.0.1:%d/v1", f->p_port);
+  hc_worker_start(&f->s, f->dir, "pre-0", "tpu-v6e", spec, prefill);
+  const char *decode[] = {"--role", "decode", "--model", MODEL, NULL};
+  snprintf(spec, sizeof spec, "openai:http://127.0.0.1:%d/v1", f->d_port);
+  hc_worker_start(&f->s, f->dir, "dec-0", "gpu-h100", spec, decode);
+  hc_wait_registered(&f->s, 2);
+}
+
+/* A completion of a prompt long enough to split (some 1,500 tokens, over
+ * POLICY_SPLIT_MIN_TOKENS, that no worker holds). */
+static void post_long(fixture_t *f, bool chat, bool stream, hc_response_t *r) {
+  static char prompt[6001];
+  memset(prompt, 'x', sizeof prompt - 1);
+  for (size_t i = 4; i < sizeof prompt - 1; i += 5)
+    prompt[i] = ' ';
+  char *body = malloc(sizeof prompt + 256);
+  assert_non_null(body);
+  if (chat)
+    snprintf(body, sizeof prompt + 256,
+             "{\"model\":\"" MODEL "\",\"max_tokens\":6,\"stream\":%s,"
+             "\"messages\":[{\"role\":\"user\",\"content\":\"%s\"}]}",
+             stream ? "true" : "false", prompt);
+  else
+    snprintf(body, sizeof prompt + 256,
+             "{\"model\":\"" MODEL "\",\"max_tokens\":6,\"stream\":%s,"
+             "\"prompt\":\"%s\"}",
+             stream ? "true" : "false", prompt);
+  char url[160];
+  snprintf(url, sizeof url, "%s/v1/%s", f->s.base,
+           chat ? "chat/completions" : "completions");
+  const char *args[] = {"-N", NULL};
+  hc_post(f->dir, url, body, stream ? args : NULL, r);
+  free(body);
+  assert_int_equal(r->status, 200);
+}
+
+static int count(const char *hay, const char *needle) {
+  int n = 0;
+  for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle))
+    n++;
+  return n;
+}
+
+/* The scheduler splits long prompts across the pair: the prefill goes to
+ * P's vLLM shaped as vLLM's proxy shapes it, the decode carries its
+ * kv_transfer_params to D's, which reads the KV from P's; the client gets
+ * every token once, streamed or not, completion or chat. */
+static void test_split_behind_the_scheduler(void **state) {
+  fixture_t *f = *state;
+  start_pool(f, NULL);
+  hc_response_t r;
+  post_long(f, false, false, &r);
+  cJSON *j = hc_json(r.body);
+  assert_non_null(j);
+  assert_string_equal(hc_at(j, "choices.0.text")->valuestring,
+                      " w1 w2 w3 w4 w5 w6");
+  assert_int_equal(hc_at(j, "usage.completion_tokens")->valueint, 6);
+  cJSON_Delete(j);
+  hc_response_free(&r);
+
+  post_long(f, false, true, &r);
+  assert_int_equal(count(r.body, "\"text\":\" w1\""), 1);
+  assert_int_equal(count(r.body, "\"text\":\" w6\""), 1);
+  assert_non_null(strstr(r.body, "data: [DONE]"));
+  hc_response_free(&r);
+
+  post_long(f, true, true, &r);
+  assert_int_equal(count(r.body, "\"content\":\" w1\""), 1);
+  assert_int_equal(count(r.body, "\"content\":\" w6\""), 1);
+  hc_response_free(&r);
+
+  /* Each went the split path: three prefills held and read once. */
+  assert_int_equal(fake_stat(f, f->p_port, "prefills"), 3);
+  assert_int_equal(fake_stat(f, f->p_port, "pulls"), 3);
+  assert_int_equal(fake_stat(f, f->p_port, "held"), 0);
+  assert_int_equal(fake_stat(f, f->d_port, "decodes"), 3);
+  assert_int_equal(fake_stat(f, f->d_port, "plain"), 0);
+  assert_int_equal(fake_stat(f, f->p_port, "rejected"), 0);
+  assert_int_equal(fake_stat(f, f->d_port, "rejected"), 0);
+}
+
+/* A prefill instance without the connector: the prefill fails with
+ * ERROR_KV_TRANSFER before its token, and the decode worker runs the
+ * request whole. */
+static void test_split_falls_back_without_connector(void **state) {
+  fixture_t *f = *state;
+  start_pool(f, "--no-connector");
+  hc_response_t r;
+  post_long(f, false, false, &r);
+  cJSON *j = hc_json(r.body);
+  assert_string_equal(hc_at(j, "choices.0.text")->valuestring,
+                      " w1 w2 w3 w4 w5 w6");
+  cJSON_Delete(j);
+  hc_response_free(&r);
+  assert_int_equal(fake_stat(f, f->d_port, "plain"), 1);
+  char log[600];
+  snprintf(log, sizeof log, "%s/pre-0.log", f->dir);
+  assert_true(harness_count_log(log, "no kv_transfer_params") >= 1);
+}
+
+/* The decode instance cannot read the KV: the decode fails with
+ * ERROR_KV_TRANSFER before its first new token, and the request runs
+ * whole on the decode worker from the token the client has. */
+static void test_split_falls_back_when_the_pull_fails(void **state) {
+  fixture_t *f = *state;
+  start_pool(f, "--fail-pulls");
+  hc_response_t r;
+  post_long(f, false, false, &r);
+  cJSON *j = hc_json(r.body);
+  assert_string_equal(hc_at(j, "choices.0.text")->valuestring,
+                      " w1 w2 w3 w4 w5 w6");
+  cJSON_Delete(j);
+  hc_response_free(&r);
+  assert_int_equal(fake_stat(f, f->d_port, "failed_pulls"), 1);
+  assert_int_equal(fake_stat(f, f->d_port, "plain"), 1);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_completion_prefill_then_decode,
@@ -376,6 +510,12 @@ int main(void) {
                                       teardown),
       cmocka_unit_test_setup_teardown(test_resumed_chat_is_answered_anew,
                                       setup, teardown),
+      cmocka_unit_test_setup_teardown(test_split_behind_the_scheduler, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_split_falls_back_without_connector,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(
+          test_split_falls_back_when_the_pull_fails, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,6 +10,7 @@
 #include "sim.h"
 #include "sweep.h"
 #include "cost.h"
+#include "transfer.h"
 #include "profile_fixture.h"
 
 #include <math.h>
@@ -663,6 +664,118 @@ static void test_matrix_cells(void **state) {
   matrix_free(&m);
 }
 
+/* --- disaggregation: prefill on one worker, decode on another --- */
+
+/* Agent requests of 4,000 uncached prompt tokens (400 ms of prefill on
+ * simple_profile) and 21 output tokens, 1.5 a second, on the pool given by
+ * roles: prefill_role for w-0, decode for w-1 (both: neither splits). w-0
+ * keeps its KV at 320 KB a token, so a split moves 4,000 x 320 KB; w-1
+ * keeps none, so its decode steps take 10 ms whatever the contexts. */
+static cJSON *disagg_run(infs_role_t prefill_role, infs_role_t decode_role,
+                         const char *links) {
+  sim_worker_spec_t wk[2];
+  for (int i = 0; i < 2; i++) {
+    wk[i] = (sim_worker_spec_t){.profile = simple_profile()};
+    snprintf(wk[i].id, sizeof wk[i].id, "w-%d", i);
+  }
+  wk[0].profile.kv_kb_per_token = 320;
+  wk[0].profile.cls = INFS_WORKER_TPU;
+  wk[0].role = prefill_role;
+  wk[1].role = decode_role;
+  sim_config_t cfg;
+  sim_config_defaults(&cfg);
+  cfg.workers = wk;
+  cfg.n_workers = 2;
+  cfg.core.policy = "least_loaded";
+  char err[256] = "";
+  link_table_t *t = NULL;
+  assert_int_equal(link_table_parse(links, &t, err, sizeof err), 0);
+  cfg.core.links = t;
+  workload_opts_t wo;
+  workload_opts_default(&wo);
+  wo.rate = 1.5;
+  wo.duration_s = 120;
+  wo.prompt = fixed(4000);
+  wo.output = fixed(21);
+  wo.class_mix[INFS_CLASS_INTERACTIVE] = 0;
+  wo.class_mix[INFS_CLASS_AGENT] = 1;
+  wo.class_mix[INFS_CLASS_BATCH] = 0;
+  char *text = run_json(&cfg, &wo, NULL);
+  cJSON *j = cJSON_Parse(text);
+  assert_non_null(j);
+  free(text);
+  link_table_free(&t);
+  assert_int_equal(json_num(j, "requests.lost"), 0);
+  assert_int_equal(json_num(j, "requests.failed"), 0);
+  assert_int_equal(json_num(j, "requests.completed"),
+                   json_num(j, "requests.sent"));
+  return j;
+}
+
+/* The decode worker's TPOT stays flat while the prompts are prefilled on
+ * another worker, and the transfer over the link lands where the protocol
+ * puts it: after the first token, which the prefill worker streams at
+ * once, so the client's TTFT is the same over a slow and a fast link and
+ * the gap to the second token grows by the transfer. */
+static void test_split_decode_flat_transfer_in_first_gap(void **state) {
+  (void)state;
+  cJSON *slow = disagg_run(INFS_ROLE_PREFILL, INFS_ROLE_DECODE, "*>*=12.5");
+  cJSON *fast = disagg_run(INFS_ROLE_PREFILL, INFS_ROLE_DECODE, "*>*=200");
+  cJSON *whole = disagg_run(INFS_ROLE_BOTH, INFS_ROLE_BOTH, "*>*=200");
+  double n = json_num(slow, "requests.completed");
+  assert_true(n > 150);
+
+  /* Every request was split: prefilled on w-0, decoded on w-1. */
+  assert_true(json_num(slow, "phases.split.requests") == n);
+  assert_true(json_num(fast, "phases.split.requests") == n);
+  assert_true(json_num(whole, "phases.split.requests") == 0);
+
+  /* 4,000 tokens of 320 KB: 1,310,720,000 bytes, plus the 20 us default
+   * latency; the report's transfer phase is the modelled figure. */
+  double bytes = 4000.0 * 320 * 1024;
+  double slow_ms = (20 + bytes / 12.5e3) / 1e3, fast_ms = (20 + bytes / 200e3) / 1e3;
+  assert_float_equal(json_num(slow, "phases.split.latency_ms.transfer.mean"),
+                     slow_ms, 0.002);
+  assert_float_equal(json_num(fast, "phases.split.latency_ms.transfer.mean"),
+                     fast_ms, 0.002);
+
+  /* Flat: the 20 decode steps after the KV arrives take 10 ms each on
+   * w-1, plus at most one step of waiting for a step boundary and the
+   * handoff's two hops, however busy w-0 is with prompts and whatever the
+   * link. TPOT as the client sees it adds the transfer, spread over the
+   * 20 gaps. */
+  for (int k = 0; k < 2; k++) {
+    cJSON *j = k ? fast : slow;
+    double link = k ? fast_ms : slow_ms;
+    assert_true(json_num(j, "phases.split.latency_ms.decode.p50") >= 200.0);
+    assert_true(json_num(j, "phases.split.latency_ms.decode.p99") <= 211.0);
+    assert_true(json_num(j, "latency_ms.tpot.p99") <= (211.0 + link) / 20);
+  }
+  /* Run whole on the same two workers, a request's decode shares its
+   * steps with 400 ms prefills: its TPOT is no longer flat. */
+  assert_true(json_num(whole, "latency_ms.tpot.p99") >
+              2 * json_num(fast, "latency_ms.tpot.p99"));
+
+  /* The first token comes from w-0 whatever the link ... */
+  assert_float_equal(json_num(slow, "latency_ms.ttft.mean"),
+                     json_num(fast, "latency_ms.ttft.mean"), 1e-9);
+  /* ... and the first token's gap carries the transfer: end to end grows
+   * by the difference of the two links (w-1 is idle enough that no
+   * request waits for a step boundary longer on one link than the
+   * other). */
+  double grew = json_num(slow, "latency_ms.e2e.mean") -
+                json_num(fast, "latency_ms.e2e.mean");
+  assert_float_equal(grew, slow_ms - fast_ms, 0.01);
+  /* The prefill worker's part of the cost is the TPU class's. */
+  assert_true(
+      json_num(slow, "phases.cost_by_worker_class.tpu.prefill.requests") == n);
+  assert_true(
+      json_num(slow, "phases.cost_by_worker_class.gpu.decode.requests") == n);
+  cJSON_Delete(slow);
+  cJSON_Delete(fast);
+  cJSON_Delete(whole);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_one_request_timeline),
@@ -674,6 +787,7 @@ int main(void) {
       cmocka_unit_test(test_sweep_pareto_front),
       cmocka_unit_test(test_capacity_brackets_the_target),
       cmocka_unit_test(test_matrix_cells),
+      cmocka_unit_test(test_split_decode_flat_transfer_in_first_gap),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

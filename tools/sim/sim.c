@@ -146,6 +146,11 @@ static void own_sched_message(msg_t *m) {
                m->done.prefill_worker_id);
       m->done.prefill_worker_id = m->prefill_worker;
     }
+    if (m->done.prefill_worker_class) {
+      snprintf(m->prefill_class, sizeof m->prefill_class, "%s",
+               m->done.prefill_worker_class);
+      m->done.prefill_worker_class = m->prefill_class;
+    }
     break;
   case INFSCHED__ENVELOPE__BODY_ERROR:
     snprintf(m->text, sizeof m->text, "%s", env->error->message);

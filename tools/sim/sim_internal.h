@@ -61,7 +61,8 @@ typedef struct msg {
   char text[CORE_MESSAGE_MAX]; /* errors' messages */
   Infsched__KvHandle kv;       /* a decode Dispatch's handle, and its P */
   char kv_source[INFS_NAME_MAX];
-  char prefill_worker[INFS_NAME_MAX]; /* a split request's Done's P */
+  char prefill_worker[INFS_NAME_MAX]; /* a split request's Done's P ... */
+  char prefill_class[INFS_NAME_MAX];  /* ... and its class */
   char model[INFS_NAME_MAX];
   char session[WORKLOAD_SESSION_MAX];
   uint64_t *blocks; /* owned, kept when the slot is reused: a request's
