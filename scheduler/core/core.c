@@ -1227,6 +1227,20 @@ void core_on_chunk(core_t *c, infs_time_t now, const core_peer_t *peer,
   req_t *r = w ? running_on(c, w, request_id) : NULL;
   if (!r)
     return;
+  /* The text is kept (for a resume elsewhere, and by the front door for
+   * an answer): a worker that sends text without end would hold ever more
+   * of the scheduler's memory, which admission alone does not bound. */
+  uint64_t room = (uint64_t)r->spec.max_tokens * CORE_TOKEN_BYTES_MAX;
+  if (text && r->said.len + text_len > room) {
+    char why[CORE_MESSAGE_MAX];
+    snprintf(why, sizeof why,
+             "worker %s sent more than %llu bytes of text, %u bytes a token "
+             "of max_tokens",
+             w->id, (unsigned long long)room, CORE_TOKEN_BYTES_MAX);
+    emit(c, CORE_ACT_CANCEL, &w->peer, r->id);
+    fail(c, r, INFS_WIRE_BACKEND, why);
+    return;
+  }
   bool first = r->state == REQ_DISPATCHED;
   if (first)
     w->since.prefill_tokens -= r->uncached;

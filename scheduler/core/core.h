@@ -103,6 +103,9 @@ int core_config_set_latency_weight(core_config_t *c, const char *list,
 #define CORE_BLOCKS_MAX 65536u
 #define CORE_BLOCK_TOKENS_MIN 16u
 #define CORE_PROMPT_BYTES_MAX (8u << 20)
+/* Text a worker may send for a request: this much a token it may make,
+ * more than any tokenizer's longest token. */
+#define CORE_TOKEN_BYTES_MAX 256u
 #define CORE_SESSION_MAX 256 /* bytes of a session id */
 /* Heartbeat figures: counts of requests, and tokens. */
 #define CORE_LOAD_COUNT_MAX (1u << 24)
@@ -404,6 +407,8 @@ void core_on_register(core_t *c, infs_time_t now, const core_peer_t *worker,
                       const core_worker_info_t *info);
 void core_on_heartbeat(core_t *c, infs_time_t now, const core_peer_t *worker,
                        const core_load_t *load);
+/* More text than CORE_TOKEN_BYTES_MAX a token of the request's max_tokens
+ * in all fails the request (ERROR_BACKEND) and cancels it on the worker. */
 void core_on_chunk(core_t *c, infs_time_t now, const core_peer_t *worker,
                    uint64_t request_id, uint32_t tokens, const char *text,
                    size_t text_len, const void *passthrough);

@@ -245,6 +245,45 @@ static void test_dispatch_stream_done(void **state) {
   assert_int_equal(core_stats(f->core)->stale_messages, 1);
 }
 
+/* A worker that sends more text than a request's max_tokens can be (10
+ * tokens, 2560 bytes) fails it with one answer and is told to cancel it,
+ * rather than have the core keep its text without end. */
+static void test_endless_text_bounded(void **state) {
+  fixture_t *f = *state;
+  submit(f, 10 * MS, 7, 100, "");
+  const core_action_t *d = find(f->core, CORE_ACT_DISPATCH, 0);
+  assert_non_null(d);
+  uint64_t core_id = d->request_id;
+  int w = worker_index(f, d);
+  core_actions_clear(f->core);
+  char text[2048];
+  memset(text, 'a', sizeof text);
+  int token = 1;
+  core_on_chunk(f->core, 20 * MS, &f->w[w], core_id, 1, text, sizeof text,
+                &token);
+  assert_non_null(find(f->core, CORE_ACT_CHUNK, 0));
+  core_actions_clear(f->core);
+
+  core_on_chunk(f->core, 30 * MS, &f->w[w], core_id, 0, text, 513, &token);
+  assert_null(find(f->core, CORE_ACT_CHUNK, 0));
+  const core_action_t *e = find(f->core, CORE_ACT_ERROR, 0);
+  assert_non_null(e);
+  assert_int_equal(e->request_id, 7);
+  assert_int_equal(e->code, INFS_WIRE_BACKEND);
+  assert_non_null(strstr(e->message, "more than 2560 bytes of text"));
+  const core_action_t *cancel = find(f->core, CORE_ACT_CANCEL, 0);
+  assert_non_null(cancel);
+  assert_int_equal(cancel->request_id, core_id);
+  assert_int_equal(count(f->core, CORE_ACT_ERROR), 1);
+  assert_int_equal(core_open_requests(f->core), 0);
+  core_actions_clear(f->core);
+
+  /* The worker's Done after the cancel is no second answer. */
+  core_on_done(f->core, 40 * MS, &f->w[w], core_id, NULL, &token);
+  assert_null(find(f->core, CORE_ACT_DONE, 0));
+  assert_null(find(f->core, CORE_ACT_ERROR, 0));
+}
+
 static void test_round_robin_order(void **state) {
   fixture_t *f = *state;
   int expect[] = {0, 1, 2, 0, 1, 2};
@@ -1273,6 +1312,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_backend_failures, setup_roomy,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_dispatch_stream_done, setup_ll,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_endless_text_bounded, setup_ll,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_round_robin_order, setup_rr,
                                       teardown),
