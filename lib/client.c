@@ -30,6 +30,10 @@ typedef struct open_req {
   char *text;      /* their text */
   size_t text_len;
   size_t text_cap;
+  /* Submitted while the connection was down: the socket keeps the Submit
+   * and sends it on the next connection, so a resubmit there would only
+   * follow it, and run the request a second time had it ended already. */
+  bool held;
 } open_req_t;
 
 struct client {
@@ -93,6 +97,7 @@ static void open_add(client_t *c, const Infsched__Request *req) {
   o->packed_len = infsched__request__get_packed_size(req);
   o->packed = xmalloc(o->packed_len ? o->packed_len : 1);
   infsched__request__pack(req, o->packed);
+  o->held = c->lost;
   u64map_put(&c->by_id, o->id, slot);
 }
 
@@ -198,6 +203,10 @@ static void resubmit_all(client_t *c) {
     if (!o->packed || !u64map_get(&c->by_id, o->id, &slot) ||
         slot != i)
       continue;
+    if (o->held) {
+      o->held = false; /* sent now, on this connection */
+      continue;
+    }
     Infsched__Request *req =
         infsched__request__unpack(NULL, o->packed_len, o->packed);
     if (!req)
