@@ -187,6 +187,7 @@ static void test_json_layout(void **state) {
   /* Pool figures over the run: 0.5 + 0.25 USD; gpu-0 busy half its time. */
   report_add_worker(r, "gpu-0", "gpu", 0.5, 30, 60);
   report_add_worker(r, "sram-0", "sram", 0.25, 6, 60);
+  report_set_worker_role(r, "gpu-0", "decode");
   cJSON *j = report_to_json(r);
   assert_non_null(j);
 
@@ -268,10 +269,12 @@ static void test_json_layout(void **state) {
   const cJSON *w1 = cJSON_GetArrayItem(workers, 1);
   assert_string_equal(cJSON_GetObjectItem(w0, "id")->valuestring, "gpu-0");
   assert_string_equal(cJSON_GetObjectItem(w0, "class")->valuestring, "gpu");
+  assert_string_equal(cJSON_GetObjectItem(w0, "role")->valuestring, "decode");
   assert_true(num_at(w0, "requests") == 3);
   assert_true(near(num_at(w0, "utilization"), 0.5));
   assert_true(near(num_at(w0, "prefix_hit_rate"), 1000.0 / 7000));
   assert_string_equal(cJSON_GetObjectItem(w1, "id")->valuestring, "sram-0");
+  assert_true(cJSON_IsNull(cJSON_GetObjectItem(w1, "role")));
   assert_true(num_at(w1, "requests") == 2);
   assert_true(near(num_at(w1, "utilization"), 0.1));
   assert_true(near(num_at(w1, "prefix_hit_rate"), 1500.0 / 3100));

@@ -47,6 +47,7 @@ enum { POOL_COST, POOL_BUSY, POOL_UP, POOL_N };
 typedef struct pool_worker {
   char *id;
   char *cls;
+  infs_role_t role; /* as its last Status said */
   double base[POOL_N];
   double last[POOL_N];
   double acc[POOL_N];
@@ -124,6 +125,8 @@ static void pool_update(loadgen_t *g, const Infsched__Status *st) {
                         hb ? hb->up_s : 0};
     bool fresh;
     pool_worker_t *p = pool_get(g, ws->worker_id, ws->worker_class, &fresh);
+    if (wire_role_from_msg(ws->role, &p->role))
+      p->role = INFS_ROLE_BOTH;
     if (before_run) {
       memcpy(p->base, v, sizeof v);
     } else if (fresh) {
@@ -516,6 +519,7 @@ static void on_finish(uv_timer_t *h) {
       d[k] = p->acc[k] + p->last[k] - p->base[k];
     report_add_worker(g->report, p->id, p->cls, d[POOL_COST], d[POOL_BUSY],
                       d[POOL_UP]);
+    report_set_worker_role(g->report, p->id, infs_role_name(p->role));
   }
   if (g->start_ns)
     report_set_window(g->report, (g->last_event_ns - g->start_ns) / 1000);

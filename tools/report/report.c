@@ -28,6 +28,7 @@ typedef struct class_stats {
 typedef struct worker_stats {
   char *id;
   char *cls;
+  char *role;        /* as registered; NULL: not known */
   uint64_t requests; /* completed here */
   uint64_t prompt;
   uint64_t cached;
@@ -170,6 +171,7 @@ void report_destroy(report_t **rp) {
   for (size_t i = 0; i < r->n_workers; i++) {
     free(r->workers[i].id);
     free(r->workers[i].cls);
+    free(r->workers[i].role);
   }
   free(r->workers);
   for (size_t i = 0; i < r->n_wclasses; i++)
@@ -553,6 +555,12 @@ void report_add_worker(report_t *r, const char *id, const char *cls,
   w->up_s += up_s;
 }
 
+void report_set_worker_role(report_t *r, const char *id, const char *role) {
+  worker_stats_t *w = worker_get(r, id, NULL);
+  free(w->role);
+  w->role = xstrdup(role);
+}
+
 void report_add_sample(report_t *r, const report_sample_t *s) {
   if (r->n_samples == r->cap_samples) {
     r->cap_samples = r->cap_samples ? 2 * r->cap_samples : 256;
@@ -846,7 +854,9 @@ cJSON *report_to_json(const report_t *r) {
       break;
     }
     if (!cJSON_AddStringToObject(o, "id", w->id) ||
-        !cJSON_AddStringToObject(o, "class", w->cls))
+        !cJSON_AddStringToObject(o, "class", w->cls) ||
+        !(w->role ? cJSON_AddStringToObject(o, "role", w->role)
+                  : cJSON_AddNullToObject(o, "role")))
       ok = false;
     num(o, "requests", (double)w->requests, &ok);
     if (w->pool && w->up_s > 0)
@@ -1047,16 +1057,17 @@ void report_print(const report_t *r, FILE *out) {
   print_phases(r, out);
 
   if (r->n_workers) {
-    fprintf(out, "\n%-20s %-6s %9s %7s %11s\n", "worker", "class", "requests",
-            "util", "prefix hit");
+    fprintf(out, "\n%-20s %-6s %-8s %9s %7s %11s\n", "worker", "class",
+            "role", "requests", "util", "prefix hit");
     const worker_stats_t **ws = sorted_workers(r);
     for (size_t i = 0; i < r->n_workers; i++) {
       const worker_stats_t *w = ws[i];
       char util[16] = "-";
       if (w->pool && w->up_s > 0)
         snprintf(util, sizeof util, "%.1f%%", 100.0 * w->busy_s / w->up_s);
-      fprintf(out, "%-20s %-6s %9llu %7s %10.1f%%\n", w->id,
-              *w->cls ? w->cls : "-", (unsigned long long)w->requests, util,
+      fprintf(out, "%-20s %-6s %-8s %9llu %7s %10.1f%%\n", w->id,
+              *w->cls ? w->cls : "-", w->role ? w->role : "-",
+              (unsigned long long)w->requests, util,
               w->prompt ? 100.0 * (double)w->cached / (double)w->prompt : 0.0);
     }
     free(ws);

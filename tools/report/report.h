@@ -124,6 +124,9 @@ void report_add(report_t *r, const report_outcome_t *o);
  * Calling it again for the same id adds. */
 void report_add_worker(report_t *r, const char *id, const char *cls,
                        double cost_usd, double busy_s, double up_s);
+/* The role a worker registered with (infs_role_name: "both", "prefill",
+ * "decode"), shown beside it; copied. */
+void report_set_worker_role(report_t *r, const char *id, const char *role);
 
 /* Request counts; cls < 0 for all classes. */
 void report_requests(const report_t *r, int cls, report_requests_t *out);

@@ -374,6 +374,8 @@ static void finish(sim_t *s) {
     engine_load(w->engine, end, &l);
     double usd = wcore_cost_usd(w->core, end, l.busy_s) - w->start_cost_usd;
     s->st.pool_usd += usd;
+    report_set_worker_role(s->report, w->spec->id,
+                           infs_role_name(w->spec->role));
     report_add_worker(s->report, w->spec->id,
                       infs_worker_class_name(w->spec->profile.cls), usd,
                       l.busy_s - w->start_busy_s, (double)(end - s->t0) / 1e6);
