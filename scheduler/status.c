@@ -94,6 +94,8 @@ Infsched__Envelope *status_build(const core_t *core, infs_time_t uptime,
     hb->cost_usd = v.load->cost_usd;
     hb->busy_s = v.load->busy_s;
     hb->up_s = v.load->up_s;
+    hb->unhealthy = v.load->unhealthy;
+    hb->draining = v.load->draining;
     w->last_heartbeat = hb;
     st->worker_ptrs[i] = w;
   }
