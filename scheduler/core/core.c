@@ -1223,24 +1223,54 @@ static req_t *running_on(core_t *c, const core_worker_t *w, uint64_t id) {
 void core_on_chunk(core_t *c, infs_time_t now, const core_peer_t *peer,
                    uint64_t request_id, uint32_t tokens, const char *text,
                    size_t text_len, const void *passthrough) {
+  core_on_chunk_parts(c, now, peer, request_id, tokens, text, text_len, 0,
+                      passthrough);
+}
+
+/* Whether a chunk would take r past what it may keep: what, and how much
+ * a token, for the reason. */
+static bool chunk_too_big(const req_t *r, size_t text_len, size_t extra_len,
+                          const char **what, uint32_t *per_token) {
+  uint64_t tokens = r->spec.max_tokens;
+  if (r->said.len + text_len > tokens * CORE_TOKEN_BYTES_MAX) {
+    *what = "text";
+    *per_token = CORE_TOKEN_BYTES_MAX;
+    return true;
+  }
+  if (r->extra_bytes + extra_len > tokens * CORE_TOKEN_EXTRA_BYTES_MAX) {
+    *what = "tool calls and log probabilities";
+    *per_token = CORE_TOKEN_EXTRA_BYTES_MAX;
+    return true;
+  }
+  return false;
+}
+
+void core_on_chunk_parts(core_t *c, infs_time_t now, const core_peer_t *peer,
+                         uint64_t request_id, uint32_t tokens,
+                         const char *text, size_t text_len, size_t extra_len,
+                         const void *passthrough) {
   core_worker_t *w = known_worker(c, now, peer);
   req_t *r = w ? running_on(c, w, request_id) : NULL;
   if (!r)
     return;
   /* The text is kept (for a resume elsewhere, and by the front door for
-   * an answer): a worker that sends text without end would hold ever more
-   * of the scheduler's memory, which admission alone does not bound. */
-  uint64_t room = (uint64_t)r->spec.max_tokens * CORE_TOKEN_BYTES_MAX;
-  if (text && r->said.len + text_len > room) {
+   * an answer), and so are tool calls and log probabilities for an
+   * answer: a worker that sends them without end would hold ever more of
+   * the scheduler's memory, which admission alone does not bound. */
+  const char *what;
+  uint32_t per_token;
+  if (chunk_too_big(r, text ? text_len : 0, extra_len, &what, &per_token)) {
     char why[CORE_MESSAGE_MAX];
     snprintf(why, sizeof why,
-             "worker %s sent more than %llu bytes of text, %u bytes a token "
+             "worker %s sent more than %llu bytes of %s, %u bytes a token "
              "of max_tokens",
-             w->id, (unsigned long long)room, CORE_TOKEN_BYTES_MAX);
+             w->id, (unsigned long long)r->spec.max_tokens * per_token, what,
+             per_token);
     emit(c, CORE_ACT_CANCEL, &w->peer, r->id);
     fail(c, r, INFS_WIRE_BACKEND, why);
     return;
   }
+  r->extra_bytes += extra_len;
   bool first = r->state == REQ_DISPATCHED;
   if (first)
     w->since.prefill_tokens -= r->uncached;

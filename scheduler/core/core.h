@@ -412,6 +412,18 @@ void core_on_heartbeat(core_t *c, infs_time_t now, const core_peer_t *worker,
 void core_on_chunk(core_t *c, infs_time_t now, const core_peer_t *worker,
                    uint64_t request_id, uint32_t tokens, const char *text,
                    size_t text_len, const void *passthrough);
+/* Tool calls and log probabilities a worker may send for a request, in
+ * bytes a token of its max_tokens: twenty top log probabilities a token,
+ * each with its token's text, fit. */
+#define CORE_TOKEN_EXTRA_BYTES_MAX 4096u
+/* core_on_chunk of a chunk that also carries extra_len bytes of tool calls
+ * and log probabilities, which the front door keeps for an answer: past
+ * CORE_TOKEN_EXTRA_BYTES_MAX a token of max_tokens in all, it fails the
+ * same way. */
+void core_on_chunk_parts(core_t *c, infs_time_t now, const core_peer_t *worker,
+                         uint64_t request_id, uint32_t tokens,
+                         const char *text, size_t text_len, size_t extra_len,
+                         const void *passthrough);
 /* figures: the Done's, kept when the Done cannot be forwarded yet, and
  * needed for the phase split of a split request (NULL: zeros). */
 void core_on_done(core_t *c, infs_time_t now, const core_peer_t *worker,

@@ -33,6 +33,9 @@ typedef struct req {
   uint32_t tokens_out;
   /* The text of those tokens, for a migration (see core_on_chunk). */
   buf_t said;
+  /* Bytes of tool calls and log probabilities its chunks carried, which
+   * the front door keeps for an answer (see core_on_chunk_parts). */
+  uint64_t extra_bytes;
   /* Adopted from a re-registering worker and not yet claimed by its
    * client: nothing is sent to the client until then. */
   bool unclaimed;

@@ -141,9 +141,13 @@ int core_wire_feed_worker(core_t *c, infs_time_t now, const core_peer_t *peer,
     feed_heartbeat(c, now, peer, env->heartbeat);
     return CORE_WIRE_FED;
   case INFSCHED__ENVELOPE__BODY_CHUNK:
-    core_on_chunk(c, now, peer, env->chunk->dispatch_id, env->chunk->tokens,
-                  env->chunk->text,
-                  env->chunk->text ? strlen(env->chunk->text) : 0, env->chunk);
+  {
+    const Infsched__Chunk *k = env->chunk;
+    size_t extra = (k->tool_calls ? strlen(k->tool_calls) : 0) +
+                   (k->logprobs ? strlen(k->logprobs) : 0);
+    core_on_chunk_parts(c, now, peer, k->dispatch_id, k->tokens, k->text,
+                        k->text ? strlen(k->text) : 0, extra, k);
+  }
     return CORE_WIRE_FED;
   case INFSCHED__ENVELOPE__BODY_DONE:
   {

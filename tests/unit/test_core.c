@@ -284,6 +284,35 @@ static void test_endless_text_bounded(void **state) {
   assert_null(find(f->core, CORE_ACT_ERROR, 0));
 }
 
+/* Tool calls and log probabilities are bounded the same way, apart from
+ * the text: 4,096 bytes a token of max_tokens. */
+static void test_endless_extras_bounded(void **state) {
+  fixture_t *f = *state;
+  submit(f, 10 * MS, 8, 100, "");
+  const core_action_t *d = find(f->core, CORE_ACT_DISPATCH, 0);
+  assert_non_null(d);
+  uint64_t core_id = d->request_id;
+  int w = worker_index(f, d);
+  core_actions_clear(f->core);
+  int token = 1;
+  core_on_chunk_parts(f->core, 20 * MS, &f->w[w], core_id, 1, "a", 1,
+                      10 * CORE_TOKEN_EXTRA_BYTES_MAX, &token);
+  assert_non_null(find(f->core, CORE_ACT_CHUNK, 0));
+  core_actions_clear(f->core);
+
+  core_on_chunk_parts(f->core, 30 * MS, &f->w[w], core_id, 0, NULL, 0, 1,
+                      &token);
+  assert_null(find(f->core, CORE_ACT_CHUNK, 0));
+  const core_action_t *e = find(f->core, CORE_ACT_ERROR, 0);
+  assert_non_null(e);
+  assert_int_equal(e->request_id, 8);
+  assert_int_equal(e->code, INFS_WIRE_BACKEND);
+  assert_non_null(
+      strstr(e->message, "more than 40960 bytes of tool calls and log"));
+  assert_non_null(find(f->core, CORE_ACT_CANCEL, 0));
+  assert_int_equal(core_open_requests(f->core), 0);
+}
+
 static void test_round_robin_order(void **state) {
   fixture_t *f = *state;
   int expect[] = {0, 1, 2, 0, 1, 2};
@@ -1314,6 +1343,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_dispatch_stream_done, setup_ll,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_endless_text_bounded, setup_ll,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_endless_extras_bounded, setup_ll,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_round_robin_order, setup_rr,
                                       teardown),
