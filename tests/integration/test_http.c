@@ -259,13 +259,19 @@ static void assert_error(const hc_response_t *r, int status, const char *type,
 
 /* Opens a connection streaming a long completion and returns it once its
  * first token has arrived: the stream holds a slot until it is closed. */
-static int hold_stream(fixture_t *f) {
+static int hold_stream(fixture_t *f, int events) {
   int fd = hc_post_completion(
       f->s.http_port, "{\"model\":\"" MODEL "\",\"prompt\":\"x\","
                       "\"max_tokens\":30000,\"stream\":true}");
   char *in = NULL;
   size_t in_len = 0;
-  assert_int_equal(hc_read_until(fd, &in, &in_len, "data: ", 10000), 0);
+  for (int i = 0; i < events; i++) {
+    assert_int_equal(hc_read_until(fd, &in, &in_len, "data: ", 10000), 0);
+    /* Consume this event so that the next wait needs a new one. */
+    size_t used = (size_t)(strstr(in, "data: ") + 6 - in);
+    memmove(in, in + used, in_len - used + 1);
+    in_len -= used;
+  }
   free(in);
   return fd;
 }
@@ -354,7 +360,7 @@ static void test_error_statuses(void **state) {
   hc_response_free(&r);
 
   /* 429: the only slot is taken and the queue holds nothing. */
-  int fd = hold_stream(f);
+  int fd = hold_stream(f, 1);
   hc_post(f->dir, f->url_cmpl, ok, NULL, &r);
   assert_error(&r, 429, "rate_limit_error", "queue_full");
   assert_string_equal(hc_header(&r, "retry-after", buf, sizeof buf), "1");
@@ -377,7 +383,7 @@ static void test_stream_failing_before_a_token_gets_its_status(void **state) {
   const char *sched_extra[] = {"--queue-timeout-ms", "300", NULL};
   const char *one[] = {"--capacity", "1", NULL};
   start_pool(f, sched_extra, one);
-  int fd = hold_stream(f);
+  int fd = hold_stream(f, 1);
 
   /* Queued behind the held slot until the queue timeout refuses it. */
   const char *stream[] = {"-N", NULL};
@@ -542,8 +548,9 @@ static void test_metrics_pass_promtool(void **state) {
           NULL, &r);
   assert_int_equal(r.status, 200);
   hc_response_free(&r);
-  /* Scraped loaded: a stream open on the worker. */
-  int fd = hold_stream(f);
+  /* Scraped loaded: a stream open on the worker, past its second event so
+   * that an inter-token gap has been counted. */
+  int fd = hold_stream(f, 2);
   char url[160], path[600];
   snprintf(url, sizeof url, "%s/metrics", f->s.base);
   hc_get(f->dir, url, &r);
