@@ -1096,6 +1096,8 @@ void core_on_register(core_t *c, infs_time_t now, const core_peer_t *peer,
                "register: too many distinct model names");
     return;
   }
+  w->load.unhealthy = info->unhealthy;
+  w->load.draining = info->draining;
   if (info->key && !bound)
     (void)registry_bind(&c->reg, info->worker_id, info->key);
   prefix_reserve_workers(&c->prefix, c->reg.cap);

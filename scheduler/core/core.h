@@ -175,6 +175,8 @@ typedef struct core_worker_info {
   infs_role_t role;
   const core_held_t *held; /* requests it kept running, see core_on_register */
   size_t n_held;
+  bool unhealthy; /* as its heartbeats say, until the first one */
+  bool draining;
 } core_worker_info_t;
 
 /* A worker's load as of its last heartbeat. The cache arrays are borrowed

@@ -84,6 +84,8 @@ static int feed_register(core_t *c, infs_time_t now, const core_peer_t *peer,
       .capacity = m->capacity,
       .held = held,
       .n_held = n,
+      .unhealthy = m->unhealthy,
+      .draining = m->draining,
   };
   if (wire_role_from_msg(m->role, &info.role)) {
     free(held);

@@ -908,11 +908,8 @@ static void test_no_serving_worker_both_doors_rejected(void **state) {
            harness_free_port());
   hc_worker_start(&f->s, f->dir, "oa-0", "gpu-h100", spec, NULL);
   hc_wait_registered(&f->s, 1);
-  assert_true(hc_wait_metric(f->dir, f->s.base,
-                             "infsched_worker_healthy{worker=\"oa-0\","
-                             "class=\"gpu\",profile=\"gpu-h100\",model=\""
-                             MODEL "\"}",
-                             0) == 0);
+  assert_true(
+      zclient_wait_status(f->s.clients, zclient_says_unhealthy, "oa-0", 15000));
   zclient_t *c = zmq_submit(f, 1);
   hc_response_t r;
   hc_post(f->dir, f->url_cmpl,

@@ -264,16 +264,6 @@ static double report_num(const cJSON *j, const char *path) {
   return v->valuedouble;
 }
 
-/* A zclient_wait_status predicate: worker arg's last heartbeat says its
- * backend is unhealthy. */
-static bool says_unhealthy(const Infsched__Status *s, void *arg) {
-  for (size_t i = 0; i < s->n_workers; i++)
-    if (strcmp(s->workers[i]->worker_id, arg) == 0)
-      return s->workers[i]->last_heartbeat &&
-             s->workers[i]->last_heartbeat->unhealthy;
-  return false;
-}
-
 /* One of two upstreams dies under load: once its worker's health probe
  * fails nothing more goes there, the requests it failed before their
  * first token complete on the other, none is lost; it comes back and its
@@ -318,7 +308,7 @@ static void test_upstream_dies_and_returns(void **state) {
   /* Awaited in Status, where the flag is the heartbeat's own: the healthy
    * gauge also drops while heartbeats are merely late, before the core has
    * heard that the upstream is down and while it may still place there. */
-  assert_true(zclient_wait_status(f->b.clients, says_unhealthy, "oa-2", 15000));
+  assert_true(zclient_wait_status(f->b.clients, zclient_says_unhealthy, "oa-2", 15000));
   char oa2_log[600];
   snprintf(oa2_log, sizeof oa2_log, "%s/oa-2.log", f->dir);
   assert_true(harness_count_log(oa2_log, "unhealthy") >= 1);

@@ -165,3 +165,11 @@ uint64_t zclient_counter(const Infsched__Status *s, const char *name) {
 bool zclient_has_n_workers(const Infsched__Status *s, void *arg) {
   return s->n_workers == *(size_t *)arg;
 }
+
+bool zclient_says_unhealthy(const Infsched__Status *s, void *arg) {
+  for (size_t i = 0; i < s->n_workers; i++)
+    if (strcmp(s->workers[i]->worker_id, arg) == 0)
+      return s->workers[i]->last_heartbeat &&
+             s->workers[i]->last_heartbeat->unhealthy;
+  return false;
+}

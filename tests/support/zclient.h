@@ -39,6 +39,10 @@ Infsched__Envelope *zclient_recv(zclient_t *c, int timeout_ms);
 uint64_t zclient_counter(const Infsched__Status *s, const char *name);
 /* A zclient_wait_status predicate: exactly *(size_t *)arg workers. */
 bool zclient_has_n_workers(const Infsched__Status *s, void *arg);
+/* A zclient_wait_status predicate: worker arg (its id) says in its last
+ * heartbeat that its backend is unhealthy. The healthy gauge of /metrics
+ * is no substitute: it also drops while heartbeats are merely late. */
+bool zclient_says_unhealthy(const Infsched__Status *s, void *arg);
 
 /* Asks for Status every 50 ms until pred(status, arg) holds or timeout_ms
  * passes. Returns true when it held. */

@@ -207,6 +207,28 @@ static void test_backend_failures(void **state) {
   assert_int_equal(worker_index(f, d), t);
 }
 
+/* A worker that registers saying its backend is unhealthy takes nothing
+ * until a heartbeat says it is well: a scheduler that lost a worker and
+ * takes it back does not count it healthy in between. */
+static void test_register_unhealthy(void **state) {
+  fixture_t *f = *state;
+  const core_load_t sick = {.unhealthy = true}, well = {0};
+  for (int i = 0; i < 3; i++)
+    core_on_heartbeat(f->core, 1 * MS, &f->w[i], &sick);
+  core_worker_info_t info = {.worker_id = "gpu-3", .model = "m",
+                             .backend = "sim", .profile = &f->gpu,
+                             .capacity = 4, .unhealthy = true};
+  core_on_register(f->core, 1 * MS, &f->w[3], &info);
+  assert_non_null(find(f->core, CORE_ACT_REGISTERED, 0));
+  core_actions_clear(f->core);
+  submit(f, 2 * MS, 1, 100, "m");
+  assert_null(find(f->core, CORE_ACT_DISPATCH, 0));
+  core_on_heartbeat(f->core, 3 * MS, &f->w[3], &well);
+  const core_action_t *d = find(f->core, CORE_ACT_DISPATCH, 0);
+  assert_non_null(d);
+  assert_int_equal(worker_index(f, d), 3);
+}
+
 static void test_dispatch_stream_done(void **state) {
   fixture_t *f = *state;
   submit(f, 10 * MS, 7, 100, "");
@@ -1338,6 +1360,8 @@ static void test_worker_id_bound_to_key(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_register_unhealthy, setup_roomy,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_backend_failures, setup_roomy,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_dispatch_stream_done, setup_ll,

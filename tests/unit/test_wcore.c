@@ -290,6 +290,36 @@ static void test_tool_calls(void **state) {
   wcore_destroy(&w);
 }
 
+/* A Register says what the worker's heartbeats would: the backend's health
+ * at the last timer and whether it drains, so that a worker a scheduler
+ * lost and takes back is not counted healthy until its next heartbeat. */
+static void test_register_says_health(void **state) {
+  (void)state;
+  wcore_t *w = registered_worker();
+  const wcore_load_t sick = {.unhealthy = 1};
+  const struct {
+    const wcore_load_t *load;
+    bool drain;
+  } table[] = {{&idle, false}, {&sick, false}, {&idle, true}, {&sick, true}};
+  for (size_t i = 0; i < sizeof table / sizeof *table; i++) {
+    infs_time_t now = (infs_time_t)(i + 1) * 1000 * MS;
+    wcore_on_timer(w, now, table[i].load);
+    if (table[i].drain)
+      wcore_drain(w, now);
+    wcore_actions_clear(w);
+    assert_int_equal(wcore_on_unknown(w, now), 0);
+    wcore_action_t a = take_one(w);
+    assert_int_equal(a.kind, WCORE_ACT_REGISTER);
+    wcore_msg_t m;
+    Infsched__Envelope *env = wcore_wire_message(w, &a, NULL, &m);
+    assert_int_equal(env->body_case, INFSCHED__ENVELOPE__BODY_REGISTER);
+    assert_int_equal(env->register_->unhealthy, table[i].load == &sick);
+    assert_int_equal(env->register_->draining, table[i].drain);
+    wcore_on_registered(w, now, 0);
+  }
+  wcore_destroy(&w);
+}
+
 /* Past the drain deadline, every request in flight is answered with the
  * error given, once, and forgotten: its later progress sends nothing. */
 static void test_fail_all(void **state) {
@@ -795,6 +825,7 @@ int main(void) {
       cmocka_unit_test(test_cancel),
       cmocka_unit_test(test_fail_all),
       cmocka_unit_test(test_tool_calls),
+      cmocka_unit_test(test_register_says_health),
       cmocka_unit_test(test_errors),
       cmocka_unit_test(test_accounting),
       cmocka_unit_test(test_wire_messages),

@@ -42,6 +42,7 @@ struct wcore {
   bool registered;
   bool cache_reset; /* the next heartbeat sends the whole cache */
   bool draining;
+  bool unhealthy; /* the backend's load said so at the last timer */
   infs_time_t interval;
   infs_time_t next_tick;
   infs_time_t last_register;
@@ -147,7 +148,9 @@ static void push_error(wcore_t *w, uint64_t id, int code,
 }
 
 static void push_register(wcore_t *w, infs_time_t now) {
-  push(w, WCORE_ACT_REGISTER, 0);
+  wcore_action_t *a = push(w, WCORE_ACT_REGISTER, 0);
+  a->heartbeat.load.unhealthy = w->unhealthy;
+  a->heartbeat.draining = w->draining;
   w->last_register = now;
 }
 
@@ -523,6 +526,7 @@ bool wcore_on_prefilled(wcore_t *w, infs_time_t now, uint64_t id,
 /* --- time --- */
 
 void wcore_on_timer(wcore_t *w, infs_time_t now, const wcore_load_t *load) {
+  w->unhealthy = load->unhealthy != 0;
   if (now < w->next_tick)
     return;
   w->next_tick = now + w->interval;

@@ -95,7 +95,9 @@ typedef struct wcore_action {
   const char *logprobs;   /* CHUNK: JSON, borrowed likewise; NULL: none */
   int code; /* ERROR: an INFS_WIRE_* reason (infsched/errors.h) */
   char message[WCORE_MESSAGE_MAX];
-  wcore_heartbeat_t heartbeat; /* HEARTBEAT */
+  /* HEARTBEAT; REGISTER: only load.unhealthy (as of the last timer) and
+   * draining, so that a registration says what heartbeats would */
+  wcore_heartbeat_t heartbeat;
   wcore_done_t done;           /* DONE, PREFILLED */
   wcore_prefilled_t prefilled; /* PREFILLED */
 } wcore_action_t;

@@ -97,6 +97,8 @@ Infsched__Envelope *wcore_wire_message(wcore_t *w,
     m->u.reg.backend = (char *)cfg->backend;
     m->u.reg.role = (Infsched__Role)cfg->role;
     m->u.reg.n_held = wcore_held(w, &m->u.reg.held);
+    m->u.reg.unhealthy = a->heartbeat.load.unhealthy != 0;
+    m->u.reg.draining = a->heartbeat.draining;
     m->env.body_case = INFSCHED__ENVELOPE__BODY_REGISTER;
     m->env.register_ = &m->u.reg;
     break;
