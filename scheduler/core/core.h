@@ -179,16 +179,16 @@ typedef struct core_worker_info {
   bool draining;
 } core_worker_info_t;
 
-/* A worker's load as of its last heartbeat. The cache arrays are borrowed
- * for the call: the hashes of prefix-cache blocks the worker inserted and
- * evicted since its previous heartbeat, or with cache_reset its whole cache
- * in cache_added. */
 /* Backend failures in a row that open a worker's circuit breaker, and its
  * first and longest back-off. */
 #define CORE_BREAKER_ERRORS 3
 #define CORE_BREAKER_BASE (1 * INFS_US_PER_S)
 #define CORE_BREAKER_MAX (30 * INFS_US_PER_S)
 
+/* A worker's load as of its last heartbeat. The cache arrays are borrowed
+ * for the call: the hashes of prefix-cache blocks the worker inserted and
+ * evicted since its previous heartbeat, or with cache_reset its whole cache
+ * in cache_added. */
 typedef struct core_load {
   uint32_t queued;
   uint32_t running;

@@ -424,8 +424,6 @@ static void exchange_reset(http_exchange_t *x) {
   x->chunked = false;
 }
 
-/* The response has been written: next request, or close. Called from a
- * write callback, so it may run the handler again. */
 /* Sends FIN after the last answer and discards input until the client
  * closes too (or LINGER_MS pass): closing a socket with unread input would
  * reset the connection and could destroy the answer at the client. */
@@ -440,6 +438,8 @@ static void linger(conn_t *c) {
   start_reading(c);
 }
 
+/* The response has been written: next request, or close. Called from a
+ * write callback, so it may run the handler again. */
 static void on_exchange_done(conn_t *c) {
   if (c->srv->stopping) {
     conn_close(c);
