@@ -1,7 +1,7 @@
 /* infsched-scheduler: routes inference requests from clients to workers. */
 #include "cli.h"
 #include "log.h"
-#include "settings.h"
+#include "settings_core.h"
 #include "policy.h"
 #include "shell.h"
 
