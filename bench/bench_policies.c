@@ -11,8 +11,10 @@
  * time one submit takes (decision and dispatch), in microseconds. */
 #include "core.h"
 
+#include "cli.h"
 #include "clock.h"
 
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,13 +85,15 @@ typedef struct open_req {
   size_t worker;
 } open_req_t;
 
-static void run(const char *policy, size_t workers, size_t requests) {
+static int run(const char *policy, size_t workers, size_t requests) {
   core_config_t cfg;
   core_config_defaults(&cfg);
   cfg.policy = policy;
   cfg.heartbeat_miss = 1000000;
   int err;
   core_t *c = core_new(&cfg, 0, &err);
+  if (!c)
+    return cli_usage_error("unknown policy '%s'", policy);
   infs_profile_t prof[3] = {profile(0), profile(1), profile(2)};
   core_peer_t *peers = calloc(workers, sizeof *peers);
   uint64_t *blocks = malloc(SESSION_BLOCKS * 2 * sizeof *blocks);
@@ -181,21 +185,51 @@ static void run(const char *policy, size_t workers, size_t requests) {
   free(blocks);
   free(peers);
   core_destroy(&c);
+  return 0;
+}
+
+static void usage(FILE *f) {
+  fprintf(f, "usage: bench_policies [REQUESTS [POLICY WORKERS]]\n"
+             "Times core_on_submit (decision and dispatch) of every policy on "
+             "pools of\n256 and 4,096 workers, or of one POLICY on WORKERS "
+             "workers, for profiling.\n"
+             "  REQUESTS     submits timed per policy and pool, at least 100 "
+             "(default 20000)\n"
+             "  POLICY       round_robin, least_loaded, cache_affinity, "
+             "cheapest, balanced, ...\n"
+             "  WORKERS      pool size, 1 to 65536\n"
+             "  -h, --help   this text\n");
+}
+
+static int no_options(void *ctx, int c, const char *arg) {
+  (void)ctx, (void)c, (void)arg;
+  return CLI_NOT_MINE;
 }
 
 int main(int argc, char **argv) {
-  size_t requests = argc > 1 ? strtoul(argv[1], NULL, 10) : 20000;
-  if (requests < 100) {
-    fprintf(stderr, "usage: bench_policies [REQUESTS >= 100]\n");
-    return 2;
+  static const struct option opts[] = {{"help", no_argument, NULL, 'h'},
+                                       {NULL, 0, NULL, 0}};
+  cli_init("bench_policies");
+  int i = cli_parse_options(argc, argv, opts, usage, no_options, NULL);
+  if (i < 0)
+    return CLI_EXIT_USAGE;
+  int n = argc - i;
+  uint64_t requests = 20000, workers = 0;
+  if (n == 2 || n > 3) {
+    cli_usage_error("expected REQUESTS [POLICY WORKERS]");
+    return CLI_EXIT_USAGE;
+  }
+  if (n >= 1 && cli_u64("REQUESTS", argv[i], 100, 100000000, &requests))
+    return CLI_EXIT_USAGE;
+  if (n == 3) { /* one policy and pool size, for profiling */
+    if (cli_u64("WORKERS", argv[i + 2], 1, 65536, &workers) ||
+        run(argv[i + 1], workers, requests))
+      return CLI_EXIT_USAGE;
+    return 0;
   }
   static const char *policies[] = {"round_robin", "least_loaded",
                                    "cache_affinity", "cheapest", "balanced"};
   size_t sizes[] = {256, 4096};
-  if (argc > 3) { /* one policy and pool size, for profiling */
-    run(argv[2], strtoul(argv[3], NULL, 10), requests);
-    return 0;
-  }
   for (size_t s = 0; s < 2; s++)
     for (size_t k = 0; k < sizeof policies / sizeof *policies; k++)
       run(policies[k], sizes[s], requests);

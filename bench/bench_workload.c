@@ -3,12 +3,14 @@
  * grows with its prompt and output. Prints requests per second of CPU and
  * the work behind them.
  *
- *   build/bench/bench_workload [N [SESSIONS]]   (default 1000000 and 1000) */
+ *   build/bin/bench_workload [N [SESSIONS]]   (default 1000000 and 1000) */
 #include "workload.h"
 
+#include "cli.h"
 #include "clock.h"
 #include "xalloc.h"
 
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -57,9 +59,38 @@ static pending_t pop(heap_t *h) {
   return top;
 }
 
+static void usage(FILE *f) {
+  fprintf(f, "usage: bench_workload [N [SESSIONS]]\n"
+             "Generates N codex requests from SESSIONS sessions at once, "
+             "answering each\nafter a latency like the sim cluster's, and "
+             "prints requests per second of CPU.\n"
+             "  N            requests, at least 1 (default 1000000)\n"
+             "  SESSIONS     sessions at once, 1 to 1000000 (default 1000)\n"
+             "  -h, --help   this text\n");
+}
+
+static int no_options(void *ctx, int c, const char *arg) {
+  (void)ctx, (void)c, (void)arg;
+  return CLI_NOT_MINE;
+}
+
 int main(int argc, char **argv) {
-  uint64_t n = argc > 1 ? strtoull(argv[1], NULL, 10) : 1000000;
-  uint32_t sessions = argc > 2 ? (uint32_t)strtoul(argv[2], NULL, 10) : 1000;
+  static const struct option opts[] = {{"help", no_argument, NULL, 'h'},
+                                       {NULL, 0, NULL, 0}};
+  cli_init("bench_workload");
+  int i = cli_parse_options(argc, argv, opts, usage, no_options, NULL);
+  if (i < 0)
+    return CLI_EXIT_USAGE;
+  uint64_t n = 1000000;
+  uint32_t sessions = 1000;
+  if (argc - i > 2) {
+    cli_usage_error("expected N [SESSIONS]");
+    return CLI_EXIT_USAGE;
+  }
+  if ((i < argc && cli_u64("N", argv[i], 1, UINT64_MAX, &n)) ||
+      (i + 1 < argc &&
+       cli_u32("SESSIONS", argv[i + 1], 1, 1000000, &sessions)))
+    return CLI_EXIT_USAGE;
   workload_opts_t o;
   workload_codex_config_t cfg;
   workload_opts_default(&o);

@@ -436,6 +436,28 @@ static void test_pool_mixes(void **state) {
 
 /* --- sweep and capacity --- */
 
+/* What the progress callbacks were told, in order. */
+static size_t progress_calls, progress_done, progress_total;
+static const char *progress_pool;
+static const capacity_probe_t *progress_probe;
+static const char *progress_policy;
+
+static void on_sweep_progress(const sweep_point_t *pt, size_t done,
+                              size_t total) {
+  progress_calls++;
+  assert_int_equal(done, progress_done + 1);
+  progress_done = done;
+  progress_total = total;
+  progress_pool = pt->pool;
+}
+
+static void on_capacity_progress(const char *policy,
+                                 const capacity_probe_t *pr) {
+  progress_policy = policy;
+  progress_calls++;
+  progress_probe = pr;
+}
+
 static void test_sweep_pareto_front(void **state) {
   (void)state;
   pool_fixture_t f;
@@ -455,9 +477,17 @@ static void test_sweep_pareto_front(void **state) {
   wo.duration_s = 10;
   sim_source_t src = {make_poisson, describe_poisson, &wo};
   sweep_result_t r;
-  sweep_opts_t so = {.target = 0.5, .seeds = 2, .min_requests = 50};
+  sweep_opts_t so = {.target = 0.5,
+                     .seeds = 2,
+                     .min_requests = 50,
+                     .progress = on_sweep_progress};
+  progress_calls = progress_done = 0;
   assert_int_equal(sweep_run(&cfg, &grid, &src, &so, &r, err, sizeof err), 0);
   assert_int_equal(r.n, 8); /* 3 x 3 less the empty pool */
+  /* Told of every mix as it ran, the last one as the grid's last. */
+  assert_int_equal(progress_calls, 8);
+  assert_int_equal(progress_total, 8);
+  assert_ptr_equal(progress_pool, r.v[7].pool);
   size_t front = 0;
   for (size_t i = 0; i < r.n; i++) {
     const sweep_point_t *a = &r.v[i];
@@ -502,6 +532,7 @@ static void test_sweep_pareto_front(void **state) {
 
   /* Runs of ~80 requests cannot show a target met when 1,000 are needed. */
   so.min_requests = 1000;
+  so.progress = NULL;
   assert_int_equal(sweep_run(&cfg, &grid, &src, &so, &r, err, sizeof err), 0);
   assert_int_equal(r.cheapest, -1);
   assert_int_equal(r.cheapest_single, -1);
@@ -531,12 +562,18 @@ static void test_capacity_brackets_the_target(void **state) {
   co.tolerance = 0.05;
   co.seeds = 1;
   co.min_requests = 10;
+  co.progress = on_capacity_progress;
+  progress_calls = 0;
   capacity_point_t pt;
   cJSON *report = NULL;
   char err[256] = "";
   assert_int_equal(
       capacity_search(&cfg, &src, &co, &pt, &report, err, sizeof err), 0);
   assert_true(pt.found);
+  /* Told of every probe, each as it was recorded. */
+  assert_int_equal(progress_calls, pt.n_probes);
+  assert_ptr_equal(progress_probe, &pt.probes[pt.n_probes - 1]);
+  assert_string_equal(progress_policy, cfg.core.policy);
   assert_false(pt.capped);
   assert_true(pt.sum.slo >= co.target);
   assert_true(pt.sum.usd_per_mtok_slo >= pt.sum.usd_per_mtok);

@@ -19,6 +19,7 @@ void capacity_opts_default(capacity_opts_t *o) {
   o->max_scale = 1024;
   o->seeds = 3;
   o->min_requests = CAPACITY_MIN_REQUESTS;
+  o->progress = NULL;
 }
 
 /* One seed's search. */
@@ -57,6 +58,8 @@ static int probe(search_t *s, double scale, bool *met, bool *stop) {
   *stop = pr->too_few;
   *met = !pr->too_few && sum.slo >= s->o->target;
   pr->met = *met;
+  if (s->o->progress)
+    s->o->progress(s->cfg->core.policy, pr);
   if (*stop)
     s->too_few = true;
   if (*met && (!s->found || scale > s->scale)) {

@@ -27,6 +27,8 @@
  * with 100 requests, one miss is a whole point. */
 #define CAPACITY_MIN_REQUESTS 1000
 
+struct capacity_probe;
+
 typedef struct capacity_opts {
   double target;         /* SLO attainment to sustain, e.g. 0.99 */
   double tolerance;      /* stop when hi / lo <= 1 + tolerance */
@@ -34,6 +36,9 @@ typedef struct capacity_opts {
   double max_scale;      /* stop doubling above this */
   unsigned seeds;        /* searches, on the source's seed plus 0..seeds-1 */
   uint64_t min_requests; /* a probe with fewer decides nothing */
+  /* When set, called after each probe of policy, since a search on a long
+   * workload runs for minutes. */
+  void (*progress)(const char *policy, const struct capacity_probe *pr);
 } capacity_opts_t;
 
 /* target 0.99, tolerance 0.02, scales from 1/64 to 1024, 3 seeds,

@@ -547,6 +547,12 @@ out:
   return status;
 }
 
+static void sweep_progress(const sweep_point_t *pt, size_t done,
+                           size_t total) {
+  log_info("sweep %zu/%zu: %s, %.2f%% SLO met (mean)", done, total, pt->pool,
+           100.0 * pt->slo_mean);
+}
+
 static int run_sweep(const opts_t *o, const sim_config_t *cfg,
                      const sim_source_t *src, const char **policies,
                      const pool_t *grid) {
@@ -560,7 +566,8 @@ static int run_sweep(const opts_t *o, const sim_config_t *cfg,
     sim_config_t c = *cfg;
     sweep_result_t res;
     c.core.policy = policies[i];
-    sweep_opts_t so = {o->target, o->seeds, o->min_requests};
+    sweep_opts_t so = {o->target, o->seeds, o->min_requests, sweep_progress};
+    log_info("sweep: policy %s, %u seeds a mix", policies[i], o->seeds);
     if (sweep_run(&c, grid, src, &so, &res, err, sizeof err)) {
       log_error("%s", err);
       goto out;
@@ -582,6 +589,13 @@ out:
   return status;
 }
 
+static void capacity_progress(const char *policy,
+                              const capacity_probe_t *pr) {
+  log_info("capacity %s: seed %u, scale %.4g: %llu requests, %.2f%% SLO met",
+           policy, pr->seed, pr->scale, (unsigned long long)pr->requests,
+           100.0 * pr->slo);
+}
+
 static int run_capacity(const opts_t *o, const sim_config_t *cfg,
                         const sim_source_t *src, const char **policies) {
   char err[512];
@@ -597,6 +611,7 @@ static int run_capacity(const opts_t *o, const sim_config_t *cfg,
   co.target = o->target;
   co.seeds = o->seeds;
   co.min_requests = o->min_requests;
+  co.progress = capacity_progress;
   if (!pts || !arr || !cJSON_AddNumberToObject(root, "target", co.target))
     goto out;
   for (size_t i = 0; i < n; i++) {

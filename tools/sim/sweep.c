@@ -81,6 +81,13 @@ int sweep_run(const sim_config_t *base, const pool_t *grid,
   int rc = 0;
   *out = (sweep_result_t){xcalloc(cap, sizeof *out->v), 0, *o,
                           -1, -1};
+  size_t total = 1;
+  bool empty_mix = true;
+  for (size_t i = 0; i < p.n; i++) {
+    total *= p.v[i].max - p.v[i].min + 1;
+    empty_mix = empty_mix && p.v[i].min == 0;
+  }
+  total -= empty_mix;
   pool_grid_first(&p);
   do {
     size_t n;
@@ -105,6 +112,8 @@ int sweep_run(const sim_config_t *base, const pool_t *grid,
     if (rc)
       break;
     out->n++;
+    if (o->progress)
+      o->progress(pt, out->n, total);
   } while (pool_grid_next(&p));
   pool_free(&p);
   if (rc) {

@@ -14,10 +14,15 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+struct sweep_point;
+
 typedef struct sweep_opts {
   double target;         /* SLO attainment to meet */
   unsigned seeds;        /* runs per mix, on the source's seed plus 0.. */
   uint64_t min_requests; /* a run with fewer cannot meet the target */
+  /* When set, called after each mix with how many have run of how many,
+   * since a grid on a long workload runs for minutes. */
+  void (*progress)(const struct sweep_point *pt, size_t done, size_t total);
 } sweep_opts_t;
 
 typedef struct sweep_point {
