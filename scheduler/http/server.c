@@ -30,6 +30,12 @@
 /* After the last answer on a connection that closes, how long its unread
  * input is drained so that closing does not reset the answer away. */
 #define LINGER_MS 2000
+/* Connections past the cap that are being answered 503 and closed at once.
+ * Further ones wait in the listen backlog until one of these has closed:
+ * a flood accepted in one go (libuv accepts until the backlog is empty,
+ * and closes only after) would otherwise take the descriptors kept for
+ * workers and clients, and the next accept would fail with EMFILE. */
+#define OVER_CAP_MAX 16
 
 typedef enum xstate {
   X_IDLE,      /* waiting for a request */
@@ -83,6 +89,7 @@ struct http_server {
   size_t n_conns;
   bool stopping;
   bool stop_timer_closed;
+  bool accept_waiting; /* a connection waits for one past the cap to close */
   int open_handles; /* only while failing to start */
   char addr[INET6_ADDRSTRLEN + 16];
   char readbuf[READ_BUF_SIZE];
@@ -132,6 +139,7 @@ const char *http_status_text(int status) {
 /* --- connection life --- */
 
 static void on_conn_closed(uv_handle_t *h);
+static void on_connection(uv_stream_t *listener, int status);
 
 static void conn_close(conn_t *c) {
   if (c->closing)
@@ -169,6 +177,10 @@ static void on_conn_closed(uv_handle_t *h) {
   free(c);
   if (s->stopping && s->n_conns == 0)
     close_stop_timer(s);
+  if (s->accept_waiting && !s->stopping) {
+    s->accept_waiting = false;
+    on_connection((uv_stream_t *)&s->listener, 0);
+  }
 }
 
 /* --- writing --- */
@@ -556,6 +568,11 @@ static void on_connection(uv_stream_t *listener, int status) {
   http_server_t *s = listener->data;
   if (status < 0) {
     log_warn("http: accept failed: %s", uv_strerror(status));
+    return;
+  }
+  if (s->n_conns >= s->cfg.max_conns + OVER_CAP_MAX) {
+    /* Not accepted: libuv stops listening until on_conn_closed does. */
+    s->accept_waiting = true;
     return;
   }
   conn_t *c = xcalloc(1, sizeof *c);

@@ -254,9 +254,10 @@ static bool has_workers(const Infsched__Status *s, void *arg) {
 }
 
 /* A scheduler allowed 128 descriptors keeps a quarter of them, at least
- * 64, for its ZeroMQ peers: of 200 idle HTTP connections it holds 64 and
- * answers the rest 503 at once; a worker still registers, a ZeroMQ client
- * still gets answers, and a held connection is still served. */
+ * 64, for its ZeroMQ peers: of 200 idle HTTP connections, opened all at
+ * once before any is read, it holds 64 and answers the rest 503; a worker
+ * still registers, a ZeroMQ client still gets answers, and a held
+ * connection is still served. */
 static void test_http_connection_cap(void **state) {
   fixture_t *f = *state;
   struct rlimit saved, low;
@@ -274,8 +275,8 @@ static void test_http_connection_cap(void **state) {
   for (int i = 0; i < OPENED; i++) {
     fds[i] = hc_connect(f->s.http_port);
     assert_true(fds[i] >= 0);
-    if (i < HELD)
-      continue;
+  }
+  for (int i = HELD; i < OPENED; i++) {
     char *in = NULL;
     size_t len = 0;
     assert_int_equal(hc_read_until(fds[i], &in, &len, "\r\n\r\n", 5000), 0);
