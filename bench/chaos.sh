@@ -51,6 +51,13 @@ done
 for p in infsched-cluster infsched-scheduler infsched-worker infsched-loadgen; do
   [ -x "$BIN/$p" ] || { echo "chaos.sh: $BIN/$p not found (--bin-dir)" >&2; exit 2; }
 done
+IFS=, read -r -a LIST <<<"$FAULTS"
+for f in "${LIST[@]}"; do
+  case $f in
+  worker-kill | worker-stop | scheduler-kill | supervisor-kill | partition) ;;
+  *) echo "chaos.sh: unknown fault '$f'" >&2; exit 2 ;;
+  esac
+done
 BIN=$(cd "$BIN" && pwd)
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 WORK=$(mktemp -d /tmp/infsched-chaos-XXXXXX)
@@ -270,12 +277,14 @@ run_partition() {
   row partition "${open:-?}" "$dir" "$rec"
 }
 
-IFS=, read -r -a LIST <<<"$FAULTS"
+i=0
 for f in "${LIST[@]}"; do
+  # Each run takes half a minute or more: say where the benchmark is.
+  i=$((i + 1))
+  echo "chaos.sh: $f ($i of ${#LIST[@]})" >&2
   case $f in
   worker-kill | worker-stop | scheduler-kill | supervisor-kill) run_cluster "$f" ;;
   partition) run_partition ;;
-  *) echo "chaos.sh: unknown fault '$f'" >&2; exit 2 ;;
   esac
 done
 

@@ -2,6 +2,7 @@
 
 #include "infsched/errors.h"
 #include "infsched/version.h"
+#include "log.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -141,4 +142,16 @@ const char *cli_default_profiles(char *buf, size_t len) {
     }
   }
   return "configs/profiles.yaml";
+}
+
+profile_set_t *cli_load_profiles(const char **path, char *buf, size_t len) {
+  char err[512];
+  profile_set_t *set = NULL;
+  if (!*path)
+    *path = cli_default_profiles(buf, len);
+  if (profile_set_load(*path, &set, err, sizeof err)) {
+    log_error("%s", err);
+    return NULL;
+  }
+  return set;
 }

@@ -10,6 +10,8 @@
 #ifndef INFSCHED_CLI_H
 #define INFSCHED_CLI_H
 
+#include "infsched/profile.h"
+
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -34,6 +36,10 @@ void cli_version(void);
  * repository's configs/ seen from build/bin/. Returns buf or a static
  * string. */
 const char *cli_default_profiles(char *buf, size_t len);
+/* Loads the profiles file at *path, or the default one (into buf) when
+ * *path is NULL, and sets *path to the file read. Returns the set, or NULL
+ * after logging why: a usage error (CLI_EXIT_USAGE). */
+profile_set_t *cli_load_profiles(const char **path, char *buf, size_t len);
 /* Prints "PROGRAM: msg" plus a pointer to --help and returns -1. */
 int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

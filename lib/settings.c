@@ -4,7 +4,8 @@
 #include "apikeys.h"
 #include "cli.h"
 #include "log.h"
-#include "policy.h"
+#include "policy_names.h"
+#include "slo.h"
 #include "spec.h"
 #include "transfer.h"
 
@@ -87,14 +88,17 @@ static int check_http(const char *t, char *err, size_t errlen) {
 }
 
 static int check_policy(const char *t, char *err, size_t errlen) {
-  if (policy_find(t))
-    return 0;
+#define POLICY_NAME(name) #name,
+  static const char *const names[] = {POLICY_NAMES(POLICY_NAME) NULL};
+#undef POLICY_NAME
+  for (const char *const *p = names; *p; p++)
+    if (strcmp(*p, t) == 0)
+      return 0;
   int n = snprintf(err, errlen, "unknown policy '%s' (", t);
-  for (const policy_ops_t *const *p = policy_all(); *p && n >= 0; p++) {
+  for (const char *const *p = names; *p && n >= 0; p++) {
     if ((size_t)n >= errlen)
       break;
-    n += snprintf(err + n, errlen - (size_t)n, "%s%s", (*p)->name,
-                  p[1] ? ", " : ")");
+    n += snprintf(err + n, errlen - (size_t)n, "%s%s", *p, p[1] ? ", " : ")");
   }
   return INFS_ECONFIG;
 }
@@ -106,9 +110,8 @@ static int check_slo(const char *t, char *err, size_t errlen) {
 }
 
 static int check_latency_weight(const char *t, char *err, size_t errlen) {
-  core_config_t c;
-  core_config_defaults(&c);
-  return core_config_set_latency_weight(&c, t, err, errlen);
+  double w[INFS_CLASS_COUNT] = {0};
+  return slo_parse_weights(t, w, err, errlen);
 }
 
 static int check_auth(const char *t, char *err, size_t errlen) {
@@ -545,78 +548,6 @@ int settings_apply_auth(infs_auth_t *a, const setting_t *s,
     return 0;
   case SET_SERVER_KEY:
     a->server_key = v->s;
-    return 0;
-  default:
-    return 1;
-  }
-}
-
-int settings_apply_core(core_config_t *c, const setting_t *s,
-                        const setting_value_t *v) {
-  char err[256];
-  switch (s->id) {
-  case SET_POLICY:
-    /* The table's own strings, or the caller's argv: both outlive c. */
-    c->policy = v->s;
-    return 0;
-  case SET_HEARTBEAT_MS:
-    c->heartbeat_interval = (infs_time_t)v->u * INFS_US_PER_MS;
-    return 0;
-  case SET_HEARTBEAT_MISS:
-    c->heartbeat_miss = (uint32_t)v->u;
-    return 0;
-  case SET_QUEUE_LIMIT:
-    for (int i = 0; i < INFS_CLASS_COUNT; i++)
-      c->queue_limit[i] = (uint32_t)v->u;
-    return 0;
-  case SET_QUEUE_TIMEOUT_MS:
-    c->queue_timeout = (infs_time_t)v->u * INFS_US_PER_MS;
-    return 0;
-  case SET_MAX_ATTEMPTS:
-    c->max_attempts = (uint32_t)v->u;
-    return 0;
-  case SET_PROGRESS_TIMEOUT_MS:
-    c->progress_timeout = (infs_time_t)v->u * INFS_US_PER_MS;
-    return 0;
-  /* settings_parse has checked both lists with these very setters. */
-  case SET_SLO:
-    (void)slo_parse(v->s, c->slo, err, sizeof err);
-    return 0;
-  case SET_LATENCY_WEIGHT:
-    (void)core_config_set_latency_weight(c, v->s, err, sizeof err);
-    return 0;
-  case SET_CACHE_MATCH_THRESHOLD:
-    c->cache_match_threshold = v->d;
-    return 0;
-  case SET_CACHE_BALANCE_ABS:
-    c->cache_balance_abs = (uint32_t)v->u;
-    return 0;
-  case SET_CACHE_BALANCE_REL:
-    c->cache_balance_rel = v->d;
-    return 0;
-  case SET_KV_PREFILL_SCALE:
-    c->kv_prefill_scale = v->d;
-    return 0;
-  case SET_KV_OVERLAP_CREDIT:
-    c->kv_overlap_credit = v->d;
-    return 0;
-  case SET_KV_REQUEST_WEIGHT:
-    c->kv_request_weight = v->d;
-    return 0;
-  case SET_KV_TEMPERATURE:
-    c->kv_temperature = v->d;
-    return 0;
-  case SET_SCORE_QUEUE_WEIGHT:
-    c->score_queue_weight = v->d;
-    return 0;
-  case SET_SCORE_KV_WEIGHT:
-    c->score_kv_weight = v->d;
-    return 0;
-  case SET_SCORE_PREFIX_WEIGHT:
-    c->score_prefix_weight = v->d;
-    return 0;
-  case SET_KWH_PRICE:
-    c->kwh_usd = v->d;
     return 0;
   default:
     return 1;

@@ -6,8 +6,8 @@
 #ifndef INFSCHED_SETTINGS_H
 #define INFSCHED_SETTINGS_H
 
-#include "core.h"
 #include "infsched/auth.h"
+#include "infsched/types.h"
 
 #include <getopt.h>
 #include <stdint.h>
@@ -149,11 +149,6 @@ void settings_markdown(FILE *f);
  * 0, or 1 when the setting is not one of them (auth, keys, key,
  * server_key). */
 int settings_apply_auth(infs_auth_t *a, const setting_t *s,
-                        const setting_value_t *v);
-
-/* Applies a parsed value to a core configuration. Returns 0, or 1 when the
- * setting is not one of the core's (endpoints, HTTP, worker settings). */
-int settings_apply_core(core_config_t *c, const setting_t *s,
                         const setting_value_t *v);
 
 #endif

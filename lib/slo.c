@@ -3,6 +3,7 @@
 #include "infsched/errors.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -135,6 +136,52 @@ int slo_parse(const char *list, slo_t slo[INFS_CLASS_COUNT], char *err,
     }
   }
   memcpy(slo, t, sizeof t);
+  return 0;
+}
+
+int slo_parse_weights(const char *list, double weights[INFS_CLASS_COUNT],
+                      char *err, size_t errlen) {
+  double w[INFS_CLASS_COUNT];
+  memcpy(w, weights, sizeof w);
+  const char *p = list;
+  if (!*p) {
+    snprintf(err, errlen, "empty list");
+    return INFS_ECONFIG;
+  }
+  while (*p) {
+    size_t len = strcspn(p, ",");
+    char item[64];
+    if (len == 0 || len >= sizeof item) {
+      snprintf(err, errlen, "expected CLASS=WEIGHT in '%.*s'", (int)len, p);
+      return INFS_ECONFIG;
+    }
+    memcpy(item, p, len);
+    item[len] = '\0';
+    char *eq = strchr(item, '=');
+    infs_class_t cls;
+    if (!eq) {
+      snprintf(err, errlen, "expected CLASS=WEIGHT in '%s'", item);
+      return INFS_ECONFIG;
+    }
+    *eq = '\0';
+    if (infs_class_parse(item, &cls)) {
+      snprintf(err, errlen, "unknown class '%s' (interactive, agent or batch)",
+               item);
+      return INFS_ECONFIG;
+    }
+    char *end;
+    double v = strtod(eq + 1, &end);
+    if (end == eq + 1 || *end || !isfinite(v) || v < 0) {
+      snprintf(err, errlen, "weight of %s: expected a number >= 0, got '%s'",
+               item, eq + 1);
+      return INFS_ECONFIG;
+    }
+    w[cls] = v;
+    p += len;
+    if (*p == ',')
+      p++;
+  }
+  memcpy(weights, w, sizeof w);
   return 0;
 }
 

@@ -62,6 +62,13 @@ const char *slo_miss_name(slo_miss_t m);
 int slo_parse(const char *list, slo_t slo[INFS_CLASS_COUNT], char *err,
               size_t errlen);
 
+/* Parses "CLASS=WEIGHT,..." (e.g. "interactive=2,agent=1,batch=0"), the
+ * weight of latency against cost by class that balanced trades with, into
+ * w; each weight is at least 0, classes not named keep theirs, and w is
+ * unchanged on error. Returns 0 or INFS_ECONFIG with a reason in err. */
+int slo_parse_weights(const char *list, double w[INFS_CLASS_COUNT],
+                      char *err, size_t errlen);
+
 /* Writes "TTFT[+PER_KTOK]:TPOT" ms, the form slo_parse reads. */
 void slo_format(const slo_t *s, char *buf, size_t len);
 

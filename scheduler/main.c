@@ -1,12 +1,12 @@
 /* infsched-scheduler: routes inference requests from clients to workers. */
 #include "cli.h"
+#include "cli_loop.h"
 #include "log.h"
-#include "settings.h"
+#include "settings_core.h"
 #include "policy.h"
 #include "shell.h"
 
 #include <limits.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,8 +15,7 @@
 
 typedef struct app {
   uv_loop_t loop;
-  uv_signal_t sigint;
-  uv_signal_t sigterm;
+  cli_signals_t signals;
   shell_t *shell;
 } app_t;
 
@@ -119,8 +118,7 @@ static void on_signal(uv_signal_t *h, int signum) {
   app_t *app = h->data;
   log_info("signal %d: shutting down", signum);
   shell_stop(app->shell);
-  uv_close((uv_handle_t *)&app->sigint, NULL);
-  uv_close((uv_handle_t *)&app->sigterm, NULL);
+  cli_signals_close(&app->signals);
 }
 
 int main(int argc, char **argv) {
@@ -134,13 +132,10 @@ int main(int argc, char **argv) {
   log_init("scheduler", level);
   /* Workers name their profiles; the figures predicted with are these. */
   char path[PATH_MAX], err[512];
-  if (!o.profiles_path)
-    o.profiles_path = cli_default_profiles(path, sizeof path);
-  profile_set_t *profiles = NULL;
-  if (profile_set_load(o.profiles_path, &profiles, err, sizeof err)) {
-    log_error("%s", err);
+  profile_set_t *profiles =
+      cli_load_profiles(&o.profiles_path, path, sizeof path);
+  if (!profiles)
     return CLI_EXIT_USAGE;
-  }
   cfg.core.profiles = profiles;
   apikeys_t *keys = NULL;
   if (o.api_keys_path &&
@@ -169,18 +164,13 @@ int main(int argc, char **argv) {
   int rc = shell_start(&app.loop, &cfg, &app.shell, err, sizeof err);
   if (rc) {
     log_error("%s", err);
-    uv_run(&app.loop, UV_RUN_DEFAULT); /* let closed handles finish */
-    uv_loop_close(&app.loop);
+    cli_loop_close(&app.loop);
     profile_set_destroy(&profiles);
     apikeys_destroy(&keys);
     link_table_free(&links);
     return cli_start_status(rc);
   }
-  uv_signal_init(&app.loop, &app.sigint);
-  uv_signal_init(&app.loop, &app.sigterm);
-  app.sigint.data = app.sigterm.data = &app;
-  uv_signal_start(&app.sigint, on_signal, SIGINT);
-  uv_signal_start(&app.sigterm, on_signal, SIGTERM);
+  cli_signals_start(&app.signals, &app.loop, on_signal, &app);
   log_info("listening: clients %s, workers %s, policy %s", cfg.clients_addr,
            cfg.workers_addr, cfg.core.policy);
   if (shell_http_address(app.shell))
@@ -206,11 +196,8 @@ int main(int argc, char **argv) {
   profile_set_destroy(&profiles);
   apikeys_destroy(&keys);
   link_table_free(&links);
-  rc = uv_loop_close(&app.loop);
-  if (rc) {
-    log_error("loop closed with open handles: %s", uv_strerror(rc));
-    return 1;
-  }
+  if ((rc = cli_loop_close(&app.loop)))
+    return rc;
   log_info("stopped");
   return 0;
 }

@@ -1,6 +1,7 @@
 /* infsched-worker: serves requests from the scheduler on one backend. */
 #include "infsched/errors.h"
 #include "cli.h"
+#include "cli_loop.h"
 #include "log.h"
 #include "settings.h"
 #include "backends/builtin.h"
@@ -23,8 +24,7 @@ typedef struct options {
 
 typedef struct app {
   uv_loop_t loop;
-  uv_signal_t sigint;
-  uv_signal_t sigterm;
+  cli_signals_t signals;
   worker_t *worker;
 } app_t;
 
@@ -92,13 +92,6 @@ static void apply(void *ctx, const setting_t *s, const setting_value_t *v) {
   }
 }
 
-static void close_signals(app_t *app) {
-  if (uv_is_closing((uv_handle_t *)&app->sigint))
-    return;
-  uv_close((uv_handle_t *)&app->sigint, NULL);
-  uv_close((uv_handle_t *)&app->sigterm, NULL);
-}
-
 /* The first signal drains, the second stops at once. While draining the
  * handlers keep listening but do not keep the loop alive: it ends when the
  * worker stops. */
@@ -106,11 +99,10 @@ static void on_signal(uv_signal_t *h, int signum) {
   app_t *app = h->data;
   log_info("signal %d", signum);
   if (worker_drain(app->worker)) {
-    close_signals(app);
+    cli_signals_close(&app->signals);
     return;
   }
-  uv_unref((uv_handle_t *)&app->sigint);
-  uv_unref((uv_handle_t *)&app->sigterm);
+  cli_signals_unref(&app->signals);
 }
 
 int main(int argc, char **argv) {
@@ -127,14 +119,10 @@ int main(int argc, char **argv) {
     o.cfg.worker_id = default_id;
   }
   log_init(o.cfg.worker_id, o.level);
-  if (!o.profiles_path)
-    o.profiles_path = cli_default_profiles(exe, sizeof exe);
-
-  profile_set_t *profiles = NULL;
-  if (profile_set_load(o.profiles_path, &profiles, err, sizeof err)) {
-    log_error("%s", err);
+  profile_set_t *profiles =
+      cli_load_profiles(&o.profiles_path, exe, sizeof exe);
+  if (!profiles)
     return CLI_EXIT_USAGE;
-  }
   const infs_profile_t *profile = profile_set_find(profiles, o.profile_name);
   if (!profile) {
     log_error("unknown profile '%s' in %s", o.profile_name, o.profiles_path);
@@ -158,16 +146,11 @@ int main(int argc, char **argv) {
   int rc = worker_start(&app.loop, &o.cfg, &app.worker, err, sizeof err);
   if (rc) {
     log_error("%s", err);
-    uv_run(&app.loop, UV_RUN_DEFAULT); /* let closed handles finish */
-    uv_loop_close(&app.loop);
+    cli_loop_close(&app.loop);
     profile_set_destroy(&profiles);
     return cli_start_status(rc);
   }
-  uv_signal_init(&app.loop, &app.sigint);
-  uv_signal_init(&app.loop, &app.sigterm);
-  app.sigint.data = app.sigterm.data = &app;
-  uv_signal_start(&app.sigint, on_signal, SIGINT);
-  uv_signal_start(&app.sigterm, on_signal, SIGTERM);
+  cli_signals_start(&app.signals, &app.loop, on_signal, &app);
   log_info("worker %s: profile %s (%s) from %s, backend %s, role %s, "
            "scheduler %s",
            o.cfg.worker_id, profile->name, infs_worker_class_name(profile->cls),
@@ -175,16 +158,12 @@ int main(int argc, char **argv) {
            o.cfg.scheduler_addr);
 
   uv_run(&app.loop, UV_RUN_DEFAULT);
-  close_signals(&app);
-  uv_run(&app.loop, UV_RUN_DEFAULT);
+  cli_signals_close(&app.signals);
   bool refused = worker_refused(app.worker);
   worker_destroy(&app.worker);
   profile_set_destroy(&profiles);
-  rc = uv_loop_close(&app.loop);
-  if (rc) {
-    log_error("loop closed with open handles: %s", uv_strerror(rc));
-    return 1;
-  }
+  if ((rc = cli_loop_close(&app.loop)))
+    return rc;
   log_info("stopped");
   /* The scheduler is there, and refuses this worker's key. */
   return refused ? CLI_EXIT_STARTUP : 0;

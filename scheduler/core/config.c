@@ -1,13 +1,8 @@
-/* The core's configuration: defaults and the class-list setters shared by
- * the scheduler's flags, cluster files and the simulator. */
+/* The core's configuration: its defaults, and the names of its outcomes. */
 #include "core.h"
 
-#include "infsched/errors.h"
 #include "cost.h"
 
-#include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 void core_config_defaults(core_config_t *c) {
@@ -43,52 +38,6 @@ void core_config_defaults(core_config_t *c) {
   c->score_prefix_weight = 3.0;
   c->kwh_usd = COST_DEFAULT_KWH_USD;
   c->max_open_bytes = (size_t)1 << 30;
-}
-
-int core_config_set_latency_weight(core_config_t *c, const char *list,
-                                   char *err, size_t errlen) {
-  double w[INFS_CLASS_COUNT];
-  memcpy(w, c->latency_weight, sizeof w);
-  const char *p = list;
-  if (!*p) {
-    snprintf(err, errlen, "empty list");
-    return INFS_ECONFIG;
-  }
-  while (*p) {
-    size_t len = strcspn(p, ",");
-    char item[64];
-    if (len == 0 || len >= sizeof item) {
-      snprintf(err, errlen, "expected CLASS=WEIGHT in '%.*s'", (int)len, p);
-      return INFS_ECONFIG;
-    }
-    memcpy(item, p, len);
-    item[len] = '\0';
-    char *eq = strchr(item, '=');
-    infs_class_t cls;
-    if (!eq) {
-      snprintf(err, errlen, "expected CLASS=WEIGHT in '%s'", item);
-      return INFS_ECONFIG;
-    }
-    *eq = '\0';
-    if (infs_class_parse(item, &cls)) {
-      snprintf(err, errlen, "unknown class '%s' (interactive, agent or batch)",
-               item);
-      return INFS_ECONFIG;
-    }
-    char *end;
-    double v = strtod(eq + 1, &end);
-    if (end == eq + 1 || *end || !isfinite(v) || v < 0) {
-      snprintf(err, errlen, "weight of %s: expected a number >= 0, got '%s'",
-               item, eq + 1);
-      return INFS_ECONFIG;
-    }
-    w[cls] = v;
-    p += len;
-    if (*p == ',')
-      p++;
-  }
-  memcpy(c->latency_weight, w, sizeof w);
-  return 0;
 }
 
 const char *core_outcome_name(core_outcome_t o) {

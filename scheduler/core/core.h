@@ -88,9 +88,6 @@ typedef struct core_config {
 } core_config_t;
 
 void core_config_defaults(core_config_t *c);
-/* Sets latency_weight from "interactive=2,agent=1,batch=0" (each >= 0). */
-int core_config_set_latency_weight(core_config_t *c, const char *list,
-                                   char *err, size_t errlen);
 
 /* Bounds on what a message may ask of the core; past them it is refused
  * with ERROR_BAD_REQUEST (docs/security.md). Message sizes are bounded

@@ -2,11 +2,9 @@
 
 #include <string.h>
 
-static const policy_ops_t *const all[] = {
-    &policy_round_robin, &policy_least_loaded,    &policy_cache_affinity,
-    &policy_kv_cost,     &policy_weighted_score, &policy_cheapest,
-    &policy_balanced,    NULL,
-};
+#define POLICY_REF(name) &policy_##name,
+static const policy_ops_t *const all[] = {POLICY_NAMES(POLICY_REF) NULL};
+#undef POLICY_REF
 
 const policy_ops_t *policy_find(const char *name) {
   for (size_t i = 0; all[i]; i++)

@@ -1,12 +1,14 @@
 /* Routing policies. A policy picks one worker among candidates that already
  * meet the hard constraints (live, serves the model, fits the context, has
  * room). Policies plug in as a table of functions, like nginx's
- * peer.get/peer.free: a new policy is a new file plus one line in policy.c.
+ * peer.get/peer.free: a new policy is a new file plus one line in
+ * POLICY_NAMES (lib/policy_names.h).
  * A pick must not allocate: it runs for every request. */
 #ifndef INFSCHED_POLICY_H
 #define INFSCHED_POLICY_H
 
 #include "core_internal.h"
+#include "policy_names.h"
 #include "prefix.h"
 
 /* One candidate as a policy scored it, kept for explanations. */
@@ -184,12 +186,8 @@ uint32_t policy_draw(uint64_t *state, uint32_t bound);
 /* Records a scored candidate when explaining; cheap no-op otherwise. */
 void policy_offer(policy_ctx_t *x, size_t cand, double score, bool ok);
 
-extern const policy_ops_t policy_round_robin;
-extern const policy_ops_t policy_least_loaded;
-extern const policy_ops_t policy_cache_affinity;
-extern const policy_ops_t policy_kv_cost;
-extern const policy_ops_t policy_weighted_score;
-extern const policy_ops_t policy_cheapest;
-extern const policy_ops_t policy_balanced;
+#define POLICY_DECLARE(name) extern const policy_ops_t policy_##name;
+POLICY_NAMES(POLICY_DECLARE)
+#undef POLICY_DECLARE
 
 #endif

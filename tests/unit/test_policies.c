@@ -380,7 +380,7 @@ static void test_latency_weight(void **unused) {
   char err[128];
   pool_config(&p, "balanced");
   assert_int_equal(
-      core_config_set_latency_weight(&p.cfg, "interactive=4", err, sizeof err),
+      slo_parse_weights("interactive=4", p.cfg.latency_weight, err, sizeof err),
       0);
   pool_start(&p);
   pool_three(&p);
@@ -389,7 +389,7 @@ static void test_latency_weight(void **unused) {
 
   pool_config(&p, "balanced");
   assert_int_equal(
-      core_config_set_latency_weight(&p.cfg, "interactive=0", err, sizeof err),
+      slo_parse_weights("interactive=0", p.cfg.latency_weight, err, sizeof err),
       0);
   pool_start(&p);
   pool_three(&p);
@@ -1380,7 +1380,7 @@ static void test_config_setters(void **unused) {
   slo_defaults(slo);
   assert_memory_equal(c.slo, slo, sizeof slo); /* one set of defaults */
   assert_int_equal(
-      core_config_set_latency_weight(&c, "batch=0.5,agent=3", err, sizeof err),
+      slo_parse_weights("batch=0.5,agent=3", c.latency_weight, err, sizeof err),
       0);
   assert_float_equal(c.latency_weight[INFS_CLASS_BATCH], 0.5, 1e-12);
   assert_float_equal(c.latency_weight[INFS_CLASS_AGENT], 3, 1e-12);
@@ -1390,7 +1390,7 @@ static void test_config_setters(void **unused) {
                                 "batch=1,,agent=2"};
   for (size_t i = 0; i < sizeof bad_w / sizeof *bad_w; i++)
     assert_int_equal(
-        core_config_set_latency_weight(&c, bad_w[i], err, sizeof err),
+        slo_parse_weights(bad_w[i], c.latency_weight, err, sizeof err),
         INFS_ECONFIG);
   assert_float_equal(c.latency_weight[INFS_CLASS_BATCH], 0.5, 1e-12);
 }

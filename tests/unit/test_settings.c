@@ -1,7 +1,8 @@
 /* The settings table (lib/settings.c): its defaults are the daemons'
  * defaults and its values parse as documented. (docs/cluster.md shows the
  * table as "infsched-cluster settings" prints it: the docs_options test.) */
-#include "settings.h"
+#include "settings_core.h"
+#include "policy.h"
 
 #include "infsched/errors.h"
 #include "wire.h"
@@ -83,6 +84,25 @@ static void test_defaults_agree(void **state) {
   assert_string_equal(settings_get(SET_HTTP)->def, FRONTDOOR_DEFAULT_ADDR);
   assert_true(parsed(SET_KWH_PRICE, settings_get(SET_KWH_PRICE)->def).d ==
               COST_DEFAULT_KWH_USD);
+}
+
+/* --policy is checked against lib/policy_names.h without the core; the
+ * core's registry, built from the same list, must find every name it
+ * accepts, and the names a refusal lists must be the core's. */
+static void test_policy_names(void **state) {
+  (void)state;
+  char want[512], err[512];
+  setting_value_t v;
+  int n = snprintf(want, sizeof want, "unknown policy 'fastest' (");
+  for (const policy_ops_t *const *p = policy_all(); *p; p++) {
+    assert_ptr_equal(policy_find(parsed(SET_POLICY, (*p)->name).s), *p);
+    n += snprintf(want + n, sizeof want - (size_t)n, "%s%s", (*p)->name,
+                  p[1] ? ", " : ")");
+  }
+  assert_int_equal(settings_parse(settings_get(SET_POLICY), "fastest", &v, err,
+                                  sizeof err),
+                   INFS_ECONFIG);
+  assert_string_equal(err, want);
 }
 
 typedef struct parse_case {
@@ -206,6 +226,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_table_is_whole),
       cmocka_unit_test(test_defaults_agree),
+      cmocka_unit_test(test_policy_names),
       cmocka_unit_test(test_parse),
       cmocka_unit_test(test_ready),
       cmocka_unit_test(test_usage),

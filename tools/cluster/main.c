@@ -2,6 +2,7 @@
  * keeps them running, and stops them all on SIGINT or SIGTERM. */
 #include "infsched/errors.h"
 #include "cli.h"
+#include "cli_loop.h"
 #include "log.h"
 #include "settings.h"
 #include "cluster_file.h"
@@ -54,8 +55,7 @@ typedef struct instance {
 
 typedef struct app {
   uv_loop_t loop;
-  uv_signal_t sigint;
-  uv_signal_t sigterm;
+  cli_signals_t signals;
   uv_timer_t startup; /* "cluster up" once all have run STARTUP_GRACE_MS;
                          for "status", its deadline */
   int status_code;    /* "status": the exit code once answered */
@@ -310,8 +310,7 @@ static void on_supervisor(void *arg, supervisor_event_t ev, const char *name) {
     /* Everything is down: close the remaining handles so uv_run returns. */
     a->stopping = 1;
     probe_close(&a->probe);
-    uv_close((uv_handle_t *)&a->sigint, on_closed_quietly);
-    uv_close((uv_handle_t *)&a->sigterm, on_closed_quietly);
+    cli_signals_close(&a->signals);
     uv_close((uv_handle_t *)&a->startup, on_closed_quietly);
     break;
   }
@@ -473,11 +472,8 @@ static int status(app_t *a) {
   uv_timer_init(&a->loop, &a->startup);
   a->startup.data = a;
   uv_timer_start(&a->startup, on_status_timeout, STATUS_TIMEOUT_MS, 0);
-  uv_run(&a->loop, UV_RUN_DEFAULT);
-  if ((rc = uv_loop_close(&a->loop))) {
-    log_error("uv_loop_close: %s", uv_strerror(rc));
-    return 1;
-  }
+  if ((rc = cli_loop_close(&a->loop)))
+    return rc;
   return a->status_code;
 }
 
@@ -663,11 +659,7 @@ static int run(app_t *a, const options_t *o, const char *bin_dir) {
     uv_loop_close(&a->loop);
     return CLI_EXIT_STARTUP;
   }
-  uv_signal_init(&a->loop, &a->sigint);
-  uv_signal_init(&a->loop, &a->sigterm);
-  a->sigint.data = a->sigterm.data = a;
-  uv_signal_start(&a->sigint, on_signal, SIGINT);
-  uv_signal_start(&a->sigterm, on_signal, SIGTERM);
+  cli_signals_start(&a->signals, &a->loop, on_signal, a);
   uv_timer_init(&a->loop, &a->startup);
   a->startup.data = a;
 
@@ -696,11 +688,8 @@ static int run(app_t *a, const options_t *o, const char *bin_dir) {
   if (why)
     log_error("%s", why);
   supervisor_close(&a->sup);
-  uv_run(&a->loop, UV_RUN_DEFAULT);
-  if ((rc = uv_loop_close(&a->loop))) {
-    log_error("uv_loop_close: %s", uv_strerror(rc));
-    return 1;
-  }
+  if ((rc = cli_loop_close(&a->loop)))
+    return rc;
   if (code == 0)
     log_info("cluster stopped");
   return code;

@@ -5,7 +5,7 @@
 #include "log.h"
 #include "report.h"
 #include "report_html.h"
-#include "settings.h"
+#include "settings_core.h"
 #include "workload.h"
 #include "workload_cli.h"
 #include "xalloc.h"
