@@ -1673,6 +1673,13 @@ static void reject_stranded(core_t *c, infs_time_t now) {
 }
 
 void core_on_tick(core_t *c, infs_time_t now) {
+  /* A check more than a heartbeat interval late: the scheduler itself was
+   * not running (stopped, or starved of CPU), and what its workers sent
+   * meanwhile waits unread. It is read before the next check, which
+   * judges them; this one would take live workers for lost. */
+  if (now >= c->next_check &&
+      now - c->next_check > c->cfg.heartbeat_interval)
+    c->next_check = now + c->cfg.heartbeat_interval / 2;
   if (now >= c->next_check) {
     infs_time_t silence = c->cfg.heartbeat_interval * c->cfg.heartbeat_miss;
     for (size_t i = 0; i < c->reg.len; i++) {

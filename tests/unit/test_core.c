@@ -1172,6 +1172,56 @@ static void test_progress_window_saturates(void **state) {
   core_destroy(&c);
 }
 
+/* Ticks the core at its cadence, half a heartbeat interval of 100 ms,
+ * after from and up to to: a running scheduler checks no less often. */
+static void tick_until(core_t *c, infs_time_t from, infs_time_t to) {
+  for (infs_time_t t = from + 50 * MS; t <= to; t += 50 * MS)
+    core_on_tick(c, t);
+}
+
+/* The scheduler itself stopped for a second (SIGSTOP, or starved of CPU):
+ * its first check after it is more than a heartbeat interval late and
+ * judges no worker, since what they sent meanwhile waits unread; the next
+ * check, once that has been read, takes only the silent one for lost. */
+static void test_stopped_scheduler_loses_no_beating_worker(void **state) {
+  (void)state;
+  core_config_t cfg;
+  core_config_defaults(&cfg);
+  cfg.heartbeat_interval = 100 * MS;
+  cfg.heartbeat_miss = 5;
+  int err;
+  core_t *c = core_new(&cfg, 0, &err);
+  assert_non_null(c);
+  fixture_t f = {.core = c, .client = fixture_peer("c")};
+  f.w[0] = fixture_peer("beating");
+  f.w[1] = fixture_peer("silent");
+  f.gpu = profile("gpu", INFS_WORKER_GPU, 4096);
+  add_worker(&f, 0, "beating", &f.gpu, 4, 0);
+  add_worker(&f, 1, "silent", &f.gpu, 4, 0);
+  core_load_t load = {0};
+  for (infs_time_t t = 50 * MS; t <= 200 * MS; t += 50 * MS) {
+    if (t % (100 * MS) == 0) {
+      core_on_heartbeat(c, t, &f.w[0], &load);
+      core_on_heartbeat(c, t, &f.w[1], &load);
+    }
+    core_on_tick(c, t);
+  }
+  /* Stopped from 200 ms to 1200 ms: the check due at 250 ms comes then. */
+  core_on_tick(c, 1200 * MS);
+  assert_int_equal(core_stats(c)->workers_lost, 0);
+  assert_int_equal(core_worker_count(c), 2);
+  /* What "beating" sent while the scheduler was stopped is read. */
+  core_on_heartbeat(c, 1200 * MS, &f.w[0], &load);
+  core_on_tick(c, 1250 * MS);
+  assert_int_equal(core_stats(c)->workers_lost, 1);
+  core_worker_view_t v;
+  size_t cursor = 0;
+  assert_int_equal(core_worker_next(c, &cursor, &v), 0);
+  assert_string_equal(v.worker_id, "beating");
+  assert_int_equal(core_worker_next(c, &cursor, &v), -1);
+  core_destroy(&c);
+}
+
 /* A worker that takes requests and never answers, while it heartbeats: a
  * request with no token by its deadline goes elsewhere, never back to it;
  * one that streamed and then stalls fails with the reason. */
@@ -1204,9 +1254,9 @@ static void test_silent_worker_requests_taken_back(void **state) {
   core_actions_clear(c);
 
   /* A tick before the deadline takes nothing back. */
-  core_on_tick(c, 900 * MS);
+  tick_until(c, 500 * MS, 900 * MS);
   assert_null(find(c, CORE_ACT_CANCEL, 0));
-  core_on_tick(c, 1100 * MS);
+  tick_until(c, 900 * MS, 1100 * MS);
   const core_action_t *cancel = find(c, CORE_ACT_CANCEL, 0);
   assert_non_null(cancel);
   assert_int_equal(worker_index(&f, cancel), 0);
@@ -1226,9 +1276,9 @@ static void test_silent_worker_requests_taken_back(void **state) {
   /* The good worker's stream (one token at 500 ms) stalls: past its
    * deadline the request is cancelled there and migrates, from its one
    * token, to the only other worker. */
-  core_on_tick(c, 1400 * MS);
+  tick_until(c, 1200 * MS, 1400 * MS);
   assert_null(find(c, CORE_ACT_CANCEL, 0));
-  core_on_tick(c, 1600 * MS);
+  tick_until(c, 1400 * MS, 1600 * MS);
   assert_null(find(c, CORE_ACT_ERROR, 0));
   cancel = find(c, CORE_ACT_CANCEL, 0);
   assert_non_null(cancel);
@@ -1416,6 +1466,7 @@ int main(void) {
       cmocka_unit_test(test_block_bound_independent_of_large_blocks),
       cmocka_unit_test(test_progress_window_saturates),
       cmocka_unit_test(test_silent_worker_requests_taken_back),
+      cmocka_unit_test(test_stopped_scheduler_loses_no_beating_worker),
       cmocka_unit_test(test_scheduler_trusts_its_profiles),
       cmocka_unit_test(test_worker_id_bound_to_key),
   };

@@ -963,10 +963,13 @@ static void test_lost_worker_leaves_the_index(void **unused) {
   beat_cache(&p, 1, 0, blocks, 4);
   req_spec_t r = agent_prompt(blocks, 4);
   assert_int_equal(submit(&p, &r), 1);
-  /* gpu-1 falls silent and is lost; a new worker takes its slot. */
+  /* gpu-1 falls silent and is lost; a new worker takes its slot. The core
+   * checks at its own cadence, half a heartbeat interval. */
   core_load_t idle = {0};
-  beat(&p, 0, 300 * MS, &idle);
-  core_on_tick(p.core, 300 * MS);
+  for (infs_time_t t = 50 * MS; t <= 300 * MS; t += 50 * MS) {
+    beat(&p, 0, t, &idle);
+    core_on_tick(p.core, t);
+  }
   core_actions_clear(p.core);
   assert_int_equal(core_stats(p.core)->workers_lost, 1);
   pool_add(&p, "gpu-2", gpu_h100(), 512);
