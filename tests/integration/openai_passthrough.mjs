@@ -53,6 +53,19 @@ const upstream = http.createServer((req, res) => {
 });
 await new Promise((ok) => upstream.listen(Number(port), '127.0.0.1', ok));
 
+// The forwarding worker was unhealthy while nothing listened here: its
+// requests go out once the scheduler has heard from it that a probe found
+// this upstream up, as /healthz counts it serving with the sim worker.
+const healthz = new URL('../healthz', `${baseURL}/`);
+for (const end = Date.now() + 15000; ;) {
+  const h = await (await fetch(healthz)).json();
+  if (h.serving === 2)
+    break;
+  if (Date.now() > end)
+    throw new Error(`the forwarding worker does not serve: ${JSON.stringify(h)}`);
+  await new Promise((ok) => setTimeout(ok, 20));
+}
+
 const client = new OpenAI({ baseURL, apiKey: 'unused', maxRetries: 0, timeout: 20000 });
 const tools = [{ type: 'function', function: { name: 'read_file', description: 'Reads a file',
   parameters: { type: 'object', properties: { path: { type: 'string' } }, required: ['path'] } } }];

@@ -3,6 +3,7 @@
  * cleanly. Past its drain deadline, what it still runs ends with an
  * error. */
 #include "test_http_common.h"
+#include "zclient.h"
 
 #include <setjmp.h>
 #include <signal.h>
@@ -45,7 +46,9 @@ static void test_sigterm_mid_stream(void **state) {
   char gpu0_log[600];
   snprintf(gpu0_log, sizeof gpu0_log, "%s/gpu-0.log", f->dir);
   assert_int_equal(harness_wait_log(gpu0_log, "draining", 10000), 0);
-  /* New work goes to the other worker. */
+  /* New work goes to the other worker, once the scheduler has heard. */
+  assert_true(zclient_wait_status(f->s.clients, zclient_says_draining, "gpu-0",
+                                  10000));
   for (int i = 0; i < 3; i++) {
     hc_response_t r;
     char buf[64];
@@ -170,6 +173,9 @@ static void test_healthz_follows_serving_workers(void **state) {
   harness_kill(w, SIGTERM);
   int status;
   assert_int_equal(harness_wait(w, 10000, &status), 0);
+  /* Its draining heartbeat, sent as it stopped, has been read. */
+  assert_true(zclient_wait_status(f->s.clients, zclient_says_draining, "gpu-0",
+                                  10000));
   hc_get(f->dir, url, &r);
   assert_int_equal(r.status, 503);
   hc_response_free(&r);

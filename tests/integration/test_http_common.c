@@ -66,11 +66,14 @@ static int try_start(hc_sched_t *s, const char *const *extra) {
   for (int i = 0; extra && extra[i] && n < 39; i++)
     argv[n++] = extra[i];
   argv[n] = NULL;
+  /* A scheduler started again appends to the log of the one before. */
+  int before = harness_count_log(s->log, "http: listening on");
   s->proc = harness_spawn(s->log, (char *const *)argv);
   assert_non_null(s->proc);
   long long end = clock_ms() + HC_START_MS;
   while (clock_ms() < end) {
-    if (harness_wait_log(s->log, "http: listening on", 20) == 0)
+    if (harness_wait_log_count(s->log, "http: listening on", before + 1,
+                               20) == 0)
       return 1;
     if (harness_wait(s->proc, 0, NULL) == 0) {
       harness_stop(&s->proc);

@@ -3,6 +3,7 @@
  * streamed and not, the model list, and errors raised as the client's own
  * error classes. */
 #include "test_http_common.h"
+#include "zclient.h"
 
 #include <setjmp.h>
 #include <stdbool.h>
@@ -134,7 +135,7 @@ static void test_request_reaches_upstream(void **state) {
   int port = harness_free_port();
   char spec[64], port_s[16];
   /* Its upstream starts with the client below: probed often, the worker
-   * is healthy soon after. */
+   * is healthy soon after, as the script waits to see. */
   snprintf(spec, sizeof spec, "openai:http://127.0.0.1:%d/v1,health_ms=100",
            port);
   snprintf(port_s, sizeof port_s, "%d", port);
@@ -142,6 +143,12 @@ static void test_request_reaches_upstream(void **state) {
   hc_worker_start(&s, dir, "oa-0", "gpu-h100", spec, extra);
   hc_worker_start(&s, dir, "sram-0", "sram-wse3", NULL, NULL);
   hc_wait_registered(&s, 2);
+  /* The scheduler has heard that the upstream is down before the script
+   * starts it: the script's wait for both workers to serve then waits for
+   * a heartbeat after a probe found it up, and no request of its waits
+   * out the grace. */
+  assert_true(
+      zclient_wait_status(s.clients, zclient_says_unhealthy, "oa-0", 15000));
 
   char base[160];
   snprintf(base, sizeof base, "%s/v1", s.base);

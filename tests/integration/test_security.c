@@ -54,22 +54,72 @@ static void put_le32(uint8_t *p, uint32_t v) {
     p[i] = (uint8_t)(v >> (8 * i));
 }
 
+/* A worker played by the test: its requests end when the test says. */
+static Infsched__Envelope *recv_dispatch(zclient_t *w) {
+  for (;;) {
+    Infsched__Envelope *m = zclient_recv(w, 10000);
+    assert_non_null(m);
+    if (m->body_case == INFSCHED__ENVELOPE__BODY_DISPATCH)
+      return m;
+    infsched__envelope__free_unpacked(m, NULL);
+  }
+}
+
+static void send_token(zclient_t *w, const Infsched__Dispatch *d) {
+  Infsched__Envelope env = INFSCHED__ENVELOPE__INIT;
+  Infsched__Chunk c = INFSCHED__CHUNK__INIT;
+  c.request_id = d->client_request_id;
+  c.dispatch_id = d->request->request_id;
+  c.tokens = 1;
+  c.text = " tok";
+  env.body_case = INFSCHED__ENVELOPE__BODY_CHUNK;
+  env.chunk = &c;
+  assert_int_equal(zclient_send(w, &env, 0), 0);
+}
+
+static void send_done(zclient_t *w, const Infsched__Dispatch *d,
+                      uint32_t tokens) {
+  Infsched__Envelope env = INFSCHED__ENVELOPE__INIT;
+  Infsched__Done done = INFSCHED__DONE__INIT;
+  Infsched__Usage u = INFSCHED__USAGE__INIT;
+  u.prompt_tokens = 1;
+  u.generated_tokens = tokens;
+  done.request_id = d->client_request_id;
+  done.dispatch_id = d->request->request_id;
+  done.worker_id = "fake-0";
+  done.usage = &u;
+  env.body_case = INFSCHED__ENVELOPE__BODY_DONE;
+  env.done = &done;
+  assert_int_equal(zclient_send(w, &env, 0), 0);
+}
+
 /* An HTTP caller streams a completion; ZeroMQ clients take routing ids
  * shaped as the front door's peers (its first slots and generations, in
  * the current form and the former 0 'H' one) and cancel the request ids
- * those peers would have. The stream runs to its end. */
+ * those peers would have. The stream, from a worker the test plays, goes
+ * on a token after each forgery and ends when the forgeries are done: to
+ * its end, every token there. */
 static void test_forged_routing_id_cannot_cancel(void **state) {
   fixture_t *f = *state;
-  hc_sched_start(&f->s, NULL);
-  hc_worker_start(&f->s, f->dir, "sram-0", "sram-wse3", NULL, NULL);
-  hc_wait_registered(&f->s, 1);
+  /* The played worker sends no heartbeats: it is not lost for 10 s. */
+  const char *extra[] = {"--heartbeat-miss", "100", NULL};
+  hc_sched_start(&f->s, extra);
   /* On loopback, no warning that the ports are open to others. */
   assert_int_equal(harness_count_log(f->s.log, "reachable from other hosts"),
                    0);
+  zclient_t *w = zclient_new_worker(f->s.workers);
+  assert_non_null(w);
+  assert_int_equal(zclient_register(w, "fake-0", 8), 0);
 
-  int fd = hc_post_completion(f->s.http_port,
-                              "{\"model\":\"" MODEL "\",\"prompt\":\"x\","
-                              "\"max_tokens\":4000,\"stream\":true}");
+  enum { FORGED = 24, TOKENS = FORGED + 1 };
+  char body[160];
+  snprintf(body, sizeof body,
+           "{\"model\":\"" MODEL "\",\"prompt\":\"x\","
+           "\"max_tokens\":%d,\"stream\":true}",
+           TOKENS);
+  int fd = hc_post_completion(f->s.http_port, body);
+  Infsched__Envelope *d = recv_dispatch(w);
+  send_token(w, d->dispatch);
   char *in = NULL;
   size_t in_len = 0;
   assert_int_equal(hc_read_until(fd, &in, &in_len, "data: ", 10000), 0);
@@ -103,22 +153,30 @@ static void test_forged_routing_id_cannot_cancel(void **state) {
         infsched__envelope__free_unpacked(a, NULL);
         zclient_destroy(&z);
         forged++;
+        send_token(w, d->dispatch);
       }
   counts_t mid = {0};
-  zclient_wait_status(f->s.clients, got_counts, &mid, 5000);
+  assert_true(zclient_wait_status(f->s.clients, got_counts, &mid, 5000));
   assert_int_equal(mid.cancelled, 0);
-  assert_int_equal(mid.completed, 0); /* the stream outlived the forgeries */
+  assert_int_equal(mid.completed, 0);
 
-  assert_int_equal(hc_read_until(fd, &in, &in_len, "data: [DONE]", 30000), 0);
+  send_done(w, d->dispatch, TOKENS);
+  infsched__envelope__free_unpacked(d, NULL);
+  assert_int_equal(hc_read_until(fd, &in, &in_len, "data: [DONE]", 10000), 0);
   assert_null(strstr(in, "\"error\""));
   assert_non_null(strstr(in, "\"finish_reason\":\"length\""));
+  int tokens = 0;
+  for (const char *t = in; (t = strstr(t, "\"text\":\" tok\"")); t++)
+    tokens++;
+  assert_int_equal(tokens, TOKENS);
   free(in);
   close(fd);
   counts_t end = {0};
-  zclient_wait_status(f->s.clients, got_counts, &end, 5000);
+  assert_true(zclient_wait_status(f->s.clients, got_counts, &end, 5000));
   assert_int_equal(end.cancelled, 0);
   assert_int_equal(end.completed, 1);
-  assert_int_equal(forged, 24);
+  assert_int_equal(forged, FORGED);
+  zclient_destroy(&w);
 }
 
 static double report_num(const cJSON *j, const char *path) {

@@ -166,10 +166,20 @@ bool zclient_has_n_workers(const Infsched__Status *s, void *arg) {
   return s->n_workers == *(size_t *)arg;
 }
 
-bool zclient_says_unhealthy(const Infsched__Status *s, void *arg) {
+static const Infsched__WorkerStatus *listed(const Infsched__Status *s,
+                                           const char *worker_id) {
   for (size_t i = 0; i < s->n_workers; i++)
-    if (strcmp(s->workers[i]->worker_id, arg) == 0)
-      return s->workers[i]->last_heartbeat &&
-             s->workers[i]->last_heartbeat->unhealthy;
-  return false;
+    if (strcmp(s->workers[i]->worker_id, worker_id) == 0)
+      return s->workers[i];
+  return NULL;
+}
+
+bool zclient_says_unhealthy(const Infsched__Status *s, void *arg) {
+  const Infsched__WorkerStatus *w = listed(s, arg);
+  return w && w->last_heartbeat && w->last_heartbeat->unhealthy;
+}
+
+bool zclient_says_draining(const Infsched__Status *s, void *arg) {
+  const Infsched__WorkerStatus *w = listed(s, arg);
+  return !w || (w->last_heartbeat && w->last_heartbeat->draining);
 }

@@ -43,6 +43,10 @@ bool zclient_has_n_workers(const Infsched__Status *s, void *arg);
  * heartbeat that its backend is unhealthy. The healthy gauge of /metrics
  * is no substitute: it also drops while heartbeats are merely late. */
 bool zclient_says_unhealthy(const Infsched__Status *s, void *arg);
+/* A zclient_wait_status predicate: worker arg (its id) says in its last
+ * heartbeat that it drains, or is no longer listed (a drained worker that
+ * has stopped): the scheduler places nothing more there. */
+bool zclient_says_draining(const Infsched__Status *s, void *arg);
 
 /* Asks for Status every 50 ms until pred(status, arg) holds or timeout_ms
  * passes. Returns true when it held. */
