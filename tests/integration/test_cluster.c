@@ -267,8 +267,16 @@ static void test_usage_errors(void **state) {
   assert_log_has(f, "--log-level: unknown level 'loud' (debug, info, warn "
                     "or error)");
 
+  /* No command: the message names every command there is. */
+  char *none[] = {(char *)harness_bin("infsched-cluster"), NULL};
+  harness_proc_t *p = harness_spawn(f->log, none);
+  assert_non_null(p);
+  assert_int_equal(exit_code(p), 2);
+  harness_stop(&p);
+  assert_log_has(f, "missing command (up, check, status or settings)");
+
   char *help[] = {(char *)harness_bin("infsched-cluster"), "--help", NULL};
-  harness_proc_t *p = harness_spawn(f->log, help);
+  p = harness_spawn(f->log, help);
   assert_non_null(p);
   assert_int_equal(exit_code(p), 0);
   harness_stop(&p);

@@ -180,7 +180,7 @@ static int parse_args(int argc, char **argv, options_t *o) {
   if (i < 0)
     return -1;
   if (i >= argc)
-    return cli_usage_error("missing command (up, check or settings)");
+    return cli_usage_error("missing command (up, check, status or settings)");
   o->command = argv[i++];
   if (strcmp(o->command, "settings") == 0) {
     if (i < argc)

@@ -881,6 +881,7 @@ static int run_matrix(const opts_t *o, const setup_t *s, const char **policies,
   capacity_opts_default(&m.cap);
   m.cap.seeds = o->seeds;
   m.cap.min_requests = o->min_requests;
+  m.cap.progress = capacity_progress;
   double t = clock_s();
   if (matrix_run(&m, &o->sim, matrix_progress, err, sizeof err)) {
     log_error("%s", err);
