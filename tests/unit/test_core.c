@@ -1172,6 +1172,21 @@ static void test_progress_window_saturates(void **state) {
   core_destroy(&c);
 }
 
+/* A core of cfg with two GPU workers of capacity 4, a and b (w[0] and
+ * w[1]), registered at 0. */
+static fixture_t two_gpus(const core_config_t *cfg, const char *a,
+                          const char *b) {
+  int err;
+  fixture_t f = {.core = core_new(cfg, 0, &err), .client = fixture_peer("c")};
+  assert_non_null(f.core);
+  f.w[0] = fixture_peer(a);
+  f.w[1] = fixture_peer(b);
+  f.gpu = profile("gpu", INFS_WORKER_GPU, 4096);
+  add_worker(&f, 0, a, &f.gpu, 4, 0);
+  add_worker(&f, 1, b, &f.gpu, 4, 0);
+  return f;
+}
+
 /* Ticks the core at its cadence, half a heartbeat interval of 100 ms,
  * after from and up to to: a running scheduler checks no less often. */
 static void tick_until(core_t *c, infs_time_t from, infs_time_t to) {
@@ -1189,15 +1204,8 @@ static void test_stopped_scheduler_loses_no_beating_worker(void **state) {
   core_config_defaults(&cfg);
   cfg.heartbeat_interval = 100 * MS;
   cfg.heartbeat_miss = 5;
-  int err;
-  core_t *c = core_new(&cfg, 0, &err);
-  assert_non_null(c);
-  fixture_t f = {.core = c, .client = fixture_peer("c")};
-  f.w[0] = fixture_peer("beating");
-  f.w[1] = fixture_peer("silent");
-  f.gpu = profile("gpu", INFS_WORKER_GPU, 4096);
-  add_worker(&f, 0, "beating", &f.gpu, 4, 0);
-  add_worker(&f, 1, "silent", &f.gpu, 4, 0);
+  fixture_t f = two_gpus(&cfg, "beating", "silent");
+  core_t *c = f.core;
   core_load_t load = {0};
   for (infs_time_t t = 50 * MS; t <= 200 * MS; t += 50 * MS) {
     if (t % (100 * MS) == 0) {
@@ -1232,15 +1240,8 @@ static void test_silent_worker_requests_taken_back(void **state) {
   cfg.heartbeat_interval = 100 * MS;
   cfg.heartbeat_miss = 1000; /* its heartbeats keep it registered */
   cfg.progress_timeout = 1000 * MS;
-  int err;
-  core_t *c = core_new(&cfg, 0, &err);
-  assert_non_null(c);
-  fixture_t f = {.core = c, .client = fixture_peer("c")};
-  f.w[0] = fixture_peer("silent");
-  f.w[1] = fixture_peer("good");
-  f.gpu = profile("gpu", INFS_WORKER_GPU, 4096);
-  add_worker(&f, 0, "silent", &f.gpu, 4, 0);
-  add_worker(&f, 1, "good", &f.gpu, 4, 0);
+  fixture_t f = two_gpus(&cfg, "silent", "good");
+  core_t *c = f.core;
   core_actions_clear(c);
   submit(&f, 0, 1, 100, "");
   submit(&f, 0, 2, 100, "");
