@@ -243,8 +243,9 @@ static void on_client_message(shell_t *s, infs_time_t now,
   char why[96];
   int rc = core_wire_feed_client(s->core, now, peer, env, why, sizeof why);
   if (rc == CORE_WIRE_STATUS) {
-    Infsched__Envelope *reply = status_build(
-        s->core, now - s->started, s->bad_messages, zap_refused(s->zap));
+    Infsched__Envelope *reply =
+        status_build(s->core, now, now - s->started, s->bad_messages,
+                     zap_refused(s->zap));
     send_to(s, s->clients, peer, reply);
     status_free(reply);
   } else if (rc == CORE_WIRE_BAD) {

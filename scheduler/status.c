@@ -56,7 +56,8 @@ typedef struct status_storage {
   char outcome_names[CORE_OUTCOME_COUNT][40];
 } status_storage_t;
 
-Infsched__Envelope *status_build(const core_t *core, infs_time_t uptime,
+Infsched__Envelope *status_build(const core_t *core, infs_time_t now,
+                                 infs_time_t uptime,
                                  uint64_t bad_messages,
                                  uint64_t handshakes_refused) {
   status_storage_t *st = xcalloc(1, sizeof *st);
@@ -84,6 +85,8 @@ Infsched__Envelope *status_build(const core_t *core, infs_time_t uptime,
     w->price_per_hour = v.profile->price_per_hour;
     w->cached_blocks = v.cached_blocks;
     w->role = (Infsched__Role)v.role;
+    w->registered_ms_ago =
+        now > v.registered_at ? (now - v.registered_at) / INFS_US_PER_MS : 0;
     hb->worker_id = (char *)v.worker_id;
     hb->queued = v.load->queued;
     hb->running = v.load->running;

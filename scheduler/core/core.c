@@ -1783,6 +1783,7 @@ int core_worker_next(const core_t *c, size_t *cursor, core_worker_view_t *out) {
     out->requests = w->requests;
     out->load = &w->load;
     out->last_seen = w->last_seen;
+    out->registered_at = w->registered_at;
     out->cached_blocks = prefix_count(&c->prefix, w->index);
     return 0;
   }

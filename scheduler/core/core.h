@@ -502,6 +502,7 @@ typedef struct core_worker_view {
   uint64_t requests;
   const core_load_t *load; /* cache arrays are NULL here */
   infs_time_t last_seen;   /* its latest message (a heartbeat at least) */
+  infs_time_t registered_at;
   uint32_t cached_blocks;  /* prefix-cache blocks the core knows of */
 } core_worker_view_t;
 

@@ -119,6 +119,7 @@ typedef struct core_worker {
   uint64_t epoch; /* registration number, for session entries */
   uint64_t requests;
   infs_time_t last_seen;
+  infs_time_t registered_at;
   list_node_t reqs; /* requests dispatched to it */
   uint64_t peer_key;
   char id[INFS_NAME_MAX];

@@ -133,7 +133,7 @@ core_worker_t *registry_add(registry_t *g, const core_peer_t *p,
   w->role = info->role;
   if (!g->min_block_size || info->profile->block_size < g->min_block_size)
     g->min_block_size = info->profile->block_size;
-  w->last_seen = now;
+  w->last_seen = w->registered_at = now;
   g->hot[index] = (worker_hot_t){
       .capacity = info->capacity,
       .max_context = info->profile->max_context,

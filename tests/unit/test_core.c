@@ -923,11 +923,20 @@ static void test_repeated_register_is_one_registration(void **state) {
   assert_int_equal(core_stats(c)->registrations, 1);
   assert_int_equal(core_stats(c)->workers_lost, 0);
   assert_int_equal(core_open_requests(c), 1);
+  /* Status tells registrations apart by their time (infsched-cluster:
+   * a restarted worker's from its former process's). */
+  core_worker_view_t v;
+  size_t cursor = 0;
+  assert_int_equal(core_worker_next(c, &cursor, &v), 0);
+  assert_int_equal(v.registered_at, 0);
 
   info.capacity = 4;
   core_on_register(c, 3 * MS, &w, &info);
   assert_int_equal(core_stats(c)->registrations, 2);
   assert_int_equal(core_stats(c)->workers_lost, 1);
+  cursor = 0;
+  assert_int_equal(core_worker_next(c, &cursor, &v), 0);
+  assert_int_equal(v.registered_at, 3 * MS);
   core_destroy(&c);
 }
 

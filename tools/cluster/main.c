@@ -7,6 +7,7 @@
 #include "settings.h"
 #include "cluster_file.h"
 #include "endpoint.h"
+#include "backoff.h"
 #include "probe.h"
 #include "supervisor.h"
 #include "curve.h"
@@ -31,7 +32,9 @@
 #define PROBE_EVERY_MS 200
 #define WAIT_REPORT_MS 5000
 #define DEFAULT_GRACE_MS 5000
-#define UPTIME_SLACK_MS 200.0
+#define UPTIME_SLACK_MS 50
+_Static_assert(UPTIME_SLACK_MS < BACKOFF_INITIAL_MS,
+               "a registration older than a restart must not pass");
 /* How long "status" waits for the scheduler's answer. */
 #define STATUS_TIMEOUT_MS 5000
 
@@ -223,17 +226,14 @@ static instance_t *find_instance(app_t *a, const char *name) {
 
 /* A restarted worker re-registers under the same id, and until then (or
  * until its heartbeats are missed) the scheduler still lists the old
- * registration. A heartbeat claiming more uptime than the current process
- * has had belongs to the old one; the slack covers uv_now()'s caching. */
+ * registration. A registration older than the current process belongs to
+ * the old one: it was made before the restart's back-off, at least
+ * BACKOFF_INITIAL_MS earlier. The slack covers uv_now()'s caching. */
 static int is_current(const instance_t *in, const Infsched__WorkerStatus *ws,
                       uint64_t now) {
-  const Infsched__Heartbeat *hb = ws->last_heartbeat;
   if (!in->running)
     return 0;
-  if (!hb || hb->up_s <= 0)
-    return 1;
-  double up_ms = (double)(now - in->started_ms);
-  return hb->up_s * 1000.0 <= up_ms + UPTIME_SLACK_MS;
+  return ws->registered_ms_ago <= now - in->started_ms + UPTIME_SLACK_MS;
 }
 
 static void on_startup(uv_timer_t *t) {
