@@ -71,7 +71,18 @@ static void usage(FILE *f) {
   fprintf(f, "Usage: bench_http [--connections C] [--seconds S] "
              "[--max-tokens N] [--stream]\n"
              "Drives a scheduler's HTTP API with a null-backend worker and "
-             "prints requests/s\nand client-side latency.\n");
+             "prints requests/s\nand client-side latency.\n"
+             "  --connections C   keep-alive connections, each with one "
+             "request in flight\n"
+             "                    (1 to %d, default 8)\n"
+             "  --seconds S       how long to drive them (1 to 600, default "
+             "5)\n"
+             "  --max-tokens N    tokens each completion asks for (default "
+             "16)\n"
+             "  --stream          streamed completions instead of whole "
+             "ones\n"
+             "  -h, --help        this text\n",
+          MAX_CONNS);
 }
 
 typedef struct options {

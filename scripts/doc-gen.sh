@@ -50,7 +50,11 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
-if [ $# -lt 1 ] || [ "$1" = --help ] || [ "$1" = -h ]; then
+if [ "${1:-}" = --help ] || [ "${1:-}" = -h ]; then
+  sed -n '2,39p' "$0" | sed 's/^# \{0,1\}//'
+  exit 0
+fi
+if [ $# -lt 1 ]; then
   echo "usage: scripts/doc-gen.sh [--check] [--figures] BIN_DIR [PAGE...]" >&2
   exit 2
 fi

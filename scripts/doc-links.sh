@@ -11,8 +11,8 @@ set -eu
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 if [ "${1:-}" = --help ] || [ "${1:-}" = -h ]; then
-  echo "usage: scripts/doc-links.sh [PAGE...]" >&2
-  exit 2
+  sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+  exit 0
 fi
 cd "$root"
 [ $# -gt 0 ] || set -- README.md docs/*.md

@@ -94,8 +94,9 @@ static void usage(FILE *f) {
           "check  validates FILE and its profiles as the scheduler and the\n"
           "       workers would, and exits: what they would refuse, check\n"
           "       refuses first.\n"
-          "status prints what the scheduler of FILE (or --clients) reports:\n"
-          "       its workers with their class, profile, role and load,\n"
+          "status prints what the scheduler of FILE reports, asked at the\n"
+          "       address of option --clients when given: its workers\n"
+          "       with their class, profile, role and load,\n"
           "       and its counters; exits 1 when it does not answer\n"
           "       within 5 s.\n"
           "settings  prints the settings a cluster file may give, with\n"
@@ -447,7 +448,7 @@ static void on_status_timeout(uv_timer_t *t) {
   uv_close((uv_handle_t *)&a->startup, on_closed_quietly);
 }
 
-/* Asks the scheduler of the file (or --clients) for its status, prints it
+/* Asks the scheduler of the file (at --clients when given) for its status, prints it
  * and returns 0; 1 when it does not answer in time. */
 static int status(app_t *a) {
   char err[PATH_MAX + 256];
