@@ -44,6 +44,7 @@ struct core {
   size_t decisions_cap;
   core_stats_t stats;
   infs_time_t next_check; /* next loss check */
+  bool put_off;           /* the last one came late and judged nothing */
   /* A queue's head that found no worker with room finds none again until
    * a request ends or a worker registers: retrying it is skipped until
    * room_events moves past what no_room_events noted for that head. */
@@ -1676,11 +1677,15 @@ void core_on_tick(core_t *c, infs_time_t now) {
   /* A check more than a heartbeat interval late: the scheduler itself was
    * not running (stopped, or starved of CPU), and what its workers sent
    * meanwhile waits unread. It is read before the next check, which
-   * judges them; this one would take live workers for lost. */
+   * judges them; this one would take live workers for lost. Only one in a
+   * row is put off, so that a scheduler late at every turn still judges. */
   if (now >= c->next_check &&
-      now - c->next_check > c->cfg.heartbeat_interval)
+      now - c->next_check > c->cfg.heartbeat_interval && !c->put_off) {
+    c->put_off = true;
     c->next_check = now + c->cfg.heartbeat_interval / 2;
+  }
   if (now >= c->next_check) {
+    c->put_off = false;
     infs_time_t silence = c->cfg.heartbeat_interval * c->cfg.heartbeat_miss;
     for (size_t i = 0; i < c->reg.len; i++) {
       core_worker_t *w = c->reg.workers[i];

@@ -1236,6 +1236,12 @@ static void test_stopped_scheduler_loses_no_beating_worker(void **state) {
   assert_int_equal(core_worker_next(c, &cursor, &v), 0);
   assert_string_equal(v.worker_id, "beating");
   assert_int_equal(core_worker_next(c, &cursor, &v), -1);
+  /* Late at every turn: only one check in a row judges nothing, and the
+   * next finds "beating" silent since 1200 ms. */
+  core_on_tick(c, 1500 * MS);
+  assert_int_equal(core_stats(c)->workers_lost, 1);
+  core_on_tick(c, 1800 * MS);
+  assert_int_equal(core_stats(c)->workers_lost, 2);
   core_destroy(&c);
 }
 
