@@ -201,16 +201,11 @@ static void usage(FILE *f) {
              "  -h, --help   this text\n");
 }
 
-static int no_options(void *ctx, int c, const char *arg) {
-  (void)ctx, (void)c, (void)arg;
-  return CLI_NOT_MINE;
-}
-
 int main(int argc, char **argv) {
   static const struct option opts[] = {{"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
   cli_init("bench_policies");
-  int i = cli_parse_options(argc, argv, opts, usage, no_options, NULL);
+  int i = cli_parse_options(argc, argv, opts, usage, NULL, NULL);
   if (i < 0)
     return CLI_EXIT_USAGE;
   int n = argc - i;

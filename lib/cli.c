@@ -63,7 +63,7 @@ int cli_parse_options(int argc, char **argv, const struct option *options,
       rc = cli_usage_error("unknown option '%s'", name);
       break;
     default:
-      rc = each(ctx, c, optarg);
+      rc = each ? each(ctx, c, optarg) : CLI_NOT_MINE;
       if (rc == CLI_NOT_MINE)
         rc = cli_usage_error("unknown option '%s'", name);
       break;

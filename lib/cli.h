@@ -51,10 +51,10 @@ typedef int (*cli_option_cb)(void *ctx, int c, const char *arg);
 
 /* Parses the options of argv with getopt_long over options (ended by a
  * zeroed entry): -h and --help print usage on stdout and exit 0, --version
- * prints the version and exits 0, every other option goes to each. An
- * option without its value or one that each does not know is a usage
- * error. Returns the index of the first argument that is not an option, or
- * -1 after printing why. */
+ * prints the version and exits 0, every other option goes to each (NULL
+ * for a program with no options of its own). An option without its value
+ * or one that each does not know is a usage error. Returns the index of
+ * the first argument that is not an option, or -1 after printing why. */
 int cli_parse_options(int argc, char **argv, const struct option *options,
                       void (*usage)(FILE *f), cli_option_cb each, void *ctx);
 /* cli_parse_options for a program that takes no arguments beyond its

@@ -313,10 +313,6 @@ static void test_silent_worker_requests_served_elsewhere(void **state) {
   zclient_destroy(&w.z);
 }
 
-static bool has_workers(const Infsched__Status *s, void *arg) {
-  return s->n_workers == *(size_t *)arg;
-}
-
 /* A scheduler allowed 128 descriptors keeps a quarter of them, at least
  * 64, for its ZeroMQ peers: of 200 idle HTTP connections, opened all at
  * once before any is read, it holds 64 and answers the rest 503; a worker
@@ -353,7 +349,7 @@ static void test_http_connection_cap(void **state) {
   hc_worker_start(&f->s, f->dir, "sram-1", "sram-wse3", NULL, NULL);
   hc_wait_registered(&f->s, 2);
   size_t two = 2;
-  assert_true(zclient_wait_status(f->s.clients, has_workers, &two, 10000));
+  assert_true(zclient_wait_status(f->s.clients, zclient_has_n_workers, &two, 10000));
 
   char *rest = NULL, *body = NULL;
   size_t rest_len = 0;

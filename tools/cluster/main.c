@@ -448,8 +448,8 @@ static void on_status_timeout(uv_timer_t *t) {
   uv_close((uv_handle_t *)&a->startup, on_closed_quietly);
 }
 
-/* Asks the scheduler of the file (at --clients when given) for its status, prints it
- * and returns 0; 1 when it does not answer in time. */
+/* Asks the scheduler of the file (at --clients when given) for its status,
+ * prints it and returns 0; 1 when it does not answer in time. */
 static int status(app_t *a) {
   char err[PATH_MAX + 256];
   int rc = uv_loop_init(&a->loop);
